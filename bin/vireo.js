@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// The `vireo` command: runs the compiled entry point (dist/src/system/vl.js).
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const entry = new URL('../dist/src/system/vl.js', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write(`vireo: not built yet: run \`npm install\` in ${join(dirname(fileURLToPath(import.meta.url)), '..')}\n`);
+  process.exit(1);
+}
+const { main } = await import(entry.href);
+const status = await main(process.argv.slice(2));
+// Exit explicitly: an open stdin (or a timer) would otherwise keep Node alive. The
+// terminal is restored by the stdio backend's close or exit handler.
+process.exitCode = status;
+process.exit(status);

@@ -1,0 +1,218 @@
+/**
+ * The stdio character device (QEMU's `-serial stdio`, `-serial mon:stdio`, `-nographic`):
+ * guest output goes to the host's stdout, the host's stdin becomes guest input.
+ *
+ * A terminal on stdin is put in raw mode, so keys reach the guest untranslated (Enter
+ * arrives as `\r`, as on a real serial line, and Ctrl-C goes to the guest), and is
+ * restored on close, on exit and on a terminating signal. With escapes on (QEMU's
+ * `-nographic` / `mon:stdio` behaviour) Ctrl-A is a prefix key: `C-a x` quits, `C-a h`
+ * lists the keys, `C-a C-a` sends one Ctrl-A. Escapes are recognised in piped input too,
+ * as QEMU does. Without escapes, Ctrl-C typed at a terminal still quits, the way QEMU's
+ * plain `-serial stdio` leaves terminal signals on.
+ *
+ * End of input (a pipe running dry) only stops input; the guest keeps running.
+ */
+import { Chardev } from './chardev.js';
+
+/** The input side used by {@link StdioChardev}: `process.stdin`, or a fake in tests. */
+export interface StdioInput {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  off(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  off(event: 'error', listener: (err: Error) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  isTTY?: boolean;
+  isRaw?: boolean;
+  setRawMode?(mode: boolean): unknown;
+}
+
+/** The output side used by {@link StdioChardev}: `process.stdout`, or a fake in tests. */
+export interface StdioOutput {
+  write(data: Uint8Array | string): unknown;
+}
+
+/** Construction options for {@link StdioChardev}. */
+export interface StdioChardevOptions {
+  /** Called for `C-a x` (or Ctrl-C at a terminal when escapes are off): stop the emulator. */
+  onQuit: () => void;
+  /** Recognise the Ctrl-A escape keys (default true). */
+  escapes?: boolean;
+  /** Defaults to `process.stdin`. */
+  input?: StdioInput;
+  /** Defaults to `process.stdout`. */
+  output?: StdioOutput;
+}
+
+const CTRL_A = 0x01;
+const CTRL_C = 0x03;
+/** Input held beyond this many bytes pauses the host stream until the guest catches up. */
+const HIGH_WATER = 64 * 1024;
+
+// Lines end in \r\n: the terminal is raw, and the guest's output shares the screen.
+const ESCAPE_HELP = [
+  'C-a h    print this help',
+  'C-a x    exit the emulator',
+  'C-a s    save disk data (not supported)',
+  'C-a t    toggle console timestamps (not supported)',
+  'C-a b    send a break (not supported)',
+  'C-a c    switch between console and monitor (there is no monitor yet)',
+  'C-a C-a  send C-a to the guest',
+].join('\r\n');
+
+const TERMINATING_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+
+/** Host stdin/stdout as a character device. */
+export class StdioChardev extends Chardev {
+  private readonly input: StdioInput;
+  private readonly output: StdioOutput;
+  private readonly escapes: boolean;
+  private readonly onQuit: () => void;
+  /** True while this device holds the terminal in raw mode. */
+  private raw = false;
+  private wasRaw = false;
+  private gotEscape = false;
+  private quitting = false;
+  private paused = false;
+  private closed = false;
+
+  private readonly onData = (chunk: Buffer): void => this.feed(chunk);
+  // A read error (EIO once the terminal hangs up) ends input like EOF does.
+  private readonly onError = (): void => {};
+  private readonly onExit = (): void => this.restoreTerminal();
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    this.restoreTerminal();
+    // If nobody else handles the signal, die of it as if this handler were not here.
+    if (process.listenerCount(signal) === 1) {
+      this.removeProcessHandlers();
+      process.kill(process.pid, signal);
+    }
+  };
+
+  constructor(opts: StdioChardevOptions) {
+    super();
+    this.input = opts.input ?? process.stdin;
+    this.output = opts.output ?? process.stdout;
+    this.escapes = opts.escapes ?? true;
+    this.onQuit = opts.onQuit;
+    if (this.input.isTTY === true && this.input.setRawMode !== undefined) {
+      this.wasRaw = this.input.isRaw === true;
+      this.input.setRawMode(true);
+      this.raw = true;
+      process.on('exit', this.onExit);
+      for (const s of TERMINATING_SIGNALS) process.on(s, this.onSignal);
+    }
+    this.input.on('data', this.onData);
+    this.input.on('error', this.onError);
+    this.input.resume();
+  }
+
+  /** Guest output: copied, since the caller may reuse its buffer before the write completes. */
+  override write(data: Uint8Array): void {
+    this.output.write(Buffer.from(data));
+  }
+
+  /** Takes waiting input, resuming the host stream once the backlog has drained. */
+  override read(max: number): Uint8Array {
+    const data = super.read(max);
+    if (this.paused && this.pending < HIGH_WATER / 2 && !this.closed) {
+      this.paused = false;
+      this.input.resume();
+    }
+    return data;
+  }
+
+  /** Stops reading stdin and gives the terminal back in its original mode. */
+  override close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.input.off('data', this.onData);
+    this.input.off('error', this.onError);
+    this.input.pause();
+    this.restoreTerminal();
+    this.removeProcessHandlers();
+  }
+
+  /** Splits host input into guest bytes and escape commands. */
+  private feed(chunk: Buffer): void {
+    if (this.quitting) return;
+    let start = 0; // first byte of the run not yet passed to the guest
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (this.gotEscape) {
+        this.gotEscape = false;
+        if (b === CTRL_A) {
+          start = i; // the second C-a goes to the guest with the run that follows
+          continue;
+        }
+        start = i + 1;
+        this.command(b);
+        if (this.quitting) return;
+      } else if (this.escapes && b === CTRL_A) {
+        this.deliver(chunk, start, i);
+        this.gotEscape = true;
+        start = i + 1;
+      } else if (!this.escapes && this.raw && b === CTRL_C) {
+        this.deliver(chunk, start, i);
+        this.quit();
+        return;
+      }
+    }
+    this.deliver(chunk, start, chunk.length);
+  }
+
+  private deliver(chunk: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    this.receive(chunk.subarray(start, end));
+    if (!this.paused && this.pending > HIGH_WATER) {
+      this.paused = true;
+      this.input.pause();
+    }
+  }
+
+  /** Acts on the key typed after C-a; unknown keys are dropped, as in QEMU. */
+  private command(key: number): void {
+    switch (String.fromCharCode(key)) {
+      case 'h':
+      case '?':
+        this.note(ESCAPE_HELP);
+        break;
+      case 'x':
+        this.note('vireo: terminated');
+        this.quit();
+        break;
+      case 'c':
+        this.note('vireo: C-a c: there is no monitor yet');
+        break;
+      case 's':
+      case 't':
+      case 'b':
+        this.note(`vireo: C-a ${String.fromCharCode(key)}: not supported`);
+        break;
+    }
+  }
+
+  private note(text: string): void {
+    this.output.write(`\r\n${text}\r\n`);
+  }
+
+  private quit(): void {
+    this.quitting = true;
+    this.onQuit();
+  }
+
+  private restoreTerminal(): void {
+    if (!this.raw) return;
+    this.raw = false;
+    try {
+      this.input.setRawMode?.(this.wasRaw);
+    } catch {
+      // The terminal is gone (hangup): there is nothing left to restore.
+    }
+  }
+
+  private removeProcessHandlers(): void {
+    process.off('exit', this.onExit);
+    for (const s of TERMINATING_SIGNALS) process.off(s, this.onSignal);
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Virtual clock and timers (QEMU's QEMU_CLOCK_VIRTUAL): nanoseconds that follow host
+ * time while the machine runs. Devices arm {@link Timer}s; the main loop fires them
+ * between CPU time slices and sleeps until the earliest deadline when every CPU idles.
+ */
+
+/** A one-shot timer on a {@link Clock}. */
+export class Timer {
+  /** Absolute deadline in clock nanoseconds, or Infinity when not armed. */
+  deadline = Infinity;
+  constructor(private readonly clock: Clock, readonly callback: () => void) {}
+  /** Arms (or re-arms) the timer to fire once at `deadlineNs`. */
+  mod(deadlineNs: number): void {
+    this.deadline = deadlineNs;
+    this.clock.changed();
+  }
+  del(): void {
+    this.deadline = Infinity;
+  }
+}
+
+export class Clock {
+  private readonly timers: Timer[] = [];
+  private readonly origin = performance.now();
+  /** Called when a timer is re-armed, so a sleeping loop can wake early. */
+  onChange: (() => void) | null = null;
+
+  /** Nanoseconds since the clock started (host monotonic time). */
+  now(): number {
+    return Math.floor((performance.now() - this.origin) * 1e6);
+  }
+
+  newTimer(callback: () => void): Timer {
+    const t = new Timer(this, callback);
+    this.timers.push(t);
+    return t;
+  }
+
+  /** @internal */
+  changed(): void {
+    this.onChange?.();
+  }
+
+  /** The earliest armed deadline, or Infinity. */
+  nextDeadline(): number {
+    let d = Infinity;
+    for (const t of this.timers) if (t.deadline < d) d = t.deadline;
+    return d;
+  }
+
+  /** Fires every timer whose deadline has passed. */
+  runExpired(now = this.now()): void {
+    for (const t of this.timers) {
+      if (t.deadline <= now) {
+        t.deadline = Infinity;
+        t.callback();
+      }
+    }
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * The RISC-V `virt` board, compatible with QEMU's (hw/riscv/virt.c): one memory
+ * map table feeds both device creation and the generated device tree, so the
+ * guest is told exactly what exists. The build reads as a recipe of small
+ * attach steps, as in Firecracker's builder.
+ */
+import { writeFileSync } from 'node:fs';
+import { AddressSpace, type MmioHandler } from '../core/memory.js';
+import { Clock } from '../core/clock.js';
+import { FdtBuilder } from '../core/fdt.js';
+import { RiscvCpus, Mip, MAX_ROM_SIZE } from '../../target/riscv/cpu.js';
+import { RiscvPlic, plicFdtNode } from '../intc/riscv-plic.js';
+import { RiscvAclint, clintFdtNode, CLINT_TIMEBASE_FREQ } from '../intc/riscv-aclint.js';
+import { Serial16550, serialFdtNode } from '../char/serial.js';
+import { GoldfishRtc, goldfishRtcFdtNode } from '../rtc/goldfish-rtc.js';
+import { SifiveTest, sifiveTestFdtNode, sifiveTestSysconFdtNodes, type ShutdownEvent } from '../misc/sifive-test.js';
+import { VirtioMmioSlot, virtioMmioFdtNode } from '../virtio/virtio-mmio.js';
+import { Htif } from './htif.js';
+import { planBoot, checkPlacement, fdtAddress, resetVector, readImage, type BootPlan } from './boot.js';
+import type { Chardev } from '../../chardev/chardev.js';
+import { StdioChardev } from '../../chardev/stdio.js';
+import { FileChardev } from '../../chardev/file.js';
+import { NullChardev } from '../../chardev/null.js';
+import { runRoundRobin, type StopReason } from '../../accel/tcg/rr.js';
+import { UserError, type VmOptions } from '../../system/options.js';
+
+/** QEMU virt's memory map (virt_memmap[]). */
+export const VIRT_MEMMAP = {
+  mrom: { base: 0x1000, size: 0xf000 },
+  test: { base: 0x100000, size: 0x1000 },
+  rtc: { base: 0x101000, size: 0x1000 },
+  clint: { base: 0x2000000, size: 0x10000 },
+  plic: { base: 0xc000000, size: 0x600000 },
+  uart0: { base: 0x10000000, size: 0x100 },
+  virtio: { base: 0x10001000, size: 0x1000 },
+  dram: { base: 0x80000000 },
+} as const;
+
+/** PLIC interrupt numbers (QEMU's enum): RTC 11, UART0 10, virtio slots 1-8. */
+export const VIRT_IRQ = { uart0: 10, rtc: 11, virtio: 1 } as const;
+export const VIRTIO_COUNT = 8;
+const PLIC_NUM_SOURCES = 96;
+const ISA = 'rv64imafdc_zicsr_zifencei';
+
+/** A built virt machine: CPUs, devices on the bus, and the device tree describing them. */
+export class VirtMachine {
+  readonly clock = new Clock();
+  readonly bus = new AddressSpace();
+  readonly cpus: RiscvCpus;
+  readonly clint: RiscvAclint;
+  readonly plic: RiscvPlic;
+  /** Set by the finisher device; the run loop stops when it is. */
+  shutdown: ShutdownEvent | null = null;
+
+  constructor(readonly opts: VmOptions, readonly serialChr: Chardev) {
+    const m = VIRT_MEMMAP;
+    this.cpus = new RiscvCpus(
+      { ramBase: m.dram.base, ramSize: opts.memBytes, romBase: m.mrom.base, romSize: m.mrom.size },
+      opts.smp, this.bus, () => this.clint.mtime());
+    const harts = this.cpus.harts;
+    this.clint = new RiscvAclint(this.clock, harts.map((h) => h.irqLine(Mip.MSIP)), harts.map((h) => h.irqLine(Mip.MTIP)));
+    this.attach('clint', m.clint, this.clint, { min: 4, max: 8 });
+    this.plic = new RiscvPlic(harts.flatMap((h) => [h.irqLine(Mip.MEIP), h.irqLine(Mip.SEIP)]), PLIC_NUM_SOURCES);
+    this.attach('plic', m.plic, this.plic, { min: 4, max: 4 });
+    this.attach('uart0', m.uart0, new Serial16550(this.plic.line(VIRT_IRQ.uart0), serialChr), { min: 1, max: 8 }, 1);
+    this.attach('rtc', m.rtc, new GoldfishRtc(this.clock, this.plic.line(VIRT_IRQ.rtc)), { min: 4, max: 4 });
+    this.attach('test', m.test, new SifiveTest((e) => this.requestShutdown(e)), { min: 2, max: 4 });
+    for (let i = 0; i < VIRTIO_COUNT; i++) {
+      this.attach(`virtio${i}`, { base: m.virtio.base + i * m.virtio.size, size: m.virtio.size }, new VirtioMmioSlot());
+    }
+  }
+
+  private attach(name: string, r: { base: number; size: number }, handler: MmioHandler,
+    valid = { min: 1, max: 8 }, implMax = 4): void {
+    this.bus.addRegion({ name, base: r.base, size: r.size, handler, valid, impl: { min: 1, max: implMax } });
+  }
+
+  private requestShutdown(e: ShutdownEvent): void {
+    this.shutdown = e;
+    for (const h of this.cpus.harts) h.requestExit();
+  }
+
+  /** The device tree for this machine, as QEMU's create_fdt() lays it out. */
+  fdt(bootargs: string, initrd: { start: number; end: number } | null): Uint8Array {
+    const m = VIRT_MEMMAP;
+    const f = new FdtBuilder();
+    const harts = this.cpus.harts;
+    const intc = harts.map(() => f.allocPhandle());
+    const plicPhandle = f.allocPhandle();
+    const testPhandle = f.allocPhandle();
+    f.beginNode('');
+    f.propU32('#address-cells', 2);
+    f.propU32('#size-cells', 2);
+    f.propString('compatible', 'riscv-virtio');
+    f.propString('model', 'riscv-virtio,qemu');
+
+    f.beginNode('chosen');
+    f.propString('bootargs', bootargs);
+    f.propString('stdout-path', `/soc/serial@${m.uart0.base.toString(16)}`);
+    if (initrd) {
+      f.propU64('linux,initrd-start', initrd.start);
+      f.propU64('linux,initrd-end', initrd.end);
+    }
+    f.endNode();
+
+    f.beginNode(`memory@${m.dram.base.toString(16)}`);
+    f.propString('device_type', 'memory');
+    f.propCells64('reg', [m.dram.base, this.opts.memBytes]);
+    f.endNode();
+
+    // QEMU 7.2 puts the poweroff and reboot syscon nodes at the root.
+    sifiveTestSysconFdtNodes(f, testPhandle);
+
+    f.beginNode('cpus');
+    f.propU32('#address-cells', 1);
+    f.propU32('#size-cells', 0);
+    f.propU32('timebase-frequency', CLINT_TIMEBASE_FREQ);
+    harts.forEach((h, i) => {
+      f.beginNode(`cpu@${h.id}`);
+      f.propString('device_type', 'cpu');
+      f.propU32('reg', h.id);
+      f.propString('status', 'okay');
+      f.propString('compatible', 'riscv');
+      f.propString('riscv,isa', ISA);
+      f.propString('mmu-type', 'riscv,sv48');
+      f.beginNode('interrupt-controller');
+      f.propU32('#interrupt-cells', 1);
+      f.propEmpty('interrupt-controller');
+      f.propString('compatible', 'riscv,cpu-intc');
+      f.propU32('phandle', intc[i]!);
+      f.endNode();
+      f.endNode();
+    });
+    f.endNode();
+
+    f.beginNode('soc');
+    f.propU32('#address-cells', 2);
+    f.propU32('#size-cells', 2);
+    f.propString('compatible', 'simple-bus');
+    f.propEmpty('ranges');
+    sifiveTestFdtNode(f, m.test.base, m.test.size, testPhandle);
+    goldfishRtcFdtNode(f, m.rtc.base, m.rtc.size, VIRT_IRQ.rtc, plicPhandle);
+    serialFdtNode(f, m.uart0.base, m.uart0.size, VIRT_IRQ.uart0, plicPhandle);
+    plicFdtNode(f, m.plic.base, m.plic.size, plicPhandle, intc, PLIC_NUM_SOURCES - 1);
+    clintFdtNode(f, m.clint.base, m.clint.size, intc);
+    for (let i = 0; i < VIRTIO_COUNT; i++) {
+      virtioMmioFdtNode(f, m.virtio.base + i * m.virtio.size, m.virtio.size, VIRT_IRQ.virtio + i, plicPhandle);
+    }
+    f.endNode();
+    f.endNode();
+    return f.finish();
+  }
+
+  /** Copies the boot images and the device tree into guest memory and resets the harts. */
+  load(plan: BootPlan, dtb: Uint8Array): void {
+    const m = VIRT_MEMMAP;
+    const ramMiB = Math.floor(this.opts.memBytes / 2 ** 20);
+    checkPlacement(plan, [
+      { base: m.dram.base, size: this.opts.memBytes, name: 'RAM' },
+      { base: m.mrom.base, size: m.mrom.size, name: 'ROM' },
+    ], ramMiB);
+    const fdtAddr = fdtAddress(m.dram.base, this.opts.memBytes, dtb.length);
+    for (const b of plan.blobs) {
+      if (fdtAddr < b.addr + b.size && b.addr < fdtAddr + dtb.length) {
+        throw new UserError(`the ${b.what} overlaps the device tree at the top of RAM; try a larger -m`);
+      }
+    }
+    const { ram, rom } = this.cpus;
+    for (const b of plan.blobs) {
+      const [mem, base] = b.addr >= m.dram.base ? [ram, m.dram.base] : [rom, m.mrom.base];
+      mem.fill(0, b.addr - base, b.addr - base + b.size);
+      mem.set(b.data, b.addr - base);
+    }
+    ram.set(dtb, fdtAddr - m.dram.base);
+    const vec = resetVector(plan.start, fdtAddr, plan.kernelEntry);
+    if (vec.length > MAX_ROM_SIZE) throw new Error('reset vector too large');
+    rom.set(vec, 0);
+    for (const h of this.cpus.harts) h.reset(m.mrom.base);
+  }
+}
+
+function openSerial(opts: VmOptions, onQuit: () => void): Chardev {
+  switch (opts.serial.kind) {
+    case 'stdio': return new StdioChardev({ onQuit });
+    case 'file': return new FileChardev(opts.serial.path);
+    case 'null': return new NullChardev();
+  }
+}
+
+/** Builds the board described by `opts`, runs it, and returns the process exit status. */
+export async function runMachine(opts: VmOptions): Promise<number> {
+  const m = VIRT_MEMMAP;
+  const plan = planBoot(opts, m.dram.base, opts.memBytes);
+  const userDtb = opts.dtb !== undefined ? readImage(opts.dtb) : null;
+  if (opts.dumpdtb !== undefined) {
+    const machine = new VirtMachine(opts, new NullChardev());
+    writeFileSync(opts.dumpdtb, machine.fdt(plan.bootargs, plan.initrd));
+    return 0;
+  }
+  let quit = false;
+  let current: VirtMachine | null = null;
+  const chr = openSerial(opts, () => {
+    quit = true;
+    current?.cpus.harts.forEach((h) => h.requestExit());
+  });
+  try {
+    for (;;) {
+      const machine = new VirtMachine(opts, chr);
+      current = machine;
+      machine.load(plan, userDtb ?? machine.fdt(plan.bootargs, plan.initrd));
+      const htif = plan.htif
+        ? new Htif(machine.cpus.ram, plan.htif.tohost - m.dram.base,
+          plan.htif.fromhost === null ? null : plan.htif.fromhost - m.dram.base, chr)
+        : null;
+      const reason: StopReason = await runRoundRobin(machine.clock, machine.cpus.harts, () => {
+        if (quit) return { kind: 'quit' };
+        if (machine.shutdown) return machine.shutdown;
+        const exit = htif?.poll();
+        return exit ? { kind: 'poweroff', code: exit.code } : null;
+      });
+      if (reason.kind === 'reset' && !opts.noReboot) continue;
+      if (reason.kind === 'poweroff') return reason.code;
+      return 0;
+    }
+  } finally {
+    chr.close();
+  }
+}

@@ -1,0 +1,344 @@
+/**
+ * The QEMU-compatible command line: turns `vireo -M virt -m 1G -nographic -kernel Image`
+ * into {@link VmOptions}, or into help/version text.
+ *
+ * Spellings and value syntax follow qemu-system-riscv64: options start with `-` or `--`,
+ * an option's value is the next argument (never `-opt=value`), and option lists such as
+ * `-machine virt,dumpdtb=FILE` use QEMU's `key=value,...` form where the first element
+ * may omit its key and `,,` stands for a literal comma. A repeated option overrides the
+ * earlier one, as in QEMU. Anything Vireo does not implement is rejected with a one-line
+ * {@link UserError} naming the option and value; files are not opened here.
+ */
+import { readFileSync } from 'node:fs';
+import { UserError, type VmOptions } from './options.js';
+
+/** What the command line asks for. */
+export type CommandLine =
+  | { kind: 'run'; options: VmOptions }
+  | { kind: 'help'; text: string }
+  | { kind: 'version'; text: string };
+
+const MiB = 1024 * 1024;
+/** Vireo's default guest RAM (QEMU's virt defaults to 128 MiB, too little for a modern kernel). */
+const DEFAULT_MEM = 512 * MiB;
+const MIN_MEM = 16 * MiB;
+/** Guest RAM lives in one 4 GiB WebAssembly memory next to the emulator's own data. */
+const MAX_MEM = 3584 * MiB;
+const MAX_CPUS = 8;
+
+/** State accumulated while walking the arguments. */
+interface Parsed {
+  options: VmOptions;
+  /** Set once a -serial has been seen: the virt board has a single UART. */
+  serialGiven: boolean;
+  /** `-machine help` / `-accel help`: answered after the remaining arguments are checked. */
+  help?: string;
+}
+
+interface OptionSpec {
+  names: string[];
+  /** Placeholder shown in the help; present when the option takes a value. */
+  arg?: string;
+  help: string;
+  apply(p: Parsed, value: string, opt: string): CommandLine | void;
+}
+
+const OPTIONS: OptionSpec[] = [
+  { names: ['h', 'help'], help: 'display this help and exit', apply: () => ({ kind: 'help', text: helpText() }) },
+  { names: ['version'], help: 'display version information and exit', apply: () => ({ kind: 'version', text: versionText() }) },
+  {
+    names: ['M', 'machine'],
+    arg: '[type=]virt[,dumpdtb=FILE]',
+    help: "select the machine ('help' lists them); dumpdtb=FILE: save its device tree and exit",
+    apply: parseMachine,
+  },
+  {
+    names: ['accel'],
+    arg: '[accel=]tcg[,thread=single|multi]',
+    help: "select the accelerator ('help' lists them; default tcg,thread=single)",
+    apply: parseAccel,
+  },
+  {
+    names: ['smp'],
+    arg: '[cpus=]N',
+    help: `number of CPUs (harts), 1 to ${MAX_CPUS} (default 1)`,
+    apply: (p, v, opt) => {
+      p.options.smp = parseCpus(v, opt);
+    },
+  },
+  {
+    names: ['m'],
+    arg: '[size=]SIZE',
+    help: `guest RAM in MiB, or with a K/M/G/T suffix (default ${DEFAULT_MEM / MiB}M, at most ${MAX_MEM / MiB}M)`,
+    apply: (p, v, opt) => {
+      p.options.memBytes = parseMemory(v, opt);
+    },
+  },
+  {
+    names: ['display'],
+    arg: 'none',
+    help: 'accepted; Vireo has no graphical display',
+    apply: (_p, v, opt) => {
+      if (v !== 'none') throw new UserError(`${opt} ${v}: only 'none' is supported (Vireo has no graphical display)`);
+    },
+  },
+  {
+    names: ['nographic'],
+    help: 'serial port on the console, with C-a escape keys (C-a h lists them)',
+    apply: (p) => {
+      p.options.nographic = true;
+    },
+  },
+  {
+    names: ['serial'],
+    arg: 'DEV',
+    help: 'serial port on stdio, mon:stdio, file:PATH, null or none (default stdio)',
+    apply: parseSerial,
+  },
+  {
+    names: ['bios'],
+    arg: 'FILE|none|default',
+    help: "firmware image; 'default' is the bundled OpenSBI, 'none' runs the kernel directly",
+    apply: (p, v, opt) => {
+      p.options.bios = v === 'none' ? { kind: 'none' } : v === 'default' ? { kind: 'default' } : { kind: 'file', path: fileName(v, opt) };
+    },
+  },
+  {
+    names: ['kernel'],
+    arg: 'FILE',
+    help: 'use FILE as the kernel image',
+    apply: (p, v, opt) => {
+      p.options.kernel = fileName(v, opt);
+    },
+  },
+  {
+    names: ['append'],
+    arg: 'CMDLINE',
+    help: 'use CMDLINE as the kernel command line',
+    apply: (p, v) => {
+      p.options.append = v;
+    },
+  },
+  {
+    names: ['initrd'],
+    arg: 'FILE',
+    help: 'use FILE as the initial RAM disk',
+    apply: (p, v, opt) => {
+      p.options.initrd = fileName(v, opt);
+    },
+  },
+  {
+    names: ['dtb'],
+    arg: 'FILE',
+    help: 'pass the device tree blob FILE instead of the generated one',
+    apply: (p, v, opt) => {
+      p.options.dtb = fileName(v, opt);
+    },
+  },
+  {
+    names: ['no-reboot'],
+    help: 'exit instead of rebooting',
+    apply: (p) => {
+      p.options.noReboot = true;
+    },
+  },
+];
+
+const BY_NAME = new Map<string, OptionSpec>(OPTIONS.flatMap((o) => o.names.map((n) => [n, o] as const)));
+
+/** Parses the arguments after the program name; throws {@link UserError} on bad input. */
+export function parseCommandLine(argv: string[]): CommandLine {
+  const p: Parsed = {
+    options: {
+      machine: 'virt',
+      memBytes: DEFAULT_MEM,
+      smp: 1,
+      bios: { kind: 'default' },
+      serial: { kind: 'stdio' },
+      nographic: false,
+      noReboot: false,
+      accel: { name: 'tcg', thread: 'single' },
+    },
+    serialGiven: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-')) {
+      // QEMU would take a bare argument as a disk image for the first drive.
+      throw new UserError(`${arg}: disk images are not supported; boot with -kernel (and -initrd)`);
+    }
+    const spec = BY_NAME.get(arg.replace(/^--?/, ''));
+    if (spec === undefined || arg === '-' || arg.startsWith('---')) throw new UserError(`${arg}: invalid option`);
+    let value = '';
+    if (spec.arg !== undefined) {
+      if (i + 1 >= argv.length) throw new UserError(`${arg}: requires an argument`);
+      value = argv[++i]!;
+    }
+    const result = spec.apply(p, value, arg);
+    if (result !== undefined) return result; // -h and -version answer at once, as in QEMU
+  }
+  if (p.help !== undefined) return { kind: 'help', text: p.help };
+  const o = p.options;
+  if (o.kernel === undefined) {
+    if (o.append !== undefined) throw new UserError('-append only allowed with -kernel option');
+    if (o.initrd !== undefined) throw new UserError('-initrd only allowed with -kernel option');
+  }
+  return { kind: 'run', options: o };
+}
+
+/** `-machine [type=]virt[,dumpdtb=FILE][,accel=tcg]` */
+function parseMachine(p: Parsed, value: string, opt: string): void {
+  for (const [key, v] of keyval(value, 'type', opt)) {
+    if (key === 'type') {
+      if (v === 'help' || v === '?') p.help = 'Supported machines are:\nvirt                 RISC-V VirtIO board (default)';
+      else if (v !== 'virt') throw new UserError(`${opt} ${value}: unsupported machine type '${v}' (use -machine help to list supported machines)`);
+    } else if (key === 'dumpdtb') {
+      p.options.dumpdtb = fileName(v, `${opt} ${value}`);
+    } else if (key === 'accel') {
+      // The legacy spelling -machine accel=tcg; QEMU allows a ':'-separated fallback list.
+      p.options.accel = { name: accelName(v.split(':')[0]!, opt, value), thread: p.options.accel.thread };
+    } else {
+      throw new UserError(`${opt} ${value}: machine property '${key}' is not supported`);
+    }
+  }
+}
+
+/** `-accel [accel=]tcg[,thread=single|multi]` */
+function parseAccel(p: Parsed, value: string, opt: string): void {
+  let name: 'tcg' | undefined;
+  let thread: 'single' | 'multi' = 'single';
+  for (const [key, v] of keyval(value, 'accel', opt)) {
+    if (key === 'accel') {
+      if (v === 'help' || v === '?') {
+        p.help = 'Accelerators supported in Vireo:\ntcg';
+        return;
+      }
+      name = accelName(v, opt, value);
+    } else if (key === 'thread') {
+      if (v !== 'single' && v !== 'multi') throw new UserError(`${opt} ${value}: invalid 'thread' setting '${v}' (single or multi)`);
+      thread = v;
+    } else {
+      throw new UserError(`${opt} ${value}: accelerator property '${key}' is not supported`);
+    }
+  }
+  if (name === undefined) throw new UserError(`${opt} ${value}: no accelerator named (use -accel tcg)`);
+  p.options.accel = { name, thread };
+}
+
+function accelName(name: string, opt: string, value: string): 'tcg' {
+  if (name === 'tcg') return name;
+  if (name === 'kvm') throw new UserError(`${opt} ${value}: kvm is not supported for the riscv64 virt machine yet`);
+  throw new UserError(`${opt} ${value}: invalid accelerator '${name}' (use -accel help to list them)`);
+}
+
+/** `-smp [cpus=]N`; topology keys (sockets, cores, threads, ...) are rejected. */
+function parseCpus(value: string, opt: string): number {
+  let cpus: number | undefined;
+  for (const [key, v] of keyval(value, 'cpus', opt)) {
+    if (key !== 'cpus') throw new UserError(`${opt} ${value}: '${key}' is not supported; give only the number of CPUs (-smp N)`);
+    if (!/^\d+$/.test(v)) throw new UserError(`${opt} ${value}: expects a number of CPUs`);
+    cpus = Number(v);
+  }
+  if (cpus === undefined) throw new UserError(`${opt} ${value}: expects a number of CPUs`);
+  if (cpus < 1) throw new UserError(`${opt} ${value}: at least 1 CPU is needed`);
+  if (cpus > MAX_CPUS) throw new UserError(`${opt} ${value}: at most ${MAX_CPUS} CPUs are supported`);
+  return cpus;
+}
+
+const SIZE_SUFFIX: Record<string, number> = { b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50, e: 2 ** 60 };
+
+/**
+ * `-m [size=]SIZE`, in bytes. As in QEMU: a plain integer is MiB; a suffix B, K, M, G, T,
+ * P or E (either case) gives the unit and then a decimal fraction is allowed (`1.5G`);
+ * the size is rounded up to 8 KiB.
+ */
+function parseMemory(value: string, opt: string): number {
+  let size: string | undefined;
+  for (const [key, v] of keyval(value, 'size', opt)) {
+    if (key !== 'size') throw new UserError(`${opt} ${value}: '${key}' is not supported (no memory hotplug)`);
+    size = v;
+  }
+  const m = /^(\d+)(\.\d*)?([bkmgtpe])?$/i.exec(size ?? '');
+  if (m === null || (m[2] !== undefined && m[3] === undefined)) {
+    throw new UserError(`${opt} ${value}: expects a size in MiB, or with a K, M, G or T suffix (e.g. 512 or 1G)`);
+  }
+  const unit = SIZE_SUFFIX[(m[3] ?? 'm').toLowerCase()]!;
+  const bytes = Math.ceil(Math.floor(Number(m[1]! + (m[2] ?? '')) * unit) / 8192) * 8192;
+  if (bytes < MIN_MEM) throw new UserError(`${opt} ${value}: at least ${MIN_MEM / MiB}M of guest RAM is needed`);
+  if (bytes > MAX_MEM) throw new UserError(`${opt} ${value}: at most ${MAX_MEM / MiB}M of guest RAM is supported`);
+  return bytes;
+}
+
+/** `-serial stdio|mon:stdio|file:PATH|null|none` (a second -serial is an error: one UART). */
+function parseSerial(p: Parsed, value: string, opt: string): void {
+  if (p.serialGiven) throw new UserError(`${opt} ${value}: the virt machine has only one serial port`);
+  p.serialGiven = true;
+  // Vireo has no monitor, so mon:stdio (stdio shared with the monitor) is plain stdio.
+  if (value === 'stdio' || value === 'mon:stdio') p.options.serial = { kind: 'stdio' };
+  else if (value === 'null' || value === 'none') p.options.serial = { kind: 'null' };
+  else if (value.startsWith('file:')) p.options.serial = { kind: 'file', path: fileName(value.slice(5), `${opt} ${value}`) };
+  else throw new UserError(`${opt} ${value}: unsupported character device (use stdio, mon:stdio, file:PATH, null or none)`);
+}
+
+function fileName(value: string, what: string): string {
+  if (value === '') throw new UserError(`${what}: empty file name`);
+  return value;
+}
+
+/**
+ * Splits QEMU's `key=value,key=value` list; the first element may omit `key=`, meaning
+ * `implied`. `,,` is a literal comma inside a value.
+ */
+function keyval(value: string, implied: string, opt: string): Array<[string, string]> {
+  if (value === '') throw new UserError(`${opt}: empty value`);
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (c !== ',') cur += c;
+    else if (value[i + 1] === ',') cur += value[++i];
+    else {
+      parts.push(cur);
+      cur = '';
+    }
+  }
+  parts.push(cur);
+  return parts.map((part, i) => {
+    const eq = part.indexOf('=');
+    if (part === '') throw new UserError(`${opt} ${value}: empty element in the list`);
+    if (eq < 0) {
+      if (i === 0) return [implied, part];
+      throw new UserError(`${opt} ${value}: expected '=' after '${part}'`);
+    }
+    const key = part.slice(0, eq);
+    const v = part.slice(eq + 1);
+    if (v === '') throw new UserError(`${opt} ${value}: '${key}' needs a value`);
+    return [key, v];
+  });
+}
+
+/** The version from package.json, found from the compiled file in `dist/src/system`. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}
+
+function versionText(): string {
+  return `Vireo emulator version ${version()} (QEMU-compatible command line)`;
+}
+
+function helpText(): string {
+  const lines = OPTIONS.map((o) => {
+    const syntax = o.names.map((n) => `-${n}`).join(' or ') + (o.arg !== undefined ? ` ${o.arg}` : '');
+    return `${syntax.padEnd(42)} ${o.help}`;
+  });
+  return [
+    versionText(),
+    'usage: vireo [options]',
+    '',
+    'Options (QEMU spellings: -opt and --opt are the same; a value is the next argument):',
+    ...lines,
+    '',
+    'Example: vireo -M virt -m 1G -smp 2 -nographic -kernel Image -initrd rootfs.cpio -append "console=ttyS0"',
+  ].join('\n');
+}

@@ -1,0 +1,492 @@
+// The execute loop of the RV64GC interpreter: fetch through a cached code page,
+// decode, execute (RV64I, M, A, Zicsr, Zifencei, privileged instructions; F/D
+// in fpu.ts), and take traps and interrupts (Unprivileged ISA ch. 2, 5, 7, 8,
+// 9; Privileged Architecture ch. 3.3).
+//
+// Everything on the common path stays in locals of run(): pc, the current code
+// page, the instruction counter. Any helper that may trap is called with S.pc
+// holding the instruction's address; it sets S.trapped after redirecting S.pc to
+// the trap vector, and the loop then continues from there.
+import * as S from './state';
+import * as C from './csr';
+import { tlbLookup, loadSlow, storeSlow, fetchPage, amoHost, tlbFlush } from './mmu';
+import { raiseException, checkInterrupts, mret, sret } from './trap';
+import { fpOp, fpLoadAllowed } from './fpu';
+
+/** Why run() returned. */
+export const EXIT_BUDGET: i32 = 0;
+export const EXIT_WFI: i32 = 1;
+export const EXIT_REQUEST: i32 = 2;
+
+const PAGE_MASK: u64 = ~(<u64>0xfff);
+
+@inline function mulhu(a: u64, b: u64): u64 {
+  const aLo = a & 0xffffffff, aHi = a >> 32, bLo = b & 0xffffffff, bHi = b >> 32;
+  const p0 = aLo * bLo, p1 = aLo * bHi, p2 = aHi * bLo, p3 = aHi * bHi;
+  const mid = (p0 >> 32) + (p1 & 0xffffffff) + (p2 & 0xffffffff);
+  return p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
+}
+
+@inline function sext32(v: u64): u64 { return <u64><i64><i32>v; }
+
+function div64(a: u64, b: u64): u64 {
+  if (b == 0) return <u64>-1;
+  if (a == <u64>0x8000000000000000 && b == <u64>-1) return a;
+  return <u64>(<i64>a / <i64>b);
+}
+function rem64(a: u64, b: u64): u64 {
+  if (b == 0) return a;
+  if (a == <u64>0x8000000000000000 && b == <u64>-1) return 0;
+  return <u64>(<i64>a % <i64>b);
+}
+function div32(a: u32, b: u32): u64 {
+  if (b == 0) return <u64>-1;
+  if (a == 0x80000000 && b == 0xffffffff) return sext32(a);
+  return sext32(<u32>(<i32>a / <i32>b));
+}
+function rem32(a: u32, b: u32): u64 {
+  if (b == 0) return sext32(a);
+  if (a == 0x80000000 && b == 0xffffffff) return 0;
+  return sext32(<u32>(<i32>a % <i32>b));
+}
+
+/** Raises an illegal-instruction exception for the instruction at `pc`. */
+function illegal(pc: u64, bits: u32): void {
+  S.pc = pc;
+  raiseException(S.CAUSE_ILLEGAL, bits);
+}
+
+/** Executes an AMO or LR/SC (opcode 0x2f). Returns false if the encoding is illegal. */
+function execAmo(insn: u32, pc: u64): bool {
+  const f3 = (insn >> 12) & 7;
+  if (f3 != 2 && f3 != 3) return false;
+  const rd = (insn >> 7) & 31;
+  const addr = S.getX((insn >> 15) & 31);
+  const src = S.getX((insn >> 20) & 31);
+  const op = insn >> 27;
+  const size: u32 = f3 == 2 ? 4 : 8;
+  S.pc = pc;
+  if (op == 2) { // LR
+    if (((insn >> 20) & 31) != 0) return false;
+    const h = amoHost(addr, size, true);
+    if (h == 0) return true;
+    const v: u64 = size == 4 ? sext32(atomic.load<u32>(h)) : atomic.load<u64>(h);
+    S.resAddr = <u64>h;
+    S.resValue = v;
+    S.setX(rd, v);
+    return true;
+  }
+  const h = amoHost(addr, size, false);
+  if (h == 0) return true;
+  if (op == 3) { // SC: succeeds if the reserved location still holds the value LR saw
+    let ok = false;
+    if (S.resAddr == <u64>h) {
+      ok = size == 4
+        ? atomic.cmpxchg<u32>(h, <u32>S.resValue, <u32>src) == <u32>S.resValue
+        : atomic.cmpxchg<u64>(h, S.resValue, src) == S.resValue;
+    }
+    S.resAddr = <u64>-1;
+    S.setX(rd, ok ? 0 : 1);
+    return true;
+  }
+  let old: u64;
+  if (size == 4) {
+    const s = <u32>src;
+    let o: u32;
+    switch (op) {
+      case 0x01: o = atomic.xchg<u32>(h, s); break;
+      case 0x00: o = atomic.add<u32>(h, s); break;
+      case 0x04: o = atomic.xor<u32>(h, s); break;
+      case 0x0c: o = atomic.and<u32>(h, s); break;
+      case 0x08: o = atomic.or<u32>(h, s); break;
+      case 0x10: case 0x14: case 0x18: case 0x1c: {
+        do {
+          o = atomic.load<u32>(h);
+          let pick: bool;
+          if (op == 0x10) pick = <i32>s < <i32>o;
+          else if (op == 0x14) pick = <i32>s > <i32>o;
+          else if (op == 0x18) pick = s < o;
+          else pick = s > o;
+          if (atomic.cmpxchg<u32>(h, o, pick ? s : o) == o) break;
+        } while (true);
+        break;
+      }
+      default: return false;
+    }
+    old = sext32(o);
+  } else {
+    switch (op) {
+      case 0x01: old = atomic.xchg<u64>(h, src); break;
+      case 0x00: old = atomic.add<u64>(h, src); break;
+      case 0x04: old = atomic.xor<u64>(h, src); break;
+      case 0x0c: old = atomic.and<u64>(h, src); break;
+      case 0x08: old = atomic.or<u64>(h, src); break;
+      case 0x10: case 0x14: case 0x18: case 0x1c: {
+        do {
+          old = atomic.load<u64>(h);
+          let pick: bool;
+          if (op == 0x10) pick = <i64>src < <i64>old;
+          else if (op == 0x14) pick = <i64>src > <i64>old;
+          else if (op == 0x18) pick = src < old;
+          else pick = src > old;
+          if (atomic.cmpxchg<u64>(h, old, pick ? src : old) == old) break;
+        } while (true);
+        break;
+      }
+      default: return false;
+    }
+  }
+  S.setX(rd, old);
+  return true;
+}
+
+/**
+ * Executes up to `budget` instructions. Returns EXIT_BUDGET when they are used up,
+ * EXIT_WFI when the hart waits for an interrupt, EXIT_REQUEST when the host asked it to stop.
+ */
+export function run(budget: i32): i32 {
+  let n = budget;
+  let pc = S.pc;
+  let pageVaddr: u64 = <u64>-1;
+  let pageHost: usize = 0;
+  let exit = EXIT_BUDGET;
+  const instretStart = S.instret;
+  while (n > 0) {
+    if (S.irqCheck) {
+      S.irqCheck = false;
+      pageVaddr = <u64>-1; // the TLB may have been flushed
+      if (atomic.load<u32>(S.hb + S.OFF_EXIT) != 0) {
+        exit = EXIT_REQUEST;
+        break;
+      }
+      S.pc = pc;
+      if (checkInterrupts()) {
+        S.irqCheck = false;
+        pc = S.pc;
+      }
+    }
+    // Fetch.
+    if ((pc & PAGE_MASK) != pageVaddr) {
+      S.pc = pc;
+      const h = fetchPage(pc);
+      if (h == 0) {
+        S.trapped = false;
+        pc = S.pc;
+        continue;
+      }
+      pageVaddr = pc & PAGE_MASK;
+      pageHost = h;
+    }
+    const off = <u32>pc & 0xfff;
+    let insn: u32;
+    if (off <= 0xffc) {
+      insn = load<u32>(pageHost + off);
+    } else {
+      insn = load<u16>(pageHost + off);
+      if ((insn & 3) == 3) { // a 32-bit instruction crossing into the next page
+        S.pc = pc;
+        const h2 = fetchPage(pc + 2);
+        if (h2 == 0) {
+          S.trapped = false;
+          pc = S.pc;
+          continue;
+        }
+        insn |= <u32>load<u16>(h2) << 16;
+      }
+    }
+    n--;
+    let npc: u64;
+    let bits = insn;
+    if ((insn & 3) != 3) {
+      bits = insn & 0xffff;
+      insn = load<u32>(S.rvcTable + (bits << 2));
+      npc = pc + 2;
+    } else {
+      npc = pc + 4;
+    }
+    const rd = (insn >> 7) & 31;
+    const rs1 = (insn >> 15) & 31;
+    const rs2 = (insn >> 20) & 31;
+    const f3 = (insn >> 12) & 7;
+    switch ((insn >> 2) & 31) {
+      case 0x00: { // LOAD
+        const addr = S.getX(rs1) + <u64>(<i32>insn >> 20);
+        const size: u32 = 1 << (f3 & 3);
+        const h = tlbLookup(S.OFF_TLB_R, addr, size);
+        let v: u64;
+        if (h != 0) {
+          switch (f3) {
+            case 0: v = <u64><i64>load<i8>(h); break;
+            case 1: v = <u64><i64>load<i16>(h); break;
+            case 2: v = <u64><i64>load<i32>(h); break;
+            case 3: v = load<u64>(h); break;
+            case 4: v = <u64>load<u8>(h); break;
+            case 5: v = <u64>load<u16>(h); break;
+            case 6: v = <u64>load<u32>(h); break;
+            default: v = 0;
+          }
+          if (f3 == 7) { illegal(pc, bits); break; }
+        } else {
+          if (f3 == 7) { illegal(pc, bits); break; }
+          S.pc = pc;
+          v = loadSlow(addr, size);
+          if (S.trapped) break;
+          if (f3 < 3) v = S.sext(v, 8 << f3);
+        }
+        S.setX(rd, v);
+        break;
+      }
+      case 0x01: { // LOAD-FP
+        if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); break; }
+        const addr = S.getX(rs1) + <u64>(<i32>insn >> 20);
+        const size: u32 = 1 << f3;
+        const h = tlbLookup(S.OFF_TLB_R, addr, size);
+        let v: u64;
+        if (h != 0) {
+          v = f3 == 2 ? <u64>load<u32>(h) : load<u64>(h);
+        } else {
+          S.pc = pc;
+          v = loadSlow(addr, size);
+          if (S.trapped) break;
+        }
+        S.setF(rd, f3 == 2 ? v | <u64>0xffffffff00000000 : v);
+        S.mstatus |= S.MSTATUS_FS;
+        break;
+      }
+      case 0x03: // MISC-MEM: FENCE and FENCE.I (memory is coherent and nothing is cached)
+        if (f3 > 1) illegal(pc, bits);
+        break;
+      case 0x04: { // OP-IMM
+        const a = S.getX(rs1);
+        const imm = <u64>(<i32>insn >> 20);
+        const f6 = insn >> 26;
+        if ((f3 == 1 && f6 != 0) || (f3 == 5 && f6 != 0 && f6 != 0x10)) { illegal(pc, bits); break; }
+        let v: u64;
+        switch (f3) {
+          case 0: v = a + imm; break;
+          case 1: v = a << (imm & 63); break;
+          case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
+          case 3: v = a < imm ? 1 : 0; break;
+          case 4: v = a ^ imm; break;
+          case 5: v = f6 == 0 ? a >> (imm & 63) : <u64>(<i64>a >> <i64>(imm & 63)); break;
+          case 6: v = a | imm; break;
+          default: v = a & imm;
+        }
+        S.setX(rd, v);
+        break;
+      }
+      case 0x05: // AUIPC
+        S.setX(rd, pc + <u64><i64><i32>(insn & 0xfffff000));
+        break;
+      case 0x06: { // OP-IMM-32
+        const a = <u32>S.getX(rs1);
+        const f7 = insn >> 25;
+        const sh = rs2;
+        let v: u32 = 0;
+        if (f3 == 0) v = a + <u32>(<i32>insn >> 20);
+        else if (f3 == 1 && f7 == 0) v = a << sh;
+        else if (f3 == 5 && f7 == 0) v = a >> sh;
+        else if (f3 == 5 && f7 == 0x20) v = <u32>(<i32>a >> sh);
+        else { illegal(pc, bits); break; }
+        S.setX(rd, sext32(v));
+        break;
+      }
+      case 0x08: { // STORE
+        if (f3 > 3) { illegal(pc, bits); break; }
+        const addr = S.getX(rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+        const v = S.getX(rs2);
+        const size: u32 = 1 << f3;
+        const h = tlbLookup(S.OFF_TLB_W, addr, size);
+        if (h != 0) {
+          switch (f3) {
+            case 0: store<u8>(h, <u8>v); break;
+            case 1: store<u16>(h, <u16>v); break;
+            case 2: store<u32>(h, <u32>v); break;
+            default: store<u64>(h, v);
+          }
+        } else {
+          S.pc = pc;
+          storeSlow(addr, size, v);
+        }
+        break;
+      }
+      case 0x09: { // STORE-FP
+        if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); break; }
+        const addr = S.getX(rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+        const v = S.getF(rs2);
+        const size: u32 = 1 << f3;
+        const h = tlbLookup(S.OFF_TLB_W, addr, size);
+        if (h != 0) {
+          if (f3 == 2) store<u32>(h, <u32>v);
+          else store<u64>(h, v);
+        } else {
+          S.pc = pc;
+          storeSlow(addr, size, v);
+        }
+        break;
+      }
+      case 0x0b: // AMO
+        if (!execAmo(insn, pc)) illegal(pc, bits);
+        break;
+      case 0x0c: { // OP
+        const a = S.getX(rs1);
+        const b = S.getX(rs2);
+        const f7 = insn >> 25;
+        let v: u64 = 0;
+        if (f7 == 0) {
+          switch (f3) {
+            case 0: v = a + b; break;
+            case 1: v = a << (b & 63); break;
+            case 2: v = <i64>a < <i64>b ? 1 : 0; break;
+            case 3: v = a < b ? 1 : 0; break;
+            case 4: v = a ^ b; break;
+            case 5: v = a >> (b & 63); break;
+            case 6: v = a | b; break;
+            default: v = a & b;
+          }
+        } else if (f7 == 1) {
+          switch (f3) {
+            case 0: v = a * b; break;
+            case 1: v = mulhu(a, b) - (<i64>a < 0 ? b : 0) - (<i64>b < 0 ? a : 0); break;
+            case 2: v = mulhu(a, b) - (<i64>a < 0 ? b : 0); break;
+            case 3: v = mulhu(a, b); break;
+            case 4: v = div64(a, b); break;
+            case 5: v = b == 0 ? <u64>-1 : a / b; break;
+            case 6: v = rem64(a, b); break;
+            default: v = b == 0 ? a : a % b;
+          }
+        } else if (f7 == 0x20 && f3 == 0) {
+          v = a - b;
+        } else if (f7 == 0x20 && f3 == 5) {
+          v = <u64>(<i64>a >> <i64>(b & 63));
+        } else {
+          illegal(pc, bits);
+          break;
+        }
+        S.setX(rd, v);
+        break;
+      }
+      case 0x0d: // LUI
+        S.setX(rd, <u64><i64><i32>(insn & 0xfffff000));
+        break;
+      case 0x0e: { // OP-32
+        const a = <u32>S.getX(rs1);
+        const b = <u32>S.getX(rs2);
+        const f7 = insn >> 25;
+        let v: u64 = 0;
+        if (f7 == 0) {
+          if (f3 == 0) v = sext32(a + b);
+          else if (f3 == 1) v = sext32(a << (b & 31));
+          else if (f3 == 5) v = sext32(a >> (b & 31));
+          else { illegal(pc, bits); break; }
+        } else if (f7 == 0x20) {
+          if (f3 == 0) v = sext32(a - b);
+          else if (f3 == 5) v = sext32(<u32>(<i32>a >> (b & 31)));
+          else { illegal(pc, bits); break; }
+        } else if (f7 == 1 && (f3 == 0 || f3 >= 4)) {
+          switch (f3) {
+            case 0: v = sext32(a * b); break;
+            case 4: v = div32(a, b); break;
+            case 5: v = b == 0 ? <u64>-1 : sext32(a / b); break;
+            case 6: v = rem32(a, b); break;
+            default: v = b == 0 ? sext32(a) : sext32(a % b);
+          }
+        } else { illegal(pc, bits); break; }
+        S.setX(rd, v);
+        break;
+      }
+      case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: // FMADD, FMSUB, FNMSUB, FNMADD, OP-FP
+        if (!fpOp(insn)) illegal(pc, bits);
+        break;
+      case 0x18: { // BRANCH
+        const a = S.getX(rs1);
+        const b = S.getX(rs2);
+        let taken: bool;
+        switch (f3) {
+          case 0: taken = a == b; break;
+          case 1: taken = a != b; break;
+          case 4: taken = <i64>a < <i64>b; break;
+          case 5: taken = <i64>a >= <i64>b; break;
+          case 6: taken = a < b; break;
+          case 7: taken = a >= b; break;
+          default: illegal(pc, bits); taken = false;
+        }
+        if (taken) {
+          npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) |
+            ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e));
+        }
+        break;
+      }
+      case 0x19: { // JALR
+        if (f3 != 0) { illegal(pc, bits); break; }
+        const target = (S.getX(rs1) + <u64>(<i32>insn >> 20)) & ~<u64>1;
+        S.setX(rd, npc);
+        npc = target;
+        break;
+      }
+      case 0x1b: // JAL
+        S.setX(rd, npc);
+        npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >> 9) & 0x800) |
+          ((insn >> 20) & 0x7fe));
+        break;
+      case 0x1c: { // SYSTEM
+        if (f3 == 0) {
+          if (insn == 0x00000073) { // ECALL
+            S.pc = pc;
+            raiseException(S.CAUSE_ECALL_U + S.priv, 0);
+          } else if (insn == 0x00100073) { // EBREAK
+            S.pc = pc;
+            raiseException(S.CAUSE_BREAKPOINT, pc);
+          } else if (insn == 0x30200073) { // MRET
+            if (S.priv < 3) { illegal(pc, bits); break; }
+            mret();
+            npc = S.pc;
+          } else if (insn == 0x10200073) { // SRET
+            if (S.priv < 1 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TSR) != 0)) { illegal(pc, bits); break; }
+            sret();
+            npc = S.pc;
+          } else if (insn == 0x10500073) { // WFI
+            if (S.priv == 0 || (S.priv < 3 && (S.mstatus & S.MSTATUS_TW) != 0)) { illegal(pc, bits); break; }
+            if ((S.getMip() & S.mie) == 0) exit = EXIT_WFI;
+          } else if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
+            if (S.priv == 0 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TVM) != 0)) { illegal(pc, bits); break; }
+            tlbFlush();
+          } else {
+            illegal(pc, bits);
+          }
+          break;
+        }
+        if (f3 == 4) { illegal(pc, bits); break; }
+        // Zicsr. Counters read S.instret, so bring it up to date first.
+        S.instret = instretStart + <u64>(budget - n);
+        const csr = insn >> 20;
+        const src: u64 = (f3 & 4) != 0 ? <u64>rs1 : S.getX(rs1);
+        C.csrIllegal = false;
+        let old: u64 = 0;
+        if ((f3 & 3) == 1) { // CSRRW: no read side effects when rd is x0
+          if (rd != 0) old = C.csrRead(csr);
+          if (!C.csrIllegal) C.csrWrite(csr, src);
+        } else {
+          old = C.csrRead(csr);
+          if (!C.csrIllegal && rs1 != 0) C.csrWrite(csr, (f3 & 3) == 2 ? old | src : old & ~src);
+        }
+        if (C.csrIllegal) { illegal(pc, bits); break; }
+        S.setX(rd, old);
+        S.irqCheck = true;
+        break;
+      }
+      default:
+        illegal(pc, bits);
+    }
+    if (S.trapped) {
+      S.trapped = false;
+      pc = S.pc;
+      continue;
+    }
+    pc = npc;
+    if (exit != EXIT_BUDGET) break;
+  }
+  S.pc = pc;
+  S.instret = instretStart + <u64>(budget - n);
+  return exit;
+}

@@ -1,0 +1,85 @@
+// Entry points of the RV64GC core module, called by src/target/riscv/cpu.ts.
+// One instance of this module is one hart; see state.ts for the memory layout.
+import * as S from './state';
+import { tlbFlush } from './mmu';
+import { expandCompressed } from './rvc';
+
+export { run, EXIT_BUDGET, EXIT_WFI, EXIT_REQUEST } from './exec';
+export { OFF_X, OFF_F, OFF_MIP, OFF_EXIT, OFF_SCRATCH, TLB_SIZE } from './state';
+
+/** Size of a hart's block in linear memory. */
+export const HART_BLOCK_SIZE: u32 = 0x4000;
+/** Size of the compressed-instruction expansion table. */
+export const RVC_TABLE_SIZE: u32 = 65536 * 4;
+
+/**
+ * Binds this instance to its hart block and the machine's memory map. Addresses
+ * are passed as f64 (exact below 2^53) so that the host never needs BigInt.
+ * `fillRvcTable` is true for the first hart only: the table is shared.
+ */
+export function init(hartBase: u32, hartId: u32, rvcTable: u32, fillRvcTable: bool,
+  ramBase: f64, ramSize: f64, ramHost: f64, romBase: f64, romSize: f64, romHost: f64): void {
+  S.hb = hartBase;
+  S.hartId = hartId;
+  S.rvcTable = rvcTable;
+  S.ramBase = <u64>ramBase;
+  S.ramSize = <u64>ramSize;
+  S.ramHost = <u64>ramHost;
+  S.romBase = <u64>romBase;
+  S.romSize = <u64>romSize;
+  S.romHost = <u64>romHost;
+  if (fillRvcTable) {
+    for (let c: u32 = 0; c < 65536; c++) store<u32>(rvcTable + (c << 2), (c & 3) == 3 ? 0 : expandCompressed(c));
+  }
+  reset(0);
+}
+
+/** Resets the hart: M-mode, everything cleared, execution at `pc`. */
+export function reset(pc: f64): void {
+  for (let i: u32 = 0; i < S.OFF_TLB_R; i += 8) {
+    if (i != S.OFF_MIP) store<u64>(S.hb + i, 0);
+  }
+  atomic.store<u32>(S.hb + S.OFF_MIP, 0);
+  S.pc = <u64>pc;
+  S.priv = 3;
+  S.mstatus = 0;
+  S.medeleg = 0;
+  S.mideleg = 0;
+  S.mie = 0;
+  S.mtvec = 0;
+  S.mcounteren = 0;
+  S.mcountinhibit = 0;
+  S.menvcfg = 0;
+  S.mscratch = 0;
+  S.mepc = 0;
+  S.mcause = 0;
+  S.mtval = 0;
+  S.stvec = 0;
+  S.scounteren = 0;
+  S.senvcfg = 0;
+  S.sscratch = 0;
+  S.sepc = 0;
+  S.scause = 0;
+  S.stval = 0;
+  S.satp = 0;
+  S.fcsr = 0;
+  S.instret = 0;
+  S.cycleOffset = 0;
+  S.instretOffset = 0;
+  S.resAddr = <u64>-1;
+  S.trapped = false;
+  S.irqCheck = true;
+  tlbFlush();
+}
+
+/** Program counter (for the host: debugging, boot, tests). */
+export function getPc(): u64 { return S.pc; }
+export function setPc(v: u64): void { S.pc = v; }
+/** Current privilege level (0 = U, 1 = S, 3 = M). */
+export function getPriv(): u32 { return S.priv; }
+/** Instructions retired since reset. */
+export function getInstret(): f64 { return <f64>S.instret; }
+/** True if an interrupt is pending and enabled in mie (what wakes a hart from WFI). */
+export function wfiWake(): bool { return (S.getMip() & S.mie) != 0; }
+/** Asks run() to re-check interrupts and the exit request before the next instruction. */
+export function kick(): void { S.irqCheck = true; }

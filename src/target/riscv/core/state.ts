@@ -1,0 +1,138 @@
+// Hart state of the RV64GC core: memory layout shared with the host side, the
+// privileged registers (RISC-V Privileged Architecture v1.12, ch. 3 and 4) and
+// small helpers used by every other part of the core. Other modules import it
+// as a namespace (`import * as S`), which lets them assign its globals.
+//
+// One WebAssembly instance runs one hart. All instances share one memory: guest
+// RAM, the boot ROM and each hart's register file and TLBs live in it, at host
+// addresses chosen by the TypeScript side (see src/target/riscv/cpu.ts) and
+// passed to init(). Privileged state lives in globals, which are per instance.
+
+// Offsets inside a hart's block (HART_BLOCK_SIZE bytes at hb).
+export const OFF_X: u32 = 0x000;        // x0..x31, u64 each
+export const OFF_F: u32 = 0x100;        // f0..f31, u64 each (singles NaN-boxed)
+export const OFF_MIP: u32 = 0x200;      // u32 mip, device bits written by the host
+export const OFF_EXIT: u32 = 0x204;     // u32 exit request from the host (non-zero: return from run)
+export const OFF_SCRATCH: u32 = 0x208;  // u64 MMIO data exchanged with the host
+export const OFF_PMPCFG: u32 = 0x300;   // pmpcfg0, pmpcfg2
+export const OFF_PMPADDR: u32 = 0x310;  // pmpaddr0..15
+export const OFF_TLB_R: u32 = 0x1000;   // 256 x {tag u64, addend u64}
+export const OFF_TLB_W: u32 = 0x2000;
+export const OFF_TLB_X: u32 = 0x3000;
+export const TLB_SIZE: u32 = 256;
+
+/** Base of this hart's block in linear memory. */
+export let hb: usize = 0;
+/** Table of 32-bit expansions of every 16-bit compressed instruction (65536 x u32). */
+export let rvcTable: usize = 0;
+
+export let hartId: u64 = 0;
+export let pc: u64 = 0;
+/** Current privilege: 0 = U, 1 = S, 3 = M. */
+export let priv: u32 = 3;
+
+// Physical memory regions the core accesses directly (everything else is MMIO).
+export let ramBase: u64 = 0;
+export let ramSize: u64 = 0;
+export let ramHost: u64 = 0;
+export let romBase: u64 = 0;
+export let romSize: u64 = 0;
+export let romHost: u64 = 0;
+
+// Machine-level CSRs.
+export let mstatus: u64 = 0;
+export let medeleg: u64 = 0;
+export let mideleg: u64 = 0;
+export let mie: u64 = 0;
+export let mtvec: u64 = 0;
+export let mcounteren: u32 = 0;
+export let mcountinhibit: u32 = 0;
+export let menvcfg: u64 = 0;
+export let mscratch: u64 = 0;
+export let mepc: u64 = 0;
+export let mcause: u64 = 0;
+export let mtval: u64 = 0;
+// Supervisor-level CSRs.
+export let stvec: u64 = 0;
+export let scounteren: u32 = 0;
+export let senvcfg: u64 = 0;
+export let sscratch: u64 = 0;
+export let sepc: u64 = 0;
+export let scause: u64 = 0;
+export let stval: u64 = 0;
+export let satp: u64 = 0;
+// Floating-point control: fflags in bits 4:0, frm in bits 7:5.
+export let fcsr: u32 = 0;
+
+/** Instructions retired; mcycle and minstret read this plus their own offset. */
+export let instret: u64 = 0;
+export let cycleOffset: u64 = 0;
+export let instretOffset: u64 = 0;
+
+/** LR/SC reservation: address and value observed by LR, or -1 when none. */
+export let resAddr: u64 = -1;
+export let resValue: u64 = 0;
+
+/** Set when an exception has been taken by the current instruction. */
+export let trapped: bool = false;
+/** Set by anything that may change which interrupt is pending or enabled. */
+export let irqCheck: bool = true;
+
+// mstatus fields.
+export const MSTATUS_SIE: u64 = 1 << 1;
+export const MSTATUS_MIE: u64 = 1 << 3;
+export const MSTATUS_SPIE: u64 = 1 << 5;
+export const MSTATUS_MPIE: u64 = 1 << 7;
+export const MSTATUS_SPP: u64 = 1 << 8;
+export const MSTATUS_MPP_SHIFT: u64 = 11;
+export const MSTATUS_MPP: u64 = 3 << 11;
+export const MSTATUS_FS: u64 = 3 << 13;
+export const MSTATUS_MPRV: u64 = 1 << 17;
+export const MSTATUS_SUM: u64 = 1 << 18;
+export const MSTATUS_MXR: u64 = 1 << 19;
+export const MSTATUS_TVM: u64 = 1 << 20;
+export const MSTATUS_TW: u64 = 1 << 21;
+export const MSTATUS_TSR: u64 = 1 << 22;
+export const MSTATUS_UXL_SXL: u64 = (<u64>2 << 32) | (<u64>2 << 34);
+export const MSTATUS_SD: u64 = <u64>1 << 63;
+
+// Exception causes.
+export const CAUSE_MISALIGNED_FETCH: u64 = 0;
+export const CAUSE_FETCH_ACCESS: u64 = 1;
+export const CAUSE_ILLEGAL: u64 = 2;
+export const CAUSE_BREAKPOINT: u64 = 3;
+export const CAUSE_MISALIGNED_LOAD: u64 = 4;
+export const CAUSE_LOAD_ACCESS: u64 = 5;
+export const CAUSE_MISALIGNED_STORE: u64 = 6;
+export const CAUSE_STORE_ACCESS: u64 = 7;
+export const CAUSE_ECALL_U: u64 = 8;
+export const CAUSE_FETCH_PAGE: u64 = 12;
+export const CAUSE_LOAD_PAGE: u64 = 13;
+export const CAUSE_STORE_PAGE: u64 = 15;
+export const CAUSE_INTERRUPT: u64 = <u64>1 << 63;
+
+// Interrupt bits in mip/mie.
+export const IRQ_SSIP: u64 = 1 << 1;
+export const IRQ_MSIP: u64 = 1 << 3;
+export const IRQ_STIP: u64 = 1 << 5;
+export const IRQ_MTIP: u64 = 1 << 7;
+export const IRQ_SEIP: u64 = 1 << 9;
+export const IRQ_MEIP: u64 = 1 << 11;
+export const IRQ_S_MASK: u64 = IRQ_SSIP | IRQ_STIP | IRQ_SEIP;
+
+/** Access kinds for translation and faults. */
+export const ACC_FETCH: u32 = 0;
+export const ACC_LOAD: u32 = 1;
+export const ACC_STORE: u32 = 2;
+
+@inline export function getX(r: u32): u64 { return load<u64>(hb + (r << 3)); }
+@inline export function setX(r: u32, v: u64): void { if (r != 0) store<u64>(hb + (r << 3), v); }
+@inline export function getF(r: u32): u64 { return load<u64>(hb + OFF_F + (r << 3)); }
+@inline export function setF(r: u32, v: u64): void { store<u64>(hb + OFF_F + (r << 3), v); }
+@inline export function getMip(): u64 { return <u64>atomic.load<u32>(hb + OFF_MIP); }
+
+/** Sign-extends the low `bits` bits of v. */
+@inline export function sext(v: u64, bits: u32): u64 {
+  const s = 64 - bits;
+  return <u64>((<i64>(v << s)) >> s);
+}

@@ -1,0 +1,209 @@
+/**
+ * RISC-V harts backed by the WebAssembly core (src/target/riscv/core, built to
+ * dist/riscv-core.wasm). This file owns the layout of the shared linear memory:
+ *
+ *   0x000000  core's static data
+ *   0x100000  compressed-instruction expansion table (256 KiB, shared by all harts)
+ *   0x140000  hart blocks, 16 KiB each (registers, mip, TLBs)
+ *   0x200000  boot ROM (up to 64 KiB)
+ *   0x400000  guest RAM
+ *
+ * A hart is one instance of the core module; all instances share the memory, so
+ * that vCPU threads can later run them in parallel on the same guest RAM.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AddressSpace, BUS_ERROR } from '../../hw/core/memory.js';
+import type { IrqLine } from '../../hw/core/irq.js';
+
+const RVC_TABLE = 0x100000;
+const HART_BLOCKS = 0x140000;
+const HART_BLOCK_SIZE = 0x4000;
+const ROM_HOST = 0x200000;
+/** Largest boot ROM the layout leaves room for. */
+export const MAX_ROM_SIZE = 0x10000;
+const RAM_HOST = 0x400000;
+const WASM_PAGE = 0x10000;
+/** Largest guest RAM that fits in a 4 GiB WebAssembly memory next to the core's own data. */
+export const MAX_RAM_SIZE = 4 * 1024 ** 3 - RAM_HOST - WASM_PAGE;
+/** Most harts the layout leaves room for. */
+export const MAX_HARTS = (ROM_HOST - HART_BLOCKS) / HART_BLOCK_SIZE;
+
+/** Why {@link Hart.run} returned. */
+export const enum RunExit {
+  Budget = 0,
+  Wfi = 1,
+  Request = 2,
+}
+
+/** Interrupt bits of mip (Privileged Architecture, 3.1.9). */
+export const enum Mip {
+  SSIP = 1,
+  MSIP = 3,
+  STIP = 5,
+  MTIP = 7,
+  SEIP = 9,
+  MEIP = 11,
+}
+
+interface CoreExports {
+  init(hartBase: number, hartId: number, rvcTable: number, fillRvc: number, ramBase: number, ramSize: number,
+    ramHost: number, romBase: number, romSize: number, romHost: number): void;
+  reset(pc: number): void;
+  run(budget: number): number;
+  getPc(): bigint;
+  setPc(v: bigint): void;
+  getPriv(): number;
+  getInstret(): number;
+  wfiWake(): number;
+  kick(): void;
+  OFF_MIP: WebAssembly.Global;
+  OFF_EXIT: WebAssembly.Global;
+  OFF_SCRATCH: WebAssembly.Global;
+  OFF_X: WebAssembly.Global;
+}
+
+let compiled: WebAssembly.Module | null = null;
+function coreModule(): WebAssembly.Module {
+  if (!compiled) {
+    const here = dirname(fileURLToPath(import.meta.url));
+    // dist/src/target/riscv/cpu.js -> dist/riscv-core.wasm
+    compiled = new WebAssembly.Module(readFileSync(join(here, '..', '..', '..', 'riscv-core.wasm')));
+  }
+  return compiled;
+}
+
+/** The guest-visible physical memory map the core accesses directly. */
+export interface RiscvMemoryMap {
+  ramBase: number;
+  ramSize: number;
+  romBase: number;
+  romSize: number;
+}
+
+/**
+ * Guest RAM and boot ROM in one shared WebAssembly memory, plus the harts running on it.
+ * MMIO accesses the core cannot serve from RAM go to `bus`.
+ */
+export class RiscvCpus {
+  readonly memory: WebAssembly.Memory;
+  /** Guest RAM, as a byte view (zero-copy). */
+  readonly ram: Uint8Array;
+  /** Boot ROM contents (zero-copy view; written by the board before reset). */
+  readonly rom: Uint8Array;
+  readonly harts: Hart[] = [];
+
+  constructor(readonly map: RiscvMemoryMap, nharts: number, bus: AddressSpace, mtime: () => number) {
+    if (map.ramSize > MAX_RAM_SIZE) throw new RangeError(`guest RAM larger than ${MAX_RAM_SIZE} bytes`);
+    if (map.romSize > MAX_ROM_SIZE) throw new RangeError('boot ROM too large');
+    if (nharts < 1 || nharts > MAX_HARTS) throw new RangeError(`between 1 and ${MAX_HARTS} harts are supported`);
+    const pages = Math.ceil((RAM_HOST + map.ramSize + WASM_PAGE) / WASM_PAGE);
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.ram = new Uint8Array(this.memory.buffer, RAM_HOST, map.ramSize);
+    this.rom = new Uint8Array(this.memory.buffer, ROM_HOST, map.romSize);
+    for (let i = 0; i < nharts; i++) this.harts.push(new Hart(this, i, bus, mtime));
+  }
+}
+
+/** One RISC-V hart: an instance of the core module. */
+export class Hart {
+  private readonly core: CoreExports;
+  private readonly mip: Int32Array;
+  private readonly mipIndex: number;
+  private readonly exitIndex: number;
+  /** The 32 integer registers as a live view (BigUint64Array over the hart block). */
+  readonly x: BigUint64Array;
+  /** True while the hart waits in WFI. */
+  halted = false;
+  /** Called when an interrupt line of this hart rises (wakes an idle main loop). */
+  onWake: (() => void) | null = null;
+
+  constructor(cpus: RiscvCpus, readonly id: number, bus: AddressSpace, mtime: () => number) {
+    const base = HART_BLOCKS + id * HART_BLOCK_SIZE;
+    const words = new Uint32Array(cpus.memory.buffer);
+    let scratch = 0;
+    const imports = {
+      env: {
+        memory: cpus.memory,
+        mmio_read(addr: number, size: number): number {
+          const lo = bus.read(addr, size);
+          if (lo === BUS_ERROR) return 1;
+          words[scratch] = lo;
+          words[scratch + 1] = bus.hi;
+          return 0;
+        },
+        mmio_write(addr: number, size: number, lo: number, hi: number): number {
+          return bus.write(addr, size, lo >>> 0, hi >>> 0) ? 0 : 1;
+        },
+        host_mtime: mtime,
+        abort(): never {
+          throw new Error('RISC-V core aborted');
+        },
+      },
+    };
+    const instance = new WebAssembly.Instance(coreModule(), imports);
+    this.core = instance.exports as unknown as CoreExports;
+    scratch = (base + (this.core.OFF_SCRATCH.value as number)) >> 2;
+    this.mip = new Int32Array(cpus.memory.buffer);
+    this.mipIndex = (base + (this.core.OFF_MIP.value as number)) >> 2;
+    this.exitIndex = (base + (this.core.OFF_EXIT.value as number)) >> 2;
+    this.x = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_X.value as number), 32);
+    const m = cpus.map;
+    this.core.init(base, id, RVC_TABLE, id === 0 ? 1 : 0, m.ramBase, m.ramSize, RAM_HOST, m.romBase, m.romSize, ROM_HOST);
+  }
+
+  /** Resets the hart to M-mode at `pc`. */
+  reset(pc: number): void {
+    this.core.reset(pc);
+    this.halted = false;
+    Atomics.store(this.mip, this.exitIndex, 0);
+  }
+
+  /** Runs up to `budget` instructions. */
+  run(budget: number): RunExit {
+    const exit = this.core.run(budget) as RunExit;
+    this.halted = exit === RunExit.Wfi;
+    return exit;
+  }
+
+  /** True when an enabled interrupt is pending: a halted hart should run again. */
+  get wakeable(): boolean {
+    return this.core.wfiWake() !== 0;
+  }
+
+  /** Asks a running hart to return from run() at the next instruction boundary. */
+  requestExit(): void {
+    Atomics.store(this.mip, this.exitIndex, 1);
+    this.core.kick();
+  }
+
+  get pc(): bigint {
+    return this.core.getPc();
+  }
+
+  get priv(): number {
+    return this.core.getPriv();
+  }
+
+  /** Instructions retired since reset. */
+  get instret(): number {
+    return this.core.getInstret();
+  }
+
+  /** The IrqLine driving bit `bit` of this hart's mip (devices never see the CPU itself). */
+  irqLine(bit: Mip): IrqLine {
+    const mask = 1 << bit;
+    return {
+      set: (level: boolean) => {
+        if (level) {
+          Atomics.or(this.mip, this.mipIndex, mask);
+          this.core.kick();
+          this.onWake?.();
+        } else {
+          Atomics.and(this.mip, this.mipIndex, ~mask);
+        }
+      },
+    };
+  }
+}
