@@ -20,7 +20,7 @@
 #include <string.h>
 
 enum { F32, F64, I32, U32, I64, U64 };
-static const int width[] = {4, 8, 4, 8, 8, 8};
+static const int width[] = {4, 8, 4, 4, 8, 8};
 
 // ---------------------------------------------------------------------------
 // One wrapper per instruction. Operands/results are raw bits in integer registers;
@@ -135,7 +135,6 @@ static uint64_t pack(int f, uint64_t sign, int64_t e, uint64_t frac) {
   return sign << (FMT[f].ebits + FMT[f].fbits) | (uint64_t)e << FMT[f].fbits | (frac & ((1ull << FMT[f].fbits) - 1));
 }
 static int64_t exp_of(int f, uint64_t x) { return (x >> FMT[f].fbits) & EMAX(f); }
-static uint64_t frac_of(int f, uint64_t x) { return x & ((1ull << FMT[f].fbits) - 1); }
 static uint64_t sign_bit(int f) { return 1ull << (FMT[f].ebits + FMT[f].fbits); }
 
 static uint64_t rand_float(int f) {

@@ -187,6 +187,13 @@ function openSerial(opts: VmOptions, onQuit: () => void): Chardev {
   }
 }
 
+/** With VIREO_STATS set (used by bench/), prints guest instructions retired and the rate. */
+function reportStats(machine: VirtMachine): void {
+  const seconds = machine.clock.now() / 1e9;
+  const instret = machine.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
+  process.stderr.write(`vireo-stats: instret=${instret} seconds=${seconds.toFixed(3)} mips=${(instret / seconds / 1e6).toFixed(1)}\n`);
+}
+
 /** Builds the board described by `opts`, runs it, and returns the process exit status. */
 export async function runMachine(opts: VmOptions): Promise<number> {
   const m = VIRT_MEMMAP;
@@ -218,6 +225,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
         const exit = htif?.poll();
         return exit ? { kind: 'poweroff', code: exit.code } : null;
       });
+      if (process.env.VIREO_STATS) reportStats(machine);
       if (reason.kind === 'reset' && !opts.noReboot) continue;
       if (reason.kind === 'poweroff') return reason.code;
       return 0;

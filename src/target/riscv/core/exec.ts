@@ -28,6 +28,8 @@ const PAGE_MASK: u64 = ~(<u64>0xfff);
 }
 
 @inline function sext32(v: u64): u64 { return <u64><i64><i32>v; }
+@inline function X(xb: usize, r: u32): u64 { return load<u64>(xb + (r << 3)); }
+@inline function setX(xb: usize, r: u32, v: u64): void { if (r != 0) store<u64>(xb + (r << 3), v); }
 
 function div64(a: u64, b: u64): u64 {
   if (b == 0) return <u64>-1;
@@ -150,12 +152,17 @@ export function run(budget: i32): i32 {
   let pageVaddr: u64 = <u64>-1;
   let pageHost: usize = 0;
   let exit = EXIT_BUDGET;
+  let sync = false;
+  const xb = S.hb;
+  const tlbR = xb + S.OFF_TLB_R;
+  const tlbW = xb + S.OFF_TLB_W;
   const instretStart = S.instret;
   while (n > 0) {
     if (S.irqCheck) {
+      // Something may have changed interrupts, the TLBs or the host's exit request.
       S.irqCheck = false;
-      pageVaddr = <u64>-1; // the TLB may have been flushed
-      if (atomic.load<u32>(S.hb + S.OFF_EXIT) != 0) {
+      pageVaddr = <u64>-1;
+      if (atomic.load<u32>(xb + S.OFF_EXIT) != 0) {
         exit = EXIT_REQUEST;
         break;
       }
@@ -165,325 +172,343 @@ export function run(budget: i32): i32 {
         pc = S.pc;
       }
     }
-    // Fetch.
-    if ((pc & PAGE_MASK) != pageVaddr) {
-      S.pc = pc;
-      const h = fetchPage(pc);
-      if (h == 0) {
-        S.trapped = false;
-        pc = S.pc;
-        continue;
-      }
-      pageVaddr = pc & PAGE_MASK;
-      pageHost = h;
-    }
-    const off = <u32>pc & 0xfff;
-    let insn: u32;
-    if (off <= 0xffc) {
-      insn = load<u32>(pageHost + off);
-    } else {
-      insn = load<u16>(pageHost + off);
-      if ((insn & 3) == 3) { // a 32-bit instruction crossing into the next page
+    // The inner loop runs until an instruction needs the checks above.
+    while (n > 0) {
+      // Fetch.
+      if ((pc & PAGE_MASK) != pageVaddr) {
         S.pc = pc;
-        const h2 = fetchPage(pc + 2);
-        if (h2 == 0) {
+        const h = fetchPage(pc);
+        if (h == 0) { // fetch fault: it counts against the budget, so a trap loop still returns
           S.trapped = false;
           pc = S.pc;
-          continue;
-        }
-        insn |= <u32>load<u16>(h2) << 16;
-      }
-    }
-    n--;
-    let npc: u64;
-    let bits = insn;
-    if ((insn & 3) != 3) {
-      bits = insn & 0xffff;
-      insn = load<u32>(S.rvcTable + (bits << 2));
-      npc = pc + 2;
-    } else {
-      npc = pc + 4;
-    }
-    const rd = (insn >> 7) & 31;
-    const rs1 = (insn >> 15) & 31;
-    const rs2 = (insn >> 20) & 31;
-    const f3 = (insn >> 12) & 7;
-    switch ((insn >> 2) & 31) {
-      case 0x00: { // LOAD
-        const addr = S.getX(rs1) + <u64>(<i32>insn >> 20);
-        const size: u32 = 1 << (f3 & 3);
-        const h = tlbLookup(S.OFF_TLB_R, addr, size);
-        let v: u64;
-        if (h != 0) {
-          switch (f3) {
-            case 0: v = <u64><i64>load<i8>(h); break;
-            case 1: v = <u64><i64>load<i16>(h); break;
-            case 2: v = <u64><i64>load<i32>(h); break;
-            case 3: v = load<u64>(h); break;
-            case 4: v = <u64>load<u8>(h); break;
-            case 5: v = <u64>load<u16>(h); break;
-            case 6: v = <u64>load<u32>(h); break;
-            default: v = 0;
-          }
-          if (f3 == 7) { illegal(pc, bits); break; }
-        } else {
-          if (f3 == 7) { illegal(pc, bits); break; }
-          S.pc = pc;
-          v = loadSlow(addr, size);
-          if (S.trapped) break;
-          if (f3 < 3) v = S.sext(v, 8 << f3);
-        }
-        S.setX(rd, v);
-        break;
-      }
-      case 0x01: { // LOAD-FP
-        if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); break; }
-        const addr = S.getX(rs1) + <u64>(<i32>insn >> 20);
-        const size: u32 = 1 << f3;
-        const h = tlbLookup(S.OFF_TLB_R, addr, size);
-        let v: u64;
-        if (h != 0) {
-          v = f3 == 2 ? <u64>load<u32>(h) : load<u64>(h);
-        } else {
-          S.pc = pc;
-          v = loadSlow(addr, size);
-          if (S.trapped) break;
-        }
-        S.setF(rd, f3 == 2 ? v | <u64>0xffffffff00000000 : v);
-        S.mstatus |= S.MSTATUS_FS;
-        break;
-      }
-      case 0x03: // MISC-MEM: FENCE and FENCE.I (memory is coherent and nothing is cached)
-        if (f3 > 1) illegal(pc, bits);
-        break;
-      case 0x04: { // OP-IMM
-        const a = S.getX(rs1);
-        const imm = <u64>(<i32>insn >> 20);
-        const f6 = insn >> 26;
-        if ((f3 == 1 && f6 != 0) || (f3 == 5 && f6 != 0 && f6 != 0x10)) { illegal(pc, bits); break; }
-        let v: u64;
-        switch (f3) {
-          case 0: v = a + imm; break;
-          case 1: v = a << (imm & 63); break;
-          case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
-          case 3: v = a < imm ? 1 : 0; break;
-          case 4: v = a ^ imm; break;
-          case 5: v = f6 == 0 ? a >> (imm & 63) : <u64>(<i64>a >> <i64>(imm & 63)); break;
-          case 6: v = a | imm; break;
-          default: v = a & imm;
-        }
-        S.setX(rd, v);
-        break;
-      }
-      case 0x05: // AUIPC
-        S.setX(rd, pc + <u64><i64><i32>(insn & 0xfffff000));
-        break;
-      case 0x06: { // OP-IMM-32
-        const a = <u32>S.getX(rs1);
-        const f7 = insn >> 25;
-        const sh = rs2;
-        let v: u32 = 0;
-        if (f3 == 0) v = a + <u32>(<i32>insn >> 20);
-        else if (f3 == 1 && f7 == 0) v = a << sh;
-        else if (f3 == 5 && f7 == 0) v = a >> sh;
-        else if (f3 == 5 && f7 == 0x20) v = <u32>(<i32>a >> sh);
-        else { illegal(pc, bits); break; }
-        S.setX(rd, sext32(v));
-        break;
-      }
-      case 0x08: { // STORE
-        if (f3 > 3) { illegal(pc, bits); break; }
-        const addr = S.getX(rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
-        const v = S.getX(rs2);
-        const size: u32 = 1 << f3;
-        const h = tlbLookup(S.OFF_TLB_W, addr, size);
-        if (h != 0) {
-          switch (f3) {
-            case 0: store<u8>(h, <u8>v); break;
-            case 1: store<u16>(h, <u16>v); break;
-            case 2: store<u32>(h, <u32>v); break;
-            default: store<u64>(h, v);
-          }
-        } else {
-          S.pc = pc;
-          storeSlow(addr, size, v);
-        }
-        break;
-      }
-      case 0x09: { // STORE-FP
-        if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); break; }
-        const addr = S.getX(rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
-        const v = S.getF(rs2);
-        const size: u32 = 1 << f3;
-        const h = tlbLookup(S.OFF_TLB_W, addr, size);
-        if (h != 0) {
-          if (f3 == 2) store<u32>(h, <u32>v);
-          else store<u64>(h, v);
-        } else {
-          S.pc = pc;
-          storeSlow(addr, size, v);
-        }
-        break;
-      }
-      case 0x0b: // AMO
-        if (!execAmo(insn, pc)) illegal(pc, bits);
-        break;
-      case 0x0c: { // OP
-        const a = S.getX(rs1);
-        const b = S.getX(rs2);
-        const f7 = insn >> 25;
-        let v: u64 = 0;
-        if (f7 == 0) {
-          switch (f3) {
-            case 0: v = a + b; break;
-            case 1: v = a << (b & 63); break;
-            case 2: v = <i64>a < <i64>b ? 1 : 0; break;
-            case 3: v = a < b ? 1 : 0; break;
-            case 4: v = a ^ b; break;
-            case 5: v = a >> (b & 63); break;
-            case 6: v = a | b; break;
-            default: v = a & b;
-          }
-        } else if (f7 == 1) {
-          switch (f3) {
-            case 0: v = a * b; break;
-            case 1: v = mulhu(a, b) - (<i64>a < 0 ? b : 0) - (<i64>b < 0 ? a : 0); break;
-            case 2: v = mulhu(a, b) - (<i64>a < 0 ? b : 0); break;
-            case 3: v = mulhu(a, b); break;
-            case 4: v = div64(a, b); break;
-            case 5: v = b == 0 ? <u64>-1 : a / b; break;
-            case 6: v = rem64(a, b); break;
-            default: v = b == 0 ? a : a % b;
-          }
-        } else if (f7 == 0x20 && f3 == 0) {
-          v = a - b;
-        } else if (f7 == 0x20 && f3 == 5) {
-          v = <u64>(<i64>a >> <i64>(b & 63));
-        } else {
-          illegal(pc, bits);
+          n--;
           break;
         }
-        S.setX(rd, v);
-        break;
+        pageVaddr = pc & PAGE_MASK;
+        pageHost = h;
       }
-      case 0x0d: // LUI
-        S.setX(rd, <u64><i64><i32>(insn & 0xfffff000));
-        break;
-      case 0x0e: { // OP-32
-        const a = <u32>S.getX(rs1);
-        const b = <u32>S.getX(rs2);
-        const f7 = insn >> 25;
-        let v: u64 = 0;
-        if (f7 == 0) {
-          if (f3 == 0) v = sext32(a + b);
-          else if (f3 == 1) v = sext32(a << (b & 31));
-          else if (f3 == 5) v = sext32(a >> (b & 31));
-          else { illegal(pc, bits); break; }
-        } else if (f7 == 0x20) {
-          if (f3 == 0) v = sext32(a - b);
-          else if (f3 == 5) v = sext32(<u32>(<i32>a >> (b & 31)));
-          else { illegal(pc, bits); break; }
-        } else if (f7 == 1 && (f3 == 0 || f3 >= 4)) {
-          switch (f3) {
-            case 0: v = sext32(a * b); break;
-            case 4: v = div32(a, b); break;
-            case 5: v = b == 0 ? <u64>-1 : sext32(a / b); break;
-            case 6: v = rem32(a, b); break;
-            default: v = b == 0 ? sext32(a) : sext32(a % b);
+      const off = <u32>pc & 0xfff;
+      let insn: u32;
+      if (off <= 0xffc) {
+        insn = load<u32>(pageHost + off);
+      } else {
+        insn = load<u16>(pageHost + off);
+        if ((insn & 3) == 3) { // a 32-bit instruction crossing into the next page
+          S.pc = pc;
+          const h2 = fetchPage(pc + 2);
+          if (h2 == 0) {
+            S.trapped = false;
+            pc = S.pc;
+            n--;
+            break;
           }
-        } else { illegal(pc, bits); break; }
-        S.setX(rd, v);
-        break;
-      }
-      case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: // FMADD, FMSUB, FNMSUB, FNMADD, OP-FP
-        if (!fpOp(insn)) illegal(pc, bits);
-        break;
-      case 0x18: { // BRANCH
-        const a = S.getX(rs1);
-        const b = S.getX(rs2);
-        let taken: bool;
-        switch (f3) {
-          case 0: taken = a == b; break;
-          case 1: taken = a != b; break;
-          case 4: taken = <i64>a < <i64>b; break;
-          case 5: taken = <i64>a >= <i64>b; break;
-          case 6: taken = a < b; break;
-          case 7: taken = a >= b; break;
-          default: illegal(pc, bits); taken = false;
+          insn |= <u32>load<u16>(h2) << 16;
         }
-        if (taken) {
-          npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) |
-            ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e));
-        }
-        break;
       }
-      case 0x19: { // JALR
-        if (f3 != 0) { illegal(pc, bits); break; }
-        const target = (S.getX(rs1) + <u64>(<i32>insn >> 20)) & ~<u64>1;
-        S.setX(rd, npc);
-        npc = target;
-        break;
+      n--;
+      let npc: u64;
+      let bits = insn;
+      if ((insn & 3) != 3) {
+        bits = insn & 0xffff;
+        insn = load<u32>(S.rvcTable + (bits << 2));
+        npc = pc + 2;
+      } else {
+        npc = pc + 4;
       }
-      case 0x1b: // JAL
-        S.setX(rd, npc);
-        npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >> 9) & 0x800) |
-          ((insn >> 20) & 0x7fe));
-        break;
-      case 0x1c: { // SYSTEM
-        if (f3 == 0) {
-          if (insn == 0x00000073) { // ECALL
-            S.pc = pc;
-            raiseException(S.CAUSE_ECALL_U + S.priv, 0);
-          } else if (insn == 0x00100073) { // EBREAK
-            S.pc = pc;
-            raiseException(S.CAUSE_BREAKPOINT, pc);
-          } else if (insn == 0x30200073) { // MRET
-            if (S.priv < 3) { illegal(pc, bits); break; }
-            mret();
-            npc = S.pc;
-          } else if (insn == 0x10200073) { // SRET
-            if (S.priv < 1 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TSR) != 0)) { illegal(pc, bits); break; }
-            sret();
-            npc = S.pc;
-          } else if (insn == 0x10500073) { // WFI
-            if (S.priv == 0 || (S.priv < 3 && (S.mstatus & S.MSTATUS_TW) != 0)) { illegal(pc, bits); break; }
-            if ((S.getMip() & S.mie) == 0) exit = EXIT_WFI;
-          } else if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
-            if (S.priv == 0 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TVM) != 0)) { illegal(pc, bits); break; }
-            tlbFlush();
+      const rd = (insn >> 7) & 31;
+      const rs1 = (insn >> 15) & 31;
+      const rs2 = (insn >> 20) & 31;
+      const f3 = (insn >> 12) & 7;
+      switch ((insn >> 2) & 31) {
+        case 0x00: { // LOAD
+          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const size: u32 = 1 << (f3 & 3);
+          const h = tlbLookup(tlbR, addr, size);
+          let v: u64;
+          if (h != 0) {
+            switch (f3) {
+              case 0: v = <u64><i64>load<i8>(h); break;
+              case 1: v = <u64><i64>load<i16>(h); break;
+              case 2: v = <u64><i64>load<i32>(h); break;
+              case 3: v = load<u64>(h); break;
+              case 4: v = <u64>load<u8>(h); break;
+              case 5: v = <u64>load<u16>(h); break;
+              case 6: v = <u64>load<u32>(h); break;
+              default: v = 0;
+            }
+            if (f3 == 7) { illegal(pc, bits); sync = true; break; }
           } else {
-            illegal(pc, bits);
+            if (f3 == 7) { illegal(pc, bits); sync = true; break; }
+            S.pc = pc;
+            v = loadSlow(addr, size);
+            sync = true;
+            if (S.trapped) break;
+            if (f3 < 3) v = S.sext(v, 8 << f3);
+          }
+          setX(xb, rd, v);
+          break;
+        }
+        case 0x01: { // LOAD-FP
+          if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); sync = true; break; }
+          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const size: u32 = 1 << f3;
+          const h = tlbLookup(tlbR, addr, size);
+          let v: u64;
+          if (h != 0) {
+            v = f3 == 2 ? <u64>load<u32>(h) : load<u64>(h);
+          } else {
+            S.pc = pc;
+            v = loadSlow(addr, size);
+            sync = true;
+            if (S.trapped) break;
+          }
+          S.setF(rd, f3 == 2 ? v | <u64>0xffffffff00000000 : v);
+          S.mstatus |= S.MSTATUS_FS;
+          break;
+        }
+        case 0x03: // MISC-MEM: FENCE and FENCE.I (memory is coherent and nothing is cached)
+          if (f3 > 1) illegal(pc, bits); sync = true;
+          break;
+        case 0x04: { // OP-IMM
+          const a = X(xb, rs1);
+          const imm = <u64>(<i32>insn >> 20);
+          const f6 = insn >> 26;
+          if ((f3 == 1 && f6 != 0) || (f3 == 5 && f6 != 0 && f6 != 0x10)) { illegal(pc, bits); sync = true; break; }
+          let v: u64;
+          switch (f3) {
+            case 0: v = a + imm; break;
+            case 1: v = a << (imm & 63); break;
+            case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
+            case 3: v = a < imm ? 1 : 0; break;
+            case 4: v = a ^ imm; break;
+            case 5: v = f6 == 0 ? a >> (imm & 63) : <u64>(<i64>a >> <i64>(imm & 63)); break;
+            case 6: v = a | imm; break;
+            default: v = a & imm;
+          }
+          setX(xb, rd, v);
+          break;
+        }
+        case 0x05: // AUIPC
+          setX(xb, rd, pc + <u64><i64><i32>(insn & 0xfffff000));
+          break;
+        case 0x06: { // OP-IMM-32
+          const a = <u32>X(xb, rs1);
+          const f7 = insn >> 25;
+          const sh = rs2;
+          let v: u32 = 0;
+          if (f3 == 0) v = a + <u32>(<i32>insn >> 20);
+          else if (f3 == 1 && f7 == 0) v = a << sh;
+          else if (f3 == 5 && f7 == 0) v = a >> sh;
+          else if (f3 == 5 && f7 == 0x20) v = <u32>(<i32>a >> sh);
+          else { illegal(pc, bits); sync = true; break; }
+          setX(xb, rd, sext32(v));
+          break;
+        }
+        case 0x08: { // STORE
+          if (f3 > 3) { illegal(pc, bits); sync = true; break; }
+          const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+          const v = X(xb, rs2);
+          const size: u32 = 1 << f3;
+          const h = tlbLookup(tlbW, addr, size);
+          if (h != 0) {
+            switch (f3) {
+              case 0: store<u8>(h, <u8>v); break;
+              case 1: store<u16>(h, <u16>v); break;
+              case 2: store<u32>(h, <u32>v); break;
+              default: store<u64>(h, v);
+            }
+          } else {
+            S.pc = pc;
+            storeSlow(addr, size, v);
+            sync = true;
           }
           break;
         }
-        if (f3 == 4) { illegal(pc, bits); break; }
-        // Zicsr. Counters read S.instret, so bring it up to date first.
-        S.instret = instretStart + <u64>(budget - n);
-        const csr = insn >> 20;
-        const src: u64 = (f3 & 4) != 0 ? <u64>rs1 : S.getX(rs1);
-        C.csrIllegal = false;
-        let old: u64 = 0;
-        if ((f3 & 3) == 1) { // CSRRW: no read side effects when rd is x0
-          if (rd != 0) old = C.csrRead(csr);
-          if (!C.csrIllegal) C.csrWrite(csr, src);
-        } else {
-          old = C.csrRead(csr);
-          if (!C.csrIllegal && rs1 != 0) C.csrWrite(csr, (f3 & 3) == 2 ? old | src : old & ~src);
+        case 0x09: { // STORE-FP
+          if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); sync = true; break; }
+          const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+          const v = S.getF(rs2);
+          const size: u32 = 1 << f3;
+          const h = tlbLookup(tlbW, addr, size);
+          if (h != 0) {
+            if (f3 == 2) store<u32>(h, <u32>v);
+            else store<u64>(h, v);
+          } else {
+            S.pc = pc;
+            storeSlow(addr, size, v);
+            sync = true;
+          }
+          break;
         }
-        if (C.csrIllegal) { illegal(pc, bits); break; }
-        S.setX(rd, old);
-        S.irqCheck = true;
-        break;
+        case 0x0b: // AMO
+          if (!execAmo(insn, pc)) illegal(pc, bits);
+          sync = true;
+          break;
+        case 0x0c: { // OP
+          const a = X(xb, rs1);
+          const b = X(xb, rs2);
+          const f7 = insn >> 25;
+          let v: u64 = 0;
+          if (f7 == 0) {
+            switch (f3) {
+              case 0: v = a + b; break;
+              case 1: v = a << (b & 63); break;
+              case 2: v = <i64>a < <i64>b ? 1 : 0; break;
+              case 3: v = a < b ? 1 : 0; break;
+              case 4: v = a ^ b; break;
+              case 5: v = a >> (b & 63); break;
+              case 6: v = a | b; break;
+              default: v = a & b;
+            }
+          } else if (f7 == 1) {
+            switch (f3) {
+              case 0: v = a * b; break;
+              case 1: v = mulhu(a, b) - (<i64>a < 0 ? b : 0) - (<i64>b < 0 ? a : 0); break;
+              case 2: v = mulhu(a, b) - (<i64>a < 0 ? b : 0); break;
+              case 3: v = mulhu(a, b); break;
+              case 4: v = div64(a, b); break;
+              case 5: v = b == 0 ? <u64>-1 : a / b; break;
+              case 6: v = rem64(a, b); break;
+              default: v = b == 0 ? a : a % b;
+            }
+          } else if (f7 == 0x20 && f3 == 0) {
+            v = a - b;
+          } else if (f7 == 0x20 && f3 == 5) {
+            v = <u64>(<i64>a >> <i64>(b & 63));
+          } else {
+            illegal(pc, bits); sync = true;
+            break;
+          }
+          setX(xb, rd, v);
+          break;
+        }
+        case 0x0d: // LUI
+          setX(xb, rd, <u64><i64><i32>(insn & 0xfffff000));
+          break;
+        case 0x0e: { // OP-32
+          const a = <u32>X(xb, rs1);
+          const b = <u32>X(xb, rs2);
+          const f7 = insn >> 25;
+          let v: u64 = 0;
+          if (f7 == 0) {
+            if (f3 == 0) v = sext32(a + b);
+            else if (f3 == 1) v = sext32(a << (b & 31));
+            else if (f3 == 5) v = sext32(a >> (b & 31));
+            else { illegal(pc, bits); sync = true; break; }
+          } else if (f7 == 0x20) {
+            if (f3 == 0) v = sext32(a - b);
+            else if (f3 == 5) v = sext32(<u32>(<i32>a >> (b & 31)));
+            else { illegal(pc, bits); sync = true; break; }
+          } else if (f7 == 1 && (f3 == 0 || f3 >= 4)) {
+            switch (f3) {
+              case 0: v = sext32(a * b); break;
+              case 4: v = div32(a, b); break;
+              case 5: v = b == 0 ? <u64>-1 : sext32(a / b); break;
+              case 6: v = rem32(a, b); break;
+              default: v = b == 0 ? sext32(a) : sext32(a % b);
+            }
+          } else { illegal(pc, bits); sync = true; break; }
+          setX(xb, rd, v);
+          break;
+        }
+        case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: // FMADD, FMSUB, FNMSUB, FNMADD, OP-FP
+          if (!fpOp(insn)) illegal(pc, bits);
+          sync = true;
+          break;
+        case 0x18: { // BRANCH
+          const a = X(xb, rs1);
+          const b = X(xb, rs2);
+          let taken: bool;
+          switch (f3) {
+            case 0: taken = a == b; break;
+            case 1: taken = a != b; break;
+            case 4: taken = <i64>a < <i64>b; break;
+            case 5: taken = <i64>a >= <i64>b; break;
+            case 6: taken = a < b; break;
+            case 7: taken = a >= b; break;
+            default: illegal(pc, bits); sync = true; taken = false;
+          }
+          if (taken) {
+            npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) |
+              ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e));
+          }
+          break;
+        }
+        case 0x19: { // JALR
+          if (f3 != 0) { illegal(pc, bits); sync = true; break; }
+          const target = (X(xb, rs1) + <u64>(<i32>insn >> 20)) & ~<u64>1;
+          setX(xb, rd, npc);
+          npc = target;
+          break;
+        }
+        case 0x1b: // JAL
+          setX(xb, rd, npc);
+          npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >> 9) & 0x800) |
+            ((insn >> 20) & 0x7fe));
+          break;
+        case 0x1c: { // SYSTEM
+          sync = true;
+          if (f3 == 0) {
+            if (insn == 0x00000073) { // ECALL
+              S.pc = pc;
+              raiseException(S.CAUSE_ECALL_U + S.priv, 0);
+            } else if (insn == 0x00100073) { // EBREAK
+              S.pc = pc;
+              raiseException(S.CAUSE_BREAKPOINT, pc);
+            } else if (insn == 0x30200073) { // MRET
+              if (S.priv < 3) { illegal(pc, bits); sync = true; break; }
+              mret();
+              npc = S.pc;
+            } else if (insn == 0x10200073) { // SRET
+              if (S.priv < 1 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TSR) != 0)) { illegal(pc, bits); sync = true; break; }
+              sret();
+              npc = S.pc;
+            } else if (insn == 0x10500073) { // WFI
+              if (S.priv == 0 || (S.priv < 3 && (S.mstatus & S.MSTATUS_TW) != 0)) { illegal(pc, bits); sync = true; break; }
+              if ((S.getMip() & S.mie) == 0) exit = EXIT_WFI;
+            } else if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
+              if (S.priv == 0 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TVM) != 0)) { illegal(pc, bits); sync = true; break; }
+              tlbFlush();
+            } else {
+              illegal(pc, bits); sync = true;
+            }
+            break;
+          }
+          if (f3 == 4) { illegal(pc, bits); sync = true; break; }
+          // Zicsr. Counters read S.instret, so bring it up to date first.
+          S.instret = instretStart + <u64>(budget - n);
+          const csr = insn >> 20;
+          const src: u64 = (f3 & 4) != 0 ? <u64>rs1 : X(xb, rs1);
+          C.csrIllegal = false;
+          let old: u64 = 0;
+          if ((f3 & 3) == 1) { // CSRRW: no read side effects when rd is x0
+            if (rd != 0) old = C.csrRead(csr);
+            if (!C.csrIllegal) C.csrWrite(csr, src);
+          } else {
+            old = C.csrRead(csr);
+            if (!C.csrIllegal && rs1 != 0) C.csrWrite(csr, (f3 & 3) == 2 ? old | src : old & ~src);
+          }
+          if (C.csrIllegal) { illegal(pc, bits); sync = true; break; }
+          setX(xb, rd, old);
+          S.irqCheck = true;
+          break;
+        }
+        default:
+          illegal(pc, bits); sync = true;
       }
-      default:
-        illegal(pc, bits);
+      if (!sync) {
+        pc = npc;
+        continue;
+      }
+      sync = false;
+      if (S.trapped) {
+        S.trapped = false;
+        pc = S.pc;
+      } else {
+        pc = npc;
+      }
+      break;
     }
-    if (S.trapped) {
-      S.trapped = false;
-      pc = S.pc;
-      continue;
-    }
-    pc = npc;
     if (exit != EXIT_BUDGET) break;
   }
   S.pc = pc;

@@ -126,9 +126,9 @@ function tlbFill(acc: u32, vaddr: u64, pa: u64): void {
   store<u64>(e, <u64>host - (vaddr & PAGE_MASK), 8);
 }
 
-/** TLB lookup: host address for `size` bytes at `vaddr`, or 0 on a miss or page crossing. */
-@inline export function tlbLookup(tlbOff: u32, vaddr: u64, size: u32): usize {
-  const e = S.hb + tlbOff + ((<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4);
+/** TLB lookup in the TLB at `tlb`: host address for `size` bytes at `vaddr`, or 0 on a miss or page crossing. */
+@inline export function tlbLookup(tlb: usize, vaddr: u64, size: u32): usize {
+  const e = tlb + ((<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4);
   if (load<u64>(e) == (vaddr & PAGE_MASK) && (<u32>vaddr & 0xfff) <= 4096 - size) return <usize>(vaddr + load<u64>(e, 8));
   return 0;
 }
@@ -215,7 +215,7 @@ export function storeSlow(vaddr: u64, size: u32, v: u64): void {
  * raising a fault (fetch from MMIO is an access fault).
  */
 export function fetchPage(vaddr: u64): usize {
-  const hit = tlbLookup(S.OFF_TLB_X, vaddr & PAGE_MASK, 1);
+  const hit = tlbLookup(S.hb + S.OFF_TLB_X, vaddr & PAGE_MASK, 1);
   if (hit != 0) return hit;
   const pa = translate(vaddr, S.ACC_FETCH);
   if (S.trapped) return 0;
@@ -238,7 +238,7 @@ export function amoHost(vaddr: u64, size: u32, isLoadReserved: bool): usize {
     return 0;
   }
   const acc = isLoadReserved ? S.ACC_LOAD : S.ACC_STORE;
-  const hit = tlbLookup(isLoadReserved ? S.OFF_TLB_R : S.OFF_TLB_W, vaddr, size);
+  const hit = tlbLookup(S.hb + (isLoadReserved ? S.OFF_TLB_R : S.OFF_TLB_W), vaddr, size);
   if (hit != 0) return hit;
   const pa = translate(vaddr, acc);
   if (S.trapped) return 0;

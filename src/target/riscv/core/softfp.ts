@@ -129,7 +129,7 @@ function nan2_64(a: u64, b: u64): u64 {
 // exponent - 1 (so the leading bit carries into the exponent field), i.e. the
 // value sig * 2^(exp - 188) for binary32 and sig * 2^(exp - 1084) for binary64.
 
-function roundPack32(sign: u32, exp: i32, sig: u64, rm: u32): u32 {
+@inline function roundPack32(sign: u32, exp: i32, sig: u64, rm: u32): u32 {
   const half: u64 = 0x4000000000; // 2^38: sig keeps 24 bits above 39 round bits
   const mask: u64 = 0x7fffffffff;
   const inc = roundIncrement(sign != 0, rm, half, mask);
@@ -154,7 +154,7 @@ function roundPack32(sign: u32, exp: i32, sig: u64, rm: u32): u32 {
   return (sign << 31) + (<u32>exp << 23) + s;
 }
 
-function roundPack64(sign: u64, exp: i32, sig: u64, rm: u32): u64 {
+@inline function roundPack64(sign: u64, exp: i32, sig: u64, rm: u32): u64 {
   const half: u64 = 0x200;
   const mask: u64 = 0x3ff;
   const inc = roundIncrement(sign != 0, rm, half, mask);
@@ -178,14 +178,14 @@ function roundPack64(sign: u64, exp: i32, sig: u64, rm: u32): u64 {
 }
 
 /** Rounds (-1)^sign * r * 2^re to binary32; r != 0, bit 0 of r may be sticky. */
-function round32(sign: u32, re: i32, r: u64, rm: u32): u32 {
+@inline function round32(sign: u32, re: i32, r: u64, rm: u32): u32 {
   const lead = 63 - <i32>clz(r);
   const sig = lead == 63 ? (r >> 1) | (r & 1) : r << <u64>(62 - lead);
   return roundPack32(sign, re + lead + 126, sig, rm);
 }
 
 /** Rounds (-1)^sign * r * 2^re to binary64; r != 0, bit 0 of r may be sticky. */
-function round64(sign: u64, re: i32, r: u64, rm: u32): u64 {
+@inline function round64(sign: u64, re: i32, r: u64, rm: u32): u64 {
   const lead = 63 - <i32>clz(r);
   const sig = lead == 63 ? (r >> 1) | (r & 1) : r << <u64>(62 - lead);
   return roundPack64(sign, re + lead + 1022, sig, rm);

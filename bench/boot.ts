@@ -1,0 +1,48 @@
+/**
+ * bench/boot: boots the bundled guest (OpenSBI + Linux + busybox initramfs) to its
+ * shell prompt and powers it off, once with Vireo and once with qemu-system-riscv64
+ * -M virt on the very same firmware, kernel and initramfs, and prints both times,
+ * their ratio, peak RSS and guest MIPS. Usage: npm run bench:boot [-- runs]
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readImage, BUNDLED_IMAGES } from '../src/hw/riscv/boot.js';
+import { runDriven, have, instret, fmt, VIREO, type RunResult } from './common.js';
+
+const runs = Number(process.argv[2] ?? 3);
+const PROMPT = /~ # $/;
+const steps = [{ expect: PROMPT, send: 'poweroff\n' }];
+
+const dir = mkdtempSync(join(tmpdir(), 'vireo-bench-'));
+const fw = join(dir, 'fw_dynamic.bin');
+const kernel = join(dir, 'Image');
+writeFileSync(fw, readImage(join(BUNDLED_IMAGES, 'fw_dynamic.bin.gz')));
+writeFileSync(kernel, readImage(join(BUNDLED_IMAGES, 'Image.gz')));
+const initrd = join(BUNDLED_IMAGES, 'initramfs.cpio.gz');
+const common = ['-M', 'virt', '-m', '512M', '-smp', '1', '-nographic', '-bios', fw, '-kernel', kernel, '-initrd', initrd, '-append', 'console=ttyS0'];
+
+function best(results: RunResult[]): RunResult {
+  return results.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+}
+
+async function measure(name: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  const results: RunResult[] = [];
+  for (let i = 0; i < runs; i++) {
+    const r = await runDriven(cmd, args, steps, 120, env);
+    if (r.status !== 0) throw new Error(`${name} exited with ${r.status}:\n${r.output.slice(-2000)}\n${r.stderr}`);
+    results.push(r);
+  }
+  return best(results);
+}
+
+const vireo = await measure('vireo', process.execPath, [VIREO, ...common], { ...process.env, VIREO_STATS: '1' });
+const n = instret(vireo.stderr);
+console.log(`vireo: ${fmt(vireo.seconds)} s, peak RSS ${fmt(vireo.peakRssMiB, 0)} MiB, ${fmt(n / 1e6, 0)} M instructions, ${fmt(n / vireo.seconds / 1e6, 0)} MIPS (best of ${runs})`);
+if (!have('qemu-system-riscv64')) {
+  console.log('qemu-system-riscv64 not installed (apt-get install qemu-system-misc): no ratio');
+} else {
+  const qemu = await measure('qemu', 'qemu-system-riscv64', [...common, '-accel', 'tcg,thread=single']);
+  console.log(`qemu:  ${fmt(qemu.seconds)} s, peak RSS ${fmt(qemu.peakRssMiB, 0)} MiB (best of ${runs})`);
+  console.log(`ratio vireo/qemu: ${fmt(vireo.seconds / qemu.seconds)}x time, ${fmt(vireo.peakRssMiB / qemu.peakRssMiB)}x peak RSS`);
+}

@@ -1,0 +1,32 @@
+/**
+ * bench/cpu: a CPU-bound bare-metal guest (bench/guest/cpu.c: fill and checksum
+ * 32 MiB) under Vireo and qemu-system-riscv64 -M virt -bios none, in the same run;
+ * prints both times, the ratio and guest MIPS. Usage: npm run bench:cpu [-- runs]
+ */
+import { join } from 'node:path';
+import { runDriven, have, instret, fmt, ROOT, VIREO, type RunResult } from './common.js';
+
+const runs = Number(process.argv[2] ?? 3);
+const elf = join(ROOT, 'bench', 'guest', 'cpu.elf');
+const common = ['-M', 'virt', '-m', '256M', '-nographic', '-bios', 'none', '-kernel', elf];
+
+async function measure(name: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  let best: RunResult | null = null;
+  for (let i = 0; i < runs; i++) {
+    const r = await runDriven(cmd, args, [], 300, env);
+    if (r.status !== 0 || !/checksum [0-9a-f]{16}/.test(r.output)) throw new Error(`${name} failed (${r.status}): ${r.output}${r.stderr}`);
+    if (!best || r.seconds < best.seconds) best = r;
+  }
+  return best!;
+}
+
+const vireo = await measure('vireo', process.execPath, [VIREO, ...common], { ...process.env, VIREO_STATS: '1' });
+const n = instret(vireo.stderr);
+console.log(`vireo: ${fmt(vireo.seconds)} s, ${fmt(n / vireo.seconds / 1e6, 0)} MIPS (${fmt(n / 1e6, 0)} M instructions, best of ${runs})`);
+if (!have('qemu-system-riscv64')) {
+  console.log('qemu-system-riscv64 not installed (apt-get install qemu-system-misc): no ratio');
+} else {
+  const qemu = await measure('qemu', 'qemu-system-riscv64', [...common, '-accel', 'tcg,thread=single']);
+  console.log(`qemu:  ${fmt(qemu.seconds)} s, ${fmt(n / qemu.seconds / 1e6, 0)} MIPS (same program, same instruction count)`);
+  console.log(`ratio vireo/qemu: ${fmt(vireo.seconds / qemu.seconds)}x time`);
+}

@@ -1,0 +1,72 @@
+/**
+ * Bad user input gets one line on stderr naming the problem and a non-zero exit,
+ * never a stack trace; a guest executing garbage keeps the host alive and responsive.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { GuestConsole, ROOT, VIREO } from './guest-console.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vireo-bad-input-'));
+
+function vireo(args: string[]): { status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [VIREO, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, input: '' });
+  return { status: r.status, stderr: r.stderr };
+}
+
+function assertOneLineError(args: string[], pattern: RegExp): void {
+  const r = vireo(args);
+  assert.equal(r.status, 1, `exit status for ${args.join(' ')}: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^vireo: /);
+  assert.match(lines[0]!, pattern);
+}
+
+test('missing kernel, initrd, bios and dtb files are named', () => {
+  assertOneLineError(['-nographic', '-kernel', join(dir, 'nope')], /nope: No such file or directory/);
+  assertOneLineError(['-nographic', '-bios', join(dir, 'nofw')], /nofw: No such file or directory/);
+  const tiny = join(dir, 'tiny.bin');
+  writeFileSync(tiny, Buffer.from([0x6f, 0, 0, 0]));
+  assertOneLineError(['-nographic', '-kernel', tiny, '-initrd', join(dir, 'noinitrd')], /noinitrd: No such file or directory/);
+  assertOneLineError(['-nographic', '-kernel', tiny, '-dtb', join(dir, 'nodtb')], /nodtb: No such file or directory/);
+  assertOneLineError(['-nographic', '-kernel', dir], /Is a directory/);
+});
+
+test('an ELF for another architecture is refused', () => {
+  // The host's own executable is an ELF for this machine's architecture, not RISC-V.
+  assertOneLineError(['-nographic', '-bios', 'none', '-kernel', process.execPath], /ELF for .*expected RISC-V/);
+});
+
+test('memory sizes out of range, and images that do not fit, are refused', () => {
+  assertOneLineError(['-nographic', '-m', '1M'], /-m/);
+  assertOneLineError(['-nographic', '-m', '64G'], /-m/);
+  const big = join(dir, 'big.bin');
+  writeFileSync(big, Buffer.alloc(40 * 1024 * 1024));
+  assertOneLineError(['-nographic', '-m', '32M', '-kernel', big], /does not fit/);
+});
+
+test('unknown options and bad values are refused', () => {
+  assertOneLineError(['-frobnicate'], /frobnicate/);
+  assertOneLineError(['-smp', 'lots'], /smp/);
+  assertOneLineError(['-M', 'pc'], /pc/);
+});
+
+test('a guest executing random bytes traps forever but the host stays responsive', async () => {
+  const junk = join(dir, 'junk.bin');
+  writeFileSync(junk, randomBytes(64 * 1024));
+  const g = new GuestConsole(['-nographic', '-bios', 'none', '-kernel', junk]);
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(g.child.exitCode, null, `vireo died: ${g.tail()}`);
+    g.send('\x01x'); // Ctrl-A x quits, as in QEMU
+    assert.equal(await g.exit(10_000), 0, g.tail());
+    assert.doesNotMatch(g.stderr, /internal error|Error:/);
+  } finally {
+    g.kill();
+  }
+});
