@@ -1,7 +1,7 @@
 // Reference test vectors for src/target/riscv/core/softfp.ts.
 //
 // Runs on RISC-V (cross-compiled static, executed under qemu-riscv64-static): every
-// result comes from the real F/D instruction (RISC-V Unprivileged ISA chapters 20-21),
+// result comes from the real F/D instruction (RISC-V Unprivileged ISA 20191213 chapters 11-12),
 // executed in each rounding mode set with fsrm, with the exception flags read back
 // with frflags. Operands are edge values plus pseudo-random values biased toward the
 // hard cases (subnormals, cancellation, halfway/rounding boundaries, overflow and

@@ -75,6 +75,8 @@ export class StdioChardev extends Chardev {
   private quitting = false;
   private paused = false;
   private closed = false;
+  private pendingOutput: Buffer[] = [];
+  private flushScheduled = false;
 
   private readonly onData = (chunk: Buffer): void => this.feed(chunk);
   // A read error (EIO once the terminal hangs up) ends input like EOF does.
@@ -107,9 +109,25 @@ export class StdioChardev extends Chardev {
     this.input.resume();
   }
 
-  /** Guest output: copied, since the caller may reuse its buffer before the write completes. */
+  /**
+   * Guest output: copied (the caller may reuse its buffer) and written in batches, once per
+   * turn of the event loop, because a UART hands over one byte at a time.
+   */
   override write(data: Uint8Array): void {
-    this.output.write(Buffer.from(data));
+    this.pendingOutput.push(Buffer.from(data));
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes out the batched guest output now. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.pendingOutput.length === 0) return;
+    const data = Buffer.concat(this.pendingOutput);
+    this.pendingOutput = [];
+    this.output.write(data);
   }
 
   /** Takes waiting input, resuming the host stream once the backlog has drained. */
@@ -125,6 +143,7 @@ export class StdioChardev extends Chardev {
   /** Stops reading stdin and gives the terminal back in its original mode. */
   override close(): void {
     if (this.closed) return;
+    this.flush();
     this.closed = true;
     this.input.off('data', this.onData);
     this.input.off('error', this.onError);
@@ -193,6 +212,7 @@ export class StdioChardev extends Chardev {
   }
 
   private note(text: string): void {
+    this.flush();
     this.output.write(`\r\n${text}\r\n`);
   }
 

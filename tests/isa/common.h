@@ -14,8 +14,9 @@
  *   gp       number of the current check (set by the check macros)
  *   t6       scratch for the macros and the trap handlers
  *   a7       SYS_TO_M while switching back to M-mode (see `to_m`)
- *   s7..s11  the record of the last trap taken by trap_skip/strap_skip:
- *            s7 = m/sstatus, s8 = number of traps recorded, s9 = cause, s10 = tval, s11 = epc
+ *   s6..s11  the record of the last trap taken by trap_skip/strap_skip: s6 = the mode that
+ *            took it (PRV_M or PRV_S), s7 = m/sstatus, s8 = number of traps recorded,
+ *            s9 = cause, s10 = tval, s11 = epc
  */
 
 #define MSTATUS_SIE   (1 << 1)
@@ -55,6 +56,18 @@
 #define CAUSE_LOAD_PAGE_FAULT   13
 #define CAUSE_STORE_PAGE_FAULT  15
 #define CAUSE_INTERRUPT         (1 << 63)
+
+/* Page table entry bits (Sv39/Sv48). */
+#define PTE_V (1 << 0)
+#define PTE_R (1 << 1)
+#define PTE_W (1 << 2)
+#define PTE_X (1 << 3)
+#define PTE_U (1 << 4)
+#define PTE_G (1 << 5)
+#define PTE_A (1 << 6)
+#define PTE_D (1 << 7)
+#define SATP_SV39 (8 << 60)
+#define SATP_SV48 (9 << 60)
 
 /* QEMU virt devices. */
 #define CLINT_MSIP      0x2000000
@@ -110,8 +123,21 @@
   check \n, s8, 0
 .endm
 
+/* Writes entry \index of page table \table: physical address \pa_reg with \flags (clobbers t0-t2). */
+.macro set_pte table, index, pa_reg, flags
+  la t0, \table
+  li t1, (\index) * 8
+  add t0, t0, t1
+  srli t1, \pa_reg, 12
+  slli t1, t1, 10
+  li t2, \flags
+  or t1, t1, t2
+  sd t1, 0(t0)
+.endm
+
 /* Forgets the previous trap record. */
 .macro expect_trap
+  li s6, -1
   li s8, 0
   li s9, -1
   li s10, -1
@@ -136,7 +162,7 @@
 .Lin_mode\@:
 .endm
 
-/* From any mode: continue at the next instruction in M-mode (ecall with a7 = SYS_TO_M). */
+/* From any mode: continue at the next instruction in M-mode, with mstatus.MIE = 0 (ecall). */
 .macro to_m
   li a7, SYS_TO_M
   ecall
@@ -165,6 +191,8 @@
   li a7, 0
   li t6, MSTATUS_MPP
   csrs mstatus, t6
+  li t6, MSTATUS_MPIE
+  csrc mstatus, t6
   mret
 .Lnot_to_m\@:
 .endm
@@ -234,6 +262,7 @@ trap_fail:
   .globl trap_skip
 trap_skip:
   handle_to_m
+  li s6, PRV_M
   addi s8, s8, 1
   csrr s7, mstatus
   csrr s9, mcause
@@ -279,6 +308,7 @@ strap_skip:
   li a7, SYS_TO_M_FWD
   ecall
 4:
+  li s6, PRV_S
   addi s8, s8, 1
   csrr s7, sstatus
   csrr s9, scause

@@ -68,13 +68,18 @@ test('stdio: a pipe is left alone and installs no signal handlers', () => {
   dev.close();
 });
 
-test('stdio: guest output goes to stdout unchanged, copied from the caller buffer', () => {
+test('stdio: guest output goes to stdout unchanged, copied from the caller buffer, batched', async () => {
   const { dev, out } = setup({ tty: false });
   const buf = new Uint8Array([0x68, 0x69, 0x0a]);
-  dev.write(buf);
+  dev.write(buf.subarray(0, 1));
+  dev.write(buf.subarray(1));
   buf[0] = 0;
-  assert.deepEqual(out, ['hi\n']);
+  assert.deepEqual(out, [], 'output waits for the next turn of the event loop');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(out, ['hi\n'], 'one write for both pieces');
+  dev.write(Uint8Array.of(0x21));
   dev.close();
+  assert.deepEqual(out, ['hi\n', '!'], 'close flushes');
 });
 
 test('stdio: input is held until the device reads it; bytes are not translated', () => {

@@ -1,5 +1,5 @@
 // Tests for the RISC-V soft-float (src/target/riscv/core/softfp.ts, F/D extensions,
-// RISC-V Unprivileged ISA chapters 20-21): every operation is checked against
+// RISC-V Unprivileged ISA 20191213 chapters 11-12): every operation is checked against
 // reference vectors produced by real RISC-V F/D instructions in all five rounding
 // modes (scripts/gen-softfp-vectors.sh, run under qemu-riscv64-static), comparing
 // result bits and fflags. SOFTFP_VECTORS=<file[.gz]> checks another vector file

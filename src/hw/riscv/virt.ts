@@ -196,6 +196,7 @@ function reportStats(machine: VirtMachine): void {
 
 /** Builds the board described by `opts`, runs it, and returns the process exit status. */
 export async function runMachine(opts: VmOptions): Promise<number> {
+  if (opts.accel.thread === 'multi') throw new UserError('-accel tcg,thread=multi: not implemented yet (use thread=single)');
   const m = VIRT_MEMMAP;
   const plan = planBoot(opts, m.dram.base, opts.memBytes);
   const userDtb = opts.dtb !== undefined ? readImage(opts.dtb) : null;

@@ -4,7 +4,7 @@
  *
  *   0x000000  core's static data
  *   0x100000  compressed-instruction expansion table (256 KiB, shared by all harts)
- *   0x140000  hart blocks, 16 KiB each (registers, mip, TLBs)
+ *   0x140000  hart blocks, 64 KiB each (registers, mip, TLBs)
  *   0x200000  boot ROM (up to 64 KiB)
  *   0x400000  guest RAM
  *
@@ -19,7 +19,7 @@ import type { IrqLine } from '../../hw/core/irq.js';
 
 const RVC_TABLE = 0x100000;
 const HART_BLOCKS = 0x140000;
-const HART_BLOCK_SIZE = 0x4000;
+const HART_BLOCK_SIZE = 0x10000;
 const ROM_HOST = 0x200000;
 /** Largest boot ROM the layout leaves room for. */
 export const MAX_ROM_SIZE = 0x10000;
@@ -62,6 +62,7 @@ interface CoreExports {
   OFF_EXIT: WebAssembly.Global;
   OFF_SCRATCH: WebAssembly.Global;
   OFF_X: WebAssembly.Global;
+  HART_BLOCK_SIZE: WebAssembly.Global;
 }
 
 let compiled: WebAssembly.Module | null = null;
@@ -144,6 +145,7 @@ export class Hart {
     };
     const instance = new WebAssembly.Instance(coreModule(), imports);
     this.core = instance.exports as unknown as CoreExports;
+    if ((this.core.HART_BLOCK_SIZE.value as number) > HART_BLOCK_SIZE) throw new Error('core hart block larger than the layout allows');
     scratch = (base + (this.core.OFF_SCRATCH.value as number)) >> 2;
     this.mip = new Int32Array(cpus.memory.buffer);
     this.mipIndex = (base + (this.core.OFF_MIP.value as number)) >> 2;

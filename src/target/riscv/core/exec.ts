@@ -154,14 +154,16 @@ export function run(budget: i32): i32 {
   let exit = EXIT_BUDGET;
   let sync = false;
   const xb = S.hb;
-  const tlbR = xb + S.OFF_TLB_R;
-  const tlbW = xb + S.OFF_TLB_W;
+  let tlbR: usize = 0;
+  let tlbW: usize = 0;
   const instretStart = S.instret;
   while (n > 0) {
     if (S.irqCheck) {
       // Something may have changed interrupts, the TLBs or the host's exit request.
       S.irqCheck = false;
       pageVaddr = <u64>-1;
+      tlbR = S.tlbSet(S.dataPriv()) + S.OFF_TLB_R;
+      tlbW = tlbR - S.OFF_TLB_R + S.OFF_TLB_W;
       if (atomic.load<u32>(xb + S.OFF_EXIT) != 0) {
         exit = EXIT_REQUEST;
         break;
@@ -170,6 +172,8 @@ export function run(budget: i32): i32 {
       if (checkInterrupts()) {
         S.irqCheck = false;
         pc = S.pc;
+        tlbR = S.tlbSet(S.dataPriv()) + S.OFF_TLB_R;
+        tlbW = tlbR - S.OFF_TLB_R + S.OFF_TLB_W;
       }
     }
     // The inner loop runs until an instruction needs the checks above.

@@ -5,10 +5,8 @@ import { tlbFlush } from './mmu';
 import { expandCompressed } from './rvc';
 
 export { run, EXIT_BUDGET, EXIT_WFI, EXIT_REQUEST } from './exec';
-export { OFF_X, OFF_F, OFF_MIP, OFF_EXIT, OFF_SCRATCH, TLB_SIZE } from './state';
+export { OFF_X, OFF_F, OFF_MIP, OFF_EXIT, OFF_SCRATCH, HART_BLOCK_SIZE } from './state';
 
-/** Size of a hart's block in linear memory. */
-export const HART_BLOCK_SIZE: u32 = 0x4000;
 /** Size of the compressed-instruction expansion table. */
 export const RVC_TABLE_SIZE: u32 = 65536 * 4;
 
@@ -29,14 +27,18 @@ export function init(hartBase: u32, hartId: u32, rvcTable: u32, fillRvcTable: bo
   S.romSize = <u64>romSize;
   S.romHost = <u64>romHost;
   if (fillRvcTable) {
-    for (let c: u32 = 0; c < 65536; c++) store<u32>(rvcTable + (c << 2), (c & 3) == 3 ? 0 : expandCompressed(c));
+    // Reserved encodings become 0xffffffff, whose major opcode (0x7f) the execute loop treats as illegal.
+    for (let c: u32 = 0; c < 65536; c++) {
+      const e = (c & 3) == 3 ? 0 : expandCompressed(c);
+      store<u32>(rvcTable + (c << 2), e != 0 ? e : 0xffffffff);
+    }
   }
   reset(0);
 }
 
 /** Resets the hart: M-mode, everything cleared, execution at `pc`. */
 export function reset(pc: f64): void {
-  for (let i: u32 = 0; i < S.OFF_TLB_R; i += 8) {
+  for (let i: u32 = 0; i < S.OFF_TLB; i += 8) {
     if (i != S.OFF_MIP) store<u64>(S.hb + i, 0);
   }
   atomic.store<u32>(S.hb + S.OFF_MIP, 0);

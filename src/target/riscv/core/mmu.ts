@@ -5,8 +5,9 @@
 // The execute loop inlines the TLB hit path: each entry maps a guest virtual
 // page to `host - vaddr`, so a hit costs one compare and one add. Entries are
 // filled only after the permission check for the current effective privilege
-// passed (and, for the write TLB, after D was set), so the TLBs are flushed
-// whenever privilege, satp, or the MPRV/SUM/MXR bits change.
+// passed (and, for the write TLB, after D was set). Each privilege has its own set
+// of TLBs, so privilege changes need no flush; satp writes, SFENCE.VMA and changes
+// of mstatus.SUM/MXR flush them all.
 import * as S from './state';
 import { raiseException } from './trap';
 
@@ -29,8 +30,8 @@ const PTE_RESERVED: u64 = <u64>0x3ff << 54;
 /** Invalidates every TLB entry and (through irqCheck) the execute loop's code page. */
 export function tlbFlush(): void {
   S.irqCheck = true;
-  let p = S.hb + S.OFF_TLB_R;
-  const end = S.hb + S.OFF_TLB_X + S.TLB_SIZE * 16;
+  let p = S.hb + S.OFF_TLB;
+  const end = p + 3 * S.TLB_SET_SIZE;
   while (p < end) {
     store<u64>(p, INVALID_TAG);
     p += 16;
@@ -42,12 +43,6 @@ export function physHost(pa: u64, size: u32, write: bool): usize {
   if (pa - S.ramBase < S.ramSize && pa - S.ramBase + size <= S.ramSize) return <usize>(pa - S.ramBase + S.ramHost);
   if (!write && pa - S.romBase < S.romSize && pa - S.romBase + size <= S.romSize) return <usize>(pa - S.romBase + S.romHost);
   return 0;
-}
-
-/** Privilege used for loads and stores (mstatus.MPRV makes M-mode use MPP). */
-@inline function dataPriv(): u32 {
-  if (S.priv == 3 && (S.mstatus & S.MSTATUS_MPRV) != 0) return <u32>((S.mstatus >> S.MSTATUS_MPP_SHIFT) & 3);
-  return S.priv;
 }
 
 function pageFault(acc: u32, vaddr: u64): void {
@@ -63,7 +58,7 @@ function accessFault(acc: u32, vaddr: u64): void {
  * address, or raises the page/access fault and returns -1.
  */
 export function translate(vaddr: u64, acc: u32): u64 {
-  const p = acc == S.ACC_FETCH ? S.priv : dataPriv();
+  const p = acc == S.ACC_FETCH ? S.priv : S.dataPriv();
   const mode = S.satp >> 60;
   if (p == 3 || mode == 0) return vaddr;
   const levels: u32 = mode == 8 ? 3 : 4;
@@ -120,8 +115,9 @@ export function translate(vaddr: u64, acc: u32): u64 {
 function tlbFill(acc: u32, vaddr: u64, pa: u64): void {
   const host = physHost(pa & PAGE_MASK, 4096, acc == S.ACC_STORE);
   if (host == 0) return;
+  const set = S.tlbSet(acc == S.ACC_FETCH ? S.priv : S.dataPriv());
   const off = acc == S.ACC_FETCH ? S.OFF_TLB_X : acc == S.ACC_LOAD ? S.OFF_TLB_R : S.OFF_TLB_W;
-  const e = S.hb + off + ((<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4);
+  const e = set + off + ((<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4);
   store<u64>(e, vaddr & PAGE_MASK);
   store<u64>(e, <u64>host - (vaddr & PAGE_MASK), 8);
 }
@@ -215,7 +211,7 @@ export function storeSlow(vaddr: u64, size: u32, v: u64): void {
  * raising a fault (fetch from MMIO is an access fault).
  */
 export function fetchPage(vaddr: u64): usize {
-  const hit = tlbLookup(S.hb + S.OFF_TLB_X, vaddr & PAGE_MASK, 1);
+  const hit = tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, vaddr & PAGE_MASK, 1);
   if (hit != 0) return hit;
   const pa = translate(vaddr, S.ACC_FETCH);
   if (S.trapped) return 0;
@@ -238,7 +234,7 @@ export function amoHost(vaddr: u64, size: u32, isLoadReserved: bool): usize {
     return 0;
   }
   const acc = isLoadReserved ? S.ACC_LOAD : S.ACC_STORE;
-  const hit = tlbLookup(S.hb + (isLoadReserved ? S.OFF_TLB_R : S.OFF_TLB_W), vaddr, size);
+  const hit = tlbLookup(S.tlbSet(S.dataPriv()) + (isLoadReserved ? S.OFF_TLB_R : S.OFF_TLB_W), vaddr, size);
   if (hit != 0) return hit;
   const pa = translate(vaddr, acc);
   if (S.trapped) return 0;

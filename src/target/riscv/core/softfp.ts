@@ -1,16 +1,16 @@
 // IEEE 754-2019 binary32/binary64 soft-float with RISC-V semantics, for the F and D
-// extensions (RISC-V Unprivileged ISA, chapter 20 "F" Standard Extension for
-// Single-Precision Floating-Point, and chapter 21 "D" Standard Extension for
-// Double-Precision Floating-Point).
+// extensions (RISC-V Unprivileged ISA 20191213, chapter 11 "F" Standard Extension for
+// Single-Precision Floating-Point and chapter 12 "D" Standard Extension).
 //
 // Integer-only: WebAssembly float ops round to nearest-even only and raise no
 // exception flags, so every result is computed exactly (or with a sticky bit) in
 // integers and then rounded in one of the five RISC-V rounding modes.
-// RISC-V specifics implemented here: every NaN result is the canonical NaN
-// (20.3), tininess is detected after rounding, fmin/fmax follow
-// minimumNumber/maximumNumber (20.9), float-to-integer conversions saturate and
-// map NaN to the largest positive integer (20.7, table 20.4), and fma raises NV
-// for inf*0 even when the addend is a quiet NaN (20.6).
+// RISC-V specifics implemented here: every NaN result is the canonical NaN (11.3);
+// tininess is detected after rounding (11.4); fmin/fmax are minimumNumber/
+// maximumNumber and fma raises NV for inf*0 even when the addend is a quiet NaN
+// (11.6); float-to-integer conversions saturate and map NaN to the largest positive
+// integer (11.7, table 11.4); flt/fle signal on any NaN, feq only on signaling ones
+// (11.8); fclass (11.9).
 //
 // Values are raw bit patterns (u32 single, u64 double). `rm` is the resolved
 // rounding mode: 0=RNE 1=RTZ 2=RDN 3=RUP 4=RMM. Flags accumulate in `fflags`.
@@ -191,19 +191,26 @@ function nan2_64(a: u64, b: u64): u64 {
   return roundPack64(sign, re + lead + 1022, sig, rm);
 }
 
-/** floor(sqrt(top * 4^(iters - 32))) with the remainder jammed into bit 0 (restoring, 2 bits per step). */
-function sqrtJam(top: u64, iters: i32): u64 {
-  let rem: u64 = 0;
-  let root: u64 = 0;
-  for (let i = 0; i < iters; i++) {
-    rem = (rem << 2) | (top >> 62);
-    top <<= 2;
-    const t = (root << 2) | 1;
-    const ge = <u64>(rem >= t);
-    rem -= t & (0 - ge);
-    root = (root << 1) | ge;
+/**
+ * floor(sqrt(x)) for x in [2^62, 2^64): a quadratic seed on each half of the range
+ * (relative error < 2^-10.5), two Newton steps (error < 2^-40, never below the floor
+ * after the first step), then an exact fix-up of at most one.
+ */
+function isqrt64(x: u64): u64 {
+  const u = x >> 32;
+  let g: u64;
+  if (x < 0x8000000000000000) {
+    const z = (u - 0x40000000) << 2; // x / 2^62 - 1 as a 32-bit fraction
+    g = 0x801521b2 + ((z * (0x3e120782 - ((0x09401948 * z) >> 32))) >> 32);
+  } else {
+    const z = (u - 0x80000000) << 1; // (x / 2^62 - 2) / 2 as a 32-bit fraction
+    g = 0xb522d5ab + ((z * (0x57c7e51d - ((0x0d14ff54 * z) >> 32))) >> 32);
   }
-  return root | <u64>(rem != 0);
+  g = (g + x / g) >> 1;
+  g = (g + x / g) >> 1;
+  if (g > 0xffffffff) g = 0xffffffff;
+  while (g * g > x) g--;
+  return g;
 }
 
 // ---------------------------------------------------------------------------
@@ -332,8 +339,9 @@ export function f32_sqrt(a: u32, rm: u32): u32 {
   }
   // a = x * 2^(E - odd - 23) with x in [2^23, 2^25); the root of x * 2^39 has 32 bits.
   const E = e - 127;
-  const x = <u64>(m | F32_IMPL) << <u64>(E & 1);
-  return round32(0, (E >> 1) - 31, sqrtJam(x << 39, 32), rm);
+  const x = (<u64>(m | F32_IMPL) << <u64>(E & 1)) << 39;
+  const s = isqrt64(x);
+  return round32(0, (E >> 1) - 31, s | <u64>(s * s != x), rm);
 }
 
 /** binary32 fused a * b + c with a single rounding. */
@@ -417,7 +425,8 @@ function add64(a: u64, b: u64, rm: u32): u64 {
     if (ea == eb && ((a ^ b) >> 63) != 0) return invalid64();
     return ea == 0x7ff ? a : b;
   }
-  // Significands at bits 9..61: two guard bits above the sign-free top, 9 below.
+  // Significands at bits 9..61 (bit 62 takes a carry): aligning by one place is exact,
+  // and a larger shift leaves >= 7 guard bits above the sticky bit after cancellation.
   let x = a & F64_FRAC, y = b & F64_FRAC;
   let xa = ea, xb = eb;
   if (ea != 0) x |= F64_IMPL; else xa = 1;
@@ -551,10 +560,20 @@ export function f64_sqrt(a: u64, rm: u32): u64 {
     m <<= s;
     e = 1 - s;
   }
-  // a = x * 2^(E - odd - 52), x in [2^52, 2^54); root of x * 2^58 has 56 bits.
+  // a = x * 2^(E - odd - 52), x in [2^52, 2^54); the root q of R = x * 2^58 has 56 bits.
   const E = e - 1023;
-  const x = (m | F64_IMPL) << <u64>(E & 1);
-  return round64(0, (E >> 1) - 55, sqrtJam(x << 10, 56), rm);
+  const x = ((m | F64_IMPL) << <u64>(E & 1)) << 10;
+  const s = isqrt64(x); // top 32 bits of q
+  // Low 24 bits from the remainder: sqrt is concave, so this estimate is exact or one too big.
+  let q = (s << 24) + (((x - s * s) << 23) / s);
+  const rh = x >> 16, rl = x << 48; // R
+  let qh = mulHi(q, q), ql = mulLo;
+  if (qh > rh || (qh == rh && ql > rl)) {
+    q--;
+    qh = mulHi(q, q);
+    ql = mulLo;
+  }
+  return round64(0, (E >> 1) - 55, q | <u64>(qh != rh || ql != rl), rm);
 }
 
 /** binary64 fused a * b + c with a single rounding. */

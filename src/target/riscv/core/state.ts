@@ -16,10 +16,26 @@ export const OFF_EXIT: u32 = 0x204;     // u32 exit request from the host (non-z
 export const OFF_SCRATCH: u32 = 0x208;  // u64 MMIO data exchanged with the host
 export const OFF_PMPCFG: u32 = 0x300;   // pmpcfg0, pmpcfg2
 export const OFF_PMPADDR: u32 = 0x310;  // pmpaddr0..15
-export const OFF_TLB_R: u32 = 0x1000;   // 256 x {tag u64, addend u64}
-export const OFF_TLB_W: u32 = 0x2000;
-export const OFF_TLB_X: u32 = 0x3000;
+// TLBs: one set per privilege (U, S, M), each with a read, a write and a fetch TLB of
+// TLB_SIZE entries {tag u64, addend u64}. Separate sets make privilege changes free.
+export const OFF_TLB: u32 = 0x1000;
+export const OFF_TLB_R: u32 = 0x0000;   // offsets inside a set
+export const OFF_TLB_W: u32 = 0x1000;
+export const OFF_TLB_X: u32 = 0x2000;
+export const TLB_SET_SIZE: u32 = 0x3000;
 export const TLB_SIZE: u32 = 256;
+export const HART_BLOCK_SIZE: u32 = OFF_TLB + 3 * TLB_SET_SIZE;
+
+/** The TLB set used for accesses at privilege p. */
+@inline export function tlbSet(p: u32): usize {
+  return hb + OFF_TLB + (p == 3 ? 2 : p) * TLB_SET_SIZE;
+}
+
+/** Privilege used for loads and stores (mstatus.MPRV makes M-mode use MPP). */
+@inline export function dataPriv(): u32 {
+  if (priv == 3 && (mstatus & MSTATUS_MPRV) != 0) return <u32>((mstatus >> MSTATUS_MPP_SHIFT) & 3);
+  return priv;
+}
 
 /** Base of this hart's block in linear memory. */
 export let hb: usize = 0;

@@ -2,14 +2,11 @@
 // 3.3.2 and 4.1): exception entry with delegation to S-mode, interrupt
 // priority and enabling, MRET/SRET, and privilege changes.
 import * as S from './state';
-import { tlbFlush } from './mmu';
 
-/** Changes privilege; the TLBs hold permission-checked entries, so they are flushed. */
+/** Changes privilege (each privilege has its own TLBs; the execute loop picks them up at its next check). */
 export function setPriv(p: u32): void {
-  if (p != S.priv) {
-    S.priv = p;
-    tlbFlush();
-  }
+  S.priv = p;
+  S.irqCheck = true;
 }
 
 /**
@@ -88,7 +85,7 @@ export function mret(): void {
   st &= ~S.MSTATUS_MPP;
   if (mpp != 3) st &= ~S.MSTATUS_MPRV;
   S.mstatus = st;
-  setPriv(mpp); // leaving M-mode flushes the TLBs, which covers the MPRV change
+  setPriv(mpp);
   S.pc = S.mepc;
   S.irqCheck = true;
 }
