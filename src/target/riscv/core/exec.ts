@@ -9,7 +9,7 @@
 // the trap vector, and the loop then continues from there.
 import * as S from './state';
 import * as C from './csr';
-import { tlbLookup, loadSlow, storeSlow, fetchPage, amoHost, tlbFlush } from './mmu';
+import { tlbLookup, loadSlow, storeSlow, fetchPage, amoHost, tlbFlush, tlbFlushPage } from './mmu';
 import { raiseException, checkInterrupts, mret, sret } from './trap';
 import { fpOp, fpLoadAllowed } from './fpu';
 
@@ -472,7 +472,8 @@ export function run(budget: i32): i32 {
               if ((S.getMip() & S.mie) == 0) exit = EXIT_WFI;
             } else if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
               if (S.priv == 0 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TVM) != 0)) { illegal(pc, bits); sync = true; break; }
-              tlbFlush();
+              if (rs1 == 0) tlbFlush();
+            else tlbFlushPage(X(xb, rs1));
             } else {
               illegal(pc, bits); sync = true;
             }

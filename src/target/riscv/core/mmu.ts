@@ -27,14 +27,38 @@ const PTE_D: u64 = 128;
 // Bits 63:54 are reserved, PBMT or Svnapot: none is implemented, so they must be zero.
 const PTE_RESERVED: u64 = <u64>0x3ff << 54;
 
+// Bounds of the virtual addresses whose TLB entries came from superpages: SFENCE.VMA
+// of one address inside them must drop the other 4 KiB pieces of the superpage too.
+let superLo: u64 = <u64>-1;
+let superLast: u64 = 0;
+
 /** Invalidates every TLB entry and (through irqCheck) the execute loop's code page. */
 export function tlbFlush(): void {
   S.irqCheck = true;
+  superLo = <u64>-1;
+  superLast = 0;
   let p = S.hb + S.OFF_TLB;
   const end = p + 3 * S.TLB_SET_SIZE;
   while (p < end) {
     store<u64>(p, INVALID_TAG);
     p += 16;
+  }
+}
+
+/** SFENCE.VMA of one virtual address: drops its entries from every TLB (all of them if it may lie in a cached superpage). */
+export function tlbFlushPage(vaddr: u64): void {
+  if (vaddr >= superLo && vaddr <= superLast) {
+    tlbFlush();
+    return;
+  }
+  S.irqCheck = true;
+  const slot = (<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4;
+  const tag = vaddr & PAGE_MASK;
+  for (let set: u32 = 0; set < 3; set++) {
+    const base = S.hb + S.OFF_TLB + set * S.TLB_SET_SIZE + slot;
+    for (let off: u32 = 0; off < S.TLB_SET_SIZE; off += 0x1000) {
+      if (load<u64>(base + off) == tag) store<u64>(base + off, INVALID_TAG);
+    }
   }
 }
 
@@ -105,6 +129,12 @@ export function translate(vaddr: u64, acc: u32): u64 {
       if (atomic.cmpxchg<u64>(host, pte, pte | want) != pte) return translate(vaddr, acc);
     }
     const pageOff = vaddr & ((lowMask << 12) | 0xfff);
+    if (level > 0) {
+      const lo = vaddr - pageOff;
+      const last = lo + ((lowMask << 12) | 0xfff); // inclusive: the top superpage ends at 2^64
+      if (lo < superLo) superLo = lo;
+      if (last > superLast) superLast = last;
+    }
     return ((ppn & ~lowMask) << 12) | pageOff;
   }
   pageFault(acc, vaddr);
