@@ -21,4 +21,6 @@ run(bin('asc'), [
   '--optimizeLevel', '3', '--shrinkLevel', '0', '--noAssert',
   '--memoryBase', '65536',
 ]);
+// The soft-float alone, for tests/unit/softfp.test.ts.
+run(bin('asc'), ['tests/unit/softfp-entry.ts', '--outFile', 'dist/softfp-test.wasm', '--runtime', 'stub', '-O3', '--noAssert']);
 run(bin('tsc'), ['-p', 'tsconfig.json']);

@@ -95,7 +95,7 @@ export class VirtMachine {
     f.propString('model', 'riscv-virtio,qemu');
 
     f.beginNode('chosen');
-    f.propString('bootargs', bootargs);
+    if (bootargs !== '') f.propString('bootargs', bootargs);
     f.propString('stdout-path', `/soc/serial@${m.uart0.base.toString(16)}`);
     if (initrd) {
       f.propU64('linux,initrd-start', initrd.start);

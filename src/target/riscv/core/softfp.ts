@@ -560,7 +560,8 @@ export function f64_sqrt(a: u64, rm: u32): u64 {
     m <<= s;
     e = 1 - s;
   }
-  // a = x * 2^(E - odd - 52), x in [2^52, 2^54); the root q of R = x * 2^58 has 56 bits.
+  // a = m' * 2^(E - odd - 52) with m' in [2^52, 2^54); x = m' << 10 is in [2^62, 2^64),
+  // and sqrt(a) = q * 2^((E - odd) / 2 - 55) where q = sqrt(R), R = x * 2^48, has 56 bits.
   const E = e - 1023;
   const x = ((m | F64_IMPL) << <u64>(E & 1)) << 10;
   const s = isqrt64(x); // top 32 bits of q
