@@ -93,9 +93,12 @@ stage_kernel() {
   fi
   log "configuring kernel (defconfig + $(basename "$FRAGMENT"))"
   local kmake=(nice -n 19 make -C "$KDIR" ARCH=riscv CROSS_COMPILE=$CROSS -j"$JOBS")
-  "${kmake[@]}" defconfig
+  # Merge the fragment into the (minimal) defconfig file itself, then expand
+  # with olddefconfig: same result as `make defconfig` + fragment, except that
+  # options only selected by something the fragment turns off go away too
+  # (merging into an expanded .config would keep them as sticky user values).
   (cd "$KDIR" && ARCH=riscv CROSS_COMPILE=$CROSS \
-     scripts/kconfig/merge_config.sh -m .config "$FRAGMENT")
+     scripts/kconfig/merge_config.sh -m -O . arch/riscv/configs/defconfig "$FRAGMENT")
   "${kmake[@]}" olddefconfig
   # Check that every option of the fragment came out as asked.
   local line opt want got bad=0
@@ -263,4 +266,4 @@ main() {
   done
 }
 
-main "$@"
+main "$@"; exit $?

@@ -33,7 +33,8 @@ difftest_regs:
   .skip 65 * 8
 
 #ifdef DIFFTEST_LINUX
-  .text
+  /* writable, for the self-modifying code of the body (ld warns about the RWX segment) */
+  .section .difftest, "awx", @progbits
 #else
   .section .text.init, "ax", @progbits
 #endif

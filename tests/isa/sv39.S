@@ -41,7 +41,6 @@
 .endm
 
 main:
-  set_mtvec trap_skip
   li a7, 0
 
   /* --- page tables --- */
@@ -97,6 +96,7 @@ main:
   csrr a0, satp
   checkr 2, a0, s0
   sfence.vma
+  set_mtvec trap_skip
 
   /* --- translation through each page size --- */
   expect_trap
@@ -322,6 +322,7 @@ main:
   csrw medeleg, zero
 
   /* --- MPRV: M-mode loads and stores translated as S-mode --- */
+  expect_trap
   li a0, MSTATUS_MPP
   csrc mstatus, a0
   li a0, (PRV_S << 11) | MSTATUS_MPRV
@@ -331,6 +332,7 @@ main:
   li a0, MSTATUS_MPRV
   csrc mstatus, a0
   check 46, a1, 0x3333333333333333
+  check_no_trap 47
 
   csrw satp, zero
   set_mtvec trap_fail

@@ -24,7 +24,6 @@
 .endm
 
 main:
-  set_mtvec trap_skip
   li a7, 0
 
   /* --- page tables --- */
@@ -64,6 +63,7 @@ main:
   csrr a0, satp
   checkr 1, a0, s0
   sfence.vma
+  set_mtvec trap_skip
 
   /* --- every page size --- */
   expect_trap

@@ -103,6 +103,7 @@ main:
   check_illegal 30, csrw 0x7ff, zero
 
   /* --- WARL fields --- */
+  expect_trap
   li a0, 0x80000002                         /* with C, bit 1 is writable */
   csrw mepc, a0
   csrr a0, mepc
@@ -142,6 +143,7 @@ main:
   csrr a1, mstatus
   andi a1, a1, MSTATUS_SIE
   check 38, a1, 0
+  check_no_trap 44
 
   /* --- privilege: CSR address bits 9:8 give the lowest mode allowed --- */
   to_mode PRV_S
