@@ -5,6 +5,9 @@
 //
 //   node scripts/gen-difftest.mjs [--seed N] [--count N] [--ops N]   regenerate everything
 //   node scripts/gen-difftest.mjs --check                            re-verify the goldens
+//   node scripts/gen-difftest.mjs --out DIR --seed N --count N --vireo [--mix rand=1,fp=2]
+//       exploration: writes elsewhere, runs Vireo on each program and reports the first
+//       difference; --mix replaces the operation weights (names: see Program.generate)
 //
 // Regenerating writes tests/difftest/programs/pNN.{S,elf,linux.elf,out} and needs
 // riscv64-unknown-elf-gcc, riscv64-linux-gnu-gcc and qemu-riscv64-static (Debian packages
@@ -24,6 +27,9 @@ const PROGS = join(DIR, 'programs');
 const DEFAULTS = { seed: 20250101, count: 40, ops: 260 };
 const BUF_SIZE = 256;              // bytes of scratch buffer at sp
 const POISON = 0xdeadbeefdeadbeefn; // initial value of every signature slot
+// QEMU 7.2's default rv64 CPU also has Zba/Zbb/Zbc/Zbs, which Vireo (RV64GC) does not: the
+// random encodings would run bit-manipulation instructions that must trap on RV64GC.
+const QEMU_CPU = 'rv64,zba=false,zbb=false,zbc=false,zbs=false';
 
 // ---------------------------------------------------------------------------------------------
 // Random numbers: sfc32, seeded through splitmix32, so the output only depends on the seed.
@@ -902,14 +908,101 @@ class Program {
     }
   }
 
+  // --- random encodings ---
+  /**
+   * One to three random encodings from the opcodes that touch registers only (or sp-relative
+   * compressed loads and stores, which stay in the buffer and signature log): legal ones must
+   * execute as on qemu, reserved ones must trap (the harness records and skips them). Register
+   * fields that would name sp, gp or tp are redirected.
+   */
+  rand() {
+    const n = this.rng.range(1, 3);
+    for (let i = 0; i < n; i++) {
+      if (this.rng.chance(0.3)) this.randC();
+      else this.rand32();
+    }
+  }
+
+  /** A random register number for a field that must not name sp, gp or tp. */
+  fixReg(r) { return r >= 2 && r <= 4 ? X.indexOf(this.rng.pick(POOL)) : r; }
+
+  rand32() {
+    const { rng } = this;
+    const opc = Number(rng.weighted({ 0x13: 3, 0x1b: 3, 0x33: 4, 0x3b: 4, 0x53: 9, 0x43: 1, 0x47: 1, 0x4b: 1, 0x4f: 1, 0x37: 1 }));
+    let w = (rng.u32() & ~0x7f) | opc;
+    const set = (lo, width, v) => { const m = ((1 << width) - 1) << lo; w = (w & ~m) | ((v << lo) & m); };
+    const f3 = (w >> 12) & 7;
+    if ((opc === 0x33 || opc === 0x3b) && rng.chance(0.6)) set(25, 7, rng.pick([0, 1, 0x20]));
+    if (opc === 0x13 && (f3 === 1 || f3 === 5) && rng.chance(0.6)) set(26, 6, rng.pick([0, 0x10]));
+    if (opc === 0x1b && (f3 === 1 || f3 === 5) && rng.chance(0.6)) set(25, 7, rng.pick([0, 0x20]));
+    if (opc === 0x53) {
+      if (rng.chance(0.75)) set(25, 7, rng.pick([0x00, 0x01, 0x04, 0x05, 0x08, 0x09, 0x0c, 0x0d, 0x2c, 0x2d,
+        0x10, 0x11, 0x14, 0x15, 0x20, 0x21, 0x50, 0x51, 0x60, 0x61, 0x68, 0x69, 0x70, 0x71, 0x78, 0x79]));
+      if (rng.chance(0.5)) set(12, 3, rng.chance(0.7) ? rng.range(0, 2) : rng.pick([0, 1, 2, 3, 4, 7]));
+      if (rng.chance(0.6)) set(20, 5, rng.range(0, 3));
+    }
+    if (opc !== 0x53 && opc !== 0x37 && opc !== 0x13 && opc !== 0x1b && rng.chance(0.8)) set(25, 2, rng.range(0, 1)); // FMA fmt
+    const rd = this.fixReg((w >> 7) & 31);
+    set(7, 5, rd);
+    set(15, 5, this.fixReg((w >> 15) & 31));
+    if (opc === 0x33 || opc === 0x3b) set(20, 5, this.fixReg((w >> 20) & 31));
+    w >>>= 0;
+    this.ins(`.4byte ${hex(w)} /* random */`);
+    this.sig(X[rd]);
+    if (opc !== 0x13 && opc !== 0x1b && opc !== 0x33 && opc !== 0x3b && opc !== 0x37) {
+      this.sig(F[rd]);
+      this.flags();
+    }
+  }
+
+  randC() {
+    const { rng } = this;
+    const q = Number(rng.weighted({ 1: 5, 2: 4, 0: 1 }));
+    let h = (rng.u32() & 0xfffc) | q;
+    const set = (lo, width, v) => { const m = ((1 << width) - 1) << lo; h = (h & ~m) | ((v << lo) & m); };
+    let logX = null, logF = null;
+    if (q === 1) {
+      const f3 = rng.range(0, 4);        // not c.j, c.beqz, c.bnez
+      set(13, 3, f3);
+      if (f3 < 4) {
+        set(7, 5, this.fixReg((h >> 7) & 31)); // (rd = sp would be c.addi16sp)
+        logX = (h >> 7) & 31;
+      } else {
+        logX = 8 + ((h >> 7) & 7);
+      }
+    } else if (q === 2) {
+      const f3 = rng.pick([0, 1, 2, 3, 4, 4, 5, 6, 7]);
+      set(13, 3, f3);
+      set(7, 5, this.fixReg((h >> 7) & 31));
+      if (f3 === 4) {
+        // c.mv / c.add only: rs2 = 0 would be c.jr, c.jalr or c.ebreak
+        const rs2 = (h >> 2) & 31;
+        set(2, 5, rs2 === 0 ? X.indexOf(rng.pick(POOL)) : this.fixReg(rs2));
+      }
+      if (f3 >= 5) set(2, 5, this.fixReg((h >> 2) & 31)); // stored register
+      if (f3 === 1) logF = (h >> 7) & 31;
+      else if (f3 < 5) logX = (h >> 7) & 31;
+      // sp-relative offsets reach at most 504 + 8: the buffer and the signature log beyond it
+    } else {
+      // quadrant 0 without the loads and stores: c.addi4spn with a zero immediate (reserved,
+      // including the all-zero halfword) or the reserved funct3 100
+      if (rng.chance(0.5)) set(5, 8, 0), set(13, 3, 0);
+      else set(13, 3, 4);
+    }
+    this.ins(`.2byte ${hex(h)} /* random */`, 2);
+    if (logX !== null) this.sig(X[logX]);
+    if (logF !== null) this.sig(F[logF]);
+  }
+
   // --- the program ---
-  generate(nOps) {
+  generate(nOps, mix = null) {
     const { rng } = this;
     const base = { aluR: 14, aluI: 12, luiAuipc: 3, liSeed: 3, branch: 6, cBranch: 3, loop: 2,
       jal: 2, jalr: 2, cJump: 2, far: 2, smc: 1, mem: 10, fmem: 4, cMem: 5, cSp: 2, cAlu: 10,
-      amo: 5, lrsc: 3, fp: 34, fcsr: 4, fence: 1 };
+      amo: 5, lrsc: 3, fp: 34, fcsr: 4, fence: 1, rand: 5 };
     const weights = {};
     for (const [k, w] of Object.entries(base)) weights[k] = w * (0.3 + 1.4 * (rng.u32() / 4294967296));
+    if (mix) for (const k of Object.keys(weights)) weights[k] = mix[k] ?? 0;
 
     this.comment('initial registers');
     for (const r of POOL) this.li(r, intValue(rng));
@@ -976,7 +1069,7 @@ function build(dir, name) {
 }
 
 function qemuUser(dir, name) {
-  const r = run('qemu-riscv64-static', [join(dir, `${name}.linux.elf`)]);
+  const r = run('qemu-riscv64-static', ['-cpu', QEMU_CPU, join(dir, `${name}.linux.elf`)]);
   if (r.status !== 0 || !r.stdout.endsWith('end\n')) {
     throw new Error(`qemu-riscv64-static ${name}.linux.elf: status ${r.status} signal ${r.signal}\n${r.stdout.slice(-300)}${r.stderr}`);
   }
@@ -984,7 +1077,7 @@ function qemuUser(dir, name) {
 }
 
 function qemuSystem(dir, name) {
-  const r = run('qemu-system-riscv64', ['-M', 'virt', '-m', '128M', '-bios', 'none', '-nographic', '-monitor', 'none',
+  const r = run('qemu-system-riscv64', ['-M', 'virt', '-cpu', QEMU_CPU, '-m', '128M', '-bios', 'none', '-nographic', '-monitor', 'none',
     '-kernel', join(dir, `${name}.elf`)], { timeout: 30_000 });
   return { status: r.status, out: r.stdout };
 }
@@ -996,12 +1089,14 @@ function vireo(dir, name) {
 }
 
 /** The name of dump line i (see harness.S): a register, a buffer doubleword or a signature slot. */
-function lineName(i) {
+function lineName(i, total) {
   if (i < 31) return `x${i + 1} (${X[i + 1]})`;
   if (i < 63) return `f${i - 31}`;
   if (i === 63) return 'fcsr';
   if (i < 64 + BUF_SIZE / 8) return `buf+${(i - 64) * 8}`;
-  return `sig ${i - 64 - BUF_SIZE / 8}`;
+  if (i < total - 64) return `sig ${i - 64 - BUF_SIZE / 8}`;
+  if (i === total - 64) return 'number of illegal-instruction traps';
+  return `offset from difftest_body of illegal-instruction trap ${i - total + 64}`;
 }
 
 /** The first difference between a golden dump and Vireo's, described. */
@@ -1009,7 +1104,7 @@ function firstDiff(golden, got, src) {
   const g = golden.split('\n'), v = got.split('\n');
   for (let i = 0; i < Math.max(g.length, v.length); i++) {
     if (g[i] === v[i]) continue;
-    let where = lineName(i);
+    let where = lineName(i, g.length - 2); // the dump lines, without 'end' and ''
     const m = /^sig (\d+)$/.exec(where);
     if (m && src) {
       const lines = src.split('\n');
@@ -1032,6 +1127,7 @@ function parseArgs(argv) {
     if (a === '--check') o.check = true;
     else if (a === '--vireo') o.vireo = true;
     else if (a === '--out') o.out = argv[++i];
+    else if (a === '--mix') o.mix = Object.fromEntries(argv[++i].split(',').map((kv) => [kv.split('=')[0], Number(kv.split('=')[1] ?? 1)]));
     else if (a === '--seed' || a === '--count' || a === '--ops') o[a.slice(2)] = Number(argv[++i]);
     else throw new Error(`unknown argument ${a} (see the header of scripts/gen-difftest.mjs)`);
   }
@@ -1063,7 +1159,7 @@ function main() {
   for (let i = 0; i < o.count; i++) {
     const name = `p${String(i).padStart(2, '0')}`;
     const prog = new Program(new Rng(o.seed * 1000 + i), i);
-    const src = prog.generate(o.ops);
+    const src = prog.generate(o.ops, o.mix);
     writeFileSync(join(dir, `${name}.S`), src);
     sigs += prog.sigs;
     build(dir, name);

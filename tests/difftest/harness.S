@@ -16,7 +16,11 @@
  *   tp  = scratch of the body (its final value is not dumped: printed as 0)
  * The dump, one 16-digit hex doubleword per line, is: x1..x31 (sp and gp as offsets from
  * difftest_buf and difftest_sig, tp as 0), f0..f31 (raw 64 bits), fcsr, the scratch buffer,
- * the signature log, then a line "end".
+ * the signature log, the illegal-instruction record (difftest_traps: the number of traps,
+ * then the offsets from difftest_body of the first 63), then a line "end".
+ *
+ * Illegal instructions (the body executes random encodings) are skipped after recording them:
+ * bare metal by the M-mode trap handler, Linux by a SIGILL handler that moves the pc on.
  */
 
 #define UART_BASE     0x10000000
@@ -40,9 +44,25 @@ difftest_regs:
 #endif
   .globl _start
 _start:
-#ifndef DIFFTEST_LINUX
+#ifdef DIFFTEST_LINUX
+  /* SIGILL runs sigill on its own stack (sp is the body's buffer pointer) */
+  lla a0, altstack
+  li a1, 0
+  li a7, 132              /* sigaltstack */
+  ecall
+  bnez a0, setup_failed
+  li a0, 4                /* SIGILL */
+  lla a1, sigill_action
+  li a2, 0
+  li a3, 8                /* sizeof(sigset_t) */
+  li a7, 134              /* rt_sigaction */
+  ecall
+  bnez a0, setup_failed
+#else
   lla t0, trap
   csrw mtvec, t0
+  lla t0, trap_save
+  csrw mscratch, t0
   li t0, (1 << 13)        /* mstatus.FS = Initial */
   csrs mstatus, t0
 #endif
@@ -58,6 +78,10 @@ difftest_body:
   .option norelax
   .globl difftest_body_end
 difftest_body_end:
+  /* the body may end on a halfword: pad with a c.nop if so (nothing after it is compressed) */
+  .option rvc
+  .balign 4
+  .option norvc
 
   /* Save the registers; tp is the body's scratch and so free here. */
   lla tp, difftest_regs
@@ -129,6 +153,34 @@ hexdump:
   bltu a0, a1, 1b
   ret
 
+/*
+ * Records an illegal-instruction trap at t0 (clobbers t1, t2): difftest_traps counts them and
+ * keeps the offsets from difftest_body of the first TRAP_LOG; returns t0 past the instruction.
+ */
+#define TRAP_LOG 63
+record_illegal:
+  lla t1, difftest_traps
+  ld t2, 0(t1)
+  addi t2, t2, 1
+  sd t2, 0(t1)
+  li t1, TRAP_LOG
+  bgtu t2, t1, 1f
+  slli t2, t2, 3
+  lla t1, difftest_traps
+  add t2, t2, t1
+  lla t1, difftest_body
+  sub t1, t0, t1
+  sd t1, 0(t2)
+1:
+  lhu t1, 0(t0)
+  andi t1, t1, 3
+  addi t0, t0, 2
+  li t2, 3
+  bne t1, t2, 2f
+  addi t0, t0, 2
+2:
+  ret
+
 /* Outputs a2 bytes at a1, then exits with status a0. */
 finish:
 #ifdef DIFFTEST_LINUX
@@ -150,6 +202,25 @@ finish:
   li a7, 93               /* exit */
   ecall
   j 2b
+
+setup_failed:
+  li a0, 5
+  li a7, 93
+  ecall
+
+/*
+ * The SIGILL handler (a0 = signal, a1 = siginfo, a2 = ucontext): records the trap and
+ * resumes after the instruction. uc_mcontext is at 176 in the riscv64 ucontext (after
+ * uc_flags, uc_link, uc_stack, the 128-byte uc_sigmask area, aligned to 16); its first
+ * doubleword is the pc. Every register is restored from the frame by sigreturn.
+ */
+sigill:
+  mv s0, ra
+  ld t0, 176(a2)
+  call record_illegal
+  sd t0, 176(a2)
+  mv ra, s0
+  ret
 #else
   li t0, UART_BASE
 1:
@@ -176,9 +247,32 @@ finish:
   wfi
   j 5b
 
-/* Any trap: prints "trap", then mcause, mepc - difftest_body and mtval; exits with 3. */
+/*
+ * The trap handler: an illegal instruction is recorded and skipped (record_illegal); any
+ * other trap prints "trap", then mcause, mepc - difftest_body and mtval, and exits with 3.
+ * mscratch holds trap_save while the body runs; the body's tp is kept in mscratch meanwhile.
+ */
   .balign 4
 trap:
+  csrrw tp, mscratch, tp
+  sd t0, 0(tp)
+  sd t1, 8(tp)
+  sd t2, 16(tp)
+  sd ra, 24(tp)
+  csrr t0, mcause
+  li t1, 2                /* illegal instruction */
+  bne t0, t1, fatal
+  csrr t0, mepc
+  call record_illegal
+  csrw mepc, t0
+  ld t0, 0(tp)
+  ld t1, 8(tp)
+  ld t2, 16(tp)
+  ld ra, 24(tp)
+  csrrw tp, mscratch, tp
+  mret
+
+fatal:
   lla tp, difftest_regs
   csrr t0, mcause
   sd t0, 0(tp)
@@ -212,10 +306,30 @@ trap:
   /* the body's data (difftest_buf, difftest_sig) comes before this in .data */
   .data
   .balign 8
+  .globl difftest_traps
+difftest_traps:           /* the count of illegal-instruction traps, then their offsets */
+  .skip (1 + TRAP_LOG) * 8
   .globl difftest_data_end
 difftest_data_end:
+
+#ifdef DIFFTEST_LINUX
+  .balign 8
+sigill_action:            /* struct sigaction: handler, flags, mask */
+  .dword sigill
+  .dword 0x08000004       /* SA_ONSTACK | SA_SIGINFO */
+  .dword 0
+altstack:                 /* stack_t: ss_sp, ss_flags, ss_size */
+  .dword sigstack
+  .dword 0
+  .dword 16384
+#else
+trap_save:
+  .skip 4 * 8
+#endif
 
   .bss
   .balign 16
 difftest_out:
   .skip 65536
+sigstack:
+  .skip 16384

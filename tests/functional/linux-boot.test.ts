@@ -7,9 +7,16 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { GuestConsole, ROOT, VIREO } from './guest-console.js';
 
 const PROMPT = /~ # $/;
+
+/** User + system CPU seconds of a process, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
 const BOOT_TIMEOUT = 120_000;
 
 test('boots the bundled Linux to a shell, runs commands, powers off with status 0', async () => {
@@ -24,6 +31,11 @@ test('boots the bundled Linux to a shell, runs commands, powers off with status 
     await g.run('echo vireo-tmpfs-check > /tmp/f && sync', PROMPT);
     assert.equal((await g.run('cat /tmp/f', PROMPT)).trim(), 'vireo-tmpfs-check');
     assert.match(await g.run('grep -c processor /proc/cpuinfo', PROMPT), /^1\s*$/m);
+    // An idle guest sits in WFI, and so does the host thread: little CPU time over 3 s.
+    const before = cpuSeconds(g.child.pid!);
+    await new Promise((r) => setTimeout(r, 3000));
+    const used = cpuSeconds(g.child.pid!) - before;
+    assert.ok(used < 1.5, `idle guest used ${used.toFixed(2)} s of CPU in 3 s`);
     g.send('poweroff\n');
     assert.equal(await g.exit(60_000), 0, g.tail());
   } finally {

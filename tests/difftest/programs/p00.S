@@ -4,8 +4,8 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xffff
-  li t0, 0xe1a00000000000
+  li ra, 0xfffffffffc7f8230
+  li t0, 0x5555555555555555
   li t1, 0x3f
   li t2, 0xa98c52aac05c8980
   li s0, 0x801
@@ -114,1163 +114,1214 @@
   sd a5, 24(gp) /* sig 3 */
 .L0:
   /* 2: fp */
-  li s11, 0xffffffffb16ccbca
-  fcvt.s.wu f14, s11, rne
+  fcvt.s.wu f14, s2, rtz
   fsd f14, 32(gp) /* sig 4 */
-  csrrci s1, fflags, 0x1f
+  fsflags s1, zero
   sd s1, 40(gp) /* sig 5 */
-  /* 3: cJump */
-  auipc ra, 0
-  addi ra, ra, 26
-  .option rvc
-  c.jalr ra
-  .option norvc
-  addi s11, s7, -1
-  sd s11, 48(gp) /* sig 6 */
-  addi s9, s5, -2048
-  sd s9, 56(gp) /* sig 7 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 64(gp) /* sig 8 */
-  /* 4: lrsc */
-  addi a6, sp, 16
-  lr.w s7, (a6)
-  sc.w.aqrl s0, a4, (a6)
-  sd s7, 72(gp) /* sig 9 */
-  sd s0, 80(gp) /* sig 10 */
-  sub a6, a6, sp
-  lw a3, 16(sp)
-  sd a3, 88(gp) /* sig 11 */
-  /* 5: fence */
-  fence r, w
+  /* 3: fp */
+  fmul.d f6, f27, f6, dyn
+  fsd f6, 48(gp) /* sig 6 */
+  frflags a1
+  sd a1, 56(gp) /* sig 7 */
+  /* 4: mem */
+  sd t3, 16(sp)
+  ld s7, 16(sp)
+  sd s7, 64(gp) /* sig 8 */
+  /* 5: amo */
+  addi a4, sp, 36
+  amoand.w.rl s0, s8, (a4)
+  sub a4, a4, sp
+  sd s0, 72(gp) /* sig 9 */
+  lw a6, 36(sp)
+  sd a6, 80(gp) /* sig 10 */
   /* 6: aluR */
   sub s2, s10, s9
-  sd s2, 96(gp) /* sig 12 */
+  sd s2, 88(gp) /* sig 11 */
   /* 7: aluI */
   sraiw t6, s5, 11
-  sd t6, 104(gp) /* sig 13 */
+  sd t6, 96(gp) /* sig 12 */
   /* 8: lrsc */
   addi t0, sp, 112
   sc.w s7, s10, (t0)
-  sd s7, 112(gp) /* sig 14 */
+  sd s7, 104(gp) /* sig 13 */
   sub t0, t0, sp
   lw s8, 112(sp)
-  sd s8, 120(gp) /* sig 15 */
+  sd s8, 112(gp) /* sig 14 */
   /* 9: aluI */
   slti t3, s11, -82
-  sd t3, 128(gp) /* sig 16 */
+  sd t3, 120(gp) /* sig 15 */
   /* 10: liSeed */
   li s0, 0x5f5b4a0f879f87bd
-  sd s0, 136(gp) /* sig 17 */
+  sd s0, 128(gp) /* sig 16 */
   /* 11: cAlu */
   .option rvc
   c.slli t5, 30
   .option norvc
-  sd t5, 144(gp) /* sig 18 */
-  /* 12: liSeed */
-  li a4, 0xffff
-  sd a4, 152(gp) /* sig 19 */
-  /* 13: aluI */
-  addiw a4, s10, 1159
-  sd a4, 160(gp) /* sig 20 */
-  /* 14: cSp */
+  sd t5, 136(gp) /* sig 17 */
+  /* 12: branch */
+  beq t2, t2, .L1
+  addw t0, a5, s9
+  sd t0, 144(gp) /* sig 18 */
   .option rvc
-  c.addi16sp sp, 272
+  c.mv t3, ra
   .option norvc
-  ld zero, -48(sp)
-  sd zero, 168(gp) /* sig 21 */
-  .option rvc
-  c.addi16sp sp, -272
-  .option norvc
-  /* 15: mem */
-  addi a3, sp, -149
-  lhu a6, 274(a3)
-  sd a6, 176(gp) /* sig 22 */
-  sub a3, a3, sp
-  /* 16: aluR */
-  li a6, 0x13
-  mulh t5, a7, a6
-  sd t5, 184(gp) /* sig 23 */
-  /* 17: lrsc */
-  addi s6, sp, 16
-  sc.d a0, t0, (s6)
-  sd a0, 192(gp) /* sig 24 */
-  sub s6, s6, sp
-  ld a4, 16(sp)
-  sd a4, 200(gp) /* sig 25 */
-  /* 18: cAlu */
-  .option rvc
-  c.addiw ra, 25
-  .option norvc
-  sd ra, 208(gp) /* sig 26 */
-  /* 19: aluR */
-  srlw s2, t2, t4
-  sd s2, 216(gp) /* sig 27 */
-  /* 20: fp */
-  li tp, 0xffffffff39822535
-  fmv.d.x f20, tp
-  fclass.s s3, f20
-  sd s3, 224(gp) /* sig 28 */
-  csrrci ra, fflags, 0x1f
-  sd ra, 232(gp) /* sig 29 */
-  /* 21: cBranch */
-  .option rvc
-  c.beqz s0, .L1
-  .option norvc
-  .option rvc
-  c.srli a5, 32
-  .option norvc
-  sd a5, 240(gp) /* sig 30 */
-  sraiw s5, t1, 31
-  sd s5, 248(gp) /* sig 31 */
+  sd t3, 152(gp) /* sig 19 */
+  slli a7, a7, 44
+  sd a7, 160(gp) /* sig 20 */
 .L1:
-  /* 22: fp */
-  li tp, 0x221c8db4d369e2
-  fmv.d.x f31, tp
-  li tp, 0xfd887aa2d70896f7
-  fmv.d.x f18, tp
-  flt.d a7, f31, f18
-  sd a7, 256(gp) /* sig 32 */
-  frflags t0
-  sd t0, 264(gp) /* sig 33 */
-  /* 23: fp */
-  fmul.d f22, f12, f30, rup
-  fsd f22, 272(gp) /* sig 34 */
-  fsflags t4, zero
-  sd t4, 280(gp) /* sig 35 */
-  /* 24: aluR */
-  li a0, 0xffffffffffffffff
-  li a6, 0xffffffff
-  divw zero, a0, a6
-  sd zero, 288(gp) /* sig 36 */
-  /* 25: cSp */
+  /* 13: cJump */
+  auipc ra, 0
+  addi ra, ra, 16
   .option rvc
-  c.addi4spn a1, sp, 748
+  c.jalr ra
   .option norvc
-  sub a1, a1, sp
-  sd a1, 296(gp) /* sig 37 */
-  /* 26: jal */
-  jal s2, .L2
-.L2:
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 304(gp) /* sig 38 */
-  /* 27: aluI */
-  slti t6, zero, -729
-  sd t6, 312(gp) /* sig 39 */
-  /* 28: fmem */
-  addi t0, sp, -197
-  fsw f22, 317(t0)
-  sub t0, t0, sp
-  /* 29: fcsr */
-  csrrwi a4, fflags, 21
-  sd a4, 320(gp) /* sig 40 */
-  /* 30: cSp */
   .option rvc
-  c.addi4spn a1, sp, 784
+  c.srai a4, 29
   .option norvc
-  sub a1, a1, sp
-  sd a1, 328(gp) /* sig 41 */
-  /* 31: mem */
-  addi t4, sp, 41
-  lwu a3, -29(t4)
-  sd a3, 336(gp) /* sig 42 */
-  sub t4, t4, sp
-  /* 32: mem */
-  addi t2, sp, -286
-  lbu t5, 499(t2)
-  sd t5, 344(gp) /* sig 43 */
-  sub t2, t2, sp
-  /* 33: lrsc */
-  addi s6, sp, 112
-  sc.d.aqrl t6, s3, (s6)
-  sd t6, 352(gp) /* sig 44 */
-  sub s6, s6, sp
-  ld zero, 112(sp)
-  sd zero, 360(gp) /* sig 45 */
-  /* 34: mem */
-  lwu a1, 196(sp)
-  sd a1, 368(gp) /* sig 46 */
-  /* 35: lrsc */
-  addi t5, sp, 244
-  sc.w s2, s2, (t5)
-  sd s2, 376(gp) /* sig 47 */
-  sub t5, t5, sp
-  lw s11, 244(sp)
-  sd s11, 384(gp) /* sig 48 */
-  /* 36: aluI */
-  srliw s4, ra, 1
-  sd s4, 392(gp) /* sig 49 */
-  /* 37: cBranch */
-  li s0, 0x3d
-  .option rvc
-  c.bnez s0, .L3
-  .option norvc
-  addw t4, t1, s8
-  sd t4, 400(gp) /* sig 50 */
-  sll s5, s10, t2
-  sd s5, 408(gp) /* sig 51 */
-  srl s8, s6, t6
-  sd s8, 416(gp) /* sig 52 */
-.L3:
-  /* 38: fp */
-  li tp, 0xffffffff80003ade
-  fmv.d.x f1, tp
-  li tp, 0xffffffffbfeb763b
-  fmv.d.x f24, tp
-  fdiv.s f26, f1, f24, dyn
-  fsd f26, 424(gp) /* sig 53 */
-  fsflags s8, zero
-  sd s8, 432(gp) /* sig 54 */
-  /* 39: loop */
-  li s8, 0x3
-.L4:
-  div s6, s6, t5
-  sd s6, 440(gp) /* sig 55 */
-  .option rvc
-  c.srli a5, 36
-  .option norvc
-  sd a5, 448(gp) /* sig 56 */
-  .option rvc
-  c.lui t2, 0xfffe8
-  .option norvc
-  sd t2, 456(gp) /* sig 57 */
-  addi s8, s8, -1
-  bltu zero, s8, .L4
-  sd s8, 464(gp) /* sig 58 */
-  /* 40: aluI */
-  addi s10, s3, 1873
-  sd s10, 472(gp) /* sig 59 */
-  /* 41: fcsr */
-  li t1, 0x0
-  csrrc a5, frm, t1
-  sd a5, 480(gp) /* sig 60 */
-  /* 42: cAlu */
-  .option rvc
-  c.addiw ra, 19
-  .option norvc
-  sd ra, 488(gp) /* sig 61 */
-  /* 43: fp */
-  li s9, 0x7fffffffffffffff
-  fcvt.s.lu f25, s9, dyn
-  fsd f25, 496(gp) /* sig 62 */
-  frcsr s6
-  sd s6, 504(gp) /* sig 63 */
-  /* 44: aluI */
-  addi a0, a0, 1068
-  sd a0, 512(gp) /* sig 64 */
-  /* 45: liSeed */
-  li t4, 0x35d54411f48e5b7a
-  sd t4, 520(gp) /* sig 65 */
-  /* 46: mem */
-  lb s8, 97(sp)
-  sd s8, 528(gp) /* sig 66 */
-  /* 47: aluR */
-  li t0, 0x53
-  rem a5, t0, s8
-  sd a5, 536(gp) /* sig 67 */
-  /* 48: loop */
-  li t6, 0x4
-.L5:
-  srliw s3, a1, 2
-  sd s3, 544(gp) /* sig 68 */
-  addi t6, t6, -1
-  bltu zero, t6, .L5
-  sd t6, 552(gp) /* sig 69 */
-  /* 49: cBranch */
-  .option rvc
-  c.bnez a5, .L6
-  .option norvc
-  addiw zero, t2, -1
-  sd zero, 560(gp) /* sig 70 */
-  mulh t5, s11, a0
-  sd t5, 568(gp) /* sig 71 */
-  sllw a5, s4, zero
-  sd a5, 576(gp) /* sig 72 */
-.L6:
-  /* 50: aluI */
-  slli s8, t4, 38
-  sd s8, 584(gp) /* sig 73 */
-  /* 51: fcsr */
-  csrrci t2, frm, 31
-  sd t2, 592(gp) /* sig 74 */
-  /* 52: lrsc */
-  addi t5, sp, 108
-  sc.w.rl s4, s3, (t5)
-  sd s4, 600(gp) /* sig 75 */
-  sub t5, t5, sp
-  lw t3, 108(sp)
-  sd t3, 608(gp) /* sig 76 */
-  /* 53: cAlu */
-  .option rvc
-  c.addiw s5, -13
-  .option norvc
-  sd s5, 616(gp) /* sig 77 */
-  /* 54: amo */
-  addi s9, sp, 200
-  amoand.d s5, s10, (s9)
-  sub s9, s9, sp
-  sd s5, 624(gp) /* sig 78 */
-  /* 55: aluI */
-  andi s1, t1, -465
-  sd s1, 632(gp) /* sig 79 */
-  /* 56: cAlu */
-  .option rvc
-  c.addiw a5, -25
-  .option norvc
-  sd a5, 640(gp) /* sig 80 */
-  /* 57: fcsr */
-  li a0, 0x753429115fa7350a
-  csrrs t5, fcsr, a0
-  sd t5, 648(gp) /* sig 81 */
-  /* 58: fp */
-  li tp, 0xffffffff0f22df46
-  fmv.d.x f27, tp
-  fclass.s t6, f27
-  sd t6, 656(gp) /* sig 82 */
-  frcsr s0
-  sd s0, 664(gp) /* sig 83 */
-  /* 59: lrsc */
-  addi s7, sp, 160
-  sc.d.aqrl s6, s9, (s7)
-  sd s6, 672(gp) /* sig 84 */
-  sub s7, s7, sp
-  ld ra, 160(sp)
-  sd ra, 680(gp) /* sig 85 */
-  /* 60: jal */
-  jal s8, .L7
-  divu t5, s6, s10
-  sd t5, 688(gp) /* sig 86 */
-.L7:
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 696(gp) /* sig 87 */
-  /* 61: cJump */
-  auipc t6, 0
-  addi t6, t6, 10
-  .option rvc
-  c.jalr t6
-  .option norvc
+  sd a4, 168(gp) /* sig 21 */
   auipc tp, 0
   sub ra, ra, tp
-  sub t6, t6, tp
-  sd ra, 704(gp) /* sig 88 */
-  sd t6, 712(gp) /* sig 89 */
-  /* 62: loop */
-  li t5, 0x1
-.L8:
-  add t1, t4, a0
-  sd t1, 720(gp) /* sig 90 */
+  sd ra, 176(gp) /* sig 22 */
+  /* 14: aluI */
+  srai s8, t5, 5
+  sd s8, 184(gp) /* sig 23 */
+  /* 15: cAlu */
   .option rvc
-  c.mv a4, s6
+  c.sub s1, s0
   .option norvc
-  sd a4, 728(gp) /* sig 91 */
-  sub t4, s3, s4
-  sd t4, 736(gp) /* sig 92 */
-  addi t5, t5, -1
-  bltu zero, t5, .L8
-  sd t5, 744(gp) /* sig 93 */
-  /* 63: cAlu */
+  sd s1, 192(gp) /* sig 24 */
+  /* 16: far */
+  jal t1, .L2
+.L3:
+  /* 17: cAlu */
+  .option rvc
+  c.and a0, a0
+  .option norvc
+  sd a0, 232(gp) /* sig 29 */
+  /* 18: branch */
+  blt ra, ra, .L4
+  sllw s5, t3, t5
+  sd s5, 240(gp) /* sig 30 */
+  .option rvc
+  c.lui s2, 0xffffe
+  .option norvc
+  sd s2, 248(gp) /* sig 31 */
+  sraw a7, a6, s2
+  sd a7, 256(gp) /* sig 32 */
+.L4:
+  /* 19: rand */
+  .4byte 0x2c686d3 /* random */
+  sd a3, 264(gp) /* sig 33 */
+  fsd f13, 272(gp) /* sig 34 */
+  frflags t6
+  sd t6, 280(gp) /* sig 35 */
+  /* 20: aluI */
+  addi t4, a2, -633
+  sd t4, 288(gp) /* sig 36 */
+  /* 21: aluR */
+  mulhu a4, s1, t1
+  sd a4, 296(gp) /* sig 37 */
+  /* 22: fp */
+  li tp, 0xbff1dd836f4b335c
+  fmv.d.x f1, tp
+  li tp, 0xe5457cfdf5c87
+  fmv.d.x f28, tp
+  li tp, 0x1
+  fmv.d.x f13, tp
+  fmadd.d f22, f1, f28, f13, rtz
+  fsd f22, 304(gp) /* sig 38 */
+  frflags s2
+  sd s2, 312(gp) /* sig 39 */
+  /* 23: mem */
+  li s0, 0x62
+  addi t5, sp, -10
+  sh s0, 144(t5)
+  sub t5, t5, sp
+  /* 24: lrsc */
+  addi s7, sp, 120
+  sc.w.aq t6, s8, (s7)
+  sd t6, 320(gp) /* sig 40 */
+  sub s7, s7, sp
+  lw a6, 120(sp)
+  sd a6, 328(gp) /* sig 41 */
+  /* 25: loop */
+  li s7, 0x3
+.L5:
+  slti s9, a5, 2047
+  sd s9, 336(gp) /* sig 42 */
+  addi a4, t4, 2047
+  sd a4, 344(gp) /* sig 43 */
+  .option rvc
+  c.addi t5, 20
+  .option norvc
+  sd t5, 352(gp) /* sig 44 */
+  addi s7, s7, -1
+  bne s7, zero, .L5
+  sd s7, 360(gp) /* sig 45 */
+  /* 26: aluR */
+  rem t5, a6, s8
+  sd t5, 368(gp) /* sig 46 */
+  /* 27: lrsc */
+  addi a5, sp, 0
+  lr.d.aq s11, (a5)
+  sraw a7, s4, s4
+  slti s10, s0, -2012
+  sc.d t1, zero, (a5)
+  sd s11, 376(gp) /* sig 47 */
+  sd t1, 384(gp) /* sig 48 */
+  sub a5, a5, sp
+  ld t4, 0(sp)
+  sd t4, 392(gp) /* sig 49 */
+  /* 28: aluR */
+  or t6, ra, s8
+  sd t6, 400(gp) /* sig 50 */
+  /* 29: fcsr */
+  csrrsi a4, frm, 23
+  sd a4, 408(gp) /* sig 51 */
+  fsrmi ra, 4
+  /* 30: aluI */
+  slli t2, s10, 0
+  sd t2, 416(gp) /* sig 52 */
+  /* 31: fp */
+  li tp, 0xffffffffbfce9d06
+  fmv.d.x f23, tp
+  li tp, 0xffffffff3fce9d05
+  fmv.d.x f27, tp
+  fsub.s f3, f23, f27, rmm
+  fsd f3, 424(gp) /* sig 53 */
+  fsflags t4, zero
+  sd t4, 432(gp) /* sig 54 */
+  /* 32: cAlu */
+  .option rvc
+  c.addi a4, 15
+  .option norvc
+  sd a4, 440(gp) /* sig 55 */
+  /* 33: loop */
+  li a2, 0x3
+.L6:
+  .option rvc
+  c.lui s7, 0x15
+  .option norvc
+  sd s7, 448(gp) /* sig 56 */
+  addiw t4, s5, 278
+  sd t4, 456(gp) /* sig 57 */
+  addi a2, a2, -1
+  bne a2, zero, .L6
+  sd a2, 464(gp) /* sig 58 */
+  /* 34: aluI */
+  slti s1, a1, 1277
+  sd s1, 472(gp) /* sig 59 */
+  /* 35: loop */
+  li t0, 0x3
+.L7:
+  .option rvc
+  c.srli a1, 37
+  .option norvc
+  sd a1, 480(gp) /* sig 60 */
+  slti s5, t6, -1108
+  sd s5, 488(gp) /* sig 61 */
+  remu t6, t6, s9
+  sd t6, 496(gp) /* sig 62 */
+  addi t0, t0, -1
+  bltu zero, t0, .L7
+  sd t0, 504(gp) /* sig 63 */
+  /* 36: cJump */
+  auipc t0, 0
+  addi t0, t0, 18
+  .option rvc
+  c.jalr t0
+  .option norvc
+  slti a1, s0, -1
+  sd a1, 512(gp) /* sig 64 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t0, t0, tp
+  sd ra, 520(gp) /* sig 65 */
+  sd t0, 528(gp) /* sig 66 */
+  /* 37: aluR */
+  mulhsu s1, a0, t4
+  sd s1, 536(gp) /* sig 67 */
+  /* 38: mem */
+  lhu a7, 20(sp)
+  sd a7, 544(gp) /* sig 68 */
+  /* 39: lrsc */
+  addi t6, sp, 8
+  sc.d.rl s7, t4, (t6)
+  sd s7, 552(gp) /* sig 69 */
+  sub t6, t6, sp
+  ld t6, 8(sp)
+  sd t6, 560(gp) /* sig 70 */
+  /* 40: fcsr */
+  csrrwi zero, frm, 2
+  sd zero, 568(gp) /* sig 71 */
+  /* 41: fcsr */
+  csrrci t1, fcsr, 19
+  sd t1, 576(gp) /* sig 72 */
+  /* 42: fp */
+  li tp, 0xffffffffc0200000
+  fmv.d.x f0, tp
+  li tp, 0xffffffff807362b8
+  fmv.d.x f19, tp
+  fmin.s f23, f0, f19
+  fsd f23, 584(gp) /* sig 73 */
+  frflags a0
+  sd a0, 592(gp) /* sig 74 */
+  /* 43: aluR */
+  mulh s8, s1, t4
+  sd s8, 600(gp) /* sig 75 */
+  /* 44: amo */
+  addi a5, sp, 24
+  amomaxu.d.aq zero, t6, (a5)
+  sub a5, a5, sp
+  sd zero, 608(gp) /* sig 76 */
+  ld t5, 24(sp)
+  sd t5, 616(gp) /* sig 77 */
+  /* 45: fp */
+  fclass.d s8, f20
+  sd s8, 624(gp) /* sig 78 */
+  frflags t3
+  sd t3, 632(gp) /* sig 79 */
+  /* 46: liSeed */
+  li a2, 0x62
+  sd a2, 640(gp) /* sig 80 */
+  /* 47: mem */
+  addi a6, sp, 546
+  lwu t2, -480(a6)
+  sd t2, 648(gp) /* sig 81 */
+  sub a6, a6, sp
+  /* 48: aluI */
+  andi s1, t1, -465
+  sd s1, 656(gp) /* sig 82 */
+  /* 49: amo */
+  li a6, 0x3
+  addi t3, sp, 240
+  amoand.w t5, a6, (t3)
+  sub t3, t3, sp
+  sd t5, 664(gp) /* sig 83 */
+  lw s10, 240(sp)
+  sd s10, 672(gp) /* sig 84 */
+  /* 50: liSeed */
+  li s5, 0xffffffff930f8bc7
+  sd s5, 680(gp) /* sig 85 */
+  /* 51: mem */
+  sd zero, 228(sp)
+  ld s9, 224(sp)
+  sd s9, 688(gp) /* sig 86 */
+  /* 52: fp */
+  fsgnjx.s f21, f24, f21
+  fsd f21, 696(gp) /* sig 87 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 704(gp) /* sig 88 */
+  /* 53: aluR */
+  or t4, s8, t0
+  sd t4, 712(gp) /* sig 89 */
+  /* 54: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f31, tp
+  li tp, 0x0
+  fmv.d.x f4, tp
+  fmin.d f30, f31, f4
+  fsd f30, 720(gp) /* sig 90 */
+  li s1, 0x1f
+  csrrc t4, fcsr, s1
+  sd t4, 728(gp) /* sig 91 */
+  /* 55: branch */
+  bltu t6, a5, .L8
+  sub s7, s10, s10
+  sd s7, 736(gp) /* sig 92 */
+.L8:
+  /* 56: cAlu */
   .option rvc
   c.addi a1, 26
   .option norvc
-  sd a1, 752(gp) /* sig 94 */
-  /* 64: cBranch */
-  .option rvc
-  c.j .L9
-  .option norvc
-  .option rvc
-  c.srai s0, 41
-  .option norvc
-  sd s0, 760(gp) /* sig 95 */
+  sd a1, 744(gp) /* sig 93 */
+  /* 57: loop */
+  li t0, 0x4
 .L9:
-  /* 65: fp */
-  li tp, 0xfee1973f00bddf7c
-  fmv.d.x f23, tp
-  fdiv.d f31, f22, f23, rdn
-  fsd f31, 768(gp) /* sig 96 */
-  li s7, 0x1f
-  csrrc a3, fcsr, s7
-  sd a3, 776(gp) /* sig 97 */
-  /* 66: lrsc */
-  addi t1, sp, 224
-  lr.w.aqrl a0, (t1)
-  slti s10, s6, 1365
-  slliw t3, a5, 0
-  sc.w.aq t2, s1, (t1)
-  sd a0, 784(gp) /* sig 98 */
+  rem t6, t1, s11
+  sd t6, 752(gp) /* sig 94 */
+  addi t0, t0, -1
+  bne t0, zero, .L9
+  sd t0, 760(gp) /* sig 95 */
+  /* 58: fcsr */
+  csrrci t4, fcsr, 0
+  sd t4, 768(gp) /* sig 96 */
+  /* 59: amo */
+  addi s7, sp, 0
+  amomaxu.d.aqrl a2, s6, (s7)
+  sub s7, s7, sp
+  sd a2, 776(gp) /* sig 97 */
+  ld t1, 0(sp)
+  sd t1, 784(gp) /* sig 98 */
+  /* 60: fcsr */
+  li a7, 0xe8
+  csrrw t2, fflags, a7
   sd t2, 792(gp) /* sig 99 */
-  sub t1, t1, sp
-  lw s7, 224(sp)
-  sd s7, 800(gp) /* sig 100 */
-  /* 67: amo */
-  addi s4, sp, 224
-  amomax.w.rl a1, t5, (s4)
-  sub s4, s4, sp
-  sd a1, 808(gp) /* sig 101 */
-  lw t6, 224(sp)
-  sd t6, 816(gp) /* sig 102 */
-  /* 68: jal */
-  jal ra, .L10
-.L10:
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 824(gp) /* sig 103 */
-  /* 69: fcsr */
-  csrrci zero, frm, 4
-  sd zero, 832(gp) /* sig 104 */
-  /* 70: aluR */
-  li a5, 0xffffffffffffffff
-  rem ra, s9, a5
-  sd ra, 840(gp) /* sig 105 */
-  /* 71: jal */
-  jal s8, .L11
-  andi t6, t3, 1582
-  sd t6, 848(gp) /* sig 106 */
-  mul t4, zero, s10
-  sd t4, 856(gp) /* sig 107 */
-.L11:
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 864(gp) /* sig 108 */
-  /* 72: fp */
-  li tp, 0xffffffffc8022ea8
-  fmv.d.x f5, tp
-  li tp, 0xfdac25aa0763235c
-  fmv.d.x f27, tp
-  fmul.s f17, f5, f27, rup
-  fsd f17, 872(gp) /* sig 109 */
-  fsflags a1, zero
-  sd a1, 880(gp) /* sig 110 */
-  /* 73: aluR */
-  li a1, 0x8000000000000001
-  sltu t5, a3, a1
-  sd t5, 888(gp) /* sig 111 */
-  /* 74: fp */
-  li tp, 0xffffffffbfc1589e
-  fmv.d.x f17, tp
-  li tp, 0xffffffff3e462c06
-  fmv.d.x f31, tp
-  li tp, 0xffffffff3e95abc8
-  fmv.d.x f10, tp
-  fnmsub.s f24, f17, f31, f10, rdn
-  fsd f24, 896(gp) /* sig 112 */
-  frflags s3
-  sd s3, 904(gp) /* sig 113 */
-  /* 75: cAlu */
+  /* 61: cAlu */
   .option rvc
-  c.addiw t2, 10
+  c.srai a4, 36
   .option norvc
-  sd t2, 912(gp) /* sig 114 */
-  /* 76: aluR */
-  sltu t4, t5, s7
-  sd t4, 920(gp) /* sig 115 */
-  /* 77: far */
-  bne t3, ra, .L12
-.L13:
-  /* 78: aluR */
-  li ra, 0x7e14a3a3
-  divu s3, ra, t4
-  sd s3, 944(gp) /* sig 118 */
-  /* 79: amo */
+  sd a4, 800(gp) /* sig 100 */
+  /* 62: aluI */
+  srliw a3, s6, 1
+  sd a3, 808(gp) /* sig 101 */
+  /* 63: aluR */
+  and s9, s1, s8
+  sd s9, 816(gp) /* sig 102 */
+  /* 64: cAlu */
+  .option rvc
+  c.add a1, a2
+  .option norvc
+  sd a1, 824(gp) /* sig 103 */
+  /* 65: fcsr */
+  li t0, 0xf6ba2bcf2e78cb02
+  csrrw s0, fflags, t0
+  sd s0, 832(gp) /* sig 104 */
+  /* 66: fp */
+  fcvt.d.lu f0, a5, dyn
+  fsd f0, 840(gp) /* sig 105 */
+  fsflags a4, zero
+  sd a4, 848(gp) /* sig 106 */
+  /* 67: aluR */
+  mulw s8, a4, a2
+  sd s8, 856(gp) /* sig 107 */
+  /* 68: amo */
+  addi a4, sp, 88
+  amoor.d.aqrl a0, t0, (a4)
+  sub a4, a4, sp
+  sd a0, 864(gp) /* sig 108 */
+  /* 69: amo */
+  addi t1, sp, 136
+  amominu.d.aqrl a0, s6, (t1)
+  sub t1, t1, sp
+  sd a0, 872(gp) /* sig 109 */
+  /* 70: branch */
+  beq ra, ra, .L10
+  .option rvc
+  c.mv a5, t5
+  .option norvc
+  sd a5, 880(gp) /* sig 110 */
+  xori s7, ra, -1774
+  sd s7, 888(gp) /* sig 111 */
+  srl t3, s9, s8
+  sd t3, 896(gp) /* sig 112 */
+.L10:
+  /* 71: aluI */
+  sraiw s6, a1, 30
+  sd s6, 904(gp) /* sig 113 */
+  /* 72: jalr */
+  auipc a1, 0
+  addi a1, a1, -88
+  jalr a6, 109(a1)
+  rem a0, a5, s3
+  sd a0, 912(gp) /* sig 114 */
+  auipc tp, 0
+  sub a6, a6, tp
+  sub a1, a1, tp
+  sd a6, 920(gp) /* sig 115 */
+  sd a1, 928(gp) /* sig 116 */
+  /* 73: cAlu */
+  .option rvc
+  c.li s0, 16
+  .option norvc
+  sd s0, 936(gp) /* sig 117 */
+  /* 74: fcsr */
+  li t5, 0x5e
+  csrrw s7, fflags, t5
+  sd s7, 944(gp) /* sig 118 */
+  /* 75: aluR */
+  li s3, 0x80000000
+  divw s4, s3, zero
+  sd s4, 952(gp) /* sig 119 */
+  /* 76: amo */
+  addi a4, sp, 248
+  amoand.w.aq t2, t5, (a4)
+  sub a4, a4, sp
+  sd t2, 960(gp) /* sig 120 */
+  lw s10, 248(sp)
+  sd s10, 968(gp) /* sig 121 */
+  /* 77: aluR */
+  subw s4, s4, t6
+  sd s4, 976(gp) /* sig 122 */
+  /* 78: amo */
   li t1, 0x8000
   addi s11, sp, 12
   amoxor.w a1, t1, (s11)
   sub s11, s11, sp
-  sd a1, 952(gp) /* sig 119 */
+  sd a1, 984(gp) /* sig 123 */
   lw s11, 12(sp)
-  sd s11, 960(gp) /* sig 120 */
-  /* 80: aluR */
+  sd s11, 992(gp) /* sig 124 */
+  /* 79: aluR */
   remu a2, s10, s4
-  sd a2, 968(gp) /* sig 121 */
-  /* 81: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f5, tp
-  fcvt.lu.d t6, f5, rup
-  sd t6, 976(gp) /* sig 122 */
-  fsflags a2, zero
-  sd a2, 984(gp) /* sig 123 */
-  /* 82: fp */
-  fadd.d f9, f25, f10, rmm
-  fsd f9, 992(gp) /* sig 124 */
-  fsflags s3, zero
-  sd s3, 1000(gp) /* sig 125 */
-  /* 83: lrsc */
-  addi a7, sp, 16
-  sc.w.aq a0, ra, (a7)
-  sd a0, 1008(gp) /* sig 126 */
-  sub a7, a7, sp
-  lw s0, 16(sp)
-  sd s0, 1016(gp) /* sig 127 */
-  /* 84: mem */
-  addi a3, sp, -249
-  sb t2, 273(a3)
-  sub a3, a3, sp
+  sd a2, 1000(gp) /* sig 125 */
+  /* 80: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f21, tp
+  fcvt.w.d s11, f21, rtz
+  sd s11, 1008(gp) /* sig 126 */
+  csrrci a0, fflags, 0x1f
+  sd a0, 1016(gp) /* sig 127 */
+  /* 81: loop */
+  li a2, 0x1
+.L11:
+  .option rvc
+  c.add a3, s10
+  .option norvc
+  sd a3, 1024(gp) /* sig 128 */
+  addi a2, a2, -1
+  bltu zero, a2, .L11
+  sd a2, 1032(gp) /* sig 129 */
+  /* 82: cAlu */
+  .option rvc
+  c.srli a4, 13
+  .option norvc
+  sd a4, 1040(gp) /* sig 130 */
+  /* 83: aluR */
+  srlw a0, t6, ra
+  sd a0, 1048(gp) /* sig 131 */
+  /* 84: cBranch */
+  .option rvc
+  c.beqz s1, .L12
+  .option norvc
+  mulhu t5, t3, a3
+  sd t5, 1056(gp) /* sig 132 */
+.L12:
   /* 85: luiAuipc */
   lui a4, 0x7ffff
-  sd a4, 1024(gp) /* sig 128 */
+  sd a4, 1064(gp) /* sig 133 */
   /* 86: cAlu */
   .option rvc
   c.li s4, -8
   .option norvc
-  sd s4, 1032(gp) /* sig 129 */
+  sd s4, 1072(gp) /* sig 134 */
   /* 87: fp */
-  li tp, 0xbffcab7f528327e5
-  fmv.d.x f21, tp
-  li tp, 0x7fe1dbc2f6c82f3c
+  li tp, 0xbff327e51e1df022
   fmv.d.x f23, tp
-  fmul.d f19, f21, f23, rtz
-  fsd f19, 1040(gp) /* sig 130 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 1048(gp) /* sig 131 */
-  /* 88: aluI */
-  slti a2, s8, -1466
-  sd a2, 1056(gp) /* sig 132 */
+  li tp, 0xd5d33bef45ba2
+  fmv.d.x f26, tp
+  fmul.d f19, f23, f26, rne
+  fsd f19, 1080(gp) /* sig 135 */
+  frcsr t3
+  sd t3, 1088(gp) /* sig 136 */
+  /* 88: fcsr */
+  csrrwi s3, fflags, 14
+  sd s3, 1096(gp) /* sig 137 */
   /* 89: mem */
-  lw a5, 64(sp)
-  sd a5, 1064(gp) /* sig 133 */
-  /* 90: liSeed */
-  li s11, 0x228000
-  sd s11, 1072(gp) /* sig 134 */
-  /* 91: branch */
-  bge a2, a2, .L14
-  slti t0, s8, -2048
-  sd t0, 1080(gp) /* sig 135 */
-  .option rvc
-  c.addw s1, a2
-  .option norvc
-  sd s1, 1088(gp) /* sig 136 */
-.L14:
-  /* 92: mem */
-  lwu a3, 76(sp)
-  sd a3, 1096(gp) /* sig 137 */
-  /* 93: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f9, tp
-  fle.s s5, f9, f9
-  sd s5, 1104(gp) /* sig 138 */
-  fsflags s7, zero
-  sd s7, 1112(gp) /* sig 139 */
-  /* 94: aluR */
-  li a1, 0x3f
-  mulh s9, s7, a1
+  sb s1, 156(sp)
+  /* 90: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f31, tp
+  li tp, 0xffffffff3f000000
+  fmv.d.x f23, tp
+  fmadd.s f9, f9, f31, f23, rmm
+  fsd f9, 1104(gp) /* sig 138 */
+  fsflags s5, zero
+  sd s5, 1112(gp) /* sig 139 */
+  /* 91: rand */
+  .4byte 0xb8440c93 /* random */
   sd s9, 1120(gp) /* sig 140 */
-  /* 95: amo */
-  addi s4, sp, 120
-  amoswap.w.aq t5, t2, (s4)
-  sub s4, s4, sp
-  sd t5, 1128(gp) /* sig 141 */
-  lw t5, 120(sp)
-  sd t5, 1136(gp) /* sig 142 */
+  .4byte 0x38f9533 /* random */
+  sd a0, 1128(gp) /* sig 141 */
+  /* 92: fp */
+  li tp, 0xfff0000000000001
+  fmv.d.x f9, tp
+  fsqrt.d f16, f9, rne
+  fsd f16, 1136(gp) /* sig 142 */
+  frcsr t3
+  sd t3, 1144(gp) /* sig 143 */
+  /* 93: cJump */
+  auipc s1, 0
+  addi s1, s1, 24
+  .option rvc
+  c.jalr s1
+  .option norvc
+  sra s9, s9, ra
+  sd s9, 1152(gp) /* sig 144 */
+  .option rvc
+  c.addi ra, -12
+  .option norvc
+  sd ra, 1160(gp) /* sig 145 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s1, s1, tp
+  sd ra, 1168(gp) /* sig 146 */
+  sd s1, 1176(gp) /* sig 147 */
+  /* 94: fmem */
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f6, tp
+  fsw f6, 236(sp)
+  /* 95: mem */
+  lwu s11, 171(sp)
+  sd s11, 1184(gp) /* sig 148 */
   /* 96: cAlu */
   .option rvc
-  c.srai s1, 48
+  c.slli t4, 60
   .option norvc
-  sd s1, 1144(gp) /* sig 143 */
-  /* 97: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f7, tp
-  fcvt.s.d f26, f7, rdn
-  fsd f26, 1152(gp) /* sig 144 */
-  fsflags t6, zero
-  sd t6, 1160(gp) /* sig 145 */
-  /* 98: far */
-  bgeu s0, s6, .L15
-.L16:
-  /* 99: liSeed */
-  li t0, 0xc2600
-  sd t0, 1184(gp) /* sig 148 */
-  j .L17
-.L12:
-  sraw t2, s2, a3
-  sd t2, 928(gp) /* sig 116 */
-  sltiu s10, t6, 1873
-  sd s10, 936(gp) /* sig 117 */
-  beq zero, zero, .L13
-.L15:
-  sraw s4, a1, s6
-  sd s4, 1168(gp) /* sig 146 */
-  and a4, s3, s6
-  sd a4, 1176(gp) /* sig 147 */
-  jal tp, .L16
-.L17:
-  /* 100: luiAuipc */
-  auipc a0, 0xa9d57
+  sd t4, 1192(gp) /* sig 149 */
+  /* 97: cMem */
+  .option rvc
+  c.fsdsp f2, 184(sp)
+  .option norvc
+  /* 98: amo */
+  li t1, 0x80
+  addi t4, sp, 168
+  amomaxu.w.aqrl t0, t1, (t4)
+  sub t4, t4, sp
+  sd t0, 1200(gp) /* sig 150 */
+  /* 99: cAlu */
+  .option rvc
+  c.slli a3, 44
+  .option norvc
+  sd a3, 1208(gp) /* sig 151 */
+  j .L13
+.L2:
   auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 1192(gp) /* sig 149 */
-  /* 101: jalr */
+  sub t1, t1, tp
+  sd t1, 200(gp) /* sig 25 */
+  srliw zero, a1, 1
+  sd zero, 208(gp) /* sig 26 */
+  addi t2, s0, 1483
+  sd t2, 216(gp) /* sig 27 */
+  .option rvc
+  c.andi a0, 5
+  .option norvc
+  sd a0, 224(gp) /* sig 28 */
+  jal tp, .L3
+.L13:
+  /* 100: cAlu */
+  .option rvc
+  c.mv s6, a1
+  .option norvc
+  sd s6, 1216(gp) /* sig 152 */
+  /* 101: smc */
+  /* patches in slti t0, s1, -1240 (then imm + 1, ...) */
+  li a0, 0xb284a293
+  li a5, 0x1
+.L14:
   auipc s10, 0
-  jalr a6, 22(s10)
-  .option rvc
-  c.add t3, t1
-  .option norvc
-  sd t3, 1200(gp) /* sig 150 */
-  sraw a0, a6, s9
-  sd a0, 1208(gp) /* sig 151 */
+  sw a0, 12(s10)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a0, a0, tp
+  addi a5, a5, -1
+  bne a5, zero, .L14
   auipc tp, 0
-  sub a6, a6, tp
   sub s10, s10, tp
-  sd a6, 1216(gp) /* sig 152 */
-  sd s10, 1224(gp) /* sig 153 */
-  /* 102: aluR */
-  li s6, 0x80000000000
-  mulhu zero, s6, a4
-  sd zero, 1232(gp) /* sig 154 */
-  /* 103: cAlu */
+  sd t0, 1224(gp) /* sig 153 */
+  sd s10, 1232(gp) /* sig 154 */
+  /* 102: liSeed */
+  li s6, 0x200001
+  sd s6, 1240(gp) /* sig 155 */
+  /* 103: fcsr */
+  csrrc a6, fflags, zero
+  sd a6, 1248(gp) /* sig 156 */
+  /* 104: aluR */
+  li s10, 0xfffffffffffffff2
+  sraw a0, a6, s10
+  sd a0, 1256(gp) /* sig 157 */
+  /* 105: cAlu */
   .option rvc
-  c.li a0, 0
+  c.add a4, ra
   .option norvc
-  sd a0, 1240(gp) /* sig 155 */
-  /* 104: fcsr */
-  csrrsi ra, fcsr, 18
-  sd ra, 1248(gp) /* sig 156 */
-  /* 105: aluI */
-  sraiw s1, s4, 20
-  sd s1, 1256(gp) /* sig 157 */
-  /* 106: cAlu */
-  .option rvc
-  c.addi s4, -13
-  .option norvc
-  sd s4, 1264(gp) /* sig 158 */
-  /* 107: aluR */
-  sltu t3, t6, s1
-  sd t3, 1272(gp) /* sig 159 */
+  sd a4, 1264(gp) /* sig 158 */
+  /* 106: aluI */
+  addi s5, s7, -2048
+  sd s5, 1272(gp) /* sig 159 */
+  /* 107: rand */
+  .2byte 0x92ce /* random */
+  sd t0, 1280(gp) /* sig 160 */
+  .4byte 0xfc6b071b /* random */
+  sd a4, 1288(gp) /* sig 161 */
   /* 108: cAlu */
+  .option rvc
+  c.srli s1, 36
+  .option norvc
+  sd s1, 1296(gp) /* sig 162 */
+  /* 109: fcsr */
+  csrrsi s5, frm, 9
+  sd s5, 1304(gp) /* sig 163 */
+  /* 110: aluR */
+  sltu t3, t6, s1
+  sd t3, 1312(gp) /* sig 164 */
+  /* 111: cAlu */
   .option rvc
   c.srli a0, 62
   .option norvc
-  sd a0, 1280(gp) /* sig 160 */
-  /* 109: cMem */
+  sd a0, 1320(gp) /* sig 165 */
+  /* 112: cMem */
   addi a1, sp, 190
   .option rvc
   c.fsd f10, 0(a1)
   .option norvc
   sub a1, a1, sp
-  /* 110: cBranch */
+  /* 113: cBranch */
   .option rvc
-  c.beqz a4, .L18
+  c.beqz a4, .L15
   .option norvc
   slt s9, ra, s9
-  sd s9, 1288(gp) /* sig 161 */
+  sd s9, 1328(gp) /* sig 166 */
   addi a6, s3, 0
-  sd a6, 1296(gp) /* sig 162 */
-.L18:
-  /* 111: amo */
+  sd a6, 1336(gp) /* sig 167 */
+.L15:
+  /* 114: amo */
   addi s8, sp, 68
   amoswap.w.aqrl t3, zero, (s8)
   sub s8, s8, sp
-  sd t3, 1304(gp) /* sig 163 */
-  /* 112: cAlu */
+  sd t3, 1344(gp) /* sig 168 */
+  /* 115: cAlu */
   .option rvc
   c.slli t4, 55
   .option norvc
-  sd t4, 1312(gp) /* sig 164 */
-  /* 113: cBranch */
+  sd t4, 1352(gp) /* sig 169 */
+  /* 116: cBranch */
   .option rvc
-  c.beqz a5, .L19
+  c.beqz a5, .L16
   .option norvc
   add a2, a5, s2
-  sd a2, 1320(gp) /* sig 165 */
-.L19:
-  /* 114: cAlu */
+  sd a2, 1360(gp) /* sig 170 */
+.L16:
+  /* 117: cAlu */
   .option rvc
   c.li a2, 30
   .option norvc
-  sd a2, 1328(gp) /* sig 166 */
-  /* 115: aluR */
+  sd a2, 1368(gp) /* sig 171 */
+  /* 118: aluR */
   li s7, 0x297000000000
   divu s2, a4, s7
-  sd s2, 1336(gp) /* sig 167 */
-  /* 116: cAlu */
+  sd s2, 1376(gp) /* sig 172 */
+  /* 119: cAlu */
   .option rvc
   c.mv t6, s8
   .option norvc
-  sd t6, 1344(gp) /* sig 168 */
-  /* 117: aluR */
+  sd t6, 1384(gp) /* sig 173 */
+  /* 120: aluR */
   li t0, 0x562c8eed
   li t1, 0xfffffffffffffffe
   xor a4, t0, t1
-  sd a4, 1352(gp) /* sig 169 */
-  /* 118: fcsr */
+  sd a4, 1392(gp) /* sig 174 */
+  /* 121: fcsr */
   csrrsi zero, fflags, 23
-  sd zero, 1360(gp) /* sig 170 */
-  /* 119: fp */
-  fcvt.d.lu f28, s4, rne
-  fsd f28, 1368(gp) /* sig 171 */
-  li a6, 0x1f
-  csrrc s4, fcsr, a6
-  sd s4, 1376(gp) /* sig 172 */
-  /* 120: fp */
-  li tp, 0x334a0468946fa63
-  fmv.d.x f29, tp
-  li tp, 0xc1c932091043e7fe
-  fmv.d.x f30, tp
-  fdiv.d f31, f29, f30
-  fsd f31, 1384(gp) /* sig 173 */
-  li s5, 0x1f
-  csrrc s1, fcsr, s5
-  sd s1, 1392(gp) /* sig 174 */
-  /* 121: liSeed */
-  li a6, 0xffffffff7fffffff
-  sd a6, 1400(gp) /* sig 175 */
-  /* 122: branch */
-  blt a1, a1, .L20
-  .option rvc
-  c.addw a1, a4
-  .option norvc
-  sd a1, 1408(gp) /* sig 176 */
-  sra t3, a0, t1
+  sd zero, 1400(gp) /* sig 175 */
+  /* 122: fp */
+  li s10, 0xffff
+  fcvt.d.l f28, s10, rdn
+  fsd f28, 1408(gp) /* sig 176 */
+  fsflags t3, zero
   sd t3, 1416(gp) /* sig 177 */
-.L20:
-  /* 123: amo */
-  addi s2, sp, 96
-  amoadd.d.rl a1, t1, (s2)
-  sub s2, s2, sp
-  sd a1, 1424(gp) /* sig 178 */
-  /* 124: aluR */
-  slt s1, s0, a7
-  sd s1, 1432(gp) /* sig 179 */
-  /* 125: cBranch */
-  li a3, 0x0
+  /* 123: rand */
+  .4byte 0x102922d3 /* random */
+  sd t0, 1424(gp) /* sig 178 */
+  fsd f5, 1432(gp) /* sig 179 */
+  frflags s11
+  sd s11, 1440(gp) /* sig 180 */
+  /* 124: amo */
+  li a6, 0x42f68967
+  addi t6, sp, 48
+  amoswap.w.aqrl s1, a6, (t6)
+  sub t6, t6, sp
+  sd s1, 1448(gp) /* sig 181 */
+  lw a1, 48(sp)
+  sd a1, 1456(gp) /* sig 182 */
+  /* 125: lrsc */
+  addi s3, sp, 24
+  lr.d.aq s6, (s3)
+  sc.d.aqrl t0, t6, (s3)
+  sd s6, 1464(gp) /* sig 183 */
+  sd t0, 1472(gp) /* sig 184 */
+  sc.d.rl t0, zero, (s3)
+  sd t0, 1480(gp) /* sig 185 */
+  sub s3, s3, sp
+  ld s6, 24(sp)
+  sd s6, 1488(gp) /* sig 186 */
+  /* 126: cAlu */
   .option rvc
-  c.bnez a3, .L21
+  c.addi s4, -8
   .option norvc
-  addiw a4, s6, 1598
-  sd a4, 1440(gp) /* sig 180 */
+  sd s4, 1496(gp) /* sig 187 */
+  /* 127: cSp */
   .option rvc
-  c.xor a3, s0
+  c.addi4spn a0, sp, 788
   .option norvc
-  sd a3, 1448(gp) /* sig 181 */
-  andi s6, ra, 1160
-  sd s6, 1456(gp) /* sig 182 */
-.L21:
-  /* 126: amo */
-  addi t3, sp, 128
-  amomin.d.aq a5, s3, (t3)
-  sub t3, t3, sp
-  sd a5, 1464(gp) /* sig 183 */
-  ld s3, 128(sp)
-  sd s3, 1472(gp) /* sig 184 */
-  /* 127: fp */
-  li s2, 0x1
-  fcvt.s.wu f12, s2, rne
-  fsd f12, 1480(gp) /* sig 185 */
-  frcsr s8
-  sd s8, 1488(gp) /* sig 186 */
-  /* 128: fp */
-  fsqrt.d f0, f22, dyn
-  fsd f0, 1496(gp) /* sig 187 */
-  frflags a7
-  sd a7, 1504(gp) /* sig 188 */
-  /* 129: fp */
-  li tp, 0xffffffff00000000
-  fmv.d.x f25, tp
-  li tp, 0xffffffffcf000000
-  fmv.d.x f0, tp
-  fmax.s f6, f25, f0
-  fsd f6, 1512(gp) /* sig 189 */
-  fsflags s2, zero
-  sd s2, 1520(gp) /* sig 190 */
-  /* 130: aluI */
-  slti s2, t3, 1365
-  sd s2, 1528(gp) /* sig 191 */
+  sub a0, a0, sp
+  sd a0, 1504(gp) /* sig 188 */
+  /* 128: aluI */
+  li s10, 0x285ae51f
+  srliw zero, s10, 29
+  sd zero, 1512(gp) /* sig 189 */
+  /* 129: aluI */
+  slti s6, t6, 1
+  sd s6, 1520(gp) /* sig 190 */
+  /* 130: mem */
+  sd a7, 128(sp)
+  ld s8, 128(sp)
+  sd s8, 1528(gp) /* sig 191 */
   /* 131: cAlu */
   .option rvc
-  c.addiw s8, 9
+  c.sub s1, a2
   .option norvc
-  sd s8, 1536(gp) /* sig 192 */
-  /* 132: amo */
-  li a5, 0x3a2800000
-  addi s9, sp, 0
-  amoadd.d t5, a5, (s9)
-  sub s9, s9, sp
-  sd t5, 1544(gp) /* sig 193 */
-  /* 133: luiAuipc */
+  sd s1, 1536(gp) /* sig 192 */
+  /* 132: cAlu */
+  .option rvc
+  c.li a0, 10
+  .option norvc
+  sd a0, 1544(gp) /* sig 193 */
+  /* 133: cJump */
+  auipc s9, 0
+  addi s9, s9, 26
+  .option rvc
+  c.jr s9
+  .option norvc
+  slti t3, a5, -496
+  sd t3, 1552(gp) /* sig 194 */
+  slliw s3, s0, 12
+  sd s3, 1560(gp) /* sig 195 */
+  auipc tp, 0
+  sub s9, s9, tp
+  sd s9, 1568(gp) /* sig 196 */
+  /* 134: lrsc */
+  addi s2, sp, 244
+  sc.w.rl t2, zero, (s2)
+  sd t2, 1576(gp) /* sig 197 */
+  sub s2, s2, sp
+  lw a5, 244(sp)
+  sd a5, 1584(gp) /* sig 198 */
+  /* 135: aluR */
+  xor a7, s11, zero
+  sd a7, 1592(gp) /* sig 199 */
+  /* 136: fp */
+  li tp, 0xfffffffe4effffff
+  fmv.d.x f19, tp
+  li tp, 0xffffffff3fb3288e
+  fmv.d.x f0, tp
+  fmax.s f6, f19, f0
+  fsd f6, 1600(gp) /* sig 200 */
+  li s2, 0x1f
+  csrrc t3, fcsr, s2
+  sd t3, 1608(gp) /* sig 201 */
+  /* 137: fcsr */
+  li t0, 0x60
+  csrrw ra, fcsr, t0
+  sd ra, 1616(gp) /* sig 202 */
+  /* 138: aluR */
+  rem t6, t5, a5
+  sd t6, 1624(gp) /* sig 203 */
+  /* 139: luiAuipc */
   auipc a1, 0x7ffff
   auipc tp, 0
   sub a1, a1, tp
-  sd a1, 1552(gp) /* sig 194 */
-  /* 134: fp */
-  fmv.x.d a6, f0
-  sd a6, 1560(gp) /* sig 195 */
+  sd a1, 1632(gp) /* sig 204 */
+  /* 140: fp */
+  fmv.d.x f0, ra
+  fsd f0, 1640(gp) /* sig 205 */
   fsflags a1, zero
-  sd a1, 1568(gp) /* sig 196 */
-  /* 135: fp */
-  li tp, 0x3e141f9e5ff27d16
-  fmv.d.x f19, tp
-  fmin.d f5, f19, f21
-  fsd f5, 1576(gp) /* sig 197 */
+  sd a1, 1648(gp) /* sig 206 */
+  /* 141: fp */
+  li tp, 0xc1e0000000100000
+  fmv.d.x f16, tp
+  li tp, 0x20627248bed0a2
+  fmv.d.x f2, tp
+  fmax.d f5, f16, f2
+  fsd f5, 1656(gp) /* sig 207 */
   fsflags t5, zero
-  sd t5, 1584(gp) /* sig 198 */
-  /* 136: liSeed */
-  li a1, 0x5f00000000
-  sd a1, 1592(gp) /* sig 199 */
-  /* 137: mem */
-  lwu a5, 113(sp)
-  sd a5, 1600(gp) /* sig 200 */
-  /* 138: aluI */
-  sltiu t1, a0, 1980
-  sd t1, 1608(gp) /* sig 201 */
-  /* 139: fp */
-  fdiv.s f2, f16, f26, dyn
-  fsd f2, 1616(gp) /* sig 202 */
-  frflags s7
-  sd s7, 1624(gp) /* sig 203 */
-  /* 140: mem */
-  sd a5, 12(sp)
-  ld s7, 8(sp)
-  sd s7, 1632(gp) /* sig 204 */
-  /* 141: cSp */
+  sd t5, 1664(gp) /* sig 208 */
+  /* 142: cAlu */
   .option rvc
-  c.addi16sp sp, 432
+  c.srli a0, 49
   .option norvc
-  ld a3, -392(sp)
-  sd a3, 1640(gp) /* sig 205 */
-  .option rvc
-  c.addi16sp sp, -432
-  .option norvc
-  /* 142: mem */
-  sb t0, 190(sp)
+  sd a0, 1672(gp) /* sig 209 */
   /* 143: fcsr */
-  csrrci t2, frm, 24
-  sd t2, 1648(gp) /* sig 206 */
-  /* 144: amo */
-  li a7, 0x30a00000000000
-  addi ra, sp, 228
-  amoor.w.aqrl a1, a7, (ra)
-  sub ra, ra, sp
-  sd a1, 1656(gp) /* sig 207 */
-  /* 145: aluR */
-  srl a2, s3, t1
-  sd a2, 1664(gp) /* sig 208 */
-  /* 146: lrsc */
-  addi a0, sp, 44
-  lr.w.aq t3, (a0)
-  sll a6, s4, s2
-  ori ra, t6, -301
-  sc.w a2, a4, (a0)
-  sd t3, 1672(gp) /* sig 209 */
-  sd a2, 1680(gp) /* sig 210 */
-  sub a0, a0, sp
-  lw t1, 44(sp)
-  sd t1, 1688(gp) /* sig 211 */
+  csrrwi a4, frm, 1
+  sd a4, 1680(gp) /* sig 210 */
+  /* 144: lrsc */
+  addi s1, sp, 212
+  sc.w.rl ra, t6, (s1)
+  sd ra, 1688(gp) /* sig 211 */
+  sub s1, s1, sp
+  lw s11, 212(sp)
+  sd s11, 1696(gp) /* sig 212 */
+  /* 145: fcsr */
+  li t0, 0xfd
+  csrrc zero, fflags, t0
+  sd zero, 1704(gp) /* sig 213 */
+  /* 146: mem */
+  lh s7, 12(sp)
+  sd s7, 1712(gp) /* sig 214 */
   /* 147: branch */
-  li s6, 0xffffffffb7431a7d
-  li ra, 0x40909955
-  bne s6, ra, .L22
-  sltiu s2, s3, -254
-  sd s2, 1696(gp) /* sig 212 */
-  addiw a2, ra, -1881
-  sd a2, 1704(gp) /* sig 213 */
-  srai a1, a5, 11
-  sd a1, 1712(gp) /* sig 214 */
-.L22:
-  /* 148: amo */
-  addi t6, sp, 0
-  amomax.d.rl t2, a2, (t6)
-  sub t6, t6, sp
-  sd t2, 1720(gp) /* sig 215 */
-  /* 149: fp */
-  li t3, 0x8000000000000001
-  fcvt.s.l f17, t3, dyn
-  fsd f17, 1728(gp) /* sig 216 */
-  fsflags s6, zero
-  sd s6, 1736(gp) /* sig 217 */
-  /* 150: mem */
-  addi s4, sp, 36
-  ld t0, -7(s4)
-  sd t0, 1744(gp) /* sig 218 */
-  sub s4, s4, sp
-  /* 151: fp */
-  li tp, 0xbff469d1cd13ae53
+  li s1, 0x200
+  li a3, 0x200
+  bgeu s1, a3, .L17
+  mulhsu s6, a6, s6
+  sd s6, 1720(gp) /* sig 215 */
+  .option rvc
+  c.and a1, a5
+  .option norvc
+  sd a1, 1728(gp) /* sig 216 */
+.L17:
+  /* 148: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f4, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f18, tp
+  li tp, 0x8000000000000000
   fmv.d.x f26, tp
-  li tp, 0x40248a5d0a59f6aa
-  fmv.d.x f24, tp
-  li tp, 0x402a34cda629c61d
-  fmv.d.x f7, tp
-  fnmsub.d f28, f26, f24, f7, rup
-  fsd f28, 1752(gp) /* sig 219 */
-  frflags t4
-  sd t4, 1760(gp) /* sig 220 */
-  /* 152: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f8, tp
-  fcvt.d.s f30, f8
-  fsd f30, 1768(gp) /* sig 221 */
-  fsflags s7, zero
-  sd s7, 1776(gp) /* sig 222 */
-  /* 153: cBranch */
+  fmsub.d f18, f4, f18, f26
+  fsd f18, 1736(gp) /* sig 217 */
+  li t1, 0x1f
+  csrrc s3, fcsr, t1
+  sd s3, 1744(gp) /* sig 218 */
+  /* 149: loop */
+  li a2, 0x4
+.L18:
   .option rvc
-  c.beqz a5, .L23
+  c.li s0, -18
   .option norvc
-  slti t6, zero, -1596
-  sd t6, 1784(gp) /* sig 223 */
-  sub a4, s8, a3
-  sd a4, 1792(gp) /* sig 224 */
-  slti s3, a0, 1189
+  sd s0, 1752(gp) /* sig 219 */
+  divw a4, a4, a1
+  sd a4, 1760(gp) /* sig 220 */
+  .option rvc
+  c.srai s1, 36
+  .option norvc
+  sd s1, 1768(gp) /* sig 221 */
+  addi a2, a2, -1
+  bne a2, zero, .L18
+  sd a2, 1776(gp) /* sig 222 */
+  /* 150: cMem */
+  addi s0, sp, 171
+  .option rvc
+  c.sd a0, 72(s0)
+  .option norvc
+  sub s0, s0, sp
+  /* 151: fcsr */
+  csrrw t0, fcsr, zero
+  sd t0, 1784(gp) /* sig 223 */
+  /* 152: loop */
+  li s3, 0x3
+.L19:
+  .option rvc
+  c.or a0, a5
+  .option norvc
+  sd a0, 1792(gp) /* sig 224 */
+  addi s3, s3, -1
+  blt zero, s3, .L19
   sd s3, 1800(gp) /* sig 225 */
-.L23:
-  /* 154: fcsr */
-  csrrsi s4, frm, 30
-  sd s4, 1808(gp) /* sig 226 */
-  /* 155: cAlu */
-  .option rvc
-  c.add s3, s4
-  .option norvc
-  sd s3, 1816(gp) /* sig 227 */
-  /* 156: fp */
-  li tp, 0xffffffff5f000000
-  fmv.d.x f27, tp
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f0, tp
-  fmadd.s f23, f10, f27, f0, rmm
-  fsd f23, 1824(gp) /* sig 228 */
-  fsflags s2, zero
-  sd s2, 1832(gp) /* sig 229 */
-  /* 157: cBranch */
-  .option rvc
-  c.j .L24
-  .option norvc
-  addiw a3, t6, -317
-  sd a3, 1840(gp) /* sig 230 */
-  sraiw s0, a3, 31
-  sd s0, 1848(gp) /* sig 231 */
-  add t4, s7, t2
-  sd t4, 1856(gp) /* sig 232 */
-.L24:
-  /* 158: cJump */
-  auipc s3, 0
-  addi s3, s3, 26
-  .option rvc
-  c.jr s3
-  .option norvc
-  addiw s6, s10, 1214
-  sd s6, 1864(gp) /* sig 233 */
-  andi ra, a1, 785
-  sd ra, 1872(gp) /* sig 234 */
+  /* 153: jal */
+  jal s5, .L20
+  divuw a2, s4, ra
+  sd a2, 1808(gp) /* sig 226 */
+.L20:
   auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 1880(gp) /* sig 235 */
-  /* 159: liSeed */
-  li s8, 0xc
-  sd s8, 1888(gp) /* sig 236 */
+  sub s5, s5, tp
+  sd s5, 1816(gp) /* sig 227 */
+  /* 154: mem */
+  lb t1, 99(sp)
+  sd t1, 1824(gp) /* sig 228 */
+  /* 155: fp */
+  fcvt.s.l f5, ra, dyn
+  fsd f5, 1832(gp) /* sig 229 */
+  fsflags a4, zero
+  sd a4, 1840(gp) /* sig 230 */
+  /* 156: fp */
+  li tp, 0xffffffffc0200000
+  fmv.d.x f28, tp
+  fcvt.lu.s s2, f28
+  sd s2, 1848(gp) /* sig 231 */
+  fsflags a5, zero
+  sd a5, 1856(gp) /* sig 232 */
+  /* 157: jalr */
+  auipc t4, 0
+  jalr t4, 8(t4)
+  auipc tp, 0
+  sub t4, t4, tp
+  sd t4, 1864(gp) /* sig 233 */
+  /* 158: cAlu */
+  .option rvc
+  c.srli a5, 3
+  .option norvc
+  sd a5, 1872(gp) /* sig 234 */
+  /* 159: fp */
+  fcvt.s.d f26, f0, rne
+  fsd f26, 1880(gp) /* sig 235 */
+  li t5, 0x1f
+  csrrc s4, fcsr, t5
+  sd s4, 1888(gp) /* sig 236 */
   /* 160: aluR */
-  li s5, 0x13cb182e6014dae5
-  li s9, 0x100000000
-  divw s4, s5, s9
-  sd s4, 1896(gp) /* sig 237 */
-  /* 161: cSp */
-  .option rvc
-  c.addi16sp sp, 288
-  .option norvc
-  ld s2, -144(sp)
-  sd s2, 1904(gp) /* sig 238 */
-  .option rvc
-  c.addi16sp sp, -288
-  .option norvc
-  /* 162: aluI */
-  andi zero, a3, 470
-  sd zero, 1912(gp) /* sig 239 */
+  li s5, 0x13a6000
+  mulhu s7, s11, s5
+  sd s7, 1896(gp) /* sig 237 */
+  /* 161: mem */
+  addi s2, sp, 86
+  lbu a1, 88(s2)
+  sd a1, 1904(gp) /* sig 238 */
+  sub s2, s2, sp
+  /* 162: aluR */
+  li t6, 0xffffffffffffffff
+  divu t5, ra, t6
+  sd t5, 1912(gp) /* sig 239 */
   addi gp, gp, 1920
-  /* 163: aluR */
-  li a6, 0x2044740
-  add a7, a6, s6
-  sd a7, 0(gp) /* sig 240 */
-  /* 164: aluR */
-  li t3, 0x9a6000000
-  divu s3, t3, zero
-  sd s3, 8(gp) /* sig 241 */
-  /* 165: cAlu */
+  /* 163: fp */
+  fcvt.d.w f17, s4
+  fsd f17, 0(gp) /* sig 240 */
+  li t6, 0x1f
+  csrrc s10, fcsr, t6
+  sd s10, 8(gp) /* sig 241 */
+  /* 164: cAlu */
   .option rvc
-  c.slli a3, 52
+  c.srli a1, 29
   .option norvc
-  sd a3, 16(gp) /* sig 242 */
-  /* 166: liSeed */
-  li a6, 0x1
-  sd a6, 24(gp) /* sig 243 */
-  /* 167: cSp */
-  .option rvc
-  c.addi4spn a4, sp, 952
-  .option norvc
-  sub a4, a4, sp
-  sd a4, 32(gp) /* sig 244 */
-  /* 168: liSeed */
-  li ra, 0x3
-  sd ra, 40(gp) /* sig 245 */
-  /* 169: aluR */
-  srlw s4, a0, s11
-  sd s4, 48(gp) /* sig 246 */
-  /* 170: mem */
-  sh t5, 154(sp)
-  ld t6, 152(sp)
+  sd a1, 16(gp) /* sig 242 */
+  /* 165: fcsr */
+  li a0, 0x0
+  csrrs s5, fcsr, a0
+  sd s5, 24(gp) /* sig 243 */
+  /* 166: aluI */
+  li t5, 0x4e921809
+  addi a6, t5, -1
+  sd a6, 32(gp) /* sig 244 */
+  /* 167: aluR */
+  li s2, 0x7ffffffff
+  or s6, s2, a1
+  sd s6, 40(gp) /* sig 245 */
+  /* 168: mem */
+  lhu a6, 107(sp)
+  sd a6, 48(gp) /* sig 246 */
+  /* 169: aluI */
+  li t6, 0x123456789abcdef
+  srli t6, t6, 7
   sd t6, 56(gp) /* sig 247 */
-  /* 171: amo */
-  addi t1, sp, 132
-  amoand.w t4, zero, (t1)
-  sub t1, t1, sp
-  sd t4, 64(gp) /* sig 248 */
-  lw s2, 132(sp)
-  sd s2, 72(gp) /* sig 249 */
+  /* 170: lrsc */
+  addi s9, sp, 88
+  lr.d.aq s7, (s9)
+  addi a7, t1, -511
+  slti s6, a0, -2048
+  sc.d.rl a1, t5, (s9)
+  sd s7, 64(gp) /* sig 248 */
+  sd a1, 72(gp) /* sig 249 */
+  sub s9, s9, sp
+  ld s9, 88(sp)
+  sd s9, 80(gp) /* sig 250 */
+  /* 171: jal */
+  jal s0, .L21
+  addw s1, t2, a1
+  sd s1, 88(gp) /* sig 251 */
+.L21:
+  auipc tp, 0
+  sub s0, s0, tp
+  sd s0, 96(gp) /* sig 252 */
   /* 172: fp */
-  li tp, 0xffffffff3fa71c55
-  fmv.d.x f23, tp
-  li tp, 0xffffffff7f4415e9
-  fmv.d.x f22, tp
-  fmul.s f16, f23, f22, rup
-  fsd f16, 80(gp) /* sig 250 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 88(gp) /* sig 251 */
-  /* 173: branch */
-  beq a4, t2, .L25
-  srli s9, t3, 22
-  sd s9, 96(gp) /* sig 252 */
-  add a5, s0, s2
-  sd a5, 104(gp) /* sig 253 */
-  addiw s6, s9, 1365
+  li tp, 0x43e0000000000000
+  fmv.d.x f19, tp
+  li tp, 0xc1e0000000100000
+  fmv.d.x f19, tp
+  fmadd.d f18, f19, f11, f19, rtz
+  fsd f18, 104(gp) /* sig 253 */
+  li a7, 0x1f
+  csrrc s6, fcsr, a7
   sd s6, 112(gp) /* sig 254 */
-.L25:
-  /* 174: cAlu */
+  /* 173: aluR */
+  mulh s2, zero, t0
+  sd s2, 120(gp) /* sig 255 */
+  /* 174: aluR */
+  divw a7, a3, t4
+  sd a7, 128(gp) /* sig 256 */
+  /* 175: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f17, tp
+  li tp, 0x10000000000000
+  fmv.d.x f25, tp
+  fsgnj.d f2, f17, f25
+  fsd f2, 136(gp) /* sig 257 */
+  frflags a0
+  sd a0, 144(gp) /* sig 258 */
+  /* 176: aluR */
+  and s11, t1, a6
+  sd s11, 152(gp) /* sig 259 */
+  /* 177: cAlu */
+  .option rvc
+  c.add t4, a6
+  .option norvc
+  sd t4, 160(gp) /* sig 260 */
+  /* 178: cAlu */
+  .option rvc
+  c.srli a1, 39
+  .option norvc
+  sd a1, 168(gp) /* sig 261 */
+  /* 179: lrsc */
+  addi a4, sp, 168
+  lr.d.rl t6, (a4)
+  sc.d.aqrl a5, s9, (a4)
+  sd t6, 176(gp) /* sig 262 */
+  sd a5, 184(gp) /* sig 263 */
+  sub a4, a4, sp
+  ld zero, 168(sp)
+  sd zero, 192(gp) /* sig 264 */
+  /* 180: liSeed */
+  li s2, 0x26d0000000
+  sd s2, 200(gp) /* sig 265 */
+  /* 181: fcsr */
+  li s11, 0x338ebd6a2b39f00
+  csrrs s7, frm, s11
+  sd s7, 208(gp) /* sig 266 */
+  /* 182: branch */
+  beq a4, t2, .L22
+  srli s9, t3, 22
+  sd s9, 216(gp) /* sig 267 */
+  add a5, s0, s2
+  sd a5, 224(gp) /* sig 268 */
+  addiw s6, s9, 1365
+  sd s6, 232(gp) /* sig 269 */
+.L22:
+  /* 183: cAlu */
   .option rvc
   c.mv s7, s11
   .option norvc
-  sd s7, 120(gp) /* sig 255 */
-  /* 175: mem */
+  sd s7, 240(gp) /* sig 270 */
+  /* 184: mem */
   sw a4, 52(sp)
-  /* 176: loop */
+  /* 185: loop */
   li a2, 0x2
-.L26:
+.L23:
   remuw s4, ra, s5
-  sd s4, 128(gp) /* sig 256 */
+  sd s4, 248(gp) /* sig 271 */
   srlw s1, s6, a4
-  sd s1, 136(gp) /* sig 257 */
+  sd s1, 256(gp) /* sig 272 */
   .option rvc
   c.mv s3, a4
   .option norvc
-  sd s3, 144(gp) /* sig 258 */
+  sd s3, 264(gp) /* sig 273 */
   .option rvc
   c.addi a2, -1
   .option norvc
   .option rvc
-  c.bnez a2, .L26
+  c.bnez a2, .L23
   .option norvc
-  sd a2, 152(gp) /* sig 259 */
-  /* 177: cBranch */
+  sd a2, 272(gp) /* sig 274 */
+  /* 186: cBranch */
   .option rvc
-  c.beqz a1, .L27
+  c.beqz a1, .L24
   .option norvc
   xori s9, s6, 1032
-  sd s9, 160(gp) /* sig 260 */
+  sd s9, 280(gp) /* sig 275 */
   srliw a3, a6, 16
-  sd a3, 168(gp) /* sig 261 */
-.L27:
-  /* 178: mem */
+  sd a3, 288(gp) /* sig 276 */
+.L24:
+  /* 187: mem */
   sw t3, 36(sp)
-  /* 179: fp */
-  li tp, 0xffffffff3f800000
-  fmv.d.x f0, tp
-  li tp, 0xffffffff42767130
-  fmv.d.x f19, tp
-  fmin.s f22, f0, f19
-  fsd f22, 176(gp) /* sig 262 */
-  li s7, 0x1f
-  csrrc t5, fcsr, s7
-  sd t5, 184(gp) /* sig 263 */
-  /* 180: cJump */
-  auipc a2, 0
-  addi a2, a2, 10
+  /* 188: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f12, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f2, tp
+  fmin.s f22, f12, f2
+  fsd f22, 296(gp) /* sig 277 */
+  fsflags s5, zero
+  sd s5, 304(gp) /* sig 278 */
+  /* 189: amo */
+  addi t5, sp, 56
+  amoand.d.aq s6, s2, (t5)
+  sub t5, t5, sp
+  sd s6, 312(gp) /* sig 279 */
+  ld zero, 56(sp)
+  sd zero, 320(gp) /* sig 280 */
+  /* 190: mem */
+  sh s8, 196(sp)
+  ld s10, 192(sp)
+  sd s10, 328(gp) /* sig 281 */
+  /* 191: lrsc */
+  addi s7, sp, 0
+  sc.w a4, a2, (s7)
+  sd a4, 336(gp) /* sig 282 */
+  sub s7, s7, sp
+  lw a1, 0(sp)
+  sd a1, 344(gp) /* sig 283 */
+  /* 192: cJump */
+  auipc t4, 0
+  addi t4, t4, 16
   .option rvc
-  c.jr a2
+  c.jr t4
   .option norvc
+  .option rvc
+  c.srli a2, 56
+  .option norvc
+  sd a2, 352(gp) /* sig 284 */
   auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 192(gp) /* sig 264 */
-  /* 181: aluR */
-  addw s8, a6, s9
-  sd s8, 200(gp) /* sig 265 */
-  /* 182: aluI */
-  li s10, 0x38
-  xori a7, s10, -1
-  sd a7, 208(gp) /* sig 266 */
-  /* 183: amo */
-  addi a1, sp, 252
-  amominu.w s2, s3, (a1)
-  sub a1, a1, sp
-  sd s2, 216(gp) /* sig 267 */
-  lw t3, 252(sp)
-  sd t3, 224(gp) /* sig 268 */
-  /* 184: cMem */
+  sub t4, t4, tp
+  sd t4, 360(gp) /* sig 285 */
+  /* 193: cMem */
   addi a2, sp, 120
   .option rvc
   c.lw a0, 76(a2)
   .option norvc
-  sd a0, 232(gp) /* sig 269 */
+  sd a0, 368(gp) /* sig 286 */
   sub a2, a2, sp
-  /* 185: aluI */
+  /* 194: aluI */
   li s8, 0x100000000
   slti a5, s8, 1365
-  sd a5, 240(gp) /* sig 270 */
-  /* 186: cMem */
-  addi a3, sp, 48
+  sd a5, 376(gp) /* sig 287 */
+  /* 195: cSp */
   .option rvc
-  c.ld a4, 24(a3)
+  c.addi4spn a2, sp, 872
   .option norvc
-  sd a4, 248(gp) /* sig 271 */
+  sub a2, a2, sp
+  sd a2, 384(gp) /* sig 288 */
+  /* 196: aluR */
+  or s4, s6, s1
+  sd s4, 392(gp) /* sig 289 */
+  /* 197: cJump */
+  auipc s4, 0
+  addi s4, s4, 18
+  .option rvc
+  c.jalr s4
+  .option norvc
+  mulhsu s11, a7, s10
+  sd s11, 400(gp) /* sig 290 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s4, s4, tp
+  sd ra, 408(gp) /* sig 291 */
+  sd s4, 416(gp) /* sig 292 */
+  /* 198: rand */
+  .4byte 0x4174fc3b /* random */
+  sd s8, 424(gp) /* sig 293 */
+  /* 199: aluR */
+  mul s1, s2, a7
+  sd s1, 432(gp) /* sig 294 */
+  /* 200: cMem */
+  addi a3, sp, 22
+  .option rvc
+  c.sw a2, 52(a3)
+  .option norvc
   sub a3, a3, sp
-  /* 187: luiAuipc */
-  lui s4, 0xe285a
-  sd s4, 256(gp) /* sig 272 */
-  /* 188: aluR */
-  li a7, 0x200000001
-  and a7, a7, s5
-  sd a7, 264(gp) /* sig 273 */
-  /* 189: aluR */
-  addw ra, s5, t4
-  sd ra, 272(gp) /* sig 274 */
-  /* 190: cSp */
-  .option rvc
-  c.addi16sp sp, -32
-  .option norvc
-  ld s4, 72(sp)
-  sd s4, 280(gp) /* sig 275 */
-  .option rvc
-  c.addi16sp sp, 32
-  .option norvc
-  /* 191: fmem */
-  fsd f28, 176(sp)
-  /* 192: cAlu */
-  .option rvc
-  c.mv ra, t3
-  .option norvc
-  sd ra, 288(gp) /* sig 276 */
-  /* 193: loop */
-  li t1, 0x2
-.L28:
-  xor a1, t0, t3
-  sd a1, 296(gp) /* sig 277 */
-  .option rvc
-  c.mv a6, s7
-  .option norvc
-  sd a6, 304(gp) /* sig 278 */
-  addi t1, t1, -1
-  bne t1, zero, .L28
-  sd t1, 312(gp) /* sig 279 */
-  /* 194: fcsr */
-  li t2, 0x63c043fc7c406b00
-  csrrc a7, fflags, t2
-  sd a7, 320(gp) /* sig 280 */
-  /* 195: fp */
-  fclass.d s8, f16
-  sd s8, 328(gp) /* sig 281 */
-  fsflags t3, zero
-  sd t3, 336(gp) /* sig 282 */
-  /* 196: cMem */
+  /* 201: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f16, tp
+  li tp, 0x0
+  fmv.d.x f6, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f1, tp
+  fmsub.d f27, f16, f6, f1, rtz
+  fsd f27, 440(gp) /* sig 295 */
+  frflags a0
+  sd a0, 448(gp) /* sig 296 */
+  /* 202: fp */
+  li tp, 0xffffffff3a7f49dd
+  fmv.d.x f15, tp
+  li tp, 0x7ff800000000dead
+  fmv.d.x f0, tp
+  fdiv.d f22, f15, f0, rne
+  fsd f22, 456(gp) /* sig 297 */
+  csrrci s9, fflags, 0x1f
+  sd s9, 464(gp) /* sig 298 */
+  /* 203: aluI */
+  sraiw s8, s4, 15
+  sd s8, 472(gp) /* sig 299 */
+  /* 204: cMem */
   addi a5, sp, 4
   .option rvc
   c.sw a0, 24(a5)
   .option norvc
   sub a5, a5, sp
-  /* 197: cJump */
+  /* 205: cJump */
   auipc s11, 0
   addi s11, s11, 16
   .option rvc
@@ -1279,13 +1330,13 @@
   .option rvc
   c.mv s3, t6
   .option norvc
-  sd s3, 344(gp) /* sig 283 */
+  sd s3, 480(gp) /* sig 300 */
   auipc tp, 0
   sub ra, ra, tp
   sub s11, s11, tp
-  sd ra, 352(gp) /* sig 284 */
-  sd s11, 360(gp) /* sig 285 */
-  /* 198: cJump */
+  sd ra, 488(gp) /* sig 301 */
+  sd s11, 496(gp) /* sig 302 */
+  /* 206: cJump */
   auipc ra, 0
   addi ra, ra, 10
   .option rvc
@@ -1293,349 +1344,325 @@
   .option norvc
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 368(gp) /* sig 286 */
-  /* 199: mem */
-  lb t4, 228(sp)
-  sd t4, 376(gp) /* sig 287 */
-  /* 200: cAlu */
-  .option rvc
-  c.andi a4, 5
-  .option norvc
-  sd a4, 384(gp) /* sig 288 */
-  /* 201: aluI */
-  xori s11, a4, 2047
-  sd s11, 392(gp) /* sig 289 */
-  /* 202: mem */
-  li s3, 0x8000000000000001
-  addi s8, sp, 215
-  sd s3, -151(s8)
-  sub s8, s8, sp
-  ld s3, 64(sp)
-  sd s3, 400(gp) /* sig 290 */
-  /* 203: jal */
-  jal s7, .L29
-.L29:
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 408(gp) /* sig 291 */
-  /* 204: fcsr */
-  csrrwi s6, fcsr, 31
-  sd s6, 416(gp) /* sig 292 */
-  /* 205: cAlu */
-  .option rvc
-  c.andi s0, 8
-  .option norvc
-  sd s0, 424(gp) /* sig 293 */
-  /* 206: cAlu */
-  .option rvc
-  c.subw a3, a5
-  .option norvc
-  sd a3, 432(gp) /* sig 294 */
-  /* 207: fp */
-  li tp, 0xffffffff4affffff
-  fmv.d.x f8, tp
-  fnmsub.s f14, f15, f29, f8, dyn
-  fsd f14, 440(gp) /* sig 295 */
-  frflags s5
-  sd s5, 448(gp) /* sig 296 */
-  /* 208: fp */
-  li tp, 0xffffffffb6686b4d
-  fmv.d.x f21, tp
-  fmin.s f18, f21, f16
-  fsd f18, 456(gp) /* sig 297 */
-  frflags a2
-  sd a2, 464(gp) /* sig 298 */
-  /* 209: fp */
-  li tp, 0xfa1dba3b39d37cfa
-  fmv.d.x f9, tp
-  fmadd.d f29, f19, f9, f20, dyn
-  fsd f29, 472(gp) /* sig 299 */
-  fsflags a0, zero
-  sd a0, 480(gp) /* sig 300 */
-  /* 210: mem */
-  sw a4, 232(sp)
-  /* 211: smc */
-  /* patches in addi t2, a5, -1894 (then imm + 1, ...) */
-  li a4, 0x89a78393
-  li s5, 0x1
-.L30:
-  auipc t5, 0
-  sw a4, 12(t5)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a4, a4, tp
-  addi s5, s5, -1
-  bne s5, zero, .L30
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t2, 488(gp) /* sig 301 */
-  sd t5, 496(gp) /* sig 302 */
+  sd ra, 504(gp) /* sig 303 */
+  /* 207: fmem */
+  li tp, 0xc03ea5981c4db470
+  fmv.d.x f28, tp
+  fsd f28, 64(sp)
+  /* 208: aluI */
+  li a2, 0x100000000
+  addiw s10, a2, 1381
+  sd s10, 512(gp) /* sig 304 */
+  /* 209: mem */
+  addi s7, sp, 215
+  lwu a2, -183(s7)
+  sd a2, 520(gp) /* sig 305 */
+  sub s7, s7, sp
+  /* 210: liSeed */
+  li s3, 0x1f
+  sd s3, 528(gp) /* sig 306 */
+  /* 211: amo */
+  addi t3, sp, 164
+  amomaxu.w t2, s5, (t3)
+  sub t3, t3, sp
+  sd t2, 536(gp) /* sig 307 */
+  lw s3, 164(sp)
+  sd s3, 544(gp) /* sig 308 */
   /* 212: cAlu */
+  .option rvc
+  c.mv s6, t4
+  .option norvc
+  sd s6, 552(gp) /* sig 309 */
+  /* 213: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f26, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f2, tp
+  fmsub.s f14, f28, f26, f2, rmm
+  fsd f14, 560(gp) /* sig 310 */
+  fsflags s4, zero
+  sd s4, 568(gp) /* sig 311 */
+  /* 214: aluR */
+  mulhu s8, zero, s1
+  sd s8, 576(gp) /* sig 312 */
+  /* 215: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 656
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 584(gp) /* sig 313 */
+  /* 216: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f26, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f6, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f31, tp
+  fnmadd.d f29, f26, f6, f31, rmm
+  fsd f29, 592(gp) /* sig 314 */
+  fsflags ra, zero
+  sd ra, 600(gp) /* sig 315 */
+  /* 217: liSeed */
+  li a7, 0x54d8
+  sd a7, 608(gp) /* sig 316 */
+  /* 218: fp */
+  fnmadd.s f12, f12, f12, f4, rne
+  fsd f12, 616(gp) /* sig 317 */
+  fsflags t0, zero
+  sd t0, 624(gp) /* sig 318 */
+  /* 219: cAlu */
   .option rvc
   c.mv s10, s11
   .option norvc
-  sd s10, 504(gp) /* sig 303 */
-  /* 213: cAlu */
+  sd s10, 632(gp) /* sig 319 */
+  /* 220: cAlu */
   .option rvc
   c.add a3, s6
   .option norvc
-  sd a3, 512(gp) /* sig 304 */
-  /* 214: fp */
-  fcvt.s.wu f26, ra
-  fsd f26, 520(gp) /* sig 305 */
-  frcsr t5
-  sd t5, 528(gp) /* sig 306 */
-  /* 215: liSeed */
-  li t2, 0x39400000000
-  sd t2, 536(gp) /* sig 307 */
-  /* 216: fp */
-  li tp, 0x3ff0c48bc74d6aa2
-  fmv.d.x f4, tp
-  li tp, 0x7fee88e8229cccf2
-  fmv.d.x f0, tp
-  fmul.d f11, f4, f0, rup
-  fsd f11, 544(gp) /* sig 308 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 552(gp) /* sig 309 */
-  /* 217: cAlu */
-  .option rvc
-  c.lui s6, 0xfffe9
-  .option norvc
-  sd s6, 560(gp) /* sig 310 */
-  /* 218: aluR */
-  subw s8, a5, t0
-  sd s8, 568(gp) /* sig 311 */
-  /* 219: mem */
-  lw s7, 244(sp)
-  sd s7, 576(gp) /* sig 312 */
-  /* 220: fp */
-  li s2, 0xfffffffffffffff2
-  fcvt.s.w f26, s2, rup
-  fsd f26, 584(gp) /* sig 313 */
-  li a4, 0x1f
-  csrrc s5, fcsr, a4
-  sd s5, 592(gp) /* sig 314 */
-  /* 221: amo */
-  addi t0, sp, 192
-  amomax.d.aqrl a4, a2, (t0)
-  sub t0, t0, sp
-  sd a4, 600(gp) /* sig 315 */
-  ld a7, 192(sp)
-  sd a7, 608(gp) /* sig 316 */
+  sd a3, 640(gp) /* sig 320 */
+  /* 221: fp */
+  fcvt.s.lu f26, zero, rne
+  fsd f26, 648(gp) /* sig 321 */
+  li s8, 0x1f
+  csrrc s7, fcsr, s8
+  sd s7, 656(gp) /* sig 322 */
   /* 222: liSeed */
-  li a5, 0x8000000000000000
-  sd a5, 616(gp) /* sig 317 */
-  /* 223: cAlu */
-  .option rvc
-  c.addi s5, -25
-  .option norvc
-  sd s5, 624(gp) /* sig 318 */
-  /* 224: fp */
-  li tp, 0xffffffff00002d1f
-  fmv.d.x f18, tp
-  li tp, 0xffffffff40875e26
-  fmv.d.x f21, tp
-  fdiv.s f27, f18, f21, rup
-  fsd f27, 632(gp) /* sig 319 */
-  csrrci s4, fflags, 0x1f
-  sd s4, 640(gp) /* sig 320 */
-  /* 225: aluI */
-  ori zero, zero, 0
-  sd zero, 648(gp) /* sig 321 */
+  li t2, 0x39400000000
+  sd t2, 664(gp) /* sig 323 */
+  /* 223: fp */
+  li tp, 0xbffd6aa2acf279d1
+  fmv.d.x f0, tp
+  li tp, 0x407addfa2cccccf4
+  fmv.d.x f11, tp
+  li tp, 0x4088b2b29a45389c
+  fmv.d.x f20, tp
+  fmadd.d f11, f0, f11, f20, rmm
+  fsd f11, 672(gp) /* sig 324 */
+  fsflags a1, zero
+  sd a1, 680(gp) /* sig 325 */
+  /* 224: mem */
+  addi a2, sp, 103
+  lh s8, -91(a2)
+  sd s8, 688(gp) /* sig 326 */
+  sub a2, a2, sp
+  /* 225: mem */
+  addi s11, sp, 371
+  sh a5, -262(s11)
+  sub s11, s11, sp
+  ld s2, 104(sp)
+  sd s2, 696(gp) /* sig 327 */
   /* 226: aluI */
-  li s7, 0xbcc000000000
-  sraiw t2, s7, 27
-  sd t2, 656(gp) /* sig 322 */
-  /* 227: aluR */
-  li s6, 0xffffffffffffffdf
-  mulw zero, s6, s1
-  sd zero, 664(gp) /* sig 323 */
-  /* 228: cJump */
-  auipc t1, 0
-  addi t1, t1, 26
-  .option rvc
-  c.jalr t1
-  .option norvc
-  sraw a1, s2, zero
-  sd a1, 672(gp) /* sig 324 */
-  subw s11, s4, a5
-  sd s11, 680(gp) /* sig 325 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub t1, t1, tp
-  sd ra, 688(gp) /* sig 326 */
-  sd t1, 696(gp) /* sig 327 */
+  sraiw s5, a6, 22
+  sd s5, 704(gp) /* sig 328 */
+  /* 227: fp */
+  li s9, 0x599ef680
+  fcvt.s.wu f28, s9, rdn
+  fsd f28, 712(gp) /* sig 329 */
+  csrrci a0, fflags, 0x1f
+  sd a0, 720(gp) /* sig 330 */
+  /* 228: mem */
+  addi t4, sp, 461
+  lbu t2, -411(t4)
+  sd t2, 728(gp) /* sig 331 */
+  sub t4, t4, sp
   /* 229: fcsr */
+  csrrsi s6, fcsr, 18
+  sd s6, 736(gp) /* sig 332 */
+  /* 230: fp */
+  li tp, 0xffffffff40400000
+  fmv.d.x f5, tp
+  fsgnjx.s f9, f18, f5
+  fsd f9, 744(gp) /* sig 333 */
+  fsflags ra, zero
+  sd ra, 752(gp) /* sig 334 */
+  /* 231: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f19, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f30, tp
+  fdiv.s f28, f19, f30, rne
+  fsd f28, 760(gp) /* sig 335 */
+  fsflags s11, zero
+  sd s11, 768(gp) /* sig 336 */
+  /* 232: cAlu */
+  .option rvc
+  c.add s1, ra
+  .option norvc
+  sd s1, 776(gp) /* sig 337 */
+  /* 233: aluI */
+  li a3, 0x21
+  sltiu a3, a3, -1215
+  sd a3, 784(gp) /* sig 338 */
+  /* 234: cSp */
+  .option rvc
+  c.addi16sp sp, 48
+  .option norvc
+  ld s7, -48(sp)
+  sd s7, 792(gp) /* sig 339 */
+  .option rvc
+  c.addi16sp sp, -48
+  .option norvc
+  /* 235: cAlu */
+  .option rvc
+  c.subw a1, a4
+  .option norvc
+  sd a1, 800(gp) /* sig 340 */
+  /* 236: fcsr */
   li ra, 0x0
   csrrc s11, fflags, ra
-  sd s11, 704(gp) /* sig 328 */
-  /* 230: amo */
+  sd s11, 808(gp) /* sig 341 */
+  /* 237: amo */
   li t2, 0xfffffffffffff800
   addi s6, sp, 32
   amomaxu.d.aqrl t5, t2, (s6)
   sub s6, s6, sp
-  sd t5, 712(gp) /* sig 329 */
-  /* 231: branch */
-  beq t2, s4, .L31
-  xori t2, a3, 1724
-  sd t2, 720(gp) /* sig 330 */
-  rem s8, a0, a1
-  sd s8, 728(gp) /* sig 331 */
-  srai ra, s4, 53
-  sd ra, 736(gp) /* sig 332 */
-.L31:
-  /* 232: cAlu */
+  sd t5, 816(gp) /* sig 342 */
+  /* 238: cBranch */
+  li s0, 0x80
   .option rvc
-  c.andi s1, 20
+  c.bnez s0, .L25
   .option norvc
-  sd s1, 744(gp) /* sig 333 */
-  /* 233: luiAuipc */
-  auipc t3, 0x390c8
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 752(gp) /* sig 334 */
-  /* 234: cAlu */
+  .option rvc
+  c.slli t1, 7
+  .option norvc
+  sd t1, 824(gp) /* sig 343 */
+  and s3, s1, s9
+  sd s3, 832(gp) /* sig 344 */
+.L25:
+  /* 239: cBranch */
+  .option rvc
+  c.bnez s0, .L26
+  .option norvc
+  slliw a6, zero, 16
+  sd a6, 840(gp) /* sig 345 */
+  mulw t4, a3, s11
+  sd t4, 848(gp) /* sig 346 */
+.L26:
+  /* 240: cAlu */
   .option rvc
   c.li s3, -1
   .option norvc
-  sd s3, 760(gp) /* sig 335 */
-  /* 235: mem */
+  sd s3, 856(gp) /* sig 347 */
+  /* 241: mem */
   addi s4, sp, -299
   lhu t3, 385(s4)
-  sd t3, 768(gp) /* sig 336 */
+  sd t3, 864(gp) /* sig 348 */
   sub s4, s4, sp
-  /* 236: fcsr */
-  li a5, 0x3f42087353c8a200
-  csrrs s5, frm, a5
-  sd s5, 776(gp) /* sig 337 */
-  /* 237: luiAuipc */
-  lui t6, 0x93d6
-  sd t6, 784(gp) /* sig 338 */
-  /* 238: amo */
-  li s5, 0x8
-  addi a6, sp, 148
-  amoswap.w.aq a7, s5, (a6)
-  sub a6, a6, sp
-  sd a7, 792(gp) /* sig 339 */
-  /* 239: cAlu */
+  /* 242: rand */
+  .4byte 0x416406bb /* random */
+  sd a3, 872(gp) /* sig 349 */
+  .4byte 0x4114b0bb /* random */
+  sd ra, 880(gp) /* sig 350 */
+  .2byte 0x197a /* random */
+  sd s2, 888(gp) /* sig 351 */
+  /* 243: cMem */
+  addi a0, sp, 32
   .option rvc
-  c.andi a4, -26
+  c.ld a3, 56(a0)
   .option norvc
-  sd a4, 800(gp) /* sig 340 */
-  /* 240: cMem */
+  sd a3, 896(gp) /* sig 352 */
+  sub a0, a0, sp
+  /* 244: cAlu */
   .option rvc
-  c.sdsp a4, 200(sp)
+  c.add s5, s3
   .option norvc
-  /* 241: aluI */
-  slti s0, s3, 29
-  sd s0, 808(gp) /* sig 341 */
-  /* 242: aluR */
-  subw a6, s5, t1
-  sd a6, 816(gp) /* sig 342 */
-  /* 243: cAlu */
-  .option rvc
-  c.andi a3, 8
-  .option norvc
-  sd a3, 824(gp) /* sig 343 */
-  /* 244: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f31, tp
-  li tp, 0xc0c3af2a913a392c
-  fmv.d.x f6, tp
-  fsgnjx.d f23, f31, f6
-  fsd f23, 832(gp) /* sig 344 */
-  fsflags s6, zero
-  sd s6, 840(gp) /* sig 345 */
+  sd s5, 904(gp) /* sig 353 */
   /* 245: fp */
-  fmv.x.w zero, f17
-  sd zero, 848(gp) /* sig 346 */
-  frflags s2
-  sd s2, 856(gp) /* sig 347 */
-  /* 246: aluI */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f11, tp
+  fclass.d s10, f11
+  sd s10, 912(gp) /* sig 354 */
+  frflags s0
+  sd s0, 920(gp) /* sig 355 */
+  /* 246: mem */
+  lwu t1, 240(sp)
+  sd t1, 928(gp) /* sig 356 */
+  /* 247: aluI */
+  sraiw s5, t5, 19
+  sd s5, 936(gp) /* sig 357 */
+  /* 248: cAlu */
+  .option rvc
+  c.addw a3, a0
+  .option norvc
+  sd a3, 944(gp) /* sig 358 */
+  /* 249: amo */
+  addi a5, sp, 84
+  amominu.w.aqrl s1, zero, (a5)
+  sub a5, a5, sp
+  sd s1, 952(gp) /* sig 359 */
+  /* 250: cAlu */
+  .option rvc
+  c.mv s7, s3
+  .option norvc
+  sd s7, 960(gp) /* sig 360 */
+  /* 251: amo */
+  addi s11, sp, 104
+  amominu.w.rl ra, a4, (s11)
+  sub s11, s11, sp
+  sd ra, 968(gp) /* sig 361 */
+  /* 252: aluI */
   li s1, 0xffffffff86fdc988
   slti a2, s1, -2017
-  sd a2, 864(gp) /* sig 348 */
-  /* 247: aluR */
+  sd a2, 976(gp) /* sig 362 */
+  /* 253: aluR */
   sll zero, t3, t0
-  sd zero, 872(gp) /* sig 349 */
-  /* 248: cBranch */
+  sd zero, 984(gp) /* sig 363 */
+  /* 254: cBranch */
   li a1, 0x0
   .option rvc
-  c.bnez a1, .L32
+  c.bnez a1, .L27
   .option norvc
   slti s8, s7, 0
-  sd s8, 880(gp) /* sig 350 */
-.L32:
-  /* 249: aluR */
+  sd s8, 992(gp) /* sig 364 */
+.L27:
+  /* 255: aluR */
   subw a7, s10, a3
-  sd a7, 888(gp) /* sig 351 */
-  /* 250: jalr */
-  auipc s9, 0
-  addi s9, s9, -151
-  jalr zero, 163(s9)
+  sd a7, 1000(gp) /* sig 365 */
+  /* 256: cJump */
+  auipc ra, 0
+  addi ra, ra, 18
+  .option rvc
+  c.jr ra
+  .option norvc
+  srl a5, a1, a2
+  sd a5, 1008(gp) /* sig 366 */
   auipc tp, 0
-  sub s9, s9, tp
-  sd zero, 896(gp) /* sig 352 */
-  sd s9, 904(gp) /* sig 353 */
-  /* 251: liSeed */
-  li a2, 0x674373f84e554ffe
-  sd a2, 912(gp) /* sig 354 */
-  /* 252: cAlu */
-  .option rvc
-  c.mv s0, t0
-  .option norvc
-  sd s0, 920(gp) /* sig 355 */
-  /* 253: branch */
-  li s9, 0x10000000000000
-  li t3, 0x10000000000000
-  bgeu s9, t3, .L33
-  .option rvc
-  c.add s8, s4
-  .option norvc
-  sd s8, 928(gp) /* sig 356 */
-.L33:
-  /* 254: mem */
-  sd s3, 213(sp)
-  /* 255: loop */
-  li s0, 0x1
-.L34:
-  addi a1, t1, -840
-  sd a1, 936(gp) /* sig 357 */
-  div t6, s7, s2
-  sd t6, 944(gp) /* sig 358 */
-  slt a3, s6, s7
-  sd a3, 952(gp) /* sig 359 */
-  .option rvc
-  c.addi s0, -1
-  .option norvc
-  .option rvc
-  c.bnez s0, .L34
-  .option norvc
-  sd s0, 960(gp) /* sig 360 */
-  /* 256: jal */
-  jal s9, .L35
-.L35:
+  sub ra, ra, tp
+  sd ra, 1016(gp) /* sig 367 */
+  /* 257: jal */
+  jal s11, .L28
+.L28:
   auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 968(gp) /* sig 361 */
-  /* 257: fence */
-  fence
-  /* 258: amo */
-  addi ra, sp, 144
-  amomin.d.aqrl s10, s1, (ra)
-  sub ra, ra, sp
-  sd s10, 976(gp) /* sig 362 */
-  ld s10, 144(sp)
-  sd s10, 984(gp) /* sig 363 */
-  /* 259: aluI */
-  sltiu a3, zero, -1878
-  sd a3, 992(gp) /* sig 364 */
+  sub s11, s11, tp
+  sd s11, 1024(gp) /* sig 368 */
+  /* 258: aluR */
+  sra a2, a5, s2
+  sd a2, 1032(gp) /* sig 369 */
+  /* 259: mem */
+  addi a5, sp, 214
+  sh t3, -132(a5)
+  sub a5, a5, sp
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x4724de4cc61b5fbd
+  .dword 0xffffffff00c2d067
+  .dword 0x5555555555555555
+  .dword 0x7fefffffffffffff
+  .dword 0x7ff800000000dead
+  .dword 0xffffffff7f800000
+  .dword 0xaf1c5f6e7c81b84c
+  .dword 0xffffffff007ffffe
+  .dword 0xffffffffa65d24cb
+  .dword 0xffffffff475dce04
+  .dword 0xc6a3f4a6374e6ba5
+  .dword 0x1fd4a0a9ba647127
+  .dword 0x99b83fc8ee55f456
+  .dword 0xffffffffbfc00000
+  .dword 0xffffffff4640e6b6
+  .dword 0x1e9399bb087d3dfc
+  .dword 0xffffffffff7fffff
+  .dword 0x20001
   .dword 0xdc58c53ca923d5a2
   .dword 0xffffffff046859d1
   .dword 0x3b601043a053ad81
@@ -1651,24 +1678,8 @@ difftest_buf:
   .dword 0xff
   .dword 0xfffffffffffff800
   .dword 0xc0420f4935eaee89
-  .dword 0xe9e6cfb00016cca9
-  .dword 0x4a71d16cee905bbf
-  .dword 0x7fe0000000000000
-  .dword 0xffffffff3f800000
-  .dword 0xffffffff40400000
-  .dword 0xda1260b60812ec2
-  .dword 0xffffffff40200000
-  .dword 0xffffffffc562dd8f
-  .dword 0xffffffff3ef52116
-  .dword 0xc0c59dfa75d72cd8
-  .dword 0x17
-  .dword 0x29be3df0bc4a74c3
-  .dword 0x3063af4440ed7e46
-  .dword 0xffffffff82b4160f
-  .dword 0x7ff8000000000000
-  .dword 0x12
 difftest_sig:
-  .rept 365
+  .rept 370
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

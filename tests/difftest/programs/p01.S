@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xa5cfc4b5e36569fb
+  li ra, 0x4e
   li t0, 0xfffffffffffffff0
   li t1, 0x4e
   li t2, 0x23e11db7ed1c4d61
@@ -109,1637 +109,1670 @@
   sd s10, 16(gp) /* sig 2 */
 .L0:
   /* 2: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f0, tp
-  fsgnjn.d f4, f6, f0
+  li tp, 0x7ff4000000000000
+  fmv.d.x f17, tp
+  fsgnj.d f4, f17, f21
   fsd f4, 24(gp) /* sig 3 */
-  fsflags s11, zero
-  sd s11, 32(gp) /* sig 4 */
-  /* 3: aluI */
-  li s1, 0x5555555555555555
-  addi s3, s1, -88
-  sd s3, 40(gp) /* sig 5 */
-  /* 4: luiAuipc */
-  lui s9, 0x65c9b
-  sd s9, 48(gp) /* sig 6 */
-  /* 5: lrsc */
-  addi s9, sp, 168
-  lr.d ra, (s9)
-  sc.d.aq s5, a0, (s9)
-  sd ra, 56(gp) /* sig 7 */
-  sd s5, 64(gp) /* sig 8 */
-  sub s9, s9, sp
-  ld s6, 168(sp)
-  sd s6, 72(gp) /* sig 9 */
-  /* 6: loop */
-  li a7, 0x1
-.L1:
-  subw s0, a1, s2
-  sd s0, 80(gp) /* sig 10 */
+  fsflags a4, zero
+  sd a4, 32(gp) /* sig 4 */
+  /* 3: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f16, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f7, tp
+  fle.d s11, f16, f7
+  sd s11, 40(gp) /* sig 5 */
+  fsflags s7, zero
+  sd s7, 48(gp) /* sig 6 */
+  /* 4: aluI */
+  addi s9, s9, 1
+  sd s9, 56(gp) /* sig 7 */
+  /* 5: aluI */
+  sraiw a1, s2, 21
+  sd a1, 64(gp) /* sig 8 */
+  /* 6: jal */
+  jal t2, .L1
+  subw s0, a1, a7
+  sd s0, 72(gp) /* sig 9 */
   srliw s10, t5, 16
-  sd s10, 88(gp) /* sig 11 */
-  .option rvc
-  c.srai a4, 24
-  .option norvc
-  sd a4, 96(gp) /* sig 12 */
-  addi a7, a7, -1
-  bltu zero, a7, .L1
-  sd a7, 104(gp) /* sig 13 */
+  sd s10, 80(gp) /* sig 10 */
+.L1:
+  auipc tp, 0
+  sub t2, t2, tp
+  sd t2, 88(gp) /* sig 11 */
   /* 7: fp */
-  li tp, 0xffffffff7f800001
+  li tp, 0x40c81cd6c8b43958
+  fmv.d.x f10, tp
+  li tp, 0xbdd8278e6c22c30c
   fmv.d.x f20, tp
-  fdiv.d f20, f20, f20, rup
-  fsd f20, 112(gp) /* sig 14 */
-  fsflags a1, zero
-  sd a1, 120(gp) /* sig 15 */
-  /* 8: jal */
-  jal t4, .L2
-  xori t3, t1, -2048
-  sd t3, 128(gp) /* sig 16 */
+  fmax.d f24, f10, f20
+  fsd f24, 96(gp) /* sig 12 */
+  frcsr s9
+  sd s9, 104(gp) /* sig 13 */
+  /* 8: liSeed */
+  li a3, 0x56
+  sd a3, 112(gp) /* sig 14 */
+  /* 9: jalr */
+  auipc s2, 0
+  jalr s2, 24(s2)
+  sltu t5, t6, s11
+  sd t5, 120(gp) /* sig 15 */
+  remu a5, t4, s8
+  sd a5, 128(gp) /* sig 16 */
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 136(gp) /* sig 17 */
+  /* 10: mem */
+  sh s9, 20(sp)
+  /* 11: rand */
+  .2byte 0x7d3d /* random */
+  sd s10, 144(gp) /* sig 18 */
+  .4byte 0x4fb90d37 /* random */
+  sd s10, 152(gp) /* sig 19 */
+  .4byte 0x22550653 /* random */
+  sd a2, 160(gp) /* sig 20 */
+  fsd f12, 168(gp) /* sig 21 */
+  li t0, 0x1f
+  csrrc a7, fcsr, t0
+  sd a7, 176(gp) /* sig 22 */
+  /* 12: mem */
+  li t5, 0x34
+  addi ra, sp, 39
+  sd t5, -31(ra)
+  sub ra, ra, sp
+  /* 13: cMem */
+  addi a3, sp, 150
+  .option rvc
+  c.lw a2, 28(a3)
+  .option norvc
+  sd a2, 184(gp) /* sig 23 */
+  sub a3, a3, sp
+  /* 14: jal */
+  jal s11, .L2
 .L2:
   auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 136(gp) /* sig 17 */
-  /* 9: fcsr */
-  li s8, 0x0
-  csrrw s11, frm, s8
-  sd s11, 144(gp) /* sig 18 */
-  /* 10: fmem */
-  li tp, 0xfffffffff686c8a8
-  fmv.d.x f25, tp
-  fsd f25, 104(sp)
-  /* 11: aluI */
-  andi s10, s3, 541
-  sd s10, 152(gp) /* sig 19 */
-  /* 12: fp */
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f25, tp
-  fsgnjn.d f9, f25, f25
-  fsd f9, 160(gp) /* sig 20 */
-  fsflags t2, zero
-  sd t2, 168(gp) /* sig 21 */
-  /* 13: aluI */
-  addi s9, s0, -277
-  sd s9, 176(gp) /* sig 22 */
-  /* 14: fmem */
-  addi a0, sp, 367
-  fsd f28, -207(a0)
-  sub a0, a0, sp
-  /* 15: liSeed */
-  li t0, 0x8
-  sd t0, 184(gp) /* sig 23 */
-  /* 16: cJump */
-  auipc s7, 0
-  addi s7, s7, 10
+  sub s11, s11, tp
+  sd s11, 192(gp) /* sig 24 */
+  /* 15: fp */
+  li tp, 0xbfcb99c9f66c7335
+  fmv.d.x f22, tp
+  fmax.d f12, f22, f11
+  fsd f12, 200(gp) /* sig 25 */
+  frflags a2
+  sd a2, 208(gp) /* sig 26 */
+  /* 16: cAlu */
   .option rvc
-  c.jalr s7
+  c.addi a3, 2
   .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s7, s7, tp
-  sd ra, 192(gp) /* sig 24 */
-  sd s7, 200(gp) /* sig 25 */
-  /* 17: mem */
-  lw s11, 244(sp)
-  sd s11, 208(gp) /* sig 26 */
-  /* 18: lrsc */
-  addi a3, sp, 32
-  sc.d s3, t3, (a3)
-  sd s3, 216(gp) /* sig 27 */
-  sub a3, a3, sp
-  ld t4, 32(sp)
-  sd t4, 224(gp) /* sig 28 */
-  /* 19: mem */
-  li a7, 0x89be4b6475ce52d2
-  addi a4, sp, 201
-  sw a7, 10(a4)
-  sub a4, a4, sp
-  /* 20: aluI */
-  xori s8, t0, -2044
-  sd s8, 232(gp) /* sig 29 */
-  /* 21: aluI */
-  slti t1, s9, -51
-  sd t1, 240(gp) /* sig 30 */
-  /* 22: branch */
-  blt a7, a7, .L3
+  sd a3, 216(gp) /* sig 27 */
+  /* 17: jalr */
+  auipc s8, 0
+  addi s8, s8, -129
+  jalr s2, 154(s8)
   .option rvc
-  c.mv a4, s11
+  c.srai a5, 36
   .option norvc
-  sd a4, 248(gp) /* sig 31 */
+  sd a5, 224(gp) /* sig 28 */
   .option rvc
-  c.slli s8, 8
+  c.mv s2, a7
   .option norvc
-  sd s8, 256(gp) /* sig 32 */
-.L3:
-  /* 23: luiAuipc */
-  auipc a1, 0x34b3c
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 264(gp) /* sig 33 */
-  /* 24: aluI */
-  sltiu a5, a7, -714
-  sd a5, 272(gp) /* sig 34 */
-  /* 25: mem */
-  addi a1, sp, 476
-  lhu s11, -428(a1)
-  sd s11, 280(gp) /* sig 35 */
-  sub a1, a1, sp
-  /* 26: cJump */
-  auipc s7, 0
-  addi s7, s7, 10
-  .option rvc
-  c.jalr s7
-  .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s7, s7, tp
-  sd ra, 288(gp) /* sig 36 */
-  sd s7, 296(gp) /* sig 37 */
-  /* 27: cJump */
-  auipc s2, 0
-  addi s2, s2, 16
-  .option rvc
-  c.jr s2
-  .option norvc
-  .option rvc
-  c.srli a1, 45
-  .option norvc
-  sd a1, 304(gp) /* sig 38 */
+  sd s2, 232(gp) /* sig 29 */
   auipc tp, 0
   sub s2, s2, tp
-  sd s2, 312(gp) /* sig 39 */
-  /* 28: luiAuipc */
-  lui t6, 0xdbe51
-  sd t6, 320(gp) /* sig 40 */
-  /* 29: mem */
-  sh zero, 12(sp)
-  /* 30: fp */
-  li tp, 0x3fe0000000000000
-  fmv.d.x f22, tp
-  fcvt.l.d s2, f22, rtz
-  sd s2, 328(gp) /* sig 41 */
-  fsflags s8, zero
-  sd s8, 336(gp) /* sig 42 */
-  /* 31: fp */
-  li tp, 0xffffffffbfc273ad
-  fmv.d.x f2, tp
-  li tp, 0xffffffff3e209ea4
-  fmv.d.x f11, tp
-  li tp, 0xffffffff3e740198
-  fmv.d.x f4, tp
-  fmsub.s f23, f2, f11, f4, rup
-  fsd f23, 344(gp) /* sig 43 */
-  frflags a6
-  sd a6, 352(gp) /* sig 44 */
-  /* 32: aluR */
-  li s5, 0x15
-  rem a2, s11, s5
-  sd a2, 360(gp) /* sig 45 */
-  /* 33: fcsr */
-  csrrsi ra, fcsr, 8
-  sd ra, 368(gp) /* sig 46 */
-  /* 34: aluI */
-  srai ra, s1, 8
-  sd ra, 376(gp) /* sig 47 */
-  /* 35: jal */
-  jal s2, .L4
-.L4:
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 384(gp) /* sig 48 */
-  /* 36: fp */
-  fcvt.d.w f18, zero
-  fsd f18, 392(gp) /* sig 49 */
-  fsflags a2, zero
-  sd a2, 400(gp) /* sig 50 */
-  /* 37: lrsc */
-  addi a7, sp, 240
-  lr.w.aqrl s1, (a7)
-  sraw t1, s10, a0
-  andi s3, s7, 364
-  sc.w.rl zero, s9, (a7)
-  sd s1, 408(gp) /* sig 51 */
-  sd zero, 416(gp) /* sig 52 */
-  sub a7, a7, sp
-  lw t0, 240(sp)
-  sd t0, 424(gp) /* sig 53 */
-  /* 38: cAlu */
-  .option rvc
-  c.srli a2, 16
-  .option norvc
-  sd a2, 432(gp) /* sig 54 */
-  /* 39: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f15, tp
-  fmul.s f2, f15, f5, rmm
-  fsd f2, 440(gp) /* sig 55 */
-  fsflags t4, zero
-  sd t4, 448(gp) /* sig 56 */
-  /* 40: aluI */
-  srli s1, s7, 13
-  sd s1, 456(gp) /* sig 57 */
-  /* 41: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f23, tp
-  li tp, 0xffffffff3f800000
-  fmv.d.x f26, tp
-  fmax.s f28, f23, f26
-  fsd f28, 464(gp) /* sig 58 */
-  fsflags a3, zero
-  sd a3, 472(gp) /* sig 59 */
-  /* 42: fp */
-  fcvt.s.w f28, a1, dyn
-  fsd f28, 480(gp) /* sig 60 */
-  fsflags t6, zero
-  sd t6, 488(gp) /* sig 61 */
-  /* 43: amo */
-  addi s6, sp, 224
-  amominu.d.aq zero, s11, (s6)
-  sub s6, s6, sp
-  sd zero, 496(gp) /* sig 62 */
-  ld a5, 224(sp)
-  sd a5, 504(gp) /* sig 63 */
-  /* 44: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 784
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 512(gp) /* sig 64 */
-  /* 45: aluR */
-  li a3, 0xce9bc5174c23e9a5
-  sllw t1, s3, a3
-  sd t1, 520(gp) /* sig 65 */
-  /* 46: cMem */
-  .option rvc
-  c.ldsp a2, 96(sp)
-  .option norvc
-  sd a2, 528(gp) /* sig 66 */
-  /* 47: cJump */
-  auipc s2, 0
-  addi s2, s2, 22
-  .option rvc
-  c.jalr s2
-  .option norvc
-  .option rvc
-  c.and s0, a1
-  .option norvc
-  sd s0, 536(gp) /* sig 67 */
-  .option rvc
-  c.mv s1, t6
-  .option norvc
-  sd s1, 544(gp) /* sig 68 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s2, s2, tp
-  sd ra, 552(gp) /* sig 69 */
-  sd s2, 560(gp) /* sig 70 */
-  /* 48: fp */
-  li tp, 0x4021def2a574cadd
-  fmv.d.x f28, tp
-  li tp, 0xffffffff34cb7c2b
-  fmv.d.x f29, tp
-  li tp, 0x41efffffffe00000
-  fmv.d.x f16, tp
-  fnmsub.d f0, f28, f29, f16, rmm
-  fsd f0, 568(gp) /* sig 71 */
-  fsflags t6, zero
-  sd t6, 576(gp) /* sig 72 */
-  /* 49: liSeed */
-  li s2, 0x68564f68647bb9dd
-  sd s2, 584(gp) /* sig 73 */
-  /* 50: aluI */
-  slti t2, s8, -2048
-  sd t2, 592(gp) /* sig 74 */
-  /* 51: fp */
-  li tp, 0xffffffff40200000
-  fmv.d.x f23, tp
-  li tp, 0x7ff0000000000001
-  fmv.d.x f22, tp
-  fnmadd.d f15, f23, f31, f22, rne
-  fsd f15, 600(gp) /* sig 75 */
-  frcsr t0
-  sd t0, 608(gp) /* sig 76 */
-  /* 52: fp */
-  li tp, 0x3ffb77c0df66a9f0
-  fmv.d.x f16, tp
-  li tp, 0x3f9f868202799dc9
-  fmv.d.x f28, tp
-  li tp, 0xbfab0f77e8b25e6a
-  fmv.d.x f9, tp
-  fmsub.d f13, f16, f28, f9, rup
-  fsd f13, 616(gp) /* sig 77 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 624(gp) /* sig 78 */
-  /* 53: aluI */
-  ori s10, zero, -1129
-  sd s10, 632(gp) /* sig 79 */
-  /* 54: lrsc */
-  addi t5, sp, 124
-  lr.w.aq t2, (t5)
-  slti s4, zero, 1
-  sc.w.aq s5, a4, (t5)
-  sd t2, 640(gp) /* sig 80 */
-  sd s5, 648(gp) /* sig 81 */
-  sub t5, t5, sp
-  lw s6, 124(sp)
-  sd s6, 656(gp) /* sig 82 */
-  /* 55: fp */
-  li tp, 0x41effffffff00000
-  fmv.d.x f12, tp
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f8, tp
-  fmin.d f0, f12, f8
-  fsd f0, 664(gp) /* sig 83 */
-  fsflags t6, zero
-  sd t6, 672(gp) /* sig 84 */
-  /* 56: aluR */
-  li a2, 0x800000000000000
-  li t3, 0xfffffffffc854ab4
-  divu s9, a2, t3
-  sd s9, 680(gp) /* sig 85 */
-  /* 57: fp */
-  li tp, 0xffffffff4f800000
-  fmv.d.x f18, tp
-  fclass.s s11, f18
-  sd s11, 688(gp) /* sig 86 */
-  csrrci ra, fflags, 0x1f
-  sd ra, 696(gp) /* sig 87 */
-  /* 58: fcsr */
-  li t0, 0xfb
-  csrrc zero, fflags, t0
-  sd zero, 704(gp) /* sig 88 */
-  /* 59: fp */
-  li tp, 0xffffffff4481b9ce
-  fmv.d.x f28, tp
-  fsub.s f6, f28, f8
-  fsd f6, 712(gp) /* sig 89 */
-  fsflags s4, zero
-  sd s4, 720(gp) /* sig 90 */
-  /* 60: fp */
-  li tp, 0x60950e328cb9b
-  fmv.d.x f21, tp
-  fsgnjx.d f19, f21, f17
-  fsd f19, 728(gp) /* sig 91 */
-  frflags s2
-  sd s2, 736(gp) /* sig 92 */
-  /* 61: fp */
-  li s8, 0x10000000000001
-  fcvt.d.l f4, s8, rup
-  fsd f4, 744(gp) /* sig 93 */
-  fsflags a7, zero
-  sd a7, 752(gp) /* sig 94 */
-  /* 62: aluR */
-  divw a1, t5, s5
-  sd a1, 760(gp) /* sig 95 */
-  /* 63: fp */
-  li tp, 0xffffffff7cd02cd6
-  fmv.d.x f16, tp
-  li tp, 0xffffffff00800000
-  fmv.d.x f22, tp
-  fmadd.s f12, f16, f26, f22, rdn
-  fsd f12, 768(gp) /* sig 96 */
-  fsflags t6, zero
-  sd t6, 776(gp) /* sig 97 */
-  /* 64: fcsr */
-  csrrsi s6, frm, 10
-  sd s6, 784(gp) /* sig 98 */
-  /* 65: lrsc */
-  addi a3, sp, 212
-  lr.w.rl s3, (a3)
-  addiw t2, t4, 1491
-  sc.w.aq s2, s5, (a3)
-  sd s3, 792(gp) /* sig 99 */
-  sd s2, 800(gp) /* sig 100 */
-  sub a3, a3, sp
-  lw a0, 212(sp)
-  sd a0, 808(gp) /* sig 101 */
-  /* 66: jalr */
-  auipc s5, 0
-  addi s5, s5, -195
-  jalr a1, 215(s5)
-  srai zero, t3, 63
-  sd zero, 816(gp) /* sig 102 */
-  auipc tp, 0
-  sub a1, a1, tp
-  sub s5, s5, tp
-  sd a1, 824(gp) /* sig 103 */
-  sd s5, 832(gp) /* sig 104 */
-  /* 67: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f4, tp
-  fcvt.s.d f21, f4, rdn
-  fsd f21, 840(gp) /* sig 105 */
-  fsflags s1, zero
-  sd s1, 848(gp) /* sig 106 */
-  /* 68: liSeed */
-  li t2, 0x4552d667cfefeb23
-  sd t2, 856(gp) /* sig 107 */
-  /* 69: cBranch */
-  li a4, 0x8000000000000000
-  .option rvc
-  c.bnez a4, .L5
-  .option norvc
-  .option rvc
-  c.add s2, s1
-  .option norvc
-  sd s2, 864(gp) /* sig 108 */
-  .option rvc
-  c.srai a5, 19
-  .option norvc
-  sd a5, 872(gp) /* sig 109 */
-  slliw s10, t0, 20
-  sd s10, 880(gp) /* sig 110 */
-.L5:
-  /* 70: mem */
-  addi a1, sp, 463
-  lwu a0, -251(a1)
-  sd a0, 888(gp) /* sig 111 */
-  sub a1, a1, sp
-  /* 71: fp */
-  li tp, 0x3e62d5d1d11470ca
-  fmv.d.x f0, tp
-  li tp, 0x41effffffff00000
-  fmv.d.x f21, tp
-  fmadd.d f6, f0, f21, f21, rdn
-  fsd f6, 896(gp) /* sig 112 */
-  fsflags a4, zero
-  sd a4, 904(gp) /* sig 113 */
-  /* 72: lrsc */
-  addi ra, sp, 12
-  lr.w.aq s4, (ra)
-  slliw s5, s1, 20
-  addi t6, s3, 998
-  sc.w a2, t1, (ra)
-  sd s4, 912(gp) /* sig 114 */
-  sd a2, 920(gp) /* sig 115 */
-  sub ra, ra, sp
-  lw s7, 12(sp)
-  sd s7, 928(gp) /* sig 116 */
-  /* 73: fp */
-  li tp, 0xffffffff40200000
-  fmv.d.x f8, tp
-  li tp, 0xbfc9910c3eaa7b7a
-  fmv.d.x f20, tp
-  fsub.d f5, f8, f20, rdn
-  fsd f5, 936(gp) /* sig 117 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 944(gp) /* sig 118 */
-  /* 74: fmem */
-  li tp, 0x36a0000000000000
-  fmv.d.x f30, tp
-  fsd f30, 0(sp)
-  /* 75: fp */
-  li tp, 0xffffffff4f800000
-  fmv.d.x f8, tp
-  fnmadd.s f2, f8, f17, f28, rtz
-  fsd f2, 952(gp) /* sig 119 */
-  fsflags a7, zero
-  sd a7, 960(gp) /* sig 120 */
-  /* 76: lrsc */
-  addi a2, sp, 168
-  lr.d.aqrl s8, (a2)
-  sc.d s2, s0, (a2)
-  sd s8, 968(gp) /* sig 121 */
-  sd s2, 976(gp) /* sig 122 */
-  sub a2, a2, sp
-  ld t6, 168(sp)
-  sd t6, 984(gp) /* sig 123 */
-  /* 77: fp */
-  li tp, 0x7e37e43c8800759c
-  fmv.d.x f11, tp
-  li tp, 0xbdc1e935c16308f0
-  fmv.d.x f29, tp
-  fnmsub.d f8, f22, f11, f29, rdn
-  fsd f8, 992(gp) /* sig 124 */
+  sub s8, s8, tp
+  sd s2, 240(gp) /* sig 30 */
+  sd s8, 248(gp) /* sig 31 */
+  /* 18: mem */
+  lhu s7, 96(sp)
+  sd s7, 256(gp) /* sig 32 */
+  /* 19: fp */
+  li ra, 0x20
+  fcvt.d.w f10, ra
+  fsd f10, 264(gp) /* sig 33 */
   fsflags s0, zero
-  sd s0, 1000(gp) /* sig 125 */
-  /* 78: lrsc */
-  addi a5, sp, 140
-  lr.w.aq s11, (a5)
-  andi t5, a6, 1365
-  sraiw s2, zero, 1
-  sc.w.rl s1, s9, (a5)
-  sd s11, 1008(gp) /* sig 126 */
-  sd s1, 1016(gp) /* sig 127 */
-  sub a5, a5, sp
-  lw a5, 140(sp)
-  sd a5, 1024(gp) /* sig 128 */
-  /* 79: aluI */
-  li s1, 0x0
-  slliw t0, s1, 0
-  sd t0, 1032(gp) /* sig 129 */
-  /* 80: luiAuipc */
-  lui a7, 0x96843
-  sd a7, 1040(gp) /* sig 130 */
-  /* 81: cJump */
-  auipc t6, 0
-  addi t6, t6, 16
-  .option rvc
-  c.jalr t6
-  .option norvc
-  .option rvc
-  c.addiw a3, -28
-  .option norvc
-  sd a3, 1048(gp) /* sig 131 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub t6, t6, tp
-  sd ra, 1056(gp) /* sig 132 */
-  sd t6, 1064(gp) /* sig 133 */
-  /* 82: luiAuipc */
-  auipc s4, 0xa1509
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 1072(gp) /* sig 134 */
-  /* 83: jalr */
-  auipc t3, 0
-  addi t3, t3, -189
-  jalr a7, 201(t3)
-  auipc tp, 0
-  sub a7, a7, tp
-  sub t3, t3, tp
-  sd a7, 1080(gp) /* sig 135 */
-  sd t3, 1088(gp) /* sig 136 */
-  /* 84: fp */
-  li tp, 0xaca290c3cdea34b8
-  fmv.d.x f14, tp
-  fclass.d t3, f14
-  sd t3, 1096(gp) /* sig 137 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 1104(gp) /* sig 138 */
-  /* 85: mem */
-  sd t2, 224(sp)
-  ld ra, 224(sp)
-  sd ra, 1112(gp) /* sig 139 */
-  /* 86: luiAuipc */
-  lui s11, 0x72388
-  sd s11, 1120(gp) /* sig 140 */
-  /* 87: fp */
-  fmul.s f2, f19, f9, rup
-  fsd f2, 1128(gp) /* sig 141 */
-  fsflags s1, zero
-  sd s1, 1136(gp) /* sig 142 */
-  /* 88: mem */
-  addi t5, sp, -149
-  sb zero, 402(t5)
-  sub t5, t5, sp
-  /* 89: jalr */
+  sd s0, 272(gp) /* sig 34 */
+  /* 20: fp */
+  li tp, 0xffffffff47ac42cc
+  fmv.d.x f31, tp
+  li tp, 0xffffffff07235c77
+  fmv.d.x f23, tp
+  fsgnjn.s f28, f31, f23
+  fsd f28, 280(gp) /* sig 35 */
+  frflags a1
+  sd a1, 288(gp) /* sig 36 */
+  /* 21: luiAuipc */
+  lui s1, 0x7c90e
+  sd s1, 296(gp) /* sig 37 */
+  /* 22: smc */
+  /* patches in sltiu a4, a4, -233 (then imm + 1, ...) */
+  li s0, 0xf1773713
+  li a5, 0x2
+.L3:
   auipc a2, 0
-  jalr s0, 16(a2)
-  srliw t0, s6, 20
-  sd t0, 1144(gp) /* sig 143 */
+  sw s0, 12(a2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s0, s0, tp
+  addi a5, a5, -1
+  bne a5, zero, .L3
   auipc tp, 0
-  sub s0, s0, tp
   sub a2, a2, tp
-  sd s0, 1152(gp) /* sig 144 */
-  sd a2, 1160(gp) /* sig 145 */
-  /* 90: fp */
-  fcvt.wu.d s9, f15, rup
-  sd s9, 1168(gp) /* sig 146 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 1176(gp) /* sig 147 */
-  /* 91: jal */
-  jal t3, .L6
+  sd a4, 304(gp) /* sig 38 */
+  sd a2, 312(gp) /* sig 39 */
+  /* 23: aluI */
+  andi a1, s11, 1365
+  sd a1, 320(gp) /* sig 40 */
+  /* 24: fp */
+  li a5, 0xffffffffffffffcb
+  fcvt.d.l f12, a5, rmm
+  fsd f12, 328(gp) /* sig 41 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 336(gp) /* sig 42 */
+  /* 25: loop */
+  li a5, 0x4
+.L4:
+  sub s2, a2, t5
+  sd s2, 344(gp) /* sig 43 */
+  addi s7, s2, 0
+  sd s7, 352(gp) /* sig 44 */
+  addi a5, a5, -1
+  bne a5, zero, .L4
+  sd a5, 360(gp) /* sig 45 */
+  /* 26: fp */
+  li tp, 0xbffb5179c34273ad
+  fmv.d.x f30, tp
+  li tp, 0x3fd09ea45d7d374c
+  fmv.d.x f2, tp
+  li tp, 0x3fdc6056f86a13fc
+  fmv.d.x f11, tp
+  fnmadd.d f26, f30, f2, f11, rdn
+  fsd f26, 368(gp) /* sig 46 */
+  fsflags s6, zero
+  sd s6, 376(gp) /* sig 47 */
+  /* 27: fp */
+  li tp, 0x7ff800000000dead
+  fmv.d.x f31, tp
+  li tp, 0xffffffff3fc00000
+  fmv.d.x f8, tp
+  fmsub.s f27, f9, f31, f8
+  fsd f27, 384(gp) /* sig 48 */
+  csrrci s10, fflags, 0x1f
+  sd s10, 392(gp) /* sig 49 */
+  /* 28: aluI */
+  addiw a2, s11, 1045
+  sd a2, 400(gp) /* sig 50 */
+  /* 29: aluI */
+  srli s2, zero, 60
+  sd s2, 408(gp) /* sig 51 */
+  /* 30: fmem */
+  flw f24, 72(sp)
+  fsd f24, 416(gp) /* sig 52 */
+  /* 31: fp */
+  li tp, 0xffffffff3fe4841b
+  fmv.d.x f25, tp
+  li tp, 0xffffffff0047b286
+  fmv.d.x f7, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f6, tp
+  fnmsub.s f1, f25, f7, f6, rdn
+  fsd f1, 424(gp) /* sig 53 */
+  frflags t5
+  sd t5, 432(gp) /* sig 54 */
+  /* 32: aluI */
+  srai a0, a4, 0
+  sd a0, 440(gp) /* sig 55 */
+  /* 33: fp */
+  fmin.d f5, f5, f21
+  fsd f5, 448(gp) /* sig 56 */
+  fsflags t4, zero
+  sd t4, 456(gp) /* sig 57 */
+  /* 34: aluI */
+  srli s1, s7, 13
+  sd s1, 464(gp) /* sig 58 */
+  /* 35: fp */
+  li tp, 0xce69d4ae
+  fmv.d.x f12, tp
+  li tp, 0xffffffff3f800001
+  fmv.d.x f17, tp
+  fmax.s f28, f12, f17
+  fsd f28, 472(gp) /* sig 59 */
+  frcsr t3
+  sd t3, 480(gp) /* sig 60 */
+  /* 36: aluI */
+  sraiw s0, a1, 20
+  sd s0, 488(gp) /* sig 61 */
+  /* 37: fp */
+  li tp, 0xffffffffbfb4f647
+  fmv.d.x f0, tp
+  li tp, 0xffffffff44c37af7
+  fmv.d.x f7, tp
+  li tp, 0xffffffff450a2e85
+  fmv.d.x f26, tp
+  fmadd.s f11, f0, f7, f26, rmm
+  fsd f11, 496(gp) /* sig 62 */
+  fsflags s3, zero
+  sd s3, 504(gp) /* sig 63 */
+  /* 38: jalr */
+  auipc s11, 0
+  jalr zero, 8(s11)
+  auipc tp, 0
+  sub s11, s11, tp
+  sd zero, 512(gp) /* sig 64 */
+  sd s11, 520(gp) /* sig 65 */
+  /* 39: fp */
+  li tp, 0xc19a3a6eb48abe42
+  fmv.d.x f9, tp
+  fclass.d a5, f9
+  sd a5, 528(gp) /* sig 66 */
+  fsflags s4, zero
+  sd s4, 536(gp) /* sig 67 */
+  /* 40: lrsc */
+  addi s10, sp, 228
+  lr.w.aqrl t6, (s10)
+  srl a1, a6, s4
+  addi t1, t2, 0
+  sc.w.rl zero, s1, (s10)
+  sd t6, 544(gp) /* sig 68 */
+  sd zero, 552(gp) /* sig 69 */
+  sub s10, s10, sp
+  lw t6, 228(sp)
+  sd t6, 560(gp) /* sig 70 */
+  /* 41: aluR */
+  sra t1, s2, a5
+  sd t1, 568(gp) /* sig 71 */
+  /* 42: liSeed */
+  li s7, 0x413a51f6
+  sd s7, 576(gp) /* sig 72 */
+  /* 43: fp */
+  li tp, 0xffffffff35f48e61
+  fmv.d.x f23, tp
+  fsgnjn.s f2, f23, f31
+  fsd f2, 584(gp) /* sig 73 */
+  fsflags s7, zero
+  sd s7, 592(gp) /* sig 74 */
+  /* 44: mem */
+  lw s9, 8(sp)
+  sd s9, 600(gp) /* sig 75 */
+  /* 45: mem */
+  addi s2, sp, 398
+  sw s4, -315(s2)
+  sub s2, s2, sp
+  /* 46: aluR */
+  li a1, 0x3f
+  xor s11, a1, s6
+  sd s11, 608(gp) /* sig 76 */
+  /* 47: branch */
+  bltu s7, a7, .L5
+  srl s4, a5, a0
+  sd s4, 616(gp) /* sig 77 */
+  slti s5, zero, 1
+  sd s5, 624(gp) /* sig 78 */
+.L5:
+  /* 48: jal */
+  jal s3, .L6
+  .option rvc
+  c.slli ra, 25
+  .option norvc
+  sd ra, 632(gp) /* sig 79 */
 .L6:
   auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 1184(gp) /* sig 148 */
-  /* 92: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f14, tp
-  li tp, 0x41f0000000080000
-  fmv.d.x f5, tp
-  fmul.d f11, f14, f5
-  fsd f11, 1192(gp) /* sig 149 */
-  fsflags a0, zero
-  sd a0, 1200(gp) /* sig 150 */
-  /* 93: aluI */
-  sltiu s10, s1, 519
-  sd s10, 1208(gp) /* sig 151 */
-  /* 94: mem */
-  addi s9, sp, -169
-  ld s7, 364(s9)
-  sd s7, 1216(gp) /* sig 152 */
+  sub s3, s3, tp
+  sd s3, 640(gp) /* sig 80 */
+  /* 49: luiAuipc */
+  lui t1, 0x7ffff
+  sd t1, 648(gp) /* sig 81 */
+  /* 50: mem */
+  addi s9, sp, -37
+  ld zero, 168(s9)
+  sd zero, 656(gp) /* sig 82 */
   sub s9, s9, sp
-  /* 95: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f27, tp
-  fsqrt.s f28, f27, rne
-  fsd f28, 1224(gp) /* sig 153 */
-  fsflags a5, zero
-  sd a5, 1232(gp) /* sig 154 */
-  /* 96: mem */
-  lwu t1, 20(sp)
-  sd t1, 1240(gp) /* sig 155 */
-  /* 97: luiAuipc */
-  auipc t3, 0x0
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 1248(gp) /* sig 156 */
-  /* 98: mem */
-  addi s2, sp, 206
-  lwu s4, -206(s2)
-  sd s4, 1256(gp) /* sig 157 */
-  sub s2, s2, sp
-  /* 99: fp */
-  fsqrt.s f8, f1, rne
-  fsd f8, 1264(gp) /* sig 158 */
-  fsflags t1, zero
-  sd t1, 1272(gp) /* sig 159 */
-  /* 100: mem */
-  addi s11, sp, 449
-  sb a3, -327(s11)
-  sub s11, s11, sp
-  /* 101: luiAuipc */
-  auipc t3, 0x0
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 1280(gp) /* sig 160 */
-  /* 102: liSeed */
-  li a3, 0x3
-  sd a3, 1288(gp) /* sig 161 */
-  /* 103: fp */
-  li tp, 0xbdf6c8b93cf99361
+  /* 51: aluI */
+  li t4, 0x800000000000000
+  sltiu s6, t4, 1992
+  sd s6, 664(gp) /* sig 83 */
+  /* 52: fp */
+  li tp, 0xffffffff4545539b
+  fmv.d.x f10, tp
+  fclass.s s3, f10
+  sd s3, 672(gp) /* sig 84 */
+  fsflags t0, zero
+  sd t0, 680(gp) /* sig 85 */
+  /* 53: fp */
+  li tp, 0xffffffffbfeab9ae
+  fmv.d.x f19, tp
+  li tp, 0xffffffff7f0b99fc
+  fmv.d.x f2, tp
+  fmul.s f18, f19, f2, rup
+  fsd f18, 688(gp) /* sig 86 */
+  fsflags s6, zero
+  sd s6, 696(gp) /* sig 87 */
+  /* 54: aluI */
+  slti s0, a1, 1508
+  sd s0, 704(gp) /* sig 88 */
+  /* 55: mem */
+  sh s7, 174(sp)
+  ld zero, 168(sp)
+  sd zero, 712(gp) /* sig 89 */
+  /* 56: mem */
+  li s7, 0x3f
+  sw s7, 135(sp)
+  /* 57: fp */
+  li tp, 0xffffffffffffe
   fmv.d.x f20, tp
-  fclass.d a6, f20
-  sd a6, 1296(gp) /* sig 162 */
-  li s4, 0x1f
-  csrrc t1, fcsr, s4
-  sd t1, 1304(gp) /* sig 163 */
-  /* 104: fp */
-  li tp, 0xbeeabeb7b87f6e61
-  fmv.d.x f12, tp
-  fclass.d s9, f12
-  sd s9, 1312(gp) /* sig 164 */
-  fsflags s9, zero
-  sd s9, 1320(gp) /* sig 165 */
-  /* 105: fmem */
-  addi a2, sp, 21
-  fld f0, 139(a2)
-  fsd f0, 1328(gp) /* sig 166 */
-  sub a2, a2, sp
-  /* 106: cBranch */
+  fcvt.d.s f27, f20
+  fsd f27, 720(gp) /* sig 90 */
+  frflags s7
+  sd s7, 728(gp) /* sig 91 */
+  /* 58: amo */
+  addi s10, sp, 164
+  amominu.w.aq a4, t1, (s10)
+  sub s10, s10, sp
+  sd a4, 736(gp) /* sig 92 */
+  lw a7, 164(sp)
+  sd a7, 744(gp) /* sig 93 */
+  /* 59: cJump */
+  auipc s8, 0
+  addi s8, s8, 24
   .option rvc
-  c.j .L7
+  c.jr s8
   .option norvc
+  slti a2, s11, -1053
+  sd a2, 752(gp) /* sig 94 */
   .option rvc
-  c.li a6, -19
+  c.mv s6, a6
   .option norvc
-  sd a6, 1336(gp) /* sig 167 */
+  sd s6, 760(gp) /* sig 95 */
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 768(gp) /* sig 96 */
+  /* 60: branch */
+  li s6, 0xffffffff7fffffff
+  li s11, 0x1c700000
+  blt s6, s11, .L7
+  .option rvc
+  c.xor a5, s1
+  .option norvc
+  sd a5, 776(gp) /* sig 97 */
+  sraiw t5, t3, 1
+  sd t5, 784(gp) /* sig 98 */
 .L7:
-  /* 107: fp */
-  li tp, 0xffffffff3f82129f
-  fmv.d.x f9, tp
-  li tp, 0xffffffff007df5d6
-  fmv.d.x f22, tp
-  fmul.s f6, f9, f22, rne
-  fsd f6, 1344(gp) /* sig 168 */
-  frflags s1
-  sd s1, 1352(gp) /* sig 169 */
-  /* 108: fence */
-  fence
-  /* 109: fp */
-  li tp, 0x41efffffffe00000
-  fmv.d.x f28, tp
-  fsub.d f21, f9, f28, rne
-  fsd f21, 1360(gp) /* sig 170 */
-  fsflags s10, zero
-  sd s10, 1368(gp) /* sig 171 */
-  /* 110: liSeed */
-  li t6, 0x100000000
-  sd t6, 1376(gp) /* sig 172 */
-  /* 111: loop */
-  li s5, 0x1
+  /* 61: amo */
+  li t3, 0xffffffffffffffd1
+  addi ra, sp, 192
+  amoor.d.aq s5, t3, (ra)
+  sub ra, ra, sp
+  sd s5, 792(gp) /* sig 99 */
+  /* 62: lrsc */
+  addi s6, sp, 168
+  lr.d t2, (s6)
+  sra s9, a5, s10
+  sc.d t4, a2, (s6)
+  sd t2, 800(gp) /* sig 100 */
+  sd t4, 808(gp) /* sig 101 */
+  sub s6, s6, sp
+  ld s6, 168(sp)
+  sd s6, 816(gp) /* sig 102 */
+  /* 63: rand */
+  .4byte 0x10360bd3 /* random */
+  sd s7, 824(gp) /* sig 103 */
+  fsd f23, 832(gp) /* sig 104 */
+  fsflags s2, zero
+  sd s2, 840(gp) /* sig 105 */
+  .2byte 0x97e4 /* random */
+  .4byte 0x7b1c34cf /* random */
+  sd s1, 848(gp) /* sig 106 */
+  fsd f9, 856(gp) /* sig 107 */
+  fsflags s11, zero
+  sd s11, 864(gp) /* sig 108 */
+  /* 64: liSeed */
+  li a1, 0xfffffffffffff
+  sd a1, 872(gp) /* sig 109 */
+  /* 65: luiAuipc */
+  auipc t0, 0x1
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 880(gp) /* sig 110 */
+  /* 66: aluI */
+  li ra, 0xffffffff7fffffff
+  slli s6, ra, 20
+  sd s6, 888(gp) /* sig 111 */
+  /* 67: cAlu */
+  .option rvc
+  c.srli a1, 44
+  .option norvc
+  sd a1, 896(gp) /* sig 112 */
+  /* 68: cJump */
+  auipc ra, 0
+  addi ra, ra, 10
+  .option rvc
+  c.jalr ra
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 904(gp) /* sig 113 */
+  /* 69: cAlu */
+  .option rvc
+  c.add t1, s10
+  .option norvc
+  sd t1, 912(gp) /* sig 114 */
+  /* 70: branch */
+  beq s11, s11, .L8
+  srli s7, t6, 15
+  sd s7, 920(gp) /* sig 115 */
+  .option rvc
+  c.li t3, 15
+  .option norvc
+  sd t3, 928(gp) /* sig 116 */
+  subw t0, s7, t2
+  sd t0, 936(gp) /* sig 117 */
 .L8:
-  sll s9, s1, a6
-  sd s9, 1384(gp) /* sig 173 */
+  /* 71: fmem */
+  li tp, 0xbfc9910c3eaa7b7a
+  fmv.d.x f2, tp
+  fsd f2, 232(sp)
+  /* 72: fp */
+  fmv.x.d ra, f30
+  sd ra, 944(gp) /* sig 118 */
+  fsflags s8, zero
+  sd s8, 952(gp) /* sig 119 */
+  /* 73: aluR */
+  li s9, 0xffffffffe7961431
+  divw a1, s9, a3
+  sd a1, 960(gp) /* sig 120 */
+  /* 74: fp */
+  fcvt.s.wu f29, s6, rtz
+  fsd f29, 968(gp) /* sig 121 */
+  frcsr s4
+  sd s4, 976(gp) /* sig 122 */
+  /* 75: far */
+  jal s2, .L9
+.L10:
+  /* 76: fence */
+  fence iorw, iorw
+  /* 77: fp */
+  li tp, 0x4340000000000000
+  fmv.d.x f3, tp
+  fdiv.d f8, f3, f3, rdn
+  fsd f8, 1008(gp) /* sig 126 */
+  fsflags s0, zero
+  sd s0, 1016(gp) /* sig 127 */
+  /* 78: fp */
+  li tp, 0x1
+  fmv.d.x f14, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f5, tp
+  fmax.d f17, f14, f5
+  fsd f17, 1024(gp) /* sig 128 */
+  fsflags ra, zero
+  sd ra, 1032(gp) /* sig 129 */
+  /* 79: rand */
+  .4byte 0xb8fec9bb /* random */
+  sd s3, 1040(gp) /* sig 130 */
+  .4byte 0x35bcb /* random */
+  sd s7, 1048(gp) /* sig 131 */
+  fsd f23, 1056(gp) /* sig 132 */
+  frcsr t6
+  sd t6, 1064(gp) /* sig 133 */
+  /* 80: aluR */
+  li a3, 0xffffffff80000000
+  li s0, 0x100000000
+  divu s1, a3, s0
+  sd s1, 1072(gp) /* sig 134 */
+  /* 81: aluR */
+  li a7, 0x4000000000000000
+  srl a4, a7, s4
+  sd a4, 1080(gp) /* sig 135 */
+  /* 82: branch */
+  li a0, 0x19
+  li s4, 0xffffffff987684e4
+  blt a0, s4, .L11
+  add a1, s8, s5
+  sd a1, 1088(gp) /* sig 136 */
   .option rvc
-  c.srai a0, 21
+  c.srai s0, 53
   .option norvc
-  sd a0, 1392(gp) /* sig 174 */
-  addi s5, s5, -1
-  blt zero, s5, .L8
-  sd s5, 1400(gp) /* sig 175 */
-  /* 112: aluI */
-  li a3, 0xc0e7273
-  xori a5, a3, -1314
-  sd a5, 1408(gp) /* sig 176 */
-  /* 113: mem */
-  addi a5, sp, 436
-  lbu t5, -300(a5)
-  sd t5, 1416(gp) /* sig 177 */
-  sub a5, a5, sp
-  /* 114: liSeed */
-  li s9, 0x8000
-  sd s9, 1424(gp) /* sig 178 */
-  /* 115: fp */
-  li tp, 0x3fa4b3b5530f8c45
-  fmv.d.x f20, tp
-  fsgnjx.d f2, f20, f17
-  fsd f2, 1432(gp) /* sig 179 */
-  fsflags s10, zero
-  sd s10, 1440(gp) /* sig 180 */
-  /* 116: fp */
-  li tp, 0x368ff868bf4d956a
-  fmv.d.x f31, tp
-  fadd.d f15, f1, f31, rup
-  fsd f15, 1448(gp) /* sig 181 */
-  frflags s11
-  sd s11, 1456(gp) /* sig 182 */
-  /* 117: mem */
-  addi a5, sp, -112
-  sd s4, 224(a5)
-  sub a5, a5, sp
-  ld t5, 112(sp)
-  sd t5, 1464(gp) /* sig 183 */
-  /* 118: branch */
-  beq t0, s11, .L9
+  sd s0, 1096(gp) /* sig 137 */
   .option rvc
-  c.addi t3, -31
+  c.mv a3, t3
   .option norvc
-  sd t3, 1472(gp) /* sig 184 */
+  sd a3, 1104(gp) /* sig 138 */
+.L11:
+  /* 83: fmem */
+  addi t2, sp, 54
+  flw f28, 26(t2)
+  fsd f28, 1112(gp) /* sig 139 */
+  sub t2, t2, sp
+  /* 84: aluI */
+  slliw a0, ra, 8
+  sd a0, 1120(gp) /* sig 140 */
+  /* 85: fp */
+  li tp, 0xffffffff7018a45d
+  fmv.d.x f21, tp
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f5, tp
+  fmul.s f2, f21, f5, rmm
+  fsd f2, 1128(gp) /* sig 141 */
+  li t5, 0x1f
+  csrrc t0, fcsr, t5
+  sd t0, 1136(gp) /* sig 142 */
+  /* 86: aluI */
+  sltiu a6, a4, 2047
+  sd a6, 1144(gp) /* sig 143 */
+  /* 87: cMem */
+  addi a3, sp, 112
+  .option rvc
+  c.ld a2, 104(a3)
+  .option norvc
+  sd a2, 1152(gp) /* sig 144 */
+  sub a3, a3, sp
+  /* 88: fp */
+  li tp, 0x8018379b25038987
+  fmv.d.x f27, tp
+  fcvt.wu.d a3, f27, rdn
+  sd a3, 1160(gp) /* sig 145 */
+  fsflags a3, zero
+  sd a3, 1168(gp) /* sig 146 */
+  /* 89: fp */
+  li tp, 0xbea1a37d29a02914
+  fmv.d.x f7, tp
+  li tp, 0x5656adeb2a7753b7
+  fmv.d.x f6, tp
+  fmadd.d f13, f7, f2, f6, rup
+  fsd f13, 1176(gp) /* sig 147 */
+  fsflags a6, zero
+  sd a6, 1184(gp) /* sig 148 */
+  /* 90: fp */
+  li tp, 0xc012000000000000
+  fmv.d.x f26, tp
+  fcvt.s.d f25, f26, rmm
+  fsd f25, 1192(gp) /* sig 149 */
+  csrrci s1, fflags, 0x1f
+  sd s1, 1200(gp) /* sig 150 */
+  /* 91: amo */
+  addi t1, sp, 176
+  amominu.w.rl t2, t0, (t1)
+  sub t1, t1, sp
+  sd t2, 1208(gp) /* sig 151 */
+  lw s6, 176(sp)
+  sd s6, 1216(gp) /* sig 152 */
+  /* 92: aluI */
+  li a0, 0x1f
+  addiw t3, a0, 2047
+  sd t3, 1224(gp) /* sig 153 */
+  /* 93: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f24, tp
+  fclass.d s3, f24
+  sd s3, 1232(gp) /* sig 154 */
+  csrrci t0, fflags, 0x1f
+  sd t0, 1240(gp) /* sig 155 */
+  /* 94: mem */
+  addi a7, sp, 460
+  lb t1, -348(a7)
+  sd t1, 1248(gp) /* sig 156 */
+  sub a7, a7, sp
+  /* 95: jalr */
+  auipc t4, 0
+  addi t4, t4, -115
+  jalr s11, 134(t4)
+  .option rvc
+  c.addi t2, 17
+  .option norvc
+  sd t2, 1256(gp) /* sig 157 */
+  auipc tp, 0
+  sub s11, s11, tp
+  sub t4, t4, tp
+  sd s11, 1264(gp) /* sig 158 */
+  sd t4, 1272(gp) /* sig 159 */
+  /* 96: aluI */
+  li t2, 0x3fffffffff
+  addiw s8, t2, -890
+  sd s8, 1280(gp) /* sig 160 */
+  /* 97: amo */
+  li a0, 0x21f4554d
+  addi t1, sp, 60
+  amomin.w s5, a0, (t1)
+  sub t1, t1, sp
+  sd s5, 1288(gp) /* sig 161 */
+  /* 98: smc */
+  /* patches in andi t3, s9, -470 (then imm + 1, ...) */
+  li s3, 0xe2acfe13
+  li a1, 0x2
+.L12:
+  auipc s5, 0
+  sw s3, 12(s5)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s3, s3, tp
+  addi a1, a1, -1
+  bne a1, zero, .L12
+  auipc tp, 0
+  sub s5, s5, tp
+  sd t3, 1296(gp) /* sig 162 */
+  sd s5, 1304(gp) /* sig 163 */
+  /* 99: cJump */
+  auipc s6, 0
+  addi s6, s6, 10
+  .option rvc
+  c.jr s6
+  .option norvc
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 1312(gp) /* sig 164 */
+  j .L13
 .L9:
-  /* 119: aluI */
-  slti s9, t6, 2047
-  sd s9, 1480(gp) /* sig 185 */
-  /* 120: fence */
-  fence
-  /* 121: aluI */
-  addiw a5, t2, 1852
-  sd a5, 1488(gp) /* sig 186 */
-  /* 122: fp */
-  fcvt.s.d f25, f31, rtz
-  fsd f25, 1496(gp) /* sig 187 */
-  fsflags t3, zero
-  sd t3, 1504(gp) /* sig 188 */
-  /* 123: fp */
-  li tp, 0x8000000000000001
-  fmv.d.x f30, tp
-  fcvt.w.d a0, f30, rmm
-  sd a0, 1512(gp) /* sig 189 */
-  frflags a4
-  sd a4, 1520(gp) /* sig 190 */
-  /* 124: cBranch */
-  li a5, 0x0
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 984(gp) /* sig 123 */
   .option rvc
-  c.bnez a5, .L10
+  c.lui ra, 0xffff4
   .option norvc
+  sd ra, 992(gp) /* sig 124 */
+  .option rvc
+  c.mv a4, a1
+  .option norvc
+  sd a4, 1000(gp) /* sig 125 */
+  j .L10
+.L13:
+  /* 100: fp */
+  li tp, 0xfe37e43c8800759c
+  fmv.d.x f28, tp
+  li tp, 0xfe37e43c8800759c
+  fmv.d.x f0, tp
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f31, tp
+  fnmadd.d f11, f28, f0, f31, rtz
+  fsd f11, 1320(gp) /* sig 165 */
+  li t1, 0x1f
+  csrrc s5, fcsr, t1
+  sd s5, 1328(gp) /* sig 166 */
+  /* 101: lrsc */
+  addi s2, sp, 120
+  lr.w.rl s1, (s2)
+  sc.w.aq s10, t6, (s2)
+  sd s1, 1336(gp) /* sig 167 */
+  sd s10, 1344(gp) /* sig 168 */
+  sub s2, s2, sp
+  lw t3, 120(sp)
+  sd t3, 1352(gp) /* sig 169 */
+  /* 102: mem */
+  lhu a2, 36(sp)
+  sd a2, 1360(gp) /* sig 170 */
+  /* 103: aluI */
+  slti a3, a4, -1581
+  sd a3, 1368(gp) /* sig 171 */
+  /* 104: aluI */
+  srai a7, s1, 28
+  sd a7, 1376(gp) /* sig 172 */
+  /* 105: branch */
+  bne t0, a3, .L14
+  mul a5, zero, a2
+  sd a5, 1384(gp) /* sig 173 */
+  sra a5, s2, t5
+  sd a5, 1392(gp) /* sig 174 */
+.L14:
+  /* 106: fp */
+  li a2, 0xb2af2d88a73670a5
+  fcvt.d.l f23, a2, rup
+  fsd f23, 1400(gp) /* sig 175 */
+  fsflags a6, zero
+  sd a6, 1408(gp) /* sig 176 */
+  /* 107: loop */
+  li a3, 0x3
+.L15:
+  .option rvc
+  c.li t3, -17
+  .option norvc
+  sd t3, 1416(gp) /* sig 177 */
+  sraiw s10, a0, 0
+  sd s10, 1424(gp) /* sig 178 */
+  .option rvc
+  c.subw a4, a3
+  .option norvc
+  sd a4, 1432(gp) /* sig 179 */
+  addi a3, a3, -1
+  bltu zero, a3, .L15
+  sd a3, 1440(gp) /* sig 180 */
+  /* 108: fp */
+  li tp, 0xc004000000000000
+  fmv.d.x f31, tp
+  li tp, 0xffffffff4f800000
+  fmv.d.x f9, tp
+  fnmadd.d f14, f31, f3, f9, rup
+  fsd f14, 1448(gp) /* sig 181 */
+  li s0, 0x1f
+  csrrc t0, fcsr, s0
+  sd t0, 1456(gp) /* sig 182 */
+  /* 109: fp */
+  li s5, 0x20
+  fcvt.d.w f3, s5
+  fsd f3, 1464(gp) /* sig 183 */
+  fsflags t6, zero
+  sd t6, 1472(gp) /* sig 184 */
+  /* 110: aluI */
+  addiw a5, t2, 1852
+  sd a5, 1480(gp) /* sig 185 */
+  /* 111: fp */
+  fcvt.s.d f25, f29, rmm
+  fsd f25, 1488(gp) /* sig 186 */
+  csrrci a2, fflags, 0x1f
+  sd a2, 1496(gp) /* sig 187 */
+  /* 112: aluI */
+  li s6, 0x4660000
+  slliw a0, s6, 26
+  sd a0, 1504(gp) /* sig 188 */
+  /* 113: far */
+  bgeu s8, a4, .L16
+.L17:
+  /* 114: fp */
+  li tp, 0xb5e60754482d5139
+  fmv.d.x f25, tp
+  fmin.d f12, f25, f28
+  fsd f12, 1536(gp) /* sig 192 */
+  fsflags s10, zero
+  sd s10, 1544(gp) /* sig 193 */
+  /* 115: fp */
+  li tp, 0xffffffff803fe11a
+  fmv.d.x f13, tp
+  fsqrt.s f3, f13
+  fsd f3, 1552(gp) /* sig 194 */
+  fsflags a2, zero
+  sd a2, 1560(gp) /* sig 195 */
+  /* 116: branch */
+  bgeu t0, t0, .L18
+  sub a4, s5, a2
+  sd a4, 1568(gp) /* sig 196 */
+  .option rvc
+  c.mv t5, t2
+  .option norvc
+  sd t5, 1576(gp) /* sig 197 */
+  and s6, s6, t5
+  sd s6, 1584(gp) /* sig 198 */
+.L18:
+  /* 117: branch */
+  bge t6, t5, .L19
+  remw s3, zero, zero
+  sd s3, 1592(gp) /* sig 199 */
+  srliw s5, t0, 30
+  sd s5, 1600(gp) /* sig 200 */
+.L19:
+  /* 118: aluI */
+  sraiw t3, s7, 5
+  sd t3, 1608(gp) /* sig 201 */
+  /* 119: mem */
+  lb s4, 170(sp)
+  sd s4, 1616(gp) /* sig 202 */
+  /* 120: mem */
+  addi s8, sp, 7
+  lhu s10, 31(s8)
+  sd s10, 1624(gp) /* sig 203 */
+  sub s8, s8, sp
+  /* 121: fmem */
+  addi s11, sp, 444
+  fld f8, -428(s11)
+  fsd f8, 1632(gp) /* sig 204 */
+  sub s11, s11, sp
+  /* 122: luiAuipc */
+  lui t3, 0x52f89
+  sd t3, 1640(gp) /* sig 205 */
+  /* 123: aluR */
+  sra s11, a4, s0
+  sd s11, 1648(gp) /* sig 206 */
+  /* 124: aluI */
+  li s9, 0xffffffff
+  addiw s5, s9, 1560
+  sd s5, 1656(gp) /* sig 207 */
+  /* 125: rand */
+  .2byte 0x2bc9 /* random */
+  sd s7, 1664(gp) /* sig 208 */
+  /* 126: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f0, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f31, tp
+  fadd.d f0, f0, f31, dyn
+  fsd f0, 1672(gp) /* sig 209 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 1680(gp) /* sig 210 */
+  /* 127: fp */
+  li tp, 0x3ffa38a75b8c7003
+  fmv.d.x f22, tp
+  li tp, 0xbffa38a75b8c7004
+  fmv.d.x f26, tp
+  fadd.d f3, f22, f26, rtz
+  fsd f3, 1688(gp) /* sig 211 */
+  frcsr s5
+  sd s5, 1696(gp) /* sig 212 */
+  /* 128: fp */
+  li s4, 0x7dbfd3f9136232d0
+  fcvt.s.w f28, s4, rne
+  fsd f28, 1704(gp) /* sig 213 */
+  frflags a2
+  sd a2, 1712(gp) /* sig 214 */
+  /* 129: fmem */
+  addi s0, sp, -245
+  flw f14, 332(s0)
+  fsd f14, 1720(gp) /* sig 215 */
+  sub s0, s0, sp
+  /* 130: aluI */
+  sltiu s3, t0, -1879
+  sd s3, 1728(gp) /* sig 216 */
+  /* 131: fp */
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f17, tp
+  fmadd.s f13, f13, f3, f17, rup
+  fsd f13, 1736(gp) /* sig 217 */
+  frflags t5
+  sd t5, 1744(gp) /* sig 218 */
+  /* 132: mem */
+  addi s5, sp, 483
+  lw zero, -479(s5)
+  sd zero, 1752(gp) /* sig 219 */
+  sub s5, s5, sp
+  /* 133: fp */
+  li tp, 0xffffffff34dc86f2
+  fmv.d.x f5, tp
+  fcvt.lu.s s11, f5, rtz
+  sd s11, 1760(gp) /* sig 220 */
+  li t2, 0x1f
+  csrrc a7, fcsr, t2
+  sd a7, 1768(gp) /* sig 221 */
+  /* 134: aluR */
+  sllw t5, s5, a0
+  sd t5, 1776(gp) /* sig 222 */
+  /* 135: rand */
+  .4byte 0x19645c47 /* random */
+  sd s8, 1784(gp) /* sig 223 */
+  fsd f24, 1792(gp) /* sig 224 */
+  li a3, 0x1f
+  csrrc s10, fcsr, a3
+  sd s10, 1800(gp) /* sig 225 */
+  /* 136: fmem */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f26, tp
+  fsw f26, 176(sp)
+  /* 137: fcsr */
+  li s9, 0x4e588a76b2df6f00
+  csrrc s3, frm, s9
+  sd s3, 1808(gp) /* sig 226 */
+  /* 138: rand */
+  .4byte 0xc0198b53 /* random */
+  sd s6, 1816(gp) /* sig 227 */
+  fsd f22, 1824(gp) /* sig 228 */
+  fsflags s7, zero
+  sd s7, 1832(gp) /* sig 229 */
+  /* 139: luiAuipc */
+  auipc s4, 0x0
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 1840(gp) /* sig 230 */
+  /* 140: cAlu */
+  .option rvc
+  c.lui t0, 0xfffe3
+  .option norvc
+  sd t0, 1848(gp) /* sig 231 */
+  /* 141: luiAuipc */
+  auipc s5, 0x2426a
+  auipc tp, 0
+  sub s5, s5, tp
+  sd s5, 1856(gp) /* sig 232 */
+  /* 142: fmem */
+  addi ra, sp, -193
+  li tp, 0x7ff8000000000000
+  fmv.d.x f28, tp
+  fsd f28, 289(ra)
+  sub ra, ra, sp
+  /* 143: fp */
+  li tp, 0xffffffffbfa16e05
+  fmv.d.x f2, tp
+  li tp, 0xffffffff80657e37
+  fmv.d.x f6, tp
+  fmul.s f24, f2, f6, rdn
+  fsd f24, 1864(gp) /* sig 233 */
+  fsflags a6, zero
+  sd a6, 1872(gp) /* sig 234 */
+  /* 144: cAlu */
+  .option rvc
+  c.lui t5, 0xffff7
+  .option norvc
+  sd t5, 1880(gp) /* sig 235 */
+  /* 145: aluI */
+  slli t5, a6, 45
+  sd t5, 1888(gp) /* sig 236 */
+  /* 146: mem */
+  addi s6, sp, -299
+  ld s6, 387(s6)
+  sd s6, 1896(gp) /* sig 237 */
+  /* 147: lrsc */
+  addi t1, sp, 248
+  lr.d.aq s1, (t1)
+  and s5, a2, t6
+  sc.d t5, t2, (t1)
+  sd s1, 1904(gp) /* sig 238 */
+  sd t5, 1912(gp) /* sig 239 */
+  sub t1, t1, sp
+  ld a3, 248(sp)
+  sd a3, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 148: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f14, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f8, tp
+  fadd.s f17, f14, f8, rtz
+  fsd f17, 0(gp) /* sig 241 */
+  frcsr a5
+  sd a5, 8(gp) /* sig 242 */
+  /* 149: aluR */
+  subw a3, t1, ra
+  sd a3, 16(gp) /* sig 243 */
+  /* 150: aluI */
+  srli a5, s1, 0
+  sd a5, 24(gp) /* sig 244 */
+  /* 151: fmem */
+  flw f14, 248(sp)
+  fsd f14, 32(gp) /* sig 245 */
+  /* 152: fp */
+  li tp, 0xffffffff4b800000
+  fmv.d.x f22, tp
+  li tp, 0xffffffff367687f0
+  fmv.d.x f24, tp
+  fmin.s f24, f22, f24
+  fsd f24, 40(gp) /* sig 246 */
+  fsflags a6, zero
+  sd a6, 48(gp) /* sig 247 */
+  /* 153: fp */
+  li tp, 0xffffffff3fc83e74
+  fmv.d.x f31, tp
+  li tp, 0xffffffff8051d1f8
+  fmv.d.x f26, tp
+  fmul.s f20, f31, f26, rne
+  fsd f20, 56(gp) /* sig 248 */
+  fsflags s9, zero
+  sd s9, 64(gp) /* sig 249 */
+  /* 154: aluI */
+  srliw s0, t1, 10
+  sd s0, 72(gp) /* sig 250 */
+  /* 155: aluI */
+  slli t6, a6, 40
+  sd t6, 80(gp) /* sig 251 */
+  /* 156: fp */
+  li tp, 0xffffffff8e958e77
+  fmv.d.x f8, tp
+  fmul.s f1, f1, f8, dyn
+  fsd f1, 88(gp) /* sig 252 */
+  csrrci s11, fflags, 0x1f
+  sd s11, 96(gp) /* sig 253 */
+  /* 157: aluI */
+  addiw s6, s7, -2048
+  sd s6, 104(gp) /* sig 254 */
+  /* 158: aluR */
+  remw s9, s8, ra
+  sd s9, 112(gp) /* sig 255 */
+  /* 159: amo */
+  addi s3, sp, 208
+  amomin.d.aq a0, t6, (s3)
+  sub s3, s3, sp
+  sd a0, 120(gp) /* sig 256 */
+  ld s10, 208(sp)
+  sd s10, 128(gp) /* sig 257 */
+  /* 160: mem */
+  ld s11, 69(sp)
+  sd s11, 136(gp) /* sig 258 */
+  /* 161: liSeed */
+  li a2, 0x75bdd8e45e207742
+  sd a2, 144(gp) /* sig 259 */
+  /* 162: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f8, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f20, tp
+  fmin.s f7, f8, f20
+  fsd f7, 152(gp) /* sig 260 */
+  fsflags s4, zero
+  sd s4, 160(gp) /* sig 261 */
+  /* 163: liSeed */
+  li s7, 0xffffffffffff8000
+  sd s7, 168(gp) /* sig 262 */
+  /* 164: fcsr */
+  csrrci s10, frm, 5
+  sd s10, 176(gp) /* sig 263 */
+  /* 165: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f16, tp
+  fcvt.lu.d zero, f16, rne
+  sd zero, 184(gp) /* sig 264 */
+  fsflags t5, zero
+  sd t5, 192(gp) /* sig 265 */
+  /* 166: aluR */
+  srlw s8, t2, s0
+  sd s8, 200(gp) /* sig 266 */
+  /* 167: fp */
+  li tp, 0xffffffff001f9011
+  fmv.d.x f8, tp
+  fclass.s a7, f8
+  sd a7, 208(gp) /* sig 267 */
+  frflags s10
+  sd s10, 216(gp) /* sig 268 */
+  /* 168: lrsc */
+  addi s10, sp, 192
+  lr.d.aq a4, (s10)
+  ori s7, a5, 1530
+  sc.d.rl t3, s0, (s10)
+  sd a4, 224(gp) /* sig 269 */
+  sd t3, 232(gp) /* sig 270 */
+  sub s10, s10, sp
+  ld s8, 192(sp)
+  sd s8, 240(gp) /* sig 271 */
+  /* 169: aluI */
+  slti zero, a0, -894
+  sd zero, 248(gp) /* sig 272 */
+  /* 170: aluR */
+  li s11, 0xffffffffffffffdc
+  subw t3, s5, s11
+  sd t3, 256(gp) /* sig 273 */
+  /* 171: aluI */
+  sraiw a4, s4, 4
+  sd a4, 264(gp) /* sig 274 */
+  /* 172: branch */
+  beq t3, t3, .L20
+  addi s11, s11, -1431
+  sd s11, 272(gp) /* sig 275 */
+  .option rvc
+  c.srli a5, 44
+  .option norvc
+  sd a5, 280(gp) /* sig 276 */
+  sltiu s3, s0, 1365
+  sd s3, 288(gp) /* sig 277 */
+.L20:
+  /* 173: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f26, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f6, tp
+  fmul.d f25, f26, f6, rtz
+  fsd f25, 296(gp) /* sig 278 */
+  li a7, 0x1f
+  csrrc a0, fcsr, a7
+  sd a0, 304(gp) /* sig 279 */
+  /* 174: aluI */
+  ori zero, zero, 168
+  sd zero, 312(gp) /* sig 280 */
+  /* 175: fp */
+  li tp, 0xffffffff00b80d17
+  fmv.d.x f22, tp
+  li tp, 0xffffffff408a09d1
+  fmv.d.x f6, tp
+  fdiv.s f12, f22, f6, rdn
+  fsd f12, 320(gp) /* sig 281 */
+  frflags s3
+  sd s3, 328(gp) /* sig 282 */
+  /* 176: fmem */
+  addi t1, sp, -93
+  fsw f15, 157(t1)
+  sub t1, t1, sp
+  /* 177: cAlu */
+  .option rvc
+  c.slli a7, 9
+  .option norvc
+  sd a7, 336(gp) /* sig 283 */
+  /* 178: liSeed */
+  li s3, 0x5a8116d5
+  sd s3, 344(gp) /* sig 284 */
+  /* 179: fp */
+  li tp, 0xa5f06994c28eedba
+  fmv.d.x f0, tp
+  flt.d a1, f0, f16
+  sd a1, 352(gp) /* sig 285 */
+  fsflags s10, zero
+  sd s10, 360(gp) /* sig 286 */
+  /* 180: fp */
+  li tp, 0xd692c86a7e338a6b
+  fmv.d.x f28, tp
+  li tp, 0xde49137b0d53e18f
+  fmv.d.x f11, tp
+  fmadd.d f31, f18, f28, f11
+  fsd f31, 368(gp) /* sig 287 */
+  fsflags a0, zero
+  sd a0, 376(gp) /* sig 288 */
+  /* 181: fcsr */
+  csrrci s8, frm, 23
+  sd s8, 384(gp) /* sig 289 */
+  /* 182: cBranch */
+  li a0, 0xb1bb7bab41596bb9
+  .option rvc
+  c.beqz a0, .L21
+  .option norvc
+  srli a1, t3, 0
+  sd a1, 392(gp) /* sig 290 */
+  remuw s7, t5, s6
+  sd s7, 400(gp) /* sig 291 */
+.L21:
+  /* 183: aluI */
+  li t2, 0xffffffff7fffffff
+  slliw s0, t2, 11
+  sd s0, 408(gp) /* sig 292 */
+  /* 184: fp */
+  li tp, 0xffffffff3fe3b14c
+  fmv.d.x f4, tp
+  li tp, 0xffffffff7f0fe9cf
+  fmv.d.x f7, tp
+  fmul.s f15, f4, f7, dyn
+  fsd f15, 416(gp) /* sig 293 */
+  frcsr s6
+  sd s6, 424(gp) /* sig 294 */
+  /* 185: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f5, tp
+  fcvt.w.s a0, f5, rtz
+  sd a0, 432(gp) /* sig 295 */
+  csrrci s8, fflags, 0x1f
+  sd s8, 440(gp) /* sig 296 */
+  /* 186: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f14, tp
+  li tp, 0xffffffff9106a78e
+  fmv.d.x f19, tp
+  li tp, 0xfffffffeb20eb5d1
+  fmv.d.x f30, tp
+  fnmsub.s f25, f14, f19, f30, rup
+  fsd f25, 448(gp) /* sig 297 */
+  frflags a1
+  sd a1, 456(gp) /* sig 298 */
+  /* 187: mem */
+  sw t2, 136(sp)
+  /* 188: liSeed */
+  li t4, 0xcf6af17fae6ff07f
+  sd t4, 464(gp) /* sig 299 */
+  /* 189: mem */
+  li a4, 0x3
+  sw a4, 155(sp)
+  /* 190: loop */
+  li a0, 0x3
+.L22:
+  .option rvc
+  c.addiw s0, 25
+  .option norvc
+  sd s0, 472(gp) /* sig 300 */
+  rem s10, s10, t2
+  sd s10, 480(gp) /* sig 301 */
+  addi a0, a0, -1
+  blt zero, a0, .L22
+  sd a0, 488(gp) /* sig 302 */
+  /* 191: amo */
+  li s2, 0x5cacb477
+  addi t5, sp, 48
+  amoswap.d a5, s2, (t5)
+  sub t5, t5, sp
+  sd a5, 496(gp) /* sig 303 */
+  /* 192: fmem */
+  flw f10, 68(sp)
+  fsd f10, 504(gp) /* sig 304 */
+  /* 193: mem */
+  lh t1, 56(sp)
+  sd t1, 512(gp) /* sig 305 */
+  /* 194: aluR */
+  li t3, 0x400
+  add s4, t3, s2
+  sd s4, 520(gp) /* sig 306 */
+  /* 195: loop */
+  li s8, 0x3
+.L23:
+  remu t0, s10, a5
+  sd t0, 528(gp) /* sig 307 */
+  sltiu a7, t5, -1824
+  sd a7, 536(gp) /* sig 308 */
+  addi s8, s8, -1
+  blt zero, s8, .L23
+  sd s8, 544(gp) /* sig 309 */
+  /* 196: fp */
+  li tp, 0xbfffbd19b15100e0
+  fmv.d.x f22, tp
+  li tp, 0x7fe021b9a8fd65ca
+  fmv.d.x f16, tp
+  fmul.d f17, f22, f16, dyn
+  fsd f17, 552(gp) /* sig 310 */
+  fsflags a7, zero
+  sd a7, 560(gp) /* sig 311 */
+  /* 197: cBranch */
+  .option rvc
+  c.beqz s0, .L24
+  .option norvc
+  .option rvc
+  c.and a0, s1
+  .option norvc
+  sd a0, 568(gp) /* sig 312 */
+  addi a0, t2, -1838
+  sd a0, 576(gp) /* sig 313 */
+.L24:
+  /* 198: fp */
+  fcvt.lu.d s1, f1, rup
+  sd s1, 584(gp) /* sig 314 */
+  li t0, 0x1f
+  csrrc a6, fcsr, t0
+  sd a6, 592(gp) /* sig 315 */
+  /* 199: cAlu */
+  .option rvc
+  c.addi t2, 1
+  .option norvc
+  sd t2, 600(gp) /* sig 316 */
+  j .L25
+.L16:
   .option rvc
   c.slli s0, 24
   .option norvc
-  sd s0, 1528(gp) /* sig 191 */
+  sd s0, 1512(gp) /* sig 189 */
   .option rvc
   c.slli ra, 4
   .option norvc
-  sd ra, 1536(gp) /* sig 192 */
+  sd ra, 1520(gp) /* sig 190 */
   divuw s10, s10, ra
-  sd s10, 1544(gp) /* sig 193 */
-.L10:
-  /* 125: fp */
-  li tp, 0xffffffff003d843f
-  fmv.d.x f31, tp
-  li tp, 0xffffffff801af3a5
-  fmv.d.x f25, tp
-  fmin.s f4, f31, f25
-  fsd f4, 1552(gp) /* sig 194 */
-  frcsr t3
-  sd t3, 1560(gp) /* sig 195 */
-  /* 126: fp */
-  li tp, 0x3ff0d458478db15b
-  fmv.d.x f19, tp
-  li tp, 0x7fee6c3deff24fb3
-  fmv.d.x f1, tp
-  fmul.d f30, f19, f1, dyn
-  fsd f30, 1568(gp) /* sig 196 */
-  frcsr ra
-  sd ra, 1576(gp) /* sig 197 */
-  /* 127: liSeed */
-  li s5, 0xffffffffa4ea8d0e
-  sd s5, 1584(gp) /* sig 198 */
-  /* 128: branch */
-  bne t3, t3, .L11
-  ori t5, s6, -845
-  sd t5, 1592(gp) /* sig 199 */
-.L11:
-  /* 129: fmem */
-  addi s6, sp, -118
-  li tp, 0xffffffff0da24260
-  fmv.d.x f30, tp
-  fsw f30, 141(s6)
-  sub s6, s6, sp
-  /* 130: mem */
-  addi s1, sp, 299
-  lb s11, -143(s1)
-  sd s11, 1600(gp) /* sig 200 */
-  sub s1, s1, sp
-  /* 131: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f31, tp
-  fnmsub.d f28, f31, f4, f21, rtz
-  fsd f28, 1608(gp) /* sig 201 */
-  fsflags a7, zero
-  sd a7, 1616(gp) /* sig 202 */
-  /* 132: fmem */
-  addi s8, sp, 7
-  fsw f25, 161(s8)
-  sub s8, s8, sp
-  /* 133: mem */
-  lbu a1, 215(sp)
-  sd a1, 1624(gp) /* sig 203 */
-  /* 134: fp */
-  li tp, 0xffffffff006732db
-  fmv.d.x f0, tp
-  li tp, 0xffffffff3f800001
-  fmv.d.x f16, tp
-  li tp, 0xffffffff3dcccccd
-  fmv.d.x f20, tp
-  fmadd.s f22, f0, f16, f20, rmm
-  fsd f22, 1632(gp) /* sig 204 */
-  fsflags t6, zero
-  sd t6, 1640(gp) /* sig 205 */
-  /* 135: aluI */
-  addi t3, s6, 0
-  sd t3, 1648(gp) /* sig 206 */
-  /* 136: aluI */
-  andi t6, zero, 2047
-  sd t6, 1656(gp) /* sig 207 */
-  /* 137: fence */
-  nop
-  /* 138: fp */
-  li tp, 0xbff756f11d4a38a7
-  fmv.d.x f26, tp
-  li tp, 0x3ff756f11d4a38a8
-  fmv.d.x f22, tp
-  fsub.d f3, f26, f22, rtz
-  fsd f3, 1664(gp) /* sig 208 */
-  frflags a3
-  sd a3, 1672(gp) /* sig 209 */
-  /* 139: fp */
-  fmv.w.x f24, t1
-  fsd f24, 1680(gp) /* sig 210 */
-  fsflags s4, zero
-  sd s4, 1688(gp) /* sig 211 */
-  /* 140: far */
-  bgeu t2, a7, .L12
-.L13:
-  /* 141: smc */
-  /* patches in addi s2, s2, -1145 (then imm + 1, ...) */
-  li t2, 0xb8790913
-  li s7, 0x3
-.L14:
-  auipc t5, 0
-  sw t2, 12(t5)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t2, t2, tp
-  addi s7, s7, -1
-  bne s7, zero, .L14
-  auipc tp, 0
-  sub t5, t5, tp
-  sd s2, 1720(gp) /* sig 215 */
-  sd t5, 1728(gp) /* sig 216 */
-  /* 142: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 672
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 1736(gp) /* sig 217 */
-  /* 143: mem */
-  addi s5, sp, 483
-  lw zero, -479(s5)
-  sd zero, 1744(gp) /* sig 218 */
-  sub s5, s5, sp
-  /* 144: fp */
-  li tp, 0xffffffff5f000000
-  fmv.d.x f28, tp
-  fcvt.lu.s t2, f28, rdn
-  sd t2, 1752(gp) /* sig 219 */
-  csrrci s7, fflags, 0x1f
-  sd s7, 1760(gp) /* sig 220 */
-  /* 145: luiAuipc */
-  lui t5, 0x0
-  sd t5, 1768(gp) /* sig 221 */
-  /* 146: cMem */
-  .option rvc
-  c.ldsp t5, 176(sp)
-  .option norvc
-  sd t5, 1776(gp) /* sig 222 */
-  /* 147: fp */
-  li tp, 0xffffffffc0400000
-  fmv.d.x f18, tp
-  li tp, 0xffffffffc1198bbf
-  fmv.d.x f31, tp
-  fmul.s f31, f18, f31, rmm
-  fsd f31, 1784(gp) /* sig 223 */
-  fsflags a0, zero
-  sd a0, 1792(gp) /* sig 224 */
-  /* 148: aluI */
-  srli s3, t4, 50
-  sd s3, 1800(gp) /* sig 225 */
-  /* 149: aluI */
-  sltiu s9, s7, 744
-  sd s9, 1808(gp) /* sig 226 */
-  /* 150: lrsc */
-  addi s5, sp, 176
-  lr.w a7, (s5)
-  sc.w.aqrl a5, a7, (s5)
-  sd a7, 1816(gp) /* sig 227 */
-  sd a5, 1824(gp) /* sig 228 */
-  sub s5, s5, sp
-  lw t0, 176(sp)
-  sd t0, 1832(gp) /* sig 229 */
-  /* 151: cMem */
-  .option rvc
-  c.swsp s5, 156(sp)
-  .option norvc
-  /* 152: aluI */
-  srliw a5, s2, 0
-  sd a5, 1840(gp) /* sig 230 */
-  /* 153: aluI */
-  slli a3, a0, 60
-  sd a3, 1848(gp) /* sig 231 */
-  /* 154: fp */
-  li tp, 0xbff8000000000000
-  fmv.d.x f21, tp
-  li tp, 0xfff8000000000000
-  fmv.d.x f2, tp
-  fmax.d f5, f21, f2
-  fsd f5, 1856(gp) /* sig 232 */
-  fsflags a6, zero
-  sd a6, 1864(gp) /* sig 233 */
-  /* 155: cSp */
-  .option rvc
-  c.addi16sp sp, 448
-  .option norvc
-  ld s9, -264(sp)
-  sd s9, 1872(gp) /* sig 234 */
-  .option rvc
-  c.addi16sp sp, -448
-  .option norvc
-  /* 156: mem */
-  sd s7, 162(sp)
-  /* 157: lrsc */
-  addi s6, sp, 52
-  sc.w s3, zero, (s6)
-  sd s3, 1880(gp) /* sig 235 */
-  sub s6, s6, sp
-  lw s1, 52(sp)
-  sd s1, 1888(gp) /* sig 236 */
-  /* 158: fp */
-  li tp, 0x800006b1fb4de68e
-  fmv.d.x f13, tp
-  li tp, 0xbffac7ed379a3881
+  sd s10, 1528(gp) /* sig 191 */
+  jal tp, .L17
+.L25:
+  /* 200: luiAuipc */
+  lui a5, 0x79fcf
+  sd a5, 608(gp) /* sig 317 */
+  /* 201: fp */
+  li tp, 0xffffffffcf000000
   fmv.d.x f12, tp
-  fsqrt.d f24, f13
-  fsd f24, 1896(gp) /* sig 237 */
-  fsflags a5, zero
-  sd a5, 1904(gp) /* sig 238 */
-  /* 159: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f2, tp
-  li tp, 0xfffffffe3f7fffff
-  fmv.d.x f22, tp
-  fadd.s f17, f2, f22, rne
-  fsd f17, 1912(gp) /* sig 239 */
-  fsflags t5, zero
-  sd t5, 1920(gp) /* sig 240 */
-  addi gp, gp, 1928
-  /* 160: amo */
-  addi s7, sp, 20
-  amoxor.w.aqrl a4, t6, (s7)
-  sub s7, s7, sp
-  sd a4, 0(gp) /* sig 241 */
-  lw zero, 20(sp)
-  sd zero, 8(gp) /* sig 242 */
-  /* 161: fmem */
-  flw f14, 248(sp)
-  fsd f14, 16(gp) /* sig 243 */
-  /* 162: fp */
-  li tp, 0xffffffffb4b4abb7
-  fmv.d.x f10, tp
-  fmax.s f24, f10, f10
-  fsd f24, 24(gp) /* sig 244 */
-  fsflags s1, zero
-  sd s1, 32(gp) /* sig 245 */
-  /* 163: aluI */
-  slli s9, a6, 35
-  sd s9, 40(gp) /* sig 246 */
-  /* 164: fcsr */
-  csrrci s5, frm, 0
-  sd s5, 48(gp) /* sig 247 */
-  /* 165: branch */
-  blt t4, t4, .L15
-  srliw s3, s7, 10
-  sd s3, 56(gp) /* sig 248 */
-.L15:
-  /* 166: aluI */
-  slli t6, a6, 40
-  sd t6, 64(gp) /* sig 249 */
-  /* 167: fp */
-  li tp, 0xfffffffff89341b6
-  fmv.d.x f18, tp
-  fmul.s f1, f18, f1, rne
-  fsd f1, 72(gp) /* sig 250 */
-  frflags t1
-  sd t1, 80(gp) /* sig 251 */
-  /* 168: luiAuipc */
-  auipc s4, 0x157c2
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 88(gp) /* sig 252 */
-  /* 169: aluR */
-  remw s9, s8, ra
-  sd s9, 96(gp) /* sig 253 */
-  /* 170: cAlu */
-  .option rvc
-  c.mv s4, a6
-  .option norvc
-  sd s4, 104(gp) /* sig 254 */
-  /* 171: fp */
-  li tp, 0xfffffffff9b6c181
-  fmv.d.x f15, tp
-  fmadd.s f28, f31, f15, f27, rne
-  fsd f28, 112(gp) /* sig 255 */
-  fsflags a2, zero
-  sd a2, 120(gp) /* sig 256 */
-  /* 172: mem */
-  lwu t0, 61(sp)
-  sd t0, 128(gp) /* sig 257 */
-  /* 173: liSeed */
-  li s6, 0x10
-  sd s6, 136(gp) /* sig 258 */
-  /* 174: jalr */
-  auipc a1, 0
-  addi a1, a1, -107
-  jalr zero, 125(a1)
-  .option rvc
-  c.srai a4, 32
-  .option norvc
-  sd a4, 144(gp) /* sig 259 */
-  auipc tp, 0
-  sub a1, a1, tp
-  sd zero, 152(gp) /* sig 260 */
-  sd a1, 160(gp) /* sig 261 */
-  /* 175: fp */
-  li tp, 0xc012000000000000
-  fmv.d.x f22, tp
-  li tp, 0x1ec46f9df6945de0
-  fmv.d.x f16, tp
-  fadd.d f29, f22, f16, dyn
-  fsd f29, 168(gp) /* sig 262 */
-  li t2, 0x1f
-  csrrc a7, fcsr, t2
-  sd a7, 176(gp) /* sig 263 */
-  /* 176: liSeed */
-  li a4, 0xffffffffffffffe2
-  sd a4, 184(gp) /* sig 264 */
-  /* 177: fp */
-  li tp, 0xc91d9f8a
-  fmv.d.x f15, tp
-  li tp, 0xfffffffffbe15120
-  fmv.d.x f8, tp
-  fnmadd.s f25, f18, f15, f8, rtz
-  fsd f25, 192(gp) /* sig 265 */
-  fsflags s0, zero
-  sd s0, 200(gp) /* sig 266 */
-  /* 178: fp */
-  li tp, 0x82ec8859d57dcf79
-  fmv.d.x f19, tp
-  fsgnjx.d f10, f19, f16
-  fsd f10, 208(gp) /* sig 267 */
-  fsflags t2, zero
-  sd t2, 216(gp) /* sig 268 */
-  /* 179: luiAuipc */
-  auipc zero, 0x96163
-  auipc tp, 0
-  sub zero, zero, tp
-  sd zero, 224(gp) /* sig 269 */
-  /* 180: branch */
-  beq a0, a7, .L16
-  .option rvc
-  c.add a0, s8
-  .option norvc
-  sd a0, 232(gp) /* sig 270 */
-.L16:
-  /* 181: cBranch */
-  .option rvc
-  c.bnez s0, .L17
-  .option norvc
-  .option rvc
-  c.add s8, t2
-  .option norvc
-  sd s8, 240(gp) /* sig 271 */
-  sll s8, t3, s2
-  sd s8, 248(gp) /* sig 272 */
-.L17:
-  /* 182: cAlu */
-  .option rvc
-  c.mv s11, s0
-  .option norvc
-  sd s11, 256(gp) /* sig 273 */
-  /* 183: fp */
-  li tp, 0x2d59ddfdd25881
-  fmv.d.x f22, tp
-  fdiv.d f10, f12, f22, rne
-  fsd f10, 264(gp) /* sig 274 */
-  fsflags s10, zero
-  sd s10, 272(gp) /* sig 275 */
-  /* 184: luiAuipc */
-  lui s10, 0x0
-  sd s10, 280(gp) /* sig 276 */
-  /* 185: fp */
-  li tp, 0x5dd93b6f00b
-  fmv.d.x f14, tp
-  li tp, 0x401198bb24d0217c
-  fmv.d.x f6, tp
-  fsqrt.d f7, f14, rup
-  fsd f7, 288(gp) /* sig 277 */
-  fsflags s1, zero
-  sd s1, 296(gp) /* sig 278 */
-  /* 186: fp */
-  li tp, 0x3ff58da789eec36e
-  fmv.d.x f0, tp
-  li tp, 0x3ffc0ecd43761d20
-  fmv.d.x f13, tp
-  li tp, 0xc002e5ead2e6b3da
-  fmv.d.x f1, tp
-  fmadd.d f22, f0, f13, f1
-  fsd f22, 304(gp) /* sig 279 */
-  frflags s4
-  sd s4, 312(gp) /* sig 280 */
-  /* 187: jalr */
-  auipc a7, 0
-  jalr zero, 8(a7)
-  auipc tp, 0
-  sub a7, a7, tp
-  sd zero, 320(gp) /* sig 281 */
-  sd a7, 328(gp) /* sig 282 */
-  /* 188: cMem */
-  .option rvc
-  c.ldsp s3, 24(sp)
-  .option norvc
-  sd s3, 336(gp) /* sig 283 */
-  /* 189: jal */
-  jal a1, .L18
-.L18:
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 344(gp) /* sig 284 */
-  /* 190: branch */
-  bltu s9, s2, .L19
-  .option rvc
-  c.addiw s8, -7
-  .option norvc
-  sd s8, 352(gp) /* sig 285 */
-  .option rvc
-  c.addiw t5, -26
-  .option norvc
-  sd t5, 360(gp) /* sig 286 */
-.L19:
-  /* 191: cMem */
-  .option rvc
-  c.ldsp s11, 216(sp)
-  .option norvc
-  sd s11, 368(gp) /* sig 287 */
-  /* 192: mem */
-  addi a0, sp, 99
-  lh ra, 122(a0)
-  sd ra, 376(gp) /* sig 288 */
-  sub a0, a0, sp
-  /* 193: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f9, tp
-  fmin.s f23, f24, f9
-  fsd f23, 384(gp) /* sig 289 */
-  frcsr a1
-  sd a1, 392(gp) /* sig 290 */
-  /* 194: cMem */
-  addi a0, sp, 128
-  .option rvc
-  c.ld a3, 88(a0)
-  .option norvc
-  sd a3, 400(gp) /* sig 291 */
-  sub a0, a0, sp
-  /* 195: smc */
-  /* patches in ori a7, t3, -383 (then imm + 1, ...) */
-  li t2, 0xe81e6893
-  li t6, 0x3
-.L20:
-  auipc ra, 0
-  sw t2, 12(ra)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t2, t2, tp
-  addi t6, t6, -1
-  bne t6, zero, .L20
-  auipc tp, 0
-  sub ra, ra, tp
-  sd a7, 408(gp) /* sig 292 */
-  sd ra, 416(gp) /* sig 293 */
-  /* 196: aluI */
-  li t2, 0xffffffff7fffffff
-  slliw s0, t2, 11
-  sd s0, 424(gp) /* sig 294 */
-  /* 197: fp */
-  li tp, 0xffffffffbfc6d96b
-  fmv.d.x f15, tp
-  li tp, 0xffffffff3fc6d96a
-  fmv.d.x f4, tp
-  fadd.s f15, f15, f4
-  fsd f15, 432(gp) /* sig 295 */
-  frcsr s7
-  sd s7, 440(gp) /* sig 296 */
-  /* 198: fp */
-  li tp, 0xffffffffdf000000
-  fmv.d.x f7, tp
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f1, tp
-  fmax.s f19, f7, f1
-  fsd f19, 448(gp) /* sig 297 */
-  frcsr s10
-  sd s10, 456(gp) /* sig 298 */
-  /* 199: fmem */
-  flw f24, 144(sp)
-  fsd f24, 464(gp) /* sig 299 */
-  j .L21
-.L12:
-  sltiu t0, s3, 2047
-  sd t0, 1696(gp) /* sig 212 */
-  mulhsu s8, s4, t5
-  sd s8, 1704(gp) /* sig 213 */
-  .option rvc
-  c.srli a0, 24
-  .option norvc
-  sd a0, 1712(gp) /* sig 214 */
-  j .L13
-.L21:
-  /* 200: aluR */
-  sub s9, s5, t6
-  sd s9, 472(gp) /* sig 300 */
-  /* 201: cMem */
-  .option rvc
-  c.lwsp a4, 4(sp)
-  .option norvc
-  sd a4, 480(gp) /* sig 301 */
+  fdiv.s f13, f31, f12, rmm
+  fsd f13, 616(gp) /* sig 318 */
+  fsflags s2, zero
+  sd s2, 624(gp) /* sig 319 */
   /* 202: cMem */
-  addi a0, sp, 64
   .option rvc
-  c.fsd f12, 80(a0)
+  c.ldsp s11, 56(sp)
   .option norvc
-  sub a0, a0, sp
-  /* 203: luiAuipc */
-  lui t4, 0xfffff
-  sd t4, 488(gp) /* sig 302 */
-  /* 204: aluI */
-  sraiw s7, a6, 23
-  sd s7, 496(gp) /* sig 303 */
-  /* 205: cAlu */
-  .option rvc
-  c.lui a4, 0x2
-  .option norvc
-  sd a4, 504(gp) /* sig 304 */
-  /* 206: aluI */
-  addi a0, s2, -1066
-  sd a0, 512(gp) /* sig 305 */
-  /* 207: aluI */
-  addiw a0, t0, -2048
-  sd a0, 520(gp) /* sig 306 */
-  /* 208: fp */
-  fcvt.w.d t0, f6, rdn
-  sd t0, 528(gp) /* sig 307 */
-  fsflags s9, zero
-  sd s9, 536(gp) /* sig 308 */
-  /* 209: aluI */
-  slli a7, a4, 1
-  sd a7, 544(gp) /* sig 309 */
-  /* 210: liSeed */
-  li a5, 0x80000000
-  sd a5, 552(gp) /* sig 310 */
-  /* 211: aluR */
-  srl zero, t1, ra
-  sd zero, 560(gp) /* sig 311 */
-  /* 212: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f25, tp
-  fclass.s zero, f25
-  sd zero, 568(gp) /* sig 312 */
-  fsflags s8, zero
-  sd s8, 576(gp) /* sig 313 */
-  /* 213: jal */
-  jal zero, .L22
-  remu s10, a5, t1
-  sd s10, 584(gp) /* sig 314 */
-  .option rvc
-  c.sub a2, a0
-  .option norvc
-  sd a2, 592(gp) /* sig 315 */
-.L22:
-  sd zero, 600(gp) /* sig 316 */
-  /* 214: aluR */
-  mulhsu s7, t2, t6
-  sd s7, 608(gp) /* sig 317 */
-  /* 215: cSp */
-  .option rvc
-  c.addi16sp sp, 192
-  .option norvc
-  ld t2, -104(sp)
-  sd t2, 616(gp) /* sig 318 */
-  .option rvc
-  c.addi16sp sp, -192
-  .option norvc
-  /* 216: branch */
-  blt a2, zero, .L23
-  sllw s5, s6, s6
-  sd s5, 624(gp) /* sig 319 */
-  .option rvc
-  c.lui s3, 0x2
-  .option norvc
-  sd s3, 632(gp) /* sig 320 */
-.L23:
-  /* 217: fp */
-  li tp, 0xe263055e9880c9e
-  fmv.d.x f23, tp
-  fsgnjx.d f26, f22, f23
-  fsd f26, 640(gp) /* sig 321 */
-  frcsr a7
-  sd a7, 648(gp) /* sig 322 */
-  /* 218: mem */
-  sb s2, 41(sp)
-  /* 219: fp */
-  li tp, 0x3fff57a1f9a1da68
-  fmv.d.x f16, tp
-  li tp, 0x7fe055f33cb97d79
-  fmv.d.x f13, tp
-  fmul.d f6, f16, f13, dyn
-  fsd f6, 656(gp) /* sig 323 */
-  csrrci s5, fflags, 0x1f
-  sd s5, 664(gp) /* sig 324 */
-  /* 220: fp */
-  li tp, 0xffffffff764493de
-  fmv.d.x f2, tp
-  li tp, 0xffffffff5f800000
-  fmv.d.x f5, tp
-  fle.s s10, f2, f5
-  sd s10, 672(gp) /* sig 325 */
-  fsflags a3, zero
-  sd a3, 680(gp) /* sig 326 */
-  /* 221: cAlu */
-  .option rvc
-  c.andi a2, -12
-  .option norvc
-  sd a2, 688(gp) /* sig 327 */
-  /* 222: aluR */
-  sraw s9, zero, s7
-  sd s9, 696(gp) /* sig 328 */
-  /* 223: fp */
-  li tp, 0xffffffff4b800001
-  fmv.d.x f10, tp
-  li tp, 0xffffffff4ec7421c
+  sd s11, 632(gp) /* sig 320 */
+  /* 203: branch */
+  beq t0, zero, .L26
+  sltu a3, zero, s0
+  sd a3, 640(gp) /* sig 321 */
+  addi a3, s3, -2032
+  sd a3, 648(gp) /* sig 322 */
+.L26:
+  /* 204: fmem */
+  addi s3, sp, 433
+  flw f16, -235(s3)
+  fsd f16, 656(gp) /* sig 323 */
+  sub s3, s3, sp
+  /* 205: fp */
+  li tp, 0x4277421c8b77ebff
   fmv.d.x f22, tp
-  li tp, 0xffffffff4e3732a8
+  li tp, 0xffffffffff7fffff
   fmv.d.x f20, tp
-  fnmsub.s f26, f10, f22, f20, rup
-  fsd f26, 704(gp) /* sig 329 */
+  fadd.d f12, f22, f20, rup
+  fsd f12, 664(gp) /* sig 324 */
   frcsr t6
-  sd t6, 712(gp) /* sig 330 */
-  /* 224: cMem */
+  sd t6, 672(gp) /* sig 325 */
+  /* 206: cMem */
   .option rvc
   c.ldsp t4, 80(sp)
   .option norvc
-  sd t4, 720(gp) /* sig 331 */
-  /* 225: luiAuipc */
+  sd t4, 680(gp) /* sig 326 */
+  /* 207: luiAuipc */
   auipc s5, 0x1129f
   auipc tp, 0
   sub s5, s5, tp
-  sd s5, 728(gp) /* sig 332 */
-  /* 226: aluI */
+  sd s5, 688(gp) /* sig 327 */
+  /* 208: aluI */
   addiw s10, s2, 1220
-  sd s10, 736(gp) /* sig 333 */
-  /* 227: fmem */
+  sd s10, 696(gp) /* sig 328 */
+  /* 209: fmem */
   addi t0, sp, -180
   li tp, 0x7e37e43c8800759c
   fmv.d.x f17, tp
   fsd f17, 409(t0)
   sub t0, t0, sp
-  /* 228: mem */
+  /* 210: mem */
   addi s11, sp, -19
   lb s9, 186(s11)
-  sd s9, 744(gp) /* sig 334 */
+  sd s9, 704(gp) /* sig 329 */
   sub s11, s11, sp
-  /* 229: aluI */
+  /* 211: aluI */
   slli a6, a5, 37
-  sd a6, 752(gp) /* sig 335 */
-  /* 230: fp */
-  fcvt.d.wu f19, t1
-  fsd f19, 760(gp) /* sig 336 */
-  frflags s0
-  sd s0, 768(gp) /* sig 337 */
-  /* 231: mem */
-  sb t6, 201(sp)
-  /* 232: cJump */
-  auipc t5, 0
-  addi t5, t5, 10
+  sd a6, 712(gp) /* sig 330 */
+  /* 212: fp */
+  li t3, 0xfffffffffffffffb
+  fcvt.d.w f19, t3
+  fsd f19, 720(gp) /* sig 331 */
+  fsflags s7, zero
+  sd s7, 728(gp) /* sig 332 */
+  /* 213: cJump */
+  auipc s10, 0
+  addi s10, s10, 26
   .option rvc
-  c.jalr t5
+  c.jr s10
   .option norvc
+  sll t2, a4, t4
+  sd t2, 736(gp) /* sig 333 */
+  srai s5, s1, 0
+  sd s5, 744(gp) /* sig 334 */
   auipc tp, 0
-  sub ra, ra, tp
-  sub t5, t5, tp
-  sd ra, 776(gp) /* sig 338 */
-  sd t5, 784(gp) /* sig 339 */
-  /* 233: cMem */
-  addi s1, sp, 179
+  sub s10, s10, tp
+  sd s10, 752(gp) /* sig 335 */
+  /* 214: cMem */
   .option rvc
-  c.sw a2, 20(s1)
+  c.ldsp t5, 32(sp)
   .option norvc
-  sub s1, s1, sp
-  /* 234: jalr */
-  auipc s3, 0
-  addi s3, s3, -106
-  jalr s3, 126(s3)
-  slti t4, a2, 875
-  sd t4, 792(gp) /* sig 340 */
+  sd t5, 760(gp) /* sig 336 */
+  /* 215: luiAuipc */
+  lui s5, 0x55072
+  sd s5, 768(gp) /* sig 337 */
+  /* 216: fp */
+  li ra, 0x4
+  fcvt.d.l f16, ra, rne
+  fsd f16, 776(gp) /* sig 338 */
+  frcsr s0
+  sd s0, 784(gp) /* sig 339 */
+  /* 217: smc */
+  /* patches in ori ra, s3, 151 (then imm + 1, ...) */
+  li s0, 0x979e093
+  li s9, 0x3
+.L27:
+  auipc s5, 0
+  sw s0, 12(s5)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s0, s0, tp
+  addi s9, s9, -1
+  bne s9, zero, .L27
   auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 800(gp) /* sig 341 */
-  /* 235: cMem */
-  .option rvc
-  c.swsp s2, 188(sp)
-  .option norvc
-  /* 236: fp */
-  li tp, 0x802fe2cf2de7286a
-  fmv.d.x f24, tp
-  fcvt.w.d s5, f24, rne
-  sd s5, 808(gp) /* sig 342 */
-  fsflags t6, zero
-  sd t6, 816(gp) /* sig 343 */
-  /* 237: lrsc */
-  addi s0, sp, 252
-  sc.w.aq s9, zero, (s0)
-  sd s9, 824(gp) /* sig 344 */
+  sub s5, s5, tp
+  sd ra, 792(gp) /* sig 340 */
+  sd s5, 800(gp) /* sig 341 */
+  /* 218: rand */
+  .4byte 0xfecd3a1b /* random */
+  sd s4, 808(gp) /* sig 342 */
+  /* 219: far */
+  bgeu s0, ra, .L28
+.L29:
+  /* 220: amo */
+  addi s0, sp, 56
+  amomin.d a7, s5, (s0)
   sub s0, s0, sp
-  lw s0, 252(sp)
-  sd s0, 832(gp) /* sig 345 */
-  /* 238: fcsr */
-  li t4, 0x40
-  csrrc t5, fcsr, t4
-  sd t5, 840(gp) /* sig 346 */
-  /* 239: cMem */
+  sd a7, 840(gp) /* sig 346 */
+  ld a5, 56(sp)
+  sd a5, 848(gp) /* sig 347 */
+  /* 221: cMem */
+  addi a0, sp, 80
   .option rvc
-  c.swsp a7, 76(sp)
+  c.fsd f10, 120(a0)
   .option norvc
-  /* 240: aluI */
-  slti a2, a4, -1624
-  sd a2, 848(gp) /* sig 347 */
-  /* 241: lrsc */
-  addi s4, sp, 200
-  lr.d.aqrl a1, (s4)
-  addiw ra, s11, -1
-  sll s3, ra, a6
-  sc.d.aq s7, s2, (s4)
-  sd a1, 856(gp) /* sig 348 */
-  sd s7, 864(gp) /* sig 349 */
-  sub s4, s4, sp
-  ld a2, 200(sp)
-  sd a2, 872(gp) /* sig 350 */
-  /* 242: aluI */
-  li ra, 0x8000001
-  slti t1, ra, -1557
-  sd t1, 880(gp) /* sig 351 */
-  /* 243: aluI */
-  slti a1, s8, 1958
-  sd a1, 888(gp) /* sig 352 */
-  /* 244: fcsr */
-  li s0, 0x5b
-  csrrc a4, frm, s0
-  sd a4, 896(gp) /* sig 353 */
-  /* 245: cBranch */
-  .option rvc
-  c.bnez s0, .L24
-  .option norvc
-  mulw a5, s8, zero
-  sd a5, 904(gp) /* sig 354 */
-.L24:
-  /* 246: fp */
-  li tp, 0xc20c63990366ed9b
-  fmv.d.x f1, tp
-  li tp, 0x7ff0000000000001
-  fmv.d.x f9, tp
-  fadd.d f25, f1, f9, rne
-  fsd f25, 912(gp) /* sig 355 */
-  li s1, 0x1f
-  csrrc t2, fcsr, s1
-  sd t2, 920(gp) /* sig 356 */
-  /* 247: lrsc */
-  addi a4, sp, 160
-  sc.w ra, t6, (a4)
-  sd ra, 928(gp) /* sig 357 */
-  sub a4, a4, sp
-  lw s6, 160(sp)
-  sd s6, 936(gp) /* sig 358 */
-  /* 248: amo */
-  li t1, 0x7fffffffffffffff
-  addi a3, sp, 240
-  amomax.d.aq t5, t1, (a3)
+  sub a0, a0, sp
+  /* 222: fp */
+  fcvt.lu.s s6, f12, rne
+  sd s6, 856(gp) /* sig 348 */
+  fsflags a5, zero
+  sd a5, 864(gp) /* sig 349 */
+  /* 223: jalr */
+  auipc a7, 0
+  jalr zero, 9(a7)
+  auipc tp, 0
+  sub a7, a7, tp
+  sd zero, 872(gp) /* sig 350 */
+  sd a7, 880(gp) /* sig 351 */
+  /* 224: mem */
+  li a2, 0x0
+  sw a2, 208(sp)
+  ld s9, 208(sp)
+  sd s9, 888(gp) /* sig 352 */
+  /* 225: mem */
+  addi a1, sp, 545
+  sw t5, -517(a1)
+  sub a1, a1, sp
+  /* 226: mem */
+  addi a3, sp, 190
+  sd t4, -95(a3)
   sub a3, a3, sp
-  sd t5, 944(gp) /* sig 359 */
-  ld zero, 240(sp)
-  sd zero, 952(gp) /* sig 360 */
+  ld a2, 88(sp)
+  sd a2, 896(gp) /* sig 353 */
+  /* 227: aluI */
+  slliw t1, t3, 31
+  sd t1, 904(gp) /* sig 354 */
+  /* 228: aluR */
+  li s9, 0x98ef00dae94bd25c
+  subw t0, s9, s10
+  sd t0, 912(gp) /* sig 355 */
+  /* 229: aluI */
+  ori t0, zero, 1783
+  sd t0, 920(gp) /* sig 356 */
+  /* 230: aluI */
+  li t6, 0xffffffffffffffea
+  addi s7, t6, 1
+  sd s7, 928(gp) /* sig 357 */
+  /* 231: rand */
+  .2byte 0x498a /* random */
+  sd s3, 936(gp) /* sig 358 */
+  .4byte 0x8902934f /* random */
+  sd t1, 944(gp) /* sig 359 */
+  fsd f6, 952(gp) /* sig 360 */
+  fsflags t5, zero
+  sd t5, 960(gp) /* sig 361 */
+  .4byte 0x10378853 /* random */
+  sd a6, 968(gp) /* sig 362 */
+  fsd f16, 976(gp) /* sig 363 */
+  li t3, 0x1f
+  csrrc t4, fcsr, t3
+  sd t4, 984(gp) /* sig 364 */
+  /* 232: aluI */
+  li s2, 0x10000000001
+  addi s5, s2, -507
+  sd s5, 992(gp) /* sig 365 */
+  /* 233: mem */
+  addi s3, sp, 56
+  sb zero, 191(s3)
+  sub s3, s3, sp
+  ld a4, 240(sp)
+  sd a4, 1000(gp) /* sig 366 */
+  /* 234: fmem */
+  addi a1, sp, -21
+  li tp, 0xffffffff80000001
+  fmv.d.x f31, tp
+  fsw f31, 141(a1)
+  sub a1, a1, sp
+  /* 235: aluI */
+  srliw a4, s2, 0
+  sd a4, 1008(gp) /* sig 367 */
+  /* 236: aluI */
+  li s9, 0x51825522b9c9a144
+  srliw s0, s9, 30
+  sd s0, 1016(gp) /* sig 368 */
+  /* 237: fp */
+  li tp, 0xffffffff5f800000
+  fmv.d.x f17, tp
+  li tp, 0xffffffff9e2a24f4
+  fmv.d.x f16, tp
+  feq.s a3, f17, f16
+  sd a3, 1024(gp) /* sig 369 */
+  fsflags t3, zero
+  sd t3, 1032(gp) /* sig 370 */
+  /* 238: aluR */
+  srlw zero, s2, s2
+  sd zero, 1040(gp) /* sig 371 */
+  /* 239: mem */
+  sw s1, 248(sp)
+  /* 240: jal */
+  jal a5, .L30
+  slli s0, t6, 35
+  sd s0, 1048(gp) /* sig 372 */
+  .option rvc
+  c.add t6, s2
+  .option norvc
+  sd t6, 1056(gp) /* sig 373 */
+.L30:
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 1064(gp) /* sig 374 */
+  /* 241: branch */
+  blt a7, ra, .L31
+  divw a6, s11, s0
+  sd a6, 1072(gp) /* sig 375 */
+  .option rvc
+  c.srai s0, 42
+  .option norvc
+  sd s0, 1080(gp) /* sig 376 */
+  div s0, a0, a1
+  sd s0, 1088(gp) /* sig 377 */
+.L31:
+  /* 242: mem */
+  lw t5, 26(sp)
+  sd t5, 1096(gp) /* sig 378 */
+  /* 243: luiAuipc */
+  auipc s10, 0x84368
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 1104(gp) /* sig 379 */
+  /* 244: aluR */
+  xor a0, t1, s8
+  sd a0, 1112(gp) /* sig 380 */
+  /* 245: fp */
+  li tp, 0x1
+  fmv.d.x f30, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f23, tp
+  fmin.d f9, f30, f23
+  fsd f9, 1120(gp) /* sig 381 */
+  fsflags a2, zero
+  sd a2, 1128(gp) /* sig 382 */
+  /* 246: rand */
+  .4byte 0xe8147713 /* random */
+  sd a4, 1136(gp) /* sig 383 */
+  /* 247: cAlu */
+  .option rvc
+  c.add t2, s1
+  .option norvc
+  sd t2, 1144(gp) /* sig 384 */
+  /* 248: amo */
+  addi s0, sp, 8
+  amoand.w s7, a5, (s0)
+  sub s0, s0, sp
+  sd s7, 1152(gp) /* sig 385 */
+  lw a3, 8(sp)
+  sd a3, 1160(gp) /* sig 386 */
   /* 249: fp */
-  fmv.x.w s2, f3
-  sd s2, 960(gp) /* sig 361 */
-  frcsr t1
-  sd t1, 968(gp) /* sig 362 */
+  li tp, 0xffffffff80a3d6b1
+  fmv.d.x f16, tp
+  fnmadd.s f4, f9, f16, f26
+  fsd f4, 1168(gp) /* sig 387 */
+  frflags a5
+  sd a5, 1176(gp) /* sig 388 */
   /* 250: cAlu */
   .option rvc
-  c.add ra, a7
+  c.lui a3, 0xfffe1
   .option norvc
-  sd ra, 976(gp) /* sig 363 */
-  /* 251: cJump */
-  auipc a0, 0
-  addi a0, a0, 10
+  sd a3, 1184(gp) /* sig 389 */
+  /* 251: liSeed */
+  li s7, 0x80
+  sd s7, 1192(gp) /* sig 390 */
+  /* 252: fp */
+  li tp, 0xffffffffc6d14caf
+  fmv.d.x f2, tp
+  fcvt.l.s t0, f2, rne
+  sd t0, 1200(gp) /* sig 391 */
+  fsflags a2, zero
+  sd a2, 1208(gp) /* sig 392 */
+  /* 253: cMem */
+  addi a2, sp, 152
   .option rvc
-  c.jalr a0
+  c.lw a5, 68(a2)
   .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub a0, a0, tp
-  sd ra, 984(gp) /* sig 364 */
-  sd a0, 992(gp) /* sig 365 */
-  /* 252: fcsr */
-  li s3, 0x5f
-  csrrs zero, fcsr, s3
-  sd zero, 1000(gp) /* sig 366 */
-  /* 253: liSeed */
-  li t6, 0xffff
-  sd t6, 1008(gp) /* sig 367 */
-  /* 254: fp */
-  li tp, 0x1c7be362d7b287
-  fmv.d.x f13, tp
-  li tp, 0x3ffc7be362d7b287
-  fmv.d.x f3, tp
-  fdiv.d f15, f13, f3, rup
-  fsd f15, 1016(gp) /* sig 368 */
-  fsflags s4, zero
-  sd s4, 1024(gp) /* sig 369 */
-  /* 255: luiAuipc */
-  auipc a2, 0xdfcd9
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 1032(gp) /* sig 370 */
-  /* 256: fcsr */
-  li a2, 0x0
-  csrrs s11, frm, a2
-  sd s11, 1040(gp) /* sig 371 */
-  /* 257: aluR */
-  li s7, 0xaaaaaaaaaaaaaaaa
-  mulhu s5, s7, a5
-  sd s5, 1048(gp) /* sig 372 */
-  /* 258: aluR */
-  srlw zero, s2, s2
-  sd zero, 1056(gp) /* sig 373 */
-  /* 259: mem */
-  sw s1, 248(sp)
+  sd a5, 1216(gp) /* sig 393 */
+  sub a2, a2, sp
+  /* 254: cMem */
+  .option rvc
+  c.fldsp f30, 216(sp)
+  .option norvc
+  fsd f30, 1224(gp) /* sig 394 */
+  /* 255: aluI */
+  srai s11, zero, 56
+  sd s11, 1232(gp) /* sig 395 */
+  /* 256: cBranch */
+  .option rvc
+  c.beqz a0, .L32
+  .option norvc
+  mulhsu t1, s7, ra
+  sd t1, 1240(gp) /* sig 396 */
+  slti t6, t1, -2048
+  sd t6, 1248(gp) /* sig 397 */
+  .option rvc
+  c.srli a4, 3
+  .option norvc
+  sd a4, 1256(gp) /* sig 398 */
+.L32:
+  /* 257: aluI */
+  srai t4, s5, 32
+  sd t4, 1264(gp) /* sig 399 */
+  /* 258: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f25, tp
+  li tp, 0xffffffff37acfab0
+  fmv.d.x f19, tp
+  fnmadd.s f17, f25, f19, f15, rdn
+  fsd f17, 1272(gp) /* sig 400 */
+  fsflags a0, zero
+  sd a0, 1280(gp) /* sig 401 */
+  /* 259: liSeed */
+  li t0, 0xff
+  sd t0, 1288(gp) /* sig 402 */
+  j .L33
+.L28:
+  .option rvc
+  c.slli a2, 10
+  .option norvc
+  sd a2, 816(gp) /* sig 343 */
+  .option rvc
+  c.srli a5, 60
+  .option norvc
+  sd a5, 824(gp) /* sig 344 */
+  .option rvc
+  c.mv s1, a1
+  .option norvc
+  sd s1, 832(gp) /* sig 345 */
+  beq zero, zero, .L29
+.L33:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x7ff0000000000001
-  .dword 0x6729f146e15ab904
-  .dword 0x4e89da01279dff58
-  .dword 0xffffffffc14c0c98
-  .dword 0xffffffff7f800001
-  .dword 0x0
-  .dword 0xffffffff3e54f5bd
-  .dword 0xd34848e929bfb0a1
-  .dword 0x100000000
-  .dword 0x7c44286d0f48c3f4
-  .dword 0xffffffff4b800001
+  .dword 0x2386e6fa51cd3658
+  .dword 0x4cc9869eb916153d
+  .dword 0x2359a1ae560c3d
+  .dword 0xb6a92898dd4375b8
+  .dword 0x63c5872226911e9
+  .dword 0x801b67c13dc41f36
+  .dword 0xffffffffff7fffff
+  .dword 0xfffffffe7f7fffff
+  .dword 0xb2e6c2f2ed24df6b
+  .dword 0x3fefffffffffffff
+  .dword 0x400b3d95325b3670
+  .dword 0xc03f31d4f7c9a5be
+  .dword 0x3e56223822880181
+  .dword 0xa81d10e1e4d4960f
+  .dword 0x3fe0000000000000
+  .dword 0x68a07b9d48719614
+  .dword 0x13dc5ca505bad65f
+  .dword 0x7b12f50e6ab2cde1
+  .dword 0x396536f5225c9895
+  .dword 0x99f07f24828b396b
+  .dword 0x2ee59bc357b45e0
   .dword 0x8000000000000001
-  .dword 0xffffffff4f000000
-  .dword 0xffffffff7a4bda6d
-  .dword 0xd2cc7d9f843683ab
-  .dword 0xc5044cd31f1fc0b
-  .dword 0x7e37e43c8800759c
-  .dword 0xffffffff7f800000
-  .dword 0xffffffff559b0e4f
-  .dword 0xbff8000000000000
-  .dword 0xb40bb888beac62c3
-  .dword 0xfffffffffffff
-  .dword 0x27d9027da881791a
-  .dword 0x3e100000000
-  .dword 0x1ef0b80d35598e4b
-  .dword 0x4f000000
-  .dword 0xff
-  .dword 0x667fd7c788530403
-  .dword 0x7fffffff
-  .dword 0xffffffff35521bc9
-  .dword 0x401a8ad66d7a38f8
-  .dword 0xfff0000000000001
+  .dword 0x41f0000000000000
+  .dword 0xd34
+  .dword 0x7ff800000000dead
+  .dword 0xcd79202b11c94158
+  .dword 0xffffffff3f800001
+  .dword 0x720c205a7dda7073
+  .dword 0x800d08877ce1cc8f
+  .dword 0xffffffffffffffc2
+  .dword 0xaedf78e62ea606d6
+  .dword 0xffffffff3686f328
 difftest_sig:
-  .rept 374
+  .rept 403
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,9 +4,9 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xffffffff7fffffff
-  li t0, 0x31
-  li t1, 0x5
+  li ra, 0xffffffffb6b0d9ee
+  li t0, 0x45
+  li t1, 0x5555555555555555
   li t2, 0x17b00
   li s0, 0x2
   li s1, 0x5c480000000
@@ -98,28 +98,28 @@
   fmv.d.x f31, tp
   csrwi frm, 0
   /* 0: fp */
-  fsqrt.d f27, f10, rtz
+  fsqrt.d f27, f30, rdn
   fsd f27, 0(gp) /* sig 0 */
-  fsflags s3, zero
-  sd s3, 8(gp) /* sig 1 */
-  /* 1: branch */
-  bltu a7, s0, .L0
-  rem a4, s10, s0
-  sd a4, 16(gp) /* sig 2 */
-  .option rvc
-  c.addi a0, 21
-  .option norvc
-  sd a0, 24(gp) /* sig 3 */
-  sra a1, a6, t5
-  sd a1, 32(gp) /* sig 4 */
+  fsflags a4, zero
+  sd a4, 8(gp) /* sig 1 */
+  /* 1: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f24, tp
+  fcvt.w.d s11, f24, rup
+  sd s11, 16(gp) /* sig 2 */
+  fsflags s0, zero
+  sd s0, 24(gp) /* sig 3 */
+  /* 2: mem */
+  sb a1, 215(sp)
+  ld s10, 208(sp)
+  sd s10, 32(gp) /* sig 4 */
+  /* 3: loop */
+  li a1, 0x3
 .L0:
-  /* 2: loop */
-  li s7, 0x3
-.L1:
   .option rvc
-  c.mv a5, s5
+  c.or a4, a2
   .option norvc
-  sd a5, 40(gp) /* sig 5 */
+  sd a4, 40(gp) /* sig 5 */
   .option rvc
   c.srai a5, 42
   .option norvc
@@ -128,1625 +128,1612 @@
   c.add t6, a4
   .option norvc
   sd t6, 56(gp) /* sig 7 */
-  addi s7, s7, -1
-  bltu zero, s7, .L1
-  sd s7, 64(gp) /* sig 8 */
-  /* 3: mem */
-  ld s8, 40(sp)
-  sd s8, 72(gp) /* sig 9 */
-  /* 4: aluI */
-  sltiu a3, a2, -1429
-  sd a3, 80(gp) /* sig 10 */
-  /* 5: branch */
-  bltu a0, a3, .L2
+  addi a1, a1, -1
+  blt zero, a1, .L0
+  sd a1, 64(gp) /* sig 8 */
+  /* 4: cBranch */
   .option rvc
-  c.add a1, s9
+  c.j .L1
   .option norvc
-  sd a1, 88(gp) /* sig 11 */
-.L2:
+  .option rvc
+  c.lui t2, 0xfffe9
+  .option norvc
+  sd t2, 72(gp) /* sig 9 */
+.L1:
+  /* 5: cAlu */
+  .option rvc
+  c.slli a2, 11
+  .option norvc
+  sd a2, 80(gp) /* sig 10 */
   /* 6: fp */
-  li tp, 0xffffffff43a32ee0
-  fmv.d.x f12, tp
-  fcvt.d.s f8, f12
-  fsd f8, 96(gp) /* sig 12 */
-  fsflags a7, zero
-  sd a7, 104(gp) /* sig 13 */
-  /* 7: jalr */
-  auipc t1, 0
-  addi t1, t1, 160
-  jalr a5, -142(t1)
-  .option rvc
-  c.srai a4, 52
-  .option norvc
-  sd a4, 112(gp) /* sig 14 */
-  auipc tp, 0
-  sub a5, a5, tp
-  sub t1, t1, tp
-  sd a5, 120(gp) /* sig 15 */
-  sd t1, 128(gp) /* sig 16 */
+  li tp, 0x83a80f3541be97f8
+  fmv.d.x f24, tp
+  fcvt.wu.d t1, f24, rtz
+  sd t1, 88(gp) /* sig 11 */
+  li a1, 0x1f
+  csrrc s1, fcsr, a1
+  sd s1, 96(gp) /* sig 12 */
+  /* 7: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f18, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f20, tp
+  li tp, 0x1
+  fmv.d.x f18, tp
+  fnmadd.d f15, f18, f20, f18, rup
+  fsd f15, 104(gp) /* sig 13 */
+  fsflags s10, zero
+  sd s10, 112(gp) /* sig 14 */
   /* 8: mem */
   lwu t3, 132(sp)
-  sd t3, 136(gp) /* sig 17 */
+  sd t3, 120(gp) /* sig 15 */
   /* 9: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f7, tp
-  fcvt.d.s f2, f7
-  fsd f2, 144(gp) /* sig 18 */
-  fsflags a7, zero
-  sd a7, 152(gp) /* sig 19 */
-  /* 10: jalr */
-  auipc s4, 0
-  jalr s4, 22(s4)
+  li tp, 0xffffffff7f800001
+  fmv.d.x f21, tp
+  fcvt.d.s f2, f21
+  fsd f2, 128(gp) /* sig 16 */
+  li a7, 0x1f
+  csrrc a2, fcsr, a7
+  sd a2, 136(gp) /* sig 17 */
+  /* 10: branch */
+  bne t6, t6, .L2
   div s1, t0, s3
-  sd s1, 160(gp) /* sig 20 */
+  sd s1, 144(gp) /* sig 18 */
   .option rvc
   c.addi s11, 31
   .option norvc
-  sd s11, 168(gp) /* sig 21 */
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 176(gp) /* sig 22 */
-  /* 11: cBranch */
+  sd s11, 152(gp) /* sig 19 */
   .option rvc
-  c.bnez a3, .L3
+  c.addiw s6, 24
   .option norvc
-  addiw s10, s6, 1622
-  sd s10, 184(gp) /* sig 23 */
-  slti zero, zero, -412
-  sd zero, 192(gp) /* sig 24 */
-  srai t3, s5, 28
-  sd t3, 200(gp) /* sig 25 */
-.L3:
-  /* 12: amo */
-  addi a5, sp, 232
-  amoswap.d.rl s1, t2, (a5)
-  sub a5, a5, sp
-  sd s1, 208(gp) /* sig 26 */
-  /* 13: cAlu */
-  .option rvc
-  c.xor s1, s0
-  .option norvc
-  sd s1, 216(gp) /* sig 27 */
-  /* 14: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f26, tp
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f24, tp
-  fmul.s f1, f26, f24, rne
-  fsd f1, 224(gp) /* sig 28 */
-  csrrci t2, fflags, 0x1f
-  sd t2, 232(gp) /* sig 29 */
-  /* 15: fp */
-  li tp, 0xc1383736dc06ed17
-  fmv.d.x f4, tp
-  fcvt.w.d s0, f4
-  sd s0, 240(gp) /* sig 30 */
-  fsflags s7, zero
-  sd s7, 248(gp) /* sig 31 */
-  /* 16: mem */
-  addi s10, sp, 449
-  sb s2, -223(s10)
-  sub s10, s10, sp
-  /* 17: aluR */
-  li s0, 0x51a07140
-  sll a5, s0, s5
-  sd a5, 256(gp) /* sig 32 */
-  /* 18: amo */
-  li a1, 0x80000000
-  addi t6, sp, 232
-  amoor.w.aq s5, a1, (t6)
-  sub t6, t6, sp
-  sd s5, 264(gp) /* sig 33 */
-  /* 19: mem */
-  lb t2, 188(sp)
-  sd t2, 272(gp) /* sig 34 */
-  /* 20: fp */
-  li tp, 0x4340000000000000
+  sd s6, 160(gp) /* sig 20 */
+.L2:
+  /* 11: fp */
+  li tp, 0xffffffffffc00000
   fmv.d.x f13, tp
-  li tp, 0xf7ef378c1f0a5623
-  fmv.d.x f5, tp
-  fmul.d f24, f13, f5, rtz
-  fsd f24, 280(gp) /* sig 35 */
-  frcsr s1
-  sd s1, 288(gp) /* sig 36 */
-  /* 21: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 196
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 296(gp) /* sig 37 */
-  /* 22: amo */
-  addi s10, sp, 184
-  amomax.d.aqrl s3, t0, (s10)
-  sub s10, s10, sp
-  sd s3, 304(gp) /* sig 38 */
-  ld s6, 184(sp)
-  sd s6, 312(gp) /* sig 39 */
-  /* 23: mem */
-  lhu s4, 32(sp)
-  sd s4, 320(gp) /* sig 40 */
-  /* 24: fmem */
-  addi ra, sp, 243
-  fsw f17, -107(ra)
-  sub ra, ra, sp
-  /* 25: lrsc */
-  addi s9, sp, 20
-  lr.w.aq a0, (s9)
-  sc.w.aqrl s5, a3, (s9)
-  sd a0, 328(gp) /* sig 41 */
-  sd s5, 336(gp) /* sig 42 */
-  sub s9, s9, sp
-  lw a0, 20(sp)
-  sd a0, 344(gp) /* sig 43 */
-  /* 26: fcsr */
-  li s2, 0xe3763df6c423bbe
-  csrrc s0, fflags, s2
-  sd s0, 352(gp) /* sig 44 */
-  /* 27: mem */
-  lb s11, 69(sp)
-  sd s11, 360(gp) /* sig 45 */
-  /* 28: cJump */
-  auipc s9, 0
-  addi s9, s9, 24
-  .option rvc
-  c.jalr s9
-  .option norvc
-  .option rvc
-  c.subw a3, a5
-  .option norvc
-  sd a3, 368(gp) /* sig 46 */
-  sraw s3, a0, s3
-  sd s3, 376(gp) /* sig 47 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s9, s9, tp
-  sd ra, 384(gp) /* sig 48 */
-  sd s9, 392(gp) /* sig 49 */
-  /* 29: fp */
-  li tp, 0xffffffff368a15d9
-  fmv.d.x f19, tp
-  fdiv.s f22, f19, f22, rne
-  fsd f22, 400(gp) /* sig 50 */
-  li a5, 0x1f
-  csrrc t0, fcsr, a5
-  sd t0, 408(gp) /* sig 51 */
-  /* 30: fp */
-  li t2, 0xffffffff7fffffff
-  fcvt.s.w f19, t2, rup
-  fsd f19, 416(gp) /* sig 52 */
-  fsflags s11, zero
-  sd s11, 424(gp) /* sig 53 */
-  /* 31: fmem */
-  addi s7, sp, 389
-  flw f0, -245(s7)
-  fsd f0, 432(gp) /* sig 54 */
-  sub s7, s7, sp
-  /* 32: aluI */
-  slli a6, a3, 62
-  sd a6, 440(gp) /* sig 55 */
-  /* 33: cMem */
-  addi a3, sp, 23
-  .option rvc
-  c.fsd f8, 104(a3)
-  .option norvc
-  sub a3, a3, sp
-  /* 34: fp */
-  li tp, 0x41dfffffffe00000
-  fmv.d.x f0, tp
-  li tp, 0xa39ceff510ba3b2c
-  fmv.d.x f13, tp
-  fnmadd.d f24, f0, f13, f14, rup
-  fsd f24, 448(gp) /* sig 56 */
-  li a5, 0x1f
-  csrrc a3, fcsr, a5
-  sd a3, 456(gp) /* sig 57 */
-  /* 35: cMem */
-  addi a4, sp, 192
-  .option rvc
-  c.fld f8, 32(a4)
-  .option norvc
-  fsd f8, 464(gp) /* sig 58 */
-  sub a4, a4, sp
-  /* 36: mem */
-  lw a3, 212(sp)
-  sd a3, 472(gp) /* sig 59 */
-  /* 37: lrsc */
-  addi t2, sp, 200
-  lr.d s9, (t2)
-  sc.d.rl a3, s2, (t2)
-  sd s9, 480(gp) /* sig 60 */
-  sd a3, 488(gp) /* sig 61 */
-  sub t2, t2, sp
-  ld t4, 200(sp)
-  sd t4, 496(gp) /* sig 62 */
-  /* 38: fp */
-  li tp, 0xffffffffe81b9f5b
-  fmv.d.x f10, tp
-  fcvt.w.d a1, f10, rdn
-  sd a1, 504(gp) /* sig 63 */
-  csrrci t6, fflags, 0x1f
-  sd t6, 512(gp) /* sig 64 */
-  /* 39: aluI */
-  addi s7, t1, 2047
-  sd s7, 520(gp) /* sig 65 */
-  /* 40: aluI */
-  andi t5, t4, 1
-  sd t5, 528(gp) /* sig 66 */
-  /* 41: fcsr */
-  csrrs s3, fflags, zero
-  sd s3, 536(gp) /* sig 67 */
-  /* 42: branch */
-  beq zero, a5, .L4
-  .option rvc
-  c.lui s6, 0xffff5
-  .option norvc
-  sd s6, 544(gp) /* sig 68 */
-.L4:
-  /* 43: lrsc */
-  addi s6, sp, 80
-  lr.d.aqrl zero, (s6)
-  sltiu t5, a1, 1010
-  sc.d.aq t1, a0, (s6)
-  sd zero, 552(gp) /* sig 69 */
-  sd t1, 560(gp) /* sig 70 */
-  sc.d.rl t1, zero, (s6)
-  sd t1, 568(gp) /* sig 71 */
-  sub s6, s6, sp
-  ld s11, 80(sp)
-  sd s11, 576(gp) /* sig 72 */
-  /* 44: aluR */
-  li a7, 0xffffffff7fffffff
-  remu t1, s7, a7
-  sd t1, 584(gp) /* sig 73 */
-  /* 45: fp */
-  li tp, 0xffffffff13788b63
-  fmv.d.x f18, tp
-  fcvt.l.d a7, f18, rne
-  sd a7, 592(gp) /* sig 74 */
-  fsflags a4, zero
-  sd a4, 600(gp) /* sig 75 */
-  /* 46: fp */
-  fsgnjx.s f14, f2, f10
-  fsd f14, 608(gp) /* sig 76 */
-  fsflags s2, zero
-  sd s2, 616(gp) /* sig 77 */
-  /* 47: aluR */
-  li ra, 0x69197a3aa7a6d4f1
-  mulhsu a0, ra, s2
-  sd a0, 624(gp) /* sig 78 */
-  /* 48: mem */
-  addi ra, sp, 597
-  ld s11, -351(ra)
-  sd s11, 632(gp) /* sig 79 */
-  sub ra, ra, sp
-  /* 49: cMem */
-  .option rvc
-  c.fldsp f16, 184(sp)
-  .option norvc
-  fsd f16, 640(gp) /* sig 80 */
-  /* 50: aluI */
-  ori s2, t4, 2047
-  sd s2, 648(gp) /* sig 81 */
-  /* 51: mem */
-  li s7, 0x17f600000000
-  sw s7, 164(sp)
-  /* 52: far */
-  bne a0, s1, .L5
-.L6:
-  /* 53: fp */
-  li tp, 0xffffffff9a5ccd68
-  fmv.d.x f1, tp
-  fnmadd.s f14, f20, f1, f4
-  fsd f14, 680(gp) /* sig 85 */
-  fsflags t5, zero
-  sd t5, 688(gp) /* sig 86 */
-  /* 54: branch */
-  bne s5, s5, .L7
-  mulhu t0, a2, a0
-  sd t0, 696(gp) /* sig 87 */
-  add t1, s1, s3
-  sd t1, 704(gp) /* sig 88 */
-.L7:
-  /* 55: amo */
-  li a1, 0xefc9e0db7ac825e2
-  addi t0, sp, 44
-  amoswap.w.aq a5, a1, (t0)
-  sub t0, t0, sp
-  sd a5, 712(gp) /* sig 89 */
-  lw a6, 44(sp)
-  sd a6, 720(gp) /* sig 90 */
-  /* 56: fp */
-  fmsub.d f5, f6, f28, f31, dyn
-  fsd f5, 728(gp) /* sig 91 */
-  fsflags t5, zero
-  sd t5, 736(gp) /* sig 92 */
-  /* 57: mem */
-  ld ra, 40(sp)
-  sd ra, 744(gp) /* sig 93 */
-  /* 58: aluR */
-  li s4, 0xffffffff80000000
-  li s9, 0x100000000
-  divw a4, s4, s9
-  sd a4, 752(gp) /* sig 94 */
-  /* 59: aluI */
-  addiw a4, zero, -2048
-  sd a4, 760(gp) /* sig 95 */
-  /* 60: cBranch */
-  .option rvc
-  c.bnez a0, .L8
-  .option norvc
-  mulh a6, t4, t0
-  sd a6, 768(gp) /* sig 96 */
-.L8:
-  /* 61: fp */
-  li tp, 0xffffffff4b800001
-  fmv.d.x f4, tp
-  li tp, 0xfff0000000000000
-  fmv.d.x f13, tp
-  fmin.s f1, f4, f13
-  fsd f1, 776(gp) /* sig 97 */
-  frflags t6
-  sd t6, 784(gp) /* sig 98 */
-  /* 62: fp */
-  fadd.s f9, f18, f25, rtz
-  fsd f9, 792(gp) /* sig 99 */
+  fcvt.lu.s a1, f13, rdn
+  sd a1, 168(gp) /* sig 21 */
   fsflags ra, zero
-  sd ra, 800(gp) /* sig 100 */
-  /* 63: fp */
-  li tp, 0xffffffffc0900000
-  fmv.d.x f16, tp
-  fcvt.lu.s a3, f16, rmm
-  sd a3, 808(gp) /* sig 101 */
-  fsflags s4, zero
-  sd s4, 816(gp) /* sig 102 */
-  /* 64: cAlu */
-  .option rvc
-  c.and a0, s1
-  .option norvc
-  sd a0, 824(gp) /* sig 103 */
-  /* 65: cSp */
-  .option rvc
-  c.addi4spn a4, sp, 424
-  .option norvc
-  sub a4, a4, sp
-  sd a4, 832(gp) /* sig 104 */
-  /* 66: cMem */
-  addi a0, sp, 60
-  .option rvc
-  c.lw a5, 88(a0)
-  .option norvc
-  sd a5, 840(gp) /* sig 105 */
-  sub a0, a0, sp
-  /* 67: fp */
-  li tp, 0xffffffffbfd5bfc9
+  sd ra, 176(gp) /* sig 22 */
+  /* 12: aluI */
+  addi s0, a5, 1038
+  sd s0, 184(gp) /* sig 23 */
+  /* 13: mem */
+  lw t5, 20(sp)
+  sd t5, 192(gp) /* sig 24 */
+  /* 14: fp */
+  li tp, 0x1
+  fmv.d.x f7, tp
+  fmul.d f17, f18, f7, rne
+  fsd f17, 200(gp) /* sig 25 */
+  frflags s0
+  sd s0, 208(gp) /* sig 26 */
+  /* 15: fp */
+  li tp, 0x4340000000000001
+  fmv.d.x f11, tp
+  li tp, 0x47efffffe0000000
+  fmv.d.x f13, tp
+  fmax.d f8, f11, f13
+  fsd f8, 216(gp) /* sig 27 */
+  fsflags s9, zero
+  sd s9, 224(gp) /* sig 28 */
+  /* 16: fp */
+  li tp, 0xffffffffffc00000
   fmv.d.x f21, tp
-  li tp, 0xffffffff7f194d19
-  fmv.d.x f12, tp
-  fmul.s f22, f21, f12, rne
-  fsd f22, 848(gp) /* sig 106 */
-  fsflags a7, zero
-  sd a7, 856(gp) /* sig 107 */
-  /* 68: cAlu */
-  .option rvc
-  c.lui s6, 0xffffc
-  .option norvc
-  sd s6, 864(gp) /* sig 108 */
-  /* 69: branch */
-  bne t3, s8, .L9
-  mul a1, t5, a1
-  sd a1, 872(gp) /* sig 109 */
-  mul ra, t0, s3
-  sd ra, 880(gp) /* sig 110 */
-  sltiu t3, a2, 1292
-  sd t3, 888(gp) /* sig 111 */
-.L9:
-  /* 70: cAlu */
-  .option rvc
-  c.li s1, -29
-  .option norvc
-  sd s1, 896(gp) /* sig 112 */
-  /* 71: fp */
-  li tp, 0x70ea7f547dedb0f5
-  fmv.d.x f5, tp
-  li tp, 0xbf7799cbbddc251f
-  fmv.d.x f27, tp
-  fmax.d f8, f5, f27
-  fsd f8, 904(gp) /* sig 113 */
-  fsflags a2, zero
-  sd a2, 912(gp) /* sig 114 */
-  /* 72: fp */
-  li tp, 0x3ff25ea157fd99b2
-  fmv.d.x f16, tp
-  li tp, 0x7febdf3f6de7716e
-  fmv.d.x f15, tp
-  fmul.d f7, f16, f15, rmm
-  fsd f7, 920(gp) /* sig 115 */
-  frflags s7
-  sd s7, 928(gp) /* sig 116 */
-  /* 73: fp */
-  li a5, 0xffffffff9853c6c3
-  fcvt.d.lu f14, a5, rdn
-  fsd f14, 936(gp) /* sig 117 */
-  fsflags a6, zero
-  sd a6, 944(gp) /* sig 118 */
-  /* 74: fcsr */
-  li t5, 0xa228f157c0ba9163
-  csrrc s7, frm, t5
-  sd s7, 952(gp) /* sig 119 */
-  /* 75: fmem */
-  addi s2, sp, -51
-  fld f10, 140(s2)
-  fsd f10, 960(gp) /* sig 120 */
-  sub s2, s2, sp
-  /* 76: cMem */
-  .option rvc
-  c.fldsp f24, 88(sp)
-  .option norvc
-  fsd f24, 968(gp) /* sig 121 */
-  /* 77: fp */
-  fclass.s t6, f4
-  sd t6, 976(gp) /* sig 122 */
-  fsflags a0, zero
-  sd a0, 984(gp) /* sig 123 */
-  /* 78: fp */
-  li tp, 0xfffffffff149f2ca
-  fmv.d.x f5, tp
-  li tp, 0xfffffffecf000000
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f24, tp
+  fadd.s f2, f21, f24, rmm
+  fsd f2, 232(gp) /* sig 29 */
+  li s7, 0x1f
+  csrrc t1, fcsr, s7
+  sd t1, 240(gp) /* sig 30 */
+  /* 17: mem */
+  ld a4, 56(sp)
+  sd a4, 248(gp) /* sig 31 */
+  /* 18: fp */
+  li tp, 0xffffffffdf000000
+  fmv.d.x f0, tp
+  fcvt.s.d f25, f0, rmm
+  fsd f25, 256(gp) /* sig 32 */
+  fsflags a5, zero
+  sd a5, 264(gp) /* sig 33 */
+  /* 19: amo */
+  addi s3, sp, 68
+  amoor.w.rl t4, a3, (s3)
+  sub s3, s3, sp
+  sd t4, 272(gp) /* sig 34 */
+  /* 20: jal */
+  jal zero, .L3
+.L3:
+  sd zero, 280(gp) /* sig 35 */
+  /* 21: far */
+  bne a7, t2, .L4
+.L5:
+  /* 22: fp */
+  li tp, 0x4340000000000000
   fmv.d.x f18, tp
-  fadd.s f8, f5, f18, rtz
-  fsd f8, 992(gp) /* sig 124 */
-  frflags t6
-  sd t6, 1000(gp) /* sig 125 */
-  /* 79: aluR */
-  li t3, 0xffffffff
-  li t5, 0x1000000
-  mulw s3, t3, t5
-  sd s3, 1008(gp) /* sig 126 */
-  /* 80: aluI */
-  slti a1, t3, 1494
-  sd a1, 1016(gp) /* sig 127 */
-  /* 81: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f26, tp
-  fcvt.l.d a3, f26, rne
-  sd a3, 1024(gp) /* sig 128 */
-  frcsr s0
-  sd s0, 1032(gp) /* sig 129 */
-  /* 82: branch */
-  bltu a6, a6, .L10
-  slti t3, s9, 2047
-  sd t3, 1040(gp) /* sig 130 */
-  .option rvc
-  c.srai a2, 55
-  .option norvc
-  sd a2, 1048(gp) /* sig 131 */
-  .option rvc
-  c.subw s1, s1
-  .option norvc
-  sd s1, 1056(gp) /* sig 132 */
-.L10:
-  /* 83: fp */
-  li tp, 0x3517a7e5a6b09ce
-  fmv.d.x f30, tp
-  li tp, 0xfffffffe00aee953
-  fmv.d.x f12, tp
-  fsub.s f19, f30, f12, rne
-  fsd f19, 1064(gp) /* sig 133 */
-  frflags s3
-  sd s3, 1072(gp) /* sig 134 */
-  /* 84: fp */
-  li tp, 0xffffffff80000000
-  fmv.d.x f5, tp
-  fcvt.w.s ra, f5, rtz
-  sd ra, 1080(gp) /* sig 135 */
+  fcvt.s.d f23, f18
+  fsd f23, 312(gp) /* sig 39 */
   fsflags s6, zero
-  sd s6, 1088(gp) /* sig 136 */
-  /* 85: amo */
-  addi s2, sp, 152
-  amomaxu.d a7, zero, (s2)
-  sub s2, s2, sp
-  sd a7, 1096(gp) /* sig 137 */
-  ld a1, 152(sp)
-  sd a1, 1104(gp) /* sig 138 */
-  /* 86: aluI */
-  addiw a3, ra, 911
-  sd a3, 1112(gp) /* sig 139 */
-  /* 87: fp */
-  fle.s s1, f17, f18
-  sd s1, 1120(gp) /* sig 140 */
-  li s6, 0x1f
-  csrrc s9, fcsr, s6
-  sd s9, 1128(gp) /* sig 141 */
-  /* 88: mem */
-  ld a0, 186(sp)
-  sd a0, 1136(gp) /* sig 142 */
-  /* 89: fp */
-  li tp, 0xffffffff3f8ea4ca
-  fmv.d.x f30, tp
-  li tp, 0xffffffff7f65b81b
-  fmv.d.x f5, tp
-  fmul.s f13, f30, f5, rtz
-  fsd f13, 1144(gp) /* sig 143 */
-  fsflags s1, zero
-  sd s1, 1152(gp) /* sig 144 */
-  /* 90: jalr */
-  auipc s4, 0
-  addi s4, s4, -8
-  jalr t4, 20(s4)
+  sd s6, 320(gp) /* sig 40 */
+  /* 23: cSp */
+  .option rvc
+  c.addi16sp sp, 192
+  .option norvc
+  ld t0, -184(sp)
+  sd t0, 328(gp) /* sig 41 */
+  .option rvc
+  c.addi16sp sp, -192
+  .option norvc
+  /* 24: cMem */
+  addi a2, sp, 224
+  .option rvc
+  c.fld f12, 0(a2)
+  .option norvc
+  fsd f12, 336(gp) /* sig 42 */
+  sub a2, a2, sp
+  /* 25: fp */
+  li tp, 0xffffffff329ecad4
+  fmv.d.x f10, tp
+  fsub.s f10, f8, f10, rup
+  fsd f10, 344(gp) /* sig 43 */
+  li a5, 0x1f
+  csrrc a0, fcsr, a5
+  sd a0, 352(gp) /* sig 44 */
+  /* 26: luiAuipc */
+  auipc s4, 0x9c169
   auipc tp, 0
-  sub t4, t4, tp
   sub s4, s4, tp
-  sd t4, 1160(gp) /* sig 145 */
-  sd s4, 1168(gp) /* sig 146 */
-  /* 91: fp */
-  li tp, 0x3810000000000000
+  sd s4, 360(gp) /* sig 45 */
+  /* 27: cBranch */
+  .option rvc
+  c.bnez s0, .L6
+  .option norvc
+  sub a2, a1, s11
+  sd a2, 368(gp) /* sig 46 */
+  srli t3, s9, 44
+  sd t3, 376(gp) /* sig 47 */
+.L6:
+  /* 28: fp */
+  li tp, 0x3ffde863d8d90e22
+  fmv.d.x f18, tp
+  li tp, 0x88f450f852d35
+  fmv.d.x f19, tp
+  fmul.d f16, f18, f19, rtz
+  fsd f16, 384(gp) /* sig 48 */
+  fsflags t2, zero
+  sd t2, 392(gp) /* sig 49 */
+  /* 29: mem */
+  addi a5, sp, 468
+  sw zero, -424(a5)
+  sub a5, a5, sp
+  /* 30: amo */
+  addi s0, sp, 32
+  amoswap.d.rl zero, s3, (s0)
+  sub s0, s0, sp
+  sd zero, 400(gp) /* sig 50 */
+  /* 31: aluI */
+  li s11, 0x1828000000000
+  andi s4, s11, -1
+  sd s4, 408(gp) /* sig 51 */
+  /* 32: mem */
+  lhu t6, 156(sp)
+  sd t6, 416(gp) /* sig 52 */
+  /* 33: fp */
+  li tp, 0xba5eb5ce503ab
+  fmv.d.x f24, tp
+  fcvt.w.d s6, f24, rtz
+  sd s6, 424(gp) /* sig 53 */
+  frflags t3
+  sd t3, 432(gp) /* sig 54 */
+  /* 34: aluI */
+  sraiw s7, s7, 14
+  sd s7, 440(gp) /* sig 55 */
+  /* 35: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f24, tp
+  li tp, 0xffffffffff800001
+  fmv.d.x f12, tp
+  fmadd.s f15, f24, f19, f12, rne
+  fsd f15, 448(gp) /* sig 56 */
+  frcsr a1
+  sd a1, 456(gp) /* sig 57 */
+  /* 36: fp */
+  li tp, 0xffffffffc4c5ed9a
+  fmv.d.x f27, tp
+  fmadd.s f17, f10, f27, f16, rtz
+  fsd f17, 464(gp) /* sig 58 */
+  fsflags t1, zero
+  sd t1, 472(gp) /* sig 59 */
+  /* 37: branch */
+  bgeu t4, s2, .L7
+  rem t1, s3, t4
+  sd t1, 480(gp) /* sig 60 */
+  sraiw s0, t1, 11
+  sd s0, 488(gp) /* sig 61 */
+  sltu a4, a7, s1
+  sd a4, 496(gp) /* sig 62 */
+.L7:
+  /* 38: fp */
+  li tp, 0x7ff0000000000001
   fmv.d.x f9, tp
-  li tp, 0xc3e0000000000000
-  fmv.d.x f14, tp
-  fmax.d f30, f9, f14
-  fsd f30, 1176(gp) /* sig 147 */
-  fsflags t5, zero
-  sd t5, 1184(gp) /* sig 148 */
-  /* 92: amo */
-  addi a0, sp, 112
-  amomin.d s2, t1, (a0)
-  sub a0, a0, sp
-  sd s2, 1192(gp) /* sig 149 */
-  /* 93: fp */
-  li tp, 0x3fb999999999999a
-  fmv.d.x f14, tp
-  li tp, 0xbde7e60fbf4f4f8d
+  li tp, 0x7ff0000000000000
   fmv.d.x f21, tp
-  fsub.d f6, f14, f21
-  fsd f6, 1200(gp) /* sig 150 */
-  fsflags s3, zero
-  sd s3, 1208(gp) /* sig 151 */
-  /* 94: mem */
-  ld ra, 248(sp)
-  sd ra, 1216(gp) /* sig 152 */
-  /* 95: aluI */
-  xori s10, t0, 1977
-  sd s10, 1224(gp) /* sig 153 */
-  /* 96: aluI */
-  li s4, 0x123456789abcdef
-  srliw t6, s4, 22
-  sd t6, 1232(gp) /* sig 154 */
-  /* 97: lrsc */
-  addi a6, sp, 136
-  sc.d.aqrl a7, t2, (a6)
-  sd a7, 1240(gp) /* sig 155 */
-  sub a6, a6, sp
-  ld t1, 136(sp)
-  sd t1, 1248(gp) /* sig 156 */
-  /* 98: fp */
-  li tp, 0x7fefffffffffffff
+  fadd.d f1, f9, f21, rne
+  fsd f1, 504(gp) /* sig 63 */
+  frcsr s6
+  sd s6, 512(gp) /* sig 64 */
+  /* 39: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f19, tp
+  li tp, 0xffffffff311f70cc
+  fmv.d.x f26, tp
+  fmadd.s f22, f19, f26, f5, rtz
+  fsd f22, 520(gp) /* sig 65 */
+  frflags a0
+  sd a0, 528(gp) /* sig 66 */
+  /* 40: mem */
+  sb a0, 239(sp)
+  ld a6, 232(sp)
+  sd a6, 536(gp) /* sig 67 */
+  /* 41: aluI */
+  addiw t5, zero, 575
+  sd t5, 544(gp) /* sig 68 */
+  /* 42: fp */
+  li tp, 0x1
+  fmv.d.x f2, tp
+  fclass.d t4, f2
+  sd t4, 552(gp) /* sig 69 */
+  fsflags ra, zero
+  sd ra, 560(gp) /* sig 70 */
+  /* 43: mem */
+  sw t0, 124(sp)
+  /* 44: cAlu */
+  .option rvc
+  c.srai s0, 40
+  .option norvc
+  sd s0, 568(gp) /* sig 71 */
+  /* 45: jal */
+  jal zero, .L8
+  addiw zero, a0, 634
+  sd zero, 576(gp) /* sig 72 */
+  .option rvc
+  c.srai s0, 56
+  .option norvc
+  sd s0, 584(gp) /* sig 73 */
+.L8:
+  sd zero, 592(gp) /* sig 74 */
+  /* 46: fp */
+  fcvt.s.d f19, f0, rmm
+  fsd f19, 600(gp) /* sig 75 */
+  fsflags t5, zero
+  sd t5, 608(gp) /* sig 76 */
+  /* 47: fp */
+  li s11, 0x1f
+  fcvt.s.lu f3, s11, rmm
+  fsd f3, 616(gp) /* sig 77 */
+  fsflags s7, zero
+  sd s7, 624(gp) /* sig 78 */
+  /* 48: lrsc */
+  addi ra, sp, 168
+  lr.d s0, (ra)
+  sc.d a4, s0, (ra)
+  sd s0, 632(gp) /* sig 79 */
+  sd a4, 640(gp) /* sig 80 */
+  sub ra, ra, sp
+  ld s1, 168(sp)
+  sd s1, 648(gp) /* sig 81 */
+  /* 49: far */
+  bgeu s3, s3, .L9
+.L10:
+  /* 50: mem */
+  sd s5, 64(sp)
+  ld s4, 64(sp)
+  sd s4, 672(gp) /* sig 84 */
+  /* 51: branch */
+  beq a0, a0, .L11
+  divuw s0, s9, t2
+  sd s0, 680(gp) /* sig 85 */
+.L11:
+  /* 52: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f2, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f0, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f6, tp
+  fmsub.s f9, f2, f0, f6, rne
+  fsd f9, 688(gp) /* sig 86 */
+  frflags t1
+  sd t1, 696(gp) /* sig 87 */
+  /* 53: aluR */
+  sub a5, s1, zero
+  sd a5, 704(gp) /* sig 88 */
+  /* 54: cBranch */
+  .option rvc
+  c.beqz s0, .L12
+  .option norvc
+  ori s1, s9, -1228
+  sd s1, 712(gp) /* sig 89 */
+.L12:
+  /* 55: fp */
+  li tp, 0xffffffff80709bdc
+  fmv.d.x f1, tp
+  li tp, 0xffffffffbfe137b9
+  fmv.d.x f11, tp
+  fsqrt.s f24, f1, dyn
+  fsd f24, 720(gp) /* sig 90 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 728(gp) /* sig 91 */
+  /* 56: cAlu */
+  .option rvc
+  c.subw s1, a4
+  .option norvc
+  sd s1, 736(gp) /* sig 92 */
+  /* 57: mem */
+  addi t2, sp, -266
+  lb t6, 341(t2)
+  sd t6, 744(gp) /* sig 93 */
+  sub t2, t2, sp
+  /* 58: cBranch */
+  .option rvc
+  c.j .L13
+  .option norvc
+  or s4, s11, t1
+  sd s4, 752(gp) /* sig 94 */
+  divuw s4, t0, a6
+  sd s4, 760(gp) /* sig 95 */
+.L13:
+  /* 59: aluI */
+  li t1, 0x22
+  addiw s5, t1, 1365
+  sd s5, 768(gp) /* sig 96 */
+  /* 60: amo */
+  li a1, 0xffff
+  addi t6, sp, 64
+  amomaxu.w.aq s6, a1, (t6)
+  sub t6, t6, sp
+  sd s6, 776(gp) /* sig 97 */
+  /* 61: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f28, tp
+  li tp, 0xffffffff00000001
   fmv.d.x f25, tp
   li tp, 0xffffffff7fc00000
+  fmv.d.x f14, tp
+  fmsub.s f22, f28, f25, f14, rdn
+  fsd f22, 784(gp) /* sig 98 */
+  fsflags s5, zero
+  sd s5, 792(gp) /* sig 99 */
+  /* 62: fcsr */
+  li s8, 0x11
+  csrrw s7, fcsr, s8
+  sd s7, 800(gp) /* sig 100 */
+  /* 63: fp */
+  li tp, 0xfffffffffc10119b
   fmv.d.x f22, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f26, tp
-  fmsub.d f14, f25, f22, f26, dyn
-  fsd f14, 1256(gp) /* sig 157 */
-  fsflags t0, zero
-  sd t0, 1264(gp) /* sig 158 */
-  /* 99: fp */
-  fle.d s10, f5, f5
-  sd s10, 1272(gp) /* sig 159 */
-  li a6, 0x1f
-  csrrc t4, fcsr, a6
-  sd t4, 1280(gp) /* sig 160 */
-  j .L11
-.L5:
-  .option rvc
-  c.add a0, s3
-  .option norvc
-  sd a0, 656(gp) /* sig 82 */
-  mulw a4, s9, a3
-  sd a4, 664(gp) /* sig 83 */
-  mulhsu a2, s11, a3
-  sd a2, 672(gp) /* sig 84 */
-  beq zero, zero, .L6
-.L11:
-  /* 100: fp */
+  fsub.d f15, f18, f22, rne
+  fsd f15, 808(gp) /* sig 101 */
+  fsflags s7, zero
+  sd s7, 816(gp) /* sig 102 */
+  /* 64: jalr */
+  auipc a3, 0
+  jalr a3, 8(a3)
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 824(gp) /* sig 103 */
+  /* 65: aluI */
+  li t4, 0xe3bebefca191bda3
+  srli a0, t4, 54
+  sd a0, 832(gp) /* sig 104 */
+  /* 66: jalr */
+  auipc s3, 0
+  jalr s5, 16(s3)
+  xor s2, a4, zero
+  sd s2, 840(gp) /* sig 105 */
+  auipc tp, 0
+  sub s5, s5, tp
+  sub s3, s3, tp
+  sd s5, 848(gp) /* sig 106 */
+  sd s3, 856(gp) /* sig 107 */
+  /* 67: aluR */
+  and s9, a2, t3
+  sd s9, 864(gp) /* sig 108 */
+  /* 68: aluR */
+  xor a4, zero, a1
+  sd a4, 872(gp) /* sig 109 */
+  /* 69: branch */
+  bge a6, a6, .L14
+  addi a2, a2, -1968
+  sd a2, 880(gp) /* sig 110 */
+  divuw a3, s2, s3
+  sd a3, 888(gp) /* sig 111 */
+.L14:
+  /* 70: amo */
+  addi s7, sp, 220
+  amoswap.w.rl s8, a6, (s7)
+  sub s7, s7, sp
+  sd s8, 896(gp) /* sig 112 */
+  /* 71: branch */
+  blt s4, s2, .L15
+  srli a4, a1, 41
+  sd a4, 904(gp) /* sig 113 */
+  sraiw a4, s5, 10
+  sd a4, 912(gp) /* sig 114 */
+.L15:
+  /* 72: fcsr */
+  li s9, 0x1b
+  csrrw a3, fcsr, s9
+  sd a3, 920(gp) /* sig 115 */
+  /* 73: fp */
   li tp, 0xffffffff7149f2ca
-  fmv.d.x f11, tp
-  li tp, 0xffffffffceb035b2
-  fmv.d.x f7, tp
-  li tp, 0xffffffff7f800001
-  fmv.d.x f11, tp
-  fmsub.s f2, f11, f7, f11, dyn
-  fsd f2, 1288(gp) /* sig 161 */
+  fmv.d.x f31, tp
+  fclass.s t2, f31
+  sd t2, 928(gp) /* sig 116 */
   fsflags a1, zero
-  sd a1, 1296(gp) /* sig 162 */
-  /* 101: fcsr */
-  li s8, 0x82
-  csrrw t6, fcsr, s8
-  sd t6, 1304(gp) /* sig 163 */
-  /* 102: fp */
-  li tp, 0xbf9ab8bc1fd80b6a
-  fmv.d.x f19, tp
-  fcvt.wu.d s6, f19, rne
-  sd s6, 1312(gp) /* sig 164 */
+  sd a1, 936(gp) /* sig 117 */
+  /* 74: branch */
+  bne t1, s7, .L16
+  sllw t6, zero, t3
+  sd t6, 944(gp) /* sig 118 */
+.L16:
+  /* 75: lrsc */
+  addi s0, sp, 212
+  lr.w.aq s3, (s0)
+  sc.w.aqrl ra, s3, (s0)
+  sd s3, 952(gp) /* sig 119 */
+  sd ra, 960(gp) /* sig 120 */
+  sub s0, s0, sp
+  lw t1, 212(sp)
+  sd t1, 968(gp) /* sig 121 */
+  /* 76: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f22, tp
+  fmadd.s f4, f28, f22, f10, rdn
+  fsd f4, 976(gp) /* sig 122 */
   frcsr a1
-  sd a1, 1320(gp) /* sig 165 */
-  /* 103: lrsc */
-  addi s3, sp, 212
-  lr.w.aqrl t1, (s3)
-  sc.w.aq a6, a3, (s3)
-  sd t1, 1328(gp) /* sig 166 */
-  sd a6, 1336(gp) /* sig 167 */
-  sub s3, s3, sp
-  lw a5, 212(sp)
-  sd a5, 1344(gp) /* sig 168 */
-  /* 104: mem */
+  sd a1, 984(gp) /* sig 123 */
+  /* 77: mem */
+  lbu t0, 50(sp)
+  sd t0, 992(gp) /* sig 124 */
+  /* 78: cAlu */
+  .option rvc
+  c.slli t1, 49
+  .option norvc
+  sd t1, 1000(gp) /* sig 125 */
+  /* 79: cAlu */
+  .option rvc
+  c.or a4, a4
+  .option norvc
+  sd a4, 1008(gp) /* sig 126 */
+  /* 80: cAlu */
+  .option rvc
+  c.addiw s6, 11
+  .option norvc
+  sd s6, 1016(gp) /* sig 127 */
+  /* 81: cSp */
+  .option rvc
+  c.addi4spn a4, sp, 724
+  .option norvc
+  sub a4, a4, sp
+  sd a4, 1024(gp) /* sig 128 */
+  /* 82: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f19, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f15, tp
+  fmul.d f23, f19, f15, rup
+  fsd f23, 1032(gp) /* sig 129 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 1040(gp) /* sig 130 */
+  /* 83: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f26, tp
+  li tp, 0x421172cc987c662f
+  fmv.d.x f30, tp
+  fmadd.d f22, f26, f30, f30, rup
+  fsd f22, 1048(gp) /* sig 131 */
+  fsflags t3, zero
+  sd t3, 1056(gp) /* sig 132 */
+  /* 84: aluI */
+  srliw t0, a5, 21
+  sd t0, 1064(gp) /* sig 133 */
+  /* 85: fmem */
+  addi s2, sp, 186
+  li tp, 0xffffffff7149f2ca
+  fmv.d.x f6, tp
+  fsw f6, 49(s2)
+  sub s2, s2, sp
+  /* 86: aluI */
+  addiw a3, ra, 911
+  sd a3, 1072(gp) /* sig 134 */
+  /* 87: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f28, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f27, tp
+  fle.s s3, f28, f27
+  sd s3, 1080(gp) /* sig 135 */
+  frflags t4
+  sd t4, 1088(gp) /* sig 136 */
+  /* 88: mem */
+  ld a0, 186(sp)
+  sd a0, 1096(gp) /* sig 137 */
+  /* 89: fp */
+  li tp, 0xffffffffbfb74955
+  fmv.d.x f5, tp
+  li tp, 0xffffffff005963df
+  fmv.d.x f12, tp
+  fmul.s f13, f5, f12, rtz
+  fsd f13, 1104(gp) /* sig 138 */
+  frcsr s4
+  sd s4, 1112(gp) /* sig 139 */
+  /* 90: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f22, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f30, tp
+  fsgnjn.s f22, f22, f30
+  fsd f22, 1120(gp) /* sig 140 */
+  fsflags t6, zero
+  sd t6, 1128(gp) /* sig 141 */
+  /* 91: aluI */
+  li t3, 0xffffffffef6b7d5c
+  sltiu a7, t3, 1492
+  sd a7, 1136(gp) /* sig 142 */
+  /* 92: amo */
+  addi s2, sp, 108
+  amoor.w t1, s3, (s2)
+  sub s2, s2, sp
+  sd t1, 1144(gp) /* sig 143 */
+  lw ra, 108(sp)
+  sd ra, 1152(gp) /* sig 144 */
+  /* 93: cAlu */
+  .option rvc
+  c.srai s1, 9
+  .option norvc
+  sd s1, 1160(gp) /* sig 145 */
+  /* 94: cBranch */
+  .option rvc
+  c.beqz a3, .L17
+  .option norvc
+  slti s3, ra, -284
+  sd s3, 1168(gp) /* sig 146 */
+  .option rvc
+  c.lui t6, 0xfffe0
+  .option norvc
+  sd t6, 1176(gp) /* sig 147 */
+  sub a0, t0, s10
+  sd a0, 1184(gp) /* sig 148 */
+.L17:
+  /* 95: mem */
+  li t6, 0x123456789abcdef
+  addi s5, sp, 328
+  sb t6, -177(s5)
+  sub s5, s5, sp
+  /* 96: fcsr */
+  csrrci a6, fcsr, 3
+  sd a6, 1192(gp) /* sig 149 */
+  /* 97: fp */
+  li tp, 0x3ffd09c7761a602b
+  fmv.d.x f2, tp
+  li tp, 0x8008d0e3a3c30c40
+  fmv.d.x f28, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f5, tp
+  fnmsub.d f26, f2, f28, f5, rtz
+  fsd f26, 1200(gp) /* sig 150 */
+  fsflags s11, zero
+  sd s11, 1208(gp) /* sig 151 */
+  /* 98: cJump */
+  auipc a5, 0
+  addi a5, a5, 10
+  .option rvc
+  c.jalr a5
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sub a5, a5, tp
+  sd ra, 1216(gp) /* sig 152 */
+  sd a5, 1224(gp) /* sig 153 */
+  /* 99: aluI */
+  srai s2, t1, 32
+  sd s2, 1232(gp) /* sig 154 */
+  j .L18
+.L4:
+  rem s1, zero, a5
+  sd s1, 288(gp) /* sig 36 */
+  slti t6, a1, -815
+  sd t6, 296(gp) /* sig 37 */
+  divu s4, s9, zero
+  sd s4, 304(gp) /* sig 38 */
+  bge zero, zero, .L5
+.L9:
+  .option rvc
+  c.mv a3, s6
+  .option norvc
+  sd a3, 656(gp) /* sig 82 */
+  ori s11, s5, -1014
+  sd s11, 664(gp) /* sig 83 */
+  beq zero, zero, .L10
+.L18:
+  /* 100: luiAuipc */
+  auipc t4, 0x753ba
+  auipc tp, 0
+  sub t4, t4, tp
+  sd t4, 1240(gp) /* sig 155 */
+  /* 101: fp */
+  li tp, 0x41effffffff00000
+  fmv.d.x f4, tp
+  fsgnj.d f7, f0, f4
+  fsd f7, 1248(gp) /* sig 156 */
+  frflags t6
+  sd t6, 1256(gp) /* sig 157 */
+  /* 102: luiAuipc */
+  lui a4, 0x1
+  sd a4, 1264(gp) /* sig 158 */
+  /* 103: mem */
+  addi t6, sp, 221
+  lb a0, -97(t6)
+  sd a0, 1272(gp) /* sig 159 */
+  sub t6, t6, sp
+  /* 104: far */
+  bltu s10, s10, .L19
+.L20:
+  /* 105: mem */
+  sh a6, 238(sp)
+  /* 106: mem */
   li s1, 0xfffffffffffffffe
   sd s1, 184(sp)
   ld s9, 184(sp)
-  sd s9, 1352(gp) /* sig 169 */
-  /* 105: loop */
+  sd s9, 1304(gp) /* sig 163 */
+  /* 107: loop */
   li s11, 0x2
-.L12:
+.L21:
   .option rvc
   c.slli a5, 38
   .option norvc
-  sd a5, 1360(gp) /* sig 170 */
+  sd a5, 1312(gp) /* sig 164 */
   mul a5, t1, s2
-  sd a5, 1368(gp) /* sig 171 */
+  sd a5, 1320(gp) /* sig 165 */
   addi s11, s11, -1
-  bltu zero, s11, .L12
-  sd s11, 1376(gp) /* sig 172 */
-  /* 106: cMem */
-  addi a2, sp, 16
+  bltu zero, s11, .L21
+  sd s11, 1328(gp) /* sig 166 */
+  /* 108: cSp */
   .option rvc
-  c.fsd f9, 24(a2)
+  c.addi4spn a1, sp, 920
   .option norvc
-  sub a2, a2, sp
-  /* 107: aluR */
-  sra s11, a2, s0
-  sd s11, 1384(gp) /* sig 173 */
-  /* 108: amo */
-  addi t0, sp, 160
-  amoor.d.aqrl s5, t3, (t0)
-  sub t0, t0, sp
-  sd s5, 1392(gp) /* sig 174 */
-  /* 109: cAlu */
-  .option rvc
-  c.srli s0, 53
-  .option norvc
-  sd s0, 1400(gp) /* sig 175 */
-  /* 110: aluR */
-  mulw s4, a7, s6
-  sd s4, 1408(gp) /* sig 176 */
-  /* 111: fp */
-  li tp, 0xffffffff86e8498e
-  fmv.d.x f28, tp
-  fnmsub.s f15, f28, f8, f22, rup
-  fsd f15, 1416(gp) /* sig 177 */
-  fsflags s3, zero
-  sd s3, 1424(gp) /* sig 178 */
+  sub a1, a1, sp
+  sd a1, 1336(gp) /* sig 167 */
+  /* 109: fmem */
+  fld f4, 152(sp)
+  fsd f4, 1344(gp) /* sig 168 */
+  /* 110: fp */
+  fdiv.d f12, f31, f18, rmm
+  fsd f12, 1352(gp) /* sig 169 */
+  fsflags s6, zero
+  sd s6, 1360(gp) /* sig 170 */
+  /* 111: aluI */
+  slti a3, s0, -1887
+  sd a3, 1368(gp) /* sig 171 */
   /* 112: fp */
-  li tp, 0xc24d3249ccc3a7c0
-  fmv.d.x f11, tp
-  fmax.d f6, f3, f11
-  fsd f6, 1432(gp) /* sig 179 */
-  frflags s3
-  sd s3, 1440(gp) /* sig 180 */
-  /* 113: aluI */
-  slli a4, a7, 61
-  sd a4, 1448(gp) /* sig 181 */
-  /* 114: aluR */
-  li s6, 0x20
-  srl t0, s6, t5
-  sd t0, 1456(gp) /* sig 182 */
-  /* 115: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f13, tp
-  li tp, 0x40c623e7e528fd39
+  li tp, 0xc1782d0f900df05d
+  fmv.d.x f21, tp
+  li tp, 0xe220957e63f510da
   fmv.d.x f15, tp
-  li tp, 0xffffffffffffe
-  fmv.d.x f7, tp
-  fnmsub.d f17, f13, f15, f7, rtz
-  fsd f17, 1464(gp) /* sig 183 */
-  csrrci a6, fflags, 0x1f
-  sd a6, 1472(gp) /* sig 184 */
+  fmsub.d f27, f21, f15, f31, dyn
+  fsd f27, 1376(gp) /* sig 172 */
+  frflags s2
+  sd s2, 1384(gp) /* sig 173 */
+  /* 113: fp */
+  li tp, 0xffffffffb4188a44
+  fmv.d.x f6, tp
+  fclass.s t1, f6
+  sd t1, 1392(gp) /* sig 174 */
+  li s2, 0x1f
+  csrrc s3, fcsr, s2
+  sd s3, 1400(gp) /* sig 175 */
+  /* 114: cMem */
+  addi a3, sp, 48
+  .option rvc
+  c.fld f11, 48(a3)
+  .option norvc
+  fsd f11, 1408(gp) /* sig 176 */
+  sub a3, a3, sp
+  /* 115: fmem */
+  flw f1, 244(sp)
+  fsd f1, 1416(gp) /* sig 177 */
   /* 116: fp */
-  li tp, 0x42372caf41a9789e
-  fmv.d.x f8, tp
-  fcvt.w.d t0, f8, rdn
-  sd t0, 1480(gp) /* sig 185 */
-  fsflags s8, zero
-  sd s8, 1488(gp) /* sig 186 */
-  /* 117: aluI */
-  li s10, 0xffffffffffff8000
-  addiw s3, s10, 781
-  sd s3, 1496(gp) /* sig 187 */
-  /* 118: far */
-  jal s8, .L13
-.L14:
-  /* 119: fp */
-  fcvt.s.l f3, s4
-  fsd f3, 1528(gp) /* sig 191 */
-  csrrci s9, fflags, 0x1f
-  sd s9, 1536(gp) /* sig 192 */
-  /* 120: fp */
-  li tp, 0xffffffff00bc3067
-  fmv.d.x f17, tp
-  fclass.s t6, f17
-  sd t6, 1544(gp) /* sig 193 */
-  csrrci s11, fflags, 0x1f
-  sd s11, 1552(gp) /* sig 194 */
-  /* 121: cSp */
-  .option rvc
-  c.addi4spn s1, sp, 136
-  .option norvc
-  sub s1, s1, sp
-  sd s1, 1560(gp) /* sig 195 */
-  /* 122: aluR */
-  li t2, 0xfffffff
-  subw zero, t2, t5
-  sd zero, 1568(gp) /* sig 196 */
-  /* 123: fp */
-  li tp, 0x3fc5a121f16c8c9a
-  fmv.d.x f0, tp
-  li tp, 0x8150c9da84bdcd03
-  fmv.d.x f4, tp
-  fsub.d f26, f0, f4
-  fsd f26, 1576(gp) /* sig 197 */
-  fsflags a2, zero
-  sd a2, 1584(gp) /* sig 198 */
-  /* 124: fp */
-  fsqrt.s f28, f23
-  fsd f28, 1592(gp) /* sig 199 */
-  fsflags t5, zero
-  sd t5, 1600(gp) /* sig 200 */
-  /* 125: mem */
-  sb t5, 57(sp)
-  /* 126: cAlu */
-  .option rvc
-  c.add a3, s2
-  .option norvc
-  sd a3, 1608(gp) /* sig 201 */
-  /* 127: fp */
-  li tp, 0xffffffffcc130a82
+  li tp, 0xffffffff80000001
   fmv.d.x f25, tp
-  fcvt.w.s s2, f25
-  sd s2, 1616(gp) /* sig 202 */
+  fmv.x.w s8, f25
+  sd s8, 1424(gp) /* sig 178 */
   fsflags a2, zero
-  sd a2, 1624(gp) /* sig 203 */
+  sd a2, 1432(gp) /* sig 179 */
+  /* 117: jalr */
+  auipc s11, 0
+  jalr s11, 8(s11)
+  auipc tp, 0
+  sub s11, s11, tp
+  sd s11, 1440(gp) /* sig 180 */
+  /* 118: aluI */
+  xori s4, s6, -1127
+  sd s4, 1448(gp) /* sig 181 */
+  /* 119: fcsr */
+  li t0, 0xa3
+  csrrc a1, frm, t0
+  sd a1, 1456(gp) /* sig 182 */
+  /* 120: aluI */
+  li s2, 0x7fffffffffffffff
+  srli t5, s2, 45
+  sd t5, 1464(gp) /* sig 183 */
+  /* 121: aluR */
+  sub ra, s10, s3
+  sd ra, 1472(gp) /* sig 184 */
+  /* 122: mem */
+  sh a5, 132(sp)
+  ld t4, 128(sp)
+  sd t4, 1480(gp) /* sig 185 */
+  /* 123: aluI */
+  slliw a7, a2, 16
+  sd a7, 1488(gp) /* sig 186 */
+  /* 124: cAlu */
+  .option rvc
+  c.addw a2, s0
+  .option norvc
+  sd a2, 1496(gp) /* sig 187 */
+  /* 125: fp */
+  fcvt.s.lu f28, s10, rup
+  fsd f28, 1504(gp) /* sig 188 */
+  fsflags s9, zero
+  sd s9, 1512(gp) /* sig 189 */
+  /* 126: aluR */
+  li s11, 0x0
+  sra a7, s7, s11
+  sd a7, 1520(gp) /* sig 190 */
+  /* 127: mem */
+  lb zero, 238(sp)
+  sd zero, 1528(gp) /* sig 191 */
   /* 128: fp */
-  fcvt.w.d t1, f2
-  sd t1, 1632(gp) /* sig 204 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 1640(gp) /* sig 205 */
-  /* 129: fp */
-  li tp, 0xffffffff391abfab
-  fmv.d.x f25, tp
-  fmsub.d f10, f25, f1, f30, rup
-  fsd f10, 1648(gp) /* sig 206 */
-  li s4, 0x1f
-  csrrc s4, fcsr, s4
-  sd s4, 1656(gp) /* sig 207 */
-  /* 130: amo */
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f14, tp
+  fmv.x.d t2, f14
+  sd t2, 1536(gp) /* sig 192 */
+  fsflags a7, zero
+  sd a7, 1544(gp) /* sig 193 */
+  /* 129: liSeed */
+  li t2, 0xc4d7794c586fea01
+  sd t2, 1552(gp) /* sig 194 */
+  /* 130: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f30, tp
+  li tp, 0xffffffff4777366c
+  fmv.d.x f28, tp
+  fmin.s f21, f30, f28
+  fsd f21, 1560(gp) /* sig 195 */
+  fsflags a6, zero
+  sd a6, 1568(gp) /* sig 196 */
+  /* 131: fp */
+  li tp, 0xffffffff4be06505
+  fmv.d.x f9, tp
+  fnmsub.d f2, f9, f29, f19
+  fsd f2, 1576(gp) /* sig 197 */
+  csrrci a0, fflags, 0x1f
+  sd a0, 1584(gp) /* sig 198 */
+  /* 132: cJump */
+  auipc t4, 0
+  addi t4, t4, 24
+  .option rvc
+  c.jr t4
+  .option norvc
+  srl zero, zero, a2
+  sd zero, 1592(gp) /* sig 199 */
+  .option rvc
+  c.srai a4, 40
+  .option norvc
+  sd a4, 1600(gp) /* sig 200 */
+  auipc tp, 0
+  sub t4, t4, tp
+  sd t4, 1608(gp) /* sig 201 */
+  /* 133: branch */
+  beq t0, t1, .L22
+  .option rvc
+  c.xor a1, a0
+  .option norvc
+  sd a1, 1616(gp) /* sig 202 */
+  ori s7, t0, 1545
+  sd s7, 1624(gp) /* sig 203 */
+.L22:
+  /* 134: aluI */
+  slti a3, t5, 315
+  sd a3, 1632(gp) /* sig 204 */
+  /* 135: amo */
   addi t3, sp, 160
   amomaxu.d.aqrl a7, a0, (t3)
   sub t3, t3, sp
-  sd a7, 1664(gp) /* sig 208 */
+  sd a7, 1640(gp) /* sig 205 */
   ld a0, 160(sp)
-  sd a0, 1672(gp) /* sig 209 */
-  /* 131: aluI */
+  sd a0, 1648(gp) /* sig 206 */
+  /* 136: aluI */
   srliw t0, s4, 31
-  sd t0, 1680(gp) /* sig 210 */
-  /* 132: fp */
-  li tp, 0x3e2d7a28911e8b6a
-  fmv.d.x f13, tp
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f10, tp
-  li tp, 0xb60b66036c5ad
-  fmv.d.x f12, tp
-  fmadd.d f28, f13, f10, f12, rne
-  fsd f28, 1688(gp) /* sig 211 */
-  fsflags a3, zero
-  sd a3, 1696(gp) /* sig 212 */
-  /* 133: fence */
-  fence iorw, iorw
-  /* 134: branch */
-  bltu a5, t5, .L15
-  srli t0, s0, 62
-  sd t0, 1704(gp) /* sig 213 */
-.L15:
-  /* 135: aluI */
-  srli a3, a1, 11
-  sd a3, 1712(gp) /* sig 214 */
-  /* 136: fcsr */
-  csrrc a6, fcsr, zero
-  sd a6, 1720(gp) /* sig 215 */
+  sd t0, 1656(gp) /* sig 207 */
   /* 137: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f9, tp
-  li tp, 0x12f327555bdbb2
-  fmv.d.x f0, tp
-  fmin.d f11, f9, f0
-  fsd f11, 1728(gp) /* sig 216 */
-  frflags t5
-  sd t5, 1736(gp) /* sig 217 */
-  /* 138: fcsr */
-  csrrci zero, frm, 4
-  sd zero, 1744(gp) /* sig 218 */
-  /* 139: fp */
-  li tp, 0xffffffffcbc51500
-  fmv.d.x f13, tp
-  li tp, 0xffffffff1d5f9e6b
-  fmv.d.x f1, tp
-  fnmadd.s f0, f13, f29, f1, rup
-  fsd f0, 1752(gp) /* sig 219 */
-  fsflags a0, zero
-  sd a0, 1760(gp) /* sig 220 */
-  /* 140: fp */
-  fcvt.s.d f20, f13, rne
-  fsd f20, 1768(gp) /* sig 221 */
-  fsflags s3, zero
-  sd s3, 1776(gp) /* sig 222 */
-  /* 141: luiAuipc */
-  auipc s4, 0xe34c9
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 1784(gp) /* sig 223 */
-  /* 142: jalr */
-  auipc t5, 0
-  addi t5, t5, -164
-  jalr t5, 176(t5)
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 1792(gp) /* sig 224 */
-  /* 143: loop */
-  li t6, 0x2
-.L16:
-  and s6, s10, s2
-  sd s6, 1800(gp) /* sig 225 */
-  addi t6, t6, -1
-  blt zero, t6, .L16
-  sd t6, 1808(gp) /* sig 226 */
-  /* 144: fp */
-  li tp, 0x404f7242bdd39362
-  fmv.d.x f22, tp
-  fmsub.d f16, f31, f22, f8, rmm
-  fsd f16, 1816(gp) /* sig 227 */
-  frflags s6
-  sd s6, 1824(gp) /* sig 228 */
-  /* 145: fp */
-  fcvt.s.lu f21, s10
-  fsd f21, 1832(gp) /* sig 229 */
-  li s1, 0x1f
-  csrrc t0, fcsr, s1
-  sd t0, 1840(gp) /* sig 230 */
-  /* 146: fp */
-  li tp, 0x424d91d272ad6481
-  fmv.d.x f8, tp
-  fsqrt.d f24, f8, rtz
-  fsd f24, 1848(gp) /* sig 231 */
-  fsflags s8, zero
-  sd s8, 1856(gp) /* sig 232 */
-  /* 147: mem */
-  addi a6, sp, 187
-  sd s2, -67(a6)
-  sub a6, a6, sp
-  /* 148: cAlu */
-  .option rvc
-  c.mv s10, t4
-  .option norvc
-  sd s10, 1864(gp) /* sig 233 */
-  /* 149: fp */
-  li tp, 0x5b1ff82b58fb5e6d
+  li tp, 0xbff0000000000000
   fmv.d.x f4, tp
-  fadd.d f2, f1, f4, rmm
-  fsd f2, 1872(gp) /* sig 234 */
-  frcsr s7
-  sd s7, 1880(gp) /* sig 235 */
-  /* 150: mem */
-  sh a5, 228(sp)
-  /* 151: amo */
-  addi ra, sp, 76
-  amoxor.w.rl t6, t3, (ra)
-  sub ra, ra, sp
-  sd t6, 1888(gp) /* sig 236 */
-  lw s6, 76(sp)
-  sd s6, 1896(gp) /* sig 237 */
-  /* 152: lrsc */
-  addi t5, sp, 144
-  lr.w.aqrl t6, (t5)
-  sc.w.rl s2, t3, (t5)
-  sd t6, 1904(gp) /* sig 238 */
-  sd s2, 1912(gp) /* sig 239 */
-  sub t5, t5, sp
-  lw s8, 144(sp)
-  sd s8, 1920(gp) /* sig 240 */
-  addi gp, gp, 1928
-  /* 153: fence */
-  fence rw, rw
-  /* 154: cAlu */
+  li tp, 0xfff8000000000000
+  fmv.d.x f4, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f10, tp
+  fmsub.d f28, f4, f4, f10, rne
+  fsd f28, 1664(gp) /* sig 208 */
+  fsflags t5, zero
+  sd t5, 1672(gp) /* sig 209 */
+  /* 138: cMem */
+  addi a1, sp, 120
   .option rvc
-  c.lui a6, 0xffff6
+  c.sd s0, 24(a1)
   .option norvc
-  sd a6, 0(gp) /* sig 241 */
-  /* 155: aluI */
-  addiw t3, s6, 2047
-  sd t3, 8(gp) /* sig 242 */
-  /* 156: cAlu */
+  sub a1, a1, sp
+  /* 139: mem */
+  lb s11, 112(sp)
+  sd s11, 1680(gp) /* sig 210 */
+  /* 140: fp */
+  li tp, 0xbff9667d8a9ab2e1
+  fmv.d.x f22, tp
+  li tp, 0x3ff9667d8a9ab2e2
+  fmv.d.x f3, tp
+  fsub.d f13, f22, f3, rtz
+  fsd f13, 1688(gp) /* sig 211 */
+  fsflags s7, zero
+  sd s7, 1696(gp) /* sig 212 */
+  /* 141: cMem */
   .option rvc
-  c.sub a4, s0
+  c.fldsp f9, 248(sp)
   .option norvc
-  sd a4, 16(gp) /* sig 243 */
-  /* 157: fp */
-  li tp, 0xffffffff2e8c113b
-  fmv.d.x f0, tp
-  fcvt.w.s s9, f0, dyn
-  sd s9, 24(gp) /* sig 244 */
-  fsflags a2, zero
-  sd a2, 32(gp) /* sig 245 */
-  /* 158: cAlu */
-  .option rvc
-  c.add s1, a3
-  .option norvc
-  sd s1, 40(gp) /* sig 246 */
-  /* 159: fp */
-  li tp, 0xffffffffbf800000
-  fmv.d.x f27, tp
-  li tp, 0xffffffff32de5133
-  fmv.d.x f27, tp
-  fsgnjn.s f6, f27, f27
-  fsd f6, 48(gp) /* sig 247 */
-  fsflags a1, zero
-  sd a1, 56(gp) /* sig 248 */
-  /* 160: aluR */
-  mulhu s9, s5, a7
-  sd s9, 64(gp) /* sig 249 */
-  /* 161: jal */
-  jal a2, .L17
-  srai s11, t1, 0
-  sd s11, 72(gp) /* sig 250 */
-  srai a1, ra, 32
-  sd a1, 80(gp) /* sig 251 */
-.L17:
+  fsd f9, 1704(gp) /* sig 213 */
+  /* 142: fmem */
+  addi t1, sp, 318
+  flw f24, -122(t1)
+  fsd f24, 1712(gp) /* sig 214 */
+  sub t1, t1, sp
+  /* 143: mem */
+  lb a1, 99(sp)
+  sd a1, 1720(gp) /* sig 215 */
+  /* 144: mem */
+  addi s4, sp, 585
+  sh a2, -523(s4)
+  sub s4, s4, sp
+  ld a3, 56(sp)
+  sd a3, 1728(gp) /* sig 216 */
+  /* 145: fp */
+  li a5, 0xffffffffe4b997d3
+  fcvt.d.wu f24, a5
+  fsd f24, 1736(gp) /* sig 217 */
+  fsflags s10, zero
+  sd s10, 1744(gp) /* sig 218 */
+  /* 146: mem */
+  addi s5, sp, -79
+  sd t2, 199(s5)
+  sub s5, s5, sp
+  ld t5, 120(sp)
+  sd t5, 1752(gp) /* sig 219 */
+  /* 147: lrsc */
+  addi t4, sp, 104
+  lr.d.rl t0, (t4)
+  sraiw t6, t5, 2
+  sra a3, t6, a3
+  sc.d.rl s6, a6, (t4)
+  sd t0, 1760(gp) /* sig 220 */
+  sd s6, 1768(gp) /* sig 221 */
+  sub t4, t4, sp
+  ld s2, 104(sp)
+  sd s2, 1776(gp) /* sig 222 */
+  /* 148: smc */
+  /* patches in xori ra, a2, 1957 (then imm + 1, ...) */
+  li s5, 0x7a564093
+  li s8, 0x3
+.L23:
+  auipc s6, 0
+  sw s5, 12(s6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s5, s5, tp
+  addi s8, s8, -1
+  bne s8, zero, .L23
   auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 88(gp) /* sig 252 */
-  /* 162: aluI */
-  slliw s11, t5, 31
-  sd s11, 96(gp) /* sig 253 */
+  sub s6, s6, tp
+  sd ra, 1784(gp) /* sig 223 */
+  sd s6, 1792(gp) /* sig 224 */
+  /* 149: fp */
+  li tp, 0xe63419b0a6b098c7
+  fmv.d.x f8, tp
+  fclass.d s8, f8
+  sd s8, 1800(gp) /* sig 225 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 1808(gp) /* sig 226 */
+  /* 150: fcsr */
+  csrrc s8, fcsr, zero
+  sd s8, 1816(gp) /* sig 227 */
+  /* 151: rand */
+  .4byte 0xc76840b7 /* random */
+  sd ra, 1824(gp) /* sig 228 */
+  /* 152: branch */
+  bne s3, s3, .L24
+  .option rvc
+  c.srli a3, 31
+  .option norvc
+  sd a3, 1832(gp) /* sig 229 */
+  addi a7, t3, 1593
+  sd a7, 1840(gp) /* sig 230 */
+.L24:
+  /* 153: fp */
+  li tp, 0x4004000000000000
+  fmv.d.x f22, tp
+  fcvt.lu.d s10, f22, dyn
+  sd s10, 1848(gp) /* sig 231 */
+  fsflags t4, zero
+  sd t4, 1856(gp) /* sig 232 */
+  /* 154: mem */
+  sh s7, 212(sp)
+  /* 155: cMem */
+  addi a5, sp, 192
+  .option rvc
+  c.ld a2, 16(a5)
+  .option norvc
+  sd a2, 1864(gp) /* sig 233 */
+  sub a5, a5, sp
+  /* 156: luiAuipc */
+  lui s7, 0x3d62
+  sd s7, 1872(gp) /* sig 234 */
+  /* 157: rand */
+  .4byte 0xa2246353 /* random */
+  sd t1, 1880(gp) /* sig 235 */
+  fsd f6, 1888(gp) /* sig 236 */
+  fsflags t5, zero
+  sd t5, 1896(gp) /* sig 237 */
+  .4byte 0xebc8f293 /* random */
+  sd t0, 1904(gp) /* sig 238 */
+  .4byte 0x28db94c7 /* random */
+  sd s1, 1912(gp) /* sig 239 */
+  fsd f9, 1920(gp) /* sig 240 */
+  fsflags t5, zero
+  sd t5, 1928(gp) /* sig 241 */
+  addi gp, gp, 1936
+  /* 158: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f22, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f21, tp
+  fle.s s4, f22, f21
+  sd s4, 0(gp) /* sig 242 */
+  fsflags s10, zero
+  sd s10, 8(gp) /* sig 243 */
+  /* 159: aluR */
+  divu zero, s7, t0
+  sd zero, 16(gp) /* sig 244 */
+  /* 160: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f7, tp
+  fsqrt.s f24, f7, dyn
+  fsd f24, 24(gp) /* sig 245 */
+  fsflags t0, zero
+  sd t0, 32(gp) /* sig 246 */
+  /* 161: jalr */
+  auipc a6, 0
+  jalr s1, 25(a6)
+  xori t3, a7, 0
+  sd t3, 40(gp) /* sig 247 */
+  xori t0, s0, 1210
+  sd t0, 48(gp) /* sig 248 */
+  auipc tp, 0
+  sub s1, s1, tp
+  sub a6, a6, tp
+  sd s1, 56(gp) /* sig 249 */
+  sd a6, 64(gp) /* sig 250 */
+  /* 162: cBranch */
+  .option rvc
+  c.bnez s0, .L25
+  .option norvc
+  ori s7, s9, -1
+  sd s7, 72(gp) /* sig 251 */
+.L25:
   /* 163: fp */
-  li tp, 0x8008567a9f300f89
-  fmv.d.x f14, tp
-  fcvt.l.d t1, f14, rtz
-  sd t1, 104(gp) /* sig 254 */
-  li s0, 0x1f
-  csrrc s1, fcsr, s0
-  sd s1, 112(gp) /* sig 255 */
-  /* 164: fcsr */
-  li a4, 0x7a
-  csrrw zero, fcsr, a4
-  sd zero, 120(gp) /* sig 256 */
-  /* 165: aluI */
-  slti a0, a4, -1162
-  sd a0, 128(gp) /* sig 257 */
-  /* 166: fcsr */
-  csrrci zero, frm, 15
-  sd zero, 136(gp) /* sig 258 */
-  /* 167: aluR */
+  li tp, 0xc3e0000000000000
+  fmv.d.x f23, tp
+  li tp, 0xbed311b9dfb9af85
+  fmv.d.x f12, tp
+  fdiv.d f13, f23, f12, dyn
+  fsd f13, 80(gp) /* sig 252 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 88(gp) /* sig 253 */
+  /* 164: fp */
+  li tp, 0x41f0000000080000
+  fmv.d.x f20, tp
+  fmul.d f27, f4, f20, rne
+  fsd f27, 96(gp) /* sig 254 */
+  frflags s6
+  sd s6, 104(gp) /* sig 255 */
+  /* 165: fp */
+  fle.d a0, f6, f6
+  sd a0, 112(gp) /* sig 256 */
+  frcsr t0
+  sd t0, 120(gp) /* sig 257 */
+  /* 166: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f11, tp
+  fcvt.w.d s6, f11, rtz
+  sd s6, 128(gp) /* sig 258 */
+  fsflags s5, zero
+  sd s5, 136(gp) /* sig 259 */
+  /* 167: mem */
+  ld t4, 152(sp)
+  sd t4, 144(gp) /* sig 260 */
+  /* 168: aluR */
   li a7, 0x7fffffff
   add a5, a7, zero
-  sd a5, 144(gp) /* sig 259 */
-  /* 168: branch */
-  bgeu a7, a7, .L18
+  sd a5, 152(gp) /* sig 261 */
+  /* 169: branch */
+  bgeu a7, a7, .L26
   .option rvc
   c.addiw a7, 31
   .option norvc
-  sd a7, 152(gp) /* sig 260 */
-.L18:
-  /* 169: fp */
-  li tp, 0xffffffff8049b8fd
-  fmv.d.x f6, tp
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f23, tp
-  li tp, 0xffffffff41a1177f
-  fmv.d.x f18, tp
-  fmadd.s f21, f6, f23, f18, dyn
-  fsd f21, 160(gp) /* sig 261 */
-  fsflags a1, zero
-  sd a1, 168(gp) /* sig 262 */
+  sd a7, 160(gp) /* sig 262 */
+.L26:
   /* 170: fp */
-  li tp, 0xffffffffbfa0fd60
-  fmv.d.x f1, tp
-  li tp, 0xffffffff7f4b8a7a
-  fmv.d.x f8, tp
-  fmul.s f17, f1, f8, rmm
-  fsd f17, 176(gp) /* sig 263 */
-  frcsr t3
-  sd t3, 184(gp) /* sig 264 */
-  /* 171: cAlu */
+  li tp, 0xffffffff80000001
+  fmv.d.x f0, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f26, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f6, tp
+  fmadd.s f21, f0, f26, f6, rup
+  fsd f21, 168(gp) /* sig 263 */
+  fsflags s8, zero
+  sd s8, 176(gp) /* sig 264 */
+  /* 171: cMem */
+  addi s0, sp, 120
   .option rvc
-  c.li s6, 22
+  c.lw a0, 68(s0)
   .option norvc
-  sd s6, 192(gp) /* sig 265 */
-  /* 172: aluI */
-  andi s8, t2, -2020
-  sd s8, 200(gp) /* sig 266 */
+  sd a0, 184(gp) /* sig 265 */
+  sub s0, s0, sp
+  /* 172: mem */
+  lbu t5, 53(sp)
+  sd t5, 192(gp) /* sig 266 */
   /* 173: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f1, tp
-  fmax.d f22, f15, f1
-  fsd f22, 208(gp) /* sig 267 */
-  frflags a0
-  sd a0, 216(gp) /* sig 268 */
-  /* 174: fp */
-  li tp, 0xffffffff80cbe522
-  fmv.d.x f8, tp
-  li tp, 0xffffffffbfcbe522
-  fmv.d.x f9, tp
-  fdiv.s f2, f8, f9, dyn
-  fsd f2, 224(gp) /* sig 269 */
-  frcsr a7
-  sd a7, 232(gp) /* sig 270 */
-  /* 175: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f10, tp
-  li tp, 0x575df01ae2d87f03
-  fmv.d.x f5, tp
-  fmsub.d f8, f10, f5, f16
-  fsd f8, 240(gp) /* sig 271 */
-  csrrci s4, fflags, 0x1f
-  sd s4, 248(gp) /* sig 272 */
-  /* 176: fp */
-  li tp, 0x3d84e09058c144a4
-  fmv.d.x f31, tp
-  fnmsub.d f3, f19, f9, f31
-  fsd f3, 256(gp) /* sig 273 */
-  frcsr a0
-  sd a0, 264(gp) /* sig 274 */
-  /* 177: fp */
-  li tp, 0xffffffff4effffff
-  fmv.d.x f31, tp
-  fsqrt.s f4, f31, rtz
-  fsd f4, 272(gp) /* sig 275 */
-  fsflags s2, zero
-  sd s2, 280(gp) /* sig 276 */
-  /* 178: cAlu */
-  .option rvc
-  c.mv s0, a2
-  .option norvc
-  sd s0, 288(gp) /* sig 277 */
-  /* 179: aluI */
-  slti s3, a5, -2048
-  sd s3, 296(gp) /* sig 278 */
-  /* 180: luiAuipc */
-  lui a2, 0xb4a5f
-  sd a2, 304(gp) /* sig 279 */
-  /* 181: jalr */
-  auipc t4, 0
-  jalr t5, 8(t4)
+  li tp, 0xff59b108039b5a05
+  fmv.d.x f13, tp
+  fmax.d f8, f13, f21
+  fsd f8, 200(gp) /* sig 267 */
+  frcsr t0
+  sd t0, 208(gp) /* sig 268 */
+  /* 174: luiAuipc */
+  auipc s8, 0x5de6d
   auipc tp, 0
-  sub t5, t5, tp
-  sub t4, t4, tp
-  sd t5, 312(gp) /* sig 280 */
-  sd t4, 320(gp) /* sig 281 */
-  /* 182: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f4, tp
-  fcvt.s.d f12, f4, rup
-  fsd f12, 328(gp) /* sig 282 */
-  fsflags a7, zero
-  sd a7, 336(gp) /* sig 283 */
-  /* 183: cAlu */
+  sub s8, s8, tp
+  sd s8, 216(gp) /* sig 269 */
+  /* 175: aluR */
+  li a5, 0xb7ad421f9b5590f
+  div a7, zero, a5
+  sd a7, 224(gp) /* sig 270 */
+  /* 176: branch */
+  li s8, 0x1f
+  li t4, 0x1f
+  bltu s8, t4, .L27
+  slt s8, s0, a7
+  sd s8, 232(gp) /* sig 271 */
+  sra s6, a2, t1
+  sd s6, 240(gp) /* sig 272 */
+  sltu t1, a3, s2
+  sd t1, 248(gp) /* sig 273 */
+.L27:
+  /* 177: fp */
+  li tp, 0xffffffff800027bc
+  fmv.d.x f3, tp
+  li tp, 0xffffffffbf9eee4a
+  fmv.d.x f9, tp
+  fsqrt.s f25, f3, dyn
+  fsd f25, 256(gp) /* sig 274 */
+  fsflags a2, zero
+  sd a2, 264(gp) /* sig 275 */
+  /* 178: aluI */
+  sltiu t3, a0, 1365
+  sd t3, 272(gp) /* sig 276 */
+  /* 179: cBranch */
   .option rvc
-  c.addw s1, a3
+  c.beqz s0, .L28
   .option norvc
-  sd s1, 344(gp) /* sig 284 */
-  /* 184: amo */
+  ori s0, s3, 1365
+  sd s0, 280(gp) /* sig 277 */
+.L28:
+  /* 180: mem */
+  lhu s5, 148(sp)
+  sd s5, 288(gp) /* sig 278 */
+  /* 181: fp */
+  fcvt.l.d t4, f25, dyn
+  sd t4, 296(gp) /* sig 279 */
+  frflags s5
+  sd s5, 304(gp) /* sig 280 */
+  /* 182: fp */
+  li tp, 0x41effffffff00000
+  fmv.d.x f25, tp
+  fsub.d f26, f22, f25, rne
+  fsd f26, 312(gp) /* sig 281 */
+  frflags s11
+  sd s11, 320(gp) /* sig 282 */
+  /* 183: amo */
   li s4, 0xfffffffffffffffe
   addi s0, sp, 164
   amoadd.w.aqrl s4, s4, (s0)
   sub s0, s0, sp
-  sd s4, 352(gp) /* sig 285 */
-  /* 185: cAlu */
+  sd s4, 328(gp) /* sig 283 */
+  /* 184: cAlu */
   .option rvc
   c.add s9, t4
   .option norvc
-  sd s9, 360(gp) /* sig 286 */
-  /* 186: fp */
-  li tp, 0xffffffffc33fd065
-  fmv.d.x f30, tp
-  fcvt.lu.s t3, f30, rup
-  sd t3, 368(gp) /* sig 287 */
-  li s3, 0x1f
-  csrrc s6, fcsr, s3
-  sd s6, 376(gp) /* sig 288 */
-  /* 187: aluR */
+  sd s9, 336(gp) /* sig 284 */
+  /* 185: fp */
+  li tp, 0xffffffff41034e2e
+  fmv.d.x f17, tp
+  fcvt.lu.s s10, f17, rup
+  sd s10, 344(gp) /* sig 285 */
+  frflags t6
+  sd t6, 352(gp) /* sig 286 */
+  /* 186: aluR */
   li t5, 0x3f
   sltu a2, zero, t5
-  sd a2, 384(gp) /* sig 289 */
-  /* 188: amo */
-  addi s5, sp, 72
-  amominu.d.aq s1, zero, (s5)
-  sub s5, s5, sp
-  sd s1, 392(gp) /* sig 290 */
-  ld a5, 72(sp)
-  sd a5, 400(gp) /* sig 291 */
-  /* 189: fp */
-  fmul.d f10, f7, f23, rne
-  fsd f10, 408(gp) /* sig 292 */
-  frcsr a3
-  sd a3, 416(gp) /* sig 293 */
-  /* 190: mem */
+  sd a2, 360(gp) /* sig 287 */
+  /* 187: lrsc */
+  addi a7, sp, 216
+  lr.d.aq s6, (a7)
+  xori s9, a2, 1004
+  sc.d.rl zero, s1, (a7)
+  sd s6, 368(gp) /* sig 288 */
+  sd zero, 376(gp) /* sig 289 */
+  sc.d zero, zero, (a7)
+  sd zero, 384(gp) /* sig 290 */
+  sub a7, a7, sp
+  ld s10, 216(sp)
+  sd s10, 392(gp) /* sig 291 */
+  /* 188: mem */
   addi s7, sp, -300
   lw s7, 308(s7)
-  sd s7, 424(gp) /* sig 294 */
-  /* 191: lrsc */
+  sd s7, 400(gp) /* sig 292 */
+  /* 189: lrsc */
   addi a2, sp, 64
   lr.d.aq zero, (a2)
   sll s3, a6, t1
   sc.d a4, a3, (a2)
-  sd zero, 432(gp) /* sig 295 */
-  sd a4, 440(gp) /* sig 296 */
+  sd zero, 408(gp) /* sig 293 */
+  sd a4, 416(gp) /* sig 294 */
   sc.d.aqrl a4, zero, (a2)
-  sd a4, 448(gp) /* sig 297 */
+  sd a4, 424(gp) /* sig 295 */
   sub a2, a2, sp
   ld s3, 64(sp)
-  sd s3, 456(gp) /* sig 298 */
-  /* 192: aluI */
+  sd s3, 432(gp) /* sig 296 */
+  /* 190: aluI */
   li a0, 0x5235eceb088bdc35
   srai t3, a0, 31
-  sd t3, 464(gp) /* sig 299 */
-  /* 193: mem */
+  sd t3, 440(gp) /* sig 297 */
+  /* 191: mem */
   sd s5, 177(sp)
   ld s10, 176(sp)
-  sd s10, 472(gp) /* sig 300 */
-  /* 194: fp */
-  li tp, 0xffffffff73e7ec16
-  fmv.d.x f16, tp
-  fsub.s f6, f16, f22, rne
-  fsd f6, 480(gp) /* sig 301 */
-  csrrci s5, fflags, 0x1f
-  sd s5, 488(gp) /* sig 302 */
-  /* 195: fmem */
-  addi a0, sp, -89
-  fsw f2, 197(a0)
-  sub a0, a0, sp
-  /* 196: fp */
-  fcvt.s.lu f29, t4, rtz
-  fsd f29, 496(gp) /* sig 303 */
-  fsflags a2, zero
-  sd a2, 504(gp) /* sig 304 */
-  /* 197: fp */
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f23, tp
-  fmadd.s f14, f26, f23, f16
-  fsd f14, 512(gp) /* sig 305 */
-  fsflags s6, zero
-  sd s6, 520(gp) /* sig 306 */
-  /* 198: aluI */
-  li a2, 0xffffffff7fffffff
-  srliw s8, a2, 3
-  sd s8, 528(gp) /* sig 307 */
-  /* 199: fp */
-  li tp, 0xffffffff80000000
-  fmv.d.x f10, tp
-  fsgnj.s f13, f21, f10
-  fsd f13, 536(gp) /* sig 308 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 544(gp) /* sig 309 */
-  j .L19
-.L13:
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 1504(gp) /* sig 188 */
+  sd s10, 448(gp) /* sig 298 */
+  /* 192: fcsr */
+  csrrsi a0, fflags, 6
+  sd a0, 456(gp) /* sig 299 */
+  /* 193: fcsr */
+  li s2, 0x9b
+  csrrs t4, fcsr, s2
+  sd t4, 464(gp) /* sig 300 */
+  /* 194: aluR */
+  subw s4, s6, a0
+  sd s4, 472(gp) /* sig 301 */
+  /* 195: fcsr */
+  li t4, 0x51557dc32f243500
+  csrrc s11, frm, t4
+  sd s11, 480(gp) /* sig 302 */
+  /* 196: cMem */
+  addi a1, sp, 167
   .option rvc
-  c.addiw a2, 0
+  c.sw a5, 16(a1)
   .option norvc
-  sd a2, 1512(gp) /* sig 189 */
-  .option rvc
-  c.lui s2, 0x1c
-  .option norvc
-  sd s2, 1520(gp) /* sig 190 */
-  beq zero, zero, .L14
-.L19:
-  /* 200: aluI */
-  slti t2, t5, 0
-  sd t2, 552(gp) /* sig 310 */
-  /* 201: fmem */
-  addi s1, sp, -40
-  fld f7, 129(s1)
-  fsd f7, 560(gp) /* sig 311 */
+  sub a1, a1, sp
+  /* 197: mem */
+  lw a2, 148(sp)
+  sd a2, 488(gp) /* sig 303 */
+  /* 198: fp */
+  fcvt.d.wu f6, t4
+  fsd f6, 496(gp) /* sig 304 */
+  frcsr t1
+  sd t1, 504(gp) /* sig 305 */
+  /* 199: lrsc */
+  addi s1, sp, 120
+  lr.w.aq s10, (s1)
+  slti t3, t3, -1651
+  sc.w.aq zero, t0, (s1)
+  sd s10, 512(gp) /* sig 306 */
+  sd zero, 520(gp) /* sig 307 */
+  sc.w.aq zero, zero, (s1)
+  sd zero, 528(gp) /* sig 308 */
   sub s1, s1, sp
-  /* 202: cAlu */
+  lw t4, 120(sp)
+  sd t4, 536(gp) /* sig 309 */
+  j .L29
+.L19:
+  andi s6, s5, -483
+  sd s6, 1280(gp) /* sig 160 */
+  slti zero, s9, -1850
+  sd zero, 1288(gp) /* sig 161 */
+  rem t1, t0, s3
+  sd t1, 1296(gp) /* sig 162 */
+  bge zero, zero, .L20
+.L29:
+  /* 200: mem */
+  lw s2, 72(sp)
+  sd s2, 544(gp) /* sig 310 */
+  /* 201: mem */
+  addi a6, sp, -118
+  sw s6, 287(a6)
+  sub a6, a6, sp
+  ld t4, 168(sp)
+  sd t4, 552(gp) /* sig 311 */
+  /* 202: cSp */
   .option rvc
-  c.andi a1, 23
+  c.addi4spn a4, sp, 604
   .option norvc
-  sd a1, 568(gp) /* sig 312 */
-  /* 203: cAlu */
-  .option rvc
-  c.mv s6, s3
-  .option norvc
-  sd s6, 576(gp) /* sig 313 */
-  /* 204: lrsc */
-  addi a7, sp, 208
-  sc.d.rl t4, t4, (a7)
-  sd t4, 584(gp) /* sig 314 */
-  sub a7, a7, sp
-  ld zero, 208(sp)
-  sd zero, 592(gp) /* sig 315 */
-  /* 205: fp */
-  li tp, 0x81230b617eb0a339
-  fmv.d.x f5, tp
-  fsgnjn.d f21, f1, f5
-  fsd f21, 600(gp) /* sig 316 */
-  fsflags s0, zero
-  sd s0, 608(gp) /* sig 317 */
-  /* 206: fp */
-  li tp, 0x800d3b8d6fce5bea
-  fmv.d.x f10, tp
-  fsqrt.d f13, f10, rtz
-  fsd f13, 616(gp) /* sig 318 */
-  frcsr s8
-  sd s8, 624(gp) /* sig 319 */
-  /* 207: branch */
-  li s1, 0x363662213f44d922
-  bgeu s1, zero, .L20
-  .option rvc
-  c.lui a2, 0x7
-  .option norvc
-  sd a2, 632(gp) /* sig 320 */
-  mulw ra, s3, t3
-  sd ra, 640(gp) /* sig 321 */
-  sraw s11, s5, s11
-  sd s11, 648(gp) /* sig 322 */
-.L20:
-  /* 208: cAlu */
-  .option rvc
-  c.mv s7, a0
-  .option norvc
-  sd s7, 656(gp) /* sig 323 */
+  sub a4, a4, sp
+  sd a4, 560(gp) /* sig 312 */
+  /* 203: aluR */
+  li s6, 0xff
+  divw zero, s6, a5
+  sd zero, 568(gp) /* sig 313 */
+  /* 204: branch */
+  bltu t3, s0, .L30
+  subw a2, a3, s8
+  sd a2, 576(gp) /* sig 314 */
+  remuw s9, a6, a2
+  sd s9, 584(gp) /* sig 315 */
+  divw a7, s1, zero
+  sd a7, 592(gp) /* sig 316 */
+.L30:
+  /* 205: branch */
+  bne s8, a0, .L31
+  or s3, a0, s11
+  sd s3, 600(gp) /* sig 317 */
+  sltiu zero, t4, 523
+  sd zero, 608(gp) /* sig 318 */
+  slti s11, s11, 858
+  sd s11, 616(gp) /* sig 319 */
+.L31:
+  /* 206: branch */
+  bltu a6, a2, .L32
+  slti a1, a0, -1579
+  sd a1, 624(gp) /* sig 320 */
+.L32:
+  /* 207: aluI */
+  andi t5, t6, -1
+  sd t5, 632(gp) /* sig 321 */
+  /* 208: mem */
+  sw s2, 144(sp)
   /* 209: fp */
-  li tp, 0xffffffffbfa65e53
-  fmv.d.x f9, tp
-  li tp, 0xffffffff80627aef
+  li tp, 0xffffffffdf000000
+  fmv.d.x f27, tp
+  fmin.s f16, f27, f14
+  fsd f16, 640(gp) /* sig 322 */
+  frflags s7
+  sd s7, 648(gp) /* sig 323 */
+  /* 210: aluI */
+  li s11, 0xffffffffc7ef7bde
+  andi ra, s11, 1248
+  sd ra, 656(gp) /* sig 324 */
+  /* 211: fp */
+  li tp, 0xffffffff007fffff
   fmv.d.x f19, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f10, tp
-  fmadd.s f14, f9, f19, f10, rmm
-  fsd f14, 664(gp) /* sig 324 */
-  li s8, 0x1f
-  csrrc a7, fcsr, s8
-  sd a7, 672(gp) /* sig 325 */
-  /* 210: mem */
-  addi a3, sp, 176
-  lh a2, 42(a3)
-  sd a2, 680(gp) /* sig 326 */
-  sub a3, a3, sp
-  /* 211: jal */
-  jal t3, .L21
+  fcvt.w.s t5, f19, rmm
+  sd t5, 664(gp) /* sig 325 */
+  fsflags ra, zero
+  sd ra, 672(gp) /* sig 326 */
+  /* 212: rand */
+  .2byte 0x53d9 /* random */
+  sd t2, 680(gp) /* sig 327 */
+  .4byte 0x9489263b /* random */
+  sd a2, 688(gp) /* sig 328 */
+  .4byte 0x422f4fd3 /* random */
+  sd t6, 696(gp) /* sig 329 */
+  fsd f31, 704(gp) /* sig 330 */
+  frflags s10
+  sd s10, 712(gp) /* sig 331 */
+  /* 213: fcsr */
+  li t2, 0x0
+  csrrs a5, fflags, t2
+  sd a5, 720(gp) /* sig 332 */
+  /* 214: fp */
+  li s8, 0xffffffffffffffdf
+  fmv.w.x f27, s8
+  fsd f27, 728(gp) /* sig 333 */
+  frflags s10
+  sd s10, 736(gp) /* sig 334 */
+  /* 215: branch */
+  bne a5, a5, .L33
   .option rvc
-  c.andi a0, 29
+  c.li a3, -1
   .option norvc
-  sd a0, 688(gp) /* sig 327 */
-  mulw s9, a0, a5
-  sd s9, 696(gp) /* sig 328 */
-.L21:
+  sd a3, 744(gp) /* sig 335 */
+.L33:
+  /* 216: smc */
+  /* patches in andi t0, ra, -1498 (then imm + 1, ...) */
+  li t4, 0xa260f293
+  li s11, 0x3
+.L34:
+  auipc s5, 0
+  sw t4, 12(s5)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t4, t4, tp
+  addi s11, s11, -1
+  bne s11, zero, .L34
   auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 704(gp) /* sig 329 */
-  /* 212: fp */
-  li tp, 0xffffffff4f7fffff
-  fmv.d.x f3, tp
-  fnmsub.s f2, f3, f11, f25, rup
-  fsd f2, 712(gp) /* sig 330 */
-  frflags s5
-  sd s5, 720(gp) /* sig 331 */
-  /* 213: cAlu */
-  .option rvc
-  c.add t1, s4
-  .option norvc
-  sd t1, 728(gp) /* sig 332 */
-  /* 214: aluI */
-  addi s4, ra, 1990
-  sd s4, 736(gp) /* sig 333 */
-  /* 215: fp */
-  li tp, 0xc20436f3b41bdf93
-  fmv.d.x f11, tp
-  li tp, 0xbeed3c322a46bba9
-  fmv.d.x f4, tp
-  fmin.d f18, f11, f4
-  fsd f18, 744(gp) /* sig 334 */
-  li s10, 0x1f
-  csrrc s4, fcsr, s10
-  sd s4, 752(gp) /* sig 335 */
-  /* 216: amo */
-  li a2, 0x40000000001
-  addi s9, sp, 72
-  amominu.d.aq s10, a2, (s9)
-  sub s9, s9, sp
-  sd s10, 760(gp) /* sig 336 */
+  sub s5, s5, tp
+  sd t0, 752(gp) /* sig 336 */
+  sd s5, 760(gp) /* sig 337 */
   /* 217: luiAuipc */
-  auipc t1, 0x46988
+  auipc t1, 0x81272
   auipc tp, 0
   sub t1, t1, tp
-  sd t1, 768(gp) /* sig 337 */
-  /* 218: mem */
-  li a5, 0xd43ba13106cb3dc8
-  addi t0, sp, -6
-  sw a5, 58(t0)
-  sub t0, t0, sp
-  /* 219: far */
-  bltu zero, zero, .L22
-.L23:
-  /* 220: cSp */
+  sd t1, 768(gp) /* sig 338 */
+  /* 218: loop */
+  li s3, 0x3
+.L35:
+  addi s7, a4, 324
+  sd s7, 776(gp) /* sig 339 */
+  slti s9, t5, 909
+  sd s9, 784(gp) /* sig 340 */
+  slti s2, a3, 1697
+  sd s2, 792(gp) /* sig 341 */
+  addi s3, s3, -1
+  bltu zero, s3, .L35
+  sd s3, 800(gp) /* sig 342 */
+  /* 219: cSp */
   .option rvc
-  c.addi4spn a0, sp, 560
+  c.addi4spn s0, sp, 860
   .option norvc
-  sub a0, a0, sp
-  sd a0, 784(gp) /* sig 339 */
+  sub s0, s0, sp
+  sd s0, 808(gp) /* sig 343 */
+  /* 220: fp */
+  li s8, 0xff
+  fcvt.d.wu f18, s8
+  fsd f18, 816(gp) /* sig 344 */
+  frcsr s11
+  sd s11, 824(gp) /* sig 345 */
   /* 221: fp */
-  li tp, 0xffffffff44a388f8
-  fmv.d.x f1, tp
-  fcvt.l.s t1, f1, rdn
-  sd t1, 792(gp) /* sig 340 */
-  frcsr s5
-  sd s5, 800(gp) /* sig 341 */
-  /* 222: mem */
-  addi s6, sp, 139
-  lh a7, -7(s6)
-  sd a7, 808(gp) /* sig 342 */
-  sub s6, s6, sp
-  /* 223: cAlu */
+  li tp, 0xffffffff093f5926
+  fmv.d.x f13, tp
+  fmax.s f30, f13, f4
+  fsd f30, 832(gp) /* sig 346 */
+  fsflags s6, zero
+  sd s6, 840(gp) /* sig 347 */
+  /* 222: cAlu */
   .option rvc
-  c.lui s11, 0xfffed
+  c.srai a4, 43
   .option norvc
-  sd s11, 816(gp) /* sig 343 */
-  /* 224: amo */
-  addi s8, sp, 224
-  amoadd.d.aq t1, t3, (s8)
-  sub s8, s8, sp
-  sd t1, 824(gp) /* sig 344 */
-  /* 225: fp */
-  fcvt.s.lu f11, t2, rtz
-  fsd f11, 832(gp) /* sig 345 */
-  fsflags s9, zero
-  sd s9, 840(gp) /* sig 346 */
-  /* 226: loop */
-  li s2, 0x1
-.L24:
-  .option rvc
-  c.slli s4, 30
-  .option norvc
-  sd s4, 848(gp) /* sig 347 */
-  .option rvc
-  c.or a1, a1
-  .option norvc
-  sd a1, 856(gp) /* sig 348 */
-  srliw ra, s11, 18
-  sd ra, 864(gp) /* sig 349 */
-  addi s2, s2, -1
-  blt zero, s2, .L24
-  sd s2, 872(gp) /* sig 350 */
-  /* 227: mem */
-  lw a4, 59(sp)
-  sd a4, 880(gp) /* sig 351 */
-  /* 228: loop */
-  li t4, 0x1
-.L25:
-  sub s9, t0, a6
-  sd s9, 888(gp) /* sig 352 */
-  addi t4, t4, -1
-  bltu zero, t4, .L25
-  sd t4, 896(gp) /* sig 353 */
-  /* 229: fp */
-  li tp, 0xffffffffb597ca75
-  fmv.d.x f12, tp
-  fdiv.d f27, f12, f20, rtz
-  fsd f27, 904(gp) /* sig 354 */
-  fsflags s10, zero
-  sd s10, 912(gp) /* sig 355 */
-  /* 230: mem */
-  addi s11, sp, 325
-  sh s3, -277(s11)
+  sd a4, 848(gp) /* sig 348 */
+  /* 223: mem */
+  lh t2, 212(sp)
+  sd t2, 856(gp) /* sig 349 */
+  /* 224: fp */
+  li tp, 0xc0400000
+  fmv.d.x f28, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f4, tp
+  feq.s s4, f28, f4
+  sd s4, 864(gp) /* sig 350 */
+  fsflags s6, zero
+  sd s6, 872(gp) /* sig 351 */
+  /* 225: amo */
+  addi s11, sp, 104
+  amomaxu.d.aqrl s9, t1, (s11)
   sub s11, s11, sp
-  ld t0, 48(sp)
-  sd t0, 920(gp) /* sig 356 */
-  /* 231: aluI */
-  slti s0, zero, -1466
-  sd s0, 928(gp) /* sig 357 */
-  /* 232: cAlu */
-  .option rvc
-  c.add s7, s2
-  .option norvc
-  sd s7, 936(gp) /* sig 358 */
-  /* 233: cAlu */
-  .option rvc
-  c.add a2, a7
-  .option norvc
-  sd a2, 944(gp) /* sig 359 */
-  /* 234: mem */
-  li a6, 0x8000
-  sw a6, 72(sp)
-  /* 235: branch */
-  li s10, 0x80000001
-  li a5, 0x80000001
-  beq s10, a5, .L26
-  mulhu t2, a2, s7
-  sd t2, 952(gp) /* sig 360 */
-  sra t3, a6, a1
-  sd t3, 960(gp) /* sig 361 */
-.L26:
-  /* 236: lrsc */
-  addi t4, sp, 196
-  sc.w.rl a1, s10, (t4)
-  sd a1, 968(gp) /* sig 362 */
-  sub t4, t4, sp
-  lw s11, 196(sp)
-  sd s11, 976(gp) /* sig 363 */
-  /* 237: aluI */
+  sd s9, 880(gp) /* sig 352 */
+  /* 226: branch */
+  li s5, 0x200
+  li t6, 0x200
+  bgeu s5, t6, .L36
+  mul a5, s5, s7
+  sd a5, 888(gp) /* sig 353 */
+.L36:
+  /* 227: aluI */
+  andi s0, ra, -2048
+  sd s0, 896(gp) /* sig 354 */
+  /* 228: fcsr */
+  li t2, 0x60
+  csrrw s2, frm, t2
+  sd s2, 904(gp) /* sig 355 */
+  /* 229: fmem */
+  fld f15, 136(sp)
+  fsd f15, 912(gp) /* sig 356 */
+  /* 230: aluI */
+  addi a5, s10, 1731
+  sd a5, 920(gp) /* sig 357 */
+  /* 231: aluR */
+  li s8, 0xfffffffffffffffe
+  srl a3, a0, s8
+  sd a3, 928(gp) /* sig 358 */
+  /* 232: loop */
+  li t1, 0x2
+.L37:
+  addw s4, s6, s9
+  sd s4, 936(gp) /* sig 359 */
+  srai a2, s11, 21
+  sd a2, 944(gp) /* sig 360 */
+  addi t1, t1, -1
+  bltu zero, t1, .L37
+  sd t1, 952(gp) /* sig 361 */
+  /* 233: aluI */
   addi a1, a0, 2047
-  sd a1, 984(gp) /* sig 364 */
-  /* 238: aluI */
+  sd a1, 960(gp) /* sig 362 */
+  /* 234: aluI */
   addiw s11, s4, 1296
-  sd s11, 992(gp) /* sig 365 */
-  /* 239: mem */
+  sd s11, 968(gp) /* sig 363 */
+  /* 235: mem */
   sb t2, 228(sp)
-  /* 240: aluI */
+  /* 236: aluI */
   li t3, 0x56
   srli t5, t3, 1
-  sd t5, 1000(gp) /* sig 366 */
-  /* 241: mem */
+  sd t5, 976(gp) /* sig 364 */
+  /* 237: mem */
   ld s10, 73(sp)
-  sd s10, 1008(gp) /* sig 367 */
-  /* 242: fp */
-  li tp, 0x800ac16fdda9b009
-  fmv.d.x f11, tp
-  li tp, 0xc0102227cc7e880e
+  sd s10, 984(gp) /* sig 365 */
+  /* 238: fp */
+  li tp, 0x3ff360126dbd7ac9
   fmv.d.x f5, tp
-  fdiv.d f31, f11, f5, rne
-  fsd f31, 1016(gp) /* sig 368 */
-  fsflags s1, zero
-  sd s1, 1024(gp) /* sig 369 */
-  /* 243: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f12, tp
-  li tp, 0xffffffffff800000
-  fmv.d.x f3, tp
-  fmax.s f24, f12, f3
-  fsd f24, 1032(gp) /* sig 370 */
-  frflags t0
-  sd t0, 1040(gp) /* sig 371 */
-  /* 244: fp */
-  li tp, 0xffffffffbfde53a0
-  fmv.d.x f29, tp
-  li tp, 0xffffffff0049b17e
-  fmv.d.x f16, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f19, tp
-  fnmsub.s f13, f29, f16, f19, rmm
-  fsd f13, 1048(gp) /* sig 372 */
-  fsflags s2, zero
-  sd s2, 1056(gp) /* sig 373 */
-  /* 245: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f12, tp
-  li tp, 0x4f7fffff
-  fmv.d.x f24, tp
-  fadd.s f22, f12, f24, rtz
-  fsd f22, 1064(gp) /* sig 374 */
-  fsflags s2, zero
-  sd s2, 1072(gp) /* sig 375 */
-  /* 246: fp */
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f27, tp
-  fcvt.lu.s t5, f27, rne
-  sd t5, 1080(gp) /* sig 376 */
-  fsflags s4, zero
-  sd s4, 1088(gp) /* sig 377 */
-  /* 247: branch */
-  bne s8, s8, .L27
-  div s4, s3, t0
-  sd s4, 1096(gp) /* sig 378 */
-  sllw t0, s7, s7
-  sd t0, 1104(gp) /* sig 379 */
-.L27:
-  /* 248: mem */
-  sd a0, 208(sp)
-  ld t6, 208(sp)
-  sd t6, 1112(gp) /* sig 380 */
-  /* 249: cBranch */
-  .option rvc
-  c.j .L28
-  .option norvc
-  .option rvc
-  c.mv a6, a2
-  .option norvc
-  sd a6, 1120(gp) /* sig 381 */
-.L28:
-  /* 250: mem */
-  addi t0, sp, -215
-  sd s2, 263(t0)
-  sub t0, t0, sp
-  ld zero, 48(sp)
-  sd zero, 1128(gp) /* sig 382 */
-  /* 251: loop */
-  li a5, 0x4
-.L29:
-  .option rvc
-  c.andi a0, -17
-  .option norvc
-  sd a0, 1136(gp) /* sig 383 */
-  .option rvc
-  c.xor a0, a0
-  .option norvc
-  sd a0, 1144(gp) /* sig 384 */
-  addi ra, ra, 1622
-  sd ra, 1152(gp) /* sig 385 */
-  .option rvc
-  c.addi a5, -1
-  .option norvc
-  .option rvc
-  c.bnez a5, .L29
-  .option norvc
-  sd a5, 1160(gp) /* sig 386 */
-  /* 252: aluI */
-  addiw s8, s10, -2048
-  sd s8, 1168(gp) /* sig 387 */
-  /* 253: fp */
-  li tp, 0xffffffff48047f2b
-  fmv.d.x f16, tp
-  fmsub.s f7, f20, f16, f3, rne
-  fsd f7, 1176(gp) /* sig 388 */
-  fsflags a3, zero
-  sd a3, 1184(gp) /* sig 389 */
-  /* 254: aluR */
-  li s9, 0x7ff
-  sraw zero, a5, s9
-  sd zero, 1192(gp) /* sig 390 */
-  /* 255: loop */
-  li s3, 0x2
-.L30:
-  mulh s9, ra, a0
-  sd s9, 1200(gp) /* sig 391 */
-  divuw a0, t5, s5
-  sd a0, 1208(gp) /* sig 392 */
-  srliw a1, s11, 1
-  sd a1, 1216(gp) /* sig 393 */
-  addi s3, s3, -1
-  blt zero, s3, .L30
-  sd s3, 1224(gp) /* sig 394 */
-  /* 256: mem */
-  lw s5, 40(sp)
-  sd s5, 1232(gp) /* sig 395 */
-  /* 257: fp */
-  fadd.d f6, f9, f11
-  fsd f6, 1240(gp) /* sig 396 */
-  frflags s11
-  sd s11, 1248(gp) /* sig 397 */
-  /* 258: aluR */
-  li s4, 0x7ff
-  sltu s10, s1, s4
-  sd s10, 1256(gp) /* sig 398 */
-  /* 259: fp */
-  li tp, 0xffffffff4f7fffff
+  li tp, 0x3f72034df7665413
   fmv.d.x f10, tp
-  li tp, 0xffffffff4effffff
-  fmv.d.x f8, tp
-  fdiv.s f11, f10, f8, rne
-  fsd f11, 1264(gp) /* sig 399 */
-  fsflags s11, zero
-  sd s11, 1272(gp) /* sig 400 */
-  j .L31
-.L22:
+  li tp, 0xbf75d01528d9748a
+  fmv.d.x f17, tp
+  fmsub.d f31, f5, f10, f17, rmm
+  fsd f31, 992(gp) /* sig 366 */
+  fsflags s9, zero
+  sd s9, 1000(gp) /* sig 367 */
+  /* 239: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f3, tp
+  li tp, 0xc1a5d875f49978bc
+  fmv.d.x f10, tp
+  fmadd.d f6, f3, f10, f29, rup
+  fsd f6, 1008(gp) /* sig 368 */
+  fsflags t0, zero
+  sd t0, 1016(gp) /* sig 369 */
+  /* 240: luiAuipc */
+  auipc ra, 0x16d4f
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 1024(gp) /* sig 370 */
+  /* 241: cMem */
   .option rvc
-  c.addi a7, -27
+  c.fldsp f21, 208(sp)
   .option norvc
-  sd a7, 776(gp) /* sig 338 */
-  beq zero, zero, .L23
-.L31:
+  fsd f21, 1032(gp) /* sig 371 */
+  /* 242: fp */
+  li tp, 0x2541b8dfc2f6e4
+  fmv.d.x f15, tp
+  li tp, 0xc17e80dca8fdf798
+  fmv.d.x f8, tp
+  fmin.d f4, f15, f8
+  fsd f4, 1040(gp) /* sig 372 */
+  li t6, 0x1f
+  csrrc s2, fcsr, t6
+  sd s2, 1048(gp) /* sig 373 */
+  /* 243: fp */
+  li tp, 0x3e92a852aae2468a
+  fmv.d.x f31, tp
+  fsqrt.d f3, f31, rdn
+  fsd f3, 1056(gp) /* sig 374 */
+  fsflags s2, zero
+  sd s2, 1064(gp) /* sig 375 */
+  /* 244: cMem */
+  .option rvc
+  c.lwsp t0, 140(sp)
+  .option norvc
+  sd t0, 1072(gp) /* sig 376 */
+  /* 245: aluI */
+  srli a6, s4, 63
+  sd a6, 1080(gp) /* sig 377 */
+  /* 246: jalr */
+  auipc t0, 0
+  jalr s10, 22(t0)
+  sltiu a3, a4, -1087
+  sd a3, 1088(gp) /* sig 378 */
+  .option rvc
+  c.sub s0, a4
+  .option norvc
+  sd s0, 1096(gp) /* sig 379 */
+  auipc tp, 0
+  sub s10, s10, tp
+  sub t0, t0, tp
+  sd s10, 1104(gp) /* sig 380 */
+  sd t0, 1112(gp) /* sig 381 */
+  /* 247: fmem */
+  addi s1, sp, 406
+  fsd f30, -246(s1)
+  sub s1, s1, sp
+  /* 248: amo */
+  addi a1, sp, 8
+  amoswap.w s9, s11, (a1)
+  sub a1, a1, sp
+  sd s9, 1120(gp) /* sig 382 */
+  lw s10, 8(sp)
+  sd s10, 1128(gp) /* sig 383 */
+  /* 249: fp */
+  fmadd.d f6, f0, f0, f15, dyn
+  fsd f6, 1136(gp) /* sig 384 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 1144(gp) /* sig 385 */
+  /* 250: cAlu */
+  .option rvc
+  c.mv s2, a5
+  .option norvc
+  sd s2, 1152(gp) /* sig 386 */
+  /* 251: luiAuipc */
+  lui s6, 0x3ddc5
+  sd s6, 1160(gp) /* sig 387 */
+  /* 252: mem */
+  sd s9, 72(sp)
+  ld t4, 72(sp)
+  sd t4, 1168(gp) /* sig 388 */
+  /* 253: fcsr */
+  csrrwi zero, frm, 3
+  sd zero, 1176(gp) /* sig 389 */
+  /* 254: mem */
+  sd t0, 112(sp)
+  /* 255: cJump */
+  auipc a0, 0
+  addi a0, a0, 16
+  .option rvc
+  c.jr a0
+  .option norvc
+  .option rvc
+  c.li t0, -17
+  .option norvc
+  sd t0, 1184(gp) /* sig 390 */
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 1192(gp) /* sig 391 */
+  /* 256: cBranch */
+  li a3, 0xbf000000000000
+  .option rvc
+  c.bnez a3, .L38
+  .option norvc
+  srliw a1, s11, 1
+  sd a1, 1200(gp) /* sig 392 */
+.L38:
+  /* 257: mem */
+  addi a7, sp, 539
+  lhu t2, -383(a7)
+  sd t2, 1208(gp) /* sig 393 */
+  sub a7, a7, sp
+  /* 258: branch */
+  li ra, 0x3280000000000
+  li s11, 0xfffffffffffffffe
+  bne ra, s11, .L39
+  .option rvc
+  c.subw a3, a2
+  .option norvc
+  sd a3, 1216(gp) /* sig 394 */
+.L39:
+  /* 259: aluI */
+  addi s6, t6, -733
+  sd s6, 1224(gp) /* sig 395 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
+  .dword 0xffff
+  .dword 0x408cd59c167d43d4
+  .dword 0x2736b9da
+  .dword 0xffffffff00800000
   .dword 0x40f54ce365a2561b
   .dword 0x401
   .dword 0xfd9328787f45a6c6
@@ -1775,12 +1762,8 @@ difftest_buf:
   .dword 0x83a975947c97fa81
   .dword 0x41e0000000000000
   .dword 0xffffffff7fc0dead
-  .dword 0x10000000000000
-  .dword 0x201
-  .dword 0xffffffff74d612ec
-  .dword 0x308d309e58e84bda
 difftest_sig:
-  .rept 401
+  .rept 396
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

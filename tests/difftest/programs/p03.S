@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xa48413e9947d4e2a
+  li ra, 0x10
   li t0, 0x62c85900c879f960
   li t1, 0xf7ff9e0bd7ab6728
   li t2, 0x20d40000000000
@@ -103,1638 +103,1706 @@
   .option norvc
   sd s0, 0(gp) /* sig 0 */
   /* 1: fp */
-  li tp, 0xffffffff3248c934
-  fmv.d.x f25, tp
-  fle.s s1, f25, f25
-  sd s1, 8(gp) /* sig 1 */
-  fsflags t3, zero
-  sd t3, 16(gp) /* sig 2 */
-  /* 2: fp */
-  li tp, 0x3ff122d0c602ec06
+  li tp, 0xffffffffbf800000
   fmv.d.x f0, tp
-  li tp, 0x800ef076aa48813f
-  fmv.d.x f27, tp
-  fmul.d f4, f0, f27, rtz
-  fsd f4, 24(gp) /* sig 3 */
-  fsflags a4, zero
-  sd a4, 32(gp) /* sig 4 */
+  feq.s s10, f0, f0
+  sd s10, 8(gp) /* sig 1 */
+  fsflags s2, zero
+  sd s2, 16(gp) /* sig 2 */
+  /* 2: luiAuipc */
+  lui t3, 0xd07c7
+  sd t3, 24(gp) /* sig 3 */
   /* 3: aluI */
-  li s0, 0xffffffffffffffff
-  andi a2, s0, 2047
-  sd a2, 40(gp) /* sig 5 */
-  /* 4: fp */
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f9, tp
-  fmin.s f25, f23, f9
-  fsd f25, 48(gp) /* sig 6 */
-  fsflags a3, zero
-  sd a3, 56(gp) /* sig 7 */
-  /* 5: fp */
-  li s5, 0xffffffffffffffaa
-  fcvt.s.l f5, s5, rdn
-  fsd f5, 64(gp) /* sig 8 */
-  fsflags a3, zero
-  sd a3, 72(gp) /* sig 9 */
-  /* 6: cAlu */
-  .option rvc
-  c.add a0, s9
-  .option norvc
-  sd a0, 80(gp) /* sig 10 */
-  /* 7: fcsr */
-  csrrsi s3, fflags, 28
-  sd s3, 88(gp) /* sig 11 */
-  /* 8: liSeed */
-  li s0, 0xfffffffff6389195
-  sd s0, 96(gp) /* sig 12 */
-  /* 9: luiAuipc */
-  lui s10, 0x34222
-  sd s10, 104(gp) /* sig 13 */
-  /* 10: fp */
-  fadd.s f27, f14, f1, rmm
-  fsd f27, 112(gp) /* sig 14 */
-  csrrci a1, fflags, 0x1f
-  sd a1, 120(gp) /* sig 15 */
-  /* 11: aluR */
-  and zero, zero, zero
-  sd zero, 128(gp) /* sig 16 */
-  /* 12: fp */
-  li tp, 0xc1e34f9cf0439f9e
-  fmv.d.x f19, tp
-  li tp, 0xffffffffc4b7ec2a
-  fmv.d.x f13, tp
-  feq.d t2, f19, f13
-  sd t2, 136(gp) /* sig 17 */
-  li a6, 0x1f
-  csrrc t0, fcsr, a6
-  sd t0, 144(gp) /* sig 18 */
-  /* 13: jalr */
-  auipc s9, 0
-  addi s9, s9, -133
-  jalr s5, 153(s9)
-  addiw ra, t4, 1331
-  sd ra, 152(gp) /* sig 19 */
+  ori s1, ra, 451
+  sd s1, 32(gp) /* sig 4 */
+  /* 4: aluI */
+  andi s10, a1, -1734
+  sd s10, 40(gp) /* sig 5 */
+  /* 5: luiAuipc */
+  lui a2, 0x0
+  sd a2, 48(gp) /* sig 6 */
+  /* 6: luiAuipc */
+  auipc s0, 0xc7d67
   auipc tp, 0
-  sub s5, s5, tp
-  sub s9, s9, tp
-  sd s5, 160(gp) /* sig 20 */
-  sd s9, 168(gp) /* sig 21 */
+  sub s0, s0, tp
+  sd s0, 56(gp) /* sig 7 */
+  /* 7: fp */
+  fcvt.d.wu f10, a3
+  fsd f10, 64(gp) /* sig 8 */
+  fsflags t2, zero
+  sd t2, 72(gp) /* sig 9 */
+  /* 8: cMem */
+  .option rvc
+  c.fldsp f22, 192(sp)
+  .option norvc
+  fsd f22, 80(gp) /* sig 10 */
+  /* 9: amo */
+  addi a2, sp, 16
+  amoor.d.rl a4, zero, (a2)
+  sub a2, a2, sp
+  sd a4, 88(gp) /* sig 11 */
+  /* 10: fp */
+  li tp, 0xbff9642b32ee8e0f
+  fmv.d.x f18, tp
+  li tp, 0xa150b0bb8f060
+  fmv.d.x f9, tp
+  fmul.d f25, f18, f9
+  fsd f25, 96(gp) /* sig 12 */
+  fsflags a5, zero
+  sd a5, 104(gp) /* sig 13 */
+  /* 11: cMem */
+  addi a4, sp, 16
+  .option rvc
+  c.fld f8, 8(a4)
+  .option norvc
+  fsd f8, 112(gp) /* sig 14 */
+  sub a4, a4, sp
+  /* 12: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f10, tp
+  li tp, 0xffffffff388c0e4c
+  fmv.d.x f0, tp
+  fmadd.s f25, f10, f0, f15, rtz
+  fsd f25, 120(gp) /* sig 15 */
+  frflags t5
+  sd t5, 128(gp) /* sig 16 */
+  /* 13: mem */
+  addi a6, sp, -16
+  ld t0, 207(a6)
+  sd t0, 136(gp) /* sig 17 */
+  sub a6, a6, sp
   /* 14: fp */
-  li tp, 0x3fe0000000000000
-  fmv.d.x f22, tp
-  li tp, 0x10000000000000
-  fmv.d.x f30, tp
-  fsgnjn.d f24, f22, f30
-  fsd f24, 176(gp) /* sig 22 */
-  frcsr a6
-  sd a6, 184(gp) /* sig 23 */
+  fcvt.l.s s3, f23, rne
+  sd s3, 144(gp) /* sig 18 */
+  csrrci a5, fflags, 0x1f
+  sd a5, 152(gp) /* sig 19 */
   /* 15: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f12, tp
-  fmul.s f8, f22, f12, rtz
-  fsd f8, 192(gp) /* sig 24 */
-  li t0, 0x1f
-  csrrc t5, fcsr, t0
-  sd t5, 200(gp) /* sig 25 */
+  li tp, 0xc0900000
+  fmv.d.x f2, tp
+  fsub.s f29, f19, f2, rdn
+  fsd f29, 160(gp) /* sig 20 */
+  csrrci s9, fflags, 0x1f
+  sd s9, 168(gp) /* sig 21 */
   /* 16: fp */
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f7, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f14, tp
-  li tp, 0xa6cd1e45c41b9f4d
-  fmv.d.x f31, tp
-  fnmsub.d f7, f7, f14, f31
-  fsd f7, 208(gp) /* sig 26 */
-  fsflags a7, zero
-  sd a7, 216(gp) /* sig 27 */
-  /* 17: branch */
-  bgeu s5, a2, .L0
-  slti s11, a0, -50
-  sd s11, 224(gp) /* sig 28 */
-  divuw t6, a5, s4
-  sd t6, 232(gp) /* sig 29 */
-.L0:
-  /* 18: aluI */
+  li tp, 0x8367011d726812ca
+  fmv.d.x f4, tp
+  fclass.d a4, f4
+  sd a4, 176(gp) /* sig 22 */
+  li t6, 0x1f
+  csrrc a1, fcsr, t6
+  sd a1, 184(gp) /* sig 23 */
+  /* 17: aluR */
+  mulhu a6, a0, t5
+  sd a6, 192(gp) /* sig 24 */
+  /* 18: cMem */
+  addi a3, sp, 13
+  .option rvc
+  c.sd a4, 56(a3)
+  .option norvc
+  sub a3, a3, sp
+  /* 19: aluR */
+  rem s5, t1, t4
+  sd s5, 200(gp) /* sig 25 */
+  /* 20: mem */
+  lh t1, 50(sp)
+  sd t1, 208(gp) /* sig 26 */
+  /* 21: cMem */
+  addi a4, sp, 104
+  .option rvc
+  c.lw a5, 76(a4)
+  .option norvc
+  sd a5, 216(gp) /* sig 27 */
+  sub a4, a4, sp
+  /* 22: aluI */
   srli a7, s11, 31
-  sd a7, 240(gp) /* sig 30 */
-  /* 19: fp */
-  li tp, 0xffffffffbfee1c44
-  fmv.d.x f12, tp
-  li tp, 0xffffffff7f099dea
-  fmv.d.x f5, tp
-  fmul.s f3, f12, f5, rtz
-  fsd f3, 248(gp) /* sig 31 */
-  fsflags a3, zero
-  sd a3, 256(gp) /* sig 32 */
-  /* 20: branch */
-  blt t6, t0, .L1
-  subw t3, a0, t1
-  sd t3, 264(gp) /* sig 33 */
-.L1:
-  /* 21: fp */
-  fcvt.d.s f20, f5
-  fsd f20, 272(gp) /* sig 34 */
-  li s8, 0x1f
-  csrrc s2, fcsr, s8
-  sd s2, 280(gp) /* sig 35 */
-  /* 22: jalr */
+  sd a7, 224(gp) /* sig 28 */
+  /* 23: fp */
+  li tp, 0xffffffff807bcaae
+  fmv.d.x f6, tp
+  li tp, 0xffffffffbff7955c
+  fmv.d.x f17, tp
+  fdiv.s f3, f6, f17, rtz
+  fsd f3, 232(gp) /* sig 29 */
+  fsflags a5, zero
+  sd a5, 240(gp) /* sig 30 */
+  /* 24: rand */
+  .2byte 0x47a2 /* random */
+  sd a5, 248(gp) /* sig 31 */
+  /* 25: luiAuipc */
+  auipc s9, 0x1
+  auipc tp, 0
+  sub s9, s9, tp
+  sd s9, 256(gp) /* sig 32 */
+  /* 26: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f28, tp
+  fcvt.d.s f20, f28
+  fsd f20, 264(gp) /* sig 33 */
+  frcsr t5
+  sd t5, 272(gp) /* sig 34 */
+  /* 27: jalr */
   auipc a5, 0
   jalr t4, 9(a5)
   auipc tp, 0
   sub t4, t4, tp
   sub a5, a5, tp
-  sd t4, 288(gp) /* sig 36 */
-  sd a5, 296(gp) /* sig 37 */
-  /* 23: luiAuipc */
+  sd t4, 280(gp) /* sig 35 */
+  sd a5, 288(gp) /* sig 36 */
+  /* 28: luiAuipc */
   auipc s8, 0x0
   auipc tp, 0
   sub s8, s8, tp
-  sd s8, 304(gp) /* sig 38 */
-  /* 24: aluI */
+  sd s8, 296(gp) /* sig 37 */
+  /* 29: aluI */
   sltiu ra, s2, -282
-  sd ra, 312(gp) /* sig 39 */
-  /* 25: aluR */
+  sd ra, 304(gp) /* sig 38 */
+  /* 30: aluR */
   mulw a0, t1, ra
-  sd a0, 320(gp) /* sig 40 */
-  /* 26: amo */
+  sd a0, 312(gp) /* sig 39 */
+  /* 31: amo */
   li t3, 0x7ff
   addi t6, sp, 240
   amomin.w.aqrl s8, t3, (t6)
   sub t6, t6, sp
-  sd s8, 328(gp) /* sig 41 */
+  sd s8, 320(gp) /* sig 40 */
   lw t4, 240(sp)
-  sd t4, 336(gp) /* sig 42 */
-  /* 27: mem */
+  sd t4, 328(gp) /* sig 41 */
+  /* 32: mem */
   li s3, 0x22bb07ed
   sh s3, 91(sp)
   ld s6, 88(sp)
-  sd s6, 344(gp) /* sig 43 */
-  /* 28: mem */
+  sd s6, 336(gp) /* sig 42 */
+  /* 33: mem */
   li s6, 0xffffffffffffffe2
   sh s6, 212(sp)
-  /* 29: cJump */
-  auipc s7, 0
-  addi s7, s7, 24
+  /* 34: far */
+  jal s7, .L0
+.L1:
+  /* 35: fp */
+  fcvt.d.lu f21, s6, dyn
+  fsd f21, 376(gp) /* sig 47 */
+  fsflags s11, zero
+  sd s11, 384(gp) /* sig 48 */
+  /* 36: branch */
+  bltu t1, s9, .L2
+  addi a4, a2, 1932
+  sd a4, 392(gp) /* sig 49 */
+  sltu s0, a0, s7
+  sd s0, 400(gp) /* sig 50 */
+  andi a6, a7, -1
+  sd a6, 408(gp) /* sig 51 */
+.L2:
+  /* 37: fp */
+  li tp, 0xffffffff42f28a3c
+  fmv.d.x f17, tp
+  fcvt.l.s s5, f17, rdn
+  sd s5, 416(gp) /* sig 52 */
+  fsflags a7, zero
+  sd a7, 424(gp) /* sig 53 */
+  /* 38: branch */
+  beq a4, a4, .L3
   .option rvc
-  c.jalr s7
+  c.add t5, a1
   .option norvc
+  sd t5, 432(gp) /* sig 54 */
+  .option rvc
+  c.sub a4, s1
+  .option norvc
+  sd a4, 440(gp) /* sig 55 */
+  sra t4, a0, s3
+  sd t4, 448(gp) /* sig 56 */
+.L3:
+  /* 39: fp */
+  li tp, 0xffffffffdf000000
+  fmv.d.x f13, tp
+  fcvt.d.s f28, f13
+  fsd f28, 456(gp) /* sig 57 */
+  frflags s8
+  sd s8, 464(gp) /* sig 58 */
+  /* 40: aluI */
+  sltiu s4, a7, -1
+  sd s4, 472(gp) /* sig 59 */
+  /* 41: loop */
+  li s4, 0x3
+.L4:
+  .option rvc
+  c.li a6, 18
+  .option norvc
+  sd a6, 480(gp) /* sig 60 */
+  .option rvc
+  c.srai s0, 59
+  .option norvc
+  sd s0, 488(gp) /* sig 61 */
+  addi s4, s4, -1
+  bltu zero, s4, .L4
+  sd s4, 496(gp) /* sig 62 */
+  /* 42: fp */
+  li tp, 0xffffffff03d4c66d
+  fmv.d.x f23, tp
+  fmax.s f14, f23, f9
+  fsd f14, 504(gp) /* sig 63 */
+  frflags s9
+  sd s9, 512(gp) /* sig 64 */
+  /* 43: fp */
+  li tp, 0xffffffff35ec4e35
+  fmv.d.x f30, tp
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f13, tp
+  fnmadd.s f21, f30, f31, f13, rne
+  fsd f21, 520(gp) /* sig 65 */
+  fsflags ra, zero
+  sd ra, 528(gp) /* sig 66 */
+  /* 44: fp */
+  li tp, 0xffffffffb2255cc7
+  fmv.d.x f29, tp
+  fnmsub.s f9, f30, f29, f9, rdn
+  fsd f9, 536(gp) /* sig 67 */
+  frflags s3
+  sd s3, 544(gp) /* sig 68 */
+  /* 45: cAlu */
+  .option rvc
+  c.mv s9, a0
+  .option norvc
+  sd s9, 552(gp) /* sig 69 */
+  /* 46: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f23, tp
+  fcvt.s.d f22, f23, dyn
+  fsd f22, 560(gp) /* sig 70 */
+  frcsr s9
+  sd s9, 568(gp) /* sig 71 */
+  /* 47: cMem */
+  addi s1, sp, 40
+  .option rvc
+  c.sd a3, 80(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 48: fp */
+  li tp, 0xffffffffb9feef7b
+  fmv.d.x f21, tp
+  fmin.s f0, f31, f21
+  fsd f0, 576(gp) /* sig 72 */
+  frflags a2
+  sd a2, 584(gp) /* sig 73 */
+  /* 49: liSeed */
+  li s10, 0xffffffffffffffd6
+  sd s10, 592(gp) /* sig 74 */
+  /* 50: lrsc */
+  addi a1, sp, 124
+  sc.w s0, t2, (a1)
+  sd s0, 600(gp) /* sig 75 */
+  sub a1, a1, sp
+  lw t4, 124(sp)
+  sd t4, 608(gp) /* sig 76 */
+  /* 51: fp */
+  fsub.s f19, f1, f26, rmm
+  fsd f19, 616(gp) /* sig 77 */
+  fsflags s8, zero
+  sd s8, 624(gp) /* sig 78 */
+  /* 52: fp */
+  fmax.d f23, f31, f24
+  fsd f23, 632(gp) /* sig 79 */
+  fsflags s9, zero
+  sd s9, 640(gp) /* sig 80 */
+  /* 53: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f7, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f29, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f0, tp
+  fmadd.s f28, f7, f29, f0, rmm
+  fsd f28, 648(gp) /* sig 81 */
+  fsflags a1, zero
+  sd a1, 656(gp) /* sig 82 */
+  /* 54: aluI */
+  ori a1, a7, -416
+  sd a1, 664(gp) /* sig 83 */
+  /* 55: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f9, tp
+  fclass.s s7, f9
+  sd s7, 672(gp) /* sig 84 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 680(gp) /* sig 85 */
+  /* 56: cBranch */
+  li a1, 0x34280000
+  .option rvc
+  c.beqz a1, .L5
+  .option norvc
+  .option rvc
+  c.lui s2, 0xfffe9
+  .option norvc
+  sd s2, 688(gp) /* sig 86 */
+  .option rvc
+  c.add ra, s1
+  .option norvc
+  sd ra, 696(gp) /* sig 87 */
+.L5:
+  /* 57: cBranch */
+  .option rvc
+  c.bnez a0, .L6
+  .option norvc
+  .option rvc
+  c.add t1, s10
+  .option norvc
+  sd t1, 704(gp) /* sig 88 */
+.L6:
+  /* 58: fp */
+  li tp, 0x2d71f0ef5956c32
+  fmv.d.x f19, tp
+  fmin.d f2, f28, f19
+  fsd f2, 712(gp) /* sig 89 */
+  fsflags a6, zero
+  sd a6, 720(gp) /* sig 90 */
+  /* 59: fp */
+  li s11, 0x641baad296071754
+  fcvt.d.l f5, s11, rne
+  fsd f5, 728(gp) /* sig 91 */
+  fsflags t5, zero
+  sd t5, 736(gp) /* sig 92 */
+  /* 60: fp */
+  li tp, 0x1
+  fmv.d.x f14, tp
+  li tp, 0x1
+  fmv.d.x f25, tp
+  li tp, 0x1
+  fmv.d.x f25, tp
+  fnmadd.d f21, f14, f25, f25, rdn
+  fsd f21, 744(gp) /* sig 93 */
+  frflags t0
+  sd t0, 752(gp) /* sig 94 */
+  /* 61: mem */
+  lwu s7, 96(sp)
+  sd s7, 760(gp) /* sig 95 */
+  /* 62: aluR */
+  xor s10, s9, s4
+  sd s10, 768(gp) /* sig 96 */
+  /* 63: cBranch */
+  li s1, 0x123456789abcdef
+  .option rvc
+  c.bnez s1, .L7
+  .option norvc
+  .option rvc
+  c.subw a2, a3
+  .option norvc
+  sd a2, 776(gp) /* sig 97 */
+  srliw s10, s3, 6
+  sd s10, 784(gp) /* sig 98 */
+.L7:
+  /* 64: fp */
+  li t0, 0x2ece50e35669cf57
+  fcvt.s.l f8, t0
+  fsd f8, 792(gp) /* sig 99 */
+  fsflags s2, zero
+  sd s2, 800(gp) /* sig 100 */
+  /* 65: lrsc */
+  addi a6, sp, 0
+  sc.d t0, s2, (a6)
+  sd t0, 808(gp) /* sig 101 */
+  sub a6, a6, sp
+  ld a3, 0(sp)
+  sd a3, 816(gp) /* sig 102 */
+  /* 66: branch */
+  li a7, 0xffffffffffffffb0
+  li s11, 0xffffffffffffffb0
+  bgeu a7, s11, .L8
+  sltiu s1, zero, 1464
+  sd s1, 824(gp) /* sig 103 */
+  remu a3, s3, t5
+  sd a3, 832(gp) /* sig 104 */
+.L8:
+  /* 67: cBranch */
+  li a3, 0x8000
+  .option rvc
+  c.beqz a3, .L9
+  .option norvc
+  addw t6, a4, a5
+  sd t6, 840(gp) /* sig 105 */
+.L9:
+  /* 68: fp */
+  li tp, 0x3d72d9ca86799d5a
+  fmv.d.x f3, tp
+  li tp, 0x801e9343c71cd058
+  fmv.d.x f20, tp
+  li tp, 0x4008000000000000
+  fmv.d.x f15, tp
+  fmsub.d f18, f3, f20, f15, rmm
+  fsd f18, 848(gp) /* sig 106 */
+  fsflags a2, zero
+  sd a2, 856(gp) /* sig 107 */
+  /* 69: aluR */
+  li s11, 0x1a
+  mulhu s8, s11, s11
+  sd s8, 864(gp) /* sig 108 */
+  /* 70: fp */
+  li tp, 0x3754d6cdf57b3efd
+  fmv.d.x f26, tp
+  fclass.d s3, f26
+  sd s3, 872(gp) /* sig 109 */
+  frflags s2
+  sd s2, 880(gp) /* sig 110 */
+  /* 71: aluR */
+  li t0, 0xce610cc085fb8498
+  li a2, 0xffffffffffffffbb
+  xor t2, t0, a2
+  sd t2, 888(gp) /* sig 111 */
+  /* 72: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f20, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f31, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f29, tp
+  fnmsub.d f27, f20, f31, f29, rtz
+  fsd f27, 896(gp) /* sig 112 */
+  fsflags ra, zero
+  sd ra, 904(gp) /* sig 113 */
+  /* 73: lrsc */
+  addi t2, sp, 128
+  lr.d.rl a0, (t2)
+  sc.d s8, t4, (t2)
+  sd a0, 912(gp) /* sig 114 */
+  sd s8, 920(gp) /* sig 115 */
+  sub t2, t2, sp
+  ld s0, 128(sp)
+  sd s0, 928(gp) /* sig 116 */
+  /* 74: fp */
+  fclass.d a7, f22
+  sd a7, 936(gp) /* sig 117 */
+  fsflags s2, zero
+  sd s2, 944(gp) /* sig 118 */
+  /* 75: jal */
+  jal t3, .L10
+  srliw s8, s2, 0
+  sd s8, 952(gp) /* sig 119 */
+  .option rvc
+  c.add a2, a0
+  .option norvc
+  sd a2, 960(gp) /* sig 120 */
+.L10:
+  auipc tp, 0
+  sub t3, t3, tp
+  sd t3, 968(gp) /* sig 121 */
+  /* 76: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f29, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f25, tp
+  fle.d t3, f29, f25
+  sd t3, 976(gp) /* sig 122 */
+  frcsr s10
+  sd s10, 984(gp) /* sig 123 */
+  /* 77: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f28, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f5, tp
+  fadd.d f14, f28, f5, rne
+  fsd f14, 992(gp) /* sig 124 */
+  fsflags a7, zero
+  sd a7, 1000(gp) /* sig 125 */
+  /* 78: luiAuipc */
+  lui a7, 0x781bf
+  sd a7, 1008(gp) /* sig 126 */
+  /* 79: cMem */
+  .option rvc
+  c.swsp t3, 148(sp)
+  .option norvc
+  /* 80: aluI */
+  slti s10, s11, -404
+  sd s10, 1016(gp) /* sig 127 */
+  /* 81: cAlu */
+  .option rvc
+  c.addiw a3, 22
+  .option norvc
+  sd a3, 1024(gp) /* sig 128 */
+  /* 82: aluI */
+  andi t4, a0, 0
+  sd t4, 1032(gp) /* sig 129 */
+  /* 83: cSp */
+  .option rvc
+  c.addi16sp sp, -384
+  .option norvc
+  ld a4, 536(sp)
+  sd a4, 1040(gp) /* sig 130 */
+  .option rvc
+  c.addi16sp sp, 384
+  .option norvc
+  /* 84: fp */
+  fmv.x.d a1, f16
+  sd a1, 1048(gp) /* sig 131 */
+  fsflags a3, zero
+  sd a3, 1056(gp) /* sig 132 */
+  /* 85: amo */
+  addi ra, sp, 36
+  amoswap.w.aq zero, t6, (ra)
+  sub ra, ra, sp
+  sd zero, 1064(gp) /* sig 133 */
+  lw s11, 36(sp)
+  sd s11, 1072(gp) /* sig 134 */
+  /* 86: amo */
+  addi t0, sp, 128
+  amoor.d.aqrl a7, t6, (t0)
+  sub t0, t0, sp
+  sd a7, 1080(gp) /* sig 135 */
+  ld s11, 128(sp)
+  sd s11, 1088(gp) /* sig 136 */
+  /* 87: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f26, tp
+  fclass.s t0, f26
+  sd t0, 1096(gp) /* sig 137 */
+  frflags a6
+  sd a6, 1104(gp) /* sig 138 */
+  /* 88: fence */
+  nop
+  /* 89: branch */
+  bne t1, t5, .L11
+  .option rvc
+  c.add a4, t4
+  .option norvc
+  sd a4, 1112(gp) /* sig 139 */
+.L11:
+  /* 90: fp */
+  li tp, 0xffffffff80002685
+  fmv.d.x f19, tp
+  li tp, 0xffffffffb59a13dd
+  fmv.d.x f13, tp
+  fdiv.s f8, f19, f13, rmm
+  fsd f8, 1120(gp) /* sig 140 */
+  fsflags t3, zero
+  sd t3, 1128(gp) /* sig 141 */
+  /* 91: cAlu */
+  .option rvc
+  c.sub a0, s1
+  .option norvc
+  sd a0, 1136(gp) /* sig 142 */
+  /* 92: fp */
+  fnmadd.s f12, f31, f20, f8, rdn
+  fsd f12, 1144(gp) /* sig 143 */
+  li s7, 0x1f
+  csrrc a7, fcsr, s7
+  sd a7, 1152(gp) /* sig 144 */
+  /* 93: rand */
+  .2byte 0xaafa /* random */
+  .4byte 0x3d59b493 /* random */
+  sd s1, 1160(gp) /* sig 145 */
+  /* 94: aluI */
+  slli s11, s0, 49
+  sd s11, 1168(gp) /* sig 146 */
+  /* 95: liSeed */
+  li s10, 0x5b
+  sd s10, 1176(gp) /* sig 147 */
+  /* 96: smc */
+  /* patches in sltiu a5, a6, -1495 (then imm + 1, ...) */
+  li t6, 0xa2983793
+  li s9, 0x2
+.L12:
+  auipc a0, 0
+  sw t6, 12(a0)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t6, t6, tp
+  addi s9, s9, -1
+  bne s9, zero, .L12
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a5, 1184(gp) /* sig 148 */
+  sd a0, 1192(gp) /* sig 149 */
+  /* 97: aluI */
+  addiw t0, t3, -1313
+  sd t0, 1200(gp) /* sig 150 */
+  /* 98: aluI */
+  srai a6, s6, 32
+  sd a6, 1208(gp) /* sig 151 */
+  /* 99: cMem */
+  addi a0, sp, 0
+  .option rvc
+  c.fsd f9, 112(a0)
+  .option norvc
+  sub a0, a0, sp
+  j .L13
+.L0:
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 344(gp) /* sig 43 */
   .option rvc
   c.srai a2, 48
   .option norvc
   sd a2, 352(gp) /* sig 44 */
-  ori s11, s1, 1356
-  sd s11, 360(gp) /* sig 45 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s7, s7, tp
-  sd ra, 368(gp) /* sig 46 */
-  sd s7, 376(gp) /* sig 47 */
-  /* 30: amo */
-  addi t4, sp, 16
-  amomin.w.aqrl s6, a3, (t4)
-  sub t4, t4, sp
-  sd s6, 384(gp) /* sig 48 */
-  /* 31: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f27, tp
-  fcvt.wu.s t2, f27
-  sd t2, 392(gp) /* sig 49 */
-  frflags s9
-  sd s9, 400(gp) /* sig 50 */
-  /* 32: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f5, tp
-  fnmsub.d f2, f11, f14, f5
-  fsd f2, 408(gp) /* sig 51 */
-  fsflags s3, zero
-  sd s3, 416(gp) /* sig 52 */
-  /* 33: mem */
-  lhu t1, 117(sp)
-  sd t1, 424(gp) /* sig 53 */
-  /* 34: fp */
-  li tp, 0xffffffffc40410b3
-  fmv.d.x f19, tp
-  fcvt.l.s t5, f19, rup
-  sd t5, 432(gp) /* sig 54 */
-  fsflags a7, zero
-  sd a7, 440(gp) /* sig 55 */
-  /* 35: aluR */
-  srl t0, s3, a3
-  sd t0, 448(gp) /* sig 56 */
-  /* 36: fp */
-  li s0, 0x7fffffffffffffff
-  fcvt.s.l f8, s0, rtz
-  fsd f8, 456(gp) /* sig 57 */
-  frflags a4
-  sd a4, 464(gp) /* sig 58 */
-  /* 37: cMem */
-  .option rvc
-  c.fldsp f26, 224(sp)
-  .option norvc
-  fsd f26, 472(gp) /* sig 59 */
-  /* 38: cAlu */
-  .option rvc
-  c.srli a4, 2
-  .option norvc
-  sd a4, 480(gp) /* sig 60 */
-  /* 39: amo */
-  li s10, 0x7fffffffffffffff
-  addi s0, sp, 32
-  amomax.d.rl a0, s10, (s0)
-  sub s0, s0, sp
-  sd a0, 488(gp) /* sig 61 */
-  ld s4, 32(sp)
-  sd s4, 496(gp) /* sig 62 */
-  /* 40: mem */
-  li a6, 0x26e0000000000
-  addi a7, sp, 75
-  sb a6, 126(a7)
-  sub a7, a7, sp
-  /* 41: fp */
-  li s5, 0x28ddbed2
-  fcvt.s.wu f2, s5, rup
-  fsd f2, 504(gp) /* sig 63 */
-  frflags s9
-  sd s9, 512(gp) /* sig 64 */
-  /* 42: fp */
-  li tp, 0xffffffff5f000000
-  fmv.d.x f5, tp
-  fnmsub.s f21, f17, f5, f5, rdn
-  fsd f21, 520(gp) /* sig 65 */
-  fsflags a2, zero
-  sd a2, 528(gp) /* sig 66 */
-  /* 43: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f23, tp
-  fadd.s f22, f3, f23, rmm
-  fsd f22, 536(gp) /* sig 67 */
-  fsflags t4, zero
-  sd t4, 544(gp) /* sig 68 */
-  /* 44: fp */
-  fnmsub.s f12, f30, f17, f16, rtz
-  fsd f12, 552(gp) /* sig 69 */
-  li s8, 0x1f
-  csrrc t4, fcsr, s8
-  sd t4, 560(gp) /* sig 70 */
-  /* 45: fp */
-  li tp, 0x2fbf33a070ffae9
-  fmv.d.x f3, tp
-  li tp, 0xc13f1baa6627e359
-  fmv.d.x f20, tp
-  fle.d s10, f3, f20
-  sd s10, 568(gp) /* sig 71 */
-  li s10, 0x1f
-  csrrc a6, fcsr, s10
-  sd a6, 576(gp) /* sig 72 */
-  /* 46: fp */
-  li tp, 0xa46303534ab878ea
-  fmv.d.x f6, tp
-  fnmsub.d f19, f1, f9, f6, rdn
-  fsd f19, 584(gp) /* sig 73 */
-  fsflags a7, zero
-  sd a7, 592(gp) /* sig 74 */
-  /* 47: liSeed */
-  li s4, 0x40
-  sd s4, 600(gp) /* sig 75 */
-  /* 48: luiAuipc */
-  auipc ra, 0xe5477
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 608(gp) /* sig 76 */
-  /* 49: amo */
-  addi ra, sp, 96
-  amoadd.d.aqrl s11, t4, (ra)
-  sub ra, ra, sp
-  sd s11, 616(gp) /* sig 77 */
-  /* 50: jalr */
-  auipc s10, 0
-  addi s10, s10, 117
-  jalr a5, -90(s10)
-  .option rvc
-  c.mv t3, s9
-  .option norvc
-  sd t3, 624(gp) /* sig 78 */
-  slti a0, s7, 1
-  sd a0, 632(gp) /* sig 79 */
-  auipc tp, 0
-  sub a5, a5, tp
-  sub s10, s10, tp
-  sd a5, 640(gp) /* sig 80 */
-  sd s10, 648(gp) /* sig 81 */
-  /* 51: fp */
-  li tp, 0xffffffffbf800000
-  fmv.d.x f31, tp
-  fdiv.s f0, f31, f15, rtz
-  fsd f0, 656(gp) /* sig 82 */
-  frcsr a2
-  sd a2, 664(gp) /* sig 83 */
-  /* 52: mem */
-  sd t1, 142(sp)
-  /* 53: cMem */
-  addi a1, sp, 40
-  .option rvc
-  c.sd a5, 24(a1)
-  .option norvc
-  sub a1, a1, sp
-  /* 54: fp */
-  li tp, 0x800005c162787789
-  fmv.d.x f15, tp
-  li tp, 0xbff70589e1de243d
-  fmv.d.x f20, tp
-  fdiv.d f20, f15, f20, rtz
-  fsd f20, 672(gp) /* sig 84 */
-  csrrci s2, fflags, 0x1f
-  sd s2, 680(gp) /* sig 85 */
-  /* 55: fp */
-  li tp, 0x3fffecbb5ff374cd
-  fmv.d.x f2, tp
-  li tp, 0x7fe009a8208f2c39
-  fmv.d.x f26, tp
-  fmul.d f28, f2, f26, rup
-  fsd f28, 688(gp) /* sig 86 */
-  frflags s6
-  sd s6, 696(gp) /* sig 87 */
-  /* 56: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f30, tp
-  li tp, 0xc80ee21c99e9c385
+  ori s10, s1, 1356
+  sd s10, 360(gp) /* sig 45 */
+  slti s10, zero, 1763
+  sd s10, 368(gp) /* sig 46 */
+  bge zero, zero, .L1
+.L13:
+  /* 100: fmem */
+  li tp, 0xffffffff7f7fffff
   fmv.d.x f11, tp
-  fmax.d f22, f30, f11
-  fsd f22, 704(gp) /* sig 88 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 712(gp) /* sig 89 */
-  /* 57: jal */
-  jal a4, .L2
-  .option rvc
-  c.li t5, -16
-  .option norvc
-  sd t5, 720(gp) /* sig 90 */
-.L2:
-  auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 728(gp) /* sig 91 */
-  /* 58: fp */
-  li tp, 0x82f4a1ea7f26587e
-  fmv.d.x f23, tp
-  li tp, 0x1cf74e0e62e7279a
-  fmv.d.x f12, tp
-  fmadd.d f21, f23, f2, f12
-  fsd f21, 736(gp) /* sig 92 */
-  fsflags a4, zero
-  sd a4, 744(gp) /* sig 93 */
-  /* 59: liSeed */
-  li s9, 0x2000000000
-  sd s9, 752(gp) /* sig 94 */
-  /* 60: fp */
-  li tp, 0xffffffffdd7f4fd2
-  fmv.d.x f12, tp
-  li tp, 0xffffffffc5a6c01d
-  fmv.d.x f28, tp
-  fmadd.s f19, f12, f28, f18, rtz
-  fsd f19, 760(gp) /* sig 95 */
-  csrrci s10, fflags, 0x1f
-  sd s10, 768(gp) /* sig 96 */
-  /* 61: cAlu */
-  .option rvc
-  c.addi s7, 23
-  .option norvc
-  sd s7, 776(gp) /* sig 97 */
-  /* 62: cBranch */
-  .option rvc
-  c.beqz a3, .L3
-  .option norvc
-  addw s2, a3, zero
-  sd s2, 784(gp) /* sig 98 */
-.L3:
-  /* 63: aluR */
-  mulhsu s0, ra, t3
-  sd s0, 792(gp) /* sig 99 */
-  /* 64: aluR */
-  remuw t2, s1, a0
-  sd t2, 800(gp) /* sig 100 */
-  /* 65: branch */
-  bltu s7, s3, .L4
-  slt s10, s0, t3
-  sd s10, 808(gp) /* sig 101 */
-  ori a6, t1, 2047
-  sd a6, 816(gp) /* sig 102 */
-.L4:
-  /* 66: aluR */
-  or t2, s2, t2
-  sd t2, 824(gp) /* sig 103 */
-  /* 67: mem */
-  addi a2, sp, 332
-  lh a2, -82(a2)
-  sd a2, 832(gp) /* sig 104 */
-  /* 68: jalr */
-  auipc t2, 0
-  addi t2, t2, -197
-  jalr zero, 209(t2)
-  auipc tp, 0
-  sub t2, t2, tp
-  sd zero, 840(gp) /* sig 105 */
-  sd t2, 848(gp) /* sig 106 */
-  /* 69: cAlu */
-  .option rvc
-  c.subw a0, a1
-  .option norvc
-  sd a0, 856(gp) /* sig 107 */
-  /* 70: fp */
-  li tp, 0x4008000000000000
-  fmv.d.x f15, tp
-  fdiv.d f26, f15, f14, rne
-  fsd f26, 864(gp) /* sig 108 */
-  frflags t0
-  sd t0, 872(gp) /* sig 109 */
-  /* 71: luiAuipc */
-  auipc t4, 0xb02f6
-  auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 880(gp) /* sig 110 */
-  /* 72: fence */
-  fence rw, rw
-  /* 73: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f17, tp
-  fmadd.s f24, f17, f18, f6, rup
-  fsd f24, 888(gp) /* sig 111 */
-  fsflags t0, zero
-  sd t0, 896(gp) /* sig 112 */
-  /* 74: aluI */
-  li s4, 0xffffffff
-  slliw t5, s4, 5
-  sd t5, 904(gp) /* sig 113 */
-  /* 75: lrsc */
-  addi s1, sp, 212
-  sc.w.aqrl s6, zero, (s1)
-  sd s6, 912(gp) /* sig 114 */
-  sub s1, s1, sp
-  lw t5, 212(sp)
-  sd t5, 920(gp) /* sig 115 */
-  /* 76: mem */
-  sh t3, 108(sp)
-  ld s7, 104(sp)
-  sd s7, 928(gp) /* sig 116 */
-  /* 77: fp */
-  li tp, 0xffffffff01d7a479
-  fmv.d.x f9, tp
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f12, tp
-  fmul.s f22, f9, f12, rne
-  fsd f22, 936(gp) /* sig 117 */
-  fsflags a2, zero
-  sd a2, 944(gp) /* sig 118 */
-  /* 78: fp */
-  li tp, 0xffffffff7149f2ca
-  fmv.d.x f27, tp
-  fmul.s f16, f4, f27, rtz
-  fsd f16, 952(gp) /* sig 119 */
-  fsflags s6, zero
-  sd s6, 960(gp) /* sig 120 */
-  /* 79: branch */
-  bge zero, t3, .L5
-  srai s10, s11, 31
-  sd s10, 968(gp) /* sig 121 */
-.L5:
-  /* 80: fmem */
-  fld f28, 24(sp)
-  fsd f28, 976(gp) /* sig 122 */
-  /* 81: fmem */
-  fsd f12, 120(sp)
-  /* 82: fp */
-  li tp, 0x41c1cf43d8a4af01
-  fmv.d.x f6, tp
-  fsgnj.d f2, f6, f17
-  fsd f2, 984(gp) /* sig 123 */
-  frflags s7
-  sd s7, 992(gp) /* sig 124 */
-  /* 83: fp */
-  li tp, 0x3e910fde788dbad7
-  fmv.d.x f27, tp
-  li tp, 0x41efffffffe00000
-  fmv.d.x f11, tp
-  li tp, 0x801981e850508715
-  fmv.d.x f7, tp
-  fmsub.d f16, f27, f11, f7, rdn
-  fsd f16, 1000(gp) /* sig 125 */
-  fsflags t0, zero
-  sd t0, 1008(gp) /* sig 126 */
-  /* 84: loop */
-  li s2, 0x2
-.L6:
-  sltiu a2, a6, 0
-  sd a2, 1016(gp) /* sig 127 */
-  slliw t1, a6, 22
-  sd t1, 1024(gp) /* sig 128 */
-  addi s2, s2, -1
-  blt zero, s2, .L6
-  sd s2, 1032(gp) /* sig 129 */
-  /* 85: fp */
-  li tp, 0xffffffffca0847c6
-  fmv.d.x f27, tp
-  fsub.s f1, f18, f27, rdn
-  fsd f1, 1040(gp) /* sig 130 */
-  fsflags t0, zero
-  sd t0, 1048(gp) /* sig 131 */
-  /* 86: fp */
-  li tp, 0xffffffffce5b79c6
-  fmv.d.x f24, tp
-  fcvt.d.s f9, f24
-  fsd f9, 1056(gp) /* sig 132 */
-  fsflags a0, zero
-  sd a0, 1064(gp) /* sig 133 */
-  /* 87: fp */
-  li tp, 0xffffffffbdabdf01
-  fmv.d.x f29, tp
-  fdiv.s f16, f29, f8, rdn
-  fsd f16, 1072(gp) /* sig 134 */
-  fsflags a6, zero
-  sd a6, 1080(gp) /* sig 135 */
-  /* 88: mem */
-  addi t3, sp, 157
-  sh a2, 19(t3)
-  sub t3, t3, sp
-  /* 89: amo */
-  addi t4, sp, 220
-  amoswap.w a0, s2, (t4)
-  sub t4, t4, sp
-  sd a0, 1088(gp) /* sig 136 */
-  /* 90: lrsc */
-  addi t3, sp, 64
-  lr.d s2, (t3)
-  xori zero, t5, 2047
-  and s0, s5, s10
-  sc.d t6, t6, (t3)
-  sd s2, 1096(gp) /* sig 137 */
-  sd t6, 1104(gp) /* sig 138 */
-  sub t3, t3, sp
-  ld t5, 64(sp)
-  sd t5, 1112(gp) /* sig 139 */
-  /* 91: far */
-  jal s10, .L7
-.L8:
-  /* 92: luiAuipc */
-  lui s6, 0xf77ac
-  sd s6, 1144(gp) /* sig 143 */
-  /* 93: mem */
-  sb s1, 122(sp)
-  /* 94: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f28, tp
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f25, tp
-  fsgnjn.d f4, f28, f25
-  fsd f4, 1152(gp) /* sig 144 */
-  fsflags a3, zero
-  sd a3, 1160(gp) /* sig 145 */
-  /* 95: fp */
-  li tp, 0xfffffffffffff
-  fmv.d.x f3, tp
-  fclass.d a0, f3
-  sd a0, 1168(gp) /* sig 146 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 1176(gp) /* sig 147 */
-  /* 96: amo */
-  addi s0, sp, 136
-  amomaxu.d.aq a7, zero, (s0)
-  sub s0, s0, sp
-  sd a7, 1184(gp) /* sig 148 */
-  /* 97: fp */
-  li tp, 0xffffffff0a10fd77
-  fmv.d.x f6, tp
-  fcvt.lu.s s7, f6, rtz
-  sd s7, 1192(gp) /* sig 149 */
-  frcsr a1
-  sd a1, 1200(gp) /* sig 150 */
-  /* 98: aluR */
-  sra ra, s8, a2
-  sd ra, 1208(gp) /* sig 151 */
-  /* 99: cMem */
-  addi a3, sp, 67
-  .option rvc
-  c.lw a0, 0(a3)
-  .option norvc
-  sd a0, 1216(gp) /* sig 152 */
-  sub a3, a3, sp
-  j .L9
-.L7:
-  auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 1120(gp) /* sig 140 */
-  .option rvc
-  c.srai a0, 9
-  .option norvc
-  sd a0, 1128(gp) /* sig 141 */
-  addi t1, s9, -407
-  sd t1, 1136(gp) /* sig 142 */
-  bge zero, zero, .L8
-.L9:
-  /* 100: loop */
-  li a5, 0x1
-.L10:
-  .option rvc
-  c.srai a4, 26
-  .option norvc
-  sd a4, 1224(gp) /* sig 153 */
-  addi a5, a5, -1
-  bne a5, zero, .L10
-  sd a5, 1232(gp) /* sig 154 */
-  /* 101: aluI */
-  addi t5, zero, 979
-  sd t5, 1240(gp) /* sig 155 */
+  fsw f11, 125(sp)
+  /* 101: aluR */
+  li a1, 0xffffffff
+  div t1, t3, a1
+  sd t1, 1216(gp) /* sig 152 */
   /* 102: fp */
-  li tp, 0xc1e0000000000000
-  fmv.d.x f18, tp
-  li tp, 0xc1e0000000200000
-  fmv.d.x f6, tp
-  feq.d a5, f18, f6
-  sd a5, 1248(gp) /* sig 156 */
-  fsflags t5, zero
-  sd t5, 1256(gp) /* sig 157 */
-  /* 103: fp */
-  fclass.s a0, f13
-  sd a0, 1264(gp) /* sig 158 */
-  frflags s5
-  sd s5, 1272(gp) /* sig 159 */
+  fsub.d f17, f0, f22, rup
+  fsd f17, 1224(gp) /* sig 153 */
+  frflags s7
+  sd s7, 1232(gp) /* sig 154 */
+  /* 103: fence */
+  fence rw, rw
   /* 104: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f23, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f25, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f8, tp
+  fmadd.s f30, f23, f25, f8, rdn
+  fsd f30, 1240(gp) /* sig 155 */
+  fsflags a2, zero
+  sd a2, 1248(gp) /* sig 156 */
+  /* 105: fp */
+  li tp, 0xffffffff3fc00000
+  fmv.d.x f9, tp
+  fsub.s f8, f9, f15, rup
+  fsd f8, 1256(gp) /* sig 157 */
+  fsflags t0, zero
+  sd t0, 1264(gp) /* sig 158 */
+  /* 106: aluR */
+  sltu a4, t0, s8
+  sd a4, 1272(gp) /* sig 159 */
+  /* 107: fence */
+  fence r, w
+  /* 108: amo */
+  li a7, 0x17e0000000000000
+  addi a0, sp, 172
+  amoadd.w.aq zero, a7, (a0)
+  sub a0, a0, sp
+  sd zero, 1280(gp) /* sig 160 */
+  /* 109: luiAuipc */
+  auipc a3, 0x7ffff
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 1288(gp) /* sig 161 */
+  /* 110: fp */
   li tp, 0xffffffff00000000
   fmv.d.x f12, tp
-  li tp, 0xffffffff005743cc
-  fmv.d.x f26, tp
-  fnmadd.s f10, f12, f26, f25, rup
-  fsd f10, 1280(gp) /* sig 160 */
-  frflags t5
-  sd t5, 1288(gp) /* sig 161 */
-  /* 105: branch */
-  li a5, 0x1ffffff
-  li a5, 0xffffffff7fffffff
-  blt a5, a5, .L11
-  andi s6, zero, 1847
-  sd s6, 1296(gp) /* sig 162 */
-.L11:
-  /* 106: smc */
-  /* patches in slti a3, s10, -584 (then imm + 1, ...) */
-  li s11, 0xdb8d2693
-  li t3, 0x3
-.L12:
-  auipc a0, 0
-  sw s11, 12(a0)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s11, s11, tp
-  addi t3, t3, -1
-  bne t3, zero, .L12
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a3, 1304(gp) /* sig 163 */
-  sd a0, 1312(gp) /* sig 164 */
-  /* 107: aluI */
-  li t4, 0xffffffffffffffc9
-  srli zero, t4, 55
-  sd zero, 1320(gp) /* sig 165 */
-  /* 108: aluR */
-  li a1, 0x5555555555555555
-  and t2, a1, t5
-  sd t2, 1328(gp) /* sig 166 */
-  /* 109: mem */
-  lwu a4, 100(sp)
-  sd a4, 1336(gp) /* sig 167 */
-  /* 110: cMem */
+  fclass.s s2, f12
+  sd s2, 1296(gp) /* sig 162 */
+  fsflags s11, zero
+  sd s11, 1304(gp) /* sig 163 */
+  /* 111: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f20, tp
+  fsqrt.d f23, f20, rmm
+  fsd f23, 1312(gp) /* sig 164 */
+  frcsr s4
+  sd s4, 1320(gp) /* sig 165 */
+  /* 112: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f17, tp
+  fmin.s f7, f17, f9
+  fsd f7, 1328(gp) /* sig 166 */
+  fsflags s9, zero
+  sd s9, 1336(gp) /* sig 167 */
+  /* 113: cAlu */
   .option rvc
-  c.swsp a3, 208(sp)
+  c.srai a0, 37
   .option norvc
-  /* 111: fmem */
-  flw f12, 164(sp)
-  fsd f12, 1344(gp) /* sig 168 */
-  /* 112: mem */
-  addi t0, sp, -269
-  lbu s4, 444(t0)
-  sd s4, 1352(gp) /* sig 169 */
-  sub t0, t0, sp
-  /* 113: jalr */
-  auipc a0, 0
-  addi a0, a0, 17
-  jalr t5, 1(a0)
+  sd a0, 1344(gp) /* sig 168 */
+  /* 114: aluR */
+  sub a0, a3, t5
+  sd a0, 1352(gp) /* sig 169 */
+  /* 115: mem */
+  addi ra, sp, -234
+  sd t2, 322(ra)
+  sub ra, ra, sp
+  /* 116: branch */
+  li t3, 0x7fffffffffffffff
+  bltu t3, zero, .L14
+  divw s3, a4, zero
+  sd s3, 1360(gp) /* sig 170 */
+.L14:
+  /* 117: mem */
+  sh zero, 124(sp)
+  ld a3, 120(sp)
+  sd a3, 1368(gp) /* sig 171 */
+  /* 118: cMem */
+  addi a1, sp, 64
   .option rvc
-  c.mv s2, s1
+  c.sd a0, 8(a1)
   .option norvc
-  sd s2, 1360(gp) /* sig 170 */
-  auipc tp, 0
-  sub t5, t5, tp
-  sub a0, a0, tp
-  sd t5, 1368(gp) /* sig 171 */
-  sd a0, 1376(gp) /* sig 172 */
-  /* 114: fp */
-  li tp, 0xffffffff4effffff
-  fmv.d.x f22, tp
-  fclass.s s0, f22
-  sd s0, 1384(gp) /* sig 173 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 1392(gp) /* sig 174 */
-  /* 115: aluI */
-  srliw a7, a1, 17
-  sd a7, 1400(gp) /* sig 175 */
-  /* 116: fp */
-  flt.d t3, f12, f18
-  sd t3, 1408(gp) /* sig 176 */
-  fsflags ra, zero
-  sd ra, 1416(gp) /* sig 177 */
-  /* 117: branch */
-  blt s7, s7, .L13
-  srliw s5, t5, 16
-  sd s5, 1424(gp) /* sig 178 */
+  sub a1, a1, sp
+  /* 119: loop */
+  li s6, 0x3
+.L15:
+  xori a2, t0, -102
+  sd a2, 1376(gp) /* sig 172 */
+  addi s6, s6, -1
+  bltu zero, s6, .L15
+  sd s6, 1384(gp) /* sig 173 */
+  /* 120: cAlu */
   .option rvc
-  c.add a7, s7
+  c.andi a1, 12
   .option norvc
-  sd a7, 1432(gp) /* sig 179 */
-.L13:
-  /* 118: fence */
-  fence rw, rw
-  /* 119: cAlu */
-  .option rvc
-  c.srai a2, 33
-  .option norvc
-  sd a2, 1440(gp) /* sig 180 */
-  /* 120: mem */
-  lwu s0, 44(sp)
-  sd s0, 1448(gp) /* sig 181 */
+  sd a1, 1392(gp) /* sig 174 */
   /* 121: fp */
-  li tp, 0xffffffff4c503406
-  fmv.d.x f24, tp
-  fclass.s t6, f24
-  sd t6, 1456(gp) /* sig 182 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 1464(gp) /* sig 183 */
-  /* 122: lrsc */
-  addi s8, sp, 96
-  sc.d.aqrl s11, a3, (s8)
-  sd s11, 1472(gp) /* sig 184 */
-  sub s8, s8, sp
-  ld s8, 96(sp)
-  sd s8, 1480(gp) /* sig 185 */
-  /* 123: fcsr */
-  csrrci ra, fflags, 5
-  sd ra, 1488(gp) /* sig 186 */
-  /* 124: jalr */
-  auipc a5, 0
-  jalr a1, 22(a5)
-  srlw a2, s7, s11
-  sd a2, 1496(gp) /* sig 187 */
+  li tp, 0xffefffffffffffff
+  fmv.d.x f14, tp
+  li tp, 0x41efffffffe00000
+  fmv.d.x f22, tp
+  fmax.d f6, f14, f22
+  fsd f6, 1400(gp) /* sig 175 */
+  fsflags a7, zero
+  sd a7, 1408(gp) /* sig 176 */
+  /* 122: fp */
+  li tp, 0x41efffffffe00000
+  fmv.d.x f20, tp
+  fmsub.d f18, f19, f21, f20, rmm
+  fsd f18, 1416(gp) /* sig 177 */
+  li s3, 0x1f
+  csrrc a4, fcsr, s3
+  sd a4, 1424(gp) /* sig 178 */
+  /* 123: amo */
+  li s2, 0xffffffff80000000
+  addi s1, sp, 96
+  amoor.d s0, s2, (s1)
+  sub s1, s1, sp
+  sd s0, 1432(gp) /* sig 179 */
+  /* 124: fp */
+  li tp, 0xffffffff4e811c3f
+  fmv.d.x f29, tp
+  fcvt.lu.s t3, f29, rdn
+  sd t3, 1440(gp) /* sig 180 */
+  fsflags a5, zero
+  sd a5, 1448(gp) /* sig 181 */
+  /* 125: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f31, tp
+  fcvt.lu.d s6, f31, rmm
+  sd s6, 1456(gp) /* sig 182 */
+  fsflags s9, zero
+  sd s9, 1464(gp) /* sig 183 */
+  /* 126: fp */
+  li tp, 0xffffffff42e130d1
+  fmv.d.x f16, tp
+  fsgnj.s f5, f27, f16
+  fsd f5, 1472(gp) /* sig 184 */
+  csrrci s0, fflags, 0x1f
+  sd s0, 1480(gp) /* sig 185 */
+  /* 127: fp */
+  fcvt.s.lu f8, zero, rdn
+  fsd f8, 1488(gp) /* sig 186 */
+  fsflags t6, zero
+  sd t6, 1496(gp) /* sig 187 */
+  /* 128: cJump */
+  auipc s11, 0
+  addi s11, s11, 10
+  .option rvc
+  c.jalr s11
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s11, s11, tp
+  sd ra, 1504(gp) /* sig 188 */
+  sd s11, 1512(gp) /* sig 189 */
+  /* 129: cBranch */
+  li a4, 0x68d44955b4222f71
+  .option rvc
+  c.bnez a4, .L16
+  .option norvc
   .option rvc
   c.addiw a1, 4
   .option norvc
-  sd a1, 1504(gp) /* sig 188 */
-  auipc tp, 0
-  sub a1, a1, tp
-  sub a5, a5, tp
-  sd a1, 1512(gp) /* sig 189 */
-  sd a5, 1520(gp) /* sig 190 */
-  /* 125: aluI */
-  li a6, 0x123456789abcdef
-  andi a2, a6, 1474
-  sd a2, 1528(gp) /* sig 191 */
-  /* 126: fp */
-  li tp, 0xbe8d1b332b02f528
-  fmv.d.x f18, tp
-  li tp, 0x1a56e1fc2f8f359
-  fmv.d.x f15, tp
-  fmadd.d f27, f18, f25, f15, rdn
-  fsd f27, 1536(gp) /* sig 192 */
-  fsflags s6, zero
-  sd s6, 1544(gp) /* sig 193 */
-  /* 127: liSeed */
-  li a0, 0x80000000001
+  sd a1, 1520(gp) /* sig 190 */
+.L16:
+  /* 130: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f0, tp
+  fsgnj.d f7, f0, f27
+  fsd f7, 1528(gp) /* sig 191 */
+  csrrci a6, fflags, 0x1f
+  sd a6, 1536(gp) /* sig 192 */
+  /* 131: loop */
+  li s0, 0x3
+.L17:
+  srai s1, s5, 30
+  sd s1, 1544(gp) /* sig 193 */
+  add a0, s10, s6
   sd a0, 1552(gp) /* sig 194 */
-  /* 128: fp */
-  li tp, 0xffffffff40400000
-  fmv.d.x f20, tp
-  fclass.s s1, f20
-  sd s1, 1560(gp) /* sig 195 */
-  fsflags s2, zero
-  sd s2, 1568(gp) /* sig 196 */
-  /* 129: cMem */
   .option rvc
-  c.fsdsp f25, 56(sp)
+  c.addi s0, -1
   .option norvc
-  /* 130: cAlu */
   .option rvc
-  c.addiw s0, -31
+  c.bnez s0, .L17
   .option norvc
-  sd s0, 1576(gp) /* sig 197 */
-  /* 131: cAlu */
+  sd s0, 1560(gp) /* sig 195 */
+  /* 132: branch */
+  bgeu s7, s8, .L18
+  ori t1, s5, 103
+  sd t1, 1568(gp) /* sig 196 */
+  xori t1, t6, 101
+  sd t1, 1576(gp) /* sig 197 */
+.L18:
+  /* 133: branch */
+  beq zero, s6, .L19
   .option rvc
-  c.subw a4, a4
+  c.lui s11, 0xa
   .option norvc
-  sd a4, 1584(gp) /* sig 198 */
-  /* 132: aluI */
-  srli s5, a2, 50
-  sd s5, 1592(gp) /* sig 199 */
-  /* 133: fp */
-  li tp, 0x43e0000000000000
-  fmv.d.x f7, tp
-  fsqrt.d f5, f7, rdn
-  fsd f5, 1600(gp) /* sig 200 */
-  fsflags a2, zero
-  sd a2, 1608(gp) /* sig 201 */
-  /* 134: cMem */
-  addi a3, sp, 112
-  .option rvc
-  c.fld f9, 64(a3)
-  .option norvc
-  fsd f9, 1616(gp) /* sig 202 */
-  sub a3, a3, sp
-  /* 135: aluR */
-  mulw t1, t0, a2
-  sd t1, 1624(gp) /* sig 203 */
+  sd s11, 1584(gp) /* sig 198 */
+  sraiw s9, s8, 0
+  sd s9, 1592(gp) /* sig 199 */
+  srl a2, t2, s10
+  sd a2, 1600(gp) /* sig 200 */
+.L19:
+  /* 134: mem */
+  ld s7, 128(sp)
+  sd s7, 1608(gp) /* sig 201 */
+  /* 135: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f2, tp
+  fcvt.d.s f2, f2
+  fsd f2, 1616(gp) /* sig 202 */
+  fsflags t5, zero
+  sd t5, 1624(gp) /* sig 203 */
   /* 136: fp */
-  li a2, 0x100
-  fcvt.s.l f30, a2, rtz
+  fcvt.s.w f30, s1, dyn
   fsd f30, 1632(gp) /* sig 204 */
-  fsflags s9, zero
-  sd s9, 1640(gp) /* sig 205 */
+  fsflags s11, zero
+  sd s11, 1640(gp) /* sig 205 */
   /* 137: fp */
-  fcvt.s.d f11, f10, rtz
-  fsd f11, 1648(gp) /* sig 206 */
-  csrrci a1, fflags, 0x1f
-  sd a1, 1656(gp) /* sig 207 */
-  /* 138: aluI */
-  addiw t2, t2, 1365
-  sd t2, 1664(gp) /* sig 208 */
+  fcvt.d.lu f24, t4, dyn
+  fsd f24, 1648(gp) /* sig 206 */
+  fsflags t3, zero
+  sd t3, 1656(gp) /* sig 207 */
+  /* 138: cJump */
+  auipc t2, 0
+  addi t2, t2, 26
+  .option rvc
+  c.jalr t2
+  .option norvc
+  slli zero, t3, 18
+  sd zero, 1664(gp) /* sig 208 */
+  rem s9, a4, t1
+  sd s9, 1672(gp) /* sig 209 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t2, t2, tp
+  sd ra, 1680(gp) /* sig 210 */
+  sd t2, 1688(gp) /* sig 211 */
   /* 139: aluR */
-  li a2, 0x7fffffff
-  mulhsu a4, a2, s9
-  sd a4, 1672(gp) /* sig 209 */
-  /* 140: aluR */
   sub zero, t0, a4
-  sd zero, 1680(gp) /* sig 210 */
-  /* 141: amo */
-  li t0, 0x60
-  addi s2, sp, 104
-  amominu.d.aq t6, t0, (s2)
-  sub s2, s2, sp
-  sd t6, 1688(gp) /* sig 211 */
-  ld s8, 104(sp)
-  sd s8, 1696(gp) /* sig 212 */
-  /* 142: jal */
-  jal s11, .L14
-  mulw s11, a5, a2
-  sd s11, 1704(gp) /* sig 213 */
-  sraiw s7, a2, 6
-  sd s7, 1712(gp) /* sig 214 */
-.L14:
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 1720(gp) /* sig 215 */
-  /* 143: fp */
-  li tp, 0xffffffffbfe3a190
-  fmv.d.x f19, tp
-  li tp, 0xffffffff3b2c1e15
-  fmv.d.x f26, tp
-  li tp, 0xffffffff3b990b4e
-  fmv.d.x f20, tp
-  fmsub.s f13, f19, f26, f20, dyn
-  fsd f13, 1728(gp) /* sig 216 */
-  csrrci t5, fflags, 0x1f
-  sd t5, 1736(gp) /* sig 217 */
-  /* 144: loop */
-  li a4, 0x3
-.L15:
+  sd zero, 1696(gp) /* sig 212 */
+  /* 140: fp */
+  li tp, 0xffffffff5f800000
+  fmv.d.x f4, tp
+  fsgnjn.s f26, f22, f4
+  fsd f26, 1704(gp) /* sig 213 */
+  csrrci a1, fflags, 0x1f
+  sd a1, 1712(gp) /* sig 214 */
+  /* 141: fp */
+  fcvt.d.s f20, f9
+  fsd f20, 1720(gp) /* sig 215 */
+  fsflags s11, zero
+  sd s11, 1728(gp) /* sig 216 */
+  /* 142: amo */
+  addi s10, sp, 140
+  amomax.w.aqrl t3, t6, (s10)
+  sub s10, s10, sp
+  sd t3, 1736(gp) /* sig 217 */
+  lw t6, 140(sp)
+  sd t6, 1744(gp) /* sig 218 */
+  /* 143: mem */
+  li a7, 0xffffffff9fd6493a
+  sw a7, 161(sp)
+  ld a2, 160(sp)
+  sd a2, 1752(gp) /* sig 219 */
+  /* 144: aluI */
+  slli a1, t5, 52
+  sd a1, 1760(gp) /* sig 220 */
+  /* 145: fp */
+  li tp, 0x4340000000000000
+  fmv.d.x f16, tp
+  li tp, 0x3e50db3250fdbddc
+  fmv.d.x f6, tp
+  fmsub.d f9, f16, f6, f29, rup
+  fsd f9, 1768(gp) /* sig 221 */
+  frflags a0
+  sd a0, 1776(gp) /* sig 222 */
+  /* 146: liSeed */
+  li a4, 0x63f7336509d85444
+  sd a4, 1784(gp) /* sig 223 */
+  /* 147: cJump */
+  auipc ra, 0
+  addi ra, ra, 10
   .option rvc
-  c.add s2, a2
+  c.jalr ra
   .option norvc
-  sd s2, 1744(gp) /* sig 218 */
-  sllw s1, s2, ra
-  sd s1, 1752(gp) /* sig 219 */
-  addi a4, a4, -1
-  blt zero, a4, .L15
-  sd a4, 1760(gp) /* sig 220 */
-  /* 145: luiAuipc */
-  auipc a0, 0xeabd2
   auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 1768(gp) /* sig 221 */
-  /* 146: fp */
-  li tp, 0xffffffff40400000
-  fmv.d.x f14, tp
-  fcvt.wu.s a4, f14, dyn
-  sd a4, 1776(gp) /* sig 222 */
-  fsflags a7, zero
-  sd a7, 1784(gp) /* sig 223 */
-  /* 147: fp */
-  fmul.s f20, f11, f8, rmm
-  fsd f20, 1792(gp) /* sig 224 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 1800(gp) /* sig 225 */
+  sub ra, ra, tp
+  sd ra, 1792(gp) /* sig 224 */
   /* 148: cMem */
-  addi a1, sp, 68
+  addi a0, sp, 11
   .option rvc
-  c.sw a5, 56(a1)
+  c.lw a5, 12(a0)
   .option norvc
-  sub a1, a1, sp
-  /* 149: fp */
-  li a6, 0x54
-  fcvt.d.w f25, a6
-  fsd f25, 1808(gp) /* sig 226 */
-  li s10, 0x1f
-  csrrc a3, fcsr, s10
-  sd a3, 1816(gp) /* sig 227 */
-  /* 150: amo */
-  li t3, 0x3
-  addi s3, sp, 184
-  amomax.d.rl s1, t3, (s3)
-  sub s3, s3, sp
-  sd s1, 1824(gp) /* sig 228 */
-  ld a7, 184(sp)
-  sd a7, 1832(gp) /* sig 229 */
+  sd a5, 1800(gp) /* sig 225 */
+  sub a0, a0, sp
+  /* 149: cBranch */
+  li a5, 0x0
+  .option rvc
+  c.beqz a5, .L20
+  .option norvc
+  srai t6, a6, 32
+  sd t6, 1808(gp) /* sig 226 */
+  .option rvc
+  c.li a0, -5
+  .option norvc
+  sd a0, 1816(gp) /* sig 227 */
+  slliw t5, t4, 20
+  sd t5, 1824(gp) /* sig 228 */
+.L20:
+  /* 150: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f28, tp
+  fclass.s t5, f28
+  sd t5, 1832(gp) /* sig 229 */
+  fsflags s0, zero
+  sd s0, 1840(gp) /* sig 230 */
   /* 151: aluR */
   mulh a4, s5, t5
-  sd a4, 1840(gp) /* sig 230 */
+  sd a4, 1848(gp) /* sig 231 */
   /* 152: luiAuipc */
   lui t1, 0x7246f
-  sd t1, 1848(gp) /* sig 231 */
-  /* 153: lrsc */
-  addi t3, sp, 208
-  lr.d.aq a4, (t3)
-  srlw t2, s2, s1
-  sc.d.aq s3, t5, (t3)
-  sd a4, 1856(gp) /* sig 232 */
-  sd s3, 1864(gp) /* sig 233 */
-  sc.d.rl s3, zero, (t3)
-  sd s3, 1872(gp) /* sig 234 */
-  sub t3, t3, sp
-  ld t4, 208(sp)
-  sd t4, 1880(gp) /* sig 235 */
-  /* 154: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f10, tp
-  flt.s s6, f10, f11
-  sd s6, 1888(gp) /* sig 236 */
-  fsflags s6, zero
-  sd s6, 1896(gp) /* sig 237 */
-  /* 155: aluI */
-  sraiw t3, t2, 1
-  sd t3, 1904(gp) /* sig 238 */
-  /* 156: fp */
-  li s2, 0xee0f6a2c14887193
-  fmv.d.x f13, s2
-  fsd f13, 1912(gp) /* sig 239 */
-  li a0, 0x1f
-  csrrc a3, fcsr, a0
-  sd a3, 1920(gp) /* sig 240 */
-  addi gp, gp, 1928
-  /* 157: fp */
-  li tp, 0x7ded50e54a614e22
-  fmv.d.x f10, tp
-  fclass.d t1, f10
-  sd t1, 0(gp) /* sig 241 */
-  fsflags t6, zero
-  sd t6, 8(gp) /* sig 242 */
-  /* 158: amo */
-  addi t1, sp, 156
-  amoor.w t2, s10, (t1)
-  sub t1, t1, sp
-  sd t2, 16(gp) /* sig 243 */
-  /* 159: aluR */
-  li t3, 0x1f
-  li t3, 0x17d805d
-  srl s0, t3, t3
-  sd s0, 24(gp) /* sig 244 */
-  /* 160: fp */
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f25, tp
-  fclass.s a7, f25
-  sd a7, 32(gp) /* sig 245 */
-  fsflags s1, zero
-  sd s1, 40(gp) /* sig 246 */
-  /* 161: fp */
-  fcvt.d.lu f23, zero, rne
-  fsd f23, 48(gp) /* sig 247 */
-  frflags s3
-  sd s3, 56(gp) /* sig 248 */
-  /* 162: branch */
-  li a4, 0xffffffffffffff9e
-  li s0, 0xaaaaaaaaaaaaaaaa
-  bne a4, s0, .L16
-  sraiw a7, t0, 2
-  sd a7, 64(gp) /* sig 249 */
-  slli s11, s10, 9
-  sd s11, 72(gp) /* sig 250 */
-  mul s6, t3, zero
-  sd s6, 80(gp) /* sig 251 */
-.L16:
-  /* 163: mem */
-  sh ra, 61(sp)
-  /* 164: cSp */
-  .option rvc
-  c.addi4spn a0, sp, 112
-  .option norvc
-  sub a0, a0, sp
-  sd a0, 88(gp) /* sig 252 */
-  /* 165: fp */
-  li tp, 0xffffffffcf000000
-  fmv.d.x f13, tp
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f5, tp
-  fle.s a6, f13, f5
-  sd a6, 96(gp) /* sig 253 */
-  frcsr ra
-  sd ra, 104(gp) /* sig 254 */
-  /* 166: far */
-  bgeu s4, a7, .L17
-.L18:
-  /* 167: cAlu */
-  .option rvc
-  c.andi a0, -14
-  .option norvc
-  sd a0, 128(gp) /* sig 257 */
-  /* 168: fcsr */
-  csrrci zero, fflags, 7
-  sd zero, 136(gp) /* sig 258 */
-  /* 169: mem */
-  lb s7, 28(sp)
-  sd s7, 144(gp) /* sig 259 */
-  /* 170: mem */
-  lb a5, 143(sp)
-  sd a5, 152(gp) /* sig 260 */
-  /* 171: fp */
-  li tp, 0x1eb6f206b47260
-  fmv.d.x f21, tp
-  li tp, 0x3ffeb6f206b47260
-  fmv.d.x f4, tp
-  fsqrt.d f6, f21, rmm
-  fsd f6, 160(gp) /* sig 261 */
-  frflags s9
-  sd s9, 168(gp) /* sig 262 */
-  /* 172: aluI */
-  slti s2, a4, -2048
-  sd s2, 176(gp) /* sig 263 */
-  /* 173: luiAuipc */
-  lui s0, 0x3bb02
-  sd s0, 184(gp) /* sig 264 */
-  /* 174: mem */
-  lb a5, 164(sp)
-  sd a5, 192(gp) /* sig 265 */
-  /* 175: fp */
-  li s0, 0x8000
-  fcvt.d.w f5, s0
-  fsd f5, 200(gp) /* sig 266 */
-  li s5, 0x1f
-  csrrc a0, fcsr, s5
-  sd a0, 208(gp) /* sig 267 */
-  /* 176: aluI */
-  srliw s5, s8, 1
-  sd s5, 216(gp) /* sig 268 */
-  /* 177: branch */
-  bltu ra, t3, .L19
-  .option rvc
-  c.add s0, s3
-  .option norvc
-  sd s0, 224(gp) /* sig 269 */
-  addw a7, a4, s0
-  sd a7, 232(gp) /* sig 270 */
-  .option rvc
-  c.slli ra, 20
-  .option norvc
-  sd ra, 240(gp) /* sig 271 */
-.L19:
-  /* 178: luiAuipc */
-  auipc s0, 0xe3440
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 248(gp) /* sig 272 */
-  /* 179: fp */
-  li tp, 0x3ff7b1a9b2e84f37
-  fmv.d.x f27, tp
-  li tp, 0x407c58fb2f236aca
-  fmv.d.x f10, tp
-  li tp, 0xc084fd570ba9821c
-  fmv.d.x f26, tp
-  fnmadd.d f27, f27, f10, f26, rdn
-  fsd f27, 256(gp) /* sig 273 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 264(gp) /* sig 274 */
-  /* 180: fp */
-  fsgnjx.s f9, f10, f2
-  fsd f9, 272(gp) /* sig 275 */
-  frflags ra
-  sd ra, 280(gp) /* sig 276 */
-  /* 181: fp */
-  li tp, 0x78b876d9e678a87d
-  fmv.d.x f16, tp
-  li tp, 0xc2187784597ceebd
-  fmv.d.x f21, tp
-  fsub.d f23, f16, f21, dyn
-  fsd f23, 288(gp) /* sig 277 */
-  fsflags a7, zero
-  sd a7, 296(gp) /* sig 278 */
-  /* 182: cMem */
-  addi a2, sp, 24
-  .option rvc
-  c.ld a4, 64(a2)
-  .option norvc
-  sd a4, 304(gp) /* sig 279 */
-  sub a2, a2, sp
-  /* 183: fp */
-  li tp, 0xffffffff3fc03cc0
-  fmv.d.x f26, tp
-  li tp, 0xffffffff00553a5c
-  fmv.d.x f17, tp
-  fmul.s f12, f26, f17, rup
-  fsd f12, 312(gp) /* sig 280 */
-  li s5, 0x1f
-  csrrc s11, fcsr, s5
-  sd s11, 320(gp) /* sig 281 */
-  /* 184: fp */
-  li tp, 0xc1322eb21a137
-  fmv.d.x f4, tp
-  li tp, 0x41382645d643426e
-  fmv.d.x f30, tp
-  fdiv.d f16, f4, f30, rtz
-  fsd f16, 328(gp) /* sig 282 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 336(gp) /* sig 283 */
-  /* 185: amo */
-  li a0, 0xffffffff80000000
-  addi a6, sp, 108
-  amomax.w.aqrl s9, a0, (a6)
-  sub a6, a6, sp
-  sd s9, 344(gp) /* sig 284 */
-  /* 186: fp */
-  li tp, 0xffffffffb71dc2e7
-  fmv.d.x f2, tp
-  li tp, 0xffffffff3f800001
-  fmv.d.x f20, tp
-  fnmadd.s f3, f2, f20, f3, rdn
-  fsd f3, 352(gp) /* sig 285 */
-  fsflags t3, zero
-  sd t3, 360(gp) /* sig 286 */
-  /* 187: fp */
-  li tp, 0xffffffff0000353a
-  fmv.d.x f11, tp
-  li tp, 0xffffffff49d4e980
-  fmv.d.x f12, tp
-  fdiv.s f12, f11, f12
-  fsd f12, 368(gp) /* sig 287 */
-  li a5, 0x1f
-  csrrc a6, fcsr, a5
-  sd a6, 376(gp) /* sig 288 */
-  /* 188: fp */
-  li tp, 0x3ff3035742c0f73e
-  fmv.d.x f4, tp
-  li tp, 0x7feaedca9169c6f5
-  fmv.d.x f19, tp
-  fmul.d f19, f4, f19, rmm
-  fsd f19, 384(gp) /* sig 289 */
-  fsflags a6, zero
-  sd a6, 392(gp) /* sig 290 */
-  /* 189: fp */
-  li tp, 0x40c81cd6c8b43958
-  fmv.d.x f9, tp
-  fsqrt.d f4, f9, rdn
-  fsd f4, 400(gp) /* sig 291 */
-  fsflags s5, zero
-  sd s5, 408(gp) /* sig 292 */
-  /* 190: fp */
-  li tp, 0x4170000010000000
-  fmv.d.x f8, tp
-  feq.d a2, f8, f9
-  sd a2, 416(gp) /* sig 293 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 424(gp) /* sig 294 */
-  /* 191: luiAuipc */
-  auipc a1, 0x0
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 432(gp) /* sig 295 */
-  /* 192: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f25, tp
-  fsgnjx.d f24, f0, f25
-  fsd f24, 440(gp) /* sig 296 */
-  fsflags s0, zero
-  sd s0, 448(gp) /* sig 297 */
-  /* 193: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f13, tp
-  feq.d s3, f15, f13
-  sd s3, 456(gp) /* sig 298 */
-  frcsr t5
-  sd t5, 464(gp) /* sig 299 */
-  /* 194: fcsr */
-  csrrsi s2, fflags, 8
-  sd s2, 472(gp) /* sig 300 */
-  /* 195: fp */
-  li tp, 0xffffffffdf000000
-  fmv.d.x f20, tp
-  fmadd.s f23, f20, f2, f11, rdn
-  fsd f23, 480(gp) /* sig 301 */
-  csrrci s10, fflags, 0x1f
-  sd s10, 488(gp) /* sig 302 */
-  /* 196: fp */
-  fcvt.s.l f10, s0, rmm
-  fsd f10, 496(gp) /* sig 303 */
-  frcsr s1
-  sd s1, 504(gp) /* sig 304 */
-  /* 197: fp */
-  li tp, 0x1ebf57a0023ce7e6
-  fmv.d.x f30, tp
-  fnmadd.d f23, f12, f30, f7, rdn
-  fsd f23, 512(gp) /* sig 305 */
-  fsflags s9, zero
-  sd s9, 520(gp) /* sig 306 */
-  /* 198: cMem */
-  .option rvc
-  c.ldsp s11, 0(sp)
-  .option norvc
-  sd s11, 528(gp) /* sig 307 */
-  /* 199: liSeed */
-  li s3, 0xffffffffa391963e
-  sd s3, 536(gp) /* sig 308 */
-  j .L20
-.L17:
-  .option rvc
-  c.andi a2, 11
-  .option norvc
-  sd a2, 112(gp) /* sig 255 */
-  .option rvc
-  c.and a5, a5
-  .option norvc
-  sd a5, 120(gp) /* sig 256 */
-  j .L18
-.L20:
-  /* 200: cMem */
-  addi a0, sp, 0
-  .option rvc
-  c.ld s1, 240(a0)
-  .option norvc
-  sd s1, 544(gp) /* sig 309 */
-  sub a0, a0, sp
-  /* 201: aluI */
-  li a2, 0xffffffffffffffd9
-  slti t6, a2, 297
-  sd t6, 552(gp) /* sig 310 */
-  /* 202: fp */
-  li tp, 0xffffffff00f3a1a7
-  fmv.d.x f6, tp
-  li tp, 0xffffffff9e7bc31a
-  fmv.d.x f0, tp
-  fmax.s f5, f6, f0
-  fsd f5, 560(gp) /* sig 311 */
-  li s4, 0x1f
-  csrrc t4, fcsr, s4
-  sd t4, 568(gp) /* sig 312 */
-  /* 203: mem */
-  li a6, 0x2c
-  sd a6, 160(sp)
-  /* 204: fp */
-  li tp, 0x40c81cd6c8b43958
+  sd t1, 1856(gp) /* sig 232 */
+  /* 153: fp */
+  li tp, 0xffffffff3f800000
   fmv.d.x f18, tp
-  fnmsub.d f2, f13, f18, f5, rmm
-  fsd f2, 576(gp) /* sig 313 */
+  fmv.x.w t5, f18
+  sd t5, 1864(gp) /* sig 233 */
   fsflags a0, zero
-  sd a0, 584(gp) /* sig 314 */
-  /* 205: fp */
-  li tp, 0xffffffff00000001
-  fmv.d.x f26, tp
-  fadd.s f27, f14, f26, dyn
-  fsd f27, 592(gp) /* sig 315 */
-  fsflags s8, zero
-  sd s8, 600(gp) /* sig 316 */
-  /* 206: fp */
-  li s2, 0xffff
-  fcvt.d.w f16, s2
-  fsd f16, 608(gp) /* sig 317 */
-  fsflags a4, zero
-  sd a4, 616(gp) /* sig 318 */
-  /* 207: cSp */
+  sd a0, 1872(gp) /* sig 234 */
+  /* 154: cAlu */
   .option rvc
-  c.addi4spn a4, sp, 1008
+  c.lui t5, 0xffff0
   .option norvc
-  sub a4, a4, sp
-  sd a4, 624(gp) /* sig 319 */
-  /* 208: fp */
-  li tp, 0xbff8000000000000
-  fmv.d.x f29, tp
-  li tp, 0xfffffffffffff
-  fmv.d.x f16, tp
-  li tp, 0x9ee100f42d833379
-  fmv.d.x f31, tp
-  fmsub.d f31, f29, f16, f31, rdn
-  fsd f31, 632(gp) /* sig 320 */
-  fsflags s11, zero
-  sd s11, 640(gp) /* sig 321 */
-  /* 209: lrsc */
-  addi s3, sp, 168
-  lr.w.rl s10, (s3)
-  sc.w.aqrl s11, t4, (s3)
-  sd s10, 648(gp) /* sig 322 */
-  sd s11, 656(gp) /* sig 323 */
-  sub s3, s3, sp
-  lw a6, 168(sp)
-  sd a6, 664(gp) /* sig 324 */
-  /* 210: cJump */
-  auipc s1, 0
-  addi s1, s1, 10
+  sd t5, 1880(gp) /* sig 235 */
+  /* 155: fp */
+  fadd.d f26, f21, f29, rmm
+  fsd f26, 1888(gp) /* sig 236 */
+  fsflags s2, zero
+  sd s2, 1896(gp) /* sig 237 */
+  /* 156: fp */
+  li tp, 0x2d13f8234b941d
+  fmv.d.x f11, tp
+  fnmsub.d f4, f11, f17, f10, dyn
+  fsd f4, 1904(gp) /* sig 238 */
+  fsflags s6, zero
+  sd s6, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 157: fmem */
+  flw f16, 164(sp)
+  fsd f16, 0(gp) /* sig 240 */
+  /* 158: fp */
+  li tp, 0xbff0708b185a2073
+  fmv.d.x f30, tp
+  li tp, 0x409d50e54a614e22
+  fmv.d.x f4, tp
+  li tp, 0x409e1f1a6ad067de
+  fmv.d.x f10, tp
+  fnmadd.d f10, f30, f4, f10, rdn
+  fsd f10, 8(gp) /* sig 241 */
+  frflags t0
+  sd t0, 16(gp) /* sig 242 */
+  /* 159: aluI */
+  slliw s9, t1, 0
+  sd s9, 24(gp) /* sig 243 */
+  /* 160: cAlu */
   .option rvc
-  c.jr s1
+  c.add s7, t3
   .option norvc
-  auipc tp, 0
-  sub s1, s1, tp
-  sd s1, 672(gp) /* sig 325 */
-  /* 211: lrsc */
-  addi a4, sp, 64
-  sc.d t4, a0, (a4)
-  sd t4, 680(gp) /* sig 326 */
-  sub a4, a4, sp
-  ld t0, 64(sp)
-  sd t0, 688(gp) /* sig 327 */
-  /* 212: fp */
-  li tp, 0x43e0000000000000
-  fmv.d.x f1, tp
-  feq.d a2, f1, f1
-  sd a2, 696(gp) /* sig 328 */
-  frflags s11
-  sd s11, 704(gp) /* sig 329 */
-  /* 213: fp */
-  li tp, 0x0
-  fmv.d.x f29, tp
-  fcvt.s.d f23, f29, rmm
-  fsd f23, 712(gp) /* sig 330 */
-  frcsr s5
-  sd s5, 720(gp) /* sig 331 */
-  /* 214: cAlu */
+  sd s7, 32(gp) /* sig 244 */
+  /* 161: cMem */
   .option rvc
-  c.slli a6, 26
+  c.swsp t0, 180(sp)
   .option norvc
-  sd a6, 728(gp) /* sig 332 */
-  /* 215: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f29, tp
-  li tp, 0xbdf058a9ae679886
-  fmv.d.x f12, tp
-  fdiv.d f29, f29, f12, rtz
-  fsd f29, 736(gp) /* sig 333 */
-  fsflags a5, zero
-  sd a5, 744(gp) /* sig 334 */
-  /* 216: fp */
-  li tp, 0xffffffffbfa75457
-  fmv.d.x f29, tp
-  li tp, 0xffffffff7f43d449
-  fmv.d.x f13, tp
-  fmul.s f21, f29, f13, rdn
-  fsd f21, 752(gp) /* sig 335 */
-  frcsr t2
-  sd t2, 760(gp) /* sig 336 */
-  /* 217: fp */
-  fsqrt.s f1, f24, rmm
-  fsd f1, 768(gp) /* sig 337 */
-  frcsr a3
-  sd a3, 776(gp) /* sig 338 */
-  /* 218: aluI */
-  slti a4, zero, -18
-  sd a4, 784(gp) /* sig 339 */
-  /* 219: liSeed */
-  li s3, 0xffffffff80000000
-  sd s3, 792(gp) /* sig 340 */
-  /* 220: amo */
-  addi a0, sp, 88
-  amoadd.d.rl s10, t4, (a0)
-  sub a0, a0, sp
-  sd s10, 800(gp) /* sig 341 */
-  ld s1, 88(sp)
-  sd s1, 808(gp) /* sig 342 */
-  /* 221: cAlu */
+  /* 162: cAlu */
   .option rvc
-  c.add a0, s10
+  c.li t4, 13
   .option norvc
-  sd a0, 816(gp) /* sig 343 */
-  /* 222: fp */
-  li tp, 0xbffb6f884b8d40e3
-  fmv.d.x f22, tp
-  li tp, 0x3ffb6f884b8d40e4
-  fmv.d.x f25, tp
-  fadd.d f31, f22, f22, rne
-  fsd f31, 824(gp) /* sig 344 */
-  fsflags s10, zero
-  sd s10, 832(gp) /* sig 345 */
-  /* 223: fp */
-  li tp, 0x3fd5555555555555
-  fmv.d.x f14, tp
-  fcvt.w.d a3, f14, rdn
-  sd a3, 840(gp) /* sig 346 */
-  frflags a6
-  sd a6, 848(gp) /* sig 347 */
-  /* 224: fp */
-  li tp, 0xc1d20d9ec121cf10
-  fmv.d.x f19, tp
-  fdiv.d f26, f19, f16, rup
-  fsd f26, 856(gp) /* sig 348 */
-  fsflags t2, zero
-  sd t2, 864(gp) /* sig 349 */
-  /* 225: mem */
-  ld t5, 152(sp)
-  sd t5, 872(gp) /* sig 350 */
-  /* 226: fp */
-  li tp, 0xffffffff7cfefa0a
-  fmv.d.x f3, tp
-  fmsub.s f30, f3, f23, f23, rdn
-  fsd f30, 880(gp) /* sig 351 */
-  fsflags t4, zero
-  sd t4, 888(gp) /* sig 352 */
-  /* 227: fp */
+  sd t4, 40(gp) /* sig 245 */
+  /* 163: cAlu */
+  .option rvc
+  c.or a5, a4
+  .option norvc
+  sd a5, 48(gp) /* sig 246 */
+  /* 164: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f23, tp
+  fmv.x.d a4, f23
+  sd a4, 56(gp) /* sig 247 */
+  fsflags s9, zero
+  sd s9, 64(gp) /* sig 248 */
+  /* 165: lrsc */
+  addi s6, sp, 140
+  lr.w.rl s1, (s6)
+  sc.w.rl s0, a3, (s6)
+  sd s1, 72(gp) /* sig 249 */
+  sd s0, 80(gp) /* sig 250 */
+  sub s6, s6, sp
+  lw zero, 140(sp)
+  sd zero, 88(gp) /* sig 251 */
+  /* 166: fp */
   li tp, 0x1
+  fmv.d.x f30, tp
+  fcvt.wu.d s0, f30, dyn
+  sd s0, 96(gp) /* sig 252 */
+  csrrci s1, fflags, 0x1f
+  sd s1, 104(gp) /* sig 253 */
+  /* 167: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f0, tp
+  fcvt.s.d f19, f0
+  fsd f19, 112(gp) /* sig 254 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 120(gp) /* sig 255 */
+  /* 168: fp */
+  li tp, 0x8029cabf1b8c5a1c
+  fmv.d.x f28, tp
+  fsgnj.d f26, f28, f26
+  fsd f26, 128(gp) /* sig 256 */
+  frflags t0
+  sd t0, 136(gp) /* sig 257 */
+  /* 169: branch */
+  blt a5, a7, .L21
+  addw zero, t1, t5
+  sd zero, 144(gp) /* sig 258 */
+  .option rvc
+  c.slli a6, 55
+  .option norvc
+  sd a6, 152(gp) /* sig 259 */
+  .option rvc
+  c.lui s4, 0xfffea
+  .option norvc
+  sd s4, 160(gp) /* sig 260 */
+.L21:
+  /* 170: cMem */
+  addi a5, sp, 48
+  .option rvc
+  c.fld f12, 96(a5)
+  .option norvc
+  fsd f12, 168(gp) /* sig 261 */
+  sub a5, a5, sp
+  /* 171: fp */
+  li tp, 0xffffffff21d85fd7
+  fmv.d.x f8, tp
+  fmul.s f29, f8, f13, dyn
+  fsd f29, 176(gp) /* sig 262 */
+  fsflags s0, zero
+  sd s0, 184(gp) /* sig 263 */
+  /* 172: amo */
+  li s4, 0x598db764e69511fb
+  addi a6, sp, 100
+  amomaxu.w.rl t2, s4, (a6)
+  sub a6, a6, sp
+  sd t2, 192(gp) /* sig 264 */
+  lw t4, 100(sp)
+  sd t4, 200(gp) /* sig 265 */
+  /* 173: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f25, tp
+  li tp, 0x0
+  fmv.d.x f3, tp
+  fadd.d f0, f25, f3, rtz
+  fsd f0, 208(gp) /* sig 266 */
+  frcsr t3
+  sd t3, 216(gp) /* sig 267 */
+  /* 174: fp */
+  li tp, 0x47effffff0000000
+  fmv.d.x f22, tp
+  fmax.d f8, f22, f5
+  fsd f8, 224(gp) /* sig 268 */
+  fsflags s0, zero
+  sd s0, 232(gp) /* sig 269 */
+  /* 175: branch */
+  beq a6, a6, .L22
+  srai s0, t6, 63
+  sd s0, 240(gp) /* sig 270 */
+  and t1, s3, t6
+  sd t1, 248(gp) /* sig 271 */
+.L22:
+  /* 176: fp */
+  fcvt.wu.s ra, f7, rne
+  sd ra, 256(gp) /* sig 272 */
+  csrrci a5, fflags, 0x1f
+  sd a5, 264(gp) /* sig 273 */
+  /* 177: lrsc */
+  addi t4, sp, 248
+  lr.d s2, (t4)
+  srlw t2, ra, t2
+  slliw s1, s6, 27
+  sc.d.aq a3, a3, (t4)
+  sd s2, 272(gp) /* sig 274 */
+  sd a3, 280(gp) /* sig 275 */
+  sub t4, t4, sp
+  ld s0, 248(sp)
+  sd s0, 288(gp) /* sig 276 */
+  /* 178: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f28, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f23, tp
+  fmin.s f13, f28, f23
+  fsd f13, 296(gp) /* sig 277 */
+  fsflags a7, zero
+  sd a7, 304(gp) /* sig 278 */
+  /* 179: fp */
+  fnmsub.s f21, f10, f2, f0, rtz
+  fsd f21, 312(gp) /* sig 279 */
+  fsflags s8, zero
+  sd s8, 320(gp) /* sig 280 */
+  /* 180: mem */
+  lbu s7, 120(sp)
+  sd s7, 328(gp) /* sig 281 */
+  /* 181: cAlu */
+  .option rvc
+  c.add s2, s11
+  .option norvc
+  sd s2, 336(gp) /* sig 282 */
+  /* 182: mem */
+  lb a5, 40(sp)
+  sd a5, 344(gp) /* sig 283 */
+  /* 183: cMem */
+  addi a2, sp, 64
+  .option rvc
+  c.sd a0, 144(a2)
+  .option norvc
+  sub a2, a2, sp
+  /* 184: fp */
+  fmv.w.x f18, s0
+  fsd f18, 352(gp) /* sig 284 */
+  fsflags t1, zero
+  sd t1, 360(gp) /* sig 285 */
+  /* 185: jalr */
+  auipc s9, 0
+  addi s9, s9, -149
+  jalr s5, 168(s9)
+  .option rvc
+  c.lui t5, 0x1b
+  .option norvc
+  sd t5, 368(gp) /* sig 286 */
+  auipc tp, 0
+  sub s5, s5, tp
+  sub s9, s9, tp
+  sd s5, 376(gp) /* sig 287 */
+  sd s9, 384(gp) /* sig 288 */
+  /* 186: fp */
+  li tp, 0xffffffff8645c4be
+  fmv.d.x f10, tp
+  li tp, 0xffffffffbf000000
+  fmv.d.x f24, tp
+  flt.s s7, f10, f24
+  sd s7, 392(gp) /* sig 289 */
+  frcsr s5
+  sd s5, 400(gp) /* sig 290 */
+  /* 187: fp */
+  li tp, 0x1
+  fmv.d.x f7, tp
+  fclass.d s5, f7
+  sd s5, 408(gp) /* sig 291 */
+  fsflags s10, zero
+  sd s10, 416(gp) /* sig 292 */
+  /* 188: fp */
+  li s2, 0x30000000000
+  fcvt.d.w f15, s2
+  fsd f15, 424(gp) /* sig 293 */
+  fsflags t5, zero
+  sd t5, 432(gp) /* sig 294 */
+  /* 189: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f20, tp
+  fsqrt.d f11, f20, rup
+  fsd f11, 440(gp) /* sig 295 */
+  fsflags s4, zero
+  sd s4, 448(gp) /* sig 296 */
+  /* 190: aluR */
+  li t5, 0xffffffffc3693e63
+  mulh s5, t6, t5
+  sd s5, 456(gp) /* sig 297 */
+  /* 191: fp */
+  li tp, 0x275120592241badd
+  fmv.d.x f14, tp
+  fcvt.lu.d s9, f14, dyn
+  sd s9, 464(gp) /* sig 298 */
+  fsflags s6, zero
+  sd s6, 472(gp) /* sig 299 */
+  /* 192: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f17, tp
+  fcvt.wu.s ra, f17, rtz
+  sd ra, 480(gp) /* sig 300 */
+  fsflags a1, zero
+  sd a1, 488(gp) /* sig 301 */
+  /* 193: fp */
+  fcvt.d.lu f9, s0, rne
+  fsd f9, 496(gp) /* sig 302 */
+  frcsr ra
+  sd ra, 504(gp) /* sig 303 */
+  /* 194: fp */
+  li tp, 0x3e25fc384bc9b542
+  fmv.d.x f14, tp
+  fsgnj.d f24, f26, f14
+  fsd f24, 512(gp) /* sig 304 */
+  fsflags a3, zero
+  sd a3, 520(gp) /* sig 305 */
+  /* 195: jalr */
+  auipc s3, 0
+  jalr s3, 17(s3)
+  divw s2, t5, t6
+  sd s2, 528(gp) /* sig 306 */
+  auipc tp, 0
+  sub s3, s3, tp
+  sd s3, 536(gp) /* sig 307 */
+  /* 196: aluR */
+  li s8, 0xffffffffffff8000
+  mulh t2, t4, s8
+  sd t2, 544(gp) /* sig 308 */
+  /* 197: fp */
+  fmax.d f31, f15, f26
+  fsd f31, 552(gp) /* sig 309 */
+  fsflags t3, zero
+  sd t3, 560(gp) /* sig 310 */
+  /* 198: fp */
+  li tp, 0xffffffff09c26d9d
+  fmv.d.x f27, tp
+  fmul.s f22, f27, f25, rmm
+  fsd f22, 568(gp) /* sig 311 */
+  fsflags t2, zero
+  sd t2, 576(gp) /* sig 312 */
+  /* 199: branch */
+  li a5, 0xffffffffcfbc34cb
+  li a6, 0xffffffffcfbc34cb
+  bltu a5, a6, .L23
+  mul s4, s5, s6
+  sd s4, 584(gp) /* sig 313 */
+.L23:
+  /* 200: aluI */
+  li t6, 0x8000000000000001
+  slliw t2, t6, 3
+  sd t2, 592(gp) /* sig 314 */
+  /* 201: fp */
+  li tp, 0x16a62435d0fc4a
+  fmv.d.x f23, tp
+  li tp, 0x3eb6a62435d0fc4a
   fmv.d.x f18, tp
-  li tp, 0x7fe0000000000000
-  fmv.d.x f21, tp
+  fsqrt.d f18, f23, rdn
+  fsd f18, 600(gp) /* sig 315 */
+  fsflags a3, zero
+  sd a3, 608(gp) /* sig 316 */
+  /* 202: mem */
+  addi s9, sp, -183
+  sw s4, 411(s9)
+  sub s9, s9, sp
+  /* 203: fp */
+  li tp, 0xffffffffffffe
+  fmv.d.x f3, tp
+  fcvt.lu.d s6, f3, rmm
+  sd s6, 616(gp) /* sig 317 */
+  fsflags s4, zero
+  sd s4, 624(gp) /* sig 318 */
+  /* 204: liSeed */
+  li s0, 0x800001
+  sd s0, 632(gp) /* sig 319 */
+  /* 205: branch */
+  blt t3, t3, .L24
+  .option rvc
+  c.mv s0, s1
+  .option norvc
+  sd s0, 640(gp) /* sig 320 */
+  .option rvc
+  c.sub s0, a3
+  .option norvc
+  sd s0, 648(gp) /* sig 321 */
+.L24:
+  /* 206: cMem */
+  addi a2, sp, 23
+  .option rvc
+  c.fsd f8, 0(a2)
+  .option norvc
+  sub a2, a2, sp
+  /* 207: mem */
+  addi a2, sp, 597
+  sh s10, -465(a2)
+  sub a2, a2, sp
+  ld t4, 128(sp)
+  sd t4, 656(gp) /* sig 322 */
+  /* 208: cBranch */
+  li s1, 0x0
+  .option rvc
+  c.j .L25
+  .option norvc
+  remu a0, s0, a7
+  sd a0, 664(gp) /* sig 323 */
+  srai a4, s6, 56
+  sd a4, 672(gp) /* sig 324 */
+  .option rvc
+  c.mv s1, s7
+  .option norvc
+  sd s1, 680(gp) /* sig 325 */
+.L25:
+  /* 209: jalr */
+  auipc s10, 0
+  jalr a6, 24(s10)
+  or t1, t3, a4
+  sd t1, 688(gp) /* sig 326 */
+  addi t5, t4, -1865
+  sd t5, 696(gp) /* sig 327 */
+  auipc tp, 0
+  sub a6, a6, tp
+  sub s10, s10, tp
+  sd a6, 704(gp) /* sig 328 */
+  sd s10, 712(gp) /* sig 329 */
+  /* 210: mem */
+  sw zero, 80(sp)
+  ld ra, 80(sp)
+  sd ra, 720(gp) /* sig 330 */
+  /* 211: far */
+  beq s8, a1, .L26
+.L27:
+  /* 212: mem */
+  addi t4, sp, -273
+  lh ra, 281(t4)
+  sd ra, 736(gp) /* sig 332 */
+  sub t4, t4, sp
+  /* 213: mem */
+  addi s7, sp, 577
+  lh s5, -421(s7)
+  sd s5, 744(gp) /* sig 333 */
+  sub s7, s7, sp
+  /* 214: jal */
+  jal a4, .L28
+  .option rvc
+  c.addw a5, a1
+  .option norvc
+  sd a5, 752(gp) /* sig 334 */
+  slli a1, ra, 36
+  sd a1, 760(gp) /* sig 335 */
+.L28:
+  auipc tp, 0
+  sub a4, a4, tp
+  sd a4, 768(gp) /* sig 336 */
+  /* 215: aluI */
+  li s8, 0x4000000000000000
+  slliw t0, s8, 24
+  sd t0, 776(gp) /* sig 337 */
+  /* 216: aluI */
+  slti a4, zero, -18
+  sd a4, 784(gp) /* sig 338 */
+  /* 217: branch */
+  bltu s0, s4, .L29
+  .option rvc
+  c.srli s1, 26
+  .option norvc
+  sd s1, 792(gp) /* sig 339 */
+.L29:
+  /* 218: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f6, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f28, tp
+  fmin.s f28, f6, f28
+  fsd f28, 800(gp) /* sig 340 */
+  frcsr s10
+  sd s10, 808(gp) /* sig 341 */
+  /* 219: cBranch */
+  .option rvc
+  c.bnez a5, .L30
+  .option norvc
+  mulh t3, a6, s8
+  sd t3, 816(gp) /* sig 342 */
+  .option rvc
+  c.lui s10, 0x18
+  .option norvc
+  sd s10, 824(gp) /* sig 343 */
+.L30:
+  /* 220: smc */
+  /* patches in xori a4, a4, 132 (then imm + 1, ...) */
+  li s7, 0x8474713
+  li t2, 0x1
+.L31:
+  auipc a2, 0
+  sw s7, 12(a2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s7, s7, tp
+  addi t2, t2, -1
+  bne t2, zero, .L31
+  auipc tp, 0
+  sub a2, a2, tp
+  sd a4, 832(gp) /* sig 344 */
+  sd a2, 840(gp) /* sig 345 */
+  /* 221: jal */
+  jal a6, .L32
+  srliw ra, a6, 14
+  sd ra, 848(gp) /* sig 346 */
+.L32:
+  auipc tp, 0
+  sub a6, a6, tp
+  sd a6, 856(gp) /* sig 347 */
+  /* 222: cAlu */
+  .option rvc
+  c.add s9, a5
+  .option norvc
+  sd s9, 864(gp) /* sig 348 */
+  /* 223: fp */
+  fcvt.wu.s a6, f14, rup
+  sd a6, 872(gp) /* sig 349 */
+  li a4, 0x1f
+  csrrc s7, fcsr, a4
+  sd s7, 880(gp) /* sig 350 */
+  /* 224: fp */
+  li tp, 0xffffffffb8184456
+  fmv.d.x f25, tp
+  fmadd.s f30, f15, f30, f25, rup
+  fsd f30, 888(gp) /* sig 351 */
+  li a7, 0x1f
+  csrrc a5, fcsr, a7
+  sd a5, 896(gp) /* sig 352 */
+  /* 225: fp */
+  li tp, 0xaad5846f6c233039
+  fmv.d.x f9, tp
   li tp, 0x3fefffffffffffff
   fmv.d.x f18, tp
-  fnmadd.d f27, f18, f21, f18, rup
-  fsd f27, 896(gp) /* sig 353 */
+  fnmadd.d f27, f9, f1, f18, rup
+  fsd f27, 904(gp) /* sig 353 */
   fsflags t1, zero
-  sd t1, 904(gp) /* sig 354 */
-  /* 228: branch */
-  bltu a3, s10, .L21
+  sd t1, 912(gp) /* sig 354 */
+  /* 226: branch */
+  bltu a3, s10, .L33
   .option rvc
   c.slli s0, 3
   .option norvc
-  sd s0, 912(gp) /* sig 355 */
+  sd s0, 920(gp) /* sig 355 */
   slti s4, s7, -1356
-  sd s4, 920(gp) /* sig 356 */
+  sd s4, 928(gp) /* sig 356 */
   .option rvc
   c.slli a0, 24
   .option norvc
-  sd a0, 928(gp) /* sig 357 */
-.L21:
-  /* 229: liSeed */
+  sd a0, 936(gp) /* sig 357 */
+.L33:
+  /* 227: liSeed */
   li s6, 0x3fffffff
-  sd s6, 936(gp) /* sig 358 */
-  /* 230: aluI */
+  sd s6, 944(gp) /* sig 358 */
+  /* 228: aluI */
   slli a0, a2, 23
-  sd a0, 944(gp) /* sig 359 */
-  /* 231: fp */
-  li tp, 0x7e37e43c8800759c
-  fmv.d.x f3, tp
-  fmadd.d f24, f28, f3, f6, rtz
-  fsd f24, 952(gp) /* sig 360 */
-  fsflags s3, zero
-  sd s3, 960(gp) /* sig 361 */
-  /* 232: fp */
-  li tp, 0xffffffffcb1e6754
-  fmv.d.x f7, tp
-  fmv.x.w t3, f7
-  sd t3, 968(gp) /* sig 362 */
-  fsflags t6, zero
-  sd t6, 976(gp) /* sig 363 */
-  /* 233: liSeed */
-  li a2, 0x100000000
-  sd a2, 984(gp) /* sig 364 */
-  /* 234: amo */
-  addi s11, sp, 120
-  amominu.w.aq a6, zero, (s11)
-  sub s11, s11, sp
-  sd a6, 992(gp) /* sig 365 */
-  lw s11, 120(sp)
-  sd s11, 1000(gp) /* sig 366 */
-  /* 235: fp */
-  fsqrt.d f30, f13, rmm
-  fsd f30, 1008(gp) /* sig 367 */
-  csrrci a6, fflags, 0x1f
-  sd a6, 1016(gp) /* sig 368 */
-  /* 236: fp */
-  fcvt.wu.d zero, f13
-  sd zero, 1024(gp) /* sig 369 */
-  fsflags s6, zero
-  sd s6, 1032(gp) /* sig 370 */
-  /* 237: fp */
-  li tp, 0xffffffff3f7fffff
+  sd a0, 952(gp) /* sig 359 */
+  /* 229: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f18, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f1, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f22, tp
+  fnmsub.d f24, f18, f1, f22, rdn
+  fsd f24, 960(gp) /* sig 360 */
+  fsflags a3, zero
+  sd a3, 968(gp) /* sig 361 */
+  /* 230: mem */
+  sd s10, 213(sp)
+  ld t3, 208(sp)
+  sd t3, 976(gp) /* sig 362 */
+  /* 231: rand */
+  .2byte 0x2fce /* random */
+  fsd f31, 984(gp) /* sig 363 */
+  .4byte 0x2c79fb3 /* random */
+  sd t6, 992(gp) /* sig 364 */
+  /* 232: cMem */
+  addi a4, sp, 8
+  .option rvc
+  c.fsd f15, 16(a4)
+  .option norvc
+  sub a4, a4, sp
+  /* 233: aluR */
+  remw a6, a5, s9
+  sd a6, 1000(gp) /* sig 365 */
+  /* 234: fcsr */
+  csrrci ra, frm, 7
+  sd ra, 1008(gp) /* sig 366 */
+  /* 235: cAlu */
+  .option rvc
+  c.subw a0, a5
+  .option norvc
+  sd a0, 1016(gp) /* sig 367 */
+  /* 236: smc */
+  /* patches in sltiu t4, a0, 1020 (then imm + 1, ...) */
+  li s5, 0x3fc53e93
+  li s8, 0x2
+.L34:
+  auipc s0, 0
+  sw s5, 12(s0)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s5, s5, tp
+  addi s8, s8, -1
+  bne s8, zero, .L34
+  auipc tp, 0
+  sub s0, s0, tp
+  sd t4, 1024(gp) /* sig 368 */
+  sd s0, 1032(gp) /* sig 369 */
+  /* 237: luiAuipc */
+  auipc a1, 0x6ec87
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 1040(gp) /* sig 370 */
+  /* 238: aluR */
+  remw a2, s5, t1
+  sd a2, 1048(gp) /* sig 371 */
+  /* 239: fp */
+  li tp, 0x10000000000000
   fmv.d.x f29, tp
-  fmul.s f10, f22, f29, dyn
-  fsd f10, 1040(gp) /* sig 371 */
-  frcsr a1
-  sd a1, 1048(gp) /* sig 372 */
-  /* 238: mem */
-  lb s0, 172(sp)
-  sd s0, 1056(gp) /* sig 373 */
-  /* 239: amo */
-  addi t4, sp, 64
-  amoor.w.aqrl t5, s1, (t4)
-  sub t4, t4, sp
-  sd t5, 1064(gp) /* sig 374 */
-  /* 240: fp */
-  fmv.x.w t0, f7
-  sd t0, 1072(gp) /* sig 375 */
-  fsflags a5, zero
-  sd a5, 1080(gp) /* sig 376 */
+  fsqrt.d f30, f29, rmm
+  fsd f30, 1056(gp) /* sig 372 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 1064(gp) /* sig 373 */
+  /* 240: cBranch */
+  li a2, 0x0
+  .option rvc
+  c.beqz a2, .L35
+  .option norvc
+  .option rvc
+  c.addi a3, -1
+  .option norvc
+  sd a3, 1072(gp) /* sig 374 */
+  sltiu t4, s0, 1778
+  sd t4, 1080(gp) /* sig 375 */
+  .option rvc
+  c.srai a5, 56
+  .option norvc
+  sd a5, 1088(gp) /* sig 376 */
+.L35:
   /* 241: aluI */
-  slti a3, t6, -1414
-  sd a3, 1088(gp) /* sig 377 */
-  /* 242: fp */
-  fmv.w.x f5, a7
-  fsd f5, 1096(gp) /* sig 378 */
-  fsflags t3, zero
-  sd t3, 1104(gp) /* sig 379 */
-  /* 243: fp */
-  li a0, 0xffffffff80000000
-  fmv.w.x f22, a0
-  fsd f22, 1112(gp) /* sig 380 */
-  frcsr t5
-  sd t5, 1120(gp) /* sig 381 */
-  /* 244: fp */
-  li tp, 0xffffffff00567869
-  fmv.d.x f19, tp
-  fcvt.lu.s a1, f19, rup
-  sd a1, 1128(gp) /* sig 382 */
-  fsflags s3, zero
-  sd s3, 1136(gp) /* sig 383 */
-  /* 245: fp */
-  li tp, 0xffffffff3f998040
-  fmv.d.x f29, tp
-  li tp, 0xffffffff7f557892
-  fmv.d.x f16, tp
-  fmul.s f2, f29, f16, rne
-  fsd f2, 1144(gp) /* sig 384 */
-  frflags a7
-  sd a7, 1152(gp) /* sig 385 */
-  /* 246: aluR */
+  sltiu t3, t3, -1
+  sd t3, 1096(gp) /* sig 377 */
+  /* 242: branch */
+  blt s10, t4, .L36
+  sra a1, s4, s11
+  sd a1, 1104(gp) /* sig 378 */
+  sltu s3, zero, s11
+  sd s3, 1112(gp) /* sig 379 */
+  sraiw t4, s9, 9
+  sd t4, 1120(gp) /* sig 380 */
+.L36:
+  /* 243: aluR */
+  srl zero, s1, t6
+  sd zero, 1128(gp) /* sig 381 */
+  /* 244: aluR */
   li a4, 0x2
   sllw t5, a4, a5
-  sd t5, 1160(gp) /* sig 386 */
-  /* 247: amo */
+  sd t5, 1136(gp) /* sig 382 */
+  /* 245: amo */
   li s1, 0xfb11b96116dfe798
   addi s7, sp, 248
   amoswap.w.aq t3, s1, (s7)
   sub s7, s7, sp
-  sd t3, 1168(gp) /* sig 387 */
+  sd t3, 1144(gp) /* sig 383 */
   lw s3, 248(sp)
-  sd s3, 1176(gp) /* sig 388 */
-  /* 248: aluR */
+  sd s3, 1152(gp) /* sig 384 */
+  /* 246: aluR */
   mulhu a6, a0, s4
-  sd a6, 1184(gp) /* sig 389 */
-  /* 249: cMem */
-  addi a4, sp, 18
+  sd a6, 1160(gp) /* sig 385 */
+  /* 247: cSp */
   .option rvc
-  c.fld f15, 168(a4)
+  c.addi4spn a2, sp, 596
   .option norvc
-  fsd f15, 1192(gp) /* sig 390 */
-  sub a4, a4, sp
-  /* 250: fp */
-  li tp, 0xc1e0000000200000
-  fmv.d.x f10, tp
-  fcvt.s.d f14, f10
-  fsd f14, 1200(gp) /* sig 391 */
-  fsflags a1, zero
-  sd a1, 1208(gp) /* sig 392 */
-  /* 251: aluI */
-  li a7, 0x8000000000000001
-  addi a3, a7, 2039
-  sd a3, 1216(gp) /* sig 393 */
-  /* 252: aluR */
-  li t3, 0xb030
-  mulw t1, t3, a4
-  sd t1, 1224(gp) /* sig 394 */
-  /* 253: aluR */
-  li t3, 0xffffffffffff8000
-  add a7, t3, zero
-  sd a7, 1232(gp) /* sig 395 */
-  /* 254: luiAuipc */
-  auipc s7, 0xfffff
+  sub a2, a2, sp
+  sd a2, 1168(gp) /* sig 386 */
+  /* 248: fcsr */
+  li a3, 0x0
+  csrrc t4, fcsr, a3
+  sd t4, 1176(gp) /* sig 387 */
+  /* 249: amo */
+  addi a1, sp, 148
+  amoor.w zero, s3, (a1)
+  sub a1, a1, sp
+  sd zero, 1184(gp) /* sig 388 */
+  /* 250: cJump */
+  auipc a2, 0
+  addi a2, a2, 10
+  .option rvc
+  c.jalr a2
+  .option norvc
   auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 1240(gp) /* sig 396 */
+  sub ra, ra, tp
+  sub a2, a2, tp
+  sd ra, 1192(gp) /* sig 389 */
+  sd a2, 1200(gp) /* sig 390 */
+  /* 251: fp */
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f27, tp
+  fcvt.s.d f0, f27, dyn
+  fsd f0, 1208(gp) /* sig 391 */
+  fsflags t5, zero
+  sd t5, 1216(gp) /* sig 392 */
+  /* 252: aluI */
+  srliw zero, t0, 0
+  sd zero, 1224(gp) /* sig 393 */
+  /* 253: cMem */
+  addi s0, sp, 16
+  .option rvc
+  c.sw a5, 40(s0)
+  .option norvc
+  sub s0, s0, sp
+  /* 254: rand */
+  .4byte 0x2f5f833 /* random */
+  sd a6, 1232(gp) /* sig 394 */
+  .4byte 0xca3c5753 /* random */
+  sd a4, 1240(gp) /* sig 395 */
+  fsd f14, 1248(gp) /* sig 396 */
+  fsflags t1, zero
+  sd t1, 1256(gp) /* sig 397 */
   /* 255: fp */
-  fmadd.s f8, f15, f31, f25, rdn
-  fsd f8, 1248(gp) /* sig 397 */
-  fsflags s11, zero
-  sd s11, 1256(gp) /* sig 398 */
-  /* 256: aluR */
-  li a6, 0x100000000
-  divu a2, t3, a6
-  sd a2, 1264(gp) /* sig 399 */
-  /* 257: fp */
-  li tp, 0x3ffab7e9e9339766
-  fmv.d.x f17, tp
-  li tp, 0x994d71dd3987d
-  fmv.d.x f5, tp
-  li tp, 0x8010000000000000
-  fmv.d.x f19, tp
-  fnmsub.d f10, f17, f5, f19, rup
-  fsd f10, 1272(gp) /* sig 400 */
-  fsflags a6, zero
-  sd a6, 1280(gp) /* sig 401 */
-  /* 258: fp */
-  fclass.d t4, f7
-  sd t4, 1288(gp) /* sig 402 */
-  fsflags s10, zero
-  sd s10, 1296(gp) /* sig 403 */
-  /* 259: aluI */
-  sltiu ra, a2, 1365
-  sd ra, 1304(gp) /* sig 404 */
+  li tp, 0xbe38a1aadba978fe
+  fmv.d.x f9, tp
+  fmul.d f27, f9, f22, rtz
+  fsd f27, 1264(gp) /* sig 398 */
+  frflags t6
+  sd t6, 1272(gp) /* sig 399 */
+  /* 256: luiAuipc */
+  auipc s6, 0xe9339
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 1280(gp) /* sig 400 */
+  /* 257: aluI */
+  addiw s10, a4, -226
+  sd s10, 1288(gp) /* sig 401 */
+  /* 258: mem */
+  addi s9, sp, 194
+  sh t4, -46(s9)
+  sub s9, s9, sp
+  ld a2, 144(sp)
+  sd a2, 1296(gp) /* sig 402 */
+  /* 259: luiAuipc */
+  lui zero, 0x2b802
+  sd zero, 1304(gp) /* sig 403 */
+  j .L37
+.L26:
+  .option rvc
+  c.mv s5, s8
+  .option norvc
+  sd s5, 728(gp) /* sig 331 */
+  bge zero, zero, .L27
+.L37:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xe485c3703c402137
-  .dword 0xf0ac40bb7927e296
+  .dword 0xe72686bae485c370
+  .dword 0x1000000000000000
   .dword 0xf509b391f6da1211
   .dword 0x76b9bd2aace340a0
   .dword 0x709e930edc4a0f47
@@ -1766,7 +1834,7 @@ difftest_buf:
   .dword 0xffffffff3f800001
   .dword 0xffff
 difftest_sig:
-  .rept 405
+  .rept 404
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,37 +4,37 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x3
-  li t0, 0x5555555555555555
-  li t1, 0xffffffffd8d90183
-  li t2, 0x6dc2bcc2b44465b0
-  li s0, 0x8000000000000000
-  li s1, 0xc42000000
-  li a0, 0x8000000000000001
-  li a1, 0xffffffff7fffffff
+  li ra, 0x0
+  li t0, 0x400000001
+  li t1, 0x6dc2bcc2b44465b0
+  li t2, 0x8000000000000000
+  li s0, 0xc42000000
+  li s1, 0x8000000000000001
+  li a0, 0xffffffff7fffffff
+  li a1, 0x80000001
   li a2, 0x80000001
-  li a3, 0x80000001
-  li a4, 0x1785758a
-  li a5, 0x60c00
-  li a6, 0xffffffffffffffda
-  li a7, 0x123456789abcdef
-  li s2, 0x5941ffa4
-  li s3, 0x4000000001
-  li s4, 0xd680cc9a68800b2d
-  li s5, 0x23e800000000
-  li s6, 0xffffffffffffffef
-  li s7, 0x62400
-  li s8, 0x80
-  li s9, 0x2001
-  li s10, 0x8000000000000001
-  li s11, 0x0
-  li t3, 0xd0769e7e1a4a333e
-  li t4, 0x1ffffffffff
-  li t5, 0xbc61a52789d77243
-  li t6, 0x123456789abcdef
-  li tp, 0xffffffff7fc0dead
+  li a3, 0x1785758a
+  li a4, 0x60c00
+  li a5, 0xffffffffffffffda
+  li a6, 0x123456789abcdef
+  li a7, 0x5941ffa4
+  li s2, 0x4000000001
+  li s3, 0xd680cc9a68800b2d
+  li s4, 0x23e800000000
+  li s5, 0xffffffffffffffef
+  li s6, 0x62400
+  li s7, 0x80
+  li s8, 0x2001
+  li s9, 0x8000000000000001
+  li s10, 0x0
+  li s11, 0xd0769e7e1a4a333e
+  li t3, 0x1ffffffffff
+  li t4, 0xbc61a52789d77243
+  li t5, 0x123456789abcdef
+  li t6, 0xffffffffffffffed
+  li tp, 0xffffffffb1a772d6
   fmv.d.x f0, tp
-  li tp, 0x8016cb8069c33562
+  li tp, 0xffffffff7f800001
   fmv.d.x f1, tp
   li tp, 0x4251d9647edc175d
   fmv.d.x f2, tp
@@ -100,1635 +100,1781 @@
   /* 0: liSeed */
   li s9, 0xffffffffffffffea
   sd s9, 0(gp) /* sig 0 */
-  /* 1: fp */
-  fsgnjn.d f4, f20, f23
-  fsd f4, 8(gp) /* sig 1 */
-  frflags s9
-  sd s9, 16(gp) /* sig 2 */
-  /* 2: jalr */
-  auipc s9, 0
-  addi s9, s9, 169
-  jalr s10, -142(s9)
-  andi a3, ra, 0
-  sd a3, 24(gp) /* sig 3 */
-  .option rvc
-  c.or a4, a3
-  .option norvc
-  sd a4, 32(gp) /* sig 4 */
-  auipc tp, 0
-  sub s10, s10, tp
-  sub s9, s9, tp
-  sd s10, 40(gp) /* sig 5 */
-  sd s9, 48(gp) /* sig 6 */
-  /* 3: branch */
-  li t6, 0xffffffff8e3646c9
-  li a4, 0xffffffff8e3646c9
-  blt t6, a4, .L0
-  .option rvc
-  c.li t5, -21
-  .option norvc
-  sd t5, 56(gp) /* sig 7 */
-  .option rvc
-  c.srli a3, 57
-  .option norvc
-  sd a3, 64(gp) /* sig 8 */
-  remu s3, t5, s6
-  sd s3, 72(gp) /* sig 9 */
-.L0:
-  /* 4: fp */
-  li tp, 0xffffffff0797eb81
-  fmv.d.x f21, tp
-  fsgnj.s f21, f26, f21
-  fsd f21, 80(gp) /* sig 10 */
-  fsflags t1, zero
-  sd t1, 88(gp) /* sig 11 */
-  /* 5: liSeed */
-  li t0, 0x1630000000000
-  sd t0, 96(gp) /* sig 12 */
-  /* 6: fp */
-  li tp, 0x36a0000000000000
-  fmv.d.x f27, tp
-  fcvt.s.d f13, f27, rdn
-  fsd f13, 104(gp) /* sig 13 */
-  fsflags s7, zero
-  sd s7, 112(gp) /* sig 14 */
-  /* 7: fp */
-  li tp, 0xffffffffba1cde13
-  fmv.d.x f5, tp
-  fmul.s f22, f10, f5, rmm
-  fsd f22, 120(gp) /* sig 15 */
-  fsflags a1, zero
-  sd a1, 128(gp) /* sig 16 */
-  /* 8: aluR */
-  li a4, 0x447e0957b6884ec
-  sra s2, a0, a4
-  sd s2, 136(gp) /* sig 17 */
-  /* 9: branch */
-  li s1, 0x67440682
-  li t6, 0x67440682
-  bge s1, t6, .L1
-  .option rvc
-  c.srli a5, 15
-  .option norvc
-  sd a5, 144(gp) /* sig 18 */
-  .option rvc
-  c.add a0, t1
-  .option norvc
-  sd a0, 152(gp) /* sig 19 */
-  .option rvc
-  c.addi a1, -8
-  .option norvc
-  sd a1, 160(gp) /* sig 20 */
-.L1:
-  /* 10: cBranch */
-  .option rvc
-  c.bnez a3, .L2
-  .option norvc
-  srliw s6, s7, 14
-  sd s6, 168(gp) /* sig 21 */
-  slli t2, t1, 32
-  sd t2, 176(gp) /* sig 22 */
-.L2:
-  /* 11: aluI */
-  srli s2, ra, 42
-  sd s2, 184(gp) /* sig 23 */
-  /* 12: fp */
-  li tp, 0x830b50f70763aaf0
-  fmv.d.x f11, tp
-  fmsub.d f12, f11, f10, f10, rdn
-  fsd f12, 192(gp) /* sig 24 */
+  /* 1: fcsr */
+  csrrsi s0, frm, 20
+  sd s0, 8(gp) /* sig 1 */
+  /* 2: rand */
+  .4byte 0xcbd28a3b /* random */
+  sd s4, 16(gp) /* sig 2 */
+  .4byte 0x1160cbb /* random */
+  sd s9, 24(gp) /* sig 3 */
+  .2byte 0x662d /* random */
+  sd a2, 32(gp) /* sig 4 */
+  /* 3: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f22, tp
+  fsub.d f20, f3, f22, rdn
+  fsd f20, 40(gp) /* sig 5 */
   fsflags a3, zero
-  sd a3, 200(gp) /* sig 25 */
-  /* 13: fmem */
-  addi a2, sp, -172
-  li tp, 0xffffffff3f800001
-  fmv.d.x f6, tp
-  fsw f6, 342(a2)
-  sub a2, a2, sp
-  /* 14: liSeed */
-  li s10, 0x80
-  sd s10, 208(gp) /* sig 26 */
-  /* 15: fp */
-  li tp, 0x40e887e39a51e4ee
-  fmv.d.x f9, tp
-  feq.d a0, f9, f31
-  sd a0, 216(gp) /* sig 27 */
-  fsflags s1, zero
-  sd s1, 224(gp) /* sig 28 */
-  /* 16: aluI */
-  slliw a6, s3, 31
-  sd a6, 232(gp) /* sig 29 */
-  /* 17: aluR */
-  divu s5, zero, a4
-  sd s5, 240(gp) /* sig 30 */
-  /* 18: aluI */
-  li s6, 0x16f80000
-  slti s11, s6, -1786
-  sd s11, 248(gp) /* sig 31 */
-  /* 19: mem */
-  sb s8, 162(sp)
-  ld s11, 160(sp)
-  sd s11, 256(gp) /* sig 32 */
-  /* 20: aluR */
-  remu s4, a6, a6
-  sd s4, 264(gp) /* sig 33 */
-  /* 21: jalr */
-  auipc a3, 0
-  addi a3, a3, -64
-  jalr t4, 84(a3)
-  addw t0, s10, s5
-  sd t0, 272(gp) /* sig 34 */
+  sd a3, 48(gp) /* sig 6 */
+  /* 4: aluI */
+  sltiu zero, s8, -332
+  sd zero, 56(gp) /* sig 7 */
+  /* 5: lrsc */
+  addi s10, sp, 72
+  sc.d.rl s2, s5, (s10)
+  sd s2, 64(gp) /* sig 8 */
+  sub s10, s10, sp
+  ld a5, 72(sp)
+  sd a5, 72(gp) /* sig 9 */
+  /* 6: aluI */
+  srli t1, s9, 42
+  sd t1, 80(gp) /* sig 10 */
+  /* 7: loop */
+  li a7, 0x2
+.L0:
+  or t3, t0, t0
+  sd t3, 88(gp) /* sig 11 */
+  addi a7, a7, -1
+  bltu zero, a7, .L0
+  sd a7, 96(gp) /* sig 12 */
+  /* 8: jalr */
+  auipc s11, 0
+  addi s11, s11, 101
+  jalr t2, -83(s11)
+  .option rvc
+  c.srli a4, 52
+  .option norvc
+  sd a4, 104(gp) /* sig 13 */
   auipc tp, 0
-  sub t4, t4, tp
-  sub a3, a3, tp
-  sd t4, 280(gp) /* sig 35 */
-  sd a3, 288(gp) /* sig 36 */
-  /* 22: aluR */
-  divu a6, t1, t6
-  sd a6, 296(gp) /* sig 37 */
-  /* 23: aluR */
-  li s7, 0x1
-  slt s8, s7, s11
-  sd s8, 304(gp) /* sig 38 */
+  sub t2, t2, tp
+  sub s11, s11, tp
+  sd t2, 112(gp) /* sig 14 */
+  sd s11, 120(gp) /* sig 15 */
+  /* 9: aluI */
+  srli s0, a2, 33
+  sd s0, 128(gp) /* sig 16 */
+  /* 10: cAlu */
+  .option rvc
+  c.andi a5, 24
+  .option norvc
+  sd a5, 136(gp) /* sig 17 */
+  /* 11: luiAuipc */
+  lui t0, 0x80000
+  sd t0, 144(gp) /* sig 18 */
+  /* 12: aluR */
+  addw ra, s2, s0
+  sd ra, 152(gp) /* sig 19 */
+  /* 13: cAlu */
+  .option rvc
+  c.or s1, a5
+  .option norvc
+  sd s1, 160(gp) /* sig 20 */
+  /* 14: jalr */
+  auipc s2, 0
+  jalr s2, 8(s2)
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 168(gp) /* sig 21 */
+  /* 15: rand */
+  .4byte 0xf1e36f33 /* random */
+  sd t5, 176(gp) /* sig 22 */
+  .2byte 0x3f99 /* random */
+  sd t6, 184(gp) /* sig 23 */
+  /* 16: fp */
+  li tp, 0x3ff4a45ceeb333e1
+  fmv.d.x f14, tp
+  li tp, 0x3fdb52c41a5c18ad
+  fmv.d.x f27, tp
+  li tp, 0xbfe1a012174508fa
+  fmv.d.x f21, tp
+  fnmadd.d f30, f14, f27, f21, rtz
+  fsd f30, 192(gp) /* sig 24 */
+  fsflags t4, zero
+  sd t4, 200(gp) /* sig 25 */
+  /* 17: aluR */
+  add s6, s2, s8
+  sd s6, 208(gp) /* sig 26 */
+  /* 18: jal */
+  jal a7, .L1
+  slli s8, s10, 0
+  sd s8, 216(gp) /* sig 27 */
+.L1:
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a7, 224(gp) /* sig 28 */
+  /* 19: branch */
+  li s3, 0x90b6a4cebb78004d
+  li a7, 0x1f
+  bltu s3, a7, .L2
+  ori a2, a6, 1251
+  sd a2, 232(gp) /* sig 29 */
+.L2:
+  /* 20: aluI */
+  addiw t4, t3, -1
+  sd t4, 240(gp) /* sig 30 */
+  /* 21: cBranch */
+  .option rvc
+  c.bnez a1, .L3
+  .option norvc
+  .option rvc
+  c.add t6, a2
+  .option norvc
+  sd t6, 248(gp) /* sig 31 */
+  sub a7, t4, t1
+  sd a7, 256(gp) /* sig 32 */
+.L3:
+  /* 22: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f21, tp
+  li tp, 0xffffffffff800001
+  fmv.d.x f8, tp
+  fadd.s f31, f21, f8, rmm
+  fsd f31, 264(gp) /* sig 33 */
+  li t1, 0x1f
+  csrrc ra, fcsr, t1
+  sd ra, 272(gp) /* sig 34 */
+  /* 23: loop */
+  li s3, 0x3
+.L4:
+  sltiu s6, t1, -672
+  sd s6, 280(gp) /* sig 35 */
+  addi s3, s3, -1
+  blt zero, s3, .L4
+  sd s3, 288(gp) /* sig 36 */
   /* 24: aluR */
+  or s2, ra, a7
+  sd s2, 296(gp) /* sig 37 */
+  /* 25: cAlu */
+  .option rvc
+  c.addw a2, a1
+  .option norvc
+  sd a2, 304(gp) /* sig 38 */
+  /* 26: cBranch */
+  .option rvc
+  c.bnez s1, .L5
+  .option norvc
+  addi s10, a4, 908
+  sd s10, 312(gp) /* sig 39 */
+  srlw t6, s8, t1
+  sd t6, 320(gp) /* sig 40 */
+.L5:
+  /* 27: branch */
+  blt a5, a5, .L6
+  .option rvc
+  c.mv s11, a6
+  .option norvc
+  sd s11, 328(gp) /* sig 41 */
+  .option rvc
+  c.lui t2, 0x1e
+  .option norvc
+  sd t2, 336(gp) /* sig 42 */
+.L6:
+  /* 28: aluR */
   and s0, s3, s7
-  sd s0, 312(gp) /* sig 39 */
-  /* 25: mem */
+  sd s0, 344(gp) /* sig 43 */
+  /* 29: mem */
   sw a1, 41(sp)
-  /* 26: aluR */
+  /* 30: aluR */
   li a1, 0xfffffffff497964b
   sub s3, a1, t3
-  sd s3, 320(gp) /* sig 40 */
-  /* 27: fp */
-  li tp, 0xffffffffbf000000
-  fmv.d.x f30, tp
-  fmadd.s f22, f30, f16, f26, rmm
-  fsd f22, 328(gp) /* sig 41 */
-  frflags s11
-  sd s11, 336(gp) /* sig 42 */
-  /* 28: cAlu */
+  sd s3, 352(gp) /* sig 44 */
+  /* 31: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f6, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f5, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f16, tp
+  fnmsub.s f22, f6, f5, f16, rmm
+  fsd f22, 360(gp) /* sig 45 */
+  li t3, 0x1f
+  csrrc t3, fcsr, t3
+  sd t3, 368(gp) /* sig 46 */
+  /* 32: fp */
+  li a0, 0x61
+  fcvt.s.w f19, a0, rtz
+  fsd f19, 376(gp) /* sig 47 */
+  li s11, 0x1f
+  csrrc t1, fcsr, s11
+  sd t1, 384(gp) /* sig 48 */
+  /* 33: cJump */
+  auipc s8, 0
+  addi s8, s8, 26
   .option rvc
-  c.mv t0, ra
+  c.jr s8
   .option norvc
-  sd t0, 344(gp) /* sig 43 */
-  /* 29: fp */
-  fcvt.w.d a3, f31, rup
-  sd a3, 352(gp) /* sig 44 */
-  csrrci s8, fflags, 0x1f
-  sd s8, 360(gp) /* sig 45 */
-  /* 30: branch */
-  bne a0, a0, .L3
-  sraiw s8, a5, 1
-  sd s8, 368(gp) /* sig 46 */
-.L3:
-  /* 31: smc */
-  /* patches in slti s10, a6, -626 (then imm + 1, ...) */
-  li s8, 0xd8e82d13
-  li s1, 0x3
-.L4:
-  auipc a3, 0
-  sw s8, 12(a3)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s8, s8, tp
-  addi s1, s1, -1
-  bne s1, zero, .L4
+  addi a3, t3, -1
+  sd a3, 392(gp) /* sig 49 */
+  sraiw s7, a5, 1
+  sd s7, 400(gp) /* sig 50 */
   auipc tp, 0
-  sub a3, a3, tp
-  sd s10, 376(gp) /* sig 47 */
-  sd a3, 384(gp) /* sig 48 */
-  /* 32: cSp */
+  sub s8, s8, tp
+  sd s8, 408(gp) /* sig 51 */
+  /* 34: mem */
+  lwu a5, 196(sp)
+  sd a5, 416(gp) /* sig 52 */
+  /* 35: cBranch */
   .option rvc
-  c.addi16sp sp, 16
+  c.j .L7
   .option norvc
-  ld t6, 136(sp)
-  sd t6, 392(gp) /* sig 49 */
-  .option rvc
-  c.addi16sp sp, -16
-  .option norvc
-  /* 33: aluI */
-  li s7, 0x1c90000
-  addiw a5, s7, 1731
-  sd a5, 400(gp) /* sig 50 */
-  /* 34: fp */
-  li tp, 0x1e3852ea62522ebb
-  fmv.d.x f14, tp
-  fcvt.wu.d s2, f14, rmm
-  sd s2, 408(gp) /* sig 51 */
-  fsflags s2, zero
-  sd s2, 416(gp) /* sig 52 */
-  /* 35: fp */
-  li tp, 0xffffffffdf000000
-  fmv.d.x f10, tp
-  fdiv.s f31, f10, f19, rtz
-  fsd f31, 424(gp) /* sig 53 */
-  fsflags a6, zero
-  sd a6, 432(gp) /* sig 54 */
+  mulh s3, t6, a4
+  sd s3, 424(gp) /* sig 53 */
+  ori zero, t3, -658
+  sd zero, 432(gp) /* sig 54 */
+.L7:
   /* 36: fp */
-  fmv.x.w s4, f1
-  sd s4, 440(gp) /* sig 55 */
-  csrrci ra, fflags, 0x1f
-  sd ra, 448(gp) /* sig 56 */
-  /* 37: loop */
-  li s6, 0x3
-.L5:
+  li a6, 0xdc881f2a1e3852ea
+  fcvt.s.l f11, a6, rtz
+  fsd f11, 440(gp) /* sig 55 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 448(gp) /* sig 56 */
+  /* 37: fmem */
+  fsd f31, 203(sp)
+  /* 38: far */
+  jal s1, .L8
+.L9:
+  /* 39: liSeed */
+  li t0, 0x3
+  sd t0, 480(gp) /* sig 60 */
+  /* 40: jal */
+  jal s2, .L10
   .option rvc
-  c.mv s3, t2
+  c.mv s4, t2
   .option norvc
-  sd s3, 456(gp) /* sig 57 */
-  slti t6, t6, -1372
-  sd t6, 464(gp) /* sig 58 */
-  addi s6, s6, -1
-  bltu zero, s6, .L5
-  sd s6, 472(gp) /* sig 59 */
-  /* 38: aluI */
-  ori t2, s0, 24
-  sd t2, 480(gp) /* sig 60 */
-  /* 39: cSp */
-  .option rvc
-  c.addi4spn a0, sp, 728
-  .option norvc
-  sub a0, a0, sp
-  sd a0, 488(gp) /* sig 61 */
-  /* 40: liSeed */
-  li a0, 0x8000
-  sd a0, 496(gp) /* sig 62 */
-  /* 41: fp */
-  fsqrt.d f8, f14, rdn
-  fsd f8, 504(gp) /* sig 63 */
-  fsflags a5, zero
-  sd a5, 512(gp) /* sig 64 */
-  /* 42: aluR */
-  add a6, s8, s4
-  sd a6, 520(gp) /* sig 65 */
-  /* 43: fp */
-  li tp, 0xffffffff81664c29
-  fmv.d.x f26, tp
-  li tp, 0xffffffff7e5f65cb
+  sd s4, 488(gp) /* sig 61 */
+.L10:
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 496(gp) /* sig 62 */
+  /* 41: fmem */
+  li tp, 0xffffffff3f000000
   fmv.d.x f31, tp
-  fmsub.s f17, f26, f27, f31, rtz
-  fsd f17, 528(gp) /* sig 66 */
-  frcsr a7
-  sd a7, 536(gp) /* sig 67 */
-  /* 44: cJump */
-  auipc ra, 0
-  addi ra, ra, 10
+  fsd f31, 149(sp)
+  /* 42: aluI */
+  addi a3, t2, 966
+  sd a3, 504(gp) /* sig 63 */
+  /* 43: loop */
+  li s7, 0x2
+.L11:
+  srl a6, t3, a1
+  sd a6, 512(gp) /* sig 64 */
   .option rvc
-  c.jalr ra
+  c.addiw a7, -6
   .option norvc
+  sd a7, 520(gp) /* sig 65 */
+  addi s7, s7, -1
+  bne s7, zero, .L11
+  sd s7, 528(gp) /* sig 66 */
+  /* 44: aluR */
+  add a6, s8, s4
+  sd a6, 536(gp) /* sig 67 */
+  /* 45: fp */
+  fnmsub.s f17, f15, f25, f13, rtz
+  fsd f17, 544(gp) /* sig 68 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 552(gp) /* sig 69 */
+  /* 46: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f28, tp
+  fcvt.s.d f1, f28, rne
+  fsd f1, 560(gp) /* sig 70 */
+  frflags s1
+  sd s1, 568(gp) /* sig 71 */
+  /* 47: fp */
+  li t1, 0x2000000
+  fcvt.d.wu f14, t1
+  fsd f14, 576(gp) /* sig 72 */
+  fsflags s4, zero
+  sd s4, 584(gp) /* sig 73 */
+  /* 48: fp */
+  li tp, 0xbff1f46a3c131cb1
+  fmv.d.x f6, tp
+  li tp, 0x3ff1f46a3c131cb2
+  fmv.d.x f21, tp
+  fadd.d f19, f6, f6, rdn
+  fsd f19, 592(gp) /* sig 74 */
+  fsflags s3, zero
+  sd s3, 600(gp) /* sig 75 */
+  /* 49: cSp */
+  .option rvc
+  c.addi16sp sp, -272
+  .option norvc
+  ld s0, 328(sp)
+  sd s0, 608(gp) /* sig 76 */
+  .option rvc
+  c.addi16sp sp, 272
+  .option norvc
+  /* 50: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f10, tp
+  fcvt.wu.d s8, f10, rdn
+  sd s8, 616(gp) /* sig 77 */
+  fsflags t4, zero
+  sd t4, 624(gp) /* sig 78 */
+  /* 51: fp */
+  li tp, 0xffffffff4f800000
+  fmv.d.x f20, tp
+  fsgnjn.s f24, f5, f20
+  fsd f24, 632(gp) /* sig 79 */
+  fsflags s7, zero
+  sd s7, 640(gp) /* sig 80 */
+  /* 52: aluI */
+  slti s9, s6, -427
+  sd s9, 648(gp) /* sig 81 */
+  /* 53: far */
+  bne t6, t6, .L12
+.L13:
+  /* 54: fmem */
+  addi t5, sp, -219
+  flw f11, 219(t5)
+  fsd f11, 664(gp) /* sig 83 */
+  sub t5, t5, sp
+  /* 55: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f0, tp
+  li tp, 0xffffffffb7162d38
+  fmv.d.x f16, tp
+  fsgnjn.s f10, f0, f16
+  fsd f10, 672(gp) /* sig 84 */
+  fsflags s8, zero
+  sd s8, 680(gp) /* sig 85 */
+  /* 56: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f21, tp
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f12, tp
+  fadd.s f10, f21, f12, rmm
+  fsd f10, 688(gp) /* sig 86 */
+  fsflags s9, zero
+  sd s9, 696(gp) /* sig 87 */
+  /* 57: aluI */
+  slti s2, zero, 2047
+  sd s2, 704(gp) /* sig 88 */
+  /* 58: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f2, tp
+  fsqrt.s f17, f2, rtz
+  fsd f17, 712(gp) /* sig 89 */
+  li a5, 0x1f
+  csrrc a6, fcsr, a5
+  sd a6, 720(gp) /* sig 90 */
+  /* 59: fmem */
+  fsw f20, 100(sp)
+  /* 60: cJump */
+  auipc s6, 0
+  addi s6, s6, 26
+  .option rvc
+  c.jalr s6
+  .option norvc
+  subw a2, a3, t0
+  sd a2, 728(gp) /* sig 91 */
+  slti s0, a4, -1045
+  sd s0, 736(gp) /* sig 92 */
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 544(gp) /* sig 68 */
-  /* 45: loop */
-  li t3, 0x2
-.L6:
-  srliw s4, s8, 6
-  sd s4, 552(gp) /* sig 69 */
-  andi a0, a0, 784
-  sd a0, 560(gp) /* sig 70 */
-  addi t3, t3, -1
-  bne t3, zero, .L6
-  sd t3, 568(gp) /* sig 71 */
-  /* 46: fp */
-  li tp, 0xbe9877c1b74a7a33
-  fmv.d.x f5, tp
-  li tp, 0x6e8b68d20f9651
+  sub s6, s6, tp
+  sd ra, 744(gp) /* sig 93 */
+  sd s6, 752(gp) /* sig 94 */
+  /* 61: luiAuipc */
+  lui t2, 0x80000
+  sd t2, 760(gp) /* sig 95 */
+  /* 62: cBranch */
+  li s1, 0x1c600
+  .option rvc
+  c.beqz s1, .L14
+  .option norvc
+  .option rvc
+  c.add a3, a0
+  .option norvc
+  sd a3, 768(gp) /* sig 96 */
+.L14:
+  /* 63: mem */
+  addi s5, sp, -142
+  lw s1, 378(s5)
+  sd s1, 776(gp) /* sig 97 */
+  sub s5, s5, sp
+  /* 64: branch */
+  bltu a2, s3, .L15
+  mul s8, a5, t5
+  sd s8, 784(gp) /* sig 98 */
+  .option rvc
+  c.li s0, -13
+  .option norvc
+  sd s0, 792(gp) /* sig 99 */
+  remu a3, a1, s4
+  sd a3, 800(gp) /* sig 100 */
+.L15:
+  /* 65: fp */
+  li tp, 0x3fe0000000000000
   fmv.d.x f13, tp
-  fmul.d f17, f5, f13, rmm
-  fsd f17, 576(gp) /* sig 72 */
-  li s4, 0x1f
-  csrrc t2, fcsr, s4
-  sd t2, 584(gp) /* sig 73 */
-  /* 47: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f28, tp
-  fmin.d f11, f28, f16
-  fsd f11, 592(gp) /* sig 74 */
-  fsflags s7, zero
-  sd s7, 600(gp) /* sig 75 */
-  /* 48: aluI */
-  slti s9, s6, -427
-  sd s9, 608(gp) /* sig 76 */
-  /* 49: cJump */
-  auipc a2, 0
-  addi a2, a2, 10
-  .option rvc
-  c.jr a2
-  .option norvc
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 616(gp) /* sig 77 */
-  /* 50: cMem */
-  .option rvc
-  c.fsdsp f9, 64(sp)
-  .option norvc
-  /* 51: fp */
-  li tp, 0xffffffff8090f7e9
-  fmv.d.x f30, tp
-  fcvt.wu.s a2, f30
-  sd a2, 624(gp) /* sig 78 */
-  fsflags s6, zero
-  sd s6, 632(gp) /* sig 79 */
-  /* 52: mem */
-  sh t0, 14(sp)
-  ld a0, 8(sp)
-  sd a0, 640(gp) /* sig 80 */
-  /* 53: fp */
-  li s2, 0x40
-  fcvt.s.w f18, s2
-  fsd f18, 648(gp) /* sig 81 */
-  fsflags ra, zero
-  sd ra, 656(gp) /* sig 82 */
-  /* 54: aluR */
-  li t5, 0x1f
-  div t4, t2, t5
-  sd t4, 664(gp) /* sig 83 */
-  /* 55: mem */
-  sb s3, 236(sp)
-  ld a3, 232(sp)
-  sd a3, 672(gp) /* sig 84 */
-  /* 56: far */
-  bge a5, s0, .L7
-.L8:
-  /* 57: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f23, tp
-  fmsub.d f11, f30, f3, f23, rtz
-  fsd f11, 704(gp) /* sig 88 */
+  li tp, 0x0
+  fmv.d.x f2, tp
+  fmul.d f11, f13, f2, rtz
+  fsd f11, 808(gp) /* sig 101 */
   fsflags a0, zero
-  sd a0, 712(gp) /* sig 89 */
-  /* 58: aluI */
-  li t1, 0x19
-  sltiu s7, t1, 905
-  sd s7, 720(gp) /* sig 90 */
-  /* 59: cAlu */
-  .option rvc
-  c.slli a7, 34
-  .option norvc
-  sd a7, 728(gp) /* sig 91 */
-  /* 60: fcsr */
-  li s8, 0x0
-  csrrs a0, frm, s8
-  sd a0, 736(gp) /* sig 92 */
-  /* 61: lrsc */
-  addi a2, sp, 36
-  lr.w.rl zero, (a2)
-  addi t5, a4, -1029
-  sc.w s10, a6, (a2)
-  sd zero, 744(gp) /* sig 93 */
-  sd s10, 752(gp) /* sig 94 */
-  sc.w s10, zero, (a2)
-  sd s10, 760(gp) /* sig 95 */
-  sub a2, a2, sp
-  lw zero, 36(sp)
-  sd zero, 768(gp) /* sig 96 */
-  /* 62: aluI */
-  ori a0, zero, 1365
-  sd a0, 776(gp) /* sig 97 */
-  /* 63: aluR */
-  li t0, 0xc391dc3fbb91ab5a
-  remw ra, t0, s6
-  sd ra, 784(gp) /* sig 98 */
-  /* 64: cAlu */
-  .option rvc
-  c.li s4, -24
-  .option norvc
-  sd s4, 792(gp) /* sig 99 */
-  /* 65: lrsc */
-  addi a2, sp, 24
-  lr.d.aqrl a0, (a2)
-  slti s6, zero, 902
-  sc.d.rl t4, t1, (a2)
-  sd a0, 800(gp) /* sig 100 */
-  sd t4, 808(gp) /* sig 101 */
-  sub a2, a2, sp
-  ld t3, 24(sp)
-  sd t3, 816(gp) /* sig 102 */
+  sd a0, 816(gp) /* sig 102 */
   /* 66: aluR */
+  li t5, 0xa8d66e46df0b163
+  divw s6, t5, t0
+  sd s6, 824(gp) /* sig 103 */
+  /* 67: fp */
+  li tp, 0xffffffff803f6612
+  fmv.d.x f3, tp
+  fadd.s f20, f22, f3, rmm
+  fsd f20, 832(gp) /* sig 104 */
+  frflags a4
+  sd a4, 840(gp) /* sig 105 */
+  /* 68: aluR */
+  srlw s11, t2, s8
+  sd s11, 848(gp) /* sig 106 */
+  /* 69: aluR */
   srl s5, s11, a4
-  sd s5, 824(gp) /* sig 103 */
-  /* 67: loop */
+  sd s5, 856(gp) /* sig 107 */
+  /* 70: loop */
   li t6, 0x1
-.L9:
+.L16:
   .option rvc
   c.add s1, a6
   .option norvc
-  sd s1, 832(gp) /* sig 104 */
+  sd s1, 864(gp) /* sig 108 */
   .option rvc
   c.addi ra, -4
   .option norvc
-  sd ra, 840(gp) /* sig 105 */
+  sd ra, 872(gp) /* sig 109 */
   sra s1, a4, a4
-  sd s1, 848(gp) /* sig 106 */
+  sd s1, 880(gp) /* sig 110 */
   addi t6, t6, -1
-  bne t6, zero, .L9
-  sd t6, 856(gp) /* sig 107 */
-  /* 68: aluR */
+  bne t6, zero, .L16
+  sd t6, 888(gp) /* sig 111 */
+  /* 71: aluR */
   li a7, 0xffffffffffffffff
   div a2, zero, a7
-  sd a2, 864(gp) /* sig 108 */
-  /* 69: fmem */
-  addi t3, sp, 136
-  fsw f27, 48(t3)
-  sub t3, t3, sp
-  /* 70: mem */
-  sw t2, 219(sp)
-  /* 71: fp */
-  fmsub.d f16, f13, f3, f9, rup
-  fsd f16, 872(gp) /* sig 109 */
-  frcsr t6
-  sd t6, 880(gp) /* sig 110 */
-  /* 72: aluR */
-  li s7, 0x80
-  li a5, 0x100000000
-  div s3, s7, a5
-  sd s3, 888(gp) /* sig 111 */
-  /* 73: mem */
-  addi s1, sp, 282
-  ld t4, -178(s1)
-  sd t4, 896(gp) /* sig 112 */
-  sub s1, s1, sp
-  /* 74: luiAuipc */
-  lui a0, 0xcd1c2
-  sd a0, 904(gp) /* sig 113 */
-  /* 75: mem */
-  addi t1, sp, 223
-  sb zero, -87(t1)
-  sub t1, t1, sp
-  /* 76: mem */
+  sd a2, 896(gp) /* sig 112 */
+  /* 72: cMem */
+  addi a1, sp, 17
+  .option rvc
+  c.sd a2, 136(a1)
+  .option norvc
+  sub a1, a1, sp
+  /* 73: loop */
+  li s2, 0x4
+.L17:
+  .option rvc
+  c.add a3, t2
+  .option norvc
+  sd a3, 904(gp) /* sig 113 */
+  .option rvc
+  c.srai a2, 61
+  .option norvc
+  sd a2, 912(gp) /* sig 114 */
+  addi s2, s2, -1
+  bne s2, zero, .L17
+  sd s2, 920(gp) /* sig 115 */
+  /* 74: fmem */
+  fsd f20, 104(sp)
+  /* 75: fp */
+  li tp, 0xbffe03b76c188294
+  fmv.d.x f2, tp
+  li tp, 0x4068ade0a45ca183
+  fmv.d.x f23, tp
+  li tp, 0x407725e05ce0a954
+  fmv.d.x f4, tp
+  fnmsub.d f23, f2, f23, f4, rup
+  fsd f23, 928(gp) /* sig 116 */
+  fsflags s2, zero
+  sd s2, 936(gp) /* sig 117 */
+  /* 76: fp */
+  fmul.s f13, f6, f8, rtz
+  fsd f13, 944(gp) /* sig 118 */
+  csrrci s10, fflags, 0x1f
+  sd s10, 952(gp) /* sig 119 */
+  /* 77: aluR */
+  li s2, 0xffffffff8612b8d5
+  sraw zero, s0, s2
+  sd zero, 960(gp) /* sig 120 */
+  /* 78: mem */
   li t2, 0xffffffffda15fd80
   addi a5, sp, 203
   sb t2, -12(a5)
   sub a5, a5, sp
-  /* 77: aluI */
+  /* 79: aluI */
   li s2, 0x2
   slti s4, s2, 1365
-  sd s4, 912(gp) /* sig 114 */
-  /* 78: aluR */
+  sd s4, 968(gp) /* sig 121 */
+  /* 80: aluR */
   li a1, 0x6a0b72fa
   mulhu ra, a3, a1
-  sd ra, 920(gp) /* sig 115 */
-  /* 79: aluR */
+  sd ra, 976(gp) /* sig 122 */
+  /* 81: aluR */
   li a7, 0x1c400
   sra s4, a4, a7
-  sd s4, 928(gp) /* sig 116 */
-  /* 80: fp */
-  li tp, 0xffffffff48da815f
-  fmv.d.x f17, tp
-  fmax.s f14, f22, f17
-  fsd f14, 936(gp) /* sig 117 */
-  frflags t2
-  sd t2, 944(gp) /* sig 118 */
-  /* 81: branch */
-  bne t0, s0, .L10
-  srli zero, a4, 3
-  sd zero, 952(gp) /* sig 119 */
-  .option rvc
-  c.subw a4, a5
-  .option norvc
-  sd a4, 960(gp) /* sig 120 */
-.L10:
-  /* 82: aluR */
-  li a3, 0xffffffff80000000
-  li s7, 0x1
-  remu ra, a3, s7
-  sd ra, 968(gp) /* sig 121 */
-  /* 83: cAlu */
-  .option rvc
-  c.xor a3, a1
-  .option norvc
-  sd a3, 976(gp) /* sig 122 */
-  /* 84: fcsr */
-  csrrci t4, fcsr, 1
-  sd t4, 984(gp) /* sig 123 */
-  /* 85: aluR */
-  li t6, 0x100000000
-  remw s2, s11, t6
-  sd s2, 992(gp) /* sig 124 */
-  /* 86: cSp */
-  .option rvc
-  c.addi4spn a0, sp, 676
-  .option norvc
-  sub a0, a0, sp
-  sd a0, 1000(gp) /* sig 125 */
-  /* 87: aluR */
-  li t0, 0xffffffffbccfc428
-  li s11, 0xffffffffff
-  remuw a3, t0, s11
-  sd a3, 1008(gp) /* sig 126 */
-  /* 88: fp */
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f5, tp
-  fsqrt.d f9, f5, rdn
-  fsd f9, 1016(gp) /* sig 127 */
-  fsflags ra, zero
-  sd ra, 1024(gp) /* sig 128 */
-  /* 89: aluR */
-  li s0, 0x259a80ba
-  sllw s1, s0, a6
-  sd s1, 1032(gp) /* sig 129 */
-  /* 90: cJump */
-  auipc a2, 0
-  addi a2, a2, 10
-  .option rvc
-  c.jr a2
-  .option norvc
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 1040(gp) /* sig 130 */
-  /* 91: fp */
-  fsgnjx.s f17, f14, f29
-  fsd f17, 1048(gp) /* sig 131 */
-  frflags a2
-  sd a2, 1056(gp) /* sig 132 */
-  /* 92: aluR */
-  sub s0, zero, zero
-  sd s0, 1064(gp) /* sig 133 */
-  /* 93: cJump */
-  auipc s1, 0
-  addi s1, s1, 16
-  .option rvc
-  c.jalr s1
-  .option norvc
-  .option rvc
-  c.srai a2, 62
-  .option norvc
-  sd a2, 1072(gp) /* sig 134 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s1, s1, tp
-  sd ra, 1080(gp) /* sig 135 */
-  sd s1, 1088(gp) /* sig 136 */
-  /* 94: amo */
-  addi s9, sp, 12
-  amoor.w.aqrl zero, s5, (s9)
-  sub s9, s9, sp
-  sd zero, 1096(gp) /* sig 137 */
-  /* 95: aluR */
-  li s11, 0x38
-  sltu a5, zero, s11
-  sd a5, 1104(gp) /* sig 138 */
-  /* 96: fp */
-  li tp, 0xfffffffe7fc00000
-  fmv.d.x f19, tp
-  feq.s ra, f30, f19
-  sd ra, 1112(gp) /* sig 139 */
-  frcsr a6
-  sd a6, 1120(gp) /* sig 140 */
-  /* 97: fp */
-  li tp, 0xfe880bd342155e32
+  sd s4, 984(gp) /* sig 123 */
+  /* 82: fp */
+  li tp, 0xffffffff5f000000
+  fmv.d.x f23, tp
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f2, tp
+  fmax.s f14, f23, f2
+  fsd f14, 992(gp) /* sig 124 */
+  fsflags a3, zero
+  sd a3, 1000(gp) /* sig 125 */
+  /* 83: fp */
+  li tp, 0xfffffffffffff
   fmv.d.x f11, tp
-  fcvt.lu.d s1, f11, rup
-  sd s1, 1128(gp) /* sig 141 */
-  frcsr s1
-  sd s1, 1136(gp) /* sig 142 */
-  /* 98: aluR */
-  subw t5, s11, zero
-  sd t5, 1144(gp) /* sig 143 */
-  /* 99: aluI */
-  srai s4, zero, 63
-  sd s4, 1152(gp) /* sig 144 */
-  j .L11
-.L7:
-  sltiu t3, s11, -145
-  sd t3, 680(gp) /* sig 85 */
-  addiw a2, t0, -504
-  sd a2, 688(gp) /* sig 86 */
-  sltu t2, t5, a1
-  sd t2, 696(gp) /* sig 87 */
-  j .L8
-.L11:
-  /* 100: cAlu */
-  .option rvc
-  c.addw a4, a5
-  .option norvc
-  sd a4, 1160(gp) /* sig 145 */
-  /* 101: aluR */
-  sub t2, ra, s8
-  sd t2, 1168(gp) /* sig 146 */
-  /* 102: aluI */
-  andi a7, s7, -746
-  sd a7, 1176(gp) /* sig 147 */
-  /* 103: cAlu */
-  .option rvc
-  c.slli a0, 4
-  .option norvc
-  sd a0, 1184(gp) /* sig 148 */
-  /* 104: jalr */
-  auipc s2, 0
-  jalr s7, 8(s2)
-  auipc tp, 0
-  sub s7, s7, tp
-  sub s2, s2, tp
-  sd s7, 1192(gp) /* sig 149 */
-  sd s2, 1200(gp) /* sig 150 */
-  /* 105: luiAuipc */
-  lui s9, 0x48a0e
-  sd s9, 1208(gp) /* sig 151 */
-  /* 106: aluR */
-  li a5, 0xe91a9e72d093700b
-  mulhsu t6, a5, s5
-  sd t6, 1216(gp) /* sig 152 */
-  /* 107: fp */
-  li tp, 0xfffffffff149f2ca
-  fmv.d.x f26, tp
-  fsgnjn.s f31, f2, f26
-  fsd f31, 1224(gp) /* sig 153 */
-  fsflags a1, zero
-  sd a1, 1232(gp) /* sig 154 */
-  /* 108: fp */
-  li tp, 0xffffffffbfee90fc
-  fmv.d.x f30, tp
-  li tp, 0xffffffff3fee90fe
-  fmv.d.x f18, tp
-  fadd.s f0, f30, f18, rne
-  fsd f0, 1240(gp) /* sig 155 */
-  fsflags a6, zero
-  sd a6, 1248(gp) /* sig 156 */
-  /* 109: lrsc */
-  addi s2, sp, 144
-  sc.w.aqrl s7, s3, (s2)
-  sd s7, 1256(gp) /* sig 157 */
-  sub s2, s2, sp
-  lw a3, 144(sp)
-  sd a3, 1264(gp) /* sig 158 */
-  /* 110: aluR */
-  mulh zero, t5, s0
-  sd zero, 1272(gp) /* sig 159 */
-  /* 111: aluI */
-  srai a1, t1, 17
-  sd a1, 1280(gp) /* sig 160 */
-  /* 112: fp */
-  fmv.d.x f4, s3
-  fsd f4, 1288(gp) /* sig 161 */
-  frflags s11
-  sd s11, 1296(gp) /* sig 162 */
-  /* 113: fp */
-  li tp, 0xffffffff40400000
-  fmv.d.x f22, tp
-  li tp, 0xfffffffffabb3ba7
-  fmv.d.x f28, tp
-  fmul.s f18, f22, f28, rtz
-  fsd f18, 1304(gp) /* sig 163 */
-  fsflags s10, zero
-  sd s10, 1312(gp) /* sig 164 */
-  /* 114: smc */
-  /* patches in andi a5, a5, -608 (then imm + 1, ...) */
-  li s5, 0xda07f793
-  li s3, 0x2
-.L12:
-  auipc a0, 0
-  sw s5, 12(a0)
+  fmul.d f31, f11, f22, rne
+  fsd f31, 1008(gp) /* sig 126 */
+  frflags s9
+  sd s9, 1016(gp) /* sig 127 */
+  /* 84: fp */
+  li tp, 0xffffffff3fc00000
+  fmv.d.x f21, tp
+  fmul.s f29, f11, f21, rtz
+  fsd f29, 1024(gp) /* sig 128 */
+  fsflags a3, zero
+  sd a3, 1032(gp) /* sig 129 */
+  /* 85: smc */
+  /* patches in xori s5, s5, 1939 (then imm + 1, ...) */
+  li s6, 0x793aca93
+  li s7, 0x1
+.L18:
+  auipc a1, 0
+  sw s6, 12(a1)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s5, s5, tp
-  addi s3, s3, -1
-  bne s3, zero, .L12
+  add s6, s6, tp
+  addi s7, s7, -1
+  bne s7, zero, .L18
   auipc tp, 0
-  sub a0, a0, tp
-  sd a5, 1320(gp) /* sig 165 */
-  sd a0, 1328(gp) /* sig 166 */
-  /* 115: fp */
-  li tp, 0xffffffffbfcaec26
-  fmv.d.x f21, tp
-  li tp, 0xffffffff0050bd7c
+  sub a1, a1, tp
+  sd s5, 1040(gp) /* sig 130 */
+  sd a1, 1048(gp) /* sig 131 */
+  /* 86: fp */
+  fcvt.s.w f0, s7, rmm
+  fsd f0, 1056(gp) /* sig 132 */
+  li s2, 0x1f
+  csrrc t6, fcsr, s2
+  sd t6, 1064(gp) /* sig 133 */
+  /* 87: aluR */
+  sub s4, s5, t6
+  sd s4, 1072(gp) /* sig 134 */
+  /* 88: lrsc */
+  addi s9, sp, 252
+  lr.w.rl a1, (s9)
+  sllw s0, s0, t1
+  add zero, t0, s3
+  sc.w t5, t3, (s9)
+  sd a1, 1080(gp) /* sig 135 */
+  sd t5, 1088(gp) /* sig 136 */
+  sc.w.aq t5, zero, (s9)
+  sd t5, 1096(gp) /* sig 137 */
+  sub s9, s9, sp
+  lw s0, 252(sp)
+  sd s0, 1104(gp) /* sig 138 */
+  /* 89: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f18, tp
+  fsqrt.d f12, f18, rup
+  fsd f12, 1112(gp) /* sig 139 */
+  frflags a6
+  sd a6, 1120(gp) /* sig 140 */
+  /* 90: liSeed */
+  li s8, 0xfd000000
+  sd s8, 1128(gp) /* sig 141 */
+  /* 91: fp */
+  li tp, 0x3ff888a105b9d03c
+  fmv.d.x f9, tp
+  li tp, 0x800a6f437f4c8b5c
+  fmv.d.x f20, tp
+  li tp, 0x0
   fmv.d.x f1, tp
-  fmul.s f7, f21, f1, rtz
-  fsd f7, 1336(gp) /* sig 167 */
+  fnmsub.d f29, f9, f20, f1, rup
+  fsd f29, 1136(gp) /* sig 142 */
+  fsflags a7, zero
+  sd a7, 1144(gp) /* sig 143 */
+  /* 92: rand */
+  .4byte 0x4259ed3b /* random */
+  sd s10, 1152(gp) /* sig 144 */
+  .4byte 0xb1c9a647 /* random */
+  sd a2, 1160(gp) /* sig 145 */
+  fsd f12, 1168(gp) /* sig 146 */
+  fsflags t0, zero
+  sd t0, 1176(gp) /* sig 147 */
+  /* 93: fp */
+  li tp, 0x5f3631ef33246bc
+  fmv.d.x f1, tp
+  fdiv.d f13, f24, f1, rmm
+  fsd f13, 1184(gp) /* sig 148 */
   frflags s3
-  sd s3, 1344(gp) /* sig 168 */
-  /* 116: aluR */
-  remuw s4, zero, a5
-  sd s4, 1352(gp) /* sig 169 */
-  /* 117: aluI */
-  srli s8, t1, 63
-  sd s8, 1360(gp) /* sig 170 */
-  /* 118: aluR */
-  sra t2, zero, t1
-  sd t2, 1368(gp) /* sig 171 */
-  /* 119: far */
-  bltu t3, s11, .L13
-.L14:
-  /* 120: fp */
-  li tp, 0x41e0000000000000
-  fmv.d.x f6, tp
-  li tp, 0x3df468e896158d0a
-  fmv.d.x f28, tp
-  fadd.d f18, f6, f28, rne
-  fsd f18, 1392(gp) /* sig 174 */
-  fsflags t6, zero
-  sd t6, 1400(gp) /* sig 175 */
-  /* 121: cSp */
+  sd s3, 1192(gp) /* sig 149 */
+  /* 94: mem */
+  addi t5, sp, -83
+  lh a6, 169(t5)
+  sd a6, 1200(gp) /* sig 150 */
+  sub t5, t5, sp
+  /* 95: amo */
+  addi a3, sp, 224
+  amomax.d s7, s5, (a3)
+  sub a3, a3, sp
+  sd s7, 1208(gp) /* sig 151 */
+  /* 96: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f27, tp
+  fcvt.wu.d t1, f27, rne
+  sd t1, 1216(gp) /* sig 152 */
+  li s6, 0x1f
+  csrrc a3, fcsr, s6
+  sd a3, 1224(gp) /* sig 153 */
+  /* 97: aluI */
+  srai s4, zero, 63
+  sd s4, 1232(gp) /* sig 154 */
+  /* 98: amo */
+  addi ra, sp, 248
+  amomax.d.aqrl t6, zero, (ra)
+  sub ra, ra, sp
+  sd t6, 1240(gp) /* sig 155 */
+  ld s1, 248(sp)
+  sd s1, 1248(gp) /* sig 156 */
+  /* 99: aluR */
+  mulw a7, a0, s7
+  sd a7, 1256(gp) /* sig 157 */
+  j .L19
+.L8:
+  auipc tp, 0
+  sub s1, s1, tp
+  sd s1, 456(gp) /* sig 57 */
   .option rvc
-  c.addi4spn s1, sp, 996
+  c.or a0, a1
+  .option norvc
+  sd a0, 464(gp) /* sig 58 */
+  .option rvc
+  c.mv a4, t3
+  .option norvc
+  sd a4, 472(gp) /* sig 59 */
+  beq zero, zero, .L9
+.L12:
+  remw a1, s11, s6
+  sd a1, 656(gp) /* sig 82 */
+  jal tp, .L13
+.L19:
+  /* 100: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f13, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f9, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f22, tp
+  fmadd.d f19, f13, f9, f22, rne
+  fsd f19, 1264(gp) /* sig 158 */
+  fsflags t5, zero
+  sd t5, 1272(gp) /* sig 159 */
+  /* 101: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f20, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f13, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f19, tp
+  fmadd.s f27, f20, f13, f19, rmm
+  fsd f27, 1280(gp) /* sig 160 */
+  fsflags a0, zero
+  sd a0, 1288(gp) /* sig 161 */
+  /* 102: fp */
+  li tp, 0xffffffff3f94f0fb
+  fmv.d.x f31, tp
+  li tp, 0xffffffff7f5c018d
+  fmv.d.x f14, tp
+  fmul.s f31, f31, f14, rup
+  fsd f31, 1296(gp) /* sig 162 */
+  fsflags s0, zero
+  sd s0, 1304(gp) /* sig 163 */
+  /* 103: aluI */
+  sraiw zero, t5, 7
+  sd zero, 1312(gp) /* sig 164 */
+  /* 104: fp */
+  li t3, 0x55c742e6ae8b3904
+  fcvt.d.w f15, t3
+  fsd f15, 1320(gp) /* sig 165 */
+  frflags t1
+  sd t1, 1328(gp) /* sig 166 */
+  /* 105: mem */
+  addi a7, sp, -6
+  sd s8, 142(a7)
+  sub a7, a7, sp
+  ld t2, 136(sp)
+  sd t2, 1336(gp) /* sig 167 */
+  /* 106: fcsr */
+  li s9, 0x808d81494216e5b5
+  csrrc s0, fflags, s9
+  sd s0, 1344(gp) /* sig 168 */
+  /* 107: luiAuipc */
+  auipc a1, 0xfffff
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 1352(gp) /* sig 169 */
+  /* 108: aluR */
+  li s11, 0x27
+  mul s3, s11, s8
+  sd s3, 1360(gp) /* sig 170 */
+  /* 109: aluI */
+  slliw ra, s0, 29
+  sd ra, 1368(gp) /* sig 171 */
+  /* 110: lrsc */
+  addi t3, sp, 136
+  lr.w.aq s9, (t3)
+  xori s6, s5, 716
+  sc.w s3, a6, (t3)
+  sd s9, 1376(gp) /* sig 172 */
+  sd s3, 1384(gp) /* sig 173 */
+  sub t3, t3, sp
+  lw s0, 136(sp)
+  sd s0, 1392(gp) /* sig 174 */
+  /* 111: jal */
+  jal zero, .L20
+  sll zero, a2, s7
+  sd zero, 1400(gp) /* sig 175 */
+  .option rvc
+  c.li a7, -7
+  .option norvc
+  sd a7, 1408(gp) /* sig 176 */
+.L20:
+  sd zero, 1416(gp) /* sig 177 */
+  /* 112: luiAuipc */
+  lui t5, 0x351c2
+  sd t5, 1424(gp) /* sig 178 */
+  /* 113: aluR */
+  li a2, 0x40
+  sllw t0, s4, a2
+  sd t0, 1432(gp) /* sig 179 */
+  /* 114: aluR */
+  divuw s11, s8, a3
+  sd s11, 1440(gp) /* sig 180 */
+  /* 115: cMem */
+  addi s1, sp, 30
+  .option rvc
+  c.sd s0, 88(s1)
   .option norvc
   sub s1, s1, sp
-  sd s1, 1408(gp) /* sig 176 */
-  /* 122: cSp */
+  /* 116: aluI */
+  li t6, 0x126c00
+  srliw a1, t6, 31
+  sd a1, 1448(gp) /* sig 181 */
+  /* 117: aluR */
+  li a3, 0x8000
+  slt a4, t2, a3
+  sd a4, 1456(gp) /* sig 182 */
+  /* 118: cSp */
   .option rvc
-  c.addi4spn a0, sp, 784
+  c.addi4spn s0, sp, 1016
   .option norvc
-  sub a0, a0, sp
-  sd a0, 1416(gp) /* sig 177 */
-  /* 123: cJump */
-  auipc t6, 0
-  addi t6, t6, 18
+  sub s0, s0, sp
+  sd s0, 1464(gp) /* sig 183 */
+  /* 119: aluR */
+  mulh a3, s1, s4
+  sd a3, 1472(gp) /* sig 184 */
+  /* 120: fp */
+  li tp, 0xffffffffb6e0a43b
+  fmv.d.x f6, tp
+  fsqrt.s f12, f6, rmm
+  fsd f12, 1480(gp) /* sig 185 */
+  fsflags a6, zero
+  sd a6, 1488(gp) /* sig 186 */
+  /* 121: cSp */
   .option rvc
-  c.jr t6
+  c.addi4spn a3, sp, 944
   .option norvc
-  remw a5, a0, s1
-  sd a5, 1424(gp) /* sig 178 */
-  auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 1432(gp) /* sig 179 */
-  /* 124: fmem */
-  addi s6, sp, 531
-  flw f18, -459(s6)
-  fsd f18, 1440(gp) /* sig 180 */
-  sub s6, s6, sp
-  /* 125: cAlu */
-  .option rvc
-  c.srli a2, 52
-  .option norvc
-  sd a2, 1448(gp) /* sig 181 */
+  sub a3, a3, sp
+  sd a3, 1496(gp) /* sig 187 */
+  /* 122: mem */
+  addi t0, sp, -240
+  sh t6, 450(t0)
+  sub t0, t0, sp
+  ld s0, 208(sp)
+  sd s0, 1504(gp) /* sig 188 */
+  /* 123: aluR */
+  li a2, 0x3e
+  divw t2, a2, a3
+  sd t2, 1512(gp) /* sig 189 */
+  /* 124: rand */
+  .2byte 0x889 /* random */
+  sd a7, 1520(gp) /* sig 190 */
+  /* 125: fp */
+  li tp, 0x1
+  fmv.d.x f24, tp
+  fle.d a6, f27, f24
+  sd a6, 1528(gp) /* sig 191 */
+  li s1, 0x1f
+  csrrc s9, fcsr, s1
+  sd s9, 1536(gp) /* sig 192 */
   /* 126: fp */
-  li tp, 0xffffffff7f000000
-  fmv.d.x f27, tp
-  fmv.x.w t2, f27
-  sd t2, 1456(gp) /* sig 182 */
-  li a3, 0x1f
-  csrrc a2, fcsr, a3
-  sd a2, 1464(gp) /* sig 183 */
-  /* 127: fp */
-  li tp, 0x4008000000000000
-  fmv.d.x f31, tp
-  fmul.d f23, f25, f31, rne
-  fsd f23, 1472(gp) /* sig 184 */
-  fsflags t3, zero
-  sd t3, 1480(gp) /* sig 185 */
-  /* 128: cSp */
+  li tp, 0xffffffff3f937e1f
+  fmv.d.x f23, tp
+  li tp, 0xffffffff806f1562
+  fmv.d.x f6, tp
+  fmul.s f1, f23, f6, rdn
+  fsd f1, 1544(gp) /* sig 193 */
+  frflags t1
+  sd t1, 1552(gp) /* sig 194 */
+  /* 127: aluR */
+  li s2, 0xffffffffffffff9d
+  divw a5, s2, s7
+  sd a5, 1560(gp) /* sig 195 */
+  /* 128: cAlu */
   .option rvc
-  c.addi4spn a5, sp, 1016
+  c.addiw a6, 1
   .option norvc
-  sub a5, a5, sp
-  sd a5, 1488(gp) /* sig 186 */
-  /* 129: cJump */
-  auipc s10, 0
-  addi s10, s10, 10
+  sd a6, 1568(gp) /* sig 196 */
+  /* 129: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f12, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f18, tp
+  fmin.s f29, f12, f18
+  fsd f29, 1576(gp) /* sig 197 */
+  csrrci a6, fflags, 0x1f
+  sd a6, 1584(gp) /* sig 198 */
+  /* 130: loop */
+  li s5, 0x2
+.L21:
   .option rvc
-  c.jr s10
+  c.add s0, ra
   .option norvc
+  sd s0, 1592(gp) /* sig 199 */
+  addi s5, s5, -1
+  bne s5, zero, .L21
+  sd s5, 1600(gp) /* sig 200 */
+  /* 131: cAlu */
+  .option rvc
+  c.addi a5, 16
+  .option norvc
+  sd a5, 1608(gp) /* sig 201 */
+  /* 132: jalr */
+  auipc t0, 0
+  jalr ra, 9(t0)
   auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 1496(gp) /* sig 187 */
-  /* 130: fp */
-  li t5, 0xfffffffffffff
-  fcvt.d.l f0, t5, rne
-  fsd f0, 1504(gp) /* sig 188 */
-  fsflags s8, zero
-  sd s8, 1512(gp) /* sig 189 */
-  /* 131: fp */
-  li tp, 0xffffffffbf961f59
-  fmv.d.x f0, tp
-  li tp, 0xffffffff4286d902
-  fmv.d.x f7, tp
-  li tp, 0xffffffff429e2755
-  fmv.d.x f28, tp
-  fmadd.s f10, f0, f7, f28, rup
-  fsd f10, 1520(gp) /* sig 190 */
-  frcsr a5
-  sd a5, 1528(gp) /* sig 191 */
-  /* 132: aluR */
-  divu a6, zero, s5
-  sd a6, 1536(gp) /* sig 192 */
+  sub ra, ra, tp
+  sub t0, t0, tp
+  sd ra, 1616(gp) /* sig 202 */
+  sd t0, 1624(gp) /* sig 203 */
   /* 133: cAlu */
   .option rvc
-  c.add a4, t0
+  c.add t1, a0
   .option norvc
-  sd a4, 1544(gp) /* sig 193 */
-  /* 134: liSeed */
-  li s7, 0x5d629108
-  sd s7, 1552(gp) /* sig 194 */
-  /* 135: cJump */
-  auipc a4, 0
-  addi a4, a4, 18
+  sd t1, 1632(gp) /* sig 204 */
+  /* 134: fp */
+  li tp, 0xfffffffe000bc2b9
+  fmv.d.x f31, tp
+  fmul.s f3, f9, f31, rne
+  fsd f3, 1640(gp) /* sig 205 */
+  frflags s11
+  sd s11, 1648(gp) /* sig 206 */
+  /* 135: fp */
+  li tp, 0x800c966fe7d35282
+  fmv.d.x f26, tp
+  li tp, 0xc012e1a7dbbcfbc2
+  fmv.d.x f13, tp
+  fdiv.d f17, f26, f13, rtz
+  fsd f17, 1656(gp) /* sig 207 */
+  li s7, 0x1f
+  csrrc t3, fcsr, s7
+  sd t3, 1664(gp) /* sig 208 */
+  /* 136: cBranch */
   .option rvc
-  c.jr a4
+  c.bnez a5, .L22
   .option norvc
-  sll zero, t5, ra
-  sd zero, 1560(gp) /* sig 195 */
-  auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 1568(gp) /* sig 196 */
-  /* 136: cSp */
-  .option rvc
-  c.addi16sp sp, -112
-  .option norvc
-  ld a3, 208(sp)
-  sd a3, 1576(gp) /* sig 197 */
-  .option rvc
-  c.addi16sp sp, 112
-  .option norvc
-  /* 137: fp */
-  li tp, 0x800f06a64875ce8b
-  fmv.d.x f2, tp
-  fmadd.d f5, f20, f2, f27
-  fsd f5, 1584(gp) /* sig 198 */
-  fsflags t2, zero
-  sd t2, 1592(gp) /* sig 199 */
-  /* 138: aluR */
-  li t2, 0xfffffffff1c006ec
-  sll s6, ra, t2
-  sd s6, 1600(gp) /* sig 200 */
-  /* 139: fp */
-  li tp, 0xffffffffbfb4fbe0
-  fmv.d.x f12, tp
-  li tp, 0xffffffff7f350e06
-  fmv.d.x f29, tp
-  fmul.s f13, f12, f29, rmm
-  fsd f13, 1608(gp) /* sig 201 */
-  frcsr t5
-  sd t5, 1616(gp) /* sig 202 */
-  /* 140: branch */
-  li t5, 0x3
-  li a7, 0x28e00000000
-  bgeu t5, a7, .L15
-  .option rvc
-  c.srli s1, 5
-  .option norvc
-  sd s1, 1624(gp) /* sig 203 */
-  .option rvc
-  c.add s3, t0
-  .option norvc
-  sd s3, 1632(gp) /* sig 204 */
-.L15:
-  /* 141: fp */
-  li tp, 0xffffffff0125d498
-  fmv.d.x f30, tp
-  fmul.s f17, f21, f30, rdn
-  fsd f17, 1640(gp) /* sig 205 */
+  sraiw s5, t2, 31
+  sd s5, 1672(gp) /* sig 209 */
+  mulhsu t5, a5, t0
+  sd t5, 1680(gp) /* sig 210 */
+.L22:
+  /* 137: fmem */
+  fsd f17, 162(sp)
+  /* 138: fp */
+  li a3, 0x80000000
+  fcvt.s.wu f4, a3, rdn
+  fsd f4, 1688(gp) /* sig 211 */
   frflags s3
-  sd s3, 1648(gp) /* sig 206 */
-  /* 142: cBranch */
+  sd s3, 1696(gp) /* sig 212 */
+  /* 139: cBranch */
   .option rvc
-  c.bnez a0, .L16
+  c.bnez a0, .L23
   .option norvc
   .option rvc
   c.andi a0, 22
   .option norvc
-  sd a0, 1656(gp) /* sig 207 */
+  sd a0, 1704(gp) /* sig 213 */
   .option rvc
   c.li t5, -28
   .option norvc
-  sd t5, 1664(gp) /* sig 208 */
-.L16:
+  sd t5, 1712(gp) /* sig 214 */
+.L23:
+  /* 140: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f30, tp
+  fcvt.lu.d s7, f30, rdn
+  sd s7, 1720(gp) /* sig 215 */
+  frcsr s5
+  sd s5, 1728(gp) /* sig 216 */
+  /* 141: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f4, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f3, tp
+  fmadd.s f23, f4, f3, f5, rup
+  fsd f23, 1736(gp) /* sig 217 */
+  frcsr t2
+  sd t2, 1744(gp) /* sig 218 */
+  /* 142: fp */
+  li tp, 0xffffffff41724e5d
+  fmv.d.x f16, tp
+  fsqrt.s f26, f16, rne
+  fsd f26, 1752(gp) /* sig 219 */
+  frflags s3
+  sd s3, 1760(gp) /* sig 220 */
   /* 143: fp */
-  fcvt.l.d a0, f31, dyn
-  sd a0, 1672(gp) /* sig 209 */
-  frflags a1
-  sd a1, 1680(gp) /* sig 210 */
-  /* 144: cAlu */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f26, tp
+  fcvt.w.s t6, f26, rtz
+  sd t6, 1768(gp) /* sig 221 */
+  fsflags s3, zero
+  sd s3, 1776(gp) /* sig 222 */
+  /* 144: aluI */
+  srliw t6, s6, 0
+  sd t6, 1784(gp) /* sig 223 */
+  /* 145: luiAuipc */
+  lui s2, 0xaae37
+  sd s2, 1792(gp) /* sig 224 */
+  /* 146: cBranch */
+  li a4, 0x0
   .option rvc
-  c.mv s7, s10
+  c.j .L24
   .option norvc
-  sd s7, 1688(gp) /* sig 211 */
-  /* 145: fp */
-  li tp, 0x3f9bec1b4cc0a2af
-  fmv.d.x f2, tp
-  fadd.d f16, f2, f10
-  fsd f16, 1696(gp) /* sig 212 */
-  fsflags s7, zero
-  sd s7, 1704(gp) /* sig 213 */
-  /* 146: fp */
-  fcvt.s.d f27, f5, rdn
-  fsd f27, 1712(gp) /* sig 214 */
-  frflags s2
-  sd s2, 1720(gp) /* sig 215 */
-  /* 147: luiAuipc */
-  auipc a3, 0x7ffff
+  .option rvc
+  c.slli a1, 39
+  .option norvc
+  sd a1, 1800(gp) /* sig 225 */
+  subw t2, a6, t1
+  sd t2, 1808(gp) /* sig 226 */
+  sltiu a4, s9, 791
+  sd a4, 1816(gp) /* sig 227 */
+.L24:
+  /* 147: fp */
+  li tp, 0xfffffffeff7fffff
+  fmv.d.x f30, tp
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f10, tp
+  fmul.s f6, f30, f10, rmm
+  fsd f6, 1824(gp) /* sig 228 */
+  fsflags a5, zero
+  sd a5, 1832(gp) /* sig 229 */
+  /* 148: aluR */
+  sllw t5, t4, t0
+  sd t5, 1840(gp) /* sig 230 */
+  /* 149: fp */
+  fcvt.s.w f22, s4, rup
+  fsd f22, 1848(gp) /* sig 231 */
+  fsflags t6, zero
+  sd t6, 1856(gp) /* sig 232 */
+  /* 150: cAlu */
+  .option rvc
+  c.addi s5, -22
+  .option norvc
+  sd s5, 1864(gp) /* sig 233 */
+  /* 151: smc */
+  /* patches in xori s4, s5, 1683 (then imm + 1, ...) */
+  li s1, 0x693aca13
+  li a0, 0x3
+.L25:
+  auipc a6, 0
+  sw s1, 12(a6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s1, s1, tp
+  addi a0, a0, -1
+  bne a0, zero, .L25
   auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 1728(gp) /* sig 216 */
-  /* 148: fp */
-  fcvt.lu.s s6, f4, rne
-  sd s6, 1736(gp) /* sig 217 */
-  frflags t0
-  sd t0, 1744(gp) /* sig 218 */
-  /* 149: aluI */
-  sraiw a6, a7, 31
-  sd a6, 1752(gp) /* sig 219 */
-  /* 150: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f21, tp
-  fmsub.d f2, f16, f21, f1, dyn
-  fsd f2, 1760(gp) /* sig 220 */
-  li s7, 0x1f
-  csrrc t0, fcsr, s7
-  sd t0, 1768(gp) /* sig 221 */
-  /* 151: branch */
-  li t2, 0xffffffffffffffab
-  li a2, 0xffffffffffffffab
-  bne t2, a2, .L17
+  sub a6, a6, tp
+  sd s4, 1872(gp) /* sig 234 */
+  sd a6, 1880(gp) /* sig 235 */
+  /* 152: fp */
+  li tp, 0xbea21336a6d6c638
+  fmv.d.x f25, tp
+  li tp, 0x92a6e90e2b83b899
+  fmv.d.x f30, tp
+  fmadd.d f12, f25, f9, f30, rdn
+  fsd f12, 1888(gp) /* sig 236 */
+  frcsr s0
+  sd s0, 1896(gp) /* sig 237 */
+  /* 153: cBranch */
+  li a5, 0x1d44000000000000
   .option rvc
-  c.mv a4, t2
+  c.beqz a5, .L26
   .option norvc
-  sd a4, 1776(gp) /* sig 222 */
   .option rvc
-  c.and a3, s1
+  c.sub s0, a5
   .option norvc
-  sd a3, 1784(gp) /* sig 223 */
-  divu ra, t5, a5
-  sd ra, 1792(gp) /* sig 224 */
-.L17:
-  /* 152: cSp */
+  sd s0, 1904(gp) /* sig 238 */
+  sltiu a7, s7, 1365
+  sd a7, 1912(gp) /* sig 239 */
+.L26:
+  addi gp, gp, 1920
+  /* 154: fp */
+  fmul.s f5, f4, f31, rdn
+  fsd f5, 0(gp) /* sig 240 */
+  fsflags a3, zero
+  sd a3, 8(gp) /* sig 241 */
+  /* 155: aluR */
+  li s3, 0x6cfe04d5bf4efeda
+  divuw s4, t0, s3
+  sd s4, 16(gp) /* sig 242 */
+  /* 156: aluR */
+  li s7, 0x3bbaa93c75bfdf6
+  sub ra, s7, t4
+  sd ra, 24(gp) /* sig 243 */
+  /* 157: cAlu */
   .option rvc
-  c.addi16sp sp, -208
+  c.subw a2, a1
   .option norvc
-  ld t4, 336(sp)
-  sd t4, 1800(gp) /* sig 225 */
+  sd a2, 32(gp) /* sig 244 */
+  /* 158: fcsr */
+  li a1, 0xd8
+  csrrs zero, frm, a1
+  sd zero, 40(gp) /* sig 245 */
+  /* 159: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f23, tp
+  fdiv.d f23, f23, f14, rtz
+  fsd f23, 48(gp) /* sig 246 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 56(gp) /* sig 247 */
+  /* 160: lrsc */
+  addi t4, sp, 220
+  lr.w.aqrl s8, (t4)
+  sc.w.aq t1, s1, (t4)
+  sd s8, 64(gp) /* sig 248 */
+  sd t1, 72(gp) /* sig 249 */
+  sub t4, t4, sp
+  lw a4, 220(sp)
+  sd a4, 80(gp) /* sig 250 */
+  /* 161: cMem */
   .option rvc
-  c.addi16sp sp, 208
+  c.fsdsp f4, 16(sp)
   .option norvc
-  /* 153: loop */
-  li t1, 0x1
-.L18:
-  sraiw s1, a2, 18
-  sd s1, 1808(gp) /* sig 226 */
+  /* 162: liSeed */
+  li s7, 0x60
+  sd s7, 88(gp) /* sig 251 */
+  /* 163: rand */
+  .4byte 0x5baf4b7 /* random */
+  sd s1, 96(gp) /* sig 252 */
+  .2byte 0x6e45 /* random */
+  sd t3, 104(gp) /* sig 253 */
+  /* 164: lrsc */
+  addi s10, sp, 16
+  lr.w.aqrl s7, (s10)
+  srlw s4, s6, a7
+  slti a2, s4, -1223
+  sc.w a0, t2, (s10)
+  sd s7, 112(gp) /* sig 254 */
+  sd a0, 120(gp) /* sig 255 */
+  sub s10, s10, sp
+  lw s5, 16(sp)
+  sd s5, 128(gp) /* sig 256 */
+  /* 165: fp */
+  fmv.x.d a7, f15
+  sd a7, 136(gp) /* sig 257 */
+  li a5, 0x1f
+  csrrc t3, fcsr, a5
+  sd t3, 144(gp) /* sig 258 */
+  /* 166: mem */
+  addi t2, sp, -104
+  lh a6, 256(t2)
+  sd a6, 152(gp) /* sig 259 */
+  sub t2, t2, sp
+  /* 167: aluI */
+  sltiu a4, s3, -1219
+  sd a4, 160(gp) /* sig 260 */
+  /* 168: cSp */
+  .option rvc
+  c.addi4spn a5, sp, 428
+  .option norvc
+  sub a5, a5, sp
+  sd a5, 168(gp) /* sig 261 */
+  /* 169: jal */
+  jal t1, .L27
+  .option rvc
+  c.srli s1, 32
+  .option norvc
+  sd s1, 176(gp) /* sig 262 */
+  slli a0, a1, 45
+  sd a0, 184(gp) /* sig 263 */
+.L27:
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 192(gp) /* sig 264 */
+  /* 170: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f11, tp
+  li tp, 0xffffffffb1253d39
+  fmv.d.x f28, tp
+  feq.s s2, f11, f28
+  sd s2, 200(gp) /* sig 265 */
+  fsflags a5, zero
+  sd a5, 208(gp) /* sig 266 */
+  /* 171: fp */
+  li tp, 0x0
+  fmv.d.x f20, tp
+  li tp, 0x1
+  fmv.d.x f24, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f25, tp
+  fnmsub.d f30, f20, f24, f25, rup
+  fsd f30, 216(gp) /* sig 267 */
+  csrrci s4, fflags, 0x1f
+  sd s4, 224(gp) /* sig 268 */
+  /* 172: smc */
+  /* patches in addi a2, a5, -1394 (then imm + 1, ...) */
+  li s9, 0xa8e78613
+  li s4, 0x2
+.L28:
+  auipc a7, 0
+  sw s9, 12(a7)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s9, s9, tp
+  addi s4, s4, -1
+  bne s4, zero, .L28
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a2, 232(gp) /* sig 269 */
+  sd a7, 240(gp) /* sig 270 */
+  /* 173: aluR */
+  srlw a1, t0, ra
+  sd a1, 248(gp) /* sig 271 */
+  /* 174: jalr */
+  auipc a6, 0
+  jalr a7, 15(a6)
+  .option rvc
+  c.add a1, s6
+  .option norvc
+  sd a1, 256(gp) /* sig 272 */
+  auipc tp, 0
+  sub a7, a7, tp
+  sub a6, a6, tp
+  sd a7, 264(gp) /* sig 273 */
+  sd a6, 272(gp) /* sig 274 */
+  /* 175: mem */
+  addi t0, sp, -285
+  sh a5, 311(t0)
+  sub t0, t0, sp
+  ld a2, 24(sp)
+  sd a2, 280(gp) /* sig 275 */
+  /* 176: cSp */
+  .option rvc
+  c.addi16sp sp, 384
+  .option norvc
+  ld zero, -224(sp)
+  sd zero, 288(gp) /* sig 276 */
+  .option rvc
+  c.addi16sp sp, -384
+  .option norvc
+  /* 177: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f23, tp
+  fdiv.d f7, f15, f23, rmm
+  fsd f7, 296(gp) /* sig 277 */
+  fsflags a0, zero
+  sd a0, 304(gp) /* sig 278 */
+  /* 178: aluI */
+  li a7, 0x2000
+  srli t0, a7, 1
+  sd t0, 312(gp) /* sig 279 */
+  /* 179: fp */
+  li tp, 0xffffffffdf000000
+  fmv.d.x f17, tp
+  fsqrt.s f6, f17, rmm
+  fsd f6, 320(gp) /* sig 280 */
+  fsflags a1, zero
+  sd a1, 328(gp) /* sig 281 */
+  /* 180: lrsc */
+  addi s9, sp, 248
+  lr.d.aqrl s0, (s9)
+  xor t6, a3, a3
+  sc.d.aq s10, zero, (s9)
+  sd s0, 336(gp) /* sig 282 */
+  sd s10, 344(gp) /* sig 283 */
+  sub s9, s9, sp
+  ld a1, 248(sp)
+  sd a1, 352(gp) /* sig 284 */
+  /* 181: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f31, tp
+  fcvt.wu.s s7, f31, rne
+  sd s7, 360(gp) /* sig 285 */
+  fsflags a0, zero
+  sd a0, 368(gp) /* sig 286 */
+  /* 182: aluI */
+  addiw t4, t2, -1815
+  sd t4, 376(gp) /* sig 287 */
+  /* 183: aluI */
+  addi t5, a4, 1799
+  sd t5, 384(gp) /* sig 288 */
+  /* 184: aluI */
+  addi s3, a4, -1019
+  sd s3, 392(gp) /* sig 289 */
+  /* 185: aluR */
+  sltu a2, a2, a7
+  sd a2, 400(gp) /* sig 290 */
+  /* 186: fp */
+  fcvt.w.s s10, f18, rtz
+  sd s10, 408(gp) /* sig 291 */
+  li t1, 0x1f
+  csrrc t3, fcsr, t1
+  sd t3, 416(gp) /* sig 292 */
+  /* 187: branch */
+  beq a6, a6, .L29
+  addi a6, t4, -861
+  sd a6, 424(gp) /* sig 293 */
+  mulhu t2, t1, a7
+  sd t2, 432(gp) /* sig 294 */
+  .option rvc
+  c.sub a1, s0
+  .option norvc
+  sd a1, 440(gp) /* sig 295 */
+.L29:
+  /* 188: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f6, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f8, tp
+  fsgnjx.d f9, f6, f8
+  fsd f9, 448(gp) /* sig 296 */
+  csrrci s1, fflags, 0x1f
+  sd s1, 456(gp) /* sig 297 */
+  /* 189: lrsc */
+  addi a6, sp, 28
+  sc.w.aqrl s3, t0, (a6)
+  sd s3, 464(gp) /* sig 298 */
+  sub a6, a6, sp
+  lw a2, 28(sp)
+  sd a2, 472(gp) /* sig 299 */
+  /* 190: rand */
+  .2byte 0x599d /* random */
+  sd s3, 480(gp) /* sig 300 */
+  .2byte 0x9542 /* random */
+  sd a0, 488(gp) /* sig 301 */
+  .2byte 0xaf9a /* random */
+  /* 191: cAlu */
+  .option rvc
+  c.lui t6, 0xe
+  .option norvc
+  sd t6, 496(gp) /* sig 302 */
+  /* 192: aluR */
+  xor s2, s5, s11
+  sd s2, 504(gp) /* sig 303 */
+  /* 193: aluI */
+  sltiu t6, s6, 946
+  sd t6, 512(gp) /* sig 304 */
+  /* 194: aluR */
+  rem s1, a6, t4
+  sd s1, 520(gp) /* sig 305 */
+  /* 195: aluR */
+  sllw s0, a5, t4
+  sd s0, 528(gp) /* sig 306 */
+  /* 196: fp */
+  li tp, 0xffffffffbfa9f09d
+  fmv.d.x f8, tp
+  li tp, 0xffffffff43c8247a
+  fmv.d.x f0, tp
+  li tp, 0xffffffff4404dc31
+  fmv.d.x f31, tp
+  fmsub.s f20, f8, f0, f31, rdn
+  fsd f20, 536(gp) /* sig 307 */
+  frcsr s3
+  sd s3, 544(gp) /* sig 308 */
+  /* 197: fp */
+  li tp, 0xffffffff00a8aff9
+  fmv.d.x f26, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f10, tp
+  fsgnjx.s f17, f26, f10
+  fsd f17, 552(gp) /* sig 309 */
+  fsflags s1, zero
+  sd s1, 560(gp) /* sig 310 */
+  /* 198: fp */
+  li t4, 0x18e62553
+  fcvt.s.l f27, t4, rup
+  fsd f27, 568(gp) /* sig 311 */
+  fsflags t5, zero
+  sd t5, 576(gp) /* sig 312 */
+  /* 199: fp */
+  fcvt.d.w f21, s6
+  fsd f21, 584(gp) /* sig 313 */
+  fsflags t4, zero
+  sd t4, 592(gp) /* sig 314 */
+  /* 200: branch */
+  li t1, 0xffffffff7fffffff
+  bgeu t1, zero, .L30
+  divu t6, ra, t0
+  sd t6, 600(gp) /* sig 315 */
+  rem t4, s0, a1
+  sd t4, 608(gp) /* sig 316 */
+.L30:
+  /* 201: aluR */
+  li s2, 0xffffffff80000000
+  li s6, 0x0
+  divuw s8, s2, s6
+  sd s8, 616(gp) /* sig 317 */
+  /* 202: fmem */
+  addi t4, sp, -227
+  flw f24, 387(t4)
+  fsd f24, 624(gp) /* sig 318 */
+  sub t4, t4, sp
+  /* 203: fp */
+  li tp, 0x1c5d03dd99cddf
+  fmv.d.x f25, tp
+  li tp, 0x413c5d03dd99cddf
+  fmv.d.x f17, tp
+  fdiv.d f7, f25, f17, rmm
+  fsd f7, 632(gp) /* sig 319 */
+  fsflags ra, zero
+  sd ra, 640(gp) /* sig 320 */
+  /* 204: fmem */
+  fsw f15, 236(sp)
+  /* 205: aluR */
+  and s1, a2, s8
+  sd s1, 648(gp) /* sig 321 */
+  /* 206: cAlu */
+  .option rvc
+  c.subw s0, a0
+  .option norvc
+  sd s0, 656(gp) /* sig 322 */
+  /* 207: jal */
+  jal s11, .L31
+  .option rvc
+  c.addi t4, -29
+  .option norvc
+  sd t4, 664(gp) /* sig 323 */
+  addi a3, s11, 1701
+  sd a3, 672(gp) /* sig 324 */
+.L31:
+  auipc tp, 0
+  sub s11, s11, tp
+  sd s11, 680(gp) /* sig 325 */
+  /* 208: lrsc */
+  addi a3, sp, 176
+  lr.w.aq ra, (a3)
+  addi a2, a2, 1335
+  sc.w.aqrl s9, s0, (a3)
+  sd ra, 688(gp) /* sig 326 */
+  sd s9, 696(gp) /* sig 327 */
+  sub a3, a3, sp
+  lw t1, 176(sp)
+  sd t1, 704(gp) /* sig 328 */
+  /* 209: mem */
+  addi a5, sp, -128
+  lhu s0, 294(a5)
+  sd s0, 712(gp) /* sig 329 */
+  sub a5, a5, sp
+  /* 210: branch */
+  bgeu t4, s7, .L32
+  .option rvc
+  c.lui s7, 0xe
+  .option norvc
+  sd s7, 720(gp) /* sig 330 */
+  .option rvc
+  c.srai a1, 14
+  .option norvc
+  sd a1, 728(gp) /* sig 331 */
+  and s9, s3, t5
+  sd s9, 736(gp) /* sig 332 */
+.L32:
+  /* 211: aluR */
+  li t1, 0x43
+  srlw t4, t1, s6
+  sd t4, 744(gp) /* sig 333 */
+  /* 212: cAlu */
+  .option rvc
+  c.li a0, -16
+  .option norvc
+  sd a0, 752(gp) /* sig 334 */
+  /* 213: cMem */
+  .option rvc
+  c.ldsp s3, 96(sp)
+  .option norvc
+  sd s3, 760(gp) /* sig 335 */
+  /* 214: jal */
+  jal s8, .L33
   .option rvc
   c.add s7, s10
   .option norvc
-  sd s7, 1816(gp) /* sig 227 */
-  addi t1, t1, -1
-  bltu zero, t1, .L18
-  sd t1, 1824(gp) /* sig 228 */
-  /* 154: aluR */
-  li s7, 0x80000000
-  li t6, 0x0
-  remw s5, s7, t6
-  sd s5, 1832(gp) /* sig 229 */
-  /* 155: fmem */
-  addi t3, sp, -241
-  flw f29, 377(t3)
-  fsd f29, 1840(gp) /* sig 230 */
-  sub t3, t3, sp
-  /* 156: liSeed */
-  li ra, 0x40000
-  sd ra, 1848(gp) /* sig 231 */
-  /* 157: aluI */
-  sraiw a2, s9, 16
-  sd a2, 1856(gp) /* sig 232 */
-  /* 158: cMem */
+  sd s7, 768(gp) /* sig 336 */
+.L33:
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 776(gp) /* sig 337 */
+  /* 215: branch */
+  bne s8, zero, .L34
+  divuw a3, a3, a4
+  sd a3, 784(gp) /* sig 338 */
   .option rvc
-  c.swsp a4, 196(sp)
+  c.addiw t6, -32
   .option norvc
-  /* 159: fcsr */
-  li ra, 0x610b7657e3b25b00
-  csrrs t4, frm, ra
-  sd t4, 1864(gp) /* sig 233 */
-  /* 160: aluR */
-  li s4, 0x8000000000000000
-  li a0, 0x100000000
-  remw s1, s4, a0
-  sd s1, 1872(gp) /* sig 234 */
-  /* 161: aluR */
-  li a3, 0x1c640000000000
-  divu t2, s4, a3
-  sd t2, 1880(gp) /* sig 235 */
-  /* 162: cMem */
-  .option rvc
-  c.fldsp f13, 96(sp)
-  .option norvc
-  fsd f13, 1888(gp) /* sig 236 */
-  /* 163: fp */
-  fmv.d.x f1, t4
-  fsd f1, 1896(gp) /* sig 237 */
-  fsflags ra, zero
-  sd ra, 1904(gp) /* sig 238 */
-  /* 164: mem */
-  addi a7, sp, 563
-  lwu s4, -407(a7)
-  sd s4, 1912(gp) /* sig 239 */
-  sub a7, a7, sp
-  addi gp, gp, 1920
-  /* 165: aluR */
-  mul t6, a5, s11
-  sd t6, 0(gp) /* sig 240 */
-  /* 166: fp */
-  li tp, 0x7ff4000000000000
-  fmv.d.x f9, tp
-  fsub.d f23, f26, f9, rtz
-  fsd f23, 8(gp) /* sig 241 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 16(gp) /* sig 242 */
-  /* 167: amo */
-  addi s9, sp, 180
-  amominu.w.aqrl s1, t1, (s9)
-  sub s9, s9, sp
-  sd s1, 24(gp) /* sig 243 */
-  /* 168: aluR */
-  li s3, 0x8000000000000001
-  addw a3, s3, s3
-  sd a3, 32(gp) /* sig 244 */
-  /* 169: mem */
-  sw s5, 249(sp)
-  ld a1, 248(sp)
-  sd a1, 40(gp) /* sig 245 */
-  /* 170: cAlu */
-  .option rvc
-  c.sub s1, a4
-  .option norvc
-  sd s1, 48(gp) /* sig 246 */
-  /* 171: luiAuipc */
-  lui s5, 0x80000
-  sd s5, 56(gp) /* sig 247 */
-  /* 172: loop */
-  li t5, 0x4
-.L19:
-  .option rvc
-  c.mv s6, s7
-  .option norvc
-  sd s6, 64(gp) /* sig 248 */
-  addi t5, t5, -1
-  blt zero, t5, .L19
-  sd t5, 72(gp) /* sig 249 */
-  /* 173: cAlu */
-  .option rvc
-  c.xor a4, a2
-  .option norvc
-  sd a4, 80(gp) /* sig 250 */
-  /* 174: fp */
-  li s4, 0x37
-  fcvt.d.w f18, s4
-  fsd f18, 88(gp) /* sig 251 */
-  fsflags a1, zero
-  sd a1, 96(gp) /* sig 252 */
-  /* 175: fp */
-  fcvt.wu.s a7, f27, rdn
-  sd a7, 104(gp) /* sig 253 */
-  fsflags ra, zero
-  sd ra, 112(gp) /* sig 254 */
-  /* 176: aluR */
-  mulh a0, a6, t2
-  sd a0, 120(gp) /* sig 255 */
-  /* 177: cSp */
-  .option rvc
-  c.addi16sp sp, 480
-  .option norvc
-  ld s3, -392(sp)
-  sd s3, 128(gp) /* sig 256 */
-  .option rvc
-  c.addi16sp sp, -480
-  .option norvc
-  /* 178: amo */
-  addi t1, sp, 88
-  amoand.d.aq t4, a0, (t1)
-  sub t1, t1, sp
-  sd t4, 136(gp) /* sig 257 */
-  /* 179: fp */
-  li tp, 0x7ff4000000000000
-  fmv.d.x f4, tp
-  fnmadd.d f5, f18, f24, f4, rtz
-  fsd f5, 144(gp) /* sig 258 */
-  fsflags a4, zero
-  sd a4, 152(gp) /* sig 259 */
-  /* 180: fp */
-  li tp, 0xffffffff3fa53d39
-  fmv.d.x f8, tp
-  li tp, 0xffffffff8063273b
-  fmv.d.x f17, tp
-  li tp, 0xffffffff80000000
-  fmv.d.x f0, tp
-  fnmsub.s f15, f8, f17, f0, rne
-  fsd f15, 160(gp) /* sig 260 */
-  frflags s9
-  sd s9, 168(gp) /* sig 261 */
-  /* 181: aluR */
-  rem t3, s10, s7
-  sd t3, 176(gp) /* sig 262 */
-  /* 182: cAlu */
-  .option rvc
-  c.slli s2, 29
-  .option norvc
-  sd s2, 184(gp) /* sig 263 */
-  /* 183: aluR */
-  li t2, 0x4311548a
-  sltu s8, t2, s1
-  sd s8, 192(gp) /* sig 264 */
-  /* 184: fp */
-  li tp, 0xbffc4fd7e6888486
-  fmv.d.x f5, tp
-  li tp, 0x3ffc4fd7e6888484
+  sd t6, 792(gp) /* sig 339 */
+  slti a4, a4, 1683
+  sd a4, 800(gp) /* sig 340 */
+.L34:
+  /* 216: liSeed */
+  li t6, 0x40000000000
+  sd t6, 808(gp) /* sig 341 */
+  /* 217: fp */
+  li tp, 0x7ff0000000000001
   fmv.d.x f16, tp
-  fadd.d f13, f5, f5, rdn
-  fsd f13, 200(gp) /* sig 265 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 208(gp) /* sig 266 */
-  /* 185: loop */
-  li s10, 0x4
-.L20:
-  or a4, a1, a6
-  sd a4, 216(gp) /* sig 267 */
-  addi s10, s10, -1
-  blt zero, s10, .L20
-  sd s10, 224(gp) /* sig 268 */
-  /* 186: aluR */
-  rem a7, a0, a2
-  sd a7, 232(gp) /* sig 269 */
-  /* 187: cJump */
-  auipc s10, 0
-  addi s10, s10, 10
-  .option rvc
-  c.jr s10
-  .option norvc
-  auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 240(gp) /* sig 270 */
-  /* 188: aluR */
-  li t0, 0xffffffffbb866503
-  srl zero, a7, t0
-  sd zero, 248(gp) /* sig 271 */
-  /* 189: aluI */
-  li t4, 0x8b6ce604115de2fd
-  addi s1, t4, -522
-  sd s1, 256(gp) /* sig 272 */
-  /* 190: fp */
-  li tp, 0xc1e0000000100000
-  fmv.d.x f12, tp
-  fcvt.lu.d t6, f12, rdn
-  sd t6, 264(gp) /* sig 273 */
-  frflags t4
-  sd t4, 272(gp) /* sig 274 */
-  /* 191: aluR */
-  and t6, a3, a3
-  sd t6, 280(gp) /* sig 275 */
-  /* 192: fp */
-  li t3, 0xffffffffffffffdb
-  fcvt.d.w f22, t3
-  fsd f22, 288(gp) /* sig 276 */
-  fsflags t6, zero
-  sd t6, 296(gp) /* sig 277 */
-  /* 193: cJump */
-  auipc s10, 0
-  addi s10, s10, 10
-  .option rvc
-  c.jr s10
-  .option norvc
-  auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 304(gp) /* sig 278 */
-  /* 194: aluI */
-  li a0, 0x187000000
-  sraiw t2, a0, 0
-  sd t2, 312(gp) /* sig 279 */
-  /* 195: fp */
-  li tp, 0xbff1b2c7fca46830
-  fmv.d.x f9, tp
-  li tp, 0xe76f0ed24fb73
-  fmv.d.x f17, tp
-  fmul.d f18, f9, f17, rtz
-  fsd f18, 320(gp) /* sig 280 */
-  fsflags ra, zero
-  sd ra, 328(gp) /* sig 281 */
-  /* 196: mem */
-  lb a2, 203(sp)
-  sd a2, 336(gp) /* sig 282 */
-  /* 197: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f6, tp
-  fcvt.lu.s s11, f6, rne
-  sd s11, 344(gp) /* sig 283 */
-  fsflags t5, zero
-  sd t5, 352(gp) /* sig 284 */
-  /* 198: aluI */
-  ori ra, a7, 2047
-  sd ra, 360(gp) /* sig 285 */
-  /* 199: fcsr */
-  csrrsi zero, frm, 3
-  sd zero, 368(gp) /* sig 286 */
-  j .L21
-.L13:
-  srai a7, s10, 0
-  sd a7, 1376(gp) /* sig 172 */
-  divw a0, t4, t1
-  sd a0, 1384(gp) /* sig 173 */
-  j .L14
-.L21:
-  /* 200: fp */
-  li tp, 0x4170000010000000
-  fmv.d.x f24, tp
-  li tp, 0xffffffff00800000
-  fmv.d.x f8, tp
-  fadd.s f12, f24, f8, rne
-  fsd f12, 376(gp) /* sig 287 */
-  fsflags a6, zero
-  sd a6, 384(gp) /* sig 288 */
-  /* 201: jalr */
-  auipc s11, 0
-  jalr zero, 14(s11)
-  .option rvc
-  c.mv t5, a2
-  .option norvc
-  sd t5, 392(gp) /* sig 289 */
-  auipc tp, 0
-  sub s11, s11, tp
-  sd zero, 400(gp) /* sig 290 */
-  sd s11, 408(gp) /* sig 291 */
-  /* 202: fcsr */
-  csrrsi zero, frm, 4
-  sd zero, 416(gp) /* sig 292 */
-  /* 203: branch */
-  bge t5, s9, .L22
-  remuw s7, zero, t2
-  sd s7, 424(gp) /* sig 293 */
-  slti s2, s11, -1246
-  sd s2, 432(gp) /* sig 294 */
-.L22:
-  /* 204: luiAuipc */
-  lui t2, 0x5fe66
-  sd t2, 440(gp) /* sig 295 */
-  /* 205: cJump */
-  auipc t1, 0
-  addi t1, t1, 24
-  .option rvc
-  c.jr t1
-  .option norvc
-  sllw s6, t4, a0
-  sd s6, 448(gp) /* sig 296 */
-  .option rvc
-  c.li a6, -5
-  .option norvc
-  sd a6, 456(gp) /* sig 297 */
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 464(gp) /* sig 298 */
-  /* 206: jalr */
-  auipc a3, 0
-  addi a3, a3, -49
-  jalr s0, 77(a3)
-  addi a1, t5, 742
-  sd a1, 472(gp) /* sig 299 */
-  srliw s0, s4, 13
-  sd s0, 480(gp) /* sig 300 */
-  auipc tp, 0
-  sub s0, s0, tp
-  sub a3, a3, tp
-  sd s0, 488(gp) /* sig 301 */
-  sd a3, 496(gp) /* sig 302 */
-  /* 207: fmem */
-  fsw f17, 200(sp)
-  /* 208: fp */
-  li tp, 0xbff84ab252754c5a
-  fmv.d.x f2, tp
-  li tp, 0x800a89ddf0f5c1de
-  fmv.d.x f9, tp
-  fmul.d f24, f2, f9, rne
-  fsd f24, 504(gp) /* sig 303 */
-  csrrci s8, fflags, 0x1f
-  sd s8, 512(gp) /* sig 304 */
-  /* 209: fp */
-  li tp, 0xffffffff4d599d25
-  fmv.d.x f18, tp
-  fcvt.wu.s t4, f18, rup
-  sd t4, 520(gp) /* sig 305 */
-  frflags s8
-  sd s8, 528(gp) /* sig 306 */
-  /* 210: aluI */
-  ori t4, s6, 776
-  sd t4, 536(gp) /* sig 307 */
-  /* 211: aluR */
-  li s0, 0x4e
-  li s0, 0x1
-  add s2, s0, s0
-  sd s2, 544(gp) /* sig 308 */
-  /* 212: fp */
-  li t5, 0xffffffffe74d5a5c
-  fcvt.s.lu f8, t5, rne
-  fsd f8, 552(gp) /* sig 309 */
-  fsflags t4, zero
-  sd t4, 560(gp) /* sig 310 */
-  /* 213: mem */
-  lw a2, 181(sp)
-  sd a2, 568(gp) /* sig 311 */
-  /* 214: loop */
-  li a4, 0x1
-.L23:
-  srai s9, s0, 5
-  sd s9, 576(gp) /* sig 312 */
-  addi a4, a4, -1
-  bltu zero, a4, .L23
-  sd a4, 584(gp) /* sig 313 */
-  /* 215: aluI */
-  addi s9, t5, -2048
-  sd s9, 592(gp) /* sig 314 */
-  /* 216: fp */
-  li tp, 0xffffffff4a9bc479
-  fmv.d.x f0, tp
-  fnmadd.s f26, f18, f0, f7, rmm
-  fsd f26, 600(gp) /* sig 315 */
-  fsflags t1, zero
-  sd t1, 608(gp) /* sig 316 */
-  /* 217: aluI */
-  li t2, 0xfffffffffffffffa
-  slli t6, t2, 5
-  sd t6, 616(gp) /* sig 317 */
-  /* 218: fp */
-  li tp, 0x592784317ee
-  fmv.d.x f26, tp
-  li tp, 0x4010b768c947cb46
-  fmv.d.x f30, tp
-  fdiv.d f12, f26, f30, rdn
-  fsd f12, 624(gp) /* sig 318 */
-  li s6, 0x1f
-  csrrc a3, fcsr, s6
-  sd a3, 632(gp) /* sig 319 */
-  /* 219: aluR */
-  div s0, s3, zero
-  sd s0, 640(gp) /* sig 320 */
-  /* 220: aluR */
-  and a2, t5, a1
-  sd a2, 648(gp) /* sig 321 */
-  /* 221: fp */
-  li tp, 0xffffffffb1cb9229
-  fmv.d.x f14, tp
-  li tp, 0xffffffff40400000
-  fmv.d.x f19, tp
-  fmadd.s f10, f14, f19, f24, rdn
-  fsd f10, 656(gp) /* sig 322 */
-  li t5, 0x1f
-  csrrc s7, fcsr, t5
-  sd s7, 664(gp) /* sig 323 */
-  /* 222: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f29, tp
-  li tp, 0xfff8000000000000
-  fmv.d.x f1, tp
-  fsub.d f22, f29, f1, rtz
-  fsd f22, 672(gp) /* sig 324 */
-  fsflags t5, zero
-  sd t5, 680(gp) /* sig 325 */
-  /* 223: fp */
-  li tp, 0x52b102729a3e6931
-  fmv.d.x f7, tp
-  feq.d s9, f20, f7
-  sd s9, 688(gp) /* sig 326 */
-  fsflags a0, zero
-  sd a0, 696(gp) /* sig 327 */
-  /* 224: fmem */
-  flw f12, 0(sp)
-  fsd f12, 704(gp) /* sig 328 */
-  /* 225: aluI */
-  slliw t3, s2, 5
-  sd t3, 712(gp) /* sig 329 */
-  /* 226: loop */
-  li s8, 0x1
-.L24:
-  .option rvc
-  c.addi t4, 7
-  .option norvc
-  sd t4, 720(gp) /* sig 330 */
-  addw t6, s3, s7
-  sd t6, 728(gp) /* sig 331 */
-  and s10, a4, a4
-  sd s10, 736(gp) /* sig 332 */
-  addi s8, s8, -1
-  bltu zero, s8, .L24
-  sd s8, 744(gp) /* sig 333 */
-  /* 227: luiAuipc */
-  auipc t6, 0xabdbc
-  auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 752(gp) /* sig 334 */
-  /* 228: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f16, tp
-  li tp, 0x47efffffe0000000
-  fmv.d.x f0, tp
-  fmin.d f17, f16, f0
-  fsd f17, 760(gp) /* sig 335 */
-  csrrci s11, fflags, 0x1f
-  sd s11, 768(gp) /* sig 336 */
-  /* 229: jalr */
-  auipc s6, 0
-  jalr t6, 16(s6)
-  addi t5, t2, -2048
-  sd t5, 776(gp) /* sig 337 */
-  auipc tp, 0
-  sub t6, t6, tp
-  sub s6, s6, tp
-  sd t6, 784(gp) /* sig 338 */
-  sd s6, 792(gp) /* sig 339 */
-  /* 230: fmem */
-  fld f26, 37(sp)
-  fsd f26, 800(gp) /* sig 340 */
-  /* 231: fp */
-  li tp, 0x7fe0000000000000
+  li tp, 0x0
   fmv.d.x f15, tp
-  li tp, 0x43f0000000000000
-  fmv.d.x f12, tp
-  fnmadd.d f7, f15, f12, f28, rdn
-  fsd f7, 808(gp) /* sig 341 */
-  frcsr s9
-  sd s9, 816(gp) /* sig 342 */
-  /* 232: fp */
-  li tp, 0x3ff032c7492aba41
-  fmv.d.x f16, tp
-  li tp, 0x7fef9bafc9c4622b
-  fmv.d.x f18, tp
-  fmul.d f19, f16, f18, rmm
-  fsd f19, 824(gp) /* sig 343 */
+  fmax.d f17, f16, f15
+  fsd f17, 816(gp) /* sig 342 */
   fsflags a6, zero
-  sd a6, 832(gp) /* sig 344 */
-  /* 233: aluR */
-  xor a7, t4, s7
-  sd a7, 840(gp) /* sig 345 */
-  /* 234: aluI */
-  andi s2, a3, -1449
-  sd s2, 848(gp) /* sig 346 */
-  /* 235: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f26, tp
-  fmsub.d f26, f8, f31, f26, rdn
-  fsd f26, 856(gp) /* sig 347 */
-  li s6, 0x1f
-  csrrc s0, fcsr, s6
-  sd s0, 864(gp) /* sig 348 */
-  /* 236: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 108
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 872(gp) /* sig 349 */
-  /* 237: aluI */
-  srai s2, s6, 27
-  sd s2, 880(gp) /* sig 350 */
-  /* 238: mem */
-  sw s9, 44(sp)
-  /* 239: fp */
-  li tp, 0xfffffffe010047d4
-  fmv.d.x f19, tp
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f20, tp
-  fle.s a6, f19, f20
-  sd a6, 888(gp) /* sig 351 */
-  frcsr s1
-  sd s1, 896(gp) /* sig 352 */
-  /* 240: aluI */
-  addi a0, s10, -770
-  sd a0, 904(gp) /* sig 353 */
-  /* 241: aluR */
-  mul a3, a2, a1
-  sd a3, 912(gp) /* sig 354 */
-  /* 242: aluI */
-  slti t4, s10, 585
-  sd t4, 920(gp) /* sig 355 */
-  /* 243: cJump */
-  auipc s0, 0
-  addi s0, s0, 10
-  .option rvc
-  c.jr s0
-  .option norvc
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 928(gp) /* sig 356 */
-  /* 244: fmem */
-  fsd f2, 96(sp)
-  /* 245: amo */
-  li a1, 0x8000000000000000
-  addi s6, sp, 192
-  amomaxu.d t2, a1, (s6)
-  sub s6, s6, sp
-  sd t2, 936(gp) /* sig 357 */
-  ld s0, 192(sp)
-  sd s0, 944(gp) /* sig 358 */
-  /* 246: fp */
-  li tp, 0xffffffff3dcccccd
-  fmv.d.x f8, tp
-  fmul.s f15, f8, f4, rtz
-  fsd f15, 952(gp) /* sig 359 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 960(gp) /* sig 360 */
-  /* 247: aluI */
-  srli zero, t2, 63
-  sd zero, 968(gp) /* sig 361 */
-  /* 248: fcsr */
-  li s4, 0x0
-  csrrs s11, frm, s4
-  sd s11, 976(gp) /* sig 362 */
-  fsrmi a4, 1
-  /* 249: aluR */
-  srl a2, a6, s9
-  sd a2, 984(gp) /* sig 363 */
-  /* 250: far */
-  bne s7, s4, .L25
-.L26:
-  /* 251: fp */
-  li tp, 0xbffb3e5dbe564642
-  fmv.d.x f11, tp
-  li tp, 0x3f57bf3b9239b278
-  fmv.d.x f0, tp
-  li tp, 0x3f6437a257d0971d
-  fmv.d.x f4, tp
-  fmadd.d f16, f11, f0, f4, rup
-  fsd f16, 1008(gp) /* sig 366 */
-  frcsr s2
-  sd s2, 1016(gp) /* sig 367 */
-  /* 252: fp */
-  fsgnjn.d f15, f25, f10
-  fsd f15, 1024(gp) /* sig 368 */
+  sd a6, 824(gp) /* sig 343 */
+  /* 218: fp */
+  li tp, 0xffffffff3867df6f
+  fmv.d.x f2, tp
+  fmax.s f26, f8, f2
+  fsd f26, 832(gp) /* sig 344 */
   fsflags t0, zero
-  sd t0, 1032(gp) /* sig 369 */
-  /* 253: lrsc */
-  addi t1, sp, 184
-  lr.d a4, (t1)
-  slli t6, s2, 7
-  srl s3, s10, a7
-  sc.d.rl ra, s5, (t1)
-  sd a4, 1040(gp) /* sig 370 */
-  sd ra, 1048(gp) /* sig 371 */
-  sub t1, t1, sp
-  ld t0, 184(sp)
-  sd t0, 1056(gp) /* sig 372 */
-  /* 254: fcsr */
-  li t5, 0xa92929cc58327bfb
-  csrrs zero, frm, t5
-  sd zero, 1064(gp) /* sig 373 */
-  /* 255: lrsc */
-  addi a6, sp, 20
-  sc.w.aqrl t0, s10, (a6)
-  sd t0, 1072(gp) /* sig 374 */
-  sub a6, a6, sp
-  lw a1, 20(sp)
-  sd a1, 1080(gp) /* sig 375 */
-  /* 256: fp */
-  li tp, 0xffffffff05112a64
-  fmv.d.x f6, tp
-  li tp, 0xfffffffffe32a132
-  fmv.d.x f26, tp
-  fmax.s f0, f6, f26
-  fsd f0, 1088(gp) /* sig 376 */
+  sd t0, 840(gp) /* sig 345 */
+  /* 219: cSp */
+  .option rvc
+  c.addi4spn a2, sp, 148
+  .option norvc
+  sub a2, a2, sp
+  sd a2, 848(gp) /* sig 346 */
+  /* 220: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f1, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f8, tp
+  fdiv.d f26, f1, f8, rdn
+  fsd f26, 856(gp) /* sig 347 */
+  fsflags a6, zero
+  sd a6, 864(gp) /* sig 348 */
+  /* 221: fp */
+  fsqrt.d f14, f28, rdn
+  fsd f14, 872(gp) /* sig 349 */
+  frcsr s9
+  sd s9, 880(gp) /* sig 350 */
+  /* 222: fp */
+  li tp, 0x800006ae907568f6
+  fmv.d.x f17, tp
+  li tp, 0xc0140bb1603ae1e4
+  fmv.d.x f21, tp
+  fdiv.d f19, f17, f21, rne
+  fsd f19, 888(gp) /* sig 351 */
+  frflags s1
+  sd s1, 896(gp) /* sig 352 */
+  /* 223: fp */
+  li tp, 0xffffffffbf99644c
+  fmv.d.x f22, tp
+  li tp, 0xffffffff44f97408
+  fmv.d.x f7, tp
+  li tp, 0xffffffff45157812
+  fmv.d.x f8, tp
+  fnmsub.s f22, f22, f7, f8, rdn
+  fsd f22, 904(gp) /* sig 353 */
+  fsflags s10, zero
+  sd s10, 912(gp) /* sig 354 */
+  /* 224: cJump */
+  auipc t6, 0
+  addi t6, t6, 24
+  .option rvc
+  c.jalr t6
+  .option norvc
+  .option rvc
+  c.li s0, 29
+  .option norvc
+  sd s0, 920(gp) /* sig 355 */
+  srli s3, t3, 6
+  sd s3, 928(gp) /* sig 356 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t6, t6, tp
+  sd ra, 936(gp) /* sig 357 */
+  sd t6, 944(gp) /* sig 358 */
+  /* 225: aluI */
+  srai s2, s6, 27
+  sd s2, 952(gp) /* sig 359 */
+  /* 226: mem */
+  sw s9, 44(sp)
+  /* 227: fp */
+  li tp, 0xfffffffe3f7fffff
+  fmv.d.x f2, tp
+  flt.s s5, f8, f2
+  sd s5, 960(gp) /* sig 360 */
+  fsflags s5, zero
+  sd s5, 968(gp) /* sig 361 */
+  /* 228: aluI */
+  xori s1, s7, 1236
+  sd s1, 976(gp) /* sig 362 */
+  /* 229: aluR */
+  srl s3, t0, a2
+  sd s3, 984(gp) /* sig 363 */
+  /* 230: mem */
+  lbu a0, 109(sp)
+  sd a0, 992(gp) /* sig 364 */
+  /* 231: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f14, tp
+  fclass.d s5, f14
+  sd s5, 1000(gp) /* sig 365 */
+  fsflags s0, zero
+  sd s0, 1008(gp) /* sig 366 */
+  /* 232: fmem */
+  fsd f2, 96(sp)
+  /* 233: lrsc */
+  addi t2, sp, 232
+  lr.d.aq s6, (t2)
+  sc.d.aq a2, s0, (t2)
+  sd s6, 1016(gp) /* sig 367 */
+  sd a2, 1024(gp) /* sig 368 */
+  sub t2, t2, sp
+  ld s10, 232(sp)
+  sd s10, 1032(gp) /* sig 369 */
+  /* 234: fp */
+  li tp, 0x3e98e36737f63291
+  fmv.d.x f8, tp
+  fcvt.wu.d t2, f8, rtz
+  sd t2, 1040(gp) /* sig 370 */
   fsflags t2, zero
-  sd t2, 1096(gp) /* sig 377 */
-  /* 257: cAlu */
+  sd t2, 1048(gp) /* sig 371 */
+  /* 235: cBranch */
+  li a3, 0x5f
   .option rvc
-  c.slli s8, 35
+  c.beqz a3, .L35
   .option norvc
-  sd s8, 1104(gp) /* sig 378 */
-  /* 258: aluR */
-  add t6, a5, t6
-  sd t6, 1112(gp) /* sig 379 */
-  /* 259: fcsr */
-  csrrwi s10, fflags, 0
-  sd s10, 1120(gp) /* sig 380 */
-  j .L27
-.L25:
+  ori s4, s3, -466
+  sd s4, 1056(gp) /* sig 372 */
+  srl a2, a6, s9
+  sd a2, 1064(gp) /* sig 373 */
+.L35:
+  /* 236: fp */
+  li tp, 0xffffffff3f82e5d8
+  fmv.d.x f5, tp
+  li tp, 0xffffffff7f7a5529
+  fmv.d.x f3, tp
+  fmul.s f14, f5, f3, rmm
+  fsd f14, 1072(gp) /* sig 374 */
+  fsflags s5, zero
+  sd s5, 1080(gp) /* sig 375 */
+  /* 237: fcsr */
+  csrrsi t1, frm, 11
+  sd t1, 1088(gp) /* sig 376 */
+  fsrmi a2, 0
+  /* 238: loop */
+  li s11, 0x1
+.L36:
   .option rvc
-  c.addw a1, a1
+  c.slli ra, 9
   .option norvc
-  sd a1, 992(gp) /* sig 364 */
-  sraw a2, a5, a0
-  sd a2, 1000(gp) /* sig 365 */
-  beq zero, zero, .L26
-.L27:
+  sd ra, 1096(gp) /* sig 377 */
+  ori s3, s8, 291
+  sd s3, 1104(gp) /* sig 378 */
+  addi s11, s11, -1
+  bne s11, zero, .L36
+  sd s11, 1112(gp) /* sig 379 */
+  /* 239: loop */
+  li t1, 0x4
+.L37:
+  addi s2, s11, 1234
+  sd s2, 1120(gp) /* sig 380 */
+  srli a2, s9, 47
+  sd a2, 1128(gp) /* sig 381 */
+  and s1, t4, t2
+  sd s1, 1136(gp) /* sig 382 */
+  addi t1, t1, -1
+  bne t1, zero, .L37
+  sd t1, 1144(gp) /* sig 383 */
+  /* 240: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f19, tp
+  fsgnjx.s f21, f19, f31
+  fsd f21, 1152(gp) /* sig 384 */
+  fsflags t1, zero
+  sd t1, 1160(gp) /* sig 385 */
+  /* 241: smc */
+  /* patches in addiw s6, s6, -1458 (then imm + 1, ...) */
+  li s3, 0xa4eb0b1b
+  li s8, 0x2
+.L38:
+  auipc a7, 0
+  sw s3, 12(a7)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s3, s3, tp
+  addi s8, s8, -1
+  bne s8, zero, .L38
+  auipc tp, 0
+  sub a7, a7, tp
+  sd s6, 1168(gp) /* sig 386 */
+  sd a7, 1176(gp) /* sig 387 */
+  /* 242: fp */
+  li tp, 0xffffffffbfd9058d
+  fmv.d.x f21, tp
+  li tp, 0xffffffff804b7ea8
+  fmv.d.x f10, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f3, tp
+  fnmsub.s f4, f21, f10, f3, rne
+  fsd f4, 1184(gp) /* sig 388 */
+  frcsr t4
+  sd t4, 1192(gp) /* sig 389 */
+  /* 243: fp */
+  li tp, 0x800dc80982889532
+  fmv.d.x f12, tp
+  li tp, 0xbebb901305112a64
+  fmv.d.x f30, tp
+  fdiv.d f25, f12, f30, rmm
+  fsd f25, 1200(gp) /* sig 390 */
+  fsflags s4, zero
+  sd s4, 1208(gp) /* sig 391 */
+  /* 244: cJump */
+  auipc s5, 0
+  addi s5, s5, 16
+  .option rvc
+  c.jalr s5
+  .option norvc
+  .option rvc
+  c.andi s0, -32
+  .option norvc
+  sd s0, 1216(gp) /* sig 392 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s5, s5, tp
+  sd ra, 1224(gp) /* sig 393 */
+  sd s5, 1232(gp) /* sig 394 */
+  /* 245: fmem */
+  addi s6, sp, 408
+  fsd f27, -163(s6)
+  sub s6, s6, sp
+  /* 246: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f13, tp
+  li tp, 0x10000000000000
+  fmv.d.x f8, tp
+  fadd.d f15, f13, f8, rtz
+  fsd f15, 1240(gp) /* sig 395 */
+  fsflags a2, zero
+  sd a2, 1248(gp) /* sig 396 */
+  /* 247: mem */
+  lb s6, 251(sp)
+  sd s6, 1256(gp) /* sig 397 */
+  /* 248: rand */
+  .2byte 0xecaa /* random */
+  .2byte 0x18 /* random */
+  .2byte 0x7a55 /* random */
+  sd s4, 1264(gp) /* sig 398 */
+  /* 249: aluR */
+  li ra, 0x1
+  remw a2, s10, ra
+  sd a2, 1272(gp) /* sig 399 */
+  /* 250: aluI */
+  srliw t5, t6, 20
+  sd t5, 1280(gp) /* sig 400 */
+  /* 251: far */
+  beq zero, s4, .L39
+.L40:
+  /* 252: rand */
+  .4byte 0xea7b0393 /* random */
+  sd t2, 1312(gp) /* sig 404 */
+  /* 253: aluR */
+  slt s8, a0, s11
+  sd s8, 1320(gp) /* sig 405 */
+  /* 254: aluI */
+  slli s7, t3, 32
+  sd s7, 1328(gp) /* sig 406 */
+  /* 255: luiAuipc */
+  lui a0, 0x35389
+  sd a0, 1336(gp) /* sig 407 */
+  /* 256: aluI */
+  li a7, 0x9ac6b016f615260f
+  srli a6, a7, 17
+  sd a6, 1344(gp) /* sig 408 */
+  /* 257: aluI */
+  slti zero, s3, 111
+  sd zero, 1352(gp) /* sig 409 */
+  /* 258: fcsr */
+  li s2, 0x21150d9eaf58eea7
+  csrrc a6, fflags, s2
+  sd a6, 1360(gp) /* sig 410 */
+  /* 259: smc */
+  /* patches in sltiu t4, s0, 523 (then imm + 1, ...) */
+  li a3, 0x20b43e93
+  li s8, 0x1
+.L41:
+  auipc t2, 0
+  sw a3, 12(t2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a3, a3, tp
+  addi s8, s8, -1
+  bne s8, zero, .L41
+  auipc tp, 0
+  sub t2, t2, tp
+  sd t4, 1368(gp) /* sig 411 */
+  sd t2, 1376(gp) /* sig 412 */
+  j .L42
+.L39:
+  slti t1, s8, -466
+  sd t1, 1288(gp) /* sig 401 */
+  xor a5, s6, t0
+  sd a5, 1296(gp) /* sig 402 */
+  .option rvc
+  c.lui s9, 0xfffe6
+  .option norvc
+  sd s9, 1304(gp) /* sig 403 */
+  bge zero, zero, .L40
+.L42:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x8c85d536474da857
-  .dword 0x544238765ccab820
-  .dword 0x7ff800000000dead
-  .dword 0x4340000000000001
-  .dword 0x9e92fe5ca90210ca
-  .dword 0x1b9800
-  .dword 0x134baca8ff9c20d5
-  .dword 0xaaaaaaaaaaaaaaaa
-  .dword 0x7ff0000000000000
-  .dword 0xffffffffb448bdd4
-  .dword 0xffffffff4640e6b6
-  .dword 0xca000000000
+  .dword 0x26
+  .dword 0xe1a3624b5bba5d4e
+  .dword 0x29b4a5e7a31756f
+  .dword 0x4fd87d56c171b8d
+  .dword 0xb0e376cd0fcc2ace
+  .dword 0x6dfd46a13157ccf2
+  .dword 0xc411f31243f03e36
+  .dword 0xffffffff2b39d4e0
   .dword 0xffffffffff800001
-  .dword 0x7ff
-  .dword 0xf6a129abbe692c23
-  .dword 0xbe4d6e85a424a225
-  .dword 0x802985d003699b03
-  .dword 0x715cded27eb0e0ec
-  .dword 0xffffffff7f7fffff
-  .dword 0x62e141a11e385b0f
-  .dword 0x1e
-  .dword 0xe894ecb8d3f1505
-  .dword 0x1434ddb4c0b71a38
-  .dword 0x308096cc89675e29
-  .dword 0x9b15d8deeec6f23
-  .dword 0x3ad40
-  .dword 0xffffffff00000001
-  .dword 0xffffffffbefa1e24
-  .dword 0x7da660d6b5f3eab9
-  .dword 0xa896b5ff21eb5fbb
-  .dword 0x4315505da45eaf16
-  .dword 0xffffffffffffffc5
+  .dword 0xcd00
+  .dword 0x9
+  .dword 0xfcd1988050b79faa
+  .dword 0xffffffff835e4f88
+  .dword 0xffffffff815c5f4d
+  .dword 0x7a11099175361cac
+  .dword 0xfffffffffd2a3596
+  .dword 0x5c
+  .dword 0x10c600000000000
+  .dword 0x78024d70969765bb
+  .dword 0x70cd2141c0e18cce
+  .dword 0xffffffffb6f98ffa
+  .dword 0x32f028556ef96a26
+  .dword 0xffffffffa8ef33da
+  .dword 0xaab08281391a542a
+  .dword 0x20
+  .dword 0x3ff0000000000001
+  .dword 0x17bab9f06e5525cb
+  .dword 0x3fe0000000000000
+  .dword 0x1f
+  .dword 0xffffffffffc00000
+  .dword 0xffffffff3eaaaaab
+  .dword 0x35954ab5
 difftest_sig:
-  .rept 381
+  .rept 413
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

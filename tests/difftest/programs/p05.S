@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x4186091928ac270d
+  li ra, 0xffffffffffffffff
   li t0, 0xaaaaaaaaaaaaaaaa
   li t1, 0x40
   li t2, 0xfffffffff
@@ -100,1747 +100,1870 @@
   /* 0: aluR */
   srl a2, a2, t4
   sd a2, 0(gp) /* sig 0 */
-  /* 1: jalr */
-  auipc s7, 0
-  jalr s2, 23(s7)
-  mulw a2, a6, zero
-  sd a2, 8(gp) /* sig 1 */
+  /* 1: cJump */
+  auipc t3, 0
+  addi t3, t3, 10
   .option rvc
-  c.slli a1, 61
+  c.jr t3
   .option norvc
-  sd a1, 16(gp) /* sig 2 */
   auipc tp, 0
-  sub s2, s2, tp
-  sub s7, s7, tp
-  sd s2, 24(gp) /* sig 3 */
-  sd s7, 32(gp) /* sig 4 */
-  /* 2: cSp */
+  sub t3, t3, tp
+  sd t3, 8(gp) /* sig 1 */
+  /* 2: cAlu */
   .option rvc
-  c.addi16sp sp, -144
+  c.slli s11, 10
   .option norvc
-  ld a1, 296(sp)
-  sd a1, 40(gp) /* sig 5 */
-  .option rvc
-  c.addi16sp sp, 144
-  .option norvc
+  sd s11, 16(gp) /* sig 2 */
   /* 3: fp */
-  li tp, 0xffffffffbfee5b25
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f23, tp
+  fsub.d f14, f23, f8, rtz
+  fsd f14, 24(gp) /* sig 3 */
+  frflags s7
+  sd s7, 32(gp) /* sig 4 */
+  /* 4: rand */
+  .4byte 0x6c3edd53 /* random */
+  sd s10, 40(gp) /* sig 5 */
+  fsd f26, 48(gp) /* sig 6 */
+  fsflags t3, zero
+  sd t3, 56(gp) /* sig 7 */
+  /* 5: aluR */
+  li t6, 0x2eb8000000
+  srlw s11, t6, s5
+  sd s11, 64(gp) /* sig 8 */
+  /* 6: lrsc */
+  addi t0, sp, 212
+  sc.w.aq t3, zero, (t0)
+  sd t3, 72(gp) /* sig 9 */
+  sub t0, t0, sp
+  lw a6, 212(sp)
+  sd a6, 80(gp) /* sig 10 */
+  /* 7: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f8, tp
+  fcvt.wu.d s0, f8, rdn
+  sd s0, 88(gp) /* sig 11 */
+  csrrci s10, fflags, 0x1f
+  sd s10, 96(gp) /* sig 12 */
+  /* 8: cAlu */
+  .option rvc
+  c.addi s7, 24
+  .option norvc
+  sd s7, 104(gp) /* sig 13 */
+  /* 9: aluR */
+  li s5, 0x3f
+  or t6, s8, s5
+  sd t6, 112(gp) /* sig 14 */
+  /* 10: fp */
+  li tp, 0xbff688d90fb42a0c
+  fmv.d.x f3, tp
+  li tp, 0x800b5c3e683dece9
   fmv.d.x f19, tp
-  li tp, 0xffffffff3e53e1ba
-  fmv.d.x f18, tp
-  li tp, 0xffffffff3ec5474c
-  fmv.d.x f25, tp
-  fmsub.s f13, f19, f18, f25, rne
-  fsd f13, 48(gp) /* sig 6 */
-  frflags t5
-  sd t5, 56(gp) /* sig 7 */
-  /* 4: cSp */
+  li tp, 0x8000000000000000
+  fmv.d.x f12, tp
+  fnmsub.d f8, f3, f19, f12, rup
+  fsd f8, 120(gp) /* sig 15 */
+  frcsr t3
+  sd t3, 128(gp) /* sig 16 */
+  /* 11: rand */
+  .2byte 0x5d62 /* random */
+  sd s10, 136(gp) /* sig 17 */
+  .4byte 0xd23d15d3 /* random */
+  sd a1, 144(gp) /* sig 18 */
+  fsd f11, 152(gp) /* sig 19 */
+  fsflags s11, zero
+  sd s11, 160(gp) /* sig 20 */
+  .4byte 0xfb672433 /* random */
+  sd s0, 168(gp) /* sig 21 */
+  /* 12: rand */
+  .2byte 0x3059 /* random */
+  sd zero, 176(gp) /* sig 22 */
+  .4byte 0xa02b1a53 /* random */
+  sd s4, 184(gp) /* sig 23 */
+  fsd f20, 192(gp) /* sig 24 */
+  frflags s2
+  sd s2, 200(gp) /* sig 25 */
+  .2byte 0xb9e6 /* random */
+  /* 13: rand */
+  .4byte 0xe89ca09b /* random */
+  sd ra, 208(gp) /* sig 26 */
+  /* 14: cBranch */
   .option rvc
-  c.addi16sp sp, 176
+  c.beqz s1, .L0
   .option norvc
-  ld s6, 32(sp)
-  sd s6, 64(gp) /* sig 8 */
   .option rvc
-  c.addi16sp sp, -176
+  c.and a0, a1
   .option norvc
-  /* 5: branch */
-  beq t3, a3, .L0
-  .option rvc
-  c.srai a0, 41
-  .option norvc
-  sd a0, 72(gp) /* sig 9 */
-  divw s4, a7, t3
-  sd s4, 80(gp) /* sig 10 */
+  sd a0, 216(gp) /* sig 27 */
 .L0:
-  /* 6: fp */
-  fsqrt.s f18, f21, dyn
-  fsd f18, 88(gp) /* sig 11 */
-  frcsr s8
-  sd s8, 96(gp) /* sig 12 */
-  /* 7: branch */
-  bge t6, t6, .L1
-  .option rvc
-  c.srli a0, 63
-  .option norvc
-  sd a0, 104(gp) /* sig 13 */
-  sll a0, a4, s6
-  sd a0, 112(gp) /* sig 14 */
-  sltu s7, s11, s7
-  sd s7, 120(gp) /* sig 15 */
-.L1:
-  /* 8: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f0, tp
-  fcvt.s.d f31, f0, rmm
-  fsd f31, 128(gp) /* sig 16 */
-  frflags t0
-  sd t0, 136(gp) /* sig 17 */
-  /* 9: fp */
-  li tp, 0xb8613ded90acf44
-  fmv.d.x f31, tp
-  fmin.d f17, f31, f7
-  fsd f17, 144(gp) /* sig 18 */
-  fsflags s10, zero
-  sd s10, 152(gp) /* sig 19 */
-  /* 10: cAlu */
-  .option rvc
-  c.addw a5, s0
-  .option norvc
-  sd a5, 160(gp) /* sig 20 */
-  /* 11: cAlu */
-  .option rvc
-  c.addiw a3, -10
-  .option norvc
-  sd a3, 168(gp) /* sig 21 */
-  /* 12: fp */
-  li tp, 0xc012516fb4220cfd
-  fmv.d.x f17, tp
-  fcvt.wu.d s1, f17, rup
-  sd s1, 176(gp) /* sig 22 */
+  /* 15: fp */
+  li tp, 0xffffffff7a0c0664
+  fmv.d.x f11, tp
+  fcvt.w.d t0, f11, rdn
+  sd t0, 224(gp) /* sig 28 */
   fsflags t6, zero
-  sd t6, 184(gp) /* sig 23 */
-  /* 13: lrsc */
-  addi ra, sp, 232
-  lr.w.aqrl a2, (ra)
-  or s6, t4, a6
-  sc.w.aq a3, s7, (ra)
-  sd a2, 192(gp) /* sig 24 */
-  sd a3, 200(gp) /* sig 25 */
-  sc.w a3, zero, (ra)
-  sd a3, 208(gp) /* sig 26 */
-  sub ra, ra, sp
-  lw s1, 232(sp)
-  sd s1, 216(gp) /* sig 27 */
-  /* 14: fp */
-  li tp, 0xffffffffb66790c8
+  sd t6, 232(gp) /* sig 29 */
+  /* 16: amo */
+  addi s11, sp, 204
+  amomin.w.rl s3, s8, (s11)
+  sub s11, s11, sp
+  sd s3, 240(gp) /* sig 30 */
+  /* 17: branch */
+  bge a0, s4, .L1
+  sraw t5, a7, s0
+  sd t5, 248(gp) /* sig 31 */
+.L1:
+  /* 18: aluR */
+  or a4, t4, a2
+  sd a4, 256(gp) /* sig 32 */
+  /* 19: fp */
+  li tp, 0xffffffff01555c30
   fmv.d.x f31, tp
-  fle.s a4, f10, f31
-  sd a4, 224(gp) /* sig 28 */
-  frflags s9
-  sd s9, 232(gp) /* sig 29 */
-  /* 15: far */
-  bge s3, s8, .L2
-.L3:
-  /* 16: fmem */
-  addi s4, sp, 189
-  fsw f12, -31(s4)
-  sub s4, s4, sp
-  /* 17: fcsr */
-  csrrci zero, fcsr, 18
-  sd zero, 264(gp) /* sig 33 */
-  /* 18: smc */
-  /* patches in ori t4, t4, -950 (then imm + 1, ...) */
-  li s0, 0xc4aeee93
-  li s1, 0x3
-.L4:
-  auipc a6, 0
-  sw s0, 12(a6)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s0, s0, tp
-  addi s1, s1, -1
-  bne s1, zero, .L4
-  auipc tp, 0
-  sub a6, a6, tp
-  sd t4, 272(gp) /* sig 34 */
-  sd a6, 280(gp) /* sig 35 */
-  /* 19: aluI */
-  slli ra, t2, 50
-  sd ra, 288(gp) /* sig 36 */
-  /* 20: amo */
-  addi t4, sp, 236
-  amomaxu.w.aqrl zero, s5, (t4)
-  sub t4, t4, sp
-  sd zero, 296(gp) /* sig 37 */
-  /* 21: cMem */
+  fcvt.lu.s s6, f31
+  sd s6, 264(gp) /* sig 33 */
+  frflags ra
+  sd ra, 272(gp) /* sig 34 */
+  /* 20: cBranch */
+  li a3, 0x0
   .option rvc
-  c.swsp a3, 80(sp)
+  c.j .L2
   .option norvc
-  /* 22: branch */
+  sraiw a4, s10, 29
+  sd a4, 280(gp) /* sig 35 */
+  .option rvc
+  c.li s5, 9
+  .option norvc
+  sd s5, 288(gp) /* sig 36 */
+  sltiu a3, s2, -714
+  sd a3, 296(gp) /* sig 37 */
+.L2:
+  /* 21: branch */
   li s9, 0xb7e00000000000
   li t6, 0xb7e00000000000
-  bge s9, t6, .L5
+  bge s9, t6, .L3
   mulw s8, a2, a2
   sd s8, 304(gp) /* sig 38 */
   srli a3, s10, 0
   sd a3, 312(gp) /* sig 39 */
-.L5:
-  /* 23: fp */
-  li tp, 0xbe086be764df0863
-  fmv.d.x f11, tp
-  fle.d t3, f10, f11
-  sd t3, 320(gp) /* sig 40 */
-  frcsr s5
-  sd s5, 328(gp) /* sig 41 */
-  /* 24: branch */
-  bge s10, a1, .L6
-  .option rvc
-  c.addw a0, a0
-  .option norvc
-  sd a0, 336(gp) /* sig 42 */
-  mulw a5, a7, a5
-  sd a5, 344(gp) /* sig 43 */
-  sraw t6, ra, s9
-  sd t6, 352(gp) /* sig 44 */
-.L6:
-  /* 25: cAlu */
-  .option rvc
-  c.add a1, s9
-  .option norvc
-  sd a1, 360(gp) /* sig 45 */
-  /* 26: liSeed */
-  li t2, 0x80000001
-  sd t2, 368(gp) /* sig 46 */
-  /* 27: liSeed */
-  li a6, 0x8000000000000001
-  sd a6, 376(gp) /* sig 47 */
-  /* 28: aluI */
-  addi a4, s7, -1109
-  sd a4, 384(gp) /* sig 48 */
-  /* 29: smc */
-  /* patches in addiw ra, a0, -466 (then imm + 1, ...) */
-  li t6, 0xe2e5009b
-  li s3, 0x3
-.L7:
-  auipc a2, 0
-  sw t6, 12(a2)
+.L3:
+  /* 22: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f28, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f0, tp
+  feq.d a3, f28, f0
+  sd a3, 320(gp) /* sig 40 */
+  fsflags s6, zero
+  sd s6, 328(gp) /* sig 41 */
+  /* 23: smc */
+  /* patches in andi s1, t3, 1079 (then imm + 1, ...) */
+  li s5, 0x437e7493
+  li s8, 0x1
+.L4:
+  auipc t5, 0
+  sw s5, 12(t5)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add t6, t6, tp
-  addi s3, s3, -1
-  bne s3, zero, .L7
+  add s5, s5, tp
+  addi s8, s8, -1
+  bne s8, zero, .L4
   auipc tp, 0
-  sub a2, a2, tp
-  sd ra, 392(gp) /* sig 49 */
-  sd a2, 400(gp) /* sig 50 */
-  /* 30: cMem */
-  addi a5, sp, 51
+  sub t5, t5, tp
+  sd s1, 336(gp) /* sig 42 */
+  sd t5, 344(gp) /* sig 43 */
+  /* 24: fp */
+  fcvt.w.s a3, f26, rne
+  sd a3, 352(gp) /* sig 44 */
+  frflags a5
+  sd a5, 360(gp) /* sig 45 */
+  /* 25: mem */
+  lhu s9, 3(sp)
+  sd s9, 368(gp) /* sig 46 */
+  /* 26: rand */
+  .4byte 0x40ad2933 /* random */
+  sd s2, 376(gp) /* sig 47 */
+  .4byte 0xb10ba39b /* random */
+  sd t2, 384(gp) /* sig 48 */
+  /* 27: mem */
+  lbu s8, 41(sp)
+  sd s8, 392(gp) /* sig 49 */
+  /* 28: mem */
+  addi ra, sp, 268
+  ld t6, -164(ra)
+  sd t6, 400(gp) /* sig 50 */
+  sub ra, ra, sp
+  /* 29: cBranch */
+  li a5, 0x0
   .option rvc
-  c.lw a4, 12(a5)
+  c.bnez a5, .L5
   .option norvc
-  sd a4, 408(gp) /* sig 51 */
-  sub a5, a5, sp
+  xor t3, s11, a1
+  sd t3, 408(gp) /* sig 51 */
+  sltiu a2, t3, 108
+  sd a2, 416(gp) /* sig 52 */
+  andi a7, t0, 0
+  sd a7, 424(gp) /* sig 53 */
+.L5:
+  /* 30: rand */
+  .4byte 0x18193a53 /* random */
+  sd s4, 432(gp) /* sig 54 */
+  fsd f20, 440(gp) /* sig 55 */
+  csrrci a1, fflags, 0x1f
+  sd a1, 448(gp) /* sig 56 */
+  .2byte 0x2302 /* random */
+  fsd f6, 456(gp) /* sig 57 */
   /* 31: fp */
-  li tp, 0x41dfffffffe00000
-  fmv.d.x f6, tp
-  fmv.x.d t3, f6
-  sd t3, 416(gp) /* sig 52 */
-  fsflags s2, zero
-  sd s2, 424(gp) /* sig 53 */
-  /* 32: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f5, tp
-  li tp, 0xffffffff4640e6b6
-  fmv.d.x f27, tp
-  fsgnjn.d f14, f5, f27
-  fsd f14, 432(gp) /* sig 54 */
-  fsflags s6, zero
-  sd s6, 440(gp) /* sig 55 */
-  /* 33: fmem */
-  li tp, 0xfffffffff149f2ca
-  fmv.d.x f27, tp
-  fsw f27, 64(sp)
-  /* 34: fp */
-  li tp, 0xbecd4ddb96c6d232
-  fmv.d.x f11, tp
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f27, tp
-  fmax.d f13, f11, f27
-  fsd f13, 448(gp) /* sig 56 */
-  fsflags s8, zero
-  sd s8, 456(gp) /* sig 57 */
-  /* 35: aluR */
-  sllw s11, t6, t6
-  sd s11, 464(gp) /* sig 58 */
-  /* 36: aluR */
-  divu t6, s10, t6
-  sd t6, 472(gp) /* sig 59 */
-  /* 37: cAlu */
-  .option rvc
-  c.addw a1, a2
-  .option norvc
-  sd a1, 480(gp) /* sig 60 */
-  /* 38: aluI */
-  slti t6, a7, 1634
-  sd t6, 488(gp) /* sig 61 */
-  /* 39: fp */
-  li tp, 0x261155f9db53fd44
+  li tp, 0x4170000010000000
   fmv.d.x f30, tp
+  fmin.d f25, f30, f8
+  fsd f25, 464(gp) /* sig 58 */
+  frflags t3
+  sd t3, 472(gp) /* sig 59 */
+  /* 32: fp */
+  li tp, 0x3ff29b4574c489a8
+  fmv.d.x f5, tp
+  li tp, 0x7feb8468bdc38bb5
+  fmv.d.x f0, tp
+  fmul.d f14, f5, f0, rmm
+  fsd f14, 480(gp) /* sig 60 */
+  frcsr t0
+  sd t0, 488(gp) /* sig 61 */
+  /* 33: amo */
+  addi t6, sp, 128
+  amoxor.d.aqrl s7, s4, (t6)
+  sub t6, t6, sp
+  sd s7, 496(gp) /* sig 62 */
+  ld s5, 128(sp)
+  sd s5, 504(gp) /* sig 63 */
+  /* 34: aluI */
+  slti t6, a7, 1634
+  sd t6, 512(gp) /* sig 64 */
+  /* 35: fp */
   li tp, 0x2229cc05c2a76c
   fmv.d.x f0, tp
-  li tp, 0x7d3ba72450fc2251
-  fmv.d.x f22, tp
-  fnmsub.d f4, f30, f0, f22, rup
-  fsd f4, 496(gp) /* sig 62 */
-  frcsr a5
-  sd a5, 504(gp) /* sig 63 */
-  /* 40: fp */
-  li s4, 0xfffffffffffffffd
-  fcvt.d.l f27, s4, rne
-  fsd f27, 512(gp) /* sig 64 */
-  frcsr t1
-  sd t1, 520(gp) /* sig 65 */
-  /* 41: branch */
-  bge zero, s0, .L8
-  remu ra, zero, a0
-  sd ra, 528(gp) /* sig 66 */
+  fnmsub.d f4, f10, f4, f0, rne
+  fsd f4, 520(gp) /* sig 65 */
+  frflags s7
+  sd s7, 528(gp) /* sig 66 */
+  /* 36: loop */
+  li t3, 0x1
+.L6:
+  mulhsu s11, a4, s6
+  sd s11, 536(gp) /* sig 67 */
   .option rvc
-  c.mv t2, ra
+  c.and a3, s0
   .option norvc
-  sd t2, 536(gp) /* sig 67 */
-  sltu t2, t6, a5
-  sd t2, 544(gp) /* sig 68 */
-.L8:
-  /* 42: fp */
-  li tp, 0x3ff29526e7505882
-  fmv.d.x f0, tp
-  li tp, 0xdc6bc3fcb08e4
-  fmv.d.x f4, tp
-  fmul.d f12, f0, f4, dyn
-  fsd f12, 552(gp) /* sig 69 */
-  fsflags s2, zero
-  sd s2, 560(gp) /* sig 70 */
-  /* 43: branch */
-  bne s10, s10, .L9
+  sd a3, 544(gp) /* sig 68 */
+  addi t3, t3, -1
+  bltu zero, t3, .L6
+  sd t3, 552(gp) /* sig 69 */
+  /* 37: cMem */
   .option rvc
-  c.srai s1, 1
+  c.swsp a1, 180(sp)
   .option norvc
-  sd s1, 568(gp) /* sig 71 */
-.L9:
-  /* 44: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f28, tp
-  li tp, 0xffffffff7f800000
-  fmv.d.x f24, tp
-  fnmsub.s f22, f28, f23, f24, rne
-  fsd f22, 576(gp) /* sig 72 */
-  fsflags s3, zero
-  sd s3, 584(gp) /* sig 73 */
-  /* 45: aluI */
-  srli ra, s3, 45
-  sd ra, 592(gp) /* sig 74 */
-  /* 46: jalr */
-  auipc s5, 0
-  jalr zero, 24(s5)
-  xor s8, a7, zero
+  /* 38: amo */
+  addi s11, sp, 240
+  amomax.w s9, zero, (s11)
+  sub s11, s11, sp
+  sd s9, 560(gp) /* sig 70 */
+  lw t0, 240(sp)
+  sd t0, 568(gp) /* sig 71 */
+  /* 39: aluR */
+  mulw s0, t2, zero
+  sd s0, 576(gp) /* sig 72 */
+  /* 40: rand */
+  .4byte 0x21093eb3 /* random */
+  sd t4, 584(gp) /* sig 73 */
+  .2byte 0x3721 /* random */
+  sd a4, 592(gp) /* sig 74 */
+  /* 41: aluI */
+  addi s8, s4, 2047
   sd s8, 600(gp) /* sig 75 */
-  remw a6, t2, s7
-  sd a6, 608(gp) /* sig 76 */
-  auipc tp, 0
-  sub s5, s5, tp
-  sd zero, 616(gp) /* sig 77 */
-  sd s5, 624(gp) /* sig 78 */
-  /* 47: aluR */
-  li ra, 0x7ff
-  remw s1, a2, ra
-  sd s1, 632(gp) /* sig 79 */
-  /* 48: loop */
-  li s1, 0x4
-.L10:
-  xor a5, s8, s0
-  sd a5, 640(gp) /* sig 80 */
-  slliw s11, a1, 18
-  sd s11, 648(gp) /* sig 81 */
+  /* 42: cSp */
   .option rvc
-  c.addi s1, -1
+  c.addi16sp sp, -240
   .option norvc
+  ld s8, 384(sp)
+  sd s8, 608(gp) /* sig 76 */
   .option rvc
-  c.bnez s1, .L10
+  c.addi16sp sp, 240
   .option norvc
-  sd s1, 656(gp) /* sig 82 */
-  /* 49: fcsr */
-  li s1, 0xeeb36e66c9662800
-  csrrs zero, fcsr, s1
-  sd zero, 664(gp) /* sig 83 */
-  /* 50: fcsr */
-  csrrsi s3, fflags, 30
-  sd s3, 672(gp) /* sig 84 */
-  /* 51: branch */
-  bgeu zero, zero, .L11
-  .option rvc
-  c.lui s2, 0xfffe2
-  .option norvc
-  sd s2, 680(gp) /* sig 85 */
-  .option rvc
-  c.or a2, a5
-  .option norvc
-  sd a2, 688(gp) /* sig 86 */
-.L11:
-  /* 52: cAlu */
-  .option rvc
-  c.mv a6, s0
-  .option norvc
-  sd a6, 696(gp) /* sig 87 */
-  /* 53: fp */
-  li a5, 0x291cfe18b963790
-  fcvt.d.lu f25, a5, rne
-  fsd f25, 704(gp) /* sig 88 */
-  fsflags a7, zero
-  sd a7, 712(gp) /* sig 89 */
-  /* 54: fp */
-  li tp, 0xffffffffbfb4c7ef
-  fmv.d.x f11, tp
-  li tp, 0xffffffff3fb4c7ef
-  fmv.d.x f27, tp
-  fadd.s f10, f11, f27, rup
-  fsd f10, 720(gp) /* sig 90 */
-  fsflags s7, zero
-  sd s7, 728(gp) /* sig 91 */
-  /* 55: fp */
-  li tp, 0x5841d16946481888
-  fmv.d.x f8, tp
-  li tp, 0xbee1e06cae2a0198
+  /* 43: aluI */
+  li t1, 0x5555555555555555
+  srliw a7, t1, 11
+  sd a7, 616(gp) /* sig 77 */
+  /* 44: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f23, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f24, tp
+  fmin.s f12, f23, f24
+  fsd f12, 624(gp) /* sig 78 */
+  fsflags a1, zero
+  sd a1, 632(gp) /* sig 79 */
+  /* 45: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f17, tp
+  fle.s s7, f17, f17
+  sd s7, 640(gp) /* sig 80 */
+  fsflags s8, zero
+  sd s8, 648(gp) /* sig 81 */
+  /* 46: fp */
+  li tp, 0x7ff0000000000000
   fmv.d.x f4, tp
-  fnmadd.d f24, f8, f23, f4, dyn
-  fsd f24, 736(gp) /* sig 92 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 744(gp) /* sig 93 */
-  /* 56: smc */
-  /* patches in addi t5, t5, 42 (then imm + 1, ...) */
-  li a0, 0x2af0f13
-  li s7, 0x2
-.L12:
-  auipc a4, 0
-  sw a0, 12(a4)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a0, a0, tp
-  addi s7, s7, -1
-  bne s7, zero, .L12
-  auipc tp, 0
-  sub a4, a4, tp
-  sd t5, 752(gp) /* sig 94 */
-  sd a4, 760(gp) /* sig 95 */
-  /* 57: cAlu */
+  li tp, 0xfff8000000000000
+  fmv.d.x f27, tp
+  fdiv.d f19, f4, f27
+  fsd f19, 656(gp) /* sig 82 */
+  fsflags s8, zero
+  sd s8, 664(gp) /* sig 83 */
+  /* 47: fcsr */
+  li t4, 0xef8def45ad25c2af
+  csrrc t2, fflags, t4
+  sd t2, 672(gp) /* sig 84 */
+  /* 48: aluR */
+  li a7, 0x80000000
+  li t1, 0xffffffffffffffff
+  rem t6, a7, t1
+  sd t6, 680(gp) /* sig 85 */
+  /* 49: fp */
+  li tp, 0xffffffffd9777945
+  fmv.d.x f5, tp
+  fsub.s f5, f5, f14
+  fsd f5, 688(gp) /* sig 86 */
+  li t3, 0x1f
+  csrrc t1, fcsr, t3
+  sd t1, 696(gp) /* sig 87 */
+  /* 50: cSp */
   .option rvc
-  c.lui a5, 0x6
+  c.addi4spn s0, sp, 952
   .option norvc
-  sd a5, 768(gp) /* sig 96 */
-  /* 58: far */
-  jal s9, .L13
-.L14:
-  /* 59: aluR */
-  divw a6, zero, zero
-  sd a6, 808(gp) /* sig 101 */
-  /* 60: aluI */
+  sub s0, s0, sp
+  sd s0, 704(gp) /* sig 88 */
+  /* 51: fp */
+  li tp, 0x3ffe66873eb33b4d
+  fmv.d.x f18, tp
+  li tp, 0x80086bc101d11700
+  fmv.d.x f1, tp
+  fmul.d f6, f18, f1, rne
+  fsd f6, 712(gp) /* sig 89 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 720(gp) /* sig 90 */
+  /* 52: aluI */
+  slti a6, s5, -192
+  sd a6, 728(gp) /* sig 91 */
+  /* 53: luiAuipc */
+  auipc a0, 0xc5038
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 736(gp) /* sig 92 */
+  /* 54: jal */
+  jal s4, .L7
+  mul s7, ra, a5
+  sd s7, 744(gp) /* sig 93 */
+.L7:
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 752(gp) /* sig 94 */
+  /* 55: jalr */
+  auipc t6, 0
+  addi t6, t6, -1
+  jalr t5, 13(t6)
+  auipc tp, 0
+  sub t5, t5, tp
+  sub t6, t6, tp
+  sd t5, 760(gp) /* sig 95 */
+  sd t6, 768(gp) /* sig 96 */
+  /* 56: cSp */
+  .option rvc
+  c.addi16sp sp, -208
+  .option norvc
+  ld a5, 368(sp)
+  sd a5, 776(gp) /* sig 97 */
+  .option rvc
+  c.addi16sp sp, 208
+  .option norvc
+  /* 57: fp */
+  li tp, 0x16f0edef2c8d87
+  fmv.d.x f11, tp
+  fmsub.d f24, f12, f11, f26, dyn
+  fsd f24, 784(gp) /* sig 98 */
+  csrrci t4, fflags, 0x1f
+  sd t4, 792(gp) /* sig 99 */
+  /* 58: mem */
+  lbu t0, 244(sp)
+  sd t0, 800(gp) /* sig 100 */
+  /* 59: cJump */
+  auipc t1, 0
+  addi t1, t1, 18
+  .option rvc
+  c.jr t1
+  .option norvc
+  sltu s2, s1, s9
+  sd s2, 808(gp) /* sig 101 */
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 816(gp) /* sig 102 */
+  /* 60: fp */
+  fcvt.w.d a2, f2
+  sd a2, 824(gp) /* sig 103 */
+  li t3, 0x1f
+  csrrc t0, fcsr, t3
+  sd t0, 832(gp) /* sig 104 */
+  /* 61: liSeed */
+  li s11, 0x80000001
+  sd s11, 840(gp) /* sig 105 */
+  /* 62: amo */
+  addi t3, sp, 8
+  amoswap.d.aqrl zero, zero, (t3)
+  sub t3, t3, sp
+  sd zero, 848(gp) /* sig 106 */
+  ld a5, 8(sp)
+  sd a5, 856(gp) /* sig 107 */
+  /* 63: aluI */
   addi a1, a6, 1365
-  sd a1, 816(gp) /* sig 102 */
-  /* 61: cSp */
+  sd a1, 864(gp) /* sig 108 */
+  /* 64: cSp */
   .option rvc
   c.addi16sp sp, 144
   .option norvc
   ld t6, -40(sp)
-  sd t6, 824(gp) /* sig 103 */
+  sd t6, 872(gp) /* sig 109 */
   .option rvc
   c.addi16sp sp, -144
   .option norvc
-  /* 62: far */
-  bge s4, s4, .L15
-.L16:
-  /* 63: amo */
+  /* 65: far */
+  bge s4, s4, .L8
+.L9:
+  /* 66: amo */
   addi t1, sp, 112
   amoxor.w.rl s2, t3, (t1)
   sub t1, t1, sp
-  sd s2, 856(gp) /* sig 107 */
-  /* 64: fp */
-  li tp, 0x17b0d9fc8b14a2
-  fmv.d.x f13, tp
-  fcvt.lu.d s1, f13
-  sd s1, 864(gp) /* sig 108 */
-  frflags s7
-  sd s7, 872(gp) /* sig 109 */
-  /* 65: fcsr */
-  li s0, 0xb6b80892b0034f7b
-  csrrc zero, fflags, s0
-  sd zero, 880(gp) /* sig 110 */
-  /* 66: branch */
-  bne t6, s8, .L17
-  ori s5, s2, -808
-  sd s5, 888(gp) /* sig 111 */
-  .option rvc
-  c.andi s0, 4
-  .option norvc
-  sd s0, 896(gp) /* sig 112 */
-.L17:
-  /* 67: fp */
-  fsqrt.s f7, f17, rmm
-  fsd f7, 904(gp) /* sig 113 */
-  fsflags t1, zero
-  sd t1, 912(gp) /* sig 114 */
+  sd s2, 904(gp) /* sig 113 */
+  /* 67: fcsr */
+  li s8, 0xc1
+  csrrc zero, fflags, s8
+  sd zero, 912(gp) /* sig 114 */
   /* 68: aluR */
-  li s5, 0xe070000000000
-  sll s6, s5, s5
-  sd s6, 920(gp) /* sig 115 */
-  /* 69: cMem */
-  addi a0, sp, 24
+  addw t3, t2, t6
+  sd t3, 920(gp) /* sig 115 */
+  /* 69: fence */
+  fence rw, rw
+  /* 70: aluR */
+  li ra, 0x80000000
+  mulh s7, s4, ra
+  sd s7, 928(gp) /* sig 116 */
+  /* 71: jal */
+  jal t1, .L10
+  srliw s2, s6, 9
+  sd s2, 936(gp) /* sig 117 */
   .option rvc
-  c.sw a5, 100(a0)
+  c.slli t5, 33
   .option norvc
-  sub a0, a0, sp
-  /* 70: cMem */
-  .option rvc
-  c.sdsp a2, 144(sp)
-  .option norvc
-  /* 71: cMem */
-  addi s1, sp, 204
-  .option rvc
-  c.lw a4, 44(s1)
-  .option norvc
-  sd a4, 928(gp) /* sig 116 */
-  sub s1, s1, sp
-  /* 72: amo */
-  li a7, 0x9bb01de558577ee0
-  addi s7, sp, 16
-  amominu.d t1, a7, (s7)
-  sub s7, s7, sp
-  sd t1, 936(gp) /* sig 117 */
-  ld s4, 16(sp)
-  sd s4, 944(gp) /* sig 118 */
-  /* 73: amo */
-  addi a4, sp, 220
-  amomax.w.aqrl s10, a2, (a4)
-  sub a4, a4, sp
-  sd s10, 952(gp) /* sig 119 */
-  lw a6, 220(sp)
-  sd a6, 960(gp) /* sig 120 */
-  /* 74: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f4, tp
-  fclass.d s4, f4
-  sd s4, 968(gp) /* sig 121 */
-  fsflags s1, zero
-  sd s1, 976(gp) /* sig 122 */
-  /* 75: fcsr */
-  csrrs t6, fflags, zero
-  sd t6, 984(gp) /* sig 123 */
-  /* 76: fp */
-  li tp, 0xffffffffdf000000
-  fmv.d.x f26, tp
-  li tp, 0xfff0000000000001
-  fmv.d.x f15, tp
-  fmadd.d f16, f13, f26, f15, dyn
-  fsd f16, 992(gp) /* sig 124 */
-  csrrci ra, fflags, 0x1f
-  sd ra, 1000(gp) /* sig 125 */
-  /* 77: luiAuipc */
-  auipc a5, 0x8b985
+  sd t5, 944(gp) /* sig 118 */
+.L10:
   auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 1008(gp) /* sig 126 */
-  /* 78: aluI */
-  sltiu a7, a0, -821
-  sd a7, 1016(gp) /* sig 127 */
-  /* 79: cMem */
-  addi a0, sp, 128
-  .option rvc
-  c.sd a4, 56(a0)
-  .option norvc
-  sub a0, a0, sp
-  /* 80: cAlu */
-  .option rvc
-  c.srli a0, 18
-  .option norvc
-  sd a0, 1024(gp) /* sig 128 */
-  /* 81: cMem */
-  addi s0, sp, 96
-  .option rvc
-  c.fsd f11, 0(s0)
-  .option norvc
-  sub s0, s0, sp
-  /* 82: cMem */
-  .option rvc
-  c.lwsp a2, 180(sp)
-  .option norvc
-  sd a2, 1032(gp) /* sig 129 */
-  /* 83: cAlu */
-  .option rvc
-  c.xor a2, a0
-  .option norvc
-  sd a2, 1040(gp) /* sig 130 */
-  /* 84: branch */
-  bge a5, a7, .L18
-  rem t2, s5, s3
-  sd t2, 1048(gp) /* sig 131 */
-.L18:
-  /* 85: cMem */
-  addi a3, sp, 16
-  .option rvc
-  c.sw a0, 116(a3)
-  .option norvc
+  sub t1, t1, tp
+  sd t1, 952(gp) /* sig 119 */
+  /* 72: aluR */
+  mulh t5, s3, s1
+  sd t5, 960(gp) /* sig 120 */
+  /* 73: aluI */
+  slti s6, t0, -1138
+  sd s6, 968(gp) /* sig 121 */
+  /* 74: amo */
+  addi a3, sp, 200
+  amomaxu.w ra, s10, (a3)
   sub a3, a3, sp
-  /* 86: aluR */
-  li s3, 0xffffffffde67db44
-  subw s6, s3, s11
-  sd s6, 1056(gp) /* sig 132 */
-  /* 87: aluI */
-  andi s9, a3, -235
+  sd ra, 976(gp) /* sig 122 */
+  lw a3, 200(sp)
+  sd a3, 984(gp) /* sig 123 */
+  /* 75: fp */
+  fmul.d f14, f9, f2, rne
+  fsd f14, 992(gp) /* sig 124 */
+  fsflags t6, zero
+  sd t6, 1000(gp) /* sig 125 */
+  /* 76: branch */
+  bltu s9, s9, .L11
+  sll a3, a7, a5
+  sd a3, 1008(gp) /* sig 126 */
+  mulhu t3, s5, s7
+  sd t3, 1016(gp) /* sig 127 */
+  addi a2, s9, -625
+  sd a2, 1024(gp) /* sig 128 */
+.L11:
+  /* 77: fmem */
+  li tp, 0xffffffffb50c9185
+  fmv.d.x f18, tp
+  fsw f18, 108(sp)
+  /* 78: rand */
+  .4byte 0x1243833 /* random */
+  sd a6, 1032(gp) /* sig 129 */
+  .2byte 0x806a /* random */
+  sd zero, 1040(gp) /* sig 130 */
+  .2byte 0x8990 /* random */
+  /* 79: fp */
+  li tp, 0x3dd5dab5d7521fb2
+  fmv.d.x f7, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f5, tp
+  fsub.d f29, f7, f5, rmm
+  fsd f29, 1048(gp) /* sig 131 */
+  fsflags t2, zero
+  sd t2, 1056(gp) /* sig 132 */
+  /* 80: branch */
+  li a3, 0x9aa21da40d8c5ba8
+  li a7, 0x9aa21da40d8c5ba8
+  blt a3, a7, .L12
+  divu s9, a4, a1
   sd s9, 1064(gp) /* sig 133 */
-  /* 88: liSeed */
-  li s11, 0xffffffffa23561c3
-  sd s11, 1072(gp) /* sig 134 */
-  /* 89: fp */
-  fdiv.d f21, f9, f9, rup
-  fsd f21, 1080(gp) /* sig 135 */
-  fsflags a3, zero
+.L12:
+  /* 81: cJump */
+  auipc a2, 0
+  addi a2, a2, 18
+  .option rvc
+  c.jr a2
+  .option norvc
+  sub a0, s2, zero
+  sd a0, 1072(gp) /* sig 134 */
+  auipc tp, 0
+  sub a2, a2, tp
+  sd a2, 1080(gp) /* sig 135 */
+  /* 82: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f20, tp
+  fcvt.wu.d a3, f20, rmm
   sd a3, 1088(gp) /* sig 136 */
-  /* 90: fp */
-  li tp, 0xffffffff00000000
-  fmv.d.x f23, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f30, tp
-  li tp, 0x7ff800000000dead
-  fmv.d.x f9, tp
-  fnmsub.d f23, f23, f30, f9, rtz
-  fsd f23, 1096(gp) /* sig 137 */
-  frflags s11
-  sd s11, 1104(gp) /* sig 138 */
-  /* 91: far */
-  blt s0, s2, .L19
-.L20:
-  /* 92: luiAuipc */
-  lui t2, 0xfffff
-  sd t2, 1128(gp) /* sig 141 */
-  /* 93: aluR */
-  rem t6, t3, a6
-  sd t6, 1136(gp) /* sig 142 */
-  /* 94: fp */
-  fmv.w.x f12, a1
-  fsd f12, 1144(gp) /* sig 143 */
-  frflags a7
-  sd a7, 1152(gp) /* sig 144 */
-  /* 95: fp */
-  li tp, 0xffffffffe7de6987
-  fmv.d.x f15, tp
-  fcvt.lu.s s9, f15, rne
-  sd s9, 1160(gp) /* sig 145 */
-  fsflags s2, zero
-  sd s2, 1168(gp) /* sig 146 */
-  /* 96: smc */
-  /* patches in addi a3, a3, 1417 (then imm + 1, ...) */
-  li t6, 0x58968693
-  li ra, 0x1
-.L21:
-  auipc t4, 0
-  sw t6, 12(t4)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t6, t6, tp
-  addi ra, ra, -1
-  bne ra, zero, .L21
-  auipc tp, 0
-  sub t4, t4, tp
-  sd a3, 1176(gp) /* sig 147 */
-  sd t4, 1184(gp) /* sig 148 */
-  /* 97: jal */
-  jal zero, .L22
-  slliw a3, a1, 23
-  sd a3, 1192(gp) /* sig 149 */
-.L22:
-  sd zero, 1200(gp) /* sig 150 */
-  /* 98: cAlu */
+  fsflags a0, zero
+  sd a0, 1096(gp) /* sig 137 */
+  /* 83: fp */
+  li tp, 0xfffffffe31d7da8c
+  fmv.d.x f31, tp
+  fsqrt.s f20, f31, rup
+  fsd f20, 1104(gp) /* sig 138 */
+  fsflags a3, zero
+  sd a3, 1112(gp) /* sig 139 */
+  /* 84: mem */
+  li s6, 0xffffffffde67db44
+  addi t2, sp, 482
+  sw s6, -266(t2)
+  sub t2, t2, sp
+  ld s9, 216(sp)
+  sd s9, 1120(gp) /* sig 140 */
+  /* 85: cBranch */
   .option rvc
-  c.add t3, s5
+  c.beqz a1, .L13
   .option norvc
-  sd t3, 1208(gp) /* sig 151 */
-  /* 99: fmem */
-  addi t1, sp, 534
-  fsd f2, -286(t1)
-  sub t1, t1, sp
-  j .L23
-.L2:
-  sub s4, s7, s11
-  sd s4, 240(gp) /* sig 30 */
   .option rvc
-  c.li a2, -14
+  c.andi a3, 27
   .option norvc
-  sd a2, 248(gp) /* sig 31 */
-  .option rvc
-  c.mv a2, a5
-  .option norvc
-  sd a2, 256(gp) /* sig 32 */
-  beq zero, zero, .L3
+  sd a3, 1128(gp) /* sig 141 */
+  slli a2, s0, 40
+  sd a2, 1136(gp) /* sig 142 */
+  addi t3, a3, -1050
+  sd t3, 1144(gp) /* sig 143 */
 .L13:
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 776(gp) /* sig 97 */
-  slli s5, a4, 1
-  sd s5, 784(gp) /* sig 98 */
-  sub t3, s0, t0
-  sd t3, 792(gp) /* sig 99 */
-  mulhsu t2, a3, s6
-  sd t2, 800(gp) /* sig 100 */
-  jal tp, .L14
+  /* 86: fp */
+  li tp, 0xffffffffbfe216a8
+  fmv.d.x f0, tp
+  li tp, 0xffffffff8048779a
+  fmv.d.x f30, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f13, tp
+  fnmsub.s f1, f0, f30, f13, rtz
+  fsd f1, 1152(gp) /* sig 144 */
+  fsflags s5, zero
+  sd s5, 1160(gp) /* sig 145 */
+  /* 87: fp */
+  li tp, 0x381b385f3a9e81c
+  fmv.d.x f11, tp
+  li tp, 0xc1e0000000100000
+  fmv.d.x f29, tp
+  li tp, 0xffefffffffffffff
+  fmv.d.x f4, tp
+  fmsub.d f19, f11, f29, f4, rmm
+  fsd f19, 1168(gp) /* sig 146 */
+  fsflags a1, zero
+  sd a1, 1176(gp) /* sig 147 */
+  /* 88: fp */
+  flt.s t6, f25, f26
+  sd t6, 1184(gp) /* sig 148 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 1192(gp) /* sig 149 */
+  /* 89: fp */
+  li tp, 0xc13d523eb278475c
+  fmv.d.x f16, tp
+  feq.d s11, f16, f28
+  sd s11, 1200(gp) /* sig 150 */
+  fsflags s0, zero
+  sd s0, 1208(gp) /* sig 151 */
+  /* 90: branch */
+  li t6, 0x3
+  blt t6, zero, .L14
+  subw s11, s7, a3
+  sd s11, 1216(gp) /* sig 152 */
+  slli t3, s4, 15
+  sd t3, 1224(gp) /* sig 153 */
+.L14:
+  /* 91: aluI */
+  slli t1, t0, 30
+  sd t1, 1232(gp) /* sig 154 */
+  /* 92: fp */
+  fmul.d f22, f16, f29, rup
+  fsd f22, 1240(gp) /* sig 155 */
+  fsflags s10, zero
+  sd s10, 1248(gp) /* sig 156 */
+  /* 93: cBranch */
+  .option rvc
+  c.beqz s1, .L15
+  .option norvc
+  .option rvc
+  c.lui t4, 0xf
+  .option norvc
+  sd t4, 1256(gp) /* sig 157 */
+  .option rvc
+  c.addi t0, 29
+  .option norvc
+  sd t0, 1264(gp) /* sig 158 */
+  srai s7, t1, 7
+  sd s7, 1272(gp) /* sig 159 */
 .L15:
-  xori t4, s2, 2047
-  sd t4, 832(gp) /* sig 104 */
+  /* 94: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f21, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f10, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f17, tp
+  fnmsub.s f13, f21, f10, f17, rdn
+  fsd f13, 1280(gp) /* sig 160 */
+  fsflags s3, zero
+  sd s3, 1288(gp) /* sig 161 */
+  /* 95: cMem */
+  addi a2, sp, 187
   .option rvc
-  c.add s2, ra
-  .option norvc
-  sd s2, 840(gp) /* sig 105 */
-  slliw ra, t0, 16
-  sd ra, 848(gp) /* sig 106 */
-  bge zero, zero, .L16
-.L19:
-  slti s5, t4, 1365
-  sd s5, 1112(gp) /* sig 139 */
-  .option rvc
-  c.slli s1, 29
-  .option norvc
-  sd s1, 1120(gp) /* sig 140 */
-  j .L20
-.L23:
-  /* 100: cMem */
-  addi a2, sp, 56
-  .option rvc
-  c.fsd f12, 88(a2)
+  c.sw a0, 4(a2)
   .option norvc
   sub a2, a2, sp
-  /* 101: fp */
-  fcvt.wu.s a0, f5, rne
-  sd a0, 1216(gp) /* sig 152 */
-  frflags s7
-  sd s7, 1224(gp) /* sig 153 */
-  /* 102: aluI */
-  li a5, 0xfffffffffffff800
-  slti t4, a5, 0
-  sd t4, 1232(gp) /* sig 154 */
-  /* 103: lrsc */
-  addi a2, sp, 200
-  sc.d.rl t0, a6, (a2)
-  sd t0, 1240(gp) /* sig 155 */
-  sub a2, a2, sp
-  ld a2, 200(sp)
-  sd a2, 1248(gp) /* sig 156 */
-  /* 104: aluI */
-  slti a7, s5, -1041
-  sd a7, 1256(gp) /* sig 157 */
-  /* 105: smc */
-  /* patches in xori ra, a1, -408 (then imm + 1, ...) */
-  li s7, 0xe685c093
-  li s9, 0x2
-.L24:
-  auipc s8, 0
-  sw s7, 12(s8)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s7, s7, tp
-  addi s9, s9, -1
-  bne s9, zero, .L24
-  auipc tp, 0
-  sub s8, s8, tp
-  sd ra, 1264(gp) /* sig 158 */
-  sd s8, 1272(gp) /* sig 159 */
-  /* 106: aluR */
-  li t2, 0xffffffffffffffbb
-  li s10, 0x8000
-  mul s4, t2, s10
-  sd s4, 1280(gp) /* sig 160 */
-  /* 107: jal */
-  jal t2, .L25
+  /* 96: cMem */
+  .option rvc
+  c.sdsp t5, 144(sp)
+  .option norvc
+  /* 97: aluI */
+  li s10, 0xffffffffffffffbb
+  slti s4, s10, -2048
+  sd s4, 1296(gp) /* sig 162 */
+  /* 98: jal */
+  jal t2, .L16
   srai t2, a5, 42
-  sd t2, 1288(gp) /* sig 161 */
+  sd t2, 1304(gp) /* sig 163 */
   sllw s10, zero, t4
-  sd s10, 1296(gp) /* sig 162 */
-.L25:
+  sd s10, 1312(gp) /* sig 164 */
+.L16:
   auipc tp, 0
   sub t2, t2, tp
-  sd t2, 1304(gp) /* sig 163 */
-  /* 108: cAlu */
+  sd t2, 1320(gp) /* sig 165 */
+  /* 99: cAlu */
   .option rvc
   c.add t2, s2
   .option norvc
-  sd t2, 1312(gp) /* sig 164 */
-  /* 109: fp */
-  li ra, 0x51ce9f40
-  fcvt.s.lu f1, ra, rdn
-  fsd f1, 1320(gp) /* sig 165 */
-  fsflags s2, zero
-  sd s2, 1328(gp) /* sig 166 */
-  /* 110: aluI */
-  srliw zero, a2, 1
-  sd zero, 1336(gp) /* sig 167 */
-  /* 111: aluI */
-  li s9, 0x1fffffffffffff
-  slliw t6, s9, 18
-  sd t6, 1344(gp) /* sig 168 */
-  /* 112: cMem */
+  sd t2, 1328(gp) /* sig 166 */
+  j .L17
+.L8:
+  xori t4, s2, 2047
+  sd t4, 880(gp) /* sig 110 */
   .option rvc
-  c.fsdsp f29, 80(sp)
+  c.add s2, ra
   .option norvc
-  /* 113: amo */
-  li s3, 0x201
-  addi s5, sp, 120
-  amoxor.w.aqrl t0, s3, (s5)
-  sub s5, s5, sp
-  sd t0, 1352(gp) /* sig 169 */
-  lw t4, 120(sp)
-  sd t4, 1360(gp) /* sig 170 */
-  /* 114: mem */
-  addi t1, sp, 460
-  ld t3, -456(t1)
-  sd t3, 1368(gp) /* sig 171 */
-  sub t1, t1, sp
-  /* 115: cAlu */
+  sd s2, 888(gp) /* sig 111 */
+  slliw ra, t0, 16
+  sd ra, 896(gp) /* sig 112 */
+  bge zero, zero, .L9
+.L17:
+  /* 100: fcsr */
+  li a4, 0x22
+  csrrc t0, fcsr, a4
+  sd t0, 1336(gp) /* sig 167 */
+  /* 101: mem */
+  addi t5, sp, -169
+  lbu ra, 219(t5)
+  sd ra, 1344(gp) /* sig 168 */
+  sub t5, t5, sp
+  /* 102: jal */
+  jal zero, .L18
   .option rvc
-  c.mv a5, s2
+  c.addiw t6, -21
   .option norvc
-  sd a5, 1376(gp) /* sig 172 */
-  /* 116: cAlu */
+  sd t6, 1352(gp) /* sig 169 */
+.L18:
+  sd zero, 1360(gp) /* sig 170 */
+  /* 103: fp */
+  li tp, 0x4c0750b12a586b4c
+  fmv.d.x f18, tp
+  fcvt.s.d f4, f18, rmm
+  fsd f4, 1368(gp) /* sig 171 */
+  fsflags s6, zero
+  sd s6, 1376(gp) /* sig 172 */
+  /* 104: cBranch */
   .option rvc
-  c.li a5, 23
+  c.bnez a4, .L19
   .option norvc
-  sd a5, 1384(gp) /* sig 173 */
-  /* 117: fp */
-  li tp, 0xdddee23241c32f1b
-  fmv.d.x f29, tp
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f21, tp
-  fmul.d f31, f29, f21, rne
-  fsd f31, 1392(gp) /* sig 174 */
-  fsflags t3, zero
+  mul t3, s10, s8
+  sd t3, 1384(gp) /* sig 173 */
+.L19:
+  /* 105: fp */
+  li tp, 0x3ffe0f9cd8189783
+  fmv.d.x f0, tp
+  li tp, 0xbffe0f9cd8189783
+  fmv.d.x f12, tp
+  fsub.d f7, f0, f0, dyn
+  fsd f7, 1392(gp) /* sig 174 */
+  frcsr t3
   sd t3, 1400(gp) /* sig 175 */
-  /* 118: aluI */
-  li s9, 0x6ae800
-  slti s3, s9, 140
-  sd s3, 1408(gp) /* sig 176 */
-  /* 119: liSeed */
-  li a4, 0xffffffffffffffc0
-  sd a4, 1416(gp) /* sig 177 */
-  /* 120: cMem */
+  /* 106: jal */
+  jal t0, .L20
   .option rvc
-  c.fldsp f27, 64(sp)
+  c.srai a4, 55
   .option norvc
-  fsd f27, 1424(gp) /* sig 178 */
-  /* 121: luiAuipc */
-  lui a6, 0x7ffff
-  sd a6, 1432(gp) /* sig 179 */
-  /* 122: fp */
-  li tp, 0xc3e0000000000000
-  fmv.d.x f27, tp
-  fcvt.lu.d a0, f27, rmm
-  sd a0, 1440(gp) /* sig 180 */
-  li a5, 0x1f
-  csrrc s11, fcsr, a5
-  sd s11, 1448(gp) /* sig 181 */
-  /* 123: liSeed */
-  li t3, 0x2
-  sd t3, 1456(gp) /* sig 182 */
-  /* 124: mem */
-  li s6, 0x2000000000000
-  addi s4, sp, -41
-  sd s6, 57(s4)
-  sub s4, s4, sp
-  /* 125: cMem */
-  .option rvc
-  c.fldsp f1, 80(sp)
-  .option norvc
-  fsd f1, 1464(gp) /* sig 183 */
-  /* 126: fp */
-  fcvt.d.l f31, t4, rdn
-  fsd f31, 1472(gp) /* sig 184 */
-  fsflags a3, zero
-  sd a3, 1480(gp) /* sig 185 */
-  /* 127: smc */
-  /* patches in xori s0, s0, 784 (then imm + 1, ...) */
-  li a0, 0x31044413
-  li s9, 0x2
-.L26:
-  auipc s11, 0
-  sw a0, 12(s11)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a0, a0, tp
-  addi s9, s9, -1
-  bne s9, zero, .L26
+  sd a4, 1408(gp) /* sig 176 */
+  mulhu ra, zero, t6
+  sd ra, 1416(gp) /* sig 177 */
+.L20:
   auipc tp, 0
-  sub s11, s11, tp
-  sd s0, 1488(gp) /* sig 186 */
-  sd s11, 1496(gp) /* sig 187 */
-  /* 128: fp */
-  feq.d s6, f22, f22
-  sd s6, 1504(gp) /* sig 188 */
-  fsflags a6, zero
-  sd a6, 1512(gp) /* sig 189 */
-  /* 129: fp */
-  fcvt.s.w f22, s5, rdn
-  fsd f22, 1520(gp) /* sig 190 */
+  sub t0, t0, tp
+  sd t0, 1424(gp) /* sig 178 */
+  /* 107: fp */
+  li tp, 0xffffffff372a3858
+  fmv.d.x f17, tp
+  fadd.d f2, f17, f19, rtz
+  fsd f2, 1432(gp) /* sig 179 */
+  fsflags s4, zero
+  sd s4, 1440(gp) /* sig 180 */
+  /* 108: fp */
+  li tp, 0xfffffffffffff
+  fmv.d.x f5, tp
+  fcvt.lu.d a1, f5, rtz
+  sd a1, 1448(gp) /* sig 181 */
+  fsflags s11, zero
+  sd s11, 1456(gp) /* sig 182 */
+  /* 109: fcsr */
+  li t3, 0x37
+  csrrc a1, fflags, t3
+  sd a1, 1464(gp) /* sig 183 */
+  /* 110: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f27, tp
+  fsqrt.s f13, f27, dyn
+  fsd f13, 1472(gp) /* sig 184 */
+  frcsr s5
+  sd s5, 1480(gp) /* sig 185 */
+  /* 111: jal */
+  jal zero, .L21
+  .option rvc
+  c.addi s11, 17
+  .option norvc
+  sd s11, 1488(gp) /* sig 186 */
+  addi s10, s5, 1063
+  sd s10, 1496(gp) /* sig 187 */
+.L21:
+  sd zero, 1504(gp) /* sig 188 */
+  /* 112: luiAuipc */
+  auipc t0, 0x5e0cc
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 1512(gp) /* sig 189 */
+  /* 113: fp */
+  li tp, 0xffffffff3fab5158
+  fmv.d.x f23, tp
+  li tp, 0xffffffff7f3f4535
+  fmv.d.x f17, tp
+  fmul.s f9, f23, f17, dyn
+  fsd f9, 1520(gp) /* sig 190 */
+  frflags s2
+  sd s2, 1528(gp) /* sig 191 */
+  /* 114: cAlu */
+  .option rvc
+  c.add a6, s3
+  .option norvc
+  sd a6, 1536(gp) /* sig 192 */
+  /* 115: cSp */
+  .option rvc
+  c.addi4spn a3, sp, 724
+  .option norvc
+  sub a3, a3, sp
+  sd a3, 1544(gp) /* sig 193 */
+  /* 116: fp */
+  li tp, 0xc0a8dceb8e350841
+  fmv.d.x f23, tp
+  fsgnjx.d f2, f20, f23
+  fsd f2, 1552(gp) /* sig 194 */
   li t2, 0x1f
   csrrc s3, fcsr, t2
-  sd s3, 1528(gp) /* sig 191 */
-  /* 130: jalr */
+  sd s3, 1560(gp) /* sig 195 */
+  /* 117: cJump */
   auipc a4, 0
-  jalr s6, 24(a4)
-  andi a2, s10, -89
-  sd a2, 1536(gp) /* sig 192 */
-  addw s6, t4, t5
-  sd s6, 1544(gp) /* sig 193 */
+  addi a4, a4, 26
+  .option rvc
+  c.jalr a4
+  .option norvc
+  remu a5, s10, s9
+  sd a5, 1568(gp) /* sig 196 */
+  srliw a5, t0, 30
+  sd a5, 1576(gp) /* sig 197 */
   auipc tp, 0
-  sub s6, s6, tp
+  sub ra, ra, tp
   sub a4, a4, tp
-  sd s6, 1552(gp) /* sig 194 */
-  sd a4, 1560(gp) /* sig 195 */
-  /* 131: fp */
-  fdiv.d f6, f12, f1
-  fsd f6, 1568(gp) /* sig 196 */
-  fsflags a7, zero
-  sd a7, 1576(gp) /* sig 197 */
-  /* 132: amo */
-  addi t0, sp, 36
-  amomax.w.aq a2, a0, (t0)
-  sub t0, t0, sp
-  sd a2, 1584(gp) /* sig 198 */
-  /* 133: fp */
-  li tp, 0xffffffffbfbeb618
-  fmv.d.x f23, tp
-  fsgnjn.s f4, f23, f2
-  fsd f4, 1592(gp) /* sig 199 */
-  frflags a0
-  sd a0, 1600(gp) /* sig 200 */
-  /* 134: branch */
-  li s0, 0x7fffffffffffffff
-  bne zero, s0, .L27
+  sd ra, 1584(gp) /* sig 198 */
+  sd a4, 1592(gp) /* sig 199 */
+  /* 118: aluI */
+  li s10, 0x7ff
+  andi a2, s10, -1856
+  sd a2, 1600(gp) /* sig 200 */
+  /* 119: fp */
+  li tp, 0x1
+  fmv.d.x f12, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f8, tp
+  fsgnjx.d f20, f12, f8
+  fsd f20, 1608(gp) /* sig 201 */
+  csrrci t0, fflags, 0x1f
+  sd t0, 1616(gp) /* sig 202 */
+  /* 120: cBranch */
+  li a0, 0xffffffffc4fa8cb0
+  .option rvc
+  c.beqz a0, .L22
+  .option norvc
+  srliw s8, t0, 31
+  sd s8, 1624(gp) /* sig 203 */
+  mulhsu s0, a2, zero
+  sd s0, 1632(gp) /* sig 204 */
+.L22:
+  /* 121: branch */
+  beq s9, a1, .L23
   sltu s8, s9, t0
-  sd s8, 1608(gp) /* sig 201 */
+  sd s8, 1640(gp) /* sig 205 */
   addi a2, t0, -1421
-  sd a2, 1616(gp) /* sig 202 */
+  sd a2, 1648(gp) /* sig 206 */
   .option rvc
   c.mv t0, s1
   .option norvc
-  sd t0, 1624(gp) /* sig 203 */
-.L27:
-  /* 135: amo */
+  sd t0, 1656(gp) /* sig 207 */
+.L23:
+  /* 122: amo */
   li a2, 0x22de5814ef3ec465
   addi s11, sp, 36
   amomax.w.rl s5, a2, (s11)
   sub s11, s11, sp
-  sd s5, 1632(gp) /* sig 204 */
+  sd s5, 1664(gp) /* sig 208 */
   lw t2, 36(sp)
-  sd t2, 1640(gp) /* sig 205 */
-  /* 136: aluI */
+  sd t2, 1672(gp) /* sig 209 */
+  /* 123: aluI */
   li a6, 0xe
   sraiw t4, a6, 23
-  sd t4, 1648(gp) /* sig 206 */
-  /* 137: cBranch */
-  li a4, 0x79f8000
-  .option rvc
-  c.beqz a4, .L28
-  .option norvc
-  mulhu t3, a2, s7
-  sd t3, 1656(gp) /* sig 207 */
-.L28:
-  /* 138: cMem */
-  addi a1, sp, 9
-  .option rvc
-  c.fld f11, 64(a1)
-  .option norvc
-  fsd f11, 1664(gp) /* sig 208 */
+  sd t4, 1680(gp) /* sig 210 */
+  /* 124: loop */
+  li s9, 0x1
+.L24:
+  addi a1, s7, 2047
+  sd a1, 1688(gp) /* sig 211 */
+  or t4, s6, t3
+  sd t4, 1696(gp) /* sig 212 */
+  andi t3, t3, -1550
+  sd t3, 1704(gp) /* sig 213 */
+  addi s9, s9, -1
+  bltu zero, s9, .L24
+  sd s9, 1712(gp) /* sig 214 */
+  /* 125: fp */
+  li tp, 0x0
+  fmv.d.x f25, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f4, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f16, tp
+  fnmsub.d f10, f25, f4, f16, rup
+  fsd f10, 1720(gp) /* sig 215 */
+  fsflags s10, zero
+  sd s10, 1728(gp) /* sig 216 */
+  /* 126: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f16, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f20, tp
+  fsgnjn.s f13, f16, f20
+  fsd f13, 1736(gp) /* sig 217 */
+  frflags s11
+  sd s11, 1744(gp) /* sig 218 */
+  /* 127: lrsc */
+  addi a1, sp, 76
+  lr.w.rl s1, (a1)
+  sc.w.aqrl s9, s8, (a1)
+  sd s1, 1752(gp) /* sig 219 */
+  sd s9, 1760(gp) /* sig 220 */
   sub a1, a1, sp
-  /* 139: aluI */
-  li s9, 0x3f
-  srai a3, s9, 0
-  sd a3, 1672(gp) /* sig 209 */
-  /* 140: liSeed */
-  li s0, 0x14140000000000
-  sd s0, 1680(gp) /* sig 210 */
-  /* 141: aluR */
-  divuw s2, a5, s0
-  sd s2, 1688(gp) /* sig 211 */
-  /* 142: fp */
-  li tp, 0xffffffffc38eb1de
-  fmv.d.x f6, tp
-  fsub.s f21, f8, f6, rmm
-  fsd f21, 1696(gp) /* sig 212 */
-  fsflags s11, zero
-  sd s11, 1704(gp) /* sig 213 */
-  /* 143: fence */
-  fence r, w
-  /* 144: liSeed */
-  li a5, 0x47
-  sd a5, 1712(gp) /* sig 214 */
-  /* 145: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f1, tp
-  fcvt.l.d a5, f1, rne
-  sd a5, 1720(gp) /* sig 215 */
-  fsflags s0, zero
-  sd s0, 1728(gp) /* sig 216 */
-  /* 146: fcsr */
-  li a5, 0x9e
-  csrrw s9, fcsr, a5
-  sd s9, 1736(gp) /* sig 217 */
-  /* 147: lrsc */
-  addi s6, sp, 64
-  lr.w t3, (s6)
-  sc.w.aq t6, s4, (s6)
-  sd t3, 1744(gp) /* sig 218 */
-  sd t6, 1752(gp) /* sig 219 */
-  sub s6, s6, sp
-  lw t5, 64(sp)
-  sd t5, 1760(gp) /* sig 220 */
-  /* 148: aluI */
-  addiw s5, zero, -1
-  sd s5, 1768(gp) /* sig 221 */
-  /* 149: cMem */
+  lw t6, 76(sp)
+  sd t6, 1768(gp) /* sig 221 */
+  /* 128: mem */
+  lh s10, 186(sp)
+  sd s10, 1776(gp) /* sig 222 */
+  /* 129: fp */
+  li tp, 0xffffffff002c9f72
+  fmv.d.x f13, tp
+  fsgnj.s f12, f13, f24
+  fsd f12, 1784(gp) /* sig 223 */
+  fsflags t4, zero
+  sd t4, 1792(gp) /* sig 224 */
+  /* 130: cMem */
+  .option rvc
+  c.ldsp s4, 232(sp)
+  .option norvc
+  sd s4, 1800(gp) /* sig 225 */
+  /* 131: mem */
+  addi t2, sp, 590
+  sh t3, -424(t2)
+  sub t2, t2, sp
+  ld a2, 160(sp)
+  sd a2, 1808(gp) /* sig 226 */
+  /* 132: cMem */
   addi a2, sp, 0
   .option rvc
-  c.ld a2, 40(a2)
+  c.fld f11, 0(a2)
   .option norvc
-  sd a2, 1776(gp) /* sig 222 */
-  /* 150: branch */
-  li s0, 0x40
-  li ra, 0x54
-  beq s0, ra, .L29
-  slliw a5, s4, 30
-  sd a5, 1784(gp) /* sig 223 */
-.L29:
-  /* 151: cMem */
-  addi a4, sp, 84
-  .option rvc
-  c.sw a5, 68(a4)
-  .option norvc
-  sub a4, a4, sp
-  /* 152: cJump */
-  auipc t0, 0
-  addi t0, t0, 18
-  .option rvc
-  c.jalr t0
-  .option norvc
-  slti s7, a5, 2047
-  sd s7, 1792(gp) /* sig 224 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub t0, t0, tp
-  sd ra, 1800(gp) /* sig 225 */
-  sd t0, 1808(gp) /* sig 226 */
-  /* 153: fmem */
-  fsd f18, 88(sp)
-  /* 154: aluR */
-  li t1, 0x1
-  sra a2, a4, t1
-  sd a2, 1816(gp) /* sig 227 */
-  /* 155: loop */
-  li a2, 0x1
-.L30:
-  .option rvc
-  c.srli a1, 19
-  .option norvc
-  sd a1, 1824(gp) /* sig 228 */
-  addi a2, a2, -1
-  blt zero, a2, .L30
-  sd a2, 1832(gp) /* sig 229 */
-  /* 156: aluI */
-  li s4, 0xfffffffffffffffe
-  ori s6, s4, -2048
-  sd s6, 1840(gp) /* sig 230 */
-  /* 157: amo */
-  addi s2, sp, 72
-  amomaxu.d.rl zero, s6, (s2)
-  sub s2, s2, sp
-  sd zero, 1848(gp) /* sig 231 */
-  /* 158: aluI */
-  xori s11, s5, 535
-  sd s11, 1856(gp) /* sig 232 */
-  /* 159: amo */
-  addi s5, sp, 136
-  amoand.d t1, a6, (s5)
-  sub s5, s5, sp
-  sd t1, 1864(gp) /* sig 233 */
-  ld s0, 136(sp)
-  sd s0, 1872(gp) /* sig 234 */
-  /* 160: cSp */
-  .option rvc
-  c.addi4spn a4, sp, 12
-  .option norvc
-  sub a4, a4, sp
-  sd a4, 1880(gp) /* sig 235 */
-  /* 161: aluI */
-  xori s9, a4, -1597
-  sd s9, 1888(gp) /* sig 236 */
-  /* 162: aluI */
-  sltiu s8, s9, -1382
-  sd s8, 1896(gp) /* sig 237 */
-  /* 163: fp */
-  li tp, 0x830eea1b3c234d3d
-  fmv.d.x f23, tp
-  fsgnjn.d f26, f4, f23
-  fsd f26, 1904(gp) /* sig 238 */
-  fsflags t5, zero
-  sd t5, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 164: cSp */
-  .option rvc
-  c.addi16sp sp, 320
-  .option norvc
-  ld s5, -184(sp)
-  sd s5, 0(gp) /* sig 240 */
-  .option rvc
-  c.addi16sp sp, -320
-  .option norvc
-  /* 165: aluR */
-  li t5, 0x7fffffffffffffff
-  divuw s0, t5, t2
-  sd s0, 8(gp) /* sig 241 */
-  /* 166: fcsr */
-  csrrci zero, fcsr, 11
-  sd zero, 16(gp) /* sig 242 */
-  /* 167: cAlu */
-  .option rvc
-  c.addiw s5, -8
-  .option norvc
-  sd s5, 24(gp) /* sig 243 */
-  /* 168: cAlu */
-  .option rvc
-  c.mv s11, s8
-  .option norvc
-  sd s11, 32(gp) /* sig 244 */
-  /* 169: jalr */
-  auipc s6, 0
-  jalr s3, 24(s6)
-  slti ra, s9, -1371
-  sd ra, 40(gp) /* sig 245 */
-  divw t0, s3, t1
-  sd t0, 48(gp) /* sig 246 */
-  auipc tp, 0
-  sub s3, s3, tp
-  sub s6, s6, tp
-  sd s3, 56(gp) /* sig 247 */
-  sd s6, 64(gp) /* sig 248 */
-  /* 170: jal */
-  jal t2, .L31
-.L31:
-  auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 72(gp) /* sig 249 */
-  /* 171: fp */
-  li tp, 0xffffffff4b800001
-  fmv.d.x f26, tp
-  li tp, 0xffffffff004bcdb5
-  fmv.d.x f4, tp
-  fsgnj.s f0, f26, f4
-  fsd f0, 80(gp) /* sig 250 */
-  fsflags a6, zero
-  sd a6, 88(gp) /* sig 251 */
-  /* 172: mem */
-  lbu a7, 134(sp)
-  sd a7, 96(gp) /* sig 252 */
-  /* 173: jal */
-  jal zero, .L32
-  slliw s2, s0, 11
-  sd s2, 104(gp) /* sig 253 */
-  .option rvc
-  c.and a0, a5
-  .option norvc
-  sd a0, 112(gp) /* sig 254 */
-.L32:
-  sd zero, 120(gp) /* sig 255 */
-  /* 174: cAlu */
-  .option rvc
-  c.addi s3, 14
-  .option norvc
-  sd s3, 128(gp) /* sig 256 */
-  /* 175: aluR */
-  div a1, s4, a6
-  sd a1, 136(gp) /* sig 257 */
-  /* 176: luiAuipc */
-  lui s5, 0x24f57
-  sd s5, 144(gp) /* sig 258 */
-  /* 177: fp */
-  li tp, 0x3fe0000000000000
-  fmv.d.x f4, tp
-  fnmadd.d f3, f28, f4, f17, rne
-  fsd f3, 152(gp) /* sig 259 */
-  frcsr s9
-  sd s9, 160(gp) /* sig 260 */
-  /* 178: cBranch */
-  .option rvc
-  c.beqz a1, .L33
-  .option norvc
-  .option rvc
-  c.add t0, t3
-  .option norvc
-  sd t0, 168(gp) /* sig 261 */
-.L33:
-  /* 179: cJump */
-  auipc t1, 0
-  addi t1, t1, 24
-  .option rvc
-  c.jr t1
-  .option norvc
-  add t4, s4, a3
-  sd t4, 176(gp) /* sig 262 */
-  .option rvc
-  c.lui a0, 0x16
-  .option norvc
-  sd a0, 184(gp) /* sig 263 */
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 192(gp) /* sig 264 */
-  /* 180: branch */
-  li t2, 0xffffffff
-  li s10, 0xffffffffd85a9a77
-  beq t2, s10, .L34
-  and a4, s1, a4
-  sd a4, 200(gp) /* sig 265 */
-  ori t5, t0, 1256
-  sd t5, 208(gp) /* sig 266 */
-.L34:
-  /* 181: lrsc */
-  addi t1, sp, 240
-  sc.d.aqrl zero, s2, (t1)
-  sd zero, 216(gp) /* sig 267 */
-  sub t1, t1, sp
-  ld t3, 240(sp)
-  sd t3, 224(gp) /* sig 268 */
-  /* 182: fp */
-  li tp, 0xc11d86b3d6c26172
-  fmv.d.x f7, tp
-  fcvt.lu.d s8, f7, rmm
-  sd s8, 232(gp) /* sig 269 */
-  frflags s9
-  sd s9, 240(gp) /* sig 270 */
-  /* 183: branch */
-  blt a5, a4, .L35
-  sra s7, s10, s9
-  sd s7, 248(gp) /* sig 271 */
-.L35:
-  /* 184: amo */
-  addi t5, sp, 52
-  amominu.w.aq s3, t6, (t5)
-  sub t5, t5, sp
-  sd s3, 256(gp) /* sig 272 */
-  lw s7, 52(sp)
-  sd s7, 264(gp) /* sig 273 */
-  /* 185: aluR */
-  divu s0, s9, zero
-  sd s0, 272(gp) /* sig 274 */
-  /* 186: fp */
-  li tp, 0xbfff647041e99f40
-  fmv.d.x f6, tp
-  li tp, 0x3fff647041e99f3f
-  fmv.d.x f14, tp
-  fadd.d f21, f6, f6, rtz
-  fsd f21, 280(gp) /* sig 275 */
-  frcsr s11
-  sd s11, 288(gp) /* sig 276 */
-  /* 187: cAlu */
-  .option rvc
-  c.addi a3, -7
-  .option norvc
-  sd a3, 296(gp) /* sig 277 */
-  /* 188: cAlu */
-  .option rvc
-  c.add ra, s8
-  .option norvc
-  sd ra, 304(gp) /* sig 278 */
-  /* 189: amo */
-  li t6, 0xffffffffffffffd7
-  addi s7, sp, 8
-  amomax.d.aqrl s10, t6, (s7)
-  sub s7, s7, sp
-  sd s10, 312(gp) /* sig 279 */
-  ld s7, 8(sp)
-  sd s7, 320(gp) /* sig 280 */
-  /* 190: aluI */
-  sraiw a4, a6, 24
-  sd a4, 328(gp) /* sig 281 */
-  /* 191: cJump */
-  auipc s10, 0
-  addi s10, s10, 10
-  .option rvc
-  c.jr s10
-  .option norvc
-  auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 336(gp) /* sig 282 */
-  /* 192: branch */
-  beq s6, s8, .L36
-  addi t4, s10, -704
-  sd t4, 344(gp) /* sig 283 */
-  .option rvc
-  c.add a4, s2
-  .option norvc
-  sd a4, 352(gp) /* sig 284 */
-.L36:
-  /* 193: branch */
-  beq a4, a6, .L37
-  ori a7, s7, -1848
-  sd a7, 360(gp) /* sig 285 */
-  mulhu t2, ra, s10
-  sd t2, 368(gp) /* sig 286 */
-.L37:
-  /* 194: far */
-  bgeu a7, a4, .L38
-.L39:
-  /* 195: fp */
-  li tp, 0xffffffffb403cd42
-  fmv.d.x f11, tp
-  li tp, 0xffffffffcc3a9653
-  fmv.d.x f3, tp
-  fnmsub.s f29, f19, f11, f3, rdn
-  fsd f29, 400(gp) /* sig 290 */
-  fsflags a6, zero
-  sd a6, 408(gp) /* sig 291 */
-  /* 196: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f12, tp
-  fsqrt.s f11, f12, rmm
-  fsd f11, 416(gp) /* sig 292 */
-  fsflags s8, zero
-  sd s8, 424(gp) /* sig 293 */
-  /* 197: mem */
-  lwu s10, 152(sp)
-  sd s10, 432(gp) /* sig 294 */
-  /* 198: jal */
-  jal s2, .L40
-  .option rvc
-  c.li s2, -31
-  .option norvc
-  sd s2, 440(gp) /* sig 295 */
-  .option rvc
-  c.andi a2, 7
-  .option norvc
-  sd a2, 448(gp) /* sig 296 */
-.L40:
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 456(gp) /* sig 297 */
-  /* 199: cAlu */
-  .option rvc
-  c.mv s2, a1
-  .option norvc
-  sd s2, 464(gp) /* sig 298 */
-  j .L41
-.L38:
-  .option rvc
-  c.slli t2, 62
-  .option norvc
-  sd t2, 376(gp) /* sig 287 */
-  divw t2, s2, zero
-  sd t2, 384(gp) /* sig 288 */
-  .option rvc
-  c.srli s0, 13
-  .option norvc
-  sd s0, 392(gp) /* sig 289 */
-  beq zero, zero, .L39
-.L41:
-  /* 200: jalr */
-  auipc t1, 0
-  jalr a1, 25(t1)
-  sltiu s6, s9, 0
-  sd s6, 472(gp) /* sig 299 */
-  slli s0, zero, 3
-  sd s0, 480(gp) /* sig 300 */
-  auipc tp, 0
-  sub a1, a1, tp
-  sub t1, t1, tp
-  sd a1, 488(gp) /* sig 301 */
-  sd t1, 496(gp) /* sig 302 */
-  /* 201: fp */
-  li tp, 0x1a56e1fc2f8f359
-  fmv.d.x f4, tp
-  fsgnj.s f3, f23, f4
-  fsd f3, 504(gp) /* sig 303 */
-  fsflags a7, zero
-  sd a7, 512(gp) /* sig 304 */
-  /* 202: liSeed */
-  li a0, 0xc0a231e500b51985
-  sd a0, 520(gp) /* sig 305 */
-  /* 203: fmem */
-  addi a0, sp, 505
-  fld f7, -425(a0)
-  fsd f7, 528(gp) /* sig 306 */
-  sub a0, a0, sp
-  /* 204: far */
-  bgeu a6, a2, .L42
-.L43:
-  /* 205: fp */
-  li tp, 0xffffffffceb8972e
-  fmv.d.x f9, tp
-  fmsub.s f27, f9, f13, f24, rne
-  fsd f27, 552(gp) /* sig 309 */
-  fsflags t2, zero
-  sd t2, 560(gp) /* sig 310 */
-  /* 206: fp */
-  li tp, 0xffffffffc831ba98
-  fmv.d.x f3, tp
-  fsgnjx.s f24, f11, f3
-  fsd f24, 568(gp) /* sig 311 */
-  li t6, 0x1f
-  csrrc s10, fcsr, t6
-  sd s10, 576(gp) /* sig 312 */
-  /* 207: fp */
-  li tp, 0xffffffffc3b57d8b
-  fmv.d.x f31, tp
-  fcvt.w.s a5, f31, rne
-  sd a5, 584(gp) /* sig 313 */
-  csrrci t0, fflags, 0x1f
-  sd t0, 592(gp) /* sig 314 */
-  /* 208: fp */
-  fnmsub.d f18, f8, f23, f8, rdn
-  fsd f18, 600(gp) /* sig 315 */
-  fsflags s1, zero
-  sd s1, 608(gp) /* sig 316 */
-  /* 209: liSeed */
-  li s3, 0x24
-  sd s3, 616(gp) /* sig 317 */
-  /* 210: cAlu */
-  .option rvc
-  c.mv ra, a1
-  .option norvc
-  sd ra, 624(gp) /* sig 318 */
-  /* 211: far */
-  jal t3, .L44
-.L45:
-  /* 212: mem */
-  sw s1, 68(sp)
-  ld a2, 64(sp)
-  sd a2, 648(gp) /* sig 321 */
-  /* 213: fp */
-  li tp, 0x7fe0000000000000
-  fmv.d.x f16, tp
-  fsqrt.d f9, f16, rup
-  fsd f9, 656(gp) /* sig 322 */
-  li t1, 0x1f
-  csrrc s1, fcsr, t1
-  sd s1, 664(gp) /* sig 323 */
-  /* 214: fp */
-  li tp, 0x3ff0000000000000
-  fmv.d.x f21, tp
-  fmsub.d f17, f28, f5, f21
-  fsd f17, 672(gp) /* sig 324 */
-  csrrci a6, fflags, 0x1f
-  sd a6, 680(gp) /* sig 325 */
-  /* 215: mem */
-  li s3, 0x324bb0b3
-  addi s2, sp, 34
-  sw s3, 2(s2)
-  sub s2, s2, sp
-  /* 216: aluR */
-  li s5, 0x20
-  mulw t0, s5, t3
-  sd t0, 688(gp) /* sig 326 */
-  /* 217: fp */
-  li tp, 0x3a2988db
-  fmv.d.x f31, tp
-  fsub.s f31, f31, f9, rne
-  fsd f31, 696(gp) /* sig 327 */
-  fsflags a4, zero
-  sd a4, 704(gp) /* sig 328 */
-  /* 218: fmem */
-  fld f22, 224(sp)
-  fsd f22, 712(gp) /* sig 329 */
-  /* 219: loop */
-  li a0, 0x1
-.L46:
-  ori s9, s7, 134
-  sd s9, 720(gp) /* sig 330 */
-  addi a0, a0, -1
-  bltu zero, a0, .L46
-  sd a0, 728(gp) /* sig 331 */
-  /* 220: liSeed */
-  li s4, 0x10000001
-  sd s4, 736(gp) /* sig 332 */
-  /* 221: fp */
-  fdiv.s f26, f4, f13
-  fsd f26, 744(gp) /* sig 333 */
-  frcsr s2
-  sd s2, 752(gp) /* sig 334 */
-  /* 222: luiAuipc */
-  auipc s4, 0x628b2
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 760(gp) /* sig 335 */
-  /* 223: jalr */
-  auipc a6, 0
-  jalr t0, 23(a6)
-  sra ra, t2, t5
-  sd ra, 768(gp) /* sig 336 */
-  .option rvc
-  c.addi a5, -25
-  .option norvc
-  sd a5, 776(gp) /* sig 337 */
-  auipc tp, 0
-  sub t0, t0, tp
-  sub a6, a6, tp
-  sd t0, 784(gp) /* sig 338 */
-  sd a6, 792(gp) /* sig 339 */
-  /* 224: amo */
-  addi a0, sp, 12
-  amoxor.w a6, s8, (a0)
-  sub a0, a0, sp
-  sd a6, 800(gp) /* sig 340 */
-  lw zero, 12(sp)
-  sd zero, 808(gp) /* sig 341 */
-  /* 225: fp */
-  li tp, 0xffffffffcb04066c
-  fmv.d.x f31, tp
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f22, tp
-  feq.s s5, f31, f22
-  sd s5, 816(gp) /* sig 342 */
-  fsflags a2, zero
-  sd a2, 824(gp) /* sig 343 */
-  /* 226: amo */
-  addi a2, sp, 228
-  amomaxu.w.aq s10, a4, (a2)
+  fsd f11, 1816(gp) /* sig 227 */
   sub a2, a2, sp
-  sd s10, 832(gp) /* sig 344 */
-  /* 227: mem */
-  addi s1, sp, 419
-  ld s3, -371(s1)
-  sd s3, 840(gp) /* sig 345 */
-  sub s1, s1, sp
-  /* 228: cSp */
+  /* 133: aluI */
+  addi s6, s2, 1365
+  sd s6, 1824(gp) /* sig 228 */
+  /* 134: cAlu */
   .option rvc
-  c.addi16sp sp, 176
+  c.sub a0, s1
   .option norvc
-  ld s2, -160(sp)
-  sd s2, 848(gp) /* sig 346 */
-  .option rvc
-  c.addi16sp sp, -176
-  .option norvc
-  /* 229: fp */
-  li tp, 0x774d06816fca4933
-  fmv.d.x f16, tp
-  fmadd.d f4, f3, f16, f0, rup
-  fsd f4, 856(gp) /* sig 347 */
-  csrrci a2, fflags, 0x1f
-  sd a2, 864(gp) /* sig 348 */
-  /* 230: aluR */
-  li a3, 0x63
-  sll s5, a3, s7
-  sd s5, 872(gp) /* sig 349 */
-  /* 231: fp */
-  li tp, 0xffffffff132c657b
-  fmv.d.x f22, tp
-  fmadd.s f30, f14, f22, f25
-  fsd f30, 880(gp) /* sig 350 */
-  fsflags a0, zero
-  sd a0, 888(gp) /* sig 351 */
-  /* 232: liSeed */
-  li s3, 0x9063a211983aac27
-  sd s3, 896(gp) /* sig 352 */
-  /* 233: cAlu */
-  .option rvc
-  c.addi s9, -27
-  .option norvc
-  sd s9, 904(gp) /* sig 353 */
-  /* 234: fp */
-  fsub.s f23, f24, f23, rup
-  fsd f23, 912(gp) /* sig 354 */
-  fsflags t5, zero
-  sd t5, 920(gp) /* sig 355 */
-  /* 235: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f4, tp
-  fclass.s a6, f4
-  sd a6, 928(gp) /* sig 356 */
-  fsflags s5, zero
-  sd s5, 936(gp) /* sig 357 */
-  /* 236: cJump */
+  sd a0, 1832(gp) /* sig 229 */
+  /* 135: luiAuipc */
+  lui ra, 0xd60ae
+  sd ra, 1840(gp) /* sig 230 */
+  /* 136: cJump */
   auipc t4, 0
-  addi t4, t4, 24
+  addi t4, t4, 16
   .option rvc
   c.jr t4
   .option norvc
   .option rvc
-  c.srai s1, 37
+  c.and s1, a2
   .option norvc
-  sd s1, 944(gp) /* sig 358 */
-  addi s0, s8, -2048
-  sd s0, 952(gp) /* sig 359 */
+  sd s1, 1848(gp) /* sig 231 */
   auipc tp, 0
   sub t4, t4, tp
-  sd t4, 960(gp) /* sig 360 */
-  /* 237: fp */
-  li tp, 0xffffffff7fc00000
+  sd t4, 1856(gp) /* sig 232 */
+  /* 137: cAlu */
+  .option rvc
+  c.mv a5, s10
+  .option norvc
+  sd a5, 1864(gp) /* sig 233 */
+  /* 138: lrsc */
+  addi a0, sp, 128
+  sc.d.aq s10, s5, (a0)
+  sd s10, 1872(gp) /* sig 234 */
+  sub a0, a0, sp
+  ld a3, 128(sp)
+  sd a3, 1880(gp) /* sig 235 */
+  /* 139: aluR */
+  li s4, 0x76aaa3272b4f66bc
+  li a0, 0xffff
+  srlw s3, s4, a0
+  sd s3, 1888(gp) /* sig 236 */
+  /* 140: far */
+  beq s2, t1, .L25
+.L26:
+  /* 141: loop */
+  li t1, 0x1
+.L27:
+  slti a4, a2, 381
+  sd a4, 1904(gp) /* sig 238 */
+  mulhu s9, a0, a2
+  sd s9, 1912(gp) /* sig 239 */
+  addi a2, t6, 2047
+  sd a2, 1920(gp) /* sig 240 */
+  addi t1, t1, -1
+  blt zero, t1, .L27
+  sd t1, 1928(gp) /* sig 241 */
+  addi gp, gp, 1936
+  /* 142: fp */
+  li tp, 0xffffffffc3e16e67
   fmv.d.x f7, tp
-  fcvt.d.s f28, f7
-  fsd f28, 968(gp) /* sig 361 */
-  fsflags s2, zero
-  sd s2, 976(gp) /* sig 362 */
-  /* 238: lrsc */
-  addi t3, sp, 140
-  lr.w.aq ra, (t3)
-  srliw a1, s0, 2
-  add a7, a6, a1
-  sc.w.rl s5, t5, (t3)
-  sd ra, 984(gp) /* sig 363 */
-  sd s5, 992(gp) /* sig 364 */
-  sub t3, t3, sp
-  lw a4, 140(sp)
-  sd a4, 1000(gp) /* sig 365 */
-  /* 239: mem */
-  sw t0, 8(sp)
-  ld s7, 8(sp)
-  sd s7, 1008(gp) /* sig 366 */
-  /* 240: cAlu */
+  fmsub.s f3, f26, f7, f17, rne
+  fsd f3, 0(gp) /* sig 242 */
+  fsflags t2, zero
+  sd t2, 8(gp) /* sig 243 */
+  /* 143: fp */
+  li tp, 0xbff8000000000000
+  fmv.d.x f27, tp
+  fdiv.d f26, f27, f12, rtz
+  fsd f26, 16(gp) /* sig 244 */
+  fsflags a0, zero
+  sd a0, 24(gp) /* sig 245 */
+  /* 144: aluI */
+  andi s10, a0, -2048
+  sd s10, 32(gp) /* sig 246 */
+  /* 145: luiAuipc */
+  lui t0, 0x7a2ec
+  sd t0, 40(gp) /* sig 247 */
+  /* 146: aluI */
+  xori s9, s8, 1785
+  sd s9, 48(gp) /* sig 248 */
+  /* 147: fp */
+  li tp, 0xbda97cf9f426327e
+  fmv.d.x f17, tp
+  fadd.d f30, f25, f17, rne
+  fsd f30, 56(gp) /* sig 249 */
+  fsflags s7, zero
+  sd s7, 64(gp) /* sig 250 */
+  /* 148: fp */
+  fnmsub.d f10, f2, f4, f11
+  fsd f10, 72(gp) /* sig 251 */
+  fsflags a4, zero
+  sd a4, 80(gp) /* sig 252 */
+  /* 149: fp */
+  li tp, 0xffffffff815450e7
+  fmv.d.x f14, tp
+  fmadd.s f23, f25, f8, f14, rdn
+  fsd f23, 88(gp) /* sig 253 */
+  fsflags s4, zero
+  sd s4, 96(gp) /* sig 254 */
+  /* 150: aluR */
+  slt s0, s6, a4
+  sd s0, 104(gp) /* sig 255 */
+  /* 151: aluR */
+  li s11, 0x5555555555555555
+  li a0, 0x3
+  sllw a5, s11, a0
+  sd a5, 112(gp) /* sig 256 */
+  /* 152: branch */
+  bltu a6, a6, .L28
   .option rvc
-  c.or a0, a0
+  c.andi a4, -1
   .option norvc
-  sd a0, 1016(gp) /* sig 367 */
-  /* 241: branch */
-  li s1, 0x7ff
-  li s1, 0x7ff
-  bltu s1, s1, .L47
-  addi s9, a1, -1826
-  sd s9, 1024(gp) /* sig 368 */
+  sd a4, 120(gp) /* sig 257 */
+.L28:
+  /* 153: cMem */
+  addi a3, sp, 200
   .option rvc
-  c.lui s3, 0xfffe7
+  c.sw a1, 20(a3)
   .option norvc
-  sd s3, 1032(gp) /* sig 369 */
-.L47:
-  /* 242: aluR */
-  li t1, 0x20
-  divu a0, a6, t1
-  sd a0, 1040(gp) /* sig 370 */
-  /* 243: amo */
-  addi a2, sp, 16
-  amomin.d.aq s1, t1, (a2)
-  sub a2, a2, sp
-  sd s1, 1048(gp) /* sig 371 */
-  ld s9, 16(sp)
-  sd s9, 1056(gp) /* sig 372 */
-  /* 244: aluR */
-  or s2, zero, a7
-  sd s2, 1064(gp) /* sig 373 */
-  /* 245: fp */
-  li tp, 0xc1e0000000000000
-  fmv.d.x f31, tp
-  fcvt.l.d s8, f31, rup
-  sd s8, 1072(gp) /* sig 374 */
-  fsflags s1, zero
-  sd s1, 1080(gp) /* sig 375 */
-  /* 246: lrsc */
-  addi s10, sp, 40
-  sc.d s9, t4, (s10)
-  sd s9, 1088(gp) /* sig 376 */
-  sub s10, s10, sp
-  ld a0, 40(sp)
-  sd a0, 1096(gp) /* sig 377 */
-  /* 247: fp */
-  li tp, 0xbfe5555555555555
-  fmv.d.x f5, tp
-  fclass.d t0, f5
-  sd t0, 1104(gp) /* sig 378 */
-  frflags a7
-  sd a7, 1112(gp) /* sig 379 */
-  /* 248: fmem */
-  addi s3, sp, -71
-  fsw f3, 139(s3)
-  sub s3, s3, sp
-  /* 249: aluI */
-  slti s6, s0, -747
-  sd s6, 1120(gp) /* sig 380 */
-  /* 250: amo */
-  addi s2, sp, 80
-  amomaxu.d.aqrl t0, s0, (s2)
-  sub s2, s2, sp
-  sd t0, 1128(gp) /* sig 381 */
-  /* 251: aluR */
-  li s9, 0xf2982033ea7f9b56
-  sll t1, zero, s9
-  sd t1, 1136(gp) /* sig 382 */
-  /* 252: aluR */
-  li t3, 0x5555555555555555
-  addw s11, t3, s11
-  sd s11, 1144(gp) /* sig 383 */
-  /* 253: fp */
-  li tp, 0xffffffffc7bf49ea
-  fmv.d.x f21, tp
-  fcvt.d.s f24, f21
-  fsd f24, 1152(gp) /* sig 384 */
-  frflags s0
-  sd s0, 1160(gp) /* sig 385 */
-  /* 254: mem */
-  addi a6, sp, 359
-  lb t3, -176(a6)
-  sd t3, 1168(gp) /* sig 386 */
-  sub a6, a6, sp
-  /* 255: cAlu */
-  .option rvc
-  c.add t0, a0
-  .option norvc
-  sd t0, 1176(gp) /* sig 387 */
-  /* 256: mem */
-  sw a1, 32(sp)
-  /* 257: mem */
-  addi s3, sp, 430
-  sd a7, -182(s3)
-  sub s3, s3, sp
-  ld t0, 248(sp)
-  sd t0, 1184(gp) /* sig 388 */
-  /* 258: fp */
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f1, tp
-  li tp, 0xffffffff80000000
+  sub a3, a3, sp
+  /* 154: fp */
+  li tp, 0xffffffff3f918d3e
+  fmv.d.x f9, tp
+  li tp, 0xffffffffbf918d3c
   fmv.d.x f19, tp
-  fmax.s f12, f1, f19
-  fsd f12, 1192(gp) /* sig 389 */
-  frcsr a7
-  sd a7, 1200(gp) /* sig 390 */
-  /* 259: liSeed */
-  li a0, 0x3f
-  sd a0, 1208(gp) /* sig 391 */
-  j .L48
+  fsub.s f11, f9, f9, rdn
+  fsd f11, 128(gp) /* sig 258 */
+  frcsr a6
+  sd a6, 136(gp) /* sig 259 */
+  /* 155: cBranch */
+  .option rvc
+  c.beqz a4, .L29
+  .option norvc
+  addiw t3, s0, 1
+  sd t3, 144(gp) /* sig 260 */
+  sltiu s0, s3, -2048
+  sd s0, 152(gp) /* sig 261 */
+.L29:
+  /* 156: amo */
+  li s1, 0x1fffffffffffffff
+  addi a1, sp, 180
+  amoadd.w.aqrl s5, s1, (a1)
+  sub a1, a1, sp
+  sd s5, 160(gp) /* sig 262 */
+  /* 157: far */
+  beq a0, a0, .L30
+.L31:
+  /* 158: luiAuipc */
+  lui t2, 0xccc2a
+  sd t2, 184(gp) /* sig 265 */
+  /* 159: aluI */
+  slti s4, a1, -2018
+  sd s4, 192(gp) /* sig 266 */
+  /* 160: jalr */
+  auipc a5, 0
+  jalr a5, 23(a5)
+  sraiw t3, a1, 31
+  sd t3, 200(gp) /* sig 267 */
+  .option rvc
+  c.addw a2, s0
+  .option norvc
+  sd a2, 208(gp) /* sig 268 */
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 216(gp) /* sig 269 */
+  /* 161: jal */
+  jal s2, .L32
+.L32:
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 224(gp) /* sig 270 */
+  /* 162: fcsr */
+  li a0, 0x60
+  csrrw s5, fcsr, a0
+  sd s5, 232(gp) /* sig 271 */
+  /* 163: fp */
+  li tp, 0xffffffffbf9e2a98
+  fmv.d.x f26, tp
+  li tp, 0xffffffff3f7ea51a
+  fmv.d.x f13, tp
+  li tp, 0xffffffff3f9d5443
+  fmv.d.x f25, tp
+  fnmsub.s f23, f26, f13, f25, rne
+  fsd f23, 240(gp) /* sig 272 */
+  fsflags a1, zero
+  sd a1, 248(gp) /* sig 273 */
+  /* 164: fp */
+  li tp, 0xffffffffcfd2afc2
+  fmv.d.x f9, tp
+  fcvt.lu.s s0, f9, rmm
+  sd s0, 256(gp) /* sig 274 */
+  fsflags s11, zero
+  sd s11, 264(gp) /* sig 275 */
+  /* 165: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 740
+  .option norvc
+  sub s0, s0, sp
+  sd s0, 272(gp) /* sig 276 */
+  /* 166: lrsc */
+  addi a3, sp, 8
+  lr.d.aqrl a0, (a3)
+  sc.d.rl t4, t2, (a3)
+  sd a0, 280(gp) /* sig 277 */
+  sd t4, 288(gp) /* sig 278 */
+  sub a3, a3, sp
+  ld a6, 8(sp)
+  sd a6, 296(gp) /* sig 279 */
+  /* 167: cMem */
+  .option rvc
+  c.sdsp s9, 24(sp)
+  .option norvc
+  /* 168: liSeed */
+  li s2, 0xffffffffffffffdd
+  sd s2, 304(gp) /* sig 280 */
+  /* 169: fp */
+  li tp, 0xffffffff073d98d3
+  fmv.d.x f12, tp
+  fsqrt.s f19, f12, rmm
+  fsd f19, 312(gp) /* sig 281 */
+  csrrci s9, fflags, 0x1f
+  sd s9, 320(gp) /* sig 282 */
+  /* 170: aluR */
+  li s10, 0xffffffffffffffff
+  li t6, 0x1
+  div s7, s10, t6
+  sd s7, 328(gp) /* sig 283 */
+  /* 171: luiAuipc */
+  auipc s8, 0xcb5df
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 336(gp) /* sig 284 */
+  /* 172: far */
+  bge t0, t0, .L33
+.L34:
+  /* 173: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f22, tp
+  flt.s t5, f11, f22
+  sd t5, 360(gp) /* sig 287 */
+  fsflags a7, zero
+  sd a7, 368(gp) /* sig 288 */
+  /* 174: loop */
+  li t0, 0x2
+.L35:
+  add s2, s10, s0
+  sd s2, 376(gp) /* sig 289 */
+  slli t6, s3, 60
+  sd t6, 384(gp) /* sig 290 */
+  addi t0, t0, -1
+  bltu zero, t0, .L35
+  sd t0, 392(gp) /* sig 291 */
+  /* 175: rand */
+  .2byte 0xdfe2 /* random */
+  /* 176: rand */
+  .2byte 0xa8c6 /* random */
+  .4byte 0x32bb2c13 /* random */
+  sd s8, 400(gp) /* sig 292 */
+  /* 177: loop */
+  li t5, 0x4
+.L36:
+  divw t2, s7, t1
+  sd t2, 408(gp) /* sig 293 */
+  .option rvc
+  c.mv s2, t1
+  .option norvc
+  sd s2, 416(gp) /* sig 294 */
+  slti a3, s9, -674
+  sd a3, 424(gp) /* sig 295 */
+  addi t5, t5, -1
+  bltu zero, t5, .L36
+  sd t5, 432(gp) /* sig 296 */
+  /* 178: fp */
+  li tp, 0xc208c2d66d52a07b
+  fmv.d.x f26, tp
+  fmin.d f5, f26, f2
+  fsd f5, 440(gp) /* sig 297 */
+  frflags a3
+  sd a3, 448(gp) /* sig 298 */
+  /* 179: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 340
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 456(gp) /* sig 299 */
+  /* 180: jal */
+  jal s10, .L37
+  sraw s5, zero, s2
+  sd s5, 464(gp) /* sig 300 */
+  slti a4, s2, 2047
+  sd a4, 472(gp) /* sig 301 */
+.L37:
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 480(gp) /* sig 302 */
+  /* 181: cBranch */
+  .option rvc
+  c.beqz s1, .L38
+  .option norvc
+  mulhu zero, a2, s6
+  sd zero, 488(gp) /* sig 303 */
+  slt s7, a7, zero
+  sd s7, 496(gp) /* sig 304 */
+  .option rvc
+  c.lui a6, 0x17
+  .option norvc
+  sd a6, 504(gp) /* sig 305 */
+.L38:
+  /* 182: cAlu */
+  .option rvc
+  c.lui a0, 0x12
+  .option norvc
+  sd a0, 512(gp) /* sig 306 */
+  /* 183: aluR */
+  li s8, 0x80000000
+  li s1, 0x0
+  remuw s0, s8, s1
+  sd s0, 520(gp) /* sig 307 */
+  /* 184: branch */
+  li t4, 0x5b
+  li a4, 0x5b
+  bltu t4, a4, .L39
+  remuw s3, t2, zero
+  sd s3, 528(gp) /* sig 308 */
+  andi t0, s7, -1103
+  sd t0, 536(gp) /* sig 309 */
+.L39:
+  /* 185: far */
+  blt s8, a0, .L40
+.L41:
+  /* 186: cAlu */
+  .option rvc
+  c.sub s1, s1
+  .option norvc
+  sd s1, 552(gp) /* sig 311 */
+  /* 187: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f23, tp
+  fsgnjn.s f24, f23, f22
+  fsd f24, 560(gp) /* sig 312 */
+  frcsr t5
+  sd t5, 568(gp) /* sig 313 */
+  /* 188: fence */
+  nop
+  /* 189: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f1, tp
+  fcvt.lu.s s1, f1, rup
+  sd s1, 576(gp) /* sig 314 */
+  fsflags a2, zero
+  sd a2, 584(gp) /* sig 315 */
+  /* 190: fp */
+  li tp, 0xffffffff49482f5b
+  fmv.d.x f27, tp
+  fmv.x.d a2, f27
+  sd a2, 592(gp) /* sig 316 */
+  fsflags s8, zero
+  sd s8, 600(gp) /* sig 317 */
+  /* 191: liSeed */
+  li s1, 0x400000001
+  sd s1, 608(gp) /* sig 318 */
+  /* 192: fp */
+  li tp, 0xffffffff105eb101
+  fmv.d.x f4, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f5, tp
+  fsub.s f26, f4, f5
+  fsd f26, 616(gp) /* sig 319 */
+  fsflags t6, zero
+  sd t6, 624(gp) /* sig 320 */
+  /* 193: fp */
+  li tp, 0xffffffff5f800000
+  fmv.d.x f25, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f29, tp
+  li tp, 0xffffffff80b1a172
+  fmv.d.x f15, tp
+  fmadd.s f2, f25, f29, f15, rdn
+  fsd f2, 632(gp) /* sig 321 */
+  fsflags a1, zero
+  sd a1, 640(gp) /* sig 322 */
+  /* 194: fp */
+  fmv.x.w t0, f6
+  sd t0, 648(gp) /* sig 323 */
+  csrrci a6, fflags, 0x1f
+  sd a6, 656(gp) /* sig 324 */
+  /* 195: fmem */
+  addi s3, sp, -287
+  li tp, 0xffffffff0132039f
+  fmv.d.x f4, tp
+  fsw f4, 363(s3)
+  sub s3, s3, sp
+  /* 196: amo */
+  addi a0, sp, 16
+  amominu.d.rl s8, t4, (a0)
+  sub a0, a0, sp
+  sd s8, 664(gp) /* sig 325 */
+  /* 197: aluI */
+  andi s6, t6, -1871
+  sd s6, 672(gp) /* sig 326 */
+  /* 198: branch */
+  bne s4, s4, .L42
+  addi a6, t3, -1159
+  sd a6, 680(gp) /* sig 327 */
+  slt a1, s8, ra
+  sd a1, 688(gp) /* sig 328 */
 .L42:
-  sub a5, s3, a2
-  sd a5, 536(gp) /* sig 307 */
-  subw a3, a0, s6
-  sd a3, 544(gp) /* sig 308 */
+  /* 199: cJump */
+  auipc s6, 0
+  addi s6, s6, 24
+  .option rvc
+  c.jr s6
+  .option norvc
+  srlw s10, s10, s11
+  sd s10, 696(gp) /* sig 329 */
+  .option rvc
+  c.li s11, -23
+  .option norvc
+  sd s11, 704(gp) /* sig 330 */
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 712(gp) /* sig 331 */
   j .L43
+.L25:
+  .option rvc
+  c.li a3, -29
+  .option norvc
+  sd a3, 1896(gp) /* sig 237 */
+  beq zero, zero, .L26
+.L30:
+  .option rvc
+  c.slli s8, 58
+  .option norvc
+  sd s8, 168(gp) /* sig 263 */
+  .option rvc
+  c.lui s1, 0x16
+  .option norvc
+  sd s1, 176(gp) /* sig 264 */
+  beq zero, zero, .L31
+.L33:
+  .option rvc
+  c.and a1, a3
+  .option norvc
+  sd a1, 344(gp) /* sig 285 */
+  .option rvc
+  c.sub a5, a0
+  .option norvc
+  sd a5, 352(gp) /* sig 286 */
+  beq zero, zero, .L34
+.L40:
+  mulh s3, t6, s1
+  sd s3, 544(gp) /* sig 310 */
+  jal tp, .L41
+.L43:
+  /* 200: fp */
+  li tp, 0xc3e0000000000000
+  fmv.d.x f24, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f19, tp
+  fmul.d f18, f24, f19, rtz
+  fsd f18, 720(gp) /* sig 332 */
+  fsflags t0, zero
+  sd t0, 728(gp) /* sig 333 */
+  /* 201: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f30, tp
+  li tp, 0x10000000000000
+  fmv.d.x f0, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f4, tp
+  fnmsub.d f8, f30, f0, f4, dyn
+  fsd f8, 736(gp) /* sig 334 */
+  fsflags s6, zero
+  sd s6, 744(gp) /* sig 335 */
+  /* 202: cBranch */
+  li s0, 0x0
+  .option rvc
+  c.j .L44
+  .option norvc
+  .option rvc
+  c.srli s0, 50
+  .option norvc
+  sd s0, 752(gp) /* sig 336 */
+  .option rvc
+  c.li s2, -1
+  .option norvc
+  sd s2, 760(gp) /* sig 337 */
+  addi t3, t2, -580
+  sd t3, 768(gp) /* sig 338 */
 .L44:
+  /* 203: amo */
+  li s6, 0x1cc400000000000
+  addi a7, sp, 56
+  amoxor.d a1, s6, (a7)
+  sub a7, a7, sp
+  sd a1, 776(gp) /* sig 339 */
+  ld s9, 56(sp)
+  sd s9, 784(gp) /* sig 340 */
+  /* 204: cJump */
+  auipc s2, 0
+  addi s2, s2, 18
+  .option rvc
+  c.jalr s2
+  .option norvc
+  remuw s1, s1, s4
+  sd s1, 792(gp) /* sig 341 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s2, s2, tp
+  sd ra, 800(gp) /* sig 342 */
+  sd s2, 808(gp) /* sig 343 */
+  /* 205: fp */
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f23, tp
+  fcvt.l.s a3, f23
+  sd a3, 816(gp) /* sig 344 */
+  fsflags s2, zero
+  sd s2, 824(gp) /* sig 345 */
+  /* 206: fp */
+  li tp, 0xf5b01091a2f84e4
+  fmv.d.x f21, tp
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f10, tp
+  fsub.d f13, f21, f10
+  fsd f13, 832(gp) /* sig 346 */
+  frflags ra
+  sd ra, 840(gp) /* sig 347 */
+  /* 207: rand */
+  .4byte 0xf16f9ac7 /* random */
+  sd s5, 848(gp) /* sig 348 */
+  fsd f21, 856(gp) /* sig 349 */
+  frflags a6
+  sd a6, 864(gp) /* sig 350 */
+  .4byte 0xf260a037 /* random */
+  sd zero, 872(gp) /* sig 351 */
+  /* 208: aluR */
+  li t4, 0x80000000
+  li s11, 0x1
+  divu t2, t4, s11
+  sd t2, 880(gp) /* sig 352 */
+  /* 209: luiAuipc */
+  auipc t1, 0xd15a9
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 888(gp) /* sig 353 */
+  /* 210: aluR */
+  li t4, 0x1000000000000
+  and s10, s11, t4
+  sd s10, 896(gp) /* sig 354 */
+  /* 211: cAlu */
+  .option rvc
+  c.slli a6, 9
+  .option norvc
+  sd a6, 904(gp) /* sig 355 */
+  /* 212: aluI */
+  li s10, 0x123456789abcdef
+  srliw s5, s10, 23
+  sd s5, 912(gp) /* sig 356 */
+  /* 213: cMem */
+  addi s1, sp, 76
+  .option rvc
+  c.lw a2, 112(s1)
+  .option norvc
+  sd a2, 920(gp) /* sig 357 */
+  sub s1, s1, sp
+  /* 214: branch */
+  bgeu s0, s0, .L45
+  srli t0, a7, 63
+  sd t0, 928(gp) /* sig 358 */
+  .option rvc
+  c.addi ra, 17
+  .option norvc
+  sd ra, 936(gp) /* sig 359 */
+  .option rvc
+  c.andi a3, 8
+  .option norvc
+  sd a3, 944(gp) /* sig 360 */
+.L45:
+  /* 215: far */
+  bgeu s4, s4, .L46
+.L47:
+  /* 216: fp */
+  li tp, 0xffffffff3fc00000
+  fmv.d.x f25, tp
+  fmsub.s f20, f8, f25, f4, rne
+  fsd f20, 976(gp) /* sig 364 */
+  frflags s2
+  sd s2, 984(gp) /* sig 365 */
+  /* 217: far */
+  bltu ra, zero, .L48
+.L49:
+  /* 218: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f29, tp
+  fcvt.l.d s9, f29, rne
+  sd s9, 1000(gp) /* sig 367 */
+  fsflags a2, zero
+  sd a2, 1008(gp) /* sig 368 */
+  /* 219: liSeed */
+  li t1, 0x100000000
+  sd t1, 1016(gp) /* sig 369 */
+  /* 220: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f15, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f16, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f23, tp
+  fmsub.s f1, f15, f16, f23
+  fsd f1, 1024(gp) /* sig 370 */
+  frcsr a5
+  sd a5, 1032(gp) /* sig 371 */
+  /* 221: cAlu */
+  .option rvc
+  c.add s2, t1
+  .option norvc
+  sd s2, 1040(gp) /* sig 372 */
+  /* 222: mem */
+  li s8, 0x80
+  sw s8, 68(sp)
+  /* 223: branch */
+  bltu s1, a0, .L50
+  .option rvc
+  c.sub s1, s1
+  .option norvc
+  sd s1, 1048(gp) /* sig 373 */
+  slti a7, zero, 2040
+  sd a7, 1056(gp) /* sig 374 */
+.L50:
+  /* 224: lrsc */
+  addi s11, sp, 28
+  lr.w.aq a0, (s11)
+  slti s5, s8, 1646
+  sc.w.aq t6, a3, (s11)
+  sd a0, 1064(gp) /* sig 375 */
+  sd t6, 1072(gp) /* sig 376 */
+  sub s11, s11, sp
+  lw t0, 28(sp)
+  sd t0, 1080(gp) /* sig 377 */
+  /* 225: fp */
+  li tp, 0x1
+  fmv.d.x f14, tp
+  fmv.x.d zero, f14
+  sd zero, 1088(gp) /* sig 378 */
+  fsflags a3, zero
+  sd a3, 1096(gp) /* sig 379 */
+  /* 226: luiAuipc */
+  lui t5, 0x1ca7
+  sd t5, 1104(gp) /* sig 380 */
+  /* 227: fp */
+  li tp, 0x47effffff0000000
+  fmv.d.x f26, tp
+  fcvt.s.d f24, f26, rup
+  fsd f24, 1112(gp) /* sig 381 */
+  frcsr a7
+  sd a7, 1120(gp) /* sig 382 */
+  /* 228: fp */
+  li tp, 0x2a12f0930f154e
+  fmv.d.x f5, tp
+  fcvt.l.s t2, f5, rne
+  sd t2, 1128(gp) /* sig 383 */
+  fsflags a0, zero
+  sd a0, 1136(gp) /* sig 384 */
+  /* 229: amo */
+  addi a1, sp, 208
+  amoand.d s0, a7, (a1)
+  sub a1, a1, sp
+  sd s0, 1144(gp) /* sig 385 */
+  /* 230: amo */
+  li t1, 0x4000000000000000
+  addi t6, sp, 56
+  amomax.d.aq s9, t1, (t6)
+  sub t6, t6, sp
+  sd s9, 1152(gp) /* sig 386 */
+  ld t0, 56(sp)
+  sd t0, 1160(gp) /* sig 387 */
+  /* 231: cMem */
+  addi s0, sp, 39
+  .option rvc
+  c.lw a3, 8(s0)
+  .option norvc
+  sd a3, 1168(gp) /* sig 388 */
+  sub s0, s0, sp
+  /* 232: cMem */
+  .option rvc
+  c.fsdsp f6, 56(sp)
+  .option norvc
+  /* 233: fp */
+  li tp, 0x0
+  fmv.d.x f6, tp
+  fcvt.s.d f27, f6, rne
+  fsd f27, 1176(gp) /* sig 389 */
+  fsflags s2, zero
+  sd s2, 1184(gp) /* sig 390 */
+  /* 234: jalr */
+  auipc s6, 0
+  addi s6, s6, -197
+  jalr s0, 225(s6)
+  sltiu a4, s9, -2048
+  sd a4, 1192(gp) /* sig 391 */
+  srai a5, a1, 58
+  sd a5, 1200(gp) /* sig 392 */
+  auipc tp, 0
+  sub s0, s0, tp
+  sub s6, s6, tp
+  sd s0, 1208(gp) /* sig 393 */
+  sd s6, 1216(gp) /* sig 394 */
+  /* 235: amo */
+  addi s0, sp, 60
+  amoand.w a2, s1, (s0)
+  sub s0, s0, sp
+  sd a2, 1224(gp) /* sig 395 */
+  /* 236: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f0, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f0, tp
+  fsgnj.s f6, f0, f0
+  fsd f6, 1232(gp) /* sig 396 */
+  frflags a2
+  sd a2, 1240(gp) /* sig 397 */
+  /* 237: cAlu */
+  .option rvc
+  c.srli a0, 44
+  .option norvc
+  sd a0, 1248(gp) /* sig 398 */
+  /* 238: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f30, tp
+  fsgnjx.s f12, f24, f30
+  fsd f12, 1256(gp) /* sig 399 */
+  fsflags a0, zero
+  sd a0, 1264(gp) /* sig 400 */
+  /* 239: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f8, tp
+  feq.s s3, f8, f8
+  sd s3, 1272(gp) /* sig 401 */
+  fsflags a1, zero
+  sd a1, 1280(gp) /* sig 402 */
+  /* 240: branch */
+  li a2, 0xffffffffffffffff
+  li s10, 0xffffffffffffffff
+  beq a2, s10, .L51
+  div s5, t0, a0
+  sd s5, 1288(gp) /* sig 403 */
+.L51:
+  /* 241: rand */
+  .2byte 0xa5 /* random */
+  sd ra, 1296(gp) /* sig 404 */
+  /* 242: cSp */
+  .option rvc
+  c.addi16sp sp, -16
+  .option norvc
+  ld a5, 240(sp)
+  sd a5, 1304(gp) /* sig 405 */
+  .option rvc
+  c.addi16sp sp, 16
+  .option norvc
+  /* 243: branch */
+  blt t4, a6, .L52
+  .option rvc
+  c.or a3, s0
+  .option norvc
+  sd a3, 1312(gp) /* sig 406 */
+.L52:
+  /* 244: aluI */
+  andi a4, t4, -1268
+  sd a4, 1320(gp) /* sig 407 */
+  /* 245: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f5, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f8, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f22, tp
+  fnmsub.s f11, f5, f8, f22, rup
+  fsd f11, 1328(gp) /* sig 408 */
+  frflags a0
+  sd a0, 1336(gp) /* sig 409 */
+  /* 246: smc */
+  /* patches in ori t0, a4, 882 (then imm + 1, ...) */
+  li s5, 0x37276293
+  li s4, 0x1
+.L53:
+  auipc t3, 0
+  sw s5, 12(t3)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s5, s5, tp
+  addi s4, s4, -1
+  bne s4, zero, .L53
   auipc tp, 0
   sub t3, t3, tp
-  sd t3, 632(gp) /* sig 319 */
-  srliw t0, t2, 31
-  sd t0, 640(gp) /* sig 320 */
-  jal tp, .L45
+  sd t0, 1344(gp) /* sig 410 */
+  sd t3, 1352(gp) /* sig 411 */
+  /* 247: branch */
+  blt s5, s5, .L54
+  slti s5, a2, -2048
+  sd s5, 1360(gp) /* sig 412 */
+.L54:
+  /* 248: fp */
+  li tp, 0x3ff811d5285283f5
+  fmv.d.x f5, tp
+  li tp, 0xbff811d5285283f4
+  fmv.d.x f22, tp
+  fsub.d f13, f5, f5, rdn
+  fsd f13, 1368(gp) /* sig 413 */
+  fsflags s7, zero
+  sd s7, 1376(gp) /* sig 414 */
+  /* 249: aluR */
+  or a4, s2, s11
+  sd a4, 1384(gp) /* sig 415 */
+  /* 250: fp */
+  li tp, 0xbff86ea973c35aa0
+  fmv.d.x f28, tp
+  li tp, 0x3ff86ea973c35aa1
+  fmv.d.x f30, tp
+  fadd.d f24, f28, f30, rne
+  fsd f24, 1392(gp) /* sig 416 */
+  fsflags s2, zero
+  sd s2, 1400(gp) /* sig 417 */
+  /* 251: mem */
+  sh a5, 199(sp)
+  ld a7, 192(sp)
+  sd a7, 1408(gp) /* sig 418 */
+  /* 252: jalr */
+  auipc a0, 0
+  addi a0, a0, 33
+  jalr s5, -21(a0)
+  auipc tp, 0
+  sub s5, s5, tp
+  sub a0, a0, tp
+  sd s5, 1416(gp) /* sig 419 */
+  sd a0, 1424(gp) /* sig 420 */
+  /* 253: cSp */
+  .option rvc
+  c.addi16sp sp, 480
+  .option norvc
+  ld s11, -296(sp)
+  sd s11, 1432(gp) /* sig 421 */
+  .option rvc
+  c.addi16sp sp, -480
+  .option norvc
+  /* 254: cAlu */
+  .option rvc
+  c.add a2, s2
+  .option norvc
+  sd a2, 1440(gp) /* sig 422 */
+  /* 255: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f28, tp
+  fcvt.lu.d s1, f28, dyn
+  sd s1, 1448(gp) /* sig 423 */
+  frflags t3
+  sd t3, 1456(gp) /* sig 424 */
+  /* 256: mem */
+  addi t5, sp, -237
+  sb s9, 250(t5)
+  sub t5, t5, sp
+  ld s6, 8(sp)
+  sd s6, 1464(gp) /* sig 425 */
+  /* 257: jal */
+  jal s11, .L55
+  xori a6, s0, 599
+  sd a6, 1472(gp) /* sig 426 */
+  .option rvc
+  c.addiw a0, -22
+  .option norvc
+  sd a0, 1480(gp) /* sig 427 */
+.L55:
+  auipc tp, 0
+  sub s11, s11, tp
+  sd s11, 1488(gp) /* sig 428 */
+  /* 258: fence */
+  fence
+  /* 259: fcsr */
+  csrrsi t2, frm, 22
+  sd t2, 1496(gp) /* sig 429 */
+  fsrmi s3, 3
+  j .L56
+.L46:
+  sll a1, zero, a6
+  sd a1, 952(gp) /* sig 361 */
+  srlw t4, s2, a4
+  sd t4, 960(gp) /* sig 362 */
+  addi t0, t0, 1
+  sd t0, 968(gp) /* sig 363 */
+  bge zero, zero, .L47
 .L48:
+  sltiu s8, a0, -1050
+  sd s8, 992(gp) /* sig 366 */
+  j .L49
+.L56:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xffffffff0092eefc
-  .dword 0xffffffff7fc00000
-  .dword 0xca5e33ad2cbb23a2
-  .dword 0x21d5345b6873b4e
-  .dword 0xffffffff4718498f
-  .dword 0x80000001
-  .dword 0xbfaf7242e8228d83
-  .dword 0x9b4f92af3379db86
-  .dword 0xc008000000000000
-  .dword 0xffffffffffffffd0
-  .dword 0x28153453e5115852
-  .dword 0xc4b2d11b9aa52e0b
-  .dword 0x3111240a1287189c
+  .dword 0xffffffffc404fbf3
+  .dword 0x4d98f42b7b581a04
+  .dword 0xfffffffff62b35c5
+  .dword 0x52abf704689ab776
+  .dword 0xffffffffc0900000
+  .dword 0xffffffff4f800000
+  .dword 0xffffffff40200000
+  .dword 0x719f7408634493b4
+  .dword 0x52b8b525
+  .dword 0x40
+  .dword 0xffffffffffe9aa96
+  .dword 0x82484604576065ed
+  .dword 0xfffffffe3e944a92
+  .dword 0x21dc
+  .dword 0xfffffffffffffffb
+  .dword 0xffffffff80000000
+  .dword 0x9da2d89dfbaa3d4b
+  .dword 0xffffffffffffffd3
+  .dword 0xffffffff43f602bf
+  .dword 0xffff
+  .dword 0x62109ddbf50ce3d4
+  .dword 0xffffffff4f7fffff
   .dword 0x0
-  .dword 0x4ae93e67aee93cf4
-  .dword 0xffffffff7fc00000
-  .dword 0xd04aef3a67d7ed58
-  .dword 0xf09cc552c2d9afe4
-  .dword 0xffffffff0d87368a
-  .dword 0xffffffff37d1e261
-  .dword 0xd390d37
-  .dword 0x8da200654594f023
-  .dword 0xefa27a74b967020
-  .dword 0x7ff0000000000000
-  .dword 0x4c78489d7efea826
-  .dword 0x6254ec47574a7a02
-  .dword 0x80000001
-  .dword 0x28fb77df23dd961e
-  .dword 0xffffffff3f800000
-  .dword 0xa3f20ffbfc7c5962
-  .dword 0xffffffff
-  .dword 0x2f316078132a507
+  .dword 0x123456789abcdef
+  .dword 0x40e800000000000
+  .dword 0x9a4ad50f499c714
+  .dword 0x5a
+  .dword 0xc1e0000000100000
+  .dword 0x9d8553252ccafd1d
+  .dword 0x4d37db26075660e5
+  .dword 0xfffffffe80000001
+  .dword 0x358117cc59808a96
 difftest_sig:
-  .rept 392
+  .rept 430
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x4f9a67c7289e390d
+  li ra, 0xffffffffffffffff
   li t0, 0x3428
   li t1, 0xdc821b34656ab53f
   li t2, 0xffffffffffffffa3
@@ -125,1600 +125,1690 @@
   li t3, 0xffffffffffffffc2
   subw t0, a3, t3
   sd t0, 40(gp) /* sig 5 */
-  /* 4: aluI */
-  li s0, 0xffffffffffffffba
-  ori s0, s0, -1
+  /* 4: luiAuipc */
+  lui s0, 0x0
   sd s0, 48(gp) /* sig 6 */
-  /* 5: cBranch */
-  .option rvc
-  c.j .L0
-  .option norvc
-  ori t5, s9, 1934
-  sd t5, 56(gp) /* sig 7 */
-  sllw t2, s3, s5
-  sd t2, 64(gp) /* sig 8 */
-  xor t1, s4, zero
-  sd t1, 72(gp) /* sig 9 */
-.L0:
-  /* 6: aluR */
-  li t1, 0x133a0000000
-  divw t4, t1, t0
-  sd t4, 80(gp) /* sig 10 */
-  /* 7: cAlu */
-  .option rvc
-  c.andi s1, 30
-  .option norvc
-  sd s1, 88(gp) /* sig 11 */
-  /* 8: branch */
-  bge s0, zero, .L1
-  .option rvc
-  c.mv s7, a7
-  .option norvc
-  sd s7, 96(gp) /* sig 12 */
-.L1:
-  /* 9: fp */
-  li tp, 0xffffffff80e325cc
-  fmv.d.x f21, tp
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f7, tp
-  fadd.s f23, f21, f7, dyn
-  fsd f23, 104(gp) /* sig 13 */
-  csrrci s6, fflags, 0x1f
-  sd s6, 112(gp) /* sig 14 */
-  /* 10: branch */
-  li s5, 0xffffffff9ac18dac
-  li s6, 0x2c4cef7b1e329b19
-  bne s5, s6, .L2
-  .option rvc
-  c.srai a3, 43
-  .option norvc
-  sd a3, 120(gp) /* sig 15 */
-  .option rvc
-  c.sub a3, a0
-  .option norvc
-  sd a3, 128(gp) /* sig 16 */
-  .option rvc
-  c.mv s2, s10
-  .option norvc
-  sd s2, 136(gp) /* sig 17 */
-.L2:
-  /* 11: fp */
-  fadd.s f3, f11, f12, rmm
-  fsd f3, 144(gp) /* sig 18 */
-  fsflags t4, zero
-  sd t4, 152(gp) /* sig 19 */
-  /* 12: fp */
-  fmax.d f16, f11, f19
-  fsd f16, 160(gp) /* sig 20 */
-  fsflags s11, zero
-  sd s11, 168(gp) /* sig 21 */
-  /* 13: fp */
-  li tp, 0xffffffff3f800000
+  /* 5: fp */
+  li tp, 0x801a5ea721e7b2f8
+  fmv.d.x f19, tp
+  fmsub.d f9, f10, f3, f19, rtz
+  fsd f9, 56(gp) /* sig 7 */
+  frcsr s3
+  sd s3, 64(gp) /* sig 8 */
+  /* 6: fp */
+  li tp, 0x0
+  fmv.d.x f18, tp
+  li tp, 0x8000000000000000
   fmv.d.x f30, tp
-  li tp, 0xffffffff8086eaea
-  fmv.d.x f3, tp
-  fsub.s f8, f30, f3, rup
-  fsd f8, 176(gp) /* sig 22 */
-  fsflags a5, zero
-  sd a5, 184(gp) /* sig 23 */
+  fadd.d f3, f18, f30
+  fsd f3, 72(gp) /* sig 9 */
+  fsflags a0, zero
+  sd a0, 80(gp) /* sig 10 */
+  /* 7: fp */
+  li tp, 0x3ff653288ed4f7c0
+  fmv.d.x f0, tp
+  li tp, 0xb779080cf1c9a
+  fmv.d.x f31, tp
+  li tp, 0x8010000000000000
+  fmv.d.x f23, tp
+  fmadd.d f1, f0, f31, f23
+  fsd f1, 88(gp) /* sig 11 */
+  frcsr a1
+  sd a1, 96(gp) /* sig 12 */
+  /* 8: fp */
+  fmv.w.x f15, t1
+  fsd f15, 104(gp) /* sig 13 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 112(gp) /* sig 14 */
+  /* 9: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f23, tp
+  fcvt.s.d f10, f23, dyn
+  fsd f10, 120(gp) /* sig 15 */
+  fsflags t0, zero
+  sd t0, 128(gp) /* sig 16 */
+  /* 10: fp */
+  li tp, 0xffffffff3bb29b19
+  fmv.d.x f19, tp
+  fnmadd.s f7, f4, f12, f19, rmm
+  fsd f7, 136(gp) /* sig 17 */
+  frflags a6
+  sd a6, 144(gp) /* sig 18 */
+  /* 11: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f16, tp
+  fcvt.lu.s s10, f16, rdn
+  sd s10, 152(gp) /* sig 19 */
+  fsflags t1, zero
+  sd t1, 160(gp) /* sig 20 */
+  /* 12: branch */
+  blt a4, a2, .L0
+  remu s8, s2, s10
+  sd s8, 168(gp) /* sig 21 */
+  srli s6, s11, 0
+  sd s6, 176(gp) /* sig 22 */
+  remw t2, t0, s8
+  sd t2, 184(gp) /* sig 23 */
+.L0:
+  /* 13: fp */
+  li tp, 0xffffffff3ccb23a0
+  fmv.d.x f24, tp
+  li tp, 0xffffffff7b328c6e
+  fmv.d.x f20, tp
+  li tp, 0xffffffffc1882fe8
+  fmv.d.x f14, tp
+  fnmsub.s f0, f24, f20, f14, rdn
+  fsd f0, 192(gp) /* sig 24 */
+  frcsr t5
+  sd t5, 200(gp) /* sig 25 */
   /* 14: cAlu */
   .option rvc
-  c.srai a3, 13
+  c.andi s0, 9
   .option norvc
-  sd a3, 192(gp) /* sig 24 */
-  /* 15: fcsr */
-  csrrci s1, frm, 24
-  sd s1, 200(gp) /* sig 25 */
-  /* 16: cSp */
+  sd s0, 208(gp) /* sig 26 */
+  /* 15: cJump */
+  auipc a0, 0
+  addi a0, a0, 10
   .option rvc
-  c.addi4spn a1, sp, 968
+  c.jalr a0
   .option norvc
-  sub a1, a1, sp
-  sd a1, 208(gp) /* sig 26 */
-  /* 17: fp */
-  li tp, 0xffffffff37edf211
-  fmv.d.x f9, tp
-  li tp, 0xffffffff3f800001
-  fmv.d.x f18, tp
-  fmul.s f17, f9, f18, dyn
-  fsd f17, 216(gp) /* sig 27 */
-  fsflags s3, zero
-  sd s3, 224(gp) /* sig 28 */
-  /* 18: luiAuipc */
-  auipc zero, 0xe103f
   auipc tp, 0
-  sub zero, zero, tp
-  sd zero, 232(gp) /* sig 29 */
-  /* 19: aluR */
-  slt s4, t6, s6
-  sd s4, 240(gp) /* sig 30 */
-  /* 20: cAlu */
-  .option rvc
-  c.addi ra, 24
-  .option norvc
-  sd ra, 248(gp) /* sig 31 */
-  /* 21: cSp */
-  .option rvc
-  c.addi16sp sp, -448
-  .option norvc
-  ld s3, 592(sp)
-  sd s3, 256(gp) /* sig 32 */
-  .option rvc
-  c.addi16sp sp, 448
-  .option norvc
-  /* 22: mem */
-  lw a4, 252(sp)
-  sd a4, 264(gp) /* sig 33 */
-  /* 23: fp */
-  li tp, 0x3fe64875aef892cd
-  fmv.d.x f19, tp
-  li tp, 0xbfbc7facf9bfb0d2
-  fmv.d.x f5, tp
-  fmadd.d f29, f19, f5, f25, rdn
-  fsd f29, 272(gp) /* sig 34 */
-  fsflags a4, zero
-  sd a4, 280(gp) /* sig 35 */
-  /* 24: fp */
-  fcvt.s.lu f18, s6, rup
-  fsd f18, 288(gp) /* sig 36 */
-  fsflags s9, zero
-  sd s9, 296(gp) /* sig 37 */
-  /* 25: far */
-  jal t5, .L3
-.L4:
-  /* 26: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f27, tp
-  fcvt.d.s f26, f27
-  fsd f26, 328(gp) /* sig 41 */
+  sub ra, ra, tp
+  sub a0, a0, tp
+  sd ra, 216(gp) /* sig 27 */
+  sd a0, 224(gp) /* sig 28 */
+  /* 16: loop */
+  li t5, 0x3
+.L1:
+  slti a1, s7, -1302
+  sd a1, 232(gp) /* sig 29 */
+  or t6, s5, t2
+  sd t6, 240(gp) /* sig 30 */
+  addi t5, t5, -1
+  blt zero, t5, .L1
+  sd t5, 248(gp) /* sig 31 */
+  /* 17: fp */
+  fmv.x.d ra, f28
+  sd ra, 256(gp) /* sig 32 */
+  fsflags a7, zero
+  sd a7, 264(gp) /* sig 33 */
+  /* 18: rand */
+  .4byte 0x5a82b343 /* random */
+  sd t1, 272(gp) /* sig 34 */
+  fsd f6, 280(gp) /* sig 35 */
   li t6, 0x1f
-  csrrc a7, fcsr, t6
-  sd a7, 336(gp) /* sig 42 */
-  /* 27: cAlu */
+  csrrc s1, fcsr, t6
+  sd s1, 288(gp) /* sig 36 */
+  .4byte 0x4105181b /* random */
+  sd a6, 296(gp) /* sig 37 */
+  /* 19: aluR */
+  li s2, 0xffffffff7fffffff
+  mulhsu s7, s2, t0
+  sd s7, 304(gp) /* sig 38 */
+  /* 20: fence */
+  fence
+  /* 21: rand */
+  .4byte 0x349bebb /* random */
+  sd t4, 312(gp) /* sig 39 */
+  .4byte 0xa219ccd3 /* random */
+  sd s9, 320(gp) /* sig 40 */
+  fsd f25, 328(gp) /* sig 41 */
+  li t5, 0x1f
+  csrrc a0, fcsr, t5
+  sd a0, 336(gp) /* sig 42 */
+  .4byte 0x5a3f4853 /* random */
+  sd a6, 344(gp) /* sig 43 */
+  fsd f16, 352(gp) /* sig 44 */
+  fsflags s2, zero
+  sd s2, 360(gp) /* sig 45 */
+  /* 22: jalr */
+  auipc a5, 0
+  jalr t3, 20(a5)
   .option rvc
-  c.and a3, a5
+  c.mv t2, a2
   .option norvc
-  sd a3, 344(gp) /* sig 43 */
-  /* 28: cAlu */
+  sd t2, 368(gp) /* sig 46 */
   .option rvc
-  c.add t6, a5
+  c.addw a1, a5
   .option norvc
-  sd t6, 352(gp) /* sig 44 */
-  /* 29: fp */
-  li tp, 0xffffffff3aed96f8
-  fmv.d.x f16, tp
+  sd a1, 376(gp) /* sig 47 */
+  auipc tp, 0
+  sub t3, t3, tp
+  sub a5, a5, tp
+  sd t3, 384(gp) /* sig 48 */
+  sd a5, 392(gp) /* sig 49 */
+  /* 23: amo */
+  addi t3, sp, 120
+  amoor.d.aqrl a4, t6, (t3)
+  sub t3, t3, sp
+  sd a4, 400(gp) /* sig 50 */
+  ld s8, 120(sp)
+  sd s8, 408(gp) /* sig 51 */
+  /* 24: fp */
   li tp, 0xffffffff63e1e1e2
   fmv.d.x f23, tp
-  fmadd.s f31, f23, f16, f23, dyn
-  fsd f31, 360(gp) /* sig 45 */
+  fcvt.lu.s s1, f23, dyn
+  sd s1, 416(gp) /* sig 52 */
   fsflags a1, zero
-  sd a1, 368(gp) /* sig 46 */
-  /* 30: fp */
-  li a5, 0x0
-  fcvt.d.w f7, a5
-  fsd f7, 376(gp) /* sig 47 */
-  li a7, 0x1f
-  csrrc a2, fcsr, a7
-  sd a2, 384(gp) /* sig 48 */
-  /* 31: mem */
-  addi t0, sp, 444
-  sh s0, -327(t0)
-  sub t0, t0, sp
-  ld t6, 112(sp)
-  sd t6, 392(gp) /* sig 49 */
-  /* 32: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f5, tp
-  fsub.d f14, f24, f5, rdn
-  fsd f14, 400(gp) /* sig 50 */
-  frcsr a2
-  sd a2, 408(gp) /* sig 51 */
-  /* 33: fp */
-  li tp, 0x8000000000000001
-  fmv.d.x f8, tp
-  li tp, 0x297bbe7fd76ffb0
-  fmv.d.x f14, tp
-  fmul.d f25, f8, f14
-  fsd f25, 416(gp) /* sig 52 */
-  li t1, 0x1f
-  csrrc ra, fcsr, t1
-  sd ra, 424(gp) /* sig 53 */
-  /* 34: branch */
-  bgeu a4, a4, .L5
-  andi s3, s9, -1825
-  sd s3, 432(gp) /* sig 54 */
-.L5:
-  /* 35: cAlu */
-  .option rvc
-  c.srli a3, 45
-  .option norvc
-  sd a3, 440(gp) /* sig 55 */
-  /* 36: aluI */
-  xori a0, t1, 285
-  sd a0, 448(gp) /* sig 56 */
-  /* 37: fp */
-  li tp, 0xffffffff227f2b42
-  fmv.d.x f29, tp
-  fsub.s f24, f3, f29
-  fsd f24, 456(gp) /* sig 57 */
-  frcsr t0
-  sd t0, 464(gp) /* sig 58 */
-  /* 38: fp */
-  li tp, 0xfffffffff95f51d5
-  fmv.d.x f24, tp
-  li tp, 0xffffffffa579fd3c
-  fmv.d.x f31, tp
-  fadd.s f30, f24, f31, rtz
-  fsd f30, 472(gp) /* sig 59 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 480(gp) /* sig 60 */
-  /* 39: fp */
-  fdiv.s f7, f16, f14, rne
-  fsd f7, 488(gp) /* sig 61 */
-  li s3, 0x1f
-  csrrc s4, fcsr, s3
-  sd s4, 496(gp) /* sig 62 */
-  /* 40: cMem */
-  addi a4, sp, 89
-  .option rvc
-  c.sd a1, 96(a4)
-  .option norvc
-  sub a4, a4, sp
-  /* 41: jalr */
-  auipc a3, 0
-  jalr t6, 8(a3)
-  auipc tp, 0
-  sub t6, t6, tp
-  sub a3, a3, tp
-  sd t6, 504(gp) /* sig 63 */
-  sd a3, 512(gp) /* sig 64 */
-  /* 42: fp */
-  li tp, 0x3ffc6155ca0666cb
-  fmv.d.x f13, tp
-  li tp, 0x80090536deb7573e
-  fmv.d.x f1, tp
-  fmul.d f22, f13, f1, rtz
-  fsd f22, 520(gp) /* sig 65 */
-  csrrci a5, fflags, 0x1f
-  sd a5, 528(gp) /* sig 66 */
-  /* 43: aluR */
-  addw zero, ra, s9
-  sd zero, 536(gp) /* sig 67 */
-  /* 44: mem */
-  addi a1, sp, 4
-  ld s10, 36(a1)
-  sd s10, 544(gp) /* sig 68 */
-  sub a1, a1, sp
-  /* 45: cSp */
-  .option rvc
-  c.addi4spn a2, sp, 812
-  .option norvc
-  sub a2, a2, sp
-  sd a2, 552(gp) /* sig 69 */
-  /* 46: mem */
-  sb s11, 37(sp)
-  ld t2, 32(sp)
-  sd t2, 560(gp) /* sig 70 */
-  /* 47: aluR */
-  sra a4, a1, zero
-  sd a4, 568(gp) /* sig 71 */
-  /* 48: fp */
-  li tp, 0x73ceee8fc5791673
-  fmv.d.x f20, tp
-  fsqrt.d f0, f20, rdn
-  fsd f0, 576(gp) /* sig 72 */
-  fsflags ra, zero
-  sd ra, 584(gp) /* sig 73 */
-  /* 49: cAlu */
-  .option rvc
-  c.mv t5, s6
-  .option norvc
-  sd t5, 592(gp) /* sig 74 */
-  /* 50: cMem */
-  addi a5, sp, 8
-  .option rvc
-  c.ld a1, 128(a5)
-  .option norvc
-  sd a1, 600(gp) /* sig 75 */
-  sub a5, a5, sp
-  /* 51: cAlu */
-  .option rvc
-  c.addw a4, a3
-  .option norvc
-  sd a4, 608(gp) /* sig 76 */
-  /* 52: fcsr */
-  csrrsi a3, fcsr, 5
-  sd a3, 616(gp) /* sig 77 */
-  /* 53: fp */
-  li tp, 0xffffffff36edce11
-  fmv.d.x f6, tp
-  fsqrt.s f20, f6, rdn
-  fsd f20, 624(gp) /* sig 78 */
-  fsflags a5, zero
-  sd a5, 632(gp) /* sig 79 */
-  /* 54: fcsr */
-  li t5, 0x193bf2f2aa83ff02
-  csrrw a7, frm, t5
-  sd a7, 640(gp) /* sig 80 */
-  /* 55: fmem */
-  addi s7, sp, -218
-  flw f19, 382(s7)
-  fsd f19, 648(gp) /* sig 81 */
-  sub s7, s7, sp
-  /* 56: aluI */
-  li s10, 0x1f
-  addi ra, s10, -1091
-  sd ra, 656(gp) /* sig 82 */
-  /* 57: fp */
-  li tp, 0x3fe0000000000000
-  fmv.d.x f1, tp
-  fmul.d f7, f1, f18, rmm
-  fsd f7, 664(gp) /* sig 83 */
-  frcsr s1
-  sd s1, 672(gp) /* sig 84 */
-  /* 58: fmem */
-  addi a2, sp, 275
-  fld f29, -243(a2)
-  fsd f29, 680(gp) /* sig 85 */
-  sub a2, a2, sp
-  /* 59: fp */
-  fcvt.s.w f16, s2, rdn
-  fsd f16, 688(gp) /* sig 86 */
-  frflags t1
-  sd t1, 696(gp) /* sig 87 */
-  /* 60: fp */
-  li tp, 0x3ff16bd9a66716ac
-  fmv.d.x f5, tp
-  li tp, 0xbff16bd9a66716ab
-  fmv.d.x f23, tp
-  fsub.d f5, f5, f5
-  fsd f5, 704(gp) /* sig 88 */
-  li a1, 0x1f
-  csrrc s11, fcsr, a1
-  sd s11, 712(gp) /* sig 89 */
-  /* 61: fp */
-  li tp, 0x3f5039a612fe901b
+  sd a1, 424(gp) /* sig 53 */
+  /* 25: fp */
+  li a1, 0x80000000
+  fcvt.d.lu f7, a1, rdn
+  fsd f7, 432(gp) /* sig 54 */
+  li a2, 0x1f
+  csrrc a4, fcsr, a2
+  sd a4, 440(gp) /* sig 55 */
+  /* 26: fp */
+  li tp, 0xffffffff35a96166
+  fmv.d.x f12, tp
+  fmul.d f15, f2, f12, rup
+  fsd f15, 448(gp) /* sig 56 */
+  fsflags s7, zero
+  sd s7, 456(gp) /* sig 57 */
+  /* 27: mem */
+  addi s1, sp, 418
+  lw s10, -272(s1)
+  sd s10, 464(gp) /* sig 58 */
+  sub s1, s1, sp
+  /* 28: aluR */
+  div ra, t1, s9
+  sd ra, 472(gp) /* sig 59 */
+  /* 29: fp */
+  li tp, 0xbff9e2a0e5ad4645
   fmv.d.x f30, tp
-  li tp, 0x3edd317374e869a3
-  fmv.d.x f25, tp
-  fsub.d f1, f30, f25, rmm
-  fsd f1, 720(gp) /* sig 90 */
-  fsflags t3, zero
-  sd t3, 728(gp) /* sig 91 */
-  /* 62: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f24, tp
-  fdiv.d f9, f11, f24, rdn
-  fsd f9, 736(gp) /* sig 92 */
-  fsflags a7, zero
-  sd a7, 744(gp) /* sig 93 */
-  /* 63: jalr */
-  auipc a2, 0
-  addi a2, a2, 165
-  jalr zero, -145(a2)
-  remu t0, t4, a5
-  sd t0, 752(gp) /* sig 94 */
-  auipc tp, 0
-  sub a2, a2, tp
-  sd zero, 760(gp) /* sig 95 */
-  sd a2, 768(gp) /* sig 96 */
-  /* 64: aluR */
-  remw ra, s0, zero
-  sd ra, 776(gp) /* sig 97 */
-  /* 65: fp */
-  fadd.s f19, f17, f0, dyn
-  fsd f19, 784(gp) /* sig 98 */
-  fsflags a7, zero
-  sd a7, 792(gp) /* sig 99 */
-  /* 66: cAlu */
+  li tp, 0x7fe3c79342b9c54e
+  fmv.d.x f0, tp
+  fmul.d f31, f30, f0, rne
+  fsd f31, 480(gp) /* sig 60 */
+  frflags ra
+  sd ra, 488(gp) /* sig 61 */
+  /* 30: branch */
+  bltu s3, s3, .L2
+  slti t2, s7, -1073
+  sd t2, 496(gp) /* sig 62 */
+  sraiw s11, s9, 5
+  sd s11, 504(gp) /* sig 63 */
+.L2:
+  /* 31: mem */
+  addi t2, sp, 236
+  lw t2, -152(t2)
+  sd t2, 512(gp) /* sig 64 */
+  /* 32: aluR */
+  li t2, 0x1
+  divu s9, s6, t2
+  sd s9, 520(gp) /* sig 65 */
+  /* 33: rand */
+  .4byte 0x10ae9fcf /* random */
+  sd t6, 528(gp) /* sig 66 */
+  fsd f31, 536(gp) /* sig 67 */
+  csrrci s3, fflags, 0x1f
+  sd s3, 544(gp) /* sig 68 */
+  /* 34: fp */
+  li tp, 0xfffffffe5d612d26
+  fmv.d.x f26, tp
+  fmul.s f7, f26, f30, rdn
+  fsd f7, 552(gp) /* sig 69 */
+  csrrci s1, fflags, 0x1f
+  sd s1, 560(gp) /* sig 70 */
+  /* 35: fp */
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f9, tp
+  fcvt.s.d f16, f9, dyn
+  fsd f16, 568(gp) /* sig 71 */
+  csrrci s4, fflags, 0x1f
+  sd s4, 576(gp) /* sig 72 */
+  /* 36: far */
+  bltu zero, t1, .L3
+.L4:
+  /* 37: fp */
+  fnmsub.s f8, f16, f10, f7
+  fsd f8, 608(gp) /* sig 76 */
+  li t1, 0x1f
+  csrrc s11, fcsr, t1
+  sd s11, 616(gp) /* sig 77 */
+  /* 38: aluR */
+  addw t0, t0, s5
+  sd t0, 624(gp) /* sig 78 */
+  /* 39: fcsr */
+  csrrsi t2, fflags, 19
+  sd t2, 632(gp) /* sig 79 */
+  /* 40: fp */
+  li tp, 0xbff43997a8688818
+  fmv.d.x f0, tp
+  li tp, 0x400a51003f35b668
+  fmv.d.x f17, tp
+  li tp, 0x4010a1fd28aa8c6e
+  fmv.d.x f15, tp
+  fnmsub.d f24, f0, f17, f15, rdn
+  fsd f24, 640(gp) /* sig 80 */
+  csrrci s4, fflags, 0x1f
+  sd s4, 648(gp) /* sig 81 */
+  /* 41: fp */
+  li tp, 0xffffffff3faf9461
+  fmv.d.x f27, tp
+  li tp, 0xffffffffbfaf9460
+  fmv.d.x f9, tp
+  fadd.s f30, f27, f27, rne
+  fsd f30, 656(gp) /* sig 82 */
+  fsflags a2, zero
+  sd a2, 664(gp) /* sig 83 */
+  /* 42: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f14, tp
+  li tp, 0x1
+  fmv.d.x f13, tp
+  fmax.d f13, f14, f13
+  fsd f13, 672(gp) /* sig 84 */
+  csrrci a1, fflags, 0x1f
+  sd a1, 680(gp) /* sig 85 */
+  /* 43: jal */
+  jal zero, .L5
+  mul s6, t5, s11
+  sd s6, 688(gp) /* sig 86 */
+.L5:
+  sd zero, 696(gp) /* sig 87 */
+  /* 44: fp */
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f22, tp
+  fadd.s f22, f10, f22, rup
+  fsd f22, 704(gp) /* sig 88 */
+  li t1, 0x1f
+  csrrc a0, fcsr, t1
+  sd a0, 712(gp) /* sig 89 */
+  /* 45: branch */
+  beq t0, t0, .L6
   .option rvc
-  c.mv s7, t6
+  c.srai a4, 13
   .option norvc
-  sd s7, 800(gp) /* sig 100 */
-  /* 67: aluI */
-  li s5, 0xffffffffffffffc1
-  addiw s3, s5, 2047
-  sd s3, 808(gp) /* sig 101 */
-  /* 68: fp */
-  li tp, 0x3ff54ae6571a3e2b
-  fmv.d.x f18, tp
-  li tp, 0xc05e14f3631c0
-  fmv.d.x f21, tp
-  li tp, 0x8010000000000000
+  sd a4, 720(gp) /* sig 90 */
+  .option rvc
+  c.srli s0, 30
+  .option norvc
+  sd s0, 728(gp) /* sig 91 */
+.L6:
+  /* 46: aluI */
+  srliw s5, s10, 16
+  sd s5, 736(gp) /* sig 92 */
+  /* 47: fp */
+  li tp, 0x3ec6c2d82e2e7356
+  fmv.d.x f2, tp
+  li tp, 0xc0b385c15b4cb80e
+  fmv.d.x f1, tp
+  fle.d a6, f2, f1
+  sd a6, 744(gp) /* sig 93 */
+  fsflags s11, zero
+  sd s11, 752(gp) /* sig 94 */
+  /* 48: fp */
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f1, tp
+  li tp, 0xffffffff4b800000
+  fmv.d.x f16, tp
+  li tp, 0xffffffff81626226
+  fmv.d.x f25, tp
+  fmsub.s f28, f1, f16, f25, rne
+  fsd f28, 760(gp) /* sig 95 */
+  fsflags a1, zero
+  sd a1, 768(gp) /* sig 96 */
+  /* 49: rand */
+  .4byte 0x1214d3d3 /* random */
+  sd t2, 776(gp) /* sig 97 */
+  fsd f7, 784(gp) /* sig 98 */
+  fsflags a3, zero
+  sd a3, 792(gp) /* sig 99 */
+  .4byte 0xe7e4739b /* random */
+  sd t2, 800(gp) /* sig 100 */
+  /* 50: fp */
+  fcvt.s.lu f10, a4, dyn
+  fsd f10, 808(gp) /* sig 101 */
+  li t6, 0x1f
+  csrrc t0, fcsr, t6
+  sd t0, 816(gp) /* sig 102 */
+  /* 51: aluI */
+  srliw ra, zero, 26
+  sd ra, 824(gp) /* sig 103 */
+  /* 52: fp */
+  li tp, 0xffffffff7fc00000
   fmv.d.x f3, tp
-  fnmsub.d f14, f18, f21, f3, rne
-  fsd f14, 816(gp) /* sig 102 */
-  fsflags s0, zero
-  sd s0, 824(gp) /* sig 103 */
-  /* 69: fcsr */
-  csrrci zero, fcsr, 8
-  sd zero, 832(gp) /* sig 104 */
-  /* 70: branch */
-  bltu t4, t4, .L6
+  fmul.s f1, f0, f3, rup
+  fsd f1, 832(gp) /* sig 104 */
+  fsflags t6, zero
+  sd t6, 840(gp) /* sig 105 */
+  /* 53: aluR */
+  mulhsu s1, s3, zero
+  sd s1, 848(gp) /* sig 106 */
+  /* 54: branch */
+  bltu a3, t5, .L7
+  divw s6, a3, s1
+  sd s6, 856(gp) /* sig 107 */
+  .option rvc
+  c.mv s11, s8
+  .option norvc
+  sd s11, 864(gp) /* sig 108 */
+.L7:
+  /* 55: aluI */
+  sltiu ra, t0, -948
+  sd ra, 872(gp) /* sig 109 */
+  /* 56: branch */
+  bltu t4, t4, .L8
   .option rvc
   c.add s4, s1
   .option norvc
-  sd s4, 840(gp) /* sig 105 */
+  sd s4, 880(gp) /* sig 110 */
   remuw s6, t5, ra
-  sd s6, 848(gp) /* sig 106 */
+  sd s6, 888(gp) /* sig 111 */
   mulw t2, s5, a0
-  sd t2, 856(gp) /* sig 107 */
-.L6:
-  /* 71: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f1, tp
-  feq.d a5, f11, f1
-  sd a5, 864(gp) /* sig 108 */
-  frflags s5
-  sd s5, 872(gp) /* sig 109 */
-  /* 72: fp */
-  fdiv.d f17, f25, f8, rtz
-  fsd f17, 880(gp) /* sig 110 */
-  fsflags t1, zero
-  sd t1, 888(gp) /* sig 111 */
-  /* 73: jal */
-  jal t5, .L7
-.L7:
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 896(gp) /* sig 112 */
-  /* 74: fp */
-  li tp, 0x41effffffff00000
-  fmv.d.x f24, tp
-  fsgnjx.d f7, f24, f27
-  fsd f7, 904(gp) /* sig 113 */
-  frflags a7
-  sd a7, 912(gp) /* sig 114 */
-  /* 75: fp */
-  li tp, 0x4170000010000000
-  fmv.d.x f28, tp
-  fmin.d f8, f9, f28
-  fsd f8, 920(gp) /* sig 115 */
-  li s10, 0x1f
-  csrrc t5, fcsr, s10
-  sd t5, 928(gp) /* sig 116 */
-  /* 76: fp */
-  li tp, 0xffffffff4effffff
-  fmv.d.x f4, tp
-  fnmadd.s f22, f4, f9, f19, rne
-  fsd f22, 936(gp) /* sig 117 */
-  csrrci a1, fflags, 0x1f
-  sd a1, 944(gp) /* sig 118 */
-  /* 77: fp */
-  li tp, 0x4ca76799ad78d
-  fmv.d.x f25, tp
-  fcvt.s.d f27, f25, rne
-  fsd f27, 952(gp) /* sig 119 */
-  fsflags ra, zero
-  sd ra, 960(gp) /* sig 120 */
-  /* 78: fmem */
-  addi s0, sp, 246
-  fsw f7, -70(s0)
-  sub s0, s0, sp
-  /* 79: cSp */
-  .option rvc
-  c.addi16sp sp, -48
-  .option norvc
-  ld a3, 208(sp)
-  sd a3, 968(gp) /* sig 121 */
-  .option rvc
-  c.addi16sp sp, 48
-  .option norvc
-  /* 80: fmem */
-  addi a4, sp, 64
-  fsw f7, 132(a4)
-  sub a4, a4, sp
-  /* 81: fp */
-  li tp, 0xffffffff7f800000
-  fmv.d.x f10, tp
-  li tp, 0xffffffff6af3c699
-  fmv.d.x f18, tp
-  fnmadd.s f14, f10, f1, f18, rtz
-  fsd f14, 976(gp) /* sig 122 */
-  fsflags s1, zero
-  sd s1, 984(gp) /* sig 123 */
-  /* 82: loop */
-  li s6, 0x3
+  sd t2, 896(gp) /* sig 112 */
 .L8:
-  .option rvc
-  c.mv s1, s5
-  .option norvc
-  sd s1, 992(gp) /* sig 124 */
-  srl t5, s1, a2
-  sd t5, 1000(gp) /* sig 125 */
-  .option rvc
-  c.add a0, t6
-  .option norvc
-  sd a0, 1008(gp) /* sig 126 */
-  addi s6, s6, -1
-  bltu zero, s6, .L8
-  sd s6, 1016(gp) /* sig 127 */
-  /* 83: fp */
-  li tp, 0xff5e3d6eefa33d47
+  /* 57: fp */
+  li tp, 0x4008000000000000
+  fmv.d.x f30, tp
+  li tp, 0xc0cd83808d3c6d9a
+  fmv.d.x f31, tp
+  feq.d a4, f30, f31
+  sd a4, 904(gp) /* sig 113 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 912(gp) /* sig 114 */
+  /* 58: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f9, tp
+  li tp, 0x7ff0000000000000
   fmv.d.x f8, tp
-  fmul.d f23, f8, f4, rtz
-  fsd f23, 1024(gp) /* sig 128 */
-  csrrci s2, fflags, 0x1f
-  sd s2, 1032(gp) /* sig 129 */
-  /* 84: branch */
-  bltu t1, s1, .L9
+  fmin.d f16, f9, f8
+  fsd f16, 920(gp) /* sig 115 */
+  frcsr a7
+  sd a7, 928(gp) /* sig 116 */
+  /* 59: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f8, tp
+  fle.d a7, f21, f8
+  sd a7, 936(gp) /* sig 117 */
+  fsflags t3, zero
+  sd t3, 944(gp) /* sig 118 */
+  /* 60: aluR */
+  mulhu s7, t6, s7
+  sd s7, 952(gp) /* sig 119 */
+  /* 61: aluI */
+  srai a5, a0, 53
+  sd a5, 960(gp) /* sig 120 */
+  /* 62: mem */
+  addi s10, sp, 84
+  lbu s11, 94(s10)
+  sd s11, 968(gp) /* sig 121 */
+  sub s10, s10, sp
+  /* 63: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f15, tp
+  fadd.s f22, f15, f13, rup
+  fsd f22, 976(gp) /* sig 122 */
+  frcsr a0
+  sd a0, 984(gp) /* sig 123 */
+  /* 64: aluI */
+  li s4, 0xde49845ba6905cab
+  addiw a7, s4, -345
+  sd a7, 992(gp) /* sig 124 */
+  /* 65: fp */
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f26, tp
+  fmsub.d f24, f12, f24, f26, rne
+  fsd f24, 1000(gp) /* sig 125 */
+  fsflags a2, zero
+  sd a2, 1008(gp) /* sig 126 */
+  /* 66: aluR */
+  sub a7, s4, t4
+  sd a7, 1016(gp) /* sig 127 */
+  /* 67: liSeed */
+  li a1, 0x1
+  sd a1, 1024(gp) /* sig 128 */
+  /* 68: fp */
+  li tp, 0xffffffff80ac91c6
+  fmv.d.x f6, tp
+  fsqrt.s f23, f6, rtz
+  fsd f23, 1032(gp) /* sig 129 */
+  li s6, 0x1f
+  csrrc t6, fcsr, s6
+  sd t6, 1040(gp) /* sig 130 */
+  /* 69: mem */
+  addi t6, sp, 178
+  sb s7, -107(t6)
+  sub t6, t6, sp
+  /* 70: fp */
+  fcvt.d.l f18, a0, rne
+  fsd f18, 1048(gp) /* sig 131 */
+  fsflags s7, zero
+  sd s7, 1056(gp) /* sig 132 */
+  /* 71: fp */
+  li tp, 0x3d9d3b2c8d8b6ea1
+  fmv.d.x f19, tp
+  li tp, 0xbff8000000000000
+  fmv.d.x f15, tp
+  fnmadd.d f28, f19, f13, f15, rup
+  fsd f28, 1064(gp) /* sig 133 */
+  fsflags ra, zero
+  sd ra, 1072(gp) /* sig 134 */
+  /* 72: cBranch */
   .option rvc
-  c.slli t3, 40
+  c.beqz s0, .L9
   .option norvc
-  sd t3, 1040(gp) /* sig 130 */
+  .option rvc
+  c.add s2, a0
+  .option norvc
+  sd s2, 1080(gp) /* sig 135 */
 .L9:
-  /* 85: lrsc */
-  addi ra, sp, 124
-  lr.w a2, (ra)
-  sc.w.aqrl s2, a5, (ra)
-  sd a2, 1048(gp) /* sig 131 */
-  sd s2, 1056(gp) /* sig 132 */
-  sub ra, ra, sp
-  lw zero, 124(sp)
-  sd zero, 1064(gp) /* sig 133 */
-  /* 86: cSp */
-  .option rvc
-  c.addi16sp sp, -448
-  .option norvc
-  ld zero, 624(sp)
-  sd zero, 1072(gp) /* sig 134 */
-  .option rvc
-  c.addi16sp sp, 448
-  .option norvc
-  /* 87: aluI */
-  slli a0, t6, 0
-  sd a0, 1080(gp) /* sig 135 */
-  /* 88: fp */
-  li tp, 0xc014a9773a25aaf5
+  /* 73: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f12, tp
+  li tp, 0xffffffffc034a977
   fmv.d.x f5, tp
-  fsub.d f12, f4, f5, dyn
-  fsd f12, 1088(gp) /* sig 136 */
+  fsub.s f4, f12, f5, dyn
+  fsd f4, 1088(gp) /* sig 136 */
   fsflags a2, zero
   sd a2, 1096(gp) /* sig 137 */
-  /* 89: fp */
-  fmv.w.x f5, t3
-  fsd f5, 1104(gp) /* sig 138 */
-  fsflags a2, zero
-  sd a2, 1112(gp) /* sig 139 */
-  /* 90: fp */
-  li tp, 0xbff1201798ffad3d
-  fmv.d.x f15, tp
-  li tp, 0x7fede5adb1782b85
-  fmv.d.x f6, tp
-  fmul.d f30, f15, f6, rmm
-  fsd f30, 1120(gp) /* sig 140 */
-  csrrci s7, fflags, 0x1f
-  sd s7, 1128(gp) /* sig 141 */
-  /* 91: cAlu */
-  .option rvc
-  c.srli a3, 35
-  .option norvc
-  sd a3, 1136(gp) /* sig 142 */
-  /* 92: cAlu */
-  .option rvc
-  c.li a5, 20
-  .option norvc
-  sd a5, 1144(gp) /* sig 143 */
-  /* 93: cAlu */
-  .option rvc
-  c.mv t6, s5
-  .option norvc
-  sd t6, 1152(gp) /* sig 144 */
-  /* 94: fp */
-  fcvt.lu.s s6, f2, dyn
-  sd s6, 1160(gp) /* sig 145 */
-  fsflags t5, zero
-  sd t5, 1168(gp) /* sig 146 */
-  /* 95: fcsr */
-  csrrwi s10, fcsr, 2
-  sd s10, 1176(gp) /* sig 147 */
-  /* 96: fp */
-  fmax.s f1, f8, f25
-  fsd f1, 1184(gp) /* sig 148 */
-  fsflags t4, zero
-  sd t4, 1192(gp) /* sig 149 */
-  /* 97: lrsc */
-  addi s7, sp, 184
-  sc.d.rl s6, t2, (s7)
-  sd s6, 1200(gp) /* sig 150 */
-  sub s7, s7, sp
-  ld t6, 184(sp)
-  sd t6, 1208(gp) /* sig 151 */
-  /* 98: cAlu */
-  .option rvc
-  c.add a3, s1
-  .option norvc
-  sd a3, 1216(gp) /* sig 152 */
-  /* 99: fp */
-  li s2, 0x80000000000000
-  fcvt.s.lu f14, s2, rdn
-  fsd f14, 1224(gp) /* sig 153 */
-  li a1, 0x1f
-  csrrc t0, fcsr, a1
-  sd t0, 1232(gp) /* sig 154 */
-  j .L10
-.L3:
+  /* 74: fence */
+  fence iorw, iorw
+  /* 75: luiAuipc */
+  auipc s3, 0xe12f9
   auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 304(gp) /* sig 38 */
+  sub s3, s3, tp
+  sd s3, 1104(gp) /* sig 138 */
+  /* 76: cJump */
+  auipc a1, 0
+  addi a1, a1, 24
   .option rvc
-  c.addi a7, -10
+  c.jalr a1
   .option norvc
-  sd a7, 312(gp) /* sig 39 */
-  ori ra, t6, 134
-  sd ra, 320(gp) /* sig 40 */
-  beq zero, zero, .L4
-.L10:
-  /* 100: mem */
-  addi a0, sp, 498
-  sd a2, -376(a0)
-  sub a0, a0, sp
-  /* 101: fp */
-  fdiv.s f10, f1, f4, rne
-  fsd f10, 1240(gp) /* sig 155 */
-  fsflags a7, zero
-  sd a7, 1248(gp) /* sig 156 */
-  /* 102: cAlu */
   .option rvc
-  c.addiw a1, 13
+  c.srai s1, 50
   .option norvc
-  sd a1, 1256(gp) /* sig 157 */
-  /* 103: fp */
-  fadd.s f23, f23, f10, rne
-  fsd f23, 1264(gp) /* sig 158 */
-  csrrci s1, fflags, 0x1f
-  sd s1, 1272(gp) /* sig 159 */
-  /* 104: branch */
-  bge t1, t0, .L11
-  divw s7, s0, zero
-  sd s7, 1280(gp) /* sig 160 */
-.L11:
-  /* 105: aluR */
-  mul a0, a6, s4
-  sd a0, 1288(gp) /* sig 161 */
-  /* 106: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f1, tp
-  fnmsub.d f13, f15, f12, f1, rdn
-  fsd f13, 1296(gp) /* sig 162 */
-  frcsr t4
-  sd t4, 1304(gp) /* sig 163 */
-  /* 107: fp */
-  li tp, 0x7ff4000000000000
+  sd s1, 1112(gp) /* sig 139 */
+  sub s10, s0, ra
+  sd s10, 1120(gp) /* sig 140 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub a1, a1, tp
+  sd ra, 1128(gp) /* sig 141 */
+  sd a1, 1136(gp) /* sig 142 */
+  /* 77: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f15, tp
+  fsgnjn.s f15, f15, f25
+  fsd f15, 1144(gp) /* sig 143 */
+  frcsr s5
+  sd s5, 1152(gp) /* sig 144 */
+  /* 78: fp */
+  li tp, 0xffffffff1a1b0148
+  fmv.d.x f7, tp
+  fcvt.lu.s t1, f7, rup
+  sd t1, 1160(gp) /* sig 145 */
+  fsflags s10, zero
+  sd s10, 1168(gp) /* sig 146 */
+  /* 79: liSeed */
+  li s8, 0x8
+  sd s8, 1176(gp) /* sig 147 */
+  /* 80: fp */
+  li tp, 0xffffffffc428292b
   fmv.d.x f28, tp
-  fclass.d s7, f28
-  sd s7, 1312(gp) /* sig 164 */
-  frflags t0
-  sd t0, 1320(gp) /* sig 165 */
-  /* 108: cSp */
+  fcvt.d.s f24, f28
+  fsd f24, 1184(gp) /* sig 148 */
+  li t2, 0x1f
+  csrrc t4, fcsr, t2
+  sd t4, 1192(gp) /* sig 149 */
+  /* 81: fp */
+  li t4, 0x123456789abcdef
+  fcvt.s.lu f22, t4, rdn
+  fsd f22, 1200(gp) /* sig 150 */
+  li a1, 0x1f
+  csrrc s8, fcsr, a1
+  sd s8, 1208(gp) /* sig 151 */
+  /* 82: cAlu */
   .option rvc
-  c.addi4spn s1, sp, 944
+  c.srli a4, 55
   .option norvc
-  sub s1, s1, sp
-  sd s1, 1328(gp) /* sig 166 */
-  /* 109: fp */
-  fcvt.d.w f5, t5
-  fsd f5, 1336(gp) /* sig 167 */
-  fsflags a1, zero
-  sd a1, 1344(gp) /* sig 168 */
-  /* 110: fp */
-  li tp, 0x7ff8000000000000
-  fmv.d.x f30, tp
-  flt.d s0, f30, f19
-  sd s0, 1352(gp) /* sig 169 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 1360(gp) /* sig 170 */
-  /* 111: aluI */
-  srli s9, a1, 62
-  sd s9, 1368(gp) /* sig 171 */
-  /* 112: fp */
-  li tp, 0x7fe0000000000000
-  fmv.d.x f17, tp
-  li tp, 0x7e9f5a37989691e4
-  fmv.d.x f29, tp
-  fmax.d f9, f17, f29
-  fsd f9, 1376(gp) /* sig 172 */
-  li ra, 0x1f
-  csrrc s1, fcsr, ra
-  sd s1, 1384(gp) /* sig 173 */
-  /* 113: fp */
-  li tp, 0x80121a99c2291852
-  fmv.d.x f31, tp
-  feq.d a1, f22, f31
-  sd a1, 1392(gp) /* sig 174 */
-  frcsr a7
-  sd a7, 1400(gp) /* sig 175 */
-  /* 114: amo */
-  li s0, 0x7ffffff
-  addi s11, sp, 72
-  amomin.w.aqrl a5, s0, (s11)
-  sub s11, s11, sp
-  sd a5, 1408(gp) /* sig 176 */
-  lw t2, 72(sp)
-  sd t2, 1416(gp) /* sig 177 */
-  /* 115: aluR */
-  sltu s0, s2, zero
-  sd s0, 1424(gp) /* sig 178 */
-  /* 116: aluI */
-  slti t1, t2, 1944
-  sd t1, 1432(gp) /* sig 179 */
-  /* 117: aluR */
+  sd a4, 1216(gp) /* sig 152 */
+  /* 83: mem */
+  addi t6, sp, 538
+  lhu a3, -300(t6)
+  sd a3, 1224(gp) /* sig 153 */
+  sub t6, t6, sp
+  /* 84: cAlu */
+  .option rvc
+  c.andi a0, 20
+  .option norvc
+  sd a0, 1232(gp) /* sig 154 */
+  /* 85: fp */
+  li tp, 0xfffffffe4640e6b6
+  fmv.d.x f26, tp
+  fcvt.d.s f28, f26
+  fsd f28, 1240(gp) /* sig 155 */
+  li s11, 0x1f
+  csrrc t2, fcsr, s11
+  sd t2, 1248(gp) /* sig 156 */
+  /* 86: aluR */
+  srlw s9, a7, a1
+  sd s9, 1256(gp) /* sig 157 */
+  /* 87: aluR */
+  li s5, 0x8000
+  sltu t0, s5, s5
+  sd t0, 1264(gp) /* sig 158 */
+  /* 88: aluR */
+  slt t3, zero, t1
+  sd t3, 1272(gp) /* sig 159 */
+  /* 89: aluI */
+  addi s7, zero, -831
+  sd s7, 1280(gp) /* sig 160 */
+  /* 90: cSp */
+  .option rvc
+  c.addi4spn a2, sp, 1020
+  .option norvc
+  sub a2, a2, sp
+  sd a2, 1288(gp) /* sig 161 */
+  /* 91: branch */
+  li t4, 0x7ff
+  bltu t4, zero, .L10
+  srai t4, a1, 21
+  sd t4, 1296(gp) /* sig 162 */
+  mul a5, s7, a1
+  sd a5, 1304(gp) /* sig 163 */
+.L10:
+  /* 92: aluR */
+  li s3, 0x400
+  mul a4, s3, t4
+  sd a4, 1312(gp) /* sig 164 */
+  /* 93: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f12, tp
+  fcvt.d.s f11, f12
+  fsd f11, 1320(gp) /* sig 165 */
+  fsflags s0, zero
+  sd s0, 1328(gp) /* sig 166 */
+  /* 94: mem */
+  li s10, 0x8000000000000001
+  sw s10, 144(sp)
+  /* 95: mem */
+  addi s3, sp, 84
+  sh a2, 73(s3)
+  sub s3, s3, sp
+  ld t4, 152(sp)
+  sd t4, 1336(gp) /* sig 167 */
+  /* 96: amo */
+  addi t6, sp, 48
+  amoor.d.rl zero, a6, (t6)
+  sub t6, t6, sp
+  sd zero, 1344(gp) /* sig 168 */
+  /* 97: fp */
+  fcvt.d.lu f22, s8, rtz
+  fsd f22, 1352(gp) /* sig 169 */
+  fsflags t3, zero
+  sd t3, 1360(gp) /* sig 170 */
+  /* 98: fp */
+  li t3, 0x40000000000000
+  fcvt.d.w f15, t3
+  fsd f15, 1368(gp) /* sig 171 */
+  fsflags t6, zero
+  sd t6, 1376(gp) /* sig 172 */
+  /* 99: aluI */
+  slti a1, a5, 1
+  sd a1, 1384(gp) /* sig 173 */
+  j .L11
+.L3:
+  sub t3, a1, a4
+  sd t3, 584(gp) /* sig 73 */
+  addw zero, ra, s9
+  sd zero, 592(gp) /* sig 74 */
+  srliw zero, a3, 5
+  sd zero, 600(gp) /* sig 75 */
+  bge zero, zero, .L4
+.L11:
+  /* 100: jalr */
+  auipc s2, 0
+  addi s2, s2, -134
+  jalr zero, 154(s2)
+  sub a5, t2, t6
+  sd a5, 1392(gp) /* sig 174 */
+  auipc tp, 0
+  sub s2, s2, tp
+  sd zero, 1400(gp) /* sig 175 */
+  sd s2, 1408(gp) /* sig 176 */
+  /* 101: aluR */
   li s10, 0x0
   divw s9, ra, s10
-  sd s9, 1440(gp) /* sig 180 */
-  /* 118: fcsr */
-  csrrsi a1, fflags, 19
-  sd a1, 1448(gp) /* sig 181 */
-  /* 119: aluR */
-  li s6, 0x80000000
-  sltu s8, s6, s5
-  sd s8, 1456(gp) /* sig 182 */
-  /* 120: cAlu */
-  .option rvc
-  c.and a3, a3
-  .option norvc
-  sd a3, 1464(gp) /* sig 183 */
-  /* 121: aluI */
-  li a3, 0xaaaaaaaaaaaaaaaa
-  slti t0, a3, -934
-  sd t0, 1472(gp) /* sig 184 */
-  /* 122: cSp */
-  .option rvc
-  c.addi4spn a4, sp, 652
-  .option norvc
-  sub a4, a4, sp
-  sd a4, 1480(gp) /* sig 185 */
-  /* 123: fmem */
-  addi s5, sp, -154
-  fld f21, 368(s5)
-  fsd f21, 1488(gp) /* sig 186 */
-  sub s5, s5, sp
-  /* 124: jalr */
-  auipc s3, 0
-  addi s3, s3, -131
-  jalr t3, 143(s3)
-  auipc tp, 0
-  sub t3, t3, tp
-  sub s3, s3, tp
-  sd t3, 1496(gp) /* sig 187 */
-  sd s3, 1504(gp) /* sig 188 */
-  /* 125: fp */
-  li tp, 0xffffffff3b426c46
-  fmv.d.x f20, tp
-  li tp, 0xffffffffb10b4225
-  fmv.d.x f7, tp
-  fmin.s f6, f20, f7
-  fsd f6, 1512(gp) /* sig 189 */
-  frflags ra
-  sd ra, 1520(gp) /* sig 190 */
-  /* 126: branch */
-  blt s11, zero, .L12
-  mulh a6, a3, s9
-  sd a6, 1528(gp) /* sig 191 */
-  andi a0, s0, 1765
-  sd a0, 1536(gp) /* sig 192 */
-  mulhsu s5, a5, s1
-  sd s5, 1544(gp) /* sig 193 */
-.L12:
-  /* 127: fp */
-  li tp, 0xffffffffbf82b5e1
-  fmv.d.x f16, tp
-  li tp, 0xffffffff807d5881
-  fmv.d.x f27, tp
-  fmul.s f25, f16, f27, dyn
-  fsd f25, 1552(gp) /* sig 194 */
-  fsflags s2, zero
-  sd s2, 1560(gp) /* sig 195 */
-  /* 128: cAlu */
-  .option rvc
-  c.li s3, -29
-  .option norvc
-  sd s3, 1568(gp) /* sig 196 */
-  /* 129: fp */
-  li tp, 0xffffffffbf9081ef
-  fmv.d.x f5, tp
-  li tp, 0xffffffff007160cf
+  sd s9, 1416(gp) /* sig 177 */
+  /* 102: rand */
+  .2byte 0x3709 /* random */
+  sd a4, 1424(gp) /* sig 178 */
+  .4byte 0x2b58e393 /* random */
+  sd t2, 1432(gp) /* sig 179 */
+  /* 103: fp */
+  fcvt.w.s t2, f10, rdn
+  sd t2, 1440(gp) /* sig 180 */
+  frflags s8
+  sd s8, 1448(gp) /* sig 181 */
+  /* 104: fp */
+  li tp, 0x172e04a9df8b2257
+  fmv.d.x f4, tp
+  li tp, 0xc6539897a2d4cd90
   fmv.d.x f8, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f28, tp
-  fnmsub.s f22, f5, f8, f28, rup
-  fsd f22, 1576(gp) /* sig 197 */
-  fsflags a2, zero
-  sd a2, 1584(gp) /* sig 198 */
-  /* 130: fp */
-  fcvt.lu.s s8, f1, rmm
-  sd s8, 1592(gp) /* sig 199 */
+  fmin.d f7, f4, f8
+  fsd f7, 1456(gp) /* sig 182 */
+  fsflags a5, zero
+  sd a5, 1464(gp) /* sig 183 */
+  /* 105: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f5, tp
+  fcvt.s.d f21, f5, rtz
+  fsd f21, 1472(gp) /* sig 184 */
+  frcsr t3
+  sd t3, 1480(gp) /* sig 185 */
+  /* 106: luiAuipc */
+  lui s2, 0xb2a12
+  sd s2, 1488(gp) /* sig 186 */
+  /* 107: fmem */
+  fld f19, 144(sp)
+  fsd f19, 1496(gp) /* sig 187 */
+  /* 108: fp */
+  li tp, 0xffffffff385654c0
+  fmv.d.x f25, tp
+  fadd.s f7, f19, f25
+  fsd f7, 1504(gp) /* sig 188 */
+  fsflags s11, zero
+  sd s11, 1512(gp) /* sig 189 */
+  /* 109: lrsc */
+  addi t6, sp, 80
+  sc.d t2, s5, (t6)
+  sd t2, 1520(gp) /* sig 190 */
+  sub t6, t6, sp
+  ld t3, 80(sp)
+  sd t3, 1528(gp) /* sig 191 */
+  /* 110: fp */
+  fcvt.d.lu f19, t4, rup
+  fsd f19, 1536(gp) /* sig 192 */
+  li s2, 0x1f
+  csrrc s10, fcsr, s2
+  sd s10, 1544(gp) /* sig 193 */
+  /* 111: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f5, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f14, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f7, tp
+  fmadd.d f31, f5, f14, f7
+  fsd f31, 1552(gp) /* sig 194 */
+  frflags t0
+  sd t0, 1560(gp) /* sig 195 */
+  /* 112: aluR */
+  mulw t3, s7, s0
+  sd t3, 1568(gp) /* sig 196 */
+  /* 113: fmem */
+  fsd f26, 112(sp)
+  /* 114: fp */
+  li tp, 0x3810000000000000
+  fmv.d.x f23, tp
+  fcvt.wu.d s7, f23, rmm
+  sd s7, 1576(gp) /* sig 197 */
   frflags s2
-  sd s2, 1600(gp) /* sig 200 */
-  /* 131: cAlu */
+  sd s2, 1584(gp) /* sig 198 */
+  /* 115: cAlu */
   .option rvc
   c.srli s0, 59
   .option norvc
-  sd s0, 1608(gp) /* sig 201 */
-  /* 132: fp */
-  li tp, 0xffffffff005c3320
-  fmv.d.x f14, tp
-  li tp, 0xffffffff4f5bd84c
-  fmv.d.x f16, tp
-  fsgnjx.s f7, f14, f16
-  fsd f7, 1616(gp) /* sig 202 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 1624(gp) /* sig 203 */
-  /* 133: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f19, tp
-  fclass.d s2, f19
-  sd s2, 1632(gp) /* sig 204 */
-  frcsr t1
-  sd t1, 1640(gp) /* sig 205 */
-  /* 134: aluR */
-  or t6, t5, t0
-  sd t6, 1648(gp) /* sig 206 */
-  /* 135: liSeed */
-  li t5, 0x270cff03
+  sd s0, 1592(gp) /* sig 199 */
+  /* 116: fp */
+  fsgnjn.s f7, f8, f9
+  fsd f7, 1600(gp) /* sig 200 */
+  fsflags s1, zero
+  sd s1, 1608(gp) /* sig 201 */
+  /* 117: fp */
+  fsgnj.s f16, f11, f26
+  fsd f16, 1616(gp) /* sig 202 */
+  li s4, 0x1f
+  csrrc a0, fcsr, s4
+  sd a0, 1624(gp) /* sig 203 */
+  /* 118: fp */
+  li s8, 0x80
+  fcvt.s.l f19, s8, rdn
+  fsd f19, 1632(gp) /* sig 204 */
+  fsflags t0, zero
+  sd t0, 1640(gp) /* sig 205 */
+  /* 119: rand */
+  .4byte 0x73d3899b /* random */
+  sd s3, 1648(gp) /* sig 206 */
+  .4byte 0x210cff47 /* random */
   sd t5, 1656(gp) /* sig 207 */
-  /* 136: fmem */
-  fsd f17, 224(sp)
-  /* 137: far */
-  bge s10, s10, .L13
-.L14:
-  /* 138: amo */
-  li s8, 0x2e3ea6703cb91bad
-  addi a2, sp, 192
-  amoxor.w.aqrl t2, s8, (a2)
-  sub a2, a2, sp
-  sd t2, 1672(gp) /* sig 209 */
-  lw t3, 192(sp)
-  sd t3, 1680(gp) /* sig 210 */
-  /* 139: fp */
-  fcvt.wu.d a7, f25, rdn
-  sd a7, 1688(gp) /* sig 211 */
-  frcsr t3
-  sd t3, 1696(gp) /* sig 212 */
-  /* 140: fp */
-  li tp, 0x41e096ee0cb93283
-  fmv.d.x f11, tp
+  fsd f30, 1664(gp) /* sig 208 */
+  li s3, 0x1f
+  csrrc a2, fcsr, s3
+  sd a2, 1672(gp) /* sig 209 */
+  .2byte 0x5566 /* random */
+  sd a0, 1680(gp) /* sig 210 */
+  /* 120: fp */
+  li tp, 0xffffffff7f000000
+  fmv.d.x f2, tp
+  fcvt.d.s f21, f2
+  fsd f21, 1688(gp) /* sig 211 */
+  fsflags s5, zero
+  sd s5, 1696(gp) /* sig 212 */
+  /* 121: fp */
+  li tp, 0x8075ad2e3ea670
+  fmv.d.x f24, tp
+  li tp, 0x3810000000000000
+  fmv.d.x f7, tp
+  fdiv.d f18, f24, f7, rtz
+  fsd f18, 1704(gp) /* sig 213 */
+  frflags a2
+  sd a2, 1712(gp) /* sig 214 */
+  /* 122: aluI */
+  addi t5, a2, 1225
+  sd t5, 1720(gp) /* sig 215 */
+  /* 123: fp */
+  li tp, 0xfffffffffffff
+  fmv.d.x f28, tp
   li tp, 0x41e0000000000000
   fmv.d.x f3, tp
-  fnmsub.d f11, f11, f3, f27, rup
-  fsd f11, 1704(gp) /* sig 213 */
-  frcsr t1
-  sd t1, 1712(gp) /* sig 214 */
-  /* 141: aluR */
-  subw a6, s6, a1
-  sd a6, 1720(gp) /* sig 215 */
-  /* 142: fmem */
-  addi t1, sp, -291
-  fsw f8, 463(t1)
-  sub t1, t1, sp
-  /* 143: fp */
-  li tp, 0xffffffff3f95705e
-  fmv.d.x f20, tp
-  li tp, 0xffffffffbf957060
-  fmv.d.x f15, tp
-  fadd.s f25, f20, f15, rmm
-  fsd f25, 1728(gp) /* sig 216 */
-  frcsr a7
-  sd a7, 1736(gp) /* sig 217 */
-  /* 144: fcsr */
-  csrrsi a7, frm, 27
-  sd a7, 1744(gp) /* sig 218 */
-  /* 145: mem */
-  lwu s1, 192(sp)
-  sd s1, 1752(gp) /* sig 219 */
+  fmsub.d f11, f6, f28, f3, rdn
+  fsd f11, 1728(gp) /* sig 216 */
+  frflags s9
+  sd s9, 1736(gp) /* sig 217 */
+  /* 124: aluR */
+  divu a1, a5, s6
+  sd a1, 1744(gp) /* sig 218 */
+  /* 125: fp */
+  li tp, 0xf4d4f30984c0e0ad
+  fmv.d.x f0, tp
+  fcvt.w.d s3, f0, rmm
+  sd s3, 1752(gp) /* sig 219 */
+  fsflags s6, zero
+  sd s6, 1760(gp) /* sig 220 */
+  /* 126: aluR */
+  rem s1, s4, s11
+  sd s1, 1768(gp) /* sig 221 */
+  /* 127: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f27, tp
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f11, tp
+  feq.s s5, f27, f11
+  sd s5, 1776(gp) /* sig 222 */
+  fsflags s7, zero
+  sd s7, 1784(gp) /* sig 223 */
+  /* 128: cAlu */
+  .option rvc
+  c.addiw t3, 28
+  .option norvc
+  sd t3, 1792(gp) /* sig 224 */
+  /* 129: aluR */
+  add s6, a4, s8
+  sd s6, 1800(gp) /* sig 225 */
+  /* 130: rand */
+  .2byte 0xc9c6 /* random */
+  .4byte 0x1a170653 /* random */
+  sd a2, 1808(gp) /* sig 226 */
+  fsd f12, 1816(gp) /* sig 227 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 1824(gp) /* sig 228 */
+  /* 131: fp */
+  li tp, 0xffffffff346a8578
+  fmv.d.x f19, tp
+  fcvt.w.s a2, f19, rup
+  sd a2, 1832(gp) /* sig 229 */
+  li s0, 0x1f
+  csrrc s1, fcsr, s0
+  sd s1, 1840(gp) /* sig 230 */
+  /* 132: cAlu */
+  .option rvc
+  c.lui a1, 0xffffb
+  .option norvc
+  sd a1, 1848(gp) /* sig 231 */
+  /* 133: branch */
+  bgeu a2, s6, .L12
+  .option rvc
+  c.subw a5, a1
+  .option norvc
+  sd a5, 1856(gp) /* sig 232 */
+  and s9, a0, a0
+  sd s9, 1864(gp) /* sig 233 */
+  .option rvc
+  c.andi a5, 11
+  .option norvc
+  sd a5, 1872(gp) /* sig 234 */
+.L12:
+  /* 134: fcsr */
+  li s1, 0xcb01f50863e2555f
+  csrrs s0, fcsr, s1
+  sd s0, 1880(gp) /* sig 235 */
+  /* 135: far */
+  jal s11, .L13
+.L14:
+  addi gp, gp, 1920
+  /* 136: fp */
+  li tp, 0xffffffff3f957c2c
+  fmv.d.x f27, tp
+  li tp, 0xffffffff3b5705b6
+  fmv.d.x f4, tp
+  li tp, 0xffffffffbb7b1d3b
+  fmv.d.x f24, tp
+  fmadd.s f15, f27, f4, f24, rne
+  fsd f15, 0(gp) /* sig 240 */
+  li a1, 0x1f
+  csrrc a1, fcsr, a1
+  sd a1, 8(gp) /* sig 241 */
+  /* 137: aluI */
+  slti s3, s5, 922
+  sd s3, 16(gp) /* sig 242 */
+  /* 138: rand */
+  .2byte 0xc4e6 /* random */
+  .4byte 0x430e9013 /* random */
+  sd zero, 24(gp) /* sig 243 */
+  .4byte 0xe2188053 /* random */
+  sd zero, 32(gp) /* sig 244 */
+  fsd f0, 40(gp) /* sig 245 */
+  fsflags s1, zero
+  sd s1, 48(gp) /* sig 246 */
+  /* 139: mem */
+  lb s2, 34(sp)
+  sd s2, 56(gp) /* sig 247 */
+  /* 140: aluR */
+  and s2, s8, t4
+  sd s2, 64(gp) /* sig 248 */
+  /* 141: fp */
+  li tp, 0xffffffff0da24260
+  fmv.d.x f26, tp
+  fcvt.lu.s a1, f26, rdn
+  sd a1, 72(gp) /* sig 249 */
+  fsflags ra, zero
+  sd ra, 80(gp) /* sig 250 */
+  /* 142: fp */
+  li tp, 0xc008000000000000
+  fmv.d.x f10, tp
+  fclass.d a6, f10
+  sd a6, 88(gp) /* sig 251 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 96(gp) /* sig 252 */
+  /* 143: aluR */
+  li s7, 0xffffffffffffffff
+  addw s4, s7, s4
+  sd s4, 104(gp) /* sig 253 */
+  /* 144: rand */
+  .4byte 0x828b58cb /* random */
+  sd a7, 112(gp) /* sig 254 */
+  fsd f17, 120(gp) /* sig 255 */
+  fsflags s4, zero
+  sd s4, 128(gp) /* sig 256 */
+  .2byte 0x7711 /* random */
+  sd a4, 136(gp) /* sig 257 */
+  .4byte 0x1a1e5d53 /* random */
+  sd s10, 144(gp) /* sig 258 */
+  fsd f26, 152(gp) /* sig 259 */
+  fsflags t1, zero
+  sd t1, 160(gp) /* sig 260 */
+  /* 145: fp */
+  fmv.x.d s8, f2
+  sd s8, 168(gp) /* sig 261 */
+  csrrci t0, fflags, 0x1f
+  sd t0, 176(gp) /* sig 262 */
   /* 146: fp */
-  fcvt.wu.d s3, f28, dyn
-  sd s3, 1760(gp) /* sig 220 */
-  fsflags a1, zero
-  sd a1, 1768(gp) /* sig 221 */
-  /* 147: luiAuipc */
-  auipc s6, 0xe295e
-  auipc tp, 0
-  sub s6, s6, tp
-  sd s6, 1776(gp) /* sig 222 */
-  /* 148: fence */
-  fence.i
-  /* 149: aluR */
-  li s10, 0x80000000
-  li s11, 0x0
-  divw a5, s10, s11
-  sd a5, 1784(gp) /* sig 223 */
-  /* 150: mem */
-  sd s6, 188(sp)
-  ld zero, 184(sp)
-  sd zero, 1792(gp) /* sig 224 */
-  /* 151: lrsc */
-  addi t2, sp, 160
-  sc.w a0, s11, (t2)
-  sd a0, 1800(gp) /* sig 225 */
-  sub t2, t2, sp
-  lw t2, 160(sp)
-  sd t2, 1808(gp) /* sig 226 */
-  /* 152: cBranch */
+  li tp, 0xbdce800475c09241
+  fmv.d.x f16, tp
+  fmax.d f7, f16, f13
+  fsd f7, 184(gp) /* sig 263 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 192(gp) /* sig 264 */
+  /* 147: aluR */
+  li a5, 0xdff05956e71de699
+  sllw s10, a5, t2
+  sd s10, 200(gp) /* sig 265 */
+  /* 148: fp */
+  li tp, 0xbdb403fe7db63317
+  fmv.d.x f18, tp
+  fmax.d f26, f16, f18
+  fsd f26, 208(gp) /* sig 266 */
+  fsflags a6, zero
+  sd a6, 216(gp) /* sig 267 */
+  /* 149: fp */
+  li tp, 0x418ef5164f38ffeb
+  fmv.d.x f31, tp
+  fclass.d a1, f31
+  sd a1, 224(gp) /* sig 268 */
+  fsflags t5, zero
+  sd t5, 232(gp) /* sig 269 */
+  /* 150: fp */
+  fsub.d f7, f16, f28, rup
+  fsd f7, 240(gp) /* sig 270 */
+  frflags a7
+  sd a7, 248(gp) /* sig 271 */
+  /* 151: fcsr */
+  li a7, 0x0
+  csrrc t2, frm, a7
+  sd t2, 256(gp) /* sig 272 */
+  /* 152: fp */
+  fcvt.s.l f14, t5, rup
+  fsd f14, 264(gp) /* sig 273 */
+  fsflags s9, zero
+  sd s9, 272(gp) /* sig 274 */
+  /* 153: far */
+  beq ra, ra, .L15
+.L16:
+  /* 154: luiAuipc */
+  lui s0, 0xd9822
+  sd s0, 296(gp) /* sig 277 */
+  /* 155: fp */
+  li tp, 0xffffffffc27815ba
+  fmv.d.x f27, tp
+  fdiv.s f8, f31, f27
+  fsd f8, 304(gp) /* sig 278 */
+  frcsr t1
+  sd t1, 312(gp) /* sig 279 */
+  /* 156: cAlu */
   .option rvc
-  c.bnez a4, .L15
+  c.addiw a7, -26
   .option norvc
-  xor t6, t6, s11
-  sd t6, 1816(gp) /* sig 227 */
-  .option rvc
-  c.srai s1, 22
-  .option norvc
-  sd s1, 1824(gp) /* sig 228 */
-  srai s9, a7, 32
-  sd s9, 1832(gp) /* sig 229 */
-.L15:
-  /* 153: fcsr */
-  csrrci t5, fcsr, 20
-  sd t5, 1840(gp) /* sig 230 */
-  /* 154: mem */
-  lh a7, 202(sp)
-  sd a7, 1848(gp) /* sig 231 */
-  /* 155: cJump */
-  auipc s11, 0
-  addi s11, s11, 24
-  .option rvc
-  c.jalr s11
-  .option norvc
-  .option rvc
-  c.addiw a6, -1
-  .option norvc
-  sd a6, 1856(gp) /* sig 232 */
-  remu s1, zero, a3
-  sd s1, 1864(gp) /* sig 233 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s11, s11, tp
-  sd ra, 1872(gp) /* sig 234 */
-  sd s11, 1880(gp) /* sig 235 */
-  /* 156: cMem */
-  addi s0, sp, 160
-  .option rvc
-  c.ld a5, 24(s0)
-  .option norvc
-  sd a5, 1888(gp) /* sig 236 */
-  sub s0, s0, sp
-  /* 157: lrsc */
-  addi t6, sp, 120
-  lr.d.aq s10, (t6)
-  sltiu s7, t2, 1365
-  sc.d.aq s5, s9, (t6)
-  sd s10, 1896(gp) /* sig 237 */
-  sd s5, 1904(gp) /* sig 238 */
-  sc.d.aqrl s5, zero, (t6)
-  sd s5, 1912(gp) /* sig 239 */
-  sub t6, t6, sp
-  ld s0, 120(sp)
-  sd s0, 1920(gp) /* sig 240 */
-  addi gp, gp, 1928
+  sd a7, 320(gp) /* sig 280 */
+  /* 157: mem */
+  addi a7, sp, 91
+  ld s3, -35(a7)
+  sd s3, 328(gp) /* sig 281 */
+  sub a7, a7, sp
   /* 158: cAlu */
   .option rvc
-  c.slli s4, 22
+  c.mv t6, s0
   .option norvc
-  sd s4, 0(gp) /* sig 241 */
-  /* 159: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f11, tp
-  fnmadd.s f25, f10, f11, f22, rne
-  fsd f25, 8(gp) /* sig 242 */
-  fsflags t4, zero
-  sd t4, 16(gp) /* sig 243 */
-  /* 160: aluR */
-  li a7, 0xffffffffffffffff
-  sll t2, a7, t1
-  sd t2, 24(gp) /* sig 244 */
-  /* 161: cAlu */
+  sd t6, 336(gp) /* sig 282 */
+  /* 159: cAlu */
   .option rvc
-  c.slli t1, 23
+  c.subw s0, a0
   .option norvc
-  sd t1, 32(gp) /* sig 245 */
-  /* 162: cMem */
-  addi a2, sp, 88
+  sd s0, 344(gp) /* sig 283 */
+  /* 160: cSp */
   .option rvc
-  c.fsd f15, 40(a2)
+  c.addi16sp sp, 304
   .option norvc
-  sub a2, a2, sp
-  /* 163: fcsr */
-  li s9, 0x0
-  csrrw s6, frm, s9
-  sd s6, 40(gp) /* sig 246 */
-  /* 164: fp */
-  li tp, 0xc1b5a33752cfec09
-  fmv.d.x f8, tp
-  li tp, 0xfffffffffffff
-  fmv.d.x f20, tp
-  li tp, 0x3ff0000000000001
-  fmv.d.x f25, tp
-  fnmsub.d f1, f8, f20, f25, rdn
-  fsd f1, 48(gp) /* sig 247 */
-  fsflags s4, zero
-  sd s4, 56(gp) /* sig 248 */
-  /* 165: lrsc */
-  addi t2, sp, 88
-  lr.w.aqrl t6, (t2)
-  srli s6, ra, 44
-  sc.w.aq s2, t6, (t2)
-  sd t6, 64(gp) /* sig 249 */
-  sd s2, 72(gp) /* sig 250 */
-  sub t2, t2, sp
-  lw s4, 88(sp)
-  sd s4, 80(gp) /* sig 251 */
-  /* 166: mem */
-  addi a2, sp, 83
-  lb s7, 104(a2)
-  sd s7, 88(gp) /* sig 252 */
-  sub a2, a2, sp
-  /* 167: cAlu */
+  ld s5, -96(sp)
+  sd s5, 352(gp) /* sig 284 */
   .option rvc
-  c.mv t1, s11
+  c.addi16sp sp, -304
   .option norvc
-  sd t1, 96(gp) /* sig 253 */
-  /* 168: aluR */
-  divw t6, ra, a5
-  sd t6, 104(gp) /* sig 254 */
-  /* 169: aluR */
-  li a6, 0x80000000
-  li t6, 0x1
-  divw s11, a6, t6
-  sd s11, 112(gp) /* sig 255 */
-  /* 170: luiAuipc */
-  auipc t3, 0x82e85
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 120(gp) /* sig 256 */
-  /* 171: cAlu */
+  /* 161: fcsr */
+  li ra, 0x1
+  csrrw s7, frm, ra
+  sd s7, 360(gp) /* sig 285 */
+  /* 162: fp */
+  li tp, 0xffefffffffffffff
+  fmv.d.x f24, tp
+  fcvt.s.d f29, f24, rup
+  fsd f29, 368(gp) /* sig 286 */
+  frflags s10
+  sd s10, 376(gp) /* sig 287 */
+  /* 163: cAlu */
   .option rvc
-  c.mv a5, t3
+  c.mv s8, s11
   .option norvc
-  sd a5, 128(gp) /* sig 257 */
-  /* 172: fp */
-  li tp, 0xffffffff3f72e815
-  fmv.d.x f1, tp
-  fclass.s s5, f1
-  sd s5, 136(gp) /* sig 258 */
-  fsflags t0, zero
-  sd t0, 144(gp) /* sig 259 */
-  /* 173: cAlu */
+  sd s8, 384(gp) /* sig 288 */
+  /* 164: cAlu */
   .option rvc
-  c.add a2, a1
+  c.slli s11, 53
   .option norvc
-  sd a2, 152(gp) /* sig 260 */
-  /* 174: fence */
-  fence r, w
-  /* 175: cAlu */
+  sd s11, 392(gp) /* sig 289 */
+  /* 165: cAlu */
   .option rvc
-  c.mv a3, s9
+  c.li s0, -10
   .option norvc
-  sd a3, 160(gp) /* sig 261 */
-  /* 176: far */
-  bge a0, a0, .L16
+  sd s0, 400(gp) /* sig 290 */
+  /* 166: cAlu */
+  .option rvc
+  c.srai s0, 44
+  .option norvc
+  sd s0, 408(gp) /* sig 291 */
+  /* 167: cBranch */
+  .option rvc
+  c.bnez a3, .L17
+  .option norvc
+  .option rvc
+  c.addw a4, a1
+  .option norvc
+  sd a4, 416(gp) /* sig 292 */
 .L17:
-  /* 177: fp */
-  fmsub.s f17, f21, f14, f6, rmm
-  fsd f17, 184(gp) /* sig 264 */
-  frflags s11
-  sd s11, 192(gp) /* sig 265 */
-  /* 178: fp */
-  li tp, 0xffffffff30fe0382
-  fmv.d.x f10, tp
-  li tp, 0xffffffffcf000000
-  fmv.d.x f29, tp
-  li tp, 0xffffffffbaf485a3
-  fmv.d.x f22, tp
-  fnmsub.s f9, f10, f29, f22, dyn
-  fsd f9, 200(gp) /* sig 266 */
-  frcsr s0
-  sd s0, 208(gp) /* sig 267 */
-  /* 179: fp */
-  fclass.d s0, f21
-  sd s0, 216(gp) /* sig 268 */
-  fsflags t6, zero
-  sd t6, 224(gp) /* sig 269 */
-  /* 180: fp */
-  li s2, 0x1ffffffff
-  fcvt.d.l f29, s2, rne
-  fsd f29, 232(gp) /* sig 270 */
-  fsflags a2, zero
-  sd a2, 240(gp) /* sig 271 */
-  /* 181: fp */
-  li a7, 0xffffffffcd0950a8
-  fcvt.d.l f7, a7, rne
-  fsd f7, 248(gp) /* sig 272 */
-  frflags s3
-  sd s3, 256(gp) /* sig 273 */
-  /* 182: aluR */
-  remu s11, a6, s10
-  sd s11, 264(gp) /* sig 274 */
-  /* 183: fp */
-  fmv.x.w s7, f2
-  sd s7, 272(gp) /* sig 275 */
-  fsflags s2, zero
-  sd s2, 280(gp) /* sig 276 */
-  /* 184: fp */
-  li tp, 0x3f8e2d95a08d9f05
-  fmv.d.x f19, tp
-  fcvt.s.d f29, f19, rdn
-  fsd f29, 288(gp) /* sig 277 */
-  frcsr s2
-  sd s2, 296(gp) /* sig 278 */
-  /* 185: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f1, tp
-  fnmsub.s f17, f26, f1, f0, rup
-  fsd f17, 304(gp) /* sig 279 */
-  fsflags a7, zero
-  sd a7, 312(gp) /* sig 280 */
-  /* 186: fp */
-  li tp, 0xffffffff4f7fffff
-  fmv.d.x f5, tp
-  fcvt.wu.d t6, f5, rtz
-  sd t6, 320(gp) /* sig 281 */
-  fsflags s9, zero
-  sd s9, 328(gp) /* sig 282 */
-  /* 187: cAlu */
+  /* 168: luiAuipc */
+  lui t4, 0x7ffff
+  sd t4, 424(gp) /* sig 293 */
+  /* 169: mem */
+  addi t3, sp, 199
+  sh s1, -71(t3)
+  sub t3, t3, sp
+  /* 170: aluR */
+  li s2, 0xffffffff
+  remuw ra, s6, s2
+  sd ra, 432(gp) /* sig 294 */
+  /* 171: mem */
+  addi t3, sp, 34
+  lb s0, 7(t3)
+  sd s0, 440(gp) /* sig 295 */
+  sub t3, t3, sp
+  /* 172: cAlu */
   .option rvc
-  c.andi a0, -20
+  c.slli t6, 22
   .option norvc
-  sd a0, 336(gp) /* sig 283 */
-  /* 188: fp */
-  li tp, 0xb342e8e8
-  fmv.d.x f31, tp
-  flt.s t1, f31, f31
-  sd t1, 344(gp) /* sig 284 */
-  li s7, 0x1f
-  csrrc a3, fcsr, s7
-  sd a3, 352(gp) /* sig 285 */
-  /* 189: fmem */
-  li tp, 0x41e3adc75abc10f7
-  fmv.d.x f28, tp
-  fsd f28, 0(sp)
-  /* 190: fence */
-  fence r, w
-  /* 191: aluR */
+  sd t6, 448(gp) /* sig 296 */
+  /* 173: aluR */
   srlw s3, ra, s2
-  sd s3, 360(gp) /* sig 286 */
-  /* 192: cMem */
+  sd s3, 456(gp) /* sig 297 */
+  /* 174: cSp */
   .option rvc
-  c.sdsp ra, 136(sp)
+  c.addi16sp sp, -320
   .option norvc
-  /* 193: cAlu */
+  ld zero, 456(sp)
+  sd zero, 464(gp) /* sig 298 */
+  .option rvc
+  c.addi16sp sp, 320
+  .option norvc
+  /* 175: cAlu */
   .option rvc
   c.addiw ra, 28
   .option norvc
-  sd ra, 368(gp) /* sig 287 */
-  /* 194: aluI */
+  sd ra, 472(gp) /* sig 299 */
+  /* 176: aluI */
   ori t4, a2, 805
-  sd t4, 376(gp) /* sig 288 */
-  /* 195: aluR */
+  sd t4, 480(gp) /* sig 300 */
+  /* 177: aluR */
   li a2, 0x2ead4430
   li s7, 0x41
   divw t6, a2, s7
-  sd t6, 384(gp) /* sig 289 */
-  /* 196: fp */
-  li tp, 0x1
-  fmv.d.x f15, tp
-  fcvt.w.d t3, f15, rne
-  sd t3, 392(gp) /* sig 290 */
-  csrrci t6, fflags, 0x1f
-  sd t6, 400(gp) /* sig 291 */
-  /* 197: fp */
-  li s8, 0xf8d80ef6e6a45100
-  fcvt.d.wu f22, s8
-  fsd f22, 408(gp) /* sig 292 */
-  frflags a6
-  sd a6, 416(gp) /* sig 293 */
-  /* 198: cAlu */
-  .option rvc
-  c.mv ra, a0
-  .option norvc
-  sd ra, 424(gp) /* sig 294 */
-  /* 199: fp */
-  li tp, 0xffffffff3ffa5d74
+  sd t6, 488(gp) /* sig 301 */
+  /* 178: fp */
+  li tp, 0x8000000000000000
   fmv.d.x f1, tp
-  li tp, 0xffffffff43bb299d
-  fmv.d.x f12, tp
-  li tp, 0xffffffffc4370af5
-  fmv.d.x f29, tp
-  fmadd.s f8, f1, f12, f29
-  fsd f8, 432(gp) /* sig 295 */
-  fsflags ra, zero
-  sd ra, 440(gp) /* sig 296 */
-  j .L18
-.L13:
-  .option rvc
-  c.sub a2, a4
-  .option norvc
-  sd a2, 1664(gp) /* sig 208 */
-  beq zero, zero, .L14
-.L16:
-  srli a4, t4, 41
-  sd a4, 168(gp) /* sig 262 */
-  .option rvc
-  c.andi s0, -8
-  .option norvc
-  sd s0, 176(gp) /* sig 263 */
-  bge zero, zero, .L17
-.L18:
-  /* 200: cJump */
-  auipc s0, 0
-  addi s0, s0, 16
-  .option rvc
-  c.jr s0
-  .option norvc
-  .option rvc
-  c.addiw a5, 27
-  .option norvc
-  sd a5, 448(gp) /* sig 297 */
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 456(gp) /* sig 298 */
-  /* 201: cMem */
-  addi a2, sp, 48
-  .option rvc
-  c.fld f13, 160(a2)
-  .option norvc
-  fsd f13, 464(gp) /* sig 299 */
-  sub a2, a2, sp
-  /* 202: fp */
-  li tp, 0x4e067125fa5e20d8
-  fmv.d.x f19, tp
-  fcvt.l.d s4, f19, rne
-  sd s4, 472(gp) /* sig 300 */
-  csrrci s6, fflags, 0x1f
-  sd s6, 480(gp) /* sig 301 */
-  /* 203: jalr */
-  auipc t2, 0
-  jalr s3, 22(t2)
-  slt a1, s11, s0
-  sd a1, 488(gp) /* sig 302 */
-  .option rvc
-  c.li t3, -18
-  .option norvc
-  sd t3, 496(gp) /* sig 303 */
-  auipc tp, 0
-  sub s3, s3, tp
-  sub t2, t2, tp
-  sd s3, 504(gp) /* sig 304 */
-  sd t2, 512(gp) /* sig 305 */
-  /* 204: fence */
-  nop
-  /* 205: fp */
-  li tp, 0x0
-  fmv.d.x f14, tp
-  fmin.d f23, f28, f14
-  fsd f23, 520(gp) /* sig 306 */
-  li s4, 0x1f
-  csrrc t6, fcsr, s4
-  sd t6, 528(gp) /* sig 307 */
-  /* 206: fcsr */
-  li a1, 0x0
-  csrrs a2, fcsr, a1
-  sd a2, 536(gp) /* sig 308 */
-  /* 207: fp */
-  li tp, 0x327797d615a43cfc
-  fmv.d.x f25, tp
-  li tp, 0x4340000000000000
-  fmv.d.x f21, tp
-  fmin.d f19, f25, f21
-  fsd f19, 544(gp) /* sig 309 */
-  frflags a1
-  sd a1, 552(gp) /* sig 310 */
-  /* 208: aluR */
-  xor t3, t6, a7
-  sd t3, 560(gp) /* sig 311 */
-  /* 209: fp */
-  li tp, 0x8008da0ec0db899b
-  fmv.d.x f23, tp
-  li tp, 0x7ff8000000000000
-  fmv.d.x f22, tp
-  fle.d s3, f23, f22
-  sd s3, 568(gp) /* sig 312 */
-  fsflags a0, zero
-  sd a0, 576(gp) /* sig 313 */
-  /* 210: branch */
-  li a5, 0x5555555555555555
-  li a4, 0x5555555555555555
-  blt a5, a4, .L19
-  sraiw s6, s9, 14
-  sd s6, 584(gp) /* sig 314 */
-.L19:
-  /* 211: fp */
-  fsqrt.s f18, f0, rtz
-  fsd f18, 592(gp) /* sig 315 */
-  fsflags s9, zero
-  sd s9, 600(gp) /* sig 316 */
-  /* 212: fp */
-  li tp, 0x4d9efbe2c4932a36
-  fmv.d.x f31, tp
-  fcvt.s.d f4, f31, rmm
-  fsd f4, 608(gp) /* sig 317 */
-  fsflags s3, zero
-  sd s3, 616(gp) /* sig 318 */
-  /* 213: fp */
-  li tp, 0xffffffff5f800000
-  fmv.d.x f25, tp
-  fsqrt.s f11, f25, dyn
-  fsd f11, 624(gp) /* sig 319 */
-  fsflags s8, zero
-  sd s8, 632(gp) /* sig 320 */
-  /* 214: fmem */
-  fsd f22, 72(sp)
-  /* 215: aluI */
-  addi s11, t1, -1036
-  sd s11, 640(gp) /* sig 321 */
-  /* 216: fp */
-  li tp, 0xffffffff3e603eb8
-  fmv.d.x f5, tp
-  li tp, 0xffffffff7f000000
-  fmv.d.x f17, tp
-  fmin.s f26, f5, f17
-  fsd f26, 648(gp) /* sig 322 */
-  fsflags s10, zero
-  sd s10, 656(gp) /* sig 323 */
-  /* 217: luiAuipc */
-  lui t5, 0xfffff
-  sd t5, 664(gp) /* sig 324 */
-  /* 218: aluR */
-  srl a2, ra, s1
-  sd a2, 672(gp) /* sig 325 */
-  /* 219: mem */
-  lh a4, 110(sp)
-  sd a4, 680(gp) /* sig 326 */
-  /* 220: branch */
-  bgeu s7, a4, .L20
-  .option rvc
-  c.slli t1, 44
-  .option norvc
-  sd t1, 688(gp) /* sig 327 */
-  .option rvc
-  c.lui a3, 0xf
-  .option norvc
-  sd a3, 696(gp) /* sig 328 */
-.L20:
-  /* 221: jalr */
-  auipc ra, 0
-  addi ra, ra, 36
-  jalr t1, -23(ra)
-  auipc tp, 0
-  sub t1, t1, tp
-  sub ra, ra, tp
-  sd t1, 704(gp) /* sig 329 */
-  sd ra, 712(gp) /* sig 330 */
-  /* 222: cSp */
-  .option rvc
-  c.addi4spn s1, sp, 1004
-  .option norvc
-  sub s1, s1, sp
-  sd s1, 720(gp) /* sig 331 */
-  /* 223: fence */
-  fence iorw, iorw
-  /* 224: aluR */
-  divw a0, a0, a6
-  sd a0, 728(gp) /* sig 332 */
-  /* 225: fp */
-  li tp, 0xffffffffbf15b716
-  fmv.d.x f30, tp
-  li tp, 0xffffffff883a3d32
-  fmv.d.x f29, tp
-  fmax.s f27, f30, f29
-  fsd f27, 736(gp) /* sig 333 */
+  fcvt.wu.d a0, f1, rup
+  sd a0, 496(gp) /* sig 302 */
+  li t3, 0x1f
+  csrrc ra, fcsr, t3
+  sd ra, 504(gp) /* sig 303 */
+  /* 179: fp */
+  li ra, 0x80000000
+  fcvt.d.wu f22, ra
+  fsd f22, 512(gp) /* sig 304 */
+  frflags s5
+  sd s5, 520(gp) /* sig 305 */
+  /* 180: fp */
+  fcvt.w.d t6, f11
+  sd t6, 528(gp) /* sig 306 */
   fsflags s5, zero
-  sd s5, 744(gp) /* sig 334 */
-  /* 226: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f29, tp
-  li tp, 0xffffffff3f800001
-  fmv.d.x f11, tp
-  fsub.s f31, f29, f11, rne
-  fsd f31, 752(gp) /* sig 335 */
-  frflags a2
-  sd a2, 760(gp) /* sig 336 */
-  /* 227: aluR */
-  li a1, 0x80000000
-  li t0, 0x200000000000
-  sraw a7, a1, t0
-  sd a7, 768(gp) /* sig 337 */
-  /* 228: liSeed */
-  li a7, 0x3
-  sd a7, 776(gp) /* sig 338 */
-  /* 229: cAlu */
-  .option rvc
-  c.srai a4, 59
-  .option norvc
-  sd a4, 784(gp) /* sig 339 */
-  /* 230: aluI */
-  andi t4, s2, 2047
-  sd t4, 792(gp) /* sig 340 */
-  /* 231: fence */
-  fence iorw, iorw
-  /* 232: cMem */
-  addi a3, sp, 60
-  .option rvc
-  c.sd a1, 16(a3)
-  .option norvc
-  sub a3, a3, sp
-  /* 233: cSp */
-  .option rvc
-  c.addi16sp sp, 192
-  .option norvc
-  ld s3, -128(sp)
-  sd s3, 800(gp) /* sig 341 */
-  .option rvc
-  c.addi16sp sp, -192
-  .option norvc
-  /* 234: mem */
-  sb s3, 166(sp)
-  /* 235: fp */
-  fcvt.s.lu f26, s0, rdn
-  fsd f26, 808(gp) /* sig 342 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 816(gp) /* sig 343 */
-  /* 236: fp */
-  li t2, 0x78
-  fcvt.d.lu f2, t2, rmm
-  fsd f2, 824(gp) /* sig 344 */
-  fsflags a0, zero
-  sd a0, 832(gp) /* sig 345 */
-  /* 237: cAlu */
-  .option rvc
-  c.sub a2, a3
-  .option norvc
-  sd a2, 840(gp) /* sig 346 */
-  /* 238: fp */
-  fcvt.s.wu f23, a4, rdn
-  fsd f23, 848(gp) /* sig 347 */
-  fsflags s7, zero
-  sd s7, 856(gp) /* sig 348 */
-  /* 239: aluI */
-  li t5, 0x80
-  xori s11, t5, 396
-  sd s11, 864(gp) /* sig 349 */
-  /* 240: fp */
-  li tp, 0xbffac70377aaed30
-  fmv.d.x f16, tp
-  li tp, 0x3ffac70377aaed31
-  fmv.d.x f25, tp
-  fsub.d f18, f16, f16, dyn
-  fsd f18, 872(gp) /* sig 350 */
-  fsflags a3, zero
-  sd a3, 880(gp) /* sig 351 */
-  /* 241: cAlu */
-  .option rvc
-  c.and s0, a2
-  .option norvc
-  sd s0, 888(gp) /* sig 352 */
-  /* 242: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f16, tp
-  fcvt.wu.s a0, f16
-  sd a0, 896(gp) /* sig 353 */
-  fsflags s9, zero
-  sd s9, 904(gp) /* sig 354 */
-  /* 243: fcsr */
-  csrrci s1, fflags, 12
-  sd s1, 912(gp) /* sig 355 */
-  /* 244: fp */
-  fmax.s f6, f1, f11
-  fsd f6, 920(gp) /* sig 356 */
-  csrrci t0, fflags, 0x1f
-  sd t0, 928(gp) /* sig 357 */
-  /* 245: aluI */
-  srliw a2, zero, 0
-  sd a2, 936(gp) /* sig 358 */
-  /* 246: mem */
-  lb t2, 63(sp)
-  sd t2, 944(gp) /* sig 359 */
-  /* 247: aluI */
-  andi a5, t6, -1944
-  sd a5, 952(gp) /* sig 360 */
-  /* 248: aluR */
-  subw s9, t2, a2
-  sd s9, 960(gp) /* sig 361 */
-  /* 249: fp */
-  li tp, 0x3f2433ef3da8888e
-  fmv.d.x f9, tp
-  li tp, 0xbe334a38e9376d6a
+  sd s5, 536(gp) /* sig 307 */
+  /* 181: fmem */
+  li tp, 0xbeff4c93a85ecfe3
+  fmv.d.x f3, tp
+  fsd f3, 72(sp)
+  /* 182: rand */
+  .4byte 0x74c5c7d3 /* random */
+  sd a5, 544(gp) /* sig 308 */
+  fsd f15, 552(gp) /* sig 309 */
+  csrrci s4, fflags, 0x1f
+  sd s4, 560(gp) /* sig 310 */
+  /* 183: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f19, tp
+  fmv.x.w t2, f19
+  sd t2, 568(gp) /* sig 311 */
+  fsflags s5, zero
+  sd s5, 576(gp) /* sig 312 */
+  /* 184: fp */
+  li tp, 0xfff8000000000000
   fmv.d.x f4, tp
-  fmin.d f30, f9, f4
-  fsd f30, 968(gp) /* sig 362 */
-  frcsr t5
-  sd t5, 976(gp) /* sig 363 */
-  /* 250: aluR */
-  li a1, 0xffffffff
-  divw a5, s6, a1
-  sd a5, 984(gp) /* sig 364 */
-  /* 251: cAlu */
+  fcvt.wu.d s11, f4, rdn
+  sd s11, 584(gp) /* sig 313 */
+  li a0, 0x1f
+  csrrc ra, fcsr, a0
+  sd ra, 592(gp) /* sig 314 */
+  /* 185: aluI */
+  xori t2, s11, -1962
+  sd t2, 600(gp) /* sig 315 */
+  /* 186: fp */
+  li tp, 0x3ff88168e5f7dd4f
+  fmv.d.x f22, tp
+  li tp, 0x4095aca6023f6746
+  fmv.d.x f8, tp
+  li tp, 0xc0a099238bc78ae4
+  fmv.d.x f23, tp
+  fnmadd.d f10, f22, f8, f23, rmm
+  fsd f10, 608(gp) /* sig 316 */
+  li s8, 0x1f
+  csrrc a2, fcsr, s8
+  sd a2, 616(gp) /* sig 317 */
+  /* 187: fmem */
+  addi a5, sp, 249
+  flw f9, -101(a5)
+  fsd f9, 624(gp) /* sig 318 */
+  sub a5, a5, sp
+  /* 188: mem */
+  sw s7, 49(sp)
+  /* 189: jalr */
+  auipc s6, 0
+  jalr zero, 8(s6)
+  auipc tp, 0
+  sub s6, s6, tp
+  sd zero, 632(gp) /* sig 319 */
+  sd s6, 640(gp) /* sig 320 */
+  /* 190: cAlu */
   .option rvc
-  c.li s11, -1
+  c.srai a3, 56
   .option norvc
-  sd s11, 992(gp) /* sig 365 */
-  /* 252: aluR */
+  sd a3, 648(gp) /* sig 321 */
+  /* 191: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f15, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f23, tp
+  fmul.d f30, f15, f23, rmm
+  fsd f30, 656(gp) /* sig 322 */
+  fsflags s1, zero
+  sd s1, 664(gp) /* sig 323 */
+  /* 192: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f4, tp
+  fsqrt.s f24, f4, dyn
+  fsd f24, 672(gp) /* sig 324 */
+  fsflags a7, zero
+  sd a7, 680(gp) /* sig 325 */
+  /* 193: cMem */
+  .option rvc
+  c.fsdsp f27, 32(sp)
+  .option norvc
+  /* 194: amo */
+  addi s2, sp, 100
+  amoxor.w a2, t6, (s2)
+  sub s2, s2, sp
+  sd a2, 688(gp) /* sig 326 */
+  lw s5, 100(sp)
+  sd s5, 696(gp) /* sig 327 */
+  /* 195: amo */
+  li s3, 0x4000000000000000
+  addi a2, sp, 244
+  amoswap.w.rl t2, s3, (a2)
+  sub a2, a2, sp
+  sd t2, 704(gp) /* sig 328 */
+  /* 196: far */
+  bne a2, a4, .L18
+.L19:
+  /* 197: fp */
+  fmin.s f26, f11, f7
+  fsd f26, 736(gp) /* sig 332 */
+  fsflags s3, zero
+  sd s3, 744(gp) /* sig 333 */
+  /* 198: branch */
+  bgeu s10, s1, .L20
+  divuw zero, t0, t5
+  sd zero, 752(gp) /* sig 334 */
+  andi s6, s7, -1797
+  sd s6, 760(gp) /* sig 335 */
+  addi a4, a6, 1365
+  sd a4, 768(gp) /* sig 336 */
+.L20:
+  /* 199: fp */
+  li tp, 0xffffffff4b800000
+  fmv.d.x f21, tp
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f3, tp
+  fmin.s f16, f21, f3
+  fsd f16, 776(gp) /* sig 337 */
+  li s7, 0x1f
+  csrrc ra, fcsr, s7
+  sd ra, 784(gp) /* sig 338 */
+  j .L21
+.L13:
+  auipc tp, 0
+  sub s11, s11, tp
+  sd s11, 1888(gp) /* sig 236 */
+  .option rvc
+  c.addiw a6, -1
+  .option norvc
+  sd a6, 1896(gp) /* sig 237 */
+  remu s1, zero, a3
+  sd s1, 1904(gp) /* sig 238 */
+  srai ra, s7, 0
+  sd ra, 1912(gp) /* sig 239 */
+  jal tp, .L14
+.L15:
+  .option rvc
+  c.addi s0, -2
+  .option norvc
+  sd s0, 280(gp) /* sig 275 */
+  divu s9, zero, a3
+  sd s9, 288(gp) /* sig 276 */
+  bge zero, zero, .L16
+.L18:
+  add a3, s6, a6
+  sd a3, 712(gp) /* sig 329 */
+  ori s8, s0, 1811
+  sd s8, 720(gp) /* sig 330 */
+  mulhsu s10, a7, s7
+  sd s10, 728(gp) /* sig 331 */
+  j .L19
+.L21:
+  /* 200: aluR */
+  divw t4, ra, zero
+  sd t4, 792(gp) /* sig 339 */
+  /* 201: branch */
+  beq a7, s11, .L22
+  .option rvc
+  c.or a4, a2
+  .option norvc
+  sd a4, 800(gp) /* sig 340 */
+  .option rvc
+  c.or a3, a3
+  .option norvc
+  sd a3, 808(gp) /* sig 341 */
+  remw s5, t0, s2
+  sd s5, 816(gp) /* sig 342 */
+.L22:
+  /* 202: aluR */
+  remw t4, t6, zero
+  sd t4, 824(gp) /* sig 343 */
+  /* 203: cBranch */
+  li a3, 0x80000001
+  .option rvc
+  c.beqz a3, .L23
+  .option norvc
+  mulh t0, s2, a1
+  sd t0, 832(gp) /* sig 344 */
+.L23:
+  /* 204: branch */
+  blt t0, t2, .L24
+  slti a1, a0, -225
+  sd a1, 840(gp) /* sig 345 */
+  .option rvc
+  c.add s0, t3
+  .option norvc
+  sd s0, 848(gp) /* sig 346 */
+  addi a4, t4, 2015
+  sd a4, 856(gp) /* sig 347 */
+.L24:
+  /* 205: fp */
+  li tp, 0x8012e5af4074d35c
+  fmv.d.x f9, tp
+  li tp, 0xffffffffffffe
+  fmv.d.x f20, tp
+  fmax.d f18, f9, f20
+  fsd f18, 864(gp) /* sig 348 */
+  csrrci a0, fflags, 0x1f
+  sd a0, 872(gp) /* sig 349 */
+  /* 206: fp */
+  fmax.d f17, f29, f26
+  fsd f17, 880(gp) /* sig 350 */
+  li s0, 0x1f
+  csrrc t6, fcsr, s0
+  sd t6, 888(gp) /* sig 351 */
+  /* 207: fp */
+  li tp, 0xffffffff6b22765b
+  fmv.d.x f2, tp
+  fclass.s a7, f2
+  sd a7, 896(gp) /* sig 352 */
+  li ra, 0x1f
+  csrrc s3, fcsr, ra
+  sd s3, 904(gp) /* sig 353 */
+  /* 208: aluR */
+  li a0, 0x39
+  srlw s2, a0, a7
+  sd s2, 912(gp) /* sig 354 */
+  /* 209: fp */
+  li tp, 0xffffffffbfb069f4
+  fmv.d.x f19, tp
+  li tp, 0xffffffff7f39bebb
+  fmv.d.x f13, tp
+  fmul.s f11, f19, f13
+  fsd f11, 920(gp) /* sig 355 */
+  fsflags t2, zero
+  sd t2, 928(gp) /* sig 356 */
+  /* 210: fp */
+  li tp, 0x3f2579f1338aa8e
+  fmv.d.x f28, tp
+  fclass.d s4, f28
+  sd s4, 936(gp) /* sig 357 */
+  fsflags t0, zero
+  sd t0, 944(gp) /* sig 358 */
+  /* 211: cAlu */
+  .option rvc
+  c.subw a2, a5
+  .option norvc
+  sd a2, 952(gp) /* sig 359 */
+  /* 212: aluR */
+  addw zero, a3, s5
+  sd zero, 960(gp) /* sig 360 */
+  /* 213: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f19, tp
+  fcvt.l.s a6, f19, rne
+  sd a6, 968(gp) /* sig 361 */
+  frflags ra
+  sd ra, 976(gp) /* sig 362 */
+  /* 214: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f9, tp
+  fsqrt.d f31, f9, rtz
+  fsd f31, 984(gp) /* sig 363 */
+  frflags t4
+  sd t4, 992(gp) /* sig 364 */
+  /* 215: liSeed */
+  li t6, 0x7ff
+  sd t6, 1000(gp) /* sig 365 */
+  /* 216: mem */
+  sb zero, 32(sp)
+  ld a1, 32(sp)
+  sd a1, 1008(gp) /* sig 366 */
+  /* 217: aluR */
+  li ra, 0x100000000
+  and t2, ra, a0
+  sd t2, 1016(gp) /* sig 367 */
+  /* 218: fp */
+  li tp, 0x1bd9c72f18446be6
+  fmv.d.x f3, tp
+  li tp, 0x7eb3e1c1689c5606
+  fmv.d.x f9, tp
+  fmin.d f13, f3, f9
+  fsd f13, 1024(gp) /* sig 368 */
+  fsflags a2, zero
+  sd a2, 1032(gp) /* sig 369 */
+  /* 219: mem */
+  lh t2, 2(sp)
+  sd t2, 1040(gp) /* sig 370 */
+  /* 220: lrsc */
+  addi a2, sp, 220
+  lr.w.aqrl t5, (a2)
+  sc.w.aqrl t2, t0, (a2)
+  sd t5, 1048(gp) /* sig 371 */
+  sd t2, 1056(gp) /* sig 372 */
+  sub a2, a2, sp
+  lw a7, 220(sp)
+  sd a7, 1064(gp) /* sig 373 */
+  /* 221: aluR */
+  mulhu ra, t5, ra
+  sd ra, 1072(gp) /* sig 374 */
+  /* 222: aluR */
   li s7, 0x20
   remuw a7, s7, zero
-  sd a7, 1000(gp) /* sig 366 */
-  /* 253: fp */
-  li tp, 0x801fd791f22d252c
-  fmv.d.x f17, tp
-  li tp, 0xbfffd791f22d252c
-  fmv.d.x f22, tp
-  fdiv.d f27, f17, f22, dyn
-  fsd f27, 1008(gp) /* sig 367 */
-  frflags t5
-  sd t5, 1016(gp) /* sig 368 */
-  /* 254: fp */
-  fmv.x.w s5, f17
-  sd s5, 1024(gp) /* sig 369 */
+  sd a7, 1080(gp) /* sig 375 */
+  /* 223: fp */
+  li tp, 0x3ffd252c62157d0c
+  fmv.d.x f21, tp
+  li tp, 0x7fe19134ade354b7
+  fmv.d.x f13, tp
+  fmul.d f27, f21, f13, dyn
+  fsd f27, 1088(gp) /* sig 376 */
+  li s3, 0x1f
+  csrrc t0, fcsr, s3
+  sd t0, 1096(gp) /* sig 377 */
+  /* 224: fp */
+  fmv.w.x f28, s3
+  fsd f28, 1104(gp) /* sig 378 */
   fsflags a3, zero
-  sd a3, 1032(gp) /* sig 370 */
-  /* 255: fp */
-  li tp, 0xffffffff813efa66
+  sd a3, 1112(gp) /* sig 379 */
+  /* 225: fp */
+  fle.s s3, f6, f6
+  sd s3, 1120(gp) /* sig 380 */
+  csrrci s3, fflags, 0x1f
+  sd s3, 1128(gp) /* sig 381 */
+  /* 226: fcsr */
+  li t5, 0x7c
+  csrrs s7, fflags, t5
+  sd s7, 1136(gp) /* sig 382 */
+  /* 227: cMem */
+  addi a4, sp, 80
+  .option rvc
+  c.fld f9, 112(a4)
+  .option norvc
+  fsd f9, 1144(gp) /* sig 383 */
+  sub a4, a4, sp
+  /* 228: fp */
+  li tp, 0x739484f596905494
+  fmv.d.x f5, tp
+  fsgnjx.d f25, f20, f5
+  fsd f25, 1152(gp) /* sig 384 */
+  frcsr ra
+  sd ra, 1160(gp) /* sig 385 */
+  /* 229: amo */
+  addi s6, sp, 48
+  amomaxu.w.aqrl a1, s9, (s6)
+  sub s6, s6, sp
+  sd a1, 1168(gp) /* sig 386 */
+  lw a4, 48(sp)
+  sd a4, 1176(gp) /* sig 387 */
+  /* 230: fp */
+  fcvt.d.lu f11, s5, rup
+  fsd f11, 1184(gp) /* sig 388 */
+  fsflags a1, zero
+  sd a1, 1192(gp) /* sig 389 */
+  /* 231: fp */
+  li tp, 0xffffffff3be43338
+  fmv.d.x f26, tp
+  fsub.s f24, f26, f10, dyn
+  fsd f24, 1200(gp) /* sig 390 */
+  fsflags s1, zero
+  sd s1, 1208(gp) /* sig 391 */
+  /* 232: amo */
+  addi s0, sp, 128
+  amomax.w.rl t2, s10, (s0)
+  sub s0, s0, sp
+  sd t2, 1216(gp) /* sig 392 */
+  /* 233: fp */
+  fsgnjn.d f0, f14, f22
+  fsd f0, 1224(gp) /* sig 393 */
+  csrrci t0, fflags, 0x1f
+  sd t0, 1232(gp) /* sig 394 */
+  /* 234: cBranch */
+  .option rvc
+  c.j .L25
+  .option norvc
+  divu t3, s10, a4
+  sd t3, 1240(gp) /* sig 395 */
+  srli a3, a5, 1
+  sd a3, 1248(gp) /* sig 396 */
+  sltu a7, ra, a0
+  sd a7, 1256(gp) /* sig 397 */
+.L25:
+  /* 235: fcsr */
+  csrrsi s5, frm, 20
+  sd s5, 1264(gp) /* sig 398 */
+  fsrmi t0, 1
+  /* 236: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f4, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f2, tp
+  fmadd.s f8, f1, f4, f2, rtz
+  fsd f8, 1272(gp) /* sig 399 */
+  frflags t2
+  sd t2, 1280(gp) /* sig 400 */
+  /* 237: branch */
+  bge a3, a3, .L26
+  remw s5, a1, a1
+  sd s5, 1288(gp) /* sig 401 */
+.L26:
+  /* 238: loop */
+  li a5, 0x4
+.L27:
+  .option rvc
+  c.add s8, t5
+  .option norvc
+  sd s8, 1296(gp) /* sig 402 */
+  .option rvc
+  c.lui t0, 0x18
+  .option norvc
+  sd t0, 1304(gp) /* sig 403 */
+  .option rvc
+  c.srli a2, 22
+  .option norvc
+  sd a2, 1312(gp) /* sig 404 */
+  .option rvc
+  c.addi a5, -1
+  .option norvc
+  .option rvc
+  c.bnez a5, .L27
+  .option norvc
+  sd a5, 1320(gp) /* sig 405 */
+  /* 239: aluR */
+  addw s6, s0, s1
+  sd s6, 1328(gp) /* sig 406 */
+  /* 240: fp */
+  li a6, 0x38393863fe12b7ad
+  fcvt.s.w f30, a6, rmm
+  fsd f30, 1336(gp) /* sig 407 */
+  fsflags a0, zero
+  sd a0, 1344(gp) /* sig 408 */
+  /* 241: aluR */
+  li s5, 0x1
+  div zero, a7, s5
+  sd zero, 1352(gp) /* sig 409 */
+  /* 242: aluR */
+  and s3, s11, s0
+  sd s3, 1360(gp) /* sig 410 */
+  /* 243: fp */
+  li tp, 0xb7ae98c689359
   fmv.d.x f17, tp
-  flt.s a7, f17, f10
-  sd a7, 1040(gp) /* sig 371 */
-  fsflags a3, zero
-  sd a3, 1048(gp) /* sig 372 */
-  /* 256: amo */
-  addi s10, sp, 224
-  amomaxu.d.aq s0, s3, (s10)
-  sub s10, s10, sp
-  sd s0, 1056(gp) /* sig 373 */
-  ld s1, 224(sp)
-  sd s1, 1064(gp) /* sig 374 */
-  /* 257: fp */
-  li s0, 0x10000000
-  fcvt.d.l f31, s0
-  fsd f31, 1072(gp) /* sig 375 */
+  fsgnjn.d f31, f17, f19
+  fsd f31, 1368(gp) /* sig 411 */
+  fsflags a0, zero
+  sd a0, 1376(gp) /* sig 412 */
+  /* 244: cJump */
+  auipc a1, 0
+  addi a1, a1, 16
+  .option rvc
+  c.jr a1
+  .option norvc
+  .option rvc
+  c.srli a5, 26
+  .option norvc
+  sd a5, 1384(gp) /* sig 413 */
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 1392(gp) /* sig 414 */
+  /* 245: fp */
+  li tp, 0xffffffffb0a12b6f
+  fmv.d.x f27, tp
+  fmul.s f5, f5, f27
+  fsd f5, 1400(gp) /* sig 415 */
+  fsflags s6, zero
+  sd s6, 1408(gp) /* sig 416 */
+  /* 246: fp */
+  li tp, 0xffefffffffffffff
+  fmv.d.x f15, tp
+  fcvt.w.d a5, f15, rne
+  sd a5, 1416(gp) /* sig 417 */
+  fsflags a0, zero
+  sd a0, 1424(gp) /* sig 418 */
+  /* 247: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f9, tp
+  fsgnj.s f0, f12, f9
+  fsd f0, 1432(gp) /* sig 419 */
+  frflags s0
+  sd s0, 1440(gp) /* sig 420 */
+  /* 248: fp */
+  li tp, 0x368ff868bf4d956a
+  fmv.d.x f15, tp
+  fcvt.l.d a1, f15, rne
+  sd a1, 1448(gp) /* sig 421 */
   fsflags s4, zero
-  sd s4, 1080(gp) /* sig 376 */
-  /* 258: fp */
-  li tp, 0xffffffff7149f2ca
-  fmv.d.x f23, tp
-  fcvt.lu.s a1, f23, rdn
-  sd a1, 1088(gp) /* sig 377 */
-  frcsr a3
-  sd a3, 1096(gp) /* sig 378 */
-  /* 259: branch */
-  bgeu s5, t3, .L21
-  srai t0, s3, 52
-  sd t0, 1104(gp) /* sig 379 */
-.L21:
+  sd s4, 1456(gp) /* sig 422 */
+  /* 249: loop */
+  li s0, 0x3
+.L28:
+  .option rvc
+  c.srli s1, 19
+  .option norvc
+  sd s1, 1464(gp) /* sig 423 */
+  .option rvc
+  c.addi s0, -1
+  .option norvc
+  .option rvc
+  c.bnez s0, .L28
+  .option norvc
+  sd s0, 1472(gp) /* sig 424 */
+  /* 250: aluR */
+  and t4, a6, ra
+  sd t4, 1480(gp) /* sig 425 */
+  /* 251: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f14, tp
+  fsub.d f23, f14, f10, rmm
+  fsd f23, 1488(gp) /* sig 426 */
+  fsflags a1, zero
+  sd a1, 1496(gp) /* sig 427 */
+  /* 252: aluI */
+  li s3, 0x20000000000000
+  slti s10, s3, 2047
+  sd s10, 1504(gp) /* sig 428 */
+  /* 253: fence */
+  fence
+  /* 254: cMem */
+  addi a5, sp, 8
+  .option rvc
+  c.fsd f13, 144(a5)
+  .option norvc
+  sub a5, a5, sp
+  /* 255: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f13, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f8, tp
+  fmul.s f24, f13, f8, rdn
+  fsd f24, 1512(gp) /* sig 429 */
+  frflags s9
+  sd s9, 1520(gp) /* sig 430 */
+  /* 256: fmem */
+  addi t2, sp, -220
+  fsd f7, 388(t2)
+  sub t2, t2, sp
+  /* 257: fp */
+  li tp, 0xffffffffb4fe73e7
+  fmv.d.x f1, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f12, tp
+  fsgnjn.s f12, f1, f12
+  fsd f12, 1528(gp) /* sig 431 */
+  csrrci s9, fflags, 0x1f
+  sd s9, 1536(gp) /* sig 432 */
+  /* 258: fmem */
+  addi s5, sp, 523
+  flw f10, -379(s5)
+  fsd f10, 1544(gp) /* sig 433 */
+  sub s5, s5, sp
+  /* 259: aluR */
+  sll s5, a2, s6
+  sd s5, 1552(gp) /* sig 434 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xce00000
-  .dword 0xffffffff3fc00000
-  .dword 0x910e6be52bf5e991
-  .dword 0xffffffff3fa311de
-  .dword 0xa92d98a2b9c39549
-  .dword 0xffffffff007fffff
-  .dword 0x7ff4000000000000
-  .dword 0xb7c70106a8e8c38f
-  .dword 0xbba0
-  .dword 0xfe37e43c8800759c
-  .dword 0xffffffffffffffaa
-  .dword 0x4a8fbe325e86590b
-  .dword 0xffffffff81725fe0
-  .dword 0x2b1777d82bdea915
-  .dword 0x2206eae31e98fb3
-  .dword 0xfffffffffffffffa
-  .dword 0x7b2ccbbaa2601a77
+  .dword 0xaa794b086b89a659
+  .dword 0x1f
+  .dword 0x96dafafa19eb3a12
+  .dword 0x1b299b5c9e13ccd4
   .dword 0xffffffff7fa00000
-  .dword 0x1
-  .dword 0x95b981af4209ce7f
-  .dword 0xffffffffffffffff
-  .dword 0x785800000
-  .dword 0xffffffffffffe
-  .dword 0x7fffffff
-  .dword 0x41dfffffffc00000
-  .dword 0x4340000000000000
-  .dword 0x42
-  .dword 0x3ff8000000000000
-  .dword 0x8000000000000000
-  .dword 0xc3b98bfa47db4f11
-  .dword 0x4115791e1393f6dc
-  .dword 0xffffffff7f800001
+  .dword 0xf82502d53b207fd3
+  .dword 0x6445cc12d2512ec
+  .dword 0xffffffff3eaaaaab
+  .dword 0x572ddd7d652ebad2
+  .dword 0x3
+  .dword 0x9afe655bd2d40c67
+  .dword 0x1f0c79754aa8396e
+  .dword 0xffffffff80000000
+  .dword 0xc2c36aba971da4fb
+  .dword 0x0
+  .dword 0xffffffff4640e6b6
+  .dword 0x2b34008f9abae24f
+  .dword 0xc008000000000000
+  .dword 0xaf5c14bbed006e7b
+  .dword 0xffffffffc27ee18c
+  .dword 0xffffffffcc4a7cea
+  .dword 0xffffffff4affffff
+  .dword 0xffffffffb7e29b4d
+  .dword 0xfc5edad65bb47308
+  .dword 0x961b8fc05cc2067b
+  .dword 0xffffffff45f5b200
+  .dword 0xffffffff4b800000
+  .dword 0x5fa8fcf1a782104f
+  .dword 0x7142fc1b47e54dff
+  .dword 0x10000000000001
+  .dword 0xffffffff72da74cc
+  .dword 0x432fffffffffffff
 difftest_sig:
-  .rept 380
+  .rept 435
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

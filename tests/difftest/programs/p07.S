@@ -4,9 +4,9 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xffffffffffffffe4
-  li t0, 0xd4365
-  li t1, 0x40000
+  li ra, 0xffffffff7fffffff
+  li t0, 0x40
+  li t1, 0x8000
   li t2, 0x1f
   li s0, 0xffffffffc979374e
   li s1, 0xaaaaaaaaaaaaaaaa
@@ -98,1628 +98,1649 @@
   fmv.d.x f31, tp
   csrwi frm, 3
   /* 0: fp */
-  li tp, 0xffffffffb32487ce
-  fmv.d.x f30, tp
-  fsqrt.s f9, f30, rne
+  fsqrt.s f9, f15
   fsd f9, 0(gp) /* sig 0 */
-  fsflags a7, zero
-  sd a7, 8(gp) /* sig 1 */
-  /* 1: aluI */
-  slti s9, s10, 4
-  sd s9, 16(gp) /* sig 2 */
-  /* 2: jalr */
-  auipc t5, 0
-  addi t5, t5, 59
-  jalr s0, -38(t5)
-  div t1, s10, a0
-  sd t1, 24(gp) /* sig 3 */
-  auipc tp, 0
-  sub s0, s0, tp
-  sub t5, t5, tp
-  sd s0, 32(gp) /* sig 4 */
-  sd t5, 40(gp) /* sig 5 */
-  /* 3: cAlu */
+  fsflags s11, zero
+  sd s11, 8(gp) /* sig 1 */
+  /* 1: amo */
+  addi s10, sp, 40
+  amoor.w.aq t6, s11, (s10)
+  sub s10, s10, sp
+  sd t6, 16(gp) /* sig 2 */
+  lw a3, 40(sp)
+  sd a3, 24(gp) /* sig 3 */
+  /* 2: fcsr */
+  li s11, 0x6
+  csrrs s1, fflags, s11
+  sd s1, 32(gp) /* sig 4 */
+  /* 3: fp */
+  li tp, 0x0
+  fmv.d.x f20, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f12, tp
+  fsub.d f23, f20, f12, rup
+  fsd f23, 40(gp) /* sig 5 */
+  fsflags s2, zero
+  sd s2, 48(gp) /* sig 6 */
+  /* 4: branch */
+  li a0, 0x141200000000
+  li t5, 0x15b455a9
+  blt a0, t5, .L0
+  divu t1, a4, t0
+  sd t1, 56(gp) /* sig 7 */
   .option rvc
-  c.or s0, a1
+  c.addi s5, -25
   .option norvc
-  sd s0, 48(gp) /* sig 6 */
-  /* 4: fcsr */
-  csrrsi s2, frm, 22
-  sd s2, 56(gp) /* sig 7 */
-  fsrmi t5, 3
-  /* 5: jal */
-  jal a2, .L0
-  slti s2, s2, 2047
-  sd s2, 64(gp) /* sig 8 */
+  sd s5, 64(gp) /* sig 8 */
 .L0:
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 72(gp) /* sig 9 */
-  /* 6: mem */
-  lwu t4, 12(sp)
-  sd t4, 80(gp) /* sig 10 */
-  /* 7: amo */
-  addi t3, sp, 104
-  amoxor.w.aqrl s7, zero, (t3)
-  sub t3, t3, sp
-  sd s7, 88(gp) /* sig 11 */
-  lw s6, 104(sp)
-  sd s6, 96(gp) /* sig 12 */
-  /* 8: aluR */
-  sll s5, a1, t4
-  sd s5, 104(gp) /* sig 13 */
-  /* 9: amo */
-  li a4, 0x8000000000000001
-  addi t0, sp, 176
-  amoxor.d s10, a4, (t0)
-  sub t0, t0, sp
-  sd s10, 112(gp) /* sig 14 */
-  ld a6, 176(sp)
-  sd a6, 120(gp) /* sig 15 */
-  /* 10: cJump */
-  auipc t1, 0
-  addi t1, t1, 26
+  /* 5: cBranch */
   .option rvc
-  c.jalr t1
+  c.bnez a4, .L1
   .option norvc
-  slti t0, a0, -716
-  sd t0, 128(gp) /* sig 16 */
-  mulhu a3, s2, s3
-  sd a3, 136(gp) /* sig 17 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub t1, t1, tp
-  sd ra, 144(gp) /* sig 18 */
-  sd t1, 152(gp) /* sig 19 */
-  /* 11: luiAuipc */
-  auipc a2, 0x2c47e
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 160(gp) /* sig 20 */
-  /* 12: fp */
-  fmadd.s f15, f17, f3, f8
-  fsd f15, 168(gp) /* sig 21 */
-  fsflags a3, zero
-  sd a3, 176(gp) /* sig 22 */
-  /* 13: jal */
-  jal zero, .L1
+  srlw a1, s6, t1
+  sd a1, 72(gp) /* sig 9 */
+  sraiw a1, s8, 20
+  sd a1, 80(gp) /* sig 10 */
+  srl a3, t0, s10
+  sd a3, 88(gp) /* sig 11 */
 .L1:
-  sd zero, 184(gp) /* sig 23 */
-  /* 14: aluI */
-  li s3, 0x9be0000
-  slliw t4, s3, 16
-  sd t4, 192(gp) /* sig 24 */
-  /* 15: fp */
-  li t3, 0xffffffff
-  fcvt.s.w f1, t3, rmm
-  fsd f1, 200(gp) /* sig 25 */
-  fsflags s6, zero
-  sd s6, 208(gp) /* sig 26 */
-  /* 16: fmem */
-  fsw f0, 178(sp)
-  /* 17: fp */
-  li tp, 0xffffffff27f5167f
-  fmv.d.x f14, tp
-  fcvt.lu.s a3, f14, rup
-  sd a3, 216(gp) /* sig 27 */
+  /* 6: aluI */
+  andi a2, a1, 1365
+  sd a2, 96(gp) /* sig 12 */
+  /* 7: aluR */
+  remu t1, a6, a2
+  sd t1, 104(gp) /* sig 13 */
+  /* 8: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f6, tp
+  fclass.d a2, f6
+  sd a2, 112(gp) /* sig 14 */
+  frcsr s0
+  sd s0, 120(gp) /* sig 15 */
+  /* 9: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f27, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f28, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f19, tp
+  fnmadd.s f15, f27, f28, f19, rtz
+  fsd f15, 128(gp) /* sig 16 */
   fsflags s0, zero
+  sd s0, 136(gp) /* sig 17 */
+  /* 10: aluR */
+  srl t1, s3, a7
+  sd t1, 144(gp) /* sig 18 */
+  /* 11: jalr */
+  auipc t3, 0
+  addi t3, t3, -187
+  jalr s6, 215(t3)
+  remuw t5, s2, a4
+  sd t5, 152(gp) /* sig 19 */
+  srli s9, a5, 1
+  sd s9, 160(gp) /* sig 20 */
+  auipc tp, 0
+  sub s6, s6, tp
+  sub t3, t3, tp
+  sd s6, 168(gp) /* sig 21 */
+  sd t3, 176(gp) /* sig 22 */
+  /* 12: fp */
+  fmv.w.x f22, t5
+  fsd f22, 184(gp) /* sig 23 */
+  li s0, 0x1f
+  csrrc a0, fcsr, s0
+  sd a0, 192(gp) /* sig 24 */
+  /* 13: fcsr */
+  csrrwi s5, fflags, 4
+  sd s5, 200(gp) /* sig 25 */
+  /* 14: rand */
+  .4byte 0x833eed3 /* random */
+  sd t4, 208(gp) /* sig 26 */
+  fsd f29, 216(gp) /* sig 27 */
+  frcsr s0
   sd s0, 224(gp) /* sig 28 */
-  /* 18: aluR */
-  li a0, 0x4000001
-  li s7, 0x20000000000000
-  slt ra, a0, s7
-  sd ra, 232(gp) /* sig 29 */
-  /* 19: aluI */
-  srli a6, s11, 42
-  sd a6, 240(gp) /* sig 30 */
-  /* 20: far */
-  jal a6, .L2
-.L3:
-  /* 21: aluI */
-  srliw s5, a0, 15
-  sd s5, 280(gp) /* sig 35 */
-  /* 22: fp */
-  li tp, 0xffffffff35e3994d
-  fmv.d.x f24, tp
-  fcvt.w.s s9, f24, rdn
-  sd s9, 288(gp) /* sig 36 */
-  frcsr s5
-  sd s5, 296(gp) /* sig 37 */
-  /* 23: amo */
-  addi s8, sp, 8
-  amoor.d zero, s2, (s8)
-  sub s8, s8, sp
-  sd zero, 304(gp) /* sig 38 */
-  ld a1, 8(sp)
-  sd a1, 312(gp) /* sig 39 */
-  /* 24: fp */
-  fdiv.d f7, f26, f31, rdn
-  fsd f7, 320(gp) /* sig 40 */
-  fsflags a5, zero
-  sd a5, 328(gp) /* sig 41 */
-  /* 25: fp */
-  li tp, 0xffffffff4013e785
-  fmv.d.x f31, tp
-  fsub.s f8, f31, f14
-  fsd f8, 336(gp) /* sig 42 */
-  fsflags a0, zero
-  sd a0, 344(gp) /* sig 43 */
-  /* 26: branch */
-  beq t3, a5, .L4
-  addw a1, s11, s5
-  sd a1, 352(gp) /* sig 44 */
-  divw s6, a4, t3
-  sd s6, 360(gp) /* sig 45 */
-.L4:
-  /* 27: aluI */
-  slli s9, t4, 30
-  sd s9, 368(gp) /* sig 46 */
-  /* 28: fcsr */
-  csrrsi zero, frm, 13
-  sd zero, 376(gp) /* sig 47 */
-  fsrmi s7, 0
-  /* 29: fp */
-  li tp, 0x10000000000000
+  /* 15: fp */
+  li tp, 0xffffffffbbbaf522
+  fmv.d.x f14, tp
+  li tp, 0x7ff4000000000000
   fmv.d.x f7, tp
-  fcvt.w.d t2, f7, rne
-  sd t2, 384(gp) /* sig 48 */
-  fsflags a3, zero
-  sd a3, 392(gp) /* sig 49 */
-  /* 30: lrsc */
-  addi s6, sp, 96
-  sc.d.aqrl t4, a2, (s6)
-  sd t4, 400(gp) /* sig 50 */
-  sub s6, s6, sp
-  ld a1, 96(sp)
-  sd a1, 408(gp) /* sig 51 */
-  /* 31: cAlu */
+  fsgnjn.s f4, f14, f7
+  fsd f4, 232(gp) /* sig 29 */
+  csrrci a6, fflags, 0x1f
+  sd a6, 240(gp) /* sig 30 */
+  /* 16: amo */
+  li s0, 0x4b
+  addi t5, sp, 196
+  amomin.w ra, s0, (t5)
+  sub t5, t5, sp
+  sd ra, 248(gp) /* sig 31 */
+  lw a0, 196(sp)
+  sd a0, 256(gp) /* sig 32 */
+  /* 17: aluI */
+  srli t4, t3, 19
+  sd t4, 264(gp) /* sig 33 */
+  /* 18: fp */
+  li tp, 0xffffffff3f000000
+  fmv.d.x f22, tp
+  li tp, 0xffffffffc7e869f9
+  fmv.d.x f13, tp
+  fmul.s f24, f22, f13, dyn
+  fsd f24, 272(gp) /* sig 34 */
+  fsflags s8, zero
+  sd s8, 280(gp) /* sig 35 */
+  /* 19: branch */
+  bge a3, a1, .L2
+  slt s8, s10, t6
+  sd s8, 288(gp) /* sig 36 */
+  xori t6, a6, -1
+  sd t6, 296(gp) /* sig 37 */
+.L2:
+  /* 20: rand */
+  .4byte 0x2fb23bb /* random */
+  sd t2, 304(gp) /* sig 38 */
+  /* 21: aluI */
+  li a0, 0x100000000000000
+  andi a1, a0, -636
+  sd a1, 312(gp) /* sig 39 */
+  /* 22: aluR */
+  li s11, 0x40000
+  addw a1, s11, s5
+  sd a1, 320(gp) /* sig 40 */
+  /* 23: fp */
+  fdiv.d f21, f3, f18, rdn
+  fsd f21, 328(gp) /* sig 41 */
+  fsflags t5, zero
+  sd t5, 336(gp) /* sig 42 */
+  /* 24: fmem */
+  fsd f13, 104(sp)
+  /* 25: loop */
+  li a0, 0x3
+.L3:
+  sltu ra, s4, s9
+  sd ra, 344(gp) /* sig 43 */
+  addi a0, a0, -1
+  blt zero, a0, .L3
+  sd a0, 352(gp) /* sig 44 */
+  /* 26: fp */
+  fcvt.wu.s a2, f30, rmm
+  sd a2, 360(gp) /* sig 45 */
+  fsflags a5, zero
+  sd a5, 368(gp) /* sig 46 */
+  /* 27: cAlu */
   .option rvc
   c.addiw a4, 24
   .option norvc
-  sd a4, 416(gp) /* sig 52 */
-  /* 32: mem */
-  addi t5, sp, -174
-  sh zero, 244(t5)
-  sub t5, t5, sp
-  /* 33: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f0, tp
-  fmul.s f25, f27, f0, dyn
-  fsd f25, 424(gp) /* sig 53 */
-  li s4, 0x1f
-  csrrc s3, fcsr, s4
-  sd s3, 432(gp) /* sig 54 */
-  /* 34: liSeed */
-  li s3, 0x2
-  sd s3, 440(gp) /* sig 55 */
-  /* 35: aluI */
-  li s11, 0xdae4078002b90a0
-  slti a1, s11, 1148
-  sd a1, 448(gp) /* sig 56 */
-  /* 36: fp */
-  fadd.d f2, f14, f23, rup
-  fsd f2, 456(gp) /* sig 57 */
-  fsflags a2, zero
-  sd a2, 464(gp) /* sig 58 */
-  /* 37: fp */
-  li tp, 0x71cff6ae9199ef1f
-  fmv.d.x f15, tp
-  li tp, 0xffffffff7fc0dead
+  sd a4, 376(gp) /* sig 47 */
+  /* 28: fmem */
+  fsw f8, 40(sp)
+  /* 29: aluI */
+  li s7, 0x48
+  addi s10, s7, 1
+  sd s10, 384(gp) /* sig 48 */
+  /* 30: mem */
+  sw t6, 4(sp)
+  /* 31: cAlu */
+  .option rvc
+  c.li t1, -24
+  .option norvc
+  sd t1, 392(gp) /* sig 49 */
+  /* 32: cAlu */
+  .option rvc
+  c.mv t6, a1
+  .option norvc
+  sd t6, 400(gp) /* sig 50 */
+  /* 33: luiAuipc */
+  auipc t0, 0x7ffff
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 408(gp) /* sig 51 */
+  /* 34: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f14, tp
+  li tp, 0xffffffff00000001
   fmv.d.x f23, tp
-  fmax.d f21, f15, f23
-  fsd f21, 472(gp) /* sig 59 */
-  li a6, 0x1f
-  csrrc a5, fcsr, a6
-  sd a5, 480(gp) /* sig 60 */
-  /* 38: amo */
-  addi t3, sp, 216
-  amoadd.d.aq a0, t5, (t3)
-  sub t3, t3, sp
-  sd a0, 488(gp) /* sig 61 */
+  fadd.s f11, f14, f23, rup
+  fsd f11, 416(gp) /* sig 52 */
+  fsflags a2, zero
+  sd a2, 424(gp) /* sig 53 */
+  /* 35: fp */
+  li tp, 0x801909e9ec5adac8
+  fmv.d.x f14, tp
+  fmin.d f21, f15, f14
+  fsd f21, 432(gp) /* sig 54 */
+  frflags a6
+  sd a6, 440(gp) /* sig 55 */
+  /* 36: fp */
+  fmv.d.x f11, a5
+  fsd f11, 448(gp) /* sig 56 */
+  csrrci a5, fflags, 0x1f
+  sd a5, 456(gp) /* sig 57 */
+  /* 37: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f31, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f28, tp
+  fsgnjn.s f6, f31, f28
+  fsd f6, 464(gp) /* sig 58 */
+  fsflags t1, zero
+  sd t1, 472(gp) /* sig 59 */
+  /* 38: loop */
+  li s10, 0x3
+.L4:
+  ori s3, t3, -403
+  sd s3, 480(gp) /* sig 60 */
+  addi s10, s10, -1
+  blt zero, s10, .L4
+  sd s10, 488(gp) /* sig 61 */
   /* 39: fp */
-  fsgnj.s f6, f14, f3
-  fsd f6, 496(gp) /* sig 62 */
-  fsflags a5, zero
-  sd a5, 504(gp) /* sig 63 */
-  /* 40: cMem */
-  addi a5, sp, 20
-  .option rvc
-  c.lw a0, 88(a5)
-  .option norvc
-  sd a0, 512(gp) /* sig 64 */
-  sub a5, a5, sp
-  /* 41: cAlu */
-  .option rvc
-  c.slli a5, 26
-  .option norvc
-  sd a5, 520(gp) /* sig 65 */
-  /* 42: jal */
-  jal s11, .L5
-.L5:
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 528(gp) /* sig 66 */
-  /* 43: fp */
-  fcvt.s.wu f6, s11, rdn
-  fsd f6, 536(gp) /* sig 67 */
-  li t0, 0x1f
-  csrrc s8, fcsr, t0
-  sd s8, 544(gp) /* sig 68 */
-  /* 44: jalr */
-  auipc a0, 0
-  jalr zero, 15(a0)
-  .option rvc
-  c.slli a6, 20
-  .option norvc
-  sd a6, 552(gp) /* sig 69 */
-  auipc tp, 0
-  sub a0, a0, tp
-  sd zero, 560(gp) /* sig 70 */
-  sd a0, 568(gp) /* sig 71 */
-  /* 45: amo */
+  fmv.x.w a1, f12
+  sd a1, 496(gp) /* sig 62 */
+  fsflags s10, zero
+  sd s10, 504(gp) /* sig 63 */
+  /* 40: amo */
+  addi a0, sp, 88
+  amomaxu.d a6, s8, (a0)
+  sub a0, a0, sp
+  sd a6, 512(gp) /* sig 64 */
+  ld ra, 88(sp)
+  sd ra, 520(gp) /* sig 65 */
+  /* 41: amo */
   li t1, 0x1e83aa89b32bf302
   addi t4, sp, 144
   amomaxu.d s4, t1, (t4)
   sub t4, t4, sp
-  sd s4, 576(gp) /* sig 72 */
+  sd s4, 528(gp) /* sig 66 */
   ld a0, 144(sp)
-  sd a0, 584(gp) /* sig 73 */
-  /* 46: fp */
-  fdiv.d f6, f8, f31, rdn
-  fsd f6, 592(gp) /* sig 74 */
-  fsflags s4, zero
-  sd s4, 600(gp) /* sig 75 */
-  /* 47: cAlu */
+  sd a0, 536(gp) /* sig 67 */
+  /* 42: fp */
+  fsub.d f6, f26, f29, rdn
+  fsd f6, 544(gp) /* sig 68 */
+  frflags a1
+  sd a1, 552(gp) /* sig 69 */
+  /* 43: aluR */
+  rem t6, t5, a4
+  sd t6, 560(gp) /* sig 70 */
+  /* 44: aluR */
+  li t5, 0xd33b1da
+  xor s0, t5, t1
+  sd s0, 568(gp) /* sig 71 */
+  /* 45: aluI */
+  sraiw t4, t4, 21
+  sd t4, 576(gp) /* sig 72 */
+  /* 46: cAlu */
   .option rvc
-  c.lui s9, 0xffffe
+  c.xor s0, a0
   .option norvc
-  sd s9, 608(gp) /* sig 76 */
-  /* 48: aluI */
-  addiw t4, s9, 1
-  sd t4, 616(gp) /* sig 77 */
-  /* 49: fp */
-  li tp, 0xffffffffb275befb
-  fmv.d.x f5, tp
-  li tp, 0xffffffff42c85156
-  fmv.d.x f29, tp
-  fadd.s f12, f5, f29, rup
-  fsd f12, 624(gp) /* sig 78 */
-  frflags a7
-  sd a7, 632(gp) /* sig 79 */
-  /* 50: aluR */
-  srl t1, a1, zero
-  sd t1, 640(gp) /* sig 80 */
-  /* 51: fmem */
-  addi t3, sp, 240
-  fld f26, -72(t3)
-  fsd f26, 648(gp) /* sig 81 */
+  sd s0, 584(gp) /* sig 73 */
+  /* 47: cBranch */
+  li s0, 0x0
+  .option rvc
+  c.j .L5
+  .option norvc
+  .option rvc
+  c.mv t4, t3
+  .option norvc
+  sd t4, 592(gp) /* sig 74 */
+.L5:
+  /* 48: amo */
+  addi t3, sp, 72
+  amomax.w.rl a0, s7, (t3)
   sub t3, t3, sp
-  /* 52: fp */
-  li tp, 0xffffffffbfa05965
-  fmv.d.x f26, tp
-  li tp, 0xffffffff3c118209
-  fmv.d.x f7, tp
-  li tp, 0xffffffff3c364829
-  fmv.d.x f2, tp
-  fnmadd.s f9, f26, f7, f2, rup
-  fsd f9, 656(gp) /* sig 82 */
-  fsflags a0, zero
-  sd a0, 664(gp) /* sig 83 */
-  /* 53: aluR */
-  div s1, s11, a5
-  sd s1, 672(gp) /* sig 84 */
-  /* 54: fp */
-  li tp, 0xbffb55f8f7bb3497
-  fmv.d.x f0, tp
-  li tp, 0x3ffb55f8f7bb3499
-  fmv.d.x f2, tp
-  fadd.d f25, f0, f2, rtz
-  fsd f25, 680(gp) /* sig 85 */
-  fsflags a7, zero
-  sd a7, 688(gp) /* sig 86 */
-  /* 55: aluR */
-  remw s6, s10, t3
-  sd s6, 696(gp) /* sig 87 */
-  /* 56: luiAuipc */
-  auipc t5, 0x0
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 704(gp) /* sig 88 */
-  /* 57: fp */
+  sd a0, 600(gp) /* sig 75 */
+  lw s4, 72(sp)
+  sd s4, 608(gp) /* sig 76 */
+  /* 49: fp */
+  li tp, 0x81420304d4da6
+  fmv.d.x f13, tp
+  fle.d a0, f13, f23
+  sd a0, 616(gp) /* sig 77 */
+  csrrci a6, fflags, 0x1f
+  sd a6, 624(gp) /* sig 78 */
+  /* 50: fence */
+  fence
+  /* 51: aluR */
+  li t6, 0xaaaaaaaaaaaaaaaa
+  divuw s5, zero, t6
+  sd s5, 632(gp) /* sig 79 */
+  /* 52: branch */
+  blt t1, s10, .L6
+  .option rvc
+  c.mv s6, s10
+  .option norvc
+  sd s6, 640(gp) /* sig 80 */
+.L6:
+  /* 53: fp */
+  li tp, 0x3f0805d6f4259435
+  fmv.d.x f23, tp
   li tp, 0x3d9a8e9cfa36c27e
   fmv.d.x f7, tp
-  fmsub.d f19, f26, f7, f8, dyn
-  fsd f19, 712(gp) /* sig 89 */
-  frflags s3
-  sd s3, 720(gp) /* sig 90 */
-  /* 58: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f28, tp
-  fcvt.l.s s2, f28, rup
-  sd s2, 728(gp) /* sig 91 */
-  frflags t3
-  sd t3, 736(gp) /* sig 92 */
-  /* 59: mem */
-  addi a6, sp, -91
-  sd ra, 254(a6)
-  sub a6, a6, sp
-  ld s11, 160(sp)
-  sd s11, 744(gp) /* sig 93 */
-  /* 60: mem */
-  lw t5, 28(sp)
-  sd t5, 752(gp) /* sig 94 */
-  /* 61: aluR */
-  sub a1, s10, s11
-  sd a1, 760(gp) /* sig 95 */
-  /* 62: fcsr */
-  csrrwi t6, frm, 1
-  sd t6, 768(gp) /* sig 96 */
-  /* 63: aluR */
-  li s3, 0x13
-  remuw t4, t3, s3
-  sd t4, 776(gp) /* sig 97 */
-  /* 64: amo */
-  li t4, 0x3a7981ad7673c21d
-  addi s7, sp, 40
-  amoor.d.rl a1, t4, (s7)
+  fmadd.d f6, f0, f23, f7, rup
+  fsd f6, 648(gp) /* sig 81 */
+  fsflags ra, zero
+  sd ra, 656(gp) /* sig 82 */
+  /* 54: amo */
+  li t4, 0xff
+  addi s7, sp, 176
+  amominu.d.rl s2, t4, (s7)
   sub s7, s7, sp
-  sd a1, 784(gp) /* sig 98 */
-  ld s2, 40(sp)
-  sd s2, 792(gp) /* sig 99 */
+  sd s2, 664(gp) /* sig 83 */
+  ld s7, 176(sp)
+  sd s7, 672(gp) /* sig 84 */
+  /* 55: fp */
+  li s10, 0x15
+  fmv.w.x f13, s10
+  fsd f13, 680(gp) /* sig 85 */
+  fsflags a5, zero
+  sd a5, 688(gp) /* sig 86 */
+  /* 56: aluR */
+  li a4, 0x2000000000000000
+  or t3, a4, zero
+  sd t3, 696(gp) /* sig 87 */
+  /* 57: aluR */
+  sub a1, s10, s11
+  sd a1, 704(gp) /* sig 88 */
+  /* 58: rand */
+  .4byte 0xf9583b /* random */
+  sd a6, 712(gp) /* sig 89 */
+  .4byte 0x417c4cd3 /* random */
+  sd s9, 720(gp) /* sig 90 */
+  fsd f25, 728(gp) /* sig 91 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 736(gp) /* sig 92 */
+  /* 59: branch */
+  bge s4, s3, .L7
+  .option rvc
+  c.slli a1, 40
+  .option norvc
+  sd a1, 744(gp) /* sig 93 */
+.L7:
+  /* 60: fcsr */
+  csrrsi zero, frm, 3
+  sd zero, 752(gp) /* sig 94 */
+  /* 61: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f20, tp
+  li tp, 0xffffffff002e1f4f
+  fmv.d.x f30, tp
+  fmin.s f17, f20, f30
+  fsd f17, 760(gp) /* sig 95 */
+  li ra, 0x1f
+  csrrc a6, fcsr, ra
+  sd a6, 768(gp) /* sig 96 */
+  /* 62: fp */
+  li tp, 0x0
+  fmv.d.x f17, tp
+  fcvt.w.d t0, f17, rup
+  sd t0, 776(gp) /* sig 97 */
+  fsflags s2, zero
+  sd s2, 784(gp) /* sig 98 */
+  /* 63: aluI */
+  srai a4, t2, 63
+  sd a4, 792(gp) /* sig 99 */
+  /* 64: amo */
+  addi t6, sp, 48
+  amoswap.d.aq s9, t1, (t6)
+  sub t6, t6, sp
+  sd s9, 800(gp) /* sig 100 */
   /* 65: cAlu */
-  .option rvc
-  c.srli a0, 23
-  .option norvc
-  sd a0, 800(gp) /* sig 100 */
-  /* 66: lrsc */
-  addi ra, sp, 112
-  lr.w t5, (ra)
-  sc.w.rl t0, s10, (ra)
-  sd t5, 808(gp) /* sig 101 */
-  sd t0, 816(gp) /* sig 102 */
-  sub ra, ra, sp
-  lw ra, 112(sp)
-  sd ra, 824(gp) /* sig 103 */
-  /* 67: fp */
-  li tp, 0x41e0000000000000
-  fmv.d.x f7, tp
-  fcvt.w.d a7, f7, rdn
-  sd a7, 832(gp) /* sig 104 */
-  fsflags a2, zero
-  sd a2, 840(gp) /* sig 105 */
-  /* 68: cJump */
-  auipc a4, 0
-  addi a4, a4, 16
-  .option rvc
-  c.jalr a4
-  .option norvc
-  .option rvc
-  c.li s7, 5
-  .option norvc
-  sd s7, 848(gp) /* sig 106 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub a4, a4, tp
-  sd ra, 856(gp) /* sig 107 */
-  sd a4, 864(gp) /* sig 108 */
-  /* 69: cAlu */
-  .option rvc
-  c.li a7, -19
-  .option norvc
-  sd a7, 872(gp) /* sig 109 */
-  /* 70: fcsr */
-  csrrci s10, frm, 25
-  sd s10, 880(gp) /* sig 110 */
-  /* 71: cAlu */
   .option rvc
   c.add s10, s0
   .option norvc
-  sd s10, 888(gp) /* sig 111 */
-  /* 72: fcsr */
-  li s10, 0xe2
-  csrrs t5, frm, s10
-  sd t5, 896(gp) /* sig 112 */
-  /* 73: mem */
-  addi s1, sp, 177
-  sh zero, 25(s1)
-  sub s1, s1, sp
-  ld s3, 200(sp)
-  sd s3, 904(gp) /* sig 113 */
-  /* 74: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f9, tp
-  li tp, 0xffffffffff800001
-  fmv.d.x f23, tp
-  fsgnjx.s f31, f9, f23
-  fsd f31, 912(gp) /* sig 114 */
-  csrrci t6, fflags, 0x1f
-  sd t6, 920(gp) /* sig 115 */
-  /* 75: cAlu */
-  .option rvc
-  c.add t6, s5
-  .option norvc
-  sd t6, 928(gp) /* sig 116 */
-  /* 76: cAlu */
-  .option rvc
-  c.mv s5, s11
-  .option norvc
-  sd s5, 936(gp) /* sig 117 */
-  /* 77: cBranch */
-  .option rvc
-  c.bnez a3, .L6
-  .option norvc
-  andi a3, s9, -1
-  sd a3, 944(gp) /* sig 118 */
-  sltiu a1, a7, -583
-  sd a1, 952(gp) /* sig 119 */
-.L6:
-  /* 78: amo */
-  addi s9, sp, 152
-  amoswap.d.aqrl a2, s5, (s9)
-  sub s9, s9, sp
-  sd a2, 960(gp) /* sig 120 */
-  /* 79: smc */
-  /* patches in addi t5, t5, -985 (then imm + 1, ...) */
-  li t2, 0xc27f0f13
-  li t6, 0x2
-.L7:
-  auipc a6, 0
-  sw t2, 12(a6)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t2, t2, tp
-  addi t6, t6, -1
-  bne t6, zero, .L7
+  sd s10, 808(gp) /* sig 101 */
+  /* 66: fence */
+  nop
+  /* 67: fcsr */
+  csrrci t3, frm, 11
+  sd t3, 816(gp) /* sig 102 */
+  /* 68: luiAuipc */
+  auipc a5, 0x6a10f
   auipc tp, 0
-  sub a6, a6, tp
-  sd t5, 968(gp) /* sig 121 */
-  sd a6, 976(gp) /* sig 122 */
-  /* 80: cAlu */
-  .option rvc
-  c.andi a4, -17
-  .option norvc
-  sd a4, 984(gp) /* sig 123 */
-  /* 81: fmem */
-  addi s6, sp, -175
-  flw f2, 327(s6)
-  fsd f2, 992(gp) /* sig 124 */
-  sub s6, s6, sp
-  /* 82: fp */
-  li tp, 0xffffffff0012468d
-  fmv.d.x f16, tp
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f27, tp
-  fmax.s f16, f16, f27
-  fsd f16, 1000(gp) /* sig 125 */
-  fsflags t5, zero
-  sd t5, 1008(gp) /* sig 126 */
-  /* 83: fmem */
+  sub a5, a5, tp
+  sd a5, 824(gp) /* sig 103 */
+  /* 69: fp */
+  li tp, 0xc1b0fb4372046145
+  fmv.d.x f3, tp
+  fsqrt.d f18, f3, rtz
+  fsd f18, 832(gp) /* sig 104 */
+  fsflags a0, zero
+  sd a0, 840(gp) /* sig 105 */
+  /* 70: amo */
+  addi s5, sp, 120
+  amomax.w.aq t6, a7, (s5)
+  sub s5, s5, sp
+  sd t6, 848(gp) /* sig 106 */
+  /* 71: lrsc */
+  addi s5, sp, 192
+  lr.d.aq a1, (s5)
+  ori ra, a3, -1705
+  slt t4, s0, a3
+  sc.d t5, t6, (s5)
+  sd a1, 856(gp) /* sig 107 */
+  sd t5, 864(gp) /* sig 108 */
+  sub s5, s5, sp
+  ld s9, 192(sp)
+  sd s9, 872(gp) /* sig 109 */
+  /* 72: aluI */
+  andi s7, s10, -1448
+  sd s7, 880(gp) /* sig 110 */
+  /* 73: rand */
+  .4byte 0x4275a91b /* random */
+  sd s2, 888(gp) /* sig 111 */
+  .4byte 0x8d550dc3 /* random */
+  sd s11, 896(gp) /* sig 112 */
+  fsd f27, 904(gp) /* sig 113 */
+  frflags a6
+  sd a6, 912(gp) /* sig 114 */
+  .2byte 0xa826 /* random */
+  /* 74: fp */
+  li s7, 0xffffffffc4f4a065
+  fcvt.d.l f9, s7, rdn
+  fsd f9, 920(gp) /* sig 115 */
+  fsflags t0, zero
+  sd t0, 928(gp) /* sig 116 */
+  /* 75: aluI */
+  andi a7, s11, -802
+  sd a7, 936(gp) /* sig 117 */
+  /* 76: fmem */
   addi a6, sp, 469
   fsd f11, -362(a6)
   sub a6, a6, sp
-  /* 84: aluI */
+  /* 77: aluI */
   srai s10, t5, 32
-  sd s10, 1016(gp) /* sig 127 */
-  /* 85: mem */
+  sd s10, 944(gp) /* sig 118 */
+  /* 78: mem */
   addi s3, sp, 508
   lhu t1, -386(s3)
-  sd t1, 1024(gp) /* sig 128 */
+  sd t1, 952(gp) /* sig 119 */
   sub s3, s3, sp
-  /* 86: cMem */
+  /* 79: cSp */
   .option rvc
-  c.fldsp f2, 8(sp)
+  c.addi4spn a4, sp, 220
   .option norvc
-  fsd f2, 1032(gp) /* sig 129 */
+  sub a4, a4, sp
+  sd a4, 960(gp) /* sig 120 */
+  /* 80: aluR */
+  sub zero, s8, t0
+  sd zero, 968(gp) /* sig 121 */
+  /* 81: aluR */
+  li t0, 0x102c000000
+  or a4, a3, t0
+  sd a4, 976(gp) /* sig 122 */
+  /* 82: fmem */
+  fsw f4, 157(sp)
+  /* 83: aluI */
+  sltiu t3, a3, -1709
+  sd t3, 984(gp) /* sig 123 */
+  /* 84: cAlu */
+  .option rvc
+  c.andi a5, -16
+  .option norvc
+  sd a5, 992(gp) /* sig 124 */
+  /* 85: fence */
+  fence
+  /* 86: amo */
+  li s10, 0xffffffffd691e191
+  addi ra, sp, 56
+  amomax.d s6, s10, (ra)
+  sub ra, ra, sp
+  sd s6, 1000(gp) /* sig 125 */
+  ld t2, 56(sp)
+  sd t2, 1008(gp) /* sig 126 */
   /* 87: fp */
-  li tp, 0xffffffff802869f1
-  fmv.d.x f0, tp
-  fadd.s f22, f29, f0
-  fsd f22, 1040(gp) /* sig 130 */
-  fsflags s1, zero
-  sd s1, 1048(gp) /* sig 131 */
-  /* 88: mem */
-  sd s5, 32(sp)
-  ld t2, 32(sp)
-  sd t2, 1056(gp) /* sig 132 */
-  /* 89: fp */
-  li tp, 0x42311cdc1eba49eb
-  fmv.d.x f2, tp
-  fcvt.s.d f4, f2, rdn
-  fsd f4, 1064(gp) /* sig 133 */
-  fsflags s6, zero
-  sd s6, 1072(gp) /* sig 134 */
-  /* 90: branch */
-  beq s5, s5, .L8
-  .option rvc
-  c.srli a2, 9
-  .option norvc
-  sd a2, 1080(gp) /* sig 135 */
-  .option rvc
-  c.srai a5, 28
-  .option norvc
-  sd a5, 1088(gp) /* sig 136 */
-.L8:
-  /* 91: branch */
-  bgeu s10, t4, .L9
-  addi zero, s4, 925
-  sd zero, 1096(gp) /* sig 137 */
-  .option rvc
-  c.mv a3, t2
-  .option norvc
-  sd a3, 1104(gp) /* sig 138 */
-  div a4, s7, a0
-  sd a4, 1112(gp) /* sig 139 */
-.L9:
-  /* 92: fp */
-  fcvt.s.lu f29, zero, rup
-  fsd f29, 1120(gp) /* sig 140 */
-  frflags t6
-  sd t6, 1128(gp) /* sig 141 */
-  /* 93: lrsc */
-  addi s5, sp, 208
-  sc.d a6, a6, (s5)
-  sd a6, 1136(gp) /* sig 142 */
-  sub s5, s5, sp
-  ld a7, 208(sp)
-  sd a7, 1144(gp) /* sig 143 */
-  /* 94: fp */
-  li tp, 0xffffffffbf800000
+  li tp, 0x8000000000000001
   fmv.d.x f27, tp
-  fsgnj.s f9, f26, f27
-  fsd f9, 1152(gp) /* sig 144 */
-  fsflags a3, zero
-  sd a3, 1160(gp) /* sig 145 */
+  li tp, 0x10000000000000
+  fmv.d.x f7, tp
+  fsgnjx.d f29, f27, f7
+  fsd f29, 1016(gp) /* sig 127 */
+  frflags s2
+  sd s2, 1024(gp) /* sig 128 */
+  /* 88: amo */
+  li a2, 0xff
+  addi a7, sp, 0
+  amomin.w s9, a2, (a7)
+  sub a7, a7, sp
+  sd s9, 1032(gp) /* sig 129 */
+  lw t4, 0(sp)
+  sd t4, 1040(gp) /* sig 130 */
+  /* 89: branch */
+  bgeu s8, t4, .L8
+  divuw s11, t6, s6
+  sd s11, 1048(gp) /* sig 131 */
+  sltiu a7, t0, 1968
+  sd a7, 1056(gp) /* sig 132 */
+  sltu s0, s11, a2
+  sd s0, 1064(gp) /* sig 133 */
+.L8:
+  /* 90: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f23, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f4, tp
+  fadd.s f27, f23, f4
+  fsd f27, 1072(gp) /* sig 134 */
+  fsflags s0, zero
+  sd s0, 1080(gp) /* sig 135 */
+  /* 91: aluR */
+  li a1, 0x100000001
+  and s5, t0, a1
+  sd s5, 1088(gp) /* sig 136 */
+  /* 92: amo */
+  li s2, 0x9e80083fc0f42a7
+  addi s7, sp, 8
+  amoadd.d.aq t2, s2, (s7)
+  sub s7, s7, sp
+  sd t2, 1096(gp) /* sig 137 */
+  /* 93: branch */
+  beq ra, t6, .L9
+  slliw a4, t4, 10
+  sd a4, 1104(gp) /* sig 138 */
+  sraiw t6, a7, 0
+  sd t6, 1112(gp) /* sig 139 */
+.L9:
+  /* 94: fp */
+  li tp, 0xffffffff8001b951
+  fmv.d.x f23, tp
+  fle.s a2, f23, f0
+  sd a2, 1120(gp) /* sig 140 */
+  fsflags a6, zero
+  sd a6, 1128(gp) /* sig 141 */
   /* 95: fp */
-  li tp, 0xfffffffffffff
-  fmv.d.x f0, tp
-  li tp, 0xc08e0777d9d392b7
-  fmv.d.x f18, tp
-  fadd.d f26, f0, f18, rmm
-  fsd f26, 1168(gp) /* sig 146 */
-  fsflags s3, zero
-  sd s3, 1176(gp) /* sig 147 */
-  /* 96: aluI */
-  li t0, 0xffffffff88a8e258
-  slti s6, t0, -1890
-  sd s6, 1184(gp) /* sig 148 */
-  /* 97: fcsr */
-  csrrwi a0, fflags, 6
-  sd a0, 1192(gp) /* sig 149 */
-  /* 98: fcsr */
-  li a2, 0x63
-  csrrc a7, frm, a2
-  sd a7, 1200(gp) /* sig 150 */
-  /* 99: cAlu */
-  .option rvc
-  c.mv a7, t5
-  .option norvc
-  sd a7, 1208(gp) /* sig 151 */
-  j .L10
-.L2:
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 248(gp) /* sig 31 */
-  add s4, a5, a6
-  sd s4, 256(gp) /* sig 32 */
-  mulhsu zero, s9, t0
-  sd zero, 264(gp) /* sig 33 */
-  .option rvc
-  c.addi t1, 8
-  .option norvc
-  sd t1, 272(gp) /* sig 34 */
-  jal tp, .L3
-.L10:
-  /* 100: fcsr */
-  li s8, 0x0
-  csrrs ra, fflags, s8
-  sd ra, 1216(gp) /* sig 152 */
-  /* 101: cBranch */
-  li a3, 0x0
-  .option rvc
-  c.bnez a3, .L11
-  .option norvc
-  addiw t3, zero, 1386
-  sd t3, 1224(gp) /* sig 153 */
-.L11:
-  /* 102: cAlu */
-  .option rvc
-  c.andi s0, -8
-  .option norvc
-  sd s0, 1232(gp) /* sig 154 */
-  /* 103: fence */
-  fence iorw, iorw
-  /* 104: fp */
-  li t5, 0xffffffffcb03d2bc
-  fcvt.d.lu f13, t5, rdn
-  fsd f13, 1240(gp) /* sig 155 */
+  li tp, 0xff9775f5cb03d2bc
+  fmv.d.x f4, tp
+  fdiv.d f17, f23, f4, rdn
+  fsd f17, 1136(gp) /* sig 142 */
   frcsr a2
-  sd a2, 1248(gp) /* sig 156 */
-  /* 105: aluR */
+  sd a2, 1144(gp) /* sig 143 */
+  /* 96: aluR */
   li s1, 0x3fffff
   divuw t6, s1, a2
-  sd t6, 1256(gp) /* sig 157 */
-  /* 106: branch */
-  bne t5, t5, .L12
+  sd t6, 1152(gp) /* sig 144 */
+  /* 97: branch */
+  bne t5, t5, .L10
   and t2, s7, zero
-  sd t2, 1264(gp) /* sig 158 */
+  sd t2, 1160(gp) /* sig 145 */
   srai s6, s7, 50
-  sd s6, 1272(gp) /* sig 159 */
+  sd s6, 1168(gp) /* sig 146 */
+.L10:
+  /* 98: rand */
+  .4byte 0xf21f93d3 /* random */
+  sd t2, 1176(gp) /* sig 147 */
+  fsd f7, 1184(gp) /* sig 148 */
+  fsflags t1, zero
+  sd t1, 1192(gp) /* sig 149 */
+  /* 99: fp */
+  li tp, 0xe3d503c698e8b1f6
+  fmv.d.x f18, tp
+  fadd.d f18, f18, f16, rne
+  fsd f18, 1200(gp) /* sig 150 */
+  frflags a6
+  sd a6, 1208(gp) /* sig 151 */
+  /* 100: rand */
+  .4byte 0xf2ed3ed3 /* random */
+  sd t4, 1216(gp) /* sig 152 */
+  fsd f29, 1224(gp) /* sig 153 */
+  fsflags a3, zero
+  sd a3, 1232(gp) /* sig 154 */
+  /* 101: mem */
+  li s2, 0x3
+  addi s1, sp, 418
+  sw s2, -273(s1)
+  sub s1, s1, sp
+  /* 102: fp */
+  fsqrt.s f14, f27, rne
+  fsd f14, 1240(gp) /* sig 155 */
+  frcsr s9
+  sd s9, 1248(gp) /* sig 156 */
+  /* 103: amo */
+  addi t3, sp, 192
+  amoxor.w.aq s5, s8, (t3)
+  sub t3, t3, sp
+  sd s5, 1256(gp) /* sig 157 */
+  lw a1, 192(sp)
+  sd a1, 1264(gp) /* sig 158 */
+  /* 104: far */
+  beq a2, a2, .L11
 .L12:
-  /* 107: fcsr */
-  li s2, 0xfe
-  csrrs zero, frm, s2
-  sd zero, 1280(gp) /* sig 160 */
-  fsrmi t1, 2
-  /* 108: aluR */
-  li s5, 0x1
-  divu s4, s4, s5
-  sd s4, 1288(gp) /* sig 161 */
-  /* 109: fmem */
-  addi s9, sp, 320
-  fsw f14, -265(s9)
-  sub s9, s9, sp
-  /* 110: fp */
-  fmax.d f7, f19, f18
-  fsd f7, 1296(gp) /* sig 162 */
-  fsflags s2, zero
-  sd s2, 1304(gp) /* sig 163 */
-  /* 111: aluI */
-  slliw s10, s6, 14
-  sd s10, 1312(gp) /* sig 164 */
-  /* 112: liSeed */
-  li s11, 0x2ef400
-  sd s11, 1320(gp) /* sig 165 */
-  /* 113: fp */
-  li tp, 0xffffffff005c6d0a
-  fmv.d.x f20, tp
-  fmsub.s f19, f11, f27, f20, dyn
-  fsd f19, 1328(gp) /* sig 166 */
-  fsflags a2, zero
-  sd a2, 1336(gp) /* sig 167 */
-  /* 114: aluR */
-  sll a2, s4, a4
-  sd a2, 1344(gp) /* sig 168 */
-  /* 115: amo */
-  addi ra, sp, 224
-  amoadd.w t4, t0, (ra)
-  sub ra, ra, sp
-  sd t4, 1352(gp) /* sig 169 */
-  /* 116: cAlu */
-  .option rvc
-  c.addiw s0, -15
-  .option norvc
-  sd s0, 1360(gp) /* sig 170 */
-  /* 117: aluR */
-  divw a7, t5, a1
-  sd a7, 1368(gp) /* sig 171 */
-  /* 118: fp */
-  li tp, 0xffffffffbf9fe036
-  fmv.d.x f31, tp
-  li tp, 0xffffffff00667ac4
-  fmv.d.x f11, tp
-  fmul.s f24, f31, f11, rne
-  fsd f24, 1376(gp) /* sig 172 */
-  frflags s0
-  sd s0, 1384(gp) /* sig 173 */
-  /* 119: amo */
-  li a6, 0xfffffffffffffffe
-  addi a1, sp, 24
-  amoswap.w.rl t0, a6, (a1)
-  sub a1, a1, sp
-  sd t0, 1392(gp) /* sig 174 */
-  lw a5, 24(sp)
-  sd a5, 1400(gp) /* sig 175 */
-  /* 120: fp */
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f14, tp
-  fmul.d f23, f25, f14, rne
-  fsd f23, 1408(gp) /* sig 176 */
-  csrrci s6, fflags, 0x1f
-  sd s6, 1416(gp) /* sig 177 */
-  /* 121: cAlu */
-  .option rvc
-  c.li a5, -31
-  .option norvc
-  sd a5, 1424(gp) /* sig 178 */
-  /* 122: amo */
-  li t4, 0x269000000000
-  addi a0, sp, 128
-  amomaxu.d.aqrl a1, t4, (a0)
-  sub a0, a0, sp
-  sd a1, 1432(gp) /* sig 179 */
-  ld zero, 128(sp)
-  sd zero, 1440(gp) /* sig 180 */
-  /* 123: aluR */
-  mulhsu a2, s8, s5
-  sd a2, 1448(gp) /* sig 181 */
-  /* 124: fp */
-  li tp, 0x8000000000000000
-  fmv.d.x f3, tp
-  li tp, 0x7ff800000000dead
-  fmv.d.x f27, tp
-  fnmadd.d f9, f3, f27, f26, rup
-  fsd f9, 1456(gp) /* sig 182 */
-  fsflags s2, zero
-  sd s2, 1464(gp) /* sig 183 */
-  /* 125: cAlu */
-  .option rvc
-  c.addiw a0, 17
-  .option norvc
-  sd a0, 1472(gp) /* sig 184 */
-  /* 126: aluR */
-  li t1, 0x7fffffffffffffff
-  addw s11, t1, s1
-  sd s11, 1480(gp) /* sig 185 */
-  /* 127: loop */
-  li t3, 0x1
+  /* 105: jal */
+  jal s4, .L13
+  xor ra, ra, t4
+  sd ra, 1280(gp) /* sig 160 */
 .L13:
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 1288(gp) /* sig 161 */
+  /* 106: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f0, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f20, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f18, tp
+  fmsub.s f17, f0, f20, f18, dyn
+  fsd f17, 1296(gp) /* sig 162 */
+  fsflags t4, zero
+  sd t4, 1304(gp) /* sig 163 */
+  /* 107: jalr */
+  auipc s9, 0
+  addi s9, s9, -55
+  jalr t4, 73(s9)
   .option rvc
-  c.srli a0, 39
+  c.addiw s0, -28
   .option norvc
-  sd a0, 1488(gp) /* sig 186 */
-  srli s7, s5, 27
-  sd s7, 1496(gp) /* sig 187 */
-  sll s8, s8, s2
-  sd s8, 1504(gp) /* sig 188 */
-  addi t3, t3, -1
-  bltu zero, t3, .L13
-  sd t3, 1512(gp) /* sig 189 */
-  /* 128: cBranch */
+  sd s0, 1312(gp) /* sig 164 */
+  auipc tp, 0
+  sub t4, t4, tp
+  sub s9, s9, tp
+  sd t4, 1320(gp) /* sig 165 */
+  sd s9, 1328(gp) /* sig 166 */
+  /* 108: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f19, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f0, tp
+  fmul.d f30, f19, f0, dyn
+  fsd f30, 1336(gp) /* sig 167 */
+  fsflags s8, zero
+  sd s8, 1344(gp) /* sig 168 */
+  /* 109: cBranch */
+  li a1, 0x0
   .option rvc
   c.j .L14
   .option norvc
   .option rvc
-  c.srai a3, 59
+  c.lui s8, 0x18
   .option norvc
-  sd a3, 1520(gp) /* sig 190 */
+  sd s8, 1352(gp) /* sig 169 */
+  .option rvc
+  c.andi a1, -20
+  .option norvc
+  sd a1, 1360(gp) /* sig 170 */
 .L14:
-  /* 129: aluR */
-  li t5, 0x3f
-  sll s9, zero, t5
-  sd s9, 1528(gp) /* sig 191 */
-  /* 130: liSeed */
-  li a6, 0x8000000000000001
-  sd a6, 1536(gp) /* sig 192 */
-  /* 131: fp */
-  fcvt.s.d f16, f4, dyn
-  fsd f16, 1544(gp) /* sig 193 */
-  fsflags t2, zero
-  sd t2, 1552(gp) /* sig 194 */
-  /* 132: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f25, tp
-  li tp, 0x3e9d03da589a50b4
-  fmv.d.x f4, tp
-  fsub.d f10, f25, f4, dyn
-  fsd f10, 1560(gp) /* sig 195 */
-  li s2, 0x1f
-  csrrc s3, fcsr, s2
-  sd s3, 1568(gp) /* sig 196 */
-  /* 133: cAlu */
-  .option rvc
-  c.andi a3, 6
-  .option norvc
-  sd a3, 1576(gp) /* sig 197 */
-  /* 134: aluI */
-  srai s10, a4, 46
-  sd s10, 1584(gp) /* sig 198 */
-  /* 135: loop */
-  li s10, 0x2
+  /* 110: branch */
+  beq t2, s11, .L15
+  srliw t3, zero, 16
+  sd t3, 1368(gp) /* sig 171 */
 .L15:
-  srliw a6, s11, 22
-  sd a6, 1592(gp) /* sig 199 */
-  addi s10, s10, -1
-  bne s10, zero, .L15
-  sd s10, 1600(gp) /* sig 200 */
-  /* 136: fcsr */
-  csrrwi zero, frm, 31
-  sd zero, 1608(gp) /* sig 201 */
-  fsrmi s10, 0
-  /* 137: cAlu */
+  /* 111: branch */
+  bge a6, t1, .L16
   .option rvc
-  c.srli a1, 14
+  c.lui ra, 0x14
   .option norvc
-  sd a1, 1616(gp) /* sig 202 */
-  /* 138: cAlu */
-  .option rvc
-  c.addi t1, -32
-  .option norvc
-  sd t1, 1624(gp) /* sig 203 */
-  /* 139: smc */
-  /* patches in addi s2, s2, 474 (then imm + 1, ...) */
-  li a5, 0x1da90913
-  li s9, 0x3
+  sd ra, 1376(gp) /* sig 172 */
+  ori a7, s4, 1247
+  sd a7, 1384(gp) /* sig 173 */
 .L16:
-  auipc a3, 0
-  sw a5, 12(a3)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a5, a5, tp
-  addi s9, s9, -1
-  bne s9, zero, .L16
-  auipc tp, 0
-  sub a3, a3, tp
-  sd s2, 1632(gp) /* sig 204 */
-  sd a3, 1640(gp) /* sig 205 */
-  /* 140: aluI */
-  addi ra, s10, -600
-  sd ra, 1648(gp) /* sig 206 */
-  /* 141: lrsc */
-  addi t0, sp, 100
-  lr.w.rl a2, (t0)
-  sub s8, a5, a0
-  sc.w.aqrl s7, s1, (t0)
-  sd a2, 1656(gp) /* sig 207 */
-  sd s7, 1664(gp) /* sig 208 */
-  sub t0, t0, sp
-  lw s1, 100(sp)
-  sd s1, 1672(gp) /* sig 209 */
-  /* 142: lrsc */
-  addi s6, sp, 8
-  lr.d s11, (s6)
-  srliw t4, s4, 16
-  slti zero, s10, -1865
-  sc.d.aqrl s9, t5, (s6)
-  sd s11, 1680(gp) /* sig 210 */
-  sd s9, 1688(gp) /* sig 211 */
-  sub s6, s6, sp
-  ld s2, 8(sp)
-  sd s2, 1696(gp) /* sig 212 */
-  /* 143: cAlu */
-  .option rvc
-  c.slli s10, 58
-  .option norvc
-  sd s10, 1704(gp) /* sig 213 */
-  /* 144: luiAuipc */
-  auipc a4, 0x0
-  auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 1712(gp) /* sig 214 */
-  /* 145: fp */
-  li tp, 0xc008000000000000
-  fmv.d.x f5, tp
-  li tp, 0xc0b02147caa26eab
-  fmv.d.x f30, tp
-  li tp, 0xd1c1e2ff309d2cc9
-  fmv.d.x f20, tp
-  fmsub.d f28, f5, f30, f20, rup
-  fsd f28, 1720(gp) /* sig 215 */
-  frflags t5
-  sd t5, 1728(gp) /* sig 216 */
-  /* 146: fp */
-  fclass.s s10, f8
-  sd s10, 1736(gp) /* sig 217 */
-  frflags s4
-  sd s4, 1744(gp) /* sig 218 */
-  /* 147: liSeed */
-  li s0, 0xaef77c4632146a1a
-  sd s0, 1752(gp) /* sig 219 */
-  /* 148: fp */
-  li tp, 0x3ff9cad0154bd90d
-  fmv.d.x f28, tp
-  li tp, 0x8009eceb65b951c7
-  fmv.d.x f19, tp
-  li tp, 0x0
-  fmv.d.x f29, tp
-  fmadd.d f5, f28, f19, f29, rne
-  fsd f5, 1760(gp) /* sig 220 */
-  frflags s0
-  sd s0, 1768(gp) /* sig 221 */
-  /* 149: cMem */
-  addi a0, sp, 28
-  .option rvc
-  c.fld f9, 0(a0)
-  .option norvc
-  fsd f9, 1776(gp) /* sig 222 */
-  sub a0, a0, sp
-  /* 150: fence */
-  fence rw, rw
-  /* 151: aluR */
-  divw a1, a5, t2
-  sd a1, 1784(gp) /* sig 223 */
-  /* 152: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f8, tp
-  fmin.d f13, f8, f2
-  fsd f13, 1792(gp) /* sig 224 */
-  frcsr a4
-  sd a4, 1800(gp) /* sig 225 */
-  /* 153: fp */
-  li tp, 0x4004000000000000
-  fmv.d.x f30, tp
-  fadd.d f17, f24, f30, rne
-  fsd f17, 1808(gp) /* sig 226 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 1816(gp) /* sig 227 */
-  /* 154: jal */
-  jal s7, .L17
+  /* 112: fp */
+  li tp, 0x3810000000000000
+  fmv.d.x f13, tp
+  li tp, 0xc1900db8af9babd0
+  fmv.d.x f10, tp
+  li tp, 0x3e819e3707664b65
+  fmv.d.x f16, tp
+  fmadd.d f9, f13, f10, f16, rne
+  fsd f9, 1392(gp) /* sig 174 */
+  fsflags t1, zero
+  sd t1, 1400(gp) /* sig 175 */
+  /* 113: liSeed */
+  li s11, 0x80000000
+  sd s11, 1408(gp) /* sig 176 */
+  /* 114: branch */
+  bgeu t3, s7, .L17
+  mulhsu s7, a4, a6
+  sd s7, 1416(gp) /* sig 177 */
+  srai a4, a0, 33
+  sd a4, 1424(gp) /* sig 178 */
 .L17:
+  /* 115: fp */
+  li tp, 0xffffffff72f5f1cf
+  fmv.d.x f2, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f29, tp
+  li tp, 0xffffffff003bcdf3
+  fmv.d.x f30, tp
+  fnmsub.s f22, f2, f29, f30, dyn
+  fsd f22, 1432(gp) /* sig 179 */
+  frcsr t3
+  sd t3, 1440(gp) /* sig 180 */
+  /* 116: cAlu */
+  .option rvc
+  c.mv t2, s10
+  .option norvc
+  sd t2, 1448(gp) /* sig 181 */
+  /* 117: luiAuipc */
+  lui t2, 0x80000
+  sd t2, 1456(gp) /* sig 182 */
+  /* 118: jal */
+  jal zero, .L18
+  .option rvc
+  c.slli a3, 48
+  .option norvc
+  sd a3, 1464(gp) /* sig 183 */
+.L18:
+  sd zero, 1472(gp) /* sig 184 */
+  /* 119: aluI */
+  andi t0, s2, 1
+  sd t0, 1480(gp) /* sig 185 */
+  /* 120: cAlu */
+  .option rvc
+  c.add s2, s2
+  .option norvc
+  sd s2, 1488(gp) /* sig 186 */
+  /* 121: cAlu */
+  .option rvc
+  c.mv s4, t2
+  .option norvc
+  sd s4, 1496(gp) /* sig 187 */
+  /* 122: fp */
+  li tp, 0xffffffffba334b80
+  fmv.d.x f25, tp
+  fcvt.d.s f8, f25
+  fsd f8, 1504(gp) /* sig 188 */
+  frcsr s3
+  sd s3, 1512(gp) /* sig 189 */
+  /* 123: fp */
+  li tp, 0x800007de7cc4d339
+  fmv.d.x f22, tp
+  li tp, 0xbfff79f3134ce3f3
+  fmv.d.x f9, tp
+  fdiv.d f14, f22, f9, rdn
+  fsd f14, 1520(gp) /* sig 190 */
+  fsflags a4, zero
+  sd a4, 1528(gp) /* sig 191 */
+  /* 124: liSeed */
+  li s0, 0x0
+  sd s0, 1536(gp) /* sig 192 */
+  /* 125: mem */
+  addi t6, sp, -195
+  lh t1, 324(t6)
+  sd t1, 1544(gp) /* sig 193 */
+  sub t6, t6, sp
+  /* 126: cBranch */
+  li a4, 0x0
+  .option rvc
+  c.beqz a4, .L19
+  .option norvc
+  subw s1, zero, a1
+  sd s1, 1552(gp) /* sig 194 */
+  .option rvc
+  c.and a2, a1
+  .option norvc
+  sd a2, 1560(gp) /* sig 195 */
+.L19:
+  /* 127: aluR */
+  sll s7, a4, s1
+  sd s7, 1568(gp) /* sig 196 */
+  /* 128: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f21, tp
+  fcvt.d.s f20, f21
+  fsd f20, 1576(gp) /* sig 197 */
+  li t5, 0x1f
+  csrrc s11, fcsr, t5
+  sd s11, 1584(gp) /* sig 198 */
+  /* 129: aluR */
+  remu s6, s0, s3
+  sd s6, 1592(gp) /* sig 199 */
+  /* 130: aluI */
+  li s10, 0x5555555555555555
+  addi s10, s10, -76
+  sd s10, 1600(gp) /* sig 200 */
+  /* 131: branch */
+  bge a2, a2, .L20
+  andi t4, s0, -1047
+  sd t4, 1608(gp) /* sig 201 */
+  sraiw a1, t2, 1
+  sd a1, 1616(gp) /* sig 202 */
+  andi s6, a0, 1308
+  sd s6, 1624(gp) /* sig 203 */
+.L20:
+  /* 132: luiAuipc */
+  auipc s7, 0x93b91
   auipc tp, 0
   sub s7, s7, tp
-  sd s7, 1824(gp) /* sig 228 */
-  /* 155: fp */
-  li tp, 0xbdcaff17aad5605a
-  fmv.d.x f2, tp
-  li tp, 0x10000000000000
-  fmv.d.x f0, tp
-  fdiv.d f17, f2, f0, rmm
-  fsd f17, 1832(gp) /* sig 229 */
-  fsflags s4, zero
-  sd s4, 1840(gp) /* sig 230 */
-  /* 156: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f10, tp
-  fcvt.l.s a4, f10, rmm
-  sd a4, 1848(gp) /* sig 231 */
-  fsflags a1, zero
-  sd a1, 1856(gp) /* sig 232 */
-  /* 157: mem */
-  li s11, 0xffffffffffffffd5
-  sb s11, 45(sp)
-  /* 158: fp */
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f2, tp
-  fcvt.w.s a5, f2, rne
-  sd a5, 1864(gp) /* sig 233 */
-  fsflags a7, zero
-  sd a7, 1872(gp) /* sig 234 */
-  /* 159: luiAuipc */
-  auipc s3, 0x31d5a
+  sd s7, 1632(gp) /* sig 204 */
+  /* 133: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f21, tp
+  fsgnj.s f18, f29, f21
+  fsd f18, 1640(gp) /* sig 205 */
+  fsflags s7, zero
+  sd s7, 1648(gp) /* sig 206 */
+  /* 134: fp */
+  li tp, 0xbffbd90d93725cd3
+  fmv.d.x f20, tp
+  li tp, 0x7fe262b770db3d55
+  fmv.d.x f29, tp
+  fmul.d f5, f20, f29, rne
+  fsd f5, 1656(gp) /* sig 207 */
+  li ra, 0x1f
+  csrrc t2, fcsr, ra
+  sd t2, 1664(gp) /* sig 208 */
+  /* 135: aluI */
+  slli s4, a7, 0
+  sd s4, 1672(gp) /* sig 209 */
+  /* 136: loop */
+  li a0, 0x4
+.L21:
+  divw a2, a6, t2
+  sd a2, 1680(gp) /* sig 210 */
+  addi a0, a0, -1
+  bltu zero, a0, .L21
+  sd a0, 1688(gp) /* sig 211 */
+  /* 137: fp */
+  li tp, 0xffffffff4f7fffff
+  fmv.d.x f8, tp
+  li tp, 0x4c2cc557
+  fmv.d.x f29, tp
+  fmin.s f6, f8, f29
+  fsd f6, 1696(gp) /* sig 212 */
+  frcsr s9
+  sd s9, 1704(gp) /* sig 213 */
+  /* 138: rand */
+  .2byte 0xe41 /* random */
+  sd t3, 1712(gp) /* sig 214 */
+  /* 139: liSeed */
+  li a3, 0x1f
+  sd a3, 1720(gp) /* sig 215 */
+  /* 140: luiAuipc */
+  auipc a5, 0x26a79
   auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 1880(gp) /* sig 235 */
-  /* 160: mem */
-  addi t6, sp, -214
-  lhu t4, 341(t6)
-  sd t4, 1888(gp) /* sig 236 */
-  sub t6, t6, sp
-  /* 161: amo */
-  addi s5, sp, 12
-  amomin.w.aq ra, a4, (s5)
-  sub s5, s5, sp
-  sd ra, 1896(gp) /* sig 237 */
-  /* 162: cAlu */
+  sub a5, a5, tp
+  sd a5, 1728(gp) /* sig 216 */
+  /* 141: aluR */
+  li t1, 0xaaaaaaaaaaaaaaaa
+  sra ra, t1, s8
+  sd ra, 1736(gp) /* sig 217 */
+  /* 142: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f12, tp
+  fcvt.w.s s5, f12, rmm
+  sd s5, 1744(gp) /* sig 218 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 1752(gp) /* sig 219 */
+  /* 143: branch */
+  blt s5, zero, .L22
+  .option rvc
+  c.mv t1, s7
+  .option norvc
+  sd t1, 1760(gp) /* sig 220 */
+.L22:
+  /* 144: cBranch */
+  .option rvc
+  c.bnez s1, .L23
+  .option norvc
+  srli t1, a5, 1
+  sd t1, 1768(gp) /* sig 221 */
+  xori a6, t0, 200
+  sd a6, 1776(gp) /* sig 222 */
+.L23:
+  /* 145: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f28, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f24, tp
+  fmin.d f21, f28, f24
+  fsd f21, 1784(gp) /* sig 223 */
+  li t1, 0x1f
+  csrrc s5, fcsr, t1
+  sd s5, 1792(gp) /* sig 224 */
+  /* 146: fp */
+  li tp, 0x0
+  fmv.d.x f10, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f6, tp
+  fmax.d f20, f10, f6
+  fsd f20, 1800(gp) /* sig 225 */
+  fsflags a5, zero
+  sd a5, 1808(gp) /* sig 226 */
+  /* 147: cAlu */
   .option rvc
   c.srai s1, 55
   .option norvc
-  sd s1, 1904(gp) /* sig 238 */
-  /* 163: luiAuipc */
+  sd s1, 1816(gp) /* sig 227 */
+  /* 148: luiAuipc */
   auipc a1, 0xc8d13
   auipc tp, 0
   sub a1, a1, tp
-  sd a1, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 164: mem */
+  sd a1, 1824(gp) /* sig 228 */
+  /* 149: mem */
   lwu s1, 212(sp)
-  sd s1, 0(gp) /* sig 240 */
-  /* 165: fp */
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f11, tp
-  li tp, 0xffffffff34939c40
-  fmv.d.x f15, tp
-  fmin.s f29, f11, f15
-  fsd f29, 8(gp) /* sig 241 */
-  fsflags s4, zero
-  sd s4, 16(gp) /* sig 242 */
-  /* 166: aluI */
-  li s1, 0x1fffffffffffff
-  slti t5, s1, -1030
-  sd t5, 24(gp) /* sig 243 */
-  /* 167: smc */
-  /* patches in andi s6, s6, 1504 (then imm + 1, ...) */
-  li a3, 0x5e0b7b13
-  li t5, 0x2
-.L18:
-  auipc t2, 0
-  sw a3, 12(t2)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a3, a3, tp
-  addi t5, t5, -1
-  bne t5, zero, .L18
+  sd s1, 1832(gp) /* sig 229 */
+  /* 150: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f19, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f7, tp
+  fmin.s f29, f19, f7
+  fsd f29, 1840(gp) /* sig 230 */
+  fsflags a7, zero
+  sd a7, 1848(gp) /* sig 231 */
+  /* 151: lrsc */
+  addi a2, sp, 120
+  lr.w.aqrl s4, (a2)
+  sc.w.aqrl s0, t2, (a2)
+  sd s4, 1856(gp) /* sig 232 */
+  sd s0, 1864(gp) /* sig 233 */
+  sub a2, a2, sp
+  lw t1, 120(sp)
+  sd t1, 1872(gp) /* sig 234 */
+  /* 152: fp */
+  li tp, 0x8f18791023a52
+  fmv.d.x f21, tp
+  li tp, 0x47effffff0000000
+  fmv.d.x f19, tp
+  fdiv.d f12, f21, f19, rmm
+  fsd f12, 1880(gp) /* sig 235 */
+  fsflags a7, zero
+  sd a7, 1888(gp) /* sig 236 */
+  /* 153: fmem */
+  fsd f4, 96(sp)
+  /* 154: fp */
+  li tp, 0xc1669b82b2b792cc
+  fmv.d.x f12, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f31, tp
+  fdiv.d f14, f12, f31, rdn
+  fsd f14, 1896(gp) /* sig 237 */
+  fsflags a2, zero
+  sd a2, 1904(gp) /* sig 238 */
+  /* 155: cJump */
+  auipc s1, 0
+  addi s1, s1, 16
+  .option rvc
+  c.jr s1
+  .option norvc
+  .option rvc
+  c.andi a5, 11
+  .option norvc
+  sd a5, 1912(gp) /* sig 239 */
   auipc tp, 0
-  sub t2, t2, tp
-  sd s6, 32(gp) /* sig 244 */
-  sd t2, 40(gp) /* sig 245 */
-  /* 168: aluI */
-  sltiu s5, t4, -800
-  sd s5, 48(gp) /* sig 246 */
-  /* 169: fp */
-  li tp, 0x41effffffff00000
-  fmv.d.x f7, tp
-  fsgnjn.d f4, f7, f30
-  fsd f4, 56(gp) /* sig 247 */
-  fsflags s10, zero
-  sd s10, 64(gp) /* sig 248 */
-  /* 170: fmem */
-  fsd f12, 200(sp)
-  /* 171: fp */
-  li tp, 0xbffdc0ee49d0b640
-  fmv.d.x f7, tp
-  li tp, 0x7fe1353e3c91a95d
-  fmv.d.x f11, tp
-  fmul.d f22, f7, f11
-  fsd f22, 72(gp) /* sig 249 */
-  frflags s6
-  sd s6, 80(gp) /* sig 250 */
-  /* 172: fp */
-  li tp, 0xffffffffc0900000
-  fmv.d.x f28, tp
-  fcvt.lu.s zero, f28
-  sd zero, 88(gp) /* sig 251 */
-  fsflags s2, zero
-  sd s2, 96(gp) /* sig 252 */
-  /* 173: fp */
-  li tp, 0x3810000000000000
-  fmv.d.x f25, tp
-  fsgnjn.d f21, f25, f4
-  fsd f21, 104(gp) /* sig 253 */
-  frcsr t2
-  sd t2, 112(gp) /* sig 254 */
-  /* 174: branch */
-  bge s0, s0, .L19
-  slli s2, t2, 62
-  sd s2, 120(gp) /* sig 255 */
-  slt s9, t5, s11
-  sd s9, 128(gp) /* sig 256 */
-.L19:
-  /* 175: fp */
-  li tp, 0xbec18aba9715b3d7
-  fmv.d.x f26, tp
+  sub s1, s1, tp
+  sd s1, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 156: rand */
+  .2byte 0x634e /* random */
+  sd t1, 0(gp) /* sig 241 */
+  .2byte 0xfc6 /* random */
+  sd t6, 8(gp) /* sig 242 */
+  /* 157: rand */
+  .4byte 0x283c0553 /* random */
+  sd a0, 16(gp) /* sig 243 */
+  fsd f10, 24(gp) /* sig 244 */
+  li t2, 0x1f
+  csrrc t2, fcsr, t2
+  sd t2, 32(gp) /* sig 245 */
+  .4byte 0x826653b3 /* random */
+  sd t2, 40(gp) /* sig 246 */
+  /* 158: lrsc */
+  addi a3, sp, 96
+  sc.w s11, s3, (a3)
+  sd s11, 48(gp) /* sig 247 */
+  sub a3, a3, sp
+  lw t3, 96(sp)
+  sd t3, 56(gp) /* sig 248 */
+  /* 159: fcsr */
+  li a1, 0xd5
+  csrrc s11, fflags, a1
+  sd s11, 64(gp) /* sig 249 */
+  /* 160: fp */
   li tp, 0x8272fe203c0e6b32
   fmv.d.x f13, tp
-  fle.d a1, f26, f13
-  sd a1, 136(gp) /* sig 257 */
-  frflags t2
-  sd t2, 144(gp) /* sig 258 */
-  /* 176: aluR */
-  sll s0, t4, a2
-  sd s0, 152(gp) /* sig 259 */
-  /* 177: aluR */
-  li a4, 0x8000
-  li s10, 0x13974eecc18d4e49
-  addw s2, a4, s10
-  sd s2, 160(gp) /* sig 260 */
-  /* 178: fmem */
-  flw f24, 215(sp)
-  fsd f24, 168(gp) /* sig 261 */
-  /* 179: luiAuipc */
-  lui s1, 0x33986
-  sd s1, 176(gp) /* sig 262 */
-  /* 180: fcsr */
-  li s3, 0x3b
-  csrrw zero, frm, s3
-  sd zero, 184(gp) /* sig 263 */
-  /* 181: aluI */
-  andi t4, s5, 189
-  sd t4, 192(gp) /* sig 264 */
-  /* 182: jalr */
-  auipc a6, 0
-  addi a6, a6, 63
-  jalr s2, -35(a6)
-  slli a7, s7, 20
-  sd a7, 200(gp) /* sig 265 */
-  addw t3, a2, a3
-  sd t3, 208(gp) /* sig 266 */
-  auipc tp, 0
-  sub s2, s2, tp
-  sub a6, a6, tp
-  sd s2, 216(gp) /* sig 267 */
-  sd a6, 224(gp) /* sig 268 */
-  /* 183: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f3, tp
-  li tp, 0x432fffffffffffff
-  fmv.d.x f17, tp
-  fnmadd.s f20, f18, f3, f17, rtz
-  fsd f20, 232(gp) /* sig 269 */
-  fsflags s7, zero
-  sd s7, 240(gp) /* sig 270 */
-  /* 184: luiAuipc */
-  auipc a2, 0x7ffff
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 248(gp) /* sig 271 */
-  /* 185: cMem */
-  addi s0, sp, 124
+  li tp, 0x3d88b27dec5c3349
+  fmv.d.x f29, tp
+  fmadd.d f19, f18, f13, f29, rtz
+  fsd f19, 72(gp) /* sig 250 */
+  fsflags a7, zero
+  sd a7, 80(gp) /* sig 251 */
+  /* 161: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f23, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f20, tp
+  fmin.s f1, f23, f20
+  fsd f1, 88(gp) /* sig 252 */
+  fsflags t0, zero
+  sd t0, 96(gp) /* sig 253 */
+  /* 162: cAlu */
   .option rvc
-  c.lw a4, 20(s0)
+  c.li a7, -28
   .option norvc
-  sd a4, 256(gp) /* sig 272 */
-  sub s0, s0, sp
-  /* 186: cJump */
-  auipc s9, 0
-  addi s9, s9, 16
-  .option rvc
-  c.jr s9
-  .option norvc
-  .option rvc
-  c.andi s0, 26
-  .option norvc
-  sd s0, 264(gp) /* sig 273 */
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 272(gp) /* sig 274 */
-  /* 187: cAlu */
-  .option rvc
-  c.andi s0, 24
-  .option norvc
-  sd s0, 280(gp) /* sig 275 */
-  /* 188: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f21, tp
-  fdiv.d f13, f16, f21, rup
-  fsd f13, 288(gp) /* sig 276 */
-  fsflags t2, zero
-  sd t2, 296(gp) /* sig 277 */
-  /* 189: cMem */
-  addi s1, sp, 83
-  .option rvc
-  c.fld f9, 72(s1)
-  .option norvc
-  fsd f9, 304(gp) /* sig 278 */
-  sub s1, s1, sp
-  /* 190: aluR */
-  subw s5, s4, s2
-  sd s5, 312(gp) /* sig 279 */
-  /* 191: cAlu */
-  .option rvc
-  c.mv s2, s5
-  .option norvc
-  sd s2, 320(gp) /* sig 280 */
-  /* 192: cBranch */
-  li a0, 0x0
-  .option rvc
-  c.bnez a0, .L20
-  .option norvc
-  sltiu ra, s11, 1560
-  sd ra, 328(gp) /* sig 281 */
-  slti t5, t0, 1574
-  sd t5, 336(gp) /* sig 282 */
-.L20:
-  /* 193: fp */
-  li tp, 0x3e94abd9c5c014e5
-  fmv.d.x f3, tp
-  li tp, 0x7ff8000000000000
-  fmv.d.x f5, tp
-  fmadd.d f1, f20, f3, f5, rup
-  fsd f1, 344(gp) /* sig 283 */
-  li a5, 0x1f
-  csrrc s6, fcsr, a5
-  sd s6, 352(gp) /* sig 284 */
-  /* 194: aluI */
-  addi s4, zero, -2048
-  sd s4, 360(gp) /* sig 285 */
-  /* 195: aluR */
-  li s10, 0x28f000
-  div a4, s10, a2
-  sd a4, 368(gp) /* sig 286 */
-  /* 196: cAlu */
-  .option rvc
-  c.mv ra, s0
-  .option norvc
-  sd ra, 376(gp) /* sig 287 */
-  /* 197: branch */
-  li s5, 0x3f
-  li a0, 0xffffffff7fffffff
-  beq s5, a0, .L21
-  rem a3, t1, t5
-  sd a3, 384(gp) /* sig 288 */
-.L21:
-  /* 198: aluI */
-  slti s5, a1, -323
-  sd s5, 392(gp) /* sig 289 */
-  /* 199: fp */
-  li tp, 0x800004764ed53eb1
-  fmv.d.x f5, tp
-  li tp, 0xc131d93b54fac4de
-  fmv.d.x f18, tp
-  fsqrt.d f7, f5
-  fsd f7, 400(gp) /* sig 290 */
-  li s7, 0x1f
-  csrrc s6, fcsr, s7
-  sd s6, 408(gp) /* sig 291 */
-  /* 200: mem */
-  addi s9, sp, 280
-  sb s6, -67(s9)
-  sub s9, s9, sp
-  /* 201: cAlu */
-  .option rvc
-  c.addi t4, 17
-  .option norvc
-  sd t4, 416(gp) /* sig 292 */
-  /* 202: luiAuipc */
-  lui t1, 0x1
-  sd t1, 424(gp) /* sig 293 */
-  /* 203: amo */
-  addi a5, sp, 252
-  amomax.w.aqrl zero, s7, (a5)
-  sub a5, a5, sp
-  sd zero, 432(gp) /* sig 294 */
-  lw t4, 252(sp)
-  sd t4, 440(gp) /* sig 295 */
-  /* 204: fp */
-  li tp, 0xffffffffb2919c3e
-  fmv.d.x f6, tp
-  li tp, 0xffffffffbeac6e4e
-  fmv.d.x f18, tp
-  fnmsub.s f0, f6, f15, f18, dyn
-  fsd f0, 448(gp) /* sig 296 */
-  fsflags t2, zero
-  sd t2, 456(gp) /* sig 297 */
-  /* 205: fp */
-  li tp, 0xfffffffff837dcd7
+  sd a7, 104(gp) /* sig 254 */
+  /* 163: fp */
+  li tp, 0x3ff50cba2ddbeb45
+  fmv.d.x f24, tp
+  li tp, 0x7fe852c84a744a0b
+  fmv.d.x f4, tp
+  fmul.d f22, f24, f4, rne
+  fsd f22, 112(gp) /* sig 255 */
+  fsflags s5, zero
+  sd s5, 120(gp) /* sig 256 */
+  /* 164: aluR */
+  li s4, 0xffffffffa0b68c61
+  add s3, s4, s8
+  sd s3, 128(gp) /* sig 257 */
+  /* 165: fp */
+  li tp, 0x801139615fff0a51
   fmv.d.x f13, tp
-  fcvt.w.d s5, f13, dyn
-  sd s5, 464(gp) /* sig 298 */
-  frcsr s10
-  sd s10, 472(gp) /* sig 299 */
-  /* 206: cJump */
-  auipc s6, 0
-  addi s6, s6, 18
+  fcvt.lu.d a6, f13, rup
+  sd a6, 136(gp) /* sig 258 */
+  fsflags a7, zero
+  sd a7, 144(gp) /* sig 259 */
+  /* 166: luiAuipc */
+  lui a1, 0x378e9
+  sd a1, 152(gp) /* sig 260 */
+  /* 167: fence */
+  nop
+  /* 168: lrsc */
+  addi s5, sp, 232
+  lr.d s3, (s5)
+  addi t0, zero, -1987
+  srli a0, t6, 11
+  sc.d.rl a6, s6, (s5)
+  sd s3, 160(gp) /* sig 261 */
+  sd a6, 168(gp) /* sig 262 */
+  sc.d a6, zero, (s5)
+  sd a6, 176(gp) /* sig 263 */
+  sub s5, s5, sp
+  ld s9, 232(sp)
+  sd s9, 184(gp) /* sig 264 */
+  /* 169: cSp */
   .option rvc
-  c.jalr s6
+  c.addi16sp sp, 256
   .option norvc
-  srli a4, s8, 0
-  sd a4, 480(gp) /* sig 300 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s6, s6, tp
-  sd ra, 488(gp) /* sig 301 */
-  sd s6, 496(gp) /* sig 302 */
-  /* 207: aluR */
-  mulhsu t2, a7, t4
-  sd t2, 504(gp) /* sig 303 */
-  /* 208: fp */
-  li tp, 0xffffffff825881f3
-  fmv.d.x f18, tp
-  fmul.s f7, f18, f29, rdn
-  fsd f7, 512(gp) /* sig 304 */
-  frcsr s4
-  sd s4, 520(gp) /* sig 305 */
-  /* 209: fp */
-  li tp, 0xffffffffbb9a64ce
-  fmv.d.x f26, tp
-  fcvt.l.s t4, f26, rtz
-  sd t4, 528(gp) /* sig 306 */
-  fsflags s3, zero
-  sd s3, 536(gp) /* sig 307 */
-  /* 210: cAlu */
+  ld s1, -176(sp)
+  sd s1, 192(gp) /* sig 265 */
   .option rvc
-  c.mv t1, s5
+  c.addi16sp sp, -256
   .option norvc
-  sd t1, 544(gp) /* sig 308 */
-  /* 211: fp */
-  li tp, 0xffffffff01579f22
-  fmv.d.x f0, tp
-  fdiv.s f13, f0, f29, rne
-  fsd f13, 552(gp) /* sig 309 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 560(gp) /* sig 310 */
-  /* 212: fp */
-  li tp, 0x80ea2e3849217
-  fmv.d.x f10, tp
+  /* 170: aluR */
+  li s6, 0xffffffff
+  rem s3, s8, s6
+  sd s3, 200(gp) /* sig 266 */
+  /* 171: fmem */
+  addi a1, sp, -3
+  fld f16, 132(a1)
+  fsd f16, 208(gp) /* sig 267 */
+  sub a1, a1, sp
+  /* 172: fp */
+  fsqrt.s f4, f27, rmm
+  fsd f4, 216(gp) /* sig 268 */
+  fsflags s5, zero
+  sd s5, 224(gp) /* sig 269 */
+  /* 173: branch */
+  beq zero, s7, .L24
+  slti a1, s5, 82
+  sd a1, 232(gp) /* sig 270 */
+  srli s4, a1, 1
+  sd s4, 240(gp) /* sig 271 */
+  .option rvc
+  c.srai a1, 20
+  .option norvc
+  sd a1, 248(gp) /* sig 272 */
+.L24:
+  /* 174: fp */
+  li tp, 0xffffffffc0900000
+  fmv.d.x f14, tp
+  fdiv.s f0, f14, f19, rup
+  fsd f0, 256(gp) /* sig 273 */
+  fsflags a7, zero
+  sd a7, 264(gp) /* sig 274 */
+  /* 175: branch */
+  beq s2, ra, .L25
+  remw t6, s0, a3
+  sd t6, 272(gp) /* sig 275 */
+.L25:
+  /* 176: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f13, tp
   li tp, 0xffffffff80000000
   fmv.d.x f16, tp
-  fsgnjn.d f4, f10, f16
-  fsd f4, 568(gp) /* sig 311 */
-  frflags s3
-  sd s3, 576(gp) /* sig 312 */
-  /* 213: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f11, tp
-  li tp, 0xffffffff00000000
+  fmin.s f29, f13, f16
+  fsd f29, 280(gp) /* sig 276 */
+  fsflags s11, zero
+  sd s11, 288(gp) /* sig 277 */
+  /* 177: fp */
+  fcvt.l.s a4, f4, rtz
+  sd a4, 296(gp) /* sig 278 */
+  fsflags t4, zero
+  sd t4, 304(gp) /* sig 279 */
+  /* 178: fp */
+  li tp, 0xfff0000000000000
   fmv.d.x f20, tp
-  fsub.s f18, f11, f20, rne
-  fsd f18, 584(gp) /* sig 313 */
-  fsflags s6, zero
-  sd s6, 592(gp) /* sig 314 */
-  /* 214: cAlu */
-  .option rvc
-  c.mv s1, t1
-  .option norvc
-  sd s1, 600(gp) /* sig 315 */
-  /* 215: fp */
-  fsqrt.d f19, f9, rtz
-  fsd f19, 608(gp) /* sig 316 */
-  fsflags t6, zero
-  sd t6, 616(gp) /* sig 317 */
-  /* 216: cAlu */
-  .option rvc
-  c.add s5, a7
-  .option norvc
-  sd s5, 624(gp) /* sig 318 */
-  /* 217: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f14, tp
-  li tp, 0xffffffffff800001
-  fmv.d.x f28, tp
-  li tp, 0xffffffff81122a1a
+  li tp, 0xfff0000000000000
+  fmv.d.x f7, tp
+  li tp, 0x8000000000000001
   fmv.d.x f1, tp
-  fmsub.s f12, f14, f28, f1, dyn
-  fsd f12, 632(gp) /* sig 319 */
-  li s4, 0x1f
-  csrrc t2, fcsr, s4
-  sd t2, 640(gp) /* sig 320 */
-  /* 218: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f1, tp
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f19, tp
-  fmsub.d f3, f1, f19, f20, rdn
-  fsd f3, 648(gp) /* sig 321 */
-  frcsr t0
-  sd t0, 656(gp) /* sig 322 */
-  /* 219: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f23, tp
-  fsqrt.s f0, f23, rdn
-  fsd f0, 664(gp) /* sig 323 */
-  fsflags s6, zero
-  sd s6, 672(gp) /* sig 324 */
-  /* 220: cAlu */
-  .option rvc
-  c.add t2, a6
-  .option norvc
-  sd t2, 680(gp) /* sig 325 */
-  /* 221: liSeed */
-  li a7, 0xfffffffffffffffe
-  sd a7, 688(gp) /* sig 326 */
-  /* 222: aluI */
-  li s3, 0x93351a91e37236c8
-  ori s4, s3, 1365
-  sd s4, 696(gp) /* sig 327 */
-  /* 223: luiAuipc */
-  lui a3, 0x0
-  sd a3, 704(gp) /* sig 328 */
-  /* 224: aluR */
-  or s5, a1, t5
-  sd s5, 712(gp) /* sig 329 */
-  /* 225: mem */
-  addi s4, sp, 484
-  lbu s6, -254(s4)
-  sd s6, 720(gp) /* sig 330 */
-  sub s4, s4, sp
-  /* 226: cMem */
-  addi s0, sp, 96
-  .option rvc
-  c.sd a3, 72(s0)
-  .option norvc
-  sub s0, s0, sp
-  /* 227: mem */
-  addi t5, sp, -252
-  lw t3, 364(t5)
-  sd t3, 728(gp) /* sig 331 */
-  sub t5, t5, sp
-  /* 228: fp */
-  li tp, 0xffffffff007fffff
-  fmv.d.x f23, tp
-  fcvt.l.s s8, f23, rmm
-  sd s8, 736(gp) /* sig 332 */
-  frflags s1
-  sd s1, 744(gp) /* sig 333 */
-  /* 229: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f6, tp
-  li tp, 0x3210729b16115ad5
-  fmv.d.x f29, tp
-  fsgnjx.d f19, f6, f29
-  fsd f19, 752(gp) /* sig 334 */
+  fmadd.d f5, f20, f7, f1, rdn
+  fsd f5, 312(gp) /* sig 280 */
+  fsflags s1, zero
+  sd s1, 320(gp) /* sig 281 */
+  /* 179: fp */
+  fcvt.d.w f4, t5
+  fsd f4, 328(gp) /* sig 282 */
   fsflags a3, zero
-  sd a3, 760(gp) /* sig 335 */
-  /* 230: aluR */
-  li s1, 0xffffffffffffffdf
-  li t0, 0x1eefea85625cc463
-  remu a1, s1, t0
-  sd a1, 768(gp) /* sig 336 */
-  /* 231: fp */
-  li tp, 0x4340000000000001
-  fmv.d.x f17, tp
-  fcvt.s.d f27, f17, rtz
-  fsd f27, 776(gp) /* sig 337 */
-  fsflags a3, zero
-  sd a3, 784(gp) /* sig 338 */
-  /* 232: cAlu */
+  sd a3, 336(gp) /* sig 283 */
+  /* 180: cJump */
+  auipc ra, 0
+  addi ra, ra, 18
   .option rvc
-  c.and a3, a4
+  c.jalr ra
   .option norvc
-  sd a3, 792(gp) /* sig 339 */
-  /* 233: branch */
-  blt t4, s4, .L22
-  xori t0, t0, -2048
-  sd t0, 800(gp) /* sig 340 */
-  addiw t5, a0, -1
-  sd t5, 808(gp) /* sig 341 */
-  slliw s9, t0, 0
-  sd s9, 816(gp) /* sig 342 */
-.L22:
-  /* 234: lrsc */
-  addi a6, sp, 160
-  lr.w s3, (a6)
-  sra a3, s2, t1
-  sraiw s8, a2, 16
-  sc.w t3, s5, (a6)
-  sd s3, 824(gp) /* sig 343 */
-  sd t3, 832(gp) /* sig 344 */
-  sc.w.aqrl t3, zero, (a6)
-  sd t3, 840(gp) /* sig 345 */
-  sub a6, a6, sp
-  lw s3, 160(sp)
-  sd s3, 848(gp) /* sig 346 */
-  /* 235: aluI */
-  sltiu s8, s3, 1365
-  sd s8, 856(gp) /* sig 347 */
-  /* 236: aluI */
-  addi s11, a7, 691
-  sd s11, 864(gp) /* sig 348 */
-  /* 237: mem */
-  addi s4, sp, -199
-  lw t1, 335(s4)
-  sd t1, 872(gp) /* sig 349 */
-  sub s4, s4, sp
-  /* 238: fp */
-  li s3, 0x4000000001
-  fcvt.s.lu f24, s3, rne
-  fsd f24, 880(gp) /* sig 350 */
-  frcsr s11
-  sd s11, 888(gp) /* sig 351 */
-  /* 239: aluR */
-  li s5, 0x7fffffffffffffff
-  sra s10, s5, zero
-  sd s10, 896(gp) /* sig 352 */
-  /* 240: fp */
-  fcvt.s.wu f16, t0, rtz
-  fsd f16, 904(gp) /* sig 353 */
-  fsflags a5, zero
-  sd a5, 912(gp) /* sig 354 */
-  /* 241: aluR */
-  li s2, 0x586d031c2c476349
-  li s5, 0x0
-  remuw s5, s2, s5
-  sd s5, 920(gp) /* sig 355 */
-  /* 242: cJump */
-  auipc s4, 0
-  addi s4, s4, 26
-  .option rvc
-  c.jalr s4
-  .option norvc
-  andi s6, t6, 149
-  sd s6, 928(gp) /* sig 356 */
-  addw a3, t4, s6
-  sd a3, 936(gp) /* sig 357 */
+  mulh t4, a6, s2
+  sd t4, 344(gp) /* sig 284 */
   auipc tp, 0
   sub ra, ra, tp
-  sub s4, s4, tp
-  sd ra, 944(gp) /* sig 358 */
-  sd s4, 952(gp) /* sig 359 */
-  /* 243: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f3, tp
-  fsqrt.s f0, f3, rtz
-  fsd f0, 960(gp) /* sig 360 */
-  fsflags s2, zero
-  sd s2, 968(gp) /* sig 361 */
-  /* 244: fp */
-  li tp, 0xffffffff3f96ee58
-  fmv.d.x f22, tp
-  li tp, 0xffffffffbf96ee59
-  fmv.d.x f6, tp
-  fadd.s f13, f22, f22, rne
-  fsd f13, 976(gp) /* sig 362 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 984(gp) /* sig 363 */
-  /* 245: cMem */
+  sd ra, 352(gp) /* sig 285 */
+  /* 181: luiAuipc */
+  lui s2, 0x7ffff
+  sd s2, 360(gp) /* sig 286 */
+  /* 182: luiAuipc */
+  lui t5, 0xbfe1b
+  sd t5, 368(gp) /* sig 287 */
+  /* 183: lrsc */
+  addi s7, sp, 240
+  lr.d.rl s9, (s7)
+  sltiu s2, s4, 1096
+  slt a0, a0, ra
+  sc.d.aqrl s11, zero, (s7)
+  sd s9, 376(gp) /* sig 288 */
+  sd s11, 384(gp) /* sig 289 */
+  sub s7, s7, sp
+  ld a5, 240(sp)
+  sd a5, 392(gp) /* sig 290 */
+  /* 184: aluR */
+  li a1, 0x40
+  mulh t5, s8, a1
+  sd t5, 400(gp) /* sig 291 */
+  /* 185: liSeed */
+  li s7, 0xffff
+  sd s7, 408(gp) /* sig 292 */
+  /* 186: jal */
+  jal a7, .L26
+  xori s11, t4, 1
+  sd s11, 416(gp) /* sig 293 */
+  slliw s5, a0, 0
+  sd s5, 424(gp) /* sig 294 */
+.L26:
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a7, 432(gp) /* sig 295 */
+  /* 187: fmem */
+  flw f31, 225(sp)
+  fsd f31, 440(gp) /* sig 296 */
+  /* 188: fp */
+  li tp, 0xffffffff4b800001
+  fmv.d.x f12, tp
+  fmul.s f11, f12, f12, dyn
+  fsd f11, 448(gp) /* sig 297 */
+  frflags t0
+  sd t0, 456(gp) /* sig 298 */
+  /* 189: fp */
+  li tp, 0xbff930003c3d170f
+  fmv.d.x f4, tp
+  li tp, 0x3ffb9659e1024f0e
+  fmv.d.x f19, tp
+  li tp, 0x4005b6d7f289e43a
+  fmv.d.x f11, tp
+  fnmsub.d f10, f4, f19, f11, rmm
+  fsd f10, 464(gp) /* sig 299 */
+  frflags s3
+  sd s3, 472(gp) /* sig 300 */
+  /* 190: fp */
+  li tp, 0xffffffff381a64ce
+  fmv.d.x f23, tp
+  flt.s t4, f17, f23
+  sd t4, 480(gp) /* sig 301 */
+  fsflags a2, zero
+  sd a2, 488(gp) /* sig 302 */
+  /* 191: aluI */
+  slli s5, s10, 0
+  sd s5, 496(gp) /* sig 303 */
+  /* 192: fp */
+  fcvt.d.wu f8, a5
+  fsd f8, 504(gp) /* sig 304 */
+  li t4, 0x1f
+  csrrc t4, fcsr, t4
+  sd t4, 512(gp) /* sig 305 */
+  /* 193: amo */
+  li a3, 0xfffffffff
+  addi t0, sp, 216
+  amoadd.w.aqrl a7, a3, (t0)
+  sub t0, t0, sp
+  sd a7, 520(gp) /* sig 306 */
+  lw a4, 216(sp)
+  sd a4, 528(gp) /* sig 307 */
+  /* 194: fp */
+  li tp, 0xffffffff3fbc45c9
+  fmv.d.x f1, tp
+  li tp, 0xffffffff805705d2
+  fmv.d.x f18, tp
+  fmul.s f15, f1, f18, rdn
+  fsd f15, 536(gp) /* sig 308 */
+  frflags s7
+  sd s7, 544(gp) /* sig 309 */
+  /* 195: aluR */
+  sll zero, zero, s4
+  sd zero, 552(gp) /* sig 310 */
+  /* 196: aluR */
+  li s1, 0x40
+  mul s5, s1, s7
+  sd s5, 560(gp) /* sig 311 */
+  /* 197: liSeed */
+  li t2, 0xfffffffff204e964
+  sd t2, 568(gp) /* sig 312 */
+  /* 198: lrsc */
+  addi s9, sp, 204
+  lr.w.rl a1, (s9)
+  srl t3, a0, zero
+  sraiw s3, a6, 1
+  sc.w a7, a6, (s9)
+  sd a1, 576(gp) /* sig 313 */
+  sd a7, 584(gp) /* sig 314 */
+  sub s9, s9, sp
+  lw s7, 204(sp)
+  sd s7, 592(gp) /* sig 315 */
+  /* 199: branch */
+  li a2, 0x1f
+  beq a2, zero, .L27
   .option rvc
-  c.lwsp ra, 236(sp)
+  c.addw a5, a1
   .option norvc
-  sd ra, 992(gp) /* sig 364 */
-  /* 246: aluI */
-  slti a0, s3, 154
-  sd a0, 1000(gp) /* sig 365 */
-  /* 247: aluI */
-  sraiw s1, t1, 31
-  sd s1, 1008(gp) /* sig 366 */
-  /* 248: fp */
-  li s4, 0x7e2885766e9e0fdf
-  fcvt.d.lu f21, s4, rmm
-  fsd f21, 1016(gp) /* sig 367 */
-  li s11, 0x1f
-  csrrc s3, fcsr, s11
-  sd s3, 1024(gp) /* sig 368 */
-  /* 249: aluR */
-  li ra, 0x4b
-  sll a6, zero, ra
-  sd a6, 1032(gp) /* sig 369 */
-  /* 250: aluR */
-  li s11, 0xff
-  and t5, s11, t4
-  sd t5, 1040(gp) /* sig 370 */
-  /* 251: aluI */
-  srli s3, s7, 23
-  sd s3, 1048(gp) /* sig 371 */
-  /* 252: amo */
-  li s3, 0x8000
-  addi a6, sp, 32
-  amomax.w.aqrl a1, s3, (a6)
-  sub a6, a6, sp
-  sd a1, 1056(gp) /* sig 372 */
-  lw t1, 32(sp)
-  sd t1, 1064(gp) /* sig 373 */
-  /* 253: mem */
-  addi a1, sp, 370
-  lhu s0, -364(a1)
-  sd s0, 1072(gp) /* sig 374 */
-  sub a1, a1, sp
-  /* 254: luiAuipc */
-  lui s10, 0x89b5e
-  sd s10, 1080(gp) /* sig 375 */
-  /* 255: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f22, tp
-  fmin.d f22, f22, f30
-  fsd f22, 1088(gp) /* sig 376 */
+  sd a5, 600(gp) /* sig 316 */
+.L27:
+  j .L28
+.L11:
+  .option rvc
+  c.or a0, s1
+  .option norvc
+  sd a0, 1272(gp) /* sig 159 */
+  beq zero, zero, .L12
+.L28:
+  /* 200: aluR */
+  divu s8, s3, zero
+  sd s8, 608(gp) /* sig 317 */
+  /* 201: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f29, tp
+  li tp, 0xffffffffc0200000
+  fmv.d.x f21, tp
+  fle.s s2, f29, f21
+  sd s2, 616(gp) /* sig 318 */
+  fsflags s4, zero
+  sd s4, 624(gp) /* sig 319 */
+  /* 202: cAlu */
+  .option rvc
+  c.xor a5, s1
+  .option norvc
+  sd a5, 632(gp) /* sig 320 */
+  /* 203: fp */
+  li tp, 0x0
+  fmv.d.x f3, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f9, tp
+  li tp, 0x1
+  fmv.d.x f8, tp
+  fmadd.d f25, f3, f9, f8, rdn
+  fsd f25, 640(gp) /* sig 321 */
+  fsflags s5, zero
+  sd s5, 648(gp) /* sig 322 */
+  /* 204: branch */
+  li a1, 0x23
+  li t4, 0x63fe33aa3cb118f1
+  blt a1, t4, .L29
+  .option rvc
+  c.srai s0, 42
+  .option norvc
+  sd s0, 656(gp) /* sig 323 */
+  sltiu a6, s7, 1148
+  sd a6, 664(gp) /* sig 324 */
+  .option rvc
+  c.li s9, 29
+  .option norvc
+  sd s9, 672(gp) /* sig 325 */
+.L29:
+  /* 205: cBranch */
+  li a3, 0x1d
+  .option rvc
+  c.beqz a3, .L30
+  .option norvc
+  .option rvc
+  c.add t4, s1
+  .option norvc
+  sd t4, 680(gp) /* sig 326 */
+.L30:
+  /* 206: lrsc */
+  addi s5, sp, 88
+  sc.d s8, s0, (s5)
+  sd s8, 688(gp) /* sig 327 */
+  sub s5, s5, sp
+  ld s1, 88(sp)
+  sd s1, 696(gp) /* sig 328 */
+  /* 207: aluR */
+  and s8, zero, zero
+  sd s8, 704(gp) /* sig 329 */
+  /* 208: luiAuipc */
+  lui t0, 0x4697c
+  sd t0, 712(gp) /* sig 330 */
+  /* 209: aluI */
+  li a3, 0xbc788c42a3dc1a7d
+  srliw a5, a3, 17
+  sd a5, 720(gp) /* sig 331 */
+  /* 210: cAlu */
+  .option rvc
+  c.addi s6, 15
+  .option norvc
+  sd s6, 728(gp) /* sig 332 */
+  /* 211: liSeed */
+  li t2, 0xffffffffa00f0a25
+  sd t2, 736(gp) /* sig 333 */
+  /* 212: fp */
+  li tp, 0xffffffffcea5b4fc
+  fmv.d.x f29, tp
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f1, tp
+  li tp, 0xffffffffb78836bc
+  fmv.d.x f16, tp
+  fnmsub.s f26, f29, f1, f16, dyn
+  fsd f26, 744(gp) /* sig 334 */
+  frflags a3
+  sd a3, 752(gp) /* sig 335 */
+  /* 213: aluR */
+  li s11, 0xfffffffffffffff6
+  mulh s6, s11, zero
+  sd s6, 760(gp) /* sig 336 */
+  /* 214: fcsr */
+  csrrci a3, frm, 8
+  sd a3, 768(gp) /* sig 337 */
+  /* 215: luiAuipc */
+  auipc a3, 0x646ed
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 776(gp) /* sig 338 */
+  /* 216: fp */
+  fmax.d f7, f10, f24
+  fsd f7, 784(gp) /* sig 339 */
+  frcsr ra
+  sd ra, 792(gp) /* sig 340 */
+  /* 217: luiAuipc */
+  auipc zero, 0xc5a54
+  auipc tp, 0
+  sub zero, zero, tp
+  sd zero, 800(gp) /* sig 341 */
+  /* 218: aluI */
+  sltiu s8, s3, 1365
+  sd s8, 808(gp) /* sig 342 */
+  /* 219: luiAuipc */
+  lui a7, 0xfffff
+  sd a7, 816(gp) /* sig 343 */
+  /* 220: cAlu */
+  .option rvc
+  c.mv s6, a5
+  .option norvc
+  sd s6, 824(gp) /* sig 344 */
+  /* 221: liSeed */
+  li s0, 0xe511b8d
+  sd s0, 832(gp) /* sig 345 */
+  /* 222: aluR */
+  divw s8, t2, s7
+  sd s8, 840(gp) /* sig 346 */
+  /* 223: liSeed */
+  li s5, 0x3fffffffffffff
+  sd s5, 848(gp) /* sig 347 */
+  /* 224: fp */
+  li tp, 0xffffffff80f82087
+  fmv.d.x f1, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f25, tp
+  li tp, 0x7ff800000000dead
+  fmv.d.x f17, tp
+  fnmadd.s f3, f1, f25, f17, rup
+  fsd f3, 856(gp) /* sig 348 */
+  frflags s11
+  sd s11, 864(gp) /* sig 349 */
+  /* 225: branch */
+  blt s0, s0, .L31
+  addiw s11, s10, 2033
+  sd s11, 872(gp) /* sig 350 */
+  addi s3, a4, -1584
+  sd s3, 880(gp) /* sig 351 */
+  .option rvc
+  c.add s5, a1
+  .option norvc
+  sd s5, 888(gp) /* sig 352 */
+.L31:
+  /* 226: jalr */
+  auipc s10, 0
+  jalr s10, 9(s10)
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 896(gp) /* sig 353 */
+  /* 227: aluI */
+  slti a5, s6, 56
+  sd a5, 904(gp) /* sig 354 */
+  /* 228: fmem */
+  fsw f13, 54(sp)
+  /* 229: fp */
+  li tp, 0xffffffff3fc932a9
+  fmv.d.x f1, tp
+  li tp, 0xffffffff7f22dd53
+  fmv.d.x f18, tp
+  fmul.s f14, f1, f18, dyn
+  fsd f14, 912(gp) /* sig 355 */
+  frflags a0
+  sd a0, 920(gp) /* sig 356 */
+  /* 230: aluR */
+  li t2, 0x8000000000000000
+  srl a6, t2, s3
+  sd a6, 928(gp) /* sig 357 */
+  /* 231: fcsr */
+  csrrci s5, fcsr, 25
+  sd s5, 936(gp) /* sig 358 */
+  /* 232: fp */
+  feq.s a6, f15, f30
+  sd a6, 944(gp) /* sig 359 */
+  fsflags t1, zero
+  sd t1, 952(gp) /* sig 360 */
+  /* 233: fp */
+  li tp, 0x0
+  fmv.d.x f27, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f10, tp
+  fsgnjx.d f28, f27, f10
+  fsd f28, 960(gp) /* sig 361 */
+  csrrci s11, fflags, 0x1f
+  sd s11, 968(gp) /* sig 362 */
+  /* 234: fcsr */
+  csrrci t5, fflags, 11
+  sd t5, 976(gp) /* sig 363 */
+  /* 235: luiAuipc */
+  auipc s7, 0x8ed42
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 984(gp) /* sig 364 */
+  /* 236: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f4, tp
+  fclass.s t6, f4
+  sd t6, 992(gp) /* sig 365 */
+  fsflags s11, zero
+  sd s11, 1000(gp) /* sig 366 */
+  /* 237: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f9, tp
+  li tp, 0xffffffff2803a03b
+  fmv.d.x f4, tp
+  fmadd.s f8, f9, f4, f8, dyn
+  fsd f8, 1008(gp) /* sig 367 */
+  frflags s10
+  sd s10, 1016(gp) /* sig 368 */
+  /* 238: cAlu */
+  .option rvc
+  c.srli a4, 31
+  .option norvc
+  sd a4, 1024(gp) /* sig 369 */
+  /* 239: fp */
+  li tp, 0x0
+  fmv.d.x f24, tp
+  fcvt.lu.d s6, f24, rne
+  sd s6, 1032(gp) /* sig 370 */
+  fsflags s1, zero
+  sd s1, 1040(gp) /* sig 371 */
+  /* 240: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f26, tp
+  fcvt.wu.s t6, f26, rtz
+  sd t6, 1048(gp) /* sig 372 */
+  frflags s0
+  sd s0, 1056(gp) /* sig 373 */
+  /* 241: aluR */
+  li t2, 0x1
+  div s3, s2, t2
+  sd s3, 1064(gp) /* sig 374 */
+  /* 242: jal */
+  jal zero, .L32
+.L32:
+  sd zero, 1072(gp) /* sig 375 */
+  /* 243: aluI */
+  li s6, 0x47d28620
+  xori t6, s6, 1
+  sd t6, 1080(gp) /* sig 376 */
+  /* 244: fmem */
+  addi s0, sp, -174
+  fsw f8, 282(s0)
+  sub s0, s0, sp
+  /* 245: aluI */
+  addiw t5, s8, -1989
+  sd t5, 1088(gp) /* sig 377 */
+  /* 246: aluR */
+  sra t0, t5, zero
+  sd t0, 1096(gp) /* sig 378 */
+  /* 247: aluR */
+  add s0, t3, s0
+  sd s0, 1104(gp) /* sig 379 */
+  /* 248: mem */
+  ld s10, 0(sp)
+  sd s10, 1112(gp) /* sig 380 */
+  /* 249: fp */
+  li tp, 0x43f0000000000000
+  fmv.d.x f26, tp
+  fsub.d f27, f26, f22, rdn
+  fsd f27, 1120(gp) /* sig 381 */
+  fsflags t4, zero
+  sd t4, 1128(gp) /* sig 382 */
+  /* 250: fp */
+  li tp, 0x3ffe00e0151e198a
+  fmv.d.x f15, tp
+  li tp, 0x7fe110919a68607a
+  fmv.d.x f0, tp
+  fmul.d f29, f15, f0, rup
+  fsd f29, 1136(gp) /* sig 383 */
+  fsflags a4, zero
+  sd a4, 1144(gp) /* sig 384 */
+  /* 251: amo */
+  li t0, 0xa3026fcd451e7db3
+  addi s3, sp, 168
+  amoswap.w.rl s9, t0, (s3)
+  sub s3, s3, sp
+  sd s9, 1152(gp) /* sig 385 */
+  lw s6, 168(sp)
+  sd s6, 1160(gp) /* sig 386 */
+  /* 252: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f0, tp
+  fsgnj.s f16, f0, f28
+  fsd f16, 1168(gp) /* sig 387 */
+  li s5, 0x1f
+  csrrc s10, fcsr, s5
+  sd s10, 1176(gp) /* sig 388 */
+  /* 253: fp */
+  li tp, 0xbff1dc17c3691a5b
+  fmv.d.x f7, tp
+  li tp, 0x3ff3757ebf59fbfc
+  fmv.d.x f17, tp
+  li tp, 0x3ff5b88320a4afef
+  fmv.d.x f13, tp
+  fnmsub.d f1, f7, f17, f13, rne
+  fsd f1, 1184(gp) /* sig 389 */
   fsflags ra, zero
-  sd ra, 1096(gp) /* sig 377 */
-  /* 256: aluI */
-  li t0, 0xffffffffffffffb1
-  srli t5, t0, 27
-  sd t5, 1104(gp) /* sig 378 */
-  /* 257: fp */
-  li tp, 0xffffffffc4fb284f
-  fmv.d.x f22, tp
-  fmadd.s f11, f22, f1, f6, rtz
-  fsd f11, 1112(gp) /* sig 379 */
-  fsflags s9, zero
-  sd s9, 1120(gp) /* sig 380 */
+  sd ra, 1192(gp) /* sig 390 */
+  /* 254: lrsc */
+  addi t5, sp, 104
+  lr.w.aqrl a4, (t5)
+  sc.w a3, s7, (t5)
+  sd a4, 1200(gp) /* sig 391 */
+  sd a3, 1208(gp) /* sig 392 */
+  sub t5, t5, sp
+  lw a5, 104(sp)
+  sd a5, 1216(gp) /* sig 393 */
+  /* 255: mem */
+  addi a0, sp, -209
+  sw s2, 436(a0)
+  sub a0, a0, sp
+  /* 256: loop */
+  li a2, 0x4
+.L33:
+  slti s3, t4, 1467
+  sd s3, 1224(gp) /* sig 394 */
+  mulhu a4, s3, a1
+  sd a4, 1232(gp) /* sig 395 */
+  addi a2, a2, -1
+  blt zero, a2, .L33
+  sd a2, 1240(gp) /* sig 396 */
+  /* 257: mem */
+  lwu zero, 196(sp)
+  sd zero, 1248(gp) /* sig 397 */
   /* 258: fp */
-  fmadd.d f0, f26, f20, f2, rtz
-  fsd f0, 1128(gp) /* sig 381 */
-  fsflags t2, zero
-  sd t2, 1136(gp) /* sig 382 */
-  /* 259: mem */
-  li s0, 0x3fffff
-  sw s0, 64(sp)
+  li tp, 0x41f0000000000000
+  fmv.d.x f11, tp
+  fsub.d f17, f13, f11, dyn
+  fsd f17, 1256(gp) /* sig 398 */
+  fsflags t4, zero
+  sd t4, 1264(gp) /* sig 399 */
+  /* 259: aluR */
+  li a2, 0x66f90cb7a7c19d4e
+  li ra, 0x32f5acdef7c5ca25
+  and a0, a2, ra
+  sd a0, 1272(gp) /* sig 400 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xffffffff5b8b0283
-  .dword 0x3bb4217199efcb2
-  .dword 0x40c81cd6c8b43958
-  .dword 0xffffffffffffffa8
-  .dword 0xfd7dc1207d8dcab
-  .dword 0xffffffff80796a99
-  .dword 0x36a0000000000000
-  .dword 0x7ff
-  .dword 0x1e2ac3d1ba0de246
-  .dword 0x800
-  .dword 0x49ccda9828e313cf
-  .dword 0xffffffffc5abda20
-  .dword 0x4b42d3b7eef36186
-  .dword 0x60b918637c92d0a0
-  .dword 0xffffffff7fffffff
-  .dword 0xffffffff4b800000
-  .dword 0xeb5e45eac7b4f492
-  .dword 0x43f0000000000000
-  .dword 0xc3e0000000000000
-  .dword 0xbb926009
-  .dword 0x3ec386eaaa4c86dc
-  .dword 0x8b72bb6481024ba5
-  .dword 0x3f1360d9769f9009
-  .dword 0xffffffffe562e0b8
-  .dword 0xffffffff0a5e39d6
-  .dword 0x8000
-  .dword 0x5451dc17c3691a5b
-  .dword 0x4049fbfc81264016
-  .dword 0xffffffff00093080
-  .dword 0xffffffffbc118ecd
-  .dword 0x5fa0243270b791c7
-  .dword 0x184d3e852b2c0b94
+  .dword 0x86225e62098576d8
+  .dword 0x80000000
+  .dword 0xdba000
+  .dword 0x545c33eac2855fc5
+  .dword 0x3fefffffffffffff
+  .dword 0xffffffff3f800001
+  .dword 0x84551a3fa742360d
+  .dword 0x8000000000000001
+  .dword 0x576bed6f353ec726
+  .dword 0xcfcd23f98a6b9281
+  .dword 0x903460a4cf6c6b2a
+  .dword 0xf9a9d692ab25c567
+  .dword 0x7ff4000000000000
+  .dword 0x41c79f9d1a5a9f48
+  .dword 0x1e7f603b4ce76058
+  .dword 0x2533fd631e9af872
+  .dword 0xffffffff588879d1
+  .dword 0xf55c9c28704b208d
+  .dword 0xffffff
+  .dword 0xffffffffffffe
+  .dword 0xffffffff0120a934
+  .dword 0x1
+  .dword 0xffffffff8111d569
+  .dword 0x5a10000
+  .dword 0x7e37e43c8800759c
+  .dword 0x7ff8000000000000
+  .dword 0x80000001
+  .dword 0xffffffff0034e2ea
+  .dword 0xffffffffffffffaf
+  .dword 0xea982df38308b505
+  .dword 0xf3521357c8cead62
+  .dword 0xffffffffffc00000
 difftest_sig:
-  .rept 383
+  .rept 401
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

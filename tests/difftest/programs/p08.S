@@ -4,51 +4,51 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x8000000000000001
-  li t0, 0x20
-  li t1, 0xe7a456106d42585d
-  li t2, 0x2
-  li s0, 0x80000001
-  li s1, 0x5afed341
-  li a0, 0xffffffffaa2a18a9
-  li a1, 0x4
-  li a2, 0x605adf04
-  li a3, 0xffffffffbd8d5239
-  li a4, 0xfffffffffffffffe
-  li a5, 0x56200
-  li a6, 0x7fffffff
-  li a7, 0xffffffffffff
-  li s2, 0x2c
-  li s3, 0xffffffff
-  li s4, 0xffffffffde533c8a
-  li s5, 0x38
-  li s6, 0x7fffffff
-  li s7, 0xfffffffffffff800
-  li s8, 0xffffffff84525fa6
-  li s9, 0x8
-  li s10, 0x7fffffff
-  li s11, 0x2
-  li t3, 0x6762ed73653904f
-  li t4, 0x1dcec0d6741173da
-  li t5, 0x4000000001
-  li t6, 0xffffffff8a818f04
-  li tp, 0xffffffff045ef39a
+  li ra, 0x8000000000000000
+  li t0, 0x8000001
+  li t1, 0x16b1aa4f16ed222e
+  li t2, 0x80000001
+  li s0, 0x5afed341
+  li s1, 0xffffffffaa2a18a9
+  li a0, 0x4
+  li a1, 0x605adf04
+  li a2, 0xffffffffbd8d5239
+  li a3, 0xfffffffffffffffe
+  li a4, 0x56200
+  li a5, 0x7fffffff
+  li a6, 0xffffffffffff
+  li a7, 0x2c
+  li s2, 0xffffffff
+  li s3, 0xffffffffde533c8a
+  li s4, 0x38
+  li s5, 0x7fffffff
+  li s6, 0xfffffffffffff800
+  li s7, 0xffffffff84525fa6
+  li s8, 0x8
+  li s9, 0x7fffffff
+  li s10, 0x2
+  li s11, 0x6762ed73653904f
+  li t3, 0x1dcec0d6741173da
+  li t4, 0x4000000001
+  li t5, 0xffffffff8a818f04
+  li t6, 0x1fa600000
+  li tp, 0x3e280890a2c76dce
   fmv.d.x f0, tp
-  li tp, 0xffffffff7fa00000
+  li tp, 0x425bc9f132d7486e
   fmv.d.x f1, tp
-  li tp, 0x3e7025dc4bbb2fb4
+  li tp, 0x3eed5e1910ed70c3
   fmv.d.x f2, tp
-  li tp, 0xbdc84343e715f89a
+  li tp, 0xffffffff4c6bb535
   fmv.d.x f3, tp
-  li tp, 0xbff7474c169d5bee
+  li tp, 0xfff8000000000000
   fmv.d.x f4, tp
-  li tp, 0x3ebaab627e96a90d
+  li tp, 0xc004000000000000
   fmv.d.x f5, tp
-  li tp, 0xffffffff7afbf5d3
+  li tp, 0xc18833f5d3e504fb
   fmv.d.x f6, tp
-  li tp, 0xbf418514be53ab90
+  li tp, 0x2d6ba3aae18514
   fmv.d.x f7, tp
-  li tp, 0x7fffffffffffffff
+  li tp, 0xffffffff7f800001
   fmv.d.x f8, tp
   li tp, 0xffffffff8062a518
   fmv.d.x f9, tp
@@ -97,275 +97,250 @@
   li tp, 0xffffffff3cd3a75a
   fmv.d.x f31, tp
   csrwi frm, 0
-  /* 0: fence */
-  fence iorw, iorw
-  /* 1: smc */
-  /* patches in xori a5, a1, -1559 (then imm + 1, ...) */
-  li t2, 0x9e95c793
-  li s0, 0x3
+  /* 0: rand */
+  .4byte 0xfbefbb /* random */
+  sd t6, 0(gp) /* sig 0 */
+  .4byte 0xac6bd01b /* random */
+  sd zero, 8(gp) /* sig 1 */
+  .4byte 0xcc2e093 /* random */
+  sd ra, 16(gp) /* sig 2 */
+  /* 1: amo */
+  li s10, 0x5555555555555555
+  addi a7, sp, 0
+  amoor.d.aqrl t4, s10, (a7)
+  sub a7, a7, sp
+  sd t4, 24(gp) /* sig 3 */
+  /* 2: branch */
+  li t5, 0x3f
+  bgeu zero, t5, .L0
+  .option rvc
+  c.subw s1, a4
+  .option norvc
+  sd s1, 32(gp) /* sig 4 */
+  .option rvc
+  c.srai a1, 43
+  .option norvc
+  sd a1, 40(gp) /* sig 5 */
+  divu a2, s8, a7
+  sd a2, 48(gp) /* sig 6 */
 .L0:
-  auipc s2, 0
-  sw t2, 12(s2)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t2, t2, tp
-  addi s0, s0, -1
-  bne s0, zero, .L0
-  auipc tp, 0
-  sub s2, s2, tp
-  sd a5, 0(gp) /* sig 0 */
-  sd s2, 8(gp) /* sig 1 */
-  /* 2: fp */
-  li tp, 0xffffffff0083c8e9
-  fmv.d.x f24, tp
-  fdiv.s f1, f24, f9, rmm
-  fsd f1, 16(gp) /* sig 2 */
-  fsflags t1, zero
-  sd t1, 24(gp) /* sig 3 */
-  /* 3: fp */
-  fmv.x.w t5, f14
-  sd t5, 32(gp) /* sig 4 */
-  frflags s0
-  sd s0, 40(gp) /* sig 5 */
-  /* 4: liSeed */
-  li s5, 0x4d
-  sd s5, 48(gp) /* sig 6 */
-  /* 5: cMem */
-  addi a3, sp, 65
-  .option rvc
-  c.lw a0, 44(a3)
-  .option norvc
-  sd a0, 56(gp) /* sig 7 */
-  sub a3, a3, sp
-  /* 6: cAlu */
-  .option rvc
-  c.addi s8, -15
-  .option norvc
-  sd s8, 64(gp) /* sig 8 */
-  /* 7: smc */
-  /* patches in addi s8, s0, -1245 (then imm + 1, ...) */
-  li a2, 0xb2340c13
-  li s2, 0x1
+  /* 3: smc */
+  /* patches in addi ra, ra, -1470 (then imm + 1, ...) */
+  li s8, 0xa4208093
+  li s1, 0x3
 .L1:
-  auipc a6, 0
-  sw a2, 12(a6)
+  auipc s7, 0
+  sw s8, 12(s7)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add a2, a2, tp
-  addi s2, s2, -1
-  bne s2, zero, .L1
+  add s8, s8, tp
+  addi s1, s1, -1
+  bne s1, zero, .L1
   auipc tp, 0
-  sub a6, a6, tp
-  sd s8, 72(gp) /* sig 9 */
-  sd a6, 80(gp) /* sig 10 */
-  /* 8: aluR */
-  rem t4, a3, t4
-  sd t4, 88(gp) /* sig 11 */
-  /* 9: fcsr */
-  csrrci s3, fcsr, 4
-  sd s3, 96(gp) /* sig 12 */
-  /* 10: aluR */
-  li s9, 0x3898000000
-  sllw a6, t5, s9
-  sd a6, 104(gp) /* sig 13 */
-  /* 11: cAlu */
+  sub s7, s7, tp
+  sd ra, 56(gp) /* sig 7 */
+  sd s7, 64(gp) /* sig 8 */
+  /* 4: aluR */
+  and a2, t4, t4
+  sd a2, 72(gp) /* sig 9 */
+  /* 5: jal */
+  jal s10, .L2
   .option rvc
-  c.and a2, a5
+  c.addi s0, -5
   .option norvc
-  sd a2, 112(gp) /* sig 14 */
-  /* 12: fp */
-  fmul.d f2, f27, f21, rtz
-  fsd f2, 120(gp) /* sig 15 */
-  fsflags t1, zero
-  sd t1, 128(gp) /* sig 16 */
-  /* 13: cJump */
+  sd s0, 80(gp) /* sig 10 */
+.L2:
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 88(gp) /* sig 11 */
+  /* 6: fp */
+  fcvt.s.wu f18, t0, rdn
+  fsd f18, 96(gp) /* sig 12 */
+  frflags s6
+  sd s6, 104(gp) /* sig 13 */
+  /* 7: fmem */
+  flw f0, 236(sp)
+  fsd f0, 112(gp) /* sig 14 */
+  /* 8: cAlu */
+  .option rvc
+  c.mv s9, s7
+  .option norvc
+  sd s9, 120(gp) /* sig 15 */
+  /* 9: cAlu */
+  .option rvc
+  c.add a4, t1
+  .option norvc
+  sd a4, 128(gp) /* sig 16 */
+  /* 10: mem */
+  addi s8, sp, 415
+  ld s7, -227(s8)
+  sd s7, 136(gp) /* sig 17 */
+  sub s8, s8, sp
+  /* 11: aluR */
+  li a5, 0x80000001
+  xor a1, a5, a3
+  sd a1, 144(gp) /* sig 18 */
+  /* 12: aluR */
+  li s0, 0xfffffffff335295e
+  sllw s3, s0, s0
+  sd s3, 152(gp) /* sig 19 */
+  /* 13: branch */
+  li t5, 0xd910000
+  li s1, 0xffffffffffffffec
+  bgeu t5, s1, .L3
+  .option rvc
+  c.lui s7, 0x17
+  .option norvc
+  sd s7, 160(gp) /* sig 20 */
+.L3:
+  /* 14: branch */
+  li a5, 0xf9000000
+  blt zero, a5, .L4
+  addi s6, s5, 375
+  sd s6, 168(gp) /* sig 21 */
+.L4:
+  /* 15: cAlu */
+  .option rvc
+  c.li s9, -30
+  .option norvc
+  sd s9, 176(gp) /* sig 22 */
+  /* 16: branch */
+  blt s6, s6, .L5
+  mul s3, t2, s4
+  sd s3, 184(gp) /* sig 23 */
+  sll s7, s4, a3
+  sd s7, 192(gp) /* sig 24 */
+.L5:
+  /* 17: fp */
+  li tp, 0xbfffee98e71451e7
+  fmv.d.x f9, tp
+  li tp, 0x8045c253aafc2
+  fmv.d.x f4, tp
+  fmul.d f9, f9, f4
+  fsd f9, 200(gp) /* sig 25 */
+  fsflags a7, zero
+  sd a7, 208(gp) /* sig 26 */
+  /* 18: branch */
+  bne t3, s5, .L6
+  slti a6, a1, -201
+  sd a6, 216(gp) /* sig 27 */
+  or t4, s11, ra
+  sd t4, 224(gp) /* sig 28 */
+.L6:
+  /* 19: cMem */
+  .option rvc
+  c.ldsp s1, 192(sp)
+  .option norvc
+  sd s1, 232(gp) /* sig 29 */
+  /* 20: jal */
+  jal zero, .L7
+  slti a4, t2, 1635
+  sd a4, 240(gp) /* sig 30 */
+.L7:
+  sd zero, 248(gp) /* sig 31 */
+  /* 21: cAlu */
+  .option rvc
+  c.addi s7, 1
+  .option norvc
+  sd s7, 256(gp) /* sig 32 */
+  /* 22: smc */
+  /* patches in andi ra, ra, -1069 (then imm + 1, ...) */
+  li s6, 0xbd30f093
+  li a6, 0x3
+.L8:
   auipc t3, 0
-  addi t3, t3, 26
-  .option rvc
-  c.jr t3
-  .option norvc
-  slti s9, s4, -2048
-  sd s9, 136(gp) /* sig 17 */
-  xori a0, a3, 2047
-  sd a0, 144(gp) /* sig 18 */
+  sw s6, 12(t3)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s6, s6, tp
+  addi a6, a6, -1
+  bne a6, zero, .L8
   auipc tp, 0
   sub t3, t3, tp
-  sd t3, 152(gp) /* sig 19 */
-  /* 14: fp */
-  li tp, 0xbff77b84d82ea880
-  fmv.d.x f4, tp
-  li tp, 0x3fbdf043e94f65bc
-  fmv.d.x f5, tp
-  li tp, 0x3fc5f8409e136e25
-  fmv.d.x f7, tp
-  fmsub.d f14, f4, f5, f7, dyn
-  fsd f14, 160(gp) /* sig 20 */
-  frflags t6
-  sd t6, 168(gp) /* sig 21 */
-  /* 15: branch */
-  li s8, 0x21
-  li t0, 0x7fffffff
-  bne s8, t0, .L2
-  srai a7, t3, 54
-  sd a7, 176(gp) /* sig 22 */
-  slli a7, s0, 42
-  sd a7, 184(gp) /* sig 23 */
-.L2:
-  /* 16: mem */
-  lw t0, 4(sp)
-  sd t0, 192(gp) /* sig 24 */
-  /* 17: jalr */
-  auipc s3, 0
-  jalr t5, 16(s3)
-  mul s2, t2, s5
-  sd s2, 200(gp) /* sig 25 */
-  auipc tp, 0
-  sub t5, t5, tp
-  sub s3, s3, tp
-  sd t5, 208(gp) /* sig 26 */
-  sd s3, 216(gp) /* sig 27 */
-  /* 18: aluR */
-  slt t4, s10, s4
-  sd t4, 224(gp) /* sig 28 */
-  /* 19: fcsr */
-  csrrwi a2, fflags, 21
-  sd a2, 232(gp) /* sig 29 */
-  /* 20: fp */
-  li tp, 0x41e0000000000000
-  fmv.d.x f21, tp
-  fcvt.w.d a1, f21, rmm
-  sd a1, 240(gp) /* sig 30 */
-  fsflags t3, zero
-  sd t3, 248(gp) /* sig 31 */
-  /* 21: cMem */
-  addi a1, sp, 56
+  sd ra, 264(gp) /* sig 33 */
+  sd t3, 272(gp) /* sig 34 */
+  /* 23: far */
+  jal zero, .L9
+.L10:
+  /* 24: aluR */
+  li t3, 0x1bb0000000000
+  add a6, t3, a5
+  sd a6, 304(gp) /* sig 38 */
+  /* 25: cAlu */
   .option rvc
-  c.fld f12, 8(a1)
+  c.add s3, t3
   .option norvc
-  fsd f12, 256(gp) /* sig 32 */
-  sub a1, a1, sp
-  /* 22: branch */
-  blt a2, a2, .L3
-  xori s6, s4, -1204
-  sd s6, 264(gp) /* sig 33 */
-.L3:
-  /* 23: loop */
-  li t0, 0x2
-.L4:
-  .option rvc
-  c.lui t1, 0x11
-  .option norvc
-  sd t1, 272(gp) /* sig 34 */
-  .option rvc
-  c.add s6, s0
-  .option norvc
-  sd s6, 280(gp) /* sig 35 */
-  addi t0, t0, -1
-  bltu zero, t0, .L4
-  sd t0, 288(gp) /* sig 36 */
-  /* 24: mem */
-  ld zero, 120(sp)
-  sd zero, 296(gp) /* sig 37 */
-  /* 25: fp */
-  li tp, 0x41faaf1d2ff7024b
-  fmv.d.x f4, tp
-  fsgnj.d f31, f4, f4
-  fsd f31, 304(gp) /* sig 38 */
-  fsflags a0, zero
-  sd a0, 312(gp) /* sig 39 */
-  /* 26: amo */
-  addi t1, sp, 64
-  amoxor.d.rl ra, zero, (t1)
-  sub t1, t1, sp
-  sd ra, 320(gp) /* sig 40 */
-  ld s5, 64(sp)
-  sd s5, 328(gp) /* sig 41 */
-  /* 27: jalr */
-  auipc s2, 0
-  addi s2, s2, 104
-  jalr t6, -86(s2)
-  .option rvc
-  c.add s4, t3
-  .option norvc
-  sd s4, 336(gp) /* sig 42 */
-  auipc tp, 0
-  sub t6, t6, tp
-  sub s2, s2, tp
-  sd t6, 344(gp) /* sig 43 */
-  sd s2, 352(gp) /* sig 44 */
-  /* 28: cAlu */
-  .option rvc
-  c.add s6, s9
-  .option norvc
-  sd s6, 360(gp) /* sig 45 */
-  /* 29: liSeed */
-  li s8, 0x109c000
-  sd s8, 368(gp) /* sig 46 */
-  /* 30: luiAuipc */
-  auipc s6, 0x80000
-  auipc tp, 0
-  sub s6, s6, tp
-  sd s6, 376(gp) /* sig 47 */
-  /* 31: aluR */
-  sraw t2, s9, t4
-  sd t2, 384(gp) /* sig 48 */
-  /* 32: aluR */
-  subw s10, t3, t1
-  sd s10, 392(gp) /* sig 49 */
-  /* 33: fcsr */
-  csrrsi t6, fcsr, 1
-  sd t6, 400(gp) /* sig 50 */
-  /* 34: cMem */
+  sd s3, 312(gp) /* sig 39 */
+  /* 26: rand */
+  .4byte 0xc34674cf /* random */
+  sd s1, 320(gp) /* sig 40 */
+  fsd f9, 328(gp) /* sig 41 */
+  li s11, 0x1f
+  csrrc s8, fcsr, s11
+  sd s8, 336(gp) /* sig 42 */
+  .2byte 0x7df9 /* random */
+  sd s11, 344(gp) /* sig 43 */
+  .2byte 0x3f7a /* random */
+  fsd f30, 352(gp) /* sig 44 */
+  /* 27: mem */
+  sd t2, 232(sp)
+  ld s9, 232(sp)
+  sd s9, 360(gp) /* sig 45 */
+  /* 28: fp */
+  fcvt.lu.s s2, f31, rtz
+  sd s2, 368(gp) /* sig 46 */
+  fsflags a6, zero
+  sd a6, 376(gp) /* sig 47 */
+  /* 29: cMem */
   addi s0, sp, 32
   .option rvc
   c.fsd f8, 16(s0)
   .option norvc
   sub s0, s0, sp
-  /* 35: loop */
-  li s0, 0x3
-.L5:
+  /* 30: jal */
+  jal zero, .L11
+  divw t5, a6, s11
+  sd t5, 384(gp) /* sig 48 */
   .option rvc
-  c.xor a2, a4
+  c.add s9, a7
   .option norvc
-  sd a2, 408(gp) /* sig 51 */
-  addi s0, s0, -1
-  bltu zero, s0, .L5
-  sd s0, 416(gp) /* sig 52 */
-  /* 36: amo */
-  addi t6, sp, 184
-  amomax.d.aq t5, ra, (t6)
-  sub t6, t6, sp
-  sd t5, 424(gp) /* sig 53 */
-  ld s1, 184(sp)
-  sd s1, 432(gp) /* sig 54 */
-  /* 37: loop */
-  li a6, 0x2
-.L6:
+  sd s9, 392(gp) /* sig 49 */
+.L11:
+  sd zero, 400(gp) /* sig 50 */
+  /* 31: cAlu */
   .option rvc
-  c.addw a2, s0
+  c.add s4, t6
   .option norvc
-  sd a2, 440(gp) /* sig 55 */
-  srlw a1, s10, s0
-  sd a1, 448(gp) /* sig 56 */
-  addi a6, a6, -1
-  bltu zero, a6, .L6
-  sd a6, 456(gp) /* sig 57 */
-  /* 38: jalr */
+  sd s4, 408(gp) /* sig 51 */
+  /* 32: cAlu */
+  .option rvc
+  c.li t4, -31
+  .option norvc
+  sd t4, 416(gp) /* sig 52 */
+  /* 33: mem */
+  addi s4, sp, 525
+  lh t3, -423(s4)
+  sd t3, 424(gp) /* sig 53 */
+  sub s4, s4, sp
+  /* 34: aluR */
+  sll a3, s5, t0
+  sd a3, 432(gp) /* sig 54 */
+  /* 35: jalr */
   auipc s1, 0
   addi s1, s1, 76
   jalr t2, -48(s1)
   sltiu a3, s4, 1230
-  sd a3, 464(gp) /* sig 58 */
+  sd a3, 440(gp) /* sig 55 */
   sllw s10, t0, ra
-  sd s10, 472(gp) /* sig 59 */
+  sd s10, 448(gp) /* sig 56 */
   auipc tp, 0
   sub t2, t2, tp
   sub s1, s1, tp
-  sd t2, 480(gp) /* sig 60 */
-  sd s1, 488(gp) /* sig 61 */
-  /* 39: cJump */
+  sd t2, 456(gp) /* sig 57 */
+  sd s1, 464(gp) /* sig 58 */
+  /* 36: cJump */
   auipc s8, 0
   addi s8, s8, 16
   .option rvc
@@ -374,745 +349,762 @@
   .option rvc
   c.add ra, ra
   .option norvc
-  sd ra, 496(gp) /* sig 62 */
+  sd ra, 472(gp) /* sig 59 */
   auipc tp, 0
   sub ra, ra, tp
   sub s8, s8, tp
-  sd ra, 504(gp) /* sig 63 */
-  sd s8, 512(gp) /* sig 64 */
-  /* 40: aluI */
+  sd ra, 480(gp) /* sig 60 */
+  sd s8, 488(gp) /* sig 61 */
+  /* 37: aluI */
   srai ra, s0, 40
-  sd ra, 520(gp) /* sig 65 */
-  /* 41: luiAuipc */
+  sd ra, 496(gp) /* sig 62 */
+  /* 38: luiAuipc */
   auipc t6, 0x41437
   auipc tp, 0
   sub t6, t6, tp
-  sd t6, 528(gp) /* sig 66 */
-  /* 42: aluR */
+  sd t6, 504(gp) /* sig 63 */
+  /* 39: aluR */
   li s9, 0x100000000
   remw s11, s9, s9
-  sd s11, 536(gp) /* sig 67 */
-  /* 43: aluI */
+  sd s11, 512(gp) /* sig 64 */
+  /* 40: aluI */
   addi t3, a3, 1
-  sd t3, 544(gp) /* sig 68 */
+  sd t3, 520(gp) /* sig 65 */
+  /* 41: fp */
+  fmax.d f26, f21, f1
+  fsd f26, 528(gp) /* sig 66 */
+  fsflags t0, zero
+  sd t0, 536(gp) /* sig 67 */
+  /* 42: branch */
+  beq s1, s7, .L12
+  .option rvc
+  c.and a2, a0
+  .option norvc
+  sd a2, 544(gp) /* sig 68 */
+.L12:
+  /* 43: cMem */
+  addi a4, sp, 12
+  .option rvc
+  c.lw a3, 8(a4)
+  .option norvc
+  sd a3, 552(gp) /* sig 69 */
+  sub a4, a4, sp
   /* 44: fp */
-  li tp, 0x8004ba6b24106479
-  fmv.d.x f30, tp
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f27, tp
-  fmax.d f26, f30, f27
-  fsd f26, 552(gp) /* sig 69 */
-  fsflags t6, zero
-  sd t6, 560(gp) /* sig 70 */
-  /* 45: amo */
-  li s2, 0x5555555555555555
-  addi s5, sp, 80
-  amoor.d.rl s3, s2, (s5)
-  sub s5, s5, sp
-  sd s3, 568(gp) /* sig 71 */
-  /* 46: fp */
-  li tp, 0xffffffffbb2169b5
-  fmv.d.x f11, tp
-  li tp, 0xffffffffc0400000
-  fmv.d.x f10, tp
-  fsgnjn.s f24, f11, f10
-  fsd f24, 576(gp) /* sig 72 */
-  fsflags s4, zero
-  sd s4, 584(gp) /* sig 73 */
-  /* 47: cAlu */
+  fsgnjn.s f24, f5, f11
+  fsd f24, 560(gp) /* sig 70 */
+  frflags s2
+  sd s2, 568(gp) /* sig 71 */
+  /* 45: branch */
+  bne a3, a3, .L13
   .option rvc
-  c.add s6, t1
+  c.subw s0, a0
   .option norvc
-  sd s6, 592(gp) /* sig 74 */
-  /* 48: cAlu */
+  sd s0, 576(gp) /* sig 72 */
+  srl a4, s11, a4
+  sd a4, 584(gp) /* sig 73 */
+  divuw s9, a6, a4
+  sd s9, 592(gp) /* sig 74 */
+.L13:
+  /* 46: cSp */
   .option rvc
-  c.addiw a0, -19
+  c.addi16sp sp, -304
   .option norvc
-  sd a0, 600(gp) /* sig 75 */
-  /* 49: mem */
-  addi a6, sp, -184
-  sb s1, 364(a6)
-  sub a6, a6, sp
-  ld s9, 176(sp)
-  sd s9, 608(gp) /* sig 76 */
-  /* 50: cMem */
-  addi a1, sp, 8
+  ld s7, 336(sp)
+  sd s7, 600(gp) /* sig 75 */
   .option rvc
-  c.sw a5, 20(a1)
+  c.addi16sp sp, 304
   .option norvc
-  sub a1, a1, sp
-  /* 51: aluI */
-  sraiw zero, s9, 15
-  sd zero, 616(gp) /* sig 77 */
-  /* 52: mem */
-  lbu t4, 119(sp)
-  sd t4, 624(gp) /* sig 78 */
-  /* 53: fcsr */
-  csrrw zero, frm, zero
-  sd zero, 632(gp) /* sig 79 */
-  /* 54: fp */
-  li tp, 0xffffffff4f7fffff
-  fmv.d.x f4, tp
-  li tp, 0xffffffff7f800000
-  fmv.d.x f11, tp
-  li tp, 0xffffffffb9396f78
-  fmv.d.x f22, tp
-  fnmsub.s f21, f4, f11, f22, rup
-  fsd f21, 640(gp) /* sig 80 */
-  fsflags s8, zero
-  sd s8, 648(gp) /* sig 81 */
-  /* 55: amo */
-  addi a1, sp, 200
-  amominu.d.aq s3, s5, (a1)
-  sub a1, a1, sp
-  sd s3, 656(gp) /* sig 82 */
-  ld s1, 200(sp)
-  sd s1, 664(gp) /* sig 83 */
-  /* 56: aluR */
-  sllw a5, t1, t4
-  sd a5, 672(gp) /* sig 84 */
-  /* 57: jalr */
-  auipc s10, 0
-  addi s10, s10, 130
-  jalr s10, -118(s10)
+  /* 47: loop */
+  li t5, 0x1
+.L14:
+  .option rvc
+  c.li s11, 28
+  .option norvc
+  sd s11, 608(gp) /* sig 76 */
+  .option rvc
+  c.srai a2, 33
+  .option norvc
+  sd a2, 616(gp) /* sig 77 */
+  addi t5, t5, -1
+  bne t5, zero, .L14
+  sd t5, 624(gp) /* sig 78 */
+  /* 48: fcsr */
+  li t0, 0xa9
+  csrrc a1, fcsr, t0
+  sd a1, 632(gp) /* sig 79 */
+  /* 49: cJump */
+  auipc t4, 0
+  addi t4, t4, 10
+  .option rvc
+  c.jalr t4
+  .option norvc
   auipc tp, 0
-  sub s10, s10, tp
+  sub ra, ra, tp
+  sub t4, t4, tp
+  sd ra, 640(gp) /* sig 80 */
+  sd t4, 648(gp) /* sig 81 */
+  /* 50: aluR */
+  li a2, 0x2700cff3
+  sub s0, s3, a2
+  sd s0, 656(gp) /* sig 82 */
+  /* 51: cBranch */
+  .option rvc
+  c.bnez s0, .L15
+  .option norvc
+  ori t5, a2, 1110
+  sd t5, 664(gp) /* sig 83 */
+  .option rvc
+  c.srli a4, 34
+  .option norvc
+  sd a4, 672(gp) /* sig 84 */
+  .option rvc
+  c.slli s10, 18
+  .option norvc
   sd s10, 680(gp) /* sig 85 */
-  /* 58: lrsc */
-  addi a7, sp, 24
-  lr.w.aq s5, (a7)
-  srai t5, a3, 63
-  sc.w.rl s4, a1, (a7)
-  sd s5, 688(gp) /* sig 86 */
-  sd s4, 696(gp) /* sig 87 */
-  sc.w.rl s4, zero, (a7)
-  sd s4, 704(gp) /* sig 88 */
-  sub a7, a7, sp
-  lw s10, 24(sp)
-  sd s10, 712(gp) /* sig 89 */
-  /* 59: aluR */
-  li s9, 0x7ff
-  li ra, 0x4ee77ffa76ddfbad
-  sltu a1, s9, ra
-  sd a1, 720(gp) /* sig 90 */
-  /* 60: aluI */
-  slli s3, zero, 0
-  sd s3, 728(gp) /* sig 91 */
-  /* 61: aluR */
-  xor a3, a6, t1
-  sd a3, 736(gp) /* sig 92 */
-  /* 62: cBranch */
+.L15:
+  /* 52: amo */
+  li a7, 0xaaaaaaaaaaaaaaaa
+  addi a4, sp, 184
+  amoand.d.rl s0, a7, (a4)
+  sub a4, a4, sp
+  sd s0, 688(gp) /* sig 86 */
+  /* 53: loop */
+  li a5, 0x2
+.L16:
+  slliw s7, t5, 31
+  sd s7, 696(gp) /* sig 87 */
   .option rvc
-  c.bnez a3, .L7
+  c.lui t1, 0x9
+  .option norvc
+  sd t1, 704(gp) /* sig 88 */
+  slti s4, a1, 2047
+  sd s4, 712(gp) /* sig 89 */
+  addi a5, a5, -1
+  bne a5, zero, .L16
+  sd a5, 720(gp) /* sig 90 */
+  /* 54: cBranch */
+  .option rvc
+  c.beqz s1, .L17
   .option norvc
   .option rvc
-  c.addiw t4, 28
+  c.li s5, -23
   .option norvc
-  sd t4, 744(gp) /* sig 93 */
-.L7:
-  /* 63: cAlu */
+  sd s5, 728(gp) /* sig 91 */
   .option rvc
-  c.add a5, s6
+  c.lui s0, 0xffff8
   .option norvc
-  sd a5, 752(gp) /* sig 94 */
-  /* 64: aluR */
-  xor t3, t5, s6
-  sd t3, 760(gp) /* sig 95 */
-  /* 65: cMem */
+  sd s0, 736(gp) /* sig 92 */
+  sltiu a1, zero, 1365
+  sd a1, 744(gp) /* sig 93 */
+.L17:
+  /* 55: aluI */
+  li a2, 0x1fe800000000
+  slti a0, a2, 0
+  sd a0, 752(gp) /* sig 94 */
+  /* 56: aluI */
+  ori t1, a6, -828
+  sd t1, 760(gp) /* sig 95 */
+  /* 57: loop */
+  li s7, 0x4
+.L18:
   .option rvc
-  c.ldsp a6, 24(sp)
+  c.addi s10, -16
   .option norvc
-  sd a6, 768(gp) /* sig 96 */
-  /* 66: aluI */
-  li t4, 0x2e10000000000000
-  slti zero, t4, -93
-  sd zero, 776(gp) /* sig 97 */
-  /* 67: cAlu */
+  sd s10, 768(gp) /* sig 96 */
+  .option rvc
+  c.add s6, t4
+  .option norvc
+  sd s6, 776(gp) /* sig 97 */
+  addi s7, s7, -1
+  blt zero, s7, .L18
+  sd s7, 784(gp) /* sig 98 */
+  /* 58: cAlu */
+  .option rvc
+  c.li s1, 30
+  .option norvc
+  sd s1, 792(gp) /* sig 99 */
+  /* 59: fcsr */
+  li a2, 0x97
+  csrrc s6, fcsr, a2
+  sd s6, 800(gp) /* sig 100 */
+  /* 60: aluR */
+  li s5, 0x3c0000000000000
+  sllw t6, s5, ra
+  sd t6, 808(gp) /* sig 101 */
+  /* 61: cAlu */
   .option rvc
   c.add s7, s3
   .option norvc
-  sd s7, 784(gp) /* sig 98 */
-  /* 68: fp */
-  li tp, 0x4004000000000000
-  fmv.d.x f2, tp
-  fcvt.s.d f9, f2, rtz
-  fsd f9, 792(gp) /* sig 99 */
-  fsflags a3, zero
-  sd a3, 800(gp) /* sig 100 */
-  /* 69: fcsr */
-  li t2, 0x23
-  csrrs a4, fcsr, t2
-  sd a4, 808(gp) /* sig 101 */
-  /* 70: far */
-  jal t6, .L8
-.L9:
-  /* 71: fp */
-  fmin.s f27, f18, f12
-  fsd f27, 840(gp) /* sig 105 */
-  fsflags a3, zero
-  sd a3, 848(gp) /* sig 106 */
-  /* 72: aluR */
+  sd s7, 816(gp) /* sig 102 */
+  /* 62: fcsr */
+  csrrwi a2, fcsr, 6
+  sd a2, 824(gp) /* sig 103 */
+  /* 63: aluI */
+  srli s2, a4, 52
+  sd s2, 832(gp) /* sig 104 */
+  /* 64: fp */
+  li tp, 0xffffffff40200000
+  fmv.d.x f3, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f11, tp
+  fsub.s f2, f3, f11
+  fsd f2, 840(gp) /* sig 105 */
+  frcsr a5
+  sd a5, 848(gp) /* sig 106 */
+  /* 65: branch */
+  bge s5, s4, .L19
+  mul zero, a4, a3
+  sd zero, 856(gp) /* sig 107 */
   mulh t4, s10, zero
-  sd t4, 856(gp) /* sig 107 */
-  /* 73: fmem */
-  addi a4, sp, -256
-  flw f29, 380(a4)
-  fsd f29, 864(gp) /* sig 108 */
-  sub a4, a4, sp
-  /* 74: fmem */
-  addi s7, sp, 202
-  flw f0, -178(s7)
-  fsd f0, 872(gp) /* sig 109 */
-  sub s7, s7, sp
-  /* 75: fp */
-  li tp, 0xffffffff5f000000
-  fmv.d.x f2, tp
-  flt.s t6, f19, f2
-  sd t6, 880(gp) /* sig 110 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 888(gp) /* sig 111 */
-  /* 76: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f1, tp
-  fsub.d f21, f1, f3
-  fsd f21, 896(gp) /* sig 112 */
-  fsflags s3, zero
-  sd s3, 904(gp) /* sig 113 */
-  /* 77: aluI */
-  li s7, 0x3a5000000000000
-  xori s10, s7, 453
-  sd s10, 912(gp) /* sig 114 */
-  /* 78: branch */
-  bgeu zero, a4, .L10
+  sd t4, 864(gp) /* sig 108 */
+.L19:
+  /* 66: branch */
+  bge t2, t4, .L20
+  sub zero, t3, t1
+  sd zero, 872(gp) /* sig 109 */
   .option rvc
-  c.add t3, a1
+  c.xor a2, a5
   .option norvc
-  sd t3, 920(gp) /* sig 115 */
-  srliw a3, s2, 3
-  sd a3, 928(gp) /* sig 116 */
+  sd a2, 880(gp) /* sig 110 */
+.L20:
+  /* 67: cAlu */
   .option rvc
-  c.add t0, a1
+  c.mv s2, s9
   .option norvc
-  sd t0, 936(gp) /* sig 117 */
-.L10:
-  /* 79: fcsr */
-  li s5, 0x22
-  csrrc a2, fcsr, s5
-  sd a2, 944(gp) /* sig 118 */
-  /* 80: fp */
-  fcvt.s.wu f4, a6, rtz
-  fsd f4, 952(gp) /* sig 119 */
-  fsflags s9, zero
-  sd s9, 960(gp) /* sig 120 */
-  /* 81: cAlu */
+  sd s2, 888(gp) /* sig 111 */
+  /* 68: fcsr */
+  csrrsi t6, fcsr, 0
+  sd t6, 896(gp) /* sig 112 */
+  /* 69: cMem */
+  addi a3, sp, 161
   .option rvc
-  c.li s7, -5
+  c.fsd f9, 72(a3)
   .option norvc
-  sd s7, 968(gp) /* sig 121 */
-  /* 82: fp */
-  fcvt.wu.s s0, f4, rne
-  sd s0, 976(gp) /* sig 122 */
-  frcsr t1
-  sd t1, 984(gp) /* sig 123 */
-  /* 83: aluR */
-  sllw zero, ra, t3
-  sd zero, 992(gp) /* sig 124 */
-  /* 84: cJump */
-  auipc t1, 0
-  addi t1, t1, 18
-  .option rvc
-  c.jalr t1
-  .option norvc
-  mul ra, a5, s1
-  sd ra, 1000(gp) /* sig 125 */
+  sub a3, a3, sp
+  /* 70: liSeed */
+  li t1, 0x80
+  sd t1, 904(gp) /* sig 113 */
+  /* 71: aluR */
+  remuw s1, zero, s3
+  sd s1, 912(gp) /* sig 114 */
+  /* 72: smc */
+  /* patches in addiw s11, a0, 453 (then imm + 1, ...) */
+  li t0, 0x1c550d9b
+  li t5, 0x1
+.L21:
+  auipc s10, 0
+  sw t0, 12(s10)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t0, t0, tp
+  addi t5, t5, -1
+  bne t5, zero, .L21
   auipc tp, 0
-  sub ra, ra, tp
-  sub t1, t1, tp
-  sd ra, 1008(gp) /* sig 126 */
-  sd t1, 1016(gp) /* sig 127 */
-  /* 85: cAlu */
+  sub s10, s10, tp
+  sd s11, 920(gp) /* sig 115 */
+  sd s10, 928(gp) /* sig 116 */
+  /* 73: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f27, tp
+  fmax.d f16, f25, f27
+  fsd f16, 936(gp) /* sig 117 */
+  frflags s2
+  sd s2, 944(gp) /* sig 118 */
+  /* 74: branch */
+  bgeu t1, t1, .L22
+  .option rvc
+  c.andi a0, 19
+  .option norvc
+  sd a0, 952(gp) /* sig 119 */
+.L22:
+  /* 75: mem */
+  addi t2, sp, 386
+  sh s5, -218(t2)
+  sub t2, t2, sp
+  ld a6, 168(sp)
+  sd a6, 960(gp) /* sig 120 */
+  /* 76: cAlu */
+  .option rvc
+  c.slli a5, 50
+  .option norvc
+  sd a5, 968(gp) /* sig 121 */
+  /* 77: aluR */
+  mulhu s3, s7, t3
+  sd s3, 976(gp) /* sig 122 */
+  /* 78: aluR */
+  li s11, 0xdab9f73902f3171c
+  subw s9, s11, t0
+  sd s9, 984(gp) /* sig 123 */
+  /* 79: fp */
+  li tp, 0x41170413272472e6
+  fmv.d.x f15, tp
+  fmv.x.d t1, f15
+  sd t1, 992(gp) /* sig 124 */
+  fsflags a2, zero
+  sd a2, 1000(gp) /* sig 125 */
+  /* 80: cAlu */
   .option rvc
   c.mv ra, s8
   .option norvc
-  sd ra, 1024(gp) /* sig 128 */
+  sd ra, 1008(gp) /* sig 126 */
+  /* 81: fp */
+  li tp, 0xfffffffe4640e6b6
+  fmv.d.x f0, tp
+  fsub.s f18, f16, f0, dyn
+  fsd f18, 1016(gp) /* sig 127 */
+  fsflags s5, zero
+  sd s5, 1024(gp) /* sig 128 */
+  /* 82: rand */
+  .4byte 0xf37058c7 /* random */
+  sd a7, 1032(gp) /* sig 129 */
+  fsd f17, 1040(gp) /* sig 130 */
+  frflags s8
+  sd s8, 1048(gp) /* sig 131 */
+  .4byte 0x41975c1b /* random */
+  sd s8, 1056(gp) /* sig 132 */
+  /* 83: aluR */
+  mul t1, s10, a6
+  sd t1, 1064(gp) /* sig 133 */
+  /* 84: fence */
+  fence.i
+  /* 85: aluR */
+  li a2, 0xffffffff8dfe9780
+  srl s9, a2, a2
+  sd s9, 1072(gp) /* sig 134 */
   /* 86: fp */
-  li tp, 0xffffffff80000000
-  fmv.d.x f21, tp
-  fmul.s f18, f15, f21, dyn
-  fsd f18, 1032(gp) /* sig 129 */
-  fsflags ra, zero
-  sd ra, 1040(gp) /* sig 130 */
-  /* 87: cMem */
-  addi a1, sp, 28
+  li tp, 0x40830faf918b9a50
+  fmv.d.x f30, tp
+  feq.d s6, f30, f5
+  sd s6, 1080(gp) /* sig 135 */
+  frcsr a1
+  sd a1, 1088(gp) /* sig 136 */
+  /* 87: aluR */
+  remw s0, s7, s10
+  sd s0, 1096(gp) /* sig 137 */
+  /* 88: fmem */
+  addi t0, sp, 526
+  flw f0, -402(t0)
+  fsd f0, 1104(gp) /* sig 138 */
+  sub t0, t0, sp
+  /* 89: cMem */
   .option rvc
-  c.lw a4, 120(a1)
+  c.fldsp f10, 144(sp)
   .option norvc
-  sd a4, 1048(gp) /* sig 131 */
-  sub a1, a1, sp
-  /* 88: cAlu */
+  fsd f10, 1112(gp) /* sig 139 */
+  /* 90: cJump */
+  auipc t6, 0
+  addi t6, t6, 10
   .option rvc
-  c.xor a2, a4
+  c.jr t6
   .option norvc
-  sd a2, 1056(gp) /* sig 132 */
-  /* 89: aluR */
-  rem a7, zero, a1
-  sd a7, 1064(gp) /* sig 133 */
-  /* 90: aluR */
-  li t2, 0xffffffffffffffff
-  rem s1, t6, t2
-  sd s1, 1072(gp) /* sig 134 */
-  /* 91: mem */
-  addi t5, sp, 134
-  sd s8, -118(t5)
-  sub t5, t5, sp
-  /* 92: cMem */
-  addi s1, sp, 8
-  .option rvc
-  c.sd a0, 32(s1)
-  .option norvc
-  sub s1, s1, sp
-  /* 93: cAlu */
-  .option rvc
-  c.lui t5, 0xffff6
-  .option norvc
-  sd t5, 1080(gp) /* sig 135 */
-  /* 94: aluI */
-  andi s5, t6, 1404
-  sd s5, 1088(gp) /* sig 136 */
-  /* 95: mem */
-  addi t3, sp, 167
-  lb a1, -152(t3)
-  sd a1, 1096(gp) /* sig 137 */
-  sub t3, t3, sp
-  /* 96: aluI */
-  xori t5, a3, 511
-  sd t5, 1104(gp) /* sig 138 */
-  /* 97: cJump */
-  auipc a4, 0
-  addi a4, a4, 10
-  .option rvc
-  c.jalr a4
-  .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub a4, a4, tp
-  sd ra, 1112(gp) /* sig 139 */
-  sd a4, 1120(gp) /* sig 140 */
-  /* 98: loop */
-  li a2, 0x1
-.L11:
-  .option rvc
-  c.srli a4, 20
-  .option norvc
-  sd a4, 1128(gp) /* sig 141 */
-  addi t1, a5, -1580
-  sd t1, 1136(gp) /* sig 142 */
-  sra ra, a1, t1
-  sd ra, 1144(gp) /* sig 143 */
-  addi a2, a2, -1
-  blt zero, a2, .L11
-  sd a2, 1152(gp) /* sig 144 */
-  /* 99: aluI */
-  li a1, 0x123456789abcdef
-  srli s3, a1, 30
-  sd s3, 1160(gp) /* sig 145 */
-  j .L12
-.L8:
   auipc tp, 0
   sub t6, t6, tp
-  sd t6, 816(gp) /* sig 102 */
-  or a5, zero, s1
-  sd a5, 824(gp) /* sig 103 */
+  sd t6, 1120(gp) /* sig 140 */
+  /* 91: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f4, tp
+  li tp, 0xffffffffba5858b8
+  fmv.d.x f24, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f12, tp
+  fmsub.s f14, f4, f24, f12, dyn
+  fsd f14, 1128(gp) /* sig 141 */
+  fsflags a7, zero
+  sd a7, 1136(gp) /* sig 142 */
+  /* 92: amo */
+  addi a5, sp, 92
+  amomin.w a6, s8, (a5)
+  sub a5, a5, sp
+  sd a6, 1144(gp) /* sig 143 */
+  lw t4, 92(sp)
+  sd t4, 1152(gp) /* sig 144 */
+  /* 93: cAlu */
   .option rvc
-  c.slli s2, 58
+  c.add a7, s7
   .option norvc
-  sd s2, 832(gp) /* sig 104 */
-  bge zero, zero, .L9
-.L12:
+  sd a7, 1160(gp) /* sig 145 */
+  /* 94: aluR */
+  divw s3, s3, s2
+  sd s3, 1168(gp) /* sig 146 */
+  /* 95: fp */
+  li tp, 0xfffffffffe3f3f52
+  fmv.d.x f28, tp
+  fadd.s f22, f27, f28, rdn
+  fsd f22, 1176(gp) /* sig 147 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 1184(gp) /* sig 148 */
+  /* 96: aluI */
+  srli zero, t1, 17
+  sd zero, 1192(gp) /* sig 149 */
+  /* 97: cAlu */
+  .option rvc
+  c.and a2, a0
+  .option norvc
+  sd a2, 1200(gp) /* sig 150 */
+  /* 98: aluR */
+  srlw t3, s3, t2
+  sd t3, 1208(gp) /* sig 151 */
+  /* 99: aluI */
+  li s9, 0xffffffffffffffe3
+  ori t1, s9, 1365
+  sd t1, 1216(gp) /* sig 152 */
+  j .L23
+.L9:
+  sd zero, 280(gp) /* sig 35 */
+  srl s1, t3, zero
+  sd s1, 288(gp) /* sig 36 */
+  sub t1, s4, s5
+  sd t1, 296(gp) /* sig 37 */
+  bge zero, zero, .L10
+.L23:
   /* 100: cAlu */
   .option rvc
-  c.lui t3, 0xffff1
+  c.lui a6, 0xfffe6
   .option norvc
-  sd t3, 1168(gp) /* sig 146 */
-  /* 101: fcsr */
-  li t2, 0xd5
-  csrrc t3, frm, t2
-  sd t3, 1176(gp) /* sig 147 */
-  /* 102: fp */
-  li tp, 0x3ff16252e7a1e801
-  fmv.d.x f28, tp
-  li tp, 0xeb9e2f4bd3e0a
-  fmv.d.x f13, tp
-  fmul.d f27, f28, f13, rmm
-  fsd f27, 1184(gp) /* sig 148 */
-  fsflags s0, zero
-  sd s0, 1192(gp) /* sig 149 */
-  /* 103: aluR */
-  add s6, s6, a1
-  sd s6, 1200(gp) /* sig 150 */
-  /* 104: liSeed */
-  li a7, 0x800000001
-  sd a7, 1208(gp) /* sig 151 */
-  /* 105: aluR */
-  li s3, 0xffffffffffffffff
-  li s1, 0xffffffffffffffff
-  remuw s9, s3, s1
-  sd s9, 1216(gp) /* sig 152 */
-  /* 106: fp */
-  li tp, 0xffffffff007fffff
-  fmv.d.x f16, tp
-  fsgnjx.s f3, f6, f16
-  fsd f3, 1224(gp) /* sig 153 */
-  li a3, 0x1f
-  csrrc s9, fcsr, a3
-  sd s9, 1232(gp) /* sig 154 */
-  /* 107: aluR */
-  xor t1, s7, s4
-  sd t1, 1240(gp) /* sig 155 */
-  /* 108: lrsc */
-  addi a5, sp, 232
-  lr.d.aqrl t6, (a5)
-  addiw a6, a1, 1905
-  sc.d.rl s6, t2, (a5)
-  sd t6, 1248(gp) /* sig 156 */
-  sd s6, 1256(gp) /* sig 157 */
+  sd a6, 1224(gp) /* sig 153 */
+  /* 101: cMem */
+  addi a5, sp, 24
+  .option rvc
+  c.sd a0, 96(a5)
+  .option norvc
   sub a5, a5, sp
-  ld a6, 232(sp)
-  sd a6, 1264(gp) /* sig 158 */
-  /* 109: aluR */
-  divw a5, t4, ra
-  sd a5, 1272(gp) /* sig 159 */
-  /* 110: cMem */
-  addi a1, sp, 25
-  .option rvc
-  c.fld f9, 216(a1)
-  .option norvc
-  fsd f9, 1280(gp) /* sig 160 */
-  sub a1, a1, sp
-  /* 111: cAlu */
-  .option rvc
-  c.addiw s6, -9
-  .option norvc
-  sd s6, 1288(gp) /* sig 161 */
-  /* 112: liSeed */
-  li s1, 0x6f00
-  sd s1, 1296(gp) /* sig 162 */
-  /* 113: fp */
-  li tp, 0x28250f40bbf48f
+  /* 102: aluR */
+  xor t1, s7, s4
+  sd t1, 1232(gp) /* sig 154 */
+  /* 103: fp */
+  li tp, 0xffffffff44a97e3c
+  fmv.d.x f16, tp
+  li tp, 0xffffffff3f800001
   fmv.d.x f28, tp
-  fmax.d f29, f14, f28
-  fsd f29, 1304(gp) /* sig 163 */
-  frflags t0
-  sd t0, 1312(gp) /* sig 164 */
-  /* 114: aluR */
-  li t4, 0xffffffff91abeb87
-  li s11, 0xaaaaaaaaaaaaaaaa
-  sll a6, t4, s11
-  sd a6, 1320(gp) /* sig 165 */
-  /* 115: aluR */
-  li s2, 0x100000000
-  rem a0, s2, s2
-  sd a0, 1328(gp) /* sig 166 */
-  /* 116: aluI */
-  addi s0, s2, -1913
-  sd s0, 1336(gp) /* sig 167 */
-  /* 117: fmem */
-  addi s5, sp, 79
-  fsw f4, -67(s5)
-  sub s5, s5, sp
-  /* 118: cAlu */
+  fsgnjx.s f29, f16, f28
+  fsd f29, 1240(gp) /* sig 155 */
+  frcsr a5
+  sd a5, 1248(gp) /* sig 156 */
+  /* 104: fcsr */
+  csrrwi a3, fflags, 27
+  sd a3, 1256(gp) /* sig 157 */
+  /* 105: fp */
+  fsub.s f4, f30, f13, rmm
+  fsd f4, 1264(gp) /* sig 158 */
+  frcsr t3
+  sd t3, 1272(gp) /* sig 159 */
+  /* 106: fcsr */
+  li a1, 0xfc2b6870348f515c
+  csrrw a5, fflags, a1
+  sd a5, 1280(gp) /* sig 160 */
+  /* 107: aluR */
+  divuw t5, t4, t5
+  sd t5, 1288(gp) /* sig 161 */
+  /* 108: mem */
+  addi s0, sp, -234
+  lhu t0, 300(s0)
+  sd t0, 1296(gp) /* sig 162 */
+  sub s0, s0, sp
+  /* 109: cJump */
+  auipc t0, 0
+  addi t0, t0, 26
   .option rvc
-  c.srai a4, 7
+  c.jr t0
   .option norvc
-  sd a4, 1344(gp) /* sig 168 */
-  /* 119: lrsc */
-  addi t3, sp, 208
-  lr.w a4, (t3)
-  addw a2, a2, a3
-  subw s10, s0, s0
-  sc.w.aq s8, s11, (t3)
-  sd a4, 1352(gp) /* sig 169 */
-  sd s8, 1360(gp) /* sig 170 */
-  sub t3, t3, sp
-  lw ra, 208(sp)
-  sd ra, 1368(gp) /* sig 171 */
-  /* 120: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f15, tp
-  feq.s s11, f12, f15
-  sd s11, 1376(gp) /* sig 172 */
-  frcsr t0
-  sd t0, 1384(gp) /* sig 173 */
-  /* 121: jal */
-  jal a2, .L13
-  .option rvc
-  c.addiw s5, 15
-  .option norvc
-  sd s5, 1392(gp) /* sig 174 */
-  addw t0, s8, s6
-  sd t0, 1400(gp) /* sig 175 */
-.L13:
+  addi s4, a1, -2048
+  sd s4, 1304(gp) /* sig 163 */
+  rem a0, s3, s2
+  sd a0, 1312(gp) /* sig 164 */
   auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 1408(gp) /* sig 176 */
-  /* 122: liSeed */
-  li s3, 0x100000001
+  sub t0, t0, tp
+  sd t0, 1320(gp) /* sig 165 */
+  /* 110: liSeed */
+  li t6, 0x3a
+  sd t6, 1328(gp) /* sig 166 */
+  /* 111: fp */
+  li tp, 0xfffffffe4effffff
+  fmv.d.x f5, tp
+  li tp, 0xffffffff3f000000
+  fmv.d.x f29, tp
+  li tp, 0xffffffff817069e6
+  fmv.d.x f20, tp
+  fmsub.s f7, f5, f29, f20
+  fsd f7, 1336(gp) /* sig 167 */
+  fsflags t3, zero
+  sd t3, 1344(gp) /* sig 168 */
+  /* 112: jal */
+  jal t3, .L24
+  .option rvc
+  c.li t0, 25
+  .option norvc
+  sd t0, 1352(gp) /* sig 169 */
+.L24:
+  auipc tp, 0
+  sub t3, t3, tp
+  sd t3, 1360(gp) /* sig 170 */
+  /* 113: cBranch */
+  .option rvc
+  c.beqz a3, .L25
+  .option norvc
+  .option rvc
+  c.slli a3, 47
+  .option norvc
+  sd a3, 1368(gp) /* sig 171 */
+  xor a2, s0, s11
+  sd a2, 1376(gp) /* sig 172 */
+.L25:
+  /* 114: aluI */
+  sraiw s10, zero, 30
+  sd s10, 1384(gp) /* sig 173 */
+  /* 115: fp */
+  li tp, 0x1a56e1fc2f8f359
+  fmv.d.x f21, tp
+  fcvt.w.d a4, f21, rup
+  sd a4, 1392(gp) /* sig 174 */
+  li t5, 0x1f
+  csrrc a2, fcsr, t5
+  sd a2, 1400(gp) /* sig 175 */
+  /* 116: liSeed */
+  li s8, 0xffffffff
+  sd s8, 1408(gp) /* sig 176 */
+  /* 117: loop */
+  li s8, 0x1
+.L26:
+  srai s3, a1, 50
   sd s3, 1416(gp) /* sig 177 */
-  /* 123: cAlu */
   .option rvc
-  c.lui s1, 0x6
+  c.lui s0, 0x6
   .option norvc
-  sd s1, 1424(gp) /* sig 178 */
-  /* 124: amo */
-  li s6, 0x40
-  addi a6, sp, 60
-  amoxor.w.aqrl a7, s6, (a6)
-  sub a6, a6, sp
-  sd a7, 1432(gp) /* sig 179 */
-  /* 125: aluI */
-  slti t0, s2, -1631
-  sd t0, 1440(gp) /* sig 180 */
-  /* 126: aluR */
-  subw a3, s3, t1
-  sd a3, 1448(gp) /* sig 181 */
-  /* 127: luiAuipc */
-  auipc t2, 0xd0635
-  auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 1456(gp) /* sig 182 */
-  /* 128: branch */
-  blt a6, a6, .L14
-  and s2, s9, s10
-  sd s2, 1464(gp) /* sig 183 */
-.L14:
-  /* 129: amo */
-  li s6, 0x2da0000000000
-  addi s3, sp, 224
-  amominu.d.rl s8, s6, (s3)
-  sub s3, s3, sp
-  sd s8, 1472(gp) /* sig 184 */
-  /* 130: far */
-  beq s0, s4, .L15
-.L16:
-  /* 131: fmem */
-  addi t4, sp, 139
-  fsd f5, -19(t4)
-  sub t4, t4, sp
-  /* 132: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f13, tp
-  fclass.s s6, f13
-  sd s6, 1504(gp) /* sig 188 */
-  fsflags t1, zero
-  sd t1, 1512(gp) /* sig 189 */
-  /* 133: lrsc */
-  addi s6, sp, 0
-  sc.d.aqrl t2, a2, (s6)
-  sd t2, 1520(gp) /* sig 190 */
-  sub s6, s6, sp
-  ld t2, 0(sp)
-  sd t2, 1528(gp) /* sig 191 */
-  /* 134: lrsc */
-  addi a4, sp, 224
-  lr.d.aq t0, (a4)
-  slt a6, s8, s10
-  xor s5, ra, s3
-  sc.d.aq t1, s10, (a4)
-  sd t0, 1536(gp) /* sig 192 */
-  sd t1, 1544(gp) /* sig 193 */
-  sub a4, a4, sp
-  ld t6, 224(sp)
-  sd t6, 1552(gp) /* sig 194 */
-  /* 135: cAlu */
-  .option rvc
-  c.mv a1, s0
-  .option norvc
-  sd a1, 1560(gp) /* sig 195 */
-  /* 136: cAlu */
-  .option rvc
-  c.srli a2, 60
-  .option norvc
-  sd a2, 1568(gp) /* sig 196 */
-  /* 137: mem */
-  lw a6, 189(sp)
-  sd a6, 1576(gp) /* sig 197 */
-  /* 138: aluI */
-  srai t2, s10, 41
-  sd t2, 1584(gp) /* sig 198 */
-  /* 139: liSeed */
-  li t4, 0x7fffffff
-  sd t4, 1592(gp) /* sig 199 */
-  /* 140: mem */
-  addi s2, sp, -82
-  sd s0, 306(s2)
-  sub s2, s2, sp
-  /* 141: cSp */
-  .option rvc
-  c.addi16sp sp, -480
-  .option norvc
-  ld a4, 672(sp)
-  sd a4, 1600(gp) /* sig 200 */
-  .option rvc
-  c.addi16sp sp, 480
-  .option norvc
-  /* 142: luiAuipc */
-  lui t6, 0x80000
-  sd t6, 1608(gp) /* sig 201 */
-  /* 143: cMem */
-  addi s1, sp, 24
-  .option rvc
-  c.fld f13, 208(s1)
-  .option norvc
-  fsd f13, 1616(gp) /* sig 202 */
-  sub s1, s1, sp
-  /* 144: branch */
-  blt s2, ra, .L17
-  slli zero, t2, 32
-  sd zero, 1624(gp) /* sig 203 */
-  sltiu zero, s11, -562
-  sd zero, 1632(gp) /* sig 204 */
-  srli t4, s9, 30
-  sd t4, 1640(gp) /* sig 205 */
-.L17:
-  /* 145: amo */
-  addi s9, sp, 176
-  amoand.d.rl a1, t4, (s9)
-  sub s9, s9, sp
-  sd a1, 1648(gp) /* sig 206 */
-  /* 146: fcsr */
-  li s9, 0xcb64c5b28a3fdc3b
-  csrrc s1, frm, s9
-  sd s1, 1656(gp) /* sig 207 */
-  /* 147: fp */
-  li tp, 0x7ff4000000000000
-  fmv.d.x f18, tp
-  fsgnjn.s f19, f18, f14
-  fsd f19, 1664(gp) /* sig 208 */
-  frflags t1
-  sd t1, 1672(gp) /* sig 209 */
-  /* 148: branch */
-  bgeu t3, t3, .L18
-  addi zero, a6, -887
-  sd zero, 1680(gp) /* sig 210 */
-.L18:
-  /* 149: aluI */
-  slti a1, a0, 721
-  sd a1, 1688(gp) /* sig 211 */
-  /* 150: aluR */
-  li a3, 0x400000000001
-  subw zero, a3, s1
-  sd zero, 1696(gp) /* sig 212 */
-  /* 151: amo */
-  li s10, 0xffffffffcc258687
-  addi a7, sp, 240
-  amoswap.d.aqrl zero, s10, (a7)
+  sd s0, 1424(gp) /* sig 178 */
+  addi s8, s8, -1
+  bltu zero, s8, .L26
+  sd s8, 1432(gp) /* sig 179 */
+  /* 118: branch */
+  li a0, 0xa304e8953423c2cf
+  li s6, 0x1000
+  bne a0, s6, .L27
+  divw s3, s9, ra
+  sd s3, 1440(gp) /* sig 180 */
+.L27:
+  /* 119: fmem */
+  addi a7, sp, -65
+  li tp, 0xffffffffc93f4619
+  fmv.d.x f11, tp
+  fsw f11, 117(a7)
   sub a7, a7, sp
-  sd zero, 1704(gp) /* sig 213 */
-  ld s9, 240(sp)
-  sd s9, 1712(gp) /* sig 214 */
-  /* 152: aluR */
-  li s2, 0x32
-  mulhsu s8, s2, s5
-  sd s8, 1720(gp) /* sig 215 */
-  /* 153: fp */
-  li tp, 0xffffffff007fffff
-  fmv.d.x f2, tp
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f27, tp
-  fnmadd.s f11, f2, f27, f31, rtz
-  fsd f11, 1728(gp) /* sig 216 */
-  fsflags s6, zero
-  sd s6, 1736(gp) /* sig 217 */
-  /* 154: cAlu */
+  /* 120: amo */
+  addi s0, sp, 4
+  amomin.w.rl a4, s9, (s0)
+  sub s0, s0, sp
+  sd a4, 1448(gp) /* sig 181 */
+  /* 121: aluR */
+  sraw s3, s8, s5
+  sd s3, 1456(gp) /* sig 182 */
+  /* 122: cAlu */
   .option rvc
-  c.addi a6, 19
+  c.addw s0, s1
   .option norvc
-  sd a6, 1744(gp) /* sig 218 */
-  /* 155: aluI */
-  srliw a3, s2, 27
-  sd a3, 1752(gp) /* sig 219 */
-  /* 156: jalr */
-  auipc a1, 0
-  jalr a2, 9(a1)
-  auipc tp, 0
-  sub a2, a2, tp
-  sub a1, a1, tp
-  sd a2, 1760(gp) /* sig 220 */
-  sd a1, 1768(gp) /* sig 221 */
-  /* 157: loop */
-  li t5, 0x2
-.L19:
-  ori t1, s5, 2047
-  sd t1, 1776(gp) /* sig 222 */
-  addi t5, t5, -1
-  bltu zero, t5, .L19
-  sd t5, 1784(gp) /* sig 223 */
-  /* 158: cBranch */
-  .option rvc
-  c.bnez s1, .L20
-  .option norvc
-  andi s11, s3, 925
-  sd s11, 1792(gp) /* sig 224 */
-.L20:
-  /* 159: cAlu */
-  .option rvc
-  c.or a2, s1
-  .option norvc
-  sd a2, 1800(gp) /* sig 225 */
-  /* 160: mem */
-  addi a6, sp, 129
-  sw s11, -25(a6)
-  sub a6, a6, sp
-  /* 161: cAlu */
-  .option rvc
-  c.and a4, a1
-  .option norvc
-  sd a4, 1808(gp) /* sig 226 */
-  /* 162: lrsc */
-  addi t3, sp, 84
-  sc.w.aq t4, s8, (t3)
-  sd t4, 1816(gp) /* sig 227 */
-  sub t3, t3, sp
-  lw a4, 84(sp)
-  sd a4, 1824(gp) /* sig 228 */
-  /* 163: cMem */
-  addi a3, sp, 40
-  .option rvc
-  c.lw a5, 0(a3)
-  .option norvc
-  sd a5, 1832(gp) /* sig 229 */
+  sd s0, 1464(gp) /* sig 183 */
+  /* 123: amo */
+  addi a3, sp, 120
+  amoor.d.rl t2, s11, (a3)
   sub a3, a3, sp
-  /* 164: loop */
-  li s2, 0x1
-.L21:
+  sd t2, 1472(gp) /* sig 184 */
+  ld a1, 120(sp)
+  sd a1, 1480(gp) /* sig 185 */
+  /* 124: liSeed */
+  li s4, 0x80001
+  sd s4, 1488(gp) /* sig 186 */
+  /* 125: aluR */
+  sllw a4, t4, a1
+  sd a4, 1496(gp) /* sig 187 */
+  /* 126: cJump */
+  auipc a0, 0
+  addi a0, a0, 18
   .option rvc
-  c.addw s1, a3
+  c.jalr a0
   .option norvc
-  sd s1, 1840(gp) /* sig 230 */
-  addi s2, s2, -1
-  bne s2, zero, .L21
-  sd s2, 1848(gp) /* sig 231 */
-  /* 165: fcsr */
-  csrrci s5, frm, 22
-  sd s5, 1856(gp) /* sig 232 */
-  /* 166: branch */
-  li t2, 0x12eb6c417b5486b9
-  li s9, 0x12eb6c417b5486b9
-  beq t2, s9, .L22
+  addw s0, s4, t3
+  sd s0, 1504(gp) /* sig 188 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub a0, a0, tp
+  sd ra, 1512(gp) /* sig 189 */
+  sd a0, 1520(gp) /* sig 190 */
+  /* 127: fcsr */
+  csrrci a7, fcsr, 22
+  sd a7, 1528(gp) /* sig 191 */
+  /* 128: lrsc */
+  addi s6, sp, 64
+  lr.d.aqrl s4, (s6)
+  addw s0, t5, a3
+  srai t3, a0, 23
+  sc.d.rl t1, s2, (s6)
+  sd s4, 1536(gp) /* sig 192 */
+  sd t1, 1544(gp) /* sig 193 */
+  sc.d.aqrl t1, zero, (s6)
+  sd t1, 1552(gp) /* sig 194 */
+  sub s6, s6, sp
+  ld s4, 64(sp)
+  sd s4, 1560(gp) /* sig 195 */
+  /* 129: aluR */
+  sltu s7, s11, s1
+  sd s7, 1568(gp) /* sig 196 */
+  /* 130: fcsr */
+  li a2, 0x7a
+  csrrw ra, frm, a2
+  sd ra, 1576(gp) /* sig 197 */
+  /* 131: rand */
+  .4byte 0x2ae03f33 /* random */
+  sd t5, 1584(gp) /* sig 198 */
+  .4byte 0xaf69a637 /* random */
+  sd a2, 1592(gp) /* sig 199 */
+  .4byte 0x2a18ce53 /* random */
+  sd t3, 1600(gp) /* sig 200 */
+  fsd f28, 1608(gp) /* sig 201 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 1616(gp) /* sig 202 */
+  /* 132: amo */
+  addi t4, sp, 160
+  amomin.d.aq a3, s11, (t4)
+  sub t4, t4, sp
+  sd a3, 1624(gp) /* sig 203 */
+  ld a0, 160(sp)
+  sd a0, 1632(gp) /* sig 204 */
+  /* 133: aluI */
+  slli a0, t6, 0
+  sd a0, 1640(gp) /* sig 205 */
+  /* 134: mem */
+  li t6, 0xffffffffffffffaf
+  addi s9, sp, 134
+  sd t6, -70(s9)
+  sub s9, s9, sp
+  /* 135: mem */
+  sd a4, 160(sp)
+  ld zero, 160(sp)
+  sd zero, 1648(gp) /* sig 206 */
+  /* 136: amo */
+  addi ra, sp, 32
+  amoand.d.aq s0, s5, (ra)
+  sub ra, ra, sp
+  sd s0, 1656(gp) /* sig 207 */
+  /* 137: aluR */
+  slt s11, a4, a0
+  sd s11, 1664(gp) /* sig 208 */
+  /* 138: fcsr */
+  csrrci s10, fcsr, 22
+  sd s10, 1672(gp) /* sig 209 */
+  /* 139: amo */
+  addi s9, sp, 228
+  amoxor.w.rl t6, s1, (s9)
+  sub s9, s9, sp
+  sd t6, 1680(gp) /* sig 210 */
+  /* 140: amo */
+  addi s3, sp, 200
+  amoxor.w s10, s10, (s3)
+  sub s3, s3, sp
+  sd s10, 1688(gp) /* sig 211 */
+  lw s4, 200(sp)
+  sd s4, 1696(gp) /* sig 212 */
+  /* 141: liSeed */
+  li a6, 0x4565f17e
+  sd a6, 1704(gp) /* sig 213 */
+  /* 142: aluR */
+  mulw s4, a6, s3
+  sd s4, 1712(gp) /* sig 214 */
+  /* 143: cBranch */
+  li a4, 0x0
+  .option rvc
+  c.beqz a4, .L28
+  .option norvc
+  xori a1, a1, -1
+  sd a1, 1720(gp) /* sig 215 */
+.L28:
+  /* 144: mem */
+  ld a6, 16(sp)
+  sd a6, 1728(gp) /* sig 216 */
+  /* 145: aluR */
+  xor s8, zero, zero
+  sd s8, 1736(gp) /* sig 217 */
+  /* 146: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f0, tp
+  fcvt.wu.d t5, f0, rtz
+  sd t5, 1744(gp) /* sig 218 */
+  frcsr s2
+  sd s2, 1752(gp) /* sig 219 */
+  /* 147: cBranch */
+  .option rvc
+  c.j .L29
+  .option norvc
+  sraw s5, s5, s8
+  sd s5, 1760(gp) /* sig 220 */
+  .option rvc
+  c.and a5, a0
+  .option norvc
+  sd a5, 1768(gp) /* sig 221 */
+.L29:
+  /* 148: branch */
+  bge s1, s1, .L30
+  and a1, a2, t3
+  sd a1, 1776(gp) /* sig 222 */
+  .option rvc
+  c.srai a3, 13
+  .option norvc
+  sd a3, 1784(gp) /* sig 223 */
+  addiw s2, s1, -937
+  sd s2, 1792(gp) /* sig 224 */
+.L30:
+  /* 149: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f26, tp
+  fsgnjx.s f27, f26, f12
+  fsd f27, 1800(gp) /* sig 225 */
+  fsflags a2, zero
+  sd a2, 1808(gp) /* sig 226 */
+  /* 150: far */
+  bltu a1, a1, .L31
+.L32:
+  /* 151: fp */
+  fsgnjx.d f25, f23, f24
+  fsd f25, 1840(gp) /* sig 230 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 1848(gp) /* sig 231 */
+  /* 152: aluR */
+  and s6, s8, a5
+  sd s6, 1856(gp) /* sig 232 */
+  /* 153: mem */
+  sh t5, 46(sp)
+  ld t3, 40(sp)
+  sd t3, 1864(gp) /* sig 233 */
+  /* 154: jal */
+  jal a0, .L33
+.L33:
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 1872(gp) /* sig 234 */
+  /* 155: fp */
+  li tp, 0xffffffff800027aa
+  fmv.d.x f5, tp
+  li tp, 0xffffffffc06dfea9
+  fmv.d.x f30, tp
+  fdiv.s f7, f5, f30, dyn
+  fsd f7, 1880(gp) /* sig 235 */
+  frcsr t2
+  sd t2, 1888(gp) /* sig 236 */
+  /* 156: branch */
+  blt a7, a7, .L34
   slliw a0, s6, 16
-  sd a0, 1864(gp) /* sig 233 */
+  sd a0, 1896(gp) /* sig 237 */
   .option rvc
   c.slli s8, 20
   .option norvc
-  sd s8, 1872(gp) /* sig 234 */
+  sd s8, 1904(gp) /* sig 238 */
   sra s11, zero, a3
-  sd s11, 1880(gp) /* sig 235 */
-.L22:
-  /* 167: smc */
+  sd s11, 1912(gp) /* sig 239 */
+.L34:
+  addi gp, gp, 1920
+  /* 157: smc */
   /* patches in addiw t3, t3, 47 (then imm + 1, ...) */
   li a2, 0x2fe0e1b
   li s0, 0x3
-.L23:
+.L35:
   auipc s6, 0
   sw a2, 12(s6)
   fence.i
@@ -1120,120 +1112,334 @@
   lui tp, 0x100
   add a2, a2, tp
   addi s0, s0, -1
-  bne s0, zero, .L23
+  bne s0, zero, .L35
   auipc tp, 0
   sub s6, s6, tp
-  sd t3, 1888(gp) /* sig 236 */
-  sd s6, 1896(gp) /* sig 237 */
-  /* 168: fp */
-  li tp, 0xffffffffcf000000
-  fmv.d.x f31, tp
-  fmul.s f29, f28, f31, rmm
-  fsd f29, 1904(gp) /* sig 238 */
-  frflags t5
-  sd t5, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 169: jalr */
-  auipc t1, 0
-  jalr s9, 24(t1)
-  sra a0, t6, s8
-  sd a0, 0(gp) /* sig 240 */
-  add s0, s4, t2
-  sd s0, 8(gp) /* sig 241 */
-  auipc tp, 0
-  sub s9, s9, tp
-  sub t1, t1, tp
-  sd s9, 16(gp) /* sig 242 */
-  sd t1, 24(gp) /* sig 243 */
-  /* 170: amo */
-  addi s2, sp, 244
-  amoor.w.aqrl t2, t0, (s2)
-  sub s2, s2, sp
-  sd t2, 32(gp) /* sig 244 */
-  /* 171: fp */
-  li tp, 0xbda318ff2edf9215
-  fmv.d.x f26, tp
-  fsub.d f15, f26, f6, rne
-  fsd f15, 40(gp) /* sig 245 */
-  fsflags a6, zero
-  sd a6, 48(gp) /* sig 246 */
-  /* 172: cAlu */
+  sd t3, 0(gp) /* sig 240 */
+  sd s6, 8(gp) /* sig 241 */
+  /* 158: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f1, tp
+  fdiv.s f29, f25, f1, rmm
+  fsd f29, 16(gp) /* sig 242 */
+  fsflags s7, zero
+  sd s7, 24(gp) /* sig 243 */
+  /* 159: aluR */
+  li s9, 0xffffffffffffffff
+  li s8, 0xffffffffffffffff
+  rem a1, s9, s8
+  sd a1, 32(gp) /* sig 244 */
+  /* 160: cAlu */
   .option rvc
-  c.srai s0, 42
+  c.sub a1, a0
   .option norvc
-  sd s0, 56(gp) /* sig 247 */
-  /* 173: fp */
-  li tp, 0xffffffff27b2bd9c
-  fmv.d.x f20, tp
-  li tp, 0xffffffff43c52fb6
-  fmv.d.x f3, tp
-  fmin.s f5, f20, f3
-  fsd f5, 64(gp) /* sig 248 */
-  fsflags s1, zero
-  sd s1, 72(gp) /* sig 249 */
-  /* 174: cMem */
-  .option rvc
-  c.ldsp a1, 192(sp)
-  .option norvc
-  sd a1, 80(gp) /* sig 250 */
-  /* 175: mem */
-  addi a2, sp, 91
-  sh zero, -47(a2)
-  sub a2, a2, sp
-  /* 176: aluR */
+  sd a1, 40(gp) /* sig 245 */
+  /* 161: aluR */
+  li a7, 0xf77cbc57d8edb44
+  divw s2, a7, t5
+  sd s2, 48(gp) /* sig 246 */
+  /* 162: fp */
+  fdiv.d f15, f11, f1, rne
+  fsd f15, 56(gp) /* sig 247 */
+  frcsr s1
+  sd s1, 64(gp) /* sig 248 */
+  /* 163: fp */
+  fsgnjn.d f14, f1, f28
+  fsd f14, 72(gp) /* sig 249 */
+  fsflags s0, zero
+  sd s0, 80(gp) /* sig 250 */
+  /* 164: aluR */
+  mulhsu s7, t5, a2
+  sd s7, 88(gp) /* sig 251 */
+  /* 165: aluI */
+  addiw a0, s4, -1682
+  sd a0, 96(gp) /* sig 252 */
+  /* 166: amo */
+  addi s5, sp, 120
+  amoor.w.rl t0, a2, (s5)
+  sub s5, s5, sp
+  sd t0, 104(gp) /* sig 253 */
+  /* 167: aluR */
   li t4, 0x96e6c44dd0535030
   xor t6, s6, t4
-  sd t6, 88(gp) /* sig 251 */
-  /* 177: aluI */
+  sd t6, 112(gp) /* sig 254 */
+  /* 168: aluI */
   addiw s1, s10, -219
-  sd s1, 96(gp) /* sig 252 */
-  /* 178: fp */
-  li tp, 0xffffffffca14e6ba
-  fmv.d.x f2, tp
-  fcvt.wu.d a0, f2
-  sd a0, 104(gp) /* sig 253 */
-  fsflags t0, zero
-  sd t0, 112(gp) /* sig 254 */
-  /* 179: fp */
-  li tp, 0xbf0d002f7ce88060
-  fmv.d.x f7, tp
-  li tp, 0xffefffffffffffff
-  fmv.d.x f2, tp
-  fsgnjn.d f31, f7, f2
-  fsd f31, 120(gp) /* sig 255 */
-  frcsr a3
-  sd a3, 128(gp) /* sig 256 */
-  /* 180: amo */
-  addi t0, sp, 224
-  amominu.w.rl t1, s1, (t0)
-  sub t0, t0, sp
-  sd t1, 136(gp) /* sig 257 */
-  lw s6, 224(sp)
-  sd s6, 144(gp) /* sig 258 */
-  /* 181: aluR */
-  subw s6, s8, s4
-  sd s6, 152(gp) /* sig 259 */
-  /* 182: fmem */
-  addi s5, sp, -56
-  flw f20, 180(s5)
-  fsd f20, 160(gp) /* sig 260 */
-  sub s5, s5, sp
-  /* 183: jal */
-  jal a7, .L24
-  .option rvc
-  c.mv t6, t6
-  .option norvc
-  sd t6, 168(gp) /* sig 261 */
-.L24:
+  sd s1, 120(gp) /* sig 255 */
+  /* 169: fp */
+  fcvt.w.d a6, f4, rmm
+  sd a6, 128(gp) /* sig 256 */
+  fsflags s4, zero
+  sd s4, 136(gp) /* sig 257 */
+  /* 170: luiAuipc */
+  lui t0, 0xfffff
+  sd t0, 144(gp) /* sig 258 */
+  /* 171: fcsr */
+  csrrci s4, fflags, 23
+  sd s4, 152(gp) /* sig 259 */
+  /* 172: smc */
+  /* patches in andi s1, s1, 1073 (then imm + 1, ...) */
+  li a2, 0x4314f493
+  li a5, 0x1
+.L36:
+  auipc t1, 0
+  sw a2, 12(t1)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a2, a2, tp
+  addi a5, a5, -1
+  bne a5, zero, .L36
   auipc tp, 0
-  sub a7, a7, tp
-  sd a7, 176(gp) /* sig 262 */
-  /* 184: branch */
-  bgeu t6, a2, .L25
-  xori a3, t2, 0
+  sub t1, t1, tp
+  sd s1, 160(gp) /* sig 260 */
+  sd t1, 168(gp) /* sig 261 */
+  /* 173: lrsc */
+  addi t0, sp, 224
+  lr.d.rl t1, (t0)
+  sc.d.aq a3, s1, (t0)
+  sd t1, 176(gp) /* sig 262 */
   sd a3, 184(gp) /* sig 263 */
-.L25:
-  /* 185: cJump */
+  sub t0, t0, sp
+  ld a7, 224(sp)
+  sd a7, 192(gp) /* sig 264 */
+  /* 174: cMem */
+  addi a2, sp, 50
+  .option rvc
+  c.lw a1, 96(a2)
+  .option norvc
+  sd a1, 200(gp) /* sig 265 */
+  sub a2, a2, sp
+  /* 175: cAlu */
+  .option rvc
+  c.mv s5, a1
+  .option norvc
+  sd s5, 208(gp) /* sig 266 */
+  /* 176: jalr */
+  auipc a5, 0
+  addi a5, a5, 109
+  jalr a3, -85(a5)
+  .option rvc
+  c.slli t3, 40
+  .option norvc
+  sd t3, 216(gp) /* sig 267 */
+  .option rvc
+  c.lui a1, 0xfffe2
+  .option norvc
+  sd a1, 224(gp) /* sig 268 */
+  auipc tp, 0
+  sub a3, a3, tp
+  sub a5, a5, tp
+  sd a3, 232(gp) /* sig 269 */
+  sd a5, 240(gp) /* sig 270 */
+  /* 177: far */
+  jal a3, .L37
+.L38:
+  /* 178: aluR */
+  or s8, s5, s0
+  sd s8, 264(gp) /* sig 273 */
+  /* 179: fcsr */
+  li s7, 0xfb
+  csrrs zero, fflags, s7
+  sd zero, 272(gp) /* sig 274 */
+  /* 180: far */
+  jal s7, .L39
+.L40:
+  /* 181: aluI */
+  srli a7, s11, 1
+  sd a7, 304(gp) /* sig 278 */
+  /* 182: cAlu */
+  .option rvc
+  c.add t4, t0
+  .option norvc
+  sd t4, 312(gp) /* sig 279 */
+  /* 183: lrsc */
+  addi s10, sp, 152
+  lr.d a7, (s10)
+  sub a2, s2, s2
+  slt a1, t0, zero
+  sc.d.rl t3, t1, (s10)
+  sd a7, 320(gp) /* sig 280 */
+  sd t3, 328(gp) /* sig 281 */
+  sc.d.aqrl t3, zero, (s10)
+  sd t3, 336(gp) /* sig 282 */
+  sub s10, s10, sp
+  ld a5, 152(sp)
+  sd a5, 344(gp) /* sig 283 */
+  /* 184: cJump */
+  auipc ra, 0
+  addi ra, ra, 10
+  .option rvc
+  c.jalr ra
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 352(gp) /* sig 284 */
+  /* 185: aluR */
+  or ra, s7, zero
+  sd ra, 360(gp) /* sig 285 */
+  /* 186: fcsr */
+  li a1, 0x6135c08f51e03390
+  csrrw ra, fcsr, a1
+  sd ra, 368(gp) /* sig 286 */
+  /* 187: cAlu */
+  .option rvc
+  c.lui a7, 0xffffb
+  .option norvc
+  sd a7, 376(gp) /* sig 287 */
+  /* 188: aluR */
+  li t2, 0x8000000000000000
+  mulhu s11, t6, t2
+  sd s11, 384(gp) /* sig 288 */
+  /* 189: cBranch */
+  li s0, 0x80
+  .option rvc
+  c.bnez s0, .L41
+  .option norvc
+  .option rvc
+  c.andi s1, 2
+  .option norvc
+  sd s1, 392(gp) /* sig 289 */
+  addi s6, a3, -1529
+  sd s6, 400(gp) /* sig 290 */
+  slli s10, s11, 10
+  sd s10, 408(gp) /* sig 291 */
+.L41:
+  /* 190: lrsc */
+  addi a4, sp, 172
+  lr.w.aqrl t6, (a4)
+  sltiu a6, a6, -1785
+  addi a6, a6, -1236
+  sc.w s0, a5, (a4)
+  sd t6, 416(gp) /* sig 292 */
+  sd s0, 424(gp) /* sig 293 */
+  sc.w.rl s0, zero, (a4)
+  sd s0, 432(gp) /* sig 294 */
+  sub a4, a4, sp
+  lw s6, 172(sp)
+  sd s6, 440(gp) /* sig 295 */
+  /* 191: aluI */
+  andi s1, t4, 53
+  sd s1, 448(gp) /* sig 296 */
+  /* 192: aluR */
+  sra t4, s9, s10
+  sd t4, 456(gp) /* sig 297 */
+  /* 193: cJump */
+  auipc a6, 0
+  addi a6, a6, 10
+  .option rvc
+  c.jr a6
+  .option norvc
+  auipc tp, 0
+  sub a6, a6, tp
+  sd a6, 464(gp) /* sig 298 */
+  /* 194: cAlu */
+  .option rvc
+  c.li a7, -10
+  .option norvc
+  sd a7, 472(gp) /* sig 299 */
+  /* 195: fp */
+  li tp, 0xffffffff4939a550
+  fmv.d.x f20, tp
+  fmin.s f21, f20, f29
+  fsd f21, 480(gp) /* sig 300 */
+  li a0, 0x1f
+  csrrc t6, fcsr, a0
+  sd t6, 488(gp) /* sig 301 */
+  /* 196: cAlu */
+  .option rvc
+  c.slli s4, 51
+  .option norvc
+  sd s4, 496(gp) /* sig 302 */
+  /* 197: fcsr */
+  li a4, 0x0
+  csrrw s9, fflags, a4
+  sd s9, 504(gp) /* sig 303 */
+  /* 198: far */
+  bne a7, t1, .L42
+.L43:
+  /* 199: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f10, tp
+  fclass.s s0, f10
+  sd s0, 520(gp) /* sig 305 */
+  fsflags s5, zero
+  sd s5, 528(gp) /* sig 306 */
+  j .L44
+.L31:
+  addi s7, s5, -540
+  sd s7, 1816(gp) /* sig 227 */
+  srli s4, s11, 41
+  sd s4, 1824(gp) /* sig 228 */
+  slti s6, a0, 2047
+  sd s6, 1832(gp) /* sig 229 */
+  jal tp, .L32
+.L37:
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 248(gp) /* sig 271 */
+  add s1, a0, a6
+  sd s1, 256(gp) /* sig 272 */
+  bge zero, zero, .L38
+.L39:
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 280(gp) /* sig 275 */
+  slli t4, s1, 63
+  sd t4, 288(gp) /* sig 276 */
+  sltu a7, t3, s6
+  sd a7, 296(gp) /* sig 277 */
+  bge zero, zero, .L40
+.L42:
+  divuw s8, t3, s10
+  sd s8, 512(gp) /* sig 304 */
+  jal tp, .L43
+.L44:
+  /* 200: cAlu */
+  .option rvc
+  c.srai s1, 7
+  .option norvc
+  sd s1, 536(gp) /* sig 307 */
+  /* 201: cJump */
+  auipc s3, 0
+  addi s3, s3, 18
+  .option rvc
+  c.jr s3
+  .option norvc
+  slti a4, t0, 520
+  sd a4, 544(gp) /* sig 308 */
+  auipc tp, 0
+  sub s3, s3, tp
+  sd s3, 552(gp) /* sig 309 */
+  /* 202: fcsr */
+  li s5, 0x8a3786dbc59942f6
+  csrrs a2, frm, s5
+  sd a2, 560(gp) /* sig 310 */
+  /* 203: fp */
+  fsub.d f22, f15, f0, rup
+  fsd f22, 568(gp) /* sig 311 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 576(gp) /* sig 312 */
+  /* 204: branch */
+  beq s7, s7, .L45
+  .option rvc
+  c.srai a5, 6
+  .option norvc
+  sd a5, 584(gp) /* sig 313 */
+  .option rvc
+  c.add s10, s5
+  .option norvc
+  sd s10, 592(gp) /* sig 314 */
+.L45:
+  /* 205: far */
+  jal s5, .L46
+.L47:
+  /* 206: fp */
+  fclass.d a2, f20
+  sd a2, 632(gp) /* sig 319 */
+  fsflags a5, zero
+  sd a5, 640(gp) /* sig 320 */
+  /* 207: cJump */
   auipc a6, 0
   addi a6, a6, 10
   .option rvc
@@ -1242,291 +1448,117 @@
   auipc tp, 0
   sub ra, ra, tp
   sub a6, a6, tp
-  sd ra, 192(gp) /* sig 264 */
-  sd a6, 200(gp) /* sig 265 */
-  /* 186: aluI */
-  slliw t3, t1, 31
-  sd t3, 208(gp) /* sig 266 */
-  /* 187: cAlu */
+  sd ra, 648(gp) /* sig 321 */
+  sd a6, 656(gp) /* sig 322 */
+  /* 208: mem */
+  addi a2, sp, -221
+  lb t4, 419(a2)
+  sd t4, 664(gp) /* sig 323 */
+  sub a2, a2, sp
+  /* 209: branch */
+  bgeu t3, t3, .L48
+  slti s3, a1, -1
+  sd s3, 672(gp) /* sig 324 */
+.L48:
+  /* 210: fence */
+  fence rw, rw
+  /* 211: cAlu */
   .option rvc
-  c.mv a6, t5
+  c.srli a4, 33
   .option norvc
-  sd a6, 216(gp) /* sig 267 */
-  /* 188: aluR */
-  sub s11, a5, t6
-  sd s11, 224(gp) /* sig 268 */
-  /* 189: aluR */
-  mulhu t1, a4, a3
-  sd t1, 232(gp) /* sig 269 */
-  /* 190: aluR */
-  mulh s6, s0, t3
-  sd s6, 240(gp) /* sig 270 */
-  /* 191: fmem */
-  fsd f11, 209(sp)
-  /* 192: aluI */
-  li s6, 0x8000000000
-  slliw t4, s6, 15
-  sd t4, 248(gp) /* sig 271 */
-  /* 193: jalr */
-  auipc t2, 0
-  jalr a4, 24(t2)
-  slt a4, s3, s3
-  sd a4, 256(gp) /* sig 272 */
-  srl a2, t0, zero
-  sd a2, 264(gp) /* sig 273 */
+  sd a4, 680(gp) /* sig 325 */
+  /* 212: aluI */
+  sraiw a2, s3, 0
+  sd a2, 688(gp) /* sig 326 */
+  /* 213: cAlu */
+  .option rvc
+  c.andi a4, -11
+  .option norvc
+  sd a4, 696(gp) /* sig 327 */
+  /* 214: aluR */
+  li t4, 0xffffffff
+  div a3, t1, t4
+  sd a3, 704(gp) /* sig 328 */
+  /* 215: cJump */
+  auipc a5, 0
+  addi a5, a5, 10
+  .option rvc
+  c.jr a5
+  .option norvc
   auipc tp, 0
-  sub a4, a4, tp
-  sub t2, t2, tp
-  sd a4, 272(gp) /* sig 274 */
-  sd t2, 280(gp) /* sig 275 */
-  /* 194: aluR */
-  li a5, 0xffffffffffffffff
-  li a0, 0xffffffffffffffff
-  remuw s1, a5, a0
-  sd s1, 288(gp) /* sig 276 */
-  /* 195: fp */
-  li tp, 0xffffffff4f7fffff
-  fmv.d.x f19, tp
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f12, tp
-  fdiv.s f17, f19, f12, rup
-  fsd f17, 296(gp) /* sig 277 */
-  fsflags t1, zero
-  sd t1, 304(gp) /* sig 278 */
-  /* 196: fp */
-  fcvt.l.s t6, f3, rmm
-  sd t6, 312(gp) /* sig 279 */
-  fsflags t2, zero
-  sd t2, 320(gp) /* sig 280 */
-  /* 197: aluI */
-  li ra, 0x36
-  addiw zero, ra, 687
-  sd zero, 328(gp) /* sig 281 */
-  /* 198: cAlu */
+  sub a5, a5, tp
+  sd a5, 712(gp) /* sig 329 */
+  /* 216: aluI */
+  addiw s10, s10, 1095
+  sd s10, 720(gp) /* sig 330 */
+  /* 217: cMem */
+  addi s1, sp, 8
   .option rvc
-  c.andi s1, 2
+  c.lw a4, 20(s1)
   .option norvc
-  sd s1, 336(gp) /* sig 282 */
-  /* 199: mem */
-  li a2, 0xffffffff9dc1c3df
-  addi a7, sp, 425
-  sh a2, -261(a7)
-  sub a7, a7, sp
-  j .L26
-.L15:
-  sra t2, s4, a2
-  sd t2, 1480(gp) /* sig 185 */
-  slli a1, t4, 39
-  sd a1, 1488(gp) /* sig 186 */
-  slti a0, a6, 2047
-  sd a0, 1496(gp) /* sig 187 */
-  bge zero, zero, .L16
-.L26:
-  /* 200: cBranch */
-  .option rvc
-  c.bnez s1, .L27
-  .option norvc
-  sltiu t6, a7, 1365
-  sd t6, 344(gp) /* sig 283 */
-  .option rvc
-  c.add t3, a5
-  .option norvc
-  sd t3, 352(gp) /* sig 284 */
-.L27:
-  /* 201: cAlu */
-  .option rvc
-  c.srli s1, 33
-  .option norvc
-  sd s1, 360(gp) /* sig 285 */
-  /* 202: aluR */
-  li a6, 0xffffffffffffffff
-  li a5, 0xffffffff
-  remuw s3, a6, a5
-  sd s3, 368(gp) /* sig 286 */
-  /* 203: aluI */
-  sraiw s2, t5, 4
-  sd s2, 376(gp) /* sig 287 */
-  /* 204: luiAuipc */
-  auipc s9, 0x80000
+  sd a4, 728(gp) /* sig 331 */
+  sub s1, s1, sp
+  /* 218: fp */
+  li tp, 0xc004000000000000
+  fmv.d.x f1, tp
+  fsgnjn.d f22, f31, f1
+  fsd f22, 736(gp) /* sig 332 */
+  frflags s0
+  sd s0, 744(gp) /* sig 333 */
+  /* 219: jalr */
+  auipc t3, 0
+  addi t3, t3, 4
+  jalr t3, 9(t3)
   auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 384(gp) /* sig 288 */
-  /* 205: fp */
-  li tp, 0xffffffff32b7b73b
-  fmv.d.x f14, tp
-  fsgnjn.s f28, f14, f21
-  fsd f28, 392(gp) /* sig 289 */
-  frcsr a4
-  sd a4, 400(gp) /* sig 290 */
-  /* 206: jal */
-  jal s5, .L28
-  .option rvc
-  c.srai a5, 61
-  .option norvc
-  sd a5, 408(gp) /* sig 291 */
-.L28:
+  sub t3, t3, tp
+  sd t3, 752(gp) /* sig 334 */
+  /* 220: branch */
+  li a7, 0x80
+  li s2, 0x80
+  beq a7, s2, .L49
+  ori a6, a1, 1206
+  sd a6, 760(gp) /* sig 335 */
+  sltiu s0, t4, -876
+  sd s0, 768(gp) /* sig 336 */
+  srliw a5, t6, 9
+  sd a5, 776(gp) /* sig 337 */
+.L49:
+  /* 221: luiAuipc */
+  auipc s1, 0x84561
   auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 416(gp) /* sig 292 */
-  /* 207: fp */
-  li tp, 0xffffffff3fa68fe7
-  fmv.d.x f7, tp
-  li tp, 0xffffffffbfa68fe8
-  fmv.d.x f24, tp
-  fadd.s f31, f7, f7
-  fsd f31, 424(gp) /* sig 293 */
-  frflags s4
-  sd s4, 432(gp) /* sig 294 */
-  /* 208: loop */
-  li a7, 0x2
-.L29:
-  srlw s0, s2, s0
-  sd s0, 440(gp) /* sig 295 */
-  addi a7, a7, -1
-  bltu zero, a7, .L29
-  sd a7, 448(gp) /* sig 296 */
-  /* 209: fp */
-  li tp, 0xffffffff01180fdf
-  fmv.d.x f30, tp
-  fcvt.s.d f30, f30, dyn
-  fsd f30, 456(gp) /* sig 297 */
-  frflags s4
-  sd s4, 464(gp) /* sig 298 */
-  /* 210: aluI */
-  slliw t1, a6, 15
-  sd t1, 472(gp) /* sig 299 */
-  /* 211: cMem */
-  .option rvc
-  c.sdsp s3, 96(sp)
-  .option norvc
-  /* 212: cAlu */
-  .option rvc
-  c.and a5, a0
-  .option norvc
-  sd a5, 480(gp) /* sig 300 */
-  /* 213: jal */
-  jal a3, .L30
-.L30:
-  auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 488(gp) /* sig 301 */
-  /* 214: fcsr */
-  li s7, 0xee
-  csrrs zero, frm, s7
-  sd zero, 496(gp) /* sig 302 */
-  fsrmi a6, 3
-  /* 215: far */
-  beq s6, a2, .L31
-.L32:
-  /* 216: far */
-  jal s5, .L33
-.L34:
-  /* 217: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f9, tp
-  fclass.d t0, f9
-  sd t0, 552(gp) /* sig 309 */
-  fsflags a6, zero
-  sd a6, 560(gp) /* sig 310 */
-  /* 218: fmem */
-  fsd f9, 128(sp)
-  /* 219: cAlu */
-  .option rvc
-  c.add s10, a2
-  .option norvc
-  sd s10, 568(gp) /* sig 311 */
-  /* 220: aluR */
-  li s0, 0x5555555555555555
-  or ra, s0, a3
-  sd ra, 576(gp) /* sig 312 */
-  /* 221: amo */
-  addi t6, sp, 88
-  amomin.d s6, s9, (t6)
-  sub t6, t6, sp
-  sd s6, 584(gp) /* sig 313 */
-  ld s3, 88(sp)
-  sd s3, 592(gp) /* sig 314 */
-  /* 222: cAlu */
-  .option rvc
-  c.slli s10, 63
-  .option norvc
-  sd s10, 600(gp) /* sig 315 */
-  /* 223: aluI */
-  sltiu s10, s6, 744
-  sd s10, 608(gp) /* sig 316 */
-  /* 224: aluR */
-  divw s1, a2, t2
-  sd s1, 616(gp) /* sig 317 */
-  /* 225: lrsc */
-  addi a5, sp, 244
-  lr.w.aq s0, (a5)
-  slti t6, t0, 2047
-  sllw a7, a4, a7
-  sc.w.aqrl s10, s10, (a5)
-  sd s0, 624(gp) /* sig 318 */
-  sd s10, 632(gp) /* sig 319 */
-  sub a5, a5, sp
-  lw t0, 244(sp)
-  sd t0, 640(gp) /* sig 320 */
-  /* 226: aluR */
-  xor t1, s6, t3
-  sd t1, 648(gp) /* sig 321 */
-  /* 227: aluI */
-  slli t5, a3, 21
-  sd t5, 656(gp) /* sig 322 */
-  /* 228: aluR */
-  mulhu s3, a2, s6
-  sd s3, 664(gp) /* sig 323 */
-  /* 229: cJump */
-  auipc s10, 0
-  addi s10, s10, 16
-  .option rvc
-  c.jalr s10
-  .option norvc
-  .option rvc
-  c.add s9, s0
-  .option norvc
-  sd s9, 672(gp) /* sig 324 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s10, s10, tp
-  sd ra, 680(gp) /* sig 325 */
-  sd s10, 688(gp) /* sig 326 */
-  /* 230: aluI */
-  sltiu s8, a2, 1589
-  sd s8, 696(gp) /* sig 327 */
-  /* 231: mem */
-  addi s11, sp, -203
-  lbu s2, 251(s11)
-  sd s2, 704(gp) /* sig 328 */
-  sub s11, s11, sp
-  /* 232: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f0, tp
-  fcvt.l.s s2, f0
-  sd s2, 712(gp) /* sig 329 */
-  fsflags t1, zero
-  sd t1, 720(gp) /* sig 330 */
-  /* 233: fmem */
+  sub s1, s1, tp
+  sd s1, 784(gp) /* sig 338 */
+  /* 222: lrsc */
+  addi t5, sp, 216
+  lr.w.aq s4, (t5)
+  sc.w.rl ra, a7, (t5)
+  sd s4, 792(gp) /* sig 339 */
+  sd ra, 800(gp) /* sig 340 */
+  sc.w.aqrl ra, zero, (t5)
+  sd ra, 808(gp) /* sig 341 */
+  sub t5, t5, sp
+  lw a6, 216(sp)
+  sd a6, 816(gp) /* sig 342 */
+  /* 223: fmem */
   addi s1, sp, -18
   flw f18, 182(s1)
-  fsd f18, 728(gp) /* sig 331 */
+  fsd f18, 824(gp) /* sig 343 */
   sub s1, s1, sp
-  /* 234: aluR */
+  /* 224: aluR */
   mulh a6, a3, s8
-  sd a6, 736(gp) /* sig 332 */
-  /* 235: amo */
+  sd a6, 832(gp) /* sig 344 */
+  /* 225: amo */
   addi s5, sp, 120
   amoswap.w.aq s11, s3, (s5)
   sub s5, s5, sp
-  sd s11, 744(gp) /* sig 333 */
+  sd s11, 840(gp) /* sig 345 */
   lw t2, 120(sp)
-  sd t2, 752(gp) /* sig 334 */
-  /* 236: aluR */
+  sd t2, 848(gp) /* sig 346 */
+  /* 226: aluR */
   li a5, 0xffffffff80000000
   rem zero, a5, zero
-  sd zero, 760(gp) /* sig 335 */
-  /* 237: cJump */
+  sd zero, 856(gp) /* sig 347 */
+  /* 227: cJump */
   auipc a5, 0
   addi a5, a5, 24
   .option rvc
@@ -1535,201 +1567,243 @@
   .option rvc
   c.addi s2, 27
   .option norvc
-  sd s2, 768(gp) /* sig 336 */
+  sd s2, 864(gp) /* sig 348 */
   or a0, s10, t6
-  sd a0, 776(gp) /* sig 337 */
+  sd a0, 872(gp) /* sig 349 */
   auipc tp, 0
   sub a5, a5, tp
-  sd a5, 784(gp) /* sig 338 */
-  /* 238: aluR */
+  sd a5, 880(gp) /* sig 350 */
+  /* 228: aluR */
   or s11, s6, s4
-  sd s11, 792(gp) /* sig 339 */
-  /* 239: mem */
+  sd s11, 888(gp) /* sig 351 */
+  /* 229: mem */
   addi t1, sp, 119
   sw s9, 111(t1)
   sub t1, t1, sp
-  /* 240: mem */
-  addi t5, sp, 430
-  lbu s9, -389(t5)
-  sd s9, 800(gp) /* sig 340 */
-  sub t5, t5, sp
-  /* 241: cSp */
+  /* 230: fmem */
+  addi s9, sp, 324
+  fsd f5, -220(s9)
+  sub s9, s9, sp
+  /* 231: cSp */
   .option rvc
   c.addi16sp sp, -432
   .option norvc
   ld s0, 528(sp)
-  sd s0, 808(gp) /* sig 341 */
+  sd s0, 896(gp) /* sig 352 */
   .option rvc
   c.addi16sp sp, 432
   .option norvc
-  /* 242: mem */
+  /* 232: mem */
   lbu s1, 136(sp)
-  sd s1, 816(gp) /* sig 342 */
-  /* 243: fcsr */
+  sd s1, 904(gp) /* sig 353 */
+  /* 233: fcsr */
   li t2, 0x87
   csrrw a1, fcsr, t2
-  sd a1, 824(gp) /* sig 343 */
-  /* 244: lrsc */
-  addi t0, sp, 120
-  lr.d.aq t1, (t0)
-  slli ra, s7, 40
-  sc.d.rl s1, s10, (t0)
-  sd t1, 832(gp) /* sig 344 */
-  sd s1, 840(gp) /* sig 345 */
-  sub t0, t0, sp
-  ld t2, 120(sp)
-  sd t2, 848(gp) /* sig 346 */
-  /* 245: branch */
-  blt t1, t1, .L35
-  mulhu a4, a2, t0
-  sd a4, 856(gp) /* sig 347 */
-  srlw s10, a3, a0
-  sd s10, 864(gp) /* sig 348 */
+  sd a1, 912(gp) /* sig 354 */
+  /* 234: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f28, tp
+  fadd.s f15, f7, f28, rup
+  fsd f15, 920(gp) /* sig 355 */
+  fsflags s6, zero
+  sd s6, 928(gp) /* sig 356 */
+  /* 235: aluR */
+  mulhsu t2, s5, a7
+  sd t2, 936(gp) /* sig 357 */
+  /* 236: aluR */
+  sll s6, s4, s8
+  sd s6, 944(gp) /* sig 358 */
+  /* 237: fp */
+  li tp, 0x3eac6b84dc2dc990
+  fmv.d.x f27, tp
+  li tp, 0x3fb999999999999a
+  fmv.d.x f9, tp
+  fmin.d f14, f27, f9
+  fsd f14, 952(gp) /* sig 359 */
+  fsflags t0, zero
+  sd t0, 960(gp) /* sig 360 */
+  /* 238: branch */
+  bgeu s5, zero, .L50
   .option rvc
-  c.slli a0, 7
+  c.xor a3, a0
   .option norvc
-  sd a0, 872(gp) /* sig 349 */
-.L35:
-  /* 246: luiAuipc */
-  lui a1, 0xfe4b7
-  sd a1, 880(gp) /* sig 350 */
-  /* 247: cMem */
-  addi s1, sp, 86
+  sd a3, 968(gp) /* sig 361 */
   .option rvc
-  c.lw a0, 84(s1)
+  c.srli a2, 62
   .option norvc
-  sd a0, 888(gp) /* sig 351 */
-  sub s1, s1, sp
-  /* 248: fp */
-  li tp, 0xbff06738c3ff5f1f
-  fmv.d.x f3, tp
-  li tp, 0x7fef36a1925097ac
-  fmv.d.x f18, tp
-  fmul.d f18, f3, f18, rmm
-  fsd f18, 896(gp) /* sig 352 */
-  fsflags s4, zero
-  sd s4, 904(gp) /* sig 353 */
-  /* 249: branch */
-  bgeu ra, s5, .L36
-  remw s4, t5, zero
-  sd s4, 912(gp) /* sig 354 */
+  sd a2, 976(gp) /* sig 362 */
+  mul a2, a5, s9
+  sd a2, 984(gp) /* sig 363 */
+.L50:
+  /* 239: jal */
+  jal t5, .L51
+  srliw ra, t3, 22
+  sd ra, 992(gp) /* sig 364 */
+.L51:
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 1000(gp) /* sig 365 */
+  /* 240: fmem */
+  fsd f30, 157(sp)
+  /* 241: aluR */
+  li t5, 0x89397e7d68981c5
+  li s4, 0x100000000
   divw a3, t5, s4
-  sd a3, 920(gp) /* sig 355 */
-.L36:
-  /* 250: aluR */
-  subw s11, zero, s10
-  sd s11, 928(gp) /* sig 356 */
-  /* 251: cAlu */
+  sd a3, 1008(gp) /* sig 366 */
+  /* 242: cAlu */
   .option rvc
   c.addi a6, 30
   .option norvc
-  sd a6, 936(gp) /* sig 357 */
-  /* 252: liSeed */
+  sd a6, 1016(gp) /* sig 367 */
+  /* 243: liSeed */
   li a6, 0x8000000001
-  sd a6, 944(gp) /* sig 358 */
-  /* 253: aluR */
+  sd a6, 1024(gp) /* sig 368 */
+  /* 244: aluR */
   xor s8, a7, s8
-  sd s8, 952(gp) /* sig 359 */
-  /* 254: fcsr */
+  sd s8, 1032(gp) /* sig 369 */
+  /* 245: fcsr */
   csrrwi a2, frm, 4
-  sd a2, 960(gp) /* sig 360 */
-  /* 255: amo */
+  sd a2, 1040(gp) /* sig 370 */
+  /* 246: amo */
   addi a2, sp, 160
   amomin.w.aqrl a3, s0, (a2)
   sub a2, a2, sp
-  sd a3, 968(gp) /* sig 361 */
-  /* 256: branch */
-  bgeu zero, zero, .L37
+  sd a3, 1048(gp) /* sig 371 */
+  /* 247: branch */
+  bgeu zero, zero, .L52
   xori t0, s3, -771
-  sd t0, 976(gp) /* sig 362 */
+  sd t0, 1056(gp) /* sig 372 */
   srai s7, s8, 43
-  sd s7, 984(gp) /* sig 363 */
+  sd s7, 1064(gp) /* sig 373 */
   slti t4, s9, -236
-  sd t4, 992(gp) /* sig 364 */
-.L37:
-  /* 257: jal */
-  jal zero, .L38
+  sd t4, 1072(gp) /* sig 374 */
+.L52:
+  /* 248: jal */
+  jal zero, .L53
   .option rvc
   c.li s9, 19
   .option norvc
-  sd s9, 1000(gp) /* sig 365 */
+  sd s9, 1080(gp) /* sig 375 */
   or s4, t6, a2
-  sd s4, 1008(gp) /* sig 366 */
-.L38:
-  sd zero, 1016(gp) /* sig 367 */
-  /* 258: branch */
-  bgeu a1, a1, .L39
+  sd s4, 1088(gp) /* sig 376 */
+.L53:
+  sd zero, 1096(gp) /* sig 377 */
+  /* 249: branch */
+  bgeu a1, a1, .L54
   divw ra, a2, s5
-  sd ra, 1024(gp) /* sig 368 */
+  sd ra, 1104(gp) /* sig 378 */
   srliw s1, t6, 9
-  sd s1, 1032(gp) /* sig 369 */
-.L39:
-  /* 259: fp */
-  fcvt.s.lu f6, t5, rne
-  fsd f6, 1040(gp) /* sig 370 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 1048(gp) /* sig 371 */
-  j .L40
-.L31:
+  sd s1, 1112(gp) /* sig 379 */
+.L54:
+  /* 250: fp */
+  fcvt.s.wu f6, s6
+  fsd f6, 1120(gp) /* sig 380 */
+  fsflags t3, zero
+  sd t3, 1128(gp) /* sig 381 */
+  /* 251: aluR */
+  sltu s6, a2, s3
+  sd s6, 1136(gp) /* sig 382 */
+  /* 252: aluI */
+  slti zero, t6, -1306
+  sd zero, 1144(gp) /* sig 383 */
+  /* 253: amo */
+  addi a4, sp, 192
+  amoand.d a2, s4, (a4)
+  sub a4, a4, sp
+  sd a2, 1152(gp) /* sig 384 */
+  ld s2, 192(sp)
+  sd s2, 1160(gp) /* sig 385 */
+  /* 254: fp */
+  fsqrt.s f19, f24, rne
+  fsd f19, 1168(gp) /* sig 386 */
+  frflags a5
+  sd a5, 1176(gp) /* sig 387 */
+  /* 255: cAlu */
   .option rvc
-  c.srai a0, 11
+  c.andi a3, -26
   .option norvc
-  sd a0, 504(gp) /* sig 303 */
-  srliw t1, a7, 25
-  sd t1, 512(gp) /* sig 304 */
-  bge zero, zero, .L32
-.L33:
+  sd a3, 1184(gp) /* sig 388 */
+  /* 256: far */
+  beq s7, s7, .L55
+.L56:
+  /* 257: aluI */
+  sraiw s9, s9, 17
+  sd s9, 1216(gp) /* sig 392 */
+  /* 258: fmem */
+  flw f17, 32(sp)
+  fsd f17, 1224(gp) /* sig 393 */
+  /* 259: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f31, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f5, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f22, tp
+  fmsub.s f25, f31, f5, f22
+  fsd f25, 1232(gp) /* sig 394 */
+  frcsr a4
+  sd a4, 1240(gp) /* sig 395 */
+  j .L57
+.L46:
   auipc tp, 0
   sub s5, s5, tp
-  sd s5, 520(gp) /* sig 305 */
+  sd s5, 600(gp) /* sig 315 */
   divw ra, a1, s11
-  sd ra, 528(gp) /* sig 306 */
+  sd ra, 608(gp) /* sig 316 */
   mul a1, ra, s5
-  sd a1, 536(gp) /* sig 307 */
+  sd a1, 616(gp) /* sig 317 */
   .option rvc
   c.lui a0, 0xffff6
   .option norvc
-  sd a0, 544(gp) /* sig 308 */
-  bge zero, zero, .L34
-.L40:
+  sd a0, 624(gp) /* sig 318 */
+  bge zero, zero, .L47
+.L55:
+  srli s0, a4, 48
+  sd s0, 1192(gp) /* sig 389 */
+  mulw s8, t2, t4
+  sd s8, 1200(gp) /* sig 390 */
+  sltu t4, t0, t5
+  sd t4, 1208(gp) /* sig 391 */
+  j .L56
+.L57:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xfffffffffffffffe
-  .dword 0x7ff4000000000000
-  .dword 0xffffffffc491afec
-  .dword 0xffffffff4f000000
-  .dword 0xffffffff2e6520bb
-  .dword 0x6bec17741fbadaf1
-  .dword 0x60395f08c0cb0627
-  .dword 0x43e0000000000000
-  .dword 0x6c4405f3ebf88264
-  .dword 0xffffffffa5f61e5d
-  .dword 0xc3ea4cb2ba017a06
-  .dword 0x82260df6b5ffc96
-  .dword 0xffffffffbfc5737c
-  .dword 0x50339e53deb71e34
-  .dword 0x159ab53a77c8839
-  .dword 0x5d118b784ecc1e53
-  .dword 0xb
-  .dword 0x145da744d6c00db8
-  .dword 0xff
-  .dword 0x385b0761bc5d7986
-  .dword 0x7fe0000000000000
-  .dword 0xfffffffffffff800
-  .dword 0xed60499533671068
-  .dword 0x3f
-  .dword 0xffffffffff4f6e68
-  .dword 0xfffffffe4f7fffff
-  .dword 0xfffbcb84c9d06deb
-  .dword 0xfff0000000000000
-  .dword 0x31de578b29e85420
-  .dword 0x28
-  .dword 0x5f90a677
-  .dword 0xfffffffebf073951
+  .dword 0xffffffff00800000
+  .dword 0x1
+  .dword 0x200001
+  .dword 0xffffffff1980ee18
+  .dword 0x372344365bf42185
+  .dword 0xfd416c2fdb785b5d
+  .dword 0xbdbf3d469e179f42
+  .dword 0xffffffff3f000000
+  .dword 0x8017452860b1f9ba
+  .dword 0xffffffff7fffffff
+  .dword 0xffffffff4f7fffff
+  .dword 0xf12ad40691710ba3
+  .dword 0x3edb6628e38b3cc1
+  .dword 0xffffffff80000000
+  .dword 0xffffffff7f800000
+  .dword 0x1993d1e5069f2b6d
+  .dword 0x9a0dc5b3093c4ab9
+  .dword 0x2
+  .dword 0x40
+  .dword 0xffffffff7f800001
+  .dword 0xe4a5ad98ff2d8555
+  .dword 0x3fe0000000000000
+  .dword 0xffffffff810a93e9
+  .dword 0xffffffff4b800001
+  .dword 0x2640
+  .dword 0xa9ac1c9ae448d718
+  .dword 0x9bf861b6e471b36
+  .dword 0x7ff
+  .dword 0xb004e9eb1e47f2ce
+  .dword 0x3ff0000000000001
+  .dword 0x2e82f66854258dbf
+  .dword 0x14d20000
 difftest_sig:
-  .rept 372
+  .rept 396
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

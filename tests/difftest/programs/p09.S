@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x201
+  li ra, 0x123456789abcdef
   li t0, 0x4c
   li t1, 0x8000000000000000
   li t2, 0x1ef8000000000
@@ -97,1679 +97,1546 @@
   li tp, 0xffffffff4b800000
   fmv.d.x f31, tp
   csrwi frm, 3
-  /* 0: fcsr */
-  csrrci s3, fcsr, 20
+  /* 0: rand */
+  .4byte 0xc2af9d3 /* random */
   sd s3, 0(gp) /* sig 0 */
-  /* 1: aluI */
-  srai t3, a3, 0
-  sd t3, 8(gp) /* sig 1 */
-  /* 2: fp */
-  li tp, 0xffffffff3fe15101
+  fsd f19, 8(gp) /* sig 1 */
+  fsflags a3, zero
+  sd a3, 16(gp) /* sig 2 */
+  /* 1: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f25, tp
+  li tp, 0x7fefffffffffffff
   fmv.d.x f29, tp
-  li tp, 0xffffffffbfe15100
-  fmv.d.x f17, tp
-  fsub.s f17, f29, f29, rdn
-  fsd f17, 16(gp) /* sig 2 */
-  fsflags s4, zero
-  sd s4, 24(gp) /* sig 3 */
-  /* 3: mem */
-  lwu t2, 246(sp)
-  sd t2, 32(gp) /* sig 4 */
-  /* 4: fp */
-  li tp, 0xffffffffbfc123e4
-  fmv.d.x f1, tp
-  li tp, 0xffffffff7f29a8bf
-  fmv.d.x f14, tp
-  fmul.s f20, f1, f14
-  fsd f20, 40(gp) /* sig 5 */
-  fsflags s1, zero
-  sd s1, 48(gp) /* sig 6 */
-  /* 5: far */
-  blt a1, zero, .L0
-.L1:
-  /* 6: aluR */
-  li t4, 0xffffffffffffffff
-  divw s0, s3, t4
-  sd s0, 64(gp) /* sig 8 */
-  /* 7: fp */
-  li tp, 0x40fac443b5188517
-  fmv.d.x f21, tp
-  feq.d a2, f21, f21
-  sd a2, 72(gp) /* sig 9 */
-  fsflags a1, zero
-  sd a1, 80(gp) /* sig 10 */
-  /* 8: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f12, tp
-  fnmadd.d f12, f10, f23, f12, rne
-  fsd f12, 88(gp) /* sig 11 */
-  fsflags s3, zero
-  sd s3, 96(gp) /* sig 12 */
-  /* 9: fp */
-  li tp, 0xffffffff44cd5626
-  fmv.d.x f22, tp
-  fsqrt.s f24, f22, rmm
-  fsd f24, 104(gp) /* sig 13 */
-  fsflags s5, zero
-  sd s5, 112(gp) /* sig 14 */
-  /* 10: aluR */
-  add t0, a1, t1
-  sd t0, 120(gp) /* sig 15 */
-  /* 11: cJump */
-  auipc t5, 0
-  addi t5, t5, 18
+  li tp, 0x7ff8000000000000
+  fmv.d.x f18, tp
+  fnmadd.d f24, f25, f29, f18, rne
+  fsd f24, 24(gp) /* sig 3 */
+  frflags s10
+  sd s10, 32(gp) /* sig 4 */
+  /* 2: mem */
+  sw a6, 108(sp)
+  /* 3: fence */
+  nop
+  /* 4: cBranch */
+  li s1, 0x5
   .option rvc
-  c.jr t5
+  c.beqz s1, .L0
   .option norvc
-  subw a5, s2, s1
-  sd a5, 128(gp) /* sig 16 */
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 136(gp) /* sig 17 */
-  /* 12: fp */
-  li tp, 0x402aa53d11df22c0
-  fmv.d.x f17, tp
-  fdiv.d f31, f14, f17, rtz
-  fsd f31, 144(gp) /* sig 18 */
-  fsflags s10, zero
-  sd s10, 152(gp) /* sig 19 */
-  /* 13: jalr */
-  auipc t4, 0
-  jalr a2, 14(t4)
-  .option rvc
-  c.andi a3, -9
-  .option norvc
-  sd a3, 160(gp) /* sig 20 */
-  auipc tp, 0
-  sub a2, a2, tp
-  sub t4, t4, tp
-  sd a2, 168(gp) /* sig 21 */
-  sd t4, 176(gp) /* sig 22 */
-  /* 14: aluR */
-  mul s2, t4, zero
-  sd s2, 184(gp) /* sig 23 */
-  /* 15: cSp */
-  .option rvc
-  c.addi16sp sp, -384
-  .option norvc
-  ld s10, 440(sp)
-  sd s10, 192(gp) /* sig 24 */
-  .option rvc
-  c.addi16sp sp, 384
-  .option norvc
-  /* 16: fp */
-  li tp, 0x3ff8000000000000
-  fmv.d.x f31, tp
-  fadd.d f28, f7, f31, rmm
-  fsd f28, 200(gp) /* sig 25 */
-  frflags s1
-  sd s1, 208(gp) /* sig 26 */
-  /* 17: branch */
-  li a7, 0xffffffff
-  li s0, 0xffffffff
-  bltu a7, s0, .L2
-  .option rvc
-  c.slli t2, 3
-  .option norvc
-  sd t2, 216(gp) /* sig 27 */
+  remw s3, t0, t6
+  sd s3, 40(gp) /* sig 5 */
+  sllw a5, s2, a3
+  sd a5, 48(gp) /* sig 6 */
+.L0:
+  /* 5: aluR */
+  srlw s10, a6, a6
+  sd s10, 56(gp) /* sig 7 */
+  /* 6: mem */
+  addi s10, sp, -169
+  lb a0, 237(s10)
+  sd a0, 64(gp) /* sig 8 */
+  sub s10, s10, sp
+  /* 7: aluI */
+  li a1, 0xff
+  xori s10, a1, 223
+  sd s10, 72(gp) /* sig 9 */
+  /* 8: fcsr */
+  csrrc s7, fflags, zero
+  sd s7, 80(gp) /* sig 10 */
+  /* 9: far */
+  jal zero, .L1
 .L2:
-  /* 18: branch */
-  bgeu zero, s11, .L3
-  .option rvc
-  c.add t1, a7
-  .option norvc
-  sd t1, 224(gp) /* sig 28 */
-  .option rvc
-  c.mv a3, s5
-  .option norvc
-  sd a3, 232(gp) /* sig 29 */
+  /* 10: fmem */
+  addi t2, sp, -258
+  flw f25, 434(t2)
+  fsd f25, 120(gp) /* sig 15 */
+  sub t2, t2, sp
+  /* 11: mem */
+  addi a2, sp, 590
+  lhu t4, -356(a2)
+  sd t4, 128(gp) /* sig 16 */
+  sub a2, a2, sp
+  /* 12: rand */
+  .2byte 0x4925 /* random */
+  sd s2, 136(gp) /* sig 17 */
+  .2byte 0x4075 /* random */
+  sd zero, 144(gp) /* sig 18 */
+  /* 13: fp */
+  fsub.d f31, f31, f5, rne
+  fsd f31, 152(gp) /* sig 19 */
+  fsflags a2, zero
+  sd a2, 160(gp) /* sig 20 */
+  /* 14: fp */
+  li tp, 0xfffffffffffff
+  fmv.d.x f20, tp
+  fmax.d f25, f20, f11
+  fsd f25, 168(gp) /* sig 21 */
+  frcsr s2
+  sd s2, 176(gp) /* sig 22 */
+  /* 15: mem */
+  sb t0, 172(sp)
+  ld a5, 168(sp)
+  sd a5, 184(gp) /* sig 23 */
+  /* 16: aluI */
+  ori s10, a0, -1939
+  sd s10, 192(gp) /* sig 24 */
+  /* 17: luiAuipc */
+  lui s3, 0x3bd49
+  sd s3, 200(gp) /* sig 25 */
+  /* 18: aluI */
+  li t5, 0x1000000000000
+  srli s6, t5, 1
+  sd s6, 208(gp) /* sig 26 */
+  /* 19: mem */
+  lb t3, 110(sp)
+  sd t3, 216(gp) /* sig 27 */
+  /* 20: aluI */
+  addi t3, zero, -2048
+  sd t3, 224(gp) /* sig 28 */
+  /* 21: fp */
+  li tp, 0xffffffffbf93ff38
+  fmv.d.x f15, tp
+  li tp, 0xffffffff437f2b4e
+  fmv.d.x f23, tp
+  li tp, 0xffffffff43938443
+  fmv.d.x f26, tp
+  fnmadd.s f31, f15, f23, f26, rup
+  fsd f31, 232(gp) /* sig 29 */
+  frflags t0
+  sd t0, 240(gp) /* sig 30 */
+  /* 22: loop */
+  li a1, 0x4
 .L3:
-  /* 19: loop */
-  li a5, 0x4
+  .option rvc
+  c.add s3, s10
+  .option norvc
+  sd s3, 248(gp) /* sig 31 */
+  and t6, a2, t3
+  sd t6, 256(gp) /* sig 32 */
+  addi a1, a1, -1
+  bltu zero, a1, .L3
+  sd a1, 264(gp) /* sig 33 */
+  /* 23: aluI */
+  srli t3, s4, 33
+  sd t3, 272(gp) /* sig 34 */
+  /* 24: rand */
+  .2byte 0xab5a /* random */
+  .4byte 0xbc05c0d3 /* random */
+  sd ra, 280(gp) /* sig 35 */
+  fsd f1, 288(gp) /* sig 36 */
+  fsflags t6, zero
+  sd t6, 296(gp) /* sig 37 */
+  .4byte 0xa809429b /* random */
+  sd t0, 304(gp) /* sig 38 */
+  /* 25: cBranch */
+  .option rvc
+  c.bnez a1, .L4
+  .option norvc
+  .option rvc
+  c.srli s0, 52
+  .option norvc
+  sd s0, 312(gp) /* sig 39 */
 .L4:
-  .option rvc
-  c.subw a1, a3
-  .option norvc
-  sd a1, 240(gp) /* sig 30 */
-  mulhsu t4, a1, a3
-  sd t4, 248(gp) /* sig 31 */
-  addi a5, a5, -1
-  bltu zero, a5, .L4
-  sd a5, 256(gp) /* sig 32 */
-  /* 20: branch */
-  li a1, 0x1f3800000000000
-  li t3, 0x1f3800000000000
-  blt a1, t3, .L5
-  .option rvc
-  c.slli s7, 30
-  .option norvc
-  sd s7, 264(gp) /* sig 33 */
-.L5:
-  /* 21: cAlu */
-  .option rvc
-  c.add t6, t1
-  .option norvc
-  sd t6, 272(gp) /* sig 34 */
-  /* 22: fp */
-  fclass.d s8, f30
-  sd s8, 280(gp) /* sig 35 */
-  fsflags s0, zero
-  sd s0, 288(gp) /* sig 36 */
-  /* 23: fcsr */
-  li a2, 0xaa
-  csrrw s9, fflags, a2
-  sd s9, 296(gp) /* sig 37 */
-  /* 24: fp */
-  li tp, 0xfffffffff16f4709
-  fmv.d.x f19, tp
-  fcvt.d.s f2, f19
-  fsd f2, 304(gp) /* sig 38 */
-  fsflags t2, zero
-  sd t2, 312(gp) /* sig 39 */
-  /* 25: lrsc */
-  addi a0, sp, 240
-  sc.w s11, ra, (a0)
-  sd s11, 320(gp) /* sig 40 */
-  sub a0, a0, sp
-  lw a1, 240(sp)
-  sd a1, 328(gp) /* sig 41 */
   /* 26: fp */
-  li tp, 0x41efffffffe00000
-  fmv.d.x f5, tp
-  fcvt.lu.d t3, f5, dyn
-  sd t3, 336(gp) /* sig 42 */
-  fsflags t2, zero
-  sd t2, 344(gp) /* sig 43 */
-  /* 27: cMem */
-  addi s0, sp, 72
-  .option rvc
-  c.fsd f12, 96(s0)
-  .option norvc
-  sub s0, s0, sp
+  li tp, 0xbfffa7223ea3723f
+  fmv.d.x f3, tp
+  li tp, 0x7fe02ceb9ff0d4c7
+  fmv.d.x f13, tp
+  fmul.d f30, f3, f13, rmm
+  fsd f30, 320(gp) /* sig 40 */
+  fsflags s8, zero
+  sd s8, 328(gp) /* sig 41 */
+  /* 27: fp */
+  li tp, 0xbddc0abb7522c001
+  fmv.d.x f26, tp
+  li tp, 0x42301473a0dff5ce
+  fmv.d.x f3, tp
+  fnmadd.d f30, f12, f26, f3, rdn
+  fsd f30, 336(gp) /* sig 42 */
+  fsflags t1, zero
+  sd t1, 344(gp) /* sig 43 */
   /* 28: fmem */
   fsw f24, 84(sp)
   /* 29: fp */
-  fmv.w.x f7, t0
-  fsd f7, 352(gp) /* sig 44 */
-  fsflags a0, zero
-  sd a0, 360(gp) /* sig 45 */
-  /* 30: loop */
-  li a5, 0x4
-.L6:
-  .option rvc
-  c.mv s2, a4
-  .option norvc
-  sd s2, 368(gp) /* sig 46 */
-  sraiw a7, ra, 7
-  sd a7, 376(gp) /* sig 47 */
-  addi a5, a5, -1
-  bne a5, zero, .L6
-  sd a5, 384(gp) /* sig 48 */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f6, tp
+  fmv.x.w s11, f6
+  sd s11, 352(gp) /* sig 44 */
+  csrrci a7, fflags, 0x1f
+  sd a7, 360(gp) /* sig 45 */
+  /* 30: fp */
+  li tp, 0xffffffffb0eca24f
+  fmv.d.x f8, tp
+  fclass.s zero, f8
+  sd zero, 368(gp) /* sig 46 */
+  fsflags a4, zero
+  sd a4, 376(gp) /* sig 47 */
   /* 31: fmem */
   addi a3, sp, 454
   fsd f27, -358(a3)
   sub a3, a3, sp
-  /* 32: loop */
-  li a5, 0x2
-.L7:
+  /* 32: jal */
+  jal a5, .L5
   .option rvc
-  c.li s2, -21
+  c.li a7, -21
   .option norvc
-  sd s2, 392(gp) /* sig 49 */
+  sd a7, 384(gp) /* sig 48 */
+.L5:
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 392(gp) /* sig 49 */
+  /* 33: rand */
+  .4byte 0x2bf4933 /* random */
+  sd s2, 400(gp) /* sig 50 */
+  .4byte 0x444e2d1b /* random */
+  sd s10, 408(gp) /* sig 51 */
+  /* 34: amo */
+  addi a2, sp, 176
+  amomin.d.aq s8, t1, (a2)
+  sub a2, a2, sp
+  sd s8, 416(gp) /* sig 52 */
+  /* 35: cAlu */
   .option rvc
-  c.srli a2, 23
+  c.add s5, a5
   .option norvc
-  sd a2, 400(gp) /* sig 50 */
+  sd s5, 424(gp) /* sig 53 */
+  /* 36: cAlu */
   .option rvc
-  c.addi a5, -1
+  c.srli a4, 13
   .option norvc
-  .option rvc
-  c.bnez a5, .L7
-  .option norvc
-  sd a5, 408(gp) /* sig 51 */
-  /* 33: cAlu */
-  .option rvc
-  c.addi s5, 4
-  .option norvc
-  sd s5, 416(gp) /* sig 52 */
-  /* 34: fp */
-  fcvt.d.s f8, f16
-  fsd f8, 424(gp) /* sig 53 */
-  fsflags s6, zero
-  sd s6, 432(gp) /* sig 54 */
-  /* 35: fp */
-  fcvt.d.l f19, s9, rmm
-  fsd f19, 440(gp) /* sig 55 */
-  fsflags s5, zero
-  sd s5, 448(gp) /* sig 56 */
-  /* 36: cMem */
-  .option rvc
-  c.ldsp s7, 96(sp)
-  .option norvc
-  sd s7, 456(gp) /* sig 57 */
-  /* 37: aluI */
-  slliw s5, t0, 27
-  sd s5, 464(gp) /* sig 58 */
-  /* 38: mem */
-  addi ra, sp, -234
-  sb s11, 360(ra)
-  sub ra, ra, sp
-  /* 39: fp */
-  fmv.x.d s8, f20
-  sd s8, 472(gp) /* sig 59 */
-  frflags s11
-  sd s11, 480(gp) /* sig 60 */
-  /* 40: aluI */
-  ori ra, a1, 1496
-  sd ra, 488(gp) /* sig 61 */
-  /* 41: fp */
-  fmsub.d f2, f14, f25, f25, rtz
-  fsd f2, 496(gp) /* sig 62 */
+  sd a4, 432(gp) /* sig 54 */
+  /* 37: fmem */
+  fsw f1, 132(sp)
+  /* 38: fp */
+  li tp, 0xca1958b5
+  fmv.d.x f6, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f26, tp
+  fmin.s f27, f6, f26
+  fsd f27, 440(gp) /* sig 55 */
   fsflags a1, zero
-  sd a1, 504(gp) /* sig 63 */
-  /* 42: aluI */
-  sraiw s5, s6, 1
-  sd s5, 512(gp) /* sig 64 */
-  /* 43: cSp */
+  sd a1, 448(gp) /* sig 56 */
+  /* 39: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f4, tp
+  fcvt.s.d f9, f4
+  fsd f9, 456(gp) /* sig 57 */
+  frcsr a2
+  sd a2, 464(gp) /* sig 58 */
+  /* 40: fp */
+  fsub.s f12, f14, f25, rdn
+  fsd f12, 472(gp) /* sig 59 */
+  fsflags s5, zero
+  sd s5, 480(gp) /* sig 60 */
+  /* 41: loop */
+  li a7, 0x1
+.L6:
   .option rvc
-  c.addi16sp sp, 496
+  c.xor a2, a5
   .option norvc
-  ld t5, -320(sp)
-  sd t5, 520(gp) /* sig 65 */
-  .option rvc
-  c.addi16sp sp, -496
-  .option norvc
-  /* 44: fp */
-  fsub.d f15, f6, f27, rup
-  fsd f15, 528(gp) /* sig 66 */
-  csrrci s2, fflags, 0x1f
-  sd s2, 536(gp) /* sig 67 */
-  /* 45: far */
-  beq s0, s1, .L8
-.L9:
-  /* 46: cMem */
-  addi s1, sp, 59
-  .option rvc
-  c.sd a4, 184(s1)
-  .option norvc
-  sub s1, s1, sp
-  /* 47: mem */
-  addi s1, sp, 304
-  sd a6, -279(s1)
-  sub s1, s1, sp
-  /* 48: aluI */
+  sd a2, 488(gp) /* sig 61 */
+  srlw s8, s0, a0
+  sd s8, 496(gp) /* sig 62 */
+  addi a7, a7, -1
+  bltu zero, a7, .L6
+  sd a7, 504(gp) /* sig 63 */
+  /* 42: fp */
+  fadd.d f15, f25, f22, rdn
+  fsd f15, 512(gp) /* sig 64 */
+  fsflags s11, zero
+  sd s11, 520(gp) /* sig 65 */
+  /* 43: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f2, tp
+  fcvt.w.d a1, f2, rne
+  sd a1, 528(gp) /* sig 66 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 536(gp) /* sig 67 */
+  /* 44: fmem */
+  addi t4, sp, 255
+  li tp, 0x40b63710cb74b4f6
+  fmv.d.x f13, tp
+  fsd f13, -79(t4)
+  sub t4, t4, sp
+  /* 45: rand */
+  .2byte 0x9c66 /* random */
+  sd s8, 544(gp) /* sig 68 */
+  .4byte 0x31e5493 /* random */
+  sd s1, 552(gp) /* sig 69 */
+  .4byte 0xabc4d89b /* random */
+  sd a7, 560(gp) /* sig 70 */
+  /* 46: aluI */
   li a1, 0xffffffffc55cad30
   ori s2, a1, 1958
-  sd s2, 560(gp) /* sig 70 */
-  /* 49: fp */
-  li tp, 0xffffffff1bfedd90
-  fmv.d.x f30, tp
-  fmax.s f2, f19, f30
-  fsd f2, 568(gp) /* sig 71 */
-  fsflags t1, zero
-  sd t1, 576(gp) /* sig 72 */
-  /* 50: lrsc */
-  addi ra, sp, 184
-  lr.w.rl s5, (ra)
-  sub s0, s0, t0
-  srai t1, zero, 63
-  sc.w.rl a4, t1, (ra)
-  sd s5, 584(gp) /* sig 73 */
-  sd a4, 592(gp) /* sig 74 */
-  sc.w.rl a4, zero, (ra)
-  sd a4, 600(gp) /* sig 75 */
-  sub ra, ra, sp
-  lw s0, 184(sp)
+  sd s2, 568(gp) /* sig 71 */
+  /* 47: fp */
+  fmax.s f2, f28, f17
+  fsd f2, 576(gp) /* sig 72 */
+  fsflags t2, zero
+  sd t2, 584(gp) /* sig 73 */
+  /* 48: aluI */
+  li s3, 0xffffffffffff8000
+  slliw s8, s3, 16
+  sd s8, 592(gp) /* sig 74 */
+  /* 49: mem */
+  lw s1, 39(sp)
+  sd s1, 600(gp) /* sig 75 */
+  /* 50: aluI */
+  sraiw s0, zero, 31
   sd s0, 608(gp) /* sig 76 */
-  /* 51: fp */
-  li tp, 0xffffffff4f000000
-  fmv.d.x f23, tp
-  fnmsub.s f29, f23, f23, f31, rtz
-  fsd f29, 616(gp) /* sig 77 */
-  fsflags t2, zero
-  sd t2, 624(gp) /* sig 78 */
+  /* 51: aluI */
+  slli s7, a0, 9
+  sd s7, 616(gp) /* sig 77 */
   /* 52: fp */
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f22, tp
-  li tp, 0x41e0000000100000
-  fmv.d.x f3, tp
-  fnmadd.d f9, f22, f18, f3, rne
-  fsd f9, 632(gp) /* sig 79 */
-  fsflags s7, zero
+  li tp, 0xffffffff7f800001
+  fmv.d.x f15, tp
+  fnmadd.s f29, f15, f28, f21, rne
+  fsd f29, 624(gp) /* sig 78 */
+  frcsr a0
+  sd a0, 632(gp) /* sig 79 */
+  /* 53: aluI */
+  andi s7, a2, -2048
   sd s7, 640(gp) /* sig 80 */
-  /* 53: fp */
-  li tp, 0xffffffff00039c04
-  fmv.d.x f28, tp
-  fsqrt.s f16, f28, dyn
-  fsd f16, 648(gp) /* sig 81 */
-  fsflags t2, zero
-  sd t2, 656(gp) /* sig 82 */
-  /* 54: fmem */
-  addi s7, sp, 317
-  fld f21, -213(s7)
-  fsd f21, 664(gp) /* sig 83 */
-  sub s7, s7, sp
-  /* 55: cMem */
-  addi a3, sp, 64
-  .option rvc
-  c.fld f9, 16(a3)
-  .option norvc
-  fsd f9, 672(gp) /* sig 84 */
-  sub a3, a3, sp
+  /* 54: lrsc */
+  addi ra, sp, 44
+  sc.w.rl s1, zero, (ra)
+  sd s1, 648(gp) /* sig 81 */
+  sub ra, ra, sp
+  lw s1, 44(sp)
+  sd s1, 656(gp) /* sig 82 */
+  /* 55: fp */
+  li tp, 0xbff8000000000000
+  fmv.d.x f18, tp
+  fcvt.w.d zero, f18, dyn
+  sd zero, 664(gp) /* sig 83 */
+  fsflags a5, zero
+  sd a5, 672(gp) /* sig 84 */
   /* 56: cAlu */
   .option rvc
-  c.addiw s8, -13
+  c.srai a3, 56
   .option norvc
-  sd s8, 680(gp) /* sig 85 */
+  sd a3, 680(gp) /* sig 85 */
   /* 57: fp */
-  fcvt.d.lu f11, s8, rup
-  fsd f11, 688(gp) /* sig 86 */
-  frflags a7
-  sd a7, 696(gp) /* sig 87 */
-  /* 58: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f6, tp
-  li tp, 0x36a0000000000000
-  fmv.d.x f16, tp
-  flt.d a0, f6, f16
-  sd a0, 704(gp) /* sig 88 */
-  fsflags a4, zero
-  sd a4, 712(gp) /* sig 89 */
-  /* 59: aluR */
-  li a4, 0x3fffffffffff
-  sllw a3, s1, a4
-  sd a3, 720(gp) /* sig 90 */
-  /* 60: aluR */
-  remw a7, s7, s9
-  sd a7, 728(gp) /* sig 91 */
-  /* 61: aluR */
-  sllw a5, t3, a6
-  sd a5, 736(gp) /* sig 92 */
-  /* 62: cMem */
-  addi a1, sp, 99
-  .option rvc
-  c.sw a0, 60(a1)
-  .option norvc
-  sub a1, a1, sp
-  /* 63: aluI */
-  xori t0, t4, -1686
-  sd t0, 744(gp) /* sig 93 */
-  /* 64: aluR */
-  sra s6, a0, a7
-  sd s6, 752(gp) /* sig 94 */
-  /* 65: mem */
-  addi ra, sp, 599
-  lbu a3, -361(ra)
-  sd a3, 760(gp) /* sig 95 */
-  sub ra, ra, sp
-  /* 66: fp */
-  fmv.d.x f3, a5
-  fsd f3, 768(gp) /* sig 96 */
-  fsflags s4, zero
-  sd s4, 776(gp) /* sig 97 */
-  /* 67: aluI */
-  addi a2, t1, -1346
-  sd a2, 784(gp) /* sig 98 */
-  /* 68: aluR */
-  remuw a4, t1, s3
-  sd a4, 792(gp) /* sig 99 */
-  /* 69: fp */
-  li tp, 0xffffffff4640e6b6
-  fmv.d.x f18, tp
-  fdiv.s f23, f18, f2
-  fsd f23, 800(gp) /* sig 100 */
-  li s11, 0x1f
-  csrrc a1, fcsr, s11
-  sd a1, 808(gp) /* sig 101 */
-  /* 70: mem */
-  lb s10, 177(sp)
-  sd s10, 816(gp) /* sig 102 */
-  /* 71: aluR */
-  addw t5, t1, s3
-  sd t5, 824(gp) /* sig 103 */
-  /* 72: aluI */
-  andi s11, s6, 26
-  sd s11, 832(gp) /* sig 104 */
-  /* 73: aluI */
-  slti a6, s9, -605
-  sd a6, 840(gp) /* sig 105 */
-  /* 74: luiAuipc */
-  lui t3, 0x0
-  sd t3, 848(gp) /* sig 106 */
-  /* 75: luiAuipc */
-  auipc s3, 0xdd2b9
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 856(gp) /* sig 107 */
-  /* 76: aluR */
-  li a2, 0xffffffffc657985d
-  sra s5, a2, a7
-  sd s5, 864(gp) /* sig 108 */
-  /* 77: aluI */
-  srli t5, zero, 60
-  sd t5, 872(gp) /* sig 109 */
-  /* 78: luiAuipc */
-  lui s10, 0xd542c
-  sd s10, 880(gp) /* sig 110 */
-  /* 79: liSeed */
-  li t0, 0xffffffffffffffea
-  sd t0, 888(gp) /* sig 111 */
-  /* 80: cMem */
-  addi a5, sp, 21
-  .option rvc
-  c.fld f15, 16(a5)
-  .option norvc
-  fsd f15, 896(gp) /* sig 112 */
-  sub a5, a5, sp
-  /* 81: loop */
-  li a2, 0x2
-.L10:
-  .option rvc
-  c.addi s5, 28
-  .option norvc
-  sd s5, 904(gp) /* sig 113 */
-  andi s5, s1, 0
-  sd s5, 912(gp) /* sig 114 */
-  addi a2, a2, -1
-  bne a2, zero, .L10
-  sd a2, 920(gp) /* sig 115 */
-  /* 82: fp */
-  li tp, 0x3ff9c0884de8d717
-  fmv.d.x f22, tp
-  li tp, 0x7fe3e1c37ee13910
-  fmv.d.x f8, tp
-  fmul.d f11, f22, f8, rne
-  fsd f11, 928(gp) /* sig 116 */
-  csrrci s11, fflags, 0x1f
-  sd s11, 936(gp) /* sig 117 */
-  /* 83: cBranch */
-  li a5, 0x0
-  .option rvc
-  c.bnez a5, .L11
-  .option norvc
-  .option rvc
-  c.subw a0, a4
-  .option norvc
-  sd a0, 944(gp) /* sig 118 */
-  sllw ra, s1, t2
-  sd ra, 952(gp) /* sig 119 */
-.L11:
-  /* 84: fmem */
-  fld f10, 120(sp)
-  fsd f10, 960(gp) /* sig 120 */
-  /* 85: amo */
-  li a1, 0x0
-  addi t3, sp, 232
-  amoadd.d s8, a1, (t3)
-  sub t3, t3, sp
-  sd s8, 968(gp) /* sig 121 */
-  ld s9, 232(sp)
-  sd s9, 976(gp) /* sig 122 */
-  /* 86: aluI */
-  li t1, 0xfffffffffffff800
-  slti t4, t1, 1453
-  sd t4, 984(gp) /* sig 123 */
-  /* 87: fp */
-  li tp, 0xffffffffbdb74bd5
-  fmv.d.x f30, tp
-  fsub.s f24, f30, f17, rdn
-  fsd f24, 992(gp) /* sig 124 */
-  fsflags a0, zero
-  sd a0, 1000(gp) /* sig 125 */
-  /* 88: aluI */
-  sltiu t4, a4, -1053
-  sd t4, 1008(gp) /* sig 126 */
-  /* 89: fmem */
-  li tp, 0xffffffff4affffff
-  fmv.d.x f24, tp
-  fsw f24, 236(sp)
-  /* 90: loop */
-  li s9, 0x4
-.L12:
-  addi t2, s0, 1365
-  sd t2, 1016(gp) /* sig 127 */
-  addi s9, s9, -1
-  blt zero, s9, .L12
-  sd s9, 1024(gp) /* sig 128 */
-  /* 91: aluI */
-  slliw s0, a4, 16
-  sd s0, 1032(gp) /* sig 129 */
-  /* 92: fp */
-  li tp, 0xffffffffc0400000
-  fmv.d.x f16, tp
-  fcvt.l.d s5, f16, rup
-  sd s5, 1040(gp) /* sig 130 */
-  frflags s3
-  sd s3, 1048(gp) /* sig 131 */
-  /* 93: cJump */
-  auipc s5, 0
-  addi s5, s5, 18
-  .option rvc
-  c.jr s5
-  .option norvc
-  slt t6, t1, t1
-  sd t6, 1056(gp) /* sig 132 */
-  auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 1064(gp) /* sig 133 */
-  /* 94: fp */
-  li tp, 0x41dfffffffe00000
+  li tp, 0xffffffff7f800000
+  fmv.d.x f25, tp
+  li tp, 0xffffffff3f7fffff
   fmv.d.x f5, tp
-  li tp, 0xfe37e43c8800759c
-  fmv.d.x f16, tp
-  fadd.d f16, f5, f16, rne
-  fsd f16, 1072(gp) /* sig 134 */
+  fsgnjn.s f5, f25, f5
+  fsd f5, 688(gp) /* sig 86 */
   fsflags s8, zero
-  sd s8, 1080(gp) /* sig 135 */
-  /* 95: aluI */
-  slliw zero, s8, 9
-  sd zero, 1088(gp) /* sig 136 */
-  /* 96: amo */
-  addi t2, sp, 220
-  amoadd.w.aq a7, t6, (t2)
-  sub t2, t2, sp
-  sd a7, 1096(gp) /* sig 137 */
-  lw s0, 220(sp)
-  sd s0, 1104(gp) /* sig 138 */
-  /* 97: cBranch */
-  .option rvc
-  c.beqz a1, .L13
-  .option norvc
-  slliw a6, a3, 18
-  sd a6, 1112(gp) /* sig 139 */
-.L13:
-  /* 98: fp */
-  li tp, 0xfffffffe017b3966
+  sd s8, 696(gp) /* sig 87 */
+  /* 58: mem */
+  sd t6, 184(sp)
+  /* 59: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f20, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f8, tp
+  feq.d s1, f20, f8
+  sd s1, 704(gp) /* sig 88 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 712(gp) /* sig 89 */
+  /* 60: fp */
+  fsub.d f11, f6, f12, rmm
+  fsd f11, 720(gp) /* sig 90 */
+  frcsr t1
+  sd t1, 728(gp) /* sig 91 */
+  /* 61: fp */
+  li tp, 0x13a0b0d6d58cd1
+  fmv.d.x f22, tp
+  li tp, 0x400d71094240533a
+  fmv.d.x f14, tp
+  fdiv.d f0, f22, f14, rup
+  fsd f0, 736(gp) /* sig 92 */
+  frcsr a6
+  sd a6, 744(gp) /* sig 93 */
+  /* 62: fmem */
+  fsd f6, 112(sp)
+  /* 63: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f29, tp
+  li tp, 0x7ff8000000000000
   fmv.d.x f1, tp
-  feq.s t3, f1, f13
-  sd t3, 1120(gp) /* sig 140 */
-  fsflags s0, zero
-  sd s0, 1128(gp) /* sig 141 */
-  /* 99: cAlu */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f7, tp
+  fnmadd.d f14, f29, f1, f7, dyn
+  fsd f14, 752(gp) /* sig 94 */
+  fsflags a1, zero
+  sd a1, 760(gp) /* sig 95 */
+  /* 64: cBranch */
   .option rvc
-  c.addi t3, 23
+  c.bnez a4, .L7
   .option norvc
-  sd t3, 1136(gp) /* sig 142 */
-  j .L14
-.L0:
-  addiw s10, a6, -598
-  sd s10, 56(gp) /* sig 7 */
-  beq zero, zero, .L1
+  srliw a0, s0, 1
+  sd a0, 768(gp) /* sig 96 */
+  xori s6, zero, 1365
+  sd s6, 776(gp) /* sig 97 */
+.L7:
+  /* 65: fp */
+  li a5, 0x4db2fa90
+  fcvt.s.w f13, a5, rne
+  fsd f13, 784(gp) /* sig 98 */
+  fsflags s4, zero
+  sd s4, 792(gp) /* sig 99 */
+  /* 66: aluR */
+  remuw a4, t1, s3
+  sd a4, 800(gp) /* sig 100 */
+  /* 67: fp */
+  li tp, 0xffffffff37862c0c
+  fmv.d.x f12, tp
+  li tp, 0xffffffff7ea313c9
+  fmv.d.x f25, tp
+  fmul.s f23, f12, f25
+  fsd f23, 808(gp) /* sig 101 */
+  csrrci s11, fflags, 0x1f
+  sd s11, 816(gp) /* sig 102 */
+  /* 68: jal */
+  jal zero, .L8
+  sraiw t1, t2, 25
+  sd t1, 824(gp) /* sig 103 */
 .L8:
+  sd zero, 832(gp) /* sig 104 */
+  /* 69: aluI */
+  andi s11, s6, 26
+  sd s11, 840(gp) /* sig 105 */
+  /* 70: aluI */
+  slti a6, s9, -605
+  sd a6, 848(gp) /* sig 106 */
+  /* 71: liSeed */
+  li t3, 0x1
+  sd t3, 856(gp) /* sig 107 */
+  /* 72: cAlu */
   .option rvc
-  c.lui t2, 0xfffec
+  c.addi s2, 3
   .option norvc
-  sd t2, 544(gp) /* sig 68 */
-  srliw s9, s7, 24
-  sd s9, 552(gp) /* sig 69 */
-  j .L9
+  sd s2, 864(gp) /* sig 108 */
+  /* 73: amo */
+  addi s0, sp, 64
+  amomaxu.d a0, t6, (s0)
+  sub s0, s0, sp
+  sd a0, 872(gp) /* sig 109 */
+  ld s9, 64(sp)
+  sd s9, 880(gp) /* sig 110 */
+  /* 74: fp */
+  li tp, 0x1579add103d315
+  fmv.d.x f21, tp
+  li tp, 0x3ff579add103d315
+  fmv.d.x f26, tp
+  fdiv.d f1, f21, f26
+  fsd f1, 888(gp) /* sig 111 */
+  fsflags a4, zero
+  sd a4, 896(gp) /* sig 112 */
+  /* 75: fcsr */
+  csrrsi s6, fcsr, 28
+  sd s6, 904(gp) /* sig 113 */
+  /* 76: rand */
+  .2byte 0x8cdd /* random */
+  sd s1, 912(gp) /* sig 114 */
+  /* 77: aluI */
+  li t5, 0x16
+  andi s0, t5, 0
+  sd s0, 920(gp) /* sig 115 */
+  /* 78: lrsc */
+  addi a4, sp, 212
+  lr.w.aq t5, (a4)
+  sub s11, t1, s10
+  sra s8, a5, s10
+  sc.w.rl t6, a1, (a4)
+  sd t5, 928(gp) /* sig 116 */
+  sd t6, 936(gp) /* sig 117 */
+  sub a4, a4, sp
+  lw t3, 212(sp)
+  sd t3, 944(gp) /* sig 118 */
+  /* 79: jal */
+  jal a0, .L9
+.L9:
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 952(gp) /* sig 119 */
+  /* 80: rand */
+  .4byte 0x6eb47e93 /* random */
+  sd t4, 960(gp) /* sig 120 */
+  /* 81: aluI */
+  slti a6, a7, -1500
+  sd a6, 968(gp) /* sig 121 */
+  /* 82: luiAuipc */
+  auipc t3, 0x80000
+  auipc tp, 0
+  sub t3, t3, tp
+  sd t3, 976(gp) /* sig 122 */
+  /* 83: loop */
+  li t0, 0x1
+.L10:
+  divu t4, s0, t2
+  sd t4, 984(gp) /* sig 123 */
+  addi t0, t0, -1
+  bne t0, zero, .L10
+  sd t0, 992(gp) /* sig 124 */
+  /* 84: loop */
+  li t6, 0x1
+.L11:
+  .option rvc
+  c.subw a2, s0
+  .option norvc
+  sd a2, 1000(gp) /* sig 125 */
+  slti a5, a1, 1
+  sd a5, 1008(gp) /* sig 126 */
+  ori s1, a5, 1365
+  sd s1, 1016(gp) /* sig 127 */
+  addi t6, t6, -1
+  blt zero, t6, .L11
+  sd t6, 1024(gp) /* sig 128 */
+  /* 85: fcsr */
+  li s2, 0xec562bbcc58ef7a9
+  csrrw t4, fflags, s2
+  sd t4, 1032(gp) /* sig 129 */
+  /* 86: aluI */
+  xori t4, zero, 1788
+  sd t4, 1040(gp) /* sig 130 */
+  /* 87: aluI */
+  li a1, 0xfffffffffffffffe
+  sraiw s0, a1, 3
+  sd s0, 1048(gp) /* sig 131 */
+  /* 88: mem */
+  ld a3, 152(sp)
+  sd a3, 1056(gp) /* sig 132 */
+  /* 89: fp */
+  fcvt.l.d s6, f8, dyn
+  sd s6, 1064(gp) /* sig 133 */
+  frcsr s9
+  sd s9, 1072(gp) /* sig 134 */
+  /* 90: fp */
+  li tp, 0xffffffff4f800000
+  fmv.d.x f3, tp
+  fle.s s0, f3, f3
+  sd s0, 1080(gp) /* sig 135 */
+  fsflags t5, zero
+  sd t5, 1088(gp) /* sig 136 */
+  /* 91: amo */
+  addi ra, sp, 16
+  amoadd.w s3, zero, (ra)
+  sub ra, ra, sp
+  sd s3, 1096(gp) /* sig 137 */
+  lw s10, 16(sp)
+  sd s10, 1104(gp) /* sig 138 */
+  /* 92: luiAuipc */
+  auipc s1, 0x7ffff
+  auipc tp, 0
+  sub s1, s1, tp
+  sd s1, 1112(gp) /* sig 139 */
+  /* 93: aluR */
+  sllw s1, s8, s3
+  sd s1, 1120(gp) /* sig 140 */
+  /* 94: aluI */
+  xori t6, a7, 1
+  sd t6, 1128(gp) /* sig 141 */
+  /* 95: loop */
+  li a6, 0x4
+.L12:
+  slliw a3, s5, 27
+  sd a3, 1136(gp) /* sig 142 */
+  slti s2, s10, 1473
+  sd s2, 1144(gp) /* sig 143 */
+  addi a6, a6, -1
+  bne a6, zero, .L12
+  sd a6, 1152(gp) /* sig 144 */
+  /* 96: cBranch */
+  li a5, 0xffffffffffff8000
+  .option rvc
+  c.bnez a5, .L13
+  .option norvc
+  addw s7, s0, t3
+  sd s7, 1160(gp) /* sig 145 */
+.L13:
+  /* 97: aluR */
+  sltu t3, zero, a4
+  sd t3, 1168(gp) /* sig 146 */
+  /* 98: lrsc */
+  addi ra, sp, 72
+  lr.d.aq t2, (ra)
+  sc.d.aq t6, a6, (ra)
+  sd t2, 1176(gp) /* sig 147 */
+  sd t6, 1184(gp) /* sig 148 */
+  sc.d.rl t6, zero, (ra)
+  sd t6, 1192(gp) /* sig 149 */
+  sub ra, ra, sp
+  ld s6, 72(sp)
+  sd s6, 1200(gp) /* sig 150 */
+  /* 99: mem */
+  ld s0, 72(sp)
+  sd s0, 1208(gp) /* sig 151 */
+  j .L14
+.L1:
+  sd zero, 88(gp) /* sig 11 */
+  addw s8, s3, s2
+  sd s8, 96(gp) /* sig 12 */
+  sraiw s11, zero, 31
+  sd s11, 104(gp) /* sig 13 */
+  mulh s3, s9, s7
+  sd s3, 112(gp) /* sig 14 */
+  bge zero, zero, .L2
 .L14:
   /* 100: aluI */
-  andi ra, ra, 1553
-  sd ra, 1144(gp) /* sig 143 */
-  /* 101: fp */
-  li tp, 0xffffffff6ad99f2e
-  fmv.d.x f24, tp
-  li tp, 0xffffffffff800000
-  fmv.d.x f31, tp
-  fmadd.s f16, f24, f31, f1
-  fsd f16, 1152(gp) /* sig 144 */
-  fsflags a2, zero
-  sd a2, 1160(gp) /* sig 145 */
-  /* 102: fp */
-  fcvt.s.w f9, t0, rmm
-  fsd f9, 1168(gp) /* sig 146 */
-  fsflags s4, zero
-  sd s4, 1176(gp) /* sig 147 */
-  /* 103: fp */
-  li tp, 0x1c483a2ba5408b3b
-  fmv.d.x f3, tp
-  fmadd.d f16, f3, f20, f13, dyn
-  fsd f16, 1184(gp) /* sig 148 */
-  fsflags a1, zero
-  sd a1, 1192(gp) /* sig 149 */
-  /* 104: fmem */
-  addi s3, sp, 115
-  fsw f4, -35(s3)
-  sub s3, s3, sp
-  /* 105: fp */
-  li tp, 0x3c944e0c7d18796
-  fmv.d.x f31, tp
-  feq.d s4, f16, f31
-  sd s4, 1200(gp) /* sig 150 */
-  fsflags t4, zero
-  sd t4, 1208(gp) /* sig 151 */
-  /* 106: fp */
-  li tp, 0xffffffff3f800000
-  fmv.d.x f26, tp
-  fmsub.s f10, f28, f26, f2, rne
-  fsd f10, 1216(gp) /* sig 152 */
-  csrrci a5, fflags, 0x1f
-  sd a5, 1224(gp) /* sig 153 */
-  /* 107: cMem */
-  .option rvc
-  c.fsdsp f17, 136(sp)
-  .option norvc
-  /* 108: aluI */
-  li a1, 0x80
-  slti t0, a1, -1515
-  sd t0, 1232(gp) /* sig 154 */
-  /* 109: aluI */
-  andi a4, t0, 673
-  sd a4, 1240(gp) /* sig 155 */
-  /* 110: cBranch */
+  li a3, 0x10000000
+  ori s4, a3, 0
+  sd s4, 1216(gp) /* sig 152 */
+  /* 101: cBranch */
+  li a5, 0x1b
   .option rvc
   c.bnez a5, .L15
   .option norvc
-  sltu a4, a6, a7
-  sd a4, 1248(gp) /* sig 156 */
-  remw s5, t2, s7
-  sd s5, 1256(gp) /* sig 157 */
+  sra s0, a5, s0
+  sd s0, 1224(gp) /* sig 153 */
 .L15:
-  /* 111: fp */
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f22, tp
-  li tp, 0xffffffff5f000000
-  fmv.d.x f31, tp
-  fmadd.d f21, f15, f22, f31, rne
-  fsd f21, 1264(gp) /* sig 158 */
-  frflags s6
-  sd s6, 1272(gp) /* sig 159 */
-  /* 112: fmem */
-  li tp, 0xffffffffff800000
-  fmv.d.x f0, tp
-  fsw f0, 92(sp)
-  /* 113: amo */
-  addi a5, sp, 16
-  amoswap.d.rl s0, a3, (a5)
-  sub a5, a5, sp
+  /* 102: fcsr */
+  li s4, 0x22
+  csrrc a6, frm, s4
+  sd a6, 1232(gp) /* sig 154 */
+  /* 103: lrsc */
+  addi t6, sp, 160
+  lr.d.aqrl s6, (t6)
+  sc.d.aqrl t0, s8, (t6)
+  sd s6, 1240(gp) /* sig 155 */
+  sd t0, 1248(gp) /* sig 156 */
+  sc.d.aqrl t0, zero, (t6)
+  sd t0, 1256(gp) /* sig 157 */
+  sub t6, t6, sp
+  ld a2, 160(sp)
+  sd a2, 1264(gp) /* sig 158 */
+  /* 104: mem */
+  ld t0, 203(sp)
+  sd t0, 1272(gp) /* sig 159 */
+  /* 105: aluI */
+  slliw s0, s9, 31
   sd s0, 1280(gp) /* sig 160 */
-  ld a6, 16(sp)
-  sd a6, 1288(gp) /* sig 161 */
-  /* 114: jalr */
-  auipc s11, 0
-  addi s11, s11, 39
-  jalr zero, -20(s11)
+  /* 106: aluI */
+  slti s3, zero, -1
+  sd s3, 1288(gp) /* sig 161 */
+  /* 107: fp */
+  li tp, 0xbfe5555555555555
+  fmv.d.x f19, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f2, tp
+  fmadd.d f2, f19, f2, f12, rtz
+  fsd f2, 1296(gp) /* sig 162 */
+  frflags t6
+  sd t6, 1304(gp) /* sig 163 */
+  /* 108: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f14, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f15, tp
+  fadd.s f12, f14, f15, rne
+  fsd f12, 1312(gp) /* sig 164 */
+  fsflags t5, zero
+  sd t5, 1320(gp) /* sig 165 */
+  /* 109: aluI */
+  addi s5, s7, -618
+  sd s5, 1328(gp) /* sig 166 */
+  /* 110: aluI */
+  slti a3, t5, -1717
+  sd a3, 1336(gp) /* sig 167 */
+  /* 111: fcsr */
+  li a4, 0xb2
+  csrrw zero, frm, a4
+  sd zero, 1344(gp) /* sig 168 */
+  /* 112: aluR */
+  li a1, 0xffffffffffffffac
+  srlw s3, s1, a1
+  sd s3, 1352(gp) /* sig 169 */
+  /* 113: fmem */
+  addi a4, sp, 159
+  fld f10, 33(a4)
+  fsd f10, 1360(gp) /* sig 170 */
+  sub a4, a4, sp
+  /* 114: cJump */
+  auipc ra, 0
+  addi ra, ra, 18
   .option rvc
-  c.add t2, ra
+  c.jr ra
   .option norvc
-  sd t2, 1296(gp) /* sig 162 */
+  addi s0, t4, -1
+  sd s0, 1368(gp) /* sig 171 */
   auipc tp, 0
-  sub s11, s11, tp
-  sd zero, 1304(gp) /* sig 163 */
-  sd s11, 1312(gp) /* sig 164 */
-  /* 115: jal */
-  jal a7, .L16
+  sub ra, ra, tp
+  sd ra, 1376(gp) /* sig 172 */
+  /* 115: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f5, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f13, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f22, tp
+  fnmadd.d f0, f5, f13, f22
+  fsd f0, 1384(gp) /* sig 173 */
+  frflags a6
+  sd a6, 1392(gp) /* sig 174 */
+  /* 116: fp */
+  li s5, 0x8000000000000000
+  fcvt.s.w f26, s5, dyn
+  fsd f26, 1400(gp) /* sig 175 */
+  frcsr s5
+  sd s5, 1408(gp) /* sig 176 */
+  /* 117: cBranch */
+  .option rvc
+  c.beqz a2, .L16
+  .option norvc
+  .option rvc
+  c.slli t2, 52
+  .option norvc
+  sd t2, 1416(gp) /* sig 177 */
 .L16:
+  /* 118: aluI */
+  li t4, 0x255c0000000000
+  srli t0, t4, 34
+  sd t0, 1424(gp) /* sig 178 */
+  /* 119: luiAuipc */
+  auipc s1, 0x1
   auipc tp, 0
-  sub a7, a7, tp
-  sd a7, 1320(gp) /* sig 165 */
-  /* 116: cBranch */
-  .option rvc
-  c.j .L17
-  .option norvc
-  addi s1, s7, 535
-  sd s1, 1328(gp) /* sig 166 */
-  .option rvc
-  c.andi a4, 15
-  .option norvc
-  sd a4, 1336(gp) /* sig 167 */
-.L17:
-  /* 117: fp */
-  li tp, 0x41777b4b92e391d3
-  fmv.d.x f4, tp
-  fcvt.w.d t0, f4, rne
-  sd t0, 1344(gp) /* sig 168 */
-  frflags a1
-  sd a1, 1352(gp) /* sig 169 */
-  /* 118: mem */
-  lwu a6, 152(sp)
-  sd a6, 1360(gp) /* sig 170 */
-  /* 119: cBranch */
-  li a5, 0x200000000000
-  .option rvc
-  c.j .L18
-  .option norvc
-  sub s8, t3, s4
-  sd s8, 1368(gp) /* sig 171 */
-  .option rvc
-  c.add a5, s8
-  .option norvc
-  sd a5, 1376(gp) /* sig 172 */
-.L18:
-  /* 120: fcsr */
-  csrrci zero, fcsr, 21
-  sd zero, 1384(gp) /* sig 173 */
-  /* 121: cAlu */
-  .option rvc
-  c.mv s4, a0
-  .option norvc
-  sd s4, 1392(gp) /* sig 174 */
+  sub s1, s1, tp
+  sd s1, 1432(gp) /* sig 179 */
+  /* 120: aluI */
+  addiw s11, s5, 1919
+  sd s11, 1440(gp) /* sig 180 */
+  /* 121: aluI */
+  slliw s7, t2, 7
+  sd s7, 1448(gp) /* sig 181 */
   /* 122: aluR */
   slt s1, s4, a5
-  sd s1, 1400(gp) /* sig 175 */
+  sd s1, 1456(gp) /* sig 182 */
   /* 123: fp */
-  li tp, 0xbff8000000000000
-  fmv.d.x f19, tp
-  fdiv.d f26, f28, f19, dyn
-  fsd f26, 1408(gp) /* sig 176 */
-  fsflags s1, zero
-  sd s1, 1416(gp) /* sig 177 */
-  /* 124: loop */
-  li t2, 0x2
-.L19:
-  .option rvc
-  c.addiw a0, 0
-  .option norvc
-  sd a0, 1424(gp) /* sig 178 */
-  slliw s10, a7, 0
-  sd s10, 1432(gp) /* sig 179 */
-  sraiw a5, s7, 2
-  sd a5, 1440(gp) /* sig 180 */
-  addi t2, t2, -1
-  bltu zero, t2, .L19
-  sd t2, 1448(gp) /* sig 181 */
-  /* 125: fp */
-  li tp, 0xc004000000000000
-  fmv.d.x f20, tp
-  li tp, 0xbfe0000000000000
-  fmv.d.x f12, tp
-  fadd.d f14, f20, f12, rup
-  fsd f14, 1456(gp) /* sig 182 */
+  li tp, 0x8000000000000000
+  fmv.d.x f6, tp
+  fdiv.d f26, f20, f6, dyn
+  fsd f26, 1464(gp) /* sig 183 */
   fsflags a7, zero
-  sd a7, 1464(gp) /* sig 183 */
-  /* 126: fp */
-  li tp, 0xffffffffc9a7a61b
-  fmv.d.x f0, tp
-  fclass.s zero, f0
-  sd zero, 1472(gp) /* sig 184 */
-  frcsr a0
+  sd a7, 1472(gp) /* sig 184 */
+  /* 124: aluI */
+  li s11, 0x7c581eeb
+  srai a0, s11, 52
   sd a0, 1480(gp) /* sig 185 */
-  /* 127: fp */
-  fadd.d f1, f10, f20, rne
-  fsd f1, 1488(gp) /* sig 186 */
-  frcsr s0
-  sd s0, 1496(gp) /* sig 187 */
-  /* 128: luiAuipc */
-  auipc a7, 0xfc708
-  auipc tp, 0
-  sub a7, a7, tp
-  sd a7, 1504(gp) /* sig 188 */
-  /* 129: mem */
-  addi s4, sp, 38
-  ld a2, -6(s4)
-  sd a2, 1512(gp) /* sig 189 */
-  sub s4, s4, sp
-  /* 130: fp */
-  li tp, 0xbff2c3f48edf0922
-  fmv.d.x f23, tp
-  li tp, 0x7feb48c046b55be7
-  fmv.d.x f24, tp
-  fmul.d f20, f23, f24, rdn
-  fsd f20, 1520(gp) /* sig 190 */
-  fsflags t2, zero
-  sd t2, 1528(gp) /* sig 191 */
-  /* 131: cMem */
-  addi a1, sp, 96
+  /* 125: fp */
+  fdiv.s f3, f21, f12, rne
+  fsd f3, 1488(gp) /* sig 186 */
+  frflags s9
+  sd s9, 1496(gp) /* sig 187 */
+  /* 126: fmem */
+  fld f20, 8(sp)
+  fsd f20, 1504(gp) /* sig 188 */
+  /* 127: branch */
+  blt ra, t4, .L17
+  addi s4, s8, 1
+  sd s4, 1512(gp) /* sig 189 */
+  xori s1, s4, 500
+  sd s1, 1520(gp) /* sig 190 */
+.L17:
+  /* 128: aluI */
+  addi zero, zero, 480
+  sd zero, 1528(gp) /* sig 191 */
+  /* 129: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f6, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f15, tp
+  fmul.s f19, f6, f15, rdn
+  fsd f19, 1536(gp) /* sig 192 */
+  fsflags a4, zero
+  sd a4, 1544(gp) /* sig 193 */
+  /* 130: fcsr */
+  csrrci t2, fcsr, 19
+  sd t2, 1552(gp) /* sig 194 */
+  /* 131: mem */
+  addi t1, sp, 202
+  sb s8, 49(t1)
+  sub t1, t1, sp
+  ld s7, 248(sp)
+  sd s7, 1560(gp) /* sig 195 */
+  /* 132: fp */
+  fadd.d f4, f29, f18, rdn
+  fsd f4, 1568(gp) /* sig 196 */
+  li a6, 0x1f
+  csrrc t1, fcsr, a6
+  sd t1, 1576(gp) /* sig 197 */
+  /* 133: fmem */
+  li tp, 0x800cbc8631f900f9
+  fmv.d.x f20, tp
+  fsd f20, 184(sp)
+  /* 134: aluI */
+  li s0, 0x50
+  ori a1, s0, -751
+  sd a1, 1584(gp) /* sig 198 */
+  /* 135: cMem */
   .option rvc
-  c.lw s0, 52(a1)
+  c.sdsp s7, 96(sp)
   .option norvc
-  sd s0, 1536(gp) /* sig 192 */
-  sub a1, a1, sp
-  /* 132: fcsr */
-  csrrci a5, frm, 20
-  sd a5, 1544(gp) /* sig 193 */
-  /* 133: cMem */
-  addi a4, sp, 123
+  /* 136: cAlu */
   .option rvc
-  c.fsd f8, 8(a4)
+  c.add a5, t2
+  .option norvc
+  sd a5, 1592(gp) /* sig 199 */
+  /* 137: aluI */
+  slli a1, t6, 3
+  sd a1, 1600(gp) /* sig 200 */
+  /* 138: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f5, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f13, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f29, tp
+  fnmadd.d f30, f5, f13, f29
+  fsd f30, 1608(gp) /* sig 201 */
+  fsflags a5, zero
+  sd a5, 1616(gp) /* sig 202 */
+  /* 139: cBranch */
+  li s0, 0x0
+  .option rvc
+  c.beqz s0, .L18
+  .option norvc
+  slti t3, t2, 666
+  sd t3, 1624(gp) /* sig 203 */
+  slt s10, s1, s10
+  sd s10, 1632(gp) /* sig 204 */
+.L18:
+  /* 140: cAlu */
+  .option rvc
+  c.addiw a2, -28
+  .option norvc
+  sd a2, 1640(gp) /* sig 205 */
+  /* 141: fp */
+  fsqrt.s f5, f26, rne
+  fsd f5, 1648(gp) /* sig 206 */
+  frcsr s4
+  sd s4, 1656(gp) /* sig 207 */
+  /* 142: fmem */
+  fld f3, 8(sp)
+  fsd f3, 1664(gp) /* sig 208 */
+  /* 143: fcsr */
+  li t5, 0xaff8dd39e07a0c00
+  csrrs t5, fflags, t5
+  sd t5, 1672(gp) /* sig 209 */
+  /* 144: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f10, tp
+  fdiv.s f27, f2, f10, rmm
+  fsd f27, 1680(gp) /* sig 210 */
+  frcsr t5
+  sd t5, 1688(gp) /* sig 211 */
+  /* 145: fp */
+  fsub.s f3, f11, f17, rtz
+  fsd f3, 1696(gp) /* sig 212 */
+  li a4, 0x1f
+  csrrc t2, fcsr, a4
+  sd t2, 1704(gp) /* sig 213 */
+  /* 146: aluI */
+  srai s10, ra, 12
+  sd s10, 1712(gp) /* sig 214 */
+  /* 147: aluR */
+  sllw a4, t3, t6
+  sd a4, 1720(gp) /* sig 215 */
+  /* 148: fcsr */
+  li a2, 0xe9f86fa1f1c9f7e4
+  csrrs a1, frm, a2
+  sd a1, 1728(gp) /* sig 216 */
+  fsrmi a1, 1
+  /* 149: mem */
+  lhu a6, 226(sp)
+  sd a6, 1736(gp) /* sig 217 */
+  /* 150: cAlu */
+  .option rvc
+  c.mv s5, ra
+  .option norvc
+  sd s5, 1744(gp) /* sig 218 */
+  /* 151: aluR */
+  li s0, 0x136c1183
+  mulhu s8, a0, s0
+  sd s8, 1752(gp) /* sig 219 */
+  /* 152: fp */
+  li tp, 0xffffffff43f1876a
+  fmv.d.x f14, tp
+  fcvt.lu.s s1, f14, rmm
+  sd s1, 1760(gp) /* sig 220 */
+  fsflags s8, zero
+  sd s8, 1768(gp) /* sig 221 */
+  /* 153: fp */
+  fcvt.s.wu f8, t4, rdn
+  fsd f8, 1776(gp) /* sig 222 */
+  fsflags t3, zero
+  sd t3, 1784(gp) /* sig 223 */
+  /* 154: rand */
+  .2byte 0x7bc1 /* random */
+  sd s7, 1792(gp) /* sig 224 */
+  .4byte 0x53e9d293 /* random */
+  sd t0, 1800(gp) /* sig 225 */
+  .2byte 0x89d5 /* random */
+  sd a1, 1808(gp) /* sig 226 */
+  /* 155: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f12, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f30, tp
+  fdiv.s f0, f12, f30, rmm
+  fsd f0, 1816(gp) /* sig 227 */
+  frflags t1
+  sd t1, 1824(gp) /* sig 228 */
+  /* 156: fcsr */
+  csrrwi t6, fflags, 30
+  sd t6, 1832(gp) /* sig 229 */
+  /* 157: fp */
+  li tp, 0xc1e0000000000000
+  fmv.d.x f18, tp
+  li tp, 0x80108ab03f14ee80
+  fmv.d.x f26, tp
+  fmsub.d f16, f18, f26, f8, rne
+  fsd f16, 1840(gp) /* sig 230 */
+  fsflags s3, zero
+  sd s3, 1848(gp) /* sig 231 */
+  /* 158: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f20, tp
+  li tp, 0xfffffffffd7342a4
+  fmv.d.x f19, tp
+  fdiv.d f18, f20, f19, rdn
+  fsd f18, 1856(gp) /* sig 232 */
+  fsflags a4, zero
+  sd a4, 1864(gp) /* sig 233 */
+  /* 159: fp */
+  li tp, 0xc12ba78626c88cf0
+  fmv.d.x f1, tp
+  fmsub.d f10, f19, f1, f20, rne
+  fsd f10, 1872(gp) /* sig 234 */
+  frcsr t1
+  sd t1, 1880(gp) /* sig 235 */
+  /* 160: fp */
+  li tp, 0xffffffff3fc2e564
+  fmv.d.x f23, tp
+  li tp, 0xffffffff7f28216f
+  fmv.d.x f12, tp
+  fmul.s f11, f23, f12
+  fsd f11, 1888(gp) /* sig 236 */
+  frflags t1
+  sd t1, 1896(gp) /* sig 237 */
+  /* 161: cJump */
+  auipc s8, 0
+  addi s8, s8, 26
+  .option rvc
+  c.jr s8
+  .option norvc
+  addi t2, a5, 0
+  sd t2, 1904(gp) /* sig 238 */
+  or s0, t2, s1
+  sd s0, 1912(gp) /* sig 239 */
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 162: cAlu */
+  .option rvc
+  c.slli s4, 38
+  .option norvc
+  sd s4, 0(gp) /* sig 241 */
+  /* 163: fcsr */
+  csrrsi t4, fflags, 28
+  sd t4, 8(gp) /* sig 242 */
+  /* 164: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f13, tp
+  fcvt.w.s s8, f13, rdn
+  sd s8, 16(gp) /* sig 243 */
+  frcsr t3
+  sd t3, 24(gp) /* sig 244 */
+  /* 165: mem */
+  lwu a6, 44(sp)
+  sd a6, 32(gp) /* sig 245 */
+  /* 166: aluR */
+  sllw t4, a7, s8
+  sd t4, 40(gp) /* sig 246 */
+  /* 167: fp */
+  li tp, 0xffffffff213d7c87
+  fmv.d.x f29, tp
+  fclass.s a1, f29
+  sd a1, 48(gp) /* sig 247 */
+  fsflags t2, zero
+  sd t2, 56(gp) /* sig 248 */
+  /* 168: aluR */
+  sll t4, zero, a0
+  sd t4, 64(gp) /* sig 249 */
+  /* 169: cSp */
+  .option rvc
+  c.addi16sp sp, 480
+  .option norvc
+  ld s9, -376(sp)
+  sd s9, 72(gp) /* sig 250 */
+  .option rvc
+  c.addi16sp sp, -480
+  .option norvc
+  /* 170: aluI */
+  li a0, 0x0
+  addi a2, a0, 530
+  sd a2, 80(gp) /* sig 251 */
+  /* 171: fp */
+  fcvt.d.s f14, f16
+  fsd f14, 88(gp) /* sig 252 */
+  fsflags a5, zero
+  sd a5, 96(gp) /* sig 253 */
+  /* 172: cSp */
+  .option rvc
+  c.addi4spn a4, sp, 456
   .option norvc
   sub a4, a4, sp
-  /* 134: luiAuipc */
-  lui a2, 0x80000
-  sd a2, 1552(gp) /* sig 194 */
-  /* 135: aluI */
-  addiw a6, t4, -1181
-  sd a6, 1560(gp) /* sig 195 */
-  /* 136: aluI */
-  slti t5, s7, -2048
-  sd t5, 1568(gp) /* sig 196 */
-  /* 137: fcsr */
-  li t5, 0xe
-  csrrs zero, fflags, t5
-  sd zero, 1576(gp) /* sig 197 */
-  /* 138: mem */
-  addi t1, sp, -179
-  lwu s6, 347(t1)
-  sd s6, 1584(gp) /* sig 198 */
-  sub t1, t1, sp
-  /* 139: fp */
-  li tp, 0xc004000000000000
-  fmv.d.x f1, tp
-  li tp, 0x41f0000000000000
-  fmv.d.x f7, tp
-  li tp, 0xbfe0000000000000
-  fmv.d.x f14, tp
-  fmadd.d f10, f1, f7, f14, rne
-  fsd f10, 1592(gp) /* sig 199 */
-  frflags a6
-  sd a6, 1600(gp) /* sig 200 */
-  /* 140: aluR */
-  li s10, 0x2
-  slt s10, s1, s10
-  sd s10, 1608(gp) /* sig 201 */
-  /* 141: fp */
-  fsqrt.s f5, f11, rtz
-  fsd f5, 1616(gp) /* sig 202 */
-  frflags t0
-  sd t0, 1624(gp) /* sig 203 */
-  /* 142: fp */
-  fcvt.w.d t2, f6, rmm
-  sd t2, 1632(gp) /* sig 204 */
-  frflags a0
-  sd a0, 1640(gp) /* sig 205 */
-  /* 143: cAlu */
-  .option rvc
-  c.add s0, s7
-  .option norvc
-  sd s0, 1648(gp) /* sig 206 */
-  /* 144: fp */
-  li tp, 0xffffffff125205b0
-  fmv.d.x f2, tp
-  fclass.s s11, f2
-  sd s11, 1656(gp) /* sig 207 */
-  fsflags a3, zero
-  sd a3, 1664(gp) /* sig 208 */
-  /* 145: aluI */
-  srai t5, a6, 52
-  sd t5, 1672(gp) /* sig 209 */
-  /* 146: aluI */
-  andi a7, zero, 162
-  sd a7, 1680(gp) /* sig 210 */
-  /* 147: fp */
-  li tp, 0xffffffff00000000
-  fmv.d.x f11, tp
-  fdiv.s f7, f11, f25, rdn
-  fsd f7, 1688(gp) /* sig 211 */
-  fsflags s1, zero
-  sd s1, 1696(gp) /* sig 212 */
-  /* 148: cMem */
-  addi a3, sp, 103
-  .option rvc
-  c.lw a4, 48(a3)
-  .option norvc
-  sd a4, 1704(gp) /* sig 213 */
-  sub a3, a3, sp
-  /* 149: fp */
-  fle.d a6, f16, f16
-  sd a6, 1712(gp) /* sig 214 */
-  frcsr t5
-  sd t5, 1720(gp) /* sig 215 */
-  /* 150: far */
-  bltu a3, t3, .L20
-.L21:
-  /* 151: fp */
-  li tp, 0xbff1faddcaa9831b
-  fmv.d.x f18, tp
-  li tp, 0x3ff1faddcaa9831b
-  fmv.d.x f20, tp
-  fsub.d f20, f18, f20
-  fsd f20, 1744(gp) /* sig 218 */
-  li s8, 0x1f
-  csrrc a6, fcsr, s8
-  sd a6, 1752(gp) /* sig 219 */
-  /* 152: cJump */
-  auipc t6, 0
-  addi t6, t6, 10
-  .option rvc
-  c.jr t6
-  .option norvc
-  auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 1760(gp) /* sig 220 */
-  /* 153: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f26, tp
-  fdiv.s f10, f26, f31, dyn
-  fsd f10, 1768(gp) /* sig 221 */
-  frcsr s11
-  sd s11, 1776(gp) /* sig 222 */
-  /* 154: fp */
-  li tp, 0xffffffff7f800000
-  fmv.d.x f17, tp
-  li tp, 0xffffffff00000001
-  fmv.d.x f0, tp
-  fnmsub.s f0, f17, f25, f0, rmm
-  fsd f0, 1784(gp) /* sig 223 */
-  frflags s1
-  sd s1, 1792(gp) /* sig 224 */
-  /* 155: fp */
-  li tp, 0x3ff17c83f2a4488c
-  fmv.d.x f17, tp
-  li tp, 0x7fed47a8a40ac6fc
-  fmv.d.x f31, tp
-  fmul.d f20, f17, f31, rdn
-  fsd f20, 1800(gp) /* sig 225 */
-  frflags a5
-  sd a5, 1808(gp) /* sig 226 */
-  /* 156: cJump */
-  auipc s10, 0
-  addi s10, s10, 10
-  .option rvc
-  c.jalr s10
-  .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s10, s10, tp
-  sd ra, 1816(gp) /* sig 227 */
-  sd s10, 1824(gp) /* sig 228 */
-  /* 157: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f19, tp
-  li tp, 0xbe2b9828936d6d8b
-  fmv.d.x f16, tp
-  li tp, 0x7cfca15a9e822397
-  fmv.d.x f1, tp
-  fnmadd.d f30, f19, f16, f1
-  fsd f30, 1832(gp) /* sig 229 */
-  fsflags s10, zero
-  sd s10, 1840(gp) /* sig 230 */
-  /* 158: fp */
-  li tp, 0xffffffffdf000000
-  fmv.d.x f15, tp
-  li tp, 0xffffffff63b4089e
-  fmv.d.x f10, tp
-  fmax.s f24, f15, f10
-  fsd f24, 1848(gp) /* sig 231 */
-  fsflags s3, zero
-  sd s3, 1856(gp) /* sig 232 */
-  /* 159: cBranch */
-  .option rvc
-  c.beqz a2, .L22
-  .option norvc
-  slti zero, t4, 664
-  sd zero, 1864(gp) /* sig 233 */
-.L22:
-  /* 160: fp */
-  li tp, 0xbff2e564c3e5ec5d
-  fmv.d.x f23, tp
-  li tp, 0x800d8c3c10033b0c
-  fmv.d.x f12, tp
-  fmul.d f31, f23, f12, rtz
-  fsd f31, 1872(gp) /* sig 234 */
-  frcsr s5
-  sd s5, 1880(gp) /* sig 235 */
-  /* 161: fp */
-  li tp, 0xffffffff80000000
-  fmv.d.x f4, tp
-  fsgnjx.s f12, f4, f9
-  fsd f12, 1888(gp) /* sig 236 */
-  fsflags t2, zero
-  sd t2, 1896(gp) /* sig 237 */
-  /* 162: branch */
-  bltu s2, s4, .L23
-  srliw s3, ra, 21
-  sd s3, 1904(gp) /* sig 238 */
-  mulhu t1, t4, t0
-  sd t1, 1912(gp) /* sig 239 */
-  slliw s3, t2, 11
-  sd s3, 1920(gp) /* sig 240 */
-.L23:
-  addi gp, gp, 1928
-  /* 163: aluI */
-  addi s0, a2, 2047
-  sd s0, 0(gp) /* sig 241 */
-  /* 164: cMem */
-  addi a1, sp, 102
-  .option rvc
-  c.ld a3, 128(a1)
-  .option norvc
-  sd a3, 8(gp) /* sig 242 */
-  sub a1, a1, sp
-  /* 165: fp */
-  li tp, 0xffffffff40200000
-  fmv.d.x f29, tp
-  flt.d a1, f29, f29
-  sd a1, 16(gp) /* sig 243 */
-  fsflags ra, zero
-  sd ra, 24(gp) /* sig 244 */
-  /* 166: aluR */
-  li a6, 0x52723609c1d3957e
-  li a5, 0x7fffffffffffffff
-  remw ra, a6, a5
-  sd ra, 32(gp) /* sig 245 */
-  /* 167: aluI */
-  li t0, 0x18300000000000
-  addiw ra, t0, 1363
-  sd ra, 40(gp) /* sig 246 */
-  /* 168: fp */
-  li tp, 0xffffffff4640e6b6
-  fmv.d.x f25, tp
-  fmin.s f29, f14, f25
-  fsd f29, 48(gp) /* sig 247 */
-  fsflags s0, zero
-  sd s0, 56(gp) /* sig 248 */
-  /* 169: amo */
-  addi a1, sp, 248
-  amoadd.d.rl a2, t6, (a1)
-  sub a1, a1, sp
-  sd a2, 64(gp) /* sig 249 */
-  /* 170: fmem */
-  addi s5, sp, 474
-  flw f9, -470(s5)
-  fsd f9, 72(gp) /* sig 250 */
-  sub s5, s5, sp
-  /* 171: fp */
-  li tp, 0xffffffff34ca353b
-  fmv.d.x f26, tp
-  li tp, 0xffffffffa0372cd7
-  fmv.d.x f30, tp
-  feq.s t0, f26, f30
-  sd t0, 80(gp) /* sig 251 */
-  fsflags a4, zero
-  sd a4, 88(gp) /* sig 252 */
-  /* 172: fp */
-  li tp, 0xffffffffc1f70b52
-  fmv.d.x f27, tp
-  fclass.s s0, f27
-  sd s0, 96(gp) /* sig 253 */
-  frcsr t1
-  sd t1, 104(gp) /* sig 254 */
-  /* 173: fp */
-  li tp, 0xffffffff813d99c7
-  fmv.d.x f2, tp
-  feq.s s7, f2, f2
-  sd s7, 112(gp) /* sig 255 */
-  fsflags t0, zero
-  sd t0, 120(gp) /* sig 256 */
+  sd a4, 104(gp) /* sig 254 */
+  /* 173: branch */
+  bgeu s0, s3, .L19
+  xori a2, a1, -714
+  sd a2, 112(gp) /* sig 255 */
+.L19:
   /* 174: fp */
-  fcvt.s.wu f27, s5, rne
-  fsd f27, 128(gp) /* sig 257 */
-  frcsr s9
-  sd s9, 136(gp) /* sig 258 */
-  /* 175: luiAuipc */
-  auipc ra, 0x80000
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 144(gp) /* sig 259 */
-  /* 176: fp */
-  fdiv.d f11, f12, f2, dyn
-  fsd f11, 152(gp) /* sig 260 */
-  li s10, 0x1f
-  csrrc t5, fcsr, s10
-  sd t5, 160(gp) /* sig 261 */
-  /* 177: loop */
-  li s4, 0x4
-.L24:
-  mulhsu a6, t4, t3
-  sd a6, 168(gp) /* sig 262 */
-  .option rvc
-  c.li a2, -20
-  .option norvc
-  sd a2, 176(gp) /* sig 263 */
-  addi s10, t1, 478
-  sd s10, 184(gp) /* sig 264 */
-  addi s4, s4, -1
-  bltu zero, s4, .L24
-  sd s4, 192(gp) /* sig 265 */
-  /* 178: fp */
-  li tp, 0xf20de97a0c451c3c
-  fmv.d.x f0, tp
-  fclass.d s6, f0
-  sd s6, 200(gp) /* sig 266 */
-  li a6, 0x1f
-  csrrc t4, fcsr, a6
-  sd t4, 208(gp) /* sig 267 */
-  /* 179: fp */
-  fsgnj.s f31, f6, f15
-  fsd f31, 216(gp) /* sig 268 */
-  csrrci s1, fflags, 0x1f
-  sd s1, 224(gp) /* sig 269 */
-  /* 180: fcsr */
-  csrrwi s9, fcsr, 4
-  sd s9, 232(gp) /* sig 270 */
-  /* 181: fp */
-  fsgnjn.d f23, f29, f24
-  fsd f23, 240(gp) /* sig 271 */
-  fsflags a1, zero
-  sd a1, 248(gp) /* sig 272 */
-  /* 182: fp */
-  li tp, 0x800005cbd79b015b
-  fmv.d.x f15, tp
-  li tp, 0xc0116386d10410a2
-  fmv.d.x f7, tp
-  fsqrt.d f4, f15, rup
-  fsd f4, 256(gp) /* sig 273 */
-  fsflags a7, zero
-  sd a7, 264(gp) /* sig 274 */
-  /* 183: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f24, tp
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f21, tp
-  fmul.s f11, f24, f21, rup
-  fsd f11, 272(gp) /* sig 275 */
-  fsflags s1, zero
-  sd s1, 280(gp) /* sig 276 */
-  /* 184: mem */
-  lbu s1, 252(sp)
-  sd s1, 288(gp) /* sig 277 */
-  /* 185: fp */
-  li tp, 0xffffffffb2308e08
-  fmv.d.x f5, tp
-  li tp, 0xffffffffceeb0349
-  fmv.d.x f17, tp
-  fdiv.s f4, f5, f17, dyn
-  fsd f4, 296(gp) /* sig 278 */
-  fsflags t2, zero
-  sd t2, 304(gp) /* sig 279 */
-  /* 186: cAlu */
-  .option rvc
-  c.sub a5, a1
-  .option norvc
-  sd a5, 312(gp) /* sig 280 */
-  /* 187: fp */
-  li ra, 0x22a400
-  fmv.d.x f27, ra
-  fsd f27, 320(gp) /* sig 281 */
-  fsflags a6, zero
-  sd a6, 328(gp) /* sig 282 */
-  /* 188: aluI */
-  slti s5, s1, 2047
-  sd s5, 336(gp) /* sig 283 */
-  /* 189: fp */
-  li tp, 0xffffffff3fa82f55
-  fmv.d.x f26, tp
-  li tp, 0xffffffffbfa82f53
-  fmv.d.x f31, tp
-  fsub.s f6, f26, f26, rdn
-  fsd f6, 344(gp) /* sig 284 */
-  fsflags a2, zero
-  sd a2, 352(gp) /* sig 285 */
-  /* 190: fp */
-  li tp, 0x4008000000000000
-  fmv.d.x f14, tp
-  fdiv.d f2, f14, f4, rtz
-  fsd f2, 360(gp) /* sig 286 */
-  fsflags s6, zero
-  sd s6, 368(gp) /* sig 287 */
-  /* 191: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f3, tp
-  flt.s s8, f3, f3
-  sd s8, 376(gp) /* sig 288 */
-  li s10, 0x1f
-  csrrc s10, fcsr, s10
-  sd s10, 384(gp) /* sig 289 */
-  /* 192: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f5, tp
-  li tp, 0x7ff800000000dead
+  li tp, 0xbff0000000000000
+  fmv.d.x f23, tp
+  li tp, 0x7ff8000000000000
   fmv.d.x f27, tp
-  fmsub.d f4, f5, f18, f27
-  fsd f4, 392(gp) /* sig 290 */
-  fsflags a7, zero
-  sd a7, 400(gp) /* sig 291 */
-  /* 193: fp */
-  li s1, 0x5555555555555555
-  fcvt.d.wu f12, s1
-  fsd f12, 408(gp) /* sig 292 */
-  fsflags a5, zero
-  sd a5, 416(gp) /* sig 293 */
-  /* 194: fence */
-  fence r, w
-  /* 195: fp */
-  li tp, 0x3ffb82a7d6e7c1d8
-  fmv.d.x f21, tp
-  li tp, 0xffffffff7fc0dead
+  li tp, 0x10000000000000
+  fmv.d.x f29, tp
+  fmsub.d f26, f23, f27, f29, rdn
+  fsd f26, 120(gp) /* sig 256 */
+  fsflags t4, zero
+  sd t4, 128(gp) /* sig 257 */
+  /* 175: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f28, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f30, tp
+  fsub.d f22, f28, f30, rup
+  fsd f22, 136(gp) /* sig 258 */
+  fsflags s1, zero
+  sd s1, 144(gp) /* sig 259 */
+  /* 176: mem */
+  lwu a6, 155(sp)
+  sd a6, 152(gp) /* sig 260 */
+  /* 177: fp */
+  li tp, 0x9d0d8d73338fb5f5
+  fmv.d.x f3, tp
+  fclass.d a5, f3
+  sd a5, 160(gp) /* sig 261 */
+  fsflags s3, zero
+  sd s3, 168(gp) /* sig 262 */
+  /* 178: fp */
+  li s10, 0x7ff
+  fcvt.d.l f1, s10, dyn
+  fsd f1, 176(gp) /* sig 263 */
+  li t3, 0x1f
+  csrrc t5, fcsr, t3
+  sd t5, 184(gp) /* sig 264 */
+  /* 179: fp */
+  li tp, 0x63df4043328d2bb
+  fmv.d.x f22, tp
+  fcvt.lu.d t0, f22, rup
+  sd t0, 192(gp) /* sig 265 */
+  fsflags s6, zero
+  sd s6, 200(gp) /* sig 266 */
+  /* 180: mem */
+  ld s8, 224(sp)
+  sd s8, 208(gp) /* sig 267 */
+  /* 181: fmem */
+  addi s10, sp, 317
+  flw f8, -110(s10)
+  fsd f8, 216(gp) /* sig 268 */
+  sub s10, s10, sp
+  /* 182: fp */
+  li tp, 0xffffffff3eaaaaab
   fmv.d.x f1, tp
-  fnmsub.d f21, f21, f14, f1, rdn
-  fsd f21, 424(gp) /* sig 294 */
-  frflags t5
-  sd t5, 432(gp) /* sig 295 */
-  /* 196: fmem */
+  fcvt.l.s a7, f1, dyn
+  sd a7, 224(gp) /* sig 269 */
+  fsflags s10, zero
+  sd s10, 232(gp) /* sig 270 */
+  /* 183: fp */
+  fcvt.s.wu f23, s10, dyn
+  fsd f23, 240(gp) /* sig 271 */
+  li t0, 0x1f
+  csrrc t3, fcsr, t0
+  sd t3, 248(gp) /* sig 272 */
+  /* 184: fcsr */
+  li s1, 0xb21f183f7e3dd403
+  csrrc a6, fcsr, s1
+  sd a6, 256(gp) /* sig 273 */
+  /* 185: fp */
+  fcvt.s.w f21, t2
+  fsd f21, 264(gp) /* sig 274 */
+  fsflags a7, zero
+  sd a7, 272(gp) /* sig 275 */
+  /* 186: fcsr */
+  csrrwi s9, fcsr, 25
+  sd s9, 280(gp) /* sig 276 */
+  /* 187: aluI */
+  addi a1, t6, -320
+  sd a1, 288(gp) /* sig 277 */
+  /* 188: cMem */
+  addi a1, sp, 88
+  .option rvc
+  c.fld f11, 160(a1)
+  .option norvc
+  fsd f11, 296(gp) /* sig 278 */
+  sub a1, a1, sp
+  /* 189: fp */
+  li tp, 0xffffffff000bce54
+  fmv.d.x f11, tp
+  fdiv.s f11, f11, f18, dyn
+  fsd f11, 304(gp) /* sig 279 */
+  fsflags a3, zero
+  sd a3, 312(gp) /* sig 280 */
+  /* 190: aluI */
+  li t6, 0x5e
+  sltiu s1, t6, -2048
+  sd s1, 320(gp) /* sig 281 */
+  /* 191: luiAuipc */
+  auipc s3, 0x80000
+  auipc tp, 0
+  sub s3, s3, tp
+  sd s3, 328(gp) /* sig 282 */
+  /* 192: branch */
+  li s5, 0x7fffffffffffffff
+  li s2, 0x7fffffffffffffff
+  bge s5, s2, .L20
+  ori s8, t1, 1443
+  sd s8, 336(gp) /* sig 283 */
+  .option rvc
+  c.lui ra, 0x1d
+  .option norvc
+  sd ra, 344(gp) /* sig 284 */
+.L20:
+  /* 193: mem */
+  lhu s1, 26(sp)
+  sd s1, 352(gp) /* sig 285 */
+  /* 194: fp */
+  fsqrt.d f2, f18
+  fsd f2, 360(gp) /* sig 286 */
+  li a5, 0x1f
+  csrrc s11, fcsr, a5
+  sd s11, 368(gp) /* sig 287 */
+  /* 195: aluI */
+  srai t2, s6, 31
+  sd t2, 376(gp) /* sig 288 */
+  /* 196: far */
+  jal a6, .L21
+.L22:
+  /* 197: fmem */
+  addi s2, sp, 490
+  li tp, 0xffffffff7f800000
+  fmv.d.x f18, tp
+  fsw f18, -278(s2)
+  sub s2, s2, sp
+  /* 198: cAlu */
+  .option rvc
+  c.li s2, 19
+  .option norvc
+  sd s2, 400(gp) /* sig 291 */
+  /* 199: fcsr */
+  csrrwi s5, fflags, 13
+  sd s5, 408(gp) /* sig 292 */
+  j .L23
+.L21:
+  auipc tp, 0
+  sub a6, a6, tp
+  sd a6, 384(gp) /* sig 289 */
+  remuw s10, s0, a0
+  sd s10, 392(gp) /* sig 290 */
+  bge zero, zero, .L22
+.L23:
+  /* 200: luiAuipc */
+  auipc a5, 0x9341f
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 416(gp) /* sig 293 */
+  /* 201: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f7, tp
+  li tp, 0x1
+  fmv.d.x f12, tp
+  flt.d a7, f7, f12
+  sd a7, 424(gp) /* sig 294 */
+  fsflags t0, zero
+  sd t0, 432(gp) /* sig 295 */
+  /* 202: cBranch */
+  .option rvc
+  c.beqz a0, .L24
+  .option norvc
+  slliw a2, s1, 6
+  sd a2, 440(gp) /* sig 296 */
+  addi s11, ra, -1879
+  sd s11, 448(gp) /* sig 297 */
+  remw s3, s2, s4
+  sd s3, 456(gp) /* sig 298 */
+.L24:
+  /* 203: fmem */
   addi s7, sp, 565
   flw f21, -376(s7)
-  fsd f21, 440(gp) /* sig 296 */
+  fsd f21, 464(gp) /* sig 299 */
   sub s7, s7, sp
-  /* 197: fcsr */
-  li a2, 0x6f
-  csrrs t2, fflags, a2
-  sd t2, 448(gp) /* sig 297 */
-  /* 198: fp */
-  li tp, 0xffffffff80002e9a
-  fmv.d.x f27, tp
-  li tp, 0xffffffffb5ba68af
-  fmv.d.x f29, tp
-  fdiv.s f15, f27, f29, rup
-  fsd f15, 456(gp) /* sig 298 */
-  fsflags ra, zero
-  sd ra, 464(gp) /* sig 299 */
-  /* 199: aluI */
-  li s2, 0x68200
-  xori a0, s2, 1578
+  /* 204: rand */
+  .2byte 0x551d /* random */
   sd a0, 472(gp) /* sig 300 */
-  j .L25
-.L20:
-  sraw zero, s5, zero
-  sd zero, 1728(gp) /* sig 216 */
-  andi s0, a0, 973
-  sd s0, 1736(gp) /* sig 217 */
-  j .L21
-.L25:
-  /* 200: fp */
-  li tp, 0xffffffffc3cc5d4e
-  fmv.d.x f14, tp
-  fnmsub.s f8, f22, f14, f22
-  fsd f8, 480(gp) /* sig 301 */
-  fsflags a1, zero
-  sd a1, 488(gp) /* sig 302 */
-  /* 201: amo */
-  addi s11, sp, 176
-  amoswap.d.aq a4, s2, (s11)
-  sub s11, s11, sp
-  sd a4, 496(gp) /* sig 303 */
-  ld t4, 176(sp)
-  sd t4, 504(gp) /* sig 304 */
-  /* 202: fp */
-  li tp, 0x3fb999999999999a
-  fmv.d.x f11, tp
-  fle.d a3, f4, f11
-  sd a3, 512(gp) /* sig 305 */
-  fsflags t1, zero
-  sd t1, 520(gp) /* sig 306 */
-  /* 203: cBranch */
-  .option rvc
-  c.beqz a2, .L26
-  .option norvc
-  addi t4, zero, 1
-  sd t4, 528(gp) /* sig 307 */
-.L26:
-  /* 204: cAlu */
-  .option rvc
-  c.xor a3, a4
-  .option norvc
-  sd a3, 536(gp) /* sig 308 */
-  /* 205: fp */
-  li tp, 0x8017daef26fc090d
-  fmv.d.x f13, tp
-  fadd.d f23, f13, f16, rup
-  fsd f23, 544(gp) /* sig 309 */
-  csrrci a2, fflags, 0x1f
-  sd a2, 552(gp) /* sig 310 */
-  /* 206: aluR */
-  li t0, 0x5900000000
-  sra t4, t0, a7
-  sd t4, 560(gp) /* sig 311 */
-  /* 207: fp */
-  li a5, 0x40
-  fcvt.s.l f18, a5, rtz
-  fsd f18, 568(gp) /* sig 312 */
-  fsflags a7, zero
-  sd a7, 576(gp) /* sig 313 */
-  /* 208: cMem */
-  .option rvc
-  c.fsdsp f5, 16(sp)
-  .option norvc
-  /* 209: fp */
-  li tp, 0x80191039622a6da2
-  fmv.d.x f21, tp
-  fadd.d f13, f20, f21, rmm
-  fsd f13, 584(gp) /* sig 314 */
-  li t6, 0x1f
-  csrrc a0, fcsr, t6
-  sd a0, 592(gp) /* sig 315 */
-  /* 210: aluI */
-  addiw s11, a0, 282
-  sd s11, 600(gp) /* sig 316 */
-  /* 211: luiAuipc */
-  auipc s0, 0xab204
+  .4byte 0x41a08ebb /* random */
+  sd t4, 480(gp) /* sig 301 */
+  .4byte 0x1b867c53 /* random */
+  sd s8, 488(gp) /* sig 302 */
+  fsd f24, 496(gp) /* sig 303 */
+  frcsr s9
+  sd s9, 504(gp) /* sig 304 */
+  /* 205: aluR */
+  sllw ra, a4, t2
+  sd ra, 512(gp) /* sig 305 */
+  /* 206: luiAuipc */
+  auipc a7, 0xcee9f
   auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 608(gp) /* sig 317 */
-  /* 212: loop */
-  li s8, 0x3
-.L27:
-  rem s1, t1, a5
-  sd s1, 616(gp) /* sig 318 */
-  .option rvc
-  c.add t2, s0
-  .option norvc
-  sd t2, 624(gp) /* sig 319 */
-  addi s7, s2, 1
-  sd s7, 632(gp) /* sig 320 */
-  addi s8, s8, -1
-  blt zero, s8, .L27
-  sd s8, 640(gp) /* sig 321 */
-  /* 213: fence */
-  fence rw, rw
-  /* 214: mem */
-  addi s2, sp, -272
-  sb t6, 409(s2)
-  sub s2, s2, sp
-  ld s6, 136(sp)
-  sd s6, 648(gp) /* sig 322 */
-  /* 215: aluR */
-  sll s10, ra, a2
-  sd s10, 656(gp) /* sig 323 */
-  /* 216: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f4, tp
-  flt.s t5, f1, f4
-  sd t5, 664(gp) /* sig 324 */
-  fsflags t3, zero
-  sd t3, 672(gp) /* sig 325 */
-  /* 217: mem */
-  sh t6, 212(sp)
-  /* 218: fcsr */
-  li s10, 0x2d
-  csrrc a5, fcsr, s10
-  sd a5, 680(gp) /* sig 326 */
-  /* 219: fp */
-  li tp, 0xffffffff7149f2ca
-  fmv.d.x f20, tp
-  li tp, 0xfffffffe48bfef4f
-  fmv.d.x f9, tp
-  fmsub.s f27, f16, f20, f9
-  fsd f27, 688(gp) /* sig 327 */
-  li t6, 0x1f
-  csrrc s11, fcsr, t6
-  sd s11, 696(gp) /* sig 328 */
-  /* 220: jalr */
-  auipc t4, 0
-  jalr s2, 9(t4)
+  sub a7, a7, tp
+  sd a7, 520(gp) /* sig 306 */
+  /* 207: jalr */
+  auipc a1, 0
+  jalr t4, 8(a1)
   auipc tp, 0
-  sub s2, s2, tp
   sub t4, t4, tp
-  sd s2, 704(gp) /* sig 329 */
-  sd t4, 712(gp) /* sig 330 */
-  /* 221: fp */
-  li tp, 0x3ff8970680364cd5
-  fmv.d.x f13, tp
-  li tp, 0x3ffb4d9ebd56aef6
-  fmv.d.x f31, tp
-  li tp, 0xc004fb12df010742
-  fmv.d.x f21, tp
-  fmadd.d f14, f13, f31, f21, rdn
-  fsd f14, 720(gp) /* sig 331 */
-  frcsr a1
-  sd a1, 728(gp) /* sig 332 */
-  /* 222: cBranch */
+  sub a1, a1, tp
+  sd t4, 528(gp) /* sig 307 */
+  sd a1, 536(gp) /* sig 308 */
+  /* 208: fp */
+  li tp, 0xffffffff41b9a413
+  fmv.d.x f8, tp
+  fsgnjn.s f31, f1, f8
+  fsd f31, 544(gp) /* sig 309 */
+  frflags s11
+  sd s11, 552(gp) /* sig 310 */
+  /* 209: fmem */
+  fsw f4, 180(sp)
+  /* 210: cBranch */
   .option rvc
-  c.beqz a3, .L28
+  c.beqz a4, .L25
   .option norvc
-  addiw a7, s11, 172
-  sd a7, 736(gp) /* sig 333 */
-  mulh s6, s5, zero
-  sd s6, 744(gp) /* sig 334 */
   .option rvc
-  c.mv t6, a4
+  c.addiw a3, -25
   .option norvc
-  sd t6, 752(gp) /* sig 335 */
-.L28:
-  /* 223: fp */
-  li tp, 0xffffffff3f82b4e8
-  fmv.d.x f16, tp
-  li tp, 0xffffffff7f7ab2e2
+  sd a3, 560(gp) /* sig 311 */
+.L25:
+  /* 211: aluI */
+  li t6, 0xffffffffe65c3479
+  addi a2, t6, 1
+  sd a2, 568(gp) /* sig 312 */
+  /* 212: fp */
+  li tp, 0x3ff328fe2d5a9b7e
+  fmv.d.x f4, tp
+  li tp, 0xbff328fe2d5a9b7e
   fmv.d.x f7, tp
-  fmul.s f12, f16, f7, rmm
-  fsd f12, 760(gp) /* sig 336 */
-  fsflags t5, zero
-  sd t5, 768(gp) /* sig 337 */
-  /* 224: mem */
-  addi s4, sp, 321
-  lbu s6, -87(s4)
+  fsub.d f10, f4, f7, dyn
+  fsd f10, 576(gp) /* sig 313 */
+  frcsr a4
+  sd a4, 584(gp) /* sig 314 */
+  /* 213: aluR */
+  li s4, 0xffffffffffffffda
+  li s0, 0xffffffffffffffff
+  remu s3, s4, s0
+  sd s3, 592(gp) /* sig 315 */
+  /* 214: aluR */
+  subw s9, s2, s0
+  sd s9, 600(gp) /* sig 316 */
+  /* 215: fp */
+  li a7, 0x1ffffff
+  fcvt.s.lu f18, a7, rtz
+  fsd f18, 608(gp) /* sig 317 */
+  li a4, 0x1f
+  csrrc a6, fcsr, a4
+  sd a6, 616(gp) /* sig 318 */
+  /* 216: loop */
+  li t1, 0x1
+.L26:
+  slti s6, t0, -94
+  sd s6, 624(gp) /* sig 319 */
+  .option rvc
+  c.andi a2, -8
+  .option norvc
+  sd a2, 632(gp) /* sig 320 */
+  .option rvc
+  c.andi a1, 22
+  .option norvc
+  sd a1, 640(gp) /* sig 321 */
+  addi t1, t1, -1
+  bltu zero, t1, .L26
+  sd t1, 648(gp) /* sig 322 */
+  /* 217: cBranch */
+  .option rvc
+  c.j .L27
+  .option norvc
+  sra s1, s2, a6
+  sd s1, 656(gp) /* sig 323 */
+  xori s6, s9, 509
+  sd s6, 664(gp) /* sig 324 */
+  .option rvc
+  c.addiw s9, -15
+  .option norvc
+  sd s9, 672(gp) /* sig 325 */
+.L27:
+  /* 218: aluI */
+  xori t0, zero, 1587
+  sd t0, 680(gp) /* sig 326 */
+  /* 219: aluI */
+  srli s3, s6, 0
+  sd s3, 688(gp) /* sig 327 */
+  /* 220: aluI */
+  sltiu a3, t6, -2048
+  sd a3, 696(gp) /* sig 328 */
+  /* 221: mem */
+  sw zero, 140(sp)
+  ld ra, 136(sp)
+  sd ra, 704(gp) /* sig 329 */
+  /* 222: aluI */
+  srai a2, ra, 56
+  sd a2, 712(gp) /* sig 330 */
+  /* 223: fcsr */
+  csrrci t5, frm, 1
+  sd t5, 720(gp) /* sig 331 */
+  /* 224: fp */
+  li tp, 0x5e509a5c5b783ebc
+  fmv.d.x f11, tp
+  li tp, 0xffffffff7f0e014a
+  fmv.d.x f23, tp
+  fnmsub.d f4, f11, f23, f30, rmm
+  fsd f4, 728(gp) /* sig 332 */
+  frcsr t5
+  sd t5, 736(gp) /* sig 333 */
+  /* 225: aluR */
+  sltu s11, a4, s6
+  sd s11, 744(gp) /* sig 334 */
+  /* 226: amo */
+  addi s9, sp, 16
+  amomin.d a1, s3, (s9)
+  sub s9, s9, sp
+  sd a1, 752(gp) /* sig 335 */
+  ld ra, 16(sp)
+  sd ra, 760(gp) /* sig 336 */
+  /* 227: cSp */
+  .option rvc
+  c.addi16sp sp, 112
+  .option norvc
+  ld a2, 120(sp)
+  sd a2, 768(gp) /* sig 337 */
+  .option rvc
+  c.addi16sp sp, -112
+  .option norvc
+  /* 228: fcsr */
+  csrrwi s6, frm, 3
   sd s6, 776(gp) /* sig 338 */
-  sub s4, s4, sp
-  /* 225: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f30, tp
-  li tp, 0xffffffff7d4a24ad
-  fmv.d.x f21, tp
-  flt.s s6, f30, f21
-  sd s6, 784(gp) /* sig 339 */
-  li s8, 0x1f
-  csrrc s8, fcsr, s8
-  sd s8, 792(gp) /* sig 340 */
-  /* 226: mem */
-  li a7, 0x11340000000000
-  addi t2, sp, -172
-  sd a7, 334(t2)
-  sub t2, t2, sp
-  /* 227: fp */
-  li tp, 0xffffffff7d5de6b7
-  fmv.d.x f1, tp
-  fmin.s f18, f1, f4
-  fsd f18, 800(gp) /* sig 341 */
-  frflags a5
-  sd a5, 808(gp) /* sig 342 */
-  /* 228: fp */
-  li tp, 0xffffffff3f9f11f5
-  fmv.d.x f9, tp
-  li tp, 0xffffffff0066ffa5
-  fmv.d.x f16, tp
-  fmul.s f5, f9, f16, rdn
-  fsd f5, 816(gp) /* sig 343 */
-  fsflags s5, zero
-  sd s5, 824(gp) /* sig 344 */
-  /* 229: aluR */
-  or ra, s3, a2
-  sd ra, 832(gp) /* sig 345 */
-  /* 230: fp */
-  fmax.d f10, f12, f3
-  fsd f10, 840(gp) /* sig 346 */
-  fsflags s4, zero
-  sd s4, 848(gp) /* sig 347 */
-  /* 231: aluI */
-  li s10, 0xffffffff8cb0341e
-  srli zero, s10, 39
-  sd zero, 856(gp) /* sig 348 */
-  /* 232: luiAuipc */
-  auipc a0, 0xbf19b
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 864(gp) /* sig 349 */
-  /* 233: aluI */
-  slti t4, a1, 2047
-  sd t4, 872(gp) /* sig 350 */
-  /* 234: fp */
-  fmv.w.x f28, s11
-  fsd f28, 880(gp) /* sig 351 */
-  li s1, 0x1f
-  csrrc s5, fcsr, s1
-  sd s5, 888(gp) /* sig 352 */
-  /* 235: fp */
-  li tp, 0x3ff8000000000000
-  fmv.d.x f25, tp
-  fsub.d f29, f25, f4, rtz
-  fsd f29, 896(gp) /* sig 353 */
-  fsflags s6, zero
-  sd s6, 904(gp) /* sig 354 */
-  /* 236: branch */
-  bne s2, t5, .L29
-  addiw a1, a4, -2048
-  sd a1, 912(gp) /* sig 355 */
+  /* 229: mem */
+  ld a0, 248(sp)
+  sd a0, 784(gp) /* sig 339 */
+  /* 230: cAlu */
+  .option rvc
+  c.andi a2, -5
+  .option norvc
+  sd a2, 792(gp) /* sig 340 */
+  /* 231: cAlu */
+  .option rvc
+  c.mv s2, a5
+  .option norvc
+  sd s2, 800(gp) /* sig 341 */
+  /* 232: aluR */
+  li a0, 0x1000000
+  mulh t4, a1, a0
+  sd t4, 808(gp) /* sig 342 */
+  /* 233: fp */
+  fsgnjn.s f14, f5, f26
+  fsd f14, 816(gp) /* sig 343 */
+  li s6, 0x1f
+  csrrc t0, fcsr, s6
+  sd t0, 824(gp) /* sig 344 */
+  /* 234: fcsr */
+  li t3, 0xfc
+  csrrs t6, frm, t3
+  sd t6, 832(gp) /* sig 345 */
+  fsrmi t5, 1
+  /* 235: far */
+  bgeu t0, s1, .L28
 .L29:
-  /* 237: fp */
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f6, tp
-  li tp, 0x432fffffffffffff
-  fmv.d.x f12, tp
-  fmax.d f15, f6, f12
-  fsd f15, 920(gp) /* sig 356 */
-  frcsr s11
-  sd s11, 928(gp) /* sig 357 */
-  /* 238: fp */
-  li tp, 0xffffffff7f7fffff
+  /* 236: rand */
+  .4byte 0xb96819bb /* random */
+  sd s3, 864(gp) /* sig 349 */
+  .4byte 0xc23f2bd3 /* random */
+  sd s7, 872(gp) /* sig 350 */
+  fsd f23, 880(gp) /* sig 351 */
+  fsflags t4, zero
+  sd t4, 888(gp) /* sig 352 */
+  /* 237: aluI */
+  slti s4, t3, 0
+  sd s4, 896(gp) /* sig 353 */
+  /* 238: fcsr */
+  li t5, 0x9e
+  csrrs t5, fflags, t5
+  sd t5, 904(gp) /* sig 354 */
+  /* 239: mem */
+  lhu s0, 24(sp)
+  sd s0, 912(gp) /* sig 355 */
+  /* 240: fp */
+  li tp, 0x3ee5d8c30119105e
+  fmv.d.x f9, tp
+  fclass.d ra, f9
+  sd ra, 920(gp) /* sig 356 */
+  frcsr t5
+  sd t5, 928(gp) /* sig 357 */
+  /* 241: fp */
+  li tp, 0x93c049a105212e29
+  fmv.d.x f26, tp
+  li tp, 0x3c115ac0a293972
+  fmv.d.x f2, tp
+  fmin.d f10, f26, f2
+  fsd f10, 936(gp) /* sig 358 */
+  fsflags s5, zero
+  sd s5, 944(gp) /* sig 359 */
+  /* 242: fp */
+  li tp, 0x7c8ea732e98827ad
+  fmv.d.x f7, tp
+  fsqrt.d f19, f7, rne
+  fsd f19, 952(gp) /* sig 360 */
+  frcsr a0
+  sd a0, 960(gp) /* sig 361 */
+  /* 243: fp */
+  fmv.x.w s10, f20
+  sd s10, 968(gp) /* sig 362 */
+  frcsr s1
+  sd s1, 976(gp) /* sig 363 */
+  /* 244: mem */
+  li t2, 0x3f
+  sb t2, 203(sp)
+  ld s1, 200(sp)
+  sd s1, 984(gp) /* sig 364 */
+  /* 245: cBranch */
+  .option rvc
+  c.bnez s1, .L30
+  .option norvc
+  slliw a4, s2, 1
+  sd a4, 992(gp) /* sig 365 */
+  mulw s1, a6, a5
+  sd s1, 1000(gp) /* sig 366 */
+  sltiu a0, t5, 1452
+  sd a0, 1008(gp) /* sig 367 */
+.L30:
+  /* 246: fp */
+  li tp, 0xffffffffbff6d73c
   fmv.d.x f1, tp
-  fadd.d f29, f1, f11, rmm
-  fsd f29, 936(gp) /* sig 358 */
+  li tp, 0xffffffff7f04bfe4
+  fmv.d.x f2, tp
+  fmul.s f15, f1, f2, rmm
+  fsd f15, 1016(gp) /* sig 368 */
   fsflags t2, zero
-  sd t2, 944(gp) /* sig 359 */
-  /* 239: fmem */
+  sd t2, 1024(gp) /* sig 369 */
+  /* 247: fmem */
   addi s2, sp, 584
   fsd f6, -520(s2)
   sub s2, s2, sp
-  /* 240: aluR */
+  /* 248: aluR */
   mulw s7, a3, a4
-  sd s7, 952(gp) /* sig 360 */
-  /* 241: fcsr */
-  li a4, 0x7c84d9920b673219
-  csrrw zero, frm, a4
-  sd zero, 960(gp) /* sig 361 */
-  /* 242: fp */
-  li tp, 0xffffffffc6e765b2
-  fmv.d.x f28, tp
-  fmin.s f14, f27, f28
-  fsd f14, 968(gp) /* sig 362 */
-  frcsr s11
-  sd s11, 976(gp) /* sig 363 */
-  /* 243: fp */
-  li tp, 0xffffffff4640e6b6
+  sd s7, 1032(gp) /* sig 370 */
+  /* 249: rand */
+  .4byte 0x487cae4b /* random */
+  sd t3, 1040(gp) /* sig 371 */
+  fsd f28, 1048(gp) /* sig 372 */
+  fsflags ra, zero
+  sd ra, 1056(gp) /* sig 373 */
+  /* 250: aluR */
+  add a6, s8, s10
+  sd a6, 1064(gp) /* sig 374 */
+  /* 251: fp */
+  li tp, 0xffffffff88b412b7
   fmv.d.x f22, tp
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f6, tp
-  fsub.s f3, f22, f6, rmm
-  fsd f3, 984(gp) /* sig 364 */
-  frcsr s7
-  sd s7, 992(gp) /* sig 365 */
-  /* 244: fp */
-  li tp, 0xffffffffdbec962e
-  fmv.d.x f12, tp
-  fcvt.lu.s s10, f12, rup
-  sd s10, 1000(gp) /* sig 366 */
-  fsflags s10, zero
-  sd s10, 1008(gp) /* sig 367 */
-  /* 245: fp */
-  fdiv.s f14, f30, f22, rne
-  fsd f14, 1016(gp) /* sig 368 */
-  li a7, 0x1f
-  csrrc a4, fcsr, a7
-  sd a4, 1024(gp) /* sig 369 */
-  /* 246: loop */
-  li t4, 0x3
-.L30:
-  .option rvc
-  c.li a2, -27
-  .option norvc
-  sd a2, 1032(gp) /* sig 370 */
-  addi t4, t4, -1
-  blt zero, t4, .L30
-  sd t4, 1040(gp) /* sig 371 */
-  /* 247: cBranch */
-  .option rvc
-  c.j .L31
-  .option norvc
-  sraw a4, t4, s3
-  sd a4, 1048(gp) /* sig 372 */
-.L31:
-  /* 248: fp */
-  fcvt.s.lu f15, t5
-  fsd f15, 1056(gp) /* sig 373 */
-  frflags t1
-  sd t1, 1064(gp) /* sig 374 */
-  /* 249: fp */
-  li tp, 0x3debe46ed5ee77fd
-  fmv.d.x f11, tp
-  fsub.d f28, f11, f6, rtz
+  fmul.s f28, f22, f11, dyn
   fsd f28, 1072(gp) /* sig 375 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 1080(gp) /* sig 376 */
-  /* 250: aluI */
-  sraiw s11, s3, 18
-  sd s11, 1088(gp) /* sig 377 */
-  /* 251: cAlu */
+  frflags t6
+  sd t6, 1080(gp) /* sig 376 */
+  /* 252: branch */
+  blt s3, t6, .L31
   .option rvc
-  c.srli a3, 23
+  c.mv s4, t4
   .option norvc
-  sd a3, 1096(gp) /* sig 378 */
-  /* 252: fp */
-  li tp, 0xbff822dab4a8c15d
-  fmv.d.x f2, tp
-  li tp, 0x3ff822dab4a8c15e
-  fmv.d.x f30, tp
-  fsub.d f31, f2, f2, rmm
-  fsd f31, 1104(gp) /* sig 379 */
-  fsflags a6, zero
-  sd a6, 1112(gp) /* sig 380 */
-  /* 253: fcsr */
-  li a7, 0x0
-  csrrw t0, fflags, a7
+  sd s4, 1088(gp) /* sig 377 */
+  addi a4, s10, 1470
+  sd a4, 1096(gp) /* sig 378 */
+  slliw s2, s7, 14
+  sd s2, 1104(gp) /* sig 379 */
+.L31:
+  /* 253: aluI */
+  slliw s7, t5, 1
+  sd s7, 1112(gp) /* sig 380 */
+  /* 254: rand */
+  .2byte 0x2ee /* random */
   sd t0, 1120(gp) /* sig 381 */
-  /* 254: fp */
-  li tp, 0xffffffffb753df26
-  fmv.d.x f9, tp
-  li tp, 0x409fac1bd817c312
-  fmv.d.x f28, tp
-  fmin.s f6, f9, f28
-  fsd f6, 1128(gp) /* sig 382 */
-  fsflags a1, zero
-  sd a1, 1136(gp) /* sig 383 */
-  /* 255: fp */
-  li tp, 0xffffffffdf000000
-  fmv.d.x f26, tp
-  fcvt.d.s f2, f26
-  fsd f2, 1144(gp) /* sig 384 */
-  frcsr s8
-  sd s8, 1152(gp) /* sig 385 */
-  /* 256: fp */
-  fcvt.d.lu f9, a7, rtz
-  fsd f9, 1160(gp) /* sig 386 */
-  frflags a6
-  sd a6, 1168(gp) /* sig 387 */
-  /* 257: fp */
-  fclass.s zero, f29
-  sd zero, 1176(gp) /* sig 388 */
-  frcsr s8
-  sd s8, 1184(gp) /* sig 389 */
-  /* 258: fp */
-  li tp, 0x3ec0013d9281e631
-  fmv.d.x f29, tp
-  fclass.d t5, f29
-  sd t5, 1192(gp) /* sig 390 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 1200(gp) /* sig 391 */
-  /* 259: fcsr */
-  csrrw s11, fcsr, zero
-  sd s11, 1208(gp) /* sig 392 */
+  .4byte 0x4d137613 /* random */
+  sd a2, 1128(gp) /* sig 382 */
+  /* 255: mem */
+  lhu a2, 33(sp)
+  sd a2, 1136(gp) /* sig 383 */
+  /* 256: fence */
+  nop
+  /* 257: mem */
+  addi s9, sp, 483
+  ld a7, -291(s9)
+  sd a7, 1144(gp) /* sig 384 */
+  sub s9, s9, sp
+  /* 258: fcsr */
+  csrrsi t1, fcsr, 26
+  sd t1, 1152(gp) /* sig 385 */
+  /* 259: mem */
+  li s2, 0x20
+  addi s1, sp, 250
+  sb s2, -158(s1)
+  sub s1, s1, sp
+  j .L32
+.L28:
+  .option rvc
+  c.and a3, a3
+  .option norvc
+  sd a3, 840(gp) /* sig 346 */
+  .option rvc
+  c.and a3, a5
+  .option norvc
+  sd a3, 848(gp) /* sig 347 */
+  addiw s2, a2, 643
+  sd s2, 856(gp) /* sig 348 */
+  beq zero, zero, .L29
+.L32:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xffffffff2ef5bf58
+  .dword 0x40
+  .dword 0x8000
+  .dword 0x200000000001
+  .dword 0xffffffff40ab1fb2
+  .dword 0xffffffff4640e6b6
+  .dword 0x283c000000
+  .dword 0xb4a8c15d17010e98
+  .dword 0xffffffffc30cbcb1
   .dword 0x7fffffffffffffff
   .dword 0xffffffffffffffff
-  .dword 0xffffffffffffffc9
-  .dword 0x8000000000000001
-  .dword 0x7e33da91035ceb1c
-  .dword 0xffffffffc0200000
-  .dword 0x1c8b8adc8b44875
-  .dword 0xffffffff81331823
+  .dword 0x26de4f8bc796d8b3
+  .dword 0x8b86757f7f12a466
+  .dword 0xb67dd260342e9a7e
+  .dword 0xfff0000000000000
+  .dword 0xffffffffc5354f24
+  .dword 0x3ff0000000000000
+  .dword 0xffffffff430fac1b
+  .dword 0xc3e0000000000000
+  .dword 0x40
+  .dword 0x84824f363a42a231
+  .dword 0xffffffff3f7fffff
+  .dword 0xffffffffff800000
+  .dword 0x687e40647a38c852
+  .dword 0x487762a93756ea2d
+  .dword 0xc15d108a97c80410
+  .dword 0xc2c000000000
+  .dword 0xc6fa533356f153db
+  .dword 0x9141aa9a60c77f07
+  .dword 0xea8d65fd1a261724
   .dword 0xffffffff7f800001
-  .dword 0x241046673546e62e
-  .dword 0xffffffff
-  .dword 0xffffffff98418ca6
-  .dword 0xffffffffb29c8cb0
-  .dword 0x4340000000000000
-  .dword 0xffffffffb72e545d
-  .dword 0xffffffff7fc0dead
-  .dword 0xf2fbdb54f6906945
-  .dword 0xffffffff47fcc392
-  .dword 0x7c3f0efb0f2584ce
-  .dword 0xffffffffa4abec4f
-  .dword 0xd5812880707eb687
-  .dword 0x4d25f26094f68b4b
-  .dword 0xffffffff94392ef0
-  .dword 0x2d9b71aa
-  .dword 0xffffffff007fffff
-  .dword 0xffffffff5f800000
-  .dword 0x20
-  .dword 0x125a57
-  .dword 0x4b9ab0fd7344abca
-  .dword 0xffffffff42bc44de
-  .dword 0xffffffff3eaaaaab
+  .dword 0xffffffffd840be71
+  .dword 0xc25734d3fb00f874
 difftest_sig:
-  .rept 393
+  .rept 386
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,37 +4,37 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x6194565d
-  li t0, 0xffffffff
-  li t1, 0x8000001
-  li t2, 0x5baaa171
-  li s0, 0x8000000000000001
-  li s1, 0x69843b11
-  li a0, 0x20
-  li a1, 0x80
-  li a2, 0x8000
-  li a3, 0x400000000000001
-  li a4, 0x20
-  li a5, 0x7f7800000000000
-  li a6, 0x2000000000000001
-  li a7, 0x7f58000000000
-  li s2, 0x7fffffff
-  li s3, 0xffffffffffffffa5
-  li s4, 0x655d90d7
-  li s5, 0xff
-  li s6, 0xfffffffffffffffe
-  li s7, 0x1a004ce6b1a527e6
-  li s8, 0x4949f6c216314594
-  li s9, 0x3
-  li s10, 0x25
-  li s11, 0x80000000
-  li t3, 0x4dd49075
-  li t4, 0xfffffffffffffffe
-  li t5, 0x123456789abcdef
-  li t6, 0x5d4747fcddd53abd
-  li tp, 0x82c0c4e0de707cd6
+  li ra, 0x22fc4c35e53eb82
+  li t0, 0x8000001
+  li t1, 0x5baaa171
+  li t2, 0x8000000000000001
+  li s0, 0x69843b11
+  li s1, 0x20
+  li a0, 0x80
+  li a1, 0x8000
+  li a2, 0x400000000000001
+  li a3, 0x20
+  li a4, 0x7f7800000000000
+  li a5, 0x2000000000000001
+  li a6, 0x7f58000000000
+  li a7, 0x7fffffff
+  li s2, 0xffffffffffffffa5
+  li s3, 0x655d90d7
+  li s4, 0xff
+  li s5, 0xfffffffffffffffe
+  li s6, 0x1a004ce6b1a527e6
+  li s7, 0x4949f6c216314594
+  li s8, 0x3
+  li s9, 0x25
+  li s10, 0x80000000
+  li s11, 0x4dd49075
+  li t3, 0xfffffffffffffffe
+  li t4, 0x123456789abcdef
+  li t5, 0x5d4747fcddd53abd
+  li t6, 0xff
+  li tp, 0xffffffff4b800001
   fmv.d.x f0, tp
-  li tp, 0xc0f95ef5b4998569
+  li tp, 0xffffffff83b95ef5
   fmv.d.x f1, tp
   li tp, 0xfffffffffffff
   fmv.d.x f2, tp
@@ -108,1496 +108,1567 @@
   li a5, 0x8000001
   sraiw a7, a5, 6
   sd a7, 16(gp) /* sig 2 */
-  /* 3: cAlu */
-  .option rvc
-  c.add s7, t1
-  .option norvc
+  /* 3: amo */
+  addi s3, sp, 16
+  amomax.d s7, s4, (s3)
+  sub s3, s3, sp
   sd s7, 24(gp) /* sig 3 */
-  /* 4: aluR */
-  li s3, 0x400000
-  mul s10, s7, s3
-  sd s10, 32(gp) /* sig 4 */
-  /* 5: aluI */
-  sltiu s8, t0, -1542
-  sd s8, 40(gp) /* sig 5 */
-  /* 6: amo */
-  li s7, 0x1f
-  addi s0, sp, 16
-  amominu.w a3, s7, (s0)
-  sub s0, s0, sp
-  sd a3, 48(gp) /* sig 6 */
-  lw s9, 16(sp)
-  sd s9, 56(gp) /* sig 7 */
-  /* 7: mem */
-  addi t5, sp, 66
-  lw s3, 17(t5)
-  sd s3, 64(gp) /* sig 8 */
-  sub t5, t5, sp
-  /* 8: cAlu */
-  .option rvc
-  c.lui t3, 0x1c
-  .option norvc
-  sd t3, 72(gp) /* sig 9 */
-  /* 9: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f29, tp
-  fnmsub.s f12, f29, f25, f11, dyn
-  fsd f12, 80(gp) /* sig 10 */
-  frflags t6
-  sd t6, 88(gp) /* sig 11 */
-  /* 10: aluR */
-  mul s11, s1, t0
-  sd s11, 96(gp) /* sig 12 */
-  /* 11: aluR */
-  mulw s8, s8, s7
-  sd s8, 104(gp) /* sig 13 */
-  /* 12: lrsc */
-  addi s9, sp, 208
-  lr.d s4, (s9)
-  addw a2, s2, t3
-  sc.d s11, t6, (s9)
-  sd s4, 112(gp) /* sig 14 */
+  /* 4: fp */
+  li tp, 0xc12ef7145fbae28d
+  fmv.d.x f12, tp
+  fmin.d f26, f12, f3
+  fsd f26, 32(gp) /* sig 4 */
+  frcsr t1
+  sd t1, 40(gp) /* sig 5 */
+  /* 5: aluR */
+  li s2, 0xffffffffffffffd9
+  sub ra, s2, a7
+  sd ra, 48(gp) /* sig 6 */
+  /* 6: lrsc */
+  addi s7, sp, 16
+  lr.d.rl a2, (s7)
+  sc.d.aqrl t5, s3, (s7)
+  sd a2, 56(gp) /* sig 7 */
+  sd t5, 64(gp) /* sig 8 */
+  sc.d.aqrl t5, zero, (s7)
+  sd t5, 72(gp) /* sig 9 */
+  sub s7, s7, sp
+  ld t4, 16(sp)
+  sd t4, 80(gp) /* sig 10 */
+  /* 7: branch */
+  li t4, 0x3f
+  li a4, 0x3f
+  bne t4, a4, .L0
+  srli s3, s7, 1
+  sd s3, 88(gp) /* sig 11 */
+.L0:
+  /* 8: aluR */
+  div s6, a3, ra
+  sd s6, 96(gp) /* sig 12 */
+  /* 9: luiAuipc */
+  auipc a5, 0xc73d4
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 104(gp) /* sig 13 */
+  /* 10: fp */
+  li tp, 0xffffffffb206155d
+  fmv.d.x f1, tp
+  fcvt.lu.s a6, f1, rmm
+  sd a6, 112(gp) /* sig 14 */
+  fsflags s11, zero
   sd s11, 120(gp) /* sig 15 */
-  sub s9, s9, sp
-  ld t1, 208(sp)
-  sd t1, 128(gp) /* sig 16 */
-  /* 13: liSeed */
-  li s9, 0x3bd9ee14aefa7f13
-  sd s9, 136(gp) /* sig 17 */
-  /* 14: fp */
-  li tp, 0xffffffff330dccea
-  fmv.d.x f20, tp
-  li tp, 0xffffffff4f7fffff
-  fmv.d.x f30, tp
-  fnmsub.s f23, f14, f20, f30, rdn
-  fsd f23, 144(gp) /* sig 18 */
-  fsflags t2, zero
-  sd t2, 152(gp) /* sig 19 */
-  /* 15: aluI */
-  li s5, 0xd17e5817091ff60a
-  addi s6, s5, -1195
-  sd s6, 160(gp) /* sig 20 */
-  /* 16: aluR */
-  li s5, 0x40
-  remuw a4, s5, s8
-  sd a4, 168(gp) /* sig 21 */
-  /* 17: aluI */
-  xori a4, s6, 588
-  sd a4, 176(gp) /* sig 22 */
-  /* 18: liSeed */
-  li s1, 0xffffffffa55e83c0
-  sd s1, 184(gp) /* sig 23 */
-  /* 19: amo */
-  li s1, 0x40
-  addi t4, sp, 232
-  amomaxu.d s8, s1, (t4)
-  sub t4, t4, sp
-  sd s8, 192(gp) /* sig 24 */
-  ld s1, 232(sp)
-  sd s1, 200(gp) /* sig 25 */
-  /* 20: liSeed */
-  li t3, 0xffff
-  sd t3, 208(gp) /* sig 26 */
-  /* 21: aluI */
-  li s2, 0x80
-  xori a1, s2, -1498
-  sd a1, 216(gp) /* sig 27 */
-  /* 22: far */
-  bge s10, t6, .L0
+  /* 11: aluR */
+  li t1, 0x48
+  srlw a5, t1, ra
+  sd a5, 128(gp) /* sig 16 */
+  /* 12: amo */
+  li t1, 0x5a
+  addi s5, sp, 240
+  amomax.w.aq s2, t1, (s5)
+  sub s5, s5, sp
+  sd s2, 136(gp) /* sig 17 */
+  lw s3, 240(sp)
+  sd s3, 144(gp) /* sig 18 */
+  /* 13: loop */
+  li s6, 0x2
 .L1:
-  /* 23: aluR */
-  sub a7, zero, s2
-  sd a7, 248(gp) /* sig 31 */
-  /* 24: cAlu */
+  slli s3, s0, 1
+  sd s3, 152(gp) /* sig 19 */
+  addi s6, s6, -1
+  bltu zero, s6, .L1
+  sd s6, 160(gp) /* sig 20 */
+  /* 14: aluR */
+  sub s5, s1, t6
+  sd s5, 168(gp) /* sig 21 */
+  /* 15: far */
+  bge s11, s2, .L2
+.L3:
+  /* 16: aluR */
+  li t2, 0x40b42e8d
+  mulw t3, t2, a3
+  sd t3, 200(gp) /* sig 25 */
+  /* 17: mem */
+  addi t2, sp, 147
+  lbu a1, -75(t2)
+  sd a1, 208(gp) /* sig 26 */
+  sub t2, t2, sp
+  /* 18: jalr */
+  auipc s6, 0
+  addi s6, s6, 48
+  jalr s10, -20(s6)
+  srli zero, s8, 11
+  sd zero, 216(gp) /* sig 27 */
+  srl s10, t3, zero
+  sd s10, 224(gp) /* sig 28 */
+  auipc tp, 0
+  sub s10, s10, tp
+  sub s6, s6, tp
+  sd s10, 232(gp) /* sig 29 */
+  sd s6, 240(gp) /* sig 30 */
+  /* 19: cAlu */
   .option rvc
-  c.slli a7, 47
+  c.addiw s4, -4
   .option norvc
-  sd a7, 256(gp) /* sig 32 */
-  /* 25: branch */
-  li s10, 0x3f
-  beq s10, zero, .L2
-  sllw s6, s4, a6
-  sd s6, 264(gp) /* sig 33 */
-  mul s11, t4, a5
-  sd s11, 272(gp) /* sig 34 */
-.L2:
-  /* 26: fcsr */
-  csrrsi a1, frm, 29
-  sd a1, 280(gp) /* sig 35 */
-  fsrmi t1, 4
-  /* 27: aluI */
+  sd s4, 248(gp) /* sig 31 */
+  /* 20: mem */
+  lwu t0, 17(sp)
+  sd t0, 256(gp) /* sig 32 */
+  /* 21: mem */
+  sh a7, 182(sp)
+  ld s10, 176(sp)
+  sd s10, 264(gp) /* sig 33 */
+  /* 22: aluR */
+  sllw a3, s10, s0
+  sd a3, 272(gp) /* sig 34 */
+  /* 23: cMem */
+  addi a3, sp, 26
+  .option rvc
+  c.fld f15, 24(a3)
+  .option norvc
+  fsd f15, 280(gp) /* sig 35 */
+  sub a3, a3, sp
+  /* 24: amo */
+  addi a1, sp, 244
+  amominu.w.aqrl a4, s6, (a1)
+  sub a1, a1, sp
+  sd a4, 288(gp) /* sig 36 */
+  lw t1, 244(sp)
+  sd t1, 296(gp) /* sig 37 */
+  /* 25: aluI */
   li s6, 0xffffffffffffffe9
   sltiu t2, s6, -458
-  sd t2, 288(gp) /* sig 36 */
-  /* 28: aluR */
+  sd t2, 304(gp) /* sig 38 */
+  /* 26: aluR */
   xor a3, t2, a3
-  sd a3, 296(gp) /* sig 37 */
-  /* 29: cAlu */
+  sd a3, 312(gp) /* sig 39 */
+  /* 27: cAlu */
   .option rvc
   c.mv s7, ra
   .option norvc
-  sd s7, 304(gp) /* sig 38 */
-  /* 30: cAlu */
+  sd s7, 320(gp) /* sig 40 */
+  /* 28: amo */
+  li ra, 0x8766efcc41f81741
+  addi s1, sp, 32
+  amomaxu.w.aq a3, ra, (s1)
+  sub s1, s1, sp
+  sd a3, 328(gp) /* sig 41 */
+  /* 29: cAlu */
   .option rvc
-  c.srai a5, 21
+  c.li s0, 15
   .option norvc
-  sd a5, 312(gp) /* sig 39 */
-  /* 31: aluR */
-  xor a4, a3, ra
-  sd a4, 320(gp) /* sig 40 */
-  /* 32: cAlu */
-  .option rvc
-  c.sub s0, a3
-  .option norvc
-  sd s0, 328(gp) /* sig 41 */
-  /* 33: fp */
-  li tp, 0x404c792f5da5eea2
-  fmv.d.x f11, tp
-  li tp, 0x3eb058aed9d32f31
-  fmv.d.x f24, tp
-  fdiv.d f18, f11, f24, rmm
-  fsd f18, 336(gp) /* sig 42 */
-  fsflags t5, zero
-  sd t5, 344(gp) /* sig 43 */
-  /* 34: aluI */
-  ori s3, a4, 1365
-  sd s3, 352(gp) /* sig 44 */
-  /* 35: aluR */
-  slt zero, s7, t3
-  sd zero, 360(gp) /* sig 45 */
-  /* 36: aluR */
-  li a0, 0xe6ffec4d4b796c0
-  divw t4, a0, ra
-  sd t4, 368(gp) /* sig 46 */
-  /* 37: luiAuipc */
+  sd s0, 336(gp) /* sig 42 */
+  /* 30: fp */
+  li tp, 0x5da5eea2c38a67e7
+  fmv.d.x f18, tp
+  fsub.d f18, f10, f18, dyn
+  fsd f18, 344(gp) /* sig 43 */
+  fsflags a1, zero
+  sd a1, 352(gp) /* sig 44 */
+  /* 31: fp */
+  li tp, 0xffffffff3fde4451
+  fmv.d.x f17, tp
+  li tp, 0xffffffffbfde4450
+  fmv.d.x f4, tp
+  fadd.s f23, f17, f17, dyn
+  fsd f23, 360(gp) /* sig 45 */
+  frflags t6
+  sd t6, 368(gp) /* sig 46 */
+  /* 32: jal */
+  jal t0, .L4
+  slli a0, t3, 63
+  sd a0, 376(gp) /* sig 47 */
+.L4:
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 384(gp) /* sig 48 */
+  /* 33: fcsr */
+  csrrci a0, frm, 23
+  sd a0, 392(gp) /* sig 49 */
+  /* 34: luiAuipc */
   auipc a0, 0x7f35e
   auipc tp, 0
   sub a0, a0, tp
-  sd a0, 376(gp) /* sig 47 */
-  /* 38: aluI */
+  sd a0, 400(gp) /* sig 50 */
+  /* 35: aluI */
   addi s1, a0, 719
-  sd s1, 384(gp) /* sig 48 */
-  /* 39: cBranch */
+  sd s1, 408(gp) /* sig 51 */
+  /* 36: jal */
+  jal a5, .L5
   .option rvc
-  c.bnez a5, .L3
+  c.li s2, -2
   .option norvc
-  sraiw t2, a1, 6
-  sd t2, 392(gp) /* sig 49 */
-.L3:
-  /* 40: fp */
-  li tp, 0x41e0000000000000
-  fmv.d.x f18, tp
-  fclass.d s2, f18
-  sd s2, 400(gp) /* sig 50 */
-  fsflags a7, zero
-  sd a7, 408(gp) /* sig 51 */
-  /* 41: jalr */
-  auipc a6, 0
-  jalr a6, 8(a6)
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 416(gp) /* sig 52 */
-  /* 42: liSeed */
-  li t6, 0xffffffff83258ab8
-  sd t6, 424(gp) /* sig 53 */
-  /* 43: jalr */
-  auipc a2, 0
-  jalr s0, 8(a2)
-  auipc tp, 0
-  sub s0, s0, tp
-  sub a2, a2, tp
-  sd s0, 432(gp) /* sig 54 */
-  sd a2, 440(gp) /* sig 55 */
-  /* 44: jalr */
-  auipc s1, 0
-  addi s1, s1, 140
-  jalr zero, -122(s1)
-  .option rvc
-  c.srai a1, 31
-  .option norvc
-  sd a1, 448(gp) /* sig 56 */
-  auipc tp, 0
-  sub s1, s1, tp
-  sd zero, 456(gp) /* sig 57 */
-  sd s1, 464(gp) /* sig 58 */
-  /* 45: cAlu */
-  .option rvc
-  c.add s1, t0
-  .option norvc
-  sd s1, 472(gp) /* sig 59 */
-  /* 46: liSeed */
-  li t3, 0xffffffff
-  sd t3, 480(gp) /* sig 60 */
-  /* 47: fcsr */
-  csrrsi zero, frm, 14
-  sd zero, 488(gp) /* sig 61 */
-  /* 48: aluR */
-  remuw a7, t2, zero
-  sd a7, 496(gp) /* sig 62 */
-  /* 49: fp */
-  li tp, 0xffffffff7f000000
-  fmv.d.x f6, tp
-  fclass.s a0, f6
-  sd a0, 504(gp) /* sig 63 */
-  frflags ra
-  sd ra, 512(gp) /* sig 64 */
-  /* 50: aluI */
-  li s0, 0x40000000000000
-  xori s8, s0, 1
-  sd s8, 520(gp) /* sig 65 */
-  /* 51: fp */
-  flt.s t3, f25, f15
-  sd t3, 528(gp) /* sig 66 */
-  li a4, 0x1f
-  csrrc s3, fcsr, a4
-  sd s3, 536(gp) /* sig 67 */
-  /* 52: aluR */
-  li ra, 0x4485a7e91317b82
-  add ra, ra, t5
-  sd ra, 544(gp) /* sig 68 */
-  /* 53: aluI */
-  srli a6, s2, 63
-  sd a6, 552(gp) /* sig 69 */
-  /* 54: aluR */
-  li a3, 0x1f
-  rem s10, s7, a3
-  sd s10, 560(gp) /* sig 70 */
-  /* 55: cJump */
-  auipc s5, 0
-  addi s5, s5, 24
-  .option rvc
-  c.jalr s5
-  .option norvc
-  addi s11, s3, -2048
-  sd s11, 568(gp) /* sig 71 */
-  .option rvc
-  c.and a0, a5
-  .option norvc
-  sd a0, 576(gp) /* sig 72 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s5, s5, tp
-  sd ra, 584(gp) /* sig 73 */
-  sd s5, 592(gp) /* sig 74 */
-  /* 56: aluR */
-  addw s9, a4, t1
-  sd s9, 600(gp) /* sig 75 */
-  /* 57: fcsr */
-  li s9, 0x0
-  csrrc a0, frm, s9
-  sd a0, 608(gp) /* sig 76 */
-  fsrmi a5, 0
-  /* 58: fence */
-  fence iorw, iorw
-  /* 59: fp */
-  li tp, 0x432fffffffffffff
-  fmv.d.x f19, tp
-  li tp, 0xfff0000000000001
-  fmv.d.x f8, tp
-  fsgnj.d f29, f19, f8
-  fsd f29, 616(gp) /* sig 77 */
-  frflags s7
-  sd s7, 624(gp) /* sig 78 */
-  /* 60: fp */
-  li tp, 0xffffffff3dcccccd
-  fmv.d.x f27, tp
-  li tp, 0xffffffff3dcccccd
-  fmv.d.x f10, tp
-  fmadd.s f6, f27, f10, f25, rdn
-  fsd f6, 632(gp) /* sig 79 */
-  fsflags s8, zero
-  sd s8, 640(gp) /* sig 80 */
-  /* 61: fmem */
-  addi s8, sp, 96
-  li tp, 0xffffffff4972e414
-  fmv.d.x f3, tp
-  fsw f3, 144(s8)
-  sub s8, s8, sp
-  /* 62: fp */
-  li tp, 0xbffdf3ca2fa31a25
-  fmv.d.x f28, tp
-  li tp, 0x80088c0311cfa154
-  fmv.d.x f1, tp
-  li tp, 0x0
-  fmv.d.x f0, tp
-  fmadd.d f15, f28, f1, f0, rmm
-  fsd f15, 648(gp) /* sig 81 */
-  fsflags a2, zero
-  sd a2, 656(gp) /* sig 82 */
-  /* 63: cAlu */
-  .option rvc
-  c.srai a5, 10
-  .option norvc
-  sd a5, 664(gp) /* sig 83 */
-  /* 64: aluR */
-  li t2, 0x20
-  rem a5, t2, t2
-  sd a5, 672(gp) /* sig 84 */
-  /* 65: cAlu */
-  .option rvc
-  c.lui a7, 0xfffe1
-  .option norvc
-  sd a7, 680(gp) /* sig 85 */
-  /* 66: branch */
-  li a5, 0x8000000000000000
-  li a3, 0x8000000000000000
-  beq a5, a3, .L4
-  slliw a6, s9, 5
-  sd a6, 688(gp) /* sig 86 */
-.L4:
-  /* 67: luiAuipc */
-  auipc s10, 0xd25a6
-  auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 696(gp) /* sig 87 */
-  /* 68: mem */
-  lh a5, 68(sp)
-  sd a5, 704(gp) /* sig 88 */
-  /* 69: aluR */
-  li s0, 0x7ff
-  sllw s11, s0, s0
-  sd s11, 712(gp) /* sig 89 */
-  /* 70: fp */
-  fcvt.d.l f25, s3, rne
-  fsd f25, 720(gp) /* sig 90 */
-  frcsr a4
-  sd a4, 728(gp) /* sig 91 */
-  /* 71: branch */
-  bltu zero, zero, .L5
-  xor t4, a0, t1
-  sd t4, 736(gp) /* sig 92 */
-  .option rvc
-  c.mv t5, t1
-  .option norvc
-  sd t5, 744(gp) /* sig 93 */
+  sd s2, 416(gp) /* sig 52 */
+  mul a6, t6, s1
+  sd a6, 424(gp) /* sig 53 */
 .L5:
-  /* 72: fp */
-  fcvt.d.s f3, f8
-  fsd f3, 752(gp) /* sig 94 */
-  fsflags a4, zero
-  sd a4, 760(gp) /* sig 95 */
-  /* 73: fcsr */
-  csrrsi s11, fcsr, 8
-  sd s11, 768(gp) /* sig 96 */
-  /* 74: cAlu */
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 432(gp) /* sig 54 */
+  /* 37: cAlu */
   .option rvc
-  c.mv a5, s1
+  c.andi s0, 0
   .option norvc
-  sd a5, 776(gp) /* sig 97 */
-  /* 75: mem */
-  sw a4, 50(sp)
-  ld a5, 48(sp)
-  sd a5, 784(gp) /* sig 98 */
-  /* 76: luiAuipc */
-  lui a3, 0xd8e4c
-  sd a3, 792(gp) /* sig 99 */
-  /* 77: luiAuipc */
-  auipc t6, 0x7ffff
+  sd s0, 440(gp) /* sig 55 */
+  /* 38: cMem */
+  .option rvc
+  c.swsp s2, 120(sp)
+  .option norvc
+  /* 39: far */
+  bgeu ra, s10, .L6
+.L7:
+  /* 40: branch */
+  blt s5, s5, .L8
+  divw ra, a4, ra
+  sd ra, 464(gp) /* sig 58 */
+  sraiw zero, s11, 4
+  sd zero, 472(gp) /* sig 59 */
+.L8:
+  /* 41: aluR */
+  li t4, 0x1f
+  div t2, s10, t4
+  sd t2, 480(gp) /* sig 60 */
+  /* 42: aluI */
+  sltiu zero, s4, 1
+  sd zero, 488(gp) /* sig 61 */
+  /* 43: fp */
+  li s0, 0x5f60000
+  fcvt.s.wu f3, s0, rtz
+  fsd f3, 496(gp) /* sig 62 */
+  frcsr t3
+  sd t3, 504(gp) /* sig 63 */
+  /* 44: fp */
+  li a4, 0x5555555555555555
+  fcvt.d.l f15, a4
+  fsd f15, 512(gp) /* sig 64 */
+  frcsr t5
+  sd t5, 520(gp) /* sig 65 */
+  /* 45: aluR */
+  srl s4, ra, s9
+  sd s4, 528(gp) /* sig 66 */
+  /* 46: jalr */
+  auipc t3, 0
+  jalr t6, 24(t3)
+  div s6, a2, s9
+  sd s6, 536(gp) /* sig 67 */
+  sub s9, a6, s11
+  sd s9, 544(gp) /* sig 68 */
   auipc tp, 0
   sub t6, t6, tp
-  sd t6, 800(gp) /* sig 100 */
-  /* 78: cAlu */
-  .option rvc
-  c.srai a3, 2
-  .option norvc
-  sd a3, 808(gp) /* sig 101 */
-  /* 79: aluR */
-  li s0, 0x3f
-  sll s2, s10, s0
-  sd s2, 816(gp) /* sig 102 */
-  /* 80: fp */
-  fclass.s a4, f1
-  sd a4, 824(gp) /* sig 103 */
-  fsflags a5, zero
-  sd a5, 832(gp) /* sig 104 */
-  /* 81: aluI */
-  andi a3, t3, 0
-  sd a3, 840(gp) /* sig 105 */
-  /* 82: aluI */
-  xori a0, s11, -1850
-  sd a0, 848(gp) /* sig 106 */
-  /* 83: amo */
-  addi a7, sp, 24
-  amoswap.d s10, s3, (a7)
-  sub a7, a7, sp
-  sd s10, 856(gp) /* sig 107 */
-  /* 84: fcsr */
-  csrrwi t6, frm, 1
-  sd t6, 864(gp) /* sig 108 */
-  /* 85: aluR */
-  slt t2, a2, s11
-  sd t2, 872(gp) /* sig 109 */
-  /* 86: cBranch */
-  li s0, 0x0
-  .option rvc
-  c.beqz s0, .L6
-  .option norvc
-  .option rvc
-  c.addiw t6, -13
-  .option norvc
-  sd t6, 880(gp) /* sig 110 */
-.L6:
-  /* 87: fp */
-  li tp, 0xffffffff47f4dd65
-  fmv.d.x f14, tp
-  fclass.s t6, f14
-  sd t6, 888(gp) /* sig 111 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 896(gp) /* sig 112 */
-  /* 88: branch */
-  blt s0, a6, .L7
-  andi a1, s7, 2047
-  sd a1, 904(gp) /* sig 113 */
-.L7:
-  /* 89: mem */
-  ld a1, 104(sp)
-  sd a1, 912(gp) /* sig 114 */
-  /* 90: branch */
-  bge a6, a6, .L8
-  .option rvc
-  c.mv s1, a7
-  .option norvc
-  sd s1, 920(gp) /* sig 115 */
-  divuw s9, t6, s11
-  sd s9, 928(gp) /* sig 116 */
-.L8:
-  /* 91: cAlu */
-  .option rvc
-  c.addiw a0, -15
-  .option norvc
-  sd a0, 936(gp) /* sig 117 */
-  /* 92: far */
-  bgeu s11, s1, .L9
-.L10:
-  /* 93: smc */
-  /* patches in sltiu s6, s6, -251 (then imm + 1, ...) */
-  li ra, 0xf05b3b13
-  li t5, 0x1
-.L11:
-  auipc s11, 0
-  sw ra, 12(s11)
+  sub t3, t3, tp
+  sd t6, 552(gp) /* sig 69 */
+  sd t3, 560(gp) /* sig 70 */
+  /* 47: smc */
+  /* patches in andi ra, ra, 942 (then imm + 1, ...) */
+  li a3, 0x3ae0f093
+  li s11, 0x2
+.L9:
+  auipc s3, 0
+  sw a3, 12(s3)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add ra, ra, tp
-  addi t5, t5, -1
-  bne t5, zero, .L11
+  add a3, a3, tp
+  addi s11, s11, -1
+  bne s11, zero, .L9
   auipc tp, 0
-  sub s11, s11, tp
-  sd s6, 968(gp) /* sig 121 */
-  sd s11, 976(gp) /* sig 122 */
-  /* 94: fp */
-  fcvt.w.d t4, f28, rmm
-  sd t4, 984(gp) /* sig 123 */
-  fsflags s9, zero
-  sd s9, 992(gp) /* sig 124 */
-  /* 95: fcsr */
-  csrrwi s6, fflags, 9
-  sd s6, 1000(gp) /* sig 125 */
-  /* 96: aluR */
-  li a3, 0x7795dc9654abc2f7
-  li s7, 0xffffffff
-  remu a5, a3, s7
-  sd a5, 1008(gp) /* sig 126 */
-  /* 97: fcsr */
-  csrrsi ra, fcsr, 12
-  sd ra, 1016(gp) /* sig 127 */
-  /* 98: fmem */
-  fld f30, 8(sp)
-  fsd f30, 1024(gp) /* sig 128 */
-  /* 99: aluR */
-  sllw t1, a3, a7
-  sd t1, 1032(gp) /* sig 129 */
-  j .L12
-.L0:
+  sub s3, s3, tp
+  sd ra, 568(gp) /* sig 71 */
+  sd s3, 576(gp) /* sig 72 */
+  /* 48: liSeed */
+  li t3, 0xffffffff
+  sd t3, 584(gp) /* sig 73 */
+  /* 49: amo */
+  li a2, 0x18
+  addi s9, sp, 116
+  amoand.w a1, a2, (s9)
+  sub s9, s9, sp
+  sd a1, 592(gp) /* sig 74 */
+  /* 50: fp */
+  fcvt.s.w f19, t6, rne
+  fsd f19, 600(gp) /* sig 75 */
+  fsflags t4, zero
+  sd t4, 608(gp) /* sig 76 */
+  /* 51: aluI */
+  ori t6, ra, -2048
+  sd t6, 616(gp) /* sig 77 */
+  /* 52: cAlu */
   .option rvc
-  c.li s7, -9
+  c.subw a5, s1
   .option norvc
-  sd s7, 224(gp) /* sig 28 */
-  slt s10, t6, ra
-  sd s10, 232(gp) /* sig 29 */
-  addi a6, a0, -2048
-  sd a6, 240(gp) /* sig 30 */
-  jal tp, .L1
-.L9:
+  sd a5, 624(gp) /* sig 78 */
+  /* 53: liSeed */
+  li s11, 0x35e3fb185fbcbdc0
+  sd s11, 632(gp) /* sig 79 */
+  /* 54: rand */
+  .2byte 0xc /* random */
+  .4byte 0xc2369053 /* random */
+  sd zero, 640(gp) /* sig 80 */
+  fsd f0, 648(gp) /* sig 81 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 656(gp) /* sig 82 */
+  /* 55: amo */
+  li t3, 0xe9b832f8e23d5935
+  addi s10, sp, 184
+  amomin.w.aq t0, t3, (s10)
+  sub s10, s10, sp
+  sd t0, 664(gp) /* sig 83 */
+  lw zero, 184(sp)
+  sd zero, 672(gp) /* sig 84 */
+  /* 56: aluI */
+  srai ra, s1, 11
+  sd ra, 680(gp) /* sig 85 */
+  /* 57: branch */
+  bge a2, zero, .L10
   .option rvc
-  c.srai a1, 10
+  c.addi t2, 16
   .option norvc
-  sd a1, 944(gp) /* sig 118 */
+  sd t2, 688(gp) /* sig 86 */
   .option rvc
-  c.srai a1, 41
+  c.lui a0, 0x2
   .option norvc
-  sd a1, 952(gp) /* sig 119 */
-  slliw a5, t1, 27
-  sd a5, 960(gp) /* sig 120 */
-  jal tp, .L10
+  sd a0, 696(gp) /* sig 87 */
+.L10:
+  /* 58: cBranch */
+  li a3, 0x20
+  .option rvc
+  c.beqz a3, .L11
+  .option norvc
+  .option rvc
+  c.li a4, -23
+  .option norvc
+  sd a4, 704(gp) /* sig 88 */
+  andi a3, a7, 2047
+  sd a3, 712(gp) /* sig 89 */
+.L11:
+  /* 59: aluI */
+  srliw s3, ra, 26
+  sd s3, 720(gp) /* sig 90 */
+  /* 60: rand */
+  .2byte 0xcbda /* random */
+  /* 61: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f8, tp
+  li tp, 0xffffffff4f000000
+  fmv.d.x f13, tp
+  fmsub.s f17, f8, f13, f3, rne
+  fsd f17, 728(gp) /* sig 91 */
+  li t3, 0x1f
+  csrrc a0, fcsr, t3
+  sd a0, 736(gp) /* sig 92 */
+  /* 62: loop */
+  li s10, 0x3
 .L12:
-  /* 100: fmem */
-  fsd f8, 72(sp)
-  /* 101: fp */
-  fadd.d f17, f2, f9, rne
-  fsd f17, 1040(gp) /* sig 130 */
-  fsflags s0, zero
-  sd s0, 1048(gp) /* sig 131 */
-  /* 102: cBranch */
   .option rvc
-  c.bnez a5, .L13
+  c.andi a4, 18
   .option norvc
-  xori s3, a7, -2048
-  sd s3, 1056(gp) /* sig 132 */
-  divw a6, t3, t2
-  sd a6, 1064(gp) /* sig 133 */
-  srlw s6, zero, a3
-  sd s6, 1072(gp) /* sig 134 */
+  sd a4, 744(gp) /* sig 93 */
+  addw a6, a4, t0
+  sd a6, 752(gp) /* sig 94 */
+  addi s10, s10, -1
+  bne s10, zero, .L12
+  sd s10, 760(gp) /* sig 95 */
+  /* 63: smc */
+  /* patches in sltiu a2, t2, 1747 (then imm + 1, ...) */
+  li s1, 0x6d33b613
+  li t1, 0x3
 .L13:
-  /* 103: loop */
-  li a7, 0x4
+  auipc a0, 0
+  sw s1, 12(a0)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s1, s1, tp
+  addi t1, t1, -1
+  bne t1, zero, .L13
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a2, 768(gp) /* sig 96 */
+  sd a0, 776(gp) /* sig 97 */
+  /* 64: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f28, tp
+  fmv.x.w a1, f28
+  sd a1, 784(gp) /* sig 98 */
+  li a3, 0x1f
+  csrrc a2, fcsr, a3
+  sd a2, 792(gp) /* sig 99 */
+  /* 65: fp */
+  li tp, 0xffffffffc7c14af5
+  fmv.d.x f13, tp
+  flt.s s11, f13, f12
+  sd s11, 800(gp) /* sig 100 */
+  fsflags a2, zero
+  sd a2, 808(gp) /* sig 101 */
+  /* 66: loop */
+  li a2, 0x2
 .L14:
   .option rvc
-  c.add s1, s9
+  c.mv s1, a3
   .option norvc
-  sd s1, 1080(gp) /* sig 135 */
+  sd s1, 816(gp) /* sig 102 */
+  .option rvc
+  c.add t1, a7
+  .option norvc
+  sd t1, 824(gp) /* sig 103 */
+  addi a2, a2, -1
+  blt zero, a2, .L14
+  sd a2, 832(gp) /* sig 104 */
+  /* 67: cJump */
+  auipc ra, 0
+  addi ra, ra, 10
+  .option rvc
+  c.jr ra
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 840(gp) /* sig 105 */
+  /* 68: aluR */
+  li s9, 0xffffffff
+  remuw t3, a2, s9
+  sd t3, 848(gp) /* sig 106 */
+  /* 69: luiAuipc */
+  lui ra, 0x64dd7
+  sd ra, 856(gp) /* sig 107 */
+  /* 70: aluI */
+  andi a3, t3, 0
+  sd a3, 864(gp) /* sig 108 */
+  /* 71: aluI */
+  xori a0, s11, -1850
+  sd a0, 872(gp) /* sig 109 */
+  /* 72: amo */
+  addi a7, sp, 24
+  amoswap.d s10, s3, (a7)
+  sub a7, a7, sp
+  sd s10, 880(gp) /* sig 110 */
+  /* 73: rand */
+  .4byte 0x2128a643 /* random */
+  sd a2, 888(gp) /* sig 111 */
+  fsd f12, 896(gp) /* sig 112 */
+  fsflags t0, zero
+  sd t0, 904(gp) /* sig 113 */
+  .4byte 0xb5259a33 /* random */
+  sd s4, 912(gp) /* sig 114 */
+  /* 74: aluR */
+  mulhu a3, a5, zero
+  sd a3, 920(gp) /* sig 115 */
+  /* 75: aluR */
+  addw a2, ra, a0
+  sd a2, 928(gp) /* sig 116 */
+  /* 76: mem */
+  sw t6, 117(sp)
+  ld a4, 112(sp)
+  sd a4, 936(gp) /* sig 117 */
+  /* 77: far */
+  bne a6, s3, .L15
+.L16:
+  /* 78: aluI */
+  srai s3, t0, 41
+  sd s3, 968(gp) /* sig 121 */
+  /* 79: aluI */
+  ori s8, a1, 1381
+  sd s8, 976(gp) /* sig 122 */
+  /* 80: fp */
+  li tp, 0xbffaa7ee79c6c470
+  fmv.d.x f27, tp
+  li tp, 0x3ffaa7ee79c6c46f
+  fmv.d.x f13, tp
+  fsub.d f5, f27, f13, rdn
+  fsd f5, 984(gp) /* sig 123 */
+  fsflags t3, zero
+  sd t3, 992(gp) /* sig 124 */
+  /* 81: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f29, tp
+  fcvt.s.d f16, f29, dyn
+  fsd f16, 1000(gp) /* sig 125 */
+  fsflags a6, zero
+  sd a6, 1008(gp) /* sig 126 */
+  /* 82: fp */
+  li tp, 0xffffffff817e6d6e
+  fmv.d.x f27, tp
+  fcvt.lu.d ra, f27, rtz
+  sd ra, 1016(gp) /* sig 127 */
+  fsflags a2, zero
+  sd a2, 1024(gp) /* sig 128 */
+  /* 83: fp */
+  li a0, 0x54abc2f7f2c1dbdb
+  fcvt.d.w f11, a0
+  fsd f11, 1032(gp) /* sig 129 */
+  frcsr a2
+  sd a2, 1040(gp) /* sig 130 */
+  /* 84: fp */
+  li tp, 0xffffffffb328c1cf
+  fmv.d.x f21, tp
+  li tp, 0xffffffff4f000000
+  fmv.d.x f2, tp
+  fsub.s f14, f21, f2, rtz
+  fsd f14, 1048(gp) /* sig 131 */
+  frflags a7
+  sd a7, 1056(gp) /* sig 132 */
+  /* 85: aluR */
+  li s4, 0x400000000001
+  sraw a1, s4, s5
+  sd a1, 1064(gp) /* sig 133 */
+  /* 86: fmem */
+  fsd f23, 16(sp)
+  /* 87: aluI */
+  ori t3, a7, 2032
+  sd t3, 1072(gp) /* sig 134 */
+  /* 88: cAlu */
+  .option rvc
+  c.mv a7, a7
+  .option norvc
+  sd a7, 1080(gp) /* sig 135 */
+  /* 89: mem */
+  addi a6, sp, -176
+  lbu s10, 200(a6)
+  sd s10, 1088(gp) /* sig 136 */
+  sub a6, a6, sp
+  /* 90: aluI */
+  andi ra, s0, 627
+  sd ra, 1096(gp) /* sig 137 */
+  /* 91: jalr */
+  auipc a7, 0
+  addi a7, a7, -120
+  jalr s10, 144(a7)
   .option rvc
   c.li a5, 9
   .option norvc
-  sd a5, 1088(gp) /* sig 136 */
-  addi a7, a7, -1
-  bltu zero, a7, .L14
-  sd a7, 1096(gp) /* sig 137 */
-  /* 104: fp */
-  li tp, 0x43e0000000000000
-  fmv.d.x f13, tp
-  fle.d s0, f14, f13
-  sd s0, 1104(gp) /* sig 138 */
-  fsflags ra, zero
-  sd ra, 1112(gp) /* sig 139 */
-  /* 105: aluI */
-  andi a2, s7, -1
-  sd a2, 1120(gp) /* sig 140 */
-  /* 106: amo */
-  addi t1, sp, 112
-  amominu.w.rl t4, a1, (t1)
-  sub t1, t1, sp
-  sd t4, 1128(gp) /* sig 141 */
-  /* 107: cMem */
-  addi a4, sp, 8
+  sd a5, 1104(gp) /* sig 138 */
   .option rvc
-  c.sd s1, 96(a4)
+  c.add a0, t4
   .option norvc
-  sub a4, a4, sp
-  /* 108: cSp */
+  sd a0, 1112(gp) /* sig 139 */
+  auipc tp, 0
+  sub s10, s10, tp
+  sub a7, a7, tp
+  sd s10, 1120(gp) /* sig 140 */
+  sd a7, 1128(gp) /* sig 141 */
+  /* 92: fcsr */
+  csrrc zero, frm, zero
+  sd zero, 1136(gp) /* sig 142 */
+  /* 93: branch */
+  bne s7, a2, .L17
+  sra t1, s1, s3
+  sd t1, 1144(gp) /* sig 143 */
   .option rvc
-  c.addi4spn s0, sp, 780
+  c.add a3, a1
   .option norvc
-  sub s0, s0, sp
-  sd s0, 1136(gp) /* sig 142 */
-  /* 109: aluR */
-  li a4, 0x1
-  divw s1, s6, a4
-  sd s1, 1144(gp) /* sig 143 */
-  /* 110: fp */
-  li tp, 0x43f0000000000000
-  fmv.d.x f5, tp
-  fsqrt.d f23, f5, rup
-  fsd f23, 1152(gp) /* sig 144 */
-  fsflags ra, zero
-  sd ra, 1160(gp) /* sig 145 */
-  /* 111: fp */
-  li tp, 0xfe37e43c8800759c
-  fmv.d.x f4, tp
-  fcvt.l.d s7, f4, dyn
-  sd s7, 1168(gp) /* sig 146 */
-  fsflags s3, zero
-  sd s3, 1176(gp) /* sig 147 */
-  /* 112: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f13, tp
-  li tp, 0xbd7f25ecb9f1be31
-  fmv.d.x f12, tp
-  fmsub.d f30, f13, f12, f28, dyn
-  fsd f30, 1184(gp) /* sig 148 */
-  fsflags t6, zero
-  sd t6, 1192(gp) /* sig 149 */
-  /* 113: aluI */
-  srai t6, s5, 6
-  sd t6, 1200(gp) /* sig 150 */
-  /* 114: cSp */
-  .option rvc
-  c.addi16sp sp, 352
-  .option norvc
-  ld s8, -152(sp)
-  sd s8, 1208(gp) /* sig 151 */
-  .option rvc
-  c.addi16sp sp, -352
-  .option norvc
-  /* 115: branch */
-  beq t2, s3, .L15
-  .option rvc
-  c.mv s0, s9
-  .option norvc
-  sd s0, 1216(gp) /* sig 152 */
-  or a1, a1, s2
-  sd a1, 1224(gp) /* sig 153 */
-  .option rvc
-  c.lui t6, 0x7
-  .option norvc
-  sd t6, 1232(gp) /* sig 154 */
-.L15:
-  /* 116: cAlu */
-  .option rvc
-  c.srai a2, 4
-  .option norvc
-  sd a2, 1240(gp) /* sig 155 */
-  /* 117: aluR */
-  mulhsu s1, s5, s1
-  sd s1, 1248(gp) /* sig 156 */
-  /* 118: cMem */
-  .option rvc
-  c.fldsp f19, 16(sp)
-  .option norvc
-  fsd f19, 1256(gp) /* sig 157 */
-  /* 119: cAlu */
-  .option rvc
-  c.mv a4, s3
-  .option norvc
-  sd a4, 1264(gp) /* sig 158 */
-  /* 120: cBranch */
-  li a4, 0x0
-  .option rvc
-  c.beqz a4, .L16
-  .option norvc
-  slti a5, a6, 944
-  sd a5, 1272(gp) /* sig 159 */
-  slliw a5, a3, 26
-  sd a5, 1280(gp) /* sig 160 */
-.L16:
-  /* 121: aluR */
-  li s7, 0xfffffffffffffff4
-  remw ra, s7, t4
-  sd ra, 1288(gp) /* sig 161 */
-  /* 122: cAlu */
-  .option rvc
-  c.addi a0, -16
-  .option norvc
-  sd a0, 1296(gp) /* sig 162 */
-  /* 123: aluI */
-  li s7, 0xfb391b3950738a9d
-  ori s11, s7, 1824
-  sd s11, 1304(gp) /* sig 163 */
-  /* 124: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f4, tp
-  fadd.s f29, f4, f10, rne
-  fsd f29, 1312(gp) /* sig 164 */
-  frcsr a1
-  sd a1, 1320(gp) /* sig 165 */
-  /* 125: amo */
-  addi a0, sp, 248
-  amoand.d.aq s5, zero, (a0)
-  sub a0, a0, sp
-  sd s5, 1328(gp) /* sig 166 */
-  /* 126: aluI */
-  ori s6, a2, 1053
-  sd s6, 1336(gp) /* sig 167 */
-  /* 127: fp */
-  li tp, 0xffffffff8065e8f2
-  fmv.d.x f8, tp
-  fcvt.wu.s t6, f8, rne
-  sd t6, 1344(gp) /* sig 168 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 1352(gp) /* sig 169 */
-  /* 128: cMem */
-  addi a1, sp, 8
-  .option rvc
-  c.fsd f12, 152(a1)
-  .option norvc
-  sub a1, a1, sp
-  /* 129: liSeed */
-  li a0, 0x11
-  sd a0, 1360(gp) /* sig 170 */
-  /* 130: branch */
-  li s1, 0x2
-  blt zero, s1, .L17
-  remu s8, s7, t6
-  sd s8, 1368(gp) /* sig 171 */
-  srai t3, zero, 56
-  sd t3, 1376(gp) /* sig 172 */
+  sd a3, 1152(gp) /* sig 144 */
 .L17:
-  /* 131: mem */
-  sw s1, 232(sp)
-  ld s6, 232(sp)
-  sd s6, 1384(gp) /* sig 173 */
-  /* 132: aluR */
-  remu a4, t1, a3
-  sd a4, 1392(gp) /* sig 174 */
-  /* 133: cAlu */
+  /* 94: far */
+  blt s6, s6, .L18
+.L19:
+  /* 95: liSeed */
+  li t4, 0x2c3fcff8ef1e81e8
+  sd t4, 1184(gp) /* sig 148 */
+  /* 96: jalr */
+  auipc s8, 0
+  jalr a2, 15(s8)
+  .option rvc
+  c.sub s0, a4
+  .option norvc
+  sd s0, 1192(gp) /* sig 149 */
+  auipc tp, 0
+  sub a2, a2, tp
+  sub s8, s8, tp
+  sd a2, 1200(gp) /* sig 150 */
+  sd s8, 1208(gp) /* sig 151 */
+  /* 97: cBranch */
+  .option rvc
+  c.bnez a3, .L20
+  .option norvc
+  slti a7, s7, 1365
+  sd a7, 1216(gp) /* sig 152 */
+.L20:
+  /* 98: aluR */
+  remuw s3, a7, a5
+  sd s3, 1224(gp) /* sig 153 */
+  /* 99: aluR */
+  li s8, 0x80000000
+  li s10, 0x100000000
+  remu zero, s8, s10
+  sd zero, 1232(gp) /* sig 154 */
+  j .L21
+.L2:
+  andi s6, a1, -1236
+  sd s6, 176(gp) /* sig 22 */
+  addi t6, s8, 1743
+  sd t6, 184(gp) /* sig 23 */
+  .option rvc
+  c.mv a3, s1
+  .option norvc
+  sd a3, 192(gp) /* sig 24 */
+  j .L3
+.L6:
+  sltiu s6, a2, 0
+  sd s6, 448(gp) /* sig 56 */
+  slliw t4, s1, 31
+  sd t4, 456(gp) /* sig 57 */
+  beq zero, zero, .L7
+.L15:
+  addi s5, a4, 1961
+  sd s5, 944(gp) /* sig 118 */
+  andi s1, s9, -390
+  sd s1, 952(gp) /* sig 119 */
+  slliw s5, s10, 6
+  sd s5, 960(gp) /* sig 120 */
+  beq zero, zero, .L16
+.L18:
+  .option rvc
+  c.addi s5, 11
+  .option norvc
+  sd s5, 1160(gp) /* sig 145 */
+  rem a4, t3, s6
+  sd a4, 1168(gp) /* sig 146 */
+  .option rvc
+  c.addi a1, -8
+  .option norvc
+  sd a1, 1176(gp) /* sig 147 */
+  j .L19
+.L21:
+  /* 100: jalr */
+  auipc s9, 0
+  addi s9, s9, -105
+  jalr s9, 131(s9)
+  .option rvc
+  c.mv s4, s8
+  .option norvc
+  sd s4, 1240(gp) /* sig 155 */
+  slti s8, t3, 1544
+  sd s8, 1248(gp) /* sig 156 */
+  auipc tp, 0
+  sub s9, s9, tp
+  sd s9, 1256(gp) /* sig 157 */
+  /* 101: amo */
+  li a3, 0x81
+  addi t1, sp, 72
+  amominu.w a3, a3, (t1)
+  sub t1, t1, sp
+  sd a3, 1264(gp) /* sig 158 */
+  lw s7, 72(sp)
+  sd s7, 1272(gp) /* sig 159 */
+  /* 102: mem */
+  sb s5, 160(sp)
+  /* 103: aluI */
+  slti s9, t3, -2048
+  sd s9, 1280(gp) /* sig 160 */
+  /* 104: amo */
+  addi s10, sp, 104
+  amoand.d.rl s6, s0, (s10)
+  sub s10, s10, sp
+  sd s6, 1288(gp) /* sig 161 */
+  ld a4, 104(sp)
+  sd a4, 1296(gp) /* sig 162 */
+  /* 105: amo */
+  addi a2, sp, 136
+  amoswap.w.aq s6, a4, (a2)
+  sub a2, a2, sp
+  sd s6, 1304(gp) /* sig 163 */
+  lw a6, 136(sp)
+  sd a6, 1312(gp) /* sig 164 */
+  /* 106: fp */
+  fsqrt.d f29, f2, rne
+  fsd f29, 1320(gp) /* sig 165 */
+  fsflags t4, zero
+  sd t4, 1328(gp) /* sig 166 */
+  /* 107: cAlu */
+  .option rvc
+  c.srai a5, 42
+  .option norvc
+  sd a5, 1336(gp) /* sig 167 */
+  /* 108: aluI */
+  andi s7, a1, -1870
+  sd s7, 1344(gp) /* sig 168 */
+  /* 109: cBranch */
+  li a5, 0x7fffffff
+  .option rvc
+  c.bnez a5, .L22
+  .option norvc
+  slt a3, ra, a4
+  sd a3, 1352(gp) /* sig 169 */
+  .option rvc
+  c.andi s1, -14
+  .option norvc
+  sd s1, 1360(gp) /* sig 170 */
+  .option rvc
+  c.mv s6, a6
+  .option norvc
+  sd s6, 1368(gp) /* sig 171 */
+.L22:
+  /* 110: cBranch */
+  li a5, 0x0
+  .option rvc
+  c.beqz a5, .L23
+  .option norvc
+  mulhsu s10, a1, s8
+  sd s10, 1376(gp) /* sig 172 */
+.L23:
+  /* 111: fp */
+  li tp, 0xbdd5e8f24831588d
+  fmv.d.x f25, tp
+  fsgnj.d f20, f8, f25
+  fsd f20, 1384(gp) /* sig 173 */
+  fsflags t6, zero
+  sd t6, 1392(gp) /* sig 174 */
+  /* 112: branch */
+  bgeu s8, s8, .L24
+  .option rvc
+  c.srli a2, 22
+  .option norvc
+  sd a2, 1400(gp) /* sig 175 */
+  srl ra, t0, a5
+  sd ra, 1408(gp) /* sig 176 */
+.L24:
+  /* 113: fp */
+  li tp, 0x0
+  fmv.d.x f5, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f8, tp
+  fmul.d f15, f5, f8, rmm
+  fsd f15, 1416(gp) /* sig 177 */
+  frflags t3
+  sd t3, 1424(gp) /* sig 178 */
+  /* 114: smc */
+  /* patches in addiw s4, s4, 1474 (then imm + 1, ...) */
+  li t4, 0x5c2a0a1b
+  li s6, 0x3
+.L25:
+  auipc t6, 0
+  sw t4, 12(t6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t4, t4, tp
+  addi s6, s6, -1
+  bne s6, zero, .L25
+  auipc tp, 0
+  sub t6, t6, tp
+  sd s4, 1432(gp) /* sig 179 */
+  sd t6, 1440(gp) /* sig 180 */
+  /* 115: lrsc */
+  addi s6, sp, 136
+  lr.d a3, (s6)
+  addi t1, s10, -129
+  sc.d.aq a4, s0, (s6)
+  sd a3, 1448(gp) /* sig 181 */
+  sd a4, 1456(gp) /* sig 182 */
+  sub s6, s6, sp
+  ld a2, 136(sp)
+  sd a2, 1464(gp) /* sig 183 */
+  /* 116: cAlu */
   .option rvc
   c.andi a5, -14
   .option norvc
-  sd a5, 1400(gp) /* sig 175 */
-  /* 134: aluI */
+  sd a5, 1472(gp) /* sig 184 */
+  /* 117: aluI */
   sraiw a3, s5, 22
-  sd a3, 1408(gp) /* sig 176 */
-  /* 135: fp */
-  li tp, 0xffffffff7fc0dead
+  sd a3, 1480(gp) /* sig 185 */
+  /* 118: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f2, tp
+  fsqrt.s f27, f2, rne
+  fsd f27, 1488(gp) /* sig 186 */
+  frflags s9
+  sd s9, 1496(gp) /* sig 187 */
+  /* 119: aluI */
+  srli a0, a4, 52
+  sd a0, 1504(gp) /* sig 188 */
+  /* 120: fp */
+  fcvt.d.w f10, s2
+  fsd f10, 1512(gp) /* sig 189 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 1520(gp) /* sig 190 */
+  /* 121: fp */
+  li tp, 0xffffffff3fe8e909
   fmv.d.x f5, tp
-  fsqrt.s f27, f5, rup
-  fsd f27, 1416(gp) /* sig 177 */
-  fsflags a0, zero
-  sd a0, 1424(gp) /* sig 178 */
-  /* 136: branch */
-  bne a5, s6, .L18
-  addi t1, s9, 1924
-  sd t1, 1432(gp) /* sig 179 */
-  srliw s2, s11, 0
-  sd s2, 1440(gp) /* sig 180 */
-  xori s5, t3, -274
-  sd s5, 1448(gp) /* sig 181 */
-.L18:
-  /* 137: branch */
-  blt t2, s5, .L19
-  slliw s6, t2, 18
-  sd s6, 1456(gp) /* sig 182 */
+  li tp, 0xffffffff7f0cb07a
+  fmv.d.x f12, tp
+  fmul.s f16, f5, f12, rtz
+  fsd f16, 1528(gp) /* sig 191 */
+  frcsr a5
+  sd a5, 1536(gp) /* sig 192 */
+  /* 122: aluR */
+  li s7, 0x40
+  addw t2, s7, s3
+  sd t2, 1544(gp) /* sig 193 */
+  /* 123: cMem */
   .option rvc
-  c.sub s1, a0
+  c.fldsp f9, 8(sp)
   .option norvc
-  sd s1, 1464(gp) /* sig 183 */
-.L19:
-  /* 138: fp */
-  fmul.s f20, f3, f2, rtz
-  fsd f20, 1472(gp) /* sig 184 */
-  fsflags s1, zero
-  sd s1, 1480(gp) /* sig 185 */
-  /* 139: amo */
-  addi a1, sp, 200
-  amoor.d.aqrl s5, t0, (a1)
-  sub a1, a1, sp
-  sd s5, 1488(gp) /* sig 186 */
-  ld t5, 200(sp)
-  sd t5, 1496(gp) /* sig 187 */
-  /* 140: cBranch */
+  fsd f9, 1552(gp) /* sig 194 */
+  /* 124: fp */
+  li tp, 0xffffffff3bab36b9
+  fmv.d.x f16, tp
+  fadd.s f20, f16, f23, rmm
+  fsd f20, 1560(gp) /* sig 195 */
+  fsflags s10, zero
+  sd s10, 1568(gp) /* sig 196 */
+  /* 125: liSeed */
+  li s0, 0xffffffff80000000
+  sd s0, 1576(gp) /* sig 197 */
+  /* 126: aluR */
+  slt s9, a5, s2
+  sd s9, 1584(gp) /* sig 198 */
+  /* 127: cBranch */
+  li a3, 0x0
   .option rvc
-  c.j .L20
+  c.bnez a3, .L26
   .option norvc
-  .option rvc
-  c.add a4, s8
-  .option norvc
-  sd a4, 1504(gp) /* sig 188 */
-  sltu a0, a6, s3
-  sd a0, 1512(gp) /* sig 189 */
-  add s4, s7, a2
-  sd s4, 1520(gp) /* sig 190 */
-.L20:
-  /* 141: fmem */
-  addi s11, sp, -234
-  fld f3, 293(s11)
-  fsd f3, 1528(gp) /* sig 191 */
-  sub s11, s11, sp
-  /* 142: fmem */
-  addi a3, sp, 277
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f17, tp
-  fsw f17, -201(a3)
-  sub a3, a3, sp
-  /* 143: aluI */
-  slli a7, s4, 48
-  sd a7, 1536(gp) /* sig 192 */
-  /* 144: jal */
-  jal a2, .L21
-  andi s2, s3, -2048
-  sd s2, 1544(gp) /* sig 193 */
-.L21:
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 1552(gp) /* sig 194 */
-  /* 145: mem */
-  addi a6, sp, -183
-  sh s0, 253(a6)
-  sub a6, a6, sp
-  ld t6, 64(sp)
-  sd t6, 1560(gp) /* sig 195 */
-  /* 146: luiAuipc */
-  auipc zero, 0x9ae79
-  auipc tp, 0
-  sub zero, zero, tp
-  sd zero, 1568(gp) /* sig 196 */
-  /* 147: fmem */
-  flw f23, 28(sp)
-  fsd f23, 1576(gp) /* sig 197 */
-  /* 148: cBranch */
-  .option rvc
-  c.beqz a0, .L22
-  .option norvc
-  srliw s2, a3, 0
-  sd s2, 1584(gp) /* sig 198 */
-.L22:
-  /* 149: cMem */
-  addi a2, sp, 179
-  .option rvc
-  c.ld a2, 32(a2)
-  .option norvc
+  srl a2, zero, s7
   sd a2, 1592(gp) /* sig 199 */
-  /* 150: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f0, tp
-  fmsub.s f0, f0, f15, f30, rup
-  fsd f0, 1600(gp) /* sig 200 */
-  fsflags a1, zero
-  sd a1, 1608(gp) /* sig 201 */
-  /* 151: fmem */
-  li tp, 0x5299a05b661817ea
-  fmv.d.x f20, tp
-  fsd f20, 64(sp)
-  /* 152: mem */
-  addi ra, sp, 34
-  lhu s4, 166(ra)
-  sd s4, 1616(gp) /* sig 202 */
-  sub ra, ra, sp
-  /* 153: fp */
-  li tp, 0xc267a0e977f9b159
-  fmv.d.x f17, tp
-  fmadd.d f5, f11, f17, f7, rmm
-  fsd f5, 1624(gp) /* sig 203 */
-  fsflags a2, zero
-  sd a2, 1632(gp) /* sig 204 */
-  /* 154: aluR */
-  li t1, 0x3
-  srl s9, t1, a6
-  sd s9, 1640(gp) /* sig 205 */
-  /* 155: aluI */
-  ori s1, t5, 2047
-  sd s1, 1648(gp) /* sig 206 */
-  /* 156: aluR */
-  li s2, 0x20
-  sll s10, a6, s2
-  sd s10, 1656(gp) /* sig 207 */
-  /* 157: fp */
-  li tp, 0x8350a43470927b86
-  fmv.d.x f23, tp
-  fmax.d f3, f1, f23
-  fsd f3, 1664(gp) /* sig 208 */
-  fsflags s9, zero
-  sd s9, 1672(gp) /* sig 209 */
-  /* 158: amo */
-  addi s8, sp, 48
-  amoxor.w.rl s2, t6, (s8)
-  sub s8, s8, sp
-  sd s2, 1680(gp) /* sig 210 */
-  lw t5, 48(sp)
-  sd t5, 1688(gp) /* sig 211 */
-  /* 159: lrsc */
-  addi t6, sp, 100
-  lr.w.rl s4, (t6)
-  addi t0, zero, -1185
-  srl s10, s2, a4
-  sc.w.aq s7, s5, (t6)
-  sd s4, 1696(gp) /* sig 212 */
-  sd s7, 1704(gp) /* sig 213 */
-  sub t6, t6, sp
-  lw s0, 100(sp)
-  sd s0, 1712(gp) /* sig 214 */
-  /* 160: fp */
-  fsqrt.s f24, f18, rdn
-  fsd f24, 1720(gp) /* sig 215 */
-  fsflags a3, zero
-  sd a3, 1728(gp) /* sig 216 */
-  /* 161: amo */
-  addi s6, sp, 140
-  amoor.w.aqrl t2, a7, (s6)
-  sub s6, s6, sp
-  sd t2, 1736(gp) /* sig 217 */
-  /* 162: aluI */
-  li t4, 0xe290000000
-  srliw t2, t4, 0
-  sd t2, 1744(gp) /* sig 218 */
-  /* 163: amo */
-  li s10, 0x1b684cbf12a48003
-  addi t1, sp, 248
-  amomaxu.d.rl s8, s10, (t1)
-  sub t1, t1, sp
-  sd s8, 1752(gp) /* sig 219 */
-  /* 164: luiAuipc */
-  auipc a7, 0x6881f
+  .option rvc
+  c.sub a2, a5
+  .option norvc
+  sd a2, 1600(gp) /* sig 200 */
+.L26:
+  /* 128: aluI */
+  slti t1, s9, 376
+  sd t1, 1608(gp) /* sig 201 */
+  /* 129: luiAuipc */
+  auipc s3, 0xa433a
   auipc tp, 0
-  sub a7, a7, tp
-  sd a7, 1760(gp) /* sig 220 */
-  /* 165: lrsc */
-  addi a3, sp, 248
-  lr.d.aq ra, (a3)
-  addiw a7, t2, 446
-  srlw t2, s2, t6
-  sc.d a0, t0, (a3)
-  sd ra, 1768(gp) /* sig 221 */
-  sd a0, 1776(gp) /* sig 222 */
+  sub s3, s3, tp
+  sd s3, 1616(gp) /* sig 202 */
+  /* 130: aluR */
+  and t0, s2, t4
+  sd t0, 1624(gp) /* sig 203 */
+  /* 131: cAlu */
+  .option rvc
+  c.slli s9, 29
+  .option norvc
+  sd s9, 1632(gp) /* sig 204 */
+  /* 132: luiAuipc */
+  auipc s5, 0x8ab1f
+  auipc tp, 0
+  sub s5, s5, tp
+  sd s5, 1640(gp) /* sig 205 */
+  /* 133: cAlu */
+  .option rvc
+  c.andi a1, -17
+  .option norvc
+  sd a1, 1648(gp) /* sig 206 */
+  /* 134: fmem */
+  li tp, 0xffffffff924c88d6
+  fmv.d.x f3, tp
+  fsw f3, 97(sp)
+  /* 135: aluR */
+  sra s4, t6, ra
+  sd s4, 1656(gp) /* sig 207 */
+  /* 136: cMem */
+  addi a0, sp, 4
+  .option rvc
+  c.sw a4, 4(a0)
+  .option norvc
+  sub a0, a0, sp
+  /* 137: cBranch */
+  li s1, 0x0
+  .option rvc
+  c.bnez s1, .L27
+  .option norvc
+  mulh s0, s4, t4
+  sd s0, 1664(gp) /* sig 208 */
+.L27:
+  /* 138: fmem */
+  flw f0, 136(sp)
+  fsd f0, 1672(gp) /* sig 209 */
+  /* 139: aluR */
+  sub t5, s4, a7
+  sd t5, 1680(gp) /* sig 210 */
+  /* 140: lrsc */
+  addi s4, sp, 60
+  lr.w zero, (s4)
+  xor s5, a4, s3
+  xori t4, ra, -1
+  sc.w a2, a0, (s4)
+  sd zero, 1688(gp) /* sig 211 */
+  sd a2, 1696(gp) /* sig 212 */
+  sub s4, s4, sp
+  lw s2, 60(sp)
+  sd s2, 1704(gp) /* sig 213 */
+  /* 141: cBranch */
+  .option rvc
+  c.beqz a2, .L28
+  .option norvc
+  remu a0, t5, s2
+  sd a0, 1712(gp) /* sig 214 */
+  sll s10, a6, s9
+  sd s10, 1720(gp) /* sig 215 */
+.L28:
+  /* 142: aluR */
+  divw s1, a0, t5
+  sd s1, 1728(gp) /* sig 216 */
+  /* 143: cBranch */
+  li s0, 0x6eeaa067e7189720
+  .option rvc
+  c.bnez s0, .L29
+  .option norvc
+  slt s8, t4, t1
+  sd s8, 1736(gp) /* sig 217 */
+.L29:
+  /* 144: aluR */
+  remw s7, a7, t3
+  sd s7, 1744(gp) /* sig 218 */
+  /* 145: fp */
+  li tp, 0xbe2be034069d8581
+  fmv.d.x f23, tp
+  feq.d s1, f23, f30
+  sd s1, 1752(gp) /* sig 219 */
+  li t4, 0x1f
+  csrrc a5, fcsr, t4
+  sd a5, 1760(gp) /* sig 220 */
+  /* 146: cSp */
+  .option rvc
+  c.addi4spn a3, sp, 844
+  .option norvc
   sub a3, a3, sp
-  ld s8, 248(sp)
-  sd s8, 1784(gp) /* sig 223 */
-  /* 166: aluI */
-  slli t5, t6, 1
-  sd t5, 1792(gp) /* sig 224 */
+  sd a3, 1768(gp) /* sig 221 */
+  /* 147: amo */
+  addi t0, sp, 172
+  amoor.w.aqrl t1, zero, (t0)
+  sub t0, t0, sp
+  sd t1, 1776(gp) /* sig 222 */
+  /* 148: aluI */
+  addiw s4, a5, -2048
+  sd s4, 1784(gp) /* sig 223 */
+  /* 149: jal */
+  jal s9, .L30
+.L30:
+  auipc tp, 0
+  sub s9, s9, tp
+  sd s9, 1792(gp) /* sig 224 */
+  /* 150: fp */
+  fsqrt.s f24, f28, rtz
+  fsd f24, 1800(gp) /* sig 225 */
+  frcsr a1
+  sd a1, 1808(gp) /* sig 226 */
+  /* 151: cBranch */
+  .option rvc
+  c.bnez a1, .L31
+  .option norvc
+  sraw t4, t5, a0
+  sd t4, 1816(gp) /* sig 227 */
+.L31:
+  /* 152: fcsr */
+  li t4, 0x2e32de7bb94e16dd
+  csrrc zero, fflags, t4
+  sd zero, 1824(gp) /* sig 228 */
+  /* 153: cAlu */
+  .option rvc
+  c.add t1, t6
+  .option norvc
+  sd t1, 1832(gp) /* sig 229 */
+  /* 154: amo */
+  addi t1, sp, 104
+  amominu.d s11, t4, (t1)
+  sub t1, t1, sp
+  sd s11, 1840(gp) /* sig 230 */
+  ld t3, 104(sp)
+  sd t3, 1848(gp) /* sig 231 */
+  /* 155: fp */
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f13, tp
+  fmadd.s f31, f13, f12, f16, dyn
+  fsd f31, 1856(gp) /* sig 232 */
+  fsflags a6, zero
+  sd a6, 1864(gp) /* sig 233 */
+  /* 156: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 896
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 1872(gp) /* sig 234 */
+  /* 157: liSeed */
+  li s7, 0x5190
+  sd s7, 1880(gp) /* sig 235 */
+  /* 158: aluI */
+  sraiw s1, s1, 30
+  sd s1, 1888(gp) /* sig 236 */
+  /* 159: fp */
+  li tp, 0xffffffff3f800001
+  fmv.d.x f16, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f29, tp
+  fmin.s f5, f16, f29
+  fsd f5, 1896(gp) /* sig 237 */
+  li a5, 0x1f
+  csrrc s11, fcsr, a5
+  sd s11, 1904(gp) /* sig 238 */
+  /* 160: rand */
+  .4byte 0x14cf2b3 /* random */
+  sd t0, 1912(gp) /* sig 239 */
+  .4byte 0xd22e0bd3 /* random */
+  sd s7, 1920(gp) /* sig 240 */
+  fsd f23, 1928(gp) /* sig 241 */
+  frcsr t0
+  sd t0, 1936(gp) /* sig 242 */
+  addi gp, gp, 1944
+  /* 161: cAlu */
+  .option rvc
+  c.mv a2, s7
+  .option norvc
+  sd a2, 0(gp) /* sig 243 */
+  /* 162: aluR */
+  li s8, 0x1000000000000
+  or s6, a6, s8
+  sd s6, 8(gp) /* sig 244 */
+  /* 163: cAlu */
+  .option rvc
+  c.subw a5, s0
+  .option norvc
+  sd a5, 16(gp) /* sig 245 */
+  /* 164: fcsr */
+  li s3, 0xe8ac01ed83aaa183
+  csrrs a6, frm, s3
+  sd a6, 24(gp) /* sig 246 */
+  /* 165: fp */
+  li tp, 0x43e0000000000000
+  fmv.d.x f13, tp
+  fsgnjn.d f19, f7, f13
+  fsd f19, 32(gp) /* sig 247 */
+  fsflags s0, zero
+  sd s0, 40(gp) /* sig 248 */
+  /* 166: lrsc */
+  addi t6, sp, 4
+  lr.w.aq s10, (t6)
+  sc.w.rl a0, a3, (t6)
+  sd s10, 48(gp) /* sig 249 */
+  sd a0, 56(gp) /* sig 250 */
+  sub t6, t6, sp
+  lw a1, 4(sp)
+  sd a1, 64(gp) /* sig 251 */
   /* 167: cAlu */
   .option rvc
-  c.srai a2, 28
+  c.srli a0, 2
   .option norvc
-  sd a2, 1800(gp) /* sig 225 */
-  /* 168: luiAuipc */
-  lui a1, 0x6bb47
-  sd a1, 1808(gp) /* sig 226 */
-  /* 169: aluI */
-  addiw a5, s11, -877
-  sd a5, 1816(gp) /* sig 227 */
-  /* 170: jalr */
-  auipc s2, 0
-  addi s2, s2, 104
-  jalr t2, -92(s2)
+  sd a0, 72(gp) /* sig 252 */
+  /* 168: branch */
+  bge s4, zero, .L32
+  sllw t2, t3, s2
+  sd t2, 80(gp) /* sig 253 */
+.L32:
+  /* 169: jalr */
+  auipc t2, 0
+  addi t2, t2, -12
+  jalr t3, 40(t2)
+  slti ra, a3, -1787
+  sd ra, 88(gp) /* sig 254 */
+  xori s9, s7, -1659
+  sd s9, 96(gp) /* sig 255 */
   auipc tp, 0
+  sub t3, t3, tp
   sub t2, t2, tp
-  sub s2, s2, tp
-  sd t2, 1824(gp) /* sig 228 */
-  sd s2, 1832(gp) /* sig 229 */
-  /* 171: fp */
-  li tp, 0x80184f875207f855
-  fmv.d.x f23, tp
-  li tp, 0x82d4deccd67afb18
-  fmv.d.x f14, tp
-  fsub.d f14, f23, f14, rdn
-  fsd f14, 1840(gp) /* sig 230 */
-  frflags s5
-  sd s5, 1848(gp) /* sig 231 */
-  /* 172: fp */
-  li tp, 0xffffffffbfd8d671
-  fmv.d.x f13, tp
-  li tp, 0xffffffff3fac01ed
-  fmv.d.x f15, tp
-  li tp, 0xffffffff4011b1b6
+  sd t3, 104(gp) /* sig 256 */
+  sd t2, 112(gp) /* sig 257 */
+  /* 170: branch */
+  blt a6, t5, .L33
+  mulhsu a2, s7, s4
+  sd a2, 120(gp) /* sig 258 */
+  slt t6, ra, s3
+  sd t6, 128(gp) /* sig 259 */
+.L33:
+  /* 171: aluI */
+  srliw s7, t6, 0
+  sd s7, 136(gp) /* sig 260 */
+  /* 172: cAlu */
+  .option rvc
+  c.addiw a2, -17
+  .option norvc
+  sd a2, 144(gp) /* sig 261 */
+  /* 173: rand */
+  .4byte 0x26976c53 /* random */
+  sd s8, 152(gp) /* sig 262 */
+  fsd f24, 160(gp) /* sig 263 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 168(gp) /* sig 264 */
+  .4byte 0xa9fd53c7 /* random */
+  sd t2, 176(gp) /* sig 265 */
+  fsd f7, 184(gp) /* sig 266 */
+  frcsr a2
+  sd a2, 192(gp) /* sig 267 */
+  .4byte 0xdef5c0c7 /* random */
+  sd ra, 200(gp) /* sig 268 */
+  fsd f1, 208(gp) /* sig 269 */
+  fsflags s6, zero
+  sd s6, 216(gp) /* sig 270 */
+  /* 174: cBranch */
+  li s0, 0x0
+  .option rvc
+  c.bnez s0, .L34
+  .option norvc
+  .option rvc
+  c.srai a2, 24
+  .option norvc
+  sd a2, 224(gp) /* sig 271 */
+  srli a4, s0, 63
+  sd a4, 232(gp) /* sig 272 */
+  mulhsu a2, s8, a3
+  sd a2, 240(gp) /* sig 273 */
+.L34:
+  /* 175: liSeed */
+  li t6, 0xffffffffde50bdc3
+  sd t6, 248(gp) /* sig 274 */
+  /* 176: fcsr */
+  csrrci t2, frm, 29
+  sd t2, 256(gp) /* sig 275 */
+  /* 177: cAlu */
+  .option rvc
+  c.lui s1, 0xffff2
+  .option norvc
+  sd s1, 264(gp) /* sig 276 */
+  /* 178: amo */
+  addi a1, sp, 248
+  amomaxu.w.aqrl a7, t0, (a1)
+  sub a1, a1, sp
+  sd a7, 272(gp) /* sig 277 */
+  /* 179: cAlu */
+  .option rvc
+  c.and a2, s1
+  .option norvc
+  sd a2, 280(gp) /* sig 278 */
+  /* 180: fp */
+  li tp, 0xea7193fb0c644afe
   fmv.d.x f20, tp
-  fnmadd.s f1, f13, f15, f20, rtz
-  fsd f1, 1856(gp) /* sig 232 */
-  fsflags s4, zero
-  sd s4, 1864(gp) /* sig 233 */
-  /* 173: fp */
-  fcvt.s.wu f7, zero
-  fsd f7, 1872(gp) /* sig 234 */
-  fsflags s0, zero
-  sd s0, 1880(gp) /* sig 235 */
-  /* 174: amo */
-  li a0, 0x727d7e4834043d7
-  addi s11, sp, 216
-  amoswap.w.aqrl a3, a0, (s11)
-  sub s11, s11, sp
-  sd a3, 1888(gp) /* sig 236 */
-  /* 175: jalr */
-  auipc a1, 0
-  jalr a3, 16(a1)
-  srliw zero, s4, 0
-  sd zero, 1896(gp) /* sig 237 */
-  auipc tp, 0
-  sub a3, a3, tp
-  sub a1, a1, tp
-  sd a3, 1904(gp) /* sig 238 */
-  sd a1, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 176: mem */
-  li a6, 0x60
-  addi s4, sp, 123
-  sb a6, -23(s4)
-  sub s4, s4, sp
-  /* 177: cBranch */
-  li a1, 0x6b250b21dd87856
-  .option rvc
-  c.j .L23
-  .option norvc
-  .option rvc
-  c.subw a3, s1
-  .option norvc
-  sd a3, 0(gp) /* sig 240 */
-  .option rvc
-  c.lui s5, 0xc
-  .option norvc
-  sd s5, 8(gp) /* sig 241 */
-.L23:
-  /* 178: aluR */
-  sllw s5, t5, s5
-  sd s5, 16(gp) /* sig 242 */
-  /* 179: fmem */
-  flw f4, 72(sp)
-  fsd f4, 24(gp) /* sig 243 */
-  /* 180: aluR */
-  divuw t6, t6, s1
-  sd t6, 32(gp) /* sig 244 */
-  /* 181: fp */
-  fcvt.w.d a2, f31, rup
-  sd a2, 40(gp) /* sig 245 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 48(gp) /* sig 246 */
+  li tp, 0xbd8f0de867db16c1
+  fmv.d.x f10, tp
+  fdiv.d f21, f20, f10, rtz
+  fsd f21, 288(gp) /* sig 279 */
+  fsflags a4, zero
+  sd a4, 296(gp) /* sig 280 */
+  /* 181: aluR */
+  li a1, 0x7ff
+  divuw s6, a1, s10
+  sd s6, 304(gp) /* sig 281 */
   /* 182: cAlu */
   .option rvc
-  c.add s8, t2
+  c.xor a2, a1
   .option norvc
-  sd s8, 56(gp) /* sig 247 */
-  /* 183: fp */
-  li tp, 0xffffffffcb3720c7
-  fmv.d.x f23, tp
-  fcvt.wu.s ra, f23, rtz
-  sd ra, 64(gp) /* sig 248 */
-  fsflags ra, zero
-  sd ra, 72(gp) /* sig 249 */
-  /* 184: loop */
-  li s6, 0x3
-.L24:
-  remu a3, s10, s4
-  sd a3, 80(gp) /* sig 250 */
-  addi s6, s6, -1
-  bltu zero, s6, .L24
-  sd s6, 88(gp) /* sig 251 */
-  /* 185: aluI */
-  slti t1, a4, 1154
-  sd t1, 96(gp) /* sig 252 */
-  /* 186: amo */
-  addi a3, sp, 72
-  amoand.w.aqrl t6, t3, (a3)
-  sub a3, a3, sp
-  sd t6, 104(gp) /* sig 253 */
-  lw s5, 72(sp)
-  sd s5, 112(gp) /* sig 254 */
+  sd a2, 312(gp) /* sig 282 */
+  /* 183: lrsc */
+  addi a6, sp, 140
+  sc.w.aqrl s2, s0, (a6)
+  sd s2, 320(gp) /* sig 283 */
+  sub a6, a6, sp
+  lw t2, 140(sp)
+  sd t2, 328(gp) /* sig 284 */
+  /* 184: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f13, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f3, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f17, tp
+  fnmsub.s f18, f13, f3, f17, dyn
+  fsd f18, 336(gp) /* sig 285 */
+  fsflags s9, zero
+  sd s9, 344(gp) /* sig 286 */
+  /* 185: liSeed */
+  li t2, 0xfffffffffffffff6
+  sd t2, 352(gp) /* sig 287 */
+  /* 186: fp */
+  li tp, 0xbffd4b4e2ee76318
+  fmv.d.x f14, tp
+  li tp, 0x3ffd4b4e2ee7631a
+  fmv.d.x f29, tp
+  fsub.d f7, f14, f29, rup
+  fsd f7, 360(gp) /* sig 288 */
+  frflags t2
+  sd t2, 368(gp) /* sig 289 */
   /* 187: aluR */
-  div s3, s6, s1
-  sd s3, 120(gp) /* sig 255 */
+  mulw s4, a0, t0
+  sd s4, 376(gp) /* sig 290 */
   /* 188: fp */
-  li tp, 0xffffffff812dd212
-  fmv.d.x f1, tp
-  fclass.s s5, f1
-  sd s5, 128(gp) /* sig 256 */
-  frflags a6
-  sd a6, 136(gp) /* sig 257 */
-  /* 189: aluR */
-  li s10, 0x445dc1f
-  subw t0, s5, s10
-  sd t0, 144(gp) /* sig 258 */
-  /* 190: amo */
-  li s10, 0xc98442e4bdcfd8dd
-  addi a4, sp, 60
-  amoand.w.aq ra, s10, (a4)
-  sub a4, a4, sp
-  sd ra, 152(gp) /* sig 259 */
-  /* 191: branch */
-  beq t6, s7, .L25
-  addw s0, s0, a6
-  sd s0, 160(gp) /* sig 260 */
-  srai s11, s5, 8
-  sd s11, 168(gp) /* sig 261 */
-.L25:
-  /* 192: fp */
-  li tp, 0xffffffff7f7fffff
+  fmv.d.x f26, ra
+  fsd f26, 384(gp) /* sig 291 */
+  fsflags t2, zero
+  sd t2, 392(gp) /* sig 292 */
+  /* 189: fp */
+  li tp, 0x329265823c036991
+  fmv.d.x f26, tp
+  li tp, 0x4015291cc7468c86
+  fmv.d.x f24, tp
+  fmsub.d f14, f26, f25, f24, rtz
+  fsd f14, 400(gp) /* sig 293 */
+  fsflags s4, zero
+  sd s4, 408(gp) /* sig 294 */
+  /* 190: fcsr */
+  li a3, 0xca
+  csrrs t2, fflags, a3
+  sd t2, 416(gp) /* sig 295 */
+  /* 191: fp */
+  li tp, 0x41e0000000100000
   fmv.d.x f30, tp
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f17, tp
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f13, tp
-  fmadd.s f18, f30, f17, f13, rmm
-  fsd f18, 176(gp) /* sig 262 */
-  fsflags a0, zero
-  sd a0, 184(gp) /* sig 263 */
-  /* 193: fcsr */
-  csrrwi a6, fcsr, 14
-  sd a6, 192(gp) /* sig 264 */
-  /* 194: aluI */
-  li s9, 0x1a100
-  srli s8, s9, 32
-  sd s8, 200(gp) /* sig 265 */
-  /* 195: amo */
-  addi s4, sp, 164
-  amoand.w s5, t2, (s4)
-  sub s4, s4, sp
-  sd s5, 208(gp) /* sig 266 */
-  /* 196: cBranch */
-  li a5, 0x0
+  feq.d s6, f30, f21
+  sd s6, 424(gp) /* sig 296 */
+  fsflags t3, zero
+  sd t3, 432(gp) /* sig 297 */
+  /* 192: mem */
+  addi s2, sp, 291
+  sw a7, -202(s2)
+  sub s2, s2, sp
+  /* 193: branch */
+  li s8, 0x7fffffff
+  li ra, 0x7fffffff
+  beq s8, ra, .L35
+  addi s10, s10, 2047
+  sd s10, 440(gp) /* sig 298 */
+  sraiw s7, a0, 31
+  sd s7, 448(gp) /* sig 299 */
+.L35:
+  /* 194: cAlu */
   .option rvc
-  c.bnez a5, .L26
+  c.addi ra, 19
   .option norvc
-  addi s11, s11, -1239
-  sd s11, 216(gp) /* sig 267 */
-.L26:
-  /* 197: aluI */
-  addi s0, s8, 1
-  sd s0, 224(gp) /* sig 268 */
-  /* 198: lrsc */
-  addi s4, sp, 72
-  lr.w.aq t5, (s4)
-  srliw a2, a2, 9
-  andi ra, t4, 649
-  sc.w.aqrl a7, t2, (s4)
-  sd t5, 232(gp) /* sig 269 */
-  sd a7, 240(gp) /* sig 270 */
-  sc.w.aqrl a7, zero, (s4)
-  sd a7, 248(gp) /* sig 271 */
-  sub s4, s4, sp
-  lw s3, 72(sp)
-  sd s3, 256(gp) /* sig 272 */
-  /* 199: fp */
-  li tp, 0xffffffff3d00f21f
-  fmv.d.x f27, tp
-  li tp, 0xffffffff3dcccccd
-  fmv.d.x f23, tp
-  fnmsub.s f31, f15, f27, f23, rtz
-  fsd f31, 264(gp) /* sig 273 */
-  fsflags a4, zero
-  sd a4, 272(gp) /* sig 274 */
-  /* 200: far */
-  blt s10, s8, .L27
-.L28:
-  /* 201: aluR */
-  sllw s0, t2, t2
-  sd s0, 304(gp) /* sig 278 */
-  /* 202: jal */
-  jal zero, .L29
-.L29:
-  sd zero, 312(gp) /* sig 279 */
-  /* 203: aluR */
-  remw zero, a4, t0
-  sd zero, 320(gp) /* sig 280 */
-  /* 204: cMem */
-  addi s1, sp, 16
+  sd ra, 456(gp) /* sig 300 */
+  /* 195: cMem */
+  addi a3, sp, 0
   .option rvc
-  c.ld a3, 40(s1)
+  c.lw a5, 16(a3)
   .option norvc
-  sd a3, 328(gp) /* sig 281 */
-  sub s1, s1, sp
-  /* 205: aluI */
-  addi s1, s11, -14
-  sd s1, 336(gp) /* sig 282 */
-  /* 206: liSeed */
-  li s6, 0x50
-  sd s6, 344(gp) /* sig 283 */
-  /* 207: fp */
-  li tp, 0xffffffff85295ec0
-  fmv.d.x f31, tp
-  li tp, 0xffffffffc0400000
-  fmv.d.x f17, tp
-  flt.s zero, f31, f17
-  sd zero, 352(gp) /* sig 284 */
-  fsflags t1, zero
-  sd t1, 360(gp) /* sig 285 */
-  /* 208: aluI */
-  sraiw t4, zero, 0
-  sd t4, 368(gp) /* sig 286 */
-  /* 209: aluR */
-  sltu a4, a7, t0
-  sd a4, 376(gp) /* sig 287 */
-  /* 210: fmem */
-  addi s8, sp, 536
-  flw f14, -522(s8)
-  fsd f14, 384(gp) /* sig 288 */
-  sub s8, s8, sp
-  /* 211: aluR */
-  li a7, 0xffffffffffffffff
-  li t1, 0x100000000
-  remuw a4, a7, t1
-  sd a4, 392(gp) /* sig 289 */
-  /* 212: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f8, tp
-  li tp, 0x7ff800000000dead
-  fmv.d.x f5, tp
-  fnmadd.d f27, f8, f7, f5, rtz
-  fsd f27, 400(gp) /* sig 290 */
-  li t0, 0x1f
-  csrrc t5, fcsr, t0
-  sd t5, 408(gp) /* sig 291 */
-  /* 213: mem */
-  addi t5, sp, 496
-  lw s6, -356(t5)
-  sd s6, 416(gp) /* sig 292 */
-  sub t5, t5, sp
-  /* 214: fmem */
-  addi a3, sp, -99
-  li tp, 0xffffffff40400000
-  fmv.d.x f28, tp
-  fsw f28, 255(a3)
+  sd a5, 464(gp) /* sig 301 */
   sub a3, a3, sp
-  /* 215: cAlu */
+  /* 196: aluI */
+  slti a6, t4, -1540
+  sd a6, 472(gp) /* sig 302 */
+  /* 197: cBranch */
+  li s1, 0x0
   .option rvc
-  c.subw a0, a5
+  c.j .L36
   .option norvc
-  sd a0, 424(gp) /* sig 293 */
-  /* 216: fp */
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f13, tp
-  fcvt.d.s f21, f13
-  fsd f21, 432(gp) /* sig 294 */
-  fsflags s7, zero
-  sd s7, 440(gp) /* sig 295 */
-  /* 217: cJump */
-  auipc s1, 0
-  addi s1, s1, 26
   .option rvc
-  c.jr s1
+  c.xor a0, s0
   .option norvc
-  remu s11, a2, s7
-  sd s11, 448(gp) /* sig 296 */
-  remuw t3, s6, a0
-  sd t3, 456(gp) /* sig 297 */
+  sd a0, 480(gp) /* sig 303 */
+.L36:
+  /* 198: aluR */
+  li s2, 0x1f
+  li s2, 0xffffffffffffffca
+  sllw s6, s2, s2
+  sd s6, 488(gp) /* sig 304 */
+  /* 199: aluI */
+  addiw s3, a2, -692
+  sd s3, 496(gp) /* sig 305 */
+  /* 200: lrsc */
+  addi t4, sp, 176
+  sc.d zero, s2, (t4)
+  sd zero, 504(gp) /* sig 306 */
+  sub t4, t4, sp
+  ld s2, 176(sp)
+  sd s2, 512(gp) /* sig 307 */
+  /* 201: aluR */
+  li t2, 0xffffffff80000000
+  li s3, 0xffffffffffffffff
+  remu t0, t2, s3
+  sd t0, 520(gp) /* sig 308 */
+  /* 202: aluR */
+  li t5, 0xffffffff80000000
+  li ra, 0xffffffff
+  div zero, t5, ra
+  sd zero, 528(gp) /* sig 309 */
+  /* 203: jalr */
+  auipc s6, 0
+  jalr t6, 15(s6)
+  .option rvc
+  c.mv t5, a3
+  .option norvc
+  sd t5, 536(gp) /* sig 310 */
   auipc tp, 0
-  sub s1, s1, tp
-  sd s1, 464(gp) /* sig 298 */
-  /* 218: fcsr */
-  li s1, 0x6162913b37b3286f
-  csrrw ra, frm, s1
-  sd ra, 472(gp) /* sig 299 */
-  /* 219: branch */
-  bge s9, s9, .L30
-  .option rvc
-  c.li t1, 15
-  .option norvc
-  sd t1, 480(gp) /* sig 300 */
-  .option rvc
-  c.srli a4, 2
-  .option norvc
-  sd a4, 488(gp) /* sig 301 */
+  sub t6, t6, tp
+  sub s6, s6, tp
+  sd t6, 544(gp) /* sig 311 */
+  sd s6, 552(gp) /* sig 312 */
+  /* 204: rand */
+  .4byte 0x2fcd993 /* random */
+  sd s3, 560(gp) /* sig 313 */
+  /* 205: aluI */
+  sraiw s6, ra, 16
+  sd s6, 568(gp) /* sig 314 */
+  /* 206: aluI */
+  li a2, 0xffffffffffff8000
+  xori a1, a2, -1302
+  sd a1, 576(gp) /* sig 315 */
+  /* 207: aluI */
+  srliw s1, s2, 31
+  sd s1, 584(gp) /* sig 316 */
+  /* 208: aluR */
+  mulhsu t5, s3, s6
+  sd t5, 592(gp) /* sig 317 */
+  /* 209: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f2, tp
+  fmv.x.w s10, f2
+  sd s10, 600(gp) /* sig 318 */
+  fsflags s4, zero
+  sd s4, 608(gp) /* sig 319 */
+  /* 210: amo */
+  addi s11, sp, 168
+  amominu.d.aq a6, t2, (s11)
+  sub s11, s11, sp
+  sd a6, 616(gp) /* sig 320 */
+  /* 211: mem */
+  lwu s10, 228(sp)
+  sd s10, 624(gp) /* sig 321 */
+  /* 212: luiAuipc */
+  lui s7, 0xd9f62
+  sd s7, 632(gp) /* sig 322 */
+  /* 213: rand */
+  .4byte 0xe00712d3 /* random */
+  sd t0, 640(gp) /* sig 323 */
+  fsd f5, 648(gp) /* sig 324 */
+  frflags s4
+  sd s4, 656(gp) /* sig 325 */
+  .2byte 0x1a42 /* random */
+  sd s4, 664(gp) /* sig 326 */
+  /* 214: branch */
+  li t5, 0xffffffffe2d8a563
+  li s7, 0x8000000000000000
+  bne t5, s7, .L37
+  sll zero, s11, s9
+  sd zero, 672(gp) /* sig 327 */
   or s8, ra, s4
-  sd s8, 496(gp) /* sig 302 */
-.L30:
-  /* 220: cAlu */
+  sd s8, 680(gp) /* sig 328 */
   .option rvc
   c.xor a1, a3
   .option norvc
-  sd a1, 504(gp) /* sig 303 */
-  /* 221: aluI */
-  li s11, 0xfffffffffffff800
-  srliw ra, s11, 11
-  sd ra, 512(gp) /* sig 304 */
-  /* 222: aluR */
-  addw t1, s4, s9
-  sd t1, 520(gp) /* sig 305 */
-  /* 223: amo */
-  addi s6, sp, 68
-  amominu.w.rl s11, s4, (s6)
-  sub s6, s6, sp
-  sd s11, 528(gp) /* sig 306 */
-  lw s3, 68(sp)
-  sd s3, 536(gp) /* sig 307 */
-  /* 224: fp */
-  li tp, 0xbff0000000000000
-  fmv.d.x f27, tp
-  fnmadd.d f10, f11, f27, f13, rne
-  fsd f10, 544(gp) /* sig 308 */
-  frflags a4
-  sd a4, 552(gp) /* sig 309 */
-  /* 225: liSeed */
-  li a0, 0xfffffffffffffffe
-  sd a0, 560(gp) /* sig 310 */
-  /* 226: cBranch */
-  li a2, 0xffffffffffffffa7
+  sd a1, 688(gp) /* sig 329 */
+.L37:
+  /* 215: luiAuipc */
+  lui s11, 0x606d
+  sd s11, 696(gp) /* sig 330 */
+  /* 216: luiAuipc */
+  lui t3, 0x5d27b
+  sd t3, 704(gp) /* sig 331 */
+  /* 217: branch */
+  bge t5, t5, .L38
+  ori s3, s1, 797
+  sd s3, 712(gp) /* sig 332 */
+.L38:
+  /* 218: fp */
+  li t4, 0x8000000000000001
+  fcvt.s.w f19, t4, rtz
+  fsd f19, 720(gp) /* sig 333 */
+  csrrci s7, fflags, 0x1f
+  sd s7, 728(gp) /* sig 334 */
+  /* 219: branch */
+  li a5, 0xffffffffffffffe2
+  li t2, 0xffffffffffffffe2
+  beq a5, t2, .L39
+  addi t0, s1, -411
+  sd t0, 736(gp) /* sig 335 */
+.L39:
+  /* 220: fence */
+  nop
+  /* 221: cBranch */
   .option rvc
-  c.beqz a2, .L31
+  c.beqz a1, .L40
   .option norvc
   .option rvc
-  c.srli a1, 53
+  c.add t2, s9
   .option norvc
-  sd a1, 568(gp) /* sig 311 */
+  sd t2, 744(gp) /* sig 336 */
+.L40:
+  /* 222: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f6, tp
+  fcvt.d.s f4, f6
+  fsd f4, 752(gp) /* sig 337 */
+  li t5, 0x1f
+  csrrc s2, fcsr, t5
+  sd s2, 760(gp) /* sig 338 */
+  /* 223: branch */
+  beq a2, s4, .L41
   .option rvc
-  c.addiw t1, 27
+  c.srli a3, 60
   .option norvc
-  sd t1, 576(gp) /* sig 312 */
-  .option rvc
-  c.lui s9, 0xfffe3
-  .option norvc
-  sd s9, 584(gp) /* sig 313 */
-.L31:
-  /* 227: aluR */
-  li s2, 0x80000
-  mulw t5, s1, s2
-  sd t5, 592(gp) /* sig 314 */
-  /* 228: fmem */
-  addi t5, sp, 547
-  fsw f11, -295(t5)
-  sub t5, t5, sp
-  /* 229: jal */
-  jal t3, .L32
-  .option rvc
-  c.subw s0, a5
-  .option norvc
-  sd s0, 600(gp) /* sig 315 */
-.L32:
+  sd a3, 768(gp) /* sig 339 */
+.L41:
+  /* 224: fcsr */
+  csrrc t3, frm, zero
+  sd t3, 776(gp) /* sig 340 */
+  /* 225: fp */
+  fmv.w.x f9, zero
+  fsd f9, 784(gp) /* sig 341 */
+  frcsr s1
+  sd s1, 792(gp) /* sig 342 */
+  /* 226: luiAuipc */
+  auipc a7, 0x7ffff
   auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 608(gp) /* sig 316 */
-  /* 230: aluI */
-  li s4, 0xffffffffffffffd7
-  srli t0, s4, 3
-  sd t0, 616(gp) /* sig 317 */
-  /* 231: far */
-  bne a0, s4, .L33
-.L34:
-  /* 232: aluI */
-  sraiw s2, s3, 31
-  sd s2, 648(gp) /* sig 321 */
-  /* 233: lrsc */
-  addi ra, sp, 72
-  sc.d s5, t1, (ra)
-  sd s5, 656(gp) /* sig 322 */
-  sub ra, ra, sp
-  ld s0, 72(sp)
-  sd s0, 664(gp) /* sig 323 */
-  /* 234: cAlu */
-  .option rvc
-  c.and s0, s0
-  .option norvc
-  sd s0, 672(gp) /* sig 324 */
-  /* 235: aluI */
-  addi zero, a1, -2048
-  sd zero, 680(gp) /* sig 325 */
-  /* 236: liSeed */
+  sub a7, a7, tp
+  sd a7, 800(gp) /* sig 343 */
+  /* 227: fp */
+  li tp, 0xffffffff7149f2ca
+  fmv.d.x f8, tp
+  fsqrt.s f12, f8
+  fsd f12, 808(gp) /* sig 344 */
+  fsflags a4, zero
+  sd a4, 816(gp) /* sig 345 */
+  /* 228: aluI */
+  srai a4, a5, 47
+  sd a4, 824(gp) /* sig 346 */
+  /* 229: fp */
+  li tp, 0x41f0000000080000
+  fmv.d.x f25, tp
+  fmul.d f7, f25, f13, rmm
+  fsd f7, 832(gp) /* sig 347 */
+  frflags t1
+  sd t1, 840(gp) /* sig 348 */
+  /* 230: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f20, tp
+  li tp, 0xffffffff4b800001
+  fmv.d.x f7, tp
+  fmul.s f9, f20, f7
+  fsd f9, 848(gp) /* sig 349 */
+  fsflags t0, zero
+  sd t0, 856(gp) /* sig 350 */
+  /* 231: jalr */
+  auipc a1, 0
+  addi a1, a1, 5
+  jalr zero, 7(a1)
+  auipc tp, 0
+  sub a1, a1, tp
+  sd zero, 864(gp) /* sig 351 */
+  sd a1, 872(gp) /* sig 352 */
+  /* 232: liSeed */
   li t0, 0x7d58af547e979b2d
-  sd t0, 688(gp) /* sig 326 */
-  /* 237: cAlu */
+  sd t0, 880(gp) /* sig 353 */
+  /* 233: cAlu */
   .option rvc
   c.sub a5, s1
   .option norvc
-  sd a5, 696(gp) /* sig 327 */
-  /* 238: aluR */
+  sd a5, 888(gp) /* sig 354 */
+  /* 234: aluR */
   li a5, 0x10000000000001
   div a4, a5, s7
-  sd a4, 704(gp) /* sig 328 */
-  /* 239: liSeed */
+  sd a4, 896(gp) /* sig 355 */
+  /* 235: liSeed */
   li s8, 0x526f3b5b
-  sd s8, 712(gp) /* sig 329 */
-  /* 240: fcsr */
-  csrrsi a4, fflags, 25
-  sd a4, 720(gp) /* sig 330 */
-  fsrmi t4, 2
-  /* 241: mem */
-  addi s6, sp, 198
-  lw a5, -97(s6)
-  sd a5, 728(gp) /* sig 331 */
-  sub s6, s6, sp
-  /* 242: cAlu */
-  .option rvc
-  c.srli s0, 7
-  .option norvc
-  sd s0, 736(gp) /* sig 332 */
-  /* 243: aluR */
-  li s11, 0x3510
-  xor t6, s11, a4
-  sd t6, 744(gp) /* sig 333 */
-  /* 244: aluR */
-  mulhu s1, s3, a4
-  sd s1, 752(gp) /* sig 334 */
-  /* 245: aluR */
-  li s2, 0x4
-  divu t2, s2, s11
-  sd t2, 760(gp) /* sig 335 */
-  /* 246: branch */
+  sd s8, 904(gp) /* sig 356 */
+  /* 236: fence */
+  nop
+  /* 237: branch */
+  beq a4, a4, .L42
+  srai a5, s5, 52
+  sd a5, 912(gp) /* sig 357 */
+  slti t0, s5, 1
+  sd t0, 920(gp) /* sig 358 */
+  mulw zero, a4, t6
+  sd zero, 928(gp) /* sig 359 */
+.L42:
+  /* 238: fcsr */
+  csrrci t0, frm, 8
+  sd t0, 936(gp) /* sig 360 */
+  /* 239: fmem */
+  addi s7, sp, -203
+  fsd f6, 387(s7)
+  sub s7, s7, sp
+  /* 240: mem */
+  addi s2, sp, 599
+  lwu s1, -571(s2)
+  sd s1, 944(gp) /* sig 361 */
+  sub s2, s2, sp
+  /* 241: branch */
   li a0, 0x192000
   li s5, 0x20
-  bltu a0, s5, .L35
+  bltu a0, s5, .L43
   .option rvc
   c.srli a0, 57
   .option norvc
-  sd a0, 768(gp) /* sig 336 */
+  sd a0, 952(gp) /* sig 362 */
   ori a5, s7, -1025
-  sd a5, 776(gp) /* sig 337 */
-.L35:
-  /* 247: fp */
-  li tp, 0xffffffffc0400000
-  fmv.d.x f16, tp
-  fsub.s f28, f16, f11, rup
-  fsd f28, 784(gp) /* sig 338 */
-  fsflags s3, zero
-  sd s3, 792(gp) /* sig 339 */
-  /* 248: aluR */
-  divu t5, t3, t1
-  sd t5, 800(gp) /* sig 340 */
-  /* 249: aluR */
+  sd a5, 960(gp) /* sig 363 */
+.L43:
+  /* 242: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f11, tp
+  li tp, 0xffffffff410f3837
+  fmv.d.x f27, tp
+  fmul.s f28, f11, f27
+  fsd f28, 968(gp) /* sig 364 */
+  fsflags s9, zero
+  sd s9, 976(gp) /* sig 365 */
+  /* 243: liSeed */
+  li t4, 0xffffffff80000000
+  sd t4, 984(gp) /* sig 366 */
+  /* 244: aluR */
   or a0, a3, a3
-  sd a0, 808(gp) /* sig 341 */
-  /* 250: amo */
+  sd a0, 992(gp) /* sig 367 */
+  /* 245: amo */
   li t0, 0xf1c1ca7
   addi t1, sp, 48
   amomin.w.aq a3, t0, (t1)
   sub t1, t1, sp
-  sd a3, 816(gp) /* sig 342 */
+  sd a3, 1000(gp) /* sig 368 */
   lw s10, 48(sp)
-  sd s10, 824(gp) /* sig 343 */
-  /* 251: mem */
+  sd s10, 1008(gp) /* sig 369 */
+  /* 246: mem */
   addi t6, sp, 409
   sw t3, -310(t6)
   sub t6, t6, sp
-  /* 252: aluI */
+  /* 247: aluI */
   srliw t3, t3, 8
-  sd t3, 832(gp) /* sig 344 */
-  /* 253: mem */
+  sd t3, 1016(gp) /* sig 370 */
+  /* 248: mem */
   addi s5, sp, 281
   lw s2, -153(s5)
-  sd s2, 840(gp) /* sig 345 */
+  sd s2, 1024(gp) /* sig 371 */
   sub s5, s5, sp
-  /* 254: aluI */
+  /* 249: aluI */
   addi zero, t6, 1447
-  sd zero, 848(gp) /* sig 346 */
-  /* 255: mem */
-  lbu a6, 160(sp)
-  sd a6, 856(gp) /* sig 347 */
-  /* 256: fp */
-  fsgnjn.s f13, f23, f31
-  fsd f13, 864(gp) /* sig 348 */
-  li a4, 0x1f
-  csrrc a0, fcsr, a4
-  sd a0, 872(gp) /* sig 349 */
-  /* 257: aluR */
-  li t3, 0x1
-  divuw t2, s1, t3
-  sd t2, 880(gp) /* sig 350 */
-  /* 258: luiAuipc */
-  auipc zero, 0xec342
-  auipc tp, 0
-  sub zero, zero, tp
-  sd zero, 888(gp) /* sig 351 */
-  /* 259: mem */
-  addi s6, sp, -54
-  sd t5, 238(s6)
-  sub s6, s6, sp
-  j .L36
-.L27:
-  remuw s0, t6, s7
-  sd s0, 280(gp) /* sig 275 */
-  remu t1, s0, s5
-  sd t1, 288(gp) /* sig 276 */
+  sd zero, 1032(gp) /* sig 372 */
+  /* 250: fmem */
+  fld f20, 216(sp)
+  fsd f20, 1040(gp) /* sig 373 */
+  /* 251: aluI */
+  srli a7, s5, 62
+  sd a7, 1048(gp) /* sig 374 */
+  /* 252: amo */
+  addi t4, sp, 28
+  amomaxu.w.aq s1, t3, (t4)
+  sub t4, t4, sp
+  sd s1, 1056(gp) /* sig 375 */
+  lw s6, 28(sp)
+  sd s6, 1064(gp) /* sig 376 */
+  /* 253: aluR */
+  sra zero, a7, a3
+  sd zero, 1072(gp) /* sig 377 */
+  /* 254: cMem */
+  addi a5, sp, 96
   .option rvc
-  c.xor a5, a5
+  c.ld s1, 88(a5)
   .option norvc
-  sd a5, 296(gp) /* sig 277 */
-  jal tp, .L28
-.L33:
-  .option rvc
-  c.addi s10, -9
-  .option norvc
-  sd s10, 624(gp) /* sig 318 */
-  andi s8, s0, -2048
-  sd s8, 632(gp) /* sig 319 */
-  slti a0, s9, 623
-  sd a0, 640(gp) /* sig 320 */
-  jal tp, .L34
-.L36:
+  sd s1, 1080(gp) /* sig 378 */
+  sub a5, a5, sp
+  /* 255: fp */
+  fcvt.s.l f8, s10
+  fsd f8, 1088(gp) /* sig 379 */
+  fsflags t1, zero
+  sd t1, 1096(gp) /* sig 380 */
+  /* 256: aluR */
+  subw ra, s2, s9
+  sd ra, 1104(gp) /* sig 381 */
+  /* 257: mem */
+  lwu a5, 99(sp)
+  sd a5, 1112(gp) /* sig 382 */
+  /* 258: fp */
+  li tp, 0xbfe5555555555555
+  fmv.d.x f14, tp
+  fmax.d f31, f14, f22
+  fsd f31, 1120(gp) /* sig 383 */
+  fsflags s11, zero
+  sd s11, 1128(gp) /* sig 384 */
+  /* 259: fp */
+  li tp, 0xffffffff3eaaaaab
+  fmv.d.x f13, tp
+  fadd.s f6, f13, f9, dyn
+  fsd f6, 1136(gp) /* sig 385 */
+  csrrci s7, fflags, 0x1f
+  sd s7, 1144(gp) /* sig 386 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xbfcdd42b2bb40a61
-  .dword 0xffffffff3f000000
-  .dword 0x884bf66878833c0d
-  .dword 0xd1c996a408149b3a
-  .dword 0xfe06f437634b1686
-  .dword 0x10000000000000
-  .dword 0x34b00000
-  .dword 0x77a9ea9a95b3f74d
-  .dword 0x1f
-  .dword 0xd5b7f4604cb8e968
-  .dword 0x8ddede11339daf3d
-  .dword 0xffffffffffffffa1
-  .dword 0xc008000000000000
-  .dword 0xfff0000000000000
-  .dword 0x18225956146abd73
-  .dword 0xfffffffffb38aabc
+  .dword 0xc258aabc6d0393f5
   .dword 0x3
   .dword 0x40
   .dword 0xffffffffc83af031
@@ -1614,8 +1685,23 @@ difftest_buf:
   .dword 0xffffffff80000001
   .dword 0xdbd2d4543fd63ce9
   .dword 0xa2e1b1be1eacd52d
+  .dword 0x8000000000000000
+  .dword 0x8000
+  .dword 0x2
+  .dword 0xe0cbbea68decb408
+  .dword 0xffffffff376c105e
+  .dword 0x447c1279b42766c9
+  .dword 0xbf476fc678cae04b
+  .dword 0xffffffff4b800000
+  .dword 0xffffffffffffffff
+  .dword 0x1f
+  .dword 0xffffffffa6d18803
+  .dword 0xbf7499e3b6fbf10b
+  .dword 0x1
+  .dword 0xffffffff08dd7c02
+  .dword 0xc51541ddd4df9c0
 difftest_sig:
-  .rept 352
+  .rept 387
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,8 +4,8 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x0
-  li t0, 0x4000000000
+  li ra, 0x3f
+  li t0, 0x6abc75ab
   li t1, 0x1eb0
   li t2, 0xffffffff80000000
   li s0, 0xffffffffffff8000
@@ -98,167 +98,180 @@
   fmv.d.x f31, tp
   csrwi frm, 3
   /* 0: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f0, tp
-  li tp, 0xffffffff10dcd622
-  fmv.d.x f16, tp
-  fmax.s f18, f0, f16
-  fsd f18, 0(gp) /* sig 0 */
-  fsflags s1, zero
-  sd s1, 8(gp) /* sig 1 */
-  /* 1: luiAuipc */
-  auipc a5, 0x7ffff
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 16(gp) /* sig 2 */
-  /* 2: fp */
-  li tp, 0xfffffffecf000000
-  fmv.d.x f22, tp
-  fclass.s t1, f22
-  sd t1, 24(gp) /* sig 3 */
-  fsflags s7, zero
-  sd s7, 32(gp) /* sig 4 */
-  /* 3: fp */
-  li tp, 0x41f0000000080000
-  fmv.d.x f26, tp
-  fmax.d f17, f20, f26
-  fsd f17, 40(gp) /* sig 5 */
-  fsflags s1, zero
-  sd s1, 48(gp) /* sig 6 */
-  /* 4: mem */
-  addi s7, sp, -254
-  lwu s9, 426(s7)
-  sd s9, 56(gp) /* sig 7 */
-  sub s7, s7, sp
-  /* 5: fp */
+  li tp, 0xffffffff86dcd622
+  fmv.d.x f1, tp
   li tp, 0xffffffff4f7fffff
-  fmv.d.x f10, tp
-  fcvt.lu.s s11, f10, rup
-  sd s11, 64(gp) /* sig 8 */
-  fsflags t5, zero
-  sd t5, 72(gp) /* sig 9 */
-  /* 6: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 612
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 80(gp) /* sig 10 */
-  /* 7: branch */
-  blt a7, a7, .L0
-  slti ra, s10, -585
-  sd ra, 88(gp) /* sig 11 */
-  srlw a0, s9, t0
-  sd a0, 96(gp) /* sig 12 */
-.L0:
-  /* 8: aluI */
-  slti s2, s11, -1553
-  sd s2, 104(gp) /* sig 13 */
-  /* 9: fp */
-  fclass.s a4, f28
-  sd a4, 112(gp) /* sig 14 */
-  csrrci s9, fflags, 0x1f
-  sd s9, 120(gp) /* sig 15 */
-  /* 10: fp */
-  li tp, 0xffffffffb113430f
-  fmv.d.x f20, tp
-  fsgnjn.s f7, f20, f20
-  fsd f7, 128(gp) /* sig 16 */
-  frflags s10
-  sd s10, 136(gp) /* sig 17 */
-  /* 11: aluR */
-  divw a2, s4, a4
-  sd a2, 144(gp) /* sig 18 */
-  /* 12: fp */
-  li tp, 0xffffffff44c26aa1
-  fmv.d.x f10, tp
-  fcvt.d.s f18, f10
-  fsd f18, 152(gp) /* sig 19 */
-  fsflags s3, zero
-  sd s3, 160(gp) /* sig 20 */
-  /* 13: far */
-  bltu s9, t2, .L1
-.L2:
-  /* 14: fp */
-  li tp, 0xba8af150d3344
-  fmv.d.x f29, tp
-  li tp, 0x3eb7515e2a1a6689
-  fmv.d.x f19, tp
-  fsqrt.d f20, f29, rne
-  fsd f20, 192(gp) /* sig 24 */
-  fsflags s5, zero
-  sd s5, 200(gp) /* sig 25 */
-  /* 15: fp */
-  li tp, 0x1988c95d69421a
   fmv.d.x f6, tp
-  li tp, 0x3eb988c95d69421a
-  fmv.d.x f4, tp
-  fdiv.d f30, f6, f4, rtz
-  fsd f30, 208(gp) /* sig 26 */
-  li s11, 0x1f
-  csrrc s8, fcsr, s11
-  sd s8, 216(gp) /* sig 27 */
-  /* 16: fp */
-  fcvt.d.wu f5, t6
-  fsd f5, 224(gp) /* sig 28 */
-  frflags a2
-  sd a2, 232(gp) /* sig 29 */
-  /* 17: fp */
-  li tp, 0x3ff69883975a8b23
-  fmv.d.x f27, tp
-  li tp, 0xb545e0eeb82b5
-  fmv.d.x f29, tp
-  li tp, 0x1
-  fmv.d.x f20, tp
-  fnmsub.d f0, f27, f29, f20
-  fsd f0, 240(gp) /* sig 30 */
-  li s4, 0x1f
-  csrrc a5, fcsr, s4
-  sd a5, 248(gp) /* sig 31 */
-  /* 18: aluI */
-  srli a1, a6, 16
-  sd a1, 256(gp) /* sig 32 */
+  fmin.s f18, f1, f6
+  fsd f18, 0(gp) /* sig 0 */
+  fsflags t2, zero
+  sd t2, 8(gp) /* sig 1 */
+  /* 1: fp */
+  li s8, 0x80000001
+  fcvt.s.l f23, s8, dyn
+  fsd f23, 16(gp) /* sig 2 */
+  fsflags s7, zero
+  sd s7, 24(gp) /* sig 3 */
+  /* 2: fp */
+  li tp, 0x3e6abc1178071e16
+  fmv.d.x f14, tp
+  fmax.d f17, f26, f14
+  fsd f17, 32(gp) /* sig 4 */
+  fsflags s11, zero
+  sd s11, 40(gp) /* sig 5 */
+  /* 3: fp */
+  fmv.x.w s10, f29
+  sd s10, 48(gp) /* sig 6 */
+  csrrci s7, fflags, 0x1f
+  sd s7, 56(gp) /* sig 7 */
+  /* 4: fp */
+  li tp, 0x4009b0a938b93691
+  fmv.d.x f30, tp
+  fadd.d f22, f29, f30, rmm
+  fsd f22, 64(gp) /* sig 8 */
+  fsflags a7, zero
+  sd a7, 72(gp) /* sig 9 */
+  /* 5: luiAuipc */
+  auipc a6, 0x95e19
+  auipc tp, 0
+  sub a6, a6, tp
+  sd a6, 80(gp) /* sig 10 */
+  /* 6: loop */
+  li ra, 0x3
+.L0:
+  srliw s10, a7, 16
+  sd s10, 88(gp) /* sig 11 */
+  sltu s0, s11, s2
+  sd s0, 96(gp) /* sig 12 */
+  addi ra, ra, -1
+  bltu zero, ra, .L0
+  sd ra, 104(gp) /* sig 13 */
+  /* 7: aluI */
+  andi s4, s4, 1266
+  sd s4, 112(gp) /* sig 14 */
+  /* 8: fp */
+  li tp, 0xffffffffbf889904
+  fmv.d.x f14, tp
+  li tp, 0xffffffff3f889902
+  fmv.d.x f15, tp
+  fsub.s f26, f14, f14, rup
+  fsd f26, 120(gp) /* sig 15 */
+  fsflags s3, zero
+  sd s3, 128(gp) /* sig 16 */
+  /* 9: fp */
+  li s11, 0x1b
+  fcvt.s.wu f19, s11, rdn
+  fsd f19, 136(gp) /* sig 17 */
+  fsflags s10, zero
+  sd s10, 144(gp) /* sig 18 */
+  /* 10: cSp */
+  .option rvc
+  c.addi4spn a3, sp, 24
+  .option norvc
+  sub a3, a3, sp
+  sd a3, 152(gp) /* sig 19 */
+  /* 11: loop */
+  li t2, 0x3
+.L1:
+  srlw s3, t0, s10
+  sd s3, 160(gp) /* sig 20 */
+  addi t2, t2, -1
+  bne t2, zero, .L1
+  sd t2, 168(gp) /* sig 21 */
+  /* 12: fp */
+  li tp, 0xffffffffb766b9d3
+  fmv.d.x f21, tp
+  fcvt.w.s a2, f21, rtz
+  sd a2, 176(gp) /* sig 22 */
+  li a7, 0x1f
+  csrrc a6, fcsr, a7
+  sd a6, 184(gp) /* sig 23 */
+  /* 13: fp */
+  fmv.w.x f28, t4
+  fsd f28, 192(gp) /* sig 24 */
+  fsflags ra, zero
+  sd ra, 200(gp) /* sig 25 */
+  /* 14: luiAuipc */
+  auipc s2, 0x7ea84
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 208(gp) /* sig 26 */
+  /* 15: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f30, tp
+  fcvt.lu.d t1, f30
+  sd t1, 216(gp) /* sig 27 */
+  csrrci a7, fflags, 0x1f
+  sd a7, 224(gp) /* sig 28 */
+  /* 16: mem */
+  addi t5, sp, 456
+  sd a3, -232(t5)
+  sub t5, t5, sp
+  /* 17: loop */
+  li s0, 0x3
+.L2:
+  remuw ra, a2, t5
+  sd ra, 232(gp) /* sig 29 */
+  .option rvc
+  c.mv t5, s7
+  .option norvc
+  sd t5, 240(gp) /* sig 30 */
+  .option rvc
+  c.addi s0, -1
+  .option norvc
+  .option rvc
+  c.bnez s0, .L2
+  .option norvc
+  sd s0, 248(gp) /* sig 31 */
+  /* 18: fp */
+  li tp, 0xffffffffbd5f6cdb
+  fmv.d.x f28, tp
+  fsub.s f23, f16, f28, rdn
+  fsd f23, 256(gp) /* sig 32 */
+  fsflags s10, zero
+  sd s10, 264(gp) /* sig 33 */
   /* 19: fp */
-  li tp, 0xffffffffb7b557b3
-  fmv.d.x f2, tp
-  fcvt.lu.s a6, f2, rmm
-  sd a6, 264(gp) /* sig 33 */
+  li tp, 0xffffffff13a244f1
+  fmv.d.x f27, tp
+  li tp, 0xffffffffcdb557b3
+  fmv.d.x f18, tp
+  fnmsub.s f24, f20, f27, f18, rmm
+  fsd f24, 272(gp) /* sig 34 */
   fsflags t6, zero
-  sd t6, 272(gp) /* sig 34 */
+  sd t6, 280(gp) /* sig 35 */
   /* 20: aluR */
   li a7, 0x80000000
   li s8, 0x1
   remu t5, a7, s8
-  sd t5, 280(gp) /* sig 35 */
-  /* 21: cAlu */
-  .option rvc
-  c.mv ra, t4
-  .option norvc
-  sd ra, 288(gp) /* sig 36 */
-  /* 22: aluI */
-  sraiw a5, s6, 17
-  sd a5, 296(gp) /* sig 37 */
-  /* 23: loop */
-  li ra, 0x4
-.L3:
-  ori s7, a3, 2047
-  sd s7, 304(gp) /* sig 38 */
-  addi ra, ra, -1
-  bltu zero, ra, .L3
-  sd ra, 312(gp) /* sig 39 */
-  /* 24: aluI */
-  li t6, 0xa
-  xori ra, t6, 1429
+  sd t5, 288(gp) /* sig 36 */
+  /* 21: amo */
+  addi s1, sp, 24
+  amoswap.d.aqrl t3, t3, (s1)
+  sub s1, s1, sp
+  sd t3, 296(gp) /* sig 37 */
+  ld a2, 24(sp)
+  sd a2, 304(gp) /* sig 38 */
+  /* 22: aluR */
+  rem s10, s5, zero
+  sd s10, 312(gp) /* sig 39 */
+  /* 23: aluR */
+  li t2, 0xa
+  li t6, 0x46
+  mulhu ra, t2, t6
   sd ra, 320(gp) /* sig 40 */
-  /* 25: fp */
-  li tp, 0x3fe0000000000000
-  fmv.d.x f12, tp
-  fadd.d f11, f17, f12, rup
+  /* 24: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f20, tp
+  li tp, 0x0
+  fmv.d.x f14, tp
+  fmul.d f11, f20, f14
   fsd f11, 328(gp) /* sig 41 */
-  frcsr t6
-  sd t6, 336(gp) /* sig 42 */
-  /* 26: cBranch */
+  li s7, 0x1f
+  csrrc s5, fcsr, s7
+  sd s5, 336(gp) /* sig 42 */
+  /* 25: cBranch */
   .option rvc
-  c.beqz a3, .L4
+  c.beqz a3, .L3
   .option norvc
   remu s0, s7, s10
   sd s0, 344(gp) /* sig 43 */
@@ -266,1475 +279,1615 @@
   sd a4, 352(gp) /* sig 44 */
   mulh s1, t5, s10
   sd s1, 360(gp) /* sig 45 */
-.L4:
-  /* 27: fp */
-  li tp, 0xffffffff43a1ab4e
-  fmv.d.x f28, tp
-  fsqrt.s f11, f28
+.L3:
+  /* 26: fp */
+  fsqrt.s f11, f19, rtz
   fsd f11, 368(gp) /* sig 46 */
-  csrrci s5, fflags, 0x1f
-  sd s5, 376(gp) /* sig 47 */
-  /* 28: cAlu */
+  csrrci t0, fflags, 0x1f
+  sd t0, 376(gp) /* sig 47 */
+  /* 27: branch */
+  li t3, 0xfbbb7de
+  li t1, 0x519140fcbfc51b76
+  bge t3, t1, .L4
   .option rvc
-  c.lui a6, 0xfffe1
+  c.add a5, s7
   .option norvc
-  sd a6, 384(gp) /* sig 48 */
-  /* 29: mem */
-  addi a5, sp, 338
-  sh s2, -148(a5)
-  sub a5, a5, sp
-  /* 30: luiAuipc */
-  auipc s2, 0x1
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 392(gp) /* sig 49 */
+  sd a5, 384(gp) /* sig 48 */
+  xori t1, t4, 1879
+  sd t1, 392(gp) /* sig 49 */
+.L4:
+  /* 28: fp */
+  li tp, 0x3ffcd44081738a53
+  fmv.d.x f25, tp
+  li tp, 0xbffcd44081738a54
+  fmv.d.x f8, tp
+  fadd.d f4, f25, f8, rdn
+  fsd f4, 400(gp) /* sig 50 */
+  fsflags t0, zero
+  sd t0, 408(gp) /* sig 51 */
+  /* 29: fp */
+  li tp, 0xffffffffbfef0b34
+  fmv.d.x f26, tp
+  li tp, 0xffffffff444abc94
+  fmv.d.x f25, tp
+  li tp, 0xffffffff44bd4eef
+  fmv.d.x f30, tp
+  fnmsub.s f15, f26, f25, f30, rmm
+  fsd f15, 416(gp) /* sig 52 */
+  frcsr s10
+  sd s10, 424(gp) /* sig 53 */
+  /* 30: cMem */
+  addi s0, sp, 0
+  .option rvc
+  c.sd a0, 8(s0)
+  .option norvc
+  sub s0, s0, sp
   /* 31: fp */
-  fdiv.s f12, f26, f9, rmm
-  fsd f12, 400(gp) /* sig 50 */
-  fsflags s2, zero
-  sd s2, 408(gp) /* sig 51 */
+  li tp, 0xffffffff40200000
+  fmv.d.x f27, tp
+  fcvt.w.d a6, f27, rtz
+  sd a6, 432(gp) /* sig 54 */
+  frflags s2
+  sd s2, 440(gp) /* sig 55 */
   /* 32: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f18, tp
-  fmul.s f8, f18, f15, rmm
-  fsd f8, 416(gp) /* sig 52 */
-  li s9, 0x1f
-  csrrc s11, fcsr, s9
-  sd s11, 424(gp) /* sig 53 */
-  /* 33: fp */
-  fle.d t5, f30, f25
-  sd t5, 432(gp) /* sig 54 */
-  fsflags a6, zero
-  sd a6, 440(gp) /* sig 55 */
-  /* 34: branch */
-  bltu t0, t0, .L5
-  addiw s9, s5, -2048
-  sd s9, 448(gp) /* sig 56 */
-  xori s6, s0, 347
-  sd s6, 456(gp) /* sig 57 */
-  slti s8, s1, 0
-  sd s8, 464(gp) /* sig 58 */
-.L5:
-  /* 35: cMem */
-  addi a5, sp, 8
-  .option rvc
-  c.fld f12, 8(a5)
-  .option norvc
-  fsd f12, 472(gp) /* sig 59 */
-  sub a5, a5, sp
-  /* 36: jalr */
-  auipc a0, 0
-  jalr s8, 16(a0)
-  slt zero, t2, t4
-  sd zero, 480(gp) /* sig 60 */
-  auipc tp, 0
-  sub s8, s8, tp
-  sub a0, a0, tp
-  sd s8, 488(gp) /* sig 61 */
-  sd a0, 496(gp) /* sig 62 */
-  /* 37: fp */
-  fsub.s f7, f13, f17
-  fsd f7, 504(gp) /* sig 63 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 512(gp) /* sig 64 */
-  /* 38: liSeed */
-  li t2, 0x123456789abcdef
-  sd t2, 520(gp) /* sig 65 */
-  /* 39: amo */
-  addi t6, sp, 224
-  amoor.w.aqrl a1, t5, (t6)
-  sub t6, t6, sp
-  sd a1, 528(gp) /* sig 66 */
-  lw s5, 224(sp)
-  sd s5, 536(gp) /* sig 67 */
-  /* 40: aluR */
+  fmv.x.d t1, f16
+  sd t1, 448(gp) /* sig 56 */
+  frflags s10
+  sd s10, 456(gp) /* sig 57 */
+  /* 33: mem */
+  addi s6, sp, 369
+  lhu a0, -241(s6)
+  sd a0, 464(gp) /* sig 58 */
+  sub s6, s6, sp
+  /* 34: mem */
+  sb s6, 254(sp)
+  /* 35: fp */
+  li tp, 0xffffffff0090ad07
+  fmv.d.x f31, tp
+  fsub.s f7, f31, f31, rdn
+  fsd f7, 472(gp) /* sig 59 */
+  fsflags s0, zero
+  sd s0, 480(gp) /* sig 60 */
+  /* 36: fp */
+  fcvt.s.d f31, f7, rtz
+  fsd f31, 488(gp) /* sig 61 */
+  frflags t6
+  sd t6, 496(gp) /* sig 62 */
+  /* 37: aluR */
   li ra, 0xffffffffffffffff
   divu zero, s6, ra
-  sd zero, 544(gp) /* sig 68 */
+  sd zero, 504(gp) /* sig 63 */
+  /* 38: amo */
+  addi s0, sp, 8
+  amoswap.d.rl s10, a1, (s0)
+  sub s0, s0, sp
+  sd s10, 512(gp) /* sig 64 */
+  ld s7, 8(sp)
+  sd s7, 520(gp) /* sig 65 */
+  /* 39: aluR */
+  mulh a0, s3, s7
+  sd a0, 528(gp) /* sig 66 */
+  /* 40: fcsr */
+  li t4, 0xc1d85d51b753722b
+  csrrc s11, fcsr, t4
+  sd s11, 536(gp) /* sig 67 */
   /* 41: cAlu */
   .option rvc
-  c.mv ra, s8
+  c.li a0, 21
   .option norvc
-  sd ra, 552(gp) /* sig 69 */
-  /* 42: aluR */
-  sltu a3, s10, a0
-  sd a3, 560(gp) /* sig 70 */
-  /* 43: aluR */
-  mulh a0, s3, s7
-  sd a0, 568(gp) /* sig 71 */
+  sd a0, 544(gp) /* sig 68 */
+  /* 42: fp */
+  li s1, 0x51
+  fcvt.d.lu f31, s1, rup
+  fsd f31, 552(gp) /* sig 69 */
+  frcsr ra
+  sd ra, 560(gp) /* sig 70 */
+  /* 43: branch */
+  li a7, 0x43a000000
+  li t4, 0x5555555555555555
+  blt a7, t4, .L5
+  .option rvc
+  c.li ra, 16
+  .option norvc
+  sd ra, 568(gp) /* sig 71 */
+.L5:
   /* 44: fp */
-  li t1, 0x20
-  fmv.d.x f27, t1
-  fsd f27, 576(gp) /* sig 72 */
-  frflags s8
-  sd s8, 584(gp) /* sig 73 */
+  li tp, 0x366f891bd54fc8f
+  fmv.d.x f30, tp
+  fadd.d f14, f22, f30, dyn
+  fsd f14, 576(gp) /* sig 72 */
+  frcsr s4
+  sd s4, 584(gp) /* sig 73 */
   /* 45: fp */
-  fsqrt.s f0, f26, rmm
-  fsd f0, 592(gp) /* sig 74 */
-  fsflags s9, zero
-  sd s9, 600(gp) /* sig 75 */
+  fclass.s s3, f6
+  sd s3, 592(gp) /* sig 74 */
+  fsflags s1, zero
+  sd s1, 600(gp) /* sig 75 */
   /* 46: fp */
-  li tp, 0x454e3ddc049bea1
-  fmv.d.x f28, tp
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f6, tp
-  fmul.d f6, f28, f6, rtz
-  fsd f6, 608(gp) /* sig 76 */
-  fsflags t4, zero
-  sd t4, 616(gp) /* sig 77 */
-  /* 47: cMem */
-  .option rvc
-  c.ldsp a4, 216(sp)
-  .option norvc
-  sd a4, 624(gp) /* sig 78 */
-  /* 48: liSeed */
-  li t0, 0x20
-  sd t0, 632(gp) /* sig 79 */
-  /* 49: amo */
-  addi a0, sp, 96
-  amoand.w s8, a5, (a0)
-  sub a0, a0, sp
-  sd s8, 640(gp) /* sig 80 */
-  /* 50: liSeed */
-  li s0, 0x20
-  sd s0, 648(gp) /* sig 81 */
-  /* 51: luiAuipc */
-  auipc s4, 0xac888
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 656(gp) /* sig 82 */
-  /* 52: mem */
-  li s11, 0x3f
-  sd s11, 144(sp)
-  /* 53: fcsr */
-  li s11, 0x21fcf69d17bbc4a5
-  csrrw t6, fflags, s11
-  sd t6, 664(gp) /* sig 83 */
-  /* 54: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f18, tp
-  li tp, 0xcbe8542d49220e63
-  fmv.d.x f5, tp
-  fsgnj.d f1, f18, f5
-  fsd f1, 672(gp) /* sig 84 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 680(gp) /* sig 85 */
-  /* 55: fp */
-  li tp, 0xffffffff8a2db709
-  fmv.d.x f8, tp
-  li tp, 0xffffffff4c22e926
-  fmv.d.x f13, tp
-  fmin.s f26, f8, f13
-  fsd f26, 688(gp) /* sig 86 */
-  li t1, 0x1f
-  csrrc t4, fcsr, t1
-  sd t4, 696(gp) /* sig 87 */
-  /* 56: aluI */
-  srliw s10, a4, 16
-  sd s10, 704(gp) /* sig 88 */
-  /* 57: fp */
-  fcvt.wu.s s5, f22, rmm
-  sd s5, 712(gp) /* sig 89 */
-  fsflags ra, zero
-  sd ra, 720(gp) /* sig 90 */
-  /* 58: luiAuipc */
-  auipc s2, 0x7ffff
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 728(gp) /* sig 91 */
-  /* 59: fp */
-  li tp, 0xffffffff5f000000
-  fmv.d.x f4, tp
-  fclass.s t3, f4
-  sd t3, 736(gp) /* sig 92 */
-  csrrci a2, fflags, 0x1f
-  sd a2, 744(gp) /* sig 93 */
-  /* 60: cMem */
-  addi a2, sp, 29
-  .option rvc
-  c.lw a0, 4(a2)
-  .option norvc
-  sd a0, 752(gp) /* sig 94 */
-  sub a2, a2, sp
-  /* 61: mem */
-  addi a1, sp, 19
-  lb s3, 59(a1)
-  sd s3, 760(gp) /* sig 95 */
-  sub a1, a1, sp
-  /* 62: cMem */
-  .option rvc
-  c.fsdsp f7, 72(sp)
-  .option norvc
-  /* 63: aluI */
-  li s7, 0xffffffff9b98ed30
-  ori a7, s7, 1365
-  sd a7, 768(gp) /* sig 96 */
-  /* 64: loop */
-  li s4, 0x3
-.L6:
-  srli t0, s0, 2
-  sd t0, 776(gp) /* sig 97 */
-  addi s4, s4, -1
-  bltu zero, s4, .L6
-  sd s4, 784(gp) /* sig 98 */
-  /* 65: aluI */
-  addiw s11, zero, -886
-  sd s11, 792(gp) /* sig 99 */
-  /* 66: fcsr */
-  csrrci zero, fflags, 6
-  sd zero, 800(gp) /* sig 100 */
-  /* 67: fp */
-  li tp, 0x204eef0cb27daa
-  fmv.d.x f9, tp
-  li tp, 0x41822e4687657d94
-  fmv.d.x f5, tp
-  fsub.d f7, f9, f5
-  fsd f7, 808(gp) /* sig 101 */
-  li s9, 0x1f
-  csrrc t3, fcsr, s9
-  sd t3, 816(gp) /* sig 102 */
-  /* 68: fp */
-  li a6, 0xaaaaaaaaaaaaaaaa
-  fmv.w.x f0, a6
-  fsd f0, 824(gp) /* sig 103 */
-  fsflags s4, zero
-  sd s4, 832(gp) /* sig 104 */
-  /* 69: fp */
-  li tp, 0xffffffffbaae98dd
-  fmv.d.x f21, tp
-  li tp, 0xffffffffbf0c70a5
-  fmv.d.x f27, tp
-  fmadd.s f18, f21, f27, f18
-  fsd f18, 840(gp) /* sig 105 */
-  fsflags s6, zero
-  sd s6, 848(gp) /* sig 106 */
-  /* 70: fp */
-  li tp, 0xffffffff7ba842c6
-  fmv.d.x f1, tp
-  li tp, 0xffffffff7f800001
-  fmv.d.x f29, tp
-  fnmsub.s f21, f1, f29, f7, rmm
-  fsd f21, 856(gp) /* sig 107 */
-  frflags t6
-  sd t6, 864(gp) /* sig 108 */
-  /* 71: mem */
-  lbu s3, 80(sp)
-  sd s3, 872(gp) /* sig 109 */
-  /* 72: liSeed */
-  li a4, 0x8000000000000001
-  sd a4, 880(gp) /* sig 110 */
-  /* 73: aluI */
-  slliw s5, t2, 12
-  sd s5, 888(gp) /* sig 111 */
-  /* 74: fp */
-  fsgnjn.d f22, f28, f6
-  fsd f22, 896(gp) /* sig 112 */
-  frcsr a2
-  sd a2, 904(gp) /* sig 113 */
-  /* 75: aluI */
-  slliw a7, ra, 7
-  sd a7, 912(gp) /* sig 114 */
-  /* 76: cAlu */
-  .option rvc
-  c.mv t5, s11
-  .option norvc
-  sd t5, 920(gp) /* sig 115 */
-  /* 77: cBranch */
-  .option rvc
-  c.bnez a3, .L7
-  .option norvc
-  .option rvc
-  c.srai a0, 47
-  .option norvc
-  sd a0, 928(gp) /* sig 116 */
-  mulhu a2, s5, s2
-  sd a2, 936(gp) /* sig 117 */
-.L7:
-  /* 78: fp */
-  li tp, 0x800685b60101b85c
-  fmv.d.x f9, tp
-  fmin.d f4, f9, f27
-  fsd f4, 944(gp) /* sig 118 */
+  li tp, 0xbfffee62a5d80a32
+  fmv.d.x f31, tp
+  li tp, 0x80080469c46db26f
+  fmv.d.x f7, tp
+  li tp, 0x8010000000000000
+  fmv.d.x f19, tp
+  fmadd.d f21, f31, f7, f19, dyn
+  fsd f21, 608(gp) /* sig 76 */
   frflags s0
-  sd s0, 952(gp) /* sig 119 */
-  /* 79: fp */
-  fmin.s f8, f26, f3
-  fsd f8, 960(gp) /* sig 120 */
-  fsflags s10, zero
-  sd s10, 968(gp) /* sig 121 */
-  /* 80: fp */
-  li tp, 0xffffffff7f800000
-  fmv.d.x f3, tp
-  li tp, 0xffffffff79a59987
-  fmv.d.x f15, tp
-  fdiv.s f18, f3, f15, rmm
-  fsd f18, 976(gp) /* sig 122 */
-  fsflags a1, zero
-  sd a1, 984(gp) /* sig 123 */
-  /* 81: aluR */
-  li s0, 0x3
-  or s0, a7, s0
-  sd s0, 992(gp) /* sig 124 */
-  /* 82: fp */
-  li tp, 0x3641f4013a9fa450
-  fmv.d.x f12, tp
-  fmul.d f3, f12, f17, rmm
-  fsd f3, 1000(gp) /* sig 125 */
-  fsflags a7, zero
-  sd a7, 1008(gp) /* sig 126 */
-  /* 83: fcsr */
-  li a7, 0x0
-  csrrc zero, frm, a7
-  sd zero, 1016(gp) /* sig 127 */
-  /* 84: fp */
-  fdiv.d f16, f31, f20, dyn
-  fsd f16, 1024(gp) /* sig 128 */
-  li s8, 0x1f
-  csrrc s6, fcsr, s8
-  sd s6, 1032(gp) /* sig 129 */
-  /* 85: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f8, tp
-  li tp, 0xffffffff4594ccf1
-  fmv.d.x f26, tp
-  fmul.d f5, f8, f26, rup
-  fsd f5, 1040(gp) /* sig 130 */
-  frcsr s0
-  sd s0, 1048(gp) /* sig 131 */
-  /* 86: fp */
-  fmv.d.x f20, s6
-  fsd f20, 1056(gp) /* sig 132 */
-  fsflags a7, zero
-  sd a7, 1064(gp) /* sig 133 */
-  /* 87: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f23, tp
-  fsgnjn.s f10, f23, f31
-  fsd f10, 1072(gp) /* sig 134 */
-  frflags s3
-  sd s3, 1080(gp) /* sig 135 */
-  /* 88: aluR */
-  li a2, 0x100000000
-  divuw s8, s9, a2
-  sd s8, 1088(gp) /* sig 136 */
-  /* 89: aluI */
-  slti a0, s11, -683
-  sd a0, 1096(gp) /* sig 137 */
-  /* 90: jalr */
-  auipc a6, 0
-  jalr s1, 24(a6)
-  sltiu s2, s10, 369
-  sd s2, 1104(gp) /* sig 138 */
-  rem s6, a5, s6
-  sd s6, 1112(gp) /* sig 139 */
-  auipc tp, 0
-  sub s1, s1, tp
-  sub a6, a6, tp
-  sd s1, 1120(gp) /* sig 140 */
-  sd a6, 1128(gp) /* sig 141 */
-  /* 91: amo */
-  li a0, 0xffffffffc491430e
-  addi s10, sp, 168
-  amoand.d a1, a0, (s10)
-  sub s10, s10, sp
-  sd a1, 1136(gp) /* sig 142 */
-  /* 92: cMem */
+  sd s0, 616(gp) /* sig 77 */
+  /* 47: branch */
+  blt s0, s11, .L6
+  andi s11, t3, -1014
+  sd s11, 624(gp) /* sig 78 */
+.L6:
+  /* 48: liSeed */
+  li s3, 0x100000000
+  sd s3, 632(gp) /* sig 79 */
+  /* 49: fp */
+  li tp, 0x272eda678b3d76b
+  fmv.d.x f2, tp
+  fnmsub.s f9, f2, f22, f13, dyn
+  fsd f9, 640(gp) /* sig 80 */
+  fsflags s0, zero
+  sd s0, 648(gp) /* sig 81 */
+  /* 50: cSp */
   .option rvc
-  c.ldsp t2, 88(sp)
+  c.addi16sp sp, -96
   .option norvc
-  sd t2, 1144(gp) /* sig 143 */
-  /* 93: fp */
-  li tp, 0x3d807cdbeb01fe1b
-  fmv.d.x f14, tp
+  ld t3, 272(sp)
+  sd t3, 656(gp) /* sig 82 */
+  .option rvc
+  c.addi16sp sp, 96
+  .option norvc
+  /* 51: amo */
+  addi s1, sp, 164
+  amominu.w t2, t4, (s1)
+  sub s1, s1, sp
+  sd t2, 664(gp) /* sig 83 */
+  lw t6, 164(sp)
+  sd t6, 672(gp) /* sig 84 */
+  /* 52: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f0, tp
+  fclass.d a7, f0
+  sd a7, 680(gp) /* sig 85 */
+  csrrci s3, fflags, 0x1f
+  sd s3, 688(gp) /* sig 86 */
+  /* 53: loop */
+  li a3, 0x3
+.L7:
+  addw a1, a0, a6
+  sd a1, 696(gp) /* sig 87 */
+  slti a2, s3, -878
+  sd a2, 704(gp) /* sig 88 */
+  sltiu s3, t1, -1854
+  sd s3, 712(gp) /* sig 89 */
+  addi a3, a3, -1
+  blt zero, a3, .L7
+  sd a3, 720(gp) /* sig 90 */
+  /* 54: aluR */
+  mulw t4, ra, s11
+  sd t4, 728(gp) /* sig 91 */
+  /* 55: aluI */
+  sltiu s11, zero, -556
+  sd s11, 736(gp) /* sig 92 */
+  /* 56: branch */
+  li a2, 0x66d58b78
+  li s8, 0xfffffffffffffffe
+  beq a2, s8, .L8
+  .option rvc
+  c.addi s4, 1
+  .option norvc
+  sd s4, 744(gp) /* sig 93 */
+  mulw ra, t6, s11
+  sd ra, 752(gp) /* sig 94 */
+.L8:
+  /* 57: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f28, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f12, tp
+  fsgnj.s f17, f28, f12
+  fsd f17, 760(gp) /* sig 95 */
+  frflags s11
+  sd s11, 768(gp) /* sig 96 */
+  /* 58: cBranch */
+  .option rvc
+  c.j .L9
+  .option norvc
+  .option rvc
+  c.addiw s11, -27
+  .option norvc
+  sd s11, 776(gp) /* sig 97 */
+  slti t4, s2, -1594
+  sd t4, 784(gp) /* sig 98 */
+  .option rvc
+  c.subw a1, a3
+  .option norvc
+  sd a1, 792(gp) /* sig 99 */
+.L9:
+  /* 59: fp */
+  li tp, 0x41effffffff00000
+  fmv.d.x f31, tp
+  fdiv.d f30, f2, f31, rtz
+  fsd f30, 800(gp) /* sig 100 */
+  fsflags a7, zero
+  sd a7, 808(gp) /* sig 101 */
+  /* 60: mem */
+  lwu s6, 208(sp)
+  sd s6, 816(gp) /* sig 102 */
+  /* 61: mem */
+  ld a5, 136(sp)
+  sd a5, 824(gp) /* sig 103 */
+  /* 62: mem */
+  addi s5, sp, 249
+  lh t2, -221(s5)
+  sd t2, 832(gp) /* sig 104 */
+  sub s5, s5, sp
+  /* 63: fp */
+  fcvt.s.l f12, a7, rtz
+  fsd f12, 840(gp) /* sig 105 */
+  fsflags s2, zero
+  sd s2, 848(gp) /* sig 106 */
+  /* 64: fp */
+  li tp, 0xc125d2f34812995a
+  fmv.d.x f27, tp
+  fsub.d f26, f30, f27, rup
+  fsd f26, 856(gp) /* sig 107 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 864(gp) /* sig 108 */
+  /* 65: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f17, tp
+  fmadd.s f15, f20, f19, f17, dyn
+  fsd f15, 872(gp) /* sig 109 */
+  fsflags a5, zero
+  sd a5, 880(gp) /* sig 110 */
+  /* 66: cSp */
+  .option rvc
+  c.addi4spn a1, sp, 92
+  .option norvc
+  sub a1, a1, sp
+  sd a1, 888(gp) /* sig 111 */
+  /* 67: luiAuipc */
+  auipc t1, 0xfffff
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 896(gp) /* sig 112 */
+  /* 68: luiAuipc */
+  lui s6, 0x4473d
+  sd s6, 904(gp) /* sig 113 */
+  /* 69: aluI */
+  xori s9, t3, 732
+  sd s9, 912(gp) /* sig 114 */
+  /* 70: fp */
+  li tp, 0x1
+  fmv.d.x f6, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f15, tp
+  fsub.d f29, f6, f15, rup
+  fsd f29, 920(gp) /* sig 115 */
+  li s0, 0x1f
+  csrrc a6, fcsr, s0
+  sd a6, 928(gp) /* sig 116 */
+  /* 71: mem */
+  addi s2, sp, 469
+  sd t1, -407(s2)
+  sub s2, s2, sp
+  ld s0, 56(sp)
+  sd s0, 936(gp) /* sig 117 */
+  /* 72: fp */
+  feq.d t1, f3, f4
+  sd t1, 944(gp) /* sig 118 */
+  frflags a0
+  sd a0, 952(gp) /* sig 119 */
+  /* 73: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f5, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f31, tp
+  fsgnjx.s f25, f5, f31
+  fsd f25, 960(gp) /* sig 120 */
+  frflags s10
+  sd s10, 968(gp) /* sig 121 */
+  /* 74: mem */
+  addi s8, sp, 272
+  lwu t5, -140(s8)
+  sd t5, 976(gp) /* sig 122 */
+  sub s8, s8, sp
+  /* 75: fp */
+  li tp, 0x1be24319daf540
+  fmv.d.x f5, tp
+  fcvt.wu.d s9, f5, rup
+  sd s9, 984(gp) /* sig 123 */
+  fsflags s7, zero
+  sd s7, 992(gp) /* sig 124 */
+  /* 76: mem */
+  addi t3, sp, 160
+  lw a5, 40(t3)
+  sd a5, 1000(gp) /* sig 125 */
+  sub t3, t3, sp
+  /* 77: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f30, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f13, tp
+  fsgnjn.s f20, f30, f13
+  fsd f20, 1008(gp) /* sig 126 */
+  fsflags s8, zero
+  sd s8, 1016(gp) /* sig 127 */
+  /* 78: mem */
+  li s5, 0x60e0000000000
+  addi a2, sp, -11
+  sd s5, 259(a2)
+  sub a2, a2, sp
+  /* 79: luiAuipc */
+  auipc a1, 0xf7653
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 1024(gp) /* sig 128 */
+  /* 80: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f19, tp
+  li tp, 0xffffffff3eaaaaab
+  fmv.d.x f25, tp
+  fnmadd.s f4, f7, f19, f25, rmm
+  fsd f4, 1032(gp) /* sig 129 */
+  fsflags s9, zero
+  sd s9, 1040(gp) /* sig 130 */
+  /* 81: cSp */
+  .option rvc
+  c.addi16sp sp, 448
+  .option norvc
+  ld t2, -440(sp)
+  sd t2, 1048(gp) /* sig 131 */
+  .option rvc
+  c.addi16sp sp, -448
+  .option norvc
+  /* 82: mem */
+  addi a5, sp, -251
+  lw s4, 413(a5)
+  sd s4, 1056(gp) /* sig 132 */
+  sub a5, a5, sp
+  /* 83: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f1, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f24, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f16, tp
+  fmadd.s f17, f1, f24, f16, rtz
+  fsd f17, 1064(gp) /* sig 133 */
+  fsflags a3, zero
+  sd a3, 1072(gp) /* sig 134 */
+  /* 84: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f31, tp
+  li tp, 0xc012000000000000
+  fmv.d.x f0, tp
   li tp, 0x3fc800b1a740ea16
   fmv.d.x f26, tp
-  fnmadd.d f29, f18, f14, f26
-  fsd f29, 1152(gp) /* sig 144 */
+  fnmadd.d f29, f31, f0, f26
+  fsd f29, 1080(gp) /* sig 135 */
   fsflags a3, zero
-  sd a3, 1160(gp) /* sig 145 */
-  /* 94: fp */
-  fadd.d f17, f26, f2, rmm
-  fsd f17, 1168(gp) /* sig 146 */
-  frcsr s1
-  sd s1, 1176(gp) /* sig 147 */
-  /* 95: luiAuipc */
-  auipc s2, 0x7fae5
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 1184(gp) /* sig 148 */
+  sd a3, 1088(gp) /* sig 136 */
+  /* 85: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f31, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f28, tp
+  fdiv.d f17, f31, f28, rtz
+  fsd f17, 1096(gp) /* sig 137 */
+  fsflags s9, zero
+  sd s9, 1104(gp) /* sig 138 */
+  /* 86: fmem */
+  addi s8, sp, 310
+  flw f16, -186(s8)
+  fsd f16, 1112(gp) /* sig 139 */
+  sub s8, s8, sp
+  /* 87: rand */
+  .4byte 0x418c9d9b /* random */
+  sd s11, 1120(gp) /* sig 140 */
+  .4byte 0x412c29bb /* random */
+  sd s3, 1128(gp) /* sig 141 */
+  /* 88: fp */
+  li tp, 0x41e0000000100000
+  fmv.d.x f28, tp
+  fcvt.wu.d a0, f28, dyn
+  sd a0, 1136(gp) /* sig 142 */
+  fsflags t5, zero
+  sd t5, 1144(gp) /* sig 143 */
+  /* 89: aluR */
+  li a6, 0xffffffffa350cf61
+  mul t6, t4, a6
+  sd t6, 1152(gp) /* sig 144 */
+  /* 90: cMem */
+  addi a4, sp, 128
+  .option rvc
+  c.ld a1, 112(a4)
+  .option norvc
+  sd a1, 1160(gp) /* sig 145 */
+  sub a4, a4, sp
+  /* 91: aluR */
+  li t4, 0x80000000
+  li s8, 0x0
+  remuw s8, t4, s8
+  sd s8, 1168(gp) /* sig 146 */
+  /* 92: cAlu */
+  .option rvc
+  c.lui s8, 0xfffe1
+  .option norvc
+  sd s8, 1176(gp) /* sig 147 */
+  /* 93: mem */
+  addi s10, sp, 471
+  sw a3, -423(s10)
+  sub s10, s10, sp
+  /* 94: fcsr */
+  csrrci t2, fflags, 22
+  sd t2, 1184(gp) /* sig 148 */
+  /* 95: fp */
+  li tp, 0xbfb154157dc46203
+  fmv.d.x f28, tp
+  fsgnjn.d f25, f28, f6
+  fsd f25, 1192(gp) /* sig 149 */
+  frflags t1
+  sd t1, 1200(gp) /* sig 150 */
   /* 96: fp */
-  fsgnjx.s f21, f10, f6
-  fsd f21, 1192(gp) /* sig 149 */
-  li s4, 0x1f
-  csrrc s0, fcsr, s4
-  sd s0, 1200(gp) /* sig 150 */
-  /* 97: mem */
-  addi a3, sp, -174
-  sh zero, 283(a3)
-  sub a3, a3, sp
-  /* 98: fp */
-  li tp, 0x7ff0000000000000
+  li tp, 0xffffffffbffe68c9
+  fmv.d.x f28, tp
+  li tp, 0xffffffff80406673
   fmv.d.x f16, tp
-  fsgnjx.d f7, f16, f7
-  fsd f7, 1208(gp) /* sig 151 */
-  fsflags ra, zero
-  sd ra, 1216(gp) /* sig 152 */
-  /* 99: amo */
-  addi s0, sp, 112
-  amomaxu.d.aq s4, s4, (s0)
-  sub s0, s0, sp
-  sd s4, 1224(gp) /* sig 153 */
-  ld s3, 112(sp)
-  sd s3, 1232(gp) /* sig 154 */
-  j .L8
-.L1:
-  mulhsu s4, t5, s1
-  sd s4, 168(gp) /* sig 21 */
-  andi t1, s3, -270
-  sd t1, 176(gp) /* sig 22 */
-  .option rvc
-  c.srai a2, 33
-  .option norvc
-  sd a2, 184(gp) /* sig 23 */
-  jal tp, .L2
-.L8:
-  /* 100: cSp */
-  .option rvc
-  c.addi16sp sp, 464
-  .option norvc
-  ld t0, -256(sp)
-  sd t0, 1240(gp) /* sig 155 */
-  .option rvc
-  c.addi16sp sp, -464
-  .option norvc
-  /* 101: fcsr */
-  csrrs t4, fflags, zero
-  sd t4, 1248(gp) /* sig 156 */
-  /* 102: cSp */
-  .option rvc
-  c.addi16sp sp, -416
-  .option norvc
-  ld s8, 544(sp)
-  sd s8, 1256(gp) /* sig 157 */
-  .option rvc
-  c.addi16sp sp, 416
-  .option norvc
-  /* 103: cSp */
-  .option rvc
-  c.addi16sp sp, -144
-  .option norvc
-  ld s1, 280(sp)
-  sd s1, 1264(gp) /* sig 158 */
-  .option rvc
-  c.addi16sp sp, 144
-  .option norvc
-  /* 104: amo */
-  li t2, 0x7ff
-  addi s11, sp, 204
-  amoadd.w.rl t5, t2, (s11)
-  sub s11, s11, sp
-  sd t5, 1272(gp) /* sig 159 */
-  /* 105: fp */
-  fsgnj.d f25, f14, f13
-  fsd f25, 1280(gp) /* sig 160 */
-  frflags a6
-  sd a6, 1288(gp) /* sig 161 */
-  /* 106: branch */
-  blt s11, s7, .L9
-  sraiw s2, a3, 16
-  sd s2, 1296(gp) /* sig 162 */
-  add a2, t4, t0
-  sd a2, 1304(gp) /* sig 163 */
-  .option rvc
-  c.li s5, 11
-  .option norvc
-  sd s5, 1312(gp) /* sig 164 */
-.L9:
-  /* 107: fp */
-  fcvt.s.l f13, s8, rtz
-  fsd f13, 1320(gp) /* sig 165 */
-  fsflags s1, zero
-  sd s1, 1328(gp) /* sig 166 */
-  /* 108: aluR */
-  li s7, 0x8000
-  sraw s9, s6, s7
-  sd s9, 1336(gp) /* sig 167 */
-  /* 109: mem */
-  addi s6, sp, 450
-  sh t0, -264(s6)
-  sub s6, s6, sp
-  /* 110: luiAuipc */
-  auipc zero, 0x0
+  li tp, 0xffffffff00000000
+  fmv.d.x f31, tp
+  fmadd.s f14, f28, f16, f31, rup
+  fsd f14, 1208(gp) /* sig 151 */
+  frflags t0
+  sd t0, 1216(gp) /* sig 152 */
+  /* 97: fp */
+  fsgnjn.s f25, f28, f29
+  fsd f25, 1224(gp) /* sig 153 */
+  fsflags a3, zero
+  sd a3, 1232(gp) /* sig 154 */
+  /* 98: luiAuipc */
+  auipc zero, 0xb4667
   auipc tp, 0
   sub zero, zero, tp
-  sd zero, 1344(gp) /* sig 168 */
-  /* 111: fmem */
-  fld f19, 116(sp)
-  fsd f19, 1352(gp) /* sig 169 */
-  /* 112: fp */
-  li tp, 0xffffffff00000001
-  fmv.d.x f23, tp
-  li tp, 0xffffffff439501f0
-  fmv.d.x f5, tp
-  fmsub.s f19, f23, f5, f3, rtz
-  fsd f19, 1360(gp) /* sig 170 */
+  sd zero, 1240(gp) /* sig 155 */
+  /* 99: cMem */
+  addi a2, sp, 44
+  .option rvc
+  c.fsd f11, 16(a2)
+  .option norvc
+  sub a2, a2, sp
+  /* 100: fence */
+  fence r, w
+  /* 101: fp */
+  li tp, 0xffffffffc0200000
+  fmv.d.x f27, tp
+  fmul.s f16, f20, f27, rdn
+  fsd f16, 1248(gp) /* sig 156 */
+  frcsr a6
+  sd a6, 1256(gp) /* sig 157 */
+  /* 102: cMem */
+  .option rvc
+  c.sdsp s6, 160(sp)
+  .option norvc
+  /* 103: fp */
+  li t3, 0x80
+  fcvt.d.w f13, t3
+  fsd f13, 1264(gp) /* sig 158 */
   fsflags s5, zero
-  sd s5, 1368(gp) /* sig 171 */
-  /* 113: fp */
-  li tp, 0xffffffff00e6cfe2
-  fmv.d.x f29, tp
-  flt.s a3, f29, f15
-  sd a3, 1376(gp) /* sig 172 */
-  frflags a2
-  sd a2, 1384(gp) /* sig 173 */
-  /* 114: cSp */
-  .option rvc
-  c.addi4spn a4, sp, 496
-  .option norvc
-  sub a4, a4, sp
-  sd a4, 1392(gp) /* sig 174 */
-  /* 115: fcsr */
-  csrrwi s5, frm, 0
-  sd s5, 1400(gp) /* sig 175 */
-  /* 116: luiAuipc */
-  auipc s4, 0x1
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 1408(gp) /* sig 176 */
-  /* 117: loop */
-  li s7, 0x2
-.L10:
-  addi s3, s10, 934
-  sd s3, 1416(gp) /* sig 177 */
-  addi s7, s7, -1
-  blt zero, s7, .L10
-  sd s7, 1424(gp) /* sig 178 */
-  /* 118: aluI */
-  slli a1, s9, 48
-  sd a1, 1432(gp) /* sig 179 */
-  /* 119: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f19, tp
-  li tp, 0xffffffff77324826
-  fmv.d.x f4, tp
-  flt.s a1, f19, f4
-  sd a1, 1440(gp) /* sig 180 */
-  fsflags s4, zero
-  sd s4, 1448(gp) /* sig 181 */
-  /* 120: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f29, tp
-  fmax.s f8, f29, f2
-  fsd f8, 1456(gp) /* sig 182 */
-  fsflags s3, zero
-  sd s3, 1464(gp) /* sig 183 */
-  /* 121: aluI */
-  srli t1, a6, 28
-  sd t1, 1472(gp) /* sig 184 */
-  /* 122: fp */
-  li tp, 0xffffffff3dcccccd
-  fmv.d.x f2, tp
-  fcvt.lu.d s11, f2, rmm
-  sd s11, 1480(gp) /* sig 185 */
-  frflags s2
-  sd s2, 1488(gp) /* sig 186 */
-  /* 123: aluR */
-  li t4, 0xffffffffffffffc3
-  divw zero, t4, s5
-  sd zero, 1496(gp) /* sig 187 */
-  /* 124: aluR */
-  li s2, 0xd068511cb05d50f0
-  li t5, 0x5d52fffffb76eac2
-  sraw t4, s2, t5
-  sd t4, 1504(gp) /* sig 188 */
-  /* 125: fp */
-  li tp, 0x7ff8000000000000
-  fmv.d.x f11, tp
-  li tp, 0xb78ba5c9e9d90b72
-  fmv.d.x f21, tp
-  fnmsub.d f24, f11, f12, f21
-  fsd f24, 1512(gp) /* sig 189 */
-  fsflags t0, zero
-  sd t0, 1520(gp) /* sig 190 */
-  /* 126: liSeed */
-  li s10, 0xffffffffffffffc4
-  sd s10, 1528(gp) /* sig 191 */
-  /* 127: liSeed */
-  li s10, 0x1
-  sd s10, 1536(gp) /* sig 192 */
-  /* 128: mem */
-  li t3, 0xffffffffffffffd3
-  addi t2, sp, -179
-  sw t3, 239(t2)
-  sub t2, t2, sp
-  /* 129: loop */
-  li s1, 0x3
-.L11:
-  srli s9, ra, 32
-  sd s9, 1544(gp) /* sig 193 */
-  addi s6, s7, -1
-  sd s6, 1552(gp) /* sig 194 */
-  .option rvc
-  c.addi s1, -1
-  .option norvc
-  .option rvc
-  c.bnez s1, .L11
-  .option norvc
-  sd s1, 1560(gp) /* sig 195 */
-  /* 130: jal */
-  jal a5, .L12
-  .option rvc
-  c.srli s0, 31
-  .option norvc
-  sd s0, 1568(gp) /* sig 196 */
-.L12:
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 1576(gp) /* sig 197 */
-  /* 131: cBranch */
-  li a3, 0x4c
-  .option rvc
-  c.j .L13
-  .option norvc
-  .option rvc
-  c.addi t5, 4
-  .option norvc
-  sd t5, 1584(gp) /* sig 198 */
-.L13:
-  /* 132: far */
-  blt s3, t0, .L14
-.L15:
-  /* 133: fcsr */
-  csrrci s0, fflags, 21
-  sd s0, 1616(gp) /* sig 202 */
-  /* 134: mem */
-  sd s4, 48(sp)
-  ld s9, 48(sp)
-  sd s9, 1624(gp) /* sig 203 */
-  /* 135: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f18, tp
-  fadd.s f7, f18, f21, rtz
-  fsd f7, 1632(gp) /* sig 204 */
-  fsflags a5, zero
-  sd a5, 1640(gp) /* sig 205 */
-  /* 136: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f19, tp
-  fcvt.lu.s s1, f19, rdn
-  sd s1, 1648(gp) /* sig 206 */
-  frflags s5
-  sd s5, 1656(gp) /* sig 207 */
-  /* 137: fp */
-  li tp, 0xffffffff02e417b2
-  fmv.d.x f26, tp
-  li tp, 0xfffffffe3dcccccd
+  sd s5, 1272(gp) /* sig 159 */
+  /* 104: fp */
+  li tp, 0xffffffff3fd583dd
   fmv.d.x f8, tp
-  flt.s s7, f26, f8
-  sd s7, 1664(gp) /* sig 208 */
-  csrrci s7, fflags, 0x1f
-  sd s7, 1672(gp) /* sig 209 */
-  /* 138: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f31, tp
-  li tp, 0xffffffff0006ed5e
-  fmv.d.x f25, tp
-  fmsub.s f8, f31, f18, f25, rdn
-  fsd f8, 1680(gp) /* sig 210 */
-  fsflags t0, zero
-  sd t0, 1688(gp) /* sig 211 */
-  /* 139: fp */
-  li tp, 0xffffffff3fc00000
+  li tp, 0xffffffff4460c02e
   fmv.d.x f20, tp
-  li tp, 0xffffffff47287d37
-  fmv.d.x f26, tp
-  fnmadd.s f22, f20, f26, f5, rup
-  fsd f22, 1696(gp) /* sig 212 */
-  frflags a7
-  sd a7, 1704(gp) /* sig 213 */
-  /* 140: mem */
-  lbu a4, 17(sp)
-  sd a4, 1712(gp) /* sig 214 */
-  /* 141: fp */
-  li tp, 0x41f0000000080000
-  fmv.d.x f26, tp
-  fcvt.lu.d s0, f26, rup
-  sd s0, 1720(gp) /* sig 215 */
-  frcsr s6
-  sd s6, 1728(gp) /* sig 216 */
-  /* 142: fp */
-  li tp, 0x3f8c2d859399cc22
-  fmv.d.x f4, tp
-  li tp, 0xffffffffff7fffff
+  li tp, 0xffffffffc4bb73ab
   fmv.d.x f9, tp
-  fmul.d f26, f4, f9, rmm
-  fsd f26, 1736(gp) /* sig 217 */
-  fsflags ra, zero
-  sd ra, 1744(gp) /* sig 218 */
-  /* 143: aluI */
-  andi s6, zero, 0
-  sd s6, 1752(gp) /* sig 219 */
-  /* 144: mem */
-  sw a0, 95(sp)
-  ld t6, 88(sp)
-  sd t6, 1760(gp) /* sig 220 */
-  /* 145: fp */
-  li tp, 0xffffffffbf9b59dd
-  fmv.d.x f0, tp
-  li tp, 0xffffffff41ef7481
-  fmv.d.x f12, tp
-  li tp, 0xffffffff42114f98
-  fmv.d.x f15, tp
-  fmadd.s f14, f0, f12, f15, rne
-  fsd f14, 1768(gp) /* sig 221 */
-  li t3, 0x1f
-  csrrc s3, fcsr, t3
-  sd s3, 1776(gp) /* sig 222 */
-  /* 146: fp */
-  li tp, 0xffffffff80efb817
-  fmv.d.x f3, tp
-  fnmadd.s f15, f16, f20, f3, dyn
-  fsd f15, 1784(gp) /* sig 223 */
-  frflags s6
-  sd s6, 1792(gp) /* sig 224 */
-  /* 147: branch */
-  li t5, 0x40
-  li s10, 0xfffffffff6605c6f
-  bltu t5, s10, .L16
-  sraw a4, a3, t3
-  sd a4, 1800(gp) /* sig 225 */
-.L16:
-  /* 148: branch */
-  bltu a3, a3, .L17
-  sraiw s9, a6, 25
-  sd s9, 1808(gp) /* sig 226 */
-  .option rvc
-  c.srai s0, 22
-  .option norvc
-  sd s0, 1816(gp) /* sig 227 */
-.L17:
-  /* 149: cBranch */
-  .option rvc
-  c.beqz a2, .L18
-  .option norvc
-  slli s3, s8, 32
-  sd s3, 1824(gp) /* sig 228 */
-.L18:
-  /* 150: fp */
-  li tp, 0x40df93a4a56841de
-  fmv.d.x f22, tp
-  li tp, 0x7ff800000000dead
-  fmv.d.x f26, tp
-  li tp, 0xc172932e9b3c0b77
-  fmv.d.x f26, tp
-  fmadd.d f20, f22, f26, f26, dyn
-  fsd f20, 1832(gp) /* sig 229 */
-  fsflags s1, zero
-  sd s1, 1840(gp) /* sig 230 */
-  /* 151: cSp */
-  .option rvc
-  c.addi4spn a2, sp, 668
-  .option norvc
-  sub a2, a2, sp
-  sd a2, 1848(gp) /* sig 231 */
-  /* 152: cMem */
-  addi s1, sp, 32
-  .option rvc
-  c.ld s1, 80(s1)
-  .option norvc
-  sd s1, 1856(gp) /* sig 232 */
-  /* 153: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f11, tp
-  fsqrt.s f28, f11, rtz
-  fsd f28, 1864(gp) /* sig 233 */
-  fsflags s11, zero
-  sd s11, 1872(gp) /* sig 234 */
-  /* 154: aluI */
-  ori a2, t4, -2048
-  sd a2, 1880(gp) /* sig 235 */
-  /* 155: mem */
-  addi t6, sp, 176
-  sw t0, -4(t6)
-  sub t6, t6, sp
-  ld t1, 168(sp)
-  sd t1, 1888(gp) /* sig 236 */
-  /* 156: fp */
-  li tp, 0xffffffff388f4aa4
-  fmv.d.x f30, tp
-  fcvt.l.s ra, f30, rdn
-  sd ra, 1896(gp) /* sig 237 */
-  fsflags ra, zero
-  sd ra, 1904(gp) /* sig 238 */
-  /* 157: fp */
-  li tp, 0x7f7fffff
-  fmv.d.x f2, tp
-  fdiv.s f21, f2, f17
-  fsd f21, 1912(gp) /* sig 239 */
-  frflags s8
-  sd s8, 1920(gp) /* sig 240 */
-  addi gp, gp, 1928
-  /* 158: fp */
-  li tp, 0xbff7c48660bf6b17
-  fmv.d.x f9, tp
-  li tp, 0x405e1a0713c747b8
-  fmv.d.x f16, tp
-  li tp, 0x40665b92e9902848
-  fmv.d.x f24, tp
-  fmsub.d f28, f9, f16, f24, rdn
-  fsd f28, 0(gp) /* sig 241 */
-  fsflags t3, zero
-  sd t3, 8(gp) /* sig 242 */
-  /* 159: fp */
-  li tp, 0xffffffff00000000
-  fmv.d.x f23, tp
-  fle.s a4, f23, f22
-  sd a4, 16(gp) /* sig 243 */
-  csrrci a6, fflags, 0x1f
-  sd a6, 24(gp) /* sig 244 */
-  /* 160: fp */
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f4, tp
-  fclass.d a4, f4
-  sd a4, 32(gp) /* sig 245 */
-  csrrci s8, fflags, 0x1f
-  sd s8, 40(gp) /* sig 246 */
-  /* 161: aluR */
-  li a6, 0x1fffffffffffff
-  sltu t0, a6, zero
-  sd t0, 48(gp) /* sig 247 */
-  /* 162: fp */
-  li tp, 0xffffffffbf800000
-  fmv.d.x f23, tp
-  fsgnjn.s f9, f26, f23
-  fsd f9, 56(gp) /* sig 248 */
-  frcsr a0
-  sd a0, 64(gp) /* sig 249 */
-  /* 163: luiAuipc */
-  auipc t3, 0x84ab3
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 72(gp) /* sig 250 */
-  /* 164: far */
-  bltu a1, a3, .L19
-.L20:
-  /* 165: fp */
-  li tp, 0x4215c934d75f05b2
-  fmv.d.x f19, tp
-  li tp, 0x8143ffd2
-  fmv.d.x f25, tp
-  li tp, 0xffffffffc13da9fe
-  fmv.d.x f2, tp
-  fnmsub.s f10, f19, f25, f2, rdn
-  fsd f10, 96(gp) /* sig 253 */
-  frflags s3
-  sd s3, 104(gp) /* sig 254 */
-  /* 166: fp */
-  li tp, 0x406af409aa0142a0
-  fmv.d.x f25, tp
+  fnmsub.s f3, f8, f20, f9, rup
+  fsd f3, 1280(gp) /* sig 160 */
+  fsflags a5, zero
+  sd a5, 1288(gp) /* sig 161 */
+  /* 105: mem */
+  sh a2, 230(sp)
+  /* 106: fp */
+  li s0, 0xfffffffffffffffe
+  fcvt.d.l f31, s0, rup
+  fsd f31, 1296(gp) /* sig 162 */
+  fsflags t1, zero
+  sd t1, 1304(gp) /* sig 163 */
+  /* 107: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f6, tp
   li tp, 0x3ff0000000000000
-  fmv.d.x f28, tp
-  fnmsub.d f16, f25, f28, f2
-  fsd f16, 112(gp) /* sig 255 */
-  frflags t3
-  sd t3, 120(gp) /* sig 256 */
-  /* 167: luiAuipc */
-  lui s4, 0x2fd4a
-  sd s4, 128(gp) /* sig 257 */
-  /* 168: fp */
-  li tp, 0x41dfffffffc00000
-  fmv.d.x f5, tp
-  li tp, 0xc0710e3f46c5e3fb
-  fmv.d.x f10, tp
-  fmadd.d f7, f5, f10, f9, rmm
-  fsd f7, 136(gp) /* sig 258 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 144(gp) /* sig 259 */
-  /* 169: mem */
-  lhu s0, 22(sp)
-  sd s0, 152(gp) /* sig 260 */
-  /* 170: liSeed */
-  li s11, 0x78d9814b6f572dd9
-  sd s11, 160(gp) /* sig 261 */
-  /* 171: jal */
-  jal t5, .L21
-  srai s2, s1, 31
-  sd s2, 168(gp) /* sig 262 */
-  .option rvc
-  c.addw a2, s0
-  .option norvc
-  sd a2, 176(gp) /* sig 263 */
-.L21:
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 184(gp) /* sig 264 */
-  /* 172: aluR */
-  add s1, s3, t1
-  sd s1, 192(gp) /* sig 265 */
-  /* 173: fp */
-  fsgnj.d f30, f31, f10
-  fsd f30, 200(gp) /* sig 266 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 208(gp) /* sig 267 */
-  /* 174: aluR */
-  li s1, 0xb1470f03291b4f4e
-  add t3, t6, s1
-  sd t3, 216(gp) /* sig 268 */
-  /* 175: fp */
-  li tp, 0xffffffff3f000000
+  fmv.d.x f7, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f15, tp
+  fmsub.d f21, f6, f7, f15, rtz
+  fsd f21, 1312(gp) /* sig 164 */
+  frflags t2
+  sd t2, 1320(gp) /* sig 165 */
+  /* 108: fp */
+  li tp, 0xffffffff3a88118f
   fmv.d.x f20, tp
-  fcvt.wu.s s1, f20, rne
-  sd s1, 224(gp) /* sig 269 */
-  fsflags a0, zero
-  sd a0, 232(gp) /* sig 270 */
-  /* 176: fp */
-  li tp, 0xffffffff83266a81
-  fmv.d.x f21, tp
-  fcvt.d.s f27, f21
-  fsd f27, 240(gp) /* sig 271 */
-  frflags t3
-  sd t3, 248(gp) /* sig 272 */
-  /* 177: jal */
-  jal zero, .L22
-  addiw zero, a7, 1250
-  sd zero, 256(gp) /* sig 273 */
+  fmax.s f8, f24, f20
+  fsd f8, 1328(gp) /* sig 166 */
+  csrrci a5, fflags, 0x1f
+  sd a5, 1336(gp) /* sig 167 */
+  /* 109: fp */
+  li tp, 0x4340000000000001
+  fmv.d.x f10, tp
+  fsub.d f4, f6, f10, rtz
+  fsd f4, 1344(gp) /* sig 168 */
+  fsflags s5, zero
+  sd s5, 1352(gp) /* sig 169 */
+  /* 110: cBranch */
   .option rvc
-  c.srli a3, 36
+  c.bnez a1, .L10
   .option norvc
-  sd a3, 264(gp) /* sig 274 */
-.L22:
-  sd zero, 272(gp) /* sig 275 */
-  /* 178: mem */
-  addi a4, sp, -173
-  sw a3, 205(a4)
-  sub a4, a4, sp
-  /* 179: aluI */
-  srli a1, s9, 32
-  sd a1, 280(gp) /* sig 276 */
-  /* 180: fp */
+  ori s3, t0, 1
+  sd s3, 1360(gp) /* sig 170 */
+.L10:
+  /* 111: fmem */
+  addi a6, sp, 249
+  flw f23, -73(a6)
+  fsd f23, 1368(gp) /* sig 171 */
+  sub a6, a6, sp
+  /* 112: loop */
+  li s7, 0x4
+.L11:
+  .option rvc
+  c.lui t2, 0xfffe0
+  .option norvc
+  sd t2, 1376(gp) /* sig 172 */
+  slti s3, t6, -1500
+  sd s3, 1384(gp) /* sig 173 */
+  .option rvc
+  c.srli a2, 2
+  .option norvc
+  sd a2, 1392(gp) /* sig 174 */
+  addi s7, s7, -1
+  blt zero, s7, .L11
+  sd s7, 1400(gp) /* sig 175 */
+  /* 113: aluR */
+  li t3, 0x577800000000000
+  li s2, 0xd068511cb05d50f0
+  mulhu s2, t3, s2
+  sd s2, 1408(gp) /* sig 176 */
+  /* 114: luiAuipc */
+  lui a4, 0xf29bd
+  sd a4, 1416(gp) /* sig 177 */
+  /* 115: fp */
   li tp, 0x7ff8000000000000
-  fmv.d.x f17, tp
-  fcvt.s.d f9, f17, dyn
-  fsd f9, 288(gp) /* sig 277 */
-  fsflags s7, zero
-  sd s7, 296(gp) /* sig 278 */
-  /* 181: fmem */
-  addi a0, sp, 541
-  fsd f13, -425(a0)
-  sub a0, a0, sp
-  /* 182: aluI */
-  xori t2, a3, 1534
-  sd t2, 304(gp) /* sig 279 */
-  /* 183: fp */
-  li tp, 0xffffffffbfcfd1ce
-  fmv.d.x f3, tp
-  li tp, 0xffffffff7f1dacdf
-  fmv.d.x f30, tp
-  fmul.s f21, f3, f30, rmm
-  fsd f21, 312(gp) /* sig 280 */
-  csrrci s2, fflags, 0x1f
-  sd s2, 320(gp) /* sig 281 */
-  /* 184: mem */
-  li t3, 0xfffffffffffff800
-  sb t3, 19(sp)
-  /* 185: fp */
-  fcvt.s.l f30, s10, rmm
-  fsd f30, 328(gp) /* sig 282 */
-  fsflags s0, zero
-  sd s0, 336(gp) /* sig 283 */
-  /* 186: fcsr */
-  csrrci t4, fflags, 0
-  sd t4, 344(gp) /* sig 284 */
-  /* 187: mem */
-  addi a2, sp, 38
-  sd s8, 18(a2)
-  sub a2, a2, sp
-  ld a6, 56(sp)
-  sd a6, 352(gp) /* sig 285 */
-  /* 188: mem */
-  sd ra, 178(sp)
-  /* 189: mem */
-  sw a6, 32(sp)
-  /* 190: fp */
-  fcvt.s.wu f9, s4, rtz
-  fsd f9, 360(gp) /* sig 286 */
-  frcsr s0
-  sd s0, 368(gp) /* sig 287 */
-  /* 191: cMem */
+  fmv.d.x f11, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f19, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f2, tp
+  fmsub.d f31, f11, f19, f2, rmm
+  fsd f31, 1424(gp) /* sig 178 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 1432(gp) /* sig 179 */
+  /* 116: aluR */
+  li ra, 0x3f
+  and s1, ra, s8
+  sd s1, 1440(gp) /* sig 180 */
+  /* 117: fp */
+  li tp, 0xffffffff8177cf7f
+  fmv.d.x f4, tp
+  fnmsub.s f5, f1, f8, f4, dyn
+  fsd f5, 1448(gp) /* sig 181 */
+  frflags s8
+  sd s8, 1456(gp) /* sig 182 */
+  /* 118: aluR */
+  li t6, 0xfffffffffffffffe
+  mulw t0, t6, s7
+  sd t0, 1464(gp) /* sig 183 */
+  /* 119: cMem */
   addi a0, sp, 8
   .option rvc
-  c.ld s1, 24(a0)
+  c.ld a3, 8(a0)
   .option norvc
-  sd s1, 376(gp) /* sig 288 */
+  sd a3, 1472(gp) /* sig 184 */
   sub a0, a0, sp
-  /* 192: aluR */
-  mulhsu s8, s4, s0
-  sd s8, 384(gp) /* sig 289 */
-  /* 193: luiAuipc */
-  lui a7, 0xfc28a
-  sd a7, 392(gp) /* sig 290 */
-  /* 194: mem */
-  addi s8, sp, 346
-  sb a3, -181(s8)
-  sub s8, s8, sp
-  ld t0, 160(sp)
-  sd t0, 400(gp) /* sig 291 */
-  /* 195: fp */
-  li tp, 0x80161ae55de41de2
-  fmv.d.x f17, tp
-  li tp, 0xbff61ae55de41de2
-  fmv.d.x f26, tp
-  fsqrt.d f7, f17, dyn
-  fsd f7, 408(gp) /* sig 292 */
-  li ra, 0x1f
-  csrrc a3, fcsr, ra
-  sd a3, 416(gp) /* sig 293 */
-  /* 196: cAlu */
+  /* 120: aluR */
+  mulhu zero, t6, zero
+  sd zero, 1480(gp) /* sig 185 */
+  /* 121: aluI */
+  slti s5, s4, -2048
+  sd s5, 1488(gp) /* sig 186 */
+  /* 122: cAlu */
   .option rvc
-  c.add s7, a3
+  c.mv t0, a4
   .option norvc
-  sd s7, 424(gp) /* sig 294 */
-  /* 197: fp */
-  fsgnjn.d f11, f22, f9
-  fsd f11, 432(gp) /* sig 295 */
-  fsflags s5, zero
-  sd s5, 440(gp) /* sig 296 */
-  /* 198: aluI */
-  ori t2, a7, -1530
-  sd t2, 448(gp) /* sig 297 */
-  /* 199: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f26, tp
-  li tp, 0xffffffff006c8d7e
-  fmv.d.x f27, tp
-  fsub.s f18, f26, f27, rdn
-  fsd f18, 456(gp) /* sig 298 */
-  li t5, 0x1f
-  csrrc s0, fcsr, t5
-  sd s0, 464(gp) /* sig 299 */
-  j .L23
-.L14:
-  rem s8, t2, t3
-  sd s8, 1592(gp) /* sig 199 */
-  divuw a6, s7, s8
-  sd a6, 1600(gp) /* sig 200 */
-  sltiu s3, s2, 1147
-  sd s3, 1608(gp) /* sig 201 */
-  jal tp, .L15
-.L19:
-  .option rvc
-  c.andi a5, 9
-  .option norvc
-  sd a5, 80(gp) /* sig 251 */
-  sraiw s10, s7, 25
-  sd s10, 88(gp) /* sig 252 */
-  bge zero, zero, .L20
-.L23:
-  /* 200: far */
-  jal s11, .L24
-.L25:
-  /* 201: mem */
-  lb s1, 49(sp)
-  sd s1, 504(gp) /* sig 304 */
-  /* 202: fp */
-  li tp, 0xffffffffcdcc9348
+  sd t0, 1496(gp) /* sig 187 */
+  /* 123: fp */
+  li tp, 0x0
+  fmv.d.x f28, tp
+  li tp, 0x0
   fmv.d.x f23, tp
-  fmsub.s f12, f1, f11, f23, rtz
-  fsd f12, 512(gp) /* sig 305 */
-  fsflags t6, zero
-  sd t6, 520(gp) /* sig 306 */
-  /* 203: fence */
-  fence rw, rw
-  /* 204: cBranch */
-  li a0, 0x6d180000000
-  .option rvc
-  c.bnez a0, .L26
-  .option norvc
-  mulw t3, ra, a7
-  sd t3, 528(gp) /* sig 307 */
-  mulw t5, t3, t2
-  sd t5, 536(gp) /* sig 308 */
-  xori s2, t0, 2047
-  sd s2, 544(gp) /* sig 309 */
-.L26:
-  /* 205: fp */
-  li tp, 0xb8fa96b0
-  fmv.d.x f16, tp
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f3, tp
-  fle.s s5, f16, f3
-  sd s5, 552(gp) /* sig 310 */
-  fsflags t1, zero
-  sd t1, 560(gp) /* sig 311 */
-  /* 206: cAlu */
-  .option rvc
-  c.lui s5, 0xfffe0
-  .option norvc
-  sd s5, 568(gp) /* sig 312 */
-  /* 207: aluI */
-  addi t4, s3, 1411
-  sd t4, 576(gp) /* sig 313 */
-  /* 208: aluR */
-  and t1, s9, s8
-  sd t1, 584(gp) /* sig 314 */
-  /* 209: luiAuipc */
-  lui t4, 0xfffff
-  sd t4, 592(gp) /* sig 315 */
-  /* 210: fp */
-  li tp, 0xffffffff3ffbc362
-  fmv.d.x f13, tp
-  li tp, 0xffffffff43f8ee56
-  fmv.d.x f11, tp
-  li tp, 0xffffffffc474cfad
-  fmv.d.x f15, tp
-  fnmadd.s f18, f13, f11, f15, rne
-  fsd f18, 600(gp) /* sig 316 */
-  frflags s4
-  sd s4, 608(gp) /* sig 317 */
-  /* 211: fp */
+  fdiv.d f24, f28, f23, rup
+  fsd f24, 1504(gp) /* sig 188 */
+  frflags s7
+  sd s7, 1512(gp) /* sig 189 */
+  /* 124: fp */
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f9, tp
+  fmax.s f14, f9, f30
+  fsd f14, 1520(gp) /* sig 190 */
+  fsflags s6, zero
+  sd s6, 1528(gp) /* sig 191 */
+  /* 125: aluR */
+  li s6, 0x4000000001
+  li s8, 0xa801d453c540478a
+  srlw s5, s6, s8
+  sd s5, 1536(gp) /* sig 192 */
+  /* 126: fp */
   li tp, 0xffffffff7f800001
   fmv.d.x f12, tp
-  li tp, 0xff7fffff
-  fmv.d.x f6, tp
-  fdiv.s f23, f12, f6, rtz
-  fsd f23, 616(gp) /* sig 318 */
-  fsflags s8, zero
-  sd s8, 624(gp) /* sig 319 */
-  /* 212: aluR */
-  srl a4, t4, t5
-  sd a4, 632(gp) /* sig 320 */
-  /* 213: aluI */
-  li t1, 0x1f
-  slti s1, t1, 1566
-  sd s1, 640(gp) /* sig 321 */
-  /* 214: fp */
-  li tp, 0x40c81cd6c8b43958
-  fmv.d.x f11, tp
-  fdiv.d f22, f11, f4, rtz
-  fsd f22, 648(gp) /* sig 322 */
-  frflags s0
-  sd s0, 656(gp) /* sig 323 */
-  /* 215: aluR */
-  li t1, 0x562bb1d8
-  mul a0, t1, zero
-  sd a0, 664(gp) /* sig 324 */
-  /* 216: mem */
-  addi a6, sp, 372
-  lb s10, -348(a6)
-  sd s10, 672(gp) /* sig 325 */
-  sub a6, a6, sp
-  /* 217: fp */
-  li tp, 0xc20cba9bd0acee8d
-  fmv.d.x f27, tp
-  flt.d t3, f27, f27
-  sd t3, 680(gp) /* sig 326 */
-  li t4, 0x1f
-  csrrc t1, fcsr, t4
-  sd t1, 688(gp) /* sig 327 */
-  /* 218: cBranch */
-  li a5, 0x0
+  li tp, 0xffffffffbf800000
+  fmv.d.x f21, tp
+  fmul.s f7, f12, f21, rdn
+  fsd f7, 1544(gp) /* sig 193 */
+  fsflags s9, zero
+  sd s9, 1552(gp) /* sig 194 */
+  /* 127: mem */
+  lw s3, 82(sp)
+  sd s3, 1560(gp) /* sig 195 */
+  /* 128: fp */
+  li tp, 0xffffffffc30d0f4e
+  fmv.d.x f15, tp
+  fnmsub.s f16, f15, f15, f22, rmm
+  fsd f16, 1568(gp) /* sig 196 */
+  li s8, 0x1f
+  csrrc a0, fcsr, s8
+  sd a0, 1576(gp) /* sig 197 */
+  /* 129: aluR */
+  li s1, 0x100000000
+  divu a4, t5, s1
+  sd a4, 1584(gp) /* sig 198 */
+  /* 130: cBranch */
+  li a0, 0x3ca000000
   .option rvc
-  c.beqz a5, .L27
+  c.bnez a0, .L12
   .option norvc
-  addi a5, ra, 630
-  sd a5, 696(gp) /* sig 328 */
-  srli t4, a3, 42
-  sd t4, 704(gp) /* sig 329 */
-  sltiu t5, a0, 1616
-  sd t5, 712(gp) /* sig 330 */
-.L27:
-  /* 219: fp */
-  li t6, 0x1f
-  fcvt.s.l f18, t6, rmm
-  fsd f18, 720(gp) /* sig 331 */
-  frflags a7
-  sd a7, 728(gp) /* sig 332 */
-  /* 220: cAlu */
   .option rvc
-  c.addi t6, -12
+  c.srli a4, 28
   .option norvc
-  sd t6, 736(gp) /* sig 333 */
-  /* 221: fp */
-  li tp, 0x417c741d5e318572
-  fmv.d.x f23, tp
-  fsqrt.d f10, f23, rdn
-  fsd f10, 744(gp) /* sig 334 */
-  fsflags t3, zero
-  sd t3, 752(gp) /* sig 335 */
-  /* 222: cSp */
+  sd a4, 1592(gp) /* sig 199 */
+  add t0, t6, s11
+  sd t0, 1600(gp) /* sig 200 */
+  divuw ra, s7, s2
+  sd ra, 1608(gp) /* sig 201 */
+.L12:
+  /* 131: aluI */
+  srai t0, a3, 32
+  sd t0, 1616(gp) /* sig 202 */
+  /* 132: cBranch */
   .option rvc
-  c.addi4spn a1, sp, 376
+  c.bnez s1, .L13
   .option norvc
-  sub a1, a1, sp
-  sd a1, 760(gp) /* sig 336 */
-  /* 223: fp */
-  fmul.s f13, f24, f16
-  fsd f13, 768(gp) /* sig 337 */
-  frcsr a2
-  sd a2, 776(gp) /* sig 338 */
-  /* 224: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f4, tp
-  fsqrt.d f3, f4, rup
-  fsd f3, 784(gp) /* sig 339 */
-  frflags a3
-  sd a3, 792(gp) /* sig 340 */
-  /* 225: cMem */
-  addi a3, sp, 200
+  slti s1, t1, -468
+  sd s1, 1624(gp) /* sig 203 */
+  divu s10, s2, s6
+  sd s10, 1632(gp) /* sig 204 */
+.L13:
+  /* 133: fp */
+  fle.d s6, f24, f24
+  sd s6, 1640(gp) /* sig 205 */
+  frflags t1
+  sd t1, 1648(gp) /* sig 206 */
+  /* 134: aluI */
+  slti a2, a6, -1230
+  sd a2, 1656(gp) /* sig 207 */
+  /* 135: fp */
+  li tp, 0x3fb999999999999a
+  fmv.d.x f12, tp
+  li tp, 0x41dfffffffe00000
+  fmv.d.x f12, tp
+  fle.d zero, f12, f12
+  sd zero, 1664(gp) /* sig 208 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 1672(gp) /* sig 209 */
+  /* 136: mem */
+  addi t3, sp, 369
+  lbu t4, -369(t3)
+  sd t4, 1680(gp) /* sig 210 */
+  sub t3, t3, sp
+  /* 137: cMem */
   .option rvc
-  c.fsd f11, 0(a3)
+  c.fsdsp f23, 104(sp)
   .option norvc
-  sub a3, a3, sp
-  /* 226: aluR */
-  add a5, a5, a2
-  sd a5, 800(gp) /* sig 341 */
-  /* 227: aluI */
-  srliw ra, t5, 16
-  sd ra, 808(gp) /* sig 342 */
-  /* 228: liSeed */
-  li s6, 0x3bc4000000000000
-  sd s6, 816(gp) /* sig 343 */
-  /* 229: cAlu */
+  /* 138: branch */
+  li a4, 0x80
+  li s7, 0xb74000000000
+  blt a4, s7, .L14
+  sraiw s6, s2, 1
+  sd s6, 1688(gp) /* sig 211 */
   .option rvc
-  c.addi t3, 16
+  c.lui t2, 0x18
   .option norvc
-  sd t3, 824(gp) /* sig 344 */
-  /* 230: mem */
-  addi t1, sp, -2
-  lw t1, 250(t1)
-  sd t1, 832(gp) /* sig 345 */
-  /* 231: cJump */
-  auipc s2, 0
-  addi s2, s2, 18
-  .option rvc
-  c.jalr s2
-  .option norvc
-  slliw a4, a3, 19
-  sd a4, 840(gp) /* sig 346 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s2, s2, tp
-  sd ra, 848(gp) /* sig 347 */
-  sd s2, 856(gp) /* sig 348 */
-  /* 232: fp */
-  li tp, 0xffffffffdf000000
-  fmv.d.x f14, tp
-  fdiv.s f18, f11, f14, rtz
-  fsd f18, 864(gp) /* sig 349 */
-  fsflags t1, zero
-  sd t1, 872(gp) /* sig 350 */
-  /* 233: fp */
-  fclass.d a2, f28
-  sd a2, 880(gp) /* sig 351 */
-  fsflags t0, zero
-  sd t0, 888(gp) /* sig 352 */
-  /* 234: mem */
-  lwu a0, 100(sp)
-  sd a0, 896(gp) /* sig 353 */
-  /* 235: mem */
-  addi s8, sp, 217
-  sb a1, -196(s8)
-  sub s8, s8, sp
-  /* 236: amo */
-  addi t2, sp, 128
-  amoand.d.aqrl s0, t4, (t2)
-  sub t2, t2, sp
-  sd s0, 904(gp) /* sig 354 */
-  ld t4, 128(sp)
-  sd t4, 912(gp) /* sig 355 */
-  /* 237: mem */
-  sd a3, 136(sp)
-  /* 238: fmem */
-  fsw f25, 156(sp)
-  /* 239: amo */
-  addi s1, sp, 136
-  amominu.w.aqrl s7, a1, (s1)
-  sub s1, s1, sp
-  sd s7, 920(gp) /* sig 356 */
-  lw zero, 136(sp)
-  sd zero, 928(gp) /* sig 357 */
-  /* 240: loop */
-  li a4, 0x1
-.L28:
-  .option rvc
-  c.andi a2, -13
-  .option norvc
-  sd a2, 936(gp) /* sig 358 */
-  addiw s7, a3, -529
-  sd s7, 944(gp) /* sig 359 */
-  addi a4, a4, -1
-  blt zero, a4, .L28
-  sd a4, 952(gp) /* sig 360 */
-  /* 241: fp */
-  fcvt.lu.d t5, f9, rdn
-  sd t5, 960(gp) /* sig 361 */
-  frflags a4
-  sd a4, 968(gp) /* sig 362 */
-  /* 242: fp */
-  li tp, 0xffffffff006f41ae
-  fmv.d.x f6, tp
-  li tp, 0xffffffff35de835d
-  fmv.d.x f27, tp
-  fsqrt.s f15, f6, rdn
-  fsd f15, 976(gp) /* sig 363 */
-  fsflags a0, zero
-  sd a0, 984(gp) /* sig 364 */
-  /* 243: cJump */
-  auipc s7, 0
-  addi s7, s7, 26
-  .option rvc
-  c.jr s7
-  .option norvc
-  remw zero, t6, t5
-  sd zero, 992(gp) /* sig 365 */
-  ori t3, t3, -1448
-  sd t3, 1000(gp) /* sig 366 */
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 1008(gp) /* sig 367 */
-  /* 244: mem */
-  addi s9, sp, 575
-  lbu a3, -461(s9)
-  sd a3, 1016(gp) /* sig 368 */
-  sub s9, s9, sp
-  /* 245: fp */
-  fclass.d s4, f7
-  sd s4, 1024(gp) /* sig 369 */
-  frcsr a0
-  sd a0, 1032(gp) /* sig 370 */
-  /* 246: fcsr */
-  li t5, 0x625cc1fbe8997e10
-  csrrs zero, fflags, t5
-  sd zero, 1040(gp) /* sig 371 */
-  /* 247: cBranch */
-  .option rvc
-  c.beqz a3, .L29
-  .option norvc
-  srli t5, a0, 17
-  sd t5, 1048(gp) /* sig 372 */
-  addi a6, t0, -1344
-  sd a6, 1056(gp) /* sig 373 */
-  rem s7, s5, s7
-  sd s7, 1064(gp) /* sig 374 */
-.L29:
-  /* 248: mem */
-  addi t5, sp, 89
-  ld t3, -49(t5)
-  sd t3, 1072(gp) /* sig 375 */
-  sub t5, t5, sp
-  /* 249: far */
-  bltu a4, a1, .L30
-.L31:
-  /* 250: fp */
-  li tp, 0xffffffff32466327
-  fmv.d.x f18, tp
-  li tp, 0xffffffff007fffff
+  sd t2, 1696(gp) /* sig 212 */
+.L14:
+  /* 139: mem */
+  addi a0, sp, 543
+  lb a0, -378(a0)
+  sd a0, 1704(gp) /* sig 213 */
+  /* 140: fcsr */
+  li s6, 0x0
+  csrrw a2, fflags, s6
+  sd a2, 1712(gp) /* sig 214 */
+  /* 141: liSeed */
+  li s2, 0x5af11aefc943e7f5
+  sd s2, 1720(gp) /* sig 215 */
+  /* 142: fp */
+  li tp, 0xffffffff336c71c8
   fmv.d.x f30, tp
-  fmax.s f16, f18, f30
-  fsd f16, 1104(gp) /* sig 379 */
-  fsflags t4, zero
-  sd t4, 1112(gp) /* sig 380 */
-  /* 251: branch */
-  bgeu s10, s10, .L32
-  mulw s3, t1, t3
-  sd s3, 1120(gp) /* sig 381 */
-.L32:
-  /* 252: fcsr */
-  li a3, 0x60
-  csrrs t5, frm, a3
-  sd t5, 1128(gp) /* sig 382 */
-  /* 253: fp */
-  fcvt.s.lu f2, zero, rdn
-  fsd f2, 1136(gp) /* sig 383 */
-  li s10, 0x1f
-  csrrc t1, fcsr, s10
-  sd t1, 1144(gp) /* sig 384 */
-  /* 254: cAlu */
-  .option rvc
-  c.andi a4, -11
-  .option norvc
-  sd a4, 1152(gp) /* sig 385 */
-  /* 255: fp */
-  li tp, 0x4340000000000000
+  fsqrt.s f12, f30, rdn
+  fsd f12, 1728(gp) /* sig 216 */
+  frcsr t2
+  sd t2, 1736(gp) /* sig 217 */
+  /* 143: rand */
+  .4byte 0x587e2453 /* random */
+  sd s0, 1744(gp) /* sig 218 */
+  fsd f8, 1752(gp) /* sig 219 */
+  fsflags t1, zero
+  sd t1, 1760(gp) /* sig 220 */
+  .4byte 0xba8870cf /* random */
+  sd ra, 1768(gp) /* sig 221 */
+  fsd f1, 1776(gp) /* sig 222 */
+  fsflags s6, zero
+  sd s6, 1784(gp) /* sig 223 */
+  .4byte 0x582d8e53 /* random */
+  sd t3, 1792(gp) /* sig 224 */
+  fsd f28, 1800(gp) /* sig 225 */
+  li s6, 0x1f
+  csrrc a6, fcsr, s6
+  sd a6, 1808(gp) /* sig 226 */
+  /* 144: fp */
+  li tp, 0x7ff0000000000000
   fmv.d.x f19, tp
-  fsqrt.d f26, f19, dyn
-  fsd f26, 1160(gp) /* sig 386 */
-  frflags t6
-  sd t6, 1168(gp) /* sig 387 */
-  /* 256: fcsr */
-  csrrwi s10, frm, 2
-  sd s10, 1176(gp) /* sig 388 */
-  /* 257: aluR */
-  li ra, 0xb54000
-  or a0, ra, s8
-  sd a0, 1184(gp) /* sig 389 */
-  /* 258: cMem */
+  feq.d a6, f25, f19
+  sd a6, 1816(gp) /* sig 227 */
+  li s2, 0x1f
+  csrrc s2, fcsr, s2
+  sd s2, 1824(gp) /* sig 228 */
+  /* 145: fp */
+  li tp, 0xffffffff7149f2ca
+  fmv.d.x f22, tp
+  li tp, 0xffffffffbfc4d436
+  fmv.d.x f6, tp
+  flt.s a6, f22, f6
+  sd a6, 1832(gp) /* sig 229 */
+  fsflags s11, zero
+  sd s11, 1840(gp) /* sig 230 */
+  /* 146: aluI */
+  ori a2, t4, -2048
+  sd a2, 1848(gp) /* sig 231 */
+  /* 147: fmem */
+  addi t0, sp, 551
+  fsw f21, -391(t0)
+  sub t0, t0, sp
+  /* 148: cAlu */
   .option rvc
-  c.lwsp s8, 104(sp)
+  c.li s1, -27
   .option norvc
-  sd s8, 1192(gp) /* sig 390 */
-  /* 259: aluR */
-  srl a4, zero, a2
-  sd a4, 1200(gp) /* sig 391 */
-  j .L33
+  sd s1, 1856(gp) /* sig 232 */
+  /* 149: fp */
+  li tp, 0xffffffff388f4aa4
+  fmv.d.x f30, tp
+  fcvt.l.s zero, f30, rdn
+  sd zero, 1864(gp) /* sig 233 */
+  fsflags ra, zero
+  sd ra, 1872(gp) /* sig 234 */
+  /* 150: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f3, tp
+  fadd.s f21, f3, f17
+  fsd f21, 1880(gp) /* sig 235 */
+  frflags s8
+  sd s8, 1888(gp) /* sig 236 */
+  /* 151: fp */
+  li tp, 0x801f6b172094a83a
+  fmv.d.x f15, tp
+  li tp, 0xbfff6b172094a83a
+  fmv.d.x f24, tp
+  fsqrt.d f28, f15, rdn
+  fsd f28, 1896(gp) /* sig 237 */
+  fsflags a5, zero
+  sd a5, 1904(gp) /* sig 238 */
+  /* 152: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f11, tp
+  fclass.d s2, f11
+  sd s2, 1912(gp) /* sig 239 */
+  fsflags ra, zero
+  sd ra, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 153: fp */
+  fmv.w.x f30, a3
+  fsd f30, 0(gp) /* sig 241 */
+  fsflags s4, zero
+  sd s4, 8(gp) /* sig 242 */
+  /* 154: mem */
+  lb s11, 243(sp)
+  sd s11, 16(gp) /* sig 243 */
+  /* 155: luiAuipc */
+  lui a6, 0x0
+  sd a6, 24(gp) /* sig 244 */
+  /* 156: liSeed */
+  li s11, 0xffffffffffff8000
+  sd s11, 32(gp) /* sig 245 */
+  /* 157: fp */
+  li tp, 0x3ec44fc6b86269dc
+  fmv.d.x f3, tp
+  fcvt.wu.d s8, f3
+  sd s8, 40(gp) /* sig 246 */
+  li s2, 0x1f
+  csrrc t3, fcsr, s2
+  sd t3, 48(gp) /* sig 247 */
+  /* 158: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f11, tp
+  fclass.d a1, f11
+  sd a1, 56(gp) /* sig 248 */
+  li s3, 0x1f
+  csrrc s2, fcsr, s3
+  sd s2, 64(gp) /* sig 249 */
+  /* 159: fp */
+  fcvt.lu.s s10, f9, rmm
+  sd s10, 72(gp) /* sig 250 */
+  fsflags t6, zero
+  sd t6, 80(gp) /* sig 251 */
+  /* 160: jal */
+  jal s5, .L15
+.L15:
+  auipc tp, 0
+  sub s5, s5, tp
+  sd s5, 88(gp) /* sig 252 */
+  /* 161: rand */
+  .2byte 0xfbba /* random */
+  .2byte 0x85b1 /* random */
+  sd a1, 96(gp) /* sig 253 */
+  /* 162: far */
+  beq a7, t0, .L16
+.L17:
+  /* 163: fp */
+  li tp, 0xffffffffbf0142a0
+  fmv.d.x f1, tp
+  feq.s s10, f1, f1
+  sd s10, 112(gp) /* sig 255 */
+  fsflags t0, zero
+  sd t0, 120(gp) /* sig 256 */
+  /* 164: fcsr */
+  li s1, 0x39
+  csrrs zero, fcsr, s1
+  sd zero, 128(gp) /* sig 257 */
+  /* 165: cBranch */
+  li a3, 0x0
+  .option rvc
+  c.j .L18
+  .option norvc
+  addw a5, s0, s4
+  sd a5, 136(gp) /* sig 258 */
+.L18:
+  /* 166: cBranch */
+  .option rvc
+  c.bnez a0, .L19
+  .option norvc
+  .option rvc
+  c.srli a0, 34
+  .option norvc
+  sd a0, 144(gp) /* sig 259 */
+  sltiu a4, s1, -2048
+  sd a4, 152(gp) /* sig 260 */
+  sraiw t3, a6, 21
+  sd t3, 160(gp) /* sig 261 */
+.L19:
+  /* 167: fp */
+  li tp, 0x420e239f07874861
+  fmv.d.x f23, tp
+  li tp, 0x3810000000000000
+  fmv.d.x f17, tp
+  feq.d a7, f23, f17
+  sd a7, 168(gp) /* sig 262 */
+  fsflags t3, zero
+  sd t3, 176(gp) /* sig 263 */
+  /* 168: fp */
+  li tp, 0x1aad0f15d3a387cc
+  fmv.d.x f21, tp
+  li tp, 0xc259d965ab3bfdbe
+  fmv.d.x f1, tp
+  fsgnjx.d f30, f21, f1
+  fsd f30, 184(gp) /* sig 264 */
+  frflags t3
+  sd t3, 192(gp) /* sig 265 */
+  /* 169: branch */
+  li s0, 0x22
+  li s9, 0x22
+  blt s0, s9, .L20
+  slt s9, a4, a0
+  sd s9, 200(gp) /* sig 266 */
+.L20:
+  /* 170: branch */
+  li s7, 0x3f
+  li s9, 0x3f
+  bgeu s7, s9, .L21
+  addi a6, t2, -1974
+  sd a6, 208(gp) /* sig 267 */
+  srli a5, s10, 28
+  sd a5, 216(gp) /* sig 268 */
+  .option rvc
+  c.andi a4, -24
+  .option norvc
+  sd a4, 224(gp) /* sig 269 */
+.L21:
+  /* 171: fp */
+  li tp, 0xffffffffdf000000
+  fmv.d.x f4, tp
+  fcvt.d.s f27, f4
+  fsd f27, 232(gp) /* sig 270 */
+  fsflags s11, zero
+  sd s11, 240(gp) /* sig 271 */
+  /* 172: cSp */
+  .option rvc
+  c.addi4spn s1, sp, 928
+  .option norvc
+  sub s1, s1, sp
+  sd s1, 248(gp) /* sig 272 */
+  /* 173: fp */
+  li tp, 0xffefffffffffffff
+  fmv.d.x f1, tp
+  fcvt.s.d f9, f1
+  fsd f9, 256(gp) /* sig 273 */
+  fsflags a1, zero
+  sd a1, 264(gp) /* sig 274 */
+  /* 174: jalr */
+  auipc s11, 0
+  jalr s10, 24(s11)
+  slti a3, t2, -2048
+  sd a3, 272(gp) /* sig 275 */
+  divu t2, s9, s6
+  sd t2, 280(gp) /* sig 276 */
+  auipc tp, 0
+  sub s10, s10, tp
+  sub s11, s11, tp
+  sd s10, 288(gp) /* sig 277 */
+  sd s11, 296(gp) /* sig 278 */
+  /* 175: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f27, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f16, tp
+  fdiv.d f18, f27, f16, rmm
+  fsd f18, 304(gp) /* sig 279 */
+  li t1, 0x1f
+  csrrc ra, fcsr, t1
+  sd ra, 312(gp) /* sig 280 */
+  /* 176: fp */
+  fsub.s f2, f22, f25, rdn
+  fsd f2, 320(gp) /* sig 281 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 328(gp) /* sig 282 */
+  /* 177: fp */
+  li tp, 0xfffffffff88d578b
+  fmv.d.x f6, tp
+  fdiv.s f27, f20, f6, rup
+  fsd f27, 336(gp) /* sig 283 */
+  frflags s7
+  sd s7, 344(gp) /* sig 284 */
+  /* 178: far */
+  bltu a5, s11, .L22
+.L23:
+  /* 179: fp */
+  li tp, 0x3ff3023c0486fb92
+  fmv.d.x f13, tp
+  li tp, 0x3ffde7db2bc10222
+  fmv.d.x f4, tp
+  li tp, 0xc001c3c0b6a368c6
+  fmv.d.x f24, tp
+  fnmsub.d f14, f13, f4, f24, rne
+  fsd f14, 376(gp) /* sig 288 */
+  fsflags a1, zero
+  sd a1, 384(gp) /* sig 289 */
+  /* 180: fp */
+  li tp, 0xffffffff3b19fb49
+  fmv.d.x f3, tp
+  li tp, 0xffffffff00ca9579
+  fmv.d.x f22, tp
+  fmin.s f15, f3, f22
+  fsd f15, 392(gp) /* sig 290 */
+  fsflags s10, zero
+  sd s10, 400(gp) /* sig 291 */
+  /* 181: aluR */
+  li s1, 0x80000000
+  xor s11, s1, a0
+  sd s11, 408(gp) /* sig 292 */
+  /* 182: aluR */
+  mul a4, s7, s10
+  sd a4, 416(gp) /* sig 293 */
+  /* 183: fp */
+  li tp, 0xffffffff1c508366
+  fmv.d.x f31, tp
+  fclass.s s0, f31
+  sd s0, 424(gp) /* sig 294 */
+  fsflags a2, zero
+  sd a2, 432(gp) /* sig 295 */
+  /* 184: aluI */
+  slliw t2, s4, 1
+  sd t2, 440(gp) /* sig 296 */
+  /* 185: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f12, tp
+  fdiv.s f27, f12, f18
+  fsd f27, 448(gp) /* sig 297 */
+  fsflags t5, zero
+  sd t5, 456(gp) /* sig 298 */
+  /* 186: cBranch */
+  .option rvc
+  c.bnez a4, .L24
+  .option norvc
+  srliw s5, zero, 18
+  sd s5, 464(gp) /* sig 299 */
 .L24:
+  /* 187: loop */
+  li t6, 0x4
+.L25:
+  addi a7, t2, -425
+  sd a7, 472(gp) /* sig 300 */
+  .option rvc
+  c.add a3, a5
+  .option norvc
+  sd a3, 480(gp) /* sig 301 */
+  addi t6, t6, -1
+  blt zero, t6, .L25
+  sd t6, 488(gp) /* sig 302 */
+  /* 188: aluR */
+  sub s9, s8, a0
+  sd s9, 496(gp) /* sig 303 */
+  /* 189: cBranch */
+  .option rvc
+  c.bnez s0, .L26
+  .option norvc
+  addi s7, t5, -1225
+  sd s7, 504(gp) /* sig 304 */
+  .option rvc
+  c.slli t6, 20
+  .option norvc
+  sd t6, 512(gp) /* sig 305 */
+  and a4, t4, s4
+  sd a4, 520(gp) /* sig 306 */
+.L26:
+  /* 190: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f30, tp
+  fmv.x.w a7, f30
+  sd a7, 528(gp) /* sig 307 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 536(gp) /* sig 308 */
+  /* 191: mem */
+  sh a3, 10(sp)
+  /* 192: cSp */
+  .option rvc
+  c.addi16sp sp, -336
+  .option norvc
+  ld s1, 488(sp)
+  sd s1, 544(gp) /* sig 309 */
+  .option rvc
+  c.addi16sp sp, 336
+  .option norvc
+  /* 193: cSp */
+  .option rvc
+  c.addi16sp sp, 112
+  .option norvc
+  ld s8, 24(sp)
+  sd s8, 552(gp) /* sig 310 */
+  .option rvc
+  c.addi16sp sp, -112
+  .option norvc
+  /* 194: aluR */
+  li a0, 0x8000
+  sra t4, t1, a0
+  sd t4, 560(gp) /* sig 311 */
+  /* 195: aluI */
+  li s3, 0x1cc000000000
+  srliw zero, s3, 0
+  sd zero, 568(gp) /* sig 312 */
+  /* 196: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 352
+  .option norvc
+  sub s0, s0, sp
+  sd s0, 576(gp) /* sig 313 */
+  /* 197: mem */
+  sd s3, 204(sp)
+  ld s1, 200(sp)
+  sd s1, 584(gp) /* sig 314 */
+  /* 198: fp */
+  li tp, 0x3ff72550fdfbc362
+  fmv.d.x f28, tp
+  li tp, 0x4078ee56db775cda
+  fmv.d.x f13, tp
+  li tp, 0xc08208611be535d5
+  fmv.d.x f11, tp
+  fnmadd.d f19, f28, f13, f11
+  fsd f19, 592(gp) /* sig 315 */
+  frflags s7
+  sd s7, 600(gp) /* sig 316 */
+  /* 199: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f15, tp
+  fcvt.s.d f0, f15, dyn
+  fsd f0, 608(gp) /* sig 317 */
+  fsflags a6, zero
+  sd a6, 616(gp) /* sig 318 */
+  j .L27
+.L16:
+  mulhsu a6, s11, a5
+  sd a6, 104(gp) /* sig 254 */
+  bge zero, zero, .L17
+.L22:
+  srlw a7, s10, s4
+  sd a7, 352(gp) /* sig 285 */
+  remu s4, s9, s4
+  sd s4, 360(gp) /* sig 286 */
+  divu s1, t6, s10
+  sd s1, 368(gp) /* sig 287 */
+  j .L23
+.L27:
+  /* 200: aluR */
+  li a5, 0x123456789abcdef
+  slt zero, a5, a2
+  sd zero, 624(gp) /* sig 319 */
+  /* 201: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f2, tp
+  fclass.d s2, f2
+  sd s2, 632(gp) /* sig 320 */
+  frcsr s0
+  sd s0, 640(gp) /* sig 321 */
+  /* 202: amo */
+  li a1, 0x4e800000000
+  addi s7, sp, 32
+  amominu.d.aqrl t4, a1, (s7)
+  sub s7, s7, sp
+  sd t4, 648(gp) /* sig 322 */
+  ld s0, 32(sp)
+  sd s0, 656(gp) /* sig 323 */
+  /* 203: amo */
+  addi t0, sp, 16
+  amoor.w.aq a1, zero, (t0)
+  sub t0, t0, sp
+  sd a1, 664(gp) /* sig 324 */
+  /* 204: smc */
+  /* patches in slti s7, s7, 1292 (then imm + 1, ...) */
+  li a7, 0x50cbab93
+  li ra, 0x2
+.L28:
+  auipc a4, 0
+  sw a7, 12(a4)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a7, a7, tp
+  addi ra, ra, -1
+  bne ra, zero, .L28
+  auipc tp, 0
+  sub a4, a4, tp
+  sd s7, 672(gp) /* sig 325 */
+  sd a4, 680(gp) /* sig 326 */
+  /* 205: mem */
+  addi a7, sp, 137
+  sd s4, -25(a7)
+  sub a7, a7, sp
+  /* 206: fp */
+  fadd.s f26, f29, f8
+  fsd f26, 688(gp) /* sig 327 */
+  fsflags s10, zero
+  sd s10, 696(gp) /* sig 328 */
+  /* 207: cMem */
+  addi a1, sp, 0
+  .option rvc
+  c.ld a2, 8(a1)
+  .option norvc
+  sd a2, 704(gp) /* sig 329 */
+  sub a1, a1, sp
+  /* 208: jalr */
+  auipc s6, 0
+  jalr a3, 21(s6)
+  .option rvc
+  c.mv s5, s3
+  .option norvc
+  sd s5, 712(gp) /* sig 330 */
+  .option rvc
+  c.addiw t2, 29
+  .option norvc
+  sd t2, 720(gp) /* sig 331 */
+  auipc tp, 0
+  sub a3, a3, tp
+  sub s6, s6, tp
+  sd a3, 728(gp) /* sig 332 */
+  sd s6, 736(gp) /* sig 333 */
+  /* 209: fp */
+  flt.s s5, f31, f0
+  sd s5, 744(gp) /* sig 334 */
+  fsflags t6, zero
+  sd t6, 752(gp) /* sig 335 */
+  /* 210: fp */
+  li tp, 0xffffffff80d3a172
+  fmv.d.x f24, tp
+  li tp, 0xffffffffc09eb916
+  fmv.d.x f11, tp
+  fdiv.s f5, f24, f11, rmm
+  fsd f5, 760(gp) /* sig 336 */
+  fsflags a7, zero
+  sd a7, 768(gp) /* sig 337 */
+  /* 211: fp */
+  li tp, 0xffffffffc783e05a
+  fmv.d.x f13, tp
+  fcvt.d.s f11, f13
+  fsd f11, 776(gp) /* sig 338 */
+  frcsr s0
+  sd s0, 784(gp) /* sig 339 */
+  /* 212: cJump */
+  auipc s11, 0
+  addi s11, s11, 18
+  .option rvc
+  c.jr s11
+  .option norvc
+  xor s5, a7, a0
+  sd s5, 792(gp) /* sig 340 */
   auipc tp, 0
   sub s11, s11, tp
-  sd s11, 472(gp) /* sig 300 */
-  slli a4, s6, 21
-  sd a4, 480(gp) /* sig 301 */
-  addiw s2, t6, -1474
-  sd s2, 488(gp) /* sig 302 */
-  srlw t3, zero, a5
-  sd t3, 496(gp) /* sig 303 */
-  beq zero, zero, .L25
+  sd s11, 800(gp) /* sig 341 */
+  /* 213: far */
+  bltu s2, s2, .L29
 .L30:
-  mul a1, s11, s2
-  sd a1, 1080(gp) /* sig 376 */
-  mulh s1, t4, t0
-  sd s1, 1088(gp) /* sig 377 */
-  slti a5, s10, 1040
-  sd a5, 1096(gp) /* sig 378 */
-  jal tp, .L31
+  /* 214: mem */
+  lh a5, 102(sp)
+  sd a5, 816(gp) /* sig 343 */
+  /* 215: rand */
+  .4byte 0xed547513 /* random */
+  sd a0, 824(gp) /* sig 344 */
+  .4byte 0xfe4d7393 /* random */
+  sd t2, 832(gp) /* sig 345 */
+  .2byte 0xd31a /* random */
+  /* 216: fp */
+  li tp, 0xffffffffb71294aa
+  fmv.d.x f12, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f29, tp
+  fdiv.s f17, f12, f29, rdn
+  fsd f17, 840(gp) /* sig 346 */
+  fsflags s2, zero
+  sd s2, 848(gp) /* sig 347 */
+  /* 217: fp */
+  li tp, 0xffffffffb297243c
+  fmv.d.x f19, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f17, tp
+  fmax.d f27, f19, f17
+  fsd f27, 856(gp) /* sig 348 */
+  frcsr s5
+  sd s5, 864(gp) /* sig 349 */
+  /* 218: cAlu */
+  .option rvc
+  c.srli s0, 33
+  .option norvc
+  sd s0, 872(gp) /* sig 350 */
+  /* 219: fp */
+  li tp, 0xc1e0000000100000
+  fmv.d.x f29, tp
+  fclass.d t3, f29
+  sd t3, 880(gp) /* sig 351 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 888(gp) /* sig 352 */
+  /* 220: aluI */
+  srli t0, a2, 1
+  sd t0, 896(gp) /* sig 353 */
+  /* 221: aluR */
+  mul s5, a3, s8
+  sd s5, 904(gp) /* sig 354 */
+  /* 222: mem */
+  addi t1, sp, 94
+  sw s5, 134(t1)
+  sub t1, t1, sp
+  /* 223: mem */
+  sd a3, 136(sp)
+  /* 224: cMem */
+  addi a1, sp, 7
+  .option rvc
+  c.sd a2, 24(a1)
+  .option norvc
+  sub a1, a1, sp
+  /* 225: aluR */
+  li s3, 0xffffffff80000000
+  li a4, 0xffffffffffffffff
+  remu s2, s3, a4
+  sd s2, 912(gp) /* sig 355 */
+  /* 226: fp */
+  li tp, 0xffffffffbd767a29
+  fmv.d.x f10, tp
+  li tp, 0xffffffffc0f47c13
+  fmv.d.x f14, tp
+  fmadd.s f20, f10, f21, f14, rup
+  fsd f20, 920(gp) /* sig 356 */
+  fsflags s3, zero
+  sd s3, 928(gp) /* sig 357 */
+  /* 227: fp */
+  fsgnj.s f25, f27, f21
+  fsd f25, 936(gp) /* sig 358 */
+  li s6, 0x1f
+  csrrc s11, fcsr, s6
+  sd s11, 944(gp) /* sig 359 */
+  /* 228: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f24, tp
+  fclass.s a3, f24
+  sd a3, 952(gp) /* sig 360 */
+  fsflags s10, zero
+  sd s10, 960(gp) /* sig 361 */
+  /* 229: fcsr */
+  csrrci zero, fcsr, 0
+  sd zero, 968(gp) /* sig 362 */
+  /* 230: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f23, tp
+  fsub.d f28, f23, f7, rdn
+  fsd f28, 976(gp) /* sig 363 */
+  li s9, 0x1f
+  csrrc a3, fcsr, s9
+  sd a3, 984(gp) /* sig 364 */
+  /* 231: fcsr */
+  li t2, 0x3b
+  csrrw a4, frm, t2
+  sd a4, 992(gp) /* sig 365 */
+  /* 232: aluI */
+  li s4, 0xe8997ef8ce79b791
+  srliw t0, s4, 31
+  sd t0, 1000(gp) /* sig 366 */
+  /* 233: fp */
+  li tp, 0xfffffffeb8b8e6ca
+  fmv.d.x f30, tp
+  fcvt.wu.s a0, f30, rdn
+  sd a0, 1008(gp) /* sig 367 */
+  fsflags s9, zero
+  sd s9, 1016(gp) /* sig 368 */
+  /* 234: branch */
+  bltu s5, s7, .L31
+  addi s1, t5, 1846
+  sd s1, 1024(gp) /* sig 369 */
+  .option rvc
+  c.srai a0, 38
+  .option norvc
+  sd a0, 1032(gp) /* sig 370 */
+  .option rvc
+  c.mv a0, a4
+  .option norvc
+  sd a0, 1040(gp) /* sig 371 */
+.L31:
+  /* 235: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f1, tp
+  fcvt.d.s f8, f1
+  fsd f8, 1048(gp) /* sig 372 */
+  fsflags s2, zero
+  sd s2, 1056(gp) /* sig 373 */
+  /* 236: cBranch */
+  .option rvc
+  c.j .L32
+  .option norvc
+  srai s2, s7, 28
+  sd s2, 1064(gp) /* sig 374 */
+  srai t5, s4, 32
+  sd t5, 1072(gp) /* sig 375 */
+  slli zero, s4, 1
+  sd zero, 1080(gp) /* sig 376 */
+.L32:
+  /* 237: rand */
+  .4byte 0x413e5b33 /* random */
+  sd s6, 1088(gp) /* sig 377 */
+  .4byte 0xee8e30b3 /* random */
+  sd ra, 1096(gp) /* sig 378 */
+  .2byte 0x1b81 /* random */
+  sd s7, 1104(gp) /* sig 379 */
+  /* 238: aluR */
+  mulw s3, t1, t3
+  sd s3, 1112(gp) /* sig 380 */
+  /* 239: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f3, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f28, tp
+  fle.d s2, f3, f28
+  sd s2, 1120(gp) /* sig 381 */
+  fsflags t3, zero
+  sd t3, 1128(gp) /* sig 382 */
+  /* 240: fp */
+  li tp, 0x3ff2a1e941d894cb
+  fmv.d.x f17, tp
+  li tp, 0xdbd4d337b4b46
+  fmv.d.x f15, tp
+  fmul.d f2, f17, f15, rne
+  fsd f2, 1136(gp) /* sig 383 */
+  li s5, 0x1f
+  csrrc s0, fcsr, s5
+  sd s0, 1144(gp) /* sig 384 */
+  /* 241: rand */
+  .4byte 0x184ff3b /* random */
+  sd t5, 1152(gp) /* sig 385 */
+  /* 242: jalr */
+  auipc s10, 0
+  addi s10, s10, 87
+  jalr zero, -74(s10)
+  auipc tp, 0
+  sub s10, s10, tp
+  sd zero, 1160(gp) /* sig 386 */
+  sd s10, 1168(gp) /* sig 387 */
+  /* 243: aluR */
+  li a1, 0xffffffff80000000
+  li a7, 0xffffffffffffffff
+  divuw s9, a1, a7
+  sd s9, 1176(gp) /* sig 388 */
+  /* 244: fp */
+  li tp, 0x3ff3156b8c2eea62
+  fmv.d.x f3, tp
+  li tp, 0x7fead4479dbe3dd8
+  fmv.d.x f12, tp
+  fmul.d f30, f3, f12, dyn
+  fsd f30, 1184(gp) /* sig 389 */
+  fsflags s11, zero
+  sd s11, 1192(gp) /* sig 390 */
+  /* 245: branch */
+  blt t2, zero, .L33
+  .option rvc
+  c.slli s3, 62
+  .option norvc
+  sd s3, 1200(gp) /* sig 391 */
+  addi t1, s4, -1
+  sd t1, 1208(gp) /* sig 392 */
 .L33:
+  /* 246: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f30, tp
+  li tp, 0xffffffff3f800001
+  fmv.d.x f22, tp
+  fmax.s f26, f30, f22
+  fsd f26, 1216(gp) /* sig 393 */
+  frcsr s2
+  sd s2, 1224(gp) /* sig 394 */
+  /* 247: fp */
+  fdiv.d f27, f0, f7, dyn
+  fsd f27, 1232(gp) /* sig 395 */
+  fsflags s5, zero
+  sd s5, 1240(gp) /* sig 396 */
+  /* 248: loop */
+  li a7, 0x1
+.L34:
+  .option rvc
+  c.li t0, 25
+  .option norvc
+  sd t0, 1248(gp) /* sig 397 */
+  xor a5, s5, a5
+  sd a5, 1256(gp) /* sig 398 */
+  .option rvc
+  c.slli a6, 52
+  .option norvc
+  sd a6, 1264(gp) /* sig 399 */
+  addi a7, a7, -1
+  bne a7, zero, .L34
+  sd a7, 1272(gp) /* sig 400 */
+  /* 249: mem */
+  addi t1, sp, 473
+  lbu t0, -219(t1)
+  sd t0, 1280(gp) /* sig 401 */
+  sub t1, t1, sp
+  /* 250: cAlu */
+  .option rvc
+  c.slli t3, 43
+  .option norvc
+  sd t3, 1288(gp) /* sig 402 */
+  /* 251: fp */
+  li tp, 0xffffffff40200000
+  fmv.d.x f8, tp
+  fcvt.d.s f16, f8
+  fsd f16, 1296(gp) /* sig 403 */
+  fsflags t2, zero
+  sd t2, 1304(gp) /* sig 404 */
+  /* 252: cSp */
+  .option rvc
+  c.addi16sp sp, -304
+  .option norvc
+  ld s5, 456(sp)
+  sd s5, 1312(gp) /* sig 405 */
+  .option rvc
+  c.addi16sp sp, 304
+  .option norvc
+  /* 253: aluI */
+  li s9, 0xffffffffffffff9f
+  andi a5, s9, -1038
+  sd a5, 1320(gp) /* sig 406 */
+  /* 254: jal */
+  jal t3, .L35
+  sll s7, t3, s6
+  sd s7, 1328(gp) /* sig 407 */
+  srliw s2, a1, 16
+  sd s2, 1336(gp) /* sig 408 */
+.L35:
+  auipc tp, 0
+  sub t3, t3, tp
+  sd t3, 1344(gp) /* sig 409 */
+  /* 255: amo */
+  addi a5, sp, 80
+  amomaxu.d s6, t5, (a5)
+  sub a5, a5, sp
+  sd s6, 1352(gp) /* sig 410 */
+  ld s7, 80(sp)
+  sd s7, 1360(gp) /* sig 411 */
+  /* 256: liSeed */
+  li s9, 0x100000000
+  sd s9, 1368(gp) /* sig 412 */
+  /* 257: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f8, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f9, tp
+  fmax.d f31, f8, f9
+  fsd f31, 1376(gp) /* sig 413 */
+  fsflags s5, zero
+  sd s5, 1384(gp) /* sig 414 */
+  /* 258: liSeed */
+  li s4, 0x200001
+  sd s4, 1392(gp) /* sig 415 */
+  /* 259: aluR */
+  sllw s9, a2, t5
+  sd s9, 1400(gp) /* sig 416 */
+  j .L36
+.L29:
+  .option rvc
+  c.srai s0, 1
+  .option norvc
+  sd s0, 808(gp) /* sig 342 */
+  jal tp, .L30
+.L36:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x608ac1901e1e906b
-  .dword 0x7fefffffffffffff
-  .dword 0xffffffffd133b137
-  .dword 0x231f901a0b92157a
-  .dword 0x29290ed73e4ed308
-  .dword 0x22622f970f0083e8
-  .dword 0xffffffff49db836f
-  .dword 0xffffffffffc00000
-  .dword 0x3f7f467c41e32d8f
-  .dword 0xcc73a063d6682658
-  .dword 0xc131febd753dfb28
-  .dword 0x802cbdb182c483e4
-  .dword 0xbdf7d22e71570f1f
-  .dword 0x255dcf05b9dc8d78
-  .dword 0x929d109ae48fbe
-  .dword 0xe72955d
-  .dword 0x393f7de6
-  .dword 0xbdb255180b18a0b8
-  .dword 0x13fc00
-  .dword 0xa088505e0815a997
-  .dword 0xc1e0000000100000
-  .dword 0x4e3614ee7a69e778
-  .dword 0x4db5c4a65fcfc32a
-  .dword 0xffffffff4f7fffff
-  .dword 0x20
+  .dword 0xbd87fc735f5fcbf8
+  .dword 0xfffffffffffffff0
+  .dword 0x7bd15631915cb47b
+  .dword 0x1f
+  .dword 0xffffffffffffffe0
+  .dword 0xbebfa599150065a4
   .dword 0x7ffffffff
-  .dword 0xace2a874d46c38d3
-  .dword 0xffffffffd5e3f7ea
-  .dword 0x412e65503c6d6884
-  .dword 0xfffffffffffffffe
-  .dword 0xffffffff7fffffff
-  .dword 0xffffffff80000000
+  .dword 0x3ff0000000000001
+  .dword 0xffffffff3f7fffff
+  .dword 0xffffffffc0900000
+  .dword 0x329ead5b4056bc7a
+  .dword 0xffffffffff7fffff
+  .dword 0xc012000000000000
+  .dword 0xffffffff7f7fffff
+  .dword 0x100000000
+  .dword 0xc4ced33a8677bb75
+  .dword 0x1fffff
+  .dword 0x2fa77ec2bf251f3
+  .dword 0xa68
+  .dword 0xffffffff4e740f3f
+  .dword 0xffffffffc4bbcf18
+  .dword 0x1
+  .dword 0x5d116e6c2da7d
+  .dword 0x7aa5a8f415544152
+  .dword 0xffffffff007fffff
+  .dword 0x8dda5ccf99e3b28d
+  .dword 0xe9400000000000
+  .dword 0x802ed4375fd7fec7
+  .dword 0x80000001
+  .dword 0x3ea6b17715fdd126
+  .dword 0xc004000000000000
+  .dword 0xc012000000000000
 difftest_sig:
-  .rept 392
+  .rept 417
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,1774 +4,1759 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x5c
-  li t0, 0x7fffffffff
-  li t1, 0xfffffffffffffffe
-  li t2, 0xffff
-  li s0, 0x2
-  li s1, 0x3f
-  li a0, 0x3344c470288ba500
-  li a1, 0xffffffffffa2243e
-  li a2, 0x7592f6bbce00965f
-  li a3, 0x40
-  li a4, 0x3ffffffff
-  li a5, 0x78a77b05513af803
-  li a6, 0x3fffffff
-  li a7, 0x2c8000000000000
+  li ra, 0x62b00000000
+  li t0, 0x8000000000000001
+  li t1, 0x7fffffff
+  li t2, 0x54a84bd
+  li s0, 0x3
+  li s1, 0x7fffffff
+  li a0, 0xffffffff7fffffff
+  li a1, 0x79f000000
+  li a2, 0x200001
+  li a3, 0x3ffffffff
+  li a4, 0x78a77b05513af803
+  li a5, 0x3fffffff
+  li a6, 0x2c8000000000000
+  li a7, 0x2
   li s2, 0x2
-  li s3, 0x2
-  li s4, 0x3
-  li s5, 0x201
-  li s6, 0xffffffffee917768
-  li s7, 0x7d204194
-  li s8, 0xffffffffffffffff
-  li s9, 0xf900000
-  li s10, 0xffff
-  li s11, 0x4fdf49ae552c49a5
-  li t3, 0xffffffff827a77b5
-  li t4, 0xffffffffeef89641
-  li t5, 0x2f2000000
-  li t6, 0x7fffffff
-  li tp, 0x28ea0243fee2bd
+  li s3, 0x3
+  li s4, 0x201
+  li s5, 0xffffffffee917768
+  li s6, 0x7d204194
+  li s7, 0xffffffffffffffff
+  li s8, 0xf900000
+  li s9, 0xffff
+  li s10, 0x4fdf49ae552c49a5
+  li s11, 0xffffffff827a77b5
+  li t3, 0xffffffffeef89641
+  li t4, 0x2f2000000
+  li t5, 0x7fffffff
+  li t6, 0x20
+  li tp, 0xffffffff7fc0dead
   fmv.d.x f0, tp
-  li tp, 0xc22ba69a09426ac5
+  li tp, 0x7ff4000000000000
   fmv.d.x f1, tp
-  li tp, 0x1
+  li tp, 0xffffffff8038d5d7
   fmv.d.x f2, tp
-  li tp, 0xffffffff007ffffe
+  li tp, 0xffffffff01777e17
   fmv.d.x f3, tp
-  li tp, 0x6bdf8a54053e25ee
-  fmv.d.x f4, tp
-  li tp, 0xfff8000000000000
-  fmv.d.x f5, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f6, tp
-  li tp, 0x7ff800000000dead
-  fmv.d.x f7, tp
-  li tp, 0xffffffff007fffff
-  fmv.d.x f8, tp
-  li tp, 0xffffffff85a2c901
-  fmv.d.x f9, tp
-  li tp, 0x3f051ba0251d7a5a
-  fmv.d.x f10, tp
-  li tp, 0xffffffffb1869244
-  fmv.d.x f11, tp
   li tp, 0x7ff0000000000001
-  fmv.d.x f12, tp
+  fmv.d.x f4, tp
+  li tp, 0xffffffff80bda655
+  fmv.d.x f5, tp
+  li tp, 0xffffffff486252c6
+  fmv.d.x f6, tp
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f7, tp
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f8, tp
+  li tp, 0xffffffffdf000000
+  fmv.d.x f9, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f10, tp
   li tp, 0xffffffff7f800000
-  fmv.d.x f13, tp
+  fmv.d.x f11, tp
   li tp, 0xffffffff3dfa16c6
-  fmv.d.x f14, tp
+  fmv.d.x f12, tp
   li tp, 0x8021ae726ef35154
-  fmv.d.x f15, tp
+  fmv.d.x f13, tp
   li tp, 0xffffffff7fc00000
-  fmv.d.x f16, tp
+  fmv.d.x f14, tp
   li tp, 0xf31908c73b8005dc
-  fmv.d.x f17, tp
+  fmv.d.x f15, tp
   li tp, 0x4248701fe3a3ae52
-  fmv.d.x f18, tp
+  fmv.d.x f16, tp
   li tp, 0x3f5a90d00783bbf3
-  fmv.d.x f19, tp
+  fmv.d.x f17, tp
   li tp, 0x7ff8000000000000
-  fmv.d.x f20, tp
+  fmv.d.x f18, tp
   li tp, 0xffffffff7f000000
-  fmv.d.x f21, tp
+  fmv.d.x f19, tp
   li tp, 0xffffffffcaf3414e
-  fmv.d.x f22, tp
+  fmv.d.x f20, tp
   li tp, 0xffffffff868fbabc
-  fmv.d.x f23, tp
+  fmv.d.x f21, tp
   li tp, 0xffffffffffc00000
-  fmv.d.x f24, tp
-  li tp, 0x4008000000000000
-  fmv.d.x f25, tp
-  li tp, 0xffffffff4affffff
-  fmv.d.x f26, tp
-  li tp, 0xffffffffb8dee128
-  fmv.d.x f27, tp
-  li tp, 0x1a56e1fc2f8f359
-  fmv.d.x f28, tp
-  li tp, 0x3ff0000000000000
-  fmv.d.x f29, tp
-  li tp, 0xfddd5beeba6daaaa
-  fmv.d.x f30, tp
-  li tp, 0xffffffff4b800000
-  fmv.d.x f31, tp
-  csrwi frm, 2
-  /* 0: jalr */
-  auipc t5, 0
-  jalr s2, 22(t5)
-  sraiw a0, zero, 16
-  sd a0, 0(gp) /* sig 0 */
-  .option rvc
-  c.srai a4, 12
-  .option norvc
-  sd a4, 8(gp) /* sig 1 */
-  auipc tp, 0
-  sub s2, s2, tp
-  sub t5, t5, tp
-  sd s2, 16(gp) /* sig 2 */
-  sd t5, 24(gp) /* sig 3 */
-  /* 1: fp */
-  li tp, 0xffffffff470f3f2f
   fmv.d.x f22, tp
-  li tp, 0xffffffffef270cc0
+  li tp, 0x4008000000000000
+  fmv.d.x f23, tp
+  li tp, 0xffffffff4affffff
+  fmv.d.x f24, tp
+  li tp, 0xffffffffb8dee128
+  fmv.d.x f25, tp
+  li tp, 0x1a56e1fc2f8f359
+  fmv.d.x f26, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f27, tp
+  li tp, 0xfddd5beeba6daaaa
+  fmv.d.x f28, tp
+  li tp, 0xffffffff4b800000
+  fmv.d.x f29, tp
+  li tp, 0x7fffffffffffffff
   fmv.d.x f30, tp
-  fmin.s f12, f22, f30
-  fsd f12, 32(gp) /* sig 4 */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f31, tp
+  csrwi frm, 3
+  /* 0: mem */
+  addi s8, sp, 120
+  ld zero, 120(s8)
+  sd zero, 0(gp) /* sig 0 */
+  sub s8, s8, sp
+  /* 1: fp */
+  li tp, 0x3ff7f1f88afcd4fd
+  fmv.d.x f12, tp
+  li tp, 0xab0ea85dd088f
+  fmv.d.x f13, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f9, tp
+  fnmsub.d f17, f12, f13, f9, rup
+  fsd f17, 8(gp) /* sig 1 */
   frflags s1
-  sd s1, 40(gp) /* sig 5 */
-  /* 2: loop */
-  li s5, 0x1
-.L0:
+  sd s1, 16(gp) /* sig 2 */
+  /* 2: jal */
+  jal ra, .L0
   .option rvc
   c.add a4, a4
   .option norvc
-  sd a4, 48(gp) /* sig 6 */
-  .option rvc
-  c.srai s1, 2
-  .option norvc
-  sd s1, 56(gp) /* sig 7 */
-  addi s5, s5, -1
-  bne s5, zero, .L0
-  sd s5, 64(gp) /* sig 8 */
-  /* 3: mem */
-  addi a0, sp, -249
-  sw a1, 372(a0)
-  sub a0, a0, sp
-  /* 4: jalr */
-  auipc t4, 0
-  addi t4, t4, 118
-  jalr s5, -99(t4)
-  .option rvc
-  c.slli a1, 50
-  .option norvc
-  sd a1, 72(gp) /* sig 9 */
+  sd a4, 24(gp) /* sig 3 */
+.L0:
   auipc tp, 0
-  sub s5, s5, tp
-  sub t4, t4, tp
-  sd s5, 80(gp) /* sig 10 */
-  sd t4, 88(gp) /* sig 11 */
-  /* 5: jal */
-  jal a5, .L1
-  sltu s3, s11, a5
-  sd s3, 96(gp) /* sig 12 */
+  sub ra, ra, tp
+  sd ra, 32(gp) /* sig 4 */
+  /* 3: amo */
+  li s2, 0x80
+  addi a6, sp, 64
+  amoxor.w s3, s2, (a6)
+  sub a6, a6, sp
+  sd s3, 40(gp) /* sig 5 */
+  /* 4: cBranch */
+  .option rvc
+  c.bnez s0, .L1
+  .option norvc
+  mulhsu a2, s10, t4
+  sd a2, 48(gp) /* sig 6 */
 .L1:
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 104(gp) /* sig 13 */
-  /* 6: fp */
-  li tp, 0x1e5aab3f1040ef
-  fmv.d.x f10, tp
-  li tp, 0x3ffe5aab3f1040ef
-  fmv.d.x f26, tp
-  fdiv.d f31, f10, f26, rdn
-  fsd f31, 112(gp) /* sig 14 */
-  fsflags t0, zero
-  sd t0, 120(gp) /* sig 15 */
-  /* 7: fp */
-  li tp, 0xbe48cd3f7b810962
-  fmv.d.x f11, tp
-  fdiv.d f15, f11, f19, rtz
-  fsd f15, 128(gp) /* sig 16 */
-  fsflags s4, zero
-  sd s4, 136(gp) /* sig 17 */
-  /* 8: branch */
-  bge s4, s3, .L2
-  srai ra, s6, 55
-  sd ra, 144(gp) /* sig 18 */
-  divu s0, t0, s7
-  sd s0, 152(gp) /* sig 19 */
+  /* 5: fp */
+  li tp, 0x41b0c3e1c72013af
+  fmv.d.x f3, tp
+  fsgnjn.d f10, f3, f17
+  fsd f10, 56(gp) /* sig 7 */
+  li t4, 0x1f
+  csrrc ra, fcsr, t4
+  sd ra, 64(gp) /* sig 8 */
+  /* 6: jal */
+  jal s10, .L2
+  srl a2, t5, t1
+  sd a2, 72(gp) /* sig 9 */
 .L2:
-  /* 9: fp */
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f12, tp
-  li tp, 0xffffffffc0400000
-  fmv.d.x f15, tp
-  fsgnj.s f18, f12, f15
-  fsd f18, 160(gp) /* sig 20 */
-  fsflags s2, zero
-  sd s2, 168(gp) /* sig 21 */
-  /* 10: lrsc */
-  addi a1, sp, 48
-  sc.d.aq s2, a6, (a1)
-  sd s2, 176(gp) /* sig 22 */
-  sub a1, a1, sp
-  ld a1, 48(sp)
-  sd a1, 184(gp) /* sig 23 */
-  /* 11: aluR */
-  li s11, 0x123456789abcdef
-  and s9, s11, a6
-  sd s9, 192(gp) /* sig 24 */
-  /* 12: mem */
-  lwu a5, 36(sp)
-  sd a5, 200(gp) /* sig 25 */
-  /* 13: loop */
-  li a2, 0x2
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 80(gp) /* sig 10 */
+  /* 7: cAlu */
+  .option rvc
+  c.li ra, 30
+  .option norvc
+  sd ra, 88(gp) /* sig 11 */
+  /* 8: branch */
+  blt t5, t2, .L3
+  .option rvc
+  c.srli a1, 40
+  .option norvc
+  sd a1, 96(gp) /* sig 12 */
 .L3:
-  ori s1, a4, -1410
-  sd s1, 208(gp) /* sig 26 */
-  slli s9, s0, 37
-  sd s9, 216(gp) /* sig 27 */
-  srli s4, a1, 51
-  sd s4, 224(gp) /* sig 28 */
-  addi a2, a2, -1
-  bne a2, zero, .L3
-  sd a2, 232(gp) /* sig 29 */
-  /* 14: aluI */
-  ori s2, s1, 0
-  sd s2, 240(gp) /* sig 30 */
-  /* 15: cBranch */
-  li a0, 0xffffffff
+  /* 9: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f14, tp
+  fclass.s s2, f14
+  sd s2, 104(gp) /* sig 13 */
+  fsflags t6, zero
+  sd t6, 112(gp) /* sig 14 */
+  /* 10: cAlu */
   .option rvc
-  c.beqz a0, .L4
+  c.and a2, a3
   .option norvc
-  sraiw t3, t6, 0
-  sd t3, 248(gp) /* sig 31 */
+  sd a2, 120(gp) /* sig 15 */
+  /* 11: cSp */
   .option rvc
-  c.and a2, a0
+  c.addi16sp sp, 272
   .option norvc
-  sd a2, 256(gp) /* sig 32 */
+  ld s8, -56(sp)
+  sd s8, 128(gp) /* sig 16 */
+  .option rvc
+  c.addi16sp sp, -272
+  .option norvc
+  /* 12: rand */
+  .2byte 0x2e5a /* random */
+  fsd f28, 136(gp) /* sig 17 */
+  /* 13: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f4, tp
+  li tp, 0xffffffff85791d9c
+  fmv.d.x f6, tp
+  fadd.s f14, f4, f6, rtz
+  fsd f14, 144(gp) /* sig 18 */
+  fsflags t6, zero
+  sd t6, 152(gp) /* sig 19 */
+  /* 14: fmem */
+  fld f25, 101(sp)
+  fsd f25, 160(gp) /* sig 20 */
+  /* 15: cJump */
+  auipc s1, 0
+  addi s1, s1, 18
+  .option rvc
+  c.jalr s1
+  .option norvc
+  rem ra, a4, s8
+  sd ra, 168(gp) /* sig 21 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s1, s1, tp
+  sd ra, 176(gp) /* sig 22 */
+  sd s1, 184(gp) /* sig 23 */
+  /* 16: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f9, tp
+  fsgnj.d f4, f9, f20
+  fsd f4, 192(gp) /* sig 24 */
+  fsflags a3, zero
+  sd a3, 200(gp) /* sig 25 */
+  /* 17: branch */
+  bne s0, s0, .L4
+  .option rvc
+  c.and a3, a0
+  .option norvc
+  sd a3, 208(gp) /* sig 26 */
+  slliw s7, s0, 17
+  sd s7, 216(gp) /* sig 27 */
+  slt a2, s1, s2
+  sd a2, 224(gp) /* sig 28 */
 .L4:
-  /* 16: mem */
-  lhu t3, 140(sp)
-  sd t3, 264(gp) /* sig 33 */
-  /* 17: cBranch */
-  .option rvc
-  c.j .L5
-  .option norvc
-  .option rvc
-  c.srai a3, 1
-  .option norvc
-  sd a3, 272(gp) /* sig 34 */
-  srli t1, s5, 1
-  sd t1, 280(gp) /* sig 35 */
-  addi t3, a0, -1616
-  sd t3, 288(gp) /* sig 36 */
+  /* 18: liSeed */
+  li a1, 0x7fffffff
+  sd a1, 232(gp) /* sig 29 */
+  /* 19: jal */
+  jal s11, .L5
+  srli t6, a5, 60
+  sd t6, 240(gp) /* sig 30 */
+  srl a6, s5, s4
+  sd a6, 248(gp) /* sig 31 */
 .L5:
-  /* 18: aluI */
-  slti t5, s6, 1214
-  sd t5, 296(gp) /* sig 37 */
-  /* 19: cAlu */
-  .option rvc
-  c.srli s1, 53
-  .option norvc
-  sd s1, 304(gp) /* sig 38 */
-  /* 20: cAlu */
+  auipc tp, 0
+  sub s11, s11, tp
+  sd s11, 256(gp) /* sig 32 */
+  /* 20: mem */
+  addi s8, sp, -278
+  sw t2, 426(s8)
+  sub s8, s8, sp
+  /* 21: lrsc */
+  addi ra, sp, 160
+  lr.w.aq a2, (ra)
+  slt t2, t3, zero
+  sc.w s8, t2, (ra)
+  sd a2, 264(gp) /* sig 33 */
+  sd s8, 272(gp) /* sig 34 */
+  sub ra, ra, sp
+  lw s11, 160(sp)
+  sd s11, 280(gp) /* sig 35 */
+  /* 22: rand */
+  .2byte 0x6591 /* random */
+  sd a1, 288(gp) /* sig 36 */
+  .4byte 0xd4774b1b /* random */
+  sd s6, 296(gp) /* sig 37 */
+  /* 23: cAlu */
   .option rvc
   c.lui a7, 0xfffee
   .option norvc
-  sd a7, 312(gp) /* sig 39 */
-  /* 21: cAlu */
+  sd a7, 304(gp) /* sig 38 */
+  /* 24: lrsc */
+  addi s4, sp, 196
+  lr.w a0, (s4)
+  sc.w.aq ra, s11, (s4)
+  sd a0, 312(gp) /* sig 39 */
+  sd ra, 320(gp) /* sig 40 */
+  sc.w.rl ra, zero, (s4)
+  sd ra, 328(gp) /* sig 41 */
+  sub s4, s4, sp
+  lw t4, 196(sp)
+  sd t4, 336(gp) /* sig 42 */
+  /* 25: cSp */
   .option rvc
-  c.addi s9, 5
+  c.addi16sp sp, -288
   .option norvc
-  sd s9, 320(gp) /* sig 40 */
-  /* 22: aluI */
-  li a4, 0xffffffffffffffbc
-  xori s4, a4, -1615
-  sd s4, 328(gp) /* sig 41 */
-  /* 23: cSp */
+  ld t0, 432(sp)
+  sd t0, 344(gp) /* sig 43 */
   .option rvc
-  c.addi4spn a5, sp, 560
+  c.addi16sp sp, 288
   .option norvc
-  sub a5, a5, sp
-  sd a5, 336(gp) /* sig 42 */
-  /* 24: branch */
-  li s4, 0x7fffffffffffffff
-  li t0, 0x7fffffffffffffff
-  bne s4, t0, .L6
-  andi a3, s7, -1857
-  sd a3, 344(gp) /* sig 43 */
-  remuw s1, s7, s9
-  sd s1, 352(gp) /* sig 44 */
+  /* 26: cMem */
+  .option rvc
+  c.swsp t6, 32(sp)
+  .option norvc
+  /* 27: cAlu */
+  .option rvc
+  c.subw a4, a1
+  .option norvc
+  sd a4, 352(gp) /* sig 44 */
+  /* 28: jalr */
+  auipc a4, 0
+  jalr a4, 24(a4)
+  sltiu s0, s1, 0
+  sd s0, 360(gp) /* sig 45 */
+  slli a1, s6, 33
+  sd a1, 368(gp) /* sig 46 */
+  auipc tp, 0
+  sub a4, a4, tp
+  sd a4, 376(gp) /* sig 47 */
+  /* 29: rand */
+  .4byte 0x41841e1b /* random */
+  sd t3, 384(gp) /* sig 48 */
+  /* 30: jal */
+  jal a5, .L6
+  slti s3, zero, -2048
+  sd s3, 392(gp) /* sig 49 */
 .L6:
-  /* 25: aluI */
-  li s5, 0xffffffffffff8000
-  slti s6, s5, -761
-  sd s6, 360(gp) /* sig 45 */
-  /* 26: fp */
-  li tp, 0x3f081c5585471adc
-  fmv.d.x f19, tp
-  fsqrt.d f26, f19, rne
-  fsd f26, 368(gp) /* sig 46 */
-  fsflags s11, zero
-  sd s11, 376(gp) /* sig 47 */
-  /* 27: aluI */
-  addi a0, s2, -2048
-  sd a0, 384(gp) /* sig 48 */
-  /* 28: loop */
-  li t6, 0x1
-.L7:
-  sub s4, s1, t0
-  sd s4, 392(gp) /* sig 49 */
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 400(gp) /* sig 50 */
+  /* 31: cAlu */
   .option rvc
-  c.add t2, a7
+  c.addiw t3, -30
   .option norvc
-  sd t2, 400(gp) /* sig 50 */
-  srl s8, s2, s5
-  sd s8, 408(gp) /* sig 51 */
-  addi t6, t6, -1
-  bne t6, zero, .L7
-  sd t6, 416(gp) /* sig 52 */
-  /* 29: fp */
-  fsgnj.s f4, f28, f19
-  fsd f4, 424(gp) /* sig 53 */
-  fsflags a3, zero
-  sd a3, 432(gp) /* sig 54 */
-  /* 30: cBranch */
-  li a1, 0x40
+  sd t3, 408(gp) /* sig 51 */
+  /* 32: aluR */
+  li s9, 0x7d80000000
+  mul t0, t6, s9
+  sd t0, 416(gp) /* sig 52 */
+  /* 33: cAlu */
   .option rvc
-  c.beqz a1, .L8
+  c.add t4, t2
   .option norvc
-  .option rvc
-  c.srai a3, 24
-  .option norvc
-  sd a3, 440(gp) /* sig 55 */
-  .option rvc
-  c.and a4, s1
-  .option norvc
-  sd a4, 448(gp) /* sig 56 */
-.L8:
-  /* 31: lrsc */
-  addi a7, sp, 64
-  lr.d a0, (a7)
-  sraiw s10, zero, 31
-  sc.d.rl a5, t6, (a7)
-  sd a0, 456(gp) /* sig 57 */
+  sd t4, 424(gp) /* sig 53 */
+  /* 34: fmem */
+  li tp, 0x7f38d31d1a1eefa6
+  fmv.d.x f16, tp
+  fsd f16, 112(sp)
+  /* 35: fp */
+  li a4, 0x40
+  fcvt.s.w f19, a4, rup
+  fsd f19, 432(gp) /* sig 54 */
+  frflags a0
+  sd a0, 440(gp) /* sig 55 */
+  /* 36: fence */
+  fence r, w
+  /* 37: lrsc */
+  addi s7, sp, 236
+  lr.w s4, (s7)
+  sc.w.rl a1, s9, (s7)
+  sd s4, 448(gp) /* sig 56 */
+  sd a1, 456(gp) /* sig 57 */
+  sub s7, s7, sp
+  lw a5, 236(sp)
   sd a5, 464(gp) /* sig 58 */
-  sc.d.aq a5, zero, (a7)
-  sd a5, 472(gp) /* sig 59 */
-  sub a7, a7, sp
-  ld t6, 64(sp)
-  sd t6, 480(gp) /* sig 60 */
-  /* 32: jal */
-  jal t6, .L9
-.L9:
-  auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 488(gp) /* sig 61 */
-  /* 33: cMem */
-  addi a0, sp, 129
-  .option rvc
-  c.lw s0, 60(a0)
-  .option norvc
-  sd s0, 496(gp) /* sig 62 */
+  /* 38: far */
+  jal s10, .L7
+.L8:
+  /* 39: rand */
+  .4byte 0x195b53d3 /* random */
+  sd t2, 488(gp) /* sig 61 */
+  fsd f7, 496(gp) /* sig 62 */
+  frcsr t4
+  sd t4, 504(gp) /* sig 63 */
+  /* 40: fmem */
+  addi s8, sp, 340
+  fld f0, -108(s8)
+  fsd f0, 512(gp) /* sig 64 */
+  sub s8, s8, sp
+  /* 41: fmem */
+  flw f8, 74(sp)
+  fsd f8, 520(gp) /* sig 65 */
+  /* 42: rand */
+  .2byte 0x85ee /* random */
+  sd a1, 528(gp) /* sig 66 */
+  /* 43: mem */
+  addi a0, sp, -226
+  sb t1, 400(a0)
   sub a0, a0, sp
-  /* 34: fp */
-  fcvt.d.l f24, a7, rtz
-  fsd f24, 504(gp) /* sig 63 */
-  fsflags a1, zero
-  sd a1, 512(gp) /* sig 64 */
-  /* 35: luiAuipc */
-  auipc s0, 0x80000
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 520(gp) /* sig 65 */
-  /* 36: cAlu */
+  ld t0, 168(sp)
+  sd t0, 536(gp) /* sig 67 */
+  /* 44: aluR */
+  li a4, 0xffffffff80000000
+  and t3, a2, a4
+  sd t3, 544(gp) /* sig 68 */
+  /* 45: cAlu */
   .option rvc
-  c.mv a5, s11
+  c.addi a0, 31
   .option norvc
-  sd a5, 528(gp) /* sig 66 */
-  /* 37: aluR */
-  li a5, 0x1f
-  li s6, 0x7fffffff
-  subw s1, a5, s6
-  sd s1, 536(gp) /* sig 67 */
-  /* 38: liSeed */
-  li t5, 0xd881da6bdf6718cb
-  sd t5, 544(gp) /* sig 68 */
-  /* 39: jalr */
-  auipc t2, 0
-  jalr s5, 8(t2)
-  auipc tp, 0
-  sub s5, s5, tp
-  sub t2, t2, tp
-  sd s5, 552(gp) /* sig 69 */
-  sd t2, 560(gp) /* sig 70 */
-  /* 40: cAlu */
+  sd a0, 552(gp) /* sig 69 */
+  /* 46: cAlu */
   .option rvc
   c.mv a6, s1
   .option norvc
-  sd a6, 568(gp) /* sig 71 */
-  /* 41: cBranch */
+  sd a6, 560(gp) /* sig 70 */
+  /* 47: cBranch */
   li a2, 0x80000001
   .option rvc
-  c.j .L10
+  c.j .L9
   .option norvc
   addi t0, s6, 2006
-  sd t0, 576(gp) /* sig 72 */
-.L10:
-  /* 42: cAlu */
+  sd t0, 568(gp) /* sig 71 */
+.L9:
+  /* 48: amo */
+  addi s6, sp, 88
+  amoand.d.aqrl a0, t5, (s6)
+  sub s6, s6, sp
+  sd a0, 576(gp) /* sig 72 */
+  ld s9, 88(sp)
+  sd s9, 584(gp) /* sig 73 */
+  /* 49: fp */
+  li tp, 0xffffffffbffe9902
+  fmv.d.x f4, tp
+  li tp, 0xffffffff7f00b47c
+  fmv.d.x f6, tp
+  fmul.s f31, f4, f6, rtz
+  fsd f31, 592(gp) /* sig 74 */
+  li a7, 0x1f
+  csrrc s11, fcsr, a7
+  sd s11, 600(gp) /* sig 75 */
+  /* 50: cSp */
   .option rvc
-  c.mv a5, t6
+  c.addi4spn a0, sp, 840
   .option norvc
-  sd a5, 584(gp) /* sig 73 */
-  /* 43: jalr */
-  auipc s6, 0
-  addi s6, s6, -8
-  jalr s11, 20(s6)
-  auipc tp, 0
-  sub s11, s11, tp
-  sub s6, s6, tp
-  sd s11, 592(gp) /* sig 74 */
-  sd s6, 600(gp) /* sig 75 */
-  /* 44: lrsc */
-  addi t6, sp, 248
-  lr.d.aqrl s3, (t6)
-  sc.d zero, s1, (t6)
-  sd s3, 608(gp) /* sig 76 */
-  sd zero, 616(gp) /* sig 77 */
-  sub t6, t6, sp
-  ld a3, 248(sp)
-  sd a3, 624(gp) /* sig 78 */
-  /* 45: fp */
-  feq.s a1, f26, f5
-  sd a1, 632(gp) /* sig 79 */
-  frflags t4
-  sd t4, 640(gp) /* sig 80 */
-  /* 46: mem */
-  sw s5, 132(sp)
-  /* 47: fp */
-  li tp, 0xffffffff433aae1f
-  fmv.d.x f15, tp
-  fmadd.s f5, f29, f15, f1, rup
-  fsd f5, 648(gp) /* sig 81 */
-  fsflags t5, zero
-  sd t5, 656(gp) /* sig 82 */
-  /* 48: fp */
-  li tp, 0xbf58fff8c5ca42da
-  fmv.d.x f10, tp
-  flt.d t3, f19, f10
-  sd t3, 664(gp) /* sig 83 */
-  fsflags s2, zero
-  sd s2, 672(gp) /* sig 84 */
-  /* 49: mem */
+  sub a0, a0, sp
+  sd a0, 608(gp) /* sig 76 */
+  /* 51: lrsc */
+  addi s11, sp, 40
+  lr.w.rl t4, (s11)
+  srli t5, s0, 1
+  srlw s4, a6, zero
+  sc.w s3, a6, (s11)
+  sd t4, 616(gp) /* sig 77 */
+  sd s3, 624(gp) /* sig 78 */
+  sub s11, s11, sp
+  lw t0, 40(sp)
+  sd t0, 632(gp) /* sig 79 */
+  /* 52: cAlu */
+  .option rvc
+  c.mv s6, t5
+  .option norvc
+  sd s6, 640(gp) /* sig 80 */
+  /* 53: branch */
+  bgeu s4, s8, .L10
+  .option rvc
+  c.add a3, s7
+  .option norvc
+  sd a3, 648(gp) /* sig 81 */
+  slti s9, t3, -198
+  sd s9, 656(gp) /* sig 82 */
+.L10:
+  /* 54: mem */
   ld zero, 192(sp)
-  sd zero, 680(gp) /* sig 85 */
-  /* 50: aluR */
+  sd zero, 664(gp) /* sig 83 */
+  /* 55: aluR */
   li s11, 0x80000000
   rem s4, s11, zero
-  sd s4, 688(gp) /* sig 86 */
-  /* 51: cAlu */
+  sd s4, 672(gp) /* sig 84 */
+  /* 56: amo */
+  li s11, 0x20
+  addi a7, sp, 8
+  amoswap.w.aqrl a5, s11, (a7)
+  sub a7, a7, sp
+  sd a5, 680(gp) /* sig 85 */
+  /* 57: cAlu */
   .option rvc
-  c.lui ra, 0xfffe1
+  c.lui a3, 0xffffd
   .option norvc
-  sd ra, 696(gp) /* sig 87 */
-  /* 52: mem */
-  addi s10, sp, 274
-  lhu a1, -66(s10)
-  sd a1, 704(gp) /* sig 88 */
-  sub s10, s10, sp
-  /* 53: aluI */
-  andi s10, s4, -550
-  sd s10, 712(gp) /* sig 89 */
-  /* 54: luiAuipc */
-  auipc a2, 0xfffff
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 720(gp) /* sig 90 */
-  /* 55: cAlu */
-  .option rvc
-  c.add t0, s0
-  .option norvc
-  sd t0, 728(gp) /* sig 91 */
-  /* 56: aluR */
-  xor a4, a2, s2
-  sd a4, 736(gp) /* sig 92 */
-  /* 57: mem */
-  lb t1, 100(sp)
-  sd t1, 744(gp) /* sig 93 */
-  /* 58: cMem */
-  addi a3, sp, 104
-  .option rvc
-  c.sd a2, 56(a3)
-  .option norvc
-  sub a3, a3, sp
-  /* 59: luiAuipc */
-  lui s5, 0xddfc2
-  sd s5, 752(gp) /* sig 94 */
-  /* 60: fp */
-  fadd.s f3, f14, f28, rne
-  fsd f3, 760(gp) /* sig 95 */
-  fsflags a6, zero
-  sd a6, 768(gp) /* sig 96 */
+  sd a3, 688(gp) /* sig 86 */
+  /* 58: fp */
+  li tp, 0xffffffff0da24260
+  fmv.d.x f24, tp
+  li tp, 0xffffffff3fc00000
+  fmv.d.x f2, tp
+  fmadd.s f11, f24, f20, f2, rmm
+  fsd f11, 696(gp) /* sig 87 */
+  fsflags s2, zero
+  sd s2, 704(gp) /* sig 88 */
+  /* 59: far */
+  beq t1, a6, .L11
+.L12:
+  /* 60: liSeed */
+  li s5, 0xaaaaaaaaaaaaaaaa
+  sd s5, 720(gp) /* sig 90 */
   /* 61: mem */
-  lbu a3, 58(sp)
-  sd a3, 776(gp) /* sig 97 */
-  /* 62: cAlu */
-  .option rvc
-  c.li s9, 29
-  .option norvc
-  sd s9, 784(gp) /* sig 98 */
-  /* 63: loop */
-  li a5, 0x2
-.L11:
-  remw s3, s10, a0
-  sd s3, 792(gp) /* sig 99 */
-  srai t1, s11, 23
+  sw zero, 36(sp)
+  /* 62: fp */
+  li tp, 0xffffffffc0400000
+  fmv.d.x f14, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f10, tp
+  fadd.s f27, f14, f10, rdn
+  fsd f27, 728(gp) /* sig 91 */
+  li t3, 0x1f
+  csrrc a2, fcsr, t3
+  sd a2, 736(gp) /* sig 92 */
+  /* 63: fp */
+  li s11, 0x20
+  fcvt.d.wu f7, s11
+  fsd f7, 744(gp) /* sig 93 */
+  fsflags t5, zero
+  sd t5, 752(gp) /* sig 94 */
+  /* 64: liSeed */
+  li t4, 0x41ca58a52011bd9d
+  sd t4, 760(gp) /* sig 95 */
+  /* 65: fmem */
+  fsd f11, 248(sp)
+  /* 66: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f10, tp
+  fclass.s s6, f10
+  sd s6, 768(gp) /* sig 96 */
+  fsflags s0, zero
+  sd s0, 776(gp) /* sig 97 */
+  /* 67: branch */
+  bltu s8, s10, .L13
+  slti t5, s8, -1556
+  sd t5, 784(gp) /* sig 98 */
+  addi a0, t6, -315
+  sd a0, 792(gp) /* sig 99 */
+  addw t1, t4, a4
   sd t1, 800(gp) /* sig 100 */
+.L13:
+  /* 68: fp */
+  li a7, 0xffffffffffffff9f
+  fcvt.d.w f30, a7
+  fsd f30, 808(gp) /* sig 101 */
+  csrrci a2, fflags, 0x1f
+  sd a2, 816(gp) /* sig 102 */
+  /* 69: fp */
+  fsub.s f19, f14, f22
+  fsd f19, 824(gp) /* sig 103 */
+  frcsr t0
+  sd t0, 832(gp) /* sig 104 */
+  /* 70: cBranch */
+  .option rvc
+  c.bnez s1, .L14
+  .option norvc
+  divw a1, t6, s2
+  sd a1, 840(gp) /* sig 105 */
+.L14:
+  /* 71: cSp */
+  .option rvc
+  c.addi4spn s1, sp, 788
+  .option norvc
+  sub s1, s1, sp
+  sd s1, 848(gp) /* sig 106 */
+  /* 72: amo */
+  li t6, 0x10000000
+  addi t5, sp, 224
+  amomax.d.aqrl s9, t6, (t5)
+  sub t5, t5, sp
+  sd s9, 856(gp) /* sig 107 */
+  /* 73: aluR */
+  mulhsu s7, a7, t4
+  sd s7, 864(gp) /* sig 108 */
+  /* 74: aluR */
+  li a1, 0xf270000000000
+  mulw a6, a1, s3
+  sd a6, 872(gp) /* sig 109 */
+  /* 75: cJump */
+  auipc s0, 0
+  addi s0, s0, 24
+  .option rvc
+  c.jalr s0
+  .option norvc
+  .option rvc
+  c.mv a6, s1
+  .option norvc
+  sd a6, 880(gp) /* sig 110 */
+  divw a3, t1, a2
+  sd a3, 888(gp) /* sig 111 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s0, s0, tp
+  sd ra, 896(gp) /* sig 112 */
+  sd s0, 904(gp) /* sig 113 */
+  /* 76: fp */
+  li tp, 0x800007c5707e973b
+  fmv.d.x f12, tp
+  li tp, 0xc01750517bc5b1b7
+  fmv.d.x f23, tp
+  fdiv.d f20, f12, f23, rne
+  fsd f20, 912(gp) /* sig 114 */
+  fsflags s5, zero
+  sd s5, 920(gp) /* sig 115 */
+  /* 77: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f8, tp
+  fadd.d f18, f8, f18, rne
+  fsd f18, 928(gp) /* sig 116 */
+  fsflags a1, zero
+  sd a1, 936(gp) /* sig 117 */
+  /* 78: rand */
+  .4byte 0xba99ad33 /* random */
+  sd s10, 944(gp) /* sig 118 */
+  .4byte 0x40ce5e3b /* random */
+  sd t3, 952(gp) /* sig 119 */
+  /* 79: aluI */
+  li a0, 0xdd900
+  srai a7, a0, 37
+  sd a7, 960(gp) /* sig 120 */
+  /* 80: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f7, tp
+  fmax.s f29, f7, f24
+  fsd f29, 968(gp) /* sig 121 */
+  fsflags s6, zero
+  sd s6, 976(gp) /* sig 122 */
+  /* 81: liSeed */
+  li s10, 0x2d
+  sd s10, 984(gp) /* sig 123 */
+  /* 82: fmem */
+  fsw f26, 48(sp)
+  /* 83: cAlu */
+  .option rvc
+  c.addiw s2, 26
+  .option norvc
+  sd s2, 992(gp) /* sig 124 */
+  /* 84: aluR */
+  mulw t5, a2, a4
+  sd t5, 1000(gp) /* sig 125 */
+  /* 85: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f30, tp
+  fsqrt.d f15, f30, rtz
+  fsd f15, 1008(gp) /* sig 126 */
+  fsflags t1, zero
+  sd t1, 1016(gp) /* sig 127 */
+  /* 86: cAlu */
+  .option rvc
+  c.mv s3, ra
+  .option norvc
+  sd s3, 1024(gp) /* sig 128 */
+  /* 87: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f6, tp
+  fcvt.s.d f23, f6, dyn
+  fsd f23, 1032(gp) /* sig 129 */
+  fsflags s4, zero
+  sd s4, 1040(gp) /* sig 130 */
+  /* 88: cMem */
+  .option rvc
+  c.sdsp t0, 104(sp)
+  .option norvc
+  /* 89: branch */
+  bne s2, s11, .L15
+  xori s3, s0, 1
+  sd s3, 1048(gp) /* sig 131 */
+  andi t0, s6, 612
+  sd t0, 1056(gp) /* sig 132 */
+.L15:
+  /* 90: jal */
+  jal t1, .L16
+  srliw s10, ra, 31
+  sd s10, 1064(gp) /* sig 133 */
+  .option rvc
+  c.slli t1, 20
+  .option norvc
+  sd t1, 1072(gp) /* sig 134 */
+.L16:
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 1080(gp) /* sig 135 */
+  /* 91: fp */
+  li tp, 0xffffffffbfd97803
+  fmv.d.x f16, tp
+  li tp, 0xffffffff4292568e
+  fmv.d.x f14, tp
+  li tp, 0xffffffff42f89ff0
+  fmv.d.x f15, tp
+  fnmsub.s f20, f16, f14, f15, dyn
+  fsd f20, 1088(gp) /* sig 136 */
+  fsflags t0, zero
+  sd t0, 1096(gp) /* sig 137 */
+  /* 92: cMem */
+  .option rvc
+  c.swsp t2, 192(sp)
+  .option norvc
+  /* 93: aluR */
+  li t6, 0x2000000000000
+  divw s0, t6, a0
+  sd s0, 1104(gp) /* sig 138 */
+  /* 94: cMem */
+  addi a1, sp, 27
+  .option rvc
+  c.lw a1, 40(a1)
+  .option norvc
+  sd a1, 1112(gp) /* sig 139 */
+  /* 95: aluR */
+  li s11, 0x80000000
+  li a2, 0xffffffff
+  div t1, s11, a2
+  sd t1, 1120(gp) /* sig 140 */
+  /* 96: cSp */
+  .option rvc
+  c.addi16sp sp, 16
+  .option norvc
+  ld a1, 0(sp)
+  sd a1, 1128(gp) /* sig 141 */
+  .option rvc
+  c.addi16sp sp, -16
+  .option norvc
+  /* 97: mem */
+  lhu s9, 248(sp)
+  sd s9, 1136(gp) /* sig 142 */
+  /* 98: liSeed */
+  li s3, 0x123456789abcdef
+  sd s3, 1144(gp) /* sig 143 */
+  /* 99: jal */
+  jal a7, .L17
+  .option rvc
+  c.li ra, 20
+  .option norvc
+  sd ra, 1152(gp) /* sig 144 */
+.L17:
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a7, 1160(gp) /* sig 145 */
+  j .L18
+.L7:
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 472(gp) /* sig 59 */
+  remu a1, t0, s3
+  sd a1, 480(gp) /* sig 60 */
+  beq zero, zero, .L8
+.L11:
+  slli s2, a1, 42
+  sd s2, 712(gp) /* sig 89 */
+  bge zero, zero, .L12
+.L18:
+  /* 100: mem */
+  addi s7, sp, 58
+  sw s11, 106(s7)
+  sub s7, s7, sp
+  /* 101: cSp */
+  .option rvc
+  c.addi16sp sp, -176
+  .option norvc
+  ld s7, 192(sp)
+  sd s7, 1168(gp) /* sig 146 */
+  .option rvc
+  c.addi16sp sp, 176
+  .option norvc
+  /* 102: lrsc */
+  addi s2, sp, 152
+  lr.w.aq a6, (s2)
+  srai s7, s0, 41
+  slti a4, t6, -1103
+  sc.w s6, a6, (s2)
+  sd a6, 1176(gp) /* sig 147 */
+  sd s6, 1184(gp) /* sig 148 */
+  sub s2, s2, sp
+  lw a1, 152(sp)
+  sd a1, 1192(gp) /* sig 149 */
+  /* 103: aluI */
+  srliw t6, s1, 0
+  sd t6, 1200(gp) /* sig 150 */
+  /* 104: cBranch */
+  li a0, 0x1ff
+  .option rvc
+  c.beqz a0, .L19
+  .option norvc
+  sltu t3, s4, s6
+  sd t3, 1208(gp) /* sig 151 */
+.L19:
+  /* 105: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f16, tp
+  li tp, 0xffffffff3fc00000
+  fmv.d.x f26, tp
+  fmul.s f23, f16, f26, rup
+  fsd f23, 1216(gp) /* sig 152 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 1224(gp) /* sig 153 */
+  /* 106: aluI */
+  sltiu a4, s2, 245
+  sd a4, 1232(gp) /* sig 154 */
+  /* 107: cAlu */
+  .option rvc
+  c.add t1, a1
+  .option norvc
+  sd t1, 1240(gp) /* sig 155 */
+  /* 108: cAlu */
+  .option rvc
+  c.or a4, s0
+  .option norvc
+  sd a4, 1248(gp) /* sig 156 */
+  /* 109: cAlu */
+  .option rvc
+  c.andi a1, 8
+  .option norvc
+  sd a1, 1256(gp) /* sig 157 */
+  /* 110: fp */
+  li tp, 0xffffffffd3b0c8d1
+  fmv.d.x f1, tp
+  li tp, 0xffffffffb6ca2af0
+  fmv.d.x f15, tp
+  fdiv.s f9, f1, f15, rmm
+  fsd f9, 1264(gp) /* sig 158 */
+  fsflags s10, zero
+  sd s10, 1272(gp) /* sig 159 */
+  /* 111: fmem */
+  fld f11, 160(sp)
+  fsd f11, 1280(gp) /* sig 160 */
+  /* 112: far */
+  jal t0, .L20
+.L21:
+  /* 113: aluR */
+  mulhsu a7, zero, a7
+  sd a7, 1320(gp) /* sig 165 */
+  /* 114: fp */
+  li tp, 0x3ff820002b2c6754
+  fmv.d.x f26, tp
+  li tp, 0x7fe5390922f93f5d
+  fmv.d.x f9, tp
+  fmul.d f17, f26, f9, rtz
+  fsd f17, 1328(gp) /* sig 166 */
+  fsflags s9, zero
+  sd s9, 1336(gp) /* sig 167 */
+  /* 115: cAlu */
+  .option rvc
+  c.mv s2, s5
+  .option norvc
+  sd s2, 1344(gp) /* sig 168 */
+  /* 116: aluI */
+  ori a5, s0, -561
+  sd a5, 1352(gp) /* sig 169 */
+  /* 117: branch */
+  bgeu t5, a0, .L22
+  slt a0, s6, s9
+  sd a0, 1360(gp) /* sig 170 */
+.L22:
+  /* 118: cAlu */
+  .option rvc
+  c.addiw s10, -29
+  .option norvc
+  sd s10, 1368(gp) /* sig 171 */
+  /* 119: branch */
+  beq s1, s1, .L23
+  addw a7, ra, a5
+  sd a7, 1376(gp) /* sig 172 */
+  slli s6, t3, 1
+  sd s6, 1384(gp) /* sig 173 */
+.L23:
+  /* 120: fp */
+  li tp, 0xffffffff3ce7d66b
+  fmv.d.x f28, tp
+  fcvt.wu.s a7, f28, rmm
+  sd a7, 1392(gp) /* sig 174 */
+  fsflags a1, zero
+  sd a1, 1400(gp) /* sig 175 */
+  /* 121: jalr */
+  auipc t1, 0
+  jalr t1, 9(t1)
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 1408(gp) /* sig 176 */
+  /* 122: cBranch */
+  .option rvc
+  c.beqz a5, .L24
+  .option norvc
+  .option rvc
+  c.add a1, s3
+  .option norvc
+  sd a1, 1416(gp) /* sig 177 */
+.L24:
+  /* 123: fp */
+  li tp, 0xffffffffbb29f46b
+  fmv.d.x f3, tp
+  fsgnjx.s f21, f3, f30
+  fsd f21, 1424(gp) /* sig 178 */
+  fsflags a4, zero
+  sd a4, 1432(gp) /* sig 179 */
+  /* 124: cAlu */
+  .option rvc
+  c.addiw ra, -19
+  .option norvc
+  sd ra, 1440(gp) /* sig 180 */
+  /* 125: rand */
+  .2byte 0xc84e /* random */
+  .4byte 0x4054d713 /* random */
+  sd a4, 1448(gp) /* sig 181 */
+  /* 126: fp */
+  li t5, 0x61
+  fcvt.s.l f19, t5, rmm
+  fsd f19, 1456(gp) /* sig 182 */
+  fsflags t1, zero
+  sd t1, 1464(gp) /* sig 183 */
+  /* 127: cMem */
+  addi a0, sp, 62
+  .option rvc
+  c.fld f9, 56(a0)
+  .option norvc
+  fsd f9, 1472(gp) /* sig 184 */
+  sub a0, a0, sp
+  /* 128: jal */
+  jal a5, .L25
+.L25:
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 1480(gp) /* sig 185 */
+  /* 129: cAlu */
+  .option rvc
+  c.slli s9, 42
+  .option norvc
+  sd s9, 1488(gp) /* sig 186 */
+  /* 130: cMem */
+  addi a0, sp, 28
+  .option rvc
+  c.sw a4, 80(a0)
+  .option norvc
+  sub a0, a0, sp
+  /* 131: luiAuipc */
+  auipc a5, 0x80000
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 1496(gp) /* sig 187 */
+  /* 132: aluI */
+  slti a7, a5, 2047
+  sd a7, 1504(gp) /* sig 188 */
+  /* 133: cBranch */
+  .option rvc
+  c.bnez s1, .L26
+  .option norvc
+  sltiu a1, a7, -2048
+  sd a1, 1512(gp) /* sig 189 */
+  .option rvc
+  c.slli s7, 34
+  .option norvc
+  sd s7, 1520(gp) /* sig 190 */
+.L26:
+  /* 134: lrsc */
+  addi a6, sp, 228
+  sc.w.aqrl t0, ra, (a6)
+  sd t0, 1528(gp) /* sig 191 */
+  sub a6, a6, sp
+  lw t3, 228(sp)
+  sd t3, 1536(gp) /* sig 192 */
+  /* 135: aluR */
+  div ra, a7, s3
+  sd ra, 1544(gp) /* sig 193 */
+  /* 136: loop */
+  li a5, 0x1
+.L27:
+  srai t3, t4, 63
+  sd t3, 1552(gp) /* sig 194 */
   .option rvc
   c.addi a5, -1
   .option norvc
   .option rvc
-  c.bnez a5, .L11
+  c.bnez a5, .L27
   .option norvc
-  sd a5, 808(gp) /* sig 101 */
-  /* 64: cAlu */
+  sd a5, 1560(gp) /* sig 195 */
+  /* 137: cMem */
   .option rvc
-  c.add a7, a1
+  c.ldsp t3, 160(sp)
   .option norvc
-  sd a7, 816(gp) /* sig 102 */
-  /* 65: aluI */
-  ori t6, t1, -437
-  sd t6, 824(gp) /* sig 103 */
-  /* 66: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f21, tp
-  fclass.s a4, f21
-  sd a4, 832(gp) /* sig 104 */
-  fsflags s0, zero
-  sd s0, 840(gp) /* sig 105 */
-  /* 67: aluR */
-  srl t5, s6, s5
-  sd t5, 848(gp) /* sig 106 */
-  /* 68: jalr */
-  auipc s8, 0
-  addi s8, s8, -152
-  jalr t1, 172(s8)
-  slli t0, s0, 10
-  sd t0, 856(gp) /* sig 107 */
-  auipc tp, 0
-  sub t1, t1, tp
-  sub s8, s8, tp
-  sd t1, 864(gp) /* sig 108 */
-  sd s8, 872(gp) /* sig 109 */
-  /* 69: amo */
-  addi t1, sp, 40
-  amomin.d.aq ra, s9, (t1)
-  sub t1, t1, sp
-  sd ra, 880(gp) /* sig 110 */
-  ld a7, 40(sp)
-  sd a7, 888(gp) /* sig 111 */
-  /* 70: aluI */
-  srliw t3, ra, 1
-  sd t3, 896(gp) /* sig 112 */
-  /* 71: cAlu */
+  sd t3, 1568(gp) /* sig 196 */
+  /* 138: cBranch */
+  li a1, 0x0
   .option rvc
-  c.srli a1, 43
-  .option norvc
-  sd a1, 904(gp) /* sig 113 */
-  /* 72: cAlu */
-  .option rvc
-  c.mv t0, s4
-  .option norvc
-  sd t0, 912(gp) /* sig 114 */
-  /* 73: aluR */
-  li t2, 0xffffffffffffffff
-  li t6, 0xffffffff
-  div s1, t2, t6
-  sd s1, 920(gp) /* sig 115 */
-  /* 74: cMem */
-  addi a4, sp, 33
-  .option rvc
-  c.sd a5, 96(a4)
-  .option norvc
-  sub a4, a4, sp
-  /* 75: fp */
-  fdiv.d f24, f6, f14, rne
-  fsd f24, 928(gp) /* sig 116 */
-  frflags s5
-  sd s5, 936(gp) /* sig 117 */
-  /* 76: mem */
-  li t6, 0x1ffffffffffff
-  addi s3, sp, 267
-  sd t6, -91(s3)
-  sub s3, s3, sp
-  /* 77: aluR */
-  li s9, 0xffffffffffffffff
-  li a3, 0x0
-  divuw s0, s9, a3
-  sd s0, 944(gp) /* sig 118 */
-  /* 78: fp */
-  li tp, 0xffffffff7bc3b423
-  fmv.d.x f26, tp
-  fsub.s f2, f26, f4, rmm
-  fsd f2, 952(gp) /* sig 119 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 960(gp) /* sig 120 */
-  /* 79: fp */
-  li tp, 0x3d89e7bd465bd031
-  fmv.d.x f25, tp
-  fsgnj.d f7, f19, f25
-  fsd f7, 968(gp) /* sig 121 */
-  fsflags a7, zero
-  sd a7, 976(gp) /* sig 122 */
-  /* 80: branch */
-  bge a5, a5, .L12
-  srli t3, a3, 56
-  sd t3, 984(gp) /* sig 123 */
-  slti t6, t1, 1
-  sd t6, 992(gp) /* sig 124 */
-  sltiu t5, t0, 1779
-  sd t5, 1000(gp) /* sig 125 */
-.L12:
-  /* 81: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 940
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 1008(gp) /* sig 126 */
-  /* 82: smc */
-  /* patches in sltiu a1, a1, -897 (then imm + 1, ...) */
-  li s10, 0xc7f5b593
-  li s1, 0x3
-.L13:
-  auipc a7, 0
-  sw s10, 12(a7)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s10, s10, tp
-  addi s1, s1, -1
-  bne s1, zero, .L13
-  auipc tp, 0
-  sub a7, a7, tp
-  sd a1, 1016(gp) /* sig 127 */
-  sd a7, 1024(gp) /* sig 128 */
-  /* 83: fp */
-  li tp, 0xffffffff7735937f
-  fmv.d.x f23, tp
-  fmul.s f14, f25, f23, rtz
-  fsd f14, 1032(gp) /* sig 129 */
-  li ra, 0x1f
-  csrrc s2, fcsr, ra
-  sd s2, 1040(gp) /* sig 130 */
-  /* 84: fp */
-  fclass.d s3, f30
-  sd s3, 1048(gp) /* sig 131 */
-  csrrci s10, fflags, 0x1f
-  sd s10, 1056(gp) /* sig 132 */
-  /* 85: luiAuipc */
-  lui s1, 0xfffff
-  sd s1, 1064(gp) /* sig 133 */
-  /* 86: jal */
-  jal t1, .L14
-.L14:
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 1072(gp) /* sig 134 */
-  /* 87: cSp */
-  .option rvc
-  c.addi4spn a2, sp, 28
-  .option norvc
-  sub a2, a2, sp
-  sd a2, 1080(gp) /* sig 135 */
-  /* 88: fp */
-  li tp, 0xbfe0000000000000
-  fmv.d.x f1, tp
-  fcvt.s.d f23, f1
-  fsd f23, 1088(gp) /* sig 136 */
-  fsflags a4, zero
-  sd a4, 1096(gp) /* sig 137 */
-  /* 89: jalr */
-  auipc a2, 0
-  jalr zero, 9(a2)
-  auipc tp, 0
-  sub a2, a2, tp
-  sd zero, 1104(gp) /* sig 138 */
-  sd a2, 1112(gp) /* sig 139 */
-  /* 90: loop */
-  li t4, 0x3
-.L15:
-  .option rvc
-  c.add a3, a3
-  .option norvc
-  sd a3, 1120(gp) /* sig 140 */
-  sltu s5, s2, t1
-  sd s5, 1128(gp) /* sig 141 */
-  addi t4, t4, -1
-  blt zero, t4, .L15
-  sd t4, 1136(gp) /* sig 142 */
-  /* 91: cAlu */
-  .option rvc
-  c.srai s0, 25
-  .option norvc
-  sd s0, 1144(gp) /* sig 143 */
-  /* 92: amo */
-  addi s9, sp, 16
-  amoxor.d.rl t6, zero, (s9)
-  sub s9, s9, sp
-  sd t6, 1152(gp) /* sig 144 */
-  /* 93: fp */
-  li tp, 0xffffffff7b8f0d3d
-  fmv.d.x f2, tp
-  fclass.s a2, f2
-  sd a2, 1160(gp) /* sig 145 */
-  fsflags a7, zero
-  sd a7, 1168(gp) /* sig 146 */
-  /* 94: smc */
-  /* patches in andi a1, a4, -1456 (then imm + 1, ...) */
-  li a6, 0xa5077593
-  li a0, 0x2
-.L16:
-  auipc a5, 0
-  sw a6, 12(a5)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a6, a6, tp
-  addi a0, a0, -1
-  bne a0, zero, .L16
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a1, 1176(gp) /* sig 147 */
-  sd a5, 1184(gp) /* sig 148 */
-  /* 95: aluR */
-  li a0, 0x40000000001
-  or t2, a0, a0
-  sd t2, 1192(gp) /* sig 149 */
-  /* 96: branch */
-  bgeu a4, zero, .L17
-  srliw s4, s2, 8
-  sd s4, 1200(gp) /* sig 150 */
-  srli zero, a6, 32
-  sd zero, 1208(gp) /* sig 151 */
-  .option rvc
-  c.slli a4, 6
-  .option norvc
-  sd a4, 1216(gp) /* sig 152 */
-.L17:
-  /* 97: branch */
-  blt t1, t0, .L18
-  sraiw t0, s2, 1
-  sd t0, 1224(gp) /* sig 153 */
-  srai s4, t3, 0
-  sd s4, 1232(gp) /* sig 154 */
-.L18:
-  /* 98: aluR */
-  li s7, 0x40
-  mul a6, t4, s7
-  sd a6, 1240(gp) /* sig 155 */
-  /* 99: mem */
-  addi s7, sp, 58
-  sw s11, 106(s7)
-  sub s7, s7, sp
-  /* 100: cMem */
-  addi a3, sp, 160
-  .option rvc
-  c.sw s0, 88(a3)
-  .option norvc
-  sub a3, a3, sp
-  /* 101: cAlu */
-  .option rvc
-  c.andi s1, -4
-  .option norvc
-  sd s1, 1248(gp) /* sig 156 */
-  /* 102: mem */
-  addi a2, sp, -129
-  ld t3, 281(a2)
-  sd t3, 1256(gp) /* sig 157 */
-  sub a2, a2, sp
-  /* 103: cAlu */
-  .option rvc
-  c.subw a4, a3
-  .option norvc
-  sd a4, 1264(gp) /* sig 158 */
-  /* 104: cMem */
-  addi s1, sp, 56
-  .option rvc
-  c.fld f9, 80(s1)
-  .option norvc
-  fsd f9, 1272(gp) /* sig 159 */
-  sub s1, s1, sp
-  /* 105: jal */
-  jal a1, .L19
-.L19:
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 1280(gp) /* sig 160 */
-  /* 106: fp */
-  li tp, 0x801a6b6b4c85c2da
-  fmv.d.x f15, tp
-  li tp, 0xbffa6b6b4c85c2da
-  fmv.d.x f28, tp
-  fsqrt.d f27, f15, rne
-  fsd f27, 1288(gp) /* sig 161 */
-  fsflags a2, zero
-  sd a2, 1296(gp) /* sig 162 */
-  /* 107: luiAuipc */
-  lui s4, 0x80000
-  sd s4, 1304(gp) /* sig 163 */
-  /* 108: fp */
-  li s5, 0x80000000
-  fcvt.s.w f30, s5, rup
-  fsd f30, 1312(gp) /* sig 164 */
-  fsflags s11, zero
-  sd s11, 1320(gp) /* sig 165 */
-  /* 109: aluR */
-  li a5, 0x4aa39fec
-  xor t2, a5, ra
-  sd t2, 1328(gp) /* sig 166 */
-  /* 110: cMem */
-  addi a0, sp, 226
-  .option rvc
-  c.lw a3, 12(a0)
-  .option norvc
-  sd a3, 1336(gp) /* sig 167 */
-  sub a0, a0, sp
-  /* 111: cAlu */
-  .option rvc
-  c.add a6, ra
-  .option norvc
-  sd a6, 1344(gp) /* sig 168 */
-  /* 112: cAlu */
-  .option rvc
-  c.andi a1, 8
-  .option norvc
-  sd a1, 1352(gp) /* sig 169 */
-  /* 113: fp */
-  li tp, 0xffffffffc0900000
-  fmv.d.x f25, tp
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f16, tp
-  fmul.s f9, f25, f16, rmm
-  fsd f9, 1360(gp) /* sig 170 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 1368(gp) /* sig 171 */
-  /* 114: fp */
-  li tp, 0x4170000010000000
-  fmv.d.x f11, tp
-  fsgnj.s f3, f7, f11
-  fsd f3, 1376(gp) /* sig 172 */
-  frflags s1
-  sd s1, 1384(gp) /* sig 173 */
-  /* 115: aluR */
-  sraw t0, t5, a2
-  sd t0, 1392(gp) /* sig 174 */
-  /* 116: fcsr */
-  li a7, 0x19
-  csrrc a4, frm, a7
-  sd a4, 1400(gp) /* sig 175 */
-  /* 117: aluR */
-  mulhsu a7, zero, a7
-  sd a7, 1408(gp) /* sig 176 */
-  /* 118: fp */
-  li tp, 0xbff5bb6b65282000
-  fmv.d.x f18, tp
-  li tp, 0x3ff5bb6b65281fff
-  fmv.d.x f26, tp
-  fsub.d f17, f18, f26, rup
-  fsd f17, 1416(gp) /* sig 177 */
-  frflags a6
-  sd a6, 1424(gp) /* sig 178 */
-  /* 119: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f5, tp
-  li tp, 0xffffffff7f000000
-  fmv.d.x f27, tp
-  fmul.s f19, f5, f27, rdn
-  fsd f19, 1432(gp) /* sig 179 */
-  fsflags a0, zero
-  sd a0, 1440(gp) /* sig 180 */
-  /* 120: aluI */
-  srai s6, t2, 13
-  sd s6, 1448(gp) /* sig 181 */
-  /* 121: cSp */
-  .option rvc
-  c.addi16sp sp, 304
-  .option norvc
-  ld t4, -248(sp)
-  sd t4, 1456(gp) /* sig 182 */
-  .option rvc
-  c.addi16sp sp, -304
-  .option norvc
-  /* 122: liSeed */
-  li s7, 0xffffffff80000000
-  sd s7, 1464(gp) /* sig 183 */
-  /* 123: aluR */
-  li a5, 0x1bec00000000
-  addw a7, ra, a5
-  sd a7, 1472(gp) /* sig 184 */
-  /* 124: cAlu */
-  .option rvc
-  c.addi a7, 21
-  .option norvc
-  sd a7, 1480(gp) /* sig 185 */
-  /* 125: cAlu */
-  .option rvc
-  c.mv s6, a2
-  .option norvc
-  sd s6, 1488(gp) /* sig 186 */
-  /* 126: fp */
-  li tp, 0x8017d66b73590503
-  fmv.d.x f17, tp
-  li tp, 0xbff7d66b73590503
-  fmv.d.x f23, tp
-  fdiv.d f15, f17, f23
-  fsd f15, 1496(gp) /* sig 187 */
-  fsflags t1, zero
-  sd t1, 1504(gp) /* sig 188 */
-  /* 127: jal */
-  jal zero, .L20
-.L20:
-  sd zero, 1512(gp) /* sig 189 */
-  /* 128: fp */
-  fle.s zero, f24, f17
-  sd zero, 1520(gp) /* sig 190 */
-  fsflags s6, zero
-  sd s6, 1528(gp) /* sig 191 */
-  /* 129: cAlu */
-  .option rvc
-  c.add t2, t1
-  .option norvc
-  sd t2, 1536(gp) /* sig 192 */
-  /* 130: cAlu */
-  .option rvc
-  c.slli s11, 29
-  .option norvc
-  sd s11, 1544(gp) /* sig 193 */
-  /* 131: branch */
-  bgeu a4, a4, .L21
-  remw s7, ra, a7
-  sd s7, 1552(gp) /* sig 194 */
-.L21:
-  /* 132: aluR */
-  sra s7, t4, t3
-  sd s7, 1560(gp) /* sig 195 */
-  /* 133: cJump */
-  auipc a3, 0
-  addi a3, a3, 16
-  .option rvc
-  c.jr a3
+  c.bnez a1, .L28
   .option norvc
   .option rvc
-  c.mv t5, t1
+  c.subw a3, a2
   .option norvc
-  sd t5, 1568(gp) /* sig 196 */
-  auipc tp, 0
-  sub a3, a3, tp
   sd a3, 1576(gp) /* sig 197 */
-  /* 134: branch */
-  li s11, 0x424b78063b8e89db
-  li s7, 0x44a0b3d6a6049f09
-  blt s11, s7, .L22
-  andi s9, a0, 937
-  sd s9, 1584(gp) /* sig 198 */
-  rem s9, t0, a2
-  sd s9, 1592(gp) /* sig 199 */
-  divu a0, s7, a6
-  sd a0, 1600(gp) /* sig 200 */
-.L22:
-  /* 135: mem */
-  addi a6, sp, 129
-  lbu s6, 34(a6)
-  sd s6, 1608(gp) /* sig 201 */
-  sub a6, a6, sp
-  /* 136: cAlu */
-  .option rvc
-  c.addiw s0, -15
-  .option norvc
-  sd s0, 1616(gp) /* sig 202 */
-  /* 137: fmem */
-  addi a4, sp, 514
-  flw f16, -338(a4)
-  fsd f16, 1624(gp) /* sig 203 */
-  sub a4, a4, sp
-  /* 138: branch */
-  bne ra, t0, .L23
-  addiw a7, ra, 217
-  sd a7, 1632(gp) /* sig 204 */
-  andi t4, zero, 2047
-  sd t4, 1640(gp) /* sig 205 */
-  srl s9, a7, a2
-  sd s9, 1648(gp) /* sig 206 */
-.L23:
-  /* 139: aluR */
-  mulh s6, s2, s10
-  sd s6, 1656(gp) /* sig 207 */
-  /* 140: mem */
-  lh s5, 52(sp)
-  sd s5, 1664(gp) /* sig 208 */
-  /* 141: lrsc */
-  addi s7, sp, 184
-  lr.d t4, (s7)
-  sltiu a7, s10, -430
-  sllw s9, s3, s5
-  sc.d.aq zero, a1, (s7)
-  sd t4, 1672(gp) /* sig 209 */
-  sd zero, 1680(gp) /* sig 210 */
-  sc.d.aq zero, zero, (s7)
-  sd zero, 1688(gp) /* sig 211 */
-  sub s7, s7, sp
-  ld zero, 184(sp)
-  sd zero, 1696(gp) /* sig 212 */
-  /* 142: cJump */
-  auipc t1, 0
-  addi t1, t1, 16
-  .option rvc
-  c.jr t1
-  .option norvc
-  .option rvc
-  c.slli s11, 63
-  .option norvc
-  sd s11, 1704(gp) /* sig 213 */
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 1712(gp) /* sig 214 */
-  /* 143: fp */
-  li tp, 0xffffffff4b800001
-  fmv.d.x f25, tp
-  fsub.s f9, f31, f25, rne
-  fsd f9, 1720(gp) /* sig 215 */
-  li s5, 0x1f
-  csrrc t3, fcsr, s5
-  sd t3, 1728(gp) /* sig 216 */
-  /* 144: fence */
-  fence
-  /* 145: mem */
-  addi t2, sp, 334
-  ld t4, -94(t2)
-  sd t4, 1736(gp) /* sig 217 */
-  sub t2, t2, sp
-  /* 146: lrsc */
-  addi a6, sp, 80
-  lr.d.aqrl s4, (a6)
-  sraw ra, a1, s6
-  sc.d.aq s2, s0, (a6)
-  sd s4, 1744(gp) /* sig 218 */
-  sd s2, 1752(gp) /* sig 219 */
-  sub a6, a6, sp
-  ld a6, 80(sp)
-  sd a6, 1760(gp) /* sig 220 */
-  /* 147: fp */
-  fsqrt.s f10, f18, dyn
-  fsd f10, 1768(gp) /* sig 221 */
-  frflags s10
-  sd s10, 1776(gp) /* sig 222 */
-  /* 148: lrsc */
-  addi s11, sp, 8
-  lr.d.aqrl zero, (s11)
-  sc.d.aq s2, s6, (s11)
-  sd zero, 1784(gp) /* sig 223 */
-  sd s2, 1792(gp) /* sig 224 */
-  sc.d s2, zero, (s11)
-  sd s2, 1800(gp) /* sig 225 */
-  sub s11, s11, sp
-  ld zero, 8(sp)
-  sd zero, 1808(gp) /* sig 226 */
-  /* 149: aluR */
-  addw s0, s7, a7
-  sd s0, 1816(gp) /* sig 227 */
-  /* 150: aluR */
-  sub s2, a0, s4
-  sd s2, 1824(gp) /* sig 228 */
-  /* 151: branch */
-  blt t4, s2, .L24
-  .option rvc
-  c.mv a0, ra
-  .option norvc
-  sd a0, 1832(gp) /* sig 229 */
-.L24:
-  /* 152: cAlu */
-  .option rvc
-  c.add s0, t6
-  .option norvc
-  sd s0, 1840(gp) /* sig 230 */
-  /* 153: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 356
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 1848(gp) /* sig 231 */
-  /* 154: cAlu */
-  .option rvc
-  c.andi a1, 5
-  .option norvc
-  sd a1, 1856(gp) /* sig 232 */
-  /* 155: mem */
-  li t6, 0x0
-  addi s10, sp, -160
-  sb t6, 169(s10)
-  sub s10, s10, sp
-  /* 156: mem */
-  addi a2, sp, 198
-  lhu s5, -60(a2)
-  sd s5, 1864(gp) /* sig 233 */
-  sub a2, a2, sp
-  /* 157: aluR */
-  li a7, 0x1
-  srl a0, a7, a7
-  sd a0, 1872(gp) /* sig 234 */
-  /* 158: smc */
-  /* patches in addi s7, a4, 1143 (then imm + 1, ...) */
-  li s9, 0x47770b93
-  li a0, 0x3
-.L25:
-  auipc t4, 0
-  sw s9, 12(t4)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s9, s9, tp
-  addi a0, a0, -1
-  bne a0, zero, .L25
-  auipc tp, 0
-  sub t4, t4, tp
-  sd s7, 1880(gp) /* sig 235 */
-  sd t4, 1888(gp) /* sig 236 */
-  /* 159: cAlu */
-  .option rvc
-  c.addiw t0, 4
-  .option norvc
-  sd t0, 1896(gp) /* sig 237 */
-  /* 160: cMem */
-  .option rvc
-  c.ldsp s6, 240(sp)
-  .option norvc
-  sd s6, 1904(gp) /* sig 238 */
-  /* 161: cMem */
-  addi a4, sp, 41
-  .option rvc
-  c.fsd f13, 152(a4)
-  .option norvc
-  sub a4, a4, sp
-  /* 162: loop */
-  li s2, 0x2
-.L26:
-  addw s3, s5, a4
-  sd s3, 1912(gp) /* sig 239 */
-  .option rvc
-  c.srai a4, 43
-  .option norvc
-  sd a4, 1920(gp) /* sig 240 */
-  mulw s4, t1, t4
-  sd s4, 1928(gp) /* sig 241 */
-  addi s2, s2, -1
-  blt zero, s2, .L26
-  sd s2, 1936(gp) /* sig 242 */
-  addi gp, gp, 1944
-  /* 163: aluR */
-  li s6, 0x80000000
-  li s11, 0xffffffff
-  divu s5, s6, s11
-  sd s5, 0(gp) /* sig 243 */
-  /* 164: fp */
-  li a4, 0x7947f7333ead20f8
-  fcvt.s.l f19, a4, rne
-  fsd f19, 8(gp) /* sig 244 */
-  fsflags t1, zero
-  sd t1, 16(gp) /* sig 245 */
-  /* 165: aluR */
-  xor ra, t0, t2
-  sd ra, 24(gp) /* sig 246 */
-  /* 166: mem */
-  addi s1, sp, 580
-  sd a1, -396(s1)
-  sub s1, s1, sp
-  /* 167: mem */
-  addi a2, sp, 270
-  sd a4, -246(a2)
-  sub a2, a2, sp
-  ld zero, 24(sp)
-  sd zero, 32(gp) /* sig 247 */
-  /* 168: mem */
-  sw a5, 240(sp)
-  ld a1, 240(sp)
-  sd a1, 40(gp) /* sig 248 */
-  /* 169: mem */
-  sd s1, 18(sp)
-  /* 170: mem */
-  addi a4, sp, -270
-  ld t6, 326(a4)
-  sd t6, 48(gp) /* sig 249 */
-  sub a4, a4, sp
-  /* 171: fp */
-  li tp, 0x4249696709499257
-  fmv.d.x f9, tp
-  li tp, 0x3ddf9e86b635e18b
-  fmv.d.x f4, tp
-  fmin.d f25, f9, f4
-  fsd f25, 56(gp) /* sig 250 */
-  fsflags t3, zero
-  sd t3, 64(gp) /* sig 251 */
-  /* 172: fmem */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f12, tp
-  fsw f12, 244(sp)
-  /* 173: fp */
-  li tp, 0xffffffffb6e6b0ee
-  fmv.d.x f27, tp
-  fcvt.d.s f13, f27
-  fsd f13, 72(gp) /* sig 252 */
-  fsflags a5, zero
-  sd a5, 80(gp) /* sig 253 */
-  /* 174: jal */
-  jal s5, .L27
-  srliw s1, s8, 19
-  sd s1, 88(gp) /* sig 254 */
-  .option rvc
-  c.addw s0, a5
-  .option norvc
-  sd s0, 96(gp) /* sig 255 */
-.L27:
-  auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 104(gp) /* sig 256 */
-  /* 175: aluI */
-  slti zero, s5, -2048
-  sd zero, 112(gp) /* sig 257 */
-  /* 176: jal */
-  jal s2, .L28
 .L28:
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 120(gp) /* sig 258 */
-  /* 177: jal */
-  jal zero, .L29
-  addw s0, t1, ra
-  sd s0, 128(gp) /* sig 259 */
+  /* 139: fp */
+  fadd.s f8, f28, f26
+  fsd f8, 1584(gp) /* sig 198 */
+  li a5, 0x1f
+  csrrc s0, fcsr, a5
+  sd s0, 1592(gp) /* sig 199 */
+  /* 140: aluR */
+  li s4, 0x8000000000000000
+  li s7, 0x100000000
+  divw s10, s4, s7
+  sd s10, 1600(gp) /* sig 200 */
+  /* 141: mem */
+  sh t3, 254(sp)
+  /* 142: rand */
+  .4byte 0xfc2f6b3 /* random */
+  sd a3, 1608(gp) /* sig 201 */
+  .4byte 0xdf46de9b /* random */
+  sd t4, 1616(gp) /* sig 202 */
+  /* 143: cAlu */
+  .option rvc
+  c.add t1, a7
+  .option norvc
+  sd t1, 1624(gp) /* sig 203 */
+  /* 144: aluI */
+  slli t2, a2, 63
+  sd t2, 1632(gp) /* sig 204 */
+  /* 145: fp */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f29, tp
+  fsgnjn.s f10, f29, f26
+  fsd f10, 1640(gp) /* sig 205 */
+  li t6, 0x1f
+  csrrc a2, fcsr, t6
+  sd a2, 1648(gp) /* sig 206 */
+  /* 146: loop */
+  li s11, 0x3
 .L29:
-  sd zero, 136(gp) /* sig 260 */
-  /* 178: jal */
-  jal t1, .L30
+  or a2, t3, t4
+  sd a2, 1656(gp) /* sig 207 */
+  mulh s8, s0, s9
+  sd s8, 1664(gp) /* sig 208 */
+  addi s11, s11, -1
+  bltu zero, s11, .L29
+  sd s11, 1672(gp) /* sig 209 */
+  /* 147: aluR */
+  mulw s2, zero, s6
+  sd s2, 1680(gp) /* sig 210 */
+  /* 148: rand */
+  .4byte 0x1a43833 /* random */
+  sd a6, 1688(gp) /* sig 211 */
+  /* 149: lrsc */
+  addi t3, sp, 120
+  lr.d.rl a3, (t3)
+  andi s1, s5, 1365
+  sc.d.aq s2, t0, (t3)
+  sd a3, 1696(gp) /* sig 212 */
+  sd s2, 1704(gp) /* sig 213 */
+  sub t3, t3, sp
+  ld t1, 120(sp)
+  sd t1, 1712(gp) /* sig 214 */
+  /* 150: rand */
+  .2byte 0x8590 /* random */
+  .2byte 0xc6c6 /* random */
+  .4byte 0x8308f34b /* random */
+  sd t1, 1720(gp) /* sig 215 */
+  fsd f6, 1728(gp) /* sig 216 */
+  fsflags t4, zero
+  sd t4, 1736(gp) /* sig 217 */
+  /* 151: branch */
+  beq t6, t6, .L30
   .option rvc
-  c.or a5, a5
+  c.addi a6, -2
   .option norvc
-  sd a5, 144(gp) /* sig 261 */
-  sltiu zero, ra, 1778
-  sd zero, 152(gp) /* sig 262 */
+  sd a6, 1744(gp) /* sig 218 */
+  slli t1, a4, 19
+  sd t1, 1752(gp) /* sig 219 */
+  addi s2, zero, -7
+  sd s2, 1760(gp) /* sig 220 */
 .L30:
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 160(gp) /* sig 263 */
-  /* 179: luiAuipc */
-  lui s10, 0x1
-  sd s10, 168(gp) /* sig 264 */
-  /* 180: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f15, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f24, tp
-  fmax.d f2, f15, f24
-  fsd f2, 176(gp) /* sig 265 */
-  fsflags a0, zero
-  sd a0, 184(gp) /* sig 266 */
-  /* 181: cSp */
-  .option rvc
-  c.addi4spn a3, sp, 32
-  .option norvc
-  sub a3, a3, sp
-  sd a3, 192(gp) /* sig 267 */
-  /* 182: jalr */
-  auipc a2, 0
-  addi a2, a2, -44
-  jalr zero, 56(a2)
+  /* 152: jal */
+  jal a2, .L31
+.L31:
   auipc tp, 0
   sub a2, a2, tp
-  sd zero, 200(gp) /* sig 268 */
-  sd a2, 208(gp) /* sig 269 */
-  /* 183: jalr */
-  auipc a7, 0
-  jalr a1, 24(a7)
-  srai t5, t6, 35
-  sd t5, 216(gp) /* sig 270 */
-  ori a1, t0, -2048
-  sd a1, 224(gp) /* sig 271 */
-  auipc tp, 0
-  sub a1, a1, tp
-  sub a7, a7, tp
-  sd a1, 232(gp) /* sig 272 */
-  sd a7, 240(gp) /* sig 273 */
-  /* 184: fp */
-  li tp, 0x617c737475940820
-  fmv.d.x f22, tp
-  fclass.d t4, f22
-  sd t4, 248(gp) /* sig 274 */
-  fsflags s9, zero
-  sd s9, 256(gp) /* sig 275 */
-  /* 185: aluR */
-  li s11, 0xffffffffffff8000
-  divw a4, a2, s11
-  sd a4, 264(gp) /* sig 276 */
-  /* 186: liSeed */
-  li s3, 0x20
-  sd s3, 272(gp) /* sig 277 */
-  /* 187: branch */
-  beq s8, ra, .L31
-  mul t1, s10, t1
-  sd t1, 280(gp) /* sig 278 */
-  sub s5, a7, t5
-  sd s5, 288(gp) /* sig 279 */
-.L31:
-  /* 188: mem */
-  lh ra, 114(sp)
-  sd ra, 296(gp) /* sig 280 */
-  /* 189: cMem */
-  addi s1, sp, 24
+  sd a2, 1768(gp) /* sig 221 */
+  /* 153: jal */
+  jal zero, .L32
   .option rvc
-  c.sd a4, 112(s1)
+  c.mv a1, s9
   .option norvc
-  sub s1, s1, sp
-  /* 190: aluR */
-  li a2, 0x1
-  add t0, a2, a4
-  sd t0, 304(gp) /* sig 281 */
-  /* 191: loop */
-  li s6, 0x1
+  sd a1, 1776(gp) /* sig 222 */
 .L32:
-  remw t4, s7, t1
-  sd t4, 312(gp) /* sig 282 */
-  slli s3, a7, 32
-  sd s3, 320(gp) /* sig 283 */
-  addi s6, s6, -1
-  blt zero, s6, .L32
-  sd s6, 328(gp) /* sig 284 */
-  /* 192: fence */
-  fence r, w
-  /* 193: cAlu */
+  sd zero, 1784(gp) /* sig 223 */
+  /* 154: rand */
+  .2byte 0xaab2 /* random */
+  .2byte 0x9384 /* random */
+  /* 155: fmem */
+  li tp, 0xffffffffcea00e61
+  fmv.d.x f21, tp
+  fsw f21, 244(sp)
+  /* 156: cAlu */
   .option rvc
-  c.lui a4, 0xfffee
+  c.slli s2, 24
   .option norvc
-  sd a4, 336(gp) /* sig 285 */
-  /* 194: aluI */
-  slti t0, zero, -2048
-  sd t0, 344(gp) /* sig 286 */
-  /* 195: jalr */
-  auipc a6, 0
-  addi a6, a6, -60
-  jalr s9, 72(a6)
-  auipc tp, 0
-  sub s9, s9, tp
-  sub a6, a6, tp
-  sd s9, 352(gp) /* sig 287 */
-  sd a6, 360(gp) /* sig 288 */
-  /* 196: mem */
-  addi a5, sp, 268
-  sb t1, -170(a5)
-  sub a5, a5, sp
-  /* 197: fmem */
-  fsd f16, 200(sp)
-  /* 198: luiAuipc */
-  auipc t0, 0x625e2
-  auipc tp, 0
-  sub t0, t0, tp
-  sd t0, 368(gp) /* sig 289 */
-  /* 199: cAlu */
+  sd s2, 1792(gp) /* sig 224 */
+  /* 157: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f29, tp
+  flt.d a4, f29, f1
+  sd a4, 1800(gp) /* sig 225 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 1808(gp) /* sig 226 */
+  /* 158: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f22, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f9, tp
+  fsgnjx.s f18, f22, f9
+  fsd f18, 1816(gp) /* sig 227 */
+  frflags s3
+  sd s3, 1824(gp) /* sig 228 */
+  /* 159: aluI */
+  addi s4, s5, 338
+  sd s4, 1832(gp) /* sig 229 */
+  /* 160: cAlu */
   .option rvc
-  c.andi s1, -15
+  c.mv s6, s8
   .option norvc
-  sd s1, 376(gp) /* sig 290 */
-  /* 200: lrsc */
-  addi a0, sp, 160
-  lr.d.rl t2, (a0)
-  sc.d.aq a1, a6, (a0)
-  sd t2, 384(gp) /* sig 291 */
-  sd a1, 392(gp) /* sig 292 */
-  sc.d.aq a1, zero, (a0)
-  sd a1, 400(gp) /* sig 293 */
-  sub a0, a0, sp
-  ld a3, 160(sp)
-  sd a3, 408(gp) /* sig 294 */
-  /* 201: cAlu */
+  sd s6, 1840(gp) /* sig 230 */
+  /* 161: far */
+  beq a3, a3, .L33
+.L34:
+  /* 162: amo */
+  addi a7, sp, 192
+  amoadd.d.aqrl s9, zero, (a7)
+  sub a7, a7, sp
+  sd s9, 1864(gp) /* sig 233 */
+  ld a4, 192(sp)
+  sd a4, 1872(gp) /* sig 234 */
+  /* 163: mem */
+  sh zero, 96(sp)
+  /* 164: cMem */
+  .option rvc
+  c.ldsp t4, 104(sp)
+  .option norvc
+  sd t4, 1880(gp) /* sig 235 */
+  /* 165: branch */
+  beq a1, t4, .L35
+  remw t1, s10, s5
+  sd t1, 1888(gp) /* sig 236 */
+  .option rvc
+  c.srai s1, 9
+  .option norvc
+  sd s1, 1896(gp) /* sig 237 */
+  .option rvc
+  c.mv a4, ra
+  .option norvc
+  sd a4, 1904(gp) /* sig 238 */
+.L35:
+  /* 166: rand */
+  .4byte 0x3dd1e33 /* random */
+  sd t3, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 167: cJump */
+  auipc ra, 0
+  addi ra, ra, 10
+  .option rvc
+  c.jalr ra
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 0(gp) /* sig 240 */
+  /* 168: cMem */
+  .option rvc
+  c.sdsp s7, 240(sp)
+  .option norvc
+  /* 169: fp */
+  flt.d a4, f9, f9
+  sd a4, 8(gp) /* sig 241 */
+  fsflags a3, zero
+  sd a3, 16(gp) /* sig 242 */
+  /* 170: fp */
+  li tp, 0xfffffffff149f2ca
+  fmv.d.x f20, tp
+  fcvt.d.s f13, f20
+  fsd f13, 24(gp) /* sig 243 */
+  fsflags t1, zero
+  sd t1, 32(gp) /* sig 244 */
+  /* 171: fmem */
+  fld f27, 160(sp)
+  fsd f27, 40(gp) /* sig 245 */
+  /* 172: fp */
+  li s6, 0xffffffffffffff
+  fmv.d.x f6, s6
+  fsd f6, 48(gp) /* sig 246 */
+  frflags t1
+  sd t1, 56(gp) /* sig 247 */
+  /* 173: aluR */
+  li a2, 0xfffffffffffffffe
+  mulhsu s2, a2, a3
+  sd s2, 64(gp) /* sig 248 */
+  /* 174: branch */
+  blt t1, t1, .L36
+  srl a7, s9, s6
+  sd a7, 72(gp) /* sig 249 */
+.L36:
+  /* 175: rand */
+  .2byte 0x18 /* random */
+  .4byte 0xd2a30953 /* random */
+  sd s2, 80(gp) /* sig 250 */
+  fsd f18, 88(gp) /* sig 251 */
+  fsflags a5, zero
+  sd a5, 96(gp) /* sig 252 */
+  /* 176: mem */
+  li s9, 0x100000000
+  sh s9, 80(sp)
+  /* 177: cAlu */
+  .option rvc
+  c.sub a3, a0
+  .option norvc
+  sd a3, 104(gp) /* sig 253 */
+  /* 178: jal */
+  jal zero, .L37
+  addi a4, zero, -1
+  sd a4, 112(gp) /* sig 254 */
+  slt t5, a3, t6
+  sd t5, 120(gp) /* sig 255 */
+.L37:
+  sd zero, 128(gp) /* sig 256 */
+  /* 179: fp */
+  li tp, 0x41effffffff00000
+  fmv.d.x f8, tp
+  li tp, 0xffffffffbb556a9d
+  fmv.d.x f27, tp
+  feq.d s4, f8, f27
+  sd s4, 136(gp) /* sig 257 */
+  fsflags t3, zero
+  sd t3, 144(gp) /* sig 258 */
+  /* 180: mem */
+  addi s4, sp, 37
+  sh a2, 183(s4)
+  sub s4, s4, sp
+  /* 181: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f24, tp
+  fcvt.wu.d s3, f24, dyn
+  sd s3, 152(gp) /* sig 259 */
+  li ra, 0x1f
+  csrrc s8, fcsr, ra
+  sd s8, 160(gp) /* sig 260 */
+  /* 182: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f2, tp
+  feq.s s0, f2, f2
+  sd s0, 168(gp) /* sig 261 */
+  li a7, 0x1f
+  csrrc t0, fcsr, a7
+  sd t0, 176(gp) /* sig 262 */
+  /* 183: mem */
+  sb a2, 119(sp)
+  ld zero, 112(sp)
+  sd zero, 184(gp) /* sig 263 */
+  /* 184: aluR */
+  li a3, 0x3
+  li a1, 0x3
+  mul s10, a3, a1
+  sd s10, 192(gp) /* sig 264 */
+  /* 185: far */
+  bgeu a0, a0, .L38
+.L39:
+  /* 186: cAlu */
+  .option rvc
+  c.sub a3, a4
+  .option norvc
+  sd a3, 208(gp) /* sig 266 */
+  /* 187: fcsr */
+  csrrsi s5, frm, 19
+  sd s5, 216(gp) /* sig 267 */
+  /* 188: fp */
+  li tp, 0xffffffffbfc0a846
+  fmv.d.x f19, tp
+  li tp, 0xffffffff00550acb
+  fmv.d.x f3, tp
+  fmul.s f11, f19, f3, rup
+  fsd f11, 224(gp) /* sig 268 */
+  fsflags a3, zero
+  sd a3, 232(gp) /* sig 269 */
+  /* 189: rand */
+  .4byte 0x5ba463c7 /* random */
+  sd t2, 240(gp) /* sig 270 */
+  fsd f7, 248(gp) /* sig 271 */
+  frflags a6
+  sd a6, 256(gp) /* sig 272 */
+  .2byte 0x9a52 /* random */
+  sd s4, 264(gp) /* sig 273 */
+  .2byte 0x60be /* random */
+  sd ra, 272(gp) /* sig 274 */
+  /* 190: cAlu */
+  .option rvc
+  c.srai a2, 21
+  .option norvc
+  sd a2, 280(gp) /* sig 275 */
+  /* 191: fmem */
+  addi t2, sp, -139
+  flw f30, 183(t2)
+  fsd f30, 288(gp) /* sig 276 */
+  sub t2, t2, sp
+  /* 192: fcsr */
+  li t2, 0xc9
+  csrrw s6, frm, t2
+  sd s6, 296(gp) /* sig 277 */
+  /* 193: rand */
+  .4byte 0x714cbcb3 /* random */
+  sd s9, 304(gp) /* sig 278 */
+  .2byte 0x2699 /* random */
+  sd a3, 312(gp) /* sig 279 */
+  /* 194: cAlu */
   .option rvc
   c.lui a2, 0xffff9
   .option norvc
-  sd a2, 416(gp) /* sig 295 */
-  /* 202: cAlu */
+  sd a2, 320(gp) /* sig 280 */
+  /* 195: amo */
+  li t6, 0x604800
+  addi s10, sp, 144
+  amoand.d.aq t2, t6, (s10)
+  sub s10, s10, sp
+  sd t2, 328(gp) /* sig 281 */
+  /* 196: rand */
+  .4byte 0xf24327d3 /* random */
+  sd a5, 336(gp) /* sig 282 */
+  fsd f15, 344(gp) /* sig 283 */
+  frcsr a7
+  sd a7, 352(gp) /* sig 284 */
+  .2byte 0xf82 /* random */
+  sd t6, 360(gp) /* sig 285 */
+  /* 197: fp */
+  fmv.w.x f8, s8
+  fsd f8, 368(gp) /* sig 286 */
+  li s0, 0x1f
+  csrrc a3, fcsr, s0
+  sd a3, 376(gp) /* sig 287 */
+  /* 198: aluR */
+  subw a2, a4, zero
+  sd a2, 384(gp) /* sig 288 */
+  /* 199: cSp */
   .option rvc
-  c.add a4, a5
+  c.addi16sp sp, -144
   .option norvc
-  sd a4, 424(gp) /* sig 296 */
-  /* 203: cSp */
+  ld zero, 232(sp)
+  sd zero, 392(gp) /* sig 289 */
   .option rvc
-  c.addi4spn a2, sp, 124
+  c.addi16sp sp, 144
   .option norvc
-  sub a2, a2, sp
-  sd a2, 432(gp) /* sig 297 */
-  /* 204: aluI */
-  li t1, 0x2000000000000000
-  addi s5, t1, 1828
-  sd s5, 440(gp) /* sig 298 */
-  /* 205: cAlu */
-  .option rvc
-  c.add a0, s9
-  .option norvc
-  sd a0, 448(gp) /* sig 299 */
-  /* 206: mem */
-  li t1, 0x1ca0000
-  addi t0, sp, 324
-  sh t1, -268(t0)
-  sub t0, t0, sp
-  ld a5, 56(sp)
-  sd a5, 456(gp) /* sig 300 */
-  /* 207: jalr */
-  auipc t4, 0
-  jalr t4, 8(t4)
+  j .L40
+.L20:
   auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 464(gp) /* sig 301 */
-  /* 208: aluR */
-  li a0, 0xffffffff7fffffff
-  sra t5, s8, a0
-  sd t5, 472(gp) /* sig 302 */
-  /* 209: loop */
-  li s6, 0x1
+  sub t0, t0, tp
+  sd t0, 1288(gp) /* sig 161 */
+  mulhu s9, zero, s4
+  sd s9, 1296(gp) /* sig 162 */
+  mulhu s4, zero, a1
+  sd s4, 1304(gp) /* sig 163 */
+  slti a0, t3, 479
+  sd a0, 1312(gp) /* sig 164 */
+  beq zero, zero, .L21
 .L33:
-  slliw a4, ra, 5
-  sd a4, 480(gp) /* sig 303 */
-  addi a0, a1, 1097
-  sd a0, 488(gp) /* sig 304 */
-  addi s6, s6, -1
-  blt zero, s6, .L33
-  sd s6, 496(gp) /* sig 305 */
-  /* 210: cMem */
-  addi a1, sp, 24
+  xor ra, t0, t2
+  sd ra, 1848(gp) /* sig 231 */
+  remw a0, s10, t1
+  sd a0, 1856(gp) /* sig 232 */
+  beq zero, zero, .L34
+.L38:
   .option rvc
-  c.ld a0, 160(a1)
+  c.li s4, -31
   .option norvc
-  sd a0, 504(gp) /* sig 306 */
-  sub a1, a1, sp
-  /* 211: cAlu */
+  sd s4, 200(gp) /* sig 265 */
+  jal tp, .L39
+.L40:
+  /* 200: loop */
+  li s2, 0x2
+.L41:
+  mulhu s11, s11, a6
+  sd s11, 400(gp) /* sig 290 */
   .option rvc
-  c.lui s9, 0x17
+  c.addi s4, -25
   .option norvc
-  sd s9, 512(gp) /* sig 307 */
-  /* 212: fmem */
-  fld f3, 48(sp)
-  fsd f3, 520(gp) /* sig 308 */
-  /* 213: fmem */
-  flw f24, 114(sp)
-  fsd f24, 528(gp) /* sig 309 */
-  /* 214: liSeed */
-  li s2, 0xffffffffffffffa6
-  sd s2, 536(gp) /* sig 310 */
-  /* 215: mem */
-  lh t5, 122(sp)
-  sd t5, 544(gp) /* sig 311 */
+  sd s4, 408(gp) /* sig 291 */
+  remuw s4, t0, s9
+  sd s4, 416(gp) /* sig 292 */
+  addi s2, s2, -1
+  blt zero, s2, .L41
+  sd s2, 424(gp) /* sig 293 */
+  /* 201: cMem */
+  addi a3, sp, 73
+  .option rvc
+  c.sd s0, 24(a3)
+  .option norvc
+  sub a3, a3, sp
+  /* 202: fp */
+  li tp, 0x0
+  fmv.d.x f3, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f16, tp
+  fle.d a0, f3, f16
+  sd a0, 432(gp) /* sig 294 */
+  frcsr a6
+  sd a6, 440(gp) /* sig 295 */
+  /* 203: jalr */
+  auipc a4, 0
+  addi a4, a4, 76
+  jalr a4, -64(a4)
+  auipc tp, 0
+  sub a4, a4, tp
+  sd a4, 448(gp) /* sig 296 */
+  /* 204: aluI */
+  andi s5, s2, 1727
+  sd s5, 456(gp) /* sig 297 */
+  /* 205: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f8, tp
+  li tp, 0x10000000000000
+  fmv.d.x f14, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f28, tp
+  fnmsub.d f8, f8, f14, f28, rmm
+  fsd f8, 464(gp) /* sig 298 */
+  fsflags s9, zero
+  sd s9, 472(gp) /* sig 299 */
+  /* 206: cAlu */
+  .option rvc
+  c.addiw s6, -30
+  .option norvc
+  sd s6, 480(gp) /* sig 300 */
+  /* 207: fmem */
+  addi s5, sp, -143
+  fsd f19, 271(s5)
+  sub s5, s5, sp
+  /* 208: fp */
+  li ra, 0xffffffffe52695c9
+  fcvt.d.w f19, ra
+  fsd f19, 488(gp) /* sig 301 */
+  csrrci s10, fflags, 0x1f
+  sd s10, 496(gp) /* sig 302 */
+  /* 209: cMem */
+  .option rvc
+  c.fsdsp f2, 168(sp)
+  .option norvc
+  /* 210: jalr */
+  auipc s9, 0
+  addi s9, s9, 191
+  jalr s4, -171(s9)
+  sllw s4, a7, t5
+  sd s4, 504(gp) /* sig 303 */
+  auipc tp, 0
+  sub s4, s4, tp
+  sub s9, s9, tp
+  sd s4, 512(gp) /* sig 304 */
+  sd s9, 520(gp) /* sig 305 */
+  /* 211: aluI */
+  li t1, 0x36
+  addi a0, t1, 0
+  sd a0, 528(gp) /* sig 306 */
+  /* 212: luiAuipc */
+  lui s9, 0x0
+  sd s9, 536(gp) /* sig 307 */
+  /* 213: fp */
+  li t5, 0x72f96888
+  fcvt.d.w f0, t5
+  fsd f0, 544(gp) /* sig 308 */
+  frflags t6
+  sd t6, 552(gp) /* sig 309 */
+  /* 214: fp */
+  fcvt.s.w f27, a1
+  fsd f27, 560(gp) /* sig 310 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 568(gp) /* sig 311 */
+  /* 215: luiAuipc */
+  lui ra, 0x1
+  sd ra, 576(gp) /* sig 312 */
   /* 216: cAlu */
   .option rvc
-  c.add t3, t1
+  c.srli a4, 19
   .option norvc
-  sd t3, 552(gp) /* sig 312 */
-  /* 217: cBranch */
-  li a0, 0x0
+  sd a4, 584(gp) /* sig 313 */
+  /* 217: cAlu */
   .option rvc
-  c.bnez a0, .L34
+  c.mv s11, t6
   .option norvc
-  .option rvc
-  c.mv s9, a1
-  .option norvc
-  sd s9, 560(gp) /* sig 313 */
-  addi zero, s6, 174
-  sd zero, 568(gp) /* sig 314 */
-.L34:
-  /* 218: cMem */
-  addi a5, sp, 104
-  .option rvc
-  c.ld a0, 96(a5)
-  .option norvc
-  sd a0, 576(gp) /* sig 315 */
-  sub a5, a5, sp
-  /* 219: cAlu */
-  .option rvc
-  c.mv a4, s0
-  .option norvc
-  sd a4, 584(gp) /* sig 316 */
-  /* 220: cMem */
-  addi a2, sp, 101
-  .option rvc
-  c.sw a4, 100(a2)
-  .option norvc
-  sub a2, a2, sp
-  /* 221: liSeed */
-  li s6, 0x80000000
-  sd s6, 592(gp) /* sig 317 */
-  /* 222: lrsc */
-  addi s4, sp, 104
-  lr.w t6, (s4)
-  and s1, t0, t1
-  addw s1, a7, t0
-  sc.w.aqrl t5, ra, (s4)
-  sd t6, 600(gp) /* sig 318 */
-  sd t5, 608(gp) /* sig 319 */
-  sc.w t5, zero, (s4)
-  sd t5, 616(gp) /* sig 320 */
-  sub s4, s4, sp
-  lw zero, 104(sp)
-  sd zero, 624(gp) /* sig 321 */
-  /* 223: fp */
-  fcvt.d.w f0, s3
-  fsd f0, 632(gp) /* sig 322 */
-  fsflags a6, zero
-  sd a6, 640(gp) /* sig 323 */
-  /* 224: mem */
-  sw s9, 164(sp)
-  /* 225: branch */
-  bltu zero, t2, .L35
-  slti s1, zero, -294
-  sd s1, 648(gp) /* sig 324 */
-.L35:
-  /* 226: fp */
-  fcvt.d.s f20, f27
-  fsd f20, 656(gp) /* sig 325 */
+  sd s11, 592(gp) /* sig 314 */
+  /* 218: lrsc */
+  addi t6, sp, 212
+  lr.w.rl a6, (t6)
+  and s9, ra, s3
+  xor s2, s6, a2
+  sc.w s8, s9, (t6)
+  sd a6, 600(gp) /* sig 315 */
+  sd s8, 608(gp) /* sig 316 */
+  sub t6, t6, sp
+  lw a2, 212(sp)
+  sd a2, 616(gp) /* sig 317 */
+  /* 219: fp */
+  fcvt.lu.s t1, f26, rne
+  sd t1, 624(gp) /* sig 318 */
+  li a1, 0x1f
+  csrrc s1, fcsr, a1
+  sd s1, 632(gp) /* sig 319 */
+  /* 220: fcsr */
+  li a4, 0x0
+  csrrs s8, fflags, a4
+  sd s8, 640(gp) /* sig 320 */
+  /* 221: fp */
+  li tp, 0xffffffff3f000000
+  fmv.d.x f19, tp
+  fmul.s f11, f7, f19, rdn
+  fsd f11, 648(gp) /* sig 321 */
   fsflags s7, zero
-  sd s7, 664(gp) /* sig 326 */
-  /* 227: fp */
-  li tp, 0xffffffff485b467e
-  fmv.d.x f23, tp
-  fsgnjn.s f26, f25, f23
-  fsd f26, 672(gp) /* sig 327 */
-  fsflags ra, zero
-  sd ra, 680(gp) /* sig 328 */
-  /* 228: cSp */
+  sd s7, 656(gp) /* sig 322 */
+  /* 222: cBranch */
+  li a0, 0x3e6c000
   .option rvc
-  c.addi16sp sp, 304
+  c.bnez a0, .L42
   .option norvc
-  ld s8, -208(sp)
-  sd s8, 688(gp) /* sig 329 */
   .option rvc
-  c.addi16sp sp, -304
+  c.srli a2, 11
   .option norvc
-  /* 229: fp */
-  li tp, 0x82df434712d3ad83
-  fmv.d.x f31, tp
-  fclass.d a5, f31
-  sd a5, 696(gp) /* sig 330 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 704(gp) /* sig 331 */
-  /* 230: fp */
-  li tp, 0xffffffff96ddec1c
-  fmv.d.x f30, tp
-  fsqrt.s f6, f30
-  fsd f6, 712(gp) /* sig 332 */
-  li t3, 0x1f
-  csrrc a4, fcsr, t3
-  sd a4, 720(gp) /* sig 333 */
-  /* 231: cAlu */
-  .option rvc
-  c.srli a4, 62
-  .option norvc
-  sd a4, 728(gp) /* sig 334 */
-  /* 232: jalr */
-  auipc t1, 0
-  addi t1, t1, 41
-  jalr a0, -28(t1)
-  auipc tp, 0
-  sub a0, a0, tp
-  sub t1, t1, tp
-  sd a0, 736(gp) /* sig 335 */
-  sd t1, 744(gp) /* sig 336 */
-  /* 233: luiAuipc */
-  lui a7, 0xb267c
-  sd a7, 752(gp) /* sig 337 */
-  /* 234: branch */
-  li a2, 0x20
-  blt zero, a2, .L36
-  divuw s2, s10, zero
-  sd s2, 760(gp) /* sig 338 */
-  srai a5, a1, 29
-  sd a5, 768(gp) /* sig 339 */
-.L36:
-  /* 235: cAlu */
-  .option rvc
-  c.addi ra, -28
-  .option norvc
-  sd ra, 776(gp) /* sig 340 */
-  /* 236: jal */
-  jal s5, .L37
-  .option rvc
-  c.li t6, 31
-  .option norvc
-  sd t6, 784(gp) /* sig 341 */
-.L37:
-  auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 792(gp) /* sig 342 */
-  /* 237: aluR */
+  sd a2, 664(gp) /* sig 323 */
+.L42:
+  /* 223: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f8, tp
+  fmul.s f26, f11, f8, rup
+  fsd f26, 672(gp) /* sig 324 */
+  fsflags s1, zero
+  sd s1, 680(gp) /* sig 325 */
+  /* 224: aluR */
+  or zero, s5, t6
+  sd zero, 688(gp) /* sig 326 */
+  /* 225: aluR */
   xor ra, ra, a0
-  sd ra, 800(gp) /* sig 343 */
-  /* 238: cAlu */
+  sd ra, 696(gp) /* sig 327 */
+  /* 226: cAlu */
   .option rvc
   c.addw a5, a2
   .option norvc
-  sd a5, 808(gp) /* sig 344 */
-  /* 239: cAlu */
+  sd a5, 704(gp) /* sig 328 */
+  /* 227: cAlu */
   .option rvc
   c.srai s1, 63
   .option norvc
-  sd s1, 816(gp) /* sig 345 */
-  /* 240: fp */
-  li tp, 0x3ffc67e66afab858
-  fmv.d.x f1, tp
-  li tp, 0x800903212e5f2b8b
-  fmv.d.x f3, tp
-  li tp, 0x8010000000000000
-  fmv.d.x f8, tp
-  fmadd.d f0, f1, f3, f8, rmm
-  fsd f0, 824(gp) /* sig 346 */
-  fsflags s7, zero
-  sd s7, 832(gp) /* sig 347 */
-  /* 241: jalr */
-  auipc s8, 0
-  jalr s7, 8(s8)
+  sd s1, 712(gp) /* sig 329 */
+  /* 228: fp */
+  li tp, 0xbffab858dbe38952
+  fmv.d.x f2, tp
+  li tp, 0x7fe3295eaa24e305
+  fmv.d.x f7, tp
+  fmul.d f0, f2, f7, rmm
+  fsd f0, 720(gp) /* sig 330 */
+  frflags a6
+  sd a6, 728(gp) /* sig 331 */
+  /* 229: fcsr */
+  li a4, 0x2d59b949fd9e5eb3
+  csrrs a7, frm, a4
+  sd a7, 736(gp) /* sig 332 */
+  /* 230: cBranch */
+  .option rvc
+  c.bnez s0, .L43
+  .option norvc
+  addi s4, t4, 1
+  sd s4, 744(gp) /* sig 333 */
+.L43:
+  /* 231: branch */
+  bltu a3, a3, .L44
+  .option rvc
+  c.addw a3, s0
+  .option norvc
+  sd a3, 752(gp) /* sig 334 */
+  .option rvc
+  c.mv t2, s3
+  .option norvc
+  sd t2, 760(gp) /* sig 335 */
+.L44:
+  /* 232: fmem */
+  li tp, 0xffffffff8145a038
+  fmv.d.x f27, tp
+  fsw f27, 132(sp)
+  /* 233: luiAuipc */
+  auipc a0, 0x93732
   auipc tp, 0
-  sub s7, s7, tp
-  sub s8, s8, tp
-  sd s7, 840(gp) /* sig 348 */
-  sd s8, 848(gp) /* sig 349 */
-  /* 242: fence */
-  fence r, w
-  /* 243: branch */
-  beq a4, s0, .L38
-  .option rvc
-  c.sub a2, a0
-  .option norvc
-  sd a2, 856(gp) /* sig 350 */
-.L38:
-  /* 244: branch */
-  bne s3, s3, .L39
-  addi t6, s4, 1345
-  sd t6, 864(gp) /* sig 351 */
-.L39:
-  /* 245: aluI */
-  slliw t2, a7, 16
-  sd t2, 872(gp) /* sig 352 */
-  /* 246: aluR */
-  li t3, 0xffffffff80000000
-  li s9, 0xffffffff
-  rem s0, t3, s9
-  sd s0, 880(gp) /* sig 353 */
-  /* 247: fp */
-  fmul.s f10, f4, f29, rmm
-  fsd f10, 888(gp) /* sig 354 */
-  fsflags s9, zero
-  sd s9, 896(gp) /* sig 355 */
-  /* 248: fp */
-  li tp, 0xffffffffb478e33d
-  fmv.d.x f8, tp
-  fsqrt.s f22, f8, rmm
-  fsd f22, 904(gp) /* sig 356 */
-  fsflags s11, zero
-  sd s11, 912(gp) /* sig 357 */
-  /* 249: lrsc */
-  addi ra, sp, 248
-  lr.d.aqrl t5, (ra)
-  andi a7, a7, -478
-  sc.d t2, s9, (ra)
-  sd t5, 920(gp) /* sig 358 */
-  sd t2, 928(gp) /* sig 359 */
-  sub ra, ra, sp
-  ld zero, 248(sp)
-  sd zero, 936(gp) /* sig 360 */
-  /* 250: cAlu */
-  .option rvc
-  c.lui t0, 0xa
-  .option norvc
-  sd t0, 944(gp) /* sig 361 */
-  /* 251: aluR */
-  mulh t4, s11, a1
-  sd t4, 952(gp) /* sig 362 */
-  /* 252: branch */
-  bge t2, s9, .L40
-  slt s6, a1, s2
-  sd s6, 960(gp) /* sig 363 */
-  mulh s5, a3, s9
-  sd s5, 968(gp) /* sig 364 */
-  mulh s5, a6, t1
-  sd s5, 976(gp) /* sig 365 */
-.L40:
-  /* 253: jal */
-  jal s3, .L41
-  xori s3, zero, 2047
-  sd s3, 984(gp) /* sig 366 */
-  srliw zero, s0, 31
-  sd zero, 992(gp) /* sig 367 */
-.L41:
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 1000(gp) /* sig 368 */
-  /* 254: fcsr */
-  li s7, 0x9960a09bae05dc0b
-  csrrw a2, fflags, s7
-  sd a2, 1008(gp) /* sig 369 */
-  /* 255: fp */
-  li tp, 0xffffffffcf000000
-  fmv.d.x f24, tp
-  li tp, 0x3efbd0ca6ffcc459
-  fmv.d.x f24, tp
-  fsgnj.d f13, f24, f24
-  fsd f13, 1016(gp) /* sig 370 */
-  frflags a3
-  sd a3, 1024(gp) /* sig 371 */
-  /* 256: cBranch */
-  .option rvc
-  c.bnez a5, .L42
-  .option norvc
-  andi t3, s2, 1716
-  sd t3, 1032(gp) /* sig 372 */
-.L42:
-  /* 257: fp */
+  sub a0, a0, tp
+  sd a0, 768(gp) /* sig 336 */
+  /* 234: fp */
   li tp, 0xffffffff7f7fffff
-  fmv.d.x f6, tp
-  li tp, 0xffffffffc95c6e5c
-  fmv.d.x f3, tp
-  fmadd.s f19, f6, f9, f3, rne
-  fsd f19, 1040(gp) /* sig 373 */
-  fsflags a4, zero
-  sd a4, 1048(gp) /* sig 374 */
-  /* 258: fp */
-  li tp, 0xbff5fa09635b27d6
-  fmv.d.x f31, tp
-  li tp, 0x408048bdcd6e1b34
-  fmv.d.x f20, tp
-  li tp, 0x40865df34153fc56
-  fmv.d.x f17, tp
-  fnmsub.d f5, f31, f20, f17, rtz
-  fsd f5, 1056(gp) /* sig 375 */
-  li t5, 0x1f
-  csrrc t5, fcsr, t5
-  sd t5, 1064(gp) /* sig 376 */
+  fmv.d.x f4, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f29, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f15, tp
+  fnmadd.s f21, f4, f29, f15, rne
+  fsd f21, 776(gp) /* sig 337 */
+  frcsr s10
+  sd s10, 784(gp) /* sig 338 */
+  /* 235: amo */
+  addi t2, sp, 164
+  amoxor.w.rl t1, t6, (t2)
+  sub t2, t2, sp
+  sd t1, 792(gp) /* sig 339 */
+  /* 236: liSeed */
+  li s3, 0x20000000000
+  sd s3, 800(gp) /* sig 340 */
+  /* 237: fence */
+  fence r, w
+  /* 238: fp */
+  li tp, 0xfffffffe3c3fb2b5
+  fmv.d.x f14, tp
+  fnmadd.s f3, f25, f14, f14, dyn
+  fsd f3, 808(gp) /* sig 341 */
+  fsflags ra, zero
+  sd ra, 816(gp) /* sig 342 */
+  /* 239: aluR */
+  mulh t4, s11, a1
+  sd t4, 824(gp) /* sig 343 */
+  /* 240: cBranch */
+  .option rvc
+  c.j .L45
+  .option norvc
+  .option rvc
+  c.add s11, a2
+  .option norvc
+  sd s11, 832(gp) /* sig 344 */
+  remuw s0, t5, t2
+  sd s0, 840(gp) /* sig 345 */
+  andi s9, a3, -1881
+  sd s9, 848(gp) /* sig 346 */
+.L45:
+  /* 241: cAlu */
+  .option rvc
+  c.addi a6, -25
+  .option norvc
+  sd a6, 856(gp) /* sig 347 */
+  /* 242: aluI */
+  slliw s6, s5, 0
+  sd s6, 864(gp) /* sig 348 */
+  /* 243: cAlu */
+  .option rvc
+  c.andi a0, -27
+  .option norvc
+  sd a0, 872(gp) /* sig 349 */
+  /* 244: lrsc */
+  addi s0, sp, 64
+  lr.d.aq zero, (s0)
+  sc.d.aqrl t6, t1, (s0)
+  sd zero, 880(gp) /* sig 350 */
+  sd t6, 888(gp) /* sig 351 */
+  sub s0, s0, sp
+  ld t0, 64(sp)
+  sd t0, 896(gp) /* sig 352 */
+  /* 245: aluR */
+  mulh a5, s2, t3
+  sd a5, 904(gp) /* sig 353 */
+  /* 246: fp */
+  li tp, 0x3fafcb2f4a242e7e
+  fmv.d.x f9, tp
+  fdiv.d f28, f5, f9, rdn
+  fsd f28, 912(gp) /* sig 354 */
+  fsflags a6, zero
+  sd a6, 920(gp) /* sig 355 */
+  /* 247: branch */
+  li s2, 0x54
+  li t3, 0x41ef0a93
+  blt s2, t3, .L46
+  srlw s0, a6, s8
+  sd s0, 928(gp) /* sig 356 */
+.L46:
+  /* 248: cAlu */
+  .option rvc
+  c.mv s7, s6
+  .option norvc
+  sd s7, 936(gp) /* sig 357 */
+  /* 249: rand */
+  .2byte 0x976d /* random */
+  sd a4, 944(gp) /* sig 358 */
+  .2byte 0x8965 /* random */
+  sd a0, 952(gp) /* sig 359 */
+  /* 250: amo */
+  addi a4, sp, 96
+  amoand.d.rl t0, s10, (a4)
+  sub a4, a4, sp
+  sd t0, 960(gp) /* sig 360 */
+  /* 251: fp */
+  li tp, 0xffffffffbf9afc05
+  fmv.d.x f29, tp
+  li tp, 0xffffffff0069b6be
+  fmv.d.x f1, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f9, tp
+  fnmsub.s f10, f29, f1, f9, rup
+  fsd f10, 968(gp) /* sig 361 */
+  frflags s2
+  sd s2, 976(gp) /* sig 362 */
+  /* 252: branch */
+  li a5, 0xaaaaaaaaaaaaaaaa
+  li s0, 0xaaaaaaaaaaaaaaaa
+  bne a5, s0, .L47
+  mulw s2, zero, s7
+  sd s2, 984(gp) /* sig 363 */
+  addi t6, s6, 345
+  sd t6, 992(gp) /* sig 364 */
+  xor a5, t5, s10
+  sd a5, 1000(gp) /* sig 365 */
+.L47:
+  /* 253: liSeed */
+  li a0, 0xffffffffffffffa8
+  sd a0, 1008(gp) /* sig 366 */
+  /* 254: jal */
+  jal s5, .L48
+.L48:
+  auipc tp, 0
+  sub s5, s5, tp
+  sd s5, 1016(gp) /* sig 367 */
+  /* 255: fp */
+  li tp, 0xffffffff3fc00000
+  fmv.d.x f7, tp
+  fcvt.lu.s ra, f7, rne
+  sd ra, 1024(gp) /* sig 368 */
+  fsflags a1, zero
+  sd a1, 1032(gp) /* sig 369 */
+  /* 256: fp */
+  li tp, 0xffffffff3f905f85
+  fmv.d.x f4, tp
+  li tp, 0xffffffff3cc5bf81
+  fmv.d.x f9, tp
+  li tp, 0xffffffffbcdf0b02
+  fmv.d.x f8, tp
+  fmadd.s f17, f4, f9, f8, dyn
+  fsd f17, 1040(gp) /* sig 370 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 1048(gp) /* sig 371 */
+  /* 257: cAlu */
+  .option rvc
+  c.mv a4, s9
+  .option norvc
+  sd a4, 1056(gp) /* sig 372 */
+  /* 258: rand */
+  .4byte 0x220619d3 /* random */
+  sd s3, 1064(gp) /* sig 373 */
+  fsd f19, 1072(gp) /* sig 374 */
+  fsflags s6, zero
+  sd s6, 1080(gp) /* sig 375 */
   /* 259: aluR */
-  or t4, zero, a1
-  sd t4, 1072(gp) /* sig 377 */
+  sra s6, s7, zero
+  sd s6, 1088(gp) /* sig 376 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xffffffff00800000
-  .dword 0xffffffff43755e9f
-  .dword 0x3ff8000000000000
-  .dword 0x36a0000000000000
-  .dword 0x5555555555555555
-  .dword 0xfffffffe00800000
-  .dword 0xffffffffc0638ff6
-  .dword 0xfb81ae7402080637
-  .dword 0x3e8dfd06ee0aac98
-  .dword 0xc9491aecd2f3c531
-  .dword 0x4340000000000001
-  .dword 0xffffffffffffffa8
-  .dword 0x4097bdab9a3ea12f
-  .dword 0xffffffffc7353d42
-  .dword 0x1
-  .dword 0xffffffff80000000
-  .dword 0x8000
-  .dword 0x8233b5d38d3884f6
-  .dword 0xeb4ad4ec20dc37e9
-  .dword 0xffefffffffffffff
-  .dword 0xffffffff73e6e1b6
-  .dword 0x35123c525a978710
-  .dword 0xffffffffffffffff
-  .dword 0x2200e46ac6b5e6
-  .dword 0xffffffff4b800000
-  .dword 0x20
-  .dword 0xffffffff5f000000
-  .dword 0x994d1bf2f19a6afb
-  .dword 0xffffffff3fc00000
-  .dword 0xbfe5555555555555
-  .dword 0xffffffffc0400000
-  .dword 0x7fe0000000000000
+  .dword 0xffffffff865a5c76
+  .dword 0x47bf15681c7a1f71
+  .dword 0x21223fcc57663c
+  .dword 0x9cbded99f197e7f1
+  .dword 0x2
+  .dword 0xc42da4c88d5501f2
+  .dword 0x802e7b406f031ecc
+  .dword 0x36aef8e7b648d7b2
+  .dword 0x2af0000000000
+  .dword 0xffffffff4f7fffff
+  .dword 0xffffffffb53fb2bc
+  .dword 0x2
+  .dword 0xba46dbc1fb8237f7
+  .dword 0x24e5a87027ed33
+  .dword 0xffffffff9faa88b2
+  .dword 0xffffffff49c6918e
+  .dword 0xffffffff8adf7b15
+  .dword 0x1f
+  .dword 0x8000000000000001
+  .dword 0x2
+  .dword 0xffffffff0a511cb1
+  .dword 0xfffffffffffff
+  .dword 0xc904e8921821c9a9
+  .dword 0xfff0000000000001
+  .dword 0xffffffffff7fffff
+  .dword 0x80000001
+  .dword 0xf597d36ec755ea9e
+  .dword 0x3fefdc2e1a71276b
+  .dword 0xfff0000000000001
+  .dword 0x801407dbd53595fd
+  .dword 0x827125e5a57decc0
+  .dword 0x10
 difftest_sig:
-  .rept 378
+  .rept 377
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xf300000
+  li ra, 0x631dacf7
   li t0, 0x2000
   li t1, 0x7fffffff
   li t2, 0x80000000000000
@@ -98,1668 +98,1751 @@
   fmv.d.x f31, tp
   csrwi frm, 2
   /* 0: fp */
-  fadd.d f15, f18, f3
+  li tp, 0x8000000000000000
+  fmv.d.x f27, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f28, tp
+  fmul.d f15, f27, f28, rup
   fsd f15, 0(gp) /* sig 0 */
-  fsflags s7, zero
-  sd s7, 8(gp) /* sig 1 */
-  /* 1: cAlu */
-  .option rvc
-  c.add s6, a6
-  .option norvc
-  sd s6, 16(gp) /* sig 2 */
-  /* 2: fp */
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f0, tp
-  fclass.s a3, f0
+  fsflags t2, zero
+  sd t2, 8(gp) /* sig 1 */
+  /* 1: fp */
+  li s0, 0x8000000000000001
+  fcvt.s.l f14, s0, dyn
+  fsd f14, 16(gp) /* sig 2 */
+  csrrci a3, fflags, 0x1f
   sd a3, 24(gp) /* sig 3 */
-  frcsr s11
-  sd s11, 32(gp) /* sig 4 */
-  /* 3: fp */
-  li tp, 0xfffffffff772bee0
-  fmv.d.x f22, tp
-  fdiv.s f2, f10, f22, dyn
-  fsd f2, 40(gp) /* sig 5 */
-  fsflags a4, zero
-  sd a4, 48(gp) /* sig 6 */
-  /* 4: jal */
-  jal a5, .L0
-.L0:
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 56(gp) /* sig 7 */
-  /* 5: branch */
-  li a5, 0x80000000
-  li t6, 0xffffffffffffffd9
-  blt a5, t6, .L1
-  .option rvc
-  c.addi a5, 25
-  .option norvc
-  sd a5, 64(gp) /* sig 8 */
-  srai zero, t3, 31
-  sd zero, 72(gp) /* sig 9 */
-.L1:
-  /* 6: aluI */
-  srliw s7, t3, 31
-  sd s7, 80(gp) /* sig 10 */
-  /* 7: cAlu */
-  .option rvc
-  c.srai a3, 61
-  .option norvc
-  sd a3, 88(gp) /* sig 11 */
-  /* 8: fmem */
-  addi ra, sp, 152
-  fsw f26, 4(ra)
-  sub ra, ra, sp
-  /* 9: jal */
-  jal s2, .L2
-.L2:
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 96(gp) /* sig 12 */
-  /* 10: cSp */
-  .option rvc
-  c.addi16sp sp, -480
-  .option norvc
-  ld s11, 728(sp)
-  sd s11, 104(gp) /* sig 13 */
-  .option rvc
-  c.addi16sp sp, 480
-  .option norvc
-  /* 11: fp */
-  fsub.s f16, f7, f14, dyn
-  fsd f16, 112(gp) /* sig 14 */
-  frflags t6
-  sd t6, 120(gp) /* sig 15 */
-  /* 12: aluR */
-  li s2, 0xffffffff80000000
-  sub t4, s2, s0
-  sd t4, 128(gp) /* sig 16 */
-  /* 13: fmem */
-  addi t6, sp, 400
-  fld f25, -305(t6)
-  fsd f25, 136(gp) /* sig 17 */
-  sub t6, t6, sp
-  /* 14: fp */
-  fcvt.s.w f26, s8, rtz
-  fsd f26, 144(gp) /* sig 18 */
-  fsflags s7, zero
-  sd s7, 152(gp) /* sig 19 */
-  /* 15: aluI */
-  li s11, 0xfc900000000
-  sraiw zero, s11, 1
-  sd zero, 160(gp) /* sig 20 */
-  /* 16: fence */
-  fence r, w
-  /* 17: loop */
-  li ra, 0x4
-.L3:
-  .option rvc
-  c.sub a4, s0
-  .option norvc
-  sd a4, 168(gp) /* sig 21 */
-  addi ra, ra, -1
-  bne ra, zero, .L3
-  sd ra, 176(gp) /* sig 22 */
-  /* 18: cAlu */
-  .option rvc
-  c.subw a5, a1
-  .option norvc
-  sd a5, 184(gp) /* sig 23 */
-  /* 19: cAlu */
-  .option rvc
-  c.lui s10, 0xfffeb
-  .option norvc
-  sd s10, 192(gp) /* sig 24 */
-  /* 20: aluR */
-  sll t1, s3, a5
-  sd t1, 200(gp) /* sig 25 */
-  /* 21: aluI */
-  xori a1, a7, -341
-  sd a1, 208(gp) /* sig 26 */
-  /* 22: fp */
+  /* 2: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f10, tp
   li tp, 0xffffffff7f800000
-  fmv.d.x f16, tp
-  fadd.s f16, f16, f16
-  fsd f16, 216(gp) /* sig 27 */
-  fsflags s0, zero
-  sd s0, 224(gp) /* sig 28 */
-  /* 23: fp */
-  li ra, 0x56816db8
-  fcvt.d.wu f12, ra
-  fsd f12, 232(gp) /* sig 29 */
-  fsflags a5, zero
-  sd a5, 240(gp) /* sig 30 */
-  /* 24: lrsc */
-  addi s11, sp, 196
-  lr.w.aq t0, (s11)
-  sc.w.aqrl a3, a5, (s11)
-  sd t0, 248(gp) /* sig 31 */
-  sd a3, 256(gp) /* sig 32 */
-  sub s11, s11, sp
-  lw ra, 196(sp)
-  sd ra, 264(gp) /* sig 33 */
-  /* 25: fcsr */
-  csrrsi s3, fcsr, 12
-  sd s3, 272(gp) /* sig 34 */
-  /* 26: aluI */
-  addiw s6, s1, -1275
-  sd s6, 280(gp) /* sig 35 */
-  /* 27: fp */
-  li tp, 0xffffffffc0400000
-  fmv.d.x f17, tp
-  fcvt.w.s s1, f17, rtz
-  sd s1, 288(gp) /* sig 36 */
-  fsflags t4, zero
-  sd t4, 296(gp) /* sig 37 */
-  /* 28: aluR */
-  xor zero, s11, t3
-  sd zero, 304(gp) /* sig 38 */
-  /* 29: amo */
-  addi s9, sp, 216
-  amoor.w.aqrl t3, t5, (s9)
-  sub s9, s9, sp
-  sd t3, 312(gp) /* sig 39 */
-  /* 30: fmem */
-  flw f16, 132(sp)
-  fsd f16, 320(gp) /* sig 40 */
-  /* 31: lrsc */
-  addi t4, sp, 140
-  sc.w.aq s2, s2, (t4)
-  sd s2, 328(gp) /* sig 41 */
-  sub t4, t4, sp
-  lw a0, 140(sp)
-  sd a0, 336(gp) /* sig 42 */
-  /* 32: mem */
-  addi a7, sp, 600
-  lwu s1, -584(a7)
-  sd s1, 344(gp) /* sig 43 */
-  sub a7, a7, sp
-  /* 33: fp */
-  li tp, 0xd36fb43bfaf2f1a9
-  fmv.d.x f2, tp
-  fcvt.w.d s5, f2
-  sd s5, 352(gp) /* sig 44 */
-  fsflags t1, zero
-  sd t1, 360(gp) /* sig 45 */
-  /* 34: aluR */
-  div t6, s2, s6
-  sd t6, 368(gp) /* sig 46 */
-  /* 35: aluR */
-  srlw a5, s8, s8
-  sd a5, 376(gp) /* sig 47 */
-  /* 36: fp */
-  fcvt.lu.d a5, f10, rne
-  sd a5, 384(gp) /* sig 48 */
-  fsflags s7, zero
-  sd s7, 392(gp) /* sig 49 */
-  /* 37: cAlu */
-  .option rvc
-  c.mv s11, s3
-  .option norvc
-  sd s11, 400(gp) /* sig 50 */
-  /* 38: fp */
-  li tp, 0xfffffffffffff
-  fmv.d.x f23, tp
-  li tp, 0x4170000010000000
-  fmv.d.x f9, tp
-  fsub.d f18, f23, f9, dyn
-  fsd f18, 408(gp) /* sig 51 */
-  fsflags s10, zero
-  sd s10, 416(gp) /* sig 52 */
-  /* 39: luiAuipc */
-  lui t4, 0x80000
-  sd t4, 424(gp) /* sig 53 */
-  /* 40: jal */
-  jal s4, .L4
-.L4:
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 432(gp) /* sig 54 */
-  /* 41: cAlu */
-  .option rvc
-  c.slli t4, 17
-  .option norvc
-  sd t4, 440(gp) /* sig 55 */
-  /* 42: fp */
-  li tp, 0x800d5d8a6b8ddbae
-  fmv.d.x f8, tp
-  fcvt.l.d t4, f8, dyn
-  sd t4, 448(gp) /* sig 56 */
+  fmv.d.x f22, tp
+  fdiv.s f25, f10, f22, rtz
+  fsd f25, 32(gp) /* sig 4 */
   li s7, 0x1f
-  csrrc s6, fcsr, s7
-  sd s6, 456(gp) /* sig 57 */
-  /* 43: amo */
-  addi s4, sp, 56
-  amomax.w.aq t1, a1, (s4)
-  sub s4, s4, sp
-  sd t1, 464(gp) /* sig 58 */
-  /* 44: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f26, tp
-  fcvt.s.d f28, f26, rne
-  fsd f28, 472(gp) /* sig 59 */
-  frflags a6
-  sd a6, 480(gp) /* sig 60 */
-  /* 45: cSp */
+  csrrc a0, fcsr, s7
+  sd a0, 40(gp) /* sig 5 */
+  /* 3: fp */
+  li tp, 0xffffffff674328b7
+  fmv.d.x f11, tp
+  fsqrt.s f6, f11, dyn
+  fsd f6, 48(gp) /* sig 6 */
+  fsflags s8, zero
+  sd s8, 56(gp) /* sig 7 */
+  /* 4: cMem */
   .option rvc
-  c.addi4spn a2, sp, 188
+  c.fsdsp f11, 80(sp)
   .option norvc
-  sub a2, a2, sp
-  sd a2, 488(gp) /* sig 61 */
-  /* 46: fp */
-  li tp, 0xffffffff4a468c82
-  fmv.d.x f31, tp
-  fadd.d f7, f24, f31, rup
-  fsd f7, 496(gp) /* sig 62 */
-  frflags t3
-  sd t3, 504(gp) /* sig 63 */
-  /* 47: cMem */
-  .option rvc
-  c.lwsp t1, 236(sp)
-  .option norvc
-  sd t1, 512(gp) /* sig 64 */
-  /* 48: fp */
-  li tp, 0xfffffffeffc00000
+  /* 5: fp */
+  li tp, 0xffffffff5ac579c6
   fmv.d.x f4, tp
-  fsub.s f31, f31, f4, rdn
-  fsd f31, 520(gp) /* sig 65 */
-  li s4, 0x1f
-  csrrc t4, fcsr, s4
-  sd t4, 528(gp) /* sig 66 */
-  /* 49: fcsr */
-  csrrsi s0, fflags, 4
-  sd s0, 536(gp) /* sig 67 */
-  /* 50: aluR */
-  li t4, 0x202c00000
-  mulhsu s3, t4, s4
-  sd s3, 544(gp) /* sig 68 */
-  /* 51: aluI */
-  slliw s5, s4, 18
-  sd s5, 552(gp) /* sig 69 */
-  /* 52: fp */
-  li tp, 0xffffffff3fc0c764
-  fmv.d.x f30, tp
-  li tp, 0xffffffff7f29fa23
-  fmv.d.x f7, tp
-  fmul.s f31, f30, f7, rmm
-  fsd f31, 560(gp) /* sig 70 */
-  li s6, 0x1f
-  csrrc s11, fcsr, s6
-  sd s11, 568(gp) /* sig 71 */
-  /* 53: cAlu */
-  .option rvc
-  c.slli s11, 49
-  .option norvc
-  sd s11, 576(gp) /* sig 72 */
-  /* 54: fp */
-  li tp, 0x432fffffffffffff
-  fmv.d.x f14, tp
-  li tp, 0x7e37e43c8800759c
-  fmv.d.x f19, tp
-  flt.d t0, f14, f19
-  sd t0, 584(gp) /* sig 73 */
-  frflags t1
-  sd t1, 592(gp) /* sig 74 */
-  /* 55: fp */
-  li tp, 0xffffffff80e68460
-  fmv.d.x f16, tp
-  fcvt.d.s f2, f16
-  fsd f2, 600(gp) /* sig 75 */
-  fsflags t3, zero
-  sd t3, 608(gp) /* sig 76 */
-  /* 56: fmem */
-  flw f8, 76(sp)
-  fsd f8, 616(gp) /* sig 77 */
-  /* 57: fp */
-  li tp, 0xffffffff40200000
-  fmv.d.x f12, tp
-  li tp, 0xffffffff80000001
-  fmv.d.x f23, tp
-  fmadd.s f18, f12, f26, f23, rdn
-  fsd f18, 624(gp) /* sig 78 */
-  frcsr t3
-  sd t3, 632(gp) /* sig 79 */
-  /* 58: cAlu */
-  .option rvc
-  c.li a2, 20
-  .option norvc
-  sd a2, 640(gp) /* sig 80 */
-  /* 59: aluR */
-  sra s0, s11, s10
-  sd s0, 648(gp) /* sig 81 */
-  /* 60: luiAuipc */
-  auipc s5, 0x18de1
-  auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 656(gp) /* sig 82 */
-  /* 61: cAlu */
-  .option rvc
-  c.subw a2, a5
-  .option norvc
-  sd a2, 664(gp) /* sig 83 */
-  /* 62: cAlu */
-  .option rvc
-  c.add s5, a3
-  .option norvc
-  sd s5, 672(gp) /* sig 84 */
-  /* 63: fp */
-  li tp, 0xffffffffff800000
+  li tp, 0xffffffff806b41aa
+  fmv.d.x f27, tp
+  li tp, 0xffffffff088d5086
+  fmv.d.x f22, tp
+  fnmsub.s f9, f4, f27, f22, rdn
+  fsd f9, 64(gp) /* sig 8 */
+  li a3, 0x1f
+  csrrc s7, fcsr, a3
+  sd s7, 72(gp) /* sig 9 */
+  /* 6: fp */
+  li tp, 0xffffffff3f729941
   fmv.d.x f0, tp
-  li tp, 0xffffffff42254de1
-  fmv.d.x f14, tp
-  fmax.s f7, f0, f14
-  fsd f7, 680(gp) /* sig 85 */
-  frcsr a7
-  sd a7, 688(gp) /* sig 86 */
-  /* 64: luiAuipc */
-  lui s10, 0x3c6fc
-  sd s10, 696(gp) /* sig 87 */
-  /* 65: fp */
+  fcvt.d.s f19, f0
+  fsd f19, 80(gp) /* sig 10 */
+  fsflags ra, zero
+  sd ra, 88(gp) /* sig 11 */
+  /* 7: fmem */
+  addi s11, sp, 577
+  li tp, 0xfff0000000000000
+  fmv.d.x f19, tp
+  fsd f19, -329(s11)
+  sub s11, s11, sp
+  /* 8: rand */
+  .4byte 0x6486e49b /* random */
+  sd s1, 96(gp) /* sig 12 */
+  .4byte 0x3ccbccf /* random */
+  sd s9, 104(gp) /* sig 13 */
+  fsd f25, 112(gp) /* sig 14 */
+  fsflags s2, zero
+  sd s2, 120(gp) /* sig 15 */
+  /* 9: branch */
+  bne t1, a5, .L0
+  divw t0, s10, t6
+  sd t0, 128(gp) /* sig 16 */
+  .option rvc
+  c.add s11, s8
+  .option norvc
+  sd s11, 136(gp) /* sig 17 */
+.L0:
+  /* 10: aluI */
+  srli a2, s8, 0
+  sd a2, 144(gp) /* sig 18 */
+  /* 11: mem */
+  sb s5, 231(sp)
+  /* 12: rand */
+  .2byte 0x1c /* random */
+  .4byte 0xd12f8747 /* random */
+  sd a4, 152(gp) /* sig 19 */
+  fsd f14, 160(gp) /* sig 20 */
+  fsflags ra, zero
+  sd ra, 168(gp) /* sig 21 */
+  /* 13: fp */
+  li tp, 0xffffffff5f000000
+  fmv.d.x f11, tp
+  fsgnj.s f24, f26, f11
+  fsd f24, 176(gp) /* sig 22 */
+  fsflags s10, zero
+  sd s10, 184(gp) /* sig 23 */
+  /* 14: loop */
+  li t1, 0x3
+.L1:
+  sraw a6, s9, t4
+  sd a6, 192(gp) /* sig 24 */
+  xori t0, s6, -1543
+  sd t0, 200(gp) /* sig 25 */
+  sltiu s9, t4, -1354
+  sd s9, 208(gp) /* sig 26 */
+  addi t1, t1, -1
+  blt zero, t1, .L1
+  sd t1, 216(gp) /* sig 27 */
+  /* 15: fp */
+  fcvt.d.lu f12, zero, rdn
+  fsd f12, 224(gp) /* sig 28 */
+  fsflags a3, zero
+  sd a3, 232(gp) /* sig 29 */
+  /* 16: cAlu */
+  .option rvc
+  c.subw s0, a4
+  .option norvc
+  sd s0, 240(gp) /* sig 30 */
+  /* 17: rand */
+  .4byte 0x7e9a3b /* random */
+  sd s4, 248(gp) /* sig 31 */
+  /* 18: fp */
+  fmul.d f13, f18, f15, rne
+  fsd f13, 256(gp) /* sig 32 */
+  fsflags a2, zero
+  sd a2, 264(gp) /* sig 33 */
+  /* 19: far */
+  bge s1, a7, .L2
+.L3:
+  /* 20: aluR */
+  mulhsu s9, s4, zero
+  sd s9, 288(gp) /* sig 36 */
+  /* 21: fp */
+  li tp, 0xffffffff012fd9bd
+  fmv.d.x f16, tp
+  li tp, 0xffffffff973b0047
+  fmv.d.x f11, tp
+  fmax.s f27, f16, f11
+  fsd f27, 296(gp) /* sig 37 */
+  fsflags t1, zero
+  sd t1, 304(gp) /* sig 38 */
+  /* 22: jalr */
+  auipc s2, 0
+  jalr a4, 9(s2)
+  auipc tp, 0
+  sub a4, a4, tp
+  sub s2, s2, tp
+  sd a4, 312(gp) /* sig 39 */
+  sd s2, 320(gp) /* sig 40 */
+  /* 23: fp */
   li tp, 0x10000000000000
   fmv.d.x f15, tp
-  li tp, 0x4008000000000000
-  fmv.d.x f14, tp
-  fmul.d f15, f15, f14, dyn
-  fsd f15, 704(gp) /* sig 88 */
-  fsflags s11, zero
-  sd s11, 712(gp) /* sig 89 */
-  /* 66: mem */
-  sb s9, 74(sp)
-  ld s1, 72(sp)
-  sd s1, 720(gp) /* sig 90 */
-  /* 67: fp */
-  li tp, 0xfffffffffffff
-  fmv.d.x f4, tp
-  fcvt.l.d s0, f4, dyn
-  sd s0, 728(gp) /* sig 91 */
-  frcsr s11
-  sd s11, 736(gp) /* sig 92 */
-  /* 68: fp */
-  li tp, 0xdf04598363a5f6ea
-  fmv.d.x f21, tp
-  fcvt.s.d f6, f21, rne
-  fsd f6, 744(gp) /* sig 93 */
-  fsflags t0, zero
-  sd t0, 752(gp) /* sig 94 */
-  /* 69: cBranch */
+  li tp, 0xfff0000000000000
+  fmv.d.x f28, tp
+  fdiv.d f2, f15, f28, rup
+  fsd f2, 328(gp) /* sig 41 */
+  frflags s8
+  sd s8, 336(gp) /* sig 42 */
+  /* 24: luiAuipc */
+  auipc a1, 0xd36fb
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 344(gp) /* sig 43 */
+  /* 25: aluI */
+  srai ra, t1, 13
+  sd ra, 352(gp) /* sig 44 */
+  /* 26: fp */
+  li tp, 0xffffffffb4508907
+  fmv.d.x f15, tp
+  feq.s t0, f15, f15
+  sd t0, 360(gp) /* sig 45 */
+  frflags s5
+  sd s5, 368(gp) /* sig 46 */
+  /* 27: cJump */
+  auipc a3, 0
+  addi a3, a3, 26
   .option rvc
-  c.bnez a5, .L5
+  c.jalr a3
   .option norvc
-  sltu t2, a2, ra
-  sd t2, 760(gp) /* sig 95 */
-.L5:
-  /* 70: aluR */
+  slti s0, zero, 1424
+  sd s0, 376(gp) /* sig 47 */
+  addiw t1, a2, -610
+  sd t1, 384(gp) /* sig 48 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub a3, a3, tp
+  sd ra, 392(gp) /* sig 49 */
+  sd a3, 400(gp) /* sig 50 */
+  /* 28: cSp */
+  .option rvc
+  c.addi16sp sp, -192
+  .option norvc
+  ld t2, 192(sp)
+  sd t2, 408(gp) /* sig 51 */
+  .option rvc
+  c.addi16sp sp, 192
+  .option norvc
+  /* 29: aluR */
+  li s0, 0x80000000
+  li t4, 0x1
+  remu s6, s0, t4
+  sd s6, 416(gp) /* sig 52 */
+  /* 30: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f3, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f23, tp
+  fmax.d f23, f3, f23
+  fsd f23, 424(gp) /* sig 53 */
+  frcsr s5
+  sd s5, 432(gp) /* sig 54 */
+  /* 31: fp */
+  li tp, 0xffffffff3fca01d0
+  fmv.d.x f13, tp
+  li tp, 0xffffffffbfca01ce
+  fmv.d.x f1, tp
+  fsub.s f4, f13, f1
+  fsd f4, 440(gp) /* sig 55 */
+  fsflags a3, zero
+  sd a3, 448(gp) /* sig 56 */
+  /* 32: cJump */
+  auipc s4, 0
+  addi s4, s4, 24
+  .option rvc
+  c.jalr s4
+  .option norvc
+  .option rvc
+  c.add s11, s11
+  .option norvc
+  sd s11, 456(gp) /* sig 57 */
+  addiw s0, s6, -211
+  sd s0, 464(gp) /* sig 58 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s4, s4, tp
+  sd ra, 472(gp) /* sig 59 */
+  sd s4, 480(gp) /* sig 60 */
+  /* 33: fp */
+  li tp, 0xffffffff72bc2abc
+  fmv.d.x f24, tp
+  fcvt.w.s t2, f24, rmm
+  sd t2, 488(gp) /* sig 61 */
+  fsflags a3, zero
+  sd a3, 496(gp) /* sig 62 */
+  /* 34: fp */
+  fle.s t4, f4, f4
+  sd t4, 504(gp) /* sig 63 */
+  li t2, 0x1f
+  csrrc s5, fcsr, t2
+  sd s5, 512(gp) /* sig 64 */
+  /* 35: cAlu */
+  .option rvc
+  c.add t4, t2
+  .option norvc
+  sd t4, 520(gp) /* sig 65 */
+  /* 36: aluI */
+  addiw zero, s3, 1695
+  sd zero, 528(gp) /* sig 66 */
+  /* 37: rand */
+  .4byte 0x1a036c53 /* random */
+  sd s8, 536(gp) /* sig 67 */
+  fsd f24, 544(gp) /* sig 68 */
+  fsflags s5, zero
+  sd s5, 552(gp) /* sig 69 */
+  .4byte 0x402a75d3 /* random */
+  sd a1, 560(gp) /* sig 70 */
+  fsd f11, 568(gp) /* sig 71 */
+  fsflags t2, zero
+  sd t2, 576(gp) /* sig 72 */
+  /* 38: lrsc */
+  addi a6, sp, 160
+  sc.w.aqrl t5, s7, (a6)
+  sd t5, 584(gp) /* sig 73 */
+  sub a6, a6, sp
+  lw t2, 160(sp)
+  sd t2, 592(gp) /* sig 74 */
+  /* 39: cAlu */
+  .option rvc
+  c.li s7, -17
+  .option norvc
+  sd s7, 600(gp) /* sig 75 */
+  /* 40: aluR */
+  mulhsu a3, s11, s6
+  sd a3, 608(gp) /* sig 76 */
+  /* 41: fp */
+  li tp, 0xffffffff433e6dc5
+  fmv.d.x f4, tp
+  li tp, 0x800e029a5ba099b0
+  fmv.d.x f17, tp
+  fle.d a6, f4, f17
+  sd a6, 616(gp) /* sig 77 */
+  fsflags s9, zero
+  sd s9, 624(gp) /* sig 78 */
+  /* 42: fmem */
+  flw f28, 60(sp)
+  fsd f28, 632(gp) /* sig 79 */
+  /* 43: rand */
+  .2byte 0x2451 /* random */
+  sd s0, 640(gp) /* sig 80 */
+  /* 44: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f14, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f8, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f26, tp
+  fmsub.s f18, f14, f8, f26, rdn
+  fsd f18, 648(gp) /* sig 81 */
+  csrrci a7, fflags, 0x1f
+  sd a7, 656(gp) /* sig 82 */
+  /* 45: cAlu */
+  .option rvc
+  c.slli s3, 57
+  .option norvc
+  sd s3, 664(gp) /* sig 83 */
+  /* 46: fp */
+  fmadd.d f0, f8, f26, f25, dyn
+  fsd f0, 672(gp) /* sig 84 */
+  fsflags s6, zero
+  sd s6, 680(gp) /* sig 85 */
+  /* 47: cAlu */
+  .option rvc
+  c.sub a3, a4
+  .option norvc
+  sd a3, 688(gp) /* sig 86 */
+  /* 48: amo */
+  addi a7, sp, 240
+  amoor.d.rl s5, s11, (a7)
+  sub a7, a7, sp
+  sd s5, 696(gp) /* sig 87 */
+  ld s5, 240(sp)
+  sd s5, 704(gp) /* sig 88 */
+  /* 49: aluR */
+  add t5, a1, a6
+  sd t5, 712(gp) /* sig 89 */
+  /* 50: cAlu */
+  .option rvc
+  c.mv s0, s7
+  .option norvc
+  sd s0, 720(gp) /* sig 90 */
+  /* 51: fp */
+  li tp, 0x801bb0ea0587ebae
+  fmv.d.x f15, tp
+  li tp, 0x41dfffffffe00000
+  fmv.d.x f3, tp
+  fmin.d f7, f15, f3
+  fsd f7, 728(gp) /* sig 91 */
+  fsflags s11, zero
+  sd s11, 736(gp) /* sig 92 */
+  /* 52: fmem */
+  addi s9, sp, 571
+  flw f9, -567(s9)
+  fsd f9, 744(gp) /* sig 93 */
+  sub s9, s9, sp
+  /* 53: cMem */
+  addi s1, sp, 24
+  .option rvc
+  c.sw a0, 64(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 54: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f1, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f22, tp
+  fmin.d f5, f1, f22
+  fsd f5, 752(gp) /* sig 94 */
+  fsflags s10, zero
+  sd s10, 760(gp) /* sig 95 */
+  /* 55: fp */
+  li t0, 0x8000000000000000
+  fcvt.s.wu f10, t0, rup
+  fsd f10, 768(gp) /* sig 96 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 776(gp) /* sig 97 */
+  /* 56: aluI */
+  addi a2, s0, -1554
+  sd a2, 784(gp) /* sig 98 */
+  /* 57: aluR */
   sltu s0, s9, ra
-  sd s0, 768(gp) /* sig 96 */
-  /* 71: aluR */
+  sd s0, 792(gp) /* sig 99 */
+  /* 58: aluR */
   li a7, 0x32cbad68ef48bcb5
   mulhsu a0, a7, a0
-  sd a0, 776(gp) /* sig 97 */
-  /* 72: aluI */
+  sd a0, 800(gp) /* sig 100 */
+  /* 59: aluI */
   ori zero, a0, 691
-  sd zero, 784(gp) /* sig 98 */
-  /* 73: fmem */
+  sd zero, 808(gp) /* sig 101 */
+  /* 60: fmem */
   addi t4, sp, -271
   li tp, 0x3fefffffffffffff
   fmv.d.x f7, tp
   fsd f7, 345(t4)
   sub t4, t4, sp
-  /* 74: fp */
-  li tp, 0x40c81cd6c8b43958
-  fmv.d.x f22, tp
-  fsgnj.d f29, f28, f22
-  fsd f29, 792(gp) /* sig 99 */
-  csrrci s2, fflags, 0x1f
-  sd s2, 800(gp) /* sig 100 */
-  /* 75: cJump */
-  auipc a1, 0
-  addi a1, a1, 18
+  /* 61: fp */
+  li tp, 0x1
+  fmv.d.x f24, tp
+  li tp, 0x0
+  fmv.d.x f14, tp
+  fsgnjx.d f29, f24, f14
+  fsd f29, 816(gp) /* sig 102 */
+  fsflags t5, zero
+  sd t5, 824(gp) /* sig 103 */
+  /* 62: fp */
+  li tp, 0x256527e8d884e7
+  fmv.d.x f8, tp
+  li tp, 0x423473f3a7552c28
+  fmv.d.x f14, tp
+  fmadd.d f23, f8, f14, f18, rtz
+  fsd f23, 832(gp) /* sig 104 */
+  frflags a0
+  sd a0, 840(gp) /* sig 105 */
+  /* 63: cMem */
+  addi s1, sp, 0
   .option rvc
-  c.jr a1
+  c.fld f14, 184(s1)
   .option norvc
-  sra a6, s8, s8
-  sd a6, 808(gp) /* sig 101 */
+  fsd f14, 848(gp) /* sig 106 */
+  sub s1, s1, sp
+  /* 64: luiAuipc */
+  lui a5, 0xa36d9
+  sd a5, 856(gp) /* sig 107 */
+  /* 65: rand */
+  .4byte 0x6abda933 /* random */
+  sd s2, 864(gp) /* sig 108 */
+  .2byte 0x2789 /* random */
+  sd a5, 872(gp) /* sig 109 */
+  /* 66: cJump */
+  auipc s1, 0
+  addi s1, s1, 26
+  .option rvc
+  c.jr s1
+  .option norvc
+  sra a2, t3, zero
+  sd a2, 880(gp) /* sig 110 */
+  div a0, zero, s6
+  sd a0, 888(gp) /* sig 111 */
   auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 816(gp) /* sig 102 */
-  /* 76: cSp */
+  sub s1, s1, tp
+  sd s1, 896(gp) /* sig 112 */
+  /* 67: cMem */
+  addi a0, sp, 164
   .option rvc
-  c.addi4spn a1, sp, 356
+  c.sw s0, 16(a0)
   .option norvc
-  sub a1, a1, sp
-  sd a1, 824(gp) /* sig 103 */
-  /* 77: lrsc */
-  addi t5, sp, 120
-  lr.d.aq s3, (t5)
-  xori t6, t1, -1463
-  sraiw a3, s11, 13
-  sc.d.aq s1, s6, (t5)
-  sd s3, 832(gp) /* sig 104 */
-  sd s1, 840(gp) /* sig 105 */
-  sub t5, t5, sp
-  ld t5, 120(sp)
-  sd t5, 848(gp) /* sig 106 */
-  /* 78: smc */
-  /* patches in andi a0, s1, -1505 (then imm + 1, ...) */
-  li a6, 0xa1f4f513
-  li a4, 0x1
-.L6:
-  auipc a1, 0
-  sw a6, 12(a1)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a6, a6, tp
-  addi a4, a4, -1
-  bne a4, zero, .L6
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a0, 856(gp) /* sig 107 */
-  sd a1, 864(gp) /* sig 108 */
-  /* 79: amo */
-  addi t1, sp, 64
-  amoswap.d ra, s6, (t1)
-  sub t1, t1, sp
-  sd ra, 872(gp) /* sig 109 */
-  ld t0, 64(sp)
-  sd t0, 880(gp) /* sig 110 */
-  /* 80: cMem */
-  addi s0, sp, 80
+  sub a0, a0, sp
+  /* 68: aluR */
+  mulhsu a3, a3, a2
+  sd a3, 904(gp) /* sig 113 */
+  /* 69: cSp */
   .option rvc
-  c.fsd f12, 8(s0)
+  c.addi4spn a4, sp, 20
   .option norvc
+  sub a4, a4, sp
+  sd a4, 912(gp) /* sig 114 */
+  /* 70: aluI */
+  srli a4, a7, 32
+  sd a4, 920(gp) /* sig 115 */
+  /* 71: loop */
+  li s11, 0x3
+.L4:
+  divu t0, t4, a0
+  sd t0, 928(gp) /* sig 116 */
+  srai a5, s10, 0
+  sd a5, 936(gp) /* sig 117 */
+  srai s5, s2, 39
+  sd s5, 944(gp) /* sig 118 */
+  addi s11, s11, -1
+  bltu zero, s11, .L4
+  sd s11, 952(gp) /* sig 119 */
+  /* 72: amo */
+  addi s0, sp, 152
+  amoadd.d.rl t2, s5, (s0)
   sub s0, s0, sp
-  /* 81: loop */
-  li a3, 0x3
-.L7:
-  and ra, a4, t6
-  sd ra, 888(gp) /* sig 111 */
+  sd t2, 960(gp) /* sig 120 */
+  ld ra, 152(sp)
+  sd ra, 968(gp) /* sig 121 */
+  /* 73: rand */
+  .4byte 0xcfe5ad13 /* random */
+  sd s10, 976(gp) /* sig 122 */
+  /* 74: cAlu */
   .option rvc
-  c.addi a3, -1
+  c.li t0, 13
   .option norvc
+  sd t0, 984(gp) /* sig 123 */
+  /* 75: cJump */
+  auipc s8, 0
+  addi s8, s8, 10
   .option rvc
-  c.bnez a3, .L7
+  c.jr s8
   .option norvc
-  sd a3, 896(gp) /* sig 112 */
-  /* 82: aluI */
-  slti t3, s7, -1215
-  sd t3, 904(gp) /* sig 113 */
-  /* 83: fp */
-  li tp, 0xffffffff007fffff
-  fmv.d.x f29, tp
-  fmul.s f26, f11, f29, rmm
-  fsd f26, 912(gp) /* sig 114 */
-  fsflags a0, zero
-  sd a0, 920(gp) /* sig 115 */
-  /* 84: fp */
-  fsgnj.d f7, f17, f20
-  fsd f7, 928(gp) /* sig 116 */
-  frflags t3
-  sd t3, 936(gp) /* sig 117 */
-  /* 85: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f23, tp
-  fsqrt.s f28, f23, rup
-  fsd f28, 944(gp) /* sig 118 */
-  fsflags s8, zero
-  sd s8, 952(gp) /* sig 119 */
-  /* 86: cAlu */
-  .option rvc
-  c.li t5, -22
-  .option norvc
-  sd t5, 960(gp) /* sig 120 */
-  /* 87: fp */
-  feq.d zero, f1, f18
-  sd zero, 968(gp) /* sig 121 */
-  fsflags a7, zero
-  sd a7, 976(gp) /* sig 122 */
-  /* 88: jalr */
-  auipc a7, 0
-  addi a7, a7, -7
-  jalr s7, 35(a7)
-  xori a3, s5, -1909
-  sd a3, 984(gp) /* sig 123 */
-  slti a5, s6, 0
-  sd a5, 992(gp) /* sig 124 */
   auipc tp, 0
-  sub s7, s7, tp
-  sub a7, a7, tp
-  sd s7, 1000(gp) /* sig 125 */
-  sd a7, 1008(gp) /* sig 126 */
-  /* 89: jal */
-  jal zero, .L8
-  slti a1, a6, -244
-  sd a1, 1016(gp) /* sig 127 */
-.L8:
-  sd zero, 1024(gp) /* sig 128 */
-  /* 90: aluI */
-  li t0, 0xffffffffff
-  slli s9, t0, 45
-  sd s9, 1032(gp) /* sig 129 */
-  /* 91: lrsc */
-  addi t1, sp, 40
-  lr.d.aq a3, (t1)
-  sc.d.rl s9, a6, (t1)
-  sd a3, 1040(gp) /* sig 130 */
+  sub s8, s8, tp
+  sd s8, 992(gp) /* sig 124 */
+  /* 76: cAlu */
+  .option rvc
+  c.andi a0, -3
+  .option norvc
+  sd a0, 1000(gp) /* sig 125 */
+  /* 77: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f19, tp
+  fcvt.lu.d a3, f19, rne
+  sd a3, 1008(gp) /* sig 126 */
+  frflags a3
+  sd a3, 1016(gp) /* sig 127 */
+  /* 78: fp */
+  li tp, 0x0
+  fmv.d.x f7, tp
+  fclass.d a4, f7
+  sd a4, 1024(gp) /* sig 128 */
+  fsflags a6, zero
+  sd a6, 1032(gp) /* sig 129 */
+  /* 79: aluI */
+  addiw s4, t1, -1
+  sd s4, 1040(gp) /* sig 130 */
+  /* 80: aluI */
+  slti s9, s9, -411
   sd s9, 1048(gp) /* sig 131 */
-  sub t1, t1, sp
-  ld t3, 40(sp)
-  sd t3, 1056(gp) /* sig 132 */
-  /* 92: fp */
-  fmin.d f29, f20, f23
-  fsd f29, 1064(gp) /* sig 133 */
+  /* 81: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f3, tp
+  fsqrt.s f29, f3, dyn
+  fsd f29, 1056(gp) /* sig 132 */
+  frcsr t4
+  sd t4, 1064(gp) /* sig 133 */
+  /* 82: cAlu */
+  .option rvc
+  c.addiw a2, 0
+  .option norvc
+  sd a2, 1072(gp) /* sig 134 */
+  /* 83: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f20, tp
+  fcvt.w.d a4, f20, rmm
+  sd a4, 1080(gp) /* sig 135 */
   fsflags s0, zero
-  sd s0, 1072(gp) /* sig 134 */
-  /* 93: loop */
-  li a4, 0x4
-.L9:
+  sd s0, 1088(gp) /* sig 136 */
+  /* 84: jal */
+  jal t4, .L5
   .option rvc
   c.mv s5, s1
   .option norvc
-  sd s5, 1080(gp) /* sig 135 */
+  sd s5, 1096(gp) /* sig 137 */
   srliw s3, t4, 30
-  sd s3, 1088(gp) /* sig 136 */
-  divuw a6, a5, a1
-  sd a6, 1096(gp) /* sig 137 */
-  .option rvc
-  c.addi a4, -1
-  .option norvc
-  .option rvc
-  c.bnez a4, .L9
-  .option norvc
-  sd a4, 1104(gp) /* sig 138 */
-  /* 94: aluI */
+  sd s3, 1104(gp) /* sig 138 */
+.L5:
+  auipc tp, 0
+  sub t4, t4, tp
+  sd t4, 1112(gp) /* sig 139 */
+  /* 85: aluI */
+  slti s0, t2, -979
+  sd s0, 1120(gp) /* sig 140 */
+  /* 86: aluI */
   xori t5, s0, -64
-  sd t5, 1112(gp) /* sig 139 */
-  /* 95: cMem */
+  sd t5, 1128(gp) /* sig 141 */
+  /* 87: cMem */
   addi a2, sp, 3
   .option rvc
   c.fsd f13, 16(a2)
   .option norvc
   sub a2, a2, sp
-  /* 96: fmem */
+  /* 88: fmem */
   fsd f23, 187(sp)
-  /* 97: cAlu */
+  /* 89: amo */
+  addi s3, sp, 16
+  amoswap.w.aqrl s7, t4, (s3)
+  sub s3, s3, sp
+  sd s7, 1136(gp) /* sig 142 */
+  lw a3, 16(sp)
+  sd a3, 1144(gp) /* sig 143 */
+  /* 90: loop */
+  li s6, 0x1
+.L6:
+  remw a1, a1, t2
+  sd a1, 1152(gp) /* sig 144 */
+  addi s6, s6, -1
+  blt zero, s6, .L6
+  sd s6, 1160(gp) /* sig 145 */
+  /* 91: fp */
+  li tp, 0x424df66589c56c5d
+  fmv.d.x f8, tp
+  fmin.s f25, f26, f8
+  fsd f25, 1168(gp) /* sig 146 */
+  li a4, 0x1f
+  csrrc s6, fcsr, a4
+  sd s6, 1176(gp) /* sig 147 */
+  /* 92: aluR */
+  li a0, 0xffff
+  sraw zero, a2, a0
+  sd zero, 1184(gp) /* sig 148 */
+  /* 93: amo */
+  addi a0, sp, 152
+  amomaxu.w.aqrl a2, s2, (a0)
+  sub a0, a0, sp
+  sd a2, 1192(gp) /* sig 149 */
+  /* 94: cMem */
+  addi a0, sp, 23
   .option rvc
-  c.srai s0, 51
+  c.lw a4, 72(a0)
   .option norvc
-  sd s0, 1120(gp) /* sig 140 */
-  /* 98: aluI */
-  srli s8, s9, 9
-  sd s8, 1128(gp) /* sig 141 */
-  /* 99: fmem */
-  li tp, 0xfffffffffffff
-  fmv.d.x f5, tp
-  fsd f5, 0(sp)
-  /* 100: luiAuipc */
-  auipc a1, 0x9c8c5
+  sd a4, 1200(gp) /* sig 150 */
+  sub a0, a0, sp
+  /* 95: jal */
+  jal t5, .L7
+.L7:
   auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 1136(gp) /* sig 142 */
-  /* 101: fp */
-  li tp, 0x800cdccdf3bab84c
-  fmv.d.x f23, tp
-  li tp, 0xc0cb705207dd6563
-  fmv.d.x f1, tp
-  fdiv.d f20, f23, f1, rup
-  fsd f20, 1144(gp) /* sig 143 */
-  frflags a2
-  sd a2, 1152(gp) /* sig 144 */
-  /* 102: jal */
-  jal zero, .L10
-  sltu s4, s3, t6
-  sd s4, 1160(gp) /* sig 145 */
-.L10:
-  sd zero, 1168(gp) /* sig 146 */
-  /* 103: jal */
-  jal a1, .L11
-  sraiw t2, s5, 27
-  sd t2, 1176(gp) /* sig 147 */
-.L11:
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 1184(gp) /* sig 148 */
-  /* 104: cMem */
-  addi s0, sp, 0
-  .option rvc
-  c.fsd f8, 160(s0)
-  .option norvc
-  sub s0, s0, sp
-  /* 105: fp */
-  li tp, 0xffffffffbfeabbbf
-  fmv.d.x f21, tp
-  li tp, 0xffffffff7f0b98be
-  fmv.d.x f7, tp
-  fmul.s f15, f21, f7, rmm
-  fsd f15, 1192(gp) /* sig 149 */
-  fsflags a3, zero
-  sd a3, 1200(gp) /* sig 150 */
-  /* 106: cJump */
-  auipc t3, 0
-  addi t3, t3, 16
-  .option rvc
-  c.jr t3
-  .option norvc
-  .option rvc
-  c.addiw a6, -30
-  .option norvc
-  sd a6, 1208(gp) /* sig 151 */
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 1216(gp) /* sig 152 */
-  /* 107: cAlu */
-  .option rvc
-  c.addiw a0, 4
-  .option norvc
-  sd a0, 1224(gp) /* sig 153 */
-  /* 108: fp */
-  li tp, 0xffffffffbff8d528
-  fmv.d.x f18, tp
-  li tp, 0xffffffff8041d7ea
-  fmv.d.x f3, tp
-  li tp, 0xffffffff80000000
-  fmv.d.x f31, tp
-  fmadd.s f29, f18, f3, f31, rup
-  fsd f29, 1232(gp) /* sig 154 */
-  fsflags t4, zero
-  sd t4, 1240(gp) /* sig 155 */
-  /* 109: aluI */
-  addiw s7, s7, 1954
-  sd s7, 1248(gp) /* sig 156 */
-  /* 110: lrsc */
-  addi s10, sp, 96
-  lr.d.aqrl t1, (s10)
-  sc.d.aq t0, s6, (s10)
-  sd t1, 1256(gp) /* sig 157 */
-  sd t0, 1264(gp) /* sig 158 */
-  sub s10, s10, sp
-  ld s5, 96(sp)
-  sd s5, 1272(gp) /* sig 159 */
-  /* 111: cAlu */
-  .option rvc
-  c.add a5, s0
-  .option norvc
-  sd a5, 1280(gp) /* sig 160 */
-  /* 112: fmem */
-  fld f12, 240(sp)
-  fsd f12, 1288(gp) /* sig 161 */
-  /* 113: fp */
-  li tp, 0x3fe701e8eabfbb97
-  fmv.d.x f3, tp
-  fcvt.lu.s t0, f3, rtz
-  sd t0, 1296(gp) /* sig 162 */
-  fsflags s3, zero
-  sd s3, 1304(gp) /* sig 163 */
-  /* 114: fp */
-  li tp, 0x3ff2e1b4d0e27540
-  fmv.d.x f16, tp
-  li tp, 0xbff2e1b4d0e27542
-  fmv.d.x f5, tp
-  fsub.d f11, f16, f5, rne
-  fsd f11, 1312(gp) /* sig 164 */
-  fsflags s3, zero
-  sd s3, 1320(gp) /* sig 165 */
-  /* 115: jalr */
-  auipc t3, 0
-  jalr zero, 20(t3)
-  .option rvc
-  c.add s11, a6
-  .option norvc
-  sd s11, 1328(gp) /* sig 166 */
-  .option rvc
-  c.add s0, s0
-  .option norvc
-  sd s0, 1336(gp) /* sig 167 */
-  auipc tp, 0
-  sub t3, t3, tp
-  sd zero, 1344(gp) /* sig 168 */
-  sd t3, 1352(gp) /* sig 169 */
-  /* 116: aluR */
-  remuw s11, zero, t0
-  sd s11, 1360(gp) /* sig 170 */
-  /* 117: fp */
-  li tp, 0x3dc637051d487cb1
-  fmv.d.x f1, tp
-  fcvt.lu.d s11, f1, rup
-  sd s11, 1368(gp) /* sig 171 */
-  frflags s3
-  sd s3, 1376(gp) /* sig 172 */
-  /* 118: aluR */
-  or t6, t3, s9
-  sd t6, 1384(gp) /* sig 173 */
-  /* 119: fmem */
-  addi a5, sp, -58
-  li tp, 0x7ff0000000000001
-  fmv.d.x f12, tp
-  fsd f12, 149(a5)
-  sub a5, a5, sp
-  /* 120: fp */
-  li tp, 0xc008000000000000
-  fmv.d.x f20, tp
-  fcvt.wu.d ra, f20, rdn
-  sd ra, 1392(gp) /* sig 174 */
-  fsflags s9, zero
-  sd s9, 1400(gp) /* sig 175 */
-  /* 121: fp */
-  li t4, 0xfffffffffffffffe
-  fcvt.s.wu f9, t4, rup
-  fsd f9, 1408(gp) /* sig 176 */
-  frflags a5
-  sd a5, 1416(gp) /* sig 177 */
-  /* 122: aluR */
-  li t1, 0x740716d5
-  mul s11, t6, t1
-  sd s11, 1424(gp) /* sig 178 */
-  /* 123: amo */
-  addi s4, sp, 88
-  amominu.d.aq t5, ra, (s4)
+  sub t5, t5, tp
+  sd t5, 1208(gp) /* sig 151 */
+  /* 96: aluR */
+  li a7, 0xffffffff80000000
+  li s6, 0x100000000
+  remw a7, a7, s6
+  sd a7, 1216(gp) /* sig 152 */
+  /* 97: fmem */
+  li tp, 0xbdafce503db96e6e
+  fmv.d.x f28, tp
+  fsd f28, 208(sp)
+  /* 98: amo */
+  addi s4, sp, 232
+  amomaxu.d.aqrl t6, ra, (s4)
   sub s4, s4, sp
-  sd t5, 1432(gp) /* sig 179 */
-  /* 124: cAlu */
+  sd t6, 1224(gp) /* sig 153 */
+  ld t2, 232(sp)
+  sd t2, 1232(gp) /* sig 154 */
+  /* 99: fp */
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f11, tp
+  li tp, 0xc265d5f165b43ca3
+  fmv.d.x f24, tp
+  fnmsub.d f7, f11, f3, f24, rdn
+  fsd f7, 1240(gp) /* sig 155 */
+  fsflags t1, zero
+  sd t1, 1248(gp) /* sig 156 */
+  j .L8
+.L2:
+  sub t5, s10, a4
+  sd t5, 272(gp) /* sig 34 */
+  divuw s2, ra, s2
+  sd s2, 280(gp) /* sig 35 */
+  jal tp, .L3
+.L8:
+  /* 100: fp */
+  fsgnj.s f2, f12, f25
+  fsd f2, 1256(gp) /* sig 157 */
+  li a5, 0x1f
+  csrrc s2, fcsr, a5
+  sd s2, 1264(gp) /* sig 158 */
+  /* 101: cBranch */
+  li a0, 0x0
   .option rvc
-  c.addiw t5, -19
+  c.j .L9
   .option norvc
-  sd t5, 1440(gp) /* sig 180 */
-  /* 125: fmem */
-  fsd f17, 188(sp)
-  /* 126: jal */
-  jal t3, .L12
   .option rvc
-  c.addw a1, a2
+  c.mv s3, s6
   .option norvc
-  sd a1, 1448(gp) /* sig 181 */
+  sd s3, 1272(gp) /* sig 159 */
+  andi t2, t3, -1880
+  sd t2, 1280(gp) /* sig 160 */
+.L9:
+  /* 102: fp */
+  li tp, 0xffffffffb3b80faa
+  fmv.d.x f12, tp
+  fnmsub.s f15, f12, f28, f5, rdn
+  fsd f15, 1288(gp) /* sig 161 */
+  fsflags s10, zero
+  sd s10, 1296(gp) /* sig 162 */
+  /* 103: fp */
+  li tp, 0xfffffffe00000001
+  fmv.d.x f17, tp
+  li tp, 0xffffffffdd9f173f
+  fmv.d.x f29, tp
+  fmin.s f22, f17, f29
+  fsd f22, 1304(gp) /* sig 163 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 1312(gp) /* sig 164 */
+  /* 104: branch */
+  li t0, 0xffffffff80000000
+  li ra, 0xff
+  beq t0, ra, .L10
   .option rvc
-  c.andi a5, -6
+  c.add s11, t6
   .option norvc
-  sd a5, 1456(gp) /* sig 182 */
+  sd s11, 1320(gp) /* sig 165 */
+  sllw s8, t0, t5
+  sd s8, 1328(gp) /* sig 166 */
+.L10:
+  /* 105: fp */
+  fadd.s f21, f27, f24, rdn
+  fsd f21, 1336(gp) /* sig 167 */
+  fsflags s3, zero
+  sd s3, 1344(gp) /* sig 168 */
+  /* 106: cMem */
+  .option rvc
+  c.fsdsp f13, 216(sp)
+  .option norvc
+  /* 107: far */
+  beq s11, s11, .L11
 .L12:
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 1464(gp) /* sig 183 */
-  /* 127: amo */
-  addi t4, sp, 152
-  amoand.w.rl a1, t5, (t4)
-  sub t4, t4, sp
-  sd a1, 1472(gp) /* sig 184 */
-  /* 128: loop */
-  li a6, 0x2
+  /* 108: rand */
+  .4byte 0xe1b2aebb /* random */
+  sd t4, 1368(gp) /* sig 171 */
+  /* 109: branch */
+  bne a5, t0, .L13
+  .option rvc
+  c.andi s0, 11
+  .option norvc
+  sd s0, 1376(gp) /* sig 172 */
+  .option rvc
+  c.mv s1, s2
+  .option norvc
+  sd s1, 1384(gp) /* sig 173 */
+  andi a7, s10, 622
+  sd a7, 1392(gp) /* sig 174 */
 .L13:
+  /* 110: rand */
+  .2byte 0x884a /* random */
+  sd a6, 1400(gp) /* sig 175 */
+  .2byte 0x4682 /* random */
+  sd a3, 1408(gp) /* sig 176 */
+  /* 111: aluI */
+  addi a4, s9, -1
+  sd a4, 1416(gp) /* sig 177 */
+  /* 112: fp */
+  fcvt.lu.s s3, f18, rdn
+  sd s3, 1424(gp) /* sig 178 */
+  fsflags a4, zero
+  sd a4, 1432(gp) /* sig 179 */
+  /* 113: lrsc */
+  addi t3, sp, 224
+  lr.d.aq a1, (t3)
+  ori a2, s0, 2047
+  sc.d.rl s1, s6, (t3)
+  sd a1, 1440(gp) /* sig 180 */
+  sd s1, 1448(gp) /* sig 181 */
+  sub t3, t3, sp
+  ld a4, 224(sp)
+  sd a4, 1456(gp) /* sig 182 */
+  /* 114: aluI */
+  ori s5, a6, -576
+  sd s5, 1464(gp) /* sig 183 */
+  /* 115: cAlu */
   .option rvc
-  c.sub s1, a0
+  c.mv t1, a4
   .option norvc
-  sd s1, 1480(gp) /* sig 185 */
-  sltu t0, s4, a1
-  sd t0, 1488(gp) /* sig 186 */
-  addi a6, a6, -1
-  bltu zero, a6, .L13
-  sd a6, 1496(gp) /* sig 187 */
-  /* 129: cSp */
-  .option rvc
-  c.addi4spn a2, sp, 724
-  .option norvc
-  sub a2, a2, sp
-  sd a2, 1504(gp) /* sig 188 */
-  /* 130: smc */
-  /* patches in sltiu s9, s9, -1467 (then imm + 1, ...) */
-  li a3, 0xa45cbc93
-  li a7, 0x2
+  sd t1, 1472(gp) /* sig 184 */
+  /* 116: luiAuipc */
+  lui s0, 0x464d2
+  sd s0, 1480(gp) /* sig 185 */
+  /* 117: aluI */
+  slti t6, zero, -1
+  sd t6, 1488(gp) /* sig 186 */
+  /* 118: liSeed */
+  li a7, 0x10000000000000
+  sd a7, 1496(gp) /* sig 187 */
+  /* 119: fp */
+  li tp, 0xffffffff44eb34b7
+  fmv.d.x f6, tp
+  fclass.s s3, f6
+  sd s3, 1504(gp) /* sig 188 */
+  li a6, 0x1f
+  csrrc t1, fcsr, a6
+  sd t1, 1512(gp) /* sig 189 */
+  /* 120: mem */
+  sh zero, 232(sp)
+  /* 121: loop */
+  li t5, 0x3
 .L14:
-  auipc t6, 0
-  sw a3, 12(t6)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a3, a3, tp
-  addi a7, a7, -1
-  bne a7, zero, .L14
-  auipc tp, 0
-  sub t6, t6, tp
-  sd s9, 1512(gp) /* sig 189 */
-  sd t6, 1520(gp) /* sig 190 */
-  /* 131: branch */
-  li a7, 0x4ac000
-  li ra, 0x4ac000
-  bltu a7, ra, .L15
   .option rvc
-  c.mv s6, s5
+  c.add s2, ra
   .option norvc
+  sd s2, 1520(gp) /* sig 190 */
+  xori s6, s8, -963
   sd s6, 1528(gp) /* sig 191 */
+  addi t5, t5, -1
+  bne t5, zero, .L14
+  sd t5, 1536(gp) /* sig 192 */
+  /* 122: cBranch */
   .option rvc
-  c.mv s3, s2
-  .option norvc
-  sd s3, 1536(gp) /* sig 192 */
-.L15:
-  /* 132: smc */
-  /* patches in addi s8, s0, 103 (then imm + 1, ...) */
-  li s1, 0x6740c13
-  li t1, 0x1
-.L16:
-  auipc s3, 0
-  sw s1, 12(s3)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s1, s1, tp
-  addi t1, t1, -1
-  bne t1, zero, .L16
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s8, 1544(gp) /* sig 193 */
-  sd s3, 1552(gp) /* sig 194 */
-  /* 133: fcsr */
-  csrrwi a2, fcsr, 29
-  sd a2, 1560(gp) /* sig 195 */
-  /* 134: aluR */
-  add s9, s1, s7
-  sd s9, 1568(gp) /* sig 196 */
-  /* 135: aluR */
-  mul s10, s9, s7
-  sd s10, 1576(gp) /* sig 197 */
-  /* 136: cBranch */
-  .option rvc
-  c.j .L17
+  c.j .L15
   .option norvc
   .option rvc
   c.mv ra, a5
   .option norvc
+  sd ra, 1544(gp) /* sig 193 */
+.L15:
+  /* 123: rand */
+  .4byte 0x7318bb /* random */
+  sd a7, 1552(gp) /* sig 194 */
+  .4byte 0xf3342353 /* random */
+  sd t1, 1560(gp) /* sig 195 */
+  fsd f6, 1568(gp) /* sig 196 */
+  fsflags t1, zero
+  sd t1, 1576(gp) /* sig 197 */
+  .4byte 0x5a3840d3 /* random */
   sd ra, 1584(gp) /* sig 198 */
-.L17:
-  /* 137: fcsr */
-  li t4, 0x4
-  csrrw t3, frm, t4
-  sd t3, 1592(gp) /* sig 199 */
-  /* 138: aluI */
-  slti s10, t1, 1365
-  sd s10, 1600(gp) /* sig 200 */
-  /* 139: fp */
-  li tp, 0x19211ffd772b770d
-  fmv.d.x f7, tp
-  fmax.d f6, f7, f7
-  fsd f6, 1608(gp) /* sig 201 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 1616(gp) /* sig 202 */
-  /* 140: cAlu */
-  .option rvc
-  c.or a0, a1
-  .option norvc
-  sd a0, 1624(gp) /* sig 203 */
-  /* 141: fp */
-  fcvt.l.s t1, f20, rtz
-  sd t1, 1632(gp) /* sig 204 */
-  li s4, 0x1f
-  csrrc t1, fcsr, s4
-  sd t1, 1640(gp) /* sig 205 */
-  /* 142: aluR */
-  and t3, a6, a0
-  sd t3, 1648(gp) /* sig 206 */
-  /* 143: lrsc */
-  addi t6, sp, 144
-  lr.d.aq a5, (t6)
-  sc.d zero, a7, (t6)
-  sd a5, 1656(gp) /* sig 207 */
-  sd zero, 1664(gp) /* sig 208 */
-  sub t6, t6, sp
-  ld t2, 144(sp)
-  sd t2, 1672(gp) /* sig 209 */
-  /* 144: fp */
-  li tp, 0xbff8bb86ccbd0537
-  fmv.d.x f3, tp
-  li tp, 0x800a59ca3fd89245
-  fmv.d.x f14, tp
-  li tp, 0x0
-  fmv.d.x f15, tp
-  fnmsub.d f14, f3, f14, f15, rtz
-  fsd f14, 1680(gp) /* sig 210 */
-  frcsr a5
-  sd a5, 1688(gp) /* sig 211 */
-  /* 145: cAlu */
-  .option rvc
-  c.mv t0, t1
-  .option norvc
-  sd t0, 1696(gp) /* sig 212 */
-  /* 146: fmem */
-  addi a1, sp, 167
-  fsd f15, -1(a1)
-  sub a1, a1, sp
-  /* 147: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 972
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 1704(gp) /* sig 213 */
-  /* 148: fp */
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f30, tp
-  fcvt.l.s a7, f30, rtz
-  sd a7, 1712(gp) /* sig 214 */
-  fsflags s3, zero
-  sd s3, 1720(gp) /* sig 215 */
-  /* 149: jalr */
-  auipc s7, 0
-  addi s7, s7, 56
-  jalr s4, -30(s7)
-  .option rvc
-  c.addi ra, 30
-  .option norvc
-  sd ra, 1728(gp) /* sig 216 */
-  slti ra, s10, 0
-  sd ra, 1736(gp) /* sig 217 */
-  auipc tp, 0
-  sub s4, s4, tp
-  sub s7, s7, tp
-  sd s4, 1744(gp) /* sig 218 */
-  sd s7, 1752(gp) /* sig 219 */
-  /* 150: aluI */
-  li t4, 0x48e00
-  sltiu a4, t4, 2047
-  sd a4, 1760(gp) /* sig 220 */
-  /* 151: cSp */
-  .option rvc
-  c.addi4spn a2, sp, 856
-  .option norvc
-  sub a2, a2, sp
-  sd a2, 1768(gp) /* sig 221 */
-  /* 152: lrsc */
-  addi ra, sp, 208
-  lr.d.aq s3, (ra)
-  addi s5, s7, 1365
-  slt a3, a2, s10
-  sc.d.aq a4, s10, (ra)
-  sd s3, 1776(gp) /* sig 222 */
-  sd a4, 1784(gp) /* sig 223 */
-  sc.d.aqrl a4, zero, (ra)
-  sd a4, 1792(gp) /* sig 224 */
-  sub ra, ra, sp
-  ld t6, 208(sp)
-  sd t6, 1800(gp) /* sig 225 */
-  /* 153: amo */
-  addi t4, sp, 248
-  amoand.w.aqrl a5, t2, (t4)
-  sub t4, t4, sp
-  sd a5, 1808(gp) /* sig 226 */
-  lw s7, 248(sp)
-  sd s7, 1816(gp) /* sig 227 */
-  /* 154: fp */
-  li tp, 0xffffffffbf000000
-  fmv.d.x f31, tp
-  fle.s s5, f31, f13
-  sd s5, 1824(gp) /* sig 228 */
-  frflags t5
-  sd t5, 1832(gp) /* sig 229 */
-  /* 155: cAlu */
-  .option rvc
-  c.andi a4, -5
-  .option norvc
-  sd a4, 1840(gp) /* sig 230 */
-  /* 156: luiAuipc */
-  lui zero, 0x90547
-  sd zero, 1848(gp) /* sig 231 */
-  /* 157: fp */
-  li tp, 0xffffffffc5a51547
-  fmv.d.x f13, tp
-  li tp, 0xffffffff7149f2ca
-  fmv.d.x f15, tp
-  fmul.s f29, f13, f15, rdn
-  fsd f29, 1856(gp) /* sig 232 */
-  fsflags s4, zero
-  sd s4, 1864(gp) /* sig 233 */
-  /* 158: aluR */
-  divuw zero, s8, s6
-  sd zero, 1872(gp) /* sig 234 */
-  /* 159: liSeed */
-  li s1, 0xffffffffffffffbf
-  sd s1, 1880(gp) /* sig 235 */
-  /* 160: aluI */
-  srai t0, s8, 32
-  sd t0, 1888(gp) /* sig 236 */
-  /* 161: cMem */
-  addi a5, sp, 168
-  .option rvc
-  c.fsd f14, 24(a5)
-  .option norvc
-  sub a5, a5, sp
-  /* 162: aluR */
-  li a3, 0x1dc00000000000
-  divw s5, a3, t3
-  sd s5, 1896(gp) /* sig 237 */
-  /* 163: cMem */
-  addi s0, sp, 144
-  .option rvc
-  c.sw a4, 68(s0)
-  .option norvc
-  sub s0, s0, sp
-  /* 164: amo */
-  addi a7, sp, 32
-  amoor.d.rl a3, a4, (a7)
-  sub a7, a7, sp
-  sd a3, 1904(gp) /* sig 238 */
-  ld s5, 32(sp)
-  sd s5, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 165: fp */
-  li tp, 0xfffffffffffff
-  fmv.d.x f7, tp
-  fadd.d f8, f31, f7, rne
-  fsd f8, 0(gp) /* sig 240 */
-  frcsr s10
-  sd s10, 8(gp) /* sig 241 */
-  /* 166: amo */
-  li s5, 0x123456789abcdef
-  addi a1, sp, 56
-  amominu.d.aqrl a6, s5, (a1)
-  sub a1, a1, sp
-  sd a6, 16(gp) /* sig 242 */
-  /* 167: cAlu */
-  .option rvc
-  c.li t1, 0
-  .option norvc
-  sd t1, 24(gp) /* sig 243 */
-  /* 168: aluI */
-  li a7, 0x310000000
-  addiw s9, a7, -1666
-  sd s9, 32(gp) /* sig 244 */
-  /* 169: aluI */
-  li t1, 0xffffffffffffffff
-  slti t5, t1, -667
-  sd t5, 40(gp) /* sig 245 */
-  /* 170: fmem */
-  fsd f31, 208(sp)
-  /* 171: cAlu */
-  .option rvc
-  c.srai a4, 13
-  .option norvc
-  sd a4, 48(gp) /* sig 246 */
-  /* 172: aluI */
-  slliw s7, a1, 9
-  sd s7, 56(gp) /* sig 247 */
-  /* 173: cMem */
-  .option rvc
-  c.fsdsp f27, 0(sp)
-  .option norvc
-  /* 174: cMem */
-  addi a4, sp, 70
-  .option rvc
-  c.ld s1, 0(a4)
-  .option norvc
-  sd s1, 64(gp) /* sig 248 */
-  sub a4, a4, sp
-  /* 175: cAlu */
-  .option rvc
-  c.lui s5, 0xfffef
-  .option norvc
-  sd s5, 72(gp) /* sig 249 */
-  /* 176: fp */
-  li tp, 0x3e114a0b1dd831f9
-  fmv.d.x f23, tp
-  fsqrt.d f8, f23, rup
-  fsd f8, 80(gp) /* sig 250 */
-  fsflags t3, zero
-  sd t3, 88(gp) /* sig 251 */
-  /* 177: mem */
-  sb zero, 19(sp)
-  /* 178: mem */
-  lb s11, 84(sp)
-  sd s11, 96(gp) /* sig 252 */
-  /* 179: cMem */
-  .option rvc
-  c.fsdsp f19, 64(sp)
-  .option norvc
-  /* 180: far */
-  jal s11, .L18
-.L19:
-  /* 181: cAlu */
-  .option rvc
-  c.or a4, a3
-  .option norvc
-  sd a4, 136(gp) /* sig 257 */
-  /* 182: fmem */
-  fsd f28, 192(sp)
-  /* 183: aluR */
-  li s11, 0x5d
-  sub t6, s11, s1
-  sd t6, 144(gp) /* sig 258 */
-  /* 184: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f7, tp
-  li tp, 0xffffffff814ed2f2
-  fmv.d.x f19, tp
-  fmsub.s f19, f7, f9, f19, rne
-  fsd f19, 152(gp) /* sig 259 */
-  frcsr s4
-  sd s4, 160(gp) /* sig 260 */
-  /* 185: fp */
-  li tp, 0xbff8000000000000
-  fmv.d.x f14, tp
-  flt.d a7, f27, f14
-  sd a7, 168(gp) /* sig 261 */
-  frflags s3
-  sd s3, 176(gp) /* sig 262 */
-  /* 186: cBranch */
-  li s1, 0x7fffffff
-  .option rvc
-  c.beqz s1, .L20
-  .option norvc
-  sltiu a5, t4, 103
-  sd a5, 184(gp) /* sig 263 */
-  sraw s1, zero, a3
-  sd s1, 192(gp) /* sig 264 */
-.L20:
-  /* 187: cAlu */
-  .option rvc
-  c.addw s0, a1
-  .option norvc
-  sd s0, 200(gp) /* sig 265 */
-  /* 188: fp */
-  li tp, 0xffffffff017bfc83
-  fmv.d.x f28, tp
-  fclass.s a1, f28
-  sd a1, 208(gp) /* sig 266 */
-  li s1, 0x1f
-  csrrc s11, fcsr, s1
-  sd s11, 216(gp) /* sig 267 */
-  /* 189: fp */
-  li tp, 0xffffffff00f2f21a
-  fmv.d.x f8, tp
-  li tp, 0xffffffff40b63594
-  fmv.d.x f19, tp
-  fdiv.s f14, f8, f19, rup
-  fsd f14, 224(gp) /* sig 268 */
-  fsflags a5, zero
-  sd a5, 232(gp) /* sig 269 */
-  /* 190: cAlu */
-  .option rvc
-  c.slli s0, 36
-  .option norvc
-  sd s0, 240(gp) /* sig 270 */
-  /* 191: lrsc */
-  addi t6, sp, 60
-  lr.w.rl t2, (t6)
-  sc.w a6, s7, (t6)
-  sd t2, 248(gp) /* sig 271 */
-  sd a6, 256(gp) /* sig 272 */
-  sub t6, t6, sp
-  lw t4, 60(sp)
-  sd t4, 264(gp) /* sig 273 */
-  /* 192: cSp */
-  .option rvc
-  c.addi4spn a3, sp, 276
-  .option norvc
-  sub a3, a3, sp
-  sd a3, 272(gp) /* sig 274 */
-  /* 193: fp */
-  li tp, 0xffc00000
-  fmv.d.x f26, tp
-  fmax.s f13, f2, f26
-  fsd f13, 280(gp) /* sig 275 */
-  fsflags a0, zero
-  sd a0, 288(gp) /* sig 276 */
-  /* 194: lrsc */
-  addi a7, sp, 64
-  lr.d.rl ra, (a7)
-  sc.d.aqrl a5, t0, (a7)
-  sd ra, 296(gp) /* sig 277 */
-  sd a5, 304(gp) /* sig 278 */
-  sc.d.aqrl a5, zero, (a7)
-  sd a5, 312(gp) /* sig 279 */
-  sub a7, a7, sp
-  ld s6, 64(sp)
-  sd s6, 320(gp) /* sig 280 */
-  /* 195: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f27, tp
-  fdiv.s f7, f17, f27, rmm
-  fsd f7, 328(gp) /* sig 281 */
-  fsflags s0, zero
-  sd s0, 336(gp) /* sig 282 */
-  /* 196: lrsc */
-  addi ra, sp, 128
-  lr.d.aqrl zero, (ra)
-  sllw t1, s1, s8
-  sc.d.aq s2, s1, (ra)
-  sd zero, 344(gp) /* sig 283 */
-  sd s2, 352(gp) /* sig 284 */
-  sub ra, ra, sp
-  ld s4, 128(sp)
-  sd s4, 360(gp) /* sig 285 */
-  /* 197: cSp */
-  .option rvc
-  c.addi16sp sp, 352
-  .option norvc
-  ld s5, -120(sp)
-  sd s5, 368(gp) /* sig 286 */
-  .option rvc
-  c.addi16sp sp, -352
-  .option norvc
-  /* 198: fp */
-  li a5, 0x7ff
-  fcvt.s.lu f14, a5, rtz
-  fsd f14, 376(gp) /* sig 287 */
-  fsflags s3, zero
-  sd s3, 384(gp) /* sig 288 */
-  /* 199: fp */
-  li tp, 0xffffffff3f000000
-  fmv.d.x f18, tp
-  fsqrt.s f9, f18, dyn
-  fsd f9, 392(gp) /* sig 289 */
-  fsflags a6, zero
-  sd a6, 400(gp) /* sig 290 */
-  j .L21
-.L18:
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 104(gp) /* sig 253 */
-  srliw a0, a5, 16
-  sd a0, 112(gp) /* sig 254 */
-  .option rvc
-  c.andi s0, -9
-  .option norvc
-  sd s0, 120(gp) /* sig 255 */
-  slti a5, a7, 9
-  sd a5, 128(gp) /* sig 256 */
-  j .L19
-.L21:
-  /* 200: cAlu */
-  .option rvc
-  c.add s8, a2
-  .option norvc
-  sd s8, 408(gp) /* sig 291 */
-  /* 201: cAlu */
-  .option rvc
-  c.mv s10, s8
-  .option norvc
-  sd s10, 416(gp) /* sig 292 */
-  /* 202: lrsc */
-  addi s0, sp, 224
-  sc.d.aq a4, t4, (s0)
-  sd a4, 424(gp) /* sig 293 */
-  sub s0, s0, sp
-  ld s1, 224(sp)
-  sd s1, 432(gp) /* sig 294 */
-  /* 203: cAlu */
-  .option rvc
-  c.lui a2, 0xffffe
-  .option norvc
-  sd a2, 440(gp) /* sig 295 */
-  /* 204: far */
-  jal a3, .L22
-.L23:
-  /* 205: fcsr */
-  csrrci a5, fflags, 16
-  sd a5, 472(gp) /* sig 299 */
-  /* 206: fmem */
-  fld f15, 28(sp)
-  fsd f15, 480(gp) /* sig 300 */
-  /* 207: amo */
-  li a5, 0x8000000000000000
-  addi t4, sp, 120
-  amominu.d a3, a5, (t4)
-  sub t4, t4, sp
-  sd a3, 488(gp) /* sig 301 */
-  ld s7, 120(sp)
-  sd s7, 496(gp) /* sig 302 */
-  /* 208: jalr */
-  auipc s3, 0
-  jalr t4, 9(s3)
-  auipc tp, 0
-  sub t4, t4, tp
-  sub s3, s3, tp
-  sd t4, 504(gp) /* sig 303 */
-  sd s3, 512(gp) /* sig 304 */
-  /* 209: aluI */
-  slti a2, t2, -1645
-  sd a2, 520(gp) /* sig 305 */
-  /* 210: fmem */
-  fsd f6, 120(sp)
-  /* 211: mem */
-  lw a0, 164(sp)
-  sd a0, 528(gp) /* sig 306 */
-  /* 212: aluI */
-  xori a3, a1, 1
-  sd a3, 536(gp) /* sig 307 */
-  /* 213: fp */
-  fcvt.d.wu f31, t3
-  fsd f31, 544(gp) /* sig 308 */
-  fsflags a0, zero
-  sd a0, 552(gp) /* sig 309 */
-  /* 214: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f15, tp
-  fcvt.w.s a1, f15, rmm
-  sd a1, 560(gp) /* sig 310 */
-  csrrci s7, fflags, 0x1f
-  sd s7, 568(gp) /* sig 311 */
-  /* 215: fp */
-  li tp, 0xbffe5ee3f4d34d95
-  fmv.d.x f29, tp
-  li tp, 0x80086ddf270980c6
-  fmv.d.x f18, tp
-  li tp, 0x0
-  fmv.d.x f20, tp
-  fmadd.d f7, f29, f18, f20, rne
-  fsd f7, 576(gp) /* sig 312 */
-  li s2, 0x1f
-  csrrc s11, fcsr, s2
-  sd s11, 584(gp) /* sig 313 */
-  /* 216: fp */
-  li tp, 0xffffffff40200000
-  fmv.d.x f8, tp
-  li tp, 0xffffffff0da24260
-  fmv.d.x f30, tp
-  fmsub.s f14, f8, f30, f30, rmm
-  fsd f14, 592(gp) /* sig 314 */
-  frcsr t4
-  sd t4, 600(gp) /* sig 315 */
-  /* 217: aluR */
-  li s6, 0xff
-  sllw t1, s9, s6
-  sd t1, 608(gp) /* sig 316 */
-  /* 218: fp */
-  li tp, 0xffffffff40400000
-  fmv.d.x f8, tp
-  fcvt.lu.s t3, f8, rtz
-  sd t3, 616(gp) /* sig 317 */
-  fsflags t4, zero
-  sd t4, 624(gp) /* sig 318 */
-  /* 219: fp */
-  li tp, 0xffffffff2ee55e15
-  fmv.d.x f7, tp
-  li tp, 0xffffffff8051e214
-  fmv.d.x f28, tp
-  fadd.s f11, f7, f28, rtz
-  fsd f11, 632(gp) /* sig 319 */
-  fsflags t3, zero
-  sd t3, 640(gp) /* sig 320 */
-  /* 220: fp */
-  fcvt.d.lu f10, s3, rup
-  fsd f10, 648(gp) /* sig 321 */
-  frcsr t5
-  sd t5, 656(gp) /* sig 322 */
-  /* 221: fp */
-  fclass.s s10, f22
-  sd s10, 664(gp) /* sig 323 */
-  fsflags s11, zero
-  sd s11, 672(gp) /* sig 324 */
-  /* 222: cMem */
-  addi a3, sp, 12
-  .option rvc
-  c.ld a4, 16(a3)
-  .option norvc
-  sd a4, 680(gp) /* sig 325 */
-  sub a3, a3, sp
-  /* 223: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f26, tp
-  fmin.d f24, f11, f26
-  fsd f24, 688(gp) /* sig 326 */
-  frflags t0
-  sd t0, 696(gp) /* sig 327 */
-  /* 224: fp */
-  li tp, 0xffffffff067e7a4e
-  fmv.d.x f3, tp
-  fadd.s f22, f3, f6, rne
-  fsd f22, 704(gp) /* sig 328 */
-  fsflags t4, zero
-  sd t4, 712(gp) /* sig 329 */
-  /* 225: cJump */
-  auipc a4, 0
-  addi a4, a4, 26
-  .option rvc
-  c.jr a4
-  .option norvc
-  sraiw a2, ra, 2
-  sd a2, 720(gp) /* sig 330 */
-  addi a6, s8, 2047
-  sd a6, 728(gp) /* sig 331 */
-  auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 736(gp) /* sig 332 */
-  /* 226: cSp */
-  .option rvc
-  c.addi4spn a3, sp, 320
-  .option norvc
-  sub a3, a3, sp
-  sd a3, 744(gp) /* sig 333 */
-  /* 227: fp */
-  li tp, 0xbff379bc83f8f0e3
-  fmv.d.x f4, tp
-  li tp, 0x402e2fded5420ba9
-  fmv.d.x f2, tp
-  li tp, 0x40325f4326f18c02
-  fmv.d.x f13, tp
-  fmsub.d f3, f4, f2, f13, dyn
-  fsd f3, 752(gp) /* sig 334 */
-  frflags a3
-  sd a3, 760(gp) /* sig 335 */
-  /* 228: aluR */
-  li t4, 0x39
-  srlw a5, t4, zero
-  sd a5, 768(gp) /* sig 336 */
-  /* 229: fp */
-  fmv.x.d t3, f18
-  sd t3, 776(gp) /* sig 337 */
-  fsflags a6, zero
-  sd a6, 784(gp) /* sig 338 */
-  /* 230: jalr */
-  auipc s11, 0
-  jalr s11, 9(s11)
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 792(gp) /* sig 339 */
-  /* 231: aluI */
-  addi t5, s9, -80
-  sd t5, 800(gp) /* sig 340 */
-  /* 232: fp */
-  li tp, 0xffffffff3adccd53
-  fmv.d.x f22, tp
-  fcvt.l.s s3, f22, rmm
-  sd s3, 808(gp) /* sig 341 */
-  fsflags s0, zero
-  sd s0, 816(gp) /* sig 342 */
-  /* 233: luiAuipc */
-  auipc a6, 0xfffff
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 824(gp) /* sig 343 */
-  /* 234: fp */
-  li tp, 0x416c44aad2c3f0b6
-  fmv.d.x f9, tp
-  fmv.x.d s6, f9
-  sd s6, 832(gp) /* sig 344 */
-  fsflags t3, zero
-  sd t3, 840(gp) /* sig 345 */
-  /* 235: fp */
-  li tp, 0xffffffff4640e6b6
+  fsd f1, 1592(gp) /* sig 199 */
+  frflags a0
+  sd a0, 1600(gp) /* sig 200 */
+  /* 124: fp */
+  li tp, 0xebcb760b7b8fc
   fmv.d.x f16, tp
-  fle.s zero, f4, f16
-  sd zero, 848(gp) /* sig 346 */
-  fsflags s4, zero
-  sd s4, 856(gp) /* sig 347 */
-  /* 236: jalr */
-  auipc s6, 0
-  addi s6, s6, 159
-  jalr a5, -135(s6)
+  li tp, 0x413d796ec16f71f8
+  fmv.d.x f19, tp
+  fdiv.d f14, f16, f19, rup
+  fsd f14, 1608(gp) /* sig 201 */
+  frflags t3
+  sd t3, 1616(gp) /* sig 202 */
+  /* 125: fmem */
+  fsd f1, 144(sp)
+  /* 126: fp */
+  fmv.d.x f1, s7
+  fsd f1, 1624(gp) /* sig 203 */
+  fsflags t6, zero
+  sd t6, 1632(gp) /* sig 204 */
+  /* 127: cSp */
   .option rvc
-  c.xor a3, a0
+  c.addi4spn a1, sp, 36
   .option norvc
-  sd a3, 864(gp) /* sig 348 */
+  sub a1, a1, sp
+  sd a1, 1640(gp) /* sig 205 */
+  /* 128: aluI */
+  slti zero, t2, 1365
+  sd zero, 1648(gp) /* sig 206 */
+  /* 129: cAlu */
   .option rvc
-  c.srai a3, 13
+  c.srai a5, 8
   .option norvc
-  sd a3, 872(gp) /* sig 349 */
+  sd a5, 1656(gp) /* sig 207 */
+  /* 130: cAlu */
+  .option rvc
+  c.srai a0, 7
+  .option norvc
+  sd a0, 1664(gp) /* sig 208 */
+  /* 131: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f1, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f9, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f13, tp
+  fnmsub.d f3, f1, f9, f13, rup
+  fsd f3, 1672(gp) /* sig 209 */
+  fsflags t0, zero
+  sd t0, 1680(gp) /* sig 210 */
+  /* 132: cMem */
+  addi a2, sp, 136
+  .option rvc
+  c.ld a3, 56(a2)
+  .option norvc
+  sd a3, 1688(gp) /* sig 211 */
+  sub a2, a2, sp
+  /* 133: fp */
+  li tp, 0x7a358de94d9
+  fmv.d.x f22, tp
+  li tp, 0x3ffe8d637a536513
+  fmv.d.x f21, tp
+  fdiv.d f31, f22, f21, rmm
+  fsd f31, 1696(gp) /* sig 212 */
+  fsflags a4, zero
+  sd a4, 1704(gp) /* sig 213 */
+  /* 134: branch */
+  bne a7, s4, .L16
+  .option rvc
+  c.sub s1, a5
+  .option norvc
+  sd s1, 1712(gp) /* sig 214 */
+  slti ra, s10, 0
+  sd ra, 1720(gp) /* sig 215 */
+.L16:
+  /* 135: rand */
+  .4byte 0xf76d3 /* random */
+  sd a3, 1728(gp) /* sig 216 */
+  fsd f13, 1736(gp) /* sig 217 */
+  fsflags s1, zero
+  sd s1, 1744(gp) /* sig 218 */
+  /* 136: cSp */
+  .option rvc
+  c.addi16sp sp, 16
+  .option norvc
+  ld t4, 192(sp)
+  sd t4, 1752(gp) /* sig 219 */
+  .option rvc
+  c.addi16sp sp, -16
+  .option norvc
+  /* 137: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f12, tp
+  li tp, 0xfff0000000000001
+  fmv.d.x f18, tp
+  feq.d a2, f12, f18
+  sd a2, 1760(gp) /* sig 220 */
+  li a7, 0x1f
+  csrrc t0, fcsr, a7
+  sd t0, 1768(gp) /* sig 221 */
+  /* 138: cJump */
+  auipc a7, 0
+  addi a7, a7, 26
+  .option rvc
+  c.jalr a7
+  .option norvc
+  xori t6, a6, 417
+  sd t6, 1776(gp) /* sig 222 */
+  and t4, t6, s6
+  sd t4, 1784(gp) /* sig 223 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub a7, a7, tp
+  sd ra, 1792(gp) /* sig 224 */
+  sd a7, 1800(gp) /* sig 225 */
+  /* 139: luiAuipc */
+  auipc a2, 0xb2b3a
+  auipc tp, 0
+  sub a2, a2, tp
+  sd a2, 1808(gp) /* sig 226 */
+  /* 140: fp */
+  li tp, 0xffffffffbf9ef414
+  fmv.d.x f31, tp
+  li tp, 0xffffffff446e608c
+  fmv.d.x f13, tp
+  li tp, 0xffffffff449402de
+  fmv.d.x f1, tp
+  fmsub.s f17, f31, f13, f1, rup
+  fsd f17, 1816(gp) /* sig 227 */
+  fsflags a5, zero
+  sd a5, 1824(gp) /* sig 228 */
+  /* 141: aluR */
+  mulhu t2, t2, s6
+  sd t2, 1832(gp) /* sig 229 */
+  /* 142: cAlu */
+  .option rvc
+  c.add s9, s0
+  .option norvc
+  sd s9, 1840(gp) /* sig 230 */
+  /* 143: cAlu */
+  .option rvc
+  c.li t0, 15
+  .option norvc
+  sd t0, 1848(gp) /* sig 231 */
+  /* 144: aluI */
+  li a5, 0x3af0000000000
+  ori t2, a5, -1892
+  sd t2, 1856(gp) /* sig 232 */
+  /* 145: cMem */
+  .option rvc
+  c.fldsp f6, 160(sp)
+  .option norvc
+  fsd f6, 1864(gp) /* sig 233 */
+  /* 146: fp */
+  fle.d t0, f24, f24
+  sd t0, 1872(gp) /* sig 234 */
+  li a1, 0x1f
+  csrrc a4, fcsr, a1
+  sd a4, 1880(gp) /* sig 235 */
+  /* 147: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f21, tp
+  fdiv.s f24, f0, f21, rmm
+  fsd f24, 1888(gp) /* sig 236 */
+  li a1, 0x1f
+  csrrc s0, fcsr, a1
+  sd s0, 1896(gp) /* sig 237 */
+  /* 148: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f18, tp
+  li tp, 0x0
+  fmv.d.x f17, tp
+  fdiv.d f12, f18, f17, rup
+  fsd f12, 1904(gp) /* sig 238 */
+  frflags t3
+  sd t3, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 149: fp */
+  li tp, 0xffffffffffffe
+  fmv.d.x f12, tp
+  fsgnjx.d f15, f12, f19
+  fsd f15, 0(gp) /* sig 240 */
+  fsflags a6, zero
+  sd a6, 8(gp) /* sig 241 */
+  /* 150: branch */
+  li s3, 0x1f
+  li a3, 0x15
+  beq s3, a3, .L17
+  .option rvc
+  c.addiw a1, 20
+  .option norvc
+  sd a1, 16(gp) /* sig 242 */
+  srliw a2, s5, 14
+  sd a2, 24(gp) /* sig 243 */
+  sll s9, t1, a7
+  sd s9, 32(gp) /* sig 244 */
+.L17:
+  /* 151: aluI */
+  slti a6, t2, 0
+  sd a6, 40(gp) /* sig 245 */
+  /* 152: aluI */
+  li t5, 0x8000
+  addi zero, t5, -680
+  sd zero, 48(gp) /* sig 246 */
+  /* 153: cMem */
+  addi a2, sp, 180
+  .option rvc
+  c.lw a1, 56(a2)
+  .option norvc
+  sd a1, 56(gp) /* sig 247 */
+  sub a2, a2, sp
+  /* 154: fp */
+  li tp, 0xe620960e48c8e481
+  fmv.d.x f22, tp
+  fmax.d f3, f22, f11
+  fsd f3, 64(gp) /* sig 248 */
+  fsflags s0, zero
+  sd s0, 72(gp) /* sig 249 */
+  /* 155: aluR */
+  li s2, 0x400
+  li s3, 0x33
+  mulw a1, s2, s3
+  sd a1, 80(gp) /* sig 250 */
+  /* 156: cAlu */
+  .option rvc
+  c.add a5, a1
+  .option norvc
+  sd a5, 88(gp) /* sig 251 */
+  /* 157: loop */
+  li s8, 0x2
+.L18:
+  subw a5, t2, s5
+  sd a5, 96(gp) /* sig 252 */
+  mul s3, a0, ra
+  sd s3, 104(gp) /* sig 253 */
+  addi s8, s8, -1
+  bne s8, zero, .L18
+  sd s8, 112(gp) /* sig 254 */
+  /* 158: cAlu */
+  .option rvc
+  c.lui s10, 0x4
+  .option norvc
+  sd s10, 120(gp) /* sig 255 */
+  /* 159: fp */
+  li tp, 0xffffffff3958e7eb
+  fmv.d.x f9, tp
+  fcvt.d.s f12, f9
+  fsd f12, 128(gp) /* sig 256 */
+  fsflags s8, zero
+  sd s8, 136(gp) /* sig 257 */
+  /* 160: jalr */
+  auipc a5, 0
+  jalr zero, 22(a5)
+  .option rvc
+  c.andi a3, 2
+  .option norvc
+  sd a3, 144(gp) /* sig 258 */
+  addw s4, t3, s10
+  sd s4, 152(gp) /* sig 259 */
   auipc tp, 0
   sub a5, a5, tp
-  sub s6, s6, tp
-  sd a5, 880(gp) /* sig 350 */
-  sd s6, 888(gp) /* sig 351 */
-  /* 237: cSp */
+  sd zero, 160(gp) /* sig 260 */
+  sd a5, 168(gp) /* sig 261 */
+  /* 161: cAlu */
   .option rvc
-  c.addi16sp sp, -448
+  c.addi a7, 8
   .option norvc
-  ld t3, 544(sp)
-  sd t3, 896(gp) /* sig 352 */
+  sd a7, 176(gp) /* sig 262 */
+  /* 162: fp */
+  li tp, 0x41dfffffffe00000
+  fmv.d.x f26, tp
+  fmadd.d f20, f24, f10, f26, rtz
+  fsd f20, 184(gp) /* sig 263 */
+  li t6, 0x1f
+  csrrc s1, fcsr, t6
+  sd s1, 192(gp) /* sig 264 */
+  /* 163: cBranch */
   .option rvc
-  c.addi16sp sp, 448
+  c.bnez a3, .L19
   .option norvc
-  /* 238: mem */
-  addi a4, sp, -180
-  sd zero, 228(a4)
-  sub a4, a4, sp
-  /* 239: aluI */
-  slliw a6, t1, 31
-  sd a6, 904(gp) /* sig 353 */
-  /* 240: aluI */
-  li ra, 0x100000000
-  slli t6, ra, 35
-  sd t6, 912(gp) /* sig 354 */
-  /* 241: cAlu */
+  andi a1, a3, -1014
+  sd a1, 200(gp) /* sig 265 */
+  remu s3, s1, s7
+  sd s3, 208(gp) /* sig 266 */
+.L19:
+  /* 164: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f24, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f10, tp
+  fsgnjn.d f4, f24, f10
+  fsd f4, 216(gp) /* sig 267 */
+  fsflags s2, zero
+  sd s2, 224(gp) /* sig 268 */
+  /* 165: cAlu */
   .option rvc
-  c.andi a0, 1
+  c.add s8, t5
   .option norvc
-  sd a0, 920(gp) /* sig 355 */
-  /* 242: amo */
-  addi s2, sp, 128
-  amoswap.d a1, ra, (s2)
-  sub s2, s2, sp
-  sd a1, 928(gp) /* sig 356 */
-  ld ra, 128(sp)
-  sd ra, 936(gp) /* sig 357 */
-  /* 243: fp */
-  li tp, 0xffffffff40400000
+  sd s8, 232(gp) /* sig 269 */
+  /* 166: cAlu */
+  .option rvc
+  c.addi t2, -22
+  .option norvc
+  sd t2, 240(gp) /* sig 270 */
+  /* 167: cSp */
+  .option rvc
+  c.addi4spn a3, sp, 200
+  .option norvc
+  sub a3, a3, sp
+  sd a3, 248(gp) /* sig 271 */
+  /* 168: loop */
+  li s0, 0x1
+.L20:
+  .option rvc
+  c.add a1, s5
+  .option norvc
+  sd a1, 256(gp) /* sig 272 */
+  sltiu a5, t4, 103
+  sd a5, 264(gp) /* sig 273 */
+  .option rvc
+  c.addi s0, -1
+  .option norvc
+  .option rvc
+  c.bnez s0, .L20
+  .option norvc
+  sd s0, 272(gp) /* sig 274 */
+  /* 169: cAlu */
+  .option rvc
+  c.li t4, -10
+  .option norvc
+  sd t4, 280(gp) /* sig 275 */
+  /* 170: cAlu */
+  .option rvc
+  c.addi a7, 5
+  .option norvc
+  sd a7, 288(gp) /* sig 276 */
+  /* 171: aluI */
+  slti s3, a5, -1
+  sd s3, 296(gp) /* sig 277 */
+  /* 172: fp */
+  li tp, 0x47effffff0000000
+  fmv.d.x f4, tp
+  li tp, 0x41ca242f4079d979
+  fmv.d.x f31, tp
+  fmul.d f25, f4, f31, rup
+  fsd f25, 304(gp) /* sig 278 */
+  frcsr s7
+  sd s7, 312(gp) /* sig 279 */
+  /* 173: fp */
+  li tp, 0xffffffff3f689399
+  fmv.d.x f19, tp
+  li tp, 0xffffffffc0900000
+  fmv.d.x f19, tp
+  fnmadd.s f10, f19, f19, f3, rne
+  fsd f10, 320(gp) /* sig 280 */
+  fsflags a6, zero
+  sd a6, 328(gp) /* sig 281 */
+  /* 174: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f17, tp
+  li tp, 0x10000000000000
+  fmv.d.x f23, tp
+  flt.d a6, f17, f23
+  sd a6, 336(gp) /* sig 282 */
+  frflags a5
+  sd a5, 344(gp) /* sig 283 */
+  /* 175: aluI */
+  addi a4, s11, 1
+  sd a4, 352(gp) /* sig 284 */
+  /* 176: cJump */
+  auipc s2, 0
+  addi s2, s2, 10
+  .option rvc
+  c.jr s2
+  .option norvc
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 360(gp) /* sig 285 */
+  /* 177: cAlu */
+  .option rvc
+  c.addiw ra, 22
+  .option norvc
+  sd ra, 368(gp) /* sig 286 */
+  /* 178: aluI */
+  li a5, 0x5
+  srliw s5, a5, 29
+  sd s5, 376(gp) /* sig 287 */
+  /* 179: fp */
+  fcvt.d.s f4, f20
+  fsd f4, 384(gp) /* sig 288 */
+  fsflags a2, zero
+  sd a2, 392(gp) /* sig 289 */
+  /* 180: smc */
+  /* patches in ori s0, s0, 951 (then imm + 1, ...) */
+  li t4, 0x3b746413
+  li t5, 0x2
+.L21:
+  auipc s10, 0
+  sw t4, 12(s10)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t4, t4, tp
+  addi t5, t5, -1
+  bne t5, zero, .L21
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s0, 400(gp) /* sig 290 */
+  sd s10, 408(gp) /* sig 291 */
+  /* 181: aluR */
+  sub t3, s0, a7
+  sd t3, 416(gp) /* sig 292 */
+  /* 182: fp */
+  li tp, 0xffffffff0170b94c
+  fmv.d.x f2, tp
+  fadd.s f6, f2, f29, rup
+  fsd f6, 424(gp) /* sig 293 */
+  fsflags t6, zero
+  sd t6, 432(gp) /* sig 294 */
+  /* 183: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f31, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f10, tp
+  fmin.s f16, f31, f10
+  fsd f16, 440(gp) /* sig 295 */
+  li s7, 0x1f
+  csrrc a1, fcsr, s7
+  sd a1, 448(gp) /* sig 296 */
+  /* 184: fmem */
+  li tp, 0xc1e0000000200000
+  fmv.d.x f2, tp
+  fsd f2, 48(sp)
+  /* 185: jal */
+  jal t6, .L22
+  srlw t4, s10, s5
+  sd t4, 456(gp) /* sig 297 */
+  mulh t3, s7, s1
+  sd t3, 464(gp) /* sig 298 */
+.L22:
+  auipc tp, 0
+  sub t6, t6, tp
+  sd t6, 472(gp) /* sig 299 */
+  /* 186: cSp */
+  .option rvc
+  c.addi16sp sp, -304
+  .option norvc
+  ld s6, 336(sp)
+  sd s6, 480(gp) /* sig 300 */
+  .option rvc
+  c.addi16sp sp, 304
+  .option norvc
+  /* 187: rand */
+  .2byte 0x4aa1 /* random */
+  sd s5, 488(gp) /* sig 301 */
+  /* 188: fp */
+  li a2, 0x9a5000000000
+  fcvt.s.w f21, a2, rdn
+  fsd f21, 496(gp) /* sig 302 */
+  fsflags s4, zero
+  sd s4, 504(gp) /* sig 303 */
+  /* 189: rand */
+  .4byte 0x29373433 /* random */
+  sd s0, 512(gp) /* sig 304 */
+  .4byte 0x113da353 /* random */
+  sd t1, 520(gp) /* sig 305 */
+  fsd f6, 528(gp) /* sig 306 */
+  li s6, 0x1f
+  csrrc a7, fcsr, s6
+  sd a7, 536(gp) /* sig 307 */
+  /* 190: cMem */
+  .option rvc
+  c.fsdsp f7, 24(sp)
+  .option norvc
+  /* 191: cMem */
+  .option rvc
+  c.ldsp s7, 144(sp)
+  .option norvc
+  sd s7, 544(gp) /* sig 308 */
+  /* 192: loop */
+  li t4, 0x1
+.L23:
+  sll s3, t2, a1
+  sd s3, 552(gp) /* sig 309 */
+  addi t4, t4, -1
+  blt zero, t4, .L23
+  sd t4, 560(gp) /* sig 310 */
+  /* 193: aluI */
+  li s0, 0xffffffffffff8000
+  andi a7, s0, -53
+  sd a7, 568(gp) /* sig 311 */
+  /* 194: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f3, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f8, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f10, tp
+  fmsub.s f20, f3, f8, f10, dyn
+  fsd f20, 576(gp) /* sig 312 */
+  csrrci s1, fflags, 0x1f
+  sd s1, 584(gp) /* sig 313 */
+  /* 195: aluI */
+  slli a0, s8, 1
+  sd a0, 592(gp) /* sig 314 */
+  /* 196: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f0, tp
+  fcvt.wu.s t1, f0, rup
+  sd t1, 600(gp) /* sig 315 */
+  frflags s11
+  sd s11, 608(gp) /* sig 316 */
+  /* 197: aluR */
+  srl s10, t5, s6
+  sd s10, 616(gp) /* sig 317 */
+  /* 198: aluI */
+  li a7, 0x2f419322d6b8bc49
+  sraiw t2, a7, 26
+  sd t2, 624(gp) /* sig 318 */
+  /* 199: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f6, tp
+  li tp, 0x89f93888f46feee0
+  fmv.d.x f1, tp
+  fsgnjn.d f9, f6, f1
+  fsd f9, 632(gp) /* sig 319 */
+  frflags t3
+  sd t3, 640(gp) /* sig 320 */
+  j .L24
+.L11:
+  .option rvc
+  c.li a1, 9
+  .option norvc
+  sd a1, 1352(gp) /* sig 169 */
+  addi s4, zero, -428
+  sd s4, 1360(gp) /* sig 170 */
+  jal tp, .L12
+.L24:
+  /* 200: fp */
+  li tp, 0xffffffff44d269e9
+  fmv.d.x f24, tp
+  fmul.s f24, f24, f11, rup
+  fsd f24, 648(gp) /* sig 321 */
+  frcsr s1
+  sd s1, 656(gp) /* sig 322 */
+  /* 201: cMem */
+  .option rvc
+  c.fldsp f4, 24(sp)
+  .option norvc
+  fsd f4, 664(gp) /* sig 323 */
+  /* 202: fmem */
+  fsd f28, 79(sp)
+  /* 203: cMem */
+  .option rvc
+  c.swsp t6, 68(sp)
+  .option norvc
+  /* 204: cBranch */
+  .option rvc
+  c.bnez a2, .L25
+  .option norvc
+  .option rvc
+  c.lui t4, 0x3
+  .option norvc
+  sd t4, 672(gp) /* sig 324 */
+  slti s8, t3, 940
+  sd s8, 680(gp) /* sig 325 */
+  .option rvc
+  c.lui s3, 0xffffa
+  .option norvc
+  sd s3, 688(gp) /* sig 326 */
+.L25:
+  /* 205: fp */
+  li tp, 0xffffffff00d3e083
+  fmv.d.x f7, tp
+  li tp, 0xffffffff409ee862
   fmv.d.x f18, tp
-  fcvt.lu.d s10, f18
-  sd s10, 944(gp) /* sig 358 */
-  fsflags a1, zero
-  sd a1, 952(gp) /* sig 359 */
-  /* 244: fp */
-  fcvt.l.d a0, f1
-  sd a0, 960(gp) /* sig 360 */
-  csrrci t5, fflags, 0x1f
-  sd t5, 968(gp) /* sig 361 */
-  /* 245: fp */
-  fmin.s f13, f8, f3
-  fsd f13, 976(gp) /* sig 362 */
+  fsqrt.s f23, f7, rdn
+  fsd f23, 696(gp) /* sig 327 */
+  fsflags t5, zero
+  sd t5, 704(gp) /* sig 328 */
+  /* 206: fp */
+  li tp, 0xbf3417713bced755
+  fmv.d.x f24, tp
+  fcvt.s.d f26, f24, rdn
+  fsd f26, 712(gp) /* sig 329 */
+  frflags t0
+  sd t0, 720(gp) /* sig 330 */
+  /* 207: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f4, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f0, tp
+  fadd.s f22, f4, f0
+  fsd f22, 728(gp) /* sig 331 */
+  fsflags t6, zero
+  sd t6, 736(gp) /* sig 332 */
+  /* 208: fcsr */
+  li ra, 0x0
+  csrrs zero, fflags, ra
+  sd zero, 744(gp) /* sig 333 */
+  /* 209: rand */
+  .4byte 0xe0857bd3 /* random */
+  sd s7, 752(gp) /* sig 334 */
+  fsd f23, 760(gp) /* sig 335 */
+  fsflags a5, zero
+  sd a5, 768(gp) /* sig 336 */
+  /* 210: aluI */
+  srai s8, a6, 6
+  sd s8, 776(gp) /* sig 337 */
+  /* 211: rand */
+  .2byte 0x3df5 /* random */
+  sd s11, 784(gp) /* sig 338 */
+  /* 212: cAlu */
+  .option rvc
+  c.lui s4, 0x1e
+  .option norvc
+  sd s4, 792(gp) /* sig 339 */
+  /* 213: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f11, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f0, tp
+  fmin.s f15, f11, f0
+  fsd f15, 800(gp) /* sig 340 */
+  li ra, 0x1f
+  csrrc t6, fcsr, ra
+  sd t6, 808(gp) /* sig 341 */
+  /* 214: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f28, tp
+  fcvt.l.d t1, f28, rmm
+  sd t1, 816(gp) /* sig 342 */
+  fsflags a6, zero
+  sd a6, 824(gp) /* sig 343 */
+  /* 215: cJump */
+  auipc t5, 0
+  addi t5, t5, 10
+  .option rvc
+  c.jr t5
+  .option norvc
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 832(gp) /* sig 344 */
+  /* 216: cAlu */
+  .option rvc
+  c.slli s0, 7
+  .option norvc
+  sd s0, 840(gp) /* sig 345 */
+  /* 217: cMem */
+  addi a1, sp, 8
+  .option rvc
+  c.fld f14, 0(a1)
+  .option norvc
+  fsd f14, 848(gp) /* sig 346 */
+  sub a1, a1, sp
+  /* 218: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f18, tp
+  fcvt.w.d s7, f18, rdn
+  sd s7, 856(gp) /* sig 347 */
+  fsflags t5, zero
+  sd t5, 864(gp) /* sig 348 */
+  /* 219: aluR */
+  sltu s7, a6, t3
+  sd s7, 872(gp) /* sig 349 */
+  /* 220: fp */
+  li tp, 0xde8488b353e1614d
+  fmv.d.x f1, tp
+  fcvt.lu.d a6, f1, rmm
+  sd a6, 880(gp) /* sig 350 */
+  fsflags a3, zero
+  sd a3, 888(gp) /* sig 351 */
+  /* 221: aluR */
+  slt t6, s8, t2
+  sd t6, 896(gp) /* sig 352 */
+  /* 222: fp */
+  fcvt.l.d a5, f28, rup
+  sd a5, 904(gp) /* sig 353 */
+  fsflags s7, zero
+  sd s7, 912(gp) /* sig 354 */
+  /* 223: cMem */
+  addi s1, sp, 112
+  .option rvc
+  c.fld f8, 88(s1)
+  .option norvc
+  fsd f8, 920(gp) /* sig 355 */
+  sub s1, s1, sp
+  /* 224: fp */
+  li a1, 0xaaaaaaaaaaaaaaaa
+  fmv.d.x f1, a1
+  fsd f1, 928(gp) /* sig 356 */
+  fsflags a4, zero
+  sd a4, 936(gp) /* sig 357 */
+  /* 225: amo */
+  li s8, 0x4c97db8
+  addi a6, sp, 32
+  amomaxu.w s11, s8, (a6)
+  sub a6, a6, sp
+  sd s11, 944(gp) /* sig 358 */
+  /* 226: rand */
+  .2byte 0x9f75 /* random */
+  sd a4, 952(gp) /* sig 359 */
+  /* 227: amo */
+  addi s4, sp, 128
+  amoor.d.aq t0, a7, (s4)
+  sub s4, s4, sp
+  sd t0, 960(gp) /* sig 360 */
+  ld a0, 128(sp)
+  sd a0, 968(gp) /* sig 361 */
+  /* 228: aluR */
+  sllw a6, s10, zero
+  sd a6, 976(gp) /* sig 362 */
+  /* 229: fp */
+  li tp, 0xffffffff3fc21b1e
+  fmv.d.x f8, tp
+  li tp, 0xffffffff7f28d0a5
+  fmv.d.x f29, tp
+  fmul.s f25, f8, f29, rtz
+  fsd f25, 984(gp) /* sig 363 */
+  frcsr ra
+  sd ra, 992(gp) /* sig 364 */
+  /* 230: fmem */
+  fsd f29, 11(sp)
+  /* 231: fp */
+  fsgnjn.s f21, f8, f3
+  fsd f21, 1000(gp) /* sig 365 */
   frflags a6
-  sd a6, 984(gp) /* sig 363 */
-  /* 246: fcsr */
-  csrrci a0, frm, 6
-  sd a0, 992(gp) /* sig 364 */
-  /* 247: cAlu */
+  sd a6, 1008(gp) /* sig 366 */
+  /* 232: rand */
+  .2byte 0x9ae5 /* random */
+  sd a3, 1016(gp) /* sig 367 */
+  /* 233: loop */
+  li a7, 0x1
+.L26:
   .option rvc
-  c.li s3, 12
+  c.andi a1, 3
   .option norvc
-  sd s3, 1000(gp) /* sig 365 */
-  /* 248: cAlu */
+  sd a1, 1024(gp) /* sig 368 */
+  slt s10, s2, s8
+  sd s10, 1032(gp) /* sig 369 */
+  addi a7, a7, -1
+  bne a7, zero, .L26
+  sd a7, 1040(gp) /* sig 370 */
+  /* 234: cAlu */
   .option rvc
-  c.srli a2, 12
+  c.slli s7, 59
   .option norvc
-  sd a2, 1008(gp) /* sig 366 */
-  /* 249: aluI */
-  li a7, 0x4000
-  ori s8, a7, 1783
-  sd s8, 1016(gp) /* sig 367 */
-  /* 250: mem */
+  sd s7, 1048(gp) /* sig 371 */
+  /* 235: mem */
   addi s5, sp, 195
   lh t2, -89(s5)
-  sd t2, 1024(gp) /* sig 368 */
+  sd t2, 1056(gp) /* sig 372 */
   sub s5, s5, sp
-  /* 251: cAlu */
+  /* 236: cAlu */
   .option rvc
   c.addi s0, -17
   .option norvc
-  sd s0, 1032(gp) /* sig 369 */
-  /* 252: cAlu */
+  sd s0, 1064(gp) /* sig 373 */
+  /* 237: lrsc */
+  addi t4, sp, 148
+  sc.w.aqrl t3, s7, (t4)
+  sd t3, 1072(gp) /* sig 374 */
+  sub t4, t4, sp
+  lw t2, 148(sp)
+  sd t2, 1080(gp) /* sig 375 */
+  /* 238: cJump */
+  auipc s7, 0
+  addi s7, s7, 18
   .option rvc
-  c.srli a2, 58
+  c.jalr s7
   .option norvc
-  sd a2, 1040(gp) /* sig 370 */
-  /* 253: cSp */
-  .option rvc
-  c.addi4spn a0, sp, 740
-  .option norvc
-  sub a0, a0, sp
-  sd a0, 1048(gp) /* sig 371 */
-  /* 254: cJump */
-  auipc t6, 0
-  addi t6, t6, 26
-  .option rvc
-  c.jr t6
-  .option norvc
-  srli zero, a0, 37
-  sd zero, 1056(gp) /* sig 372 */
   sll s3, a0, s5
-  sd s3, 1064(gp) /* sig 373 */
+  sd s3, 1088(gp) /* sig 376 */
   auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 1072(gp) /* sig 374 */
-  /* 255: fmem */
-  li tp, 0x41dfffffffe00000
-  fmv.d.x f14, tp
-  fsd f14, 176(sp)
-  /* 256: mem */
-  lh zero, 218(sp)
-  sd zero, 1080(gp) /* sig 375 */
-  /* 257: cAlu */
+  sub ra, ra, tp
+  sub s7, s7, tp
+  sd ra, 1096(gp) /* sig 377 */
+  sd s7, 1104(gp) /* sig 378 */
+  /* 239: cMem */
+  addi s0, sp, 0
   .option rvc
-  c.add s2, s9
+  c.sd a0, 40(s0)
   .option norvc
-  sd s2, 1088(gp) /* sig 376 */
-  /* 258: luiAuipc */
-  lui a1, 0x6f6ba
-  sd a1, 1096(gp) /* sig 377 */
-  /* 259: fp */
-  fmv.x.w ra, f27
-  sd ra, 1104(gp) /* sig 378 */
+  sub s0, s0, sp
+  /* 240: cMem */
+  addi a1, sp, 216
+  .option rvc
+  c.sw a2, 0(a1)
+  .option norvc
+  sub a1, a1, sp
+  /* 241: rand */
+  .4byte 0x4a662e1b /* random */
+  sd t3, 1112(gp) /* sig 379 */
+  .2byte 0x42d2 /* random */
+  sd t0, 1120(gp) /* sig 380 */
+  /* 242: fp */
+  fmv.x.w zero, f27
+  sd zero, 1128(gp) /* sig 381 */
   frflags a2
-  sd a2, 1112(gp) /* sig 379 */
-  j .L24
-.L22:
+  sd a2, 1136(gp) /* sig 382 */
+  /* 243: cMem */
+  addi s1, sp, 96
+  .option rvc
+  c.fsd f8, 104(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 244: lrsc */
+  addi ra, sp, 64
+  sc.d.aqrl a1, s11, (ra)
+  sd a1, 1144(gp) /* sig 383 */
+  sub ra, ra, sp
+  ld t1, 64(sp)
+  sd t1, 1152(gp) /* sig 384 */
+  /* 245: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f25, tp
+  fcvt.d.s f13, f25
+  fsd f13, 1160(gp) /* sig 385 */
+  frflags ra
+  sd ra, 1168(gp) /* sig 386 */
+  /* 246: aluI */
+  slti s0, s5, 2047
+  sd s0, 1176(gp) /* sig 387 */
+  /* 247: aluI */
+  li a6, 0xffffffffffff8000
+  xori a7, a6, 1
+  sd a7, 1184(gp) /* sig 388 */
+  /* 248: fp */
+  li tp, 0x403f6b8a164d2704
+  fmv.d.x f9, tp
+  fnmsub.d f5, f0, f17, f9, rup
+  fsd f5, 1192(gp) /* sig 389 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 1200(gp) /* sig 390 */
+  /* 249: jalr */
+  auipc s1, 0
+  addi s1, s1, 112
+  jalr s1, -94(s1)
+  .option rvc
+  c.and a5, s0
+  .option norvc
+  sd a5, 1208(gp) /* sig 391 */
   auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 448(gp) /* sig 296 */
-  slti s2, s6, -742
-  sd s2, 456(gp) /* sig 297 */
-  divw s4, zero, s3
-  sd s4, 464(gp) /* sig 298 */
-  beq zero, zero, .L23
-.L24:
+  sub s1, s1, tp
+  sd s1, 1216(gp) /* sig 392 */
+  /* 250: fp */
+  li tp, 0x41efffffffe00000
+  fmv.d.x f3, tp
+  fdiv.d f30, f3, f5
+  fsd f30, 1224(gp) /* sig 393 */
+  li s1, 0x1f
+  csrrc a1, fcsr, s1
+  sd a1, 1232(gp) /* sig 394 */
+  /* 251: cBranch */
+  .option rvc
+  c.bnez a4, .L27
+  .option norvc
+  .option rvc
+  c.mv t1, s10
+  .option norvc
+  sd t1, 1240(gp) /* sig 395 */
+.L27:
+  /* 252: cMem */
+  addi a1, sp, 24
+  .option rvc
+  c.fsd f12, 0(a1)
+  .option norvc
+  sub a1, a1, sp
+  /* 253: fp */
+  li tp, 0xffffffff8ff93c8a
+  fmv.d.x f28, tp
+  li tp, 0xffffffff3f800001
+  fmv.d.x f16, tp
+  fnmadd.s f24, f3, f28, f16, rdn
+  fsd f24, 1248(gp) /* sig 396 */
+  frcsr a6
+  sd a6, 1256(gp) /* sig 397 */
+  /* 254: aluR */
+  sltu a7, t6, t2
+  sd a7, 1264(gp) /* sig 398 */
+  /* 255: fp */
+  li tp, 0xffffffff3fe5a78b
+  fmv.d.x f7, tp
+  li tp, 0xffffffffbfe5a78c
+  fmv.d.x f18, tp
+  fadd.s f6, f7, f7, rne
+  fsd f6, 1272(gp) /* sig 399 */
+  csrrci a1, fflags, 0x1f
+  sd a1, 1280(gp) /* sig 400 */
+  /* 256: amo */
+  addi ra, sp, 56
+  amominu.d.aq s8, s0, (ra)
+  sub ra, ra, sp
+  sd s8, 1288(gp) /* sig 401 */
+  /* 257: cMem */
+  addi a5, sp, 64
+  .option rvc
+  c.sd s0, 136(a5)
+  .option norvc
+  sub a5, a5, sp
+  /* 258: cAlu */
+  .option rvc
+  c.srli s0, 46
+  .option norvc
+  sd s0, 1296(gp) /* sig 402 */
+  /* 259: fp */
+  li tp, 0xffffffff3f800001
+  fmv.d.x f29, tp
+  fcvt.w.s s3, f29, rdn
+  sd s3, 1304(gp) /* sig 403 */
+  fsflags s10, zero
+  sd s10, 1312(gp) /* sig 404 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xffffffff7fc0dead
-  .dword 0x84cf21582e2f5695
-  .dword 0xffffffff8420cb02
-  .dword 0x3ff0000000000000
-  .dword 0xffffffff80c42885
-  .dword 0x800000
-  .dword 0x16cac8b3ccf1efa7
-  .dword 0x5ed4488a92b1b95
-  .dword 0x9c96c6ea8af2dd36
-  .dword 0x10b800
-  .dword 0x4170000010000000
-  .dword 0x3fc4e7b69d223499
-  .dword 0xfffffffffffffffe
-  .dword 0x11abdb082e5afc28
-  .dword 0xffffffffffffe
-  .dword 0x43800000000000
-  .dword 0xfff8000000000000
-  .dword 0xffffffff40400000
-  .dword 0xffffffffb081ebad
-  .dword 0xffffffff4f7fffff
-  .dword 0xffffffffcdac9d05
-  .dword 0x34622f41f7a0763b
-  .dword 0xffffffffd55795fa
-  .dword 0x2
-  .dword 0x7fffffffffffffff
-  .dword 0x20
-  .dword 0xd7da6f25d1a5d828
-  .dword 0x3ffffffffffff
-  .dword 0x621439d0c193f352
-  .dword 0xac548e3cf380d
-  .dword 0xc6016f72504d55e0
-  .dword 0xbe0611b25385e0aa
+  .dword 0x5c87222c9d037b6b
+  .dword 0xffffffffb95f2c83
+  .dword 0xffffffffc0900000
+  .dword 0xffffffff
+  .dword 0x0
+  .dword 0x320534bbfc63eb52
+  .dword 0xfe37e43c8800759c
+  .dword 0xff4f01afab9faa8e
+  .dword 0x7ff0000000000001
+  .dword 0xffffffff28370f0c
+  .dword 0xee3e2fcc4bb23109
+  .dword 0x123456789abcdef
+  .dword 0xffffffff
+  .dword 0x789a9baab80a4844
+  .dword 0xc008000000000000
+  .dword 0xcc252602f9299036
+  .dword 0x801573661cf2be72
+  .dword 0x137267a3cb8e681
+  .dword 0xffffffff322352d8
+  .dword 0x10000000000000
+  .dword 0x694f6a1fc753f1fa
+  .dword 0xffffffff01629994
+  .dword 0x77d894501db1a272
+  .dword 0x7ff
+  .dword 0xffffffff0ecccedf
+  .dword 0x1dea178f3bac0dc0
+  .dword 0xffffffff
+  .dword 0xffffffff00bfe99d
+  .dword 0x731c6c5d60005
+  .dword 0xffffffff09ffcef7
+  .dword 0xffffffff359117a8
+  .dword 0x790e1dd60e4758fe
 difftest_sig:
-  .rept 380
+  .rept 405
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

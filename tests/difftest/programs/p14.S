@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x21
+  li ra, 0xaaaaaaaaaaaaaaaa
   li t0, 0xdb771ab5e73b5890
   li t1, 0xffffff
   li t2, 0x1ffffffff
@@ -97,1515 +97,1491 @@
   li tp, 0xffffffff00000000
   fmv.d.x f31, tp
   csrwi frm, 3
-  /* 0: mem */
-  lbu s7, 60(sp)
-  sd s7, 0(gp) /* sig 0 */
+  /* 0: fmem */
+  fsd f7, 192(sp)
   /* 1: aluI */
   xori a4, s1, 1059
-  sd a4, 8(gp) /* sig 1 */
-  /* 2: fmem */
-  fsw f1, 208(sp)
+  sd a4, 0(gp) /* sig 0 */
+  /* 2: cMem */
+  addi a3, sp, 24
+  .option rvc
+  c.fsd f8, 96(a3)
+  .option norvc
+  sub a3, a3, sp
   /* 3: aluR */
-  add s10, a4, s0
-  sd s10, 16(gp) /* sig 2 */
+  sltu s11, t5, a5
+  sd s11, 8(gp) /* sig 1 */
   /* 4: fp */
-  li tp, 0xffffffff39797022
-  fmv.d.x f9, tp
+  li tp, 0xffffffff3fc00000
+  fmv.d.x f16, tp
   li tp, 0xffffffff3f7fffff
   fmv.d.x f20, tp
-  fsgnj.s f27, f9, f20
-  fsd f27, 24(gp) /* sig 3 */
-  fsflags s1, zero
-  sd s1, 32(gp) /* sig 4 */
-  /* 5: branch */
-  beq s10, s10, .L0
-  .option rvc
-  c.slli a4, 27
-  .option norvc
-  sd a4, 40(gp) /* sig 5 */
-  srliw a0, s0, 31
-  sd a0, 48(gp) /* sig 6 */
-.L0:
+  fadd.s f13, f16, f20, dyn
+  fsd f13, 16(gp) /* sig 2 */
+  fsflags a3, zero
+  sd a3, 24(gp) /* sig 3 */
+  /* 5: fp */
+  li tp, 0xffffffff3ff8acce
+  fmv.d.x f16, tp
+  li tp, 0xffffffff3c8f48dc
+  fmv.d.x f24, tp
+  li tp, 0xffffffffbd0b2f4f
+  fmv.d.x f8, tp
+  fmadd.s f15, f16, f24, f8, rtz
+  fsd f15, 32(gp) /* sig 4 */
+  csrrci t4, fflags, 0x1f
+  sd t4, 40(gp) /* sig 5 */
   /* 6: aluI */
-  sraiw t6, t3, 1
-  sd t6, 56(gp) /* sig 7 */
+  srai t2, s7, 47
+  sd t2, 48(gp) /* sig 6 */
   /* 7: lrsc */
-  addi s8, sp, 188
-  sc.w.aqrl s11, a2, (s8)
-  sd s11, 64(gp) /* sig 8 */
-  sub s8, s8, sp
-  lw a4, 188(sp)
-  sd a4, 72(gp) /* sig 9 */
-  /* 8: mem */
-  lwu a3, 120(sp)
-  sd a3, 80(gp) /* sig 10 */
-  /* 9: amo */
-  addi t6, sp, 16
-  amoand.d.aqrl s11, s10, (t6)
-  sub t6, t6, sp
-  sd s11, 88(gp) /* sig 11 */
-  ld s0, 16(sp)
-  sd s0, 96(gp) /* sig 12 */
-  /* 10: amo */
-  addi t1, sp, 164
-  amoand.w.aq a7, zero, (t1)
-  sub t1, t1, sp
-  sd a7, 104(gp) /* sig 13 */
-  /* 11: aluR */
-  srl t3, a6, ra
-  sd t3, 112(gp) /* sig 14 */
-  /* 12: fp */
-  fcvt.d.s f10, f27
-  fsd f10, 120(gp) /* sig 15 */
-  fsflags s9, zero
-  sd s9, 128(gp) /* sig 16 */
-  /* 13: fp */
-  li tp, 0xffffffff31c2577b
-  fmv.d.x f15, tp
-  fsqrt.s f29, f15, rup
-  fsd f29, 136(gp) /* sig 17 */
-  fsflags a5, zero
-  sd a5, 144(gp) /* sig 18 */
-  /* 14: aluR */
-  li ra, 0xffffffff80000000
-  li s0, 0x0
-  remuw a1, ra, s0
-  sd a1, 152(gp) /* sig 19 */
-  /* 15: smc */
-  /* patches in addi ra, a5, -1579 (then imm + 1, ...) */
-  li s1, 0x9d578093
-  li s11, 0x3
-.L1:
-  auipc s9, 0
-  sw s1, 12(s9)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s1, s1, tp
-  addi s11, s11, -1
-  bne s11, zero, .L1
-  auipc tp, 0
-  sub s9, s9, tp
-  sd ra, 160(gp) /* sig 20 */
-  sd s9, 168(gp) /* sig 21 */
-  /* 16: cBranch */
-  li a4, 0x401
+  addi s10, sp, 140
+  lr.w.aq t2, (s10)
+  sc.w.rl t5, t5, (s10)
+  sd t2, 56(gp) /* sig 7 */
+  sd t5, 64(gp) /* sig 8 */
+  sub s10, s10, sp
+  lw t5, 140(sp)
+  sd t5, 72(gp) /* sig 9 */
+  /* 8: loop */
+  li s2, 0x3
+.L0:
+  srliw a0, t0, 26
+  sd a0, 80(gp) /* sig 10 */
+  sltiu s8, s6, -1020
+  sd s8, 88(gp) /* sig 11 */
+  srli ra, t4, 0
+  sd ra, 96(gp) /* sig 12 */
+  addi s2, s2, -1
+  bne s2, zero, .L0
+  sd s2, 104(gp) /* sig 13 */
+  /* 9: mem */
+  sb t3, 226(sp)
+  ld s11, 224(sp)
+  sd s11, 112(gp) /* sig 14 */
+  /* 10: rand */
+  .2byte 0xf44a /* random */
+  .2byte 0x4cb9 /* random */
+  sd s9, 120(gp) /* sig 15 */
+  .2byte 0x18 /* random */
+  /* 11: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f22, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f23, tp
+  fdiv.s f12, f22, f23, rtz
+  fsd f12, 128(gp) /* sig 16 */
+  fsflags ra, zero
+  sd ra, 136(gp) /* sig 17 */
+  /* 12: fence */
+  fence rw, rw
+  /* 13: cMem */
+  addi s0, sp, 10
   .option rvc
-  c.bnez a4, .L2
+  c.sw a5, 40(s0)
   .option norvc
-  srl s0, t1, s2
-  sd s0, 176(gp) /* sig 22 */
-.L2:
-  /* 17: aluR */
-  or t4, s3, t2
-  sd t4, 184(gp) /* sig 23 */
-  /* 18: aluR */
-  li s1, 0x80000001
-  mulhsu s2, a4, s1
-  sd s2, 192(gp) /* sig 24 */
-  /* 19: luiAuipc */
-  auipc t3, 0xe0562
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 200(gp) /* sig 25 */
-  /* 20: cMem */
+  sub s0, s0, sp
+  /* 14: mem */
+  addi s0, sp, 383
+  lb a3, -288(s0)
+  sd a3, 144(gp) /* sig 18 */
+  sub s0, s0, sp
+  /* 15: fp */
+  li tp, 0xffffffff5f800000
+  fmv.d.x f7, tp
+  fsqrt.s f18, f7, rne
+  fsd f18, 152(gp) /* sig 19 */
+  fsflags s0, zero
+  sd s0, 160(gp) /* sig 20 */
+  /* 16: fcsr */
+  csrrci a2, fflags, 27
+  sd a2, 168(gp) /* sig 21 */
+  /* 17: fp */
+  li tp, 0x1
+  fmv.d.x f16, tp
+  fmul.d f19, f6, f16, rmm
+  fsd f19, 176(gp) /* sig 22 */
+  fsflags a2, zero
+  sd a2, 184(gp) /* sig 23 */
+  /* 18: fcsr */
+  li s11, 0x740f07070477700
+  csrrs t3, fcsr, s11
+  sd t3, 192(gp) /* sig 24 */
+  /* 19: aluI */
+  li t4, 0x6e23de01
+  sraiw s0, t4, 31
+  sd s0, 200(gp) /* sig 25 */
+  /* 20: amo */
+  addi a4, sp, 192
+  amomaxu.d.aq s10, s5, (a4)
+  sub a4, a4, sp
+  sd s10, 208(gp) /* sig 26 */
+  ld t2, 192(sp)
+  sd t2, 216(gp) /* sig 27 */
+  /* 21: cMem */
   .option rvc
-  c.ldsp a6, 0(sp)
+  c.lwsp t5, 164(sp)
   .option norvc
-  sd a6, 208(gp) /* sig 26 */
-  /* 21: aluI */
-  sltiu t4, s0, -2048
-  sd t4, 216(gp) /* sig 27 */
-  /* 22: far */
-  bltu s6, a7, .L3
-.L4:
-  /* 23: fcsr */
-  csrrci s8, fflags, 30
-  sd s8, 240(gp) /* sig 30 */
+  sd t5, 224(gp) /* sig 28 */
+  /* 22: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 24
+  .option norvc
+  sub s0, s0, sp
+  sd s0, 232(gp) /* sig 29 */
+  /* 23: fence */
+  nop
   /* 24: aluR */
   li s5, 0xffffffff80000000
   li s11, 0x0
   divw a5, s5, s11
-  sd a5, 248(gp) /* sig 31 */
-  /* 25: fence */
-  fence iorw, iorw
-  /* 26: cSp */
-  .option rvc
-  c.addi4spn a0, sp, 512
-  .option norvc
-  sub a0, a0, sp
-  sd a0, 256(gp) /* sig 32 */
-  /* 27: cAlu */
-  .option rvc
-  c.addiw s9, -3
-  .option norvc
-  sd s9, 264(gp) /* sig 33 */
+  sd a5, 240(gp) /* sig 30 */
+  /* 25: rand */
+  .4byte 0xa23b2653 /* random */
+  sd a2, 248(gp) /* sig 31 */
+  fsd f12, 256(gp) /* sig 32 */
+  fsflags s10, zero
+  sd s10, 264(gp) /* sig 33 */
+  .4byte 0x22dd4d33 /* random */
+  sd s10, 272(gp) /* sig 34 */
+  .4byte 0x10378bb /* random */
+  sd a7, 280(gp) /* sig 35 */
+  /* 26: mem */
+  addi a4, sp, -156
+  lbu s8, 276(a4)
+  sd s8, 288(gp) /* sig 36 */
+  sub a4, a4, sp
+  /* 27: aluR */
+  li t1, 0x3f
+  mulhsu t0, t1, a3
+  sd t0, 296(gp) /* sig 37 */
   /* 28: mem */
-  addi s8, sp, 52
-  sd t2, 124(s8)
-  sub s8, s8, sp
-  /* 29: cMem */
-  addi s1, sp, 96
+  lhu s2, 8(sp)
+  sd s2, 304(gp) /* sig 38 */
+  /* 29: cAlu */
   .option rvc
-  c.sw a0, 20(s1)
+  c.xor a4, a0
   .option norvc
-  sub s1, s1, sp
-  /* 30: mem */
-  addi a1, sp, -206
-  lwu ra, 302(a1)
-  sd ra, 272(gp) /* sig 34 */
-  sub a1, a1, sp
-  /* 31: smc */
-  /* patches in andi ra, ra, 1941 (then imm + 1, ...) */
-  li a0, 0x7950f093
-  li t0, 0x2
-.L5:
-  auipc a3, 0
-  sw a0, 12(a3)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a0, a0, tp
-  addi t0, t0, -1
-  bne t0, zero, .L5
-  auipc tp, 0
-  sub a3, a3, tp
-  sd ra, 280(gp) /* sig 35 */
-  sd a3, 288(gp) /* sig 36 */
-  /* 32: far */
-  bge s2, s2, .L6
-.L7:
-  /* 33: fp */
-  li tp, 0x3e60813ba3b0b554
-  fmv.d.x f16, tp
-  fadd.d f0, f28, f16, rup
-  fsd f0, 320(gp) /* sig 40 */
-  fsflags s0, zero
-  sd s0, 328(gp) /* sig 41 */
-  /* 34: cJump */
-  auipc s6, 0
-  addi s6, s6, 24
+  sd a4, 312(gp) /* sig 39 */
+  /* 30: aluR */
+  slt s6, a5, a5
+  sd s6, 320(gp) /* sig 40 */
+  /* 31: lrsc */
+  addi a4, sp, 40
+  lr.d s11, (a4)
+  sc.d.aqrl a7, a2, (a4)
+  sd s11, 328(gp) /* sig 41 */
+  sd a7, 336(gp) /* sig 42 */
+  sub a4, a4, sp
+  ld a6, 40(sp)
+  sd a6, 344(gp) /* sig 43 */
+  /* 32: cAlu */
   .option rvc
-  c.jr s6
+  c.addi s1, -4
   .option norvc
-  mul a3, ra, a7
-  sd a3, 336(gp) /* sig 42 */
+  sd s1, 352(gp) /* sig 44 */
+  /* 33: cAlu */
   .option rvc
-  c.lui s9, 0x15
+  c.mv s7, s0
   .option norvc
-  sd s9, 344(gp) /* sig 43 */
-  auipc tp, 0
-  sub s6, s6, tp
-  sd s6, 352(gp) /* sig 44 */
-  /* 35: fp */
-  fsub.s f25, f10, f5, rtz
-  fsd f25, 360(gp) /* sig 45 */
-  frcsr t4
-  sd t4, 368(gp) /* sig 46 */
-  /* 36: cAlu */
+  sd s7, 360(gp) /* sig 45 */
+  /* 34: far */
+  bgeu a2, ra, .L1
+.L2:
+  /* 35: branch */
+  bgeu s5, s9, .L3
   .option rvc
-  c.addi s9, 8
+  c.andi a2, -2
   .option norvc
-  sd s9, 376(gp) /* sig 47 */
-  /* 37: aluR */
-  li t3, 0x80000001
-  mulw t1, s2, t3
-  sd t1, 384(gp) /* sig 48 */
-  /* 38: mem */
+  sd a2, 384(gp) /* sig 48 */
+.L3:
+  /* 36: fcsr */
+  csrrwi t1, fcsr, 15
+  sd t1, 392(gp) /* sig 49 */
+  /* 37: mem */
   addi t4, sp, -170
   sh s11, 232(t4)
   sub t4, t4, sp
-  /* 39: cAlu */
+  /* 38: cAlu */
   .option rvc
   c.add a4, s0
   .option norvc
-  sd a4, 392(gp) /* sig 49 */
-  /* 40: fp */
-  li tp, 0xffffffff7149f2ca
-  fmv.d.x f20, tp
-  fsgnjn.s f24, f13, f20
-  fsd f24, 400(gp) /* sig 50 */
-  fsflags s0, zero
-  sd s0, 408(gp) /* sig 51 */
-  /* 41: aluI */
-  srai s8, s8, 3
-  sd s8, 416(gp) /* sig 52 */
-  /* 42: mem */
-  sb zero, 250(sp)
-  /* 43: aluI */
-  srai t1, s2, 63
-  sd t1, 424(gp) /* sig 53 */
-  /* 44: aluR */
-  li a3, 0xffffffff80000000
-  li a2, 0x0
-  remuw a3, a3, a2
-  sd a3, 432(gp) /* sig 54 */
-  /* 45: cMem */
+  sd a4, 400(gp) /* sig 50 */
+  /* 39: fp */
+  li tp, 0xffffffff00c00ddb
+  fmv.d.x f1, tp
+  fsgnjn.s f24, f24, f1
+  fsd f24, 408(gp) /* sig 51 */
+  frcsr t1
+  sd t1, 416(gp) /* sig 52 */
+  /* 40: mem */
+  li t2, 0xdd400000
+  addi a0, sp, -234
+  sw t2, 358(a0)
+  sub a0, a0, sp
+  /* 41: cAlu */
   .option rvc
-  c.swsp s1, 216(sp)
+  c.lui t4, 0xfffe6
   .option norvc
-  /* 46: cSp */
+  sd t4, 424(gp) /* sig 53 */
+  /* 42: amo */
+  addi a4, sp, 80
+  amomaxu.w.rl s10, s1, (a4)
+  sub a4, a4, sp
+  sd s10, 432(gp) /* sig 54 */
+  lw a3, 80(sp)
+  sd a3, 440(gp) /* sig 55 */
+  /* 43: aluR */
+  li s3, 0xffffffffd59b06d3
+  sub s11, s3, a3
+  sd s11, 448(gp) /* sig 56 */
+  /* 44: cSp */
   .option rvc
-  c.addi4spn a1, sp, 572
+  c.addi4spn a0, sp, 536
   .option norvc
-  sub a1, a1, sp
-  sd a1, 440(gp) /* sig 55 */
-  /* 47: fmem */
-  addi s5, sp, 600
-  fld f4, -496(s5)
-  fsd f4, 448(gp) /* sig 56 */
-  sub s5, s5, sp
-  /* 48: lrsc */
-  addi s1, sp, 32
-  sc.d a6, zero, (s1)
-  sd a6, 456(gp) /* sig 57 */
-  sub s1, s1, sp
-  ld t5, 32(sp)
-  sd t5, 464(gp) /* sig 58 */
-  /* 49: fp */
-  fcvt.d.l f30, t2, rmm
-  fsd f30, 472(gp) /* sig 59 */
-  csrrci s9, fflags, 0x1f
-  sd s9, 480(gp) /* sig 60 */
-  /* 50: liSeed */
-  li s8, 0x10000000000
-  sd s8, 488(gp) /* sig 61 */
-  /* 51: cAlu */
+  sub a0, a0, sp
+  sd a0, 456(gp) /* sig 57 */
+  /* 45: mem */
+  addi t2, sp, -109
+  ld s9, 357(t2)
+  sd s9, 464(gp) /* sig 58 */
+  sub t2, t2, sp
+  /* 46: cAlu */
+  .option rvc
+  c.li ra, -7
+  .option norvc
+  sd ra, 472(gp) /* sig 59 */
+  /* 47: cJump */
+  auipc s1, 0
+  addi s1, s1, 10
+  .option rvc
+  c.jr s1
+  .option norvc
+  auipc tp, 0
+  sub s1, s1, tp
+  sd s1, 480(gp) /* sig 60 */
+  /* 48: rand */
+  .2byte 0x82a6 /* random */
+  sd t0, 488(gp) /* sig 61 */
+  .4byte 0xed98ea9b /* random */
+  sd s5, 496(gp) /* sig 62 */
+  .4byte 0xc16840d3 /* random */
+  sd ra, 504(gp) /* sig 63 */
+  fsd f1, 512(gp) /* sig 64 */
+  fsflags s5, zero
+  sd s5, 520(gp) /* sig 65 */
+  /* 49: cAlu */
   .option rvc
   c.addiw s3, 18
   .option norvc
-  sd s3, 496(gp) /* sig 62 */
-  /* 52: aluR */
+  sd s3, 528(gp) /* sig 66 */
+  /* 50: aluR */
   mulh s2, a3, s2
-  sd s2, 504(gp) /* sig 63 */
-  /* 53: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f1, tp
-  li tp, 0xffffffff485eb503
-  fmv.d.x f22, tp
-  fsgnjn.s f8, f1, f22
-  fsd f8, 512(gp) /* sig 64 */
-  fsflags a4, zero
-  sd a4, 520(gp) /* sig 65 */
-  /* 54: liSeed */
-  li a7, 0x670c084a
-  sd a7, 528(gp) /* sig 66 */
-  /* 55: cAlu */
+  sd s2, 536(gp) /* sig 67 */
+  /* 51: fp */
+  li tp, 0xffffffff80559741
+  fmv.d.x f15, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f24, tp
+  fsgnj.s f8, f15, f24
+  fsd f8, 544(gp) /* sig 68 */
+  fsflags a6, zero
+  sd a6, 552(gp) /* sig 69 */
+  /* 52: cAlu */
   .option rvc
-  c.srai a3, 43
+  c.srli a2, 31
   .option norvc
-  sd a3, 536(gp) /* sig 67 */
-  /* 56: loop */
-  li s8, 0x1
-.L8:
+  sd a2, 560(gp) /* sig 70 */
+  /* 53: amo */
+  li s9, 0xffffffff
+  addi ra, sp, 32
+  amoand.d.rl s4, s9, (ra)
+  sub ra, ra, sp
+  sd s4, 568(gp) /* sig 71 */
+  ld s9, 32(sp)
+  sd s9, 576(gp) /* sig 72 */
+  /* 54: smc */
+  /* patches in addi s0, s11, -788 (then imm + 1, ...) */
+  li t2, 0xcecd8413
+  li a3, 0x1
+.L4:
+  auipc t6, 0
+  sw t2, 12(t6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t2, t2, tp
+  addi a3, a3, -1
+  bne a3, zero, .L4
+  auipc tp, 0
+  sub t6, t6, tp
+  sd s0, 584(gp) /* sig 73 */
+  sd t6, 592(gp) /* sig 74 */
+  /* 55: fp */
+  li tp, 0xffffffffbff60e56
+  fmv.d.x f14, tp
+  li tp, 0xffffffff3c2a0d36
+  fmv.d.x f3, tp
+  li tp, 0xffffffff3ca37238
+  fmv.d.x f10, tp
+  fmadd.s f30, f14, f3, f10, rtz
+  fsd f30, 600(gp) /* sig 75 */
+  frcsr a3
+  sd a3, 608(gp) /* sig 76 */
+  /* 56: fmem */
+  flw f18, 200(sp)
+  fsd f18, 616(gp) /* sig 77 */
+  /* 57: aluR */
+  mulh t2, a0, a7
+  sd t2, 624(gp) /* sig 78 */
+  /* 58: cAlu */
   .option rvc
-  c.subw s1, s1
+  c.srai a3, 5
   .option norvc
-  sd s1, 544(gp) /* sig 68 */
-  addi s8, s8, -1
-  bne s8, zero, .L8
-  sd s8, 552(gp) /* sig 69 */
-  /* 57: cBranch */
-  .option rvc
-  c.beqz s1, .L9
-  .option norvc
-  or s1, s4, t1
-  sd s1, 560(gp) /* sig 70 */
-  .option rvc
-  c.addw a5, a1
-  .option norvc
-  sd a5, 568(gp) /* sig 71 */
-  andi s6, a2, -803
-  sd s6, 576(gp) /* sig 72 */
-.L9:
-  /* 58: fence */
-  fence
+  sd a3, 632(gp) /* sig 79 */
   /* 59: smc */
-  /* patches in addiw a4, s2, -739 (then imm + 1, ...) */
-  li s4, 0xd1d9071b
-  li a1, 0x3
-.L10:
-  auipc s0, 0
-  sw s4, 12(s0)
+  /* patches in sltiu t5, s7, -1522 (then imm + 1, ...) */
+  li s4, 0xa0ebbf13
+  li a6, 0x2
+.L5:
+  auipc s11, 0
+  sw s4, 12(s11)
   fence.i
   nop /* patched */
   lui tp, 0x100
   add s4, s4, tp
-  addi a1, a1, -1
-  bne a1, zero, .L10
+  addi a6, a6, -1
+  bne a6, zero, .L5
   auipc tp, 0
-  sub s0, s0, tp
-  sd a4, 584(gp) /* sig 73 */
-  sd s0, 592(gp) /* sig 74 */
-  /* 60: cMem */
-  .option rvc
-  c.sdsp a1, 144(sp)
-  .option norvc
-  /* 61: aluI */
-  srliw t2, a7, 13
-  sd t2, 600(gp) /* sig 75 */
-  /* 62: cAlu */
-  .option rvc
-  c.li a5, 21
-  .option norvc
-  sd a5, 608(gp) /* sig 76 */
+  sub s11, s11, tp
+  sd t5, 640(gp) /* sig 80 */
+  sd s11, 648(gp) /* sig 81 */
+  /* 60: amo */
+  addi a4, sp, 52
+  amoadd.w s11, zero, (a4)
+  sub a4, a4, sp
+  sd s11, 656(gp) /* sig 82 */
+  lw t6, 52(sp)
+  sd t6, 664(gp) /* sig 83 */
+  /* 61: amo */
+  addi s8, sp, 92
+  amoswap.w.aqrl s0, t0, (s8)
+  sub s8, s8, sp
+  sd s0, 672(gp) /* sig 84 */
+  lw a3, 92(sp)
+  sd a3, 680(gp) /* sig 85 */
+  /* 62: liSeed */
+  li s0, 0x400
+  sd s0, 688(gp) /* sig 86 */
   /* 63: cAlu */
   .option rvc
-  c.srai a5, 59
+  c.srli s0, 63
   .option norvc
-  sd a5, 616(gp) /* sig 77 */
-  /* 64: amo */
-  addi ra, sp, 176
-  amoadd.w.aq a1, a4, (ra)
-  sub ra, ra, sp
-  sd a1, 624(gp) /* sig 78 */
+  sd s0, 696(gp) /* sig 87 */
+  /* 64: far */
+  jal zero, .L6
+.L7:
   /* 65: aluR */
-  or zero, t6, s0
-  sd zero, 632(gp) /* sig 79 */
-  /* 66: lrsc */
-  addi a6, sp, 40
-  lr.d.aqrl zero, (a6)
-  sc.d.aqrl a2, s0, (a6)
-  sd zero, 640(gp) /* sig 80 */
-  sd a2, 648(gp) /* sig 81 */
-  sc.d.aq a2, zero, (a6)
-  sd a2, 656(gp) /* sig 82 */
-  sub a6, a6, sp
-  ld a4, 40(sp)
-  sd a4, 664(gp) /* sig 83 */
-  /* 67: aluR */
-  li t0, 0x0
-  remuw a5, s1, t0
-  sd a5, 672(gp) /* sig 84 */
-  /* 68: fmem */
-  fsw f18, 112(sp)
-  /* 69: fcsr */
-  li t0, 0x0
-  csrrs zero, fcsr, t0
-  sd zero, 680(gp) /* sig 85 */
+  remu a6, s2, t6
+  sd a6, 720(gp) /* sig 90 */
+  /* 66: cAlu */
+  .option rvc
+  c.add t2, t4
+  .option norvc
+  sd t2, 728(gp) /* sig 91 */
+  /* 67: fcsr */
+  li a1, 0x3c
+  csrrw t6, frm, a1
+  sd t6, 736(gp) /* sig 92 */
+  /* 68: aluI */
+  slliw t5, s6, 18
+  sd t5, 744(gp) /* sig 93 */
+  /* 69: aluR */
+  li a0, 0xffffffff80000000
+  li s2, 0xffffffffffffffff
+  divuw s5, a0, s2
+  sd s5, 752(gp) /* sig 94 */
   /* 70: aluR */
-  srl a5, t5, a1
-  sd a5, 688(gp) /* sig 86 */
-  /* 71: fcsr */
-  li s5, 0x80
-  csrrw s11, fcsr, s5
-  sd s11, 696(gp) /* sig 87 */
-  /* 72: cAlu */
-  .option rvc
-  c.slli s3, 44
-  .option norvc
-  sd s3, 704(gp) /* sig 88 */
-  /* 73: liSeed */
-  li a0, 0x726dc4fbd536ead
-  sd a0, 712(gp) /* sig 89 */
-  /* 74: mem */
-  ld s2, 48(sp)
-  sd s2, 720(gp) /* sig 90 */
-  /* 75: fp */
-  li tp, 0xffffffffbfea61cd
-  fmv.d.x f23, tp
-  li tp, 0xffffffff40d88a8d
-  fmv.d.x f3, tp
-  li tp, 0xffffffff41464161
-  fmv.d.x f11, tp
-  fnmsub.s f15, f23, f3, f11
-  fsd f15, 728(gp) /* sig 91 */
-  fsflags t1, zero
-  sd t1, 736(gp) /* sig 92 */
-  /* 76: fp */
-  fadd.s f30, f16, f24, dyn
-  fsd f30, 744(gp) /* sig 93 */
-  fsflags a2, zero
-  sd a2, 752(gp) /* sig 94 */
-  /* 77: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f19, tp
-  fclass.s t5, f19
-  sd t5, 760(gp) /* sig 95 */
-  fsflags s1, zero
-  sd s1, 768(gp) /* sig 96 */
-  /* 78: fcsr */
-  csrrci t3, fcsr, 16
-  sd t3, 776(gp) /* sig 97 */
-  /* 79: aluR */
-  li s8, 0x6183f024ee93fc49
-  sub zero, t2, s8
-  sd zero, 784(gp) /* sig 98 */
-  /* 80: luiAuipc */
-  lui ra, 0x95fd5
-  sd ra, 792(gp) /* sig 99 */
-  /* 81: fp */
-  fsub.s f20, f21, f7, rdn
-  fsd f20, 800(gp) /* sig 100 */
-  frflags s0
-  sd s0, 808(gp) /* sig 101 */
-  /* 82: aluI */
-  addi s0, s11, -2048
-  sd s0, 816(gp) /* sig 102 */
-  /* 83: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f25, tp
-  flt.d s0, f30, f25
-  sd s0, 824(gp) /* sig 103 */
-  fsflags t1, zero
-  sd t1, 832(gp) /* sig 104 */
-  /* 84: far */
-  bge s1, a5, .L11
-.L12:
-  /* 85: amo */
-  li t3, 0xffffffffffffffdf
-  addi t6, sp, 84
-  amoadd.w.aq s0, t3, (t6)
+  li s2, 0x2a1000000
+  divu a2, s2, a2
+  sd a2, 760(gp) /* sig 95 */
+  /* 71: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f12, tp
+  fcvt.l.d s3, f12, rmm
+  sd s3, 768(gp) /* sig 96 */
+  li t1, 0x1f
+  csrrc s1, fcsr, t1
+  sd s1, 776(gp) /* sig 97 */
+  /* 72: mem */
+  addi t6, sp, -243
+  sd s2, 245(t6)
   sub t6, t6, sp
-  sd s0, 856(gp) /* sig 107 */
-  lw t5, 84(sp)
-  sd t5, 864(gp) /* sig 108 */
-  /* 86: cSp */
+  ld a5, 0(sp)
+  sd a5, 784(gp) /* sig 98 */
+  /* 73: fcsr */
+  csrrci s3, frm, 19
+  sd s3, 792(gp) /* sig 99 */
+  /* 74: aluI */
+  li s7, 0x18f000000000000
+  slliw s1, s7, 31
+  sd s1, 800(gp) /* sig 100 */
+  /* 75: cMem */
+  addi s0, sp, 140
   .option rvc
-  c.addi4spn s0, sp, 112
+  c.sw a3, 88(s0)
   .option norvc
   sub s0, s0, sp
-  sd s0, 872(gp) /* sig 109 */
-  /* 87: aluI */
-  addi a7, s0, 344
-  sd a7, 880(gp) /* sig 110 */
+  /* 76: aluI */
+  addi a3, a4, 351
+  sd a3, 808(gp) /* sig 101 */
+  /* 77: aluR */
+  li s6, 0x1900000000
+  li a5, 0xffffffffffffffd2
+  mulw s11, s6, a5
+  sd s11, 816(gp) /* sig 102 */
+  /* 78: cBranch */
+  .option rvc
+  c.j .L8
+  .option norvc
+  add t4, s10, a7
+  sd t4, 824(gp) /* sig 103 */
+  remw s5, s2, s1
+  sd s5, 832(gp) /* sig 104 */
+.L8:
+  /* 79: jalr */
+  auipc t1, 0
+  jalr a4, 16(t1)
+  or s9, a6, a7
+  sd s9, 840(gp) /* sig 105 */
+  auipc tp, 0
+  sub a4, a4, tp
+  sub t1, t1, tp
+  sd a4, 848(gp) /* sig 106 */
+  sd t1, 856(gp) /* sig 107 */
+  /* 80: mem */
+  lw ra, 204(sp)
+  sd ra, 864(gp) /* sig 108 */
+  /* 81: luiAuipc */
+  lui s7, 0x0
+  sd s7, 872(gp) /* sig 109 */
+  /* 82: branch */
+  bgeu s0, s0, .L9
+  slti t5, zero, -1577
+  sd t5, 880(gp) /* sig 110 */
+  xor s4, s0, zero
+  sd s4, 888(gp) /* sig 111 */
+  and s11, t4, t0
+  sd s11, 896(gp) /* sig 112 */
+.L9:
+  /* 83: aluR */
+  mulhsu ra, a5, zero
+  sd ra, 904(gp) /* sig 113 */
+  /* 84: fmem */
+  addi t5, sp, 596
+  fsw f10, -472(t5)
+  sub t5, t5, sp
+  /* 85: cMem */
+  .option rvc
+  c.ldsp t3, 192(sp)
+  .option norvc
+  sd t3, 912(gp) /* sig 114 */
+  /* 86: aluI */
+  srliw a7, s3, 20
+  sd a7, 920(gp) /* sig 115 */
+  /* 87: aluR */
+  mulw s1, a5, t5
+  sd s1, 928(gp) /* sig 116 */
   /* 88: fp */
-  li tp, 0x40c81cd6c8b43958
-  fmv.d.x f25, tp
-  fnmsub.d f1, f2, f25, f0, rup
-  fsd f1, 888(gp) /* sig 111 */
-  fsflags s2, zero
-  sd s2, 896(gp) /* sig 112 */
-  /* 89: luiAuipc */
-  auipc t5, 0xc7086
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 904(gp) /* sig 113 */
-  /* 90: mem */
-  sw s0, 196(sp)
-  ld s3, 192(sp)
-  sd s3, 912(gp) /* sig 114 */
-  /* 91: fp */
-  li tp, 0xffffffffccb26727
-  fmv.d.x f30, tp
-  fdiv.s f20, f30, f30, rup
-  fsd f20, 920(gp) /* sig 115 */
-  fsflags a5, zero
-  sd a5, 928(gp) /* sig 116 */
-  /* 92: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f0, tp
-  li tp, 0xffffffff4f7fffff
-  fmv.d.x f9, tp
-  li tp, 0xffffffff007fffff
-  fmv.d.x f20, tp
-  fmadd.s f30, f0, f9, f20, rtz
-  fsd f30, 936(gp) /* sig 117 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 944(gp) /* sig 118 */
-  /* 93: far */
-  blt zero, zero, .L13
-.L14:
-  /* 94: cAlu */
-  .option rvc
-  c.srai a1, 12
-  .option norvc
-  sd a1, 976(gp) /* sig 122 */
-  /* 95: aluI */
-  slti s2, s4, -1
-  sd s2, 984(gp) /* sig 123 */
-  /* 96: luiAuipc */
-  auipc a0, 0x1
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 992(gp) /* sig 124 */
-  /* 97: fp */
-  fcvt.d.s f15, f4
-  fsd f15, 1000(gp) /* sig 125 */
-  csrrci s9, fflags, 0x1f
-  sd s9, 1008(gp) /* sig 126 */
-  /* 98: fp */
-  li tp, 0xfda2e8cdc217263e
-  fmv.d.x f10, tp
-  fsgnjn.d f23, f10, f14
-  fsd f23, 1016(gp) /* sig 127 */
-  fsflags s10, zero
-  sd s10, 1024(gp) /* sig 128 */
-  /* 99: fp */
-  li tp, 0xffffffff7f000000
-  fmv.d.x f3, tp
-  flt.s a7, f3, f3
-  sd a7, 1032(gp) /* sig 129 */
-  li s5, 0x1f
-  csrrc a4, fcsr, s5
-  sd a4, 1040(gp) /* sig 130 */
-  j .L15
-.L3:
-  .option rvc
-  c.mv t5, s5
-  .option norvc
-  sd t5, 224(gp) /* sig 28 */
-  addi s2, s6, -1185
-  sd s2, 232(gp) /* sig 29 */
-  bge zero, zero, .L4
-.L6:
-  .option rvc
-  c.addiw a3, -31
-  .option norvc
-  sd a3, 296(gp) /* sig 37 */
-  divu a7, a2, a3
-  sd a7, 304(gp) /* sig 38 */
-  sraiw a4, s8, 8
-  sd a4, 312(gp) /* sig 39 */
-  beq zero, zero, .L7
-.L11:
-  srli a1, s2, 32
-  sd a1, 840(gp) /* sig 105 */
-  .option rvc
-  c.li a0, -14
-  .option norvc
-  sd a0, 848(gp) /* sig 106 */
-  bge zero, zero, .L12
-.L13:
-  mul a7, zero, s6
-  sd a7, 952(gp) /* sig 119 */
-  .option rvc
-  c.addi s11, 26
-  .option norvc
-  sd s11, 960(gp) /* sig 120 */
-  remu a5, t6, a1
-  sd a5, 968(gp) /* sig 121 */
-  beq zero, zero, .L14
-.L15:
-  /* 100: liSeed */
-  li a7, 0x6c523a8b
-  sd a7, 1048(gp) /* sig 131 */
-  /* 101: fp */
-  li tp, 0xc1e0000000100000
-  fmv.d.x f10, tp
-  li tp, 0xc246de72c67ec510
-  fmv.d.x f18, tp
-  fle.d zero, f10, f18
-  sd zero, 1056(gp) /* sig 132 */
-  fsflags s0, zero
-  sd s0, 1064(gp) /* sig 133 */
-  /* 102: cMem */
-  addi s0, sp, 128
-  .option rvc
-  c.fsd f14, 96(s0)
-  .option norvc
-  sub s0, s0, sp
-  /* 103: fp */
-  li s10, 0x1
-  fcvt.s.lu f8, s10, rne
-  fsd f8, 1072(gp) /* sig 134 */
-  fsflags a1, zero
-  sd a1, 1080(gp) /* sig 135 */
-  /* 104: aluR */
-  sub t4, t3, a2
-  sd t4, 1088(gp) /* sig 136 */
-  /* 105: far */
-  blt s1, a2, .L16
-.L17:
-  /* 106: cJump */
-  auipc a7, 0
-  addi a7, a7, 24
-  .option rvc
-  c.jr a7
-  .option norvc
-  slti t4, s11, 736
-  sd t4, 1120(gp) /* sig 140 */
-  .option rvc
-  c.li a1, -19
-  .option norvc
-  sd a1, 1128(gp) /* sig 141 */
-  auipc tp, 0
-  sub a7, a7, tp
-  sd a7, 1136(gp) /* sig 142 */
-  /* 107: branch */
-  bne ra, s3, .L18
-  sltiu s8, t3, 2047
-  sd s8, 1144(gp) /* sig 143 */
-  div s2, zero, s9
-  sd s2, 1152(gp) /* sig 144 */
-  divw s6, a2, s7
-  sd s6, 1160(gp) /* sig 145 */
-.L18:
-  /* 108: cAlu */
-  .option rvc
-  c.addiw ra, 28
-  .option norvc
-  sd ra, 1168(gp) /* sig 146 */
-  /* 109: aluR */
-  li s9, 0x410
-  or s6, s9, a4
-  sd s6, 1176(gp) /* sig 147 */
-  /* 110: far */
-  bltu s5, s5, .L19
-.L20:
-  /* 111: smc */
-  /* patches in addiw s10, s4, -446 (then imm + 1, ...) */
-  li a3, 0xe42a0d1b
-  li t6, 0x1
-.L21:
-  auipc s7, 0
-  sw a3, 12(s7)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a3, a3, tp
-  addi t6, t6, -1
-  bne t6, zero, .L21
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s10, 1208(gp) /* sig 151 */
-  sd s7, 1216(gp) /* sig 152 */
-  /* 112: fp */
   li tp, 0xffffffffc0200000
-  fmv.d.x f17, tp
-  li tp, 0xffffffff483128de
-  fmv.d.x f3, tp
-  fnmadd.s f22, f20, f17, f3, rdn
-  fsd f22, 1224(gp) /* sig 153 */
-  fsflags ra, zero
-  sd ra, 1232(gp) /* sig 154 */
-  /* 113: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 988
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 1240(gp) /* sig 155 */
-  /* 114: amo */
-  addi s11, sp, 240
-  amoadd.w.aq t2, s9, (s11)
-  sub s11, s11, sp
-  sd t2, 1248(gp) /* sig 156 */
-  lw a3, 240(sp)
-  sd a3, 1256(gp) /* sig 157 */
-  /* 115: amo */
-  addi a4, sp, 64
-  amominu.d.aqrl s0, zero, (a4)
-  sub a4, a4, sp
-  sd s0, 1264(gp) /* sig 158 */
-  /* 116: aluR */
-  li t3, 0xffffffff
-  divu s1, s1, t3
-  sd s1, 1272(gp) /* sig 159 */
-  /* 117: mem */
-  lw t4, 240(sp)
-  sd t4, 1280(gp) /* sig 160 */
-  /* 118: mem */
-  sw s6, 24(sp)
-  ld t4, 24(sp)
-  sd t4, 1288(gp) /* sig 161 */
-  /* 119: fp */
-  fadd.s f14, f10, f21, rmm
-  fsd f14, 1296(gp) /* sig 162 */
-  fsflags t1, zero
-  sd t1, 1304(gp) /* sig 163 */
-  /* 120: fp */
-  fmv.x.d s8, f30
-  sd s8, 1312(gp) /* sig 164 */
-  fsflags s2, zero
-  sd s2, 1320(gp) /* sig 165 */
-  /* 121: lrsc */
-  addi s5, sp, 48
-  lr.w.aqrl s1, (s5)
-  sc.w.aq ra, a4, (s5)
-  sd s1, 1328(gp) /* sig 166 */
-  sd ra, 1336(gp) /* sig 167 */
-  sc.w.aqrl ra, zero, (s5)
-  sd ra, 1344(gp) /* sig 168 */
-  sub s5, s5, sp
-  lw t5, 48(sp)
-  sd t5, 1352(gp) /* sig 169 */
-  /* 122: fp */
-  li tp, 0x3fe9417aad339a99
-  fmv.d.x f27, tp
-  fcvt.s.d f25, f27
-  fsd f25, 1360(gp) /* sig 170 */
-  csrrci t2, fflags, 0x1f
-  sd t2, 1368(gp) /* sig 171 */
-  /* 123: aluI */
-  xori s4, a4, 1538
-  sd s4, 1376(gp) /* sig 172 */
-  /* 124: fp */
-  li tp, 0xffffffff00800000
+  fmv.d.x f9, tp
+  fmax.s f25, f24, f9
+  fsd f25, 936(gp) /* sig 117 */
+  li a2, 0x1f
+  csrrc s11, fcsr, a2
+  sd s11, 944(gp) /* sig 118 */
+  /* 89: aluI */
+  li s4, 0x6f3923e5cdb24da
+  addi s6, s4, -1662
+  sd s6, 952(gp) /* sig 119 */
+  /* 90: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f6, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f29, tp
+  fmin.d f21, f6, f29
+  fsd f21, 960(gp) /* sig 120 */
+  fsflags s3, zero
+  sd s3, 968(gp) /* sig 121 */
+  /* 91: mem */
+  sb s11, 213(sp)
+  /* 92: fp */
+  li tp, 0xffffffff40200000
+  fmv.d.x f14, tp
+  li tp, 0xffffffffcd8293a5
   fmv.d.x f18, tp
-  fadd.s f3, f8, f18, rdn
-  fsd f3, 1384(gp) /* sig 173 */
-  fsflags t5, zero
-  sd t5, 1392(gp) /* sig 174 */
-  /* 125: aluR */
-  li ra, 0x100000000
-  remw a4, zero, ra
-  sd a4, 1400(gp) /* sig 175 */
-  /* 126: aluI */
-  li a7, 0x20
-  slti t2, a7, 2047
-  sd t2, 1408(gp) /* sig 176 */
+  fmsub.s f20, f9, f14, f18, rup
+  fsd f20, 976(gp) /* sig 122 */
+  fsflags a0, zero
+  sd a0, 984(gp) /* sig 123 */
+  /* 93: liSeed */
+  li s11, 0x80000001
+  sd s11, 992(gp) /* sig 124 */
+  /* 94: fp */
+  fcvt.d.lu f25, zero, rdn
+  fsd f25, 1000(gp) /* sig 125 */
+  fsflags s5, zero
+  sd s5, 1008(gp) /* sig 126 */
+  /* 95: aluR */
+  divu s9, a5, s3
+  sd s9, 1016(gp) /* sig 127 */
+  /* 96: aluR */
+  li a7, 0x2a0
+  remu t1, a7, s4
+  sd t1, 1024(gp) /* sig 128 */
+  /* 97: cJump */
+  auipc s5, 0
+  addi s5, s5, 18
+  .option rvc
+  c.jr s5
+  .option norvc
+  srlw a7, a5, ra
+  sd a7, 1032(gp) /* sig 129 */
+  auipc tp, 0
+  sub s5, s5, tp
+  sd s5, 1040(gp) /* sig 130 */
+  /* 98: aluR */
+  and a6, s0, s5
+  sd a6, 1048(gp) /* sig 131 */
+  /* 99: lrsc */
+  addi t5, sp, 196
+  lr.w.aqrl t0, (t5)
+  sllw s2, t6, s8
+  sc.w.aqrl s3, s11, (t5)
+  sd t0, 1056(gp) /* sig 132 */
+  sd s3, 1064(gp) /* sig 133 */
+  sub t5, t5, sp
+  lw t0, 196(sp)
+  sd t0, 1072(gp) /* sig 134 */
+  j .L10
+.L1:
+  and s11, t2, t2
+  sd s11, 368(gp) /* sig 46 */
+  srli a3, ra, 32
+  sd a3, 376(gp) /* sig 47 */
+  beq zero, zero, .L2
+.L6:
+  sd zero, 704(gp) /* sig 88 */
+  .option rvc
+  c.srli s1, 22
+  .option norvc
+  sd s1, 712(gp) /* sig 89 */
+  bge zero, zero, .L7
+.L10:
+  /* 100: lrsc */
+  addi a4, sp, 68
+  sc.w.aqrl a3, t3, (a4)
+  sd a3, 1080(gp) /* sig 135 */
+  sub a4, a4, sp
+  lw a5, 68(sp)
+  sd a5, 1088(gp) /* sig 136 */
+  /* 101: mem */
+  li s7, 0xffffffff80000000
+  addi s5, sp, 411
+  sh s7, -365(s5)
+  sub s5, s5, sp
+  /* 102: lrsc */
+  addi a4, sp, 112
+  lr.w.rl t1, (a4)
+  slti s2, zero, 919
+  srl s11, s3, s2
+  sc.w.rl a7, s9, (a4)
+  sd t1, 1096(gp) /* sig 137 */
+  sd a7, 1104(gp) /* sig 138 */
+  sub a4, a4, sp
+  lw s8, 112(sp)
+  sd s8, 1112(gp) /* sig 139 */
+  /* 103: amo */
+  addi a3, sp, 48
+  amoswap.d.aq t4, zero, (a3)
+  sub a3, a3, sp
+  sd t4, 1120(gp) /* sig 140 */
+  /* 104: cSp */
+  .option rvc
+  c.addi4spn a5, sp, 524
+  .option norvc
+  sub a5, a5, sp
+  sd a5, 1128(gp) /* sig 141 */
+  /* 105: aluI */
+  slli s0, t3, 43
+  sd s0, 1136(gp) /* sig 142 */
+  /* 106: aluR */
+  li t2, 0x23
+  subw a0, s5, t2
+  sd a0, 1144(gp) /* sig 143 */
+  /* 107: amo */
+  addi t2, sp, 240
+  amoxor.d a1, a3, (t2)
+  sub t2, t2, sp
+  sd a1, 1152(gp) /* sig 144 */
+  ld a0, 240(sp)
+  sd a0, 1160(gp) /* sig 145 */
+  /* 108: fence */
+  nop
+  /* 109: aluR */
+  li s9, 0x1000000000000000
+  subw s5, s9, a4
+  sd s5, 1168(gp) /* sig 146 */
+  /* 110: fp */
+  feq.d a7, f8, f13
+  sd a7, 1176(gp) /* sig 147 */
+  li s10, 0x1f
+  csrrc t3, fcsr, s10
+  sd t3, 1184(gp) /* sig 148 */
+  /* 111: rand */
+  .2byte 0x3f21 /* random */
+  sd t5, 1192(gp) /* sig 149 */
+  /* 112: rand */
+  .4byte 0xe05e06cb /* random */
+  sd a3, 1200(gp) /* sig 150 */
+  fsd f13, 1208(gp) /* sig 151 */
+  frcsr s10
+  sd s10, 1216(gp) /* sig 152 */
+  .2byte 0x45b9 /* random */
+  sd a1, 1224(gp) /* sig 153 */
+  .4byte 0x4043d313 /* random */
+  sd t1, 1232(gp) /* sig 154 */
+  /* 113: aluR */
+  subw zero, s9, zero
+  sd zero, 1240(gp) /* sig 155 */
+  /* 114: cAlu */
+  .option rvc
+  c.andi s0, 2
+  .option norvc
+  sd s0, 1248(gp) /* sig 156 */
+  /* 115: cAlu */
+  .option rvc
+  c.andi s0, 29
+  .option norvc
+  sd s0, 1256(gp) /* sig 157 */
+  /* 116: lrsc */
+  addi a7, sp, 44
+  sc.w.aq s9, t2, (a7)
+  sd s9, 1264(gp) /* sig 158 */
+  sub a7, a7, sp
+  lw a3, 44(sp)
+  sd a3, 1272(gp) /* sig 159 */
+  /* 117: fp */
+  li tp, 0xffffffffbffc98ae
+  fmv.d.x f12, tp
+  li tp, 0xffffffff3ffc98af
+  fmv.d.x f13, tp
+  fadd.s f25, f12, f12, rmm
+  fsd f25, 1280(gp) /* sig 160 */
+  fsflags s1, zero
+  sd s1, 1288(gp) /* sig 161 */
+  /* 118: liSeed */
+  li a5, 0x35
+  sd a5, 1296(gp) /* sig 162 */
+  /* 119: branch */
+  blt s7, t5, .L11
+  sllw s6, s2, t1
+  sd s6, 1304(gp) /* sig 163 */
+  sll a6, s6, t4
+  sd a6, 1312(gp) /* sig 164 */
+  add s10, t5, s6
+  sd s10, 1320(gp) /* sig 165 */
+.L11:
+  /* 120: aluR */
+  add a5, a4, s11
+  sd a5, 1328(gp) /* sig 166 */
+  /* 121: fp */
+  li t0, 0xffffffffffffffe7
+  fcvt.s.w f8, t0, rne
+  fsd f8, 1336(gp) /* sig 167 */
+  frcsr t1
+  sd t1, 1344(gp) /* sig 168 */
+  /* 122: aluI */
+  srliw t5, t0, 25
+  sd t5, 1352(gp) /* sig 169 */
+  /* 123: fp */
+  fcvt.l.s s4, f5
+  sd s4, 1360(gp) /* sig 170 */
+  fsflags a0, zero
+  sd a0, 1368(gp) /* sig 171 */
+  /* 124: jal */
+  jal s4, .L12
+  divuw t0, s11, t1
+  sd t0, 1376(gp) /* sig 172 */
+.L12:
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 1384(gp) /* sig 173 */
+  /* 125: aluI */
+  sraiw a5, s4, 17
+  sd a5, 1392(gp) /* sig 174 */
+  /* 126: rand */
+  .2byte 0xd476 /* random */
   /* 127: aluR */
-  mulhsu s3, a2, s5
-  sd s3, 1416(gp) /* sig 177 */
-  /* 128: fcsr */
-  csrrc zero, fcsr, zero
-  sd zero, 1424(gp) /* sig 178 */
-  /* 129: lrsc */
-  addi s6, sp, 160
-  lr.d.aq a5, (s6)
-  srai s5, a3, 1
-  sc.d.aqrl a1, zero, (s6)
-  sd a5, 1432(gp) /* sig 179 */
+  li s1, 0xfffffffffffffffe
+  srlw t4, a2, s1
+  sd t4, 1400(gp) /* sig 175 */
+  /* 128: aluI */
+  li s1, 0x80000001
+  slti s8, s1, 991
+  sd s8, 1408(gp) /* sig 176 */
+  /* 129: luiAuipc */
+  auipc s5, 0x7ffff
+  auipc tp, 0
+  sub s5, s5, tp
+  sd s5, 1416(gp) /* sig 177 */
+  /* 130: cAlu */
+  .option rvc
+  c.add t1, s7
+  .option norvc
+  sd t1, 1424(gp) /* sig 178 */
+  /* 131: lrsc */
+  addi s6, sp, 224
+  lr.d s9, (s6)
+  sltu t2, s2, s3
+  sc.d.rl a1, s5, (s6)
+  sd s9, 1432(gp) /* sig 179 */
   sd a1, 1440(gp) /* sig 180 */
   sub s6, s6, sp
-  ld a2, 160(sp)
-  sd a2, 1448(gp) /* sig 181 */
-  /* 130: aluR */
-  li a7, 0x61b211e35514e573
-  mulhu a7, a7, a0
-  sd a7, 1456(gp) /* sig 182 */
-  /* 131: aluI */
-  srli a2, s6, 56
-  sd a2, 1464(gp) /* sig 183 */
-  /* 132: aluR */
-  mulh t1, zero, ra
-  sd t1, 1472(gp) /* sig 184 */
-  /* 133: aluI */
-  li s5, 0x100000000
-  addi t3, s5, 776
-  sd t3, 1480(gp) /* sig 185 */
-  /* 134: fmem */
-  addi t3, sp, 417
-  flw f19, -201(t3)
-  fsd f19, 1488(gp) /* sig 186 */
-  sub t3, t3, sp
-  /* 135: aluR */
-  li s1, 0x80000000
-  li a3, 0x0
-  remu a4, s1, a3
-  sd a4, 1496(gp) /* sig 187 */
-  /* 136: fp */
-  li tp, 0x3ff25da5f02b81f4
-  fmv.d.x f21, tp
-  li tp, 0x4029b47b9b39e3d3
-  fmv.d.x f24, tp
-  li tp, 0xc02d817eb42b3578
-  fmv.d.x f20, tp
-  fmsub.d f16, f21, f24, f20, dyn
-  fsd f16, 1504(gp) /* sig 188 */
-  li s11, 0x1f
-  csrrc t5, fcsr, s11
-  sd t5, 1512(gp) /* sig 189 */
-  /* 137: cMem */
-  addi a3, sp, 64
+  ld a1, 224(sp)
+  sd a1, 1448(gp) /* sig 181 */
+  /* 132: fcsr */
+  csrrsi t1, fflags, 6
+  sd t1, 1456(gp) /* sig 182 */
+  /* 133: mem */
+  lbu a5, 127(sp)
+  sd a5, 1464(gp) /* sig 183 */
+  /* 134: branch */
+  li t4, 0xb31ef4fcd3d4f000
+  li s0, 0xb31ef4fcd3d4f000
+  bltu t4, s0, .L13
   .option rvc
-  c.fsd f10, 56(a3)
+  c.li s1, -26
   .option norvc
-  sub a3, a3, sp
-  /* 138: fp */
-  li tp, 0xffffffff831701ea
-  fmv.d.x f7, tp
-  fcvt.d.s f30, f7
-  fsd f30, 1520(gp) /* sig 190 */
-  fsflags ra, zero
-  sd ra, 1528(gp) /* sig 191 */
-  /* 139: fcsr */
-  csrrsi t3, fcsr, 8
-  sd t3, 1536(gp) /* sig 192 */
-  /* 140: aluI */
-  sltiu ra, a0, 1895
-  sd ra, 1544(gp) /* sig 193 */
-  /* 141: cAlu */
-  .option rvc
-  c.addi a2, 25
-  .option norvc
-  sd a2, 1552(gp) /* sig 194 */
-  /* 142: aluI */
-  slli s8, t4, 63
-  sd s8, 1560(gp) /* sig 195 */
-  /* 143: cMem */
-  addi a0, sp, 125
-  .option rvc
-  c.ld s0, 64(a0)
-  .option norvc
-  sd s0, 1568(gp) /* sig 196 */
-  sub a0, a0, sp
-  /* 144: mem */
-  addi t0, sp, -36
-  lh a1, 212(t0)
-  sd a1, 1576(gp) /* sig 197 */
-  sub t0, t0, sp
-  /* 145: amo */
-  li t3, 0x20001
-  addi s4, sp, 160
-  amoswap.w.aqrl t0, t3, (s4)
-  sub s4, s4, sp
-  sd t0, 1584(gp) /* sig 198 */
-  /* 146: fence */
-  fence rw, rw
-  /* 147: aluR */
-  srlw s6, a2, t6
-  sd s6, 1592(gp) /* sig 199 */
-  /* 148: cMem */
-  .option rvc
-  c.sdsp t2, 96(sp)
-  .option norvc
-  /* 149: amo */
-  addi t2, sp, 216
-  amominu.d s1, ra, (t2)
-  sub t2, t2, sp
-  sd s1, 1600(gp) /* sig 200 */
-  ld a1, 216(sp)
-  sd a1, 1608(gp) /* sig 201 */
-  /* 150: amo */
-  addi ra, sp, 220
-  amomin.w.aqrl a2, s5, (ra)
+  sd s1, 1472(gp) /* sig 184 */
+.L13:
+  /* 135: luiAuipc */
+  auipc a2, 0x54f55
+  auipc tp, 0
+  sub a2, a2, tp
+  sd a2, 1480(gp) /* sig 185 */
+  /* 136: aluI */
+  addi s6, a6, 447
+  sd s6, 1488(gp) /* sig 186 */
+  /* 137: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f22, tp
+  fmv.x.w s10, f22
+  sd s10, 1496(gp) /* sig 187 */
+  fsflags a4, zero
+  sd a4, 1504(gp) /* sig 188 */
+  /* 138: amo */
+  addi ra, sp, 16
+  amoor.d a2, t5, (ra)
   sub ra, ra, sp
-  sd a2, 1616(gp) /* sig 202 */
-  /* 151: aluR */
-  li s2, 0x3f
-  divw a2, s1, s2
-  sd a2, 1624(gp) /* sig 203 */
-  /* 152: cAlu */
+  sd a2, 1512(gp) /* sig 189 */
+  /* 139: amo */
+  li s6, 0x35583bdb64e3d08f
+  addi a5, sp, 224
+  amominu.w.aqrl s6, s6, (a5)
+  sub a5, a5, sp
+  sd s6, 1520(gp) /* sig 190 */
+  /* 140: rand */
+  .4byte 0x41581cd3 /* random */
+  sd s9, 1528(gp) /* sig 191 */
+  fsd f25, 1536(gp) /* sig 192 */
+  csrrci a3, fflags, 0x1f
+  sd a3, 1544(gp) /* sig 193 */
+  .4byte 0x200f1bd3 /* random */
+  sd s7, 1552(gp) /* sig 194 */
+  fsd f23, 1560(gp) /* sig 195 */
+  li s8, 0x1f
+  csrrc s8, fcsr, s8
+  sd s8, 1568(gp) /* sig 196 */
+  .4byte 0x2caac613 /* random */
+  sd a2, 1576(gp) /* sig 197 */
+  /* 141: fence */
+  nop
+  /* 142: fcsr */
+  csrrwi ra, frm, 1
+  sd ra, 1584(gp) /* sig 198 */
+  /* 143: aluR */
+  add s1, s1, t5
+  sd s1, 1592(gp) /* sig 199 */
+  /* 144: aluI */
+  slli s8, t4, 63
+  sd s8, 1600(gp) /* sig 200 */
+  /* 145: cAlu */
   .option rvc
-  c.mv s4, s4
+  c.srai a2, 62
   .option norvc
-  sd s4, 1632(gp) /* sig 204 */
-  /* 153: aluR */
-  li s1, 0x800000000000
-  xor t6, s11, s1
-  sd t6, 1640(gp) /* sig 205 */
-  /* 154: mem */
-  sw s1, 160(sp)
-  /* 155: aluI */
-  sraiw a0, s10, 14
-  sd a0, 1648(gp) /* sig 206 */
+  sd a2, 1608(gp) /* sig 201 */
+  /* 146: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f9, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f10, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f19, tp
+  fnmadd.s f11, f9, f10, f19, rne
+  fsd f11, 1616(gp) /* sig 202 */
+  frflags a2
+  sd a2, 1624(gp) /* sig 203 */
+  /* 147: mem */
+  ld t0, 144(sp)
+  sd t0, 1632(gp) /* sig 204 */
+  /* 148: fcsr */
+  li a2, 0x9700ede7c8ea300
+  csrrs t3, fflags, a2
+  sd t3, 1640(gp) /* sig 205 */
+  /* 149: aluR */
+  li s6, 0x8000000000000000
+  li s11, 0x100000000
+  remuw s3, s6, s11
+  sd s3, 1648(gp) /* sig 206 */
+  /* 150: aluR */
+  li a3, 0x10001
+  li s3, 0x59
+  divw zero, a3, s3
+  sd zero, 1656(gp) /* sig 207 */
+  /* 151: fp */
+  li tp, 0x7ff800000000dead
+  fmv.d.x f3, tp
+  fnmadd.d f26, f26, f5, f3, rtz
+  fsd f26, 1664(gp) /* sig 208 */
+  frcsr s3
+  sd s3, 1672(gp) /* sig 209 */
+  /* 152: aluR */
+  li s5, 0x5555555555555555
+  add t2, s5, s4
+  sd t2, 1680(gp) /* sig 210 */
+  /* 153: aluI */
+  srai s0, t6, 32
+  sd s0, 1688(gp) /* sig 211 */
+  /* 154: amo */
+  li s0, 0xf
+  addi s1, sp, 120
+  amoor.d.rl a1, s0, (s1)
+  sub s1, s1, sp
+  sd a1, 1696(gp) /* sig 212 */
+  /* 155: rand */
+  .4byte 0x7280f293 /* random */
+  sd t0, 1704(gp) /* sig 213 */
+  .4byte 0xe00654d3 /* random */
+  sd s1, 1712(gp) /* sig 214 */
+  fsd f9, 1720(gp) /* sig 215 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 1728(gp) /* sig 216 */
   /* 156: aluR */
-  li a1, 0x4ee00
-  sllw s11, s7, a1
-  sd s11, 1656(gp) /* sig 207 */
-  /* 157: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f26, tp
-  fmadd.s f25, f10, f26, f9, rmm
-  fsd f25, 1664(gp) /* sig 208 */
-  fsflags a1, zero
-  sd a1, 1672(gp) /* sig 209 */
+  li s10, 0x40
+  remu s11, s10, t1
+  sd s11, 1736(gp) /* sig 217 */
+  /* 157: luiAuipc */
+  lui s5, 0x44479
+  sd s5, 1744(gp) /* sig 218 */
   /* 158: cAlu */
   .option rvc
   c.add s3, s11
   .option norvc
-  sd s3, 1680(gp) /* sig 210 */
+  sd s3, 1752(gp) /* sig 219 */
   /* 159: fp */
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f25, tp
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f25, tp
-  fsgnj.s f9, f25, f25
-  fsd f9, 1688(gp) /* sig 211 */
-  li s1, 0x1f
-  csrrc t5, fcsr, s1
-  sd t5, 1696(gp) /* sig 212 */
-  /* 160: cJump */
-  auipc ra, 0
-  addi ra, ra, 26
-  .option rvc
-  c.jalr ra
-  .option norvc
-  sub zero, a0, zero
-  sd zero, 1704(gp) /* sig 213 */
-  slliw a5, zero, 1
-  sd a5, 1712(gp) /* sig 214 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 1720(gp) /* sig 215 */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f13, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f6, tp
+  fsgnjx.s f9, f13, f6
+  fsd f9, 1760(gp) /* sig 220 */
+  fsflags s10, zero
+  sd s10, 1768(gp) /* sig 221 */
+  /* 160: mem */
+  sh a5, 229(sp)
   /* 161: aluI */
-  addi a6, a3, -726
-  sd a6, 1728(gp) /* sig 216 */
-  /* 162: jalr */
-  auipc s11, 0
-  jalr t4, 17(s11)
-  xor s3, s0, a3
-  sd s3, 1736(gp) /* sig 217 */
-  auipc tp, 0
-  sub t4, t4, tp
-  sub s11, s11, tp
-  sd t4, 1744(gp) /* sig 218 */
-  sd s11, 1752(gp) /* sig 219 */
+  addi s1, zero, 2047
+  sd s1, 1776(gp) /* sig 222 */
+  /* 162: aluR */
+  li a2, 0xd210cedc858542ea
+  mulhu a2, s10, a2
+  sd a2, 1784(gp) /* sig 223 */
   /* 163: cAlu */
   .option rvc
-  c.add a5, a6
+  c.slli a5, 52
   .option norvc
-  sd a5, 1760(gp) /* sig 220 */
-  /* 164: cAlu */
-  .option rvc
-  c.and s0, a3
-  .option norvc
-  sd s0, 1768(gp) /* sig 221 */
-  /* 165: cAlu */
-  .option rvc
-  c.addi s5, 12
-  .option norvc
-  sd s5, 1776(gp) /* sig 222 */
-  /* 166: luiAuipc */
-  auipc s3, 0xa1d0
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 1784(gp) /* sig 223 */
-  /* 167: jal */
-  jal ra, .L22
-.L22:
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 1792(gp) /* sig 224 */
-  /* 168: liSeed */
-  li a4, 0xffffffffffffffd3
-  sd a4, 1800(gp) /* sig 225 */
+  sd a5, 1792(gp) /* sig 224 */
+  /* 164: luiAuipc */
+  lui t4, 0x9cf37
+  sd t4, 1800(gp) /* sig 225 */
+  /* 165: aluI */
+  slti a3, s0, -2048
+  sd a3, 1808(gp) /* sig 226 */
+  /* 166: rand */
+  .4byte 0xa3f74f4f /* random */
+  sd t5, 1816(gp) /* sig 227 */
+  fsd f30, 1824(gp) /* sig 228 */
+  frflags s6
+  sd s6, 1832(gp) /* sig 229 */
+  .2byte 0x5c92 /* random */
+  sd s9, 1840(gp) /* sig 230 */
+  /* 167: far */
+  beq a4, a4, .L14
+.L15:
+  /* 168: aluI */
+  srai s8, s0, 48
+  sd s8, 1856(gp) /* sig 232 */
   /* 169: fp */
-  li tp, 0xffffffff07d10ec3
-  fmv.d.x f11, tp
-  li tp, 0xffffffff007ffffe
+  li tp, 0x43f0000000000000
   fmv.d.x f8, tp
-  fmadd.s f23, f11, f8, f14
-  fsd f23, 1808(gp) /* sig 226 */
-  fsflags a1, zero
-  sd a1, 1816(gp) /* sig 227 */
-  /* 170: aluR */
-  li a0, 0x650ad257
-  mulh s10, a0, s3
-  sd s10, 1824(gp) /* sig 228 */
-  /* 171: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f23, tp
-  fcvt.wu.s a7, f23, rtz
-  sd a7, 1832(gp) /* sig 229 */
-  frflags t1
-  sd t1, 1840(gp) /* sig 230 */
-  /* 172: aluI */
-  andi s1, a3, 2047
-  sd s1, 1848(gp) /* sig 231 */
+  fmadd.d f2, f14, f5, f8, rtz
+  fsd f2, 1864(gp) /* sig 233 */
+  fsflags t1, zero
+  sd t1, 1872(gp) /* sig 234 */
+  /* 170: fp */
+  fclass.s s10, f27
+  sd s10, 1880(gp) /* sig 235 */
+  csrrci s4, fflags, 0x1f
+  sd s4, 1888(gp) /* sig 236 */
+  /* 171: mem */
+  lwu t4, 92(sp)
+  sd t4, 1896(gp) /* sig 237 */
+  /* 172: branch */
+  li a0, 0x80000000
+  li a3, 0x80000000
+  beq a0, a3, .L16
+  mulw s8, zero, s1
+  sd s8, 1904(gp) /* sig 238 */
+  subw t5, s10, zero
+  sd t5, 1912(gp) /* sig 239 */
+  remu s10, t6, t4
+  sd s10, 1920(gp) /* sig 240 */
+.L16:
+  addi gp, gp, 1928
   /* 173: fp */
-  li tp, 0x811fba3b4480e0b3
-  fmv.d.x f6, tp
-  li tp, 0x27069fe1fe9de572
-  fmv.d.x f29, tp
-  fmul.d f27, f6, f29, rmm
-  fsd f27, 1856(gp) /* sig 232 */
-  csrrci s6, fflags, 0x1f
-  sd s6, 1864(gp) /* sig 233 */
+  li tp, 0x10000000000000
+  fmv.d.x f20, tp
+  li tp, 0x1
+  fmv.d.x f13, tp
+  fdiv.d f28, f20, f13, dyn
+  fsd f28, 0(gp) /* sig 241 */
+  frcsr s1
+  sd s1, 8(gp) /* sig 242 */
   /* 174: amo */
-  li s7, 0xfffffffffffffffe
-  addi t3, sp, 28
-  amominu.w t6, s7, (t3)
-  sub t3, t3, sp
-  sd t6, 1872(gp) /* sig 234 */
+  li s4, 0x4be84ebc00646193
+  addi s9, sp, 148
+  amoand.w.aqrl t0, s4, (s9)
+  sub s9, s9, sp
+  sd t0, 16(gp) /* sig 243 */
   /* 175: cAlu */
   .option rvc
-  c.li a5, 28
+  c.addiw t1, -5
   .option norvc
-  sd a5, 1880(gp) /* sig 235 */
-  /* 176: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 76
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 1888(gp) /* sig 236 */
-  /* 177: fp */
-  li tp, 0xffffffff4f000000
-  fmv.d.x f18, tp
-  fsgnj.s f9, f0, f18
-  fsd f9, 1896(gp) /* sig 237 */
-  fsflags a3, zero
-  sd a3, 1904(gp) /* sig 238 */
-  /* 178: amo */
-  addi a4, sp, 164
-  amoor.w.aqrl s8, t2, (a4)
-  sub a4, a4, sp
-  sd s8, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 179: amo */
-  addi t0, sp, 24
-  amomax.w.aq a6, t6, (t0)
-  sub t0, t0, sp
-  sd a6, 0(gp) /* sig 240 */
-  lw t3, 24(sp)
-  sd t3, 8(gp) /* sig 241 */
-  /* 180: aluI */
-  li a7, 0x19fa000000000000
-  andi zero, a7, 1365
-  sd zero, 16(gp) /* sig 242 */
-  /* 181: aluI */
-  li a5, 0x50
-  ori a0, a5, 1579
-  sd a0, 24(gp) /* sig 243 */
-  /* 182: cAlu */
-  .option rvc
-  c.slli s8, 19
-  .option norvc
-  sd s8, 32(gp) /* sig 244 */
-  /* 183: fence */
-  fence r, w
-  /* 184: aluI */
-  li a7, 0x46c42525
-  slli t0, a7, 5
-  sd t0, 40(gp) /* sig 245 */
-  /* 185: fence */
-  fence rw, rw
-  /* 186: aluR */
-  li t3, 0x384c
-  sltu t5, t3, s9
-  sd t5, 48(gp) /* sig 246 */
-  /* 187: luiAuipc */
-  auipc s7, 0x65455
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 56(gp) /* sig 247 */
-  /* 188: aluI */
-  addi s10, ra, 6
-  sd s10, 64(gp) /* sig 248 */
-  /* 189: far */
-  bge s2, zero, .L23
-.L24:
-  /* 190: mem */
-  addi s5, sp, 538
-  lhu zero, -530(s5)
-  sd zero, 96(gp) /* sig 252 */
-  sub s5, s5, sp
-  /* 191: far */
-  bge t5, zero, .L25
-.L26:
-  /* 192: aluR */
-  mul s1, a7, s5
-  sd s1, 128(gp) /* sig 256 */
-  /* 193: lrsc */
-  addi t2, sp, 104
-  sc.w s6, t1, (t2)
-  sd s6, 136(gp) /* sig 257 */
+  sd t1, 24(gp) /* sig 244 */
+  /* 176: fcsr */
+  csrrsi a1, fcsr, 30
+  sd a1, 32(gp) /* sig 245 */
+  /* 177: amo */
+  addi t2, sp, 192
+  amomin.w.rl s10, t1, (t2)
   sub t2, t2, sp
-  lw s6, 104(sp)
-  sd s6, 144(gp) /* sig 258 */
-  /* 194: aluR */
-  sll a5, zero, s2
-  sd a5, 152(gp) /* sig 259 */
-  /* 195: fp */
-  li tp, 0xbb4f96083aad4d4b
-  fmv.d.x f11, tp
-  li tp, 0x7d695765daecd0b3
-  fmv.d.x f6, tp
-  fdiv.d f12, f11, f6, rtz
-  fsd f12, 160(gp) /* sig 260 */
-  csrrci s10, fflags, 0x1f
-  sd s10, 168(gp) /* sig 261 */
-  /* 196: mem */
-  li t0, 0x123456789abcdef
-  sb t0, 73(sp)
-  /* 197: cBranch */
+  sd s10, 40(gp) /* sig 246 */
+  lw t0, 192(sp)
+  sd t0, 48(gp) /* sig 247 */
+  /* 178: aluR */
+  li t6, 0x80000001
+  li a6, 0xfffffffffffff800
+  sllw t3, t6, a6
+  sd t3, 56(gp) /* sig 248 */
+  /* 179: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f7, tp
+  fsqrt.s f12, f7
+  fsd f12, 64(gp) /* sig 249 */
+  fsflags t4, zero
+  sd t4, 72(gp) /* sig 250 */
+  /* 180: jalr */
+  auipc t3, 0
+  jalr s8, 24(t3)
+  addi s7, s9, -2048
+  sd s7, 80(gp) /* sig 251 */
+  mulh s0, t1, a0
+  sd s0, 88(gp) /* sig 252 */
+  auipc tp, 0
+  sub s8, s8, tp
+  sub t3, t3, tp
+  sd s8, 96(gp) /* sig 253 */
+  sd t3, 104(gp) /* sig 254 */
+  /* 181: fcsr */
+  li t3, 0x40
+  csrrw s9, fcsr, t3
+  sd s9, 112(gp) /* sig 255 */
+  /* 182: amo */
+  addi a7, sp, 40
+  amoand.d.aqrl zero, s10, (a7)
+  sub a7, a7, sp
+  sd zero, 120(gp) /* sig 256 */
+  ld s2, 40(sp)
+  sd s2, 128(gp) /* sig 257 */
+  /* 183: mem */
+  li s3, 0x27
+  addi s1, sp, 550
+  sw s3, -366(s1)
+  sub s1, s1, sp
+  /* 184: cAlu */
   .option rvc
-  c.j .L27
+  c.add t1, s9
   .option norvc
-  slti t4, s9, -2048
-  sd t4, 176(gp) /* sig 262 */
-.L27:
-  /* 198: aluI */
+  sd t1, 136(gp) /* sig 258 */
+  /* 185: mem */
+  addi a3, sp, 594
+  ld a7, -458(a3)
+  sd a7, 144(gp) /* sig 259 */
+  sub a3, a3, sp
+  /* 186: cBranch */
+  li a2, 0x1604ea20
+  .option rvc
+  c.beqz a2, .L17
+  .option norvc
+  srliw s7, t5, 25
+  sd s7, 152(gp) /* sig 260 */
+.L17:
+  /* 187: rand */
+  .2byte 0x7ce6 /* random */
+  sd s9, 160(gp) /* sig 261 */
+  .4byte 0x3dafb33 /* random */
+  sd s6, 168(gp) /* sig 262 */
+  /* 188: aluR */
+  li t6, 0x80000000
+  li s3, 0xffffffff
+  rem a5, t6, s3
+  sd a5, 176(gp) /* sig 263 */
+  /* 189: aluR */
+  mul s1, a7, s5
+  sd s1, 184(gp) /* sig 264 */
+  /* 190: fp */
+  li tp, 0xffffffff4617b5c1
+  fmv.d.x f18, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f21, tp
+  fsub.d f13, f18, f21, rdn
+  fsd f13, 192(gp) /* sig 265 */
+  fsflags t5, zero
+  sd t5, 200(gp) /* sig 266 */
+  /* 191: branch */
+  li a5, 0xdc9e802fbb4f9608
+  li t4, 0xdc9e802fbb4f9608
+  bgeu a5, t4, .L18
+  srliw s10, a3, 18
+  sd s10, 208(gp) /* sig 267 */
+  sll zero, s7, zero
+  sd zero, 216(gp) /* sig 268 */
+  xori a4, a6, -1243
+  sd a4, 224(gp) /* sig 269 */
+.L18:
+  /* 192: aluI */
+  slti s10, t5, -2048
+  sd s10, 232(gp) /* sig 270 */
+  /* 193: aluI */
   sraiw a5, a4, 30
-  sd a5, 184(gp) /* sig 263 */
-  /* 199: aluI */
+  sd a5, 240(gp) /* sig 271 */
+  /* 194: aluI */
   sltiu s4, a4, 1222
-  sd s4, 192(gp) /* sig 264 */
-  j .L28
-.L16:
-  addiw a3, s4, 1742
-  sd a3, 1096(gp) /* sig 137 */
-  sll s8, t1, a2
-  sd s8, 1104(gp) /* sig 138 */
-  slti a7, zero, 919
-  sd a7, 1112(gp) /* sig 139 */
-  j .L17
+  sd s4, 248(gp) /* sig 272 */
+  /* 195: smc */
+  /* patches in andi t2, t5, 1761 (then imm + 1, ...) */
+  li s11, 0x6e1f7393
+  li t6, 0x2
 .L19:
-  addi s5, s8, 1365
-  sd s5, 1184(gp) /* sig 148 */
-  srai a6, s11, 32
-  sd a6, 1192(gp) /* sig 149 */
-  .option rvc
-  c.mv t5, s1
-  .option norvc
-  sd t5, 1200(gp) /* sig 150 */
-  j .L20
-.L23:
-  .option rvc
-  c.addi t5, -3
-  .option norvc
-  sd t5, 72(gp) /* sig 249 */
-  sltiu a6, t1, -535
-  sd a6, 80(gp) /* sig 250 */
-  sraiw a3, a7, 16
-  sd a3, 88(gp) /* sig 251 */
-  beq zero, zero, .L24
-.L25:
-  slli ra, a2, 41
-  sd ra, 104(gp) /* sig 253 */
-  sraiw t6, s9, 25
-  sd t6, 112(gp) /* sig 254 */
-  addiw t1, t4, 2047
-  sd t1, 120(gp) /* sig 255 */
-  jal tp, .L26
-.L28:
-  /* 200: cJump */
-  auipc t6, 0
-  addi t6, t6, 10
-  .option rvc
-  c.jalr t6
-  .option norvc
+  auipc a5, 0
+  sw s11, 12(a5)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s11, s11, tp
+  addi t6, t6, -1
+  bne t6, zero, .L19
   auipc tp, 0
-  sub ra, ra, tp
+  sub a5, a5, tp
+  sd t2, 256(gp) /* sig 273 */
+  sd a5, 264(gp) /* sig 274 */
+  /* 196: cAlu */
+  .option rvc
+  c.mv s6, t3
+  .option norvc
+  sd s6, 272(gp) /* sig 275 */
+  /* 197: luiAuipc */
+  auipc t6, 0x97149
+  auipc tp, 0
   sub t6, t6, tp
-  sd ra, 200(gp) /* sig 265 */
-  sd t6, 208(gp) /* sig 266 */
-  /* 201: mem */
-  addi a1, sp, 54
-  sw s10, 58(a1)
-  sub a1, a1, sp
-  /* 202: fp */
-  fdiv.s f21, f29, f2, dyn
-  fsd f21, 216(gp) /* sig 267 */
-  li t0, 0x1f
-  csrrc t1, fcsr, t0
-  sd t1, 224(gp) /* sig 268 */
+  sd t6, 280(gp) /* sig 276 */
+  /* 198: aluR */
+  li s10, 0x100000000
+  remu a1, s8, s10
+  sd a1, 288(gp) /* sig 277 */
+  /* 199: lrsc */
+  addi t2, sp, 48
+  sc.d.aq s11, s9, (t2)
+  sd s11, 296(gp) /* sig 278 */
+  sub t2, t2, sp
+  ld s9, 48(sp)
+  sd s9, 304(gp) /* sig 279 */
+  j .L20
+.L14:
+  remu s8, s5, s10
+  sd s8, 1848(gp) /* sig 231 */
+  beq zero, zero, .L15
+.L20:
+  /* 200: amo */
+  li s2, 0xffffffffffff8000
+  addi s5, sp, 16
+  amominu.d.aq t5, s2, (s5)
+  sub s5, s5, sp
+  sd t5, 312(gp) /* sig 280 */
+  /* 201: aluI */
+  slliw t2, s8, 22
+  sd t2, 320(gp) /* sig 281 */
+  /* 202: rand */
+  .4byte 0xa01f0453 /* random */
+  sd s0, 328(gp) /* sig 282 */
+  fsd f8, 336(gp) /* sig 283 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 344(gp) /* sig 284 */
   /* 203: fp */
-  li tp, 0xbff975bf5425369c
-  fmv.d.x f13, tp
-  li tp, 0x7fe41c29f7c57868
-  fmv.d.x f22, tp
-  fmul.d f31, f13, f22, rmm
-  fsd f31, 232(gp) /* sig 269 */
-  fsflags s8, zero
-  sd s8, 240(gp) /* sig 270 */
-  /* 204: fcsr */
-  li t6, 0x9c
-  csrrs s6, fcsr, t6
-  sd s6, 248(gp) /* sig 271 */
-  /* 205: fmem */
-  fld f29, 152(sp)
-  fsd f29, 256(gp) /* sig 272 */
-  /* 206: amo */
-  addi s11, sp, 204
-  amoadd.w.aqrl t5, a4, (s11)
-  sub s11, s11, sp
-  sd t5, 264(gp) /* sig 273 */
-  /* 207: aluI */
-  addiw t0, s1, 1519
-  sd t0, 272(gp) /* sig 274 */
-  /* 208: amo */
-  li t0, 0x4
-  addi t6, sp, 8
-  amoand.w a7, t0, (t6)
-  sub t6, t6, sp
-  sd a7, 280(gp) /* sig 275 */
-  /* 209: jalr */
-  auipc a4, 0
-  addi a4, a4, -80
-  jalr s7, 106(a4)
+  li tp, 0xfff8000000000000
+  fmv.d.x f25, tp
+  li tp, 0x0
+  fmv.d.x f27, tp
+  fdiv.d f12, f25, f27, rmm
+  fsd f12, 352(gp) /* sig 285 */
+  fsflags ra, zero
+  sd ra, 360(gp) /* sig 286 */
+  /* 204: cMem */
   .option rvc
-  c.mv t2, a2
+  c.sdsp s7, 120(sp)
   .option norvc
-  sd t2, 288(gp) /* sig 276 */
-  slliw a3, a2, 5
-  sd a3, 296(gp) /* sig 277 */
-  auipc tp, 0
-  sub s7, s7, tp
-  sub a4, a4, tp
-  sd s7, 304(gp) /* sig 278 */
-  sd a4, 312(gp) /* sig 279 */
-  /* 210: liSeed */
-  li s4, 0xfbef7d143d8eb698
-  sd s4, 320(gp) /* sig 280 */
-  /* 211: fence */
-  fence iorw, iorw
-  /* 212: cAlu */
+  /* 205: fp */
+  fmv.x.d a7, f19
+  sd a7, 368(gp) /* sig 287 */
+  fsflags t5, zero
+  sd t5, 376(gp) /* sig 288 */
+  /* 206: fp */
+  fmv.w.x f5, a5
+  fsd f5, 384(gp) /* sig 289 */
+  li s8, 0x1f
+  csrrc a0, fcsr, s8
+  sd a0, 392(gp) /* sig 290 */
+  /* 207: cAlu */
   .option rvc
   c.mv s4, s2
   .option norvc
-  sd s4, 328(gp) /* sig 281 */
-  /* 213: mem */
-  lwu s3, 174(sp)
-  sd s3, 336(gp) /* sig 282 */
-  /* 214: jalr */
-  auipc t2, 0
-  addi t2, t2, -191
-  jalr s6, 203(t2)
-  auipc tp, 0
-  sub s6, s6, tp
-  sub t2, t2, tp
-  sd s6, 344(gp) /* sig 283 */
-  sd t2, 352(gp) /* sig 284 */
-  /* 215: far */
-  bltu s3, s3, .L29
-.L30:
-  /* 216: aluR */
-  li s0, 0x100000000
-  mulhu a5, s7, s0
-  sd a5, 376(gp) /* sig 287 */
-  /* 217: amo */
-  addi s5, sp, 208
-  amoswap.d.rl t1, t6, (s5)
-  sub s5, s5, sp
-  sd t1, 384(gp) /* sig 288 */
-  ld ra, 208(sp)
-  sd ra, 392(gp) /* sig 289 */
-  /* 218: amo */
-  addi s8, sp, 132
-  amoand.w.rl a6, s11, (s8)
-  sub s8, s8, sp
-  sd a6, 400(gp) /* sig 290 */
-  /* 219: fcsr */
-  csrrs t5, fcsr, zero
-  sd t5, 408(gp) /* sig 291 */
-  /* 220: cSp */
-  .option rvc
-  c.addi16sp sp, 64
-  .option norvc
-  ld s1, 160(sp)
-  sd s1, 416(gp) /* sig 292 */
-  .option rvc
-  c.addi16sp sp, -64
-  .option norvc
-  /* 221: aluR */
-  li s0, 0x80000001
-  sraw a6, s0, t5
-  sd a6, 424(gp) /* sig 293 */
-  /* 222: branch */
-  bge t6, a0, .L31
-  .option rvc
-  c.mv a2, t6
-  .option norvc
-  sd a2, 432(gp) /* sig 294 */
-  .option rvc
-  c.add t3, s11
-  .option norvc
-  sd t3, 440(gp) /* sig 295 */
-.L31:
-  /* 223: cAlu */
-  .option rvc
-  c.add t0, s0
-  .option norvc
-  sd t0, 448(gp) /* sig 296 */
-  /* 224: cAlu */
-  .option rvc
-  c.addiw t1, -22
-  .option norvc
-  sd t1, 456(gp) /* sig 297 */
-  /* 225: fp */
-  fdiv.d f31, f12, f16, rdn
-  fsd f31, 464(gp) /* sig 298 */
+  sd s4, 400(gp) /* sig 291 */
+  /* 208: fmem */
+  li tp, 0xffefffffffffffff
+  fmv.d.x f22, tp
+  fsd f22, 193(sp)
+  /* 209: fp */
+  li tp, 0xffffffffbffaab79
+  fmv.d.x f4, tp
+  li tp, 0xffffffff00415c63
+  fmv.d.x f31, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f13, tp
+  fnmsub.s f21, f4, f31, f13, rtz
+  fsd f21, 408(gp) /* sig 292 */
   fsflags s3, zero
-  sd s3, 472(gp) /* sig 299 */
-  /* 226: fcsr */
-  csrrwi t0, fflags, 12
-  sd t0, 480(gp) /* sig 300 */
-  /* 227: branch */
-  li s0, 0x1480000
-  li a3, 0x1480000
-  bge s0, a3, .L32
-  mul s7, s0, t6
-  sd s7, 488(gp) /* sig 301 */
-.L32:
-  /* 228: aluI */
-  addi s11, zero, 895
-  sd s11, 496(gp) /* sig 302 */
-  /* 229: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f18, tp
-  li tp, 0xffffffff754f0a88
-  fmv.d.x f29, tp
-  fmul.d f13, f18, f29, dyn
-  fsd f13, 504(gp) /* sig 303 */
-  li s2, 0x1f
-  csrrc t0, fcsr, s2
-  sd t0, 512(gp) /* sig 304 */
-  /* 230: fmem */
-  addi s4, sp, 380
-  flw f9, -352(s4)
-  fsd f9, 520(gp) /* sig 305 */
+  sd s3, 416(gp) /* sig 293 */
+  /* 210: amo */
+  addi t0, sp, 104
+  amoxor.d.aqrl t2, t5, (t0)
+  sub t0, t0, sp
+  sd t2, 424(gp) /* sig 294 */
+  /* 211: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f12, tp
+  fcvt.w.s a5, f12, rtz
+  sd a5, 432(gp) /* sig 295 */
+  fsflags t0, zero
+  sd t0, 440(gp) /* sig 296 */
+  /* 212: lrsc */
+  addi s4, sp, 8
+  sc.d.aq t6, t1, (s4)
+  sd t6, 448(gp) /* sig 297 */
   sub s4, s4, sp
-  /* 231: fp */
+  ld ra, 8(sp)
+  sd ra, 456(gp) /* sig 298 */
+  /* 213: fp */
+  fcvt.wu.d a4, f15, rmm
+  sd a4, 464(gp) /* sig 299 */
+  li t5, 0x1f
+  csrrc t5, fcsr, t5
+  sd t5, 472(gp) /* sig 300 */
+  /* 214: fp */
+  li tp, 0xfffffffe5f000000
+  fmv.d.x f7, tp
+  li tp, 0xffffffff4f800000
+  fmv.d.x f1, tp
+  fmadd.s f12, f7, f19, f1
+  fsd f12, 480(gp) /* sig 301 */
+  frflags t5
+  sd t5, 488(gp) /* sig 302 */
+  /* 215: mem */
+  addi t6, sp, 333
+  lbu s6, -200(t6)
+  sd s6, 496(gp) /* sig 303 */
+  sub t6, t6, sp
+  /* 216: aluI */
+  sraiw s8, a5, 31
+  sd s8, 504(gp) /* sig 304 */
+  /* 217: fcsr */
+  csrrwi s6, fcsr, 20
+  sd s6, 512(gp) /* sig 305 */
+  /* 218: aluI */
+  addi s1, s0, -412
+  sd s1, 520(gp) /* sig 306 */
+  /* 219: fcsr */
+  csrrs s3, frm, zero
+  sd s3, 528(gp) /* sig 307 */
+  /* 220: aluI */
+  slli a3, ra, 0
+  sd a3, 536(gp) /* sig 308 */
+  /* 221: branch */
+  li s1, 0x80000000
+  li s8, 0x3ff
+  blt s1, s8, .L21
+  .option rvc
+  c.addiw ra, 8
+  .option norvc
+  sd ra, 544(gp) /* sig 309 */
+  .option rvc
+  c.li s3, 13
+  .option norvc
+  sd s3, 552(gp) /* sig 310 */
+  .option rvc
+  c.addi a5, -31
+  .option norvc
+  sd a5, 560(gp) /* sig 311 */
+.L21:
+  /* 222: cAlu */
+  .option rvc
+  c.xor s0, a0
+  .option norvc
+  sd s0, 568(gp) /* sig 312 */
+  /* 223: fcsr */
+  csrrwi t4, fcsr, 29
+  sd t4, 576(gp) /* sig 313 */
+  /* 224: luiAuipc */
+  auipc s0, 0xb437
+  auipc tp, 0
+  sub s0, s0, tp
+  sd s0, 584(gp) /* sig 314 */
+  /* 225: fmem */
+  fsw f3, 24(sp)
+  /* 226: fp */
   li tp, 0x8006b518a6d2f4f1
   fmv.d.x f3, tp
-  li tp, 0x80082753461cf480
-  fmv.d.x f14, tp
-  feq.d s2, f3, f14
-  sd s2, 528(gp) /* sig 306 */
-  csrrci t6, fflags, 0x1f
-  sd t6, 536(gp) /* sig 307 */
-  /* 232: cAlu */
-  .option rvc
-  c.lui s6, 0xb
-  .option norvc
-  sd s6, 544(gp) /* sig 308 */
-  /* 233: aluR */
-  add s0, a6, s9
-  sd s0, 552(gp) /* sig 309 */
-  /* 234: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f13, tp
-  li tp, 0xffffffffc0200000
-  fmv.d.x f11, tp
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f31, tp
-  fnmadd.s f8, f13, f11, f31, rmm
-  fsd f8, 560(gp) /* sig 310 */
-  fsflags a2, zero
-  sd a2, 568(gp) /* sig 311 */
-  /* 235: fp */
-  li tp, 0xbfd1537f2b01aa46
-  fmv.d.x f11, tp
-  li tp, 0x3dbad03483448e2f
-  fmv.d.x f28, tp
-  fmin.d f16, f11, f28
-  fsd f16, 576(gp) /* sig 312 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 584(gp) /* sig 313 */
-  /* 236: luiAuipc */
-  lui s0, 0x4e535
-  sd s0, 592(gp) /* sig 314 */
-  /* 237: branch */
-  li a1, 0x1ffffff
-  li a0, 0x80
-  blt a1, a0, .L33
-  .option rvc
-  c.andi s1, -3
-  .option norvc
-  sd s1, 600(gp) /* sig 315 */
-.L33:
+  fsgnjn.d f28, f14, f3
+  fsd f28, 592(gp) /* sig 315 */
+  fsflags a5, zero
+  sd a5, 600(gp) /* sig 316 */
+  /* 227: aluR */
+  li t0, 0x7ff
+  divu s9, t0, zero
+  sd s9, 608(gp) /* sig 317 */
+  /* 228: amo */
+  li s4, 0x491000000000000
+  addi s11, sp, 8
+  amoand.w s0, s4, (s11)
+  sub s11, s11, sp
+  sd s0, 616(gp) /* sig 318 */
+  /* 229: luiAuipc */
+  lui s7, 0x1e94c
+  sd s7, 624(gp) /* sig 319 */
+  /* 230: fcsr */
+  csrrwi zero, frm, 2
+  sd zero, 632(gp) /* sig 320 */
+  /* 231: rand */
+  .2byte 0x43bd /* random */
+  sd t2, 640(gp) /* sig 321 */
+  /* 232: fence */
+  fence rw, rw
+  /* 233: aluI */
+  li t1, 0xffffffff80000000
+  slli a5, t1, 61
+  sd a5, 648(gp) /* sig 322 */
+  /* 234: mem */
+  addi s2, sp, -159
+  ld a2, 279(s2)
+  sd a2, 656(gp) /* sig 323 */
+  sub s2, s2, sp
+  /* 235: fcsr */
+  csrrw a4, fflags, zero
+  sd a4, 664(gp) /* sig 324 */
+  /* 236: aluI */
+  addi s10, a0, 163
+  sd s10, 672(gp) /* sig 325 */
+  /* 237: aluI */
+  xori s7, s9, 21
+  sd s7, 680(gp) /* sig 326 */
   /* 238: mem */
-  ld s6, 216(sp)
-  sd s6, 608(gp) /* sig 316 */
-  /* 239: aluR */
-  li ra, 0x2
-  div s6, ra, zero
-  sd s6, 616(gp) /* sig 317 */
+  li a6, 0x64
+  sw a6, 21(sp)
+  ld s6, 16(sp)
+  sd s6, 688(gp) /* sig 327 */
+  /* 239: cJump */
+  auipc ra, 0
+  addi ra, ra, 10
+  .option rvc
+  c.jalr ra
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 696(gp) /* sig 328 */
   /* 240: aluR */
   li s10, 0x8000000000000000
   li a4, 0xffffffffffffffff
   remu s0, s10, a4
-  sd s0, 624(gp) /* sig 318 */
+  sd s0, 704(gp) /* sig 329 */
   /* 241: aluR */
   li a5, 0xffffffffffffffff
   remu a6, zero, a5
-  sd a6, 632(gp) /* sig 319 */
-  /* 242: lrsc */
-  addi a5, sp, 248
-  lr.w.rl s9, (a5)
-  subw t6, s8, a2
-  sc.w.aqrl a3, zero, (a5)
-  sd s9, 640(gp) /* sig 320 */
-  sd a3, 648(gp) /* sig 321 */
-  sc.w.aqrl a3, zero, (a5)
-  sd a3, 656(gp) /* sig 322 */
-  sub a5, a5, sp
-  lw a1, 248(sp)
-  sd a1, 664(gp) /* sig 323 */
-  /* 243: luiAuipc */
-  lui t6, 0x2ecdc
-  sd t6, 672(gp) /* sig 324 */
-  /* 244: cAlu */
+  sd a6, 712(gp) /* sig 330 */
+  /* 242: fp */
+  li tp, 0x20fb893c95bdc55
+  fmv.d.x f11, tp
+  fmax.d f31, f0, f11
+  fsd f31, 720(gp) /* sig 331 */
+  frflags a2
+  sd a2, 728(gp) /* sig 332 */
+  /* 243: rand */
+  .2byte 0x59fa /* random */
+  sd s3, 736(gp) /* sig 333 */
+  .4byte 0xf84e27c3 /* random */
+  sd a5, 744(gp) /* sig 334 */
+  fsd f15, 752(gp) /* sig 335 */
+  frflags a2
+  sd a2, 760(gp) /* sig 336 */
+  .4byte 0x260d0653 /* random */
+  sd a2, 768(gp) /* sig 337 */
+  fsd f12, 776(gp) /* sig 338 */
+  fsflags a5, zero
+  sd a5, 784(gp) /* sig 339 */
+  /* 244: aluR */
+  li s8, 0x2001
+  mulh t4, s8, t4
+  sd t4, 792(gp) /* sig 340 */
+  /* 245: jalr */
+  auipc s7, 0
+  jalr s7, 22(s7)
   .option rvc
-  c.slli s7, 10
+  c.andi a3, -11
   .option norvc
-  sd s7, 680(gp) /* sig 325 */
-  /* 245: fp */
-  li tp, 0xffffffffc91195cb
-  fmv.d.x f10, tp
-  fsub.s f3, f10, f22
-  fsd f3, 688(gp) /* sig 326 */
-  li t4, 0x1f
-  csrrc s1, fcsr, t4
-  sd s1, 696(gp) /* sig 327 */
-  /* 246: loop */
-  li s7, 0x3
-.L34:
-  mulhu a3, a7, a3
-  sd a3, 704(gp) /* sig 328 */
-  addi s7, s7, -1
-  bne s7, zero, .L34
-  sd s7, 712(gp) /* sig 329 */
-  /* 247: amo */
-  addi s11, sp, 8
-  amoand.d a1, t6, (s11)
-  sub s11, s11, sp
-  sd a1, 720(gp) /* sig 330 */
-  /* 248: fmem */
-  addi s9, sp, 329
-  fld f18, -240(s9)
-  fsd f18, 728(gp) /* sig 331 */
-  sub s9, s9, sp
-  /* 249: aluI */
-  li t5, 0xeca0ea26837ac8ec
-  addi a2, t5, -1163
-  sd a2, 736(gp) /* sig 332 */
+  sd a3, 800(gp) /* sig 341 */
+  addiw s5, t2, 0
+  sd s5, 808(gp) /* sig 342 */
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 816(gp) /* sig 343 */
+  /* 246: smc */
+  /* patches in addi s6, s3, 1096 (then imm + 1, ...) */
+  li a1, 0x44898b13
+  li t6, 0x2
+.L22:
+  auipc a2, 0
+  sw a1, 12(a2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a1, a1, tp
+  addi t6, t6, -1
+  bne t6, zero, .L22
+  auipc tp, 0
+  sub a2, a2, tp
+  sd s6, 824(gp) /* sig 344 */
+  sd a2, 832(gp) /* sig 345 */
+  /* 247: cAlu */
+  .option rvc
+  c.mv s9, s7
+  .option norvc
+  sd s9, 840(gp) /* sig 346 */
+  /* 248: aluI */
+  addi a1, t1, 1738
+  sd a1, 848(gp) /* sig 347 */
+  /* 249: cMem */
+  .option rvc
+  c.lwsp s7, 188(sp)
+  .option norvc
+  sd s7, 856(gp) /* sig 348 */
   /* 250: amo */
-  addi t5, sp, 32
-  amomax.d.rl s3, s10, (t5)
-  sub t5, t5, sp
-  sd s3, 744(gp) /* sig 333 */
-  /* 251: cAlu */
-  .option rvc
-  c.li s11, -1
-  .option norvc
-  sd s11, 752(gp) /* sig 334 */
-  /* 252: fp */
-  li ra, 0x34df3250cf5fea3d
-  fcvt.s.lu f28, ra, dyn
-  fsd f28, 760(gp) /* sig 335 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 768(gp) /* sig 336 */
-  /* 253: fp */
-  li tp, 0x41a910dd55297bf8
-  fmv.d.x f21, tp
-  li tp, 0x15a0894be318ac3e
-  fmv.d.x f5, tp
-  fnmsub.d f15, f31, f21, f5
-  fsd f15, 776(gp) /* sig 337 */
-  csrrci s8, fflags, 0x1f
-  sd s8, 784(gp) /* sig 338 */
+  addi s4, sp, 160
+  amoadd.d.aqrl s11, t3, (s4)
+  sub s4, s4, sp
+  sd s11, 864(gp) /* sig 349 */
+  ld a7, 160(sp)
+  sd a7, 872(gp) /* sig 350 */
+  /* 251: fp */
+  fcvt.s.lu f28, zero, rdn
+  fsd f28, 880(gp) /* sig 351 */
+  csrrci s1, fflags, 0x1f
+  sd s1, 888(gp) /* sig 352 */
+  /* 252: aluI */
+  li a3, 0x5008296cd4a67f53
+  sraiw t3, a3, 21
+  sd t3, 896(gp) /* sig 353 */
+  /* 253: luiAuipc */
+  lui s11, 0x1
+  sd s11, 904(gp) /* sig 354 */
   /* 254: aluI */
-  andi a7, a4, 1829
-  sd a7, 792(gp) /* sig 339 */
-  /* 255: amo */
-  addi s2, sp, 204
-  amomaxu.w.rl ra, s4, (s2)
-  sub s2, s2, sp
-  sd ra, 800(gp) /* sig 340 */
-  /* 256: aluI */
-  sltiu s6, a1, -2008
-  sd s6, 808(gp) /* sig 341 */
-  /* 257: mem */
-  sw s5, 208(sp)
-  /* 258: fp */
-  li t0, 0x10000000000001
-  fcvt.d.w f9, t0
-  fsd f9, 816(gp) /* sig 342 */
-  fsflags t6, zero
-  sd t6, 824(gp) /* sig 343 */
-  /* 259: aluR */
-  divu t2, s2, s8
-  sd t2, 832(gp) /* sig 344 */
-  j .L35
-.L29:
-  ori s8, t0, -336
-  sd s8, 360(gp) /* sig 285 */
-  sraw t3, s7, t6
-  sd t3, 368(gp) /* sig 286 */
-  jal tp, .L30
-.L35:
+  li s10, 0x2d
+  slliw t3, s10, 16
+  sd t3, 912(gp) /* sig 355 */
+  /* 255: jalr */
+  auipc t6, 0
+  jalr a4, 20(t6)
+  .option rvc
+  c.srai a5, 45
+  .option norvc
+  sd a5, 920(gp) /* sig 356 */
+  .option rvc
+  c.andi a0, -30
+  .option norvc
+  sd a0, 928(gp) /* sig 357 */
+  auipc tp, 0
+  sub a4, a4, tp
+  sub t6, t6, tp
+  sd a4, 936(gp) /* sig 358 */
+  sd t6, 944(gp) /* sig 359 */
+  /* 256: cAlu */
+  .option rvc
+  c.mv s3, a1
+  .option norvc
+  sd s3, 952(gp) /* sig 360 */
+  /* 257: liSeed */
+  li s10, 0xffffffffffffffe9
+  sd s10, 960(gp) /* sig 361 */
+  /* 258: aluI */
+  xori s7, ra, -661
+  sd s7, 968(gp) /* sig 362 */
+  /* 259: cAlu */
+  .option rvc
+  c.mv s0, s3
+  .option norvc
+  sd s0, 976(gp) /* sig 363 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xffffffffffffe
-  .dword 0xffffffffaf6beed8
-  .dword 0xa54733e7a4d569ef
-  .dword 0xdfb2fe3bb3e066af
-  .dword 0xffffffff40400000
+  .dword 0x4c3552084db21fa7
+  .dword 0x378398bf19f2c34d
+  .dword 0x3f
+  .dword 0xc35de110fc0fc9d3
+  .dword 0x20
+  .dword 0x82b36dd4ee713f2a
+  .dword 0xffffffff817b3982
+  .dword 0xaacd8325e3af9626
+  .dword 0xffffffff007ffffe
+  .dword 0xffffffff015cd2de
   .dword 0x9d5f61c43c567f8c
   .dword 0x3e0d496df08ef24a
   .dword 0xffffffffc1cd70ea
@@ -1628,13 +1604,8 @@ difftest_buf:
   .dword 0xa7b9e8980cd250fe
   .dword 0xffffffffe1afe9a1
   .dword 0xffffffff007ffffe
-  .dword 0x1f
-  .dword 0x8000000000000001
-  .dword 0x97185cafa47b897d
-  .dword 0x5482cf63e033e9bf
-  .dword 0x8f35b230f130b844
 difftest_sig:
-  .rept 345
+  .rept 364
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

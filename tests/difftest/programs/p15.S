@@ -5,8 +5,8 @@
  */
   /* initial registers */
   li ra, 0xffffffffffffffff
-  li t0, 0x20
-  li t1, 0x3ffff
+  li t0, 0x35
+  li t1, 0x2
   li t2, 0xffffffffffffffa2
   li s0, 0x20
   li s1, 0x2a
@@ -111,37 +111,43 @@
   c.xor a2, s1
   .option norvc
   sd a2, 16(gp) /* sig 2 */
-  /* 3: jal */
-  jal s10, .L0
-  divuw t1, s3, s3
-  sd t1, 24(gp) /* sig 3 */
-  mulhsu s1, t3, t2
-  sd s1, 32(gp) /* sig 4 */
-.L0:
+  /* 3: jalr */
+  auipc s10, 0
+  addi s10, s10, -46
+  jalr a0, 67(s10)
+  mul t3, t1, s4
+  sd t3, 24(gp) /* sig 3 */
   auipc tp, 0
+  sub a0, a0, tp
   sub s10, s10, tp
+  sd a0, 32(gp) /* sig 4 */
   sd s10, 40(gp) /* sig 5 */
-  /* 4: mem */
-  lb s4, 220(sp)
-  sd s4, 48(gp) /* sig 6 */
+  /* 4: aluI */
+  li s1, 0x5555555555555555
+  srai s2, s1, 23
+  sd s2, 48(gp) /* sig 6 */
   /* 5: aluR */
   li a5, 0x4000
   srl a0, s7, a5
   sd a0, 56(gp) /* sig 7 */
   /* 6: fp */
-  fsqrt.s f29, f25
+  li tp, 0xffffffff3c9a6699
+  fmv.d.x f24, tp
+  fsqrt.s f29, f24, rne
   fsd f29, 64(gp) /* sig 8 */
-  fsflags a5, zero
-  sd a5, 72(gp) /* sig 9 */
-  /* 7: liSeed */
-  li t5, 0x7fffffff
-  sd t5, 80(gp) /* sig 10 */
-  /* 8: mem */
-  addi s6, sp, 16
-  lhu t1, 124(s6)
-  sd t1, 88(gp) /* sig 11 */
-  sub s6, s6, sp
-  /* 9: loop */
+  fsflags a3, zero
+  sd a3, 72(gp) /* sig 9 */
+  /* 7: jal */
+  jal s0, .L0
+  .option rvc
+  c.lui s11, 0xfffeb
+  .option norvc
+  sd s11, 80(gp) /* sig 10 */
+.L0:
+  auipc tp, 0
+  sub s0, s0, tp
+  sd s0, 88(gp) /* sig 11 */
+  /* 8: loop */
   li t1, 0x4
 .L1:
   .option rvc
@@ -153,1402 +159,1472 @@
   addi t1, t1, -1
   bne t1, zero, .L1
   sd t1, 112(gp) /* sig 14 */
-  /* 10: cAlu */
+  /* 9: cAlu */
   .option rvc
   c.srli a3, 22
   .option norvc
   sd a3, 120(gp) /* sig 15 */
-  /* 11: fp */
-  fcvt.s.lu f7, t2, rup
+  /* 10: fp */
+  fcvt.s.lu f7, t5, rdn
   fsd f7, 128(gp) /* sig 16 */
-  fsflags s3, zero
-  sd s3, 136(gp) /* sig 17 */
-  /* 12: loop */
-  li s5, 0x2
+  fsflags t2, zero
+  sd t2, 136(gp) /* sig 17 */
+  /* 11: cAlu */
+  .option rvc
+  c.srai a0, 47
+  .option norvc
+  sd a0, 144(gp) /* sig 18 */
+  /* 12: fcsr */
+  li s3, 0xd4a23c8e9c9ac8ca
+  csrrc a1, fflags, s3
+  sd a1, 152(gp) /* sig 19 */
+  /* 13: smc */
+  /* patches in xori t1, t1, -1141 (then imm + 1, ...) */
+  li s4, 0xb8b34313
+  li t5, 0x1
 .L2:
-  .option rvc
-  c.add t6, a1
-  .option norvc
-  sd t6, 144(gp) /* sig 18 */
-  addi s5, s5, -1
-  bne s5, zero, .L2
-  sd s5, 152(gp) /* sig 19 */
-  /* 13: fp */
-  li s5, 0x5dfa6d97
-  fcvt.s.w f15, s5, rup
-  fsd f15, 160(gp) /* sig 20 */
-  fsflags t5, zero
-  sd t5, 168(gp) /* sig 21 */
-  /* 14: liSeed */
-  li a0, 0xff
-  sd a0, 176(gp) /* sig 22 */
-  /* 15: mem */
-  sd s6, 149(sp)
-  ld s2, 144(sp)
-  sd s2, 184(gp) /* sig 23 */
-  /* 16: cSp */
-  .option rvc
-  c.addi16sp sp, 464
-  .option norvc
-  ld t1, -232(sp)
-  sd t1, 192(gp) /* sig 24 */
-  .option rvc
-  c.addi16sp sp, -464
-  .option norvc
-  /* 17: amo */
-  addi ra, sp, 120
-  amoadd.d.aqrl s6, s7, (ra)
-  sub ra, ra, sp
-  sd s6, 200(gp) /* sig 25 */
-  ld a4, 120(sp)
-  sd a4, 208(gp) /* sig 26 */
-  /* 18: fp */
-  li tp, 0x368ff868bf4d956a
-  fmv.d.x f2, tp
-  fmv.x.d t5, f2
-  sd t5, 216(gp) /* sig 27 */
-  fsflags a1, zero
-  sd a1, 224(gp) /* sig 28 */
-  /* 19: mem */
-  addi a1, sp, 403
-  ld s6, -243(a1)
-  sd s6, 232(gp) /* sig 29 */
-  sub a1, a1, sp
-  /* 20: aluI */
-  sraiw ra, ra, 24
-  sd ra, 240(gp) /* sig 30 */
-  /* 21: mem */
-  sh s1, 234(sp)
-  ld s2, 232(sp)
-  sd s2, 248(gp) /* sig 31 */
-  /* 22: fence */
-  fence
-  /* 23: cAlu */
-  .option rvc
-  c.srli s1, 55
-  .option norvc
-  sd s1, 256(gp) /* sig 32 */
-  /* 24: amo */
-  li s3, 0x40000000000
-  addi s5, sp, 68
-  amominu.w.rl zero, s3, (s5)
-  sub s5, s5, sp
-  sd zero, 264(gp) /* sig 33 */
-  lw zero, 68(sp)
-  sd zero, 272(gp) /* sig 34 */
-  /* 25: aluR */
-  addw s4, s10, t1
-  sd s4, 280(gp) /* sig 35 */
-  /* 26: aluI */
-  slti s6, zero, 1197
-  sd s6, 288(gp) /* sig 36 */
-  /* 27: mem */
-  lbu a3, 119(sp)
-  sd a3, 296(gp) /* sig 37 */
-  /* 28: fp */
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f17, tp
-  fle.d t0, f17, f17
-  sd t0, 304(gp) /* sig 38 */
-  fsflags s7, zero
-  sd s7, 312(gp) /* sig 39 */
-  /* 29: aluI */
-  li a7, 0x4000000001
-  ori s8, a7, -1
-  sd s8, 320(gp) /* sig 40 */
-  /* 30: aluR */
-  li a3, 0xffffffff8cdfd53b
-  slt s5, a6, a3
-  sd s5, 328(gp) /* sig 41 */
-  /* 31: liSeed */
-  li a4, 0x21
-  sd a4, 336(gp) /* sig 42 */
-  /* 32: liSeed */
-  li s3, 0xffffffffd6cdce0b
-  sd s3, 344(gp) /* sig 43 */
-  /* 33: aluI */
-  li s6, 0x68000000000000
-  sraiw t6, s6, 16
-  sd t6, 352(gp) /* sig 44 */
-  /* 34: fcsr */
-  csrrwi zero, fcsr, 17
-  sd zero, 360(gp) /* sig 45 */
-  /* 35: cAlu */
-  .option rvc
-  c.mv s9, s6
-  .option norvc
-  sd s9, 368(gp) /* sig 46 */
-  /* 36: mem */
-  li s1, 0xffffffffffffffa8
-  addi s4, sp, 28
-  sh s1, 83(s4)
-  sub s4, s4, sp
-  ld s11, 104(sp)
-  sd s11, 376(gp) /* sig 47 */
-  /* 37: fp */
-  fsgnj.s f7, f31, f22
-  fsd f7, 384(gp) /* sig 48 */
-  li s7, 0x1f
-  csrrc a7, fcsr, s7
-  sd a7, 392(gp) /* sig 49 */
-  /* 38: aluR */
-  xor t6, s7, ra
-  sd t6, 400(gp) /* sig 50 */
-  /* 39: branch */
-  bltu s9, t1, .L3
-  .option rvc
-  c.add t0, s10
-  .option norvc
-  sd t0, 408(gp) /* sig 51 */
-  sraiw s7, zero, 16
-  sd s7, 416(gp) /* sig 52 */
-  slli t0, s0, 6
-  sd t0, 424(gp) /* sig 53 */
-.L3:
-  /* 40: aluI */
-  xori t0, zero, -1
-  sd t0, 432(gp) /* sig 54 */
-  /* 41: cAlu */
-  .option rvc
-  c.srai a4, 29
-  .option norvc
-  sd a4, 440(gp) /* sig 55 */
-  /* 42: fp */
-  li tp, 0xffffffff0942e094
-  fmv.d.x f1, tp
-  li tp, 0xffffffff40200000
-  fmv.d.x f26, tp
-  fnmadd.s f27, f1, f26, f15, rmm
-  fsd f27, 448(gp) /* sig 56 */
-  frcsr a5
-  sd a5, 456(gp) /* sig 57 */
-  /* 43: smc */
-  /* patches in slti s11, a2, 980 (then imm + 1, ...) */
-  li s6, 0x3d462d93
-  li t5, 0x2
-.L4:
-  auipc t1, 0
-  sw s6, 12(t1)
+  auipc s7, 0
+  sw s4, 12(s7)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s6, s6, tp
+  add s4, s4, tp
   addi t5, t5, -1
-  bne t5, zero, .L4
+  bne t5, zero, .L2
   auipc tp, 0
-  sub t1, t1, tp
-  sd s11, 464(gp) /* sig 58 */
-  sd t1, 472(gp) /* sig 59 */
-  /* 44: jal */
-  jal t4, .L5
-.L5:
-  auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 480(gp) /* sig 60 */
-  /* 45: mem */
-  addi a3, sp, -81
-  lb s1, 160(a3)
-  sd s1, 488(gp) /* sig 61 */
-  sub a3, a3, sp
-  /* 46: amo */
-  li a2, 0x7ff
-  addi a1, sp, 0
-  amominu.d.aqrl s0, a2, (a1)
-  sub a1, a1, sp
-  sd s0, 496(gp) /* sig 62 */
-  /* 47: fp */
-  li tp, 0x9d033d7da254df94
-  fmv.d.x f29, tp
-  li tp, 0x368ff868bf4d956a
-  fmv.d.x f25, tp
-  fmul.d f29, f29, f25, rmm
-  fsd f29, 504(gp) /* sig 63 */
-  frcsr s4
-  sd s4, 512(gp) /* sig 64 */
-  /* 48: amo */
-  addi a4, sp, 136
-  amomax.w.aqrl a3, a5, (a4)
-  sub a4, a4, sp
-  sd a3, 520(gp) /* sig 65 */
-  lw s1, 136(sp)
-  sd s1, 528(gp) /* sig 66 */
-  /* 49: liSeed */
-  li a1, 0x7fffffffffffffff
-  sd a1, 536(gp) /* sig 67 */
-  /* 50: fp */
-  li s0, 0x1d100
-  fcvt.s.w f30, s0
-  fsd f30, 544(gp) /* sig 68 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 552(gp) /* sig 69 */
-  /* 51: aluI */
-  addiw a6, s8, 305
-  sd a6, 560(gp) /* sig 70 */
-  /* 52: mem */
-  lwu a4, 106(sp)
-  sd a4, 568(gp) /* sig 71 */
-  /* 53: fp */
-  li tp, 0x422413ad645f0330
-  fmv.d.x f22, tp
-  fcvt.s.d f29, f22, dyn
-  fsd f29, 576(gp) /* sig 72 */
-  csrrci ra, fflags, 0x1f
-  sd ra, 584(gp) /* sig 73 */
-  /* 54: cAlu */
+  sub s7, s7, tp
+  sd t1, 160(gp) /* sig 20 */
+  sd s7, 168(gp) /* sig 21 */
+  /* 14: cAlu */
   .option rvc
-  c.slli s0, 3
+  c.andi a4, 28
   .option norvc
-  sd s0, 592(gp) /* sig 74 */
-  /* 55: cAlu */
+  sd a4, 176(gp) /* sig 22 */
+  /* 15: lrsc */
+  addi s6, sp, 88
+  lr.d t1, (s6)
+  srlw t6, t2, s10
+  add a1, s7, s8
+  sc.d.rl s2, zero, (s6)
+  sd t1, 184(gp) /* sig 23 */
+  sd s2, 192(gp) /* sig 24 */
+  sub s6, s6, sp
+  ld a0, 88(sp)
+  sd a0, 200(gp) /* sig 25 */
+  /* 16: fcsr */
+  li a2, 0x3e
+  csrrw a2, fcsr, a2
+  sd a2, 208(gp) /* sig 26 */
+  /* 17: fp */
+  li tp, 0xc1e0000000000000
+  fmv.d.x f3, tp
+  fmax.d f20, f8, f3
+  fsd f20, 216(gp) /* sig 27 */
+  fsflags ra, zero
+  sd ra, 224(gp) /* sig 28 */
+  /* 18: rand */
+  .4byte 0x3158ebb /* random */
+  sd t4, 232(gp) /* sig 29 */
+  .4byte 0xbf4c779b /* random */
+  sd a5, 240(gp) /* sig 30 */
+  .2byte 0x54c1 /* random */
+  sd s1, 248(gp) /* sig 31 */
+  /* 19: rand */
+  .4byte 0x22c645b7 /* random */
+  sd a1, 256(gp) /* sig 32 */
+  /* 20: fp */
+  li tp, 0x41f0000000000000
+  fmv.d.x f8, tp
+  fcvt.s.d f2, f8, rtz
+  fsd f2, 264(gp) /* sig 33 */
+  frflags s10
+  sd s10, 272(gp) /* sig 34 */
+  /* 21: cAlu */
+  .option rvc
+  c.srai s0, 1
+  .option norvc
+  sd s0, 280(gp) /* sig 35 */
+  /* 22: smc */
+  /* patches in ori t1, t1, -681 (then imm + 1, ...) */
+  li s9, 0xd5736313
+  li a1, 0x3
+.L3:
+  auipc s10, 0
+  sw s9, 12(s10)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s9, s9, tp
+  addi a1, a1, -1
+  bne a1, zero, .L3
+  auipc tp, 0
+  sub s10, s10, tp
+  sd t1, 288(gp) /* sig 36 */
+  sd s10, 296(gp) /* sig 37 */
+  /* 23: aluI */
+  slti s6, zero, 1197
+  sd s6, 304(gp) /* sig 38 */
+  /* 24: mem */
+  lbu a3, 119(sp)
+  sd a3, 312(gp) /* sig 39 */
+  /* 25: fp */
+  li tp, 0x8001b5b5cd9f4f19
+  fmv.d.x f4, tp
+  fle.d s3, f18, f4
+  sd s3, 320(gp) /* sig 40 */
+  frcsr ra
+  sd ra, 328(gp) /* sig 41 */
+  /* 26: cAlu */
+  .option rvc
+  c.add a2, t2
+  .option norvc
+  sd a2, 336(gp) /* sig 42 */
+  /* 27: jal */
+  jal zero, .L4
+.L4:
+  sd zero, 344(gp) /* sig 43 */
+  /* 28: luiAuipc */
+  auipc a1, 0x8e083
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 352(gp) /* sig 44 */
+  /* 29: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f25, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f6, tp
+  flt.d a4, f25, f6
+  sd a4, 360(gp) /* sig 45 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 368(gp) /* sig 46 */
+  /* 30: aluI */
+  li s6, 0x68000000000000
+  sraiw t6, s6, 16
+  sd t6, 376(gp) /* sig 47 */
+  /* 31: fence */
+  fence
+  /* 32: fp */
+  li tp, 0xbf1a8d2af8831926
+  fmv.d.x f21, tp
+  feq.d s9, f21, f21
+  sd s9, 384(gp) /* sig 48 */
+  fsflags s8, zero
+  sd s8, 392(gp) /* sig 49 */
+  /* 33: cAlu */
+  .option rvc
+  c.xor a0, a3
+  .option norvc
+  sd a0, 400(gp) /* sig 50 */
+  /* 34: fp */
+  fmadd.s f17, f31, f22, f15, rne
+  fsd f17, 408(gp) /* sig 51 */
+  li s7, 0x1f
+  csrrc s1, fcsr, s7
+  sd s1, 416(gp) /* sig 52 */
+  /* 35: far */
+  jal t6, .L5
+.L6:
+  /* 36: fcsr */
+  csrrwi s2, frm, 0
+  sd s2, 456(gp) /* sig 57 */
+  /* 37: cAlu */
+  .option rvc
+  c.mv t1, t2
+  .option norvc
+  sd t1, 464(gp) /* sig 58 */
+  /* 38: aluI */
+  slli s1, t0, 50
+  sd s1, 472(gp) /* sig 59 */
+  /* 39: mem */
+  li t0, 0x200000000000000
+  addi a3, sp, 587
+  sd t0, -506(a3)
+  sub a3, a3, sp
+  /* 40: fp */
+  li tp, 0x81697aefaeeb0edb
+  fmv.d.x f26, tp
+  li tp, 0x8026dbea711c843c
+  fmv.d.x f9, tp
+  fmsub.d f6, f24, f26, f9, rne
+  fsd f6, 480(gp) /* sig 60 */
+  fsflags t0, zero
+  sd t0, 488(gp) /* sig 61 */
+  /* 41: cAlu */
+  .option rvc
+  c.addi t3, -12
+  .option norvc
+  sd t3, 496(gp) /* sig 62 */
+  /* 42: branch */
+  li t3, 0x401
+  li ra, 0x401
+  bltu t3, ra, .L7
+  .option rvc
+  c.add ra, t4
+  .option norvc
+  sd ra, 504(gp) /* sig 63 */
+  mulh s10, a7, s5
+  sd s10, 512(gp) /* sig 64 */
+  slli t6, t4, 48
+  sd t6, 520(gp) /* sig 65 */
+.L7:
+  /* 43: aluI */
+  andi a4, s11, 2047
+  sd a4, 528(gp) /* sig 66 */
+  /* 44: cAlu */
+  .option rvc
+  c.lui s8, 0x7
+  .option norvc
+  sd s8, 536(gp) /* sig 67 */
+  /* 45: aluI */
+  sraiw t4, a2, 2
+  sd t4, 544(gp) /* sig 68 */
+  /* 46: cAlu */
+  .option rvc
+  c.addi a3, 25
+  .option norvc
+  sd a3, 552(gp) /* sig 69 */
+  /* 47: amo */
+  addi s11, sp, 144
+  amoxor.w.rl t3, t6, (s11)
+  sub s11, s11, sp
+  sd t3, 560(gp) /* sig 70 */
+  lw t6, 144(sp)
+  sd t6, 568(gp) /* sig 71 */
+  /* 48: cAlu */
+  .option rvc
+  c.srai a0, 51
+  .option norvc
+  sd a0, 576(gp) /* sig 72 */
+  /* 49: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f30, tp
+  li tp, 0x1
+  fmv.d.x f25, tp
+  fmax.d f14, f30, f25
+  fsd f14, 584(gp) /* sig 73 */
+  fsflags a7, zero
+  sd a7, 592(gp) /* sig 74 */
+  /* 50: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f0, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f21, tp
+  fmin.d f28, f0, f21
+  fsd f28, 600(gp) /* sig 75 */
+  fsflags s0, zero
+  sd s0, 608(gp) /* sig 76 */
+  /* 51: cAlu */
   .option rvc
   c.addiw t2, 25
   .option norvc
-  sd t2, 600(gp) /* sig 75 */
-  /* 56: fp */
-  li tp, 0xffffffff4b1b6afb
-  fmv.d.x f16, tp
-  fcvt.d.s f0, f16
-  fsd f0, 608(gp) /* sig 76 */
-  frcsr s1
-  sd s1, 616(gp) /* sig 77 */
-  /* 57: mem */
-  sh s9, 196(sp)
-  ld t5, 192(sp)
-  sd t5, 624(gp) /* sig 78 */
-  /* 58: fcsr */
-  csrrci a3, fcsr, 18
-  sd a3, 632(gp) /* sig 79 */
-  /* 59: fp */
-  fmv.x.w a5, f31
-  sd a5, 640(gp) /* sig 80 */
-  frflags s3
-  sd s3, 648(gp) /* sig 81 */
-  /* 60: fp */
-  fadd.s f28, f12, f29, rdn
-  fsd f28, 656(gp) /* sig 82 */
-  frcsr t0
-  sd t0, 664(gp) /* sig 83 */
-  /* 61: cAlu */
+  sd t2, 616(gp) /* sig 77 */
+  /* 52: fp */
+  li tp, 0xffffffff6f5512c6
+  fmv.d.x f20, tp
+  fcvt.d.s f0, f20
+  fsd f0, 624(gp) /* sig 78 */
+  fsflags s11, zero
+  sd s11, 632(gp) /* sig 79 */
+  /* 53: amo */
+  addi s9, sp, 176
+  amomin.w.aq s8, a3, (s9)
+  sub s9, s9, sp
+  sd s8, 640(gp) /* sig 80 */
+  /* 54: fp */
+  fmadd.s f24, f22, f28, f16, rne
+  fsd f24, 648(gp) /* sig 81 */
+  li s6, 0x1f
+  csrrc a5, fcsr, s6
+  sd a5, 656(gp) /* sig 82 */
+  /* 55: cMem */
+  addi a1, sp, 20
   .option rvc
-  c.lui ra, 0x1
+  c.ld a4, 0(a1)
   .option norvc
-  sd ra, 672(gp) /* sig 84 */
-  /* 62: mem */
+  sd a4, 664(gp) /* sig 83 */
+  sub a1, a1, sp
+  /* 56: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f3, tp
+  fclass.s s5, f3
+  sd s5, 672(gp) /* sig 84 */
+  fsflags t1, zero
+  sd t1, 680(gp) /* sig 85 */
+  /* 57: mem */
   addi s1, sp, 504
   ld s7, -485(s1)
-  sd s7, 680(gp) /* sig 85 */
+  sd s7, 688(gp) /* sig 86 */
   sub s1, s1, sp
-  /* 63: cAlu */
+  /* 58: cAlu */
   .option rvc
   c.andi s1, -8
   .option norvc
-  sd s1, 688(gp) /* sig 86 */
-  /* 64: cJump */
-  auipc a3, 0
-  addi a3, a3, 10
+  sd s1, 696(gp) /* sig 87 */
+  /* 59: far */
+  blt s3, ra, .L8
+.L9:
+  /* 60: jal */
+  jal s1, .L10
   .option rvc
-  c.jr a3
+  c.andi a5, 20
   .option norvc
+  sd a5, 712(gp) /* sig 89 */
+.L10:
   auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 696(gp) /* sig 87 */
-  /* 65: cAlu */
+  sub s1, s1, tp
+  sd s1, 720(gp) /* sig 90 */
+  /* 61: cAlu */
   .option rvc
-  c.andi a3, -25
+  c.addiw s1, -25
   .option norvc
-  sd a3, 704(gp) /* sig 88 */
-  /* 66: aluR */
-  subw s8, s6, zero
-  sd s8, 712(gp) /* sig 89 */
-  /* 67: aluR */
-  xor s11, a2, s1
-  sd s11, 720(gp) /* sig 90 */
-  /* 68: fp */
-  fsqrt.s f8, f3, rtz
-  fsd f8, 728(gp) /* sig 91 */
-  fsflags a3, zero
-  sd a3, 736(gp) /* sig 92 */
-  /* 69: jal */
-  jal t6, .L6
-.L6:
+  sd s1, 728(gp) /* sig 91 */
+  /* 62: amo */
+  addi a2, sp, 16
+  amoxor.d.aq t6, s11, (a2)
+  sub a2, a2, sp
+  sd t6, 736(gp) /* sig 92 */
+  /* 63: jal */
+  jal s2, .L11
+  sra s7, t3, s8
+  sd s7, 744(gp) /* sig 93 */
+  .option rvc
+  c.mv t5, s2
+  .option norvc
+  sd t5, 752(gp) /* sig 94 */
+.L11:
   auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 744(gp) /* sig 93 */
-  /* 70: fp */
-  li tp, 0xffffffffcbfaa54a
-  fmv.d.x f5, tp
-  fmsub.s f18, f16, f5, f22, rmm
-  fsd f18, 752(gp) /* sig 94 */
-  fsflags s2, zero
+  sub s2, s2, tp
   sd s2, 760(gp) /* sig 95 */
-  /* 71: cAlu */
-  .option rvc
-  c.andi a2, -8
-  .option norvc
-  sd a2, 768(gp) /* sig 96 */
-  /* 72: jal */
-  jal zero, .L7
+  /* 64: branch */
+  bltu s2, s2, .L12
   .option rvc
   c.srai a0, 16
   .option norvc
-  sd a0, 776(gp) /* sig 97 */
-.L7:
-  sd zero, 784(gp) /* sig 98 */
-  /* 73: aluI */
-  srai t0, s5, 54
-  sd t0, 792(gp) /* sig 99 */
-  /* 74: jalr */
-  auipc s2, 0
-  jalr zero, 16(s2)
-  sra s11, ra, s7
-  sd s11, 800(gp) /* sig 100 */
-  auipc tp, 0
-  sub s2, s2, tp
-  sd zero, 808(gp) /* sig 101 */
-  sd s2, 816(gp) /* sig 102 */
-  /* 75: aluI */
-  sraiw s1, s2, 9
-  sd s1, 824(gp) /* sig 103 */
-  /* 76: aluI */
-  li a4, 0x80000000
-  slliw t1, a4, 11
-  sd t1, 832(gp) /* sig 104 */
-  /* 77: mem */
+  sd a0, 768(gp) /* sig 96 */
+  srlw s10, s5, zero
+  sd s10, 776(gp) /* sig 97 */
+.L12:
+  /* 65: cAlu */
+  .option rvc
+  c.mv a3, s2
+  .option norvc
+  sd a3, 784(gp) /* sig 98 */
+  /* 66: aluI */
+  li s3, 0xffffffffffffffff
+  srli a1, s3, 53
+  sd a1, 792(gp) /* sig 99 */
+  /* 67: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f31, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f2, tp
+  flt.d a1, f31, f2
+  sd a1, 800(gp) /* sig 100 */
+  fsflags s0, zero
+  sd s0, 808(gp) /* sig 101 */
+  /* 68: liSeed */
+  li a2, 0x100000000000000
+  sd a2, 816(gp) /* sig 102 */
+  /* 69: mem */
   lwu s11, 205(sp)
-  sd s11, 840(gp) /* sig 105 */
-  /* 78: cAlu */
+  sd s11, 824(gp) /* sig 103 */
+  /* 70: cAlu */
   .option rvc
   c.slli a6, 44
   .option norvc
-  sd a6, 848(gp) /* sig 106 */
-  /* 79: mem */
+  sd a6, 832(gp) /* sig 104 */
+  /* 71: mem */
   lb t5, 111(sp)
-  sd t5, 856(gp) /* sig 107 */
-  /* 80: cAlu */
+  sd t5, 840(gp) /* sig 105 */
+  /* 72: cAlu */
   .option rvc
   c.addi s0, -7
   .option norvc
-  sd s0, 864(gp) /* sig 108 */
-  /* 81: cAlu */
+  sd s0, 848(gp) /* sig 106 */
+  /* 73: cAlu */
   .option rvc
   c.andi a1, -12
   .option norvc
-  sd a1, 872(gp) /* sig 109 */
-  /* 82: loop */
-  li a1, 0x1
-.L8:
-  ori a3, s6, 2047
-  sd a3, 880(gp) /* sig 110 */
-  slt t0, s9, s6
-  sd t0, 888(gp) /* sig 111 */
+  sd a1, 856(gp) /* sig 107 */
+  /* 74: jal */
+  jal a0, .L13
+  ori a2, s6, 2047
+  sd a2, 864(gp) /* sig 108 */
+  slt t0, s8, s6
+  sd t0, 872(gp) /* sig 109 */
+.L13:
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 880(gp) /* sig 110 */
+  /* 75: amo */
+  addi a4, sp, 72
+  amomax.d.aqrl s8, t1, (a4)
+  sub a4, a4, sp
+  sd s8, 888(gp) /* sig 111 */
+  ld t3, 72(sp)
+  sd t3, 896(gp) /* sig 112 */
+  /* 76: luiAuipc */
+  auipc s2, 0x6967
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 904(gp) /* sig 113 */
+  /* 77: cAlu */
   .option rvc
-  c.addw a3, a0
+  c.and a3, a3
   .option norvc
-  sd a3, 896(gp) /* sig 112 */
-  addi a1, a1, -1
-  bne a1, zero, .L8
-  sd a1, 904(gp) /* sig 113 */
-  /* 83: amo */
-  addi s4, sp, 4
-  amoswap.w.rl s0, a7, (s4)
-  sub s4, s4, sp
-  sd s0, 912(gp) /* sig 114 */
-  lw s5, 4(sp)
-  sd s5, 920(gp) /* sig 115 */
-  /* 84: cAlu */
+  sd a3, 912(gp) /* sig 114 */
+  /* 78: cAlu */
   .option rvc
-  c.and a2, a3
+  c.andi a5, 0
   .option norvc
+  sd a5, 920(gp) /* sig 115 */
+  /* 79: liSeed */
+  li a2, 0x59
   sd a2, 928(gp) /* sig 116 */
-  /* 85: mem */
-  sw s6, 192(sp)
-  ld s2, 192(sp)
-  sd s2, 936(gp) /* sig 117 */
-  /* 86: loop */
-  li s11, 0x2
-.L9:
+  /* 80: aluI */
+  andi a1, t1, 739
+  sd a1, 936(gp) /* sig 117 */
+  /* 81: aluR */
+  li t6, 0xffffffffffffffa4
+  divu t6, t6, s0
+  sd t6, 944(gp) /* sig 118 */
+  /* 82: fp */
+  li tp, 0x7ff800000000dead
+  fmv.d.x f19, tp
+  fmin.d f20, f19, f7
+  fsd f20, 952(gp) /* sig 119 */
+  fsflags a4, zero
+  sd a4, 960(gp) /* sig 120 */
+  /* 83: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f19, tp
+  fsqrt.s f2, f19, rne
+  fsd f2, 968(gp) /* sig 121 */
+  fsflags a1, zero
+  sd a1, 976(gp) /* sig 122 */
+  /* 84: liSeed */
+  li t3, 0xfffffffffffff800
+  sd t3, 984(gp) /* sig 123 */
+  /* 85: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f29, tp
+  li tp, 0x41e0000000000000
+  fmv.d.x f23, tp
+  fnmadd.d f16, f23, f29, f23
+  fsd f16, 992(gp) /* sig 124 */
+  fsflags a7, zero
+  sd a7, 1000(gp) /* sig 125 */
+  /* 86: fcsr */
+  csrrci s3, fcsr, 6
+  sd s3, 1008(gp) /* sig 126 */
+  /* 87: far */
+  bltu t4, s8, .L14
+.L15:
+  /* 88: cAlu */
   .option rvc
-  c.li s7, -14
+  c.srli a1, 12
   .option norvc
-  sd s7, 944(gp) /* sig 118 */
-  .option rvc
-  c.lui s0, 0xfffff
-  .option norvc
-  sd s0, 952(gp) /* sig 119 */
-  addi s11, s11, -1
-  bltu zero, s11, .L9
-  sd s11, 960(gp) /* sig 120 */
-  /* 87: aluR */
-  divu s5, zero, t4
-  sd s5, 968(gp) /* sig 121 */
-  /* 88: aluI */
-  li a0, 0x3c08000
-  slliw a7, a0, 2
-  sd a7, 976(gp) /* sig 122 */
-  /* 89: liSeed */
-  li s5, 0x1fffffffffff
-  sd s5, 984(gp) /* sig 123 */
-  /* 90: branch */
-  blt t3, s1, .L10
-  srli s3, a3, 58
-  sd s3, 992(gp) /* sig 124 */
-  divw a2, t4, a7
-  sd a2, 1000(gp) /* sig 125 */
-  mulhu s6, ra, t3
-  sd s6, 1008(gp) /* sig 126 */
-.L10:
-  /* 91: aluI */
-  li s1, 0x56
-  slli s7, s1, 63
-  sd s7, 1016(gp) /* sig 127 */
-  /* 92: cAlu */
-  .option rvc
-  c.add s0, s9
-  .option norvc
-  sd s0, 1024(gp) /* sig 128 */
-  /* 93: fmem */
-  fld f2, 168(sp)
-  fsd f2, 1032(gp) /* sig 129 */
-  /* 94: amo */
-  li t3, 0x1f
-  addi s5, sp, 128
-  amomin.d.aq s7, t3, (s5)
-  sub s5, s5, sp
-  sd s7, 1040(gp) /* sig 130 */
-  ld s1, 128(sp)
-  sd s1, 1048(gp) /* sig 131 */
-  /* 95: cAlu */
+  sd a1, 1040(gp) /* sig 130 */
+  /* 89: cAlu */
   .option rvc
   c.addiw a5, 6
   .option norvc
-  sd a5, 1056(gp) /* sig 132 */
-  /* 96: fp */
-  fadd.d f25, f2, f17, rmm
-  fsd f25, 1064(gp) /* sig 133 */
-  frflags a2
-  sd a2, 1072(gp) /* sig 134 */
-  /* 97: fp */
-  li tp, 0xffffffffbf9d2db5
-  fmv.d.x f27, tp
-  li tp, 0xffffffff3f9d2db6
-  fmv.d.x f0, tp
-  fsub.s f13, f27, f27, rup
-  fsd f13, 1080(gp) /* sig 135 */
-  fsflags t6, zero
-  sd t6, 1088(gp) /* sig 136 */
-  /* 98: cMem */
-  addi a3, sp, 152
+  sd a5, 1048(gp) /* sig 131 */
+  /* 90: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f30, tp
+  li tp, 0x10000000000000
+  fmv.d.x f16, tp
+  fadd.d f25, f30, f16, rtz
+  fsd f25, 1056(gp) /* sig 132 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 1064(gp) /* sig 133 */
+  /* 91: cAlu */
   .option rvc
-  c.fsd f15, 48(a3)
+  c.srli a5, 54
   .option norvc
-  sub a3, a3, sp
-  /* 99: lrsc */
-  addi a0, sp, 80
-  lr.d s10, (a0)
-  slti s3, t0, 1365
-  sc.d s5, zero, (a0)
-  sd s10, 1096(gp) /* sig 137 */
-  sd s5, 1104(gp) /* sig 138 */
+  sd a5, 1072(gp) /* sig 134 */
+  /* 92: aluR */
+  remw s4, s1, zero
+  sd s4, 1080(gp) /* sig 135 */
+  /* 93: cAlu */
+  .option rvc
+  c.sub a5, a2
+  .option norvc
+  sd a5, 1088(gp) /* sig 136 */
+  /* 94: amo */
+  addi a0, sp, 200
+  amoor.w.aq t4, t6, (a0)
   sub a0, a0, sp
-  ld s2, 80(sp)
-  sd s2, 1112(gp) /* sig 139 */
-  /* 100: fp */
-  li tp, 0xffffffff7149f2ca
-  fmv.d.x f4, tp
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f22, tp
-  li tp, 0xffffffffc4386f98
-  fmv.d.x f5, tp
-  fnmsub.s f23, f4, f22, f5, rtz
-  fsd f23, 1120(gp) /* sig 140 */
-  frcsr s5
-  sd s5, 1128(gp) /* sig 141 */
-  /* 101: cAlu */
+  sd t4, 1096(gp) /* sig 137 */
+  lw s10, 200(sp)
+  sd s10, 1104(gp) /* sig 138 */
+  /* 95: aluI */
+  srli s1, s5, 0
+  sd s1, 1112(gp) /* sig 139 */
+  /* 96: mem */
+  li a3, 0xffffffffe17546c5
+  addi s8, sp, -71
+  sw a3, 307(s8)
+  sub s8, s8, sp
+  /* 97: aluI */
+  addi a7, ra, -1545
+  sd a7, 1120(gp) /* sig 140 */
+  /* 98: mem */
+  addi s11, sp, -18
+  lb t4, 183(s11)
+  sd t4, 1128(gp) /* sig 141 */
+  sub s11, s11, sp
+  /* 99: cAlu */
   .option rvc
-  c.srai s0, 4
+  c.mv s6, a6
   .option norvc
-  sd s0, 1136(gp) /* sig 142 */
-  /* 102: jal */
-  jal s11, .L11
-  srli a0, t2, 8
-  sd a0, 1144(gp) /* sig 143 */
-.L11:
+  sd s6, 1136(gp) /* sig 142 */
+  j .L16
+.L5:
   auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 1152(gp) /* sig 144 */
-  /* 103: fcsr */
-  csrrsi t2, frm, 10
-  sd t2, 1160(gp) /* sig 145 */
-  /* 104: aluI */
-  srai t3, s9, 1
-  sd t3, 1168(gp) /* sig 146 */
-  /* 105: fmem */
-  fsd f19, 80(sp)
-  /* 106: amo */
-  li s6, 0x16d600bcdc19da30
-  addi a1, sp, 76
-  amoswap.w.aq t2, s6, (a1)
-  sub a1, a1, sp
+  sub t6, t6, tp
+  sd t6, 424(gp) /* sig 53 */
+  sraiw s9, s10, 31
+  sd s9, 432(gp) /* sig 54 */
+  .option rvc
+  c.add t5, t0
+  .option norvc
+  sd t5, 440(gp) /* sig 55 */
+  .option rvc
+  c.andi s0, 12
+  .option norvc
+  sd s0, 448(gp) /* sig 56 */
+  bge zero, zero, .L6
+.L8:
+  xori s8, zero, 1
+  sd s8, 704(gp) /* sig 88 */
+  beq zero, zero, .L9
+.L14:
+  rem t2, a0, s6
+  sd t2, 1016(gp) /* sig 127 */
+  rem s11, s5, s2
+  sd s11, 1024(gp) /* sig 128 */
+  .option rvc
+  c.srai a4, 2
+  .option norvc
+  sd a4, 1032(gp) /* sig 129 */
+  beq zero, zero, .L15
+.L16:
+  /* 100: aluR */
+  li s5, 0x3efeb25ebba27de5
+  sub s11, s5, a4
+  sd s11, 1144(gp) /* sig 143 */
+  /* 101: aluI */
+  addi s4, t4, -1588
+  sd s4, 1152(gp) /* sig 144 */
+  /* 102: fmem */
+  addi t2, sp, -10
+  li tp, 0xffffffff40400000
+  fmv.d.x f30, tp
+  fsw f30, 234(t2)
+  sub t2, t2, sp
+  /* 103: liSeed */
+  li t5, 0x3fff
+  sd t5, 1160(gp) /* sig 145 */
+  /* 104: jalr */
+  auipc a2, 0
+  jalr t2, 16(a2)
+  sllw a7, t3, s4
+  sd a7, 1168(gp) /* sig 146 */
+  auipc tp, 0
+  sub t2, t2, tp
+  sub a2, a2, tp
   sd t2, 1176(gp) /* sig 147 */
-  lw s3, 76(sp)
-  sd s3, 1184(gp) /* sig 148 */
-  /* 107: mem */
-  lwu s0, 188(sp)
-  sd s0, 1192(gp) /* sig 149 */
-  /* 108: luiAuipc */
-  auipc s9, 0xd281f
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 1200(gp) /* sig 150 */
-  /* 109: aluI */
+  sd a2, 1184(gp) /* sig 148 */
+  /* 105: amo */
+  addi s1, sp, 36
+  amomax.w.aqrl s3, s2, (s1)
+  sub s1, s1, sp
+  sd s3, 1192(gp) /* sig 149 */
+  /* 106: aluI */
   slli a3, t0, 12
-  sd a3, 1208(gp) /* sig 151 */
-  /* 110: fmem */
+  sd a3, 1200(gp) /* sig 150 */
+  /* 107: fmem */
   addi t5, sp, 453
   fsd f30, -445(t5)
   sub t5, t5, sp
-  /* 111: mem */
+  /* 108: mem */
   addi a0, sp, 188
   lw t0, -7(a0)
-  sd t0, 1216(gp) /* sig 152 */
+  sd t0, 1208(gp) /* sig 151 */
   sub a0, a0, sp
-  /* 112: mem */
+  /* 109: mem */
   addi t1, sp, -222
   lbu t2, 333(t1)
-  sd t2, 1224(gp) /* sig 153 */
+  sd t2, 1216(gp) /* sig 152 */
   sub t1, t1, sp
-  /* 113: amo */
+  /* 110: amo */
   addi s8, sp, 184
   amoxor.w.rl a7, a0, (s8)
   sub s8, s8, sp
-  sd a7, 1232(gp) /* sig 154 */
-  /* 114: mem */
+  sd a7, 1224(gp) /* sig 153 */
+  /* 111: mem */
   sd s4, 168(sp)
   ld t0, 168(sp)
-  sd t0, 1240(gp) /* sig 155 */
-  /* 115: aluI */
+  sd t0, 1232(gp) /* sig 154 */
+  /* 112: aluI */
   slliw s10, s6, 0
-  sd s10, 1248(gp) /* sig 156 */
-  /* 116: mem */
+  sd s10, 1240(gp) /* sig 155 */
+  /* 113: mem */
   addi t6, sp, 139
   sw s0, -15(t6)
   sub t6, t6, sp
   ld a3, 120(sp)
-  sd a3, 1256(gp) /* sig 157 */
-  /* 117: aluI */
+  sd a3, 1248(gp) /* sig 156 */
+  /* 114: aluI */
   li s3, 0x2e9000000000000
   sraiw t6, s3, 27
-  sd t6, 1264(gp) /* sig 158 */
-  /* 118: jalr */
+  sd t6, 1256(gp) /* sig 157 */
+  /* 115: jalr */
   auipc s6, 0
   jalr a5, 9(s6)
   auipc tp, 0
   sub a5, a5, tp
   sub s6, s6, tp
-  sd a5, 1272(gp) /* sig 159 */
-  sd s6, 1280(gp) /* sig 160 */
-  /* 119: luiAuipc */
+  sd a5, 1264(gp) /* sig 158 */
+  sd s6, 1272(gp) /* sig 159 */
+  /* 116: luiAuipc */
   auipc s11, 0x10749
   auipc tp, 0
   sub s11, s11, tp
-  sd s11, 1288(gp) /* sig 161 */
-  /* 120: cJump */
+  sd s11, 1280(gp) /* sig 160 */
+  /* 117: cJump */
   auipc a0, 0
   addi a0, a0, 26
   .option rvc
   c.jr a0
   .option norvc
   xor a6, s3, s4
-  sd a6, 1296(gp) /* sig 162 */
+  sd a6, 1288(gp) /* sig 161 */
   mulh a2, a2, t4
-  sd a2, 1304(gp) /* sig 163 */
+  sd a2, 1296(gp) /* sig 162 */
   auipc tp, 0
   sub a0, a0, tp
-  sd a0, 1312(gp) /* sig 164 */
-  /* 121: fp */
-  li tp, 0xbff3f2233ef0ea2c
-  fmv.d.x f9, tp
-  li tp, 0x800cd5b22b288deb
+  sd a0, 1304(gp) /* sig 163 */
+  /* 118: fp */
+  li tp, 0xbff0ea2c34cef1cc
   fmv.d.x f28, tp
-  li tp, 0x8000000000000000
+  li tp, 0x7fee44fb8031d3c7
   fmv.d.x f16, tp
-  fnmsub.d f31, f9, f28, f16, rdn
-  fsd f31, 1320(gp) /* sig 165 */
-  fsflags s11, zero
-  sd s11, 1328(gp) /* sig 166 */
-  /* 122: cSp */
+  fmul.d f31, f28, f16, rdn
+  fsd f31, 1312(gp) /* sig 164 */
+  csrrci s9, fflags, 0x1f
+  sd s9, 1320(gp) /* sig 165 */
+  /* 119: mem */
+  sb zero, 248(sp)
+  /* 120: cAlu */
   .option rvc
-  c.addi4spn s0, sp, 248
+  c.li s1, 21
+  .option norvc
+  sd s1, 1328(gp) /* sig 166 */
+  /* 121: loop */
+  li s2, 0x2
+.L17:
+  ori s11, t6, 1547
+  sd s11, 1336(gp) /* sig 167 */
+  addi t2, s11, 1365
+  sd t2, 1344(gp) /* sig 168 */
+  .option rvc
+  c.mv t0, s6
+  .option norvc
+  sd t0, 1352(gp) /* sig 169 */
+  addi s2, s2, -1
+  blt zero, s2, .L17
+  sd s2, 1360(gp) /* sig 170 */
+  /* 122: amo */
+  li a7, 0x4be2bb9518dac734
+  addi t0, sp, 112
+  amominu.d.rl a1, a7, (t0)
+  sub t0, t0, sp
+  sd a1, 1368(gp) /* sig 171 */
+  /* 123: aluI */
+  srliw s9, t4, 21
+  sd s9, 1376(gp) /* sig 172 */
+  /* 124: liSeed */
+  li t2, 0xfffffffffffff800
+  sd t2, 1384(gp) /* sig 173 */
+  /* 125: aluI */
+  srai t5, s0, 7
+  sd t5, 1392(gp) /* sig 174 */
+  /* 126: mem */
+  li s10, 0x26340
+  sw s10, 52(sp)
+  /* 127: cAlu */
+  .option rvc
+  c.sub s1, a4
+  .option norvc
+  sd s1, 1400(gp) /* sig 175 */
+  /* 128: mem */
+  addi s0, sp, 32
+  sb ra, -21(s0)
+  sub s0, s0, sp
+  ld t0, 8(sp)
+  sd t0, 1408(gp) /* sig 176 */
+  /* 129: jalr */
+  auipc s7, 0
+  addi s7, s7, -153
+  jalr s1, 180(s7)
+  .option rvc
+  c.slli t0, 45
+  .option norvc
+  sd t0, 1416(gp) /* sig 177 */
+  slliw s1, a2, 31
+  sd s1, 1424(gp) /* sig 178 */
+  auipc tp, 0
+  sub s1, s1, tp
+  sub s7, s7, tp
+  sd s1, 1432(gp) /* sig 179 */
+  sd s7, 1440(gp) /* sig 180 */
+  /* 130: aluR */
+  add a4, a1, t3
+  sd a4, 1448(gp) /* sig 181 */
+  /* 131: cAlu */
+  .option rvc
+  c.sub a5, a0
+  .option norvc
+  sd a5, 1456(gp) /* sig 182 */
+  /* 132: aluI */
+  li ra, 0x7ff
+  sraiw t5, ra, 23
+  sd t5, 1464(gp) /* sig 183 */
+  /* 133: loop */
+  li s2, 0x4
+.L18:
+  or s11, s1, s11
+  sd s11, 1472(gp) /* sig 184 */
+  addi s2, s2, -1
+  blt zero, s2, .L18
+  sd s2, 1480(gp) /* sig 185 */
+  /* 134: aluI */
+  ori a0, t4, 1771
+  sd a0, 1488(gp) /* sig 186 */
+  /* 135: cAlu */
+  .option rvc
+  c.mv a7, t0
+  .option norvc
+  sd a7, 1496(gp) /* sig 187 */
+  /* 136: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 4
   .option norvc
   sub s0, s0, sp
-  sd s0, 1336(gp) /* sig 167 */
-  /* 123: mem */
-  addi s5, sp, 146
-  sb s2, 67(s5)
-  sub s5, s5, sp
-  /* 124: cAlu */
+  sd s0, 1504(gp) /* sig 188 */
+  /* 137: lrsc */
+  addi s2, sp, 48
+  sc.d.aqrl a1, zero, (s2)
+  sd a1, 1512(gp) /* sig 189 */
+  sub s2, s2, sp
+  ld t3, 48(sp)
+  sd t3, 1520(gp) /* sig 190 */
+  /* 138: aluI */
+  li a7, 0x2000000001
+  andi zero, a7, -446
+  sd zero, 1528(gp) /* sig 191 */
+  /* 139: far */
+  blt s5, zero, .L19
+.L20:
+  /* 140: aluI */
+  li t5, 0x21
+  addiw t1, t5, 781
+  sd t1, 1552(gp) /* sig 194 */
+  /* 141: cAlu */
   .option rvc
-  c.mv a3, t3
+  c.srli s0, 35
   .option norvc
-  sd a3, 1344(gp) /* sig 168 */
-  /* 125: fp */
-  li ra, 0x34fc000000000
-  fmv.w.x f5, ra
-  fsd f5, 1352(gp) /* sig 169 */
-  frflags t0
-  sd t0, 1360(gp) /* sig 170 */
-  /* 126: smc */
-  /* patches in addi s6, s6, -41 (then imm + 1, ...) */
-  li s4, 0xfd7b0b13
-  li t3, 0x1
-.L12:
-  auipc s8, 0
-  sw s4, 12(s8)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s4, s4, tp
-  addi t3, t3, -1
-  bne t3, zero, .L12
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s6, 1368(gp) /* sig 171 */
-  sd s8, 1376(gp) /* sig 172 */
-  /* 127: mem */
-  lb s9, 75(sp)
-  sd s9, 1384(gp) /* sig 173 */
-  /* 128: fp */
-  fcvt.s.lu f14, a3, dyn
-  fsd f14, 1392(gp) /* sig 174 */
-  fsflags t2, zero
-  sd t2, 1400(gp) /* sig 175 */
-  /* 129: fp */
-  li tp, 0x41e0000000100000
-  fmv.d.x f23, tp
-  fdiv.d f21, f29, f23, rup
-  fsd f21, 1408(gp) /* sig 176 */
-  fsflags t0, zero
-  sd t0, 1416(gp) /* sig 177 */
-  /* 130: fp */
-  li tp, 0xffffffff3fb5e2f0
-  fmv.d.x f3, tp
-  li tp, 0xffffffff805a1405
-  fmv.d.x f5, tp
-  fmul.s f1, f3, f5, rne
-  fsd f1, 1424(gp) /* sig 178 */
-  fsflags t0, zero
-  sd t0, 1432(gp) /* sig 179 */
-  /* 131: liSeed */
-  li a5, 0x80
-  sd a5, 1440(gp) /* sig 180 */
-  /* 132: loop */
-  li s10, 0x1
-.L13:
-  .option rvc
-  c.srai a3, 12
-  .option norvc
-  sd a3, 1448(gp) /* sig 181 */
-  addi s10, s10, -1
-  bltu zero, s10, .L13
-  sd s10, 1456(gp) /* sig 182 */
-  /* 133: aluI */
-  slti t0, s8, -716
-  sd t0, 1464(gp) /* sig 183 */
-  /* 134: amo */
-  addi a0, sp, 172
-  amominu.w zero, zero, (a0)
-  sub a0, a0, sp
-  sd zero, 1472(gp) /* sig 184 */
-  /* 135: loop */
-  li a5, 0x4
-.L14:
-  srliw s7, s7, 1
-  sd s7, 1480(gp) /* sig 185 */
-  divu s0, s9, s1
-  sd s0, 1488(gp) /* sig 186 */
-  remuw t2, s9, s2
-  sd t2, 1496(gp) /* sig 187 */
-  .option rvc
-  c.addi a5, -1
-  .option norvc
-  .option rvc
-  c.bnez a5, .L14
-  .option norvc
-  sd a5, 1504(gp) /* sig 188 */
-  /* 136: loop */
-  li s5, 0x1
-.L15:
-  .option rvc
-  c.add s11, a4
-  .option norvc
-  sd s11, 1512(gp) /* sig 189 */
-  sltu t5, s4, a3
-  sd t5, 1520(gp) /* sig 190 */
-  .option rvc
-  c.or a4, s0
-  .option norvc
-  sd a4, 1528(gp) /* sig 191 */
-  addi s5, s5, -1
-  blt zero, s5, .L15
-  sd s5, 1536(gp) /* sig 192 */
-  /* 137: cSp */
-  .option rvc
-  c.addi16sp sp, -496
-  .option norvc
-  ld s2, 704(sp)
-  sd s2, 1544(gp) /* sig 193 */
-  .option rvc
-  c.addi16sp sp, 496
-  .option norvc
-  /* 138: mem */
-  addi t2, sp, 446
-  sb t3, -369(t2)
-  sub t2, t2, sp
-  /* 139: aluR */
-  slt a4, s4, a4
-  sd a4, 1552(gp) /* sig 194 */
-  /* 140: liSeed */
-  li s8, 0xfffffffff67bb09c
-  sd s8, 1560(gp) /* sig 195 */
-  /* 141: aluR */
-  li s9, 0x3f
-  sllw zero, s9, s5
-  sd zero, 1568(gp) /* sig 196 */
-  /* 142: fp */
-  li tp, 0xffffffffbd9811f5
-  fmv.d.x f3, tp
-  fadd.s f28, f3, f7
-  fsd f28, 1576(gp) /* sig 197 */
-  fsflags a5, zero
-  sd a5, 1584(gp) /* sig 198 */
-  /* 143: cAlu */
-  .option rvc
-  c.sub a1, a2
-  .option norvc
-  sd a1, 1592(gp) /* sig 199 */
-  /* 144: cAlu */
+  sd s0, 1560(gp) /* sig 195 */
+  /* 142: cAlu */
   .option rvc
   c.andi s1, -29
   .option norvc
-  sd s1, 1600(gp) /* sig 200 */
-  /* 145: liSeed */
+  sd s1, 1568(gp) /* sig 196 */
+  /* 143: liSeed */
   li a6, 0xffffffff80000000
-  sd a6, 1608(gp) /* sig 201 */
-  /* 146: mem */
+  sd a6, 1576(gp) /* sig 197 */
+  /* 144: mem */
   lwu a5, 212(sp)
-  sd a5, 1616(gp) /* sig 202 */
-  /* 147: cMem */
-  addi a4, sp, 144
+  sd a5, 1584(gp) /* sig 198 */
+  /* 145: cSp */
   .option rvc
-  c.sd s1, 80(a4)
+  c.addi16sp sp, -128
   .option norvc
-  sub a4, a4, sp
-  /* 148: mem */
-  addi a3, sp, -291
-  sb a2, 472(a3)
+  ld a4, 240(sp)
+  sd a4, 1592(gp) /* sig 199 */
+  .option rvc
+  c.addi16sp sp, 128
+  .option norvc
+  /* 146: fp */
+  li tp, 0xbff762d5dce0a72b
+  fmv.d.x f8, tp
+  li tp, 0x800af259ef1eafe9
+  fmv.d.x f22, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f28, tp
+  fnmsub.d f15, f8, f22, f28, rne
+  fsd f15, 1600(gp) /* sig 200 */
+  fsflags s0, zero
+  sd s0, 1608(gp) /* sig 201 */
+  /* 147: lrsc */
+  addi s10, sp, 140
+  lr.w.aq t5, (s10)
+  sc.w.rl s0, a0, (s10)
+  sd t5, 1616(gp) /* sig 202 */
+  sd s0, 1624(gp) /* sig 203 */
+  sub s10, s10, sp
+  lw a5, 140(sp)
+  sd a5, 1632(gp) /* sig 204 */
+  /* 148: fp */
+  li tp, 0x3f443992d13d4664
+  fmv.d.x f23, tp
+  fmv.x.d a7, f23
+  sd a7, 1640(gp) /* sig 205 */
+  fsflags s0, zero
+  sd s0, 1648(gp) /* sig 206 */
+  /* 149: mem */
+  lw s8, 217(sp)
+  sd s8, 1656(gp) /* sig 207 */
+  /* 150: cAlu */
+  .option rvc
+  c.slli t4, 31
+  .option norvc
+  sd t4, 1664(gp) /* sig 208 */
+  /* 151: aluR */
+  li a0, 0x8000000000000000
+  li t3, 0x100000000
+  remw zero, a0, t3
+  sd zero, 1672(gp) /* sig 209 */
+  /* 152: jal */
+  jal a0, .L21
+.L21:
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 1680(gp) /* sig 210 */
+  /* 153: mem */
+  sd s7, 232(sp)
+  ld s2, 232(sp)
+  sd s2, 1688(gp) /* sig 211 */
+  /* 154: liSeed */
+  li t4, 0x2a3c0a19e4097ff0
+  sd t4, 1696(gp) /* sig 212 */
+  /* 155: mem */
+  addi a3, sp, 579
+  lh t2, -431(a3)
+  sd t2, 1704(gp) /* sig 213 */
   sub a3, a3, sp
-  ld t4, 176(sp)
-  sd t4, 1624(gp) /* sig 203 */
-  /* 149: smc */
-  /* patches in andi s0, s0, -878 (then imm + 1, ...) */
-  li s10, 0xc9247413
-  li t0, 0x2
-.L16:
-  auipc s6, 0
-  sw s10, 12(s6)
+  /* 156: aluR */
+  li s5, 0x72dd2933ac529a85
+  or a0, s5, t4
+  sd a0, 1712(gp) /* sig 214 */
+  /* 157: aluR */
+  mulhu a3, s11, s11
+  sd a3, 1720(gp) /* sig 215 */
+  /* 158: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f26, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f14, tp
+  fmax.d f2, f26, f14
+  fsd f2, 1728(gp) /* sig 216 */
+  fsflags s7, zero
+  sd s7, 1736(gp) /* sig 217 */
+  /* 159: fcsr */
+  csrrsi a4, fcsr, 17
+  sd a4, 1744(gp) /* sig 218 */
+  /* 160: cBranch */
+  .option rvc
+  c.beqz s1, .L22
+  .option norvc
+  xori zero, a1, -1317
+  sd zero, 1752(gp) /* sig 219 */
+.L22:
+  /* 161: cAlu */
+  .option rvc
+  c.add t4, t5
+  .option norvc
+  sd t4, 1760(gp) /* sig 220 */
+  /* 162: mem */
+  addi s6, sp, -29
+  lhu t4, 91(s6)
+  sd t4, 1768(gp) /* sig 221 */
+  sub s6, s6, sp
+  /* 163: fp */
+  fmv.x.w s11, f16
+  sd s11, 1776(gp) /* sig 222 */
+  fsflags s8, zero
+  sd s8, 1784(gp) /* sig 223 */
+  /* 164: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f8, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f18, tp
+  fmax.s f28, f8, f18
+  fsd f28, 1792(gp) /* sig 224 */
+  fsflags s7, zero
+  sd s7, 1800(gp) /* sig 225 */
+  /* 165: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 724
+  .option norvc
+  sub s0, s0, sp
+  sd s0, 1808(gp) /* sig 226 */
+  /* 166: liSeed */
+  li t5, 0x9b000000000000
+  sd t5, 1816(gp) /* sig 227 */
+  /* 167: mem */
+  addi s3, sp, 48
+  lwu s0, 59(s3)
+  sd s0, 1824(gp) /* sig 228 */
+  sub s3, s3, sp
+  /* 168: cAlu */
+  .option rvc
+  c.mv t1, s5
+  .option norvc
+  sd t1, 1832(gp) /* sig 229 */
+  /* 169: fp */
+  li tp, 0xffffffffffffe
+  fmv.d.x f27, tp
+  fcvt.s.d f21, f27, dyn
+  fsd f21, 1840(gp) /* sig 230 */
+  fsflags t3, zero
+  sd t3, 1848(gp) /* sig 231 */
+  /* 170: jal */
+  jal a5, .L23
+  slli s10, s7, 63
+  sd s10, 1856(gp) /* sig 232 */
+.L23:
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 1864(gp) /* sig 233 */
+  /* 171: aluI */
+  li s6, 0xd9a23c5d7430a4b2
+  slli s10, s6, 1
+  sd s10, 1872(gp) /* sig 234 */
+  /* 172: fp */
+  li tp, 0xffffffff3fd16fd4
+  fmv.d.x f19, tp
+  li tp, 0xffffffffbfd16fd4
+  fmv.d.x f14, tp
+  fadd.s f15, f19, f19, rtz
+  fsd f15, 1880(gp) /* sig 235 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 1888(gp) /* sig 236 */
+  /* 173: loop */
+  li t2, 0x1
+.L24:
+  srl s8, t6, t1
+  sd s8, 1896(gp) /* sig 237 */
+  mulh s1, t4, s7
+  sd s1, 1904(gp) /* sig 238 */
+  addi t2, t2, -1
+  bltu zero, t2, .L24
+  sd t2, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 174: liSeed */
+  li s7, 0xe6b708e93f3643a8
+  sd s7, 0(gp) /* sig 240 */
+  /* 175: aluI */
+  sltiu a7, s2, 2047
+  sd a7, 8(gp) /* sig 241 */
+  /* 176: aluI */
+  andi zero, s8, 455
+  sd zero, 16(gp) /* sig 242 */
+  /* 177: jal */
+  jal a3, .L25
+.L25:
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 24(gp) /* sig 243 */
+  /* 178: rand */
+  .4byte 0x403733d3 /* random */
+  sd t2, 32(gp) /* sig 244 */
+  fsd f7, 40(gp) /* sig 245 */
+  frflags a6
+  sd a6, 48(gp) /* sig 246 */
+  /* 179: fp */
+  li tp, 0xffffffff0770ee73
+  fmv.d.x f23, tp
+  fmul.s f16, f23, f5, dyn
+  fsd f16, 56(gp) /* sig 247 */
+  fsflags ra, zero
+  sd ra, 64(gp) /* sig 248 */
+  /* 180: mem */
+  addi a6, sp, 105
+  lh s3, -21(a6)
+  sd s3, 72(gp) /* sig 249 */
+  sub a6, a6, sp
+  /* 181: fp */
+  li tp, 0x0
+  fmv.d.x f0, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f28, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f4, tp
+  fmadd.d f24, f0, f28, f4
+  fsd f24, 80(gp) /* sig 250 */
+  frcsr s2
+  sd s2, 88(gp) /* sig 251 */
+  /* 182: jal */
+  jal t5, .L26
+  .option rvc
+  c.addiw a0, -29
+  .option norvc
+  sd a0, 96(gp) /* sig 252 */
+  addiw s9, s2, -1422
+  sd s9, 104(gp) /* sig 253 */
+.L26:
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 112(gp) /* sig 254 */
+  /* 183: fp */
+  li tp, 0xffffffffbee3fe67
+  fmv.d.x f16, tp
+  fle.s a6, f16, f6
+  sd a6, 120(gp) /* sig 255 */
+  fsflags s1, zero
+  sd s1, 128(gp) /* sig 256 */
+  /* 184: cAlu */
+  .option rvc
+  c.slli t5, 5
+  .option norvc
+  sd t5, 136(gp) /* sig 257 */
+  /* 185: luiAuipc */
+  lui s2, 0x7ffff
+  sd s2, 144(gp) /* sig 258 */
+  /* 186: cJump */
+  auipc ra, 0
+  addi ra, ra, 18
+  .option rvc
+  c.jalr ra
+  .option norvc
+  remuw t4, t1, t6
+  sd t4, 152(gp) /* sig 259 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 160(gp) /* sig 260 */
+  /* 187: mem */
+  lhu s6, 174(sp)
+  sd s6, 168(gp) /* sig 261 */
+  /* 188: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f19, tp
+  fclass.s t3, f19
+  sd t3, 176(gp) /* sig 262 */
+  fsflags a1, zero
+  sd a1, 184(gp) /* sig 263 */
+  /* 189: fmem */
+  fsw f27, 114(sp)
+  /* 190: mem */
+  lbu a7, 243(sp)
+  sd a7, 192(gp) /* sig 264 */
+  /* 191: mem */
+  ld s3, 184(sp)
+  sd s3, 200(gp) /* sig 265 */
+  /* 192: aluI */
+  addi s1, t4, -2048
+  sd s1, 208(gp) /* sig 266 */
+  /* 193: mem */
+  lw t6, 224(sp)
+  sd t6, 216(gp) /* sig 267 */
+  /* 194: aluI */
+  li s8, 0x2cf000000000
+  addiw t4, s8, -619
+  sd t4, 224(gp) /* sig 268 */
+  /* 195: far */
+  bne s11, s7, .L27
+.L28:
+  /* 196: fence */
+  fence r, w
+  /* 197: amo */
+  addi s0, sp, 112
+  amomax.w.rl ra, s3, (s0)
+  sub s0, s0, sp
+  sd ra, 256(gp) /* sig 272 */
+  lw s10, 112(sp)
+  sd s10, 264(gp) /* sig 273 */
+  /* 198: smc */
+  /* patches in xori a5, s1, -1692 (then imm + 1, ...) */
+  li a0, 0x9644c793
+  li t0, 0x3
+.L29:
+  auipc a1, 0
+  sw a0, 12(a1)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s10, s10, tp
+  add a0, a0, tp
   addi t0, t0, -1
-  bne t0, zero, .L16
+  bne t0, zero, .L29
   auipc tp, 0
-  sub s6, s6, tp
-  sd s0, 1632(gp) /* sig 204 */
-  sd s6, 1640(gp) /* sig 205 */
-  /* 150: lrsc */
-  addi s9, sp, 232
-  lr.d.aqrl s5, (s9)
-  sllw a5, a3, s3
-  subw s11, s4, a5
-  sc.d a2, t0, (s9)
-  sd s5, 1648(gp) /* sig 206 */
-  sd a2, 1656(gp) /* sig 207 */
-  sc.d.aq a2, zero, (s9)
-  sd a2, 1664(gp) /* sig 208 */
-  sub s9, s9, sp
-  ld s7, 232(sp)
-  sd s7, 1672(gp) /* sig 209 */
-  /* 151: amo */
-  addi s7, sp, 88
-  amoxor.d.rl t4, ra, (s7)
-  sub s7, s7, sp
-  sd t4, 1680(gp) /* sig 210 */
-  ld a5, 88(sp)
-  sd a5, 1688(gp) /* sig 211 */
-  /* 152: fp */
-  li s1, 0x1fff
-  fcvt.d.lu f1, s1, rtz
-  fsd f1, 1696(gp) /* sig 212 */
-  fsflags a1, zero
-  sd a1, 1704(gp) /* sig 213 */
-  /* 153: fp */
-  li tp, 0xffffffff3fb7238a
-  fmv.d.x f18, tp
-  li tp, 0xffffffff43c923bb
-  fmv.d.x f22, tp
-  li tp, 0xffffffffc40fe477
-  fmv.d.x f15, tp
-  fmadd.s f1, f18, f22, f15, rdn
-  fsd f1, 1712(gp) /* sig 214 */
-  fsflags a4, zero
-  sd a4, 1720(gp) /* sig 215 */
-  /* 154: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f0, tp
-  fdiv.s f27, f10, f0, rmm
-  fsd f27, 1728(gp) /* sig 216 */
-  fsflags a0, zero
-  sd a0, 1736(gp) /* sig 217 */
-  /* 155: mem */
-  addi s2, sp, 447
-  lw t1, -444(s2)
-  sd t1, 1744(gp) /* sig 218 */
-  sub s2, s2, sp
-  /* 156: cAlu */
-  .option rvc
-  c.slli s9, 18
-  .option norvc
-  sd s9, 1752(gp) /* sig 219 */
-  /* 157: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f20, tp
-  fmin.d f2, f19, f20
-  fsd f2, 1760(gp) /* sig 220 */
-  li t3, 0x1f
-  csrrc s1, fcsr, t3
-  sd s1, 1768(gp) /* sig 221 */
-  /* 158: mem */
-  addi a4, sp, -80
-  sb a0, 216(a4)
-  sub a4, a4, sp
-  ld a1, 136(sp)
-  sd a1, 1776(gp) /* sig 222 */
-  /* 159: aluR */
-  li t6, 0x6792be5a
-  sra t5, s1, t6
-  sd t5, 1784(gp) /* sig 223 */
-  /* 160: branch */
-  bgeu s6, a2, .L17
-  divw s2, a4, s11
-  sd s2, 1792(gp) /* sig 224 */
-  .option rvc
-  c.lui t5, 0xffffc
-  .option norvc
-  sd t5, 1800(gp) /* sig 225 */
-  slti a6, t3, 762
-  sd a6, 1808(gp) /* sig 226 */
-.L17:
-  /* 161: loop */
-  li s3, 0x4
-.L18:
-  .option rvc
-  c.addiw t1, 29
-  .option norvc
-  sd t1, 1816(gp) /* sig 227 */
-  addi s3, s3, -1
-  bltu zero, s3, .L18
-  sd s3, 1824(gp) /* sig 228 */
-  /* 162: luiAuipc */
-  auipc a5, 0xfffff
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 1832(gp) /* sig 229 */
-  /* 163: mem */
-  sb s4, 137(sp)
-  /* 164: fp */
-  fcvt.s.d f21, f23, dyn
-  fsd f21, 1840(gp) /* sig 230 */
-  fsflags t4, zero
-  sd t4, 1848(gp) /* sig 231 */
-  /* 165: aluI */
-  andi a2, s1, -714
-  sd a2, 1856(gp) /* sig 232 */
-  /* 166: cAlu */
-  .option rvc
-  c.and a4, s1
-  .option norvc
-  sd a4, 1864(gp) /* sig 233 */
-  /* 167: fmem */
-  addi a0, sp, 134
-  fsd f20, 26(a0)
-  sub a0, a0, sp
-  /* 168: cAlu */
-  .option rvc
-  c.lui a5, 0xffff5
-  .option norvc
-  sd a5, 1872(gp) /* sig 234 */
-  /* 169: mem */
-  addi s9, sp, 113
-  sb a3, 4(s9)
-  sub s9, s9, sp
-  /* 170: fp */
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f1, tp
-  fcvt.w.s a1, f1, rdn
-  sd a1, 1880(gp) /* sig 235 */
-  frflags t1
-  sd t1, 1888(gp) /* sig 236 */
-  /* 171: amo */
-  li t4, 0x28
-  addi s9, sp, 228
-  amomin.w.aqrl t5, t4, (s9)
-  sub s9, s9, sp
-  sd t5, 1896(gp) /* sig 237 */
-  lw a0, 228(sp)
-  sd a0, 1904(gp) /* sig 238 */
-  /* 172: aluI */
-  sltiu a7, s2, 2047
-  sd a7, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 173: aluI */
-  andi zero, s8, 455
-  sd zero, 0(gp) /* sig 240 */
-  /* 174: jal */
-  jal a3, .L19
-.L19:
-  auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 8(gp) /* sig 241 */
-  /* 175: fence */
-  fence rw, rw
-  /* 176: mem */
-  sd t2, 136(sp)
-  /* 177: fp */
-  fmul.s f16, f21, f5, rne
-  fsd f16, 16(gp) /* sig 242 */
-  fsflags s5, zero
-  sd s5, 24(gp) /* sig 243 */
-  /* 178: aluI */
-  addi s1, s0, 2047
-  sd s1, 32(gp) /* sig 244 */
-  /* 179: mem */
-  lb s4, 233(sp)
-  sd s4, 40(gp) /* sig 245 */
-  /* 180: mem */
-  li t0, 0xaaaaaaaaaaaaaaaa
-  addi s0, sp, -185
-  sb t0, 243(s0)
-  sub s0, s0, sp
-  ld s2, 56(sp)
-  sd s2, 48(gp) /* sig 246 */
-  /* 181: amo */
-  addi s11, sp, 176
-  amominu.w.aqrl s1, zero, (s11)
-  sub s11, s11, sp
-  sd s1, 56(gp) /* sig 247 */
-  /* 182: far */
-  bltu t4, t4, .L20
-.L21:
-  /* 183: far */
-  bge s0, ra, .L22
-.L23:
-  /* 184: fp */
-  li tp, 0xffffffffbfe177f9
-  fmv.d.x f13, tp
-  li tp, 0xffffffff3fe177f9
-  fmv.d.x f7, tp
-  fsub.s f18, f13, f13
-  fsd f18, 88(gp) /* sig 251 */
-  li t3, 0x1f
-  csrrc ra, fcsr, t3
-  sd ra, 96(gp) /* sig 252 */
-  /* 185: cAlu */
-  .option rvc
-  c.li a1, -31
-  .option norvc
-  sd a1, 104(gp) /* sig 253 */
-  /* 186: fmem */
-  fsw f27, 114(sp)
-  /* 187: mem */
-  lbu a7, 243(sp)
-  sd a7, 112(gp) /* sig 254 */
-  /* 188: mem */
-  ld s3, 184(sp)
-  sd s3, 120(gp) /* sig 255 */
-  /* 189: aluI */
-  addi s1, t4, -2048
-  sd s1, 128(gp) /* sig 256 */
-  /* 190: mem */
-  lw t6, 224(sp)
-  sd t6, 136(gp) /* sig 257 */
-  /* 191: aluI */
-  li s8, 0x2cf000000000
-  addiw t4, s8, -619
-  sd t4, 144(gp) /* sig 258 */
-  /* 192: far */
-  bne s11, s7, .L24
-.L25:
-  /* 193: fcsr */
-  csrrc s9, fflags, zero
-  sd s9, 176(gp) /* sig 262 */
-  /* 194: aluI */
-  andi a5, a4, 1
-  sd a5, 184(gp) /* sig 263 */
-  /* 195: aluI */
-  li s3, 0x1cca0000000
-  srliw a6, s3, 19
-  sd a6, 192(gp) /* sig 264 */
-  /* 196: mem */
-  addi t0, sp, 497
-  lw ra, -473(t0)
-  sd ra, 200(gp) /* sig 265 */
-  sub t0, t0, sp
-  /* 197: mem */
-  sd s7, 181(sp)
-  /* 198: fcsr */
-  csrrci t1, fflags, 26
-  sd t1, 208(gp) /* sig 266 */
+  sub a1, a1, tp
+  sd a5, 272(gp) /* sig 274 */
+  sd a1, 280(gp) /* sig 275 */
   /* 199: aluI */
-  li s8, 0x7a1970d
-  srliw t3, s8, 31
-  sd t3, 216(gp) /* sig 267 */
-  j .L26
-.L20:
-  addi a6, a4, 652
-  sd a6, 64(gp) /* sig 248 */
-  sltiu s5, t0, 1769
-  sd s5, 72(gp) /* sig 249 */
-  j .L21
-.L22:
-  sllw a1, zero, s0
-  sd a1, 80(gp) /* sig 250 */
-  j .L23
-.L24:
+  addi s5, t4, -462
+  sd s5, 288(gp) /* sig 276 */
+  j .L30
+.L19:
+  .option rvc
+  c.andi a2, -31
+  .option norvc
+  sd a2, 1536(gp) /* sig 192 */
+  sll s0, s5, s9
+  sd s0, 1544(gp) /* sig 193 */
+  j .L20
+.L27:
   sltiu a5, s1, 828
-  sd a5, 152(gp) /* sig 259 */
+  sd a5, 232(gp) /* sig 269 */
   .option rvc
   c.addiw s10, -31
   .option norvc
-  sd s10, 160(gp) /* sig 260 */
+  sd s10, 240(gp) /* sig 270 */
   sraw s7, a5, ra
-  sd s7, 168(gp) /* sig 261 */
-  j .L25
-.L26:
-  /* 200: jal */
-  jal t4, .L27
-  remw t6, s7, s9
-  sd t6, 224(gp) /* sig 268 */
-  add ra, a7, s7
-  sd ra, 232(gp) /* sig 269 */
-.L27:
-  auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 240(gp) /* sig 270 */
-  /* 201: jal */
-  jal a5, .L28
-  .option rvc
-  c.andi a1, 31
-  .option norvc
-  sd a1, 248(gp) /* sig 271 */
-  div s5, a2, zero
-  sd s5, 256(gp) /* sig 272 */
-.L28:
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 264(gp) /* sig 273 */
-  /* 202: branch */
-  bltu s11, a5, .L29
-  mul s9, a2, s2
-  sd s9, 272(gp) /* sig 274 */
-.L29:
-  /* 203: mem */
-  lbu s10, 17(sp)
-  sd s10, 280(gp) /* sig 275 */
-  /* 204: luiAuipc */
-  auipc a1, 0x618c8
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 288(gp) /* sig 276 */
-  /* 205: amo */
-  addi s2, sp, 76
-  amoswap.w.aqrl s6, s4, (s2)
-  sub s2, s2, sp
-  sd s6, 296(gp) /* sig 277 */
-  /* 206: mem */
-  li a5, 0x6f5f3d88
-  sd a5, 216(sp)
-  ld t4, 216(sp)
-  sd t4, 304(gp) /* sig 278 */
-  /* 207: fcsr */
-  csrrci zero, fcsr, 30
-  sd zero, 312(gp) /* sig 279 */
-  /* 208: fp */
-  li tp, 0xffffffffb1c33b82
-  fmv.d.x f4, tp
-  li tp, 0xffffffff9ed5f601
-  fmv.d.x f9, tp
-  fmax.s f26, f4, f9
-  fsd f26, 320(gp) /* sig 280 */
-  fsflags a3, zero
-  sd a3, 328(gp) /* sig 281 */
-  /* 209: aluI */
-  sraiw t2, zero, 31
-  sd t2, 336(gp) /* sig 282 */
-  /* 210: amo */
-  li s10, 0x100000000
-  addi s4, sp, 240
-  amomaxu.d.aq t6, s10, (s4)
-  sub s4, s4, sp
-  sd t6, 344(gp) /* sig 283 */
-  ld a4, 240(sp)
-  sd a4, 352(gp) /* sig 284 */
-  /* 211: fp */
-  fcvt.d.lu f16, s11, rmm
-  fsd f16, 360(gp) /* sig 285 */
-  fsflags s3, zero
-  sd s3, 368(gp) /* sig 286 */
-  /* 212: loop */
-  li s2, 0x1
+  sd s7, 248(gp) /* sig 271 */
+  j .L28
 .L30:
+  /* 200: aluI */
+  addiw t0, ra, 1101
+  sd t0, 296(gp) /* sig 277 */
+  /* 201: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f14, tp
+  fcvt.lu.s a7, f14, rne
+  sd a7, 304(gp) /* sig 278 */
+  frcsr a3
+  sd a3, 312(gp) /* sig 279 */
+  /* 202: cAlu */
   .option rvc
-  c.slli a6, 37
+  c.add t0, s5
   .option norvc
-  sd a6, 376(gp) /* sig 287 */
-  addiw a6, s10, 1888
-  sd a6, 384(gp) /* sig 288 */
-  addi s2, s2, -1
-  bltu zero, s2, .L30
-  sd s2, 392(gp) /* sig 289 */
-  /* 213: aluI */
-  addiw a3, a4, 2047
-  sd a3, 400(gp) /* sig 290 */
-  /* 214: aluI */
-  addi zero, s5, 455
-  sd zero, 408(gp) /* sig 291 */
+  sd t0, 320(gp) /* sig 280 */
+  /* 203: aluR */
+  li t4, 0x1
+  remw s7, s4, t4
+  sd s7, 328(gp) /* sig 281 */
+  /* 204: aluR */
+  add ra, a7, s7
+  sd ra, 336(gp) /* sig 282 */
+  /* 205: mem */
+  addi a3, sp, -297
+  sd t2, 393(a3)
+  sub a3, a3, sp
+  /* 206: cAlu */
+  .option rvc
+  c.addiw s8, 6
+  .option norvc
+  sd s8, 344(gp) /* sig 283 */
+  /* 207: fp */
+  li tp, 0xc1b89b4e6bec04c9
+  fmv.d.x f9, tp
+  fcvt.l.d s3, f9, dyn
+  sd s3, 352(gp) /* sig 284 */
+  frflags t0
+  sd t0, 360(gp) /* sig 285 */
+  /* 208: lrsc */
+  addi s4, sp, 40
+  lr.d.aqrl s3, (s4)
+  sc.d.rl t0, s11, (s4)
+  sd s3, 368(gp) /* sig 286 */
+  sd t0, 376(gp) /* sig 287 */
+  sub s4, s4, sp
+  ld t2, 40(sp)
+  sd t2, 384(gp) /* sig 288 */
+  /* 209: cAlu */
+  .option rvc
+  c.add t6, a5
+  .option norvc
+  sd t6, 392(gp) /* sig 289 */
+  /* 210: cAlu */
+  .option rvc
+  c.mv a2, t3
+  .option norvc
+  sd a2, 400(gp) /* sig 290 */
+  /* 211: liSeed */
+  li t2, 0x6f5f3d88
+  sd t2, 408(gp) /* sig 291 */
+  /* 212: mem */
+  lb t6, 251(sp)
+  sd t6, 416(gp) /* sig 292 */
+  /* 213: fp */
+  li tp, 0xffffffff4affffff
+  fmv.d.x f12, tp
+  fcvt.w.s t6, f12, rtz
+  sd t6, 424(gp) /* sig 293 */
+  li s5, 0x1f
+  csrrc a5, fcsr, s5
+  sd a5, 432(gp) /* sig 294 */
+  /* 214: cMem */
+  .option rvc
+  c.sdsp s4, 8(sp)
+  .option norvc
   /* 215: aluI */
-  slti t4, a0, 2047
-  sd t4, 416(gp) /* sig 292 */
-  /* 216: mem */
-  addi s10, sp, 225
-  sd s4, -24(s10)
-  sub s10, s10, sp
-  ld t5, 200(sp)
-  sd t5, 424(gp) /* sig 293 */
-  /* 217: aluR */
+  srliw s8, t1, 30
+  sd s8, 440(gp) /* sig 295 */
+  /* 216: cAlu */
+  .option rvc
+  c.sub a5, a4
+  .option norvc
+  sd a5, 448(gp) /* sig 296 */
+  /* 217: luiAuipc */
+  lui a6, 0xfffff
+  sd a6, 456(gp) /* sig 297 */
+  /* 218: fp */
+  li s7, 0xfffffffff
+  fcvt.d.lu f16, s7, rdn
+  fsd f16, 464(gp) /* sig 298 */
+  fsflags t1, zero
+  sd t1, 472(gp) /* sig 299 */
+  /* 219: fcsr */
+  csrrci a6, frm, 25
+  sd a6, 480(gp) /* sig 300 */
+  /* 220: mem */
+  addi a4, sp, 108
+  lh s0, 138(a4)
+  sd s0, 488(gp) /* sig 301 */
+  sub a4, a4, sp
+  /* 221: far */
+  bge t0, ra, .L31
+.L32:
+  /* 222: liSeed */
+  li a5, 0xffffffffcd68ad3a
+  sd a5, 504(gp) /* sig 303 */
+  /* 223: fence */
+  fence iorw, iorw
+  /* 224: liSeed */
+  li s10, 0x3e
+  sd s10, 512(gp) /* sig 304 */
+  /* 225: cAlu */
+  .option rvc
+  c.slli s10, 61
+  .option norvc
+  sd s10, 520(gp) /* sig 305 */
+  /* 226: aluR */
   sllw s5, t4, a1
-  sd s5, 432(gp) /* sig 294 */
-  /* 218: cAlu */
+  sd s5, 528(gp) /* sig 306 */
+  /* 227: cAlu */
   .option rvc
   c.slli a4, 30
   .option norvc
-  sd a4, 440(gp) /* sig 295 */
-  /* 219: aluI */
+  sd a4, 536(gp) /* sig 307 */
+  /* 228: aluI */
   xori t0, s3, -1340
-  sd t0, 448(gp) /* sig 296 */
-  /* 220: aluI */
+  sd t0, 544(gp) /* sig 308 */
+  /* 229: aluI */
   xori s6, a2, 2047
-  sd s6, 456(gp) /* sig 297 */
-  /* 221: luiAuipc */
+  sd s6, 552(gp) /* sig 309 */
+  /* 230: luiAuipc */
   lui s2, 0x1
-  sd s2, 464(gp) /* sig 298 */
-  /* 222: fp */
-  li tp, 0xffffffff4f000000
-  fmv.d.x f1, tp
-  fmul.s f30, f1, f18, rtz
-  fsd f30, 472(gp) /* sig 299 */
-  fsflags s11, zero
-  sd s11, 480(gp) /* sig 300 */
-  /* 223: aluI */
-  li s9, 0x5e4000
-  addiw t2, s9, -280
-  sd t2, 488(gp) /* sig 301 */
-  /* 224: mem */
-  addi s2, sp, 59
-  lhu t0, 33(s2)
-  sd t0, 496(gp) /* sig 302 */
-  sub s2, s2, sp
-  /* 225: cAlu */
+  sd s2, 560(gp) /* sig 310 */
+  /* 231: fcsr */
+  csrrw t6, fflags, zero
+  sd t6, 568(gp) /* sig 311 */
+  /* 232: cAlu */
   .option rvc
-  c.add s7, a7
+  c.mv s3, a1
   .option norvc
-  sd s7, 504(gp) /* sig 303 */
-  /* 226: far */
-  bge s0, s0, .L31
-.L32:
-  /* 227: luiAuipc */
-  lui s10, 0xe27a5
-  sd s10, 528(gp) /* sig 306 */
-  /* 228: mem */
+  sd s3, 576(gp) /* sig 312 */
+  /* 233: fp */
+  li tp, 0xffffffff38f9df8a
+  fmv.d.x f4, tp
+  li tp, 0x43e0000000000000
+  fmv.d.x f13, tp
+  fnmadd.d f1, f4, f14, f13, dyn
+  fsd f1, 584(gp) /* sig 313 */
+  fsflags t2, zero
+  sd t2, 592(gp) /* sig 314 */
+  /* 234: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f22, tp
+  fcvt.wu.s a7, f22
+  sd a7, 600(gp) /* sig 315 */
+  frflags a6
+  sd a6, 608(gp) /* sig 316 */
+  /* 235: fp */
+  li tp, 0xffffffff3fa6269f
+  fmv.d.x f29, tp
+  li tp, 0xffffffff80629bf4
+  fmv.d.x f23, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f3, tp
+  fnmsub.s f22, f29, f23, f3, rdn
+  fsd f22, 616(gp) /* sig 317 */
+  fsflags t3, zero
+  sd t3, 624(gp) /* sig 318 */
+  /* 236: mem */
   lwu s7, 57(sp)
-  sd s7, 536(gp) /* sig 307 */
-  /* 229: luiAuipc */
+  sd s7, 632(gp) /* sig 319 */
+  /* 237: luiAuipc */
   auipc t5, 0x114fe
   auipc tp, 0
   sub t5, t5, tp
-  sd t5, 544(gp) /* sig 308 */
-  /* 230: fmem */
-  fsd f31, 168(sp)
-  /* 231: aluI */
-  addi s9, a2, 1165
-  sd s9, 552(gp) /* sig 309 */
-  /* 232: cAlu */
+  sd t5, 640(gp) /* sig 320 */
+  /* 238: cMem */
+  addi a4, sp, 22
   .option rvc
-  c.and a1, a2
+  c.sd s0, 56(a4)
   .option norvc
-  sd a1, 560(gp) /* sig 310 */
-  /* 233: aluI */
-  sltiu t3, t2, -792
-  sd t3, 568(gp) /* sig 311 */
-  /* 234: loop */
-  li s10, 0x1
-.L33:
-  srlw s9, s1, a1
-  sd s9, 576(gp) /* sig 312 */
-  sraiw s9, s9, 20
-  sd s9, 584(gp) /* sig 313 */
-  addi s3, a3, -1342
-  sd s3, 592(gp) /* sig 314 */
-  addi s10, s10, -1
-  bltu zero, s10, .L33
-  sd s10, 600(gp) /* sig 315 */
-  /* 235: mem */
-  sw a0, 136(sp)
-  ld s7, 136(sp)
-  sd s7, 608(gp) /* sig 316 */
-  /* 236: aluI */
-  addi a1, t4, 1190
-  sd a1, 616(gp) /* sig 317 */
-  /* 237: cSp */
+  sub a4, a4, sp
+  /* 239: aluI */
+  li s9, 0xc8de1430b4eb7e6f
+  slli s2, s9, 39
+  sd s2, 648(gp) /* sig 321 */
+  /* 240: cAlu */
   .option rvc
-  c.addi16sp sp, -496
+  c.lui a4, 0xd
   .option norvc
-  ld s0, 656(sp)
-  sd s0, 624(gp) /* sig 318 */
+  sd a4, 656(gp) /* sig 322 */
+  /* 241: fp */
+  li tp, 0x4145c12142a90ac5
+  fmv.d.x f29, tp
+  fcvt.w.d s10, f29, rmm
+  sd s10, 664(gp) /* sig 323 */
+  csrrci a7, fflags, 0x1f
+  sd a7, 672(gp) /* sig 324 */
+  /* 242: lrsc */
+  addi t6, sp, 196
+  lr.w.aq s4, (t6)
+  sraw a6, s8, a3
+  sc.w s0, a5, (t6)
+  sd s4, 680(gp) /* sig 325 */
+  sd s0, 688(gp) /* sig 326 */
+  sub t6, t6, sp
+  lw t1, 196(sp)
+  sd t1, 696(gp) /* sig 327 */
+  /* 243: cAlu */
   .option rvc
-  c.addi16sp sp, 496
+  c.sub s0, a5
   .option norvc
-  /* 238: fcsr */
-  li a1, 0x0
-  csrrc ra, fcsr, a1
-  sd ra, 632(gp) /* sig 319 */
-  /* 239: lrsc */
+  sd s0, 704(gp) /* sig 328 */
+  /* 244: aluI */
+  slti a4, s8, 0
+  sd a4, 712(gp) /* sig 329 */
+  /* 245: mem */
+  addi t3, sp, 557
+  sd ra, -309(t3)
+  sub t3, t3, sp
+  ld a1, 248(sp)
+  sd a1, 720(gp) /* sig 330 */
+  /* 246: lrsc */
   addi t3, sp, 16
   lr.d.rl ra, (t3)
   addw s9, a6, s3
   srai a0, a2, 48
   sc.d a5, s4, (t3)
-  sd ra, 640(gp) /* sig 320 */
-  sd a5, 648(gp) /* sig 321 */
+  sd ra, 728(gp) /* sig 331 */
+  sd a5, 736(gp) /* sig 332 */
   sc.d.aqrl a5, zero, (t3)
-  sd a5, 656(gp) /* sig 322 */
+  sd a5, 744(gp) /* sig 333 */
   sub t3, t3, sp
   ld t1, 16(sp)
-  sd t1, 664(gp) /* sig 323 */
-  /* 240: far */
-  bge a3, a5, .L34
-.L35:
-  /* 241: cAlu */
-  .option rvc
-  c.addi t6, -8
-  .option norvc
-  sd t6, 680(gp) /* sig 325 */
-  /* 242: jal */
-  jal s4, .L36
-.L36:
+  sd t1, 752(gp) /* sig 334 */
+  /* 247: smc */
+  /* patches in sltiu a3, a3, 184 (then imm + 1, ...) */
+  li t1, 0xb86b693
+  li a6, 0x1
+.L33:
+  auipc t6, 0
+  sw t1, 12(t6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t1, t1, tp
+  addi a6, a6, -1
+  bne a6, zero, .L33
   auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 688(gp) /* sig 326 */
-  /* 243: mem */
-  sd a0, 144(sp)
-  /* 244: luiAuipc */
-  lui a0, 0xe4708
-  sd a0, 696(gp) /* sig 327 */
-  /* 245: liSeed */
-  li s1, 0xa626e1432ab601d1
-  sd s1, 704(gp) /* sig 328 */
-  /* 246: far */
-  bge s2, t5, .L37
-.L38:
-  /* 247: jal */
-  jal a1, .L39
-.L39:
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 720(gp) /* sig 330 */
-  /* 248: aluI */
-  sltiu t5, a0, -1
-  sd t5, 728(gp) /* sig 331 */
-  /* 249: branch */
-  bgeu s6, s6, .L40
-  andi s4, t1, -579
-  sd s4, 736(gp) /* sig 332 */
-  sraw t5, zero, s9
-  sd t5, 744(gp) /* sig 333 */
-.L40:
-  /* 250: mem */
-  sh s8, 84(sp)
-  ld s0, 80(sp)
-  sd s0, 752(gp) /* sig 334 */
-  /* 251: aluI */
-  li a2, 0x100000000001
-  ori a6, a2, -527
-  sd a6, 760(gp) /* sig 335 */
-  /* 252: aluR */
-  mulw s0, s5, s0
-  sd s0, 768(gp) /* sig 336 */
-  /* 253: mem */
-  lhu t4, 254(sp)
-  sd t4, 776(gp) /* sig 337 */
-  /* 254: mem */
-  lh t4, 92(sp)
-  sd t4, 784(gp) /* sig 338 */
-  /* 255: mem */
-  lbu s4, 83(sp)
-  sd s4, 792(gp) /* sig 339 */
-  /* 256: fp */
-  li tp, 0x420b7ee01b40d9ce
-  fmv.d.x f1, tp
-  fcvt.lu.d s1, f1, dyn
-  sd s1, 800(gp) /* sig 340 */
-  frflags s10
-  sd s10, 808(gp) /* sig 341 */
-  /* 257: cSp */
-  .option rvc
-  c.addi4spn a0, sp, 76
-  .option norvc
-  sub a0, a0, sp
-  sd a0, 816(gp) /* sig 342 */
-  /* 258: aluI */
-  slli s5, ra, 17
-  sd s5, 824(gp) /* sig 343 */
-  /* 259: mem */
-  lb s1, 53(sp)
-  sd s1, 832(gp) /* sig 344 */
-  j .L41
-.L31:
-  xori t5, s4, 1123
-  sd t5, 512(gp) /* sig 304 */
-  xor s7, s3, zero
-  sd s7, 520(gp) /* sig 305 */
-  bge zero, zero, .L32
-.L34:
+  sub t6, t6, tp
+  sd a3, 760(gp) /* sig 335 */
+  sd t6, 768(gp) /* sig 336 */
+  /* 248: cAlu */
   .option rvc
   c.srli s1, 56
   .option norvc
-  sd s1, 672(gp) /* sig 324 */
-  bge zero, zero, .L35
+  sd s1, 776(gp) /* sig 337 */
+  /* 249: cAlu */
+  .option rvc
+  c.addw s1, a1
+  .option norvc
+  sd s1, 784(gp) /* sig 338 */
+  /* 250: jal */
+  jal s4, .L34
+.L34:
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 792(gp) /* sig 339 */
+  /* 251: mem */
+  sd a0, 144(sp)
+  /* 252: luiAuipc */
+  lui a0, 0xe4708
+  sd a0, 800(gp) /* sig 340 */
+  /* 253: liSeed */
+  li s1, 0xa626e1432ab601d1
+  sd s1, 808(gp) /* sig 341 */
+  /* 254: far */
+  bge s2, t5, .L35
+.L36:
+  /* 255: jal */
+  jal a1, .L37
 .L37:
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 824(gp) /* sig 343 */
+  /* 256: aluI */
+  sltiu t5, a0, -1
+  sd t5, 832(gp) /* sig 344 */
+  /* 257: branch */
+  bgeu s6, s6, .L38
+  andi s4, t1, -579
+  sd s4, 840(gp) /* sig 345 */
+  sraw t5, zero, s9
+  sd t5, 848(gp) /* sig 346 */
+.L38:
+  /* 258: mem */
+  sh s8, 84(sp)
+  ld s0, 80(sp)
+  sd s0, 856(gp) /* sig 347 */
+  /* 259: aluI */
+  li a2, 0x100000000001
+  ori a6, a2, -527
+  sd a6, 864(gp) /* sig 348 */
+  j .L39
+.L31:
+  slliw a0, t2, 22
+  sd a0, 496(gp) /* sig 302 */
+  bge zero, zero, .L32
+.L35:
   .option rvc
   c.addiw s5, -17
   .option norvc
-  sd s5, 712(gp) /* sig 329 */
-  beq zero, zero, .L38
-.L41:
+  sd s5, 816(gp) /* sig 342 */
+  beq zero, zero, .L36
+.L39:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
+  .dword 0x2000000000
+  .dword 0xffffffff4f800000
+  .dword 0x65705d987335554e
+  .dword 0x7867e849
+  .dword 0x10975313e76326b6
+  .dword 0x3ed236b4bdcc9e4
+  .dword 0xffffffffffff8000
+  .dword 0x453f99d5684edfa8
+  .dword 0xfff0000000000000
+  .dword 0x955c95453840a215
+  .dword 0x4fae41811e1e4478
+  .dword 0xffffffffb67f1f57
+  .dword 0xffffffff517c294b
+  .dword 0x7fffffffffffffff
+  .dword 0x9c4a82b790e21c0a
+  .dword 0xffffffff7f7fffff
+  .dword 0x891496214f02d40
+  .dword 0xffffffffc30424a4
+  .dword 0x40c81cd6c8b43958
+  .dword 0x32bc62a527360533
   .dword 0xffffffff80000000
   .dword 0x7fff
   .dword 0x40c81cd6c8b43958
@@ -1561,28 +1637,8 @@ difftest_buf:
   .dword 0x2000000000001
   .dword 0xa0be15273e7de650
   .dword 0x14d0000000
-  .dword 0x7fefffffffffffff
-  .dword 0xffffffff5332686e
-  .dword 0x23cae83d
-  .dword 0x4170000010000000
-  .dword 0xffffffff80000000
-  .dword 0x7fe0000000000000
-  .dword 0x53
-  .dword 0x24527bd8cb59d0
-  .dword 0x65c98b6345f8599e
-  .dword 0xffffffffbb6f27bf
-  .dword 0xffffffff4f000000
-  .dword 0xffffffff32ef596b
-  .dword 0x47effffff0000000
-  .dword 0xffffffffffc00000
-  .dword 0x100000001
-  .dword 0xffffffffcee57959
-  .dword 0xffffffff4f000000
-  .dword 0x847461b1e83bd7e0
-  .dword 0x8b7ced703e87bda6
-  .dword 0xffffffff20887e1d
 difftest_sig:
-  .rept 345
+  .rept 349
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,1657 +4,1727 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xd3ccc0243e3a403b
-  li t0, 0x20
-  li t1, 0x2
-  li t2, 0x25
-  li s0, 0x20
-  li s1, 0x1001
-  li a0, 0xffffffffcd31c377
-  li a1, 0x125800000
-  li a2, 0xffffffffffffff9f
-  li a3, 0x8000000000000000
-  li a4, 0xff
-  li a5, 0xffffffffffffffa5
-  li a6, 0xa5e2e37
-  li a7, 0xffffffff80000000
-  li s2, 0x10000
-  li s3, 0x6d300000000
-  li s4, 0xed80000
-  li s5, 0x50d8000000000000
-  li s6, 0x26c91fb69165c99e
-  li s7, 0x33800000000000
-  li s8, 0xfffffffffffff800
-  li s9, 0x3
-  li s10, 0x96293e3282b96021
-  li s11, 0x1e2c0000
-  li t3, 0x29d1820b
-  li t4, 0x5555555555555555
-  li t5, 0xffffffff80000000
-  li t6, 0x3
-  li tp, 0xffffffff007e1c1e
+  li ra, 0x7fff
+  li t0, 0x1ff
+  li t1, 0x25
+  li t2, 0x20
+  li s0, 0x1001
+  li s1, 0xffffffffcd31c377
+  li a0, 0x125800000
+  li a1, 0xffffffffffffff9f
+  li a2, 0x8000000000000000
+  li a3, 0xff
+  li a4, 0xffffffffffffffa5
+  li a5, 0xa5e2e37
+  li a6, 0xffffffff80000000
+  li a7, 0x10000
+  li s2, 0x6d300000000
+  li s3, 0xed80000
+  li s4, 0x50d8000000000000
+  li s5, 0x26c91fb69165c99e
+  li s6, 0x33800000000000
+  li s7, 0xfffffffffffff800
+  li s8, 0x3
+  li s9, 0x96293e3282b96021
+  li s10, 0x1e2c0000
+  li s11, 0x29d1820b
+  li t3, 0x5555555555555555
+  li t4, 0xffffffff80000000
+  li t5, 0x3
+  li t6, 0x1000000000000
+  li tp, 0xffffffffc0200000
   fmv.d.x f0, tp
-  li tp, 0xffffffff7fa00000
+  li tp, 0xffffffff3832097f
   fmv.d.x f1, tp
-  li tp, 0xffffffffc0900000
+  li tp, 0xffffffff39737e5e
   fmv.d.x f2, tp
-  li tp, 0xfff0000000000001
-  fmv.d.x f3, tp
   li tp, 0xffffffff007fffff
-  fmv.d.x f4, tp
+  fmv.d.x f3, tp
   li tp, 0xffffffff8043d4be
-  fmv.d.x f5, tp
+  fmv.d.x f4, tp
   li tp, 0xffffffffd0174bae
-  fmv.d.x f6, tp
-  li tp, 0xffffffff80d3ef77
-  fmv.d.x f7, tp
-  li tp, 0x4170000010000000
-  fmv.d.x f8, tp
-  li tp, 0xffffffff7f800001
-  fmv.d.x f9, tp
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f10, tp
-  li tp, 0xffffffff0f97d87b
-  fmv.d.x f11, tp
-  li tp, 0x8000000000000001
-  fmv.d.x f12, tp
-  li tp, 0xffffffffc13238de
-  fmv.d.x f13, tp
-  li tp, 0xbde7177e5db9227f
-  fmv.d.x f14, tp
-  li tp, 0xffffffffbf800000
-  fmv.d.x f15, tp
-  li tp, 0xfff8000000000000
-  fmv.d.x f16, tp
-  li tp, 0x415fd298df26d6df
-  fmv.d.x f17, tp
-  li tp, 0xffffffff4d6f0de0
-  fmv.d.x f18, tp
-  li tp, 0xa69eab9db6579112
-  fmv.d.x f19, tp
-  li tp, 0x7ff0000000000000
-  fmv.d.x f20, tp
-  li tp, 0x3f1d01f8
-  fmv.d.x f21, tp
-  li tp, 0xffffffffbe94d4ce
-  fmv.d.x f22, tp
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f23, tp
-  li tp, 0xbe8ddcb7e98f939d
-  fmv.d.x f24, tp
-  li tp, 0xffffffff00fb5567
-  fmv.d.x f25, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f26, tp
-  li tp, 0x4170000010000000
-  fmv.d.x f27, tp
-  li tp, 0xffffffff8098fdd2
-  fmv.d.x f28, tp
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f29, tp
-  li tp, 0xffffffff80871224
-  fmv.d.x f30, tp
-  li tp, 0xc1e0000000200000
-  fmv.d.x f31, tp
-  csrwi frm, 1
-  /* 0: aluR */
-  li a3, 0x101
-  mulh s4, t6, a3
-  sd s4, 0(gp) /* sig 0 */
-  /* 1: fp */
-  li tp, 0xffffffff404d5754
-  fmv.d.x f28, tp
-  li tp, 0xffffffff8049d05e
-  fmv.d.x f22, tp
-  fmax.s f10, f28, f22
-  fsd f10, 8(gp) /* sig 1 */
-  fsflags t0, zero
-  sd t0, 16(gp) /* sig 2 */
-  /* 2: cSp */
-  .option rvc
-  c.addi4spn a4, sp, 988
-  .option norvc
-  sub a4, a4, sp
-  sd a4, 24(gp) /* sig 3 */
-  /* 3: fp */
-  li tp, 0xca8884295fd48841
-  fmv.d.x f9, tp
-  fnmsub.d f1, f15, f9, f19
-  fsd f1, 32(gp) /* sig 4 */
-  fsflags s11, zero
-  sd s11, 40(gp) /* sig 5 */
-  /* 4: aluR */
-  mulh a1, s6, a4
-  sd a1, 48(gp) /* sig 6 */
-  /* 5: aluR */
-  sll a0, s1, a2
-  sd a0, 56(gp) /* sig 7 */
-  /* 6: fp */
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f7, tp
-  li tp, 0xc3e0000000000000
-  fmv.d.x f28, tp
-  fadd.s f20, f7, f28, rtz
-  fsd f20, 64(gp) /* sig 8 */
-  fsflags a4, zero
-  sd a4, 72(gp) /* sig 9 */
-  /* 7: fp */
-  li s0, 0xffffffff7fffffff
-  fcvt.s.l f25, s0, rup
-  fsd f25, 80(gp) /* sig 10 */
-  frflags s11
-  sd s11, 88(gp) /* sig 11 */
-  /* 8: fp */
-  li tp, 0xffffffff35633d08
-  fmv.d.x f16, tp
-  fsqrt.s f11, f16, rdn
-  fsd f11, 96(gp) /* sig 12 */
-  fsflags s6, zero
-  sd s6, 104(gp) /* sig 13 */
-  /* 9: fcsr */
-  csrrsi s5, fflags, 28
-  sd s5, 112(gp) /* sig 14 */
-  /* 10: fcsr */
-  csrrwi t2, fcsr, 15
-  sd t2, 120(gp) /* sig 15 */
-  /* 11: liSeed */
-  li s10, 0xaaaaaaaaaaaaaaaa
-  sd s10, 128(gp) /* sig 16 */
-  /* 12: fcsr */
-  csrrwi s6, fcsr, 10
-  sd s6, 136(gp) /* sig 17 */
-  /* 13: amo */
-  addi a4, sp, 64
-  amoor.w.aqrl a3, s11, (a4)
-  sub a4, a4, sp
-  sd a3, 144(gp) /* sig 18 */
-  /* 14: fp */
-  li tp, 0xffffffff813b8be7
-  fmv.d.x f16, tp
-  li tp, 0x47efffffe0000000
-  fmv.d.x f27, tp
-  fsgnjn.d f14, f16, f27
-  fsd f14, 152(gp) /* sig 19 */
-  fsflags a6, zero
-  sd a6, 160(gp) /* sig 20 */
-  /* 15: fmem */
-  addi a1, sp, 269
-  flw f11, -192(a1)
-  fsd f11, 168(gp) /* sig 21 */
-  sub a1, a1, sp
-  /* 16: cAlu */
-  .option rvc
-  c.slli t0, 47
-  .option norvc
-  sd t0, 176(gp) /* sig 22 */
-  /* 17: amo */
-  li t6, 0xffffffffffff
-  addi s4, sp, 200
-  amoswap.w t6, t6, (s4)
-  sub s4, s4, sp
-  sd t6, 184(gp) /* sig 23 */
-  /* 18: aluR */
-  mul t1, t2, s4
-  sd t1, 192(gp) /* sig 24 */
-  /* 19: aluI */
-  li t1, 0x100000000
-  ori a7, t1, -1
-  sd a7, 200(gp) /* sig 25 */
-  /* 20: aluI */
-  andi a7, s6, -1791
-  sd a7, 208(gp) /* sig 26 */
-  /* 21: cMem */
-  .option rvc
-  c.lwsp s7, 244(sp)
-  .option norvc
-  sd s7, 216(gp) /* sig 27 */
-  /* 22: fp */
-  li tp, 0xffffffff3f986a27
   fmv.d.x f5, tp
-  li tp, 0xffffffffbf986a28
-  fmv.d.x f2, tp
-  fadd.s f12, f5, f2, rmm
-  fsd f12, 224(gp) /* sig 28 */
-  fsflags a1, zero
-  sd a1, 232(gp) /* sig 29 */
-  /* 23: cMem */
-  .option rvc
-  c.fsdsp f18, 144(sp)
-  .option norvc
-  /* 24: aluR */
-  srlw s2, t6, s8
-  sd s2, 240(gp) /* sig 30 */
-  /* 25: fcsr */
-  csrrci a0, frm, 12
-  sd a0, 248(gp) /* sig 31 */
-  /* 26: aluI */
-  xori s8, s8, 0
-  sd s8, 256(gp) /* sig 32 */
-  /* 27: aluR */
-  li s4, 0x401
-  sltu a5, a0, s4
-  sd a5, 264(gp) /* sig 33 */
-  /* 28: cAlu */
-  .option rvc
-  c.andi a3, -32
-  .option norvc
-  sd a3, 272(gp) /* sig 34 */
-  /* 29: fp */
-  li tp, 0xffffffff007ffffe
+  li tp, 0xffffffff80d3ef77
+  fmv.d.x f6, tp
+  li tp, 0x4170000010000000
+  fmv.d.x f7, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f8, tp
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f9, tp
+  li tp, 0xffffffff0f97d87b
+  fmv.d.x f10, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f11, tp
+  li tp, 0xffffffffc13238de
+  fmv.d.x f12, tp
+  li tp, 0xbde7177e5db9227f
+  fmv.d.x f13, tp
+  li tp, 0xffffffffbf800000
   fmv.d.x f14, tp
-  feq.s s3, f14, f13
-  sd s3, 280(gp) /* sig 35 */
-  fsflags t2, zero
-  sd t2, 288(gp) /* sig 36 */
-  /* 30: mem */
-  addi a5, sp, 409
-  lh s8, -254(a5)
-  sd s8, 296(gp) /* sig 37 */
-  sub a5, a5, sp
-  /* 31: fcsr */
-  li s4, 0x542a82061566a3db
-  csrrw a1, frm, s4
-  sd a1, 304(gp) /* sig 38 */
-  /* 32: fp */
-  li tp, 0xffffffff01708127
+  li tp, 0xfff8000000000000
+  fmv.d.x f15, tp
+  li tp, 0x415fd298df26d6df
+  fmv.d.x f16, tp
+  li tp, 0xffffffff4d6f0de0
+  fmv.d.x f17, tp
+  li tp, 0xa69eab9db6579112
+  fmv.d.x f18, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f19, tp
+  li tp, 0x3f1d01f8
+  fmv.d.x f20, tp
+  li tp, 0xffffffffbe94d4ce
+  fmv.d.x f21, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f22, tp
+  li tp, 0xbe8ddcb7e98f939d
+  fmv.d.x f23, tp
+  li tp, 0xffffffff00fb5567
+  fmv.d.x f24, tp
+  li tp, 0x7ff4000000000000
+  fmv.d.x f25, tp
+  li tp, 0x4170000010000000
+  fmv.d.x f26, tp
+  li tp, 0xffffffff8098fdd2
   fmv.d.x f27, tp
-  fsub.s f17, f14, f27, rup
-  fsd f17, 312(gp) /* sig 39 */
-  frflags s4
-  sd s4, 320(gp) /* sig 40 */
-  /* 33: amo */
-  addi s8, sp, 216
-  amoswap.d.aq a7, s9, (s8)
-  sub s8, s8, sp
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f28, tp
+  li tp, 0xffffffff80871224
+  fmv.d.x f29, tp
+  li tp, 0xc1e0000000200000
+  fmv.d.x f30, tp
+  li tp, 0x43f0000000000000
+  fmv.d.x f31, tp
+  csrwi frm, 2
+  /* 0: rand */
+  .4byte 0x927c0353 /* random */
+  sd t1, 0(gp) /* sig 0 */
+  fsd f6, 8(gp) /* sig 1 */
+  fsflags s11, zero
+  sd s11, 16(gp) /* sig 2 */
+  /* 1: cJump */
+  auipc t4, 0
+  addi t4, t4, 18
+  .option rvc
+  c.jr t4
+  .option norvc
+  srli s3, s1, 49
+  sd s3, 24(gp) /* sig 3 */
+  auipc tp, 0
+  sub t4, t4, tp
+  sd t4, 32(gp) /* sig 4 */
+  /* 2: fmem */
+  addi t0, sp, -165
+  fsd f16, 413(t0)
+  sub t0, t0, sp
+  /* 3: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f26, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f26, tp
+  fsub.s f28, f26, f26, rmm
+  fsd f28, 40(gp) /* sig 5 */
+  fsflags s10, zero
+  sd s10, 48(gp) /* sig 6 */
+  /* 4: cAlu */
+  .option rvc
+  c.add t1, s6
+  .option norvc
+  sd t1, 56(gp) /* sig 7 */
+  /* 5: fp */
+  li tp, 0xfff0000000000001
+  fmv.d.x f11, tp
+  fclass.d a2, f11
+  sd a2, 64(gp) /* sig 8 */
+  fsflags t6, zero
+  sd t6, 72(gp) /* sig 9 */
+  /* 6: aluR */
+  srlw s3, s11, a5
+  sd s3, 80(gp) /* sig 10 */
+  /* 7: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f4, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f2, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f9, tp
+  fmsub.s f4, f4, f2, f9, rtz
+  fsd f4, 88(gp) /* sig 11 */
+  fsflags s7, zero
+  sd s7, 96(gp) /* sig 12 */
+  /* 8: fp */
+  fcvt.d.wu f18, t4
+  fsd f18, 104(gp) /* sig 13 */
+  frcsr s10
+  sd s10, 112(gp) /* sig 14 */
+  /* 9: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f10, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f26, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f22, tp
+  fnmadd.d f4, f10, f26, f22, rtz
+  fsd f4, 120(gp) /* sig 15 */
+  frflags s2
+  sd s2, 128(gp) /* sig 16 */
+  /* 10: cAlu */
+  .option rvc
+  c.addi t2, 25
+  .option norvc
+  sd t2, 136(gp) /* sig 17 */
+  /* 11: fence */
+  nop
+  /* 12: mem */
+  li t2, 0xffffffffe2061343
+  addi t4, sp, -172
+  sh t2, 412(t4)
+  sub t4, t4, sp
+  /* 13: liSeed */
+  li a7, 0x1f
+  sd a7, 144(gp) /* sig 18 */
+  /* 14: fp */
+  li tp, 0xbffe67a7af349194
+  fmv.d.x f20, tp
+  li tp, 0x3fadfa215c2f8ece
+  fmv.d.x f31, tp
+  li tp, 0x3fbc7b99774c8d52
+  fmv.d.x f11, tp
+  fnmsub.d f28, f20, f31, f11, rmm
+  fsd f28, 152(gp) /* sig 19 */
+  li a6, 0x1f
+  csrrc t4, fcsr, a6
+  sd t4, 160(gp) /* sig 20 */
+  /* 15: mem */
+  addi s0, sp, 142
+  lh s9, -46(s0)
+  sd s9, 168(gp) /* sig 21 */
+  sub s0, s0, sp
+  /* 16: amo */
+  addi s10, sp, 32
+  amominu.d a4, s5, (s10)
+  sub s10, s10, sp
+  sd a4, 176(gp) /* sig 22 */
+  ld s10, 32(sp)
+  sd s10, 184(gp) /* sig 23 */
+  /* 17: liSeed */
+  li a6, 0xffffffffffffffd7
+  sd a6, 192(gp) /* sig 24 */
+  /* 18: aluR */
+  divu s10, s0, zero
+  sd s10, 200(gp) /* sig 25 */
+  /* 19: rand */
+  .4byte 0xc2f4ed33 /* random */
+  sd s10, 208(gp) /* sig 26 */
+  .2byte 0x81 /* random */
+  sd ra, 216(gp) /* sig 27 */
+  /* 20: fp */
+  li tp, 0xffffffff5f000000
+  fmv.d.x f6, tp
+  li tp, 0xff800000
+  fmv.d.x f4, tp
+  fsub.s f11, f6, f4
+  fsd f11, 224(gp) /* sig 28 */
+  fsflags s6, zero
+  sd s6, 232(gp) /* sig 29 */
+  /* 21: fmem */
+  flw f2, 132(sp)
+  fsd f2, 240(gp) /* sig 30 */
+  /* 22: cAlu */
+  .option rvc
+  c.li t6, 11
+  .option norvc
+  sd t6, 248(gp) /* sig 31 */
+  /* 23: fp */
+  li tp, 0xffffffff3fb2fcc2
+  fmv.d.x f2, tp
+  li tp, 0xffffffffbfb2fcc1
+  fmv.d.x f20, tp
+  fadd.s f12, f2, f20, rtz
+  fsd f12, 256(gp) /* sig 32 */
+  fsflags t2, zero
+  sd t2, 264(gp) /* sig 33 */
+  /* 24: fp */
+  fclass.d a7, f15
+  sd a7, 272(gp) /* sig 34 */
+  frcsr s4
+  sd s4, 280(gp) /* sig 35 */
+  /* 25: fp */
+  li tp, 0xffffffff810f89c3
+  fmv.d.x f10, tp
+  fclass.s a0, f10
+  sd a0, 288(gp) /* sig 36 */
+  fsflags t5, zero
+  sd t5, 296(gp) /* sig 37 */
+  /* 26: aluR */
+  add s8, zero, s10
+  sd s8, 304(gp) /* sig 38 */
+  /* 27: fp */
+  fsqrt.d f24, f5, rdn
+  fsd f24, 312(gp) /* sig 39 */
+  fsflags s5, zero
+  sd s5, 320(gp) /* sig 40 */
+  /* 28: fcsr */
+  li t3, 0x7d
+  csrrs a7, frm, t3
   sd a7, 328(gp) /* sig 41 */
-  /* 34: aluR */
-  li t4, 0xbeb7cc33344e8dc7
-  li s4, 0xffffffffffffffff
-  sllw a7, t4, s4
-  sd a7, 336(gp) /* sig 42 */
-  /* 35: fp */
-  fmv.x.w a0, f14
-  sd a0, 344(gp) /* sig 43 */
-  fsflags a1, zero
-  sd a1, 352(gp) /* sig 44 */
-  /* 36: aluR */
-  li s4, 0x80
-  sra a3, t0, s4
-  sd a3, 360(gp) /* sig 45 */
-  /* 37: jal */
-  jal zero, .L0
+  fsrmi s10, 2
+  /* 29: cBranch */
+  li s0, 0x7a7d962165b20900
+  .option rvc
+  c.bnez s0, .L0
+  .option norvc
+  .option rvc
+  c.srli a4, 61
+  .option norvc
+  sd a4, 336(gp) /* sig 42 */
+  .option rvc
+  c.addiw a5, 10
+  .option norvc
+  sd a5, 344(gp) /* sig 43 */
+  sub s7, t1, t1
+  sd s7, 352(gp) /* sig 44 */
 .L0:
-  sd zero, 368(gp) /* sig 46 */
-  /* 38: amo */
-  addi s1, sp, 48
-  amomax.d.rl s2, s4, (s1)
-  sub s1, s1, sp
-  sd s2, 376(gp) /* sig 47 */
-  ld a2, 48(sp)
-  sd a2, 384(gp) /* sig 48 */
-  /* 39: aluR */
-  li ra, 0x7fe14b71
-  srlw a7, t4, ra
-  sd a7, 392(gp) /* sig 49 */
-  /* 40: amo */
-  addi t2, sp, 144
-  amomin.d.aq a5, s7, (t2)
-  sub t2, t2, sp
-  sd a5, 400(gp) /* sig 50 */
-  /* 41: aluR */
-  li a6, 0xffffffffffffffbf
-  addw t6, a6, s3
-  sd t6, 408(gp) /* sig 51 */
-  /* 42: branch */
-  blt zero, zero, .L1
+  /* 30: cAlu */
   .option rvc
-  c.mv ra, t1
+  c.addw a4, a2
   .option norvc
-  sd ra, 416(gp) /* sig 52 */
-.L1:
-  /* 43: cAlu */
+  sd a4, 360(gp) /* sig 45 */
+  /* 31: aluR */
+  sra a1, t6, a5
+  sd a1, 368(gp) /* sig 46 */
+  /* 32: far */
+  beq s4, s4, .L1
+.L2:
+  /* 33: fp */
+  fmul.s f18, f28, f18, rne
+  fsd f18, 384(gp) /* sig 48 */
+  frcsr a5
+  sd a5, 392(gp) /* sig 49 */
+  /* 34: aluI */
+  srli s11, a3, 10
+  sd s11, 400(gp) /* sig 50 */
+  /* 35: liSeed */
+  li a6, 0xffffffffffffffd3
+  sd a6, 408(gp) /* sig 51 */
+  /* 36: cMem */
   .option rvc
-  c.mv s2, t6
+  c.swsp s2, 16(sp)
   .option norvc
+  /* 37: cAlu */
+  .option rvc
+  c.add a3, a1
+  .option norvc
+  sd a3, 416(gp) /* sig 52 */
+  /* 38: aluR */
+  srl s2, a3, t0
   sd s2, 424(gp) /* sig 53 */
-  /* 44: cAlu */
+  /* 39: aluI */
+  ori t4, s3, 1580
+  sd t4, 432(gp) /* sig 54 */
+  /* 40: branch */
+  bne a7, a7, .L3
+  slli a7, t0, 42
+  sd a7, 440(gp) /* sig 55 */
+  addiw a5, t2, 156
+  sd a5, 448(gp) /* sig 56 */
+.L3:
+  /* 41: cMem */
+  addi a5, sp, 8
   .option rvc
-  c.mv t6, s9
+  c.sw a4, 8(a5)
   .option norvc
-  sd t6, 432(gp) /* sig 54 */
-  /* 45: liSeed */
-  li t4, 0x2
-  sd t4, 440(gp) /* sig 55 */
-  /* 46: liSeed */
-  li t4, 0xe4800000
-  sd t4, 448(gp) /* sig 56 */
-  /* 47: cMem */
-  addi a1, sp, 56
-  .option rvc
-  c.fld f13, 8(a1)
-  .option norvc
-  fsd f13, 456(gp) /* sig 57 */
-  sub a1, a1, sp
-  /* 48: liSeed */
-  li t2, 0x36
-  sd t2, 464(gp) /* sig 58 */
-  /* 49: aluR */
-  and t3, t4, t0
-  sd t3, 472(gp) /* sig 59 */
-  /* 50: aluR */
+  sub a5, a5, sp
+  /* 42: aluR */
+  li s10, 0xffffffffffffffca
+  li a7, 0x330
+  mulhu zero, s10, a7
+  sd zero, 456(gp) /* sig 57 */
+  /* 43: aluR */
+  mulhsu t6, s2, s5
+  sd t6, 464(gp) /* sig 58 */
+  /* 44: rand */
+  .4byte 0x44807dbb /* random */
+  sd s11, 472(gp) /* sig 59 */
+  .4byte 0x643a659b /* random */
+  sd a1, 480(gp) /* sig 60 */
+  .4byte 0xed575acf /* random */
+  sd s5, 488(gp) /* sig 61 */
+  fsd f21, 496(gp) /* sig 62 */
+  fsflags t0, zero
+  sd t0, 504(gp) /* sig 63 */
+  /* 45: aluR */
+  li a0, 0x8000
+  subw s9, a0, t2
+  sd s9, 512(gp) /* sig 64 */
+  /* 46: rand */
+  .2byte 0xfdde /* random */
+  /* 47: aluR */
   divw t0, t4, s3
-  sd t0, 480(gp) /* sig 60 */
-  /* 51: branch */
+  sd t0, 520(gp) /* sig 65 */
+  /* 48: branch */
   li a6, 0x1d
-  beq a6, zero, .L2
+  beq a6, zero, .L4
   sraiw a4, t0, 29
-  sd a4, 488(gp) /* sig 61 */
+  sd a4, 528(gp) /* sig 66 */
   .option rvc
   c.mv t4, t2
   .option norvc
-  sd t4, 496(gp) /* sig 62 */
+  sd t4, 536(gp) /* sig 67 */
   remuw s11, s9, t6
-  sd s11, 504(gp) /* sig 63 */
-.L2:
-  /* 52: luiAuipc */
-  lui a5, 0x2d279
-  sd a5, 512(gp) /* sig 64 */
-  /* 53: aluR */
-  divw t5, t3, t3
-  sd t5, 520(gp) /* sig 65 */
-  /* 54: cMem */
-  addi s1, sp, 64
-  .option rvc
-  c.fsd f12, 80(s1)
-  .option norvc
-  sub s1, s1, sp
-  /* 55: amo */
-  li t4, 0xffffffffffffffa3
-  addi a3, sp, 216
-  amoor.d s9, t4, (a3)
-  sub a3, a3, sp
-  sd s9, 528(gp) /* sig 66 */
-  /* 56: mem */
-  addi a4, sp, 156
-  lwu a2, 88(a4)
-  sd a2, 536(gp) /* sig 67 */
-  sub a4, a4, sp
-  /* 57: cMem */
-  addi a1, sp, 23
-  .option rvc
-  c.lw a2, 68(a1)
-  .option norvc
-  sd a2, 544(gp) /* sig 68 */
-  sub a1, a1, sp
-  /* 58: branch */
-  blt s1, zero, .L3
-  addiw ra, s4, -2048
-  sd ra, 552(gp) /* sig 69 */
-  sltu t3, zero, s1
-  sd t3, 560(gp) /* sig 70 */
-  sltu s4, ra, a0
-  sd s4, 568(gp) /* sig 71 */
-.L3:
-  /* 59: fp */
-  li t0, 0x245400000
-  fcvt.d.lu f14, t0, rtz
-  fsd f14, 576(gp) /* sig 72 */
-  fsflags s6, zero
-  sd s6, 584(gp) /* sig 73 */
-  /* 60: jal */
-  jal zero, .L4
+  sd s11, 544(gp) /* sig 68 */
 .L4:
-  sd zero, 592(gp) /* sig 74 */
-  /* 61: liSeed */
-  li t6, 0x16f60
-  sd t6, 600(gp) /* sig 75 */
-  /* 62: aluR */
-  add t2, s6, t6
-  sd t2, 608(gp) /* sig 76 */
-  /* 63: fp */
-  li tp, 0xffffffff3fdd8def
-  fmv.d.x f8, tp
-  li tp, 0xffffffff4323fa12
-  fmv.d.x f14, tp
-  li tp, 0xffffffffc38de9ca
-  fmv.d.x f20, tp
-  fmsub.s f11, f8, f14, f20, rtz
-  fsd f11, 616(gp) /* sig 77 */
-  li a2, 0x1f
-  csrrc s1, fcsr, a2
-  sd s1, 624(gp) /* sig 78 */
-  /* 64: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f31, tp
-  li tp, 0xffffffffbf000000
-  fmv.d.x f9, tp
-  li tp, 0xffffffff0da24260
+  /* 49: luiAuipc */
+  lui a5, 0x2d279
+  sd a5, 552(gp) /* sig 69 */
+  /* 50: aluR */
+  divw t5, t3, t3
+  sd t5, 560(gp) /* sig 70 */
+  /* 51: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 520
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 568(gp) /* sig 71 */
+  /* 52: cBranch */
+  .option rvc
+  c.j .L5
+  .option norvc
+  .option rvc
+  c.add s2, t1
+  .option norvc
+  sd s2, 576(gp) /* sig 72 */
+  .option rvc
+  c.slli t1, 49
+  .option norvc
+  sd t1, 584(gp) /* sig 73 */
+.L5:
+  /* 53: fp */
+  fcvt.s.l f6, s0, rmm
+  fsd f6, 592(gp) /* sig 74 */
+  fsflags t5, zero
+  sd t5, 600(gp) /* sig 75 */
+  /* 54: fp */
+  li tp, 0x7ff8000000000000
   fmv.d.x f24, tp
-  fmsub.s f7, f31, f9, f24, rne
-  fsd f7, 632(gp) /* sig 79 */
-  li a0, 0x1f
-  csrrc s1, fcsr, a0
-  sd s1, 640(gp) /* sig 80 */
-  /* 65: mem */
-  addi a6, sp, -295
-  sw a4, 535(a6)
-  sub a6, a6, sp
-  /* 66: cSp */
-  .option rvc
-  c.addi4spn a4, sp, 348
-  .option norvc
-  sub a4, a4, sp
-  sd a4, 648(gp) /* sig 81 */
-  /* 67: aluI */
-  slti a1, s9, 2047
-  sd a1, 656(gp) /* sig 82 */
-  /* 68: aluI */
-  slti t1, zero, 2047
+  li tp, 0x3ff0000000000000
+  fmv.d.x f15, tp
+  feq.d s7, f24, f15
+  sd s7, 608(gp) /* sig 76 */
+  fsflags a3, zero
+  sd a3, 616(gp) /* sig 77 */
+  /* 55: aluI */
+  slti s7, zero, 359
+  sd s7, 624(gp) /* sig 78 */
+  /* 56: aluR */
+  li t2, 0x78080
+  add ra, t0, t2
+  sd ra, 632(gp) /* sig 79 */
+  /* 57: aluR */
+  mulhu s4, zero, a0
+  sd s4, 640(gp) /* sig 80 */
+  /* 58: aluI */
+  li s8, 0x123456789abcdef
+  addi s8, s8, 1728
+  sd s8, 648(gp) /* sig 81 */
+  /* 59: luiAuipc */
+  lui a7, 0x104ec
+  sd a7, 656(gp) /* sig 82 */
+  /* 60: branch */
+  blt t5, t5, .L6
+  slti t1, s4, 324
   sd t1, 664(gp) /* sig 83 */
-  /* 69: fcsr */
-  li t3, 0x0
-  csrrw a4, fflags, t3
-  sd a4, 672(gp) /* sig 84 */
-  /* 70: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f27, tp
-  fsub.d f26, f3, f27, rne
-  fsd f26, 680(gp) /* sig 85 */
-  frflags s2
-  sd s2, 688(gp) /* sig 86 */
-  /* 71: mem */
-  addi s0, sp, 363
-  sd t5, -123(s0)
-  sub s0, s0, sp
-  /* 72: aluI */
-  addi s0, t4, 1957
-  sd s0, 696(gp) /* sig 87 */
-  /* 73: cMem */
-  .option rvc
-  c.fldsp f21, 48(sp)
-  .option norvc
-  fsd f21, 704(gp) /* sig 88 */
-  /* 74: fp */
-  fcvt.d.l f2, s8, rdn
-  fsd f2, 712(gp) /* sig 89 */
-  fsflags s11, zero
-  sd s11, 720(gp) /* sig 90 */
-  /* 75: cAlu */
-  .option rvc
-  c.slli t3, 29
-  .option norvc
-  sd t3, 728(gp) /* sig 91 */
-  /* 76: far */
-  bltu s5, s5, .L5
 .L6:
-  /* 77: aluR */
-  sub t4, t6, s3
-  sd t4, 752(gp) /* sig 94 */
-  /* 78: aluR */
-  li s10, 0x696a9ebb45ff619e
-  mulhsu t0, s10, t5
-  sd t0, 760(gp) /* sig 95 */
-  /* 79: aluR */
-  sraw zero, zero, t2
-  sd zero, 768(gp) /* sig 96 */
-  /* 80: fp */
-  li tp, 0xffffffffbf9233eb
-  fmv.d.x f1, tp
-  li tp, 0xffffffff7f602084
-  fmv.d.x f18, tp
-  fmul.s f31, f1, f18, rmm
-  fsd f31, 776(gp) /* sig 97 */
-  csrrci s4, fflags, 0x1f
-  sd s4, 784(gp) /* sig 98 */
-  /* 81: aluR */
-  li t0, 0x165e
-  sub s9, t0, a1
-  sd s9, 792(gp) /* sig 99 */
-  /* 82: fp */
-  li tp, 0xffffffff5ccbf32d
-  fmv.d.x f25, tp
-  fcvt.d.s f24, f25
-  fsd f24, 800(gp) /* sig 100 */
-  fsflags s8, zero
-  sd s8, 808(gp) /* sig 101 */
-  /* 83: fp */
-  fnmadd.s f11, f31, f18, f15, rtz
-  fsd f11, 816(gp) /* sig 102 */
-  li s3, 0x1f
-  csrrc a0, fcsr, s3
-  sd a0, 824(gp) /* sig 103 */
-  /* 84: branch */
-  bgeu s6, ra, .L7
-  mul s1, s9, s11
-  sd s1, 832(gp) /* sig 104 */
-  mulhsu s8, zero, a4
-  sd s8, 840(gp) /* sig 105 */
+  /* 61: fp */
+  li tp, 0xffffffff3fca6adf
+  fmv.d.x f14, tp
+  li tp, 0xffffffff7f21e21f
+  fmv.d.x f19, tp
+  fmul.s f11, f14, f19, rtz
+  fsd f11, 672(gp) /* sig 84 */
+  frflags a5
+  sd a5, 680(gp) /* sig 85 */
+  /* 62: smc */
+  /* patches in sltiu s7, a1, -795 (then imm + 1, ...) */
+  li t6, 0xce55bb93
+  li a2, 0x3
 .L7:
-  /* 85: cBranch */
-  .option rvc
-  c.bnez a0, .L8
-  .option norvc
-  .option rvc
-  c.mv t2, s9
-  .option norvc
-  sd t2, 848(gp) /* sig 106 */
-  subw t3, a4, s4
-  sd t3, 856(gp) /* sig 107 */
-.L8:
-  /* 86: fp */
-  li tp, 0xc1e0000000000000
-  fmv.d.x f3, tp
-  fmin.d f28, f3, f8
-  fsd f28, 864(gp) /* sig 108 */
-  fsflags s1, zero
-  sd s1, 872(gp) /* sig 109 */
-  /* 87: aluR */
-  xor s3, zero, s7
-  sd s3, 880(gp) /* sig 110 */
-  /* 88: jal */
-  jal s11, .L9
+  auipc s1, 0
+  sw t6, 12(s1)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t6, t6, tp
+  addi a2, a2, -1
+  bne a2, zero, .L7
+  auipc tp, 0
+  sub s1, s1, tp
+  sd s7, 688(gp) /* sig 86 */
+  sd s1, 696(gp) /* sig 87 */
+  /* 63: aluR */
+  li s0, 0xfffff
+  subw s0, s0, t1
+  sd s0, 704(gp) /* sig 88 */
+  /* 64: mem */
+  addi s6, sp, -7
+  lb a5, 256(s6)
+  sd a5, 712(gp) /* sig 89 */
+  sub s6, s6, sp
+  /* 65: fcsr */
+  li s9, 0xd1
+  csrrs a4, fcsr, s9
+  sd a4, 720(gp) /* sig 90 */
+  fsrmi t4, 1
+  /* 66: fp */
+  li tp, 0x43e0000000000000
+  fmv.d.x f14, tp
+  fsgnj.d f8, f14, f2
+  fsd f8, 728(gp) /* sig 91 */
+  fsflags ra, zero
+  sd ra, 736(gp) /* sig 92 */
+  /* 67: rand */
+  .4byte 0xb122a51b /* random */
+  sd a0, 744(gp) /* sig 93 */
+  .4byte 0xfe3b9d53 /* random */
+  sd s10, 752(gp) /* sig 94 */
+  fsd f26, 760(gp) /* sig 95 */
+  fsflags t1, zero
+  sd t1, 768(gp) /* sig 96 */
+  /* 68: aluR */
+  div t2, t0, s2
+  sd t2, 776(gp) /* sig 97 */
+  /* 69: fp */
+  li tp, 0xffffffffbfa82a2d
+  fmv.d.x f29, tp
+  li tp, 0xffffffff00616da5
+  fmv.d.x f8, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f23, tp
+  fnmsub.s f20, f29, f8, f23, dyn
+  fsd f20, 784(gp) /* sig 98 */
+  fsflags t6, zero
+  sd t6, 792(gp) /* sig 99 */
+  /* 70: fp */
+  li tp, 0xfffffffff149f2ca
+  fmv.d.x f28, tp
+  fsqrt.s f6, f28, rup
+  fsd f6, 800(gp) /* sig 100 */
+  li s4, 0x1f
+  csrrc t3, fcsr, s4
+  sd t3, 808(gp) /* sig 101 */
+  /* 71: fp */
+  li tp, 0x4340000000000000
+  fmv.d.x f25, tp
+  fmsub.d f18, f12, f25, f3, rne
+  fsd f18, 816(gp) /* sig 102 */
+  fsflags a7, zero
+  sd a7, 824(gp) /* sig 103 */
+  /* 72: aluR */
+  and t0, a3, s10
+  sd t0, 832(gp) /* sig 104 */
+  /* 73: far */
+  jal zero, .L8
 .L9:
+  /* 74: rand */
+  .2byte 0xc8e2 /* random */
+  .4byte 0x121484d3 /* random */
+  sd s1, 856(gp) /* sig 107 */
+  fsd f9, 864(gp) /* sig 108 */
+  fsflags s0, zero
+  sd s0, 872(gp) /* sig 109 */
+  .2byte 0x145e /* random */
+  sd s0, 880(gp) /* sig 110 */
+  /* 75: cBranch */
+  .option rvc
+  c.bnez a5, .L10
+  .option norvc
+  ori s0, t2, 1232
+  sd s0, 888(gp) /* sig 111 */
+.L10:
+  /* 76: fcsr */
+  csrrci t3, fflags, 1
+  sd t3, 896(gp) /* sig 112 */
+  /* 77: fp */
+  fcvt.d.lu f13, t0, rne
+  fsd f13, 904(gp) /* sig 113 */
+  csrrci s9, fflags, 0x1f
+  sd s9, 912(gp) /* sig 114 */
+  /* 78: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f18, tp
+  fmax.s f31, f7, f18
+  fsd f31, 920(gp) /* sig 115 */
+  frflags t3
+  sd t3, 928(gp) /* sig 116 */
+  /* 79: fp */
+  li s3, 0x8d400000000
+  fcvt.d.w f29, s3
+  fsd f29, 936(gp) /* sig 117 */
+  fsflags s10, zero
+  sd s10, 944(gp) /* sig 118 */
+  /* 80: fcsr */
+  csrrci t0, frm, 3
+  sd t0, 952(gp) /* sig 119 */
+  /* 81: fp */
+  li tp, 0x41255ff77ecee72f
+  fmv.d.x f11, tp
+  fadd.d f6, f11, f12, rup
+  fsd f6, 960(gp) /* sig 120 */
+  fsflags s9, zero
+  sd s9, 968(gp) /* sig 121 */
+  /* 82: fp */
+  fcvt.l.d s4, f28
+  sd s4, 976(gp) /* sig 122 */
+  fsflags a4, zero
+  sd a4, 984(gp) /* sig 123 */
+  /* 83: aluR */
+  li a5, 0x0
+  li t6, 0x24
+  addw s3, a5, t6
+  sd s3, 992(gp) /* sig 124 */
+  /* 84: cSp */
+  .option rvc
+  c.addi16sp sp, -144
+  .option norvc
+  ld s9, 352(sp)
+  sd s9, 1000(gp) /* sig 125 */
+  .option rvc
+  c.addi16sp sp, 144
+  .option norvc
+  /* 85: jalr */
+  auipc s11, 0
+  addi s11, s11, -16
+  jalr s11, 29(s11)
   auipc tp, 0
   sub s11, s11, tp
-  sd s11, 888(gp) /* sig 111 */
-  /* 89: fp */
-  li tp, 0xbfe0000000000000
-  fmv.d.x f14, tp
-  fnmsub.d f27, f26, f14, f3, rmm
-  fsd f27, 896(gp) /* sig 112 */
-  li a7, 0x1f
-  csrrc s11, fcsr, a7
-  sd s11, 904(gp) /* sig 113 */
-  /* 90: fp */
-  li tp, 0x80064ce2c349428a
-  fmv.d.x f2, tp
-  fclass.d t2, f2
-  sd t2, 912(gp) /* sig 114 */
-  fsflags a2, zero
-  sd a2, 920(gp) /* sig 115 */
-  /* 91: loop */
-  li s3, 0x4
-.L10:
-  .option rvc
-  c.andi a3, 22
-  .option norvc
-  sd a3, 928(gp) /* sig 116 */
-  .option rvc
-  c.srli s1, 5
-  .option norvc
-  sd s1, 936(gp) /* sig 117 */
-  remw t1, a6, a6
-  sd t1, 944(gp) /* sig 118 */
-  addi s3, s3, -1
-  bne s3, zero, .L10
-  sd s3, 952(gp) /* sig 119 */
-  /* 92: amo */
-  addi s10, sp, 248
-  amoswap.d.aqrl a0, a1, (s10)
-  sub s10, s10, sp
-  sd a0, 960(gp) /* sig 120 */
-  ld a5, 248(sp)
-  sd a5, 968(gp) /* sig 121 */
-  /* 93: mem */
-  lbu s2, 249(sp)
-  sd s2, 976(gp) /* sig 122 */
-  /* 94: amo */
+  sd s11, 1008(gp) /* sig 126 */
+  /* 86: aluR */
+  slt a7, t3, s11
+  sd a7, 1016(gp) /* sig 127 */
+  /* 87: fcsr */
+  csrrwi a6, fflags, 23
+  sd a6, 1024(gp) /* sig 128 */
+  /* 88: aluR */
+  mulhsu a0, s2, s9
+  sd a0, 1032(gp) /* sig 129 */
+  /* 89: rand */
+  .4byte 0xb165f83b /* random */
+  sd a6, 1040(gp) /* sig 130 */
+  .4byte 0x4127f533 /* random */
+  sd a0, 1048(gp) /* sig 131 */
+  .2byte 0x1361 /* random */
+  sd t1, 1056(gp) /* sig 132 */
+  /* 90: aluI */
+  sraiw zero, t4, 28
+  sd zero, 1064(gp) /* sig 133 */
+  /* 91: liSeed */
+  li a1, 0x7fffffffffffffff
+  sd a1, 1072(gp) /* sig 134 */
+  /* 92: aluR */
+  subw s3, t1, t0
+  sd s3, 1080(gp) /* sig 135 */
+  /* 93: amo */
   addi t0, sp, 60
   amoor.w.rl a0, t6, (t0)
   sub t0, t0, sp
-  sd a0, 984(gp) /* sig 123 */
-  /* 95: fcsr */
-  li s3, 0xaf
-  csrrc s9, fflags, s3
-  sd s9, 992(gp) /* sig 124 */
-  /* 96: aluR */
-  srl s11, a6, t0
-  sd s11, 1000(gp) /* sig 125 */
-  /* 97: jal */
+  sd a0, 1088(gp) /* sig 136 */
+  /* 94: rand */
+  .4byte 0xaab7f8b3 /* random */
+  sd a7, 1096(gp) /* sig 137 */
+  .4byte 0x182323d3 /* random */
+  sd t2, 1104(gp) /* sig 138 */
+  fsd f7, 1112(gp) /* sig 139 */
+  li s3, 0x1f
+  csrrc s11, fcsr, s3
+  sd s11, 1120(gp) /* sig 140 */
+  /* 95: jal */
   jal s10, .L11
   srliw s9, s4, 31
-  sd s9, 1008(gp) /* sig 126 */
+  sd s9, 1128(gp) /* sig 141 */
 .L11:
   auipc tp, 0
   sub s10, s10, tp
-  sd s10, 1016(gp) /* sig 127 */
-  /* 98: jalr */
-  auipc a5, 0
-  jalr a7, 23(a5)
+  sd s10, 1136(gp) /* sig 142 */
+  /* 96: far */
+  beq a1, a4, .L12
+.L13:
+  /* 97: fp */
+  li tp, 0xffffffff8664694a
+  fmv.d.x f17, tp
+  fclass.s t1, f17
+  sd t1, 1168(gp) /* sig 146 */
+  fsflags t2, zero
+  sd t2, 1176(gp) /* sig 147 */
+  /* 98: fcsr */
+  csrrsi t3, frm, 16
+  sd t3, 1184(gp) /* sig 148 */
+  /* 99: luiAuipc */
+  lui t4, 0x80000
+  sd t4, 1192(gp) /* sig 149 */
+  j .L14
+.L1:
   .option rvc
-  c.srli s0, 51
+  c.mv t5, s2
   .option norvc
-  sd s0, 1024(gp) /* sig 128 */
+  sd t5, 376(gp) /* sig 47 */
+  bge zero, zero, .L2
+.L8:
+  sd zero, 840(gp) /* sig 105 */
+  .option rvc
+  c.slli s3, 28
+  .option norvc
+  sd s3, 848(gp) /* sig 106 */
+  jal tp, .L9
+.L12:
   addi a7, s7, -2048
-  sd a7, 1032(gp) /* sig 129 */
+  sd a7, 1144(gp) /* sig 143 */
+  mul s11, a0, a6
+  sd s11, 1152(gp) /* sig 144 */
+  srli a3, s7, 3
+  sd a3, 1160(gp) /* sig 145 */
+  jal tp, .L13
+.L14:
+  /* 100: smc */
+  /* patches in addiw s11, s11, 61 (then imm + 1, ...) */
+  li a4, 0x3dd8d9b
+  li a7, 0x2
+.L15:
+  auipc t2, 0
+  sw a4, 12(t2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a4, a4, tp
+  addi a7, a7, -1
+  bne a7, zero, .L15
+  auipc tp, 0
+  sub t2, t2, tp
+  sd s11, 1200(gp) /* sig 150 */
+  sd t2, 1208(gp) /* sig 151 */
+  /* 101: fp */
+  li tp, 0xffffffffc9e09b11
+  fmv.d.x f21, tp
+  li tp, 0xc0400000
+  fmv.d.x f31, tp
+  fmax.s f8, f21, f31
+  fsd f8, 1216(gp) /* sig 152 */
+  fsflags t6, zero
+  sd t6, 1224(gp) /* sig 153 */
+  /* 102: aluR */
+  divu s6, t2, a7
+  sd s6, 1232(gp) /* sig 154 */
+  /* 103: branch */
+  beq s10, s5, .L16
+  slti a4, a2, -422
+  sd a4, 1240(gp) /* sig 155 */
+  srliw s0, s3, 20
+  sd s0, 1248(gp) /* sig 156 */
+.L16:
+  /* 104: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f27, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f25, tp
+  fmul.d f28, f27, f25, rmm
+  fsd f28, 1256(gp) /* sig 157 */
+  fsflags s7, zero
+  sd s7, 1264(gp) /* sig 158 */
+  /* 105: fp */
+  li tp, 0xfdce4324df5cca70
+  fmv.d.x f8, tp
+  fclass.d ra, f8
+  sd ra, 1272(gp) /* sig 159 */
+  frflags s2
+  sd s2, 1280(gp) /* sig 160 */
+  /* 106: cAlu */
+  .option rvc
+  c.mv s6, t3
+  .option norvc
+  sd s6, 1288(gp) /* sig 161 */
+  /* 107: jalr */
+  auipc a6, 0
+  addi a6, a6, -100
+  jalr a7, 127(a6)
+  mulh s1, a7, a5
+  sd s1, 1296(gp) /* sig 162 */
+  .option rvc
+  c.add a7, s10
+  .option norvc
+  sd a7, 1304(gp) /* sig 163 */
   auipc tp, 0
   sub a7, a7, tp
-  sub a5, a5, tp
-  sd a7, 1040(gp) /* sig 130 */
-  sd a5, 1048(gp) /* sig 131 */
-  /* 99: cMem */
-  addi a3, sp, 32
+  sub a6, a6, tp
+  sd a7, 1312(gp) /* sig 164 */
+  sd a6, 1320(gp) /* sig 165 */
+  /* 108: fcsr */
+  li ra, 0xf2
+  csrrs s8, frm, ra
+  sd s8, 1328(gp) /* sig 166 */
+  /* 109: cAlu */
   .option rvc
-  c.sd a4, 176(a3)
+  c.mv s11, s11
   .option norvc
-  sub a3, a3, sp
-  j .L12
-.L5:
-  srlw t6, ra, t6
-  sd t6, 736(gp) /* sig 92 */
-  .option rvc
-  c.lui t0, 0xffffd
-  .option norvc
-  sd t0, 744(gp) /* sig 93 */
-  beq zero, zero, .L6
-.L12:
-  /* 100: amo */
-  addi t0, sp, 144
-  amoand.w.rl s11, a6, (t0)
-  sub t0, t0, sp
-  sd s11, 1056(gp) /* sig 132 */
-  /* 101: branch */
-  li t1, 0xffffffff
-  li s2, 0x1f18
-  beq t1, s2, .L13
-  sraw t2, s1, a3
-  sd t2, 1064(gp) /* sig 133 */
-  addi t3, s10, 849
-  sd t3, 1072(gp) /* sig 134 */
-.L13:
-  /* 102: cAlu */
-  .option rvc
-  c.addiw a4, 5
-  .option norvc
-  sd a4, 1080(gp) /* sig 135 */
-  /* 103: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 676
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 1088(gp) /* sig 136 */
-  /* 104: fp */
-  li tp, 0xffffffff4640e6b6
-  fmv.d.x f10, tp
-  fcvt.w.s a4, f10
-  sd a4, 1096(gp) /* sig 137 */
-  fsflags a3, zero
-  sd a3, 1104(gp) /* sig 138 */
-  /* 105: liSeed */
-  li s3, 0x40
-  sd s3, 1112(gp) /* sig 139 */
-  /* 106: cMem */
-  .option rvc
-  c.swsp s10, 248(sp)
-  .option norvc
-  /* 107: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 564
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 1120(gp) /* sig 140 */
-  /* 108: jal */
-  jal a2, .L14
-  slti a7, s6, -332
-  sd a7, 1128(gp) /* sig 141 */
-.L14:
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 1136(gp) /* sig 142 */
-  /* 109: aluI */
-  srliw s6, s4, 0
-  sd s6, 1144(gp) /* sig 143 */
-  /* 110: cAlu */
-  .option rvc
-  c.mv s6, s10
-  .option norvc
-  sd s6, 1152(gp) /* sig 144 */
+  sd s11, 1336(gp) /* sig 167 */
+  /* 110: aluI */
+  li s3, 0x3
+  srliw a1, s3, 12
+  sd a1, 1344(gp) /* sig 168 */
   /* 111: aluR */
-  sraw a3, s7, zero
-  sd a3, 1160(gp) /* sig 145 */
-  /* 112: cAlu */
-  .option rvc
-  c.srli s0, 1
-  .option norvc
-  sd s0, 1168(gp) /* sig 146 */
-  /* 113: branch */
-  bge s9, t6, .L15
-  .option rvc
-  c.andi a2, 6
-  .option norvc
-  sd a2, 1176(gp) /* sig 147 */
-.L15:
-  /* 114: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f19, tp
-  li tp, 0xffffffff390f742d
-  fmv.d.x f28, tp
-  fmin.s f28, f19, f28
-  fsd f28, 1184(gp) /* sig 148 */
-  fsflags s11, zero
-  sd s11, 1192(gp) /* sig 149 */
-  /* 115: fp */
-  fcvt.s.d f15, f4, rup
-  fsd f15, 1200(gp) /* sig 150 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 1208(gp) /* sig 151 */
-  /* 116: amo */
-  li s11, 0x8ab9cecbcfafa5f8
-  addi ra, sp, 136
-  amomaxu.d.aqrl s10, s11, (ra)
-  sub ra, ra, sp
-  sd s10, 1216(gp) /* sig 152 */
-  ld a2, 136(sp)
-  sd a2, 1224(gp) /* sig 153 */
-  /* 117: aluR */
-  li s3, 0x1
-  divw a5, a4, s3
-  sd a5, 1232(gp) /* sig 154 */
-  /* 118: branch */
-  blt t5, t3, .L16
-  andi s3, t0, -799
-  sd s3, 1240(gp) /* sig 155 */
-  .option rvc
-  c.add s0, s5
-  .option norvc
-  sd s0, 1248(gp) /* sig 156 */
-  sraiw s3, s7, 1
-  sd s3, 1256(gp) /* sig 157 */
-.L16:
-  /* 119: fp */
-  li tp, 0xffffffff4affffff
-  fmv.d.x f4, tp
-  fmin.s f20, f26, f4
-  fsd f20, 1264(gp) /* sig 158 */
-  fsflags s5, zero
-  sd s5, 1272(gp) /* sig 159 */
-  /* 120: aluI */
-  slli s9, s8, 15
-  sd s9, 1280(gp) /* sig 160 */
-  /* 121: aluR */
-  slt s8, s5, t2
-  sd s8, 1288(gp) /* sig 161 */
-  /* 122: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f13, tp
-  fadd.d f31, f13, f13, rup
-  fsd f31, 1296(gp) /* sig 162 */
-  fsflags a1, zero
-  sd a1, 1304(gp) /* sig 163 */
-  /* 123: cAlu */
-  .option rvc
-  c.lui s9, 0x15
-  .option norvc
-  sd s9, 1312(gp) /* sig 164 */
-  /* 124: cMem */
-  addi a4, sp, 97
-  .option rvc
-  c.lw a4, 20(a4)
-  .option norvc
-  sd a4, 1320(gp) /* sig 165 */
-  /* 125: liSeed */
-  li t4, 0x7ffffffff
-  sd t4, 1328(gp) /* sig 166 */
-  /* 126: branch */
-  beq s9, s1, .L17
-  .option rvc
-  c.addi t5, 4
-  .option norvc
-  sd t5, 1336(gp) /* sig 167 */
-  srliw a3, a2, 0
-  sd a3, 1344(gp) /* sig 168 */
-.L17:
-  /* 127: aluR */
-  li s6, 0x40
-  sraw t1, s3, s6
+  mul t1, a5, s1
   sd t1, 1352(gp) /* sig 169 */
-  /* 128: jal */
-  jal s5, .L18
-.L18:
-  auipc tp, 0
-  sub s5, s5, tp
+  /* 112: aluR */
+  sra s5, s9, a4
   sd s5, 1360(gp) /* sig 170 */
-  /* 129: aluR */
-  divw a5, t6, zero
-  sd a5, 1368(gp) /* sig 171 */
-  /* 130: cMem */
-  addi a0, sp, 224
+  /* 113: fcsr */
+  li s0, 0x4e
+  csrrs zero, frm, s0
+  sd zero, 1368(gp) /* sig 171 */
+  /* 114: cAlu */
   .option rvc
-  c.lw a4, 20(a0)
+  c.srai a3, 20
   .option norvc
-  sd a4, 1376(gp) /* sig 172 */
+  sd a3, 1376(gp) /* sig 172 */
+  /* 115: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 420
+  .option norvc
   sub a0, a0, sp
-  /* 131: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f27, tp
-  li tp, 0xffffffffb265c6bf
-  fmv.d.x f16, tp
-  flt.s a3, f27, f16
-  sd a3, 1384(gp) /* sig 173 */
-  fsflags s3, zero
-  sd s3, 1392(gp) /* sig 174 */
-  /* 132: mem */
-  lh a2, 56(sp)
-  sd a2, 1400(gp) /* sig 175 */
-  /* 133: fp */
-  li tp, 0x3ff9b2d604a1a39a
+  sd a0, 1384(gp) /* sig 173 */
+  /* 116: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f25, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f6, tp
+  fmax.s f20, f25, f6
+  fsd f20, 1392(gp) /* sig 174 */
+  fsflags t5, zero
+  sd t5, 1400(gp) /* sig 175 */
+  /* 117: amo */
+  li a6, 0xffffffffffffffff
+  addi a4, sp, 184
+  amoadd.d.rl s7, a6, (a4)
+  sub a4, a4, sp
+  sd s7, 1408(gp) /* sig 176 */
+  /* 118: amo */
+  li t6, 0xffffffff80000000
+  addi s7, sp, 188
+  amoadd.w.rl s11, t6, (s7)
+  sub s7, s7, sp
+  sd s11, 1416(gp) /* sig 177 */
+  lw t2, 188(sp)
+  sd t2, 1424(gp) /* sig 178 */
+  /* 119: mem */
+  li s5, 0x100000
+  sw s5, 71(sp)
+  ld a6, 64(sp)
+  sd a6, 1432(gp) /* sig 179 */
+  /* 120: cAlu */
+  .option rvc
+  c.srai s1, 50
+  .option norvc
+  sd s1, 1440(gp) /* sig 180 */
+  /* 121: fp */
+  li tp, 0x3ff2fab8c30db8d6
+  fmv.d.x f17, tp
+  li tp, 0x7feafa0541926d77
+  fmv.d.x f3, tp
+  fmul.d f31, f17, f3, rup
+  fsd f31, 1448(gp) /* sig 181 */
+  fsflags s7, zero
+  sd s7, 1456(gp) /* sig 182 */
+  /* 122: fcsr */
+  csrrwi s2, fcsr, 10
+  sd s2, 1464(gp) /* sig 183 */
+  /* 123: fcsr */
+  li t1, 0x46
+  csrrc ra, fflags, t1
+  sd ra, 1472(gp) /* sig 184 */
+  /* 124: fp */
+  li tp, 0xffffffffbf000000
+  fmv.d.x f30, tp
+  fcvt.d.s f5, f30
+  fsd f5, 1480(gp) /* sig 185 */
+  li t0, 0x1f
+  csrrc a0, fcsr, t0
+  sd a0, 1488(gp) /* sig 186 */
+  /* 125: mem */
+  addi s1, sp, 191
+  lh t1, -90(s1)
+  sd t1, 1496(gp) /* sig 187 */
+  sub s1, s1, sp
+  /* 126: branch */
+  li t0, 0x10000000000001
+  li s1, 0xffffffffffffffdc
+  bgeu t0, s1, .L17
+  xori s2, a7, -1794
+  sd s2, 1504(gp) /* sig 188 */
+  .option rvc
+  c.slli s9, 35
+  .option norvc
+  sd s9, 1512(gp) /* sig 189 */
+.L17:
+  /* 127: cSp */
+  .option rvc
+  c.addi16sp sp, -48
+  .option norvc
+  ld a0, 136(sp)
+  sd a0, 1520(gp) /* sig 190 */
+  .option rvc
+  c.addi16sp sp, 48
+  .option norvc
+  /* 128: aluR */
+  li t2, 0xffffffffa7d9b2d6
+  or a7, t3, t2
+  sd a7, 1528(gp) /* sig 191 */
+  /* 129: aluR */
+  sraw s6, a0, s1
+  sd s6, 1536(gp) /* sig 192 */
+  /* 130: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f9, tp
+  li tp, 0xffffffff80000000
   fmv.d.x f15, tp
-  li tp, 0x8009f62e145e0706
-  fmv.d.x f19, tp
-  fmul.d f4, f15, f19, rup
-  fsd f4, 1408(gp) /* sig 176 */
-  fsflags s5, zero
-  sd s5, 1416(gp) /* sig 177 */
-  /* 134: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f9, tp
-  fadd.s f3, f9, f3, rdn
-  fsd f3, 1424(gp) /* sig 178 */
-  fsflags s3, zero
-  sd s3, 1432(gp) /* sig 179 */
-  /* 135: fp */
-  fcvt.d.wu f31, s11
-  fsd f31, 1440(gp) /* sig 180 */
-  frflags t5
-  sd t5, 1448(gp) /* sig 181 */
-  /* 136: aluR */
-  or s5, zero, a6
-  sd s5, 1456(gp) /* sig 182 */
+  fsub.s f3, f9, f15
+  fsd f3, 1544(gp) /* sig 193 */
+  fsflags a2, zero
+  sd a2, 1552(gp) /* sig 194 */
+  /* 131: cAlu */
+  .option rvc
+  c.srli a4, 6
+  .option norvc
+  sd a4, 1560(gp) /* sig 195 */
+  /* 132: rand */
+  .4byte 0xf01610d3 /* random */
+  sd ra, 1568(gp) /* sig 196 */
+  fsd f1, 1576(gp) /* sig 197 */
+  frflags ra
+  sd ra, 1584(gp) /* sig 198 */
+  .4byte 0xa3a32433 /* random */
+  sd s0, 1592(gp) /* sig 199 */
+  .4byte 0x4234a2d3 /* random */
+  sd t0, 1600(gp) /* sig 200 */
+  fsd f5, 1608(gp) /* sig 201 */
+  frcsr a6
+  sd a6, 1616(gp) /* sig 202 */
+  /* 133: aluR */
+  li s5, 0x3
+  slt s0, s4, s5
+  sd s0, 1624(gp) /* sig 203 */
+  /* 134: cBranch */
+  .option rvc
+  c.bnez s1, .L18
+  .option norvc
+  or s0, s4, s1
+  sd s0, 1632(gp) /* sig 204 */
+  divuw a1, a5, s9
+  sd a1, 1640(gp) /* sig 205 */
+.L18:
+  /* 135: aluI */
+  slti zero, s8, 942
+  sd zero, 1648(gp) /* sig 206 */
+  /* 136: fp */
+  li tp, 0x40f433d8019d438b
+  fmv.d.x f20, tp
+  li tp, 0x1
+  fmv.d.x f24, tp
+  flt.d t4, f20, f24
+  sd t4, 1656(gp) /* sig 207 */
+  frflags ra
+  sd ra, 1664(gp) /* sig 208 */
   /* 137: fp */
-  li tp, 0xffffffff3ff224e5
-  fmv.d.x f23, tp
-  li tp, 0xffffffff7f07530b
-  fmv.d.x f9, tp
-  fmul.s f11, f23, f9, rup
-  fsd f11, 1464(gp) /* sig 183 */
-  fsflags s0, zero
-  sd s0, 1472(gp) /* sig 184 */
-  /* 138: fcsr */
-  li s1, 0x8
-  csrrw s6, frm, s1
-  sd s6, 1480(gp) /* sig 185 */
-  /* 139: fp */
-  fsgnj.s f17, f9, f18
-  fsd f17, 1488(gp) /* sig 186 */
-  frflags s1
-  sd s1, 1496(gp) /* sig 187 */
-  /* 140: aluI */
-  srai a5, t4, 18
-  sd a5, 1504(gp) /* sig 188 */
-  /* 141: aluR */
-  divuw s8, ra, t2
-  sd s8, 1512(gp) /* sig 189 */
-  /* 142: cMem */
-  addi a3, sp, 37
-  .option rvc
-  c.fsd f8, 24(a3)
-  .option norvc
-  sub a3, a3, sp
-  /* 143: aluR */
-  li s9, 0x37
-  li t0, 0x1ffffffffff
-  add s6, s9, t0
-  sd s6, 1520(gp) /* sig 190 */
-  /* 144: cBranch */
-  .option rvc
-  c.j .L19
-  .option norvc
-  .option rvc
-  c.add t6, s5
-  .option norvc
-  sd t6, 1528(gp) /* sig 191 */
-.L19:
-  /* 145: cAlu */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f5, tp
+  fcvt.lu.d s5, f5, rmm
+  sd s5, 1672(gp) /* sig 209 */
+  frflags t6
+  sd t6, 1680(gp) /* sig 210 */
+  /* 138: cAlu */
   .option rvc
   c.lui s3, 0xffff0
   .option norvc
-  sd s3, 1536(gp) /* sig 192 */
-  /* 146: mem */
+  sd s3, 1688(gp) /* sig 211 */
+  /* 139: mem */
   addi s1, sp, 304
   sh s3, -260(s1)
   sub s1, s1, sp
-  /* 147: amo */
-  addi t3, sp, 120
-  amoor.d.aqrl t2, s2, (t3)
-  sub t3, t3, sp
-  sd t2, 1544(gp) /* sig 193 */
-  ld s0, 120(sp)
-  sd s0, 1552(gp) /* sig 194 */
-  /* 148: liSeed */
-  li t1, 0x40
-  sd t1, 1560(gp) /* sig 195 */
-  /* 149: cSp */
-  .option rvc
-  c.addi16sp sp, -32
-  .option norvc
-  ld a2, 168(sp)
-  sd a2, 1568(gp) /* sig 196 */
-  .option rvc
-  c.addi16sp sp, 32
-  .option norvc
-  /* 150: mem */
-  addi t5, sp, -181
-  lw s9, 383(t5)
-  sd s9, 1576(gp) /* sig 197 */
-  sub t5, t5, sp
-  /* 151: cMem */
-  .option rvc
-  c.sdsp a2, 8(sp)
-  .option norvc
-  /* 152: branch */
-  bne s5, s5, .L20
-  mulw a0, s6, a7
-  sd a0, 1584(gp) /* sig 198 */
-  remu s10, s0, a0
-  sd s10, 1592(gp) /* sig 199 */
-.L20:
-  /* 153: cMem */
-  .option rvc
-  c.ldsp s0, 168(sp)
-  .option norvc
-  sd s0, 1600(gp) /* sig 200 */
-  /* 154: jal */
-  jal zero, .L21
-.L21:
-  sd zero, 1608(gp) /* sig 201 */
-  /* 155: branch */
-  bge t0, t3, .L22
-  addiw t2, ra, 469
-  sd t2, 1616(gp) /* sig 202 */
-  .option rvc
-  c.li t5, 11
-  .option norvc
-  sd t5, 1624(gp) /* sig 203 */
-  .option rvc
-  c.add s0, t2
-  .option norvc
-  sd s0, 1632(gp) /* sig 204 */
-.L22:
-  /* 156: fp */
-  fsgnj.s f4, f14, f19
-  fsd f4, 1640(gp) /* sig 205 */
-  fsflags s11, zero
-  sd s11, 1648(gp) /* sig 206 */
-  /* 157: aluR */
-  sub zero, s9, a0
-  sd zero, 1656(gp) /* sig 207 */
-  /* 158: mem */
-  addi a5, sp, -218
-  sd s9, 349(a5)
-  sub a5, a5, sp
-  ld t4, 128(sp)
-  sd t4, 1664(gp) /* sig 208 */
-  /* 159: fcsr */
-  li s11, 0xd9074dddbd023738
-  csrrw s5, frm, s11
-  sd s5, 1672(gp) /* sig 209 */
-  /* 160: liSeed */
-  li ra, 0xffffffff9c9b7af5
-  sd ra, 1680(gp) /* sig 210 */
-  /* 161: fp */
-  li tp, 0xffffffffad2e2422
-  fmv.d.x f7, tp
-  li tp, 0xffffffff3f800001
-  fmv.d.x f24, tp
-  fnmsub.s f8, f7, f28, f24, rne
-  fsd f8, 1688(gp) /* sig 211 */
-  li t1, 0x1f
-  csrrc s8, fcsr, t1
-  sd s8, 1696(gp) /* sig 212 */
-  /* 162: aluR */
-  addw ra, t0, t4
-  sd ra, 1704(gp) /* sig 213 */
-  /* 163: fp */
-  li tp, 0xffffffff3fc362f3
-  fmv.d.x f31, tp
-  li tp, 0xffffffff7f27b564
-  fmv.d.x f21, tp
-  fmul.s f28, f31, f21
-  fsd f28, 1712(gp) /* sig 214 */
-  fsflags s8, zero
-  sd s8, 1720(gp) /* sig 215 */
-  /* 164: cBranch */
-  .option rvc
-  c.beqz s1, .L23
-  .option norvc
-  addi s3, zero, 1013
-  sd s3, 1728(gp) /* sig 216 */
-  slti s1, s9, -156
-  sd s1, 1736(gp) /* sig 217 */
-  .option rvc
-  c.srai a0, 12
-  .option norvc
-  sd a0, 1744(gp) /* sig 218 */
-.L23:
-  /* 165: cAlu */
-  .option rvc
-  c.srai a4, 21
-  .option norvc
-  sd a4, 1752(gp) /* sig 219 */
-  /* 166: aluR */
-  li t0, 0xffffffff80000000
-  li s11, 0xffffffffffffffff
-  divuw s8, t0, s11
-  sd s8, 1760(gp) /* sig 220 */
-  /* 167: aluI */
-  li a5, 0xffffffffffffffea
-  slti s7, a5, 1449
-  sd s7, 1768(gp) /* sig 221 */
-  /* 168: fp */
-  li tp, 0x800d099875203179
-  fmv.d.x f20, tp
-  fcvt.s.d f9, f20, rup
-  fsd f9, 1776(gp) /* sig 222 */
-  fsflags s2, zero
-  sd s2, 1784(gp) /* sig 223 */
-  /* 169: liSeed */
-  li a7, 0x40f000000
-  sd a7, 1792(gp) /* sig 224 */
-  /* 170: aluR */
-  li a5, 0xffffffffffffffff
-  divuw s5, a1, a5
-  sd s5, 1800(gp) /* sig 225 */
-  /* 171: fp */
-  li tp, 0xffffffff40200000
-  fmv.d.x f17, tp
-  fcvt.lu.s s1, f17, dyn
-  sd s1, 1808(gp) /* sig 226 */
-  frflags t6
-  sd t6, 1816(gp) /* sig 227 */
-  /* 172: mem */
-  addi a5, sp, -206
-  lbu s8, 384(a5)
-  sd s8, 1824(gp) /* sig 228 */
-  sub a5, a5, sp
-  /* 173: aluI */
-  li s6, 0x67b80000000
-  sltiu s5, s6, -98
-  sd s5, 1832(gp) /* sig 229 */
-  /* 174: lrsc */
-  addi s1, sp, 152
-  lr.d s0, (s1)
-  srli t6, a7, 1
-  sc.d.aqrl t2, a7, (s1)
-  sd s0, 1840(gp) /* sig 230 */
-  sd t2, 1848(gp) /* sig 231 */
+  /* 140: fp */
+  fmv.w.x f15, t2
+  fsd f15, 1696(gp) /* sig 212 */
+  li s0, 0x1f
+  csrrc s3, fcsr, s0
+  sd s3, 1704(gp) /* sig 213 */
+  /* 141: mem */
+  addi s1, sp, 125
+  lbu s10, -103(s1)
+  sd s10, 1712(gp) /* sig 214 */
   sub s1, s1, sp
-  ld s0, 152(sp)
-  sd s0, 1856(gp) /* sig 232 */
-  /* 175: fcsr */
-  li s0, 0x0
-  csrrc a3, fcsr, s0
-  sd a3, 1864(gp) /* sig 233 */
-  /* 176: jalr */
-  auipc s0, 0
-  jalr s4, 22(s0)
-  slli s8, s9, 63
-  sd s8, 1872(gp) /* sig 234 */
+  /* 142: cMem */
   .option rvc
-  c.li t2, -19
+  c.ldsp ra, 112(sp)
   .option norvc
-  sd t2, 1880(gp) /* sig 235 */
-  auipc tp, 0
-  sub s4, s4, tp
-  sub s0, s0, tp
-  sd s4, 1888(gp) /* sig 236 */
-  sd s0, 1896(gp) /* sig 237 */
-  /* 177: aluI */
-  li a0, 0x400000
-  slti a6, a0, -851
-  sd a6, 1904(gp) /* sig 238 */
-  /* 178: liSeed */
-  li s3, 0x80
-  sd s3, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 179: fcsr */
-  li t6, 0x66
-  csrrs a6, fflags, t6
-  sd a6, 0(gp) /* sig 240 */
-  /* 180: aluR */
-  li s10, 0x3df0000000000000
-  sraw a4, s2, s10
-  sd a4, 8(gp) /* sig 241 */
-  /* 181: cAlu */
-  .option rvc
-  c.lui s9, 0x1b
-  .option norvc
-  sd s9, 16(gp) /* sig 242 */
-  /* 182: smc */
-  /* patches in ori a5, t3, 1433 (then imm + 1, ...) */
-  li t1, 0x599e6793
-  li t6, 0x2
-.L24:
-  auipc s0, 0
-  sw t1, 12(s0)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t1, t1, tp
-  addi t6, t6, -1
-  bne t6, zero, .L24
-  auipc tp, 0
-  sub s0, s0, tp
-  sd a5, 24(gp) /* sig 243 */
-  sd s0, 32(gp) /* sig 244 */
-  /* 183: loop */
-  li s5, 0x1
-.L25:
-  slli t0, a7, 63
-  sd t0, 40(gp) /* sig 245 */
-  .option rvc
-  c.srai a0, 58
-  .option norvc
-  sd a0, 48(gp) /* sig 246 */
-  addi s5, s5, -1
-  blt zero, s5, .L25
-  sd s5, 56(gp) /* sig 247 */
-  /* 184: loop */
-  li a2, 0x4
-.L26:
-  sltiu s2, s0, 318
-  sd s2, 64(gp) /* sig 248 */
-  addi a2, a2, -1
-  bltu zero, a2, .L26
-  sd a2, 72(gp) /* sig 249 */
-  /* 185: mem */
-  addi t2, sp, -248
-  lwu t6, 301(t2)
-  sd t6, 80(gp) /* sig 250 */
-  sub t2, t2, sp
-  /* 186: cAlu */
-  .option rvc
-  c.li a5, -4
-  .option norvc
-  sd a5, 88(gp) /* sig 251 */
-  /* 187: far */
-  blt s10, t4, .L27
-.L28:
-  /* 188: fp */
-  li tp, 0xbf483b63337fa173
-  fmv.d.x f29, tp
-  fsqrt.d f15, f29, rmm
-  fsd f15, 112(gp) /* sig 254 */
+  sd ra, 1720(gp) /* sig 215 */
+  /* 143: fp */
+  li t2, 0x6c647a514d188064
+  fcvt.s.l f25, t2, dyn
+  fsd f25, 1728(gp) /* sig 216 */
   fsflags a1, zero
-  sd a1, 120(gp) /* sig 255 */
-  /* 189: fmem */
-  addi t1, sp, 118
-  fsd f11, 106(t1)
-  sub t1, t1, sp
-  /* 190: amo */
-  addi a5, sp, 8
-  amominu.d.aq s0, zero, (a5)
-  sub a5, a5, sp
-  sd s0, 128(gp) /* sig 256 */
-  /* 191: aluR */
-  li t4, 0x508c17fd4837eb99
-  subw s6, t4, a2
-  sd s6, 136(gp) /* sig 257 */
-  /* 192: mem */
-  addi t5, sp, -199
-  sd s4, 287(t5)
-  sub t5, t5, sp
-  /* 193: aluR */
-  li t0, 0x80
-  sltu zero, t0, s11
-  sd zero, 144(gp) /* sig 258 */
-  /* 194: fmem */
-  flw f21, 132(sp)
-  fsd f21, 152(gp) /* sig 259 */
-  /* 195: amo */
-  li s10, 0x3
-  addi a6, sp, 16
-  amomaxu.d.aq t1, s10, (a6)
-  sub a6, a6, sp
-  sd t1, 160(gp) /* sig 260 */
-  /* 196: luiAuipc */
-  auipc zero, 0xaf631
-  auipc tp, 0
-  sub zero, zero, tp
-  sd zero, 168(gp) /* sig 261 */
-  /* 197: fp */
-  fmv.w.x f23, zero
-  fsd f23, 176(gp) /* sig 262 */
-  fsflags t4, zero
-  sd t4, 184(gp) /* sig 263 */
-  /* 198: loop */
-  li s4, 0x2
-.L29:
-  addiw a6, a0, -2048
-  sd a6, 192(gp) /* sig 264 */
-  divw t2, a6, a4
-  sd t2, 200(gp) /* sig 265 */
-  slti t5, s9, -644
-  sd t5, 208(gp) /* sig 266 */
-  addi s4, s4, -1
-  bltu zero, s4, .L29
-  sd s4, 216(gp) /* sig 267 */
-  /* 199: aluR */
-  li a3, 0x7fffffffffffffff
-  xor a2, a3, s4
-  sd a2, 224(gp) /* sig 268 */
-  j .L30
-.L27:
-  ori zero, t3, 2047
-  sd zero, 96(gp) /* sig 252 */
-  .option rvc
-  c.andi a4, 21
-  .option norvc
-  sd a4, 104(gp) /* sig 253 */
-  beq zero, zero, .L28
-.L30:
-  /* 200: cAlu */
-  .option rvc
-  c.srai a5, 21
-  .option norvc
-  sd a5, 232(gp) /* sig 269 */
-  /* 201: aluI */
-  srliw s10, s10, 4
-  sd s10, 240(gp) /* sig 270 */
-  /* 202: fence */
-  fence iorw, iorw
-  /* 203: branch */
-  bne t4, t4, .L31
-  andi a2, t0, 2047
-  sd a2, 248(gp) /* sig 271 */
-  srlw s9, s3, s5
-  sd s9, 256(gp) /* sig 272 */
-.L31:
-  /* 204: cMem */
-  .option rvc
-  c.swsp a3, 60(sp)
-  .option norvc
-  /* 205: fence */
-  fence.i
-  /* 206: fmem */
-  addi a1, sp, 66
-  flw f29, -14(a1)
-  fsd f29, 264(gp) /* sig 273 */
-  sub a1, a1, sp
-  /* 207: amo */
-  addi t3, sp, 224
-  amoxor.d t0, t2, (t3)
-  sub t3, t3, sp
-  sd t0, 272(gp) /* sig 274 */
-  ld a4, 224(sp)
-  sd a4, 280(gp) /* sig 275 */
-  /* 208: fp */
-  fcvt.lu.d s10, f9, rup
-  sd s10, 288(gp) /* sig 276 */
-  fsflags t6, zero
-  sd t6, 296(gp) /* sig 277 */
-  /* 209: aluI */
-  srliw t4, t6, 8
-  sd t4, 304(gp) /* sig 278 */
-  /* 210: branch */
-  beq s11, a0, .L32
-  addi t0, t1, -118
-  sd t0, 312(gp) /* sig 279 */
-.L32:
-  /* 211: aluI */
-  srliw t1, a6, 1
-  sd t1, 320(gp) /* sig 280 */
-  /* 212: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f8, tp
-  fcvt.wu.d s10, f8, rdn
-  sd s10, 328(gp) /* sig 281 */
-  fsflags a7, zero
-  sd a7, 336(gp) /* sig 282 */
-  /* 213: fp */
-  fmsub.s f22, f1, f1, f15, rup
-  fsd f22, 344(gp) /* sig 283 */
-  fsflags a6, zero
-  sd a6, 352(gp) /* sig 284 */
-  /* 214: aluI */
-  addi t0, a1, -1
-  sd t0, 360(gp) /* sig 285 */
-  /* 215: liSeed */
-  li s5, 0x3f
-  sd s5, 368(gp) /* sig 286 */
-  /* 216: aluI */
-  andi s8, t0, 1
-  sd s8, 376(gp) /* sig 287 */
-  /* 217: mem */
-  sb s8, 94(sp)
-  /* 218: loop */
-  li t5, 0x4
-.L33:
-  srli a2, s7, 1
-  sd a2, 384(gp) /* sig 288 */
-  addi t5, t5, -1
-  bne t5, zero, .L33
-  sd t5, 392(gp) /* sig 289 */
-  /* 219: amo */
-  addi a0, sp, 96
-  amoor.d s4, s4, (a0)
-  sub a0, a0, sp
-  sd s4, 400(gp) /* sig 290 */
-  /* 220: cAlu */
-  .option rvc
-  c.add a5, s5
-  .option norvc
-  sd a5, 408(gp) /* sig 291 */
-  /* 221: far */
-  bge t4, t4, .L34
-.L35:
-  /* 222: loop */
-  li s0, 0x1
-.L36:
-  .option rvc
-  c.add s8, s4
-  .option norvc
-  sd s8, 440(gp) /* sig 295 */
-  sraiw a0, t0, 26
-  sd a0, 448(gp) /* sig 296 */
-  remu a4, a1, s11
-  sd a4, 456(gp) /* sig 297 */
-  .option rvc
-  c.addi s0, -1
-  .option norvc
-  .option rvc
-  c.bnez s0, .L36
-  .option norvc
-  sd s0, 464(gp) /* sig 298 */
-  /* 223: amo */
-  li a4, 0xfffffffff162b00e
-  addi s4, sp, 248
-  amominu.w.aqrl a5, a4, (s4)
-  sub s4, s4, sp
-  sd a5, 472(gp) /* sig 299 */
-  lw s3, 248(sp)
-  sd s3, 480(gp) /* sig 300 */
-  /* 224: branch */
-  li s4, 0x64400000000
-  li s6, 0xfffffffffffffffe
-  blt s4, s6, .L37
-  .option rvc
-  c.srai s1, 29
-  .option norvc
-  sd s1, 488(gp) /* sig 301 */
-  .option rvc
-  c.add t2, t6
-  .option norvc
-  sd t2, 496(gp) /* sig 302 */
-  .option rvc
-  c.or a5, a1
-  .option norvc
-  sd a5, 504(gp) /* sig 303 */
-.L37:
-  /* 225: fence */
-  fence r, w
-  /* 226: fp */
-  fcvt.w.s s0, f3, rtz
-  sd s0, 512(gp) /* sig 304 */
-  fsflags s10, zero
-  sd s10, 520(gp) /* sig 305 */
-  /* 227: fp */
-  fsqrt.d f14, f18, rne
-  fsd f14, 528(gp) /* sig 306 */
-  frflags a4
-  sd a4, 536(gp) /* sig 307 */
-  /* 228: liSeed */
-  li t2, 0x1f
-  sd t2, 544(gp) /* sig 308 */
-  /* 229: fp */
-  li tp, 0xc1e0000000100000
-  fmv.d.x f12, tp
-  fmin.d f30, f12, f16
-  fsd f30, 552(gp) /* sig 309 */
-  fsflags a7, zero
-  sd a7, 560(gp) /* sig 310 */
-  /* 230: loop */
-  li t0, 0x4
-.L38:
-  slli s0, a2, 8
-  sd s0, 568(gp) /* sig 311 */
-  sraiw s7, t4, 27
-  sd s7, 576(gp) /* sig 312 */
-  .option rvc
-  c.addw a0, a5
-  .option norvc
-  sd a0, 584(gp) /* sig 313 */
-  addi t0, t0, -1
-  bne t0, zero, .L38
-  sd t0, 592(gp) /* sig 314 */
-  /* 231: branch */
-  li s4, 0xaaaaaaaaaaaaaaaa
-  li s2, 0xbd2000000000
-  beq s4, s2, .L39
-  divuw t4, s5, s9
-  sd t4, 600(gp) /* sig 315 */
-.L39:
-  /* 232: fp */
-  fmv.x.d t6, f2
-  sd t6, 608(gp) /* sig 316 */
-  fsflags t2, zero
-  sd t2, 616(gp) /* sig 317 */
-  /* 233: fp */
-  li tp, 0xb9c35d87e1d000ff
-  fmv.d.x f6, tp
-  fmax.d f13, f2, f6
-  fsd f13, 624(gp) /* sig 318 */
-  frcsr s1
-  sd s1, 632(gp) /* sig 319 */
-  /* 234: liSeed */
-  li s1, 0x7ee00000000000
-  sd s1, 640(gp) /* sig 320 */
-  /* 235: cMem */
-  addi a4, sp, 48
-  .option rvc
-  c.ld s1, 104(a4)
-  .option norvc
-  sd s1, 648(gp) /* sig 321 */
-  sub a4, a4, sp
-  /* 236: cBranch */
-  li s0, 0xffffffffffffff9d
-  .option rvc
-  c.beqz s0, .L40
-  .option norvc
-  sltiu a7, t4, -73
-  sd a7, 656(gp) /* sig 322 */
-  slt s4, s2, a7
-  sd s4, 664(gp) /* sig 323 */
-  .option rvc
-  c.slli s9, 49
-  .option norvc
-  sd s9, 672(gp) /* sig 324 */
-.L40:
-  /* 237: cAlu */
-  .option rvc
-  c.slli a5, 38
-  .option norvc
-  sd a5, 680(gp) /* sig 325 */
-  /* 238: fp */
-  li t6, 0xfffffffffffff800
-  fmv.w.x f0, t6
-  fsd f0, 688(gp) /* sig 326 */
-  frflags ra
-  sd ra, 696(gp) /* sig 327 */
-  /* 239: jal */
-  jal t3, .L41
-  .option rvc
-  c.srai s0, 36
-  .option norvc
-  sd s0, 704(gp) /* sig 328 */
-  ori s9, a5, 881
-  sd s9, 712(gp) /* sig 329 */
-.L41:
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 720(gp) /* sig 330 */
-  /* 240: aluR */
-  slt s1, ra, s4
-  sd s1, 728(gp) /* sig 331 */
-  /* 241: fp */
-  li s5, 0x38d859d916e4e1f0
-  fcvt.d.l f2, s5, rup
-  fsd f2, 736(gp) /* sig 332 */
-  frcsr ra
-  sd ra, 744(gp) /* sig 333 */
-  /* 242: far */
-  jal s5, .L42
-.L43:
-  /* 243: liSeed */
-  li s11, 0xffffffff
-  sd s11, 776(gp) /* sig 337 */
-  /* 244: far */
-  blt a1, a1, .L44
-.L45:
-  /* 245: fp */
-  fsqrt.d f0, f6
-  fsd f0, 808(gp) /* sig 341 */
-  fsflags t2, zero
-  sd t2, 816(gp) /* sig 342 */
-  /* 246: aluR */
-  li s11, 0x46
-  xor s11, s2, s11
-  sd s11, 824(gp) /* sig 343 */
-  /* 247: fp */
-  li tp, 0x3ffde8f0df3367df
+  sd a1, 1736(gp) /* sig 217 */
+  /* 144: fp */
+  li tp, 0xffffffff80000001
   fmv.d.x f10, tp
-  li tp, 0x80088f1cb3b7f58a
-  fmv.d.x f25, tp
-  fmul.d f2, f10, f25, rdn
-  fsd f2, 832(gp) /* sig 344 */
-  fsflags s7, zero
-  sd s7, 840(gp) /* sig 345 */
-  /* 248: fcsr */
-  li a6, 0x32fe2a85cdb61dcf
-  csrrc a5, fflags, a6
-  sd a5, 848(gp) /* sig 346 */
-  /* 249: mem */
-  lhu s10, 118(sp)
-  sd s10, 856(gp) /* sig 347 */
-  /* 250: fp */
-  fmv.x.d s10, f4
-  sd s10, 864(gp) /* sig 348 */
-  fsflags s0, zero
-  sd s0, 872(gp) /* sig 349 */
-  /* 251: aluI */
-  li s0, 0xf569fe9df65c06e4
-  addi a4, s0, 2047
-  sd a4, 880(gp) /* sig 350 */
-  /* 252: aluR */
-  li s1, 0xffffffffdde2e069
-  mulhu t2, t3, s1
-  sd t2, 888(gp) /* sig 351 */
-  /* 253: cAlu */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f19, tp
+  fsub.s f16, f10, f19, rdn
+  fsd f16, 1744(gp) /* sig 218 */
+  fsflags t4, zero
+  sd t4, 1752(gp) /* sig 219 */
+  /* 145: aluR */
+  remu s10, s0, a0
+  sd s10, 1760(gp) /* sig 220 */
+  /* 146: cBranch */
+  li a3, 0x0
   .option rvc
-  c.add a0, s0
+  c.bnez a3, .L19
   .option norvc
-  sd a0, 896(gp) /* sig 352 */
-  /* 254: fp */
-  li t4, 0x123456789abcdef
-  fcvt.s.lu f26, t4, rdn
-  fsd f26, 904(gp) /* sig 353 */
-  frflags a7
-  sd a7, 912(gp) /* sig 354 */
-  /* 255: jalr */
-  auipc s10, 0
-  addi s10, s10, 134
-  jalr zero, -122(s10)
+  addw ra, t4, s5
+  sd ra, 1768(gp) /* sig 221 */
+  srai s5, a5, 32
+  sd s5, 1776(gp) /* sig 222 */
+  .option rvc
+  c.mv t4, s0
+  .option norvc
+  sd t4, 1784(gp) /* sig 223 */
+.L19:
+  /* 147: aluR */
+  mulw t6, t2, a1
+  sd t6, 1792(gp) /* sig 224 */
+  /* 148: fp */
+  li tp, 0x41efffffffe00000
+  fmv.d.x f15, tp
+  li tp, 0xc190a63aa6d1b2c9
+  fmv.d.x f14, tp
+  fdiv.d f2, f15, f14, rtz
+  fsd f2, 1800(gp) /* sig 225 */
+  fsflags t5, zero
+  sd t5, 1808(gp) /* sig 226 */
+  /* 149: aluR */
+  li s11, 0x3cc14b1118bd76b5
+  srl s4, t4, s11
+  sd s4, 1816(gp) /* sig 227 */
+  /* 150: fp */
+  li tp, 0xffffffff4f7fffff
+  fmv.d.x f8, tp
+  fdiv.s f0, f8, f25, rtz
+  fsd f0, 1824(gp) /* sig 228 */
+  fsflags s10, zero
+  sd s10, 1832(gp) /* sig 229 */
+  /* 151: liSeed */
+  li s6, 0xaaaaaaaaaaaaaaaa
+  sd s6, 1840(gp) /* sig 230 */
+  /* 152: fp */
+  li tp, 0xffffffff4ddeca96
+  fmv.d.x f27, tp
+  li tp, 0xffffffff4c152eb1
+  fmv.d.x f29, tp
+  fsgnjn.s f4, f27, f29
+  fsd f4, 1848(gp) /* sig 231 */
+  li s3, 0x1f
+  csrrc s4, fcsr, s3
+  sd s4, 1856(gp) /* sig 232 */
+  /* 153: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f9, tp
+  fcvt.lu.s s9, f9
+  sd s9, 1864(gp) /* sig 233 */
+  fsflags s8, zero
+  sd s8, 1872(gp) /* sig 234 */
+  /* 154: loop */
+  li s0, 0x2
+.L20:
+  slti t2, a4, 1617
+  sd t2, 1880(gp) /* sig 235 */
+  .option rvc
+  c.subw a4, a1
+  .option norvc
+  sd a4, 1888(gp) /* sig 236 */
+  sll s1, a7, a7
+  sd s1, 1896(gp) /* sig 237 */
+  addi s0, s0, -1
+  blt zero, s0, .L20
+  sd s0, 1904(gp) /* sig 238 */
+  /* 155: fp */
+  li tp, 0x800b1c3b93736378
+  fmv.d.x f1, tp
+  li tp, 0xbff6387726e6c6f0
+  fmv.d.x f13, tp
+  fsqrt.d f0, f1, rtz
+  fsd f0, 1912(gp) /* sig 239 */
+  fsflags s0, zero
+  sd s0, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 156: mem */
+  addi t4, sp, 492
+  sw s3, -312(t4)
+  sub t4, t4, sp
+  ld s6, 176(sp)
+  sd s6, 0(gp) /* sig 241 */
+  /* 157: branch */
+  li t4, 0xeeaee8a4befb89d4
+  li s5, 0xeeaee8a4befb89d4
+  bltu t4, s5, .L21
+  srliw t0, a4, 8
+  sd t0, 8(gp) /* sig 242 */
+  subw s9, s5, a7
+  sd s9, 16(gp) /* sig 243 */
+.L21:
+  /* 158: fp */
+  li tp, 0xffffffff00252786
+  fmv.d.x f31, tp
+  fmul.s f7, f31, f31, rmm
+  fsd f7, 24(gp) /* sig 244 */
+  fsflags s5, zero
+  sd s5, 32(gp) /* sig 245 */
+  /* 159: aluR */
+  li s7, 0x8000000000000001
+  sltu a5, s7, s8
+  sd a5, 40(gp) /* sig 246 */
+  /* 160: rand */
+  .2byte 0x9cf6 /* random */
+  sd s9, 48(gp) /* sig 247 */
+  .2byte 0x60f9 /* random */
+  sd ra, 56(gp) /* sig 248 */
+  /* 161: cSp */
+  .option rvc
+  c.addi4spn s1, sp, 488
+  .option norvc
+  sub s1, s1, sp
+  sd s1, 64(gp) /* sig 249 */
+  /* 162: aluR */
+  or zero, a4, a4
+  sd zero, 72(gp) /* sig 250 */
+  /* 163: aluR */
+  sllw zero, t6, s6
+  sd zero, 80(gp) /* sig 251 */
+  /* 164: fp */
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f26, tp
+  fcvt.lu.d t3, f26, dyn
+  sd t3, 88(gp) /* sig 252 */
+  frflags s4
+  sd s4, 96(gp) /* sig 253 */
+  /* 165: far */
+  bge a7, a1, .L22
+.L23:
+  /* 166: aluR */
+  li a1, 0x80000000
+  li s6, 0xffffffff
+  divuw t6, a1, s6
+  sd t6, 128(gp) /* sig 257 */
+  /* 167: cJump */
+  auipc t4, 0
+  addi t4, t4, 16
+  .option rvc
+  c.jalr t4
+  .option norvc
+  .option rvc
+  c.subw s0, a1
+  .option norvc
+  sd s0, 136(gp) /* sig 258 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t4, t4, tp
+  sd ra, 144(gp) /* sig 259 */
+  sd t4, 152(gp) /* sig 260 */
+  /* 168: fp */
+  fsub.d f5, f26, f20, rtz
+  fsd f5, 160(gp) /* sig 261 */
+  fsflags s5, zero
+  sd s5, 168(gp) /* sig 262 */
+  /* 169: cSp */
+  .option rvc
+  c.addi16sp sp, -272
+  .option norvc
+  ld zero, 352(sp)
+  sd zero, 176(gp) /* sig 263 */
+  .option rvc
+  c.addi16sp sp, 272
+  .option norvc
+  /* 170: amo */
+  addi a2, sp, 120
+  amomax.w.aqrl s6, a3, (a2)
+  sub a2, a2, sp
+  sd s6, 184(gp) /* sig 264 */
+  lw s4, 120(sp)
+  sd s4, 192(gp) /* sig 265 */
+  /* 171: aluI */
+  srli a6, s2, 27
+  sd a6, 200(gp) /* sig 266 */
+  /* 172: cMem */
+  .option rvc
+  c.fldsp f31, 240(sp)
+  .option norvc
+  fsd f31, 208(gp) /* sig 267 */
+  /* 173: fcsr */
+  li t5, 0x72
+  csrrw zero, fflags, t5
+  sd zero, 216(gp) /* sig 268 */
+  /* 174: cAlu */
+  .option rvc
+  c.add s10, t4
+  .option norvc
+  sd s10, 224(gp) /* sig 269 */
+  /* 175: cAlu */
+  .option rvc
+  c.add a4, s4
+  .option norvc
+  sd a4, 232(gp) /* sig 270 */
+  /* 176: cMem */
+  .option rvc
+  c.lwsp t0, 68(sp)
+  .option norvc
+  sd t0, 240(gp) /* sig 271 */
+  /* 177: fp */
+  fcvt.s.d f18, f12, dyn
+  fsd f18, 248(gp) /* sig 272 */
+  li t1, 0x1f
+  csrrc s1, fcsr, t1
+  sd s1, 256(gp) /* sig 273 */
+  /* 178: cAlu */
+  .option rvc
+  c.srli a5, 58
+  .option norvc
+  sd a5, 264(gp) /* sig 274 */
+  /* 179: aluI */
+  xori a5, t5, 1609
+  sd a5, 272(gp) /* sig 275 */
+  /* 180: jal */
+  jal t1, .L24
+  ori s10, s7, 2047
+  sd s10, 280(gp) /* sig 276 */
+.L24:
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 288(gp) /* sig 277 */
+  /* 181: mem */
+  addi s2, sp, -41
+  lb t2, 62(s2)
+  sd t2, 296(gp) /* sig 278 */
+  sub s2, s2, sp
+  /* 182: cAlu */
+  .option rvc
+  c.or s0, a0
+  .option norvc
+  sd s0, 304(gp) /* sig 279 */
+  /* 183: branch */
+  li t4, 0xffff
+  li s2, 0x2f50000000
+  bne t4, s2, .L25
+  addi s11, zero, 0
+  sd s11, 312(gp) /* sig 280 */
+.L25:
+  /* 184: amo */
+  addi s2, sp, 56
+  amoor.d.rl t0, s6, (s2)
+  sub s2, s2, sp
+  sd t0, 320(gp) /* sig 281 */
+  /* 185: mem */
+  lhu s9, 22(sp)
+  sd s9, 328(gp) /* sig 282 */
+  /* 186: luiAuipc */
+  auipc s10, 0x0
   auipc tp, 0
   sub s10, s10, tp
-  sd zero, 920(gp) /* sig 355 */
-  sd s10, 928(gp) /* sig 356 */
-  /* 256: branch */
-  blt s7, s7, .L46
-  mulh s2, a0, t1
-  sd s2, 936(gp) /* sig 357 */
-.L46:
-  /* 257: smc */
-  /* patches in addi s3, s3, 1816 (then imm + 1, ...) */
-  li s0, 0x71898993
-  li s9, 0x2
-.L47:
-  auipc t0, 0
-  sw s0, 12(t0)
+  sd s10, 336(gp) /* sig 283 */
+  /* 187: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f29, tp
+  fcvt.w.s s3, f29, rtz
+  sd s3, 344(gp) /* sig 284 */
+  fsflags a5, zero
+  sd a5, 352(gp) /* sig 285 */
+  /* 188: fp */
+  fsqrt.d f13, f5, rdn
+  fsd f13, 360(gp) /* sig 286 */
+  fsflags s9, zero
+  sd s9, 368(gp) /* sig 287 */
+  /* 189: cAlu */
+  .option rvc
+  c.lui s5, 0xffff8
+  .option norvc
+  sd s5, 376(gp) /* sig 288 */
+  /* 190: aluI */
+  addi a3, s3, -2048
+  sd a3, 384(gp) /* sig 289 */
+  /* 191: jal */
+  jal s4, .L26
+  sub s5, t6, zero
+  sd s5, 392(gp) /* sig 290 */
+  srai s11, a3, 52
+  sd s11, 400(gp) /* sig 291 */
+.L26:
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 408(gp) /* sig 292 */
+  /* 192: cMem */
+  .option rvc
+  c.fldsp f23, 248(sp)
+  .option norvc
+  fsd f23, 416(gp) /* sig 293 */
+  /* 193: cBranch */
+  li s1, 0x0
+  .option rvc
+  c.bnez s1, .L27
+  .option norvc
+  div a2, a5, zero
+  sd a2, 424(gp) /* sig 294 */
+  xori s5, s3, 189
+  sd s5, 432(gp) /* sig 295 */
+.L27:
+  /* 194: aluI */
+  addi a3, a0, 1588
+  sd a3, 440(gp) /* sig 296 */
+  /* 195: liSeed */
+  li t4, 0x47858155
+  sd t4, 448(gp) /* sig 297 */
+  /* 196: mem */
+  addi s5, sp, -262
+  lw t4, 338(s5)
+  sd t4, 456(gp) /* sig 298 */
+  sub s5, s5, sp
+  /* 197: cAlu */
+  .option rvc
+  c.lui s5, 0x1b
+  .option norvc
+  sd s5, 464(gp) /* sig 299 */
+  /* 198: far */
+  bltu s5, a2, .L28
+.L29:
+  /* 199: luiAuipc */
+  lui t2, 0x7dd76
+  sd t2, 496(gp) /* sig 303 */
+  j .L30
+.L22:
+  slt a7, a7, a1
+  sd a7, 104(gp) /* sig 254 */
+  slti a4, s9, -851
+  sd a4, 112(gp) /* sig 255 */
+  slt s6, s10, a7
+  sd s6, 120(gp) /* sig 256 */
+  beq zero, zero, .L23
+.L28:
+  .option rvc
+  c.add a6, s1
+  .option norvc
+  sd a6, 472(gp) /* sig 300 */
+  .option rvc
+  c.add s1, t4
+  .option norvc
+  sd s1, 480(gp) /* sig 301 */
+  divw s11, a1, t2
+  sd s11, 488(gp) /* sig 302 */
+  j .L29
+.L30:
+  /* 200: cMem */
+  addi a1, sp, 12
+  .option rvc
+  c.lw s1, 36(a1)
+  .option norvc
+  sd s1, 504(gp) /* sig 304 */
+  sub a1, a1, sp
+  /* 201: aluR */
+  mulw s7, s1, s7
+  sd s7, 512(gp) /* sig 305 */
+  /* 202: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f14, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f15, tp
+  fsgnj.d f8, f14, f15
+  fsd f8, 520(gp) /* sig 306 */
+  frflags t5
+  sd t5, 528(gp) /* sig 307 */
+  /* 203: fp */
+  li tp, 0x80289a1e8f054d51
+  fmv.d.x f23, tp
+  li tp, 0xc1e0000000200000
+  fmv.d.x f8, tp
+  fadd.d f10, f23, f8, dyn
+  fsd f10, 536(gp) /* sig 308 */
+  fsflags a2, zero
+  sd a2, 544(gp) /* sig 309 */
+  /* 204: rand */
+  .2byte 0x4f06 /* random */
+  sd t5, 552(gp) /* sig 310 */
+  .2byte 0x6f22 /* random */
+  sd t5, 560(gp) /* sig 311 */
+  /* 205: jalr */
+  auipc a1, 0
+  jalr zero, 16(a1)
+  div s4, s9, s1
+  sd s4, 568(gp) /* sig 312 */
+  auipc tp, 0
+  sub a1, a1, tp
+  sd zero, 576(gp) /* sig 313 */
+  sd a1, 584(gp) /* sig 314 */
+  /* 206: fence */
+  nop
+  /* 207: cBranch */
+  li a0, 0x0
+  .option rvc
+  c.beqz a0, .L31
+  .option norvc
+  mulhu a0, s3, a5
+  sd a0, 592(gp) /* sig 315 */
+.L31:
+  /* 208: cAlu */
+  .option rvc
+  c.li s3, 31
+  .option norvc
+  sd s3, 600(gp) /* sig 316 */
+  /* 209: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f26, tp
+  fmin.s f30, f26, f20
+  fsd f30, 608(gp) /* sig 317 */
+  fsflags s4, zero
+  sd s4, 616(gp) /* sig 318 */
+  /* 210: aluR */
+  li s2, 0x6f09873cb24c98c4
+  slt s3, s2, s10
+  sd s3, 624(gp) /* sig 319 */
+  /* 211: mem */
+  addi t1, sp, 314
+  lwu t0, -186(t1)
+  sd t0, 632(gp) /* sig 320 */
+  sub t1, t1, sp
+  /* 212: jal */
+  jal zero, .L32
+.L32:
+  sd zero, 640(gp) /* sig 321 */
+  /* 213: rand */
+  .4byte 0xa1a08dd3 /* random */
+  sd s11, 648(gp) /* sig 322 */
+  fsd f27, 656(gp) /* sig 323 */
+  csrrci a3, fflags, 0x1f
+  sd a3, 664(gp) /* sig 324 */
+  .2byte 0x5c36 /* random */
+  sd s8, 672(gp) /* sig 325 */
+  .2byte 0x66ba /* random */
+  sd a3, 680(gp) /* sig 326 */
+  /* 214: branch */
+  bge s11, t6, .L33
+  sraiw s2, a4, 16
+  sd s2, 688(gp) /* sig 327 */
+.L33:
+  /* 215: cSp */
+  .option rvc
+  c.addi16sp sp, -416
+  .option norvc
+  ld a7, 616(sp)
+  sd a7, 696(gp) /* sig 328 */
+  .option rvc
+  c.addi16sp sp, 416
+  .option norvc
+  /* 216: fence */
+  fence
+  /* 217: lrsc */
+  addi t1, sp, 216
+  lr.d.aqrl a6, (t1)
+  sraw t6, s6, s2
+  srlw s0, s11, t3
+  sc.d a0, t4, (t1)
+  sd a6, 704(gp) /* sig 329 */
+  sd a0, 712(gp) /* sig 330 */
+  sub t1, t1, sp
+  ld a0, 216(sp)
+  sd a0, 720(gp) /* sig 331 */
+  /* 218: fp */
+  li tp, 0xfff0000000000001
+  fmv.d.x f30, tp
+  fadd.d f23, f18, f30, rne
+  fsd f23, 728(gp) /* sig 332 */
+  fsflags t2, zero
+  sd t2, 736(gp) /* sig 333 */
+  /* 219: fp */
+  li tp, 0xffffffff00424ecd
+  fmv.d.x f4, tp
+  li tp, 0xffffffff49849d9a
+  fmv.d.x f13, tp
+  fdiv.s f2, f4, f13
+  fsd f2, 744(gp) /* sig 334 */
+  frflags s7
+  sd s7, 752(gp) /* sig 335 */
+  /* 220: aluI */
+  sltiu s6, a6, -1518
+  sd s6, 760(gp) /* sig 336 */
+  /* 221: fp */
+  li tp, 0xbff30eb9ecf7ac00
+  fmv.d.x f27, tp
+  li tp, 0x7feaddb40e67ff5a
+  fmv.d.x f31, tp
+  fmul.d f22, f27, f31, rdn
+  fsd f22, 768(gp) /* sig 337 */
+  fsflags a4, zero
+  sd a4, 776(gp) /* sig 338 */
+  /* 222: liSeed */
+  li t3, 0x40
+  sd t3, 784(gp) /* sig 339 */
+  /* 223: rand */
+  .4byte 0xe2c08dd3 /* random */
+  sd s11, 792(gp) /* sig 340 */
+  fsd f27, 800(gp) /* sig 341 */
+  csrrci s11, fflags, 0x1f
+  sd s11, 808(gp) /* sig 342 */
+  .4byte 0xb8a9169b /* random */
+  sd a3, 816(gp) /* sig 343 */
+  /* 224: far */
+  bltu t2, t2, .L34
+.L35:
+  /* 225: cAlu */
+  .option rvc
+  c.addi t3, 9
+  .option norvc
+  sd t3, 840(gp) /* sig 346 */
+  /* 226: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f27, tp
+  fcvt.l.s s4, f27, rne
+  sd s4, 848(gp) /* sig 347 */
+  fsflags s11, zero
+  sd s11, 856(gp) /* sig 348 */
+  /* 227: aluI */
+  li a5, 0x23fec7ea9eb2cecc
+  addi t4, a5, 1
+  sd t4, 864(gp) /* sig 349 */
+  /* 228: branch */
+  bge a7, s4, .L36
+  .option rvc
+  c.mv s4, a3
+  .option norvc
+  sd s4, 872(gp) /* sig 350 */
+  slliw ra, t5, 12
+  sd ra, 880(gp) /* sig 351 */
+.L36:
+  /* 229: rand */
+  .2byte 0x8c42 /* random */
+  sd s8, 888(gp) /* sig 352 */
+  .4byte 0xd987cabb /* random */
+  sd s5, 896(gp) /* sig 353 */
+  /* 230: aluR */
+  mul a2, a4, t1
+  sd a2, 904(gp) /* sig 354 */
+  /* 231: aluR */
+  slt s1, ra, s4
+  sd s1, 912(gp) /* sig 355 */
+  /* 232: fp */
+  li t0, 0x2
+  fcvt.d.l f2, t0, rup
+  fsd f2, 920(gp) /* sig 356 */
+  frcsr ra
+  sd ra, 928(gp) /* sig 357 */
+  /* 233: mem */
+  ld s6, 152(sp)
+  sd s6, 936(gp) /* sig 358 */
+  /* 234: smc */
+  /* patches in andi a6, a5, 1263 (then imm + 1, ...) */
+  li t5, 0x4ef7f813
+  li t6, 0x1
+.L37:
+  auipc s0, 0
+  sw t5, 12(s0)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s0, s0, tp
-  addi s9, s9, -1
-  bne s9, zero, .L47
+  add t5, t5, tp
+  addi t6, t6, -1
+  bne t6, zero, .L37
   auipc tp, 0
-  sub t0, t0, tp
-  sd s3, 944(gp) /* sig 358 */
-  sd t0, 952(gp) /* sig 359 */
-  /* 258: branch */
-  beq s11, ra, .L48
+  sub s0, s0, tp
+  sd a6, 944(gp) /* sig 359 */
+  sd s0, 952(gp) /* sig 360 */
+  /* 235: branch */
+  bltu s0, a5, .L38
+  srli a5, a1, 1
+  sd a5, 960(gp) /* sig 361 */
   .option rvc
-  c.slli a3, 61
+  c.and a5, a5
   .option norvc
-  sd a3, 960(gp) /* sig 360 */
-  divuw a1, a7, s11
-  sd a1, 968(gp) /* sig 361 */
+  sd a5, 968(gp) /* sig 362 */
+.L38:
+  /* 236: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f1, tp
+  fsgnjx.d f4, f2, f1
+  fsd f4, 976(gp) /* sig 363 */
+  frflags a3
+  sd a3, 984(gp) /* sig 364 */
+  /* 237: mem */
+  lh zero, 106(sp)
+  sd zero, 992(gp) /* sig 365 */
+  /* 238: aluI */
+  addi t2, s0, 1
+  sd t2, 1000(gp) /* sig 366 */
+  /* 239: cMem */
   .option rvc
-  c.add a7, a2
+  c.fldsp f16, 208(sp)
   .option norvc
-  sd a7, 976(gp) /* sig 362 */
-.L48:
-  /* 259: branch */
-  beq a7, a7, .L49
-  remw s7, s10, s0
-  sd s7, 984(gp) /* sig 363 */
-  srai a5, s1, 35
-  sd a5, 992(gp) /* sig 364 */
+  fsd f16, 1008(gp) /* sig 367 */
+  /* 240: aluR */
+  div a3, s11, t0
+  sd a3, 1016(gp) /* sig 368 */
+  /* 241: fp */
+  fadd.s f24, f2, f15, rmm
+  fsd f24, 1024(gp) /* sig 369 */
+  fsflags s3, zero
+  sd s3, 1032(gp) /* sig 370 */
+  /* 242: aluR */
+  divuw s10, a4, s0
+  sd s10, 1040(gp) /* sig 371 */
+  /* 243: smc */
+  /* patches in andi s10, a5, -2026 (then imm + 1, ...) */
+  li s3, 0x8167fd13
+  li a7, 0x3
+.L39:
+  auipc a6, 0
+  sw s3, 12(a6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s3, s3, tp
+  addi a7, a7, -1
+  bne a7, zero, .L39
+  auipc tp, 0
+  sub a6, a6, tp
+  sd s10, 1048(gp) /* sig 372 */
+  sd a6, 1056(gp) /* sig 373 */
+  /* 244: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f10, tp
+  fcvt.d.s f8, f10
+  fsd f8, 1064(gp) /* sig 374 */
+  fsflags ra, zero
+  sd ra, 1072(gp) /* sig 375 */
+  /* 245: branch */
+  beq a4, a6, .L40
+  andi s6, s6, -1715
+  sd s6, 1080(gp) /* sig 376 */
+  sllw s5, s8, s3
+  sd s5, 1088(gp) /* sig 377 */
   .option rvc
-  c.subw s1, s1
+  c.addiw s0, 13
   .option norvc
-  sd s1, 1000(gp) /* sig 365 */
-.L49:
-  j .L50
-.L34:
-  slti a6, t2, 1236
-  sd a6, 416(gp) /* sig 292 */
-  mul a6, a4, s7
-  sd a6, 424(gp) /* sig 293 */
-  addi t2, s6, -1723
-  sd t2, 432(gp) /* sig 294 */
-  bge zero, zero, .L35
+  sd s0, 1096(gp) /* sig 378 */
+.L40:
+  /* 246: rand */
+  .4byte 0x776f2a53 /* random */
+  sd s4, 1104(gp) /* sig 379 */
+  fsd f20, 1112(gp) /* sig 380 */
+  fsflags a5, zero
+  sd a5, 1120(gp) /* sig 381 */
+  .4byte 0xd013e5b7 /* random */
+  sd a1, 1128(gp) /* sig 382 */
+  .4byte 0x381c0dd3 /* random */
+  sd s11, 1136(gp) /* sig 383 */
+  fsd f27, 1144(gp) /* sig 384 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 1152(gp) /* sig 385 */
+  /* 247: aluR */
+  li s4, 0x69a25fe9
+  li a0, 0x20
+  or t1, s4, a0
+  sd t1, 1160(gp) /* sig 386 */
+  /* 248: cSp */
+  .option rvc
+  c.addi16sp sp, -368
+  .option norvc
+  ld s0, 480(sp)
+  sd s0, 1168(gp) /* sig 387 */
+  .option rvc
+  c.addi16sp sp, 368
+  .option norvc
+  /* 249: aluI */
+  srai zero, s5, 19
+  sd zero, 1176(gp) /* sig 388 */
+  /* 250: jalr */
+  auipc t5, 0
+  jalr a4, 8(t5)
+  auipc tp, 0
+  sub a4, a4, tp
+  sub t5, t5, tp
+  sd a4, 1184(gp) /* sig 389 */
+  sd t5, 1192(gp) /* sig 390 */
+  /* 251: fcsr */
+  csrrwi t6, fcsr, 8
+  sd t6, 1200(gp) /* sig 391 */
+  /* 252: aluR */
+  li s0, 0xfffffff
+  addw s1, a6, s0
+  sd s1, 1208(gp) /* sig 392 */
+  /* 253: jal */
+  jal a7, .L41
+  mulh s7, s9, s3
+  sd s7, 1216(gp) /* sig 393 */
+.L41:
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a7, 1224(gp) /* sig 394 */
+  /* 254: aluI */
+  xori s1, s1, -1743
+  sd s1, 1232(gp) /* sig 395 */
+  /* 255: fp */
+  li tp, 0x1
+  fmv.d.x f4, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f18, tp
+  fadd.d f18, f4, f18, dyn
+  fsd f18, 1240(gp) /* sig 396 */
+  frcsr s4
+  sd s4, 1248(gp) /* sig 397 */
+  /* 256: fp */
+  li tp, 0x14f0afb110b81b
+  fmv.d.x f15, tp
+  fnmsub.d f10, f22, f21, f15, rne
+  fsd f10, 1256(gp) /* sig 398 */
+  fsflags t0, zero
+  sd t0, 1264(gp) /* sig 399 */
+  /* 257: branch */
+  blt s10, s10, .L42
+  .option rvc
+  c.srli a3, 16
+  .option norvc
+  sd a3, 1272(gp) /* sig 400 */
+  mul zero, t3, zero
+  sd zero, 1280(gp) /* sig 401 */
 .L42:
-  auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 752(gp) /* sig 334 */
-  sraiw s0, s3, 14
-  sd s0, 760(gp) /* sig 335 */
+  /* 258: branch */
+  bge s0, s0, .L43
+  remu zero, a5, s6
+  sd zero, 1288(gp) /* sig 402 */
   .option rvc
-  c.srli a4, 51
+  c.addw a2, a1
   .option norvc
-  sd a4, 768(gp) /* sig 336 */
-  beq zero, zero, .L43
+  sd a2, 1296(gp) /* sig 403 */
+.L43:
+  /* 259: cAlu */
+  .option rvc
+  c.li a1, -30
+  .option norvc
+  sd a1, 1304(gp) /* sig 404 */
+  j .L44
+.L34:
+  xori s10, t3, -2048
+  sd s10, 824(gp) /* sig 344 */
+  .option rvc
+  c.add s1, s8
+  .option norvc
+  sd s1, 832(gp) /* sig 345 */
+  beq zero, zero, .L35
 .L44:
-  sllw t3, s5, s2
-  sd t3, 784(gp) /* sig 338 */
-  addi t4, a6, -1828
-  sd t4, 792(gp) /* sig 339 */
-  remw a3, s1, s4
-  sd a3, 800(gp) /* sig 340 */
-  beq zero, zero, .L45
-.L50:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xffffffff4affffff
-  .dword 0xffffffff00800000
-  .dword 0xffffffffbfc00000
-  .dword 0x12
-  .dword 0x3fd5555555555555
-  .dword 0xffffffff4c250aba
-  .dword 0xffffffffb45b33dc
-  .dword 0xffffffff04d78d41
-  .dword 0x7e37e43c8800759c
-  .dword 0x80000000
-  .dword 0xffffffff81338f08
-  .dword 0x3eb271c8547f12c8
-  .dword 0xad56ec6051b04f2
-  .dword 0x3feda333ba4366a9
-  .dword 0x386b0554cb1b6113
-  .dword 0x67d26fa0a528c760
-  .dword 0xffffffff4affffff
-  .dword 0xffffffff654592f0
-  .dword 0x0
   .dword 0x8000
   .dword 0x5c428aef17570174
   .dword 0x8000000000000001
@@ -1668,8 +1738,27 @@ difftest_buf:
   .dword 0x3810000000000000
   .dword 0xffffffffffffffdd
   .dword 0xffffffff440895e3
+  .dword 0x9a6c24cf4d9cfdfe
+  .dword 0x4b4c53916ae491a2
+  .dword 0xc5b6a321814bbb1
+  .dword 0xffffffffc6584351
+  .dword 0x455dc047f6012e68
+  .dword 0x7ff
+  .dword 0xa844d89b3c007759
+  .dword 0xf666e0e81a8677ff
+  .dword 0x80
+  .dword 0x3773c77b901d94f9
+  .dword 0xffffffffffc00000
+  .dword 0xffffffffbf000000
+  .dword 0xffffffff2499fe9e
+  .dword 0xffffffff3fc00000
+  .dword 0xffffffffc62a1665
+  .dword 0xffffffff4b800001
+  .dword 0xffffffffb21eb9f7
+  .dword 0x5c0ca6f35eecbbdb
+  .dword 0xffffffff3f7fffff
 difftest_sig:
-  .rept 366
+  .rept 405
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

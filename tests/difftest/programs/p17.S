@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xe88
+  li ra, 0x0
   li t0, 0xffffffffc7e2fd68
   li t1, 0x800000000000001
   li t2, 0x5555555555555555
@@ -97,1628 +97,1643 @@
   li tp, 0x11169967e5d9eb68
   fmv.d.x f31, tp
   csrwi frm, 0
-  /* 0: loop */
-  li t6, 0x3
+  /* 0: jal */
+  jal s8, .L0
+  ori s10, s4, -2048
+  sd s10, 0(gp) /* sig 0 */
 .L0:
-  ori s9, s3, -2048
-  sd s9, 0(gp) /* sig 0 */
-  divuw s4, a0, a5
-  sd s4, 8(gp) /* sig 1 */
-  addi t6, t6, -1
-  bltu zero, t6, .L0
-  sd t6, 16(gp) /* sig 2 */
-  /* 1: fp */
-  fmin.d f29, f25, f17
-  fsd f29, 24(gp) /* sig 3 */
-  frcsr s3
-  sd s3, 32(gp) /* sig 4 */
-  /* 2: fp */
-  li tp, 0xffffffff72bbed13
-  fmv.d.x f24, tp
-  li tp, 0xffffffffc687ec58
-  fmv.d.x f15, tp
-  fnmsub.s f12, f24, f15, f7
-  fsd f12, 40(gp) /* sig 5 */
-  fsflags s4, zero
-  sd s4, 48(gp) /* sig 6 */
-  /* 3: aluR */
-  sra t1, s8, s10
-  sd t1, 56(gp) /* sig 7 */
-  /* 4: fp */
-  fsqrt.s f23, f19, rdn
-  fsd f23, 64(gp) /* sig 8 */
-  fsflags s3, zero
-  sd s3, 72(gp) /* sig 9 */
-  /* 5: cAlu */
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 8(gp) /* sig 1 */
+  /* 1: cBranch */
   .option rvc
-  c.addiw t1, -22
+  c.bnez a5, .L1
   .option norvc
-  sd t1, 80(gp) /* sig 10 */
-  /* 6: fp */
-  li tp, 0xc02a9c17879a8f1d
-  fmv.d.x f6, tp
-  fcvt.lu.d a0, f6, rdn
-  sd a0, 88(gp) /* sig 11 */
-  fsflags t0, zero
-  sd t0, 96(gp) /* sig 12 */
-  /* 7: cAlu */
   .option rvc
-  c.mv s10, a6
+  c.addw a3, s0
   .option norvc
-  sd s10, 104(gp) /* sig 13 */
-  /* 8: mem */
-  lb a0, 9(sp)
-  sd a0, 112(gp) /* sig 14 */
-  /* 9: liSeed */
-  li t5, 0x1b2000
-  sd t5, 120(gp) /* sig 15 */
-  /* 10: aluR */
-  li t4, 0x8000000000000001
-  and a6, t4, a2
-  sd a6, 128(gp) /* sig 16 */
-  /* 11: fmem */
-  fld f25, 144(sp)
-  fsd f25, 136(gp) /* sig 17 */
-  /* 12: fp */
-  li tp, 0x3ff8000000000000
-  fmv.d.x f14, tp
-  li tp, 0x7ff8000000000000
-  fmv.d.x f15, tp
-  fmsub.d f21, f14, f1, f15, rtz
-  fsd f21, 144(gp) /* sig 18 */
-  fsflags s5, zero
-  sd s5, 152(gp) /* sig 19 */
-  /* 13: aluR */
-  li t5, 0xffffffffffffffff
-  divu a3, zero, t5
-  sd a3, 160(gp) /* sig 20 */
-  /* 14: fmem */
-  addi s7, sp, 413
-  fsd f13, -245(s7)
-  sub s7, s7, sp
-  /* 15: liSeed */
-  li t2, 0x0
-  sd t2, 168(gp) /* sig 21 */
-  /* 16: branch */
-  li a2, 0xffffffffffffffff
-  li s6, 0xffffffffffffffff
-  beq a2, s6, .L1
-  remu s4, a6, s11
-  sd s4, 176(gp) /* sig 22 */
-  addi t0, a4, -277
-  sd t0, 184(gp) /* sig 23 */
-  srai s1, s3, 62
-  sd s1, 192(gp) /* sig 24 */
+  sd a3, 16(gp) /* sig 2 */
+  .option rvc
+  c.srli s1, 51
+  .option norvc
+  sd s1, 24(gp) /* sig 3 */
 .L1:
-  /* 17: fp */
-  fcvt.s.d f15, f18, rne
-  fsd f15, 200(gp) /* sig 25 */
-  fsflags s5, zero
-  sd s5, 208(gp) /* sig 26 */
-  /* 18: branch */
-  li s4, 0x2d11f698
-  bgeu s4, zero, .L2
+  /* 2: fp */
+  li tp, 0x3f39a63ba64b1361
+  fmv.d.x f12, tp
+  flt.s t5, f12, f30
+  sd t5, 32(gp) /* sig 4 */
+  frcsr a0
+  sd a0, 40(gp) /* sig 5 */
+  /* 3: aluR */
+  li s2, 0xffffffff80000000
+  li a1, 0xffffffff
+  divu s8, s2, a1
+  sd s8, 48(gp) /* sig 6 */
+  /* 4: fp */
+  li tp, 0x800943008ad4b785
+  fmv.d.x f16, tp
+  li tp, 0xbeb2860115a96f0a
+  fmv.d.x f17, tp
+  fsqrt.d f19, f16, rtz
+  fsd f19, 56(gp) /* sig 7 */
+  fsflags t4, zero
+  sd t4, 64(gp) /* sig 8 */
+  /* 5: lrsc */
+  addi t5, sp, 136
+  lr.d.aqrl s2, (t5)
+  xor s1, ra, ra
+  sll ra, t4, s7
+  sc.d.aq a2, a5, (t5)
+  sd s2, 72(gp) /* sig 9 */
+  sd a2, 80(gp) /* sig 10 */
+  sc.d.aqrl a2, zero, (t5)
+  sd a2, 88(gp) /* sig 11 */
+  sub t5, t5, sp
+  ld a2, 136(sp)
+  sd a2, 96(gp) /* sig 12 */
+  /* 6: fmem */
+  fld f9, 48(sp)
+  fsd f9, 104(gp) /* sig 13 */
+  /* 7: aluR */
+  sltu s1, s9, ra
+  sd s1, 112(gp) /* sig 14 */
+  /* 8: fmem */
+  fsd f4, 40(sp)
+  /* 9: branch */
+  bne t5, t5, .L2
   .option rvc
-  c.addi a6, 17
+  c.li a1, 28
   .option norvc
-  sd a6, 216(gp) /* sig 27 */
+  sd a1, 120(gp) /* sig 15 */
 .L2:
-  /* 19: loop */
-  li ra, 0x2
+  /* 10: aluR */
+  li t0, 0xff
+  and t2, s3, t0
+  sd t2, 128(gp) /* sig 16 */
+  /* 11: fmem */
+  flw f18, 200(sp)
+  fsd f18, 136(gp) /* sig 17 */
+  /* 12: cAlu */
+  .option rvc
+  c.lui ra, 0x7
+  .option norvc
+  sd ra, 144(gp) /* sig 18 */
+  /* 13: aluI */
+  ori s6, a2, 1365
+  sd s6, 152(gp) /* sig 19 */
+  /* 14: loop */
+  li s1, 0x4
 .L3:
   .option rvc
-  c.lui a0, 0xfffe7
+  c.add a6, s9
   .option norvc
-  sd a0, 224(gp) /* sig 28 */
-  xor a0, s9, t5
-  sd a0, 232(gp) /* sig 29 */
-  addi ra, ra, -1
-  blt zero, ra, .L3
-  sd ra, 240(gp) /* sig 30 */
-  /* 20: fp */
-  fsgnjx.d f18, f21, f16
-  fsd f18, 248(gp) /* sig 31 */
-  fsflags s3, zero
-  sd s3, 256(gp) /* sig 32 */
+  sd a6, 160(gp) /* sig 20 */
+  addi s1, s1, -1
+  bltu zero, s1, .L3
+  sd s1, 168(gp) /* sig 21 */
+  /* 15: cAlu */
+  .option rvc
+  c.or a5, a2
+  .option norvc
+  sd a5, 176(gp) /* sig 22 */
+  /* 16: aluR */
+  li a6, 0xfffffffffffffff4
+  srlw s8, a6, t5
+  sd s8, 184(gp) /* sig 23 */
+  /* 17: fence */
+  fence iorw, iorw
+  /* 18: cMem */
+  addi s0, sp, 8
+  .option rvc
+  c.fld f9, 16(s0)
+  .option norvc
+  fsd f9, 192(gp) /* sig 24 */
+  sub s0, s0, sp
+  /* 19: fp */
+  fmul.s f18, f5, f17
+  fsd f18, 200(gp) /* sig 25 */
+  csrrci a2, fflags, 0x1f
+  sd a2, 208(gp) /* sig 26 */
+  /* 20: branch */
+  li a2, 0x2a
+  blt a2, zero, .L4
+  sll t2, t2, t4
+  sd t2, 216(gp) /* sig 27 */
+  mul s7, t2, a7
+  sd s7, 224(gp) /* sig 28 */
+.L4:
   /* 21: cAlu */
   .option rvc
-  c.add s4, s1
+  c.andi a2, 4
   .option norvc
-  sd s4, 264(gp) /* sig 33 */
+  sd a2, 232(gp) /* sig 29 */
   /* 22: fmem */
-  addi s2, sp, 315
-  fsd f25, -67(s2)
-  sub s2, s2, sp
-  /* 23: cSp */
+  flw f5, 147(sp)
+  fsd f5, 240(gp) /* sig 30 */
+  /* 23: fmem */
+  addi t4, sp, 231
+  li tp, 0xffffffff12dd02a2
+  fmv.d.x f17, tp
+  fsw f17, -7(t4)
+  sub t4, t4, sp
+  /* 24: cBranch */
   .option rvc
-  c.addi16sp sp, 432
+  c.bnez a3, .L5
   .option norvc
-  ld s7, -280(sp)
-  sd s7, 272(gp) /* sig 34 */
-  .option rvc
-  c.addi16sp sp, -432
-  .option norvc
-  /* 24: cMem */
-  addi a1, sp, 24
-  .option rvc
-  c.ld s0, 144(a1)
-  .option norvc
-  sd s0, 280(gp) /* sig 35 */
-  sub a1, a1, sp
-  /* 25: branch */
-  bltu s0, s3, .L4
-  .option rvc
-  c.sub a4, a5
-  .option norvc
-  sd a4, 288(gp) /* sig 36 */
-.L4:
+  mulhu s1, a7, s1
+  sd s1, 248(gp) /* sig 31 */
+  sll s9, s2, t3
+  sd s9, 256(gp) /* sig 32 */
+.L5:
+  /* 25: aluI */
+  addiw s6, s9, 2005
+  sd s6, 264(gp) /* sig 33 */
   /* 26: fp */
   li tp, 0x7ff8000000000000
-  fmv.d.x f27, tp
-  fmin.d f21, f23, f27
-  fsd f21, 296(gp) /* sig 37 */
-  fsflags s4, zero
-  sd s4, 304(gp) /* sig 38 */
-  /* 27: branch */
-  bne a3, a3, .L5
-  .option rvc
-  c.li s10, -8
-  .option norvc
-  sd s10, 312(gp) /* sig 39 */
-  .option rvc
-  c.mv s2, a1
-  .option norvc
-  sd s2, 320(gp) /* sig 40 */
-  ori s11, zero, 2001
-  sd s11, 328(gp) /* sig 41 */
-.L5:
-  /* 28: fmem */
-  li tp, 0xbedb4c59caf9f473
-  fmv.d.x f1, tp
-  fsd f1, 81(sp)
-  /* 29: cSp */
-  .option rvc
-  c.addi16sp sp, 272
-  .option norvc
-  ld a4, -152(sp)
-  sd a4, 336(gp) /* sig 42 */
-  .option rvc
-  c.addi16sp sp, -272
-  .option norvc
-  /* 30: fp */
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f7, tp
-  li tp, 0x7e37e43c8800759c
-  fmv.d.x f21, tp
-  fmin.d f17, f7, f21
-  fsd f17, 344(gp) /* sig 43 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 352(gp) /* sig 44 */
-  /* 31: cMem */
-  addi a5, sp, 83
-  .option rvc
-  c.sw a0, 76(a5)
-  .option norvc
-  sub a5, a5, sp
-  /* 32: fp */
-  li tp, 0xffffffff3f800001
+  fmv.d.x f8, tp
+  fmadd.d f7, f8, f24, f6, rne
+  fsd f7, 272(gp) /* sig 34 */
+  fsflags s10, zero
+  sd s10, 280(gp) /* sig 35 */
+  /* 27: fcsr */
+  csrrwi s2, fflags, 23
+  sd s2, 288(gp) /* sig 36 */
+  /* 28: fp */
+  li tp, 0xbff36e849b29a372
+  fmv.d.x f4, tp
+  li tp, 0x4059dc03502b4c59
+  fmv.d.x f28, tp
+  li tp, 0x405f67e2d7dc95c7
+  fmv.d.x f10, tp
+  fmadd.d f29, f4, f28, f10, rup
+  fsd f29, 296(gp) /* sig 37 */
+  li a4, 0x1f
+  csrrc a7, fcsr, a4
+  sd a7, 304(gp) /* sig 38 */
+  /* 29: fp */
+  li tp, 0xffffffff45d837c8
   fmv.d.x f16, tp
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f5, tp
-  fmadd.s f3, f16, f16, f5, rup
-  fsd f3, 360(gp) /* sig 45 */
-  frcsr t5
-  sd t5, 368(gp) /* sig 46 */
-  /* 33: fmem */
-  addi t0, sp, -254
-  fld f20, 414(t0)
-  fsd f20, 376(gp) /* sig 47 */
-  sub t0, t0, sp
-  /* 34: loop */
-  li t6, 0x3
+  fmin.d f17, f16, f28
+  fsd f17, 312(gp) /* sig 39 */
+  fsflags a7, zero
+  sd a7, 320(gp) /* sig 40 */
+  /* 30: loop */
+  li a6, 0x4
 .L6:
-  .option rvc
-  c.addiw t3, -5
-  .option norvc
-  sd t3, 384(gp) /* sig 48 */
-  addi t6, t6, -1
-  blt zero, t6, .L6
-  sd t6, 392(gp) /* sig 49 */
-  /* 35: branch */
-  bge s9, s10, .L7
-  srliw a1, s6, 12
-  sd a1, 400(gp) /* sig 50 */
-.L7:
-  /* 36: cMem */
-  .option rvc
-  c.ldsp a5, 0(sp)
-  .option norvc
-  sd a5, 408(gp) /* sig 51 */
-  /* 37: branch */
-  bltu s5, s9, .L8
-  srli a7, s2, 41
-  sd a7, 416(gp) /* sig 52 */
+  slti s4, a3, -1086
+  sd s4, 328(gp) /* sig 41 */
+  addi s11, a2, -1323
+  sd s11, 336(gp) /* sig 42 */
+  addi a6, a6, -1
+  bne a6, zero, .L6
+  sd a6, 344(gp) /* sig 43 */
+  /* 31: far */
+  blt t5, ra, .L7
 .L8:
-  /* 38: cAlu */
+  /* 32: fp */
+  li tp, 0x40bfd3cb91ef6ef0
+  fmv.d.x f17, tp
+  fcvt.s.d f25, f17, rdn
+  fsd f25, 368(gp) /* sig 46 */
+  fsflags a5, zero
+  sd a5, 376(gp) /* sig 47 */
+  /* 33: aluI */
+  srli a1, zero, 39
+  sd a1, 384(gp) /* sig 48 */
+  /* 34: cAlu */
   .option rvc
-  c.lui a6, 0xffff5
+  c.mv s2, t1
   .option norvc
-  sd a6, 424(gp) /* sig 53 */
-  /* 39: fp */
-  li tp, 0xffffffff8d3cf671
+  sd s2, 392(gp) /* sig 49 */
+  /* 35: mem */
+  addi s4, sp, -197
+  lhu s2, 322(s4)
+  sd s2, 400(gp) /* sig 50 */
+  sub s4, s4, sp
+  /* 36: fmem */
+  addi a4, sp, -113
+  flw f17, 317(a4)
+  fsd f17, 408(gp) /* sig 51 */
+  sub a4, a4, sp
+  /* 37: mem */
+  sw s7, 165(sp)
+  /* 38: fp */
+  li tp, 0xbff0000000000000
   fmv.d.x f15, tp
-  li tp, 0xffffffff3cb21d60
-  fmv.d.x f20, tp
-  fmin.s f25, f15, f20
-  fsd f25, 432(gp) /* sig 54 */
-  fsflags a1, zero
-  sd a1, 440(gp) /* sig 55 */
-  /* 40: liSeed */
-  li t5, 0xa37a6473ea28df62
-  sd t5, 448(gp) /* sig 56 */
-  /* 41: liSeed */
-  li a7, 0xffffffff
-  sd a7, 456(gp) /* sig 57 */
-  /* 42: branch */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f29, tp
+  fdiv.d f16, f15, f29, dyn
+  fsd f16, 416(gp) /* sig 52 */
+  fsflags s1, zero
+  sd s1, 424(gp) /* sig 53 */
+  /* 39: branch */
   bne zero, zero, .L9
   sra s11, s6, s8
-  sd s11, 464(gp) /* sig 58 */
+  sd s11, 432(gp) /* sig 54 */
   .option rvc
   c.li t5, -3
   .option norvc
-  sd t5, 472(gp) /* sig 59 */
+  sd t5, 440(gp) /* sig 55 */
   sltiu a2, t0, -2048
-  sd a2, 480(gp) /* sig 60 */
+  sd a2, 448(gp) /* sig 56 */
 .L9:
-  /* 43: fp */
-  li tp, 0xffffffff4b800000
-  fmv.d.x f20, tp
-  fle.s s0, f12, f20
-  sd s0, 488(gp) /* sig 61 */
-  fsflags s7, zero
-  sd s7, 496(gp) /* sig 62 */
-  /* 44: aluR */
-  subw s10, t1, s1
-  sd s10, 504(gp) /* sig 63 */
-  /* 45: fp */
-  li tp, 0xffffffff174c045a
-  fmv.d.x f28, tp
-  li tp, 0xffffffff40400000
+  /* 40: fp */
+  li tp, 0xffffffff421f904d
+  fmv.d.x f30, tp
+  li tp, 0xffffffff3eaaaaab
+  fmv.d.x f21, tp
+  feq.s a5, f30, f21
+  sd a5, 456(gp) /* sig 57 */
+  fsflags a3, zero
+  sd a3, 464(gp) /* sig 58 */
+  /* 41: fmem */
+  fsw f21, 180(sp)
+  /* 42: fp */
+  li tp, 0xffffffff00686413
+  fmv.d.x f4, tp
+  li tp, 0xffffffff49d0c826
   fmv.d.x f26, tp
-  fsgnjx.s f24, f28, f26
-  fsd f24, 512(gp) /* sig 64 */
-  fsflags t4, zero
-  sd t4, 520(gp) /* sig 65 */
-  /* 46: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f29, tp
-  fcvt.l.d zero, f29, rne
-  sd zero, 528(gp) /* sig 66 */
-  frflags s2
-  sd s2, 536(gp) /* sig 67 */
-  /* 47: cMem */
+  fdiv.s f0, f4, f26, rup
+  fsd f0, 472(gp) /* sig 59 */
+  fsflags t0, zero
+  sd t0, 480(gp) /* sig 60 */
+  /* 43: fcsr */
+  csrrwi zero, fflags, 0
+  sd zero, 488(gp) /* sig 61 */
+  /* 44: cAlu */
   .option rvc
-  c.lwsp t3, 176(sp)
+  c.xor a2, a2
   .option norvc
-  sd t3, 544(gp) /* sig 68 */
+  sd a2, 496(gp) /* sig 62 */
+  /* 45: aluI */
+  addiw a1, t3, 618
+  sd a1, 504(gp) /* sig 63 */
+  /* 46: fp */
+  li s3, 0xffff
+  fcvt.d.wu f27, s3
+  fsd f27, 512(gp) /* sig 64 */
+  frflags a1
+  sd a1, 520(gp) /* sig 65 */
+  /* 47: aluI */
+  andi t4, a6, 2047
+  sd t4, 528(gp) /* sig 66 */
   /* 48: fp */
-  fsgnjn.d f31, f20, f9
-  fsd f31, 552(gp) /* sig 69 */
-  fsflags s10, zero
-  sd s10, 560(gp) /* sig 70 */
-  /* 49: far */
+  li tp, 0xffffffffbfc4497f
+  fmv.d.x f0, tp
+  li tp, 0xffffffff3fc4497f
+  fmv.d.x f14, tp
+  fsub.s f16, f0, f14, rmm
+  fsd f16, 536(gp) /* sig 67 */
+  fsflags s2, zero
+  sd s2, 544(gp) /* sig 68 */
+  /* 49: cMem */
+  .option rvc
+  c.lwsp t0, 68(sp)
+  .option norvc
+  sd t0, 552(gp) /* sig 69 */
+  /* 50: fmem */
+  addi s10, sp, 130
+  fsd f13, 46(s10)
+  sub s10, s10, sp
+  /* 51: aluR */
+  li a5, 0x9a3ad684587e709c
+  li s8, 0x3fd800
+  mulhsu s1, a5, s8
+  sd s1, 560(gp) /* sig 70 */
+  /* 52: fp */
+  li a2, 0xffffffffc4cbc12f
+  fcvt.s.l f11, a2
+  fsd f11, 568(gp) /* sig 71 */
+  fsflags t0, zero
+  sd t0, 576(gp) /* sig 72 */
+  /* 53: fp */
+  li t6, 0x21
+  fcvt.d.l f21, t6, rmm
+  fsd f21, 584(gp) /* sig 73 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 592(gp) /* sig 74 */
+  /* 54: rand */
+  .4byte 0xbdf5bb /* random */
+  sd a1, 600(gp) /* sig 75 */
+  /* 55: aluR */
+  divu t3, t1, ra
+  sd t3, 608(gp) /* sig 76 */
+  /* 56: liSeed */
+  li a4, 0xd1be8b0786eb1d49
+  sd a4, 616(gp) /* sig 77 */
+  /* 57: aluR */
+  li t5, 0x1000000000001
+  xor t6, a3, t5
+  sd t6, 624(gp) /* sig 78 */
+  /* 58: cAlu */
+  .option rvc
+  c.add a7, a7
+  .option norvc
+  sd a7, 632(gp) /* sig 79 */
+  /* 59: far */
   jal s2, .L10
 .L11:
-  /* 50: smc */
-  /* patches in sltiu s6, t5, -1922 (then imm + 1, ...) */
-  li s2, 0x87ef3b13
-  li t3, 0x2
-.L12:
-  auipc s0, 0
-  sw s2, 12(s0)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s2, s2, tp
-  addi t3, t3, -1
-  bne t3, zero, .L12
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s6, 584(gp) /* sig 73 */
-  sd s0, 592(gp) /* sig 74 */
-  /* 51: loop */
-  li a1, 0x1
-.L13:
-  srliw t4, s7, 4
-  sd t4, 600(gp) /* sig 75 */
-  addi a1, a1, -1
-  bne a1, zero, .L13
-  sd a1, 608(gp) /* sig 76 */
-  /* 52: fp */
-  li tp, 0x1902d8cf5151f37
-  fmv.d.x f1, tp
-  fsub.d f8, f1, f1, rdn
-  fsd f8, 616(gp) /* sig 77 */
-  frcsr s3
-  sd s3, 624(gp) /* sig 78 */
-  /* 53: cBranch */
-  li s1, 0x0
+  /* 60: aluI */
+  ori s11, a4, -1574
+  sd s11, 672(gp) /* sig 84 */
+  /* 61: fp */
+  li s10, 0x69f225ca
+  fcvt.d.lu f7, s10, rdn
+  fsd f7, 680(gp) /* sig 85 */
+  frflags a7
+  sd a7, 688(gp) /* sig 86 */
+  /* 62: cAlu */
   .option rvc
-  c.bnez s1, .L14
+  c.srai a2, 35
   .option norvc
-  .option rvc
-  c.add a3, s8
-  .option norvc
-  sd a3, 632(gp) /* sig 79 */
-.L14:
-  /* 54: cAlu */
-  .option rvc
-  c.xor s1, a1
-  .option norvc
-  sd s1, 640(gp) /* sig 80 */
-  /* 55: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 744
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 648(gp) /* sig 81 */
-  /* 56: aluR */
-  subw s8, a7, s8
-  sd s8, 656(gp) /* sig 82 */
-  /* 57: branch */
-  bltu s7, s7, .L15
-  .option rvc
-  c.addi t6, -1
-  .option norvc
-  sd t6, 664(gp) /* sig 83 */
-  srl s10, t1, ra
-  sd s10, 672(gp) /* sig 84 */
-  xor s11, zero, t3
-  sd s11, 680(gp) /* sig 85 */
-.L15:
-  /* 58: cMem */
-  .option rvc
-  c.lwsp s10, 104(sp)
-  .option norvc
-  sd s10, 688(gp) /* sig 86 */
-  /* 59: cMem */
-  addi a1, sp, 36
-  .option rvc
-  c.sw a5, 120(a1)
-  .option norvc
-  sub a1, a1, sp
-  /* 60: fp */
-  li t3, 0x55c145ae347b9941
-  fcvt.d.lu f27, t3, rdn
-  fsd f27, 696(gp) /* sig 87 */
-  frflags s11
-  sd s11, 704(gp) /* sig 88 */
-  /* 61: branch */
-  bltu a1, a2, .L16
-  slliw ra, t5, 8
-  sd ra, 712(gp) /* sig 89 */
-  andi t6, a4, 1346
-  sd t6, 720(gp) /* sig 90 */
-  .option rvc
-  c.slli s2, 8
-  .option norvc
-  sd s2, 728(gp) /* sig 91 */
-.L16:
-  /* 62: fp */
-  fcvt.d.lu f7, s8, rdn
-  fsd f7, 736(gp) /* sig 92 */
-  csrrci a5, fflags, 0x1f
-  sd a5, 744(gp) /* sig 93 */
-  /* 63: cSp */
-  .option rvc
-  c.addi16sp sp, 144
-  .option norvc
-  ld s3, -24(sp)
-  sd s3, 752(gp) /* sig 94 */
-  .option rvc
-  c.addi16sp sp, -144
-  .option norvc
-  /* 64: aluR */
+  sd a2, 696(gp) /* sig 87 */
+  /* 63: aluR */
   li ra, 0x7fffffff
   remuw a4, t1, ra
-  sd a4, 760(gp) /* sig 95 */
-  /* 65: loop */
-  li t4, 0x4
-.L17:
-  srliw s10, t5, 0
-  sd s10, 768(gp) /* sig 96 */
-  addi t4, t4, -1
-  bne t4, zero, .L17
-  sd t4, 776(gp) /* sig 97 */
-  /* 66: cAlu */
-  .option rvc
-  c.li s9, 27
-  .option norvc
-  sd s9, 784(gp) /* sig 98 */
-  /* 67: far */
-  jal t2, .L18
-.L19:
-  /* 68: liSeed */
-  li t2, 0x67e00000
-  sd t2, 808(gp) /* sig 101 */
-  /* 69: fp */
-  li tp, 0xcaf7a8901cc51e
-  fmv.d.x f20, tp
-  li tp, 0xc012000000000000
-  fmv.d.x f12, tp
-  fmin.d f25, f20, f12
-  fsd f25, 816(gp) /* sig 102 */
-  fsflags a6, zero
-  sd a6, 824(gp) /* sig 103 */
-  /* 70: fp */
-  li tp, 0x1ab5c53c2e4860
-  fmv.d.x f21, tp
-  fcvt.wu.d s6, f21, rtz
-  sd s6, 832(gp) /* sig 104 */
-  fsflags t0, zero
-  sd t0, 840(gp) /* sig 105 */
-  /* 71: cSp */
-  .option rvc
-  c.addi16sp sp, -320
-  .option norvc
-  ld a4, 336(sp)
-  sd a4, 848(gp) /* sig 106 */
-  .option rvc
-  c.addi16sp sp, 320
-  .option norvc
-  /* 72: cAlu */
-  .option rvc
-  c.add s0, s0
-  .option norvc
-  sd s0, 856(gp) /* sig 107 */
-  /* 73: fp */
-  fcvt.s.d f18, f3, rmm
-  fsd f18, 864(gp) /* sig 108 */
-  frflags a7
-  sd a7, 872(gp) /* sig 109 */
-  /* 74: aluR */
-  sll t4, a0, zero
-  sd t4, 880(gp) /* sig 110 */
-  /* 75: fp */
-  li tp, 0x4340000000000000
-  fmv.d.x f0, tp
-  feq.d t6, f25, f0
-  sd t6, 888(gp) /* sig 111 */
-  li s6, 0x1f
-  csrrc a4, fcsr, s6
-  sd a4, 896(gp) /* sig 112 */
-  /* 76: jal */
-  jal t3, .L20
-  slli s10, s10, 0
-  sd s10, 904(gp) /* sig 113 */
-  srai s3, s7, 52
-  sd s3, 912(gp) /* sig 114 */
-.L20:
+  sd a4, 704(gp) /* sig 88 */
+  /* 64: jal */
+  jal t3, .L12
+.L12:
   auipc tp, 0
   sub t3, t3, tp
-  sd t3, 920(gp) /* sig 115 */
-  /* 77: fp */
-  li tp, 0xfafe7e24c5aba
+  sd t3, 712(gp) /* sig 89 */
+  /* 65: cSp */
+  .option rvc
+  c.addi4spn a5, sp, 916
+  .option norvc
+  sub a5, a5, sp
+  sd a5, 720(gp) /* sig 90 */
+  /* 66: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f1, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f29, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f0, tp
+  fnmadd.s f8, f1, f29, f0, dyn
+  fsd f8, 728(gp) /* sig 91 */
+  li a5, 0x1f
+  csrrc a0, fcsr, a5
+  sd a0, 736(gp) /* sig 92 */
+  /* 67: aluI */
+  li s0, 0x3
+  sltiu s9, s0, -1334
+  sd s9, 744(gp) /* sig 93 */
+  /* 68: fmem */
+  fsw f11, 200(sp)
+  /* 69: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f29, tp
+  li tp, 0x8000000000000001
   fmv.d.x f9, tp
-  li tp, 0x413f5fcfc498b574
-  fmv.d.x f24, tp
-  fdiv.d f15, f9, f24, rdn
-  fsd f15, 928(gp) /* sig 116 */
-  csrrci t5, fflags, 0x1f
-  sd t5, 936(gp) /* sig 117 */
-  /* 78: fmem */
-  fsd f2, 128(sp)
-  /* 79: cMem */
-  .option rvc
-  c.sdsp a3, 248(sp)
-  .option norvc
-  /* 80: luiAuipc */
-  lui s3, 0x971d4
-  sd s3, 944(gp) /* sig 118 */
-  /* 81: aluR */
-  li t0, 0x7ff
-  rem t4, t0, s5
-  sd t4, 952(gp) /* sig 119 */
-  /* 82: fmem */
-  li tp, 0xbd8e29b19c69e307
-  fmv.d.x f25, tp
-  fsd f25, 72(sp)
-  /* 83: cSp */
-  .option rvc
-  c.addi16sp sp, -240
-  .option norvc
-  ld s1, 344(sp)
-  sd s1, 960(gp) /* sig 120 */
-  .option rvc
-  c.addi16sp sp, 240
-  .option norvc
-  /* 84: mem */
-  lwu t2, 58(sp)
-  sd t2, 968(gp) /* sig 121 */
-  /* 85: aluR */
-  li a7, 0x1000000000
-  li t5, 0xe8f000000
-  mulh t0, a7, t5
-  sd t0, 976(gp) /* sig 122 */
-  /* 86: lrsc */
-  addi s10, sp, 188
-  lr.w.aq a2, (s10)
-  srai a6, a1, 17
-  sc.w.rl t4, a4, (s10)
-  sd a2, 984(gp) /* sig 123 */
-  sd t4, 992(gp) /* sig 124 */
-  sub s10, s10, sp
-  lw s0, 188(sp)
-  sd s0, 1000(gp) /* sig 125 */
-  /* 87: loop */
-  li s0, 0x1
-.L21:
-  slli s8, s5, 51
-  sd s8, 1008(gp) /* sig 126 */
-  add s9, s10, s6
-  sd s9, 1016(gp) /* sig 127 */
-  addi s0, s0, -1
-  bltu zero, s0, .L21
-  sd s0, 1024(gp) /* sig 128 */
-  /* 88: luiAuipc */
-  auipc s2, 0x80000
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 1032(gp) /* sig 129 */
-  /* 89: fmem */
-  fld f6, 181(sp)
-  fsd f6, 1040(gp) /* sig 130 */
-  /* 90: fp */
+  fmin.d f18, f29, f9
+  fsd f18, 752(gp) /* sig 94 */
+  frflags a4
+  sd a4, 760(gp) /* sig 95 */
+  /* 70: fp */
   li tp, 0xffffffff40400000
-  fmv.d.x f18, tp
-  li tp, 0xffffffff00603852
-  fmv.d.x f16, tp
-  fadd.s f11, f18, f16, rne
-  fsd f11, 1048(gp) /* sig 131 */
-  fsflags s9, zero
-  sd s9, 1056(gp) /* sig 132 */
-  /* 91: luiAuipc */
-  lui s5, 0xb664f
-  sd s5, 1064(gp) /* sig 133 */
-  /* 92: branch */
-  bge t1, a4, .L22
-  sllw s4, s6, t6
-  sd s4, 1072(gp) /* sig 134 */
-.L22:
-  /* 93: cMem */
-  addi a2, sp, 0
+  fmv.d.x f23, tp
+  li tp, 0xfffffffe7fc00000
+  fmv.d.x f6, tp
+  li tp, 0xffffffffc0200000
+  fmv.d.x f17, tp
+  fmsub.s f21, f23, f6, f17, rtz
+  fsd f21, 768(gp) /* sig 96 */
+  csrrci s3, fflags, 0x1f
+  sd s3, 776(gp) /* sig 97 */
+  /* 71: branch */
+  beq s9, s9, .L13
+  slti t1, a7, -1033
+  sd t1, 784(gp) /* sig 98 */
+  and s2, s5, s1
+  sd s2, 792(gp) /* sig 99 */
+  remuw s1, t3, ra
+  sd s1, 800(gp) /* sig 100 */
+.L13:
+  /* 72: fp */
+  li tp, 0x3ffec1868d7b4c9a
+  fmv.d.x f10, tp
+  li tp, 0xbffec1868d7b4c9b
+  fmv.d.x f6, tp
+  fsub.d f11, f10, f6
+  fsd f11, 808(gp) /* sig 101 */
+  frcsr s3
+  sd s3, 816(gp) /* sig 102 */
+  /* 73: aluI */
+  addi s10, s9, 1671
+  sd s10, 824(gp) /* sig 103 */
+  /* 74: jal */
+  jal a6, .L14
+  slli a5, s10, 32
+  sd a5, 832(gp) /* sig 104 */
+  addi t0, t3, -1667
+  sd t0, 840(gp) /* sig 105 */
+.L14:
+  auipc tp, 0
+  sub a6, a6, tp
+  sd a6, 848(gp) /* sig 106 */
+  /* 75: branch */
+  li s2, 0x41700
+  li a1, 0x1fffffffff
+  bgeu s2, a1, .L15
+  sub s0, s5, t4
+  sd s0, 856(gp) /* sig 107 */
+  remuw s10, a6, a7
+  sd s10, 864(gp) /* sig 108 */
+  slti ra, s1, 454
+  sd ra, 872(gp) /* sig 109 */
+.L15:
+  /* 76: cAlu */
   .option rvc
-  c.fsd f12, 64(a2)
+  c.addiw a1, -7
   .option norvc
-  sub a2, a2, sp
-  /* 94: aluI */
-  sltiu s7, s7, -2048
-  sd s7, 1080(gp) /* sig 135 */
-  /* 95: fcsr */
-  csrrsi s3, fcsr, 15
-  sd s3, 1088(gp) /* sig 136 */
-  /* 96: fcsr */
-  li a0, 0x0
-  csrrs a1, fflags, a0
-  sd a1, 1096(gp) /* sig 137 */
-  /* 97: fp */
-  li tp, 0xffffffffcc640917
+  sd a1, 880(gp) /* sig 110 */
+  /* 77: fmem */
+  addi s8, sp, -92
+  flw f12, 196(s8)
+  fsd f12, 888(gp) /* sig 111 */
+  sub s8, s8, sp
+  /* 78: aluI */
+  slti s8, t1, -1384
+  sd s8, 896(gp) /* sig 112 */
+  /* 79: aluR */
+  slt t0, s4, a0
+  sd t0, 904(gp) /* sig 113 */
+  /* 80: branch */
+  li t0, 0x123456789abcdef
+  li s5, 0x123456789abcdef
+  bltu t0, s5, .L16
+  or s8, a6, t6
+  sd s8, 912(gp) /* sig 114 */
+  .option rvc
+  c.add s0, a2
+  .option norvc
+  sd s0, 920(gp) /* sig 115 */
+.L16:
+  /* 81: luiAuipc */
+  auipc a6, 0x95c91
+  auipc tp, 0
+  sub a6, a6, tp
+  sd a6, 928(gp) /* sig 116 */
+  /* 82: aluI */
+  li s5, 0xfffffffffffff800
+  slliw s10, s5, 31
+  sd s10, 936(gp) /* sig 117 */
+  /* 83: cAlu */
+  .option rvc
+  c.mv a7, s7
+  .option norvc
+  sd a7, 944(gp) /* sig 118 */
+  /* 84: liSeed */
+  li s2, 0x1f
+  sd s2, 952(gp) /* sig 119 */
+  /* 85: fp */
+  fcvt.d.w f1, a4
+  fsd f1, 960(gp) /* sig 120 */
+  fsflags s9, zero
+  sd s9, 968(gp) /* sig 121 */
+  /* 86: liSeed */
+  li s4, 0xffffffffffffffff
+  sd s4, 976(gp) /* sig 122 */
+  /* 87: far */
+  beq t4, zero, .L17
+.L18:
+  /* 88: fp */
+  li tp, 0x1
+  fmv.d.x f11, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f9, tp
+  flt.d s7, f11, f9
+  sd s7, 992(gp) /* sig 124 */
+  li t6, 0x1f
+  csrrc s6, fcsr, t6
+  sd s6, 1000(gp) /* sig 125 */
+  /* 89: cBranch */
+  .option rvc
+  c.beqz a2, .L19
+  .option norvc
+  .option rvc
+  c.addiw t4, 1
+  .option norvc
+  sd t4, 1008(gp) /* sig 126 */
+  srli t0, t3, 9
+  sd t0, 1016(gp) /* sig 127 */
+.L19:
+  /* 90: aluR */
+  mulh s4, s11, t4
+  sd s4, 1024(gp) /* sig 128 */
+  /* 91: fp */
+  fcvt.lu.d a7, f7, rup
+  sd a7, 1032(gp) /* sig 129 */
+  fsflags t1, zero
+  sd t1, 1040(gp) /* sig 130 */
+  /* 92: aluR */
+  remw s4, a5, t4
+  sd s4, 1048(gp) /* sig 131 */
+  /* 93: aluR */
+  li t5, 0xffffffffaef0352a
+  divw t3, t5, t5
+  sd t3, 1056(gp) /* sig 132 */
+  /* 94: aluR */
+  li s1, 0x1f
+  divuw s0, t3, s1
+  sd s0, 1064(gp) /* sig 133 */
+  /* 95: fp */
+  li tp, 0x7ff8000000000000
   fmv.d.x f12, tp
-  fsub.s f19, f0, f12, rdn
-  fsd f19, 1104(gp) /* sig 138 */
-  csrrci t0, fflags, 0x1f
-  sd t0, 1112(gp) /* sig 139 */
-  /* 98: fp */
-  li tp, 0xffffffff3fa25992
-  fmv.d.x f13, tp
-  li tp, 0xffffffffbfa25990
-  fmv.d.x f28, tp
-  fsub.s f26, f13, f28, rmm
-  fsd f26, 1120(gp) /* sig 140 */
-  fsflags s1, zero
-  sd s1, 1128(gp) /* sig 141 */
-  /* 99: aluI */
-  slliw t0, a5, 8
-  sd t0, 1136(gp) /* sig 142 */
-  j .L23
+  li tp, 0x3ff0000000000000
+  fmv.d.x f20, tp
+  fsgnjx.d f8, f12, f20
+  fsd f8, 1072(gp) /* sig 134 */
+  li s10, 0x1f
+  csrrc a3, fcsr, s10
+  sd a3, 1080(gp) /* sig 135 */
+  /* 96: aluI */
+  srai a3, t4, 27
+  sd a3, 1088(gp) /* sig 136 */
+  /* 97: rand */
+  .2byte 0x1c75 /* random */
+  sd s8, 1096(gp) /* sig 137 */
+  .4byte 0xac7cc2b7 /* random */
+  sd t0, 1104(gp) /* sig 138 */
+  .4byte 0xd953949b /* random */
+  sd s1, 1112(gp) /* sig 139 */
+  /* 98: far */
+  bltu a4, s10, .L20
+.L21:
+  /* 99: fmem */
+  addi t2, sp, 40
+  fld f23, -8(t2)
+  fsd f23, 1128(gp) /* sig 141 */
+  sub t2, t2, sp
+  j .L22
+.L7:
+  ori a3, t0, 588
+  sd a3, 352(gp) /* sig 44 */
+  remw s2, t4, s2
+  sd s2, 360(gp) /* sig 45 */
+  beq zero, zero, .L8
 .L10:
   auipc tp, 0
   sub s2, s2, tp
-  sd s2, 568(gp) /* sig 71 */
-  addiw t2, s7, 1365
-  sd t2, 576(gp) /* sig 72 */
-  jal tp, .L11
-.L18:
-  auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 792(gp) /* sig 99 */
-  remuw s9, t2, s0
-  sd s9, 800(gp) /* sig 100 */
-  j .L19
+  sd s2, 640(gp) /* sig 80 */
+  .option rvc
+  c.addiw s11, 7
+  .option norvc
+  sd s11, 648(gp) /* sig 81 */
+  divuw t5, s9, s2
+  sd t5, 656(gp) /* sig 82 */
+  ori s7, zero, 815
+  sd s7, 664(gp) /* sig 83 */
+  beq zero, zero, .L11
+.L17:
+  remu s5, s9, s0
+  sd s5, 984(gp) /* sig 123 */
+  jal tp, .L18
+.L20:
+  .option rvc
+  c.srli a5, 15
+  .option norvc
+  sd a5, 1120(gp) /* sig 140 */
+  beq zero, zero, .L21
+.L22:
+  /* 100: branch */
+  bltu a7, s4, .L23
+  .option rvc
+  c.sub a2, a1
+  .option norvc
+  sd a2, 1136(gp) /* sig 142 */
+  .option rvc
+  c.mv t0, t4
+  .option norvc
+  sd t0, 1144(gp) /* sig 143 */
+  .option rvc
+  c.xor a2, s1
+  .option norvc
+  sd a2, 1152(gp) /* sig 144 */
 .L23:
-  /* 100: cMem */
+  /* 101: aluR */
+  li s2, 0x39041608d4a5a07c
+  remuw a1, s9, s2
+  sd a1, 1160(gp) /* sig 145 */
+  /* 102: aluR */
+  li a0, 0x574000
+  mulh a0, a0, a4
+  sd a0, 1168(gp) /* sig 146 */
+  /* 103: lrsc */
+  addi s8, sp, 20
+  lr.w t2, (s8)
+  slli a1, a7, 1
+  sll s0, s2, t4
+  sc.w.aqrl s5, ra, (s8)
+  sd t2, 1176(gp) /* sig 147 */
+  sd s5, 1184(gp) /* sig 148 */
+  sub s8, s8, sp
+  lw a5, 20(sp)
+  sd a5, 1192(gp) /* sig 149 */
+  /* 104: cMem */
+  addi a4, sp, 144
   .option rvc
-  c.lwsp s5, 88(sp)
+  c.ld s0, 56(a4)
   .option norvc
-  sd s5, 1144(gp) /* sig 143 */
-  /* 101: cAlu */
-  .option rvc
-  c.slli t4, 52
-  .option norvc
-  sd t4, 1152(gp) /* sig 144 */
-  /* 102: aluI */
-  srai a3, t4, 27
-  sd a3, 1160(gp) /* sig 145 */
-  /* 103: fcsr */
-  csrrwi ra, frm, 1
-  sd ra, 1168(gp) /* sig 146 */
-  /* 104: fp */
-  fmv.w.x f5, t5
-  fsd f5, 1176(gp) /* sig 147 */
-  fsflags a6, zero
-  sd a6, 1184(gp) /* sig 148 */
-  /* 105: mem */
-  addi a0, sp, -1
-  sw t4, 173(a0)
-  sub a0, a0, sp
-  /* 106: far */
-  jal zero, .L24
-.L25:
-  /* 107: fp */
-  li a1, 0x7ff
-  fcvt.d.l f29, a1
-  fsd f29, 1224(gp) /* sig 153 */
-  fsflags s5, zero
-  sd s5, 1232(gp) /* sig 154 */
-  /* 108: luiAuipc */
-  lui s10, 0x3aec7
-  sd s10, 1240(gp) /* sig 155 */
-  /* 109: branch */
-  bltu s4, a0, .L26
-  srl a7, t6, zero
-  sd a7, 1248(gp) /* sig 156 */
-  srli s8, zero, 1
-  sd s8, 1256(gp) /* sig 157 */
-.L26:
-  /* 110: aluR */
-  sllw s6, a7, zero
+  sd s0, 1200(gp) /* sig 150 */
+  sub a4, a4, sp
+  /* 105: lrsc */
+  addi s8, sp, 24
+  lr.d a0, (s8)
+  ori s4, t1, 397
+  sra s4, s10, zero
+  sc.d.aqrl s5, s10, (s8)
+  sd a0, 1208(gp) /* sig 151 */
+  sd s5, 1216(gp) /* sig 152 */
+  sub s8, s8, sp
+  ld zero, 24(sp)
+  sd zero, 1224(gp) /* sig 153 */
+  /* 106: aluR */
+  and t3, a7, s1
+  sd t3, 1232(gp) /* sig 154 */
+  /* 107: branch */
+  bge a6, a6, .L24
+  divw a4, t5, t1
+  sd a4, 1240(gp) /* sig 155 */
+  remuw a0, s7, a1
+  sd a0, 1248(gp) /* sig 156 */
+  sraw a4, t2, s5
+  sd a4, 1256(gp) /* sig 157 */
+.L24:
+  /* 108: branch */
+  li s4, 0x75e9b177
+  li s0, 0x123456789abcdef
+  blt s4, s0, .L25
+  sllw s6, s3, a7
   sd s6, 1264(gp) /* sig 158 */
-  /* 111: cMem */
-  addi s1, sp, 0
-  .option rvc
-  c.sd a4, 0(s1)
-  .option norvc
+.L25:
+  /* 109: liSeed */
+  li t1, 0xffff
+  sd t1, 1272(gp) /* sig 159 */
+  /* 110: fp */
+  li tp, 0xffffffff40200000
+  fmv.d.x f14, tp
+  fcvt.d.s f23, f14
+  fsd f23, 1280(gp) /* sig 160 */
+  fsflags s9, zero
+  sd s9, 1288(gp) /* sig 161 */
+  /* 111: fmem */
+  addi t4, sp, 555
+  fld f16, -528(t4)
+  fsd f16, 1296(gp) /* sig 162 */
+  sub t4, t4, sp
+  /* 112: fmem */
+  addi s3, sp, -72
+  li tp, 0xffffffffcadd11e1
+  fmv.d.x f7, tp
+  fsw f7, 264(s3)
+  sub s3, s3, sp
+  /* 113: mem */
+  addi s1, sp, -183
+  sb s10, 355(s1)
   sub s1, s1, sp
-  /* 112: cMem */
+  ld t5, 168(sp)
+  sd t5, 1304(gp) /* sig 163 */
+  /* 114: loop */
+  li t1, 0x2
+.L26:
   .option rvc
-  c.lwsp t5, 32(sp)
+  c.mv t3, s0
   .option norvc
-  sd t5, 1272(gp) /* sig 159 */
-  /* 113: far */
-  bne s7, s10, .L27
-.L28:
-  /* 114: cAlu */
+  sd t3, 1312(gp) /* sig 164 */
+  divw t0, a2, s1
+  sd t0, 1320(gp) /* sig 165 */
+  addi t1, t1, -1
+  bne t1, zero, .L26
+  sd t1, 1328(gp) /* sig 166 */
+  /* 115: fp */
+  li t6, 0xc060000
+  fcvt.d.lu f18, t6, rne
+  fsd f18, 1336(gp) /* sig 167 */
+  frcsr s7
+  sd s7, 1344(gp) /* sig 168 */
+  /* 116: cSp */
   .option rvc
-  c.lui s2, 0x19
+  c.addi16sp sp, 64
   .option norvc
-  sd s2, 1304(gp) /* sig 163 */
-  /* 115: aluR */
-  subw a3, t3, ra
-  sd a3, 1312(gp) /* sig 164 */
-  /* 116: fcsr */
-  li s5, 0x945039c5726b4300
-  csrrs zero, fflags, s5
-  sd zero, 1320(gp) /* sig 165 */
-  /* 117: fmem */
-  addi t5, sp, -10
-  flw f28, 81(t5)
-  fsd f28, 1328(gp) /* sig 166 */
-  sub t5, t5, sp
-  /* 118: branch */
-  blt t6, s7, .L29
-  slti s0, a3, 560
-  sd s0, 1336(gp) /* sig 167 */
-.L29:
-  /* 119: aluI */
-  slliw t4, a0, 1
-  sd t4, 1344(gp) /* sig 168 */
-  /* 120: cAlu */
+  ld t0, 176(sp)
+  sd t0, 1352(gp) /* sig 169 */
   .option rvc
-  c.srai a5, 40
+  c.addi16sp sp, -64
   .option norvc
-  sd a5, 1352(gp) /* sig 169 */
-  /* 121: aluI */
-  sraiw ra, s8, 16
-  sd ra, 1360(gp) /* sig 170 */
+  /* 117: fence */
+  fence iorw, iorw
+  /* 118: liSeed */
+  li s9, 0x10000000000000
+  sd s9, 1360(gp) /* sig 170 */
+  /* 119: aluR */
+  mulhu a0, t5, t0
+  sd a0, 1368(gp) /* sig 171 */
+  /* 120: branch */
+  li a2, 0x800000000000
+  li a0, 0x5600c9d
+  bne a2, a0, .L27
+  sub ra, a2, t5
+  sd ra, 1376(gp) /* sig 172 */
+  addiw s7, a3, 1015
+  sd s7, 1384(gp) /* sig 173 */
+.L27:
+  /* 121: cMem */
+  addi a0, sp, 224
+  .option rvc
+  c.ld a2, 8(a0)
+  .option norvc
+  sd a2, 1392(gp) /* sig 174 */
+  sub a0, a0, sp
   /* 122: cMem */
   .option rvc
-  c.lwsp t1, 96(sp)
+  c.swsp t5, 132(sp)
   .option norvc
-  sd t1, 1368(gp) /* sig 171 */
-  /* 123: far */
-  beq s11, s8, .L30
-.L31:
-  /* 124: fp */
-  fsgnjx.s f14, f28, f7
-  fsd f14, 1384(gp) /* sig 173 */
-  fsflags s3, zero
-  sd s3, 1392(gp) /* sig 174 */
-  /* 125: fp */
-  li a5, 0x2001
-  fmv.d.x f19, a5
-  fsd f19, 1400(gp) /* sig 175 */
-  fsflags s6, zero
-  sd s6, 1408(gp) /* sig 176 */
-  /* 126: fp */
-  li tp, 0xf438d4a5461d139f
+  /* 123: fp */
+  li tp, 0x3ff1482ab5450ba9
+  fmv.d.x f16, tp
+  li tp, 0x7feda059bbe2f5e3
+  fmv.d.x f5, tp
+  fmul.d f4, f16, f5, dyn
+  fsd f4, 1400(gp) /* sig 175 */
+  li t2, 0x1f
+  csrrc a4, fcsr, t2
+  sd a4, 1408(gp) /* sig 176 */
+  /* 124: aluI */
+  li s5, 0x8000000000000001
+  slli s2, s5, 4
+  sd s2, 1416(gp) /* sig 177 */
+  /* 125: branch */
+  bne s2, s2, .L28
+  mul s3, a7, s3
+  sd s3, 1424(gp) /* sig 178 */
+.L28:
+  /* 126: aluR */
+  li s0, 0xaaaaaaaaaaaaaaaa
+  rem t1, t2, s0
+  sd t1, 1432(gp) /* sig 179 */
+  /* 127: branch */
+  li a0, 0xffffffffc7690196
+  li s8, 0xffffffffb5db32aa
+  bge a0, s8, .L29
+  addi s10, a1, 135
+  sd s10, 1440(gp) /* sig 180 */
+  remu s4, s7, s4
+  sd s4, 1448(gp) /* sig 181 */
+.L29:
+  /* 128: branch */
+  bne a0, a0, .L30
+  .option rvc
+  c.andi a4, -14
+  .option norvc
+  sd a4, 1456(gp) /* sig 182 */
+  srliw s6, a3, 1
+  sd s6, 1464(gp) /* sig 183 */
+  .option rvc
+  c.add t1, a2
+  .option norvc
+  sd t1, 1472(gp) /* sig 184 */
+.L30:
+  /* 129: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f24, tp
+  fle.s a5, f24, f24
+  sd a5, 1480(gp) /* sig 185 */
+  fsflags s2, zero
+  sd s2, 1488(gp) /* sig 186 */
+  /* 130: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f19, tp
+  li tp, 0xffffffff80000000
   fmv.d.x f4, tp
-  fsqrt.d f31, f4, dyn
-  fsd f31, 1416(gp) /* sig 177 */
-  frcsr a3
-  sd a3, 1424(gp) /* sig 178 */
-  /* 127: fp */
-  li tp, 0xffffffff0006bd8b
+  fsub.s f11, f19, f4, dyn
+  fsd f11, 1496(gp) /* sig 187 */
+  fsflags t4, zero
+  sd t4, 1504(gp) /* sig 188 */
+  /* 131: fp */
+  fnmadd.d f20, f8, f23, f30, rup
+  fsd f20, 1512(gp) /* sig 189 */
+  csrrci s4, fflags, 0x1f
+  sd s4, 1520(gp) /* sig 190 */
+  /* 132: fp */
+  li tp, 0xbe3e65008ff4662d
+  fmv.d.x f30, tp
+  li tp, 0x7ff4000000000000
+  fmv.d.x f20, tp
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f19, tp
+  fmadd.d f17, f30, f20, f19, rne
+  fsd f17, 1528(gp) /* sig 191 */
+  fsflags t5, zero
+  sd t5, 1536(gp) /* sig 192 */
+  /* 133: fp */
+  li tp, 0xffffffffbfbbc5a5
+  fmv.d.x f24, tp
+  li tp, 0xffffffff3fbbc5a6
+  fmv.d.x f15, tp
+  fadd.s f4, f24, f15, rup
+  fsd f4, 1544(gp) /* sig 193 */
+  csrrci s11, fflags, 0x1f
+  sd s11, 1552(gp) /* sig 194 */
+  /* 134: liSeed */
+  li a7, 0x28f5ad6a74dfc68
+  sd a7, 1560(gp) /* sig 195 */
+  /* 135: fp */
+  fcvt.d.w f29, a0
+  fsd f29, 1568(gp) /* sig 196 */
+  frcsr s7
+  sd s7, 1576(gp) /* sig 197 */
+  /* 136: fp */
+  li tp, 0xffffffffbf800000
   fmv.d.x f1, tp
-  fnmsub.s f4, f1, f18, f24, rmm
-  fsd f4, 1432(gp) /* sig 179 */
-  li s9, 0x1f
-  csrrc s1, fcsr, s9
-  sd s1, 1440(gp) /* sig 180 */
-  /* 128: cJump */
+  fcvt.d.s f24, f1
+  fsd f24, 1584(gp) /* sig 198 */
+  li a0, 0x1f
+  csrrc s1, fcsr, a0
+  sd s1, 1592(gp) /* sig 199 */
+  /* 137: fp */
+  li tp, 0xffffffff3556f0aa
+  fmv.d.x f30, tp
+  li tp, 0xffffffff0da24260
+  fmv.d.x f30, tp
+  fmax.s f31, f30, f30
+  fsd f31, 1600(gp) /* sig 200 */
+  frcsr a5
+  sd a5, 1608(gp) /* sig 201 */
+  /* 138: fmem */
+  li tp, 0xc079d05f6fe62ff1
+  fmv.d.x f12, tp
+  fsd f12, 136(sp)
+  /* 139: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f8, tp
+  fmv.x.d t6, f8
+  sd t6, 1616(gp) /* sig 202 */
+  frflags s7
+  sd s7, 1624(gp) /* sig 203 */
+  /* 140: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f0, tp
+  fcvt.l.d s9, f0, rtz
+  sd s9, 1632(gp) /* sig 204 */
+  frflags a3
+  sd a3, 1640(gp) /* sig 205 */
+  /* 141: cMem */
+  .option rvc
+  c.swsp a3, 96(sp)
+  .option norvc
+  /* 142: cAlu */
+  .option rvc
+  c.srai a1, 52
+  .option norvc
+  sd a1, 1648(gp) /* sig 206 */
+  /* 143: cAlu */
+  .option rvc
+  c.andi s1, 29
+  .option norvc
+  sd s1, 1656(gp) /* sig 207 */
+  /* 144: fp */
+  li tp, 0xffffffff810551c6
+  fmv.d.x f28, tp
+  li tp, 0xffffffff043afd3b
+  fmv.d.x f16, tp
+  fsub.s f2, f28, f16, dyn
+  fsd f2, 1664(gp) /* sig 208 */
+  frflags t3
+  sd t3, 1672(gp) /* sig 209 */
+  /* 145: aluR */
+  and a1, t2, ra
+  sd a1, 1680(gp) /* sig 210 */
+  /* 146: smc */
+  /* patches in andi a0, a0, -522 (then imm + 1, ...) */
+  li t0, 0xdf657513
+  li a4, 0x1
+.L31:
+  auipc s2, 0
+  sw t0, 12(s2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t0, t0, tp
+  addi a4, a4, -1
+  bne a4, zero, .L31
+  auipc tp, 0
+  sub s2, s2, tp
+  sd a0, 1688(gp) /* sig 211 */
+  sd s2, 1696(gp) /* sig 212 */
+  /* 147: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 476
+  .option norvc
+  sub s0, s0, sp
+  sd s0, 1704(gp) /* sig 213 */
+  /* 148: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f2, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f25, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f27, tp
+  fmsub.s f1, f2, f25, f27, dyn
+  fsd f1, 1712(gp) /* sig 214 */
+  fsflags a2, zero
+  sd a2, 1720(gp) /* sig 215 */
+  /* 149: cAlu */
+  .option rvc
+  c.add a7, t3
+  .option norvc
+  sd a7, 1728(gp) /* sig 216 */
+  /* 150: mem */
+  lw t6, 16(sp)
+  sd t6, 1736(gp) /* sig 217 */
+  /* 151: fcsr */
+  csrrwi zero, frm, 0
+  sd zero, 1744(gp) /* sig 218 */
+  /* 152: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f26, tp
+  fcvt.w.s a5, f26, rmm
+  sd a5, 1752(gp) /* sig 219 */
+  fsflags a4, zero
+  sd a4, 1760(gp) /* sig 220 */
+  /* 153: amo */
+  addi s5, sp, 144
+  amomin.w.aqrl t0, a6, (s5)
+  sub s5, s5, sp
+  sd t0, 1768(gp) /* sig 221 */
+  lw s9, 144(sp)
+  sd s9, 1776(gp) /* sig 222 */
+  /* 154: cMem */
+  addi s0, sp, 20
+  .option rvc
+  c.fld f14, 16(s0)
+  .option norvc
+  fsd f14, 1784(gp) /* sig 223 */
+  sub s0, s0, sp
+  /* 155: luiAuipc */
+  auipc s3, 0xc7fdf
+  auipc tp, 0
+  sub s3, s3, tp
+  sd s3, 1792(gp) /* sig 224 */
+  /* 156: mem */
+  lh t3, 30(sp)
+  sd t3, 1800(gp) /* sig 225 */
+  /* 157: cAlu */
+  .option rvc
+  c.addiw t3, -15
+  .option norvc
+  sd t3, 1808(gp) /* sig 226 */
+  /* 158: mem */
+  addi s3, sp, 157
+  ld s10, -16(s3)
+  sd s10, 1816(gp) /* sig 227 */
+  sub s3, s3, sp
+  /* 159: liSeed */
+  li t1, 0x80000001
+  sd t1, 1824(gp) /* sig 228 */
+  /* 160: aluI */
+  slti a3, s10, 1
+  sd a3, 1832(gp) /* sig 229 */
+  /* 161: cAlu */
+  .option rvc
+  c.lui a2, 0xfffe5
+  .option norvc
+  sd a2, 1840(gp) /* sig 230 */
+  /* 162: mem */
+  lh t5, 198(sp)
+  sd t5, 1848(gp) /* sig 231 */
+  /* 163: fp */
+  li tp, 0x3e4b2fac53f1aa4c
+  fmv.d.x f29, tp
+  fadd.d f9, f20, f29, rup
+  fsd f9, 1856(gp) /* sig 232 */
+  fsflags a6, zero
+  sd a6, 1864(gp) /* sig 233 */
+  /* 164: loop */
+  li s0, 0x3
+.L32:
+  xori t5, a1, -959
+  sd t5, 1872(gp) /* sig 234 */
+  addi s0, s0, -1
+  bne s0, zero, .L32
+  sd s0, 1880(gp) /* sig 235 */
+  /* 165: branch */
+  li s5, 0x32a00
+  li s8, 0x32a00
+  bgeu s5, s8, .L33
+  slt s1, s0, s10
+  sd s1, 1888(gp) /* sig 236 */
+.L33:
+  /* 166: cMem */
+  .option rvc
+  c.ldsp s11, 192(sp)
+  .option norvc
+  sd s11, 1896(gp) /* sig 237 */
+  /* 167: cMem */
+  .option rvc
+  c.fldsp f3, 88(sp)
+  .option norvc
+  fsd f3, 1904(gp) /* sig 238 */
+  /* 168: fence */
+  fence
+  /* 169: lrsc */
+  addi s1, sp, 204
+  sc.w.aq s8, s7, (s1)
+  sd s8, 1912(gp) /* sig 239 */
+  sub s1, s1, sp
+  lw t0, 204(sp)
+  sd t0, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 170: fp */
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f7, tp
+  fsgnj.s f5, f7, f28
+  fsd f5, 0(gp) /* sig 241 */
+  csrrci s3, fflags, 0x1f
+  sd s3, 8(gp) /* sig 242 */
+  /* 171: aluR */
+  li a7, 0x36080000
+  li a3, 0x8000
+  addw a7, a7, a3
+  sd a7, 16(gp) /* sig 243 */
+  /* 172: mem */
+  lh s1, 74(sp)
+  sd s1, 24(gp) /* sig 244 */
+  /* 173: fp */
+  fsub.s f0, f15, f13, rdn
+  fsd f0, 32(gp) /* sig 245 */
+  fsflags s7, zero
+  sd s7, 40(gp) /* sig 246 */
+  /* 174: fcsr */
+  li ra, 0x5c
+  csrrc a4, frm, ra
+  sd a4, 48(gp) /* sig 247 */
+  /* 175: fp */
+  li tp, 0xffefffffffffffff
+  fmv.d.x f10, tp
+  fle.d a0, f10, f10
+  sd a0, 56(gp) /* sig 248 */
+  fsflags s1, zero
+  sd s1, 64(gp) /* sig 249 */
+  /* 176: liSeed */
+  li s2, 0x25df495a
+  sd s2, 72(gp) /* sig 250 */
+  /* 177: mem */
+  lhu a6, 53(sp)
+  sd a6, 80(gp) /* sig 251 */
+  /* 178: aluR */
+  sltu s9, s6, t0
+  sd s9, 88(gp) /* sig 252 */
+  /* 179: rand */
+  .2byte 0x8ef2 /* random */
+  sd t4, 96(gp) /* sig 253 */
+  .4byte 0x5e72c3d3 /* random */
+  sd t2, 104(gp) /* sig 254 */
+  fsd f7, 112(gp) /* sig 255 */
+  fsflags a4, zero
+  sd a4, 120(gp) /* sig 256 */
+  .4byte 0x25ad613 /* random */
+  sd a2, 128(gp) /* sig 257 */
+  /* 180: cSp */
+  .option rvc
+  c.addi4spn a4, sp, 820
+  .option norvc
+  sub a4, a4, sp
+  sd a4, 136(gp) /* sig 258 */
+  /* 181: fp */
+  li tp, 0x1
+  fmv.d.x f18, tp
+  fclass.d s10, f18
+  sd s10, 144(gp) /* sig 259 */
+  fsflags a6, zero
+  sd a6, 152(gp) /* sig 260 */
+  /* 182: fp */
+  li t2, 0x10000001
+  fcvt.d.lu f16, t2, rmm
+  fsd f16, 160(gp) /* sig 261 */
+  fsflags t0, zero
+  sd t0, 168(gp) /* sig 262 */
+  /* 183: mem */
+  sh t1, 92(sp)
+  ld s5, 88(sp)
+  sd s5, 176(gp) /* sig 263 */
+  /* 184: cMem */
+  addi a3, sp, 103
+  .option rvc
+  c.ld a0, 24(a3)
+  .option norvc
+  sd a0, 184(gp) /* sig 264 */
+  sub a3, a3, sp
+  /* 185: cJump */
+  auipc a4, 0
+  addi a4, a4, 16
+  .option rvc
+  c.jr a4
+  .option norvc
+  .option rvc
+  c.mv s7, s3
+  .option norvc
+  sd s7, 192(gp) /* sig 265 */
+  auipc tp, 0
+  sub a4, a4, tp
+  sd a4, 200(gp) /* sig 266 */
+  /* 186: loop */
+  li a2, 0x3
+.L34:
+  slli a3, s5, 63
+  sd a3, 208(gp) /* sig 267 */
+  addi a2, a2, -1
+  blt zero, a2, .L34
+  sd a2, 216(gp) /* sig 268 */
+  /* 187: cSp */
+  .option rvc
+  c.addi4spn s1, sp, 652
+  .option norvc
+  sub s1, s1, sp
+  sd s1, 224(gp) /* sig 269 */
+  /* 188: lrsc */
+  addi t0, sp, 0
+  lr.d.rl s11, (t0)
+  sc.d a1, a3, (t0)
+  sd s11, 232(gp) /* sig 270 */
+  sd a1, 240(gp) /* sig 271 */
+  sub t0, t0, sp
+  ld zero, 0(sp)
+  sd zero, 248(gp) /* sig 272 */
+  /* 189: fp */
+  li tp, 0x426362ef5f9add0c
+  fmv.d.x f21, tp
+  fmul.d f6, f31, f21, rtz
+  fsd f6, 256(gp) /* sig 273 */
+  li t5, 0x1f
+  csrrc ra, fcsr, t5
+  sd ra, 264(gp) /* sig 274 */
+  /* 190: cSp */
+  .option rvc
+  c.addi16sp sp, 496
+  .option norvc
+  ld t6, -264(sp)
+  sd t6, 272(gp) /* sig 275 */
+  .option rvc
+  c.addi16sp sp, -496
+  .option norvc
+  /* 191: branch */
+  bgeu s1, s1, .L35
+  slt s2, a0, s9
+  sd s2, 280(gp) /* sig 276 */
+.L35:
+  /* 192: cJump */
+  auipc t1, 0
+  addi t1, t1, 24
+  .option rvc
+  c.jalr t1
+  .option norvc
+  remu s7, a4, t4
+  sd s7, 288(gp) /* sig 277 */
+  .option rvc
+  c.addiw t0, -32
+  .option norvc
+  sd t0, 296(gp) /* sig 278 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t1, t1, tp
+  sd ra, 304(gp) /* sig 279 */
+  sd t1, 312(gp) /* sig 280 */
+  /* 193: fmem */
+  fsd f13, 248(sp)
+  /* 194: rand */
+  .2byte 0x2bd2 /* random */
+  fsd f23, 320(gp) /* sig 281 */
+  .2byte 0x85e0 /* random */
+  .2byte 0x1496 /* random */
+  sd s1, 328(gp) /* sig 282 */
+  /* 195: fcsr */
+  li s5, 0xfe9f5c75f9f82c3b
+  csrrs zero, fflags, s5
+  sd zero, 336(gp) /* sig 283 */
+  /* 196: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f29, tp
+  fcvt.w.s t5, f29
+  sd t5, 344(gp) /* sig 284 */
+  fsflags t1, zero
+  sd t1, 352(gp) /* sig 285 */
+  /* 197: branch */
+  li t3, 0x304e525c98c9c491
+  li s11, 0x304e525c98c9c491
+  bltu t3, s11, .L36
+  .option rvc
+  c.add s2, s9
+  .option norvc
+  sd s2, 360(gp) /* sig 286 */
+  slti t3, s5, -1236
+  sd t3, 368(gp) /* sig 287 */
+.L36:
+  /* 198: fp */
+  li tp, 0xffffffffc98f35ff
+  fmv.d.x f4, tp
+  fdiv.s f8, f4, f12
+  fsd f8, 376(gp) /* sig 288 */
+  fsflags t2, zero
+  sd t2, 384(gp) /* sig 289 */
+  /* 199: fp */
+  li tp, 0x9045d2f3131ed18e
+  fmv.d.x f30, tp
+  fnmsub.d f16, f30, f17, f9, rup
+  fsd f16, 392(gp) /* sig 290 */
+  frflags t2
+  sd t2, 400(gp) /* sig 291 */
+  /* 200: cMem */
+  addi a1, sp, 8
+  .option rvc
+  c.lw a0, 112(a1)
+  .option norvc
+  sd a0, 408(gp) /* sig 292 */
+  sub a1, a1, sp
+  /* 201: cMem */
+  .option rvc
+  c.sdsp a6, 56(sp)
+  .option norvc
+  /* 202: cMem */
+  addi a1, sp, 4
+  .option rvc
+  c.fld f15, 0(a1)
+  .option norvc
+  fsd f15, 416(gp) /* sig 293 */
+  sub a1, a1, sp
+  /* 203: mem */
+  lbu a2, 96(sp)
+  sd a2, 424(gp) /* sig 294 */
+  /* 204: branch */
+  li t6, 0x8000000000000001
+  li s7, 0x90a42156efc01f8b
+  bne t6, s7, .L37
+  .option rvc
+  c.add s1, a2
+  .option norvc
+  sd s1, 432(gp) /* sig 295 */
+.L37:
+  /* 205: fcsr */
+  li s5, 0x0
+  csrrc zero, fflags, s5
+  sd zero, 440(gp) /* sig 296 */
+  /* 206: branch */
+  blt s9, s9, .L38
+  .option rvc
+  c.xor a4, s1
+  .option norvc
+  sd a4, 448(gp) /* sig 297 */
+  srai s6, s8, 7
+  sd s6, 456(gp) /* sig 298 */
+.L38:
+  /* 207: aluR */
+  and a5, s0, s9
+  sd a5, 464(gp) /* sig 299 */
+  /* 208: fcsr */
+  csrrwi a7, fflags, 23
+  sd a7, 472(gp) /* sig 300 */
+  /* 209: cJump */
+  auipc t6, 0
+  addi t6, t6, 10
+  .option rvc
+  c.jalr t6
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t6, t6, tp
+  sd ra, 480(gp) /* sig 301 */
+  sd t6, 488(gp) /* sig 302 */
+  /* 210: cMem */
+  addi a4, sp, 20
+  .option rvc
+  c.sw a1, 64(a4)
+  .option norvc
+  sub a4, a4, sp
+  /* 211: fmem */
+  li tp, 0xc0c25376718ab189
+  fmv.d.x f10, tp
+  fsd f10, 72(sp)
+  /* 212: cJump */
   auipc ra, 0
-  addi ra, ra, 22
+  addi ra, ra, 26
+  .option rvc
+  c.jr ra
+  .option norvc
+  slti t2, s2, -1299
+  sd t2, 496(gp) /* sig 303 */
+  addi a2, s2, 1883
+  sd a2, 504(gp) /* sig 304 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 512(gp) /* sig 305 */
+  /* 213: aluR */
+  mulh t6, a7, a4
+  sd t6, 520(gp) /* sig 306 */
+  /* 214: cAlu */
+  .option rvc
+  c.mv s6, a7
+  .option norvc
+  sd s6, 528(gp) /* sig 307 */
+  /* 215: fence */
+  fence
+  /* 216: mem */
+  sb s2, 200(sp)
+  /* 217: aluR */
+  li a6, 0x1
+  remuw t0, a3, a6
+  sd t0, 536(gp) /* sig 308 */
+  /* 218: rand */
+  .2byte 0x8b24 /* random */
+  /* 219: rand */
+  .4byte 0x72fc8ac3 /* random */
+  sd s5, 544(gp) /* sig 309 */
+  fsd f21, 552(gp) /* sig 310 */
+  li s4, 0x1f
+  csrrc s10, fcsr, s4
+  sd s10, 560(gp) /* sig 311 */
+  /* 220: cBranch */
+  .option rvc
+  c.j .L39
+  .option norvc
+  .option rvc
+  c.lui a0, 0x14
+  .option norvc
+  sd a0, 568(gp) /* sig 312 */
+  and a6, t5, a7
+  sd a6, 576(gp) /* sig 313 */
+.L39:
+  /* 221: fp */
+  li tp, 0x3810000000000000
+  fmv.d.x f11, tp
+  fcvt.l.d zero, f11, rne
+  sd zero, 584(gp) /* sig 314 */
+  frflags s1
+  sd s1, 592(gp) /* sig 315 */
+  /* 222: fmem */
+  flw f20, 84(sp)
+  fsd f20, 600(gp) /* sig 316 */
+  /* 223: cMem */
+  .option rvc
+  c.ldsp a7, 176(sp)
+  .option norvc
+  sd a7, 608(gp) /* sig 317 */
+  /* 224: fmem */
+  fld f27, 228(sp)
+  fsd f27, 616(gp) /* sig 318 */
+  /* 225: rand */
+  .4byte 0x59c9e79b /* random */
+  sd a5, 624(gp) /* sig 319 */
+  /* 226: rand */
+  .4byte 0x35f70bb /* random */
+  sd ra, 632(gp) /* sig 320 */
+  /* 227: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f29, tp
+  fclass.d s6, f29
+  sd s6, 640(gp) /* sig 321 */
+  fsflags s9, zero
+  sd s9, 648(gp) /* sig 322 */
+  /* 228: fcsr */
+  li s0, 0x2f
+  csrrc zero, fcsr, s0
+  sd zero, 656(gp) /* sig 323 */
+  /* 229: aluI */
+  li a4, 0x200000001
+  slti t1, a4, -1853
+  sd t1, 664(gp) /* sig 324 */
+  /* 230: jalr */
+  auipc a7, 0
+  addi a7, a7, 188
+  jalr t5, -168(a7)
+  srliw s11, t3, 0
+  sd s11, 672(gp) /* sig 325 */
+  auipc tp, 0
+  sub t5, t5, tp
+  sub a7, a7, tp
+  sd t5, 680(gp) /* sig 326 */
+  sd a7, 688(gp) /* sig 327 */
+  /* 231: fmem */
+  addi t5, sp, 194
+  flw f29, -22(t5)
+  fsd f29, 696(gp) /* sig 328 */
+  sub t5, t5, sp
+  /* 232: rand */
+  .4byte 0xe2345053 /* random */
+  sd zero, 704(gp) /* sig 329 */
+  fsd f0, 712(gp) /* sig 330 */
+  fsflags a1, zero
+  sd a1, 720(gp) /* sig 331 */
+  .2byte 0x9d76 /* random */
+  sd s10, 728(gp) /* sig 332 */
+  /* 233: fp */
+  li tp, 0xc20610bb1373b8a9
+  fmv.d.x f24, tp
+  fsgnj.d f4, f24, f4
+  fsd f4, 736(gp) /* sig 333 */
+  fsflags t1, zero
+  sd t1, 744(gp) /* sig 334 */
+  /* 234: aluR */
+  srlw s11, a5, s11
+  sd s11, 752(gp) /* sig 335 */
+  /* 235: fp */
+  li tp, 0xffffffff811fb801
+  fmv.d.x f24, tp
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f8, tp
+  fle.s t3, f24, f8
+  sd t3, 760(gp) /* sig 336 */
+  fsflags a2, zero
+  sd a2, 768(gp) /* sig 337 */
+  /* 236: aluR */
+  sltu t0, t0, a6
+  sd t0, 776(gp) /* sig 338 */
+  /* 237: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f2, tp
+  fclass.d s4, f2
+  sd s4, 784(gp) /* sig 339 */
+  frflags a3
+  sd a3, 792(gp) /* sig 340 */
+  /* 238: aluI */
+  addi s0, a5, -942
+  sd s0, 800(gp) /* sig 341 */
+  /* 239: liSeed */
+  li s10, 0x1
+  sd s10, 808(gp) /* sig 342 */
+  /* 240: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f23, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f23, tp
+  feq.d s8, f23, f23
+  sd s8, 816(gp) /* sig 343 */
+  fsflags a6, zero
+  sd a6, 824(gp) /* sig 344 */
+  /* 241: cMem */
+  .option rvc
+  c.lwsp t4, 184(sp)
+  .option norvc
+  sd t4, 832(gp) /* sig 345 */
+  /* 242: aluR */
+  srl t6, t2, s0
+  sd t6, 840(gp) /* sig 346 */
+  /* 243: cMem */
+  addi a2, sp, 72
+  .option rvc
+  c.ld s1, 24(a2)
+  .option norvc
+  sd s1, 848(gp) /* sig 347 */
+  sub a2, a2, sp
+  /* 244: loop */
+  li s1, 0x3
+.L40:
+  sltu s9, s10, t1
+  sd s9, 856(gp) /* sig 348 */
+  divuw s3, t4, a0
+  sd s3, 864(gp) /* sig 349 */
+  addi s1, s1, -1
+  bne s1, zero, .L40
+  sd s1, 872(gp) /* sig 350 */
+  /* 245: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f26, tp
+  li tp, 0xffffffffc1ca31fd
+  fmv.d.x f18, tp
+  fmin.s f10, f26, f18
+  fsd f10, 880(gp) /* sig 351 */
+  fsflags s9, zero
+  sd s9, 888(gp) /* sig 352 */
+  /* 246: cJump */
+  auipc ra, 0
+  addi ra, ra, 16
   .option rvc
   c.jalr ra
   .option norvc
   .option rvc
-  c.andi a0, 3
+  c.mv t5, s9
   .option norvc
-  sd a0, 1448(gp) /* sig 181 */
-  .option rvc
-  c.add a7, t0
-  .option norvc
-  sd a7, 1456(gp) /* sig 182 */
+  sd t5, 896(gp) /* sig 353 */
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 1464(gp) /* sig 183 */
-  /* 129: fp */
-  li tp, 0xfffffffebaa1a876
-  fmv.d.x f14, tp
-  fcvt.lu.s s11, f14
-  sd s11, 1472(gp) /* sig 184 */
-  fsflags s10, zero
-  sd s10, 1480(gp) /* sig 185 */
-  /* 130: branch */
-  bltu a0, a4, .L32
-  slti ra, s2, -1875
-  sd ra, 1488(gp) /* sig 186 */
-  remw zero, s8, s1
-  sd zero, 1496(gp) /* sig 187 */
-  addiw s7, a3, 1015
-  sd s7, 1504(gp) /* sig 188 */
-.L32:
-  /* 131: fmem */
-  addi t0, sp, 4
-  fsd f15, 212(t0)
-  sub t0, t0, sp
-  /* 132: aluI */
-  addiw t5, t1, 1365
-  sd t5, 1512(gp) /* sig 189 */
-  /* 133: jal */
-  jal s0, .L33
-.L33:
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 1520(gp) /* sig 190 */
-  /* 134: aluR */
-  sub a6, t6, a6
-  sd a6, 1528(gp) /* sig 191 */
-  /* 135: aluR */
-  slt ra, s5, s2
-  sd ra, 1536(gp) /* sig 192 */
-  /* 136: cMem */
-  .option rvc
-  c.swsp s2, 64(sp)
-  .option norvc
-  /* 137: fp */
-  fadd.s f2, f17, f15, rdn
-  fsd f2, 1544(gp) /* sig 193 */
-  fsflags s3, zero
-  sd s3, 1552(gp) /* sig 194 */
-  /* 138: fp */
-  fcvt.w.d a1, f12, dyn
-  sd a1, 1560(gp) /* sig 195 */
-  fsflags t4, zero
-  sd t4, 1568(gp) /* sig 196 */
-  /* 139: cSp */
-  .option rvc
-  c.addi4spn s1, sp, 544
-  .option norvc
-  sub s1, s1, sp
-  sd s1, 1576(gp) /* sig 197 */
-  /* 140: fp */
-  fcvt.d.l f19, s4
-  fsd f19, 1584(gp) /* sig 198 */
-  fsflags a3, zero
-  sd a3, 1592(gp) /* sig 199 */
-  /* 141: branch */
-  li a7, 0x8000001
-  li s2, 0x3fffffffff
-  blt a7, s2, .L34
-  and t3, t1, s8
-  sd t3, 1600(gp) /* sig 200 */
-  subw s0, a3, s6
-  sd s0, 1608(gp) /* sig 201 */
-  srai a2, t5, 26
-  sd a2, 1616(gp) /* sig 202 */
-.L34:
-  /* 142: cMem */
-  addi a0, sp, 56
-  .option rvc
-  c.ld a2, 32(a0)
-  .option norvc
-  sd a2, 1624(gp) /* sig 203 */
-  sub a0, a0, sp
-  /* 143: aluR */
-  li a1, 0x8000000000000000
-  li s10, 0xffffffffffffffff
-  div s0, a1, s10
-  sd s0, 1632(gp) /* sig 204 */
-  /* 144: fp */
-  li tp, 0xfffffffffdbabfd0
-  fmv.d.x f21, tp
-  fnmadd.s f22, f8, f21, f18, rtz
-  fsd f22, 1640(gp) /* sig 205 */
-  fsflags s3, zero
-  sd s3, 1648(gp) /* sig 206 */
-  /* 145: fp */
-  fsgnjn.d f30, f5, f6
-  fsd f30, 1656(gp) /* sig 207 */
-  fsflags s5, zero
-  sd s5, 1664(gp) /* sig 208 */
-  /* 146: jalr */
-  auipc a6, 0
-  addi a6, a6, -86
-  jalr a3, 98(a6)
-  auipc tp, 0
-  sub a3, a3, tp
-  sub a6, a6, tp
-  sd a3, 1672(gp) /* sig 209 */
-  sd a6, 1680(gp) /* sig 210 */
-  /* 147: luiAuipc */
-  auipc t5, 0xfffff
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 1688(gp) /* sig 211 */
-  /* 148: fp */
-  fcvt.s.lu f4, s6, dyn
-  fsd f4, 1696(gp) /* sig 212 */
-  frcsr s10
-  sd s10, 1704(gp) /* sig 213 */
-  /* 149: fp */
-  li tp, 0xffffffff5f800000
-  fmv.d.x f15, tp
-  fsqrt.s f5, f15, rmm
-  fsd f5, 1712(gp) /* sig 214 */
-  fsflags s10, zero
-  sd s10, 1720(gp) /* sig 215 */
-  /* 150: aluI */
-  srai s7, a0, 32
-  sd s7, 1728(gp) /* sig 216 */
-  /* 151: fp */
+  sd ra, 904(gp) /* sig 354 */
+  /* 247: aluI */
+  li t4, 0xaaaaaaaaaaaaaaaa
+  srliw s1, t4, 4
+  sd s1, 912(gp) /* sig 355 */
+  /* 248: fp */
   li tp, 0xffffffff7f800001
-  fmv.d.x f20, tp
-  fcvt.w.d t4, f20, rmm
-  sd t4, 1736(gp) /* sig 217 */
-  frcsr a5
-  sd a5, 1744(gp) /* sig 218 */
-  /* 152: aluI */
-  li t1, 0x3f
-  slti t5, t1, 1202
-  sd t5, 1752(gp) /* sig 219 */
-  /* 153: fmem */
-  li tp, 0xc079d05f6fe62ff1
-  fmv.d.x f12, tp
-  fsd f12, 136(sp)
-  /* 154: fp */
-  li tp, 0xade2f98daedc5294
-  fmv.d.x f31, tp
-  fmv.x.d t1, f31
-  sd t1, 1760(gp) /* sig 220 */
-  fsflags t3, zero
-  sd t3, 1768(gp) /* sig 221 */
-  /* 155: aluR */
-  li s6, 0x2
-  mulhsu zero, s6, s4
-  sd zero, 1776(gp) /* sig 222 */
-  /* 156: cBranch */
-  .option rvc
-  c.beqz a0, .L35
-  .option norvc
-  addw s3, s4, a5
-  sd s3, 1784(gp) /* sig 223 */
-.L35:
-  /* 157: cMem */
-  addi a3, sp, 20
-  .option rvc
-  c.lw a0, 0(a3)
-  .option norvc
-  sd a0, 1792(gp) /* sig 224 */
-  sub a3, a3, sp
-  /* 158: fp */
-  li tp, 0xbffc70a48537bb3e
-  fmv.d.x f31, tp
-  li tp, 0x3ffc70a48537bb3e
-  fmv.d.x f14, tp
-  fadd.d f27, f31, f31, rdn
-  fsd f27, 1800(gp) /* sig 225 */
-  fsflags a2, zero
-  sd a2, 1808(gp) /* sig 226 */
-  /* 159: far */
-  bge s8, s8, .L36
-.L37:
-  /* 160: fmem */
-  addi t0, sp, 120
-  fsw f16, -112(t0)
-  sub t0, t0, sp
-  /* 161: aluR */
-  or s0, a5, s10
-  sd s0, 1824(gp) /* sig 228 */
-  /* 162: branch */
-  li s1, 0x7fffff
-  li t3, 0x7fffff
-  beq s1, t3, .L38
-  .option rvc
-  c.addiw t4, -26
-  .option norvc
-  sd t4, 1832(gp) /* sig 229 */
-  srai ra, ra, 61
-  sd ra, 1840(gp) /* sig 230 */
-  .option rvc
-  c.lui t6, 0x8
-  .option norvc
-  sd t6, 1848(gp) /* sig 231 */
-.L38:
-  /* 163: fp */
-  li tp, 0x3ff6b56ad01f6879
-  fmv.d.x f12, tp
-  li tp, 0xbff6b56ad01f687a
-  fmv.d.x f14, tp
-  fadd.d f9, f12, f14, rup
-  fsd f9, 1856(gp) /* sig 232 */
-  fsflags s1, zero
-  sd s1, 1864(gp) /* sig 233 */
-  /* 164: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f25, tp
-  li tp, 0xfff8000000000000
-  fmv.d.x f24, tp
-  fsgnjn.d f31, f25, f24
-  fsd f31, 1872(gp) /* sig 234 */
-  frcsr s7
-  sd s7, 1880(gp) /* sig 235 */
-  /* 165: cAlu */
-  .option rvc
-  c.srli a0, 24
-  .option norvc
-  sd a0, 1888(gp) /* sig 236 */
-  /* 166: mem */
-  addi a1, sp, 30
-  lw a1, 52(a1)
-  sd a1, 1896(gp) /* sig 237 */
-  /* 167: fmem */
-  addi s9, sp, 204
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f20, tp
-  fsw f20, -61(s9)
-  sub s9, s9, sp
-  /* 168: cMem */
-  addi s0, sp, 32
-  .option rvc
-  c.sw a0, 48(s0)
-  .option norvc
-  sub s0, s0, sp
-  /* 169: branch */
-  li a2, 0xffffffff
-  li s1, 0x5c
-  bge a2, s1, .L39
-  or s5, a5, zero
-  sd s5, 1904(gp) /* sig 238 */
-  .option rvc
-  c.addiw s5, -22
-  .option norvc
-  sd s5, 1912(gp) /* sig 239 */
-.L39:
-  addi gp, gp, 1920
-  /* 170: jal */
-  jal a3, .L40
-  .option rvc
-  c.srai a0, 18
-  .option norvc
-  sd a0, 0(gp) /* sig 240 */
-.L40:
-  auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 8(gp) /* sig 241 */
-  /* 171: aluI */
-  li s1, 0xfffffffffffff800
-  xori s10, s1, -959
-  sd s10, 16(gp) /* sig 242 */
-  /* 172: fcsr */
-  li t6, 0xbd
-  csrrc zero, fflags, t6
-  sd zero, 24(gp) /* sig 243 */
-  /* 173: cAlu */
-  .option rvc
-  c.lui s5, 0x16
-  .option norvc
-  sd s5, 32(gp) /* sig 244 */
-  /* 174: aluI */
-  slliw s0, t2, 6
-  sd s0, 40(gp) /* sig 245 */
-  /* 175: cMem */
-  .option rvc
-  c.ldsp s11, 192(sp)
-  .option norvc
-  sd s11, 48(gp) /* sig 246 */
-  /* 176: fmem */
-  li tp, 0xffffffffbe0ae6c8
-  fmv.d.x f11, tp
-  fsw f11, 24(sp)
-  /* 177: fcsr */
-  li a7, 0xb04ddabaca6ad776
-  csrrc s7, fflags, a7
-  sd s7, 56(gp) /* sig 247 */
-  /* 178: amo */
-  addi t5, sp, 104
-  amoxor.w.aq t3, s3, (t5)
-  sub t5, t5, sp
-  sd t3, 64(gp) /* sig 248 */
-  lw t2, 104(sp)
-  sd t2, 72(gp) /* sig 249 */
-  /* 179: cMem */
-  .option rvc
-  c.sdsp t2, 120(sp)
-  .option norvc
-  /* 180: fcsr */
-  csrrwi zero, frm, 1
-  sd zero, 80(gp) /* sig 250 */
-  /* 181: fmem */
-  fld f23, 72(sp)
-  fsd f23, 88(gp) /* sig 251 */
-  /* 182: fp */
-  li tp, 0xffffffffbd3ccecd
-  fmv.d.x f8, tp
-  li tp, 0xffffffff86a2a7a3
+  fmv.d.x f21, tp
+  li tp, 0xffffffff00800000
   fmv.d.x f22, tp
-  fmul.s f0, f8, f22, rmm
-  fsd f0, 96(gp) /* sig 252 */
-  fsflags s8, zero
-  sd s8, 104(gp) /* sig 253 */
-  /* 183: far */
-  bge zero, s9, .L41
-.L42:
-  /* 184: cMem */
-  .option rvc
-  c.sdsp a6, 112(sp)
-  .option norvc
-  /* 185: fp */
-  li tp, 0x4340000000000001
-  fmv.d.x f0, tp
-  li tp, 0x414d29e5f2e99b05
-  fmv.d.x f3, tp
-  fsgnj.d f9, f0, f3
-  fsd f9, 128(gp) /* sig 256 */
-  fsflags s8, zero
-  sd s8, 136(gp) /* sig 257 */
-  /* 186: fp */
-  li tp, 0x3810000000000000
-  fmv.d.x f1, tp
-  fnmsub.d f20, f11, f29, f1, dyn
-  fsd f20, 144(gp) /* sig 258 */
-  fsflags s0, zero
-  sd s0, 152(gp) /* sig 259 */
-  /* 187: loop */
-  li s2, 0x3
-.L43:
-  .option rvc
-  c.addw s0, a2
-  .option norvc
-  sd s0, 160(gp) /* sig 260 */
-  remuw s10, s4, a5
-  sd s10, 168(gp) /* sig 261 */
-  sraw t0, ra, s9
-  sd t0, 176(gp) /* sig 262 */
-  addi s2, s2, -1
-  bltu zero, s2, .L43
-  sd s2, 184(gp) /* sig 263 */
-  /* 188: fmem */
-  flw f1, 207(sp)
-  fsd f1, 192(gp) /* sig 264 */
-  /* 189: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f15, tp
-  fmin.d f22, f2, f15
-  fsd f22, 200(gp) /* sig 265 */
-  frflags a7
-  sd a7, 208(gp) /* sig 266 */
-  /* 190: fp */
-  li tp, 0xffffffff6187921d
-  fmv.d.x f10, tp
-  li tp, 0xffffffff38baebec
-  fmv.d.x f24, tp
-  flt.s s6, f10, f24
-  sd s6, 216(gp) /* sig 267 */
-  frflags a4
-  sd a4, 224(gp) /* sig 268 */
-  /* 191: fp */
-  fmul.d f20, f26, f16
-  fsd f20, 232(gp) /* sig 269 */
-  frflags s5
-  sd s5, 240(gp) /* sig 270 */
-  /* 192: aluR */
-  sub a1, s11, a2
-  sd a1, 248(gp) /* sig 271 */
-  /* 193: aluR */
-  srl t0, ra, t2
-  sd t0, 256(gp) /* sig 272 */
-  /* 194: fcsr */
-  li a4, 0xe4
-  csrrc s6, frm, a4
-  sd s6, 264(gp) /* sig 273 */
-  /* 195: aluR */
-  li t6, 0xfffffffffff
-  divuw t4, s2, t6
-  sd t4, 272(gp) /* sig 274 */
-  /* 196: aluI */
-  li a0, 0x8000000000000000
-  ori t0, a0, -664
-  sd t0, 280(gp) /* sig 275 */
-  /* 197: cMem */
-  .option rvc
-  c.lwsp t5, 24(sp)
-  .option norvc
-  sd t5, 288(gp) /* sig 276 */
-  /* 198: branch */
-  bltu a3, t4, .L44
-  .option rvc
-  c.addiw t0, -32
-  .option norvc
-  sd t0, 296(gp) /* sig 277 */
-  addi a5, t6, 1858
-  sd a5, 304(gp) /* sig 278 */
-  .option rvc
-  c.mv a1, t4
-  .option norvc
-  sd a1, 312(gp) /* sig 279 */
-.L44:
-  /* 199: aluI */
-  slli zero, t2, 32
-  sd zero, 320(gp) /* sig 280 */
-  j .L45
-.L24:
-  sd zero, 1192(gp) /* sig 149 */
-  .option rvc
-  c.lui a4, 0x7
-  .option norvc
-  sd a4, 1200(gp) /* sig 150 */
-  .option rvc
-  c.andi a1, -24
-  .option norvc
-  sd a1, 1208(gp) /* sig 151 */
-  slti s7, s7, 2047
-  sd s7, 1216(gp) /* sig 152 */
-  jal tp, .L25
-.L27:
-  mulhsu s9, t2, t0
-  sd s9, 1280(gp) /* sig 160 */
-  .option rvc
-  c.mv s6, t0
-  .option norvc
-  sd s6, 1288(gp) /* sig 161 */
-  rem a1, a3, a0
-  sd a1, 1296(gp) /* sig 162 */
-  jal tp, .L28
-.L30:
-  srliw a2, a1, 31
-  sd a2, 1376(gp) /* sig 172 */
-  jal tp, .L31
-.L36:
-  addi a3, t3, -1
-  sd a3, 1816(gp) /* sig 227 */
-  j .L37
+  fsgnjx.s f12, f21, f22
+  fsd f12, 920(gp) /* sig 356 */
+  fsflags t1, zero
+  sd t1, 928(gp) /* sig 357 */
+  /* 249: rand */
+  .4byte 0x37d5513 /* random */
+  sd a0, 936(gp) /* sig 358 */
+  .2byte 0x9d29 /* random */
+  sd a0, 944(gp) /* sig 359 */
+  .4byte 0xf01f0893 /* random */
+  sd a7, 952(gp) /* sig 360 */
+  /* 250: branch */
+  bltu s3, t4, .L41
+  sraiw s8, a0, 31
+  sd s8, 960(gp) /* sig 361 */
+  addi a4, zero, 1413
+  sd a4, 968(gp) /* sig 362 */
+  remu s6, s0, s9
+  sd s6, 976(gp) /* sig 363 */
 .L41:
-  srl zero, s2, s0
-  sd zero, 112(gp) /* sig 254 */
+  /* 251: aluI */
+  srliw s6, t1, 6
+  sd s6, 984(gp) /* sig 364 */
+  /* 252: cAlu */
   .option rvc
-  c.addi a6, -22
+  c.mv t3, s6
   .option norvc
-  sd a6, 120(gp) /* sig 255 */
-  jal tp, .L42
-.L45:
-  /* 200: fp */
-  li tp, 0x8000075c95ced83f
+  sd t3, 992(gp) /* sig 365 */
+  /* 253: aluR */
+  sll t1, t1, t6
+  sd t1, 1000(gp) /* sig 366 */
+  /* 254: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f2, tp
+  li tp, 0xffffffff00000001
   fmv.d.x f5, tp
-  li tp, 0xc01615c16c88bc29
-  fmv.d.x f8, tp
-  fsqrt.d f5, f5, rmm
-  fsd f5, 328(gp) /* sig 281 */
-  frflags t3
-  sd t3, 336(gp) /* sig 282 */
-  /* 201: aluI */
-  slti t5, t5, -1727
-  sd t5, 344(gp) /* sig 283 */
-  /* 202: aluR */
-  li s0, 0x4aba59ea
-  srl a5, t6, s0
-  sd a5, 352(gp) /* sig 284 */
-  /* 203: mem */
-  addi t4, sp, 254
-  lw s9, -20(t4)
-  sd s9, 360(gp) /* sig 285 */
-  sub t4, t4, sp
-  /* 204: fp */
-  li tp, 0x3edf6b4ccfe46167
-  fmv.d.x f6, tp
-  fcvt.s.d f17, f6, dyn
-  fsd f17, 368(gp) /* sig 286 */
-  csrrci s2, fflags, 0x1f
-  sd s2, 376(gp) /* sig 287 */
-  /* 205: cSp */
-  .option rvc
-  c.addi16sp sp, 16
-  .option norvc
-  ld s2, 176(sp)
-  sd s2, 384(gp) /* sig 288 */
-  .option rvc
-  c.addi16sp sp, -16
-  .option norvc
-  /* 206: aluI */
-  li t3, 0xbe3000000000000
-  ori s2, t3, 260
-  sd s2, 392(gp) /* sig 289 */
-  /* 207: aluR */
-  mul t2, a2, s6
-  sd t2, 400(gp) /* sig 290 */
-  /* 208: aluR */
-  li t4, 0x7fffffffffffffff
-  remuw a4, t2, t4
-  sd a4, 408(gp) /* sig 291 */
-  /* 209: fmem */
-  addi ra, sp, -75
-  fld f20, 221(ra)
-  fsd f20, 416(gp) /* sig 292 */
-  sub ra, ra, sp
-  /* 210: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f12, tp
-  li tp, 0xffffffff8360ad01
-  fmv.d.x f6, tp
-  fmul.d f1, f12, f6, rdn
-  fsd f1, 424(gp) /* sig 293 */
-  fsflags t2, zero
-  sd t2, 432(gp) /* sig 294 */
-  /* 211: fp */
-  fclass.s s6, f3
-  sd s6, 440(gp) /* sig 295 */
-  fsflags t4, zero
-  sd t4, 448(gp) /* sig 296 */
-  /* 212: jal */
-  jal ra, .L46
-.L46:
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 456(gp) /* sig 297 */
-  /* 213: fp */
-  li tp, 0xffffffff3f8fbfa5
-  fmv.d.x f21, tp
-  li tp, 0xffffffff3eeac916
-  fmv.d.x f19, tp
-  li tp, 0xffffffffbf03d618
-  fmv.d.x f5, tp
-  fnmadd.s f26, f21, f19, f5, rtz
-  fsd f26, 464(gp) /* sig 298 */
-  fsflags s0, zero
-  sd s0, 472(gp) /* sig 299 */
-  /* 214: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 660
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 480(gp) /* sig 300 */
-  /* 215: fp */
-  li tp, 0x8000000000000001
-  fmv.d.x f28, tp
-  li tp, 0xc1d1de247a178b92
-  fmv.d.x f10, tp
-  fsub.d f3, f28, f10, dyn
-  fsd f3, 488(gp) /* sig 301 */
-  frcsr s1
-  sd s1, 496(gp) /* sig 302 */
-  /* 216: jalr */
-  auipc ra, 0
-  jalr a0, 9(ra)
-  auipc tp, 0
-  sub a0, a0, tp
-  sub ra, ra, tp
-  sd a0, 504(gp) /* sig 303 */
-  sd ra, 512(gp) /* sig 304 */
-  /* 217: fmem */
-  fld f27, 192(sp)
-  fsd f27, 520(gp) /* sig 305 */
-  /* 218: fmem */
-  addi s0, sp, 193
-  fsw f1, -113(s0)
-  sub s0, s0, sp
-  /* 219: cMem */
-  addi a3, sp, 56
-  .option rvc
-  c.sd a1, 112(a3)
-  .option norvc
-  sub a3, a3, sp
-  /* 220: aluR */
-  sll s2, s4, a6
-  sd s2, 528(gp) /* sig 306 */
-  /* 221: aluR */
-  or t0, t0, a5
-  sd t0, 536(gp) /* sig 307 */
-  /* 222: fence */
-  fence rw, rw
-  /* 223: far */
-  blt t5, t5, .L47
-.L48:
-  /* 224: aluR */
-  sltu t1, zero, s10
-  sd t1, 568(gp) /* sig 311 */
-  /* 225: cSp */
-  .option rvc
-  c.addi16sp sp, -112
-  .option norvc
-  ld s4, 320(sp)
-  sd s4, 576(gp) /* sig 312 */
-  .option rvc
-  c.addi16sp sp, 112
-  .option norvc
-  /* 226: branch */
-  bltu t0, t0, .L49
-  sraiw a7, a2, 1
-  sd a7, 584(gp) /* sig 313 */
-.L49:
-  /* 227: fence */
-  fence r, w
-  /* 228: fp */
-  li tp, 0x3810000000000000
-  fmv.d.x f11, tp
-  fcvt.l.d ra, f11, rne
-  sd ra, 592(gp) /* sig 314 */
-  frflags s1
-  sd s1, 600(gp) /* sig 315 */
-  /* 229: mem */
-  sw s0, 160(sp)
-  /* 230: aluR */
-  div s11, a4, t5
-  sd s11, 608(gp) /* sig 316 */
-  /* 231: cBranch */
-  li a2, 0x0
-  .option rvc
-  c.beqz a2, .L50
-  .option norvc
-  sra s4, t6, a0
-  sd s4, 616(gp) /* sig 317 */
-.L50:
-  /* 232: aluR */
-  li t4, 0x4f90000000000
-  sltu t4, t4, s9
-  sd t4, 624(gp) /* sig 318 */
-  /* 233: branch */
-  li s0, 0x3
-  li a0, 0xfffffffffe1d9d89
-  bltu s0, a0, .L51
-  or t6, t6, t5
-  sd t6, 632(gp) /* sig 319 */
-  slliw s2, a7, 4
-  sd s2, 640(gp) /* sig 320 */
-.L51:
-  /* 234: luiAuipc */
-  auipc a6, 0xdc053
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 648(gp) /* sig 321 */
-  /* 235: fp */
-  li tp, 0xfffffffffbb4cc10
-  fmv.d.x f20, tp
-  feq.s t5, f20, f20
-  sd t5, 656(gp) /* sig 322 */
-  fsflags a6, zero
-  sd a6, 664(gp) /* sig 323 */
-  /* 236: fp */
-  li tp, 0xffffffffcf000000
-  fmv.d.x f23, tp
-  fcvt.d.s f17, f23
-  fsd f17, 672(gp) /* sig 324 */
-  frcsr t2
-  sd t2, 680(gp) /* sig 325 */
-  /* 237: aluI */
-  li t4, 0xfffffffffffff800
-  slti t1, t4, -1923
-  sd t1, 688(gp) /* sig 326 */
-  /* 238: cMem */
-  addi a5, sp, 18
-  .option rvc
-  c.fsd f10, 112(a5)
-  .option norvc
-  sub a5, a5, sp
-  /* 239: fp */
-  li tp, 0xffffffff6836ffb9
-  fmv.d.x f25, tp
-  fle.s s11, f27, f25
-  sd s11, 696(gp) /* sig 327 */
-  frflags a4
-  sd a4, 704(gp) /* sig 328 */
-  /* 240: cBranch */
-  li a1, 0x0
-  .option rvc
-  c.j .L52
-  .option norvc
-  mulhu s6, s8, a4
-  sd s6, 712(gp) /* sig 329 */
-.L52:
-  /* 241: cMem */
-  .option rvc
-  c.fsdsp f7, 144(sp)
-  .option norvc
-  /* 242: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f21, tp
-  fsgnjn.s f2, f21, f5
-  fsd f2, 720(gp) /* sig 330 */
-  li a1, 0x1f
-  csrrc ra, fcsr, a1
-  sd ra, 728(gp) /* sig 331 */
-  /* 243: luiAuipc */
-  auipc s10, 0x0
-  auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 736(gp) /* sig 332 */
-  /* 244: aluR */
-  sub a3, ra, s8
-  sd a3, 744(gp) /* sig 333 */
-  /* 245: branch */
-  bne t1, t2, .L53
-  .option rvc
-  c.add t0, a0
-  .option norvc
-  sd t0, 752(gp) /* sig 334 */
-.L53:
-  /* 246: fmem */
-  addi s7, sp, 130
-  fld f7, -90(s7)
-  fsd f7, 760(gp) /* sig 335 */
-  sub s7, s7, sp
-  /* 247: cMem */
-  addi s1, sp, 24
-  .option rvc
-  c.sd a0, 40(s1)
-  .option norvc
-  sub s1, s1, sp
-  /* 248: branch */
-  bltu a2, a4, .L54
-  addw ra, t1, s11
-  sd ra, 768(gp) /* sig 336 */
-.L54:
-  /* 249: branch */
-  blt s2, s8, .L55
-  addi t1, t0, -1
-  sd t1, 776(gp) /* sig 337 */
-.L55:
-  /* 250: cAlu */
-  .option rvc
-  c.srai a5, 48
-  .option norvc
-  sd a5, 784(gp) /* sig 338 */
-  /* 251: fp */
-  li tp, 0xffffffff08523713
-  fmv.d.x f4, tp
-  li tp, 0xffffffffc0200000
-  fmv.d.x f18, tp
-  fmadd.s f7, f4, f18, f29
-  fsd f7, 792(gp) /* sig 339 */
-  fsflags s5, zero
-  sd s5, 800(gp) /* sig 340 */
-  /* 252: cMem */
-  addi s0, sp, 56
-  .option rvc
-  c.lw s1, 120(s0)
-  .option norvc
-  sd s1, 808(gp) /* sig 341 */
-  sub s0, s0, sp
-  /* 253: fcsr */
-  csrrsi t6, fflags, 6
-  sd t6, 816(gp) /* sig 342 */
-  /* 254: branch */
-  bne t5, t0, .L56
-  .option rvc
-  c.mv s3, s8
-  .option norvc
-  sd s3, 824(gp) /* sig 343 */
-.L56:
+  fsgnj.s f10, f2, f5
+  fsd f10, 1008(gp) /* sig 367 */
+  frflags s2
+  sd s2, 1016(gp) /* sig 368 */
   /* 255: fp */
-  fsgnjn.s f26, f7, f23
-  fsd f26, 832(gp) /* sig 344 */
-  frflags s0
-  sd s0, 840(gp) /* sig 345 */
-  /* 256: fmem */
-  li tp, 0x5769459525ad4d1b
-  fmv.d.x f15, tp
-  fsd f15, 96(sp)
-  /* 257: branch */
-  bltu s6, s6, .L57
-  slti s1, t3, 1585
-  sd s1, 848(gp) /* sig 346 */
-.L57:
-  /* 258: lrsc */
-  addi t1, sp, 24
-  lr.w.rl t2, (t1)
-  srl s8, s1, a5
-  sc.w.rl t5, s4, (t1)
-  sd t2, 856(gp) /* sig 347 */
-  sd t5, 864(gp) /* sig 348 */
-  sub t1, t1, sp
-  lw s5, 24(sp)
-  sd s5, 872(gp) /* sig 349 */
-  /* 259: liSeed */
-  li a5, 0x31842a0
-  sd a5, 880(gp) /* sig 350 */
-  j .L58
-.L47:
-  divw s11, s0, a6
-  sd s11, 544(gp) /* sig 308 */
-  remuw t0, a3, a6
-  sd t0, 552(gp) /* sig 309 */
+  li tp, 0xffffffff409aef6b
+  fmv.d.x f0, tp
+  fnmadd.s f5, f0, f6, f4, rne
+  fsd f5, 1024(gp) /* sig 369 */
+  fsflags s2, zero
+  sd s2, 1032(gp) /* sig 370 */
+  /* 256: cSp */
   .option rvc
-  c.or s1, s0
+  c.addi4spn a4, sp, 340
   .option norvc
-  sd s1, 560(gp) /* sig 310 */
-  jal tp, .L48
-.L58:
+  sub a4, a4, sp
+  sd a4, 1040(gp) /* sig 371 */
+  /* 257: cAlu */
+  .option rvc
+  c.li s6, -3
+  .option norvc
+  sd s6, 1048(gp) /* sig 372 */
+  /* 258: aluR */
+  li a1, 0x8000
+  sllw s8, a4, a1
+  sd s8, 1056(gp) /* sig 373 */
+  /* 259: jalr */
+  auipc t4, 0
+  addi t4, t4, 137
+  jalr t4, -125(t4)
+  auipc tp, 0
+  sub t4, t4, tp
+  sd t4, 1064(gp) /* sig 374 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x6
-  .dword 0x5d8800
-  .dword 0x20f04f54a5c8333f
-  .dword 0x12f4bed286e46dfd
-  .dword 0xc01f2dd892e6109c
-  .dword 0xfffffffffffffffa
-  .dword 0x151083ca64267487
-  .dword 0xff
-  .dword 0xffffffff322e6ac9
-  .dword 0xf1c829bd258735e1
-  .dword 0xd7b67fc222bce6ca
-  .dword 0x432fffffffffffff
-  .dword 0x41f32f8267e767ab
-  .dword 0x4008000000000000
-  .dword 0x7ff
-  .dword 0xffffffff7f800001
-  .dword 0xffffffff3bdc2bba
-  .dword 0xaa5b5b913a978a82
-  .dword 0x41efffffffe00000
-  .dword 0x733020b6a7948cce
-  .dword 0xc109b544ee354976
-  .dword 0xffffffffff800000
-  .dword 0x7ffffff
-  .dword 0xffffffff7f000000
-  .dword 0x1d
-  .dword 0x8f91d56613daf0ec
+  .dword 0x452000
+  .dword 0xfffffffffffff
+  .dword 0x7fffffffffffffff
+  .dword 0x8b61adf447666a02
+  .dword 0xc0a518ff44d02289
+  .dword 0xfffffffff0688feb
+  .dword 0xffffffff4effffff
+  .dword 0xffffffff4effffff
+  .dword 0xffffffff7fc0dead
+  .dword 0xffffffffccdd811d
+  .dword 0x245eb5b0c6c1ef4d
+  .dword 0x41f0000000080000
+  .dword 0x1f18
+  .dword 0xffffffff3391d566
   .dword 0x43347c52a66b9
   .dword 0xffffffffffc00000
   .dword 0x41efffffffe00000
   .dword 0x83e0000000
   .dword 0x3ff8000000000000
   .dword 0xffffffff3f000000
+  .dword 0xffffffff40200000
+  .dword 0xffffffffc8649352
+  .dword 0x4bf8378eacf0e608
+  .dword 0x4cff0175
+  .dword 0xffffffff3f000000
+  .dword 0x1a56e1fc2f8f359
+  .dword 0xffffffff40200000
+  .dword 0x10000000000000
+  .dword 0x70972c2a
+  .dword 0xf3fab8f53762a7cd
+  .dword 0xffffffff80000001
+  .dword 0xffffffffffffffd5
 difftest_sig:
-  .rept 351
+  .rept 375
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

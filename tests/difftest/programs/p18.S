@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x20000
+  li ra, 0x7fffffff
   li t0, 0x80000001
   li t1, 0x123456789abcdef
   li t2, 0x7fffffffffffffff
@@ -100,1501 +100,1422 @@
   /* 0: aluR */
   sub s0, s1, s4
   sd s0, 0(gp) /* sig 0 */
-  /* 1: cAlu */
+  /* 1: lrsc */
+  addi a1, sp, 228
+  sc.w.aq a4, s10, (a1)
+  sd a4, 8(gp) /* sig 1 */
+  sub a1, a1, sp
+  lw s1, 228(sp)
+  sd s1, 16(gp) /* sig 2 */
+  /* 2: liSeed */
+  li t0, 0xffffffff9d9389d1
+  sd t0, 24(gp) /* sig 3 */
+  /* 3: cAlu */
   .option rvc
-  c.srai a5, 18
+  c.lui a1, 0x13
   .option norvc
-  sd a5, 8(gp) /* sig 1 */
-  /* 2: aluI */
-  srli s7, t2, 7
-  sd s7, 16(gp) /* sig 2 */
-  /* 3: aluI */
-  slli s4, a1, 1
-  sd s4, 24(gp) /* sig 3 */
-  /* 4: aluI */
-  slliw t1, t4, 11
-  sd t1, 32(gp) /* sig 4 */
+  sd a1, 32(gp) /* sig 4 */
+  /* 4: fcsr */
+  li a5, 0x6f6341b20077f0a2
+  csrrc t1, frm, a5
+  sd t1, 40(gp) /* sig 5 */
   /* 5: cAlu */
   .option rvc
-  c.li a6, -32
+  c.add s4, s1
   .option norvc
-  sd a6, 40(gp) /* sig 5 */
-  /* 6: luiAuipc */
-  lui s6, 0x990ad
-  sd s6, 48(gp) /* sig 6 */
-  /* 7: aluR */
+  sd s4, 48(gp) /* sig 6 */
+  /* 6: aluR */
   remuw s4, t5, s4
   sd s4, 56(gp) /* sig 7 */
-  /* 8: branch */
-  li s2, 0x15a800
-  li s5, 0x15a800
-  bltu s2, s5, .L0
+  /* 7: cBranch */
+  .option rvc
+  c.bnez a3, .L0
+  .option norvc
+  remuw ra, s1, a6
+  sd ra, 64(gp) /* sig 8 */
   divu a2, s3, t4
-  sd a2, 64(gp) /* sig 8 */
+  sd a2, 72(gp) /* sig 9 */
 .L0:
-  /* 9: branch */
-  bltu t0, zero, .L1
+  /* 8: cBranch */
+  li a4, 0x0
   .option rvc
-  c.add s9, t1
+  c.bnez a4, .L1
   .option norvc
-  sd s9, 72(gp) /* sig 9 */
   .option rvc
-  c.add t5, t5
+  c.lui s11, 0xffffd
   .option norvc
-  sd t5, 80(gp) /* sig 10 */
-  addi a6, t6, 1928
-  sd a6, 88(gp) /* sig 11 */
+  sd s11, 80(gp) /* sig 10 */
+  .option rvc
+  c.srai s1, 63
+  .option norvc
+  sd s1, 88(gp) /* sig 11 */
+  slli t6, a7, 20
+  sd t6, 96(gp) /* sig 12 */
 .L1:
+  /* 9: mem */
+  sw s2, 59(sp)
   /* 10: cAlu */
   .option rvc
-  c.or a0, a3
+  c.addi s11, 21
   .option norvc
-  sd a0, 96(gp) /* sig 12 */
-  /* 11: cAlu */
-  .option rvc
-  c.mv a0, s0
-  .option norvc
-  sd a0, 104(gp) /* sig 13 */
-  /* 12: mem */
-  sw s11, 148(sp)
-  ld a3, 144(sp)
-  sd a3, 112(gp) /* sig 14 */
-  /* 13: lrsc */
-  addi a4, sp, 88
-  lr.d.aq s2, (a4)
-  sc.d s5, t0, (a4)
-  sd s2, 120(gp) /* sig 15 */
-  sd s5, 128(gp) /* sig 16 */
-  sub a4, a4, sp
-  ld a4, 88(sp)
-  sd a4, 136(gp) /* sig 17 */
-  /* 14: cAlu */
-  .option rvc
-  c.addw a4, a3
-  .option norvc
-  sd a4, 144(gp) /* sig 18 */
-  /* 15: aluR */
-  xor t2, s4, t2
-  sd t2, 152(gp) /* sig 19 */
-  /* 16: luiAuipc */
-  auipc a0, 0x39c7d
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 160(gp) /* sig 20 */
-  /* 17: branch */
-  beq zero, zero, .L2
-  divw s7, zero, t4
-  sd s7, 168(gp) /* sig 21 */
-  srliw a3, t4, 0
-  sd a3, 176(gp) /* sig 22 */
-.L2:
-  /* 18: cAlu */
-  .option rvc
-  c.andi a3, -12
-  .option norvc
-  sd a3, 184(gp) /* sig 23 */
-  /* 19: lrsc */
-  addi s7, sp, 184
-  sc.w a5, zero, (s7)
-  sd a5, 192(gp) /* sig 24 */
-  sub s7, s7, sp
-  lw s8, 184(sp)
-  sd s8, 200(gp) /* sig 25 */
-  /* 20: aluR */
-  li s9, 0x1f
-  or s9, s0, s9
-  sd s9, 208(gp) /* sig 26 */
-  /* 21: branch */
-  li a7, 0x80
-  li s0, 0xfffffffffffff800
-  bltu a7, s0, .L3
-  srli ra, s4, 60
-  sd ra, 216(gp) /* sig 27 */
-  andi a4, s3, 2047
-  sd a4, 224(gp) /* sig 28 */
-  slliw s7, zero, 20
-  sd s7, 232(gp) /* sig 29 */
+  sd s11, 104(gp) /* sig 13 */
+  /* 11: far */
+  jal a3, .L2
 .L3:
-  /* 22: cAlu */
+  /* 12: aluR */
+  xor t2, s4, t2
+  sd t2, 144(gp) /* sig 18 */
+  /* 13: liSeed */
+  li a0, 0x1e200000000000
+  sd a0, 152(gp) /* sig 19 */
+  /* 14: cBranch */
+  li s0, 0x704
   .option rvc
-  c.srai a3, 36
+  c.bnez s0, .L4
   .option norvc
-  sd a3, 240(gp) /* sig 30 */
-  /* 23: fp */
-  li tp, 0xfffffffffc2cc547
-  fmv.d.x f0, tp
-  fmin.s f11, f10, f0
-  fsd f11, 248(gp) /* sig 31 */
-  frcsr t2
-  sd t2, 256(gp) /* sig 32 */
-  /* 24: fence */
-  fence.i
-  /* 25: aluI */
-  addiw t5, a6, -2048
-  sd t5, 264(gp) /* sig 33 */
-  /* 26: branch */
-  blt s0, a7, .L4
   .option rvc
-  c.mv s6, s3
+  c.add t5, s7
   .option norvc
-  sd s6, 272(gp) /* sig 34 */
-  sll a2, a2, a2
-  sd a2, 280(gp) /* sig 35 */
+  sd t5, 160(gp) /* sig 20 */
 .L4:
-  /* 27: fcsr */
-  csrrsi ra, fcsr, 3
-  sd ra, 288(gp) /* sig 36 */
-  /* 28: mem */
-  addi s8, sp, -71
-  sh t6, 263(s8)
-  sub s8, s8, sp
-  ld t4, 192(sp)
-  sd t4, 296(gp) /* sig 37 */
-  /* 29: luiAuipc */
-  lui t1, 0x0
-  sd t1, 304(gp) /* sig 38 */
-  /* 30: branch */
-  bne t3, s8, .L5
-  sltiu s5, t4, -721
-  sd s5, 312(gp) /* sig 39 */
+  /* 15: mem */
+  li t1, 0x5
+  addi a3, sp, 386
+  sd t1, -298(a3)
+  sub a3, a3, sp
+  ld s7, 88(sp)
+  sd s7, 168(gp) /* sig 21 */
+  /* 16: luiAuipc */
+  auipc t0, 0x6d4ff
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 176(gp) /* sig 22 */
+  /* 17: aluI */
+  addi zero, s8, -1
+  sd zero, 184(gp) /* sig 23 */
+  /* 18: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f22, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f21, tp
+  fmin.s f24, f22, f21
+  fsd f24, 192(gp) /* sig 24 */
+  frflags a7
+  sd a7, 200(gp) /* sig 25 */
+  /* 19: aluI */
+  slti s9, a3, -605
+  sd s9, 208(gp) /* sig 26 */
+  /* 20: fcsr */
+  li t2, 0x7b
+  csrrw a7, frm, t2
+  sd a7, 216(gp) /* sig 27 */
+  /* 21: cJump */
+  auipc s7, 0
+  addi s7, s7, 18
   .option rvc
-  c.lui s8, 0x3
+  c.jalr s7
   .option norvc
-  sd s8, 320(gp) /* sig 40 */
+  sll a6, t3, s5
+  sd a6, 224(gp) /* sig 28 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s7, s7, tp
+  sd ra, 232(gp) /* sig 29 */
+  sd s7, 240(gp) /* sig 30 */
+  /* 22: amo */
+  addi a5, sp, 88
+  amominu.d.rl a2, ra, (a5)
+  sub a5, a5, sp
+  sd a2, 248(gp) /* sig 31 */
+  /* 23: luiAuipc */
+  lui t5, 0xf1acc
+  sd t5, 256(gp) /* sig 32 */
+  /* 24: aluI */
+  addiw s1, t6, 1365
+  sd s1, 264(gp) /* sig 33 */
+  /* 25: mem */
+  lbu a7, 82(sp)
+  sd a7, 272(gp) /* sig 34 */
+  /* 26: fcsr */
+  li a2, 0x144fb4c79ece938d
+  csrrc t3, frm, a2
+  sd t3, 280(gp) /* sig 35 */
+  /* 27: branch */
+  bne t5, ra, .L5
+  slli a1, s3, 11
+  sd a1, 288(gp) /* sig 36 */
+  .option rvc
+  c.add s4, s9
+  .option norvc
+  sd s4, 296(gp) /* sig 37 */
 .L5:
-  /* 31: loop */
-  li s5, 0x2
+  /* 28: liSeed */
+  li t0, 0x4af0000000
+  sd t0, 304(gp) /* sig 38 */
+  /* 29: aluI */
+  ori a7, zero, 2047
+  sd a7, 312(gp) /* sig 39 */
+  /* 30: fp */
+  li tp, 0xffffffff43d71378
+  fmv.d.x f19, tp
+  fcvt.s.d f23, f19, rmm
+  fsd f23, 320(gp) /* sig 40 */
+  frcsr t2
+  sd t2, 328(gp) /* sig 41 */
+  /* 31: aluI */
+  li a4, 0xffffffffffffffd7
+  xori a7, a4, 237
+  sd a7, 336(gp) /* sig 42 */
+  /* 32: cJump */
+  auipc t6, 0
+  addi t6, t6, 10
+  .option rvc
+  c.jalr t6
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t6, t6, tp
+  sd ra, 344(gp) /* sig 43 */
+  sd t6, 352(gp) /* sig 44 */
+  /* 33: fp */
+  li a5, 0xffffffffcb3d4d25
+  fcvt.s.wu f29, a5, rtz
+  fsd f29, 360(gp) /* sig 45 */
+  frcsr s11
+  sd s11, 368(gp) /* sig 46 */
+  /* 34: luiAuipc */
+  auipc t0, 0xdaaf7
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 376(gp) /* sig 47 */
+  /* 35: branch */
+  beq s6, a2, .L6
+  .option rvc
+  c.slli s6, 46
+  .option norvc
+  sd s6, 384(gp) /* sig 48 */
 .L6:
-  andi s3, s1, -2048
-  sd s3, 328(gp) /* sig 41 */
-  addi s5, s5, -1
-  bltu zero, s5, .L6
-  sd s5, 336(gp) /* sig 42 */
-  /* 32: luiAuipc */
-  lui s9, 0xbab6e
-  sd s9, 344(gp) /* sig 43 */
-  /* 33: branch */
-  bne s1, s10, .L7
-  .option rvc
-  c.mv a0, s8
-  .option norvc
-  sd a0, 352(gp) /* sig 44 */
-.L7:
-  /* 34: aluR */
-  li t0, 0xffffffffffffffff
-  remw s6, t5, t0
-  sd s6, 360(gp) /* sig 45 */
-  /* 35: cAlu */
-  .option rvc
-  c.sub a5, s0
-  .option norvc
-  sd a5, 368(gp) /* sig 46 */
   /* 36: cAlu */
+  .option rvc
+  c.add t0, t0
+  .option norvc
+  sd t0, 392(gp) /* sig 49 */
+  /* 37: cAlu */
   .option rvc
   c.add s3, s2
   .option norvc
-  sd s3, 376(gp) /* sig 47 */
-  /* 37: aluI */
+  sd s3, 400(gp) /* sig 50 */
+  /* 38: aluI */
   addi zero, a7, 596
-  sd zero, 384(gp) /* sig 48 */
-  /* 38: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f10, tp
-  fcvt.w.d s3, f10, rmm
-  sd s3, 392(gp) /* sig 49 */
-  frcsr t2
-  sd t2, 400(gp) /* sig 50 */
-  /* 39: aluI */
-  srli s11, t5, 0
-  sd s11, 408(gp) /* sig 51 */
-  /* 40: branch */
-  bge s11, s11, .L8
-  .option rvc
-  c.slli a3, 54
-  .option norvc
-  sd a3, 416(gp) /* sig 52 */
-  addi s9, zero, 1438
-  sd s9, 424(gp) /* sig 53 */
+  sd zero, 408(gp) /* sig 51 */
+  /* 39: fcsr */
+  li t5, 0x38
+  csrrc zero, fflags, t5
+  sd zero, 416(gp) /* sig 52 */
+  /* 40: far */
+  jal t3, .L7
 .L8:
-  /* 41: fcsr */
-  li s4, 0xc7
-  csrrs s8, fflags, s4
-  sd s8, 432(gp) /* sig 54 */
-  /* 42: aluR */
-  li a2, 0x2b
-  add t2, a2, t3
-  sd t2, 440(gp) /* sig 55 */
+  /* 41: fp */
+  fnmadd.s f5, f10, f9, f6, rtz
+  fsd f5, 440(gp) /* sig 55 */
+  csrrci a3, fflags, 0x1f
+  sd a3, 448(gp) /* sig 56 */
+  /* 42: cAlu */
+  .option rvc
+  c.li a4, 18
+  .option norvc
+  sd a4, 456(gp) /* sig 57 */
   /* 43: mem */
-  sb t3, 188(sp)
+  sd t2, 236(sp)
   /* 44: fp */
-  li tp, 0x802810dda3241d53
-  fmv.d.x f6, tp
-  li tp, 0x4170000010000000
-  fmv.d.x f22, tp
-  fmax.d f10, f6, f22
-  fsd f10, 448(gp) /* sig 56 */
-  li s4, 0x1f
-  csrrc ra, fcsr, s4
-  sd ra, 456(gp) /* sig 57 */
-  /* 45: mem */
-  lw a1, 220(sp)
-  sd a1, 464(gp) /* sig 58 */
-  /* 46: fp */
-  li tp, 0x52c3586104b
-  fmv.d.x f29, tp
-  li tp, 0x3eb4b0d618412d1b
-  fmv.d.x f11, tp
-  fdiv.d f29, f29, f11, rne
-  fsd f29, 472(gp) /* sig 59 */
-  fsflags a6, zero
-  sd a6, 480(gp) /* sig 60 */
-  /* 47: jalr */
-  auipc s1, 0
-  jalr s4, 8(s1)
-  auipc tp, 0
-  sub s4, s4, tp
-  sub s1, s1, tp
-  sd s4, 488(gp) /* sig 61 */
-  sd s1, 496(gp) /* sig 62 */
-  /* 48: aluR */
-  srl s3, ra, s2
-  sd s3, 504(gp) /* sig 63 */
-  /* 49: fp */
-  fnmadd.d f16, f7, f21, f7, rdn
-  fsd f16, 512(gp) /* sig 64 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 520(gp) /* sig 65 */
-  /* 50: aluI */
-  ori s5, s8, 2047
-  sd s5, 528(gp) /* sig 66 */
-  /* 51: aluR */
-  divw a5, s7, t5
-  sd a5, 536(gp) /* sig 67 */
-  /* 52: liSeed */
-  li a2, 0x494a3a25f21d8a36
-  sd a2, 544(gp) /* sig 68 */
-  /* 53: aluR */
-  li a3, 0xf171fa1b82c52160
-  or t0, a3, s9
-  sd t0, 552(gp) /* sig 69 */
-  /* 54: cAlu */
-  .option rvc
-  c.li t1, -6
-  .option norvc
-  sd t1, 560(gp) /* sig 70 */
-  /* 55: cAlu */
-  .option rvc
-  c.addiw a7, 15
-  .option norvc
-  sd a7, 568(gp) /* sig 71 */
-  /* 56: fence */
-  nop
-  /* 57: cAlu */
-  .option rvc
-  c.li t2, -21
-  .option norvc
-  sd t2, 576(gp) /* sig 72 */
-  /* 58: cBranch */
-  .option rvc
-  c.j .L9
-  .option norvc
-  addi a3, a0, 214
-  sd a3, 584(gp) /* sig 73 */
-  .option rvc
-  c.addiw t4, 19
-  .option norvc
-  sd t4, 592(gp) /* sig 74 */
-  slti s6, zero, -2048
-  sd s6, 600(gp) /* sig 75 */
+  li tp, 0xffffffffff800000
+  fmv.d.x f18, tp
+  fclass.s zero, f18
+  sd zero, 464(gp) /* sig 58 */
+  csrrci s7, fflags, 0x1f
+  sd s7, 472(gp) /* sig 59 */
+  /* 45: amo */
+  addi s8, sp, 180
+  amoadd.w.rl s2, s1, (s8)
+  sub s8, s8, sp
+  sd s2, 480(gp) /* sig 60 */
+  lw s6, 180(sp)
+  sd s6, 488(gp) /* sig 61 */
+  /* 46: jal */
+  jal s10, .L9
+  subw a0, s1, s7
+  sd a0, 496(gp) /* sig 62 */
 .L9:
-  /* 59: luiAuipc */
-  lui t3, 0x80000
-  sd t3, 608(gp) /* sig 76 */
-  /* 60: cJump */
-  auipc s11, 0
-  addi s11, s11, 18
-  .option rvc
-  c.jalr s11
-  .option norvc
-  sraw t1, t3, s6
-  sd t1, 616(gp) /* sig 77 */
   auipc tp, 0
-  sub ra, ra, tp
-  sub s11, s11, tp
-  sd ra, 624(gp) /* sig 78 */
-  sd s11, 632(gp) /* sig 79 */
-  /* 61: aluI */
-  slti s9, a3, 1027
-  sd s9, 640(gp) /* sig 80 */
-  /* 62: aluI */
-  li a3, 0x100000000
-  slli zero, a3, 52
-  sd zero, 648(gp) /* sig 81 */
-  /* 63: cAlu */
+  sub s10, s10, tp
+  sd s10, 504(gp) /* sig 63 */
+  /* 47: cAlu */
   .option rvc
-  c.andi s0, 17
+  c.and a4, a3
   .option norvc
-  sd s0, 656(gp) /* sig 82 */
-  /* 64: mem */
-  lh s1, 247(sp)
-  sd s1, 664(gp) /* sig 83 */
-  /* 65: aluI */
-  li a2, 0xf818695fdadbf188
-  sraiw t1, a2, 19
-  sd t1, 672(gp) /* sig 84 */
-  /* 66: aluR */
-  sltu a3, a3, a4
-  sd a3, 680(gp) /* sig 85 */
-  /* 67: liSeed */
-  li s9, 0x6f17853f56585604
-  sd s9, 688(gp) /* sig 86 */
-  /* 68: fp */
-  li tp, 0xc029f5ed5062b34d
-  fmv.d.x f12, tp
-  fcvt.wu.d t1, f12, dyn
-  sd t1, 696(gp) /* sig 87 */
-  fsflags s9, zero
-  sd s9, 704(gp) /* sig 88 */
-  /* 69: cAlu */
+  sd a4, 512(gp) /* sig 64 */
+  /* 48: aluR */
+  li s4, 0x3fffffffffffff
+  add a6, ra, s4
+  sd a6, 520(gp) /* sig 65 */
+  /* 49: mem */
+  li a4, 0xffffffffe774b0d6
+  sh a4, 254(sp)
+  /* 50: fcsr */
+  li s4, 0x39
+  csrrw t4, frm, s4
+  sd t4, 528(gp) /* sig 66 */
+  /* 51: aluR */
+  li t0, 0x7190413f
+  add zero, t0, s0
+  sd zero, 536(gp) /* sig 67 */
+  /* 52: rand */
+  .4byte 0x43879893 /* random */
+  sd a7, 544(gp) /* sig 68 */
+  .2byte 0xe55a /* random */
+  /* 53: fmem */
+  fsw f28, 120(sp)
+  /* 54: cSp */
   .option rvc
-  c.subw a2, s0
+  c.addi4spn a3, sp, 328
   .option norvc
-  sd a2, 712(gp) /* sig 89 */
-  /* 70: aluR */
-  sub a2, s1, t2
-  sd a2, 720(gp) /* sig 90 */
-  /* 71: jal */
-  jal a4, .L10
+  sub a3, a3, sp
+  sd a3, 552(gp) /* sig 69 */
+  /* 55: branch */
+  bltu zero, s5, .L10
   .option rvc
-  c.add s8, t3
+  c.srai a1, 54
   .option norvc
-  sd s8, 728(gp) /* sig 91 */
+  sd a1, 560(gp) /* sig 70 */
+  andi a2, a2, 1365
+  sd a2, 568(gp) /* sig 71 */
+  or t0, a3, s9
+  sd t0, 576(gp) /* sig 72 */
 .L10:
-  auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 736(gp) /* sig 92 */
-  /* 72: luiAuipc */
-  lui s8, 0x80000
-  sd s8, 744(gp) /* sig 93 */
-  /* 73: fp */
-  fmv.w.x f0, a4
-  fsd f0, 752(gp) /* sig 94 */
-  fsflags t5, zero
-  sd t5, 760(gp) /* sig 95 */
-  /* 74: aluI */
-  li a3, 0x20
-  srliw t6, a3, 1
-  sd t6, 768(gp) /* sig 96 */
-  /* 75: cAlu */
+  /* 56: aluI */
+  addi s10, t5, 2047
+  sd s10, 584(gp) /* sig 73 */
+  /* 57: lrsc */
+  addi s8, sp, 124
+  lr.w.aqrl t3, (s8)
+  sraw s2, a7, a4
+  srai t5, t6, 0
+  sc.w.rl s0, ra, (s8)
+  sd t3, 592(gp) /* sig 74 */
+  sd s0, 600(gp) /* sig 75 */
+  sub s8, s8, sp
+  lw s1, 124(sp)
+  sd s1, 608(gp) /* sig 76 */
+  /* 58: fp */
+  li a5, 0x40000000000000
+  fmv.d.x f29, a5
+  fsd f29, 616(gp) /* sig 77 */
+  fsflags a1, zero
+  sd a1, 624(gp) /* sig 78 */
+  /* 59: fcsr */
+  csrrwi s7, fcsr, 2
+  sd s7, 632(gp) /* sig 79 */
+  /* 60: mem */
+  addi s1, sp, -203
+  lbu t5, 376(s1)
+  sd t5, 640(gp) /* sig 80 */
+  sub s1, s1, sp
+  /* 61: cBranch */
+  li s0, 0x100000000
   .option rvc
-  c.slli a0, 58
+  c.bnez s0, .L11
   .option norvc
-  sd a0, 776(gp) /* sig 97 */
-  /* 76: aluR */
+  addiw a5, s9, 1926
+  sd a5, 648(gp) /* sig 81 */
+  xor t1, s1, a2
+  sd t1, 656(gp) /* sig 82 */
+  srlw t0, s11, s8
+  sd t0, 664(gp) /* sig 83 */
+.L11:
+  /* 62: aluI */
+  ori a4, a3, -150
+  sd a4, 672(gp) /* sig 84 */
+  /* 63: liSeed */
+  li s9, 0x6f17853f56585604
+  sd s9, 680(gp) /* sig 85 */
+  /* 64: fp */
+  li tp, 0xc242b34d005a16ea
+  fmv.d.x f3, tp
+  fcvt.wu.d a2, f3
+  sd a2, 688(gp) /* sig 86 */
+  frcsr a1
+  sd a1, 696(gp) /* sig 87 */
+  /* 65: cAlu */
+  .option rvc
+  c.andi a4, -27
+  .option norvc
+  sd a4, 704(gp) /* sig 88 */
+  /* 66: aluR */
+  sub a2, s1, t2
+  sd a2, 712(gp) /* sig 89 */
+  /* 67: jalr */
+  auipc s2, 0
+  addi s2, s2, 98
+  jalr s11, -69(s2)
+  srl s3, t0, t0
+  sd s3, 720(gp) /* sig 90 */
+  divw t1, a6, s8
+  sd t1, 728(gp) /* sig 91 */
+  auipc tp, 0
+  sub s11, s11, tp
+  sub s2, s2, tp
+  sd s11, 736(gp) /* sig 92 */
+  sd s2, 744(gp) /* sig 93 */
+  /* 68: amo */
+  addi a2, sp, 24
+  amomaxu.w.aqrl t4, a3, (a2)
+  sub a2, a2, sp
+  sd t4, 752(gp) /* sig 94 */
+  lw t4, 24(sp)
+  sd t4, 760(gp) /* sig 95 */
+  /* 69: aluR */
   slt zero, a4, t4
-  sd zero, 784(gp) /* sig 98 */
-  /* 77: mem */
+  sd zero, 768(gp) /* sig 96 */
+  /* 70: mem */
   addi a7, sp, 322
   sb t2, -78(a7)
   sub a7, a7, sp
   ld t4, 240(sp)
-  sd t4, 792(gp) /* sig 99 */
-  /* 78: aluI */
+  sd t4, 776(gp) /* sig 97 */
+  /* 71: aluI */
   slti a5, a5, 2047
-  sd a5, 800(gp) /* sig 100 */
-  /* 79: fp */
-  li tp, 0xffffffffd94a87be
-  fmv.d.x f25, tp
-  fadd.s f13, f25, f8, rdn
-  fsd f13, 808(gp) /* sig 101 */
-  fsflags a0, zero
-  sd a0, 816(gp) /* sig 102 */
-  /* 80: aluI */
-  xori a4, a7, 1110
-  sd a4, 824(gp) /* sig 103 */
-  /* 81: fp */
-  li tp, 0xffffffff845c65dc
-  fmv.d.x f25, tp
-  li tp, 0xfec3d567
-  fmv.d.x f23, tp
-  fdiv.s f24, f25, f23
-  fsd f24, 832(gp) /* sig 104 */
-  fsflags a1, zero
-  sd a1, 840(gp) /* sig 105 */
-  /* 82: luiAuipc */
-  lui a5, 0x8477f
-  sd a5, 848(gp) /* sig 106 */
-  /* 83: fcsr */
-  csrrsi a0, fcsr, 3
-  sd a0, 856(gp) /* sig 107 */
-  /* 84: aluR */
-  li s0, 0x100000000
-  sll s8, s8, s0
-  sd s8, 864(gp) /* sig 108 */
-  /* 85: lrsc */
-  addi t2, sp, 248
-  lr.d.rl s9, (t2)
-  andi a3, ra, 1
-  slti s11, ra, 1863
-  sc.d.aq t0, s9, (t2)
-  sd s9, 872(gp) /* sig 109 */
-  sd t0, 880(gp) /* sig 110 */
-  sc.d t0, zero, (t2)
-  sd t0, 888(gp) /* sig 111 */
-  sub t2, t2, sp
-  ld t3, 248(sp)
-  sd t3, 896(gp) /* sig 112 */
-  /* 86: aluI */
-  slti s1, t2, 1552
-  sd s1, 904(gp) /* sig 113 */
-  /* 87: lrsc */
-  addi a5, sp, 120
-  lr.d.rl a1, (a5)
-  sc.d.aq t0, s10, (a5)
-  sd a1, 912(gp) /* sig 114 */
-  sd t0, 920(gp) /* sig 115 */
-  sub a5, a5, sp
-  ld s5, 120(sp)
-  sd s5, 928(gp) /* sig 116 */
-  /* 88: fcsr */
-  csrrsi zero, frm, 21
-  sd zero, 936(gp) /* sig 117 */
-  fsrmi t1, 2
-  /* 89: cAlu */
+  sd a5, 784(gp) /* sig 98 */
+  /* 72: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f6, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f27, tp
+  fdiv.s f13, f6, f27, rmm
+  fsd f13, 792(gp) /* sig 99 */
+  frflags s2
+  sd s2, 800(gp) /* sig 100 */
+  /* 73: luiAuipc */
+  lui t1, 0x787ce
+  sd t1, 808(gp) /* sig 101 */
+  /* 74: jal */
+  jal a0, .L12
   .option rvc
-  c.xor a3, a0
+  c.add s6, s9
   .option norvc
-  sd a3, 944(gp) /* sig 118 */
-  /* 90: fp */
-  fdiv.s f24, f9, f15, rne
-  fsd f24, 952(gp) /* sig 119 */
-  fsflags s2, zero
-  sd s2, 960(gp) /* sig 120 */
-  /* 91: liSeed */
-  li t1, 0x7ffffffffff
-  sd t1, 968(gp) /* sig 121 */
-  /* 92: branch */
-  beq s1, s1, .L11
-  srliw t5, a2, 0
-  sd t5, 976(gp) /* sig 122 */
-  and s3, a1, t2
-  sd s3, 984(gp) /* sig 123 */
-  rem a6, a5, s0
-  sd a6, 992(gp) /* sig 124 */
-.L11:
-  /* 93: cAlu */
-  .option rvc
-  c.addiw s5, -13
-  .option norvc
-  sd s5, 1000(gp) /* sig 125 */
-  /* 94: aluI */
-  slti t0, a3, 264
-  sd t0, 1008(gp) /* sig 126 */
-  /* 95: mem */
-  addi ra, sp, 277
-  lwu s3, -221(ra)
-  sd s3, 1016(gp) /* sig 127 */
-  sub ra, ra, sp
-  /* 96: branch */
-  li s9, 0xffffffffffffffb0
-  li a2, 0x48
-  bgeu s9, a2, .L12
-  slliw s7, s2, 14
-  sd s7, 1024(gp) /* sig 128 */
-  .option rvc
-  c.andi s1, 19
-  .option norvc
-  sd s1, 1032(gp) /* sig 129 */
-  .option rvc
-  c.lui a2, 0x7
-  .option norvc
-  sd a2, 1040(gp) /* sig 130 */
+  sd s6, 816(gp) /* sig 102 */
+  rem s8, a4, s2
+  sd s8, 824(gp) /* sig 103 */
 .L12:
-  /* 97: aluI */
-  li s2, 0x3
-  slli s1, s2, 50
-  sd s1, 1048(gp) /* sig 131 */
-  /* 98: aluI */
-  sltiu a6, s2, 1
-  sd a6, 1056(gp) /* sig 132 */
-  /* 99: aluI */
-  sraiw ra, s9, 31
-  sd ra, 1064(gp) /* sig 133 */
-  /* 100: aluR */
-  li t3, 0x2384
-  or a7, t3, s0
-  sd a7, 1072(gp) /* sig 134 */
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 832(gp) /* sig 104 */
+  /* 75: branch */
+  bltu t5, t6, .L13
+  slt s4, a1, zero
+  sd s4, 840(gp) /* sig 105 */
+.L13:
+  /* 76: mem */
+  sw a0, 248(sp)
+  ld ra, 248(sp)
+  sd ra, 848(gp) /* sig 106 */
+  /* 77: aluI */
+  srli s0, s8, 0
+  sd s0, 856(gp) /* sig 107 */
+  /* 78: liSeed */
+  li s9, 0x3fffffffffffffff
+  sd s9, 864(gp) /* sig 108 */
+  /* 79: aluI */
+  li a6, 0xff
+  srliw t6, a6, 26
+  sd t6, 872(gp) /* sig 109 */
+  /* 80: aluR */
+  sltu s3, a3, zero
+  sd s3, 880(gp) /* sig 110 */
+  /* 81: aluR */
+  li t5, 0x0
+  remu a0, s4, t5
+  sd a0, 888(gp) /* sig 111 */
+  /* 82: aluI */
+  srai t3, t0, 26
+  sd t3, 896(gp) /* sig 112 */
+  /* 83: aluI */
+  li a5, 0x1f
+  slti a5, a5, -411
+  sd a5, 904(gp) /* sig 113 */
+  /* 84: cJump */
+  auipc t5, 0
+  addi t5, t5, 10
+  .option rvc
+  c.jr t5
+  .option norvc
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 912(gp) /* sig 114 */
+  /* 85: cAlu */
+  .option rvc
+  c.srli a0, 43
+  .option norvc
+  sd a0, 920(gp) /* sig 115 */
+  /* 86: aluI */
+  sltiu s4, t1, -2048
+  sd s4, 928(gp) /* sig 116 */
+  /* 87: fp */
+  li tp, 0xffffffff3ff218dd
+  fmv.d.x f27, tp
+  li tp, 0xffffffff7f0759c2
+  fmv.d.x f14, tp
+  fmul.s f2, f27, f14, rne
+  fsd f2, 936(gp) /* sig 117 */
+  frflags s11
+  sd s11, 944(gp) /* sig 118 */
+  /* 88: branch */
+  blt s0, s7, .L14
+  .option rvc
+  c.xor a1, a4
+  .option norvc
+  sd a1, 952(gp) /* sig 119 */
+.L14:
+  /* 89: rand */
+  .2byte 0x3871 /* random */
+  sd a6, 960(gp) /* sig 120 */
+  .4byte 0x16f5ab3 /* random */
+  sd s5, 968(gp) /* sig 121 */
+  .4byte 0xa263ad3 /* random */
+  sd s5, 976(gp) /* sig 122 */
+  fsd f21, 984(gp) /* sig 123 */
+  frflags a0
+  sd a0, 992(gp) /* sig 124 */
+  /* 90: branch */
+  li a3, 0xffffffff
+  li t0, 0xffffffff
+  beq a3, t0, .L15
+  srl a2, s3, ra
+  sd a2, 1000(gp) /* sig 125 */
+  .option rvc
+  c.mv s9, a7
+  .option norvc
+  sd s9, 1008(gp) /* sig 126 */
+  srlw t3, t1, s11
+  sd t3, 1016(gp) /* sig 127 */
+.L15:
+  /* 91: aluI */
+  srli s2, a3, 54
+  sd s2, 1024(gp) /* sig 128 */
+  /* 92: mem */
+  sw t2, 204(sp)
+  ld t1, 200(sp)
+  sd t1, 1032(gp) /* sig 129 */
+  /* 93: mem */
+  addi s0, sp, 265
+  sb s4, -207(s0)
+  sub s0, s0, sp
+  /* 94: mem */
+  lw t2, 56(sp)
+  sd t2, 1040(gp) /* sig 130 */
+  /* 95: fp */
+  li tp, 0x5b86f2b6cd676
+  fmv.d.x f2, tp
+  li tp, 0xffffffff5f000000
+  fmv.d.x f30, tp
+  feq.d s6, f2, f30
+  sd s6, 1048(gp) /* sig 131 */
+  frcsr a1
+  sd a1, 1056(gp) /* sig 132 */
+  /* 96: liSeed */
+  li s4, 0x0
+  sd s4, 1064(gp) /* sig 133 */
+  /* 97: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f8, tp
+  fclass.s t6, f8
+  sd t6, 1072(gp) /* sig 134 */
+  frflags a0
+  sd a0, 1080(gp) /* sig 135 */
+  /* 98: mem */
+  addi s3, sp, 198
+  sw a4, 38(s3)
+  sub s3, s3, sp
+  ld s0, 232(sp)
+  sd s0, 1088(gp) /* sig 136 */
+  /* 99: luiAuipc */
+  lui s11, 0xd1c94
+  sd s11, 1096(gp) /* sig 137 */
+  j .L16
+.L2:
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 112(gp) /* sig 14 */
+  .option rvc
+  c.slli a4, 31
+  .option norvc
+  sd a4, 120(gp) /* sig 15 */
+  slli s4, t0, 12
+  sd s4, 128(gp) /* sig 16 */
+  remu t5, a4, s6
+  sd t5, 136(gp) /* sig 17 */
+  bge zero, zero, .L3
+.L7:
+  auipc tp, 0
+  sub t3, t3, tp
+  sd t3, 424(gp) /* sig 53 */
+  .option rvc
+  c.lui s4, 0xffff3
+  .option norvc
+  sd s4, 432(gp) /* sig 54 */
+  jal tp, .L8
+.L16:
+  /* 100: cAlu */
+  .option rvc
+  c.andi a5, -8
+  .option norvc
+  sd a5, 1104(gp) /* sig 138 */
   /* 101: aluI */
-  addiw s9, a0, -1626
-  sd s9, 1080(gp) /* sig 135 */
-  /* 102: aluR */
-  li t1, 0xffffffffffffffff
-  li s0, 0xffffffff
-  rem t6, t1, s0
-  sd t6, 1088(gp) /* sig 136 */
-  /* 103: cAlu */
+  li t0, 0xffffffffffffffb6
+  addi s5, t0, 0
+  sd s5, 1112(gp) /* sig 139 */
+  /* 102: mem */
+  lwu a1, 116(sp)
+  sd a1, 1120(gp) /* sig 140 */
+  /* 103: fmem */
+  addi a1, sp, 235
+  flw f12, 13(a1)
+  fsd f12, 1128(gp) /* sig 141 */
+  sub a1, a1, sp
+  /* 104: rand */
+  .4byte 0xe0c4fc3b /* random */
+  sd s8, 1136(gp) /* sig 142 */
+  .4byte 0x3facf453 /* random */
+  sd s0, 1144(gp) /* sig 143 */
+  fsd f8, 1152(gp) /* sig 144 */
+  fsflags a1, zero
+  sd a1, 1160(gp) /* sig 145 */
+  /* 105: loop */
+  li a1, 0x4
+.L17:
+  srli s1, s5, 0
+  sd s1, 1168(gp) /* sig 146 */
+  addiw a6, a0, 2047
+  sd a6, 1176(gp) /* sig 147 */
   .option rvc
-  c.add a6, a4
+  c.addi a1, -1
   .option norvc
-  sd a6, 1096(gp) /* sig 137 */
-  /* 104: fp */
-  li tp, 0xffffffffc9c9496a
-  fmv.d.x f4, tp
-  flt.s s11, f4, f17
-  sd s11, 1104(gp) /* sig 138 */
-  fsflags s0, zero
-  sd s0, 1112(gp) /* sig 139 */
-  /* 105: aluR */
-  li s0, 0x6aa65a72bf5e0a07
-  addw t0, s0, t2
-  sd t0, 1120(gp) /* sig 140 */
+  .option rvc
+  c.bnez a1, .L17
+  .option norvc
+  sd a1, 1184(gp) /* sig 148 */
   /* 106: mem */
-  sh t2, 138(sp)
-  /* 107: luiAuipc */
-  auipc s1, 0x91783
-  auipc tp, 0
-  sub s1, s1, tp
-  sd s1, 1128(gp) /* sig 141 */
-  /* 108: mem */
-  sw s8, 0(sp)
-  /* 109: cMem */
-  .option rvc
-  c.fsdsp f8, 88(sp)
-  .option norvc
-  /* 110: fence */
-  fence.i
-  /* 111: cAlu */
-  .option rvc
-  c.slli s5, 31
-  .option norvc
-  sd s5, 1136(gp) /* sig 142 */
-  /* 112: aluI */
-  li t0, 0x3
-  addiw s4, t0, -1647
-  sd s4, 1144(gp) /* sig 143 */
-  /* 113: cJump */
-  auipc s8, 0
-  addi s8, s8, 18
-  .option rvc
-  c.jalr s8
-  .option norvc
-  mulw t3, zero, t0
-  sd t3, 1152(gp) /* sig 144 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s8, s8, tp
-  sd ra, 1160(gp) /* sig 145 */
-  sd s8, 1168(gp) /* sig 146 */
-  /* 114: aluR */
+  sh zero, 214(sp)
+  ld t3, 208(sp)
+  sd t3, 1192(gp) /* sig 149 */
+  /* 107: aluR */
   li a6, 0x26600000000000
   div s0, a1, a6
-  sd s0, 1176(gp) /* sig 147 */
-  /* 115: cBranch */
-  li a1, 0x0
-  .option rvc
-  c.beqz a1, .L13
-  .option norvc
-  sraiw t5, s10, 1
-  sd t5, 1184(gp) /* sig 148 */
-  .option rvc
-  c.srai a0, 10
-  .option norvc
-  sd a0, 1192(gp) /* sig 149 */
-  srl t0, s3, s8
-  sd t0, 1200(gp) /* sig 150 */
-.L13:
-  /* 116: cBranch */
-  .option rvc
-  c.bnez s1, .L14
-  .option norvc
-  .option rvc
-  c.slli s6, 34
-  .option norvc
-  sd s6, 1208(gp) /* sig 151 */
-.L14:
-  /* 117: aluR */
-  slt s6, t5, s7
-  sd s6, 1216(gp) /* sig 152 */
-  /* 118: aluI */
-  sltiu s11, ra, -2048
-  sd s11, 1224(gp) /* sig 153 */
-  /* 119: branch */
-  li t3, 0x2ee00
-  li s8, 0x40001
-  bltu t3, s8, .L15
-  .option rvc
-  c.andi a2, -22
-  .option norvc
-  sd a2, 1232(gp) /* sig 154 */
-  .option rvc
-  c.mv s5, t0
-  .option norvc
-  sd s5, 1240(gp) /* sig 155 */
-.L15:
-  /* 120: lrsc */
-  addi a3, sp, 176
-  lr.w.aqrl s3, (a3)
-  sra a4, s10, ra
-  add t4, t0, a4
-  sc.w a0, s10, (a3)
-  sd s3, 1248(gp) /* sig 156 */
-  sd a0, 1256(gp) /* sig 157 */
-  sub a3, a3, sp
-  lw s0, 176(sp)
-  sd s0, 1264(gp) /* sig 158 */
-  /* 121: lrsc */
-  addi a1, sp, 24
-  sc.d.rl ra, s10, (a1)
-  sd ra, 1272(gp) /* sig 159 */
-  sub a1, a1, sp
-  ld s2, 24(sp)
-  sd s2, 1280(gp) /* sig 160 */
-  /* 122: aluR */
-  li a7, 0x100000000
-  rem zero, a4, a7
-  sd zero, 1288(gp) /* sig 161 */
-  /* 123: mem */
-  addi a4, sp, 205
-  lw a1, -113(a4)
-  sd a1, 1296(gp) /* sig 162 */
-  sub a4, a4, sp
-  /* 124: liSeed */
-  li s1, 0x383c000000000000
-  sd s1, 1304(gp) /* sig 163 */
-  /* 125: mem */
-  lw s6, 227(sp)
-  sd s6, 1312(gp) /* sig 164 */
-  /* 126: aluI */
-  ori a6, a4, 11
-  sd a6, 1320(gp) /* sig 165 */
-  /* 127: cAlu */
-  .option rvc
-  c.mv s6, s3
-  .option norvc
-  sd s6, 1328(gp) /* sig 166 */
-  /* 128: fence */
-  nop
-  /* 129: far */
-  jal a4, .L16
-.L17:
-  /* 130: amo */
-  addi a1, sp, 192
-  amominu.d.aqrl t2, t4, (a1)
-  sub a1, a1, sp
-  sd t2, 1352(gp) /* sig 169 */
-  ld t1, 192(sp)
-  sd t1, 1360(gp) /* sig 170 */
-  /* 131: cAlu */
-  .option rvc
-  c.addiw s6, -31
-  .option norvc
-  sd s6, 1368(gp) /* sig 171 */
-  /* 132: aluI */
-  li a4, 0x1d25872c3cf689f9
-  sraiw s8, a4, 23
-  sd s8, 1376(gp) /* sig 172 */
-  /* 133: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f24, tp
-  fdiv.d f11, f24, f2
-  fsd f11, 1384(gp) /* sig 173 */
-  fsflags a6, zero
-  sd a6, 1392(gp) /* sig 174 */
-  /* 134: fp */
-  li tp, 0xc1312faea601b464
-  fmv.d.x f13, tp
-  fmul.d f10, f13, f15
-  fsd f10, 1400(gp) /* sig 175 */
-  li s6, 0x1f
-  csrrc s7, fcsr, s6
-  sd s7, 1408(gp) /* sig 176 */
-  /* 135: jal */
-  jal t6, .L18
-  remw t5, zero, t5
-  sd t5, 1416(gp) /* sig 177 */
-  mulhu s10, s10, t3
-  sd s10, 1424(gp) /* sig 178 */
+  sd s0, 1200(gp) /* sig 150 */
+  /* 108: loop */
+  li a5, 0x1
 .L18:
-  auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 1432(gp) /* sig 179 */
-  /* 136: cJump */
-  auipc ra, 0
-  addi ra, ra, 10
+  or s10, a6, a6
+  sd s10, 1208(gp) /* sig 151 */
+  addi a5, a5, -1
+  bltu zero, a5, .L18
+  sd a5, 1216(gp) /* sig 152 */
+  /* 109: rand */
+  .4byte 0xa129d53 /* random */
+  sd s10, 1224(gp) /* sig 153 */
+  fsd f26, 1232(gp) /* sig 154 */
+  fsflags s8, zero
+  sd s8, 1240(gp) /* sig 155 */
+  /* 110: aluR */
+  addw s6, s2, s8
+  sd s6, 1248(gp) /* sig 156 */
+  /* 111: mem */
+  lb s7, 244(sp)
+  sd s7, 1256(gp) /* sig 157 */
+  /* 112: cAlu */
   .option rvc
-  c.jalr ra
+  c.sub a5, s1
   .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 1440(gp) /* sig 180 */
-  /* 137: cJump */
-  auipc t2, 0
-  addi t2, t2, 10
+  sd a5, 1264(gp) /* sig 158 */
+  /* 113: aluR */
+  mulhsu a2, s2, t1
+  sd a2, 1272(gp) /* sig 159 */
+  /* 114: fcsr */
+  li a2, 0xe
+  csrrs s8, frm, a2
+  sd s8, 1280(gp) /* sig 160 */
+  /* 115: mem */
+  addi t0, sp, 381
+  sw s7, -233(t0)
+  sub t0, t0, sp
+  ld a3, 144(sp)
+  sd a3, 1288(gp) /* sig 161 */
+  /* 116: cAlu */
   .option rvc
-  c.jalr t2
+  c.andi a0, 19
   .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub t2, t2, tp
-  sd ra, 1448(gp) /* sig 181 */
-  sd t2, 1456(gp) /* sig 182 */
-  /* 138: cMem */
-  addi s0, sp, 53
+  sd a0, 1296(gp) /* sig 162 */
+  /* 117: aluI */
+  li t1, 0x1fdd149ac80fa4c8
+  andi t3, t1, 0
+  sd t3, 1304(gp) /* sig 163 */
+  /* 118: branch */
+  beq zero, t0, .L19
   .option rvc
-  c.fld f15, 152(s0)
+  c.add s1, s3
   .option norvc
-  fsd f15, 1464(gp) /* sig 183 */
-  sub s0, s0, sp
-  /* 139: cAlu */
-  .option rvc
-  c.slli t6, 33
-  .option norvc
-  sd t6, 1472(gp) /* sig 184 */
-  /* 140: mem */
-  addi a1, sp, -46
-  lbu s7, 240(a1)
-  sd s7, 1480(gp) /* sig 185 */
+  sd s1, 1312(gp) /* sig 164 */
+  xori t2, s9, -2048
+  sd t2, 1320(gp) /* sig 165 */
+.L19:
+  /* 119: fp */
+  fmul.s f20, f16, f1, rup
+  fsd f20, 1328(gp) /* sig 166 */
+  fsflags a4, zero
+  sd a4, 1336(gp) /* sig 167 */
+  /* 120: mem */
+  addi s3, sp, 118
+  lbu t5, 77(s3)
+  sd t5, 1344(gp) /* sig 168 */
+  sub s3, s3, sp
+  /* 121: mem */
+  addi a1, sp, 405
+  sb s6, -288(a1)
   sub a1, a1, sp
-  /* 141: aluI */
+  ld t4, 112(sp)
+  sd t4, 1352(gp) /* sig 169 */
+  /* 122: rand */
+  .2byte 0xf5d6 /* random */
+  .2byte 0xe32 /* random */
+  sd t3, 1360(gp) /* sig 170 */
+  /* 123: fp */
+  fsgnj.d f29, f21, f22
+  fsd f29, 1368(gp) /* sig 171 */
+  fsflags s6, zero
+  sd s6, 1376(gp) /* sig 172 */
+  /* 124: rand */
+  .4byte 0x5042ee13 /* random */
+  sd t3, 1384(gp) /* sig 173 */
+  .4byte 0x410b4733 /* random */
+  sd a4, 1392(gp) /* sig 174 */
+  .4byte 0xd03512d3 /* random */
+  sd t0, 1400(gp) /* sig 175 */
+  fsd f5, 1408(gp) /* sig 176 */
+  fsflags t2, zero
+  sd t2, 1416(gp) /* sig 177 */
+  /* 125: fcsr */
+  csrrci a4, frm, 8
+  sd a4, 1424(gp) /* sig 178 */
+  /* 126: aluR */
+  li a4, 0x7ff
+  sll a7, a4, s8
+  sd a7, 1432(gp) /* sig 179 */
+  /* 127: lrsc */
+  addi a4, sp, 32
+  lr.d.aqrl t3, (a4)
+  sc.d.aqrl s4, t0, (a4)
+  sd t3, 1440(gp) /* sig 180 */
+  sd s4, 1448(gp) /* sig 181 */
+  sub a4, a4, sp
+  ld t5, 32(sp)
+  sd t5, 1456(gp) /* sig 182 */
+  /* 128: aluI */
+  slti a6, t2, 1969
+  sd a6, 1464(gp) /* sig 183 */
+  /* 129: aluI */
+  srli a0, a7, 42
+  sd a0, 1472(gp) /* sig 184 */
+  /* 130: jalr */
+  auipc s6, 0
+  addi s6, s6, -197
+  jalr t2, 215(s6)
+  .option rvc
+  c.slli t5, 7
+  .option norvc
+  sd t5, 1480(gp) /* sig 185 */
+  auipc tp, 0
+  sub t2, t2, tp
+  sub s6, s6, tp
+  sd t2, 1488(gp) /* sig 186 */
+  sd s6, 1496(gp) /* sig 187 */
+  /* 131: jal */
+  jal t3, .L20
+  slti ra, a5, -2020
+  sd ra, 1504(gp) /* sig 188 */
+  slti s8, t0, 2014
+  sd s8, 1512(gp) /* sig 189 */
+.L20:
+  auipc tp, 0
+  sub t3, t3, tp
+  sd t3, 1520(gp) /* sig 190 */
+  /* 132: fp */
+  li tp, 0xffffffffbf984611
+  fmv.d.x f10, tp
+  li tp, 0xffffffff3f984612
+  fmv.d.x f31, tp
+  fadd.s f2, f10, f10, rup
+  fsd f2, 1528(gp) /* sig 191 */
+  fsflags a1, zero
+  sd a1, 1536(gp) /* sig 192 */
+  /* 133: aluI */
   li s9, 0x80000000
   slliw s4, s9, 8
-  sd s4, 1488(gp) /* sig 186 */
-  /* 142: luiAuipc */
+  sd s4, 1544(gp) /* sig 193 */
+  /* 134: luiAuipc */
   lui zero, 0xd6d3d
-  sd zero, 1496(gp) /* sig 187 */
-  /* 143: aluI */
+  sd zero, 1552(gp) /* sig 194 */
+  /* 135: aluI */
   addiw a3, a7, -1103
-  sd a3, 1504(gp) /* sig 188 */
-  /* 144: aluR */
+  sd a3, 1560(gp) /* sig 195 */
+  /* 136: aluR */
   mul zero, t3, s6
-  sd zero, 1512(gp) /* sig 189 */
-  /* 145: aluI */
+  sd zero, 1568(gp) /* sig 196 */
+  /* 137: aluI */
   slli s4, t3, 11
-  sd s4, 1520(gp) /* sig 190 */
-  /* 146: mem */
-  lwu zero, 64(sp)
-  sd zero, 1528(gp) /* sig 191 */
-  /* 147: fcsr */
-  csrrsi s5, frm, 30
-  sd s5, 1536(gp) /* sig 192 */
-  fsrmi s8, 4
-  /* 148: luiAuipc */
+  sd s4, 1576(gp) /* sig 197 */
+  /* 138: cMem */
+  .option rvc
+  c.ldsp ra, 64(sp)
+  .option norvc
+  sd ra, 1584(gp) /* sig 198 */
+  /* 139: aluI */
+  li a4, 0x58
+  sltiu s4, a4, 1014
+  sd s4, 1592(gp) /* sig 199 */
+  /* 140: luiAuipc */
   auipc t4, 0x7ffff
   auipc tp, 0
   sub t4, t4, tp
-  sd t4, 1544(gp) /* sig 193 */
-  /* 149: fp */
-  fsub.d f10, f14, f4, dyn
-  fsd f10, 1552(gp) /* sig 194 */
-  frflags s5
-  sd s5, 1560(gp) /* sig 195 */
-  /* 150: mem */
-  addi t5, sp, 196
-  lhu a7, -30(t5)
-  sd a7, 1568(gp) /* sig 196 */
-  sub t5, t5, sp
-  /* 151: aluR */
-  li ra, 0x8000000000000001
-  sub s9, ra, s2
-  sd s9, 1576(gp) /* sig 197 */
-  /* 152: branch */
-  bne s10, s10, .L19
-  sraiw s1, s11, 19
-  sd s1, 1584(gp) /* sig 198 */
-  sltu a5, t0, t5
-  sd a5, 1592(gp) /* sig 199 */
-.L19:
-  /* 153: aluI */
-  srliw s5, t0, 15
-  sd s5, 1600(gp) /* sig 200 */
-  /* 154: cJump */
-  auipc a4, 0
-  addi a4, a4, 10
+  sd t4, 1600(gp) /* sig 200 */
+  /* 141: fcsr */
+  csrrsi zero, fflags, 14
+  sd zero, 1608(gp) /* sig 201 */
+  /* 142: aluI */
+  addiw s5, ra, 2047
+  sd s5, 1616(gp) /* sig 202 */
+  /* 143: liSeed */
+  li t0, 0xda0aa44df5b2c44d
+  sd t0, 1624(gp) /* sig 203 */
+  /* 144: fmem */
+  addi s2, sp, 261
+  li tp, 0x3fb999999999999a
+  fmv.d.x f0, tp
+  fsd f0, -77(s2)
+  sub s2, s2, sp
+  /* 145: branch */
+  blt a3, a3, .L21
+  sltiu a7, s1, -751
+  sd a7, 1632(gp) /* sig 204 */
+.L21:
+  /* 146: cAlu */
   .option rvc
-  c.jr a4
-  .option norvc
-  auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 1608(gp) /* sig 201 */
-  /* 155: luiAuipc */
-  auipc t4, 0x0
-  auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 1616(gp) /* sig 202 */
-  /* 156: aluR */
-  sra t2, s0, zero
-  sd t2, 1624(gp) /* sig 203 */
-  /* 157: cAlu */
-  .option rvc
-  c.addiw a4, -6
-  .option norvc
-  sd a4, 1632(gp) /* sig 204 */
-  /* 158: jalr */
-  auipc t5, 0
-  jalr s4, 15(t5)
-  .option rvc
-  c.li s0, 11
+  c.lui s0, 0x2
   .option norvc
   sd s0, 1640(gp) /* sig 205 */
+  /* 147: branch */
+  bgeu a5, a5, .L22
+  addiw a7, t3, -488
+  sd a7, 1648(gp) /* sig 206 */
+  sra t0, t4, t1
+  sd t0, 1656(gp) /* sig 207 */
+.L22:
+  /* 148: luiAuipc */
+  lui s0, 0xfffff
+  sd s0, 1664(gp) /* sig 208 */
+  /* 149: jal */
+  jal a0, .L23
+  slli s6, t5, 21
+  sd s6, 1672(gp) /* sig 209 */
+.L23:
   auipc tp, 0
-  sub s4, s4, tp
-  sub t5, t5, tp
-  sd s4, 1648(gp) /* sig 206 */
-  sd t5, 1656(gp) /* sig 207 */
-  /* 159: aluI */
-  li a3, 0xffffffff80000000
-  sraiw s5, a3, 30
-  sd s5, 1664(gp) /* sig 208 */
-  /* 160: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f14, tp
-  fcvt.w.s zero, f14
-  sd zero, 1672(gp) /* sig 209 */
-  frflags s10
-  sd s10, 1680(gp) /* sig 210 */
-  /* 161: aluI */
+  sub a0, a0, tp
+  sd a0, 1680(gp) /* sig 210 */
+  /* 150: rand */
+  .2byte 0x962 /* random */
+  sd s2, 1688(gp) /* sig 211 */
+  /* 151: cAlu */
+  .option rvc
+  c.slli a6, 40
+  .option norvc
+  sd a6, 1696(gp) /* sig 212 */
+  /* 152: luiAuipc */
+  auipc a5, 0xca28e
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 1704(gp) /* sig 213 */
+  /* 153: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f4, tp
+  fcvt.lu.s a6, f4, rne
+  sd a6, 1712(gp) /* sig 214 */
+  fsflags t5, zero
+  sd t5, 1720(gp) /* sig 215 */
+  /* 154: cAlu */
+  .option rvc
+  c.lui s2, 0xffff6
+  .option norvc
+  sd s2, 1728(gp) /* sig 216 */
+  /* 155: aluI */
   ori s6, s11, 2047
-  sd s6, 1688(gp) /* sig 211 */
-  /* 162: aluI */
+  sd s6, 1736(gp) /* sig 217 */
+  /* 156: aluI */
   xori t0, a7, -965
-  sd t0, 1696(gp) /* sig 212 */
-  /* 163: mem */
+  sd t0, 1744(gp) /* sig 218 */
+  /* 157: mem */
   addi t5, sp, 490
   sb s6, -255(t5)
   sub t5, t5, sp
   ld s7, 232(sp)
-  sd s7, 1704(gp) /* sig 213 */
-  /* 164: aluI */
+  sd s7, 1752(gp) /* sig 219 */
+  /* 158: aluI */
   addiw s7, t6, 798
-  sd s7, 1712(gp) /* sig 214 */
-  /* 165: cAlu */
+  sd s7, 1760(gp) /* sig 220 */
+  /* 159: cAlu */
   .option rvc
   c.srai a3, 13
   .option norvc
-  sd a3, 1720(gp) /* sig 215 */
-  /* 166: aluR */
+  sd a3, 1768(gp) /* sig 221 */
+  /* 160: aluR */
   li t2, 0x65d0000
   srlw a6, zero, t2
-  sd a6, 1728(gp) /* sig 216 */
-  /* 167: mem */
+  sd a6, 1776(gp) /* sig 222 */
+  /* 161: mem */
   addi s2, sp, 342
   sb a4, -321(s2)
   sub s2, s2, sp
-  /* 168: fp */
-  fcvt.d.s f17, f10
-  fsd f17, 1736(gp) /* sig 217 */
-  csrrci s4, fflags, 0x1f
-  sd s4, 1744(gp) /* sig 218 */
-  /* 169: far */
-  jal s4, .L20
-.L21:
-  /* 170: cAlu */
+  /* 162: fcsr */
+  li t2, 0x0
+  csrrw zero, frm, t2
+  sd zero, 1784(gp) /* sig 223 */
+  /* 163: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f10, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f6, tp
+  fadd.s f7, f10, f6, rdn
+  fsd f7, 1792(gp) /* sig 224 */
+  fsflags s7, zero
+  sd s7, 1800(gp) /* sig 225 */
+  /* 164: luiAuipc */
+  auipc t5, 0x1ec0
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 1808(gp) /* sig 226 */
+  /* 165: cAlu */
   .option rvc
-  c.srai a0, 15
+  c.addiw a4, 30
   .option norvc
-  sd a0, 1768(gp) /* sig 221 */
-  /* 171: fp */
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f3, tp
-  feq.s a1, f11, f3
-  sd a1, 1776(gp) /* sig 222 */
-  frcsr a6
-  sd a6, 1784(gp) /* sig 223 */
-  /* 172: fp */
-  fcvt.s.lu f24, s11, rmm
-  fsd f24, 1792(gp) /* sig 224 */
-  fsflags a5, zero
-  sd a5, 1800(gp) /* sig 225 */
-  /* 173: cAlu */
+  sd a4, 1816(gp) /* sig 227 */
+  /* 166: mem */
+  lb a1, 107(sp)
+  sd a1, 1824(gp) /* sig 228 */
+  /* 167: lrsc */
+  addi s9, sp, 184
+  sc.d.aq s6, s11, (s9)
+  sd s6, 1832(gp) /* sig 229 */
+  sub s9, s9, sp
+  ld s8, 184(sp)
+  sd s8, 1840(gp) /* sig 230 */
+  /* 168: cAlu */
   .option rvc
-  c.xor s1, a5
+  c.addi a3, 29
   .option norvc
-  sd s1, 1808(gp) /* sig 226 */
-  /* 174: mem */
+  sd a3, 1848(gp) /* sig 231 */
+  /* 169: mem */
   li t1, 0x7fffffff
   addi s0, sp, -201
   sw t1, 289(s0)
   sub s0, s0, sp
-  /* 175: fp */
-  fmv.d.x f17, t3
-  fsd f17, 1816(gp) /* sig 227 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 1824(gp) /* sig 228 */
-  /* 176: mem */
-  ld s3, 40(sp)
-  sd s3, 1832(gp) /* sig 229 */
-  /* 177: fp */
-  li tp, 0xffffffffbf919eeb
-  fmv.d.x f4, tp
-  li tp, 0xffffffff3bf2fac8
-  fmv.d.x f23, tp
-  li tp, 0xffffffff3c0a36e3
-  fmv.d.x f31, tp
-  fmadd.s f10, f4, f23, f31, rne
-  fsd f10, 1840(gp) /* sig 230 */
-  fsflags a3, zero
-  sd a3, 1848(gp) /* sig 231 */
-  /* 178: cAlu */
-  .option rvc
-  c.andi a0, 6
-  .option norvc
-  sd a0, 1856(gp) /* sig 232 */
-  /* 179: fp */
-  li tp, 0xffffffffbfe62e1a
-  fmv.d.x f31, tp
-  li tp, 0xffffffff3fe62e1c
-  fmv.d.x f27, tp
-  fadd.s f23, f31, f31, rne
-  fsd f23, 1864(gp) /* sig 233 */
-  fsflags t5, zero
-  sd t5, 1872(gp) /* sig 234 */
-  /* 180: mem */
-  lw a3, 56(sp)
-  sd a3, 1880(gp) /* sig 235 */
-  /* 181: fp */
-  li tp, 0xffffffff5cf57c35
-  fmv.d.x f28, tp
-  li tp, 0xffffffff385cd23b
-  fmv.d.x f17, tp
-  li tp, 0xffffffffffc00000
-  fmv.d.x f16, tp
-  fnmsub.s f26, f28, f17, f16, rup
-  fsd f26, 1888(gp) /* sig 236 */
-  csrrci s11, fflags, 0x1f
-  sd s11, 1896(gp) /* sig 237 */
-  /* 182: aluI */
-  li t6, 0xffffffffd3689efb
-  xori t1, t6, 2047
+  /* 170: fcsr */
+  li s1, 0x80
+  csrrw s3, fcsr, s1
+  sd s3, 1856(gp) /* sig 232 */
+  /* 171: rand */
+  .2byte 0x3e19 /* random */
+  sd t3, 1864(gp) /* sig 233 */
+  .4byte 0x52057fd3 /* random */
+  sd t6, 1872(gp) /* sig 234 */
+  fsd f31, 1880(gp) /* sig 235 */
+  fsflags t1, zero
+  sd t1, 1888(gp) /* sig 236 */
+  /* 172: lrsc */
+  addi s11, sp, 24
+  lr.d.rl zero, (s11)
+  sc.d.rl t1, t2, (s11)
+  sd zero, 1896(gp) /* sig 237 */
   sd t1, 1904(gp) /* sig 238 */
-  /* 183: jalr */
-  auipc t3, 0
-  jalr a0, 16(t3)
-  sraw ra, a0, s10
-  sd ra, 1912(gp) /* sig 239 */
+  sub s11, s11, sp
+  ld s8, 24(sp)
+  sd s8, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 173: fence */
+  nop
+  /* 174: fp */
+  fcvt.wu.d s10, f16
+  sd s10, 0(gp) /* sig 240 */
+  frflags t2
+  sd t2, 8(gp) /* sig 241 */
+  /* 175: cJump */
+  auipc a1, 0
+  addi a1, a1, 10
+  .option rvc
+  c.jr a1
+  .option norvc
   auipc tp, 0
-  sub a0, a0, tp
-  sub t3, t3, tp
-  sd a0, 1920(gp) /* sig 240 */
-  sd t3, 1928(gp) /* sig 241 */
-  addi gp, gp, 1936
-  /* 184: aluI */
-  srai t6, s5, 48
-  sd t6, 0(gp) /* sig 242 */
-  /* 185: fp */
-  li tp, 0x406d5cda52782f8b
-  fmv.d.x f12, tp
-  fadd.d f8, f29, f12, rup
-  fsd f8, 8(gp) /* sig 243 */
-  frflags s3
-  sd s3, 16(gp) /* sig 244 */
-  /* 186: jalr */
-  auipc s6, 0
-  jalr a3, 9(s6)
+  sub a1, a1, tp
+  sd a1, 16(gp) /* sig 242 */
+  /* 176: luiAuipc */
+  auipc a6, 0xf85be
   auipc tp, 0
-  sub a3, a3, tp
-  sub s6, s6, tp
-  sd a3, 24(gp) /* sig 245 */
-  sd s6, 32(gp) /* sig 246 */
+  sub a6, a6, tp
+  sd a6, 24(gp) /* sig 243 */
+  /* 177: luiAuipc */
+  lui t3, 0xe34e9
+  sd t3, 32(gp) /* sig 244 */
+  /* 178: fp */
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f27, tp
+  fclass.s a5, f27
+  sd a5, 40(gp) /* sig 245 */
+  frflags s9
+  sd s9, 48(gp) /* sig 246 */
+  /* 179: cAlu */
+  .option rvc
+  c.mv t3, s0
+  .option norvc
+  sd t3, 56(gp) /* sig 247 */
+  /* 180: cAlu */
+  .option rvc
+  c.add a3, t1
+  .option norvc
+  sd a3, 64(gp) /* sig 248 */
+  /* 181: aluI */
+  addiw t2, s11, -597
+  sd t2, 72(gp) /* sig 249 */
+  /* 182: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f28, tp
+  fcvt.wu.d t2, f28, rne
+  sd t2, 80(gp) /* sig 250 */
+  fsflags s8, zero
+  sd s8, 88(gp) /* sig 251 */
+  /* 183: aluI */
+  addi s11, s9, 1228
+  sd s11, 96(gp) /* sig 252 */
+  /* 184: luiAuipc */
+  auipc t1, 0xfffff
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 104(gp) /* sig 253 */
+  /* 185: cJump */
+  auipc s4, 0
+  addi s4, s4, 18
+  .option rvc
+  c.jalr s4
+  .option norvc
+  and s6, s9, s3
+  sd s6, 112(gp) /* sig 254 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s4, s4, tp
+  sd ra, 120(gp) /* sig 255 */
+  sd s4, 128(gp) /* sig 256 */
+  /* 186: liSeed */
+  li a3, 0x15490e7d2a6dfe87
+  sd a3, 136(gp) /* sig 257 */
   /* 187: cAlu */
   .option rvc
   c.li s3, 10
   .option norvc
-  sd s3, 40(gp) /* sig 247 */
+  sd s3, 144(gp) /* sig 258 */
   /* 188: mem */
   addi s8, sp, -120
   lw t4, 330(s8)
-  sd t4, 48(gp) /* sig 248 */
+  sd t4, 152(gp) /* sig 259 */
   sub s8, s8, sp
   /* 189: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f30, tp
-  fclass.s a5, f30
-  sd a5, 56(gp) /* sig 249 */
-  fsflags t1, zero
-  sd t1, 64(gp) /* sig 250 */
-  /* 190: amo */
-  addi t2, sp, 40
-  amomax.w s2, zero, (t2)
-  sub t2, t2, sp
-  sd s2, 72(gp) /* sig 251 */
-  lw s1, 40(sp)
-  sd s1, 80(gp) /* sig 252 */
-  /* 191: aluI */
-  li ra, 0xff
-  addi s5, ra, 1855
-  sd s5, 88(gp) /* sig 253 */
-  /* 192: cAlu */
+  li tp, 0xffffffff814acda9
+  fmv.d.x f21, tp
+  fclass.s t5, f21
+  sd t5, 160(gp) /* sig 260 */
+  fsflags s1, zero
+  sd s1, 168(gp) /* sig 261 */
+  /* 190: aluI */
+  li s2, 0xfffffffffffffffe
+  sltiu zero, s2, -2045
+  sd zero, 176(gp) /* sig 262 */
+  /* 191: cAlu */
   .option rvc
-  c.srli a0, 59
+  c.xor s0, a3
   .option norvc
-  sd a0, 96(gp) /* sig 254 */
-  /* 193: fcsr */
-  csrrwi s4, frm, 5
-  sd s4, 104(gp) /* sig 255 */
-  /* 194: lrsc */
-  addi a3, sp, 56
-  lr.d t6, (a3)
-  sltu a5, a4, a2
-  and t5, a5, a2
-  sc.d.aqrl t1, a0, (a3)
-  sd t6, 112(gp) /* sig 256 */
-  sd t1, 120(gp) /* sig 257 */
-  sub a3, a3, sp
-  ld s3, 56(sp)
-  sd s3, 128(gp) /* sig 258 */
-  /* 195: mem */
-  addi s2, sp, 61
-  lw s2, 159(s2)
-  sd s2, 136(gp) /* sig 259 */
-  /* 196: aluI */
-  li s0, 0x0
-  addi s11, s0, 1
-  sd s11, 144(gp) /* sig 260 */
-  /* 197: cAlu */
-  .option rvc
-  c.add s5, a4
-  .option norvc
-  sd s5, 152(gp) /* sig 261 */
-  /* 198: fp */
-  li tp, 0xffffffff49d28ee9
-  fmv.d.x f13, tp
-  fcvt.lu.d s3, f13, rne
-  sd s3, 160(gp) /* sig 262 */
-  frflags t5
-  sd t5, 168(gp) /* sig 263 */
-  /* 199: fp */
-  li tp, 0xffffffff802a205e
-  fmv.d.x f1, tp
-  fmul.s f11, f13, f1, rtz
-  fsd f11, 176(gp) /* sig 264 */
-  li s5, 0x1f
-  csrrc s4, fcsr, s5
-  sd s4, 184(gp) /* sig 265 */
-  j .L22
-.L16:
+  sd s0, 184(gp) /* sig 263 */
+  /* 192: aluR */
+  addw t6, s5, a2
+  sd t6, 192(gp) /* sig 264 */
+  /* 193: far */
+  bne s9, a0, .L24
+.L25:
+  /* 194: luiAuipc */
+  auipc a7, 0x4ab74
   auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 1336(gp) /* sig 167 */
+  sub a7, a7, tp
+  sd a7, 216(gp) /* sig 267 */
+  /* 195: aluI */
+  srliw a0, s4, 18
+  sd a0, 224(gp) /* sig 268 */
+  /* 196: cMem */
+  addi a2, sp, 136
   .option rvc
-  c.srli a5, 22
+  c.sd a4, 80(a2)
   .option norvc
-  sd a5, 1344(gp) /* sig 168 */
-  beq zero, zero, .L17
-.L20:
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 1752(gp) /* sig 219 */
-  sll s11, a3, s1
-  sd s11, 1760(gp) /* sig 220 */
-  bge zero, zero, .L21
-.L22:
-  /* 200: fp */
-  li tp, 0x801332154f1aaeb8
-  fmv.d.x f22, tp
-  li tp, 0xbeb332154f1aaeb8
-  fmv.d.x f31, tp
-  fdiv.d f31, f22, f31, rtz
-  fsd f31, 192(gp) /* sig 266 */
-  fsflags t5, zero
-  sd t5, 200(gp) /* sig 267 */
-  /* 201: mem */
-  lb s5, 187(sp)
-  sd s5, 208(gp) /* sig 268 */
-  /* 202: aluR */
-  li s5, 0x8000000000000000
-  li s9, 0x7ff
-  slt s0, s5, s9
-  sd s0, 216(gp) /* sig 269 */
-  /* 203: cJump */
-  auipc s1, 0
-  addi s1, s1, 24
+  sub a2, a2, sp
+  /* 197: mem */
+  lbu s11, 38(sp)
+  sd s11, 232(gp) /* sig 269 */
+  /* 198: aluI */
+  xori zero, zero, 2047
+  sd zero, 240(gp) /* sig 270 */
+  /* 199: fcsr */
+  csrrwi a4, fcsr, 21
+  sd a4, 248(gp) /* sig 271 */
+  j .L26
+.L24:
   .option rvc
-  c.jr s1
+  c.srli s1, 55
   .option norvc
+  sd s1, 200(gp) /* sig 265 */
+  sllw a6, s11, zero
+  sd a6, 208(gp) /* sig 266 */
+  beq zero, zero, .L25
+.L26:
+  /* 200: aluI */
+  sraiw a6, t6, 0
+  sd a6, 256(gp) /* sig 272 */
+  /* 201: fence */
+  fence.i
+  /* 202: fcsr */
+  li s0, 0xc06dc707d7347f0c
+  csrrs a3, fflags, s0
+  sd a3, 264(gp) /* sig 273 */
+  /* 203: mem */
+  sw s5, 148(sp)
+  /* 204: fcsr */
+  csrrsi t6, frm, 9
+  sd t6, 272(gp) /* sig 274 */
+  /* 205: aluI */
+  sraiw a6, t2, 1
+  sd a6, 280(gp) /* sig 275 */
+  /* 206: aluR */
+  li s8, 0xa1c9970f20072b4b
+  slt t0, s8, s5
+  sd t0, 288(gp) /* sig 276 */
+  /* 207: cAlu */
   .option rvc
-  c.lui a4, 0x17
+  c.addi a0, -10
   .option norvc
-  sd a4, 224(gp) /* sig 270 */
-  mul a7, s5, t3
-  sd a7, 232(gp) /* sig 271 */
+  sd a0, 296(gp) /* sig 277 */
+  /* 208: luiAuipc */
+  auipc s1, 0x6b16f
   auipc tp, 0
   sub s1, s1, tp
-  sd s1, 240(gp) /* sig 272 */
-  /* 204: aluR */
-  li t3, 0x201
-  sltu a7, zero, t3
-  sd a7, 248(gp) /* sig 273 */
-  /* 205: aluR */
-  addw t1, a1, a7
-  sd t1, 256(gp) /* sig 274 */
-  /* 206: mem */
-  ld a5, 199(sp)
-  sd a5, 264(gp) /* sig 275 */
-  /* 207: fp */
-  li tp, 0xc012000000000000
-  fmv.d.x f1, tp
-  fmin.d f30, f1, f9
-  fsd f30, 272(gp) /* sig 276 */
-  fsflags t3, zero
-  sd t3, 280(gp) /* sig 277 */
-  /* 208: liSeed */
-  li t6, 0x3f
-  sd t6, 288(gp) /* sig 278 */
-  /* 209: lrsc */
-  addi a7, sp, 144
-  lr.d.aq t6, (a7)
-  sra s6, s8, a0
-  sc.d.rl t5, s6, (a7)
-  sd t6, 296(gp) /* sig 279 */
-  sd t5, 304(gp) /* sig 280 */
-  sub a7, a7, sp
-  ld s5, 144(sp)
-  sd s5, 312(gp) /* sig 281 */
-  /* 210: aluI */
-  li s7, 0xffffffffa05f42a4
-  srliw s4, s7, 24
-  sd s4, 320(gp) /* sig 282 */
-  /* 211: far */
-  beq s7, s6, .L23
-.L24:
+  sd s1, 304(gp) /* sig 278 */
+  /* 209: aluI */
+  srli a3, t3, 63
+  sd a3, 312(gp) /* sig 279 */
+  /* 210: cAlu */
+  .option rvc
+  c.addw a2, a3
+  .option norvc
+  sd a2, 320(gp) /* sig 280 */
+  /* 211: mem */
+  lbu s5, 118(sp)
+  sd s5, 328(gp) /* sig 281 */
   /* 212: aluI */
-  srliw t1, a4, 31
-  sd t1, 352(gp) /* sig 286 */
-  /* 213: cAlu */
+  sraiw ra, s0, 1
+  sd ra, 336(gp) /* sig 282 */
+  /* 213: mem */
+  addi s10, sp, 420
+  lb a3, -315(s10)
+  sd a3, 344(gp) /* sig 283 */
+  sub s10, s10, sp
+  /* 214: mem */
+  lh a5, 14(sp)
+  sd a5, 352(gp) /* sig 284 */
+  /* 215: aluR */
+  sub a1, t4, s7
+  sd a1, 360(gp) /* sig 285 */
+  /* 216: rand */
+  .4byte 0x292e4c53 /* random */
+  sd s8, 368(gp) /* sig 286 */
+  fsd f24, 376(gp) /* sig 287 */
+  li ra, 0x1f
+  csrrc a6, fcsr, ra
+  sd a6, 384(gp) /* sig 288 */
+  /* 217: liSeed */
+  li a4, 0xa6c9211ac476fdf3
+  sd a4, 392(gp) /* sig 289 */
+  /* 218: fmem */
+  addi s4, sp, 256
+  fld f22, -80(s4)
+  fsd f22, 400(gp) /* sig 290 */
+  sub s4, s4, sp
+  /* 219: aluI */
+  slli t2, a3, 54
+  sd t2, 408(gp) /* sig 291 */
+  /* 220: fp */
+  li tp, 0x80501bdf682bb70a
+  fmv.d.x f26, tp
+  fclass.d s7, f26
+  sd s7, 416(gp) /* sig 292 */
+  fsflags t1, zero
+  sd t1, 424(gp) /* sig 293 */
+  /* 221: aluI */
+  srliw a0, s2, 0
+  sd a0, 432(gp) /* sig 294 */
+  /* 222: cAlu */
   .option rvc
-  c.addw a2, s0
+  c.or s1, a1
   .option norvc
-  sd a2, 360(gp) /* sig 287 */
-  /* 214: aluR */
-  mul t4, a5, s0
-  sd t4, 368(gp) /* sig 288 */
-  /* 215: fcsr */
-  li s5, 0xbda6e91b54c3ef2d
-  csrrw zero, fcsr, s5
-  sd zero, 376(gp) /* sig 289 */
-  /* 216: mem */
-  lw a3, 144(sp)
-  sd a3, 384(gp) /* sig 290 */
-  /* 217: lrsc */
-  addi a2, sp, 32
-  lr.d.rl t5, (a2)
-  xori a0, s10, 667
-  sc.d.aq t2, a7, (a2)
-  sd t5, 392(gp) /* sig 291 */
-  sd t2, 400(gp) /* sig 292 */
-  sub a2, a2, sp
-  ld s7, 32(sp)
-  sd s7, 408(gp) /* sig 293 */
-  /* 218: lrsc */
-  addi t3, sp, 208
-  sc.d s4, s9, (t3)
-  sd s4, 416(gp) /* sig 294 */
-  sub t3, t3, sp
-  ld s5, 208(sp)
-  sd s5, 424(gp) /* sig 295 */
-  /* 219: cBranch */
-  li a1, 0x0
+  sd s1, 440(gp) /* sig 295 */
+  /* 223: aluR */
+  sll s7, t3, t6
+  sd s7, 448(gp) /* sig 296 */
+  /* 224: aluI */
+  sltiu a5, s3, 1619
+  sd a5, 456(gp) /* sig 297 */
+  /* 225: cJump */
+  auipc t5, 0
+  addi t5, t5, 10
   .option rvc
-  c.beqz a1, .L25
+  c.jr t5
   .option norvc
-  sllw s0, s10, t5
-  sd s0, 432(gp) /* sig 296 */
-  xori t3, s7, -1693
-  sd t3, 440(gp) /* sig 297 */
-.L25:
-  /* 220: cAlu */
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 464(gp) /* sig 298 */
+  /* 226: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f10, tp
+  fclass.s s8, f10
+  sd s8, 472(gp) /* sig 299 */
+  fsflags s3, zero
+  sd s3, 480(gp) /* sig 300 */
+  /* 227: cAlu */
+  .option rvc
+  c.andi a2, 15
+  .option norvc
+  sd a2, 488(gp) /* sig 301 */
+  /* 228: branch */
+  bne s2, a2, .L27
+  .option rvc
+  c.srai a2, 10
+  .option norvc
+  sd a2, 496(gp) /* sig 302 */
+  slliw t2, s2, 6
+  sd t2, 504(gp) /* sig 303 */
+  mulhsu s9, a6, s11
+  sd s9, 512(gp) /* sig 304 */
+.L27:
+  /* 229: fcsr */
+  csrrsi t3, fflags, 24
+  sd t3, 520(gp) /* sig 305 */
+  /* 230: fp */
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f11, tp
+  li tp, 0xffffffffbc8c7a18
+  fmv.d.x f18, tp
+  fmul.s f29, f11, f18, rmm
+  fsd f29, 528(gp) /* sig 306 */
+  li t3, 0x1f
+  csrrc s0, fcsr, t3
+  sd s0, 536(gp) /* sig 307 */
+  /* 231: aluI */
+  xori t6, a2, -1693
+  sd t6, 544(gp) /* sig 308 */
+  /* 232: cAlu */
   .option rvc
   c.sub s0, a5
   .option norvc
-  sd s0, 448(gp) /* sig 298 */
-  /* 221: jalr */
-  auipc a5, 0
-  jalr a1, 8(a5)
-  auipc tp, 0
-  sub a1, a1, tp
-  sub a5, a5, tp
-  sd a1, 456(gp) /* sig 299 */
-  sd a5, 464(gp) /* sig 300 */
-  /* 222: mem */
-  lb s2, 54(sp)
-  sd s2, 472(gp) /* sig 301 */
-  /* 223: lrsc */
-  addi s3, sp, 244
-  lr.w.aqrl a1, (s3)
-  sc.w.aqrl s10, ra, (s3)
-  sd a1, 480(gp) /* sig 302 */
-  sd s10, 488(gp) /* sig 303 */
-  sc.w.rl s10, zero, (s3)
-  sd s10, 496(gp) /* sig 304 */
-  sub s3, s3, sp
-  lw a7, 244(sp)
-  sd a7, 504(gp) /* sig 305 */
-  /* 224: mem */
-  addi a4, sp, 174
-  lb s9, 46(a4)
-  sd s9, 512(gp) /* sig 306 */
-  sub a4, a4, sp
-  /* 225: cJump */
-  auipc a2, 0
-  addi a2, a2, 18
+  sd s0, 552(gp) /* sig 309 */
+  /* 233: cJump */
+  auipc t4, 0
+  addi t4, t4, 10
   .option rvc
-  c.jalr a2
+  c.jalr t4
   .option norvc
-  div s4, t2, t3
-  sd s4, 520(gp) /* sig 307 */
   auipc tp, 0
   sub ra, ra, tp
-  sub a2, a2, tp
-  sd ra, 528(gp) /* sig 308 */
-  sd a2, 536(gp) /* sig 309 */
-  /* 226: aluI */
-  li a2, 0x24700000
-  srli s6, a2, 13
-  sd s6, 544(gp) /* sig 310 */
-  /* 227: aluI */
-  li s4, 0xffffffffffff8000
-  xori a0, s4, -695
-  sd a0, 552(gp) /* sig 311 */
-  /* 228: jalr */
-  auipc s11, 0
-  addi s11, s11, -149
-  jalr t0, 162(s11)
-  auipc tp, 0
-  sub t0, t0, tp
-  sub s11, s11, tp
-  sd t0, 560(gp) /* sig 312 */
-  sd s11, 568(gp) /* sig 313 */
-  /* 229: cMem */
-  addi a0, sp, 40
-  .option rvc
-  c.sw a4, 0(a0)
-  .option norvc
-  sub a0, a0, sp
-  /* 230: cAlu */
-  .option rvc
-  c.srai a1, 4
-  .option norvc
-  sd a1, 576(gp) /* sig 314 */
-  /* 231: luiAuipc */
-  auipc s4, 0x3417a
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 584(gp) /* sig 315 */
-  /* 232: loop */
-  li t4, 0x2
-.L26:
-  add a0, s0, s9
-  sd a0, 592(gp) /* sig 316 */
-  addi t4, t4, -1
-  blt zero, t4, .L26
-  sd t4, 600(gp) /* sig 317 */
-  /* 233: fp */
-  li tp, 0xffffffff838adb45
-  fmv.d.x f15, tp
-  fmsub.s f12, f15, f14, f8, rmm
-  fsd f12, 608(gp) /* sig 318 */
-  frflags s1
-  sd s1, 616(gp) /* sig 319 */
-  /* 234: cAlu */
-  .option rvc
-  c.mv s8, s3
-  .option norvc
-  sd s8, 624(gp) /* sig 320 */
-  /* 235: mem */
-  addi t1, sp, 598
-  ld a5, -414(t1)
-  sd a5, 632(gp) /* sig 321 */
-  sub t1, t1, sp
-  /* 236: mem */
-  sd a6, 24(sp)
+  sub t4, t4, tp
+  sd ra, 560(gp) /* sig 310 */
+  sd t4, 568(gp) /* sig 311 */
+  /* 234: mem */
+  lhu a3, 64(sp)
+  sd a3, 576(gp) /* sig 312 */
+  /* 235: aluI */
+  slti a6, s0, -893
+  sd a6, 584(gp) /* sig 313 */
+  /* 236: rand */
+  .4byte 0x203598d3 /* random */
+  sd a7, 592(gp) /* sig 314 */
+  fsd f17, 600(gp) /* sig 315 */
+  fsflags a6, zero
+  sd a6, 608(gp) /* sig 316 */
   /* 237: aluI */
-  andi s10, a3, -1
-  sd s10, 640(gp) /* sig 322 */
-  /* 238: fcsr */
-  csrrsi a5, fflags, 14
-  sd a5, 648(gp) /* sig 323 */
-  /* 239: aluR */
-  li t1, 0x8000000000000000
-  sll t1, ra, t1
-  sd t1, 656(gp) /* sig 324 */
-  /* 240: aluI */
-  srliw s0, s8, 0
-  sd s0, 664(gp) /* sig 325 */
-  /* 241: cBranch */
-  li a5, 0x0
+  andi s9, t3, -320
+  sd s9, 616(gp) /* sig 317 */
+  /* 238: branch */
+  li s6, 0xffffffff80000000
+  li s7, 0xffffffff80000000
+  blt s6, s7, .L28
   .option rvc
-  c.bnez a5, .L27
+  c.slli t6, 43
   .option norvc
-  slli t6, t1, 1
-  sd t6, 672(gp) /* sig 326 */
-  and s3, ra, s10
-  sd s3, 680(gp) /* sig 327 */
-.L27:
-  /* 242: mem */
-  lh s2, 2(sp)
-  sd s2, 688(gp) /* sig 328 */
-  /* 243: lrsc */
-  addi s5, sp, 168
-  lr.w.aq s9, (s5)
-  xor s7, t3, s0
-  addiw ra, a3, -1150
-  sc.w a4, t3, (s5)
-  sd s9, 696(gp) /* sig 329 */
-  sd a4, 704(gp) /* sig 330 */
-  sc.w a4, zero, (s5)
-  sd a4, 712(gp) /* sig 331 */
-  sub s5, s5, sp
-  lw s0, 168(sp)
-  sd s0, 720(gp) /* sig 332 */
-  /* 244: aluI */
-  addi a3, a4, -2048
-  sd a3, 728(gp) /* sig 333 */
-  /* 245: aluI */
-  li s3, 0x7fffffffffffffff
-  addi a2, s3, -2048
-  sd a2, 736(gp) /* sig 334 */
-  /* 246: aluI */
-  slti t4, s6, -2048
-  sd t4, 744(gp) /* sig 335 */
-  /* 247: mem */
-  sb a0, 34(sp)
-  /* 248: lrsc */
-  addi t6, sp, 192
-  lr.d.aq s6, (t6)
-  sll t5, t4, t2
-  sc.d.aqrl s2, zero, (t6)
-  sd s6, 752(gp) /* sig 336 */
-  sd s2, 760(gp) /* sig 337 */
-  sub t6, t6, sp
-  ld s9, 192(sp)
-  sd s9, 768(gp) /* sig 338 */
-  /* 249: mem */
-  li t5, 0x8000
-  sb t5, 152(sp)
-  ld a3, 152(sp)
-  sd a3, 776(gp) /* sig 339 */
-  /* 250: liSeed */
-  li t5, 0xc3e2e1331e365b12
-  sd t5, 784(gp) /* sig 340 */
-  /* 251: fp */
-  fsub.s f2, f1, f4, rtz
-  fsd f2, 792(gp) /* sig 341 */
-  fsflags t5, zero
-  sd t5, 800(gp) /* sig 342 */
-  /* 252: lrsc */
-  addi s4, sp, 80
-  lr.w.rl s1, (s4)
-  addiw t0, t5, -1509
-  or s5, zero, t6
-  sc.w.rl s9, a5, (s4)
-  sd s1, 808(gp) /* sig 343 */
-  sd s9, 816(gp) /* sig 344 */
-  sc.w s9, zero, (s4)
-  sd s9, 824(gp) /* sig 345 */
-  sub s4, s4, sp
-  lw s3, 80(sp)
-  sd s3, 832(gp) /* sig 346 */
-  /* 253: branch */
-  bge s3, s2, .L28
-  or a3, a7, s3
-  sd a3, 840(gp) /* sig 347 */
-  sllw s0, a1, t0
-  sd s0, 848(gp) /* sig 348 */
-  srliw a0, s6, 16
-  sd a0, 856(gp) /* sig 349 */
+  sd t6, 624(gp) /* sig 318 */
 .L28:
-  /* 254: aluI */
-  ori s4, s3, 649
-  sd s4, 864(gp) /* sig 350 */
-  /* 255: aluI */
-  addi a6, s1, -925
-  sd a6, 872(gp) /* sig 351 */
-  /* 256: jalr */
-  auipc a3, 0
-  addi a3, a3, 21
-  jalr a3, 5(a3)
-  slti t4, t0, 1882
-  sd t4, 880(gp) /* sig 352 */
+  /* 239: aluI */
+  xori s8, t2, -2048
+  sd s8, 632(gp) /* sig 319 */
+  /* 240: cAlu */
   .option rvc
-  c.lui t6, 0x1f
+  c.mv a0, t2
   .option norvc
-  sd t6, 888(gp) /* sig 353 */
-  auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 896(gp) /* sig 354 */
-  /* 257: cAlu */
+  sd a0, 640(gp) /* sig 320 */
+  /* 241: branch */
+  bge t4, a5, .L29
   .option rvc
-  c.mv s1, s5
+  c.li s6, -24
   .option norvc
-  sd s1, 904(gp) /* sig 355 */
-  /* 258: cAlu */
-  .option rvc
-  c.addiw s2, 16
-  .option norvc
-  sd s2, 912(gp) /* sig 356 */
-  /* 259: branch */
-  bltu s11, a3, .L29
-  slliw s1, a0, 4
-  sd s1, 920(gp) /* sig 357 */
-  .option rvc
-  c.sub a0, a2
-  .option norvc
-  sd a0, 928(gp) /* sig 358 */
-  srai s5, a1, 34
-  sd s5, 936(gp) /* sig 359 */
+  sd s6, 648(gp) /* sig 321 */
 .L29:
-  j .L30
-.L23:
-  .option rvc
-  c.andi a1, -6
-  .option norvc
-  sd a1, 328(gp) /* sig 283 */
-  sltu t4, s1, t1
-  sd t4, 336(gp) /* sig 284 */
-  .option rvc
-  c.addi t1, 7
-  .option norvc
-  sd t1, 344(gp) /* sig 285 */
-  bge zero, zero, .L24
+  /* 242: aluR */
+  li t2, 0x20
+  sll s0, t2, t5
+  sd s0, 656(gp) /* sig 322 */
+  /* 243: mem */
+  lb a4, 73(sp)
+  sd a4, 664(gp) /* sig 323 */
+  /* 244: fcsr */
+  csrrwi t4, frm, 2
+  sd t4, 672(gp) /* sig 324 */
+  /* 245: aluI */
+  srai a0, s9, 25
+  sd a0, 680(gp) /* sig 325 */
+  /* 246: loop */
+  li a4, 0x2
 .L30:
+  .option rvc
+  c.slli t6, 50
+  .option norvc
+  sd t6, 688(gp) /* sig 326 */
+  .option rvc
+  c.addiw s10, -4
+  .option norvc
+  sd s10, 696(gp) /* sig 327 */
+  addi a4, a4, -1
+  bne a4, zero, .L30
+  sd a4, 704(gp) /* sig 328 */
+  /* 247: fcsr */
+  li s3, 0x0
+  csrrs t6, fflags, s3
+  sd t6, 712(gp) /* sig 329 */
+  /* 248: mem */
+  li t4, 0x11c80000000
+  addi ra, sp, -200
+  sh t4, 242(ra)
+  sub ra, ra, sp
+  /* 249: mem */
+  lh a3, 56(sp)
+  sd a3, 720(gp) /* sig 330 */
+  /* 250: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f22, tp
+  li tp, 0xdf000000
+  fmv.d.x f14, tp
+  fdiv.s f11, f22, f14, dyn
+  fsd f11, 728(gp) /* sig 331 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 736(gp) /* sig 332 */
+  /* 251: aluI */
+  sraiw s1, s1, 16
+  sd s1, 744(gp) /* sig 333 */
+  /* 252: fcsr */
+  li s2, 0x4c
+  csrrw a0, frm, s2
+  sd a0, 752(gp) /* sig 334 */
+  /* 253: fcsr */
+  csrrs zero, fflags, zero
+  sd zero, 760(gp) /* sig 335 */
+  /* 254: fp */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f4, tp
+  li tp, 0xffffffffbfddbd44
+  fmv.d.x f3, tp
+  fle.s a3, f4, f3
+  sd a3, 768(gp) /* sig 336 */
+  fsflags a5, zero
+  sd a5, 776(gp) /* sig 337 */
+  /* 255: mem */
+  li t1, 0x1f
+  addi a5, sp, 51
+  sb t1, 174(a5)
+  sub a5, a5, sp
+  /* 256: aluR */
+  li a0, 0x80000000
+  sllw a1, a0, s1
+  sd a1, 784(gp) /* sig 338 */
+  /* 257: mem */
+  lwu t2, 20(sp)
+  sd t2, 792(gp) /* sig 339 */
+  /* 258: fmem */
+  fld f7, 8(sp)
+  fsd f7, 800(gp) /* sig 340 */
+  /* 259: branch */
+  bge t5, t6, .L31
+  xori s4, s11, -1501
+  sd s4, 808(gp) /* sig 341 */
+  .option rvc
+  c.addiw s10, -15
+  .option norvc
+  sd s10, 816(gp) /* sig 342 */
+  andi t6, s4, -1924
+  sd t6, 824(gp) /* sig 343 */
+.L31:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x7e37e43c8800759c
-  .dword 0x9cf679a6a2553092
-  .dword 0xffffffffc94e1dff
-  .dword 0xffffffff007fffff
-  .dword 0xce0e8d5cda00f19f
-  .dword 0x20000000000001
-  .dword 0xffffffff791fe096
-  .dword 0x12
-  .dword 0x8000
-  .dword 0xffffffffb9f59ee8
-  .dword 0xbff8000000000000
-  .dword 0x80000000000000
-  .dword 0x7f117e34538a889b
-  .dword 0xc050f8484adb658c
-  .dword 0x918
-  .dword 0x52958f59c39306b5
-  .dword 0xffffffffc7964839
-  .dword 0xffffffffffffe
-  .dword 0x20db4fc483458c96
-  .dword 0xffffffff2c078497
+  .dword 0x3e1abaee2e89d676
+  .dword 0xfffffffffffff800
+  .dword 0xffffffffbf000000
+  .dword 0x6115e56856f2c8f7
+  .dword 0x78fc252bb0646f03
+  .dword 0x986348776a2e2796
+  .dword 0x2efe8fc633b45e45
+  .dword 0xffffffff40200000
   .dword 0x8000000000000001
-  .dword 0x3769b4bfe85dcf69
-  .dword 0xbff8000000000000
-  .dword 0x41f0000000000000
-  .dword 0x3d7d8da0f7aece4b
-  .dword 0xffffffff490c9dc4
-  .dword 0x4489e16f27623fd1
-  .dword 0xbadc49ff8bd61b0f
-  .dword 0xffffffff7f800001
-  .dword 0xfdf9978f171e4685
-  .dword 0x993000000000
-  .dword 0x3e30
+  .dword 0x654d9719c3e2e133
+  .dword 0x1df0
+  .dword 0xc8086e2cea36d9e
+  .dword 0x41a92cd1
+  .dword 0x9410000000000
+  .dword 0xfff0000000000001
+  .dword 0x38270d3f269c39f2
+  .dword 0x802d8daea008ab2c
+  .dword 0xfae3a6d30f7da237
+  .dword 0xffefffffffffffff
+  .dword 0x3d8949dd4553b4d9
+  .dword 0xffffffff334ec1b2
+  .dword 0xc1a3fe868682d9ba
+  .dword 0xdb1627641e733e96
+  .dword 0x41efffffffe00000
+  .dword 0xffffffff476cb465
+  .dword 0x7fffffffffffffff
+  .dword 0x2907f2c8
+  .dword 0xad3bd38be5eb9c52
+  .dword 0x2e68000000000000
+  .dword 0xc
+  .dword 0xffffffff3c84ad31
+  .dword 0xfffffffffffffffe
 difftest_sig:
-  .rept 360
+  .rept 344
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,1698 +4,1740 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x555c425c
-  li t0, 0x80000000
-  li t1, 0xffffffff
-  li t2, 0xffffffff80000000
-  li s0, 0x2688000000000
-  li s1, 0x2000000000001
-  li a0, 0x123456789abcdef
-  li a1, 0x6ddc75793c8124ea
-  li a2, 0x180e000000000000
-  li a3, 0x40
-  li a4, 0x10000000
-  li a5, 0x3fffffffffffffff
-  li a6, 0x138000000000000
-  li a7, 0xffffffffffffffff
-  li s2, 0x3f
-  li s3, 0x35
-  li s4, 0x9f036748d419c44e
-  li s5, 0xfffffffffffffffe
-  li s6, 0xffffffffbe7895c9
-  li s7, 0x1
-  li s8, 0x20
-  li s9, 0x41
-  li s10, 0x8
-  li s11, 0x5555555555555555
-  li t3, 0x7fffffffffffffff
-  li t4, 0x34b01e7a
-  li t5, 0x28
-  li t6, 0xffffffffe19bb06c
-  li tp, 0xbff8000000000000
+  li ra, 0x3
+  li t0, 0x2
+  li t1, 0x2debc3d86dd36a9b
+  li t2, 0x2688000000000
+  li s0, 0x2000000000001
+  li s1, 0x123456789abcdef
+  li a0, 0x6ddc75793c8124ea
+  li a1, 0x180e000000000000
+  li a2, 0x40
+  li a3, 0x10000000
+  li a4, 0x3fffffffffffffff
+  li a5, 0x138000000000000
+  li a6, 0xffffffffffffffff
+  li a7, 0x3f
+  li s2, 0x35
+  li s3, 0x9f036748d419c44e
+  li s4, 0xfffffffffffffffe
+  li s5, 0xffffffffbe7895c9
+  li s6, 0x1
+  li s7, 0x20
+  li s8, 0x41
+  li s9, 0x8
+  li s10, 0x5555555555555555
+  li s11, 0x7fffffffffffffff
+  li t3, 0x34b01e7a
+  li t4, 0x28
+  li t5, 0xffffffffe19bb06c
+  li t6, 0x1
+  li tp, 0x3f6a8d339273096a
   fmv.d.x f0, tp
-  li tp, 0x7ff800000000dead
+  li tp, 0xcb47df6d
   fmv.d.x f1, tp
-  li tp, 0xc547df6d
-  fmv.d.x f2, tp
   li tp, 0xffffffff3f800001
-  fmv.d.x f3, tp
+  fmv.d.x f2, tp
   li tp, 0xffffffff804b5d2e
-  fmv.d.x f4, tp
+  fmv.d.x f3, tp
   li tp, 0xff800001
-  fmv.d.x f5, tp
+  fmv.d.x f4, tp
   li tp, 0x47efffffe0000000
-  fmv.d.x f6, tp
+  fmv.d.x f5, tp
   li tp, 0xc1b64b11034c0693
-  fmv.d.x f7, tp
+  fmv.d.x f6, tp
   li tp, 0x36a0000000000000
-  fmv.d.x f8, tp
+  fmv.d.x f7, tp
   li tp, 0x0
-  fmv.d.x f9, tp
-  li tp, 0xbea636039671ca7a
-  fmv.d.x f10, tp
-  li tp, 0xffffffffbe785964
-  fmv.d.x f11, tp
-  li tp, 0x9ec58aacc6f13b9a
-  fmv.d.x f12, tp
-  li tp, 0xffefffffffffffff
-  fmv.d.x f13, tp
-  li tp, 0xffffffff42202e5c
-  fmv.d.x f14, tp
-  li tp, 0xfffffffffffff
-  fmv.d.x f15, tp
-  li tp, 0x1c2a7e886914b00f
-  fmv.d.x f16, tp
-  li tp, 0x361672c75153696a
-  fmv.d.x f17, tp
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f18, tp
-  li tp, 0xffffffff40400000
-  fmv.d.x f19, tp
-  li tp, 0xffffffffffc00000
-  fmv.d.x f20, tp
-  li tp, 0xffffffff80918a86
-  fmv.d.x f21, tp
-  li tp, 0xffffffffff800000
-  fmv.d.x f22, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f23, tp
-  li tp, 0xfcbb9f3169951d8a
-  fmv.d.x f24, tp
-  li tp, 0xffffffff314fa9be
-  fmv.d.x f25, tp
-  li tp, 0x3fb999999999999a
-  fmv.d.x f26, tp
-  li tp, 0xfcf3e487a683ea3a
-  fmv.d.x f27, tp
-  li tp, 0x3fd5555555555555
-  fmv.d.x f28, tp
-  li tp, 0xffffffff5f800000
-  fmv.d.x f29, tp
-  li tp, 0x3f7fffff
-  fmv.d.x f30, tp
-  li tp, 0xc1e0000000200000
-  fmv.d.x f31, tp
-  csrwi frm, 2
-  /* 0: cBranch */
-  .option rvc
-  c.bnez s0, .L0
-  .option norvc
-  mulh zero, s4, t2
-  sd zero, 0(gp) /* sig 0 */
-.L0:
-  /* 1: fmem */
-  fsd f24, 104(sp)
-  /* 2: fcsr */
-  li t6, 0x0
-  csrrs a6, frm, t6
-  sd a6, 8(gp) /* sig 1 */
-  /* 3: mem */
-  sb s6, 20(sp)
-  /* 4: amo */
-  li s9, 0x0
-  addi t0, sp, 8
-  amominu.d.aq a3, s9, (t0)
-  sub t0, t0, sp
-  sd a3, 16(gp) /* sig 2 */
-  ld a5, 8(sp)
-  sd a5, 24(gp) /* sig 3 */
-  /* 5: aluR */
-  li s2, 0xffffffffffffffff
-  li s0, 0x0
-  remw s4, s2, s0
-  sd s4, 32(gp) /* sig 4 */
-  /* 6: aluI */
-  slti a5, a4, -1
-  sd a5, 40(gp) /* sig 5 */
-  /* 7: fp */
-  li s7, 0xffffffffffffffff
-  fcvt.d.wu f11, s7
-  fsd f11, 48(gp) /* sig 6 */
-  frcsr s7
-  sd s7, 56(gp) /* sig 7 */
-  /* 8: luiAuipc */
-  lui t1, 0x5bca0
-  sd t1, 64(gp) /* sig 8 */
-  /* 9: aluR */
-  slt a1, t4, zero
-  sd a1, 72(gp) /* sig 9 */
-  /* 10: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 148
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 80(gp) /* sig 10 */
-  /* 11: fp */
-  li tp, 0xffffffff007ffffe
   fmv.d.x f8, tp
-  fcvt.w.s t3, f8, rtz
-  sd t3, 88(gp) /* sig 11 */
-  fsflags s11, zero
-  sd s11, 96(gp) /* sig 12 */
-  /* 12: fp */
-  li tp, 0xda20f0f304372e9e
+  li tp, 0xbea636039671ca7a
+  fmv.d.x f9, tp
+  li tp, 0xffffffffbe785964
+  fmv.d.x f10, tp
+  li tp, 0x9ec58aacc6f13b9a
+  fmv.d.x f11, tp
+  li tp, 0xffefffffffffffff
+  fmv.d.x f12, tp
+  li tp, 0xffffffff42202e5c
+  fmv.d.x f13, tp
+  li tp, 0xfffffffffffff
+  fmv.d.x f14, tp
+  li tp, 0x1c2a7e886914b00f
+  fmv.d.x f15, tp
+  li tp, 0x361672c75153696a
+  fmv.d.x f16, tp
+  li tp, 0xffffffff3eaaaaab
+  fmv.d.x f17, tp
+  li tp, 0xffffffff40400000
+  fmv.d.x f18, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f19, tp
+  li tp, 0xffffffff80918a86
+  fmv.d.x f20, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f21, tp
+  li tp, 0x7ff4000000000000
   fmv.d.x f22, tp
-  fclass.d s11, f22
-  sd s11, 104(gp) /* sig 13 */
-  fsflags t0, zero
-  sd t0, 112(gp) /* sig 14 */
-  /* 13: mem */
-  sd a4, 0(sp)
-  /* 14: fp */
-  li a7, 0xe178487f8e219f78
-  fcvt.d.lu f7, a7, rtz
-  fsd f7, 120(gp) /* sig 15 */
-  fsflags a2, zero
-  sd a2, 128(gp) /* sig 16 */
-  /* 15: fence */
-  fence r, w
-  /* 16: luiAuipc */
-  lui a2, 0x609af
-  sd a2, 136(gp) /* sig 17 */
-  /* 17: jalr */
-  auipc s1, 0
-  jalr zero, 8(s1)
-  auipc tp, 0
-  sub s1, s1, tp
-  sd zero, 144(gp) /* sig 18 */
-  sd s1, 152(gp) /* sig 19 */
-  /* 18: cMem */
+  li tp, 0xfcbb9f3169951d8a
+  fmv.d.x f23, tp
+  li tp, 0xffffffff314fa9be
+  fmv.d.x f24, tp
+  li tp, 0x3fb999999999999a
+  fmv.d.x f25, tp
+  li tp, 0xfcf3e487a683ea3a
+  fmv.d.x f26, tp
+  li tp, 0x3fd5555555555555
+  fmv.d.x f27, tp
+  li tp, 0xffffffff5f800000
+  fmv.d.x f28, tp
+  li tp, 0x3f7fffff
+  fmv.d.x f29, tp
+  li tp, 0xc1e0000000200000
+  fmv.d.x f30, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f31, tp
+  csrwi frm, 4
+  /* 0: cAlu */
   .option rvc
-  c.sdsp s6, 224(sp)
+  c.addiw s0, 6
   .option norvc
-  /* 19: aluI */
+  sd s0, 0(gp) /* sig 0 */
+  /* 1: aluR */
+  mulh s0, t2, zero
+  sd s0, 8(gp) /* sig 1 */
+  /* 2: fmem */
+  addi s9, sp, 101
+  flw f16, 87(s9)
+  fsd f16, 16(gp) /* sig 2 */
+  sub s9, s9, sp
+  /* 3: fp */
+  li tp, 0xffffffff14fec67a
+  fmv.d.x f25, tp
+  li tp, 0xffffffffa3c10470
+  fmv.d.x f13, tp
+  fle.s a3, f25, f13
+  sd a3, 24(gp) /* sig 3 */
+  fsflags a2, zero
+  sd a2, 32(gp) /* sig 4 */
+  /* 4: aluR */
+  li a7, 0xffffffff80000000
+  li t2, 0x3a34000000
+  mulhu ra, a7, t2
+  sd ra, 40(gp) /* sig 5 */
+  /* 5: cSp */
+  .option rvc
+  c.addi16sp sp, 80
+  .option norvc
+  ld t4, -64(sp)
+  sd t4, 48(gp) /* sig 6 */
+  .option rvc
+  c.addi16sp sp, -80
+  .option norvc
+  /* 6: cAlu */
+  .option rvc
+  c.sub a0, a0
+  .option norvc
+  sd a0, 56(gp) /* sig 7 */
+  /* 7: aluI */
+  slti a5, a4, -1
+  sd a5, 64(gp) /* sig 8 */
+  /* 8: fp */
+  li a1, 0xff
+  fcvt.d.l f11, a1, rne
+  fsd f11, 72(gp) /* sig 9 */
+  fsflags a7, zero
+  sd a7, 80(gp) /* sig 10 */
+  /* 9: rand */
+  .2byte 0x9eb0 /* random */
+  .4byte 0xd5773893 /* random */
+  sd a7, 88(gp) /* sig 11 */
+  /* 10: cBranch */
+  .option rvc
+  c.bnez a5, .L0
+  .option norvc
+  .option rvc
+  c.and a1, a2
+  .option norvc
+  sd a1, 96(gp) /* sig 12 */
+.L0:
+  /* 11: fp */
+  fcvt.lu.d t4, f8, rmm
+  sd t4, 104(gp) /* sig 13 */
+  fsflags t2, zero
+  sd t2, 112(gp) /* sig 14 */
+  /* 12: amo */
+  addi s11, sp, 112
+  amominu.d.rl ra, ra, (s11)
+  sub s11, s11, sp
+  sd ra, 120(gp) /* sig 15 */
+  /* 13: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f28, tp
+  fadd.d f0, f6, f28, rtz
+  fsd f0, 128(gp) /* sig 16 */
+  fsflags a7, zero
+  sd a7, 136(gp) /* sig 17 */
+  /* 14: cMem */
+  addi a5, sp, 40
+  .option rvc
+  c.fld f10, 32(a5)
+  .option norvc
+  fsd f10, 144(gp) /* sig 18 */
+  sub a5, a5, sp
+  /* 15: luiAuipc */
+  lui a2, 0x609af
+  sd a2, 152(gp) /* sig 19 */
+  /* 16: cJump */
+  auipc ra, 0
+  addi ra, ra, 18
+  .option rvc
+  c.jalr ra
+  .option norvc
+  sllw s6, a7, a5
+  sd s6, 160(gp) /* sig 20 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 168(gp) /* sig 21 */
+  /* 17: aluI */
   slliw ra, s2, 1
-  sd ra, 160(gp) /* sig 20 */
-  /* 20: aluR */
+  sd ra, 176(gp) /* sig 22 */
+  /* 18: aluR */
   li t0, 0x4640000000000
   li t0, 0xffff
   slt s10, t0, t0
-  sd s10, 168(gp) /* sig 21 */
+  sd s10, 184(gp) /* sig 23 */
+  /* 19: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f31, tp
+  fmv.x.d s11, f31
+  sd s11, 192(gp) /* sig 24 */
+  frflags a4
+  sd a4, 200(gp) /* sig 25 */
+  /* 20: fp */
+  li tp, 0x7d8c894d4700692e
+  fmv.d.x f27, tp
+  fsub.d f8, f27, f28, rup
+  fsd f8, 208(gp) /* sig 26 */
+  fsflags s4, zero
+  sd s4, 216(gp) /* sig 27 */
   /* 21: fp */
-  fmv.d.x f4, s0
-  fsd f4, 176(gp) /* sig 22 */
-  fsflags t6, zero
-  sd t6, 184(gp) /* sig 23 */
-  /* 22: jal */
-  jal zero, .L1
-  srliw ra, ra, 27
-  sd ra, 192(gp) /* sig 24 */
+  li tp, 0xffffffffff800000
+  fmv.d.x f5, tp
+  fmv.x.w a0, f5
+  sd a0, 224(gp) /* sig 28 */
+  frflags a7
+  sd a7, 232(gp) /* sig 29 */
+  /* 22: branch */
+  beq a3, a3, .L1
+  sltu s3, s8, s5
+  sd s3, 240(gp) /* sig 30 */
 .L1:
-  sd zero, 200(gp) /* sig 25 */
   /* 23: jal */
-  jal s0, .L2
-  .option rvc
-  c.slli s8, 18
-  .option norvc
-  sd s8, 208(gp) /* sig 26 */
+  jal zero, .L2
 .L2:
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 216(gp) /* sig 27 */
+  sd zero, 248(gp) /* sig 31 */
   /* 24: fp */
-  fcvt.lu.s t0, f25, rne
-  sd t0, 224(gp) /* sig 28 */
-  frcsr s0
-  sd s0, 232(gp) /* sig 29 */
-  /* 25: branch */
-  bne a7, a7, .L3
-  add s8, a0, s0
-  sd s8, 240(gp) /* sig 30 */
-  slti a2, s7, 2047
-  sd a2, 248(gp) /* sig 31 */
-.L3:
-  /* 26: aluI */
-  slti t2, t1, 1770
-  sd t2, 256(gp) /* sig 32 */
-  /* 27: fp */
-  li tp, 0x802f0918fab9f577
-  fmv.d.x f0, tp
-  li tp, 0x13a4c0341ce3adff
+  li tp, 0x3ff0000000000000
   fmv.d.x f13, tp
-  fdiv.d f0, f0, f13, rtz
-  fsd f0, 264(gp) /* sig 33 */
-  fsflags a0, zero
-  sd a0, 272(gp) /* sig 34 */
-  /* 28: fcsr */
-  csrrc zero, fcsr, zero
-  sd zero, 280(gp) /* sig 35 */
-  /* 29: aluI */
-  srliw a0, s3, 12
-  sd a0, 288(gp) /* sig 36 */
-  /* 30: fp */
-  li tp, 0xbff8000000000000
-  fmv.d.x f19, tp
-  fcvt.s.d f21, f19, dyn
-  fsd f21, 296(gp) /* sig 37 */
-  csrrci s4, fflags, 0x1f
-  sd s4, 304(gp) /* sig 38 */
-  /* 31: fcsr */
-  csrrwi s2, frm, 4
-  sd s2, 312(gp) /* sig 39 */
-  /* 32: amo */
-  addi t0, sp, 208
-  amomaxu.w.aqrl s11, zero, (t0)
-  sub t0, t0, sp
-  sd s11, 320(gp) /* sig 40 */
-  lw zero, 208(sp)
-  sd zero, 328(gp) /* sig 41 */
+  li tp, 0x10000000000000
+  fmv.d.x f31, tp
+  fadd.d f25, f13, f31, rtz
+  fsd f25, 256(gp) /* sig 32 */
+  fsflags ra, zero
+  sd ra, 264(gp) /* sig 33 */
+  /* 25: fp */
+  fcvt.l.d s3, f20, rdn
+  sd s3, 272(gp) /* sig 34 */
+  fsflags t3, zero
+  sd t3, 280(gp) /* sig 35 */
+  /* 26: aluI */
+  addi a3, a3, 1844
+  sd a3, 288(gp) /* sig 36 */
+  /* 27: fcsr */
+  csrrwi t4, fcsr, 8
+  sd t4, 296(gp) /* sig 37 */
+  /* 28: cAlu */
+  .option rvc
+  c.add a0, s5
+  .option norvc
+  sd a0, 304(gp) /* sig 38 */
+  /* 29: fp */
+  fcvt.s.l f12, s5, dyn
+  fsd f12, 312(gp) /* sig 39 */
+  fsflags t2, zero
+  sd t2, 320(gp) /* sig 40 */
+  /* 30: amo */
+  addi a6, sp, 128
+  amomaxu.d.aqrl a1, t3, (a6)
+  sub a6, a6, sp
+  sd a1, 328(gp) /* sig 41 */
+  ld s11, 128(sp)
+  sd s11, 336(gp) /* sig 42 */
+  /* 31: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f8, tp
+  fcvt.d.s f19, f8
+  fsd f19, 344(gp) /* sig 43 */
+  fsflags t4, zero
+  sd t4, 352(gp) /* sig 44 */
+  /* 32: fp */
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f23, tp
+  fnmsub.s f20, f30, f3, f23
+  fsd f20, 360(gp) /* sig 45 */
+  fsflags t1, zero
+  sd t1, 368(gp) /* sig 46 */
   /* 33: fp */
-  li tp, 0x800006f148f8b57a
-  fmv.d.x f20, tp
-  li tp, 0xbffbc523e2d5e616
-  fmv.d.x f9, tp
-  fdiv.d f22, f20, f9, rdn
-  fsd f22, 336(gp) /* sig 42 */
-  fsflags a0, zero
-  sd a0, 344(gp) /* sig 43 */
-  /* 34: aluI */
-  ori a4, s9, -1
-  sd a4, 352(gp) /* sig 44 */
-  /* 35: cAlu */
+  li s3, 0xc840000
+  fcvt.s.w f11, s3, rmm
+  fsd f11, 376(gp) /* sig 47 */
+  frflags s0
+  sd s0, 384(gp) /* sig 48 */
+  /* 34: cBranch */
   .option rvc
-  c.addiw t3, -14
+  c.bnez a2, .L3
   .option norvc
-  sd t3, 360(gp) /* sig 45 */
-  /* 36: far */
-  bgeu a1, t6, .L4
-.L5:
-  /* 37: aluR */
-  mulhsu t5, t5, t6
-  sd t5, 376(gp) /* sig 47 */
-  /* 38: branch */
-  bltu zero, t5, .L6
+  addi s5, a3, -2048
+  sd s5, 392(gp) /* sig 49 */
+.L3:
+  /* 35: branch */
+  beq s10, s2, .L4
   .option rvc
-  c.mv t5, ra
+  c.add a5, a0
   .option norvc
-  sd t5, 384(gp) /* sig 48 */
-.L6:
-  /* 39: cAlu */
+  sd a5, 400(gp) /* sig 50 */
   .option rvc
-  c.andi a2, 25
+  c.li a0, 28
   .option norvc
-  sd a2, 392(gp) /* sig 49 */
-  /* 40: amo */
-  addi t5, sp, 152
-  amoxor.d.aq a4, a4, (t5)
-  sub t5, t5, sp
-  sd a4, 400(gp) /* sig 50 */
-  /* 41: cAlu */
+  sd a0, 408(gp) /* sig 51 */
+  .option rvc
+  c.lui t4, 0xffffe
+  .option norvc
+  sd t4, 416(gp) /* sig 52 */
+.L4:
+  /* 36: aluR */
+  mul a1, s5, s5
+  sd a1, 424(gp) /* sig 53 */
+  /* 37: fcsr */
+  csrrsi a5, fflags, 28
+  sd a5, 432(gp) /* sig 54 */
+  /* 38: cAlu */
   .option rvc
   c.srli a3, 62
   .option norvc
-  sd a3, 408(gp) /* sig 51 */
-  /* 42: fcsr */
-  csrrwi a5, fflags, 13
-  sd a5, 416(gp) /* sig 52 */
-  /* 43: lrsc */
-  addi t6, sp, 76
-  lr.w.aqrl t1, (t6)
-  sc.w a5, s2, (t6)
-  sd t1, 424(gp) /* sig 53 */
-  sd a5, 432(gp) /* sig 54 */
-  sub t6, t6, sp
-  lw t4, 76(sp)
-  sd t4, 440(gp) /* sig 55 */
-  /* 44: fmem */
-  addi a4, sp, -290
-  fld f29, 474(a4)
-  fsd f29, 448(gp) /* sig 56 */
-  sub a4, a4, sp
-  /* 45: luiAuipc */
-  lui s5, 0xa9a8b
-  sd s5, 456(gp) /* sig 57 */
-  /* 46: branch */
-  bne s3, s3, .L7
-  sra a7, s9, t5
-  sd a7, 464(gp) /* sig 58 */
+  sd a3, 440(gp) /* sig 55 */
+  /* 39: rand */
+  .4byte 0x132c7b3 /* random */
+  sd a5, 448(gp) /* sig 56 */
+  /* 40: jal */
+  jal a3, .L5
+.L5:
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 456(gp) /* sig 57 */
+  /* 41: cJump */
+  auipc s1, 0
+  addi s1, s1, 18
+  .option rvc
+  c.jr s1
+  .option norvc
+  remu a6, t0, a6
+  sd a6, 464(gp) /* sig 58 */
+  auipc tp, 0
+  sub s1, s1, tp
+  sd s1, 472(gp) /* sig 59 */
+  /* 42: jal */
+  jal s8, .L6
+  addi s1, ra, 62
+  sd s1, 480(gp) /* sig 60 */
+  slti s2, a0, 1134
+  sd s2, 488(gp) /* sig 61 */
+.L6:
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 496(gp) /* sig 62 */
+  /* 43: branch */
+  beq a1, a1, .L7
+  srliw a5, s1, 21
+  sd a5, 504(gp) /* sig 63 */
+  .option rvc
+  c.slli a6, 54
+  .option norvc
+  sd a6, 512(gp) /* sig 64 */
+  sll s9, a2, s5
+  sd s9, 520(gp) /* sig 65 */
 .L7:
-  /* 47: branch */
-  blt t3, s6, .L8
-  ori t4, ra, 2047
-  sd t4, 472(gp) /* sig 59 */
+  /* 44: branch */
+  li s10, 0x1000000000000001
+  li s2, 0x1000000000000001
+  bgeu s10, s2, .L8
+  mulhsu a1, t0, s8
+  sd a1, 528(gp) /* sig 66 */
+  rem s3, s6, t2
+  sd s3, 536(gp) /* sig 67 */
+  slti s3, s0, 1256
+  sd s3, 544(gp) /* sig 68 */
 .L8:
-  /* 48: loop */
-  li s9, 0x1
-.L9:
-  srai a5, s6, 54
-  sd a5, 480(gp) /* sig 60 */
-  slli s1, s0, 0
-  sd s1, 488(gp) /* sig 61 */
-  divu s5, a1, s8
-  sd s5, 496(gp) /* sig 62 */
-  addi s9, s9, -1
-  bne s9, zero, .L9
-  sd s9, 504(gp) /* sig 63 */
-  /* 49: aluI */
-  li s3, 0x8000
-  slti t1, s3, 1256
-  sd t1, 512(gp) /* sig 64 */
-  /* 50: cAlu */
+  /* 45: cAlu */
   .option rvc
   c.slli t5, 59
   .option norvc
-  sd t5, 520(gp) /* sig 65 */
-  /* 51: fp */
-  li tp, 0xffffffff3fc00000
+  sd t5, 552(gp) /* sig 69 */
+  /* 46: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f29, tp
+  li tp, 0x43f0000000000000
+  fmv.d.x f21, tp
+  fadd.s f19, f29, f21, rtz
+  fsd f19, 560(gp) /* sig 70 */
+  fsflags t2, zero
+  sd t2, 568(gp) /* sig 71 */
+  /* 47: cAlu */
+  .option rvc
+  c.addiw s1, -18
+  .option norvc
+  sd s1, 576(gp) /* sig 72 */
+  /* 48: fmem */
+  flw f6, 74(sp)
+  fsd f6, 584(gp) /* sig 73 */
+  /* 49: fp */
+  li tp, 0xffffffff8047b5f6
   fmv.d.x f14, tp
-  fdiv.s f19, f0, f14, dyn
-  fsd f19, 528(gp) /* sig 66 */
-  fsflags s9, zero
-  sd s9, 536(gp) /* sig 67 */
+  fmul.s f4, f14, f19, rdn
+  fsd f4, 592(gp) /* sig 74 */
+  fsflags s1, zero
+  sd s1, 600(gp) /* sig 75 */
+  /* 50: cAlu */
+  .option rvc
+  c.add a5, s5
+  .option norvc
+  sd a5, 608(gp) /* sig 76 */
+  /* 51: mem */
+  addi s7, sp, -262
+  lhu s9, 358(s7)
+  sd s9, 616(gp) /* sig 77 */
+  sub s7, s7, sp
   /* 52: fp */
-  li tp, 0x3eaffe38625c9bb3
-  fmv.d.x f4, tp
-  fsgnj.d f19, f4, f17
-  fsd f19, 544(gp) /* sig 68 */
-  fsflags a2, zero
-  sd a2, 552(gp) /* sig 69 */
-  /* 53: aluR */
-  li ra, 0x7fffff
-  sub s6, s5, ra
-  sd s6, 560(gp) /* sig 70 */
-  /* 54: aluR */
-  li a2, 0xffffffff7fffffff
-  mulhu a7, a2, s11
-  sd a7, 568(gp) /* sig 71 */
-  /* 55: fmem */
-  flw f18, 76(sp)
-  fsd f18, 576(gp) /* sig 72 */
-  /* 56: cBranch */
+  li tp, 0xffffffff4affffff
+  fmv.d.x f22, tp
+  li tp, 0xffffffff80ec4bdb
+  fmv.d.x f29, tp
+  fsub.s f31, f22, f29, dyn
+  fsd f31, 624(gp) /* sig 78 */
+  frcsr s4
+  sd s4, 632(gp) /* sig 79 */
+  /* 53: branch */
+  li ra, 0x29
+  li a1, 0x3ffff
+  bgeu ra, a1, .L9
+  addi t4, a5, 1
+  sd t4, 640(gp) /* sig 80 */
+  andi s3, s4, -201
+  sd s3, 648(gp) /* sig 81 */
+  addiw t3, zero, -1
+  sd t3, 656(gp) /* sig 82 */
+.L9:
+  /* 54: fp */
+  li s11, 0x5555555555555555
+  fcvt.d.w f3, s11
+  fsd f3, 664(gp) /* sig 83 */
+  li s8, 0x1f
+  csrrc t0, fcsr, s8
+  sd t0, 672(gp) /* sig 84 */
+  /* 55: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f21, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f5, tp
+  fdiv.d f21, f21, f5, rne
+  fsd f21, 680(gp) /* sig 85 */
+  fsflags s7, zero
+  sd s7, 688(gp) /* sig 86 */
+  /* 56: cAlu */
   .option rvc
-  c.beqz a4, .L10
+  c.lui t3, 0xffff8
   .option norvc
-  .option rvc
-  c.add t0, s2
-  .option norvc
-  sd t0, 584(gp) /* sig 73 */
-  div a1, ra, s2
-  sd a1, 592(gp) /* sig 74 */
-  .option rvc
-  c.add s0, a2
-  .option norvc
-  sd s0, 600(gp) /* sig 75 */
+  sd t3, 696(gp) /* sig 87 */
+  /* 57: branch */
+  bgeu s9, s10, .L10
+  or s11, t5, a6
+  sd s11, 704(gp) /* sig 88 */
+  addi s0, t5, -633
+  sd s0, 712(gp) /* sig 89 */
 .L10:
-  /* 57: amo */
-  li t1, 0x7fffffffffffffff
-  addi s4, sp, 96
-  amoand.d a0, t1, (s4)
-  sub s4, s4, sp
-  sd a0, 608(gp) /* sig 76 */
-  ld s7, 96(sp)
-  sd s7, 616(gp) /* sig 77 */
-  /* 58: fcsr */
-  csrrsi t3, fflags, 28
-  sd t3, 624(gp) /* sig 78 */
-  /* 59: cMem */
-  addi s1, sp, 3
-  .option rvc
-  c.sw a1, 0(s1)
-  .option norvc
-  sub s1, s1, sp
-  /* 60: fp */
-  li tp, 0xfffffffff149f2ca
-  fmv.d.x f14, tp
-  li tp, 0xffffffff35f9b23e
-  fmv.d.x f8, tp
-  feq.s a6, f14, f8
-  sd a6, 632(gp) /* sig 79 */
-  csrrci s6, fflags, 0x1f
-  sd s6, 640(gp) /* sig 80 */
-  /* 61: aluI */
-  srai t5, s11, 43
-  sd t5, 648(gp) /* sig 81 */
-  /* 62: aluI */
-  li t6, 0xff
-  slti s4, t6, -1841
-  sd s4, 656(gp) /* sig 82 */
-  /* 63: cSp */
-  .option rvc
-  c.addi16sp sp, 368
-  .option norvc
-  ld s11, -176(sp)
-  sd s11, 664(gp) /* sig 83 */
-  .option rvc
-  c.addi16sp sp, -368
-  .option norvc
-  /* 64: fp */
-  li tp, 0xbfe5555555555555
-  fmv.d.x f26, tp
-  fcvt.s.d f17, f26, rmm
-  fsd f17, 672(gp) /* sig 84 */
-  fsflags t5, zero
-  sd t5, 680(gp) /* sig 85 */
-  /* 65: loop */
-  li s11, 0x3
+  /* 58: fp */
+  fcvt.d.l f18, t0, rtz
+  fsd f18, 720(gp) /* sig 90 */
+  frcsr s2
+  sd s2, 728(gp) /* sig 91 */
+  /* 59: loop */
+  li s5, 0x2
 .L11:
   .option rvc
-  c.and s1, a4
+  c.srai s0, 31
   .option norvc
-  sd s1, 688(gp) /* sig 86 */
-  addi s11, s11, -1
-  blt zero, s11, .L11
-  sd s11, 696(gp) /* sig 87 */
-  /* 66: fp */
-  li s1, 0x7490000
-  fcvt.d.lu f18, s1, rup
-  fsd f18, 704(gp) /* sig 88 */
-  frflags a2
-  sd a2, 712(gp) /* sig 89 */
-  /* 67: cMem */
-  addi a5, sp, 56
+  sd s0, 736(gp) /* sig 92 */
+  ori s1, t5, 1365
+  sd s1, 744(gp) /* sig 93 */
+  addi s5, s5, -1
+  bltu zero, s5, .L11
+  sd s5, 752(gp) /* sig 94 */
+  /* 60: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f16, tp
+  fcvt.l.d a4, f16, rup
+  sd a4, 760(gp) /* sig 95 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 768(gp) /* sig 96 */
+  /* 61: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f15, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f19, tp
+  fdiv.s f14, f15, f19, rdn
+  fsd f14, 776(gp) /* sig 97 */
+  frflags s2
+  sd s2, 784(gp) /* sig 98 */
+  /* 62: fp */
+  fsqrt.s f25, f25, rup
+  fsd f25, 792(gp) /* sig 99 */
+  frcsr a6
+  sd a6, 800(gp) /* sig 100 */
+  /* 63: cAlu */
   .option rvc
-  c.ld a5, 64(a5)
+  c.srai a3, 59
   .option norvc
-  sd a5, 720(gp) /* sig 90 */
-  /* 68: smc */
-  /* patches in sltiu t4, s11, -581 (then imm + 1, ...) */
-  li a3, 0xdbbdbe93
+  sd a3, 808(gp) /* sig 101 */
+  /* 64: aluR */
+  mul s5, s11, s0
+  sd s5, 816(gp) /* sig 102 */
+  /* 65: loop */
   li a0, 0x3
 .L12:
-  auipc s1, 0
-  sw a3, 12(s1)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a3, a3, tp
-  addi a0, a0, -1
-  bne a0, zero, .L12
-  auipc tp, 0
-  sub s1, s1, tp
-  sd t4, 728(gp) /* sig 91 */
-  sd s1, 736(gp) /* sig 92 */
-  /* 69: loop */
-  li a1, 0x2
-.L13:
-  srai s9, a3, 32
-  sd s9, 744(gp) /* sig 93 */
   .option rvc
-  c.add a7, s0
+  c.add s6, a5
   .option norvc
-  sd a7, 752(gp) /* sig 94 */
+  sd s6, 824(gp) /* sig 103 */
   .option rvc
-  c.addi a1, -1
+  c.addi a0, -1
   .option norvc
   .option rvc
-  c.bnez a1, .L13
+  c.bnez a0, .L12
   .option norvc
-  sd a1, 760(gp) /* sig 95 */
-  /* 70: fcsr */
-  li s7, 0x80
-  csrrc s11, frm, s7
-  sd s11, 768(gp) /* sig 96 */
-  /* 71: fp */
-  li s8, 0x9
-  fcvt.d.lu f14, s8, rup
-  fsd f14, 776(gp) /* sig 97 */
-  fsflags t5, zero
-  sd t5, 784(gp) /* sig 98 */
-  /* 72: cAlu */
-  .option rvc
-  c.srai a4, 12
-  .option norvc
-  sd a4, 792(gp) /* sig 99 */
-  /* 73: aluI */
-  xori s8, s5, -1640
-  sd s8, 800(gp) /* sig 100 */
-  /* 74: fcsr */
-  csrrci s6, frm, 11
-  sd s6, 808(gp) /* sig 101 */
-  /* 75: fp */
-  fclass.s t4, f7
-  sd t4, 816(gp) /* sig 102 */
-  fsflags s1, zero
-  sd s1, 824(gp) /* sig 103 */
-  /* 76: aluI */
-  sltiu t0, s7, -853
-  sd t0, 832(gp) /* sig 104 */
-  /* 77: amo */
-  addi a2, sp, 104
-  amoxor.d.aq a5, s11, (a2)
-  sub a2, a2, sp
-  sd a5, 840(gp) /* sig 105 */
-  ld s8, 104(sp)
-  sd s8, 848(gp) /* sig 106 */
-  /* 78: aluR */
-  subw a1, t6, s2
-  sd a1, 856(gp) /* sig 107 */
-  /* 79: aluI */
-  sraiw s10, s0, 27
-  sd s10, 864(gp) /* sig 108 */
-  /* 80: luiAuipc */
-  auipc a4, 0x60294
-  auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 872(gp) /* sig 109 */
-  /* 81: fcsr */
-  csrrci t1, fcsr, 21
-  sd t1, 880(gp) /* sig 110 */
-  /* 82: amo */
-  li s8, 0xb721456cafa36764
-  addi s6, sp, 204
-  amoxor.w.aqrl s10, s8, (s6)
-  sub s6, s6, sp
-  sd s10, 888(gp) /* sig 111 */
-  /* 83: branch */
-  blt s5, s7, .L14
-  add ra, zero, a4
-  sd ra, 896(gp) /* sig 112 */
-.L14:
-  /* 84: fp */
-  li tp, 0xffffffff08f30893
-  fmv.d.x f8, tp
-  fsgnjx.s f31, f8, f15
-  fsd f31, 904(gp) /* sig 113 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 912(gp) /* sig 114 */
-  /* 85: fp */
-  fsqrt.d f0, f13, rup
-  fsd f0, 920(gp) /* sig 115 */
-  csrrci a5, fflags, 0x1f
-  sd a5, 928(gp) /* sig 116 */
-  /* 86: branch */
-  bgeu t3, s0, .L15
-  remuw a1, s9, s3
-  sd a1, 936(gp) /* sig 117 */
-  ori t0, zero, -906
-  sd t0, 944(gp) /* sig 118 */
-  .option rvc
-  c.addw a4, a0
-  .option norvc
-  sd a4, 952(gp) /* sig 119 */
-.L15:
-  /* 87: fp */
-  li tp, 0x8009179e606cbda5
-  fmv.d.x f27, tp
-  fclass.d t4, f27
-  sd t4, 960(gp) /* sig 120 */
-  fsflags t6, zero
-  sd t6, 968(gp) /* sig 121 */
-  /* 88: amo */
-  addi t0, sp, 80
-  amoswap.w.aqrl t2, a1, (t0)
-  sub t0, t0, sp
-  sd t2, 976(gp) /* sig 122 */
-  lw a6, 80(sp)
-  sd a6, 984(gp) /* sig 123 */
-  /* 89: fp */
-  li tp, 0xc012000000000000
-  fmv.d.x f5, tp
-  feq.d a1, f5, f5
-  sd a1, 992(gp) /* sig 124 */
-  li t1, 0x1f
-  csrrc s0, fcsr, t1
-  sd s0, 1000(gp) /* sig 125 */
-  /* 90: fp */
-  li tp, 0xfffffffe80000001
-  fmv.d.x f27, tp
-  li tp, 0xffffffff44953696
-  fmv.d.x f11, tp
-  fnmsub.s f11, f25, f27, f11, rtz
-  fsd f11, 1008(gp) /* sig 126 */
-  fsflags t5, zero
-  sd t5, 1016(gp) /* sig 127 */
-  /* 91: fp */
-  li tp, 0xbff11d6f22c2ae13
-  fmv.d.x f9, tp
-  li tp, 0xef5292d3d875a
-  fmv.d.x f2, tp
-  fmul.d f14, f9, f2, rtz
-  fsd f14, 1024(gp) /* sig 128 */
-  fsflags a0, zero
-  sd a0, 1032(gp) /* sig 129 */
-  /* 92: fp */
-  li tp, 0x3ffbe307b79d0a5d
-  fmv.d.x f10, tp
-  li tp, 0x409ae1270e0931f3
-  fmv.d.x f0, tp
-  li tp, 0xc0a76cac9c5f5f27
-  fmv.d.x f28, tp
-  fmadd.d f3, f10, f0, f28, rdn
-  fsd f3, 1040(gp) /* sig 130 */
-  fsflags a7, zero
-  sd a7, 1048(gp) /* sig 131 */
-  /* 93: aluR */
-  and zero, ra, t2
-  sd zero, 1056(gp) /* sig 132 */
-  /* 94: aluI */
-  srliw s9, t4, 9
-  sd s9, 1064(gp) /* sig 133 */
-  /* 95: fp */
-  li tp, 0xe0a320f9c911add3
-  fmv.d.x f11, tp
-  fcvt.s.d f17, f11, rne
-  fsd f17, 1072(gp) /* sig 134 */
-  fsflags t4, zero
-  sd t4, 1080(gp) /* sig 135 */
-  /* 96: fp */
-  li tp, 0xffffffffc322b78a
-  fmv.d.x f24, tp
-  fmadd.s f21, f6, f24, f27, dyn
-  fsd f21, 1088(gp) /* sig 136 */
-  li t3, 0x1f
-  csrrc s7, fcsr, t3
-  sd s7, 1096(gp) /* sig 137 */
-  /* 97: aluI */
-  srliw a7, a2, 12
-  sd a7, 1104(gp) /* sig 138 */
-  /* 98: cAlu */
-  .option rvc
-  c.lui t0, 0xffff6
-  .option norvc
-  sd t0, 1112(gp) /* sig 139 */
-  /* 99: amo */
-  addi s6, sp, 168
-  amoadd.d a0, a2, (s6)
-  sub s6, s6, sp
-  sd a0, 1120(gp) /* sig 140 */
-  j .L16
-.L4:
-  addi s5, a3, -2048
-  sd s5, 368(gp) /* sig 46 */
-  beq zero, zero, .L5
-.L16:
-  /* 100: cBranch */
-  .option rvc
-  c.j .L17
-  .option norvc
-  ori s3, s7, 204
-  sd s3, 1128(gp) /* sig 141 */
-.L17:
-  /* 101: fcsr */
-  li a5, 0xd6f41aa834091b3e
-  csrrs s9, fcsr, a5
-  sd s9, 1136(gp) /* sig 142 */
-  /* 102: aluR */
-  srlw a6, a0, s8
-  sd a6, 1144(gp) /* sig 143 */
-  /* 103: amo */
-  addi a0, sp, 160
-  amomin.w.aqrl a1, s5, (a0)
-  sub a0, a0, sp
-  sd a1, 1152(gp) /* sig 144 */
-  lw t2, 160(sp)
-  sd t2, 1160(gp) /* sig 145 */
-  /* 104: cBranch */
-  li a3, 0xdcc6ca942ebc777d
-  .option rvc
-  c.bnez a3, .L18
-  .option norvc
-  xori t5, a3, -1531
-  sd t5, 1168(gp) /* sig 146 */
-  slliw t1, t3, 2
-  sd t1, 1176(gp) /* sig 147 */
-.L18:
-  /* 105: fp */
-  fmax.s f27, f18, f10
-  fsd f27, 1184(gp) /* sig 148 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 1192(gp) /* sig 149 */
-  /* 106: branch */
-  bge s6, s10, .L19
-  .option rvc
-  c.add ra, s4
-  .option norvc
-  sd ra, 1200(gp) /* sig 150 */
-  .option rvc
-  c.mv a5, s4
-  .option norvc
-  sd a5, 1208(gp) /* sig 151 */
-  sra a6, s4, a4
-  sd a6, 1216(gp) /* sig 152 */
-.L19:
-  /* 107: aluR */
-  srl s8, t6, s2
-  sd s8, 1224(gp) /* sig 153 */
-  /* 108: fmem */
-  addi s7, sp, 542
-  fld f23, -378(s7)
-  fsd f23, 1232(gp) /* sig 154 */
-  sub s7, s7, sp
-  /* 109: lrsc */
-  addi t5, sp, 20
-  sc.w s7, a4, (t5)
-  sd s7, 1240(gp) /* sig 155 */
-  sub t5, t5, sp
-  lw s8, 20(sp)
-  sd s8, 1248(gp) /* sig 156 */
-  /* 110: fp */
-  fsqrt.s f16, f5, rmm
-  fsd f16, 1256(gp) /* sig 157 */
-  fsflags t6, zero
-  sd t6, 1264(gp) /* sig 158 */
-  /* 111: lrsc */
-  addi t0, sp, 32
-  lr.d.aqrl s3, (t0)
-  addi t1, s0, 2047
-  srliw s0, t2, 15
-  sc.d.aqrl s4, t2, (t0)
-  sd s3, 1272(gp) /* sig 159 */
-  sd s4, 1280(gp) /* sig 160 */
-  sc.d.rl s4, zero, (t0)
-  sd s4, 1288(gp) /* sig 161 */
-  sub t0, t0, sp
-  ld a0, 32(sp)
-  sd a0, 1296(gp) /* sig 162 */
-  /* 112: aluR */
-  li a3, 0x8000000000000000
-  li s8, 0xffffffff
-  remuw s6, a3, s8
-  sd s6, 1304(gp) /* sig 163 */
-  /* 113: fp */
-  li tp, 0xa4e9b660c3068655
-  fmv.d.x f5, tp
-  fclass.d s2, f5
-  sd s2, 1312(gp) /* sig 164 */
-  fsflags a7, zero
-  sd a7, 1320(gp) /* sig 165 */
-  /* 114: lrsc */
-  addi t4, sp, 192
-  lr.d.aqrl s6, (t4)
-  subw a7, s5, a4
-  sc.d.aqrl t0, s3, (t4)
-  sd s6, 1328(gp) /* sig 166 */
-  sd t0, 1336(gp) /* sig 167 */
-  sub t4, t4, sp
-  ld s8, 192(sp)
-  sd s8, 1344(gp) /* sig 168 */
-  /* 115: fp */
-  li tp, 0xffffffff4affffff
-  fmv.d.x f13, tp
-  fclass.s s0, f13
-  sd s0, 1352(gp) /* sig 169 */
-  fsflags s2, zero
-  sd s2, 1360(gp) /* sig 170 */
-  /* 116: lrsc */
-  addi s2, sp, 248
-  sc.d.aq s0, t4, (s2)
-  sd s0, 1368(gp) /* sig 171 */
-  sub s2, s2, sp
-  ld s6, 248(sp)
-  sd s6, 1376(gp) /* sig 172 */
-  /* 117: jalr */
-  auipc t6, 0
-  addi t6, t6, 55
-  jalr t5, -35(t6)
-  xori s6, s10, -2048
-  sd s6, 1384(gp) /* sig 173 */
-  auipc tp, 0
-  sub t5, t5, tp
-  sub t6, t6, tp
-  sd t5, 1392(gp) /* sig 174 */
-  sd t6, 1400(gp) /* sig 175 */
-  /* 118: cJump */
-  auipc t6, 0
-  addi t6, t6, 16
-  .option rvc
-  c.jalr t6
-  .option norvc
-  .option rvc
-  c.subw a0, a2
-  .option norvc
-  sd a0, 1408(gp) /* sig 176 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub t6, t6, tp
-  sd ra, 1416(gp) /* sig 177 */
-  sd t6, 1424(gp) /* sig 178 */
-  /* 119: cAlu */
-  .option rvc
-  c.lui a2, 0xfffe6
-  .option norvc
-  sd a2, 1432(gp) /* sig 179 */
-  /* 120: amo */
-  addi s0, sp, 232
-  amoor.w.rl s4, t3, (s0)
-  sub s0, s0, sp
-  sd s4, 1440(gp) /* sig 180 */
-  lw s9, 232(sp)
-  sd s9, 1448(gp) /* sig 181 */
-  /* 121: fp */
-  li tp, 0xffffffff43ea3b31
-  fmv.d.x f12, tp
-  fcvt.wu.s a0, f12, rne
-  sd a0, 1456(gp) /* sig 182 */
-  fsflags s10, zero
-  sd s10, 1464(gp) /* sig 183 */
-  /* 122: mem */
-  lh s0, 178(sp)
-  sd s0, 1472(gp) /* sig 184 */
-  /* 123: jal */
-  jal zero, .L20
-.L20:
-  sd zero, 1480(gp) /* sig 185 */
-  /* 124: cMem */
-  .option rvc
-  c.lwsp s5, 48(sp)
-  .option norvc
-  sd s5, 1488(gp) /* sig 186 */
-  /* 125: fp */
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f30, tp
-  fmul.d f12, f24, f30, rmm
-  fsd f12, 1496(gp) /* sig 187 */
-  fsflags s2, zero
-  sd s2, 1504(gp) /* sig 188 */
-  /* 126: fp */
-  li tp, 0x3fb999999999999a
-  fmv.d.x f31, tp
-  li tp, 0xffffffffffffe
-  fmv.d.x f20, tp
-  fmsub.d f16, f31, f24, f20, rmm
-  fsd f16, 1512(gp) /* sig 189 */
-  csrrci a6, fflags, 0x1f
-  sd a6, 1520(gp) /* sig 190 */
-  /* 127: aluR */
-  li s7, 0x40
-  sllw ra, s7, s10
-  sd ra, 1528(gp) /* sig 191 */
-  /* 128: branch */
-  bltu t5, s6, .L21
-  .option rvc
-  c.add ra, s10
-  .option norvc
-  sd ra, 1536(gp) /* sig 192 */
-  xori s9, t0, 1983
-  sd s9, 1544(gp) /* sig 193 */
-.L21:
-  /* 129: cMem */
-  .option rvc
-  c.ldsp a7, 192(sp)
-  .option norvc
-  sd a7, 1552(gp) /* sig 194 */
-  /* 130: loop */
-  li s1, 0x3
-.L22:
-  andi s3, s11, 244
-  sd s3, 1560(gp) /* sig 195 */
-  srli t0, a7, 22
-  sd t0, 1568(gp) /* sig 196 */
-  srli s11, ra, 0
-  sd s11, 1576(gp) /* sig 197 */
-  addi s1, s1, -1
-  bne s1, zero, .L22
-  sd s1, 1584(gp) /* sig 198 */
-  /* 131: fp */
-  li tp, 0xffffffffbfed813c
-  fmv.d.x f10, tp
-  li tp, 0xffffffff3fed813a
-  fmv.d.x f8, tp
-  fsub.s f4, f10, f8, rne
-  fsd f4, 1592(gp) /* sig 199 */
-  frflags t6
-  sd t6, 1600(gp) /* sig 200 */
-  /* 132: fmem */
-  fsd f6, 95(sp)
-  /* 133: amo */
-  addi t0, sp, 232
-  amoadd.d.aqrl s8, a5, (t0)
-  sub t0, t0, sp
-  sd s8, 1608(gp) /* sig 201 */
-  /* 134: mem */
-  addi a4, sp, 178
-  sb zero, -6(a4)
-  sub a4, a4, sp
-  /* 135: fp */
-  li tp, 0xffffffffc2c914bd
-  fmv.d.x f10, tp
-  fclass.s s8, f10
-  sd s8, 1616(gp) /* sig 202 */
-  fsflags s7, zero
-  sd s7, 1624(gp) /* sig 203 */
-  /* 136: cAlu */
-  .option rvc
-  c.li a2, 20
-  .option norvc
-  sd a2, 1632(gp) /* sig 204 */
-  /* 137: branch */
-  bge t2, s9, .L23
-  add s2, a2, t6
-  sd s2, 1640(gp) /* sig 205 */
-  xori s7, t3, 1365
-  sd s7, 1648(gp) /* sig 206 */
-.L23:
-  /* 138: fmem */
-  fsw f5, 92(sp)
-  /* 139: fp */
-  fmsub.s f1, f19, f17, f23, rmm
-  fsd f1, 1656(gp) /* sig 207 */
-  fsflags s9, zero
-  sd s9, 1664(gp) /* sig 208 */
-  /* 140: cAlu */
-  .option rvc
-  c.add s6, t4
-  .option norvc
-  sd s6, 1672(gp) /* sig 209 */
-  /* 141: fp */
-  li tp, 0xbff9104beb4054ec
-  fmv.d.x f10, tp
-  li tp, 0x800a36c8298430a1
-  fmv.d.x f8, tp
-  li tp, 0x1
-  fmv.d.x f5, tp
-  fmadd.d f31, f10, f8, f5, rmm
-  fsd f31, 1680(gp) /* sig 210 */
+  sd a0, 832(gp) /* sig 104 */
+  /* 66: fp */
+  li t4, 0x5668000000
+  fcvt.d.l f25, t4, dyn
+  fsd f25, 840(gp) /* sig 105 */
   frflags s7
-  sd s7, 1688(gp) /* sig 211 */
-  /* 142: cAlu */
+  sd s7, 848(gp) /* sig 106 */
+  /* 67: aluR */
+  and a1, t6, s5
+  sd a1, 856(gp) /* sig 107 */
+  /* 68: loop */
+  li s9, 0x2
+.L13:
+  .option rvc
+  c.mv s1, s9
+  .option norvc
+  sd s1, 864(gp) /* sig 108 */
+  .option rvc
+  c.li a4, 12
+  .option norvc
+  sd a4, 872(gp) /* sig 109 */
+  .option rvc
+  c.srai a2, 27
+  .option norvc
+  sd a2, 880(gp) /* sig 110 */
+  addi s9, s9, -1
+  bne s9, zero, .L13
+  sd s9, 888(gp) /* sig 111 */
+  /* 69: jal */
+  jal t1, .L14
+  srlw s0, t4, t6
+  sd s0, 896(gp) /* sig 112 */
+  addw t1, a4, t6
+  sd t1, 904(gp) /* sig 113 */
+.L14:
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 912(gp) /* sig 114 */
+  /* 70: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f25, tp
+  fcvt.lu.d a2, f25, rup
+  sd a2, 920(gp) /* sig 115 */
+  fsflags ra, zero
+  sd ra, 928(gp) /* sig 116 */
+  /* 71: fp */
+  li tp, 0xffffffff4b800001
+  fmv.d.x f12, tp
+  fsqrt.s f29, f12, dyn
+  fsd f29, 936(gp) /* sig 117 */
+  fsflags ra, zero
+  sd ra, 944(gp) /* sig 118 */
+  /* 72: fp */
+  li tp, 0x810fce78c5575bff
+  fmv.d.x f31, tp
+  fdiv.d f27, f31, f2, rdn
+  fsd f27, 952(gp) /* sig 119 */
+  fsflags t6, zero
+  sd t6, 960(gp) /* sig 120 */
+  /* 73: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f26, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f21, tp
+  fsub.s f5, f26, f21, rtz
+  fsd f5, 968(gp) /* sig 121 */
+  fsflags t5, zero
+  sd t5, 976(gp) /* sig 122 */
+  /* 74: fp */
+  feq.s t6, f6, f17
+  sd t6, 984(gp) /* sig 123 */
+  fsflags a6, zero
+  sd a6, 992(gp) /* sig 124 */
+  /* 75: fmem */
+  addi s7, sp, 450
+  fsd f8, -330(s7)
+  sub s7, s7, sp
+  /* 76: fence */
+  fence r, w
+  /* 77: cAlu */
+  .option rvc
+  c.andi a2, 26
+  .option norvc
+  sd a2, 1000(gp) /* sig 125 */
+  /* 78: fp */
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f26, tp
+  li tp, 0xffffffff7f000000
+  fmv.d.x f19, tp
+  fsgnj.s f23, f26, f19
+  fsd f23, 1008(gp) /* sig 126 */
+  fsflags t0, zero
+  sd t0, 1016(gp) /* sig 127 */
+  /* 79: aluR */
+  slt a6, s7, zero
+  sd a6, 1024(gp) /* sig 128 */
+  /* 80: fmem */
+  li tp, 0xffffffff3f000000
+  fmv.d.x f8, tp
+  fsd f8, 56(sp)
+  /* 81: luiAuipc */
+  lui t1, 0xcb4e8
+  sd t1, 1032(gp) /* sig 129 */
+  /* 82: jalr */
+  auipc t4, 0
+  jalr t3, 8(t4)
+  auipc tp, 0
+  sub t3, t3, tp
+  sub t4, t4, tp
+  sd t3, 1040(gp) /* sig 130 */
+  sd t4, 1048(gp) /* sig 131 */
+  /* 83: aluR */
+  li a4, 0x423912e0
+  mulhsu s10, a4, s6
+  sd s10, 1056(gp) /* sig 132 */
+  /* 84: mem */
+  sb t0, 228(sp)
+  /* 85: aluI */
+  li ra, 0x541f5f48
+  xori a4, ra, 1598
+  sd a4, 1064(gp) /* sig 133 */
+  /* 86: aluR */
+  sll s0, a3, zero
+  sd s0, 1072(gp) /* sig 134 */
+  /* 87: fp */
+  li tp, 0xffffffff3ee7365a
+  fmv.d.x f4, tp
+  fsgnj.s f17, f30, f4
+  fsd f17, 1080(gp) /* sig 135 */
+  fsflags t5, zero
+  sd t5, 1088(gp) /* sig 136 */
+  /* 88: amo */
+  addi t2, sp, 180
+  amoswap.w.aq t4, s9, (t2)
+  sub t2, t2, sp
+  sd t4, 1096(gp) /* sig 137 */
+  /* 89: fp */
+  fclass.d a4, f19
+  sd a4, 1104(gp) /* sig 138 */
+  frcsr t3
+  sd t3, 1112(gp) /* sig 139 */
+  /* 90: rand */
+  .4byte 0xbd188d9b /* random */
+  sd s11, 1120(gp) /* sig 140 */
+  /* 91: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f24, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f20, tp
+  fmul.s f10, f24, f20, rtz
+  fsd f10, 1128(gp) /* sig 141 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 1136(gp) /* sig 142 */
+  /* 92: fp */
+  li tp, 0xc1b0ed226665d58d
+  fmv.d.x f10, tp
+  fcvt.lu.d t1, f10, rne
+  sd t1, 1144(gp) /* sig 143 */
+  frflags t0
+  sd t0, 1152(gp) /* sig 144 */
+  /* 93: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f21, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f7, tp
+  fmul.s f26, f21, f7, rdn
+  fsd f26, 1160(gp) /* sig 145 */
+  fsflags s8, zero
+  sd s8, 1168(gp) /* sig 146 */
+  /* 94: aluR */
+  divw s7, zero, s5
+  sd s7, 1176(gp) /* sig 147 */
+  /* 95: jal */
+  jal s3, .L15
+  rem t2, s8, a6
+  sd t2, 1184(gp) /* sig 148 */
+  .option rvc
+  c.addi s4, -7
+  .option norvc
+  sd s4, 1192(gp) /* sig 149 */
+.L15:
+  auipc tp, 0
+  sub s3, s3, tp
+  sd s3, 1200(gp) /* sig 150 */
+  /* 96: amo */
+  addi t3, sp, 60
+  amoor.w.aqrl s7, s10, (t3)
+  sub t3, t3, sp
+  sd s7, 1208(gp) /* sig 151 */
+  /* 97: loop */
+  li s6, 0x4
+.L16:
+  slt a6, s11, s7
+  sd a6, 1216(gp) /* sig 152 */
+  sra s11, t0, t3
+  sd s11, 1224(gp) /* sig 153 */
+  addi s6, s6, -1
+  blt zero, s6, .L16
+  sd s6, 1232(gp) /* sig 154 */
+  /* 98: fp */
+  fcvt.s.l f11, a0, dyn
+  fsd f11, 1240(gp) /* sig 155 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 1248(gp) /* sig 156 */
+  /* 99: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f30, tp
+  fcvt.d.s f25, f30
+  fsd f25, 1256(gp) /* sig 157 */
+  fsflags t3, zero
+  sd t3, 1264(gp) /* sig 158 */
+  /* 100: rand */
+  .4byte 0x427b6db3 /* random */
+  sd s11, 1272(gp) /* sig 159 */
+  .4byte 0x3259594f /* random */
+  sd s2, 1280(gp) /* sig 160 */
+  fsd f18, 1288(gp) /* sig 161 */
+  csrrci s11, fflags, 0x1f
+  sd s11, 1296(gp) /* sig 162 */
+  /* 101: fence */
+  nop
+  /* 102: aluR */
+  mulh a1, s11, s4
+  sd a1, 1304(gp) /* sig 163 */
+  /* 103: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f13, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f24, tp
+  fsgnj.d f23, f13, f24
+  fsd f23, 1312(gp) /* sig 164 */
+  frcsr a0
+  sd a0, 1320(gp) /* sig 165 */
+  /* 104: mem */
+  addi t5, sp, -63
+  sh s8, 301(t5)
+  sub t5, t5, sp
+  /* 105: cSp */
+  .option rvc
+  c.addi16sp sp, 432
+  .option norvc
+  ld a5, -224(sp)
+  sd a5, 1328(gp) /* sig 166 */
+  .option rvc
+  c.addi16sp sp, -432
+  .option norvc
+  /* 106: aluI */
+  srai s3, t5, 33
+  sd s3, 1336(gp) /* sig 167 */
+  /* 107: branch */
+  bne t4, s1, .L17
+  sub s3, s2, t1
+  sd s3, 1344(gp) /* sig 168 */
+  remuw t1, s2, t2
+  sd t1, 1352(gp) /* sig 169 */
+  xor t2, t3, t1
+  sd t2, 1360(gp) /* sig 170 */
+.L17:
+  /* 108: fp */
+  li a0, 0x19500000
+  fcvt.s.l f15, a0, rup
+  fsd f15, 1368(gp) /* sig 171 */
+  frflags s10
+  sd s10, 1376(gp) /* sig 172 */
+  /* 109: branch */
+  bgeu s0, a0, .L18
+  .option rvc
+  c.addiw a7, 6
+  .option norvc
+  sd a7, 1384(gp) /* sig 173 */
+  srai zero, s1, 48
+  sd zero, 1392(gp) /* sig 174 */
+.L18:
+  /* 110: cSp */
+  .option rvc
+  c.addi16sp sp, 192
+  .option norvc
+  ld s10, 0(sp)
+  sd s10, 1400(gp) /* sig 175 */
+  .option rvc
+  c.addi16sp sp, -192
+  .option norvc
+  /* 111: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f21, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f31, tp
+  fle.s t5, f21, f31
+  sd t5, 1408(gp) /* sig 176 */
+  frcsr a4
+  sd a4, 1416(gp) /* sig 177 */
+  /* 112: cAlu */
+  .option rvc
+  c.add a7, t4
+  .option norvc
+  sd a7, 1424(gp) /* sig 178 */
+  /* 113: fp */
+  li tp, 0xffffffffab92e56d
+  fmv.d.x f14, tp
+  fcvt.wu.s s0, f14, rup
+  sd s0, 1432(gp) /* sig 179 */
+  li s2, 0x1f
+  csrrc s9, fcsr, s2
+  sd s9, 1440(gp) /* sig 180 */
+  /* 114: fcsr */
+  csrrwi s1, fcsr, 26
+  sd s1, 1448(gp) /* sig 181 */
+  /* 115: fmem */
+  addi a1, sp, 555
+  fsw f31, -475(a1)
+  sub a1, a1, sp
+  /* 116: cMem */
+  addi s0, sp, 136
+  .option rvc
+  c.ld a2, 40(s0)
+  .option norvc
+  sd a2, 1456(gp) /* sig 182 */
+  sub s0, s0, sp
+  /* 117: cAlu */
+  .option rvc
+  c.slli a3, 61
+  .option norvc
+  sd a3, 1464(gp) /* sig 183 */
+  /* 118: rand */
+  .4byte 0x500358d3 /* random */
+  sd a7, 1472(gp) /* sig 184 */
+  fsd f17, 1480(gp) /* sig 185 */
+  frflags a2
+  sd a2, 1488(gp) /* sig 186 */
+  .2byte 0x99d2 /* random */
+  sd s3, 1496(gp) /* sig 187 */
+  /* 119: fp */
+  li tp, 0x801be2b93a959d39
+  fmv.d.x f13, tp
+  fclass.d a5, f13
+  sd a5, 1504(gp) /* sig 188 */
+  fsflags a2, zero
+  sd a2, 1512(gp) /* sig 189 */
+  /* 120: fp */
+  li tp, 0xffffffffc0400000
+  fmv.d.x f12, tp
+  fnmsub.s f20, f2, f12, f22, dyn
+  fsd f20, 1520(gp) /* sig 190 */
+  fsflags a2, zero
+  sd a2, 1528(gp) /* sig 191 */
+  /* 121: jal */
+  jal s0, .L19
+  xor s7, t4, a4
+  sd s7, 1536(gp) /* sig 192 */
+.L19:
+  auipc tp, 0
+  sub s0, s0, tp
+  sd s0, 1544(gp) /* sig 193 */
+  /* 122: fp */
+  fadd.s f30, f25, f14
+  fsd f30, 1552(gp) /* sig 194 */
+  fsflags a3, zero
+  sd a3, 1560(gp) /* sig 195 */
+  /* 123: rand */
+  .2byte 0x7c61 /* random */
+  sd s8, 1568(gp) /* sig 196 */
+  /* 124: lrsc */
+  addi t4, sp, 88
+  lr.w.aqrl a6, (t4)
+  add s10, a0, a4
+  slti s4, s6, 1891
+  sc.w s9, ra, (t4)
+  sd a6, 1576(gp) /* sig 197 */
+  sd s9, 1584(gp) /* sig 198 */
+  sub t4, t4, sp
+  lw t2, 88(sp)
+  sd t2, 1592(gp) /* sig 199 */
+  /* 125: aluR */
+  li s1, 0x7fffffff
+  li t6, 0xffffffffbdde06ff
+  divw s4, s1, t6
+  sd s4, 1600(gp) /* sig 200 */
+  /* 126: cAlu */
+  .option rvc
+  c.li s11, -8
+  .option norvc
+  sd s11, 1608(gp) /* sig 201 */
+  /* 127: cAlu */
+  .option rvc
+  c.slli s3, 36
+  .option norvc
+  sd s3, 1616(gp) /* sig 202 */
+  /* 128: amo */
+  li a7, 0x14fe000000000
+  addi s7, sp, 12
+  amoor.w.rl a3, a7, (s7)
+  sub s7, s7, sp
+  sd a3, 1624(gp) /* sig 203 */
+  lw zero, 12(sp)
+  sd zero, 1632(gp) /* sig 204 */
+  /* 129: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f30, tp
+  fcvt.d.s f28, f30
+  fsd f28, 1640(gp) /* sig 205 */
+  frflags a1
+  sd a1, 1648(gp) /* sig 206 */
+  /* 130: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f31, tp
+  fcvt.w.s s1, f31, rtz
+  sd s1, 1656(gp) /* sig 207 */
+  fsflags s11, zero
+  sd s11, 1664(gp) /* sig 208 */
+  /* 131: liSeed */
+  li s7, 0x3a000000000000
+  sd s7, 1672(gp) /* sig 209 */
+  /* 132: branch */
+  li t0, 0xb956b91a91ee8dc2
+  li s8, 0x80000000
+  bltu t0, s8, .L20
+  .option rvc
+  c.srli a2, 56
+  .option norvc
+  sd a2, 1680(gp) /* sig 210 */
+.L20:
+  /* 133: fp */
+  li tp, 0xffffffffc0f24e83
+  fmv.d.x f13, tp
+  fclass.s a3, f13
+  sd a3, 1688(gp) /* sig 211 */
+  fsflags a4, zero
+  sd a4, 1696(gp) /* sig 212 */
+  /* 134: aluR */
+  or s5, s1, s7
+  sd s5, 1704(gp) /* sig 213 */
+  /* 135: amo */
+  addi s9, sp, 80
+  amoswap.w.aq s2, a5, (s9)
+  sub s9, s9, sp
+  sd s2, 1712(gp) /* sig 214 */
+  /* 136: fmem */
+  fsw f29, 48(sp)
+  /* 137: mem */
+  lbu t4, 196(sp)
+  sd t4, 1720(gp) /* sig 215 */
+  /* 138: far */
+  jal s7, .L21
+.L22:
+  /* 139: fp */
+  li tp, 0xffffffff3fa9104b
+  fmv.d.x f10, tp
+  li tp, 0xffffffff8060e904
+  fmv.d.x f8, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f5, tp
+  fnmsub.s f2, f10, f8, f5, rmm
+  fsd f2, 1752(gp) /* sig 219 */
+  frflags s7
+  sd s7, 1760(gp) /* sig 220 */
+  /* 140: cAlu */
   .option rvc
   c.add s6, s0
   .option norvc
-  sd s6, 1696(gp) /* sig 212 */
-  /* 143: amo */
+  sd s6, 1768(gp) /* sig 221 */
+  /* 141: amo */
   li s7, 0x63
   addi a4, sp, 152
   amoadd.w.rl t5, s7, (a4)
   sub a4, a4, sp
-  sd t5, 1704(gp) /* sig 213 */
-  /* 144: fp */
-  li tp, 0xffffffffc9358217
-  fmv.d.x f29, tp
-  fnmsub.s f15, f18, f29, f31, rup
-  fsd f15, 1712(gp) /* sig 214 */
-  fsflags a3, zero
-  sd a3, 1720(gp) /* sig 215 */
-  /* 145: amo */
-  addi s6, sp, 16
-  amomin.w.aqrl s2, s7, (s6)
-  sub s6, s6, sp
-  sd s2, 1728(gp) /* sig 216 */
-  lw a6, 16(sp)
-  sd a6, 1736(gp) /* sig 217 */
-  /* 146: amo */
-  addi a6, sp, 244
-  amomax.w s6, s5, (a6)
-  sub a6, a6, sp
-  sd s6, 1744(gp) /* sig 218 */
-  lw s9, 244(sp)
-  sd s9, 1752(gp) /* sig 219 */
-  /* 147: fp */
-  li tp, 0x41d75268da57be74
-  fmv.d.x f3, tp
-  fcvt.s.d f31, f3, rup
-  fsd f31, 1760(gp) /* sig 220 */
-  fsflags a4, zero
-  sd a4, 1768(gp) /* sig 221 */
-  /* 148: lrsc */
-  addi t6, sp, 88
-  lr.w.rl t1, (t6)
-  ori s3, t0, -52
-  sc.w a1, t2, (t6)
-  sd t1, 1776(gp) /* sig 222 */
-  sd a1, 1784(gp) /* sig 223 */
-  sub t6, t6, sp
-  lw t6, 88(sp)
+  sd t5, 1776(gp) /* sig 222 */
+  /* 142: fp */
+  fnmadd.s f15, f31, f3, f26, rmm
+  fsd f15, 1784(gp) /* sig 223 */
+  li s9, 0x1f
+  csrrc t6, fcsr, s9
   sd t6, 1792(gp) /* sig 224 */
-  /* 149: fp */
-  li tp, 0xffffffff0155f8c8
-  fmv.d.x f27, tp
-  fdiv.s f27, f27, f0, rtz
-  fsd f27, 1800(gp) /* sig 225 */
-  fsflags a2, zero
-  sd a2, 1808(gp) /* sig 226 */
-  /* 150: cAlu */
-  .option rvc
-  c.add a3, s6
-  .option norvc
-  sd a3, 1816(gp) /* sig 227 */
-  /* 151: fp */
-  li tp, 0x3ff0f7c59e742e29
-  fmv.d.x f0, tp
-  li tp, 0x402a9010df0fa7d5
-  fmv.d.x f10, tp
-  li tp, 0xc02c2b68f8626bab
-  fmv.d.x f18, tp
-  fmsub.d f5, f0, f10, f18, rtz
-  fsd f5, 1824(gp) /* sig 228 */
-  fsflags s5, zero
-  sd s5, 1832(gp) /* sig 229 */
-  /* 152: amo */
-  addi t4, sp, 12
-  amoxor.w.rl t0, t3, (t4)
-  sub t4, t4, sp
-  sd t0, 1840(gp) /* sig 230 */
-  /* 153: cMem */
-  addi s0, sp, 52
-  .option rvc
-  c.lw a2, 40(s0)
-  .option norvc
-  sd a2, 1848(gp) /* sig 231 */
-  sub s0, s0, sp
-  /* 154: mem */
-  lh s4, 95(sp)
-  sd s4, 1856(gp) /* sig 232 */
-  /* 155: branch */
-  bltu s2, s2, .L24
-  .option rvc
-  c.srai a0, 60
-  .option norvc
-  sd a0, 1864(gp) /* sig 233 */
+  /* 143: far */
+  jal a4, .L23
 .L24:
-  /* 156: luiAuipc */
-  auipc t4, 0xfffff
-  auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 1872(gp) /* sig 234 */
-  /* 157: amo */
-  addi t1, sp, 56
-  amomaxu.d.aq s11, a4, (t1)
-  sub t1, t1, sp
-  sd s11, 1880(gp) /* sig 235 */
-  ld ra, 56(sp)
-  sd ra, 1888(gp) /* sig 236 */
-  /* 158: aluR */
-  li a5, 0x6a87b3ad
-  sra t3, a5, ra
-  sd t3, 1896(gp) /* sig 237 */
-  /* 159: lrsc */
-  addi s8, sp, 168
-  sc.d a5, t4, (s8)
-  sd a5, 1904(gp) /* sig 238 */
-  sub s8, s8, sp
-  ld a3, 168(sp)
-  sd a3, 1912(gp) /* sig 239 */
+  /* 144: lrsc */
+  addi a0, sp, 192
+  sc.w s6, s6, (a0)
+  sd s6, 1824(gp) /* sig 228 */
+  sub a0, a0, sp
+  lw s9, 192(sp)
+  sd s9, 1832(gp) /* sig 229 */
+  /* 145: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f20, tp
+  fcvt.s.d f31, f20, rtz
+  fsd f31, 1840(gp) /* sig 230 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 1848(gp) /* sig 231 */
+  /* 146: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f2, tp
+  fcvt.lu.d t6, f2, dyn
+  sd t6, 1856(gp) /* sig 232 */
+  fsflags a1, zero
+  sd a1, 1864(gp) /* sig 233 */
+  /* 147: amo */
+  li a7, 0x17ee4e8cfbe34147
+  addi s10, sp, 8
+  amomin.d.aqrl a2, a7, (s10)
+  sub s10, s10, sp
+  sd a2, 1872(gp) /* sig 234 */
+  /* 148: rand */
+  .2byte 0x97ae /* random */
+  sd a5, 1880(gp) /* sig 235 */
+  .4byte 0x48b2a34b /* random */
+  sd t1, 1888(gp) /* sig 236 */
+  fsd f6, 1896(gp) /* sig 237 */
+  fsflags s3, zero
+  sd s3, 1904(gp) /* sig 238 */
+  .2byte 0x34ed /* random */
+  sd s1, 1912(gp) /* sig 239 */
   addi gp, gp, 1920
-  /* 160: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f29, tp
+  /* 149: liSeed */
+  li t6, 0x80
+  sd t6, 0(gp) /* sig 240 */
+  /* 150: fp */
+  li tp, 0x142e29b0a396df
+  fmv.d.x f9, tp
+  li tp, 0x3eb42e29b0a396df
+  fmv.d.x f18, tp
+  fsqrt.d f5, f9, rtz
+  fsd f5, 8(gp) /* sig 241 */
+  frflags a0
+  sd a0, 16(gp) /* sig 242 */
+  /* 151: aluI */
+  li s1, 0x29d8
+  slliw s5, s1, 23
+  sd s5, 24(gp) /* sig 243 */
+  /* 152: cAlu */
+  .option rvc
+  c.srai a0, 39
+  .option norvc
+  sd a0, 32(gp) /* sig 244 */
+  /* 153: cAlu */
+  .option rvc
+  c.li a4, -3
+  .option norvc
+  sd a4, 40(gp) /* sig 245 */
+  /* 154: aluI */
+  andi a2, a4, 393
+  sd a2, 48(gp) /* sig 246 */
+  /* 155: cAlu */
+  .option rvc
+  c.addiw s8, -1
+  .option norvc
+  sd s8, 56(gp) /* sig 247 */
+  /* 156: cAlu */
+  .option rvc
+  c.mv a7, a0
+  .option norvc
+  sd a7, 64(gp) /* sig 248 */
+  /* 157: cBranch */
+  .option rvc
+  c.bnez a4, .L25
+  .option norvc
+  slli t3, a0, 57
+  sd t3, 72(gp) /* sig 249 */
+.L25:
+  /* 158: mem */
+  addi t2, sp, 15
+  lb a3, 200(t2)
+  sd a3, 80(gp) /* sig 250 */
+  sub t2, t2, sp
+  /* 159: aluR */
+  sub zero, a0, a7
+  sd zero, 88(gp) /* sig 251 */
+  /* 160: aluR */
+  li s11, 0xe74c265dcbb71fff
+  sraw s8, s9, s11
+  sd s8, 96(gp) /* sig 252 */
+  /* 161: fmem */
+  addi s4, sp, -75
+  flw f10, 315(s4)
+  fsd f10, 104(gp) /* sig 253 */
+  sub s4, s4, sp
+  /* 162: fp */
   li tp, 0xffffffff0054df0b
   fmv.d.x f27, tp
-  fmul.s f8, f29, f27, rdn
-  fsd f8, 0(gp) /* sig 240 */
-  fsflags s8, zero
-  sd s8, 8(gp) /* sig 241 */
-  /* 161: fp */
-  li tp, 0x8000000000000001
-  fmv.d.x f11, tp
-  fsqrt.d f7, f11, rup
-  fsd f7, 16(gp) /* sig 242 */
-  fsflags s7, zero
-  sd s7, 24(gp) /* sig 243 */
-  /* 162: mem */
-  addi t1, sp, 33
-  lhu t2, 83(t1)
-  sd t2, 32(gp) /* sig 244 */
-  sub t1, t1, sp
-  /* 163: fmem */
-  addi a2, sp, -168
-  fld f4, 263(a2)
-  fsd f4, 40(gp) /* sig 245 */
-  sub a2, a2, sp
-  /* 164: branch */
-  bgeu a5, t2, .L25
-  remu a2, s0, a3
-  sd a2, 48(gp) /* sig 246 */
-  sltu s6, s6, s10
-  sd s6, 56(gp) /* sig 247 */
-.L25:
-  /* 165: fp */
-  li tp, 0xffffffffb0e926eb
-  fmv.d.x f30, tp
-  li tp, 0xffffffff5f800000
-  fmv.d.x f2, tp
-  fle.s a2, f30, f2
-  sd a2, 64(gp) /* sig 248 */
-  fsflags s2, zero
-  sd s2, 72(gp) /* sig 249 */
-  /* 166: jal */
-  jal t4, .L26
-.L26:
-  auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 80(gp) /* sig 250 */
-  /* 167: fp */
-  li tp, 0x41efffffffe00000
-  fmv.d.x f5, tp
-  fcvt.lu.d t6, f5, rup
-  sd t6, 88(gp) /* sig 251 */
-  csrrci s5, fflags, 0x1f
-  sd s5, 96(gp) /* sig 252 */
-  /* 168: fp */
-  li tp, 0xc1e0000000100000
-  fmv.d.x f10, tp
-  li tp, 0x41e0000000000000
-  fmv.d.x f28, tp
-  fsgnj.d f28, f10, f28
-  fsd f28, 104(gp) /* sig 253 */
-  fsflags t5, zero
-  sd t5, 112(gp) /* sig 254 */
-  /* 169: amo */
-  li t4, 0x80000000
-  addi t5, sp, 200
-  amomaxu.d.aqrl s1, t4, (t5)
-  sub t5, t5, sp
+  fmsub.s f13, f27, f18, f1, dyn
+  fsd f13, 112(gp) /* sig 254 */
+  fsflags s1, zero
   sd s1, 120(gp) /* sig 255 */
-  ld s2, 200(sp)
-  sd s2, 128(gp) /* sig 256 */
-  /* 170: aluR */
-  li ra, 0x55626010
-  slt s4, a1, ra
-  sd s4, 136(gp) /* sig 257 */
-  /* 171: smc */
-  /* patches in addiw s0, s0, 1644 (then imm + 1, ...) */
-  li a6, 0x66c4041b
-  li a7, 0x1
-.L27:
-  auipc t5, 0
-  sw a6, 12(t5)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a6, a6, tp
-  addi a7, a7, -1
-  bne a7, zero, .L27
-  auipc tp, 0
-  sub t5, t5, tp
-  sd s0, 144(gp) /* sig 258 */
-  sd t5, 152(gp) /* sig 259 */
-  /* 172: cBranch */
+  /* 163: mem */
+  lwu a4, 174(sp)
+  sd a4, 128(gp) /* sig 256 */
+  /* 164: cMem */
+  addi a0, sp, 152
   .option rvc
-  c.beqz s0, .L28
+  c.fld f11, 8(a0)
   .option norvc
-  addi s3, s5, 97
-  sd s3, 160(gp) /* sig 260 */
-  mulhsu a0, s7, a2
-  sd a0, 168(gp) /* sig 261 */
-.L28:
-  /* 173: aluI */
-  sraiw t0, s2, 0
-  sd t0, 176(gp) /* sig 262 */
-  /* 174: aluR */
-  slt s1, t3, t4
-  sd s1, 184(gp) /* sig 263 */
-  /* 175: fence */
-  fence rw, rw
-  /* 176: fp */
-  li s4, 0x60c1868e59ffa65b
-  fcvt.s.l f13, s4, rup
-  fsd f13, 192(gp) /* sig 264 */
-  frflags t2
-  sd t2, 200(gp) /* sig 265 */
-  /* 177: fp */
-  li tp, 0xffffffff005e4ef1
+  fsd f11, 136(gp) /* sig 257 */
+  sub a0, a0, sp
+  /* 165: mem */
+  sh s0, 244(sp)
+  /* 166: fp */
+  li tp, 0x3f30831d25fac4f2
+  fmv.d.x f30, tp
+  fmul.d f22, f7, f30
+  fsd f22, 144(gp) /* sig 258 */
+  fsflags s6, zero
+  sd s6, 152(gp) /* sig 259 */
+  /* 167: fp */
+  li s7, 0x3dc00000000
+  fcvt.d.l f21, s7
+  fsd f21, 160(gp) /* sig 260 */
+  fsflags a4, zero
+  sd a4, 168(gp) /* sig 261 */
+  /* 168: fp */
+  li tp, 0x41f7dc5342bb01e2
   fmv.d.x f4, tp
-  fcvt.d.s f2, f4
-  fsd f2, 208(gp) /* sig 266 */
-  fsflags s10, zero
-  sd s10, 216(gp) /* sig 267 */
-  /* 178: fp */
-  li tp, 0x36a0000000000000
-  fmv.d.x f14, tp
-  fmsub.d f6, f14, f13, f20, rdn
-  fsd f6, 224(gp) /* sig 268 */
-  fsflags t5, zero
-  sd t5, 232(gp) /* sig 269 */
-  /* 179: luiAuipc */
+  fdiv.d f0, f24, f4, rup
+  fsd f0, 176(gp) /* sig 262 */
+  li s11, 0x1f
+  csrrc a7, fcsr, s11
+  sd a7, 184(gp) /* sig 263 */
+  /* 169: liSeed */
+  li s0, 0xffffffffa028021e
+  sd s0, 192(gp) /* sig 264 */
+  /* 170: amo */
+  li a3, 0xe4d206415bbf9422
+  addi a7, sp, 224
+  amomax.d zero, a3, (a7)
+  sub a7, a7, sp
+  sd zero, 200(gp) /* sig 265 */
+  ld t5, 224(sp)
+  sd t5, 208(gp) /* sig 266 */
+  /* 171: luiAuipc */
+  auipc s5, 0xc7683
+  auipc tp, 0
+  sub s5, s5, tp
+  sd s5, 216(gp) /* sig 267 */
+  /* 172: fcsr */
+  csrrw s1, fflags, zero
+  sd s1, 224(gp) /* sig 268 */
+  /* 173: aluI */
+  slli ra, a1, 9
+  sd ra, 232(gp) /* sig 269 */
+  /* 174: cAlu */
+  .option rvc
+  c.slli a3, 59
+  .option norvc
+  sd a3, 240(gp) /* sig 270 */
+  /* 175: cMem */
+  .option rvc
+  c.sdsp t4, 240(sp)
+  .option norvc
+  /* 176: loop */
+  li a2, 0x1
+.L26:
+  .option rvc
+  c.srai a1, 39
+  .option norvc
+  sd a1, 248(gp) /* sig 271 */
+  .option rvc
+  c.and a4, a2
+  .option norvc
+  sd a4, 256(gp) /* sig 272 */
+  addi a2, a2, -1
+  blt zero, a2, .L26
+  sd a2, 264(gp) /* sig 273 */
+  /* 177: aluI */
+  xori t1, a7, 0
+  sd t1, 272(gp) /* sig 274 */
+  /* 178: cMem */
+  .option rvc
+  c.sdsp t6, 168(sp)
+  .option norvc
+  /* 179: cSp */
+  .option rvc
+  c.addi16sp sp, -416
+  .option norvc
+  ld a2, 576(sp)
+  sd a2, 280(gp) /* sig 275 */
+  .option rvc
+  c.addi16sp sp, 416
+  .option norvc
+  /* 180: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f23, tp
+  fclass.d s1, f23
+  sd s1, 288(gp) /* sig 276 */
+  fsflags s6, zero
+  sd s6, 296(gp) /* sig 277 */
+  /* 181: amo */
+  li a1, 0x200
+  addi s8, sp, 88
+  amoor.w.aq s4, a1, (s8)
+  sub s8, s8, sp
+  sd s4, 304(gp) /* sig 278 */
+  /* 182: aluI */
+  slliw t2, ra, 16
+  sd t2, 312(gp) /* sig 279 */
+  /* 183: cMem */
+  .option rvc
+  c.swsp a4, 116(sp)
+  .option norvc
+  /* 184: aluI */
+  addiw s5, a5, -15
+  sd s5, 320(gp) /* sig 280 */
+  /* 185: luiAuipc */
   lui a2, 0xc525b
-  sd a2, 240(gp) /* sig 270 */
-  /* 180: cBranch */
+  sd a2, 328(gp) /* sig 281 */
+  /* 186: cBranch */
   li s0, 0x0
   .option rvc
-  c.bnez s0, .L29
+  c.bnez s0, .L27
   .option norvc
   srai zero, a6, 1
-  sd zero, 248(gp) /* sig 271 */
+  sd zero, 336(gp) /* sig 282 */
   sltiu t6, s3, -1480
-  sd t6, 256(gp) /* sig 272 */
+  sd t6, 344(gp) /* sig 283 */
   slti ra, t0, 1729
-  sd ra, 264(gp) /* sig 273 */
-.L29:
-  /* 181: amo */
+  sd ra, 352(gp) /* sig 284 */
+.L27:
+  /* 187: amo */
   addi a2, sp, 56
   amoand.d.aqrl a1, a5, (a2)
   sub a2, a2, sp
-  sd a1, 272(gp) /* sig 274 */
+  sd a1, 360(gp) /* sig 285 */
   ld a4, 56(sp)
-  sd a4, 280(gp) /* sig 275 */
-  /* 182: cMem */
+  sd a4, 368(gp) /* sig 286 */
+  /* 188: cMem */
   .option rvc
   c.lwsp s5, 60(sp)
   .option norvc
-  sd s5, 288(gp) /* sig 276 */
-  /* 183: luiAuipc */
+  sd s5, 376(gp) /* sig 287 */
+  /* 189: luiAuipc */
   lui t3, 0xc7bf7
-  sd t3, 296(gp) /* sig 277 */
-  /* 184: cAlu */
+  sd t3, 384(gp) /* sig 288 */
+  /* 190: cAlu */
   .option rvc
   c.addiw t2, -22
   .option norvc
-  sd t2, 304(gp) /* sig 278 */
-  /* 185: luiAuipc */
+  sd t2, 392(gp) /* sig 289 */
+  /* 191: luiAuipc */
   auipc s11, 0xcd2a9
   auipc tp, 0
   sub s11, s11, tp
-  sd s11, 312(gp) /* sig 279 */
-  /* 186: cSp */
+  sd s11, 400(gp) /* sig 290 */
+  /* 192: cAlu */
   .option rvc
-  c.addi4spn a1, sp, 584
+  c.and a1, a2
   .option norvc
-  sub a1, a1, sp
-  sd a1, 320(gp) /* sig 280 */
-  /* 187: amo */
-  addi a3, sp, 232
-  amoand.d.rl s5, t5, (a3)
-  sub a3, a3, sp
-  sd s5, 328(gp) /* sig 281 */
-  ld s0, 232(sp)
-  sd s0, 336(gp) /* sig 282 */
-  /* 188: lrsc */
-  addi s10, sp, 0
-  sc.d.rl t0, s11, (s10)
-  sd t0, 344(gp) /* sig 283 */
-  sub s10, s10, sp
-  ld s11, 0(sp)
-  sd s11, 352(gp) /* sig 284 */
-  /* 189: mem */
-  sd s4, 32(sp)
-  /* 190: jal */
-  jal a0, .L30
-  mulhu a3, a5, t5
-  sd a3, 360(gp) /* sig 285 */
-  sltu s8, s0, s6
-  sd s8, 368(gp) /* sig 286 */
-.L30:
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 376(gp) /* sig 287 */
-  /* 191: fp */
-  fmadd.s f3, f1, f21, f1, rmm
-  fsd f3, 384(gp) /* sig 288 */
-  frflags s9
-  sd s9, 392(gp) /* sig 289 */
-  /* 192: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f16, tp
-  fsgnjx.d f17, f11, f16
-  fsd f17, 400(gp) /* sig 290 */
-  fsflags ra, zero
-  sd ra, 408(gp) /* sig 291 */
-  /* 193: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f10, tp
-  li tp, 0xc2645b7cb5d450ee
-  fmv.d.x f7, tp
-  fsgnjx.d f16, f10, f7
-  fsd f16, 416(gp) /* sig 292 */
-  fsflags s5, zero
-  sd s5, 424(gp) /* sig 293 */
-  /* 194: branch */
-  li t0, 0x1be200000000000
-  li s4, 0x1be200000000000
-  blt t0, s4, .L31
-  xori a4, t2, 1080
-  sd a4, 432(gp) /* sig 294 */
-.L31:
-  /* 195: fp */
-  fmul.s f10, f2, f12, rtz
-  fsd f10, 440(gp) /* sig 295 */
-  fsflags s1, zero
-  sd s1, 448(gp) /* sig 296 */
-  /* 196: fp */
-  li tp, 0x800c113e934208af
-  fmv.d.x f27, tp
-  li tp, 0xc01219dddce30d06
-  fmv.d.x f30, tp
-  fdiv.d f20, f27, f30, rtz
-  fsd f20, 456(gp) /* sig 297 */
-  fsflags a6, zero
-  sd a6, 464(gp) /* sig 298 */
-  /* 197: aluR */
-  li s6, 0xc4b8658c2604f8b5
-  remw ra, s6, ra
-  sd ra, 472(gp) /* sig 299 */
-  /* 198: cJump */
-  auipc s11, 0
-  addi s11, s11, 18
-  .option rvc
-  c.jr s11
-  .option norvc
-  divw s9, t2, s8
-  sd s9, 480(gp) /* sig 300 */
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 488(gp) /* sig 301 */
-  /* 199: cMem */
-  .option rvc
-  c.lwsp a0, 188(sp)
-  .option norvc
-  sd a0, 496(gp) /* sig 302 */
-  /* 200: aluR */
-  li s5, 0xf0d00000
-  li a4, 0xffffffffc5d3802a
-  mulhu s0, s5, a4
-  sd s0, 504(gp) /* sig 303 */
-  /* 201: aluR */
-  slt s11, s9, s11
-  sd s11, 512(gp) /* sig 304 */
-  /* 202: mem */
-  addi s10, sp, -291
-  sb s3, 416(s10)
-  sub s10, s10, sp
-  /* 203: cAlu */
-  .option rvc
-  c.mv s11, a2
-  .option norvc
-  sd s11, 520(gp) /* sig 305 */
-  /* 204: fp */
-  li a3, 0x80
-  fcvt.s.w f21, a3, rtz
-  fsd f21, 528(gp) /* sig 306 */
-  fsflags t5, zero
-  sd t5, 536(gp) /* sig 307 */
-  /* 205: cAlu */
-  .option rvc
-  c.lui t2, 0xffff8
-  .option norvc
-  sd t2, 544(gp) /* sig 308 */
-  /* 206: cJump */
-  auipc s6, 0
-  addi s6, s6, 10
-  .option rvc
-  c.jalr s6
-  .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s6, s6, tp
-  sd ra, 552(gp) /* sig 309 */
-  sd s6, 560(gp) /* sig 310 */
-  /* 207: fp */
-  li tp, 0xffffffffbde8416d
-  fmv.d.x f9, tp
-  li tp, 0xffffffff7f800000
-  fmv.d.x f29, tp
-  fmul.s f2, f9, f29, rup
-  fsd f2, 568(gp) /* sig 311 */
-  fsflags s2, zero
-  sd s2, 576(gp) /* sig 312 */
-  /* 208: aluR */
-  slt s11, a0, s3
-  sd s11, 584(gp) /* sig 313 */
-  /* 209: fp */
-  fmv.w.x f0, a0
-  fsd f0, 592(gp) /* sig 314 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 600(gp) /* sig 315 */
-  /* 210: aluR */
-  li t2, 0x80
-  divw t0, s9, t2
-  sd t0, 608(gp) /* sig 316 */
-  /* 211: branch */
-  bgeu t4, t4, .L32
-  .option rvc
-  c.xor a1, a1
-  .option norvc
-  sd a1, 616(gp) /* sig 317 */
-  addiw s3, zero, -418
-  sd s3, 624(gp) /* sig 318 */
-.L32:
-  /* 212: fp */
-  li t2, 0xffffffffffffffff
-  fmv.w.x f7, t2
-  fsd f7, 632(gp) /* sig 319 */
-  frflags s2
-  sd s2, 640(gp) /* sig 320 */
-  /* 213: fmem */
-  li tp, 0xffffffff87336af2
-  fmv.d.x f27, tp
-  fsw f27, 152(sp)
-  /* 214: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f8, tp
-  fcvt.l.d s6, f8, rmm
-  sd s6, 648(gp) /* sig 321 */
-  li a4, 0x1f
-  csrrc s10, fcsr, a4
-  sd s10, 656(gp) /* sig 322 */
-  /* 215: cAlu */
-  .option rvc
-  c.mv t5, s5
-  .option norvc
-  sd t5, 664(gp) /* sig 323 */
-  /* 216: cMem */
-  .option rvc
-  c.swsp t3, 100(sp)
-  .option norvc
-  /* 217: aluI */
-  sltiu t2, a6, -558
-  sd t2, 672(gp) /* sig 324 */
-  /* 218: fp */
-  li s3, 0xffffffffffffffaf
-  fcvt.s.lu f7, s3, rne
-  fsd f7, 680(gp) /* sig 325 */
-  fsflags s11, zero
-  sd s11, 688(gp) /* sig 326 */
-  /* 219: far */
-  jal s6, .L33
-.L34:
-  /* 220: luiAuipc */
-  lui t5, 0x8546e
-  sd t5, 712(gp) /* sig 329 */
-  /* 221: fp */
-  fmv.w.x f30, t6
-  fsd f30, 720(gp) /* sig 330 */
-  fsflags t1, zero
-  sd t1, 728(gp) /* sig 331 */
-  /* 222: aluR */
-  li s11, 0xffffffffffffffff
-  li t6, 0x100000000
-  divuw t6, s11, t6
-  sd t6, 736(gp) /* sig 332 */
-  /* 223: amo */
-  addi s3, sp, 232
-  amoand.d s4, ra, (s3)
-  sub s3, s3, sp
-  sd s4, 744(gp) /* sig 333 */
-  /* 224: cAlu */
-  .option rvc
-  c.addi a6, -8
-  .option norvc
-  sd a6, 752(gp) /* sig 334 */
-  /* 225: mem */
-  sh t1, 244(sp)
-  ld s0, 240(sp)
-  sd s0, 760(gp) /* sig 335 */
-  /* 226: aluR */
-  add a5, a2, s8
-  sd a5, 768(gp) /* sig 336 */
-  /* 227: fmem */
-  addi s4, sp, 8
-  flw f22, 4(s4)
-  fsd f22, 776(gp) /* sig 337 */
+  sd a1, 408(gp) /* sig 291 */
+  /* 193: amo */
+  addi s11, sp, 84
+  amomin.w.aqrl s9, s4, (s11)
+  sub s11, s11, sp
+  sd s9, 416(gp) /* sig 292 */
+  lw s7, 84(sp)
+  sd s7, 424(gp) /* sig 293 */
+  /* 194: amo */
+  addi s4, sp, 104
+  amominu.w.rl t1, zero, (s4)
   sub s4, s4, sp
-  /* 228: fp */
-  fdiv.d f13, f23, f10, rdn
-  fsd f13, 784(gp) /* sig 338 */
-  fsflags a5, zero
-  sd a5, 792(gp) /* sig 339 */
-  /* 229: fp */
-  li ra, 0xfffffffffffff
-  fmv.d.x f18, ra
-  fsd f18, 800(gp) /* sig 340 */
-  fsflags a2, zero
-  sd a2, 808(gp) /* sig 341 */
-  /* 230: jal */
-  jal t6, .L35
-  mulhsu t6, s11, a0
-  sd t6, 816(gp) /* sig 342 */
-.L35:
+  sd t1, 432(gp) /* sig 294 */
+  /* 195: amo */
+  li s4, 0x8000
+  addi s9, sp, 216
+  amominu.d.aq t2, s4, (s9)
+  sub s9, s9, sp
+  sd t2, 440(gp) /* sig 295 */
+  ld a0, 216(sp)
+  sd a0, 448(gp) /* sig 296 */
+  /* 196: fp */
+  li tp, 0x41effffffff00000
+  fmv.d.x f10, tp
+  fcvt.w.d t5, f10
+  sd t5, 456(gp) /* sig 297 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 464(gp) /* sig 298 */
+  /* 197: fp */
+  fadd.s f27, f1, f21
+  fsd f27, 472(gp) /* sig 299 */
+  frcsr t5
+  sd t5, 480(gp) /* sig 300 */
+  /* 198: cAlu */
+  .option rvc
+  c.add ra, s3
+  .option norvc
+  sd ra, 488(gp) /* sig 301 */
+  /* 199: cMem */
+  addi a2, sp, 40
+  .option rvc
+  c.fsd f8, 16(a2)
+  .option norvc
+  sub a2, a2, sp
+  j .L28
+.L21:
   auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 824(gp) /* sig 343 */
-  /* 231: aluR */
-  mulhsu t2, zero, s2
-  sd t2, 832(gp) /* sig 344 */
-  /* 232: branch */
-  bge t1, s8, .L36
-  sra s6, ra, s5
-  sd s6, 840(gp) /* sig 345 */
+  sub s7, s7, tp
+  sd s7, 1728(gp) /* sig 216 */
   .option rvc
-  c.and a2, a3
+  c.mv s2, s10
   .option norvc
-  sd a2, 848(gp) /* sig 346 */
-.L36:
-  /* 233: fp */
-  li tp, 0xffffffff4da0692d
-  fmv.d.x f1, tp
-  fsub.s f10, f0, f1, rne
-  fsd f10, 856(gp) /* sig 347 */
-  frcsr t1
-  sd t1, 864(gp) /* sig 348 */
-  /* 234: fp */
-  li tp, 0x36a0000000000000
-  fmv.d.x f14, tp
-  li tp, 0x3ff0000000000001
-  fmv.d.x f3, tp
-  li tp, 0x8000000000000000
-  fmv.d.x f14, tp
-  fmadd.d f16, f14, f3, f14, rtz
-  fsd f16, 872(gp) /* sig 349 */
-  fsflags t1, zero
-  sd t1, 880(gp) /* sig 350 */
-  /* 235: cAlu */
+  sd s2, 1736(gp) /* sig 217 */
   .option rvc
-  c.mv s8, t4
+  c.addi s3, 26
   .option norvc
-  sd s8, 888(gp) /* sig 351 */
-  /* 236: fp */
-  li tp, 0xffffffff8428d67e
-  fmv.d.x f9, tp
-  fcvt.lu.s s0, f9, rne
-  sd s0, 896(gp) /* sig 352 */
-  fsflags s7, zero
-  sd s7, 904(gp) /* sig 353 */
-  /* 237: mem */
-  addi t2, sp, -49
-  lw t0, 269(t2)
-  sd t0, 912(gp) /* sig 354 */
-  sub t2, t2, sp
-  /* 238: cMem */
+  sd s3, 1744(gp) /* sig 218 */
+  bge zero, zero, .L22
+.L23:
+  auipc tp, 0
+  sub a4, a4, tp
+  sd a4, 1800(gp) /* sig 225 */
   .option rvc
-  c.sdsp s6, 184(sp)
+  c.lui s6, 0xffff1
   .option norvc
-  /* 239: aluR */
-  li a6, 0x3d1b86a0
-  or s0, a6, s11
-  sd s0, 920(gp) /* sig 355 */
-  /* 240: aluR */
-  xor t4, zero, a5
-  sd t4, 928(gp) /* sig 356 */
-  /* 241: mem */
-  addi t0, sp, 33
-  ld a1, -23(t0)
-  sd a1, 936(gp) /* sig 357 */
+  sd s6, 1808(gp) /* sig 226 */
+  .option rvc
+  c.xor a1, s1
+  .option norvc
+  sd a1, 1816(gp) /* sig 227 */
+  beq zero, zero, .L24
+.L28:
+  /* 200: branch */
+  li s2, 0xffffffff
+  li s7, 0xffffffff
+  bgeu s2, s7, .L29
+  .option rvc
+  c.subw a5, a2
+  .option norvc
+  sd a5, 496(gp) /* sig 302 */
+  sra s4, t6, zero
+  sd s4, 504(gp) /* sig 303 */
+.L29:
+  /* 201: cBranch */
+  .option rvc
+  c.beqz a5, .L30
+  .option norvc
+  addi t2, s6, -981
+  sd t2, 512(gp) /* sig 304 */
+  rem t1, t6, s0
+  sd t1, 520(gp) /* sig 305 */
+.L30:
+  /* 202: amo */
+  addi t0, sp, 44
+  amominu.w.aq a4, t4, (t0)
   sub t0, t0, sp
-  /* 242: cAlu */
+  sd a4, 528(gp) /* sig 306 */
+  /* 203: branch */
+  blt s0, s10, .L31
+  sraiw ra, a6, 31
+  sd ra, 536(gp) /* sig 307 */
   .option rvc
-  c.slli s1, 11
+  c.li s3, -32
   .option norvc
-  sd s1, 944(gp) /* sig 358 */
-  /* 243: branch */
-  li s8, 0x3f
-  li t3, 0x1000000000000001
-  beq s8, t3, .L37
-  remw a3, ra, s11
-  sd a3, 952(gp) /* sig 359 */
-.L37:
-  /* 244: fp */
-  fcvt.d.s f16, f26
-  fsd f16, 960(gp) /* sig 360 */
-  frflags a3
-  sd a3, 968(gp) /* sig 361 */
-  /* 245: luiAuipc */
-  lui s3, 0xeebc7
-  sd s3, 976(gp) /* sig 362 */
-  /* 246: aluR */
-  li t3, 0xffffffffef59c0cd
-  mul s4, t3, s3
-  sd s4, 984(gp) /* sig 363 */
-  /* 247: fp */
-  fcvt.d.wu f4, s0
-  fsd f4, 992(gp) /* sig 364 */
-  fsflags s1, zero
-  sd s1, 1000(gp) /* sig 365 */
-  /* 248: fp */
-  li tp, 0xffffffff3f000000
-  fmv.d.x f13, tp
-  fnmsub.s f30, f7, f13, f12, rtz
-  fsd f30, 1008(gp) /* sig 366 */
-  fsflags s2, zero
-  sd s2, 1016(gp) /* sig 367 */
-  /* 249: branch */
-  bltu s2, s1, .L38
-  .option rvc
-  c.mv t2, t1
-  .option norvc
-  sd t2, 1024(gp) /* sig 368 */
-  sltiu s1, s5, 0
-  sd s1, 1032(gp) /* sig 369 */
-.L38:
-  /* 250: amo */
-  addi s0, sp, 16
-  amoswap.d.rl s11, s1, (s0)
-  sub s0, s0, sp
-  sd s11, 1040(gp) /* sig 370 */
-  ld s5, 16(sp)
-  sd s5, 1048(gp) /* sig 371 */
-  /* 251: fp */
-  li tp, 0xffffffff0da24260
+  sd s3, 544(gp) /* sig 308 */
+.L31:
+  /* 204: fp */
+  fcvt.d.wu f13, t5
+  fsd f13, 552(gp) /* sig 309 */
+  fsflags s5, zero
+  sd s5, 560(gp) /* sig 310 */
+  /* 205: fp */
+  fcvt.s.d f4, f23, rne
+  fsd f4, 568(gp) /* sig 311 */
+  fsflags s4, zero
+  sd s4, 576(gp) /* sig 312 */
+  /* 206: fp */
+  li tp, 0x7ff0000000000000
   fmv.d.x f11, tp
-  fcvt.d.s f22, f11
-  fsd f22, 1056(gp) /* sig 372 */
-  frcsr s0
-  sd s0, 1064(gp) /* sig 373 */
-  /* 252: amo */
-  li a5, 0x3
-  addi s1, sp, 40
-  amominu.d a1, a5, (s1)
-  sub s1, s1, sp
-  sd a1, 1072(gp) /* sig 374 */
-  ld t4, 40(sp)
-  sd t4, 1080(gp) /* sig 375 */
-  /* 253: aluR */
-  mul t0, s4, t3
-  sd t0, 1088(gp) /* sig 376 */
-  /* 254: fp */
-  li tp, 0xfffffffff3581636
-  fmv.d.x f20, tp
-  fcvt.l.s s1, f20, rtz
-  sd s1, 1096(gp) /* sig 377 */
-  csrrci t2, fflags, 0x1f
-  sd t2, 1104(gp) /* sig 378 */
-  /* 255: lrsc */
-  addi ra, sp, 232
-  lr.d.rl t3, (ra)
-  sc.d.aqrl s6, s7, (ra)
-  sd t3, 1112(gp) /* sig 379 */
-  sd s6, 1120(gp) /* sig 380 */
-  sc.d.rl s6, zero, (ra)
-  sd s6, 1128(gp) /* sig 381 */
-  sub ra, ra, sp
-  ld a1, 232(sp)
-  sd a1, 1136(gp) /* sig 382 */
-  /* 256: amo */
-  addi t1, sp, 240
-  amoadd.w.aq t4, zero, (t1)
-  sub t1, t1, sp
-  sd t4, 1144(gp) /* sig 383 */
-  lw ra, 240(sp)
-  sd ra, 1152(gp) /* sig 384 */
-  /* 257: fp */
-  flt.d t0, f15, f15
-  sd t0, 1160(gp) /* sig 385 */
-  frflags t0
-  sd t0, 1168(gp) /* sig 386 */
-  /* 258: fp */
-  li s6, 0x7fffffff
-  fcvt.d.w f18, s6
-  fsd f18, 1176(gp) /* sig 387 */
-  fsflags s6, zero
-  sd s6, 1184(gp) /* sig 388 */
-  /* 259: fmem */
-  fld f4, 24(sp)
-  fsd f4, 1192(gp) /* sig 389 */
-  j .L39
-.L33:
+  fcvt.wu.d s3, f11
+  sd s3, 584(gp) /* sig 313 */
+  fsflags t0, zero
+  sd t0, 592(gp) /* sig 314 */
+  /* 207: aluR */
+  li a1, 0x10000000000000
+  mulhsu t4, ra, a1
+  sd t4, 600(gp) /* sig 315 */
+  /* 208: fmem */
+  addi s3, sp, 471
+  fsw f15, -443(s3)
+  sub s3, s3, sp
+  /* 209: aluR */
+  li a2, 0x2908
+  divuw s5, s8, a2
+  sd s5, 608(gp) /* sig 316 */
+  /* 210: luiAuipc */
+  auipc s1, 0x15bc4
   auipc tp, 0
-  sub s6, s6, tp
-  sd s6, 696(gp) /* sig 327 */
+  sub s1, s1, tp
+  sd s1, 616(gp) /* sig 317 */
+  /* 211: aluI */
+  srai a3, s2, 18
+  sd a3, 624(gp) /* sig 318 */
+  /* 212: fp */
+  fsub.s f2, f9, f13, dyn
+  fsd f2, 632(gp) /* sig 319 */
+  fsflags t5, zero
+  sd t5, 640(gp) /* sig 320 */
+  /* 213: far */
+  jal s9, .L32
+.L33:
+  /* 214: aluI */
+  li t6, 0x6440000000000
+  slliw t3, t6, 1
+  sd t3, 672(gp) /* sig 324 */
+  /* 215: aluR */
+  div a0, t1, zero
+  sd a0, 680(gp) /* sig 325 */
+  /* 216: fp */
+  li tp, 0xffffffff4effffff
+  fmv.d.x f20, tp
+  li tp, 0xffffffffbde0a8dd
+  fmv.d.x f1, tp
+  fmul.s f26, f20, f1, rtz
+  fsd f26, 688(gp) /* sig 326 */
+  frflags s11
+  sd s11, 696(gp) /* sig 327 */
+  /* 217: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f21, tp
+  li tp, 0x1
+  fmv.d.x f20, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f19, tp
+  fnmadd.d f8, f21, f20, f19
+  fsd f8, 704(gp) /* sig 328 */
+  frcsr ra
+  sd ra, 712(gp) /* sig 329 */
+  /* 218: fp */
+  li a5, 0x220fb211
+  fmv.w.x f25, a5
+  fsd f25, 720(gp) /* sig 330 */
+  frflags s6
+  sd s6, 728(gp) /* sig 331 */
+  /* 219: cBranch */
+  li s1, 0xffffffffd0b4942d
   .option rvc
-  c.add a0, a5
+  c.beqz s1, .L34
   .option norvc
-  sd a0, 704(gp) /* sig 328 */
-  bge zero, zero, .L34
-.L39:
+  .option rvc
+  c.add s5, a6
+  .option norvc
+  sd s5, 736(gp) /* sig 332 */
+  srl s6, zero, t3
+  sd s6, 744(gp) /* sig 333 */
+.L34:
+  /* 220: cMem */
+  addi a3, sp, 60
+  .option rvc
+  c.sw a2, 36(a3)
+  .option norvc
+  sub a3, a3, sp
+  /* 221: branch */
+  bltu s5, a5, .L35
+  mulw a2, a3, s6
+  sd a2, 752(gp) /* sig 334 */
+.L35:
+  /* 222: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f30, tp
+  fmin.s f7, f31, f30
+  fsd f7, 760(gp) /* sig 335 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 768(gp) /* sig 336 */
+  /* 223: fcsr */
+  csrrsi t6, frm, 0
+  sd t6, 776(gp) /* sig 337 */
+  /* 224: fp */
+  li tp, 0x801c25389cb46f54
+  fmv.d.x f31, tp
+  li tp, 0xffffffffffffe
+  fmv.d.x f17, tp
+  fsgnjx.d f26, f31, f17
+  fsd f26, 784(gp) /* sig 338 */
+  frcsr s3
+  sd s3, 792(gp) /* sig 339 */
+  /* 225: amo */
+  addi s2, sp, 216
+  amoswap.w.aqrl a6, a3, (s2)
+  sub s2, s2, sp
+  sd a6, 800(gp) /* sig 340 */
+  lw t5, 216(sp)
+  sd t5, 808(gp) /* sig 341 */
+  /* 226: cAlu */
+  .option rvc
+  c.lui t6, 0x5
+  .option norvc
+  sd t6, 816(gp) /* sig 342 */
+  /* 227: branch */
+  beq ra, a2, .L36
+  subw t0, s8, t3
+  sd t0, 824(gp) /* sig 343 */
+  .option rvc
+  c.or a2, s1
+  .option norvc
+  sd a2, 832(gp) /* sig 344 */
+  .option rvc
+  c.li a6, -25
+  .option norvc
+  sd a6, 840(gp) /* sig 345 */
+.L36:
+  /* 228: fp */
+  li tp, 0xffffffffb95cf1e8
+  fmv.d.x f13, tp
+  li tp, 0xfffffffff149f2ca
+  fmv.d.x f14, tp
+  li tp, 0xffffffff40400000
+  fmv.d.x f3, tp
+  fnmadd.s f20, f13, f14, f3, rdn
+  fsd f20, 848(gp) /* sig 346 */
+  frflags t0
+  sd t0, 856(gp) /* sig 347 */
+  /* 229: aluI */
+  slti t4, t6, -1881
+  sd t4, 864(gp) /* sig 348 */
+  /* 230: fp */
+  li tp, 0xffffffffcf000000
+  fmv.d.x f17, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f20, tp
+  fadd.s f26, f17, f20, dyn
+  fsd f26, 872(gp) /* sig 349 */
+  fsflags s5, zero
+  sd s5, 880(gp) /* sig 350 */
+  /* 231: lrsc */
+  addi s3, sp, 176
+  lr.d s6, (s3)
+  sll ra, t5, t2
+  sc.d s0, s9, (s3)
+  sd s6, 888(gp) /* sig 351 */
+  sd s0, 896(gp) /* sig 352 */
+  sub s3, s3, sp
+  ld a1, 176(sp)
+  sd a1, 904(gp) /* sig 353 */
+  /* 232: cAlu */
+  .option rvc
+  c.slli ra, 29
+  .option norvc
+  sd ra, 912(gp) /* sig 354 */
+  /* 233: cMem */
+  .option rvc
+  c.lwsp a5, 116(sp)
+  .option norvc
+  sd a5, 920(gp) /* sig 355 */
+  /* 234: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f3, tp
+  li tp, 0x1
+  fmv.d.x f18, tp
+  fadd.d f6, f3, f18, rmm
+  fsd f6, 928(gp) /* sig 356 */
+  fsflags s10, zero
+  sd s10, 936(gp) /* sig 357 */
+  /* 235: amo */
+  li s5, 0xffffffffffffffd0
+  addi a2, sp, 192
+  amomax.d t6, s5, (a2)
+  sub a2, a2, sp
+  sd t6, 944(gp) /* sig 358 */
+  ld s5, 192(sp)
+  sd s5, 952(gp) /* sig 359 */
+  /* 236: cAlu */
+  .option rvc
+  c.add s7, t0
+  .option norvc
+  sd s7, 960(gp) /* sig 360 */
+  /* 237: fp */
+  li tp, 0x7ff4000000000000
+  fmv.d.x f21, tp
+  fsgnjn.d f8, f11, f21
+  fsd f8, 968(gp) /* sig 361 */
+  fsflags a6, zero
+  sd a6, 976(gp) /* sig 362 */
+  /* 238: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f22, tp
+  fadd.s f4, f22, f13, rmm
+  fsd f4, 984(gp) /* sig 363 */
+  fsflags a4, zero
+  sd a4, 992(gp) /* sig 364 */
+  /* 239: rand */
+  .2byte 0x50f9 /* random */
+  sd ra, 1000(gp) /* sig 365 */
+  .2byte 0x3c39 /* random */
+  sd s8, 1008(gp) /* sig 366 */
+  .2byte 0x14bd /* random */
+  sd s1, 1016(gp) /* sig 367 */
+  /* 240: fp */
+  li tp, 0xffffffff00003620
+  fmv.d.x f10, tp
+  li tp, 0xffffffff40a25f96
+  fmv.d.x f25, tp
+  fdiv.s f26, f10, f25, rup
+  fsd f26, 1024(gp) /* sig 368 */
+  frflags ra
+  sd ra, 1032(gp) /* sig 369 */
+  /* 241: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f25, tp
+  fcvt.lu.s s10, f25, rne
+  sd s10, 1040(gp) /* sig 370 */
+  frflags s9
+  sd s9, 1048(gp) /* sig 371 */
+  /* 242: fcsr */
+  li t5, 0x0
+  csrrs t2, fflags, t5
+  sd t2, 1056(gp) /* sig 372 */
+  /* 243: amo */
+  li a7, 0xff
+  addi s8, sp, 232
+  amoor.w.aqrl t2, a7, (s8)
+  sub s8, s8, sp
+  sd t2, 1064(gp) /* sig 373 */
+  lw s9, 232(sp)
+  sd s9, 1072(gp) /* sig 374 */
+  /* 244: fp */
+  li a3, 0x80000001
+  fcvt.s.lu f10, a3, rup
+  fsd f10, 1080(gp) /* sig 375 */
+  fsflags a0, zero
+  sd a0, 1088(gp) /* sig 376 */
+  /* 245: aluI */
+  li s8, 0x40
+  addi s2, s8, 1149
+  sd s2, 1096(gp) /* sig 377 */
+  /* 246: aluI */
+  xori s5, a7, 1
+  sd s5, 1104(gp) /* sig 378 */
+  /* 247: aluR */
+  li t0, 0xfffffffffffff800
+  mulhsu s11, t1, t0
+  sd s11, 1112(gp) /* sig 379 */
+  /* 248: cBranch */
+  .option rvc
+  c.beqz s1, .L37
+  .option norvc
+  .option rvc
+  c.srli a2, 12
+  .option norvc
+  sd a2, 1120(gp) /* sig 380 */
+  .option rvc
+  c.subw s1, a3
+  .option norvc
+  sd s1, 1128(gp) /* sig 381 */
+  addiw s1, t0, -2048
+  sd s1, 1136(gp) /* sig 382 */
+.L37:
+  /* 249: mem */
+  lbu t4, 46(sp)
+  sd t4, 1144(gp) /* sig 383 */
+  /* 250: cAlu */
+  .option rvc
+  c.subw a2, a4
+  .option norvc
+  sd a2, 1152(gp) /* sig 384 */
+  /* 251: amo */
+  addi t5, sp, 180
+  amomax.w.aqrl s5, s1, (t5)
+  sub t5, t5, sp
+  sd s5, 1160(gp) /* sig 385 */
+  /* 252: aluI */
+  li t5, 0x80000000001
+  srliw a1, t5, 0
+  sd a1, 1168(gp) /* sig 386 */
+  /* 253: fp */
+  fsqrt.s f21, f3, rmm
+  fsd f21, 1176(gp) /* sig 387 */
+  frcsr a0
+  sd a0, 1184(gp) /* sig 388 */
+  /* 254: amo */
+  li t4, 0x7ff
+  addi a3, sp, 28
+  amomin.w t1, t4, (a3)
+  sub a3, a3, sp
+  sd t1, 1192(gp) /* sig 389 */
+  lw a7, 28(sp)
+  sd a7, 1200(gp) /* sig 390 */
+  /* 255: cAlu */
+  .option rvc
+  c.andi a4, -29
+  .option norvc
+  sd a4, 1208(gp) /* sig 391 */
+  /* 256: cAlu */
+  .option rvc
+  c.mv s0, a7
+  .option norvc
+  sd s0, 1216(gp) /* sig 392 */
+  /* 257: aluR */
+  li s9, 0x7fffffff
+  mulhu a4, s1, s9
+  sd a4, 1224(gp) /* sig 393 */
+  /* 258: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f4, tp
+  li tp, 0x10000000000000
+  fmv.d.x f0, tp
+  fadd.d f12, f4, f0, rup
+  fsd f12, 1232(gp) /* sig 394 */
+  fsflags a1, zero
+  sd a1, 1240(gp) /* sig 395 */
+  /* 259: mem */
+  sw s7, 224(sp)
+  ld s3, 224(sp)
+  sd s3, 1248(gp) /* sig 396 */
+  j .L38
+.L32:
+  auipc tp, 0
+  sub s9, s9, tp
+  sd s9, 648(gp) /* sig 321 */
+  xori a2, zero, -2048
+  sd a2, 656(gp) /* sig 322 */
+  sraiw t5, s10, 16
+  sd t5, 664(gp) /* sig 323 */
+  bge zero, zero, .L33
+.L38:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xa6231deebe3745b5
-  .dword 0x7ff8000000000000
-  .dword 0x90bf0514760732d0
-  .dword 0xe9306084b3f4f14b
-  .dword 0x15eeab3a3e1b0aae
-  .dword 0x8bcf86e30589f6b6
-  .dword 0xdc0034e282d5cb
+  .dword 0x2
   .dword 0x9e159a219672f49d
   .dword 0xce38f9286214e1c2
   .dword 0xd392b6ad3deba993
@@ -1721,8 +1763,14 @@ difftest_buf:
   .dword 0x6d5a1a6cc3c7758c
   .dword 0x123e26ab771dea9d
   .dword 0x80000001
+  .dword 0x80db3f13c63d215b
+  .dword 0xffffffff00800000
+  .dword 0x8c27c53985fb4ed4
+  .dword 0x7ff
+  .dword 0x3dec02f1c5efdab0
+  .dword 0x7fffffffffffffff
 difftest_sig:
-  .rept 390
+  .rept 397
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x544181f93e8954df
+  li ra, 0x7fffffffffffffff
   li t0, 0xe6d1a817167608df
   li t1, 0x3ffffffff
   li t2, 0x1f
@@ -97,1606 +97,1539 @@
   li tp, 0xffffffff487299f4
   fmv.d.x f31, tp
   csrwi frm, 4
-  /* 0: smc */
-  /* patches in ori t2, t2, -1885 (then imm + 1, ...) */
-  li s4, 0x8a33e393
-  li a5, 0x3
-.L0:
-  auipc s3, 0
-  sw s4, 12(s3)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s4, s4, tp
-  addi a5, a5, -1
-  bne a5, zero, .L0
-  auipc tp, 0
-  sub s3, s3, tp
-  sd t2, 0(gp) /* sig 0 */
-  sd s3, 8(gp) /* sig 1 */
+  /* 0: mem */
+  li s6, 0x20000000000000
+  addi s8, sp, -105
+  sw s6, 141(s8)
+  sub s8, s8, sp
   /* 1: fp */
-  li s10, 0x20
-  fcvt.s.w f31, s10, dyn
-  fsd f31, 16(gp) /* sig 2 */
-  fsflags t4, zero
-  sd t4, 24(gp) /* sig 3 */
-  /* 2: branch */
-  li s1, 0x13454539a5e2eac1
-  li a2, 0xf
-  bge s1, a2, .L1
+  li s1, 0xffffffffff708df2
+  fcvt.d.w f2, s1
+  fsd f2, 0(gp) /* sig 0 */
+  frcsr s1
+  sd s1, 8(gp) /* sig 1 */
+  /* 2: cJump */
+  auipc t1, 0
+  addi t1, t1, 18
   .option rvc
-  c.xor a5, a1
+  c.jalr t1
   .option norvc
-  sd a5, 32(gp) /* sig 4 */
-.L1:
+  slliw s1, t3, 31
+  sd s1, 16(gp) /* sig 2 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t1, t1, tp
+  sd ra, 24(gp) /* sig 3 */
+  sd t1, 32(gp) /* sig 4 */
   /* 3: fp */
-  li tp, 0x3ff8000000000000
-  fmv.d.x f3, tp
-  fcvt.l.d s3, f3, rmm
-  sd s3, 40(gp) /* sig 5 */
-  fsflags a2, zero
-  sd a2, 48(gp) /* sig 6 */
-  /* 4: luiAuipc */
-  auipc s9, 0x57184
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 56(gp) /* sig 7 */
-  /* 5: lrsc */
-  addi s2, sp, 144
-  lr.w.aq a7, (s2)
-  sc.w.rl s0, s3, (s2)
-  sd a7, 64(gp) /* sig 8 */
-  sd s0, 72(gp) /* sig 9 */
-  sub s2, s2, sp
-  lw a4, 144(sp)
-  sd a4, 80(gp) /* sig 10 */
-  /* 6: cBranch */
-  .option rvc
-  c.beqz a2, .L2
-  .option norvc
-  subw a0, s7, s2
-  sd a0, 88(gp) /* sig 11 */
-  addi s10, zero, -896
-  sd s10, 96(gp) /* sig 12 */
-  divw s7, a4, zero
-  sd s7, 104(gp) /* sig 13 */
+  fsgnjn.s f6, f30, f23
+  fsd f6, 40(gp) /* sig 5 */
+  fsflags s7, zero
+  sd s7, 48(gp) /* sig 6 */
+  /* 4: branch */
+  li a2, 0xfffffffffffffffe
+  li a2, 0x8000
+  beq a2, a2, .L0
+  slti s8, t0, -1274
+  sd s8, 56(gp) /* sig 7 */
+.L0:
+  /* 5: aluI */
+  li t2, 0x8000000000000000
+  slti a6, t2, -915
+  sd a6, 64(gp) /* sig 8 */
+  /* 6: far */
+  bltu a5, s2, .L1
 .L2:
-  /* 7: fence */
-  fence r, w
-  /* 8: jalr */
-  auipc a2, 0
-  jalr s5, 23(a2)
-  remu s8, s9, s4
-  sd s8, 112(gp) /* sig 14 */
+  /* 7: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f31, tp
+  li tp, 0xbecac06bd01cfb5f
+  fmv.d.x f7, tp
+  fmul.d f11, f31, f7, rup
+  fsd f11, 80(gp) /* sig 10 */
+  frflags s7
+  sd s7, 88(gp) /* sig 11 */
+  /* 8: amo */
+  addi s0, sp, 96
+  amomaxu.d a2, s4, (s0)
+  sub s0, s0, sp
+  sd a2, 96(gp) /* sig 12 */
+  /* 9: cMem */
+  addi a5, sp, 44
   .option rvc
-  c.addi a5, -21
+  c.lw s0, 56(a5)
   .option norvc
-  sd a5, 120(gp) /* sig 15 */
-  auipc tp, 0
-  sub s5, s5, tp
-  sub a2, a2, tp
-  sd s5, 128(gp) /* sig 16 */
-  sd a2, 136(gp) /* sig 17 */
-  /* 9: jal */
-  jal s4, .L3
+  sd s0, 104(gp) /* sig 13 */
+  sub a5, a5, sp
+  /* 10: cAlu */
   .option rvc
-  c.srli s0, 62
+  c.srai a0, 32
   .option norvc
-  sd s0, 144(gp) /* sig 18 */
-.L3:
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 152(gp) /* sig 19 */
-  /* 10: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f13, tp
-  fclass.d t1, f13
-  sd t1, 160(gp) /* sig 20 */
-  li t6, 0x1f
-  csrrc s7, fcsr, t6
-  sd s7, 168(gp) /* sig 21 */
+  sd a0, 112(gp) /* sig 14 */
   /* 11: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f19, tp
-  li tp, 0xffffffffc696ef57
-  fmv.d.x f18, tp
-  fadd.s f24, f19, f18, rmm
-  fsd f24, 176(gp) /* sig 22 */
-  frflags a7
-  sd a7, 184(gp) /* sig 23 */
-  /* 12: fp */
-  fsgnj.s f28, f20, f5
-  fsd f28, 192(gp) /* sig 24 */
-  fsflags a4, zero
-  sd a4, 200(gp) /* sig 25 */
-  /* 13: fp */
-  fmv.x.w a6, f7
-  sd a6, 208(gp) /* sig 26 */
-  fsflags a5, zero
-  sd a5, 216(gp) /* sig 27 */
-  /* 14: fp */
-  li tp, 0x7493acba94bc6220
-  fmv.d.x f10, tp
-  li tp, 0x8041b882a095057a
+  li tp, 0xffffffff7fa00000
   fmv.d.x f3, tp
-  feq.d a6, f10, f3
-  sd a6, 224(gp) /* sig 28 */
-  frflags t2
-  sd t2, 232(gp) /* sig 29 */
-  /* 15: lrsc */
-  addi t1, sp, 32
-  lr.d.rl a7, (t1)
-  srai s0, a0, 29
-  srlw a5, s1, a5
-  sc.d.aqrl s5, s0, (t1)
-  sd a7, 240(gp) /* sig 30 */
-  sd s5, 248(gp) /* sig 31 */
-  sub t1, t1, sp
-  ld t1, 32(sp)
-  sd t1, 256(gp) /* sig 32 */
-  /* 16: luiAuipc */
-  lui s0, 0xed24f
-  sd s0, 264(gp) /* sig 33 */
-  /* 17: branch */
+  fclass.s t1, f3
+  sd t1, 120(gp) /* sig 15 */
+  frflags t3
+  sd t3, 128(gp) /* sig 16 */
+  /* 12: luiAuipc */
+  lui s8, 0xe816e
+  sd s8, 136(gp) /* sig 17 */
+  /* 13: fp */
+  li tp, 0xffffffff46029447
+  fmv.d.x f14, tp
+  fclass.s t3, f14
+  sd t3, 144(gp) /* sig 18 */
+  frflags s0
+  sd s0, 152(gp) /* sig 19 */
+  /* 14: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f7, tp
+  li tp, 0x3ff8d0305692581e
+  fmv.d.x f25, tp
+  fsub.d f27, f7, f25
+  fsd f27, 160(gp) /* sig 20 */
+  frflags a6
+  sd a6, 168(gp) /* sig 21 */
+  /* 15: jalr */
+  auipc t1, 0
+  addi t1, t1, -173
+  jalr zero, 199(t1)
+  .option rvc
+  c.mv a5, s5
+  .option norvc
+  sd a5, 176(gp) /* sig 22 */
+  slt s10, s3, s0
+  sd s10, 184(gp) /* sig 23 */
+  auipc tp, 0
+  sub t1, t1, tp
+  sd zero, 192(gp) /* sig 24 */
+  sd t1, 200(gp) /* sig 25 */
+  /* 16: loop */
+  li t2, 0x4
+.L3:
+  xori t6, s9, -1461
+  sd t6, 208(gp) /* sig 26 */
+  .option rvc
+  c.srai a1, 20
+  .option norvc
+  sd a1, 216(gp) /* sig 27 */
+  addi t2, t2, -1
+  bltu zero, t2, .L3
+  sd t2, 224(gp) /* sig 28 */
+  /* 17: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f30, tp
+  li tp, 0x41dfffffffe00000
+  fmv.d.x f3, tp
+  fmin.d f5, f30, f3
+  fsd f5, 232(gp) /* sig 29 */
+  fsflags t4, zero
+  sd t4, 240(gp) /* sig 30 */
+  /* 18: branch */
   bge a7, s9, .L4
   sraiw t4, t6, 16
-  sd t4, 272(gp) /* sig 34 */
+  sd t4, 248(gp) /* sig 31 */
   sraw a1, s6, s7
-  sd a1, 280(gp) /* sig 35 */
+  sd a1, 256(gp) /* sig 32 */
   slliw a6, t2, 7
-  sd a6, 288(gp) /* sig 36 */
+  sd a6, 264(gp) /* sig 33 */
 .L4:
-  /* 18: fp */
-  li tp, 0x3e38a9e173c613ca
-  fmv.d.x f31, tp
-  fmin.d f25, f31, f27
-  fsd f25, 296(gp) /* sig 37 */
-  li s2, 0x1f
-  csrrc s0, fcsr, s2
-  sd s0, 304(gp) /* sig 38 */
-  /* 19: aluR */
-  li s3, 0xfffffffff
-  sraw a0, s3, a5
-  sd a0, 312(gp) /* sig 39 */
-  /* 20: amo */
-  addi a6, sp, 84
-  amoswap.w.aqrl s4, a3, (a6)
-  sub a6, a6, sp
-  sd s4, 320(gp) /* sig 40 */
-  lw a3, 84(sp)
-  sd a3, 328(gp) /* sig 41 */
-  /* 21: mem */
-  addi s10, sp, -3
-  sh a6, 231(s10)
-  sub s10, s10, sp
-  /* 22: branch */
-  li s7, 0x3ffffffff
-  li a5, 0x3ffffffff
-  bge s7, a5, .L5
-  .option rvc
-  c.add s6, s6
-  .option norvc
-  sd s6, 336(gp) /* sig 42 */
-.L5:
-  /* 23: fp */
-  li tp, 0x3f60ed76a48cb5a0
-  fmv.d.x f12, tp
-  fcvt.l.d s9, f12, rtz
-  sd s9, 344(gp) /* sig 43 */
-  li s11, 0x1f
-  csrrc s2, fcsr, s11
-  sd s2, 352(gp) /* sig 44 */
-  /* 24: fp */
-  fnmsub.s f16, f3, f9, f25, rup
-  fsd f16, 360(gp) /* sig 45 */
+  /* 19: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f0, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f5, tp
+  fmax.d f25, f0, f5
+  fsd f25, 272(gp) /* sig 34 */
   fsflags a2, zero
-  sd a2, 368(gp) /* sig 46 */
-  /* 25: fp */
-  li tp, 0x7ff4000000000000
-  fmv.d.x f23, tp
-  fclass.d s8, f23
-  sd s8, 376(gp) /* sig 47 */
-  fsflags s9, zero
-  sd s9, 384(gp) /* sig 48 */
-  /* 26: branch */
-  bgeu a5, s11, .L6
-  slli t1, a5, 55
-  sd t1, 392(gp) /* sig 49 */
-.L6:
+  sd a2, 280(gp) /* sig 35 */
+  /* 20: fp */
+  li tp, 0xffffffffbfbc95ec
+  fmv.d.x f0, tp
+  li tp, 0xffffffff43ec6052
+  fmv.d.x f17, tp
+  li tp, 0xffffffff442e212a
+  fmv.d.x f28, tp
+  fmsub.s f5, f0, f17, f28, rdn
+  fsd f5, 288(gp) /* sig 36 */
+  fsflags a5, zero
+  sd a5, 296(gp) /* sig 37 */
+  /* 21: fp */
+  li tp, 0x3f2d642749e2c98f
+  fmv.d.x f19, tp
+  fle.d a4, f19, f19
+  sd a4, 304(gp) /* sig 38 */
+  fsflags s7, zero
+  sd s7, 312(gp) /* sig 39 */
+  /* 22: cMem */
+  .option rvc
+  c.ldsp s0, 104(sp)
+  .option norvc
+  sd s0, 320(gp) /* sig 40 */
+  /* 23: fp */
+  li s2, 0x4b8d8027
+  fcvt.d.wu f22, s2
+  fsd f22, 328(gp) /* sig 41 */
+  fsflags s11, zero
+  sd s11, 336(gp) /* sig 42 */
+  /* 24: fp */
+  li tp, 0xffffffff3c1b6896
+  fmv.d.x f21, tp
+  fcvt.l.s s6, f21, rne
+  sd s6, 344(gp) /* sig 43 */
+  li a2, 0x1f
+  csrrc s5, fcsr, a2
+  sd s5, 352(gp) /* sig 44 */
+  /* 25: lrsc */
+  addi s4, sp, 216
+  lr.d.rl s2, (s4)
+  srli s0, s5, 59
+  addiw t2, s8, 1125
+  sc.d.aq t5, t6, (s4)
+  sd s2, 360(gp) /* sig 45 */
+  sd t5, 368(gp) /* sig 46 */
+  sc.d.aqrl t5, zero, (s4)
+  sd t5, 376(gp) /* sig 47 */
+  sub s4, s4, sp
+  ld a5, 216(sp)
+  sd a5, 384(gp) /* sig 48 */
+  /* 26: amo */
+  addi t1, sp, 88
+  amomax.d a7, s5, (t1)
+  sub t1, t1, sp
+  sd a7, 392(gp) /* sig 49 */
   /* 27: aluI */
   xori t0, a6, 1194
   sd t0, 400(gp) /* sig 50 */
-  /* 28: fp */
-  li tp, 0xffffffffbfc63704
-  fmv.d.x f16, tp
-  li tp, 0xffffffff7f2550c3
-  fmv.d.x f28, tp
-  fmul.s f4, f16, f28, rtz
-  fsd f4, 408(gp) /* sig 51 */
-  csrrci s9, fflags, 0x1f
-  sd s9, 416(gp) /* sig 52 */
-  /* 29: mem */
-  addi t5, sp, 299
-  sd a5, -99(t5)
-  sub t5, t5, sp
-  /* 30: fcsr */
-  li a1, 0x0
-  csrrc a1, fcsr, a1
-  sd a1, 424(gp) /* sig 53 */
-  /* 31: cBranch */
+  /* 28: fcsr */
+  csrrc t2, fcsr, zero
+  sd t2, 408(gp) /* sig 51 */
+  /* 29: amo */
+  addi t4, sp, 88
+  amomax.w.aqrl s2, s2, (t4)
+  sub t4, t4, sp
+  sd s2, 416(gp) /* sig 52 */
+  lw t5, 88(sp)
+  sd t5, 424(gp) /* sig 53 */
+  /* 30: fp */
+  fcvt.s.lu f31, s7, rdn
+  fsd f31, 432(gp) /* sig 54 */
+  fsflags a1, zero
+  sd a1, 440(gp) /* sig 55 */
+  /* 31: lrsc */
+  addi s9, sp, 16
+  lr.d.aqrl t3, (s9)
+  xori t0, a1, 148
+  sltu t5, s2, t4
+  sc.d.rl s0, a7, (s9)
+  sd t3, 448(gp) /* sig 56 */
+  sd s0, 456(gp) /* sig 57 */
+  sub s9, s9, sp
+  ld s6, 16(sp)
+  sd s6, 464(gp) /* sig 58 */
+  /* 32: loop */
+  li s1, 0x2
+.L5:
   .option rvc
-  c.j .L7
+  c.add s3, a5
   .option norvc
-  sltiu s10, a0, -2048
-  sd s10, 432(gp) /* sig 54 */
+  sd s3, 472(gp) /* sig 59 */
   .option rvc
-  c.add t6, a0
+  c.add a1, a1
   .option norvc
-  sd t6, 440(gp) /* sig 55 */
-  .option rvc
-  c.li a0, 25
-  .option norvc
-  sd a0, 448(gp) /* sig 56 */
-.L7:
-  /* 32: lrsc */
-  addi a6, sp, 68
-  lr.w.aq s6, (a6)
-  slt a4, a2, t5
-  sc.w.aqrl s2, s7, (a6)
-  sd s6, 456(gp) /* sig 57 */
-  sd s2, 464(gp) /* sig 58 */
-  sub a6, a6, sp
-  lw a1, 68(sp)
-  sd a1, 472(gp) /* sig 59 */
-  /* 33: fp */
-  li tp, 0xc0c8775efb4cd3ea
-  fmv.d.x f7, tp
-  li tp, 0x805921cd87c6afa7
-  fmv.d.x f14, tp
-  fnmadd.d f7, f7, f14, f29, rdn
-  fsd f7, 480(gp) /* sig 60 */
-  li s6, 0x1f
-  csrrc a5, fcsr, s6
-  sd a5, 488(gp) /* sig 61 */
-  /* 34: jal */
-  jal zero, .L8
+  sd a1, 480(gp) /* sig 60 */
+  addi s1, s1, -1
+  bne s1, zero, .L5
+  sd s1, 488(gp) /* sig 61 */
+  /* 33: loop */
+  li a3, 0x3
+.L6:
+  sraiw a7, s6, 15
+  sd a7, 496(gp) /* sig 62 */
+  addi a3, a3, -1
+  bne a3, zero, .L6
+  sd a3, 504(gp) /* sig 63 */
+  /* 34: amo */
+  addi t4, sp, 128
+  amomaxu.d.aq s11, a5, (t4)
+  sub t4, t4, sp
+  sd s11, 512(gp) /* sig 64 */
+  /* 35: jal */
+  jal zero, .L7
   xori t2, t5, 165
-  sd t2, 496(gp) /* sig 62 */
+  sd t2, 520(gp) /* sig 65 */
+.L7:
+  sd zero, 528(gp) /* sig 66 */
+  /* 36: fp */
+  fclass.d t5, f13
+  sd t5, 536(gp) /* sig 67 */
+  fsflags t0, zero
+  sd t0, 544(gp) /* sig 68 */
+  /* 37: branch */
+  bgeu a4, a4, .L8
+  divw a7, a2, a0
+  sd a7, 552(gp) /* sig 69 */
+  .option rvc
+  c.andi a4, -5
+  .option norvc
+  sd a4, 560(gp) /* sig 70 */
 .L8:
-  sd zero, 504(gp) /* sig 63 */
-  /* 35: fp */
-  li tp, 0xffffffff80000000
-  fmv.d.x f30, tp
-  fclass.d t2, f30
-  sd t2, 512(gp) /* sig 64 */
-  li s11, 0x1f
-  csrrc s0, fcsr, s11
-  sd s0, 520(gp) /* sig 65 */
-  /* 36: fmem */
-  fsd f20, 0(sp)
-  /* 37: cJump */
-  auipc a0, 0
-  addi a0, a0, 10
-  .option rvc
-  c.jr a0
-  .option norvc
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 528(gp) /* sig 66 */
-  /* 38: amo */
-  li s2, 0x8000
-  addi s3, sp, 104
-  amoor.d.aqrl s9, s2, (s3)
-  sub s3, s3, sp
-  sd s9, 536(gp) /* sig 67 */
-  ld t6, 104(sp)
-  sd t6, 544(gp) /* sig 68 */
+  /* 38: fp */
+  li tp, 0xffffffff481c7910
+  fmv.d.x f2, tp
+  fsgnj.d f23, f7, f2
+  fsd f23, 568(gp) /* sig 71 */
+  frcsr s7
+  sd s7, 576(gp) /* sig 72 */
   /* 39: fp */
-  fcvt.d.lu f21, a5, rne
-  fsd f21, 552(gp) /* sig 69 */
-  fsflags s2, zero
-  sd s2, 560(gp) /* sig 70 */
-  /* 40: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f4, tp
-  fsub.s f24, f4, f24, rne
-  fsd f24, 568(gp) /* sig 71 */
-  fsflags s6, zero
-  sd s6, 576(gp) /* sig 72 */
-  /* 41: cAlu */
-  .option rvc
-  c.andi a0, -14
-  .option norvc
-  sd a0, 584(gp) /* sig 73 */
+  fcvt.d.w f13, a3
+  fsd f13, 584(gp) /* sig 73 */
+  frcsr s3
+  sd s3, 592(gp) /* sig 74 */
+  /* 40: aluR */
+  subw s9, t0, s9
+  sd s9, 600(gp) /* sig 75 */
+  /* 41: aluI */
+  ori s2, a3, 2047
+  sd s2, 608(gp) /* sig 76 */
   /* 42: jal */
-  jal a1, .L9
-  sltiu t2, s0, -1753
-  sd t2, 592(gp) /* sig 74 */
+  jal s6, .L9
+  addw zero, s0, t1
+  sd zero, 616(gp) /* sig 77 */
+  addi t1, zero, 1
+  sd t1, 624(gp) /* sig 78 */
 .L9:
   auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 600(gp) /* sig 75 */
-  /* 43: aluR */
-  li t1, 0xfffffffffc2ca548
-  mulhu ra, zero, t1
-  sd ra, 608(gp) /* sig 76 */
+  sub s6, s6, tp
+  sd s6, 632(gp) /* sig 79 */
+  /* 43: fp */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f14, tp
+  li tp, 0xffffffff850e9bb8
+  fmv.d.x f16, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f9, tp
+  fnmadd.s f26, f14, f16, f9, dyn
+  fsd f26, 640(gp) /* sig 80 */
+  fsflags s2, zero
+  sd s2, 648(gp) /* sig 81 */
   /* 44: fp */
-  li a2, 0x1ffffffff
-  fcvt.d.wu f12, a2
-  fsd f12, 616(gp) /* sig 77 */
-  fsflags t4, zero
-  sd t4, 624(gp) /* sig 78 */
-  /* 45: cSp */
+  li tp, 0xffffffff80003bc3
+  fmv.d.x f6, tp
+  li tp, 0xffffffffb5ef0cc6
+  fmv.d.x f27, tp
+  fdiv.s f7, f6, f27, rdn
+  fsd f7, 656(gp) /* sig 82 */
+  frflags a0
+  sd a0, 664(gp) /* sig 83 */
+  /* 45: luiAuipc */
+  auipc s7, 0xadbed
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 672(gp) /* sig 84 */
+  /* 46: cAlu */
   .option rvc
-  c.addi16sp sp, -384
+  c.add s8, s11
   .option norvc
-  ld s0, 408(sp)
-  sd s0, 632(gp) /* sig 79 */
+  sd s8, 680(gp) /* sig 85 */
+  /* 47: cMem */
   .option rvc
-  c.addi16sp sp, 384
+  c.swsp a3, 28(sp)
   .option norvc
-  /* 46: aluI */
-  li a7, 0x6e5000
-  srliw s10, a7, 16
-  sd s10, 640(gp) /* sig 80 */
-  /* 47: fp */
-  li tp, 0xbde6365dd7c1603a
-  fmv.d.x f15, tp
-  fcvt.wu.d a2, f15, rdn
-  sd a2, 648(gp) /* sig 81 */
-  li s8, 0x1f
-  csrrc a6, fcsr, s8
-  sd a6, 656(gp) /* sig 82 */
-  /* 48: fp */
-  li tp, 0x4008000000000000
-  fmv.d.x f3, tp
+  /* 48: aluI */
+  ori a0, a5, -1098
+  sd a0, 688(gp) /* sig 86 */
+  /* 49: fp */
+  fsub.d f26, f0, f19, rmm
+  fsd f26, 696(gp) /* sig 87 */
+  frcsr t4
+  sd t4, 704(gp) /* sig 88 */
+  /* 50: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f31, tp
+  fcvt.lu.d t2, f31
+  sd t2, 712(gp) /* sig 89 */
+  fsflags t6, zero
+  sd t6, 720(gp) /* sig 90 */
+  /* 51: aluR */
+  sra t3, s6, s5
+  sd t3, 728(gp) /* sig 91 */
+  /* 52: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f26, tp
+  fsqrt.d f24, f26, rtz
+  fsd f24, 736(gp) /* sig 92 */
+  li ra, 0x1f
+  csrrc ra, fcsr, ra
+  sd ra, 744(gp) /* sig 93 */
+  /* 53: cMem */
+  addi a0, sp, 72
+  .option rvc
+  c.ld s0, 88(a0)
+  .option norvc
+  sd s0, 752(gp) /* sig 94 */
+  sub a0, a0, sp
+  /* 54: aluR */
+  srl a1, s3, a6
+  sd a1, 760(gp) /* sig 95 */
+  /* 55: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f29, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f26, tp
   li tp, 0xfff8000000000000
-  fmv.d.x f13, tp
-  fadd.d f9, f3, f13, rmm
-  fsd f9, 664(gp) /* sig 83 */
-  fsflags a0, zero
-  sd a0, 672(gp) /* sig 84 */
-  /* 49: cSp */
+  fmv.d.x f11, tp
+  fmadd.d f20, f29, f26, f11, rup
+  fsd f20, 768(gp) /* sig 96 */
+  fsflags ra, zero
+  sd ra, 776(gp) /* sig 97 */
+  /* 56: branch */
+  bgeu t2, s5, .L10
+  div a3, s5, s10
+  sd a3, 784(gp) /* sig 98 */
+  addw t6, s6, s9
+  sd t6, 792(gp) /* sig 99 */
+.L10:
+  /* 57: mem */
+  addi s0, sp, 379
+  lb s2, -150(s0)
+  sd s2, 800(gp) /* sig 100 */
+  sub s0, s0, sp
+  /* 58: aluR */
+  slt s0, a6, a0
+  sd s0, 808(gp) /* sig 101 */
+  /* 59: jalr */
+  auipc t3, 0
+  addi t3, t3, 48
+  jalr zero, -22(t3)
   .option rvc
-  c.addi4spn s0, sp, 448
+  c.srli a0, 12
+  .option norvc
+  sd a0, 816(gp) /* sig 102 */
+  addi a1, s3, 2047
+  sd a1, 824(gp) /* sig 103 */
+  auipc tp, 0
+  sub t3, t3, tp
+  sd zero, 832(gp) /* sig 104 */
+  sd t3, 840(gp) /* sig 105 */
+  /* 60: cAlu */
+  .option rvc
+  c.addiw a6, 31
+  .option norvc
+  sd a6, 848(gp) /* sig 106 */
+  /* 61: fp */
+  fcvt.d.lu f22, s8
+  fsd f22, 856(gp) /* sig 107 */
+  li t6, 0x1f
+  csrrc a7, fcsr, t6
+  sd a7, 864(gp) /* sig 108 */
+  /* 62: amo */
+  addi t5, sp, 80
+  amoxor.w.aqrl a2, s2, (t5)
+  sub t5, t5, sp
+  sd a2, 872(gp) /* sig 109 */
+  lw s10, 80(sp)
+  sd s10, 880(gp) /* sig 110 */
+  /* 63: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f11, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f8, tp
+  fle.d s7, f11, f8
+  sd s7, 888(gp) /* sig 111 */
+  fsflags s11, zero
+  sd s11, 896(gp) /* sig 112 */
+  /* 64: fp */
+  li s5, 0x27
+  fcvt.s.lu f21, s5
+  fsd f21, 904(gp) /* sig 113 */
+  frcsr s5
+  sd s5, 912(gp) /* sig 114 */
+  /* 65: fcsr */
+  li t4, 0xc8cf78a392d96d3d
+  csrrs s1, fcsr, t4
+  sd s1, 920(gp) /* sig 115 */
+  /* 66: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 164
   .option norvc
   sub s0, s0, sp
-  sd s0, 680(gp) /* sig 85 */
-  /* 50: cJump */
-  auipc s4, 0
-  addi s4, s4, 18
+  sd s0, 928(gp) /* sig 116 */
+  /* 67: cAlu */
   .option rvc
-  c.jalr s4
+  c.srai a2, 55
   .option norvc
-  addiw s5, t4, 812
-  sd s5, 688(gp) /* sig 86 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s4, s4, tp
-  sd ra, 696(gp) /* sig 87 */
-  sd s4, 704(gp) /* sig 88 */
-  /* 51: branch */
-  beq t6, t6, .L10
+  sd a2, 936(gp) /* sig 117 */
+  /* 68: cMem */
   .option rvc
-  c.li ra, -16
+  c.lwsp t4, 188(sp)
   .option norvc
-  sd ra, 712(gp) /* sig 89 */
-  mulhu s9, s5, t3
-  sd s9, 720(gp) /* sig 90 */
-.L10:
-  /* 52: fp */
-  fsqrt.d f24, f27, rtz
-  fsd f24, 728(gp) /* sig 91 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 736(gp) /* sig 92 */
-  /* 53: fmem */
-  fsd f11, 1(sp)
-  /* 54: cMem */
+  sd t4, 944(gp) /* sig 118 */
+  /* 69: cAlu */
   .option rvc
-  c.ldsp ra, 0(sp)
+  c.li t3, 27
   .option norvc
-  sd ra, 744(gp) /* sig 93 */
-  /* 55: loop */
-  li a3, 0x3
-.L11:
-  slli s2, a1, 40
-  sd s2, 752(gp) /* sig 94 */
-  xor a4, t4, s11
-  sd a4, 760(gp) /* sig 95 */
-  addi a3, a3, -1
-  blt zero, a3, .L11
-  sd a3, 768(gp) /* sig 96 */
-  /* 56: fp */
-  li tp, 0xc084cec01326be83
-  fmv.d.x f30, tp
-  fdiv.d f11, f30, f22, rdn
-  fsd f11, 776(gp) /* sig 97 */
-  frflags s10
-  sd s10, 784(gp) /* sig 98 */
-  /* 57: mem */
-  lh s9, 166(sp)
-  sd s9, 792(gp) /* sig 99 */
-  /* 58: fcsr */
-  csrrci a2, fflags, 4
-  sd a2, 800(gp) /* sig 100 */
-  /* 59: amo */
-  addi t2, sp, 0
-  amoadd.d.aqrl a7, a1, (t2)
-  sub t2, t2, sp
-  sd a7, 808(gp) /* sig 101 */
-  ld a4, 0(sp)
-  sd a4, 816(gp) /* sig 102 */
-  /* 60: jal */
-  jal ra, .L12
-  sltiu a2, t5, -1002
-  sd a2, 824(gp) /* sig 103 */
-  addi a2, a1, -322
-  sd a2, 832(gp) /* sig 104 */
-.L12:
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 840(gp) /* sig 105 */
-  /* 61: loop */
-  li a6, 0x4
-.L13:
-  div s11, t0, a3
-  sd s11, 848(gp) /* sig 106 */
-  mulhsu a0, t6, a7
-  sd a0, 856(gp) /* sig 107 */
-  addi a6, a6, -1
-  bltu zero, a6, .L13
-  sd a6, 864(gp) /* sig 108 */
-  /* 62: smc */
-  /* patches in addi t4, t3, -236 (then imm + 1, ...) */
-  li a3, 0xf14e0e93
-  li a2, 0x3
-.L14:
-  auipc t5, 0
-  sw a3, 12(t5)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a3, a3, tp
-  addi a2, a2, -1
-  bne a2, zero, .L14
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t4, 872(gp) /* sig 109 */
-  sd t5, 880(gp) /* sig 110 */
-  /* 63: fp */
-  li tp, 0x41f86dd5b20af068
-  fmv.d.x f22, tp
-  li tp, 0xff226d2e9dd7e30b
-  fmv.d.x f8, tp
-  feq.d s1, f22, f8
-  sd s1, 888(gp) /* sig 111 */
-  frflags s8
-  sd s8, 896(gp) /* sig 112 */
-  /* 64: luiAuipc */
-  lui s5, 0xf1de8
-  sd s5, 904(gp) /* sig 113 */
-  /* 65: branch */
-  bltu s3, s3, .L15
-  srli a5, t4, 0
-  sd a5, 912(gp) /* sig 114 */
-  addi a4, s3, -1226
-  sd a4, 920(gp) /* sig 115 */
-  .option rvc
-  c.add a5, ra
-  .option norvc
-  sd a5, 928(gp) /* sig 116 */
-.L15:
-  /* 66: fp */
-  li tp, 0xffffffff800e13d9
-  fmv.d.x f29, tp
-  li tp, 0xffffffffba354271
-  fmv.d.x f14, tp
-  fnmadd.s f4, f29, f19, f14, rne
-  fsd f4, 936(gp) /* sig 117 */
-  fsflags s5, zero
-  sd s5, 944(gp) /* sig 118 */
-  /* 67: cJump */
-  auipc t4, 0
-  addi t4, t4, 10
-  .option rvc
-  c.jalr t4
-  .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub t4, t4, tp
-  sd ra, 952(gp) /* sig 119 */
-  sd t4, 960(gp) /* sig 120 */
-  /* 68: fp */
-  li tp, 0x3ff30483f8b1fc7e
+  sd t3, 952(gp) /* sig 119 */
+  /* 70: liSeed */
+  li s2, 0xae30000000000
+  sd s2, 960(gp) /* sig 120 */
+  /* 71: fp */
+  li tp, 0xffffffffff800001
   fmv.d.x f24, tp
-  li tp, 0x7feaec20c367f03b
+  li tp, 0xffffffffb4299bf2
+  fmv.d.x f23, tp
+  feq.s s5, f24, f23
+  sd s5, 968(gp) /* sig 121 */
+  li s1, 0x1f
+  csrrc s10, fcsr, s1
+  sd s10, 976(gp) /* sig 122 */
+  /* 72: fp */
+  li tp, 0xbff1fc7ed4ef94ad
   fmv.d.x f5, tp
-  fmul.d f11, f24, f5, rdn
-  fsd f11, 968(gp) /* sig 121 */
-  frflags t3
-  sd t3, 976(gp) /* sig 122 */
-  /* 69: fp */
-  li t3, 0x5450a4dd
-  fcvt.s.lu f15, t3, rup
-  fsd f15, 984(gp) /* sig 123 */
-  fsflags s6, zero
-  sd s6, 992(gp) /* sig 124 */
-  /* 70: fp */
-  fadd.d f10, f20, f16, rmm
-  fsd f10, 1000(gp) /* sig 125 */
-  fsflags s7, zero
-  sd s7, 1008(gp) /* sig 126 */
-  /* 71: branch */
-  bltu s5, s1, .L16
-  slti ra, zero, -1
-  sd ra, 1016(gp) /* sig 127 */
-.L16:
-  /* 72: amo */
-  addi a4, sp, 128
-  amominu.d.aqrl t3, s5, (a4)
-  sub a4, a4, sp
-  sd t3, 1024(gp) /* sig 128 */
-  /* 73: fp */
-  li tp, 0xc239471c73f4f6d3
+  li tp, 0x402909e1dfa0c103
   fmv.d.x f27, tp
-  li tp, 0x901133d11df853a6
-  fmv.d.x f21, tp
-  fmadd.d f30, f27, f1, f21, rne
-  fsd f30, 1032(gp) /* sig 129 */
-  fsflags s8, zero
-  sd s8, 1040(gp) /* sig 130 */
-  /* 74: loop */
-  li t2, 0x3
-.L17:
-  .option rvc
-  c.add a4, s3
-  .option norvc
-  sd a4, 1048(gp) /* sig 131 */
-  .option rvc
-  c.srai s1, 62
-  .option norvc
-  sd s1, 1056(gp) /* sig 132 */
-  addi t2, t2, -1
-  blt zero, t2, .L17
-  sd t2, 1064(gp) /* sig 133 */
-  /* 75: fp */
-  li tp, 0x3fb999999999999a
-  fmv.d.x f0, tp
-  li tp, 0x8000000000000001
-  fmv.d.x f22, tp
-  fmsub.d f4, f13, f0, f22, dyn
-  fsd f4, 1072(gp) /* sig 134 */
-  fsflags s4, zero
-  sd s4, 1080(gp) /* sig 135 */
-  /* 76: fp */
-  li tp, 0x8008414b22f16c01
-  fmv.d.x f18, tp
-  fcvt.lu.d s2, f18, rup
-  sd s2, 1088(gp) /* sig 136 */
-  frcsr a1
-  sd a1, 1096(gp) /* sig 137 */
-  /* 77: loop */
-  li t0, 0x4
-.L18:
-  mul s0, t6, s10
-  sd s0, 1104(gp) /* sig 138 */
-  .option rvc
-  c.add s6, s8
-  .option norvc
-  sd s6, 1112(gp) /* sig 139 */
-  addi t0, t0, -1
-  bltu zero, t0, .L18
-  sd t0, 1120(gp) /* sig 140 */
-  /* 78: cMem */
-  .option rvc
-  c.ldsp t2, 136(sp)
-  .option norvc
-  sd t2, 1128(gp) /* sig 141 */
-  /* 79: fp */
-  fsqrt.d f17, f5, rdn
-  fsd f17, 1136(gp) /* sig 142 */
-  frflags t6
-  sd t6, 1144(gp) /* sig 143 */
-  /* 80: fmem */
-  fld f25, 120(sp)
-  fsd f25, 1152(gp) /* sig 144 */
-  /* 81: cMem */
-  addi a2, sp, 52
-  .option rvc
-  c.lw a2, 36(a2)
-  .option norvc
-  sd a2, 1160(gp) /* sig 145 */
-  /* 82: fp */
-  li tp, 0x3fe0000000000000
-  fmv.d.x f24, tp
-  fcvt.w.s t2, f24, rup
-  sd t2, 1168(gp) /* sig 146 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 1176(gp) /* sig 147 */
-  /* 83: fp */
-  li tp, 0xffffffff7631a846
-  fmv.d.x f0, tp
-  fmul.s f1, f12, f0, rne
-  fsd f1, 1184(gp) /* sig 148 */
-  frflags t4
-  sd t4, 1192(gp) /* sig 149 */
-  /* 84: fence */
-  nop
-  /* 85: amo */
-  addi t3, sp, 240
-  amomax.d.aq a6, s8, (t3)
-  sub t3, t3, sp
-  sd a6, 1200(gp) /* sig 150 */
-  ld s8, 240(sp)
-  sd s8, 1208(gp) /* sig 151 */
-  /* 86: fcsr */
-  li t6, 0xb42f99835202804e
-  csrrc s11, fcsr, t6
-  sd s11, 1216(gp) /* sig 152 */
-  /* 87: smc */
-  /* patches in sltiu s0, s0, 1359 (then imm + 1, ...) */
-  li s11, 0x54f43413
-  li s2, 0x3
-.L19:
-  auipc s6, 0
-  sw s11, 12(s6)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s11, s11, tp
-  addi s2, s2, -1
-  bne s2, zero, .L19
-  auipc tp, 0
-  sub s6, s6, tp
-  sd s0, 1224(gp) /* sig 153 */
-  sd s6, 1232(gp) /* sig 154 */
-  /* 88: fp */
-  li tp, 0x2d711b9d1d726a
-  fmv.d.x f11, tp
-  li tp, 0x7ad7d13026cf8722
+  li tp, 0x402c25a21e298f22
   fmv.d.x f15, tp
-  fnmsub.d f7, f30, f11, f15, dyn
-  fsd f7, 1240(gp) /* sig 155 */
-  frflags a4
-  sd a4, 1248(gp) /* sig 156 */
-  /* 89: fp */
-  li tp, 0x21c9e6bc500e50
-  fmv.d.x f24, tp
-  fmul.d f31, f13, f24, rne
-  fsd f31, 1256(gp) /* sig 157 */
-  fsflags s7, zero
-  sd s7, 1264(gp) /* sig 158 */
-  /* 90: fp */
-  li tp, 0xbffd147ecb4c34e6
+  fnmsub.d f11, f5, f27, f15, rdn
+  fsd f11, 984(gp) /* sig 123 */
+  csrrci s8, fflags, 0x1f
+  sd s8, 992(gp) /* sig 124 */
+  /* 73: cJump */
+  auipc a7, 0
+  addi a7, a7, 18
+  .option rvc
+  c.jr a7
+  .option norvc
+  or a3, s7, s11
+  sd a3, 1000(gp) /* sig 125 */
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a7, 1008(gp) /* sig 126 */
+  /* 74: aluI */
+  srliw s2, s5, 22
+  sd s2, 1016(gp) /* sig 127 */
+  /* 75: branch */
+  bne s7, s7, .L11
+  addw s0, zero, ra
+  sd s0, 1024(gp) /* sig 128 */
+  sraw a7, t3, s2
+  sd a7, 1032(gp) /* sig 129 */
+  .option rvc
+  c.addiw s4, 5
+  .option norvc
+  sd s4, 1040(gp) /* sig 130 */
+.L11:
+  /* 76: lrsc */
+  addi t5, sp, 120
+  sc.d.aq t4, a6, (t5)
+  sd t4, 1048(gp) /* sig 131 */
+  sub t5, t5, sp
+  ld t0, 120(sp)
+  sd t0, 1056(gp) /* sig 132 */
+  /* 77: fp */
+  li tp, 0xfe37e43c8800759c
   fmv.d.x f3, tp
-  li tp, 0x7fe19b47ee17255a
+  fcvt.s.d f9, f3, rne
+  fsd f9, 1064(gp) /* sig 133 */
+  fsflags a0, zero
+  sd a0, 1072(gp) /* sig 134 */
+  /* 78: fp */
+  li tp, 0xffffffffbf986b55
+  fmv.d.x f17, tp
+  li tp, 0xffffffff3e5033a5
+  fmv.d.x f27, tp
+  li tp, 0xffffffff3e77ebe9
+  fmv.d.x f13, tp
+  fmsub.s f24, f17, f27, f13, rmm
+  fsd f24, 1080(gp) /* sig 135 */
+  fsflags ra, zero
+  sd ra, 1088(gp) /* sig 136 */
+  /* 79: branch */
+  bne t1, t1, .L12
+  srli s3, s7, 33
+  sd s3, 1096(gp) /* sig 137 */
+.L12:
+  /* 80: fp */
+  li t4, 0xfffffffffffff800
+  fcvt.s.lu f1, t4, rup
+  fsd f1, 1104(gp) /* sig 138 */
+  frcsr a1
+  sd a1, 1112(gp) /* sig 139 */
+  /* 81: jal */
+  jal zero, .L13
+  srliw t6, s3, 7
+  sd t6, 1120(gp) /* sig 140 */
+  divw a4, s5, s11
+  sd a4, 1128(gp) /* sig 141 */
+.L13:
+  sd zero, 1136(gp) /* sig 142 */
+  /* 82: fp */
+  li tp, 0xfe37e43c8800759c
+  fmv.d.x f17, tp
+  fadd.d f17, f17, f18, rmm
+  fsd f17, 1144(gp) /* sig 143 */
+  fsflags s7, zero
+  sd s7, 1152(gp) /* sig 144 */
+  /* 83: cJump */
+  auipc a7, 0
+  addi a7, a7, 26
+  .option rvc
+  c.jr a7
+  .option norvc
+  srliw a6, a4, 11
+  sd a6, 1160(gp) /* sig 145 */
+  addi s4, s2, 1547
+  sd s4, 1168(gp) /* sig 146 */
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a7, 1176(gp) /* sig 147 */
+  /* 84: liSeed */
+  li s9, 0x5555555555555555
+  sd s9, 1184(gp) /* sig 148 */
+  /* 85: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f24, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f3, tp
+  fsgnj.s f0, f24, f3
+  fsd f0, 1192(gp) /* sig 149 */
+  fsflags s5, zero
+  sd s5, 1200(gp) /* sig 150 */
+  /* 86: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f12, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f0, tp
+  fmul.s f27, f12, f0, rmm
+  fsd f27, 1208(gp) /* sig 151 */
+  fsflags t5, zero
+  sd t5, 1216(gp) /* sig 152 */
+  /* 87: fp */
+  li tp, 0x3ff592758012fea6
+  fmv.d.x f3, tp
+  li tp, 0xbff592758012fea6
+  fmv.d.x f28, tp
+  fsub.d f27, f3, f3, rup
+  fsd f27, 1224(gp) /* sig 153 */
+  li s9, 0x1f
+  csrrc a6, fcsr, s9
+  sd a6, 1232(gp) /* sig 154 */
+  /* 88: fp */
+  fcvt.d.lu f15, s10, rmm
+  fsd f15, 1240(gp) /* sig 155 */
+  fsflags s0, zero
+  sd s0, 1248(gp) /* sig 156 */
+  /* 89: aluR */
+  li s8, 0x69677e61d4f43813
+  div s11, s8, a3
+  sd s11, 1256(gp) /* sig 157 */
+  /* 90: fp */
+  li tp, 0x10000000000000
   fmv.d.x f22, tp
-  fmul.d f19, f3, f22, rup
-  fsd f19, 1272(gp) /* sig 159 */
-  frflags t3
-  sd t3, 1280(gp) /* sig 160 */
-  /* 91: fp */
-  li tp, 0xffffffff35785d3a
-  fmv.d.x f20, tp
-  fcvt.wu.s a3, f20, rdn
-  sd a3, 1288(gp) /* sig 161 */
-  fsflags s11, zero
-  sd s11, 1296(gp) /* sig 162 */
-  /* 92: branch */
-  bltu s6, a1, .L20
+  li tp, 0xffffffff3e802a4b
+  fmv.d.x f16, tp
+  fnmsub.d f7, f22, f25, f16, rdn
+  fsd f7, 1264(gp) /* sig 158 */
+  fsflags s0, zero
+  sd s0, 1272(gp) /* sig 159 */
+  /* 91: cJump */
+  auipc t3, 0
+  addi t3, t3, 10
+  .option rvc
+  c.jalr t3
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t3, t3, tp
+  sd ra, 1280(gp) /* sig 160 */
+  sd t3, 1288(gp) /* sig 161 */
+  /* 92: rand */
+  .4byte 0xc212c3bb /* random */
+  sd t2, 1296(gp) /* sig 162 */
+  /* 93: fp */
+  li tp, 0xffffffffc015e005
+  fmv.d.x f10, tp
+  li tp, 0xffffffffc34d147e
+  fmv.d.x f29, tp
+  fsgnjx.s f16, f10, f29
+  fsd f16, 1304(gp) /* sig 163 */
+  fsflags t0, zero
+  sd t0, 1312(gp) /* sig 164 */
+  /* 94: fp */
+  li tp, 0xffffffffbf866b84
+  fmv.d.x f28, tp
+  li tp, 0xffffffff7f73c5f6
+  fmv.d.x f15, tp
+  fmul.s f24, f28, f15, rup
+  fsd f24, 1320(gp) /* sig 165 */
+  fsflags s4, zero
+  sd s4, 1328(gp) /* sig 166 */
+  /* 95: branch */
+  li a6, 0x1f
+  li s11, 0x8000000000000001
+  bge a6, s11, .L14
   .option rvc
   c.addi t6, -24
   .option norvc
-  sd t6, 1304(gp) /* sig 163 */
+  sd t6, 1336(gp) /* sig 167 */
   mulhsu a0, zero, s8
-  sd a0, 1312(gp) /* sig 164 */
+  sd a0, 1344(gp) /* sig 168 */
   xor a1, s10, a5
-  sd a1, 1320(gp) /* sig 165 */
-.L20:
-  /* 93: fp */
-  li tp, 0xffffffffbf89bf3d
-  fmv.d.x f7, tp
-  li tp, 0xffffffff0076f151
-  fmv.d.x f5, tp
-  li tp, 0xffffffff80000000
-  fmv.d.x f9, tp
-  fmadd.s f19, f7, f5, f9, rmm
-  fsd f19, 1328(gp) /* sig 166 */
-  fsflags t3, zero
-  sd t3, 1336(gp) /* sig 167 */
-  /* 94: cSp */
-  .option rvc
-  c.addi16sp sp, 192
-  .option norvc
-  ld a2, -144(sp)
-  sd a2, 1344(gp) /* sig 168 */
-  .option rvc
-  c.addi16sp sp, -192
-  .option norvc
-  /* 95: cAlu */
-  .option rvc
-  c.add s5, t4
-  .option norvc
-  sd s5, 1352(gp) /* sig 169 */
+  sd a1, 1352(gp) /* sig 169 */
+.L14:
   /* 96: fp */
-  li tp, 0xffffffff06ca146d
-  fmv.d.x f12, tp
-  fclass.s s4, f12
-  sd s4, 1360(gp) /* sig 170 */
-  fsflags s0, zero
-  sd s0, 1368(gp) /* sig 171 */
-  /* 97: lrsc */
-  addi s7, sp, 160
-  lr.d.rl s5, (s7)
-  sll a7, a1, s0
-  sc.d.aq s9, s6, (s7)
-  sd s5, 1376(gp) /* sig 172 */
-  sd s9, 1384(gp) /* sig 173 */
-  sc.d.aq s9, zero, (s7)
-  sd s9, 1392(gp) /* sig 174 */
-  sub s7, s7, sp
-  ld s5, 160(sp)
-  sd s5, 1400(gp) /* sig 175 */
-  /* 98: fp */
-  li tp, 0xffffffff3fc97766
-  fmv.d.x f13, tp
-  li tp, 0xffffffff7f22a5c1
-  fmv.d.x f30, tp
-  fmul.s f18, f13, f30, rdn
-  fsd f18, 1408(gp) /* sig 176 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 1416(gp) /* sig 177 */
-  /* 99: fp */
-  li t2, 0xffffffffffff8000
-  fcvt.d.wu f23, t2
-  fsd f23, 1424(gp) /* sig 178 */
+  li tp, 0xffffffff809214b4
+  fmv.d.x f5, tp
+  li tp, 0xffffffffb59214b4
+  fmv.d.x f8, tp
+  fdiv.s f19, f5, f8, rtz
+  fsd f19, 1360(gp) /* sig 170 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 1368(gp) /* sig 171 */
+  /* 97: fp */
+  li tp, 0xffffffffcc1d662b
+  fmv.d.x f10, tp
+  fmadd.d f13, f6, f10, f1, rtz
+  fsd f13, 1376(gp) /* sig 172 */
+  fsflags s4, zero
+  sd s4, 1384(gp) /* sig 173 */
+  /* 98: branch */
+  bgeu a4, t2, .L15
+  sraw s6, s2, s7
+  sd s6, 1392(gp) /* sig 174 */
+  div a6, s9, s5
+  sd a6, 1400(gp) /* sig 175 */
+.L15:
+  /* 99: liSeed */
+  li a1, 0xfffffffffffffffe
+  sd a1, 1408(gp) /* sig 176 */
+  j .L16
+.L1:
+  addi s10, zero, -896
+  sd s10, 72(gp) /* sig 9 */
+  j .L2
+.L16:
+  /* 100: fp */
+  fmul.s f11, f19, f23, rmm
+  fsd f11, 1416(gp) /* sig 177 */
+  li s7, 0x1f
+  csrrc a5, fcsr, s7
+  sd a5, 1424(gp) /* sig 178 */
+  /* 101: rand */
+  .4byte 0xa0235e37 /* random */
+  sd t3, 1432(gp) /* sig 179 */
+  .4byte 0x29cb3ebb /* random */
+  sd t4, 1440(gp) /* sig 180 */
+  /* 102: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f6, tp
+  fcvt.s.d f10, f6, rup
+  fsd f10, 1448(gp) /* sig 181 */
   fsflags a1, zero
-  sd a1, 1432(gp) /* sig 179 */
-  /* 100: cMem */
+  sd a1, 1456(gp) /* sig 182 */
+  /* 103: cMem */
   addi a1, sp, 232
   .option rvc
   c.lw a2, 20(a1)
   .option norvc
-  sd a2, 1440(gp) /* sig 180 */
+  sd a2, 1464(gp) /* sig 183 */
   sub a1, a1, sp
-  /* 101: amo */
+  /* 104: amo */
   addi a1, sp, 48
   amominu.w.rl s9, t3, (a1)
   sub a1, a1, sp
-  sd s9, 1448(gp) /* sig 181 */
+  sd s9, 1472(gp) /* sig 184 */
   lw zero, 48(sp)
-  sd zero, 1456(gp) /* sig 182 */
-  /* 102: fcsr */
-  li s11, 0x44
-  csrrs zero, frm, s11
-  sd zero, 1464(gp) /* sig 183 */
-  /* 103: fp */
-  li tp, 0xffffffff5f000000
-  fmv.d.x f3, tp
-  fsqrt.s f8, f3, dyn
-  fsd f8, 1472(gp) /* sig 184 */
-  fsflags t3, zero
-  sd t3, 1480(gp) /* sig 185 */
-  /* 104: amo */
-  addi a3, sp, 48
-  amomax.d.aq s1, s7, (a3)
-  sub a3, a3, sp
-  sd s1, 1488(gp) /* sig 186 */
-  ld s8, 48(sp)
-  sd s8, 1496(gp) /* sig 187 */
-  /* 105: aluI */
-  andi a4, s4, 1365
-  sd a4, 1504(gp) /* sig 188 */
+  sd zero, 1480(gp) /* sig 185 */
+  /* 105: rand */
+  .4byte 0x9869fd43 /* random */
+  sd s10, 1488(gp) /* sig 186 */
+  fsd f26, 1496(gp) /* sig 187 */
+  fsflags s6, zero
+  sd s6, 1504(gp) /* sig 188 */
   /* 106: fp */
-  li tp, 0xffffffff009ba8fd
-  fmv.d.x f6, tp
-  li tp, 0xffffffff3f800001
-  fmv.d.x f5, tp
-  fmin.s f13, f6, f5
-  fsd f13, 1512(gp) /* sig 189 */
-  frflags a6
-  sd a6, 1520(gp) /* sig 190 */
-  /* 107: luiAuipc */
-  auipc a2, 0x7ffff
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 1528(gp) /* sig 191 */
-  /* 108: cJump */
-  auipc s9, 0
-  addi s9, s9, 10
+  li tp, 0xffffffffff800000
+  fmv.d.x f3, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f18, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f3, tp
+  fmadd.s f18, f3, f18, f3, rmm
+  fsd f18, 1512(gp) /* sig 189 */
+  fsflags t2, zero
+  sd t2, 1520(gp) /* sig 190 */
+  /* 107: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f27, tp
+  fsqrt.s f15, f27, rne
+  fsd f15, 1528(gp) /* sig 191 */
+  frcsr s7
+  sd s7, 1536(gp) /* sig 192 */
+  /* 108: aluI */
+  andi a4, s4, 1365
+  sd a4, 1544(gp) /* sig 193 */
+  /* 109: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f9, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f27, tp
+  fmin.s f13, f9, f27
+  fsd f13, 1552(gp) /* sig 194 */
+  fsflags a5, zero
+  sd a5, 1560(gp) /* sig 195 */
+  /* 110: branch */
+  bge t2, s10, .L17
+  addiw a1, a2, -787
+  sd a1, 1568(gp) /* sig 196 */
   .option rvc
-  c.jr s9
+  c.mv a2, a1
   .option norvc
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 1536(gp) /* sig 192 */
-  /* 109: jal */
-  jal s4, .L21
+  sd a2, 1576(gp) /* sig 197 */
+.L17:
+  /* 111: jalr */
+  auipc s4, 0
+  addi s4, s4, -172
+  jalr a6, 196(s4)
   .option rvc
-  c.srai a5, 5
+  c.addiw t6, 9
   .option norvc
-  sd a5, 1544(gp) /* sig 193 */
-.L21:
+  sd t6, 1584(gp) /* sig 198 */
+  .option rvc
+  c.add s7, s3
+  .option norvc
+  sd s7, 1592(gp) /* sig 199 */
   auipc tp, 0
+  sub a6, a6, tp
   sub s4, s4, tp
-  sd s4, 1552(gp) /* sig 194 */
-  /* 110: fp */
-  li tp, 0xffffffff3f8fdc76
-  fmv.d.x f20, tp
-  li tp, 0xffffffffbf8fdc75
-  fmv.d.x f25, tp
-  fsub.s f8, f20, f25, rup
-  fsd f8, 1560(gp) /* sig 195 */
-  frflags s6
-  sd s6, 1568(gp) /* sig 196 */
-  /* 111: amo */
-  addi a5, sp, 48
-  amoxor.d.aq s0, t0, (a5)
-  sub a5, a5, sp
-  sd s0, 1576(gp) /* sig 197 */
-  /* 112: fmem */
-  addi a4, sp, 115
-  fsw f27, 127(a4)
-  sub a4, a4, sp
-  /* 113: branch */
-  bge t5, t5, .L22
-  addiw s4, a3, 1365
-  sd s4, 1584(gp) /* sig 198 */
-.L22:
-  /* 114: fp */
-  li tp, 0xffffffff3f9ecdb7
-  fmv.d.x f14, tp
-  li tp, 0xffffffff00672be5
-  fmv.d.x f31, tp
-  li tp, 0xffffffff80800000
-  fmv.d.x f5, tp
-  fnmsub.s f5, f14, f31, f5, rne
-  fsd f5, 1592(gp) /* sig 199 */
-  fsflags a2, zero
-  sd a2, 1600(gp) /* sig 200 */
-  /* 115: cAlu */
+  sd a6, 1600(gp) /* sig 200 */
+  sd s4, 1608(gp) /* sig 201 */
+  /* 112: fp */
+  fmul.d f27, f21, f16, rtz
+  fsd f27, 1616(gp) /* sig 202 */
+  fsflags a1, zero
+  sd a1, 1624(gp) /* sig 203 */
+  /* 113: cAlu */
   .option rvc
-  c.addi s6, -25
+  c.mv s0, t4
   .option norvc
-  sd s6, 1608(gp) /* sig 201 */
+  sd s0, 1632(gp) /* sig 204 */
+  /* 114: aluI */
+  sraiw s9, s2, 31
+  sd s9, 1640(gp) /* sig 205 */
+  /* 115: cMem */
+  addi a5, sp, 120
+  .option rvc
+  c.ld a3, 8(a5)
+  .option norvc
+  sd a3, 1648(gp) /* sig 206 */
+  sub a5, a5, sp
   /* 116: fp */
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f26, tp
-  fcvt.l.d s7, f26, rmm
-  sd s7, 1616(gp) /* sig 202 */
-  fsflags a4, zero
-  sd a4, 1624(gp) /* sig 203 */
-  /* 117: fp */
-  fcvt.s.l f17, zero, rmm
-  fsd f17, 1632(gp) /* sig 204 */
-  frflags s3
-  sd s3, 1640(gp) /* sig 205 */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f23, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f13, tp
+  fmin.d f5, f23, f13
+  fsd f5, 1656(gp) /* sig 207 */
+  li s7, 0x1f
+  csrrc t6, fcsr, s7
+  sd t6, 1664(gp) /* sig 208 */
+  /* 117: branch */
+  bgeu t6, t6, .L18
+  rem t2, t3, s10
+  sd t2, 1672(gp) /* sig 209 */
+  slt t0, s1, t2
+  sd t0, 1680(gp) /* sig 210 */
+  .option rvc
+  c.subw a0, a2
+  .option norvc
+  sd a0, 1688(gp) /* sig 211 */
+.L18:
   /* 118: fp */
-  fcvt.d.l f9, t2, rtz
-  fsd f9, 1648(gp) /* sig 206 */
-  li a3, 0x1f
-  csrrc a2, fcsr, a3
-  sd a2, 1656(gp) /* sig 207 */
-  /* 119: lrsc */
-  addi a6, sp, 196
-  sc.w.rl a3, t5, (a6)
-  sd a3, 1664(gp) /* sig 208 */
-  sub a6, a6, sp
-  lw s6, 196(sp)
-  sd s6, 1672(gp) /* sig 209 */
-  /* 120: loop */
-  li a5, 0x3
-.L23:
-  mul t1, a6, t6
-  sd t1, 1680(gp) /* sig 210 */
-  add s7, s4, t2
-  sd s7, 1688(gp) /* sig 211 */
-  addi a5, a5, -1
-  blt zero, a5, .L23
-  sd a5, 1696(gp) /* sig 212 */
+  li tp, 0xffffffff3fd1435b
+  fmv.d.x f26, tp
+  li tp, 0xffffffffbfd1435c
+  fmv.d.x f12, tp
+  fadd.s f8, f26, f26, rmm
+  fsd f8, 1696(gp) /* sig 212 */
+  frflags s3
+  sd s3, 1704(gp) /* sig 213 */
+  /* 119: fp */
+  fcvt.d.wu f9, t5
+  fsd f9, 1712(gp) /* sig 214 */
+  fsflags a1, zero
+  sd a1, 1720(gp) /* sig 215 */
+  /* 120: rand */
+  .4byte 0x42179cb3 /* random */
+  sd s9, 1728(gp) /* sig 216 */
+  .4byte 0x61167443 /* random */
+  sd s0, 1736(gp) /* sig 217 */
+  fsd f8, 1744(gp) /* sig 218 */
+  fsflags s3, zero
+  sd s3, 1752(gp) /* sig 219 */
   /* 121: fp */
-  li tp, 0xc1e0000000000000
+  li tp, 0x432fffffffffffff
+  fmv.d.x f21, tp
+  fclass.d s3, f21
+  sd s3, 1760(gp) /* sig 220 */
+  fsflags t1, zero
+  sd t1, 1768(gp) /* sig 221 */
+  /* 122: mem */
+  addi s6, sp, 136
+  lb s0, -19(s6)
+  sd s0, 1776(gp) /* sig 222 */
+  sub s6, s6, sp
+  /* 123: rand */
+  .4byte 0x4faab99b /* random */
+  sd s3, 1784(gp) /* sig 223 */
+  /* 124: rand */
+  .2byte 0x705 /* random */
+  sd a4, 1792(gp) /* sig 224 */
+  /* 125: fp */
+  fcvt.s.wu f5, a2, rtz
+  fsd f5, 1800(gp) /* sig 225 */
+  li s11, 0x1f
+  csrrc s2, fcsr, s11
+  sd s2, 1808(gp) /* sig 226 */
+  /* 126: amo */
+  addi s10, sp, 176
+  amoswap.w a4, zero, (s10)
+  sub s10, s10, sp
+  sd a4, 1816(gp) /* sig 227 */
+  /* 127: fp */
+  li tp, 0xffffffff30fb9e6f
+  fmv.d.x f4, tp
+  fmsub.s f21, f21, f5, f4, rup
+  fsd f21, 1824(gp) /* sig 228 */
+  fsflags a6, zero
+  sd a6, 1832(gp) /* sig 229 */
+  /* 128: amo */
+  addi t2, sp, 64
+  amoxor.d.aqrl a3, a3, (t2)
+  sub t2, t2, sp
+  sd a3, 1840(gp) /* sig 230 */
+  /* 129: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f20, tp
+  li tp, 0x10000000000000
+  fmv.d.x f16, tp
+  fdiv.d f10, f20, f16, rtz
+  fsd f10, 1848(gp) /* sig 231 */
+  csrrci a3, fflags, 0x1f
+  sd a3, 1856(gp) /* sig 232 */
+  /* 130: fp */
+  li tp, 0x7ff0000000000000
   fmv.d.x f31, tp
-  li tp, 0x4132dd38339a9b52
-  fmv.d.x f0, tp
-  fsub.d f20, f31, f0, rtz
-  fsd f20, 1704(gp) /* sig 213 */
-  frflags a2
-  sd a2, 1712(gp) /* sig 214 */
-  /* 122: fmem */
-  flw f15, 208(sp)
-  fsd f15, 1720(gp) /* sig 215 */
-  /* 123: aluI */
-  li s10, 0x55
-  slli a4, s10, 16
-  sd a4, 1728(gp) /* sig 216 */
-  /* 124: fp */
-  li t2, 0x39bc00000000000
-  fcvt.d.w f21, t2
-  fsd f21, 1736(gp) /* sig 217 */
-  fsflags s8, zero
-  sd s8, 1744(gp) /* sig 218 */
-  /* 125: aluR */
-  srlw a4, a0, a1
-  sd a4, 1752(gp) /* sig 219 */
-  /* 126: smc */
-  /* patches in addi t2, t2, -1483 (then imm + 1, ...) */
-  li s7, 0xa3538393
-  li s6, 0x3
-.L24:
-  auipc s9, 0
-  sw s7, 12(s9)
+  li tp, 0x8000000000000000
+  fmv.d.x f17, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f10, tp
+  fnmsub.d f26, f31, f17, f10, rup
+  fsd f26, 1864(gp) /* sig 233 */
+  fsflags a4, zero
+  sd a4, 1872(gp) /* sig 234 */
+  /* 131: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f25, tp
+  fcvt.lu.d s0, f25, rdn
+  sd s0, 1880(gp) /* sig 235 */
+  frcsr s2
+  sd s2, 1888(gp) /* sig 236 */
+  /* 132: smc */
+  /* patches in sltiu s8, a3, -1273 (then imm + 1, ...) */
+  li s10, 0xb076bc13
+  li s1, 0x2
+.L19:
+  auipc t3, 0
+  sw s10, 12(t3)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s7, s7, tp
-  addi s6, s6, -1
-  bne s6, zero, .L24
+  add s10, s10, tp
+  addi s1, s1, -1
+  bne s1, zero, .L19
   auipc tp, 0
-  sub s9, s9, tp
-  sd t2, 1760(gp) /* sig 220 */
-  sd s9, 1768(gp) /* sig 221 */
-  /* 127: fp */
-  li tp, 0xffffffff3f8ef8da
-  fmv.d.x f11, tp
-  li tp, 0xffffffff7f65310a
-  fmv.d.x f10, tp
-  fmul.s f16, f11, f10, rmm
-  fsd f16, 1776(gp) /* sig 222 */
-  fsflags a0, zero
-  sd a0, 1784(gp) /* sig 223 */
-  /* 128: luiAuipc */
-  lui s5, 0x5ba52
-  sd s5, 1792(gp) /* sig 224 */
-  /* 129: fp */
-  li tp, 0xc3e0000000000000
-  fmv.d.x f29, tp
-  fcvt.w.d a4, f29, rup
-  sd a4, 1800(gp) /* sig 225 */
-  csrrci a2, fflags, 0x1f
-  sd a2, 1808(gp) /* sig 226 */
-  /* 130: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f6, tp
-  fclass.d a4, f6
-  sd a4, 1816(gp) /* sig 227 */
-  fsflags a0, zero
-  sd a0, 1824(gp) /* sig 228 */
-  /* 131: fmem */
-  addi t4, sp, 382
-  flw f17, -297(t4)
-  fsd f17, 1832(gp) /* sig 229 */
-  sub t4, t4, sp
-  /* 132: amo */
-  li s0, 0x8000000000000000
-  addi a5, sp, 240
-  amomax.d.rl s8, s0, (a5)
-  sub a5, a5, sp
-  sd s8, 1840(gp) /* sig 230 */
-  ld s9, 240(sp)
-  sd s9, 1848(gp) /* sig 231 */
-  /* 133: loop */
-  li a7, 0x4
-.L25:
-  remw s10, t0, a4
-  sd s10, 1856(gp) /* sig 232 */
+  sub t3, t3, tp
+  sd s8, 1896(gp) /* sig 237 */
+  sd t3, 1904(gp) /* sig 238 */
+  /* 133: jal */
+  jal a0, .L20
+  srai s3, s9, 48
+  sd s3, 1912(gp) /* sig 239 */
+.L20:
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 134: liSeed */
+  li s6, 0x800000001
+  sd s6, 0(gp) /* sig 241 */
+  /* 135: cSp */
+  .option rvc
+  c.addi16sp sp, 224
+  .option norvc
+  ld zero, -184(sp)
+  sd zero, 8(gp) /* sig 242 */
+  .option rvc
+  c.addi16sp sp, -224
+  .option norvc
+  /* 136: aluI */
+  addi s9, t1, -502
+  sd s9, 16(gp) /* sig 243 */
+  /* 137: branch */
+  bgeu t0, t0, .L21
   .option rvc
   c.subw a2, a3
   .option norvc
-  sd a2, 1864(gp) /* sig 233 */
-  addi a7, a7, -1
-  bne a7, zero, .L25
-  sd a7, 1872(gp) /* sig 234 */
-  /* 134: fence */
-  fence r, w
-  /* 135: fp */
-  li s8, 0x1
-  fcvt.d.wu f6, s8
-  fsd f6, 1880(gp) /* sig 235 */
-  fsflags t4, zero
-  sd t4, 1888(gp) /* sig 236 */
-  /* 136: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f23, tp
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f29, tp
-  fle.s a1, f23, f29
-  sd a1, 1896(gp) /* sig 237 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 1904(gp) /* sig 238 */
-  /* 137: aluI */
-  srli s4, a3, 7
-  sd s4, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
+  sd a2, 24(gp) /* sig 244 */
+  remuw a6, t4, a0
+  sd a6, 32(gp) /* sig 245 */
+  srliw t0, a3, 16
+  sd t0, 40(gp) /* sig 246 */
+.L21:
   /* 138: fp */
-  li tp, 0xffffffff016bd851
-  fmv.d.x f16, tp
-  fsqrt.s f14, f16, rne
-  fsd f14, 0(gp) /* sig 240 */
-  frflags ra
-  sd ra, 8(gp) /* sig 241 */
-  /* 139: cMem */
-  addi a2, sp, 56
-  .option rvc
-  c.fld f11, 56(a2)
-  .option norvc
-  fsd f11, 16(gp) /* sig 242 */
-  sub a2, a2, sp
+  li tp, 0xee764d858c860ca9
+  fmv.d.x f2, tp
+  fcvt.wu.d a1, f2, rne
+  sd a1, 48(gp) /* sig 247 */
+  fsflags a5, zero
+  sd a5, 56(gp) /* sig 248 */
+  /* 139: fp */
+  fsub.d f27, f31, f27, rup
+  fsd f27, 64(gp) /* sig 249 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 72(gp) /* sig 250 */
   /* 140: fp */
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f26, tp
-  fcvt.s.d f28, f26, rdn
-  fsd f28, 24(gp) /* sig 243 */
-  li t4, 0x1f
-  csrrc s2, fcsr, t4
-  sd s2, 32(gp) /* sig 244 */
-  /* 141: amo */
-  addi t3, sp, 184
-  amoand.w.rl s1, s0, (t3)
-  sub t3, t3, sp
-  sd s1, 40(gp) /* sig 245 */
-  lw t1, 184(sp)
-  sd t1, 48(gp) /* sig 246 */
+  li tp, 0xbff8000000000000
+  fmv.d.x f6, tp
+  fle.d s9, f6, f6
+  sd s9, 80(gp) /* sig 251 */
+  fsflags ra, zero
+  sd ra, 88(gp) /* sig 252 */
+  /* 141: fp */
+  li tp, 0xffffffff412c91e0
+  fmv.d.x f0, tp
+  fcvt.d.s f22, f0
+  fsd f22, 96(gp) /* sig 253 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 104(gp) /* sig 254 */
   /* 142: fp */
-  li tp, 0xffffffff8f3118e6
-  fmv.d.x f4, tp
-  fcvt.d.s f17, f4
-  fsd f17, 56(gp) /* sig 247 */
-  fsflags s10, zero
-  sd s10, 64(gp) /* sig 248 */
+  fsub.d f11, f16, f29, rtz
+  fsd f11, 112(gp) /* sig 255 */
+  frcsr a3
+  sd a3, 120(gp) /* sig 256 */
   /* 143: fp */
-  li tp, 0xffffffffbf800000
+  li tp, 0xffffffff7f7fffff
   fmv.d.x f4, tp
-  fsub.s f26, f4, f11, rmm
-  fsd f26, 72(gp) /* sig 249 */
+  fsqrt.s f1, f4, rdn
+  fsd f1, 128(gp) /* sig 257 */
+  fsflags a0, zero
+  sd a0, 136(gp) /* sig 258 */
+  /* 144: rand */
+  .4byte 0xf11942d3 /* random */
+  sd t0, 144(gp) /* sig 259 */
+  fsd f5, 152(gp) /* sig 260 */
+  fsflags s10, zero
+  sd s10, 160(gp) /* sig 261 */
+  .4byte 0x281504d3 /* random */
+  sd s1, 168(gp) /* sig 262 */
+  fsd f9, 176(gp) /* sig 263 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 184(gp) /* sig 264 */
+  /* 145: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f31, tp
+  li tp, 0xffffffff41513b1a
+  fmv.d.x f16, tp
+  feq.s s4, f31, f16
+  sd s4, 192(gp) /* sig 265 */
   fsflags a4, zero
-  sd a4, 80(gp) /* sig 250 */
-  /* 144: cJump */
-  auipc t6, 0
-  addi t6, t6, 18
-  .option rvc
-  c.jalr t6
-  .option norvc
-  sub s2, a3, a2
-  sd s2, 88(gp) /* sig 251 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub t6, t6, tp
-  sd ra, 96(gp) /* sig 252 */
-  sd t6, 104(gp) /* sig 253 */
-  /* 145: cMem */
-  .option rvc
-  c.lwsp t2, 96(sp)
-  .option norvc
-  sd t2, 112(gp) /* sig 254 */
+  sd a4, 200(gp) /* sig 266 */
   /* 146: fp */
-  li tp, 0xfffffffebfaae3cb
-  fmv.d.x f23, tp
-  li tp, 0xffffffff814c5c94
-  fmv.d.x f12, tp
-  fnmadd.s f7, f23, f21, f12, rtz
-  fsd f7, 120(gp) /* sig 255 */
-  frflags s0
-  sd s0, 128(gp) /* sig 256 */
-  /* 147: cAlu */
-  .option rvc
-  c.slli t1, 52
-  .option norvc
-  sd t1, 136(gp) /* sig 257 */
+  li tp, 0xffffffffff800001
+  fmv.d.x f16, tp
+  fnmadd.s f7, f1, f15, f16, rtz
+  fsd f7, 208(gp) /* sig 267 */
+  frcsr a0
+  sd a0, 216(gp) /* sig 268 */
+  /* 147: fp */
+  li a4, 0xfffffffffffffff7
+  fcvt.d.lu f13, a4, rtz
+  fsd f13, 224(gp) /* sig 269 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 232(gp) /* sig 270 */
   /* 148: amo */
   addi s2, sp, 64
   amomaxu.w.aq s9, s9, (s2)
   sub s2, s2, sp
-  sd s9, 144(gp) /* sig 258 */
-  /* 149: far */
-  bltu zero, t5, .L26
-.L27:
-  /* 150: jal */
-  jal zero, .L28
-  add t0, t4, zero
-  sd t0, 168(gp) /* sig 261 */
-  mulhu a4, a0, a2
-  sd a4, 176(gp) /* sig 262 */
-.L28:
-  sd zero, 184(gp) /* sig 263 */
-  /* 151: cSp */
-  .option rvc
-  c.addi4spn a4, sp, 680
-  .option norvc
-  sub a4, a4, sp
-  sd a4, 192(gp) /* sig 264 */
-  /* 152: amo */
-  addi a6, sp, 240
-  amominu.w a7, s9, (a6)
-  sub a6, a6, sp
-  sd a7, 200(gp) /* sig 265 */
-  /* 153: fp */
-  li tp, 0x5f1ec3
-  fmv.d.x f27, tp
-  li tp, 0xffffffffc73f5313
-  fmv.d.x f13, tp
-  li tp, 0xffffffffbb2bf091
-  fmv.d.x f30, tp
-  fnmadd.s f12, f27, f13, f30, dyn
-  fsd f12, 208(gp) /* sig 266 */
-  fsflags a7, zero
-  sd a7, 216(gp) /* sig 267 */
-  /* 154: fp */
-  li tp, 0x8001b675038dea24
-  fmv.d.x f3, tp
-  li tp, 0x3ff8000000000000
-  fmv.d.x f10, tp
-  fmadd.d f29, f3, f10, f4, rdn
-  fsd f29, 224(gp) /* sig 268 */
-  frflags s0
-  sd s0, 232(gp) /* sig 269 */
-  /* 155: aluI */
-  srai a1, t2, 26
-  sd a1, 240(gp) /* sig 270 */
-  /* 156: aluI */
-  andi a4, s5, -2048
-  sd a4, 248(gp) /* sig 271 */
-  /* 157: amo */
-  li s7, 0xffff
-  addi s0, sp, 72
-  amoadd.d.aqrl a0, s7, (s0)
-  sub s0, s0, sp
-  sd a0, 256(gp) /* sig 272 */
-  /* 158: cJump */
-  auipc s5, 0
-  addi s5, s5, 26
-  .option rvc
-  c.jr s5
-  .option norvc
-  srlw a3, a4, t2
-  sd a3, 264(gp) /* sig 273 */
-  slt s0, a0, t2
-  sd s0, 272(gp) /* sig 274 */
+  sd s9, 240(gp) /* sig 271 */
+  /* 149: smc */
+  /* patches in addiw a5, a5, 806 (then imm + 1, ...) */
+  li s0, 0x3267879b
+  li ra, 0x2
+.L22:
+  auipc a4, 0
+  sw s0, 12(a4)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s0, s0, tp
+  addi ra, ra, -1
+  bne ra, zero, .L22
   auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 280(gp) /* sig 275 */
-  /* 159: aluR */
-  li t0, 0x3f
-  sraw t3, t1, t0
-  sd t3, 288(gp) /* sig 276 */
-  /* 160: loop */
-  li s10, 0x2
-.L29:
-  sraw a0, s0, s0
-  sd a0, 296(gp) /* sig 277 */
-  slti t6, t5, -1110
-  sd t6, 304(gp) /* sig 278 */
-  sltu a2, s8, a1
-  sd a2, 312(gp) /* sig 279 */
-  addi s10, s10, -1
-  blt zero, s10, .L29
-  sd s10, 320(gp) /* sig 280 */
-  /* 161: aluR */
-  li s6, 0x7ff
-  mul a2, s6, s4
-  sd a2, 328(gp) /* sig 281 */
-  /* 162: fp */
-  li tp, 0x295e9b359601e8
+  sub a4, a4, tp
+  sd a5, 248(gp) /* sig 272 */
+  sd a4, 256(gp) /* sig 273 */
+  /* 150: fp */
+  li tp, 0xffffffffbff7350b
   fmv.d.x f6, tp
-  fmadd.d f9, f3, f6, f22, rtz
-  fsd f9, 336(gp) /* sig 282 */
-  frcsr s5
-  sd s5, 344(gp) /* sig 283 */
-  /* 163: amo */
-  addi s7, sp, 248
-  amoand.d.rl zero, a4, (s7)
-  sub s7, s7, sp
-  sd zero, 352(gp) /* sig 284 */
-  /* 164: jal */
-  jal s3, .L30
-  subw s4, t2, t3
-  sd s4, 360(gp) /* sig 285 */
-  .option rvc
-  c.andi a1, 22
-  .option norvc
-  sd a1, 368(gp) /* sig 286 */
-.L30:
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 376(gp) /* sig 287 */
-  /* 165: cJump */
-  auipc a0, 0
-  addi a0, a0, 10
-  .option rvc
-  c.jr a0
-  .option norvc
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 384(gp) /* sig 288 */
-  /* 166: loop */
-  li a4, 0x2
-.L31:
-  divw t3, t4, s4
-  sd t3, 392(gp) /* sig 289 */
-  addi a4, a4, -1
-  bne a4, zero, .L31
-  sd a4, 400(gp) /* sig 290 */
-  /* 167: fp */
-  li tp, 0x3fe0000000000000
-  fmv.d.x f16, tp
-  fsgnj.d f25, f15, f16
-  fsd f25, 408(gp) /* sig 291 */
-  fsflags s9, zero
-  sd s9, 416(gp) /* sig 292 */
-  /* 168: fence */
-  fence
-  /* 169: liSeed */
-  li t5, 0x1a30000000000
-  sd t5, 424(gp) /* sig 293 */
-  /* 170: fp */
-  li tp, 0x7fe0000000000000
-  fmv.d.x f10, tp
-  fcvt.s.d f27, f10, rtz
-  fsd f27, 432(gp) /* sig 294 */
-  fsflags a1, zero
-  sd a1, 440(gp) /* sig 295 */
-  /* 171: fp */
-  li tp, 0xffffffffe74eb304
-  fmv.d.x f10, tp
-  fcvt.l.s a5, f10, rdn
-  sd a5, 448(gp) /* sig 296 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 456(gp) /* sig 297 */
-  /* 172: fp */
-  li tp, 0xffffffff4b800000
-  fmv.d.x f4, tp
-  li tp, 0xfffffffffc2d3f10
-  fmv.d.x f26, tp
-  fmsub.s f31, f31, f4, f26, rdn
-  fsd f31, 464(gp) /* sig 298 */
-  fsflags a6, zero
-  sd a6, 472(gp) /* sig 299 */
-  /* 173: branch */
-  beq t2, t2, .L32
-  sub a5, t4, s6
-  sd a5, 480(gp) /* sig 300 */
-.L32:
-  /* 174: fp */
-  li tp, 0xffffffffeacaa00e
-  fmv.d.x f19, tp
-  fcvt.l.s s2, f19, rdn
-  sd s2, 488(gp) /* sig 301 */
-  frcsr a4
-  sd a4, 496(gp) /* sig 302 */
-  /* 175: fp */
-  li tp, 0x3f800001
-  fmv.d.x f26, tp
-  fcvt.d.s f20, f26
-  fsd f20, 504(gp) /* sig 303 */
-  fsflags ra, zero
-  sd ra, 512(gp) /* sig 304 */
-  /* 176: branch */
-  li s5, 0xfd5f0db91a2795bf
-  li t3, 0xfd5f0db91a2795bf
-  bltu s5, t3, .L33
-  mul s2, s1, s3
-  sd s2, 520(gp) /* sig 305 */
-.L33:
-  /* 177: cAlu */
-  .option rvc
-  c.slli s4, 8
-  .option norvc
-  sd s4, 528(gp) /* sig 306 */
-  /* 178: luiAuipc */
-  lui a3, 0x8b589
-  sd a3, 536(gp) /* sig 307 */
-  /* 179: mem */
-  lb s0, 221(sp)
-  sd s0, 544(gp) /* sig 308 */
-  /* 180: fp */
-  fmv.x.w t4, f20
-  sd t4, 552(gp) /* sig 309 */
-  frcsr a5
-  sd a5, 560(gp) /* sig 310 */
-  /* 181: cAlu */
-  .option rvc
-  c.mv s4, t1
-  .option norvc
-  sd s4, 568(gp) /* sig 311 */
-  /* 182: fp */
-  li tp, 0x368ff868bf4d956a
-  fmv.d.x f30, tp
-  li tp, 0xffffffff442388a0
-  fmv.d.x f30, tp
-  fnmsub.d f29, f30, f28, f30, dyn
-  fsd f29, 576(gp) /* sig 312 */
+  li tp, 0xffffffff004246c0
+  fmv.d.x f1, tp
+  fmul.s f5, f6, f1, rne
+  fsd f5, 264(gp) /* sig 274 */
   fsflags t4, zero
-  sd t4, 584(gp) /* sig 313 */
-  /* 183: aluR */
-  li a0, 0x1
-  remw t0, t5, a0
-  sd t0, 592(gp) /* sig 314 */
-  /* 184: branch */
-  bgeu s0, a5, .L34
+  sd t4, 272(gp) /* sig 275 */
+  /* 151: aluR */
+  sll zero, ra, zero
+  sd zero, 280(gp) /* sig 276 */
+  /* 152: fp */
+  li tp, 0xc19778ff05a440b0
+  fmv.d.x f12, tp
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f26, tp
+  fsgnj.d f6, f12, f26
+  fsd f6, 288(gp) /* sig 277 */
+  fsflags a7, zero
+  sd a7, 296(gp) /* sig 278 */
+  /* 153: fp */
+  li tp, 0x2f1ec30aec3f1e
+  fmv.d.x f27, tp
+  fmv.x.d s4, f27
+  sd s4, 304(gp) /* sig 279 */
+  fsflags s1, zero
+  sd s1, 312(gp) /* sig 280 */
+  /* 154: jal */
+  jal s9, .L23
   .option rvc
-  c.add t4, a0
+  c.slli s5, 23
   .option norvc
-  sd t4, 600(gp) /* sig 315 */
-.L34:
-  /* 185: fp */
-  fmv.d.x f16, a3
-  fsd f16, 608(gp) /* sig 316 */
-  fsflags t2, zero
-  sd t2, 616(gp) /* sig 317 */
-  /* 186: fp */
-  fdiv.s f26, f3, f7, rup
-  fsd f26, 624(gp) /* sig 318 */
-  fsflags a6, zero
-  sd a6, 632(gp) /* sig 319 */
-  /* 187: fp */
-  fsgnjn.s f20, f25, f22
-  fsd f20, 640(gp) /* sig 320 */
-  fsflags a5, zero
-  sd a5, 648(gp) /* sig 321 */
-  /* 188: branch */
-  bne t5, a3, .L35
+  sd s5, 320(gp) /* sig 281 */
   .option rvc
-  c.addiw s11, -3
+  c.srli s0, 13
   .option norvc
-  sd s11, 656(gp) /* sig 322 */
-.L35:
-  /* 189: fp */
-  li s9, 0x7fffffffffffffff
-  fcvt.s.wu f13, s9, rdn
-  fsd f13, 664(gp) /* sig 323 */
-  frflags s9
-  sd s9, 672(gp) /* sig 324 */
-  /* 190: liSeed */
-  li a2, 0xffffffff7fffffff
-  sd a2, 680(gp) /* sig 325 */
-  /* 191: fp */
-  li tp, 0xffffffff467b63cf
-  fmv.d.x f3, tp
-  li tp, 0xffffffff058878f2
-  fmv.d.x f4, tp
-  fmax.s f29, f3, f4
-  fsd f29, 688(gp) /* sig 326 */
-  li s2, 0x1f
-  csrrc s0, fcsr, s2
-  sd s0, 696(gp) /* sig 327 */
-  /* 192: cAlu */
-  .option rvc
-  c.add a2, s8
-  .option norvc
-  sd a2, 704(gp) /* sig 328 */
-  /* 193: fp */
-  fsqrt.d f15, f25, dyn
-  fsd f15, 712(gp) /* sig 329 */
-  fsflags ra, zero
-  sd ra, 720(gp) /* sig 330 */
-  /* 194: fp */
-  li tp, 0xffffffffcb0080d7
-  fmv.d.x f18, tp
-  fmul.s f0, f30, f18
-  fsd f0, 728(gp) /* sig 331 */
-  fsflags a3, zero
-  sd a3, 736(gp) /* sig 332 */
-  /* 195: fp */
-  li tp, 0xc0491605f2e106d0
-  fmv.d.x f5, tp
-  fcvt.s.d f18, f5, dyn
-  fsd f18, 744(gp) /* sig 333 */
-  fsflags s11, zero
-  sd s11, 752(gp) /* sig 334 */
-  /* 196: branch */
-  blt s7, s7, .L36
-  .option rvc
-  c.li t2, 18
-  .option norvc
-  sd t2, 760(gp) /* sig 335 */
-  sltiu s1, s5, 1734
-  sd s1, 768(gp) /* sig 336 */
-.L36:
-  /* 197: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f30, tp
-  li tp, 0xffffffffff800000
-  fmv.d.x f30, tp
-  fsub.s f2, f30, f30, rup
-  fsd f2, 776(gp) /* sig 337 */
-  frflags s8
-  sd s8, 784(gp) /* sig 338 */
-  /* 198: lrsc */
-  addi ra, sp, 88
-  lr.w.aq a0, (ra)
-  sc.w t5, s1, (ra)
-  sd a0, 792(gp) /* sig 339 */
-  sd t5, 800(gp) /* sig 340 */
-  sc.w.aq t5, zero, (ra)
-  sd t5, 808(gp) /* sig 341 */
-  sub ra, ra, sp
-  lw zero, 88(sp)
-  sd zero, 816(gp) /* sig 342 */
-  /* 199: fp */
-  li tp, 0xa960281d8d82b3d5
-  fmv.d.x f20, tp
-  fmul.d f1, f20, f26
-  fsd f1, 824(gp) /* sig 343 */
-  li a5, 0x1f
-  csrrc a1, fcsr, a5
-  sd a1, 832(gp) /* sig 344 */
-  j .L37
-.L26:
-  .option rvc
-  c.addw s1, a5
-  .option norvc
-  sd s1, 152(gp) /* sig 259 */
-  sub s7, a7, t0
-  sd s7, 160(gp) /* sig 260 */
-  beq zero, zero, .L27
-.L37:
-  /* 200: fp */
-  li tp, 0xffffffff41b38789
-  fmv.d.x f30, tp
-  fcvt.wu.s a7, f30, dyn
-  sd a7, 840(gp) /* sig 345 */
-  li t6, 0x1f
-  csrrc t3, fcsr, t6
-  sd t3, 848(gp) /* sig 346 */
-  /* 201: fp */
-  li tp, 0x555d1b6743dacdf5
-  fmv.d.x f8, tp
-  li tp, 0x41882d4343f45794
-  fmv.d.x f23, tp
-  fmin.d f17, f8, f23
-  fsd f17, 856(gp) /* sig 347 */
-  fsflags s9, zero
-  sd s9, 864(gp) /* sig 348 */
-  /* 202: fp */
-  li tp, 0xffffffff00ee8d3f
-  fmv.d.x f16, tp
-  fsgnj.s f12, f16, f6
-  fsd f12, 872(gp) /* sig 349 */
-  fsflags a5, zero
-  sd a5, 880(gp) /* sig 350 */
-  /* 203: fp */
-  li tp, 0x7e37e43c8800759c
-  fmv.d.x f30, tp
-  fdiv.d f3, f30, f31, dyn
-  fsd f3, 888(gp) /* sig 351 */
-  frflags t2
-  sd t2, 896(gp) /* sig 352 */
-  /* 204: luiAuipc */
-  lui s3, 0xac718
-  sd s3, 904(gp) /* sig 353 */
-  /* 205: far */
-  jal t0, .L38
-.L39:
-  /* 206: cJump */
-  auipc s9, 0
-  addi s9, s9, 10
-  .option rvc
-  c.jr s9
-  .option norvc
+  sd s0, 328(gp) /* sig 282 */
+.L23:
   auipc tp, 0
   sub s9, s9, tp
-  sd s9, 936(gp) /* sig 357 */
-  /* 207: aluR */
-  remu ra, s2, a0
-  sd ra, 944(gp) /* sig 358 */
-  /* 208: aluR */
-  mulw zero, a3, s1
-  sd zero, 952(gp) /* sig 359 */
-  /* 209: aluR */
-  addw zero, s8, s0
-  sd zero, 960(gp) /* sig 360 */
-  /* 210: cAlu */
+  sd s9, 336(gp) /* sig 283 */
+  /* 155: mem */
+  lhu a2, 100(sp)
+  sd a2, 344(gp) /* sig 284 */
+  /* 156: luiAuipc */
+  lui s9, 0xba6e5
+  sd s9, 352(gp) /* sig 285 */
+  /* 157: fp */
+  li tp, 0xffffffff8031b946
+  fmv.d.x f4, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f4, tp
+  li tp, 0xffffffff4affffff
+  fmv.d.x f16, tp
+  fmadd.s f0, f4, f4, f16, rtz
+  fsd f0, 360(gp) /* sig 286 */
+  frflags a4
+  sd a4, 368(gp) /* sig 287 */
+  /* 158: fmem */
+  li tp, 0x10000000000000
+  fmv.d.x f21, tp
+  fsd f21, 128(sp)
+  /* 159: cBranch */
   .option rvc
-  c.add s8, s4
+  c.j .L24
   .option norvc
-  sd s8, 968(gp) /* sig 361 */
-  /* 211: fp */
-  li tp, 0x417f2b9412b38096
+  srli s5, a2, 1
+  sd s5, 376(gp) /* sig 288 */
+.L24:
+  /* 160: cSp */
+  .option rvc
+  c.addi16sp sp, -48
+  .option norvc
+  ld t2, 176(sp)
+  sd t2, 384(gp) /* sig 289 */
+  .option rvc
+  c.addi16sp sp, 48
+  .option norvc
+  /* 161: luiAuipc */
+  lui a0, 0x20575
+  sd a0, 392(gp) /* sig 290 */
+  /* 162: branch */
+  beq t1, t1, .L25
+  .option rvc
+  c.xor s1, a4
+  .option norvc
+  sd s1, 400(gp) /* sig 291 */
+  remu ra, s9, zero
+  sd ra, 408(gp) /* sig 292 */
+.L25:
+  /* 163: branch */
+  bge s9, a7, .L26
+  .option rvc
+  c.add t2, t4
+  .option norvc
+  sd t2, 416(gp) /* sig 293 */
+  add s8, t4, s9
+  sd s8, 424(gp) /* sig 294 */
+  sllw t4, zero, t3
+  sd t4, 432(gp) /* sig 295 */
+.L26:
+  /* 164: fp */
+  li tp, 0xfffffffffffff
+  fmv.d.x f12, tp
+  fdiv.d f9, f8, f12, rne
+  fsd f9, 440(gp) /* sig 296 */
+  fsflags s6, zero
+  sd s6, 448(gp) /* sig 297 */
+  /* 165: cBranch */
+  li a3, 0x0
+  .option rvc
+  c.beqz a3, .L27
+  .option norvc
+  .option rvc
+  c.andi a0, 8
+  .option norvc
+  sd a0, 456(gp) /* sig 298 */
+  .option rvc
+  c.andi a3, -10
+  .option norvc
+  sd a3, 464(gp) /* sig 299 */
+  slliw zero, s7, 13
+  sd zero, 472(gp) /* sig 300 */
+.L27:
+  /* 166: fp */
+  li tp, 0x8028ab266825dddf
+  fmv.d.x f13, tp
+  fclass.d a5, f13
+  sd a5, 480(gp) /* sig 301 */
+  fsflags s11, zero
+  sd s11, 488(gp) /* sig 302 */
+  /* 167: fp */
+  li tp, 0xda74910ce4270a45
+  fmv.d.x f8, tp
+  fmsub.d f2, f8, f14, f29, rup
+  fsd f2, 496(gp) /* sig 303 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 504(gp) /* sig 304 */
+  /* 168: cSp */
+  .option rvc
+  c.addi4spn a1, sp, 260
+  .option norvc
+  sub a1, a1, sp
+  sd a1, 512(gp) /* sig 305 */
+  /* 169: amo */
+  li t2, 0xfffffffffffff800
+  addi t1, sp, 40
+  amoor.d.aq s0, t2, (t1)
+  sub t1, t1, sp
+  sd s0, 520(gp) /* sig 306 */
+  /* 170: rand */
+  .4byte 0xdf6f7ac7 /* random */
+  sd s5, 528(gp) /* sig 307 */
+  fsd f21, 536(gp) /* sig 308 */
+  fsflags a2, zero
+  sd a2, 544(gp) /* sig 309 */
+  .2byte 0x62a2 /* random */
+  sd t0, 552(gp) /* sig 310 */
+  .2byte 0x57b5 /* random */
+  sd a5, 560(gp) /* sig 311 */
+  /* 171: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f20, tp
+  fcvt.lu.s t6, f20, rmm
+  sd t6, 568(gp) /* sig 312 */
+  li a0, 0x1f
+  csrrc t5, fcsr, a0
+  sd t5, 576(gp) /* sig 313 */
+  /* 172: jalr */
+  auipc t6, 0
+  jalr s0, 21(t6)
+  .option rvc
+  c.mv a6, s10
+  .option norvc
+  sd a6, 584(gp) /* sig 314 */
+  .option rvc
+  c.and a5, s1
+  .option norvc
+  sd a5, 592(gp) /* sig 315 */
+  auipc tp, 0
+  sub s0, s0, tp
+  sub t6, t6, tp
+  sd s0, 600(gp) /* sig 316 */
+  sd t6, 608(gp) /* sig 317 */
+  /* 173: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f25, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f30, tp
+  fsgnj.s f14, f25, f30
+  fsd f14, 616(gp) /* sig 318 */
+  fsflags s0, zero
+  sd s0, 624(gp) /* sig 319 */
+  /* 174: jal */
+  jal zero, .L28
+  .option rvc
+  c.addiw s6, 30
+  .option norvc
+  sd s6, 632(gp) /* sig 320 */
+  slliw s5, s4, 17
+  sd s5, 640(gp) /* sig 321 */
+.L28:
+  sd zero, 648(gp) /* sig 322 */
+  /* 175: fp */
+  li tp, 0x73b9842cc7a
   fmv.d.x f17, tp
-  fcvt.wu.d s4, f17, rtz
-  sd s4, 976(gp) /* sig 362 */
-  fsflags t2, zero
-  sd t2, 984(gp) /* sig 363 */
-  /* 212: cMem */
-  addi a1, sp, 76
+  li tp, 0x413cee610b31e8b2
+  fmv.d.x f19, tp
+  fdiv.d f28, f17, f19, rmm
+  fsd f28, 656(gp) /* sig 323 */
+  fsflags ra, zero
+  sd ra, 664(gp) /* sig 324 */
+  /* 176: aluR */
+  sll t3, s8, s5
+  sd t3, 672(gp) /* sig 325 */
+  /* 177: rand */
+  .4byte 0x77f4a513 /* random */
+  sd a0, 680(gp) /* sig 326 */
+  /* 178: jalr */
+  auipc s3, 0
+  addi s3, s3, -132
+  jalr t2, 152(s3)
+  srai t1, s5, 51
+  sd t1, 688(gp) /* sig 327 */
+  auipc tp, 0
+  sub t2, t2, tp
+  sub s3, s3, tp
+  sd t2, 696(gp) /* sig 328 */
+  sd s3, 704(gp) /* sig 329 */
+  /* 179: branch */
+  blt zero, t1, .L29
+  srl zero, s5, s11
+  sd zero, 712(gp) /* sig 330 */
+  divuw s8, t5, s8
+  sd s8, 720(gp) /* sig 331 */
+  xori t4, s11, 1869
+  sd t4, 728(gp) /* sig 332 */
+.L29:
+  /* 180: cBranch */
   .option rvc
-  c.lw a1, 116(a1)
+  c.bnez s0, .L30
   .option norvc
-  sd a1, 992(gp) /* sig 364 */
-  /* 213: cBranch */
+  remuw zero, s6, s9
+  sd zero, 736(gp) /* sig 333 */
+  sraiw zero, a4, 16
+  sd zero, 744(gp) /* sig 334 */
+  .option rvc
+  c.addiw s3, -29
+  .option norvc
+  sd s3, 752(gp) /* sig 335 */
+.L30:
+  /* 181: loop */
+  li s10, 0x4
+.L31:
+  sraiw s0, a5, 0
+  sd s0, 760(gp) /* sig 336 */
+  subw a0, t1, t6
+  sd a0, 768(gp) /* sig 337 */
+  .option rvc
+  c.li s2, 22
+  .option norvc
+  sd s2, 776(gp) /* sig 338 */
+  addi s10, s10, -1
+  blt zero, s10, .L31
+  sd s10, 784(gp) /* sig 339 */
+  /* 182: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f26, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f4, tp
+  fdiv.d f28, f26, f4, rne
+  fsd f28, 792(gp) /* sig 340 */
+  fsflags t5, zero
+  sd t5, 800(gp) /* sig 341 */
+  /* 183: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f31, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f14, tp
+  fsgnjn.s f24, f31, f14
+  fsd f24, 808(gp) /* sig 342 */
+  li s7, 0x1f
+  csrrc s10, fcsr, s7
+  sd s10, 816(gp) /* sig 343 */
+  /* 184: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f30, tp
+  li tp, 0x10000000000000
+  fmv.d.x f10, tp
+  fadd.d f15, f30, f10, rne
+  fsd f15, 824(gp) /* sig 344 */
+  fsflags t5, zero
+  sd t5, 832(gp) /* sig 345 */
+  /* 185: fp */
+  li tp, 0xbff109450a5a0daf
+  fmv.d.x f23, tp
+  li tp, 0x3ff109450a5a0daf
+  fmv.d.x f15, tp
+  fsub.d f24, f23, f23, rne
+  fsd f24, 840(gp) /* sig 346 */
+  fsflags a6, zero
+  sd a6, 848(gp) /* sig 347 */
+  /* 186: jal */
+  jal s10, .L32
+  .option rvc
+  c.srli a2, 7
+  .option norvc
+  sd a2, 856(gp) /* sig 348 */
+.L32:
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 864(gp) /* sig 349 */
+  /* 187: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f20, tp
+  fsqrt.s f22, f20, rmm
+  fsd f22, 872(gp) /* sig 350 */
+  fsflags s5, zero
+  sd s5, 880(gp) /* sig 351 */
+  /* 188: luiAuipc */
+  lui s0, 0x85181
+  sd s0, 888(gp) /* sig 352 */
+  /* 189: fp */
+  li tp, 0x0
+  fmv.d.x f27, tp
+  fcvt.lu.d s1, f27, rne
+  sd s1, 896(gp) /* sig 353 */
+  fsflags ra, zero
+  sd ra, 904(gp) /* sig 354 */
+  /* 190: fp */
+  fdiv.s f0, f31, f2, rup
+  fsd f0, 912(gp) /* sig 355 */
+  fsflags s11, zero
+  sd s11, 920(gp) /* sig 356 */
+  /* 191: fp */
+  li tp, 0x71bef63fb05
+  fmv.d.x f18, tp
+  li tp, 0x3ffc6fbd8fec123b
+  fmv.d.x f26, tp
+  fdiv.d f16, f18, f26, rmm
+  fsd f16, 928(gp) /* sig 357 */
+  fsflags a5, zero
+  sd a5, 936(gp) /* sig 358 */
+  /* 192: cMem */
+  .option rvc
+  c.ldsp s0, 104(sp)
+  .option norvc
+  sd s0, 944(gp) /* sig 359 */
+  /* 193: amo */
+  li s0, 0x123456789abcdef
+  addi a5, sp, 200
+  amoswap.d s5, s0, (a5)
+  sub a5, a5, sp
+  sd s5, 952(gp) /* sig 360 */
+  /* 194: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f15, tp
+  fmadd.d f2, f13, f12, f15, rtz
+  fsd f2, 960(gp) /* sig 361 */
+  frcsr s7
+  sd s7, 968(gp) /* sig 362 */
+  /* 195: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f6, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f5, tp
+  fmin.s f7, f6, f5
+  fsd f7, 976(gp) /* sig 363 */
+  fsflags t4, zero
+  sd t4, 984(gp) /* sig 364 */
+  /* 196: mem */
+  addi a3, sp, -258
+  lbu zero, 354(a3)
+  sd zero, 992(gp) /* sig 365 */
+  sub a3, a3, sp
+  /* 197: branch */
+  bge a7, s6, .L33
+  .option rvc
+  c.addi s2, -16
+  .option norvc
+  sd s2, 1000(gp) /* sig 366 */
+  .option rvc
+  c.srli a2, 51
+  .option norvc
+  sd a2, 1008(gp) /* sig 367 */
+  sraiw a3, a1, 31
+  sd a3, 1016(gp) /* sig 368 */
+.L33:
+  /* 198: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f8, tp
+  fsqrt.d f4, f8, rmm
+  fsd f4, 1024(gp) /* sig 369 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 1032(gp) /* sig 370 */
+  /* 199: cSp */
+  .option rvc
+  c.addi4spn a1, sp, 400
+  .option norvc
+  sub a1, a1, sp
+  sd a1, 1040(gp) /* sig 371 */
+  /* 200: jal */
+  jal s10, .L34
+  divu a1, a7, s0
+  sd a1, 1048(gp) /* sig 372 */
+.L34:
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 1056(gp) /* sig 373 */
+  /* 201: fp */
+  li tp, 0xffffffffb9780fc3
+  fmv.d.x f14, tp
+  fcvt.d.s f30, f14
+  fsd f30, 1064(gp) /* sig 374 */
+  fsflags a2, zero
+  sd a2, 1072(gp) /* sig 375 */
+  /* 202: fp */
+  li tp, 0x3ff9c1b1ed43d905
+  fmv.d.x f5, tp
+  li tp, 0x7fe3e0ddc1ba260a
+  fmv.d.x f19, tp
+  fmul.d f6, f5, f19, rup
+  fsd f6, 1080(gp) /* sig 376 */
+  frflags t6
+  sd t6, 1088(gp) /* sig 377 */
+  /* 203: cBranch */
   li a1, 0x0
   .option rvc
-  c.bnez a1, .L40
+  c.bnez a1, .L35
   .option norvc
+  or a6, a6, zero
+  sd a6, 1096(gp) /* sig 378 */
+  slti a7, s7, -1560
+  sd a7, 1104(gp) /* sig 379 */
+  mulhsu zero, s4, s4
+  sd zero, 1112(gp) /* sig 380 */
+.L35:
+  /* 204: cMem */
+  addi a0, sp, 0
   .option rvc
-  c.lui t1, 0x3
+  c.lw a2, 0(a0)
   .option norvc
-  sd t1, 1000(gp) /* sig 365 */
-  or s9, a2, s0
-  sd s9, 1008(gp) /* sig 366 */
-.L40:
-  /* 214: fp */
-  li tp, 0x3d7689466e7375fa
-  fmv.d.x f11, tp
-  fclass.d t4, f11
-  sd t4, 1016(gp) /* sig 367 */
-  fsflags t4, zero
-  sd t4, 1024(gp) /* sig 368 */
-  /* 215: loop */
-  li t1, 0x4
-.L41:
-  andi a1, s6, -1534
-  sd a1, 1032(gp) /* sig 369 */
-  slliw t5, a6, 3
-  sd t5, 1040(gp) /* sig 370 */
-  .option rvc
-  c.srli s1, 55
-  .option norvc
-  sd s1, 1048(gp) /* sig 371 */
-  addi t1, t1, -1
-  bltu zero, t1, .L41
-  sd t1, 1056(gp) /* sig 372 */
-  /* 216: amo */
-  addi a3, sp, 32
-  amoand.d s11, zero, (a3)
-  sub a3, a3, sp
-  sd s11, 1064(gp) /* sig 373 */
-  /* 217: aluI */
-  slti t3, t5, 565
-  sd t3, 1072(gp) /* sig 374 */
-  /* 218: fmem */
-  flw f20, 40(sp)
-  fsd f20, 1080(gp) /* sig 375 */
-  /* 219: fp */
-  fcvt.wu.d s9, f23, rdn
-  sd s9, 1088(gp) /* sig 376 */
-  fsflags a0, zero
-  sd a0, 1096(gp) /* sig 377 */
-  /* 220: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f16, tp
-  fsub.s f30, f16, f26, rmm
-  fsd f30, 1104(gp) /* sig 378 */
-  frflags s10
-  sd s10, 1112(gp) /* sig 379 */
-  /* 221: jal */
-  jal s9, .L42
-  addiw s10, s6, 0
-  sd s10, 1120(gp) /* sig 380 */
-.L42:
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 1128(gp) /* sig 381 */
-  /* 222: cJump */
-  auipc a2, 0
-  addi a2, a2, 10
-  .option rvc
-  c.jr a2
-  .option norvc
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 1136(gp) /* sig 382 */
-  /* 223: cBranch */
-  .option rvc
-  c.beqz a5, .L43
-  .option norvc
-  sltiu t4, s0, -847
-  sd t4, 1144(gp) /* sig 383 */
-  .option rvc
-  c.addiw t2, 23
-  .option norvc
-  sd t2, 1152(gp) /* sig 384 */
-.L43:
-  /* 224: fp */
-  li tp, 0xffffffff47f04ca3
-  fmv.d.x f12, tp
-  li tp, 0xffffffff018286b1
-  fmv.d.x f15, tp
-  fmax.d f8, f12, f15
-  fsd f8, 1160(gp) /* sig 385 */
-  frflags s7
-  sd s7, 1168(gp) /* sig 386 */
-  /* 225: cJump */
+  sd a2, 1120(gp) /* sig 381 */
+  sub a0, a0, sp
+  /* 205: luiAuipc */
+  lui s11, 0x7ffff
+  sd s11, 1128(gp) /* sig 382 */
+  /* 206: cJump */
   auipc t6, 0
   addi t6, t6, 10
   .option rvc
@@ -1705,274 +1638,423 @@
   auipc tp, 0
   sub ra, ra, tp
   sub t6, t6, tp
-  sd ra, 1176(gp) /* sig 387 */
-  sd t6, 1184(gp) /* sig 388 */
-  /* 226: amo */
-  addi ra, sp, 48
-  amoxor.d.rl a7, s11, (ra)
-  sub ra, ra, sp
-  sd a7, 1192(gp) /* sig 389 */
-  /* 227: lrsc */
-  addi t5, sp, 232
-  lr.d.rl zero, (t5)
-  sc.d.rl a7, s11, (t5)
-  sd zero, 1200(gp) /* sig 390 */
-  sd a7, 1208(gp) /* sig 391 */
-  sc.d a7, zero, (t5)
-  sd a7, 1216(gp) /* sig 392 */
-  sub t5, t5, sp
-  ld t4, 232(sp)
-  sd t4, 1224(gp) /* sig 393 */
-  /* 228: amo */
-  li t6, 0xaaaaaaaaaaaaaaaa
-  addi s2, sp, 192
-  amoadd.w.aq s7, t6, (s2)
-  sub s2, s2, sp
-  sd s7, 1232(gp) /* sig 394 */
-  /* 229: aluR */
-  addw s10, s6, t0
-  sd s10, 1240(gp) /* sig 395 */
-  /* 230: fp */
-  fnmsub.s f5, f5, f4, f9, rdn
-  fsd f5, 1248(gp) /* sig 396 */
-  fsflags ra, zero
-  sd ra, 1256(gp) /* sig 397 */
-  /* 231: cAlu */
+  sd ra, 1136(gp) /* sig 383 */
+  sd t6, 1144(gp) /* sig 384 */
+  /* 207: cSp */
   .option rvc
-  c.slli s6, 30
+  c.addi16sp sp, -480
   .option norvc
-  sd s6, 1264(gp) /* sig 398 */
-  /* 232: aluI */
-  sraiw a7, s9, 1
-  sd a7, 1272(gp) /* sig 399 */
-  /* 233: fp */
-  li tp, 0x19b1ea4fe02e70cd
-  fmv.d.x f4, tp
-  li tp, 0xbf79a177e202c994
-  fmv.d.x f22, tp
-  fmul.d f9, f4, f22, rtz
-  fsd f9, 1280(gp) /* sig 400 */
-  csrrci a6, fflags, 0x1f
-  sd a6, 1288(gp) /* sig 401 */
-  /* 234: cMem */
-  addi s0, sp, 128
+  ld zero, 576(sp)
+  sd zero, 1152(gp) /* sig 385 */
   .option rvc
-  c.ld a4, 120(s0)
+  c.addi16sp sp, 480
   .option norvc
-  sd a4, 1296(gp) /* sig 402 */
-  sub s0, s0, sp
-  /* 235: cAlu */
+  /* 208: cMem */
   .option rvc
-  c.add a2, s8
+  c.ldsp ra, 40(sp)
   .option norvc
-  sd a2, 1304(gp) /* sig 403 */
-  /* 236: aluI */
-  srli t3, a7, 62
-  sd t3, 1312(gp) /* sig 404 */
-  /* 237: aluI */
-  slli s6, s6, 38
-  sd s6, 1320(gp) /* sig 405 */
-  /* 238: fp */
-  li tp, 0x7ff4000000000000
-  fmv.d.x f13, tp
-  li tp, 0xc00caa3a2ce5289a
-  fmv.d.x f10, tp
-  fnmadd.d f23, f13, f10, f6, rdn
-  fsd f23, 1328(gp) /* sig 406 */
-  frflags s6
-  sd s6, 1336(gp) /* sig 407 */
-  /* 239: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f17, tp
-  fcvt.l.d t3, f17, rtz
-  sd t3, 1344(gp) /* sig 408 */
-  frflags a3
-  sd a3, 1352(gp) /* sig 409 */
-  /* 240: cJump */
-  auipc s9, 0
-  addi s9, s9, 24
-  .option rvc
-  c.jr s9
-  .option norvc
-  mulh a1, s7, a5
-  sd a1, 1360(gp) /* sig 410 */
-  .option rvc
-  c.add a2, s2
-  .option norvc
-  sd a2, 1368(gp) /* sig 411 */
+  sd ra, 1160(gp) /* sig 386 */
+  /* 209: fp */
+  li tp, 0x3ffa4a1cfe1b0165
+  fmv.d.x f18, tp
+  li tp, 0x7fe379b73ee213d5
+  fmv.d.x f29, tp
+  fmul.d f14, f18, f29, rup
+  fsd f14, 1168(gp) /* sig 387 */
+  frcsr s4
+  sd s4, 1176(gp) /* sig 388 */
+  /* 210: jalr */
+  auipc t4, 0
+  addi t4, t4, -48
+  jalr zero, 60(t4)
   auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 1376(gp) /* sig 412 */
-  /* 241: fp */
-  li tp, 0x53a4a72d5c205df7
-  fmv.d.x f17, tp
-  fsqrt.d f10, f17, dyn
-  fsd f10, 1384(gp) /* sig 413 */
-  frflags a7
-  sd a7, 1392(gp) /* sig 414 */
-  /* 242: fp */
+  sub t4, t4, tp
+  sd zero, 1184(gp) /* sig 389 */
+  sd t4, 1192(gp) /* sig 390 */
+  /* 211: cSp */
+  .option rvc
+  c.addi16sp sp, 496
+  .option norvc
+  ld t4, -256(sp)
+  sd t4, 1200(gp) /* sig 391 */
+  .option rvc
+  c.addi16sp sp, -496
+  .option norvc
+  /* 212: cAlu */
+  .option rvc
+  c.srai s1, 30
+  .option norvc
+  sd s1, 1208(gp) /* sig 392 */
+  /* 213: cMem */
+  .option rvc
+  c.fldsp f9, 24(sp)
+  .option norvc
+  fsd f9, 1216(gp) /* sig 393 */
+  /* 214: fp */
   li tp, 0x7ff0000000000000
+  fmv.d.x f3, tp
+  li tp, 0xfff8000000000000
   fmv.d.x f10, tp
-  feq.d s11, f10, f5
-  sd s11, 1400(gp) /* sig 415 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 1408(gp) /* sig 416 */
-  /* 243: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f1, tp
-  fcvt.wu.d s9, f1, rdn
-  sd s9, 1416(gp) /* sig 417 */
-  fsflags s8, zero
-  sd s8, 1424(gp) /* sig 418 */
-  /* 244: lrsc */
-  addi a7, sp, 128
-  sc.d.aq s4, t3, (a7)
-  sd s4, 1432(gp) /* sig 419 */
-  sub a7, a7, sp
-  ld s8, 128(sp)
-  sd s8, 1440(gp) /* sig 420 */
-  /* 245: fp */
-  li a6, 0x80
-  fmv.d.x f16, a6
-  fsd f16, 1448(gp) /* sig 421 */
-  fsflags s3, zero
-  sd s3, 1456(gp) /* sig 422 */
-  /* 246: branch */
-  blt a2, a2, .L44
-  srliw s10, t0, 19
-  sd s10, 1464(gp) /* sig 423 */
-  .option rvc
-  c.andi a4, 13
-  .option norvc
-  sd a4, 1472(gp) /* sig 424 */
-.L44:
-  /* 247: fp */
-  li tp, 0xffffffff3ea70500
-  fmv.d.x f11, tp
-  li tp, 0xffffffff3912d3aa
-  fmv.d.x f4, tp
-  feq.s s11, f11, f4
-  sd s11, 1480(gp) /* sig 425 */
-  fsflags s7, zero
-  sd s7, 1488(gp) /* sig 426 */
-  /* 248: liSeed */
-  li t1, 0x100000000
-  sd t1, 1496(gp) /* sig 427 */
-  /* 249: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f20, tp
-  li tp, 0xffffffff401ad440
-  fmv.d.x f23, tp
-  fle.s s11, f20, f23
-  sd s11, 1504(gp) /* sig 428 */
-  fsflags a2, zero
-  sd a2, 1512(gp) /* sig 429 */
-  /* 250: branch */
-  bltu s1, s8, .L45
-  .option rvc
-  c.addi s10, -7
-  .option norvc
-  sd s10, 1520(gp) /* sig 430 */
-.L45:
-  /* 251: fp */
-  li tp, 0xffffffff80442b3b
-  fmv.d.x f24, tp
-  fmax.s f18, f17, f24
-  fsd f18, 1528(gp) /* sig 431 */
-  fsflags a0, zero
-  sd a0, 1536(gp) /* sig 432 */
-  /* 252: fp */
-  li tp, 0xffffffff3f8c8314
-  fmv.d.x f14, tp
-  li tp, 0xffffffffbf8c8313
-  fmv.d.x f24, tp
-  fadd.s f22, f14, f24, rdn
-  fsd f22, 1544(gp) /* sig 433 */
-  fsflags s2, zero
-  sd s2, 1552(gp) /* sig 434 */
-  /* 253: cBranch */
-  .option rvc
-  c.beqz s1, .L46
-  .option norvc
-  srli t3, zero, 1
-  sd t3, 1560(gp) /* sig 435 */
-  slli a3, s1, 1
-  sd a3, 1568(gp) /* sig 436 */
-.L46:
-  /* 254: cAlu */
-  .option rvc
-  c.addi s11, -20
-  .option norvc
-  sd s11, 1576(gp) /* sig 437 */
-  /* 255: amo */
-  addi t6, sp, 0
-  amomax.d.rl s5, a0, (t6)
-  sub t6, t6, sp
-  sd s5, 1584(gp) /* sig 438 */
-  /* 256: fp */
-  li tp, 0x3d7b5e81fae63335
+  fadd.d f28, f3, f10, rtz
+  fsd f28, 1224(gp) /* sig 394 */
+  fsflags t1, zero
+  sd t1, 1232(gp) /* sig 395 */
+  /* 215: mem */
+  sw a6, 40(sp)
+  /* 216: fp */
+  li tp, 0xffffffffbf91bdcd
   fmv.d.x f8, tp
-  li tp, 0xc1fc97bd3e383843
-  fmv.d.x f4, tp
-  li tp, 0x7e37e43c8800759c
-  fmv.d.x f15, tp
-  fmadd.d f9, f8, f4, f15, dyn
-  fsd f9, 1592(gp) /* sig 439 */
+  fclass.d t2, f8
+  sd t2, 1240(gp) /* sig 396 */
+  fsflags t2, zero
+  sd t2, 1248(gp) /* sig 397 */
+  /* 217: cMem */
+  addi a5, sp, 8
+  .option rvc
+  c.fsd f14, 96(a5)
+  .option norvc
+  sub a5, a5, sp
+  /* 218: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f26, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f30, tp
+  fmax.d f23, f26, f30
+  fsd f23, 1256(gp) /* sig 398 */
+  fsflags t0, zero
+  sd t0, 1264(gp) /* sig 399 */
+  /* 219: mem */
+  addi t5, sp, 558
+  sd zero, -390(t5)
+  sub t5, t5, sp
+  /* 220: fp */
+  li tp, 0x43f0000000000000
+  fmv.d.x f20, tp
+  fcvt.w.d s0, f20, rtz
+  sd s0, 1272(gp) /* sig 400 */
   frflags s10
-  sd s10, 1600(gp) /* sig 440 */
-  /* 257: fp */
-  li tp, 0xffffffffbfa65a7e
+  sd s10, 1280(gp) /* sig 401 */
+  /* 221: fp */
+  li a0, 0x36
+  fcvt.s.lu f8, a0, rmm
+  fsd f8, 1288(gp) /* sig 402 */
+  fsflags t0, zero
+  sd t0, 1296(gp) /* sig 403 */
+  /* 222: lrsc */
+  addi s10, sp, 108
+  lr.w.aq s11, (s10)
+  srai s4, s4, 29
+  sub t6, s2, s1
+  sc.w.rl s9, t5, (s10)
+  sd s11, 1304(gp) /* sig 404 */
+  sd s9, 1312(gp) /* sig 405 */
+  sub s10, s10, sp
+  lw a7, 108(sp)
+  sd a7, 1320(gp) /* sig 406 */
+  /* 223: fmem */
+  flw f29, 236(sp)
+  fsd f29, 1328(gp) /* sig 407 */
+  /* 224: cJump */
+  auipc a1, 0
+  addi a1, a1, 10
+  .option rvc
+  c.jr a1
+  .option norvc
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 1336(gp) /* sig 408 */
+  /* 225: fp */
+  li tp, 0xffffffffbd58df91
+  fmv.d.x f12, tp
+  li tp, 0xffffffff007fffff
   fmv.d.x f5, tp
-  li tp, 0xffffffff7f44fa65
-  fmv.d.x f4, tp
-  fmul.s f2, f5, f4, rdn
-  fsd f2, 1608(gp) /* sig 441 */
-  fsflags s1, zero
-  sd s1, 1616(gp) /* sig 442 */
-  /* 258: smc */
-  /* patches in xori t2, t2, 56 (then imm + 1, ...) */
-  li a1, 0x383c393
-  li s6, 0x1
-.L47:
-  auipc a0, 0
-  sw a1, 12(a0)
+  li tp, 0xffffffffc46e3fad
+  fmv.d.x f26, tp
+  fnmadd.s f12, f12, f5, f26, rtz
+  fsd f12, 1344(gp) /* sig 409 */
+  frflags s7
+  sd s7, 1352(gp) /* sig 410 */
+  /* 226: far */
+  jal t6, .L36
+.L37:
+  /* 227: fp */
+  li tp, 0xffffffff814fd3e4
+  fmv.d.x f0, tp
+  fclass.s t5, f0
+  sd t5, 1376(gp) /* sig 413 */
+  fsflags s0, zero
+  sd s0, 1384(gp) /* sig 414 */
+  /* 228: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f24, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f17, tp
+  fmin.s f16, f24, f17
+  fsd f16, 1392(gp) /* sig 415 */
+  li t1, 0x1f
+  csrrc t5, fcsr, t1
+  sd t5, 1400(gp) /* sig 416 */
+  /* 229: fmem */
+  addi s6, sp, -23
+  flw f11, 23(s6)
+  fsd f11, 1408(gp) /* sig 417 */
+  sub s6, s6, sp
+  /* 230: fp */
+  li tp, 0xffffffff3fd531bd
+  fmv.d.x f19, tp
+  li tp, 0xffffffff004cd99e
+  fmv.d.x f5, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f8, tp
+  fmadd.s f20, f19, f5, f8, rne
+  fsd f20, 1416(gp) /* sig 418 */
+  fsflags ra, zero
+  sd ra, 1424(gp) /* sig 419 */
+  /* 231: smc */
+  /* patches in xori a1, s0, -300 (then imm + 1, ...) */
+  li a6, 0xed444593
+  li t0, 0x3
+.L38:
+  auipc s6, 0
+  sw a6, 12(s6)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add a1, a1, tp
-  addi s6, s6, -1
-  bne s6, zero, .L47
+  add a6, a6, tp
+  addi t0, t0, -1
+  bne t0, zero, .L38
   auipc tp, 0
-  sub a0, a0, tp
-  sd t2, 1624(gp) /* sig 443 */
-  sd a0, 1632(gp) /* sig 444 */
-  /* 259: aluI */
-  li s5, 0x20
-  srliw ra, s5, 16
-  sd ra, 1640(gp) /* sig 445 */
-  j .L48
-.L38:
+  sub s6, s6, tp
+  sd a1, 1432(gp) /* sig 420 */
+  sd s6, 1440(gp) /* sig 421 */
+  /* 232: liSeed */
+  li t4, 0x48e029160504e4ec
+  sd t4, 1448(gp) /* sig 422 */
+  /* 233: fp */
+  li a5, 0xebb177ee3c69a177
+  fcvt.d.lu f4, a5, rmm
+  fsd f4, 1456(gp) /* sig 423 */
+  fsflags s8, zero
+  sd s8, 1464(gp) /* sig 424 */
+  /* 234: cAlu */
+  .option rvc
+  c.mv a4, s2
+  .option norvc
+  sd a4, 1472(gp) /* sig 425 */
+  /* 235: fp */
+  li tp, 0xbffcb448be71cc1c
+  fmv.d.x f2, tp
+  li tp, 0x8008eb25bd359416
+  fmv.d.x f27, tp
+  li tp, 0x1
+  fmv.d.x f15, tp
+  fnmsub.d f2, f2, f27, f15, rmm
+  fsd f2, 1480(gp) /* sig 426 */
+  fsflags t6, zero
+  sd t6, 1488(gp) /* sig 427 */
+  /* 236: mem */
+  addi a6, sp, 354
+  sh a7, -260(a6)
+  sub a6, a6, sp
+  ld a5, 88(sp)
+  sd a5, 1496(gp) /* sig 428 */
+  /* 237: aluI */
+  addi s1, a5, 1787
+  sd s1, 1504(gp) /* sig 429 */
+  /* 238: branch */
+  bne s4, s6, .L39
+  slli t3, s7, 45
+  sd t3, 1512(gp) /* sig 430 */
+  .option rvc
+  c.slli s8, 17
+  .option norvc
+  sd s8, 1520(gp) /* sig 431 */
+  srai t6, s5, 1
+  sd t6, 1528(gp) /* sig 432 */
+.L39:
+  /* 239: fp */
+  li tp, 0x4218f658372fba1d
+  fmv.d.x f31, tp
+  li tp, 0x53a4a72d5c205df7
+  fmv.d.x f17, tp
+  fmadd.d f23, f9, f31, f17, rne
+  fsd f23, 1536(gp) /* sig 433 */
+  fsflags t0, zero
+  sd t0, 1544(gp) /* sig 434 */
+  /* 240: fp */
+  fcvt.s.d f0, f9, rtz
+  fsd f0, 1552(gp) /* sig 435 */
+  fsflags a7, zero
+  sd a7, 1560(gp) /* sig 436 */
+  /* 241: loop */
+  li s4, 0x1
+.L40:
+  and s10, s11, s3
+  sd s10, 1568(gp) /* sig 437 */
+  .option rvc
+  c.srai s0, 39
+  .option norvc
+  sd s0, 1576(gp) /* sig 438 */
+  xori s8, a6, 534
+  sd s8, 1584(gp) /* sig 439 */
+  addi s4, s4, -1
+  blt zero, s4, .L40
+  sd s4, 1592(gp) /* sig 440 */
+  /* 242: amo */
+  addi s9, sp, 216
+  amomax.d.aqrl s11, s0, (s9)
+  sub s9, s9, sp
+  sd s11, 1600(gp) /* sig 441 */
+  /* 243: aluR */
+  sraw t1, s11, a6
+  sd t1, 1608(gp) /* sig 442 */
+  /* 244: cAlu */
+  .option rvc
+  c.addi a3, 4
+  .option norvc
+  sd a3, 1616(gp) /* sig 443 */
+  /* 245: smc */
+  /* patches in addi a6, t6, 1210 (then imm + 1, ...) */
+  li a3, 0x4baf8813
+  li t0, 0x3
+.L41:
+  auipc s3, 0
+  sw a3, 12(s3)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a3, a3, tp
+  addi t0, t0, -1
+  bne t0, zero, .L41
   auipc tp, 0
-  sub t0, t0, tp
-  sd t0, 912(gp) /* sig 354 */
-  addi s5, t1, 1255
-  sd s5, 920(gp) /* sig 355 */
-  or ra, t3, s7
-  sd ra, 928(gp) /* sig 356 */
-  beq zero, zero, .L39
-.L48:
+  sub s3, s3, tp
+  sd a6, 1624(gp) /* sig 444 */
+  sd s3, 1632(gp) /* sig 445 */
+  /* 246: fp */
+  fcvt.s.lu f19, s11, rtz
+  fsd f19, 1640(gp) /* sig 446 */
+  fsflags a7, zero
+  sd a7, 1648(gp) /* sig 447 */
+  /* 247: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f9, tp
+  fcvt.w.d s9, f9, rtz
+  sd s9, 1656(gp) /* sig 448 */
+  fsflags s0, zero
+  sd s0, 1664(gp) /* sig 449 */
+  /* 248: luiAuipc */
+  lui s7, 0x0
+  sd s7, 1672(gp) /* sig 450 */
+  /* 249: luiAuipc */
+  lui a7, 0xf548f
+  sd a7, 1680(gp) /* sig 451 */
+  /* 250: lrsc */
+  addi s5, sp, 208
+  lr.w.rl a1, (s5)
+  or s8, t6, a4
+  sc.w.aq s9, t4, (s5)
+  sd a1, 1688(gp) /* sig 452 */
+  sd s9, 1696(gp) /* sig 453 */
+  sc.w s9, zero, (s5)
+  sd s9, 1704(gp) /* sig 454 */
+  sub s5, s5, sp
+  lw s11, 208(sp)
+  sd s11, 1712(gp) /* sig 455 */
+  /* 251: cBranch */
+  li a5, 0x2000001
+  .option rvc
+  c.beqz a5, .L42
+  .option norvc
+  addi s9, s9, -1494
+  sd s9, 1720(gp) /* sig 456 */
+  .option rvc
+  c.add a0, a0
+  .option norvc
+  sd a0, 1728(gp) /* sig 457 */
+.L42:
+  /* 252: cMem */
+  addi a5, sp, 26
+  .option rvc
+  c.fld f12, 88(a5)
+  .option norvc
+  fsd f12, 1736(gp) /* sig 458 */
+  sub a5, a5, sp
+  /* 253: amo */
+  li t2, 0x20
+  addi a4, sp, 24
+  amomax.d.aq a5, t2, (a4)
+  sub a4, a4, sp
+  sd a5, 1744(gp) /* sig 459 */
+  /* 254: mem */
+  sw s8, 104(sp)
+  /* 255: fp */
+  li tp, 0x47effffff0000000
+  fmv.d.x f11, tp
+  fmadd.d f17, f11, f6, f16, rup
+  fsd f17, 1752(gp) /* sig 460 */
+  li s2, 0x1f
+  csrrc ra, fcsr, s2
+  sd ra, 1760(gp) /* sig 461 */
+  /* 256: fp */
+  li tp, 0x3fb999999999999a
+  fmv.d.x f9, tp
+  fclass.d a0, f9
+  sd a0, 1768(gp) /* sig 462 */
+  fsflags s0, zero
+  sd s0, 1776(gp) /* sig 463 */
+  /* 257: aluR */
+  li a7, 0x80000001
+  srl t4, t6, a7
+  sd t4, 1784(gp) /* sig 464 */
+  /* 258: jal */
+  jal zero, .L43
+  addw t6, s5, s9
+  sd t6, 1792(gp) /* sig 465 */
+  sltu t1, s5, t2
+  sd t1, 1800(gp) /* sig 466 */
+.L43:
+  sd zero, 1808(gp) /* sig 467 */
+  /* 259: smc */
+  /* patches in slti a4, a4, 506 (then imm + 1, ...) */
+  li s1, 0x1fa72713
+  li t2, 0x1
+.L44:
+  auipc a6, 0
+  sw s1, 12(a6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s1, s1, tp
+  addi t2, t2, -1
+  bne t2, zero, .L44
+  auipc tp, 0
+  sub a6, a6, tp
+  sd a4, 1816(gp) /* sig 468 */
+  sd a6, 1824(gp) /* sig 469 */
+  j .L45
+.L36:
+  auipc tp, 0
+  sub t6, t6, tp
+  sd t6, 1360(gp) /* sig 411 */
+  addi s1, a3, -79
+  sd s1, 1368(gp) /* sig 412 */
+  bge zero, zero, .L37
+.L45:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xfffffffff149f2ca
-  .dword 0xbfe0000000000000
-  .dword 0xbfc9e9921338378e
-  .dword 0x210bd51793b60316
-  .dword 0xbefe2c725d2a7698
-  .dword 0xffffffff3f7fffff
-  .dword 0xa32000000000
-  .dword 0x46e4f9d7bfd6442a
+  .dword 0x8388e79f1e0e1268
+  .dword 0x9c68befd187d91ae
+  .dword 0xfffffffffffffffe
+  .dword 0xeda753e580785823
+  .dword 0xffffffffb6845074
+  .dword 0xaaaaaaaaaaaaaaaa
+  .dword 0xffffffff4effffff
+  .dword 0x5e634192
+  .dword 0xffffffffffc00000
+  .dword 0x1df04b3681d519
+  .dword 0xffffffff46e4f9d7
   .dword 0xffffffff7f800000
   .dword 0xa7265db5c49ba
   .dword 0x3ff8000000000000
@@ -1994,11 +2076,8 @@ difftest_buf:
   .dword 0x2c3047691c6ef2a6
   .dword 0x546601ae000d2e59
   .dword 0x1b
-  .dword 0xffffffffff800000
-  .dword 0xffffffffbfc00000
-  .dword 0x80
 difftest_sig:
-  .rept 446
+  .rept 470
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

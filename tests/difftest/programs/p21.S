@@ -4,1735 +4,1794 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x20
-  li t0, 0xffffffffffffff9c
-  li t1, 0xff
-  li t2, 0x280ad943eac305d9
-  li s0, 0xaaaaaaaaaaaaaaaa
-  li s1, 0x54
-  li a0, 0x171e000000
-  li a1, 0xffffff
-  li a2, 0xd18
-  li a3, 0x7ffff
-  li a4, 0xffffffff826222fc
-  li a5, 0x3f
-  li a6, 0x1ffffffffffffff
-  li a7, 0x1f
-  li s2, 0x65d8e989
-  li s3, 0x65000000000000
-  li s4, 0x1000000000000
-  li s5, 0xffffffff80000000
-  li s6, 0xfffffffffffff800
-  li s7, 0x3
-  li s8, 0x18340000000000
-  li s9, 0xfffffffffffff800
-  li s10, 0xffffffffffffffe4
-  li s11, 0x7f
-  li t3, 0xffff
-  li t4, 0xffffffffc1e591f6
-  li t5, 0xffffffffffffffff
-  li t6, 0x8
-  li tp, 0xffffffff3ccecb5d
+  li ra, 0x3fffffffffff
+  li t0, 0xff
+  li t1, 0x280ad943eac305d9
+  li t2, 0xaaaaaaaaaaaaaaaa
+  li s0, 0x54
+  li s1, 0x171e000000
+  li a0, 0xffffff
+  li a1, 0xd18
+  li a2, 0x7ffff
+  li a3, 0xffffffff826222fc
+  li a4, 0x3f
+  li a5, 0x1ffffffffffffff
+  li a6, 0x1f
+  li a7, 0x65d8e989
+  li s2, 0x65000000000000
+  li s3, 0x1000000000000
+  li s4, 0xffffffff80000000
+  li s5, 0xfffffffffffff800
+  li s6, 0x3
+  li s7, 0x18340000000000
+  li s8, 0xfffffffffffff800
+  li s9, 0xffffffffffffffe4
+  li s10, 0x7f
+  li s11, 0xffff
+  li t3, 0xffffffffc1e591f6
+  li t4, 0xffffffffffffffff
+  li t5, 0x8
+  li t6, 0x100000000000
+  li tp, 0xef7c14ce0e6e3e33
   fmv.d.x f0, tp
-  li tp, 0x1d05d38e75743e83
+  li tp, 0xffffffffcf000000
   fmv.d.x f1, tp
-  li tp, 0x7e37e43c8800759c
+  li tp, 0x80a2d4923260e041
   fmv.d.x f2, tp
+  li tp, 0xffffffff3eaaaaab
+  fmv.d.x f3, tp
+  li tp, 0x1af9657e19712c
+  fmv.d.x f4, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f5, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f6, tp
+  li tp, 0xffffffff3abefeec
+  fmv.d.x f7, tp
+  li tp, 0x294bf3f033ea9e
+  fmv.d.x f8, tp
+  li tp, 0x41f0000000080000
+  fmv.d.x f9, tp
+  li tp, 0xffffffffc0200000
+  fmv.d.x f10, tp
+  li tp, 0xffffffffb1badaa4
+  fmv.d.x f11, tp
+  li tp, 0xffffffff8030b2e4
+  fmv.d.x f12, tp
+  li tp, 0x12cb77b7772e51
+  fmv.d.x f13, tp
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f14, tp
+  li tp, 0xc012000000000000
+  fmv.d.x f15, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f16, tp
+  li tp, 0xffffffffc90b2426
+  fmv.d.x f17, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f18, tp
+  li tp, 0xffffffff3ad6492e
+  fmv.d.x f19, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f20, tp
+  li tp, 0x1647a54b9a9763f3
+  fmv.d.x f21, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f22, tp
+  li tp, 0xffffffff6d50c51a
+  fmv.d.x f23, tp
+  li tp, 0xffffffff3fc00000
+  fmv.d.x f24, tp
+  li tp, 0xfc9ae768c23a6398
+  fmv.d.x f25, tp
+  li tp, 0x43e0000000000000
+  fmv.d.x f26, tp
+  li tp, 0xffffffff4f7fffff
+  fmv.d.x f27, tp
+  li tp, 0xffffffff321bf2f7
+  fmv.d.x f28, tp
+  li tp, 0xffffffff0da24260
+  fmv.d.x f29, tp
+  li tp, 0xfffffffffffff
+  fmv.d.x f30, tp
+  li tp, 0x3ef08d24413db43a
+  fmv.d.x f31, tp
+  csrwi frm, 4
+  /* 0: cAlu */
+  .option rvc
+  c.srli a2, 62
+  .option norvc
+  sd a2, 0(gp) /* sig 0 */
+  /* 1: fp */
+  li tp, 0xbfc576cad8d03bba
+  fmv.d.x f3, tp
+  fdiv.d f21, f19, f3
+  fsd f21, 8(gp) /* sig 1 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 16(gp) /* sig 2 */
+  /* 2: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f7, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f24, tp
+  fdiv.d f10, f7, f24, rmm
+  fsd f10, 24(gp) /* sig 3 */
+  frcsr s2
+  sd s2, 32(gp) /* sig 4 */
+  /* 3: fcsr */
+  csrrsi zero, fflags, 28
+  sd zero, 40(gp) /* sig 5 */
+  /* 4: cAlu */
+  .option rvc
+  c.andi a4, 26
+  .option norvc
+  sd a4, 48(gp) /* sig 6 */
+  /* 5: cAlu */
+  .option rvc
+  c.mv t5, t0
+  .option norvc
+  sd t5, 56(gp) /* sig 7 */
+  /* 6: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f0, tp
+  fsqrt.d f1, f0
+  fsd f1, 64(gp) /* sig 8 */
+  fsflags s3, zero
+  sd s3, 72(gp) /* sig 9 */
+  /* 7: jalr */
+  auipc s10, 0
+  jalr s7, 23(s10)
+  srai t3, t5, 5
+  sd t3, 80(gp) /* sig 10 */
+  .option rvc
+  c.lui a1, 0xfffec
+  .option norvc
+  sd a1, 88(gp) /* sig 11 */
+  auipc tp, 0
+  sub s7, s7, tp
+  sub s10, s10, tp
+  sd s7, 96(gp) /* sig 12 */
+  sd s10, 104(gp) /* sig 13 */
+  /* 8: aluR */
+  and a7, a1, s11
+  sd a7, 112(gp) /* sig 14 */
+  /* 9: fp */
+  li tp, 0xffffffff68eebc70
+  fmv.d.x f17, tp
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f12, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f5, tp
+  fmsub.s f26, f17, f12, f5, rtz
+  fsd f26, 120(gp) /* sig 15 */
+  fsflags s8, zero
+  sd s8, 128(gp) /* sig 16 */
+  /* 10: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f25, tp
+  fsqrt.d f13, f25, rdn
+  fsd f13, 136(gp) /* sig 17 */
+  fsflags s9, zero
+  sd s9, 144(gp) /* sig 18 */
+  /* 11: rand */
+  .4byte 0x499c2453 /* random */
+  sd s0, 152(gp) /* sig 19 */
+  fsd f8, 160(gp) /* sig 20 */
+  fsflags s11, zero
+  sd s11, 168(gp) /* sig 21 */
+  /* 12: liSeed */
+  li s5, 0x11
+  sd s5, 176(gp) /* sig 22 */
+  /* 13: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 668
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 184(gp) /* sig 23 */
+  /* 14: luiAuipc */
+  lui a7, 0x14a97
+  sd a7, 192(gp) /* sig 24 */
+  /* 15: fence */
+  fence iorw, iorw
+  /* 16: aluI */
+  sltiu t6, s8, -471
+  sd t6, 200(gp) /* sig 25 */
+  /* 17: fp */
+  li tp, 0xbda2f37e1a586c0f
+  fmv.d.x f21, tp
+  fmax.d f11, f21, f20
+  fsd f11, 208(gp) /* sig 26 */
+  frflags s6
+  sd s6, 216(gp) /* sig 27 */
+  /* 18: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f10, tp
+  fcvt.s.d f15, f10, rne
+  fsd f15, 224(gp) /* sig 28 */
+  frcsr s8
+  sd s8, 232(gp) /* sig 29 */
+  /* 19: cMem */
+  .option rvc
+  c.fsdsp f22, 48(sp)
+  .option norvc
+  /* 20: aluR */
+  li a1, 0x7ffffffffffffff
+  and ra, a1, s5
+  sd ra, 240(gp) /* sig 30 */
+  /* 21: luiAuipc */
+  auipc a3, 0xfffff
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 248(gp) /* sig 31 */
+  /* 22: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f2, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f29, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f29, tp
+  fmadd.s f0, f2, f29, f29
+  fsd f0, 256(gp) /* sig 32 */
+  fsflags s0, zero
+  sd s0, 264(gp) /* sig 33 */
+  /* 23: fp */
+  li tp, 0xbff78004498f8a2b
+  fmv.d.x f27, tp
+  li tp, 0x800ae4c21901631d
+  fmv.d.x f13, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f25, tp
+  fmadd.d f30, f27, f13, f25, rne
+  fsd f30, 272(gp) /* sig 34 */
+  fsflags a6, zero
+  sd a6, 280(gp) /* sig 35 */
+  /* 24: fp */
+  li tp, 0xc004000000000000
+  fmv.d.x f5, tp
+  li tp, 0x3d2d0e2a24ba7f96
+  fmv.d.x f2, tp
+  fmul.d f15, f5, f2, dyn
+  fsd f15, 288(gp) /* sig 36 */
+  fsflags ra, zero
+  sd ra, 296(gp) /* sig 37 */
+  /* 25: mem */
+  sw a3, 160(sp)
+  /* 26: cMem */
+  addi a2, sp, 1
+  .option rvc
+  c.sw a1, 8(a2)
+  .option norvc
+  sub a2, a2, sp
+  /* 27: fp */
   li tp, 0x8000000000000001
   fmv.d.x f3, tp
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f4, tp
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f5, tp
-  li tp, 0x1af9657e19712c
-  fmv.d.x f6, tp
-  li tp, 0xfff8000000000000
-  fmv.d.x f7, tp
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f8, tp
-  li tp, 0xffffffff3abefeec
-  fmv.d.x f9, tp
-  li tp, 0x294bf3f033ea9e
-  fmv.d.x f10, tp
-  li tp, 0x41f0000000080000
-  fmv.d.x f11, tp
-  li tp, 0xffffffffc0200000
-  fmv.d.x f12, tp
-  li tp, 0xffffffffb1badaa4
-  fmv.d.x f13, tp
-  li tp, 0xffffffff8030b2e4
-  fmv.d.x f14, tp
-  li tp, 0x12cb77b7772e51
-  fmv.d.x f15, tp
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f16, tp
-  li tp, 0xc012000000000000
-  fmv.d.x f17, tp
-  li tp, 0xffffffff80000001
-  fmv.d.x f18, tp
-  li tp, 0xffffffffc90b2426
-  fmv.d.x f19, tp
-  li tp, 0x8000000000000000
-  fmv.d.x f20, tp
-  li tp, 0xffffffff3ad6492e
-  fmv.d.x f21, tp
-  li tp, 0xffffffff7fc00000
+  li tp, 0x8000000000000001
   fmv.d.x f22, tp
-  li tp, 0x1647a54b9a9763f3
-  fmv.d.x f23, tp
-  li tp, 0xffffffff007fffff
-  fmv.d.x f24, tp
-  li tp, 0xffffffff6d50c51a
-  fmv.d.x f25, tp
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f26, tp
-  li tp, 0xfc9ae768c23a6398
-  fmv.d.x f27, tp
-  li tp, 0x43e0000000000000
-  fmv.d.x f28, tp
-  li tp, 0xffffffff4f7fffff
-  fmv.d.x f29, tp
-  li tp, 0xffffffff321bf2f7
-  fmv.d.x f30, tp
-  li tp, 0xffffffff0da24260
-  fmv.d.x f31, tp
-  csrwi frm, 0
-  /* 0: cSp */
-  .option rvc
-  c.addi16sp sp, -144
-  .option norvc
-  ld a2, 216(sp)
-  sd a2, 0(gp) /* sig 0 */
-  .option rvc
-  c.addi16sp sp, 144
-  .option norvc
-  /* 1: cJump */
-  auipc a5, 0
-  addi a5, a5, 18
-  .option rvc
-  c.jr a5
-  .option norvc
-  addi s7, t5, 1306
-  sd s7, 8(gp) /* sig 1 */
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 16(gp) /* sig 2 */
-  /* 2: fp */
-  fmul.s f3, f14, f1
-  fsd f3, 24(gp) /* sig 3 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 32(gp) /* sig 4 */
-  /* 3: fp */
-  li tp, 0xfffffffff786e5cc
-  fmv.d.x f26, tp
-  li tp, 0x7ff800000000dead
-  fmv.d.x f30, tp
-  fadd.d f10, f26, f30, rmm
-  fsd f10, 40(gp) /* sig 5 */
-  fsflags a7, zero
-  sd a7, 48(gp) /* sig 6 */
-  /* 4: fp */
-  li tp, 0x3e62856b227f7140
-  fmv.d.x f30, tp
-  fcvt.s.d f14, f30, dyn
-  fsd f14, 56(gp) /* sig 7 */
-  frcsr a0
-  sd a0, 64(gp) /* sig 8 */
-  /* 5: lrsc */
-  addi s10, sp, 60
-  sc.w.aqrl a6, a6, (s10)
-  sd a6, 72(gp) /* sig 9 */
-  sub s10, s10, sp
-  lw t3, 60(sp)
-  sd t3, 80(gp) /* sig 10 */
-  /* 6: fp */
-  li tp, 0xffffffffbfe21e92
-  fmv.d.x f2, tp
-  li tp, 0xffffffff7f10ea20
-  fmv.d.x f9, tp
-  fmul.s f2, f2, f9, rmm
-  fsd f2, 88(gp) /* sig 11 */
-  fsflags s11, zero
-  sd s11, 96(gp) /* sig 12 */
-  /* 7: cAlu */
-  .option rvc
-  c.andi a1, 15
-  .option norvc
-  sd a1, 104(gp) /* sig 13 */
-  /* 8: cAlu */
-  .option rvc
-  c.mv a2, s7
-  .option norvc
-  sd a2, 112(gp) /* sig 14 */
-  /* 9: mem */
-  lb a4, 104(sp)
-  sd a4, 120(gp) /* sig 15 */
-  /* 10: branch */
-  li s0, 0xff
-  blt s0, zero, .L0
-  rem t6, a6, t1
-  sd t6, 128(gp) /* sig 16 */
-  slti t6, s9, 791
-  sd t6, 136(gp) /* sig 17 */
-  divw s11, t4, a6
-  sd s11, 144(gp) /* sig 18 */
-.L0:
-  /* 11: fp */
-  li tp, 0xffffffffbfb3fe21
-  fmv.d.x f12, tp
-  li tp, 0xffffffff3f297b32
-  fmv.d.x f29, tp
-  li tp, 0xffffffff3f6e52c6
-  fmv.d.x f11, tp
-  fnmadd.s f2, f12, f29, f11
-  fsd f2, 152(gp) /* sig 19 */
-  fsflags s8, zero
-  sd s8, 160(gp) /* sig 20 */
-  /* 12: fence */
-  fence r, w
-  /* 13: liSeed */
-  li a4, 0x4e51396f
-  sd a4, 168(gp) /* sig 21 */
-  /* 14: cMem */
-  addi s0, sp, 21
-  .option rvc
-  c.ld a5, 24(s0)
-  .option norvc
-  sd a5, 176(gp) /* sig 22 */
-  sub s0, s0, sp
-  /* 15: aluI */
-  srliw s6, s6, 15
-  sd s6, 184(gp) /* sig 23 */
-  /* 16: fp */
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f23, tp
-  fclass.d s0, f23
-  sd s0, 192(gp) /* sig 24 */
-  fsflags t0, zero
-  sd t0, 200(gp) /* sig 25 */
-  /* 17: cBranch */
-  li a3, 0x0
-  .option rvc
-  c.bnez a3, .L1
-  .option norvc
-  slt s8, t5, s8
-  sd s8, 208(gp) /* sig 26 */
-  srl zero, s11, s4
-  sd zero, 216(gp) /* sig 27 */
-.L1:
-  /* 18: loop */
-  li a0, 0x1
-.L2:
-  remw s0, t4, ra
-  sd s0, 224(gp) /* sig 28 */
-  .option rvc
-  c.addi a0, -1
-  .option norvc
-  .option rvc
-  c.bnez a0, .L2
-  .option norvc
-  sd a0, 232(gp) /* sig 29 */
-  /* 19: fp */
-  li tp, 0xbff9f6a40ad78004
-  fmv.d.x f9, tp
-  li tp, 0x7fe3b85452704112
-  fmv.d.x f27, tp
-  fmul.d f30, f9, f27, rtz
-  fsd f30, 240(gp) /* sig 30 */
-  fsflags s7, zero
-  sd s7, 248(gp) /* sig 31 */
-  /* 20: aluR */
-  li t2, 0x9a59188a29d8a199
-  remu a6, zero, t2
-  sd a6, 256(gp) /* sig 32 */
-  /* 21: aluR */
-  li t0, 0x0
-  li s10, 0x80
-  sltu s0, t0, s10
-  sd s0, 264(gp) /* sig 33 */
-  /* 22: amo */
-  li t2, 0xffffffffffffff
-  addi a1, sp, 84
-  amomin.w.rl t4, t2, (a1)
+  fsgnj.d f27, f3, f22
+  fsd f27, 304(gp) /* sig 38 */
+  frcsr t4
+  sd t4, 312(gp) /* sig 39 */
+  /* 28: lrsc */
+  addi a1, sp, 152
+  lr.d.aqrl a6, (a1)
+  subw t2, s2, s3
+  sc.d.rl t5, a2, (a1)
+  sd a6, 320(gp) /* sig 40 */
+  sd t5, 328(gp) /* sig 41 */
+  sc.d.aq t5, zero, (a1)
+  sd t5, 336(gp) /* sig 42 */
   sub a1, a1, sp
-  sd t4, 272(gp) /* sig 34 */
-  /* 23: cAlu */
-  .option rvc
-  c.andi a2, -16
-  .option norvc
-  sd a2, 280(gp) /* sig 35 */
-  /* 24: fp */
-  fadd.d f7, f25, f26, rdn
-  fsd f7, 288(gp) /* sig 36 */
-  frflags s5
-  sd s5, 296(gp) /* sig 37 */
-  /* 25: jalr */
-  auipc a4, 0
-  jalr a1, 25(a4)
-  divw t5, s1, s9
-  sd t5, 304(gp) /* sig 38 */
-  ori t2, s0, 844
-  sd t2, 312(gp) /* sig 39 */
-  auipc tp, 0
-  sub a1, a1, tp
-  sub a4, a4, tp
-  sd a1, 320(gp) /* sig 40 */
-  sd a4, 328(gp) /* sig 41 */
-  /* 26: aluR */
-  li a2, 0x8000000000000000
-  li s9, 0x100000000
-  divu t6, a2, s9
-  sd t6, 336(gp) /* sig 42 */
-  /* 27: cMem */
-  addi s0, sp, 8
-  .option rvc
-  c.ld a2, 144(s0)
-  .option norvc
-  sd a2, 344(gp) /* sig 43 */
-  sub s0, s0, sp
-  /* 28: cBranch */
-  li a5, 0x0
-  .option rvc
-  c.j .L3
-  .option norvc
-  .option rvc
-  c.add t3, ra
-  .option norvc
-  sd t3, 352(gp) /* sig 44 */
-.L3:
-  /* 29: aluI */
-  slliw t0, s2, 16
-  sd t0, 360(gp) /* sig 45 */
-  /* 30: branch */
-  bltu zero, a7, .L4
-  .option rvc
-  c.addiw s4, 6
-  .option norvc
-  sd s4, 368(gp) /* sig 46 */
-  sllw a2, a3, s9
-  sd a2, 376(gp) /* sig 47 */
-  subw a3, t0, ra
-  sd a3, 384(gp) /* sig 48 */
-.L4:
+  ld s7, 152(sp)
+  sd s7, 344(gp) /* sig 43 */
+  /* 29: aluR */
+  li t5, 0x8000
+  sub s7, s10, t5
+  sd s7, 352(gp) /* sig 44 */
+  /* 30: aluI */
+  sraiw a3, s10, 17
+  sd a3, 360(gp) /* sig 45 */
   /* 31: fp */
-  fsgnjx.d f17, f20, f5
-  fsd f17, 392(gp) /* sig 49 */
-  fsflags s10, zero
-  sd s10, 400(gp) /* sig 50 */
-  /* 32: fp */
-  li tp, 0x1
-  fmv.d.x f28, tp
-  fsub.d f18, f28, f22, rne
-  fsd f18, 408(gp) /* sig 51 */
-  li s8, 0x1f
-  csrrc a0, fcsr, s8
-  sd a0, 416(gp) /* sig 52 */
-  /* 33: jal */
-  jal s10, .L5
-.L5:
-  auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 424(gp) /* sig 53 */
-  /* 34: fence */
-  fence iorw, iorw
-  /* 35: fmem */
-  addi s8, sp, -272
-  fsd f16, 384(s8)
-  sub s8, s8, sp
-  /* 36: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 368
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 432(gp) /* sig 54 */
-  /* 37: fmem */
-  addi s8, sp, -281
-  li tp, 0xffffffffbcf0bb2c
-  fmv.d.x f28, tp
-  fsw f28, 349(s8)
-  sub s8, s8, sp
-  /* 38: aluI */
-  li s11, 0x13
-  andi s5, s11, 1408
-  sd s5, 440(gp) /* sig 55 */
-  /* 39: aluI */
-  srli s9, s11, 1
-  sd s9, 448(gp) /* sig 56 */
-  /* 40: cAlu */
-  .option rvc
-  c.slli t5, 29
-  .option norvc
-  sd t5, 456(gp) /* sig 57 */
-  /* 41: fp */
-  fmv.x.w ra, f26
-  sd ra, 464(gp) /* sig 58 */
-  li s8, 0x1f
-  csrrc a0, fcsr, s8
-  sd a0, 472(gp) /* sig 59 */
-  /* 42: mem */
-  addi t5, sp, -278
-  sh a2, 466(t5)
-  sub t5, t5, sp
-  /* 43: cSp */
-  .option rvc
-  c.addi16sp sp, 208
-  .option norvc
-  ld a5, -152(sp)
-  sd a5, 480(gp) /* sig 60 */
-  .option rvc
-  c.addi16sp sp, -208
-  .option norvc
-  /* 44: amo */
-  addi a5, sp, 232
-  amomin.d.rl s10, t4, (a5)
-  sub a5, a5, sp
-  sd s10, 488(gp) /* sig 61 */
-  /* 45: fp */
-  li tp, 0x3dc6dcd5b1a7989e
-  fmv.d.x f21, tp
-  li tp, 0xa58ce35988677dcb
-  fmv.d.x f15, tp
-  li tp, 0x9cec24bc54a39c7f
+  li tp, 0xffffffff00000000
   fmv.d.x f5, tp
-  fnmadd.d f0, f21, f15, f5, dyn
-  fsd f0, 496(gp) /* sig 62 */
-  fsflags t1, zero
-  sd t1, 504(gp) /* sig 63 */
-  /* 46: fp */
-  li tp, 0x4213fc8c992baf13
-  fmv.d.x f14, tp
-  fmin.d f1, f14, f2
-  fsd f1, 512(gp) /* sig 64 */
-  li s4, 0x1f
-  csrrc t0, fcsr, s4
-  sd t0, 520(gp) /* sig 65 */
-  /* 47: fp */
-  fcvt.w.d s3, f23, rdn
-  sd s3, 528(gp) /* sig 66 */
-  fsflags t6, zero
-  sd t6, 536(gp) /* sig 67 */
-  /* 48: fp */
-  li tp, 0xffffffffc0c92325
-  fmv.d.x f21, tp
-  fcvt.lu.s s8, f21, rup
-  sd s8, 544(gp) /* sig 68 */
-  fsflags a6, zero
-  sd a6, 552(gp) /* sig 69 */
-  /* 49: liSeed */
-  li a5, 0x0
-  sd a5, 560(gp) /* sig 70 */
-  /* 50: fp */
-  fcvt.d.lu f26, ra
-  fsd f26, 568(gp) /* sig 71 */
-  frcsr s1
-  sd s1, 576(gp) /* sig 72 */
-  /* 51: amo */
-  li s1, 0x3bac0000000
-  addi s0, sp, 116
-  amoswap.w.aq s5, s1, (s0)
-  sub s0, s0, sp
-  sd s5, 584(gp) /* sig 73 */
-  lw s8, 116(sp)
-  sd s8, 592(gp) /* sig 74 */
-  /* 52: aluR */
-  li a6, 0xffffffff
-  mul a5, t3, a6
-  sd a5, 600(gp) /* sig 75 */
-  /* 53: aluI */
-  addiw a7, zero, -1254
-  sd a7, 608(gp) /* sig 76 */
-  /* 54: aluI */
-  addiw s0, zero, 1209
-  sd s0, 616(gp) /* sig 77 */
-  /* 55: luiAuipc */
-  auipc a0, 0x1
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 624(gp) /* sig 78 */
-  /* 56: fp */
-  li tp, 0x0
-  fmv.d.x f15, tp
-  li tp, 0xc3e0000000000000
-  fmv.d.x f29, tp
-  fdiv.d f20, f15, f29, rtz
-  fsd f20, 632(gp) /* sig 79 */
-  frcsr s5
-  sd s5, 640(gp) /* sig 80 */
-  /* 57: cMem */
+  li tp, 0xffffffff80000000
+  fmv.d.x f1, tp
+  fle.s a4, f5, f1
+  sd a4, 368(gp) /* sig 46 */
+  csrrci t4, fflags, 0x1f
+  sd t4, 376(gp) /* sig 47 */
+  /* 32: aluR */
+  li s2, 0x2001
+  li t0, 0x7c5dcdaf
+  slt s11, s2, t0
+  sd s11, 384(gp) /* sig 48 */
+  /* 33: fp */
+  li tp, 0xffffffffbaaf7ee9
+  fmv.d.x f6, tp
+  li tp, 0xfffffffe7fc00000
+  fmv.d.x f10, tp
+  fnmadd.s f23, f6, f10, f0, rup
+  fsd f23, 392(gp) /* sig 49 */
+  frflags a4
+  sd a4, 400(gp) /* sig 50 */
+  /* 34: cAlu */
   .option rvc
-  c.sdsp s2, 24(sp)
+  c.mv s6, s2
   .option norvc
-  /* 58: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f0, tp
-  fcvt.wu.d a3, f0, rne
-  sd a3, 648(gp) /* sig 81 */
-  fsflags s6, zero
-  sd s6, 656(gp) /* sig 82 */
-  /* 59: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f22, tp
-  fadd.s f1, f22, f10, rtz
-  fsd f1, 664(gp) /* sig 83 */
+  sd s6, 408(gp) /* sig 51 */
+  /* 35: liSeed */
+  li s10, 0xffffffffffff8000
+  sd s10, 416(gp) /* sig 52 */
+  /* 36: cMem */
+  .option rvc
+  c.sdsp a2, 224(sp)
+  .option norvc
+  /* 37: luiAuipc */
+  lui s8, 0x40f97
+  sd s8, 424(gp) /* sig 53 */
+  /* 38: loop */
+  li t6, 0x3
+.L0:
+  remu s7, t5, a2
+  sd s7, 432(gp) /* sig 54 */
+  addi t6, t6, -1
+  blt zero, t6, .L0
+  sd t6, 440(gp) /* sig 55 */
+  /* 39: amo */
+  addi t4, sp, 192
+  amomax.d t6, a3, (t4)
+  sub t4, t4, sp
+  sd t6, 448(gp) /* sig 56 */
+  /* 40: aluI */
+  li t3, 0x40001
+  addiw s8, t3, -961
+  sd s8, 456(gp) /* sig 57 */
+  /* 41: fmem */
+  addi t1, sp, 364
+  fsd f10, -156(t1)
+  sub t1, t1, sp
+  /* 42: cMem */
+  .option rvc
+  c.fsdsp f16, 216(sp)
+  .option norvc
+  /* 43: fp */
+  fsub.s f23, f10, f14, rmm
+  fsd f23, 464(gp) /* sig 58 */
   fsflags t3, zero
-  sd t3, 672(gp) /* sig 84 */
-  /* 60: cAlu */
+  sd t3, 472(gp) /* sig 59 */
+  /* 44: amo */
+  li a3, 0x3d
+  addi t6, sp, 56
+  amominu.w.aqrl a2, a3, (t6)
+  sub t6, t6, sp
+  sd a2, 480(gp) /* sig 60 */
+  lw t4, 56(sp)
+  sd t4, 488(gp) /* sig 61 */
+  /* 45: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f22, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f24, tp
+  fmax.d f16, f22, f24
+  fsd f16, 496(gp) /* sig 62 */
+  csrrci s3, fflags, 0x1f
+  sd s3, 504(gp) /* sig 63 */
+  /* 46: lrsc */
+  addi a5, sp, 232
+  sc.d s11, t4, (a5)
+  sd s11, 512(gp) /* sig 64 */
+  sub a5, a5, sp
+  ld zero, 232(sp)
+  sd zero, 520(gp) /* sig 65 */
+  /* 47: cMem */
   .option rvc
-  c.xor a5, a0
+  c.ldsp t0, 128(sp)
   .option norvc
-  sd a5, 680(gp) /* sig 85 */
-  /* 61: cAlu */
+  sd t0, 528(gp) /* sig 66 */
+  /* 48: aluI */
+  slli ra, s7, 10
+  sd ra, 536(gp) /* sig 67 */
+  /* 49: branch */
+  bgeu a3, a3, .L1
   .option rvc
-  c.mv t6, t0
+  c.lui ra, 0xc
   .option norvc
-  sd t6, 688(gp) /* sig 86 */
-  /* 62: cAlu */
+  sd ra, 544(gp) /* sig 68 */
+  slti a3, s5, -1716
+  sd a3, 552(gp) /* sig 69 */
+.L1:
+  /* 50: fp */
+  li tp, 0xbd77e6d34c21086d
+  fmv.d.x f20, tp
+  fclass.d s11, f20
+  sd s11, 560(gp) /* sig 70 */
+  li a7, 0x1f
+  csrrc a7, fcsr, a7
+  sd a7, 568(gp) /* sig 71 */
+  /* 51: fp */
+  li tp, 0xffffffffc787fbcd
+  fmv.d.x f23, tp
+  fcvt.l.s t3, f23, rdn
+  sd t3, 576(gp) /* sig 72 */
+  fsflags ra, zero
+  sd ra, 584(gp) /* sig 73 */
+  /* 52: fp */
+  fsub.d f8, f26, f30
+  fsd f8, 592(gp) /* sig 74 */
+  frcsr t0
+  sd t0, 600(gp) /* sig 75 */
+  /* 53: branch */
+  li a1, 0x7fffffff
+  li a6, 0x7fffffff
+  bltu a1, a6, .L2
   .option rvc
-  c.srli a4, 39
+  c.mv s4, a6
   .option norvc
-  sd a4, 696(gp) /* sig 87 */
-  /* 63: fcsr */
-  csrrci ra, frm, 14
-  sd ra, 704(gp) /* sig 88 */
-  /* 64: luiAuipc */
-  auipc ra, 0x54610
+  sd s4, 608(gp) /* sig 76 */
+.L2:
+  /* 54: luiAuipc */
+  auipc ra, 0x8b49c
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 712(gp) /* sig 89 */
-  /* 65: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f19, tp
-  fclass.d s2, f19
-  sd s2, 720(gp) /* sig 90 */
-  fsflags t4, zero
-  sd t4, 728(gp) /* sig 91 */
-  /* 66: fp */
-  li tp, 0xffffffffb596aa90
-  fmv.d.x f0, tp
-  li tp, 0xffffffff3f800000
-  fmv.d.x f9, tp
-  fadd.s f16, f0, f9, rup
-  fsd f16, 736(gp) /* sig 92 */
-  fsflags s0, zero
-  sd s0, 744(gp) /* sig 93 */
-  /* 67: fence */
-  fence r, w
-  /* 68: fp */
-  li tp, 0xffffffff3aa257ca
-  fmv.d.x f28, tp
-  fadd.s f22, f28, f6, rne
-  fsd f22, 752(gp) /* sig 94 */
-  li s4, 0x1f
-  csrrc s1, fcsr, s4
-  sd s1, 760(gp) /* sig 95 */
-  /* 69: aluI */
-  addiw s1, s2, 2047
-  sd s1, 768(gp) /* sig 96 */
-  /* 70: fp */
-  fadd.s f13, f4, f11
-  fsd f13, 776(gp) /* sig 97 */
-  fsflags ra, zero
-  sd ra, 784(gp) /* sig 98 */
-  /* 71: cAlu */
+  sd ra, 616(gp) /* sig 77 */
+  /* 55: amo */
+  addi t2, sp, 172
+  amoadd.w.aq a5, ra, (t2)
+  sub t2, t2, sp
+  sd a5, 624(gp) /* sig 78 */
+  lw s10, 172(sp)
+  sd s10, 632(gp) /* sig 79 */
+  /* 56: branch */
+  li s0, 0x8000000000000000
+  beq zero, s0, .L3
   .option rvc
-  c.mv a1, s2
+  c.lui s5, 0x1f
   .option norvc
-  sd a1, 792(gp) /* sig 99 */
-  /* 72: cBranch */
-  li a3, 0x0
-  .option rvc
-  c.beqz a3, .L6
-  .option norvc
-  srai ra, t0, 0
-  sd ra, 800(gp) /* sig 100 */
-  mulh s8, s9, s0
-  sd s8, 808(gp) /* sig 101 */
-.L6:
-  /* 73: fp */
-  li tp, 0xffffffff4b7b143c
-  fmv.d.x f15, tp
-  li tp, 0xffffffff7149f2ca
-  fmv.d.x f25, tp
-  flt.s t6, f15, f25
-  sd t6, 816(gp) /* sig 102 */
-  fsflags t2, zero
-  sd t2, 824(gp) /* sig 103 */
-  /* 74: fp */
-  li tp, 0xffffffffb3eaac6c
+  sd s5, 640(gp) /* sig 80 */
+  srliw zero, t0, 0
+  sd zero, 648(gp) /* sig 81 */
+  andi s7, a2, -1407
+  sd s7, 656(gp) /* sig 82 */
+.L3:
+  /* 57: mem */
+  lhu s6, 90(sp)
+  sd s6, 664(gp) /* sig 83 */
+  /* 58: fmem */
+  addi a3, sp, -273
+  li tp, 0xbed610280cc62479
   fmv.d.x f10, tp
-  feq.s ra, f10, f10
-  sd ra, 832(gp) /* sig 104 */
-  fsflags a6, zero
-  sd a6, 840(gp) /* sig 105 */
-  /* 75: cSp */
+  fsd f10, 425(a3)
+  sub a3, a3, sp
+  /* 59: aluR */
+  srl a2, a7, s5
+  sd a2, 672(gp) /* sig 84 */
+  /* 60: cSp */
   .option rvc
-  c.addi16sp sp, -320
+  c.addi4spn s0, sp, 504
   .option norvc
-  ld t2, 376(sp)
-  sd t2, 848(gp) /* sig 106 */
+  sub s0, s0, sp
+  sd s0, 680(gp) /* sig 85 */
+  /* 61: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f31, tp
+  li tp, 0xffffffffb3f9c4b9
+  fmv.d.x f14, tp
+  fnmadd.s f6, f31, f19, f14, dyn
+  fsd f6, 688(gp) /* sig 86 */
+  fsflags t5, zero
+  sd t5, 696(gp) /* sig 87 */
+  /* 62: fp */
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f16, tp
+  li tp, 0xffffffff0012376f
+  fmv.d.x f29, tp
+  fmin.s f12, f16, f29
+  fsd f12, 704(gp) /* sig 88 */
+  fsflags s5, zero
+  sd s5, 712(gp) /* sig 89 */
+  /* 63: fp */
+  li tp, 0xffffffffaf3b4268
+  fmv.d.x f2, tp
+  fmadd.s f30, f2, f4, f10, rup
+  fsd f30, 720(gp) /* sig 90 */
+  fsflags t1, zero
+  sd t1, 728(gp) /* sig 91 */
+  /* 64: fp */
+  li tp, 0x848709580d32e7eb
+  fmv.d.x f7, tp
+  li tp, 0x86cff00e6c95d
+  fmv.d.x f18, tp
+  fnmadd.d f20, f7, f5, f18, rdn
+  fsd f20, 736(gp) /* sig 92 */
+  fsflags s8, zero
+  sd s8, 744(gp) /* sig 93 */
+  /* 65: aluI */
+  sltiu a4, t2, -1950
+  sd a4, 752(gp) /* sig 94 */
+  /* 66: luiAuipc */
+  lui s10, 0x7ffff
+  sd s10, 760(gp) /* sig 95 */
+  /* 67: fp */
+  li tp, 0x41f0000000080000
+  fmv.d.x f17, tp
+  fcvt.l.d t2, f17
+  sd t2, 768(gp) /* sig 96 */
+  fsflags s1, zero
+  sd s1, 776(gp) /* sig 97 */
+  /* 68: aluI */
+  li s1, 0xffffffffbdf2004d
+  sraiw t1, s1, 4
+  sd t1, 784(gp) /* sig 98 */
+  /* 69: lrsc */
+  addi a7, sp, 252
+  sc.w.aqrl s6, a3, (a7)
+  sd s6, 792(gp) /* sig 99 */
+  sub a7, a7, sp
+  lw t1, 252(sp)
+  sd t1, 800(gp) /* sig 100 */
+  /* 70: fp */
+  li tp, 0x4101785040d8aed8
+  fmv.d.x f28, tp
+  li tp, 0x4220e3c02e6a2661
+  fmv.d.x f21, tp
+  fdiv.d f13, f28, f21, rdn
+  fsd f13, 808(gp) /* sig 101 */
+  fsflags a4, zero
+  sd a4, 816(gp) /* sig 102 */
+  /* 71: branch */
+  bne s0, s5, .L4
   .option rvc
-  c.addi16sp sp, 320
+  c.andi a1, -30
   .option norvc
+  sd a1, 824(gp) /* sig 103 */
+  add s5, zero, a6
+  sd s5, 832(gp) /* sig 104 */
+.L4:
+  /* 72: fmem */
+  addi s6, sp, -136
+  fld f19, 336(s6)
+  fsd f19, 840(gp) /* sig 105 */
+  sub s6, s6, sp
+  /* 73: cAlu */
+  .option rvc
+  c.andi a3, 18
+  .option norvc
+  sd a3, 848(gp) /* sig 106 */
+  /* 74: aluI */
+  addi a3, t2, -1874
+  sd a3, 856(gp) /* sig 107 */
+  /* 75: cMem */
+  addi s0, sp, 57
+  .option rvc
+  c.sd a3, 48(s0)
+  .option norvc
+  sub s0, s0, sp
   /* 76: fp */
-  li ra, 0x0
-  fcvt.s.l f18, ra, dyn
-  fsd f18, 856(gp) /* sig 107 */
-  frflags a4
-  sd a4, 864(gp) /* sig 108 */
-  /* 77: mem */
-  ld s6, 155(sp)
-  sd s6, 872(gp) /* sig 109 */
-  /* 78: far */
-  beq t1, t1, .L7
-.L8:
-  /* 79: lrsc */
-  addi s1, sp, 176
-  lr.d.rl s0, (s1)
-  sc.d t2, a6, (s1)
-  sd s0, 896(gp) /* sig 112 */
-  sd t2, 904(gp) /* sig 113 */
-  sub s1, s1, sp
-  ld s1, 176(sp)
-  sd s1, 912(gp) /* sig 114 */
-  /* 80: fp */
-  li tp, 0x8000000000000001
-  fmv.d.x f25, tp
-  fsqrt.d f22, f25, rtz
-  fsd f22, 920(gp) /* sig 115 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 928(gp) /* sig 116 */
-  /* 81: cAlu */
-  .option rvc
-  c.mv t6, a1
-  .option norvc
-  sd t6, 936(gp) /* sig 117 */
+  li tp, 0x35eb28
+  fmv.d.x f3, tp
+  li tp, 0xffffffffb738c0b5
+  fmv.d.x f27, tp
+  feq.s s1, f3, f27
+  sd s1, 864(gp) /* sig 108 */
+  frcsr a1
+  sd a1, 872(gp) /* sig 109 */
+  /* 77: fp */
+  fmv.d.x f11, a1
+  fsd f11, 880(gp) /* sig 110 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 888(gp) /* sig 111 */
+  /* 78: fp */
+  fnmsub.d f15, f16, f7, f5
+  fsd f15, 896(gp) /* sig 112 */
+  li t3, 0x1f
+  csrrc a6, fcsr, t3
+  sd a6, 904(gp) /* sig 113 */
+  /* 79: fp */
+  li tp, 0x3f5103d5bd17f8fc
+  fmv.d.x f17, tp
+  fsqrt.d f6, f17, rne
+  fsd f6, 912(gp) /* sig 114 */
+  frflags t0
+  sd t0, 920(gp) /* sig 115 */
+  /* 80: fcsr */
+  csrrsi zero, fflags, 10
+  sd zero, 928(gp) /* sig 116 */
+  /* 81: aluI */
+  li t6, 0x3f
+  sraiw a7, t6, 30
+  sd a7, 936(gp) /* sig 117 */
   /* 82: fp */
-  li a0, 0xb5e000000000
-  fcvt.d.w f27, a0
-  fsd f27, 944(gp) /* sig 118 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 952(gp) /* sig 119 */
-  /* 83: liSeed */
-  li t1, 0xfffffffffffffff5
-  sd t1, 960(gp) /* sig 120 */
-  /* 84: fcsr */
-  csrrwi s9, frm, 2
-  sd s9, 968(gp) /* sig 121 */
-  /* 85: aluI */
-  ori s3, a4, 0
-  sd s3, 976(gp) /* sig 122 */
-  /* 86: lrsc */
-  addi t0, sp, 40
-  lr.d.aq a4, (t0)
-  sc.d t6, s0, (t0)
-  sd a4, 984(gp) /* sig 123 */
-  sd t6, 992(gp) /* sig 124 */
-  sub t0, t0, sp
-  ld a4, 40(sp)
-  sd a4, 1000(gp) /* sig 125 */
-  /* 87: fp */
-  fmul.s f14, f24, f31, dyn
-  fsd f14, 1008(gp) /* sig 126 */
-  frflags s9
-  sd s9, 1016(gp) /* sig 127 */
-  /* 88: fp */
-  li s2, 0x8000
-  fcvt.s.w f19, s2, rne
-  fsd f19, 1024(gp) /* sig 128 */
+  li t6, 0xc2c4f59fa6f68564
+  fcvt.d.lu f1, t6, rmm
+  fsd f1, 944(gp) /* sig 118 */
   frcsr s4
-  sd s4, 1032(gp) /* sig 129 */
-  /* 89: mem */
+  sd s4, 952(gp) /* sig 119 */
+  /* 83: aluI */
+  li s2, 0xffffffffabd11425
+  addi zero, s2, 1207
+  sd zero, 960(gp) /* sig 120 */
+  /* 84: mem */
   addi a5, sp, 257
   lh t6, -193(a5)
-  sd t6, 1040(gp) /* sig 130 */
+  sd t6, 968(gp) /* sig 121 */
   sub a5, a5, sp
-  /* 90: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f1, tp
-  li tp, 0xffffffff38ea4358
+  /* 85: fp */
+  li tp, 0xffffffff4081d6b7
   fmv.d.x f9, tp
-  fsub.s f19, f1, f9
-  fsd f19, 1048(gp) /* sig 131 */
+  fadd.s f19, f9, f7
+  fsd f19, 976(gp) /* sig 122 */
   frflags a7
-  sd a7, 1056(gp) /* sig 132 */
-  /* 91: fp */
-  fclass.s t4, f28
-  sd t4, 1064(gp) /* sig 133 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 1072(gp) /* sig 134 */
-  /* 92: fp */
-  li tp, 0x4723fc1a
-  fmv.d.x f6, tp
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f11, tp
-  fmin.s f6, f6, f11
-  fsd f6, 1080(gp) /* sig 135 */
-  fsflags s7, zero
-  sd s7, 1088(gp) /* sig 136 */
-  /* 93: fp */
-  li tp, 0x479ee52485d8a2d5
-  fmv.d.x f0, tp
-  li tp, 0xbfe5555555555555
-  fmv.d.x f14, tp
-  fmul.d f12, f0, f14
-  fsd f12, 1096(gp) /* sig 137 */
-  frflags t2
-  sd t2, 1104(gp) /* sig 138 */
-  /* 94: fp */
-  li tp, 0x2b77e63b3df4bd
-  fmv.d.x f27, tp
-  fmul.d f8, f3, f27, rdn
-  fsd f8, 1112(gp) /* sig 139 */
-  fsflags s9, zero
-  sd s9, 1120(gp) /* sig 140 */
-  /* 95: fp */
-  li tp, 0xbe7576beaac220bd
-  fmv.d.x f17, tp
-  fcvt.w.d a3, f17, rne
-  sd a3, 1128(gp) /* sig 141 */
-  frflags s11
-  sd s11, 1136(gp) /* sig 142 */
-  /* 96: aluR */
-  mul s3, t0, s5
-  sd s3, 1144(gp) /* sig 143 */
-  /* 97: lrsc */
-  addi t1, sp, 108
-  lr.w.aq t3, (t1)
-  sc.w t6, s11, (t1)
-  sd t3, 1152(gp) /* sig 144 */
-  sd t6, 1160(gp) /* sig 145 */
-  sc.w.rl t6, zero, (t1)
-  sd t6, 1168(gp) /* sig 146 */
+  sd a7, 984(gp) /* sig 123 */
+  /* 86: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f31, tp
+  fclass.s t4, f31
+  sd t4, 992(gp) /* sig 124 */
+  li t4, 0x1f
+  csrrc s11, fcsr, t4
+  sd s11, 1000(gp) /* sig 125 */
+  /* 87: branch */
+  blt a0, s7, .L5
+  .option rvc
+  c.li s0, -10
+  .option norvc
+  sd s0, 1008(gp) /* sig 126 */
+  ori s7, t6, -1251
+  sd s7, 1016(gp) /* sig 127 */
+.L5:
+  /* 88: cSp */
+  .option rvc
+  c.addi16sp sp, 240
+  .option norvc
+  ld a1, -128(sp)
+  sd a1, 1024(gp) /* sig 128 */
+  .option rvc
+  c.addi16sp sp, -240
+  .option norvc
+  /* 89: amo */
+  li s8, 0x3
+  addi t1, sp, 76
+  amoswap.w s0, s8, (t1)
   sub t1, t1, sp
-  lw s8, 108(sp)
-  sd s8, 1176(gp) /* sig 147 */
-  /* 98: mem */
-  sb a7, 75(sp)
-  ld a7, 72(sp)
-  sd a7, 1184(gp) /* sig 148 */
-  /* 99: aluI */
-  sltiu s8, s7, 2047
-  sd s8, 1192(gp) /* sig 149 */
-  j .L9
+  sd s0, 1032(gp) /* sig 129 */
+  /* 90: aluI */
+  li t3, 0x7595c7224e4ef2f1
+  srai s6, t3, 63
+  sd s6, 1040(gp) /* sig 130 */
+  /* 91: cAlu */
+  .option rvc
+  c.mv a7, s7
+  .option norvc
+  sd a7, 1048(gp) /* sig 131 */
+  /* 92: cAlu */
+  .option rvc
+  c.xor a3, a0
+  .option norvc
+  sd a3, 1056(gp) /* sig 132 */
+  /* 93: luiAuipc */
+  auipc a3, 0x35196
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 1064(gp) /* sig 133 */
+  /* 94: mem */
+  addi t1, sp, 542
+  sh ra, -330(t1)
+  sub t1, t1, sp
+  /* 95: far */
+  bgeu t0, t4, .L6
 .L7:
-  andi t0, s2, -1421
-  sd t0, 880(gp) /* sig 110 */
-  slli t1, a5, 60
-  sd t1, 888(gp) /* sig 111 */
-  j .L8
-.L9:
-  /* 100: cAlu */
+  /* 96: cAlu */
   .option rvc
-  c.mv s11, s7
+  c.andi a0, -30
   .option norvc
-  sd s11, 1200(gp) /* sig 150 */
-  /* 101: aluI */
-  andi a4, s6, 1163
-  sd a4, 1208(gp) /* sig 151 */
-  /* 102: fp */
-  li tp, 0x36a0000000000000
-  fmv.d.x f13, tp
-  fle.d t6, f13, f30
-  sd t6, 1216(gp) /* sig 152 */
-  fsflags s10, zero
-  sd s10, 1224(gp) /* sig 153 */
-  /* 103: fp */
-  li tp, 0xffffffff4f7fffff
-  fmv.d.x f9, tp
-  fdiv.s f11, f30, f9
-  fsd f11, 1232(gp) /* sig 154 */
-  fsflags a3, zero
-  sd a3, 1240(gp) /* sig 155 */
-  /* 104: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f12, tp
-  fsgnjn.d f11, f12, f12
-  fsd f11, 1248(gp) /* sig 156 */
-  csrrci s2, fflags, 0x1f
-  sd s2, 1256(gp) /* sig 157 */
-  /* 105: lrsc */
-  addi s8, sp, 64
-  lr.d.aq a5, (s8)
-  sc.d.aqrl s11, t1, (s8)
-  sd a5, 1264(gp) /* sig 158 */
-  sd s11, 1272(gp) /* sig 159 */
-  sub s8, s8, sp
-  ld a2, 64(sp)
-  sd a2, 1280(gp) /* sig 160 */
-  /* 106: amo */
-  addi a4, sp, 128
-  amomax.d.aqrl s7, a0, (a4)
-  sub a4, a4, sp
-  sd s7, 1288(gp) /* sig 161 */
-  ld a5, 128(sp)
-  sd a5, 1296(gp) /* sig 162 */
-  /* 107: branch */
-  bltu t5, s4, .L10
-  slti a1, t4, -2048
-  sd a1, 1304(gp) /* sig 163 */
-.L10:
-  /* 108: aluR */
-  mulhsu t2, s6, t5
-  sd t2, 1312(gp) /* sig 164 */
-  /* 109: fmem */
-  flw f18, 48(sp)
-  fsd f18, 1320(gp) /* sig 165 */
-  /* 110: branch */
-  li a3, 0x10000000000
-  li t4, 0x10000000000
-  beq a3, t4, .L11
-  remuw s3, s3, t1
-  sd s3, 1328(gp) /* sig 166 */
-.L11:
-  /* 111: fp */
-  li tp, 0xffffffff7fc0dead
+  sd a0, 1096(gp) /* sig 137 */
+  /* 97: fp */
+  li tp, 0xbff8000000000000
+  fmv.d.x f23, tp
+  li tp, 0xd5ec2de8b06ea800
   fmv.d.x f22, tp
-  fclass.s t0, f22
-  sd t0, 1336(gp) /* sig 167 */
-  fsflags s2, zero
-  sd s2, 1344(gp) /* sig 168 */
-  /* 112: fp */
-  li tp, 0xffffffffb61eb727
-  fmv.d.x f27, tp
-  fcvt.d.s f3, f27
-  fsd f3, 1352(gp) /* sig 169 */
-  csrrci s2, fflags, 0x1f
-  sd s2, 1360(gp) /* sig 170 */
-  /* 113: aluR */
-  li t4, 0xffffffff80000000
-  li ra, 0x100000000
-  rem s5, t4, ra
-  sd s5, 1368(gp) /* sig 171 */
-  /* 114: cAlu */
+  fdiv.d f3, f23, f22, dyn
+  fsd f3, 1104(gp) /* sig 138 */
+  fsflags s6, zero
+  sd s6, 1112(gp) /* sig 139 */
+  /* 98: cSp */
   .option rvc
-  c.srli a1, 59
+  c.addi16sp sp, -112
   .option norvc
-  sd a1, 1376(gp) /* sig 172 */
-  /* 115: lrsc */
-  addi a3, sp, 132
-  lr.w a1, (a3)
-  sltiu t2, t0, 727
-  slti t3, zero, -1280
-  sc.w.rl a2, a7, (a3)
-  sd a1, 1384(gp) /* sig 173 */
-  sd a2, 1392(gp) /* sig 174 */
-  sc.w.rl a2, zero, (a3)
-  sd a2, 1400(gp) /* sig 175 */
-  sub a3, a3, sp
-  lw a1, 132(sp)
-  sd a1, 1408(gp) /* sig 176 */
+  ld a5, 312(sp)
+  sd a5, 1120(gp) /* sig 140 */
+  .option rvc
+  c.addi16sp sp, 112
+  .option norvc
+  /* 99: fp */
+  li tp, 0xffffffff000030cf
+  fmv.d.x f20, tp
+  li tp, 0xffffffff3fc33db4
+  fmv.d.x f1, tp
+  fsqrt.s f20, f20, rtz
+  fsd f20, 1128(gp) /* sig 141 */
+  li t5, 0x1f
+  csrrc t2, fcsr, t5
+  sd t2, 1136(gp) /* sig 142 */
+  j .L8
+.L6:
+  .option rvc
+  c.or a5, a0
+  .option norvc
+  sd a5, 1072(gp) /* sig 134 */
+  xor a2, zero, a6
+  sd a2, 1080(gp) /* sig 135 */
+  .option rvc
+  c.addiw s5, -14
+  .option norvc
+  sd s5, 1088(gp) /* sig 136 */
+  bge zero, zero, .L7
+.L8:
+  /* 100: fp */
+  li tp, 0x7ff4000000000000
+  fmv.d.x f25, tp
+  fnmsub.d f11, f3, f11, f25, rtz
+  fsd f11, 1144(gp) /* sig 143 */
+  fsflags t5, zero
+  sd t5, 1152(gp) /* sig 144 */
+  /* 101: aluI */
+  srli s11, s0, 63
+  sd s11, 1160(gp) /* sig 145 */
+  /* 102: cAlu */
+  .option rvc
+  c.srai s1, 6
+  .option norvc
+  sd s1, 1168(gp) /* sig 146 */
+  /* 103: jalr */
+  auipc s11, 0
+  addi s11, s11, 97
+  jalr a2, -70(s11)
+  sraw a7, s6, a7
+  sd a7, 1176(gp) /* sig 147 */
+  .option rvc
+  c.addi a0, 8
+  .option norvc
+  sd a0, 1184(gp) /* sig 148 */
+  auipc tp, 0
+  sub a2, a2, tp
+  sub s11, s11, tp
+  sd a2, 1192(gp) /* sig 149 */
+  sd s11, 1200(gp) /* sig 150 */
+  /* 104: cSp */
+  .option rvc
+  c.addi16sp sp, -304
+  .option norvc
+  ld s8, 536(sp)
+  sd s8, 1208(gp) /* sig 151 */
+  .option rvc
+  c.addi16sp sp, 304
+  .option norvc
+  /* 105: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f9, tp
+  flt.s t3, f9, f9
+  sd t3, 1216(gp) /* sig 152 */
+  frflags ra
+  sd ra, 1224(gp) /* sig 153 */
+  /* 106: far */
+  bltu t2, a3, .L9
+.L10:
+  /* 107: fmem */
+  fld f17, 180(sp)
+  fsd f17, 1248(gp) /* sig 156 */
+  /* 108: cAlu */
+  .option rvc
+  c.andi a3, 16
+  .option norvc
+  sd a3, 1256(gp) /* sig 157 */
+  /* 109: jal */
+  jal a1, .L11
+.L11:
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 1264(gp) /* sig 158 */
+  /* 110: fp */
+  li tp, 0x7fe0000000000000
+  fmv.d.x f24, tp
+  fle.d a5, f24, f1
+  sd a5, 1272(gp) /* sig 159 */
+  fsflags s5, zero
+  sd s5, 1280(gp) /* sig 160 */
+  /* 111: fp */
+  li tp, 0xbe7dd549526dae30
+  fmv.d.x f0, tp
+  li tp, 0x7ff4000000000000
+  fmv.d.x f20, tp
+  fnmadd.d f24, f0, f4, f20, rdn
+  fsd f24, 1288(gp) /* sig 161 */
+  fsflags a5, zero
+  sd a5, 1296(gp) /* sig 162 */
+  /* 112: cMem */
+  .option rvc
+  c.sdsp s4, 112(sp)
+  .option norvc
+  /* 113: mem */
+  lb t0, 129(sp)
+  sd t0, 1304(gp) /* sig 163 */
+  /* 114: luiAuipc */
+  lui s2, 0xdd216
+  sd s2, 1312(gp) /* sig 164 */
+  /* 115: cAlu */
+  .option rvc
+  c.mv s3, a4
+  .option norvc
+  sd s3, 1320(gp) /* sig 165 */
   /* 116: branch */
-  bne s9, a2, .L12
-  mulh t4, a0, s3
-  sd t4, 1416(gp) /* sig 177 */
+  bge s5, s5, .L12
+  ori s4, s9, -2048
+  sd s4, 1328(gp) /* sig 166 */
 .L12:
   /* 117: fp */
-  li tp, 0xc1d1054028eabcec
-  fmv.d.x f17, tp
-  li tp, 0x80263587dd6e797c
-  fmv.d.x f21, tp
-  fdiv.d f15, f17, f21, rne
-  fsd f15, 1424(gp) /* sig 178 */
-  fsflags s11, zero
-  sd s11, 1432(gp) /* sig 179 */
+  li tp, 0xfff8000000000000
+  fmv.d.x f8, tp
+  fle.d t5, f8, f8
+  sd t5, 1336(gp) /* sig 167 */
+  fsflags s3, zero
+  sd s3, 1344(gp) /* sig 168 */
   /* 118: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f15, tp
-  fnmadd.s f24, f9, f15, f5, dyn
-  fsd f24, 1440(gp) /* sig 180 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 1448(gp) /* sig 181 */
-  /* 119: fp */
-  li tp, 0x51dea3ad7dfb1b22
-  fmv.d.x f0, tp
-  li tp, 0xffffffff4effffff
-  fmv.d.x f16, tp
-  fnmsub.d f6, f24, f0, f16, rne
-  fsd f6, 1456(gp) /* sig 182 */
-  fsflags t6, zero
-  sd t6, 1464(gp) /* sig 183 */
-  /* 120: aluR */
-  li t3, 0xffffffff
-  rem a7, s7, t3
-  sd a7, 1472(gp) /* sig 184 */
-  /* 121: fp */
-  li tp, 0xffffffff43ffb33b
-  fmv.d.x f6, tp
-  fadd.s f27, f6, f30, rne
-  fsd f27, 1480(gp) /* sig 185 */
-  frcsr s0
-  sd s0, 1488(gp) /* sig 186 */
-  /* 122: luiAuipc */
-  lui t0, 0xfffff
-  sd t0, 1496(gp) /* sig 187 */
-  /* 123: fp */
-  li tp, 0xc004000000000000
-  fmv.d.x f10, tp
-  fsgnj.d f29, f13, f10
-  fsd f29, 1504(gp) /* sig 188 */
-  li s0, 0x1f
-  csrrc a1, fcsr, s0
-  sd a1, 1512(gp) /* sig 189 */
-  /* 124: aluI */
-  addi a4, a6, -1786
-  sd a4, 1520(gp) /* sig 190 */
-  /* 125: aluI */
-  li t2, 0xffffffffc151b558
-  addiw t4, t2, -901
-  sd t4, 1528(gp) /* sig 191 */
-  /* 126: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f4, tp
-  fcvt.l.d s1, f4, rne
-  sd s1, 1536(gp) /* sig 192 */
-  fsflags a2, zero
-  sd a2, 1544(gp) /* sig 193 */
-  /* 127: fp */
-  li tp, 0x800483b387b95ea5
+  li s9, 0x11
+  fcvt.s.l f18, s9, rtz
+  fsd f18, 1352(gp) /* sig 169 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 1360(gp) /* sig 170 */
+  /* 119: aluR */
+  mulw s4, t4, s9
+  sd s4, 1368(gp) /* sig 171 */
+  /* 120: cAlu */
+  .option rvc
+  c.lui a3, 0x11
+  .option norvc
+  sd a3, 1376(gp) /* sig 172 */
+  /* 121: liSeed */
+  li t0, 0x7de7cf14dae8efec
+  sd t0, 1384(gp) /* sig 173 */
+  /* 122: fp */
+  li tp, 0x47efffffe0000000
   fmv.d.x f30, tp
-  flt.d a4, f30, f17
-  sd a4, 1552(gp) /* sig 194 */
-  frcsr s6
-  sd s6, 1560(gp) /* sig 195 */
-  /* 128: fcsr */
-  li s8, 0x0
-  csrrw zero, frm, s8
-  sd zero, 1568(gp) /* sig 196 */
-  /* 129: cAlu */
-  .option rvc
-  c.mv s1, a1
-  .option norvc
-  sd s1, 1576(gp) /* sig 197 */
-  /* 130: fp */
-  li s8, 0x62
-  fcvt.s.lu f19, s8, rmm
-  fsd f19, 1584(gp) /* sig 198 */
-  fsflags a2, zero
-  sd a2, 1592(gp) /* sig 199 */
-  /* 131: aluR */
-  li a1, 0x1
-  remw s4, zero, a1
-  sd s4, 1600(gp) /* sig 200 */
-  /* 132: cAlu */
-  .option rvc
-  c.xor a2, a5
-  .option norvc
-  sd a2, 1608(gp) /* sig 201 */
-  /* 133: amo */
-  addi a7, sp, 40
-  amoor.d.rl t4, s10, (a7)
-  sub a7, a7, sp
-  sd t4, 1616(gp) /* sig 202 */
-  /* 134: cMem */
-  .option rvc
-  c.lwsp s6, 192(sp)
-  .option norvc
-  sd s6, 1624(gp) /* sig 203 */
-  /* 135: fence */
-  fence iorw, iorw
-  /* 136: fence */
-  fence rw, rw
-  /* 137: liSeed */
-  li t3, 0x3a
-  sd t3, 1632(gp) /* sig 204 */
-  /* 138: luiAuipc */
-  auipc s5, 0x92194
-  auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 1640(gp) /* sig 205 */
-  /* 139: cMem */
-  addi s1, sp, 167
-  .option rvc
-  c.ld a1, 32(s1)
-  .option norvc
-  sd a1, 1648(gp) /* sig 206 */
-  sub s1, s1, sp
-  /* 140: amo */
-  addi s2, sp, 48
-  amominu.d.rl a2, s1, (s2)
-  sub s2, s2, sp
-  sd a2, 1656(gp) /* sig 207 */
-  /* 141: loop */
-  li s9, 0x2
-.L13:
-  .option rvc
-  c.srli a0, 52
-  .option norvc
-  sd a0, 1664(gp) /* sig 208 */
-  remw s1, s11, s11
-  sd s1, 1672(gp) /* sig 209 */
-  addi s9, s9, -1
-  bltu zero, s9, .L13
-  sd s9, 1680(gp) /* sig 210 */
-  /* 142: cMem */
-  addi a0, sp, 71
-  .option rvc
-  c.fsd f10, 112(a0)
-  .option norvc
-  sub a0, a0, sp
-  /* 143: cBranch */
-  .option rvc
-  c.bnez a2, .L14
-  .option norvc
-  or a0, a5, zero
-  sd a0, 1688(gp) /* sig 211 */
+  li tp, 0xbd7ed5847de612a9
+  fmv.d.x f10, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f13, tp
+  fnmsub.d f6, f30, f10, f13, rmm
+  fsd f6, 1392(gp) /* sig 174 */
+  li t3, 0x1f
+  csrrc s7, fcsr, t3
+  sd s7, 1400(gp) /* sig 175 */
+  /* 123: far */
+  bge a4, s11, .L13
 .L14:
-  /* 144: fp */
-  fcvt.s.d f21, f25, rdn
-  fsd f21, 1696(gp) /* sig 212 */
-  frflags s4
-  sd s4, 1704(gp) /* sig 213 */
-  /* 145: fp */
-  li tp, 0xffffffff3fe9c15a
-  fmv.d.x f6, tp
-  li tp, 0xffffffffbfe9c159
-  fmv.d.x f25, tp
-  fadd.s f26, f6, f25
-  fsd f26, 1712(gp) /* sig 214 */
-  fsflags t1, zero
-  sd t1, 1720(gp) /* sig 215 */
-  /* 146: cAlu */
-  .option rvc
-  c.srai s1, 15
-  .option norvc
-  sd s1, 1728(gp) /* sig 216 */
-  /* 147: amo */
-  li t2, 0x80
-  addi a2, sp, 168
-  amoxor.d.aqrl t3, t2, (a2)
-  sub a2, a2, sp
-  sd t3, 1736(gp) /* sig 217 */
-  ld a1, 168(sp)
-  sd a1, 1744(gp) /* sig 218 */
-  /* 148: fp */
-  li tp, 0x802e9ea7de248055
-  fmv.d.x f9, tp
-  li tp, 0xbe064179899df0b9
-  fmv.d.x f23, tp
-  fmadd.d f5, f9, f11, f23
-  fsd f5, 1752(gp) /* sig 219 */
-  fsflags t2, zero
-  sd t2, 1760(gp) /* sig 220 */
-  /* 149: aluR */
-  remuw t2, ra, s6
-  sd t2, 1768(gp) /* sig 221 */
-  /* 150: fp */
-  li tp, 0xffffffffbfce1f03
+  /* 124: amo */
+  addi s7, sp, 36
+  amoadd.w.rl ra, t0, (s7)
+  sub s7, s7, sp
+  sd ra, 1424(gp) /* sig 178 */
+  lw a7, 36(sp)
+  sd a7, 1432(gp) /* sig 179 */
+  /* 125: aluI */
+  li t5, 0x8000000000000001
+  srliw a5, t5, 0
+  sd a5, 1440(gp) /* sig 180 */
+  /* 126: amo */
+  li t5, 0xe53d040232f83e2e
+  addi a7, sp, 224
+  amoor.w.aq t0, t5, (a7)
+  sub a7, a7, sp
+  sd t0, 1448(gp) /* sig 181 */
+  /* 127: fp */
+  li tp, 0x3e1e7816dfe27dcf
   fmv.d.x f29, tp
-  li tp, 0xffffffff42e6b159
-  fmv.d.x f21, tp
-  li tp, 0xffffffff4339bea9
-  fmv.d.x f18, tp
-  fnmsub.s f14, f29, f21, f18, rmm
-  fsd f14, 1776(gp) /* sig 222 */
-  frflags t4
-  sd t4, 1784(gp) /* sig 223 */
-  /* 151: aluI */
-  xori a6, zero, 1587
-  sd a6, 1792(gp) /* sig 224 */
-  /* 152: fp */
-  li tp, 0xffffffff00ffd689
-  fmv.d.x f21, tp
-  fcvt.l.s s4, f21, rup
-  sd s4, 1800(gp) /* sig 225 */
-  frflags t3
-  sd t3, 1808(gp) /* sig 226 */
-  /* 153: fp */
-  li tp, 0xffffffff00000000
-  fmv.d.x f23, tp
-  fsgnjx.s f19, f23, f27
-  fsd f19, 1816(gp) /* sig 227 */
-  fsflags t2, zero
-  sd t2, 1824(gp) /* sig 228 */
-  /* 154: fp */
-  li a3, 0x40000000000000
-  fcvt.s.wu f4, a3, dyn
-  fsd f4, 1832(gp) /* sig 229 */
-  fsflags a1, zero
-  sd a1, 1840(gp) /* sig 230 */
-  /* 155: cAlu */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f12, tp
+  fmsub.d f14, f17, f29, f12, rne
+  fsd f14, 1456(gp) /* sig 182 */
+  fsflags t1, zero
+  sd t1, 1464(gp) /* sig 183 */
+  /* 128: cAlu */
   .option rvc
-  c.add t1, a5
+  c.srli a5, 23
   .option norvc
-  sd t1, 1848(gp) /* sig 231 */
-  /* 156: liSeed */
-  li s10, 0x548000000
-  sd s10, 1856(gp) /* sig 232 */
-  /* 157: fp */
-  li tp, 0x47effffff0000000
+  sd a5, 1472(gp) /* sig 184 */
+  /* 129: fp */
+  fdiv.s f19, f16, f17, rup
+  fsd f19, 1480(gp) /* sig 185 */
+  li t0, 0x1f
+  csrrc s8, fcsr, t0
+  sd s8, 1488(gp) /* sig 186 */
+  /* 130: amo */
+  li s9, 0xaaaaaaaaaaaaaaaa
+  addi t5, sp, 160
+  amoswap.d.aqrl s7, s9, (t5)
+  sub t5, t5, sp
+  sd s7, 1496(gp) /* sig 187 */
+  /* 131: fp */
+  li tp, 0xffffffffbfaa28c0
+  fmv.d.x f6, tp
+  li tp, 0xffffffff3a87d7da
+  fmv.d.x f24, tp
+  li tp, 0xffffffff3ab495ef
+  fmv.d.x f31, tp
+  fmsub.s f28, f6, f24, f31, rdn
+  fsd f28, 1504(gp) /* sig 188 */
+  fsflags t1, zero
+  sd t1, 1512(gp) /* sig 189 */
+  /* 132: far */
+  bge s5, t4, .L15
+.L16:
+  /* 133: rand */
+  .4byte 0x43aa2fb3 /* random */
+  sd t6, 1536(gp) /* sig 192 */
+  .2byte 0x36c9 /* random */
+  sd a3, 1544(gp) /* sig 193 */
+  .4byte 0x4009cfbb /* random */
+  sd t6, 1552(gp) /* sig 194 */
+  /* 134: fp */
+  li tp, 0xffffffff3b699f60
+  fmv.d.x f21, tp
+  fmul.s f5, f31, f21, rup
+  fsd f5, 1560(gp) /* sig 195 */
+  frcsr a0
+  sd a0, 1568(gp) /* sig 196 */
+  /* 135: cMem */
+  .option rvc
+  c.ldsp s11, 64(sp)
+  .option norvc
+  sd s11, 1576(gp) /* sig 197 */
+  /* 136: luiAuipc */
+  auipc s6, 0xafb21
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 1584(gp) /* sig 198 */
+  /* 137: amo */
+  addi a3, sp, 208
+  amomax.w.aq s8, s5, (a3)
+  sub a3, a3, sp
+  sd s8, 1592(gp) /* sig 199 */
+  lw s2, 208(sp)
+  sd s2, 1600(gp) /* sig 200 */
+  /* 138: fcsr */
+  csrrwi s9, fflags, 14
+  sd s9, 1608(gp) /* sig 201 */
+  /* 139: cAlu */
+  .option rvc
+  c.li t5, -17
+  .option norvc
+  sd t5, 1616(gp) /* sig 202 */
+  /* 140: fp */
+  li tp, 0xfff0000000000001
+  fmv.d.x f26, tp
+  fcvt.s.d f21, f26, rmm
+  fsd f21, 1624(gp) /* sig 203 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 1632(gp) /* sig 204 */
+  /* 141: fence */
+  fence rw, rw
+  /* 142: fp */
+  li tp, 0xffffffff3f000000
   fmv.d.x f7, tp
-  fcvt.wu.d ra, f7
-  sd ra, 1864(gp) /* sig 233 */
-  fsflags s0, zero
-  sd s0, 1872(gp) /* sig 234 */
-  /* 158: cSp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f3, tp
+  fmul.s f1, f7, f3
+  fsd f1, 1640(gp) /* sig 205 */
+  fsflags s8, zero
+  sd s8, 1648(gp) /* sig 206 */
+  /* 143: fp */
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f27, tp
+  fsqrt.s f9, f27, dyn
+  fsd f9, 1656(gp) /* sig 207 */
+  csrrci a1, fflags, 0x1f
+  sd a1, 1664(gp) /* sig 208 */
+  /* 144: cMem */
   .option rvc
-  c.addi16sp sp, 336
+  c.swsp s1, 76(sp)
   .option norvc
-  ld s4, -184(sp)
-  sd s4, 1880(gp) /* sig 235 */
-  .option rvc
-  c.addi16sp sp, -336
-  .option norvc
-  /* 159: fp */
-  li tp, 0xffffffff3fcf94e8
-  fmv.d.x f18, tp
-  li tp, 0xffffffff7f1ddb1d
+  /* 145: fp */
+  li tp, 0xb9e4cf572d422b24
+  fmv.d.x f27, tp
+  li tp, 0xc1de64ca80927ad4
+  fmv.d.x f20, tp
+  fmax.d f27, f27, f20
+  fsd f27, 1672(gp) /* sig 209 */
+  fsflags t2, zero
+  sd t2, 1680(gp) /* sig 210 */
+  /* 146: aluR */
+  remuw t2, ra, s6
+  sd t2, 1688(gp) /* sig 211 */
+  /* 147: fp */
+  li tp, 0xffffffff000038db
   fmv.d.x f21, tp
-  fmul.s f10, f18, f21, rne
-  fsd f10, 1888(gp) /* sig 236 */
-  frcsr a4
-  sd a4, 1896(gp) /* sig 237 */
-  /* 160: lrsc */
-  addi a0, sp, 160
-  sc.d.aq s8, t6, (a0)
-  sd s8, 1904(gp) /* sig 238 */
-  sub a0, a0, sp
-  ld ra, 160(sp)
-  sd ra, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
+  li tp, 0xffffffff35e36b75
+  fmv.d.x f19, tp
+  fsqrt.s f14, f21, rmm
+  fsd f14, 1696(gp) /* sig 212 */
+  csrrci s11, fflags, 0x1f
+  sd s11, 1704(gp) /* sig 213 */
+  /* 148: fp */
+  fadd.d f1, f20, f19, rup
+  fsd f1, 1712(gp) /* sig 214 */
+  frflags s5
+  sd s5, 1720(gp) /* sig 215 */
+  /* 149: fp */
+  li tp, 0xffffffffffffe
+  fmv.d.x f20, tp
+  fcvt.s.d f13, f20, rmm
+  fsd f13, 1728(gp) /* sig 216 */
+  csrrci s7, fflags, 0x1f
+  sd s7, 1736(gp) /* sig 217 */
+  /* 150: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f6, tp
+  fcvt.wu.s s8, f6, dyn
+  sd s8, 1744(gp) /* sig 218 */
+  frcsr s4
+  sd s4, 1752(gp) /* sig 219 */
+  /* 151: luiAuipc */
+  lui a3, 0x5268f
+  sd a3, 1760(gp) /* sig 220 */
+  /* 152: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f8, tp
+  fsqrt.s f16, f8, rmm
+  fsd f16, 1768(gp) /* sig 221 */
+  fsflags t1, zero
+  sd t1, 1776(gp) /* sig 222 */
+  /* 153: branch */
+  bne t6, a7, .L17
+  addi zero, t6, 2047
+  sd zero, 1784(gp) /* sig 223 */
+.L17:
+  /* 154: aluI */
+  li s0, 0x36fb8d1d5c48fef
+  slti s0, s0, -1000
+  sd s0, 1792(gp) /* sig 224 */
+  /* 155: fp */
+  li tp, 0xffffffff4effffff
+  fmv.d.x f21, tp
+  li tp, 0xffffffff306a4382
+  fmv.d.x f10, tp
+  fnmadd.s f25, f21, f10, f25, rup
+  fsd f25, 1800(gp) /* sig 225 */
+  fsflags a0, zero
+  sd a0, 1808(gp) /* sig 226 */
+  /* 156: far */
+  blt s8, ra, .L18
+.L19:
+  /* 157: amo */
+  addi a6, sp, 136
+  amoor.d.aqrl s2, zero, (a6)
+  sub a6, a6, sp
+  sd s2, 1832(gp) /* sig 229 */
+  ld s4, 136(sp)
+  sd s4, 1840(gp) /* sig 230 */
+  /* 158: aluI */
+  addiw s1, s9, 858
+  sd s1, 1848(gp) /* sig 231 */
+  /* 159: cAlu */
+  .option rvc
+  c.addiw t4, 6
+  .option norvc
+  sd t4, 1856(gp) /* sig 232 */
+  /* 160: fp */
+  li tp, 0xffffffffbfa9536e
+  fmv.d.x f20, tp
+  li tp, 0xffffffff8060c29a
+  fmv.d.x f8, tp
+  fmul.s f3, f20, f8, rtz
+  fsd f3, 1864(gp) /* sig 233 */
+  li a5, 0x1f
+  csrrc s9, fcsr, a5
+  sd s9, 1872(gp) /* sig 234 */
   /* 161: cAlu */
   .option rvc
-  c.addw s1, a1
+  c.addiw a4, -30
   .option norvc
-  sd s1, 0(gp) /* sig 240 */
+  sd a4, 1880(gp) /* sig 235 */
   /* 162: fp */
-  li tp, 0xfffffffff263674e
-  fmv.d.x f15, tp
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f26, tp
-  fnmadd.s f13, f15, f6, f26, rdn
-  fsd f13, 8(gp) /* sig 241 */
-  fsflags a6, zero
-  sd a6, 16(gp) /* sig 242 */
-  /* 163: cAlu */
-  .option rvc
-  c.li t1, -20
-  .option norvc
-  sd t1, 24(gp) /* sig 243 */
-  /* 164: fp */
-  li s11, 0x200000000000
-  fcvt.d.lu f4, s11, rmm
-  fsd f4, 32(gp) /* sig 244 */
-  csrrci s4, fflags, 0x1f
-  sd s4, 40(gp) /* sig 245 */
-  /* 165: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f9, tp
-  li tp, 0x801c24e768a0dc26
-  fmv.d.x f5, tp
-  fmul.d f30, f9, f5, rtz
-  fsd f30, 48(gp) /* sig 246 */
-  fsflags a4, zero
-  sd a4, 56(gp) /* sig 247 */
-  /* 166: fp */
-  li tp, 0x64370803ba279495
-  fmv.d.x f19, tp
-  fcvt.lu.d a2, f19, rup
-  sd a2, 64(gp) /* sig 248 */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f10, tp
+  fcvt.l.d t4, f10, rup
+  sd t4, 1888(gp) /* sig 236 */
   li s8, 0x1f
   csrrc t4, fcsr, s8
-  sd t4, 72(gp) /* sig 249 */
-  /* 167: fcsr */
-  csrrsi s8, frm, 0
-  sd s8, 80(gp) /* sig 250 */
-  /* 168: aluR */
-  remu a5, t5, a3
-  sd a5, 88(gp) /* sig 251 */
-  /* 169: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f29, tp
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f20, tp
-  fmax.s f7, f29, f20
-  fsd f7, 96(gp) /* sig 252 */
-  frcsr a7
-  sd a7, 104(gp) /* sig 253 */
-  /* 170: fp */
-  li tp, 0x7e284eed321e066d
-  fmv.d.x f20, tp
-  li tp, 0x4004000000000000
-  fmv.d.x f28, tp
-  fsub.d f9, f20, f28, rmm
-  fsd f9, 112(gp) /* sig 254 */
-  fsflags a2, zero
-  sd a2, 120(gp) /* sig 255 */
-  /* 171: cMem */
+  sd t4, 1896(gp) /* sig 237 */
+  /* 163: rand */
+  .4byte 0x19a2b0bb /* random */
+  sd ra, 1904(gp) /* sig 238 */
+  .4byte 0x21de1953 /* random */
+  sd s2, 1912(gp) /* sig 239 */
+  fsd f18, 1920(gp) /* sig 240 */
+  frcsr s9
+  sd s9, 1928(gp) /* sig 241 */
+  .2byte 0x9159 /* random */
+  sd a0, 1936(gp) /* sig 242 */
+  addi gp, gp, 1944
+  /* 164: cAlu */
   .option rvc
-  c.lwsp s0, 236(sp)
+  c.lui s11, 0xffff4
   .option norvc
-  sd s0, 128(gp) /* sig 256 */
-  /* 172: cMem */
-  addi a0, sp, 151
-  .option rvc
-  c.sd a4, 40(a0)
-  .option norvc
-  sub a0, a0, sp
-  /* 173: aluI */
-  li t5, 0x15a8000
-  sltiu s0, t5, -2048
-  sd s0, 136(gp) /* sig 257 */
-  /* 174: fp */
-  li tp, 0x432fffffffffffff
+  sd s11, 0(gp) /* sig 243 */
+  /* 165: aluI */
+  slti a7, a6, -869
+  sd a7, 8(gp) /* sig 244 */
+  /* 166: aluR */
+  li s0, 0xfffffffffffffffe
+  srlw t3, s0, a7
+  sd t3, 16(gp) /* sig 245 */
+  /* 167: fp */
+  li tp, 0x10000000000000
   fmv.d.x f11, tp
-  fmax.d f18, f11, f22
-  fsd f18, 144(gp) /* sig 258 */
-  fsflags s4, zero
-  sd s4, 152(gp) /* sig 259 */
-  /* 175: jal */
-  jal s2, .L15
-  remuw s7, t2, zero
-  sd s7, 160(gp) /* sig 260 */
-  addi t6, s7, -591
-  sd t6, 168(gp) /* sig 261 */
-.L15:
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 176(gp) /* sig 262 */
-  /* 176: fp */
-  fcvt.s.w f18, s6, rmm
-  fsd f18, 184(gp) /* sig 263 */
-  frflags s0
-  sd s0, 192(gp) /* sig 264 */
-  /* 177: fp */
-  li tp, 0xffffffff4f000000
+  li tp, 0x7ff8000000000000
+  fmv.d.x f5, tp
+  li tp, 0xfff0000000000000
   fmv.d.x f15, tp
-  li tp, 0xffffffff7f800001
+  fnmadd.d f7, f11, f5, f15, rup
+  fsd f7, 24(gp) /* sig 246 */
+  fsflags s9, zero
+  sd s9, 32(gp) /* sig 247 */
+  /* 168: mem */
+  addi s4, sp, -32
+  sb s0, 270(s4)
+  sub s4, s4, sp
+  ld s2, 232(sp)
+  sd s2, 40(gp) /* sig 248 */
+  /* 169: fcsr */
+  li s8, 0x28
+  csrrs s4, frm, s8
+  sd s4, 48(gp) /* sig 249 */
+  /* 170: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f31, tp
+  fle.d t1, f31, f31
+  sd t1, 56(gp) /* sig 250 */
+  fsflags s4, zero
+  sd s4, 64(gp) /* sig 251 */
+  /* 171: fp */
+  fsub.d f31, f25, f18
+  fsd f31, 72(gp) /* sig 252 */
+  li s6, 0x1f
+  csrrc s6, fcsr, s6
+  sd s6, 80(gp) /* sig 253 */
+  /* 172: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f31, tp
+  fcvt.d.s f18, f31
+  fsd f18, 88(gp) /* sig 254 */
+  fsflags s0, zero
+  sd s0, 96(gp) /* sig 255 */
+  /* 173: fp */
+  li tp, 0xffffffff367102ee
+  fmv.d.x f12, tp
+  fsgnjn.s f23, f12, f21
+  fsd f23, 104(gp) /* sig 256 */
+  frcsr t0
+  sd t0, 112(gp) /* sig 257 */
+  /* 174: fp */
+  li tp, 0x3fefffffffffffff
   fmv.d.x f14, tp
-  fmsub.s f31, f15, f25, f14, rne
-  fsd f31, 200(gp) /* sig 265 */
-  frcsr a2
-  sd a2, 208(gp) /* sig 266 */
-  /* 178: fp */
-  li tp, 0xffffffffc4d12d5e
-  fmv.d.x f29, tp
-  li tp, 0xffffffffb8a0d5d1
-  fmv.d.x f7, tp
-  fdiv.s f24, f29, f7, rmm
-  fsd f24, 216(gp) /* sig 267 */
-  li t2, 0x1f
-  csrrc s10, fcsr, t2
-  sd s10, 224(gp) /* sig 268 */
-  /* 179: aluR */
-  div s11, s7, t2
-  sd s11, 232(gp) /* sig 269 */
-  /* 180: cAlu */
-  .option rvc
-  c.andi a1, 22
-  .option norvc
-  sd a1, 240(gp) /* sig 270 */
-  /* 181: fp */
+  fcvt.w.d s10, f14
+  sd s10, 120(gp) /* sig 258 */
+  csrrci s9, fflags, 0x1f
+  sd s9, 128(gp) /* sig 259 */
+  /* 175: fp */
+  li tp, 0xffffffff40400000
+  fmv.d.x f22, tp
+  fdiv.s f3, f22, f27, rdn
+  fsd f3, 136(gp) /* sig 260 */
+  fsflags s2, zero
+  sd s2, 144(gp) /* sig 261 */
+  /* 176: fp */
   li tp, 0xffffffff7fc0dead
   fmv.d.x f28, tp
   li tp, 0xffffffff7fc0dead
   fmv.d.x f6, tp
-  fmax.s f2, f28, f6
-  fsd f2, 248(gp) /* sig 271 */
-  frflags s6
-  sd s6, 256(gp) /* sig 272 */
-  /* 182: mem */
-  addi a6, sp, 4
-  sw s10, 168(a6)
-  sub a6, a6, sp
-  ld s5, 168(sp)
-  sd s5, 264(gp) /* sig 273 */
-  /* 183: fp */
-  li t0, 0xb0a34a4f2e46b64d
-  fcvt.s.l f28, t0, rdn
-  fsd f28, 272(gp) /* sig 274 */
+  fmul.s f19, f28, f6, rup
+  fsd f19, 152(gp) /* sig 262 */
+  csrrci a2, fflags, 0x1f
+  sd a2, 160(gp) /* sig 263 */
+  /* 177: amo */
+  addi s5, sp, 204
+  amomax.w.rl a6, t0, (s5)
+  sub s5, s5, sp
+  sd a6, 168(gp) /* sig 264 */
+  /* 178: fp */
+  li s1, 0xffffffffffffffc0
+  fcvt.s.l f28, s1, rdn
+  fsd f28, 176(gp) /* sig 265 */
   fsflags a0, zero
-  sd a0, 280(gp) /* sig 275 */
-  /* 184: aluI */
+  sd a0, 184(gp) /* sig 266 */
+  /* 179: aluI */
   xori t4, a1, 678
-  sd t4, 288(gp) /* sig 276 */
-  /* 185: aluI */
+  sd t4, 192(gp) /* sig 267 */
+  /* 180: aluI */
   slliw s8, a1, 8
-  sd s8, 296(gp) /* sig 277 */
-  /* 186: aluI */
+  sd s8, 200(gp) /* sig 268 */
+  /* 181: aluI */
   li s9, 0x1
   addi s5, s9, 109
-  sd s5, 304(gp) /* sig 278 */
-  /* 187: cJump */
+  sd s5, 208(gp) /* sig 269 */
+  /* 182: cJump */
   auipc a7, 0
   addi a7, a7, 18
   .option rvc
   c.jalr a7
   .option norvc
   mulw s11, s9, s9
-  sd s11, 312(gp) /* sig 279 */
+  sd s11, 216(gp) /* sig 270 */
   auipc tp, 0
   sub ra, ra, tp
   sub a7, a7, tp
-  sd ra, 320(gp) /* sig 280 */
-  sd a7, 328(gp) /* sig 281 */
-  /* 188: fp */
-  li tp, 0xffffffff4affffff
-  fmv.d.x f24, tp
-  fmin.s f0, f24, f5
-  fsd f0, 336(gp) /* sig 282 */
-  fsflags t1, zero
-  sd t1, 344(gp) /* sig 283 */
-  /* 189: fp */
-  li tp, 0xffffffff1359d942
-  fmv.d.x f22, tp
-  fmax.d f26, f3, f22
-  fsd f26, 352(gp) /* sig 284 */
-  frflags a7
-  sd a7, 360(gp) /* sig 285 */
-  /* 190: cMem */
+  sd ra, 224(gp) /* sig 271 */
+  sd a7, 232(gp) /* sig 272 */
+  /* 183: fp */
+  li tp, 0xffffffff39c0e26a
+  fmv.d.x f15, tp
+  li tp, 0xffffffff3f800001
+  fmv.d.x f29, tp
+  fmax.s f0, f15, f29
+  fsd f0, 240(gp) /* sig 273 */
+  fsflags s11, zero
+  sd s11, 248(gp) /* sig 274 */
+  /* 184: fp */
+  li t1, 0x55bba5da
+  fcvt.d.lu f31, t1, dyn
+  fsd f31, 256(gp) /* sig 275 */
+  fsflags t0, zero
+  sd t0, 264(gp) /* sig 276 */
+  /* 185: fcsr */
+  csrrsi zero, fcsr, 13
+  sd zero, 272(gp) /* sig 277 */
+  /* 186: fp */
+  fsqrt.d f11, f21, rtz
+  fsd f11, 280(gp) /* sig 278 */
+  frflags t4
+  sd t4, 288(gp) /* sig 279 */
+  /* 187: branch */
+  li a3, 0x348d0e954a299a3a
+  li a2, 0x348d0e954a299a3a
+  beq a3, a2, .L20
+  addiw s11, ra, 1376
+  sd s11, 296(gp) /* sig 280 */
   .option rvc
-  c.swsp t5, 56(sp)
+  c.lui s9, 0x1f
   .option norvc
-  /* 191: aluR */
-  li t5, 0xffffffffffffffff
-  div a4, a6, t5
-  sd a4, 368(gp) /* sig 286 */
-  /* 192: fp */
-  li tp, 0xbff2f4f0348d0e95
-  fmv.d.x f10, tp
-  li tp, 0x800d812016985847
-  fmv.d.x f23, tp
-  fmul.d f4, f10, f23, rne
-  fsd f4, 376(gp) /* sig 287 */
-  fsflags ra, zero
-  sd ra, 384(gp) /* sig 288 */
-  /* 193: fp */
-  li tp, 0xffffffff80032b9b
-  fmv.d.x f21, tp
-  fcvt.d.s f26, f21
-  fsd f26, 392(gp) /* sig 289 */
-  fsflags s8, zero
-  sd s8, 400(gp) /* sig 290 */
-  /* 194: fp */
-  li tp, 0xbff06815e9f830e9
-  fmv.d.x f27, tp
-  li tp, 0x3ff06815e9f830e7
-  fmv.d.x f17, tp
-  fsub.d f7, f27, f27, rdn
-  fsd f7, 408(gp) /* sig 291 */
-  frflags t0
-  sd t0, 416(gp) /* sig 292 */
-  /* 195: fcsr */
-  csrrwi t3, fflags, 13
-  sd t3, 424(gp) /* sig 293 */
-  /* 196: aluI */
-  slti a1, a5, -2048
-  sd a1, 432(gp) /* sig 294 */
-  /* 197: cMem */
-  addi a1, sp, 40
-  .option rvc
-  c.sd a2, 80(a1)
-  .option norvc
-  sub a1, a1, sp
-  /* 198: fp */
-  li tp, 0xffffffffbfcdd6ce
-  fmv.d.x f4, tp
-  li tp, 0xffffffff7f1f3139
-  fmv.d.x f24, tp
-  fmul.s f10, f4, f24, rtz
-  fsd f10, 440(gp) /* sig 295 */
-  frcsr t6
-  sd t6, 448(gp) /* sig 296 */
-  /* 199: fp */
-  li tp, 0xfffffffffa7cf933
-  fmv.d.x f23, tp
-  fadd.d f26, f0, f23, rup
-  fsd f26, 456(gp) /* sig 297 */
-  fsflags t6, zero
-  sd t6, 464(gp) /* sig 298 */
-  /* 200: branch */
-  blt s11, s3, .L16
-  .option rvc
-  c.srai a5, 53
-  .option norvc
-  sd a5, 472(gp) /* sig 299 */
-  srliw a1, t0, 1
-  sd a1, 480(gp) /* sig 300 */
-.L16:
-  /* 201: jal */
-  jal s7, .L17
-  slli s4, s8, 56
-  sd s4, 488(gp) /* sig 301 */
-  .option rvc
-  c.add s3, s6
-  .option norvc
-  sd s3, 496(gp) /* sig 302 */
-.L17:
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 504(gp) /* sig 303 */
-  /* 202: aluI */
-  li t2, 0x8000000000000000
-  sraiw a2, t2, 1
-  sd a2, 512(gp) /* sig 304 */
-  /* 203: fp */
-  li a2, 0x3b80000000000
-  fcvt.s.wu f20, a2, dyn
-  fsd f20, 520(gp) /* sig 305 */
-  fsflags s9, zero
-  sd s9, 528(gp) /* sig 306 */
-  /* 204: fp */
-  li tp, 0xffffffff005f3814
-  fmv.d.x f25, tp
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f27, tp
-  fmin.s f12, f25, f27
-  fsd f12, 536(gp) /* sig 307 */
-  fsflags s5, zero
-  sd s5, 544(gp) /* sig 308 */
-  /* 205: fp */
-  li tp, 0xffffffffbfadd2f2
-  fmv.d.x f28, tp
-  li tp, 0xffffffff005e4198
-  fmv.d.x f21, tp
-  li tp, 0xffffffff80000000
-  fmv.d.x f6, tp
-  fmadd.s f6, f28, f21, f6, dyn
-  fsd f6, 552(gp) /* sig 309 */
-  frcsr a1
-  sd a1, 560(gp) /* sig 310 */
-  /* 206: fp */
-  li tp, 0xffffffff884d21a4
-  fmv.d.x f18, tp
-  li tp, 0xffffffffffc00000
-  fmv.d.x f20, tp
-  fsgnjx.s f21, f18, f20
-  fsd f21, 568(gp) /* sig 311 */
-  frcsr t3
-  sd t3, 576(gp) /* sig 312 */
-  /* 207: amo */
-  li t5, 0x7fffffffffffffff
-  addi s8, sp, 8
-  amoadd.d.rl a3, t5, (s8)
-  sub s8, s8, sp
-  sd a3, 584(gp) /* sig 313 */
-  ld a3, 8(sp)
-  sd a3, 592(gp) /* sig 314 */
-  /* 208: cAlu */
-  .option rvc
-  c.or a3, a4
-  .option norvc
-  sd a3, 600(gp) /* sig 315 */
-  /* 209: fp */
-  li tp, 0x7fe0000000000000
-  fmv.d.x f10, tp
-  li tp, 0xfffffffffffff
-  fmv.d.x f3, tp
-  fadd.d f24, f10, f3, rtz
-  fsd f24, 608(gp) /* sig 316 */
-  fsflags t5, zero
-  sd t5, 616(gp) /* sig 317 */
-  /* 210: fp */
-  fmv.d.x f13, zero
-  fsd f13, 624(gp) /* sig 318 */
-  fsflags s7, zero
-  sd s7, 632(gp) /* sig 319 */
-  /* 211: branch */
-  bltu zero, zero, .L18
-  .option rvc
-  c.andi a4, -24
-  .option norvc
-  sd a4, 640(gp) /* sig 320 */
-.L18:
-  /* 212: fp */
-  fcvt.s.d f12, f8, rtz
-  fsd f12, 648(gp) /* sig 321 */
-  fsflags a4, zero
-  sd a4, 656(gp) /* sig 322 */
-  /* 213: far */
-  beq t1, s10, .L19
+  sd s9, 304(gp) /* sig 281 */
 .L20:
-  /* 214: mem */
-  addi s7, sp, 125
-  ld a6, 83(s7)
-  sd a6, 672(gp) /* sig 324 */
-  sub s7, s7, sp
-  /* 215: lrsc */
-  addi ra, sp, 80
-  lr.d.aqrl s7, (ra)
-  sltu s9, s10, t5
-  sc.d.aqrl a1, a2, (ra)
-  sd s7, 680(gp) /* sig 325 */
-  sd a1, 688(gp) /* sig 326 */
-  sc.d.aqrl a1, zero, (ra)
-  sd a1, 696(gp) /* sig 327 */
-  sub ra, ra, sp
-  ld s10, 80(sp)
-  sd s10, 704(gp) /* sig 328 */
-  /* 216: fp */
-  fcvt.d.wu f0, s4
-  fsd f0, 712(gp) /* sig 329 */
-  fsflags a2, zero
-  sd a2, 720(gp) /* sig 330 */
-  /* 217: amo */
-  li a5, 0xfffffffffffff800
-  addi a2, sp, 104
-  amoswap.d s1, a5, (a2)
-  sub a2, a2, sp
-  sd s1, 728(gp) /* sig 331 */
-  ld a2, 104(sp)
-  sd a2, 736(gp) /* sig 332 */
-  /* 218: cAlu */
+  /* 188: aluR */
+  li s9, 0xffffffff80000000
+  li s0, 0xffffffff
+  remuw a2, s9, s0
+  sd a2, 312(gp) /* sig 282 */
+  /* 189: cMem */
+  addi s0, sp, 111
   .option rvc
-  c.add s4, s5
+  c.sd a3, 80(s0)
   .option norvc
-  sd s4, 744(gp) /* sig 333 */
-  /* 219: amo */
-  addi s4, sp, 176
-  amomax.d s0, s0, (s4)
-  sub s4, s4, sp
-  sd s0, 752(gp) /* sig 334 */
-  ld a6, 176(sp)
-  sd a6, 760(gp) /* sig 335 */
-  /* 220: fp */
-  li tp, 0xffffffff80000000
-  fmv.d.x f11, tp
-  fdiv.s f7, f31, f11, rne
-  fsd f7, 768(gp) /* sig 336 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 776(gp) /* sig 337 */
-  /* 221: aluR */
-  sra zero, a3, s0
-  sd zero, 784(gp) /* sig 338 */
-  /* 222: fp */
-  li tp, 0xffffffff00800000
+  sub s0, s0, sp
+  /* 190: fence */
+  nop
+  /* 191: fp */
+  li tp, 0x3fd5555555555555
+  fmv.d.x f29, tp
+  fadd.d f8, f29, f22
+  fsd f8, 320(gp) /* sig 283 */
+  fsflags a4, zero
+  sd a4, 328(gp) /* sig 284 */
+  /* 192: branch */
+  bltu a7, a5, .L21
+  slli s9, t6, 47
+  sd s9, 336(gp) /* sig 285 */
+  sraiw a5, t1, 21
+  sd a5, 344(gp) /* sig 286 */
+  slli ra, ra, 29
+  sd ra, 352(gp) /* sig 287 */
+.L21:
+  /* 193: rand */
+  .4byte 0x42cf9fbb /* random */
+  sd t6, 360(gp) /* sig 288 */
+  .4byte 0x6c2ab31b /* random */
+  sd t1, 368(gp) /* sig 289 */
+  .4byte 0xc3ce3053 /* random */
+  sd zero, 376(gp) /* sig 290 */
+  fsd f0, 384(gp) /* sig 291 */
+  li s11, 0x1f
+  csrrc a6, fcsr, s11
+  sd a6, 392(gp) /* sig 292 */
+  /* 194: fp */
+  li tp, 0x3ff6cc83b6a75bf8
+  fmv.d.x f28, tp
+  li tp, 0x401ff856210d5657
+  fmv.d.x f21, tp
+  li tp, 0xc026c70df2e81571
   fmv.d.x f1, tp
-  fmsub.s f8, f7, f28, f1, rtz
-  fsd f8, 792(gp) /* sig 339 */
-  fsflags s8, zero
-  sd s8, 800(gp) /* sig 340 */
-  /* 223: luiAuipc */
-  auipc a5, 0x1
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 808(gp) /* sig 341 */
-  /* 224: aluI */
-  srai ra, a1, 1
-  sd ra, 816(gp) /* sig 342 */
-  /* 225: fp */
-  li tp, 0x8006a78ce161f2f2
+  fnmsub.d f1, f28, f21, f1, rmm
+  fsd f1, 400(gp) /* sig 293 */
+  frflags t3
+  sd t3, 408(gp) /* sig 294 */
+  /* 195: fp */
+  li tp, 0x432fffffffffffff
+  fmv.d.x f2, tp
+  li tp, 0xc659b7d9a7fa9001
+  fmv.d.x f2, tp
+  fsub.d f11, f2, f2, rtz
+  fsd f11, 416(gp) /* sig 295 */
+  fsflags s7, zero
+  sd s7, 424(gp) /* sig 296 */
+  /* 196: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f14, tp
+  fcvt.s.d f7, f14, rdn
+  fsd f7, 432(gp) /* sig 297 */
+  fsflags s2, zero
+  sd s2, 440(gp) /* sig 298 */
+  /* 197: cMem */
+  addi s1, sp, 67
+  .option rvc
+  c.ld s0, 96(s1)
+  .option norvc
+  sd s0, 448(gp) /* sig 299 */
+  sub s1, s1, sp
+  /* 198: mem */
+  sd s1, 80(sp)
+  /* 199: fp */
+  li tp, 0xffffffff4640e6b6
   fmv.d.x f9, tp
-  fsqrt.d f6, f9, rup
-  fsd f6, 824(gp) /* sig 343 */
-  li s4, 0x1f
-  csrrc t1, fcsr, s4
-  sd t1, 832(gp) /* sig 344 */
-  /* 226: fcsr */
-  csrrsi t4, fcsr, 28
-  sd t4, 840(gp) /* sig 345 */
-  /* 227: aluR */
-  sub s0, s11, s0
-  sd s0, 848(gp) /* sig 346 */
-  /* 228: aluI */
-  slli ra, a4, 0
-  sd ra, 856(gp) /* sig 347 */
-  /* 229: aluR */
-  and t5, s3, s3
-  sd t5, 864(gp) /* sig 348 */
-  /* 230: far */
-  bne s1, s1, .L21
+  fmv.x.d ra, f9
+  sd ra, 456(gp) /* sig 300 */
+  fsflags a1, zero
+  sd a1, 464(gp) /* sig 301 */
+  j .L22
+.L9:
+  mulh a3, a5, t2
+  sd a3, 1232(gp) /* sig 154 */
+  andi s5, a1, -1038
+  sd s5, 1240(gp) /* sig 155 */
+  jal tp, .L10
+.L13:
+  .option rvc
+  c.sub a4, s1
+  .option norvc
+  sd a4, 1408(gp) /* sig 176 */
+  sllw t5, s5, t2
+  sd t5, 1416(gp) /* sig 177 */
+  bge zero, zero, .L14
+.L15:
+  srliw s5, s1, 24
+  sd s5, 1520(gp) /* sig 190 */
+  srliw zero, a4, 16
+  sd zero, 1528(gp) /* sig 191 */
+  bge zero, zero, .L16
+.L18:
+  remw s4, s5, a5
+  sd s4, 1816(gp) /* sig 227 */
+  xori a5, t3, 1396
+  sd a5, 1824(gp) /* sig 228 */
+  beq zero, zero, .L19
 .L22:
-  /* 231: fp */
-  fcvt.s.w f28, s2, rdn
-  fsd f28, 888(gp) /* sig 351 */
-  fsflags s3, zero
-  sd s3, 896(gp) /* sig 352 */
-  /* 232: aluI */
-  srai s8, a2, 33
-  sd s8, 904(gp) /* sig 353 */
-  /* 233: cAlu */
+  /* 200: luiAuipc */
+  auipc a1, 0xc2a3a
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 472(gp) /* sig 302 */
+  /* 201: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f1, tp
+  fclass.d s9, f1
+  sd s9, 480(gp) /* sig 303 */
+  fsflags t3, zero
+  sd t3, 488(gp) /* sig 304 */
+  /* 202: amo */
+  li s5, 0xae117b9
+  addi s9, sp, 144
+  amoand.d.aq s8, s5, (s9)
+  sub s9, s9, sp
+  sd s8, 496(gp) /* sig 305 */
+  /* 203: amo */
+  addi ra, sp, 16
+  amomaxu.w.aqrl a3, a4, (ra)
+  sub ra, ra, sp
+  sd a3, 504(gp) /* sig 306 */
+  /* 204: fp */
+  li tp, 0xffffffff40400000
+  fmv.d.x f24, tp
+  fcvt.d.s f25, f24
+  fsd f25, 512(gp) /* sig 307 */
+  frcsr t1
+  sd t1, 520(gp) /* sig 308 */
+  /* 205: aluI */
+  sraiw t5, a2, 31
+  sd t5, 528(gp) /* sig 309 */
+  /* 206: cAlu */
+  .option rvc
+  c.srai a4, 61
+  .option norvc
+  sd a4, 536(gp) /* sig 310 */
+  /* 207: aluR */
+  li t0, 0x0
+  div t2, s1, t0
+  sd t2, 544(gp) /* sig 311 */
+  /* 208: fp */
+  li tp, 0xbec176123f552d76
+  fmv.d.x f7, tp
+  fnmsub.d f26, f7, f3, f3, dyn
+  fsd f26, 552(gp) /* sig 312 */
+  fsflags s10, zero
+  sd s10, 560(gp) /* sig 313 */
+  /* 209: luiAuipc */
+  lui a0, 0x512c6
+  sd a0, 568(gp) /* sig 314 */
+  /* 210: fp */
+  li tp, 0x41fcc4dfe58604ca
+  fmv.d.x f22, tp
+  fsgnjn.d f26, f22, f22
+  fsd f26, 576(gp) /* sig 315 */
+  fsflags a1, zero
+  sd a1, 584(gp) /* sig 316 */
+  /* 211: far */
+  bgeu a2, s0, .L23
+.L24:
+  /* 212: fp */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f22, tp
+  fsub.s f11, f7, f22, dyn
+  fsd f11, 600(gp) /* sig 318 */
+  fsflags a6, zero
+  sd a6, 608(gp) /* sig 319 */
+  /* 213: cMem */
+  .option rvc
+  c.swsp a0, 72(sp)
+  .option norvc
+  /* 214: fp */
+  li tp, 0x80064237e3e66f01
+  fmv.d.x f22, tp
+  fnmsub.d f26, f18, f16, f22
+  fsd f26, 616(gp) /* sig 320 */
+  frflags a6
+  sd a6, 624(gp) /* sig 321 */
+  /* 215: fp */
+  li a3, 0xffff
+  fcvt.d.l f2, a3, rne
+  fsd f2, 632(gp) /* sig 322 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 640(gp) /* sig 323 */
+  /* 216: aluR */
+  sra zero, a3, s0
+  sd zero, 648(gp) /* sig 324 */
+  /* 217: fp */
+  li tp, 0xffffffff4effffff
+  fmv.d.x f29, tp
+  fmadd.s f8, f19, f29, f4, rup
+  fsd f8, 656(gp) /* sig 325 */
+  fsflags t0, zero
+  sd t0, 664(gp) /* sig 326 */
+  /* 218: aluI */
+  li t0, 0x469dce26
+  addi s9, t0, -2048
+  sd s9, 672(gp) /* sig 327 */
+  /* 219: fp */
+  li tp, 0x3ff250c018b20104
+  fmv.d.x f6, tp
+  li tp, 0xdfa2f586d483a
+  fmv.d.x f7, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f11, tp
+  fnmsub.d f13, f6, f7, f11
+  fsd f13, 680(gp) /* sig 328 */
+  li s7, 0x1f
+  csrrc s4, fcsr, s7
+  sd s4, 688(gp) /* sig 329 */
+  /* 220: fp */
+  li tp, 0xffffffff5f800000
+  fmv.d.x f26, tp
+  fsgnj.s f9, f2, f26
+  fsd f9, 696(gp) /* sig 330 */
+  li t2, 0x1f
+  csrrc a1, fcsr, t2
+  sd a1, 704(gp) /* sig 331 */
+  /* 221: fp */
+  li tp, 0x41dfffffffc00000
+  fmv.d.x f28, tp
+  fmul.d f27, f28, f13, rdn
+  fsd f27, 712(gp) /* sig 332 */
+  li t3, 0x1f
+  csrrc s11, fcsr, t3
+  sd s11, 720(gp) /* sig 333 */
+  /* 222: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f5, tp
+  fadd.d f29, f5, f12, dyn
+  fsd f29, 728(gp) /* sig 334 */
+  li s5, 0x1f
+  csrrc a3, fcsr, s5
+  sd a3, 736(gp) /* sig 335 */
+  /* 223: fp */
+  fcvt.s.l f23, s9, rmm
+  fsd f23, 744(gp) /* sig 336 */
+  fsflags s7, zero
+  sd s7, 752(gp) /* sig 337 */
+  /* 224: liSeed */
+  li t3, 0x786433728b61ac95
+  sd t3, 760(gp) /* sig 338 */
+  /* 225: aluR */
+  sll s9, a2, s8
+  sd s9, 768(gp) /* sig 339 */
+  /* 226: cAlu */
   .option rvc
   c.srli s0, 54
   .option norvc
-  sd s0, 912(gp) /* sig 354 */
-  /* 234: fp */
-  fcvt.s.l f23, a5, rne
-  fsd f23, 920(gp) /* sig 355 */
-  fsflags t0, zero
-  sd t0, 928(gp) /* sig 356 */
-  /* 235: fcsr */
-  csrrci zero, frm, 30
-  sd zero, 936(gp) /* sig 357 */
-  /* 236: mem */
-  addi s5, sp, 113
-  sd t6, 82(s5)
-  sub s5, s5, sp
-  ld zero, 192(sp)
-  sd zero, 944(gp) /* sig 358 */
-  /* 237: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f8, tp
-  fle.s t2, f15, f8
-  sd t2, 952(gp) /* sig 359 */
-  frflags t3
-  sd t3, 960(gp) /* sig 360 */
-  /* 238: cMem */
+  sd s0, 776(gp) /* sig 340 */
+  /* 227: fp */
+  li t4, 0x1
+  fcvt.s.wu f23, t4, rmm
+  fsd f23, 784(gp) /* sig 341 */
+  fsflags t1, zero
+  sd t1, 792(gp) /* sig 342 */
+  /* 228: cAlu */
   .option rvc
-  c.fsdsp f10, 120(sp)
+  c.mv t5, a2
   .option norvc
-  /* 239: aluI */
-  srliw t5, t6, 29
-  sd t5, 968(gp) /* sig 361 */
-  /* 240: aluR */
-  mulw t5, t2, a0
-  sd t5, 976(gp) /* sig 362 */
-  /* 241: loop */
-  li s1, 0x4
-.L23:
-  ori a2, t0, 2045
-  sd a2, 984(gp) /* sig 363 */
-  addi s1, s1, -1
-  blt zero, s1, .L23
-  sd s1, 992(gp) /* sig 364 */
-  /* 242: aluR */
-  li t2, 0xffffffffffffffac
-  li s3, 0x8000000000000001
-  slt t1, t2, s3
-  sd t1, 1000(gp) /* sig 365 */
-  /* 243: amo */
-  addi s2, sp, 40
-  amoswap.d.aq s3, t2, (s2)
-  sub s2, s2, sp
-  sd s3, 1008(gp) /* sig 366 */
-  /* 244: fp */
-  fcvt.d.w f25, s7
-  fsd f25, 1016(gp) /* sig 367 */
-  fsflags s1, zero
-  sd s1, 1024(gp) /* sig 368 */
-  /* 245: aluR */
-  sll t0, s3, s9
-  sd t0, 1032(gp) /* sig 369 */
-  /* 246: fp */
-  fsqrt.d f6, f2
-  fsd f6, 1040(gp) /* sig 370 */
-  fsflags t6, zero
-  sd t6, 1048(gp) /* sig 371 */
-  /* 247: liSeed */
-  li s5, 0x28
-  sd s5, 1056(gp) /* sig 372 */
-  /* 248: fp */
-  fadd.s f3, f6, f6, rne
-  fsd f3, 1064(gp) /* sig 373 */
-  fsflags s7, zero
-  sd s7, 1072(gp) /* sig 374 */
-  /* 249: fp */
-  fsub.s f23, f22, f8, rdn
-  fsd f23, 1080(gp) /* sig 375 */
-  frcsr t3
-  sd t3, 1088(gp) /* sig 376 */
-  /* 250: fp */
-  fmv.x.w s8, f31
-  sd s8, 1096(gp) /* sig 377 */
-  csrrci t6, fflags, 0x1f
-  sd t6, 1104(gp) /* sig 378 */
-  /* 251: aluI */
-  addiw a3, s0, -2048
-  sd a3, 1112(gp) /* sig 379 */
-  /* 252: fp */
-  li tp, 0xffffffff00800000
+  sd t5, 800(gp) /* sig 343 */
+  /* 229: fp */
+  fcvt.s.lu f29, s10, rne
+  fsd f29, 808(gp) /* sig 344 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 816(gp) /* sig 345 */
+  /* 230: fp */
+  li tp, 0xffffffffff800000
   fmv.d.x f28, tp
-  fcvt.lu.s a1, f28
-  sd a1, 1120(gp) /* sig 380 */
-  frflags s11
-  sd s11, 1128(gp) /* sig 381 */
-  /* 253: luiAuipc */
-  lui t1, 0x979ff
-  sd t1, 1136(gp) /* sig 382 */
-  /* 254: fp */
-  li tp, 0x3e64f97e92ca7650
-  fmv.d.x f12, tp
-  fsub.d f0, f26, f12
-  fsd f0, 1144(gp) /* sig 383 */
-  frflags a2
-  sd a2, 1152(gp) /* sig 384 */
-  /* 255: liSeed */
-  li a3, 0x123456789abcdef
-  sd a3, 1160(gp) /* sig 385 */
-  /* 256: lrsc */
-  addi a3, sp, 60
-  lr.w.aqrl t2, (a3)
-  sllw s1, s9, t5
-  addiw s4, a6, 140
-  sc.w t0, a0, (a3)
-  sd t2, 1168(gp) /* sig 386 */
-  sd t0, 1176(gp) /* sig 387 */
-  sub a3, a3, sp
-  lw s2, 60(sp)
-  sd s2, 1184(gp) /* sig 388 */
-  /* 257: aluI */
-  andi a1, zero, -903
-  sd a1, 1192(gp) /* sig 389 */
-  /* 258: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f9, tp
-  fmul.s f19, f9, f18, rdn
-  fsd f19, 1200(gp) /* sig 390 */
-  fsflags a4, zero
-  sd a4, 1208(gp) /* sig 391 */
-  /* 259: loop */
-  li s7, 0x1
-.L24:
-  sllw t5, a1, t1
-  sd t5, 1216(gp) /* sig 392 */
-  slliw a4, s5, 8
-  sd a4, 1224(gp) /* sig 393 */
-  xor a4, t6, s6
-  sd a4, 1232(gp) /* sig 394 */
-  addi s7, s7, -1
-  blt zero, s7, .L24
-  sd s7, 1240(gp) /* sig 395 */
-  j .L25
-.L19:
+  li tp, 0xffffffff3f800000
+  fmv.d.x f8, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f11, tp
+  fmsub.s f17, f28, f8, f11
+  fsd f17, 824(gp) /* sig 346 */
+  frflags t3
+  sd t3, 832(gp) /* sig 347 */
+  /* 231: cSp */
   .option rvc
-  c.addi s0, -17
+  c.addi4spn a0, sp, 244
   .option norvc
-  sd s0, 664(gp) /* sig 323 */
-  beq zero, zero, .L20
-.L21:
-  addi zero, s5, 1851
-  sd zero, 872(gp) /* sig 349 */
-  sltiu s9, s8, 512
-  sd s9, 880(gp) /* sig 350 */
-  jal tp, .L22
+  sub a0, a0, sp
+  sd a0, 840(gp) /* sig 348 */
+  /* 232: cAlu */
+  .option rvc
+  c.slli t1, 37
+  .option norvc
+  sd t1, 848(gp) /* sig 349 */
+  /* 233: rand */
+  .4byte 0xeaf36d4f /* random */
+  sd s10, 856(gp) /* sig 350 */
+  fsd f26, 864(gp) /* sig 351 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 872(gp) /* sig 352 */
+  .4byte 0x41335b1b /* random */
+  sd s6, 880(gp) /* sig 353 */
+  .4byte 0x773b3 /* random */
+  sd t2, 888(gp) /* sig 354 */
+  /* 234: aluI */
+  ori t6, s7, 2045
+  sd t6, 896(gp) /* sig 355 */
+  /* 235: fp */
+  li tp, 0xffffffff5f800000
+  fmv.d.x f22, tp
+  fadd.s f1, f18, f22, dyn
+  fsd f1, 904(gp) /* sig 356 */
+  fsflags a1, zero
+  sd a1, 912(gp) /* sig 357 */
+  /* 236: fp */
+  li tp, 0xbfe0000000000000
+  fmv.d.x f18, tp
+  fsqrt.d f14, f18, rmm
+  fsd f14, 920(gp) /* sig 358 */
+  fsflags t3, zero
+  sd t3, 928(gp) /* sig 359 */
+  /* 237: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f29, tp
+  fsqrt.s f1, f29, rdn
+  fsd f1, 936(gp) /* sig 360 */
+  frcsr s2
+  sd s2, 944(gp) /* sig 361 */
+  /* 238: amo */
+  li s10, 0x7fffffffffffffff
+  addi a5, sp, 172
+  amoxor.w.rl s1, s10, (a5)
+  sub a5, a5, sp
+  sd s1, 952(gp) /* sig 362 */
+  lw s5, 172(sp)
+  sd s5, 960(gp) /* sig 363 */
+  /* 239: fp */
+  fcvt.s.w f27, s1
+  fsd f27, 968(gp) /* sig 364 */
+  fsflags a6, zero
+  sd a6, 976(gp) /* sig 365 */
+  /* 240: fp */
+  li tp, 0x40da6614b63070ff
+  fmv.d.x f16, tp
+  fcvt.l.d a2, f16, rup
+  sd a2, 984(gp) /* sig 366 */
+  csrrci t0, fflags, 0x1f
+  sd t0, 992(gp) /* sig 367 */
+  /* 241: mem */
+  lwu s11, 116(sp)
+  sd s11, 1000(gp) /* sig 368 */
+  /* 242: fp */
+  fmsub.d f5, f3, f27, f26, rtz
+  fsd f5, 1008(gp) /* sig 369 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 1016(gp) /* sig 370 */
+  /* 243: mem */
+  addi s0, sp, 94
+  lwu s11, -82(s0)
+  sd s11, 1024(gp) /* sig 371 */
+  sub s0, s0, sp
+  /* 244: aluI */
+  addi t3, s4, 2047
+  sd t3, 1032(gp) /* sig 372 */
+  /* 245: fp */
+  li tp, 0xffffffffb1c0b993
+  fmv.d.x f6, tp
+  fmin.s f12, f6, f5
+  fsd f12, 1040(gp) /* sig 373 */
+  fsflags a3, zero
+  sd a3, 1048(gp) /* sig 374 */
+  /* 246: fp */
+  fnmsub.s f14, f3, f7, f2, rmm
+  fsd f14, 1056(gp) /* sig 375 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 1064(gp) /* sig 376 */
+  /* 247: mem */
+  sd t6, 119(sp)
+  /* 248: lrsc */
+  addi s2, sp, 156
+  sc.w.aq t0, s3, (s2)
+  sd t0, 1072(gp) /* sig 377 */
+  sub s2, s2, sp
+  lw a3, 156(sp)
+  sd a3, 1080(gp) /* sig 378 */
+  /* 249: smc */
+  /* patches in addi ra, a1, -41 (then imm + 1, ...) */
+  li s10, 0xfd758093
+  li s3, 0x2
 .L25:
+  auipc s7, 0
+  sw s10, 12(s7)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s10, s10, tp
+  addi s3, s3, -1
+  bne s3, zero, .L25
+  auipc tp, 0
+  sub s7, s7, tp
+  sd ra, 1088(gp) /* sig 379 */
+  sd s7, 1096(gp) /* sig 380 */
+  /* 250: fp */
+  li tp, 0xffffffff79f23b00
+  fmv.d.x f22, tp
+  fmv.x.w a0, f22
+  sd a0, 1104(gp) /* sig 381 */
+  li s3, 0x1f
+  csrrc s10, fcsr, s3
+  sd s10, 1112(gp) /* sig 382 */
+  /* 251: fp */
+  li tp, 0xffffffff4b800000
+  fmv.d.x f8, tp
+  li tp, 0xffffffffbc478482
+  fmv.d.x f31, tp
+  fmax.s f14, f8, f31
+  fsd f14, 1120(gp) /* sig 383 */
+  frflags s5
+  sd s5, 1128(gp) /* sig 384 */
+  /* 252: fp */
+  li tp, 0xfffffffe4b800000
+  fmv.d.x f23, tp
+  li tp, 0xffffffff00a5e9d1
+  fmv.d.x f12, tp
+  fmax.s f28, f23, f12
+  fsd f28, 1136(gp) /* sig 385 */
+  fsflags s9, zero
+  sd s9, 1144(gp) /* sig 386 */
+  /* 253: luiAuipc */
+  auipc a5, 0x5f162
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 1152(gp) /* sig 387 */
+  /* 254: far */
+  bne t6, t6, .L26
+.L27:
+  /* 255: aluR */
+  li a4, 0x8600000
+  slt s9, a4, t1
+  sd s9, 1184(gp) /* sig 391 */
+  /* 256: fp */
+  li tp, 0xffffffff3fafd14e
+  fmv.d.x f6, tp
+  li tp, 0xffffffff40f159ce
+  fmv.d.x f25, tp
+  li tp, 0xffffffffc125c1b7
+  fmv.d.x f3, tp
+  fmsub.s f11, f6, f25, f3, rmm
+  fsd f11, 1192(gp) /* sig 392 */
+  fsflags s3, zero
+  sd s3, 1200(gp) /* sig 393 */
+  /* 257: cAlu */
+  .option rvc
+  c.slli a3, 51
+  .option norvc
+  sd a3, 1208(gp) /* sig 394 */
+  /* 258: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 316
+  .option norvc
+  sub s0, s0, sp
+  sd s0, 1216(gp) /* sig 395 */
+  /* 259: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f14, tp
+  fmv.x.d zero, f14
+  sd zero, 1224(gp) /* sig 396 */
+  frcsr t6
+  sd t6, 1232(gp) /* sig 397 */
+  j .L28
+.L23:
+  .option rvc
+  c.add ra, t6
+  .option norvc
+  sd ra, 592(gp) /* sig 317 */
+  bge zero, zero, .L24
+.L26:
+  .option rvc
+  c.add t1, t5
+  .option norvc
+  sd t1, 1160(gp) /* sig 388 */
+  remu a3, s11, t0
+  sd a3, 1168(gp) /* sig 389 */
+  xori a6, t5, 479
+  sd a6, 1176(gp) /* sig 390 */
+  j .L27
+.L28:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x9d469b8ab0e2e16f
-  .dword 0xffffffff4c72a088
-  .dword 0xffffffffb55597e2
-  .dword 0x10000000000000
-  .dword 0xfffffffec0400000
-  .dword 0xc70a57a7545f5775
-  .dword 0xffffffffffffffef
-  .dword 0x5f1624a99b7c1924
-  .dword 0xffffffffffffe
-  .dword 0xffffffff007ffffe
-  .dword 0xa8c00000000000
-  .dword 0x3f40000000000
-  .dword 0xfffff
+  .dword 0xffffffff3ed39a32
+  .dword 0x6320000
+  .dword 0x2
+  .dword 0x41f0000000080000
+  .dword 0xbfe0000000000000
+  .dword 0xe3c31e2ec6ef56dd
+  .dword 0x13f5c6adc8b2dabe
+  .dword 0xffffffffb7446ef8
+  .dword 0x1e26216c0338a911
+  .dword 0xd95693f45101b3c2
+  .dword 0x3ff0000000000000
+  .dword 0xffffffffffff8000
+  .dword 0xffffffff4977048b
+  .dword 0xffffffff37b63b59
+  .dword 0x421f1444f6db4db8
+  .dword 0xc1e0000000100000
+  .dword 0xffffffffc3f0d749
+  .dword 0xb8d511910e1e5195
+  .dword 0x6368a8e16271532e
+  .dword 0xfffffffffffff800
+  .dword 0xffffffffc0400000
   .dword 0xffffffff7fa00000
-  .dword 0x4e3a50a66e471d3e
-  .dword 0xfff0000000000001
-  .dword 0x3
-  .dword 0x10000000000000
-  .dword 0x20
-  .dword 0x8600000
-  .dword 0xffffffff829cbf55
-  .dword 0x95297f1d36270de4
-  .dword 0x1fdd2d6301192f94
-  .dword 0xffffffffbd7159ce
+  .dword 0x3dd270810321cfee
+  .dword 0xd82012fce4d6c305
+  .dword 0xffffffff3a365347
+  .dword 0xafcee41c4dbe8a1
+  .dword 0xffffffff5f800000
+  .dword 0x8b2b0e97a2b5cf1f
+  .dword 0xdf7dac80f1a4360d
+  .dword 0xffffffff4640e6b6
+  .dword 0x80000000
   .dword 0x40
-  .dword 0x917fa1062b37d4ee
-  .dword 0x7ff8000000000000
-  .dword 0x62441d0a858a3e68
-  .dword 0xffff
-  .dword 0xffffffffdcd3ba28
-  .dword 0x0
-  .dword 0xfba03e86b70f48ad
 difftest_sig:
-  .rept 396
+  .rept 398
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x1400000000000
+  li ra, 0x5555555555555555
   li t0, 0x2
   li t1, 0x1013d3e8
   li t2, 0xfffffffffffff800
@@ -98,1479 +98,1527 @@
   fmv.d.x f31, tp
   csrwi frm, 3
   /* 0: fp */
-  fcvt.lu.d t4, f23, rmm
-  sd t4, 0(gp) /* sig 0 */
-  fsflags t2, zero
-  sd t2, 8(gp) /* sig 1 */
-  /* 1: mem */
-  addi t0, sp, 24
-  sw t4, 176(t0)
-  sub t0, t0, sp
-  ld t5, 200(sp)
-  sd t5, 16(gp) /* sig 2 */
-  /* 2: aluR */
-  li a7, 0xffffffff
-  rem s7, s9, a7
-  sd s7, 24(gp) /* sig 3 */
-  /* 3: branch */
-  blt a1, a1, .L0
-  .option rvc
-  c.sub s1, a3
-  .option norvc
-  sd s1, 32(gp) /* sig 4 */
-.L0:
-  /* 4: mem */
-  lhu t2, 245(sp)
-  sd t2, 40(gp) /* sig 5 */
-  /* 5: lrsc */
-  addi s3, sp, 152
-  sc.d.rl s2, ra, (s3)
-  sd s2, 48(gp) /* sig 6 */
-  sub s3, s3, sp
-  ld s6, 152(sp)
-  sd s6, 56(gp) /* sig 7 */
-  /* 6: fp */
-  li tp, 0xffffffff8189f649
-  fmv.d.x f2, tp
-  fmin.s f5, f2, f11
-  fsd f5, 64(gp) /* sig 8 */
+  li tp, 0xffffffff4f800000
+  fmv.d.x f27, tp
+  fcvt.l.d t3, f27, rup
+  sd t3, 0(gp) /* sig 0 */
+  fsflags s8, zero
+  sd s8, 8(gp) /* sig 1 */
+  /* 1: fp */
+  li tp, 0x4227bee117bf13e1
+  fmv.d.x f11, tp
+  fsgnj.d f29, f11, f25
+  fsd f29, 16(gp) /* sig 2 */
   fsflags a7, zero
-  sd a7, 72(gp) /* sig 9 */
-  /* 7: luiAuipc */
-  auipc a0, 0x0
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 80(gp) /* sig 10 */
-  /* 8: cAlu */
-  .option rvc
-  c.or a3, a3
-  .option norvc
-  sd a3, 88(gp) /* sig 11 */
-  /* 9: aluR */
-  sllw t4, a0, a1
-  sd t4, 96(gp) /* sig 12 */
-  /* 10: fmem */
-  fsw f11, 172(sp)
-  /* 11: fp */
-  fdiv.d f6, f11, f22, rmm
-  fsd f6, 104(gp) /* sig 13 */
-  fsflags a0, zero
-  sd a0, 112(gp) /* sig 14 */
-  /* 12: fp */
-  li tp, 0x4340000000000000
-  fmv.d.x f8, tp
-  fmin.d f25, f8, f22
-  fsd f25, 120(gp) /* sig 15 */
-  frflags s4
-  sd s4, 128(gp) /* sig 16 */
-  /* 13: aluR */
-  sraw zero, s11, t0
-  sd zero, 136(gp) /* sig 17 */
-  /* 14: aluR */
-  li s6, 0xffffffffc899e6a6
-  li s5, 0x81
-  sllw a0, s6, s5
-  sd a0, 144(gp) /* sig 18 */
-  /* 15: fmem */
-  flw f13, 217(sp)
-  fsd f13, 152(gp) /* sig 19 */
-  /* 16: fcsr */
-  csrrci zero, frm, 7
-  sd zero, 160(gp) /* sig 20 */
-  /* 17: branch */
-  bne s2, t1, .L1
-  addiw s9, a4, 484
-  sd s9, 168(gp) /* sig 21 */
-  xori s10, t4, 446
-  sd s10, 176(gp) /* sig 22 */
-.L1:
-  /* 18: amo */
-  addi s4, sp, 152
-  amoswap.w.aq a0, a6, (s4)
-  sub s4, s4, sp
-  sd a0, 184(gp) /* sig 23 */
-  /* 19: fp */
-  li tp, 0xfffffffff6fbd5ab
-  fmv.d.x f22, tp
-  fmul.s f22, f22, f14
-  fsd f22, 192(gp) /* sig 24 */
-  fsflags a2, zero
-  sd a2, 200(gp) /* sig 25 */
-  /* 20: fcsr */
-  li s1, 0xafb498a00c5f7b00
-  csrrc zero, fcsr, s1
-  sd zero, 208(gp) /* sig 26 */
-  /* 21: fp */
-  li tp, 0xc00464e8cc00fe60
-  fmv.d.x f5, tp
-  fcvt.lu.d a2, f5, rdn
-  sd a2, 216(gp) /* sig 27 */
-  li t1, 0x1f
-  csrrc s3, fcsr, t1
-  sd s3, 224(gp) /* sig 28 */
-  /* 22: branch */
-  beq t0, t0, .L2
-  srli a1, s0, 32
-  sd a1, 232(gp) /* sig 29 */
-  or s4, t1, s3
-  sd s4, 240(gp) /* sig 30 */
-  .option rvc
-  c.mv t0, t1
-  .option norvc
-  sd t0, 248(gp) /* sig 31 */
-.L2:
-  /* 23: fp */
-  li tp, 0xffffffffbf000000
-  fmv.d.x f24, tp
-  fsgnjx.s f9, f24, f21
-  fsd f9, 256(gp) /* sig 32 */
-  frflags s6
-  sd s6, 264(gp) /* sig 33 */
-  /* 24: fp */
-  li tp, 0xffffffffbfca74e4
-  fmv.d.x f21, tp
-  fmsub.s f14, f22, f23, f21, rup
-  fsd f14, 272(gp) /* sig 34 */
-  li a7, 0x1f
-  csrrc a7, fcsr, a7
-  sd a7, 280(gp) /* sig 35 */
-  /* 25: fp */
-  li tp, 0xffffffff83c17399
-  fmv.d.x f0, tp
-  fclass.s t5, f0
-  sd t5, 288(gp) /* sig 36 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 296(gp) /* sig 37 */
-  /* 26: fmem */
-  addi t3, sp, 292
-  fsd f23, -143(t3)
-  sub t3, t3, sp
-  /* 27: aluR */
-  subw t5, s9, s1
-  sd t5, 304(gp) /* sig 38 */
-  /* 28: fp */
-  li ra, 0x54caa7f4641b1ba1
-  fcvt.d.wu f7, ra
-  fsd f7, 312(gp) /* sig 39 */
-  frflags a1
-  sd a1, 320(gp) /* sig 40 */
-  /* 29: cAlu */
-  .option rvc
-  c.andi a4, 11
-  .option norvc
-  sd a4, 328(gp) /* sig 41 */
-  /* 30: aluR */
-  li t6, 0xffffffffffffffff
-  li s0, 0xffffffff
-  remuw s7, t6, s0
-  sd s7, 336(gp) /* sig 42 */
-  /* 31: fmem */
-  addi t0, sp, -27
-  fsd f8, 158(t0)
-  sub t0, t0, sp
-  /* 32: aluI */
-  addiw t4, s1, -1777
-  sd t4, 344(gp) /* sig 43 */
-  /* 33: amo */
-  li s9, 0x2d00
-  addi a1, sp, 24
-  amoswap.d.aqrl s11, s9, (a1)
-  sub a1, a1, sp
-  sd s11, 352(gp) /* sig 44 */
-  ld t3, 24(sp)
-  sd t3, 360(gp) /* sig 45 */
-  /* 34: fp */
-  fmv.x.w s7, f6
-  sd s7, 368(gp) /* sig 46 */
-  frflags s11
-  sd s11, 376(gp) /* sig 47 */
-  /* 35: cSp */
-  .option rvc
-  c.addi16sp sp, 192
-  .option norvc
-  ld a3, 48(sp)
-  sd a3, 384(gp) /* sig 48 */
-  .option rvc
-  c.addi16sp sp, -192
-  .option norvc
-  /* 36: fp */
-  li tp, 0xd9736abc2a5c5d
-  fmv.d.x f19, tp
-  li tp, 0xffffffffc61dbd04
-  fmv.d.x f6, tp
-  fmax.s f14, f19, f6
-  fsd f14, 392(gp) /* sig 49 */
-  fsflags s7, zero
-  sd s7, 400(gp) /* sig 50 */
-  /* 37: fp */
-  li tp, 0xffffffff009929ca
-  fmv.d.x f31, tp
-  li tp, 0xffffffff4ef2b2fa
-  fmv.d.x f23, tp
-  fnmadd.s f28, f31, f23, f13, rdn
-  fsd f28, 408(gp) /* sig 51 */
-  fsflags t3, zero
-  sd t3, 416(gp) /* sig 52 */
-  /* 38: fp */
-  li tp, 0xffffffff423fc4ab
-  fmv.d.x f17, tp
-  fdiv.s f14, f31, f17
-  fsd f14, 424(gp) /* sig 53 */
-  csrrci s9, fflags, 0x1f
-  sd s9, 432(gp) /* sig 54 */
-  /* 39: fp */
-  fmv.w.x f6, s10
-  fsd f6, 440(gp) /* sig 55 */
-  frflags a5
-  sd a5, 448(gp) /* sig 56 */
-  /* 40: mem */
-  addi t0, sp, -187
-  sd s0, 323(t0)
-  sub t0, t0, sp
-  /* 41: fcsr */
-  li s6, 0xaa
-  csrrw zero, fcsr, s6
-  sd zero, 456(gp) /* sig 57 */
-  fsrmi a2, 0
-  /* 42: mem */
-  sh a2, 128(sp)
-  /* 43: fp */
-  li tp, 0x33fba8aaaa164
-  fmv.d.x f25, tp
-  li tp, 0x2b92662f1ee64dbc
-  fmv.d.x f17, tp
-  fmadd.d f9, f21, f25, f17, rdn
-  fsd f9, 464(gp) /* sig 58 */
-  frflags s4
-  sd s4, 472(gp) /* sig 59 */
-  /* 44: aluI */
-  slliw t2, t1, 9
-  sd t2, 480(gp) /* sig 60 */
-  /* 45: amo */
-  addi t0, sp, 104
-  amominu.w.rl a2, s4, (t0)
-  sub t0, t0, sp
-  sd a2, 488(gp) /* sig 61 */
-  /* 46: aluR */
-  sltu a6, a6, ra
-  sd a6, 496(gp) /* sig 62 */
-  /* 47: loop */
-  li s11, 0x3
-.L3:
-  ori a2, a0, -1287
-  sd a2, 504(gp) /* sig 63 */
-  xori s0, s0, -167
-  sd s0, 512(gp) /* sig 64 */
-  sltu t2, a7, s7
-  sd t2, 520(gp) /* sig 65 */
-  addi s11, s11, -1
-  blt zero, s11, .L3
-  sd s11, 528(gp) /* sig 66 */
-  /* 48: fp */
-  fsqrt.d f0, f16, rup
-  fsd f0, 536(gp) /* sig 67 */
-  fsflags a6, zero
-  sd a6, 544(gp) /* sig 68 */
-  /* 49: amo */
-  addi t6, sp, 216
-  amomin.w a4, s6, (t6)
-  sub t6, t6, sp
-  sd a4, 552(gp) /* sig 69 */
-  lw s6, 216(sp)
-  sd s6, 560(gp) /* sig 70 */
-  /* 50: fp */
-  fdiv.d f4, f21, f20, rne
-  fsd f4, 568(gp) /* sig 71 */
-  frflags t3
-  sd t3, 576(gp) /* sig 72 */
-  /* 51: cAlu */
-  .option rvc
-  c.add s1, a6
-  .option norvc
-  sd s1, 584(gp) /* sig 73 */
-  /* 52: fp */
-  li s8, 0x80000000
-  fmv.d.x f8, s8
-  fsd f8, 592(gp) /* sig 74 */
-  fsflags s9, zero
-  sd s9, 600(gp) /* sig 75 */
-  /* 53: fp */
-  li tp, 0x4216ae262d2687c1
-  fmv.d.x f23, tp
-  fcvt.w.d s9, f23, rtz
-  sd s9, 608(gp) /* sig 76 */
-  fsflags s7, zero
-  sd s7, 616(gp) /* sig 77 */
-  /* 54: fcsr */
-  li a4, 0x0
-  csrrs zero, frm, a4
-  sd zero, 624(gp) /* sig 78 */
-  /* 55: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f2, tp
-  fmax.d f17, f24, f2
-  fsd f17, 632(gp) /* sig 79 */
-  li s1, 0x1f
-  csrrc s0, fcsr, s1
-  sd s0, 640(gp) /* sig 80 */
-  /* 56: aluI */
-  slti a4, t6, 2047
-  sd a4, 648(gp) /* sig 81 */
-  /* 57: cAlu */
-  .option rvc
-  c.mv s8, s1
-  .option norvc
-  sd s8, 656(gp) /* sig 82 */
-  /* 58: cAlu */
-  .option rvc
-  c.add s7, s2
-  .option norvc
-  sd s7, 664(gp) /* sig 83 */
-  /* 59: mem */
-  lb t1, 20(sp)
-  sd t1, 672(gp) /* sig 84 */
-  /* 60: mem */
-  addi t6, sp, 424
-  sb t2, -208(t6)
-  sub t6, t6, sp
-  ld t3, 216(sp)
-  sd t3, 680(gp) /* sig 85 */
-  /* 61: fmem */
-  addi s0, sp, -261
-  flw f1, 269(s0)
-  fsd f1, 688(gp) /* sig 86 */
-  sub s0, s0, sp
-  /* 62: liSeed */
-  li t0, 0x2b40000000000
-  sd t0, 696(gp) /* sig 87 */
-  /* 63: fcsr */
-  li t0, 0x2e
-  csrrc a2, frm, t0
-  sd a2, 704(gp) /* sig 88 */
-  /* 64: fp */
-  fcvt.s.w f4, s8, rtz
-  fsd f4, 712(gp) /* sig 89 */
-  li s3, 0x1f
-  csrrc s6, fcsr, s3
-  sd s6, 720(gp) /* sig 90 */
-  /* 65: lrsc */
-  addi t6, sp, 12
-  sc.w.aq ra, s5, (t6)
-  sd ra, 728(gp) /* sig 91 */
-  sub t6, t6, sp
-  lw t2, 12(sp)
-  sd t2, 736(gp) /* sig 92 */
-  /* 66: fcsr */
-  csrrwi a7, frm, 4
-  sd a7, 744(gp) /* sig 93 */
-  /* 67: aluR */
-  sub s10, s11, s9
-  sd s10, 752(gp) /* sig 94 */
-  /* 68: aluI */
-  xori t6, zero, -2048
-  sd t6, 760(gp) /* sig 95 */
-  /* 69: aluR */
-  or a6, s9, s2
-  sd a6, 768(gp) /* sig 96 */
-  /* 70: cAlu */
-  .option rvc
-  c.addiw s7, -32
-  .option norvc
-  sd s7, 776(gp) /* sig 97 */
-  /* 71: fp */
-  li tp, 0xfffffffff6449ae8
-  fmv.d.x f24, tp
-  fsub.s f24, f19, f24, rdn
-  fsd f24, 784(gp) /* sig 98 */
-  fsflags a3, zero
-  sd a3, 792(gp) /* sig 99 */
-  /* 72: cAlu */
-  .option rvc
-  c.addi a6, 17
-  .option norvc
-  sd a6, 800(gp) /* sig 100 */
-  /* 73: fp */
-  li tp, 0xffffffff00000000
-  fmv.d.x f20, tp
-  fmax.s f9, f22, f20
-  fsd f9, 808(gp) /* sig 101 */
+  sd a7, 24(gp) /* sig 3 */
+  /* 2: fp */
+  li s3, 0xe42523e740d14289
+  fcvt.d.lu f5, s3, rmm
+  fsd f5, 32(gp) /* sig 4 */
   fsflags s0, zero
-  sd s0, 816(gp) /* sig 102 */
-  /* 74: aluR */
-  xor s7, s8, a1
-  sd s7, 824(gp) /* sig 103 */
-  /* 75: fp */
-  li tp, 0x7ff8000000000000
-  fmv.d.x f31, tp
-  fsqrt.d f20, f31, rdn
-  fsd f20, 832(gp) /* sig 104 */
-  fsflags s11, zero
-  sd s11, 840(gp) /* sig 105 */
-  /* 76: fp */
-  fsqrt.d f3, f8, rdn
-  fsd f3, 848(gp) /* sig 106 */
-  fsflags a2, zero
-  sd a2, 856(gp) /* sig 107 */
-  /* 77: fcsr */
-  li a5, 0xc6
-  csrrs s8, fcsr, a5
-  sd s8, 864(gp) /* sig 108 */
-  /* 78: luiAuipc */
-  auipc a6, 0xe613c
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 872(gp) /* sig 109 */
-  /* 79: aluR */
-  remw s10, a4, s8
-  sd s10, 880(gp) /* sig 110 */
-  /* 80: aluR */
-  sllw s5, zero, a1
-  sd s5, 888(gp) /* sig 111 */
-  /* 81: cMem */
-  addi a3, sp, 67
+  sd s0, 40(gp) /* sig 5 */
+  /* 3: fp */
+  li tp, 0xffffffff003b5756
+  fmv.d.x f9, tp
+  fsub.s f6, f9, f19, rup
+  fsd f6, 48(gp) /* sig 6 */
+  fsflags s6, zero
+  sd s6, 56(gp) /* sig 7 */
+  /* 4: fp */
+  li t5, 0x901258410a41394
+  fcvt.s.l f27, t5, rmm
+  fsd f27, 64(gp) /* sig 8 */
+  frflags s2
+  sd s2, 72(gp) /* sig 9 */
+  /* 5: mem */
+  li a0, 0xaaaaaaaaaaaaaaaa
+  sh a0, 58(sp)
+  /* 6: fp */
+  fdiv.d f21, f7, f8, rtz
+  fsd f21, 80(gp) /* sig 10 */
+  fsflags a7, zero
+  sd a7, 88(gp) /* sig 11 */
+  /* 7: cAlu */
   .option rvc
-  c.sw a5, 60(a3)
+  c.add s7, a4
   .option norvc
-  sub a3, a3, sp
-  /* 82: branch */
-  bne s6, a3, .L4
-  mul t1, t5, t1
-  sd t1, 896(gp) /* sig 112 */
-.L4:
-  /* 83: aluR */
-  mulh a1, a4, zero
-  sd a1, 904(gp) /* sig 113 */
-  /* 84: fmem */
-  addi s11, sp, -248
-  fld f17, 296(s11)
-  fsd f17, 912(gp) /* sig 114 */
-  sub s11, s11, sp
-  /* 85: aluR */
-  mulh s4, a5, s5
-  sd s4, 920(gp) /* sig 115 */
-  /* 86: fp */
-  li tp, 0xffffffff3fe910a1
-  fmv.d.x f21, tp
-  li tp, 0xffffffff3c5a08ed
+  sd s7, 96(gp) /* sig 12 */
+  /* 8: mem */
+  sd t2, 29(sp)
+  /* 9: fp */
+  li tp, 0xffffffffbff205a4
+  fmv.d.x f1, tp
+  li tp, 0xffffffff7f076483
   fmv.d.x f29, tp
-  li tp, 0xffffffffbcc68048
-  fmv.d.x f4, tp
-  fmsub.s f9, f21, f29, f4, rne
-  fsd f9, 928(gp) /* sig 116 */
-  frflags s8
-  sd s8, 936(gp) /* sig 117 */
-  /* 87: fp */
-  li tp, 0x8084935e5717e388
-  fmv.d.x f19, tp
-  flt.d t6, f19, f19
-  sd t6, 944(gp) /* sig 118 */
-  fsflags s1, zero
-  sd s1, 952(gp) /* sig 119 */
-  /* 88: aluR */
-  li s4, 0x1000
-  li s10, 0x20
-  sub t5, s4, s10
-  sd t5, 960(gp) /* sig 120 */
-  /* 89: fp */
-  li tp, 0xffffffff007fffff
-  fmv.d.x f3, tp
-  li tp, 0xffffffffc0200000
-  fmv.d.x f25, tp
-  fmin.s f9, f3, f25
-  fsd f9, 968(gp) /* sig 121 */
-  frflags s10
-  sd s10, 976(gp) /* sig 122 */
-  /* 90: aluR */
-  subw t4, t1, s7
-  sd t4, 984(gp) /* sig 123 */
-  /* 91: fcsr */
-  csrrsi t6, fcsr, 0
-  sd t6, 992(gp) /* sig 124 */
-  /* 92: cAlu */
+  fmul.s f15, f1, f29
+  fsd f15, 104(gp) /* sig 13 */
+  frcsr s7
+  sd s7, 112(gp) /* sig 14 */
+  /* 10: amo */
+  addi s11, sp, 160
+  amoswap.d.rl t0, zero, (s11)
+  sub s11, s11, sp
+  sd t0, 120(gp) /* sig 15 */
+  ld t0, 160(sp)
+  sd t0, 128(gp) /* sig 16 */
+  /* 11: cMem */
+  addi s1, sp, 180
   .option rvc
-  c.addiw s11, -8
+  c.fld f12, 48(s1)
   .option norvc
-  sd s11, 1000(gp) /* sig 125 */
-  /* 93: fence */
-  fence
-  /* 94: fp */
-  li tp, 0xfe37e43c8800759c
-  fmv.d.x f26, tp
-  li tp, 0xbf70c7c41008af85
-  fmv.d.x f8, tp
-  li tp, 0xffffffffff800000
-  fmv.d.x f23, tp
-  fmsub.d f1, f26, f8, f23, rtz
-  fsd f1, 1008(gp) /* sig 126 */
-  frflags s11
-  sd s11, 1016(gp) /* sig 127 */
-  /* 95: fp */
-  li tp, 0xc012000000000000
-  fmv.d.x f16, tp
-  fcvt.l.d a1, f16, rne
-  sd a1, 1024(gp) /* sig 128 */
-  fsflags t4, zero
-  sd t4, 1032(gp) /* sig 129 */
-  /* 96: jal */
-  jal a0, .L5
-  srli zero, a6, 14
-  sd zero, 1040(gp) /* sig 130 */
-  .option rvc
-  c.add a7, t2
-  .option norvc
-  sd a7, 1048(gp) /* sig 131 */
-.L5:
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 1056(gp) /* sig 132 */
-  /* 97: fp */
-  li t0, 0x1d
-  fcvt.d.lu f12, t0, rdn
-  fsd f12, 1064(gp) /* sig 133 */
-  frcsr s3
-  sd s3, 1072(gp) /* sig 134 */
-  /* 98: fp */
-  li tp, 0xfffffffff6fb6089
+  fsd f12, 136(gp) /* sig 17 */
+  sub s1, s1, sp
+  /* 12: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f27, tp
+  fsub.d f25, f17, f27, rne
+  fsd f25, 144(gp) /* sig 18 */
+  fsflags s2, zero
+  sd s2, 152(gp) /* sig 19 */
+  /* 13: fp */
+  li tp, 0x7e2ec430c810bdcb
+  fmv.d.x f17, tp
+  li tp, 0x400448d882299d77
   fmv.d.x f13, tp
-  fsqrt.s f9, f13, rne
-  fsd f9, 1080(gp) /* sig 135 */
-  fsflags a5, zero
-  sd a5, 1088(gp) /* sig 136 */
-  /* 99: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f20, tp
-  li tp, 0xffffffffca7e97a5
-  fmv.d.x f17, tp
-  fdiv.s f8, f20, f17, rup
-  fsd f8, 1096(gp) /* sig 137 */
-  frflags t0
-  sd t0, 1104(gp) /* sig 138 */
-  /* 100: fp */
-  li tp, 0xffffffff8144f3f8
-  fmv.d.x f14, tp
-  li tp, 0x41c8b9e5a77b59c9
-  fmv.d.x f15, tp
-  fadd.d f4, f14, f15, rne
-  fsd f4, 1112(gp) /* sig 139 */
-  frflags ra
-  sd ra, 1120(gp) /* sig 140 */
-  /* 101: amo */
-  addi s2, sp, 204
-  amomin.w.rl a6, s1, (s2)
-  sub s2, s2, sp
-  sd a6, 1128(gp) /* sig 141 */
-  /* 102: cAlu */
+  li tp, 0x24c420982fb1a5
+  fmv.d.x f25, tp
+  fnmadd.d f8, f17, f13, f25, rmm
+  fsd f8, 160(gp) /* sig 20 */
+  frflags a0
+  sd a0, 168(gp) /* sig 21 */
+  /* 14: cMem */
+  addi a3, sp, 161
   .option rvc
-  c.sub a4, a0
+  c.ld a3, 16(a3)
   .option norvc
-  sd a4, 1136(gp) /* sig 142 */
-  /* 103: loop */
-  li t4, 0x1
-.L6:
+  sd a3, 176(gp) /* sig 22 */
+  /* 15: cMem */
   .option rvc
-  c.add s5, s4
+  c.fsdsp f25, 240(sp)
   .option norvc
-  sd s5, 1144(gp) /* sig 143 */
+  /* 16: aluR */
+  sltu a2, s3, zero
+  sd a2, 184(gp) /* sig 23 */
+  /* 17: rand */
+  .4byte 0x82435d3 /* random */
+  sd a1, 192(gp) /* sig 24 */
+  fsd f11, 200(gp) /* sig 25 */
+  frflags s1
+  sd s1, 208(gp) /* sig 26 */
+  /* 18: far */
+  bge t3, t3, .L0
+.L1:
+  /* 19: fmem */
+  addi t0, sp, 426
+  flw f8, -258(t0)
+  fsd f8, 232(gp) /* sig 29 */
+  sub t0, t0, sp
+  /* 20: cJump */
+  auipc ra, 0
+  addi ra, ra, 18
   .option rvc
-  c.add t1, s3
+  c.jalr ra
   .option norvc
-  sd t1, 1152(gp) /* sig 144 */
-  addi t4, t4, -1
-  blt zero, t4, .L6
-  sd t4, 1160(gp) /* sig 145 */
-  /* 104: aluI */
-  addiw a3, t0, -1641
-  sd a3, 1168(gp) /* sig 146 */
-  /* 105: fp */
-  li tp, 0xffffffff5f000000
-  fmv.d.x f31, tp
-  li tp, 0xffffffff0da24260
-  fmv.d.x f28, tp
-  fsub.s f24, f31, f28, rup
-  fsd f24, 1176(gp) /* sig 147 */
-  fsflags t1, zero
-  sd t1, 1184(gp) /* sig 148 */
-  /* 106: aluR */
-  srl t5, s3, s3
-  sd t5, 1192(gp) /* sig 149 */
-  /* 107: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f22, tp
-  fcvt.l.s a2, f22, rdn
-  sd a2, 1200(gp) /* sig 150 */
-  fsflags a6, zero
-  sd a6, 1208(gp) /* sig 151 */
-  /* 108: amo */
-  addi ra, sp, 48
-  amoadd.d.rl s10, s11, (ra)
-  sub ra, ra, sp
-  sd s10, 1216(gp) /* sig 152 */
-  ld s9, 48(sp)
-  sd s9, 1224(gp) /* sig 153 */
-  /* 109: aluR */
-  li a0, 0x7ff
-  mul a6, a0, s6
-  sd a6, 1232(gp) /* sig 154 */
-  /* 110: aluI */
-  addi s6, t2, 1151
-  sd s6, 1240(gp) /* sig 155 */
-  /* 111: mem */
-  lb t2, 155(sp)
-  sd t2, 1248(gp) /* sig 156 */
-  /* 112: aluR */
-  li t1, 0xd0600000000000
-  mulhsu a1, t1, s10
-  sd a1, 1256(gp) /* sig 157 */
-  /* 113: aluR */
-  li a6, 0x8000000000000
-  li a5, 0xdd988f6502345fbf
-  xor t4, a6, a5
-  sd t4, 1264(gp) /* sig 158 */
-  /* 114: aluI */
-  slti t0, ra, 1873
-  sd t0, 1272(gp) /* sig 159 */
-  /* 115: fp */
-  li tp, 0xffffffffc0400000
-  fmv.d.x f30, tp
-  fmv.x.w s11, f30
-  sd s11, 1280(gp) /* sig 160 */
-  fsflags t5, zero
-  sd t5, 1288(gp) /* sig 161 */
-  /* 116: aluR */
-  li s11, 0xffffffff
-  or s9, a4, s11
-  sd s9, 1296(gp) /* sig 162 */
-  /* 117: aluI */
-  li s7, 0x80000001
-  srliw t6, s7, 1
-  sd t6, 1304(gp) /* sig 163 */
-  /* 118: aluR */
-  srlw a6, t2, ra
-  sd a6, 1312(gp) /* sig 164 */
-  /* 119: fp */
-  li tp, 0xffffffff00000000
-  fmv.d.x f22, tp
-  fmax.s f16, f25, f22
-  fsd f16, 1320(gp) /* sig 165 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 1328(gp) /* sig 166 */
-  /* 120: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f17, tp
-  li tp, 0xffffffff7f000000
-  fmv.d.x f0, tp
-  fmsub.s f5, f15, f17, f0, rne
-  fsd f5, 1336(gp) /* sig 167 */
-  fsflags s4, zero
-  sd s4, 1344(gp) /* sig 168 */
-  /* 121: fp */
-  li tp, 0xc012000000000000
-  fmv.d.x f31, tp
-  fcvt.wu.d s9, f31, rdn
-  sd s9, 1352(gp) /* sig 169 */
-  fsflags ra, zero
-  sd ra, 1360(gp) /* sig 170 */
-  /* 122: fmem */
-  flw f24, 169(sp)
-  fsd f24, 1368(gp) /* sig 171 */
-  /* 123: fp */
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f5, tp
-  fmul.d f8, f5, f12, rup
-  fsd f8, 1376(gp) /* sig 172 */
-  fsflags a6, zero
-  sd a6, 1384(gp) /* sig 173 */
-  /* 124: fp */
-  fsub.s f29, f14, f6, rtz
-  fsd f29, 1392(gp) /* sig 174 */
-  fsflags s10, zero
-  sd s10, 1400(gp) /* sig 175 */
-  /* 125: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f10, tp
-  li tp, 0xffffffffb0b8e2d9
-  fmv.d.x f4, tp
-  fsgnjn.s f9, f10, f4
-  fsd f9, 1408(gp) /* sig 176 */
-  frflags t4
-  sd t4, 1416(gp) /* sig 177 */
-  /* 126: aluI */
-  sltiu t6, s10, -318
-  sd t6, 1424(gp) /* sig 178 */
-  /* 127: fp */
-  li tp, 0xffffffff8d987ebf
-  fmv.d.x f6, tp
-  fsgnjx.s f14, f27, f6
-  fsd f14, 1432(gp) /* sig 179 */
-  fsflags t3, zero
-  sd t3, 1440(gp) /* sig 180 */
-  /* 128: cMem */
-  addi a5, sp, 16
-  .option rvc
-  c.fld f15, 8(a5)
-  .option norvc
-  fsd f15, 1448(gp) /* sig 181 */
-  sub a5, a5, sp
-  /* 129: fp */
-  li s3, 0x136d117666771028
-  fcvt.d.lu f21, s3, rup
-  fsd f21, 1456(gp) /* sig 182 */
-  csrrci s6, fflags, 0x1f
-  sd s6, 1464(gp) /* sig 183 */
-  /* 130: fp */
-  fmul.s f31, f20, f5, rne
-  fsd f31, 1472(gp) /* sig 184 */
-  frflags s9
-  sd s9, 1480(gp) /* sig 185 */
-  /* 131: jal */
-  jal t3, .L7
-  addiw t5, t1, 919
-  sd t5, 1488(gp) /* sig 186 */
-.L7:
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 1496(gp) /* sig 187 */
-  /* 132: cMem */
-  addi a4, sp, 167
-  .option rvc
-  c.lw a3, 80(a4)
-  .option norvc
-  sd a3, 1504(gp) /* sig 188 */
-  sub a4, a4, sp
-  /* 133: aluI */
-  slti a0, t5, -356
-  sd a0, 1512(gp) /* sig 189 */
-  /* 134: fp */
-  li a3, 0xffffffffa6324b4b
-  fmv.d.x f1, a3
-  fsd f1, 1520(gp) /* sig 190 */
-  frflags t3
-  sd t3, 1528(gp) /* sig 191 */
-  /* 135: luiAuipc */
-  auipc ra, 0xf5931
+  addi s10, s5, 2047
+  sd s10, 240(gp) /* sig 30 */
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 1536(gp) /* sig 192 */
-  /* 136: mem */
-  addi a4, sp, 191
-  ld a2, 2(a4)
-  sd a2, 1544(gp) /* sig 193 */
-  sub a4, a4, sp
-  /* 137: fp */
-  li tp, 0xdc8f390ea40d46b3
-  fmv.d.x f1, tp
-  li tp, 0x40216e5f52b5ef15
-  fmv.d.x f17, tp
-  fsub.d f11, f1, f17, rup
-  fsd f11, 1552(gp) /* sig 194 */
-  fsflags a1, zero
-  sd a1, 1560(gp) /* sig 195 */
-  /* 138: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f30, tp
-  fle.d a5, f30, f7
-  sd a5, 1568(gp) /* sig 196 */
-  frflags s4
-  sd s4, 1576(gp) /* sig 197 */
-  /* 139: amo */
-  li s11, 0x9ae0000000000
-  addi t2, sp, 172
-  amomin.w.aqrl s11, s11, (t2)
-  sub t2, t2, sp
-  sd s11, 1584(gp) /* sig 198 */
-  /* 140: loop */
-  li a6, 0x2
-.L8:
-  xori t3, s8, 391
-  sd t3, 1592(gp) /* sig 199 */
-  sltu a2, s9, s3
-  sd a2, 1600(gp) /* sig 200 */
-  addi a6, a6, -1
-  bne a6, zero, .L8
-  sd a6, 1608(gp) /* sig 201 */
-  /* 141: fence */
-  fence
-  /* 142: aluR */
-  mul s0, t2, s4
-  sd s0, 1616(gp) /* sig 202 */
-  /* 143: aluI */
-  slti s5, s7, 0
-  sd s5, 1624(gp) /* sig 203 */
-  /* 144: jal */
-  jal s11, .L9
-  xori a0, s10, -166
-  sd a0, 1632(gp) /* sig 204 */
-.L9:
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 1640(gp) /* sig 205 */
-  /* 145: cAlu */
-  .option rvc
-  c.slli t5, 31
-  .option norvc
-  sd t5, 1648(gp) /* sig 206 */
-  /* 146: mem */
-  lb s9, 177(sp)
-  sd s9, 1656(gp) /* sig 207 */
-  /* 147: aluR */
-  and s9, zero, t2
-  sd s9, 1664(gp) /* sig 208 */
-  /* 148: fp */
-  li tp, 0xffffffff3fcedcea
-  fmv.d.x f6, tp
-  li tp, 0xffffffff7f1e6787
-  fmv.d.x f15, tp
-  fmul.s f12, f6, f15, rtz
-  fsd f12, 1672(gp) /* sig 209 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 1680(gp) /* sig 210 */
-  /* 149: branch */
-  bltu s8, t0, .L10
-  sraw a0, t2, t4
-  sd a0, 1688(gp) /* sig 211 */
-  slti s10, s0, 799
-  sd s10, 1696(gp) /* sig 212 */
-.L10:
-  /* 150: cMem */
-  .option rvc
-  c.fldsp f24, 16(sp)
-  .option norvc
-  fsd f24, 1704(gp) /* sig 213 */
-  /* 151: fp */
-  fsgnjn.s f27, f4, f6
-  fsd f27, 1712(gp) /* sig 214 */
-  fsflags s6, zero
-  sd s6, 1720(gp) /* sig 215 */
-  /* 152: aluR */
-  li a7, 0xde900000000000
-  divu t0, s3, a7
-  sd t0, 1728(gp) /* sig 216 */
-  /* 153: amo */
-  addi t5, sp, 16
-  amoadd.d.rl s5, zero, (t5)
-  sub t5, t5, sp
-  sd s5, 1736(gp) /* sig 217 */
-  ld t3, 16(sp)
-  sd t3, 1744(gp) /* sig 218 */
-  /* 154: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f10, tp
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f31, tp
-  fmsub.s f8, f10, f31, f27, rmm
-  fsd f8, 1752(gp) /* sig 219 */
-  fsflags s4, zero
-  sd s4, 1760(gp) /* sig 220 */
-  /* 155: mem */
-  lhu t0, 94(sp)
-  sd t0, 1768(gp) /* sig 221 */
-  /* 156: fp */
-  li tp, 0xfe1bfc42503f855f
-  fmv.d.x f13, tp
-  li tp, 0x10000000000000
-  fmv.d.x f10, tp
-  fnmadd.d f21, f13, f10, f18, rup
-  fsd f21, 1776(gp) /* sig 222 */
-  fsflags a3, zero
-  sd a3, 1784(gp) /* sig 223 */
-  /* 157: fp */
-  fsqrt.s f27, f31, rmm
-  fsd f27, 1792(gp) /* sig 224 */
-  li t3, 0x1f
-  csrrc s4, fcsr, t3
-  sd s4, 1800(gp) /* sig 225 */
-  /* 158: fmem */
-  addi a6, sp, 132
-  fld f4, 100(a6)
-  fsd f4, 1808(gp) /* sig 226 */
-  sub a6, a6, sp
-  /* 159: lrsc */
-  addi s11, sp, 20
-  lr.w zero, (s11)
-  sc.w.aqrl t6, s8, (s11)
-  sd zero, 1816(gp) /* sig 227 */
-  sd t6, 1824(gp) /* sig 228 */
+  sd ra, 248(gp) /* sig 31 */
+  /* 21: lrsc */
+  addi s11, sp, 116
+  sc.w.rl s6, s0, (s11)
+  sd s6, 256(gp) /* sig 32 */
   sub s11, s11, sp
-  lw s10, 20(sp)
-  sd s10, 1832(gp) /* sig 229 */
-  /* 160: aluR */
-  remu s8, s10, s5
-  sd s8, 1840(gp) /* sig 230 */
-  /* 161: cAlu */
+  lw t4, 116(sp)
+  sd t4, 264(gp) /* sig 33 */
+  /* 22: fp */
+  li tp, 0xbe5873e3f873ee84
+  fmv.d.x f23, tp
+  li tp, 0xa33f02d17b00bdef
+  fmv.d.x f2, tp
+  fmax.d f8, f23, f2
+  fsd f8, 272(gp) /* sig 34 */
+  fsflags t6, zero
+  sd t6, 280(gp) /* sig 35 */
+  /* 23: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f19, tp
+  fclass.s ra, f19
+  sd ra, 288(gp) /* sig 36 */
+  li t1, 0x1f
+  csrrc s7, fcsr, t1
+  sd s7, 296(gp) /* sig 37 */
+  /* 24: liSeed */
+  li a6, 0x1f
+  sd a6, 304(gp) /* sig 38 */
+  /* 25: amo */
+  addi s11, sp, 168
+  amomin.d.aqrl t2, a4, (s11)
+  sub s11, s11, sp
+  sd t2, 312(gp) /* sig 39 */
+  /* 26: aluI */
+  sltiu t5, t5, -2048
+  sd t5, 320(gp) /* sig 40 */
+  /* 27: cMem */
   .option rvc
-  c.or a3, s0
+  c.fsdsp f10, 96(sp)
   .option norvc
-  sd a3, 1848(gp) /* sig 231 */
-  /* 162: fp */
-  li tp, 0xffffffff00800000
+  /* 28: mem */
+  lw s6, 140(sp)
+  sd s6, 328(gp) /* sig 41 */
+  /* 29: rand */
+  .4byte 0x27653db7 /* random */
+  sd s11, 336(gp) /* sig 42 */
+  .4byte 0xa1bafd53 /* random */
+  sd s10, 344(gp) /* sig 43 */
+  fsd f26, 352(gp) /* sig 44 */
+  fsflags s8, zero
+  sd s8, 360(gp) /* sig 45 */
+  /* 30: cMem */
+  addi a0, sp, 212
+  .option rvc
+  c.lw a5, 4(a0)
+  .option norvc
+  sd a5, 368(gp) /* sig 46 */
+  sub a0, a0, sp
+  /* 31: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f29, tp
+  fsqrt.d f16, f29
+  fsd f16, 376(gp) /* sig 47 */
+  fsflags s5, zero
+  sd s5, 384(gp) /* sig 48 */
+  /* 32: rand */
+  .2byte 0x67d /* random */
+  sd a2, 392(gp) /* sig 49 */
+  /* 33: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f23, tp
+  fcvt.lu.d s8, f23, rmm
+  sd s8, 400(gp) /* sig 50 */
+  li s7, 0x1f
+  csrrc s0, fcsr, s7
+  sd s0, 408(gp) /* sig 51 */
+  /* 34: luiAuipc */
+  lui s11, 0x86537
+  sd s11, 416(gp) /* sig 52 */
+  /* 35: fp */
+  li tp, 0xffffffff42f9ee99
+  fmv.d.x f14, tp
+  fclass.s t6, f14
+  sd t6, 424(gp) /* sig 53 */
+  frflags t0
+  sd t0, 432(gp) /* sig 54 */
+  /* 36: fp */
+  li s1, 0x2c
+  fcvt.d.lu f2, s1, rtz
+  fsd f2, 440(gp) /* sig 55 */
+  frcsr s8
+  sd s8, 448(gp) /* sig 56 */
+  /* 37: mem */
+  li t6, 0x7fffffffffff
+  sd t6, 81(sp)
+  ld a6, 80(sp)
+  sd a6, 456(gp) /* sig 57 */
+  /* 38: fp */
+  li tp, 0x3ff0ea639184cd2c
   fmv.d.x f20, tp
-  fcvt.wu.s s3, f20, rup
-  sd s3, 1856(gp) /* sig 232 */
-  frcsr s0
-  sd s0, 1864(gp) /* sig 233 */
-  /* 163: fp */
-  fadd.d f7, f26, f19, rmm
-  fsd f7, 1872(gp) /* sig 234 */
-  frcsr s0
-  sd s0, 1880(gp) /* sig 235 */
-  /* 164: aluI */
-  slti t2, a2, 1817
-  sd t2, 1888(gp) /* sig 236 */
-  /* 165: luiAuipc */
-  auipc a1, 0xfd736
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 1896(gp) /* sig 237 */
-  /* 166: cAlu */
+  li tp, 0xf224c3778b3c5
+  fmv.d.x f29, tp
+  fmul.d f19, f20, f29
+  fsd f19, 464(gp) /* sig 58 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 472(gp) /* sig 59 */
+  /* 39: cAlu */
   .option rvc
-  c.addiw t1, 10
+  c.slli s2, 37
   .option norvc
-  sd t1, 1904(gp) /* sig 238 */
-  /* 167: jal */
-  jal a5, .L11
-  addi s10, a2, 1241
-  sd s10, 1912(gp) /* sig 239 */
-.L11:
+  sd s2, 480(gp) /* sig 60 */
+  /* 40: aluI */
+  slliw t4, a6, 19
+  sd t4, 488(gp) /* sig 61 */
+  /* 41: luiAuipc */
+  auipc t5, 0x80000
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 496(gp) /* sig 62 */
+  /* 42: mem */
+  sh s3, 230(sp)
+  /* 43: fp */
+  li tp, 0x8000069607ea9844
+  fmv.d.x f3, tp
+  li tp, 0xc13a581faa611133
+  fmv.d.x f28, tp
+  fdiv.d f4, f3, f28, dyn
+  fsd f4, 504(gp) /* sig 63 */
+  frflags a6
+  sd a6, 512(gp) /* sig 64 */
+  /* 44: loop */
+  li ra, 0x3
+.L2:
+  addw a1, t3, s2
+  sd a1, 520(gp) /* sig 65 */
+  mulhu t6, s10, s7
+  sd t6, 528(gp) /* sig 66 */
+  addi ra, ra, -1
+  bne ra, zero, .L2
+  sd ra, 536(gp) /* sig 67 */
+  /* 45: branch */
+  bne s3, s3, .L3
+  .option rvc
+  c.srli a2, 37
+  .option norvc
+  sd a2, 544(gp) /* sig 68 */
+.L3:
+  /* 46: aluI */
+  slliw t2, t1, 9
+  sd t2, 552(gp) /* sig 69 */
+  /* 47: fp */
+  fclass.d t3, f8
+  sd t3, 560(gp) /* sig 70 */
+  fsflags s4, zero
+  sd s4, 568(gp) /* sig 71 */
+  /* 48: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f14, tp
+  fcvt.l.d ra, f14, rup
+  sd ra, 576(gp) /* sig 72 */
+  frflags s11
+  sd s11, 584(gp) /* sig 73 */
+  /* 49: fp */
+  li tp, 0xffefffffffffffff
+  fmv.d.x f3, tp
+  li tp, 0x3e11e9f87c4abf2e
+  fmv.d.x f6, tp
+  fnmsub.d f17, f5, f3, f6, rup
+  fsd f17, 592(gp) /* sig 74 */
+  fsflags s5, zero
+  sd s5, 600(gp) /* sig 75 */
+  /* 50: cMem */
+  .option rvc
+  c.fsdsp f16, 48(sp)
+  .option norvc
+  /* 51: fp */
+  fsgnjn.s f21, f12, f0
+  fsd f21, 608(gp) /* sig 76 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 616(gp) /* sig 77 */
+  /* 52: mem */
+  sw s6, 112(sp)
+  ld s10, 112(sp)
+  sd s10, 624(gp) /* sig 78 */
+  /* 53: fp */
+  li tp, 0xffffffffbfac20e5
+  fmv.d.x f0, tp
+  li tp, 0xffffffff3d0a3f46
+  fmv.d.x f28, tp
+  li tp, 0xffffffff3d39e88f
+  fmv.d.x f20, tp
+  fnmsub.s f20, f0, f28, f20, rup
+  fsd f20, 632(gp) /* sig 79 */
+  fsflags a2, zero
+  sd a2, 640(gp) /* sig 80 */
+  /* 54: cJump */
+  auipc ra, 0
+  addi ra, ra, 26
+  .option rvc
+  c.jr ra
+  .option norvc
+  xor s5, a1, t0
+  sd s5, 648(gp) /* sig 81 */
+  slliw s1, a1, 31
+  sd s1, 656(gp) /* sig 82 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 664(gp) /* sig 83 */
+  /* 55: aluR */
+  remw s11, s3, s4
+  sd s11, 672(gp) /* sig 84 */
+  /* 56: jal */
+  jal a5, .L4
+  .option rvc
+  c.add t1, a5
+  .option norvc
+  sd t1, 680(gp) /* sig 85 */
+.L4:
   auipc tp, 0
   sub a5, a5, tp
-  sd a5, 1920(gp) /* sig 240 */
-  addi gp, gp, 1928
-  /* 168: aluR */
-  sra a6, s7, s6
-  sd a6, 0(gp) /* sig 241 */
-  /* 169: aluR */
-  remu a0, t3, s2
-  sd a0, 8(gp) /* sig 242 */
-  /* 170: amo */
-  li a0, 0x1ffff
-  addi s3, sp, 40
-  amoadd.d.aq s8, a0, (s3)
-  sub s3, s3, sp
-  sd s8, 16(gp) /* sig 243 */
-  /* 171: fp */
-  li s2, 0xffffffff80000000
-  fmv.d.x f28, s2
-  fsd f28, 24(gp) /* sig 244 */
-  frflags s10
-  sd s10, 32(gp) /* sig 245 */
-  /* 172: lrsc */
-  addi a7, sp, 248
-  lr.d.aqrl a2, (a7)
-  sc.d.aqrl t0, s6, (a7)
-  sd a2, 40(gp) /* sig 246 */
-  sd t0, 48(gp) /* sig 247 */
-  sc.d t0, zero, (a7)
-  sd t0, 56(gp) /* sig 248 */
+  sd a5, 688(gp) /* sig 86 */
+  /* 57: mem */
+  addi s7, sp, 41
+  lbu a1, 8(s7)
+  sd a1, 696(gp) /* sig 87 */
+  sub s7, s7, sp
+  /* 58: mem */
+  li s8, 0xffffffffe647abbe
+  addi a7, sp, 88
+  sh s8, 65(a7)
   sub a7, a7, sp
-  ld ra, 248(sp)
-  sd ra, 64(gp) /* sig 249 */
-  /* 173: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f24, tp
-  fmul.d f31, f11, f24, rup
-  fsd f31, 72(gp) /* sig 250 */
-  frflags s7
-  sd s7, 80(gp) /* sig 251 */
-  /* 174: luiAuipc */
-  lui s1, 0x10d7c
-  sd s1, 88(gp) /* sig 252 */
-  /* 175: fp */
-  li tp, 0x3fd7920a8073eed9
-  fmv.d.x f14, tp
-  fdiv.d f26, f31, f14, rne
-  fsd f26, 96(gp) /* sig 253 */
-  fsflags a5, zero
-  sd a5, 104(gp) /* sig 254 */
-  /* 176: cBranch */
-  li a0, 0x0
+  ld a2, 152(sp)
+  sd a2, 704(gp) /* sig 88 */
+  /* 59: aluR */
+  li t6, 0x8000000000000000
+  srl s7, a6, t6
+  sd s7, 712(gp) /* sig 89 */
+  /* 60: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f2, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f1, tp
+  fnmsub.s f25, f14, f2, f1, rup
+  fsd f25, 720(gp) /* sig 90 */
+  fsflags a2, zero
+  sd a2, 728(gp) /* sig 91 */
+  /* 61: fp */
+  li tp, 0xffffffff4c9e9621
+  fmv.d.x f22, tp
+  fsqrt.s f4, f22, rup
+  fsd f4, 736(gp) /* sig 92 */
+  li a2, 0x1f
+  csrrc s9, fcsr, a2
+  sd s9, 744(gp) /* sig 93 */
+  /* 62: fp */
+  li tp, 0xffffffff3737730e
+  fmv.d.x f7, tp
+  fcvt.w.s t6, f7, dyn
+  sd t6, 752(gp) /* sig 94 */
+  fsflags t6, zero
+  sd t6, 760(gp) /* sig 95 */
+  /* 63: cMem */
   .option rvc
-  c.bnez a0, .L12
+  c.sdsp t6, 72(sp)
   .option norvc
-  mulhu a0, t1, s11
-  sd a0, 112(gp) /* sig 255 */
-.L12:
-  /* 177: cAlu */
+  /* 64: aluR */
+  sub s10, s11, s9
+  sd s10, 768(gp) /* sig 96 */
+  /* 65: aluI */
+  xori t6, zero, -2048
+  sd t6, 776(gp) /* sig 97 */
+  /* 66: aluR */
+  or a6, s9, s2
+  sd a6, 784(gp) /* sig 98 */
+  /* 67: amo */
+  addi s7, sp, 204
+  amomax.w ra, s4, (s7)
+  sub s7, s7, sp
+  sd ra, 792(gp) /* sig 99 */
+  /* 68: aluR */
+  li s8, 0xc5997f42b1df7bf6
+  remw s2, s8, s4
+  sd s2, 800(gp) /* sig 100 */
+  /* 69: cBranch */
   .option rvc
-  c.andi a1, 5
+  c.bnez a1, .L5
   .option norvc
-  sd a1, 120(gp) /* sig 256 */
-  /* 178: aluR */
-  srlw t5, a1, s5
-  sd t5, 128(gp) /* sig 257 */
-  /* 179: fcsr */
-  csrrsi s6, fflags, 29
-  sd s6, 136(gp) /* sig 258 */
-  /* 180: fcsr */
-  li a4, 0xbb1d69e08e7a8200
-  csrrw zero, fcsr, a4
-  sd zero, 144(gp) /* sig 259 */
-  /* 181: aluR */
-  and a4, a1, a3
-  sd a4, 152(gp) /* sig 260 */
-  /* 182: fp */
-  li tp, 0x158b3e18dee9cd32
-  fmv.d.x f10, tp
-  li tp, 0xc09fffabd7749e99
-  fmv.d.x f14, tp
-  fmin.d f29, f10, f14
-  fsd f29, 160(gp) /* sig 261 */
-  fsflags t1, zero
-  sd t1, 168(gp) /* sig 262 */
-  /* 183: amo */
-  addi s10, sp, 56
-  amoadd.w.aq s3, t5, (s10)
-  sub s10, s10, sp
-  sd s3, 176(gp) /* sig 263 */
-  /* 184: aluR */
-  remuw t5, t2, t6
-  sd t5, 184(gp) /* sig 264 */
-  /* 185: fmem */
-  fsw f12, 184(sp)
-  /* 186: fp */
-  li tp, 0xffffffffbf800000
-  fmv.d.x f10, tp
-  flt.s s1, f6, f10
-  sd s1, 192(gp) /* sig 265 */
-  fsflags t2, zero
-  sd t2, 200(gp) /* sig 266 */
-  /* 187: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f9, tp
-  fsgnjn.s f3, f8, f9
-  fsd f3, 208(gp) /* sig 267 */
-  frflags s11
-  sd s11, 216(gp) /* sig 268 */
-  /* 188: jal */
-  jal ra, .L13
-  or s5, zero, t0
-  sd s5, 224(gp) /* sig 269 */
-.L13:
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 232(gp) /* sig 270 */
-  /* 189: aluR */
-  li s7, 0x8fc00
-  sraw ra, t4, s7
-  sd ra, 240(gp) /* sig 271 */
-  /* 190: mem */
-  sw s9, 220(sp)
-  ld a0, 216(sp)
-  sd a0, 248(gp) /* sig 272 */
-  /* 191: fp */
-  li tp, 0x3f8336b86c2fb3f9
+  sltiu s0, ra, 1
+  sd s0, 808(gp) /* sig 101 */
+  .option rvc
+  c.mv s0, a1
+  .option norvc
+  sd s0, 816(gp) /* sig 102 */
+.L5:
+  /* 70: fp */
+  li tp, 0xffffffff82f01397
   fmv.d.x f20, tp
-  fcvt.s.d f2, f20, rne
-  fsd f2, 256(gp) /* sig 273 */
-  li t1, 0x1f
-  csrrc s5, fcsr, t1
-  sd s5, 264(gp) /* sig 274 */
-  /* 192: aluI */
-  li a5, 0x4138
-  addiw s0, a5, -2048
-  sd s0, 272(gp) /* sig 275 */
-  /* 193: fp */
-  li tp, 0xc018e0a2276ca97e
-  fmv.d.x f5, tp
-  fsub.d f1, f2, f5, rup
-  fsd f1, 280(gp) /* sig 276 */
-  fsflags a3, zero
-  sd a3, 288(gp) /* sig 277 */
-  /* 194: aluI */
-  addi s10, t2, -499
-  sd s10, 296(gp) /* sig 278 */
-  /* 195: aluI */
-  li s2, 0x7fffffffff
-  andi a1, s2, 1365
-  sd a1, 304(gp) /* sig 279 */
-  /* 196: luiAuipc */
-  lui s3, 0x7ffff
-  sd s3, 312(gp) /* sig 280 */
-  /* 197: aluR */
-  sraw t5, s8, t5
-  sd t5, 320(gp) /* sig 281 */
-  /* 198: mem */
-  lwu s6, 176(sp)
-  sd s6, 328(gp) /* sig 282 */
-  /* 199: fp */
-  li tp, 0xffffffff98390859
-  fmv.d.x f21, tp
+  li tp, 0x49e38827
+  fmv.d.x f11, tp
+  fsgnjn.s f12, f20, f11
+  fsd f12, 824(gp) /* sig 103 */
+  fsflags a0, zero
+  sd a0, 832(gp) /* sig 104 */
+  /* 71: rand */
+  .4byte 0x6bbb8833 /* random */
+  sd a6, 840(gp) /* sig 105 */
+  .4byte 0xd0143ed3 /* random */
+  sd t4, 848(gp) /* sig 106 */
+  fsd f29, 856(gp) /* sig 107 */
+  fsflags s4, zero
+  sd s4, 864(gp) /* sig 108 */
+  /* 72: aluR */
+  li t0, 0x38
+  sllw a7, t4, t0
+  sd a7, 872(gp) /* sig 109 */
+  /* 73: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f1, tp
+  li tp, 0x10000000000000
+  fmv.d.x f8, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f19, tp
+  fmsub.d f22, f1, f8, f19, rne
+  fsd f22, 880(gp) /* sig 110 */
+  frflags ra
+  sd ra, 888(gp) /* sig 111 */
+  /* 74: fp */
   li tp, 0xffffffff3f800001
-  fmv.d.x f6, tp
-  fmsub.s f21, f16, f21, f6, rne
-  fsd f21, 336(gp) /* sig 283 */
-  li a5, 0x1f
-  csrrc a0, fcsr, a5
-  sd a0, 344(gp) /* sig 284 */
-  /* 200: mem */
-  addi a1, sp, 412
-  sd s9, -228(a1)
-  sub a1, a1, sp
-  ld s6, 184(sp)
-  sd s6, 352(gp) /* sig 285 */
-  /* 201: luiAuipc */
-  lui t3, 0x0
-  sd t3, 360(gp) /* sig 286 */
-  /* 202: cAlu */
+  fmv.d.x f21, tp
+  fcvt.wu.s a0, f21, rdn
+  sd a0, 896(gp) /* sig 112 */
+  li s11, 0x1f
+  csrrc s8, fcsr, s11
+  sd s8, 904(gp) /* sig 113 */
+  /* 75: aluR */
+  sllw t0, ra, a5
+  sd t0, 912(gp) /* sig 114 */
+  /* 76: fmem */
+  fsd f6, 64(sp)
+  /* 77: aluR */
+  xor s4, zero, s5
+  sd s4, 920(gp) /* sig 115 */
+  /* 78: amo */
+  li t4, 0x5080000000
+  addi t5, sp, 176
+  amomaxu.d.aq t3, t4, (t5)
+  sub t5, t5, sp
+  sd t3, 928(gp) /* sig 116 */
+  ld t3, 176(sp)
+  sd t3, 936(gp) /* sig 117 */
+  /* 79: aluI */
+  slliw s8, a2, 1
+  sd s8, 944(gp) /* sig 118 */
+  /* 80: cAlu */
   .option rvc
-  c.li t5, 28
+  c.andi a5, 6
   .option norvc
-  sd t5, 368(gp) /* sig 287 */
-  /* 203: jalr */
-  auipc t5, 0
-  addi t5, t5, -173
-  jalr t3, 193(t5)
-  mul t0, a1, s4
-  sd t0, 376(gp) /* sig 288 */
-  auipc tp, 0
-  sub t3, t3, tp
-  sub t5, t5, tp
-  sd t3, 384(gp) /* sig 289 */
-  sd t5, 392(gp) /* sig 290 */
-  /* 204: fp */
-  fsqrt.s f12, f5, dyn
-  fsd f12, 400(gp) /* sig 291 */
-  frflags s4
-  sd s4, 408(gp) /* sig 292 */
-  /* 205: aluR */
-  slt t0, s9, a2
-  sd t0, 416(gp) /* sig 293 */
-  /* 206: aluI */
-  ori a0, t0, -2048
-  sd a0, 424(gp) /* sig 294 */
-  /* 207: aluR */
-  li s3, 0x58c
-  addw s11, a4, s3
-  sd s11, 432(gp) /* sig 295 */
-  /* 208: liSeed */
-  li t4, 0x6f85a023
-  sd t4, 440(gp) /* sig 296 */
-  /* 209: fp */
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f24, tp
-  fsqrt.s f30, f24, rtz
-  fsd f30, 448(gp) /* sig 297 */
-  fsflags t4, zero
-  sd t4, 456(gp) /* sig 298 */
-  /* 210: cAlu */
-  .option rvc
-  c.add s0, a6
-  .option norvc
-  sd s0, 464(gp) /* sig 299 */
-  /* 211: fp */
-  li tp, 0xffffffff4f000000
-  fmv.d.x f10, tp
-  fclass.s t0, f10
-  sd t0, 472(gp) /* sig 300 */
-  fsflags a1, zero
-  sd a1, 480(gp) /* sig 301 */
-  /* 212: cAlu */
-  .option rvc
-  c.slli s9, 6
-  .option norvc
-  sd s9, 488(gp) /* sig 302 */
-  /* 213: cAlu */
-  .option rvc
-  c.add s3, s6
-  .option norvc
-  sd s3, 496(gp) /* sig 303 */
-  /* 214: cMem */
-  .option rvc
-  c.lwsp t6, 92(sp)
-  .option norvc
-  sd t6, 504(gp) /* sig 304 */
-  /* 215: aluI */
-  addi a3, a4, 1
-  sd a3, 512(gp) /* sig 305 */
-  /* 216: aluI */
-  li s3, 0x2857e4f9ee262916
-  sltiu s3, s3, -576
-  sd s3, 520(gp) /* sig 306 */
-  /* 217: fp */
-  li tp, 0x5e84e4e845dc802b
-  fmv.d.x f10, tp
-  fsub.d f21, f10, f14, rne
-  fsd f21, 528(gp) /* sig 307 */
-  csrrci s6, fflags, 0x1f
-  sd s6, 536(gp) /* sig 308 */
-  /* 218: aluR */
-  li a2, 0x3ce59365
-  remu s3, s9, a2
-  sd s3, 544(gp) /* sig 309 */
-  /* 219: aluI */
-  srli t1, a7, 0
-  sd t1, 552(gp) /* sig 310 */
-  /* 220: fp */
-  li tp, 0x7ec81b0f4a8fcd52
-  fmv.d.x f23, tp
-  feq.d t4, f16, f23
-  sd t4, 560(gp) /* sig 311 */
-  fsflags t1, zero
-  sd t1, 568(gp) /* sig 312 */
-  /* 221: amo */
-  li t2, 0x80
-  addi t3, sp, 84
-  amoxor.w.aqrl t5, t2, (t3)
-  sub t3, t3, sp
-  sd t5, 576(gp) /* sig 313 */
-  /* 222: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f5, tp
-  li tp, 0xffffffff03e8749e
-  fmv.d.x f15, tp
-  fnmsub.s f2, f5, f10, f15, dyn
-  fsd f2, 584(gp) /* sig 314 */
+  sd a5, 952(gp) /* sig 119 */
+  /* 81: fp */
+  li a3, 0x34df94a8519ba6ec
+  fmv.w.x f4, a3
+  fsd f4, 960(gp) /* sig 120 */
   fsflags t2, zero
-  sd t2, 592(gp) /* sig 315 */
-  /* 223: branch */
-  li a4, 0x80000001
-  li s10, 0x5
-  bge a4, s10, .L14
-  addi s2, t2, 1
-  sd s2, 600(gp) /* sig 316 */
-  slti t0, a6, 2047
-  sd t0, 608(gp) /* sig 317 */
-  addw s1, a6, a0
-  sd s1, 616(gp) /* sig 318 */
-.L14:
-  /* 224: jal */
-  jal s0, .L15
-  and s6, t6, s11
-  sd s6, 624(gp) /* sig 319 */
-  xori t0, a2, 1905
-  sd t0, 632(gp) /* sig 320 */
-.L15:
+  sd t2, 968(gp) /* sig 121 */
+  /* 82: fp */
+  li tp, 0x31af21d2788e1a6d
+  fmv.d.x f29, tp
+  fcvt.s.d f3, f29, dyn
+  fsd f3, 976(gp) /* sig 122 */
+  li s10, 0x1f
+  csrrc s9, fcsr, s10
+  sd s9, 984(gp) /* sig 123 */
+  /* 83: jal */
+  jal a4, .L6
+.L6:
   auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 640(gp) /* sig 321 */
-  /* 225: fmem */
-  addi a2, sp, 213
-  fsd f15, -53(a2)
-  sub a2, a2, sp
-  /* 226: far */
-  jal a4, .L16
-.L17:
-  /* 227: cJump */
-  auipc a3, 0
-  addi a3, a3, 10
+  sub a4, a4, tp
+  sd a4, 992(gp) /* sig 124 */
+  /* 84: aluI */
+  li t0, 0x80000000
+  srai s10, t0, 42
+  sd s10, 1000(gp) /* sig 125 */
+  /* 85: aluR */
+  subw t4, t1, s7
+  sd t4, 1008(gp) /* sig 126 */
+  /* 86: rand */
+  .4byte 0x1ad2d3 /* random */
+  sd t0, 1016(gp) /* sig 127 */
+  fsd f5, 1024(gp) /* sig 128 */
+  fsflags s11, zero
+  sd s11, 1032(gp) /* sig 129 */
+  /* 87: rand */
+  .4byte 0x1f8dd93 /* random */
+  sd s11, 1040(gp) /* sig 130 */
+  /* 88: cMem */
   .option rvc
-  c.jalr a3
+  c.lwsp s2, 8(sp)
   .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub a3, a3, tp
-  sd ra, 664(gp) /* sig 324 */
-  sd a3, 672(gp) /* sig 325 */
-  /* 228: cMem */
+  sd s2, 1048(gp) /* sig 131 */
+  /* 89: mem */
+  sb t4, 189(sp)
+  ld s3, 184(sp)
+  sd s3, 1056(gp) /* sig 132 */
+  /* 90: fp */
+  li tp, 0xffffffff4affffff
+  fmv.d.x f12, tp
+  fcvt.l.d s4, f12, dyn
+  sd s4, 1064(gp) /* sig 133 */
+  fsflags a3, zero
+  sd a3, 1072(gp) /* sig 134 */
+  /* 91: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f17, tp
+  li tp, 0x10000000000000
+  fmv.d.x f31, tp
+  fsgnjx.d f18, f17, f31
+  fsd f18, 1080(gp) /* sig 135 */
+  fsflags a7, zero
+  sd a7, 1088(gp) /* sig 136 */
+  /* 92: fp */
+  fcvt.d.lu f12, zero, rup
+  fsd f12, 1096(gp) /* sig 137 */
+  frflags s6
+  sd s6, 1104(gp) /* sig 138 */
+  /* 93: cAlu */
   .option rvc
-  c.ldsp s2, 144(sp)
+  c.mv s7, s3
   .option norvc
-  sd s2, 680(gp) /* sig 326 */
-  /* 229: smc */
-  /* patches in addi a5, a5, -1167 (then imm + 1, ...) */
-  li t5, 0xb7178793
-  li a7, 0x2
-.L18:
-  auipc a3, 0
-  sw t5, 12(a3)
+  sd s7, 1112(gp) /* sig 139 */
+  /* 94: jal */
+  jal zero, .L7
+  addiw t0, t6, 1365
+  sd t0, 1120(gp) /* sig 140 */
+.L7:
+  sd zero, 1128(gp) /* sig 141 */
+  /* 95: fp */
+  li tp, 0x568871e16d0
+  fmv.d.x f4, tp
+  li tp, 0x3ff5a21c785b406b
+  fmv.d.x f12, tp
+  fsqrt.d f4, f4, rne
+  fsd f4, 1136(gp) /* sig 142 */
+  frflags s7
+  sd s7, 1144(gp) /* sig 143 */
+  /* 96: aluR */
+  slt t1, zero, zero
+  sd t1, 1152(gp) /* sig 144 */
+  /* 97: fcsr */
+  li s11, 0x7e
+  csrrc s4, fflags, s11
+  sd s4, 1160(gp) /* sig 145 */
+  /* 98: smc */
+  /* patches in sltiu ra, s5, 274 (then imm + 1, ...) */
+  li s6, 0x112ab093
+  li t1, 0x2
+.L8:
+  auipc a2, 0
+  sw s6, 12(a2)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add t5, t5, tp
-  addi a7, a7, -1
-  bne a7, zero, .L18
+  add s6, s6, tp
+  addi t1, t1, -1
+  bne t1, zero, .L8
   auipc tp, 0
-  sub a3, a3, tp
-  sd a5, 688(gp) /* sig 327 */
-  sd a3, 696(gp) /* sig 328 */
-  /* 230: fp */
-  li tp, 0xffffffff77eec75c
-  fmv.d.x f6, tp
-  li tp, 0xffffffff7f800000
-  fmv.d.x f18, tp
-  fmin.s f23, f6, f18
-  fsd f23, 704(gp) /* sig 329 */
-  fsflags a4, zero
-  sd a4, 712(gp) /* sig 330 */
-  /* 231: aluR */
-  li s9, 0xdcdc6928ef29e66a
-  mulh t5, s9, a3
-  sd t5, 720(gp) /* sig 331 */
-  /* 232: fp */
-  li tp, 0xffffffff80000000
-  fmv.d.x f10, tp
-  fadd.s f15, f10, f25, rmm
-  fsd f15, 728(gp) /* sig 332 */
-  csrrci s10, fflags, 0x1f
-  sd s10, 736(gp) /* sig 333 */
-  /* 233: aluR */
-  li s7, 0x1ffffffffffffff
-  sub ra, s9, s7
-  sd ra, 744(gp) /* sig 334 */
-  /* 234: aluI */
-  addi t0, ra, -2048
-  sd t0, 752(gp) /* sig 335 */
-  /* 235: mem */
-  sw a1, 90(sp)
-  /* 236: fp */
-  li tp, 0x7c917b00b1414144
-  fmv.d.x f0, tp
-  fcvt.lu.d a5, f0, rdn
-  sd a5, 760(gp) /* sig 336 */
-  fsflags a5, zero
-  sd a5, 768(gp) /* sig 337 */
-  /* 237: fp */
-  fcvt.d.s f5, f14
-  fsd f5, 776(gp) /* sig 338 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 784(gp) /* sig 339 */
-  /* 238: cJump */
-  auipc a4, 0
-  addi a4, a4, 10
+  sub a2, a2, tp
+  sd ra, 1168(gp) /* sig 146 */
+  sd a2, 1176(gp) /* sig 147 */
+  /* 99: fp */
+  fsgnj.s f8, f31, f16
+  fsd f8, 1184(gp) /* sig 148 */
+  fsflags s9, zero
+  sd s9, 1192(gp) /* sig 149 */
+  j .L9
+.L0:
+  addi s3, t1, 1863
+  sd s3, 216(gp) /* sig 27 */
+  sra s0, zero, t0
+  sd s0, 224(gp) /* sig 28 */
+  jal tp, .L1
+.L9:
+  /* 100: mem */
+  addi s4, sp, 546
+  ld t5, -434(s4)
+  sd t5, 1200(gp) /* sig 150 */
+  sub s4, s4, sp
+  /* 101: rand */
+  .4byte 0x302adf43 /* random */
+  sd t5, 1208(gp) /* sig 151 */
+  fsd f30, 1216(gp) /* sig 152 */
+  fsflags s11, zero
+  sd s11, 1224(gp) /* sig 153 */
+  /* 102: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f24, tp
+  li tp, 0xbf91654735cd7ec8
+  fmv.d.x f11, tp
+  fmul.d f29, f24, f11, rtz
+  fsd f29, 1232(gp) /* sig 154 */
+  fsflags s7, zero
+  sd s7, 1240(gp) /* sig 155 */
+  /* 103: aluI */
+  slti t5, zero, -2048
+  sd t5, 1248(gp) /* sig 156 */
+  /* 104: fp */
+  li tp, 0xffffffffb965368e
+  fmv.d.x f13, tp
+  li tp, 0xffffffff4274ef85
+  fmv.d.x f9, tp
+  fmax.s f13, f13, f9
+  fsd f13, 1256(gp) /* sig 157 */
+  fsflags t3, zero
+  sd t3, 1264(gp) /* sig 158 */
+  /* 105: cAlu */
   .option rvc
-  c.jalr a4
+  c.addi ra, 4
   .option norvc
+  sd ra, 1272(gp) /* sig 159 */
+  /* 106: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f3, tp
+  li tp, 0x1
+  fmv.d.x f7, tp
+  flt.d s9, f3, f7
+  sd s9, 1280(gp) /* sig 160 */
+  fsflags t4, zero
+  sd t4, 1288(gp) /* sig 161 */
+  /* 107: aluI */
+  li t6, 0xffffffffffff8000
+  srli s0, t6, 3
+  sd s0, 1296(gp) /* sig 162 */
+  /* 108: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f19, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f4, tp
+  fmin.s f12, f19, f4
+  fsd f12, 1304(gp) /* sig 163 */
+  frflags t2
+  sd t2, 1312(gp) /* sig 164 */
+  /* 109: amo */
+  li t3, 0xfffffffffffffffe
+  addi a1, sp, 16
+  amomin.w.aqrl t4, t3, (a1)
+  sub a1, a1, sp
+  sd t4, 1320(gp) /* sig 165 */
+  lw s4, 16(sp)
+  sd s4, 1328(gp) /* sig 166 */
+  /* 110: mem */
+  li a4, 0xdd988f6502345fbf
+  sd a4, 208(sp)
+  /* 111: aluR */
+  li s7, 0x1000
+  slt t5, s4, s7
+  sd t5, 1336(gp) /* sig 167 */
+  /* 112: fp */
+  fsqrt.s f6, f30, dyn
+  fsd f6, 1344(gp) /* sig 168 */
+  fsflags a2, zero
+  sd a2, 1352(gp) /* sig 169 */
+  /* 113: mem */
+  lwu t2, 192(sp)
+  sd t2, 1360(gp) /* sig 170 */
+  /* 114: mem */
+  lwu t0, 52(sp)
+  sd t0, 1368(gp) /* sig 171 */
+  /* 115: cMem */
+  .option rvc
+  c.fsdsp f15, 0(sp)
+  .option norvc
+  /* 116: cJump */
+  auipc ra, 0
+  addi ra, ra, 18
+  .option rvc
+  c.jalr ra
+  .option norvc
+  addi s4, a6, 502
+  sd s4, 1376(gp) /* sig 172 */
   auipc tp, 0
   sub ra, ra, tp
-  sub a4, a4, tp
-  sd ra, 792(gp) /* sig 340 */
-  sd a4, 800(gp) /* sig 341 */
-  /* 239: fp */
-  li tp, 0xffffffff750c2787
-  fmv.d.x f31, tp
-  fmin.s f8, f27, f31
-  fsd f8, 808(gp) /* sig 342 */
-  csrrci t6, fflags, 0x1f
-  sd t6, 816(gp) /* sig 343 */
-  /* 240: fp */
-  li tp, 0x3ff06ffa594aecce
-  fmv.d.x f6, tp
-  li tp, 0x7fef2600f997f3bc
-  fmv.d.x f10, tp
-  fmul.d f18, f6, f10, rmm
-  fsd f18, 824(gp) /* sig 344 */
-  fsflags s6, zero
-  sd s6, 832(gp) /* sig 345 */
-  /* 241: aluI */
-  slliw ra, t3, 16
-  sd ra, 840(gp) /* sig 346 */
-  /* 242: luiAuipc */
-  auipc s0, 0xd164e
+  sd ra, 1384(gp) /* sig 173 */
+  /* 117: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f22, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f27, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f30, tp
+  fmadd.s f22, f22, f27, f30, rdn
+  fsd f22, 1392(gp) /* sig 174 */
+  li s3, 0x1f
+  csrrc a7, fcsr, s3
+  sd a7, 1400(gp) /* sig 175 */
+  /* 118: branch */
+  blt a6, a6, .L10
+  .option rvc
+  c.andi s1, 4
+  .option norvc
+  sd s1, 1408(gp) /* sig 176 */
+.L10:
+  /* 119: aluR */
+  li s7, 0xdb7
+  remw a7, s2, s7
+  sd a7, 1416(gp) /* sig 177 */
+  /* 120: luiAuipc */
+  auipc s7, 0xabb67
   auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 848(gp) /* sig 347 */
-  /* 243: cAlu */
+  sub s7, s7, tp
+  sd s7, 1424(gp) /* sig 178 */
+  /* 121: cAlu */
   .option rvc
-  c.addi a6, -15
+  c.addiw s7, -32
   .option norvc
-  sd a6, 856(gp) /* sig 348 */
-  /* 244: cAlu */
+  sd s7, 1432(gp) /* sig 179 */
+  /* 122: branch */
+  beq s0, a3, .L11
+  srliw t3, a6, 0
+  sd t3, 1440(gp) /* sig 180 */
+  xori t6, t5, -922
+  sd t6, 1448(gp) /* sig 181 */
+.L11:
+  /* 123: fp */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f6, tp
+  fsgnjn.s f9, f6, f3
+  fsd f9, 1456(gp) /* sig 182 */
+  frcsr ra
+  sd ra, 1464(gp) /* sig 183 */
+  /* 124: fmem */
+  fsw f5, 168(sp)
+  /* 125: rand */
+  .2byte 0x8ef5 /* random */
+  sd a3, 1472(gp) /* sig 184 */
+  .4byte 0x6cd887bb /* random */
+  sd a5, 1480(gp) /* sig 185 */
+  /* 126: fp */
+  fmv.d.x f12, a0
+  fsd f12, 1488(gp) /* sig 186 */
+  csrrci s9, fflags, 0x1f
+  sd s9, 1496(gp) /* sig 187 */
+  /* 127: fp */
+  li tp, 0xffffffffc63f257b
+  fmv.d.x f24, tp
+  li tp, 0xffffffff3eaaaaab
+  fmv.d.x f17, tp
+  fsgnjx.s f3, f24, f17
+  fsd f3, 1504(gp) /* sig 188 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 1512(gp) /* sig 189 */
+  /* 128: fp */
+  li tp, 0xffffffff025a2416
+  fmv.d.x f18, tp
+  li tp, 0xffffffffdd5f2c3c
+  fmv.d.x f18, tp
+  fmul.s f31, f18, f18, rmm
+  fsd f31, 1520(gp) /* sig 190 */
+  li t5, 0x1f
+  csrrc t1, fcsr, t5
+  sd t1, 1528(gp) /* sig 191 */
+  /* 129: mem */
+  addi s4, sp, 481
+  sw s11, -461(s4)
+  sub s4, s4, sp
+  /* 130: aluI */
+  slti a0, t5, -356
+  sd a0, 1536(gp) /* sig 192 */
+  /* 131: fp */
+  fmv.d.x f1, t2
+  fsd f1, 1544(gp) /* sig 193 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 1552(gp) /* sig 194 */
+  /* 132: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f28, tp
+  fdiv.d f28, f28, f25, rtz
+  fsd f28, 1560(gp) /* sig 195 */
+  fsflags t3, zero
+  sd t3, 1568(gp) /* sig 196 */
+  /* 133: cAlu */
   .option rvc
-  c.addiw ra, 23
+  c.add s1, a3
   .option norvc
-  sd ra, 864(gp) /* sig 349 */
-  /* 245: fp */
-  li tp, 0xffffffff013e5ba6
-  fmv.d.x f14, tp
-  fnmsub.s f6, f14, f31, f17
-  fsd f6, 872(gp) /* sig 350 */
-  li s1, 0x1f
-  csrrc s9, fcsr, s1
-  sd s9, 880(gp) /* sig 351 */
-  /* 246: fp */
-  li tp, 0xffffffff43e514af
-  fmv.d.x f29, tp
-  li tp, 0xffffffffff800001
+  sd s1, 1576(gp) /* sig 197 */
+  /* 134: aluI */
+  slli t3, t0, 19
+  sd t3, 1584(gp) /* sig 198 */
+  /* 135: fmem */
+  addi a1, sp, 64
+  fsw f10, 60(a1)
+  sub a1, a1, sp
+  /* 136: cAlu */
+  .option rvc
+  c.andi a1, -6
+  .option norvc
+  sd a1, 1592(gp) /* sig 199 */
+  /* 137: fcsr */
+  li t1, 0x3
+  csrrw a2, frm, t1
+  sd a2, 1600(gp) /* sig 200 */
+  /* 138: amo */
+  addi s10, sp, 144
+  amomax.d s11, zero, (s10)
+  sub s10, s10, sp
+  sd s11, 1608(gp) /* sig 201 */
+  /* 139: fp */
+  fmsub.s f29, f14, f15, f6
+  fsd f29, 1616(gp) /* sig 202 */
+  fsflags s4, zero
+  sd s4, 1624(gp) /* sig 203 */
+  /* 140: aluI */
+  li s9, 0xffffffffffffffff
+  sraiw s3, s9, 0
+  sd s3, 1632(gp) /* sig 204 */
+  /* 141: cAlu */
+  .option rvc
+  c.andi s1, 27
+  .option norvc
+  sd s1, 1640(gp) /* sig 205 */
+  /* 142: amo */
+  addi s0, sp, 220
+  amoadd.w.aqrl s8, s6, (s0)
+  sub s0, s0, sp
+  sd s8, 1648(gp) /* sig 206 */
+  /* 143: aluI */
+  slli s11, a3, 32
+  sd s11, 1656(gp) /* sig 207 */
+  /* 144: mem */
+  addi a7, sp, 59
+  lbu a2, 58(a7)
+  sd a2, 1664(gp) /* sig 208 */
+  sub a7, a7, sp
+  /* 145: luiAuipc */
+  auipc s6, 0x13ccc
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 1672(gp) /* sig 209 */
+  /* 146: aluR */
+  add s9, ra, t2
+  sd s9, 1680(gp) /* sig 210 */
+  /* 147: fp */
+  fsqrt.d f28, f3, rdn
+  fsd f28, 1688(gp) /* sig 211 */
+  frflags a2
+  sd a2, 1696(gp) /* sig 212 */
+  /* 148: jal */
+  jal s10, .L12
+.L12:
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 1704(gp) /* sig 213 */
+  /* 149: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f18, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f16, tp
+  fmax.d f22, f18, f16
+  fsd f22, 1712(gp) /* sig 214 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 1720(gp) /* sig 215 */
+  /* 150: fp */
+  li tp, 0xffffffffc008ea62
+  fmv.d.x f2, tp
+  fcvt.lu.s a1, f2
+  sd a1, 1728(gp) /* sig 216 */
+  frflags s6
+  sd s6, 1736(gp) /* sig 217 */
+  /* 151: fp */
+  li tp, 0x2b59670b767368
+  fmv.d.x f7, tp
+  fadd.d f12, f26, f7, rdn
+  fsd f12, 1744(gp) /* sig 218 */
+  li s5, 0x1f
+  csrrc ra, fcsr, s5
+  sd ra, 1752(gp) /* sig 219 */
+  /* 152: fp */
+  fsqrt.s f28, f2, rup
+  fsd f28, 1760(gp) /* sig 220 */
+  fsflags ra, zero
+  sd ra, 1768(gp) /* sig 221 */
+  /* 153: rand */
+  .4byte 0x582996d3 /* random */
+  sd a3, 1776(gp) /* sig 222 */
+  fsd f13, 1784(gp) /* sig 223 */
+  fsflags t6, zero
+  sd t6, 1792(gp) /* sig 224 */
+  .2byte 0x9a71 /* random */
+  sd a2, 1800(gp) /* sig 225 */
+  .4byte 0x221580d3 /* random */
+  sd ra, 1808(gp) /* sig 226 */
+  fsd f1, 1816(gp) /* sig 227 */
+  fsflags a4, zero
+  sd a4, 1824(gp) /* sig 228 */
+  /* 154: aluR */
+  sra a5, t2, a0
+  sd a5, 1832(gp) /* sig 229 */
+  /* 155: aluI */
+  ori s11, s10, 2047
+  sd s11, 1840(gp) /* sig 230 */
+  /* 156: fp */
+  fcvt.s.w f25, s6
+  fsd f25, 1848(gp) /* sig 231 */
+  csrrci t4, fflags, 0x1f
+  sd t4, 1856(gp) /* sig 232 */
+  /* 157: amo */
+  addi ra, sp, 56
+  amominu.d.aq s0, a6, (ra)
+  sub ra, ra, sp
+  sd s0, 1864(gp) /* sig 233 */
+  ld ra, 56(sp)
+  sd ra, 1872(gp) /* sig 234 */
+  /* 158: aluR */
+  mulw t6, zero, s9
+  sd t6, 1880(gp) /* sig 235 */
+  /* 159: aluI */
+  srliw a6, zero, 1
+  sd a6, 1888(gp) /* sig 236 */
+  /* 160: fp */
+  li s9, 0x400000000
+  fcvt.s.w f25, s9, rdn
+  fsd f25, 1896(gp) /* sig 237 */
+  frcsr t0
+  sd t0, 1904(gp) /* sig 238 */
+  /* 161: rand */
+  .4byte 0x907b6293 /* random */
+  sd t0, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 162: branch */
+  bge a7, s8, .L13
+  .option rvc
+  c.add t0, a0
+  .option norvc
+  sd t0, 0(gp) /* sig 240 */
+.L13:
+  /* 163: aluR */
+  li t4, 0x8000000000000001
+  srl s0, s9, t4
+  sd s0, 8(gp) /* sig 241 */
+  /* 164: far */
+  jal t2, .L14
+.L15:
+  /* 165: rand */
+  .4byte 0x11696733 /* random */
+  sd a4, 32(gp) /* sig 244 */
+  .4byte 0x594e60c7 /* random */
+  sd ra, 40(gp) /* sig 245 */
+  fsd f1, 48(gp) /* sig 246 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 56(gp) /* sig 247 */
+  .4byte 0xc992c94b /* random */
+  sd s2, 64(gp) /* sig 248 */
+  fsd f18, 72(gp) /* sig 249 */
+  fsflags s7, zero
+  sd s7, 80(gp) /* sig 250 */
+  /* 166: fp */
+  fclass.s s10, f3
+  sd s10, 88(gp) /* sig 251 */
+  fsflags a0, zero
+  sd a0, 96(gp) /* sig 252 */
+  /* 167: fp */
+  li s0, 0x8000
+  fcvt.d.l f30, s0, rup
+  fsd f30, 104(gp) /* sig 253 */
+  fsflags s9, zero
+  sd s9, 112(gp) /* sig 254 */
+  /* 168: aluR */
+  mulw t4, ra, s10
+  sd t4, 120(gp) /* sig 255 */
+  /* 169: aluI */
+  srli a5, a0, 59
+  sd a5, 128(gp) /* sig 256 */
+  /* 170: rand */
+  .4byte 0x2592f633 /* random */
+  sd a2, 136(gp) /* sig 257 */
+  .2byte 0xf55a /* random */
+  /* 171: aluI */
+  slti t0, ra, -556
+  sd t0, 144(gp) /* sig 258 */
+  /* 172: fp */
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f21, tp
+  li tp, 0xffffffff4b800001
+  fmv.d.x f21, tp
+  fmax.s f11, f21, f21
+  fsd f11, 152(gp) /* sig 259 */
+  fsflags s10, zero
+  sd s10, 160(gp) /* sig 260 */
+  /* 173: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f15, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f15, tp
+  fsgnjn.s f18, f15, f15
+  fsd f18, 168(gp) /* sig 261 */
+  fsflags t1, zero
+  sd t1, 176(gp) /* sig 262 */
+  /* 174: aluI */
+  addi t1, a1, -2048
+  sd t1, 184(gp) /* sig 263 */
+  /* 175: jal */
+  jal s6, .L16
+.L16:
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 192(gp) /* sig 264 */
+  /* 176: aluR */
+  li s3, 0xc5280e0e42b9acee
+  sra a6, s4, s3
+  sd a6, 200(gp) /* sig 265 */
+  /* 177: aluI */
+  sraiw a2, a2, 31
+  sd a2, 208(gp) /* sig 266 */
+  /* 178: aluR */
+  or zero, t4, t6
+  sd zero, 216(gp) /* sig 267 */
+  /* 179: aluR */
+  li s3, 0x0
+  remw t0, zero, s3
+  sd t0, 224(gp) /* sig 268 */
+  /* 180: lrsc */
+  addi a4, sp, 240
+  lr.w.aq t4, (a4)
+  sc.w.aqrl a3, t1, (a4)
+  sd t4, 232(gp) /* sig 269 */
+  sd a3, 240(gp) /* sig 270 */
+  sc.w.aqrl a3, zero, (a4)
+  sd a3, 248(gp) /* sig 271 */
+  sub a4, a4, sp
+  lw s1, 240(sp)
+  sd s1, 256(gp) /* sig 272 */
+  /* 181: fp */
+  li tp, 0xffffffff4f000000
+  fmv.d.x f20, tp
+  li tp, 0xfd306f51b914f157
+  fmv.d.x f11, tp
+  feq.s a3, f20, f11
+  sd a3, 264(gp) /* sig 273 */
+  fsflags a5, zero
+  sd a5, 272(gp) /* sig 274 */
+  /* 182: fcsr */
+  csrrci s8, frm, 18
+  sd s8, 280(gp) /* sig 275 */
+  /* 183: fp */
+  li tp, 0xffffffffc0400000
+  fmv.d.x f15, tp
+  feq.s s1, f30, f15
+  sd s1, 288(gp) /* sig 276 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 296(gp) /* sig 277 */
+  /* 184: fp */
+  li tp, 0xc1936983e05ba891
+  fmv.d.x f8, tp
+  fcvt.w.d a2, f8
+  sd a2, 304(gp) /* sig 278 */
+  fsflags s1, zero
+  sd s1, 312(gp) /* sig 279 */
+  /* 185: aluR */
+  srlw s5, s4, ra
+  sd s5, 320(gp) /* sig 280 */
+  /* 186: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f15, tp
+  li tp, 0x8000000000000001
   fmv.d.x f13, tp
-  fmul.s f23, f29, f13, rne
-  fsd f23, 888(gp) /* sig 352 */
+  fmax.d f0, f15, f13
+  fsd f0, 328(gp) /* sig 281 */
+  fsflags s5, zero
+  sd s5, 336(gp) /* sig 282 */
+  /* 187: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f17, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f25, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f2, tp
+  fmadd.d f24, f17, f25, f2, rdn
+  fsd f24, 344(gp) /* sig 283 */
+  fsflags s2, zero
+  sd s2, 352(gp) /* sig 284 */
+  /* 188: aluI */
+  srliw t2, a5, 0
+  sd t2, 360(gp) /* sig 285 */
+  /* 189: fmem */
+  addi t0, sp, -246
+  fld f4, 286(t0)
+  fsd f4, 368(gp) /* sig 286 */
+  sub t0, t0, sp
+  /* 190: aluR */
+  li a4, 0xffffffffffffffff
+  divw a7, a4, zero
+  sd a7, 376(gp) /* sig 287 */
+  /* 191: aluR */
+  li s7, 0xfa2000000000000
+  sltu a6, s7, a3
+  sd a6, 384(gp) /* sig 288 */
+  /* 192: rand */
+  .2byte 0x358a /* random */
+  fsd f11, 392(gp) /* sig 289 */
+  .2byte 0x7fad /* random */
+  sd t6, 400(gp) /* sig 290 */
+  /* 193: aluI */
+  li ra, 0x286c23b6
+  addi a0, ra, -1930
+  sd a0, 408(gp) /* sig 291 */
+  /* 194: cAlu */
+  .option rvc
+  c.srli a3, 39
+  .option norvc
+  sd a3, 416(gp) /* sig 292 */
+  /* 195: fence */
+  fence
+  /* 196: rand */
+  .2byte 0x8fd5 /* random */
+  sd a5, 424(gp) /* sig 293 */
+  .4byte 0x5a26f753 /* random */
+  sd a4, 432(gp) /* sig 294 */
+  fsd f14, 440(gp) /* sig 295 */
   fsflags a2, zero
-  sd a2, 896(gp) /* sig 353 */
-  /* 247: aluI */
-  li t6, 0x8000000000000001
-  ori s0, t6, 189
-  sd s0, 904(gp) /* sig 354 */
-  /* 248: fp */
-  fmadd.d f29, f0, f18, f21, rup
-  fsd f29, 912(gp) /* sig 355 */
-  frflags a6
-  sd a6, 920(gp) /* sig 356 */
-  /* 249: amo */
-  addi t4, sp, 228
-  amomaxu.w a2, s4, (t4)
-  sub t4, t4, sp
-  sd a2, 928(gp) /* sig 357 */
-  lw s11, 228(sp)
-  sd s11, 936(gp) /* sig 358 */
-  /* 250: aluI */
-  addi a2, a5, -526
-  sd a2, 944(gp) /* sig 359 */
-  /* 251: amo */
-  addi t6, sp, 216
-  amoswap.d s7, zero, (t6)
-  sub t6, t6, sp
-  sd s7, 952(gp) /* sig 360 */
-  /* 252: loop */
-  li s10, 0x4
+  sd a2, 448(gp) /* sig 296 */
+  .4byte 0xab6777cf /* random */
+  sd a5, 456(gp) /* sig 297 */
+  fsd f15, 464(gp) /* sig 298 */
+  fsflags s4, zero
+  sd s4, 472(gp) /* sig 299 */
+  /* 197: luiAuipc */
+  auipc zero, 0xcfaba
+  auipc tp, 0
+  sub zero, zero, tp
+  sd zero, 480(gp) /* sig 300 */
+  /* 198: cJump */
+  auipc t5, 0
+  addi t5, t5, 18
+  .option rvc
+  c.jalr t5
+  .option norvc
+  slli s7, s9, 25
+  sd s7, 488(gp) /* sig 301 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t5, t5, tp
+  sd ra, 496(gp) /* sig 302 */
+  sd t5, 504(gp) /* sig 303 */
+  /* 199: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f6, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f27, tp
+  fmul.d f25, f6, f27, dyn
+  fsd f25, 512(gp) /* sig 304 */
+  fsflags s3, zero
+  sd s3, 520(gp) /* sig 305 */
+  j .L17
+.L14:
+  auipc tp, 0
+  sub t2, t2, tp
+  sd t2, 16(gp) /* sig 242 */
+  .option rvc
+  c.addi s7, -16
+  .option norvc
+  sd s7, 24(gp) /* sig 243 */
+  jal tp, .L15
+.L17:
+  /* 200: rand */
+  .4byte 0xe02653d3 /* random */
+  sd t2, 528(gp) /* sig 306 */
+  fsd f7, 536(gp) /* sig 307 */
+  frflags ra
+  sd ra, 544(gp) /* sig 308 */
+  .4byte 0xb1108db3 /* random */
+  sd s11, 552(gp) /* sig 309 */
+  .4byte 0x122293d3 /* random */
+  sd t2, 560(gp) /* sig 310 */
+  fsd f7, 568(gp) /* sig 311 */
+  fsflags s6, zero
+  sd s6, 576(gp) /* sig 312 */
+  /* 201: aluI */
+  addi a2, s9, 1365
+  sd a2, 584(gp) /* sig 313 */
+  /* 202: aluI */
+  ori a0, t0, -2048
+  sd a0, 592(gp) /* sig 314 */
+  /* 203: aluR */
+  li s3, 0x58c
+  addw s11, a4, s3
+  sd s11, 600(gp) /* sig 315 */
+  /* 204: branch */
+  bgeu s3, s6, .L18
+  rem a3, a1, a2
+  sd a3, 608(gp) /* sig 316 */
+  .option rvc
+  c.slli s3, 59
+  .option norvc
+  sd s3, 616(gp) /* sig 317 */
+  sllw t0, s4, s4
+  sd t0, 624(gp) /* sig 318 */
+.L18:
+  /* 205: cJump */
+  auipc ra, 0
+  addi ra, ra, 16
+  .option rvc
+  c.jalr ra
+  .option norvc
+  .option rvc
+  c.addiw s1, 2
+  .option norvc
+  sd s1, 632(gp) /* sig 319 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 640(gp) /* sig 320 */
+  /* 206: jal */
+  jal t1, .L19
+  .option rvc
+  c.andi a3, -1
+  .option norvc
+  sd a3, 648(gp) /* sig 321 */
 .L19:
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 656(gp) /* sig 322 */
+  /* 207: liSeed */
+  li a2, 0x7ff
+  sd a2, 664(gp) /* sig 323 */
+  /* 208: aluI */
+  addi a3, a4, 1
+  sd a3, 672(gp) /* sig 324 */
+  /* 209: luiAuipc */
+  lui s3, 0x7ffff
+  sd s3, 680(gp) /* sig 325 */
+  /* 210: mem */
+  ld s7, 224(sp)
+  sd s7, 688(gp) /* sig 326 */
+  /* 211: fp */
+  li tp, 0xc13fee7eab7cf9d9
+  fmv.d.x f11, tp
+  li tp, 0xa4b5c243c5944d3e
+  fmv.d.x f26, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f31, tp
+  fnmsub.d f10, f11, f26, f31, rup
+  fsd f10, 696(gp) /* sig 327 */
+  frflags ra
+  sd ra, 704(gp) /* sig 328 */
+  /* 212: liSeed */
+  li a0, 0x4985b3ab1680fb1d
+  sd a0, 712(gp) /* sig 329 */
+  /* 213: cBranch */
+  li a3, 0x0
+  .option rvc
+  c.bnez a3, .L20
+  .option norvc
+  .option rvc
+  c.andi a4, 4
+  .option norvc
+  sd a4, 720(gp) /* sig 330 */
+.L20:
+  /* 214: fp */
+  li tp, 0x3fb999999999999a
+  fmv.d.x f15, tp
+  feq.d t1, f15, f10
+  sd t1, 728(gp) /* sig 331 */
+  fsflags t5, zero
+  sd t5, 736(gp) /* sig 332 */
+  /* 215: aluR */
+  sltu t1, s6, s7
+  sd t1, 744(gp) /* sig 333 */
+  /* 216: aluI */
+  slti s2, a3, -813
+  sd s2, 752(gp) /* sig 334 */
+  /* 217: fence */
+  fence
+  /* 218: aluR */
+  sll s4, zero, t2
+  sd s4, 760(gp) /* sig 335 */
+  /* 219: mem */
+  addi s10, sp, -265
+  sd s9, 465(s10)
+  sub s10, s10, sp
+  /* 220: mem */
+  li s2, 0xffffffffffffffff
+  sh s2, 30(sp)
+  ld t4, 24(sp)
+  sd t4, 768(gp) /* sig 336 */
+  /* 221: aluR */
+  li s7, 0x100000000
+  li a4, 0xffffffff80000000
+  sll a6, s7, a4
+  sd a6, 776(gp) /* sig 337 */
+  /* 222: aluI */
+  slliw a3, s1, 22
+  sd a3, 784(gp) /* sig 338 */
+  /* 223: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f7, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f30, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f12, tp
+  fmadd.s f10, f7, f30, f12, rdn
+  fsd f10, 792(gp) /* sig 339 */
+  fsflags s11, zero
+  sd s11, 800(gp) /* sig 340 */
+  /* 224: cAlu */
+  .option rvc
+  c.andi a5, -10
+  .option norvc
+  sd a5, 808(gp) /* sig 341 */
+  /* 225: aluI */
+  addi a2, a4, 1309
+  sd a2, 816(gp) /* sig 342 */
+  /* 226: amo */
+  addi a0, sp, 116
+  amomaxu.w.aq a1, a5, (a0)
+  sub a0, a0, sp
+  sd a1, 824(gp) /* sig 343 */
+  lw s2, 116(sp)
+  sd s2, 832(gp) /* sig 344 */
+  /* 227: mem */
+  ld t1, 112(sp)
+  sd t1, 840(gp) /* sig 345 */
+  /* 228: cAlu */
   .option rvc
   c.add t5, s8
   .option norvc
-  sd t5, 960(gp) /* sig 361 */
-  addi s10, s10, -1
-  bltu zero, s10, .L19
-  sd s10, 968(gp) /* sig 362 */
-  /* 253: liSeed */
-  li a6, 0x1c48000000000000
-  sd a6, 976(gp) /* sig 363 */
-  /* 254: mem */
-  sb ra, 215(sp)
-  ld s7, 208(sp)
-  sd s7, 984(gp) /* sig 364 */
-  /* 255: fp */
-  li tp, 0xffffffff3fbc70b5
-  fmv.d.x f5, tp
-  li tp, 0xffffffffbfbc70b3
-  fmv.d.x f1, tp
-  fadd.s f24, f5, f5, rdn
-  fsd f24, 992(gp) /* sig 365 */
-  fsflags t6, zero
-  sd t6, 1000(gp) /* sig 366 */
-  /* 256: aluR */
-  sraw s0, s8, s0
-  sd s0, 1008(gp) /* sig 367 */
-  /* 257: fp */
-  li tp, 0x3fefffffffffffff
+  sd t5, 848(gp) /* sig 346 */
+  /* 229: mem */
+  addi a0, sp, 19
+  lbu a2, 228(a0)
+  sd a2, 856(gp) /* sig 347 */
+  sub a0, a0, sp
+  /* 230: liSeed */
+  li a4, 0x2
+  sd a4, 864(gp) /* sig 348 */
+  /* 231: amo */
+  addi a5, sp, 80
+  amomax.d.aqrl a0, t3, (a5)
+  sub a5, a5, sp
+  sd a0, 872(gp) /* sig 349 */
+  ld s2, 80(sp)
+  sd s2, 880(gp) /* sig 350 */
+  /* 232: cMem */
+  .option rvc
+  c.swsp t1, 124(sp)
+  .option norvc
+  /* 233: aluR */
+  li s8, 0xffffffffffffffff
+  srlw t4, s8, t4
+  sd t4, 888(gp) /* sig 351 */
+  /* 234: luiAuipc */
+  lui a1, 0x80000
+  sd a1, 896(gp) /* sig 352 */
+  /* 235: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f8, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f8, tp
+  fadd.s f2, f8, f8
+  fsd f2, 904(gp) /* sig 353 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 912(gp) /* sig 354 */
+  /* 236: fp */
+  li tp, 0xffffffff4b800000
+  fmv.d.x f24, tp
+  fdiv.s f11, f6, f24, rup
+  fsd f11, 920(gp) /* sig 355 */
+  frcsr ra
+  sd ra, 928(gp) /* sig 356 */
+  /* 237: fp */
+  li tp, 0x728ee135d7cb150f
+  fmv.d.x f0, tp
+  fcvt.lu.d a3, f0, rmm
+  sd a3, 936(gp) /* sig 357 */
+  fsflags a3, zero
+  sd a3, 944(gp) /* sig 358 */
+  /* 238: mem */
+  lbu a4, 128(sp)
+  sd a4, 952(gp) /* sig 359 */
+  /* 239: fp */
+  li tp, 0xffffffff34334f1b
+  fmv.d.x f12, tp
+  fle.s s1, f31, f12
+  sd s1, 960(gp) /* sig 360 */
+  li a3, 0x1f
+  csrrc a7, fcsr, a3
+  sd a7, 968(gp) /* sig 361 */
+  /* 240: cAlu */
+  .option rvc
+  c.addiw s8, 18
+  .option norvc
+  sd s8, 976(gp) /* sig 362 */
+  /* 241: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f25, tp
+  li tp, 0xffffffff80000001
   fmv.d.x f14, tp
-  fmax.d f0, f0, f14
-  fsd f0, 1016(gp) /* sig 368 */
-  li s4, 0x1f
-  csrrc s6, fcsr, s4
-  sd s6, 1024(gp) /* sig 369 */
-  /* 258: fp */
-  li tp, 0xbff33cb71355c40e
-  fmv.d.x f13, tp
-  li tp, 0x7fea9d7a0afa5aea
-  fmv.d.x f22, tp
-  fmul.d f10, f13, f22, rmm
-  fsd f10, 1032(gp) /* sig 370 */
-  fsflags a6, zero
-  sd a6, 1040(gp) /* sig 371 */
-  /* 259: aluR */
-  sllw s10, s2, s2
-  sd s10, 1048(gp) /* sig 372 */
-  j .L20
-.L16:
-  auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 648(gp) /* sig 322 */
-  mulh a5, zero, s10
-  sd a5, 656(gp) /* sig 323 */
-  jal tp, .L17
-.L20:
+  fdiv.s f17, f25, f14, rdn
+  fsd f17, 984(gp) /* sig 363 */
+  fsflags a0, zero
+  sd a0, 992(gp) /* sig 364 */
+  /* 242: aluI */
+  li s10, 0x46b6a53e8f591070
+  ori s3, s10, -2048
+  sd s3, 1000(gp) /* sig 365 */
+  /* 243: fp */
+  li tp, 0xffffffff4affffff
+  fmv.d.x f17, tp
+  fmsub.s f6, f7, f16, f17, rdn
+  fsd f6, 1008(gp) /* sig 366 */
+  fsflags s5, zero
+  sd s5, 1016(gp) /* sig 367 */
+  /* 244: fp */
+  fsqrt.s f30, f31
+  fsd f30, 1024(gp) /* sig 368 */
+  fsflags t4, zero
+  sd t4, 1032(gp) /* sig 369 */
+  /* 245: cAlu */
+  .option rvc
+  c.or a1, a1
+  .option norvc
+  sd a1, 1040(gp) /* sig 370 */
+  /* 246: mem */
+  lh s1, 32(sp)
+  sd s1, 1048(gp) /* sig 371 */
+  /* 247: mem */
+  lwu s1, 101(sp)
+  sd s1, 1056(gp) /* sig 372 */
+  /* 248: branch */
+  bne s3, a0, .L21
+  add a7, s3, s7
+  sd a7, 1064(gp) /* sig 373 */
+.L21:
+  /* 249: amo */
+  addi t6, sp, 100
+  amomin.w.rl zero, t3, (t6)
+  sub t6, t6, sp
+  sd zero, 1072(gp) /* sig 374 */
+  lw s5, 100(sp)
+  sd s5, 1080(gp) /* sig 375 */
+  /* 250: cAlu */
+  .option rvc
+  c.lui s1, 0xfffe6
+  .option norvc
+  sd s1, 1088(gp) /* sig 376 */
+  /* 251: cAlu */
+  .option rvc
+  c.srli a5, 19
+  .option norvc
+  sd a5, 1096(gp) /* sig 377 */
+  /* 252: fp */
+  li tp, 0xfe70e3bab28237f9
+  fmv.d.x f2, tp
+  li tp, 0xbef76c3b15c3ad42
+  fmv.d.x f23, tp
+  fmax.d f19, f2, f23
+  fsd f19, 1104(gp) /* sig 378 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 1112(gp) /* sig 379 */
+  /* 253: rand */
+  .4byte 0x4309e0b3 /* random */
+  sd ra, 1120(gp) /* sig 380 */
+  .4byte 0xac93931b /* random */
+  sd t1, 1128(gp) /* sig 381 */
+  .4byte 0x2b91693 /* random */
+  sd a3, 1136(gp) /* sig 382 */
+  /* 254: cMem */
+  addi s0, sp, 196
+  .option rvc
+  c.fld f10, 32(s0)
+  .option norvc
+  fsd f10, 1144(gp) /* sig 383 */
+  sub s0, s0, sp
+  /* 255: aluR */
+  mul a4, s5, a4
+  sd a4, 1152(gp) /* sig 384 */
+  /* 256: cMem */
+  .option rvc
+  c.lwsp t5, 180(sp)
+  .option norvc
+  sd t5, 1160(gp) /* sig 385 */
+  /* 257: aluI */
+  sltiu s10, s0, 2047
+  sd s10, 1168(gp) /* sig 386 */
+  /* 258: rand */
+  .4byte 0x278653b /* random */
+  sd a0, 1176(gp) /* sig 387 */
+  /* 259: amo */
+  li t3, 0x8000000000000000
+  addi a6, sp, 248
+  amoadd.d.aq s6, t3, (a6)
+  sub a6, a6, sp
+  sd s6, 1184(gp) /* sig 388 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
+  .dword 0xffffffff70065463
+  .dword 0x51896f17877fc286
+  .dword 0xffffffffb6b53491
   .dword 0x3ae4000000
   .dword 0xffffffffc48e79e3
   .dword 0x48a5a13632144a76
@@ -1600,11 +1648,8 @@ difftest_buf:
   .dword 0xef4f8ca3a4ec4176
   .dword 0xffffffff7f800001
   .dword 0x7fefffffffffffff
-  .dword 0x8000000000000001
-  .dword 0x40
-  .dword 0x921adfdccd06f652
 difftest_sig:
-  .rept 373
+  .rept 389
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

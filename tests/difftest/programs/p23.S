@@ -4,156 +4,149 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x7a231aac
-  li t0, 0x8613b5259e21e0a7
-  li t1, 0x80
-  li t2, 0x123456789abcdef
-  li s0, 0xb110d8b5af6eaa8a
-  li s1, 0x1f
-  li a0, 0x1000000000000
-  li a1, 0x8000000000000001
-  li a2, 0xffffffff8e2a1b50
-  li a3, 0x100000000
-  li a4, 0x7fffffffffffffff
-  li a5, 0x2
-  li a6, 0xffffffff8994b79a
-  li a7, 0x0
-  li s2, 0x57
-  li s3, 0x6fb80733740892eb
-  li s4, 0x62c000000
-  li s5, 0x4000000000000000
-  li s6, 0xffffffff87f27611
-  li s7, 0x298fc6c16bf616fa
-  li s8, 0x2955502c1c14c684
-  li s9, 0x5555555555555555
-  li s10, 0x40
-  li s11, 0xf7a00000000
-  li t3, 0x1498000000000
-  li t4, 0x2ab3b854
-  li t5, 0x200001
-  li t6, 0x1bf981e6
-  li tp, 0x7e37e43c8800759c
+  li ra, 0x6d229d138613b525
+  li t0, 0x32db526a
+  li t1, 0xffffffffffffffb4
+  li t2, 0x69a000000000
+  li s0, 0xffffffffffffffe1
+  li s1, 0x42
+  li a0, 0x7ffffffff
+  li a1, 0xffff
+  li a2, 0x11022bd7
+  li a3, 0x24760b2842ac3934
+  li a4, 0x2
+  li a5, 0xffffffff8994b79a
+  li a6, 0x0
+  li a7, 0x57
+  li s2, 0x6fb80733740892eb
+  li s3, 0x62c000000
+  li s4, 0x4000000000000000
+  li s5, 0xffffffff87f27611
+  li s6, 0x298fc6c16bf616fa
+  li s7, 0x2955502c1c14c684
+  li s8, 0x5555555555555555
+  li s9, 0x40
+  li s10, 0xf7a00000000
+  li s11, 0x1498000000000
+  li t3, 0x2ab3b854
+  li t4, 0x200001
+  li t5, 0x1bf981e6
+  li t6, 0x1
+  li tp, 0xffffffff39f93750
   fmv.d.x f0, tp
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f1, tp
-  li tp, 0xffefffffffffffff
-  fmv.d.x f2, tp
-  li tp, 0xfff0000000000001
-  fmv.d.x f3, tp
-  li tp, 0x7e37e43c8800759c
-  fmv.d.x f4, tp
-  li tp, 0x3d83c569ef655828
-  fmv.d.x f5, tp
   li tp, 0x0
+  fmv.d.x f1, tp
+  li tp, 0x3e81adbbf87a4fe5
+  fmv.d.x f2, tp
+  li tp, 0xffffffff20971510
+  fmv.d.x f3, tp
+  li tp, 0x8025582875c8d8db
+  fmv.d.x f4, tp
+  li tp, 0x47efffffe0000000
+  fmv.d.x f5, tp
+  li tp, 0x3ff8000000000000
   fmv.d.x f6, tp
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f7, tp
   li tp, 0xffffffff007ffffe
-  fmv.d.x f8, tp
+  fmv.d.x f7, tp
   li tp, 0x408dc45bb116ce99
-  fmv.d.x f9, tp
+  fmv.d.x f8, tp
   li tp, 0xbf1e6118c2a7a004
-  fmv.d.x f10, tp
+  fmv.d.x f9, tp
   li tp, 0xe8006640b0bb7fc8
-  fmv.d.x f11, tp
+  fmv.d.x f10, tp
   li tp, 0xfffffffe7f7fffff
-  fmv.d.x f12, tp
+  fmv.d.x f11, tp
   li tp, 0xbfe0000000000000
-  fmv.d.x f13, tp
-  li tp, 0xffffffff80000001
-  fmv.d.x f14, tp
-  li tp, 0xfffffffe3f800001
-  fmv.d.x f15, tp
-  li tp, 0xffffffffbf000000
-  fmv.d.x f16, tp
-  li tp, 0xffffffffc0900000
-  fmv.d.x f17, tp
-  li tp, 0x7ff800000000dead
-  fmv.d.x f18, tp
-  li tp, 0xbf13087b33145e29
-  fmv.d.x f19, tp
-  li tp, 0x36a0000000000000
-  fmv.d.x f20, tp
-  li tp, 0xffffffff0da24260
-  fmv.d.x f21, tp
-  li tp, 0x40530c38f27896c1
-  fmv.d.x f22, tp
-  li tp, 0xb0a87b5fcf292c03
-  fmv.d.x f23, tp
-  li tp, 0xffffffffdf000000
-  fmv.d.x f24, tp
-  li tp, 0x41c85786035e89c7
-  fmv.d.x f25, tp
-  li tp, 0xffffffffb1317506
-  fmv.d.x f26, tp
-  li tp, 0xffffffff3f800000
-  fmv.d.x f27, tp
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f28, tp
-  li tp, 0xc85574050c71067c
-  fmv.d.x f29, tp
-  li tp, 0xbf806ac4f4c0de07
-  fmv.d.x f30, tp
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f31, tp
-  csrwi frm, 2
-  /* 0: mem */
-  sh s8, 24(sp)
-  /* 1: fp */
-  li tp, 0xffffffff39453e38
-  fmv.d.x f26, tp
-  fcvt.wu.s s9, f26, rne
-  sd s9, 0(gp) /* sig 0 */
-  fsflags t1, zero
-  sd t1, 8(gp) /* sig 1 */
-  /* 2: fp */
-  li tp, 0xffffffffd68d58f5
-  fmv.d.x f30, tp
-  li tp, 0xffffffff01180702
-  fmv.d.x f0, tp
-  li tp, 0xffffffff807e3bfb
   fmv.d.x f12, tp
-  fnmadd.s f6, f30, f0, f12, dyn
-  fsd f6, 16(gp) /* sig 2 */
+  li tp, 0xffffffff80000001
+  fmv.d.x f13, tp
+  li tp, 0xfffffffe3f800001
+  fmv.d.x f14, tp
+  li tp, 0xffffffffbf000000
+  fmv.d.x f15, tp
+  li tp, 0xffffffffc0900000
+  fmv.d.x f16, tp
+  li tp, 0x7ff800000000dead
+  fmv.d.x f17, tp
+  li tp, 0xbf13087b33145e29
+  fmv.d.x f18, tp
+  li tp, 0x36a0000000000000
+  fmv.d.x f19, tp
+  li tp, 0xffffffff0da24260
+  fmv.d.x f20, tp
+  li tp, 0x40530c38f27896c1
+  fmv.d.x f21, tp
+  li tp, 0xb0a87b5fcf292c03
+  fmv.d.x f22, tp
+  li tp, 0xffffffffdf000000
+  fmv.d.x f23, tp
+  li tp, 0x41c85786035e89c7
+  fmv.d.x f24, tp
+  li tp, 0xffffffffb1317506
+  fmv.d.x f25, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f26, tp
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f27, tp
+  li tp, 0xc85574050c71067c
+  fmv.d.x f28, tp
+  li tp, 0xbf806ac4f4c0de07
+  fmv.d.x f29, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f30, tp
+  li tp, 0x4229466418ee3c4a
+  fmv.d.x f31, tp
+  csrwi frm, 1
+  /* 0: fp */
+  fsgnjx.s f12, f20, f10
+  fsd f12, 0(gp) /* sig 0 */
+  csrrci a5, fflags, 0x1f
+  sd a5, 8(gp) /* sig 1 */
+  /* 1: fp */
+  li tp, 0xffffffff4effffff
+  fmv.d.x f25, tp
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f25, tp
+  fmul.s f9, f25, f25, rmm
+  fsd f9, 16(gp) /* sig 2 */
   fsflags s11, zero
   sd s11, 24(gp) /* sig 3 */
-  /* 3: fp */
-  li tp, 0xffffffffb6c28acc
-  fmv.d.x f22, tp
-  fsub.s f6, f31, f22, rmm
-  fsd f6, 32(gp) /* sig 4 */
-  fsflags s4, zero
-  sd s4, 40(gp) /* sig 5 */
-  /* 4: fcsr */
-  csrrsi s10, fcsr, 17
-  sd s10, 48(gp) /* sig 6 */
-  /* 5: cAlu */
-  .option rvc
-  c.srli s1, 35
-  .option norvc
-  sd s1, 56(gp) /* sig 7 */
-  /* 6: fcsr */
-  csrrw s7, frm, zero
-  sd s7, 64(gp) /* sig 8 */
-  /* 7: aluR */
-  li s1, 0xffffffff80000000
-  sub s6, a0, s1
-  sd s6, 72(gp) /* sig 9 */
-  /* 8: cBranch */
-  .option rvc
-  c.beqz a3, .L0
-  .option norvc
-  srai t6, s11, 59
-  sd t6, 80(gp) /* sig 10 */
-  andi s6, s3, -1339
-  sd s6, 88(gp) /* sig 11 */
-  .option rvc
-  c.add s8, s7
-  .option norvc
-  sd s8, 96(gp) /* sig 12 */
+  /* 2: aluR */
+  and s10, a0, s3
+  sd s10, 32(gp) /* sig 4 */
+  /* 3: branch */
+  bltu a7, zero, .L0
+  addi s11, zero, 1257
+  sd s11, 40(gp) /* sig 5 */
 .L0:
-  /* 9: branch */
-  bne t1, t1, .L1
+  /* 4: branch */
+  beq t6, t6, .L1
+  mulhu a4, s9, t6
+  sd a4, 48(gp) /* sig 6 */
+  .option rvc
+  c.mv s10, s6
+  .option norvc
+  sd s10, 56(gp) /* sig 7 */
+  and t6, s3, a0
+  sd t6, 64(gp) /* sig 8 */
+.L1:
+  /* 5: far */
+  blt a1, a1, .L2
+.L3:
+  /* 6: aluR */
+  or a2, a2, s11
+  sd a2, 80(gp) /* sig 10 */
+  /* 7: fp */
+  li tp, 0xffffffffbfff95ec
+  fmv.d.x f31, tp
+  li tp, 0xffffffff3fff95eb
+  fmv.d.x f28, tp
+  fsub.s f16, f31, f28, rmm
+  fsd f16, 88(gp) /* sig 11 */
+  frflags s8
+  sd s8, 96(gp) /* sig 12 */
+  /* 8: branch */
+  bne t1, t1, .L4
   .option rvc
   c.and s0, a4
   .option norvc
@@ -164,1697 +157,1711 @@
   sd s0, 112(gp) /* sig 14 */
   div s11, a0, t0
   sd s11, 120(gp) /* sig 15 */
-.L1:
-  /* 10: cJump */
-  auipc t4, 0
-  addi t4, t4, 10
-  .option rvc
-  c.jalr t4
-  .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub t4, t4, tp
-  sd ra, 128(gp) /* sig 16 */
-  sd t4, 136(gp) /* sig 17 */
-  /* 11: fp */
-  li tp, 0x7dfb250356be05bd
-  fmv.d.x f6, tp
-  li tp, 0x41effffffff00000
-  fmv.d.x f26, tp
-  fmin.d f26, f6, f26
-  fsd f26, 144(gp) /* sig 18 */
-  fsflags a4, zero
-  sd a4, 152(gp) /* sig 19 */
-  /* 12: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f15, tp
-  fnmsub.s f4, f3, f15, f11, rtz
-  fsd f4, 160(gp) /* sig 20 */
-  li ra, 0x1f
-  csrrc a3, fcsr, ra
-  sd a3, 168(gp) /* sig 21 */
-  /* 13: fp */
-  li tp, 0xffffffff357d9e00
-  fmv.d.x f15, tp
-  feq.s s10, f15, f15
-  sd s10, 176(gp) /* sig 22 */
-  fsflags a4, zero
-  sd a4, 184(gp) /* sig 23 */
-  /* 14: aluR */
-  add s7, t2, a5
-  sd s7, 192(gp) /* sig 24 */
-  /* 15: fcsr */
-  csrrw zero, fflags, zero
-  sd zero, 200(gp) /* sig 25 */
-  /* 16: fp */
-  fcvt.d.w f13, t3
-  fsd f13, 208(gp) /* sig 26 */
-  fsflags t6, zero
-  sd t6, 216(gp) /* sig 27 */
-  /* 17: branch */
-  li t3, 0xc4fc64b
-  li ra, 0xc4fc64b
-  bltu t3, ra, .L2
-  addiw s7, t3, -1168
-  sd s7, 224(gp) /* sig 28 */
-.L2:
-  /* 18: mem */
-  lbu s1, 45(sp)
-  sd s1, 232(gp) /* sig 29 */
-  /* 19: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f25, tp
-  fmax.s f25, f25, f0
-  fsd f25, 240(gp) /* sig 30 */
-  fsflags t3, zero
-  sd t3, 248(gp) /* sig 31 */
-  /* 20: fp */
-  li tp, 0xffffffffaca9c23a
-  fmv.d.x f18, tp
-  li tp, 0xffffffffdf000000
-  fmv.d.x f5, tp
-  fnmadd.s f2, f28, f18, f5, rmm
-  fsd f2, 256(gp) /* sig 32 */
-  fsflags a3, zero
-  sd a3, 264(gp) /* sig 33 */
-  /* 21: fp */
-  li tp, 0xc1befa9b2aa443a5
-  fmv.d.x f9, tp
-  fle.d ra, f9, f1
-  sd ra, 272(gp) /* sig 34 */
-  fsflags t3, zero
-  sd t3, 280(gp) /* sig 35 */
-  /* 22: fp */
-  li tp, 0xffffffff3fdc2e74
-  fmv.d.x f11, tp
-  li tp, 0xffffffff7f14d29e
-  fmv.d.x f6, tp
-  fmul.s f15, f11, f6, rmm
-  fsd f15, 288(gp) /* sig 36 */
-  csrrci t6, fflags, 0x1f
-  sd t6, 296(gp) /* sig 37 */
-  /* 23: jalr */
-  auipc s2, 0
-  jalr s2, 16(s2)
-  ori a7, a5, -2048
-  sd a7, 304(gp) /* sig 38 */
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 312(gp) /* sig 39 */
-  /* 24: mem */
-  lwu s2, 92(sp)
-  sd s2, 320(gp) /* sig 40 */
-  /* 25: jalr */
-  auipc a1, 0
-  addi a1, a1, 51
-  jalr zero, -31(a1)
-  sra zero, s1, s7
-  sd zero, 328(gp) /* sig 41 */
-  auipc tp, 0
-  sub a1, a1, tp
-  sd zero, 336(gp) /* sig 42 */
-  sd a1, 344(gp) /* sig 43 */
-  /* 26: branch */
-  bgeu a3, a5, .L3
-  slti s0, s6, -1811
-  sd s0, 352(gp) /* sig 44 */
-  sltiu s3, a0, 1913
-  sd s3, 360(gp) /* sig 45 */
-.L3:
-  /* 27: cAlu */
-  .option rvc
-  c.srli a2, 61
-  .option norvc
-  sd a2, 368(gp) /* sig 46 */
-  /* 28: fp */
-  li tp, 0xffffffffcf000000
-  fmv.d.x f26, tp
-  fsqrt.s f28, f26, rne
-  fsd f28, 376(gp) /* sig 47 */
-  fsflags t1, zero
-  sd t1, 384(gp) /* sig 48 */
-  /* 29: fp */
-  li tp, 0x3ff9c58002ba1d56
-  fmv.d.x f11, tp
-  li tp, 0xbff9c58002ba1d55
-  fmv.d.x f26, tp
-  fsub.d f25, f11, f11, rmm
-  fsd f25, 392(gp) /* sig 49 */
-  fsflags s7, zero
-  sd s7, 400(gp) /* sig 50 */
-  /* 30: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f6, tp
-  fmax.d f8, f6, f2
-  fsd f8, 408(gp) /* sig 51 */
-  fsflags s9, zero
-  sd s9, 416(gp) /* sig 52 */
-  /* 31: cAlu */
-  .option rvc
-  c.li ra, 14
-  .option norvc
-  sd ra, 424(gp) /* sig 53 */
-  /* 32: aluR */
-  li t2, 0x1a4edb3d
-  sltu a5, a0, t2
-  sd a5, 432(gp) /* sig 54 */
-  /* 33: branch */
-  bltu a4, a4, .L4
-  .option rvc
-  c.srli a0, 22
-  .option norvc
-  sd a0, 440(gp) /* sig 55 */
 .L4:
-  /* 34: cMem */
-  addi a4, sp, 24
-  .option rvc
-  c.fsd f13, 16(a4)
-  .option norvc
-  sub a4, a4, sp
-  /* 35: fp */
-  li tp, 0xbff517d17203883f
-  fmv.d.x f9, tp
-  li tp, 0x4049110a948d31cc
-  fmv.d.x f18, tp
-  li tp, 0x405085d741b40269
-  fmv.d.x f24, tp
-  fnmadd.d f6, f9, f18, f24, rtz
-  fsd f6, 448(gp) /* sig 56 */
-  fsflags s7, zero
-  sd s7, 456(gp) /* sig 57 */
-  /* 36: cAlu */
-  .option rvc
-  c.mv t1, s10
-  .option norvc
-  sd t1, 464(gp) /* sig 58 */
-  /* 37: liSeed */
-  li s3, 0xffffffffffffffb8
-  sd s3, 472(gp) /* sig 59 */
-  /* 38: mem */
-  addi a2, sp, 253
-  lb t5, -110(a2)
-  sd t5, 480(gp) /* sig 60 */
-  sub a2, a2, sp
-  /* 39: fp */
-  li tp, 0x423d7b89c380a90f
-  fmv.d.x f14, tp
-  li tp, 0xffffffffcd2c9052
-  fmv.d.x f0, tp
-  fsgnjx.d f3, f14, f0
-  fsd f3, 488(gp) /* sig 61 */
-  fsflags a6, zero
-  sd a6, 496(gp) /* sig 62 */
-  /* 40: fp */
-  fmax.d f5, f27, f3
-  fsd f5, 504(gp) /* sig 63 */
-  frcsr t4
-  sd t4, 512(gp) /* sig 64 */
-  /* 41: fp */
-  li tp, 0xffffffff0000222f
-  fmv.d.x f31, tp
-  li tp, 0xffffffff4988bac8
-  fmv.d.x f11, tp
-  fsqrt.s f21, f31, rmm
-  fsd f21, 520(gp) /* sig 65 */
-  fsflags s1, zero
-  sd s1, 528(gp) /* sig 66 */
-  /* 42: cAlu */
-  .option rvc
-  c.li a6, -21
-  .option norvc
-  sd a6, 536(gp) /* sig 67 */
-  /* 43: fp */
-  fcvt.wu.d a0, f31, dyn
-  sd a0, 544(gp) /* sig 68 */
-  frcsr s8
-  sd s8, 552(gp) /* sig 69 */
-  /* 44: fp */
-  li tp, 0x41f0000000000000
-  fmv.d.x f8, tp
-  fmin.d f8, f8, f21
-  fsd f8, 560(gp) /* sig 70 */
-  csrrci s5, fflags, 0x1f
-  sd s5, 568(gp) /* sig 71 */
-  /* 45: aluR */
-  sltu s4, s1, t3
-  sd s4, 576(gp) /* sig 72 */
-  /* 46: fp */
-  li tp, 0xc104188bf0cd1525
-  fmv.d.x f24, tp
-  fle.d t4, f27, f24
-  sd t4, 584(gp) /* sig 73 */
-  fsflags t6, zero
-  sd t6, 592(gp) /* sig 74 */
-  /* 47: mem */
-  lhu s3, 67(sp)
-  sd s3, 600(gp) /* sig 75 */
-  /* 48: fp */
-  fmul.s f2, f16, f18, rmm
-  fsd f2, 608(gp) /* sig 76 */
-  csrrci s11, fflags, 0x1f
-  sd s11, 616(gp) /* sig 77 */
-  /* 49: aluI */
-  li s11, 0x1
-  sraiw s9, s11, 15
-  sd s9, 624(gp) /* sig 78 */
-  /* 50: mem */
-  sb zero, 121(sp)
-  /* 51: fp */
-  li tp, 0xacdaa496e235a
-  fmv.d.x f30, tp
-  li tp, 0x3eb59b5492dc46b3
-  fmv.d.x f22, tp
-  fsqrt.d f17, f30
-  fsd f17, 632(gp) /* sig 79 */
-  frflags s6
-  sd s6, 640(gp) /* sig 80 */
-  /* 52: fp */
-  li tp, 0x35422763b5541656
-  fmv.d.x f29, tp
-  li tp, 0x4004000000000000
-  fmv.d.x f12, tp
-  fmax.d f26, f29, f12
-  fsd f26, 648(gp) /* sig 81 */
-  fsflags s3, zero
-  sd s3, 656(gp) /* sig 82 */
-  /* 53: branch */
-  bltu a0, a0, .L5
-  remw s9, s1, s11
-  sd s9, 664(gp) /* sig 83 */
-  slti a0, s4, -318
-  sd a0, 672(gp) /* sig 84 */
+  /* 9: smc */
+  /* patches in andi t1, a4, -382 (then imm + 1, ...) */
+  li t6, 0xe8277313
+  li t3, 0x2
 .L5:
-  /* 54: fp */
-  li tp, 0x20b17773b6c00a
-  fmv.d.x f27, tp
-  fclass.d a6, f27
-  sd a6, 680(gp) /* sig 85 */
-  fsflags t1, zero
-  sd t1, 688(gp) /* sig 86 */
-  /* 55: cAlu */
-  .option rvc
-  c.addi s3, -23
-  .option norvc
-  sd s3, 696(gp) /* sig 87 */
-  /* 56: fp */
-  li tp, 0xffffffff3fcd54e5
-  fmv.d.x f12, tp
-  li tp, 0xffffffff3df2f690
-  fmv.d.x f21, tp
-  li tp, 0xffffffffbe42e005
-  fmv.d.x f14, tp
-  fnmsub.s f29, f12, f21, f14, rtz
-  fsd f29, 704(gp) /* sig 88 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 712(gp) /* sig 89 */
-  /* 57: branch */
-  bltu s8, ra, .L6
-  srlw ra, t0, s1
-  sd ra, 720(gp) /* sig 90 */
-.L6:
-  /* 58: fmem */
-  fld f31, 166(sp)
-  fsd f31, 728(gp) /* sig 91 */
-  /* 59: branch */
-  beq zero, zero, .L7
-  addi a7, s9, -1696
-  sd a7, 736(gp) /* sig 92 */
-  .option rvc
-  c.li s6, -14
-  .option norvc
-  sd s6, 744(gp) /* sig 93 */
-.L7:
-  /* 60: fp */
-  li tp, 0xffffffff3dcccccd
-  fmv.d.x f5, tp
-  fmul.s f23, f5, f5, dyn
-  fsd f23, 752(gp) /* sig 94 */
-  fsflags a4, zero
-  sd a4, 760(gp) /* sig 95 */
-  /* 61: fp */
-  li tp, 0xffffffff3eb4d4c4
-  fmv.d.x f16, tp
-  li tp, 0x4129151cd36c36b0
-  fmv.d.x f10, tp
-  fmsub.d f17, f1, f16, f10, rmm
-  fsd f17, 768(gp) /* sig 96 */
-  li s9, 0x1f
-  csrrc s4, fcsr, s9
-  sd s4, 776(gp) /* sig 97 */
-  /* 62: fp */
-  li tp, 0xffffffff8000357e
-  fmv.d.x f5, tp
-  li tp, 0xffffffffc0a07b22
-  fmv.d.x f12, tp
-  fdiv.s f4, f5, f12, rdn
-  fsd f4, 784(gp) /* sig 98 */
-  fsflags a3, zero
-  sd a3, 792(gp) /* sig 99 */
-  /* 63: mem */
-  lhu a4, 200(sp)
-  sd a4, 800(gp) /* sig 100 */
-  /* 64: aluR */
-  li s5, 0x80000000
-  li a2, 0x4000001
-  xor s4, s5, a2
-  sd s4, 808(gp) /* sig 101 */
-  /* 65: far */
-  jal ra, .L8
-.L9:
-  /* 66: aluR */
-  li s3, 0x2001
-  add a7, s3, s0
-  sd a7, 832(gp) /* sig 104 */
-  /* 67: fp */
-  li tp, 0xffffffff00f29e40
-  fmv.d.x f4, tp
-  fmax.s f21, f29, f4
-  fsd f21, 840(gp) /* sig 105 */
-  fsflags s0, zero
-  sd s0, 848(gp) /* sig 106 */
-  /* 68: mem */
-  sb zero, 28(sp)
-  ld s8, 24(sp)
-  sd s8, 856(gp) /* sig 107 */
-  /* 69: cAlu */
-  .option rvc
-  c.li s4, 22
-  .option norvc
-  sd s4, 864(gp) /* sig 108 */
-  /* 70: jalr */
-  auipc s1, 0
-  addi s1, s1, -123
-  jalr zero, 151(s1)
-  sltiu t5, a1, 0
-  sd t5, 872(gp) /* sig 109 */
-  subw s0, t3, s7
-  sd s0, 880(gp) /* sig 110 */
-  auipc tp, 0
-  sub s1, s1, tp
-  sd zero, 888(gp) /* sig 111 */
-  sd s1, 896(gp) /* sig 112 */
-  /* 71: fp */
-  fclass.d s5, f6
-  sd s5, 904(gp) /* sig 113 */
-  fsflags s5, zero
-  sd s5, 912(gp) /* sig 114 */
-  /* 72: fp */
-  li tp, 0xffffffff3f91b52c
-  fmv.d.x f25, tp
-  li tp, 0xffffffffbf91b52d
-  fmv.d.x f13, tp
-  fadd.s f21, f25, f13
-  fsd f21, 920(gp) /* sig 115 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 928(gp) /* sig 116 */
-  /* 73: aluI */
-  srli s2, s1, 41
-  sd s2, 936(gp) /* sig 117 */
-  /* 74: smc */
-  /* patches in xori s7, s7, 1399 (then imm + 1, ...) */
-  li s0, 0x577bcb93
-  li s10, 0x1
-.L10:
-  auipc s6, 0
-  sw s0, 12(s6)
+  auipc a7, 0
+  sw t6, 12(a7)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s0, s0, tp
-  addi s10, s10, -1
-  bne s10, zero, .L10
+  add t6, t6, tp
+  addi t3, t3, -1
+  bne t3, zero, .L5
   auipc tp, 0
-  sub s6, s6, tp
-  sd s7, 944(gp) /* sig 118 */
-  sd s6, 952(gp) /* sig 119 */
-  /* 75: luiAuipc */
-  lui a7, 0x132bb
-  sd a7, 960(gp) /* sig 120 */
-  /* 76: branch */
-  beq s6, s6, .L11
-  andi s7, a3, 1296
-  sd s7, 968(gp) /* sig 121 */
-  mul t1, s7, t6
-  sd t1, 976(gp) /* sig 122 */
-  addi s3, a7, -993
-  sd s3, 984(gp) /* sig 123 */
-.L11:
-  /* 77: fp */
-  li tp, 0xffffffffbfc7bf7c
-  fmv.d.x f0, tp
-  li tp, 0xffffffff7f240bf5
-  fmv.d.x f17, tp
-  fmul.s f28, f0, f17, rmm
-  fsd f28, 992(gp) /* sig 124 */
-  fsflags a2, zero
-  sd a2, 1000(gp) /* sig 125 */
-  /* 78: fp */
-  li tp, 0xffffffffb3623836
-  fmv.d.x f24, tp
-  fcvt.l.s zero, f24, rtz
-  sd zero, 1008(gp) /* sig 126 */
-  fsflags s3, zero
-  sd s3, 1016(gp) /* sig 127 */
-  /* 79: fp */
-  li tp, 0xffffffffcb04e562
-  fmv.d.x f25, tp
-  li tp, 0xffffffff07722de5
-  fmv.d.x f12, tp
-  li tp, 0xffffffffbf1cc892
-  fmv.d.x f31, tp
-  fmadd.s f27, f25, f12, f31, rtz
-  fsd f27, 1024(gp) /* sig 128 */
-  li s9, 0x1f
-  csrrc t2, fcsr, s9
-  sd t2, 1032(gp) /* sig 129 */
-  /* 80: fp */
-  li tp, 0x41e0000000000000
-  fmv.d.x f1, tp
-  fcvt.s.d f28, f1, rdn
-  fsd f28, 1040(gp) /* sig 130 */
-  fsflags t1, zero
-  sd t1, 1048(gp) /* sig 131 */
-  /* 81: aluI */
-  srliw s6, s4, 22
-  sd s6, 1056(gp) /* sig 132 */
-  /* 82: cMem */
-  addi a2, sp, 24
-  .option rvc
-  c.fsd f10, 24(a2)
-  .option norvc
-  sub a2, a2, sp
-  /* 83: jalr */
-  auipc a7, 0
-  jalr ra, 25(a7)
-  slti t1, t1, -1918
-  sd t1, 1064(gp) /* sig 133 */
-  mulh t3, s2, zero
-  sd t3, 1072(gp) /* sig 134 */
-  auipc tp, 0
-  sub ra, ra, tp
   sub a7, a7, tp
-  sd ra, 1080(gp) /* sig 135 */
-  sd a7, 1088(gp) /* sig 136 */
-  /* 84: far */
-  jal t1, .L12
-.L13:
-  /* 85: fp */
-  fcvt.d.w f22, zero
-  fsd f22, 1112(gp) /* sig 139 */
-  frflags a1
-  sd a1, 1120(gp) /* sig 140 */
-  /* 86: fp */
-  fcvt.d.lu f31, t5, rdn
-  fsd f31, 1128(gp) /* sig 141 */
-  frflags a4
-  sd a4, 1136(gp) /* sig 142 */
-  /* 87: fp */
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f30, tp
-  li tp, 0x41dfffffffe00000
-  fmv.d.x f19, tp
-  fmax.d f25, f30, f19
-  fsd f25, 1144(gp) /* sig 143 */
-  fsflags a7, zero
-  sd a7, 1152(gp) /* sig 144 */
-  /* 88: fmem */
-  fsd f18, 8(sp)
-  /* 89: fp */
-  li tp, 0xffffffff3a5162b6
-  fmv.d.x f6, tp
-  li tp, 0xffffffff46874305
-  fmv.d.x f28, tp
-  fadd.d f24, f6, f28, rup
-  fsd f24, 1160(gp) /* sig 145 */
-  fsflags s6, zero
-  sd s6, 1168(gp) /* sig 146 */
-  /* 90: fp */
-  fmadd.s f19, f18, f8, f13, rmm
-  fsd f19, 1176(gp) /* sig 147 */
-  fsflags s10, zero
-  sd s10, 1184(gp) /* sig 148 */
-  /* 91: fp */
-  li tp, 0x5f23ff047d85b2e0
-  fmv.d.x f24, tp
-  li tp, 0x606f7cbd6a38b1f3
-  fmv.d.x f6, tp
-  fmul.d f1, f24, f6, rup
-  fsd f1, 1192(gp) /* sig 149 */
-  fsflags s9, zero
-  sd s9, 1200(gp) /* sig 150 */
-  /* 92: luiAuipc */
-  auipc s11, 0x80000
+  sd t1, 128(gp) /* sig 16 */
+  sd a7, 136(gp) /* sig 17 */
+  /* 10: branch */
+  bge s2, s2, .L6
+  andi s2, a1, 719
+  sd s2, 144(gp) /* sig 18 */
+  srliw t1, a0, 8
+  sd t1, 152(gp) /* sig 19 */
+.L6:
+  /* 11: jalr */
+  auipc a2, 0
+  jalr s11, 8(a2)
   auipc tp, 0
   sub s11, s11, tp
-  sd s11, 1208(gp) /* sig 151 */
-  /* 93: branch */
-  beq s5, s5, .L14
-  xor s6, t4, a5
-  sd s6, 1216(gp) /* sig 152 */
-.L14:
-  /* 94: cSp */
-  .option rvc
-  c.addi16sp sp, -144
-  .option norvc
-  ld s5, 208(sp)
-  sd s5, 1224(gp) /* sig 153 */
-  .option rvc
-  c.addi16sp sp, 144
-  .option norvc
-  /* 95: mem */
-  addi a2, sp, 39
-  sh s10, 137(a2)
-  sub a2, a2, sp
-  /* 96: fp */
-  fcvt.lu.s t1, f22, dyn
-  sd t1, 1232(gp) /* sig 154 */
-  csrrci s4, fflags, 0x1f
-  sd s4, 1240(gp) /* sig 155 */
-  /* 97: fp */
-  li tp, 0xffffffffcdab2d49
-  fmv.d.x f6, tp
-  fclass.s s9, f6
-  sd s9, 1248(gp) /* sig 156 */
-  frcsr s6
-  sd s6, 1256(gp) /* sig 157 */
-  /* 98: branch */
-  beq s5, a5, .L15
-  addiw t5, s7, 1849
-  sd t5, 1264(gp) /* sig 158 */
-.L15:
-  /* 99: aluR */
-  li a7, 0x123456789abcdef
-  slt t2, a7, s11
-  sd t2, 1272(gp) /* sig 159 */
-  j .L16
+  sub a2, a2, tp
+  sd s11, 160(gp) /* sig 20 */
+  sd a2, 168(gp) /* sig 21 */
+  /* 12: fcsr */
+  li s0, 0x28
+  csrrw zero, frm, s0
+  sd zero, 176(gp) /* sig 22 */
+  /* 13: aluR */
+  li t2, 0x3
+  sltu ra, t2, a4
+  sd ra, 184(gp) /* sig 23 */
+  /* 14: mem */
+  lw s1, 188(sp)
+  sd s1, 192(gp) /* sig 24 */
+  /* 15: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f28, tp
+  fadd.d f4, f28, f1, rmm
+  fsd f4, 200(gp) /* sig 25 */
+  fsflags t6, zero
+  sd t6, 208(gp) /* sig 26 */
+  /* 16: branch */
+  li t3, 0xc4fc64b
+  li ra, 0xc4fc64b
+  bltu t3, ra, .L7
+  addiw s7, t3, -1168
+  sd s7, 216(gp) /* sig 27 */
+.L7:
+  /* 17: mem */
+  lbu s1, 45(sp)
+  sd s1, 224(gp) /* sig 28 */
+  /* 18: fp */
+  li tp, 0xffffffff45984854
+  fmv.d.x f3, tp
+  li tp, 0xffffffff817ebc01
+  fmv.d.x f14, tp
+  fmax.s f25, f3, f14
+  fsd f25, 232(gp) /* sig 29 */
+  li s6, 0x1f
+  csrrc a6, fcsr, s6
+  sd a6, 240(gp) /* sig 30 */
+  /* 19: loop */
+  li s0, 0x2
 .L8:
+  addi a4, s9, -1401
+  sd a4, 248(gp) /* sig 31 */
+  addi s0, s0, -1
+  blt zero, s0, .L8
+  sd s0, 256(gp) /* sig 32 */
+  /* 20: cBranch */
+  li s0, 0x8bb5eba2d89a836e
+  .option rvc
+  c.beqz s0, .L9
+  .option norvc
+  divu s4, t3, zero
+  sd s4, 264(gp) /* sig 33 */
+  slti t4, a4, 2047
+  sd t4, 272(gp) /* sig 34 */
+.L9:
+  /* 21: cJump */
+  auipc a5, 0
+  addi a5, a5, 22
+  .option rvc
+  c.jr a5
+  .option norvc
+  .option rvc
+  c.mv a4, s2
+  .option norvc
+  sd a4, 280(gp) /* sig 35 */
+  .option rvc
+  c.sub a1, a2
+  .option norvc
+  sd a1, 288(gp) /* sig 36 */
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 296(gp) /* sig 37 */
+  /* 22: jalr */
+  auipc a7, 0
+  jalr a7, 8(a7)
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a7, 304(gp) /* sig 38 */
+  /* 23: rand */
+  .2byte 0x7eea /* random */
+  sd t4, 312(gp) /* sig 39 */
+  .4byte 0x20588bb /* random */
+  sd a7, 320(gp) /* sig 40 */
+  /* 24: fp */
+  fmadd.s f1, f31, f0, f9, rtz
+  fsd f1, 328(gp) /* sig 41 */
+  fsflags a0, zero
+  sd a0, 336(gp) /* sig 42 */
+  /* 25: fcsr */
+  li a0, 0x9a
+  csrrw s4, frm, a0
+  sd s4, 344(gp) /* sig 43 */
+  /* 26: fp */
+  fclass.s a4, f16
+  sd a4, 352(gp) /* sig 44 */
+  li t4, 0x1f
+  csrrc s8, fcsr, t4
+  sd s8, 360(gp) /* sig 45 */
+  /* 27: luiAuipc */
+  lui s3, 0x7ffff
+  sd s3, 368(gp) /* sig 46 */
+  /* 28: cBranch */
+  li s0, 0x0
+  .option rvc
+  c.bnez s0, .L10
+  .option norvc
+  .option rvc
+  c.addw a0, s0
+  .option norvc
+  sd a0, 376(gp) /* sig 47 */
+  addi s11, a2, 745
+  sd s11, 384(gp) /* sig 48 */
+.L10:
+  /* 29: cMem */
+  .option rvc
+  c.fsdsp f18, 96(sp)
+  .option norvc
+  /* 30: branch */
+  bge t4, t6, .L11
+  srli zero, zero, 0
+  sd zero, 392(gp) /* sig 49 */
+  addiw s0, t2, -1206
+  sd s0, 400(gp) /* sig 50 */
+.L11:
+  /* 31: cSp */
+  .option rvc
+  c.addi16sp sp, -240
+  .option norvc
+  ld a0, 296(sp)
+  sd a0, 408(gp) /* sig 51 */
+  .option rvc
+  c.addi16sp sp, 240
+  .option norvc
+  /* 32: cJump */
+  auipc t6, 0
+  addi t6, t6, 18
+  .option rvc
+  c.jalr t6
+  .option norvc
+  and s6, s11, zero
+  sd s6, 416(gp) /* sig 52 */
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 816(gp) /* sig 102 */
-  ori s1, a3, -1037
-  sd s1, 824(gp) /* sig 103 */
-  j .L9
+  sub t6, t6, tp
+  sd ra, 424(gp) /* sig 53 */
+  sd t6, 432(gp) /* sig 54 */
+  /* 33: luiAuipc */
+  lui s11, 0xa760d
+  sd s11, 440(gp) /* sig 55 */
+  /* 34: branch */
+  bgeu s3, s0, .L12
+  srai s4, s2, 36
+  sd s4, 448(gp) /* sig 56 */
+  srai s4, s7, 32
+  sd s4, 456(gp) /* sig 57 */
 .L12:
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 1096(gp) /* sig 137 */
-  remuw s7, zero, s0
-  sd s7, 1104(gp) /* sig 138 */
-  beq zero, zero, .L13
-.L16:
-  /* 100: jalr */
-  auipc t3, 0
-  jalr zero, 8(t3)
-  auipc tp, 0
-  sub t3, t3, tp
-  sd zero, 1280(gp) /* sig 160 */
-  sd t3, 1288(gp) /* sig 161 */
-  /* 101: fp */
-  li tp, 0xb09bbfa02d724
+  /* 35: branch */
+  li s8, 0xff
+  li a5, 0xff
+  bne s8, a5, .L13
+  mulhsu a6, t0, a6
+  sd a6, 464(gp) /* sig 58 */
+  mulhsu zero, s1, s9
+  sd zero, 472(gp) /* sig 59 */
+  remw a5, t5, s1
+  sd a5, 480(gp) /* sig 60 */
+.L13:
+  /* 36: fp */
+  li tp, 0xe749d360c1f62703
   fmv.d.x f23, tp
-  fmax.d f8, f23, f2
-  fsd f8, 1296(gp) /* sig 162 */
-  fsflags s2, zero
-  sd s2, 1304(gp) /* sig 163 */
-  /* 102: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f25, tp
-  li tp, 0x368ff868bf4d956a
-  fmv.d.x f15, tp
-  fsgnjx.d f4, f25, f15
-  fsd f4, 1312(gp) /* sig 164 */
-  fsflags s10, zero
-  sd s10, 1320(gp) /* sig 165 */
-  /* 103: branch */
-  bgeu zero, a4, .L17
-  addiw s4, ra, 1
-  sd s4, 1328(gp) /* sig 166 */
+  fmax.d f5, f23, f20
+  fsd f5, 488(gp) /* sig 61 */
+  li t6, 0x1f
+  csrrc s6, fcsr, t6
+  sd s6, 496(gp) /* sig 62 */
+  /* 37: smc */
+  /* patches in ori s11, t3, 971 (then imm + 1, ...) */
+  li a1, 0x3cbe6d93
+  li a2, 0x3
+.L14:
+  auipc t6, 0
+  sw a1, 12(t6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a1, a1, tp
+  addi a2, a2, -1
+  bne a2, zero, .L14
+  auipc tp, 0
+  sub t6, t6, tp
+  sd s11, 504(gp) /* sig 63 */
+  sd t6, 512(gp) /* sig 64 */
+  /* 38: rand */
+  .2byte 0x4e35 /* random */
+  sd t3, 520(gp) /* sig 65 */
+  /* 39: liSeed */
+  li a2, 0x1f
+  sd a2, 528(gp) /* sig 66 */
+  /* 40: aluI */
+  li a2, 0xb9d28e08bf56f7b4
+  srli s11, a2, 1
+  sd s11, 536(gp) /* sig 67 */
+  /* 41: smc */
+  /* patches in ori t1, t1, 1481 (then imm + 1, ...) */
+  li a2, 0x5c936313
+  li s5, 0x2
+.L15:
+  auipc t2, 0
+  sw a2, 12(t2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a2, a2, tp
+  addi s5, s5, -1
+  bne s5, zero, .L15
+  auipc tp, 0
+  sub t2, t2, tp
+  sd t1, 544(gp) /* sig 68 */
+  sd t2, 552(gp) /* sig 69 */
+  /* 42: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f27, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f18, tp
+  fmax.d f5, f27, f18
+  fsd f5, 560(gp) /* sig 70 */
+  li a2, 0x1f
+  csrrc t3, fcsr, a2
+  sd t3, 568(gp) /* sig 71 */
+  /* 43: cBranch */
+  li a2, 0x3e88000000000
   .option rvc
-  c.andi a4, -22
+  c.beqz a2, .L16
+  .option norvc
+  .option rvc
+  c.addw s0, a4
+  .option norvc
+  sd s0, 576(gp) /* sig 72 */
+  .option rvc
+  c.li a6, -21
+  .option norvc
+  sd a6, 584(gp) /* sig 73 */
+.L16:
+  /* 44: cAlu */
+  .option rvc
+  c.add a1, s1
+  .option norvc
+  sd a1, 592(gp) /* sig 74 */
+  /* 45: cSp */
+  .option rvc
+  c.addi16sp sp, 384
+  .option norvc
+  ld s7, -368(sp)
+  sd s7, 600(gp) /* sig 75 */
+  .option rvc
+  c.addi16sp sp, -384
+  .option norvc
+  /* 46: cSp */
+  .option rvc
+  c.addi4spn a2, sp, 588
+  .option norvc
+  sub a2, a2, sp
+  sd a2, 608(gp) /* sig 76 */
+  /* 47: cSp */
+  .option rvc
+  c.addi4spn a4, sp, 860
+  .option norvc
+  sub a4, a4, sp
+  sd a4, 616(gp) /* sig 77 */
+  /* 48: aluI */
+  li s11, 0x1
+  sraiw s9, s11, 15
+  sd s9, 624(gp) /* sig 78 */
+  /* 49: mem */
+  sb zero, 121(sp)
+  /* 50: fp */
+  li tp, 0x3ffc46b3fb05049a
+  fmv.d.x f23, tp
+  li tp, 0x7fe21b6ba14cc79d
+  fmv.d.x f1, tp
+  fmul.d f17, f23, f1, rne
+  fsd f17, 632(gp) /* sig 79 */
+  frflags s5
+  sd s5, 640(gp) /* sig 80 */
+  /* 51: fp */
+  fcvt.s.d f13, f29, rmm
+  fsd f13, 648(gp) /* sig 81 */
+  frcsr s1
+  sd s1, 656(gp) /* sig 82 */
+  /* 52: far */
+  bne s3, s3, .L17
+.L18:
+  /* 53: mem */
+  sh a6, 146(sp)
+  /* 54: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f3, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f18, tp
+  fmin.d f14, f3, f18
+  fsd f14, 688(gp) /* sig 86 */
+  fsflags s3, zero
+  sd s3, 696(gp) /* sig 87 */
+  /* 55: fp */
+  li tp, 0xffffffff3ffd0f4d
+  fmv.d.x f21, tp
+  li tp, 0xffffffff413182c4
+  fmv.d.x f13, tp
+  li tp, 0xffffffffc1af78da
+  fmv.d.x f5, tp
+  fnmsub.s f29, f21, f13, f5, rmm
+  fsd f29, 704(gp) /* sig 88 */
+  fsflags t3, zero
+  sd t3, 712(gp) /* sig 89 */
+  /* 56: fp */
+  fmv.w.x f23, t2
+  fsd f23, 720(gp) /* sig 90 */
+  fsflags t5, zero
+  sd t5, 728(gp) /* sig 91 */
+  /* 57: aluR */
+  li a3, 0x8000000000000001
+  xor s6, ra, a3
+  sd s6, 736(gp) /* sig 92 */
+  /* 58: aluR */
+  sub a3, a4, a6
+  sd a3, 744(gp) /* sig 93 */
+  /* 59: fmem */
+  li tp, 0x800b4ac1ad10b86f
+  fmv.d.x f30, tp
+  fsd f30, 16(sp)
+  /* 60: luiAuipc */
+  lui t0, 0x4c0cb
+  sd t0, 752(gp) /* sig 94 */
+  /* 61: aluI */
+  ori a1, s1, -1883
+  sd a1, 760(gp) /* sig 95 */
+  /* 62: fp */
+  li tp, 0xffffffff3fe3c5f9
+  fmv.d.x f14, tp
+  li tp, 0xffffffffbfe3c5f8
+  fmv.d.x f2, tp
+  fadd.s f7, f14, f14, rmm
+  fsd f7, 768(gp) /* sig 96 */
+  li s9, 0x1f
+  csrrc s4, fcsr, s9
+  sd s4, 776(gp) /* sig 97 */
+  /* 63: fp */
+  li tp, 0xffffffff3f8c661f
+  fmv.d.x f12, tp
+  li tp, 0xffffffffbf8c661e
+  fmv.d.x f23, tp
+  fadd.s f4, f12, f12, rtz
+  fsd f4, 784(gp) /* sig 98 */
+  fsflags t1, zero
+  sd t1, 792(gp) /* sig 99 */
+  /* 64: mem */
+  lbu s2, 35(sp)
+  sd s2, 800(gp) /* sig 100 */
+  /* 65: branch */
+  bltu t6, s3, .L19
+  and a3, s10, s10
+  sd a3, 808(gp) /* sig 101 */
+.L19:
+  /* 66: fp */
+  li tp, 0x46df58c6d5384
+  fmv.d.x f6, tp
+  fclass.d t2, f6
+  sd t2, 816(gp) /* sig 102 */
+  fsflags s3, zero
+  sd s3, 824(gp) /* sig 103 */
+  /* 67: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f27, tp
+  fcvt.d.s f7, f27
+  fsd f7, 832(gp) /* sig 104 */
+  li s6, 0x1f
+  csrrc s8, fcsr, s6
+  sd s8, 840(gp) /* sig 105 */
+  /* 68: mem */
+  addi a4, sp, -182
+  sd s10, 215(a4)
+  sub a4, a4, sp
+  /* 69: far */
+  jal zero, .L20
+.L21:
+  /* 70: liSeed */
+  li s10, 0x40
+  sd s10, 872(gp) /* sig 109 */
+  /* 71: fp */
+  li tp, 0x7ff800000000dead
+  fmv.d.x f1, tp
+  fclass.d s0, f1
+  sd s0, 880(gp) /* sig 110 */
+  fsflags t3, zero
+  sd t3, 888(gp) /* sig 111 */
+  /* 72: fp */
+  fcvt.d.w f5, s3
+  fsd f5, 896(gp) /* sig 112 */
+  fsflags s5, zero
+  sd s5, 904(gp) /* sig 113 */
+  /* 73: fp */
+  fcvt.s.d f6, f21, rdn
+  fsd f6, 912(gp) /* sig 114 */
+  li t2, 0x1f
+  csrrc s1, fcsr, t2
+  sd s1, 920(gp) /* sig 115 */
+  /* 74: fp */
+  li tp, 0xffffffff2775e29a
+  fmv.d.x f17, tp
+  li tp, 0xffffffffc3069e3c
+  fmv.d.x f6, tp
+  fsgnj.s f20, f17, f6
+  fsd f20, 928(gp) /* sig 116 */
+  frflags a5
+  sd a5, 936(gp) /* sig 117 */
+  /* 75: luiAuipc */
+  auipc s7, 0x7ffff
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 944(gp) /* sig 118 */
+  /* 76: aluR */
+  li a7, 0x20000000001
+  xor a0, a7, t1
+  sd a0, 952(gp) /* sig 119 */
+  /* 77: liSeed */
+  li a4, 0x4b8
+  sd a4, 960(gp) /* sig 120 */
+  /* 78: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f17, tp
+  fcvt.d.s f11, f17
+  fsd f11, 968(gp) /* sig 121 */
+  frflags s7
+  sd s7, 976(gp) /* sig 122 */
+  /* 79: rand */
+  .2byte 0x4865 /* random */
+  sd a6, 984(gp) /* sig 123 */
+  .4byte 0x78cb3843 /* random */
+  sd a6, 992(gp) /* sig 124 */
+  fsd f16, 1000(gp) /* sig 125 */
+  frcsr s10
+  sd s10, 1008(gp) /* sig 126 */
+  /* 80: fp */
+  li tp, 0xffffffff3f800001
+  fmv.d.x f14, tp
+  fle.s s11, f14, f17
+  sd s11, 1016(gp) /* sig 127 */
+  frflags ra
+  sd ra, 1024(gp) /* sig 128 */
+  /* 81: aluR */
+  mulhu a6, t1, t1
+  sd a6, 1032(gp) /* sig 129 */
+  /* 82: loop */
+  li s3, 0x2
+.L22:
+  .option rvc
+  c.mv a2, a0
+  .option norvc
+  sd a2, 1040(gp) /* sig 130 */
+  .option rvc
+  c.addiw a7, 23
+  .option norvc
+  sd a7, 1048(gp) /* sig 131 */
+  addi s3, s3, -1
+  blt zero, s3, .L22
+  sd s3, 1056(gp) /* sig 132 */
+  /* 83: fp */
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f11, tp
+  li tp, 0xffffffff385be2b5
+  fmv.d.x f18, tp
+  fnmadd.s f12, f23, f11, f18
+  fsd f12, 1064(gp) /* sig 133 */
+  frflags s9
+  sd s9, 1072(gp) /* sig 134 */
+  /* 84: fp */
+  li tp, 0xffffffff32aa5dd6
+  fmv.d.x f10, tp
+  fadd.s f26, f10, f18, rtz
+  fsd f26, 1080(gp) /* sig 135 */
+  csrrci t4, fflags, 0x1f
+  sd t4, 1088(gp) /* sig 136 */
+  /* 85: fp */
+  li tp, 0xffffffff386cdbdb
+  fmv.d.x f6, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f23, tp
+  li tp, 0xffffffff75c79b5e
+  fmv.d.x f16, tp
+  fnmadd.s f25, f6, f23, f16, dyn
+  fsd f25, 1096(gp) /* sig 137 */
+  fsflags ra, zero
+  sd ra, 1104(gp) /* sig 138 */
+  /* 86: fp */
+  li tp, 0xffffffff4f7fffff
+  fmv.d.x f10, tp
+  li tp, 0x456d7f9ab204d260
+  fmv.d.x f21, tp
+  fmadd.d f12, f10, f4, f21, rtz
+  fsd f12, 1112(gp) /* sig 139 */
+  fsflags t0, zero
+  sd t0, 1120(gp) /* sig 140 */
+  /* 87: cAlu */
+  .option rvc
+  c.add a7, t6
+  .option norvc
+  sd a7, 1128(gp) /* sig 141 */
+  /* 88: fp */
+  li tp, 0xffffffff8058d244
+  fmv.d.x f27, tp
+  li tp, 0xffffffffb5b1a489
+  fmv.d.x f13, tp
+  fsqrt.s f19, f27, rmm
+  fsd f19, 1136(gp) /* sig 142 */
+  fsflags ra, zero
+  sd ra, 1144(gp) /* sig 143 */
+  /* 89: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f16, tp
+  li tp, 0x800588620eeece45
+  fmv.d.x f18, tp
+  fmin.d f3, f16, f18
+  fsd f3, 1152(gp) /* sig 144 */
+  fsflags s1, zero
+  sd s1, 1160(gp) /* sig 145 */
+  /* 90: fence */
+  fence.i
+  /* 91: loop */
+  li s0, 0x2
+.L23:
+  slli s6, t6, 29
+  sd s6, 1168(gp) /* sig 146 */
+  .option rvc
+  c.or a3, s1
+  .option norvc
+  sd a3, 1176(gp) /* sig 147 */
+  srai a6, a2, 54
+  sd a6, 1184(gp) /* sig 148 */
+  addi s0, s0, -1
+  bne s0, zero, .L23
+  sd s0, 1192(gp) /* sig 149 */
+  /* 92: fp */
+  li tp, 0xbfe5555555555555
+  fmv.d.x f11, tp
+  fdiv.d f1, f4, f11, rtz
+  fsd f1, 1200(gp) /* sig 150 */
+  fsflags a5, zero
+  sd a5, 1208(gp) /* sig 151 */
+  /* 93: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f26, tp
+  fsqrt.s f3, f26, rmm
+  fsd f3, 1216(gp) /* sig 152 */
+  fsflags a1, zero
+  sd a1, 1224(gp) /* sig 153 */
+  /* 94: aluI */
+  addi t0, a5, 1365
+  sd t0, 1232(gp) /* sig 154 */
+  /* 95: fp */
+  li tp, 0xffffffff02a66a45
+  fmv.d.x f2, tp
+  fmul.s f12, f2, f15, rup
+  fsd f12, 1240(gp) /* sig 155 */
+  frflags s4
+  sd s4, 1248(gp) /* sig 156 */
+  /* 96: jal */
+  jal t4, .L24
+  srliw t1, s6, 30
+  sd t1, 1256(gp) /* sig 157 */
+  and s4, t4, s11
+  sd s4, 1264(gp) /* sig 158 */
+.L24:
+  auipc tp, 0
+  sub t4, t4, tp
+  sd t4, 1272(gp) /* sig 159 */
+  /* 97: aluR */
+  rem s10, s5, t5
+  sd s10, 1280(gp) /* sig 160 */
+  /* 98: branch */
+  beq s5, a5, .L25
+  addiw t5, s7, 1849
+  sd t5, 1288(gp) /* sig 161 */
+.L25:
+  /* 99: aluI */
+  srliw a1, s6, 0
+  sd a1, 1296(gp) /* sig 162 */
+  j .L26
+.L2:
+  sub s6, a0, s1
+  sd s6, 72(gp) /* sig 9 */
+  beq zero, zero, .L3
+.L17:
+  srl t5, s1, a4
+  sd t5, 664(gp) /* sig 83 */
+  .option rvc
+  c.addi s1, 21
+  .option norvc
+  sd s1, 672(gp) /* sig 84 */
+  rem s4, a5, a4
+  sd s4, 680(gp) /* sig 85 */
+  bge zero, zero, .L18
+.L20:
+  sd zero, 848(gp) /* sig 106 */
+  addiw t0, t0, 2047
+  sd t0, 856(gp) /* sig 107 */
+  .option rvc
+  c.and s0, a4
+  .option norvc
+  sd s0, 864(gp) /* sig 108 */
+  beq zero, zero, .L21
+.L26:
+  /* 100: aluR */
+  divuw s0, a4, t1
+  sd s0, 1304(gp) /* sig 163 */
+  /* 101: cBranch */
+  .option rvc
+  c.beqz a1, .L27
+  .option norvc
+  sraiw a1, ra, 16
+  sd a1, 1312(gp) /* sig 164 */
+  addiw s0, s9, 1198
+  sd s0, 1320(gp) /* sig 165 */
+  or s10, a7, ra
+  sd s10, 1328(gp) /* sig 166 */
+.L27:
+  /* 102: cMem */
+  .option rvc
+  c.lwsp a4, 156(sp)
   .option norvc
   sd a4, 1336(gp) /* sig 167 */
+  /* 103: fcsr */
+  csrrwi a4, frm, 2
+  sd a4, 1344(gp) /* sig 168 */
+  /* 104: branch */
+  bne s2, s0, .L28
   .option rvc
-  c.add s11, t1
+  c.lui s1, 0xffffc
   .option norvc
-  sd s11, 1344(gp) /* sig 168 */
-.L17:
-  /* 104: liSeed */
-  li t4, 0xe9682ab3726adca
-  sd t4, 1352(gp) /* sig 169 */
+  sd s1, 1352(gp) /* sig 169 */
+  sltiu t4, zero, 1583
+  sd t4, 1360(gp) /* sig 170 */
+  remw a7, s4, s5
+  sd a7, 1368(gp) /* sig 171 */
+.L28:
   /* 105: fp */
-  li tp, 0x4133f307a26b1f5f
-  fmv.d.x f18, tp
-  fmv.x.d s11, f18
-  sd s11, 1360(gp) /* sig 170 */
-  fsflags s11, zero
-  sd s11, 1368(gp) /* sig 171 */
-  /* 106: aluI */
-  li s11, 0x17080000000000
-  addi s1, s11, -1982
-  sd s1, 1376(gp) /* sig 172 */
-  /* 107: aluR */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f26, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f5, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f31, tp
+  fmsub.s f26, f26, f5, f31, rdn
+  fsd f26, 1376(gp) /* sig 172 */
+  fsflags a4, zero
+  sd a4, 1384(gp) /* sig 173 */
+  /* 106: aluR */
   divu s8, s6, s2
-  sd s8, 1384(gp) /* sig 173 */
-  /* 108: fp */
-  li tp, 0xfffffffe4f000000
-  fmv.d.x f11, tp
-  fclass.s s2, f11
-  sd s2, 1392(gp) /* sig 174 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 1400(gp) /* sig 175 */
-  /* 109: cAlu */
+  sd s8, 1392(gp) /* sig 174 */
+  /* 107: fcsr */
+  li t3, 0x71fb139202e90c3f
+  csrrs a2, frm, t3
+  sd a2, 1400(gp) /* sig 175 */
+  /* 108: cAlu */
   .option rvc
   c.li t1, 19
   .option norvc
   sd t1, 1408(gp) /* sig 176 */
-  /* 110: aluR */
+  /* 109: aluR */
   remuw s4, a4, s9
   sd s4, 1416(gp) /* sig 177 */
-  /* 111: lrsc */
-  addi s9, sp, 104
-  sc.d.aqrl t1, s2, (s9)
-  sd t1, 1424(gp) /* sig 178 */
-  sub s9, s9, sp
-  ld a0, 104(sp)
-  sd a0, 1432(gp) /* sig 179 */
-  /* 112: mem */
-  li a7, 0x3a414db07da8f01
-  addi s2, sp, 395
-  sw a7, -161(s2)
-  sub s2, s2, sp
-  ld t5, 232(sp)
-  sd t5, 1440(gp) /* sig 180 */
-  /* 113: liSeed */
-  li t1, 0x52e89091a3ab0ea8
-  sd t1, 1448(gp) /* sig 181 */
-  /* 114: cAlu */
+  /* 110: fp */
+  fcvt.s.wu f13, s2, rne
+  fsd f13, 1424(gp) /* sig 178 */
+  li s2, 0x1f
+  csrrc s11, fcsr, s2
+  sd s11, 1432(gp) /* sig 179 */
+  /* 111: branch */
+  blt s7, s7, .L29
+  sllw s2, zero, zero
+  sd s2, 1440(gp) /* sig 180 */
   .option rvc
-  c.andi a5, -14
+  c.slli s2, 61
   .option norvc
-  sd a5, 1456(gp) /* sig 182 */
-  /* 115: fcsr */
-  csrrwi a6, frm, 23
-  sd a6, 1464(gp) /* sig 183 */
-  fsrmi a5, 0
-  /* 116: fcsr */
-  csrrsi s1, fcsr, 8
-  sd s1, 1472(gp) /* sig 184 */
-  /* 117: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f17, tp
-  flt.d zero, f17, f3
-  sd zero, 1480(gp) /* sig 185 */
-  fsflags s8, zero
-  sd s8, 1488(gp) /* sig 186 */
-  /* 118: mem */
-  addi s5, sp, 231
-  lbu s2, -165(s5)
-  sd s2, 1496(gp) /* sig 187 */
-  sub s5, s5, sp
-  /* 119: fmem */
-  fld f0, 136(sp)
-  fsd f0, 1504(gp) /* sig 188 */
-  /* 120: fp */
-  li tp, 0xbff65d680d271b11
-  fmv.d.x f28, tp
-  li tp, 0x7fe6e49ebd6f8e09
-  fmv.d.x f0, tp
-  fmul.d f9, f28, f0, rmm
-  fsd f9, 1512(gp) /* sig 189 */
-  fsflags a6, zero
-  sd a6, 1520(gp) /* sig 190 */
-  /* 121: cJump */
-  auipc t6, 0
-  addi t6, t6, 18
+  sd s2, 1448(gp) /* sig 181 */
+.L29:
+  /* 112: branch */
+  bltu a6, s5, .L30
   .option rvc
-  c.jr t6
+  c.addiw t6, -13
   .option norvc
-  sltiu s0, t0, 1
-  sd s0, 1528(gp) /* sig 191 */
-  auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 1536(gp) /* sig 192 */
-  /* 122: liSeed */
-  li a6, 0x80000001
-  sd a6, 1544(gp) /* sig 193 */
-  /* 123: aluR */
-  mulw a7, a0, a0
-  sd a7, 1552(gp) /* sig 194 */
-  /* 124: cAlu */
+  sd t6, 1456(gp) /* sig 182 */
+  srai t4, ra, 0
+  sd t4, 1464(gp) /* sig 183 */
+.L30:
+  /* 113: mem */
+  addi a1, sp, 382
+  sw zero, -182(a1)
+  sub a1, a1, sp
+  ld s3, 200(sp)
+  sd s3, 1472(gp) /* sig 184 */
+  /* 114: aluR */
+  mul t6, a1, s5
+  sd t6, 1480(gp) /* sig 185 */
+  /* 115: branch */
+  blt a1, a1, .L31
   .option rvc
-  c.srai a1, 41
+  c.and a2, s1
   .option norvc
-  sd a1, 1560(gp) /* sig 195 */
-  /* 125: fp */
-  fcvt.d.s f1, f0
-  fsd f1, 1568(gp) /* sig 196 */
-  csrrci s8, fflags, 0x1f
-  sd s8, 1576(gp) /* sig 197 */
-  /* 126: fp */
-  li tp, 0x41e0000000100000
-  fmv.d.x f6, tp
-  li tp, 0xc008000000000000
+  sd a2, 1488(gp) /* sig 186 */
+  srliw s0, ra, 1
+  sd s0, 1496(gp) /* sig 187 */
+.L31:
+  /* 116: rand */
+  .2byte 0x2d29 /* random */
+  sd s10, 1504(gp) /* sig 188 */
+  .2byte 0x8310 /* random */
+  .2byte 0x75f2 /* random */
+  sd a1, 1512(gp) /* sig 189 */
+  /* 117: far */
+  bltu s3, s3, .L32
+.L33:
+  /* 118: fp */
+  li tp, 0xffffffff80000001
   fmv.d.x f14, tp
-  fsub.d f2, f6, f14, rdn
-  fsd f2, 1584(gp) /* sig 198 */
-  frflags s3
-  sd s3, 1592(gp) /* sig 199 */
-  /* 127: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f27, tp
-  fsgnjx.s f16, f27, f11
-  fsd f16, 1600(gp) /* sig 200 */
-  fsflags a4, zero
-  sd a4, 1608(gp) /* sig 201 */
-  /* 128: fp */
-  fcvt.d.l f25, zero, rdn
-  fsd f25, 1616(gp) /* sig 202 */
-  fsflags a2, zero
-  sd a2, 1624(gp) /* sig 203 */
-  /* 129: fp */
-  li tp, 0xffffffff00ba3ca7
-  fmv.d.x f29, tp
-  fmax.s f13, f19, f29
-  fsd f13, 1632(gp) /* sig 204 */
-  fsflags a5, zero
-  sd a5, 1640(gp) /* sig 205 */
-  /* 130: aluR */
-  div t1, t0, a3
-  sd t1, 1648(gp) /* sig 206 */
-  /* 131: branch */
-  li t4, 0x80000000
-  li a6, 0x80000000
-  beq t4, a6, .L18
-  sltu a1, s3, t6
-  sd a1, 1656(gp) /* sig 207 */
-  ori t3, t5, -1510
-  sd t3, 1664(gp) /* sig 208 */
-  addw a1, t4, t2
-  sd a1, 1672(gp) /* sig 209 */
-.L18:
-  /* 132: jalr */
-  auipc ra, 0
-  addi ra, ra, 6
-  jalr t2, 22(ra)
-  mulhsu s9, zero, t4
-  sd s9, 1680(gp) /* sig 210 */
-  sltiu s7, s4, 1612
-  sd s7, 1688(gp) /* sig 211 */
-  auipc tp, 0
-  sub t2, t2, tp
-  sub ra, ra, tp
-  sd t2, 1696(gp) /* sig 212 */
-  sd ra, 1704(gp) /* sig 213 */
-  /* 133: mem */
-  addi s1, sp, -127
-  lhu s7, 353(s1)
-  sd s7, 1712(gp) /* sig 214 */
-  sub s1, s1, sp
-  /* 134: amo */
-  addi t4, sp, 200
-  amominu.w.rl s8, zero, (t4)
-  sub t4, t4, sp
-  sd s8, 1720(gp) /* sig 215 */
-  lw s7, 200(sp)
-  sd s7, 1728(gp) /* sig 216 */
-  /* 135: luiAuipc */
-  auipc a7, 0xfb670
-  auipc tp, 0
-  sub a7, a7, tp
-  sd a7, 1736(gp) /* sig 217 */
-  /* 136: cJump */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f30, tp
+  fdiv.s f7, f14, f30, rdn
+  fsd f7, 1528(gp) /* sig 191 */
+  frflags a6
+  sd a6, 1536(gp) /* sig 192 */
+  /* 119: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f26, tp
+  fcvt.d.s f1, f26
+  fsd f1, 1544(gp) /* sig 193 */
+  frcsr t4
+  sd t4, 1552(gp) /* sig 194 */
+  /* 120: branch */
+  beq zero, zero, .L34
+  slliw a1, a0, 17
+  sd a1, 1560(gp) /* sig 195 */
+.L34:
+  /* 121: fp */
+  li tp, 0xffffffff3e3e20c7
+  fmv.d.x f5, tp
+  li tp, 0xffffffff8073d82a
+  fmv.d.x f28, tp
+  flt.s t3, f5, f28
+  sd t3, 1568(gp) /* sig 196 */
+  frcsr s6
+  sd s6, 1576(gp) /* sig 197 */
+  /* 122: mem */
+  addi a0, sp, -7
+  lhu s6, 215(a0)
+  sd s6, 1584(gp) /* sig 198 */
+  sub a0, a0, sp
+  /* 123: branch */
+  beq s6, s6, .L35
+  slti s0, s7, 253
+  sd s0, 1592(gp) /* sig 199 */
+  .option rvc
+  c.addiw t1, -8
+  .option norvc
+  sd t1, 1600(gp) /* sig 200 */
+  .option rvc
+  c.add a6, a4
+  .option norvc
+  sd a6, 1608(gp) /* sig 201 */
+.L35:
+  /* 124: aluR */
+  li a3, 0x70951322
+  or s0, a3, t5
+  sd s0, 1616(gp) /* sig 202 */
+  /* 125: mem */
+  lhu t3, 238(sp)
+  sd t3, 1624(gp) /* sig 203 */
+  /* 126: jalr */
   auipc t2, 0
-  addi t2, t2, 18
-  .option rvc
-  c.jr t2
-  .option norvc
-  andi s1, s9, 573
-  sd s1, 1744(gp) /* sig 218 */
+  jalr zero, 8(t2)
   auipc tp, 0
   sub t2, t2, tp
-  sd t2, 1752(gp) /* sig 219 */
-  /* 137: cJump */
-  auipc a0, 0
-  addi a0, a0, 24
+  sd zero, 1632(gp) /* sig 204 */
+  sd t2, 1640(gp) /* sig 205 */
+  /* 127: cAlu */
   .option rvc
-  c.jalr a0
+  c.lui s7, 0xc
   .option norvc
-  and t5, zero, a5
-  sd t5, 1760(gp) /* sig 220 */
+  sd s7, 1648(gp) /* sig 206 */
+  /* 128: aluR */
+  li s2, 0x54
+  srlw ra, t2, s2
+  sd ra, 1656(gp) /* sig 207 */
+  /* 129: fp */
+  fmv.w.x f10, s1
+  fsd f10, 1664(gp) /* sig 208 */
+  frcsr t4
+  sd t4, 1672(gp) /* sig 209 */
+  /* 130: fmem */
+  fsd f28, 144(sp)
+  /* 131: branch */
+  bne s0, s5, .L36
   .option rvc
-  c.subw s1, a1
+  c.mv t0, t1
   .option norvc
-  sd s1, 1768(gp) /* sig 221 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub a0, a0, tp
-  sd ra, 1776(gp) /* sig 222 */
-  sd a0, 1784(gp) /* sig 223 */
-  /* 138: aluR */
+  sd t0, 1680(gp) /* sig 210 */
+  .option rvc
+  c.xor s1, a1
+  .option norvc
+  sd s1, 1688(gp) /* sig 211 */
+  slti s8, s5, -389
+  sd s8, 1696(gp) /* sig 212 */
+.L36:
+  /* 132: branch */
+  bltu s1, a5, .L37
+  ori t2, a0, -2048
+  sd t2, 1704(gp) /* sig 213 */
+  sltiu s6, t5, -348
+  sd s6, 1712(gp) /* sig 214 */
+.L37:
+  /* 133: aluR */
   li a0, 0x3812beaa781bbaae
   rem s2, a0, s3
-  sd s2, 1792(gp) /* sig 224 */
-  /* 139: aluI */
+  sd s2, 1720(gp) /* sig 215 */
+  /* 134: aluI */
   sraiw s10, a1, 12
-  sd s10, 1800(gp) /* sig 225 */
-  /* 140: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f24, tp
-  fcvt.w.s s4, f24
-  sd s4, 1808(gp) /* sig 226 */
-  frflags a1
-  sd a1, 1816(gp) /* sig 227 */
-  /* 141: aluI */
-  andi s8, s8, 1999
-  sd s8, 1824(gp) /* sig 228 */
-  /* 142: fmem */
-  addi a7, sp, -45
-  fld f18, 173(a7)
-  fsd f18, 1832(gp) /* sig 229 */
-  sub a7, a7, sp
-  /* 143: amo */
-  addi t6, sp, 180
-  amomax.w.aq s10, ra, (t6)
-  sub t6, t6, sp
-  sd s10, 1840(gp) /* sig 230 */
-  lw s6, 180(sp)
-  sd s6, 1848(gp) /* sig 231 */
-  /* 144: cJump */
-  auipc s11, 0
-  addi s11, s11, 16
+  sd s10, 1728(gp) /* sig 216 */
+  /* 135: fp */
+  li tp, 0xffffffff06cec6a6
+  fmv.d.x f3, tp
+  fcvt.lu.s t2, f3, rmm
+  sd t2, 1736(gp) /* sig 217 */
+  li s8, 0x1f
+  csrrc s8, fcsr, s8
+  sd s8, 1744(gp) /* sig 218 */
+  /* 136: cAlu */
   .option rvc
-  c.jr s11
+  c.slli a6, 63
   .option norvc
+  sd a6, 1752(gp) /* sig 219 */
+  /* 137: cMem */
+  addi a0, sp, 128
   .option rvc
-  c.addiw s5, -9
+  c.sd a1, 120(a0)
   .option norvc
-  sd s5, 1856(gp) /* sig 232 */
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 1864(gp) /* sig 233 */
-  /* 145: aluR */
-  li a6, 0x2962220b492d6e67
-  sub s1, a6, a4
-  sd s1, 1872(gp) /* sig 234 */
-  /* 146: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f16, tp
-  fsqrt.d f19, f16, rdn
-  fsd f19, 1880(gp) /* sig 235 */
-  fsflags a4, zero
-  sd a4, 1888(gp) /* sig 236 */
-  /* 147: fp */
-  li a1, 0x80000001
-  fcvt.d.wu f20, a1
-  fsd f20, 1896(gp) /* sig 237 */
-  fsflags t5, zero
-  sd t5, 1904(gp) /* sig 238 */
-  /* 148: aluR */
-  li s9, 0x3f
-  mulw t2, s7, s9
-  sd t2, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 149: branch */
-  bne ra, t0, .L19
-  div s8, s9, t3
-  sd s8, 0(gp) /* sig 240 */
-  .option rvc
-  c.sub s0, a2
-  .option norvc
-  sd s0, 8(gp) /* sig 241 */
-.L19:
-  /* 150: branch */
-  li s5, 0xec1013f67974836
-  li t4, 0xec1013f67974836
-  beq s5, t4, .L20
-  sltiu s8, a7, -1135
-  sd s8, 16(gp) /* sig 242 */
-  slli ra, zero, 0
-  sd ra, 24(gp) /* sig 243 */
-  .option rvc
-  c.addiw s3, 26
-  .option norvc
-  sd s3, 32(gp) /* sig 244 */
-.L20:
-  /* 151: cBranch */
-  li a5, 0xffffffffffffffa7
-  .option rvc
-  c.beqz a5, .L21
-  .option norvc
-  .option rvc
-  c.subw a0, a1
-  .option norvc
-  sd a0, 40(gp) /* sig 245 */
-  mulhu zero, s2, s3
-  sd zero, 48(gp) /* sig 246 */
-  srlw ra, a2, a4
-  sd ra, 56(gp) /* sig 247 */
-.L21:
-  /* 152: fp */
-  li tp, 0x7fe0000000000000
-  fmv.d.x f11, tp
-  fclass.d t1, f11
-  sd t1, 64(gp) /* sig 248 */
-  fsflags s0, zero
-  sd s0, 72(gp) /* sig 249 */
-  /* 153: fp */
-  li tp, 0x3ffde00104466ecf
-  fmv.d.x f16, tp
-  li tp, 0x800891ac29070425
-  fmv.d.x f13, tp
-  fmul.d f7, f16, f13, rdn
-  fsd f7, 80(gp) /* sig 250 */
-  fsflags t2, zero
-  sd t2, 88(gp) /* sig 251 */
-  /* 154: fp */
-  li tp, 0xffffffff3d123fba
-  fmv.d.x f11, tp
-  fsgnjx.s f26, f14, f11
-  fsd f26, 96(gp) /* sig 252 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 104(gp) /* sig 253 */
-  /* 155: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f11, tp
-  fnmsub.d f25, f7, f17, f11, dyn
-  fsd f25, 112(gp) /* sig 254 */
-  fsflags ra, zero
-  sd ra, 120(gp) /* sig 255 */
-  /* 156: branch */
-  blt s10, s10, .L22
-  .option rvc
-  c.mv s3, t2
-  .option norvc
-  sd s3, 128(gp) /* sig 256 */
-  .option rvc
-  c.add a6, s10
-  .option norvc
-  sd a6, 136(gp) /* sig 257 */
-  srli a2, s11, 32
-  sd a2, 144(gp) /* sig 258 */
-.L22:
-  /* 157: fence */
+  sub a0, a0, sp
+  /* 138: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f6, tp
+  fmax.d f24, f11, f6
+  fsd f24, 1760(gp) /* sig 220 */
+  frflags s10
+  sd s10, 1768(gp) /* sig 221 */
+  /* 139: far */
+  beq a0, t1, .L38
+.L39:
+  /* 140: fence */
   fence iorw, iorw
+  /* 141: jalr */
+  auipc s5, 0
+  addi s5, s5, -45
+  jalr a0, 57(s5)
+  auipc tp, 0
+  sub a0, a0, tp
+  sub s5, s5, tp
+  sd a0, 1784(gp) /* sig 223 */
+  sd s5, 1792(gp) /* sig 224 */
+  /* 142: mem */
+  lb s8, 123(sp)
+  sd s8, 1800(gp) /* sig 225 */
+  /* 143: branch */
+  bne a4, a4, .L40
+  .option rvc
+  c.lui s7, 0xffff8
+  .option norvc
+  sd s7, 1808(gp) /* sig 226 */
+.L40:
+  /* 144: liSeed */
+  li a5, 0x0
+  sd a5, 1816(gp) /* sig 227 */
+  /* 145: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f25, tp
+  fclass.d t0, f25
+  sd t0, 1824(gp) /* sig 228 */
+  frflags a1
+  sd a1, 1832(gp) /* sig 229 */
+  /* 146: cJump */
+  auipc t3, 0
+  addi t3, t3, 26
+  .option rvc
+  c.jr t3
+  .option norvc
+  divu s2, s6, zero
+  sd s2, 1840(gp) /* sig 230 */
+  add a4, s4, t4
+  sd a4, 1848(gp) /* sig 231 */
+  auipc tp, 0
+  sub t3, t3, tp
+  sd t3, 1856(gp) /* sig 232 */
+  /* 147: aluR */
+  li t5, 0xffffffffffffffba
+  subw s11, a2, t5
+  sd s11, 1864(gp) /* sig 233 */
+  /* 148: lrsc */
+  addi ra, sp, 136
+  lr.w.rl t0, (ra)
+  srlw a7, zero, t2
+  sraw s1, s5, s9
+  sc.w.rl s10, a2, (ra)
+  sd t0, 1872(gp) /* sig 234 */
+  sd s10, 1880(gp) /* sig 235 */
+  sub ra, ra, sp
+  lw s11, 136(sp)
+  sd s11, 1888(gp) /* sig 236 */
+  /* 149: cAlu */
+  .option rvc
+  c.li a0, -2
+  .option norvc
+  sd a0, 1896(gp) /* sig 237 */
+  /* 150: rand */
+  .4byte 0xa6a0ce37 /* random */
+  sd t3, 1904(gp) /* sig 238 */
+  /* 151: fp */
+  li tp, 0x282974508a29451a
+  fmv.d.x f1, tp
+  fclass.d a3, f1
+  sd a3, 1912(gp) /* sig 239 */
+  fsflags s11, zero
+  sd s11, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 152: branch */
+  li a6, 0x123456789abcdef
+  li s10, 0x123456789abcdef
+  bgeu a6, s10, .L41
+  .option rvc
+  c.srai s0, 8
+  .option norvc
+  sd s0, 0(gp) /* sig 241 */
+.L41:
+  /* 153: fp */
+  li tp, 0xffffffff4effffff
+  fmv.d.x f25, tp
+  li tp, 0xffffffffbc4fac43
+  fmv.d.x f15, tp
+  fsgnjn.s f26, f25, f15
+  fsd f26, 8(gp) /* sig 242 */
+  fsflags s10, zero
+  sd s10, 16(gp) /* sig 243 */
+  /* 154: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f9, tp
+  flt.d t1, f9, f9
+  sd t1, 24(gp) /* sig 244 */
+  fsflags a0, zero
+  sd a0, 32(gp) /* sig 245 */
+  /* 155: cAlu */
+  .option rvc
+  c.mv t5, s0
+  .option norvc
+  sd t5, 40(gp) /* sig 246 */
+  /* 156: aluR */
+  div t6, s8, t2
+  sd t6, 48(gp) /* sig 247 */
+  /* 157: aluI */
+  slliw s8, s6, 24
+  sd s8, 56(gp) /* sig 248 */
   /* 158: cBranch */
   .option rvc
-  c.beqz s0, .L23
+  c.beqz s0, .L42
   .option norvc
   .option rvc
   c.addiw s8, -23
   .option norvc
-  sd s8, 152(gp) /* sig 259 */
-.L23:
+  sd s8, 64(gp) /* sig 249 */
+.L42:
   /* 159: mem */
   lbu t1, 95(sp)
-  sd t1, 160(gp) /* sig 260 */
-  /* 160: fp */
-  li tp, 0x213a9cc89f7156
-  fmv.d.x f22, tp
-  fsub.d f11, f25, f22, rne
-  fsd f11, 168(gp) /* sig 261 */
-  fsflags t3, zero
-  sd t3, 176(gp) /* sig 262 */
+  sd t1, 72(gp) /* sig 250 */
+  /* 160: rand */
+  .4byte 0x551df69b /* random */
+  sd a3, 80(gp) /* sig 251 */
   /* 161: fp */
-  fcvt.d.wu f18, a7
-  fsd f18, 184(gp) /* sig 263 */
-  csrrci a2, fflags, 0x1f
-  sd a2, 192(gp) /* sig 264 */
+  fmul.s f22, f29, f5, rup
+  fsd f22, 88(gp) /* sig 252 */
+  fsflags s3, zero
+  sd s3, 96(gp) /* sig 253 */
   /* 162: fp */
-  li tp, 0xffffffffdf000000
-  fmv.d.x f6, tp
-  fadd.s f25, f6, f24, rup
-  fsd f25, 200(gp) /* sig 265 */
-  frcsr a7
-  sd a7, 208(gp) /* sig 266 */
-  /* 163: fp */
-  li tp, 0x41e0000000000000
-  fmv.d.x f24, tp
-  fadd.d f4, f31, f24, rmm
-  fsd f4, 216(gp) /* sig 267 */
-  fsflags ra, zero
-  sd ra, 224(gp) /* sig 268 */
-  /* 164: fp */
-  li tp, 0x2c10c6748a96ff
-  fmv.d.x f11, tp
-  fcvt.lu.d t1, f11, rdn
-  sd t1, 232(gp) /* sig 269 */
-  fsflags s11, zero
-  sd s11, 240(gp) /* sig 270 */
-  /* 165: branch */
-  blt s0, s0, .L24
-  remu a5, zero, t6
-  sd a5, 248(gp) /* sig 271 */
-  addi zero, s10, 1
-  sd zero, 256(gp) /* sig 272 */
-.L24:
-  /* 166: smc */
-  /* patches in addi s2, s2, 1627 (then imm + 1, ...) */
-  li t3, 0x65b90913
-  li a6, 0x1
-.L25:
-  auipc s0, 0
-  sw t3, 12(s0)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t3, t3, tp
-  addi a6, a6, -1
-  bne a6, zero, .L25
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s2, 264(gp) /* sig 273 */
-  sd s0, 272(gp) /* sig 274 */
-  /* 167: fp */
-  li tp, 0xffffffff7fc0dead
+  li tp, 0x41d50103c3fdea07
   fmv.d.x f14, tp
-  li tp, 0xffffffff409ea1a8
-  fmv.d.x f11, tp
-  feq.s a3, f14, f11
-  sd a3, 280(gp) /* sig 275 */
-  fsflags t4, zero
-  sd t4, 288(gp) /* sig 276 */
-  /* 168: far */
-  jal a5, .L26
-.L27:
-  /* 169: cBranch */
+  fmax.d f26, f14, f19
+  fsd f26, 104(gp) /* sig 254 */
+  fsflags t2, zero
+  sd t2, 112(gp) /* sig 255 */
+  /* 163: branch */
+  blt s5, s9, .L43
+  sltiu a6, s9, 1
+  sd a6, 120(gp) /* sig 256 */
   .option rvc
-  c.bnez a4, .L28
+  c.andi a4, -19
   .option norvc
+  sd a4, 128(gp) /* sig 257 */
+  or t4, t6, zero
+  sd t4, 136(gp) /* sig 258 */
+.L43:
+  /* 164: aluI */
+  andi t1, s6, 2047
+  sd t1, 144(gp) /* sig 259 */
+  /* 165: fp */
+  li tp, 0x41a894df7833a27f
+  fmv.d.x f14, tp
+  fsqrt.d f19, f14, rtz
+  fsd f19, 152(gp) /* sig 260 */
+  fsflags s0, zero
+  sd s0, 160(gp) /* sig 261 */
+  /* 166: fp */
+  li tp, 0x7ff800000000dead
+  fmv.d.x f19, tp
+  fadd.d f13, f5, f19, rmm
+  fsd f13, 168(gp) /* sig 262 */
+  fsflags ra, zero
+  sd ra, 176(gp) /* sig 263 */
+  /* 167: aluR */
+  li s0, 0x5000000000000
+  slt a7, s0, a6
+  sd a7, 184(gp) /* sig 264 */
+  /* 168: branch */
+  li a3, 0x277912c2
+  li a5, 0x277912c2
+  bge a3, a5, .L44
+  srliw a0, ra, 1
+  sd a0, 192(gp) /* sig 265 */
+  sraw a7, a0, s7
+  sd a7, 200(gp) /* sig 266 */
+.L44:
+  /* 169: jalr */
+  auipc a6, 0
+  addi a6, a6, 52
+  jalr s9, -34(a6)
   .option rvc
   c.slli s10, 16
   .option norvc
-  sd s10, 312(gp) /* sig 279 */
-  .option rvc
-  c.addi a2, -26
-  .option norvc
-  sd a2, 320(gp) /* sig 280 */
-.L28:
-  /* 170: jal */
-  jal t3, .L29
-  sll a6, s5, t2
-  sd a6, 328(gp) /* sig 281 */
-.L29:
+  sd s10, 208(gp) /* sig 267 */
   auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 336(gp) /* sig 282 */
-  /* 171: liSeed */
-  li t3, 0xffffffffffffffff
-  sd t3, 344(gp) /* sig 283 */
-  /* 172: cAlu */
+  sub s9, s9, tp
+  sub a6, a6, tp
+  sd s9, 216(gp) /* sig 268 */
+  sd a6, 224(gp) /* sig 269 */
+  /* 170: liSeed */
+  li t1, 0xfffffffffffff800
+  sd t1, 232(gp) /* sig 270 */
+  /* 171: fp */
+  li tp, 0x72b6366e322fa326
+  fmv.d.x f11, tp
+  fmul.d f2, f11, f28, rne
+  fsd f2, 240(gp) /* sig 271 */
+  frflags s0
+  sd s0, 248(gp) /* sig 272 */
+  /* 172: branch */
+  blt a1, a1, .L45
   .option rvc
-  c.addi a3, -5
+  c.addiw a2, -11
   .option norvc
-  sd a3, 352(gp) /* sig 284 */
-  /* 173: branch */
-  li s1, 0x7fffffff
-  li s10, 0x7fffffff
-  bge s1, s10, .L30
-  .option rvc
-  c.slli s3, 37
-  .option norvc
-  sd s3, 360(gp) /* sig 285 */
-  .option rvc
-  c.mv t0, s5
-  .option norvc
-  sd t0, 368(gp) /* sig 286 */
-  addw zero, a4, s6
-  sd zero, 376(gp) /* sig 287 */
-.L30:
-  /* 174: cAlu */
-  .option rvc
-  c.lui a5, 0xffffc
-  .option norvc
-  sd a5, 384(gp) /* sig 288 */
-  /* 175: aluI */
-  addiw s0, a4, -2048
-  sd s0, 392(gp) /* sig 289 */
-  /* 176: fp */
-  fsqrt.d f21, f3, rup
-  fsd f21, 400(gp) /* sig 290 */
-  frflags t5
-  sd t5, 408(gp) /* sig 291 */
-  /* 177: fmem */
-  fld f14, 96(sp)
-  fsd f14, 416(gp) /* sig 292 */
-  /* 178: cSp */
-  .option rvc
-  c.addi16sp sp, 448
-  .option norvc
-  ld s1, -344(sp)
-  sd s1, 424(gp) /* sig 293 */
-  .option rvc
-  c.addi16sp sp, -448
-  .option norvc
-  /* 179: fp */
-  fmul.d f29, f2, f29, dyn
-  fsd f29, 432(gp) /* sig 294 */
-  fsflags t6, zero
-  sd t6, 440(gp) /* sig 295 */
-  /* 180: fcsr */
-  li s5, 0x20540a03f710bb00
-  csrrs s0, frm, s5
-  sd s0, 448(gp) /* sig 296 */
-  /* 181: jal */
-  jal a4, .L31
-.L31:
+  sd a2, 256(gp) /* sig 273 */
+.L45:
+  /* 173: fp */
+  li tp, 0x3ff3334c0b2b1da0
+  fmv.d.x f10, tp
+  li tp, 0x7feaaa88298d353f
+  fmv.d.x f18, tp
+  fmul.d f9, f10, f18, rup
+  fsd f9, 264(gp) /* sig 274 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 272(gp) /* sig 275 */
+  /* 174: fp */
+  li tp, 0x41dfffffffe00000
+  fmv.d.x f28, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f18, tp
+  fmul.d f18, f28, f18, rup
+  fsd f18, 280(gp) /* sig 276 */
+  fsflags t5, zero
+  sd t5, 288(gp) /* sig 277 */
+  /* 175: fp */
+  fmv.d.x f3, s5
+  fsd f3, 296(gp) /* sig 278 */
+  fsflags ra, zero
+  sd ra, 304(gp) /* sig 279 */
+  /* 176: smc */
+  /* patches in addiw s4, s4, -91 (then imm + 1, ...) */
+  li a0, 0xfa5a0a1b
+  li t1, 0x2
+.L46:
+  auipc a6, 0
+  sw a0, 12(a6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a0, a0, tp
+  addi t1, t1, -1
+  bne t1, zero, .L46
   auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 456(gp) /* sig 297 */
-  /* 182: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f13, tp
-  fmin.s f30, f31, f13
-  fsd f30, 464(gp) /* sig 298 */
-  fsflags s1, zero
-  sd s1, 472(gp) /* sig 299 */
-  /* 183: cAlu */
-  .option rvc
-  c.srai a4, 38
-  .option norvc
-  sd a4, 480(gp) /* sig 300 */
-  /* 184: fp */
-  li tp, 0x400dfaee3b30ee2e
+  sub a6, a6, tp
+  sd s4, 312(gp) /* sig 280 */
+  sd a6, 320(gp) /* sig 281 */
+  /* 177: aluR */
+  xor t1, a1, t1
+  sd t1, 328(gp) /* sig 282 */
+  /* 178: fp */
+  li tp, 0x3ff4551d9d644313
+  fmv.d.x f31, tp
+  li tp, 0x800c97377c3d5b9f
   fmv.d.x f21, tp
-  fcvt.w.d a4, f21, rmm
-  sd a4, 488(gp) /* sig 301 */
-  frcsr t3
-  sd t3, 496(gp) /* sig 302 */
-  /* 185: mem */
+  li tp, 0x1
+  fmv.d.x f4, tp
+  fmadd.d f6, f31, f21, f4, rtz
+  fsd f6, 336(gp) /* sig 283 */
+  fsflags a4, zero
+  sd a4, 344(gp) /* sig 284 */
+  /* 179: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f26, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f4, tp
+  fmax.s f30, f26, f4
+  fsd f30, 352(gp) /* sig 285 */
+  csrrci a2, fflags, 0x1f
+  sd a2, 360(gp) /* sig 286 */
+  /* 180: branch */
+  bge a7, s4, .L47
+  srli t1, t5, 36
+  sd t1, 368(gp) /* sig 287 */
+  sraiw a7, a4, 24
+  sd a7, 376(gp) /* sig 288 */
+.L47:
+  /* 181: mem */
   li t6, 0xce11f6d
   sh t6, 28(sp)
-  /* 186: aluR */
+  /* 182: aluR */
   li t3, 0xaaaaaaaaaaaaaaaa
   remw zero, t3, a4
-  sd zero, 504(gp) /* sig 303 */
-  /* 187: cAlu */
+  sd zero, 384(gp) /* sig 289 */
+  /* 183: lrsc */
+  addi a5, sp, 212
+  lr.w.aq t6, (a5)
+  srli zero, s9, 1
+  sc.w.aq t2, s7, (a5)
+  sd t6, 392(gp) /* sig 290 */
+  sd t2, 400(gp) /* sig 291 */
+  sub a5, a5, sp
+  lw t6, 212(sp)
+  sd t6, 408(gp) /* sig 292 */
+  /* 184: cAlu */
   .option rvc
-  c.srai a4, 26
+  c.and a3, a2
   .option norvc
-  sd a4, 512(gp) /* sig 304 */
-  /* 188: cSp */
+  sd a3, 416(gp) /* sig 293 */
+  /* 185: cMem */
   .option rvc
-  c.addi4spn a3, sp, 704
+  c.fldsp f6, 64(sp)
   .option norvc
-  sub a3, a3, sp
-  sd a3, 520(gp) /* sig 305 */
-  /* 189: fcsr */
-  csrrsi zero, fflags, 30
-  sd zero, 528(gp) /* sig 306 */
-  /* 190: aluI */
-  addi t1, ra, 1654
-  sd t1, 536(gp) /* sig 307 */
-  /* 191: fence */
-  fence.i
-  /* 192: fp */
-  li tp, 0xffffffff7f800000
-  fmv.d.x f25, tp
-  fclass.s t6, f25
-  sd t6, 544(gp) /* sig 308 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 552(gp) /* sig 309 */
-  /* 193: fp */
-  li tp, 0xc1ded2b6a89f399c
-  fmv.d.x f24, tp
-  fadd.d f10, f24, f29, rne
-  fsd f10, 560(gp) /* sig 310 */
-  li s8, 0x1f
-  csrrc t5, fcsr, s8
-  sd t5, 568(gp) /* sig 311 */
-  /* 194: branch */
-  bge a1, s6, .L32
-  sltiu s5, a0, 354
-  sd s5, 576(gp) /* sig 312 */
-  .option rvc
-  c.addi t4, -23
-  .option norvc
-  sd t4, 584(gp) /* sig 313 */
-  .option rvc
-  c.addiw s1, 20
-  .option norvc
-  sd s1, 592(gp) /* sig 314 */
-.L32:
-  /* 195: fp */
-  li tp, 0x8007dcf55a2a9966
-  fmv.d.x f31, tp
-  fcvt.s.d f27, f31, dyn
-  fsd f27, 600(gp) /* sig 315 */
-  frcsr a3
-  sd a3, 608(gp) /* sig 316 */
-  /* 196: fp */
-  li tp, 0xc0b6f5e56863cf68
-  fmv.d.x f29, tp
-  li tp, 0xfff8000000000000
-  fmv.d.x f17, tp
-  fnmsub.d f0, f29, f16, f17
-  fsd f0, 616(gp) /* sig 317 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 624(gp) /* sig 318 */
-  /* 197: fp */
+  fsd f6, 424(gp) /* sig 294 */
+  /* 186: fp */
+  fcvt.s.wu f26, ra, rne
+  fsd f26, 432(gp) /* sig 295 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 440(gp) /* sig 296 */
+  /* 187: rand */
+  .4byte 0x11a4ead3 /* random */
+  sd s5, 448(gp) /* sig 297 */
+  fsd f21, 456(gp) /* sig 298 */
+  fsflags s8, zero
+  sd s8, 464(gp) /* sig 299 */
+  .4byte 0x3da653b /* random */
+  sd a0, 472(gp) /* sig 300 */
+  /* 188: fence */
+  fence r, w
+  /* 189: fp */
   li tp, 0x7fefffffffffffff
-  fmv.d.x f15, tp
-  fnmadd.d f10, f6, f15, f14, rup
-  fsd f10, 632(gp) /* sig 319 */
-  fsflags a2, zero
-  sd a2, 640(gp) /* sig 320 */
-  /* 198: fmem */
-  addi t1, sp, 167
-  flw f25, -63(t1)
-  fsd f25, 648(gp) /* sig 321 */
-  sub t1, t1, sp
-  /* 199: fp */
-  fmv.x.d t1, f30
-  sd t1, 656(gp) /* sig 322 */
-  frcsr s3
-  sd s3, 664(gp) /* sig 323 */
-  j .L33
-.L26:
+  fmv.d.x f5, tp
+  fcvt.lu.d s4, f5, rne
+  sd s4, 480(gp) /* sig 301 */
+  fsflags s8, zero
+  sd s8, 488(gp) /* sig 302 */
+  /* 190: branch */
+  bltu s3, s11, .L48
+  .option rvc
+  c.addiw t0, -25
+  .option norvc
+  sd t0, 496(gp) /* sig 303 */
+.L48:
+  /* 191: fp */
+  li tp, 0x1
+  fmv.d.x f11, tp
+  fsqrt.d f11, f11, rup
+  fsd f11, 504(gp) /* sig 304 */
+  fsflags a6, zero
+  sd a6, 512(gp) /* sig 305 */
+  /* 192: jalr */
+  auipc t4, 0
+  addi t4, t4, 59
+  jalr t4, -31(t4)
+  addi s2, a7, -2048
+  sd s2, 520(gp) /* sig 306 */
+  mul a2, s10, a7
+  sd a2, 528(gp) /* sig 307 */
   auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 296(gp) /* sig 277 */
+  sub t4, t4, tp
+  sd t4, 536(gp) /* sig 308 */
+  /* 193: branch */
+  li s0, 0x4e8000000000
+  li t1, 0x4e8000000000
+  bltu s0, t1, .L49
+  addi t1, s9, 1365
+  sd t1, 544(gp) /* sig 309 */
+  mulw s11, ra, t1
+  sd s11, 552(gp) /* sig 310 */
+.L49:
+  /* 194: cAlu */
   .option rvc
-  c.or a5, a0
+  c.mv t5, s10
   .option norvc
-  sd a5, 304(gp) /* sig 278 */
-  beq zero, zero, .L27
-.L33:
-  /* 200: fp */
-  li tp, 0xffffffff006a30ef
-  fmv.d.x f22, tp
-  li tp, 0xffffffff35d461de
-  fmv.d.x f7, tp
-  fsqrt.s f28, f22, rdn
-  fsd f28, 672(gp) /* sig 324 */
-  fsflags a4, zero
-  sd a4, 680(gp) /* sig 325 */
-  /* 201: fp */
-  li tp, 0xffffffff329e4a6f
-  fmv.d.x f7, tp
-  fcvt.l.s s7, f7, rmm
-  sd s7, 688(gp) /* sig 326 */
-  fsflags s4, zero
-  sd s4, 696(gp) /* sig 327 */
-  /* 202: fp */
-  li tp, 0xffffffff3a132f04
-  fmv.d.x f25, tp
-  li tp, 0xffffffff7f800000
-  fmv.d.x f27, tp
-  feq.s a3, f25, f27
-  sd a3, 704(gp) /* sig 328 */
-  fsflags t2, zero
-  sd t2, 712(gp) /* sig 329 */
-  /* 203: cSp */
-  .option rvc
-  c.addi16sp sp, 48
-  .option norvc
-  ld a2, -48(sp)
-  sd a2, 720(gp) /* sig 330 */
-  .option rvc
-  c.addi16sp sp, -48
-  .option norvc
-  /* 204: aluI */
-  sltiu s10, s3, -1
-  sd s10, 728(gp) /* sig 331 */
-  /* 205: fp */
-  li tp, 0xffffffff002257c3
-  fmv.d.x f24, tp
-  li tp, 0xffffffffb1de55c5
-  fmv.d.x f21, tp
-  feq.s a4, f24, f21
-  sd a4, 736(gp) /* sig 332 */
-  fsflags ra, zero
-  sd ra, 744(gp) /* sig 333 */
-  /* 206: fp */
-  li tp, 0xbea3675863caf5d0
-  fmv.d.x f7, tp
-  li tp, 0xc170e2ce1838be06
-  fmv.d.x f10, tp
-  fmsub.d f2, f7, f10, f10, rmm
-  fsd f2, 752(gp) /* sig 334 */
-  csrrci a5, fflags, 0x1f
-  sd a5, 760(gp) /* sig 335 */
-  /* 207: aluI */
-  xori a6, s2, -749
-  sd a6, 768(gp) /* sig 336 */
-  /* 208: cAlu */
-  .option rvc
-  c.srli a1, 22
-  .option norvc
-  sd a1, 776(gp) /* sig 337 */
-  /* 209: fp */
-  li tp, 0xffffffffc0900000
-  fmv.d.x f25, tp
-  li tp, 0xfffffffffffff
-  fmv.d.x f0, tp
-  fmsub.d f1, f25, f0, f17, rtz
-  fsd f1, 784(gp) /* sig 338 */
+  sd t5, 560(gp) /* sig 311 */
+  /* 195: fp */
+  li tp, 0xffffffff01676fd5
+  fmv.d.x f29, tp
+  li tp, 0xffffffffc52e6bb0
+  fmv.d.x f23, tp
+  fmadd.s f22, f29, f29, f23, rne
+  fsd f22, 568(gp) /* sig 312 */
   fsflags s7, zero
-  sd s7, 792(gp) /* sig 339 */
-  /* 210: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f27, tp
-  fsgnj.s f9, f15, f27
-  fsd f9, 800(gp) /* sig 340 */
-  li a2, 0x1f
-  csrrc s5, fcsr, a2
-  sd s5, 808(gp) /* sig 341 */
-  /* 211: aluR */
-  sub t3, t1, s6
-  sd t3, 816(gp) /* sig 342 */
-  /* 212: fp */
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f28, tp
-  fnmsub.d f15, f9, f28, f8, dyn
-  fsd f15, 824(gp) /* sig 343 */
-  fsflags s2, zero
-  sd s2, 832(gp) /* sig 344 */
-  /* 213: fp */
-  li tp, 0x4340000000000001
-  fmv.d.x f7, tp
-  fdiv.d f19, f0, f7, rmm
-  fsd f19, 840(gp) /* sig 345 */
-  li s10, 0x1f
-  csrrc s2, fcsr, s10
-  sd s2, 848(gp) /* sig 346 */
-  /* 214: mem */
-  sb a7, 75(sp)
-  ld ra, 72(sp)
-  sd ra, 856(gp) /* sig 347 */
-  /* 215: jal */
-  jal zero, .L34
-.L34:
-  sd zero, 864(gp) /* sig 348 */
-  /* 216: loop */
-  li a3, 0x2
-.L35:
+  sd s7, 576(gp) /* sig 313 */
+  /* 196: loop */
+  li s0, 0x3
+.L50:
   .option rvc
-  c.srai a5, 44
+  c.and a1, a4
   .option norvc
-  sd a5, 872(gp) /* sig 349 */
+  sd a1, 584(gp) /* sig 314 */
+  addi s0, s0, -1
+  blt zero, s0, .L50
+  sd s0, 592(gp) /* sig 315 */
+  /* 197: fmem */
+  fld f16, 156(sp)
+  fsd f16, 600(gp) /* sig 316 */
+  /* 198: aluI */
+  sltiu a5, a1, -1932
+  sd a5, 608(gp) /* sig 317 */
+  /* 199: aluI */
+  addi s3, s3, -767
+  sd s3, 616(gp) /* sig 318 */
+  j .L51
+.L32:
+  add a7, s1, a6
+  sd a7, 1520(gp) /* sig 190 */
+  j .L33
+.L38:
+  xori s1, a4, -1386
+  sd s1, 1776(gp) /* sig 222 */
+  beq zero, zero, .L39
+.L51:
+  /* 200: luiAuipc */
+  auipc s3, 0xcc840
+  auipc tp, 0
+  sub s3, s3, tp
+  sd s3, 624(gp) /* sig 319 */
+  /* 201: branch */
+  beq s7, a7, .L52
+  sltiu t2, s4, 0
+  sd t2, 632(gp) /* sig 320 */
+.L52:
+  /* 202: far */
+  bge s2, s2, .L53
+.L54:
+  /* 203: jal */
+  jal a2, .L55
+  srliw t1, s10, 13
+  sd t1, 656(gp) /* sig 323 */
+.L55:
+  auipc tp, 0
+  sub a2, a2, tp
+  sd a2, 664(gp) /* sig 324 */
+  /* 204: fp */
+  li tp, 0xbf3dd8280e9ee502
+  fmv.d.x f18, tp
+  feq.d t5, f7, f18
+  sd t5, 672(gp) /* sig 325 */
+  frcsr a5
+  sd a5, 680(gp) /* sig 326 */
+  /* 205: jalr */
+  auipc t6, 0
+  addi t6, t6, -192
+  jalr zero, 212(t6)
+  add s0, s2, a3
+  sd s0, 688(gp) /* sig 327 */
+  auipc tp, 0
+  sub t6, t6, tp
+  sd zero, 696(gp) /* sig 328 */
+  sd t6, 704(gp) /* sig 329 */
+  /* 206: cAlu */
   .option rvc
-  c.addi a3, -1
+  c.slli a7, 11
   .option norvc
-  .option rvc
-  c.bnez a3, .L35
-  .option norvc
-  sd a3, 880(gp) /* sig 350 */
-  /* 217: amo */
-  addi s6, sp, 68
-  amomaxu.w.aqrl ra, s1, (s6)
-  sub s6, s6, sp
-  sd ra, 888(gp) /* sig 351 */
-  /* 218: cBranch */
-  li a0, 0x0
-  .option rvc
-  c.bnez a0, .L36
-  .option norvc
-  .option rvc
-  c.addiw a2, -32
-  .option norvc
-  sd a2, 896(gp) /* sig 352 */
-  sltu s2, a4, s6
-  sd s2, 904(gp) /* sig 353 */
-  .option rvc
-  c.and a1, a3
-  .option norvc
-  sd a1, 912(gp) /* sig 354 */
-.L36:
-  /* 219: cBranch */
-  .option rvc
-  c.bnez s0, .L37
-  .option norvc
-  ori t1, t4, -2048
-  sd t1, 920(gp) /* sig 355 */
-.L37:
-  /* 220: mem */
-  addi a2, sp, 401
-  lb s2, -230(a2)
-  sd s2, 928(gp) /* sig 356 */
+  sd a7, 712(gp) /* sig 330 */
+  /* 207: mem */
+  addi a2, sp, -228
+  sd a3, 252(a2)
   sub a2, a2, sp
-  /* 221: cAlu */
+  ld t1, 24(sp)
+  sd t1, 720(gp) /* sig 331 */
+  /* 208: fp */
+  fmv.w.x f1, t0
+  fsd f1, 728(gp) /* sig 332 */
+  frcsr a2
+  sd a2, 736(gp) /* sig 333 */
+  /* 209: cBranch */
+  .option rvc
+  c.j .L56
+  .option norvc
+  subw t0, t4, t1
+  sd t0, 744(gp) /* sig 334 */
+  .option rvc
+  c.li s5, -29
+  .option norvc
+  sd s5, 752(gp) /* sig 335 */
+  .option rvc
+  c.li s11, -18
+  .option norvc
+  sd s11, 760(gp) /* sig 336 */
+.L56:
+  /* 210: mem */
+  addi a7, sp, 462
+  lw t6, -228(a7)
+  sd t6, 768(gp) /* sig 337 */
+  sub a7, a7, sp
+  /* 211: aluI */
+  li a2, 0x8000000000000001
+  slti a7, a2, -1
+  sd a7, 776(gp) /* sig 338 */
+  /* 212: luiAuipc */
+  lui a2, 0x734f6
+  sd a2, 784(gp) /* sig 339 */
+  /* 213: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f25, tp
+  fcvt.lu.d a4, f25, rup
+  sd a4, 792(gp) /* sig 340 */
+  fsflags s1, zero
+  sd s1, 800(gp) /* sig 341 */
+  /* 214: cBranch */
+  .option rvc
+  c.beqz s1, .L57
+  .option norvc
+  srli t4, s6, 52
+  sd t4, 808(gp) /* sig 342 */
+.L57:
+  /* 215: cBranch */
+  li a0, 0xffffffffffffffff
+  .option rvc
+  c.beqz a0, .L58
+  .option norvc
+  sraw a2, s4, s2
+  sd a2, 816(gp) /* sig 343 */
+  mulw t4, t5, a7
+  sd t4, 824(gp) /* sig 344 */
+.L58:
+  /* 216: fp */
+  li tp, 0x4170000010000000
+  fmv.d.x f11, tp
+  fsub.d f9, f11, f18, rmm
+  fsd f9, 832(gp) /* sig 345 */
+  frcsr a2
+  sd a2, 840(gp) /* sig 346 */
+  /* 217: cAlu */
   .option rvc
   c.lui a0, 0x15
   .option norvc
-  sd a0, 936(gp) /* sig 357 */
-  /* 222: luiAuipc */
+  sd a0, 848(gp) /* sig 347 */
+  /* 218: luiAuipc */
   auipc s11, 0xb17ea
   auipc tp, 0
   sub s11, s11, tp
-  sd s11, 944(gp) /* sig 358 */
+  sd s11, 856(gp) /* sig 348 */
+  /* 219: fp */
+  fsub.s f13, f5, f13, rtz
+  fsd f13, 864(gp) /* sig 349 */
+  fsflags s0, zero
+  sd s0, 872(gp) /* sig 350 */
+  /* 220: aluR */
+  add s9, a1, s0
+  sd s9, 880(gp) /* sig 351 */
+  /* 221: cMem */
+  .option rvc
+  c.fldsp f26, 88(sp)
+  .option norvc
+  fsd f26, 888(gp) /* sig 352 */
+  /* 222: cAlu */
+  .option rvc
+  c.mv t2, s6
+  .option norvc
+  sd t2, 896(gp) /* sig 353 */
   /* 223: fp */
-  li tp, 0xffffffff6ac701c0
-  fmv.d.x f13, tp
-  li tp, 0xfffffffe00000000
-  fmv.d.x f8, tp
-  fdiv.s f13, f13, f8, rtz
-  fsd f13, 952(gp) /* sig 359 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 960(gp) /* sig 360 */
-  /* 224: fp */
-  li tp, 0xffffffff8076d883
-  fmv.d.x f4, tp
-  li tp, 0xffffffff7fc00000
+  li tp, 0xffffffff01127a20
   fmv.d.x f11, tp
-  fle.s t4, f4, f11
-  sd t4, 968(gp) /* sig 361 */
-  fsflags s10, zero
-  sd s10, 976(gp) /* sig 362 */
+  fmin.d f18, f11, f21
+  fsd f18, 904(gp) /* sig 354 */
+  fsflags t0, zero
+  sd t0, 912(gp) /* sig 355 */
+  /* 224: branch */
+  beq t4, t4, .L59
+  addi s6, a3, 2047
+  sd s6, 920(gp) /* sig 356 */
+  .option rvc
+  c.add a4, s4
+  .option norvc
+  sd a4, 928(gp) /* sig 357 */
+  slti s11, ra, 1365
+  sd s11, 936(gp) /* sig 358 */
+.L59:
   /* 225: fp */
-  li tp, 0xffffffff80002055
-  fmv.d.x f21, tp
-  li tp, 0xffffffffbf8153ec
-  fmv.d.x f31, tp
-  fsqrt.s f5, f21
-  fsd f5, 984(gp) /* sig 363 */
-  frcsr s4
-  sd s4, 992(gp) /* sig 364 */
-  /* 226: jal */
-  jal s6, .L38
-  srlw a6, t5, s4
-  sd a6, 1000(gp) /* sig 365 */
-.L38:
-  auipc tp, 0
-  sub s6, s6, tp
-  sd s6, 1008(gp) /* sig 366 */
-  /* 227: aluR */
-  li s4, 0x61dd9348518d2da7
-  subw ra, s4, t4
-  sd ra, 1016(gp) /* sig 367 */
-  /* 228: loop */
-  li s8, 0x4
-.L39:
-  .option rvc
-  c.add a4, s6
-  .option norvc
-  sd a4, 1024(gp) /* sig 368 */
-  addi s8, s8, -1
-  bltu zero, s8, .L39
-  sd s8, 1032(gp) /* sig 369 */
-  /* 229: aluI */
-  li s3, 0x531800000000000
-  xori s10, s3, 0
-  sd s10, 1040(gp) /* sig 370 */
-  /* 230: fcsr */
-  li t1, 0x83
-  csrrc s1, fcsr, t1
-  sd s1, 1048(gp) /* sig 371 */
-  /* 231: aluR */
-  li a7, 0xf0321b8a00a57f0
-  or s4, ra, a7
-  sd s4, 1056(gp) /* sig 372 */
-  /* 232: luiAuipc */
-  auipc t4, 0x92af7
-  auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 1064(gp) /* sig 373 */
-  /* 233: fcsr */
-  csrrci zero, fcsr, 1
-  sd zero, 1072(gp) /* sig 374 */
-  /* 234: jalr */
-  auipc t3, 0
-  jalr t3, 14(t3)
-  .option rvc
-  c.addw a5, a0
-  .option norvc
-  sd a5, 1080(gp) /* sig 375 */
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 1088(gp) /* sig 376 */
-  /* 235: aluI */
-  slti a3, t4, 981
-  sd a3, 1096(gp) /* sig 377 */
-  /* 236: fp */
-  li tp, 0x800d6b462bbceac7
+  li tp, 0x8368dd1da62292fe
   fmv.d.x f16, tp
-  li tp, 0x7ff0000000000000
-  fmv.d.x f9, tp
-  fmul.d f22, f16, f9, rup
-  fsd f22, 1104(gp) /* sig 378 */
-  fsflags a3, zero
-  sd a3, 1112(gp) /* sig 379 */
-  /* 237: fp */
-  fsqrt.s f22, f10, rmm
-  fsd f22, 1120(gp) /* sig 380 */
-  fsflags s6, zero
-  sd s6, 1128(gp) /* sig 381 */
-  /* 238: luiAuipc */
-  auipc s2, 0x3627c
+  li tp, 0x43e0000000000000
+  fmv.d.x f29, tp
+  fsgnj.d f6, f16, f29
+  fsd f6, 944(gp) /* sig 359 */
+  csrrci a6, fflags, 0x1f
+  sd a6, 952(gp) /* sig 360 */
+  /* 226: branch */
+  bgeu t4, t4, .L60
+  xor s7, s7, a5
+  sd s7, 960(gp) /* sig 361 */
+  sll zero, zero, a1
+  sd zero, 968(gp) /* sig 362 */
+  .option rvc
+  c.srai a0, 37
+  .option norvc
+  sd a0, 976(gp) /* sig 363 */
+.L60:
+  /* 227: jalr */
+  auipc t2, 0
+  addi t2, t2, -129
+  jalr t2, 147(t2)
+  .option rvc
+  c.slli s4, 36
+  .option norvc
+  sd s4, 984(gp) /* sig 364 */
   auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 1136(gp) /* sig 382 */
-  /* 239: cAlu */
-  .option rvc
-  c.lui a6, 0x16
-  .option norvc
-  sd a6, 1144(gp) /* sig 383 */
-  /* 240: aluI */
-  slti s0, s7, -993
-  sd s0, 1152(gp) /* sig 384 */
-  /* 241: fp */
-  li s9, 0x22
-  fmv.w.x f9, s9
-  fsd f9, 1160(gp) /* sig 385 */
-  fsflags s6, zero
-  sd s6, 1168(gp) /* sig 386 */
-  /* 242: fp */
-  fcvt.d.w f16, s5
-  fsd f16, 1176(gp) /* sig 387 */
-  frcsr s11
-  sd s11, 1184(gp) /* sig 388 */
-  /* 243: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f17, tp
-  li tp, 0xffffffffc0200000
-  fmv.d.x f7, tp
-  fmin.s f28, f17, f7
-  fsd f28, 1192(gp) /* sig 389 */
-  frflags s8
-  sd s8, 1200(gp) /* sig 390 */
-  /* 244: fp */
-  li tp, 0xffffffffbfc2f1df
-  fmv.d.x f24, tp
-  li tp, 0xffffffff3e298008
+  sub t2, t2, tp
+  sd t2, 992(gp) /* sig 365 */
+  /* 228: aluR */
+  li t0, 0x126e0000
+  remu t3, zero, t0
+  sd t3, 1000(gp) /* sig 366 */
+  /* 229: fcsr */
+  csrrci t5, fcsr, 5
+  sd t5, 1008(gp) /* sig 367 */
+  /* 230: fp */
+  li tp, 0x3fffae2f05db64ff
+  fmv.d.x f9, tp
+  li tp, 0x4016ee8d5e1d7398
+  fmv.d.x f23, tp
+  li tp, 0xc026b3ebc66e6967
   fmv.d.x f26, tp
-  li tp, 0xffffffff3e81132c
-  fmv.d.x f13, tp
-  fnmadd.s f13, f24, f26, f13
-  fsd f13, 1208(gp) /* sig 391 */
-  csrrci a2, fflags, 0x1f
-  sd a2, 1216(gp) /* sig 392 */
-  /* 245: cAlu */
+  fnmsub.d f11, f9, f23, f26, rne
+  fsd f11, 1016(gp) /* sig 368 */
+  fsflags s0, zero
+  sd s0, 1024(gp) /* sig 369 */
+  /* 231: mem */
+  addi t5, sp, 320
+  lbu t1, -137(t5)
+  sd t1, 1032(gp) /* sig 370 */
+  sub t5, t5, sp
+  /* 232: liSeed */
+  li s8, 0x80000000000000
+  sd s8, 1040(gp) /* sig 371 */
+  /* 233: mem */
+  addi t1, sp, 98
+  ld s2, 54(t1)
+  sd s2, 1048(gp) /* sig 372 */
+  sub t1, t1, sp
+  /* 234: mem */
+  sb s0, 174(sp)
+  /* 235: branch */
+  bltu a2, t4, .L61
+  divu s2, s6, t5
+  sd s2, 1056(gp) /* sig 373 */
   .option rvc
-  c.add t3, a7
+  c.lui s5, 0xffffd
   .option norvc
-  sd t3, 1224(gp) /* sig 393 */
-  /* 246: far */
-  jal zero, .L40
-.L41:
-  /* 247: fp */
-  li tp, 0x8000000000000001
-  fmv.d.x f17, tp
-  li tp, 0x29142e19a97c210e
-  fmv.d.x f20, tp
-  fmsub.d f19, f17, f8, f20, rdn
-  fsd f19, 1248(gp) /* sig 396 */
+  sd s5, 1064(gp) /* sig 374 */
+  .option rvc
+  c.mv s6, s9
+  .option norvc
+  sd s6, 1072(gp) /* sig 375 */
+.L61:
+  /* 236: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f9, tp
+  feq.d s2, f9, f9
+  sd s2, 1080(gp) /* sig 376 */
+  fsflags a1, zero
+  sd a1, 1088(gp) /* sig 377 */
+  /* 237: fp */
+  fmv.w.x f27, s10
+  fsd f27, 1096(gp) /* sig 378 */
+  fsflags t1, zero
+  sd t1, 1104(gp) /* sig 379 */
+  /* 238: aluR */
+  mul a0, s0, s6
+  sd a0, 1112(gp) /* sig 380 */
+  /* 239: fp */
+  fmv.x.w t1, f9
+  sd t1, 1120(gp) /* sig 381 */
+  fsflags a2, zero
+  sd a2, 1128(gp) /* sig 382 */
+  /* 240: fp */
+  li tp, 0xffffffff02cd2381
+  fmv.d.x f14, tp
+  fmsub.s f23, f15, f14, f21, rdn
+  fsd f23, 1136(gp) /* sig 383 */
   frflags s10
-  sd s10, 1256(gp) /* sig 397 */
-  /* 248: fmem */
-  fld f28, 57(sp)
-  fsd f28, 1264(gp) /* sig 398 */
-  /* 249: aluI */
+  sd s10, 1144(gp) /* sig 384 */
+  /* 241: cSp */
+  .option rvc
+  c.addi16sp sp, 208
+  .option norvc
+  ld a5, 16(sp)
+  sd a5, 1152(gp) /* sig 385 */
+  .option rvc
+  c.addi16sp sp, -208
+  .option norvc
+  /* 242: aluI */
   li a6, 0x313c00000000000
   srliw t4, a6, 0
-  sd t4, 1272(gp) /* sig 399 */
-  /* 250: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f14, tp
-  li tp, 0xffffffffc043d0cf
-  fmv.d.x f14, tp
-  fmadd.s f26, f13, f14, f14, rup
-  fsd f26, 1280(gp) /* sig 400 */
-  fsflags a3, zero
-  sd a3, 1288(gp) /* sig 401 */
-  /* 251: cAlu */
-  .option rvc
-  c.mv s3, a6
-  .option norvc
-  sd s3, 1296(gp) /* sig 402 */
-  /* 252: aluR */
-  remuw t5, t2, t2
-  sd t5, 1304(gp) /* sig 403 */
-  /* 253: aluI */
-  sraiw a4, t2, 7
-  sd a4, 1312(gp) /* sig 404 */
-  /* 254: mem */
-  sw t5, 132(sp)
-  /* 255: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f25, tp
-  li tp, 0xffffffff38d12781
+  sd t4, 1160(gp) /* sig 386 */
+  /* 243: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f26, tp
+  li tp, 0xffffffffff800000
   fmv.d.x f10, tp
-  fmadd.s f14, f25, f13, f10, rtz
-  fsd f14, 1320(gp) /* sig 405 */
-  frflags a1
-  sd a1, 1328(gp) /* sig 406 */
-  /* 256: branch */
-  bne a4, a4, .L42
+  li tp, 0xffffffff00000001
+  fmv.d.x f26, tp
+  fmsub.s f26, f26, f10, f26, rdn
+  fsd f26, 1168(gp) /* sig 387 */
+  frflags s1
+  sd s1, 1176(gp) /* sig 388 */
+  /* 244: cSp */
   .option rvc
-  c.add s2, ra
+  c.addi4spn s0, sp, 108
   .option norvc
-  sd s2, 1336(gp) /* sig 407 */
-  srliw t1, a0, 30
-  sd t1, 1344(gp) /* sig 408 */
-.L42:
-  /* 257: branch */
-  beq t2, a4, .L43
-  addiw s7, a7, -679
-  sd s7, 1352(gp) /* sig 409 */
-  slliw a4, a5, 25
-  sd a4, 1360(gp) /* sig 410 */
-.L43:
-  /* 258: cAlu */
+  sub s0, s0, sp
+  sd s0, 1184(gp) /* sig 389 */
+  /* 245: rand */
+  .4byte 0x93e80cb7 /* random */
+  sd s9, 1192(gp) /* sig 390 */
+  .4byte 0x73fa6b43 /* random */
+  sd s6, 1200(gp) /* sig 391 */
+  fsd f22, 1208(gp) /* sig 392 */
+  fsflags a0, zero
+  sd a0, 1216(gp) /* sig 393 */
+  .4byte 0x1483aa9b /* random */
+  sd s5, 1224(gp) /* sig 394 */
+  /* 246: fcsr */
+  csrrsi a5, frm, 3
+  sd a5, 1232(gp) /* sig 395 */
+  /* 247: far */
+  bge a6, a2, .L62
+.L63:
+  /* 248: cMem */
   .option rvc
-  c.srai s1, 56
+  c.sdsp s0, 200(sp)
   .option norvc
-  sd s1, 1368(gp) /* sig 411 */
-  /* 259: mem */
-  addi s4, sp, -83
-  sw a5, 299(s4)
-  sub s4, s4, sp
-  ld s5, 216(sp)
-  sd s5, 1376(gp) /* sig 412 */
-  j .L44
-.L40:
-  sd zero, 1232(gp) /* sig 394 */
+  /* 249: loop */
+  li a5, 0x2
+.L64:
   .option rvc
-  c.slli t0, 41
+  c.slli t0, 33
   .option norvc
-  sd t0, 1240(gp) /* sig 395 */
-  bge zero, zero, .L41
-.L44:
+  sd t0, 1248(gp) /* sig 397 */
+  srlw s3, s8, a2
+  sd s3, 1256(gp) /* sig 398 */
+  .option rvc
+  c.addi a5, -1
+  .option norvc
+  .option rvc
+  c.bnez a5, .L64
+  .option norvc
+  sd a5, 1264(gp) /* sig 399 */
+  /* 250: branch */
+  li t4, 0x8000000000000000
+  li t2, 0x8000000000000000
+  bne t4, t2, .L65
+  .option rvc
+  c.xor a5, s0
+  .option norvc
+  sd a5, 1272(gp) /* sig 400 */
+.L65:
+  /* 251: mem */
+  addi a7, sp, 474
+  lw s6, -306(a7)
+  sd s6, 1280(gp) /* sig 401 */
+  sub a7, a7, sp
+  /* 252: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f13, tp
+  li tp, 0x36a0000000000000
+  fmv.d.x f18, tp
+  fnmsub.d f12, f13, f17, f18, rdn
+  fsd f12, 1288(gp) /* sig 402 */
+  fsflags t5, zero
+  sd t5, 1296(gp) /* sig 403 */
+  /* 253: branch */
+  bgeu a5, s6, .L66
+  sll s3, s3, s6
+  sd s3, 1304(gp) /* sig 404 */
+.L66:
+  /* 254: fp */
+  fcvt.d.l f1, s2, rtz
+  fsd f1, 1312(gp) /* sig 405 */
+  li t4, 0x1f
+  csrrc t6, fcsr, t4
+  sd t6, 1320(gp) /* sig 406 */
+  /* 255: fp */
+  fle.d s9, f19, f19
+  sd s9, 1328(gp) /* sig 407 */
+  frcsr s6
+  sd s6, 1336(gp) /* sig 408 */
+  /* 256: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 504
+  .option norvc
+  sub s0, s0, sp
+  sd s0, 1344(gp) /* sig 409 */
+  /* 257: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f24, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f29, tp
+  fsgnjx.d f21, f24, f29
+  fsd f21, 1352(gp) /* sig 410 */
+  csrrci t0, fflags, 0x1f
+  sd t0, 1360(gp) /* sig 411 */
+  /* 258: mem */
+  addi s3, sp, 519
+  lbu a4, -309(s3)
+  sd a4, 1368(gp) /* sig 412 */
+  sub s3, s3, sp
+  /* 259: fp */
+  fcvt.wu.s zero, f23, rne
+  sd zero, 1376(gp) /* sig 413 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 1384(gp) /* sig 414 */
+  j .L67
+.L53:
+  srli zero, ra, 0
+  sd zero, 640(gp) /* sig 321 */
+  and t5, a3, a0
+  sd t5, 648(gp) /* sig 322 */
+  beq zero, zero, .L54
+.L62:
+  .option rvc
+  c.mv a5, s4
+  .option norvc
+  sd a5, 1240(gp) /* sig 396 */
+  jal tp, .L63
+.L67:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xffffffffc45d36e2
-  .dword 0x3f
-  .dword 0xb854e0ad7b00f93d
-  .dword 0xffffffffba27be42
-  .dword 0xffffffffffc00000
-  .dword 0x18a2cc0fc233a2f5
-  .dword 0xffffffff0548f2cb
-  .dword 0xffffffffc0989f2e
-  .dword 0xffffffff5f800000
-  .dword 0xffffffff0113a0a3
-  .dword 0x5be34bcf018772b5
-  .dword 0x8000000
-  .dword 0x40
-  .dword 0xfff8000000000000
-  .dword 0xffffffffb0194b1e
-  .dword 0x47
-  .dword 0x20
-  .dword 0x2acc91991db5e997
-  .dword 0xb1331414a4efd0a5
-  .dword 0x8000000000000001
+  .dword 0xffffffffb3b402ba
   .dword 0x221ed1c41356d2cb
   .dword 0xffffffff
   .dword 0xffffffff4f000000
@@ -1867,8 +1874,27 @@ difftest_buf:
   .dword 0x3e027cb32c7ab0ab
   .dword 0xffffffffffffffc7
   .dword 0xffffffff839c9abb
+  .dword 0xffffffffc10aca23
+  .dword 0x351af41fe6680f57
+  .dword 0xe788a3c2e060338b
+  .dword 0xffffffff016b534a
+  .dword 0x8000000000000001
+  .dword 0xffffffff7149f2ca
+  .dword 0x5295f5d7015dd784
+  .dword 0xf26dc6e57834c660
+  .dword 0x12efebe8004fe4
+  .dword 0x9e7e3fe0ff483459
+  .dword 0x56aeb95b9fa12110
+  .dword 0xffffffff424ce06e
+  .dword 0xffffffff7149f2ca
+  .dword 0x3fefffffffffffff
+  .dword 0x7ff800000000dead
+  .dword 0xfffffffe00000001
+  .dword 0xc008000000000000
+  .dword 0x5555555555555555
+  .dword 0xc10b57744ef3036c
 difftest_sig:
-  .rept 413
+  .rept 415
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,1601 +4,1669 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x66f53d11fe2609b7
-  li t0, 0x3
-  li t1, 0x5555555555555555
-  li t2, 0x80000000
-  li s0, 0x100000000001
-  li s1, 0xb3400000000
-  li a0, 0x2ea3783728b71743
-  li a1, 0xa1ec1e3571090eff
-  li a2, 0xee0000000000
-  li a3, 0x1744dbd800edd574
-  li a4, 0x510df7baa46df256
-  li a5, 0x26700000000000
-  li a6, 0xffffffff951fdd5c
-  li a7, 0xf34370a67004792e
-  li s2, 0x3
-  li s3, 0x503c354c28d1b9b1
-  li s4, 0x101
-  li s5, 0xffffffffffffff9c
-  li s6, 0x102c3643b4a36579
-  li s7, 0x100000000
-  li s8, 0x3f
-  li s9, 0x4d803f30
-  li s10, 0x1adc41cb
-  li s11, 0x80000000001
-  li t3, 0xf9050d3adc90729
-  li t4, 0x8000000000000000
-  li t5, 0xffffffff7fffffff
-  li t6, 0x5555555555555555
-  li tp, 0xffffffffa6a08107
+  li ra, 0xfe2609b700ae7823
+  li t0, 0xffffffffffffffff
+  li t1, 0x1f
+  li t2, 0x100000000001
+  li s0, 0xb3400000000
+  li s1, 0x2ea3783728b71743
+  li a0, 0xa1ec1e3571090eff
+  li a1, 0xee0000000000
+  li a2, 0x1744dbd800edd574
+  li a3, 0x510df7baa46df256
+  li a4, 0x26700000000000
+  li a5, 0xffffffff951fdd5c
+  li a6, 0xf34370a67004792e
+  li a7, 0x3
+  li s2, 0x503c354c28d1b9b1
+  li s3, 0x101
+  li s4, 0xffffffffffffff9c
+  li s5, 0x102c3643b4a36579
+  li s6, 0x100000000
+  li s7, 0x3f
+  li s8, 0x4d803f30
+  li s9, 0x1adc41cb
+  li s10, 0x80000000001
+  li s11, 0xf9050d3adc90729
+  li t3, 0x8000000000000000
+  li t4, 0xffffffff7fffffff
+  li t5, 0x5555555555555555
+  li t6, 0x100000000000000
+  li tp, 0xffffffff387b04e1
   fmv.d.x f0, tp
-  li tp, 0xffffffff3fc00000
+  li tp, 0xffffffff7f800000
   fmv.d.x f1, tp
-  li tp, 0xffffffff01641e74
+  li tp, 0xbeceed4b9015ec94
   fmv.d.x f2, tp
-  li tp, 0xffffffff80ecd075
+  li tp, 0xffffffff7fc0dead
   fmv.d.x f3, tp
-  li tp, 0xffffffffb319f50d
+  li tp, 0xffffffff4640e6b6
   fmv.d.x f4, tp
-  li tp, 0xc34a81feb2790d5c
+  li tp, 0xffffffff3f800001
   fmv.d.x f5, tp
-  li tp, 0xfffffffffffff
+  li tp, 0xffffffff3f7fffff
   fmv.d.x f6, tp
-  li tp, 0xffffffff40301021
-  fmv.d.x f7, tp
   li tp, 0xffffffff7f800001
-  fmv.d.x f8, tp
+  fmv.d.x f7, tp
   li tp, 0xffffffffcf000000
-  fmv.d.x f9, tp
-  li tp, 0xffffffff02353bd5
-  fmv.d.x f10, tp
-  li tp, 0xffffffff3aaaf990
-  fmv.d.x f11, tp
-  li tp, 0xffffffff4b800001
-  fmv.d.x f12, tp
-  li tp, 0x8000000000000001
-  fmv.d.x f13, tp
-  li tp, 0x10000000000000
-  fmv.d.x f14, tp
-  li tp, 0xffffffff48b3f059
-  fmv.d.x f15, tp
-  li tp, 0xfffffffff9cad4ae
-  fmv.d.x f16, tp
-  li tp, 0x8000000000000000
-  fmv.d.x f17, tp
-  li tp, 0x82e0a4318c4d5115
-  fmv.d.x f18, tp
-  li tp, 0xffffffffc63eab85
-  fmv.d.x f19, tp
-  li tp, 0xfffffffffacc4aa7
-  fmv.d.x f20, tp
-  li tp, 0xffffffff4df533cd
-  fmv.d.x f21, tp
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f22, tp
-  li tp, 0x41efffffffe00000
-  fmv.d.x f23, tp
-  li tp, 0xffffffffbd186286
-  fmv.d.x f24, tp
-  li tp, 0x4740e58a
-  fmv.d.x f25, tp
-  li tp, 0xffffffff80cdec35
-  fmv.d.x f26, tp
-  li tp, 0xbff0000000000000
-  fmv.d.x f27, tp
-  li tp, 0xffffffffffffe
-  fmv.d.x f28, tp
-  li tp, 0xffffffff73bdd6c9
-  fmv.d.x f29, tp
-  li tp, 0xbfa82c752e28345e
-  fmv.d.x f30, tp
-  li tp, 0xffffffff00be0e3d
-  fmv.d.x f31, tp
-  csrwi frm, 2
-  /* 0: aluR */
-  li a5, 0x8000000000000000
-  li ra, 0x1
-  div a2, a5, ra
-  sd a2, 0(gp) /* sig 0 */
-  /* 1: mem */
-  addi a7, sp, -175
-  lw t4, 187(a7)
-  sd t4, 8(gp) /* sig 1 */
-  sub a7, a7, sp
-  /* 2: cBranch */
-  .option rvc
-  c.j .L0
-  .option norvc
-  sll a4, t3, t1
-  sd a4, 16(gp) /* sig 2 */
-  andi s1, zero, 1655
-  sd s1, 24(gp) /* sig 3 */
-.L0:
-  /* 3: fp */
-  li tp, 0xffffffff31decbdc
-  fmv.d.x f31, tp
-  fcvt.l.d s9, f31, dyn
-  sd s9, 32(gp) /* sig 4 */
-  fsflags a4, zero
-  sd a4, 40(gp) /* sig 5 */
-  /* 4: aluI */
-  slli a2, a2, 48
-  sd a2, 48(gp) /* sig 6 */
-  /* 5: aluR */
-  sltu a2, s11, s8
-  sd a2, 56(gp) /* sig 7 */
-  /* 6: aluI */
-  addi t2, a7, -2048
-  sd t2, 64(gp) /* sig 8 */
-  /* 7: aluI */
-  ori s10, s5, -1
-  sd s10, 72(gp) /* sig 9 */
-  /* 8: fp */
-  li tp, 0xf7c3db46d950efe3
-  fmv.d.x f20, tp
-  li tp, 0xffffffff80000001
-  fmv.d.x f10, tp
-  fsgnj.d f1, f20, f10
-  fsd f1, 80(gp) /* sig 10 */
-  frcsr s9
-  sd s9, 88(gp) /* sig 11 */
-  /* 9: cAlu */
-  .option rvc
-  c.srli a5, 53
-  .option norvc
-  sd a5, 96(gp) /* sig 12 */
-  /* 10: mem */
-  lbu a4, 240(sp)
-  sd a4, 104(gp) /* sig 13 */
-  /* 11: fp */
-  li tp, 0xffffffffbffb31d9
-  fmv.d.x f15, tp
-  li tp, 0xffffffff3ffb31da
   fmv.d.x f8, tp
-  fadd.s f5, f15, f15, rdn
-  fsd f5, 112(gp) /* sig 14 */
-  li s11, 0x1f
-  csrrc t4, fcsr, s11
-  sd t4, 120(gp) /* sig 15 */
-  /* 12: cSp */
-  .option rvc
-  c.addi4spn a0, sp, 460
-  .option norvc
-  sub a0, a0, sp
-  sd a0, 128(gp) /* sig 16 */
-  /* 13: aluI */
-  addi s5, s4, -125
-  sd s5, 136(gp) /* sig 17 */
-  /* 14: fp */
-  li tp, 0xcdeaed3b712de45c
-  fmv.d.x f26, tp
-  fnmsub.d f22, f26, f1, f26
-  fsd f22, 144(gp) /* sig 18 */
-  csrrci s7, fflags, 0x1f
-  sd s7, 152(gp) /* sig 19 */
-  /* 15: aluR */
-  li s7, 0x80000001
-  li a5, 0xa8a0000
-  addw t0, s7, a5
-  sd t0, 160(gp) /* sig 20 */
-  /* 16: branch */
-  bge s10, s10, .L1
-  .option rvc
-  c.addw a3, a0
-  .option norvc
-  sd a3, 168(gp) /* sig 21 */
-  .option rvc
-  c.addi s6, 4
-  .option norvc
-  sd s6, 176(gp) /* sig 22 */
-  slliw t3, t5, 26
-  sd t3, 184(gp) /* sig 23 */
-.L1:
-  /* 17: fp */
-  li tp, 0xffffffff3f000000
-  fmv.d.x f27, tp
-  li tp, 0xfffffffeff800000
-  fmv.d.x f1, tp
-  fnmsub.s f3, f30, f27, f1, rtz
-  fsd f3, 192(gp) /* sig 24 */
-  fsflags a5, zero
-  sd a5, 200(gp) /* sig 25 */
-  /* 18: jalr */
-  auipc t3, 0
-  jalr s2, 9(t3)
-  auipc tp, 0
-  sub s2, s2, tp
-  sub t3, t3, tp
-  sd s2, 208(gp) /* sig 26 */
-  sd t3, 216(gp) /* sig 27 */
-  /* 19: aluR */
-  srlw t0, s10, s2
-  sd t0, 224(gp) /* sig 28 */
-  /* 20: fmem */
-  fsw f14, 80(sp)
-  /* 21: aluI */
-  slliw s2, a7, 13
-  sd s2, 232(gp) /* sig 29 */
-  /* 22: cAlu */
-  .option rvc
-  c.li t0, 25
-  .option norvc
-  sd t0, 240(gp) /* sig 30 */
-  /* 23: jal */
-  jal s4, .L2
-.L2:
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 248(gp) /* sig 31 */
-  /* 24: loop */
-  li s2, 0x3
-.L3:
-  .option rvc
-  c.andi s0, -23
-  .option norvc
-  sd s0, 256(gp) /* sig 32 */
-  srliw t1, t2, 18
-  sd t1, 264(gp) /* sig 33 */
-  div a6, t1, s0
-  sd a6, 272(gp) /* sig 34 */
-  addi s2, s2, -1
-  blt zero, s2, .L3
-  sd s2, 280(gp) /* sig 35 */
-  /* 25: aluI */
-  li s7, 0x0
-  sraiw t3, s7, 1
-  sd t3, 288(gp) /* sig 36 */
-  /* 26: fmem */
-  addi a5, sp, 77
-  li tp, 0xc12ba013e152c160
+  li tp, 0xffffffff02353bd5
+  fmv.d.x f9, tp
+  li tp, 0xffffffff3aaaf990
+  fmv.d.x f10, tp
+  li tp, 0xffffffff4b800001
+  fmv.d.x f11, tp
+  li tp, 0x8000000000000001
   fmv.d.x f12, tp
-  fsd f12, -74(a5)
-  sub a5, a5, sp
-  /* 27: fcsr */
-  csrrw s3, fcsr, zero
-  sd s3, 296(gp) /* sig 37 */
-  /* 28: fcsr */
-  csrrci a7, fflags, 8
-  sd a7, 304(gp) /* sig 38 */
-  /* 29: cMem */
-  addi a3, sp, 74
-  .option rvc
-  c.ld a0, 112(a3)
-  .option norvc
-  sd a0, 312(gp) /* sig 39 */
-  sub a3, a3, sp
-  /* 30: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 248
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 320(gp) /* sig 40 */
-  /* 31: luiAuipc */
-  lui s5, 0xfffff
-  sd s5, 328(gp) /* sig 41 */
-  /* 32: fp */
-  fcvt.lu.d s7, f15, rtz
-  sd s7, 336(gp) /* sig 42 */
-  li s10, 0x1f
-  csrrc a5, fcsr, s10
-  sd a5, 344(gp) /* sig 43 */
-  /* 33: fp */
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f23, tp
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f29, tp
-  fsgnjn.s f14, f23, f29
-  fsd f14, 352(gp) /* sig 44 */
-  fsflags s4, zero
-  sd s4, 360(gp) /* sig 45 */
-  /* 34: cAlu */
-  .option rvc
-  c.xor a5, a1
-  .option norvc
-  sd a5, 368(gp) /* sig 46 */
-  /* 35: jalr */
-  auipc t5, 0
-  addi t5, t5, -178
-  jalr t5, 203(t5)
-  .option rvc
-  c.mv a3, s1
-  .option norvc
-  sd a3, 376(gp) /* sig 47 */
-  .option rvc
-  c.li t2, -14
-  .option norvc
-  sd t2, 384(gp) /* sig 48 */
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 392(gp) /* sig 49 */
-  /* 36: mem */
-  lbu s2, 191(sp)
-  sd s2, 400(gp) /* sig 50 */
-  /* 37: aluI */
-  li t5, 0x2
-  srai t2, t5, 24
-  sd t2, 408(gp) /* sig 51 */
-  /* 38: cAlu */
-  .option rvc
-  c.addiw t5, -1
-  .option norvc
-  sd t5, 416(gp) /* sig 52 */
-  /* 39: fp */
-  li tp, 0xffffffffc6b3628c
+  li tp, 0x10000000000000
+  fmv.d.x f13, tp
+  li tp, 0xffffffff48b3f059
   fmv.d.x f14, tp
-  fcvt.wu.s t0, f14, rtz
-  sd t0, 424(gp) /* sig 53 */
-  fsflags s0, zero
-  sd s0, 432(gp) /* sig 54 */
-  /* 40: cSp */
-  .option rvc
-  c.addi16sp sp, 368
-  .option norvc
-  ld s11, -336(sp)
-  sd s11, 440(gp) /* sig 55 */
-  .option rvc
-  c.addi16sp sp, -368
-  .option norvc
-  /* 41: aluR */
-  li s4, 0xdfd5f08948d03bc9
-  srl a4, s4, s2
-  sd a4, 448(gp) /* sig 56 */
-  /* 42: luiAuipc */
-  lui s7, 0xc897f
-  sd s7, 456(gp) /* sig 57 */
-  /* 43: mem */
-  addi t3, sp, 288
-  lb t4, -109(t3)
-  sd t4, 464(gp) /* sig 58 */
-  sub t3, t3, sp
-  /* 44: luiAuipc */
-  auipc a3, 0xce5b9
-  auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 472(gp) /* sig 59 */
-  /* 45: liSeed */
-  li t0, 0x1
-  sd t0, 480(gp) /* sig 60 */
-  /* 46: aluI */
-  li s11, 0x52
-  sltiu s11, s11, -1362
-  sd s11, 488(gp) /* sig 61 */
-  /* 47: cBranch */
-  .option rvc
-  c.beqz s1, .L4
-  .option norvc
-  addi s1, a5, 1
-  sd s1, 496(gp) /* sig 62 */
-  xori s10, a0, -686
-  sd s10, 504(gp) /* sig 63 */
-.L4:
-  /* 48: liSeed */
-  li t1, 0x1a900
-  sd t1, 512(gp) /* sig 64 */
-  /* 49: jal */
-  jal ra, .L5
-  srl a5, t6, s0
-  sd a5, 520(gp) /* sig 65 */
-.L5:
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 528(gp) /* sig 66 */
-  /* 50: aluI */
-  addi s9, t3, 0
-  sd s9, 536(gp) /* sig 67 */
-  /* 51: fp */
-  li tp, 0xffffffff3cc3c461
+  li tp, 0xfffffffff9cad4ae
+  fmv.d.x f15, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f16, tp
+  li tp, 0x82e0a4318c4d5115
+  fmv.d.x f17, tp
+  li tp, 0xffffffffc63eab85
   fmv.d.x f18, tp
-  feq.s s3, f18, f18
-  sd s3, 544(gp) /* sig 68 */
-  li s4, 0x1f
-  csrrc s1, fcsr, s4
-  sd s1, 552(gp) /* sig 69 */
-  /* 52: fp */
-  li tp, 0xffffffff007fffff
+  li tp, 0xfffffffffacc4aa7
+  fmv.d.x f19, tp
+  li tp, 0xffffffff4df533cd
+  fmv.d.x f20, tp
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f21, tp
+  li tp, 0x41efffffffe00000
+  fmv.d.x f22, tp
+  li tp, 0xffffffffbd186286
+  fmv.d.x f23, tp
+  li tp, 0x4740e58a
+  fmv.d.x f24, tp
+  li tp, 0xffffffff80cdec35
   fmv.d.x f25, tp
-  fcvt.d.s f16, f25
-  fsd f16, 560(gp) /* sig 70 */
-  frflags a4
-  sd a4, 568(gp) /* sig 71 */
-  /* 53: aluI */
-  slliw a3, s11, 4
-  sd a3, 576(gp) /* sig 72 */
-  /* 54: aluR */
-  sub s8, t3, a3
-  sd s8, 584(gp) /* sig 73 */
-  /* 55: aluR */
-  li s8, 0x100000000
-  divuw t0, s7, s8
-  sd t0, 592(gp) /* sig 74 */
-  /* 56: aluR */
-  xor a2, a2, a4
-  sd a2, 600(gp) /* sig 75 */
-  /* 57: aluI */
-  li t5, 0x4989a7bea0b3a89
-  ori a6, t5, -1
-  sd a6, 608(gp) /* sig 76 */
-  /* 58: cAlu */
+  li tp, 0xbff0000000000000
+  fmv.d.x f26, tp
+  li tp, 0xffffffffffffe
+  fmv.d.x f27, tp
+  li tp, 0xffffffff73bdd6c9
+  fmv.d.x f28, tp
+  li tp, 0xbfa82c752e28345e
+  fmv.d.x f29, tp
+  li tp, 0xffffffff00be0e3d
+  fmv.d.x f30, tp
+  li tp, 0xfe37e43c8800759c
+  fmv.d.x f31, tp
+  csrwi frm, 3
+  /* 0: loop */
+  li a2, 0x1
+.L0:
+  or t5, t4, s7
+  sd t5, 0(gp) /* sig 0 */
+  addiw t0, s5, 1322
+  sd t0, 8(gp) /* sig 1 */
+  addi a2, a2, -1
+  bne a2, zero, .L0
+  sd a2, 16(gp) /* sig 2 */
+  /* 1: loop */
+  li a2, 0x4
+.L1:
+  xori t3, t1, 1
+  sd t3, 24(gp) /* sig 3 */
+  addi a2, a2, -1
+  blt zero, a2, .L1
+  sd a2, 32(gp) /* sig 4 */
+  /* 2: aluR */
+  mulhu ra, a4, t4
+  sd ra, 40(gp) /* sig 5 */
+  /* 3: cSp */
   .option rvc
-  c.srli a2, 5
+  c.addi4spn a3, sp, 1016
   .option norvc
-  sd a2, 616(gp) /* sig 77 */
-  /* 59: aluI */
-  xori s11, a6, -384
-  sd s11, 624(gp) /* sig 78 */
-  /* 60: far */
-  bne a1, a1, .L6
+  sub a3, a3, sp
+  sd a3, 48(gp) /* sig 6 */
+  /* 4: luiAuipc */
+  lui s6, 0x0
+  sd s6, 56(gp) /* sig 7 */
+  /* 5: aluI */
+  li a4, 0xffffffff80000000
+  ori a2, a4, 604
+  sd a2, 64(gp) /* sig 8 */
+  /* 6: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f4, tp
+  fdiv.s f0, f18, f4, rdn
+  fsd f0, 72(gp) /* sig 9 */
+  fsflags t2, zero
+  sd t2, 80(gp) /* sig 10 */
+  /* 7: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f14, tp
+  fcvt.d.s f1, f14
+  fsd f1, 88(gp) /* sig 11 */
+  csrrci s0, fflags, 0x1f
+  sd s0, 96(gp) /* sig 12 */
+  /* 8: fp */
+  li tp, 0x4340000000000001
+  fmv.d.x f1, tp
+  fmadd.d f5, f1, f14, f30, rdn
+  fsd f5, 104(gp) /* sig 13 */
+  fsflags t5, zero
+  sd t5, 112(gp) /* sig 14 */
+  /* 9: fp */
+  li tp, 0xffffffff4affffff
+  fmv.d.x f5, tp
+  fcvt.l.s s11, f5, rne
+  sd s11, 120(gp) /* sig 15 */
+  frflags s11
+  sd s11, 128(gp) /* sig 16 */
+  /* 10: aluI */
+  slti s1, a7, 1083
+  sd s1, 136(gp) /* sig 17 */
+  /* 11: fp */
+  li tp, 0x125548617c13a3
+  fmv.d.x f26, tp
+  li tp, 0x7ff4000000000000
+  fmv.d.x f31, tp
+  fle.d t4, f26, f31
+  sd t4, 144(gp) /* sig 18 */
+  frcsr t0
+  sd t0, 152(gp) /* sig 19 */
+  /* 12: aluI */
+  addiw s9, s11, -2048
+  sd s9, 160(gp) /* sig 20 */
+  /* 13: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f8, tp
+  feq.s ra, f12, f8
+  sd ra, 168(gp) /* sig 21 */
+  fsflags a7, zero
+  sd a7, 176(gp) /* sig 22 */
+  /* 14: fp */
+  li tp, 0xffffffffff125ff3
+  fmv.d.x f25, tp
+  fmin.s f10, f25, f10
+  fsd f10, 184(gp) /* sig 23 */
+  frflags s0
+  sd s0, 192(gp) /* sig 24 */
+  /* 15: cMem */
+  addi a2, sp, 45
+  .option rvc
+  c.ld a4, 176(a2)
+  .option norvc
+  sd a4, 200(gp) /* sig 25 */
+  sub a2, a2, sp
+  /* 16: fp */
+  li tp, 0xc0400000
+  fmv.d.x f15, tp
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f10, tp
+  fnmsub.s f3, f28, f15, f10, dyn
+  fsd f3, 208(gp) /* sig 26 */
+  fsflags t2, zero
+  sd t2, 216(gp) /* sig 27 */
+  /* 17: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f0, tp
+  li tp, 0x1
+  fmv.d.x f25, tp
+  flt.d t2, f0, f25
+  sd t2, 224(gp) /* sig 28 */
+  fsflags s3, zero
+  sd s3, 232(gp) /* sig 29 */
+  /* 18: fp */
+  li tp, 0xbff842ea4c70b436
+  fmv.d.x f10, tp
+  li tp, 0x406108e6499d9e80
+  fmv.d.x f15, tp
+  li tp, 0x4069d49797e65096
+  fmv.d.x f2, tp
+  fmsub.d f17, f10, f15, f2, rne
+  fsd f17, 240(gp) /* sig 30 */
+  csrrci t0, fflags, 0x1f
+  sd t0, 248(gp) /* sig 31 */
+  /* 19: jalr */
+  auipc s6, 0
+  jalr s6, 17(s6)
+  sltiu t0, s9, 1187
+  sd t0, 256(gp) /* sig 32 */
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 264(gp) /* sig 33 */
+  /* 20: aluR */
+  li t6, 0x276498a60c7187f0
+  sll s4, t6, a1
+  sd s4, 272(gp) /* sig 34 */
+  /* 21: branch */
+  bne s7, s7, .L2
+  remuw t6, zero, s4
+  sd t6, 280(gp) /* sig 35 */
+.L2:
+  /* 22: aluR */
+  addw s2, a5, t3
+  sd s2, 288(gp) /* sig 36 */
+  /* 23: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f27, tp
+  li tp, 0xfffffffff3008718
+  fmv.d.x f29, tp
+  fnmsub.s f31, f27, f25, f29, dyn
+  fsd f31, 296(gp) /* sig 37 */
+  fsflags t4, zero
+  sd t4, 304(gp) /* sig 38 */
+  /* 24: cSp */
+  .option rvc
+  c.addi16sp sp, 224
+  .option norvc
+  ld s4, 24(sp)
+  sd s4, 312(gp) /* sig 39 */
+  .option rvc
+  c.addi16sp sp, -224
+  .option norvc
+  /* 25: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f19, tp
+  fcvt.lu.d a2, f19, rup
+  sd a2, 320(gp) /* sig 40 */
+  fsflags s6, zero
+  sd s6, 328(gp) /* sig 41 */
+  /* 26: fp */
+  li tp, 0xffffffff0161d55a
+  fmv.d.x f6, tp
+  fcvt.s.d f15, f6, rne
+  fsd f15, 336(gp) /* sig 42 */
+  fsflags a2, zero
+  sd a2, 344(gp) /* sig 43 */
+  /* 27: far */
+  bge a2, s5, .L3
+.L4:
+  /* 28: aluI */
+  xori s2, s8, 1810
+  sd s2, 376(gp) /* sig 47 */
+  /* 29: aluI */
+  slti t1, s0, 559
+  sd t1, 384(gp) /* sig 48 */
+  /* 30: aluI */
+  slli s3, a7, 4
+  sd s3, 392(gp) /* sig 49 */
+  /* 31: mem */
+  lhu s9, 188(sp)
+  sd s9, 400(gp) /* sig 50 */
+  /* 32: far */
+  jal zero, .L5
+.L6:
+  /* 33: fp */
+  li tp, 0xffffffffc617f0df
+  fmv.d.x f21, tp
+  flt.s ra, f14, f21
+  sd ra, 424(gp) /* sig 53 */
+  fsflags a2, zero
+  sd a2, 432(gp) /* sig 54 */
+  /* 34: fp */
+  li tp, 0xffffffff0000224c
+  fmv.d.x f28, tp
+  li tp, 0xffffffff404dc8a5
+  fmv.d.x f20, tp
+  fsqrt.s f27, f28, dyn
+  fsd f27, 440(gp) /* sig 55 */
+  fsflags t0, zero
+  sd t0, 448(gp) /* sig 56 */
+  /* 35: cMem */
+  addi s1, sp, 16
+  .option rvc
+  c.fsd f12, 168(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 36: aluI */
+  li s0, 0x5fd4b48871c9e000
+  andi a3, s0, -1272
+  sd a3, 456(gp) /* sig 57 */
+  /* 37: aluR */
+  li a4, 0x200000
+  sub s10, a4, a0
+  sd s10, 464(gp) /* sig 58 */
+  /* 38: aluR */
+  li s0, 0x3f
+  remuw zero, s0, s5
+  sd zero, 472(gp) /* sig 59 */
+  /* 39: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f27, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f25, tp
+  fmax.d f5, f27, f25
+  fsd f5, 480(gp) /* sig 60 */
+  fsflags t0, zero
+  sd t0, 488(gp) /* sig 61 */
+  /* 40: aluR */
+  li a7, 0x80000000
+  li t5, 0x100000000
+  remu s4, a7, t5
+  sd s4, 496(gp) /* sig 62 */
+  /* 41: aluR */
+  xor s11, s4, s1
+  sd s11, 504(gp) /* sig 63 */
+  /* 42: jal */
+  jal zero, .L7
+  addi s11, s1, 106
+  sd s11, 512(gp) /* sig 64 */
+  .option rvc
+  c.sub s1, s0
+  .option norvc
+  sd s1, 520(gp) /* sig 65 */
 .L7:
-  /* 61: aluI */
-  andi s6, a0, 1365
-  sd s6, 656(gp) /* sig 82 */
-  /* 62: mem */
-  li t0, 0xba26621278cfca9d
-  sw t0, 40(sp)
-  ld s0, 40(sp)
-  sd s0, 664(gp) /* sig 83 */
-  /* 63: branch */
-  bltu s0, a3, .L8
-  sra t6, s8, zero
-  sd t6, 672(gp) /* sig 84 */
-.L8:
-  /* 64: fence */
-  fence
-  /* 65: cAlu */
+  sd zero, 528(gp) /* sig 66 */
+  /* 43: aluI */
+  slliw a0, a1, 0
+  sd a0, 536(gp) /* sig 67 */
+  /* 44: fp */
+  fcvt.d.wu f22, zero
+  fsd f22, 544(gp) /* sig 68 */
+  fsflags t0, zero
+  sd t0, 552(gp) /* sig 69 */
+  /* 45: aluR */
+  li t5, 0x7ff
+  add s1, t5, t4
+  sd s1, 560(gp) /* sig 70 */
+  /* 46: fcsr */
+  csrrci a1, fcsr, 30
+  sd a1, 568(gp) /* sig 71 */
+  /* 47: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f9, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f11, tp
+  fmax.d f6, f9, f11
+  fsd f6, 576(gp) /* sig 72 */
+  frflags a5
+  sd a5, 584(gp) /* sig 73 */
+  /* 48: aluR */
+  srl a1, a6, s11
+  sd a1, 592(gp) /* sig 74 */
+  /* 49: mem */
+  addi a4, sp, 570
+  sd t1, -378(a4)
+  sub a4, a4, sp
+  /* 50: aluR */
+  li a3, 0x8000000000000000
+  li s1, 0x0
+  remw t2, a3, s1
+  sd t2, 600(gp) /* sig 75 */
+  /* 51: rand */
+  .2byte 0x8b1d /* random */
+  sd a4, 608(gp) /* sig 76 */
+  .4byte 0x42a0a733 /* random */
+  sd a4, 616(gp) /* sig 77 */
+  .4byte 0xe99b859b /* random */
+  sd a1, 624(gp) /* sig 78 */
+  /* 52: fmem */
+  flw f5, 144(sp)
+  fsd f5, 632(gp) /* sig 79 */
+  /* 53: aluR */
+  srlw s0, a7, t0
+  sd s0, 640(gp) /* sig 80 */
+  /* 54: luiAuipc */
+  lui a3, 0xf1310
+  sd a3, 648(gp) /* sig 81 */
+  /* 55: aluI */
+  sraiw ra, a5, 4
+  sd ra, 656(gp) /* sig 82 */
+  /* 56: cAlu */
   .option rvc
   c.li a3, 15
   .option norvc
-  sd a3, 680(gp) /* sig 85 */
-  /* 66: fmem */
-  flw f18, 148(sp)
-  fsd f18, 688(gp) /* sig 86 */
-  /* 67: jal */
-  jal s3, .L9
-.L9:
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 696(gp) /* sig 87 */
-  /* 68: fence */
-  fence r, w
-  /* 69: cMem */
+  sd a3, 664(gp) /* sig 83 */
+  /* 57: cMem */
+  addi a1, sp, 112
   .option rvc
-  c.ldsp a7, 232(sp)
+  c.sd a4, 16(a1)
   .option norvc
-  sd a7, 704(gp) /* sig 88 */
-  /* 70: aluI */
-  ori a7, a1, 1398
-  sd a7, 712(gp) /* sig 89 */
-  /* 71: fp */
-  li tp, 0xffffffff4effffff
-  fmv.d.x f7, tp
-  li tp, 0x3dcccccd
-  fmv.d.x f7, tp
-  li tp, 0xffffffff7f800000
-  fmv.d.x f26, tp
-  fnmadd.s f9, f7, f7, f26, dyn
-  fsd f9, 720(gp) /* sig 90 */
-  fsflags t3, zero
-  sd t3, 728(gp) /* sig 91 */
-  /* 72: fp */
-  li tp, 0xffffffff323be9ea
-  fmv.d.x f20, tp
-  fcvt.d.s f12, f20
-  fsd f12, 736(gp) /* sig 92 */
-  fsflags a0, zero
-  sd a0, 744(gp) /* sig 93 */
-  /* 73: fp */
-  fnmadd.s f20, f30, f27, f17, rmm
-  fsd f20, 752(gp) /* sig 94 */
-  frflags t3
-  sd t3, 760(gp) /* sig 95 */
-  /* 74: mem */
-  addi a7, sp, 531
-  sd s10, -363(a7)
-  sub a7, a7, sp
-  /* 75: cSp */
-  .option rvc
-  c.addi4spn s1, sp, 264
-  .option norvc
-  sub s1, s1, sp
-  sd s1, 768(gp) /* sig 96 */
-  /* 76: branch */
-  blt zero, s0, .L10
-  xori s10, s9, -1757
-  sd s10, 776(gp) /* sig 97 */
-  addi t3, t1, 1883
-  sd t3, 784(gp) /* sig 98 */
-.L10:
-  /* 77: fp */
-  li tp, 0x36a0000000000000
-  fmv.d.x f10, tp
-  fsgnjx.d f24, f10, f3
-  fsd f24, 792(gp) /* sig 99 */
-  fsflags s10, zero
-  sd s10, 800(gp) /* sig 100 */
-  /* 78: fence */
-  nop
-  /* 79: fp */
-  li tp, 0xffffffff3fc4be14
-  fmv.d.x f5, tp
-  li tp, 0xffffffff41a8fc6d
-  fmv.d.x f16, tp
-  li tp, 0xffffffffc201debc
-  fmv.d.x f13, tp
-  fnmadd.s f2, f5, f16, f13, rmm
-  fsd f2, 808(gp) /* sig 101 */
-  fsflags a4, zero
-  sd a4, 816(gp) /* sig 102 */
-  /* 80: branch */
-  bltu t4, s7, .L11
-  addi s7, s4, 1006
-  sd s7, 824(gp) /* sig 103 */
-  srlw s7, a7, ra
-  sd s7, 832(gp) /* sig 104 */
-  .option rvc
-  c.li a2, -29
-  .option norvc
-  sd a2, 840(gp) /* sig 105 */
-.L11:
-  /* 81: fp */
-  fcvt.s.w f15, s6, rne
-  fsd f15, 848(gp) /* sig 106 */
-  fsflags t3, zero
-  sd t3, 856(gp) /* sig 107 */
-  /* 82: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f15, tp
-  li tp, 0x7ff0000000000001
-  fmv.d.x f18, tp
-  fmax.d f19, f15, f18
-  fsd f19, 864(gp) /* sig 108 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 872(gp) /* sig 109 */
-  /* 83: aluI */
-  sraiw t0, t4, 0
-  sd t0, 880(gp) /* sig 110 */
-  /* 84: aluR */
-  mulh a6, t3, t3
-  sd a6, 888(gp) /* sig 111 */
-  /* 85: fp */
-  li tp, 0xbfff990342905f61
-  fmv.d.x f0, tp
-  li tp, 0x40702d3838cdda20
-  fmv.d.x f6, tp
-  li tp, 0x407ff250a375110e
-  fmv.d.x f28, tp
-  fmadd.d f11, f0, f6, f28
-  fsd f11, 896(gp) /* sig 112 */
-  li ra, 0x1f
-  csrrc s4, fcsr, ra
-  sd s4, 904(gp) /* sig 113 */
-  /* 86: aluR */
-  mul a7, s4, s6
-  sd a7, 912(gp) /* sig 114 */
-  /* 87: fp */
-  li t6, 0x63bbf385e5a6edf
-  fmv.d.x f11, t6
-  fsd f11, 920(gp) /* sig 115 */
-  csrrci s5, fflags, 0x1f
-  sd s5, 928(gp) /* sig 116 */
-  /* 88: aluR */
-  divuw s4, s8, t0
-  sd s4, 936(gp) /* sig 117 */
-  /* 89: fp */
+  sub a1, a1, sp
+  /* 58: fmem */
+  fld f18, 110(sp)
+  fsd f18, 672(gp) /* sig 84 */
+  /* 59: aluR */
+  remw a7, s1, a1
+  sd a7, 680(gp) /* sig 85 */
+  /* 60: fp */
   li tp, 0xffffffff7f800001
-  fmv.d.x f15, tp
-  fcvt.l.s s2, f15, rmm
-  sd s2, 944(gp) /* sig 118 */
-  frflags t0
-  sd t0, 952(gp) /* sig 119 */
-  /* 90: aluR */
-  li a2, 0x80000001
-  div s9, s5, a2
-  sd s9, 960(gp) /* sig 120 */
-  /* 91: aluI */
-  addi t2, t6, 1964
-  sd t2, 968(gp) /* sig 121 */
-  /* 92: liSeed */
-  li s0, 0x7f0
-  sd s0, 976(gp) /* sig 122 */
-  /* 93: fp */
-  li tp, 0x3ff5701c40151bb1
-  fmv.d.x f23, tp
-  li tp, 0xbff5701c40151bb1
-  fmv.d.x f18, tp
-  fsub.d f0, f23, f23, rdn
-  fsd f0, 984(gp) /* sig 123 */
+  fmv.d.x f7, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f5, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f4, tp
+  fnmadd.s f31, f7, f5, f4, rne
+  fsd f31, 688(gp) /* sig 86 */
+  fsflags a4, zero
+  sd a4, 696(gp) /* sig 87 */
+  /* 61: aluI */
+  xori a0, a0, 1365
+  sd a0, 704(gp) /* sig 88 */
+  /* 62: aluI */
+  slti s10, a5, -1811
+  sd s10, 712(gp) /* sig 89 */
+  /* 63: branch */
+  bge a0, s9, .L8
+  div s5, s6, s5
+  sd s5, 720(gp) /* sig 90 */
+  srai s2, t3, 23
+  sd s2, 728(gp) /* sig 91 */
+.L8:
+  /* 64: fp */
+  li tp, 0x7fa00000
+  fmv.d.x f5, tp
+  fmsub.s f25, f29, f19, f5
+  fsd f25, 736(gp) /* sig 92 */
+  frflags s3
+  sd s3, 744(gp) /* sig 93 */
+  /* 65: fence */
+  fence iorw, iorw
+  /* 66: liSeed */
+  li a1, 0x1235194c
+  sd a1, 752(gp) /* sig 94 */
+  /* 67: fp */
+  li tp, 0xffffffffe7657c4e
+  fmv.d.x f1, tp
+  fcvt.d.s f2, f1
+  fsd f2, 760(gp) /* sig 95 */
   fsflags s9, zero
-  sd s9, 992(gp) /* sig 124 */
-  /* 94: jal */
-  jal a3, .L12
-  divw s11, a2, a0
-  sd s11, 1000(gp) /* sig 125 */
-.L12:
-  auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 1008(gp) /* sig 126 */
-  /* 95: fp */
-  li tp, 0xbffdb210acdc5032
-  fmv.d.x f20, tp
-  li tp, 0x89eedc198fba4
-  fmv.d.x f14, tp
-  fmul.d f27, f20, f14, rtz
-  fsd f27, 1016(gp) /* sig 127 */
-  fsflags t4, zero
-  sd t4, 1024(gp) /* sig 128 */
-  /* 96: mem */
-  lh a1, 56(sp)
-  sd a1, 1032(gp) /* sig 129 */
-  /* 97: aluR */
-  li t5, 0x8000000000000000
-  and s5, t5, t1
-  sd s5, 1040(gp) /* sig 130 */
-  /* 98: cBranch */
+  sd s9, 768(gp) /* sig 96 */
+  /* 68: fp */
+  fadd.d f11, f22, f14, rmm
+  fsd f11, 776(gp) /* sig 97 */
+  fsflags s3, zero
+  sd s3, 784(gp) /* sig 98 */
+  /* 69: fp */
+  li tp, 0xbdf6101c953cc6c2
+  fmv.d.x f30, tp
+  fmin.d f16, f30, f10
+  fsd f16, 792(gp) /* sig 99 */
+  fsflags a4, zero
+  sd a4, 800(gp) /* sig 100 */
+  /* 70: cBranch */
   .option rvc
-  c.j .L13
+  c.bnez a3, .L9
   .option norvc
-  slti t6, s4, -1278
-  sd t6, 1048(gp) /* sig 131 */
-  srai ra, s4, 40
-  sd ra, 1056(gp) /* sig 132 */
-  div zero, a6, zero
-  sd zero, 1064(gp) /* sig 133 */
-.L13:
-  /* 99: cAlu */
+  .option rvc
+  c.mv s3, s2
+  .option norvc
+  sd s3, 808(gp) /* sig 101 */
+  srai s3, s7, 1
+  sd s3, 816(gp) /* sig 102 */
+  .option rvc
+  c.srai a5, 1
+  .option norvc
+  sd a5, 824(gp) /* sig 103 */
+.L9:
+  /* 71: aluR */
+  li t0, 0xa9bdda2ec7b169b5
+  div s9, t0, t0
+  sd s9, 832(gp) /* sig 104 */
+  /* 72: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f19, tp
+  li tp, 0x3f3e1536edab527e
+  fmv.d.x f10, tp
+  fmin.d f28, f19, f10
+  fsd f28, 840(gp) /* sig 105 */
+  fsflags t3, zero
+  sd t3, 848(gp) /* sig 106 */
+  /* 73: fp */
+  li tp, 0xffffffff5f000000
+  fmv.d.x f3, tp
+  fdiv.s f14, f3, f28, rdn
+  fsd f14, 856(gp) /* sig 107 */
+  fsflags a6, zero
+  sd a6, 864(gp) /* sig 108 */
+  /* 74: luiAuipc */
+  lui ra, 0xef231
+  sd ra, 872(gp) /* sig 109 */
+  /* 75: aluI */
+  li s5, 0xc798d6cddbc02d38
+  xori a1, s5, 1180
+  sd a1, 880(gp) /* sig 110 */
+  /* 76: aluR */
+  li ra, 0x58002699
+  sub zero, s4, ra
+  sd zero, 888(gp) /* sig 111 */
+  /* 77: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f28, tp
+  fcvt.wu.d t2, f28, rdn
+  sd t2, 896(gp) /* sig 112 */
+  fsflags ra, zero
+  sd ra, 904(gp) /* sig 113 */
+  /* 78: amo */
+  addi s8, sp, 40
+  amoadd.d.aqrl t0, s3, (s8)
+  sub s8, s8, sp
+  sd t0, 912(gp) /* sig 114 */
+  ld s9, 40(sp)
+  sd s9, 920(gp) /* sig 115 */
+  /* 79: fp */
+  li tp, 0xffffffffca07aec3
+  fmv.d.x f10, tp
+  fnmadd.s f19, f15, f10, f3, rup
+  fsd f19, 928(gp) /* sig 116 */
+  fsflags s6, zero
+  sd s6, 936(gp) /* sig 117 */
+  /* 80: aluI */
+  li s7, 0x4c4418343a8ef0f0
+  sraiw ra, s7, 4
+  sd ra, 944(gp) /* sig 118 */
+  /* 81: cSp */
+  .option rvc
+  c.addi4spn a1, sp, 1000
+  .option norvc
+  sub a1, a1, sp
+  sd a1, 952(gp) /* sig 119 */
+  /* 82: branch */
+  bne t4, t4, .L10
+  add s8, s8, t2
+  sd s8, 960(gp) /* sig 120 */
+  remw s2, a6, s4
+  sd s2, 968(gp) /* sig 121 */
+  .option rvc
+  c.addi a6, -6
+  .option norvc
+  sd a6, 976(gp) /* sig 122 */
+.L10:
+  /* 83: luiAuipc */
+  lui ra, 0xe34e6
+  sd ra, 984(gp) /* sig 123 */
+  /* 84: fp */
+  fcvt.d.s f7, f5
+  fsd f7, 992(gp) /* sig 124 */
+  frflags t6
+  sd t6, 1000(gp) /* sig 125 */
+  /* 85: cJump */
+  auipc t5, 0
+  addi t5, t5, 10
+  .option rvc
+  c.jr t5
+  .option norvc
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 1008(gp) /* sig 126 */
+  /* 86: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f4, tp
+  fcvt.d.s f0, f4
+  fsd f0, 1016(gp) /* sig 127 */
+  fsflags s2, zero
+  sd s2, 1024(gp) /* sig 128 */
+  /* 87: jal */
+  jal zero, .L11
+.L11:
+  sd zero, 1032(gp) /* sig 129 */
+  /* 88: fp */
+  li tp, 0x41effffffff00000
+  fmv.d.x f30, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f19, tp
+  fdiv.d f0, f30, f19, rtz
+  fsd f0, 1040(gp) /* sig 130 */
+  frflags s2
+  sd s2, 1048(gp) /* sig 131 */
+  /* 89: aluR */
+  li a1, 0x2e7e527b
+  remu t2, a1, a5
+  sd t2, 1056(gp) /* sig 132 */
+  /* 90: aluI */
+  slli s2, zero, 63
+  sd s2, 1064(gp) /* sig 133 */
+  /* 91: cAlu */
+  .option rvc
+  c.srai s0, 1
+  .option norvc
+  sd s0, 1072(gp) /* sig 134 */
+  /* 92: cAlu */
   .option rvc
   c.mv a4, s10
   .option norvc
-  sd a4, 1072(gp) /* sig 134 */
-  j .L14
-.L6:
-  addi t5, t3, -1406
-  sd t5, 632(gp) /* sig 79 */
-  mulh t0, a2, a1
-  sd t0, 640(gp) /* sig 80 */
-  add s11, s10, a4
-  sd s11, 648(gp) /* sig 81 */
-  bge zero, zero, .L7
-.L14:
-  /* 100: aluR */
+  sd a4, 1080(gp) /* sig 135 */
+  /* 93: aluR */
   li t6, 0x3
   slt t6, t6, t0
-  sd t6, 1080(gp) /* sig 135 */
-  /* 101: aluI */
+  sd t6, 1088(gp) /* sig 136 */
+  /* 94: aluI */
   srai t1, a5, 12
-  sd t1, 1088(gp) /* sig 136 */
-  /* 102: fmem */
-  fld f31, 96(sp)
-  fsd f31, 1096(gp) /* sig 137 */
-  /* 103: fence */
-  fence.i
-  /* 104: fmem */
-  addi s3, sp, 299
-  fsd f8, -107(s3)
-  sub s3, s3, sp
-  /* 105: aluI */
-  addi zero, s10, -1889
-  sd zero, 1104(gp) /* sig 138 */
-  /* 106: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f19, tp
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f5, tp
-  fsub.s f0, f19, f5, rmm
-  fsd f0, 1112(gp) /* sig 139 */
-  frcsr t0
-  sd t0, 1120(gp) /* sig 140 */
-  /* 107: aluR */
-  li a6, 0x8000000000000000
-  li a6, 0xffffffff
-  div t6, a6, a6
-  sd t6, 1128(gp) /* sig 141 */
+  sd t1, 1096(gp) /* sig 137 */
+  /* 95: cMem */
+  .option rvc
+  c.swsp t0, 248(sp)
+  .option norvc
+  /* 96: aluI */
+  srai a3, s4, 63
+  sd a3, 1104(gp) /* sig 138 */
+  /* 97: fmem */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f9, tp
+  fsw f9, 228(sp)
+  /* 98: aluR */
+  remu s5, ra, zero
+  sd s5, 1112(gp) /* sig 139 */
+  /* 99: branch */
+  blt ra, a3, .L12
+  .option rvc
+  c.li s8, -24
+  .option norvc
+  sd s8, 1120(gp) /* sig 140 */
+  .option rvc
+  c.addiw a6, 1
+  .option norvc
+  sd a6, 1128(gp) /* sig 141 */
+  srai s0, t6, 0
+  sd s0, 1136(gp) /* sig 142 */
+.L12:
+  j .L13
+.L3:
+  srlw t0, t5, t0
+  sd t0, 352(gp) /* sig 44 */
+  .option rvc
+  c.add s10, a3
+  .option norvc
+  sd s10, 360(gp) /* sig 45 */
+  divw s3, zero, a1
+  sd s3, 368(gp) /* sig 46 */
+  j .L4
+.L5:
+  sd zero, 408(gp) /* sig 51 */
+  ori t2, t3, -1712
+  sd t2, 416(gp) /* sig 52 */
+  j .L6
+.L13:
+  /* 100: fp */
+  fcvt.s.wu f23, t1, rne
+  fsd f23, 1144(gp) /* sig 143 */
+  frcsr a7
+  sd a7, 1152(gp) /* sig 144 */
+  /* 101: luiAuipc */
+  lui a6, 0x1953e
+  sd a6, 1160(gp) /* sig 145 */
+  /* 102: aluR */
+  li ra, 0x2ac7d682
+  remw ra, ra, a7
+  sd ra, 1168(gp) /* sig 146 */
+  /* 103: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f29, tp
+  fclass.s t5, f29
+  sd t5, 1176(gp) /* sig 147 */
+  fsflags ra, zero
+  sd ra, 1184(gp) /* sig 148 */
+  /* 104: aluI */
+  slli zero, ra, 63
+  sd zero, 1192(gp) /* sig 149 */
+  /* 105: rand */
+  .4byte 0xd08810d3 /* random */
+  sd ra, 1200(gp) /* sig 150 */
+  fsd f1, 1208(gp) /* sig 151 */
+  fsflags s6, zero
+  sd s6, 1216(gp) /* sig 152 */
+  /* 106: luiAuipc */
+  auipc s7, 0x9a8cd
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 1224(gp) /* sig 153 */
+  /* 107: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f15, tp
+  fsqrt.s f23, f15, rtz
+  fsd f23, 1232(gp) /* sig 154 */
+  fsflags s5, zero
+  sd s5, 1240(gp) /* sig 155 */
   /* 108: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f25, tp
-  fsgnjx.s f30, f3, f25
-  fsd f30, 1136(gp) /* sig 142 */
-  fsflags s0, zero
-  sd s0, 1144(gp) /* sig 143 */
-  /* 109: fmem */
-  addi ra, sp, 121
-  fld f30, -89(ra)
-  fsd f30, 1152(gp) /* sig 144 */
-  sub ra, ra, sp
-  /* 110: aluR */
-  add s9, ra, s0
-  sd s9, 1160(gp) /* sig 145 */
-  /* 111: fmem */
-  flw f29, 240(sp)
-  fsd f29, 1168(gp) /* sig 146 */
-  /* 112: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f18, tp
-  li tp, 0xffffffff2c4afb6c
-  fmv.d.x f4, tp
-  fmin.s f0, f18, f4
-  fsd f0, 1176(gp) /* sig 147 */
-  fsflags s9, zero
-  sd s9, 1184(gp) /* sig 148 */
-  /* 113: fmem */
-  flw f21, 212(sp)
-  fsd f21, 1192(gp) /* sig 149 */
-  /* 114: aluR */
-  li s4, 0x80000001
-  li s10, 0xffffffffffffffff
-  div s8, s4, s10
-  sd s8, 1200(gp) /* sig 150 */
-  /* 115: aluR */
-  remu t2, a7, s9
-  sd t2, 1208(gp) /* sig 151 */
-  /* 116: loop */
-  li t1, 0x2
-.L15:
-  ori a0, s1, -1259
-  sd a0, 1216(gp) /* sig 152 */
-  .option rvc
-  c.slli t6, 45
-  .option norvc
-  sd t6, 1224(gp) /* sig 153 */
-  addi t1, t1, -1
-  bltu zero, t1, .L15
-  sd t1, 1232(gp) /* sig 154 */
-  /* 117: fence */
-  fence.i
-  /* 118: branch */
-  beq s0, s5, .L16
-  or ra, t6, s9
-  sd ra, 1240(gp) /* sig 155 */
-  .option rvc
-  c.add a1, s6
-  .option norvc
-  sd a1, 1248(gp) /* sig 156 */
-  sraw s9, s8, a6
-  sd s9, 1256(gp) /* sig 157 */
-.L16:
-  /* 119: fence */
-  nop
-  /* 120: fp */
-  li tp, 0x43e0000000000000
-  fmv.d.x f7, tp
-  fcvt.wu.d s5, f7, rmm
-  sd s5, 1264(gp) /* sig 158 */
-  fsflags t2, zero
-  sd t2, 1272(gp) /* sig 159 */
+  fclass.d t2, f25
+  sd t2, 1248(gp) /* sig 156 */
+  fsflags s5, zero
+  sd s5, 1256(gp) /* sig 157 */
+  /* 109: aluR */
+  sra s1, a4, s0
+  sd s1, 1264(gp) /* sig 158 */
+  /* 110: aluI */
+  sraiw s7, a2, 11
+  sd s7, 1272(gp) /* sig 159 */
+  /* 111: aluR */
+  and a0, a1, t5
+  sd a0, 1280(gp) /* sig 160 */
+  /* 112: rand */
+  .4byte 0x4f4e6b3 /* random */
+  sd a3, 1288(gp) /* sig 161 */
+  .2byte 0x8e16 /* random */
+  sd t3, 1296(gp) /* sig 162 */
+  .2byte 0x94e6 /* random */
+  sd s1, 1304(gp) /* sig 163 */
+  /* 113: rand */
+  .4byte 0xa304743b /* random */
+  sd s0, 1312(gp) /* sig 164 */
+  .2byte 0x93d /* random */
+  sd s2, 1320(gp) /* sig 165 */
+  .4byte 0x14522b3 /* random */
+  sd t0, 1328(gp) /* sig 166 */
+  /* 114: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f21, tp
+  fnmadd.s f31, f27, f15, f21, rup
+  fsd f31, 1336(gp) /* sig 167 */
+  fsflags t4, zero
+  sd t4, 1344(gp) /* sig 168 */
+  /* 115: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f13, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f10, tp
+  fmul.s f1, f13, f10, rne
+  fsd f1, 1352(gp) /* sig 169 */
+  li s5, 0x1f
+  csrrc t6, fcsr, s5
+  sd t6, 1360(gp) /* sig 170 */
+  /* 116: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f13, tp
+  flt.d a4, f1, f13
+  sd a4, 1368(gp) /* sig 171 */
+  fsflags a0, zero
+  sd a0, 1376(gp) /* sig 172 */
+  /* 117: luiAuipc */
+  lui t1, 0xe7ec5
+  sd t1, 1384(gp) /* sig 173 */
+  /* 118: luiAuipc */
+  lui ra, 0x92a5a
+  sd ra, 1392(gp) /* sig 174 */
+  /* 119: fp */
+  fcvt.wu.d a0, f24, rtz
+  sd a0, 1400(gp) /* sig 175 */
+  fsflags s1, zero
+  sd s1, 1408(gp) /* sig 176 */
+  /* 120: aluI */
+  ori t1, ra, 2047
+  sd t1, 1416(gp) /* sig 177 */
   /* 121: cAlu */
   .option rvc
-  c.addi s6, 29
+  c.add t4, a7
   .option norvc
-  sd s6, 1280(gp) /* sig 160 */
-  /* 122: fcsr */
-  csrrs a1, fcsr, zero
-  sd a1, 1288(gp) /* sig 161 */
-  /* 123: branch */
-  bne s5, t4, .L17
-  .option rvc
-  c.li ra, -19
-  .option norvc
-  sd ra, 1296(gp) /* sig 162 */
-  slti s0, s3, 1365
-  sd s0, 1304(gp) /* sig 163 */
-  .option rvc
-  c.xor a3, a1
-  .option norvc
-  sd a3, 1312(gp) /* sig 164 */
-.L17:
-  /* 124: mem */
-  sd s10, 8(sp)
-  /* 125: loop */
-  li s11, 0x2
-.L18:
-  or a2, t1, t4
-  sd a2, 1320(gp) /* sig 165 */
-  addi s11, s11, -1
-  bltu zero, s11, .L18
-  sd s11, 1328(gp) /* sig 166 */
-  /* 126: aluR */
-  mulhsu s5, a0, a6
-  sd s5, 1336(gp) /* sig 167 */
-  /* 127: aluI */
-  xori a1, s9, 1
-  sd a1, 1344(gp) /* sig 168 */
-  /* 128: aluR */
-  add s1, zero, a2
-  sd s1, 1352(gp) /* sig 169 */
-  /* 129: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 488
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 1360(gp) /* sig 170 */
-  /* 130: aluR */
+  sd t4, 1424(gp) /* sig 178 */
+  /* 122: aluR */
   li s6, 0x8000000000000001
   mulw s0, s6, t5
-  sd s0, 1368(gp) /* sig 171 */
-  /* 131: mem */
-  sd zero, 144(sp)
-  /* 132: fp */
+  sd s0, 1432(gp) /* sig 179 */
+  /* 123: fmem */
+  flw f18, 104(sp)
+  fsd f18, 1440(gp) /* sig 180 */
+  /* 124: fp */
   li tp, 0xffffffff4edae568
   fmv.d.x f9, tp
   li tp, 0xffffffff875759a4
   fmv.d.x f11, tp
-  fnmadd.s f10, f12, f9, f11, rdn
-  fsd f10, 1376(gp) /* sig 172 */
+  fnmadd.s f17, f12, f9, f11, rdn
+  fsd f17, 1448(gp) /* sig 181 */
   frcsr t1
-  sd t1, 1384(gp) /* sig 173 */
-  /* 133: cMem */
-  addi s0, sp, 80
+  sd t1, 1456(gp) /* sig 182 */
+  /* 125: cSp */
   .option rvc
-  c.sd a3, 16(s0)
+  c.addi4spn s0, sp, 612
   .option norvc
   sub s0, s0, sp
-  /* 134: lrsc */
-  addi s0, sp, 232
-  lr.d s8, (s0)
-  sllw t0, s2, a1
-  ori a2, s4, -1
-  sc.d ra, s7, (s0)
-  sd s8, 1392(gp) /* sig 174 */
-  sd ra, 1400(gp) /* sig 175 */
-  sub s0, s0, sp
-  ld s2, 232(sp)
-  sd s2, 1408(gp) /* sig 176 */
-  /* 135: aluR */
-  li a2, 0x80
-  sra s10, a2, a3
-  sd s10, 1416(gp) /* sig 177 */
-  /* 136: fcsr */
-  csrrsi s8, fcsr, 2
-  sd s8, 1424(gp) /* sig 178 */
-  /* 137: aluR */
-  li a6, 0x40000
-  rem s4, a6, t1
-  sd s4, 1432(gp) /* sig 179 */
-  /* 138: aluI */
-  li t4, 0x3f
-  addiw t6, t4, 1
-  sd t6, 1440(gp) /* sig 180 */
-  /* 139: smc */
-  /* patches in ori ra, t5, 1775 (then imm + 1, ...) */
-  li a5, 0x6eff6093
-  li a6, 0x1
-.L19:
-  auipc s8, 0
-  sw a5, 12(s8)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a5, a5, tp
-  addi a6, a6, -1
-  bne a6, zero, .L19
-  auipc tp, 0
-  sub s8, s8, tp
-  sd ra, 1448(gp) /* sig 181 */
-  sd s8, 1456(gp) /* sig 182 */
-  /* 140: aluR */
-  xor a3, a2, a3
-  sd a3, 1464(gp) /* sig 183 */
-  /* 141: aluR */
+  sd s0, 1464(gp) /* sig 183 */
+  /* 126: branch */
+  blt ra, s6, .L14
+  srl zero, s0, s0
+  sd zero, 1472(gp) /* sig 184 */
+  slliw zero, t4, 15
+  sd zero, 1480(gp) /* sig 185 */
+  slliw zero, s10, 18
+  sd zero, 1488(gp) /* sig 186 */
+.L14:
+  /* 127: fmem */
+  fsd f10, 0(sp)
+  /* 128: mem */
+  addi s10, sp, -151
+  lbu a3, 225(s10)
+  sd a3, 1496(gp) /* sig 187 */
+  sub s10, s10, sp
+  /* 129: aluR */
+  li s8, 0x3f
+  mulhsu a1, t6, s8
+  sd a1, 1504(gp) /* sig 188 */
+  /* 130: fp */
+  li tp, 0x4805d6ff80f12b08
+  fmv.d.x f12, tp
+  li tp, 0x36a0000000000000
+  fmv.d.x f30, tp
+  fmul.d f8, f12, f30, rmm
+  fsd f8, 1512(gp) /* sig 189 */
+  fsflags s1, zero
+  sd s1, 1520(gp) /* sig 190 */
+  /* 131: fp */
+  li tp, 0xbd91a9e9a15600ae
+  fmv.d.x f23, tp
+  fsqrt.d f5, f23, rtz
+  fsd f5, 1528(gp) /* sig 191 */
+  fsflags t0, zero
+  sd t0, 1536(gp) /* sig 192 */
+  /* 132: fmem */
+  fsd f10, 80(sp)
+  /* 133: aluR */
   li t1, 0xffffffffffffffc8
   divw a3, t0, t1
-  sd a3, 1472(gp) /* sig 184 */
-  /* 142: loop */
-  li s1, 0x4
-.L20:
+  sd a3, 1544(gp) /* sig 193 */
+  /* 134: jal */
+  jal zero, .L15
   .option rvc
-  c.li t0, 26
+  c.add t0, t0
   .option norvc
-  sd t0, 1480(gp) /* sig 185 */
-  sub a7, s4, t3
-  sd a7, 1488(gp) /* sig 186 */
-  srl s0, t6, t5
-  sd s0, 1496(gp) /* sig 187 */
+  sd t0, 1552(gp) /* sig 194 */
   .option rvc
-  c.addi s1, -1
+  c.addiw t0, -12
   .option norvc
+  sd t0, 1560(gp) /* sig 195 */
+.L15:
+  sd zero, 1568(gp) /* sig 196 */
+  /* 135: fmem */
+  fld f15, 85(sp)
+  fsd f15, 1576(gp) /* sig 197 */
+  /* 136: loop */
+  li t6, 0x1
+.L16:
   .option rvc
-  c.bnez s1, .L20
+  c.addi t0, 1
   .option norvc
-  sd s1, 1504(gp) /* sig 188 */
-  /* 143: mem */
-  lw zero, 232(sp)
-  sd zero, 1512(gp) /* sig 189 */
-  /* 144: fp */
-  li tp, 0xffffffff40400000
-  fmv.d.x f9, tp
-  fsub.s f13, f2, f9, rup
-  fsd f13, 1520(gp) /* sig 190 */
-  li s6, 0x1f
-  csrrc a2, fcsr, s6
-  sd a2, 1528(gp) /* sig 191 */
-  /* 145: cBranch */
+  sd t0, 1584(gp) /* sig 198 */
+  mulhu s7, t3, a2
+  sd s7, 1592(gp) /* sig 199 */
+  ori s3, a5, 0
+  sd s3, 1600(gp) /* sig 200 */
+  addi t6, t6, -1
+  bne t6, zero, .L16
+  sd t6, 1608(gp) /* sig 201 */
+  /* 137: cAlu */
   .option rvc
-  c.beqz a2, .L21
+  c.mv s10, a2
   .option norvc
-  sltiu t0, a2, -1327
-  sd t0, 1536(gp) /* sig 192 */
-.L21:
-  /* 146: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f18, tp
-  fmul.d f1, f18, f13, rmm
-  fsd f1, 1544(gp) /* sig 193 */
-  frflags s8
-  sd s8, 1552(gp) /* sig 194 */
-  /* 147: jalr */
-  auipc s3, 0
-  jalr t4, 9(s3)
+  sd s10, 1616(gp) /* sig 202 */
+  /* 138: rand */
+  .4byte 0x901297c7 /* random */
+  sd a5, 1624(gp) /* sig 203 */
+  fsd f15, 1632(gp) /* sig 204 */
+  frflags t2
+  sd t2, 1640(gp) /* sig 205 */
+  .2byte 0x1465 /* random */
+  sd s0, 1648(gp) /* sig 206 */
+  /* 139: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f21, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f12, tp
+  fmin.d f26, f21, f12
+  fsd f26, 1656(gp) /* sig 207 */
+  fsflags a7, zero
+  sd a7, 1664(gp) /* sig 208 */
+  /* 140: mem */
+  addi t4, sp, 110
+  sd s3, 29(t4)
+  sub t4, t4, sp
+  ld a5, 136(sp)
+  sd a5, 1672(gp) /* sig 209 */
+  /* 141: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f15, tp
+  fmv.x.w s6, f15
+  sd s6, 1680(gp) /* sig 210 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 1688(gp) /* sig 211 */
+  /* 142: liSeed */
+  li a5, 0x9d69d36a5700f1b2
+  sd a5, 1696(gp) /* sig 212 */
+  /* 143: cAlu */
+  .option rvc
+  c.lui s7, 0xffff0
+  .option norvc
+  sd s7, 1704(gp) /* sig 213 */
+  /* 144: aluI */
+  andi a7, t1, 0
+  sd a7, 1712(gp) /* sig 214 */
+  /* 145: liSeed */
+  li a3, 0x0
+  sd a3, 1720(gp) /* sig 215 */
+  /* 146: aluI */
+  srli s11, s7, 0
+  sd s11, 1728(gp) /* sig 216 */
+  /* 147: aluR */
+  li t5, 0xffffffffffffffa8
+  add s6, t2, t5
+  sd s6, 1736(gp) /* sig 217 */
+  /* 148: fp */
+  li tp, 0xffffffffff800001
+  fmv.d.x f1, tp
+  fsgnjx.s f1, f1, f25
+  fsd f1, 1744(gp) /* sig 218 */
+  frcsr s3
+  sd s3, 1752(gp) /* sig 219 */
+  /* 149: fp */
+  li tp, 0x3ff5231eefa960a1
+  fmv.d.x f16, tp
+  li tp, 0xbff5231eefa960a0
+  fmv.d.x f11, tp
+  fadd.d f13, f16, f11, rup
+  fsd f13, 1760(gp) /* sig 220 */
+  fsflags s0, zero
+  sd s0, 1768(gp) /* sig 221 */
+  /* 150: jalr */
+  auipc t6, 0
+  jalr s8, 8(t6)
   auipc tp, 0
-  sub t4, t4, tp
-  sub s3, s3, tp
-  sd t4, 1560(gp) /* sig 195 */
-  sd s3, 1568(gp) /* sig 196 */
-  /* 148: cBranch */
+  sub s8, s8, tp
+  sub t6, t6, tp
+  sd s8, 1776(gp) /* sig 222 */
+  sd t6, 1784(gp) /* sig 223 */
+  /* 151: mem */
+  addi t4, sp, 224
+  lhu s7, -154(t4)
+  sd s7, 1792(gp) /* sig 224 */
+  sub t4, t4, sp
+  /* 152: cMem */
+  addi s1, sp, 104
   .option rvc
-  c.j .L22
+  c.fld f11, 48(s1)
   .option norvc
-  addw t3, s6, s3
-  sd t3, 1576(gp) /* sig 197 */
-  andi s5, a5, -1627
-  sd s5, 1584(gp) /* sig 198 */
+  fsd f11, 1800(gp) /* sig 225 */
+  sub s1, s1, sp
+  /* 153: cJump */
+  auipc a7, 0
+  addi a7, a7, 26
   .option rvc
-  c.andi a2, -21
+  c.jalr a7
   .option norvc
-  sd a2, 1592(gp) /* sig 199 */
-.L22:
-  /* 149: aluR */
-  sll t0, a7, a3
-  sd t0, 1600(gp) /* sig 200 */
-  /* 150: luiAuipc */
-  auipc ra, 0x7ffff
+  srai s8, s8, 36
+  sd s8, 1808(gp) /* sig 226 */
+  slt s8, s9, t0
+  sd s8, 1816(gp) /* sig 227 */
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 1608(gp) /* sig 201 */
-  /* 151: fp */
-  li t0, 0x1ecd849c
-  fcvt.s.w f18, t0, rmm
-  fsd f18, 1616(gp) /* sig 202 */
-  frflags s11
-  sd s11, 1624(gp) /* sig 203 */
-  /* 152: mem */
-  lw t0, 176(sp)
-  sd t0, 1632(gp) /* sig 204 */
-  /* 153: far */
-  bge a1, s10, .L23
-.L24:
+  sub a7, a7, tp
+  sd ra, 1824(gp) /* sig 228 */
+  sd a7, 1832(gp) /* sig 229 */
   /* 154: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f21, tp
-  fcvt.d.s f29, f21
-  fsd f29, 1656(gp) /* sig 207 */
-  fsflags s6, zero
-  sd s6, 1664(gp) /* sig 208 */
-  /* 155: aluR */
-  sllw t0, a6, s8
-  sd t0, 1672(gp) /* sig 209 */
-  /* 156: aluR */
-  srlw t4, a1, s7
-  sd t4, 1680(gp) /* sig 210 */
+  fadd.s f6, f9, f15, rup
+  fsd f6, 1840(gp) /* sig 230 */
+  frcsr s5
+  sd s5, 1848(gp) /* sig 231 */
+  /* 155: luiAuipc */
+  lui s9, 0x1f208
+  sd s9, 1856(gp) /* sig 232 */
+  /* 156: rand */
+  .4byte 0x1c702b3 /* random */
+  sd t0, 1864(gp) /* sig 233 */
   /* 157: fp */
-  li tp, 0x3fd77caa7c0d52cf
-  fmv.d.x f10, tp
-  li tp, 0x3ff0000000000001
-  fmv.d.x f24, tp
-  fmul.d f30, f10, f24
-  fsd f30, 1688(gp) /* sig 211 */
-  csrrci s8, fflags, 0x1f
-  sd s8, 1696(gp) /* sig 212 */
-  /* 158: fmem */
-  fld f24, 184(sp)
-  fsd f24, 1704(gp) /* sig 213 */
-  /* 159: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f28, tp
-  flt.s t0, f28, f15
-  sd t0, 1712(gp) /* sig 214 */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f16, tp
+  fsub.s f15, f9, f16, rdn
+  fsd f15, 1872(gp) /* sig 234 */
+  fsflags s6, zero
+  sd s6, 1880(gp) /* sig 235 */
+  /* 158: amo */
+  addi t6, sp, 224
+  amomaxu.d a3, s10, (t6)
+  sub t6, t6, sp
+  sd a3, 1888(gp) /* sig 236 */
+  ld t2, 224(sp)
+  sd t2, 1896(gp) /* sig 237 */
+  /* 159: fmem */
+  fld f0, 32(sp)
+  fsd f0, 1904(gp) /* sig 238 */
+  /* 160: loop */
+  li a0, 0x1
+.L17:
+  .option rvc
+  c.addiw a2, -17
+  .option norvc
+  sd a2, 1912(gp) /* sig 239 */
+  .option rvc
+  c.add s8, ra
+  .option norvc
+  sd s8, 1920(gp) /* sig 240 */
+  .option rvc
+  c.andi a1, -8
+  .option norvc
+  sd a1, 1928(gp) /* sig 241 */
+  .option rvc
+  c.addi a0, -1
+  .option norvc
+  .option rvc
+  c.bnez a0, .L17
+  .option norvc
+  sd a0, 1936(gp) /* sig 242 */
+  addi gp, gp, 1944
+  /* 161: fp */
+  li tp, 0x7fffff
+  fmv.d.x f7, tp
+  fclass.s a2, f7
+  sd a2, 0(gp) /* sig 243 */
   fsflags s8, zero
-  sd s8, 1720(gp) /* sig 215 */
-  /* 160: aluI */
-  sltiu a6, t4, -938
-  sd a6, 1728(gp) /* sig 216 */
-  /* 161: aluI */
-  addi t0, t1, -1937
-  sd t0, 1736(gp) /* sig 217 */
-  /* 162: far */
-  jal s9, .L25
-.L26:
-  /* 163: aluR */
-  li a2, 0x0
-  li t2, 0x6b488a7b37bdf3af
-  mulw a5, a2, t2
-  sd a5, 1768(gp) /* sig 221 */
+  sd s8, 8(gp) /* sig 244 */
+  /* 162: aluR */
+  slt s11, s7, a4
+  sd s11, 16(gp) /* sig 245 */
+  /* 163: fp */
+  li tp, 0x406faf627a0f9359
+  fmv.d.x f11, tp
+  li tp, 0x3fa786ca85e35ef2
+  fmv.d.x f27, tp
+  fnmadd.d f0, f11, f27, f3, rtz
+  fsd f0, 24(gp) /* sig 246 */
+  fsflags a3, zero
+  sd a3, 32(gp) /* sig 247 */
   /* 164: aluR */
-  li a0, 0x400000000
-  remuw t5, a0, a0
-  sd t5, 1776(gp) /* sig 222 */
-  /* 165: aluI */
-  slti s3, s6, -1058
-  sd s3, 1784(gp) /* sig 223 */
-  /* 166: aluR */
-  or zero, zero, zero
-  sd zero, 1792(gp) /* sig 224 */
-  /* 167: fp */
-  fdiv.d f0, f21, f11, rtz
-  fsd f0, 1800(gp) /* sig 225 */
-  frcsr s10
-  sd s10, 1808(gp) /* sig 226 */
-  /* 168: aluI */
-  srli a2, zero, 19
-  sd a2, 1816(gp) /* sig 227 */
-  /* 169: mem */
-  sb ra, 122(sp)
-  ld s2, 120(sp)
-  sd s2, 1824(gp) /* sig 228 */
-  /* 170: aluR */
-  li a5, 0xfffffffffffff800
-  mulw zero, a0, a5
-  sd zero, 1832(gp) /* sig 229 */
-  /* 171: cAlu */
-  .option rvc
-  c.addiw a0, -30
-  .option norvc
-  sd a0, 1840(gp) /* sig 230 */
-  /* 172: aluR */
-  mulhsu a0, t4, s2
-  sd a0, 1848(gp) /* sig 231 */
-  /* 173: fp */
-  li s10, 0x4000000001
-  fcvt.d.l f12, s10, dyn
-  fsd f12, 1856(gp) /* sig 232 */
-  fsflags s0, zero
-  sd s0, 1864(gp) /* sig 233 */
-  /* 174: cMem */
-  .option rvc
-  c.sdsp s11, 0(sp)
-  .option norvc
-  /* 175: fp */
-  li tp, 0x112e14000cf3e3
-  fmv.d.x f4, tp
-  fle.d t3, f4, f26
-  sd t3, 1872(gp) /* sig 234 */
-  frflags a6
-  sd a6, 1880(gp) /* sig 235 */
-  /* 176: fp */
+  li t0, 0x80
+  sraw a0, t0, s5
+  sd a0, 40(gp) /* sig 248 */
+  /* 165: fp */
   li tp, 0xffffffff7f800001
+  fmv.d.x f1, tp
+  fcvt.lu.s a3, f1, rup
+  sd a3, 48(gp) /* sig 249 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 56(gp) /* sig 250 */
+  /* 166: aluR */
+  mulw s0, s7, zero
+  sd s0, 64(gp) /* sig 251 */
+  /* 167: cSp */
+  .option rvc
+  c.addi16sp sp, -480
+  .option norvc
+  ld s8, 480(sp)
+  sd s8, 72(gp) /* sig 252 */
+  .option rvc
+  c.addi16sp sp, 480
+  .option norvc
+  /* 168: aluR */
+  li t2, 0x8000000000000001
+  mulh s9, a6, t2
+  sd s9, 80(gp) /* sig 253 */
+  /* 169: aluI */
+  srliw s11, zero, 14
+  sd s11, 88(gp) /* sig 254 */
+  /* 170: fp */
+  li tp, 0xffffffff00b7eeec
+  fmv.d.x f7, tp
+  li tp, 0xffffffff3fb7eeec
   fmv.d.x f6, tp
-  li tp, 0xffffffffdf000000
-  fmv.d.x f30, tp
-  fadd.s f31, f6, f30, dyn
-  fsd f31, 1888(gp) /* sig 236 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 1896(gp) /* sig 237 */
-  /* 177: fp */
-  li tp, 0xffffffffbfe4b3a2
-  fmv.d.x f28, tp
-  li tp, 0xffffffff7f0f4740
-  fmv.d.x f15, tp
-  fmul.s f17, f28, f15, rtz
-  fsd f17, 1904(gp) /* sig 238 */
-  fsflags s7, zero
-  sd s7, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 178: aluI */
-  li a4, 0xffffffffffffffff
-  slli a7, a4, 43
-  sd a7, 0(gp) /* sig 240 */
-  /* 179: fp */
-  li s3, 0x58
-  fcvt.s.lu f4, s3
-  fsd f4, 8(gp) /* sig 241 */
-  fsflags t1, zero
-  sd t1, 16(gp) /* sig 242 */
-  /* 180: lrsc */
-  addi s9, sp, 184
-  lr.d.aq t3, (s9)
-  sra s8, t5, a7
-  or s0, s6, s6
-  sc.d.aq zero, t6, (s9)
-  sd t3, 24(gp) /* sig 243 */
-  sd zero, 32(gp) /* sig 244 */
-  sub s9, s9, sp
-  ld zero, 184(sp)
-  sd zero, 40(gp) /* sig 245 */
-  /* 181: amo */
-  addi s11, sp, 100
-  amoswap.w a6, zero, (s11)
-  sub s11, s11, sp
-  sd a6, 48(gp) /* sig 246 */
-  /* 182: cBranch */
+  fsqrt.s f20, f7, rne
+  fsd f20, 96(gp) /* sig 255 */
+  fsflags t2, zero
+  sd t2, 104(gp) /* sig 256 */
+  /* 171: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f5, tp
+  fle.s a7, f6, f5
+  sd a7, 112(gp) /* sig 257 */
+  fsflags a4, zero
+  sd a4, 120(gp) /* sig 258 */
+  /* 172: aluI */
+  li t5, 0xffffffffffff8000
+  addiw s1, t5, 1456
+  sd s1, 128(gp) /* sig 259 */
+  /* 173: fp */
+  li tp, 0xffffffff4d44d9e7
+  fmv.d.x f17, tp
+  fcvt.d.s f23, f17
+  fsd f23, 136(gp) /* sig 260 */
+  frflags a2
+  sd a2, 144(gp) /* sig 261 */
+  /* 174: cSp */
   .option rvc
-  c.bnez s1, .L27
+  c.addi4spn a4, sp, 412
   .option norvc
-  slti t2, s6, 783
-  sd t2, 56(gp) /* sig 247 */
-.L27:
-  /* 183: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 716
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 64(gp) /* sig 248 */
-  /* 184: loop */
-  li t2, 0x4
-.L28:
-  slli s0, t6, 36
-  sd s0, 72(gp) /* sig 249 */
-  addi t2, t2, -1
-  bltu zero, t2, .L28
-  sd t2, 80(gp) /* sig 250 */
-  /* 185: aluI */
-  li t5, 0xfffffffffffff800
-  addi ra, t5, -1873
-  sd ra, 88(gp) /* sig 251 */
-  /* 186: aluR */
-  li t5, 0xb3443cff9e5ea05b
-  srl s8, t5, ra
-  sd s8, 96(gp) /* sig 252 */
-  /* 187: jal */
-  jal s11, .L29
-  slli t2, a1, 1
-  sd t2, 104(gp) /* sig 253 */
-  addi ra, s11, -1270
-  sd ra, 112(gp) /* sig 254 */
-.L29:
+  sub a4, a4, sp
+  sd a4, 152(gp) /* sig 262 */
+  /* 175: fp */
+  li tp, 0xffffffffc3f01d91
+  fmv.d.x f27, tp
+  fsub.s f31, f27, f30, rdn
+  fsd f31, 160(gp) /* sig 263 */
+  frcsr s6
+  sd s6, 168(gp) /* sig 264 */
+  /* 176: rand */
+  .4byte 0x4f0a2a9b /* random */
+  sd s5, 176(gp) /* sig 265 */
+  .4byte 0xa8dce093 /* random */
+  sd ra, 184(gp) /* sig 266 */
+  .2byte 0x9f04 /* random */
+  /* 177: jal */
+  jal t0, .L18
+  slti s10, a6, 1000
+  sd s10, 192(gp) /* sig 267 */
+.L18:
   auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 120(gp) /* sig 255 */
-  /* 188: aluR */
-  and a5, s6, s0
-  sd a5, 128(gp) /* sig 256 */
-  /* 189: fmem */
-  addi a5, sp, -89
-  fld f25, 257(a5)
-  fsd f25, 136(gp) /* sig 257 */
+  sub t0, t0, tp
+  sd t0, 200(gp) /* sig 268 */
+  /* 178: lrsc */
+  addi s3, sp, 24
+  lr.d s7, (s3)
+  and t4, t6, t2
+  slliw t5, a1, 0
+  sc.d s8, s10, (s3)
+  sd s7, 208(gp) /* sig 269 */
+  sd s8, 216(gp) /* sig 270 */
+  sub s3, s3, sp
+  ld zero, 24(sp)
+  sd zero, 224(gp) /* sig 271 */
+  /* 179: fp */
+  li tp, 0x411365c0b3443cff
+  fmv.d.x f9, tp
+  li tp, 0xf17f4791946c5eb1
+  fmv.d.x f14, tp
+  fnmsub.d f2, f9, f19, f14, rtz
+  fsd f2, 232(gp) /* sig 272 */
+  fsflags s1, zero
+  sd s1, 240(gp) /* sig 273 */
+  /* 180: lrsc */
+  addi a5, sp, 92
+  lr.w s11, (a5)
+  sc.w.aq zero, ra, (a5)
+  sd s11, 248(gp) /* sig 274 */
+  sd zero, 256(gp) /* sig 275 */
   sub a5, a5, sp
-  /* 190: fp */
+  lw a2, 92(sp)
+  sd a2, 264(gp) /* sig 276 */
+  /* 181: aluR */
+  mul a7, s3, s3
+  sd a7, 272(gp) /* sig 277 */
+  /* 182: fp */
+  li tp, 0x41effffffff00000
+  fmv.d.x f4, tp
   li tp, 0x423ba1505d6a8955
   fmv.d.x f11, tp
-  feq.d s2, f11, f24
-  sd s2, 144(gp) /* sig 258 */
-  csrrci s11, fflags, 0x1f
-  sd s11, 152(gp) /* sig 259 */
-  /* 191: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f14, tp
-  li tp, 0x7ff800000000dead
-  fmv.d.x f30, tp
-  fdiv.d f26, f14, f30
-  fsd f26, 160(gp) /* sig 260 */
-  frcsr t3
-  sd t3, 168(gp) /* sig 261 */
-  /* 192: fp */
-  fsqrt.d f19, f4, dyn
-  fsd f19, 176(gp) /* sig 262 */
-  fsflags a7, zero
-  sd a7, 184(gp) /* sig 263 */
-  /* 193: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f28, tp
-  fcvt.lu.d t2, f28, rup
-  sd t2, 192(gp) /* sig 264 */
-  frcsr s10
-  sd s10, 200(gp) /* sig 265 */
-  /* 194: cMem */
-  addi s1, sp, 32
+  fsub.d f7, f4, f11, rup
+  fsd f7, 280(gp) /* sig 278 */
+  fsflags t6, zero
+  sd t6, 288(gp) /* sig 279 */
+  /* 183: fp */
+  fsqrt.s f25, f0, rtz
+  fsd f25, 296(gp) /* sig 280 */
+  fsflags t6, zero
+  sd t6, 304(gp) /* sig 281 */
+  /* 184: fp */
+  fmadd.s f2, f26, f22, f6, dyn
+  fsd f2, 312(gp) /* sig 282 */
+  fsflags s10, zero
+  sd s10, 320(gp) /* sig 283 */
+  /* 185: cJump */
+  auipc s7, 0
+  addi s7, s7, 16
   .option rvc
-  c.ld a1, 112(s1)
+  c.jalr s7
   .option norvc
-  sd a1, 208(gp) /* sig 266 */
-  sub s1, s1, sp
-  /* 195: luiAuipc */
-  lui zero, 0xd03ad
-  sd zero, 216(gp) /* sig 267 */
-  /* 196: fp */
-  li tp, 0xc0400000
-  fmv.d.x f8, tp
-  fsub.s f17, f31, f8
-  fsd f17, 224(gp) /* sig 268 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 232(gp) /* sig 269 */
-  /* 197: aluR */
-  li s8, 0x7fffffff
-  remu a7, a7, s8
-  sd a7, 240(gp) /* sig 270 */
-  /* 198: branch */
-  bgeu a3, a7, .L30
-  sll s4, t1, a1
-  sd s4, 248(gp) /* sig 271 */
-  sltu s7, t6, s9
-  sd s7, 256(gp) /* sig 272 */
-.L30:
-  /* 199: aluI */
-  slti s8, ra, -1088
-  sd s8, 264(gp) /* sig 273 */
-  j .L31
-.L23:
   .option rvc
-  c.add s1, a5
+  c.sub a2, a4
   .option norvc
-  sd s1, 1640(gp) /* sig 205 */
-  .option rvc
-  c.mv s2, a4
-  .option norvc
-  sd s2, 1648(gp) /* sig 206 */
-  bge zero, zero, .L24
-.L25:
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 1744(gp) /* sig 218 */
-  addi t6, s3, -599
-  sd t6, 1752(gp) /* sig 219 */
-  srliw zero, t6, 24
-  sd zero, 1760(gp) /* sig 220 */
-  beq zero, zero, .L26
-.L31:
-  /* 200: cMem */
-  addi a0, sp, 0
-  .option rvc
-  c.ld a4, 8(a0)
-  .option norvc
-  sd a4, 272(gp) /* sig 274 */
-  sub a0, a0, sp
-  /* 201: aluI */
-  srliw a2, t1, 31
-  sd a2, 280(gp) /* sig 275 */
-  /* 202: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f17, tp
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f25, tp
-  fsgnjx.d f4, f17, f25
-  fsd f4, 288(gp) /* sig 276 */
-  frcsr t3
-  sd t3, 296(gp) /* sig 277 */
-  /* 203: fcsr */
-  li a2, 0x7a
-  csrrw a7, fcsr, a2
-  sd a7, 304(gp) /* sig 278 */
-  /* 204: aluR */
-  li s2, 0xffffffff
-  and s10, zero, s2
-  sd s10, 312(gp) /* sig 279 */
-  /* 205: aluR */
-  li s8, 0x29d858883a97b9d1
-  li a5, 0x3a
-  sllw s4, s8, a5
-  sd s4, 320(gp) /* sig 280 */
-  /* 206: aluR */
-  li s2, 0xffffffff7fffffff
-  addw a2, s11, s2
-  sd a2, 328(gp) /* sig 281 */
-  /* 207: aluR */
-  srlw a6, t2, a7
-  sd a6, 336(gp) /* sig 282 */
-  /* 208: fp */
-  fsqrt.d f26, f2, rmm
-  fsd f26, 344(gp) /* sig 283 */
-  li t2, 0x1f
-  csrrc s4, fcsr, t2
-  sd s4, 352(gp) /* sig 284 */
-  /* 209: jalr */
-  auipc a1, 0
-  jalr zero, 9(a1)
-  auipc tp, 0
-  sub a1, a1, tp
-  sd zero, 360(gp) /* sig 285 */
-  sd a1, 368(gp) /* sig 286 */
-  /* 210: fp */
-  fle.s a7, f25, f25
-  sd a7, 376(gp) /* sig 287 */
-  li s7, 0x1f
-  csrrc a5, fcsr, s7
-  sd a5, 384(gp) /* sig 288 */
-  /* 211: fp */
-  fadd.s f19, f21, f24, rdn
-  fsd f19, 392(gp) /* sig 289 */
-  fsflags t1, zero
-  sd t1, 400(gp) /* sig 290 */
-  /* 212: aluI */
-  sltiu t2, ra, -1
-  sd t2, 408(gp) /* sig 291 */
-  /* 213: fcsr */
-  li t2, 0x54
-  csrrc a7, fflags, t2
-  sd a7, 416(gp) /* sig 292 */
-  /* 214: mem */
-  lwu s5, 0(sp)
-  sd s5, 424(gp) /* sig 293 */
-  /* 215: aluI */
-  slliw s11, t3, 12
-  sd s11, 432(gp) /* sig 294 */
-  /* 216: fp */
-  li tp, 0xbfaa823abbc6b074
-  fmv.d.x f22, tp
-  li tp, 0xc1e0000000100000
-  fmv.d.x f11, tp
-  flt.d s9, f22, f11
-  sd s9, 440(gp) /* sig 295 */
-  frflags t0
-  sd t0, 448(gp) /* sig 296 */
-  /* 217: mem */
-  sd s4, 176(sp)
-  /* 218: branch */
-  li a6, 0x1e8400000
-  li a4, 0x14abfa0d
-  bgeu a6, a4, .L32
-  sraw s4, a4, s7
-  sd s4, 456(gp) /* sig 297 */
-.L32:
-  /* 219: fcsr */
-  csrrsi zero, fflags, 9
-  sd zero, 464(gp) /* sig 298 */
-  /* 220: fmem */
-  addi t2, sp, -4
-  fsw f4, 184(t2)
-  sub t2, t2, sp
-  /* 221: aluI */
-  addi s3, ra, 398
-  sd s3, 472(gp) /* sig 299 */
-  /* 222: fp */
-  li tp, 0xffffffff005811b2
-  fmv.d.x f3, tp
-  li tp, 0xffffffff3fb02363
-  fmv.d.x f28, tp
-  fsqrt.s f7, f3, rne
-  fsd f7, 480(gp) /* sig 300 */
-  fsflags s9, zero
-  sd s9, 488(gp) /* sig 301 */
-  /* 223: fp */
-  flt.s zero, f21, f21
-  sd zero, 496(gp) /* sig 302 */
-  fsflags ra, zero
-  sd ra, 504(gp) /* sig 303 */
-  /* 224: jal */
-  jal a1, .L33
-  .option rvc
-  c.addiw s5, -25
-  .option norvc
-  sd s5, 512(gp) /* sig 304 */
-.L33:
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 520(gp) /* sig 305 */
-  /* 225: fp */
-  li tp, 0xc012000000000000
-  fmv.d.x f26, tp
-  fcvt.s.d f24, f26
-  fsd f24, 528(gp) /* sig 306 */
-  frflags a1
-  sd a1, 536(gp) /* sig 307 */
-  /* 226: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f8, tp
-  fmin.s f30, f8, f21
-  fsd f30, 544(gp) /* sig 308 */
-  frflags s11
-  sd s11, 552(gp) /* sig 309 */
-  /* 227: cJump */
-  auipc ra, 0
-  addi ra, ra, 18
-  .option rvc
-  c.jalr ra
-  .option norvc
-  mulh s8, t5, s0
-  sd s8, 560(gp) /* sig 310 */
+  sd a2, 328(gp) /* sig 284 */
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 568(gp) /* sig 311 */
-  /* 228: liSeed */
-  li t6, 0xe4c3b11
-  sd t6, 576(gp) /* sig 312 */
-  /* 229: aluR */
-  li s10, 0x54dd6561
-  slt t1, s10, s8
-  sd t1, 584(gp) /* sig 313 */
-  /* 230: cMem */
+  sub s7, s7, tp
+  sd ra, 336(gp) /* sig 285 */
+  sd s7, 344(gp) /* sig 286 */
+  /* 186: fp */
+  fmul.d f8, f26, f18, rup
+  fsd f8, 352(gp) /* sig 287 */
+  frflags s4
+  sd s4, 360(gp) /* sig 288 */
+  /* 187: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f26, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f29, tp
+  li tp, 0x0
+  fmv.d.x f17, tp
+  fnmadd.d f14, f26, f29, f17, rmm
+  fsd f14, 368(gp) /* sig 289 */
+  fsflags s10, zero
+  sd s10, 376(gp) /* sig 290 */
+  /* 188: cBranch */
+  li s1, 0x0
   .option rvc
-  c.fsdsp f22, 32(sp)
+  c.beqz s1, .L19
   .option norvc
-  /* 231: fp */
-  li tp, 0xffffffff357dfa9a
-  fmv.d.x f18, tp
-  fnmsub.s f18, f2, f18, f26, rup
-  fsd f18, 592(gp) /* sig 314 */
-  fsflags s1, zero
-  sd s1, 600(gp) /* sig 315 */
-  /* 232: fp */
-  li tp, 0xffffffffc47c3b35
+  remu a7, a7, s8
+  sd a7, 384(gp) /* sig 291 */
+  .option rvc
+  c.xor s0, a0
+  .option norvc
+  sd s0, 392(gp) /* sig 292 */
+  addi t4, s11, 510
+  sd t4, 400(gp) /* sig 293 */
+.L19:
+  /* 189: aluR */
+  li t1, 0x80
+  sll s4, t1, a1
+  sd s4, 408(gp) /* sig 294 */
+  /* 190: luiAuipc */
+  lui t6, 0x40090
+  sd t6, 416(gp) /* sig 295 */
+  /* 191: aluR */
+  sltu s4, a6, s2
+  sd s4, 424(gp) /* sig 296 */
+  /* 192: fp */
+  li a3, 0x5217fc1d
+  fmv.w.x f1, a3
+  fsd f1, 432(gp) /* sig 297 */
+  li s8, 0x1f
+  csrrc t4, fcsr, s8
+  sd t4, 440(gp) /* sig 298 */
+  /* 193: rand */
+  .4byte 0x6f4cab1b /* random */
+  sd s6, 448(gp) /* sig 299 */
+  .4byte 0x700d65c3 /* random */
+  sd a1, 456(gp) /* sig 300 */
+  fsd f11, 464(gp) /* sig 301 */
+  fsflags s10, zero
+  sd s10, 472(gp) /* sig 302 */
+  .4byte 0x7aced43b /* random */
+  sd s0, 480(gp) /* sig 303 */
+  /* 194: fp */
+  li tp, 0xbff37e166a811ac0
+  fmv.d.x f0, tp
+  li tp, 0x800d221bc9268fbf
+  fmv.d.x f11, tp
+  fmul.d f24, f0, f11, rtz
+  fsd f24, 488(gp) /* sig 304 */
+  fsflags s10, zero
+  sd s10, 496(gp) /* sig 305 */
+  /* 195: branch */
+  li a6, 0xb6990902949c1349
+  li s8, 0xb6990902949c1349
+  blt a6, s8, .L20
+  mulhu s3, t0, a7
+  sd s3, 504(gp) /* sig 306 */
+.L20:
+  /* 196: mem */
+  sh zero, 46(sp)
+  ld s0, 40(sp)
+  sd s0, 512(gp) /* sig 307 */
+  /* 197: aluR */
+  sraw t4, s2, a7
+  sd t4, 520(gp) /* sig 308 */
+  /* 198: aluI */
+  sraiw t5, s9, 1
+  sd t5, 528(gp) /* sig 309 */
+  /* 199: aluI */
+  slli t0, a2, 32
+  sd t0, 536(gp) /* sig 310 */
+  /* 200: fp */
+  li tp, 0x3ffb1542b6171452
   fmv.d.x f25, tp
-  li tp, 0xffffffff80000001
-  fmv.d.x f15, tp
-  fsgnjn.s f31, f25, f15
-  fsd f31, 608(gp) /* sig 316 */
-  fsflags s6, zero
-  sd s6, 616(gp) /* sig 317 */
-  /* 233: fmem */
-  li tp, 0xffffffff40b6def5
-  fmv.d.x f3, tp
-  fsw f3, 58(sp)
-  /* 234: luiAuipc */
-  lui a7, 0xca1c1
-  sd a7, 624(gp) /* sig 318 */
-  /* 235: fmem */
-  flw f19, 226(sp)
-  fsd f19, 632(gp) /* sig 319 */
-  /* 236: fp */
-  li tp, 0xffffffffbf800000
-  fmv.d.x f4, tp
-  fcvt.l.s t5, f4, rtz
-  sd t5, 640(gp) /* sig 320 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 648(gp) /* sig 321 */
-  /* 237: fp */
-  fcvt.s.wu f10, s0, rup
-  fsd f10, 656(gp) /* sig 322 */
+  li tp, 0xbffb1542b6171452
+  fmv.d.x f30, tp
+  fadd.d f25, f25, f30, rdn
+  fsd f25, 544(gp) /* sig 311 */
   fsflags s9, zero
-  sd s9, 664(gp) /* sig 323 */
-  /* 238: mem */
-  addi s7, sp, -102
-  lb t0, 223(s7)
-  sd t0, 672(gp) /* sig 324 */
-  sub s7, s7, sp
-  /* 239: aluI */
-  sltiu a5, s1, -1794
-  sd a5, 680(gp) /* sig 325 */
-  /* 240: cMem */
-  addi s1, sp, 20
+  sd s9, 552(gp) /* sig 312 */
+  /* 201: fp */
+  li tp, 0xffffffffb3e275f0
+  fmv.d.x f17, tp
+  fsqrt.s f2, f17, rmm
+  fsd f2, 560(gp) /* sig 313 */
+  fsflags s10, zero
+  sd s10, 568(gp) /* sig 314 */
+  /* 202: aluI */
+  addi a3, s6, -2048
+  sd a3, 576(gp) /* sig 315 */
+  /* 203: branch */
+  bltu ra, zero, .L21
+  mulh t6, s7, s4
+  sd t6, 584(gp) /* sig 316 */
+  sltiu s2, a5, 871
+  sd s2, 592(gp) /* sig 317 */
+.L21:
+  /* 204: aluR */
+  mulhsu s3, s7, zero
+  sd s3, 600(gp) /* sig 318 */
+  /* 205: mem */
+  addi t3, sp, 262
+  lhu s2, -252(t3)
+  sd s2, 608(gp) /* sig 319 */
+  sub t3, t3, sp
+  /* 206: fp */
+  li tp, 0xfffffffff9a5ab0e
+  fmv.d.x f10, tp
+  fcvt.lu.s a4, f10, rdn
+  sd a4, 616(gp) /* sig 320 */
+  fsflags t1, zero
+  sd t1, 624(gp) /* sig 321 */
+  /* 207: aluR */
+  or a2, a0, s1
+  sd a2, 632(gp) /* sig 322 */
+  /* 208: aluR */
+  li s4, 0xffffffffffffffb6
+  sra a4, a7, s4
+  sd a4, 640(gp) /* sig 323 */
+  /* 209: luiAuipc */
+  lui a6, 0x7ffff
+  sd a6, 648(gp) /* sig 324 */
+  /* 210: cSp */
   .option rvc
-  c.lw a3, 8(s1)
+  c.addi4spn a2, sp, 528
   .option norvc
-  sd a3, 688(gp) /* sig 326 */
-  sub s1, s1, sp
-  /* 241: fp */
-  li tp, 0xffffffff3ff0170d
-  fmv.d.x f15, tp
-  li tp, 0xffffffff80443db6
-  fmv.d.x f13, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f31, tp
-  fnmsub.s f8, f15, f13, f31, rne
-  fsd f8, 696(gp) /* sig 327 */
-  fsflags s0, zero
-  sd s0, 704(gp) /* sig 328 */
-  /* 242: fp */
-  fcvt.lu.d t1, f31, rdn
-  sd t1, 712(gp) /* sig 329 */
-  frcsr t5
-  sd t5, 720(gp) /* sig 330 */
-  /* 243: cBranch */
+  sub a2, a2, sp
+  sd a2, 656(gp) /* sig 325 */
+  /* 211: mem */
+  addi a1, sp, -127
+  sd t2, 183(a1)
+  sub a1, a1, sp
+  /* 212: fcsr */
+  csrrw a0, fcsr, zero
+  sd a0, 664(gp) /* sig 326 */
+  /* 213: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f12, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f27, tp
+  flt.s a6, f12, f27
+  sd a6, 672(gp) /* sig 327 */
+  frcsr t2
+  sd t2, 680(gp) /* sig 328 */
+  /* 214: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f1, tp
+  fcvt.s.d f26, f1
+  fsd f26, 688(gp) /* sig 329 */
+  frflags a1
+  sd a1, 696(gp) /* sig 330 */
+  /* 215: fp */
+  li tp, 0xfffffffffc401bba
+  fmv.d.x f18, tp
+  li tp, 0xffffffffb8b08816
+  fmv.d.x f14, tp
+  fmin.s f30, f18, f14
+  fsd f30, 704(gp) /* sig 331 */
+  fsflags t2, zero
+  sd t2, 712(gp) /* sig 332 */
+  /* 216: fp */
+  li tp, 0xffffffff7149f2ca
+  fmv.d.x f1, tp
+  fmax.s f11, f1, f17
+  fsd f11, 720(gp) /* sig 333 */
+  fsflags s3, zero
+  sd s3, 728(gp) /* sig 334 */
+  /* 217: aluR */
+  li a4, 0x25
+  mul t1, a4, t6
+  sd t1, 736(gp) /* sig 335 */
+  /* 218: cSp */
   .option rvc
-  c.beqz a2, .L34
+  c.addi16sp sp, 256
   .option norvc
-  add s3, a5, a2
-  sd s3, 728(gp) /* sig 331 */
-.L34:
-  /* 244: aluI */
-  xori a7, s10, 82
-  sd a7, 736(gp) /* sig 332 */
+  ld a2, -120(sp)
+  sd a2, 744(gp) /* sig 336 */
+  .option rvc
+  c.addi16sp sp, -256
+  .option norvc
+  /* 219: fp */
+  li tp, 0xc012000000000000
+  fmv.d.x f25, tp
+  fcvt.l.d s2, f25, rmm
+  sd s2, 752(gp) /* sig 337 */
+  frflags a6
+  sd a6, 760(gp) /* sig 338 */
+  /* 220: fp */
+  li tp, 0xffffffff44d8e775
+  fmv.d.x f5, tp
+  fcvt.wu.d s7, f5, rmm
+  sd s7, 768(gp) /* sig 339 */
+  fsflags a0, zero
+  sd a0, 776(gp) /* sig 340 */
+  /* 221: aluI */
+  li a2, 0x7fffffffffffffff
+  ori s2, a2, -24
+  sd s2, 784(gp) /* sig 341 */
+  /* 222: fp */
+  li tp, 0xfffffffff149f2ca
+  fmv.d.x f19, tp
+  fclass.s t4, f19
+  sd t4, 792(gp) /* sig 342 */
+  frflags s5
+  sd s5, 800(gp) /* sig 343 */
+  /* 223: aluR */
+  li t1, 0xffffffff
+  remw s0, t2, t1
+  sd s0, 808(gp) /* sig 344 */
+  /* 224: fp */
+  fsub.d f29, f20, f16, dyn
+  fsd f29, 816(gp) /* sig 345 */
+  fsflags s11, zero
+  sd s11, 824(gp) /* sig 346 */
+  /* 225: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f22, tp
+  fcvt.w.d s9, f22, rne
+  sd s9, 832(gp) /* sig 347 */
+  fsflags a3, zero
+  sd a3, 840(gp) /* sig 348 */
+  /* 226: cSp */
+  .option rvc
+  c.addi16sp sp, 16
+  .option norvc
+  ld a2, -8(sp)
+  sd a2, 848(gp) /* sig 349 */
+  .option rvc
+  c.addi16sp sp, -16
+  .option norvc
+  /* 227: aluR */
+  mulhu a5, t6, t6
+  sd a5, 856(gp) /* sig 350 */
+  /* 228: cJump */
+  auipc t1, 0
+  addi t1, t1, 10
+  .option rvc
+  c.jr t1
+  .option norvc
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 864(gp) /* sig 351 */
+  /* 229: jalr */
+  auipc t6, 0
+  jalr a5, 9(t6)
+  auipc tp, 0
+  sub a5, a5, tp
+  sub t6, t6, tp
+  sd a5, 872(gp) /* sig 352 */
+  sd t6, 880(gp) /* sig 353 */
+  /* 230: fp */
+  fcvt.lu.d s9, f26, rmm
+  sd s9, 888(gp) /* sig 354 */
+  fsflags s8, zero
+  sd s8, 896(gp) /* sig 355 */
+  /* 231: fmem */
+  flw f6, 120(sp)
+  fsd f6, 904(gp) /* sig 356 */
+  /* 232: aluI */
+  sltiu t4, s7, 1246
+  sd t4, 912(gp) /* sig 357 */
+  /* 233: cAlu */
+  .option rvc
+  c.srai a2, 17
+  .option norvc
+  sd a2, 920(gp) /* sig 358 */
+  /* 234: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f14, tp
+  fmv.x.w a3, f14
+  sd a3, 928(gp) /* sig 359 */
+  fsflags s2, zero
+  sd s2, 936(gp) /* sig 360 */
+  /* 235: aluI */
+  srliw a7, s6, 16
+  sd a7, 944(gp) /* sig 361 */
+  /* 236: fp */
+  li tp, 0xffffffff4effffff
+  fmv.d.x f22, tp
+  fcvt.w.s a7, f22, rup
+  sd a7, 952(gp) /* sig 362 */
+  fsflags t1, zero
+  sd t1, 960(gp) /* sig 363 */
+  /* 237: jalr */
+  auipc s8, 0
+  addi s8, s8, -69
+  jalr s6, 97(s8)
+  ori s4, s1, -2048
+  sd s4, 968(gp) /* sig 364 */
+  ori s9, s11, -1408
+  sd s9, 976(gp) /* sig 365 */
+  auipc tp, 0
+  sub s6, s6, tp
+  sub s8, s8, tp
+  sd s6, 984(gp) /* sig 366 */
+  sd s8, 992(gp) /* sig 367 */
+  /* 238: rand */
+  .4byte 0xa0cf333b /* random */
+  sd t1, 1000(gp) /* sig 368 */
+  .4byte 0xf9e957cb /* random */
+  sd a5, 1008(gp) /* sig 369 */
+  fsd f15, 1016(gp) /* sig 370 */
+  fsflags s4, zero
+  sd s4, 1024(gp) /* sig 371 */
+  /* 239: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f3, tp
+  li tp, 0xe1be1b0706530fc5
+  fmv.d.x f1, tp
+  feq.d s10, f3, f1
+  sd s10, 1032(gp) /* sig 372 */
+  frcsr s9
+  sd s9, 1040(gp) /* sig 373 */
+  /* 240: luiAuipc */
+  lui s8, 0x0
+  sd s8, 1048(gp) /* sig 374 */
+  /* 241: aluI */
+  addi t5, a3, 1308
+  sd t5, 1056(gp) /* sig 375 */
+  /* 242: cAlu */
+  .option rvc
+  c.lui t2, 0xffff1
+  .option norvc
+  sd t2, 1064(gp) /* sig 376 */
+  /* 243: fp */
+  fcvt.d.s f19, f17
+  fsd f19, 1072(gp) /* sig 377 */
+  fsflags s2, zero
+  sd s2, 1080(gp) /* sig 378 */
+  /* 244: fp */
+  li tp, 0xbff53f2d98c751da
+  fmv.d.x f1, tp
+  li tp, 0x7fe81906b1a463c7
+  fmv.d.x f16, tp
+  fmul.d f6, f1, f16, rtz
+  fsd f6, 1088(gp) /* sig 379 */
+  frflags a4
+  sd a4, 1096(gp) /* sig 380 */
   /* 245: branch */
-  bgeu zero, zero, .L35
-  addiw a2, s2, -1584
-  sd a2, 744(gp) /* sig 333 */
-  srai s10, t3, 59
-  sd s10, 752(gp) /* sig 334 */
-.L35:
-  /* 246: cSp */
-  .option rvc
-  c.addi16sp sp, -272
-  .option norvc
-  ld a1, 328(sp)
-  sd a1, 760(gp) /* sig 335 */
-  .option rvc
-  c.addi16sp sp, 272
-  .option norvc
-  /* 247: aluR */
-  srlw a6, s2, t1
-  sd a6, 768(gp) /* sig 336 */
-  /* 248: aluI */
-  slti s11, t6, -2048
-  sd s11, 776(gp) /* sig 337 */
-  /* 249: cSp */
-  .option rvc
-  c.addi16sp sp, -448
-  .option norvc
-  ld s11, 608(sp)
-  sd s11, 784(gp) /* sig 338 */
-  .option rvc
-  c.addi16sp sp, 448
-  .option norvc
+  bltu t4, s10, .L22
+  slti t1, t3, 1544
+  sd t1, 1104(gp) /* sig 381 */
+.L22:
+  /* 246: fmem */
+  fsw f27, 32(sp)
+  /* 247: fp */
+  fcvt.d.w f16, s1
+  fsd f16, 1112(gp) /* sig 382 */
+  fsflags s2, zero
+  sd s2, 1120(gp) /* sig 383 */
+  /* 248: fmem */
+  addi s2, sp, 108
+  flw f15, -24(s2)
+  fsd f15, 1128(gp) /* sig 384 */
+  sub s2, s2, sp
+  /* 249: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f12, tp
+  fsgnj.s f16, f5, f12
+  fsd f16, 1136(gp) /* sig 385 */
+  li s3, 0x1f
+  csrrc s2, fcsr, s3
+  sd s2, 1144(gp) /* sig 386 */
   /* 250: aluI */
-  sraiw s0, a2, 28
-  sd s0, 792(gp) /* sig 339 */
-  /* 251: jal */
-  jal s11, .L36
-  sraiw s5, a2, 15
-  sd s5, 800(gp) /* sig 340 */
-.L36:
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 808(gp) /* sig 341 */
+  slti s10, s1, -2048
+  sd s10, 1152(gp) /* sig 387 */
+  /* 251: aluR */
+  li t1, 0x43f1b346
+  mulh a7, t1, s10
+  sd a7, 1160(gp) /* sig 388 */
   /* 252: fmem */
-  fld f9, 88(sp)
-  fsd f9, 816(gp) /* sig 342 */
-  /* 253: jal */
-  jal t2, .L37
-  sll ra, t0, t3
-  sd ra, 824(gp) /* sig 343 */
-.L37:
-  auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 832(gp) /* sig 344 */
-  /* 254: aluR */
-  li a2, 0xffffffff80000000
-  li s8, 0x100000000
-  rem ra, a2, s8
-  sd ra, 840(gp) /* sig 345 */
-  /* 255: mem */
-  addi a5, sp, 237
-  sd t6, -213(a5)
-  sub a5, a5, sp
-  /* 256: fcsr */
-  csrrci s10, frm, 4
-  sd s10, 848(gp) /* sig 346 */
-  /* 257: aluI */
-  xori a7, s11, 396
-  sd a7, 856(gp) /* sig 347 */
-  /* 258: aluR */
-  and a4, s9, a4
-  sd a4, 864(gp) /* sig 348 */
-  /* 259: fp */
-  li tp, 0xffffffffbf9bce5f
-  fmv.d.x f2, tp
-  li tp, 0xffffffff00692807
-  fmv.d.x f20, tp
-  li tp, 0xffffffff80800000
-  fmv.d.x f28, tp
-  fmadd.s f25, f2, f20, f28
-  fsd f25, 872(gp) /* sig 349 */
-  fsflags a2, zero
-  sd a2, 880(gp) /* sig 350 */
+  li tp, 0xffffffff555c8024
+  fmv.d.x f27, tp
+  fsd f27, 24(sp)
+  /* 253: aluR */
+  li s1, 0x100000000
+  divuw s3, t5, s1
+  sd s3, 1168(gp) /* sig 389 */
+  /* 254: aluI */
+  xori a1, a0, 1373
+  sd a1, 1176(gp) /* sig 390 */
+  /* 255: aluR */
+  or a6, a2, s0
+  sd a6, 1184(gp) /* sig 391 */
+  /* 256: fp */
+  li s6, 0xfffffffffffff800
+  fcvt.s.wu f22, s6, rmm
+  fsd f22, 1192(gp) /* sig 392 */
+  frflags a6
+  sd a6, 1200(gp) /* sig 393 */
+  /* 257: branch */
+  li t5, 0x1fd00000000000
+  li a7, 0x1fd00000000000
+  bgeu t5, a7, .L23
+  addi t3, t2, -972
+  sd t3, 1208(gp) /* sig 394 */
+  .option rvc
+  c.mv s11, a2
+  .option norvc
+  sd s11, 1216(gp) /* sig 395 */
+.L23:
+  /* 258: fcsr */
+  li a3, 0x4b
+  csrrw zero, fflags, a3
+  sd zero, 1224(gp) /* sig 396 */
+  /* 259: aluI */
+  slli s1, t2, 63
+  sd s1, 1232(gp) /* sig 397 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xbfa93009cedc428e
-  .dword 0x5858000000000000
-  .dword 0xffffffffc1805350
-  .dword 0x80112c9b83568459
-  .dword 0x7fefffffffffffff
-  .dword 0x60934652
-  .dword 0x7ff0000000000001
-  .dword 0x819d5cbefc6d5289
-  .dword 0xffffffffc0200000
-  .dword 0xffffffffffffff
-  .dword 0x1ce0fc23
-  .dword 0xffffffffbf800000
-  .dword 0xbba327977fb5dea2
-  .dword 0x43f1b346
-  .dword 0xbe85b2d9d9a14626
-  .dword 0xbe1cfaf9555c8024
-  .dword 0xc18000000000000
-  .dword 0x7fffffffffffffff
-  .dword 0xffffffff4f800000
-  .dword 0xffffffffd4cac233
-  .dword 0x4008000000000000
-  .dword 0xffffffff7fc00000
-  .dword 0x236abefe520906b0
-  .dword 0x8000000000000001
-  .dword 0x756ce23a6c8760ab
-  .dword 0xffffffff08f2589d
-  .dword 0xffffffff3fc00000
-  .dword 0xd68639356f4a4fb7
-  .dword 0xffffffff00800000
-  .dword 0x133308b27d7d56ff
-  .dword 0xffffffffd9c591ea
-  .dword 0x59287109fc296898
+  .dword 0xffffffff465c72d5
+  .dword 0xffffffff8058efae
+  .dword 0xff800000
+  .dword 0xbfe0000000000000
+  .dword 0xffffffff37b0d9e1
+  .dword 0xfffffffffffff800
+  .dword 0x7ff800000000dead
+  .dword 0xb9ce30f13c4a8317
+  .dword 0x0
+  .dword 0xffffffff7fffffff
+  .dword 0xc1cfb606162014bb
+  .dword 0xffffffff4b800001
+  .dword 0xffffffff3eaaaaab
+  .dword 0xffffffff85bbcfd8
+  .dword 0xffffffff007ffffe
+  .dword 0xffffffff00000000
+  .dword 0x80000001
+  .dword 0xffffffff80000000
+  .dword 0x5225fef
+  .dword 0xff
+  .dword 0x3ff8000000000000
+  .dword 0xad6feed3b9d3b83d
+  .dword 0xe558e5a82baf3373
+  .dword 0xffffffff007ffffe
+  .dword 0x3fa11dafe6c57ec2
+  .dword 0x3
+  .dword 0xd46fef8c0cec75c8
+  .dword 0xffff
+  .dword 0xffffffffb51fe4ff
+  .dword 0xffffffffbdcbe088
+  .dword 0xffffffff810818b1
+  .dword 0xc36437ef88860a1
 difftest_sig:
-  .rept 351
+  .rept 398
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x52dc60267ee4d877
+  li ra, 0x80000001
   li t0, 0x800001
   li t1, 0x17
   li t2, 0x4000
@@ -113,1653 +113,1674 @@
   sub a0, a0, tp
   sd t0, 16(gp) /* sig 2 */
   sd a0, 24(gp) /* sig 3 */
-  /* 2: aluI */
-  addi s11, s11, -685
-  sd s11, 32(gp) /* sig 4 */
-  /* 3: jal */
-  jal s4, .L0
-  mulh t0, s4, s3
-  sd t0, 40(gp) /* sig 5 */
-.L0:
+  /* 2: luiAuipc */
+  auipc s11, 0xda120
   auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 48(gp) /* sig 6 */
-  /* 4: fp */
-  li tp, 0x6c8b9f633f01ca0d
-  fmv.d.x f4, tp
-  li tp, 0x3ff0000000000001
-  fmv.d.x f3, tp
-  fmin.d f1, f4, f3
-  fsd f1, 56(gp) /* sig 7 */
-  fsflags s10, zero
-  sd s10, 64(gp) /* sig 8 */
-  /* 5: fp */
-  li tp, 0xffffffff4f800000
-  fmv.d.x f1, tp
-  fdiv.s f9, f1, f29, rmm
-  fsd f9, 72(gp) /* sig 9 */
-  fsflags s4, zero
-  sd s4, 80(gp) /* sig 10 */
-  /* 6: fp */
-  li tp, 0xffffffff016dfb18
-  fmv.d.x f27, tp
-  fmul.s f25, f27, f24, rne
-  fsd f25, 88(gp) /* sig 11 */
-  frcsr s5
-  sd s5, 96(gp) /* sig 12 */
-  /* 7: liSeed */
-  li t4, 0x80000001
-  sd t4, 104(gp) /* sig 13 */
-  /* 8: loop */
-  li a4, 0x4
-.L1:
+  sub s11, s11, tp
+  sd s11, 32(gp) /* sig 4 */
+  /* 3: cMem */
+  .option rvc
+  c.sdsp s4, 128(sp)
+  .option norvc
+  /* 4: mem */
+  addi t0, sp, 542
+  lw s3, -390(t0)
+  sd s3, 40(gp) /* sig 5 */
+  sub t0, t0, sp
+  /* 5: fmem */
+  fsd f4, 48(sp)
+  /* 6: cBranch */
+  li s0, 0x1f
+  .option rvc
+  c.bnez s0, .L0
+  .option norvc
+  sub s2, ra, zero
+  sd s2, 48(gp) /* sig 6 */
+  slti t4, s2, 1013
+  sd t4, 56(gp) /* sig 7 */
+  .option rvc
+  c.mv t1, s5
+  .option norvc
+  sd t1, 64(gp) /* sig 8 */
+.L0:
+  /* 7: fp */
+  li tp, 0x3ff5f5b7a5137855
+  fmv.d.x f13, tp
+  li tp, 0xba85b981352bd
+  fmv.d.x f8, tp
+  fmul.d f27, f13, f8
+  fsd f27, 72(gp) /* sig 9 */
+  fsflags a1, zero
+  sd a1, 80(gp) /* sig 10 */
+  /* 8: jal */
+  jal s9, .L1
   .option rvc
   c.srli a0, 2
   .option norvc
-  sd a0, 112(gp) /* sig 14 */
-  srliw s11, s5, 0
-  sd s11, 120(gp) /* sig 15 */
-  sraw t4, t0, t3
-  sd t4, 128(gp) /* sig 16 */
-  .option rvc
-  c.addi a4, -1
-  .option norvc
-  .option rvc
-  c.bnez a4, .L1
-  .option norvc
-  sd a4, 136(gp) /* sig 17 */
-  /* 9: fcsr */
-  csrrsi zero, fflags, 4
-  sd zero, 144(gp) /* sig 18 */
-  /* 10: lrsc */
-  addi a7, sp, 88
-  lr.w.aqrl a5, (a7)
-  sltu ra, a1, ra
-  sc.w.rl s3, a4, (a7)
-  sd a5, 152(gp) /* sig 19 */
-  sd s3, 160(gp) /* sig 20 */
-  sub a7, a7, sp
-  lw t5, 88(sp)
-  sd t5, 168(gp) /* sig 21 */
-  /* 11: cMem */
-  addi a0, sp, 144
-  .option rvc
-  c.ld s0, 16(a0)
-  .option norvc
-  sd s0, 176(gp) /* sig 22 */
-  sub a0, a0, sp
-  /* 12: lrsc */
-  addi s3, sp, 168
-  lr.d.aqrl t1, (s3)
-  srl s0, s0, s2
-  sc.d.aq a7, a1, (s3)
-  sd t1, 184(gp) /* sig 23 */
-  sd a7, 192(gp) /* sig 24 */
-  sc.d.aq a7, zero, (s3)
-  sd a7, 200(gp) /* sig 25 */
-  sub s3, s3, sp
-  ld s6, 168(sp)
-  sd s6, 208(gp) /* sig 26 */
-  /* 13: fp */
-  li tp, 0xbf2ff6ec4f3e7581
-  fmv.d.x f19, tp
-  fcvt.l.d t6, f19, dyn
-  sd t6, 216(gp) /* sig 27 */
-  li t1, 0x1f
-  csrrc s9, fcsr, t1
-  sd s9, 224(gp) /* sig 28 */
-  /* 14: amo */
-  addi s1, sp, 188
-  amoand.w a0, s5, (s1)
-  sub s1, s1, sp
-  sd a0, 232(gp) /* sig 29 */
-  /* 15: jalr */
-  auipc t2, 0
-  addi t2, t2, 127
-  jalr ra, -115(t2)
+  sd a0, 88(gp) /* sig 11 */
+  srliw s10, s5, 0
+  sd s10, 96(gp) /* sig 12 */
+.L1:
   auipc tp, 0
-  sub ra, ra, tp
-  sub t2, t2, tp
-  sd ra, 240(gp) /* sig 30 */
-  sd t2, 248(gp) /* sig 31 */
-  /* 16: lrsc */
-  addi a6, sp, 56
-  lr.d.rl s4, (a6)
-  and s1, a5, a4
-  sc.d t3, s2, (a6)
-  sd s4, 256(gp) /* sig 32 */
-  sd t3, 264(gp) /* sig 33 */
-  sub a6, a6, sp
-  ld s11, 56(sp)
-  sd s11, 272(gp) /* sig 34 */
-  /* 17: cAlu */
-  .option rvc
-  c.xor a1, a2
-  .option norvc
-  sd a1, 280(gp) /* sig 35 */
-  /* 18: fp */
-  li tp, 0xffffffff80000000
-  fmv.d.x f27, tp
-  fmsub.s f31, f1, f27, f7, rmm
-  fsd f31, 288(gp) /* sig 36 */
-  frcsr a1
-  sd a1, 296(gp) /* sig 37 */
-  /* 19: mem */
-  addi t6, sp, 187
-  sb a6, 42(t6)
-  sub t6, t6, sp
-  /* 20: lrsc */
-  addi t2, sp, 88
-  lr.w.rl s0, (t2)
-  slti a4, t4, 1246
-  sc.w.aqrl t5, a4, (t2)
-  sd s0, 304(gp) /* sig 38 */
-  sd t5, 312(gp) /* sig 39 */
-  sub t2, t2, sp
-  lw t1, 88(sp)
-  sd t1, 320(gp) /* sig 40 */
-  /* 21: cAlu */
-  .option rvc
-  c.srai a0, 45
-  .option norvc
-  sd a0, 328(gp) /* sig 41 */
-  /* 22: fp */
-  li tp, 0xffffffff4117e4ba
-  fmv.d.x f31, tp
-  li tp, 0xffffffff3f800001
-  fmv.d.x f24, tp
-  fmin.s f4, f31, f24
-  fsd f4, 336(gp) /* sig 42 */
-  fsflags a0, zero
-  sd a0, 344(gp) /* sig 43 */
-  /* 23: aluR */
-  mul zero, s11, s11
-  sd zero, 352(gp) /* sig 44 */
-  /* 24: jalr */
-  auipc s7, 0
-  addi s7, s7, 105
-  jalr s7, -85(s7)
-  addi s11, s5, 2047
-  sd s11, 360(gp) /* sig 45 */
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 368(gp) /* sig 46 */
-  /* 25: aluR */
-  li s3, 0x80001
-  sra ra, s3, s5
-  sd ra, 376(gp) /* sig 47 */
-  /* 26: jal */
-  jal s8, .L2
+  sub s9, s9, tp
+  sd s9, 104(gp) /* sig 13 */
+  /* 9: jal */
+  jal a4, .L2
 .L2:
   auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 384(gp) /* sig 48 */
-  /* 27: mem */
-  addi t2, sp, 150
-  lb a2, -142(t2)
-  sd a2, 392(gp) /* sig 49 */
-  sub t2, t2, sp
-  /* 28: mem */
+  sub a4, a4, tp
+  sd a4, 112(gp) /* sig 14 */
+  /* 10: aluI */
+  addi t2, s7, 0
+  sd t2, 120(gp) /* sig 15 */
+  /* 11: fmem */
+  fsd f11, 69(sp)
+  /* 12: cAlu */
+  .option rvc
+  c.srli a3, 33
+  .option norvc
+  sd a3, 128(gp) /* sig 16 */
+  /* 13: jalr */
+  auipc s11, 0
+  addi s11, s11, -83
+  jalr a2, 112(s11)
+  div t5, zero, t6
+  sd t5, 136(gp) /* sig 17 */
+  slli a2, t5, 1
+  sd a2, 144(gp) /* sig 18 */
+  auipc tp, 0
+  sub a2, a2, tp
+  sub s11, s11, tp
+  sd a2, 152(gp) /* sig 19 */
+  sd s11, 160(gp) /* sig 20 */
+  /* 14: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f9, tp
+  fclass.s a1, f9
+  sd a1, 168(gp) /* sig 21 */
+  fsflags a7, zero
+  sd a7, 176(gp) /* sig 22 */
+  /* 15: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f24, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f30, tp
+  fsgnj.d f8, f24, f30
+  fsd f8, 184(gp) /* sig 23 */
+  fsflags a1, zero
+  sd a1, 192(gp) /* sig 24 */
+  /* 16: smc */
+  /* patches in sltiu a3, s3, 1928 (then imm + 1, ...) */
+  li s6, 0x7889b693
+  li t4, 0x2
+.L3:
+  auipc s5, 0
+  sw s6, 12(s5)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s6, s6, tp
+  addi t4, t4, -1
+  bne t4, zero, .L3
+  auipc tp, 0
+  sub s5, s5, tp
+  sd a3, 200(gp) /* sig 25 */
+  sd s5, 208(gp) /* sig 26 */
+  /* 17: cAlu */
+  .option rvc
+  c.addi s6, -11
+  .option norvc
+  sd s6, 216(gp) /* sig 27 */
+  /* 18: cAlu */
+  .option rvc
+  c.li a2, -24
+  .option norvc
+  sd a2, 224(gp) /* sig 28 */
+  /* 19: cBranch */
+  .option rvc
+  c.j .L4
+  .option norvc
+  sllw a3, s8, s1
+  sd a3, 232(gp) /* sig 29 */
+  slti t2, s4, 0
+  sd t2, 240(gp) /* sig 30 */
+.L4:
+  /* 20: fp */
+  li tp, 0xffffffff3fcc0858
+  fmv.d.x f22, tp
+  li tp, 0xffffffff3f9d7bb5
+  fmv.d.x f7, tp
+  li tp, 0xffffffffbffb076c
+  fmv.d.x f14, tp
+  fmsub.s f5, f22, f7, f14, rup
+  fsd f5, 248(gp) /* sig 31 */
+  fsflags t4, zero
+  sd t4, 256(gp) /* sig 32 */
+  /* 21: far */
+  bge zero, s11, .L5
+.L6:
+  /* 22: fp */
+  fcvt.d.lu f13, s2, dyn
+  fsd f13, 288(gp) /* sig 36 */
+  frflags t2
+  sd t2, 296(gp) /* sig 37 */
+  /* 23: aluI */
+  srli t5, a3, 52
+  sd t5, 304(gp) /* sig 38 */
+  /* 24: far */
+  blt a7, t3, .L7
+.L8:
+  /* 25: rand */
+  .4byte 0x85ba343 /* random */
+  sd t1, 320(gp) /* sig 40 */
+  fsd f6, 328(gp) /* sig 41 */
+  fsflags s9, zero
+  sd s9, 336(gp) /* sig 42 */
+  /* 26: loop */
+  li s9, 0x4
+.L9:
+  slli s11, s2, 0
+  sd s11, 344(gp) /* sig 43 */
+  addi s9, s9, -1
+  blt zero, s9, .L9
+  sd s9, 352(gp) /* sig 44 */
+  /* 27: fp */
+  li tp, 0x1e5e72a1bd1cd1
+  fmv.d.x f27, tp
+  li tp, 0x3ffe5e72a1bd1cd1
+  fmv.d.x f23, tp
+  fsqrt.d f22, f27, rne
+  fsd f22, 360(gp) /* sig 45 */
+  li s3, 0x1f
+  csrrc a1, fcsr, s3
+  sd a1, 368(gp) /* sig 46 */
+  /* 28: aluI */
+  li t5, 0x80001
+  addi zero, t5, -1
+  sd zero, 376(gp) /* sig 47 */
+  /* 29: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f1, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f9, tp
+  fsgnjn.d f13, f1, f9
+  fsd f13, 384(gp) /* sig 48 */
+  fsflags t2, zero
+  sd t2, 392(gp) /* sig 49 */
+  /* 30: mem */
   addi s6, sp, 296
   lw a7, -287(s6)
   sd a7, 400(gp) /* sig 50 */
   sub s6, s6, sp
-  /* 29: liSeed */
+  /* 31: liSeed */
   li a0, 0xffffffff80000000
   sd a0, 408(gp) /* sig 51 */
-  /* 30: amo */
-  addi t3, sp, 8
-  amoadd.d.aqrl s9, s10, (t3)
+  /* 32: lrsc */
+  addi t3, sp, 40
+  sc.d.aq t6, t0, (t3)
+  sd t6, 416(gp) /* sig 52 */
   sub t3, t3, sp
-  sd s9, 416(gp) /* sig 52 */
-  /* 31: fp */
-  fcvt.d.w f22, t2
-  fsd f22, 424(gp) /* sig 53 */
-  frflags t3
-  sd t3, 432(gp) /* sig 54 */
-  /* 32: mem */
-  li t4, 0x1f
-  sb t4, 249(sp)
-  ld s5, 248(sp)
-  sd s5, 440(gp) /* sig 55 */
-  /* 33: fp */
-  li tp, 0xffffffff46090437
-  fmv.d.x f17, tp
-  li tp, 0xffffffffc63ed6b1
-  fmv.d.x f4, tp
-  fmax.s f15, f17, f4
-  fsd f15, 448(gp) /* sig 56 */
-  fsflags s11, zero
-  sd s11, 456(gp) /* sig 57 */
-  /* 34: fp */
-  fadd.d f30, f13, f1, dyn
-  fsd f30, 464(gp) /* sig 58 */
-  frflags ra
-  sd ra, 472(gp) /* sig 59 */
-  /* 35: aluI */
+  ld s10, 40(sp)
+  sd s10, 424(gp) /* sig 53 */
+  /* 33: cJump */
+  auipc s9, 0
+  addi s9, s9, 10
+  .option rvc
+  c.jr s9
+  .option norvc
+  auipc tp, 0
+  sub s9, s9, tp
+  sd s9, 432(gp) /* sig 54 */
+  /* 34: cMem */
+  addi s1, sp, 4
+  .option rvc
+  c.lw a1, 100(s1)
+  .option norvc
+  sd a1, 440(gp) /* sig 55 */
+  sub s1, s1, sp
+  /* 35: rand */
+  .4byte 0x1af8f89b /* random */
+  sd a7, 448(gp) /* sig 56 */
+  .4byte 0x2798bbb /* random */
+  sd s7, 456(gp) /* sig 57 */
+  .4byte 0x69e80b3b /* random */
+  sd s6, 464(gp) /* sig 58 */
+  /* 36: fp */
+  li tp, 0x458630fde43f6996
+  fmv.d.x f20, tp
+  fmul.d f19, f22, f20, rmm
+  fsd f19, 472(gp) /* sig 59 */
+  fsflags t1, zero
+  sd t1, 480(gp) /* sig 60 */
+  /* 37: mem */
+  sb zero, 60(sp)
+  /* 38: aluI */
   slliw a2, s2, 31
-  sd a2, 480(gp) /* sig 60 */
-  /* 36: aluR */
+  sd a2, 488(gp) /* sig 61 */
+  /* 39: aluR */
   li s4, 0xfda000000000
   or s10, s4, s6
-  sd s10, 488(gp) /* sig 61 */
-  /* 37: liSeed */
+  sd s10, 496(gp) /* sig 62 */
+  /* 40: liSeed */
   li a5, 0x80
-  sd a5, 496(gp) /* sig 62 */
-  /* 38: liSeed */
+  sd a5, 504(gp) /* sig 63 */
+  /* 41: liSeed */
   li t3, 0x80000001
-  sd t3, 504(gp) /* sig 63 */
-  /* 39: aluI */
-  slti t3, t2, 534
   sd t3, 512(gp) /* sig 64 */
-  /* 40: luiAuipc */
+  /* 42: aluI */
+  slti t3, t2, 534
+  sd t3, 520(gp) /* sig 65 */
+  /* 43: luiAuipc */
   auipc t4, 0x0
   auipc tp, 0
   sub t4, t4, tp
-  sd t4, 520(gp) /* sig 65 */
-  /* 41: fp */
-  li tp, 0xffffffff80e361db
-  fmv.d.x f11, tp
-  fsqrt.s f0, f11, rup
-  fsd f0, 528(gp) /* sig 66 */
-  fsflags ra, zero
-  sd ra, 536(gp) /* sig 67 */
-  /* 42: aluI */
-  slli a1, s6, 63
-  sd a1, 544(gp) /* sig 68 */
-  /* 43: fp */
-  li tp, 0xffffffffbf800000
-  fmv.d.x f26, tp
-  li tp, 0xffffffff4640e6b6
-  fmv.d.x f12, tp
-  fnmsub.s f10, f26, f5, f12, rtz
-  fsd f10, 552(gp) /* sig 69 */
-  fsflags a2, zero
-  sd a2, 560(gp) /* sig 70 */
-  /* 44: mem */
-  lh a7, 36(sp)
-  sd a7, 568(gp) /* sig 71 */
-  /* 45: fp */
-  li tp, 0xffffffff4f7fffff
-  fmv.d.x f1, tp
-  li tp, 0xffffffffbcff0429
-  fmv.d.x f17, tp
-  fnmsub.s f31, f1, f21, f17, rmm
-  fsd f31, 576(gp) /* sig 72 */
-  fsflags s2, zero
-  sd s2, 584(gp) /* sig 73 */
-  /* 46: fp */
-  li tp, 0xc0715228fc8de259
-  fmv.d.x f19, tp
-  fsub.d f16, f19, f19, rmm
-  fsd f16, 592(gp) /* sig 74 */
-  fsflags t4, zero
-  sd t4, 600(gp) /* sig 75 */
-  /* 47: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f3, tp
-  fle.s a2, f3, f3
-  sd a2, 608(gp) /* sig 76 */
-  fsflags s10, zero
-  sd s10, 616(gp) /* sig 77 */
-  /* 48: fmem */
-  addi s7, sp, 83
-  fsd f1, 133(s7)
-  sub s7, s7, sp
-  /* 49: aluI */
-  slliw s8, a0, 18
-  sd s8, 624(gp) /* sig 78 */
-  /* 50: mem */
-  sb a7, 243(sp)
-  /* 51: loop */
-  li s1, 0x3
-.L3:
-  sraw a4, s6, a0
-  sd a4, 632(gp) /* sig 79 */
-  addi s1, s1, -1
-  bltu zero, s1, .L3
-  sd s1, 640(gp) /* sig 80 */
-  /* 52: aluI */
-  li a7, 0x27d80000000
-  xori t0, a7, -1456
-  sd t0, 648(gp) /* sig 81 */
-  /* 53: liSeed */
-  li a1, 0x8000000000000000
-  sd a1, 656(gp) /* sig 82 */
-  /* 54: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f7, tp
-  li tp, 0xffffffff01728c63
-  fmv.d.x f9, tp
-  fdiv.s f18, f7, f9, rtz
-  fsd f18, 664(gp) /* sig 83 */
-  fsflags t5, zero
-  sd t5, 672(gp) /* sig 84 */
-  /* 55: jalr */
-  auipc s11, 0
-  addi s11, s11, -55
-  jalr zero, 81(s11)
-  addiw a5, t1, -2048
-  sd a5, 680(gp) /* sig 85 */
+  sd t4, 528(gp) /* sig 66 */
+  /* 44: fp */
+  fsqrt.s f0, f13, dyn
+  fsd f0, 536(gp) /* sig 67 */
+  frcsr a4
+  sd a4, 544(gp) /* sig 68 */
+  /* 45: rand */
+  .4byte 0x21fa8d3 /* random */
+  sd a7, 552(gp) /* sig 69 */
+  fsd f17, 560(gp) /* sig 70 */
+  fsflags s6, zero
+  sd s6, 568(gp) /* sig 71 */
+  .4byte 0x19dcf653 /* random */
+  sd a2, 576(gp) /* sig 72 */
+  fsd f12, 584(gp) /* sig 73 */
+  fsflags a6, zero
+  sd a6, 592(gp) /* sig 74 */
+  .2byte 0xb706 /* random */
+  /* 46: aluI */
+  sraiw s2, zero, 1
+  sd s2, 600(gp) /* sig 75 */
+  /* 47: aluR */
+  li a3, 0x58
+  sllw a7, a3, s0
+  sd a7, 608(gp) /* sig 76 */
+  /* 48: far */
+  bge a0, s6, .L10
+.L11:
+  /* 49: fmem */
+  addi s2, sp, 204
+  fsw f31, -44(s2)
+  sub s2, s2, sp
+  /* 50: branch */
+  li s8, 0x3
+  li a4, 0x3
+  bgeu s8, a4, .L12
   .option rvc
-  c.slli s2, 25
+  c.mv a0, a7
   .option norvc
-  sd s2, 688(gp) /* sig 86 */
+  sd a0, 632(gp) /* sig 79 */
+.L12:
+  /* 51: cBranch */
+  .option rvc
+  c.j .L13
+  .option norvc
+  .option rvc
+  c.srli a3, 38
+  .option norvc
+  sd a3, 640(gp) /* sig 80 */
+  and a4, t5, t4
+  sd a4, 648(gp) /* sig 81 */
+  sraiw s2, s4, 15
+  sd s2, 656(gp) /* sig 82 */
+.L13:
+  /* 52: jalr */
+  auipc a2, 0
+  addi a2, a2, -86
+  jalr s1, 98(a2)
+  auipc tp, 0
+  sub s1, s1, tp
+  sub a2, a2, tp
+  sd s1, 664(gp) /* sig 83 */
+  sd a2, 672(gp) /* sig 84 */
+  /* 53: lrsc */
+  addi a0, sp, 88
+  lr.d.aqrl a4, (a0)
+  sc.d t4, t6, (a0)
+  sd a4, 680(gp) /* sig 85 */
+  sd t4, 688(gp) /* sig 86 */
+  sub a0, a0, sp
+  ld s4, 88(sp)
+  sd s4, 696(gp) /* sig 87 */
+  /* 54: branch */
+  bltu s1, a1, .L14
+  srliw t2, s7, 1
+  sd t2, 704(gp) /* sig 88 */
+  slliw a4, s11, 11
+  sd a4, 712(gp) /* sig 89 */
+  addiw t5, zero, 1365
+  sd t5, 720(gp) /* sig 90 */
+.L14:
+  /* 55: jal */
+  jal s11, .L15
+.L15:
   auipc tp, 0
   sub s11, s11, tp
-  sd zero, 696(gp) /* sig 87 */
-  sd s11, 704(gp) /* sig 88 */
-  /* 56: fp */
-  li tp, 0xffffffff800edd1b
-  fmv.d.x f28, tp
-  fcvt.wu.s s2, f28, rne
-  sd s2, 712(gp) /* sig 89 */
-  csrrci t2, fflags, 0x1f
-  sd t2, 720(gp) /* sig 90 */
-  /* 57: jalr */
+  sd s11, 728(gp) /* sig 91 */
+  /* 56: fcsr */
+  csrrwi t3, frm, 2
+  sd t3, 736(gp) /* sig 92 */
+  /* 57: fmem */
+  addi a5, sp, 427
+  fsd f10, -248(a5)
+  sub a5, a5, sp
+  /* 58: rand */
+  .4byte 0x73c5553b /* random */
+  sd a0, 744(gp) /* sig 93 */
+  .2byte 0xd4b2 /* random */
+  .4byte 0x1fb4951b /* random */
+  sd a0, 752(gp) /* sig 94 */
+  /* 59: jalr */
   auipc t0, 0
   jalr zero, 15(t0)
   .option rvc
   c.srli a3, 39
   .option norvc
-  sd a3, 728(gp) /* sig 91 */
+  sd a3, 760(gp) /* sig 95 */
   auipc tp, 0
   sub t0, t0, tp
-  sd zero, 736(gp) /* sig 92 */
-  sd t0, 744(gp) /* sig 93 */
-  /* 58: fcsr */
-  csrrci zero, frm, 12
-  sd zero, 752(gp) /* sig 94 */
-  /* 59: fp */
-  li tp, 0xffffffffbf800000
-  fmv.d.x f18, tp
-  fcvt.d.s f28, f18
-  fsd f28, 760(gp) /* sig 95 */
-  fsflags s6, zero
-  sd s6, 768(gp) /* sig 96 */
-  /* 60: fp */
-  li tp, 0xcb2b7724
-  fmv.d.x f25, tp
-  fclass.s t1, f25
-  sd t1, 776(gp) /* sig 97 */
-  frcsr a5
-  sd a5, 784(gp) /* sig 98 */
+  sd zero, 768(gp) /* sig 96 */
+  sd t0, 776(gp) /* sig 97 */
+  /* 60: rand */
+  .4byte 0x4005df1b /* random */
+  sd t5, 784(gp) /* sig 98 */
   /* 61: aluI */
-  sltiu a6, s0, -485
-  sd a6, 792(gp) /* sig 99 */
+  li s11, 0x5555555555555555
+  slli s9, s11, 58
+  sd s9, 792(gp) /* sig 99 */
   /* 62: fp */
-  fmsub.s f30, f8, f10, f17, rne
-  fsd f30, 800(gp) /* sig 100 */
-  li s10, 0x1f
-  csrrc s1, fcsr, s10
-  sd s1, 808(gp) /* sig 101 */
-  /* 63: fcsr */
-  li s8, 0x6a
-  csrrc zero, frm, s8
-  sd zero, 816(gp) /* sig 102 */
-  /* 64: amo */
-  addi t3, sp, 128
-  amominu.d.aqrl a2, t2, (t3)
-  sub t3, t3, sp
-  sd a2, 824(gp) /* sig 103 */
-  /* 65: fp */
-  fdiv.s f18, f16, f8, rtz
-  fsd f18, 832(gp) /* sig 104 */
-  fsflags ra, zero
-  sd ra, 840(gp) /* sig 105 */
-  /* 66: lrsc */
-  addi s6, sp, 72
-  lr.d.aq a1, (s6)
-  sc.d.aqrl s2, a6, (s6)
-  sd a1, 848(gp) /* sig 106 */
-  sd s2, 856(gp) /* sig 107 */
-  sub s6, s6, sp
-  ld s11, 72(sp)
-  sd s11, 864(gp) /* sig 108 */
-  /* 67: luiAuipc */
-  lui ra, 0x1
-  sd ra, 872(gp) /* sig 109 */
-  /* 68: liSeed */
-  li s2, 0xffffffff807ffd53
-  sd s2, 880(gp) /* sig 110 */
-  /* 69: cAlu */
-  .option rvc
-  c.lui a0, 0xfffe0
-  .option norvc
-  sd a0, 888(gp) /* sig 111 */
-  /* 70: jalr */
-  auipc a7, 0
-  jalr a5, 23(a7)
-  .option rvc
-  c.mv t5, s4
-  .option norvc
-  sd t5, 896(gp) /* sig 112 */
-  srli s7, t5, 54
-  sd s7, 904(gp) /* sig 113 */
-  auipc tp, 0
-  sub a5, a5, tp
-  sub a7, a7, tp
-  sd a5, 912(gp) /* sig 114 */
-  sd a7, 920(gp) /* sig 115 */
-  /* 71: fp */
-  fmv.x.w a1, f1
-  sd a1, 928(gp) /* sig 116 */
-  fsflags a4, zero
-  sd a4, 936(gp) /* sig 117 */
-  /* 72: fp */
-  li tp, 0xffffffff3dd2c8ca
-  fmv.d.x f1, tp
-  fmul.s f1, f8, f1, rup
-  fsd f1, 944(gp) /* sig 118 */
-  fsflags s11, zero
-  sd s11, 952(gp) /* sig 119 */
-  /* 73: cAlu */
-  .option rvc
-  c.slli a7, 46
-  .option norvc
-  sd a7, 960(gp) /* sig 120 */
-  /* 74: aluI */
-  slliw t2, s9, 29
-  sd t2, 968(gp) /* sig 121 */
-  /* 75: fcsr */
-  li s5, 0x0
-  csrrs t5, frm, s5
-  sd t5, 976(gp) /* sig 122 */
-  /* 76: cBranch */
-  li a4, 0x0
-  .option rvc
-  c.bnez a4, .L4
-  .option norvc
-  sltiu zero, s11, 1
-  sd zero, 984(gp) /* sig 123 */
-  addi s3, t2, 405
-  sd s3, 992(gp) /* sig 124 */
-  srli s3, a7, 54
-  sd s3, 1000(gp) /* sig 125 */
-.L4:
-  /* 77: fmem */
-  flw f18, 168(sp)
-  fsd f18, 1008(gp) /* sig 126 */
-  /* 78: aluR */
-  li a6, 0xffffffffffffffa8
-  srlw s8, a6, a1
-  sd s8, 1016(gp) /* sig 127 */
-  /* 79: aluR */
-  sll s11, s10, t0
-  sd s11, 1024(gp) /* sig 128 */
-  /* 80: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f12, tp
-  li tp, 0xffffffff7f800000
-  fmv.d.x f11, tp
-  fnmadd.s f10, f12, f11, f1, dyn
-  fsd f10, 1032(gp) /* sig 129 */
-  fsflags a6, zero
-  sd a6, 1040(gp) /* sig 130 */
-  /* 81: far */
-  jal a0, .L5
-.L6:
-  /* 82: amo */
-  li s5, 0xe3800000
-  addi a7, sp, 164
-  amomaxu.w.rl zero, s5, (a7)
-  sub a7, a7, sp
-  sd zero, 1064(gp) /* sig 133 */
-  /* 83: fmem */
-  addi s10, sp, 111
-  fsd f24, 89(s10)
+  li tp, 0x1
+  fmv.d.x f27, tp
+  fcvt.l.d a5, f27, rne
+  sd a5, 800(gp) /* sig 100 */
+  fsflags a0, zero
+  sd a0, 808(gp) /* sig 101 */
+  /* 63: fp */
+  li tp, 0x61b485d8dccf64b1
+  fmv.d.x f22, tp
+  fsub.d f15, f22, f18, dyn
+  fsd f15, 816(gp) /* sig 102 */
+  li a3, 0x1f
+  csrrc a1, fcsr, a3
+  sd a1, 824(gp) /* sig 103 */
+  /* 64: lrsc */
+  addi a4, sp, 136
+  lr.d.rl s1, (a4)
+  srl s11, a7, s8
+  srli a5, t3, 32
+  sc.d.rl t1, s10, (a4)
+  sd s1, 832(gp) /* sig 104 */
+  sd t1, 840(gp) /* sig 105 */
+  sub a4, a4, sp
+  ld s4, 136(sp)
+  sd s4, 848(gp) /* sig 106 */
+  /* 65: aluI */
+  srli a1, s2, 0
+  sd a1, 856(gp) /* sig 107 */
+  /* 66: far */
+  bltu a5, a5, .L16
+.L17:
+  /* 67: loop */
+  li a6, 0x1
+.L18:
+  xori t2, s2, -1971
+  sd t2, 880(gp) /* sig 110 */
+  addi a6, a6, -1
+  bne a6, zero, .L18
+  sd a6, 888(gp) /* sig 111 */
+  /* 68: fmem */
+  addi s10, sp, 370
+  fsw f15, -266(s10)
   sub s10, s10, sp
-  /* 84: aluI */
-  li a3, 0xfffffffffffff800
-  slti t1, a3, -2048
-  sd t1, 1072(gp) /* sig 134 */
-  /* 85: fp */
-  li tp, 0xffffffffce1724d4
-  fmv.d.x f3, tp
-  fcvt.s.d f25, f3, rup
-  fsd f25, 1080(gp) /* sig 135 */
-  fsflags s10, zero
-  sd s10, 1088(gp) /* sig 136 */
-  /* 86: cAlu */
+  /* 69: amo */
+  addi s7, sp, 168
+  amomaxu.w.aq s11, t3, (s7)
+  sub s7, s7, sp
+  sd s11, 896(gp) /* sig 112 */
+  /* 70: fp */
+  li tp, 0x0
+  fmv.d.x f11, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f29, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f1, tp
+  fmsub.d f25, f11, f29, f1, rtz
+  fsd f25, 904(gp) /* sig 113 */
+  fsflags s7, zero
+  sd s7, 912(gp) /* sig 114 */
+  /* 71: jalr */
+  auipc s7, 0
+  addi s7, s7, 56
+  jalr s7, -28(s7)
+  addi a1, a2, -1659
+  sd a1, 920(gp) /* sig 115 */
+  rem t5, t2, t3
+  sd t5, 928(gp) /* sig 116 */
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 936(gp) /* sig 117 */
+  /* 72: lrsc */
+  addi s5, sp, 104
+  sc.d a0, t6, (s5)
+  sd a0, 944(gp) /* sig 118 */
+  sub s5, s5, sp
+  ld s4, 104(sp)
+  sd s4, 952(gp) /* sig 119 */
+  /* 73: aluI */
+  slliw s2, s7, 0
+  sd s2, 960(gp) /* sig 120 */
+  /* 74: liSeed */
+  li a6, 0x7b60000000
+  sd a6, 968(gp) /* sig 121 */
+  /* 75: cAlu */
   .option rvc
-  c.or a2, a3
+  c.li s6, 6
   .option norvc
-  sd a2, 1096(gp) /* sig 137 */
-  /* 87: fp */
-  li tp, 0xbff795ffb108c49e
-  fmv.d.x f16, tp
-  li tp, 0x3ff795ffb108c49f
+  sd s6, 976(gp) /* sig 122 */
+  /* 76: amo */
+  li t5, 0xf
+  addi s7, sp, 140
+  amoor.w.rl s11, t5, (s7)
+  sub s7, s7, sp
+  sd s11, 984(gp) /* sig 123 */
+  lw ra, 140(sp)
+  sd ra, 992(gp) /* sig 124 */
+  /* 77: fmem */
+  addi s8, sp, -146
+  li tp, 0xffffffff0ac5d56f
+  fmv.d.x f8, tp
+  fsw f8, 326(s8)
+  sub s8, s8, sp
+  /* 78: luiAuipc */
+  auipc s7, 0xfffff
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 1000(gp) /* sig 125 */
+  /* 79: fp */
+  li a5, 0xdea56d4f456e6d9e
+  fcvt.d.w f28, a5
+  fsd f28, 1008(gp) /* sig 126 */
+  fsflags a3, zero
+  sd a3, 1016(gp) /* sig 127 */
+  /* 80: jalr */
+  auipc s1, 0
+  addi s1, s1, -146
+  jalr s1, 158(s1)
+  auipc tp, 0
+  sub s1, s1, tp
+  sd s1, 1024(gp) /* sig 128 */
+  /* 81: loop */
+  li a3, 0x1
+.L19:
+  or ra, t6, t3
+  sd ra, 1032(gp) /* sig 129 */
+  sraiw a1, t6, 20
+  sd a1, 1040(gp) /* sig 130 */
+  addi a3, a3, -1
+  bne a3, zero, .L19
+  sd a3, 1048(gp) /* sig 131 */
+  /* 82: fcsr */
+  li s5, 0x667f3129c9bde378
+  csrrs a0, fcsr, s5
+  sd a0, 1056(gp) /* sig 132 */
+  /* 83: fp */
+  li a4, 0xffffffffffffffff
+  fcvt.d.lu f25, a4, rdn
+  fsd f25, 1064(gp) /* sig 133 */
+  frcsr a0
+  sd a0, 1072(gp) /* sig 134 */
+  /* 84: fp */
+  li tp, 0x10000000000000
   fmv.d.x f25, tp
-  fsub.d f9, f16, f16, rmm
-  fsd f9, 1104(gp) /* sig 138 */
-  fsflags a4, zero
-  sd a4, 1112(gp) /* sig 139 */
-  /* 88: cMem */
-  addi a2, sp, 72
-  .option rvc
-  c.fld f9, 0(a2)
-  .option norvc
-  fsd f9, 1120(gp) /* sig 140 */
-  sub a2, a2, sp
-  /* 89: aluR */
-  mulw s0, zero, t6
-  sd s0, 1128(gp) /* sig 141 */
-  /* 90: lrsc */
-  addi s6, sp, 24
-  lr.d a3, (s6)
-  sra a4, a7, t1
-  srl t5, s9, a0
-  sc.d.aq a6, t4, (s6)
-  sd a3, 1136(gp) /* sig 142 */
-  sd a6, 1144(gp) /* sig 143 */
-  sub s6, s6, sp
-  ld a3, 24(sp)
-  sd a3, 1152(gp) /* sig 144 */
-  /* 91: fmem */
-  fld f10, 127(sp)
-  fsd f10, 1160(gp) /* sig 145 */
-  /* 92: cAlu */
-  .option rvc
-  c.srli s0, 15
-  .option norvc
-  sd s0, 1168(gp) /* sig 146 */
-  /* 93: jal */
-  jal a6, .L7
-  mulhu s5, t6, a4
-  sd s5, 1176(gp) /* sig 147 */
-.L7:
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 1184(gp) /* sig 148 */
-  /* 94: far */
-  bltu s4, t2, .L8
-.L9:
-  /* 95: luiAuipc */
-  auipc a4, 0xad2e5
-  auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 1208(gp) /* sig 151 */
-  /* 96: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 212
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 1216(gp) /* sig 152 */
-  /* 97: mem */
-  addi s4, sp, -116
-  lb s2, 289(s4)
-  sd s2, 1224(gp) /* sig 153 */
+  fcvt.s.d f25, f25, rmm
+  fsd f25, 1080(gp) /* sig 135 */
+  li s9, 0x1f
+  csrrc t6, fcsr, s9
+  sd t6, 1088(gp) /* sig 136 */
+  /* 85: lrsc */
+  addi s4, sp, 72
+  lr.d.aqrl s5, (s4)
+  andi s8, t3, 827
+  sc.d.rl a1, s6, (s4)
+  sd s5, 1096(gp) /* sig 137 */
+  sd a1, 1104(gp) /* sig 138 */
   sub s4, s4, sp
-  /* 98: cAlu */
+  ld t5, 72(sp)
+  sd t5, 1112(gp) /* sig 139 */
+  /* 86: mem */
+  lhu a2, 142(sp)
+  sd a2, 1120(gp) /* sig 140 */
+  /* 87: aluI */
+  li s0, 0xffffffffff68ec03
+  slliw s11, s0, 16
+  sd s11, 1128(gp) /* sig 141 */
+  /* 88: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f31, tp
+  fcvt.lu.s a3, f31, dyn
+  sd a3, 1136(gp) /* sig 142 */
+  fsflags a5, zero
+  sd a5, 1144(gp) /* sig 143 */
+  /* 89: mem */
+  addi s5, sp, -55
+  lwu s9, 99(s5)
+  sd s9, 1152(gp) /* sig 144 */
+  sub s5, s5, sp
+  /* 90: luiAuipc */
+  lui a6, 0x1f4f7
+  sd a6, 1160(gp) /* sig 145 */
+  /* 91: cMem */
+  addi a2, sp, 0
   .option rvc
-  c.srai a5, 45
+  c.lw a1, 0(a2)
   .option norvc
-  sd a5, 1232(gp) /* sig 154 */
-  /* 99: fp */
-  li tp, 0xffffffff99cfa381
-  fmv.d.x f6, tp
-  li tp, 0xffffffffc0400000
-  fmv.d.x f23, tp
-  fmul.s f24, f6, f23, rup
-  fsd f24, 1240(gp) /* sig 155 */
-  frflags s5
-  sd s5, 1248(gp) /* sig 156 */
-  j .L10
-.L5:
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 1048(gp) /* sig 131 */
-  addi s2, a1, -853
-  sd s2, 1056(gp) /* sig 132 */
-  jal tp, .L6
-.L8:
+  sd a1, 1168(gp) /* sig 146 */
+  sub a2, a2, sp
+  /* 92: aluR */
+  srl s6, t3, a5
+  sd s6, 1176(gp) /* sig 147 */
+  /* 93: liSeed */
+  li t1, 0xffffffffffffffe1
+  sd t1, 1184(gp) /* sig 148 */
+  /* 94: fcsr */
+  li s10, 0x23
+  csrrs zero, fcsr, s10
+  sd zero, 1192(gp) /* sig 149 */
+  /* 95: fmem */
+  addi t2, sp, -45
+  fsd f24, 125(t2)
+  sub t2, t2, sp
+  /* 96: rand */
+  .2byte 0x7aa9 /* random */
+  sd s5, 1200(gp) /* sig 150 */
+  .4byte 0x203b1a53 /* random */
+  sd s4, 1208(gp) /* sig 151 */
+  fsd f20, 1216(gp) /* sig 152 */
+  fsflags s6, zero
+  sd s6, 1224(gp) /* sig 153 */
+  /* 97: cMem */
   .option rvc
-  c.srai s0, 34
+  c.fldsp f15, 160(sp)
   .option norvc
-  sd s0, 1192(gp) /* sig 149 */
-  rem t6, t2, t4
-  sd t6, 1200(gp) /* sig 150 */
-  bge zero, zero, .L9
-.L10:
-  /* 100: fp */
-  li tp, 0xffffffffcc9fbd47
-  fmv.d.x f24, tp
-  li tp, 0xffffffffb73fb686
-  fmv.d.x f26, tp
-  fnmadd.s f1, f24, f26, f28, rup
-  fsd f1, 1256(gp) /* sig 157 */
-  fsflags t1, zero
-  sd t1, 1264(gp) /* sig 158 */
-  /* 101: cAlu */
-  .option rvc
-  c.and a3, a3
-  .option norvc
-  sd a3, 1272(gp) /* sig 159 */
-  /* 102: aluI */
-  slti s8, s8, 2047
-  sd s8, 1280(gp) /* sig 160 */
-  /* 103: cMem */
-  addi s1, sp, 65
-  .option rvc
-  c.sw a0, 80(s1)
-  .option norvc
+  fsd f15, 1232(gp) /* sig 154 */
+  /* 98: rand */
+  .4byte 0xc23fbdc3 /* random */
+  sd s11, 1240(gp) /* sig 155 */
+  fsd f27, 1248(gp) /* sig 156 */
+  fsflags s1, zero
+  sd s1, 1256(gp) /* sig 157 */
+  .4byte 0x917c32c7 /* random */
+  sd t0, 1264(gp) /* sig 158 */
+  fsd f5, 1272(gp) /* sig 159 */
+  fsflags a3, zero
+  sd a3, 1280(gp) /* sig 160 */
+  .4byte 0xe00882d3 /* random */
+  sd t0, 1288(gp) /* sig 161 */
+  fsd f5, 1296(gp) /* sig 162 */
+  frcsr s4
+  sd s4, 1304(gp) /* sig 163 */
+  /* 99: mem */
+  addi s1, sp, 419
+  sd s11, -315(s1)
   sub s1, s1, sp
-  /* 104: far */
-  jal zero, .L11
-.L12:
-  /* 105: aluR */
-  sll s3, s4, s1
-  sd s3, 1320(gp) /* sig 165 */
-  /* 106: aluI */
-  slti t6, t3, 1164
-  sd t6, 1328(gp) /* sig 166 */
-  /* 107: cMem */
+  ld t3, 104(sp)
+  sd t3, 1312(gp) /* sig 164 */
+  j .L20
+.L5:
+  sraiw s7, s3, 1
+  sd s7, 264(gp) /* sig 33 */
+  sraw a0, t1, t0
+  sd a0, 272(gp) /* sig 34 */
+  addiw s9, t6, -1098
+  sd s9, 280(gp) /* sig 35 */
+  beq zero, zero, .L6
+.L7:
+  srliw t3, a1, 1
+  sd t3, 312(gp) /* sig 39 */
+  beq zero, zero, .L8
+.L10:
+  div t6, s6, s4
+  sd t6, 616(gp) /* sig 77 */
+  slti s2, s11, 462
+  sd s2, 624(gp) /* sig 78 */
+  beq zero, zero, .L11
+.L16:
+  sraiw t1, a3, 19
+  sd t1, 864(gp) /* sig 108 */
   .option rvc
-  c.fldsp f0, 96(sp)
+  c.addi s0, -31
   .option norvc
-  fsd f0, 1336(gp) /* sig 167 */
-  /* 108: branch */
-  li s0, 0x8000000000000000
-  li t3, 0x8000000000000000
-  bne s0, t3, .L13
+  sd s0, 872(gp) /* sig 109 */
+  j .L17
+.L20:
+  /* 100: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f18, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f19, tp
+  fmul.d f25, f18, f19
+  fsd f25, 1320(gp) /* sig 165 */
+  fsflags s8, zero
+  sd s8, 1328(gp) /* sig 166 */
+  /* 101: fp */
+  li tp, 0xffffffffc21ed38b
+  fmv.d.x f4, tp
+  li tp, 0x3fe0000000000000
+  fmv.d.x f6, tp
+  fmul.d f19, f4, f6, rup
+  fsd f19, 1336(gp) /* sig 167 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 1344(gp) /* sig 168 */
+  /* 102: fp */
+  li tp, 0x1897d0c574152c
+  fmv.d.x f21, tp
+  fclass.d s7, f21
+  sd s7, 1352(gp) /* sig 169 */
+  fsflags s4, zero
+  sd s4, 1360(gp) /* sig 170 */
+  /* 103: liSeed */
+  li s3, 0x34e40
+  sd s3, 1368(gp) /* sig 171 */
+  /* 104: fp */
+  li tp, 0xffffffff3fa995c2
+  fmv.d.x f17, tp
+  li tp, 0xffffffff7f413981
+  fmv.d.x f26, tp
+  fmul.s f21, f17, f26, dyn
+  fsd f21, 1376(gp) /* sig 172 */
+  fsflags a0, zero
+  sd a0, 1384(gp) /* sig 173 */
+  /* 105: luiAuipc */
+  lui t3, 0x1be06
+  sd t3, 1392(gp) /* sig 174 */
+  /* 106: loop */
+  li a2, 0x2
+.L21:
   .option rvc
   c.addiw t3, -26
   .option norvc
-  sd t3, 1344(gp) /* sig 168 */
-.L13:
-  /* 109: smc */
-  /* patches in xori t6, s8, 742 (then imm + 1, ...) */
-  li s11, 0x2e6c4f93
-  li a1, 0x2
-.L14:
-  auipc a7, 0
-  sw s11, 12(a7)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s11, s11, tp
-  addi a1, a1, -1
-  bne a1, zero, .L14
+  sd t3, 1400(gp) /* sig 175 */
+  addi a2, a2, -1
+  blt zero, a2, .L21
+  sd a2, 1408(gp) /* sig 176 */
+  /* 107: fp */
+  li tp, 0xfe37e43c8800759c
+  fmv.d.x f20, tp
+  feq.d s7, f20, f20
+  sd s7, 1416(gp) /* sig 177 */
+  fsflags s2, zero
+  sd s2, 1424(gp) /* sig 178 */
+  /* 108: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f0, tp
+  fsgnj.s f7, f0, f28
+  fsd f7, 1432(gp) /* sig 179 */
+  fsflags t0, zero
+  sd t0, 1440(gp) /* sig 180 */
+  /* 109: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 816
+  .option norvc
+  sub s0, s0, sp
+  sd s0, 1448(gp) /* sig 181 */
+  /* 110: rand */
+  .2byte 0x8068 /* random */
+  .2byte 0xe4d2 /* random */
+  .4byte 0xc053383b /* random */
+  sd a6, 1456(gp) /* sig 182 */
+  /* 111: fmem */
+  addi s10, sp, -76
+  li tp, 0xbfe0000000000000
+  fmv.d.x f29, tp
+  fsd f29, 76(s10)
+  sub s10, s10, sp
+  /* 112: loop */
+  li s10, 0x4
+.L22:
+  divu s6, a7, s0
+  sd s6, 1464(gp) /* sig 183 */
+  divuw s1, a4, s8
+  sd s1, 1472(gp) /* sig 184 */
+  .option rvc
+  c.andi a1, 6
+  .option norvc
+  sd a1, 1480(gp) /* sig 185 */
+  addi s10, s10, -1
+  bltu zero, s10, .L22
+  sd s10, 1488(gp) /* sig 186 */
+  /* 113: aluR */
+  li a5, 0xfffffffff8731b49
+  divu s1, a5, zero
+  sd s1, 1496(gp) /* sig 187 */
+  /* 114: aluI */
+  li ra, 0x27
+  srliw s7, ra, 28
+  sd s7, 1504(gp) /* sig 188 */
+  /* 115: aluR */
+  mul s10, t2, t1
+  sd s10, 1512(gp) /* sig 189 */
+  /* 116: amo */
+  li s5, 0x40000000000
+  addi t0, sp, 160
+  amomin.d.aq a5, s5, (t0)
+  sub t0, t0, sp
+  sd a5, 1520(gp) /* sig 190 */
+  ld a0, 160(sp)
+  sd a0, 1528(gp) /* sig 191 */
+  /* 117: far */
+  bge ra, zero, .L23
+.L24:
+  /* 118: cAlu */
+  .option rvc
+  c.srai a1, 62
+  .option norvc
+  sd a1, 1560(gp) /* sig 195 */
+  /* 119: fcsr */
+  csrrwi s11, fcsr, 19
+  sd s11, 1568(gp) /* sig 196 */
+  /* 120: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f7, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f6, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f4, tp
+  fmadd.d f18, f7, f6, f4, rmm
+  fsd f18, 1576(gp) /* sig 197 */
+  frcsr s8
+  sd s8, 1584(gp) /* sig 198 */
+  /* 121: cAlu */
+  .option rvc
+  c.add a3, t2
+  .option norvc
+  sd a3, 1592(gp) /* sig 199 */
+  /* 122: cBranch */
+  li a1, 0x76ce57fc98215129
+  .option rvc
+  c.beqz a1, .L25
+  .option norvc
+  .option rvc
+  c.addi s2, 1
+  .option norvc
+  sd s2, 1600(gp) /* sig 200 */
+.L25:
+  /* 123: cJump */
+  auipc s8, 0
+  addi s8, s8, 10
+  .option rvc
+  c.jr s8
+  .option norvc
   auipc tp, 0
-  sub a7, a7, tp
-  sd t6, 1352(gp) /* sig 169 */
-  sd a7, 1360(gp) /* sig 170 */
-  /* 110: cBranch */
+  sub s8, s8, tp
+  sd s8, 1608(gp) /* sig 201 */
+  /* 124: cAlu */
   .option rvc
-  c.j .L15
+  c.add s3, t3
   .option norvc
-  addiw a0, s10, -1101
-  sd a0, 1368(gp) /* sig 171 */
-.L15:
-  /* 111: aluR */
-  li s8, 0xffffffffb51ad1b2
-  li t3, 0x4000000000000001
-  srl t0, s8, t3
-  sd t0, 1376(gp) /* sig 172 */
-  /* 112: liSeed */
-  li s1, 0x4b4f5dd9
-  sd s1, 1384(gp) /* sig 173 */
-  /* 113: amo */
-  li a5, 0x33939a2bb5648f01
-  addi s4, sp, 144
-  amomaxu.d s9, a5, (s4)
-  sub s4, s4, sp
-  sd s9, 1392(gp) /* sig 174 */
-  ld t5, 144(sp)
-  sd t5, 1400(gp) /* sig 175 */
-  /* 114: fp */
-  li tp, 0xd70c3630b21e4296
-  fmv.d.x f3, tp
-  fadd.d f20, f3, f6, rdn
-  fsd f20, 1408(gp) /* sig 176 */
-  fsflags a4, zero
-  sd a4, 1416(gp) /* sig 177 */
-  /* 115: amo */
-  addi a4, sp, 40
-  amoadd.d.aqrl s9, s1, (a4)
-  sub a4, a4, sp
-  sd s9, 1424(gp) /* sig 178 */
-  /* 116: fmem */
-  addi a5, sp, -266
-  li tp, 0xffffffffb7f31b49
-  fmv.d.x f23, tp
-  fsw f23, 266(a5)
-  sub a5, a5, sp
-  /* 117: luiAuipc */
-  lui zero, 0xb4e42
-  sd zero, 1432(gp) /* sig 179 */
-  /* 118: amo */
-  li a5, 0x68800000000
-  addi ra, sp, 224
-  amomaxu.d.rl a4, a5, (ra)
-  sub ra, ra, sp
-  sd a4, 1440(gp) /* sig 180 */
-  ld s8, 224(sp)
-  sd s8, 1448(gp) /* sig 181 */
-  /* 119: cAlu */
-  .option rvc
-  c.srli a3, 4
-  .option norvc
-  sd a3, 1456(gp) /* sig 182 */
-  /* 120: aluI */
-  srli s1, s1, 7
-  sd s1, 1464(gp) /* sig 183 */
-  /* 121: fmem */
-  addi s1, sp, -285
-  fld f25, 485(s1)
-  fsd f25, 1472(gp) /* sig 184 */
-  sub s1, s1, sp
-  /* 122: aluR */
-  li s1, 0x909bf485e3226640
-  mulhsu s5, s1, t6
-  sd s5, 1480(gp) /* sig 185 */
-  /* 123: cAlu */
-  .option rvc
-  c.slli t4, 61
-  .option norvc
-  sd t4, 1488(gp) /* sig 186 */
-  /* 124: fp */
-  fclass.s a5, f31
-  sd a5, 1496(gp) /* sig 187 */
-  csrrci t5, fflags, 0x1f
-  sd t5, 1504(gp) /* sig 188 */
-  /* 125: amo */
-  li a0, 0xb5a0000
-  addi t1, sp, 208
-  amoadd.w.rl a4, a0, (t1)
-  sub t1, t1, sp
-  sd a4, 1512(gp) /* sig 189 */
-  lw a1, 208(sp)
-  sd a1, 1520(gp) /* sig 190 */
-  /* 126: fcsr */
-  li s4, 0x3a
-  csrrw s8, frm, s4
-  sd s8, 1528(gp) /* sig 191 */
+  sd s3, 1616(gp) /* sig 202 */
+  /* 125: loop */
+  li s9, 0x4
+.L26:
+  mulhsu s3, t6, t3
+  sd s3, 1624(gp) /* sig 203 */
+  addw ra, s1, s1
+  sd ra, 1632(gp) /* sig 204 */
+  remuw t0, a1, t4
+  sd t0, 1640(gp) /* sig 205 */
+  addi s9, s9, -1
+  bne s9, zero, .L26
+  sd s9, 1648(gp) /* sig 206 */
+  /* 126: mem */
+  addi s5, sp, 496
+  sb a2, -297(s5)
+  sub s5, s5, sp
   /* 127: fp */
-  li tp, 0xbb0772f0044fe21f
-  fmv.d.x f16, tp
-  fnmsub.d f9, f4, f16, f19, rmm
-  fsd f9, 1536(gp) /* sig 192 */
-  frcsr a1
-  sd a1, 1544(gp) /* sig 193 */
-  /* 128: fp */
-  li tp, 0xffffffff39752c6c
-  fmv.d.x f28, tp
-  fcvt.l.s t6, f28, dyn
-  sd t6, 1552(gp) /* sig 194 */
-  fsflags s5, zero
-  sd s5, 1560(gp) /* sig 195 */
-  /* 129: cBranch */
-  .option rvc
-  c.bnez a5, .L16
-  .option norvc
-  sub s9, a4, t0
-  sd s9, 1568(gp) /* sig 196 */
-  or s8, s8, t3
-  sd s8, 1576(gp) /* sig 197 */
-  .option rvc
-  c.add a5, a3
-  .option norvc
-  sd a5, 1584(gp) /* sig 198 */
-.L16:
-  /* 130: fp */
-  fsub.d f11, f15, f3, rne
-  fsd f11, 1592(gp) /* sig 199 */
-  fsflags a6, zero
-  sd a6, 1600(gp) /* sig 200 */
-  /* 131: jalr */
-  auipc a0, 0
-  jalr t1, 8(a0)
-  auipc tp, 0
-  sub t1, t1, tp
-  sub a0, a0, tp
-  sd t1, 1608(gp) /* sig 201 */
-  sd a0, 1616(gp) /* sig 202 */
-  /* 132: fcsr */
-  csrrs zero, frm, zero
-  sd zero, 1624(gp) /* sig 203 */
-  /* 133: luiAuipc */
-  lui a7, 0xa60bd
-  sd a7, 1632(gp) /* sig 204 */
-  /* 134: fp */
-  li tp, 0x8000000000000001
-  fmv.d.x f18, tp
-  fmul.d f31, f15, f18, rtz
-  fsd f31, 1640(gp) /* sig 205 */
-  frflags a3
-  sd a3, 1648(gp) /* sig 206 */
-  /* 135: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 164
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 1656(gp) /* sig 207 */
-  /* 136: cMem */
-  addi a5, sp, 61
-  .option rvc
-  c.sd a0, 32(a5)
-  .option norvc
-  sub a5, a5, sp
-  /* 137: aluI */
-  addi a7, zero, -647
-  sd a7, 1664(gp) /* sig 208 */
-  /* 138: loop */
-  li s11, 0x4
-.L17:
-  mul ra, t5, t0
-  sd ra, 1672(gp) /* sig 209 */
-  srli a2, a0, 36
-  sd a2, 1680(gp) /* sig 210 */
-  .option rvc
-  c.andi a2, -17
-  .option norvc
-  sd a2, 1688(gp) /* sig 211 */
-  addi s11, s11, -1
-  bne s11, zero, .L17
-  sd s11, 1696(gp) /* sig 212 */
-  /* 139: fp */
-  li tp, 0xffffffff7f800000
-  fmv.d.x f17, tp
-  li tp, 0xffffffffff800001
-  fmv.d.x f9, tp
-  li tp, 0xffffffffcf000000
-  fmv.d.x f17, tp
-  fnmsub.s f12, f17, f9, f17
-  fsd f12, 1704(gp) /* sig 213 */
-  csrrci s6, fflags, 0x1f
-  sd s6, 1712(gp) /* sig 214 */
-  /* 140: fp */
-  li tp, 0xffffffffcd2b1925
-  fmv.d.x f27, tp
-  fsub.s f16, f15, f27, rdn
-  fsd f16, 1720(gp) /* sig 215 */
-  li a0, 0x1f
-  csrrc t2, fcsr, a0
-  sd t2, 1728(gp) /* sig 216 */
-  /* 141: amo */
-  addi s8, sp, 24
-  amominu.w.aqrl t4, ra, (s8)
-  sub s8, s8, sp
-  sd t4, 1736(gp) /* sig 217 */
-  /* 142: smc */
-  /* patches in andi a3, s5, -1826 (then imm + 1, ...) */
-  li t4, 0x8deaf693
-  li a6, 0x1
-.L18:
-  auipc a7, 0
-  sw t4, 12(a7)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t4, t4, tp
-  addi a6, a6, -1
-  bne a6, zero, .L18
-  auipc tp, 0
-  sub a7, a7, tp
-  sd a3, 1744(gp) /* sig 218 */
-  sd a7, 1752(gp) /* sig 219 */
-  /* 143: jalr */
+  li tp, 0xffffffffc0200000
+  fmv.d.x f14, tp
+  li tp, 0xffffffff48e63d02
+  fmv.d.x f21, tp
+  fmax.s f28, f14, f21
+  fsd f28, 1656(gp) /* sig 207 */
+  fsflags a2, zero
+  sd a2, 1664(gp) /* sig 208 */
+  /* 128: jalr */
   auipc a1, 0
-  addi a1, a1, 23
-  jalr a1, 6(a1)
-  slliw t4, a6, 30
-  sd t4, 1760(gp) /* sig 220 */
-  sraiw t6, s0, 1
-  sd t6, 1768(gp) /* sig 221 */
+  jalr zero, 8(a1)
   auipc tp, 0
   sub a1, a1, tp
-  sd a1, 1776(gp) /* sig 222 */
-  /* 144: liSeed */
+  sd zero, 1672(gp) /* sig 209 */
+  sd a1, 1680(gp) /* sig 210 */
+  /* 129: fence */
+  fence
+  /* 130: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 1004
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 1688(gp) /* sig 211 */
+  /* 131: jal */
+  jal s4, .L27
+.L27:
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 1696(gp) /* sig 212 */
+  /* 132: liSeed */
+  li a7, 0x1e
+  sd a7, 1704(gp) /* sig 213 */
+  /* 133: aluI */
+  addi ra, t0, 375
+  sd ra, 1712(gp) /* sig 214 */
+  /* 134: liSeed */
+  li s10, 0x4dc54e9c
+  sd s10, 1720(gp) /* sig 215 */
+  /* 135: smc */
+  /* patches in xori a3, a3, 284 (then imm + 1, ...) */
+  li s2, 0x11c6c693
+  li s9, 0x2
+.L28:
+  auipc s4, 0
+  sw s2, 12(s4)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s2, s2, tp
+  addi s9, s9, -1
+  bne s9, zero, .L28
+  auipc tp, 0
+  sub s4, s4, tp
+  sd a3, 1728(gp) /* sig 216 */
+  sd s4, 1736(gp) /* sig 217 */
+  /* 136: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 388
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 1744(gp) /* sig 218 */
+  /* 137: rand */
+  .2byte 0x8 /* random */
+  .2byte 0x20ad /* random */
+  sd ra, 1752(gp) /* sig 219 */
+  /* 138: fp */
+  fsqrt.s f29, f18, dyn
+  fsd f29, 1760(gp) /* sig 220 */
+  fsflags a1, zero
+  sd a1, 1768(gp) /* sig 221 */
+  /* 139: amo */
+  addi s7, sp, 80
+  amoxor.w.rl s3, s2, (s7)
+  sub s7, s7, sp
+  sd s3, 1776(gp) /* sig 222 */
+  lw s11, 80(sp)
+  sd s11, 1784(gp) /* sig 223 */
+  /* 140: fp */
+  fmv.x.d s1, f24
+  sd s1, 1792(gp) /* sig 224 */
+  fsflags t2, zero
+  sd t2, 1800(gp) /* sig 225 */
+  /* 141: amo */
+  addi a7, sp, 48
+  amoor.d t1, s6, (a7)
+  sub a7, a7, sp
+  sd t1, 1808(gp) /* sig 226 */
+  /* 142: fp */
+  li tp, 0xffffffffcd2b1925
+  fmv.d.x f27, tp
+  li tp, 0xffffffff4640e6b6
+  fmv.d.x f26, tp
+  fmax.s f3, f27, f26
+  fsd f3, 1816(gp) /* sig 227 */
+  fsflags s5, zero
+  sd s5, 1824(gp) /* sig 228 */
+  /* 143: fp */
+  fcvt.s.lu f3, ra, rtz
+  fsd f3, 1832(gp) /* sig 229 */
+  li a7, 0x1f
+  csrrc a7, fcsr, a7
+  sd a7, 1840(gp) /* sig 230 */
+  /* 144: mem */
+  addi t0, sp, 252
+  sw a3, -239(t0)
+  sub t0, t0, sp
+  /* 145: fcsr */
+  csrrci a6, frm, 26
+  sd a6, 1848(gp) /* sig 231 */
+  /* 146: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f9, tp
+  fsqrt.s f15, f9, rne
+  fsd f15, 1856(gp) /* sig 232 */
+  fsflags a1, zero
+  sd a1, 1864(gp) /* sig 233 */
+  /* 147: liSeed */
   li a3, 0x7fffffff
-  sd a3, 1784(gp) /* sig 223 */
-  /* 145: branch */
-  bltu s0, t6, .L19
+  sd a3, 1872(gp) /* sig 234 */
+  /* 148: branch */
+  bltu s0, t6, .L29
   remw s6, s11, s10
-  sd s6, 1792(gp) /* sig 224 */
+  sd s6, 1880(gp) /* sig 235 */
   sra t1, s4, s0
-  sd t1, 1800(gp) /* sig 225 */
-.L19:
-  /* 146: liSeed */
+  sd t1, 1888(gp) /* sig 236 */
+.L29:
+  /* 149: liSeed */
   li t6, 0x800000000000000
-  sd t6, 1808(gp) /* sig 226 */
-  /* 147: aluI */
+  sd t6, 1896(gp) /* sig 237 */
+  /* 150: aluI */
   slti t4, s1, 1365
-  sd t4, 1816(gp) /* sig 227 */
-  /* 148: loop */
+  sd t4, 1904(gp) /* sig 238 */
+  /* 151: loop */
   li a5, 0x1
-.L20:
+.L30:
   .option rvc
   c.and s1, s1
   .option norvc
-  sd s1, 1824(gp) /* sig 228 */
+  sd s1, 1912(gp) /* sig 239 */
   div s2, t1, s7
-  sd s2, 1832(gp) /* sig 229 */
+  sd s2, 1920(gp) /* sig 240 */
   addi a5, a5, -1
-  bne a5, zero, .L20
-  sd a5, 1840(gp) /* sig 230 */
-  /* 149: smc */
-  /* patches in ori s5, s5, -2033 (then imm + 1, ...) */
-  li s11, 0x80faea93
-  li a1, 0x3
-.L21:
-  auipc s4, 0
-  sw s11, 12(s4)
+  bne a5, zero, .L30
+  sd a5, 1928(gp) /* sig 241 */
+  addi gp, gp, 1936
+  /* 152: mem */
+  li s5, 0xb8f00
+  addi t1, sp, 168
+  sd s5, -16(t1)
+  sub t1, t1, sp
+  /* 153: luiAuipc */
+  lui t2, 0x9af40
+  sd t2, 0(gp) /* sig 242 */
+  /* 154: fp */
+  li tp, 0xffffffffc8e57dc1
+  fmv.d.x f18, tp
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f27, tp
+  fnmsub.s f8, f18, f27, f14, dyn
+  fsd f8, 8(gp) /* sig 243 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 16(gp) /* sig 244 */
+  /* 155: amo */
+  li s8, 0x222
+  addi s6, sp, 216
+  amoxor.w.aq t3, s8, (s6)
+  sub s6, s6, sp
+  sd t3, 24(gp) /* sig 245 */
+  lw s8, 216(sp)
+  sd s8, 32(gp) /* sig 246 */
+  /* 156: cBranch */
+  .option rvc
+  c.beqz s1, .L31
+  .option norvc
+  addi t6, t4, -1
+  sd t6, 40(gp) /* sig 247 */
+  remu s0, a6, ra
+  sd s0, 48(gp) /* sig 248 */
+.L31:
+  /* 157: smc */
+  /* patches in sltiu t0, t0, 812 (then imm + 1, ...) */
+  li s4, 0x32c2b293
+  li a1, 0x2
+.L32:
+  auipc a3, 0
+  sw s4, 12(a3)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s11, s11, tp
+  add s4, s4, tp
   addi a1, a1, -1
-  bne a1, zero, .L21
+  bne a1, zero, .L32
   auipc tp, 0
-  sub s4, s4, tp
-  sd s5, 1848(gp) /* sig 231 */
-  sd s4, 1856(gp) /* sig 232 */
-  /* 150: branch */
-  bne t1, t1, .L22
-  mul a2, a2, s10
-  sd a2, 1864(gp) /* sig 233 */
-  srai s2, s4, 42
-  sd s2, 1872(gp) /* sig 234 */
-  divw t6, a3, a3
-  sd t6, 1880(gp) /* sig 235 */
-.L22:
-  /* 151: liSeed */
-  li s6, 0x10000000000
-  sd s6, 1888(gp) /* sig 236 */
-  /* 152: jalr */
-  auipc a2, 0
-  addi a2, a2, 156
-  jalr t1, -128(a2)
-  remw a0, ra, s4
-  sd a0, 1896(gp) /* sig 237 */
-  divu t4, t2, s6
-  sd t4, 1904(gp) /* sig 238 */
-  auipc tp, 0
-  sub t1, t1, tp
-  sub a2, a2, tp
-  sd t1, 1912(gp) /* sig 239 */
-  sd a2, 1920(gp) /* sig 240 */
-  addi gp, gp, 1928
-  /* 153: fence */
-  fence.i
-  /* 154: branch */
-  bne s10, a6, .L23
-  .option rvc
-  c.addi a3, -12
-  .option norvc
-  sd a3, 0(gp) /* sig 241 */
-.L23:
-  /* 155: cSp */
-  .option rvc
-  c.addi16sp sp, -432
-  .option norvc
-  ld s4, 536(sp)
-  sd s4, 8(gp) /* sig 242 */
-  .option rvc
-  c.addi16sp sp, 432
-  .option norvc
-  /* 156: cMem */
+  sub a3, a3, tp
+  sd t0, 56(gp) /* sig 249 */
+  sd a3, 64(gp) /* sig 250 */
+  /* 158: cMem */
   addi a2, sp, 0
   .option rvc
   c.sw a0, 32(a2)
   .option norvc
   sub a2, a2, sp
-  /* 157: far */
-  bne s6, s5, .L24
-.L25:
-  /* 158: fp */
-  fsub.d f30, f6, f11, rtz
-  fsd f30, 40(gp) /* sig 246 */
-  fsflags t1, zero
-  sd t1, 48(gp) /* sig 247 */
-  /* 159: jalr */
-  auipc t5, 0
-  addi t5, t5, -83
-  jalr s0, 96(t5)
+  /* 159: smc */
+  /* patches in xori t3, t6, 459 (then imm + 1, ...) */
+  li a0, 0x1cbfce13
+  li s1, 0x1
+.L33:
+  auipc s6, 0
+  sw a0, 12(s6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a0, a0, tp
+  addi s1, s1, -1
+  bne s1, zero, .L33
   auipc tp, 0
-  sub s0, s0, tp
-  sub t5, t5, tp
-  sd s0, 56(gp) /* sig 248 */
-  sd t5, 64(gp) /* sig 249 */
-  /* 160: fp */
-  li t1, 0x80
-  fcvt.s.l f10, t1, rtz
-  fsd f10, 72(gp) /* sig 250 */
-  fsflags t6, zero
-  sd t6, 80(gp) /* sig 251 */
-  /* 161: cMem */
-  addi a4, sp, 120
+  sub s6, s6, tp
+  sd t3, 72(gp) /* sig 251 */
+  sd s6, 80(gp) /* sig 252 */
+  /* 160: rand */
+  .4byte 0x1ec139b /* random */
+  sd t2, 88(gp) /* sig 253 */
+  .2byte 0x6a31 /* random */
+  sd s4, 96(gp) /* sig 254 */
+  /* 161: branch */
+  bge s5, s6, .L34
   .option rvc
-  c.fld f15, 8(a4)
+  c.add s2, s5
   .option norvc
-  fsd f15, 88(gp) /* sig 252 */
-  sub a4, a4, sp
+  sd s2, 104(gp) /* sig 255 */
+.L34:
   /* 162: fp */
-  fsqrt.d f6, f27, rne
-  fsd f6, 96(gp) /* sig 253 */
-  frflags s4
-  sd s4, 104(gp) /* sig 254 */
-  /* 163: fence */
-  nop
-  /* 164: mem */
-  lb t1, 150(sp)
-  sd t1, 112(gp) /* sig 255 */
-  /* 165: cAlu */
-  .option rvc
-  c.sub a4, s1
-  .option norvc
-  sd a4, 120(gp) /* sig 256 */
-  /* 166: aluI */
-  addi a1, s7, -2048
-  sd a1, 128(gp) /* sig 257 */
-  /* 167: mem */
-  ld s7, 176(sp)
-  sd s7, 136(gp) /* sig 258 */
-  /* 168: liSeed */
-  li s11, 0x2000000000
-  sd s11, 144(gp) /* sig 259 */
-  /* 169: amo */
-  addi s4, sp, 120
-  amoand.w.rl ra, t0, (s4)
-  sub s4, s4, sp
-  sd ra, 152(gp) /* sig 260 */
-  /* 170: cAlu */
-  .option rvc
-  c.li s0, -28
-  .option norvc
-  sd s0, 160(gp) /* sig 261 */
-  /* 171: amo */
-  li s7, 0xc
-  addi a3, sp, 164
-  amomin.w s1, s7, (a3)
-  sub a3, a3, sp
-  sd s1, 168(gp) /* sig 262 */
-  /* 172: fp */
-  fadd.d f13, f26, f19, dyn
-  fsd f13, 176(gp) /* sig 263 */
-  fsflags s6, zero
-  sd s6, 184(gp) /* sig 264 */
-  /* 173: fcsr */
-  li t1, 0xbbe47099800cc731
-  csrrw t0, fcsr, t1
-  sd t0, 192(gp) /* sig 265 */
-  /* 174: lrsc */
-  addi s3, sp, 144
-  lr.d.aqrl s10, (s3)
-  sc.d zero, s8, (s3)
-  sd s10, 200(gp) /* sig 266 */
-  sd zero, 208(gp) /* sig 267 */
-  sub s3, s3, sp
-  ld zero, 144(sp)
-  sd zero, 216(gp) /* sig 268 */
-  /* 175: fp */
-  li tp, 0xffffffff007ff63f
-  fmv.d.x f31, tp
-  fsgnjx.s f19, f31, f31
-  fsd f19, 224(gp) /* sig 269 */
-  fsflags s0, zero
-  sd s0, 232(gp) /* sig 270 */
-  /* 176: cAlu */
-  .option rvc
-  c.li a4, -12
-  .option norvc
-  sd a4, 240(gp) /* sig 271 */
-  /* 177: far */
-  beq s1, s1, .L26
-.L27:
-  /* 178: fp */
-  li tp, 0xffffffff807ff8b6
-  fmv.d.x f7, tp
-  li tp, 0xffffffffb5fff16d
-  fmv.d.x f13, tp
-  fsqrt.s f27, f7, dyn
-  fsd f27, 264(gp) /* sig 274 */
-  li a3, 0x1f
-  csrrc t3, fcsr, a3
-  sd t3, 272(gp) /* sig 275 */
-  /* 179: amo */
-  addi t4, sp, 128
-  amoswap.w s11, s3, (t4)
-  sub t4, t4, sp
-  sd s11, 280(gp) /* sig 276 */
-  lw t0, 128(sp)
-  sd t0, 288(gp) /* sig 277 */
-  /* 180: jalr */
-  auipc s11, 0
-  addi s11, s11, 24
-  jalr a3, -6(s11)
-  .option rvc
-  c.srli s1, 46
-  .option norvc
-  sd s1, 296(gp) /* sig 278 */
-  auipc tp, 0
-  sub a3, a3, tp
-  sub s11, s11, tp
-  sd a3, 304(gp) /* sig 279 */
-  sd s11, 312(gp) /* sig 280 */
-  /* 181: fence */
-  fence r, w
-  /* 182: liSeed */
-  li a4, 0xf36a44907234dfcb
-  sd a4, 320(gp) /* sig 281 */
-  /* 183: fp */
-  li tp, 0xfffffffffffff
+  li tp, 0x3ff317995d225394
+  fmv.d.x f30, tp
+  li tp, 0x7fead137bf41ff97
   fmv.d.x f4, tp
-  li tp, 0xbea4a9bd77762ad8
-  fmv.d.x f14, tp
-  fnmadd.d f3, f4, f2, f14, dyn
-  fsd f3, 328(gp) /* sig 282 */
-  frflags a2
-  sd a2, 336(gp) /* sig 283 */
-  /* 184: cBranch */
+  fmul.d f23, f30, f4, dyn
+  fsd f23, 112(gp) /* sig 256 */
+  li t3, 0x1f
+  csrrc a2, fcsr, t3
+  sd a2, 120(gp) /* sig 257 */
+  /* 163: cSp */
   .option rvc
-  c.bnez a1, .L28
+  c.addi16sp sp, 224
   .option norvc
+  ld s9, -208(sp)
+  sd s9, 128(gp) /* sig 258 */
   .option rvc
-  c.lui s2, 0x1f
+  c.addi16sp sp, -224
   .option norvc
-  sd s2, 344(gp) /* sig 284 */
-  slti a1, a0, -612
-  sd a1, 352(gp) /* sig 285 */
-.L28:
-  /* 185: aluR */
-  addw s11, s6, s6
-  sd s11, 360(gp) /* sig 286 */
-  /* 186: fp */
-  li tp, 0xbbcc4e7187cece66
-  fmv.d.x f23, tp
-  fle.d t2, f23, f13
-  sd t2, 368(gp) /* sig 287 */
-  fsflags s6, zero
-  sd s6, 376(gp) /* sig 288 */
-  /* 187: cAlu */
+  /* 164: cAlu */
   .option rvc
-  c.addw s1, a5
+  c.slli s9, 44
   .option norvc
-  sd s1, 384(gp) /* sig 289 */
-  /* 188: fp */
-  li tp, 0xffffffffd491bd8f
-  fmv.d.x f13, tp
-  fnmadd.s f22, f13, f14, f22, rmm
-  fsd f22, 392(gp) /* sig 290 */
-  fsflags s4, zero
-  sd s4, 400(gp) /* sig 291 */
-  /* 189: fp */
-  li tp, 0xffffffff00003a1a
-  fmv.d.x f16, tp
-  li tp, 0xffffffff35e8697e
-  fmv.d.x f10, tp
-  fdiv.s f12, f16, f10, dyn
-  fsd f12, 408(gp) /* sig 292 */
-  fsflags s4, zero
-  sd s4, 416(gp) /* sig 293 */
-  /* 190: fp */
-  li tp, 0xffffffffc0200000
-  fmv.d.x f10, tp
-  fcvt.lu.s a3, f10, rmm
-  sd a3, 424(gp) /* sig 294 */
-  fsflags s5, zero
-  sd s5, 432(gp) /* sig 295 */
-  /* 191: far */
-  jal zero, .L29
-.L30:
+  sd s9, 136(gp) /* sig 259 */
+  /* 165: fcsr */
+  csrrsi zero, frm, 22
+  sd zero, 144(gp) /* sig 260 */
+  fsrmi ra, 4
+  /* 166: cSp */
+  .option rvc
+  c.addi4spn a4, sp, 924
+  .option norvc
+  sub a4, a4, sp
+  sd a4, 152(gp) /* sig 261 */
+  /* 167: mem */
+  lb a5, 231(sp)
+  sd a5, 160(gp) /* sig 262 */
+  /* 168: liSeed */
+  li s9, 0xffffffffffffffa1
+  sd s9, 168(gp) /* sig 263 */
+  /* 169: cAlu */
+  .option rvc
+  c.addw a5, a1
+  .option norvc
+  sd a5, 176(gp) /* sig 264 */
+  /* 170: cMem */
+  addi a2, sp, 20
+  .option rvc
+  c.lw a3, 4(a2)
+  .option norvc
+  sd a3, 184(gp) /* sig 265 */
+  sub a2, a2, sp
+  /* 171: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f24, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f18, tp
+  fmul.d f5, f24, f18
+  fsd f5, 192(gp) /* sig 266 */
+  fsflags a6, zero
+  sd a6, 200(gp) /* sig 267 */
+  /* 172: rand */
+  .4byte 0x35d5c3b /* random */
+  sd s8, 208(gp) /* sig 268 */
+  /* 173: cAlu */
+  .option rvc
+  c.sub a3, a1
+  .option norvc
+  sd a3, 216(gp) /* sig 269 */
+  /* 174: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f2, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f28, tp
+  fmax.d f18, f2, f28
+  fsd f18, 224(gp) /* sig 270 */
+  fsflags ra, zero
+  sd ra, 232(gp) /* sig 271 */
+  /* 175: aluI */
+  ori s0, a2, 1
+  sd s0, 240(gp) /* sig 272 */
+  /* 176: aluI */
+  srai s3, t1, 1
+  sd s3, 248(gp) /* sig 273 */
+  /* 177: liSeed */
+  li s10, 0xe680000000000
+  sd s10, 256(gp) /* sig 274 */
+  /* 178: aluR */
+  li s3, 0xff
+  srl s11, a0, s3
+  sd s11, 264(gp) /* sig 275 */
+  /* 179: luiAuipc */
+  auipc s2, 0x46365
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 272(gp) /* sig 276 */
+  /* 180: aluI */
+  li s8, 0x2000000000001
+  addi s3, s8, 1365
+  sd s3, 280(gp) /* sig 277 */
+  /* 181: aluI */
+  addi zero, s11, -260
+  sd zero, 288(gp) /* sig 278 */
+  /* 182: fp */
+  li t0, 0x64
+  fmv.w.x f14, t0
+  fsd f14, 296(gp) /* sig 279 */
+  fsflags s10, zero
+  sd s10, 304(gp) /* sig 280 */
+  /* 183: cJump */
+  auipc t0, 0
+  addi t0, t0, 18
+  .option rvc
+  c.jr t0
+  .option norvc
+  and ra, s11, s10
+  sd ra, 312(gp) /* sig 281 */
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 320(gp) /* sig 282 */
+  /* 184: luiAuipc */
+  auipc a2, 0x7ffff
+  auipc tp, 0
+  sub a2, a2, tp
+  sd a2, 328(gp) /* sig 283 */
+  /* 185: fmem */
+  fsw f10, 168(sp)
+  /* 186: mem */
+  addi s1, sp, 71
+  sb s8, -23(s1)
+  sub s1, s1, sp
+  ld t0, 48(sp)
+  sd t0, 336(gp) /* sig 284 */
+  /* 187: luiAuipc */
+  lui s4, 0xacfed
+  sd s4, 344(gp) /* sig 285 */
+  /* 188: aluR */
+  li a5, 0x4000000000
+  divw t1, a3, a5
+  sd t1, 352(gp) /* sig 286 */
+  /* 189: cMem */
+  .option rvc
+  c.swsp s11, 80(sp)
+  .option norvc
+  /* 190: lrsc */
+  addi t4, sp, 80
+  lr.d.aqrl a6, (t4)
+  and t1, a5, a5
+  sc.d s7, a3, (t4)
+  sd a6, 360(gp) /* sig 287 */
+  sd s7, 368(gp) /* sig 288 */
+  sub t4, t4, sp
+  ld s0, 80(sp)
+  sd s0, 376(gp) /* sig 289 */
+  /* 191: aluI */
+  addiw t6, ra, -1048
+  sd t6, 384(gp) /* sig 290 */
   /* 192: fp */
-  li tp, 0xbf4f2ae45fdd74f6
-  fmv.d.x f13, tp
-  fdiv.d f5, f14, f13, rne
-  fsd f5, 472(gp) /* sig 300 */
-  fsflags a5, zero
-  sd a5, 480(gp) /* sig 301 */
-  /* 193: fp */
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f3, tp
-  fcvt.wu.s s7, f3, rtz
-  sd s7, 488(gp) /* sig 302 */
-  li t0, 0x1f
-  csrrc t5, fcsr, t0
-  sd t5, 496(gp) /* sig 303 */
+  li tp, 0xfff0000000000000
+  fmv.d.x f22, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f12, tp
+  fsub.d f14, f22, f12, rmm
+  fsd f14, 392(gp) /* sig 291 */
+  csrrci s4, fflags, 0x1f
+  sd s4, 400(gp) /* sig 292 */
+  /* 193: aluI */
+  xori s5, ra, -966
+  sd s5, 408(gp) /* sig 293 */
   /* 194: cAlu */
   .option rvc
-  c.xor a2, s0
+  c.srai a0, 3
   .option norvc
-  sd a2, 504(gp) /* sig 304 */
-  /* 195: cAlu */
+  sd a0, 416(gp) /* sig 294 */
+  /* 195: mem */
+  addi t5, sp, 432
+  lw s11, -268(t5)
+  sd s11, 424(gp) /* sig 295 */
+  sub t5, t5, sp
+  /* 196: mem */
+  addi s3, sp, 591
+  sw a5, -567(s3)
+  sub s3, s3, sp
+  /* 197: rand */
+  .4byte 0x9d25f49b /* random */
+  sd s1, 432(gp) /* sig 296 */
+  .4byte 0xff2a791b /* random */
+  sd s2, 440(gp) /* sig 297 */
+  .4byte 0x1a14add3 /* random */
+  sd s11, 448(gp) /* sig 298 */
+  fsd f27, 456(gp) /* sig 299 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 464(gp) /* sig 300 */
+  /* 198: lrsc */
+  addi s7, sp, 136
+  sc.w.aq t4, s4, (s7)
+  sd t4, 472(gp) /* sig 301 */
+  sub s7, s7, sp
+  lw s2, 136(sp)
+  sd s2, 480(gp) /* sig 302 */
+  /* 199: far */
+  jal zero, .L35
+.L36:
+  j .L37
+.L23:
+  sraw s3, t3, t2
+  sd s3, 1536(gp) /* sig 192 */
   .option rvc
-  c.add s9, s6
+  c.slli s4, 23
   .option norvc
-  sd s9, 512(gp) /* sig 305 */
-  /* 196: fmem */
-  addi a6, sp, 91
-  fld f14, -41(a6)
-  fsd f14, 520(gp) /* sig 306 */
+  sd s4, 1544(gp) /* sig 193 */
+  .option rvc
+  c.add s8, s7
+  .option norvc
+  sd s8, 1552(gp) /* sig 194 */
+  jal tp, .L24
+.L35:
+  sd zero, 488(gp) /* sig 303 */
+  .option rvc
+  c.add t5, s9
+  .option norvc
+  sd t5, 496(gp) /* sig 304 */
+  srl a4, s4, t3
+  sd a4, 504(gp) /* sig 305 */
+  slti a3, a3, -1
+  sd a3, 512(gp) /* sig 306 */
+  beq zero, zero, .L36
+.L37:
+  /* 200: mem */
+  sw zero, 88(sp)
+  /* 201: cBranch */
+  .option rvc
+  c.bnez a0, .L38
+  .option norvc
+  addiw s4, s9, 147
+  sd s4, 520(gp) /* sig 307 */
+  slli s8, s3, 44
+  sd s8, 528(gp) /* sig 308 */
+.L38:
+  /* 202: fp */
+  li tp, 0x7fe0000000000000
+  fmv.d.x f20, tp
+  li tp, 0xffffffff3eaaaaab
+  fmv.d.x f23, tp
+  fsub.d f5, f20, f23, rup
+  fsd f5, 536(gp) /* sig 309 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 544(gp) /* sig 310 */
+  /* 203: lrsc */
+  addi a5, sp, 176
+  lr.d.aqrl a1, (a5)
+  and t3, s2, ra
+  xori s8, s2, 976
+  sc.d.aq t6, s1, (a5)
+  sd a1, 552(gp) /* sig 311 */
+  sd t6, 560(gp) /* sig 312 */
+  sub a5, a5, sp
+  ld t3, 176(sp)
+  sd t3, 568(gp) /* sig 313 */
+  /* 204: luiAuipc */
+  auipc s11, 0x7ffff
+  auipc tp, 0
+  sub s11, s11, tp
+  sd s11, 576(gp) /* sig 314 */
+  /* 205: aluI */
+  slli t1, s7, 63
+  sd t1, 584(gp) /* sig 315 */
+  /* 206: mem */
+  ld zero, 48(sp)
+  sd zero, 592(gp) /* sig 316 */
+  /* 207: rand */
+  .4byte 0x426d3cbb /* random */
+  sd s9, 600(gp) /* sig 317 */
+  /* 208: fmem */
+  addi a6, sp, 145
+  fld f13, 63(a6)
+  fsd f13, 608(gp) /* sig 318 */
   sub a6, a6, sp
-  /* 197: fp */
-  fmv.x.d s11, f2
-  sd s11, 528(gp) /* sig 307 */
-  fsflags s7, zero
-  sd s7, 536(gp) /* sig 308 */
-  /* 198: aluI */
-  slti s8, s6, -1252
-  sd s8, 544(gp) /* sig 309 */
-  /* 199: liSeed */
-  li a7, 0x143c000000000
-  sd a7, 552(gp) /* sig 310 */
-  j .L31
-.L11:
-  sd zero, 1288(gp) /* sig 161 */
-  .option rvc
-  c.addw a4, a0
-  .option norvc
-  sd a4, 1296(gp) /* sig 162 */
-  .option rvc
-  c.addw a5, a3
-  .option norvc
-  sd a5, 1304(gp) /* sig 163 */
-  .option rvc
-  c.addw a3, s1
-  .option norvc
-  sd a3, 1312(gp) /* sig 164 */
-  beq zero, zero, .L12
-.L24:
-  addi t2, t2, 2047
-  sd t2, 16(gp) /* sig 243 */
-  remu s6, s6, s5
-  sd s6, 24(gp) /* sig 244 */
-  slli s2, t4, 9
-  sd s2, 32(gp) /* sig 245 */
-  bge zero, zero, .L25
-.L26:
-  add s6, s3, s2
-  sd s6, 248(gp) /* sig 272 */
-  sraw t6, s7, s10
-  sd t6, 256(gp) /* sig 273 */
-  j .L27
-.L29:
-  sd zero, 440(gp) /* sig 296 */
-  and a6, s6, s4
-  sd a6, 448(gp) /* sig 297 */
-  .option rvc
-  c.or a2, a1
-  .option norvc
-  sd a2, 456(gp) /* sig 298 */
-  srli t0, s9, 25
-  sd t0, 464(gp) /* sig 299 */
-  bge zero, zero, .L30
-.L31:
-  /* 200: fmem */
-  addi a7, sp, -172
-  fld f23, 420(a7)
-  fsd f23, 560(gp) /* sig 311 */
-  sub a7, a7, sp
-  /* 201: fp */
-  li tp, 0x4004000000000000
-  fmv.d.x f12, tp
-  fsgnjn.d f19, f8, f12
-  fsd f19, 568(gp) /* sig 312 */
-  fsflags a1, zero
-  sd a1, 576(gp) /* sig 313 */
-  /* 202: cMem */
-  addi a3, sp, 40
-  .option rvc
-  c.sd a4, 40(a3)
-  .option norvc
-  sub a3, a3, sp
-  /* 203: fp */
-  li tp, 0xffffffffb2877412
-  fmv.d.x f26, tp
-  fmax.d f13, f26, f9
-  fsd f13, 584(gp) /* sig 314 */
-  frflags s10
-  sd s10, 592(gp) /* sig 315 */
-  /* 204: cAlu */
-  .option rvc
-  c.andi s1, -13
-  .option norvc
-  sd s1, 600(gp) /* sig 316 */
-  /* 205: liSeed */
-  li s5, 0xffffffffffff8000
-  sd s5, 608(gp) /* sig 317 */
-  /* 206: fp */
-  li tp, 0xbff1ea77258a5d75
-  fmv.d.x f5, tp
-  li tp, 0x800e49fbd78ecf4a
-  fmv.d.x f15, tp
-  fmul.d f11, f5, f15, rtz
-  fsd f11, 616(gp) /* sig 318 */
-  fsflags a0, zero
-  sd a0, 624(gp) /* sig 319 */
-  /* 207: aluI */
+  /* 209: lrsc */
+  addi ra, sp, 32
+  lr.w a1, (ra)
+  sc.w.rl a0, s3, (ra)
+  sd a1, 616(gp) /* sig 319 */
+  sd a0, 624(gp) /* sig 320 */
+  sub ra, ra, sp
+  lw t3, 32(sp)
+  sd t3, 632(gp) /* sig 321 */
+  /* 210: far */
+  bne s1, s7, .L39
+.L40:
+  /* 211: aluI */
+  ori zero, s9, -1
+  sd zero, 664(gp) /* sig 325 */
+  /* 212: aluI */
   srai s1, t6, 1
-  sd s1, 632(gp) /* sig 320 */
-  /* 208: mem */
+  sd s1, 672(gp) /* sig 326 */
+  /* 213: mem */
   addi s10, sp, 523
   lwu s6, -483(s10)
-  sd s6, 640(gp) /* sig 321 */
+  sd s6, 680(gp) /* sig 327 */
   sub s10, s10, sp
-  /* 209: lrsc */
-  addi t0, sp, 8
-  sc.w.aq t6, s9, (t0)
-  sd t6, 648(gp) /* sig 322 */
-  sub t0, t0, sp
-  lw a4, 8(sp)
-  sd a4, 656(gp) /* sig 323 */
-  /* 210: aluR */
+  /* 214: fp */
+  fmul.d f1, f9, f16, rdn
+  fsd f1, 688(gp) /* sig 328 */
+  fsflags s9, zero
+  sd s9, 696(gp) /* sig 329 */
+  /* 215: aluR */
   mulhu s2, a6, t3
-  sd s2, 664(gp) /* sig 324 */
-  /* 211: jalr */
+  sd s2, 704(gp) /* sig 330 */
+  /* 216: jalr */
   auipc ra, 0
   addi ra, ra, 116
   jalr s5, -90(ra)
   .option rvc
   c.srli a4, 63
   .option norvc
-  sd a4, 672(gp) /* sig 325 */
+  sd a4, 712(gp) /* sig 331 */
   sraiw s11, zero, 9
-  sd s11, 680(gp) /* sig 326 */
+  sd s11, 720(gp) /* sig 332 */
   auipc tp, 0
   sub s5, s5, tp
   sub ra, ra, tp
-  sd s5, 688(gp) /* sig 327 */
-  sd ra, 696(gp) /* sig 328 */
-  /* 212: cMem */
+  sd s5, 728(gp) /* sig 333 */
+  sd ra, 736(gp) /* sig 334 */
+  /* 217: cMem */
   .option rvc
   c.fsdsp f2, 0(sp)
   .option norvc
-  /* 213: liSeed */
+  /* 218: liSeed */
   li a6, 0x16481181
-  sd a6, 704(gp) /* sig 329 */
-  /* 214: fcsr */
-  li s3, 0x31
-  csrrw t4, fflags, s3
-  sd t4, 712(gp) /* sig 330 */
-  /* 215: mem */
-  addi s7, sp, 520
-  sd a0, -448(s7)
-  sub s7, s7, sp
-  /* 216: cAlu */
-  .option rvc
-  c.mv s6, a2
-  .option norvc
-  sd s6, 720(gp) /* sig 331 */
-  /* 217: fmem */
-  addi s7, sp, 519
-  fsw f6, -353(s7)
-  sub s7, s7, sp
-  /* 218: cAlu */
-  .option rvc
-  c.lui s4, 0xfffe2
-  .option norvc
-  sd s4, 728(gp) /* sig 332 */
-  /* 219: mem */
-  addi a2, sp, 140
-  sh zero, -70(a2)
-  sub a2, a2, sp
-  /* 220: amo */
-  addi a6, sp, 144
-  amoxor.d.aqrl s7, t0, (a6)
-  sub a6, a6, sp
-  sd s7, 736(gp) /* sig 333 */
-  /* 221: far */
-  jal zero, .L32
-.L33:
-  /* 222: amo */
-  addi a5, sp, 232
-  amomaxu.d s9, s4, (a5)
-  sub a5, a5, sp
-  sd s9, 768(gp) /* sig 337 */
-  ld a0, 232(sp)
-  sd a0, 776(gp) /* sig 338 */
-  /* 223: smc */
-  /* patches in xori s7, a5, -112 (then imm + 1, ...) */
-  li a2, 0xf907cb93
-  li t3, 0x3
-.L34:
-  auipc a6, 0
-  sw a2, 12(a6)
+  sd a6, 744(gp) /* sig 335 */
+  /* 219: fence */
   fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a2, a2, tp
-  addi t3, t3, -1
-  bne t3, zero, .L34
-  auipc tp, 0
-  sub a6, a6, tp
-  sd s7, 784(gp) /* sig 339 */
-  sd a6, 792(gp) /* sig 340 */
-  /* 224: aluR */
-  li s11, 0xffffffffffffffe8
-  sllw a6, a2, s11
-  sd a6, 800(gp) /* sig 341 */
-  /* 225: mem */
-  sh t0, 86(sp)
-  ld s11, 80(sp)
-  sd s11, 808(gp) /* sig 342 */
-  /* 226: fp */
-  li tp, 0xffffffff8970d38f
-  fmv.d.x f11, tp
-  fadd.s f14, f31, f11, rdn
-  fsd f14, 816(gp) /* sig 343 */
-  fsflags s3, zero
-  sd s3, 824(gp) /* sig 344 */
-  /* 227: cBranch */
-  li s1, 0x0
+  /* 220: fcsr */
+  csrrsi zero, fcsr, 6
+  sd zero, 752(gp) /* sig 336 */
+  /* 221: fp */
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f2, tp
+  li tp, 0xffffffff9e3e9b5e
+  fmv.d.x f20, tp
+  fmax.s f17, f2, f20
+  fsd f17, 760(gp) /* sig 337 */
+  frflags s8
+  sd s8, 768(gp) /* sig 338 */
+  /* 222: jalr */
+  auipc a7, 0
+  jalr s6, 23(a7)
   .option rvc
-  c.beqz s1, .L35
+  c.add t3, t6
   .option norvc
-  srai s2, s1, 15
-  sd s2, 832(gp) /* sig 345 */
-.L35:
-  /* 228: aluI */
-  li t2, 0xfffffffffffffff
-  slti a0, t2, 1619
-  sd a0, 840(gp) /* sig 346 */
-  /* 229: mem */
-  lb a1, 147(sp)
-  sd a1, 848(gp) /* sig 347 */
-  /* 230: cSp */
-  .option rvc
-  c.addi16sp sp, -496
-  .option norvc
-  ld t5, 544(sp)
-  sd t5, 856(gp) /* sig 348 */
-  .option rvc
-  c.addi16sp sp, 496
-  .option norvc
-  /* 231: aluI */
-  li s3, 0x5e7d8048
-  slti t0, s3, -1
-  sd t0, 864(gp) /* sig 349 */
-  /* 232: fmem */
-  flw f2, 217(sp)
-  fsd f2, 872(gp) /* sig 350 */
-  /* 233: far */
-  bge s7, s7, .L36
-.L37:
-  /* 234: aluR */
-  srlw s6, a4, a5
-  sd s6, 888(gp) /* sig 352 */
-  /* 235: luiAuipc */
-  auipc s8, 0xc35bb
+  sd t3, 776(gp) /* sig 339 */
+  addiw t1, s4, -752
+  sd t1, 784(gp) /* sig 340 */
   auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 896(gp) /* sig 353 */
-  /* 236: aluI */
-  addi t1, t5, -1
-  sd t1, 904(gp) /* sig 354 */
-  /* 237: amo */
-  li a6, 0x3f
-  addi a2, sp, 168
-  amomin.d.aq s5, a6, (a2)
-  sub a2, a2, sp
-  sd s5, 912(gp) /* sig 355 */
-  ld a3, 168(sp)
-  sd a3, 920(gp) /* sig 356 */
-  /* 238: loop */
-  li t0, 0x2
-.L38:
-  divu s8, s3, a2
-  sd s8, 928(gp) /* sig 357 */
-  xori s9, s10, 1
-  sd s9, 936(gp) /* sig 358 */
-  .option rvc
-  c.srai a4, 8
-  .option norvc
-  sd a4, 944(gp) /* sig 359 */
-  addi t0, t0, -1
-  bne t0, zero, .L38
-  sd t0, 952(gp) /* sig 360 */
-  /* 239: luiAuipc */
-  auipc s1, 0x66f2b
-  auipc tp, 0
-  sub s1, s1, tp
-  sd s1, 960(gp) /* sig 361 */
-  /* 240: fcsr */
-  csrrwi t4, fflags, 11
-  sd t4, 968(gp) /* sig 362 */
-  /* 241: fmem */
-  li tp, 0x7f8dfcce78da8b20
-  fmv.d.x f11, tp
-  fsd f11, 27(sp)
-  /* 242: cSp */
-  .option rvc
-  c.addi4spn a4, sp, 732
-  .option norvc
-  sub a4, a4, sp
-  sd a4, 976(gp) /* sig 363 */
-  /* 243: fp */
-  li tp, 0xbffbd0424faf38fd
-  fmv.d.x f1, tp
-  li tp, 0x7fe26887991a6e80
-  fmv.d.x f13, tp
-  fmul.d f22, f1, f13, rne
-  fsd f22, 984(gp) /* sig 364 */
-  fsflags t2, zero
-  sd t2, 992(gp) /* sig 365 */
-  /* 244: smc */
-  /* patches in addi a0, a0, -1529 (then imm + 1, ...) */
-  li a5, 0xa0750513
-  li t1, 0x2
-.L39:
-  auipc s3, 0
-  sw a5, 12(s3)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a5, a5, tp
-  addi t1, t1, -1
-  bne t1, zero, .L39
-  auipc tp, 0
-  sub s3, s3, tp
-  sd a0, 1000(gp) /* sig 366 */
-  sd s3, 1008(gp) /* sig 367 */
-  /* 245: loop */
-  li t3, 0x4
-.L40:
-  srlw a6, s6, a2
-  sd a6, 1016(gp) /* sig 368 */
-  mulh s1, a2, t6
-  sd s1, 1024(gp) /* sig 369 */
-  or s8, a4, a0
-  sd s8, 1032(gp) /* sig 370 */
-  addi t3, t3, -1
-  blt zero, t3, .L40
-  sd t3, 1040(gp) /* sig 371 */
-  /* 246: fmem */
-  fld f3, 184(sp)
-  fsd f3, 1048(gp) /* sig 372 */
-  /* 247: aluI */
-  slti s6, a6, -367
-  sd s6, 1056(gp) /* sig 373 */
-  /* 248: fmem */
-  addi a7, sp, 407
-  fld f1, -359(a7)
-  fsd f1, 1064(gp) /* sig 374 */
-  sub a7, a7, sp
-  /* 249: liSeed */
-  li s9, 0x97584f208566f75f
-  sd s9, 1072(gp) /* sig 375 */
-  /* 250: liSeed */
-  li s9, 0x3
-  sd s9, 1080(gp) /* sig 376 */
-  /* 251: aluI */
-  addiw s8, a0, 1896
-  sd s8, 1088(gp) /* sig 377 */
-  /* 252: mem */
-  addi s5, sp, 448
-  lb a6, -193(s5)
-  sd a6, 1096(gp) /* sig 378 */
-  sub s5, s5, sp
-  /* 253: aluI */
-  sraiw s7, t6, 17
-  sd s7, 1104(gp) /* sig 379 */
-  /* 254: jalr */
-  auipc t5, 0
-  addi t5, t5, -177
-  jalr t4, 197(t5)
-  sub a7, s4, a5
-  sd a7, 1112(gp) /* sig 380 */
-  auipc tp, 0
-  sub t4, t4, tp
-  sub t5, t5, tp
-  sd t4, 1120(gp) /* sig 381 */
-  sd t5, 1128(gp) /* sig 382 */
-  /* 255: loop */
-  li a2, 0x3
+  sub s6, s6, tp
+  sub a7, a7, tp
+  sd s6, 792(gp) /* sig 341 */
+  sd a7, 800(gp) /* sig 342 */
+  /* 223: jal */
+  jal zero, .L41
+  srlw s4, s6, a2
+  sd s4, 808(gp) /* sig 343 */
 .L41:
-  remuw t1, t3, s6
-  sd t1, 1136(gp) /* sig 383 */
+  sd zero, 816(gp) /* sig 344 */
+  /* 224: fmem */
+  fsw f2, 156(sp)
+  /* 225: aluI */
+  slti a7, s5, 289
+  sd a7, 824(gp) /* sig 345 */
+  /* 226: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f23, tp
+  li tp, 0x0
+  fmv.d.x f4, tp
+  fadd.d f7, f23, f4, rup
+  fsd f7, 832(gp) /* sig 346 */
+  li t1, 0x1f
+  csrrc s5, fcsr, t1
+  sd s5, 840(gp) /* sig 347 */
+  /* 227: fcsr */
+  csrrsi t3, fcsr, 13
+  sd t3, 848(gp) /* sig 348 */
+  /* 228: mem */
+  sb s11, 115(sp)
+  /* 229: cMem */
   .option rvc
-  c.slli a1, 28
+  c.ldsp s8, 104(sp)
   .option norvc
-  sd a1, 1144(gp) /* sig 384 */
-  sraw ra, s2, s6
-  sd ra, 1152(gp) /* sig 385 */
-  addi a2, a2, -1
-  blt zero, a2, .L41
-  sd a2, 1160(gp) /* sig 386 */
-  /* 256: aluI */
-  sraiw ra, a1, 6
-  sd ra, 1168(gp) /* sig 387 */
-  /* 257: fp */
-  li a6, 0x3ffffffffffff
-  fcvt.s.lu f24, a6, rtz
-  fsd f24, 1176(gp) /* sig 388 */
-  frcsr t5
-  sd t5, 1184(gp) /* sig 389 */
-  /* 258: far */
-  bltu zero, zero, .L42
-.L43:
-  /* 259: mem */
-  sh s10, 32(sp)
-  j .L44
-.L32:
-  sd zero, 744(gp) /* sig 334 */
-  srlw a1, t2, s3
-  sd a1, 752(gp) /* sig 335 */
-  add ra, t2, a4
-  sd ra, 760(gp) /* sig 336 */
-  bge zero, zero, .L33
-.L36:
-  ori a2, s9, -339
-  sd a2, 880(gp) /* sig 351 */
-  bge zero, zero, .L37
+  sd s8, 856(gp) /* sig 349 */
+  /* 230: jal */
+  jal s11, .L42
+  addiw a4, a0, -493
+  sd a4, 864(gp) /* sig 350 */
 .L42:
+  auipc tp, 0
+  sub s11, s11, tp
+  sd s11, 872(gp) /* sig 351 */
+  /* 231: aluR */
+  and s3, t0, s0
+  sd s3, 880(gp) /* sig 352 */
+  /* 232: cAlu */
   .option rvc
-  c.mv t1, t2
+  c.srai s0, 8
   .option norvc
-  sd t1, 1192(gp) /* sig 390 */
-  jal tp, .L43
+  sd s0, 888(gp) /* sig 353 */
+  /* 233: rand */
+  .4byte 0xd0bbf31b /* random */
+  sd t1, 896(gp) /* sig 354 */
+  .4byte 0xa82bee9b /* random */
+  sd t4, 904(gp) /* sig 355 */
+  .4byte 0x2b883b1b /* random */
+  sd s6, 912(gp) /* sig 356 */
+  /* 234: cAlu */
+  .option rvc
+  c.andi a0, -17
+  .option norvc
+  sd a0, 920(gp) /* sig 357 */
+  /* 235: branch */
+  bne a3, t2, .L43
+  srlw s5, s1, s2
+  sd s5, 928(gp) /* sig 358 */
+.L43:
+  /* 236: cBranch */
+  li s0, 0x0
+  .option rvc
+  c.bnez s0, .L44
+  .option norvc
+  mulh t4, t4, a4
+  sd t4, 936(gp) /* sig 359 */
+  ori s3, a1, 2047
+  sd s3, 944(gp) /* sig 360 */
+  sraw t0, t1, s3
+  sd t0, 952(gp) /* sig 361 */
 .L44:
+  /* 237: cBranch */
+  li a2, 0x0
+  .option rvc
+  c.bnez a2, .L45
+  .option norvc
+  .option rvc
+  c.lui t2, 0xb
+  .option norvc
+  sd t2, 960(gp) /* sig 362 */
+  sltiu s7, s4, -937
+  sd s7, 968(gp) /* sig 363 */
+  ori a2, s9, -339
+  sd a2, 976(gp) /* sig 364 */
+.L45:
+  /* 238: cAlu */
+  .option rvc
+  c.li a7, 17
+  .option norvc
+  sd a7, 984(gp) /* sig 365 */
+  /* 239: mem */
+  lh t6, 172(sp)
+  sd t6, 992(gp) /* sig 366 */
+  /* 240: aluI */
+  li s6, 0xfffffffff61f1457
+  sraiw s11, s6, 16
+  sd s11, 1000(gp) /* sig 367 */
+  /* 241: cMem */
+  addi a3, sp, 112
+  .option rvc
+  c.sw a0, 48(a3)
+  .option norvc
+  sub a3, a3, sp
+  /* 242: lrsc */
+  addi a6, sp, 200
+  lr.d s0, (a6)
+  srliw s4, s9, 31
+  sc.d.rl a3, a1, (a6)
+  sd s0, 1008(gp) /* sig 368 */
+  sd a3, 1016(gp) /* sig 369 */
+  sub a6, a6, sp
+  ld s10, 200(sp)
+  sd s10, 1024(gp) /* sig 370 */
+  /* 243: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f15, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f3, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f5, tp
+  fnmsub.s f6, f15, f3, f5
+  fsd f6, 1032(gp) /* sig 371 */
+  frflags a5
+  sd a5, 1040(gp) /* sig 372 */
+  /* 244: rand */
+  .4byte 0x1eb9c9b /* random */
+  sd s9, 1048(gp) /* sig 373 */
+  .4byte 0xc3e9e61b /* random */
+  sd a2, 1056(gp) /* sig 374 */
+  .2byte 0x9a59 /* random */
+  sd a2, 1064(gp) /* sig 375 */
+  /* 245: aluR */
+  div a7, t3, s1
+  sd a7, 1072(gp) /* sig 376 */
+  /* 246: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f14, tp
+  fcvt.w.s a5, f14, rup
+  sd a5, 1080(gp) /* sig 377 */
+  fsflags t2, zero
+  sd t2, 1088(gp) /* sig 378 */
+  /* 247: aluR */
+  li a6, 0xffff
+  addw zero, a6, s1
+  sd zero, 1096(gp) /* sig 379 */
+  /* 248: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f21, tp
+  fadd.s f30, f21, f10, rtz
+  fsd f30, 1104(gp) /* sig 380 */
+  li a0, 0x1f
+  csrrc s2, fcsr, a0
+  sd s2, 1112(gp) /* sig 381 */
+  /* 249: branch */
+  bne s0, s0, .L46
+  .option rvc
+  c.andi a1, -16
+  .option norvc
+  sd a1, 1120(gp) /* sig 382 */
+  sltiu a7, t1, -260
+  sd a7, 1128(gp) /* sig 383 */
+.L46:
+  /* 250: liSeed */
+  li t3, 0xffffffff9f9cf6da
+  sd t3, 1136(gp) /* sig 384 */
+  /* 251: mem */
+  lh s8, 52(sp)
+  sd s8, 1144(gp) /* sig 385 */
+  /* 252: fp */
+  fsgnjn.d f6, f18, f6
+  fsd f6, 1152(gp) /* sig 386 */
+  fsflags s9, zero
+  sd s9, 1160(gp) /* sig 387 */
+  /* 253: aluI */
+  andi s0, s10, 1584
+  sd s0, 1168(gp) /* sig 388 */
+  /* 254: rand */
+  .4byte 0x4500cf93 /* random */
+  sd t6, 1176(gp) /* sig 389 */
+  .2byte 0x65c9 /* random */
+  sd a1, 1184(gp) /* sig 390 */
+  /* 255: fp */
+  li tp, 0x47bad54cd1a
+  fmv.d.x f22, tp
+  li tp, 0x3eb1eeb5533469df
+  fmv.d.x f13, tp
+  fsqrt.d f28, f22
+  fsd f28, 1192(gp) /* sig 391 */
+  fsflags a0, zero
+  sd a0, 1200(gp) /* sig 392 */
+  /* 256: aluI */
+  srliw s7, s1, 1
+  sd s7, 1208(gp) /* sig 393 */
+  /* 257: fp */
+  li tp, 0xffffffff3fa66ada
+  fmv.d.x f28, tp
+  li tp, 0xffffffff7f44e709
+  fmv.d.x f0, tp
+  fmul.s f5, f28, f0, rne
+  fsd f5, 1216(gp) /* sig 394 */
+  frflags s2
+  sd s2, 1224(gp) /* sig 395 */
+  /* 258: cMem */
+  .option rvc
+  c.ldsp t6, 0(sp)
+  .option norvc
+  sd t6, 1232(gp) /* sig 396 */
+  /* 259: cAlu */
+  .option rvc
+  c.lui t3, 0xa
+  .option norvc
+  sd t3, 1240(gp) /* sig 397 */
+  j .L47
+.L39:
+  .option rvc
+  c.and a2, s1
+  .option norvc
+  sd a2, 640(gp) /* sig 322 */
+  xor s0, s5, s4
+  sd s0, 648(gp) /* sig 323 */
+  slli s3, s0, 9
+  sd s3, 656(gp) /* sig 324 */
+  j .L40
+.L47:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x4004000000000000
-  .dword 0xffffffffce627d31
-  .dword 0xffffffffb4be8e63
-  .dword 0xffffffffff800000
-  .dword 0x3fd5555555555555
-  .dword 0x3
+  .dword 0xfffffffffffff800
+  .dword 0xffffffff00800000
+  .dword 0xb960e5c7c44ad637
+  .dword 0x4932994acd456277
+  .dword 0x261bafafd7158fcf
+  .dword 0xffffffffbb0e4e5b
+  .dword 0xffffffffbf000000
+  .dword 0xda00
+  .dword 0x8260000000000
+  .dword 0xffefffffffffffff
+  .dword 0xcca85f17f1e70a4d
+  .dword 0x457d290f0c446e72
+  .dword 0x0
+  .dword 0xab4e465331627d31
+  .dword 0x879b3fbeeb7c8892
+  .dword 0xffffffff40200000
+  .dword 0xfff0000000000000
+  .dword 0xfffffffffffffffe
+  .dword 0x9be57f93c008af6
   .dword 0xffffffff3eea7d38
   .dword 0x27c74af322920fcc
   .dword 0x1ce987b5ac3ccd28
@@ -1773,21 +1794,8 @@ difftest_buf:
   .dword 0x80
   .dword 0xffffffff81fe6206
   .dword 0xbda4bd129941e2b8
-  .dword 0x492991a61ec6eb98
-  .dword 0x445eb398f1162fdb
-  .dword 0x239c7fdac43a4239
-  .dword 0xffffffff007ffffe
-  .dword 0x3ffffffffffffff
-  .dword 0xffffffff42c024a5
-  .dword 0xecd9ad61997c1628
-  .dword 0x801da5e3896ebca0
-  .dword 0xffffffff007ffffe
-  .dword 0x41efffffffe00000
-  .dword 0xffffffffbd5ef5bb
-  .dword 0xc1e0000000200000
-  .dword 0x417ed54ac98eb46a
 difftest_sig:
-  .rept 391
+  .rept 398
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,8 +4,8 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xffffffffffffffff
-  li t0, 0x7ff
+  li ra, 0x20
+  li t0, 0x80000000
   li t1, 0xfffffffffffff
   li t2, 0x20000000000001
   li s0, 0xd8a0000
@@ -100,1389 +100,1388 @@
   /* 0: aluI */
   slliw a7, s1, 0
   sd a7, 0(gp) /* sig 0 */
-  /* 1: luiAuipc */
-  lui ra, 0x23379
+  /* 1: liSeed */
+  li ra, 0x2337949d
   sd ra, 8(gp) /* sig 1 */
-  /* 2: cAlu */
+  /* 2: cBranch */
   .option rvc
-  c.andi a5, -16
+  c.beqz a3, .L0
   .option norvc
-  sd a5, 16(gp) /* sig 2 */
-  /* 3: aluR */
-  mul s11, t1, s5
-  sd s11, 24(gp) /* sig 3 */
-  /* 4: aluI */
-  slti a2, a2, 954
-  sd a2, 32(gp) /* sig 4 */
-  /* 5: mem */
+  slli s5, t1, 36
+  sd s5, 16(gp) /* sig 2 */
+.L0:
+  /* 3: mem */
+  addi s9, sp, 360
+  lwu s3, -228(s9)
+  sd s3, 24(gp) /* sig 3 */
+  sub s9, s9, sp
+  /* 4: mem */
   addi ra, sp, 297
   lb s4, -282(ra)
-  sd s4, 40(gp) /* sig 5 */
+  sd s4, 32(gp) /* sig 4 */
   sub ra, ra, sp
-  /* 6: cMem */
+  /* 5: cMem */
   .option rvc
   c.ldsp a5, 144(sp)
   .option norvc
-  sd a5, 48(gp) /* sig 6 */
-  /* 7: aluI */
-  slti a5, s5, -975
-  sd a5, 56(gp) /* sig 7 */
-  /* 8: aluI */
-  slliw s10, a6, 30
-  sd s10, 64(gp) /* sig 8 */
-  /* 9: branch */
-  bltu s11, ra, .L0
+  sd a5, 40(gp) /* sig 5 */
+  /* 6: luiAuipc */
+  lui s5, 0x6c9e2
+  sd s5, 48(gp) /* sig 6 */
+  /* 7: cMem */
   .option rvc
-  c.srli a5, 5
+  c.fsdsp f13, 128(sp)
   .option norvc
-  sd a5, 72(gp) /* sig 9 */
-  remw a5, s6, a0
-  sd a5, 80(gp) /* sig 10 */
+  /* 8: cMem */
+  addi a4, sp, 146
   .option rvc
-  c.add a5, a6
+  c.fld f13, 88(a4)
   .option norvc
-  sd a5, 88(gp) /* sig 11 */
-.L0:
-  /* 10: aluI */
-  li s11, 0x2a
-  srli a3, s11, 17
-  sd a3, 96(gp) /* sig 12 */
-  /* 11: aluI */
-  sraiw t2, s0, 11
-  sd t2, 104(gp) /* sig 13 */
-  /* 12: cAlu */
-  .option rvc
-  c.addi s0, 13
-  .option norvc
-  sd s0, 112(gp) /* sig 14 */
-  /* 13: far */
-  beq a0, s0, .L1
-.L2:
-  /* 14: fcsr */
-  li t3, 0x373922a1c6a5590f
-  csrrs zero, frm, t3
-  sd zero, 144(gp) /* sig 18 */
-  fsrmi s6, 0
-  /* 15: cSp */
-  .option rvc
-  c.addi16sp sp, -144
-  .option norvc
-  ld ra, 384(sp)
-  sd ra, 152(gp) /* sig 19 */
-  .option rvc
-  c.addi16sp sp, 144
-  .option norvc
-  /* 16: aluI */
-  li t6, 0x800
-  srai s2, t6, 52
-  sd s2, 160(gp) /* sig 20 */
-  /* 17: cAlu */
-  .option rvc
-  c.subw a3, a1
-  .option norvc
-  sd a3, 168(gp) /* sig 21 */
-  /* 18: fmem */
-  fsw f17, 4(sp)
-  /* 19: amo */
-  addi t3, sp, 16
-  amominu.w.aq s2, t2, (t3)
-  sub t3, t3, sp
-  sd s2, 176(gp) /* sig 22 */
-  lw s9, 16(sp)
-  sd s9, 184(gp) /* sig 23 */
-  /* 20: mem */
-  addi a4, sp, 451
-  lw a1, -331(a4)
-  sd a1, 192(gp) /* sig 24 */
+  fsd f13, 56(gp) /* sig 7 */
   sub a4, a4, sp
-  /* 21: fp */
-  li tp, 0xffffffff7fc0dead
+  /* 9: fp */
+  li tp, 0xffffffff12a31efe
+  fmv.d.x f30, tp
+  fcvt.d.s f0, f30
+  fsd f0, 64(gp) /* sig 8 */
+  frcsr t5
+  sd t5, 72(gp) /* sig 9 */
+  /* 10: cAlu */
+  .option rvc
+  c.sub s1, a1
+  .option norvc
+  sd s1, 80(gp) /* sig 10 */
+  /* 11: fp */
+  li tp, 0xffffffffc67f96e8
   fmv.d.x f11, tp
-  fnmadd.s f29, f11, f2, f26, rtz
-  fsd f29, 200(gp) /* sig 25 */
-  fsflags s6, zero
-  sd s6, 208(gp) /* sig 26 */
-  /* 22: aluI */
-  addi s6, s2, -896
-  sd s6, 216(gp) /* sig 27 */
-  /* 23: cBranch */
+  fsgnj.s f12, f26, f11
+  fsd f12, 88(gp) /* sig 11 */
+  fsflags a1, zero
+  sd a1, 96(gp) /* sig 12 */
+  /* 12: aluI */
+  andi t6, t2, -1343
+  sd t6, 104(gp) /* sig 13 */
+  /* 13: aluI */
+  li a7, 0x7fffffffffffffff
+  srai a2, a7, 10
+  sd a2, 112(gp) /* sig 14 */
+  /* 14: aluR */
+  li t3, 0x97d11f12a2151e9f
+  divw t2, t3, zero
+  sd t2, 120(gp) /* sig 15 */
+  /* 15: aluI */
+  addi t3, t3, 2047
+  sd t3, 128(gp) /* sig 16 */
+  /* 16: far */
+  bge t1, zero, .L1
+.L2:
+  /* 17: aluI */
+  slti s10, s9, 1019
+  sd s10, 160(gp) /* sig 20 */
+  /* 18: mem */
+  addi s11, sp, -188
+  sw t2, 192(s11)
+  sub s11, s11, sp
+  /* 19: aluI */
+  slti s2, t3, -1174
+  sd s2, 168(gp) /* sig 21 */
+  /* 20: aluI */
+  li s2, 0x8cfe879e489d60de
+  srliw s7, s2, 26
+  sd s7, 176(gp) /* sig 22 */
+  /* 21: fp */
+  li tp, 0xffffffff41abf7ff
+  fmv.d.x f1, tp
+  li tp, 0xffffffffff800001
+  fmv.d.x f31, tp
+  li tp, 0xfffffffec0f09b12
+  fmv.d.x f5, tp
+  fmsub.s f29, f1, f31, f5, rdn
+  fsd f29, 184(gp) /* sig 23 */
+  fsflags a4, zero
+  sd a4, 192(gp) /* sig 24 */
+  /* 22: jal */
+  jal t1, .L3
   .option rvc
-  c.bnez a1, .L3
+  c.andi a3, 15
   .option norvc
-  .option rvc
-  c.add s2, s6
-  .option norvc
-  sd s2, 224(gp) /* sig 28 */
+  sd a3, 200(gp) /* sig 25 */
+  andi ra, t4, 454
+  sd ra, 208(gp) /* sig 26 */
 .L3:
-  /* 24: cAlu */
-  .option rvc
-  c.srli a4, 58
-  .option norvc
-  sd a4, 232(gp) /* sig 29 */
-  /* 25: cMem */
-  .option rvc
-  c.swsp t2, 156(sp)
-  .option norvc
-  /* 26: fence */
-  fence r, w
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 216(gp) /* sig 27 */
+  /* 23: aluR */
+  li s8, 0xffffffffffffffff
+  li t5, 0xffffffffffffffff
+  remuw t2, s8, t5
+  sd t2, 224(gp) /* sig 28 */
+  /* 24: aluI */
+  slti t6, s7, -937
+  sd t6, 232(gp) /* sig 29 */
+  /* 25: lrsc */
+  addi t1, sp, 64
+  lr.d a1, (t1)
+  addi s5, s11, 307
+  sc.d.rl a4, s7, (t1)
+  sd a1, 240(gp) /* sig 30 */
+  sd a4, 248(gp) /* sig 31 */
+  sc.d a4, zero, (t1)
+  sd a4, 256(gp) /* sig 32 */
+  sub t1, t1, sp
+  ld s10, 64(sp)
+  sd s10, 264(gp) /* sig 33 */
+  /* 26: aluI */
+  slti a2, t2, 166
+  sd a2, 272(gp) /* sig 34 */
   /* 27: cAlu */
   .option rvc
-  c.addiw t5, -16
+  c.srai a3, 63
   .option norvc
-  sd t5, 240(gp) /* sig 30 */
-  /* 28: aluI */
-  slli zero, a4, 19
-  sd zero, 248(gp) /* sig 31 */
-  /* 29: fp */
-  li tp, 0x8000000000000001
-  fmv.d.x f18, tp
-  fcvt.l.d t6, f18, rtz
-  sd t6, 256(gp) /* sig 32 */
-  frflags t1
-  sd t1, 264(gp) /* sig 33 */
-  /* 30: aluI */
-  addi a3, s6, 513
-  sd a3, 272(gp) /* sig 34 */
-  /* 31: fp */
-  li tp, 0xffffffff007fffff
-  fmv.d.x f18, tp
-  fclass.s s2, f18
-  sd s2, 280(gp) /* sig 35 */
-  fsflags s10, zero
-  sd s10, 288(gp) /* sig 36 */
-  /* 32: cAlu */
-  .option rvc
-  c.lui s9, 0x16
-  .option norvc
-  sd s9, 296(gp) /* sig 37 */
-  /* 33: cMem */
-  addi a1, sp, 0
-  .option rvc
-  c.ld s1, 160(a1)
-  .option norvc
-  sd s1, 304(gp) /* sig 38 */
-  sub a1, a1, sp
-  /* 34: amo */
-  addi s9, sp, 52
-  amominu.w t5, s2, (s9)
-  sub s9, s9, sp
-  sd t5, 312(gp) /* sig 39 */
-  lw ra, 52(sp)
-  sd ra, 320(gp) /* sig 40 */
-  /* 35: branch */
-  beq s5, t5, .L4
-  .option rvc
-  c.li t2, -6
-  .option norvc
-  sd t2, 328(gp) /* sig 41 */
-  mulhu t5, s1, t3
-  sd t5, 336(gp) /* sig 42 */
-  addiw a0, a0, -538
-  sd a0, 344(gp) /* sig 43 */
+  sd a3, 280(gp) /* sig 35 */
+  /* 28: jal */
+  jal zero, .L4
+  sraiw s9, s0, 16
+  sd s9, 288(gp) /* sig 36 */
+  andi ra, a3, 0
+  sd ra, 296(gp) /* sig 37 */
 .L4:
-  /* 36: fp */
-  li tp, 0xffffffff007fffff
-  fmv.d.x f21, tp
-  li tp, 0xffffffff85b6590a
-  fmv.d.x f12, tp
-  fmsub.s f2, f21, f10, f12, rup
-  fsd f2, 352(gp) /* sig 44 */
-  fsflags s3, zero
-  sd s3, 360(gp) /* sig 45 */
-  /* 37: amo */
-  addi s5, sp, 136
-  amoswap.w.aqrl a1, a7, (s5)
-  sub s5, s5, sp
-  sd a1, 368(gp) /* sig 46 */
-  /* 38: cAlu */
+  sd zero, 304(gp) /* sig 38 */
+  /* 29: cSp */
   .option rvc
-  c.add a3, s7
+  c.addi16sp sp, 432
   .option norvc
-  sd a3, 376(gp) /* sig 47 */
-  /* 39: aluI */
-  addi s0, a6, 0
-  sd s0, 384(gp) /* sig 48 */
-  /* 40: fmem */
-  addi s10, sp, -131
-  fsw f23, 375(s10)
-  sub s10, s10, sp
-  /* 41: cMem */
+  ld ra, -240(sp)
+  sd ra, 312(gp) /* sig 39 */
   .option rvc
-  c.sdsp a3, 48(sp)
+  c.addi16sp sp, -432
   .option norvc
-  /* 42: aluI */
-  li t6, 0x8dab0874da0b9ca1
-  addi t6, t6, 1601
-  sd t6, 392(gp) /* sig 49 */
-  /* 43: aluI */
-  slti s6, s1, -2048
-  sd s6, 400(gp) /* sig 50 */
-  /* 44: aluR */
-  sll a6, s3, a5
-  sd a6, 408(gp) /* sig 51 */
-  /* 45: jalr */
-  auipc s3, 0
-  jalr s8, 22(s3)
-  xor a5, t3, t0
-  sd a5, 416(gp) /* sig 52 */
+  /* 30: aluR */
+  subw t3, s6, s1
+  sd t3, 320(gp) /* sig 40 */
+  /* 31: liSeed */
+  li a0, 0x8000000000000000
+  sd a0, 328(gp) /* sig 41 */
+  /* 32: cJump */
+  auipc t3, 0
+  addi t3, t3, 18
   .option rvc
-  c.srai a1, 28
+  c.jalr t3
   .option norvc
-  sd a1, 424(gp) /* sig 53 */
+  sra zero, s5, a6
+  sd zero, 336(gp) /* sig 42 */
   auipc tp, 0
-  sub s8, s8, tp
-  sub s3, s3, tp
-  sd s8, 432(gp) /* sig 54 */
-  sd s3, 440(gp) /* sig 55 */
-  /* 46: cMem */
-  addi s0, sp, 96
+  sub ra, ra, tp
+  sub t3, t3, tp
+  sd ra, 344(gp) /* sig 43 */
+  sd t3, 352(gp) /* sig 44 */
+  /* 33: aluI */
+  addi a5, s7, 623
+  sd a5, 360(gp) /* sig 45 */
+  /* 34: amo */
+  li a3, 0x80000001
+  addi t2, sp, 88
+  amoand.d.aqrl s3, a3, (t2)
+  sub t2, t2, sp
+  sd s3, 368(gp) /* sig 46 */
+  /* 35: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f9, tp
+  li tp, 0xffffffff4f7fffff
+  fmv.d.x f16, tp
+  fmsub.s f28, f9, f16, f16, rup
+  fsd f28, 376(gp) /* sig 47 */
+  fsflags s10, zero
+  sd s10, 384(gp) /* sig 48 */
+  /* 36: fmem */
+  flw f9, 116(sp)
+  fsd f9, 392(gp) /* sig 49 */
+  /* 37: liSeed */
+  li t3, 0x25c8000000000000
+  sd t3, 400(gp) /* sig 50 */
+  /* 38: aluI */
+  srliw a7, s3, 0
+  sd a7, 408(gp) /* sig 51 */
+  /* 39: aluI */
+  slliw t2, s6, 0
+  sd t2, 416(gp) /* sig 52 */
+  /* 40: cAlu */
   .option rvc
-  c.lw a2, 104(s0)
+  c.andi s1, -5
   .option norvc
-  sd a2, 448(gp) /* sig 56 */
-  sub s0, s0, sp
-  /* 47: cAlu */
+  sd s1, 424(gp) /* sig 53 */
+  /* 41: amo */
+  addi s3, sp, 116
+  amomaxu.w.aq t3, t1, (s3)
+  sub s3, s3, sp
+  sd t3, 432(gp) /* sig 54 */
+  lw a0, 116(sp)
+  sd a0, 440(gp) /* sig 55 */
+  /* 42: fp */
+  li tp, 0xffffffffb797f5c7
+  fmv.d.x f13, tp
+  fcvt.wu.s a6, f13, rmm
+  sd a6, 448(gp) /* sig 56 */
+  fsflags t2, zero
+  sd t2, 456(gp) /* sig 57 */
+  /* 43: cAlu */
   .option rvc
   c.slli t5, 31
   .option norvc
-  sd t5, 456(gp) /* sig 57 */
-  /* 48: aluR */
+  sd t5, 464(gp) /* sig 58 */
+  /* 44: aluR */
   remuw t0, a2, a0
-  sd t0, 464(gp) /* sig 58 */
-  /* 49: aluI */
+  sd t0, 472(gp) /* sig 59 */
+  /* 45: aluI */
   addiw s5, s10, 1382
-  sd s5, 472(gp) /* sig 59 */
-  /* 50: aluR */
+  sd s5, 480(gp) /* sig 60 */
+  /* 46: aluR */
   li a7, 0x21
   rem a3, s7, a7
-  sd a3, 480(gp) /* sig 60 */
-  /* 51: luiAuipc */
-  auipc a6, 0x1
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 488(gp) /* sig 61 */
-  /* 52: aluR */
-  li a1, 0xfffffffff3bf5ba3
-  div s1, a1, a1
-  sd s1, 496(gp) /* sig 62 */
-  /* 53: cMem */
-  addi a1, sp, 24
+  sd a3, 488(gp) /* sig 61 */
+  /* 47: liSeed */
+  li a6, 0x8000000000000001
+  sd a6, 496(gp) /* sig 62 */
+  /* 48: mem */
+  lw a1, 68(sp)
+  sd a1, 504(gp) /* sig 63 */
+  /* 49: aluI */
+  slli t5, s0, 47
+  sd t5, 512(gp) /* sig 64 */
+  /* 50: fcsr */
+  csrrsi s1, frm, 6
+  sd s1, 520(gp) /* sig 65 */
+  /* 51: aluI */
+  li s11, 0xd021136959d5c560
+  addiw zero, s11, -139
+  sd zero, 528(gp) /* sig 66 */
+  /* 52: liSeed */
+  li t3, 0xfffffffffd0f84e7
+  sd t3, 536(gp) /* sig 67 */
+  /* 53: cBranch */
   .option rvc
-  c.fld f11, 24(a1)
+  c.bnez s0, .L5
   .option norvc
-  fsd f11, 504(gp) /* sig 63 */
-  sub a1, a1, sp
-  /* 54: aluI */
-  li s1, 0x80000001
-  slliw s11, s1, 13
-  sd s11, 512(gp) /* sig 64 */
-  /* 55: fcsr */
-  csrrs a3, fflags, zero
-  sd a3, 520(gp) /* sig 65 */
-  /* 56: mem */
-  addi s2, sp, 445
-  sd a4, -341(s2)
-  sub s2, s2, sp
-  /* 57: aluI */
-  sraiw s4, t3, 16
-  sd s4, 528(gp) /* sig 66 */
-  /* 58: fp */
-  li tp, 0xffffffff3ffafb9d
-  fmv.d.x f17, tp
-  li tp, 0xffffffff00414784
-  fmv.d.x f12, tp
-  fmul.s f16, f17, f12, rmm
-  fsd f16, 536(gp) /* sig 67 */
-  frflags ra
-  sd ra, 544(gp) /* sig 68 */
-  /* 59: cBranch */
-  .option rvc
-  c.j .L5
-  .option norvc
-  srli a0, t2, 49
-  sd a0, 552(gp) /* sig 69 */
-  .option rvc
-  c.andi a3, -7
-  .option norvc
-  sd a3, 560(gp) /* sig 70 */
-  .option rvc
-  c.mv s6, s0
-  .option norvc
-  sd s6, 568(gp) /* sig 71 */
+  addi s8, a4, 183
+  sd s8, 544(gp) /* sig 68 */
+  divuw t2, a4, t5
+  sd t2, 552(gp) /* sig 69 */
 .L5:
-  /* 60: cAlu */
+  /* 54: fp */
+  li tp, 0xffffffff816579f5
+  fmv.d.x f2, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f0, tp
+  feq.s a5, f2, f0
+  sd a5, 560(gp) /* sig 70 */
+  fsflags s7, zero
+  sd s7, 568(gp) /* sig 71 */
+  /* 55: aluI */
+  srai s8, s4, 34
+  sd s8, 576(gp) /* sig 72 */
+  /* 56: cAlu */
   .option rvc
-  c.li t4, -28
+  c.srli a4, 49
   .option norvc
-  sd t4, 576(gp) /* sig 72 */
-  /* 61: amo */
-  li s6, 0x80000000
-  addi t1, sp, 72
-  amomaxu.w.aq s8, s6, (t1)
-  sub t1, t1, sp
-  sd s8, 584(gp) /* sig 73 */
-  lw s8, 72(sp)
+  sd a4, 584(gp) /* sig 73 */
+  /* 57: cAlu */
+  .option rvc
+  c.addi s8, -31
+  .option norvc
   sd s8, 592(gp) /* sig 74 */
-  /* 62: aluR */
-  mulhsu s1, a6, zero
-  sd s1, 600(gp) /* sig 75 */
-  /* 63: cAlu */
+  /* 58: fcsr */
+  csrrci zero, fcsr, 11
+  sd zero, 600(gp) /* sig 75 */
+  fsrmi s8, 0
+  /* 59: cAlu */
   .option rvc
-  c.addiw ra, -7
+  c.srai a3, 11
   .option norvc
-  sd ra, 608(gp) /* sig 76 */
-  /* 64: aluI */
+  sd a3, 608(gp) /* sig 76 */
+  /* 60: fp */
+  li tp, 0xc1e0000000100000
+  fmv.d.x f23, tp
+  fnmadd.d f16, f2, f23, f6, rtz
+  fsd f16, 616(gp) /* sig 77 */
+  fsflags ra, zero
+  sd ra, 624(gp) /* sig 78 */
+  /* 61: aluI */
   li t3, 0x7fffffff
   xori s8, t3, -2048
-  sd s8, 616(gp) /* sig 77 */
-  /* 65: branch */
-  li t0, 0xffffffff9a9af6cb
-  li a2, 0xffffffff9a9af6cb
-  bltu t0, a2, .L6
-  mulw s8, s6, s4
-  sd s8, 624(gp) /* sig 78 */
+  sd s8, 632(gp) /* sig 79 */
+  /* 62: cBranch */
+  li a3, 0x0
   .option rvc
-  c.li s9, -9
+  c.bnez a3, .L6
   .option norvc
-  sd s9, 632(gp) /* sig 79 */
+  slliw s1, s1, 21
+  sd s1, 640(gp) /* sig 80 */
+  .option rvc
+  c.subw s1, a4
+  .option norvc
+  sd s1, 648(gp) /* sig 81 */
 .L6:
-  /* 66: cAlu */
-  .option rvc
-  c.slli t6, 25
-  .option norvc
-  sd t6, 640(gp) /* sig 80 */
-  /* 67: aluI */
-  slliw t0, s6, 24
-  sd t0, 648(gp) /* sig 81 */
-  /* 68: fp */
-  li tp, 0xc012000000000000
-  fmv.d.x f27, tp
-  fsqrt.d f31, f27, rtz
-  fsd f31, 656(gp) /* sig 82 */
-  fsflags s7, zero
-  sd s7, 664(gp) /* sig 83 */
-  /* 69: fp */
-  fcvt.d.l f10, zero, rup
-  fsd f10, 672(gp) /* sig 84 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 680(gp) /* sig 85 */
-  /* 70: amo */
-  addi t6, sp, 200
-  amoadd.d.aqrl s3, s5, (t6)
-  sub t6, t6, sp
-  sd s3, 688(gp) /* sig 86 */
-  /* 71: far */
-  jal s8, .L7
-.L8:
-  /* 72: fence */
-  fence iorw, iorw
-  /* 73: cSp */
-  .option rvc
-  c.addi16sp sp, 304
-  .option norvc
-  ld a2, -120(sp)
-  sd a2, 720(gp) /* sig 90 */
-  .option rvc
-  c.addi16sp sp, -304
-  .option norvc
-  /* 74: fmem */
-  li tp, 0xffffffff80000000
+  /* 63: aluR */
+  li s6, 0x8000000000000000
+  li t6, 0x100000000
+  rem a1, s6, t6
+  sd a1, 656(gp) /* sig 82 */
+  /* 64: amo */
+  li s8, 0xffffffffffffffc2
+  addi t3, sp, 40
+  amoxor.d.aqrl ra, s8, (t3)
+  sub t3, t3, sp
+  sd ra, 664(gp) /* sig 83 */
+  /* 65: aluR */
+  and s9, s3, zero
+  sd s9, 672(gp) /* sig 84 */
+  /* 66: fp */
+  li tp, 0xffffffffc347cbde
+  fmv.d.x f31, tp
+  li tp, 0xffffffffc76a8631
   fmv.d.x f15, tp
-  fsw f15, 136(sp)
-  /* 75: mem */
+  fdiv.s f21, f31, f15, rup
+  fsd f21, 680(gp) /* sig 85 */
+  fsflags s10, zero
+  sd s10, 688(gp) /* sig 86 */
+  /* 67: aluI */
+  ori s7, t0, 1140
+  sd s7, 696(gp) /* sig 87 */
+  /* 68: fmem */
+  li tp, 0xffffffff3347057f
+  fmv.d.x f20, tp
+  fsw f20, 181(sp)
+  /* 69: cMem */
+  addi s0, sp, 0
+  .option rvc
+  c.ld a1, 0(s0)
+  .option norvc
+  sd a1, 704(gp) /* sig 88 */
+  sub s0, s0, sp
+  /* 70: mem */
   sw t6, 48(sp)
-  /* 76: cMem */
+  /* 71: cMem */
   addi s1, sp, 108
   .option rvc
   c.sw a3, 12(s1)
   .option norvc
   sub s1, s1, sp
-  /* 77: aluI */
+  /* 72: aluI */
   slliw t1, s11, 26
-  sd t1, 728(gp) /* sig 91 */
-  /* 78: fmem */
-  flw f16, 240(sp)
-  fsd f16, 736(gp) /* sig 92 */
-  /* 79: liSeed */
-  li s5, 0xffff
-  sd s5, 744(gp) /* sig 93 */
-  /* 80: jal */
-  jal zero, .L9
-.L9:
-  sd zero, 752(gp) /* sig 94 */
-  /* 81: aluR */
-  add zero, a5, t6
-  sd zero, 760(gp) /* sig 95 */
-  /* 82: far */
-  bgeu a4, t5, .L10
-.L11:
-  /* 83: cMem */
-  addi s0, sp, 159
+  sd t1, 712(gp) /* sig 89 */
+  /* 73: cMem */
+  addi a0, sp, 16
   .option rvc
-  c.fld f15, 24(s0)
+  c.sd a2, 8(a0)
   .option norvc
-  fsd f15, 776(gp) /* sig 97 */
-  sub s0, s0, sp
-  /* 84: aluR */
-  remu a4, t1, a0
-  sd a4, 784(gp) /* sig 98 */
+  sub a0, a0, sp
+  /* 74: cAlu */
+  .option rvc
+  c.slli s4, 29
+  .option norvc
+  sd s4, 720(gp) /* sig 90 */
+  /* 75: aluR */
+  li ra, 0xd5a000000
+  slt t6, ra, a5
+  sd t6, 728(gp) /* sig 91 */
+  /* 76: amo */
+  addi t1, sp, 168
+  amoand.w.aq t6, t2, (t1)
+  sub t1, t1, sp
+  sd t6, 736(gp) /* sig 92 */
+  /* 77: cAlu */
+  .option rvc
+  c.mv t3, t2
+  .option norvc
+  sd t3, 744(gp) /* sig 93 */
+  /* 78: fp */
+  li s8, 0xfffffffffffff800
+  fmv.w.x f18, s8
+  fsd f18, 752(gp) /* sig 94 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 760(gp) /* sig 95 */
+  /* 79: cMem */
+  .option rvc
+  c.swsp a4, 12(sp)
+  .option norvc
+  /* 80: cBranch */
+  .option rvc
+  c.bnez a1, .L7
+  .option norvc
+  sltiu s5, t2, 11
+  sd s5, 768(gp) /* sig 96 */
+  .option rvc
+  c.sub s1, s1
+  .option norvc
+  sd s1, 776(gp) /* sig 97 */
+  addi t5, t4, 432
+  sd t5, 784(gp) /* sig 98 */
+.L7:
+  /* 81: fmem */
+  addi s2, sp, -88
+  fld f25, 192(s2)
+  fsd f25, 792(gp) /* sig 99 */
+  sub s2, s2, sp
+  /* 82: fp */
+  li tp, 0xbff5c1221ad446e8
+  fmv.d.x f31, tp
+  li tp, 0x7fe7891296236701
+  fmv.d.x f9, tp
+  fmul.d f13, f31, f9, rmm
+  fsd f13, 800(gp) /* sig 100 */
+  li t0, 0x1f
+  csrrc a0, fcsr, t0
+  sd a0, 808(gp) /* sig 101 */
+  /* 83: fp */
+  li tp, 0x43e0000000000000
+  fmv.d.x f29, tp
+  fclass.d s4, f29
+  sd s4, 816(gp) /* sig 102 */
+  frcsr ra
+  sd ra, 824(gp) /* sig 103 */
+  /* 84: jal */
+  jal zero, .L8
+  srliw t0, t5, 14
+  sd t0, 832(gp) /* sig 104 */
+  .option rvc
+  c.li t0, -18
+  .option norvc
+  sd t0, 840(gp) /* sig 105 */
+.L8:
+  sd zero, 848(gp) /* sig 106 */
   /* 85: cAlu */
-  .option rvc
-  c.andi a5, 7
-  .option norvc
-  sd a5, 792(gp) /* sig 99 */
-  /* 86: cAlu */
-  .option rvc
-  c.lui s5, 0xfffe5
-  .option norvc
-  sd s5, 800(gp) /* sig 100 */
-  /* 87: far */
-  bge ra, ra, .L12
-.L13:
-  /* 88: luiAuipc */
-  lui s0, 0x1ad44
-  sd s0, 832(gp) /* sig 104 */
-  /* 89: aluI */
-  addi a0, s11, -249
-  sd a0, 840(gp) /* sig 105 */
-  /* 90: mem */
-  li t1, 0x3000523
-  addi a6, sp, -251
-  sw t1, 403(a6)
-  sub a6, a6, sp
-  /* 91: fmem */
-  addi s8, sp, 96
-  li tp, 0x4008000000000000
-  fmv.d.x f2, tp
-  fsd f2, 116(s8)
-  sub s8, s8, sp
-  /* 92: cAlu */
   .option rvc
   c.srai s0, 62
   .option norvc
-  sd s0, 848(gp) /* sig 106 */
-  /* 93: branch */
-  li a6, 0x123456789abcdef
-  bltu a6, zero, .L14
-  and zero, t4, a7
-  sd zero, 856(gp) /* sig 107 */
-  slti a0, a3, 1738
-  sd a0, 864(gp) /* sig 108 */
-  or ra, s11, a2
-  sd ra, 872(gp) /* sig 109 */
-.L14:
-  /* 94: cAlu */
+  sd s0, 856(gp) /* sig 107 */
+  /* 86: cBranch */
   .option rvc
-  c.addi a4, -8
+  c.beqz a3, .L9
   .option norvc
-  sd a4, 880(gp) /* sig 110 */
-  /* 95: liSeed */
-  li a7, 0xf316fdd56d424e3
+  divuw t4, a0, a1
+  sd t4, 864(gp) /* sig 108 */
+.L9:
+  /* 87: fcsr */
+  li a0, 0x8fc1bfdde21e5140
+  csrrc a7, fflags, a0
+  sd a7, 872(gp) /* sig 109 */
+  /* 88: luiAuipc */
+  lui s11, 0x4a788
+  sd s11, 880(gp) /* sig 110 */
+  /* 89: aluR */
+  li a4, 0xffffffffffffffff
+  divu a7, a4, a3
   sd a7, 888(gp) /* sig 111 */
-  /* 96: aluI */
-  slli s11, t5, 13
+  /* 90: fcsr */
+  li s5, 0xd
+  csrrc s11, fcsr, s5
   sd s11, 896(gp) /* sig 112 */
-  /* 97: aluR */
-  and s6, s5, a7
-  sd s6, 904(gp) /* sig 113 */
-  /* 98: lrsc */
-  addi t6, sp, 56
-  sc.d.aq t0, a4, (t6)
-  sd t0, 912(gp) /* sig 114 */
-  sub t6, t6, sp
-  ld s2, 56(sp)
+  /* 91: fp */
+  fcvt.lu.d s11, f7, rtz
+  sd s11, 904(gp) /* sig 113 */
+  fsflags s0, zero
+  sd s0, 912(gp) /* sig 114 */
+  /* 92: rand */
+  .4byte 0xb65933 /* random */
   sd s2, 920(gp) /* sig 115 */
-  /* 99: aluR */
-  li a2, 0xfffffffff5dd1d67
-  sll t0, zero, a2
-  sd t0, 928(gp) /* sig 116 */
-  j .L15
-.L1:
-  slli t2, t0, 1
-  sd t2, 120(gp) /* sig 15 */
-  addiw t3, a1, -843
-  sd t3, 128(gp) /* sig 16 */
-  sltu t3, a6, a0
-  sd t3, 136(gp) /* sig 17 */
-  j .L2
-.L7:
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 696(gp) /* sig 87 */
-  divw a0, s9, a6
-  sd a0, 704(gp) /* sig 88 */
-  mul s3, t4, a7
-  sd s3, 712(gp) /* sig 89 */
-  jal tp, .L8
-.L10:
-  subw t4, s6, t3
-  sd t4, 768(gp) /* sig 96 */
-  bge zero, zero, .L11
-.L12:
-  .option rvc
-  c.add t5, ra
-  .option norvc
-  sd t5, 808(gp) /* sig 101 */
-  addiw s1, s3, 743
-  sd s1, 816(gp) /* sig 102 */
-  addiw t0, a6, 1749
-  sd t0, 824(gp) /* sig 103 */
-  jal tp, .L13
-.L15:
-  /* 100: aluR */
+  /* 93: fcsr */
+  csrrsi t6, fflags, 30
+  sd t6, 928(gp) /* sig 116 */
+  /* 94: aluR */
   sra a0, s5, a3
   sd a0, 936(gp) /* sig 117 */
-  /* 101: fmem */
+  /* 95: fmem */
   addi s5, sp, 221
   flw f9, -49(s5)
   fsd f9, 944(gp) /* sig 118 */
   sub s5, s5, sp
-  /* 102: cMem */
+  /* 96: cMem */
   addi a3, sp, 0
   .option rvc
   c.ld a2, 0(a3)
   .option norvc
   sd a2, 952(gp) /* sig 119 */
   sub a3, a3, sp
-  /* 103: cAlu */
+  /* 97: cAlu */
   .option rvc
   c.addi s11, 5
   .option norvc
   sd s11, 960(gp) /* sig 120 */
-  /* 104: aluR */
+  /* 98: aluR */
   li s1, 0xee80000
   divu t3, s4, s1
   sd t3, 968(gp) /* sig 121 */
-  /* 105: aluI */
+  /* 99: aluI */
   li s0, 0x3f
   slti t1, s0, 1757
   sd t1, 976(gp) /* sig 122 */
-  /* 106: jal */
-  jal t6, .L16
-.L16:
+  j .L10
+.L1:
+  srai a0, t0, 55
+  sd a0, 136(gp) /* sig 17 */
+  add t5, s5, a4
+  sd t5, 144(gp) /* sig 18 */
+  add t2, s2, s7
+  sd t2, 152(gp) /* sig 19 */
+  jal tp, .L2
+.L10:
+  /* 100: jal */
+  jal t6, .L11
+.L11:
   auipc tp, 0
   sub t6, t6, tp
   sd t6, 984(gp) /* sig 123 */
-  /* 107: aluI */
+  /* 101: aluI */
   li s9, 0xfffffffffffffffe
   addi t6, s9, -811
   sd t6, 992(gp) /* sig 124 */
-  /* 108: aluI */
+  /* 102: aluI */
   li t5, 0xffffffff80000000
   ori a5, t5, 532
   sd a5, 1000(gp) /* sig 125 */
-  /* 109: luiAuipc */
-  auipc a5, 0x20e1
-  auipc tp, 0
-  sub a5, a5, tp
+  /* 103: liSeed */
+  li a5, 0x20e10eba1933a53
   sd a5, 1008(gp) /* sig 126 */
-  /* 110: liSeed */
-  li a4, 0x3a
-  sd a4, 1016(gp) /* sig 127 */
-  /* 111: aluR */
-  sltu a5, zero, s8
-  sd a5, 1024(gp) /* sig 128 */
-  /* 112: cMem */
-  addi a4, sp, 26
+  /* 104: branch */
+  bne s8, s8, .L12
+  slti s5, s5, 1365
+  sd s5, 1016(gp) /* sig 127 */
+.L12:
+  /* 105: cAlu */
   .option rvc
-  c.lw s0, 48(a4)
+  c.add a2, s5
   .option norvc
-  sd s0, 1032(gp) /* sig 129 */
-  sub a4, a4, sp
-  /* 113: amo */
-  addi a7, sp, 248
-  amomaxu.w.rl t6, s10, (a7)
-  sub a7, a7, sp
-  sd t6, 1040(gp) /* sig 130 */
-  /* 114: aluR */
-  li a7, 0x8000000000000000
-  and s6, a7, ra
-  sd s6, 1048(gp) /* sig 131 */
-  /* 115: cMem */
+  sd a2, 1024(gp) /* sig 128 */
+  /* 106: fp */
+  li tp, 0xffffffff2fab917b
+  fmv.d.x f31, tp
+  fsgnjn.d f25, f31, f24
+  fsd f25, 1032(gp) /* sig 129 */
+  fsflags s5, zero
+  sd s5, 1040(gp) /* sig 130 */
+  /* 107: liSeed */
+  li a7, 0x421d159fc8e8da2
+  sd a7, 1048(gp) /* sig 131 */
+  /* 108: cAlu */
   .option rvc
-  c.lwsp a4, 192(sp)
+  c.addiw t0, -20
   .option norvc
-  sd a4, 1056(gp) /* sig 132 */
-  /* 116: mem */
-  lw s3, 152(sp)
-  sd s3, 1064(gp) /* sig 133 */
-  /* 117: cSp */
+  sd t0, 1056(gp) /* sig 132 */
+  /* 109: far */
+  bltu s9, a0, .L13
+.L14:
+  /* 110: aluI */
+  srli t2, t0, 1
+  sd t2, 1080(gp) /* sig 135 */
+  /* 111: cSp */
   .option rvc
-  c.addi16sp sp, -112
+  c.addi16sp sp, 256
   .option norvc
-  ld s6, 144(sp)
-  sd s6, 1072(gp) /* sig 134 */
+  ld t3, -32(sp)
+  sd t3, 1088(gp) /* sig 136 */
   .option rvc
-  c.addi16sp sp, 112
+  c.addi16sp sp, -256
   .option norvc
-  /* 118: aluI */
-  sltiu s10, t0, -1798
-  sd s10, 1080(gp) /* sig 135 */
-  /* 119: cAlu */
+  /* 112: aluI */
+  srli zero, a6, 16
+  sd zero, 1096(gp) /* sig 137 */
+  /* 113: branch */
+  li t3, 0x30ebe3e2
+  li s1, 0xffffffffffffffce
+  bne t3, s1, .L15
   .option rvc
-  c.lui a5, 0xfffe3
+  c.mv s5, t5
   .option norvc
-  sd a5, 1088(gp) /* sig 136 */
-  /* 120: branch */
-  li s8, 0x1e8800000
-  li t4, 0x1e8800000
-  bge s8, t4, .L17
+  sd s5, 1104(gp) /* sig 138 */
+.L15:
+  /* 114: cMem */
+  addi a1, sp, 0
   .option rvc
-  c.addiw a4, -14
-  .option norvc
-  sd a4, 1096(gp) /* sig 137 */
-  .option rvc
-  c.add t4, s1
-  .option norvc
-  sd t4, 1104(gp) /* sig 138 */
-  sraw t0, t1, s7
-  sd t0, 1112(gp) /* sig 139 */
-.L17:
-  /* 121: aluI */
-  addi t5, s11, 1365
-  sd t5, 1120(gp) /* sig 140 */
-  /* 122: mem */
-  addi s2, sp, 279
-  sd s10, -223(s2)
-  sub s2, s2, sp
-  /* 123: fmem */
-  addi s3, sp, -247
-  flw f13, 319(s3)
-  fsd f13, 1128(gp) /* sig 141 */
-  sub s3, s3, sp
-  /* 124: aluI */
-  sltiu s9, s11, 1
-  sd s9, 1136(gp) /* sig 142 */
-  /* 125: fmem */
-  addi a0, sp, -253
-  li tp, 0x7e4ca9ae60a0817f
-  fmv.d.x f13, tp
-  fsd f13, 494(a0)
-  sub a0, a0, sp
-  /* 126: fp */
-  li tp, 0x41e9768ddb96f1a4
-  fmv.d.x f21, tp
-  fcvt.w.d s11, f21
-  sd s11, 1144(gp) /* sig 143 */
-  fsflags s2, zero
-  sd s2, 1152(gp) /* sig 144 */
-  /* 127: aluR */
-  li s10, 0xffffffff943f7e41
-  srlw t1, a2, s10
-  sd t1, 1160(gp) /* sig 145 */
-  /* 128: aluR */
-  sraw t6, t0, a3
-  sd t6, 1168(gp) /* sig 146 */
-  /* 129: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f19, tp
-  fcvt.wu.s a6, f19, rtz
-  sd a6, 1176(gp) /* sig 147 */
-  frflags a0
-  sd a0, 1184(gp) /* sig 148 */
-  /* 130: cAlu */
-  .option rvc
-  c.li t6, 9
-  .option norvc
-  sd t6, 1192(gp) /* sig 149 */
-  /* 131: branch */
-  bge a5, s2, .L18
-  .option rvc
-  c.srai a5, 19
-  .option norvc
-  sd a5, 1200(gp) /* sig 150 */
-  .option rvc
-  c.li s0, -6
-  .option norvc
-  sd s0, 1208(gp) /* sig 151 */
-.L18:
-  /* 132: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 392
+  c.sd s1, 160(a1)
   .option norvc
   sub a1, a1, sp
-  sd a1, 1216(gp) /* sig 152 */
-  /* 133: aluI */
-  addiw s10, a4, 2047
-  sd s10, 1224(gp) /* sig 153 */
-  /* 134: luiAuipc */
-  auipc a6, 0x1
+  /* 115: fcsr */
+  li s10, 0x0
+  csrrs s11, fcsr, s10
+  sd s11, 1112(gp) /* sig 139 */
+  /* 116: aluI */
+  li t3, 0xffffffff7fffffff
+  slliw t0, t3, 25
+  sd t0, 1120(gp) /* sig 140 */
+  /* 117: luiAuipc */
+  lui t1, 0x7ffff
+  sd t1, 1128(gp) /* sig 141 */
+  /* 118: fp */
+  fcvt.s.w f13, t1, rdn
+  fsd f13, 1136(gp) /* sig 142 */
+  fsflags t4, zero
+  sd t4, 1144(gp) /* sig 143 */
+  /* 119: aluI */
+  srai t5, t3, 1
+  sd t5, 1152(gp) /* sig 144 */
+  /* 120: cAlu */
+  .option rvc
+  c.lui s2, 0xfffe6
+  .option norvc
+  sd s2, 1160(gp) /* sig 145 */
+  /* 121: aluR */
+  li s0, 0x1ffffff
+  divw a7, s8, s0
+  sd a7, 1168(gp) /* sig 146 */
+  /* 122: branch */
+  beq s4, s2, .L16
+  .option rvc
+  c.slli t1, 62
+  .option norvc
+  sd t1, 1176(gp) /* sig 147 */
+.L16:
+  /* 123: aluI */
+  sltiu a5, t4, -679
+  sd a5, 1184(gp) /* sig 148 */
+  /* 124: cMem */
+  .option rvc
+  c.fsdsp f19, 80(sp)
+  .option norvc
+  /* 125: aluI */
+  slli ra, s5, 32
+  sd ra, 1192(gp) /* sig 149 */
+  /* 126: amo */
+  addi a5, sp, 240
+  amomax.w.rl a7, a2, (a5)
+  sub a5, a5, sp
+  sd a7, 1200(gp) /* sig 150 */
+  lw a5, 240(sp)
+  sd a5, 1208(gp) /* sig 151 */
+  /* 127: cAlu */
+  .option rvc
+  c.mv a6, a4
+  .option norvc
+  sd a6, 1216(gp) /* sig 152 */
+  /* 128: luiAuipc */
+  auipc a4, 0xd19c3
   auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 1232(gp) /* sig 154 */
-  /* 135: amo */
-  addi s1, sp, 212
-  amoadd.w.aq a7, s9, (s1)
-  sub s1, s1, sp
-  sd a7, 1240(gp) /* sig 155 */
-  /* 136: aluI */
-  andi ra, s6, 960
-  sd ra, 1248(gp) /* sig 156 */
-  /* 137: jalr */
-  auipc s4, 0
-  jalr a5, 17(s4)
-  addi zero, a5, 656
-  sd zero, 1256(gp) /* sig 157 */
+  sub a4, a4, tp
+  sd a4, 1224(gp) /* sig 153 */
+  /* 129: jalr */
+  auipc t2, 0
+  jalr s11, 9(t2)
   auipc tp, 0
-  sub a5, a5, tp
-  sub s4, s4, tp
+  sub s11, s11, tp
+  sub t2, t2, tp
+  sd s11, 1232(gp) /* sig 154 */
+  sd t2, 1240(gp) /* sig 155 */
+  /* 130: cMem */
+  .option rvc
+  c.fsdsp f26, 80(sp)
+  .option norvc
+  /* 131: aluI */
+  srliw s9, a6, 0
+  sd s9, 1248(gp) /* sig 156 */
+  /* 132: cAlu */
+  .option rvc
+  c.add ra, s5
+  .option norvc
+  sd ra, 1256(gp) /* sig 157 */
+  /* 133: branch */
+  bge a6, s8, .L17
+  addi a5, s5, -1
   sd a5, 1264(gp) /* sig 158 */
-  sd s4, 1272(gp) /* sig 159 */
-  /* 138: fence */
-  fence iorw, iorw
-  /* 139: jal */
-  jal zero, .L19
+  addiw s10, zero, 2047
+  sd s10, 1272(gp) /* sig 159 */
+.L17:
+  /* 134: cAlu */
   .option rvc
   c.addiw s3, 10
   .option norvc
   sd s3, 1280(gp) /* sig 160 */
-.L19:
-  sd zero, 1288(gp) /* sig 161 */
-  /* 140: cAlu */
+  /* 135: amo */
+  li s0, 0x0
+  addi s8, sp, 144
+  amoor.d.aq a1, s0, (s8)
+  sub s8, s8, sp
+  sd a1, 1288(gp) /* sig 161 */
+  ld s4, 144(sp)
+  sd s4, 1296(gp) /* sig 162 */
+  /* 136: branch */
+  bgeu s1, s1, .L18
+  ori t6, t1, -520
+  sd t6, 1304(gp) /* sig 163 */
+  sltiu t5, zero, -2048
+  sd t5, 1312(gp) /* sig 164 */
+.L18:
+  /* 137: mem */
+  lbu ra, 156(sp)
+  sd ra, 1320(gp) /* sig 165 */
+  /* 138: rand */
+  .2byte 0x6b61 /* random */
+  sd s6, 1328(gp) /* sig 166 */
+  .2byte 0xb45 /* random */
+  sd s6, 1336(gp) /* sig 167 */
+  /* 139: fp */
+  li tp, 0xbff7d34442962c02
+  fmv.d.x f18, tp
+  li tp, 0x3ff7d34442962c04
+  fmv.d.x f5, tp
+  fadd.d f1, f18, f5, rmm
+  fsd f1, 1344(gp) /* sig 168 */
+  frflags s4
+  sd s4, 1352(gp) /* sig 169 */
+  /* 140: cBranch */
+  li a0, 0x7fffffff
   .option rvc
-  c.andi a1, -6
+  c.beqz a0, .L19
   .option norvc
-  sd a1, 1296(gp) /* sig 162 */
-  /* 141: cMem */
-  .option rvc
-  c.fldsp f5, 56(sp)
-  .option norvc
-  fsd f5, 1304(gp) /* sig 163 */
-  /* 142: aluR */
-  slt a4, zero, t2
-  sd a4, 1312(gp) /* sig 164 */
-  /* 143: aluI */
-  addi t2, a7, -1687
-  sd t2, 1320(gp) /* sig 165 */
-  /* 144: aluI */
-  addi a4, a2, 1779
-  sd a4, 1328(gp) /* sig 166 */
-  /* 145: aluI */
-  li s9, 0x16
-  srai ra, s9, 0
-  sd ra, 1336(gp) /* sig 167 */
-  /* 146: fcsr */
-  li t0, 0x3d
-  csrrc a0, fflags, t0
-  sd a0, 1344(gp) /* sig 168 */
-  /* 147: fp */
-  li tp, 0xbff037196a07d344
-  fmv.d.x f12, tp
-  li tp, 0xfc9a1d0184e9e
-  fmv.d.x f19, tp
-  fmul.d f1, f12, f19, rup
-  fsd f1, 1352(gp) /* sig 169 */
-  frflags t5
-  sd t5, 1360(gp) /* sig 170 */
-  /* 148: cAlu */
-  .option rvc
-  c.srli a0, 22
-  .option norvc
+  addiw t1, a3, 419
+  sd t1, 1360(gp) /* sig 170 */
+  addi a0, s11, 1537
   sd a0, 1368(gp) /* sig 171 */
-  /* 149: liSeed */
-  li s9, 0xabd00000
-  sd s9, 1376(gp) /* sig 172 */
-  /* 150: mem */
-  sh t5, 22(sp)
-  ld s7, 16(sp)
-  sd s7, 1384(gp) /* sig 173 */
-  /* 151: aluI */
-  srai t6, t3, 1
-  sd t6, 1392(gp) /* sig 174 */
-  /* 152: fp */
-  li s1, 0x400000001
-  fcvt.s.l f2, s1, rtz
-  fsd f2, 1400(gp) /* sig 175 */
-  csrrci ra, fflags, 0x1f
-  sd ra, 1408(gp) /* sig 176 */
-  /* 153: amo */
-  addi s7, sp, 16
-  amoadd.d t1, a7, (s7)
-  sub s7, s7, sp
-  sd t1, 1416(gp) /* sig 177 */
-  ld s8, 16(sp)
-  sd s8, 1424(gp) /* sig 178 */
-  /* 154: aluR */
-  li a3, 0xfdfa3ddfd16586c3
-  div s3, a3, t1
-  sd s3, 1432(gp) /* sig 179 */
-  /* 155: jal */
-  jal a4, .L20
-.L20:
+.L19:
+  /* 141: rand */
+  .4byte 0x43cdad3 /* random */
+  sd s5, 1376(gp) /* sig 172 */
+  fsd f21, 1384(gp) /* sig 173 */
+  li s1, 0x1f
+  csrrc s5, fcsr, s1
+  sd s5, 1392(gp) /* sig 174 */
+  .2byte 0xa5ee /* random */
+  /* 142: luiAuipc */
+  auipc zero, 0xcc162
   auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 1440(gp) /* sig 180 */
-  /* 156: aluI */
-  xori s7, zero, -1
-  sd s7, 1448(gp) /* sig 181 */
-  /* 157: aluR */
-  remw a1, s2, t5
-  sd a1, 1456(gp) /* sig 182 */
-  /* 158: smc */
-  /* patches in addiw a2, a2, -1383 (then imm + 1, ...) */
-  li s9, 0xa996061b
-  li t1, 0x1
-.L21:
-  auipc s3, 0
-  sw s9, 12(s3)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s9, s9, tp
-  addi t1, t1, -1
-  bne t1, zero, .L21
-  auipc tp, 0
-  sub s3, s3, tp
-  sd a2, 1464(gp) /* sig 183 */
-  sd s3, 1472(gp) /* sig 184 */
-  /* 159: branch */
-  li t1, 0x52c0fc97d1306cf
-  li t2, 0x52c0fc97d1306cf
-  beq t1, t2, .L22
+  sub zero, zero, tp
+  sd zero, 1400(gp) /* sig 175 */
+  /* 143: aluI */
+  li t1, 0x80000001
+  slli t6, t1, 32
+  sd t6, 1408(gp) /* sig 176 */
+  /* 144: cAlu */
   .option rvc
-  c.srli a3, 31
+  c.lui s7, 0xb
   .option norvc
-  sd a3, 1480(gp) /* sig 185 */
+  sd s7, 1416(gp) /* sig 177 */
+  /* 145: amo */
+  addi ra, sp, 124
+  amomin.w.rl t6, t4, (ra)
+  sub ra, ra, sp
+  sd t6, 1424(gp) /* sig 178 */
+  lw t2, 124(sp)
+  sd t2, 1432(gp) /* sig 179 */
+  /* 146: aluI */
+  xori s7, zero, -1
+  sd s7, 1440(gp) /* sig 180 */
+  /* 147: aluR */
+  remw a1, s2, t5
+  sd a1, 1448(gp) /* sig 181 */
+  /* 148: mem */
+  lwu t3, 68(sp)
+  sd t3, 1456(gp) /* sig 182 */
+  /* 149: aluI */
+  slti t1, t1, -330
+  sd t1, 1464(gp) /* sig 183 */
+  /* 150: aluR */
+  srlw a4, a1, a7
+  sd a4, 1472(gp) /* sig 184 */
+  /* 151: cAlu */
   .option rvc
   c.mv t3, a6
   .option norvc
-  sd t3, 1488(gp) /* sig 186 */
-.L22:
-  /* 160: cAlu */
+  sd t3, 1480(gp) /* sig 185 */
+  /* 152: cAlu */
   .option rvc
   c.srli a3, 23
   .option norvc
-  sd a3, 1496(gp) /* sig 187 */
-  /* 161: cAlu */
+  sd a3, 1488(gp) /* sig 186 */
+  /* 153: cAlu */
   .option rvc
   c.srli a5, 60
   .option norvc
-  sd a5, 1504(gp) /* sig 188 */
-  /* 162: fcsr */
-  csrrci s9, fflags, 19
-  sd s9, 1512(gp) /* sig 189 */
-  /* 163: fcsr */
-  li t0, 0x9ddbb9eb0273856d
-  csrrw s11, fflags, t0
-  sd s11, 1520(gp) /* sig 190 */
-  /* 164: aluI */
-  slti a7, zero, -2048
-  sd a7, 1528(gp) /* sig 191 */
-  /* 165: aluI */
-  srli a4, s7, 32
-  sd a4, 1536(gp) /* sig 192 */
-  /* 166: cAlu */
+  sd a5, 1496(gp) /* sig 187 */
+  /* 154: rand */
+  .4byte 0x13489f1b /* random */
+  sd t5, 1504(gp) /* sig 188 */
+  /* 155: cMem */
+  addi a3, sp, 176
   .option rvc
-  c.li s11, 0
+  c.fsd f11, 72(a3)
   .option norvc
-  sd s11, 1544(gp) /* sig 193 */
-  /* 167: fmem */
-  li tp, 0x41f0000000000000
-  fmv.d.x f0, tp
-  fsd f0, 104(sp)
-  /* 168: mem */
-  addi s11, sp, 275
-  lwu s4, -224(s11)
-  sd s4, 1552(gp) /* sig 194 */
-  sub s11, s11, sp
-  /* 169: mem */
-  sw a3, 145(sp)
-  /* 170: amo */
-  addi s3, sp, 188
-  amoswap.w.rl s7, s7, (s3)
-  sub s3, s3, sp
-  sd s7, 1560(gp) /* sig 195 */
-  /* 171: fp */
-  li tp, 0xffffffff5f8c6329
-  fmv.d.x f7, tp
-  fsub.s f25, f7, f8, rne
-  fsd f25, 1568(gp) /* sig 196 */
-  frflags s2
-  sd s2, 1576(gp) /* sig 197 */
-  /* 172: amo */
-  addi s11, sp, 20
-  amomaxu.w.aq s7, s3, (s11)
-  sub s11, s11, sp
-  sd s7, 1584(gp) /* sig 198 */
-  lw a6, 20(sp)
-  sd a6, 1592(gp) /* sig 199 */
-  /* 173: cSp */
+  sub a3, a3, sp
+  /* 156: aluR */
+  mulhsu ra, zero, t0
+  sd ra, 1512(gp) /* sig 189 */
+  /* 157: mem */
+  sh s7, 58(sp)
+  /* 158: cAlu */
   .option rvc
-  c.addi16sp sp, 432
+  c.addiw t3, 9
   .option norvc
-  ld t4, -216(sp)
-  sd t4, 1600(gp) /* sig 200 */
+  sd t3, 1520(gp) /* sig 190 */
+  /* 159: aluR */
+  mulw ra, s3, s0
+  sd ra, 1528(gp) /* sig 191 */
+  /* 160: aluI */
+  srliw t1, a7, 16
+  sd t1, 1536(gp) /* sig 192 */
+  /* 161: cMem */
+  addi a5, sp, 48
   .option rvc
-  c.addi16sp sp, -432
+  c.fld f12, 144(a5)
   .option norvc
-  /* 174: aluI */
-  addi s9, s9, -1812
-  sd s9, 1608(gp) /* sig 201 */
-  /* 175: aluI */
-  addi s1, a5, -2048
-  sd s1, 1616(gp) /* sig 202 */
-  /* 176: mem */
-  li a5, 0x8000
-  addi s10, sp, -267
-  sh a5, 387(s10)
-  sub s10, s10, sp
-  ld s9, 120(sp)
-  sd s9, 1624(gp) /* sig 203 */
-  /* 177: far */
-  blt a2, t6, .L23
-.L24:
-  /* 178: aluI */
-  sraiw a4, t0, 1
-  sd a4, 1640(gp) /* sig 205 */
-  /* 179: aluI */
-  slti a5, s6, 405
-  sd a5, 1648(gp) /* sig 206 */
-  /* 180: amo */
-  addi a5, sp, 112
-  amoxor.d s10, ra, (a5)
+  fsd f12, 1544(gp) /* sig 193 */
   sub a5, a5, sp
-  sd s10, 1656(gp) /* sig 207 */
-  /* 181: aluI */
-  li a2, 0x3ffffffffffffff
-  slliw s5, a2, 24
-  sd s5, 1664(gp) /* sig 208 */
-  /* 182: aluI */
-  ori t0, t0, -1361
-  sd t0, 1672(gp) /* sig 209 */
-  /* 183: cAlu */
+  /* 162: aluI */
+  xori s9, a7, 2047
+  sd s9, 1552(gp) /* sig 194 */
+  /* 163: cAlu */
   .option rvc
-  c.srli a0, 59
+  c.andi a0, 12
   .option norvc
-  sd a0, 1680(gp) /* sig 210 */
-  /* 184: aluI */
-  srai t1, s6, 63
-  sd t1, 1688(gp) /* sig 211 */
-  /* 185: cAlu */
-  .option rvc
-  c.add a4, s11
-  .option norvc
-  sd a4, 1696(gp) /* sig 212 */
-  /* 186: mem */
-  sb a2, 230(sp)
-  /* 187: cAlu */
-  .option rvc
-  c.srai a0, 10
-  .option norvc
-  sd a0, 1704(gp) /* sig 213 */
-  /* 188: cAlu */
-  .option rvc
-  c.srai a5, 7
-  .option norvc
-  sd a5, 1712(gp) /* sig 214 */
-  /* 189: cAlu */
-  .option rvc
-  c.mv a2, s7
-  .option norvc
-  sd a2, 1720(gp) /* sig 215 */
-  /* 190: fp */
-  fmv.d.x f14, ra
-  fsd f14, 1728(gp) /* sig 216 */
-  fsflags a6, zero
-  sd a6, 1736(gp) /* sig 217 */
-  /* 191: liSeed */
-  li s5, 0x11e325c0
-  sd s5, 1744(gp) /* sig 218 */
-  /* 192: aluR */
-  li a2, 0x5c26099b
-  li t3, 0xffff
-  sllw s10, a2, t3
-  sd s10, 1752(gp) /* sig 219 */
-  /* 193: aluR */
-  li t5, 0x2000001
-  slt s8, s3, t5
-  sd s8, 1760(gp) /* sig 220 */
-  /* 194: aluR */
-  li t2, 0xffffffffdfb75a6f
-  mul a6, t2, s4
-  sd a6, 1768(gp) /* sig 221 */
-  /* 195: lrsc */
-  addi t6, sp, 24
-  lr.d.aq s9, (t6)
-  xor s4, a4, zero
-  sc.d s3, s7, (t6)
-  sd s9, 1776(gp) /* sig 222 */
-  sd s3, 1784(gp) /* sig 223 */
-  sub t6, t6, sp
-  ld t6, 24(sp)
-  sd t6, 1792(gp) /* sig 224 */
-  /* 196: aluI */
-  li s8, 0xffffffffffffffe5
-  addi s7, s8, -1380
-  sd s7, 1800(gp) /* sig 225 */
-  /* 197: cMem */
-  addi a4, sp, 138
-  .option rvc
-  c.lw s1, 76(a4)
-  .option norvc
-  sd s1, 1808(gp) /* sig 226 */
-  sub a4, a4, sp
-  /* 198: jal */
-  jal a3, .L25
-  sltiu t6, a6, 2047
-  sd t6, 1816(gp) /* sig 227 */
-.L25:
-  auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 1824(gp) /* sig 228 */
-  /* 199: mem */
-  lhu s10, 239(sp)
-  sd s10, 1832(gp) /* sig 229 */
-  j .L26
-.L23:
-  .option rvc
-  c.add a3, t1
-  .option norvc
-  sd a3, 1632(gp) /* sig 204 */
-  j .L24
-.L26:
-  /* 200: aluI */
-  addi a4, t1, -615
-  sd a4, 1840(gp) /* sig 230 */
-  /* 201: aluR */
-  li a6, 0x6aaf6230
-  li t0, 0x8b026c898b3f05e3
-  mulw a0, a6, t0
-  sd a0, 1848(gp) /* sig 231 */
-  /* 202: fcsr */
-  csrrwi a0, fcsr, 10
-  sd a0, 1856(gp) /* sig 232 */
-  /* 203: aluR */
-  sub ra, t3, t2
-  sd ra, 1864(gp) /* sig 233 */
-  /* 204: fmem */
-  addi s11, sp, -37
-  flw f18, 249(s11)
-  fsd f18, 1872(gp) /* sig 234 */
-  sub s11, s11, sp
-  /* 205: cAlu */
-  .option rvc
-  c.mv a0, s4
-  .option norvc
-  sd a0, 1880(gp) /* sig 235 */
-  /* 206: aluR */
-  remu s3, s5, s0
-  sd s3, 1888(gp) /* sig 236 */
-  /* 207: far */
-  bge a1, a1, .L27
-.L28:
-  /* 208: cAlu */
-  .option rvc
-  c.sub s0, a0
-  .option norvc
-  sd s0, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 209: cMem */
-  .option rvc
-  c.ldsp s2, 232(sp)
-  .option norvc
-  sd s2, 0(gp) /* sig 240 */
-  /* 210: cJump */
-  auipc a1, 0
-  addi a1, a1, 10
-  .option rvc
-  c.jalr a1
-  .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sub a1, a1, tp
-  sd ra, 8(gp) /* sig 241 */
-  sd a1, 16(gp) /* sig 242 */
-  /* 211: far */
-  bgeu t2, a3, .L29
-.L30:
-  /* 212: aluR */
-  li t6, 0x13a00000000000
-  sllw t5, s6, t6
-  sd t5, 40(gp) /* sig 245 */
-  /* 213: cSp */
-  .option rvc
-  c.addi16sp sp, 400
-  .option norvc
-  ld s8, -400(sp)
-  sd s8, 48(gp) /* sig 246 */
-  .option rvc
-  c.addi16sp sp, -400
-  .option norvc
-  /* 214: cAlu */
-  .option rvc
-  c.andi a5, -21
-  .option norvc
-  sd a5, 56(gp) /* sig 247 */
-  /* 215: fp */
-  li s3, 0x80000000
-  fcvt.s.w f21, s3, rtz
-  fsd f21, 64(gp) /* sig 248 */
-  frcsr a0
-  sd a0, 72(gp) /* sig 249 */
-  /* 216: aluR */
-  divuw s8, s6, s11
-  sd s8, 80(gp) /* sig 250 */
-  /* 217: cAlu */
-  .option rvc
-  c.add s11, s4
-  .option norvc
-  sd s11, 88(gp) /* sig 251 */
-  /* 218: cMem */
-  addi s1, sp, 142
-  .option rvc
-  c.sw a2, 80(s1)
-  .option norvc
-  sub s1, s1, sp
-  /* 219: fp */
-  li a2, 0x7fffffff
-  fcvt.s.wu f6, a2, rdn
-  fsd f6, 96(gp) /* sig 252 */
-  frflags s6
-  sd s6, 104(gp) /* sig 253 */
-  /* 220: mem */
-  addi s8, sp, 595
-  lbu a0, -538(s8)
-  sd a0, 112(gp) /* sig 254 */
-  sub s8, s8, sp
-  /* 221: mem */
-  sd s7, 8(sp)
-  ld a5, 8(sp)
-  sd a5, 120(gp) /* sig 255 */
-  /* 222: aluI */
-  li s5, 0x9019c546511c8a35
-  addi s6, s5, 1048
-  sd s6, 128(gp) /* sig 256 */
-  /* 223: fcsr */
-  li t3, 0x0
-  csrrs s0, fcsr, t3
-  sd s0, 136(gp) /* sig 257 */
-  /* 224: amo */
-  addi s7, sp, 48
-  amominu.d.aqrl t4, t3, (s7)
-  sub s7, s7, sp
-  sd t4, 144(gp) /* sig 258 */
-  /* 225: mem */
-  lwu s9, 236(sp)
-  sd s9, 152(gp) /* sig 259 */
-  /* 226: lrsc */
-  addi a6, sp, 24
-  lr.d.aqrl t6, (a6)
-  srl a2, s7, a7
-  addi a7, s0, 1989
-  sc.d.aq s2, t5, (a6)
-  sd t6, 160(gp) /* sig 260 */
-  sd s2, 168(gp) /* sig 261 */
-  sc.d.aqrl s2, zero, (a6)
-  sd s2, 176(gp) /* sig 262 */
-  sub a6, a6, sp
-  ld s11, 24(sp)
-  sd s11, 184(gp) /* sig 263 */
-  /* 227: aluR */
-  sltu a2, ra, a6
-  sd a2, 192(gp) /* sig 264 */
-  /* 228: smc */
-  /* patches in sltiu a3, t5, 1764 (then imm + 1, ...) */
-  li s6, 0x6e4f3693
-  li s10, 0x1
-.L31:
-  auipc s11, 0
-  sw s6, 12(s11)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s6, s6, tp
-  addi s10, s10, -1
-  bne s10, zero, .L31
-  auipc tp, 0
-  sub s11, s11, tp
-  sd a3, 200(gp) /* sig 265 */
-  sd s11, 208(gp) /* sig 266 */
-  /* 229: amo */
-  addi t1, sp, 56
-  amominu.w.aqrl s3, zero, (t1)
-  sub t1, t1, sp
-  sd s3, 216(gp) /* sig 267 */
-  /* 230: aluI */
-  sltiu a7, a1, -2048
-  sd a7, 224(gp) /* sig 268 */
-  /* 231: aluI */
-  li s8, 0xff
-  sraiw zero, s8, 14
-  sd zero, 232(gp) /* sig 269 */
-  /* 232: fence */
-  fence rw, rw
-  /* 233: fmem */
-  addi a2, sp, -48
-  li tp, 0xffffffffdf16d724
-  fmv.d.x f15, tp
-  fsw f15, 136(a2)
-  sub a2, a2, sp
-  /* 234: jal */
-  jal zero, .L32
-  ori a4, zero, -1951
-  sd a4, 240(gp) /* sig 270 */
-  and a0, s2, t3
-  sd a0, 248(gp) /* sig 271 */
-.L32:
-  sd zero, 256(gp) /* sig 272 */
-  /* 235: fcsr */
-  csrrsi zero, fflags, 11
-  sd zero, 264(gp) /* sig 273 */
-  /* 236: mem */
-  addi t3, sp, 121
-  lbu s10, -63(t3)
-  sd s10, 272(gp) /* sig 274 */
-  sub t3, t3, sp
-  /* 237: fp */
-  li tp, 0xbd84ede8dd4b0b92
-  fmv.d.x f2, tp
-  feq.d s6, f2, f2
-  sd s6, 280(gp) /* sig 275 */
-  frflags a6
-  sd a6, 288(gp) /* sig 276 */
-  /* 238: aluR */
-  mul a0, s10, s1
-  sd a0, 296(gp) /* sig 277 */
-  /* 239: fp */
-  li tp, 0x769cfbbc8128bab9
-  fmv.d.x f2, tp
-  li tp, 0x3fb999999999999a
-  fmv.d.x f10, tp
-  fsub.d f4, f2, f10, rmm
-  fsd f4, 304(gp) /* sig 278 */
-  frflags a0
-  sd a0, 312(gp) /* sig 279 */
-  /* 240: aluR */
-  li t4, 0xfdf84e1128b9d4c5
-  li s1, 0xffffffffffffffeb
-  mulw s6, t4, s1
-  sd s6, 320(gp) /* sig 280 */
-  /* 241: cBranch */
-  li a4, 0x63
-  .option rvc
-  c.beqz a4, .L33
-  .option norvc
-  sltiu t1, t6, 1
-  sd t1, 328(gp) /* sig 281 */
-  remu ra, s1, a3
-  sd ra, 336(gp) /* sig 282 */
-.L33:
-  /* 242: aluI */
-  andi t6, s0, -1129
-  sd t6, 344(gp) /* sig 283 */
-  /* 243: aluI */
-  srai s1, zero, 8
-  sd s1, 352(gp) /* sig 284 */
-  /* 244: aluI */
-  li t5, 0x8000000000000001
-  addi a5, t5, -597
-  sd a5, 360(gp) /* sig 285 */
-  /* 245: aluR */
-  li s4, 0x41a800
-  slt t2, s4, t2
-  sd t2, 368(gp) /* sig 286 */
-  /* 246: fp */
-  li tp, 0xffffffff39809937
-  fmv.d.x f4, tp
-  li tp, 0x2a5e1dfd3f91d91f
-  fmv.d.x f14, tp
-  fmin.d f18, f4, f14
-  fsd f18, 376(gp) /* sig 287 */
-  fsflags s6, zero
-  sd s6, 384(gp) /* sig 288 */
-  /* 247: cJump */
+  sd a0, 1560(gp) /* sig 195 */
+  /* 164: cJump */
   auipc a3, 0
-  addi a3, a3, 10
+  addi a3, a3, 24
   .option rvc
   c.jr a3
   .option norvc
+  .option rvc
+  c.xor a4, a0
+  .option norvc
+  sd a4, 1568(gp) /* sig 196 */
+  sra s5, a5, a1
+  sd s5, 1576(gp) /* sig 197 */
   auipc tp, 0
   sub a3, a3, tp
-  sd a3, 392(gp) /* sig 289 */
-  /* 248: fcsr */
-  li a4, 0x19
-  csrrs zero, frm, a4
-  sd zero, 400(gp) /* sig 290 */
-  /* 249: mem */
-  sb t5, 99(sp)
-  ld s0, 96(sp)
-  sd s0, 408(gp) /* sig 291 */
-  /* 250: aluR */
-  divw a2, s11, zero
-  sd a2, 416(gp) /* sig 292 */
-  /* 251: cAlu */
+  sd a3, 1584(gp) /* sig 198 */
+  /* 165: aluR */
+  sraw t1, s10, t5
+  sd t1, 1592(gp) /* sig 199 */
+  /* 166: cAlu */
   .option rvc
-  c.add s10, t5
+  c.add s4, a7
   .option norvc
-  sd s10, 424(gp) /* sig 293 */
-  /* 252: fp */
-  fclass.s t4, f6
-  sd t4, 432(gp) /* sig 294 */
-  fsflags a6, zero
-  sd a6, 440(gp) /* sig 295 */
-  /* 253: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f15, tp
-  fcvt.s.d f31, f15, rdn
-  fsd f31, 448(gp) /* sig 296 */
-  fsflags t4, zero
-  sd t4, 456(gp) /* sig 297 */
-  /* 254: cAlu */
+  sd s4, 1600(gp) /* sig 200 */
+  /* 167: aluI */
+  slti a5, a6, 640
+  sd a5, 1608(gp) /* sig 201 */
+  /* 168: fp */
+  li a7, 0x8000000000000000
+  fcvt.d.lu f13, a7, dyn
+  fsd f13, 1616(gp) /* sig 202 */
+  fsflags s7, zero
+  sd s7, 1624(gp) /* sig 203 */
+  /* 169: fcsr */
+  li a5, 0x5f
+  csrrc s1, fcsr, a5
+  sd s1, 1632(gp) /* sig 204 */
+  /* 170: aluR */
+  srl s0, s10, t0
+  sd s0, 1640(gp) /* sig 205 */
+  /* 171: mem */
+  sb a3, 76(sp)
+  ld t6, 72(sp)
+  sd t6, 1648(gp) /* sig 206 */
+  /* 172: branch */
+  beq a0, t0, .L20
+  .option rvc
+  c.add t0, a4
+  .option norvc
+  sd t0, 1656(gp) /* sig 207 */
+  srl a3, a4, s6
+  sd a3, 1664(gp) /* sig 208 */
+.L20:
+  /* 173: cMem */
+  .option rvc
+  c.fldsp f14, 24(sp)
+  .option norvc
+  fsd f14, 1672(gp) /* sig 209 */
+  /* 174: cBranch */
+  .option rvc
+  c.beqz a3, .L21
+  .option norvc
+  .option rvc
+  c.addiw s2, -12
+  .option norvc
+  sd s2, 1680(gp) /* sig 210 */
+  addi t4, t0, 534
+  sd t4, 1688(gp) /* sig 211 */
+  .option rvc
+  c.addiw a6, -29
+  .option norvc
+  sd a6, 1696(gp) /* sig 212 */
+.L21:
+  /* 175: aluR */
+  sub a5, a2, s0
+  sd a5, 1704(gp) /* sig 213 */
+  /* 176: aluI */
+  srai t1, s6, 63
+  sd t1, 1712(gp) /* sig 214 */
+  /* 177: cAlu */
+  .option rvc
+  c.add a4, s11
+  .option norvc
+  sd a4, 1720(gp) /* sig 215 */
+  /* 178: fmem */
+  flw f28, 8(sp)
+  fsd f28, 1728(gp) /* sig 216 */
+  /* 179: rand */
+  .4byte 0x79b8494f /* random */
+  sd s2, 1736(gp) /* sig 217 */
+  fsd f18, 1744(gp) /* sig 218 */
+  fsflags s8, zero
+  sd s8, 1752(gp) /* sig 219 */
+  .4byte 0xb24e9493 /* random */
+  sd s1, 1760(gp) /* sig 220 */
+  /* 180: luiAuipc */
+  auipc t5, 0x7ffff
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 1768(gp) /* sig 221 */
+  /* 181: fp */
+  fcvt.s.wu f0, s11, rne
+  fsd f0, 1776(gp) /* sig 222 */
+  fsflags t2, zero
+  sd t2, 1784(gp) /* sig 223 */
+  /* 182: cMem */
+  addi a2, sp, 200
+  .option rvc
+  c.lw a0, 4(a2)
+  .option norvc
+  sd a0, 1792(gp) /* sig 224 */
+  sub a2, a2, sp
+  /* 183: aluI */
+  slti t2, s4, 1365
+  sd t2, 1800(gp) /* sig 225 */
+  /* 184: aluR */
+  li t0, 0x20
+  divu t1, t0, a5
+  sd t1, 1808(gp) /* sig 226 */
+  /* 185: mem */
+  addi t2, sp, 587
+  lb s11, -364(t2)
+  sd s11, 1816(gp) /* sig 227 */
+  sub t2, t2, sp
+  /* 186: fp */
+  li a1, 0x7fffffff
+  fcvt.s.l f6, a1, rdn
+  fsd f6, 1824(gp) /* sig 228 */
+  fsflags ra, zero
+  sd ra, 1832(gp) /* sig 229 */
+  /* 187: cMem */
+  addi a3, sp, 47
+  .option rvc
+  c.lw s0, 20(a3)
+  .option norvc
+  sd s0, 1840(gp) /* sig 230 */
+  sub a3, a3, sp
+  /* 188: cAlu */
+  .option rvc
+  c.li s7, -9
+  .option norvc
+  sd s7, 1848(gp) /* sig 231 */
+  /* 189: aluR */
+  subw s10, s5, a6
+  sd s10, 1856(gp) /* sig 232 */
+  /* 190: amo */
+  addi s2, sp, 88
+  amoor.w.aqrl a4, a2, (s2)
+  sub s2, s2, sp
+  sd a4, 1864(gp) /* sig 233 */
+  lw s8, 88(sp)
+  sd s8, 1872(gp) /* sig 234 */
+  /* 191: fmem */
+  addi s10, sp, -172
+  fld f30, 412(s10)
+  fsd f30, 1880(gp) /* sig 235 */
+  sub s10, s10, sp
+  /* 192: fcsr */
+  csrrsi zero, fcsr, 0
+  sd zero, 1888(gp) /* sig 236 */
+  /* 193: fmem */
+  fld f2, 216(sp)
+  fsd f2, 1896(gp) /* sig 237 */
+  /* 194: aluR */
+  srlw a6, s1, a5
+  sd a6, 1904(gp) /* sig 238 */
+  /* 195: fence */
+  fence r, w
+  /* 196: aluI */
+  li a1, 0x20
+  srliw a3, a1, 3
+  sd a3, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 197: aluR */
+  add s11, a2, t4
+  sd s11, 0(gp) /* sig 240 */
+  /* 198: fp */
+  fcvt.d.w f13, t0
+  fsd f13, 8(gp) /* sig 241 */
+  frflags s1
+  sd s1, 16(gp) /* sig 242 */
+  /* 199: mem */
+  lw s10, 172(sp)
+  sd s10, 24(gp) /* sig 243 */
+  j .L22
+.L13:
+  slti s5, s3, -1328
+  sd s5, 1064(gp) /* sig 133 */
+  sllw s10, t2, t0
+  sd s10, 1072(gp) /* sig 134 */
+  beq zero, zero, .L14
+.L22:
+  /* 200: mem */
+  addi t5, sp, -280
+  lb s2, 348(t5)
+  sd s2, 32(gp) /* sig 244 */
+  sub t5, t5, sp
+  /* 201: far */
+  beq t3, s5, .L23
+.L24:
+  /* 202: cJump */
+  auipc t5, 0
+  addi t5, t5, 18
+  .option rvc
+  c.jalr t5
+  .option norvc
+  sltu a4, s2, t3
+  sd a4, 64(gp) /* sig 248 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t5, t5, tp
+  sd ra, 72(gp) /* sig 249 */
+  sd t5, 80(gp) /* sig 250 */
+  /* 203: fcsr */
+  li s6, 0x1d
+  csrrc zero, fcsr, s6
+  sd zero, 88(gp) /* sig 251 */
+  /* 204: far */
+  bgeu s2, s2, .L25
+.L26:
+  /* 205: cMem */
+  addi a3, sp, 5
+  .option rvc
+  c.fld f13, 40(a3)
+  .option norvc
+  fsd f13, 104(gp) /* sig 253 */
+  sub a3, a3, sp
+  /* 206: amo */
+  addi a2, sp, 136
+  amoand.w.rl t6, a0, (a2)
+  sub a2, a2, sp
+  sd t6, 112(gp) /* sig 254 */
+  lw s5, 136(sp)
+  sd s5, 120(gp) /* sig 255 */
+  /* 207: cAlu */
+  .option rvc
+  c.addiw s11, 16
+  .option norvc
+  sd s11, 128(gp) /* sig 256 */
+  /* 208: cAlu */
+  .option rvc
+  c.add a7, s4
+  .option norvc
+  sd a7, 136(gp) /* sig 257 */
+  /* 209: amo */
+  addi s1, sp, 152
+  amominu.d.rl t4, t3, (s1)
+  sub s1, s1, sp
+  sd t4, 144(gp) /* sig 258 */
+  ld t5, 152(sp)
+  sd t5, 152(gp) /* sig 259 */
+  /* 210: cAlu */
+  .option rvc
+  c.addi s8, -2
+  .option norvc
+  sd s8, 160(gp) /* sig 260 */
+  /* 211: fmem */
+  fsd f15, 192(sp)
+  /* 212: cAlu */
+  .option rvc
+  c.xor a2, s1
+  .option norvc
+  sd a2, 168(gp) /* sig 261 */
+  /* 213: jal */
+  jal s7, .L27
+.L27:
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 176(gp) /* sig 262 */
+  /* 214: amo */
+  addi s11, sp, 240
+  amomaxu.d.rl t0, s6, (s11)
+  sub s11, s11, sp
+  sd t0, 184(gp) /* sig 263 */
+  ld a7, 240(sp)
+  sd a7, 192(gp) /* sig 264 */
+  /* 215: cBranch */
+  .option rvc
+  c.bnez s1, .L28
+  .option norvc
+  sllw s9, a2, zero
+  sd s9, 200(gp) /* sig 265 */
+  .option rvc
+  c.subw s1, a3
+  .option norvc
+  sd s1, 208(gp) /* sig 266 */
+.L28:
+  /* 216: cMem */
+  addi a4, sp, 32
+  .option rvc
+  c.fld f14, 168(a4)
+  .option norvc
+  fsd f14, 216(gp) /* sig 267 */
+  sub a4, a4, sp
+  /* 217: aluI */
+  addiw s2, s2, -18
+  sd s2, 224(gp) /* sig 268 */
+  /* 218: liSeed */
+  li s0, 0x4120000000000
+  sd s0, 232(gp) /* sig 269 */
+  /* 219: branch */
+  bgeu t2, a4, .L29
+  .option rvc
+  c.slli s2, 18
+  .option norvc
+  sd s2, 240(gp) /* sig 270 */
+  .option rvc
+  c.or s1, a1
+  .option norvc
+  sd s1, 248(gp) /* sig 271 */
+.L29:
+  /* 220: cAlu */
+  .option rvc
+  c.mv a7, t6
+  .option norvc
+  sd a7, 256(gp) /* sig 272 */
+  /* 221: liSeed */
+  li t4, 0x3f
+  sd t4, 264(gp) /* sig 273 */
+  /* 222: mem */
+  addi s11, sp, -219
+  lw s11, 298(s11)
+  sd s11, 272(gp) /* sig 274 */
+  /* 223: aluI */
+  ori a6, ra, -980
+  sd a6, 280(gp) /* sig 275 */
+  /* 224: mem */
+  addi a2, sp, 423
+  sw t5, -328(a2)
+  sub a2, a2, sp
+  ld t5, 88(sp)
+  sd t5, 288(gp) /* sig 276 */
+  /* 225: aluI */
+  sltiu t0, s3, -1008
+  sd t0, 296(gp) /* sig 277 */
+  /* 226: aluI */
+  xori t1, a6, 940
+  sd t1, 304(gp) /* sig 278 */
+  /* 227: aluR */
+  slt t6, s7, a7
+  sd t6, 312(gp) /* sig 279 */
+  /* 228: cMem */
+  addi a2, sp, 56
+  .option rvc
+  c.sd s1, 16(a2)
+  .option norvc
+  sub a2, a2, sp
+  /* 229: fence */
+  nop
+  /* 230: branch */
+  blt t4, t4, .L30
+  div s6, zero, zero
+  sd s6, 320(gp) /* sig 280 */
+  sraiw a0, t3, 1
+  sd a0, 328(gp) /* sig 281 */
+.L30:
+  /* 231: aluI */
+  sraiw a2, a4, 0
+  sd a2, 336(gp) /* sig 282 */
+  /* 232: lrsc */
+  addi a7, sp, 216
+  lr.d a1, (a7)
+  addw s5, t3, a0
+  sc.d s7, s3, (a7)
+  sd a1, 344(gp) /* sig 283 */
+  sd s7, 352(gp) /* sig 284 */
+  sub a7, a7, sp
+  ld s10, 216(sp)
+  sd s10, 360(gp) /* sig 285 */
+  /* 233: cAlu */
+  .option rvc
+  c.addi s6, -18
+  .option norvc
+  sd s6, 368(gp) /* sig 286 */
+  /* 234: jal */
+  jal t5, .L31
+.L31:
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 376(gp) /* sig 287 */
+  /* 235: aluR */
+  li s10, 0x7fffffffffffffff
+  slt s2, t1, s10
+  sd s2, 384(gp) /* sig 288 */
+  /* 236: fmem */
+  addi s0, sp, 523
+  flw f4, -363(s0)
+  fsd f4, 392(gp) /* sig 289 */
+  sub s0, s0, sp
+  /* 237: aluI */
+  sltiu a6, s6, 2047
+  sd a6, 400(gp) /* sig 290 */
+  /* 238: cBranch */
+  .option rvc
+  c.j .L32
+  .option norvc
+  .option rvc
+  c.xor a0, a2
+  .option norvc
+  sd a0, 408(gp) /* sig 291 */
+  sltiu t1, t6, 1
+  sd t1, 416(gp) /* sig 292 */
+.L32:
+  /* 239: aluI */
+  addi a2, t2, 1
+  sd a2, 424(gp) /* sig 293 */
+  /* 240: cSp */
+  .option rvc
+  c.addi16sp sp, 64
+  .option norvc
+  ld s8, 128(sp)
+  sd s8, 432(gp) /* sig 294 */
+  .option rvc
+  c.addi16sp sp, -64
+  .option norvc
+  /* 241: aluI */
+  slli s1, t0, 1
+  sd s1, 440(gp) /* sig 295 */
+  /* 242: rand */
+  .4byte 0x2c29c3b /* random */
+  sd s8, 448(gp) /* sig 296 */
+  .4byte 0x2478a613 /* random */
+  sd a2, 456(gp) /* sig 297 */
+  .2byte 0x1c21 /* random */
+  sd s8, 464(gp) /* sig 298 */
+  /* 243: cMem */
+  addi a4, sp, 9
+  .option rvc
+  c.sw a1, 48(a4)
+  .option norvc
+  sub a4, a4, sp
+  /* 244: cMem */
+  .option rvc
+  c.sdsp t5, 64(sp)
+  .option norvc
+  /* 245: cAlu */
+  .option rvc
+  c.slli a3, 53
+  .option norvc
+  sd a3, 472(gp) /* sig 299 */
+  /* 246: far */
+  blt s6, s2, .L33
+.L34:
+  /* 247: aluR */
+  mulw a0, a4, t6
+  sd a0, 488(gp) /* sig 301 */
+  /* 248: fcsr */
+  csrrwi s2, fflags, 3
+  sd s2, 496(gp) /* sig 302 */
+  /* 249: fp */
+  fsub.d f26, f27, f22, rmm
+  fsd f26, 504(gp) /* sig 303 */
+  li t0, 0x1f
+  csrrc t4, fcsr, t0
+  sd t4, 512(gp) /* sig 304 */
+  /* 250: cMem */
+  .option rvc
+  c.fldsp f14, 248(sp)
+  .option norvc
+  fsd f14, 520(gp) /* sig 305 */
+  /* 251: luiAuipc */
+  lui s10, 0xd6761
+  sd s10, 528(gp) /* sig 306 */
+  /* 252: jal */
+  jal a1, .L35
+  .option rvc
+  c.andi a5, -18
+  .option norvc
+  sd a5, 536(gp) /* sig 307 */
+.L35:
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 544(gp) /* sig 308 */
+  /* 253: cAlu */
   .option rvc
   c.add a5, s10
   .option norvc
-  sd a5, 464(gp) /* sig 298 */
+  sd a5, 552(gp) /* sig 309 */
+  /* 254: fp */
+  li s6, 0x73c9ab73
+  fcvt.d.lu f31, s6, rtz
+  fsd f31, 560(gp) /* sig 310 */
+  frflags t4
+  sd t4, 568(gp) /* sig 311 */
   /* 255: fp */
-  fcvt.d.lu f31, t2, rdn
-  fsd f31, 472(gp) /* sig 299 */
-  fsflags a6, zero
-  sd a6, 480(gp) /* sig 300 */
-  /* 256: luiAuipc */
-  auipc s4, 0x99cf6
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 488(gp) /* sig 301 */
-  /* 257: aluR */
-  or s5, s9, t2
-  sd s5, 496(gp) /* sig 302 */
-  /* 258: branch */
-  beq s0, a4, .L34
-  sllw s7, a3, s9
-  sd s7, 504(gp) /* sig 303 */
+  fadd.s f22, f24, f4, rmm
+  fsd f22, 576(gp) /* sig 312 */
+  fsflags s5, zero
+  sd s5, 584(gp) /* sig 313 */
+  /* 256: aluR */
+  mulhsu a0, t2, s8
+  sd a0, 592(gp) /* sig 314 */
+  /* 257: branch */
+  beq a0, t4, .L36
+  .option rvc
+  c.addi t1, 29
+  .option norvc
+  sd t1, 600(gp) /* sig 315 */
+  .option rvc
+  c.li s1, 23
+  .option norvc
+  sd s1, 608(gp) /* sig 316 */
+.L36:
+  /* 258: cBranch */
+  .option rvc
+  c.bnez a5, .L37
+  .option norvc
+  sltiu t6, t4, -848
+  sd t6, 616(gp) /* sig 317 */
+  .option rvc
+  c.subw a0, a4
+  .option norvc
+  sd a0, 624(gp) /* sig 318 */
+.L37:
+  /* 259: cAlu */
+  .option rvc
+  c.slli s11, 6
+  .option norvc
+  sd s11, 632(gp) /* sig 319 */
+  j .L38
+.L23:
+  .option rvc
+  c.sub s0, a0
+  .option norvc
+  sd s0, 40(gp) /* sig 245 */
+  addi t4, s3, -342
+  sd t4, 48(gp) /* sig 246 */
+  srli t5, t0, 56
+  sd t5, 56(gp) /* sig 247 */
+  j .L24
+.L25:
   .option rvc
   c.addw a1, s1
   .option norvc
-  sd a1, 512(gp) /* sig 304 */
-.L34:
-  /* 259: aluR */
-  remw t5, ra, t3
-  sd t5, 520(gp) /* sig 305 */
-  j .L35
-.L27:
+  sd a1, 96(gp) /* sig 252 */
+  j .L26
+.L33:
   .option rvc
-  c.li a6, -4
+  c.lui a3, 0xffff0
   .option norvc
-  sd a6, 1896(gp) /* sig 237 */
-  subw zero, a7, s5
-  sd zero, 1904(gp) /* sig 238 */
-  jal tp, .L28
-.L29:
-  sltu a5, s2, t4
-  sd a5, 24(gp) /* sig 243 */
-  .option rvc
-  c.lui t4, 0xffffc
-  .option norvc
-  sd t4, 32(gp) /* sig 244 */
-  j .L30
-.L35:
+  sd a3, 480(gp) /* sig 300 */
+  beq zero, zero, .L34
+.L38:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xc1a84304ffff4693
-  .dword 0x4b0acd0eba8f193e
-  .dword 0xffffffff3f7fffff
-  .dword 0xffffffff00800000
   .dword 0xffffffffc15816c7
   .dword 0xbd9bf673c61482c1
   .dword 0x6f32f08f5c4c5ad6
@@ -1511,8 +1510,12 @@ difftest_buf:
   .dword 0xffffffff4b800001
   .dword 0xffffffffc9aa03de
   .dword 0xffffffff7f800000
+  .dword 0xffffffff80000001
+  .dword 0xffffffff8115c346
+  .dword 0xaaaaaaaaaaaaaaaa
+  .dword 0x41
 difftest_sig:
-  .rept 306
+  .rept 320
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

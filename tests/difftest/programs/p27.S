@@ -4,839 +4,857 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xcaaea578a7a523da
-  li t0, 0xff
-  li t1, 0xffffffffffffffa7
-  li t2, 0x52
-  li s0, 0x7fffffff
-  li s1, 0x4b
-  li a0, 0xaaaaaaaaaaaaaaaa
-  li a1, 0x7fffffff
-  li a2, 0xffff
-  li a3, 0xaaaaaaaaaaaaaaaa
-  li a4, 0x7fffffff
-  li a5, 0xfffffffffffffff8
-  li a6, 0xffffffffffffffb9
-  li a7, 0xffffffff7fffffff
-  li s2, 0xffffffffffffffdc
-  li s3, 0x3
-  li s4, 0x202
-  li s5, 0xfffffffffffff800
-  li s6, 0x3ffffff
-  li s7, 0xffffffffe6959378
-  li s8, 0xffffffff80000000
-  li s9, 0x20
-  li s10, 0xffffffffa657c48e
-  li s11, 0x8000000000000001
-  li t3, 0x56
-  li t4, 0xffffffffffffffff
-  li t5, 0x3067f1c2
-  li t6, 0x28
-  li tp, 0x7fffffffffffffff
+  li ra, 0x1ffffffffff
+  li t0, 0x28
+  li t1, 0x80
+  li t2, 0x2e0000
+  li s0, 0x4b
+  li s1, 0xaaaaaaaaaaaaaaaa
+  li a0, 0x7fffffff
+  li a1, 0xffff
+  li a2, 0xaaaaaaaaaaaaaaaa
+  li a3, 0x7fffffff
+  li a4, 0xfffffffffffffff8
+  li a5, 0xffffffffffffffb9
+  li a6, 0xffffffff7fffffff
+  li a7, 0xffffffffffffffdc
+  li s2, 0x3
+  li s3, 0x202
+  li s4, 0xfffffffffffff800
+  li s5, 0x3ffffff
+  li s6, 0xffffffffe6959378
+  li s7, 0xffffffff80000000
+  li s8, 0x20
+  li s9, 0xffffffffa657c48e
+  li s10, 0x8000000000000001
+  li s11, 0x56
+  li t3, 0xffffffffffffffff
+  li t4, 0x3067f1c2
+  li t5, 0x28
+  li t6, 0xffffffff80000000
+  li tp, 0xffffffffb679f107
   fmv.d.x f0, tp
-  li tp, 0xffffffff7149f2ca
+  li tp, 0x40b0044f760754c1
   fmv.d.x f1, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f2, tp
-  li tp, 0xffffffffdf000000
-  fmv.d.x f3, tp
   li tp, 0xffffffffb2070092
-  fmv.d.x f4, tp
-  li tp, 0xffffffff3dcccccd
-  fmv.d.x f5, tp
-  li tp, 0xc07f761979005739
-  fmv.d.x f6, tp
-  li tp, 0x3f5dd4e8777e1a07
-  fmv.d.x f7, tp
-  li tp, 0xbfcefe02c581dd2c
-  fmv.d.x f8, tp
-  li tp, 0x7ff0000000000001
-  fmv.d.x f9, tp
-  li tp, 0xbeeb3051c2cf6a99
-  fmv.d.x f10, tp
-  li tp, 0xffffffff498a474a
-  fmv.d.x f11, tp
-  li tp, 0xf0bba3e2eec9df23
-  fmv.d.x f12, tp
-  li tp, 0xffffffff5f000000
-  fmv.d.x f13, tp
-  li tp, 0x40babcb33cfa8d29
-  fmv.d.x f14, tp
-  li tp, 0x21b049f84ba481
-  fmv.d.x f15, tp
-  li tp, 0xffffffff4f800000
-  fmv.d.x f16, tp
-  li tp, 0x7ff0000000000001
-  fmv.d.x f17, tp
-  li tp, 0xfff8000000000000
-  fmv.d.x f18, tp
-  li tp, 0xffffffff6448f527
-  fmv.d.x f19, tp
-  li tp, 0xffffffff7f98c062
-  fmv.d.x f20, tp
-  li tp, 0xffffffff00800000
-  fmv.d.x f21, tp
-  li tp, 0x3ff0000000000001
-  fmv.d.x f22, tp
-  li tp, 0xffefffffffffffff
-  fmv.d.x f23, tp
-  li tp, 0xffffffffb25a33a8
-  fmv.d.x f24, tp
-  li tp, 0xbeb5ea46ac6acf12
-  fmv.d.x f25, tp
-  li tp, 0xffffffff4b800000
-  fmv.d.x f26, tp
-  li tp, 0x407cd85d8c187d8e
-  fmv.d.x f27, tp
-  li tp, 0xffffffff4c9358df
-  fmv.d.x f28, tp
-  li tp, 0xffffffff8e86ed53
-  fmv.d.x f29, tp
-  li tp, 0xc3e0000000000000
-  fmv.d.x f30, tp
-  li tp, 0xffffffff480c39e0
-  fmv.d.x f31, tp
-  csrwi frm, 0
-  /* 0: loop */
-  li s8, 0x4
-.L0:
-  .option rvc
-  c.add s7, s3
-  .option norvc
-  sd s7, 0(gp) /* sig 0 */
-  addi s8, s8, -1
-  bltu zero, s8, .L0
-  sd s8, 8(gp) /* sig 1 */
-  /* 1: aluR */
-  mul t6, s6, t6
-  sd t6, 16(gp) /* sig 2 */
-  /* 2: amo */
-  addi s2, sp, 144
-  amoswap.w.aqrl a4, t5, (s2)
-  sub s2, s2, sp
-  sd a4, 24(gp) /* sig 3 */
-  lw s0, 144(sp)
-  sd s0, 32(gp) /* sig 4 */
-  /* 3: fp */
-  fmv.d.x f6, s11
-  fsd f6, 40(gp) /* sig 5 */
-  csrrci s7, fflags, 0x1f
-  sd s7, 48(gp) /* sig 6 */
-  /* 4: fp */
-  li tp, 0xd5f4664d7b38227e
-  fmv.d.x f29, tp
-  fclass.d t3, f29
-  sd t3, 56(gp) /* sig 7 */
-  fsflags s8, zero
-  sd s8, 64(gp) /* sig 8 */
-  /* 5: smc */
-  /* patches in addiw a5, t1, 266 (then imm + 1, ...) */
-  li a1, 0x10a3079b
-  li t5, 0x3
-.L1:
-  auipc a6, 0
-  sw a1, 12(a6)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a1, a1, tp
-  addi t5, t5, -1
-  bne t5, zero, .L1
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a5, 72(gp) /* sig 9 */
-  sd a6, 80(gp) /* sig 10 */
-  /* 6: amo */
-  addi a4, sp, 248
-  amoxor.w.aq s11, zero, (a4)
-  sub a4, a4, sp
-  sd s11, 88(gp) /* sig 11 */
-  lw a4, 248(sp)
-  sd a4, 96(gp) /* sig 12 */
-  /* 7: loop */
-  li a0, 0x3
-.L2:
-  divuw a7, s3, s6
-  sd a7, 104(gp) /* sig 13 */
-  .option rvc
-  c.addi a0, -1
-  .option norvc
-  .option rvc
-  c.bnez a0, .L2
-  .option norvc
-  sd a0, 112(gp) /* sig 14 */
-  /* 8: branch */
-  li s10, 0x100001
-  li s4, 0x80000000
-  bge s10, s4, .L3
-  xori t3, t6, -1356
-  sd t3, 120(gp) /* sig 15 */
-  srlw a1, a0, a1
-  sd a1, 128(gp) /* sig 16 */
-.L3:
-  /* 9: fence */
-  fence r, w
-  /* 10: fp */
-  li tp, 0xbac2d27e
   fmv.d.x f2, tp
-  fclass.s a5, f2
-  sd a5, 136(gp) /* sig 17 */
-  fsflags s1, zero
-  sd s1, 144(gp) /* sig 18 */
-  /* 11: fp */
-  fsgnjn.s f3, f31, f6
-  fsd f3, 152(gp) /* sig 19 */
-  li s8, 0x1f
-  csrrc t1, fcsr, s8
-  sd t1, 160(gp) /* sig 20 */
-  /* 12: fp */
-  li tp, 0xffffffff4effffff
-  fmv.d.x f18, tp
-  li tp, 0xffffffff7f800001
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f3, tp
+  li tp, 0xc07f761979005739
+  fmv.d.x f4, tp
+  li tp, 0x3f5dd4e8777e1a07
+  fmv.d.x f5, tp
+  li tp, 0xbfcefe02c581dd2c
+  fmv.d.x f6, tp
+  li tp, 0x7ff0000000000001
   fmv.d.x f7, tp
-  fmadd.s f1, f18, f23, f7, rmm
-  fsd f1, 168(gp) /* sig 21 */
-  fsflags s6, zero
-  sd s6, 176(gp) /* sig 22 */
-  /* 13: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f7, tp
-  fclass.s a6, f7
-  sd a6, 184(gp) /* sig 23 */
-  frflags a1
-  sd a1, 192(gp) /* sig 24 */
-  /* 14: fp */
-  li tp, 0xffffffff80000001
+  li tp, 0xbeeb3051c2cf6a99
+  fmv.d.x f8, tp
+  li tp, 0xffffffff498a474a
+  fmv.d.x f9, tp
+  li tp, 0xf0bba3e2eec9df23
+  fmv.d.x f10, tp
+  li tp, 0xffffffff5f000000
+  fmv.d.x f11, tp
+  li tp, 0x40babcb33cfa8d29
+  fmv.d.x f12, tp
+  li tp, 0x21b049f84ba481
+  fmv.d.x f13, tp
+  li tp, 0xffffffff4f800000
+  fmv.d.x f14, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f15, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f16, tp
+  li tp, 0xffffffff6448f527
   fmv.d.x f17, tp
-  fmax.s f29, f17, f22
-  fsd f29, 200(gp) /* sig 25 */
-  fsflags a0, zero
-  sd a0, 208(gp) /* sig 26 */
-  /* 15: jal */
-  jal a2, .L4
+  li tp, 0xffffffff7f98c062
+  fmv.d.x f18, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f19, tp
+  li tp, 0x3ff0000000000001
+  fmv.d.x f20, tp
+  li tp, 0xffefffffffffffff
+  fmv.d.x f21, tp
+  li tp, 0xffffffffb25a33a8
+  fmv.d.x f22, tp
+  li tp, 0xbeb5ea46ac6acf12
+  fmv.d.x f23, tp
+  li tp, 0xffffffff4b800000
+  fmv.d.x f24, tp
+  li tp, 0x407cd85d8c187d8e
+  fmv.d.x f25, tp
+  li tp, 0xffffffff4c9358df
+  fmv.d.x f26, tp
+  li tp, 0xffffffff8e86ed53
+  fmv.d.x f27, tp
+  li tp, 0xc3e0000000000000
+  fmv.d.x f28, tp
+  li tp, 0xffffffff480c39e0
+  fmv.d.x f29, tp
+  li tp, 0x3ff0000000000001
+  fmv.d.x f30, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f31, tp
+  csrwi frm, 3
+  /* 0: amo */
+  addi s6, sp, 184
+  amoswap.d.rl t6, t6, (s6)
+  sub s6, s6, sp
+  sd t6, 0(gp) /* sig 0 */
+  ld a2, 184(sp)
+  sd a2, 8(gp) /* sig 1 */
+  /* 1: aluR */
+  li s2, 0xffffffffffffffff
+  remuw t5, s2, a4
+  sd t5, 16(gp) /* sig 2 */
+  /* 2: branch */
+  bne s8, s11, .L0
+  .option rvc
+  c.add a5, a7
+  .option norvc
+  sd a5, 24(gp) /* sig 3 */
+  slliw s10, t3, 15
+  sd s10, 32(gp) /* sig 4 */
+  .option rvc
+  c.andi a0, -3
+  .option norvc
+  sd a0, 40(gp) /* sig 5 */
+.L0:
+  /* 3: loop */
+  li t4, 0x2
+.L1:
+  divw a3, t6, a5
+  sd a3, 48(gp) /* sig 6 */
+  .option rvc
+  c.srli s0, 54
+  .option norvc
+  sd s0, 56(gp) /* sig 7 */
+  addi t4, t4, -1
+  bne t4, zero, .L1
+  sd t4, 64(gp) /* sig 8 */
+  /* 4: mem */
+  li t1, 0x5e90000000
+  sh t1, 58(sp)
+  /* 5: jal */
+  jal t0, .L2
+.L2:
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 72(gp) /* sig 9 */
+  /* 6: amo */
+  addi a6, sp, 152
+  amominu.w a2, a3, (a6)
+  sub a6, a6, sp
+  sd a2, 80(gp) /* sig 10 */
+  lw s8, 152(sp)
+  sd s8, 88(gp) /* sig 11 */
+  /* 7: fp */
+  li tp, 0xbff15ecd79345441
+  fmv.d.x f28, tp
+  li tp, 0x7fed79be55559451
+  fmv.d.x f7, tp
+  fmul.d f14, f28, f7, rtz
+  fsd f14, 96(gp) /* sig 12 */
+  li a7, 0x1f
+  csrrc a1, fcsr, a7
+  sd a1, 104(gp) /* sig 13 */
+  /* 8: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f15, tp
+  fclass.s t0, f15
+  sd t0, 112(gp) /* sig 14 */
+  li t1, 0x1f
+  csrrc a3, fcsr, t1
+  sd a3, 120(gp) /* sig 15 */
+  /* 9: aluR */
+  srl a7, a1, s5
+  sd a7, 128(gp) /* sig 16 */
+  /* 10: fp */
+  li tp, 0xc3e0000000000000
+  fmv.d.x f1, tp
+  fmul.d f31, f30, f1, dyn
+  fsd f31, 136(gp) /* sig 17 */
+  fsflags a7, zero
+  sd a7, 144(gp) /* sig 18 */
+  /* 11: fp */
+  li tp, 0xffffffff86926a98
+  fmv.d.x f17, tp
+  li tp, 0xfffffffff149f2ca
+  fmv.d.x f19, tp
+  fsgnjn.s f7, f17, f19
+  fsd f7, 152(gp) /* sig 19 */
+  fsflags t4, zero
+  sd t4, 160(gp) /* sig 20 */
+  /* 12: loop */
+  li s7, 0x3
+.L3:
+  .option rvc
+  c.srli a2, 35
+  .option norvc
+  sd a2, 168(gp) /* sig 21 */
+  or a6, a7, s11
+  sd a6, 176(gp) /* sig 22 */
+  div a1, s1, t4
+  sd a1, 184(gp) /* sig 23 */
+  addi s7, s7, -1
+  bne s7, zero, .L3
+  sd s7, 192(gp) /* sig 24 */
+  /* 13: aluR */
+  sraw a0, a5, a3
+  sd a0, 200(gp) /* sig 25 */
+  /* 14: jal */
+  jal a3, .L4
+  mulhsu t5, t2, s0
+  sd t5, 208(gp) /* sig 26 */
 .L4:
   auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 216(gp) /* sig 27 */
-  /* 16: cMem */
-  .option rvc
-  c.fldsp f2, 80(sp)
-  .option norvc
-  fsd f2, 224(gp) /* sig 28 */
-  /* 17: cAlu */
-  .option rvc
-  c.addw a1, a0
-  .option norvc
-  sd a1, 232(gp) /* sig 29 */
-  /* 18: aluI */
-  andi a2, s2, -1860
-  sd a2, 240(gp) /* sig 30 */
-  /* 19: fp */
-  li tp, 0xffffffff00f828eb
-  fmv.d.x f29, tp
-  fclass.s a3, f29
-  sd a3, 248(gp) /* sig 31 */
-  fsflags t1, zero
-  sd t1, 256(gp) /* sig 32 */
-  /* 20: fp */
-  li tp, 0xffffffffbf94b8b9
-  fmv.d.x f5, tp
-  li tp, 0xffffffff3d4215ff
-  fmv.d.x f30, tp
-  li tp, 0xffffffff3d618186
-  fmv.d.x f25, tp
-  fnmadd.s f22, f5, f30, f25, dyn
-  fsd f22, 264(gp) /* sig 33 */
-  fsflags a5, zero
-  sd a5, 272(gp) /* sig 34 */
-  /* 21: branch */
-  bltu s11, s11, .L5
-  ori s8, t2, -2048
-  sd s8, 280(gp) /* sig 35 */
+  sub a3, a3, tp
+  sd a3, 216(gp) /* sig 27 */
+  /* 15: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f19, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f2, tp
+  fsgnj.s f22, f19, f2
+  fsd f22, 224(gp) /* sig 28 */
+  frcsr s6
+  sd s6, 232(gp) /* sig 29 */
+  /* 16: fp */
+  li tp, 0xffffffff3fc74469
+  fmv.d.x f9, tp
+  li tp, 0xffffffff7f247146
+  fmv.d.x f0, tp
+  fmul.s f5, f9, f0, rne
+  fsd f5, 240(gp) /* sig 30 */
+  fsflags t0, zero
+  sd t0, 248(gp) /* sig 31 */
+  /* 17: branch */
+  bne s8, s8, .L5
+  subw t2, t2, s8
+  sd t2, 256(gp) /* sig 32 */
 .L5:
-  /* 22: fp */
+  /* 18: fp */
   li tp, 0xb4ca90d9
   fmv.d.x f15, tp
   li tp, 0xffffffff7f800001
   fmv.d.x f10, tp
-  fmin.s f12, f15, f10
-  fsd f12, 288(gp) /* sig 36 */
+  fmin.s f17, f15, f10
+  fsd f17, 264(gp) /* sig 33 */
   fsflags s0, zero
-  sd s0, 296(gp) /* sig 37 */
-  /* 23: jalr */
-  auipc s1, 0
-  addi s1, s1, -6
-  jalr zero, 26(s1)
-  divuw a2, s6, s4
-  sd a2, 304(gp) /* sig 38 */
+  sd s0, 272(gp) /* sig 34 */
+  /* 19: cJump */
+  auipc ra, 0
+  addi ra, ra, 24
+  .option rvc
+  c.jalr ra
+  .option norvc
+  slli s5, t2, 63
+  sd s5, 280(gp) /* sig 35 */
+  .option rvc
+  c.slli s11, 37
+  .option norvc
+  sd s11, 288(gp) /* sig 36 */
   auipc tp, 0
-  sub s1, s1, tp
-  sd zero, 312(gp) /* sig 39 */
-  sd s1, 320(gp) /* sig 40 */
-  /* 24: amo */
-  addi t0, sp, 72
-  amomin.w.aqrl a4, s11, (t0)
-  sub t0, t0, sp
-  sd a4, 328(gp) /* sig 41 */
-  lw s0, 72(sp)
-  sd s0, 336(gp) /* sig 42 */
+  sub ra, ra, tp
+  sd ra, 296(gp) /* sig 37 */
+  /* 20: fmem */
+  flw f1, 73(sp)
+  fsd f1, 304(gp) /* sig 38 */
+  /* 21: rand */
+  .4byte 0x401b183b /* random */
+  sd a6, 312(gp) /* sig 39 */
+  .4byte 0xc9089f93 /* random */
+  sd t6, 320(gp) /* sig 40 */
+  .4byte 0xe205ad53 /* random */
+  sd s10, 328(gp) /* sig 41 */
+  fsd f26, 336(gp) /* sig 42 */
+  fsflags a5, zero
+  sd a5, 344(gp) /* sig 43 */
+  /* 22: aluR */
+  srl s6, t5, s3
+  sd s6, 352(gp) /* sig 44 */
+  /* 23: cAlu */
+  .option rvc
+  c.add t6, a0
+  .option norvc
+  sd t6, 360(gp) /* sig 45 */
+  /* 24: rand */
+  .2byte 0x1aee /* random */
+  sd s5, 368(gp) /* sig 46 */
   /* 25: fp */
-  li tp, 0xffffffff4c5381a7
-  fmv.d.x f29, tp
-  fdiv.s f13, f23, f29, rdn
-  fsd f13, 344(gp) /* sig 43 */
-  fsflags s1, zero
-  sd s1, 352(gp) /* sig 44 */
-  /* 26: branch */
-  bltu t4, s2, .L6
-  sraiw a0, t5, 0
-  sd a0, 360(gp) /* sig 45 */
+  li tp, 0xffffffff3aa8a256
+  fmv.d.x f31, tp
+  feq.s a1, f31, f26
+  sd a1, 376(gp) /* sig 47 */
+  fsflags t2, zero
+  sd t2, 384(gp) /* sig 48 */
+  /* 26: jal */
+  jal s7, .L6
   .option rvc
-  c.subw s0, a5
+  c.slli s7, 46
   .option norvc
-  sd s0, 368(gp) /* sig 46 */
+  sd s7, 392(gp) /* sig 49 */
+  .option rvc
+  c.srli a5, 27
+  .option norvc
+  sd a5, 400(gp) /* sig 50 */
 .L6:
-  /* 27: luiAuipc */
-  auipc a4, 0x411cc
   auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 376(gp) /* sig 47 */
-  /* 28: mem */
-  li s10, 0xffffffff
-  sb s10, 200(sp)
-  /* 29: fp */
-  li tp, 0xffffffff268a7c0a
-  fmv.d.x f13, tp
-  fnmadd.s f23, f23, f12, f13, rup
-  fsd f23, 384(gp) /* sig 48 */
-  li t5, 0x1f
-  csrrc a4, fcsr, t5
-  sd a4, 392(gp) /* sig 49 */
-  /* 30: amo */
-  addi t6, sp, 232
-  amomaxu.w.aq s10, t3, (t6)
-  sub t6, t6, sp
-  sd s10, 400(gp) /* sig 50 */
-  lw s5, 232(sp)
-  sd s5, 408(gp) /* sig 51 */
-  /* 31: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f6, tp
-  fcvt.w.d t0, f6, rne
-  sd t0, 416(gp) /* sig 52 */
-  csrrci s7, fflags, 0x1f
-  sd s7, 424(gp) /* sig 53 */
-  /* 32: fp */
-  li tp, 0xbe25f685da04c1f4
-  fmv.d.x f24, tp
-  fcvt.w.d a7, f24, rtz
-  sd a7, 432(gp) /* sig 54 */
-  fsflags a3, zero
-  sd a3, 440(gp) /* sig 55 */
-  /* 33: fp */
-  li tp, 0x25a15e0679bf2d
-  fmv.d.x f6, tp
-  fclass.d s8, f6
-  sd s8, 448(gp) /* sig 56 */
-  fsflags a6, zero
-  sd a6, 456(gp) /* sig 57 */
-  /* 34: amo */
-  addi a5, sp, 80
-  amomax.d.aq t6, t4, (a5)
-  sub a5, a5, sp
-  sd t6, 464(gp) /* sig 58 */
-  /* 35: fp */
-  li tp, 0xffffffff8212321c
-  fmv.d.x f23, tp
-  li tp, 0xffffffff80000000
-  fmv.d.x f12, tp
-  fmax.s f6, f23, f12
-  fsd f6, 472(gp) /* sig 59 */
-  fsflags s1, zero
-  sd s1, 480(gp) /* sig 60 */
-  /* 36: amo */
-  addi s11, sp, 120
-  amomaxu.d a3, zero, (s11)
-  sub s11, s11, sp
-  sd a3, 488(gp) /* sig 61 */
-  /* 37: aluR */
-  li s11, 0x100000000
-  divw t2, s10, s11
-  sd t2, 496(gp) /* sig 62 */
-  /* 38: cAlu */
+  sub s7, s7, tp
+  sd s7, 408(gp) /* sig 51 */
+  /* 27: mem */
+  addi s3, sp, -292
+  sb a4, 405(s3)
+  sub s3, s3, sp
+  /* 28: cSp */
   .option rvc
-  c.mv s10, s10
+  c.addi4spn a5, sp, 632
   .option norvc
-  sd s10, 504(gp) /* sig 63 */
-  /* 39: fp */
-  fnmadd.d f14, f14, f16, f12, dyn
-  fsd f14, 512(gp) /* sig 64 */
+  sub a5, a5, sp
+  sd a5, 416(gp) /* sig 52 */
+  /* 29: fp */
+  fmv.w.x f29, s7
+  fsd f29, 424(gp) /* sig 53 */
+  frflags s7
+  sd s7, 432(gp) /* sig 54 */
+  /* 30: fp */
+  li tp, 0xfede79f2af07940c
+  fmv.d.x f11, tp
+  fsqrt.d f0, f11, rtz
+  fsd f0, 440(gp) /* sig 55 */
+  fsflags a7, zero
+  sd a7, 448(gp) /* sig 56 */
+  /* 31: fp */
+  li tp, 0x7e37e43c8800759c
+  fmv.d.x f10, tp
+  fmul.d f21, f27, f10, rdn
+  fsd f21, 456(gp) /* sig 57 */
+  csrrci s3, fflags, 0x1f
+  sd s3, 464(gp) /* sig 58 */
+  /* 32: fp */
+  li tp, 0xbeb99041c598d1d9
+  fmv.d.x f4, tp
+  fcvt.wu.d s4, f4, rtz
+  sd s4, 472(gp) /* sig 59 */
+  frflags a5
+  sd a5, 480(gp) /* sig 60 */
+  /* 33: rand */
+  .4byte 0xca7c7bcb /* random */
+  sd s7, 488(gp) /* sig 61 */
+  fsd f23, 496(gp) /* sig 62 */
+  fsflags s1, zero
+  sd s1, 504(gp) /* sig 63 */
+  /* 34: amo */
+  addi s4, sp, 128
+  amoxor.d.aqrl t2, t0, (s4)
+  sub s4, s4, sp
+  sd t2, 512(gp) /* sig 64 */
+  ld s4, 128(sp)
+  sd s4, 520(gp) /* sig 65 */
+  /* 35: fp */
+  li tp, 0xffffffff80d63114
+  fmv.d.x f11, tp
+  li tp, 0xffffffff4d963715
+  fmv.d.x f14, tp
+  fsgnj.s f2, f11, f14
+  fsd f2, 528(gp) /* sig 66 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 536(gp) /* sig 67 */
+  /* 36: fp */
+  li tp, 0xffffffff8586c235
+  fmv.d.x f16, tp
+  fsub.s f30, f16, f12, dyn
+  fsd f30, 544(gp) /* sig 68 */
   li s5, 0x1f
   csrrc s7, fcsr, s5
-  sd s7, 520(gp) /* sig 65 */
-  /* 40: lrsc */
-  addi s7, sp, 120
-  lr.w.rl s2, (s7)
-  sc.w.aq t6, s0, (s7)
-  sd s2, 528(gp) /* sig 66 */
-  sd t6, 536(gp) /* sig 67 */
-  sub s7, s7, sp
-  lw a6, 120(sp)
-  sd a6, 544(gp) /* sig 68 */
-  /* 41: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f27, tp
+  sd s7, 552(gp) /* sig 69 */
+  /* 37: fp */
   li tp, 0x10000000000000
-  fmv.d.x f11, tp
-  fsgnj.d f6, f27, f11
-  fsd f6, 552(gp) /* sig 69 */
-  frflags s1
-  sd s1, 560(gp) /* sig 70 */
-  /* 42: fp */
-  li tp, 0xffffffff7149f2ca
-  fmv.d.x f21, tp
-  li tp, 0xffffffff3f000000
-  fmv.d.x f2, tp
-  feq.s s8, f21, f2
-  sd s8, 568(gp) /* sig 71 */
+  fmv.d.x f7, tp
+  fcvt.w.d a0, f7, rup
+  sd a0, 560(gp) /* sig 70 */
+  fsflags t1, zero
+  sd t1, 568(gp) /* sig 71 */
+  /* 38: amo */
+  addi s1, sp, 40
+  amoand.d.aqrl a3, a3, (s1)
+  sub s1, s1, sp
+  sd a3, 576(gp) /* sig 72 */
+  ld a3, 40(sp)
+  sd a3, 584(gp) /* sig 73 */
+  /* 39: branch */
+  blt s1, s10, .L7
+  slti a4, s8, 615
+  sd a4, 592(gp) /* sig 74 */
+  .option rvc
+  c.lui t0, 0x4
+  .option norvc
+  sd t0, 600(gp) /* sig 75 */
+  .option rvc
+  c.addi t5, -30
+  .option norvc
+  sd t5, 608(gp) /* sig 76 */
+.L7:
+  /* 40: fp */
+  fmv.d.x f2, t1
+  fsd f2, 616(gp) /* sig 77 */
   fsflags t5, zero
-  sd t5, 576(gp) /* sig 72 */
-  /* 43: fp */
-  fmv.x.d s0, f3
-  sd s0, 584(gp) /* sig 73 */
-  fsflags t5, zero
-  sd t5, 592(gp) /* sig 74 */
-  /* 44: aluR */
+  sd t5, 624(gp) /* sig 78 */
+  /* 41: aluR */
   li s8, 0x30c54b91ada26604
   div zero, s8, a4
-  sd zero, 600(gp) /* sig 75 */
-  /* 45: fp */
-  li tp, 0xbffb20f6c901db72
-  fmv.d.x f20, tp
-  li tp, 0x3ffb20f6c901db70
+  sd zero, 632(gp) /* sig 79 */
+  /* 42: fp */
+  li tp, 0x3ff1db72066b4202
   fmv.d.x f16, tp
-  fadd.d f4, f20, f20, dyn
-  fsd f4, 608(gp) /* sig 76 */
-  li a5, 0x1f
-  csrrc a7, fcsr, a5
-  sd a7, 616(gp) /* sig 77 */
-  /* 46: aluI */
-  li t4, 0x49
-  addi s11, t4, -2048
-  sd s11, 624(gp) /* sig 78 */
-  /* 47: fp */
-  li tp, 0xffffffffbc61a103
-  fmv.d.x f16, tp
-  fmsub.s f4, f28, f29, f16, rup
-  fsd f4, 632(gp) /* sig 79 */
-  li s2, 0x1f
-  csrrc s1, fcsr, s2
-  sd s1, 640(gp) /* sig 80 */
-  /* 48: smc */
-  /* patches in slti a5, a5, 405 (then imm + 1, ...) */
-  li t1, 0x1957a793
-  li a0, 0x3
-.L7:
-  auipc s11, 0
-  sw t1, 12(s11)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t1, t1, tp
-  addi a0, a0, -1
-  bne a0, zero, .L7
-  auipc tp, 0
-  sub s11, s11, tp
-  sd a5, 648(gp) /* sig 81 */
-  sd s11, 656(gp) /* sig 82 */
-  /* 49: luiAuipc */
-  auipc t5, 0x1
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 664(gp) /* sig 83 */
-  /* 50: amo */
-  addi s3, sp, 212
-  amoor.w.aqrl s7, s7, (s3)
-  sub s3, s3, sp
-  sd s7, 672(gp) /* sig 84 */
-  /* 51: fp */
-  li tp, 0xffffffff40200000
+  li tp, 0x800e5600a29f4654
   fmv.d.x f1, tp
-  fmul.s f3, f1, f28
-  fsd f3, 680(gp) /* sig 85 */
-  frflags ra
-  sd ra, 688(gp) /* sig 86 */
-  /* 52: aluR */
-  li a2, 0xffffffff80000000
-  li s7, 0x0
-  divu s5, a2, s7
-  sd s5, 696(gp) /* sig 87 */
-  /* 53: fp */
-  fmul.d f3, f21, f23, rdn
-  fsd f3, 704(gp) /* sig 88 */
-  frflags s10
-  sd s10, 712(gp) /* sig 89 */
-  /* 54: fp */
-  li tp, 0xbd15c0ac6cc97c43
-  fmv.d.x f22, tp
-  li tp, 0x801a5ab63851c412
-  fmv.d.x f9, tp
-  feq.d a0, f22, f9
-  sd a0, 720(gp) /* sig 90 */
-  fsflags t1, zero
-  sd t1, 728(gp) /* sig 91 */
-  /* 55: fp */
-  li tp, 0xc1e0000000000000
-  fmv.d.x f14, tp
-  fsgnjx.d f14, f14, f18
-  fsd f14, 736(gp) /* sig 92 */
-  frflags s2
-  sd s2, 744(gp) /* sig 93 */
-  /* 56: amo */
-  addi t5, sp, 252
-  amoor.w.rl t2, t2, (t5)
-  sub t5, t5, sp
-  sd t2, 752(gp) /* sig 94 */
-  /* 57: aluR */
-  divw s11, a5, t6
-  sd s11, 760(gp) /* sig 95 */
-  /* 58: aluR */
-  li t6, 0x1000000001
-  sll t5, ra, t6
-  sd t5, 768(gp) /* sig 96 */
-  /* 59: fp */
-  li tp, 0x7fe0000000000000
-  fmv.d.x f20, tp
-  li tp, 0xa56fe7e28750ac49
-  fmv.d.x f29, tp
-  fmax.d f3, f20, f29
-  fsd f3, 776(gp) /* sig 97 */
-  fsflags s5, zero
-  sd s5, 784(gp) /* sig 98 */
-  /* 60: mem */
-  addi s4, sp, -191
-  sb s5, 429(s4)
-  sub s4, s4, sp
-  /* 61: fp */
-  li tp, 0xffffffff8c9cf448
-  fmv.d.x f31, tp
-  li tp, 0xffffffff7f000000
-  fmv.d.x f12, tp
-  fnmadd.s f18, f31, f12, f21, dyn
-  fsd f18, 792(gp) /* sig 99 */
-  li s4, 0x1f
-  csrrc s11, fcsr, s4
-  sd s11, 800(gp) /* sig 100 */
-  /* 62: cMem */
-  .option rvc
-  c.lwsp t5, 56(sp)
-  .option norvc
-  sd t5, 808(gp) /* sig 101 */
-  /* 63: fp */
-  li tp, 0xad2bc8bb174aa0c1
-  fmv.d.x f27, tp
-  fdiv.d f26, f27, f5, rdn
-  fsd f26, 816(gp) /* sig 102 */
-  frflags s7
-  sd s7, 824(gp) /* sig 103 */
-  /* 64: luiAuipc */
-  auipc s3, 0x8b9fa
+  fmul.d f4, f16, f1, dyn
+  fsd f4, 640(gp) /* sig 80 */
+  fsflags t5, zero
+  sd t5, 648(gp) /* sig 81 */
+  /* 43: luiAuipc */
+  lui t4, 0xd26ea
+  sd t4, 656(gp) /* sig 82 */
+  /* 44: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f28, tp
+  fnmsub.s f16, f28, f28, f17
+  fsd f16, 664(gp) /* sig 83 */
+  frflags a4
+  sd a4, 672(gp) /* sig 84 */
+  /* 45: luiAuipc */
+  auipc a1, 0x36ceb
   auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 832(gp) /* sig 104 */
-  /* 65: amo */
-  addi s11, sp, 76
-  amomax.w.rl t5, zero, (s11)
-  sub s11, s11, sp
-  sd t5, 840(gp) /* sig 105 */
-  /* 66: aluR */
-  sra s1, s7, a4
-  sd s1, 848(gp) /* sig 106 */
-  /* 67: branch */
-  blt zero, a5, .L8
+  sub a1, a1, tp
+  sd a1, 680(gp) /* sig 85 */
+  /* 46: cAlu */
   .option rvc
-  c.add s0, s10
+  c.slli s11, 6
   .option norvc
-  sd s0, 856(gp) /* sig 107 */
+  sd s11, 688(gp) /* sig 86 */
+  /* 47: branch */
+  blt a0, a0, .L8
+  .option rvc
+  c.addi a3, 6
+  .option norvc
+  sd a3, 696(gp) /* sig 87 */
+  slliw s11, zero, 9
+  sd s11, 704(gp) /* sig 88 */
 .L8:
-  /* 68: fp */
-  li tp, 0xbffa1131960efb9c
-  fmv.d.x f5, tp
-  li tp, 0x9d21ef5d929bb
-  fmv.d.x f27, tp
-  li tp, 0x0
-  fmv.d.x f0, tp
-  fmadd.d f22, f5, f27, f0, dyn
-  fsd f22, 864(gp) /* sig 108 */
-  fsflags a3, zero
-  sd a3, 872(gp) /* sig 109 */
-  /* 69: branch */
-  bne t3, t3, .L9
-  slli t6, s9, 34
-  sd t6, 880(gp) /* sig 110 */
-  rem s0, t4, s10
-  sd s0, 888(gp) /* sig 111 */
-  .option rvc
-  c.add s6, ra
-  .option norvc
-  sd s6, 896(gp) /* sig 112 */
-.L9:
-  /* 70: fcsr */
-  li a1, 0x60
-  csrrw t2, fcsr, a1
-  sd t2, 904(gp) /* sig 113 */
-  /* 71: fp */
-  li tp, 0xc0c8e164382da503
-  fmv.d.x f11, tp
-  fsgnjx.d f14, f16, f11
-  fsd f14, 912(gp) /* sig 114 */
-  fsflags s8, zero
-  sd s8, 920(gp) /* sig 115 */
-  /* 72: fp */
-  li tp, 0xc27023d9f852a952
+  /* 48: fp */
+  li t1, 0xffffffffffffffa5
+  fcvt.s.lu f22, t1, dyn
+  fsd f22, 712(gp) /* sig 89 */
+  fsflags a0, zero
+  sd a0, 720(gp) /* sig 90 */
+  /* 49: fp */
+  li tp, 0xffffffff7fc00000
   fmv.d.x f14, tp
-  fsub.d f21, f14, f6
-  fsd f21, 928(gp) /* sig 116 */
-  fsflags s4, zero
-  sd s4, 936(gp) /* sig 117 */
-  /* 73: branch */
-  beq s5, zero, .L10
-  .option rvc
-  c.subw a2, a4
-  .option norvc
-  sd a2, 944(gp) /* sig 118 */
-  srai s11, a6, 19
-  sd s11, 952(gp) /* sig 119 */
-.L10:
-  /* 74: aluR */
-  mulw a6, s9, s2
-  sd a6, 960(gp) /* sig 120 */
-  /* 75: fp */
-  li tp, 0xffffffff7f800001
+  fcvt.l.s t1, f14, rup
+  sd t1, 728(gp) /* sig 91 */
+  frflags a7
+  sd a7, 736(gp) /* sig 92 */
+  /* 50: branch */
+  bge a3, a3, .L9
+  sll t3, s8, t5
+  sd t3, 744(gp) /* sig 93 */
+  sltiu t5, s10, -2048
+  sd t5, 752(gp) /* sig 94 */
+  srl s10, t1, s8
+  sd s10, 760(gp) /* sig 95 */
+.L9:
+  /* 51: jalr */
+  auipc a7, 0
+  jalr s10, 24(a7)
+  srl a6, t1, s9
+  sd a6, 768(gp) /* sig 96 */
+  addiw s1, a6, 1881
+  sd s1, 776(gp) /* sig 97 */
+  auipc tp, 0
+  sub s10, s10, tp
+  sub a7, a7, tp
+  sd s10, 784(gp) /* sig 98 */
+  sd a7, 792(gp) /* sig 99 */
+  /* 52: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f8, tp
+  feq.s t5, f8, f1
+  sd t5, 800(gp) /* sig 100 */
+  fsflags a5, zero
+  sd a5, 808(gp) /* sig 101 */
+  /* 53: rand */
+  .4byte 0xfc3683d3 /* random */
+  sd t2, 816(gp) /* sig 102 */
+  fsd f7, 824(gp) /* sig 103 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 832(gp) /* sig 104 */
+  .4byte 0x23998933 /* random */
+  sd s2, 840(gp) /* sig 105 */
+  /* 54: fp */
+  li tp, 0xebf196a77cc0c8ce
+  fmv.d.x f1, tp
+  li tp, 0x40ae85d692333241
   fmv.d.x f26, tp
-  fadd.s f4, f26, f1
-  fsd f4, 968(gp) /* sig 121 */
-  frflags s10
-  sd s10, 976(gp) /* sig 122 */
-  /* 76: fp */
-  fcvt.lu.d t6, f11, rmm
-  sd t6, 984(gp) /* sig 123 */
-  li a4, 0x1f
-  csrrc t1, fcsr, a4
-  sd t1, 992(gp) /* sig 124 */
-  /* 77: amo */
+  fmax.d f3, f1, f26
+  fsd f3, 848(gp) /* sig 106 */
+  fsflags t2, zero
+  sd t2, 856(gp) /* sig 107 */
+  /* 55: fp */
+  li tp, 0xffffffff42250cdd
+  fmv.d.x f13, tp
+  fclass.s t2, f13
+  sd t2, 864(gp) /* sig 108 */
+  li s3, 0x1f
+  csrrc ra, fcsr, s3
+  sd ra, 872(gp) /* sig 109 */
+  /* 56: fp */
+  li tp, 0x3dec7841f66c40bf
+  fmv.d.x f25, tp
+  fsqrt.d f4, f25, rdn
+  fsd f4, 880(gp) /* sig 110 */
+  li a2, 0x1f
+  csrrc t1, fcsr, a2
+  sd t1, 888(gp) /* sig 111 */
+  /* 57: branch */
+  bgeu a7, s0, .L10
+  divw s2, t1, s2
+  sd s2, 896(gp) /* sig 112 */
+  .option rvc
+  c.or s1, a2
+  .option norvc
+  sd s1, 904(gp) /* sig 113 */
+  srli a5, s8, 19
+  sd a5, 912(gp) /* sig 114 */
+.L10:
+  /* 58: fp */
+  li tp, 0xffffffff45a799df
+  fmv.d.x f8, tp
+  fadd.s f30, f8, f24, dyn
+  fsd f30, 920(gp) /* sig 115 */
+  li a5, 0x1f
+  csrrc t0, fcsr, a5
+  sd t0, 928(gp) /* sig 116 */
+  /* 59: fp */
+  li tp, 0x3ff61ade2f8c1e14
+  fmv.d.x f25, tp
+  li tp, 0xb94c3f3aac1db
+  fmv.d.x f24, tp
+  li tp, 0x0
+  fmv.d.x f13, tp
+  fmadd.d f30, f25, f24, f13, rup
+  fsd f30, 936(gp) /* sig 117 */
+  fsflags t5, zero
+  sd t5, 944(gp) /* sig 118 */
+  /* 60: branch */
+  bne a3, a3, .L11
+  .option rvc
+  c.add s3, a1
+  .option norvc
+  sd s3, 952(gp) /* sig 119 */
+.L11:
+  /* 61: liSeed */
+  li s3, 0x3f
+  sd s3, 960(gp) /* sig 120 */
+  /* 62: fmem */
+  fsw f17, 240(sp)
+  /* 63: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f30, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f0, tp
+  fdiv.s f25, f30, f0, rne
+  fsd f25, 968(gp) /* sig 121 */
+  frflags t3
+  sd t3, 976(gp) /* sig 122 */
+  /* 64: aluR */
+  sltu a1, s7, s6
+  sd a1, 984(gp) /* sig 123 */
+  /* 65: fmem */
+  fld f21, 126(sp)
+  fsd f21, 992(gp) /* sig 124 */
+  /* 66: cMem */
+  .option rvc
+  c.ldsp s8, 56(sp)
+  .option norvc
+  sd s8, 1000(gp) /* sig 125 */
+  /* 67: loop */
+  li s6, 0x1
+.L12:
+  srlw a7, s1, t6
+  sd a7, 1008(gp) /* sig 126 */
+  .option rvc
+  c.addiw s5, -27
+  .option norvc
+  sd s5, 1016(gp) /* sig 127 */
+  addi s6, s6, -1
+  bltu zero, s6, .L12
+  sd s6, 1024(gp) /* sig 128 */
+  /* 68: amo */
+  addi s5, sp, 40
+  amoadd.w zero, s6, (s5)
+  sub s5, s5, sp
+  sd zero, 1032(gp) /* sig 129 */
+  /* 69: fp */
+  li tp, 0xffffffff8125ae2c
+  fmv.d.x f9, tp
+  fle.s a4, f26, f9
+  sd a4, 1040(gp) /* sig 130 */
+  frcsr t3
+  sd t3, 1048(gp) /* sig 131 */
+  /* 70: fp */
+  li tp, 0xfffffffffffff
+  fmv.d.x f11, tp
+  li tp, 0xceab2e009a37eecf
+  fmv.d.x f31, tp
+  li tp, 0xc0f6afc2caa0c19a
+  fmv.d.x f21, tp
+  fmadd.d f4, f11, f31, f21, rmm
+  fsd f4, 1056(gp) /* sig 132 */
+  li t1, 0x1f
+  csrrc s6, fcsr, t1
+  sd s6, 1064(gp) /* sig 133 */
+  /* 71: fence */
+  fence r, w
+  /* 72: amo */
   addi s9, sp, 240
   amomax.w.aqrl s0, a1, (s9)
   sub s9, s9, sp
-  sd s0, 1000(gp) /* sig 125 */
-  /* 78: amo */
+  sd s0, 1072(gp) /* sig 134 */
+  /* 73: amo */
   addi t6, sp, 152
   amoswap.d.aq s3, s0, (t6)
   sub t6, t6, sp
-  sd s3, 1008(gp) /* sig 126 */
-  /* 79: fp */
-  li tp, 0xfffffffec0839c56
-  fmv.d.x f9, tp
-  fnmadd.s f29, f21, f8, f9, rmm
-  fsd f29, 1016(gp) /* sig 127 */
-  frflags t1
-  sd t1, 1024(gp) /* sig 128 */
-  /* 80: fp */
-  li tp, 0xffffffff00120cb9
-  fmv.d.x f8, tp
-  fcvt.lu.s a4, f8, rmm
-  sd a4, 1032(gp) /* sig 129 */
-  li s5, 0x1f
-  csrrc a5, fcsr, s5
-  sd a5, 1040(gp) /* sig 130 */
-  /* 81: fp */
-  li tp, 0x7f7fffff
-  fmv.d.x f30, tp
-  fmin.s f20, f6, f30
-  fsd f20, 1048(gp) /* sig 131 */
-  fsflags t4, zero
-  sd t4, 1056(gp) /* sig 132 */
-  /* 82: loop */
-  li s2, 0x1
-.L11:
+  sd s3, 1080(gp) /* sig 135 */
+  /* 74: fp */
+  li tp, 0xffffffff8140a425
+  fmv.d.x f26, tp
+  fnmadd.s f29, f26, f0, f27
+  fsd f29, 1088(gp) /* sig 136 */
+  frflags s8
+  sd s8, 1096(gp) /* sig 137 */
+  /* 75: aluR */
+  li a4, 0x1ae8315e
+  li a1, 0xfffffffffffff800
+  mulhsu t3, a4, a1
+  sd t3, 1104(gp) /* sig 138 */
+  /* 76: jal */
+  jal a5, .L13
+  addiw a3, s3, 1365
+  sd a3, 1112(gp) /* sig 139 */
   .option rvc
-  c.or a0, s0
+  c.sub a1, s0
   .option norvc
-  sd a0, 1064(gp) /* sig 133 */
-  addi s2, s2, -1
-  bne s2, zero, .L11
-  sd s2, 1072(gp) /* sig 134 */
-  /* 83: aluR */
-  li ra, 0x3f
-  sllw s7, zero, ra
-  sd s7, 1080(gp) /* sig 135 */
-  /* 84: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f17, tp
-  li tp, 0xbfae98c6132a40e2
-  fmv.d.x f16, tp
-  fsgnj.d f6, f17, f16
-  fsd f6, 1088(gp) /* sig 136 */
-  fsflags a3, zero
-  sd a3, 1096(gp) /* sig 137 */
-  /* 85: fp */
-  li tp, 0xffffffffca10d5d4
-  fmv.d.x f14, tp
-  fsqrt.s f29, f14, dyn
-  fsd f29, 1104(gp) /* sig 138 */
-  frflags a4
-  sd a4, 1112(gp) /* sig 139 */
-  /* 86: cSp */
-  .option rvc
-  c.addi16sp sp, 96
-  .option norvc
-  ld s6, -16(sp)
-  sd s6, 1120(gp) /* sig 140 */
-  .option rvc
-  c.addi16sp sp, -96
-  .option norvc
-  /* 87: fp */
-  li tp, 0xffffffffbe2ae92b
-  fmv.d.x f8, tp
-  fcvt.l.s s11, f8, dyn
-  sd s11, 1128(gp) /* sig 141 */
-  li s6, 0x1f
-  csrrc t2, fcsr, s6
-  sd t2, 1136(gp) /* sig 142 */
-  /* 88: aluR */
-  mulh t3, s11, a7
-  sd t3, 1144(gp) /* sig 143 */
-  /* 89: fp */
-  fcvt.s.wu f11, zero, rtz
-  fsd f11, 1152(gp) /* sig 144 */
-  fsflags t0, zero
-  sd t0, 1160(gp) /* sig 145 */
-  /* 90: fmem */
-  addi t2, sp, 336
-  flw f7, -256(t2)
-  fsd f7, 1168(gp) /* sig 146 */
-  sub t2, t2, sp
-  /* 91: fcsr */
-  csrrwi s3, frm, 2
-  sd s3, 1176(gp) /* sig 147 */
-  /* 92: fmem */
-  addi t6, sp, -68
-  fsd f24, 92(t6)
-  sub t6, t6, sp
-  /* 93: aluR */
-  li t4, 0x1fff
-  mulh a5, t3, t4
-  sd a5, 1184(gp) /* sig 148 */
-  /* 94: fp */
-  li tp, 0x3ff9eb1018830d81
-  fmv.d.x f12, tp
-  li tp, 0x3fddb8df6e419ef3
-  fmv.d.x f17, tp
-  li tp, 0xbfe812c32a290e25
-  fmv.d.x f28, tp
-  fnmadd.d f8, f12, f17, f28, rtz
-  fsd f8, 1192(gp) /* sig 149 */
-  fsflags a1, zero
-  sd a1, 1200(gp) /* sig 150 */
-  /* 95: mem */
-  sw a6, 184(sp)
-  /* 96: aluR */
-  sra t0, s3, t5
-  sd t0, 1208(gp) /* sig 151 */
-  /* 97: lrsc */
-  addi s11, sp, 20
-  lr.w.aqrl s3, (s11)
-  sll t2, a0, s4
-  sc.w.aqrl s9, a5, (s11)
-  sd s3, 1216(gp) /* sig 152 */
-  sd s9, 1224(gp) /* sig 153 */
-  sub s11, s11, sp
-  lw s2, 20(sp)
-  sd s2, 1232(gp) /* sig 154 */
-  /* 98: fmem */
-  fsw f18, 140(sp)
-  /* 99: jal */
-  jal zero, .L12
-.L12:
-  sd zero, 1240(gp) /* sig 155 */
-  /* 100: fp */
-  li tp, 0x7e37e43c8800759c
-  fmv.d.x f24, tp
-  fmv.x.d s4, f24
-  sd s4, 1248(gp) /* sig 156 */
-  fsflags a2, zero
-  sd a2, 1256(gp) /* sig 157 */
-  /* 101: fp */
-  li tp, 0x3e29b31aee9147a8
-  fmv.d.x f27, tp
-  fsqrt.d f27, f27, rmm
-  fsd f27, 1264(gp) /* sig 158 */
-  li s11, 0x1f
-  csrrc s10, fcsr, s11
-  sd s10, 1272(gp) /* sig 159 */
-  /* 102: branch */
-  beq t1, ra, .L13
-  addi s1, t0, -833
-  sd s1, 1280(gp) /* sig 160 */
-  mulhsu a0, a0, a6
-  sd a0, 1288(gp) /* sig 161 */
+  sd a1, 1120(gp) /* sig 140 */
 .L13:
-  /* 103: far */
-  beq a5, a3, .L14
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 1128(gp) /* sig 141 */
+  /* 77: luiAuipc */
+  lui a1, 0x7ffff
+  sd a1, 1136(gp) /* sig 142 */
+  /* 78: liSeed */
+  li s4, 0xffffffff
+  sd s4, 1144(gp) /* sig 143 */
+  /* 79: aluR */
+  slt ra, a6, zero
+  sd ra, 1152(gp) /* sig 144 */
+  /* 80: fp */
+  li a7, 0x6b229c93
+  fcvt.d.w f7, a7
+  fsd f7, 1160(gp) /* sig 145 */
+  fsflags a1, zero
+  sd a1, 1168(gp) /* sig 146 */
+  /* 81: cAlu */
+  .option rvc
+  c.li s6, -4
+  .option norvc
+  sd s6, 1176(gp) /* sig 147 */
+  /* 82: amo */
+  li a6, 0xffffffffd7ff9844
+  addi s6, sp, 48
+  amoswap.d.aq t4, a6, (s6)
+  sub s6, s6, sp
+  sd t4, 1184(gp) /* sig 148 */
+  /* 83: fp */
+  li tp, 0xffffffff4db5fbff
+  fmv.d.x f16, tp
+  fmax.s f4, f16, f21
+  fsd f4, 1192(gp) /* sig 149 */
+  frflags t6
+  sd t6, 1200(gp) /* sig 150 */
+  /* 84: fp */
+  li tp, 0xffffffff3f000000
+  fmv.d.x f23, tp
+  fnmsub.s f23, f23, f31, f1, rmm
+  fsd f23, 1208(gp) /* sig 151 */
+  fsflags a5, zero
+  sd a5, 1216(gp) /* sig 152 */
+  /* 85: cMem */
+  addi a4, sp, 142
+  .option rvc
+  c.fld f11, 80(a4)
+  .option norvc
+  fsd f11, 1224(gp) /* sig 153 */
+  sub a4, a4, sp
+  /* 86: aluR */
+  li a7, 0x101
+  mulhu t2, t0, a7
+  sd t2, 1232(gp) /* sig 154 */
+  /* 87: mem */
+  sw a2, 88(sp)
+  /* 88: luiAuipc */
+  auipc t1, 0xc1bd5
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 1240(gp) /* sig 155 */
+  /* 89: loop */
+  li s10, 0x2
+.L14:
+  srliw t4, t4, 28
+  sd t4, 1248(gp) /* sig 156 */
+  addi s10, s10, -1
+  bne s10, zero, .L14
+  sd s10, 1256(gp) /* sig 157 */
+  /* 90: fp */
+  li tp, 0xbff458d4397e5759
+  fmv.d.x f8, tp
+  li tp, 0xc94eb3fcb5d60
+  fmv.d.x f29, tp
+  fmul.d f2, f8, f29, rdn
+  fsd f2, 1264(gp) /* sig 158 */
+  fsflags a5, zero
+  sd a5, 1272(gp) /* sig 159 */
+  /* 91: amo */
+  addi a4, sp, 64
+  amoand.d.aq s3, s8, (a4)
+  sub a4, a4, sp
+  sd s3, 1280(gp) /* sig 160 */
+  ld s0, 64(sp)
+  sd s0, 1288(gp) /* sig 161 */
+  /* 92: fp */
+  li tp, 0x7fe0000000000000
+  fmv.d.x f30, tp
+  fadd.d f8, f30, f25, dyn
+  fsd f8, 1296(gp) /* sig 162 */
+  csrrci s11, fflags, 0x1f
+  sd s11, 1304(gp) /* sig 163 */
+  /* 93: amo */
+  addi s0, sp, 200
+  amoand.d.aq s3, s1, (s0)
+  sub s0, s0, sp
+  sd s3, 1312(gp) /* sig 164 */
+  ld s5, 200(sp)
+  sd s5, 1320(gp) /* sig 165 */
+  /* 94: branch */
+  li a6, 0xffffffffffffffd0
+  li s2, 0xffffffffd425afed
+  beq a6, s2, .L15
+  or a5, ra, t3
+  sd a5, 1328(gp) /* sig 166 */
 .L15:
-  /* 104: far */
-  bne s5, s5, .L16
+  /* 95: amo */
+  li t3, 0x400
+  addi a2, sp, 168
+  amoadd.d s8, t3, (a2)
+  sub a2, a2, sp
+  sd s8, 1336(gp) /* sig 167 */
+  ld s11, 168(sp)
+  sd s11, 1344(gp) /* sig 168 */
+  /* 96: fp */
+  fcvt.s.lu f27, t0
+  fsd f27, 1352(gp) /* sig 169 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 1360(gp) /* sig 170 */
+  /* 97: fmem */
+  fld f8, 16(sp)
+  fsd f8, 1368(gp) /* sig 171 */
+  /* 98: fmem */
+  fld f31, 160(sp)
+  fsd f31, 1376(gp) /* sig 172 */
+  /* 99: cMem */
+  .option rvc
+  c.swsp s2, 216(sp)
+  .option norvc
+  /* 100: aluI */
+  sltiu a3, a5, 526
+  sd a3, 1384(gp) /* sig 173 */
+  /* 101: fp */
+  li tp, 0xffffffff6158d449
+  fmv.d.x f0, tp
+  fclass.d a0, f0
+  sd a0, 1392(gp) /* sig 174 */
+  fsflags t1, zero
+  sd t1, 1400(gp) /* sig 175 */
+  /* 102: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f20, tp
+  fcvt.wu.s a3, f20, rup
+  sd a3, 1408(gp) /* sig 176 */
+  fsflags s1, zero
+  sd s1, 1416(gp) /* sig 177 */
+  /* 103: smc */
+  /* patches in addi a6, a6, -91 (then imm + 1, ...) */
+  li s3, 0xfa580813
+  li s10, 0x1
+.L16:
+  auipc t2, 0
+  sw s3, 12(t2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s3, s3, tp
+  addi s10, s10, -1
+  bne s10, zero, .L16
+  auipc tp, 0
+  sub t2, t2, tp
+  sd a6, 1424(gp) /* sig 178 */
+  sd t2, 1432(gp) /* sig 179 */
+  /* 104: branch */
+  bne s4, t1, .L17
+  srli s1, s7, 52
+  sd s1, 1440(gp) /* sig 180 */
+  remw t0, s5, s5
+  sd t0, 1448(gp) /* sig 181 */
 .L17:
   /* 105: jal */
-  jal s4, .L18
+  jal zero, .L18
+  srli t5, a3, 48
+  sd t5, 1456(gp) /* sig 182 */
 .L18:
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 1328(gp) /* sig 166 */
-  /* 106: aluR */
-  div s1, s3, s7
-  sd s1, 1336(gp) /* sig 167 */
-  /* 107: cJump */
-  auipc s0, 0
-  addi s0, s0, 16
+  sd zero, 1464(gp) /* sig 183 */
+  /* 106: cMem */
   .option rvc
-  c.jr s0
+  c.ldsp a2, 104(sp)
   .option norvc
+  sd a2, 1472(gp) /* sig 184 */
+  /* 107: aluR */
+  sltu a4, s3, t5
+  sd a4, 1480(gp) /* sig 185 */
+  /* 108: fp */
+  fmin.d f19, f30, f18
+  fsd f19, 1488(gp) /* sig 186 */
+  fsflags a0, zero
+  sd a0, 1496(gp) /* sig 187 */
+  /* 109: branch */
+  li a4, 0x8000000000000000
+  li t0, 0x8000000000000000
+  blt a4, t0, .L19
   .option rvc
-  c.sub a0, a0
+  c.lui t5, 0xfffe2
   .option norvc
-  sd a0, 1344(gp) /* sig 168 */
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 1352(gp) /* sig 169 */
-  /* 108: aluI */
-  sraiw a3, a5, 25
-  sd a3, 1360(gp) /* sig 170 */
-  /* 109: fp */
-  li a2, 0x1
-  fcvt.d.w f11, a2
-  fsd f11, 1368(gp) /* sig 171 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 1376(gp) /* sig 172 */
-  /* 110: fp */
-  li tp, 0xffffffffbaa7f93c
-  fmv.d.x f19, tp
-  fcvt.wu.s t3, f19, rtz
-  sd t3, 1384(gp) /* sig 173 */
-  fsflags s1, zero
-  sd s1, 1392(gp) /* sig 174 */
-  /* 111: mem */
-  sh s1, 11(sp)
-  /* 112: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f20, tp
-  li tp, 0xc09be2dbdabd0ac0
-  fmv.d.x f19, tp
-  fdiv.d f25, f20, f19
-  fsd f25, 1400(gp) /* sig 175 */
-  fsflags ra, zero
-  sd ra, 1408(gp) /* sig 176 */
-  /* 113: cJump */
+  sd t5, 1504(gp) /* sig 188 */
+.L19:
+  /* 110: rand */
+  .4byte 0x5bdc3647 /* random */
+  sd a2, 1512(gp) /* sig 189 */
+  fsd f12, 1520(gp) /* sig 190 */
+  csrrci a1, fflags, 0x1f
+  sd a1, 1528(gp) /* sig 191 */
+  .2byte 0x534a /* random */
+  sd t1, 1536(gp) /* sig 192 */
+  /* 111: cJump */
   auipc t3, 0
   addi t3, t3, 16
   .option rvc
@@ -845,940 +863,922 @@
   .option rvc
   c.srli a3, 39
   .option norvc
-  sd a3, 1416(gp) /* sig 177 */
+  sd a3, 1544(gp) /* sig 193 */
   auipc tp, 0
   sub t3, t3, tp
-  sd t3, 1424(gp) /* sig 178 */
-  /* 114: aluI */
-  addi zero, s3, 400
-  sd zero, 1432(gp) /* sig 179 */
-  /* 115: cAlu */
-  .option rvc
-  c.mv t0, s0
-  .option norvc
-  sd t0, 1440(gp) /* sig 180 */
-  /* 116: fp */
-  li tp, 0xffffffff3fd2baa1
-  fmv.d.x f20, tp
-  li tp, 0xffffffff7f1b7f8f
-  fmv.d.x f27, tp
-  fmul.s f10, f20, f27, rdn
-  fsd f10, 1448(gp) /* sig 181 */
-  fsflags t3, zero
-  sd t3, 1456(gp) /* sig 182 */
-  /* 117: fp */
-  fcvt.s.d f1, f2, rmm
-  fsd f1, 1464(gp) /* sig 183 */
-  fsflags a3, zero
-  sd a3, 1472(gp) /* sig 184 */
-  /* 118: fp */
-  fmv.x.d t4, f19
-  sd t4, 1480(gp) /* sig 185 */
-  frcsr a7
-  sd a7, 1488(gp) /* sig 186 */
-  /* 119: aluI */
-  slti a2, a2, 1308
-  sd a2, 1496(gp) /* sig 187 */
-  /* 120: amo */
-  li a2, 0xfffffffffffff800
-  addi t4, sp, 44
-  amoxor.w.aqrl ra, a2, (t4)
-  sub t4, t4, sp
-  sd ra, 1504(gp) /* sig 188 */
-  /* 121: aluR */
-  li a3, 0x8000000000000000
-  remw a7, zero, a3
-  sd a7, 1512(gp) /* sig 189 */
-  /* 122: branch */
-  bltu t3, ra, .L19
-  addi ra, t1, 0
-  sd ra, 1520(gp) /* sig 190 */
-.L19:
-  /* 123: aluR */
-  li s6, 0xffffffffffffffee
-  subw s10, s6, t1
-  sd s10, 1528(gp) /* sig 191 */
-  /* 124: fp */
-  li tp, 0xffffffff35f395e8
-  fmv.d.x f13, tp
-  fmin.s f14, f13, f28
-  fsd f14, 1536(gp) /* sig 192 */
-  fsflags s2, zero
-  sd s2, 1544(gp) /* sig 193 */
-  /* 125: fp */
-  li tp, 0xffffffff4688170e
-  fmv.d.x f29, tp
-  fadd.d f8, f12, f29, rne
-  fsd f8, 1552(gp) /* sig 194 */
-  frflags t1
-  sd t1, 1560(gp) /* sig 195 */
-  /* 126: fp */
-  li tp, 0xffffffffd3f813d4
-  fmv.d.x f25, tp
-  fclass.d a1, f25
-  sd a1, 1568(gp) /* sig 196 */
-  fsflags s6, zero
-  sd s6, 1576(gp) /* sig 197 */
-  /* 127: amo */
-  addi s5, sp, 76
-  amoadd.w.aqrl t0, t0, (s5)
-  sub s5, s5, sp
-  sd t0, 1584(gp) /* sig 198 */
-  lw t3, 76(sp)
-  sd t3, 1592(gp) /* sig 199 */
-  /* 128: cAlu */
-  .option rvc
-  c.addiw s9, -22
-  .option norvc
-  sd s9, 1600(gp) /* sig 200 */
-  /* 129: far */
-  beq a2, s4, .L20
+  sd t3, 1552(gp) /* sig 194 */
+  /* 112: luiAuipc */
+  lui s3, 0x7ffff
+  sd s3, 1560(gp) /* sig 195 */
+  /* 113: lrsc */
+  addi s10, sp, 128
+  lr.d.aqrl s0, (s10)
+  subw s11, a0, t5
+  sraw a4, t0, t1
+  sc.d.aqrl t6, s6, (s10)
+  sd s0, 1568(gp) /* sig 196 */
+  sd t6, 1576(gp) /* sig 197 */
+  sub s10, s10, sp
+  ld s6, 128(sp)
+  sd s6, 1584(gp) /* sig 198 */
+  /* 114: far */
+  bltu t4, a7, .L20
 .L21:
-  /* 130: aluR */
-  li t2, 0x124e000
-  sub ra, a0, t2
-  sd ra, 1624(gp) /* sig 203 */
-  /* 131: fp */
-  fcvt.lu.d t1, f20, rmm
-  sd t1, 1632(gp) /* sig 204 */
-  fsflags a5, zero
-  sd a5, 1640(gp) /* sig 205 */
-  /* 132: fp */
-  li tp, 0xffffffff7f000000
-  fmv.d.x f11, tp
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f6, tp
-  fadd.s f14, f11, f6, rmm
-  fsd f14, 1648(gp) /* sig 206 */
-  frflags s2
-  sd s2, 1656(gp) /* sig 207 */
-  /* 133: loop */
-  li s10, 0x4
-.L22:
-  slti t4, a5, 1365
-  sd t4, 1664(gp) /* sig 208 */
-  addi t5, s5, 960
-  sd t5, 1672(gp) /* sig 209 */
-  sll a5, s11, t3
-  sd a5, 1680(gp) /* sig 210 */
-  addi s10, s10, -1
-  blt zero, s10, .L22
-  sd s10, 1688(gp) /* sig 211 */
-  /* 134: jal */
-  jal zero, .L23
+  /* 115: aluR */
+  or zero, s1, a0
+  sd zero, 1600(gp) /* sig 200 */
+  /* 116: aluR */
+  sub s11, s3, t5
+  sd s11, 1608(gp) /* sig 201 */
+  /* 117: cMem */
   .option rvc
-  c.srli s0, 25
+  c.sdsp s1, 56(sp)
   .option norvc
-  sd s0, 1696(gp) /* sig 212 */
-  .option rvc
-  c.subw s1, a0
-  .option norvc
-  sd s1, 1704(gp) /* sig 213 */
-.L23:
-  sd zero, 1712(gp) /* sig 214 */
-  /* 135: fp */
+  /* 118: fp */
   li tp, 0xffffffff80000001
-  fmv.d.x f21, tp
-  li tp, 0xffffffff3f800001
-  fmv.d.x f26, tp
-  li tp, 0xffffffffc4583027
-  fmv.d.x f13, tp
-  fnmadd.s f0, f21, f26, f13, rtz
-  fsd f0, 1720(gp) /* sig 215 */
-  fsflags t2, zero
-  sd t2, 1728(gp) /* sig 216 */
-  /* 136: fp */
-  li tp, 0xffffffff80b072fc
-  fmv.d.x f1, tp
-  fmadd.d f11, f1, f16, f17, dyn
-  fsd f11, 1736(gp) /* sig 217 */
-  frcsr s1
-  sd s1, 1744(gp) /* sig 218 */
-  /* 137: aluR */
-  xor s3, a2, t0
-  sd s3, 1752(gp) /* sig 219 */
-  /* 138: fp */
-  fmv.x.d s6, f12
-  sd s6, 1760(gp) /* sig 220 */
-  frcsr t2
-  sd t2, 1768(gp) /* sig 221 */
-  /* 139: fp */
-  li tp, 0xffffffffbf000000
-  fmv.d.x f15, tp
-  fsqrt.s f28, f15, dyn
-  fsd f28, 1776(gp) /* sig 222 */
-  csrrci a5, fflags, 0x1f
+  fmv.d.x f17, tp
+  fclass.s a0, f17
+  sd a0, 1616(gp) /* sig 202 */
+  fsflags t1, zero
+  sd t1, 1624(gp) /* sig 203 */
+  /* 119: aluR */
+  srlw a5, zero, zero
+  sd a5, 1632(gp) /* sig 204 */
+  /* 120: fp */
+  fdiv.s f25, f2, f13, rup
+  fsd f25, 1640(gp) /* sig 205 */
+  fsflags a6, zero
+  sd a6, 1648(gp) /* sig 206 */
+  /* 121: aluR */
+  sllw s8, s3, s0
+  sd s8, 1656(gp) /* sig 207 */
+  /* 122: cAlu */
+  .option rvc
+  c.lui s5, 0x9
+  .option norvc
+  sd s5, 1664(gp) /* sig 208 */
+  /* 123: aluR */
+  li t0, 0xffffffff
+  xor s7, t6, t0
+  sd s7, 1672(gp) /* sig 209 */
+  /* 124: aluR */
+  sll s4, s9, zero
+  sd s4, 1680(gp) /* sig 210 */
+  /* 125: loop */
+  li s9, 0x4
+.L22:
+  .option rvc
+  c.mv s6, a4
+  .option norvc
+  sd s6, 1688(gp) /* sig 211 */
+  slli a2, s0, 3
+  sd a2, 1696(gp) /* sig 212 */
+  .option rvc
+  c.li s3, -28
+  .option norvc
+  sd s3, 1704(gp) /* sig 213 */
+  addi s9, s9, -1
+  blt zero, s9, .L22
+  sd s9, 1712(gp) /* sig 214 */
+  /* 126: fp */
+  li s3, 0x8000000000000001
+  fcvt.s.wu f6, s3, rtz
+  fsd f6, 1720(gp) /* sig 215 */
+  fsflags s4, zero
+  sd s4, 1728(gp) /* sig 216 */
+  /* 127: cMem */
+  .option rvc
+  c.swsp t0, 80(sp)
+  .option norvc
+  /* 128: fp */
+  fmv.x.d t1, f19
+  sd t1, 1736(gp) /* sig 217 */
+  fsflags t3, zero
+  sd t3, 1744(gp) /* sig 218 */
+  /* 129: aluR */
+  li a2, 0x124e000
+  and zero, s1, a2
+  sd zero, 1752(gp) /* sig 219 */
+  /* 130: fcsr */
+  csrrwi a7, fcsr, 25
+  sd a7, 1760(gp) /* sig 220 */
+  /* 131: fp */
+  fcvt.s.d f20, f2, rdn
+  fsd f20, 1768(gp) /* sig 221 */
+  fsflags t0, zero
+  sd t0, 1776(gp) /* sig 222 */
+  /* 132: mem */
+  lbu a5, 167(sp)
   sd a5, 1784(gp) /* sig 223 */
-  /* 140: jal */
-  jal zero, .L24
-  slti s9, s2, 0
-  sd s9, 1792(gp) /* sig 224 */
-  slti t6, s4, 16
-  sd t6, 1800(gp) /* sig 225 */
-.L24:
-  sd zero, 1808(gp) /* sig 226 */
-  /* 141: branch */
-  blt a3, a7, .L25
-  and s9, t6, t4
-  sd s9, 1816(gp) /* sig 227 */
-  addw t4, a2, t4
-  sd t4, 1824(gp) /* sig 228 */
-.L25:
-  /* 142: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f20, tp
-  fcvt.wu.s zero, f20, rup
-  sd zero, 1832(gp) /* sig 229 */
-  frcsr t0
-  sd t0, 1840(gp) /* sig 230 */
-  /* 143: amo */
-  li s10, 0xe68afb2ca3613e27
-  addi s2, sp, 144
-  amominu.d.rl s4, s10, (s2)
-  sub s2, s2, sp
-  sd s4, 1848(gp) /* sig 231 */
-  /* 144: fence */
-  fence iorw, iorw
-  /* 145: aluR */
-  divu s8, s4, s8
-  sd s8, 1856(gp) /* sig 232 */
-  /* 146: amo */
-  addi t2, sp, 104
-  amoswap.w.aq s8, t3, (t2)
-  sub t2, t2, sp
-  sd s8, 1864(gp) /* sig 233 */
-  /* 147: fmem */
-  addi a7, sp, 56
-  li tp, 0xffffffff47e5d538
-  fmv.d.x f29, tp
-  fsd f29, -40(a7)
-  sub a7, a7, sp
-  /* 148: lrsc */
-  addi t6, sp, 200
-  sc.d.aqrl s6, a2, (t6)
-  sd s6, 1872(gp) /* sig 234 */
-  sub t6, t6, sp
-  ld a0, 200(sp)
-  sd a0, 1880(gp) /* sig 235 */
-  /* 149: cAlu */
+  /* 133: fmem */
+  addi a1, sp, 435
+  fsw f16, -222(a1)
+  sub a1, a1, sp
+  /* 134: cAlu */
+  .option rvc
+  c.mv a6, a6
+  .option norvc
+  sd a6, 1792(gp) /* sig 224 */
+  /* 135: fp */
+  li tp, 0xffffffff3fbd4e72
+  fmv.d.x f9, tp
+  li tp, 0xffffffffbfbd4e70
+  fmv.d.x f21, tp
+  fadd.s f6, f9, f21, rtz
+  fsd f6, 1800(gp) /* sig 225 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 1808(gp) /* sig 226 */
+  /* 136: fmem */
+  addi a5, sp, -212
+  flw f22, 248(a5)
+  fsd f22, 1816(gp) /* sig 227 */
+  sub a5, a5, sp
+  /* 137: fp */
+  li ra, 0x21
+  fcvt.s.lu f7, ra, rtz
+  fsd f7, 1824(gp) /* sig 228 */
+  fsflags t3, zero
+  sd t3, 1832(gp) /* sig 229 */
+  /* 138: fp */
+  fcvt.d.wu f8, s5
+  fsd f8, 1840(gp) /* sig 230 */
+  fsflags s11, zero
+  sd s11, 1848(gp) /* sig 231 */
+  /* 139: cAlu */
+  .option rvc
+  c.add a3, t2
+  .option norvc
+  sd a3, 1856(gp) /* sig 232 */
+  /* 140: mem */
+  addi s9, sp, 134
+  sb ra, -61(s9)
+  sub s9, s9, sp
+  ld s7, 72(sp)
+  sd s7, 1864(gp) /* sig 233 */
+  /* 141: cJump */
+  auipc t6, 0
+  addi t6, t6, 16
+  .option rvc
+  c.jr t6
+  .option norvc
+  .option rvc
+  c.lui t2, 0x17
+  .option norvc
+  sd t2, 1872(gp) /* sig 234 */
+  auipc tp, 0
+  sub t6, t6, tp
+  sd t6, 1880(gp) /* sig 235 */
+  /* 142: aluR */
+  xor s3, a2, t0
+  sd s3, 1888(gp) /* sig 236 */
+  /* 143: fp */
+  li a5, 0x3f
+  fmv.d.x f11, a5
+  fsd f11, 1896(gp) /* sig 237 */
+  li t4, 0x1f
+  csrrc t6, fcsr, t4
+  sd t6, 1904(gp) /* sig 238 */
+  /* 144: liSeed */
+  li a1, 0xffffffffffffffff
+  sd a1, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 145: amo */
+  addi a2, sp, 216
+  amoadd.w.aq s9, a5, (a2)
+  sub a2, a2, sp
+  sd s9, 0(gp) /* sig 240 */
+  /* 146: fp */
+  li tp, 0xffffffffc24f2643
+  fmv.d.x f18, tp
+  fadd.d f8, f18, f14, rdn
+  fsd f8, 8(gp) /* sig 241 */
+  frflags a7
+  sd a7, 16(gp) /* sig 242 */
+  /* 147: mem */
+  lh t4, 254(sp)
+  sd t4, 24(gp) /* sig 243 */
+  /* 148: fp */
+  fadd.d f12, f29, f29, rmm
+  fsd f12, 32(gp) /* sig 244 */
+  fsflags s5, zero
+  sd s5, 40(gp) /* sig 245 */
+  /* 149: loop */
+  li s5, 0x3
+.L23:
+  .option rvc
+  c.add a7, s8
+  .option norvc
+  sd a7, 48(gp) /* sig 246 */
+  div s2, s9, s3
+  sd s2, 56(gp) /* sig 247 */
+  addi s5, s5, -1
+  bne s5, zero, .L23
+  sd s5, 64(gp) /* sig 248 */
+  /* 150: amo */
+  li s9, 0x23
+  addi t4, sp, 120
+  amominu.d.aq s11, s9, (t4)
+  sub t4, t4, sp
+  sd s11, 72(gp) /* sig 249 */
+  /* 151: aluR */
+  li s8, 0x80000000
+  li s11, 0x1
+  divu s4, s8, s11
+  sd s4, 80(gp) /* sig 250 */
+  /* 152: lrsc */
+  addi s3, sp, 144
+  lr.d.aq a6, (s3)
+  sraw t3, s9, t2
+  ori a3, t2, 873
+  sc.d.aqrl t6, t1, (s3)
+  sd a6, 88(gp) /* sig 251 */
+  sd t6, 96(gp) /* sig 252 */
+  sub s3, s3, sp
+  ld a0, 144(sp)
+  sd a0, 104(gp) /* sig 253 */
+  /* 153: cAlu */
   .option rvc
   c.mv t0, s2
   .option norvc
-  sd t0, 1888(gp) /* sig 236 */
-  /* 150: fp */
-  li s4, 0xf4800000000000
-  fcvt.d.w f11, s4
-  fsd f11, 1896(gp) /* sig 237 */
-  fsflags t2, zero
-  sd t2, 1904(gp) /* sig 238 */
-  /* 151: mem */
-  sb t1, 113(sp)
-  /* 152: fmem */
-  addi s9, sp, 289
-  flw f2, -237(s9)
-  fsd f2, 1912(gp) /* sig 239 */
-  sub s9, s9, sp
-  addi gp, gp, 1920
-  /* 153: fp */
-  fcvt.s.l f6, zero, rmm
-  fsd f6, 0(gp) /* sig 240 */
+  sd t0, 112(gp) /* sig 254 */
+  /* 154: fp */
+  fcvt.d.w f11, a6
+  fsd f11, 120(gp) /* sig 255 */
   csrrci s10, fflags, 0x1f
-  sd s10, 8(gp) /* sig 241 */
-  /* 154: cAlu */
+  sd s10, 128(gp) /* sig 256 */
+  /* 155: aluI */
+  li a5, 0xd49e80f917922dc0
+  slli t2, a5, 1
+  sd t2, 136(gp) /* sig 257 */
+  /* 156: cMem */
   .option rvc
-  c.srli a2, 15
+  c.fsdsp f29, 16(sp)
   .option norvc
-  sd a2, 16(gp) /* sig 242 */
-  /* 155: liSeed */
-  li t3, 0x1
-  sd t3, 24(gp) /* sig 243 */
-  /* 156: fence */
-  fence rw, rw
-  /* 157: amo */
-  li t0, 0x40e7e865
-  addi s5, sp, 64
-  amomaxu.d.rl t5, t0, (s5)
-  sub s5, s5, sp
-  sd t5, 32(gp) /* sig 244 */
-  ld a7, 64(sp)
-  sd a7, 40(gp) /* sig 245 */
-  /* 158: aluI */
-  li s4, 0x2000000000001
-  sltiu a3, s4, -973
-  sd a3, 48(gp) /* sig 246 */
-  /* 159: fp */
-  fcvt.d.w f22, a3
-  fsd f22, 56(gp) /* sig 247 */
-  frflags t4
-  sd t4, 64(gp) /* sig 248 */
-  /* 160: jal */
-  jal s8, .L26
-  sllw t5, t4, a0
-  sd t5, 72(gp) /* sig 249 */
+  /* 157: fp */
+  li tp, 0xffffffffd0fe11b7
+  fmv.d.x f0, tp
+  fcvt.l.s s9, f0, rdn
+  sd s9, 144(gp) /* sig 258 */
+  fsflags s2, zero
+  sd s2, 152(gp) /* sig 259 */
+  /* 158: branch */
+  bne t0, zero, .L24
+  slli a1, t6, 32
+  sd a1, 160(gp) /* sig 260 */
+.L24:
+  /* 159: aluI */
+  addi a1, t1, -1458
+  sd a1, 168(gp) /* sig 261 */
+  /* 160: loop */
+  li s4, 0x4
+.L25:
+  rem t4, s11, s3
+  sd t4, 176(gp) /* sig 262 */
+  addi s4, s4, -1
+  bne s4, zero, .L25
+  sd s4, 184(gp) /* sig 263 */
+  /* 161: fp */
+  li tp, 0xffffffff4b8555d3
+  fmv.d.x f9, tp
+  fnmsub.s f6, f28, f9, f28, dyn
+  fsd f6, 192(gp) /* sig 264 */
+  li s10, 0x1f
+  csrrc t5, fcsr, s10
+  sd t5, 200(gp) /* sig 265 */
+  /* 162: cAlu */
   .option rvc
-  c.mv s2, s0
+  c.addi t2, -12
   .option norvc
-  sd s2, 80(gp) /* sig 250 */
+  sd t2, 208(gp) /* sig 266 */
+  /* 163: aluR */
+  sltu a1, s4, t4
+  sd a1, 216(gp) /* sig 267 */
+  /* 164: rand */
+  .2byte 0x9ee5 /* random */
+  sd a3, 224(gp) /* sig 268 */
+  .4byte 0xf3863c33 /* random */
+  sd s8, 232(gp) /* sig 269 */
+  /* 165: fp */
+  fcvt.d.w f4, t4
+  fsd f4, 240(gp) /* sig 270 */
+  fsflags s1, zero
+  sd s1, 248(gp) /* sig 271 */
+  /* 166: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f28, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f21, tp
+  fle.d s9, f28, f21
+  sd s9, 256(gp) /* sig 272 */
+  fsflags t3, zero
+  sd t3, 264(gp) /* sig 273 */
+  /* 167: branch */
+  bne s6, s7, .L26
+  and a1, s9, t2
+  sd a1, 272(gp) /* sig 274 */
+  .option rvc
+  c.addi a4, 15
+  .option norvc
+  sd a4, 280(gp) /* sig 275 */
+  .option rvc
+  c.lui s9, 0x12
+  .option norvc
+  sd s9, 288(gp) /* sig 276 */
 .L26:
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 88(gp) /* sig 251 */
-  /* 161: aluR */
-  li s0, 0xff
-  or t4, s0, s4
-  sd t4, 96(gp) /* sig 252 */
-  /* 162: fcsr */
-  csrrci t1, frm, 30
-  sd t1, 104(gp) /* sig 253 */
-  /* 163: jal */
-  jal t4, .L27
+  /* 168: fp */
+  li tp, 0x40f7b881a4d24dcc
+  fmv.d.x f28, tp
+  fmadd.d f29, f22, f14, f28, rtz
+  fsd f29, 296(gp) /* sig 277 */
+  fsflags t4, zero
+  sd t4, 304(gp) /* sig 278 */
+  /* 169: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f11, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f27, tp
+  fmax.s f25, f11, f27
+  fsd f25, 312(gp) /* sig 279 */
+  fsflags t2, zero
+  sd t2, 320(gp) /* sig 280 */
+  /* 170: fp */
+  fadd.d f20, f29, f21, rne
+  fsd f20, 328(gp) /* sig 281 */
+  fsflags ra, zero
+  sd ra, 336(gp) /* sig 282 */
+  /* 171: cMem */
   .option rvc
-  c.add a3, s0
+  c.lwsp a6, 248(sp)
   .option norvc
-  sd a3, 112(gp) /* sig 254 */
-.L27:
-  auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 120(gp) /* sig 255 */
-  /* 164: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f24, tp
-  li tp, 0xffffffff40400000
-  fmv.d.x f1, tp
-  fmax.s f5, f24, f1
-  fsd f5, 128(gp) /* sig 256 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 136(gp) /* sig 257 */
-  /* 165: fmem */
-  flw f27, 186(sp)
-  fsd f27, 144(gp) /* sig 258 */
-  /* 166: cJump */
-  auipc a6, 0
-  addi a6, a6, 24
-  .option rvc
-  c.jalr a6
-  .option norvc
-  .option rvc
-  c.add a2, a3
-  .option norvc
-  sd a2, 152(gp) /* sig 259 */
-  ori s5, t4, -1201
-  sd s5, 160(gp) /* sig 260 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub a6, a6, tp
-  sd ra, 168(gp) /* sig 261 */
-  sd a6, 176(gp) /* sig 262 */
-  /* 167: mem */
-  sd s4, 192(sp)
-  /* 168: far */
-  jal zero, .L28
-.L29:
-  /* 169: mem */
-  lw a6, 48(sp)
-  sd a6, 216(gp) /* sig 267 */
-  /* 170: aluR */
-  divuw s0, s6, zero
-  sd s0, 224(gp) /* sig 268 */
-  /* 171: fp */
-  li tp, 0xffffffff4effffff
-  fmv.d.x f1, tp
-  li tp, 0xffffffffff800001
-  fmv.d.x f31, tp
-  fadd.s f30, f1, f31, rup
-  fsd f30, 232(gp) /* sig 269 */
-  fsflags a0, zero
-  sd a0, 240(gp) /* sig 270 */
+  sd a6, 344(gp) /* sig 283 */
   /* 172: cAlu */
   .option rvc
-  c.li a4, 12
+  c.or a4, a3
   .option norvc
-  sd a4, 248(gp) /* sig 271 */
-  /* 173: amo */
-  li a5, 0x54ba8e77
-  addi a0, sp, 152
-  amomaxu.d.aqrl s9, a5, (a0)
-  sub a0, a0, sp
-  sd s9, 256(gp) /* sig 272 */
-  ld a2, 152(sp)
-  sd a2, 264(gp) /* sig 273 */
-  /* 174: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f21, tp
-  fcvt.wu.s s1, f21, rdn
-  sd s1, 272(gp) /* sig 274 */
-  fsflags t2, zero
-  sd t2, 280(gp) /* sig 275 */
-  /* 175: mem */
+  sd a4, 352(gp) /* sig 284 */
+  /* 173: branch */
+  blt t0, s7, .L27
+  .option rvc
+  c.mv s4, a0
+  .option norvc
+  sd s4, 360(gp) /* sig 285 */
+  .option rvc
+  c.mv a3, a4
+  .option norvc
+  sd a3, 368(gp) /* sig 286 */
+  mulh s4, a5, a2
+  sd s4, 376(gp) /* sig 287 */
+.L27:
+  /* 174: jal */
+  jal s1, .L28
+.L28:
+  auipc tp, 0
+  sub s1, s1, tp
+  sd s1, 384(gp) /* sig 288 */
+  /* 175: jalr */
+  auipc s7, 0
+  jalr zero, 15(s7)
+  .option rvc
+  c.andi a1, -24
+  .option norvc
+  sd a1, 392(gp) /* sig 289 */
+  auipc tp, 0
+  sub s7, s7, tp
+  sd zero, 400(gp) /* sig 290 */
+  sd s7, 408(gp) /* sig 291 */
+  /* 176: mem */
   sb ra, 1(sp)
   ld t1, 0(sp)
-  sd t1, 288(gp) /* sig 276 */
-  /* 176: mem */
+  sd t1, 416(gp) /* sig 292 */
+  /* 177: mem */
   addi s1, sp, 343
   lh s7, -121(s1)
-  sd s7, 296(gp) /* sig 277 */
+  sd s7, 424(gp) /* sig 293 */
   sub s1, s1, sp
-  /* 177: lrsc */
-  addi s3, sp, 108
-  sc.w.aqrl a1, a6, (s3)
-  sd a1, 304(gp) /* sig 278 */
-  sub s3, s3, sp
-  lw s2, 108(sp)
-  sd s2, 312(gp) /* sig 279 */
-  /* 178: aluR */
-  remw t2, s1, s10
-  sd t2, 320(gp) /* sig 280 */
-  /* 179: aluR */
-  remuw a5, t5, zero
-  sd a5, 328(gp) /* sig 281 */
-  /* 180: aluR */
-  sllw ra, s0, t3
-  sd ra, 336(gp) /* sig 282 */
-  /* 181: fp */
-  fcvt.s.wu f20, s4, rdn
-  fsd f20, 344(gp) /* sig 283 */
-  frcsr s5
-  sd s5, 352(gp) /* sig 284 */
-  /* 182: cMem */
-  addi a3, sp, 130
+  /* 178: fp */
+  li tp, 0xffffffffffffe
+  fmv.d.x f14, tp
+  fclass.d t6, f14
+  sd t6, 432(gp) /* sig 294 */
+  fsflags s9, zero
+  sd s9, 440(gp) /* sig 295 */
+  /* 179: cAlu */
   .option rvc
-  c.fsd f14, 24(a3)
+  c.li t5, 3
   .option norvc
-  sub a3, a3, sp
+  sd t5, 448(gp) /* sig 296 */
+  /* 180: branch */
+  bgeu t3, s11, .L29
+  remuw a5, t5, zero
+  sd a5, 456(gp) /* sig 297 */
+  sltiu s1, t0, 1476
+  sd s1, 464(gp) /* sig 298 */
+  srli a2, zero, 40
+  sd a2, 472(gp) /* sig 299 */
+.L29:
+  /* 181: fp */
+  li tp, 0x42243664f354dc69
+  fmv.d.x f19, tp
+  fclass.d s4, f19
+  sd s4, 480(gp) /* sig 300 */
+  fsflags s5, zero
+  sd s5, 488(gp) /* sig 301 */
+  /* 182: fp */
+  li tp, 0xffffffff724c84c9
+  fmv.d.x f14, tp
+  fnmsub.s f24, f14, f28, f10
+  fsd f24, 496(gp) /* sig 302 */
+  fsflags s1, zero
+  sd s1, 504(gp) /* sig 303 */
   /* 183: fp */
-  li t6, 0x4e
-  fcvt.d.wu f10, t6
-  fsd f10, 360(gp) /* sig 285 */
-  fsflags s8, zero
-  sd s8, 368(gp) /* sig 286 */
-  /* 184: fp */
-  fsqrt.d f24, f17, rmm
-  fsd f24, 376(gp) /* sig 287 */
-  fsflags a4, zero
-  sd a4, 384(gp) /* sig 288 */
-  /* 185: fp */
-  li tp, 0xffffffff40400000
-  fmv.d.x f12, tp
-  fadd.s f20, f12, f0, rmm
-  fsd f20, 392(gp) /* sig 289 */
-  frflags t0
-  sd t0, 400(gp) /* sig 290 */
-  /* 186: aluR */
-  li a0, 0xffffffffffffffec
-  remuw s10, s5, a0
-  sd s10, 408(gp) /* sig 291 */
-  /* 187: aluI */
-  addiw a3, a4, 370
-  sd a3, 416(gp) /* sig 292 */
-  /* 188: fp */
-  li tp, 0xffefffffffffffff
+  li tp, 0xffffffffbf800000
   fmv.d.x f27, tp
-  fclass.d a5, f27
-  sd a5, 424(gp) /* sig 293 */
-  fsflags s4, zero
-  sd s4, 432(gp) /* sig 294 */
-  /* 189: aluR */
-  li s11, 0x123456789abcdef
-  mulh a1, s11, t5
-  sd a1, 440(gp) /* sig 295 */
-  /* 190: fp */
-  fadd.d f15, f2, f30, dyn
-  fsd f15, 448(gp) /* sig 296 */
-  fsflags s6, zero
-  sd s6, 456(gp) /* sig 297 */
-  /* 191: amo */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f3, tp
+  fmax.s f29, f27, f3
+  fsd f29, 512(gp) /* sig 304 */
+  fsflags a4, zero
+  sd a4, 520(gp) /* sig 305 */
+  /* 184: branch */
+  bne ra, a6, .L30
+  .option rvc
+  c.li t6, -27
+  .option norvc
+  sd t6, 528(gp) /* sig 306 */
+.L30:
+  /* 185: fp */
+  li tp, 0xffffffffbf99d667
+  fmv.d.x f29, tp
+  li tp, 0xffffffff3f99d666
+  fmv.d.x f27, tp
+  fsub.s f7, f29, f27, rdn
+  fsd f7, 536(gp) /* sig 307 */
+  frflags t4
+  sd t4, 544(gp) /* sig 308 */
+  /* 186: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f5, tp
+  fclass.d s11, f5
+  sd s11, 552(gp) /* sig 309 */
+  frflags t2
+  sd t2, 560(gp) /* sig 310 */
+  /* 187: fmem */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f26, tp
+  fsd f26, 64(sp)
+  /* 188: branch */
+  bgeu s10, s10, .L31
+  remuw a4, t6, a5
+  sd a4, 568(gp) /* sig 311 */
+.L31:
+  /* 189: amo */
   addi s6, sp, 168
   amoxor.w.aqrl t4, zero, (s6)
   sub s6, s6, sp
-  sd t4, 464(gp) /* sig 298 */
-  /* 192: amo */
-  li s6, 0x2
-  addi t0, sp, 20
-  amomin.w t4, s6, (t0)
-  sub t0, t0, sp
-  sd t4, 472(gp) /* sig 299 */
-  /* 193: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f24, tp
-  li tp, 0xfffffffe0164a4ee
-  fmv.d.x f8, tp
-  fmin.s f28, f24, f8
-  fsd f28, 480(gp) /* sig 300 */
-  fsflags a2, zero
-  sd a2, 488(gp) /* sig 301 */
-  /* 194: fmem */
-  fld f0, 248(sp)
-  fsd f0, 496(gp) /* sig 302 */
-  /* 195: jalr */
-  auipc t4, 0
-  addi t4, t4, -134
-  jalr a2, 146(t4)
-  auipc tp, 0
-  sub a2, a2, tp
-  sub t4, t4, tp
-  sd a2, 504(gp) /* sig 303 */
-  sd t4, 512(gp) /* sig 304 */
-  /* 196: fp */
-  fsgnjn.s f24, f8, f20
-  fsd f24, 520(gp) /* sig 305 */
-  frflags s5
-  sd s5, 528(gp) /* sig 306 */
-  /* 197: aluR */
-  sraw a5, t0, t3
-  sd a5, 536(gp) /* sig 307 */
-  /* 198: aluR */
-  add a5, a3, s1
-  sd a5, 544(gp) /* sig 308 */
-  /* 199: fmem */
-  flw f12, 92(sp)
-  fsd f12, 552(gp) /* sig 309 */
-  j .L30
-.L14:
-  addiw s4, ra, -1152
-  sd s4, 1296(gp) /* sig 162 */
-  srlw s10, t5, t1
-  sd s10, 1304(gp) /* sig 163 */
-  .option rvc
-  c.srli a3, 12
-  .option norvc
-  sd a3, 1312(gp) /* sig 164 */
-  j .L15
-.L16:
-  sraw t0, a6, ra
-  sd t0, 1320(gp) /* sig 165 */
-  j .L17
-.L20:
-  sltu t2, a2, zero
-  sd t2, 1608(gp) /* sig 201 */
-  slti t4, a1, -115
-  sd t4, 1616(gp) /* sig 202 */
-  jal tp, .L21
-.L28:
-  sd zero, 184(gp) /* sig 263 */
-  .option rvc
-  c.srai a2, 56
-  .option norvc
-  sd a2, 192(gp) /* sig 264 */
-  sllw a3, a1, s6
-  sd a3, 200(gp) /* sig 265 */
-  .option rvc
-  c.li s6, 21
-  .option norvc
-  sd s6, 208(gp) /* sig 266 */
-  jal tp, .L29
-.L30:
-  /* 200: amo */
-  addi a6, sp, 212
-  amoand.w.aqrl a4, s4, (a6)
-  sub a6, a6, sp
-  sd a4, 560(gp) /* sig 310 */
-  lw ra, 212(sp)
-  sd ra, 568(gp) /* sig 311 */
-  /* 201: mem */
-  sb t4, 36(sp)
-  /* 202: amo */
+  sd t4, 576(gp) /* sig 312 */
+  /* 190: lrsc */
+  addi a0, sp, 144
+  lr.w.aq t0, (a0)
+  sc.w.rl s7, t4, (a0)
+  sd t0, 584(gp) /* sig 313 */
+  sd s7, 592(gp) /* sig 314 */
+  sub a0, a0, sp
+  lw t3, 144(sp)
+  sd t3, 600(gp) /* sig 315 */
+  /* 191: mem */
+  lwu t1, 36(sp)
+  sd t1, 608(gp) /* sig 316 */
+  /* 192: branch */
+  bgeu a0, a7, .L32
+  addi a4, s1, -1997
+  sd a4, 616(gp) /* sig 317 */
+.L32:
+  /* 193: aluI */
+  li a2, 0x1f
+  sltiu s4, a2, -1
+  sd s4, 624(gp) /* sig 318 */
+  /* 194: fence */
+  fence.i
+  /* 195: fp */
+  li tp, 0x40384e73e392a1c2
+  fmv.d.x f20, tp
+  li tp, 0xc2b987eb02c97301
+  fmv.d.x f15, tp
+  fnmadd.d f12, f28, f20, f15, dyn
+  fsd f12, 632(gp) /* sig 319 */
+  fsflags a3, zero
+  sd a3, 640(gp) /* sig 320 */
+  /* 196: branch */
+  bgeu s4, a6, .L33
+  andi s4, a7, 1129
+  sd s4, 648(gp) /* sig 321 */
+.L33:
+  /* 197: fp */
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f11, tp
+  li tp, 0x3e2ccc73679cc431
+  fmv.d.x f27, tp
+  fmax.d f20, f11, f27
+  fsd f20, 656(gp) /* sig 322 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 664(gp) /* sig 323 */
+  /* 198: amo */
   li s4, 0xfffffffffffffffe
   addi s1, sp, 236
   amomax.w.aq zero, s4, (s1)
   sub s1, s1, sp
-  sd zero, 576(gp) /* sig 312 */
-  /* 203: amo */
-  addi t0, sp, 0
-  amomaxu.w.rl a0, s0, (t0)
-  sub t0, t0, sp
-  sd a0, 584(gp) /* sig 313 */
-  lw zero, 0(sp)
-  sd zero, 592(gp) /* sig 314 */
-  /* 204: amo */
-  li s4, 0x7d451bfc6532a66e
-  addi s2, sp, 144
-  amomin.w.aqrl s7, s4, (s2)
+  sd zero, 672(gp) /* sig 324 */
+  /* 199: lrsc */
+  addi s2, sp, 228
+  lr.w zero, (s2)
+  add s3, a4, s10
+  addw a5, s4, a7
+  sc.w s1, zero, (s2)
+  sd zero, 680(gp) /* sig 325 */
+  sd s1, 688(gp) /* sig 326 */
   sub s2, s2, sp
-  sd s7, 600(gp) /* sig 315 */
-  lw t4, 144(sp)
-  sd t4, 608(gp) /* sig 316 */
-  /* 205: fp */
-  li tp, 0xffffffff3faeb92c
-  fmv.d.x f30, tp
-  li tp, 0xffffffff3dac7fec
-  fmv.d.x f9, tp
-  li tp, 0xffffffffbdeb7772
-  fmv.d.x f8, tp
-  fmadd.s f4, f30, f9, f8, rdn
-  fsd f4, 616(gp) /* sig 317 */
-  frcsr a7
-  sd a7, 624(gp) /* sig 318 */
-  /* 206: fp */
-  li tp, 0xfffffffe4f800000
-  fmv.d.x f21, tp
-  fcvt.d.s f23, f21
-  fsd f23, 632(gp) /* sig 319 */
-  fsflags t6, zero
-  sd t6, 640(gp) /* sig 320 */
-  /* 207: cMem */
+  lw s6, 228(sp)
+  sd s6, 696(gp) /* sig 327 */
+  j .L34
+.L20:
+  or s10, a2, s3
+  sd s10, 1592(gp) /* sig 199 */
+  bge zero, zero, .L21
+.L34:
+  /* 200: amo */
+  addi a1, sp, 76
+  amomaxu.w.aqrl zero, s5, (a1)
+  sub a1, a1, sp
+  sd zero, 704(gp) /* sig 328 */
+  lw zero, 76(sp)
+  sd zero, 712(gp) /* sig 329 */
+  /* 201: jalr */
+  auipc s7, 0
+  jalr s4, 20(s7)
   .option rvc
-  c.ldsp a1, 184(sp)
+  c.srai a3, 51
   .option norvc
-  sd a1, 648(gp) /* sig 321 */
-  /* 208: aluR */
-  li a6, 0xffffffff80000000
-  mulhsu s10, a6, t4
-  sd s10, 656(gp) /* sig 322 */
-  /* 209: fp */
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f25, tp
-  fcvt.lu.d t0, f25, rdn
-  sd t0, 664(gp) /* sig 323 */
-  fsflags s5, zero
-  sd s5, 672(gp) /* sig 324 */
-  /* 210: fmem */
-  addi s1, sp, 331
-  fsd f25, -219(s1)
-  sub s1, s1, sp
-  /* 211: fp */
-  li tp, 0x800f72fcc9c78769
-  fmv.d.x f26, tp
-  li tp, 0xbebee5f9938f0ed2
-  fmv.d.x f22, tp
-  fdiv.d f28, f26, f22, rne
-  fsd f28, 680(gp) /* sig 325 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 688(gp) /* sig 326 */
-  /* 212: aluI */
-  xori t2, a7, 1365
-  sd t2, 696(gp) /* sig 327 */
-  /* 213: fp */
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f10, tp
-  li tp, 0xffffffff00800000
-  fmv.d.x f8, tp
-  feq.s a6, f10, f8
-  sd a6, 704(gp) /* sig 328 */
-  fsflags a4, zero
-  sd a4, 712(gp) /* sig 329 */
-  /* 214: fp */
-  li tp, 0x2b3818ca86f1a7
-  fmv.d.x f29, tp
-  li tp, 0x391bd8e45d6c2a18
-  fmv.d.x f8, tp
-  fle.d t4, f29, f8
-  sd t4, 720(gp) /* sig 330 */
-  fsflags a6, zero
-  sd a6, 728(gp) /* sig 331 */
-  /* 215: cAlu */
+  sd a3, 720(gp) /* sig 330 */
   .option rvc
-  c.add s5, s3
+  c.lui t1, 0xfffe1
   .option norvc
-  sd s5, 736(gp) /* sig 332 */
-  /* 216: fp */
-  li tp, 0xbff4455510651f84
-  fmv.d.x f15, tp
-  li tp, 0x3ff4455510651f82
-  fmv.d.x f30, tp
-  fadd.d f3, f15, f30, rmm
-  fsd f3, 744(gp) /* sig 333 */
-  fsflags s9, zero
+  sd t1, 728(gp) /* sig 331 */
+  auipc tp, 0
+  sub s4, s4, tp
+  sub s7, s7, tp
+  sd s4, 736(gp) /* sig 332 */
+  sd s7, 744(gp) /* sig 333 */
+  /* 202: rand */
+  .4byte 0x415e1cbb /* random */
   sd s9, 752(gp) /* sig 334 */
-  /* 217: fp */
-  li tp, 0xffffffff3d2eaa2d
-  fmv.d.x f5, tp
-  fmax.s f16, f5, f25
-  fsd f16, 760(gp) /* sig 335 */
-  fsflags t1, zero
-  sd t1, 768(gp) /* sig 336 */
-  /* 218: aluR */
-  divw s4, a5, ra
-  sd s4, 776(gp) /* sig 337 */
-  /* 219: amo */
-  addi t0, sp, 88
-  amoor.d.aq zero, zero, (t0)
-  sub t0, t0, sp
-  sd zero, 784(gp) /* sig 338 */
-  /* 220: mem */
-  sh s8, 220(sp)
-  ld t4, 216(sp)
-  sd t4, 792(gp) /* sig 339 */
-  /* 221: aluI */
-  li a4, 0x63dd27b72d2b2333
-  addiw s7, a4, 1085
-  sd s7, 800(gp) /* sig 340 */
-  /* 222: mem */
-  sh zero, 126(sp)
-  ld a4, 120(sp)
-  sd a4, 808(gp) /* sig 341 */
-  /* 223: cAlu */
+  /* 203: fp */
+  li tp, 0xbfffcf69a6ec62d9
+  fmv.d.x f26, tp
+  li tp, 0x80c3823e3e904
+  fmv.d.x f3, tp
+  fmul.d f24, f26, f3, rmm
+  fsd f24, 760(gp) /* sig 335 */
+  fsflags s1, zero
+  sd s1, 768(gp) /* sig 336 */
+  /* 204: aluR */
+  divw a6, s5, a6
+  sd a6, 776(gp) /* sig 337 */
+  /* 205: branch */
+  bltu t3, a0, .L35
   .option rvc
-  c.addi s0, 25
+  c.mv s10, s0
   .option norvc
-  sd s0, 816(gp) /* sig 342 */
-  /* 224: fp */
-  li tp, 0xfffffffffcb46612
-  fmv.d.x f14, tp
-  fcvt.l.d t0, f14, rtz
-  sd t0, 824(gp) /* sig 343 */
-  fsflags s9, zero
-  sd s9, 832(gp) /* sig 344 */
-  /* 225: mem */
-  addi s1, sp, 1
-  sb a0, 121(s1)
-  sub s1, s1, sp
-  ld t2, 120(sp)
-  sd t2, 840(gp) /* sig 345 */
-  /* 226: fp */
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f25, tp
-  fmsub.s f1, f22, f25, f22, rdn
-  fsd f1, 848(gp) /* sig 346 */
-  fsflags a4, zero
-  sd a4, 856(gp) /* sig 347 */
-  /* 227: aluR */
+  sd s10, 784(gp) /* sig 338 */
+  srliw s3, a1, 16
+  sd s3, 792(gp) /* sig 339 */
+  and t2, t2, a7
+  sd t2, 800(gp) /* sig 340 */
+.L35:
+  /* 206: rand */
+  .2byte 0xa3ee /* random */
+  /* 207: aluR */
+  mul a0, a6, a1
+  sd a0, 808(gp) /* sig 341 */
+  /* 208: loop */
+  li a7, 0x2
+.L36:
+  ori t5, a4, -45
+  sd t5, 816(gp) /* sig 342 */
+  andi s8, t4, -2048
+  sd s8, 824(gp) /* sig 343 */
+  slt a0, s3, s5
+  sd a0, 832(gp) /* sig 344 */
+  addi a7, a7, -1
+  blt zero, a7, .L36
+  sd a7, 840(gp) /* sig 345 */
+  /* 209: fp */
+  li tp, 0x40c81cd6c8b43958
+  fmv.d.x f22, tp
+  li tp, 0xffffffff32012a34
+  fmv.d.x f30, tp
+  feq.d s3, f22, f30
+  sd s3, 848(gp) /* sig 346 */
+  fsflags s0, zero
+  sd s0, 856(gp) /* sig 347 */
+  /* 210: fp */
+  li tp, 0xffffffff3576f300
+  fmv.d.x f16, tp
+  li tp, 0xffffffff3f800001
+  fmv.d.x f7, tp
+  fdiv.s f24, f16, f7, dyn
+  fsd f24, 864(gp) /* sig 348 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 872(gp) /* sig 349 */
+  /* 211: cAlu */
+  .option rvc
+  c.srli a1, 2
+  .option norvc
+  sd a1, 880(gp) /* sig 350 */
+  /* 212: cMem */
+  addi a2, sp, 40
+  .option rvc
+  c.sd a0, 112(a2)
+  .option norvc
+  sub a2, a2, sp
+  /* 213: mem */
+  lb t6, 158(sp)
+  sd t6, 888(gp) /* sig 351 */
+  /* 214: aluR */
+  li s8, 0x6260000
+  divw s0, s8, a5
+  sd s0, 896(gp) /* sig 352 */
+  /* 215: aluR */
+  addw a4, s0, s7
+  sd a4, 904(gp) /* sig 353 */
+  /* 216: amo */
+  addi a5, sp, 36
+  amoswap.w.aq s3, s0, (a5)
+  sub a5, a5, sp
+  sd s3, 912(gp) /* sig 354 */
+  /* 217: mem */
+  li a6, 0x6b90
+  addi t3, sp, 526
+  sw a6, -510(t3)
+  sub t3, t3, sp
+  /* 218: cMem */
+  .option rvc
+  c.lwsp s4, 92(sp)
+  .option norvc
+  sd s4, 920(gp) /* sig 355 */
+  /* 219: liSeed */
+  li a7, 0x37eaa879
+  sd a7, 928(gp) /* sig 356 */
+  /* 220: cBranch */
+  li a3, 0xffffffff
+  .option rvc
+  c.j .L37
+  .option norvc
+  .option rvc
+  c.li a3, -16
+  .option norvc
+  sd a3, 936(gp) /* sig 357 */
+  .option rvc
+  c.or a4, s1
+  .option norvc
+  sd a4, 944(gp) /* sig 358 */
+  sraw a2, t6, a7
+  sd a2, 952(gp) /* sig 359 */
+.L37:
+  /* 221: aluR */
   mul ra, zero, t1
-  sd ra, 864(gp) /* sig 348 */
-  /* 228: mem */
+  sd ra, 960(gp) /* sig 360 */
+  /* 222: mem */
   li s9, 0x100000000
   sw s9, 80(sp)
-  /* 229: luiAuipc */
+  /* 223: luiAuipc */
   auipc a5, 0x0
   auipc tp, 0
   sub a5, a5, tp
-  sd a5, 872(gp) /* sig 349 */
-  /* 230: fp */
-  li tp, 0x8000052c95dfd9bc
-  fmv.d.x f17, tp
-  li tp, 0xc134b2577f66f080
+  sd a5, 968(gp) /* sig 361 */
+  /* 224: fp */
+  li tp, 0xb784007e7a221
   fmv.d.x f30, tp
-  fdiv.d f2, f17, f30, dyn
-  fsd f2, 880(gp) /* sig 350 */
-  frcsr s6
-  sd s6, 888(gp) /* sig 351 */
+  li tp, 0x3ff6f0800fcf4442
+  fmv.d.x f8, tp
+  fdiv.d f2, f30, f8, rup
+  fsd f2, 976(gp) /* sig 362 */
+  fsflags s9, zero
+  sd s9, 984(gp) /* sig 363 */
+  /* 225: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f0, tp
+  fsgnjn.s f4, f23, f0
+  fsd f4, 992(gp) /* sig 364 */
+  csrrci s11, fflags, 0x1f
+  sd s11, 1000(gp) /* sig 365 */
+  /* 226: aluI */
+  li t2, 0xc41ddbad5838891d
+  addi s1, t2, -1341
+  sd s1, 1008(gp) /* sig 366 */
+  /* 227: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f2, tp
+  fcvt.d.s f27, f2
+  fsd f27, 1016(gp) /* sig 367 */
+  fsflags s6, zero
+  sd s6, 1024(gp) /* sig 368 */
+  /* 228: fp */
+  li tp, 0xfffffffffffff
+  fmv.d.x f16, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f15, tp
+  fmadd.d f26, f16, f15, f30, rtz
+  fsd f26, 1032(gp) /* sig 369 */
+  fsflags t6, zero
+  sd t6, 1040(gp) /* sig 370 */
+  /* 229: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f11, tp
+  li tp, 0xffffffff39fabb28
+  fmv.d.x f30, tp
+  fmadd.s f27, f11, f30, f11, dyn
+  fsd f27, 1048(gp) /* sig 371 */
+  fsflags a2, zero
+  sd a2, 1056(gp) /* sig 372 */
+  /* 230: aluI */
+  addi s3, s1, -1142
+  sd s3, 1064(gp) /* sig 373 */
   /* 231: aluR */
-  li t6, 0xffffffff
-  mulhsu s8, t2, t6
-  sd s8, 896(gp) /* sig 352 */
+  li a4, 0x4000000000000001
+  mulhsu a7, t2, a4
+  sd a7, 1072(gp) /* sig 374 */
   /* 232: fp */
-  li tp, 0x368ff868bf4d956a
-  fmv.d.x f3, tp
-  fcvt.s.d f27, f3, dyn
-  fsd f27, 904(gp) /* sig 353 */
-  frcsr a6
-  sd a6, 912(gp) /* sig 354 */
-  /* 233: smc */
-  /* patches in addiw t5, t5, 1255 (then imm + 1, ...) */
-  li s3, 0x4e7f0f1b
-  li s0, 0x1
-.L31:
-  auipc s2, 0
-  sw s3, 12(s2)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s3, s3, tp
-  addi s0, s0, -1
-  bne s0, zero, .L31
-  auipc tp, 0
-  sub s2, s2, tp
-  sd t5, 920(gp) /* sig 355 */
-  sd s2, 928(gp) /* sig 356 */
-  /* 234: aluR */
-  li t1, 0x5d5761c9
-  divu a2, t1, t2
-  sd a2, 936(gp) /* sig 357 */
+  li tp, 0xffffffff8115e187
+  fmv.d.x f28, tp
+  li tp, 0xffffffff68bec22f
+  fmv.d.x f23, tp
+  fnmsub.s f10, f28, f23, f7, rdn
+  fsd f10, 1080(gp) /* sig 375 */
+  fsflags t1, zero
+  sd t1, 1088(gp) /* sig 376 */
+  /* 233: amo */
+  li t5, 0x38
+  addi s10, sp, 148
+  amoxor.w s1, t5, (s10)
+  sub s10, s10, sp
+  sd s1, 1096(gp) /* sig 377 */
+  /* 234: fp */
+  fmv.x.w a1, f25
+  sd a1, 1104(gp) /* sig 378 */
+  li t3, 0x1f
+  csrrc a1, fcsr, t3
+  sd a1, 1112(gp) /* sig 379 */
   /* 235: aluR */
-  srlw a4, a3, t5
-  sd a4, 944(gp) /* sig 358 */
-  /* 236: aluI */
-  addi a3, s5, -1198
-  sd a3, 952(gp) /* sig 359 */
-  /* 237: jalr */
-  auipc t4, 0
-  addi t4, t4, -80
-  jalr t0, 93(t4)
-  auipc tp, 0
-  sub t0, t0, tp
-  sub t4, t4, tp
-  sd t0, 960(gp) /* sig 360 */
-  sd t4, 968(gp) /* sig 361 */
-  /* 238: fp */
-  li tp, 0x40c81cd6c8b43958
-  fmv.d.x f9, tp
-  fsub.d f25, f9, f6, rup
-  fsd f25, 976(gp) /* sig 362 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 984(gp) /* sig 363 */
-  /* 239: branch */
-  li a1, 0x7abd36ec5067eb2a
-  li t3, 0x2a300000000
-  beq a1, t3, .L32
-  mulhu a6, t3, s11
-  sd a6, 992(gp) /* sig 364 */
-.L32:
-  /* 240: fmem */
-  fsw f23, 159(sp)
-  /* 241: branch */
-  li t3, 0x214eed29
-  li t1, 0x214eed29
-  bne t3, t1, .L33
-  xor s9, t5, zero
-  sd s9, 1000(gp) /* sig 365 */
-  .option rvc
-  c.mv s10, a2
-  .option norvc
-  sd s10, 1008(gp) /* sig 366 */
-  .option rvc
-  c.add a1, a7
-  .option norvc
-  sd a1, 1016(gp) /* sig 367 */
-.L33:
-  /* 242: cBranch */
-  .option rvc
-  c.bnez a4, .L34
-  .option norvc
   sltu t5, a3, t3
-  sd t5, 1024(gp) /* sig 368 */
-  .option rvc
-  c.add t4, s6
-  .option norvc
-  sd t4, 1032(gp) /* sig 369 */
-  .option rvc
-  c.mv s8, a3
-  .option norvc
-  sd s8, 1040(gp) /* sig 370 */
-.L34:
-  /* 243: jal */
-  jal s9, .L35
-.L35:
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 1048(gp) /* sig 371 */
-  /* 244: fp */
-  li tp, 0xffffffff08675818
-  fmv.d.x f13, tp
-  fsqrt.d f23, f13, dyn
-  fsd f23, 1056(gp) /* sig 372 */
-  fsflags a4, zero
-  sd a4, 1064(gp) /* sig 373 */
-  /* 245: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f13, tp
-  li tp, 0xfe4d19
-  fmv.d.x f4, tp
-  li tp, 0xffffffffb49b10d8
-  fmv.d.x f10, tp
-  fnmsub.s f0, f13, f4, f10, rtz
-  fsd f0, 1072(gp) /* sig 374 */
-  fsflags t3, zero
-  sd t3, 1080(gp) /* sig 375 */
-  /* 246: aluI */
+  sd t5, 1120(gp) /* sig 380 */
+  /* 236: fp */
+  fcvt.s.wu f25, s1
+  fsd f25, 1128(gp) /* sig 381 */
+  frcsr a2
+  sd a2, 1136(gp) /* sig 382 */
+  /* 237: liSeed */
+  li ra, 0xe530000000000
+  sd ra, 1144(gp) /* sig 383 */
+  /* 238: branch */
+  li s3, 0x7fffffffffffffff
+  bge s3, zero, .L38
+  sltiu s3, a7, -2048
+  sd s3, 1152(gp) /* sig 384 */
+  add a2, t1, ra
+  sd a2, 1160(gp) /* sig 385 */
+  remw s1, t1, a4
+  sd s1, 1168(gp) /* sig 386 */
+.L38:
+  /* 239: aluI */
   li a3, 0x1f
   addi a2, a3, 2047
-  sd a2, 1088(gp) /* sig 376 */
-  /* 247: cBranch */
+  sd a2, 1176(gp) /* sig 387 */
+  /* 240: loop */
+  li s8, 0x4
+.L39:
   .option rvc
-  c.bnez a3, .L36
+  c.addi a0, 5
   .option norvc
-  mulh t6, ra, a6
-  sd t6, 1096(gp) /* sig 377 */
-.L36:
-  /* 248: amo */
-  addi t4, sp, 160
-  amominu.d.aq s8, zero, (t4)
-  sub t4, t4, sp
-  sd s8, 1104(gp) /* sig 378 */
-  ld s8, 160(sp)
-  sd s8, 1112(gp) /* sig 379 */
-  /* 249: branch */
-  bltu s11, s2, .L37
-  .option rvc
-  c.addi a6, 6
-  .option norvc
-  sd a6, 1120(gp) /* sig 380 */
-  addi a3, s4, -1
-  sd a3, 1128(gp) /* sig 381 */
-.L37:
-  /* 250: fence */
-  fence iorw, iorw
-  /* 251: cMem */
-  addi s1, sp, 184
-  .option rvc
-  c.lw a3, 8(s1)
-  .option norvc
-  sd a3, 1136(gp) /* sig 382 */
-  sub s1, s1, sp
-  /* 252: fp */
-  li tp, 0x3ffc0646c5d96871
-  fmv.d.x f10, tp
-  li tp, 0xbffc0646c5d96871
-  fmv.d.x f7, tp
-  fadd.d f17, f10, f7, dyn
-  fsd f17, 1144(gp) /* sig 383 */
-  fsflags s7, zero
-  sd s7, 1152(gp) /* sig 384 */
-  /* 253: fp */
-  li tp, 0xffffffff7cbeddb8
-  fmv.d.x f8, tp
-  li tp, 0xffffffff34d5f467
-  fmv.d.x f12, tp
-  fdiv.s f9, f8, f12
-  fsd f9, 1160(gp) /* sig 385 */
-  fsflags a1, zero
-  sd a1, 1168(gp) /* sig 386 */
-  /* 254: cMem */
-  .option rvc
-  c.swsp a2, 172(sp)
-  .option norvc
-  /* 255: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f21, tp
-  fadd.d f17, f22, f21, rdn
-  fsd f17, 1176(gp) /* sig 387 */
-  fsflags t6, zero
-  sd t6, 1184(gp) /* sig 388 */
-  /* 256: aluI */
-  li t2, 0x13
-  sraiw t4, t2, 5
-  sd t4, 1192(gp) /* sig 389 */
-  /* 257: amo */
-  addi a0, sp, 208
-  amomax.w s3, s3, (a0)
-  sub a0, a0, sp
-  sd s3, 1200(gp) /* sig 390 */
-  lw s10, 208(sp)
-  sd s10, 1208(gp) /* sig 391 */
-  /* 258: fp */
-  li tp, 0xffffffff80000000
-  fmv.d.x f25, tp
-  fcvt.lu.s s1, f25, rne
-  sd s1, 1216(gp) /* sig 392 */
-  fsflags a2, zero
-  sd a2, 1224(gp) /* sig 393 */
-  /* 259: aluI */
-  sraiw t0, s5, 4
+  sd a0, 1184(gp) /* sig 388 */
+  addi s8, s8, -1
+  bltu zero, s8, .L39
+  sd s8, 1192(gp) /* sig 389 */
+  /* 241: aluR */
+  rem t3, s8, s3
+  sd t3, 1200(gp) /* sig 390 */
+  /* 242: rand */
+  .2byte 0x9cec /* random */
+  .2byte 0xd982 /* random */
+  .4byte 0x414a75bb /* random */
+  sd a1, 1208(gp) /* sig 391 */
+  /* 243: amo */
+  addi ra, sp, 80
+  amomin.w a3, s10, (ra)
+  sub ra, ra, sp
+  sd a3, 1216(gp) /* sig 392 */
+  lw t6, 80(sp)
+  sd t6, 1224(gp) /* sig 393 */
+  /* 244: jal */
+  jal t0, .L40
+.L40:
+  auipc tp, 0
+  sub t0, t0, tp
   sd t0, 1232(gp) /* sig 394 */
+  /* 245: fp */
+  li tp, 0xffffffffc5d96871
+  fmv.d.x f27, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f16, tp
+  fle.s a0, f27, f16
+  sd a0, 1240(gp) /* sig 395 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 1248(gp) /* sig 396 */
+  /* 246: fp */
+  fmv.x.d ra, f23
+  sd ra, 1256(gp) /* sig 397 */
+  fsflags a3, zero
+  sd a3, 1264(gp) /* sig 398 */
+  /* 247: amo */
+  addi ra, sp, 36
+  amoxor.w.rl a4, zero, (ra)
+  sub ra, ra, sp
+  sd a4, 1272(gp) /* sig 399 */
+  /* 248: jal */
+  jal zero, .L41
+  sltu s3, s6, s8
+  sd s3, 1280(gp) /* sig 400 */
+.L41:
+  sd zero, 1288(gp) /* sig 401 */
+  /* 249: aluR */
+  srl a4, s9, a7
+  sd a4, 1296(gp) /* sig 402 */
+  /* 250: rand */
+  .2byte 0x4 /* random */
+  .4byte 0x414af533 /* random */
+  sd a0, 1304(gp) /* sig 403 */
+  /* 251: cMem */
+  addi s1, sp, 88
+  .option rvc
+  c.fsd f12, 104(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 252: mem */
+  addi s7, sp, -121
+  ld t4, 310(s7)
+  sd t4, 1312(gp) /* sig 404 */
+  sub s7, s7, sp
+  /* 253: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f18, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f9, tp
+  fdiv.s f23, f18, f9, dyn
+  fsd f23, 1320(gp) /* sig 405 */
+  fsflags s5, zero
+  sd s5, 1328(gp) /* sig 406 */
+  /* 254: aluR */
+  divu s10, s4, s6
+  sd s10, 1336(gp) /* sig 407 */
+  /* 255: aluR */
+  li t6, 0xaaaaaaaaaaaaaaaa
+  li t2, 0xffffffff
+  remu s4, t6, t2
+  sd s4, 1344(gp) /* sig 408 */
+  /* 256: aluI */
+  li a7, 0xffffffff7fffffff
+  ori s10, a7, 1765
+  sd s10, 1352(gp) /* sig 409 */
+  /* 257: fp */
+  li tp, 0xffefffffffffffff
+  fmv.d.x f12, tp
+  fclass.d s7, f12
+  sd s7, 1360(gp) /* sig 410 */
+  fsflags s7, zero
+  sd s7, 1368(gp) /* sig 411 */
+  /* 258: jal */
+  jal s0, .L42
+  divuw a7, a4, s2
+  sd a7, 1376(gp) /* sig 412 */
+.L42:
+  auipc tp, 0
+  sub s0, s0, tp
+  sd s0, 1384(gp) /* sig 413 */
+  /* 259: jal */
+  jal zero, .L43
+  .option rvc
+  c.srli s0, 20
+  .option norvc
+  sd s0, 1392(gp) /* sig 414 */
+  divw a4, t5, a3
+  sd a4, 1400(gp) /* sig 415 */
+.L43:
+  sd zero, 1408(gp) /* sig 416 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xffffffffc8d24c45
-  .dword 0x40000000001
-  .dword 0x1bd70235d26e05d5
-  .dword 0xffffffff40400000
-  .dword 0xb116c1dba6576203
-  .dword 0x1f2e6508c0bd83b5
-  .dword 0xd2480c4b04143f99
-  .dword 0x4785f42d
-  .dword 0xee514f36d1e09449
-  .dword 0xfff8000000000000
-  .dword 0xffffffffb3e86d78
-  .dword 0xffffffffffffffff
-  .dword 0xffffffffb9174877
-  .dword 0x177c0000
-  .dword 0x408bf9b91c0ba180
-  .dword 0xbdd4ced16d05a0d1
-  .dword 0x0
-  .dword 0x999084dcf16b1578
-  .dword 0x54903fa1b08c86b1
-  .dword 0x7ff0000000000001
-  .dword 0xffffffff4f7fffff
+  .dword 0x3fefffffffffffff
+  .dword 0xffffffff8009a8a0
   .dword 0x3b5260885b18deaf
   .dword 0xc17d64a4d43cd1bb
   .dword 0xffffffff7f7fffff
@@ -1790,8 +1790,27 @@ difftest_buf:
   .dword 0xbe304e6809cae986
   .dword 0x57f59624d03762bf
   .dword 0x7fffffffffffffff
+  .dword 0xc53c5101ad4341b0
+  .dword 0x8015d8f403614823
+  .dword 0x3fe0000000000000
+  .dword 0xffffffff497c4a59
+  .dword 0xc008000000000000
+  .dword 0xffffffff7f7fffff
+  .dword 0xffffffffba13b999
+  .dword 0xffffffffa3d69a76
+  .dword 0x7088907b7f47c9b6
+  .dword 0x40f7410e9caa13bc
+  .dword 0xd90e3dce80154662
+  .dword 0xfffffffffffff
+  .dword 0xffffffff7fa00000
+  .dword 0xff9ba95fb1819c33
+  .dword 0xffffffff442ac3f1
+  .dword 0xffffffff4bf4b4cc
+  .dword 0x1a56e1fc2f8f359
+  .dword 0xffffffff80c211c1
+  .dword 0xc73f58f99cfc1e4d
 difftest_sig:
-  .rept 395
+  .rept 417
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

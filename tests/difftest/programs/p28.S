@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x36100
+  li ra, 0xffffffffffffffff
   li t0, 0x400000001
   li t1, 0x29e800000000
   li t2, 0x83457866c60a6f4a
@@ -97,1743 +97,1833 @@
   li tp, 0x7ddddc94ac2103a5
   fmv.d.x f31, tp
   csrwi frm, 1
-  /* 0: cMem */
-  addi a1, sp, 8
+  /* 0: cAlu */
   .option rvc
-  c.sd s1, 80(a1)
+  c.subw s0, s1
   .option norvc
-  sub a1, a1, sp
-  /* 1: aluI */
-  addiw s1, s11, 0
-  sd s1, 0(gp) /* sig 0 */
-  /* 2: loop */
-  li t0, 0x2
-.L0:
-  srlw s3, s2, t1
-  sd s3, 8(gp) /* sig 1 */
+  sd s0, 0(gp) /* sig 0 */
+  /* 1: jalr */
+  auipc s11, 0
+  jalr s0, 22(s11)
   .option rvc
-  c.subw a1, a4
+  c.addi t5, -3
   .option norvc
-  sd a1, 16(gp) /* sig 2 */
-  addi t0, t0, -1
-  bltu zero, t0, .L0
-  sd t0, 24(gp) /* sig 3 */
-  /* 3: cAlu */
-  .option rvc
-  c.mv s4, a6
-  .option norvc
-  sd s4, 32(gp) /* sig 4 */
-  /* 4: cBranch */
-  li s1, 0x0
-  .option rvc
-  c.bnez s1, .L1
-  .option norvc
-  sraw ra, a6, s8
-  sd ra, 40(gp) /* sig 5 */
-  .option rvc
-  c.srli s1, 52
-  .option norvc
-  sd s1, 48(gp) /* sig 6 */
-  addi a4, s4, -158
-  sd a4, 56(gp) /* sig 7 */
-.L1:
-  /* 5: fp */
-  li tp, 0xffffffff7d6258a6
-  fmv.d.x f11, tp
-  feq.s t4, f6, f11
-  sd t4, 64(gp) /* sig 8 */
-  fsflags s3, zero
-  sd s3, 72(gp) /* sig 9 */
-  /* 6: fp */
-  li tp, 0xffffffff01526d79
-  fmv.d.x f9, tp
-  fcvt.lu.s t1, f9, rup
-  sd t1, 80(gp) /* sig 10 */
-  fsflags s10, zero
-  sd s10, 88(gp) /* sig 11 */
-  /* 7: fp */
-  li tp, 0xffffffffe1690ae3
-  fmv.d.x f22, tp
-  fmsub.s f26, f15, f17, f22, rmm
-  fsd f26, 96(gp) /* sig 12 */
-  fsflags s7, zero
-  sd s7, 104(gp) /* sig 13 */
-  /* 8: cMem */
-  addi a2, sp, 212
-  .option rvc
-  c.fld f9, 24(a2)
-  .option norvc
-  fsd f9, 112(gp) /* sig 14 */
-  sub a2, a2, sp
-  /* 9: cBranch */
-  li s0, 0x0
-  .option rvc
-  c.bnez s0, .L2
-  .option norvc
-  addi a6, a4, -835
-  sd a6, 120(gp) /* sig 15 */
-  sll t5, s8, a2
-  sd t5, 128(gp) /* sig 16 */
-  addi s7, s1, 0
-  sd s7, 136(gp) /* sig 17 */
-.L2:
-  /* 10: cBranch */
-  .option rvc
-  c.bnez a3, .L3
-  .option norvc
-  sub t6, s9, s1
-  sd t6, 144(gp) /* sig 18 */
-.L3:
-  /* 11: jalr */
-  auipc t0, 0
-  addi t0, t0, -133
-  jalr t6, 153(t0)
-  rem s0, a4, a7
-  sd s0, 152(gp) /* sig 19 */
+  sd t5, 8(gp) /* sig 1 */
+  sub zero, t0, a7
+  sd zero, 16(gp) /* sig 2 */
   auipc tp, 0
-  sub t6, t6, tp
-  sub t0, t0, tp
-  sd t6, 160(gp) /* sig 20 */
-  sd t0, 168(gp) /* sig 21 */
-  /* 12: fcsr */
-  li a0, 0x29
-  csrrs s8, fflags, a0
-  sd s8, 176(gp) /* sig 22 */
-  /* 13: far */
-  bgeu a5, a5, .L4
+  sub s0, s0, tp
+  sub s11, s11, tp
+  sd s0, 24(gp) /* sig 3 */
+  sd s11, 32(gp) /* sig 4 */
+  /* 2: aluI */
+  slti zero, t0, 342
+  sd zero, 40(gp) /* sig 5 */
+  /* 3: far */
+  bne s9, a3, .L0
+.L1:
+  /* 4: fp */
+  li tp, 0x800ca09cb21270a2
+  fmv.d.x f21, tp
+  li tp, 0xc012f0eb0b1ba8f4
+  fmv.d.x f23, tp
+  fdiv.d f16, f21, f23, rtz
+  fsd f16, 56(gp) /* sig 7 */
+  li a6, 0x1f
+  csrrc t0, fcsr, a6
+  sd t0, 64(gp) /* sig 8 */
+  /* 5: fcsr */
+  li a5, 0xc7
+  csrrc s0, frm, a5
+  sd s0, 72(gp) /* sig 9 */
+  /* 6: fp */
+  li tp, 0x3ff0db9ab10721ab
+  fmv.d.x f12, tp
+  li tp, 0x7fee5f241de15ac9
+  fmv.d.x f19, tp
+  fmul.d f25, f12, f19, rne
+  fsd f25, 80(gp) /* sig 10 */
+  fsflags t4, zero
+  sd t4, 88(gp) /* sig 11 */
+  /* 7: cMem */
+  .option rvc
+  c.fldsp f1, 152(sp)
+  .option norvc
+  fsd f1, 96(gp) /* sig 12 */
+  /* 8: fmem */
+  fsd f25, 189(sp)
+  /* 9: fp */
+  fsgnjn.d f14, f28, f1
+  fsd f14, 104(gp) /* sig 13 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 112(gp) /* sig 14 */
+  /* 10: smc */
+  /* patches in ori a7, s11, 1954 (then imm + 1, ...) */
+  li s6, 0x7a2de893
+  li t1, 0x3
+.L2:
+  auipc s10, 0
+  sw s6, 12(s10)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s6, s6, tp
+  addi t1, t1, -1
+  bne t1, zero, .L2
+  auipc tp, 0
+  sub s10, s10, tp
+  sd a7, 120(gp) /* sig 15 */
+  sd s10, 128(gp) /* sig 16 */
+  /* 11: aluI */
+  srliw t0, s1, 18
+  sd t0, 136(gp) /* sig 17 */
+  /* 12: branch */
+  li t6, 0x100000000
+  li t1, 0x3
+  bge t6, t1, .L3
+  .option rvc
+  c.addw a0, a5
+  .option norvc
+  sd a0, 144(gp) /* sig 18 */
+  addi s7, s1, 0
+  sd s7, 152(gp) /* sig 19 */
+  div t0, s6, s0
+  sd t0, 160(gp) /* sig 20 */
+.L3:
+  /* 13: luiAuipc */
+  auipc a0, 0x1
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 168(gp) /* sig 21 */
+  /* 14: far */
+  jal t6, .L4
 .L5:
-  /* 14: cBranch */
-  li a3, 0x2ea00000000
+  /* 15: liSeed */
+  li t3, 0xfffffffffffffffd
+  sd t3, 208(gp) /* sig 26 */
+  /* 16: fp */
+  li tp, 0xbff75fba56432216
+  fmv.d.x f28, tp
+  li tp, 0xaf3ce806a1dd9
+  fmv.d.x f11, tp
+  li tp, 0x0
+  fmv.d.x f19, tp
+  fnmsub.d f9, f28, f11, f19, dyn
+  fsd f9, 216(gp) /* sig 27 */
+  fsflags a4, zero
+  sd a4, 224(gp) /* sig 28 */
+  /* 17: far */
+  jal a2, .L6
+.L7:
+  /* 18: amo */
+  addi a4, sp, 24
+  amoadd.d.rl s0, a6, (a4)
+  sub a4, a4, sp
+  sd s0, 264(gp) /* sig 33 */
+  ld s9, 24(sp)
+  sd s9, 272(gp) /* sig 34 */
+  /* 19: cSp */
   .option rvc
-  c.beqz a3, .L6
+  c.addi16sp sp, -352
   .option norvc
+  ld t5, 520(sp)
+  sd t5, 280(gp) /* sig 35 */
   .option rvc
-  c.sub a1, a2
+  c.addi16sp sp, 352
   .option norvc
-  sd a1, 208(gp) /* sig 26 */
-  .option rvc
-  c.andi s0, -11
-  .option norvc
-  sd s0, 216(gp) /* sig 27 */
-  .option rvc
-  c.addi s4, 6
-  .option norvc
-  sd s4, 224(gp) /* sig 28 */
-.L6:
-  /* 15: luiAuipc */
-  lui t2, 0xd4499
-  sd t2, 232(gp) /* sig 29 */
-  /* 16: fcsr */
-  li t5, 0x72eda941acc00542
-  csrrc t5, frm, t5
-  sd t5, 240(gp) /* sig 30 */
-  /* 17: aluI */
+  /* 20: aluI */
   li ra, 0xffffffffffffffdc
   slti a3, ra, -409
-  sd a3, 248(gp) /* sig 31 */
-  /* 18: fcsr */
-  li s0, 0x0
-  csrrc s3, frm, s0
-  sd s3, 256(gp) /* sig 32 */
-  /* 19: branch */
-  blt s10, t6, .L7
-  slti ra, s6, -1578
-  sd ra, 264(gp) /* sig 33 */
-  sllw s4, a0, s8
-  sd s4, 272(gp) /* sig 34 */
-.L7:
-  /* 20: cBranch */
-  li a1, 0x0
-  .option rvc
-  c.bnez a1, .L8
-  .option norvc
-  .option rvc
-  c.addiw t6, 1
-  .option norvc
-  sd t6, 280(gp) /* sig 35 */
-.L8:
-  /* 21: aluR */
-  li a3, 0x1
-  remuw s9, zero, a3
-  sd s9, 288(gp) /* sig 36 */
-  /* 22: fmem */
-  addi s8, sp, 275
-  fsw f15, -183(s8)
-  sub s8, s8, sp
-  /* 23: aluI */
-  addiw a7, s4, 2047
-  sd a7, 296(gp) /* sig 37 */
-  /* 24: fp */
-  li s6, 0x3e5dce259894bbe5
-  fmv.w.x f22, s6
-  fsd f22, 304(gp) /* sig 38 */
+  sd a3, 288(gp) /* sig 36 */
+  /* 21: rand */
+  .4byte 0xc1ef05b3 /* random */
+  sd a1, 296(gp) /* sig 37 */
+  .4byte 0x40c81d1b /* random */
+  sd s10, 304(gp) /* sig 38 */
+  .4byte 0x580a0ed3 /* random */
+  sd t4, 312(gp) /* sig 39 */
+  fsd f29, 320(gp) /* sig 40 */
   fsflags a3, zero
-  sd a3, 312(gp) /* sig 39 */
-  /* 25: cMem */
+  sd a3, 328(gp) /* sig 41 */
+  /* 22: branch */
+  blt a0, a0, .L8
+  addiw ra, t2, -2048
+  sd ra, 336(gp) /* sig 42 */
   .option rvc
-  c.ldsp t3, 80(sp)
+  c.li s11, -14
   .option norvc
-  sd t3, 320(gp) /* sig 40 */
-  /* 26: liSeed */
-  li a4, 0x10f8000
-  sd a4, 328(gp) /* sig 41 */
-  /* 27: fence */
-  fence iorw, iorw
-  /* 28: lrsc */
-  addi t0, sp, 152
-  lr.d s2, (t0)
-  and s0, t4, t6
-  sc.d.rl s11, a7, (t0)
-  sd s2, 336(gp) /* sig 42 */
   sd s11, 344(gp) /* sig 43 */
-  sub t0, t0, sp
-  ld s10, 152(sp)
-  sd s10, 352(gp) /* sig 44 */
+.L8:
+  /* 23: rand */
+  .2byte 0x2f7a /* random */
+  fsd f30, 352(gp) /* sig 44 */
+  .4byte 0xf2130e53 /* random */
+  sd t3, 360(gp) /* sig 45 */
+  fsd f28, 368(gp) /* sig 46 */
+  frcsr a7
+  sd a7, 376(gp) /* sig 47 */
+  /* 24: amo */
+  addi s5, sp, 188
+  amoor.w.aqrl t6, s3, (s5)
+  sub s5, s5, sp
+  sd t6, 384(gp) /* sig 48 */
+  lw a2, 188(sp)
+  sd a2, 392(gp) /* sig 49 */
+  /* 25: mem */
+  addi a3, sp, 292
+  lw t3, -109(a3)
+  sd t3, 400(gp) /* sig 50 */
+  sub a3, a3, sp
+  /* 26: branch */
+  li s4, 0xffffffffb3901a55
+  li s2, 0xffffffffb3901a55
+  blt s4, s2, .L9
+  addw s6, s7, t6
+  sd s6, 408(gp) /* sig 51 */
+.L9:
+  /* 27: fp */
+  fcvt.s.l f2, t4, rne
+  fsd f2, 416(gp) /* sig 52 */
+  fsflags s5, zero
+  sd s5, 424(gp) /* sig 53 */
+  /* 28: lrsc */
+  addi t3, sp, 224
+  sc.d.aqrl a5, s6, (t3)
+  sd a5, 432(gp) /* sig 54 */
+  sub t3, t3, sp
+  ld a6, 224(sp)
+  sd a6, 440(gp) /* sig 55 */
   /* 29: fp */
-  fmv.d.x f14, s4
-  fsd f14, 360(gp) /* sig 45 */
-  frflags s7
-  sd s7, 368(gp) /* sig 46 */
-  /* 30: fmem */
-  addi s0, sp, 440
-  fsw f10, -356(s0)
-  sub s0, s0, sp
-  /* 31: luiAuipc */
-  lui a3, 0x9671d
-  sd a3, 376(gp) /* sig 47 */
-  /* 32: fcsr */
-  li t3, 0xa4
-  csrrw t4, frm, t3
-  sd t4, 384(gp) /* sig 48 */
-  /* 33: liSeed */
-  li t4, 0x15f8000000000
-  sd t4, 392(gp) /* sig 49 */
-  /* 34: fp */
-  li tp, 0xbfe8cd224e2c6606
-  fmv.d.x f19, tp
-  fclass.d t6, f19
-  sd t6, 400(gp) /* sig 50 */
-  fsflags s1, zero
-  sd s1, 408(gp) /* sig 51 */
-  /* 35: luiAuipc */
+  li tp, 0xffffffff3afc2e7e
+  fmv.d.x f15, tp
+  fclass.s s6, f15
+  sd s6, 448(gp) /* sig 56 */
+  frcsr s11
+  sd s11, 456(gp) /* sig 57 */
+  /* 30: fp */
+  fnmadd.d f3, f3, f25, f12
+  fsd f3, 464(gp) /* sig 58 */
+  frcsr s6
+  sd s6, 472(gp) /* sig 59 */
+  /* 31: aluI */
+  li t4, 0x578000000000
+  srai a0, t4, 4
+  sd a0, 480(gp) /* sig 60 */
+  /* 32: rand */
+  .2byte 0x5076 /* random */
+  sd zero, 488(gp) /* sig 61 */
+  .4byte 0xc66dbb /* random */
+  sd s11, 496(gp) /* sig 62 */
+  /* 33: luiAuipc */
   auipc t5, 0xc522
   auipc tp, 0
   sub t5, t5, tp
-  sd t5, 416(gp) /* sig 52 */
-  /* 36: aluI */
+  sd t5, 504(gp) /* sig 63 */
+  /* 34: aluI */
   srai s6, t1, 9
-  sd s6, 424(gp) /* sig 53 */
-  /* 37: cBranch */
-  .option rvc
-  c.bnez a3, .L9
-  .option norvc
-  mul t5, a4, a0
-  sd t5, 432(gp) /* sig 54 */
-.L9:
-  /* 38: fcsr */
+  sd s6, 512(gp) /* sig 64 */
+  /* 35: loop */
+  li s6, 0x4
+.L10:
+  andi s9, s1, 1
+  sd s9, 520(gp) /* sig 65 */
+  addi s6, s6, -1
+  bltu zero, s6, .L10
+  sd s6, 528(gp) /* sig 66 */
+  /* 36: fcsr */
   li t5, 0x59
-  csrrw zero, fflags, t5
-  sd zero, 440(gp) /* sig 55 */
-  /* 39: jalr */
-  auipc t0, 0
-  jalr ra, 17(t0)
-  slti a7, s6, 1061
-  sd a7, 448(gp) /* sig 56 */
+  csrrw s0, fflags, t5
+  sd s0, 536(gp) /* sig 67 */
+  /* 37: cJump */
+  auipc s5, 0
+  addi s5, s5, 10
+  .option rvc
+  c.jalr s5
+  .option norvc
   auipc tp, 0
   sub ra, ra, tp
-  sub t0, t0, tp
-  sd ra, 456(gp) /* sig 57 */
-  sd t0, 464(gp) /* sig 58 */
-  /* 40: fmem */
-  fsd f11, 174(sp)
-  /* 41: fp */
-  li tp, 0x41555bb701390b54
-  fmv.d.x f11, tp
-  fcvt.w.d a6, f11
-  sd a6, 472(gp) /* sig 59 */
-  li a2, 0x1f
-  csrrc s0, fcsr, a2
-  sd s0, 480(gp) /* sig 60 */
-  /* 42: jal */
-  jal s0, .L10
-  divw t0, ra, t2
-  sd t0, 488(gp) /* sig 61 */
-.L10:
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 496(gp) /* sig 62 */
-  /* 43: fcsr */
-  li a2, 0xbd
-  csrrs a1, fflags, a2
-  sd a1, 504(gp) /* sig 63 */
-  /* 44: lrsc */
-  addi s7, sp, 216
-  sc.d.aqrl t2, s8, (s7)
-  sd t2, 512(gp) /* sig 64 */
-  sub s7, s7, sp
-  ld s2, 216(sp)
-  sd s2, 520(gp) /* sig 65 */
-  /* 45: fp */
-  li tp, 0x4ee3244a
-  fmv.d.x f8, tp
-  fmul.s f4, f4, f8, rmm
-  fsd f4, 528(gp) /* sig 66 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 536(gp) /* sig 67 */
-  /* 46: fp */
-  li tp, 0x8015f08c53d1f091
-  fmv.d.x f30, tp
-  fcvt.w.d s2, f30, dyn
-  sd s2, 544(gp) /* sig 68 */
-  fsflags a6, zero
-  sd a6, 552(gp) /* sig 69 */
-  /* 47: aluR */
-  li s6, 0x6a6eee364435194f
-  mul s1, zero, s6
-  sd s1, 560(gp) /* sig 70 */
-  /* 48: fp */
-  li tp, 0xffffffff00c273f0
-  fmv.d.x f0, tp
-  fcvt.w.s zero, f0, dyn
-  sd zero, 568(gp) /* sig 71 */
-  frcsr s2
-  sd s2, 576(gp) /* sig 72 */
-  /* 49: fp */
-  li tp, 0xffffffff4affffff
-  fmv.d.x f30, tp
-  li tp, 0xfffffffff8236e2c
-  fmv.d.x f0, tp
-  fmul.s f1, f30, f0, rup
-  fsd f1, 584(gp) /* sig 73 */
-  fsflags t4, zero
-  sd t4, 592(gp) /* sig 74 */
-  /* 50: aluI */
-  slti s10, t3, 0
-  sd s10, 600(gp) /* sig 75 */
-  /* 51: aluR */
-  li a2, 0xffffffffffffffff
-  li a6, 0xffffffff
-  divuw a3, a2, a6
-  sd a3, 608(gp) /* sig 76 */
-  /* 52: aluR */
-  li s4, 0x3f
-  sltu t5, s5, s4
-  sd t5, 616(gp) /* sig 77 */
-  /* 53: cMem */
-  addi a2, sp, 168
+  sub s5, s5, tp
+  sd ra, 544(gp) /* sig 68 */
+  sd s5, 552(gp) /* sig 69 */
+  /* 38: liSeed */
+  li s2, 0xdda00
+  sd s2, 560(gp) /* sig 70 */
+  /* 39: cMem */
+  addi a4, sp, 88
   .option rvc
-  c.fld f12, 8(a2)
+  c.ld a3, 32(a4)
   .option norvc
-  fsd f12, 624(gp) /* sig 78 */
-  sub a2, a2, sp
-  /* 54: branch */
+  sd a3, 568(gp) /* sig 71 */
+  sub a4, a4, sp
+  /* 40: jalr */
+  auipc a7, 0
+  jalr s9, 17(a7)
+  andi a3, a6, 1116
+  sd a3, 576(gp) /* sig 72 */
+  auipc tp, 0
+  sub s9, s9, tp
+  sub a7, a7, tp
+  sd s9, 584(gp) /* sig 73 */
+  sd a7, 592(gp) /* sig 74 */
+  /* 41: fp */
+  li tp, 0x8017f7f584146787
+  fmv.d.x f30, tp
+  li tp, 0xbff7f7f584146787
+  fmv.d.x f9, tp
+  fdiv.d f5, f30, f9, dyn
+  fsd f5, 600(gp) /* sig 75 */
+  li t6, 0x1f
+  csrrc t0, fcsr, t6
+  sd t0, 608(gp) /* sig 76 */
+  /* 42: branch */
+  li s2, 0x8000000000000001
+  li s8, 0x1fffffffffff
+  bne s2, s8, .L11
+  .option rvc
+  c.addw s1, a4
+  .option norvc
+  sd s1, 616(gp) /* sig 77 */
+  .option rvc
+  c.andi a4, 16
+  .option norvc
+  sd a4, 624(gp) /* sig 78 */
+  sll s8, t2, a1
+  sd s8, 632(gp) /* sig 79 */
+.L11:
+  /* 43: rand */
+  .4byte 0x44753e13 /* random */
+  sd t3, 640(gp) /* sig 80 */
+  /* 44: fp */
+  li tp, 0xffffffff80db78c5
+  fmv.d.x f13, tp
+  li tp, 0xffffffffc9db78c5
+  fmv.d.x f9, tp
+  fsqrt.s f15, f13, rtz
+  fsd f15, 648(gp) /* sig 81 */
+  csrrci s7, fflags, 0x1f
+  sd s7, 656(gp) /* sig 82 */
+  /* 45: loop */
+  li t2, 0x1
+.L12:
+  add a0, ra, s7
+  sd a0, 664(gp) /* sig 83 */
+  srlw s5, a2, s10
+  sd s5, 672(gp) /* sig 84 */
+  addi t2, t2, -1
+  bne t2, zero, .L12
+  sd t2, 680(gp) /* sig 85 */
+  /* 46: liSeed */
+  li s9, 0x1000000000000
+  sd s9, 688(gp) /* sig 86 */
+  /* 47: far */
+  bge ra, ra, .L13
+.L14:
+  /* 48: fcsr */
+  li s0, 0xcb
+  csrrc zero, fflags, s0
+  sd zero, 720(gp) /* sig 90 */
+  /* 49: aluI */
+  li t4, 0x2099166b55dab321
+  slti a2, t4, 1082
+  sd a2, 728(gp) /* sig 91 */
+  /* 50: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f13, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f14, tp
+  fmin.d f24, f13, f14
+  fsd f24, 736(gp) /* sig 92 */
+  li s6, 0x1f
+  csrrc s0, fcsr, s6
+  sd s0, 744(gp) /* sig 93 */
+  /* 51: aluR */
+  li s2, 0xffffffff803a4c25
+  xor s5, a7, s2
+  sd s5, 752(gp) /* sig 94 */
+  /* 52: branch */
   li a6, 0xfffffffff66093f4
   li s8, 0x5bfe5fb5f37af7b3
-  bne a6, s8, .L11
+  bne a6, s8, .L15
   sllw s10, s0, t3
-  sd s10, 632(gp) /* sig 79 */
+  sd s10, 760(gp) /* sig 95 */
   .option rvc
   c.li t0, 27
   .option norvc
-  sd t0, 640(gp) /* sig 80 */
+  sd t0, 768(gp) /* sig 96 */
   sll a5, s6, s10
-  sd a5, 648(gp) /* sig 81 */
-.L11:
-  /* 55: cSp */
+  sd a5, 776(gp) /* sig 97 */
+.L15:
+  /* 53: cAlu */
   .option rvc
-  c.addi4spn a1, sp, 832
+  c.andi a1, 20
   .option norvc
-  sub a1, a1, sp
-  sd a1, 656(gp) /* sig 82 */
-  /* 56: fcsr */
-  csrrwi a6, fflags, 1
-  sd a6, 664(gp) /* sig 83 */
-  /* 57: fp */
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f23, tp
-  fmul.d f29, f23, f22, rmm
-  fsd f29, 672(gp) /* sig 84 */
-  fsflags s10, zero
-  sd s10, 680(gp) /* sig 85 */
-  /* 58: aluI */
-  slti a6, s9, 1486
-  sd a6, 688(gp) /* sig 86 */
-  /* 59: branch */
-  bltu s0, a1, .L12
-  sub ra, s7, a6
-  sd ra, 696(gp) /* sig 87 */
-  sllw zero, a4, a5
-  sd zero, 704(gp) /* sig 88 */
-.L12:
-  /* 60: fp */
-  li tp, 0xffffffff7bdb2b68
-  fmv.d.x f15, tp
-  flt.s a2, f15, f15
-  sd a2, 712(gp) /* sig 89 */
-  fsflags a4, zero
-  sd a4, 720(gp) /* sig 90 */
-  /* 61: jal */
-  jal s8, .L13
-.L13:
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 728(gp) /* sig 91 */
-  /* 62: lrsc */
-  addi ra, sp, 64
-  sc.w s8, a2, (ra)
-  sd s8, 736(gp) /* sig 92 */
-  sub ra, ra, sp
-  lw s2, 64(sp)
-  sd s2, 744(gp) /* sig 93 */
-  /* 63: cBranch */
-  .option rvc
-  c.bnez s1, .L14
-  .option norvc
-  mulhsu a4, a4, s10
-  sd a4, 752(gp) /* sig 94 */
-.L14:
-  /* 64: aluI */
-  andi s7, a2, 14
-  sd s7, 760(gp) /* sig 95 */
-  /* 65: fp */
-  li tp, 0xffffffff4eb93936
-  fmv.d.x f2, tp
+  sd a1, 784(gp) /* sig 98 */
+  /* 54: rand */
+  .4byte 0x50cb33 /* random */
+  sd s6, 792(gp) /* sig 99 */
+  .4byte 0xc0102f53 /* random */
+  sd t5, 800(gp) /* sig 100 */
+  fsd f30, 808(gp) /* sig 101 */
+  fsflags s11, zero
+  sd s11, 816(gp) /* sig 102 */
+  /* 55: fp */
+  li tp, 0xffffffff7e72f711
+  fmv.d.x f6, tp
   li tp, 0xffffffffffc00000
   fmv.d.x f5, tp
-  li tp, 0xffffffff02fd0949
-  fmv.d.x f25, tp
-  fmsub.s f29, f2, f5, f25, dyn
-  fsd f29, 768(gp) /* sig 96 */
-  frcsr t6
-  sd t6, 776(gp) /* sig 97 */
-  /* 66: luiAuipc */
-  lui a3, 0x1
-  sd a3, 784(gp) /* sig 98 */
-  /* 67: fp */
-  li tp, 0xffffffff00fdcd31
-  fmv.d.x f16, tp
-  li tp, 0xffffffff35fdcd31
-  fmv.d.x f20, tp
-  fdiv.s f16, f16, f20, rne
-  fsd f16, 792(gp) /* sig 99 */
-  fsflags t6, zero
-  sd t6, 800(gp) /* sig 100 */
-  /* 68: fp */
-  fcvt.l.s s10, f20, dyn
-  sd s10, 808(gp) /* sig 101 */
-  li a2, 0x1f
-  csrrc s10, fcsr, a2
-  sd s10, 816(gp) /* sig 102 */
-  /* 69: fp */
-  li tp, 0x800b5b6502ae80ed
-  fmv.d.x f24, tp
-  li tp, 0xc136b6ca055d01da
-  fmv.d.x f16, tp
-  fdiv.d f23, f24, f16, dyn
-  fsd f23, 824(gp) /* sig 103 */
-  fsflags ra, zero
-  sd ra, 832(gp) /* sig 104 */
-  /* 70: cJump */
-  auipc ra, 0
-  addi ra, ra, 24
+  fdiv.s f13, f6, f5, dyn
+  fsd f13, 824(gp) /* sig 103 */
+  frcsr a3
+  sd a3, 832(gp) /* sig 104 */
+  /* 56: rand */
+  .4byte 0x33e5413 /* random */
+  sd s0, 840(gp) /* sig 105 */
+  .4byte 0x421572bb /* random */
+  sd t0, 848(gp) /* sig 106 */
+  /* 57: cMem */
+  addi a0, sp, 120
   .option rvc
-  c.jalr ra
+  c.fsd f9, 112(a0)
   .option norvc
-  andi s4, s9, -1084
-  sd s4, 840(gp) /* sig 105 */
+  sub a0, a0, sp
+  /* 58: fmem */
+  addi t2, sp, 294
+  fld f13, -206(t2)
+  fsd f13, 856(gp) /* sig 107 */
+  sub t2, t2, sp
+  /* 59: branch */
+  beq s6, s6, .L16
   .option rvc
-  c.subw a3, a5
+  c.li t5, 2
   .option norvc
-  sd a3, 848(gp) /* sig 106 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 856(gp) /* sig 107 */
-  /* 71: aluR */
-  divuw t5, a1, s2
   sd t5, 864(gp) /* sig 108 */
-  /* 72: amo */
-  li s0, 0xffffffffffffffab
-  addi s8, sp, 240
-  amomax.w.aqrl s0, s0, (s8)
-  sub s8, s8, sp
-  sd s0, 872(gp) /* sig 109 */
-  lw s5, 240(sp)
-  sd s5, 880(gp) /* sig 110 */
-  /* 73: fp */
-  li tp, 0xffffffff46f456e9
-  fmv.d.x f24, tp
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f0, tp
-  fsub.s f10, f24, f0, rtz
-  fsd f10, 888(gp) /* sig 111 */
-  fsflags t2, zero
-  sd t2, 896(gp) /* sig 112 */
-  /* 74: aluI */
-  li a2, 0xffffffff7fffffff
-  addi t1, a2, -1306
-  sd t1, 904(gp) /* sig 113 */
-  /* 75: fp */
-  li tp, 0x802db190b9d5ff39
-  fmv.d.x f13, tp
-  fmadd.d f31, f6, f22, f13, rup
-  fsd f31, 912(gp) /* sig 114 */
-  frflags s8
-  sd s8, 920(gp) /* sig 115 */
-  /* 76: smc */
-  /* patches in addi t5, t5, -1917 (then imm + 1, ...) */
-  li t1, 0x883f0f13
-  li s7, 0x2
-.L15:
-  auipc a4, 0
-  sw t1, 12(a4)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t1, t1, tp
-  addi s7, s7, -1
-  bne s7, zero, .L15
-  auipc tp, 0
-  sub a4, a4, tp
-  sd t5, 928(gp) /* sig 116 */
-  sd a4, 936(gp) /* sig 117 */
-  /* 77: fp */
-  li tp, 0xffffffff3506f544
-  fmv.d.x f16, tp
-  fdiv.s f26, f5, f16, rne
-  fsd f26, 944(gp) /* sig 118 */
-  fsflags a1, zero
-  sd a1, 952(gp) /* sig 119 */
-  /* 78: far */
-  jal s3, .L16
-.L17:
-  /* 79: aluI */
-  slti a5, t1, -1
-  sd a5, 976(gp) /* sig 122 */
-  /* 80: fp */
-  fcvt.d.wu f25, a3
-  fsd f25, 984(gp) /* sig 123 */
-  fsflags s1, zero
-  sd s1, 992(gp) /* sig 124 */
-  /* 81: cBranch */
-  li a5, 0x3a
-  .option rvc
-  c.bnez a5, .L18
-  .option norvc
-  .option rvc
-  c.srai a4, 57
-  .option norvc
-  sd a4, 1000(gp) /* sig 125 */
-.L18:
-  /* 82: amo */
-  addi a4, sp, 60
-  amomin.w zero, zero, (a4)
-  sub a4, a4, sp
-  sd zero, 1008(gp) /* sig 126 */
-  /* 83: aluI */
-  slli a5, t6, 0
-  sd a5, 1016(gp) /* sig 127 */
-  /* 84: aluR */
-  sltu zero, s10, t1
-  sd zero, 1024(gp) /* sig 128 */
-  /* 85: fmem */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f4, tp
-  fsd f4, 217(sp)
-  /* 86: fp */
-  li tp, 0x3ff520c9bc86ba2a
-  fmv.d.x f31, tp
-  li tp, 0xbff520c9bc86ba2a
-  fmv.d.x f20, tp
-  fsub.d f1, f31, f20, rmm
-  fsd f1, 1032(gp) /* sig 129 */
-  frflags s8
-  sd s8, 1040(gp) /* sig 130 */
-  /* 87: jalr */
-  auipc s2, 0
-  addi s2, s2, -112
-  jalr s8, 125(s2)
-  auipc tp, 0
-  sub s8, s8, tp
-  sub s2, s2, tp
-  sd s8, 1048(gp) /* sig 131 */
-  sd s2, 1056(gp) /* sig 132 */
-  /* 88: aluR */
-  add s3, t1, s0
-  sd s3, 1064(gp) /* sig 133 */
-  /* 89: lrsc */
-  addi s9, sp, 184
-  lr.d.aqrl t5, (s9)
-  srl t0, a1, t0
-  sc.d a0, t1, (s9)
-  sd t5, 1072(gp) /* sig 134 */
-  sd a0, 1080(gp) /* sig 135 */
-  sub s9, s9, sp
-  ld a4, 184(sp)
-  sd a4, 1088(gp) /* sig 136 */
-  /* 90: aluR */
-  li s9, 0x123456789abcdef
-  li s5, 0x1
-  div zero, s9, s5
-  sd zero, 1096(gp) /* sig 137 */
-  /* 91: jalr */
-  auipc t5, 0
-  addi t5, t5, 57
-  jalr zero, -29(t5)
-  srliw s5, zero, 1
-  sd s5, 1104(gp) /* sig 138 */
-  addiw t2, s11, 743
-  sd t2, 1112(gp) /* sig 139 */
-  auipc tp, 0
-  sub t5, t5, tp
-  sd zero, 1120(gp) /* sig 140 */
-  sd t5, 1128(gp) /* sig 141 */
-  /* 92: fp */
-  li tp, 0x8075ff6d2e4fb6c9
-  fmv.d.x f18, tp
-  fmul.d f9, f18, f7, rne
-  fsd f9, 1136(gp) /* sig 142 */
-  fsflags s0, zero
-  sd s0, 1144(gp) /* sig 143 */
-  /* 93: fp */
-  fnmsub.s f21, f12, f14, f8, rne
-  fsd f21, 1152(gp) /* sig 144 */
-  fsflags a6, zero
-  sd a6, 1160(gp) /* sig 145 */
-  /* 94: amo */
-  addi a2, sp, 208
-  amoswap.d t0, a4, (a2)
-  sub a2, a2, sp
-  sd t0, 1168(gp) /* sig 146 */
-  /* 95: cSp */
-  .option rvc
-  c.addi4spn a3, sp, 748
-  .option norvc
-  sub a3, a3, sp
-  sd a3, 1176(gp) /* sig 147 */
-  /* 96: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f10, tp
-  feq.s ra, f10, f25
-  sd ra, 1184(gp) /* sig 148 */
-  fsflags s8, zero
-  sd s8, 1192(gp) /* sig 149 */
-  /* 97: fmem */
-  addi s3, sp, 223
-  fld f1, 25(s3)
-  fsd f1, 1200(gp) /* sig 150 */
-  sub s3, s3, sp
-  /* 98: cBranch */
-  li a5, 0x0
-  .option rvc
-  c.bnez a5, .L19
-  .option norvc
-  .option rvc
-  c.srli s0, 11
-  .option norvc
-  sd s0, 1208(gp) /* sig 151 */
-  .option rvc
-  c.addw a1, a4
-  .option norvc
-  sd a1, 1216(gp) /* sig 152 */
-.L19:
-  /* 99: aluR */
-  li t2, 0x6440000
-  sub s9, t2, t3
-  sd s9, 1224(gp) /* sig 153 */
-  j .L20
-.L4:
-  .option rvc
-  c.srli a2, 21
-  .option norvc
-  sd a2, 184(gp) /* sig 23 */
-  sraiw s8, a2, 5
-  sd s8, 192(gp) /* sig 24 */
-  .option rvc
-  c.lui a7, 0x6
-  .option norvc
-  sd a7, 200(gp) /* sig 25 */
-  beq zero, zero, .L5
+  slt s5, s8, a1
+  sd s5, 872(gp) /* sig 109 */
+  addw s1, s10, a4
+  sd s1, 880(gp) /* sig 110 */
 .L16:
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 960(gp) /* sig 120 */
+  /* 60: branch */
+  bgeu s9, s2, .L17
   .option rvc
-  c.lui s6, 0xffffa
+  c.add a3, a2
   .option norvc
-  sd s6, 968(gp) /* sig 121 */
-  bge zero, zero, .L17
-.L20:
-  /* 100: fp */
-  li tp, 0xffffffff3f800000
-  fmv.d.x f12, tp
-  fclass.d a7, f12
-  sd a7, 1232(gp) /* sig 154 */
-  frflags s8
-  sd s8, 1240(gp) /* sig 155 */
-  /* 101: mem */
-  lh t0, 50(sp)
-  sd t0, 1248(gp) /* sig 156 */
-  /* 102: aluR */
-  li a2, 0x3ec000
-  remuw t2, a2, a7
-  sd t2, 1256(gp) /* sig 157 */
-  /* 103: loop */
-  li t0, 0x3
-.L21:
-  slti a1, s5, -562
-  sd a1, 1264(gp) /* sig 158 */
-  .option rvc
-  c.subw a2, a2
-  .option norvc
-  sd a2, 1272(gp) /* sig 159 */
-  addi t0, t0, -1
-  bltu zero, t0, .L21
-  sd t0, 1280(gp) /* sig 160 */
-  /* 104: aluI */
-  li s0, 0xfc4047f93793c917
-  srai a6, s0, 61
-  sd a6, 1288(gp) /* sig 161 */
-  /* 105: cMem */
-  .option rvc
-  c.fldsp f16, 64(sp)
-  .option norvc
-  fsd f16, 1296(gp) /* sig 162 */
-  /* 106: branch */
-  bne a7, a7, .L22
-  .option rvc
-  c.li a4, 30
-  .option norvc
-  sd a4, 1304(gp) /* sig 163 */
-  .option rvc
-  c.add s0, a0
-  .option norvc
-  sd s0, 1312(gp) /* sig 164 */
-.L22:
-  /* 107: aluI */
-  ori a6, s3, -1777
-  sd a6, 1320(gp) /* sig 165 */
-  /* 108: far */
-  bltu a3, a3, .L23
-.L24:
-  /* 109: amo */
-  addi s1, sp, 140
-  amomin.w s4, s2, (s1)
-  sub s1, s1, sp
-  sd s4, 1336(gp) /* sig 167 */
-  lw s3, 140(sp)
-  sd s3, 1344(gp) /* sig 168 */
-  /* 110: branch */
-  li t2, 0x3d4400000000000
-  li a6, 0x3d4400000000000
-  blt t2, a6, .L25
-  mulhu a2, s0, t4
-  sd a2, 1352(gp) /* sig 169 */
-.L25:
-  /* 111: lrsc */
-  addi t5, sp, 236
-  lr.w s9, (t5)
-  xor t3, s6, s3
-  sc.w.aqrl s1, t4, (t5)
-  sd s9, 1360(gp) /* sig 170 */
-  sd s1, 1368(gp) /* sig 171 */
-  sub t5, t5, sp
-  lw s1, 236(sp)
-  sd s1, 1376(gp) /* sig 172 */
-  /* 112: luiAuipc */
-  auipc s9, 0xe3ae4
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 1384(gp) /* sig 173 */
-  /* 113: liSeed */
-  li s7, 0x3ffffff
-  sd s7, 1392(gp) /* sig 174 */
-  /* 114: aluR */
-  sll t4, a7, a7
-  sd t4, 1400(gp) /* sig 175 */
-  /* 115: cJump */
-  auipc s5, 0
-  addi s5, s5, 18
-  .option rvc
-  c.jr s5
-  .option norvc
-  srli s1, t2, 0
-  sd s1, 1408(gp) /* sig 176 */
-  auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 1416(gp) /* sig 177 */
-  /* 116: aluI */
-  slli a7, a6, 34
-  sd a7, 1424(gp) /* sig 178 */
-  /* 117: fp */
-  li tp, 0xffffffff0039fb68
-  fmv.d.x f2, tp
-  li tp, 0xffffffff4376e288
-  fmv.d.x f25, tp
-  fmin.s f19, f2, f25
-  fsd f19, 1432(gp) /* sig 179 */
-  frflags s9
-  sd s9, 1440(gp) /* sig 180 */
-  /* 118: fp */
-  li tp, 0xc0b584a07d090ed5
-  fmv.d.x f24, tp
-  li tp, 0xbfce065fece88028
+  sd a3, 888(gp) /* sig 111 */
+  sltu s0, t6, a7
+  sd s0, 896(gp) /* sig 112 */
+  srlw ra, a1, s1
+  sd ra, 904(gp) /* sig 113 */
+.L17:
+  /* 61: fp */
+  li tp, 0x92b003ee53535
   fmv.d.x f6, tp
-  fnmadd.d f25, f24, f19, f6
-  fsd f25, 1448(gp) /* sig 181 */
-  csrrci a2, fflags, 0x1f
-  sd a2, 1456(gp) /* sig 182 */
-  /* 119: aluI */
-  sltiu t5, s2, -1059
-  sd t5, 1464(gp) /* sig 183 */
-  /* 120: branch */
-  bne s7, s7, .L26
-  slt a0, t1, zero
-  sd a0, 1472(gp) /* sig 184 */
+  li tp, 0x3eb256007dca6a6a
+  fmv.d.x f28, tp
+  fdiv.d f8, f6, f28, rne
+  fsd f8, 912(gp) /* sig 114 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 920(gp) /* sig 115 */
+  /* 62: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f9, tp
+  fcvt.s.d f2, f9, rdn
+  fsd f2, 928(gp) /* sig 116 */
+  fsflags s5, zero
+  sd s5, 936(gp) /* sig 117 */
+  /* 63: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f9, tp
+  fcvt.s.d f20, f9, rtz
+  fsd f20, 944(gp) /* sig 118 */
+  fsflags t3, zero
+  sd t3, 952(gp) /* sig 119 */
+  /* 64: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f0, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f13, tp
+  feq.s t0, f0, f13
+  sd t0, 960(gp) /* sig 120 */
+  fsflags s0, zero
+  sd s0, 968(gp) /* sig 121 */
+  /* 65: aluR */
+  sltu s6, t1, ra
+  sd s6, 976(gp) /* sig 122 */
+  /* 66: cMem */
   .option rvc
-  c.li a4, -27
+  c.sdsp s11, 56(sp)
   .option norvc
-  sd a4, 1480(gp) /* sig 185 */
-  srl a3, s7, s9
-  sd a3, 1488(gp) /* sig 186 */
-.L26:
-  /* 121: aluR */
-  li s11, 0x40
-  sltu s0, t6, s11
-  sd s0, 1496(gp) /* sig 187 */
-  /* 122: lrsc */
-  addi s11, sp, 124
-  lr.w.rl zero, (s11)
-  sc.w.aqrl a6, t5, (s11)
-  sd zero, 1504(gp) /* sig 188 */
-  sd a6, 1512(gp) /* sig 189 */
-  sub s11, s11, sp
-  lw ra, 124(sp)
-  sd ra, 1520(gp) /* sig 190 */
-  /* 123: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f30, tp
-  fmul.s f19, f30, f30, dyn
-  fsd f19, 1528(gp) /* sig 191 */
-  fsflags s9, zero
-  sd s9, 1536(gp) /* sig 192 */
-  /* 124: aluI */
-  addi s5, s8, 347
-  sd s5, 1544(gp) /* sig 193 */
-  /* 125: aluI */
-  ori a1, t5, -450
-  sd a1, 1552(gp) /* sig 194 */
-  /* 126: jalr */
-  auipc a2, 0
-  jalr a2, 24(a2)
-  addi t4, t4, 0
-  sd t4, 1560(gp) /* sig 195 */
-  sub t6, s9, s11
-  sd t6, 1568(gp) /* sig 196 */
+  /* 67: lrsc */
+  addi t6, sp, 192
+  lr.d.aqrl t3, (t6)
+  and s7, s1, s8
+  sc.d.aqrl a7, a1, (t6)
+  sd t3, 984(gp) /* sig 123 */
+  sd a7, 992(gp) /* sig 124 */
+  sc.d.aqrl a7, zero, (t6)
+  sd a7, 1000(gp) /* sig 125 */
+  sub t6, t6, sp
+  ld s1, 192(sp)
+  sd s1, 1008(gp) /* sig 126 */
+  /* 68: fp */
+  li tp, 0xbfe5555555555555
+  fmv.d.x f23, tp
+  li tp, 0x411456e9dd4dfaac
+  fmv.d.x f24, tp
+  fmul.d f5, f23, f24, dyn
+  fsd f5, 1016(gp) /* sig 127 */
+  fsflags a0, zero
+  sd a0, 1024(gp) /* sig 128 */
+  /* 69: fp */
+  li tp, 0xffffffff32f1dd0d
+  fmv.d.x f19, tp
+  li tp, 0xffffffffc0900000
+  fmv.d.x f0, tp
+  fadd.s f8, f19, f0, rtz
+  fsd f8, 1032(gp) /* sig 129 */
+  fsflags t0, zero
+  sd t0, 1040(gp) /* sig 130 */
+  /* 70: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f3, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f15, tp
+  fsgnjx.s f28, f3, f15
+  fsd f28, 1048(gp) /* sig 131 */
+  frcsr a6
+  sd a6, 1056(gp) /* sig 132 */
+  /* 71: fcsr */
+  csrrsi s8, fcsr, 2
+  sd s8, 1064(gp) /* sig 133 */
+  /* 72: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f22, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f26, tp
+  fmul.s f15, f22, f26, rne
+  fsd f15, 1072(gp) /* sig 134 */
+  fsflags s3, zero
+  sd s3, 1080(gp) /* sig 135 */
+  /* 73: jal */
+  jal s0, .L18
+.L18:
+  auipc tp, 0
+  sub s0, s0, tp
+  sd s0, 1088(gp) /* sig 136 */
+  /* 74: fmem */
+  fld f8, 16(sp)
+  fsd f8, 1096(gp) /* sig 137 */
+  /* 75: aluR */
+  srlw t6, t1, t1
+  sd t6, 1104(gp) /* sig 138 */
+  /* 76: aluI */
+  slti a5, t1, -1
+  sd a5, 1112(gp) /* sig 139 */
+  /* 77: fp */
+  li s11, 0x80000000
+  fcvt.d.lu f25, s11, rtz
+  fsd f25, 1120(gp) /* sig 140 */
+  frcsr s6
+  sd s6, 1128(gp) /* sig 141 */
+  /* 78: lrsc */
+  addi a0, sp, 176
+  lr.w a6, (a0)
+  sc.w.aq a3, t4, (a0)
+  sd a6, 1136(gp) /* sig 142 */
+  sd a3, 1144(gp) /* sig 143 */
+  sc.w a3, zero, (a0)
+  sd a3, 1152(gp) /* sig 144 */
+  sub a0, a0, sp
+  lw t1, 176(sp)
+  sd t1, 1160(gp) /* sig 145 */
+  /* 79: fp */
+  li tp, 0xffffffff3f000000
+  fmv.d.x f0, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f25, tp
+  fmax.s f29, f0, f25
+  fsd f29, 1168(gp) /* sig 146 */
+  fsflags s11, zero
+  sd s11, 1176(gp) /* sig 147 */
+  /* 80: liSeed */
+  li t3, 0x2
+  sd t3, 1184(gp) /* sig 148 */
+  /* 81: amo */
+  addi t2, sp, 176
+  amoxor.w.rl t5, s6, (t2)
+  sub t2, t2, sp
+  sd t5, 1192(gp) /* sig 149 */
+  lw s8, 176(sp)
+  sd s8, 1200(gp) /* sig 150 */
+  /* 82: lrsc */
+  addi s3, sp, 104
+  lr.d.aqrl s6, (s3)
+  addi s0, s1, 1
+  sc.d a4, s8, (s3)
+  sd s6, 1208(gp) /* sig 151 */
+  sd a4, 1216(gp) /* sig 152 */
+  sub s3, s3, sp
+  ld a1, 104(sp)
+  sd a1, 1224(gp) /* sig 153 */
+  /* 83: cAlu */
+  .option rvc
+  c.andi a4, 9
+  .option norvc
+  sd a4, 1232(gp) /* sig 154 */
+  /* 84: fp */
+  li tp, 0xffffffff6e295eee
+  fmv.d.x f8, tp
+  fmv.x.w a3, f8
+  sd a3, 1240(gp) /* sig 155 */
+  fsflags a6, zero
+  sd a6, 1248(gp) /* sig 156 */
+  /* 85: branch */
+  beq a2, a2, .L19
+  addw a2, zero, s8
+  sd a2, 1256(gp) /* sig 157 */
+  srliw ra, zero, 6
+  sd ra, 1264(gp) /* sig 158 */
+.L19:
+  /* 86: cAlu */
+  .option rvc
+  c.srli a1, 61
+  .option norvc
+  sd a1, 1272(gp) /* sig 159 */
+  /* 87: aluR */
+  li t3, 0xa5540e5db3db3518
+  rem s5, t3, t0
+  sd s5, 1280(gp) /* sig 160 */
+  /* 88: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f29, tp
+  fnmadd.d f12, f29, f22, f3, dyn
+  fsd f12, 1288(gp) /* sig 161 */
+  frflags s7
+  sd s7, 1296(gp) /* sig 162 */
+  /* 89: aluR */
+  xor a1, s8, s1
+  sd a1, 1304(gp) /* sig 163 */
+  /* 90: fp */
+  li tp, 0xffffffff80436b7f
+  fmv.d.x f23, tp
+  li tp, 0x4ac62dd08ac38ab8
+  fmv.d.x f1, tp
+  fmin.d f26, f23, f1
+  fsd f26, 1312(gp) /* sig 164 */
+  fsflags t0, zero
+  sd t0, 1320(gp) /* sig 165 */
+  /* 91: jalr */
+  auipc s11, 0
+  addi s11, s11, 92
+  jalr s2, -66(s11)
+  .option rvc
+  c.andi a2, -3
+  .option norvc
+  sd a2, 1328(gp) /* sig 166 */
+  and s9, a4, a4
+  sd s9, 1336(gp) /* sig 167 */
+  auipc tp, 0
+  sub s2, s2, tp
+  sub s11, s11, tp
+  sd s2, 1344(gp) /* sig 168 */
+  sd s11, 1352(gp) /* sig 169 */
+  /* 92: aluI */
+  sraiw a7, a1, 31
+  sd a7, 1360(gp) /* sig 170 */
+  /* 93: cAlu */
+  .option rvc
+  c.xor a0, a5
+  .option norvc
+  sd a0, 1368(gp) /* sig 171 */
+  /* 94: aluI */
+  srai t1, zero, 24
+  sd t1, 1376(gp) /* sig 172 */
+  /* 95: fp */
+  li tp, 0xfe37e43c8800759c
+  fmv.d.x f24, tp
+  fmul.d f1, f12, f24
+  fsd f1, 1384(gp) /* sig 173 */
+  fsflags t3, zero
+  sd t3, 1392(gp) /* sig 174 */
+  /* 96: fp */
+  li tp, 0x98e9f8a3a13b4338
+  fmv.d.x f26, tp
+  li tp, 0x8007d1ed6f02d3e5
+  fmv.d.x f15, tp
+  fdiv.d f30, f26, f15, rtz
+  fsd f30, 1400(gp) /* sig 175 */
+  fsflags t4, zero
+  sd t4, 1408(gp) /* sig 176 */
+  /* 97: fmem */
+  fld f31, 8(sp)
+  fsd f31, 1416(gp) /* sig 177 */
+  /* 98: rand */
+  .4byte 0x4100dc9b /* random */
+  sd s9, 1424(gp) /* sig 178 */
+  .4byte 0x1d90333 /* random */
+  sd t1, 1432(gp) /* sig 179 */
+  /* 99: luiAuipc */
+  auipc a3, 0x7ffff
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 1440(gp) /* sig 180 */
+  j .L20
+.L0:
+  .option rvc
+  c.add a7, t3
+  .option norvc
+  sd a7, 48(gp) /* sig 6 */
+  jal tp, .L1
+.L4:
+  auipc tp, 0
+  sub t6, t6, tp
+  sd t6, 176(gp) /* sig 22 */
+  slli s9, s6, 42
+  sd s9, 184(gp) /* sig 23 */
+  addiw t6, t2, -1299
+  sd t6, 192(gp) /* sig 24 */
+  .option rvc
+  c.sub s1, a2
+  .option norvc
+  sd s1, 200(gp) /* sig 25 */
+  bge zero, zero, .L5
+.L6:
   auipc tp, 0
   sub a2, a2, tp
-  sd a2, 1576(gp) /* sig 197 */
-  /* 127: branch */
-  bge t0, t0, .L27
-  sltu a0, s11, s0
-  sd a0, 1584(gp) /* sig 198 */
-  srai a1, s2, 30
-  sd a1, 1592(gp) /* sig 199 */
-  remuw s1, a5, s0
-  sd s1, 1600(gp) /* sig 200 */
-.L27:
-  /* 128: jal */
-  jal t5, .L28
-.L28:
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 1608(gp) /* sig 201 */
-  /* 129: aluI */
-  slliw a2, t3, 5
-  sd a2, 1616(gp) /* sig 202 */
-  /* 130: fp */
-  li tp, 0xffffffff034aebc9
-  fmv.d.x f6, tp
-  fmin.s f5, f4, f6
-  fsd f5, 1624(gp) /* sig 203 */
-  fsflags a3, zero
-  sd a3, 1632(gp) /* sig 204 */
-  /* 131: amo */
-  addi s7, sp, 72
-  amominu.d.aq s11, zero, (s7)
-  sub s7, s7, sp
-  sd s11, 1640(gp) /* sig 205 */
-  ld t0, 72(sp)
-  sd t0, 1648(gp) /* sig 206 */
-  /* 132: loop */
-  li a2, 0x4
-.L29:
-  addi s10, s7, -1104
-  sd s10, 1656(gp) /* sig 207 */
+  sd a2, 232(gp) /* sig 29 */
   .option rvc
-  c.add s2, s0
+  c.xor a4, s0
   .option norvc
-  sd s2, 1664(gp) /* sig 208 */
-  addi a2, a2, -1
-  bltu zero, a2, .L29
-  sd a2, 1672(gp) /* sig 209 */
-  /* 133: amo */
-  addi s5, sp, 120
-  amomaxu.d.rl s9, zero, (s5)
-  sub s5, s5, sp
-  sd s9, 1680(gp) /* sig 210 */
-  /* 134: jal */
-  jal a1, .L30
-.L30:
+  sd a4, 240(gp) /* sig 30 */
+  .option rvc
+  c.add s4, a5
+  .option norvc
+  sd s4, 248(gp) /* sig 31 */
+  mul s9, s2, zero
+  sd s9, 256(gp) /* sig 32 */
+  j .L7
+.L13:
+  .option rvc
+  c.add t0, ra
+  .option norvc
+  sd t0, 696(gp) /* sig 87 */
+  slti t4, s1, 0
+  sd t4, 704(gp) /* sig 88 */
+  .option rvc
+  c.add a6, a4
+  .option norvc
+  sd a6, 712(gp) /* sig 89 */
+  bge zero, zero, .L14
+.L20:
+  /* 100: jalr */
+  auipc s6, 0
+  addi s6, s6, 127
+  jalr s7, -114(s6)
   auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 1688(gp) /* sig 211 */
-  /* 135: fcsr */
-  csrrwi zero, fflags, 29
-  sd zero, 1696(gp) /* sig 212 */
-  /* 136: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f14, tp
-  fsgnj.s f9, f7, f14
-  fsd f9, 1704(gp) /* sig 213 */
-  frflags s2
-  sd s2, 1712(gp) /* sig 214 */
-  /* 137: cMem */
+  sub s7, s7, tp
+  sub s6, s6, tp
+  sd s7, 1448(gp) /* sig 181 */
+  sd s6, 1456(gp) /* sig 182 */
+  /* 101: aluI */
+  sraiw zero, a6, 16
+  sd zero, 1464(gp) /* sig 183 */
+  /* 102: jal */
+  jal s2, .L21
+  .option rvc
+  c.addiw a1, 0
+  .option norvc
+  sd a1, 1472(gp) /* sig 184 */
+  xor a7, a7, s8
+  sd a7, 1480(gp) /* sig 185 */
+.L21:
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 1488(gp) /* sig 186 */
+  /* 103: fp */
+  li tp, 0x3ff57edd8f780fb3
+  fmv.d.x f28, tp
+  li tp, 0x3f6431556690e999
+  fmv.d.x f5, tp
+  li tp, 0xbf6b20dc35a1f18f
+  fmv.d.x f8, tp
+  fnmsub.d f12, f28, f5, f8, rne
+  fsd f12, 1496(gp) /* sig 187 */
+  fsflags a0, zero
+  sd a0, 1504(gp) /* sig 188 */
+  /* 104: luiAuipc */
+  auipc s0, 0xa9485
+  auipc tp, 0
+  sub s0, s0, tp
+  sd s0, 1512(gp) /* sig 189 */
+  /* 105: mem */
+  lhu s4, 252(sp)
+  sd s4, 1520(gp) /* sig 190 */
+  /* 106: amo */
+  addi s3, sp, 100
+  amomin.w a7, t0, (s3)
+  sub s3, s3, sp
+  sd a7, 1528(gp) /* sig 191 */
+  /* 107: branch */
+  li t2, 0x3d4400000000000
+  li a6, 0x3d4400000000000
+  blt t2, a6, .L22
+  mulhu a2, s0, t4
+  sd a2, 1536(gp) /* sig 192 */
+.L22:
+  /* 108: fp */
+  li tp, 0xbff09d3181f1f229
+  fmv.d.x f25, tp
+  li tp, 0x7feed13b8c9ceb7b
+  fmv.d.x f17, tp
+  fmul.d f29, f25, f17, rne
+  fsd f29, 1544(gp) /* sig 193 */
+  fsflags s7, zero
+  sd s7, 1552(gp) /* sig 194 */
+  /* 109: amo */
+  addi a4, sp, 192
+  amomaxu.d.aqrl s1, s10, (a4)
+  sub a4, a4, sp
+  sd s1, 1560(gp) /* sig 195 */
+  /* 110: fp */
+  li tp, 0x3f7035d6e9bbfbdf
+  fmv.d.x f2, tp
+  fcvt.w.d a1, f2, rtz
+  sd a1, 1568(gp) /* sig 196 */
+  frflags a5
+  sd a5, 1576(gp) /* sig 197 */
+  /* 111: lrsc */
+  addi t3, sp, 144
+  lr.d s6, (t3)
+  addi a5, a6, 1269
+  sc.d.rl t1, s6, (t3)
+  sd s6, 1584(gp) /* sig 198 */
+  sd t1, 1592(gp) /* sig 199 */
+  sub t3, t3, sp
+  ld t1, 144(sp)
+  sd t1, 1600(gp) /* sig 200 */
+  /* 112: aluI */
+  addi t1, s0, 1228
+  sd t1, 1608(gp) /* sig 201 */
+  /* 113: cMem */
+  .option rvc
+  c.ldsp s10, 240(sp)
+  .option norvc
+  sd s10, 1616(gp) /* sig 202 */
+  /* 114: fp */
+  fsgnj.s f29, f18, f9
+  fsd f29, 1624(gp) /* sig 203 */
+  frcsr s6
+  sd s6, 1632(gp) /* sig 204 */
+  /* 115: mem */
+  lw s6, 52(sp)
+  sd s6, 1640(gp) /* sig 205 */
+  /* 116: fp */
+  li tp, 0xffffffff80eb5e63
+  fmv.d.x f25, tp
+  li tp, 0xffffffff4f000000
+  fmv.d.x f30, tp
+  fsub.s f29, f25, f30, rtz
+  fsd f29, 1648(gp) /* sig 206 */
+  frflags a3
+  sd a3, 1656(gp) /* sig 207 */
+  /* 117: luiAuipc */
+  lui s0, 0xfd91
+  sd s0, 1664(gp) /* sig 208 */
+  /* 118: amo */
+  li t2, 0xfffffffffff
+  addi s7, sp, 60
+  amoswap.w a4, t2, (s7)
+  sub s7, s7, sp
+  sd a4, 1672(gp) /* sig 209 */
+  /* 119: branch */
+  blt zero, t6, .L23
+  .option rvc
+  c.and s1, s1
+  .option norvc
+  sd s1, 1680(gp) /* sig 210 */
+.L23:
+  /* 120: aluR */
+  remu zero, a6, s11
+  sd zero, 1688(gp) /* sig 211 */
+  /* 121: cMem */
+  .option rvc
+  c.ldsp s2, 216(sp)
+  .option norvc
+  sd s2, 1696(gp) /* sig 212 */
+  /* 122: branch */
+  beq s4, s0, .L24
+  slli t5, a3, 0
+  sd t5, 1704(gp) /* sig 213 */
+  .option rvc
+  c.addi s0, 31
+  .option norvc
+  sd s0, 1712(gp) /* sig 214 */
+  .option rvc
+  c.srli a3, 32
+  .option norvc
+  sd a3, 1720(gp) /* sig 215 */
+.L24:
+  /* 123: aluR */
+  rem a1, s0, t5
+  sd a1, 1728(gp) /* sig 216 */
+  /* 124: far */
+  bgeu t1, a6, .L25
+.L26:
+  /* 125: aluR */
+  li t6, 0x1
+  remw a6, a6, t6
+  sd a6, 1744(gp) /* sig 218 */
+  /* 126: fp */
+  li tp, 0x3ff450cf3b8ba664
+  fmv.d.x f8, tp
+  li tp, 0x7fe933c561378d70
+  fmv.d.x f5, tp
+  fmul.d f5, f8, f5, rup
+  fsd f5, 1752(gp) /* sig 219 */
+  fsflags a7, zero
+  sd a7, 1760(gp) /* sig 220 */
+  /* 127: rand */
+  .4byte 0x2cfb63c3 /* random */
+  sd t2, 1768(gp) /* sig 221 */
+  fsd f7, 1776(gp) /* sig 222 */
+  fsflags s1, zero
+  sd s1, 1784(gp) /* sig 223 */
+  .4byte 0xe08befd3 /* random */
+  sd t6, 1792(gp) /* sig 224 */
+  fsd f31, 1800(gp) /* sig 225 */
+  fsflags a2, zero
+  sd a2, 1808(gp) /* sig 226 */
+  /* 128: fp */
+  li tp, 0xffffffffbf9858c5
+  fmv.d.x f5, tp
+  li tp, 0xffffffff3ccaebc9
+  fmv.d.x f13, tp
+  li tp, 0xffffffff3cf184b8
+  fmv.d.x f0, tp
+  fmsub.s f5, f5, f13, f0, rmm
+  fsd f5, 1816(gp) /* sig 227 */
+  fsflags s10, zero
+  sd s10, 1824(gp) /* sig 228 */
+  /* 129: cBranch */
+  li a3, 0x0
+  .option rvc
+  c.j .L27
+  .option norvc
+  divuw t4, s3, zero
+  sd t4, 1832(gp) /* sig 229 */
+  .option rvc
+  c.li s6, -18
+  .option norvc
+  sd s6, 1840(gp) /* sig 230 */
+.L27:
+  /* 130: rand */
+  .4byte 0xd5b7ed9b /* random */
+  sd s11, 1848(gp) /* sig 231 */
+  .4byte 0xca491f4b /* random */
+  sd t5, 1856(gp) /* sig 232 */
+  fsd f30, 1864(gp) /* sig 233 */
+  frflags a7
+  sd a7, 1872(gp) /* sig 234 */
+  .4byte 0x8330ad3 /* random */
+  sd s5, 1880(gp) /* sig 235 */
+  fsd f21, 1888(gp) /* sig 236 */
+  fsflags t1, zero
+  sd t1, 1896(gp) /* sig 237 */
+  /* 131: far */
+  jal s8, .L28
+.L29:
+  addi gp, gp, 1928
+  /* 132: cAlu */
+  .option rvc
+  c.mv a0, s2
+  .option norvc
+  sd a0, 0(gp) /* sig 241 */
+  /* 133: cMem */
   addi a5, sp, 64
   .option rvc
-  c.fld f13, 64(a5)
+  c.fld f15, 72(a5)
   .option norvc
-  fsd f13, 1720(gp) /* sig 215 */
+  fsd f15, 8(gp) /* sig 242 */
   sub a5, a5, sp
-  /* 138: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f9, tp
-  flt.d t3, f9, f9
-  sd t3, 1728(gp) /* sig 216 */
-  fsflags ra, zero
-  sd ra, 1736(gp) /* sig 217 */
-  /* 139: fcsr */
-  csrrsi s10, fflags, 18
-  sd s10, 1744(gp) /* sig 218 */
-  /* 140: amo */
-  li s11, 0x1f
-  addi a4, sp, 28
-  amoand.w zero, s11, (a4)
-  sub a4, a4, sp
-  sd zero, 1752(gp) /* sig 219 */
-  lw t4, 28(sp)
-  sd t4, 1760(gp) /* sig 220 */
-  /* 141: jalr */
-  auipc s1, 0
-  addi s1, s1, 13
-  jalr s1, 8(s1)
-  addi a7, s11, 986
-  sd a7, 1768(gp) /* sig 221 */
-  auipc tp, 0
-  sub s1, s1, tp
-  sd s1, 1776(gp) /* sig 222 */
-  /* 142: cMem */
+  /* 134: cBranch */
+  li a0, 0x0
   .option rvc
-  c.ldsp s7, 8(sp)
+  c.bnez a0, .L30
   .option norvc
-  sd s7, 1784(gp) /* sig 223 */
-  /* 143: aluI */
-  srliw t4, t3, 20
-  sd t4, 1792(gp) /* sig 224 */
-  /* 144: fp */
-  fcvt.s.w f23, t0, rup
-  fsd f23, 1800(gp) /* sig 225 */
-  fsflags s3, zero
-  sd s3, 1808(gp) /* sig 226 */
-  /* 145: amo */
-  addi a0, sp, 160
-  amomin.d t1, zero, (a0)
-  sub a0, a0, sp
-  sd t1, 1816(gp) /* sig 227 */
-  ld a6, 160(sp)
-  sd a6, 1824(gp) /* sig 228 */
-  /* 146: smc */
-  /* patches in ori t3, t3, 2039 (then imm + 1, ...) */
-  li s10, 0x7f7e6e13
-  li t0, 0x2
-.L31:
-  auipc t1, 0
-  sw s10, 12(t1)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s10, s10, tp
-  addi t0, t0, -1
-  bne t0, zero, .L31
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t3, 1832(gp) /* sig 229 */
-  sd t1, 1840(gp) /* sig 230 */
-  /* 147: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f27, tp
-  li tp, 0x3fb8f8f56f0618e5
+  .option rvc
+  c.lui a7, 0xffff2
+  .option norvc
+  sd a7, 16(gp) /* sig 243 */
+  andi t2, a5, -2048
+  sd t2, 24(gp) /* sig 244 */
+.L30:
+  /* 135: fp */
+  li a4, 0x1afeba82c78bb4de
+  fcvt.d.w f11, a4
+  fsd f11, 32(gp) /* sig 245 */
+  fsflags s2, zero
+  sd s2, 40(gp) /* sig 246 */
+  /* 136: fmem */
+  fld f14, 71(sp)
+  fsd f14, 48(gp) /* sig 247 */
+  /* 137: fp */
+  li tp, 0xd676d22ae972e005
   fmv.d.x f5, tp
-  fmax.d f28, f27, f5
-  fsd f28, 1848(gp) /* sig 231 */
-  frflags t6
-  sd t6, 1856(gp) /* sig 232 */
-  /* 148: jal */
-  jal s3, .L32
-  .option rvc
-  c.li t0, 28
-  .option norvc
-  sd t0, 1864(gp) /* sig 233 */
-  sltiu a1, s7, 894
-  sd a1, 1872(gp) /* sig 234 */
+  fsgnj.d f15, f1, f5
+  fsd f15, 56(gp) /* sig 248 */
+  csrrci t6, fflags, 0x1f
+  sd t6, 64(gp) /* sig 249 */
+  /* 138: lrsc */
+  addi t3, sp, 184
+  sc.d.rl s11, s1, (t3)
+  sd s11, 72(gp) /* sig 250 */
+  sub t3, t3, sp
+  ld a3, 184(sp)
+  sd a3, 80(gp) /* sig 251 */
+  /* 139: lrsc */
+  addi t1, sp, 168
+  lr.d.aq a1, (t1)
+  sub t6, t0, a3
+  sc.d.aq zero, t2, (t1)
+  sd a1, 88(gp) /* sig 252 */
+  sd zero, 96(gp) /* sig 253 */
+  sub t1, t1, sp
+  ld t3, 168(sp)
+  sd t3, 104(gp) /* sig 254 */
+  /* 140: far */
+  beq s6, s6, .L31
 .L32:
+  /* 141: cSp */
+  .option rvc
+  c.addi4spn a3, sp, 268
+  .option norvc
+  sub a3, a3, sp
+  sd a3, 128(gp) /* sig 257 */
+  /* 142: aluI */
+  addi s0, s8, 1424
+  sd s0, 136(gp) /* sig 258 */
+  /* 143: aluR */
+  mulhsu a1, t0, a3
+  sd a1, 144(gp) /* sig 259 */
+  /* 144: cMem */
+  addi a2, sp, 192
+  .option rvc
+  c.fld f13, 8(a2)
+  .option norvc
+  fsd f13, 152(gp) /* sig 260 */
+  sub a2, a2, sp
+  /* 145: fence */
+  fence.i
+  /* 146: fp */
+  li s8, 0x3e0c00000000000
+  fmv.w.x f10, s8
+  fsd f10, 160(gp) /* sig 261 */
+  frflags s0
+  sd s0, 168(gp) /* sig 262 */
+  /* 147: fp */
+  li tp, 0x3ff9caa81502f578
+  fmv.d.x f17, tp
+  li tp, 0x3f58ac35e7dff8e6
+  fmv.d.x f11, tp
+  li tp, 0xbf63e2cac9bcfd03
+  fmv.d.x f7, tp
+  fnmsub.d f10, f17, f11, f7, dyn
+  fsd f10, 176(gp) /* sig 263 */
+  li s5, 0x1f
+  csrrc t1, fcsr, s5
+  sd t1, 184(gp) /* sig 264 */
+  /* 148: aluR */
+  li a0, 0x400000000000000
+  li s5, 0xffffffffffffffff
+  div a7, a0, s5
+  sd a7, 192(gp) /* sig 265 */
+  /* 149: branch */
+  li s3, 0xaed07a81d0351327
+  li t2, 0x200000000000000
+  bgeu s3, t2, .L33
+  sra a0, s10, a1
+  sd a0, 200(gp) /* sig 266 */
+  sra ra, t1, t4
+  sd ra, 208(gp) /* sig 267 */
+  sraiw s4, s1, 16
+  sd s4, 216(gp) /* sig 268 */
+.L33:
+  /* 150: branch */
+  li t1, 0xffffffffffffffed
+  li t5, 0x1a8800000
+  beq t1, t5, .L34
+  sraw s11, t1, zero
+  sd s11, 224(gp) /* sig 269 */
+  sraiw s9, s0, 1
+  sd s9, 232(gp) /* sig 270 */
+.L34:
+  /* 151: lrsc */
+  addi s8, sp, 232
+  lr.d.rl s5, (s8)
+  sc.d.rl t0, s1, (s8)
+  sd s5, 240(gp) /* sig 271 */
+  sd t0, 248(gp) /* sig 272 */
+  sc.d.aq t0, zero, (s8)
+  sd t0, 256(gp) /* sig 273 */
+  sub s8, s8, sp
+  ld s8, 232(sp)
+  sd s8, 264(gp) /* sig 274 */
+  /* 152: fp */
+  li tp, 0x1
+  fmv.d.x f2, tp
+  fcvt.wu.d a3, f2, rup
+  sd a3, 272(gp) /* sig 275 */
+  fsflags s11, zero
+  sd s11, 280(gp) /* sig 276 */
+  /* 153: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f15, tp
+  fsgnj.s f28, f15, f13
+  fsd f28, 288(gp) /* sig 277 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 296(gp) /* sig 278 */
+  /* 154: amo */
+  addi a2, sp, 40
+  amomaxu.d.rl s10, t6, (a2)
+  sub a2, a2, sp
+  sd s10, 304(gp) /* sig 279 */
+  /* 155: aluR */
+  remu s9, zero, s5
+  sd s9, 312(gp) /* sig 280 */
+  /* 156: loop */
+  li a7, 0x4
+.L35:
+  srliw a3, t6, 13
+  sd a3, 320(gp) /* sig 281 */
+  slliw s4, s8, 26
+  sd s4, 328(gp) /* sig 282 */
+  .option rvc
+  c.andi s0, -7
+  .option norvc
+  sd s0, 336(gp) /* sig 283 */
+  addi a7, a7, -1
+  bne a7, zero, .L35
+  sd a7, 344(gp) /* sig 284 */
+  /* 157: liSeed */
+  li s5, 0xaaaaaaaaaaaaaaaa
+  sd s5, 352(gp) /* sig 285 */
+  /* 158: lrsc */
+  addi s10, sp, 8
+  lr.w s8, (s10)
+  srliw t3, s11, 6
+  sc.w.rl s7, s0, (s10)
+  sd s8, 360(gp) /* sig 286 */
+  sd s7, 368(gp) /* sig 287 */
+  sub s10, s10, sp
+  lw t2, 8(sp)
+  sd t2, 376(gp) /* sig 288 */
+  /* 159: cBranch */
+  li a2, 0xf
+  .option rvc
+  c.beqz a2, .L36
+  .option norvc
+  .option rvc
+  c.add s5, a3
+  .option norvc
+  sd s5, 384(gp) /* sig 289 */
+  xori s2, s2, 2047
+  sd s2, 392(gp) /* sig 290 */
+  addw t6, a4, t0
+  sd t6, 400(gp) /* sig 291 */
+.L36:
+  /* 160: cBranch */
+  li s0, 0x0
+  .option rvc
+  c.bnez s0, .L37
+  .option norvc
+  .option rvc
+  c.lui s4, 0x8
+  .option norvc
+  sd s4, 408(gp) /* sig 292 */
+.L37:
+  /* 161: fp */
+  li tp, 0xffffffff00658dd7
+  fmv.d.x f11, tp
+  fcvt.l.d s6, f11, rtz
+  sd s6, 416(gp) /* sig 293 */
+  li a3, 0x1f
+  csrrc s8, fcsr, a3
+  sd s8, 424(gp) /* sig 294 */
+  /* 162: rand */
+  .4byte 0xc21dad13 /* random */
+  sd s10, 432(gp) /* sig 295 */
+  .4byte 0xd28e6dc7 /* random */
+  sd s11, 440(gp) /* sig 296 */
+  fsd f27, 448(gp) /* sig 297 */
+  li s10, 0x1f
+  csrrc s2, fcsr, s10
+  sd s2, 456(gp) /* sig 298 */
+  /* 163: amo */
+  addi s7, sp, 132
+  amoxor.w a2, zero, (s7)
+  sub s7, s7, sp
+  sd a2, 464(gp) /* sig 299 */
+  lw ra, 132(sp)
+  sd ra, 472(gp) /* sig 300 */
+  /* 164: branch */
+  beq a4, t6, .L38
+  .option rvc
+  c.addiw t1, 27
+  .option norvc
+  sd t1, 480(gp) /* sig 301 */
+  srl t2, a1, s6
+  sd t2, 488(gp) /* sig 302 */
+.L38:
+  /* 165: amo */
+  li t2, 0x80
+  addi t1, sp, 156
+  amoor.w s7, t2, (t1)
+  sub t1, t1, sp
+  sd s7, 496(gp) /* sig 303 */
+  /* 166: fp */
+  li tp, 0xffffffffdf000000
+  fmv.d.x f27, tp
+  fcvt.d.s f16, f27
+  fsd f16, 504(gp) /* sig 304 */
+  csrrci a0, fflags, 0x1f
+  sd a0, 512(gp) /* sig 305 */
+  /* 167: rand */
+  .2byte 0xef1e /* random */
+  /* 168: branch */
+  blt s7, s7, .L39
+  .option rvc
+  c.li s10, 13
+  .option norvc
+  sd s10, 520(gp) /* sig 306 */
+  .option rvc
+  c.mv t2, s0
+  .option norvc
+  sd t2, 528(gp) /* sig 307 */
+  slliw s5, ra, 1
+  sd s5, 536(gp) /* sig 308 */
+.L39:
+  /* 169: rand */
+  .4byte 0x4468fd4b /* random */
+  sd s10, 544(gp) /* sig 309 */
+  fsd f26, 552(gp) /* sig 310 */
+  li ra, 0x1f
+  csrrc a2, fcsr, ra
+  sd a2, 560(gp) /* sig 311 */
+  /* 170: fcsr */
+  li a5, 0xf5
+  csrrs s10, frm, a5
+  sd s10, 568(gp) /* sig 312 */
+  /* 171: fp */
+  li tp, 0xffffffffbfabed47
+  fmv.d.x f16, tp
+  li tp, 0xffffffff3cd91da6
+  fmv.d.x f27, tp
+  li tp, 0xffffffff3d11d00d
+  fmv.d.x f12, tp
+  fmsub.s f10, f16, f27, f12, rne
+  fsd f10, 576(gp) /* sig 313 */
+  frflags s4
+  sd s4, 584(gp) /* sig 314 */
+  /* 172: jalr */
+  auipc t4, 0
+  jalr s3, 17(t4)
+  mulw a6, s0, a3
+  sd a6, 592(gp) /* sig 315 */
   auipc tp, 0
   sub s3, s3, tp
-  sd s3, 1880(gp) /* sig 235 */
-  /* 149: liSeed */
-  li s10, 0x80000001
-  sd s10, 1888(gp) /* sig 236 */
-  /* 150: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f10, tp
-  flt.d a4, f10, f15
-  sd a4, 1896(gp) /* sig 237 */
-  frflags s10
-  sd s10, 1904(gp) /* sig 238 */
-  /* 151: fp */
-  li tp, 0x86755427a399e7f6
-  fmv.d.x f21, tp
-  fcvt.lu.d s2, f21, rup
-  sd s2, 1912(gp) /* sig 239 */
-  csrrci a1, fflags, 0x1f
-  sd a1, 1920(gp) /* sig 240 */
-  addi gp, gp, 1928
-  /* 152: mem */
-  addi s3, sp, 41
-  sb a2, 185(s3)
-  sub s3, s3, sp
-  ld t3, 224(sp)
-  sd t3, 0(gp) /* sig 241 */
-  /* 153: aluR */
-  li s5, 0x540
-  li t4, 0x306
-  sraw zero, s5, t4
-  sd zero, 8(gp) /* sig 242 */
-  /* 154: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f31, tp
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f29, tp
-  fnmadd.d f6, f31, f29, f29, rmm
-  fsd f6, 16(gp) /* sig 243 */
-  fsflags s5, zero
-  sd s5, 24(gp) /* sig 244 */
-  /* 155: cAlu */
+  sub t4, t4, tp
+  sd s3, 600(gp) /* sig 316 */
+  sd t4, 608(gp) /* sig 317 */
+  /* 173: branch */
+  bgeu a7, a7, .L40
+  sraiw s3, s5, 6
+  sd s3, 616(gp) /* sig 318 */
+  srl s10, zero, s10
+  sd s10, 624(gp) /* sig 319 */
+.L40:
+  /* 174: aluR */
+  sra s8, t2, a2
+  sd s8, 632(gp) /* sig 320 */
+  /* 175: aluR */
+  srlw zero, a7, ra
+  sd zero, 640(gp) /* sig 321 */
+  /* 176: branch */
+  bgeu s9, s3, .L41
+  srl t1, s9, t4
+  sd t1, 648(gp) /* sig 322 */
+.L41:
+  /* 177: amo */
+  addi a2, sp, 76
+  amoor.w.rl a1, zero, (a2)
+  sub a2, a2, sp
+  sd a1, 656(gp) /* sig 323 */
+  lw t3, 76(sp)
+  sd t3, 664(gp) /* sig 324 */
+  /* 178: cSp */
   .option rvc
-  c.lui a4, 0x16
+  c.addi4spn a0, sp, 832
   .option norvc
-  sd a4, 32(gp) /* sig 245 */
-  /* 156: fp */
-  fmv.d.x f31, t1
-  fsd f31, 40(gp) /* sig 246 */
-  fsflags a2, zero
-  sd a2, 48(gp) /* sig 247 */
-  /* 157: lrsc */
-  addi a1, sp, 96
-  lr.d.aqrl a0, (a1)
-  and t0, a2, s5
-  sltiu t2, t2, -459
-  sc.d.rl t1, a2, (a1)
-  sd a0, 56(gp) /* sig 248 */
-  sd t1, 64(gp) /* sig 249 */
-  sub a1, a1, sp
-  ld s6, 96(sp)
-  sd s6, 72(gp) /* sig 250 */
-  /* 158: fp */
-  li tp, 0x43f0000000000000
-  fmv.d.x f28, tp
-  fsgnjn.d f14, f5, f28
-  fsd f14, 80(gp) /* sig 251 */
-  fsflags s11, zero
-  sd s11, 88(gp) /* sig 252 */
-  /* 159: liSeed */
-  li a3, 0xfffffffffffffff
-  sd a3, 96(gp) /* sig 253 */
-  /* 160: cMem */
-  addi s1, sp, 10
+  sub a0, a0, sp
+  sd a0, 672(gp) /* sig 325 */
+  /* 179: aluR */
+  li s1, 0x800000000000000
+  sll s7, t5, s1
+  sd s7, 680(gp) /* sig 326 */
+  /* 180: cAlu */
   .option rvc
-  c.ld s1, 24(s1)
+  c.andi a4, 4
   .option norvc
-  sd s1, 104(gp) /* sig 254 */
-  /* 161: fp */
-  fcvt.w.d s2, f8, rup
-  sd s2, 112(gp) /* sig 255 */
-  li s7, 0x1f
-  csrrc s0, fcsr, s7
-  sd s0, 120(gp) /* sig 256 */
-  /* 162: aluI */
-  sraiw t0, a3, 26
-  sd t0, 128(gp) /* sig 257 */
-  /* 163: aluR */
-  li t3, 0x80000000
-  li s5, 0x100000000
-  div a7, t3, s5
-  sd a7, 136(gp) /* sig 258 */
-  /* 164: fp */
-  li tp, 0xffffffff80d6cf84
-  fmv.d.x f20, tp
-  li tp, 0xffffffffc9d6cf84
-  fmv.d.x f4, tp
-  fdiv.s f23, f20, f4, rne
-  fsd f23, 144(gp) /* sig 259 */
-  frflags s4
-  sd s4, 152(gp) /* sig 260 */
-  /* 165: branch */
-  bltu s10, a7, .L33
-  andi t3, zero, 1671
-  sd t3, 160(gp) /* sig 261 */
-  slti s10, s5, 1922
-  sd s10, 168(gp) /* sig 262 */
-  .option rvc
-  c.mv s3, ra
-  .option norvc
-  sd s3, 176(gp) /* sig 263 */
-.L33:
-  /* 166: jalr */
-  auipc ra, 0
-  jalr s5, 24(ra)
-  srai zero, zero, 47
-  sd zero, 184(gp) /* sig 264 */
-  xori s3, a2, 1874
-  sd s3, 192(gp) /* sig 265 */
+  sd a4, 688(gp) /* sig 327 */
+  /* 181: jal */
+  jal a0, .L42
+  srli t5, a3, 0
+  sd t5, 696(gp) /* sig 328 */
+  mulh a5, s5, t4
+  sd a5, 704(gp) /* sig 329 */
+.L42:
   auipc tp, 0
-  sub s5, s5, tp
+  sub a0, a0, tp
+  sd a0, 712(gp) /* sig 330 */
+  /* 182: liSeed */
+  li a7, 0xffffffff
+  sd a7, 720(gp) /* sig 331 */
+  /* 183: cJump */
+  auipc a1, 0
+  addi a1, a1, 24
+  .option rvc
+  c.jalr a1
+  .option norvc
+  sub s1, s11, s9
+  sd s1, 728(gp) /* sig 332 */
+  .option rvc
+  c.mv a5, s6
+  .option norvc
+  sd a5, 736(gp) /* sig 333 */
+  auipc tp, 0
   sub ra, ra, tp
-  sd s5, 200(gp) /* sig 266 */
-  sd ra, 208(gp) /* sig 267 */
-  /* 167: fp */
-  li s7, 0x7f
-  fmv.w.x f27, s7
-  fsd f27, 216(gp) /* sig 268 */
-  fsflags s5, zero
-  sd s5, 224(gp) /* sig 269 */
-  /* 168: fp */
-  li tp, 0xffffffff40ec9ddc
-  fmv.d.x f11, tp
-  feq.s s10, f24, f11
-  sd s10, 232(gp) /* sig 270 */
-  fsflags s7, zero
-  sd s7, 240(gp) /* sig 271 */
-  /* 169: jalr */
-  auipc s9, 0
-  addi s9, s9, 187
-  jalr t0, -174(s9)
+  sub a1, a1, tp
+  sd ra, 744(gp) /* sig 334 */
+  sd a1, 752(gp) /* sig 335 */
+  /* 184: lrsc */
+  addi t3, sp, 48
+  lr.w.rl zero, (t3)
+  sc.w.rl s8, s1, (t3)
+  sd zero, 760(gp) /* sig 336 */
+  sd s8, 768(gp) /* sig 337 */
+  sub t3, t3, sp
+  lw a5, 48(sp)
+  sd a5, 776(gp) /* sig 338 */
+  /* 185: fcsr */
+  csrrwi s3, frm, 4
+  sd s3, 784(gp) /* sig 339 */
+  /* 186: lrsc */
+  addi a4, sp, 108
+  lr.w.rl a5, (a4)
+  sc.w.rl t3, s4, (a4)
+  sd a5, 792(gp) /* sig 340 */
+  sd t3, 800(gp) /* sig 341 */
+  sub a4, a4, sp
+  lw s4, 108(sp)
+  sd s4, 808(gp) /* sig 342 */
+  /* 187: aluR */
+  li t6, 0x3f
+  sll s4, t6, t6
+  sd s4, 816(gp) /* sig 343 */
+  /* 188: fp */
+  li tp, 0xbff3fa371d6af446
+  fmv.d.x f13, tp
+  li tp, 0x409d92f7659094d3
+  fmv.d.x f25, tp
+  li tp, 0x40a2768200e0913f
+  fmv.d.x f27, tp
+  fmsub.d f29, f13, f25, f27, dyn
+  fsd f29, 824(gp) /* sig 344 */
+  fsflags a0, zero
+  sd a0, 832(gp) /* sig 345 */
+  /* 189: branch */
+  bge t0, s7, .L43
+  slti s5, a2, 2047
+  sd s5, 840(gp) /* sig 346 */
+  mul s8, t5, a7
+  sd s8, 848(gp) /* sig 347 */
+.L43:
+  /* 190: cMem */
+  addi a5, sp, 96
+  .option rvc
+  c.fld f8, 72(a5)
+  .option norvc
+  fsd f8, 856(gp) /* sig 348 */
+  sub a5, a5, sp
+  /* 191: cSp */
+  .option rvc
+  c.addi16sp sp, 448
+  .option norvc
+  ld t2, -384(sp)
+  sd t2, 864(gp) /* sig 349 */
+  .option rvc
+  c.addi16sp sp, -448
+  .option norvc
+  /* 192: fp */
+  fsgnjx.s f30, f14, f20
+  fsd f30, 872(gp) /* sig 350 */
+  fsflags t4, zero
+  sd t4, 880(gp) /* sig 351 */
+  /* 193: fp */
+  fcvt.s.wu f13, a4, rmm
+  fsd f13, 888(gp) /* sig 352 */
+  fsflags a2, zero
+  sd a2, 896(gp) /* sig 353 */
+  /* 194: liSeed */
+  li s4, 0x5555555555555555
+  sd s4, 904(gp) /* sig 354 */
+  /* 195: far */
+  jal t1, .L44
+.L45:
+  /* 196: cMem */
+  addi a5, sp, 8
+  .option rvc
+  c.lw s1, 12(a5)
+  .option norvc
+  sd s1, 928(gp) /* sig 357 */
+  sub a5, a5, sp
+  /* 197: aluI */
+  slti s5, t6, 630
+  sd s5, 936(gp) /* sig 358 */
+  /* 198: cMem */
+  addi a2, sp, 92
+  .option rvc
+  c.sw a0, 4(a2)
+  .option norvc
+  sub a2, a2, sp
+  /* 199: cMem */
+  .option rvc
+  c.lwsp a6, 140(sp)
+  .option norvc
+  sd a6, 944(gp) /* sig 359 */
+  j .L46
+.L25:
+  .option rvc
+  c.srai a0, 8
+  .option norvc
+  sd a0, 1736(gp) /* sig 217 */
+  j .L26
+.L28:
   auipc tp, 0
-  sub t0, t0, tp
-  sub s9, s9, tp
-  sd t0, 248(gp) /* sig 272 */
-  sd s9, 256(gp) /* sig 273 */
-  /* 170: luiAuipc */
-  auipc s11, 0x1
+  sub s8, s8, tp
+  sd s8, 1904(gp) /* sig 238 */
+  subw a5, a0, a6
+  sd a5, 1912(gp) /* sig 239 */
+  .option rvc
+  c.lui s2, 0xfffef
+  .option norvc
+  sd s2, 1920(gp) /* sig 240 */
+  jal tp, .L29
+.L31:
+  sraiw a6, zero, 11
+  sd a6, 112(gp) /* sig 255 */
+  mul t5, t4, zero
+  sd t5, 120(gp) /* sig 256 */
+  bge zero, zero, .L32
+.L44:
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 912(gp) /* sig 355 */
+  .option rvc
+  c.add a2, t6
+  .option norvc
+  sd a2, 920(gp) /* sig 356 */
+  beq zero, zero, .L45
+.L46:
+  /* 200: lrsc */
+  addi a0, sp, 112
+  lr.w s7, (a0)
+  sc.w t5, t2, (a0)
+  sd s7, 952(gp) /* sig 360 */
+  sd t5, 960(gp) /* sig 361 */
+  sc.w t5, zero, (a0)
+  sd t5, 968(gp) /* sig 362 */
+  sub a0, a0, sp
+  lw a0, 112(sp)
+  sd a0, 976(gp) /* sig 363 */
+  /* 201: fmem */
+  fsw f8, 148(sp)
+  /* 202: fmem */
+  addi t4, sp, 368
+  flw f5, -339(t4)
+  fsd f5, 984(gp) /* sig 364 */
+  sub t4, t4, sp
+  /* 203: cMem */
+  .option rvc
+  c.swsp t2, 200(sp)
+  .option norvc
+  /* 204: fcsr */
+  li t0, 0x0
+  csrrs s2, fcsr, t0
+  sd s2, 992(gp) /* sig 365 */
+  /* 205: fp */
+  li s9, 0x100
+  fcvt.s.w f11, s9, dyn
+  fsd f11, 1000(gp) /* sig 366 */
+  fsflags t3, zero
+  sd t3, 1008(gp) /* sig 367 */
+  /* 206: aluI */
+  li s2, 0x182e00000000
+  ori ra, s2, 432
+  sd ra, 1016(gp) /* sig 368 */
+  /* 207: fmem */
+  flw f26, 160(sp)
+  fsd f26, 1024(gp) /* sig 369 */
+  /* 208: cAlu */
+  .option rvc
+  c.mv a4, s3
+  .option norvc
+  sd a4, 1032(gp) /* sig 370 */
+  /* 209: loop */
+  li a5, 0x4
+.L47:
+  .option rvc
+  c.srai a0, 10
+  .option norvc
+  sd a0, 1040(gp) /* sig 371 */
+  .option rvc
+  c.subw a4, a3
+  .option norvc
+  sd a4, 1048(gp) /* sig 372 */
+  addi a5, a5, -1
+  blt zero, a5, .L47
+  sd a5, 1056(gp) /* sig 373 */
+  /* 210: aluR */
+  sra s3, s2, a1
+  sd s3, 1064(gp) /* sig 374 */
+  /* 211: cMem */
+  .option rvc
+  c.swsp s2, 88(sp)
+  .option norvc
+  /* 212: cAlu */
+  .option rvc
+  c.srai a0, 17
+  .option norvc
+  sd a0, 1072(gp) /* sig 375 */
+  /* 213: aluR */
+  srlw a0, a6, s0
+  sd a0, 1080(gp) /* sig 376 */
+  /* 214: fcsr */
+  li t2, 0x93
+  csrrc s8, fcsr, t2
+  sd s8, 1088(gp) /* sig 377 */
+  /* 215: fp */
+  li tp, 0xbffa8f8dd361bee4
+  fmv.d.x f3, tp
+  li tp, 0x8009a36644201ef7
+  fmv.d.x f13, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f11, tp
+  fmadd.d f9, f3, f13, f11, rne
+  fsd f9, 1096(gp) /* sig 378 */
+  li a7, 0x1f
+  csrrc ra, fcsr, a7
+  sd ra, 1104(gp) /* sig 379 */
+  /* 216: loop */
+  li s3, 0x3
+.L48:
+  .option rvc
+  c.li s9, -10
+  .option norvc
+  sd s9, 1112(gp) /* sig 380 */
+  addi s3, s3, -1
+  bne s3, zero, .L48
+  sd s3, 1120(gp) /* sig 381 */
+  /* 217: amo */
+  addi s4, sp, 180
+  amomaxu.w.aqrl s2, s11, (s4)
+  sub s4, s4, sp
+  sd s2, 1128(gp) /* sig 382 */
+  lw t0, 180(sp)
+  sd t0, 1136(gp) /* sig 383 */
+  /* 218: liSeed */
+  li s5, 0x8
+  sd s5, 1144(gp) /* sig 384 */
+  /* 219: fp */
+  fmv.x.d s2, f26
+  sd s2, 1152(gp) /* sig 385 */
+  fsflags a1, zero
+  sd a1, 1160(gp) /* sig 386 */
+  /* 220: aluR */
+  sltu a7, a6, a7
+  sd a7, 1168(gp) /* sig 387 */
+  /* 221: far */
+  jal s11, .L49
+.L50:
+  /* 222: cAlu */
+  .option rvc
+  c.addiw s6, 11
+  .option norvc
+  sd s6, 1208(gp) /* sig 392 */
+  /* 223: loop */
+  li s2, 0x4
+.L51:
+  .option rvc
+  c.add t1, s11
+  .option norvc
+  sd t1, 1216(gp) /* sig 393 */
+  addi s2, s2, -1
+  blt zero, s2, .L51
+  sd s2, 1224(gp) /* sig 394 */
+  /* 224: fp */
+  li tp, 0x46d48c37376f9227
+  fmv.d.x f29, tp
+  fcvt.s.d f18, f29, rdn
+  fsd f18, 1232(gp) /* sig 395 */
+  fsflags a4, zero
+  sd a4, 1240(gp) /* sig 396 */
+  /* 225: liSeed */
+  li s9, 0xffffffff7fffffff
+  sd s9, 1248(gp) /* sig 397 */
+  /* 226: fp */
+  li tp, 0xffffffff3ffc03d4
+  fmv.d.x f16, tp
+  li tp, 0xffffffff80410311
+  fmv.d.x f26, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f22, tp
+  fmadd.s f10, f16, f26, f22, rmm
+  fsd f10, 1256(gp) /* sig 398 */
+  fsflags s0, zero
+  sd s0, 1264(gp) /* sig 399 */
+  /* 227: fmem */
+  fld f14, 48(sp)
+  fsd f14, 1272(gp) /* sig 400 */
+  /* 228: fp */
+  li tp, 0x3ff7bbe265ff7a8f
+  fmv.d.x f27, tp
+  fnmadd.d f17, f0, f27, f0, rup
+  fsd f17, 1280(gp) /* sig 401 */
+  csrrci a3, fflags, 0x1f
+  sd a3, 1288(gp) /* sig 402 */
+  /* 229: rand */
+  .4byte 0x50cc0553 /* random */
+  sd a0, 1296(gp) /* sig 403 */
+  fsd f10, 1304(gp) /* sig 404 */
+  li s1, 0x1f
+  csrrc a1, fcsr, s1
+  sd a1, 1312(gp) /* sig 405 */
+  .4byte 0x20afba53 /* random */
+  sd s4, 1320(gp) /* sig 406 */
+  fsd f20, 1328(gp) /* sig 407 */
+  fsflags a7, zero
+  sd a7, 1336(gp) /* sig 408 */
+  /* 230: luiAuipc */
+  lui a1, 0xf6767
+  sd a1, 1344(gp) /* sig 409 */
+  /* 231: branch */
+  bgeu s9, s9, .L52
+  .option rvc
+  c.mv t1, s1
+  .option norvc
+  sd t1, 1352(gp) /* sig 410 */
+.L52:
+  /* 232: fp */
+  fnmsub.s f13, f11, f9, f31, dyn
+  fsd f13, 1360(gp) /* sig 411 */
+  frcsr s4
+  sd s4, 1368(gp) /* sig 412 */
+  /* 233: liSeed */
+  li t1, 0x20
+  sd t1, 1376(gp) /* sig 413 */
+  /* 234: cMem */
+  addi a1, sp, 111
+  .option rvc
+  c.fld f15, 32(a1)
+  .option norvc
+  fsd f15, 1384(gp) /* sig 414 */
+  sub a1, a1, sp
+  /* 235: fp */
+  li tp, 0x41efffffffe00000
+  fmv.d.x f15, tp
+  fsub.d f30, f15, f22, rmm
+  fsd f30, 1392(gp) /* sig 415 */
+  fsflags a3, zero
+  sd a3, 1400(gp) /* sig 416 */
+  /* 236: liSeed */
+  li s2, 0x31f400000000000
+  sd s2, 1408(gp) /* sig 417 */
+  /* 237: fp */
+  fnmadd.s f20, f11, f23, f3, rne
+  fsd f20, 1416(gp) /* sig 418 */
+  fsflags s1, zero
+  sd s1, 1424(gp) /* sig 419 */
+  /* 238: aluI */
+  addi a5, a5, -331
+  sd a5, 1432(gp) /* sig 420 */
+  /* 239: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f8, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f25, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f11, tp
+  fnmadd.s f6, f8, f25, f11, dyn
+  fsd f6, 1440(gp) /* sig 421 */
+  frcsr t6
+  sd t6, 1448(gp) /* sig 422 */
+  /* 240: fp */
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f1, tp
+  fcvt.d.s f24, f1
+  fsd f24, 1456(gp) /* sig 423 */
+  li t5, 0x1f
+  csrrc s6, fcsr, t5
+  sd s6, 1464(gp) /* sig 424 */
+  /* 241: fp */
+  li tp, 0xc008000000000000
+  fmv.d.x f0, tp
+  fclass.d s4, f0
+  sd s4, 1472(gp) /* sig 425 */
+  li t3, 0x1f
+  csrrc t6, fcsr, t3
+  sd t6, 1480(gp) /* sig 426 */
+  /* 242: mem */
+  addi a5, sp, -264
+  lh s9, 486(a5)
+  sd s9, 1488(gp) /* sig 427 */
+  sub a5, a5, sp
+  /* 243: fp */
+  li s10, 0x801
+  fmv.w.x f24, s10
+  fsd f24, 1496(gp) /* sig 428 */
+  fsflags t6, zero
+  sd t6, 1504(gp) /* sig 429 */
+  /* 244: aluR */
+  li s11, 0xffffffff8b1eed60
+  divu a4, s11, t2
+  sd a4, 1512(gp) /* sig 430 */
+  /* 245: luiAuipc */
+  auipc a0, 0x9ebed
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 1520(gp) /* sig 431 */
+  /* 246: rand */
+  .2byte 0x8b5d /* random */
+  sd a4, 1528(gp) /* sig 432 */
+  .4byte 0xdc04f853 /* random */
+  sd a6, 1536(gp) /* sig 433 */
+  fsd f16, 1544(gp) /* sig 434 */
+  fsflags s9, zero
+  sd s9, 1552(gp) /* sig 435 */
+  .4byte 0x342f63b /* random */
+  sd a2, 1560(gp) /* sig 436 */
+  /* 247: fp */
+  li tp, 0x7ff4000000000000
+  fmv.d.x f10, tp
+  fmadd.d f24, f10, f30, f14, rdn
+  fsd f24, 1568(gp) /* sig 437 */
+  fsflags a5, zero
+  sd a5, 1576(gp) /* sig 438 */
+  /* 248: aluI */
+  li a7, 0x7b40000000000
+  slli s11, a7, 2
+  sd s11, 1584(gp) /* sig 439 */
+  /* 249: branch */
+  li t4, 0x40
+  li s11, 0x40
+  bltu t4, s11, .L53
+  slli s11, s6, 1
+  sd s11, 1592(gp) /* sig 440 */
+.L53:
+  /* 250: lrsc */
+  addi a4, sp, 80
+  lr.w.rl a1, (a4)
+  sltu a7, s4, t3
+  sc.w s5, ra, (a4)
+  sd a1, 1600(gp) /* sig 441 */
+  sd s5, 1608(gp) /* sig 442 */
+  sub a4, a4, sp
+  lw a3, 80(sp)
+  sd a3, 1616(gp) /* sig 443 */
+  /* 251: aluR */
+  li a0, 0xffffffffc2512594
+  srlw s5, a0, s6
+  sd s5, 1624(gp) /* sig 444 */
+  /* 252: loop */
+  li a3, 0x1
+.L54:
+  and s6, t2, t2
+  sd s6, 1632(gp) /* sig 445 */
+  ori t4, t6, -1596
+  sd t4, 1640(gp) /* sig 446 */
+  .option rvc
+  c.addi a3, -1
+  .option norvc
+  .option rvc
+  c.bnez a3, .L54
+  .option norvc
+  sd a3, 1648(gp) /* sig 447 */
+  /* 253: rand */
+  .4byte 0xd8d87b1b /* random */
+  sd s6, 1656(gp) /* sig 448 */
+  .2byte 0x3e7e /* random */
+  fsd f28, 1664(gp) /* sig 449 */
+  /* 254: aluI */
+  andi t6, t3, -634
+  sd t6, 1672(gp) /* sig 450 */
+  /* 255: far */
+  beq s2, zero, .L55
+.L56:
+  /* 256: fp */
+  fsqrt.d f23, f20, rup
+  fsd f23, 1704(gp) /* sig 454 */
+  fsflags a3, zero
+  sd a3, 1712(gp) /* sig 455 */
+  /* 257: mem */
+  lbu a6, 173(sp)
+  sd a6, 1720(gp) /* sig 456 */
+  /* 258: loop */
+  li a3, 0x1
+.L57:
+  .option rvc
+  c.srli s0, 31
+  .option norvc
+  sd s0, 1728(gp) /* sig 457 */
+  slti s1, a6, -1593
+  sd s1, 1736(gp) /* sig 458 */
+  .option rvc
+  c.addi a3, -1
+  .option norvc
+  .option rvc
+  c.bnez a3, .L57
+  .option norvc
+  sd a3, 1744(gp) /* sig 459 */
+  /* 259: aluR */
+  li t3, 0xfffffffffffff800
+  li s7, 0x100000000
+  sub a3, t3, s7
+  sd a3, 1752(gp) /* sig 460 */
+  j .L58
+.L49:
   auipc tp, 0
   sub s11, s11, tp
-  sd s11, 264(gp) /* sig 274 */
-  /* 171: amo */
-  addi a1, sp, 148
-  amomaxu.w s9, s4, (a1)
-  sub a1, a1, sp
-  sd s9, 272(gp) /* sig 275 */
-  lw s6, 148(sp)
-  sd s6, 280(gp) /* sig 276 */
-  /* 172: lrsc */
-  addi t6, sp, 100
-  lr.w.aq t5, (t6)
-  slti a3, t4, 657
-  sraiw a7, a3, 19
-  sc.w s5, t1, (t6)
-  sd t5, 288(gp) /* sig 277 */
-  sd s5, 296(gp) /* sig 278 */
-  sc.w s5, zero, (t6)
-  sd s5, 304(gp) /* sig 279 */
-  sub t6, t6, sp
-  lw s7, 100(sp)
-  sd s7, 312(gp) /* sig 280 */
-  /* 173: branch */
-  bne zero, zero, .L34
-  divuw t6, t2, s6
-  sd t6, 320(gp) /* sig 281 */
-.L34:
-  /* 174: luiAuipc */
-  lui t5, 0x1
-  sd t5, 328(gp) /* sig 282 */
-  /* 175: branch */
-  li t3, 0x313ac0569ff8af5c
-  li s5, 0x41
-  beq t3, s5, .L35
-  mulhu s3, s7, s2
-  sd s3, 336(gp) /* sig 283 */
-.L35:
-  /* 176: fp */
-  li tp, 0x368ff868bf4d956a
-  fmv.d.x f30, tp
-  fcvt.lu.d a0, f30, rmm
-  sd a0, 344(gp) /* sig 284 */
-  fsflags t5, zero
-  sd t5, 352(gp) /* sig 285 */
-  /* 177: fmem */
-  fsd f24, 184(sp)
-  /* 178: aluR */
-  li s11, 0xa46dc8c0d8bbc4f5
-  li t2, 0x7ff
-  remu s2, s11, t2
-  sd s2, 360(gp) /* sig 286 */
-  /* 179: aluR */
-  li a1, 0x20000000001
-  rem ra, a1, a2
-  sd ra, 368(gp) /* sig 287 */
-  /* 180: branch */
-  bgeu s6, s11, .L36
-  remw s4, s2, a6
-  sd s4, 376(gp) /* sig 288 */
-  mul t0, a2, t5
-  sd t0, 384(gp) /* sig 289 */
-.L36:
-  /* 181: amo */
-  addi s4, sp, 168
-  amoand.d.aqrl t1, t1, (s4)
-  sub s4, s4, sp
-  sd t1, 392(gp) /* sig 290 */
-  ld a0, 168(sp)
-  sd a0, 400(gp) /* sig 291 */
-  /* 182: jal */
-  jal a6, .L37
-.L37:
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 408(gp) /* sig 292 */
-  /* 183: branch */
-  bgeu a7, a7, .L38
-  sraiw s3, s5, 6
-  sd s3, 416(gp) /* sig 293 */
-  srl s10, zero, s10
-  sd s10, 424(gp) /* sig 294 */
-.L38:
-  /* 184: aluR */
-  sra s8, t2, a2
-  sd s8, 432(gp) /* sig 295 */
-  /* 185: aluR */
-  srlw zero, a7, ra
-  sd zero, 440(gp) /* sig 296 */
-  /* 186: branch */
-  bgeu s9, s3, .L39
-  srl t1, s9, t4
-  sd t1, 448(gp) /* sig 297 */
-.L39:
-  /* 187: cAlu */
+  sd s11, 1176(gp) /* sig 388 */
+  and s11, s6, t2
+  sd s11, 1184(gp) /* sig 389 */
+  div t0, a0, t6
+  sd t0, 1192(gp) /* sig 390 */
+  srlw a2, s1, s7
+  sd a2, 1200(gp) /* sig 391 */
+  j .L50
+.L55:
+  srliw a1, t1, 16
+  sd a1, 1680(gp) /* sig 451 */
+  remu s5, s10, ra
+  sd s5, 1688(gp) /* sig 452 */
   .option rvc
-  c.addiw a6, 4
+  c.li s5, 25
   .option norvc
-  sd a6, 456(gp) /* sig 298 */
-  /* 188: branch */
-  li a1, 0x4e
-  bne a1, zero, .L40
-  mulh a7, s4, t4
-  sd a7, 464(gp) /* sig 299 */
-.L40:
-  /* 189: aluI */
-  srai s2, t5, 22
-  sd s2, 472(gp) /* sig 300 */
-  /* 190: cAlu */
-  .option rvc
-  c.addiw t4, 4
-  .option norvc
-  sd t4, 480(gp) /* sig 301 */
-  /* 191: mem */
-  lbu zero, 186(sp)
-  sd zero, 488(gp) /* sig 302 */
-  /* 192: aluR */
-  li s5, 0x14fa000
-  mulh a5, s5, t4
-  sd a5, 496(gp) /* sig 303 */
-  /* 193: jalr */
-  auipc ra, 0
-  jalr t6, 8(ra)
-  auipc tp, 0
-  sub t6, t6, tp
-  sub ra, ra, tp
-  sd t6, 504(gp) /* sig 304 */
-  sd ra, 512(gp) /* sig 305 */
-  /* 194: fp */
-  li tp, 0x432fffffffffffff
-  fmv.d.x f20, tp
-  fmadd.s f24, f22, f12, f20, rne
-  fsd f24, 520(gp) /* sig 306 */
-  fsflags s5, zero
-  sd s5, 528(gp) /* sig 307 */
-  /* 195: lrsc */
-  addi a5, sp, 40
-  sc.d.aqrl ra, a3, (a5)
-  sd ra, 536(gp) /* sig 308 */
-  sub a5, a5, sp
-  ld a6, 40(sp)
-  sd a6, 544(gp) /* sig 309 */
-  /* 196: smc */
-  /* patches in addiw s2, t0, -1856 (then imm + 1, ...) */
-  li a1, 0x8c02891b
-  li a6, 0x3
-.L41:
-  auipc a4, 0
-  sw a1, 12(a4)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a1, a1, tp
-  addi a6, a6, -1
-  bne a6, zero, .L41
-  auipc tp, 0
-  sub a4, a4, tp
-  sd s2, 552(gp) /* sig 310 */
-  sd a4, 560(gp) /* sig 311 */
-  /* 197: aluI */
-  li s6, 0xffff
-  sraiw s4, s6, 31
-  sd s4, 568(gp) /* sig 312 */
-  /* 198: aluI */
-  srli s9, s1, 32
-  sd s9, 576(gp) /* sig 313 */
-  /* 199: fcsr */
-  li a4, 0x7b4aba628e65d208
-  csrrc zero, frm, a4
-  sd zero, 584(gp) /* sig 314 */
-  j .L42
-.L23:
-  addiw a4, s2, 1999
-  sd a4, 1328(gp) /* sig 166 */
-  jal tp, .L24
-.L42:
-  /* 200: jalr */
-  auipc t6, 0
-  jalr zero, 9(t6)
-  auipc tp, 0
-  sub t6, t6, tp
-  sd zero, 592(gp) /* sig 315 */
-  sd t6, 600(gp) /* sig 316 */
-  /* 201: liSeed */
-  li a1, 0x79cc9522
-  sd a1, 608(gp) /* sig 317 */
-  /* 202: aluR */
-  mulhu a2, t5, a7
-  sd a2, 616(gp) /* sig 318 */
-  /* 203: cAlu */
-  .option rvc
-  c.li a7, -18
-  .option norvc
-  sd a7, 624(gp) /* sig 319 */
-  /* 204: cAlu */
-  .option rvc
-  c.lui t5, 0x10
-  .option norvc
-  sd t5, 632(gp) /* sig 320 */
-  /* 205: cAlu */
-  .option rvc
-  c.mv a7, s10
-  .option norvc
-  sd a7, 640(gp) /* sig 321 */
-  /* 206: lrsc */
-  addi s6, sp, 200
-  sc.d.rl s0, zero, (s6)
-  sd s0, 648(gp) /* sig 322 */
-  sub s6, s6, sp
-  ld s2, 200(sp)
-  sd s2, 656(gp) /* sig 323 */
-  /* 207: aluI */
-  srliw a6, s5, 18
-  sd a6, 664(gp) /* sig 324 */
-  /* 208: lrsc */
-  addi t2, sp, 232
-  lr.d.aq s5, (t2)
-  sllw s1, s1, a5
-  sltiu t1, s0, 2034
-  sc.d.aq a1, s10, (t2)
-  sd s5, 672(gp) /* sig 325 */
-  sd a1, 680(gp) /* sig 326 */
-  sub t2, t2, sp
-  ld a7, 232(sp)
-  sd a7, 688(gp) /* sig 327 */
-  /* 209: branch */
-  bltu s9, s6, .L43
-  sllw s6, s0, a4
-  sd s6, 696(gp) /* sig 328 */
-.L43:
-  /* 210: lrsc */
-  addi a1, sp, 28
-  lr.w.aq a5, (a1)
-  or s11, s7, s2
-  slti t5, t2, 0
-  sc.w a6, t0, (a1)
-  sd a5, 704(gp) /* sig 329 */
-  sd a6, 712(gp) /* sig 330 */
-  sc.w a6, zero, (a1)
-  sd a6, 720(gp) /* sig 331 */
-  sub a1, a1, sp
-  lw a0, 28(sp)
-  sd a0, 728(gp) /* sig 332 */
-  /* 211: mem */
-  sb s2, 64(sp)
-  /* 212: fp */
-  li tp, 0xbff64cc225c63e5f
-  fmv.d.x f28, tp
-  li tp, 0x3ff64cc225c63e5d
-  fmv.d.x f23, tp
-  fsub.d f5, f28, f23, rup
-  fsd f5, 736(gp) /* sig 333 */
-  frflags s8
-  sd s8, 744(gp) /* sig 334 */
-  /* 213: fp */
-  li tp, 0x8025a812dcd12262
-  fmv.d.x f17, tp
-  li tp, 0x41f0000000000000
-  fmv.d.x f4, tp
-  fdiv.d f28, f17, f4, rne
-  fsd f28, 752(gp) /* sig 335 */
-  li s2, 0x1f
-  csrrc t2, fcsr, s2
-  sd t2, 760(gp) /* sig 336 */
-  /* 214: fp */
-  li tp, 0x3ff55b36704a5da0
-  fmv.d.x f2, tp
-  li tp, 0xbfcb249e8a1f8
-  fmv.d.x f21, tp
-  li tp, 0x8000000000000000
-  fmv.d.x f10, tp
-  fnmsub.d f6, f2, f21, f10, rtz
-  fsd f6, 768(gp) /* sig 337 */
-  fsflags s3, zero
-  sd s3, 776(gp) /* sig 338 */
-  /* 215: jalr */
-  auipc t5, 0
-  jalr a7, 8(t5)
-  auipc tp, 0
-  sub a7, a7, tp
-  sub t5, t5, tp
-  sd a7, 784(gp) /* sig 339 */
-  sd t5, 792(gp) /* sig 340 */
-  /* 216: cAlu */
-  .option rvc
-  c.add s7, s8
-  .option norvc
-  sd s7, 800(gp) /* sig 341 */
-  /* 217: mem */
-  lb s5, 46(sp)
-  sd s5, 808(gp) /* sig 342 */
-  /* 218: cBranch */
-  li a2, 0x0
-  .option rvc
-  c.beqz a2, .L44
-  .option norvc
-  addi t0, a2, -284
-  sd t0, 816(gp) /* sig 343 */
-  .option rvc
-  c.addi t5, -18
-  .option norvc
-  sd t5, 824(gp) /* sig 344 */
-.L44:
-  /* 219: branch */
-  bgeu a6, t6, .L45
-  srliw t2, s8, 1
-  sd t2, 832(gp) /* sig 345 */
-  .option rvc
-  c.add t2, a5
-  .option norvc
-  sd t2, 840(gp) /* sig 346 */
-  addi a7, ra, 0
-  sd a7, 848(gp) /* sig 347 */
-.L45:
-  /* 220: fp */
-  li tp, 0x413f2c6212472970
-  fmv.d.x f15, tp
-  fmin.d f14, f0, f15
-  fsd f14, 856(gp) /* sig 348 */
-  fsflags s8, zero
-  sd s8, 864(gp) /* sig 349 */
-  /* 221: aluI */
-  slti t4, a6, 225
-  sd t4, 872(gp) /* sig 350 */
-  /* 222: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 308
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 880(gp) /* sig 351 */
-  /* 223: cMem */
-  addi a0, sp, 210
-  .option rvc
-  c.sw a3, 4(a0)
-  .option norvc
-  sub a0, a0, sp
-  /* 224: aluR */
-  mul s11, s10, s1
-  sd s11, 888(gp) /* sig 352 */
-  /* 225: aluR */
-  add s5, s10, s11
-  sd s5, 896(gp) /* sig 353 */
-  /* 226: cBranch */
-  li a1, 0x5555555555555555
-  .option rvc
-  c.j .L46
-  .option norvc
-  slliw t4, s1, 31
-  sd t4, 904(gp) /* sig 354 */
-  addi s3, a6, 2047
-  sd s3, 912(gp) /* sig 355 */
-.L46:
-  /* 227: fp */
-  li tp, 0x40e7b2aade855e00
-  fmv.d.x f16, tp
-  fcvt.w.d a2, f16
-  sd a2, 920(gp) /* sig 356 */
-  fsflags t5, zero
-  sd t5, 928(gp) /* sig 357 */
-  /* 228: fp */
-  li tp, 0xbff9ece9cb571239
-  fmv.d.x f18, tp
-  li tp, 0x7fe3bfba83c2cd1d
-  fmv.d.x f25, tp
-  fmul.d f24, f18, f25, rtz
-  fsd f24, 936(gp) /* sig 358 */
-  fsflags a6, zero
-  sd a6, 944(gp) /* sig 359 */
-  /* 229: fp */
-  fle.s t6, f10, f16
-  sd t6, 952(gp) /* sig 360 */
-  frflags s1
-  sd s1, 960(gp) /* sig 361 */
-  /* 230: lrsc */
-  addi ra, sp, 104
-  lr.w.aq a3, (ra)
-  sll s4, s0, t4
-  sc.w.aq s1, s11, (ra)
-  sd a3, 968(gp) /* sig 362 */
-  sd s1, 976(gp) /* sig 363 */
-  sub ra, ra, sp
-  lw ra, 104(sp)
-  sd ra, 984(gp) /* sig 364 */
-  /* 231: amo */
-  addi a3, sp, 120
-  amoswap.d.aq a5, zero, (a3)
-  sub a3, a3, sp
-  sd a5, 992(gp) /* sig 365 */
-  /* 232: fp */
-  fmv.w.x f10, s3
-  fsd f10, 1000(gp) /* sig 366 */
-  li s7, 0x1f
-  csrrc a2, fcsr, s7
-  sd a2, 1008(gp) /* sig 367 */
-  /* 233: fp */
-  fsqrt.d f29, f27
-  fsd f29, 1016(gp) /* sig 368 */
-  li s10, 0x1f
-  csrrc a5, fcsr, s10
-  sd a5, 1024(gp) /* sig 369 */
-  /* 234: cMem */
-  .option rvc
-  c.sdsp a5, 72(sp)
-  .option norvc
-  /* 235: fcsr */
-  li t4, 0xff8214ef2de00d00
-  csrrs zero, fflags, t4
-  sd zero, 1032(gp) /* sig 370 */
-  /* 236: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f12, tp
-  fcvt.w.d a6, f12, rup
-  sd a6, 1040(gp) /* sig 371 */
-  csrrci t6, fflags, 0x1f
-  sd t6, 1048(gp) /* sig 372 */
-  /* 237: aluR */
-  sra ra, s9, s0
-  sd ra, 1056(gp) /* sig 373 */
-  /* 238: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f28, tp
-  fcvt.wu.s a1, f28, rne
-  sd a1, 1064(gp) /* sig 374 */
-  frcsr a7
-  sd a7, 1072(gp) /* sig 375 */
-  /* 239: amo */
-  addi a0, sp, 12
-  amomaxu.w.aq s2, a2, (a0)
-  sub a0, a0, sp
-  sd s2, 1080(gp) /* sig 376 */
-  /* 240: fp */
-  li tp, 0xffffffffbfb8af25
-  fmv.d.x f18, tp
-  li tp, 0xffffffff3cf892ad
-  fmv.d.x f10, tp
-  li tp, 0xffffffff3d33537c
-  fmv.d.x f28, tp
-  fmadd.s f8, f18, f10, f28, dyn
-  fsd f8, 1088(gp) /* sig 377 */
-  fsflags s9, zero
-  sd s9, 1096(gp) /* sig 378 */
-  /* 241: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f29, tp
-  li tp, 0x47efffffe0000000
-  fmv.d.x f19, tp
-  fmax.d f20, f29, f19
-  fsd f20, 1104(gp) /* sig 379 */
-  fsflags s2, zero
-  sd s2, 1112(gp) /* sig 380 */
-  /* 242: jalr */
-  auipc s1, 0
-  addi s1, s1, -95
-  jalr s10, 121(s1)
-  .option rvc
-  c.mv ra, a4
-  .option norvc
-  sd ra, 1120(gp) /* sig 381 */
-  addw t2, s6, t5
-  sd t2, 1128(gp) /* sig 382 */
-  auipc tp, 0
-  sub s10, s10, tp
-  sub s1, s1, tp
-  sd s10, 1136(gp) /* sig 383 */
-  sd s1, 1144(gp) /* sig 384 */
-  /* 243: cAlu */
-  .option rvc
-  c.add a2, s4
-  .option norvc
-  sd a2, 1152(gp) /* sig 385 */
-  /* 244: aluR */
-  li a0, 0x866c8cc4de510f0c
-  slt a5, a0, t6
-  sd a5, 1160(gp) /* sig 386 */
-  /* 245: fp */
-  li tp, 0xffffffff80469a2b
-  fmv.d.x f27, tp
-  fdiv.s f12, f25, f27, rne
-  fsd f12, 1168(gp) /* sig 387 */
-  frcsr ra
-  sd ra, 1176(gp) /* sig 388 */
-  /* 246: fp */
-  fsub.s f2, f12, f3, rtz
-  fsd f2, 1184(gp) /* sig 389 */
-  li a0, 0x1f
-  csrrc s1, fcsr, a0
-  sd s1, 1192(gp) /* sig 390 */
-  /* 247: fp */
-  li tp, 0xffffffff00002e13
-  fmv.d.x f29, tp
-  li tp, 0xffffffff35b84af2
-  fmv.d.x f6, tp
-  fsqrt.s f22, f29, rne
-  fsd f22, 1200(gp) /* sig 391 */
-  fsflags s9, zero
-  sd s9, 1208(gp) /* sig 392 */
-  /* 248: fcsr */
-  li t0, 0xc2f396f74b60afb4
-  csrrs t1, frm, t0
-  sd t1, 1216(gp) /* sig 393 */
-  /* 249: cBranch */
-  .option rvc
-  c.bnez a1, .L47
-  .option norvc
-  sltiu a5, t6, 0
-  sd a5, 1224(gp) /* sig 394 */
-  sraiw t5, s11, 20
-  sd t5, 1232(gp) /* sig 395 */
-  .option rvc
-  c.li a0, 16
-  .option norvc
-  sd a0, 1240(gp) /* sig 396 */
-.L47:
-  /* 250: mem */
-  li s11, 0x77c18b5b144ba74a
-  sw s11, 82(sp)
-  /* 251: lrsc */
-  addi s5, sp, 216
-  lr.w.aq a2, (s5)
-  sraw a0, a5, s7
-  sc.w.aq a4, a1, (s5)
-  sd a2, 1248(gp) /* sig 397 */
-  sd a4, 1256(gp) /* sig 398 */
-  sub s5, s5, sp
-  lw s11, 216(sp)
-  sd s11, 1264(gp) /* sig 399 */
-  /* 252: cBranch */
-  li a1, 0x0
-  .option rvc
-  c.j .L48
-  .option norvc
-  slli t6, a6, 63
-  sd t6, 1272(gp) /* sig 400 */
-  .option rvc
-  c.mv a3, a3
-  .option norvc
-  sd a3, 1280(gp) /* sig 401 */
-.L48:
-  /* 253: aluR */
-  and t2, a3, t2
-  sd t2, 1288(gp) /* sig 402 */
-  /* 254: loop */
-  li t5, 0x4
-.L49:
-  .option rvc
-  c.slli s9, 7
-  .option norvc
-  sd s9, 1296(gp) /* sig 403 */
-  remw t0, a4, s10
-  sd t0, 1304(gp) /* sig 404 */
-  .option rvc
-  c.srai s1, 8
-  .option norvc
-  sd s1, 1312(gp) /* sig 405 */
-  addi t5, t5, -1
-  bltu zero, t5, .L49
-  sd t5, 1320(gp) /* sig 406 */
-  /* 255: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f20, tp
-  fsgnjn.s f31, f20, f24
-  fsd f31, 1328(gp) /* sig 407 */
-  csrrci s2, fflags, 0x1f
-  sd s2, 1336(gp) /* sig 408 */
-  /* 256: aluR */
-  li t1, 0x34380000000000
-  sltu a1, s4, t1
-  sd a1, 1344(gp) /* sig 409 */
-  /* 257: amo */
-  li t4, 0xfffffffffffffff9
-  addi s5, sp, 48
-  amomaxu.d ra, t4, (s5)
-  sub s5, s5, sp
-  sd ra, 1352(gp) /* sig 410 */
-  /* 258: luiAuipc */
-  auipc s6, 0x62269
-  auipc tp, 0
-  sub s6, s6, tp
-  sd s6, 1360(gp) /* sig 411 */
-  /* 259: cBranch */
-  .option rvc
-  c.beqz a0, .L50
-  .option norvc
-  .option rvc
-  c.mv a6, a2
-  .option norvc
-  sd a6, 1368(gp) /* sig 412 */
-  andi s9, t0, 2047
-  sd s9, 1376(gp) /* sig 413 */
-  slti s1, a6, -1593
-  sd s1, 1384(gp) /* sig 414 */
-.L50:
+  sd s5, 1696(gp) /* sig 453 */
+  j .L56
+.L58:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xbff0000000000000
-  .dword 0xdc5877229ddf0a20
-  .dword 0xc0400000
-  .dword 0x1c58be7857d6ce40
   .dword 0xcaa0534920dae96a
   .dword 0x4340000000000001
   .dword 0x2d2aff1929c13c18
@@ -1862,8 +1952,12 @@ difftest_buf:
   .dword 0x7ba3cd5594546fd4
   .dword 0xffffffffffc00000
   .dword 0x3ece4100cadf71dd
+  .dword 0x1b57aa7a033686
+  .dword 0x247b1e2bef755ddf
+  .dword 0x9d2b421d01b42d41
+  .dword 0x5e8f0fb69491e3ed
 difftest_sig:
-  .rept 415
+  .rept 461
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

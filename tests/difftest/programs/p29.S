@@ -4,1674 +4,1742 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x8000
-  li t0, 0x4c
-  li t1, 0xffffffffffffffbf
-  li t2, 0x49
-  li s0, 0xffffffffffffffff
-  li s1, 0x2
-  li a0, 0x4d
-  li a1, 0x1885ee36d562d1d6
-  li a2, 0xffffffffafd77e04
-  li a3, 0xffff
-  li a4, 0xffffffffa0dcaafb
-  li a5, 0xffffffffffffffff
-  li a6, 0xffffffffd9ab6404
-  li a7, 0x3f00000000000
-  li s2, 0xffffffff80000000
-  li s3, 0xff
-  li s4, 0xffffffffffffff9f
-  li s5, 0xaaaaaaaaaaaaaaaa
-  li s6, 0x7fffffffffff
-  li s7, 0x3f
-  li s8, 0xffffffffffff8000
-  li s9, 0x3
-  li s10, 0x1
-  li s11, 0x123456789abcdef
-  li t3, 0x80
-  li t4, 0x3
-  li t5, 0x3f
-  li t6, 0xffffffffffffffb5
-  li tp, 0xc226233cb3fe5643
+  li ra, 0xffffffffb27b1218
+  li t0, 0x12f800
+  li t1, 0x49
+  li t2, 0xffffffffffffffff
+  li s0, 0x2
+  li s1, 0x4d
+  li a0, 0x1885ee36d562d1d6
+  li a1, 0xffffffffafd77e04
+  li a2, 0xffff
+  li a3, 0xffffffffa0dcaafb
+  li a4, 0xffffffffffffffff
+  li a5, 0xffffffffd9ab6404
+  li a6, 0x3f00000000000
+  li a7, 0xffffffff80000000
+  li s2, 0xff
+  li s3, 0xffffffffffffff9f
+  li s4, 0xaaaaaaaaaaaaaaaa
+  li s5, 0x7fffffffffff
+  li s6, 0x3f
+  li s7, 0xffffffffffff8000
+  li s8, 0x3
+  li s9, 0x1
+  li s10, 0x123456789abcdef
+  li s11, 0x80
+  li t3, 0x3
+  li t4, 0x3f
+  li t5, 0xffffffffffffffb5
+  li t6, 0xffffffff7fffffff
+  li tp, 0xffffffffbdad0fda
   fmv.d.x f0, tp
-  li tp, 0xffffffff81d5dd8f
+  li tp, 0xffffffff09838ac7
   fmv.d.x f1, tp
-  li tp, 0xfffffffff149f2ca
+  li tp, 0xffffffff3f800001
   fmv.d.x f2, tp
-  li tp, 0xfff8000000000000
+  li tp, 0x41effffffff00000
   fmv.d.x f3, tp
-  li tp, 0xb93b639736b271f1
+  li tp, 0xffffffff424de5bb
   fmv.d.x f4, tp
-  li tp, 0xc06cb2196cc1fdfb
+  li tp, 0xbd82b4dfa2f34ee5
   fmv.d.x f5, tp
-  li tp, 0x14d34403a6396b16
+  li tp, 0x41ca6328e6316194
   fmv.d.x f6, tp
-  li tp, 0xffffffff8131766a
+  li tp, 0x40dcdefaa98ee949
   fmv.d.x f7, tp
-  li tp, 0xffffffff5f800000
-  fmv.d.x f8, tp
-  li tp, 0xffffffffc0200000
-  fmv.d.x f9, tp
   li tp, 0x40c81cd6c8b43958
-  fmv.d.x f10, tp
+  fmv.d.x f8, tp
   li tp, 0xffffffff3366c69f
-  fmv.d.x f11, tp
+  fmv.d.x f9, tp
   li tp, 0xffffffffbbed6630
-  fmv.d.x f12, tp
+  fmv.d.x f10, tp
   li tp, 0xffffffff007ffffe
-  fmv.d.x f13, tp
+  fmv.d.x f11, tp
   li tp, 0xffffffff2ce06f6a
-  fmv.d.x f14, tp
-  li tp, 0xfff0000000000000
-  fmv.d.x f15, tp
-  li tp, 0xffffffff00800000
-  fmv.d.x f16, tp
-  li tp, 0x43e0000000000000
-  fmv.d.x f17, tp
-  li tp, 0xfec6afd0d6790835
-  fmv.d.x f18, tp
-  li tp, 0x1a56e1fc2f8f359
-  fmv.d.x f19, tp
-  li tp, 0xffffffff007fffff
-  fmv.d.x f20, tp
-  li tp, 0xffffffff04090ff3
-  fmv.d.x f21, tp
-  li tp, 0xffffffff32deab3e
-  fmv.d.x f22, tp
-  li tp, 0xffffffff47fdaf55
-  fmv.d.x f23, tp
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f24, tp
-  li tp, 0xffffffff40200000
-  fmv.d.x f25, tp
-  li tp, 0xffffffffb86cb668
-  fmv.d.x f26, tp
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f27, tp
-  li tp, 0x4340000000000001
-  fmv.d.x f28, tp
-  li tp, 0xffffffff007fffff
-  fmv.d.x f29, tp
-  li tp, 0x43e0000000000000
-  fmv.d.x f30, tp
-  li tp, 0x3d7c29216cfede40
-  fmv.d.x f31, tp
-  csrwi frm, 0
-  /* 0: liSeed */
-  li s11, 0x9cbf4217773532ec
-  sd s11, 0(gp) /* sig 0 */
-  /* 1: cBranch */
-  li a5, 0x0
-  .option rvc
-  c.bnez a5, .L0
-  .option norvc
-  sra s10, s6, s11
-  sd s10, 8(gp) /* sig 1 */
-  mulhu t4, a1, s4
-  sd t4, 16(gp) /* sig 2 */
-.L0:
-  /* 2: fp */
-  li tp, 0x7e47514f997233c5
   fmv.d.x f12, tp
-  fsqrt.d f30, f12, dyn
-  fsd f30, 24(gp) /* sig 3 */
-  fsflags s5, zero
-  sd s5, 32(gp) /* sig 4 */
-  /* 3: fp */
-  li tp, 0x3ff968e977cd8576
+  li tp, 0xfff0000000000000
+  fmv.d.x f13, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f14, tp
+  li tp, 0x43e0000000000000
+  fmv.d.x f15, tp
+  li tp, 0xfec6afd0d6790835
   fmv.d.x f16, tp
-  li tp, 0x7fe426527cbaffb6
+  li tp, 0x1a56e1fc2f8f359
+  fmv.d.x f17, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f18, tp
+  li tp, 0xffffffff04090ff3
+  fmv.d.x f19, tp
+  li tp, 0xffffffff32deab3e
+  fmv.d.x f20, tp
+  li tp, 0xffffffff47fdaf55
   fmv.d.x f21, tp
-  fmul.d f19, f16, f21, rdn
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f22, tp
+  li tp, 0xffffffff40200000
+  fmv.d.x f23, tp
+  li tp, 0xffffffffb86cb668
+  fmv.d.x f24, tp
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f25, tp
+  li tp, 0x4340000000000001
+  fmv.d.x f26, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f27, tp
+  li tp, 0x43e0000000000000
+  fmv.d.x f28, tp
+  li tp, 0x3d7c29216cfede40
+  fmv.d.x f29, tp
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f30, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f31, tp
+  csrwi frm, 1
+  /* 0: fcsr */
+  li a1, 0xc5
+  csrrs zero, frm, a1
+  sd zero, 0(gp) /* sig 0 */
+  /* 1: cAlu */
+  .option rvc
+  c.add s11, a2
+  .option norvc
+  sd s11, 8(gp) /* sig 1 */
+  /* 2: fp */
+  li tp, 0x3ffb53f36366e3a8
+  fmv.d.x f17, tp
+  li tp, 0x80095e21e3c55d86
+  fmv.d.x f19, tp
+  li tp, 0x1
+  fmv.d.x f22, tp
+  fnmsub.d f20, f17, f19, f22, rmm
+  fsd f20, 16(gp) /* sig 2 */
+  frflags ra
+  sd ra, 24(gp) /* sig 3 */
+  /* 3: cAlu */
+  .option rvc
+  c.lui t2, 0xfffe4
+  .option norvc
+  sd t2, 32(gp) /* sig 4 */
+  /* 4: fp */
+  li tp, 0xbffd8576cc9e9f8f
+  fmv.d.x f21, tp
+  li tp, 0x3ffd8576cc9e9f91
+  fmv.d.x f28, tp
+  fsub.d f19, f21, f21, rtz
   fsd f19, 40(gp) /* sig 5 */
-  fsflags s3, zero
-  sd s3, 48(gp) /* sig 6 */
-  /* 4: liSeed */
-  li a4, 0x464000
-  sd a4, 56(gp) /* sig 7 */
-  /* 5: branch */
-  bltu a5, s8, .L1
-  .option rvc
-  c.lui a5, 0x18
-  .option norvc
-  sd a5, 64(gp) /* sig 8 */
-  sltu s8, s5, s8
-  sd s8, 72(gp) /* sig 9 */
-  mulw s3, ra, zero
-  sd s3, 80(gp) /* sig 10 */
-.L1:
+  frflags a1
+  sd a1, 48(gp) /* sig 6 */
+  /* 5: loop */
+  li t6, 0x1
+.L0:
+  remu t4, a5, s7
+  sd t4, 56(gp) /* sig 7 */
+  addi t6, t6, -1
+  bltu zero, t6, .L0
+  sd t6, 64(gp) /* sig 8 */
   /* 6: aluR */
-  sraw s1, a5, s11
-  sd s1, 88(gp) /* sig 11 */
-  /* 7: cAlu */
-  .option rvc
-  c.mv s0, s6
-  .option norvc
-  sd s0, 96(gp) /* sig 12 */
+  li s9, 0xffffffffffffffed
+  subw s5, s9, s0
+  sd s5, 72(gp) /* sig 9 */
+  /* 7: luiAuipc */
+  auipc a5, 0x0
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 80(gp) /* sig 10 */
   /* 8: cMem */
-  addi a1, sp, 0
+  addi a1, sp, 16
   .option rvc
-  c.lw a0, 20(a1)
+  c.lw s1, 84(a1)
   .option norvc
-  sd a0, 104(gp) /* sig 13 */
+  sd s1, 88(gp) /* sig 11 */
   sub a1, a1, sp
-  /* 9: aluI */
-  srli t2, a5, 31
-  sd t2, 112(gp) /* sig 14 */
-  /* 10: loop */
-  li t0, 0x2
-.L2:
-  mulw t5, t6, t2
-  sd t5, 120(gp) /* sig 15 */
-  addi t0, t0, -1
-  bltu zero, t0, .L2
-  sd t0, 128(gp) /* sig 16 */
-  /* 11: luiAuipc */
-  lui zero, 0xd3261
-  sd zero, 136(gp) /* sig 17 */
-  /* 12: luiAuipc */
-  auipc a2, 0x1
+  /* 9: cAlu */
+  .option rvc
+  c.slli s6, 53
+  .option norvc
+  sd s6, 96(gp) /* sig 12 */
+  /* 10: aluI */
+  addiw s11, s3, -2048
+  sd s11, 104(gp) /* sig 13 */
+  /* 11: jalr */
+  auipc a2, 0
+  addi a2, a2, -36
+  jalr zero, 49(a2)
   auipc tp, 0
   sub a2, a2, tp
-  sd a2, 144(gp) /* sig 18 */
-  /* 13: aluI */
-  li a4, 0xe2b00000
-  slli ra, a4, 23
-  sd ra, 152(gp) /* sig 19 */
-  /* 14: far */
-  bge a6, s8, .L3
-.L4:
-  /* 15: fmem */
-  flw f18, 236(sp)
-  fsd f18, 184(gp) /* sig 23 */
-  /* 16: cAlu */
-  .option rvc
-  c.add s1, s8
-  .option norvc
-  sd s1, 192(gp) /* sig 24 */
-  /* 17: luiAuipc */
-  lui t6, 0xe5109
-  sd t6, 200(gp) /* sig 25 */
-  /* 18: fp */
-  fcvt.s.w f4, a7, rdn
-  fsd f4, 208(gp) /* sig 26 */
-  frflags t2
-  sd t2, 216(gp) /* sig 27 */
-  /* 19: fp */
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f15, tp
-  fmul.s f3, f15, f8, dyn
-  fsd f3, 224(gp) /* sig 28 */
-  frflags s4
-  sd s4, 232(gp) /* sig 29 */
-  /* 20: aluI */
-  ori a0, t5, -1633
-  sd a0, 240(gp) /* sig 30 */
+  sd zero, 112(gp) /* sig 14 */
+  sd a2, 120(gp) /* sig 15 */
+  /* 12: fcsr */
+  csrrwi t6, frm, 0
+  sd t6, 128(gp) /* sig 16 */
+  /* 13: luiAuipc */
+  lui s1, 0x3fbe1
+  sd s1, 136(gp) /* sig 17 */
+  /* 14: aluI */
+  slliw ra, s8, 1
+  sd ra, 144(gp) /* sig 18 */
+  /* 15: jalr */
+  auipc a2, 0
+  jalr zero, 16(a2)
+  sraw zero, s10, zero
+  sd zero, 152(gp) /* sig 19 */
+  auipc tp, 0
+  sub a2, a2, tp
+  sd zero, 160(gp) /* sig 20 */
+  sd a2, 168(gp) /* sig 21 */
+  /* 16: aluR */
+  addw t1, s3, a6
+  sd t1, 176(gp) /* sig 22 */
+  /* 17: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f4, tp
+  fcvt.wu.d s5, f4
+  sd s5, 184(gp) /* sig 23 */
+  fsflags s5, zero
+  sd s5, 192(gp) /* sig 24 */
+  /* 18: jalr */
+  auipc t4, 0
+  jalr t0, 24(t4)
+  slli s2, t3, 59
+  sd s2, 200(gp) /* sig 25 */
+  xori s11, a6, -1034
+  sd s11, 208(gp) /* sig 26 */
+  auipc tp, 0
+  sub t0, t0, tp
+  sub t4, t4, tp
+  sd t0, 216(gp) /* sig 27 */
+  sd t4, 224(gp) /* sig 28 */
+  /* 19: rand */
+  .4byte 0xca57c2b3 /* random */
+  sd t0, 232(gp) /* sig 29 */
+  .2byte 0xa506 /* random */
+  /* 20: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f19, tp
+  fcvt.w.d t1, f19
+  sd t1, 240(gp) /* sig 30 */
+  frcsr a1
+  sd a1, 248(gp) /* sig 31 */
   /* 21: aluI */
-  srliw zero, s2, 6
-  sd zero, 248(gp) /* sig 31 */
-  /* 22: aluI */
-  srliw s1, a1, 0
-  sd s1, 256(gp) /* sig 32 */
-  /* 23: aluI */
-  addi s7, a5, 2047
-  sd s7, 264(gp) /* sig 33 */
-  /* 24: aluR */
-  sll s4, a3, s2
-  sd s4, 272(gp) /* sig 34 */
-  /* 25: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f0, tp
-  fclass.s s11, f0
-  sd s11, 280(gp) /* sig 35 */
-  fsflags a1, zero
-  sd a1, 288(gp) /* sig 36 */
-  /* 26: aluR */
+  srliw t2, s4, 7
+  sd t2, 256(gp) /* sig 32 */
+  /* 22: fp */
+  li tp, 0x0
+  fmv.d.x f16, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f12, tp
+  fmul.d f13, f16, f12, rne
+  fsd f13, 264(gp) /* sig 33 */
+  li a1, 0x1f
+  csrrc t2, fcsr, a1
+  sd t2, 272(gp) /* sig 34 */
+  /* 23: fp */
+  li tp, 0xbff3ac5db19835ad
+  fmv.d.x f7, tp
+  li tp, 0x3f64d59315465f85
+  fmv.d.x f3, tp
+  li tp, 0x3f699e1097100f8e
+  fmv.d.x f12, tp
+  fmsub.d f11, f7, f3, f12, rdn
+  fsd f11, 280(gp) /* sig 35 */
+  frflags t6
+  sd t6, 288(gp) /* sig 36 */
+  /* 24: cAlu */
+  .option rvc
+  c.andi a4, 1
+  .option norvc
+  sd a4, 296(gp) /* sig 37 */
+  /* 25: branch */
+  li s11, 0x3f
+  bge s11, zero, .L1
   sltu s3, a2, s10
-  sd s3, 296(gp) /* sig 37 */
+  sd s3, 304(gp) /* sig 38 */
+  xori s0, s10, -1238
+  sd s0, 312(gp) /* sig 39 */
+.L1:
+  /* 26: far */
+  bne s8, t5, .L2
+.L3:
   /* 27: fp */
-  li tp, 0xffffffffbc356591
-  fmv.d.x f6, tp
-  li tp, 0xffffffff379913f6
-  fmv.d.x f30, tp
-  fnmsub.s f5, f6, f24, f30, rdn
-  fsd f5, 304(gp) /* sig 38 */
-  frcsr t3
-  sd t3, 312(gp) /* sig 39 */
-  /* 28: aluI */
-  srli ra, a1, 4
-  sd ra, 320(gp) /* sig 40 */
-  /* 29: fmem */
-  fsd f16, 32(sp)
-  /* 30: jal */
-  jal zero, .L5
-.L5:
-  sd zero, 328(gp) /* sig 41 */
-  /* 31: amo */
-  addi s6, sp, 164
-  amomax.w.aqrl s5, t0, (s6)
-  sub s6, s6, sp
-  sd s5, 336(gp) /* sig 42 */
-  lw t0, 164(sp)
-  sd t0, 344(gp) /* sig 43 */
-  /* 32: aluR */
+  fadd.d f5, f23, f20
+  fsd f5, 344(gp) /* sig 43 */
+  fsflags s8, zero
+  sd s8, 352(gp) /* sig 44 */
+  /* 28: jal */
+  jal s2, .L4
+.L4:
+  auipc tp, 0
+  sub s2, s2, tp
+  sd s2, 360(gp) /* sig 45 */
+  /* 29: aluR */
   li s9, 0xffffffffffffffb5
   srlw s1, s9, s8
-  sd s1, 352(gp) /* sig 44 */
-  /* 33: aluI */
+  sd s1, 368(gp) /* sig 46 */
+  /* 30: aluI */
   addi ra, a3, 980
-  sd ra, 360(gp) /* sig 45 */
-  /* 34: luiAuipc */
-  auipc s4, 0x866ed
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 368(gp) /* sig 46 */
-  /* 35: fp */
-  fcvt.w.s a7, f23, rne
-  sd a7, 376(gp) /* sig 47 */
-  fsflags s8, zero
-  sd s8, 384(gp) /* sig 48 */
-  /* 36: aluI */
-  li s0, 0x5af0b583
-  addiw a2, s0, -585
-  sd a2, 392(gp) /* sig 49 */
-  /* 37: fp */
-  li tp, 0xffffffff813e3b55
-  fmv.d.x f11, tp
-  fsqrt.s f1, f11, rup
-  fsd f1, 400(gp) /* sig 50 */
-  fsflags t1, zero
-  sd t1, 408(gp) /* sig 51 */
-  /* 38: fp */
-  li tp, 0xfffffffff712e82c
-  fmv.d.x f29, tp
-  fcvt.w.s s4, f29, rtz
-  sd s4, 416(gp) /* sig 52 */
-  li ra, 0x1f
-  csrrc ra, fcsr, ra
-  sd ra, 424(gp) /* sig 53 */
-  /* 39: cMem */
-  addi s1, sp, 1
+  sd ra, 376(gp) /* sig 47 */
+  /* 31: liSeed */
+  li s4, 0x200000000
+  sd s4, 384(gp) /* sig 48 */
+  /* 32: fp */
+  li tp, 0xffffffff7149f2ca
+  fmv.d.x f30, tp
+  fcvt.l.s s0, f30, dyn
+  sd s0, 392(gp) /* sig 49 */
+  fsflags s0, zero
+  sd s0, 400(gp) /* sig 50 */
+  /* 33: branch */
+  li a3, 0x1240
+  li s4, 0x1240
+  beq a3, s4, .L5
   .option rvc
-  c.ld a0, 0(s1)
+  c.srli a1, 58
   .option norvc
-  sd a0, 432(gp) /* sig 54 */
-  sub s1, s1, sp
-  /* 40: aluI */
-  srliw s3, a7, 0
-  sd s3, 440(gp) /* sig 55 */
-  /* 41: cAlu */
+  sd a1, 408(gp) /* sig 51 */
   .option rvc
-  c.addiw ra, 4
+  c.add a7, s9
   .option norvc
-  sd ra, 448(gp) /* sig 56 */
-  /* 42: loop */
-  li s10, 0x3
+  sd a7, 416(gp) /* sig 52 */
+  add s4, t6, s5
+  sd s4, 424(gp) /* sig 53 */
+.L5:
+  /* 34: aluR */
+  divuw s6, s11, a0
+  sd s6, 432(gp) /* sig 54 */
+  /* 35: loop */
+  li ra, 0x4
 .L6:
-  srlw t1, ra, s7
-  sd t1, 456(gp) /* sig 57 */
+  addi s10, s3, 1
+  sd s10, 440(gp) /* sig 55 */
+  addi ra, ra, -1
+  bne ra, zero, .L6
+  sd ra, 448(gp) /* sig 56 */
+  /* 36: aluI */
+  srliw s3, a7, 0
+  sd s3, 456(gp) /* sig 57 */
+  /* 37: amo */
+  addi s10, sp, 96
+  amoswap.w.rl s3, zero, (s10)
+  sub s10, s10, sp
+  sd s3, 464(gp) /* sig 58 */
+  lw ra, 96(sp)
+  sd ra, 472(gp) /* sig 59 */
+  /* 38: liSeed */
+  li a0, 0xfffffffffffff800
+  sd a0, 480(gp) /* sig 60 */
+  /* 39: lrsc */
+  addi t5, sp, 40
+  sc.w.aqrl zero, t6, (t5)
+  sd zero, 488(gp) /* sig 61 */
+  sub t5, t5, sp
+  lw a7, 40(sp)
+  sd a7, 496(gp) /* sig 62 */
+  /* 40: amo */
+  addi ra, sp, 60
+  amomaxu.w.aq t3, zero, (ra)
+  sub ra, ra, sp
+  sd t3, 504(gp) /* sig 63 */
+  lw t4, 60(sp)
+  sd t4, 512(gp) /* sig 64 */
+  /* 41: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f12, tp
+  fcvt.d.s f7, f12
+  fsd f7, 520(gp) /* sig 65 */
+  frflags a4
+  sd a4, 528(gp) /* sig 66 */
+  /* 42: cBranch */
+  li a5, 0xbcd0
   .option rvc
-  c.mv s0, s0
+  c.beqz a5, .L7
   .option norvc
-  sd s0, 464(gp) /* sig 58 */
-  addi s10, s10, -1
-  bltu zero, s10, .L6
-  sd s10, 472(gp) /* sig 59 */
-  /* 43: fp */
-  li tp, 0xffffffff3fbbb2b9
-  fmv.d.x f0, tp
-  li tp, 0xffffffff3d46fcd7
-  fmv.d.x f29, tp
-  li tp, 0xffffffffbd91e59b
-  fmv.d.x f28, tp
-  fmadd.s f7, f0, f29, f28, rne
-  fsd f7, 480(gp) /* sig 60 */
-  fsflags a7, zero
-  sd a7, 488(gp) /* sig 61 */
-  /* 44: fp */
-  li tp, 0xffffffffbba8617e
-  fmv.d.x f5, tp
-  li tp, 0xffffffffdc2d578d
-  fmv.d.x f26, tp
-  fnmsub.s f7, f5, f3, f26, rup
-  fsd f7, 496(gp) /* sig 62 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 504(gp) /* sig 63 */
-  /* 45: jal */
-  jal zero, .L7
-  slliw a4, ra, 6
-  sd a4, 512(gp) /* sig 64 */
   .option rvc
-  c.add t4, s11
+  c.addiw s11, -7
   .option norvc
-  sd t4, 520(gp) /* sig 65 */
+  sd s11, 536(gp) /* sig 67 */
+  mulw a4, a4, zero
+  sd a4, 544(gp) /* sig 68 */
+  .option rvc
+  c.mv s1, s11
+  .option norvc
+  sd s1, 552(gp) /* sig 69 */
 .L7:
-  sd zero, 528(gp) /* sig 66 */
-  /* 46: cAlu */
-  .option rvc
-  c.lui s1, 0xffff4
-  .option norvc
-  sd s1, 536(gp) /* sig 67 */
-  /* 47: luiAuipc */
-  auipc t1, 0xe6000
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 544(gp) /* sig 68 */
-  /* 48: fp */
+  /* 43: fp */
+  li s6, 0x15bc416e
+  fcvt.s.w f27, s6, rmm
+  fsd f27, 560(gp) /* sig 70 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 568(gp) /* sig 71 */
+  /* 44: fp */
   li tp, 0xffffffffc81af086
   fmv.d.x f27, tp
-  fadd.s f20, f30, f27, rdn
-  fsd f20, 552(gp) /* sig 69 */
+  li tp, 0xffffffff8590754b
+  fmv.d.x f10, tp
+  fmul.s f2, f27, f10, rup
+  fsd f2, 576(gp) /* sig 72 */
+  fsflags t0, zero
+  sd t0, 584(gp) /* sig 73 */
+  /* 45: fp */
+  fmul.s f14, f20, f11, rup
+  fsd f14, 592(gp) /* sig 74 */
+  fsflags s2, zero
+  sd s2, 600(gp) /* sig 75 */
+  /* 46: cAlu */
+  .option rvc
+  c.add s4, s5
+  .option norvc
+  sd s4, 608(gp) /* sig 76 */
+  /* 47: aluI */
+  srli s0, s9, 0
+  sd s0, 616(gp) /* sig 77 */
+  /* 48: aluR */
+  subw a0, a6, a7
+  sd a0, 624(gp) /* sig 78 */
+  /* 49: fp */
+  li tp, 0x432fffffffffffff
+  fmv.d.x f18, tp
+  li tp, 0x831da31c57c8603b
+  fmv.d.x f1, tp
+  fmax.d f7, f18, f1
+  fsd f7, 632(gp) /* sig 79 */
   fsflags t3, zero
-  sd t3, 560(gp) /* sig 70 */
-  /* 49: jal */
-  jal s11, .L8
-.L8:
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 568(gp) /* sig 71 */
-  /* 50: cAlu */
+  sd t3, 640(gp) /* sig 80 */
+  /* 50: cBranch */
   .option rvc
-  c.mv s6, t0
-  .option norvc
-  sd s6, 576(gp) /* sig 72 */
-  /* 51: cBranch */
-  .option rvc
-  c.beqz a4, .L9
-  .option norvc
-  .option rvc
-  c.or a2, a4
-  .option norvc
-  sd a2, 584(gp) /* sig 73 */
-  .option rvc
-  c.sub a2, a3
-  .option norvc
-  sd a2, 592(gp) /* sig 74 */
-  .option rvc
-  c.sub a2, a2
-  .option norvc
-  sd a2, 600(gp) /* sig 75 */
-.L9:
-  /* 52: fp */
-  fcvt.s.l f4, zero, dyn
-  fsd f4, 608(gp) /* sig 76 */
-  fsflags a5, zero
-  sd a5, 616(gp) /* sig 77 */
-  /* 53: jalr */
-  auipc s3, 0
-  addi s3, s3, -59
-  jalr a0, 85(s3)
-  srl s1, a4, s4
-  sd s1, 624(gp) /* sig 78 */
-  .option rvc
-  c.li s7, 22
-  .option norvc
-  sd s7, 632(gp) /* sig 79 */
-  auipc tp, 0
-  sub a0, a0, tp
-  sub s3, s3, tp
-  sd a0, 640(gp) /* sig 80 */
-  sd s3, 648(gp) /* sig 81 */
-  /* 54: cBranch */
-  li a4, 0x20
-  .option rvc
-  c.beqz a4, .L10
+  c.beqz a4, .L8
   .option norvc
   srliw t0, s5, 29
-  sd t0, 656(gp) /* sig 82 */
+  sd t0, 648(gp) /* sig 81 */
   .option rvc
   c.addiw a7, 27
   .option norvc
-  sd a7, 664(gp) /* sig 83 */
+  sd a7, 656(gp) /* sig 82 */
   .option rvc
   c.lui s11, 0xffff6
   .option norvc
-  sd s11, 672(gp) /* sig 84 */
-.L10:
-  /* 55: fp */
-  li tp, 0xbf872f4b305dd701
-  fmv.d.x f8, tp
-  fadd.d f26, f1, f8, dyn
-  fsd f26, 680(gp) /* sig 85 */
-  fsflags t6, zero
-  sd t6, 688(gp) /* sig 86 */
-  /* 56: aluI */
-  slli zero, s3, 17
-  sd zero, 696(gp) /* sig 87 */
-  /* 57: aluR */
-  li a7, 0x1f
-  remu s11, s11, a7
-  sd s11, 704(gp) /* sig 88 */
-  /* 58: branch */
-  li t1, 0x194e00000000
-  li ra, 0x194e00000000
-  blt t1, ra, .L11
-  ori s3, s8, 881
-  sd s3, 712(gp) /* sig 89 */
-  addi t5, s2, -1454
-  sd t5, 720(gp) /* sig 90 */
-.L11:
-  /* 59: aluI */
-  srai s2, s6, 32
-  sd s2, 728(gp) /* sig 91 */
-  /* 60: cAlu */
-  .option rvc
-  c.sub s0, a2
-  .option norvc
-  sd s0, 736(gp) /* sig 92 */
-  /* 61: aluI */
-  ori s4, s10, 677
-  sd s4, 744(gp) /* sig 93 */
-  /* 62: aluR */
-  li s4, 0x7ff
-  remu s3, s1, s4
-  sd s3, 752(gp) /* sig 94 */
-  /* 63: fp */
-  li tp, 0xfffffffe4effffff
+  sd s11, 664(gp) /* sig 83 */
+.L8:
+  /* 51: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f18, tp
+  li tp, 0xbff0000000000000
   fmv.d.x f12, tp
-  feq.s s8, f14, f12
-  sd s8, 760(gp) /* sig 95 */
-  fsflags t2, zero
-  sd t2, 768(gp) /* sig 96 */
-  /* 64: aluR */
-  li s5, 0x8000000000000000
-  mul t3, s5, s2
-  sd t3, 776(gp) /* sig 97 */
-  /* 65: cAlu */
+  fadd.d f26, f18, f12, rmm
+  fsd f26, 672(gp) /* sig 84 */
+  fsflags a3, zero
+  sd a3, 680(gp) /* sig 85 */
+  /* 52: luiAuipc */
+  lui t6, 0x3f2fb
+  sd t6, 688(gp) /* sig 86 */
+  /* 53: cSp */
   .option rvc
-  c.slli s4, 12
+  c.addi16sp sp, -16
   .option norvc
-  sd s4, 784(gp) /* sig 98 */
-  /* 66: fp */
-  li tp, 0xffffffffc9945627
-  fmv.d.x f8, tp
-  fsgnjn.s f13, f8, f1
-  fsd f13, 792(gp) /* sig 99 */
-  frcsr s4
-  sd s4, 800(gp) /* sig 100 */
-  /* 67: fp */
-  li tp, 0xffffffff4a9939cd
-  fmv.d.x f19, tp
-  fnmsub.s f16, f20, f7, f19, dyn
-  fsd f16, 808(gp) /* sig 101 */
-  li t5, 0x1f
-  csrrc s10, fcsr, t5
-  sd s10, 816(gp) /* sig 102 */
-  /* 68: aluI */
-  xori s5, t3, 233
-  sd s5, 824(gp) /* sig 103 */
-  /* 69: aluI */
-  li a7, 0x1fffffff
-  srai t3, a7, 63
-  sd t3, 832(gp) /* sig 104 */
-  /* 70: aluR */
-  li s9, 0x1f
-  slt s0, s9, s2
-  sd s0, 840(gp) /* sig 105 */
-  /* 71: branch */
-  li t6, 0x735aa07c
-  li ra, 0x7ffffffffffffff
-  bge t6, ra, .L12
-  sub s3, t3, s3
-  sd s3, 848(gp) /* sig 106 */
+  ld t0, 120(sp)
+  sd t0, 696(gp) /* sig 87 */
   .option rvc
-  c.andi a1, 0
+  c.addi16sp sp, 16
   .option norvc
-  sd a1, 856(gp) /* sig 107 */
-  remw s7, a7, t2
-  sd s7, 864(gp) /* sig 108 */
-.L12:
-  /* 72: fp */
-  li tp, 0x4340000000000000
-  fmv.d.x f14, tp
-  fcvt.wu.d a5, f14, dyn
-  sd a5, 872(gp) /* sig 109 */
-  frcsr a6
-  sd a6, 880(gp) /* sig 110 */
-  /* 73: fmem */
-  addi s4, sp, -128
-  flw f28, 228(s4)
-  fsd f28, 888(gp) /* sig 111 */
+  /* 54: fp */
+  feq.s s11, f18, f18
+  sd s11, 704(gp) /* sig 88 */
+  fsflags s8, zero
+  sd s8, 712(gp) /* sig 89 */
+  /* 55: loop */
+  li s4, 0x1
+.L9:
+  srlw s8, s0, t6
+  sd s8, 720(gp) /* sig 90 */
+  slti s6, t1, 2047
+  sd s6, 728(gp) /* sig 91 */
+  .option rvc
+  c.slli s2, 33
+  .option norvc
+  sd s2, 736(gp) /* sig 92 */
+  addi s4, s4, -1
+  bltu zero, s4, .L9
+  sd s4, 744(gp) /* sig 93 */
+  /* 56: fcsr */
+  csrrci s6, fflags, 20
+  sd s6, 752(gp) /* sig 94 */
+  /* 57: cAlu */
+  .option rvc
+  c.andi a3, 15
+  .option norvc
+  sd a3, 760(gp) /* sig 95 */
+  /* 58: aluR */
+  li s6, 0x80000000
+  divuw s4, s6, zero
+  sd s4, 768(gp) /* sig 96 */
+  /* 59: liSeed */
+  li s6, 0x40
+  sd s6, 776(gp) /* sig 97 */
+  /* 60: fmem */
+  addi s4, sp, 346
+  fld f19, -202(s4)
+  fsd f19, 784(gp) /* sig 98 */
   sub s4, s4, sp
-  /* 74: cAlu */
+  /* 61: liSeed */
+  li s9, 0x20000000000000
+  sd s9, 792(gp) /* sig 99 */
+  /* 62: cAlu */
   .option rvc
-  c.li s2, 14
+  c.mv a6, s10
   .option norvc
-  sd s2, 896(gp) /* sig 112 */
-  /* 75: cAlu */
-  .option rvc
-  c.lui s6, 0xffff2
-  .option norvc
-  sd s6, 904(gp) /* sig 113 */
-  /* 76: cAlu */
-  .option rvc
-  c.addw a1, a3
-  .option norvc
-  sd a1, 912(gp) /* sig 114 */
-  /* 77: loop */
-  li t3, 0x1
-.L13:
-  sraiw a0, a2, 0
-  sd a0, 920(gp) /* sig 115 */
-  sra t4, t2, t2
-  sd t4, 928(gp) /* sig 116 */
-  addi t3, t3, -1
-  bne t3, zero, .L13
-  sd t3, 936(gp) /* sig 117 */
-  /* 78: fmem */
-  addi s5, sp, 29
-  flw f21, 91(s5)
-  fsd f21, 944(gp) /* sig 118 */
+  sd a6, 800(gp) /* sig 100 */
+  /* 63: amo */
+  li t1, 0xfffffffff54e51ec
+  addi ra, sp, 128
+  amoand.w a0, t1, (ra)
+  sub ra, ra, sp
+  sd a0, 808(gp) /* sig 101 */
+  /* 64: luiAuipc */
+  lui a6, 0x12aa4
+  sd a6, 816(gp) /* sig 102 */
+  /* 65: aluI */
+  li s6, 0x80000000000
+  addiw s4, s6, -968
+  sd s4, 824(gp) /* sig 103 */
+  /* 66: mem */
+  addi s5, sp, 156
+  sd s4, -148(s5)
   sub s5, s5, sp
-  /* 79: cAlu */
-  .option rvc
-  c.add s11, a5
-  .option norvc
-  sd s11, 952(gp) /* sig 119 */
-  /* 80: jalr */
-  auipc t2, 0
-  jalr zero, 8(t2)
-  auipc tp, 0
-  sub t2, t2, tp
-  sd zero, 960(gp) /* sig 120 */
-  sd t2, 968(gp) /* sig 121 */
-  /* 81: fp */
-  fmul.d f24, f15, f4, rtz
-  fsd f24, 976(gp) /* sig 122 */
-  csrrci s4, fflags, 0x1f
-  sd s4, 984(gp) /* sig 123 */
-  /* 82: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f24, tp
-  fdiv.s f23, f24, f13
-  fsd f23, 992(gp) /* sig 124 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 1000(gp) /* sig 125 */
-  /* 83: aluI */
-  addi s11, a4, -1
-  sd s11, 1008(gp) /* sig 126 */
-  /* 84: aluI */
-  sraiw s8, t3, 0
-  sd s8, 1016(gp) /* sig 127 */
-  /* 85: fp */
-  fcvt.s.d f2, f21, rmm
-  fsd f2, 1024(gp) /* sig 128 */
-  li s11, 0x1f
-  csrrc s9, fcsr, s11
-  sd s9, 1032(gp) /* sig 129 */
-  /* 86: branch */
-  blt a5, a5, .L14
-  .option rvc
-  c.mv s4, s4
-  .option norvc
-  sd s4, 1040(gp) /* sig 130 */
-  divuw a6, s5, t1
-  sd a6, 1048(gp) /* sig 131 */
-  addi s9, s5, -1192
-  sd s9, 1056(gp) /* sig 132 */
-.L14:
-  /* 87: aluR */
-  li s3, 0x400000
-  li a4, 0x7ff
-  sltu s10, s3, a4
-  sd s10, 1064(gp) /* sig 133 */
-  /* 88: mem */
-  ld s10, 160(sp)
-  sd s10, 1072(gp) /* sig 134 */
-  /* 89: aluR */
-  xor a0, a0, t4
-  sd a0, 1080(gp) /* sig 135 */
-  /* 90: smc */
-  /* patches in sltiu s11, s11, 436 (then imm + 1, ...) */
-  li s9, 0x1b4dbd93
+  ld s5, 8(sp)
+  sd s5, 832(gp) /* sig 104 */
+  /* 67: fp */
+  li tp, 0x3fe0000000000000
+  fmv.d.x f18, tp
+  fcvt.w.d t3, f18, rmm
+  sd t3, 840(gp) /* sig 105 */
+  fsflags t5, zero
+  sd t5, 848(gp) /* sig 106 */
+  /* 68: aluI */
+  li s2, 0x8e9b21d024a5f4b3
+  addi a6, s2, 941
+  sd a6, 856(gp) /* sig 107 */
+  /* 69: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f5, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f0, tp
+  fsgnjx.d f25, f5, f0
+  fsd f25, 864(gp) /* sig 108 */
+  frcsr t4
+  sd t4, 872(gp) /* sig 109 */
+  /* 70: mem */
+  addi a2, sp, 204
+  lh s8, -148(a2)
+  sd s8, 880(gp) /* sig 110 */
+  sub a2, a2, sp
+  /* 71: aluI */
+  slti zero, t0, 1656
+  sd zero, 888(gp) /* sig 111 */
+  /* 72: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f6, tp
+  fmul.s f29, f6, f17, rmm
+  fsd f29, 896(gp) /* sig 112 */
+  fsflags s2, zero
+  sd s2, 904(gp) /* sig 113 */
+  /* 73: fmem */
+  fld f14, 92(sp)
+  fsd f14, 912(gp) /* sig 114 */
+  /* 74: aluI */
+  srli ra, s9, 20
+  sd ra, 920(gp) /* sig 115 */
+  /* 75: smc */
+  /* patches in xori s0, s0, 1048 (then imm + 1, ...) */
+  li t0, 0x41844413
   li s6, 0x2
-.L15:
-  auipc t6, 0
-  sw s9, 12(t6)
+.L10:
+  auipc ra, 0
+  sw t0, 12(ra)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s9, s9, tp
+  add t0, t0, tp
   addi s6, s6, -1
-  bne s6, zero, .L15
-  auipc tp, 0
-  sub t6, t6, tp
-  sd s11, 1088(gp) /* sig 136 */
-  sd t6, 1096(gp) /* sig 137 */
-  /* 91: cSp */
-  .option rvc
-  c.addi16sp sp, 192
-  .option norvc
-  ld a7, -56(sp)
-  sd a7, 1104(gp) /* sig 138 */
-  .option rvc
-  c.addi16sp sp, -192
-  .option norvc
-  /* 92: mem */
-  addi t2, sp, -120
-  ld t4, 248(t2)
-  sd t4, 1112(gp) /* sig 139 */
-  sub t2, t2, sp
-  /* 93: aluR */
-  li a6, 0xffff
-  mul a6, t4, a6
-  sd a6, 1120(gp) /* sig 140 */
-  /* 94: cAlu */
-  .option rvc
-  c.addw s0, a2
-  .option norvc
-  sd s0, 1128(gp) /* sig 141 */
-  /* 95: fp */
-  li tp, 0xffffffff85f046a1
-  fmv.d.x f24, tp
-  fnmadd.s f16, f10, f24, f24, rup
-  fsd f16, 1136(gp) /* sig 142 */
-  fsflags s9, zero
-  sd s9, 1144(gp) /* sig 143 */
-  /* 96: jalr */
-  auipc a4, 0
-  addi a4, a4, 80
-  jalr a4, -62(a4)
-  .option rvc
-  c.add t5, s9
-  .option norvc
-  sd t5, 1152(gp) /* sig 144 */
-  auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 1160(gp) /* sig 145 */
-  /* 97: liSeed */
-  li s8, 0xffffffff82f6c356
-  sd s8, 1168(gp) /* sig 146 */
-  /* 98: fp */
-  li tp, 0xffffffff3f9f3a9e
-  fmv.d.x f22, tp
-  li tp, 0xffffffffbf9f3aa0
-  fmv.d.x f30, tp
-  fadd.s f29, f22, f22, rne
-  fsd f29, 1176(gp) /* sig 147 */
-  fsflags a2, zero
-  sd a2, 1184(gp) /* sig 148 */
-  /* 99: jalr */
-  auipc a3, 0
-  jalr zero, 14(a3)
-  .option rvc
-  c.mv t0, s4
-  .option norvc
-  sd t0, 1192(gp) /* sig 149 */
-  auipc tp, 0
-  sub a3, a3, tp
-  sd zero, 1200(gp) /* sig 150 */
-  sd a3, 1208(gp) /* sig 151 */
-  j .L16
-.L3:
-  ori s9, a7, -1765
-  sd s9, 160(gp) /* sig 20 */
-  .option rvc
-  c.or a1, a5
-  .option norvc
-  sd a1, 168(gp) /* sig 21 */
-  slti s8, t0, 1661
-  sd s8, 176(gp) /* sig 22 */
-  j .L4
-.L16:
-  /* 100: loop */
-  li a5, 0x1
-.L17:
-  .option rvc
-  c.addw a3, a3
-  .option norvc
-  sd a3, 1216(gp) /* sig 152 */
-  addiw a1, s9, -1496
-  sd a1, 1224(gp) /* sig 153 */
-  .option rvc
-  c.srai a0, 57
-  .option norvc
-  sd a0, 1232(gp) /* sig 154 */
-  .option rvc
-  c.addi a5, -1
-  .option norvc
-  .option rvc
-  c.bnez a5, .L17
-  .option norvc
-  sd a5, 1240(gp) /* sig 155 */
-  /* 101: loop */
-  li s5, 0x3
-.L18:
-  .option rvc
-  c.add t5, s11
-  .option norvc
-  sd t5, 1248(gp) /* sig 156 */
-  addiw t3, t4, 229
-  sd t3, 1256(gp) /* sig 157 */
-  xori a4, t6, 2027
-  sd a4, 1264(gp) /* sig 158 */
-  addi s5, s5, -1
-  blt zero, s5, .L18
-  sd s5, 1272(gp) /* sig 159 */
-  /* 102: cBranch */
-  .option rvc
-  c.bnez a0, .L19
-  .option norvc
-  sra t2, a2, s8
-  sd t2, 1280(gp) /* sig 160 */
-  .option rvc
-  c.srli a4, 56
-  .option norvc
-  sd a4, 1288(gp) /* sig 161 */
-.L19:
-  /* 103: aluI */
-  addi s7, s0, 1507
-  sd s7, 1296(gp) /* sig 162 */
-  /* 104: fp */
-  fcvt.s.w f12, a1, rup
-  fsd f12, 1304(gp) /* sig 163 */
-  frcsr t3
-  sd t3, 1312(gp) /* sig 164 */
-  /* 105: aluR */
-  sltu s5, s4, a6
-  sd s5, 1320(gp) /* sig 165 */
-  /* 106: fp */
-  fmv.x.d s3, f30
-  sd s3, 1328(gp) /* sig 166 */
-  fsflags s1, zero
-  sd s1, 1336(gp) /* sig 167 */
-  /* 107: cAlu */
-  .option rvc
-  c.lui a7, 0xfffec
-  .option norvc
-  sd a7, 1344(gp) /* sig 168 */
-  /* 108: aluI */
-  li a3, 0xffffffffffffffbb
-  slli t3, a3, 48
-  sd t3, 1352(gp) /* sig 169 */
-  /* 109: branch */
-  beq a4, a4, .L20
-  addw s9, t6, s3
-  sd s9, 1360(gp) /* sig 170 */
-.L20:
-  /* 110: cJump */
-  auipc s6, 0
-  addi s6, s6, 16
-  .option rvc
-  c.jalr s6
-  .option norvc
-  .option rvc
-  c.mv s8, t6
-  .option norvc
-  sd s8, 1368(gp) /* sig 171 */
+  bne s6, zero, .L10
   auipc tp, 0
   sub ra, ra, tp
-  sub s6, s6, tp
-  sd ra, 1376(gp) /* sig 172 */
-  sd s6, 1384(gp) /* sig 173 */
-  /* 111: fp */
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f19, tp
-  fsqrt.s f7, f19, rtz
-  fsd f7, 1392(gp) /* sig 174 */
-  frcsr s0
-  sd s0, 1400(gp) /* sig 175 */
-  /* 112: cMem */
-  addi a4, sp, 4
+  sd s0, 928(gp) /* sig 116 */
+  sd ra, 936(gp) /* sig 117 */
+  /* 76: cAlu */
   .option rvc
-  c.sd a3, 0(a4)
+  c.andi a1, 25
   .option norvc
-  sub a4, a4, sp
-  /* 113: aluI */
-  slli zero, zero, 7
-  sd zero, 1408(gp) /* sig 176 */
+  sd a1, 944(gp) /* sig 118 */
+  /* 77: cAlu */
+  .option rvc
+  c.xor s1, a3
+  .option norvc
+  sd s1, 952(gp) /* sig 119 */
+  /* 78: aluR */
+  sraw s4, s5, s6
+  sd s4, 960(gp) /* sig 120 */
+  /* 79: smc */
+  /* patches in xori s11, s11, 398 (then imm + 1, ...) */
+  li s5, 0x18edcd93
+  li a3, 0x2
+.L11:
+  auipc t6, 0
+  sw s5, 12(t6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s5, s5, tp
+  addi a3, a3, -1
+  bne a3, zero, .L11
+  auipc tp, 0
+  sub t6, t6, tp
+  sd s11, 968(gp) /* sig 121 */
+  sd t6, 976(gp) /* sig 122 */
+  /* 80: cBranch */
+  li s0, 0x0
+  .option rvc
+  c.bnez s0, .L12
+  .option norvc
+  slt t2, t4, s2
+  sd t2, 984(gp) /* sig 123 */
+.L12:
+  /* 81: mem */
+  addi a5, sp, 76
+  sd s6, 12(a5)
+  sub a5, a5, sp
+  ld ra, 88(sp)
+  sd ra, 992(gp) /* sig 124 */
+  /* 82: aluI */
+  li s11, 0x7e066bdf
+  slliw s9, s11, 31
+  sd s9, 1000(gp) /* sig 125 */
+  /* 83: cAlu */
+  .option rvc
+  c.addiw s4, 20
+  .option norvc
+  sd s4, 1008(gp) /* sig 126 */
+  /* 84: fp */
+  li tp, 0xffffffff3ed9cce1
+  fmv.d.x f9, tp
+  li tp, 0xffffffff80aeff23
+  fmv.d.x f21, tp
+  fdiv.s f23, f9, f21, dyn
+  fsd f23, 1016(gp) /* sig 127 */
+  fsflags a3, zero
+  sd a3, 1024(gp) /* sig 128 */
+  /* 85: jalr */
+  auipc t3, 0
+  addi t3, t3, -133
+  jalr s8, 145(t3)
+  auipc tp, 0
+  sub s8, s8, tp
+  sub t3, t3, tp
+  sd s8, 1032(gp) /* sig 129 */
+  sd t3, 1040(gp) /* sig 130 */
+  /* 86: lrsc */
+  addi s6, sp, 204
+  lr.w.aq s10, (s6)
+  or s2, t2, t5
+  sltiu s4, t4, 2047
+  sc.w.aq s11, s10, (s6)
+  sd s10, 1048(gp) /* sig 131 */
+  sd s11, 1056(gp) /* sig 132 */
+  sub s6, s6, sp
+  lw s5, 204(sp)
+  sd s5, 1064(gp) /* sig 133 */
+  /* 87: aluI */
+  li s2, 0x100000000
+  slti s1, s2, -500
+  sd s1, 1072(gp) /* sig 134 */
+  /* 88: cAlu */
+  .option rvc
+  c.mv s1, s9
+  .option norvc
+  sd s1, 1080(gp) /* sig 135 */
+  /* 89: cBranch */
+  li a2, 0x7ff
+  .option rvc
+  c.bnez a2, .L13
+  .option norvc
+  slti a0, zero, 1365
+  sd a0, 1088(gp) /* sig 136 */
+.L13:
+  /* 90: aluI */
+  slliw a0, t4, 31
+  sd a0, 1096(gp) /* sig 137 */
+  /* 91: fp */
+  fsgnjn.s f27, f12, f14
+  fsd f27, 1104(gp) /* sig 138 */
+  fsflags s6, zero
+  sd s6, 1112(gp) /* sig 139 */
+  /* 92: jalr */
+  auipc a7, 0
+  jalr t5, 16(a7)
+  slti s1, s11, 1327
+  sd s1, 1120(gp) /* sig 140 */
+  auipc tp, 0
+  sub t5, t5, tp
+  sub a7, a7, tp
+  sd t5, 1128(gp) /* sig 141 */
+  sd a7, 1136(gp) /* sig 142 */
+  /* 93: fmem */
+  fld f28, 112(sp)
+  fsd f28, 1144(gp) /* sig 143 */
+  /* 94: cAlu */
+  .option rvc
+  c.sub a3, a5
+  .option norvc
+  sd a3, 1152(gp) /* sig 144 */
+  /* 95: cAlu */
+  .option rvc
+  c.add t4, s2
+  .option norvc
+  sd t4, 1160(gp) /* sig 145 */
+  /* 96: luiAuipc */
+  lui a3, 0xc475b
+  sd a3, 1168(gp) /* sig 146 */
+  /* 97: fp */
+  fcvt.lu.s t3, f24, rup
+  sd t3, 1176(gp) /* sig 147 */
+  fsflags ra, zero
+  sd ra, 1184(gp) /* sig 148 */
+  /* 98: loop */
+  li a2, 0x1
+.L14:
+  .option rvc
+  c.srai a5, 59
+  .option norvc
+  sd a5, 1192(gp) /* sig 149 */
+  .option rvc
+  c.mv s9, a1
+  .option norvc
+  sd s9, 1200(gp) /* sig 150 */
+  addi a2, a2, -1
+  bltu zero, a2, .L14
+  sd a2, 1208(gp) /* sig 151 */
+  /* 99: cAlu */
+  .option rvc
+  c.andi a4, 23
+  .option norvc
+  sd a4, 1216(gp) /* sig 152 */
+  j .L15
+.L2:
+  xor s7, t2, a7
+  sd s7, 320(gp) /* sig 40 */
+  rem s7, s1, zero
+  sd s7, 328(gp) /* sig 41 */
+  sltiu s1, s2, -111
+  sd s1, 336(gp) /* sig 42 */
+  bge zero, zero, .L3
+.L15:
+  /* 100: fp */
+  li tp, 0xffffffff800022c6
+  fmv.d.x f27, tp
+  li tp, 0xffffffffbf8b19ba
+  fmv.d.x f2, tp
+  fdiv.s f22, f27, f2, rdn
+  fsd f22, 1224(gp) /* sig 153 */
+  fsflags a3, zero
+  sd a3, 1232(gp) /* sig 154 */
+  /* 101: mem */
+  ld t5, 13(sp)
+  sd t5, 1240(gp) /* sig 155 */
+  /* 102: jal */
+  jal zero, .L16
+  .option rvc
+  c.addw a4, a3
+  .option norvc
+  sd a4, 1248(gp) /* sig 156 */
+  addiw a2, s9, -1496
+  sd a2, 1256(gp) /* sig 157 */
+.L16:
+  sd zero, 1264(gp) /* sig 158 */
+  /* 103: fp */
+  li tp, 0xf9c2973edcdf6
+  fmv.d.x f12, tp
+  li tp, 0x3fff3852e7db9bed
+  fmv.d.x f20, tp
+  fsqrt.d f9, f12
+  fsd f9, 1272(gp) /* sig 159 */
+  frflags a5
+  sd a5, 1280(gp) /* sig 160 */
+  /* 104: cAlu */
+  .option rvc
+  c.slli a0, 63
+  .option norvc
+  sd a0, 1288(gp) /* sig 161 */
+  /* 105: loop */
+  li a4, 0x2
+.L17:
+  .option rvc
+  c.srai a0, 19
+  .option norvc
+  sd a0, 1296(gp) /* sig 162 */
+  .option rvc
+  c.addiw s3, 2
+  .option norvc
+  sd s3, 1304(gp) /* sig 163 */
+  sra t2, a1, s8
+  sd t2, 1312(gp) /* sig 164 */
+  addi a4, a4, -1
+  blt zero, a4, .L17
+  sd a4, 1320(gp) /* sig 165 */
+  /* 106: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f24, tp
+  fcvt.s.d f4, f24, rne
+  fsd f4, 1328(gp) /* sig 166 */
+  csrrci a7, fflags, 0x1f
+  sd a7, 1336(gp) /* sig 167 */
+  /* 107: fcsr */
+  csrrsi a5, fcsr, 8
+  sd a5, 1344(gp) /* sig 168 */
+  /* 108: fp */
+  fmv.x.w t6, f18
+  sd t6, 1352(gp) /* sig 169 */
+  fsflags a6, zero
+  sd a6, 1360(gp) /* sig 170 */
+  /* 109: cAlu */
+  .option rvc
+  c.mv s5, s10
+  .option norvc
+  sd s5, 1368(gp) /* sig 171 */
+  /* 110: branch */
+  bgeu ra, s3, .L18
+  sub t2, t2, s3
+  sd t2, 1376(gp) /* sig 172 */
+  srli s1, a1, 63
+  sd s1, 1384(gp) /* sig 173 */
+.L18:
+  /* 111: jalr */
+  auipc s9, 0
+  jalr s9, 16(s9)
+  mulh s11, a1, zero
+  sd s11, 1392(gp) /* sig 174 */
+  auipc tp, 0
+  sub s9, s9, tp
+  sd s9, 1400(gp) /* sig 175 */
+  /* 112: cAlu */
+  .option rvc
+  c.andi a0, 17
+  .option norvc
+  sd a0, 1408(gp) /* sig 176 */
+  /* 113: far */
+  bgeu t4, t6, .L19
+.L20:
   /* 114: fp */
-  fnmsub.d f18, f14, f19, f29, rmm
-  fsd f18, 1416(gp) /* sig 177 */
-  csrrci s10, fflags, 0x1f
-  sd s10, 1424(gp) /* sig 178 */
-  /* 115: fp */
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f18, tp
-  fsqrt.d f25, f18, rup
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f20, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f3, tp
+  fadd.s f25, f20, f3
   fsd f25, 1432(gp) /* sig 179 */
-  frflags s1
-  sd s1, 1440(gp) /* sig 180 */
-  /* 116: luiAuipc */
-  lui s9, 0xb93af
-  sd s9, 1448(gp) /* sig 181 */
-  /* 117: aluR */
-  or s5, ra, a7
-  sd s5, 1456(gp) /* sig 182 */
-  /* 118: cAlu */
-  .option rvc
-  c.srli a4, 41
-  .option norvc
-  sd a4, 1464(gp) /* sig 183 */
-  /* 119: fp */
-  li tp, 0xffffffff40400000
-  fmv.d.x f30, tp
-  fsqrt.s f11, f30, rup
-  fsd f11, 1472(gp) /* sig 184 */
-  frcsr t6
-  sd t6, 1480(gp) /* sig 185 */
-  /* 120: amo */
-  addi a4, sp, 28
-  amoadd.w.aq s8, s2, (a4)
-  sub a4, a4, sp
-  sd s8, 1488(gp) /* sig 186 */
-  lw a0, 28(sp)
-  sd a0, 1496(gp) /* sig 187 */
-  /* 121: fp */
-  li tp, 0xffffffff4404c81b
-  fmv.d.x f7, tp
-  fnmadd.s f3, f0, f17, f7, rtz
-  fsd f3, 1504(gp) /* sig 188 */
-  fsflags t1, zero
-  sd t1, 1512(gp) /* sig 189 */
-  /* 122: aluI */
-  slti s2, s7, 406
-  sd s2, 1520(gp) /* sig 190 */
-  /* 123: aluR */
+  li a7, 0x1f
+  csrrc a3, fcsr, a7
+  sd a3, 1440(gp) /* sig 180 */
+  /* 115: fp */
+  li tp, 0xffffffff80dcd5f8
+  fmv.d.x f11, tp
+  li tp, 0xffffffffc9dcd5f8
+  fmv.d.x f31, tp
+  fdiv.s f17, f11, f31, rne
+  fsd f17, 1448(gp) /* sig 181 */
+  frflags s10
+  sd s10, 1456(gp) /* sig 182 */
+  /* 116: aluI */
+  srli s9, a1, 0
+  sd s9, 1464(gp) /* sig 183 */
+  /* 117: branch */
+  bne zero, a7, .L21
+  slli s11, s5, 46
+  sd s11, 1472(gp) /* sig 184 */
+  ori a0, t5, 1468
+  sd a0, 1480(gp) /* sig 185 */
+.L21:
+  /* 118: amo */
+  addi s1, sp, 48
+  amominu.d.rl t2, t3, (s1)
+  sub s1, s1, sp
+  sd t2, 1488(gp) /* sig 186 */
+  /* 119: fmem */
+  addi t3, sp, -206
+  flw f7, 246(t3)
+  fsd f7, 1496(gp) /* sig 187 */
+  sub t3, t3, sp
+  /* 120: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f22, tp
+  fclass.d ra, f22
+  sd ra, 1504(gp) /* sig 188 */
+  li a4, 0x1f
+  csrrc a7, fcsr, a4
+  sd a7, 1512(gp) /* sig 189 */
+  /* 121: aluI */
+  li a0, 0x733c1e46
+  slti s7, a0, 406
+  sd s7, 1520(gp) /* sig 190 */
+  /* 122: aluR */
   li s1, 0x0
   li s10, 0x8000000000000000
   mul s4, s1, s10
   sd s4, 1528(gp) /* sig 191 */
-  /* 124: fmem */
-  addi s3, sp, -220
-  fld f6, 428(s3)
-  fsd f6, 1536(gp) /* sig 192 */
-  sub s3, s3, sp
-  /* 125: fp */
-  li tp, 0x3ff9d2f26ec59caf
-  fmv.d.x f21, tp
-  li tp, 0x7fe3d39617636f57
-  fmv.d.x f15, tp
-  fmul.d f31, f21, f15, rne
+  /* 123: cMem */
+  addi s0, sp, 124
+  .option rvc
+  c.lw s1, 68(s0)
+  .option norvc
+  sd s1, 1536(gp) /* sig 192 */
+  sub s0, s0, sp
+  /* 124: fp */
+  li tp, 0xbff59cafeff4794a
+  fmv.d.x f16, tp
+  li tp, 0x7fe7b0c319441cfd
+  fmv.d.x f19, tp
+  fmul.d f31, f16, f19, dyn
   fsd f31, 1544(gp) /* sig 193 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 1552(gp) /* sig 194 */
-  /* 126: aluI */
-  xori a3, a5, -880
-  sd a3, 1560(gp) /* sig 195 */
-  /* 127: cAlu */
-  .option rvc
-  c.addiw a6, 26
-  .option norvc
-  sd a6, 1568(gp) /* sig 196 */
-  /* 128: aluI */
-  li a4, 0xffffffff80000000
-  sltiu s5, a4, 1788
-  sd s5, 1576(gp) /* sig 197 */
-  /* 129: branch */
-  beq a5, s2, .L21
-  mulw s0, s7, s3
-  sd s0, 1584(gp) /* sig 198 */
-  remw s8, a2, s6
-  sd s8, 1592(gp) /* sig 199 */
-.L21:
-  /* 130: mem */
-  lbu s11, 187(sp)
-  sd s11, 1600(gp) /* sig 200 */
-  /* 131: luiAuipc */
-  lui s9, 0xf9cd8
-  sd s9, 1608(gp) /* sig 201 */
-  /* 132: liSeed */
-  li s9, 0x3ab000000
-  sd s9, 1616(gp) /* sig 202 */
-  /* 133: aluI */
-  ori s8, t1, 1949
-  sd s8, 1624(gp) /* sig 203 */
-  /* 134: cAlu */
-  .option rvc
-  c.srli a2, 25
-  .option norvc
-  sd a2, 1632(gp) /* sig 204 */
-  /* 135: aluR */
-  slt ra, s3, a3
-  sd ra, 1640(gp) /* sig 205 */
-  /* 136: aluI */
-  sltiu a4, a0, -586
-  sd a4, 1648(gp) /* sig 206 */
-  /* 137: aluR */
-  li s7, 0x674c821c
-  divuw t3, a2, s7
-  sd t3, 1656(gp) /* sig 207 */
-  /* 138: aluI */
-  srli a1, s0, 46
-  sd a1, 1664(gp) /* sig 208 */
-  /* 139: fp */
-  fmul.d f5, f9, f18, rdn
-  fsd f5, 1672(gp) /* sig 209 */
-  fsflags s10, zero
-  sd s10, 1680(gp) /* sig 210 */
-  /* 140: fcsr */
-  csrrci t1, frm, 2
-  sd t1, 1688(gp) /* sig 211 */
-  /* 141: mem */
-  li s5, 0x1ce30d3e9c4c4af4
-  sd s5, 126(sp)
-  /* 142: aluR */
-  mulh s3, s4, a2
-  sd s3, 1696(gp) /* sig 212 */
-  /* 143: aluR */
-  mulhsu a0, s8, s7
-  sd a0, 1704(gp) /* sig 213 */
-  /* 144: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f9, tp
-  fclass.d t1, f9
-  sd t1, 1712(gp) /* sig 214 */
-  fsflags s0, zero
-  sd s0, 1720(gp) /* sig 215 */
-  /* 145: aluI */
-  xori a1, s4, -22
-  sd a1, 1728(gp) /* sig 216 */
-  /* 146: fp */
-  li tp, 0xfffffffe4149845e
-  fmv.d.x f21, tp
-  li tp, 0xffffffff007fffff
-  fmv.d.x f25, tp
-  fadd.s f30, f21, f25, rup
-  fsd f30, 1736(gp) /* sig 217 */
-  fsflags s5, zero
-  sd s5, 1744(gp) /* sig 218 */
-  /* 147: fp */
-  li tp, 0xffffffffbfc64bbb
-  fmv.d.x f11, tp
-  li tp, 0xffffffff7f253f82
+  fsflags t3, zero
+  sd t3, 1552(gp) /* sig 194 */
+  /* 125: fp */
+  li tp, 0x7de7d2f36248ce06
+  fmv.d.x f29, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f5, tp
+  fmadd.d f8, f29, f3, f5, rmm
+  fsd f8, 1560(gp) /* sig 195 */
+  fsflags a2, zero
+  sd a2, 1568(gp) /* sig 196 */
+  /* 126: fp */
+  li tp, 0x71ccbf093364d
   fmv.d.x f27, tp
-  fmul.s f26, f11, f27, dyn
-  fsd f26, 1752(gp) /* sig 219 */
-  fsflags t1, zero
-  sd t1, 1760(gp) /* sig 220 */
-  /* 148: aluI */
-  srliw s8, s1, 2
-  sd s8, 1768(gp) /* sig 221 */
-  /* 149: aluI */
-  andi s5, ra, 2047
-  sd s5, 1776(gp) /* sig 222 */
-  /* 150: cBranch */
-  .option rvc
-  c.bnez a3, .L22
-  .option norvc
-  .option rvc
-  c.xor a1, a5
-  .option norvc
-  sd a1, 1784(gp) /* sig 223 */
-  .option rvc
-  c.addiw s7, -10
-  .option norvc
-  sd s7, 1792(gp) /* sig 224 */
-  sll s2, zero, a3
-  sd s2, 1800(gp) /* sig 225 */
+  feq.d a2, f27, f27
+  sd a2, 1576(gp) /* sig 197 */
+  frflags t3
+  sd t3, 1584(gp) /* sig 198 */
+  /* 127: loop */
+  li s8, 0x2
 .L22:
-  /* 151: fp */
-  fle.s s9, f10, f10
-  sd s9, 1808(gp) /* sig 226 */
-  fsflags a4, zero
-  sd a4, 1816(gp) /* sig 227 */
-  /* 152: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f22, tp
-  fcvt.w.d a3, f22, rup
-  sd a3, 1824(gp) /* sig 228 */
-  frflags a1
-  sd a1, 1832(gp) /* sig 229 */
-  /* 153: branch */
-  beq t1, t1, .L23
+  srlw t2, s6, s2
+  sd t2, 1592(gp) /* sig 199 */
+  .option rvc
+  c.mv t6, s1
+  .option norvc
+  sd t6, 1600(gp) /* sig 200 */
+  addi s8, s8, -1
+  bne s8, zero, .L22
+  sd s8, 1608(gp) /* sig 201 */
+  /* 128: aluR */
+  rem t1, ra, t2
+  sd t1, 1616(gp) /* sig 202 */
+  /* 129: branch */
+  li s6, 0xffffffffffffffff
+  li s5, 0x54f68b46244c83b8
+  bltu s6, s5, .L23
+  andi a7, s8, -1373
+  sd a7, 1624(gp) /* sig 203 */
+  .option rvc
+  c.slli ra, 59
+  .option norvc
+  sd ra, 1632(gp) /* sig 204 */
+.L23:
+  /* 130: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f3, tp
+  fcvt.l.d t6, f3, rne
+  sd t6, 1640(gp) /* sig 205 */
+  fsflags a1, zero
+  sd a1, 1648(gp) /* sig 206 */
+  /* 131: fcsr */
+  li ra, 0x0
+  csrrc t3, fcsr, ra
+  sd t3, 1656(gp) /* sig 207 */
+  /* 132: amo */
+  addi a4, sp, 228
+  amomaxu.w.rl s11, t6, (a4)
+  sub a4, a4, sp
+  sd s11, 1664(gp) /* sig 208 */
+  lw a4, 228(sp)
+  sd a4, 1672(gp) /* sig 209 */
+  /* 133: fp */
+  fcvt.d.lu f15, s3, dyn
+  fsd f15, 1680(gp) /* sig 210 */
+  frflags t2
+  sd t2, 1688(gp) /* sig 211 */
+  /* 134: aluR */
+  li a3, 0xffffffff
+  remuw s4, zero, a3
+  sd s4, 1696(gp) /* sig 212 */
+  /* 135: cAlu */
+  .option rvc
+  c.mv s8, s1
+  .option norvc
+  sd s8, 1704(gp) /* sig 213 */
+  /* 136: cAlu */
+  .option rvc
+  c.subw s1, a0
+  .option norvc
+  sd s1, 1712(gp) /* sig 214 */
+  /* 137: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f6, tp
+  fclass.d a2, f6
+  sd a2, 1720(gp) /* sig 215 */
+  fsflags a1, zero
+  sd a1, 1728(gp) /* sig 216 */
+  /* 138: fmem */
+  fld f30, 148(sp)
+  fsd f30, 1736(gp) /* sig 217 */
+  /* 139: aluI */
+  addi s5, a7, 2047
+  sd s5, 1744(gp) /* sig 218 */
+  /* 140: aluR */
+  div zero, a7, zero
+  sd zero, 1752(gp) /* sig 219 */
+  /* 141: fmem */
+  addi s5, sp, 143
+  fsd f28, 97(s5)
+  sub s5, s5, sp
+  /* 142: fp */
+  fmv.x.w a0, f10
+  sd a0, 1760(gp) /* sig 220 */
+  fsflags t1, zero
+  sd t1, 1768(gp) /* sig 221 */
+  /* 143: aluR */
+  addw a6, s10, t6
+  sd a6, 1776(gp) /* sig 222 */
+  /* 144: aluR */
+  li ra, 0x5e271b84be12e257
+  xor a4, ra, s5
+  sd a4, 1784(gp) /* sig 223 */
+  /* 145: fp */
+  li tp, 0xffffffff3f923d59
+  fmv.d.x f12, tp
+  li tp, 0xffffffff7f60120f
+  fmv.d.x f6, tp
+  fmul.s f30, f12, f6, dyn
+  fsd f30, 1792(gp) /* sig 224 */
+  fsflags s0, zero
+  sd s0, 1800(gp) /* sig 225 */
+  /* 146: fp */
+  li s9, 0x1001
+  fcvt.s.l f31, s9, rdn
+  fsd f31, 1808(gp) /* sig 226 */
+  fsflags s9, zero
+  sd s9, 1816(gp) /* sig 227 */
+  /* 147: amo */
+  addi s7, sp, 40
+  amominu.d.aq t6, a3, (s7)
+  sub s7, s7, sp
+  sd t6, 1824(gp) /* sig 228 */
+  /* 148: luiAuipc */
+  lui a2, 0x80000
+  sd a2, 1832(gp) /* sig 229 */
+  /* 149: jal */
+  jal t0, .L24
   sltu s9, a2, t6
   sd s9, 1840(gp) /* sig 230 */
   slliw s6, s3, 16
   sd s6, 1848(gp) /* sig 231 */
-  remu s10, s0, s6
-  sd s10, 1856(gp) /* sig 232 */
-.L23:
-  /* 154: aluI */
-  addiw a3, a5, 2047
-  sd a3, 1864(gp) /* sig 233 */
-  /* 155: cMem */
-  addi s1, sp, 136
+.L24:
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 1856(gp) /* sig 232 */
+  /* 150: aluI */
+  slti s5, t3, -1452
+  sd s5, 1864(gp) /* sig 233 */
+  /* 151: aluI */
+  xori s11, a7, 147
+  sd s11, 1872(gp) /* sig 234 */
+  /* 152: cAlu */
   .option rvc
-  c.fsd f11, 32(s1)
+  c.addiw s8, -3
   .option norvc
-  sub s1, s1, sp
-  /* 156: aluI */
+  sd s8, 1880(gp) /* sig 235 */
+  /* 153: cAlu */
+  .option rvc
+  c.addi s0, -3
+  .option norvc
+  sd s0, 1888(gp) /* sig 236 */
+  /* 154: aluI */
   andi t6, zero, -1809
-  sd t6, 1872(gp) /* sig 234 */
-  /* 157: aluR */
+  sd t6, 1896(gp) /* sig 237 */
+  /* 155: aluR */
   li s8, 0xe1420728539eea41
   remw a1, s8, zero
-  sd a1, 1880(gp) /* sig 235 */
-  /* 158: aluI */
+  sd a1, 1904(gp) /* sig 238 */
+  /* 156: aluI */
   sltiu a5, t5, 1080
-  sd a5, 1888(gp) /* sig 236 */
-  /* 159: cSp */
-  .option rvc
-  c.addi16sp sp, -160
-  .option norvc
-  ld a6, 368(sp)
-  sd a6, 1896(gp) /* sig 237 */
-  .option rvc
-  c.addi16sp sp, 160
-  .option norvc
-  /* 160: fp */
-  fmv.x.w a2, f29
-  sd a2, 1904(gp) /* sig 238 */
-  frcsr s8
-  sd s8, 1912(gp) /* sig 239 */
+  sd a5, 1912(gp) /* sig 239 */
   addi gp, gp, 1920
-  /* 161: cAlu */
+  /* 157: cAlu */
   .option rvc
-  c.addi ra, 21
+  c.srai a0, 31
   .option norvc
-  sd ra, 0(gp) /* sig 240 */
-  /* 162: fmem */
-  addi t1, sp, 270
-  fsw f19, -94(t1)
-  sub t1, t1, sp
-  /* 163: fp */
-  fdiv.d f19, f29, f11
-  fsd f19, 8(gp) /* sig 241 */
-  frcsr a6
-  sd a6, 16(gp) /* sig 242 */
-  /* 164: fp */
-  li tp, 0x801262c2ba8fb136
-  fmv.d.x f9, tp
-  fcvt.s.d f27, f9, dyn
-  fsd f27, 24(gp) /* sig 243 */
-  csrrci s11, fflags, 0x1f
-  sd s11, 32(gp) /* sig 244 */
-  /* 165: cAlu */
-  .option rvc
-  c.or a0, s1
-  .option norvc
-  sd a0, 40(gp) /* sig 245 */
-  /* 166: fp */
-  fmadd.d f7, f13, f27, f27, rup
-  fsd f7, 48(gp) /* sig 246 */
-  fsflags s5, zero
-  sd s5, 56(gp) /* sig 247 */
-  /* 167: fp */
-  li s0, 0x1b
-  fcvt.d.lu f31, s0
-  fsd f31, 64(gp) /* sig 248 */
-  fsflags t2, zero
-  sd t2, 72(gp) /* sig 249 */
-  /* 168: fp */
-  li tp, 0xffffffff4f800000
-  fmv.d.x f22, tp
-  feq.s s0, f21, f22
-  sd s0, 80(gp) /* sig 250 */
-  fsflags s8, zero
-  sd s8, 88(gp) /* sig 251 */
-  /* 169: loop */
-  li s6, 0x1
-.L24:
-  .option rvc
-  c.mv t6, s4
-  .option norvc
-  sd t6, 96(gp) /* sig 252 */
-  slti ra, s0, 179
-  sd ra, 104(gp) /* sig 253 */
-  slti s1, t2, -1980
-  sd s1, 112(gp) /* sig 254 */
-  addi s6, s6, -1
-  blt zero, s6, .L24
-  sd s6, 120(gp) /* sig 255 */
-  /* 170: fp */
-  li tp, 0xffffffff0073a513
-  fmv.d.x f4, tp
-  fnmadd.s f29, f4, f23, f17
-  fsd f29, 128(gp) /* sig 256 */
-  fsflags s3, zero
-  sd s3, 136(gp) /* sig 257 */
-  /* 171: fp */
-  fmv.x.d a0, f19
-  sd a0, 144(gp) /* sig 258 */
+  sd a0, 0(gp) /* sig 240 */
+  /* 158: fp */
+  li tp, 0xffffffff00002eee
+  fmv.d.x f14, tp
+  li tp, 0xffffffff35bbb719
+  fmv.d.x f27, tp
+  fsqrt.s f13, f14, dyn
+  fsd f13, 8(gp) /* sig 241 */
+  fsflags s11, zero
+  sd s11, 16(gp) /* sig 242 */
+  /* 159: fp */
+  fclass.d s5, f21
+  sd s5, 24(gp) /* sig 243 */
   fsflags t3, zero
-  sd t3, 152(gp) /* sig 259 */
-  /* 172: cSp */
+  sd t3, 32(gp) /* sig 244 */
+  /* 160: cAlu */
   .option rvc
-  c.addi4spn s0, sp, 1016
+  c.addi s10, 26
   .option norvc
-  sub s0, s0, sp
-  sd s0, 160(gp) /* sig 260 */
-  /* 173: cSp */
+  sd s10, 40(gp) /* sig 245 */
+  /* 161: rand */
+  .4byte 0x41a69d1b /* random */
+  sd s10, 48(gp) /* sig 246 */
+  .4byte 0xd9f7ad53 /* random */
+  sd s10, 56(gp) /* sig 247 */
+  fsd f26, 64(gp) /* sig 248 */
+  fsflags s11, zero
+  sd s11, 72(gp) /* sig 249 */
+  /* 162: cSp */
   .option rvc
-  c.addi16sp sp, -288
+  c.addi4spn a3, sp, 212
   .option norvc
-  ld a6, 376(sp)
-  sd a6, 168(gp) /* sig 261 */
+  sub a3, a3, sp
+  sd a3, 80(gp) /* sig 250 */
+  /* 163: aluR */
+  li a2, 0x7fffffffffffffff
+  mulw s1, s7, a2
+  sd s1, 88(gp) /* sig 251 */
+  /* 164: aluR */
+  subw s7, s11, t3
+  sd s7, 96(gp) /* sig 252 */
+  /* 165: aluI */
+  addiw s8, a2, -2048
+  sd s8, 104(gp) /* sig 253 */
+  /* 166: cAlu */
   .option rvc
-  c.addi16sp sp, 288
+  c.subw s1, s1
   .option norvc
-  /* 174: jalr */
-  auipc s3, 0
-  jalr s1, 22(s3)
+  sd s1, 112(gp) /* sig 254 */
+  /* 167: jal */
+  jal s7, .L25
+  srliw s9, s0, 7
+  sd s9, 120(gp) /* sig 255 */
+.L25:
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 128(gp) /* sig 256 */
+  /* 168: aluR */
+  li a2, 0x40000000001
+  sraw s6, a2, a1
+  sd s6, 136(gp) /* sig 257 */
+  /* 169: cAlu */
   .option rvc
-  c.andi s1, 14
+  c.andi s1, -21
   .option norvc
-  sd s1, 176(gp) /* sig 262 */
-  addw a2, s4, s7
-  sd a2, 184(gp) /* sig 263 */
+  sd s1, 144(gp) /* sig 258 */
+  /* 170: branch */
+  beq s6, a6, .L26
+  srl t4, s9, zero
+  sd t4, 152(gp) /* sig 259 */
+.L26:
+  /* 171: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f17, tp
+  fcvt.lu.s zero, f17, dyn
+  sd zero, 160(gp) /* sig 260 */
+  frflags s0
+  sd s0, 168(gp) /* sig 261 */
+  /* 172: lrsc */
+  addi t3, sp, 136
+  lr.d.aq zero, (t3)
+  addw s2, s3, s11
+  xori a0, t6, -555
+  sc.d.rl s10, s3, (t3)
+  sd zero, 176(gp) /* sig 262 */
+  sd s10, 184(gp) /* sig 263 */
+  sub t3, t3, sp
+  ld s3, 136(sp)
+  sd s3, 192(gp) /* sig 264 */
+  /* 173: luiAuipc */
+  auipc s1, 0x80000
   auipc tp, 0
   sub s1, s1, tp
-  sub s3, s3, tp
-  sd s1, 192(gp) /* sig 264 */
-  sd s3, 200(gp) /* sig 265 */
+  sd s1, 200(gp) /* sig 265 */
+  /* 174: cMem */
+  .option rvc
+  c.lwsp s8, 96(sp)
+  .option norvc
+  sd s8, 208(gp) /* sig 266 */
   /* 175: cAlu */
   .option rvc
-  c.srli a4, 55
+  c.srai a3, 46
   .option norvc
-  sd a4, 208(gp) /* sig 266 */
-  /* 176: fp */
-  li t1, 0x4001
-  fmv.d.x f0, t1
-  fsd f0, 216(gp) /* sig 267 */
-  frflags t4
-  sd t4, 224(gp) /* sig 268 */
-  /* 177: loop */
-  li t2, 0x1
-.L25:
+  sd a3, 216(gp) /* sig 267 */
+  /* 176: cBranch */
   .option rvc
-  c.xor a1, s1
+  c.bnez a1, .L27
   .option norvc
-  sd a1, 232(gp) /* sig 269 */
-  sra a4, t0, s1
-  sd a4, 240(gp) /* sig 270 */
-  addi t2, t2, -1
-  bltu zero, t2, .L25
-  sd t2, 248(gp) /* sig 271 */
-  /* 178: mem */
-  lh a7, 238(sp)
-  sd a7, 256(gp) /* sig 272 */
+  .option rvc
+  c.srai s0, 54
+  .option norvc
+  sd s0, 224(gp) /* sig 268 */
+  .option rvc
+  c.addi t1, -17
+  .option norvc
+  sd t1, 232(gp) /* sig 269 */
+  .option rvc
+  c.addiw s10, 27
+  .option norvc
+  sd s10, 240(gp) /* sig 270 */
+.L27:
+  /* 177: cAlu */
+  .option rvc
+  c.srli s1, 4
+  .option norvc
+  sd s1, 248(gp) /* sig 271 */
+  /* 178: cAlu */
+  .option rvc
+  c.or a3, s1
+  .option norvc
+  sd a3, 256(gp) /* sig 272 */
   /* 179: aluI */
-  andi a5, s0, -470
-  sd a5, 264(gp) /* sig 273 */
-  /* 180: fp */
-  fcvt.s.l f20, t1, rmm
-  fsd f20, 272(gp) /* sig 274 */
-  frcsr ra
-  sd ra, 280(gp) /* sig 275 */
-  /* 181: cAlu */
+  li a1, 0x80000001
+  andi t0, a1, -51
+  sd t0, 264(gp) /* sig 273 */
+  /* 180: mem */
+  lw s2, 166(sp)
+  sd s2, 272(gp) /* sig 274 */
+  /* 181: aluI */
+  slli a6, s8, 50
+  sd a6, 280(gp) /* sig 275 */
+  /* 182: fcsr */
+  csrrwi s8, fcsr, 30
+  sd s8, 288(gp) /* sig 276 */
+  /* 183: cAlu */
+  .option rvc
+  c.mv ra, s7
+  .option norvc
+  sd ra, 296(gp) /* sig 277 */
+  /* 184: cAlu */
   .option rvc
   c.addw a5, a3
   .option norvc
-  sd a5, 288(gp) /* sig 276 */
-  /* 182: branch */
-  bne t5, s2, .L26
+  sd a5, 304(gp) /* sig 278 */
+  /* 185: branch */
+  bne t5, s2, .L28
   sltiu s6, a3, -1933
-  sd s6, 296(gp) /* sig 277 */
-.L26:
-  /* 183: cAlu */
+  sd s6, 312(gp) /* sig 279 */
+.L28:
+  /* 186: cAlu */
   .option rvc
   c.add s10, s8
   .option norvc
-  sd s10, 304(gp) /* sig 278 */
-  /* 184: aluR */
-  divw a2, s9, t0
-  sd a2, 312(gp) /* sig 279 */
-  /* 185: aluI */
-  sltiu s7, a5, -1344
-  sd s7, 320(gp) /* sig 280 */
-  /* 186: luiAuipc */
-  auipc s8, 0x7ffff
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 328(gp) /* sig 281 */
+  sd s10, 320(gp) /* sig 280 */
   /* 187: aluR */
-  li a7, 0x0
-  div a0, t5, a7
-  sd a0, 336(gp) /* sig 282 */
-  /* 188: fp */
-  li tp, 0xffffffff81027cdb
-  fmv.d.x f5, tp
-  fcvt.d.s f11, f5
-  fsd f11, 344(gp) /* sig 283 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 352(gp) /* sig 284 */
-  /* 189: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f14, tp
-  fsqrt.d f14, f14, rmm
-  fsd f14, 360(gp) /* sig 285 */
-  fsflags s2, zero
-  sd s2, 368(gp) /* sig 286 */
+  divw a2, s9, t0
+  sd a2, 328(gp) /* sig 281 */
+  /* 188: aluI */
+  sltiu s7, a5, -1344
+  sd s7, 336(gp) /* sig 282 */
+  /* 189: liSeed */
+  li s8, 0xffff
+  sd s8, 344(gp) /* sig 283 */
   /* 190: fp */
-  li tp, 0xc012000000000000
-  fmv.d.x f8, tp
-  fcvt.wu.d a0, f8, rup
-  sd a0, 376(gp) /* sig 287 */
-  csrrci s2, fflags, 0x1f
-  sd s2, 384(gp) /* sig 288 */
-  /* 191: loop */
-  li s8, 0x1
-.L27:
-  .option rvc
-  c.lui s5, 0xffffe
-  .option norvc
-  sd s5, 392(gp) /* sig 289 */
-  addi s8, s8, -1
-  bne s8, zero, .L27
-  sd s8, 400(gp) /* sig 290 */
-  /* 192: aluI */
-  li s5, 0xc3c00000000000
-  slli s10, s5, 63
-  sd s10, 408(gp) /* sig 291 */
-  /* 193: cAlu */
-  .option rvc
-  c.addi s8, 2
-  .option norvc
-  sd s8, 416(gp) /* sig 292 */
-  /* 194: aluR */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f15, tp
+  li tp, 0xfcf12fe01960a280
+  fmv.d.x f7, tp
+  fdiv.d f22, f15, f7, rmm
+  fsd f22, 352(gp) /* sig 284 */
+  fsflags s1, zero
+  sd s1, 360(gp) /* sig 285 */
+  /* 191: fp */
+  fcvt.d.wu f21, t3
+  fsd f21, 368(gp) /* sig 286 */
+  fsflags t4, zero
+  sd t4, 376(gp) /* sig 287 */
+  /* 192: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f11, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f11, tp
+  fsgnjn.s f15, f11, f11
+  fsd f15, 384(gp) /* sig 288 */
+  fsflags s11, zero
+  sd s11, 392(gp) /* sig 289 */
+  /* 193: loop */
+  li s11, 0x1
+.L29:
+  srai a1, a0, 32
+  sd a1, 400(gp) /* sig 290 */
+  addi s11, s11, -1
+  bne s11, zero, .L29
+  sd s11, 408(gp) /* sig 291 */
+  /* 194: amo */
+  addi t2, sp, 184
+  amominu.d.aq zero, s0, (t2)
+  sub t2, t2, sp
+  sd zero, 416(gp) /* sig 292 */
+  /* 195: fp */
+  li tp, 0xffffffff4640e6b6
+  fmv.d.x f4, tp
+  fcvt.d.s f6, f4
+  fsd f6, 424(gp) /* sig 293 */
+  frflags t3
+  sd t3, 432(gp) /* sig 294 */
+  /* 196: luiAuipc */
+  auipc s6, 0x80000
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 440(gp) /* sig 295 */
+  /* 197: aluR */
   li s10, 0xaaaaaaaaaaaaaaaa
   sllw s4, s10, s1
-  sd s4, 424(gp) /* sig 293 */
-  /* 195: aluI */
+  sd s4, 448(gp) /* sig 296 */
+  /* 198: aluI */
   li a7, 0xfffffffff9b19c2d
   slti s11, a7, 661
-  sd s11, 432(gp) /* sig 294 */
-  /* 196: fp */
-  li tp, 0xffffffff5f000000
-  fmv.d.x f18, tp
-  fsqrt.s f21, f18, rmm
-  fsd f21, 440(gp) /* sig 295 */
-  fsflags a2, zero
-  sd a2, 448(gp) /* sig 296 */
-  /* 197: cAlu */
-  .option rvc
-  c.srli s0, 11
-  .option norvc
-  sd s0, 456(gp) /* sig 297 */
-  /* 198: aluI */
-  slliw a6, t2, 14
-  sd a6, 464(gp) /* sig 298 */
-  /* 199: liSeed */
-  li t2, 0x0
-  sd t2, 472(gp) /* sig 299 */
-  /* 200: aluR */
-  rem s7, s4, s0
-  sd s7, 480(gp) /* sig 300 */
-  /* 201: aluR */
-  li a7, 0x7fffffffffffffff
-  addw a7, s10, a7
-  sd a7, 488(gp) /* sig 301 */
-  /* 202: fp */
-  li tp, 0xffffffff80ab3177
-  fmv.d.x f17, tp
-  fclass.s t4, f17
-  sd t4, 496(gp) /* sig 302 */
-  li t3, 0x1f
-  csrrc s0, fcsr, t3
-  sd s0, 504(gp) /* sig 303 */
-  /* 203: loop */
-  li t6, 0x1
-.L28:
-  .option rvc
-  c.mv a1, s5
-  .option norvc
-  sd a1, 512(gp) /* sig 304 */
-  addi t6, t6, -1
-  blt zero, t6, .L28
-  sd t6, 520(gp) /* sig 305 */
-  /* 204: fp */
-  li tp, 0xffffffffc0200000
-  fmv.d.x f30, tp
-  fcvt.wu.s a5, f30, rtz
-  sd a5, 528(gp) /* sig 306 */
-  frflags t2
-  sd t2, 536(gp) /* sig 307 */
-  /* 205: loop */
-  li s6, 0x1
-.L29:
-  .option rvc
-  c.addiw s2, 11
-  .option norvc
-  sd s2, 544(gp) /* sig 308 */
-  .option rvc
-  c.addi s5, -23
-  .option norvc
-  sd s5, 552(gp) /* sig 309 */
-  sllw t5, t2, s5
-  sd t5, 560(gp) /* sig 310 */
-  addi s6, s6, -1
-  bltu zero, s6, .L29
-  sd s6, 568(gp) /* sig 311 */
-  /* 206: aluI */
-  li a2, 0xfffffffffffffff8
-  slli s11, a2, 32
-  sd s11, 576(gp) /* sig 312 */
-  /* 207: aluR */
-  srlw a4, s7, s0
-  sd a4, 584(gp) /* sig 313 */
-  /* 208: fp */
-  li tp, 0x3df337630bb299d7
-  fmv.d.x f4, tp
-  fmul.d f2, f24, f4, rmm
-  fsd f2, 592(gp) /* sig 314 */
-  fsflags s0, zero
-  sd s0, 600(gp) /* sig 315 */
-  /* 209: aluI */
-  li s6, 0x800000000001
-  ori s7, s6, -1695
-  sd s7, 608(gp) /* sig 316 */
-  /* 210: smc */
-  /* patches in ori t5, t5, -1276 (then imm + 1, ...) */
-  li s7, 0xb04f6f13
-  li a3, 0x2
+  sd s11, 456(gp) /* sig 297 */
+  /* 199: fp */
+  li tp, 0xffffffffbc443577
+  fmv.d.x f9, tp
+  fsqrt.s f21, f9, rup
+  fsd f21, 464(gp) /* sig 298 */
+  fsflags a4, zero
+  sd a4, 472(gp) /* sig 299 */
+  j .L30
+.L19:
+  xor t3, ra, s1
+  sd t3, 1416(gp) /* sig 177 */
+  sltu s9, s3, t1
+  sd s9, 1424(gp) /* sig 178 */
+  j .L20
 .L30:
-  auipc t1, 0
-  sw s7, 12(t1)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s7, s7, tp
-  addi a3, a3, -1
-  bne a3, zero, .L30
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t5, 616(gp) /* sig 317 */
-  sd t1, 624(gp) /* sig 318 */
-  /* 211: fp */
-  li tp, 0x3ff264c762d36d97
+  /* 200: aluI */
+  addiw s0, s3, 1217
+  sd s0, 480(gp) /* sig 300 */
+  /* 201: far */
+  jal zero, .L31
+.L32:
+  /* 202: fp */
+  li tp, 0xffffffffbff22403
+  fmv.d.x f0, tp
+  li tp, 0xffffffff3ff22403
+  fmv.d.x f12, tp
+  fsub.s f17, f0, f12, rtz
+  fsd f17, 504(gp) /* sig 303 */
+  frcsr t5
+  sd t5, 512(gp) /* sig 304 */
+  /* 203: fp */
+  li tp, 0xffffffff3fbbcb7a
+  fmv.d.x f14, tp
+  li tp, 0xffffffff80573e7e
+  fmv.d.x f24, tp
+  li tp, 0xffffffff80800000
+  fmv.d.x f25, tp
+  fmadd.s f6, f14, f24, f25, rtz
+  fsd f6, 520(gp) /* sig 305 */
+  li s11, 0x1f
+  csrrc a2, fcsr, s11
+  sd a2, 528(gp) /* sig 306 */
+  /* 204: luiAuipc */
+  lui a6, 0x92dd1
+  sd a6, 536(gp) /* sig 307 */
+  /* 205: cAlu */
+  .option rvc
+  c.slli a5, 17
+  .option norvc
+  sd a5, 544(gp) /* sig 308 */
+  /* 206: fcsr */
+  csrrsi zero, fflags, 9
+  sd zero, 552(gp) /* sig 309 */
+  /* 207: cBranch */
+  .option rvc
+  c.bnez s0, .L33
+  .option norvc
+  .option rvc
+  c.mv a1, s2
+  .option norvc
+  sd a1, 560(gp) /* sig 310 */
+.L33:
+  /* 208: cAlu */
+  .option rvc
+  c.add s0, s6
+  .option norvc
+  sd s0, 568(gp) /* sig 311 */
+  /* 209: aluI */
+  slli t2, a6, 60
+  sd t2, 576(gp) /* sig 312 */
+  /* 210: fp */
+  li tp, 0xbff0000000000000
   fmv.d.x f4, tp
-  li tp, 0x3fe074ae970fbca1
-  fmv.d.x f28, tp
-  li tp, 0xbfe2eaeabe016e35
-  fmv.d.x f26, tp
-  fmsub.d f7, f4, f28, f26, rtz
-  fsd f7, 632(gp) /* sig 319 */
-  fsflags t0, zero
-  sd t0, 640(gp) /* sig 320 */
-  /* 212: aluR */
-  add s1, s1, zero
-  sd s1, 648(gp) /* sig 321 */
-  /* 213: smc */
-  /* patches in sltiu s3, s3, -1711 (then imm + 1, ...) */
-  li t6, 0x9519b993
-  li s0, 0x2
-.L31:
-  auipc s4, 0
-  sw t6, 12(s4)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t6, t6, tp
-  addi s0, s0, -1
-  bne s0, zero, .L31
+  li tp, 0xbff0000000000000
+  fmv.d.x f14, tp
+  li tp, 0x10000000000000
+  fmv.d.x f5, tp
+  fnmsub.d f22, f4, f14, f5, dyn
+  fsd f22, 584(gp) /* sig 313 */
+  frcsr s2
+  sd s2, 592(gp) /* sig 314 */
+  /* 211: cAlu */
+  .option rvc
+  c.addi t5, -8
+  .option norvc
+  sd t5, 600(gp) /* sig 315 */
+  /* 212: fp */
+  li tp, 0x1
+  fmv.d.x f19, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f22, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f15, tp
+  fmadd.d f31, f19, f22, f15, dyn
+  fsd f31, 608(gp) /* sig 316 */
+  fsflags t4, zero
+  sd t4, 616(gp) /* sig 317 */
+  /* 213: liSeed */
+  li s0, 0xffffffffffffffff
+  sd s0, 624(gp) /* sig 318 */
+  /* 214: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f9, tp
+  fcvt.lu.s s8, f9, dyn
+  sd s8, 632(gp) /* sig 319 */
+  frflags t1
+  sd t1, 640(gp) /* sig 320 */
+  /* 215: cBranch */
+  li a5, 0x30460007
+  .option rvc
+  c.beqz a5, .L34
+  .option norvc
+  .option rvc
+  c.lui t3, 0xfffea
+  .option norvc
+  sd t3, 648(gp) /* sig 321 */
+.L34:
+  /* 216: jal */
+  jal s4, .L35
+  .option rvc
+  c.mv s4, a7
+  .option norvc
+  sd s4, 656(gp) /* sig 322 */
+.L35:
   auipc tp, 0
   sub s4, s4, tp
-  sd s3, 656(gp) /* sig 322 */
   sd s4, 664(gp) /* sig 323 */
-  /* 214: fp */
-  fdiv.d f15, f9, f6
-  fsd f15, 672(gp) /* sig 324 */
-  fsflags s1, zero
-  sd s1, 680(gp) /* sig 325 */
-  /* 215: mem */
-  sb a7, 202(sp)
-  /* 216: loop */
-  li t2, 0x2
-.L32:
-  mul a6, t3, s11
-  sd a6, 688(gp) /* sig 326 */
+  /* 217: cBranch */
   .option rvc
-  c.srli a1, 1
+  c.beqz a0, .L36
   .option norvc
-  sd a1, 696(gp) /* sig 327 */
-  addi t2, t2, -1
-  bltu zero, t2, .L32
-  sd t2, 704(gp) /* sig 328 */
-  /* 217: aluR */
-  li a7, 0x127c0000
-  mulh s9, a7, zero
-  sd s9, 712(gp) /* sig 329 */
-  /* 218: cAlu */
+  add s1, s1, zero
+  sd s1, 672(gp) /* sig 324 */
+.L36:
+  /* 218: fp */
+  li tp, 0xbff67f75d20b7bee
+  fmv.d.x f18, tp
+  li tp, 0x3ff56abe480332bd
+  fmv.d.x f10, tp
+  li tp, 0x3ffe1d629f17ce74
+  fmv.d.x f12, tp
+  fnmadd.d f18, f18, f10, f12
+  fsd f18, 680(gp) /* sig 325 */
+  fsflags s1, zero
+  sd s1, 688(gp) /* sig 326 */
+  /* 219: fmem */
+  addi a7, sp, 554
+  flw f25, -362(a7)
+  fsd f25, 696(gp) /* sig 327 */
+  sub a7, a7, sp
+  /* 220: cMem */
+  .option rvc
+  c.sdsp a2, 160(sp)
+  .option norvc
+  /* 221: cAlu */
+  .option rvc
+  c.lui s11, 0xffffa
+  .option norvc
+  sd s11, 704(gp) /* sig 328 */
+  /* 222: aluR */
+  subw ra, a4, ra
+  sd ra, 712(gp) /* sig 329 */
+  /* 223: mem */
+  ld s1, 47(sp)
+  sd s1, 720(gp) /* sig 330 */
+  /* 224: cAlu */
   .option rvc
   c.add t4, t5
   .option norvc
-  sd t4, 720(gp) /* sig 330 */
-  /* 219: aluI */
+  sd t4, 728(gp) /* sig 331 */
+  /* 225: aluI */
   ori s7, t4, -539
-  sd s7, 728(gp) /* sig 331 */
-  /* 220: cAlu */
+  sd s7, 736(gp) /* sig 332 */
+  /* 226: cAlu */
   .option rvc
   c.srai s1, 6
   .option norvc
-  sd s1, 736(gp) /* sig 332 */
-  /* 221: aluI */
+  sd s1, 744(gp) /* sig 333 */
+  /* 227: aluI */
   slli s5, t6, 58
-  sd s5, 744(gp) /* sig 333 */
-  /* 222: cMem */
+  sd s5, 752(gp) /* sig 334 */
+  /* 228: cMem */
   addi a5, sp, 80
   .option rvc
   c.sd a4, 72(a5)
   .option norvc
   sub a5, a5, sp
-  /* 223: aluI */
+  /* 229: aluI */
   addi s8, t6, 797
-  sd s8, 752(gp) /* sig 334 */
-  /* 224: loop */
+  sd s8, 760(gp) /* sig 335 */
+  /* 230: loop */
   li s0, 0x4
-.L33:
+.L37:
   .option rvc
   c.sub a1, a3
   .option norvc
-  sd a1, 760(gp) /* sig 335 */
+  sd a1, 768(gp) /* sig 336 */
   addi s0, s0, -1
-  bne s0, zero, .L33
-  sd s0, 768(gp) /* sig 336 */
-  /* 225: fmem */
+  bne s0, zero, .L37
+  sd s0, 776(gp) /* sig 337 */
+  /* 231: fmem */
   fld f2, 187(sp)
-  fsd f2, 776(gp) /* sig 337 */
-  /* 226: fp */
-  li tp, 0xffffffff093f24e5
-  fmv.d.x f14, tp
-  li tp, 0xffffffff3704d05b
-  fmv.d.x f27, tp
-  li tp, 0xffffffff9ddac523
-  fmv.d.x f18, tp
-  fmadd.s f15, f14, f27, f18, rtz
-  fsd f15, 784(gp) /* sig 338 */
-  frcsr a5
-  sd a5, 792(gp) /* sig 339 */
-  /* 227: cBranch */
-  .option rvc
-  c.beqz a1, .L34
-  .option norvc
-  .option rvc
-  c.srli a5, 52
-  .option norvc
-  sd a5, 800(gp) /* sig 340 */
-  mulw a7, s10, t6
-  sd a7, 808(gp) /* sig 341 */
-  srliw a7, s0, 8
-  sd a7, 816(gp) /* sig 342 */
-.L34:
-  /* 228: loop */
-  li a7, 0x2
-.L35:
-  .option rvc
-  c.srli s1, 43
-  .option norvc
-  sd s1, 824(gp) /* sig 343 */
-  mulhu s11, t0, s11
-  sd s11, 832(gp) /* sig 344 */
-  addi s11, a0, -2048
-  sd s11, 840(gp) /* sig 345 */
-  addi a7, a7, -1
-  bltu zero, a7, .L35
-  sd a7, 848(gp) /* sig 346 */
-  /* 229: fp */
-  li tp, 0xbff0000000000000
-  fmv.d.x f15, tp
-  fcvt.lu.d a0, f15, rtz
-  sd a0, 856(gp) /* sig 347 */
-  fsflags s3, zero
-  sd s3, 864(gp) /* sig 348 */
-  /* 230: aluI */
-  slti s10, t6, -1524
-  sd s10, 872(gp) /* sig 349 */
-  /* 231: aluI */
-  addi s0, s8, -711
-  sd s0, 880(gp) /* sig 350 */
+  fsd f2, 784(gp) /* sig 338 */
   /* 232: fp */
-  li tp, 0xffffffff015472b2
-  fmv.d.x f16, tp
-  feq.d s9, f8, f16
-  sd s9, 888(gp) /* sig 351 */
-  fsflags a4, zero
-  sd a4, 896(gp) /* sig 352 */
-  /* 233: aluI */
-  slti t4, a5, 1365
-  sd t4, 904(gp) /* sig 353 */
-  /* 234: aluR */
-  divw s9, a1, t3
-  sd s9, 912(gp) /* sig 354 */
-  /* 235: fp */
-  li tp, 0xffffffff80462fb8
-  fmv.d.x f17, tp
-  li tp, 0xffffffffc0528f2a
-  fmv.d.x f15, tp
-  fsqrt.s f18, f17, rup
-  fsd f18, 920(gp) /* sig 355 */
-  fsflags ra, zero
-  sd ra, 928(gp) /* sig 356 */
-  /* 236: aluR */
-  xor s8, a0, s10
-  sd s8, 936(gp) /* sig 357 */
-  /* 237: cBranch */
-  .option rvc
-  c.bnez a4, .L36
-  .option norvc
-  slli t1, a0, 63
-  sd t1, 944(gp) /* sig 358 */
-.L36:
-  /* 238: aluR */
-  and s5, s2, s1
-  sd s5, 952(gp) /* sig 359 */
-  /* 239: amo */
-  addi t6, sp, 152
-  amoswap.w.aqrl zero, s9, (t6)
-  sub t6, t6, sp
-  sd zero, 960(gp) /* sig 360 */
-  /* 240: cAlu */
-  .option rvc
-  c.and a1, a2
-  .option norvc
-  sd a1, 968(gp) /* sig 361 */
-  /* 241: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f24, tp
-  fcvt.d.s f9, f24
-  fsd f9, 976(gp) /* sig 362 */
-  fsflags s11, zero
-  sd s11, 984(gp) /* sig 363 */
-  /* 242: jal */
-  jal ra, .L37
-  addiw a2, a2, 1208
-  sd a2, 992(gp) /* sig 364 */
-.L37:
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f2, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f1, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f27, tp
+  fmsub.s f15, f2, f1, f27, rtz
+  fsd f15, 792(gp) /* sig 339 */
+  frcsr t2
+  sd t2, 800(gp) /* sig 340 */
+  /* 233: amo */
+  addi a2, sp, 152
+  amoxor.d.aqrl a3, s10, (a2)
+  sub a2, a2, sp
+  sd a3, 808(gp) /* sig 341 */
+  ld s4, 152(sp)
+  sd s4, 816(gp) /* sig 342 */
+  /* 234: luiAuipc */
+  auipc t3, 0xe1c6e
   auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 1000(gp) /* sig 365 */
-  /* 243: fcsr */
-  li t3, 0x17
-  csrrw a7, fcsr, t3
-  sd a7, 1008(gp) /* sig 366 */
-  /* 244: fp */
-  li tp, 0xffffffff356140ff
+  sub t3, t3, tp
+  sd t3, 824(gp) /* sig 343 */
+  /* 235: aluR */
+  mulw a7, s10, t6
+  sd a7, 832(gp) /* sig 344 */
+  /* 236: aluI */
+  andi t5, a7, -219
+  sd t5, 840(gp) /* sig 345 */
+  /* 237: fp */
+  li tp, 0xffffffff01315de6
+  fmv.d.x f1, tp
+  fadd.s f12, f21, f1, rdn
+  fsd f12, 848(gp) /* sig 346 */
+  frcsr a2
+  sd a2, 856(gp) /* sig 347 */
+  /* 238: rand */
+  .2byte 0x5539 /* random */
+  sd a0, 864(gp) /* sig 348 */
+  .4byte 0x1783a3b /* random */
+  sd s4, 872(gp) /* sig 349 */
+  .2byte 0x6c1 /* random */
+  sd a3, 880(gp) /* sig 350 */
+  /* 239: fp */
+  li t2, 0x6f800000
+  fcvt.s.l f30, t2, dyn
+  fsd f30, 888(gp) /* sig 351 */
+  li a3, 0x1f
+  csrrc s2, fcsr, a3
+  sd s2, 896(gp) /* sig 352 */
+  /* 240: fp */
+  li tp, 0xbf386851e46884fd
+  fmv.d.x f27, tp
+  li tp, 0x2ad101bd617c3605
+  fmv.d.x f12, tp
+  feq.d a1, f27, f12
+  sd a1, 904(gp) /* sig 353 */
+  fsflags t1, zero
+  sd t1, 912(gp) /* sig 354 */
+  /* 241: jal */
+  jal zero, .L38
+  .option rvc
+  c.addw s1, s0
+  .option norvc
+  sd s1, 920(gp) /* sig 355 */
+  .option rvc
+  c.addiw a1, -11
+  .option norvc
+  sd a1, 928(gp) /* sig 356 */
+.L38:
+  sd zero, 936(gp) /* sig 357 */
+  /* 242: fp */
+  li tp, 0xffffffff88b75fce
+  fmv.d.x f23, tp
+  flt.s t5, f23, f23
+  sd t5, 944(gp) /* sig 358 */
+  fsflags a4, zero
+  sd a4, 952(gp) /* sig 359 */
+  /* 243: fp */
+  fcvt.s.lu f12, zero, rne
+  fsd f12, 960(gp) /* sig 360 */
+  frflags s1
+  sd s1, 968(gp) /* sig 361 */
+  /* 244: aluI */
+  srliw s8, s10, 25
+  sd s8, 976(gp) /* sig 362 */
+  /* 245: fp */
+  li tp, 0x4340000000000001
   fmv.d.x f7, tp
-  fmsub.s f21, f7, f7, f7, rmm
-  fsd f21, 1016(gp) /* sig 367 */
-  frflags a0
-  sd a0, 1024(gp) /* sig 368 */
-  /* 245: cBranch */
+  li tp, 0xfff8000000000000
+  fmv.d.x f1, tp
+  fnmadd.d f17, f7, f24, f1, rtz
+  fsd f17, 984(gp) /* sig 363 */
+  frflags s6
+  sd s6, 992(gp) /* sig 364 */
+  /* 246: branch */
+  bge a4, zero, .L39
+  .option rvc
+  c.li a5, 20
+  .option norvc
+  sd a5, 1000(gp) /* sig 365 */
+  .option rvc
+  c.mv s5, s6
+  .option norvc
+  sd s5, 1008(gp) /* sig 366 */
+.L39:
+  /* 247: smc */
+  /* patches in andi ra, ra, 1062 (then imm + 1, ...) */
+  li s4, 0x4260f093
+  li s11, 0x1
+.L40:
+  auipc s2, 0
+  sw s4, 12(s2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s4, s4, tp
+  addi s11, s11, -1
+  bne s11, zero, .L40
+  auipc tp, 0
+  sub s2, s2, tp
+  sd ra, 1016(gp) /* sig 367 */
+  sd s2, 1024(gp) /* sig 368 */
+  /* 248: cBranch */
   li a5, 0x0
   .option rvc
-  c.bnez a5, .L38
+  c.j .L41
   .option norvc
-  srli s5, s6, 25
-  sd s5, 1032(gp) /* sig 369 */
-  sltiu a2, s11, 418
-  sd a2, 1040(gp) /* sig 370 */
+  addiw a2, a2, 1208
+  sd a2, 1032(gp) /* sig 369 */
   .option rvc
-  c.srli a3, 37
+  c.add a7, s10
   .option norvc
-  sd a3, 1048(gp) /* sig 371 */
-.L38:
-  /* 246: fp */
-  li tp, 0xbff8c5679a62c5be
-  fmv.d.x f17, tp
-  li tp, 0x3f70f2bcf1b20fe0
-  fmv.d.x f31, tp
-  li tp, 0x3f7a3d35df1446f1
-  fmv.d.x f6, tp
-  fnmadd.d f15, f17, f31, f6, dyn
-  fsd f15, 1056(gp) /* sig 372 */
-  fsflags s0, zero
-  sd s0, 1064(gp) /* sig 373 */
-  /* 247: aluR */
-  and s8, s8, t4
-  sd s8, 1072(gp) /* sig 374 */
-  /* 248: cAlu */
-  .option rvc
-  c.lui s10, 0xffffe
-  .option norvc
-  sd s10, 1080(gp) /* sig 375 */
-  /* 249: jal */
-  jal a2, .L39
-.L39:
+  sd a7, 1040(gp) /* sig 370 */
+.L41:
+  /* 249: fp */
+  li tp, 0x36a0000000000000
+  fmv.d.x f16, tp
+  fsqrt.d f0, f16, rmm
+  fsd f0, 1048(gp) /* sig 371 */
+  fsflags s6, zero
+  sd s6, 1056(gp) /* sig 372 */
+  /* 250: jal */
+  jal s7, .L42
+.L42:
   auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 1088(gp) /* sig 376 */
-  /* 250: cAlu */
+  sub s7, s7, tp
+  sd s7, 1064(gp) /* sig 373 */
+  /* 251: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f18, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f7, tp
+  flt.d s11, f18, f7
+  sd s11, 1072(gp) /* sig 374 */
+  fsflags t6, zero
+  sd t6, 1080(gp) /* sig 375 */
+  /* 252: fp */
+  li tp, 0xffffffff877d2024
+  fmv.d.x f23, tp
+  fsgnjx.s f19, f23, f12
+  fsd f19, 1088(gp) /* sig 376 */
+  fsflags s11, zero
+  sd s11, 1096(gp) /* sig 377 */
+  /* 253: branch */
+  bne s4, a5, .L43
   .option rvc
-  c.slli a7, 58
+  c.lui a7, 0xffff1
   .option norvc
-  sd a7, 1096(gp) /* sig 377 */
-  /* 251: aluR */
-  mulh ra, a6, s6
-  sd ra, 1104(gp) /* sig 378 */
-  /* 252: fcsr */
-  li a7, 0x0
-  csrrc a4, fflags, a7
-  sd a4, 1112(gp) /* sig 379 */
-  /* 253: jal */
-  jal a5, .L40
-.L40:
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 1120(gp) /* sig 380 */
-  /* 254: fp */
-  fdiv.s f19, f12, f13, rtz
-  fsd f19, 1128(gp) /* sig 381 */
-  fsflags t5, zero
-  sd t5, 1136(gp) /* sig 382 */
+  sd a7, 1104(gp) /* sig 378 */
+  .option rvc
+  c.addiw t6, 4
+  .option norvc
+  sd t6, 1112(gp) /* sig 379 */
+.L43:
+  /* 254: cAlu */
+  .option rvc
+  c.srai a1, 17
+  .option norvc
+  sd a1, 1120(gp) /* sig 380 */
   /* 255: cAlu */
   .option rvc
-  c.add s2, a5
+  c.add t2, s11
   .option norvc
-  sd s2, 1144(gp) /* sig 383 */
-  /* 256: fp */
-  li s6, 0xffffffffffffffff
-  fcvt.d.w f7, s6
-  fsd f7, 1152(gp) /* sig 384 */
-  frcsr t2
-  sd t2, 1160(gp) /* sig 385 */
-  /* 257: liSeed */
-  li t6, 0xffffffffffff8000
-  sd t6, 1168(gp) /* sig 386 */
+  sd t2, 1128(gp) /* sig 381 */
+  /* 256: cAlu */
+  .option rvc
+  c.addi a4, -23
+  .option norvc
+  sd a4, 1136(gp) /* sig 382 */
+  /* 257: aluR */
+  add a7, t3, s6
+  sd a7, 1144(gp) /* sig 383 */
   /* 258: mem */
-  li s11, 0xe
-  addi s4, sp, -272
-  sb s11, 299(s4)
-  sub s4, s4, sp
-  /* 259: luiAuipc */
-  lui s6, 0x6cb2b
-  sd s6, 1176(gp) /* sig 387 */
+  sb a5, 182(sp)
+  ld a3, 176(sp)
+  sd a3, 1152(gp) /* sig 384 */
+  /* 259: fmem */
+  flw f24, 152(sp)
+  fsd f24, 1160(gp) /* sig 385 */
+  j .L44
+.L31:
+  sd zero, 488(gp) /* sig 301 */
+  add a6, zero, s3
+  sd a6, 496(gp) /* sig 302 */
+  j .L32
+.L44:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x2bc6f810e70ae635
-  .dword 0x1
+  .dword 0xffffffffb17a088e
+  .dword 0x6333cfb42dff888f
+  .dword 0xffffffffcd03cc21
+  .dword 0x6c0bd8cd24e99c1d
+  .dword 0xe26b9c799d6af036
+  .dword 0x135e000000000000
+  .dword 0xffffffffff800000
+  .dword 0x381fb756b2ec285d
+  .dword 0x831bd31d688fc8fc
+  .dword 0x30a8a7d03ae07088
+  .dword 0xffffffff5f000000
+  .dword 0xbff8000000000000
+  .dword 0xffffffffffffffd5
+  .dword 0xffffffffdf000000
+  .dword 0x3e6d182cb9e2c688
+  .dword 0x177a7a16a537fa42
+  .dword 0xffffffff4367f9f7
+  .dword 0x62
+  .dword 0x7fffffffffffffff
+  .dword 0x1b86000
+  .dword 0x67f6c1bb
+  .dword 0xe6884df11d886e
   .dword 0xca38904c7586de51
   .dword 0x5b185671d2e33fd0
   .dword 0x8000000000000001
@@ -1682,28 +1750,8 @@ difftest_buf:
   .dword 0xcde58abd9964fe62
   .dword 0x2b3e42e13c9c1e2b
   .dword 0x6f8f60d3e72ef2f4
-  .dword 0xb6b3186902742bba
-  .dword 0xcf9bf190961d331
-  .dword 0xbde00000000
-  .dword 0xecd00a44643f58a8
-  .dword 0xc413e00ed5e5a482
-  .dword 0x36a0000000000000
-  .dword 0xffffffffffffffda
-  .dword 0x200
-  .dword 0x5555555555555555
-  .dword 0xa73bcdc374562e04
-  .dword 0x7c52d724797af2a1
-  .dword 0x41a4814879372bcf
-  .dword 0xbe42e1954b777d9b
-  .dword 0x3ff0000000000000
-  .dword 0x4008000000000000
-  .dword 0xffffffff03cccbba
-  .dword 0x200000
-  .dword 0x100000000
-  .dword 0xdab1b2250efbaee9
-  .dword 0x725619d828ec8349
 difftest_sig:
-  .rept 388
+  .rept 386
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

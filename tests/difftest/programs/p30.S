@@ -4,8 +4,8 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xffffffffffffffb7
-  li t0, 0x2a800000000000
+  li ra, 0x123456789abcdef
+  li t0, 0x3f
   li t1, 0x64200
   li t2, 0x7ff
   li s0, 0xffff
@@ -98,1761 +98,1704 @@
   fmv.d.x f31, tp
   csrwi frm, 2
   /* 0: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f25, tp
-  fclass.s zero, f25
-  sd zero, 0(gp) /* sig 0 */
-  fsflags s8, zero
-  sd s8, 8(gp) /* sig 1 */
-  /* 1: aluR */
-  li a4, 0x3a0000000000
-  sub a0, zero, a4
-  sd a0, 16(gp) /* sig 2 */
-  /* 2: aluR */
-  xor t5, a6, s7
-  sd t5, 24(gp) /* sig 3 */
-  /* 3: fp */
-  li tp, 0xffffffffc0200000
-  fmv.d.x f26, tp
-  li tp, 0xffffffffb90af4d3
-  fmv.d.x f24, tp
-  fadd.s f0, f26, f24, rmm
-  fsd f0, 32(gp) /* sig 4 */
-  fsflags a1, zero
-  sd a1, 40(gp) /* sig 5 */
-  /* 4: fp */
-  li tp, 0xffffffff40400000
-  fmv.d.x f15, tp
-  fdiv.s f13, f6, f15, rtz
-  fsd f13, 48(gp) /* sig 6 */
-  frflags a0
-  sd a0, 56(gp) /* sig 7 */
-  /* 5: fp */
-  li tp, 0xaf0c1d041a999
-  fmv.d.x f7, tp
-  li tp, 0xffffffffffffe
-  fmv.d.x f28, tp
-  fmadd.d f6, f19, f7, f28, rup
-  fsd f6, 64(gp) /* sig 8 */
-  fsflags t1, zero
-  sd t1, 72(gp) /* sig 9 */
-  /* 6: liSeed */
-  li t6, 0xffffffffffffff9d
-  sd t6, 80(gp) /* sig 10 */
-  /* 7: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f23, tp
-  fcvt.s.d f22, f23, dyn
-  fsd f22, 88(gp) /* sig 11 */
-  fsflags s4, zero
-  sd s4, 96(gp) /* sig 12 */
-  /* 8: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f24, tp
-  fmv.x.w s5, f24
-  sd s5, 104(gp) /* sig 13 */
-  fsflags s1, zero
-  sd s1, 112(gp) /* sig 14 */
-  /* 9: far */
-  bgeu a2, a2, .L0
+  li tp, 0xffffffffbf800000
+  fmv.d.x f14, tp
+  fclass.s t2, f14
+  sd t2, 0(gp) /* sig 0 */
+  frcsr t3
+  sd t3, 8(gp) /* sig 1 */
+  /* 1: cBranch */
+  li s0, 0x0
+  .option rvc
+  c.beqz s0, .L0
+  .option norvc
+  .option rvc
+  c.lui s10, 0x6
+  .option norvc
+  sd s10, 16(gp) /* sig 2 */
+.L0:
+  /* 2: smc */
+  /* patches in sltiu s5, a7, 687 (then imm + 1, ...) */
+  li t5, 0x2af8ba93
+  li s7, 0x2
 .L1:
-  /* 10: fp */
-  li tp, 0xffffffff3e8e4c28
-  fmv.d.x f31, tp
-  li tp, 0xffffffff7f800000
-  fmv.d.x f20, tp
-  fnmsub.s f24, f31, f1, f20, rtz
-  fsd f24, 128(gp) /* sig 16 */
-  fsflags s5, zero
-  sd s5, 136(gp) /* sig 17 */
-  /* 11: amo */
-  addi s7, sp, 252
-  amominu.w.aq s0, a5, (s7)
-  sub s7, s7, sp
-  sd s0, 144(gp) /* sig 18 */
-  lw t0, 252(sp)
-  sd t0, 152(gp) /* sig 19 */
-  /* 12: aluR */
-  mulhu s6, a5, a1
-  sd s6, 160(gp) /* sig 20 */
-  /* 13: fp */
-  li tp, 0xffffffffb1cbbaa0
-  fmv.d.x f23, tp
-  fcvt.d.s f23, f23
-  fsd f23, 168(gp) /* sig 21 */
-  fsflags t3, zero
-  sd t3, 176(gp) /* sig 22 */
-  /* 14: amo */
-  addi t5, sp, 108
-  amomax.w a2, t1, (t5)
-  sub t5, t5, sp
-  sd a2, 184(gp) /* sig 23 */
-  lw s0, 108(sp)
-  sd s0, 192(gp) /* sig 24 */
-  /* 15: fp */
-  li tp, 0x0
-  fmv.d.x f29, tp
-  fmul.d f7, f29, f23, rdn
-  fsd f7, 200(gp) /* sig 25 */
-  csrrci a7, fflags, 0x1f
-  sd a7, 208(gp) /* sig 26 */
+  auipc a6, 0
+  sw t5, 12(a6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t5, t5, tp
+  addi s7, s7, -1
+  bne s7, zero, .L1
+  auipc tp, 0
+  sub a6, a6, tp
+  sd s5, 24(gp) /* sig 3 */
+  sd a6, 32(gp) /* sig 4 */
+  /* 3: aluR */
+  add a2, s10, zero
+  sd a2, 40(gp) /* sig 5 */
+  /* 4: fp */
+  li tp, 0xc15e9f8b27f3a3ba
+  fmv.d.x f28, tp
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f28, tp
+  fmadd.d f17, f30, f28, f28, dyn
+  fsd f17, 48(gp) /* sig 6 */
+  frflags a1
+  sd a1, 56(gp) /* sig 7 */
+  /* 5: far */
+  jal s8, .L2
+.L3:
+  /* 6: fp */
+  li tp, 0x196752b5fa064a
+  fmv.d.x f28, tp
+  fcvt.wu.d t1, f28
+  sd t1, 80(gp) /* sig 10 */
+  frflags t6
+  sd t6, 88(gp) /* sig 11 */
+  /* 7: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f4, tp
+  fmin.s f24, f4, f16
+  fsd f24, 96(gp) /* sig 12 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 104(gp) /* sig 13 */
+  /* 8: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f5, tp
+  fsgnj.s f6, f5, f3
+  fsd f6, 112(gp) /* sig 14 */
+  fsflags a2, zero
+  sd a2, 120(gp) /* sig 15 */
+  /* 9: fp */
+  fcvt.d.wu f26, s5
+  fsd f26, 128(gp) /* sig 16 */
+  fsflags s9, zero
+  sd s9, 136(gp) /* sig 17 */
+  /* 10: fence */
+  nop
+  /* 11: aluR */
+  div t6, ra, a6
+  sd t6, 144(gp) /* sig 18 */
+  /* 12: branch */
+  blt a2, t2, .L4
+  .option rvc
+  c.slli t6, 44
+  .option norvc
+  sd t6, 152(gp) /* sig 19 */
+.L4:
+  /* 13: cMem */
+  addi s0, sp, 4
+  .option rvc
+  c.sw s1, 4(s0)
+  .option norvc
+  sub s0, s0, sp
+  /* 14: fp */
+  li tp, 0xffffffffc8db23f8
+  fmv.d.x f17, tp
+  fcvt.d.s f13, f17
+  fsd f13, 160(gp) /* sig 20 */
+  frcsr s11
+  sd s11, 168(gp) /* sig 21 */
+  /* 15: far */
+  bge s9, s2, .L5
+.L6:
   /* 16: fp */
-  fcvt.lu.s s4, f6, rdn
-  sd s4, 216(gp) /* sig 27 */
-  li ra, 0x1f
-  csrrc a5, fcsr, ra
-  sd a5, 224(gp) /* sig 28 */
+  fsqrt.d f10, f4, rtz
+  fsd f10, 184(gp) /* sig 23 */
+  frcsr ra
+  sd ra, 192(gp) /* sig 24 */
   /* 17: fp */
-  fsgnjn.s f18, f14, f24
-  fsd f18, 232(gp) /* sig 29 */
-  li a3, 0x1f
-  csrrc t4, fcsr, a3
-  sd t4, 240(gp) /* sig 30 */
-  /* 18: mem */
+  li tp, 0xc1a2aa926947c728
+  fmv.d.x f25, tp
+  li tp, 0x427ef83a4c62caef
+  fmv.d.x f21, tp
+  fdiv.d f2, f25, f21, rtz
+  fsd f2, 200(gp) /* sig 25 */
+  fsflags t6, zero
+  sd t6, 208(gp) /* sig 26 */
+  /* 18: fp */
+  fsgnjn.s f18, f22, f19
+  fsd f18, 216(gp) /* sig 27 */
+  fsflags t4, zero
+  sd t4, 224(gp) /* sig 28 */
+  /* 19: mem */
   lwu a7, 68(sp)
-  sd a7, 248(gp) /* sig 31 */
-  /* 19: aluR */
+  sd a7, 232(gp) /* sig 29 */
+  /* 20: aluR */
   li t5, 0x70a5204e1fed767a
   li t0, 0x13
   or a0, t5, t0
-  sd a0, 256(gp) /* sig 32 */
-  /* 20: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f19, tp
-  fsgnjn.s f14, f10, f19
-  fsd f14, 264(gp) /* sig 33 */
-  fsflags s10, zero
+  sd a0, 240(gp) /* sig 30 */
+  /* 21: fp */
+  li tp, 0xffffffff4f000000
+  fmv.d.x f15, tp
+  fsgnj.s f14, f25, f15
+  fsd f14, 248(gp) /* sig 31 */
+  fsflags a2, zero
+  sd a2, 256(gp) /* sig 32 */
+  /* 22: luiAuipc */
+  lui s5, 0x80000
+  sd s5, 264(gp) /* sig 33 */
+  /* 23: mem */
+  addi a7, sp, 467
+  lb s10, -283(a7)
   sd s10, 272(gp) /* sig 34 */
-  /* 21: aluR */
-  li s5, 0x100000000
-  sltu a4, s5, s8
-  sd a4, 280(gp) /* sig 35 */
-  /* 22: mem */
-  sw a7, 216(sp)
-  /* 23: fp */
-  li tp, 0xffffffff7c7aa24c
-  fmv.d.x f21, tp
-  fmax.s f21, f31, f21
-  fsd f21, 288(gp) /* sig 36 */
-  fsflags s2, zero
-  sd s2, 296(gp) /* sig 37 */
+  sub a7, a7, sp
   /* 24: fp */
-  li tp, 0xffffffff3fc36ef5
-  fmv.d.x f0, tp
-  li tp, 0xffffffffbfc36ef7
-  fmv.d.x f23, tp
-  fsub.s f17, f0, f23, rup
-  fsd f17, 304(gp) /* sig 38 */
-  frcsr a4
-  sd a4, 312(gp) /* sig 39 */
-  /* 25: amo */
-  addi ra, sp, 176
-  amoor.d.aq s2, a4, (ra)
-  sub ra, ra, sp
-  sd s2, 320(gp) /* sig 40 */
+  fdiv.d f9, f30, f11, rmm
+  fsd f9, 280(gp) /* sig 35 */
+  fsflags s6, zero
+  sd s6, 288(gp) /* sig 36 */
+  /* 25: fp */
+  li tp, 0x1a52ec88ec4665
+  fmv.d.x f3, tp
+  li tp, 0x413a52ec88ec4665
+  fmv.d.x f18, tp
+  fdiv.d f21, f3, f18, rne
+  fsd f21, 296(gp) /* sig 37 */
+  frflags t6
+  sd t6, 304(gp) /* sig 38 */
   /* 26: fp */
-  fsgnj.s f13, f5, f20
-  fsd f13, 328(gp) /* sig 41 */
-  frflags t5
-  sd t5, 336(gp) /* sig 42 */
-  /* 27: cBranch */
-  li a5, 0x0
-  .option rvc
-  c.beqz a5, .L2
-  .option norvc
-  .option rvc
-  c.mv t6, a2
-  .option norvc
-  sd t6, 344(gp) /* sig 43 */
-  .option rvc
-  c.li s9, -15
-  .option norvc
-  sd s9, 352(gp) /* sig 44 */
-.L2:
-  /* 28: fp */
-  fmsub.s f14, f12, f26, f14, rmm
-  fsd f14, 360(gp) /* sig 45 */
-  fsflags s9, zero
-  sd s9, 368(gp) /* sig 46 */
-  /* 29: fp */
-  li tp, 0x3fb999999999999a
-  fmv.d.x f21, tp
-  fmax.d f6, f21, f23
-  fsd f6, 376(gp) /* sig 47 */
-  fsflags t1, zero
-  sd t1, 384(gp) /* sig 48 */
-  /* 30: mem */
-  sh ra, 206(sp)
-  /* 31: cSp */
-  .option rvc
-  c.addi16sp sp, 400
-  .option norvc
-  ld a6, -360(sp)
-  sd a6, 392(gp) /* sig 49 */
-  .option rvc
-  c.addi16sp sp, -400
-  .option norvc
-  /* 32: lrsc */
-  addi s4, sp, 216
-  lr.d a7, (s4)
-  ori s7, t6, 2047
-  or a2, ra, a1
-  sc.d.aq s0, s5, (s4)
-  sd a7, 400(gp) /* sig 50 */
-  sd s0, 408(gp) /* sig 51 */
-  sub s4, s4, sp
-  ld s5, 216(sp)
-  sd s5, 416(gp) /* sig 52 */
-  /* 33: fp */
-  li tp, 0x80062a1c4a8d57ce
-  fmv.d.x f6, tp
-  feq.d s2, f6, f18
-  sd s2, 424(gp) /* sig 53 */
-  fsflags s7, zero
-  sd s7, 432(gp) /* sig 54 */
-  /* 34: jal */
-  jal zero, .L3
-.L3:
-  sd zero, 440(gp) /* sig 55 */
-  /* 35: fmem */
-  addi s1, sp, 275
-  flw f15, -67(s1)
-  fsd f15, 448(gp) /* sig 56 */
-  sub s1, s1, sp
-  /* 36: fp */
-  li tp, 0x7ff8000000000000
+  li tp, 0xffffffffbf96d875
+  fmv.d.x f12, tp
+  li tp, 0xffffffff3f96d873
   fmv.d.x f24, tp
-  fclass.d s6, f24
-  sd s6, 456(gp) /* sig 57 */
-  fsflags a4, zero
-  sd a4, 464(gp) /* sig 58 */
-  /* 37: fp */
-  fcvt.d.lu f6, zero, rne
-  fsd f6, 472(gp) /* sig 59 */
-  fsflags t0, zero
-  sd t0, 480(gp) /* sig 60 */
-  /* 38: fp */
-  li tp, 0x47effffff0000000
-  fmv.d.x f30, tp
-  fcvt.w.d t2, f30
-  sd t2, 488(gp) /* sig 61 */
-  fsflags ra, zero
-  sd ra, 496(gp) /* sig 62 */
-  /* 39: luiAuipc */
-  auipc s6, 0xe4424
+  fsub.s f2, f12, f24, rtz
+  fsd f2, 312(gp) /* sig 39 */
+  csrrci s8, fflags, 0x1f
+  sd s8, 320(gp) /* sig 40 */
+  /* 27: fp */
+  fsgnj.s f13, f17, f17
+  fsd f13, 328(gp) /* sig 41 */
+  fsflags s7, zero
+  sd s7, 336(gp) /* sig 42 */
+  /* 28: fcsr */
+  csrrsi s9, fcsr, 25
+  sd s9, 344(gp) /* sig 43 */
+  /* 29: mem */
+  li t5, 0x20001
+  addi a6, sp, -55
+  sd t5, 295(a6)
+  sub a6, a6, sp
+  ld s5, 240(sp)
+  sd s5, 352(gp) /* sig 44 */
+  /* 30: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f27, tp
+  fcvt.s.d f14, f27, dyn
+  fsd f14, 360(gp) /* sig 45 */
+  frflags a4
+  sd a4, 368(gp) /* sig 46 */
+  /* 31: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f2, tp
+  fnmsub.d f4, f2, f13, f25
+  fsd f4, 376(gp) /* sig 47 */
+  frflags a5
+  sd a5, 384(gp) /* sig 48 */
+  /* 32: cAlu */
+  .option rvc
+  c.li t4, -18
+  .option norvc
+  sd t4, 392(gp) /* sig 49 */
+  /* 33: luiAuipc */
+  auipc a6, 0xae688
   auipc tp, 0
-  sub s6, s6, tp
-  sd s6, 504(gp) /* sig 63 */
-  /* 40: fp */
-  li tp, 0xffffffff40400000
-  fmv.d.x f26, tp
-  fcvt.w.s s10, f26
-  sd s10, 512(gp) /* sig 64 */
+  sub a6, a6, tp
+  sd a6, 400(gp) /* sig 50 */
+  /* 34: fp */
+  li tp, 0xffffffffc0900000
+  fmv.d.x f4, tp
+  fnmadd.s f15, f4, f14, f14, rne
+  fsd f15, 408(gp) /* sig 51 */
+  fsflags a5, zero
+  sd a5, 416(gp) /* sig 52 */
+  /* 35: amo */
+  addi s10, sp, 64
+  amoswap.d a2, t0, (s10)
+  sub s10, s10, sp
+  sd a2, 424(gp) /* sig 53 */
+  /* 36: luiAuipc */
+  lui s3, 0x85fa4
+  sd s3, 432(gp) /* sig 54 */
+  /* 37: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f28, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f8, tp
+  fmul.s f2, f28, f8, rne
+  fsd f2, 440(gp) /* sig 55 */
+  fsflags s7, zero
+  sd s7, 448(gp) /* sig 56 */
+  /* 38: jalr */
+  auipc s1, 0
+  jalr zero, 24(s1)
+  remu s11, t6, s6
+  sd s11, 456(gp) /* sig 57 */
+  addw a4, a7, s9
+  sd a4, 464(gp) /* sig 58 */
+  auipc tp, 0
+  sub s1, s1, tp
+  sd zero, 472(gp) /* sig 59 */
+  sd s1, 480(gp) /* sig 60 */
+  /* 39: mem */
+  ld t5, 48(sp)
+  sd t5, 488(gp) /* sig 61 */
+  /* 40: jalr */
+  auipc t1, 0
+  jalr zero, 24(t1)
+  addi s0, s6, -1504
+  sd s0, 496(gp) /* sig 62 */
+  mulw a0, s8, zero
+  sd a0, 504(gp) /* sig 63 */
+  auipc tp, 0
+  sub t1, t1, tp
+  sd zero, 512(gp) /* sig 64 */
+  sd t1, 520(gp) /* sig 65 */
+  /* 41: fp */
+  fcvt.d.s f28, f27
+  fsd f28, 528(gp) /* sig 66 */
+  fsflags s5, zero
+  sd s5, 536(gp) /* sig 67 */
+  /* 42: fp */
+  fcvt.d.wu f26, s0
+  fsd f26, 544(gp) /* sig 68 */
   frflags t2
-  sd t2, 520(gp) /* sig 65 */
-  /* 41: jal */
-  jal s6, .L4
+  sd t2, 552(gp) /* sig 69 */
+  /* 43: jal */
+  jal s6, .L7
   remuw t3, a3, s9
-  sd t3, 528(gp) /* sig 66 */
+  sd t3, 560(gp) /* sig 70 */
   .option rvc
   c.srli s0, 1
   .option norvc
-  sd s0, 536(gp) /* sig 67 */
-.L4:
+  sd s0, 568(gp) /* sig 71 */
+.L7:
   auipc tp, 0
   sub s6, s6, tp
-  sd s6, 544(gp) /* sig 68 */
-  /* 42: loop */
-  li a0, 0x2
-.L5:
+  sd s6, 576(gp) /* sig 72 */
+  /* 44: jal */
+  jal a3, .L8
   addiw s6, t5, 0
-  sd s6, 552(gp) /* sig 69 */
+  sd s6, 584(gp) /* sig 73 */
   remw t3, t3, s7
-  sd t3, 560(gp) /* sig 70 */
-  slti s8, s6, 2047
-  sd s8, 568(gp) /* sig 71 */
-  addi a0, a0, -1
-  bne a0, zero, .L5
-  sd a0, 576(gp) /* sig 72 */
-  /* 43: amo */
-  li t3, 0xffffffffff
-  addi s1, sp, 244
-  amoxor.w t0, t3, (s1)
-  sub s1, s1, sp
-  sd t0, 584(gp) /* sig 73 */
-  lw s0, 244(sp)
-  sd s0, 592(gp) /* sig 74 */
-  /* 44: liSeed */
-  li a5, 0x9ed31e5aa2e02452
-  sd a5, 600(gp) /* sig 75 */
-  /* 45: fcsr */
-  csrrwi zero, fcsr, 18
-  sd zero, 608(gp) /* sig 76 */
-  /* 46: mem */
-  addi s10, sp, 52
-  ld a0, 164(s10)
-  sd a0, 616(gp) /* sig 77 */
-  sub s10, s10, sp
-  /* 47: fp */
-  li tp, 0xffffffff337209f0
-  fmv.d.x f0, tp
-  fnmadd.s f24, f30, f6, f0, rmm
-  fsd f24, 624(gp) /* sig 78 */
-  fsflags t6, zero
-  sd t6, 632(gp) /* sig 79 */
+  sd t3, 592(gp) /* sig 74 */
+.L8:
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 600(gp) /* sig 75 */
+  /* 45: lrsc */
+  addi s2, sp, 160
+  lr.w.aq t1, (s2)
+  sc.w t0, a4, (s2)
+  sd t1, 608(gp) /* sig 76 */
+  sd t0, 616(gp) /* sig 77 */
+  sub s2, s2, sp
+  lw t3, 160(sp)
+  sd t3, 624(gp) /* sig 78 */
+  /* 46: aluR */
+  li t1, 0x3
+  div t1, t1, s5
+  sd t1, 632(gp) /* sig 79 */
+  /* 47: cAlu */
+  .option rvc
+  c.addw a3, s1
+  .option norvc
+  sd a3, 640(gp) /* sig 80 */
   /* 48: fp */
-  li tp, 0xbffae6f47f480aef
+  li tp, 0x118936aa3a9d8cd2
+  fmv.d.x f29, tp
+  fclass.d zero, f29
+  sd zero, 648(gp) /* sig 81 */
+  csrrci s7, fflags, 0x1f
+  sd s7, 656(gp) /* sig 82 */
+  /* 49: mem */
+  sd t5, 64(sp)
+  /* 50: aluR */
+  sllw a5, t1, s5
+  sd a5, 664(gp) /* sig 83 */
+  /* 51: mem */
+  sh s8, 228(sp)
+  /* 52: cAlu */
+  .option rvc
+  c.li s4, 23
+  .option norvc
+  sd s4, 672(gp) /* sig 84 */
+  /* 53: fcsr */
+  csrrsi zero, frm, 12
+  sd zero, 680(gp) /* sig 85 */
+  /* 54: amo */
+  addi a2, sp, 216
+  amomax.d.aqrl s1, a4, (a2)
+  sub a2, a2, sp
+  sd s1, 688(gp) /* sig 86 */
+  /* 55: fp */
+  li s4, 0x8000
+  fcvt.s.w f2, s4, rdn
+  fsd f2, 696(gp) /* sig 87 */
+  fsflags s5, zero
+  sd s5, 704(gp) /* sig 88 */
+  /* 56: fp */
+  li a7, 0x69ab5b1
+  fcvt.d.l f17, a7, rmm
+  fsd f17, 712(gp) /* sig 89 */
+  fsflags t3, zero
+  sd t3, 720(gp) /* sig 90 */
+  /* 57: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f20, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f29, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f10, tp
+  fmsub.d f6, f20, f29, f10, rne
+  fsd f6, 728(gp) /* sig 91 */
+  fsflags s1, zero
+  sd s1, 736(gp) /* sig 92 */
+  /* 58: fp */
+  fmv.x.w a5, f1
+  sd a5, 744(gp) /* sig 93 */
+  li s9, 0x1f
+  csrrc s11, fcsr, s9
+  sd s11, 752(gp) /* sig 94 */
+  /* 59: aluI */
+  addi s2, a7, -1171
+  sd s2, 760(gp) /* sig 95 */
+  /* 60: fp */
+  fsub.s f27, f31, f15, rne
+  fsd f27, 768(gp) /* sig 96 */
+  fsflags s10, zero
+  sd s10, 776(gp) /* sig 97 */
+  /* 61: cAlu */
+  .option rvc
+  c.add s9, a2
+  .option norvc
+  sd s9, 784(gp) /* sig 98 */
+  /* 62: cBranch */
+  .option rvc
+  c.j .L9
+  .option norvc
+  andi s3, s4, 1954
+  sd s3, 792(gp) /* sig 99 */
+  .option rvc
+  c.mv a0, s11
+  .option norvc
+  sd a0, 800(gp) /* sig 100 */
+  rem s0, t0, ra
+  sd s0, 808(gp) /* sig 101 */
+.L9:
+  /* 63: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f2, tp
+  fadd.d f15, f2, f9, rtz
+  fsd f15, 816(gp) /* sig 102 */
+  fsflags s8, zero
+  sd s8, 824(gp) /* sig 103 */
+  /* 64: cAlu */
+  .option rvc
+  c.mv a3, s9
+  .option norvc
+  sd a3, 832(gp) /* sig 104 */
+  /* 65: branch */
+  bltu a0, t5, .L10
+  addi a0, a1, -2048
+  sd a0, 840(gp) /* sig 105 */
+  .option rvc
+  c.mv s3, s9
+  .option norvc
+  sd s3, 848(gp) /* sig 106 */
+.L10:
+  /* 66: aluR */
+  sra t1, t4, t2
+  sd t1, 856(gp) /* sig 107 */
+  /* 67: cMem */
+  .option rvc
+  c.sdsp s6, 144(sp)
+  .option norvc
+  /* 68: cAlu */
+  .option rvc
+  c.add s10, a4
+  .option norvc
+  sd s10, 864(gp) /* sig 108 */
+  /* 69: loop */
+  li s0, 0x4
+.L11:
+  .option rvc
+  c.addiw a1, -12
+  .option norvc
+  sd a1, 872(gp) /* sig 109 */
+  div t2, a3, a3
+  sd t2, 880(gp) /* sig 110 */
+  addi s0, s0, -1
+  bltu zero, s0, .L11
+  sd s0, 888(gp) /* sig 111 */
+  /* 70: aluR */
+  divu a7, a5, s7
+  sd a7, 896(gp) /* sig 112 */
+  /* 71: fp */
+  li a6, 0x3f
+  fcvt.d.wu f18, a6
+  fsd f18, 904(gp) /* sig 113 */
+  frflags s8
+  sd s8, 912(gp) /* sig 114 */
+  /* 72: fp */
+  fmv.w.x f2, t5
+  fsd f2, 920(gp) /* sig 115 */
+  fsflags s6, zero
+  sd s6, 928(gp) /* sig 116 */
+  /* 73: rand */
+  .2byte 0x97b2 /* random */
+  sd a5, 936(gp) /* sig 117 */
+  /* 74: aluI */
+  addi s10, s11, 0
+  sd s10, 944(gp) /* sig 118 */
+  /* 75: branch */
+  blt a4, a4, .L12
+  .option rvc
+  c.or a5, s1
+  .option norvc
+  sd a5, 952(gp) /* sig 119 */
+  .option rvc
+  c.add t4, t3
+  .option norvc
+  sd t4, 960(gp) /* sig 120 */
+  .option rvc
+  c.andi a4, -10
+  .option norvc
+  sd a4, 968(gp) /* sig 121 */
+.L12:
+  /* 76: lrsc */
+  addi t1, sp, 56
+  lr.w.aqrl s3, (t1)
+  sra a1, a3, t3
+  sc.w s6, s2, (t1)
+  sd s3, 976(gp) /* sig 122 */
+  sd s6, 984(gp) /* sig 123 */
+  sc.w.aqrl s6, zero, (t1)
+  sd s6, 992(gp) /* sig 124 */
+  sub t1, t1, sp
+  lw a7, 56(sp)
+  sd a7, 1000(gp) /* sig 125 */
+  /* 77: fp */
+  li tp, 0xffffffff0071f327
+  fmv.d.x f17, tp
+  li tp, 0xffffffff49e3e64e
+  fmv.d.x f5, tp
+  fsqrt.s f8, f17, rup
+  fsd f8, 1008(gp) /* sig 126 */
+  frcsr a0
+  sd a0, 1016(gp) /* sig 127 */
+  /* 78: fp */
+  fmadd.s f13, f25, f22, f28, rdn
+  fsd f13, 1024(gp) /* sig 128 */
+  fsflags t5, zero
+  sd t5, 1032(gp) /* sig 129 */
+  /* 79: amo */
+  addi t4, sp, 192
+  amoxor.d.aqrl s0, t5, (t4)
+  sub t4, t4, sp
+  sd s0, 1040(gp) /* sig 130 */
+  /* 80: aluR */
+  divu t3, s4, s7
+  sd t3, 1048(gp) /* sig 131 */
+  /* 81: fp */
+  li tp, 0xffffffff80f5a276
   fmv.d.x f24, tp
-  li tp, 0x3fec198d126116c3
-  fmv.d.x f23, tp
-  li tp, 0x3ff79f90f77b536d
-  fmv.d.x f21, tp
-  fmsub.d f2, f24, f23, f21, rmm
-  fsd f2, 640(gp) /* sig 80 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 648(gp) /* sig 81 */
-  /* 49: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f6, tp
-  fnmadd.s f27, f6, f25, f2, rne
-  fsd f27, 656(gp) /* sig 82 */
-  frflags s11
-  sd s11, 664(gp) /* sig 83 */
-  /* 50: far */
-  jal a5, .L6
-.L7:
-  /* 51: luiAuipc */
-  auipc a2, 0x7ffff
+  li tp, 0xffffffffb5f5a276
+  fmv.d.x f8, tp
+  fsqrt.s f18, f24, rne
+  fsd f18, 1056(gp) /* sig 132 */
+  fsflags a7, zero
+  sd a7, 1064(gp) /* sig 133 */
+  /* 82: luiAuipc */
+  auipc a2, 0x2cc5e
   auipc tp, 0
   sub a2, a2, tp
-  sd a2, 696(gp) /* sig 87 */
-  /* 52: fp */
-  li tp, 0xffffffff00000001
-  fmv.d.x f2, tp
-  li tp, 0xffffffff814ea203
-  fmv.d.x f19, tp
-  fmsub.s f11, f2, f29, f19, dyn
-  fsd f11, 704(gp) /* sig 88 */
-  fsflags a7, zero
-  sd a7, 712(gp) /* sig 89 */
-  /* 53: cAlu */
-  .option rvc
-  c.andi s0, -1
-  .option norvc
-  sd s0, 720(gp) /* sig 90 */
-  /* 54: liSeed */
-  li s7, 0x1
-  sd s7, 728(gp) /* sig 91 */
-  /* 55: smc */
-  /* patches in andi s4, s4, -1626 (then imm + 1, ...) */
-  li s6, 0x9a6a7a13
-  li a6, 0x2
-.L8:
-  auipc t6, 0
-  sw s6, 12(t6)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s6, s6, tp
-  addi a6, a6, -1
-  bne a6, zero, .L8
-  auipc tp, 0
-  sub t6, t6, tp
-  sd s4, 736(gp) /* sig 92 */
-  sd t6, 744(gp) /* sig 93 */
-  /* 56: fcsr */
-  csrrci a2, fflags, 1
-  sd a2, 752(gp) /* sig 94 */
-  /* 57: fp */
-  fclass.s s3, f11
-  sd s3, 760(gp) /* sig 95 */
-  frcsr t6
-  sd t6, 768(gp) /* sig 96 */
-  /* 58: fp */
-  li tp, 0x5659004e46f8cf9
-  fmv.d.x f18, tp
-  fdiv.d f26, f18, f4, dyn
-  fsd f26, 776(gp) /* sig 97 */
-  frcsr t0
-  sd t0, 784(gp) /* sig 98 */
-  /* 59: aluR */
-  li a2, 0xc1851227593e74a9
-  sub a0, a6, a2
-  sd a0, 792(gp) /* sig 99 */
-  /* 60: fp */
-  li tp, 0xbffc6310a41a7dab
+  sd a2, 1072(gp) /* sig 134 */
+  /* 83: luiAuipc */
+  lui s1, 0xdd2bb
+  sd s1, 1080(gp) /* sig 135 */
+  /* 84: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f30, tp
+  fdiv.s f5, f30, f8, rne
+  fsd f5, 1088(gp) /* sig 136 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 1096(gp) /* sig 137 */
+  /* 85: fp */
+  li tp, 0x3ff0000000000001
   fmv.d.x f7, tp
-  li tp, 0x7fe209544b7d375e
-  fmv.d.x f19, tp
-  fmul.d f25, f7, f19
-  fsd f25, 800(gp) /* sig 100 */
-  csrrci ra, fflags, 0x1f
-  sd ra, 808(gp) /* sig 101 */
-  /* 61: fp */
-  fcvt.s.w f17, s7, rne
-  fsd f17, 816(gp) /* sig 102 */
-  fsflags a0, zero
-  sd a0, 824(gp) /* sig 103 */
-  /* 62: loop */
-  li t4, 0x2
-.L9:
-  sraiw a7, s3, 11
-  sd a7, 832(gp) /* sig 104 */
-  sltu a2, a5, a0
-  sd a2, 840(gp) /* sig 105 */
-  addi t4, t4, -1
-  bne t4, zero, .L9
-  sd t4, 848(gp) /* sig 106 */
-  /* 63: fp */
-  li t2, 0x11a8000000000
-  fcvt.s.wu f10, t2, rdn
-  fsd f10, 856(gp) /* sig 107 */
-  frflags s3
-  sd s3, 864(gp) /* sig 108 */
-  /* 64: amo */
-  addi s9, sp, 108
-  amomax.w.rl s4, s3, (s9)
-  sub s9, s9, sp
-  sd s4, 872(gp) /* sig 109 */
-  lw a2, 108(sp)
-  sd a2, 880(gp) /* sig 110 */
-  /* 65: smc */
-  /* patches in andi s5, t0, -181 (then imm + 1, ...) */
-  li s7, 0xf4b2fa93
-  li s3, 0x2
-.L10:
-  auipc s9, 0
-  sw s7, 12(s9)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s7, s7, tp
-  addi s3, s3, -1
-  bne s3, zero, .L10
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s5, 888(gp) /* sig 111 */
-  sd s9, 896(gp) /* sig 112 */
-  /* 66: liSeed */
-  li t3, 0x8
-  sd t3, 904(gp) /* sig 113 */
-  /* 67: fcsr */
-  li a6, 0xd6fc799ad703bc28
-  csrrw zero, fflags, a6
-  sd zero, 912(gp) /* sig 114 */
-  /* 68: aluR */
-  add a4, zero, a4
-  sd a4, 920(gp) /* sig 115 */
-  /* 69: fmem */
-  addi a3, sp, -172
-  fsd f20, 399(a3)
-  sub a3, a3, sp
-  /* 70: fp */
-  li tp, 0xffffffff3f800000
-  fmv.d.x f18, tp
-  li tp, 0xffffffffc418b929
-  fmv.d.x f13, tp
-  feq.s a3, f18, f13
-  sd a3, 928(gp) /* sig 116 */
-  fsflags a7, zero
-  sd a7, 936(gp) /* sig 117 */
-  /* 71: far */
-  bgeu t0, t0, .L11
-.L12:
-  /* 72: cBranch */
-  .option rvc
-  c.beqz a4, .L13
-  .option norvc
-  .option rvc
-  c.lui s10, 0xffff6
-  .option norvc
-  sd s10, 960(gp) /* sig 120 */
-.L13:
-  /* 73: fp */
-  li tp, 0xffffffffc57c52df
-  fmv.d.x f23, tp
-  fsgnjx.s f22, f0, f23
-  fsd f22, 968(gp) /* sig 121 */
-  fsflags s6, zero
-  sd s6, 976(gp) /* sig 122 */
-  /* 74: fp */
-  li tp, 0xffffffffbbd41be4
-  fmv.d.x f19, tp
-  fcvt.w.s s8, f19, rdn
-  sd s8, 984(gp) /* sig 123 */
-  frflags s2
-  sd s2, 992(gp) /* sig 124 */
-  /* 75: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f23, tp
-  li tp, 0x3e9e805a500a4b04
-  fmv.d.x f24, tp
-  fmadd.d f24, f23, f1, f24, rne
-  fsd f24, 1000(gp) /* sig 125 */
-  fsflags s3, zero
-  sd s3, 1008(gp) /* sig 126 */
-  /* 76: aluR */
-  li t3, 0x42
-  xor s1, t3, s10
-  sd s1, 1016(gp) /* sig 127 */
-  /* 77: mem */
-  lwu s0, 65(sp)
-  sd s0, 1024(gp) /* sig 128 */
-  /* 78: fp */
-  li tp, 0xffffffffbf000000
-  fmv.d.x f14, tp
-  fmsub.s f9, f14, f23, f24, rtz
-  fsd f9, 1032(gp) /* sig 129 */
+  fmsub.d f8, f7, f19, f29, rtz
+  fsd f8, 1104(gp) /* sig 138 */
   csrrci s1, fflags, 0x1f
-  sd s1, 1040(gp) /* sig 130 */
-  /* 79: aluR */
+  sd s1, 1112(gp) /* sig 139 */
+  /* 86: aluR */
   li s4, 0x3c
   addw a7, s4, a1
-  sd a7, 1048(gp) /* sig 131 */
-  /* 80: cBranch */
+  sd a7, 1120(gp) /* sig 140 */
+  /* 87: loop */
+  li t3, 0x3
+.L13:
+  srliw ra, a7, 1
+  sd ra, 1128(gp) /* sig 141 */
+  srliw a7, s9, 0
+  sd a7, 1136(gp) /* sig 142 */
+  and a5, s2, a3
+  sd a5, 1144(gp) /* sig 143 */
+  addi t3, t3, -1
+  bltu zero, t3, .L13
+  sd t3, 1152(gp) /* sig 144 */
+  /* 88: cAlu */
   .option rvc
-  c.bnez a5, .L14
+  c.and a4, s1
   .option norvc
-  ori t0, ra, -651
-  sd t0, 1056(gp) /* sig 132 */
-.L14:
-  /* 81: fp */
-  li tp, 0xbff349ef86362eb8
-  fmv.d.x f14, tp
-  li tp, 0x7fea8b3c1a5c9867
-  fmv.d.x f0, tp
-  fmul.d f15, f14, f0, rmm
-  fsd f15, 1064(gp) /* sig 133 */
+  sd a4, 1160(gp) /* sig 145 */
+  /* 89: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f24, tp
+  li tp, 0x1
+  fmv.d.x f28, tp
+  fdiv.d f14, f24, f28, rmm
+  fsd f14, 1168(gp) /* sig 146 */
   frflags s2
-  sd s2, 1072(gp) /* sig 134 */
-  /* 82: fp */
-  fmv.x.w t1, f0
-  sd t1, 1080(gp) /* sig 135 */
-  fsflags s9, zero
-  sd s9, 1088(gp) /* sig 136 */
-  /* 83: fp */
-  li tp, 0xffffffffc4d0991f
-  fmv.d.x f1, tp
-  li tp, 0xffffffff3f542079
-  fmv.d.x f29, tp
-  feq.s t6, f1, f29
-  sd t6, 1096(gp) /* sig 137 */
-  frflags a6
-  sd a6, 1104(gp) /* sig 138 */
-  /* 84: cMem */
-  addi s1, sp, 48
+  sd s2, 1176(gp) /* sig 147 */
+  /* 90: rand */
+  .4byte 0xaa8ceb3b /* random */
+  sd s6, 1184(gp) /* sig 148 */
+  /* 91: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f26, tp
+  fsub.s f29, f5, f26, rne
+  fsd f29, 1192(gp) /* sig 149 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 1200(gp) /* sig 150 */
+  /* 92: aluI */
+  li t0, 0x7f
+  ori s10, t0, -2048
+  sd s10, 1208(gp) /* sig 151 */
+  /* 93: jalr */
+  auipc s2, 0
+  jalr t6, 23(s2)
+  addiw s3, t2, -1649
+  sd s3, 1216(gp) /* sig 152 */
   .option rvc
-  c.sw a4, 0(s1)
+  c.mv s7, a7
   .option norvc
-  sub s1, s1, sp
-  /* 85: aluR */
-  li t1, 0x35c0000000000
-  rem a2, t0, t1
-  sd a2, 1112(gp) /* sig 139 */
-  /* 86: fp */
-  li tp, 0x40c81cd6c8b43958
-  fmv.d.x f14, tp
-  fsgnjn.d f4, f14, f26
-  fsd f4, 1120(gp) /* sig 140 */
-  fsflags a7, zero
-  sd a7, 1128(gp) /* sig 141 */
-  /* 87: mem */
+  sd s7, 1224(gp) /* sig 153 */
+  auipc tp, 0
+  sub t6, t6, tp
+  sub s2, s2, tp
+  sd t6, 1232(gp) /* sig 154 */
+  sd s2, 1240(gp) /* sig 155 */
+  /* 94: mem */
   addi t6, sp, 83
   lwu a0, 125(t6)
-  sd a0, 1136(gp) /* sig 142 */
+  sd a0, 1248(gp) /* sig 156 */
   sub t6, t6, sp
-  /* 88: jalr */
-  auipc t5, 0
-  jalr t3, 24(t5)
-  and a5, t3, s0
-  sd a5, 1144(gp) /* sig 143 */
-  srli t6, a2, 47
-  sd t6, 1152(gp) /* sig 144 */
-  auipc tp, 0
-  sub t3, t3, tp
-  sub t5, t5, tp
-  sd t3, 1160(gp) /* sig 145 */
-  sd t5, 1168(gp) /* sig 146 */
-  /* 89: far */
-  jal s7, .L15
-.L16:
-  /* 90: fp */
-  fsgnjn.d f14, f12, f5
-  fsd f14, 1192(gp) /* sig 149 */
-  li a4, 0x1f
-  csrrc t6, fcsr, a4
-  sd t6, 1200(gp) /* sig 150 */
-  /* 91: fcsr */
-  li s0, 0x0
-  csrrs a7, frm, s0
-  sd a7, 1208(gp) /* sig 151 */
-  /* 92: smc */
-  /* patches in andi s8, a2, -1489 (then imm + 1, ...) */
-  li s3, 0xa2f67c13
-  li s0, 0x3
-.L17:
-  auipc s1, 0
-  sw s3, 12(s1)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s3, s3, tp
-  addi s0, s0, -1
-  bne s0, zero, .L17
-  auipc tp, 0
-  sub s1, s1, tp
-  sd s8, 1216(gp) /* sig 152 */
-  sd s1, 1224(gp) /* sig 153 */
-  /* 93: cAlu */
+  /* 95: cJump */
+  auipc s7, 0
+  addi s7, s7, 10
   .option rvc
-  c.srli a1, 32
+  c.jr s7
   .option norvc
-  sd a1, 1232(gp) /* sig 154 */
-  /* 94: lrsc */
-  addi t5, sp, 228
-  lr.w t0, (t5)
-  slli a6, a4, 41
-  sllw s1, s4, t3
-  sc.w.rl t1, t4, (t5)
-  sd t0, 1240(gp) /* sig 155 */
-  sd t1, 1248(gp) /* sig 156 */
-  sc.w.aqrl t1, zero, (t5)
-  sd t1, 1256(gp) /* sig 157 */
-  sub t5, t5, sp
-  lw s0, 228(sp)
-  sd s0, 1264(gp) /* sig 158 */
-  /* 95: cAlu */
-  .option rvc
-  c.subw a2, s0
-  .option norvc
-  sd a2, 1272(gp) /* sig 159 */
-  /* 96: cMem */
-  .option rvc
-  c.lwsp s10, 100(sp)
-  .option norvc
-  sd s10, 1280(gp) /* sig 160 */
-  /* 97: smc */
-  /* patches in slti t4, t4, -2000 (then imm + 1, ...) */
-  li s6, 0x830eae93
-  li a1, 0x1
-.L18:
-  auipc s1, 0
-  sw s6, 12(s1)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s6, s6, tp
-  addi a1, a1, -1
-  bne a1, zero, .L18
-  auipc tp, 0
-  sub s1, s1, tp
-  sd t4, 1288(gp) /* sig 161 */
-  sd s1, 1296(gp) /* sig 162 */
-  /* 98: cBranch */
-  .option rvc
-  c.j .L19
-  .option norvc
-  mulh t1, a0, t2
-  sd t1, 1304(gp) /* sig 163 */
-.L19:
-  /* 99: fp */
-  li tp, 0xffffffffbf8500f3
-  fmv.d.x f28, tp
-  li tp, 0xffffffff7f765e79
-  fmv.d.x f18, tp
-  fmul.s f13, f28, f18, dyn
-  fsd f13, 1312(gp) /* sig 164 */
-  fsflags a2, zero
-  sd a2, 1320(gp) /* sig 165 */
-  j .L20
-.L0:
-  .option rvc
-  c.mv t4, a7
-  .option norvc
-  sd t4, 120(gp) /* sig 15 */
-  j .L1
-.L6:
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 672(gp) /* sig 84 */
-  mulhu s0, s3, s1
-  sd s0, 680(gp) /* sig 85 */
-  slliw ra, zero, 6
-  sd ra, 688(gp) /* sig 86 */
-  jal tp, .L7
-.L11:
-  ori t6, s7, -1378
-  sd t6, 944(gp) /* sig 118 */
-  slti t4, s3, 1554
-  sd t4, 952(gp) /* sig 119 */
-  jal tp, .L12
-.L15:
   auipc tp, 0
   sub s7, s7, tp
-  sd s7, 1176(gp) /* sig 147 */
-  .option rvc
-  c.slli s10, 42
-  .option norvc
-  sd s10, 1184(gp) /* sig 148 */
-  jal tp, .L16
-.L20:
-  /* 100: fp */
-  fclass.d s3, f28
-  sd s3, 1328(gp) /* sig 166 */
-  fsflags s4, zero
-  sd s4, 1336(gp) /* sig 167 */
-  /* 101: luiAuipc */
-  lui a0, 0x1
-  sd a0, 1344(gp) /* sig 168 */
-  /* 102: cAlu */
-  .option rvc
-  c.li t6, -24
-  .option norvc
-  sd t6, 1352(gp) /* sig 169 */
-  /* 103: aluI */
-  li s4, 0x3aa00000000
-  ori t1, s4, 1383
-  sd t1, 1360(gp) /* sig 170 */
-  /* 104: mem */
-  lh t0, 244(sp)
-  sd t0, 1368(gp) /* sig 171 */
-  /* 105: loop */
-  li s1, 0x1
-.L21:
-  srli s5, a6, 37
-  sd s5, 1376(gp) /* sig 172 */
-  addi s1, s1, -1
-  bltu zero, s1, .L21
-  sd s1, 1384(gp) /* sig 173 */
-  /* 106: cAlu */
-  .option rvc
-  c.and s1, a1
-  .option norvc
-  sd s1, 1392(gp) /* sig 174 */
-  /* 107: aluI */
-  slli s1, zero, 1
-  sd s1, 1400(gp) /* sig 175 */
-  /* 108: cAlu */
-  .option rvc
-  c.andi s0, 31
-  .option norvc
-  sd s0, 1408(gp) /* sig 176 */
-  /* 109: fp */
-  li tp, 0x4008000000000000
-  fmv.d.x f27, tp
-  fmax.d f16, f30, f27
-  fsd f16, 1416(gp) /* sig 177 */
-  frcsr a6
-  sd a6, 1424(gp) /* sig 178 */
-  /* 110: aluR */
-  sub a0, t1, ra
-  sd a0, 1432(gp) /* sig 179 */
-  /* 111: cAlu */
-  .option rvc
-  c.subw a1, a4
-  .option norvc
-  sd a1, 1440(gp) /* sig 180 */
-  /* 112: fp */
-  li tp, 0xffffffff35fd8025
-  fmv.d.x f1, tp
-  fcvt.d.s f20, f1
-  fsd f20, 1448(gp) /* sig 181 */
-  frflags t6
-  sd t6, 1456(gp) /* sig 182 */
-  /* 113: amo */
-  li s6, 0x8000000000000001
-  addi a7, sp, 52
-  amominu.w.aq s1, s6, (a7)
-  sub a7, a7, sp
-  sd s1, 1464(gp) /* sig 183 */
-  lw a5, 52(sp)
-  sd a5, 1472(gp) /* sig 184 */
-  /* 114: fp */
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f30, tp
-  fcvt.lu.d s6, f30, rdn
-  sd s6, 1480(gp) /* sig 185 */
-  frflags a2
-  sd a2, 1488(gp) /* sig 186 */
-  /* 115: fmem */
-  addi s9, sp, 548
-  fsw f6, -460(s9)
-  sub s9, s9, sp
-  /* 116: aluR */
-  li s0, 0x8000000000000000
-  li s7, 0x40
-  or a4, s0, s7
-  sd a4, 1496(gp) /* sig 187 */
-  /* 117: fcsr */
-  csrrs s3, frm, zero
-  sd s3, 1504(gp) /* sig 188 */
-  /* 118: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f5, tp
-  fmin.s f31, f11, f5
-  fsd f31, 1512(gp) /* sig 189 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 1520(gp) /* sig 190 */
-  /* 119: fp */
-  li tp, 0xffffffff7f000000
-  fmv.d.x f2, tp
-  fcvt.lu.s a3, f2, rdn
-  sd a3, 1528(gp) /* sig 191 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 1536(gp) /* sig 192 */
-  /* 120: fp */
-  li tp, 0x41f0000000000000
-  fmv.d.x f0, tp
-  fcvt.wu.d s10, f0, rup
-  sd s10, 1544(gp) /* sig 193 */
-  fsflags s2, zero
-  sd s2, 1552(gp) /* sig 194 */
-  /* 121: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f4, tp
-  fcvt.s.d f17, f4, dyn
-  fsd f17, 1560(gp) /* sig 195 */
+  sd s7, 1256(gp) /* sig 157 */
+  /* 96: fp */
+  li tp, 0xc008000000000000
+  fmv.d.x f29, tp
+  li tp, 0x3f1f854caeeb3c62
+  fmv.d.x f13, tp
+  fdiv.d f23, f29, f13, rup
+  fsd f23, 1264(gp) /* sig 158 */
+  fsflags s8, zero
+  sd s8, 1272(gp) /* sig 159 */
+  /* 97: mem */
+  addi s6, sp, 569
+  lbu a3, -556(s6)
+  sd a3, 1280(gp) /* sig 160 */
+  sub s6, s6, sp
+  /* 98: fp */
+  li tp, 0xf8637ebcfe086907
+  fmv.d.x f26, tp
+  fsgnjn.d f14, f26, f11
+  fsd f14, 1288(gp) /* sig 161 */
+  fsflags s3, zero
+  sd s3, 1296(gp) /* sig 162 */
+  /* 99: fp */
+  fmv.x.w a4, f6
+  sd a4, 1304(gp) /* sig 163 */
   frflags s0
-  sd s0, 1568(gp) /* sig 196 */
-  /* 122: fp */
-  li tp, 0xffffffff67a98037
-  fmv.d.x f22, tp
-  li tp, 0xffffffff359f5d7b
-  fmv.d.x f8, tp
-  fsgnjn.s f27, f22, f8
-  fsd f27, 1576(gp) /* sig 197 */
-  fsflags s4, zero
-  sd s4, 1584(gp) /* sig 198 */
-  /* 123: jal */
-  jal s10, .L22
-  slti a3, t2, 850
-  sd a3, 1592(gp) /* sig 199 */
-  .option rvc
-  c.add a0, ra
-  .option norvc
-  sd a0, 1600(gp) /* sig 200 */
-.L22:
+  sd s0, 1312(gp) /* sig 164 */
+  j .L14
+.L2:
   auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 1608(gp) /* sig 201 */
-  /* 124: mem */
-  sw t0, 113(sp)
-  /* 125: lrsc */
-  addi s3, sp, 124
-  lr.w a0, (s3)
-  add s7, a1, a6
-  sc.w s9, a6, (s3)
-  sd a0, 1616(gp) /* sig 202 */
-  sd s9, 1624(gp) /* sig 203 */
-  sc.w s9, zero, (s3)
-  sd s9, 1632(gp) /* sig 204 */
-  sub s3, s3, sp
-  lw s7, 124(sp)
-  sd s7, 1640(gp) /* sig 205 */
-  /* 126: aluR */
-  remu t0, t4, a6
-  sd t0, 1648(gp) /* sig 206 */
-  /* 127: fcsr */
-  csrrc a5, fflags, zero
-  sd a5, 1656(gp) /* sig 207 */
-  /* 128: fp */
-  fcvt.d.s f20, f21
-  fsd f20, 1664(gp) /* sig 208 */
-  csrrci s10, fflags, 0x1f
-  sd s10, 1672(gp) /* sig 209 */
-  /* 129: cMem */
+  sub s8, s8, tp
+  sd s8, 64(gp) /* sig 8 */
+  and s7, s4, a0
+  sd s7, 72(gp) /* sig 9 */
+  j .L3
+.L5:
   .option rvc
-  c.lwsp s1, 144(sp)
+  c.lui a6, 0xffffc
   .option norvc
-  sd s1, 1680(gp) /* sig 210 */
-  /* 130: fcsr */
-  csrrwi s1, fcsr, 9
-  sd s1, 1688(gp) /* sig 211 */
-  /* 131: fp */
+  sd a6, 176(gp) /* sig 22 */
+  beq zero, zero, .L6
+.L14:
+  /* 100: fp */
+  li tp, 0x4071ea83f052e81b
+  fmv.d.x f12, tp
+  li tp, 0xffffffffffffe
+  fmv.d.x f27, tp
+  fmul.d f25, f12, f27, rmm
+  fsd f25, 1320(gp) /* sig 165 */
+  frflags t0
+  sd t0, 1328(gp) /* sig 166 */
+  /* 101: aluR */
+  li s8, 0x40
+  remw s6, s2, s8
+  sd s6, 1336(gp) /* sig 167 */
+  /* 102: far */
+  bge a1, s0, .L15
+.L16:
+  /* 103: fp */
+  li tp, 0x43e0000000000000
+  fmv.d.x f1, tp
+  fsub.d f6, f10, f1, rdn
+  fsd f6, 1360(gp) /* sig 170 */
+  fsflags a0, zero
+  sd a0, 1368(gp) /* sig 171 */
+  /* 104: aluR */
+  mulhu t3, s11, a6
+  sd t3, 1376(gp) /* sig 172 */
+  /* 105: cSp */
+  .option rvc
+  c.addi16sp sp, -64
+  .option norvc
+  ld ra, 160(sp)
+  sd ra, 1384(gp) /* sig 173 */
+  .option rvc
+  c.addi16sp sp, 64
+  .option norvc
+  /* 106: cJump */
+  auipc s0, 0
+  addi s0, s0, 26
+  .option rvc
+  c.jalr s0
+  .option norvc
+  slti s11, s3, 1
+  sd s11, 1392(gp) /* sig 174 */
+  slti ra, s1, 1365
+  sd ra, 1400(gp) /* sig 175 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s0, s0, tp
+  sd ra, 1408(gp) /* sig 176 */
+  sd s0, 1416(gp) /* sig 177 */
+  /* 107: aluR */
+  li t1, 0xffffffffffffffdd
+  sltu zero, s4, t1
+  sd zero, 1424(gp) /* sig 178 */
+  /* 108: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f1, tp
+  feq.s t5, f1, f1
+  sd t5, 1432(gp) /* sig 179 */
+  fsflags s6, zero
+  sd s6, 1440(gp) /* sig 180 */
+  /* 109: fmem */
+  addi s5, sp, 543
+  fsd f12, -367(s5)
+  sub s5, s5, sp
+  /* 110: liSeed */
+  li a7, 0x0
+  sd a7, 1448(gp) /* sig 181 */
+  /* 111: fp */
+  li tp, 0xffffffff80e15cd8
+  fmv.d.x f16, tp
+  li tp, 0xc1e0000000100000
+  fmv.d.x f9, tp
+  fnmadd.d f20, f16, f30, f9, rup
+  fsd f20, 1456(gp) /* sig 182 */
+  fsflags ra, zero
+  sd ra, 1464(gp) /* sig 183 */
+  /* 112: rand */
+  .4byte 0x2f43e793 /* random */
+  sd a5, 1472(gp) /* sig 184 */
+  /* 113: cBranch */
+  .option rvc
+  c.bnez a1, .L17
+  .option norvc
+  .option rvc
+  c.mv t5, a3
+  .option norvc
+  sd t5, 1480(gp) /* sig 185 */
+  sltiu s3, t0, -2048
+  sd s3, 1488(gp) /* sig 186 */
+.L17:
+  /* 114: fp */
   li tp, 0xffffffffffc00000
   fmv.d.x f6, tp
-  li tp, 0xffffffffb29bf944
-  fmv.d.x f4, tp
-  li tp, 0xffffffffb4b866cf
-  fmv.d.x f20, tp
-  fmadd.s f11, f6, f4, f20, dyn
-  fsd f11, 1696(gp) /* sig 212 */
-  fsflags a5, zero
-  sd a5, 1704(gp) /* sig 213 */
-  /* 132: fp */
-  fcvt.s.lu f20, zero, rtz
-  fsd f20, 1712(gp) /* sig 214 */
+  fclass.s a1, f6
+  sd a1, 1496(gp) /* sig 187 */
   fsflags t0, zero
-  sd t0, 1720(gp) /* sig 215 */
-  /* 133: aluR */
-  li a1, 0x2dcb6a22
-  mulhu s2, a1, a4
-  sd s2, 1728(gp) /* sig 216 */
-  /* 134: aluR */
-  li s0, 0xffffffff
-  divuw t5, t1, s0
-  sd t5, 1736(gp) /* sig 217 */
+  sd t0, 1504(gp) /* sig 188 */
+  /* 115: loop */
+  li s5, 0x1
+.L18:
+  srl s7, a4, a4
+  sd s7, 1512(gp) /* sig 189 */
+  addi s5, s5, -1
+  bltu zero, s5, .L18
+  sd s5, 1520(gp) /* sig 190 */
+  /* 116: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f10, tp
+  fcvt.wu.s a2, f10, rdn
+  sd a2, 1528(gp) /* sig 191 */
+  fsflags s2, zero
+  sd s2, 1536(gp) /* sig 192 */
+  /* 117: mem */
+  ld s10, 234(sp)
+  sd s10, 1544(gp) /* sig 193 */
+  /* 118: cJump */
+  auipc s0, 0
+  addi s0, s0, 10
+  .option rvc
+  c.jr s0
+  .option norvc
+  auipc tp, 0
+  sub s0, s0, tp
+  sd s0, 1552(gp) /* sig 194 */
+  /* 119: fp */
+  li tp, 0xffffffffc1930350
+  fmv.d.x f3, tp
+  fadd.d f11, f6, f3, rtz
+  fsd f11, 1560(gp) /* sig 195 */
+  frflags ra
+  sd ra, 1568(gp) /* sig 196 */
+  /* 120: jalr */
+  auipc ra, 0
+  jalr t6, 8(ra)
+  auipc tp, 0
+  sub t6, t6, tp
+  sub ra, ra, tp
+  sd t6, 1576(gp) /* sig 197 */
+  sd ra, 1584(gp) /* sig 198 */
+  /* 121: fcsr */
+  csrrci zero, fflags, 6
+  sd zero, 1592(gp) /* sig 199 */
+  fsrmi t3, 4
+  /* 122: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f28, tp
+  fcvt.d.s f22, f28
+  fsd f22, 1600(gp) /* sig 200 */
+  fsflags s0, zero
+  sd s0, 1608(gp) /* sig 201 */
+  /* 123: cSp */
+  .option rvc
+  c.addi16sp sp, 368
+  .option norvc
+  ld s5, -248(sp)
+  sd s5, 1616(gp) /* sig 202 */
+  .option rvc
+  c.addi16sp sp, -368
+  .option norvc
+  /* 124: aluI */
+  sltiu zero, a7, -867
+  sd zero, 1624(gp) /* sig 203 */
+  /* 125: fp */
+  li t2, 0xc1be95350bf2aef2
+  fmv.w.x f2, t2
+  fsd f2, 1632(gp) /* sig 204 */
+  fsflags t0, zero
+  sd t0, 1640(gp) /* sig 205 */
+  /* 126: fp */
+  fmv.x.w t0, f29
+  sd t0, 1648(gp) /* sig 206 */
+  fsflags s9, zero
+  sd s9, 1656(gp) /* sig 207 */
+  /* 127: aluI */
+  slti a4, s0, -1
+  sd a4, 1664(gp) /* sig 208 */
+  /* 128: fmem */
+  fsw f17, 152(sp)
+  /* 129: fp */
+  fmv.x.w zero, f11
+  sd zero, 1672(gp) /* sig 209 */
+  frcsr s5
+  sd s5, 1680(gp) /* sig 210 */
+  /* 130: cMem */
+  .option rvc
+  c.sdsp s10, 8(sp)
+  .option norvc
+  /* 131: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f15, tp
+  fclass.d a7, f15
+  sd a7, 1688(gp) /* sig 211 */
+  fsflags s9, zero
+  sd s9, 1696(gp) /* sig 212 */
+  /* 132: luiAuipc */
+  lui t1, 0x80000
+  sd t1, 1704(gp) /* sig 213 */
+  /* 133: rand */
+  .2byte 0x209a /* random */
+  fsd f1, 1712(gp) /* sig 214 */
+  .2byte 0xc6da /* random */
+  /* 134: branch */
+  bgeu a6, t0, .L19
+  srai ra, s8, 44
+  sd ra, 1720(gp) /* sig 215 */
+  and s11, zero, a6
+  sd s11, 1728(gp) /* sig 216 */
+.L19:
   /* 135: fp */
-  fmv.x.d s10, f21
-  sd s10, 1744(gp) /* sig 218 */
-  fsflags s7, zero
-  sd s7, 1752(gp) /* sig 219 */
-  /* 136: aluI */
-  slti zero, a3, 1697
-  sd zero, 1760(gp) /* sig 220 */
-  /* 137: aluR */
-  li ra, 0xe88
-  xor a6, s2, ra
-  sd a6, 1768(gp) /* sig 221 */
-  /* 138: aluR */
-  sra s7, a1, a6
-  sd s7, 1776(gp) /* sig 222 */
-  /* 139: fp */
-  li tp, 0x41f0000000080000
-  fmv.d.x f19, tp
-  feq.d s9, f26, f19
-  sd s9, 1784(gp) /* sig 223 */
-  li a0, 0x1f
-  csrrc t4, fcsr, a0
-  sd t4, 1792(gp) /* sig 224 */
-  /* 140: fence */
-  fence
-  /* 141: fcsr */
-  li t3, 0xdb
-  csrrs zero, fcsr, t3
-  sd zero, 1800(gp) /* sig 225 */
-  /* 142: fp */
-  fsgnjn.d f5, f15, f16
-  fsd f5, 1808(gp) /* sig 226 */
-  fsflags a5, zero
-  sd a5, 1816(gp) /* sig 227 */
-  /* 143: smc */
-  /* patches in sltiu s6, s6, -86 (then imm + 1, ...) */
-  li s4, 0xfaab3b13
-  li a4, 0x2
-.L23:
-  auipc t4, 0
-  sw s4, 12(t4)
+  li tp, 0xffffffff3ff20b23
+  fmv.d.x f4, tp
+  li tp, 0xffffffffbff20b22
+  fmv.d.x f21, tp
+  fsub.s f25, f4, f21, dyn
+  fsd f25, 1736(gp) /* sig 217 */
+  frflags s8
+  sd s8, 1744(gp) /* sig 218 */
+  /* 136: mem */
+  lb s4, 119(sp)
+  sd s4, 1752(gp) /* sig 219 */
+  /* 137: aluI */
+  slliw s10, s3, 15
+  sd s10, 1760(gp) /* sig 220 */
+  /* 138: fp */
+  li tp, 0x40c81cd6c8b43958
+  fmv.d.x f0, tp
+  fadd.d f27, f0, f23, rmm
+  fsd f27, 1768(gp) /* sig 221 */
+  frflags t0
+  sd t0, 1776(gp) /* sig 222 */
+  /* 139: smc */
+  /* patches in slti s7, a4, -484 (then imm + 1, ...) */
+  li t1, 0xe1c72b93
+  li ra, 0x1
+.L20:
+  auipc t0, 0
+  sw t1, 12(t0)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s4, s4, tp
-  addi a4, a4, -1
-  bne a4, zero, .L23
+  add t1, t1, tp
+  addi ra, ra, -1
+  bne ra, zero, .L20
   auipc tp, 0
-  sub t4, t4, tp
-  sd s6, 1824(gp) /* sig 228 */
-  sd t4, 1832(gp) /* sig 229 */
+  sub t0, t0, tp
+  sd s7, 1784(gp) /* sig 223 */
+  sd t0, 1792(gp) /* sig 224 */
+  /* 140: cAlu */
+  .option rvc
+  c.addi s2, -21
+  .option norvc
+  sd s2, 1800(gp) /* sig 225 */
+  /* 141: fcsr */
+  li ra, 0x2d
+  csrrw zero, fcsr, ra
+  sd zero, 1808(gp) /* sig 226 */
+  /* 142: aluI */
+  ori s3, t3, 1576
+  sd s3, 1816(gp) /* sig 227 */
+  /* 143: mem */
+  li a2, 0x7fffffff
+  sd a2, 224(sp)
   /* 144: fp */
   li tp, 0xffffffff80000001
-  fmv.d.x f21, tp
-  fdiv.s f20, f23, f21, rmm
-  fsd f20, 1840(gp) /* sig 230 */
-  frcsr a1
-  sd a1, 1848(gp) /* sig 231 */
-  /* 145: cMem */
-  addi s1, sp, 48
-  .option rvc
-  c.fld f15, 0(s1)
-  .option norvc
-  fsd f15, 1856(gp) /* sig 232 */
-  sub s1, s1, sp
-  /* 146: fp */
-  li t3, 0x80000000
-  fcvt.d.wu f10, t3
-  fsd f10, 1864(gp) /* sig 233 */
-  fsflags s4, zero
-  sd s4, 1872(gp) /* sig 234 */
-  /* 147: fp */
-  li tp, 0x7ff8000000000000
-  fmv.d.x f11, tp
-  li tp, 0x801e30e20e4686ad
+  fmv.d.x f16, tp
+  li tp, 0xffffffffff800000
   fmv.d.x f1, tp
-  fsgnjx.d f21, f11, f1
-  fsd f21, 1880(gp) /* sig 235 */
-  frflags s5
-  sd s5, 1888(gp) /* sig 236 */
-  /* 148: aluI */
-  li s5, 0x1
-  slli a5, s5, 41
-  sd a5, 1896(gp) /* sig 237 */
+  fdiv.s f29, f16, f1, rdn
+  fsd f29, 1824(gp) /* sig 228 */
+  li s7, 0x1f
+  csrrc s0, fcsr, s7
+  sd s0, 1832(gp) /* sig 229 */
+  /* 145: aluR */
+  slt t5, t3, s4
+  sd t5, 1840(gp) /* sig 230 */
+  /* 146: lrsc */
+  addi a3, sp, 8
+  lr.d s2, (a3)
+  sc.d.rl s7, s11, (a3)
+  sd s2, 1848(gp) /* sig 231 */
+  sd s7, 1856(gp) /* sig 232 */
+  sc.d.aqrl s7, zero, (a3)
+  sd s7, 1864(gp) /* sig 233 */
+  sub a3, a3, sp
+  ld a0, 8(sp)
+  sd a0, 1872(gp) /* sig 234 */
+  /* 147: rand */
+  .4byte 0x8f9493 /* random */
+  sd s1, 1880(gp) /* sig 235 */
+  /* 148: aluR */
+  li a4, 0x99f0082c7b9c04e5
+  li s2, 0xffffffff
+  divw a2, a4, s2
+  sd a2, 1888(gp) /* sig 236 */
   /* 149: aluR */
-  mulh t1, a6, t2
-  sd t1, 1904(gp) /* sig 238 */
+  addw a3, s5, s6
+  sd a3, 1896(gp) /* sig 237 */
   /* 150: fp */
-  li tp, 0xffffffff13f53e18
+  li tp, 0xffffffffe5153005
+  fmv.d.x f0, tp
+  fmul.s f20, f31, f0, rup
+  fsd f20, 1904(gp) /* sig 238 */
+  csrrci a6, fflags, 0x1f
+  sd a6, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 151: fcsr */
+  csrrwi t2, fflags, 31
+  sd t2, 0(gp) /* sig 240 */
+  /* 152: fp */
+  li a3, 0xffff
+  fcvt.d.l f10, a3, rup
+  fsd f10, 8(gp) /* sig 241 */
+  frflags a7
+  sd a7, 16(gp) /* sig 242 */
+  /* 153: fmem */
+  flw f8, 96(sp)
+  fsd f8, 24(gp) /* sig 243 */
+  /* 154: aluI */
+  sraiw s6, ra, 31
+  sd s6, 32(gp) /* sig 244 */
+  /* 155: fp */
+  li tp, 0x40cd0a73513f4144
+  fmv.d.x f1, tp
+  fcvt.w.d t2, f1, rmm
+  sd t2, 40(gp) /* sig 245 */
+  fsflags t2, zero
+  sd t2, 48(gp) /* sig 246 */
+  /* 156: aluR */
+  li a2, 0x0
+  divu a0, s8, a2
+  sd a0, 56(gp) /* sig 247 */
+  /* 157: fp */
+  li tp, 0xffffffff3fa2810a
   fmv.d.x f11, tp
-  fcvt.w.s a3, f11, rup
-  sd a3, 1912(gp) /* sig 239 */
-  fsflags s7, zero
-  sd s7, 1920(gp) /* sig 240 */
-  addi gp, gp, 1928
-  /* 151: fp */
-  li tp, 0x3ff0000000000001
-  fmv.d.x f21, tp
-  fmsub.d f11, f31, f21, f6, rdn
-  fsd f11, 0(gp) /* sig 241 */
+  li tp, 0xffffffff8064d276
+  fmv.d.x f10, tp
+  fmul.s f12, f11, f10, rdn
+  fsd f12, 64(gp) /* sig 248 */
   li t3, 0x1f
   csrrc s11, fcsr, t3
-  sd s11, 8(gp) /* sig 242 */
-  /* 152: mem */
+  sd s11, 72(gp) /* sig 249 */
+  /* 158: mem */
   sw s1, 152(sp)
   ld s0, 152(sp)
-  sd s0, 16(gp) /* sig 243 */
-  /* 153: mem */
-  addi t0, sp, -46
-  sd s10, 238(t0)
-  sub t0, t0, sp
-  ld s0, 192(sp)
-  sd s0, 24(gp) /* sig 244 */
-  /* 154: far */
-  blt s2, s4, .L24
-.L25:
-  /* 155: aluR */
-  div t1, a3, s5
-  sd t1, 56(gp) /* sig 248 */
-  /* 156: aluR */
-  divw t2, a2, t1
-  sd t2, 64(gp) /* sig 249 */
-  /* 157: fp */
-  fcvt.s.wu f8, s9, rtz
-  fsd f8, 72(gp) /* sig 250 */
+  sd s0, 80(gp) /* sig 250 */
+  /* 159: fmem */
+  fsw f24, 94(sp)
+  /* 160: fp */
+  fmadd.d f9, f11, f22, f11, rne
+  fsd f9, 88(gp) /* sig 251 */
+  fsflags s4, zero
+  sd s4, 96(gp) /* sig 252 */
+  /* 161: fp */
+  li tp, 0x1
+  fmv.d.x f26, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f16, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f29, tp
+  fnmsub.d f18, f26, f16, f29, dyn
+  fsd f18, 104(gp) /* sig 253 */
+  fsflags t6, zero
+  sd t6, 112(gp) /* sig 254 */
+  /* 162: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f3, tp
+  fcvt.w.d t6, f3
+  sd t6, 120(gp) /* sig 255 */
+  fsflags t5, zero
+  sd t5, 128(gp) /* sig 256 */
+  /* 163: fp */
+  li tp, 0xffffffff782cfb44
+  fmv.d.x f13, tp
+  fdiv.s f7, f13, f16, rmm
+  fsd f7, 136(gp) /* sig 257 */
   fsflags s9, zero
-  sd s9, 80(gp) /* sig 251 */
-  /* 158: lrsc */
-  addi a5, sp, 168
-  lr.d.aq s11, (a5)
-  sc.d t0, s10, (a5)
-  sd s11, 88(gp) /* sig 252 */
-  sd t0, 96(gp) /* sig 253 */
-  sub a5, a5, sp
-  ld s0, 168(sp)
-  sd s0, 104(gp) /* sig 254 */
-  /* 159: fcsr */
-  li ra, 0xf500dbb2522c6f52
-  csrrw a4, fcsr, ra
-  sd a4, 112(gp) /* sig 255 */
-  /* 160: luiAuipc */
-  auipc t2, 0xfffff
+  sd s9, 144(gp) /* sig 258 */
+  /* 164: fp */
+  li a2, 0x25
+  fcvt.d.wu f6, a2
+  fsd f6, 152(gp) /* sig 259 */
+  frcsr a5
+  sd a5, 160(gp) /* sig 260 */
+  /* 165: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f7, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f25, tp
+  fle.d a5, f7, f25
+  sd a5, 168(gp) /* sig 261 */
+  fsflags a0, zero
+  sd a0, 176(gp) /* sig 262 */
+  /* 166: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f13, tp
+  fcvt.wu.s t5, f13, rne
+  sd t5, 184(gp) /* sig 263 */
+  li s4, 0x1f
+  csrrc a2, fcsr, s4
+  sd a2, 192(gp) /* sig 264 */
+  /* 167: far */
+  bge a4, s8, .L21
+.L22:
+  /* 168: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f11, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f16, tp
+  fmul.s f19, f11, f16, rtz
+  fsd f19, 224(gp) /* sig 268 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 232(gp) /* sig 269 */
+  /* 169: fp */
+  li tp, 0xfd43120125a90e95
+  fmv.d.x f2, tp
+  fsgnj.d f8, f9, f2
+  fsd f8, 240(gp) /* sig 270 */
+  fsflags ra, zero
+  sd ra, 248(gp) /* sig 271 */
+  /* 170: smc */
+  /* patches in ori a2, a2, 1323 (then imm + 1, ...) */
+  li t0, 0x52b66613
+  li t3, 0x3
+.L23:
+  auipc t2, 0
+  sw t0, 12(t2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t0, t0, tp
+  addi t3, t3, -1
+  bne t3, zero, .L23
   auipc tp, 0
   sub t2, t2, tp
-  sd t2, 120(gp) /* sig 256 */
-  /* 161: far */
-  bge a4, s8, .L26
-.L27:
-  /* 162: lrsc */
-  addi t0, sp, 152
-  lr.d.aq s6, (t0)
-  sraiw a7, ra, 1
-  sc.d.aqrl a4, ra, (t0)
-  sd s6, 152(gp) /* sig 260 */
-  sd a4, 160(gp) /* sig 261 */
-  sc.d a4, zero, (t0)
-  sd a4, 168(gp) /* sig 262 */
-  sub t0, t0, sp
-  ld t6, 152(sp)
-  sd t6, 176(gp) /* sig 263 */
-  /* 163: aluI */
-  slti a3, zero, -2048
-  sd a3, 184(gp) /* sig 264 */
-  /* 164: loop */
-  li a6, 0x3
-.L28:
-  .option rvc
-  c.add t5, s0
-  .option norvc
-  sd t5, 192(gp) /* sig 265 */
-  addi a1, ra, 1365
-  sd a1, 200(gp) /* sig 266 */
-  sltiu s3, s3, -1
-  sd s3, 208(gp) /* sig 267 */
-  addi a6, a6, -1
-  bne a6, zero, .L28
-  sd a6, 216(gp) /* sig 268 */
-  /* 165: fp */
-  li tp, 0x4008000000000000
-  fmv.d.x f9, tp
-  fle.d a5, f9, f19
-  sd a5, 224(gp) /* sig 269 */
-  fsflags s11, zero
-  sd s11, 232(gp) /* sig 270 */
-  /* 166: fmem */
-  addi s1, sp, 406
-  flw f5, -318(s1)
-  fsd f5, 240(gp) /* sig 271 */
-  sub s1, s1, sp
-  /* 167: aluR */
-  li a2, 0xffffffffac2c43d8
-  mul s1, a2, a4
-  sd s1, 248(gp) /* sig 272 */
-  /* 168: aluR */
-  li s2, 0x8000
-  sll t5, s2, s7
-  sd t5, 256(gp) /* sig 273 */
-  /* 169: cMem */
-  addi s1, sp, 116
-  .option rvc
-  c.lw a0, 120(s1)
-  .option norvc
-  sd a0, 264(gp) /* sig 274 */
-  sub s1, s1, sp
-  /* 170: luiAuipc */
-  lui t3, 0x7ffff
-  sd t3, 272(gp) /* sig 275 */
-  /* 171: fmem */
-  fld f17, 96(sp)
-  fsd f17, 280(gp) /* sig 276 */
-  /* 172: mem */
-  addi a2, sp, 553
-  sh s9, -363(a2)
-  sub a2, a2, sp
-  /* 173: luiAuipc */
-  lui a7, 0x80000
-  sd a7, 288(gp) /* sig 277 */
-  /* 174: mem */
-  addi s7, sp, 277
-  lhu a7, -41(s7)
-  sd a7, 296(gp) /* sig 278 */
-  sub s7, s7, sp
-  /* 175: fp */
-  li tp, 0x4340000000000000
-  fmv.d.x f17, tp
-  fsub.d f13, f11, f17, rdn
-  fsd f13, 304(gp) /* sig 279 */
-  li t6, 0x1f
-  csrrc s3, fcsr, t6
-  sd s3, 312(gp) /* sig 280 */
-  /* 176: fmem */
-  flw f4, 88(sp)
-  fsd f4, 320(gp) /* sig 281 */
-  /* 177: aluR */
-  mulhsu s4, a1, t2
-  sd s4, 328(gp) /* sig 282 */
-  /* 178: fmem */
-  fsd f17, 168(sp)
-  /* 179: fp */
-  li tp, 0xffffffff007afdda
-  fmv.d.x f20, tp
-  li tp, 0xffffffff3ff5fbb3
-  fmv.d.x f21, tp
-  fdiv.s f10, f20, f21, rdn
-  fsd f10, 336(gp) /* sig 283 */
-  frflags a1
-  sd a1, 344(gp) /* sig 284 */
-  /* 180: aluI */
-  srliw s5, s8, 13
-  sd s5, 352(gp) /* sig 285 */
-  /* 181: fp */
-  li tp, 0x7ff8000000000000
-  fmv.d.x f20, tp
-  fadd.s f21, f3, f20, rmm
-  fsd f21, 360(gp) /* sig 286 */
-  fsflags a2, zero
-  sd a2, 368(gp) /* sig 287 */
-  /* 182: aluR */
-  xor a6, t5, s5
-  sd a6, 376(gp) /* sig 288 */
-  /* 183: far */
-  bne ra, t2, .L29
-.L30:
-  /* 184: fp */
-  li tp, 0xffffffffcf000000
-  fmv.d.x f17, tp
-  li tp, 0xffffffffca00fe14
-  fmv.d.x f2, tp
-  fdiv.s f15, f17, f2, rdn
-  fsd f15, 400(gp) /* sig 291 */
-  fsflags s4, zero
-  sd s4, 408(gp) /* sig 292 */
-  /* 185: liSeed */
-  li t2, 0xe4
-  sd t2, 416(gp) /* sig 293 */
-  /* 186: cMem */
-  addi s0, sp, 95
-  .option rvc
-  c.fld f10, 32(s0)
-  .option norvc
-  fsd f10, 424(gp) /* sig 294 */
-  sub s0, s0, sp
-  /* 187: cMem */
-  addi a5, sp, 101
-  .option rvc
-  c.fld f9, 8(a5)
-  .option norvc
-  fsd f9, 432(gp) /* sig 295 */
-  sub a5, a5, sp
-  /* 188: fp */
-  li tp, 0xbf5fa30731f68c15
-  fmv.d.x f17, tp
-  fcvt.s.d f7, f17, rdn
-  fsd f7, 440(gp) /* sig 296 */
-  li s9, 0x1f
-  csrrc ra, fcsr, s9
-  sd ra, 448(gp) /* sig 297 */
-  /* 189: aluR */
-  li t2, 0xaaaaaaaaaaaaaaaa
-  sll s9, t5, t2
-  sd s9, 456(gp) /* sig 298 */
-  /* 190: fcsr */
-  li t0, 0x0
-  csrrw s11, frm, t0
-  sd s11, 464(gp) /* sig 299 */
-  /* 191: fp */
-  li tp, 0xffffffff8043cc32
-  fmv.d.x f27, tp
-  li tp, 0xffffffff4dac7d69
-  fmv.d.x f27, tp
-  fmin.s f9, f27, f27
-  fsd f9, 472(gp) /* sig 300 */
-  fsflags ra, zero
-  sd ra, 480(gp) /* sig 301 */
-  /* 192: aluR */
-  li a7, 0xc2b0000000000
-  and t3, s10, a7
-  sd t3, 488(gp) /* sig 302 */
-  /* 193: amo */
-  addi t6, sp, 160
-  amomax.w.aqrl ra, s2, (t6)
-  sub t6, t6, sp
-  sd ra, 496(gp) /* sig 303 */
-  lw a6, 160(sp)
-  sd a6, 504(gp) /* sig 304 */
-  /* 194: fp */
-  li tp, 0xffffffff3fa90e3b
-  fmv.d.x f7, tp
-  li tp, 0xffffffffbfa90e3d
-  fmv.d.x f0, tp
-  fsub.s f3, f7, f0, rup
-  fsd f3, 512(gp) /* sig 305 */
-  li t0, 0x1f
-  csrrc t1, fcsr, t0
-  sd t1, 520(gp) /* sig 306 */
-  /* 195: fp */
-  fsgnj.s f3, f1, f0
-  fsd f3, 528(gp) /* sig 307 */
-  fsflags t4, zero
-  sd t4, 536(gp) /* sig 308 */
-  /* 196: fp */
-  fsub.s f12, f27, f31
-  fsd f12, 544(gp) /* sig 309 */
-  fsflags a3, zero
-  sd a3, 552(gp) /* sig 310 */
-  /* 197: fmem */
-  addi a1, sp, 272
-  fsd f8, -248(a1)
+  sd a2, 256(gp) /* sig 272 */
+  sd t2, 264(gp) /* sig 273 */
+  /* 171: fcsr */
+  li s4, 0x42efabaffa15bb42
+  csrrw s0, frm, s4
+  sd s0, 272(gp) /* sig 274 */
+  /* 172: lrsc */
+  addi a1, sp, 52
+  lr.w.aq s5, (a1)
+  slt t0, s3, t5
+  sc.w.aq s7, a3, (a1)
+  sd s5, 280(gp) /* sig 275 */
+  sd s7, 288(gp) /* sig 276 */
   sub a1, a1, sp
+  lw a3, 52(sp)
+  sd a3, 296(gp) /* sig 277 */
+  /* 173: luiAuipc */
+  lui s1, 0x3f962
+  sd s1, 304(gp) /* sig 278 */
+  /* 174: amo */
+  addi s0, sp, 96
+  amoxor.w a0, s7, (s0)
+  sub s0, s0, sp
+  sd a0, 312(gp) /* sig 279 */
+  lw s2, 96(sp)
+  sd s2, 320(gp) /* sig 280 */
+  /* 175: cAlu */
+  .option rvc
+  c.add s7, a3
+  .option norvc
+  sd s7, 328(gp) /* sig 281 */
+  /* 176: fcsr */
+  csrrsi t2, frm, 1
+  sd t2, 336(gp) /* sig 282 */
+  /* 177: fp */
+  li tp, 0xffffffffbfd4fd1a
+  fmv.d.x f4, tp
+  li tp, 0xffffffff3eeae9ef
+  fmv.d.x f12, tp
+  li tp, 0xffffffff3f4371fc
+  fmv.d.x f6, tp
+  fmsub.s f14, f4, f12, f6, rdn
+  fsd f14, 344(gp) /* sig 283 */
+  fsflags s1, zero
+  sd s1, 352(gp) /* sig 284 */
+  /* 178: fp */
+  li s11, 0x59800
+  fcvt.d.lu f16, s11, rdn
+  fsd f16, 360(gp) /* sig 285 */
+  frcsr a0
+  sd a0, 368(gp) /* sig 286 */
+  /* 179: aluR */
+  addw a7, s2, t5
+  sd a7, 376(gp) /* sig 287 */
+  /* 180: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f11, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f17, tp
+  fmin.s f10, f11, f17
+  fsd f10, 384(gp) /* sig 288 */
+  frflags t0
+  sd t0, 392(gp) /* sig 289 */
+  /* 181: far */
+  beq a5, a3, .L24
+.L25:
+  /* 182: far */
+  blt s6, s6, .L26
+.L27:
+  /* 183: fp */
+  li tp, 0xffffffff5f800000
+  fmv.d.x f4, tp
+  fsgnjx.s f28, f22, f4
+  fsd f28, 432(gp) /* sig 294 */
+  fsflags s0, zero
+  sd s0, 440(gp) /* sig 295 */
+  /* 184: aluR */
+  slt s3, ra, a2
+  sd s3, 448(gp) /* sig 296 */
+  /* 185: mem */
+  addi a6, sp, 190
+  lbu s5, 54(a6)
+  sd s5, 456(gp) /* sig 297 */
+  sub a6, a6, sp
+  /* 186: fp */
+  li tp, 0xbfe5555555555555
+  fmv.d.x f14, tp
+  li tp, 0x41d11858090dd8ec
+  fmv.d.x f17, tp
+  fle.d ra, f14, f17
+  sd ra, 464(gp) /* sig 298 */
+  frcsr t3
+  sd t3, 472(gp) /* sig 299 */
+  /* 187: cAlu */
+  .option rvc
+  c.addiw t6, 8
+  .option norvc
+  sd t6, 480(gp) /* sig 300 */
+  /* 188: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f2, tp
+  fcvt.d.s f5, f2
+  fsd f5, 488(gp) /* sig 301 */
+  fsflags t1, zero
+  sd t1, 496(gp) /* sig 302 */
+  /* 189: aluR */
+  li s10, 0x20
+  add s3, t3, s10
+  sd s3, 504(gp) /* sig 303 */
+  /* 190: aluR */
+  remuw s9, t0, s8
+  sd s9, 512(gp) /* sig 304 */
+  /* 191: aluR */
+  li t4, 0xc0800000000
+  addw a6, t4, s7
+  sd a6, 520(gp) /* sig 305 */
+  /* 192: branch */
+  bltu s8, a4, .L28
+  addw zero, ra, s9
+  sd zero, 528(gp) /* sig 306 */
+  sraw a3, s6, s10
+  sd a3, 536(gp) /* sig 307 */
+.L28:
+  /* 193: branch */
+  li t6, 0x30c000000000000
+  li s11, 0x30c000000000000
+  bne t6, s11, .L29
+  divuw a2, a2, ra
+  sd a2, 544(gp) /* sig 308 */
+.L29:
+  /* 194: fp */
+  fsub.s f11, f10, f20, rtz
+  fsd f11, 552(gp) /* sig 309 */
+  frflags a5
+  sd a5, 560(gp) /* sig 310 */
+  /* 195: aluR */
+  sll s0, zero, s9
+  sd s0, 568(gp) /* sig 311 */
+  /* 196: liSeed */
+  li s5, 0xfffffffffffff800
+  sd s5, 576(gp) /* sig 312 */
+  /* 197: fence */
+  fence iorw, iorw
   /* 198: lrsc */
-  addi a0, sp, 96
-  lr.d.aqrl s1, (a0)
-  sll s4, s10, s3
-  addiw t3, zero, 104
-  sc.d.rl a4, t3, (a0)
-  sd s1, 560(gp) /* sig 311 */
-  sd a4, 568(gp) /* sig 312 */
-  sub a0, a0, sp
-  ld a5, 96(sp)
-  sd a5, 576(gp) /* sig 313 */
-  /* 199: fp */
-  li tp, 0xcba4ef9223578b7
-  fmv.d.x f13, tp
-  fle.d a1, f13, f27
-  sd a1, 584(gp) /* sig 314 */
-  fsflags s6, zero
-  sd s6, 592(gp) /* sig 315 */
-  j .L31
-.L24:
-  slliw t5, a0, 16
-  sd t5, 32(gp) /* sig 245 */
-  divuw s5, t2, t6
-  sd s5, 40(gp) /* sig 246 */
-  sraiw s11, s5, 0
-  sd s11, 48(gp) /* sig 247 */
-  beq zero, zero, .L25
-.L26:
+  addi t3, sp, 196
+  lr.w t6, (t3)
+  and zero, t1, s1
+  sllw a0, s6, t5
+  sc.w.aqrl s2, ra, (t3)
+  sd t6, 584(gp) /* sig 313 */
+  sd s2, 592(gp) /* sig 314 */
+  sub t3, t3, sp
+  lw t5, 196(sp)
+  sd t5, 600(gp) /* sig 315 */
+  /* 199: aluR */
+  li t1, 0x54
+  li t0, 0x4c
+  divu zero, t1, t0
+  sd zero, 608(gp) /* sig 316 */
+  j .L30
+.L15:
+  slli a2, ra, 1
+  sd a2, 1344(gp) /* sig 168 */
+  .option rvc
+  c.srli s1, 40
+  .option norvc
+  sd s1, 1352(gp) /* sig 169 */
+  j .L16
+.L21:
   sltiu a7, s10, 1
-  sd a7, 128(gp) /* sig 257 */
+  sd a7, 200(gp) /* sig 265 */
   or t2, a0, zero
-  sd t2, 136(gp) /* sig 258 */
+  sd t2, 208(gp) /* sig 266 */
   .option rvc
   c.li t2, 23
   .option norvc
-  sd t2, 144(gp) /* sig 259 */
-  jal tp, .L27
-.L29:
-  srai a0, s2, 32
-  sd a0, 384(gp) /* sig 289 */
+  sd t2, 216(gp) /* sig 267 */
+  jal tp, .L22
+.L24:
+  andi a1, s5, -2048
+  sd a1, 400(gp) /* sig 290 */
+  bge zero, zero, .L25
+.L26:
   .option rvc
-  c.mv s2, a1
+  c.slli t5, 40
   .option norvc
-  sd s2, 392(gp) /* sig 290 */
-  jal tp, .L30
+  sd t5, 408(gp) /* sig 291 */
+  slliw t5, s1, 0
+  sd t5, 416(gp) /* sig 292 */
+  sltiu s4, a7, 923
+  sd s4, 424(gp) /* sig 293 */
+  bge zero, zero, .L27
+.L30:
+  /* 200: fmem */
+  addi s6, sp, -218
+  fsd f23, 434(s6)
+  sub s6, s6, sp
+  /* 201: jal */
+  jal a1, .L31
 .L31:
-  /* 200: cBranch */
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 616(gp) /* sig 317 */
+  /* 202: aluR */
+  sra s4, a1, s7
+  sd s4, 624(gp) /* sig 318 */
+  /* 203: branch */
+  li a6, 0x3f
+  li a4, 0x3f
+  bge a6, a4, .L32
   .option rvc
-  c.beqz a0, .L32
+  c.addiw a7, 2
   .option norvc
-  sltu a4, a0, t5
-  sd a4, 600(gp) /* sig 316 */
-  srliw zero, s2, 9
-  sd zero, 608(gp) /* sig 317 */
-  srliw t6, s4, 31
-  sd t6, 616(gp) /* sig 318 */
+  sd a7, 632(gp) /* sig 319 */
+  addiw t3, ra, 104
+  sd t3, 640(gp) /* sig 320 */
+  .option rvc
+  c.mv s4, a5
+  .option norvc
+  sd s4, 648(gp) /* sig 321 */
 .L32:
-  /* 201: fp */
-  fcvt.s.lu f18, s5, rmm
-  fsd f18, 624(gp) /* sig 319 */
-  fsflags t4, zero
-  sd t4, 632(gp) /* sig 320 */
-  /* 202: jal */
-  jal s1, .L33
+  /* 204: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f8, tp
+  feq.d a5, f8, f8
+  sd a5, 656(gp) /* sig 322 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 664(gp) /* sig 323 */
+  /* 205: fp */
+  fsgnj.s f21, f14, f10
+  fsd f21, 672(gp) /* sig 324 */
+  fsflags t0, zero
+  sd t0, 680(gp) /* sig 325 */
+  /* 206: fmem */
+  fld f7, 232(sp)
+  fsd f7, 688(gp) /* sig 326 */
+  /* 207: branch */
+  li t6, 0x40234c1a987b5c89
+  bge zero, t6, .L33
+  mulhu s5, s6, s9
+  sd s5, 696(gp) /* sig 327 */
+  xori t4, a3, 2047
+  sd t4, 704(gp) /* sig 328 */
+  srl a1, a5, t0
+  sd a1, 712(gp) /* sig 329 */
 .L33:
-  auipc tp, 0
-  sub s1, s1, tp
-  sd s1, 640(gp) /* sig 321 */
-  /* 203: mem */
-  ld s8, 192(sp)
-  sd s8, 648(gp) /* sig 322 */
-  /* 204: liSeed */
-  li t5, 0xffffffffffffffff
-  sd t5, 656(gp) /* sig 323 */
-  /* 205: jal */
-  jal s7, .L34
-.L34:
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 664(gp) /* sig 324 */
-  /* 206: fp */
-  li tp, 0xffffffff00cd63cc
-  fmv.d.x f24, tp
-  fcvt.s.d f29, f24
-  fsd f29, 672(gp) /* sig 325 */
-  fsflags a2, zero
-  sd a2, 680(gp) /* sig 326 */
-  /* 207: fp */
-  fmv.d.x f11, a3
-  fsd f11, 688(gp) /* sig 327 */
-  fsflags s3, zero
-  sd s3, 696(gp) /* sig 328 */
   /* 208: fp */
-  li tp, 0xc3e0000000000000
-  fmv.d.x f20, tp
-  fnmadd.d f23, f30, f20, f13, rdn
-  fsd f23, 704(gp) /* sig 329 */
-  fsflags t4, zero
-  sd t4, 712(gp) /* sig 330 */
+  li tp, 0x40ed0f9eb7c4d343
+  fmv.d.x f4, tp
+  fmin.d f6, f4, f29
+  fsd f6, 720(gp) /* sig 330 */
+  fsflags s9, zero
+  sd s9, 728(gp) /* sig 331 */
   /* 209: fp */
-  li tp, 0x1a56e1fc2f8f359
-  fmv.d.x f31, tp
-  fcvt.l.d t5, f31, rmm
-  sd t5, 720(gp) /* sig 331 */
-  fsflags s4, zero
-  sd s4, 728(gp) /* sig 332 */
-  /* 210: fp */
-  li tp, 0xffffffff80812d4d
-  fmv.d.x f13, tp
-  fadd.s f31, f6, f13, rmm
-  fsd f31, 736(gp) /* sig 333 */
-  fsflags t2, zero
-  sd t2, 744(gp) /* sig 334 */
+  li tp, 0xffffffffbf9a8231
+  fmv.d.x f12, tp
+  li tp, 0xffffffff3f9a822f
+  fmv.d.x f0, tp
+  fadd.s f6, f12, f12, rup
+  fsd f6, 736(gp) /* sig 332 */
+  li s3, 0x1f
+  csrrc a3, fcsr, s3
+  sd a3, 744(gp) /* sig 333 */
+  /* 210: cAlu */
+  .option rvc
+  c.subw a0, a0
+  .option norvc
+  sd a0, 752(gp) /* sig 334 */
   /* 211: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f24, tp
-  fadd.s f0, f24, f23, rtz
-  fsd f0, 752(gp) /* sig 335 */
-  fsflags a5, zero
-  sd a5, 760(gp) /* sig 336 */
-  /* 212: lrsc */
-  addi t2, sp, 224
-  lr.d.rl a4, (t2)
-  sc.d s7, t5, (t2)
-  sd a4, 768(gp) /* sig 337 */
-  sd s7, 776(gp) /* sig 338 */
-  sub t2, t2, sp
-  ld s0, 224(sp)
-  sd s0, 784(gp) /* sig 339 */
-  /* 213: far */
-  beq t6, s3, .L35
-.L36:
-  /* 214: far */
-  jal a4, .L37
-.L38:
-  /* 215: aluR */
-  li t1, 0x100000000
-  divuw s2, s2, t1
-  sd s2, 832(gp) /* sig 345 */
-  /* 216: liSeed */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f26, tp
+  fcvt.wu.s s4, f26, rmm
+  sd s4, 760(gp) /* sig 335 */
+  csrrci s0, fflags, 0x1f
+  sd s0, 768(gp) /* sig 336 */
+  /* 212: luiAuipc */
+  auipc s6, 0xf2130
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 776(gp) /* sig 337 */
+  /* 213: rand */
+  .2byte 0xc41a /* random */
+  .4byte 0x409469bb /* random */
+  sd s3, 784(gp) /* sig 338 */
+  .2byte 0x15f9 /* random */
+  sd a1, 792(gp) /* sig 339 */
+  /* 214: fp */
+  li tp, 0xffffffffcdf7abf8
+  fmv.d.x f27, tp
+  fmadd.s f27, f4, f27, f3, dyn
+  fsd f27, 800(gp) /* sig 340 */
+  frflags s10
+  sd s10, 808(gp) /* sig 341 */
+  /* 215: fp */
+  li tp, 0xfffffffe7643a5ca
+  fmv.d.x f28, tp
+  li tp, 0xffffffff3516e222
+  fmv.d.x f4, tp
+  fmsub.s f20, f18, f28, f4, rne
+  fsd f20, 816(gp) /* sig 342 */
+  li t3, 0x1f
+  csrrc t5, fcsr, t3
+  sd t5, 824(gp) /* sig 343 */
+  /* 216: luiAuipc */
+  auipc t2, 0xecbf7
+  auipc tp, 0
+  sub t2, t2, tp
+  sd t2, 832(gp) /* sig 344 */
+  /* 217: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f27, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f19, tp
+  fsgnjn.s f25, f27, f19
+  fsd f25, 840(gp) /* sig 345 */
+  fsflags s4, zero
+  sd s4, 848(gp) /* sig 346 */
+  /* 218: far */
+  bltu t1, t1, .L34
+.L35:
+  /* 219: cAlu */
+  .option rvc
+  c.li s8, -3
+  .option norvc
+  sd s8, 864(gp) /* sig 348 */
+  /* 220: cAlu */
+  .option rvc
+  c.add s11, s3
+  .option norvc
+  sd s11, 872(gp) /* sig 349 */
+  /* 221: liSeed */
   li s10, 0x6c28000000
-  sd s10, 840(gp) /* sig 346 */
-  /* 217: cAlu */
+  sd s10, 880(gp) /* sig 350 */
+  /* 222: cAlu */
   .option rvc
   c.srai a1, 25
   .option norvc
-  sd a1, 848(gp) /* sig 347 */
-  /* 218: fp */
-  li tp, 0xffffffff007fffff
-  fmv.d.x f29, tp
-  fclass.s s9, f29
-  sd s9, 856(gp) /* sig 348 */
+  sd a1, 888(gp) /* sig 351 */
+  /* 223: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f18, tp
+  fclass.s t4, f18
+  sd t4, 896(gp) /* sig 352 */
   fsflags t0, zero
-  sd t0, 864(gp) /* sig 349 */
-  /* 219: fp */
-  fnmsub.s f31, f23, f28, f22, rtz
-  fsd f31, 872(gp) /* sig 350 */
-  li a2, 0x1f
-  csrrc s3, fcsr, a2
-  sd s3, 880(gp) /* sig 351 */
-  /* 220: mem */
-  li a0, 0x3
-  sd a0, 136(sp)
-  ld s9, 136(sp)
-  sd s9, 888(gp) /* sig 352 */
-  /* 221: aluI */
-  ori t6, s5, 948
-  sd t6, 896(gp) /* sig 353 */
-  /* 222: liSeed */
-  li a3, 0x504
-  sd a3, 904(gp) /* sig 354 */
-  /* 223: luiAuipc */
-  lui a7, 0x45acd
-  sd a7, 912(gp) /* sig 355 */
-  /* 224: fmem */
-  addi s4, sp, 369
-  fld f3, -369(s4)
-  fsd f3, 920(gp) /* sig 356 */
-  sub s4, s4, sp
-  /* 225: luiAuipc */
-  lui a3, 0xe4418
-  sd a3, 928(gp) /* sig 357 */
-  /* 226: lrsc */
-  addi t1, sp, 12
-  lr.w.aq s1, (t1)
-  sc.w.aqrl s0, ra, (t1)
-  sd s1, 936(gp) /* sig 358 */
-  sd s0, 944(gp) /* sig 359 */
-  sc.w s0, zero, (t1)
-  sd s0, 952(gp) /* sig 360 */
-  sub t1, t1, sp
-  lw t1, 12(sp)
-  sd t1, 960(gp) /* sig 361 */
+  sd t0, 904(gp) /* sig 353 */
+  /* 224: aluR */
+  and s8, s11, a1
+  sd s8, 912(gp) /* sig 354 */
+  /* 225: fp */
+  li a2, 0x1000000000001
+  fcvt.s.l f23, a2, rdn
+  fsd f23, 920(gp) /* sig 355 */
+  fsflags a0, zero
+  sd a0, 928(gp) /* sig 356 */
+  /* 226: aluR */
+  li s9, 0x1e64000
+  slt s3, a2, s9
+  sd s3, 936(gp) /* sig 357 */
   /* 227: fp */
-  li tp, 0xab64e3309f399d9b
-  fmv.d.x f21, tp
-  fmin.d f29, f21, f26
-  fsd f29, 968(gp) /* sig 362 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 976(gp) /* sig 363 */
-  /* 228: fp */
-  li tp, 0xffffffffcadc695e
-  fmv.d.x f27, tp
-  li tp, 0x810f489d
-  fmv.d.x f25, tp
-  li tp, 0xffffffff40400000
-  fmv.d.x f25, tp
-  fnmsub.s f17, f27, f25, f25, rne
-  fsd f17, 984(gp) /* sig 364 */
-  fsflags t5, zero
-  sd t5, 992(gp) /* sig 365 */
-  /* 229: smc */
-  /* patches in andi a0, a0, -355 (then imm + 1, ...) */
-  li t6, 0xe9d57513
-  li t0, 0x2
-.L39:
-  auipc ra, 0
-  sw t6, 12(ra)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t6, t6, tp
-  addi t0, t0, -1
-  bne t0, zero, .L39
-  auipc tp, 0
-  sub ra, ra, tp
-  sd a0, 1000(gp) /* sig 366 */
-  sd ra, 1008(gp) /* sig 367 */
-  /* 230: fp */
-  li tp, 0xffffffff00000000
-  fmv.d.x f30, tp
-  fmadd.s f23, f30, f5, f13, rmm
-  fsd f23, 1016(gp) /* sig 368 */
-  fsflags s4, zero
-  sd s4, 1024(gp) /* sig 369 */
-  /* 231: cMem */
-  addi s0, sp, 192
-  .option rvc
-  c.lw s0, 16(s0)
-  .option norvc
-  sd s0, 1032(gp) /* sig 370 */
-  /* 232: aluR */
-  li s7, 0x80000001
-  addw zero, zero, s7
-  sd zero, 1040(gp) /* sig 371 */
-  /* 233: cAlu */
-  .option rvc
-  c.addiw ra, -30
-  .option norvc
-  sd ra, 1048(gp) /* sig 372 */
-  /* 234: jalr */
-  auipc t6, 0
-  jalr s9, 24(t6)
-  and a1, s1, a3
-  sd a1, 1056(gp) /* sig 373 */
-  slti s1, s0, -2048
-  sd s1, 1064(gp) /* sig 374 */
-  auipc tp, 0
-  sub s9, s9, tp
-  sub t6, t6, tp
-  sd s9, 1072(gp) /* sig 375 */
-  sd t6, 1080(gp) /* sig 376 */
-  /* 235: branch */
-  bgeu s5, s8, .L40
-  .option rvc
-  c.addi a7, 2
-  .option norvc
-  sd a7, 1088(gp) /* sig 377 */
-.L40:
-  /* 236: jalr */
-  auipc t3, 0
-  addi t3, t3, -161
-  jalr a7, 188(t3)
-  .option rvc
-  c.lui a2, 0x18
-  .option norvc
-  sd a2, 1096(gp) /* sig 378 */
-  remu s6, a2, zero
-  sd s6, 1104(gp) /* sig 379 */
-  auipc tp, 0
-  sub a7, a7, tp
-  sub t3, t3, tp
-  sd a7, 1112(gp) /* sig 380 */
-  sd t3, 1120(gp) /* sig 381 */
-  /* 237: jalr */
-  auipc t4, 0
-  addi t4, t4, -42
-  jalr s4, 71(t4)
-  sll s5, s0, s4
-  sd s5, 1128(gp) /* sig 382 */
-  slti s2, ra, 2047
-  sd s2, 1136(gp) /* sig 383 */
-  auipc tp, 0
-  sub s4, s4, tp
-  sub t4, t4, tp
-  sd s4, 1144(gp) /* sig 384 */
-  sd t4, 1152(gp) /* sig 385 */
-  /* 238: cJump */
-  auipc ra, 0
-  addi ra, ra, 26
-  .option rvc
-  c.jalr ra
-  .option norvc
-  sub a3, zero, zero
-  sd a3, 1160(gp) /* sig 386 */
-  addi s10, t3, 1390
-  sd s10, 1168(gp) /* sig 387 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 1176(gp) /* sig 388 */
-  /* 239: far */
-  bne a7, s11, .L41
-.L42:
-  /* 240: cMem */
-  .option rvc
-  c.fldsp f26, 96(sp)
-  .option norvc
-  fsd f26, 1208(gp) /* sig 392 */
-  /* 241: cJump */
-  auipc s4, 0
-  addi s4, s4, 10
-  .option rvc
-  c.jr s4
-  .option norvc
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 1216(gp) /* sig 393 */
-  /* 242: fp */
-  li tp, 0xffffffff30fbf5cd
-  fmv.d.x f30, tp
-  li tp, 0xffffffffc2783524
-  fmv.d.x f27, tp
-  fnmsub.s f21, f30, f27, f18, rup
-  fsd f21, 1224(gp) /* sig 394 */
-  csrrci s8, fflags, 0x1f
-  sd s8, 1232(gp) /* sig 395 */
-  /* 243: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f27, tp
-  fcvt.s.d f9, f27, rup
-  fsd f9, 1240(gp) /* sig 396 */
-  fsflags s0, zero
-  sd s0, 1248(gp) /* sig 397 */
-  /* 244: luiAuipc */
-  auipc s3, 0xfffff
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 1256(gp) /* sig 398 */
-  /* 245: liSeed */
-  li s0, 0x80000000
-  sd s0, 1264(gp) /* sig 399 */
-  /* 246: amo */
-  addi s6, sp, 232
-  amoswap.w.rl s5, t2, (s6)
-  sub s6, s6, sp
-  sd s5, 1272(gp) /* sig 400 */
-  lw s3, 232(sp)
-  sd s3, 1280(gp) /* sig 401 */
-  /* 247: fp */
-  li tp, 0xffffffffbfe76c63
-  fmv.d.x f12, tp
-  li tp, 0xffffffff3fe76c62
-  fmv.d.x f10, tp
-  fsub.s f28, f12, f10, rmm
-  fsd f28, 1288(gp) /* sig 402 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 1296(gp) /* sig 403 */
-  /* 248: fp */
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f1, tp
-  fcvt.lu.s t6, f1, dyn
-  sd t6, 1304(gp) /* sig 404 */
-  fsflags t0, zero
-  sd t0, 1312(gp) /* sig 405 */
-  /* 249: mem */
-  addi s8, sp, -286
-  lbu s4, 352(s8)
-  sd s4, 1320(gp) /* sig 406 */
-  sub s8, s8, sp
-  /* 250: aluR */
-  li t5, 0x1
-  remu s4, t3, t5
-  sd s4, 1328(gp) /* sig 407 */
-  /* 251: lrsc */
-  addi s1, sp, 16
-  sc.w.rl s4, zero, (s1)
-  sd s4, 1336(gp) /* sig 408 */
-  sub s1, s1, sp
-  lw s3, 16(sp)
-  sd s3, 1344(gp) /* sig 409 */
-  /* 252: fp */
-  li tp, 0x80086bc3d5050c2f
-  fmv.d.x f25, tp
-  li tp, 0xbeb0d787aa0a185e
-  fmv.d.x f29, tp
-  fdiv.d f18, f25, f29, rdn
-  fsd f18, 1352(gp) /* sig 410 */
-  fsflags t3, zero
-  sd t3, 1360(gp) /* sig 411 */
-  /* 253: cAlu */
-  .option rvc
-  c.addiw s8, -26
-  .option norvc
-  sd s8, 1368(gp) /* sig 412 */
-  /* 254: luiAuipc */
-  lui zero, 0xa970f
-  sd zero, 1376(gp) /* sig 413 */
-  /* 255: fp */
-  fcvt.s.w f26, t1, dyn
-  fsd f26, 1384(gp) /* sig 414 */
-  fsflags s9, zero
-  sd s9, 1392(gp) /* sig 415 */
-  /* 256: fp */
-  li tp, 0xffffffff3969fae0
-  fmv.d.x f8, tp
-  li tp, 0xb6de6764
-  fmv.d.x f16, tp
-  fmsub.s f30, f6, f8, f16, rne
-  fsd f30, 1400(gp) /* sig 416 */
-  frcsr a3
-  sd a3, 1408(gp) /* sig 417 */
-  /* 257: amo */
-  addi a3, sp, 112
-  amoxor.d.aqrl t6, s10, (a3)
-  sub a3, a3, sp
-  sd t6, 1416(gp) /* sig 418 */
-  /* 258: fmem */
-  li tp, 0xc004000000000000
-  fmv.d.x f15, tp
-  fsd f15, 144(sp)
-  /* 259: fp */
-  li tp, 0x41dfffffffc00000
-  fmv.d.x f1, tp
-  li tp, 0xd4a22d31d0c01789
+  li tp, 0xffffffff4f000000
   fmv.d.x f6, tp
-  fsub.d f29, f1, f6, rdn
-  fsd f29, 1424(gp) /* sig 419 */
-  fsflags s1, zero
-  sd s1, 1432(gp) /* sig 420 */
-  j .L43
-.L35:
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f26, tp
+  li tp, 0xfffffffff149f2ca
+  fmv.d.x f13, tp
+  fnmsub.s f6, f6, f26, f13, rne
+  fsd f6, 944(gp) /* sig 358 */
+  frflags s0
+  sd s0, 952(gp) /* sig 359 */
+  /* 228: mem */
+  ld t0, 144(sp)
+  sd t0, 960(gp) /* sig 360 */
+  /* 229: cAlu */
   .option rvc
-  c.add s7, s10
+  c.addi t4, -32
   .option norvc
-  sd s7, 792(gp) /* sig 340 */
-  .option rvc
-  c.srai s1, 35
-  .option norvc
-  sd s1, 800(gp) /* sig 341 */
-  .option rvc
-  c.srai a2, 37
-  .option norvc
-  sd a2, 808(gp) /* sig 342 */
-  bge zero, zero, .L36
+  sd t4, 968(gp) /* sig 361 */
+  /* 230: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f1, tp
+  li tp, 0x0
+  fmv.d.x f2, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f30, tp
+  fnmsub.d f19, f1, f2, f30, rtz
+  fsd f19, 976(gp) /* sig 362 */
+  frflags a7
+  sd a7, 984(gp) /* sig 363 */
+  /* 231: far */
+  bgeu s9, s9, .L36
 .L37:
+  /* 232: fp */
+  li tp, 0xffffffff00eecdb3
+  fmv.d.x f0, tp
+  fnmadd.s f25, f8, f28, f0, rne
+  fsd f25, 1008(gp) /* sig 366 */
+  fsflags a4, zero
+  sd a4, 1016(gp) /* sig 367 */
+  /* 233: rand */
+  .2byte 0x48ed /* random */
+  sd a7, 1024(gp) /* sig 368 */
+  /* 234: far */
+  beq t2, zero, .L38
+.L39:
+  /* 235: cSp */
+  .option rvc
+  c.addi16sp sp, 80
+  .option norvc
+  ld s0, 40(sp)
+  sd s0, 1040(gp) /* sig 370 */
+  .option rvc
+  c.addi16sp sp, -80
+  .option norvc
+  /* 236: aluR */
+  li a4, 0x80000000
+  sll s7, a4, zero
+  sd s7, 1048(gp) /* sig 371 */
+  /* 237: cAlu */
+  .option rvc
+  c.andi a0, -31
+  .option norvc
+  sd a0, 1056(gp) /* sig 372 */
+  /* 238: aluR */
+  and t4, a5, s9
+  sd t4, 1064(gp) /* sig 373 */
+  /* 239: fp */
+  li tp, 0xc3e0000000000000
+  fmv.d.x f5, tp
+  fmin.d f10, f13, f5
+  fsd f10, 1072(gp) /* sig 374 */
+  frcsr s1
+  sd s1, 1080(gp) /* sig 375 */
+  /* 240: mem */
+  addi ra, sp, 508
+  ld s8, -356(ra)
+  sd s8, 1088(gp) /* sig 376 */
+  sub ra, ra, sp
+  /* 241: liSeed */
+  li s3, 0x5555555555555555
+  sd s3, 1096(gp) /* sig 377 */
+  /* 242: cSp */
+  .option rvc
+  c.addi16sp sp, -16
+  .option norvc
+  ld t5, 40(sp)
+  sd t5, 1104(gp) /* sig 378 */
+  .option rvc
+  c.addi16sp sp, 16
+  .option norvc
+  /* 243: aluR */
+  li s9, 0x344
+  or a2, s9, s10
+  sd a2, 1112(gp) /* sig 379 */
+  /* 244: fcsr */
+  li t1, 0x1653cd1e85b92700
+  csrrs a6, frm, t1
+  sd a6, 1120(gp) /* sig 380 */
+  /* 245: fp */
+  li tp, 0xffffffffcf000000
+  fmv.d.x f16, tp
+  fcvt.l.s zero, f16, rdn
+  sd zero, 1128(gp) /* sig 381 */
+  csrrci t0, fflags, 0x1f
+  sd t0, 1136(gp) /* sig 382 */
+  /* 246: jalr */
+  auipc t0, 0
+  jalr zero, 24(t0)
+  srlw zero, t3, s10
+  sd zero, 1144(gp) /* sig 383 */
+  andi a2, a4, -108
+  sd a2, 1152(gp) /* sig 384 */
   auipc tp, 0
-  sub a4, a4, tp
-  sd a4, 816(gp) /* sig 343 */
-  sll a7, s9, s7
-  sd a7, 824(gp) /* sig 344 */
-  bge zero, zero, .L38
+  sub t0, t0, tp
+  sd zero, 1160(gp) /* sig 385 */
+  sd t0, 1168(gp) /* sig 386 */
+  /* 247: far */
+  bltu s1, a3, .L40
 .L41:
-  xor a0, s3, s9
-  sd a0, 1184(gp) /* sig 389 */
-  .option rvc
-  c.add ra, t4
-  .option norvc
-  sd ra, 1192(gp) /* sig 390 */
-  .option rvc
-  c.srai a0, 51
-  .option norvc
-  sd a0, 1200(gp) /* sig 391 */
-  bge zero, zero, .L42
+  /* 248: aluR */
+  addw s6, a3, s4
+  sd s6, 1192(gp) /* sig 389 */
+  /* 249: far */
+  bge ra, ra, .L42
 .L43:
+  /* 250: fp */
+  li tp, 0xc2725ee2367eb54a
+  fmv.d.x f11, tp
+  fcvt.s.d f9, f11, dyn
+  fsd f9, 1216(gp) /* sig 392 */
+  fsflags s3, zero
+  sd s3, 1224(gp) /* sig 393 */
+  /* 251: rand */
+  .2byte 0x2835 /* random */
+  sd a6, 1232(gp) /* sig 394 */
+  .4byte 0x3ae018c3 /* random */
+  sd a7, 1240(gp) /* sig 395 */
+  fsd f17, 1248(gp) /* sig 396 */
+  frflags t4
+  sd t4, 1256(gp) /* sig 397 */
+  .2byte 0x3d2e /* random */
+  fsd f26, 1264(gp) /* sig 398 */
+  /* 252: fp */
+  li tp, 0xfff0000000000001
+  fmv.d.x f30, tp
+  fle.d t4, f30, f30
+  sd t4, 1272(gp) /* sig 399 */
+  frflags a2
+  sd a2, 1280(gp) /* sig 400 */
+  /* 253: mem */
+  addi s11, sp, 339
+  sh s10, -121(s11)
+  sub s11, s11, sp
+  /* 254: rand */
+  .2byte 0x5009 /* random */
+  sd zero, 1288(gp) /* sig 401 */
+  .4byte 0x535c2993 /* random */
+  sd s3, 1296(gp) /* sig 402 */
+  .2byte 0x701 /* random */
+  sd a4, 1304(gp) /* sig 403 */
+  /* 255: branch */
+  bge s6, s4, .L44
+  remu s4, t3, t5
+  sd s4, 1312(gp) /* sig 404 */
+.L44:
+  /* 256: aluR */
+  li t6, 0x8000000000000000
+  li s4, 0x7
+  slt s4, t6, s4
+  sd s4, 1320(gp) /* sig 405 */
+  /* 257: fp */
+  fsgnjx.s f18, f5, f30
+  fsd f18, 1328(gp) /* sig 406 */
+  fsflags t4, zero
+  sd t4, 1336(gp) /* sig 407 */
+  /* 258: liSeed */
+  li s6, 0xf0dcd8e594e58454
+  sd s6, 1344(gp) /* sig 408 */
+  /* 259: fp */
+  li tp, 0x8000fba4319f4c20
+  fmv.d.x f16, tp
+  fsgnj.d f22, f16, f21
+  fsd f22, 1352(gp) /* sig 409 */
+  frcsr s11
+  sd s11, 1360(gp) /* sig 410 */
+  j .L45
+.L34:
+  addi s1, t1, -1616
+  sd s1, 856(gp) /* sig 347 */
+  beq zero, zero, .L35
+.L36:
+  .option rvc
+  c.andi a0, 26
+  .option norvc
+  sd a0, 992(gp) /* sig 364 */
+  .option rvc
+  c.srli a2, 55
+  .option norvc
+  sd a2, 1000(gp) /* sig 365 */
+  jal tp, .L37
+.L38:
+  slli s9, s5, 37
+  sd s9, 1032(gp) /* sig 369 */
+  j .L39
+.L40:
+  remu a1, ra, s7
+  sd a1, 1176(gp) /* sig 387 */
+  .option rvc
+  c.andi a1, 27
+  .option norvc
+  sd a1, 1184(gp) /* sig 388 */
+  bge zero, zero, .L41
+.L42:
+  .option rvc
+  c.addiw s3, 4
+  .option norvc
+  sd s3, 1200(gp) /* sig 390 */
+  sraiw t5, s6, 23
+  sd t5, 1208(gp) /* sig 391 */
+  jal tp, .L43
+.L45:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x3e564e719adb5b41
-  .dword 0x9459429baad40221
-  .dword 0xb30fd3eb2e62be4a
-  .dword 0x2
-  .dword 0xffffffffffffffed
-  .dword 0x7ee80a53c7e0c491
-  .dword 0x47efffffe0000000
-  .dword 0x3f9d1642d6569c5f
-  .dword 0x41449151c5c60721
-  .dword 0xffffffff4affffff
-  .dword 0x5927f01412ff1e1a
-  .dword 0xb727d5886dfa0c7c
-  .dword 0xffffffffa0c5bc6b
-  .dword 0x41319d3b97597cbb
-  .dword 0xaa586963684129be
-  .dword 0x7ff800000000dead
-  .dword 0x4a8f8fd39730f4db
-  .dword 0x75d23d77b6bfc2f3
-  .dword 0x5c956b8f80a2daf8
-  .dword 0x6ab5b8ad36566918
-  .dword 0xffffffff4f7fffff
-  .dword 0xb02e65
-  .dword 0xffffffffa8488980
-  .dword 0x41ccdc46be454f67
+  .dword 0x61b000000000
+  .dword 0x20
+  .dword 0xad6000000000000
+  .dword 0xfffffffffffffffe
+  .dword 0xffffffff7f7fffff
+  .dword 0xc012000000000000
+  .dword 0xffffffffb897d055
+  .dword 0x1
+  .dword 0x178738a252f1b23e
+  .dword 0xffffffff4e57c5e6
+  .dword 0x42514ac96806d5b3
   .dword 0xffffffff007fffff
-  .dword 0xfff8000000000000
-  .dword 0xffffffff9109df67
-  .dword 0x407a7f20e7af6d6b
-  .dword 0x16b5147954684cd0
-  .dword 0x3e755fd25dfcdccf
-  .dword 0xfff0000000000001
-  .dword 0xffffffff0485fa6b
+  .dword 0xffffffff7fa00000
+  .dword 0x8000000000000000
+  .dword 0x3a6ed0d9ef315a48
+  .dword 0xfabbb3c331442c4
+  .dword 0x8000000000000000
+  .dword 0xd4a22d31d0c01789
+  .dword 0x7ff0000000000000
+  .dword 0xffffffffff800001
+  .dword 0x9adb5b41eb26b82e
+  .dword 0xffffffffc962be4a
+  .dword 0x0
+  .dword 0xffffffff007ffffe
+  .dword 0x5939089b1850b640
+  .dword 0x7c06821d756aa132
+  .dword 0xfff0000000000000
+  .dword 0x59c3e000742c9b7d
+  .dword 0x5e66464892549151
+  .dword 0x9d478d9737821488
+  .dword 0x9a3fdda4d3d65120
+  .dword 0x7fe0000000000000
 difftest_sig:
-  .rept 421
+  .rept 411
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x95ded9287e328092
+  li ra, 0x7e328092
   li t0, 0xffffffffffffffde
   li t1, 0x123456789abcdef
   li t2, 0xffffffff
@@ -104,1779 +104,1680 @@
   /* 1: liSeed */
   li a2, 0x7ff
   sd a2, 8(gp) /* sig 1 */
-  /* 2: far */
-  beq a5, t1, .L0
-.L1:
-  /* 3: smc */
-  /* patches in xori s3, t2, -834 (then imm + 1, ...) */
-  li s1, 0xcbe3c993
-  li s9, 0x1
-.L2:
-  auipc a5, 0
-  sw s1, 12(a5)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s1, s1, tp
-  addi s9, s9, -1
-  bne s9, zero, .L2
-  auipc tp, 0
-  sub a5, a5, tp
-  sd s3, 24(gp) /* sig 3 */
-  sd a5, 32(gp) /* sig 4 */
-  /* 4: cMem */
-  addi s1, sp, 232
-  .option rvc
-  c.ld a3, 16(s1)
-  .option norvc
-  sd a3, 40(gp) /* sig 5 */
-  sub s1, s1, sp
-  /* 5: fp */
-  fnmsub.d f26, f25, f8, f21, rne
-  fsd f26, 48(gp) /* sig 6 */
-  csrrci s10, fflags, 0x1f
-  sd s10, 56(gp) /* sig 7 */
-  /* 6: jalr */
-  auipc a2, 0
-  jalr a2, 16(a2)
-  srlw a4, t2, s1
-  sd a4, 64(gp) /* sig 8 */
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 72(gp) /* sig 9 */
-  /* 7: aluI */
-  slliw s1, s5, 3
-  sd s1, 80(gp) /* sig 10 */
-  /* 8: branch */
-  bge a5, a1, .L3
-  .option rvc
-  c.add t3, t6
-  .option norvc
-  sd t3, 88(gp) /* sig 11 */
-.L3:
-  /* 9: fp */
-  fdiv.s f23, f12, f4, rup
-  fsd f23, 96(gp) /* sig 12 */
-  csrrci a2, fflags, 0x1f
-  sd a2, 104(gp) /* sig 13 */
-  /* 10: far */
-  blt zero, s0, .L4
-.L5:
-  /* 11: luiAuipc */
-  lui s7, 0x80000
-  sd s7, 128(gp) /* sig 16 */
-  /* 12: jalr */
-  auipc a1, 0
-  jalr a1, 14(a1)
-  .option rvc
-  c.srai a5, 57
-  .option norvc
-  sd a5, 136(gp) /* sig 17 */
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 144(gp) /* sig 18 */
-  /* 13: mem */
-  lb a3, 210(sp)
-  sd a3, 152(gp) /* sig 19 */
-  /* 14: fp */
-  li tp, 0x425022c8e616c965
-  fmv.d.x f23, tp
-  li tp, 0x3ff8000000000000
-  fmv.d.x f13, tp
-  fmax.d f9, f23, f13
-  fsd f9, 160(gp) /* sig 20 */
-  fsflags s5, zero
-  sd s5, 168(gp) /* sig 21 */
-  /* 15: lrsc */
-  addi a4, sp, 200
-  sc.d t0, a2, (a4)
-  sd t0, 176(gp) /* sig 22 */
-  sub a4, a4, sp
-  ld a7, 200(sp)
-  sd a7, 184(gp) /* sig 23 */
-  /* 16: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f16, tp
-  fnmadd.s f18, f5, f16, f16, rdn
-  fsd f18, 192(gp) /* sig 24 */
-  frflags s5
-  sd s5, 200(gp) /* sig 25 */
-  /* 17: fp */
-  fmadd.s f30, f11, f21, f24, dyn
-  fsd f30, 208(gp) /* sig 26 */
-  frcsr s4
-  sd s4, 216(gp) /* sig 27 */
-  /* 18: lrsc */
-  addi s3, sp, 168
-  lr.w.rl s10, (s3)
-  addiw t5, a2, 1118
-  sc.w.aq s11, zero, (s3)
-  sd s10, 224(gp) /* sig 28 */
-  sd s11, 232(gp) /* sig 29 */
-  sc.w s11, zero, (s3)
-  sd s11, 240(gp) /* sig 30 */
-  sub s3, s3, sp
-  lw t0, 168(sp)
-  sd t0, 248(gp) /* sig 31 */
-  /* 19: fp */
-  li tp, 0xffffffff35ec2389
-  fmv.d.x f28, tp
-  flt.s s10, f28, f27
-  sd s10, 256(gp) /* sig 32 */
-  frflags s0
-  sd s0, 264(gp) /* sig 33 */
-  /* 20: mem */
-  addi s5, sp, -59
-  lw a7, 87(s5)
-  sd a7, 272(gp) /* sig 34 */
-  sub s5, s5, sp
-  /* 21: branch */
-  bge s10, s10, .L6
-  slti t5, a5, 1103
-  sd t5, 280(gp) /* sig 35 */
-.L6:
-  /* 22: fp */
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f8, tp
-  li tp, 0x3fe0000000000000
-  fmv.d.x f30, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f14, tp
-  fmsub.d f18, f8, f30, f14, rup
-  fsd f18, 288(gp) /* sig 36 */
-  fsflags t6, zero
-  sd t6, 296(gp) /* sig 37 */
-  /* 23: cBranch */
-  .option rvc
-  c.bnez a0, .L7
-  .option norvc
-  addi s0, s9, -72
-  sd s0, 304(gp) /* sig 38 */
-  .option rvc
-  c.add s6, a1
-  .option norvc
-  sd s6, 312(gp) /* sig 39 */
-.L7:
-  /* 24: amo */
-  addi t6, sp, 128
-  amominu.d a7, a1, (t6)
-  sub t6, t6, sp
-  sd a7, 320(gp) /* sig 40 */
-  /* 25: cJump */
-  auipc s7, 0
-  addi s7, s7, 26
-  .option rvc
-  c.jr s7
-  .option norvc
-  ori t0, a2, -1540
-  sd t0, 328(gp) /* sig 41 */
-  xori ra, t1, 1650
-  sd ra, 336(gp) /* sig 42 */
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 344(gp) /* sig 43 */
-  /* 26: fp */
-  li tp, 0xffffffff33ae205d
-  fmv.d.x f21, tp
-  li tp, 0xffffffffff800000
-  fmv.d.x f16, tp
-  fsub.s f18, f21, f16, rne
-  fsd f18, 352(gp) /* sig 44 */
-  frcsr t0
-  sd t0, 360(gp) /* sig 45 */
-  /* 27: cBranch */
-  li a4, 0x0
-  .option rvc
-  c.beqz a4, .L8
-  .option norvc
-  .option rvc
-  c.addi a6, -12
-  .option norvc
-  sd a6, 368(gp) /* sig 46 */
-  divw a6, a2, s0
-  sd a6, 376(gp) /* sig 47 */
-.L8:
-  /* 28: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f3, tp
-  fcvt.d.s f27, f3
-  fsd f27, 384(gp) /* sig 48 */
-  frcsr a1
-  sd a1, 392(gp) /* sig 49 */
-  /* 29: fp */
-  li tp, 0xbffb9e9ec39d6191
-  fmv.d.x f19, tp
-  li tp, 0x3f95450f37092b67
-  fmv.d.x f7, tp
-  li tp, 0x3fa25bb358900a05
-  fmv.d.x f22, tp
-  fmsub.d f30, f19, f7, f22, rup
-  fsd f30, 400(gp) /* sig 50 */
-  fsflags a4, zero
-  sd a4, 408(gp) /* sig 51 */
-  /* 30: fp */
-  li tp, 0x4008000000000000
-  fmv.d.x f24, tp
-  li tp, 0x10000000000000
-  fmv.d.x f11, tp
-  fmax.d f31, f24, f11
-  fsd f31, 416(gp) /* sig 52 */
-  frflags s3
-  sd s3, 424(gp) /* sig 53 */
-  /* 31: cAlu */
-  .option rvc
-  c.slli t1, 43
-  .option norvc
-  sd t1, 432(gp) /* sig 54 */
-  /* 32: cAlu */
-  .option rvc
-  c.slli a5, 39
-  .option norvc
-  sd a5, 440(gp) /* sig 55 */
-  /* 33: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f13, tp
-  fclass.d a7, f13
-  sd a7, 448(gp) /* sig 56 */
-  fsflags s4, zero
-  sd s4, 456(gp) /* sig 57 */
-  /* 34: fp */
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f3, tp
-  fcvt.w.s s1, f3, rup
-  sd s1, 464(gp) /* sig 58 */
-  fsflags s9, zero
-  sd s9, 472(gp) /* sig 59 */
-  /* 35: fp */
-  li tp, 0xffffffff5f000000
-  fmv.d.x f13, tp
-  li tp, 0xffffffff3f000000
-  fmv.d.x f16, tp
-  fsgnjn.s f1, f13, f16
-  fsd f1, 480(gp) /* sig 60 */
-  fsflags t6, zero
-  sd t6, 488(gp) /* sig 61 */
-  /* 36: jalr */
-  auipc t6, 0
-  jalr t6, 8(t6)
-  auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 496(gp) /* sig 62 */
-  /* 37: fcsr */
-  csrrsi s11, fcsr, 29
-  sd s11, 504(gp) /* sig 63 */
-  /* 38: cBranch */
-  li a5, 0x0
-  .option rvc
-  c.beqz a5, .L9
-  .option norvc
-  .option rvc
-  c.lui ra, 0xfffe8
-  .option norvc
-  sd ra, 512(gp) /* sig 64 */
-  srliw s11, a2, 1
-  sd s11, 520(gp) /* sig 65 */
-.L9:
-  /* 39: fcsr */
-  csrrwi zero, fflags, 28
-  sd zero, 528(gp) /* sig 66 */
-  /* 40: fp */
-  li tp, 0xc41f8a02
-  fmv.d.x f19, tp
-  fcvt.l.s a4, f19, rne
-  sd a4, 536(gp) /* sig 67 */
-  fsflags s5, zero
-  sd s5, 544(gp) /* sig 68 */
-  /* 41: mem */
-  addi s4, sp, -55
-  lh s2, 140(s4)
-  sd s2, 552(gp) /* sig 69 */
-  sub s4, s4, sp
-  /* 42: branch */
-  li t1, 0xfffffffffffffffe
-  li a5, 0xaaaaaaaaaaaaaaaa
-  blt t1, a5, .L10
-  srli s5, s11, 61
-  sd s5, 560(gp) /* sig 70 */
-.L10:
-  /* 43: aluR */
-  li a0, 0xffffffffffffffff
-  mulhu a5, a0, a2
-  sd a5, 568(gp) /* sig 71 */
-  /* 44: lrsc */
-  addi s8, sp, 0
-  lr.w.aq a5, (s8)
-  sltu a2, a1, a3
-  sra t5, s9, s9
-  sc.w.rl a0, t2, (s8)
-  sd a5, 576(gp) /* sig 72 */
-  sd a0, 584(gp) /* sig 73 */
-  sc.w.aq a0, zero, (s8)
-  sd a0, 592(gp) /* sig 74 */
-  sub s8, s8, sp
-  lw ra, 0(sp)
-  sd ra, 600(gp) /* sig 75 */
-  /* 45: fmem */
-  addi ra, sp, -65
-  fld f21, 93(ra)
-  fsd f21, 608(gp) /* sig 76 */
-  sub ra, ra, sp
-  /* 46: fp */
-  li tp, 0xfffffffe454fe568
-  fmv.d.x f31, tp
-  fsgnjn.s f1, f31, f17
-  fsd f1, 616(gp) /* sig 77 */
-  frflags a1
-  sd a1, 624(gp) /* sig 78 */
-  /* 47: fp */
-  li tp, 0xffffffffbc0db9e5
-  fmv.d.x f0, tp
-  fmax.s f0, f0, f12
-  fsd f0, 632(gp) /* sig 79 */
-  fsflags t2, zero
-  sd t2, 640(gp) /* sig 80 */
-  /* 48: lrsc */
-  addi a6, sp, 84
-  lr.w.aqrl s10, (a6)
-  slli t4, t3, 42
-  sc.w.aq t2, zero, (a6)
-  sd s10, 648(gp) /* sig 81 */
-  sd t2, 656(gp) /* sig 82 */
-  sub a6, a6, sp
-  lw s10, 84(sp)
-  sd s10, 664(gp) /* sig 83 */
-  /* 49: amo */
-  addi t3, sp, 144
-  amoadd.w.aqrl t2, s1, (t3)
-  sub t3, t3, sp
-  sd t2, 672(gp) /* sig 84 */
-  /* 50: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f30, tp
-  li tp, 0xfffffffffffff
-  fmv.d.x f2, tp
-  fmadd.d f2, f5, f30, f2, rne
-  fsd f2, 680(gp) /* sig 85 */
-  li a4, 0x1f
-  csrrc t5, fcsr, a4
-  sd t5, 688(gp) /* sig 86 */
-  /* 51: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f28, tp
-  fcvt.d.s f20, f28
-  fsd f20, 696(gp) /* sig 87 */
-  fsflags t6, zero
-  sd t6, 704(gp) /* sig 88 */
-  /* 52: cAlu */
-  .option rvc
-  c.li t1, 19
-  .option norvc
-  sd t1, 712(gp) /* sig 89 */
-  /* 53: fp */
-  fnmadd.d f5, f4, f10, f11, dyn
-  fsd f5, 720(gp) /* sig 90 */
-  fsflags s1, zero
-  sd s1, 728(gp) /* sig 91 */
-  /* 54: liSeed */
-  li s7, 0x80
-  sd s7, 736(gp) /* sig 92 */
-  /* 55: fp */
-  li tp, 0x72aceae33e2633a1
-  fmv.d.x f18, tp
-  li tp, 0xffffffffb6e5d096
-  fmv.d.x f17, tp
-  fnmsub.d f8, f18, f12, f17, rmm
-  fsd f8, 744(gp) /* sig 93 */
-  frcsr t4
-  sd t4, 752(gp) /* sig 94 */
-  /* 56: aluR */
-  mulhu t0, s11, s3
-  sd t0, 760(gp) /* sig 95 */
-  /* 57: fmem */
-  flw f27, 84(sp)
-  fsd f27, 768(gp) /* sig 96 */
-  /* 58: fcsr */
-  li ra, 0x0
-  csrrc t3, fflags, ra
-  sd t3, 776(gp) /* sig 97 */
-  /* 59: fmem */
-  addi s10, sp, 178
-  li tp, 0xffffffffff800001
-  fmv.d.x f4, tp
-  fsw f4, -130(s10)
-  sub s10, s10, sp
-  /* 60: aluI */
-  li a1, 0x6b0000000000
-  xori a6, a1, -1097
-  sd a6, 784(gp) /* sig 98 */
-  /* 61: fp */
-  li tp, 0x5703ff7f8156ddd3
-  fmv.d.x f26, tp
-  li tp, 0xffffffff00d89bd5
-  fmv.d.x f23, tp
-  li tp, 0xf9baecbbcf04d986
-  fmv.d.x f30, tp
-  fnmadd.d f3, f26, f23, f30, rne
-  fsd f3, 792(gp) /* sig 99 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 800(gp) /* sig 100 */
-  /* 62: fp */
-  li tp, 0xffffffff3f000000
-  fmv.d.x f8, tp
-  fdiv.s f3, f21, f8, rtz
-  fsd f3, 808(gp) /* sig 101 */
-  frcsr a1
-  sd a1, 816(gp) /* sig 102 */
-  /* 63: lrsc */
-  addi s1, sp, 32
-  lr.d.aqrl s0, (s1)
-  sc.d a2, t0, (s1)
-  sd s0, 824(gp) /* sig 103 */
-  sd a2, 832(gp) /* sig 104 */
-  sub s1, s1, sp
-  ld s8, 32(sp)
-  sd s8, 840(gp) /* sig 105 */
-  /* 64: fmem */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f20, tp
-  fsw f20, 151(sp)
-  /* 65: fmem */
-  addi a3, sp, 393
-  fsd f11, -345(a3)
-  sub a3, a3, sp
-  /* 66: fcsr */
-  li s7, 0x7f
-  csrrc a0, frm, s7
-  sd a0, 848(gp) /* sig 106 */
-  /* 67: mem */
-  sh zero, 49(sp)
-  ld t1, 48(sp)
-  sd t1, 856(gp) /* sig 107 */
-  /* 68: cMem */
-  addi a3, sp, 85
-  .option rvc
-  c.fld f11, 40(a3)
-  .option norvc
-  fsd f11, 864(gp) /* sig 108 */
-  sub a3, a3, sp
-  /* 69: mem */
-  ld s3, 152(sp)
-  sd s3, 872(gp) /* sig 109 */
-  /* 70: fp */
-  fdiv.s f2, f15, f18, rdn
-  fsd f2, 880(gp) /* sig 110 */
-  frflags s2
-  sd s2, 888(gp) /* sig 111 */
-  /* 71: fp */
-  fmul.d f24, f8, f2, rne
-  fsd f24, 896(gp) /* sig 112 */
-  frflags a1
-  sd a1, 904(gp) /* sig 113 */
-  /* 72: cBranch */
-  .option rvc
-  c.j .L11
-  .option norvc
-  .option rvc
-  c.andi a0, 20
-  .option norvc
-  sd a0, 912(gp) /* sig 114 */
-  .option rvc
-  c.mv t5, ra
-  .option norvc
-  sd t5, 920(gp) /* sig 115 */
-.L11:
-  /* 73: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f22, tp
-  li tp, 0x19bbffd23098aa
-  fmv.d.x f31, tp
-  feq.d t1, f22, f31
-  sd t1, 928(gp) /* sig 116 */
-  fsflags t6, zero
-  sd t6, 936(gp) /* sig 117 */
-  /* 74: fp */
-  li t5, 0x26
-  fcvt.s.wu f3, t5, rmm
-  fsd f3, 944(gp) /* sig 118 */
-  frcsr s8
-  sd s8, 952(gp) /* sig 119 */
-  /* 75: fp */
-  li tp, 0xffffffff7be5bc8b
-  fmv.d.x f15, tp
-  fnmsub.d f15, f15, f13, f4, rup
-  fsd f15, 960(gp) /* sig 120 */
-  fsflags s9, zero
-  sd s9, 968(gp) /* sig 121 */
-  /* 76: fp */
-  li t3, 0x2000000000001
-  fcvt.d.wu f19, t3
-  fsd f19, 976(gp) /* sig 122 */
-  li t6, 0x1f
-  csrrc a5, fcsr, t6
-  sd a5, 984(gp) /* sig 123 */
-  /* 77: cMem */
-  .option rvc
-  c.sdsp s11, 32(sp)
-  .option norvc
-  /* 78: fmem */
-  fsw f22, 124(sp)
-  /* 79: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f20, tp
-  li tp, 0x4008000000000000
-  fmv.d.x f5, tp
-  fmax.d f13, f20, f5
-  fsd f13, 992(gp) /* sig 124 */
-  frflags a4
-  sd a4, 1000(gp) /* sig 125 */
-  /* 80: fp */
-  li tp, 0xbff25f2dd4c4eec5
-  fmv.d.x f24, tp
-  li tp, 0x4097f4d45c4995eb
-  fmv.d.x f13, tp
-  li tp, 0x409b81f133dedb94
-  fmv.d.x f15, tp
-  fnmadd.d f31, f24, f13, f15, rtz
-  fsd f31, 1008(gp) /* sig 126 */
-  frflags ra
-  sd ra, 1016(gp) /* sig 127 */
-  /* 81: fp */
-  li tp, 0xc184132f376b90ff
-  fmv.d.x f23, tp
-  fmsub.d f13, f17, f9, f23, rmm
-  fsd f13, 1024(gp) /* sig 128 */
-  frcsr t5
-  sd t5, 1032(gp) /* sig 129 */
-  /* 82: fp */
-  li tp, 0xbea7f91cefc363ba
-  fmv.d.x f21, tp
-  li tp, 0xc012000000000000
-  fmv.d.x f14, tp
-  fmadd.d f1, f0, f21, f14, rmm
-  fsd f1, 1040(gp) /* sig 130 */
-  li s6, 0x1f
-  csrrc a0, fcsr, s6
-  sd a0, 1048(gp) /* sig 131 */
-  /* 83: fp */
-  li tp, 0xc1e0000000200000
-  fmv.d.x f1, tp
-  fadd.d f0, f2, f1, rmm
-  fsd f0, 1056(gp) /* sig 132 */
-  fsflags t2, zero
-  sd t2, 1064(gp) /* sig 133 */
-  /* 84: cMem */
-  addi s0, sp, 152
-  .option rvc
-  c.ld s1, 64(s0)
-  .option norvc
-  sd s1, 1072(gp) /* sig 134 */
-  sub s0, s0, sp
-  /* 85: branch */
-  li s0, 0x5d
-  li a1, 0x80000000
-  blt s0, a1, .L12
-  .option rvc
-  c.andi a1, 30
-  .option norvc
-  sd a1, 1080(gp) /* sig 135 */
-.L12:
-  /* 86: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f22, tp
-  fsgnjn.d f7, f22, f19
-  fsd f7, 1088(gp) /* sig 136 */
-  fsflags s1, zero
-  sd s1, 1096(gp) /* sig 137 */
-  /* 87: fmem */
-  fld f26, 104(sp)
-  fsd f26, 1104(gp) /* sig 138 */
-  /* 88: fp */
-  li tp, 0xffffffffbfec43c3
-  fmv.d.x f3, tp
-  li tp, 0xffffffff00455890
-  fmv.d.x f24, tp
-  li tp, 0xffffffff80000000
-  fmv.d.x f5, tp
-  fnmsub.s f30, f3, f24, f5, rup
-  fsd f30, 1112(gp) /* sig 139 */
-  frflags t4
-  sd t4, 1120(gp) /* sig 140 */
-  /* 89: fmem */
-  addi s10, sp, 463
-  fld f0, -447(s10)
-  fsd f0, 1128(gp) /* sig 141 */
-  sub s10, s10, sp
-  /* 90: fence */
-  fence r, w
-  /* 91: fp */
-  li tp, 0xbff8000000000000
-  fmv.d.x f11, tp
-  fsqrt.d f14, f11, rdn
-  fsd f14, 1136(gp) /* sig 142 */
-  fsflags s6, zero
-  sd s6, 1144(gp) /* sig 143 */
-  /* 92: smc */
-  /* patches in xori a5, a5, -550 (then imm + 1, ...) */
-  li t3, 0xdda7c793
-  li t6, 0x1
-.L13:
-  auipc a0, 0
-  sw t3, 12(a0)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t3, t3, tp
-  addi t6, t6, -1
-  bne t6, zero, .L13
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a5, 1152(gp) /* sig 144 */
-  sd a0, 1160(gp) /* sig 145 */
-  /* 93: fp */
-  li tp, 0xffffffff1087520f
-  fmv.d.x f8, tp
-  fle.s s4, f8, f8
-  sd s4, 1168(gp) /* sig 146 */
-  fsflags a5, zero
-  sd a5, 1176(gp) /* sig 147 */
-  /* 94: fp */
-  li tp, 0xfffffffe07ffbb23
-  fmv.d.x f17, tp
-  fcvt.lu.s s4, f17, rup
-  sd s4, 1184(gp) /* sig 148 */
-  fsflags s1, zero
-  sd s1, 1192(gp) /* sig 149 */
-  /* 95: cMem */
-  addi s1, sp, 28
-  .option rvc
-  c.sw s0, 48(s1)
-  .option norvc
-  sub s1, s1, sp
-  /* 96: amo */
-  addi t3, sp, 144
-  amoor.w zero, s3, (t3)
-  sub t3, t3, sp
-  sd zero, 1200(gp) /* sig 150 */
-  /* 97: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f8, tp
-  fcvt.lu.s a2, f8, rtz
-  sd a2, 1208(gp) /* sig 151 */
-  li s7, 0x1f
-  csrrc s3, fcsr, s7
-  sd s3, 1216(gp) /* sig 152 */
-  /* 98: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f30, tp
-  fclass.s s3, f30
-  sd s3, 1224(gp) /* sig 153 */
-  fsflags t6, zero
-  sd t6, 1232(gp) /* sig 154 */
-  /* 99: mem */
-  sb s9, 123(sp)
-  ld s2, 120(sp)
-  sd s2, 1240(gp) /* sig 155 */
-  j .L14
+  /* 2: smc */
+  /* patches in ori s8, s8, 214 (then imm + 1, ...) */
+  li a4, 0xd6c6c13
+  li a5, 0x1
 .L0:
-  sraiw s0, a7, 24
-  sd s0, 16(gp) /* sig 2 */
-  bge zero, zero, .L1
-.L4:
-  slti a4, zero, -1885
-  sd a4, 112(gp) /* sig 14 */
-  .option rvc
-  c.slli a4, 52
-  .option norvc
-  sd a4, 120(gp) /* sig 15 */
-  beq zero, zero, .L5
-.L14:
-  /* 100: liSeed */
-  li s9, 0xffffffffa79d5091
-  sd s9, 1248(gp) /* sig 156 */
-  /* 101: fcsr */
-  li s1, 0x80
-  csrrw t2, fcsr, s1
-  sd t2, 1256(gp) /* sig 157 */
-  /* 102: branch */
-  li s3, 0xff
-  li t3, 0xffffffffbd08ac29
-  bgeu s3, t3, .L15
-  .option rvc
-  c.mv t3, a5
-  .option norvc
-  sd t3, 1264(gp) /* sig 158 */
-  rem s9, ra, s10
-  sd s9, 1272(gp) /* sig 159 */
-  mulhu s2, s11, t3
-  sd s2, 1280(gp) /* sig 160 */
-.L15:
-  /* 103: mem */
-  addi t3, sp, 182
-  sh s7, -92(t3)
-  sub t3, t3, sp
-  /* 104: fmem */
-  flw f27, 212(sp)
-  fsd f27, 1288(gp) /* sig 161 */
-  /* 105: aluI */
-  xori zero, t5, 1365
-  sd zero, 1296(gp) /* sig 162 */
-  /* 106: luiAuipc */
-  lui s0, 0x4a7a
-  sd s0, 1304(gp) /* sig 163 */
-  /* 107: aluI */
-  li s4, 0xffffffff7fffffff
-  slliw a5, s4, 14
-  sd a5, 1312(gp) /* sig 164 */
-  /* 108: lrsc */
-  addi s5, sp, 172
-  lr.w.aqrl s0, (s5)
-  slt s11, t6, t4
-  addw t6, t6, a2
-  sc.w.aqrl s10, t6, (s5)
-  sd s0, 1320(gp) /* sig 165 */
-  sd s10, 1328(gp) /* sig 166 */
-  sc.w.aq s10, zero, (s5)
-  sd s10, 1336(gp) /* sig 167 */
-  sub s5, s5, sp
-  lw s5, 172(sp)
-  sd s5, 1344(gp) /* sig 168 */
-  /* 109: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f2, tp
-  li tp, 0xffffffff4cb9ab69
-  fmv.d.x f28, tp
-  fmsub.d f24, f2, f28, f15, rne
-  fsd f24, 1352(gp) /* sig 169 */
-  frflags t0
-  sd t0, 1360(gp) /* sig 170 */
-  /* 110: branch */
-  li s2, 0x20
-  li t1, 0x123456789abcdef
-  bltu s2, t1, .L16
-  sra a2, s4, a1
-  sd a2, 1368(gp) /* sig 171 */
-  sllw ra, t5, zero
-  sd ra, 1376(gp) /* sig 172 */
-.L16:
-  /* 111: fp */
-  li tp, 0x4004000000000000
-  fmv.d.x f17, tp
-  fle.d ra, f7, f17
-  sd ra, 1384(gp) /* sig 173 */
-  frcsr s11
-  sd s11, 1392(gp) /* sig 174 */
-  /* 112: lrsc */
-  addi s2, sp, 92
-  lr.w.aqrl zero, (s2)
-  sc.w.rl s7, t4, (s2)
-  sd zero, 1400(gp) /* sig 175 */
-  sd s7, 1408(gp) /* sig 176 */
-  sub s2, s2, sp
-  lw ra, 92(sp)
-  sd ra, 1416(gp) /* sig 177 */
-  /* 113: fp */
-  li tp, 0x7fa00000
-  fmv.d.x f28, tp
-  fadd.s f27, f19, f28, rne
-  fsd f27, 1424(gp) /* sig 178 */
-  li a6, 0x1f
-  csrrc s1, fcsr, a6
-  sd s1, 1432(gp) /* sig 179 */
-  /* 114: mem */
-  addi t0, sp, 197
-  lbu t6, -131(t0)
-  sd t6, 1440(gp) /* sig 180 */
-  sub t0, t0, sp
-  /* 115: fp */
-  li tp, 0xffffffff4a80fc71
-  fmv.d.x f15, tp
-  li tp, 0xffffffff35b029c2
-  fmv.d.x f11, tp
-  fnmadd.s f17, f15, f9, f11, dyn
-  fsd f17, 1448(gp) /* sig 181 */
-  fsflags a6, zero
-  sd a6, 1456(gp) /* sig 182 */
-  /* 116: amo */
-  li s7, 0x1000000000
-  addi s3, sp, 240
-  amoadd.d.rl t2, s7, (s3)
-  sub s3, s3, sp
-  sd t2, 1464(gp) /* sig 183 */
-  ld a1, 240(sp)
-  sd a1, 1472(gp) /* sig 184 */
-  /* 117: aluI */
-  xori t1, a4, 2047
-  sd t1, 1480(gp) /* sig 185 */
-  /* 118: fp */
-  li tp, 0xe34ce73982c212ed
-  fmv.d.x f4, tp
-  li tp, 0xfff0000000000000
-  fmv.d.x f28, tp
-  fnmadd.d f2, f4, f28, f11, rtz
-  fsd f2, 1488(gp) /* sig 186 */
-  csrrci t1, fflags, 0x1f
-  sd t1, 1496(gp) /* sig 187 */
-  /* 119: fmem */
-  fld f27, 234(sp)
-  fsd f27, 1504(gp) /* sig 188 */
-  /* 120: fp */
-  li tp, 0xfffffffffffff
-  fmv.d.x f21, tp
-  fclass.d a0, f21
-  sd a0, 1512(gp) /* sig 189 */
-  frflags a1
-  sd a1, 1520(gp) /* sig 190 */
-  /* 121: aluI */
-  ori a2, t0, 1338
-  sd a2, 1528(gp) /* sig 191 */
-  /* 122: fp */
-  fcvt.w.s t2, f25, rdn
-  sd t2, 1536(gp) /* sig 192 */
-  fsflags t2, zero
-  sd t2, 1544(gp) /* sig 193 */
-  /* 123: fp */
-  li tp, 0xc1e0000000200000
-  fmv.d.x f20, tp
-  li tp, 0x41e0000000000000
-  fmv.d.x f9, tp
-  fmul.d f23, f20, f9, rtz
-  fsd f23, 1552(gp) /* sig 194 */
-  frcsr t1
-  sd t1, 1560(gp) /* sig 195 */
-  /* 124: fp */
-  li tp, 0x7fa00000
-  fmv.d.x f26, tp
-  li tp, 0xffffffff9c80c12c
-  fmv.d.x f2, tp
-  fle.s t4, f26, f2
-  sd t4, 1568(gp) /* sig 196 */
-  fsflags s5, zero
-  sd s5, 1576(gp) /* sig 197 */
-  /* 125: fp */
-  fmv.x.w s3, f12
-  sd s3, 1584(gp) /* sig 198 */
-  frflags s7
-  sd s7, 1592(gp) /* sig 199 */
-  /* 126: fp */
-  li a1, 0xffffffffffff8000
-  fmv.d.x f5, a1
-  fsd f5, 1600(gp) /* sig 200 */
-  fsflags t3, zero
-  sd t3, 1608(gp) /* sig 201 */
-  /* 127: cMem */
-  .option rvc
-  c.swsp a2, 8(sp)
-  .option norvc
-  /* 128: fp */
-  fadd.d f3, f21, f29, rne
-  fsd f3, 1616(gp) /* sig 202 */
-  frflags s8
-  sd s8, 1624(gp) /* sig 203 */
-  /* 129: smc */
-  /* patches in xori s7, s7, 192 (then imm + 1, ...) */
-  li a4, 0xc0bcb93
-  li a3, 0x2
-.L17:
-  auipc s10, 0
-  sw a4, 12(s10)
+  auipc s2, 0
+  sw a4, 12(s2)
   fence.i
   nop /* patched */
   lui tp, 0x100
   add a4, a4, tp
-  addi a3, a3, -1
-  bne a3, zero, .L17
+  addi a5, a5, -1
+  bne a5, zero, .L0
   auipc tp, 0
-  sub s10, s10, tp
-  sd s7, 1632(gp) /* sig 204 */
-  sd s10, 1640(gp) /* sig 205 */
-  /* 130: fp */
-  li tp, 0x2abd2c79c10020
-  fmv.d.x f6, tp
-  li tp, 0x800259711c3856bc
-  fmv.d.x f8, tp
-  fdiv.d f21, f6, f8, dyn
-  fsd f21, 1648(gp) /* sig 206 */
-  csrrci ra, fflags, 0x1f
-  sd ra, 1656(gp) /* sig 207 */
-  /* 131: cAlu */
+  sub s2, s2, tp
+  sd s8, 16(gp) /* sig 2 */
+  sd s2, 24(gp) /* sig 3 */
+  /* 3: aluR */
+  or t6, a1, t5
+  sd t6, 32(gp) /* sig 4 */
+  /* 4: fp */
+  fsqrt.d f13, f16
+  fsd f13, 40(gp) /* sig 5 */
+  fsflags a2, zero
+  sd a2, 48(gp) /* sig 6 */
+  /* 5: cSp */
   .option rvc
-  c.or a5, s1
+  c.addi16sp sp, 416
   .option norvc
-  sd a5, 1664(gp) /* sig 208 */
-  /* 132: fp */
-  li tp, 0x80027f46638c083a
-  fmv.d.x f11, tp
-  li tp, 0xfe37e43c8800759c
+  ld t1, -416(sp)
+  sd t1, 56(gp) /* sig 7 */
+  .option rvc
+  c.addi16sp sp, -416
+  .option norvc
+  /* 6: branch */
+  bltu s1, a0, .L1
+  .option rvc
+  c.addiw s7, 11
+  .option norvc
+  sd s7, 64(gp) /* sig 8 */
+  .option rvc
+  c.mv ra, s10
+  .option norvc
+  sd ra, 72(gp) /* sig 9 */
+  .option rvc
+  c.addiw a2, 24
+  .option norvc
+  sd a2, 80(gp) /* sig 10 */
+.L1:
+  /* 7: jal */
+  jal a7, .L2
+  srlw a3, t2, s1
+  sd a3, 88(gp) /* sig 11 */
+.L2:
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a7, 96(gp) /* sig 12 */
+  /* 8: fp */
+  li tp, 0xc3e0000000000000
   fmv.d.x f31, tp
-  li tp, 0x3fa3db6218c32615
+  fcvt.lu.d s8, f31, rdn
+  sd s8, 104(gp) /* sig 13 */
+  fsflags s7, zero
+  sd s7, 112(gp) /* sig 14 */
+  /* 9: fp */
+  fmv.d.x f29, s5
+  fsd f29, 120(gp) /* sig 15 */
+  frcsr t2
+  sd t2, 128(gp) /* sig 16 */
+  /* 10: fmem */
+  addi a2, sp, 504
+  flw f18, -336(a2)
+  fsd f18, 136(gp) /* sig 17 */
+  sub a2, a2, sp
+  /* 11: fp */
+  li tp, 0xffffffff40a95c41
+  fmv.d.x f5, tp
+  fdiv.s f7, f5, f17
+  fsd f7, 144(gp) /* sig 18 */
+  fsflags a3, zero
+  sd a3, 152(gp) /* sig 19 */
+  /* 12: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f19, tp
+  li tp, 0x7ff4000000000000
+  fmv.d.x f20, tp
+  fadd.d f3, f19, f20, rdn
+  fsd f3, 160(gp) /* sig 20 */
+  li t6, 0x1f
+  csrrc t4, fcsr, t6
+  sd t4, 168(gp) /* sig 21 */
+  /* 13: mem */
+  lb a3, 210(sp)
+  sd a3, 176(gp) /* sig 22 */
+  /* 14: fcsr */
+  csrrci zero, fflags, 23
+  sd zero, 184(gp) /* sig 23 */
+  /* 15: fp */
+  li tp, 0xffffffff3f000000
+  fmv.d.x f13, tp
+  li tp, 0xffffffff49611cce
+  fmv.d.x f3, tp
+  fmax.s f30, f13, f3
+  fsd f30, 192(gp) /* sig 24 */
+  fsflags s10, zero
+  sd s10, 200(gp) /* sig 25 */
+  /* 16: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f28, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f18, tp
+  fsub.d f27, f28, f18, rne
+  fsd f27, 208(gp) /* sig 26 */
+  fsflags s4, zero
+  sd s4, 216(gp) /* sig 27 */
+  /* 17: fcsr */
+  csrrsi a2, frm, 10
+  sd a2, 224(gp) /* sig 28 */
+  fsrmi s5, 3
+  /* 18: fp */
+  li tp, 0xffffffffbf800000
   fmv.d.x f16, tp
-  fnmadd.d f27, f11, f31, f16, rne
-  fsd f27, 1672(gp) /* sig 209 */
-  frflags s4
-  sd s4, 1680(gp) /* sig 210 */
-  /* 133: smc */
-  /* patches in addi s2, s2, 946 (then imm + 1, ...) */
-  li a3, 0x3b290913
-  li s9, 0x3
-.L18:
-  auipc t5, 0
-  sw a3, 12(t5)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a3, a3, tp
-  addi s9, s9, -1
-  bne s9, zero, .L18
+  li tp, 0xffffffff00000001
+  fmv.d.x f23, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f30, tp
+  fmsub.s f30, f16, f23, f30, rup
+  fsd f30, 232(gp) /* sig 29 */
+  frflags s9
+  sd s9, 240(gp) /* sig 30 */
+  /* 19: branch */
+  bltu a3, ra, .L3
+  andi t2, s5, 1771
+  sd t2, 248(gp) /* sig 31 */
+  xori t0, s9, -1806
+  sd t0, 256(gp) /* sig 32 */
+  .option rvc
+  c.add t6, s2
+  .option norvc
+  sd t6, 264(gp) /* sig 33 */
+.L3:
+  /* 20: luiAuipc */
+  lui t3, 0x8d0f3
+  sd t3, 272(gp) /* sig 34 */
+  /* 21: cMem */
+  .option rvc
+  c.lwsp t6, 216(sp)
+  .option norvc
+  sd t6, 280(gp) /* sig 35 */
+  /* 22: fp */
+  li tp, 0xbffdd54a4487e4c0
+  fmv.d.x f19, tp
+  fnmadd.d f19, f19, f4, f31
+  fsd f19, 288(gp) /* sig 36 */
+  fsflags t0, zero
+  sd t0, 296(gp) /* sig 37 */
+  /* 23: mem */
+  addi a1, sp, 229
+  sh s3, 15(a1)
+  sub a1, a1, sp
+  ld a1, 240(sp)
+  sd a1, 304(gp) /* sig 38 */
+  /* 24: aluR */
+  li t5, 0xffffffff80000000
+  sra a7, t5, s0
+  sd a7, 312(gp) /* sig 39 */
+  /* 25: fp */
+  li tp, 0xffffffff430beb16
+  fmv.d.x f23, tp
+  fsqrt.s f3, f23, rne
+  fsd f3, 320(gp) /* sig 40 */
+  frflags t0
+  sd t0, 328(gp) /* sig 41 */
+  /* 26: cAlu */
+  .option rvc
+  c.mv t6, s6
+  .option norvc
+  sd t6, 336(gp) /* sig 42 */
+  /* 27: far */
+  bne s2, a7, .L4
+.L5:
+  /* 28: cAlu */
+  .option rvc
+  c.li a2, -13
+  .option norvc
+  sd a2, 352(gp) /* sig 44 */
+  /* 29: liSeed */
+  li s2, 0x1f
+  sd s2, 360(gp) /* sig 45 */
+  /* 30: aluR */
+  srl s0, t4, t4
+  sd s0, 368(gp) /* sig 46 */
+  /* 31: cAlu */
+  .option rvc
+  c.xor s0, a0
+  .option norvc
+  sd s0, 376(gp) /* sig 47 */
+  /* 32: fp */
+  li tp, 0xffffffff0da24260
+  fmv.d.x f13, tp
+  li tp, 0xffffffff3f800001
+  fmv.d.x f25, tp
+  fsgnjn.s f2, f13, f25
+  fsd f2, 384(gp) /* sig 48 */
+  frflags t0
+  sd t0, 392(gp) /* sig 49 */
+  /* 33: mem */
+  addi t0, sp, -18
+  ld a2, 130(t0)
+  sd a2, 400(gp) /* sig 50 */
+  sub t0, t0, sp
+  /* 34: fp */
+  li tp, 0x47effffff0000000
+  fmv.d.x f3, tp
+  fsgnjn.d f24, f27, f3
+  fsd f24, 408(gp) /* sig 51 */
+  fsflags t2, zero
+  sd t2, 416(gp) /* sig 52 */
+  /* 35: fp */
+  li tp, 0xffffffff3f8b9e9e
+  fmv.d.x f19, tp
+  li tp, 0xffffffff007558f2
+  fmv.d.x f7, tp
+  fmul.s f11, f19, f7, dyn
+  fsd f11, 424(gp) /* sig 53 */
+  fsflags a3, zero
+  sd a3, 432(gp) /* sig 54 */
+  /* 36: fcsr */
+  li s9, 0x0
+  csrrw a4, fflags, s9
+  sd a4, 440(gp) /* sig 55 */
+  /* 37: fp */
+  li tp, 0x3fe94c14aba1e71a
+  fmv.d.x f27, tp
+  li tp, 0xfff0000000000001
+  fmv.d.x f16, tp
+  fmin.d f7, f27, f16
+  fsd f7, 448(gp) /* sig 56 */
+  fsflags s9, zero
+  sd s9, 456(gp) /* sig 57 */
+  /* 38: cJump */
+  auipc s8, 0
+  addi s8, s8, 18
+  .option rvc
+  c.jr s8
+  .option norvc
+  slti s4, a2, 1349
+  sd s4, 464(gp) /* sig 58 */
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 472(gp) /* sig 59 */
+  /* 39: liSeed */
+  li t5, 0x0
+  sd t5, 480(gp) /* sig 60 */
+  /* 40: liSeed */
+  li a1, 0xc8c0000000000
+  sd a1, 488(gp) /* sig 61 */
+  /* 41: fp */
+  li tp, 0xffffffff5f000000
+  fmv.d.x f13, tp
+  fcvt.wu.s a7, f13, rne
+  sd a7, 496(gp) /* sig 62 */
+  fsflags s1, zero
+  sd s1, 504(gp) /* sig 63 */
+  /* 42: fcsr */
+  li a4, 0x2918bbaf67e52bfe
+  csrrc ra, fflags, a4
+  sd ra, 512(gp) /* sig 64 */
+  /* 43: fp */
+  li tp, 0xffffffff3dfcb55b
+  fmv.d.x f29, tp
+  fsgnj.s f5, f29, f19
+  fsd f5, 520(gp) /* sig 65 */
+  fsflags t1, zero
+  sd t1, 528(gp) /* sig 66 */
+  /* 44: fp */
+  li tp, 0xbff43a5af54ba522
+  fmv.d.x f24, tp
+  li tp, 0x7fe94fbf38299b52
+  fmv.d.x f27, tp
+  fmul.d f18, f24, f27
+  fsd f18, 536(gp) /* sig 67 */
+  fsflags s6, zero
+  sd s6, 544(gp) /* sig 68 */
+  /* 45: mem */
+  addi s3, sp, 258
+  sd s9, -98(s3)
+  sub s3, s3, sp
+  ld a4, 160(sp)
+  sd a4, 552(gp) /* sig 69 */
+  /* 46: aluI */
+  srliw a3, t0, 28
+  sd a3, 560(gp) /* sig 70 */
+  /* 47: amo */
+  li a5, 0xfffffffffffffffe
+  addi a4, sp, 48
+  amomin.d.aq t1, a5, (a4)
+  sub a4, a4, sp
+  sd t1, 568(gp) /* sig 71 */
+  ld t1, 48(sp)
+  sd t1, 576(gp) /* sig 72 */
+  /* 48: fp */
+  li tp, 0x4256b053c6929867
+  fmv.d.x f20, tp
+  fclass.d a7, f20
+  sd a7, 584(gp) /* sig 73 */
+  fsflags a0, zero
+  sd a0, 592(gp) /* sig 74 */
+  /* 49: mem */
+  sh s7, 72(sp)
+  ld a1, 72(sp)
+  sd a1, 600(gp) /* sig 75 */
+  /* 50: cMem */
+  addi a4, sp, 4
+  .option rvc
+  c.sw a0, 4(a4)
+  .option norvc
+  sub a4, a4, sp
+  /* 51: mem */
+  lbu a1, 83(sp)
+  sd a1, 608(gp) /* sig 76 */
+  /* 52: amo */
+  addi t2, sp, 192
+  amomax.w.rl s2, a4, (t2)
+  sub t2, t2, sp
+  sd s2, 616(gp) /* sig 77 */
+  lw t2, 192(sp)
+  sd t2, 624(gp) /* sig 78 */
+  /* 53: fp */
+  li tp, 0x0
+  fmv.d.x f25, tp
+  fcvt.l.d a4, f25, rup
+  sd a4, 632(gp) /* sig 79 */
+  fsflags t6, zero
+  sd t6, 640(gp) /* sig 80 */
+  /* 54: fp */
+  li s5, 0x1f
+  fcvt.s.wu f1, s5, rne
+  fsd f1, 648(gp) /* sig 81 */
+  frflags a4
+  sd a4, 656(gp) /* sig 82 */
+  /* 55: aluR */
+  li t2, 0x8000
+  mulhu a4, a4, t2
+  sd a4, 664(gp) /* sig 83 */
+  /* 56: loop */
+  li a3, 0x2
+.L6:
+  .option rvc
+  c.li s10, -24
+  .option norvc
+  sd s10, 672(gp) /* sig 84 */
+  srliw s7, s5, 28
+  sd s7, 680(gp) /* sig 85 */
+  andi t4, s6, 186
+  sd t4, 688(gp) /* sig 86 */
+  .option rvc
+  c.addi a3, -1
+  .option norvc
+  .option rvc
+  c.bnez a3, .L6
+  .option norvc
+  sd a3, 696(gp) /* sig 87 */
+  /* 57: liSeed */
+  li s4, 0x3d4c0
+  sd s4, 704(gp) /* sig 88 */
+  /* 58: fcsr */
+  li s1, 0x13
+  csrrc zero, fcsr, s1
+  sd zero, 712(gp) /* sig 89 */
+  /* 59: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f0, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f1, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f1, tp
+  fmadd.s f10, f0, f1, f1, rtz
+  fsd f10, 720(gp) /* sig 90 */
+  fsflags s10, zero
+  sd s10, 728(gp) /* sig 91 */
+  /* 60: fp */
+  fmul.s f28, f11, f11, dyn
+  fsd f28, 736(gp) /* sig 92 */
+  frflags s10
+  sd s10, 744(gp) /* sig 93 */
+  /* 61: cMem */
+  addi a3, sp, 148
+  .option rvc
+  c.sw a0, 40(a3)
+  .option norvc
+  sub a3, a3, sp
+  /* 62: fp */
+  fsqrt.d f8, f3, rne
+  fsd f8, 752(gp) /* sig 94 */
+  frcsr s6
+  sd s6, 760(gp) /* sig 95 */
+  /* 63: cMem */
+  addi a1, sp, 8
+  .option rvc
+  c.sw s1, 80(a1)
+  .option norvc
+  sub a1, a1, sp
+  /* 64: cMem */
+  .option rvc
+  c.fldsp f20, 248(sp)
+  .option norvc
+  fsd f20, 768(gp) /* sig 96 */
+  /* 65: cBranch */
+  .option rvc
+  c.bnez a4, .L7
+  .option norvc
+  .option rvc
+  c.li s6, 4
+  .option norvc
+  sd s6, 776(gp) /* sig 97 */
+  .option rvc
+  c.slli s3, 15
+  .option norvc
+  sd s3, 784(gp) /* sig 98 */
+  remuw t3, a5, t1
+  sd t3, 792(gp) /* sig 99 */
+.L7:
+  /* 66: fmem */
+  fsd f28, 243(sp)
+  /* 67: fcsr */
+  csrrsi s11, fflags, 2
+  sd s11, 800(gp) /* sig 100 */
+  /* 68: branch */
+  beq s10, s10, .L8
+  .option rvc
+  c.sub s0, a0
+  .option norvc
+  sd s0, 808(gp) /* sig 101 */
+  sllw a0, t5, zero
+  sd a0, 816(gp) /* sig 102 */
+.L8:
+  /* 69: cMem */
+  .option rvc
+  c.lwsp a1, 24(sp)
+  .option norvc
+  sd a1, 824(gp) /* sig 103 */
+  /* 70: amo */
+  li s10, 0x5328669d72b60478
+  addi s2, sp, 80
+  amoadd.d.aqrl ra, s10, (s2)
+  sub s2, s2, sp
+  sd ra, 832(gp) /* sig 104 */
+  ld a6, 80(sp)
+  sd a6, 840(gp) /* sig 105 */
+  /* 71: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f26, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f26, tp
+  fsgnj.s f25, f26, f26
+  fsd f25, 848(gp) /* sig 106 */
+  li s6, 0x1f
+  csrrc t1, fcsr, s6
+  sd t1, 856(gp) /* sig 107 */
+  /* 72: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f10, tp
+  li tp, 0x1
+  fmv.d.x f9, tp
+  fsub.d f2, f10, f9, rup
+  fsd f2, 864(gp) /* sig 108 */
+  fsflags s0, zero
+  sd s0, 872(gp) /* sig 109 */
+  /* 73: cAlu */
+  .option rvc
+  c.addi a4, -30
+  .option norvc
+  sd a4, 880(gp) /* sig 110 */
+  /* 74: fp */
+  fcvt.d.w f0, s10
+  fsd f0, 888(gp) /* sig 111 */
+  frflags a5
+  sd a5, 896(gp) /* sig 112 */
+  /* 75: rand */
+  .4byte 0x35540b3 /* random */
+  sd ra, 904(gp) /* sig 113 */
+  .4byte 0x1a354b3 /* random */
+  sd s1, 912(gp) /* sig 114 */
+  /* 76: fp */
+  li tp, 0xffffffffbf9ce9bb
+  fmv.d.x f7, tp
+  li tp, 0xffffffff3f9ce9b9
+  fmv.d.x f12, tp
+  fsub.s f30, f7, f12, rdn
+  fsd f30, 920(gp) /* sig 115 */
+  fsflags s8, zero
+  sd s8, 928(gp) /* sig 116 */
+  /* 77: aluR */
+  sllw s3, s3, a6
+  sd s3, 936(gp) /* sig 117 */
+  /* 78: amo */
+  addi t1, sp, 84
+  amomin.w.aq s2, a5, (t1)
+  sub t1, t1, sp
+  sd s2, 944(gp) /* sig 118 */
+  lw t6, 84(sp)
+  sd t6, 952(gp) /* sig 119 */
+  /* 79: aluI */
+  sraiw a7, zero, 21
+  sd a7, 960(gp) /* sig 120 */
+  /* 80: cSp */
+  .option rvc
+  c.addi4spn a2, sp, 600
+  .option norvc
+  sub a2, a2, sp
+  sd a2, 968(gp) /* sig 121 */
+  /* 81: fp */
+  li tp, 0x8017ec53839a28bc
+  fmv.d.x f18, tp
+  li tp, 0xc26ead39d06dc14f
+  fmv.d.x f28, tp
+  fsub.d f24, f18, f28, rmm
+  fsd f24, 976(gp) /* sig 122 */
+  fsflags t5, zero
+  sd t5, 984(gp) /* sig 123 */
+  /* 82: fp */
+  li tp, 0x802274320e8b06f4
+  fmv.d.x f22, tp
+  li tp, 0x36d2beffb3d089
+  fmv.d.x f15, tp
+  flt.d s7, f22, f15
+  sd s7, 992(gp) /* sig 124 */
+  frflags s8
+  sd s8, 1000(gp) /* sig 125 */
+  /* 83: liSeed */
+  li a4, 0x5b
+  sd a4, 1008(gp) /* sig 126 */
+  /* 84: mem */
+  sw s9, 206(sp)
+  /* 85: mem */
+  addi a5, sp, 74
+  sh s5, 168(a5)
+  sub a5, a5, sp
+  /* 86: rand */
+  .4byte 0x9fe629d3 /* random */
+  sd s3, 1016(gp) /* sig 127 */
+  fsd f19, 1024(gp) /* sig 128 */
+  fsflags s8, zero
+  sd s8, 1032(gp) /* sig 129 */
+  /* 87: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 844
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 1040(gp) /* sig 130 */
+  /* 88: fp */
+  li tp, 0xffffffff3ffc8452
+  fmv.d.x f13, tp
+  li tp, 0xffffffff7f01c3fd
+  fmv.d.x f12, tp
+  fmul.s f12, f13, f12, rdn
+  fsd f12, 1048(gp) /* sig 131 */
+  fsflags s7, zero
+  sd s7, 1056(gp) /* sig 132 */
+  /* 89: fp */
+  li tp, 0xffefffffffffffff
+  fmv.d.x f4, tp
+  li tp, 0x41dfffffffe00000
+  fmv.d.x f4, tp
+  fmsub.d f28, f28, f4, f4, rmm
+  fsd f28, 1064(gp) /* sig 133 */
+  li t6, 0x1f
+  csrrc a7, fcsr, t6
+  sd a7, 1072(gp) /* sig 134 */
+  /* 90: fp */
+  li tp, 0x3ff8000000000000
+  fmv.d.x f5, tp
+  fnmsub.d f15, f5, f11, f29, rtz
+  fsd f15, 1080(gp) /* sig 135 */
+  frflags ra
+  sd ra, 1088(gp) /* sig 136 */
+  /* 91: fp */
+  li tp, 0xbf505e2979d75071
+  fmv.d.x f17, tp
+  li tp, 0x4170000010000000
+  fmv.d.x f30, tp
+  fnmadd.d f13, f17, f20, f30, rmm
+  fsd f13, 1096(gp) /* sig 137 */
+  frflags s8
+  sd s8, 1104(gp) /* sig 138 */
+  /* 92: cMem */
+  .option rvc
+  c.swsp s9, 4(sp)
+  .option norvc
+  /* 93: fp */
+  li tp, 0x3fe0000000000000
+  fmv.d.x f29, tp
+  li tp, 0xffffffff4d5831d9
+  fmv.d.x f29, tp
+  fnmadd.d f15, f29, f29, f29, dyn
+  fsd f15, 1112(gp) /* sig 139 */
+  li t0, 0x1f
+  csrrc t1, fcsr, t0
+  sd t1, 1120(gp) /* sig 140 */
+  /* 94: cAlu */
+  .option rvc
+  c.addi a6, -2
+  .option norvc
+  sd a6, 1128(gp) /* sig 141 */
+  /* 95: fence */
+  fence
+  /* 96: aluI */
+  srliw s4, s4, 0
+  sd s4, 1136(gp) /* sig 142 */
+  /* 97: loop */
+  li s0, 0x2
+.L9:
+  remw s8, a7, t6
+  sd s8, 1144(gp) /* sig 143 */
+  .option rvc
+  c.addi s0, -1
+  .option norvc
+  .option rvc
+  c.bnez s0, .L9
+  .option norvc
+  sd s0, 1152(gp) /* sig 144 */
+  /* 98: mem */
+  sh t6, 139(sp)
+  ld a4, 136(sp)
+  sd a4, 1160(gp) /* sig 145 */
+  /* 99: fp */
+  li t0, 0x8000000000000000
+  fmv.d.x f11, t0
+  fsd f11, 1168(gp) /* sig 146 */
+  csrrci a5, fflags, 0x1f
+  sd a5, 1176(gp) /* sig 147 */
+  j .L10
+.L4:
+  srliw s7, a1, 14
+  sd s7, 344(gp) /* sig 43 */
+  beq zero, zero, .L5
+.L10:
+  /* 100: liSeed */
+  li s5, 0x1000000000000001
+  sd s5, 1184(gp) /* sig 148 */
+  /* 101: liSeed */
+  li t2, 0xffffffffffffffc6
+  sd t2, 1192(gp) /* sig 149 */
+  /* 102: cAlu */
+  .option rvc
+  c.addi s11, 3
+  .option norvc
+  sd s11, 1200(gp) /* sig 150 */
+  /* 103: fp */
+  li tp, 0x0
+  fmv.d.x f1, tp
+  fcvt.wu.d s5, f1, rup
+  sd s5, 1208(gp) /* sig 151 */
+  fsflags s11, zero
+  sd s11, 1216(gp) /* sig 152 */
+  /* 104: rand */
+  .4byte 0x115fe3b /* random */
+  sd t3, 1224(gp) /* sig 153 */
+  .2byte 0x7d7d /* random */
+  sd s10, 1232(gp) /* sig 154 */
+  /* 105: cAlu */
+  .option rvc
+  c.slli a0, 56
+  .option norvc
+  sd a0, 1240(gp) /* sig 155 */
+  /* 106: rand */
+  .4byte 0x41a8c53b /* random */
+  sd a0, 1248(gp) /* sig 156 */
+  .2byte 0x4745 /* random */
+  sd a4, 1256(gp) /* sig 157 */
+  /* 107: rand */
+  .4byte 0xf6b4a79b /* random */
+  sd a5, 1264(gp) /* sig 158 */
+  /* 108: aluI */
+  slti s6, s9, 171
+  sd s6, 1272(gp) /* sig 159 */
+  /* 109: jal */
+  jal s8, .L11
+  .option rvc
+  c.srai a0, 2
+  .option norvc
+  sd a0, 1280(gp) /* sig 160 */
+  addiw ra, s5, -554
+  sd ra, 1288(gp) /* sig 161 */
+.L11:
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 1296(gp) /* sig 162 */
+  /* 110: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f17, tp
+  fcvt.wu.s s3, f17, rmm
+  sd s3, 1304(gp) /* sig 163 */
+  fsflags ra, zero
+  sd ra, 1312(gp) /* sig 164 */
+  /* 111: fp */
+  li t4, 0x37ec000000
+  fcvt.s.w f27, t4, rdn
+  fsd f27, 1320(gp) /* sig 165 */
+  csrrci a3, fflags, 0x1f
+  sd a3, 1328(gp) /* sig 166 */
+  /* 112: jal */
+  jal t5, .L12
+  .option rvc
+  c.mv t2, s4
+  .option norvc
+  sd t2, 1336(gp) /* sig 167 */
+  mul t6, s3, a7
+  sd t6, 1344(gp) /* sig 168 */
+.L12:
   auipc tp, 0
   sub t5, t5, tp
-  sd s2, 1688(gp) /* sig 211 */
-  sd t5, 1696(gp) /* sig 212 */
-  /* 134: fcsr */
-  li t5, 0x0
-  csrrs a3, frm, t5
-  sd a3, 1704(gp) /* sig 213 */
-  /* 135: aluI */
-  xori t6, t2, -1415
-  sd t6, 1712(gp) /* sig 214 */
-  /* 136: fp */
-  li tp, 0x3ff80b711a52f66d
-  fmv.d.x f9, tp
-  li tp, 0x800aa5974356148c
+  sd t5, 1352(gp) /* sig 169 */
+  /* 113: branch */
+  li t2, 0x7ffff
+  li a7, 0x7ffff
+  bne t2, a7, .L13
+  rem t3, s6, a3
+  sd t3, 1360(gp) /* sig 170 */
+.L13:
+  /* 114: lrsc */
+  addi a3, sp, 228
+  lr.w.rl s11, (a3)
+  sc.w.aqrl t4, s1, (a3)
+  sd s11, 1368(gp) /* sig 171 */
+  sd t4, 1376(gp) /* sig 172 */
+  sc.w.aq t4, zero, (a3)
+  sd t4, 1384(gp) /* sig 173 */
+  sub a3, a3, sp
+  lw s3, 228(sp)
+  sd s3, 1392(gp) /* sig 174 */
+  /* 115: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f25, tp
+  fcvt.s.d f23, f25, rdn
+  fsd f23, 1400(gp) /* sig 175 */
+  frflags ra
+  sd ra, 1408(gp) /* sig 176 */
+  /* 116: fp */
+  li tp, 0xffffffffba132aea
+  fmv.d.x f28, tp
+  fadd.s f25, f26, f28, rup
+  fsd f25, 1416(gp) /* sig 177 */
+  frflags s7
+  sd s7, 1424(gp) /* sig 178 */
+  /* 117: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f27, tp
+  fcvt.lu.s s5, f27, rne
+  sd s5, 1432(gp) /* sig 179 */
+  fsflags s6, zero
+  sd s6, 1440(gp) /* sig 180 */
+  /* 118: aluI */
+  addi s0, t1, -1792
+  sd s0, 1448(gp) /* sig 181 */
+  /* 119: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f16, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f25, tp
+  fsgnj.s f20, f16, f25
+  fsd f20, 1456(gp) /* sig 182 */
+  fsflags s4, zero
+  sd s4, 1464(gp) /* sig 183 */
+  /* 120: fp */
+  fdiv.s f21, f15, f2, rtz
+  fsd f21, 1472(gp) /* sig 184 */
+  li t6, 0x1f
+  csrrc a0, fcsr, t6
+  sd a0, 1480(gp) /* sig 185 */
+  /* 121: fp */
+  li tp, 0xbff0000000000000
   fmv.d.x f21, tp
-  li tp, 0x8010000000000000
-  fmv.d.x f5, tp
-  fmadd.d f19, f9, f21, f5, rmm
-  fsd f19, 1720(gp) /* sig 215 */
-  li a6, 0x1f
-  csrrc a4, fcsr, a6
-  sd a4, 1728(gp) /* sig 216 */
-  /* 137: cBranch */
-  li s0, 0x0
+  fcvt.s.d f13, f21, rmm
+  fsd f13, 1488(gp) /* sig 186 */
+  fsflags a1, zero
+  sd a1, 1496(gp) /* sig 187 */
+  /* 122: rand */
+  .2byte 0x6635 /* random */
+  sd a2, 1504(gp) /* sig 188 */
+  .4byte 0x703633 /* random */
+  sd a2, 1512(gp) /* sig 189 */
+  .4byte 0xa160753 /* random */
+  sd a4, 1520(gp) /* sig 190 */
+  fsd f14, 1528(gp) /* sig 191 */
+  fsflags s7, zero
+  sd s7, 1536(gp) /* sig 192 */
+  /* 123: branch */
+  beq s1, s1, .L14
+  srlw t4, s9, t5
+  sd t4, 1544(gp) /* sig 193 */
   .option rvc
-  c.j .L19
+  c.andi s1, -15
   .option norvc
-  subw ra, a5, t3
-  sd ra, 1736(gp) /* sig 217 */
-  add t4, t6, s2
-  sd t4, 1744(gp) /* sig 218 */
-.L19:
-  /* 138: mem */
-  addi t3, sp, 36
-  lhu s4, -32(t3)
-  sd s4, 1752(gp) /* sig 219 */
-  sub t3, t3, sp
-  /* 139: cBranch */
-  li a4, 0x80000000
+  sd s1, 1552(gp) /* sig 194 */
+.L14:
+  /* 124: fp */
+  li tp, 0xffffffff0099f745
+  fmv.d.x f1, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f26, tp
+  fmsub.s f23, f1, f26, f30, rtz
+  fsd f23, 1560(gp) /* sig 195 */
+  fsflags t2, zero
+  sd t2, 1568(gp) /* sig 196 */
+  /* 125: rand */
+  .4byte 0x332a7d43 /* random */
+  sd s10, 1576(gp) /* sig 197 */
+  fsd f26, 1584(gp) /* sig 198 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 1592(gp) /* sig 199 */
+  .4byte 0x42e402bb /* random */
+  sd t0, 1600(gp) /* sig 200 */
+  .4byte 0xa19edb3 /* random */
+  sd s11, 1608(gp) /* sig 201 */
+  /* 126: branch */
+  li t4, 0x7fffffffffffffff
+  li a5, 0x7fffffffffffffff
+  bge t4, a5, .L15
+  xori s4, t0, 2008
+  sd s4, 1616(gp) /* sig 202 */
+  srai t3, zero, 14
+  sd t3, 1624(gp) /* sig 203 */
   .option rvc
-  c.j .L20
+  c.srai a0, 44
   .option norvc
-  ori a3, s5, -2048
-  sd a3, 1760(gp) /* sig 220 */
-  addi ra, s1, -1693
-  sd ra, 1768(gp) /* sig 221 */
-  srli s4, a7, 0
-  sd s4, 1776(gp) /* sig 222 */
-.L20:
-  /* 140: jal */
-  jal ra, .L21
-.L21:
+  sd a0, 1632(gp) /* sig 204 */
+.L15:
+  /* 127: fp */
+  li tp, 0xc1e0000000100000
+  fmv.d.x f0, tp
+  fle.d a3, f0, f0
+  sd a3, 1640(gp) /* sig 205 */
+  fsflags ra, zero
+  sd ra, 1648(gp) /* sig 206 */
+  /* 128: cSp */
+  .option rvc
+  c.addi16sp sp, 48
+  .option norvc
+  ld t5, 0(sp)
+  sd t5, 1656(gp) /* sig 207 */
+  .option rvc
+  c.addi16sp sp, -48
+  .option norvc
+  /* 129: lrsc */
+  addi t5, sp, 28
+  sc.w.aq a3, s3, (t5)
+  sd a3, 1664(gp) /* sig 208 */
+  sub t5, t5, sp
+  lw s7, 28(sp)
+  sd s7, 1672(gp) /* sig 209 */
+  /* 130: fmem */
+  fsw f6, 64(sp)
+  /* 131: aluR */
+  sll t3, s7, a1
+  sd t3, 1680(gp) /* sig 210 */
+  /* 132: branch */
+  li a3, 0xaaaaaaaaaaaaaaaa
+  li s7, 0xaaaaaaaaaaaaaaaa
+  bne a3, s7, .L16
+  .option rvc
+  c.srli s1, 48
+  .option norvc
+  sd s1, 1688(gp) /* sig 211 */
+  srli a0, s4, 27
+  sd a0, 1696(gp) /* sig 212 */
+  sra a2, t0, t0
+  sd a2, 1704(gp) /* sig 213 */
+.L16:
+  /* 133: cJump */
+  auipc s11, 0
+  addi s11, s11, 16
+  .option rvc
+  c.jalr s11
+  .option norvc
+  .option rvc
+  c.slli s6, 47
+  .option norvc
+  sd s6, 1712(gp) /* sig 214 */
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 1784(gp) /* sig 223 */
-  /* 141: fp */
-  li tp, 0xbfe5555555555555
-  fmv.d.x f14, tp
-  fsqrt.d f3, f14, rmm
-  fsd f3, 1792(gp) /* sig 224 */
-  frcsr s2
-  sd s2, 1800(gp) /* sig 225 */
-  /* 142: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f19, tp
-  li tp, 0xffffffffba4f9465
-  fmv.d.x f5, tp
-  fsgnjn.s f2, f19, f5
-  fsd f2, 1808(gp) /* sig 226 */
-  fsflags s4, zero
-  sd s4, 1816(gp) /* sig 227 */
-  /* 143: cMem */
+  sub s11, s11, tp
+  sd ra, 1720(gp) /* sig 215 */
+  sd s11, 1728(gp) /* sig 216 */
+  /* 134: branch */
+  bne t3, t3, .L17
   .option rvc
-  c.lwsp t5, 60(sp)
+  c.addi s8, -30
   .option norvc
-  sd t5, 1824(gp) /* sig 228 */
-  /* 144: mem */
-  lwu a4, 94(sp)
-  sd a4, 1832(gp) /* sig 229 */
+  sd s8, 1736(gp) /* sig 217 */
+.L17:
+  /* 135: amo */
+  li a0, 0x20
+  addi a2, sp, 112
+  amoadd.d t0, a0, (a2)
+  sub a2, a2, sp
+  sd t0, 1744(gp) /* sig 218 */
+  /* 136: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f3, tp
+  li tp, 0xffffffffcde7f577
+  fmv.d.x f23, tp
+  li tp, 0xffffffff7d521e89
+  fmv.d.x f19, tp
+  fnmsub.s f17, f3, f23, f19, rdn
+  fsd f17, 1752(gp) /* sig 219 */
+  frflags s7
+  sd s7, 1760(gp) /* sig 220 */
+  /* 137: fp */
+  li s0, 0x49
+  fmv.d.x f5, s0
+  fsd f5, 1768(gp) /* sig 221 */
+  fsflags a2, zero
+  sd a2, 1776(gp) /* sig 222 */
+  /* 138: luiAuipc */
+  auipc s1, 0x1
+  auipc tp, 0
+  sub s1, s1, tp
+  sd s1, 1784(gp) /* sig 223 */
+  /* 139: aluI */
+  srliw s6, t0, 24
+  sd s6, 1792(gp) /* sig 224 */
+  /* 140: branch */
+  li a2, 0xffffffffffffffea
+  li a5, 0xffffffffb5b95ff1
+  bltu a2, a5, .L18
+  rem s3, a2, s5
+  sd s3, 1800(gp) /* sig 225 */
+  mulhu t4, a1, s6
+  sd t4, 1808(gp) /* sig 226 */
+.L18:
+  /* 141: luiAuipc */
+  lui a3, 0x0
+  sd a3, 1816(gp) /* sig 227 */
+  /* 142: aluR */
+  li s4, 0x4000
+  mulw t4, s4, a5
+  sd t4, 1824(gp) /* sig 228 */
+  /* 143: mem */
+  addi ra, sp, -298
+  sb s6, 300(ra)
+  sub ra, ra, sp
+  /* 144: amo */
+  addi s2, sp, 16
+  amoor.w.aq s5, s4, (s2)
+  sub s2, s2, sp
+  sd s5, 1832(gp) /* sig 229 */
+  lw a3, 16(sp)
+  sd a3, 1840(gp) /* sig 230 */
   /* 145: fp */
-  li tp, 0xffffffff001086e1
-  fmv.d.x f4, tp
-  li tp, 0xfffffffffd026052
-  fmv.d.x f7, tp
-  fsgnjx.s f25, f4, f7
-  fsd f25, 1840(gp) /* sig 230 */
-  fsflags a7, zero
-  sd a7, 1848(gp) /* sig 231 */
-  /* 146: fp */
-  li tp, 0x1fe1e97e7d75ff
-  fmv.d.x f26, tp
-  fadd.d f29, f26, f19
-  fsd f29, 1856(gp) /* sig 232 */
-  frflags a5
-  sd a5, 1864(gp) /* sig 233 */
-  /* 147: fp */
-  fcvt.l.d a7, f27, rtz
-  sd a7, 1872(gp) /* sig 234 */
-  fsflags a7, zero
-  sd a7, 1880(gp) /* sig 235 */
+  fdiv.s f0, f30, f10, rdn
+  fsd f0, 1848(gp) /* sig 231 */
+  li s1, 0x1f
+  csrrc s8, fcsr, s1
+  sd s8, 1856(gp) /* sig 232 */
+  /* 146: fence */
+  fence
+  /* 147: amo */
+  addi a0, sp, 116
+  amoadd.w.aqrl s0, s1, (a0)
+  sub a0, a0, sp
+  sd s0, 1864(gp) /* sig 233 */
   /* 148: mem */
-  sd t4, 112(sp)
-  /* 149: branch */
-  bge t1, s7, .L22
-  remu t4, s5, ra
-  sd t4, 1888(gp) /* sig 236 */
+  li s9, 0xffffffff
+  sb s9, 17(sp)
+  /* 149: cSp */
+  .option rvc
+  c.addi4spn a5, sp, 404
+  .option norvc
+  sub a5, a5, sp
+  sd a5, 1872(gp) /* sig 234 */
+  /* 150: rand */
+  .2byte 0x8db1 /* random */
+  sd a1, 1880(gp) /* sig 235 */
+  .4byte 0x1199a13 /* random */
+  sd s4, 1888(gp) /* sig 236 */
+  /* 151: branch */
+  blt a5, t3, .L19
+  add t4, t6, s2
+  sd t4, 1896(gp) /* sig 237 */
+.L19:
+  /* 152: mem */
+  addi t3, sp, 36
+  lhu s4, -32(t3)
+  sd s4, 1904(gp) /* sig 238 */
+  sub t3, t3, sp
+  /* 153: loop */
+  li s9, 0x1
+.L20:
+  .option rvc
+  c.srli a2, 12
+  .option norvc
+  sd a2, 1912(gp) /* sig 239 */
+  .option rvc
+  c.srai a3, 40
+  .option norvc
+  sd a3, 1920(gp) /* sig 240 */
+  .option rvc
+  c.slli a1, 7
+  .option norvc
+  sd a1, 1928(gp) /* sig 241 */
+  addi s9, s9, -1
+  blt zero, s9, .L20
+  sd s9, 1936(gp) /* sig 242 */
+  addi gp, gp, 1944
+  /* 154: fmem */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f0, tp
+  fsd f0, 24(sp)
+  /* 155: cAlu */
+  .option rvc
+  c.andi a2, 14
+  .option norvc
+  sd a2, 0(gp) /* sig 243 */
+  /* 156: mem */
+  addi t2, sp, -198
+  lbu zero, 200(t2)
+  sd zero, 8(gp) /* sig 244 */
+  sub t2, t2, sp
+  /* 157: branch */
+  blt t1, a1, .L21
+  .option rvc
+  c.mv s3, t0
+  .option norvc
+  sd s3, 16(gp) /* sig 245 */
+  srli a7, s5, 0
+  sd a7, 24(gp) /* sig 246 */
+.L21:
+  /* 158: cAlu */
+  .option rvc
+  c.and a0, s1
+  .option norvc
+  sd a0, 32(gp) /* sig 247 */
+  /* 159: aluI */
+  addi t1, s1, 1365
+  sd t1, 40(gp) /* sig 248 */
+  /* 160: mem */
+  lwu a4, 94(sp)
+  sd a4, 48(gp) /* sig 249 */
+  /* 161: fp */
+  li tp, 0xffffffff4f000000
+  fmv.d.x f8, tp
+  fsgnj.s f25, f15, f8
+  fsd f25, 56(gp) /* sig 250 */
+  fsflags s2, zero
+  sd s2, 64(gp) /* sig 251 */
+  /* 162: fmem */
+  fsw f15, 35(sp)
+  /* 163: fcsr */
+  li a4, 0x0
+  csrrs zero, fflags, a4
+  sd zero, 72(gp) /* sig 252 */
+  /* 164: jal */
+  jal zero, .L22
+  slli a5, t1, 16
+  sd a5, 80(gp) /* sig 253 */
 .L22:
-  /* 150: branch */
-  li a2, 0x8001
-  li s8, 0x8001
-  bne a2, s8, .L23
-  sraw s3, t5, t5
-  sd s3, 1896(gp) /* sig 237 */
-  add a3, a6, s1
-  sd a3, 1904(gp) /* sig 238 */
+  sd zero, 88(gp) /* sig 254 */
+  /* 165: aluR */
+  li s11, 0x0
+  div s9, a7, s11
+  sd s9, 96(gp) /* sig 255 */
+  /* 166: branch */
+  bgeu t1, s1, .L23
+  sllw a3, s6, t2
+  sd a3, 104(gp) /* sig 256 */
+  sltiu t4, ra, -2048
+  sd t4, 112(gp) /* sig 257 */
+  sraw a6, a6, a0
+  sd a6, 120(gp) /* sig 258 */
 .L23:
-  /* 151: mem */
-  lhu s6, 62(sp)
-  sd s6, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 152: cMem */
+  /* 167: liSeed */
+  li a3, 0xffffffff7fffffff
+  sd a3, 128(gp) /* sig 259 */
+  /* 168: cBranch */
+  .option rvc
+  c.beqz a5, .L24
+  .option norvc
+  add a3, a6, s1
+  sd a3, 136(gp) /* sig 260 */
+  addw a6, t2, s3
+  sd a6, 144(gp) /* sig 261 */
+.L24:
+  /* 169: cMem */
   .option rvc
   c.lwsp a1, 60(sp)
   .option norvc
-  sd a1, 0(gp) /* sig 240 */
-  /* 153: aluI */
+  sd a1, 152(gp) /* sig 262 */
+  /* 170: aluI */
   li s10, 0x1bb00000
   slliw t2, s10, 16
-  sd t2, 8(gp) /* sig 241 */
-  /* 154: fp */
-  li tp, 0xffffffffcc00573b
-  fmv.d.x f24, tp
-  fadd.s f2, f24, f28, rne
-  fsd f2, 16(gp) /* sig 242 */
-  fsflags s11, zero
-  sd s11, 24(gp) /* sig 243 */
-  /* 155: mem */
-  addi s8, sp, 408
-  lh s11, -364(s8)
-  sd s11, 32(gp) /* sig 244 */
-  sub s8, s8, sp
-  /* 156: fp */
-  li tp, 0xffffffff80c5a289
-  fmv.d.x f27, tp
-  fsub.s f9, f6, f27, rtz
-  fsd f9, 40(gp) /* sig 245 */
-  fsflags s7, zero
-  sd s7, 48(gp) /* sig 246 */
-  /* 157: fp */
-  li tp, 0xbffc6aac86402b91
-  fmv.d.x f20, tp
-  li tp, 0x406ded72c2ac9f82
-  fmv.d.x f24, tp
-  li tp, 0x407a9388505311f5
-  fmv.d.x f22, tp
-  fnmadd.d f14, f20, f24, f22, dyn
-  fsd f14, 56(gp) /* sig 247 */
-  fsflags t6, zero
-  sd t6, 64(gp) /* sig 248 */
-  /* 158: branch */
-  bne s10, a1, .L24
-  mulhsu a4, a7, a1
-  sd a4, 72(gp) /* sig 249 */
-.L24:
-  /* 159: far */
-  jal s8, .L25
-.L26:
-  /* 160: luiAuipc */
+  sd t2, 160(gp) /* sig 263 */
+  /* 171: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f7, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f25, tp
+  fdiv.s f2, f7, f25, rmm
+  fsd f2, 168(gp) /* sig 264 */
+  fsflags s2, zero
+  sd s2, 176(gp) /* sig 265 */
+  /* 172: fp */
+  fmin.d f10, f5, f26
+  fsd f10, 184(gp) /* sig 266 */
+  frcsr s8
+  sd s8, 192(gp) /* sig 267 */
+  /* 173: fp */
+  fadd.s f9, f16, f14, rne
+  fsd f9, 200(gp) /* sig 268 */
+  frflags a1
+  sd a1, 208(gp) /* sig 269 */
+  /* 174: fp */
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f26, tp
+  li tp, 0xffffffff34f18495
+  fmv.d.x f30, tp
+  fmsub.s f16, f26, f24, f30, rmm
+  fsd f16, 216(gp) /* sig 270 */
+  fsflags a7, zero
+  sd a7, 224(gp) /* sig 271 */
+  /* 175: branch */
+  li a5, 0x7fffffffffffff
+  li a0, 0x7fffffffffffff
+  bne a5, a0, .L25
+  andi t3, t6, -1
+  sd t3, 232(gp) /* sig 272 */
+  srli a7, s1, 17
+  sd a7, 240(gp) /* sig 273 */
+.L25:
+  /* 176: luiAuipc */
   auipc s7, 0xc8eb8
   auipc tp, 0
   sub s7, s7, tp
-  sd s7, 96(gp) /* sig 252 */
-  /* 161: aluR */
+  sd s7, 248(gp) /* sig 274 */
+  /* 177: aluR */
   li t1, 0xfffffffffffffff6
   slt s5, s0, t1
-  sd s5, 104(gp) /* sig 253 */
-  /* 162: cMem */
+  sd s5, 256(gp) /* sig 275 */
+  /* 178: cMem */
   addi s0, sp, 32
   .option rvc
   c.fld f15, 8(s0)
   .option norvc
-  fsd f15, 112(gp) /* sig 254 */
+  fsd f15, 264(gp) /* sig 276 */
   sub s0, s0, sp
-  /* 163: fp */
-  fsqrt.s f4, f2, rtz
-  fsd f4, 120(gp) /* sig 255 */
-  fsflags s11, zero
-  sd s11, 128(gp) /* sig 256 */
-  /* 164: lrsc */
-  addi a3, sp, 132
-  sc.w.aq a7, zero, (a3)
-  sd a7, 136(gp) /* sig 257 */
-  sub a3, a3, sp
-  lw s5, 132(sp)
-  sd s5, 144(gp) /* sig 258 */
-  /* 165: aluR */
-  li s4, 0x5b8800000
-  sltu a2, s8, s4
-  sd a2, 152(gp) /* sig 259 */
-  /* 166: fp */
-  li tp, 0x4170000010000000
-  fmv.d.x f29, tp
-  fcvt.l.d a1, f29, rdn
-  sd a1, 160(gp) /* sig 260 */
-  fsflags t3, zero
-  sd t3, 168(gp) /* sig 261 */
-  /* 167: branch */
-  li t1, 0x40
-  li t2, 0x1f
-  beq t1, t2, .L27
-  remuw s5, t6, s1
-  sd s5, 176(gp) /* sig 262 */
-.L27:
-  /* 168: aluR */
-  srl s2, a0, zero
-  sd s2, 184(gp) /* sig 263 */
-  /* 169: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f21, tp
-  fsgnjn.s f18, f19, f21
-  fsd f18, 192(gp) /* sig 264 */
-  frflags t2
-  sd t2, 200(gp) /* sig 265 */
-  /* 170: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f9, tp
-  fsgnjn.d f3, f2, f9
-  fsd f3, 208(gp) /* sig 266 */
-  li s4, 0x1f
-  csrrc s9, fcsr, s4
-  sd s9, 216(gp) /* sig 267 */
-  /* 171: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f24, tp
-  fadd.s f28, f24, f19, rup
-  fsd f28, 224(gp) /* sig 268 */
-  frflags s11
-  sd s11, 232(gp) /* sig 269 */
-  /* 172: mem */
-  lh a7, 10(sp)
-  sd a7, 240(gp) /* sig 270 */
-  /* 173: cSp */
+  /* 179: fcsr */
+  csrrci t2, fflags, 15
+  sd t2, 272(gp) /* sig 277 */
+  /* 180: mem */
+  addi ra, sp, 561
+  sb a3, -548(ra)
+  sub ra, ra, sp
+  /* 181: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f10, tp
+  fcvt.l.d s8, f10, rtz
+  sd s8, 280(gp) /* sig 278 */
+  fsflags a7, zero
+  sd a7, 288(gp) /* sig 279 */
+  /* 182: fcsr */
+  csrrsi a6, fcsr, 20
+  sd a6, 296(gp) /* sig 280 */
+  /* 183: mem */
+  addi s6, sp, 122
+  lw zero, -21(s6)
+  sd zero, 304(gp) /* sig 281 */
+  sub s6, s6, sp
+  /* 184: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f10, tp
+  li tp, 0xc0b2adc5271f482f
+  fmv.d.x f25, tp
+  fadd.d f5, f10, f25, rmm
+  fsd f5, 312(gp) /* sig 282 */
+  li a3, 0x1f
+  csrrc t2, fcsr, a3
+  sd t2, 320(gp) /* sig 283 */
+  /* 185: branch */
+  beq ra, ra, .L26
   .option rvc
-  c.addi4spn a5, sp, 44
+  c.andi a5, 13
   .option norvc
-  sub a5, a5, sp
-  sd a5, 248(gp) /* sig 271 */
-  /* 174: jal */
-  jal a6, .L28
-.L28:
+  sd a5, 328(gp) /* sig 284 */
+.L26:
+  /* 186: fp */
+  li tp, 0xffffffff8382674d
+  fmv.d.x f0, tp
+  li tp, 0xffffffff80d6ce3b
+  fmv.d.x f15, tp
+  flt.s s6, f0, f15
+  sd s6, 336(gp) /* sig 285 */
+  frflags s10
+  sd s10, 344(gp) /* sig 286 */
+  /* 187: fp */
+  li s1, 0x800000000000000
+  fcvt.d.wu f7, s1
+  fsd f7, 352(gp) /* sig 287 */
+  frflags s11
+  sd s11, 360(gp) /* sig 288 */
+  /* 188: mem */
+  lh a7, 10(sp)
+  sd a7, 368(gp) /* sig 289 */
+  /* 189: cAlu */
+  .option rvc
+  c.mv t5, t0
+  .option norvc
+  sd t5, 376(gp) /* sig 290 */
+  /* 190: jal */
+  jal a6, .L27
+.L27:
   auipc tp, 0
   sub a6, a6, tp
-  sd a6, 256(gp) /* sig 272 */
-  /* 175: fcsr */
-  csrrci zero, fflags, 22
-  sd zero, 264(gp) /* sig 273 */
-  /* 176: fcsr */
-  csrrci a0, fcsr, 21
-  sd a0, 272(gp) /* sig 274 */
-  /* 177: fp */
-  li tp, 0xfffffffe2362d37c
-  fmv.d.x f2, tp
-  flt.s t0, f2, f8
-  sd t0, 280(gp) /* sig 275 */
-  frflags t1
-  sd t1, 288(gp) /* sig 276 */
-  /* 178: fp */
-  li tp, 0xe9cf44e970d652cd
-  fmv.d.x f26, tp
-  li tp, 0x3e6e7f8ad85ab734
-  fmv.d.x f25, tp
-  fmax.d f1, f26, f25
-  fsd f1, 296(gp) /* sig 277 */
-  fsflags a2, zero
-  sd a2, 304(gp) /* sig 278 */
-  /* 179: branch */
-  beq t1, t1, .L29
+  sd a6, 384(gp) /* sig 291 */
+  /* 191: fence */
+  fence
+  /* 192: aluI */
+  xori t5, s8, -971
+  sd t5, 392(gp) /* sig 292 */
+  /* 193: fp */
+  li t0, 0xaaaaaaaaaaaaaaaa
+  fcvt.s.l f21, t0, dyn
+  fsd f21, 400(gp) /* sig 293 */
+  fsflags s3, zero
+  sd s3, 408(gp) /* sig 294 */
+  /* 194: cJump */
+  auipc a4, 0
+  addi a4, a4, 10
   .option rvc
-  c.slli s7, 48
+  c.jr a4
   .option norvc
-  sd s7, 312(gp) /* sig 279 */
-.L29:
-  /* 180: fcsr */
-  li s6, 0x0
-  csrrc t6, fcsr, s6
-  sd t6, 320(gp) /* sig 280 */
-  /* 181: fp */
-  fcvt.s.lu f21, s7, rmm
-  fsd f21, 328(gp) /* sig 281 */
-  fsflags t2, zero
-  sd t2, 336(gp) /* sig 282 */
-  /* 182: fcsr */
-  csrrwi t2, fflags, 16
-  sd t2, 344(gp) /* sig 283 */
-  /* 183: amo */
-  li s3, 0xaaaaaaaaaaaaaaaa
-  addi s11, sp, 248
-  amomax.w.rl s10, s3, (s11)
-  sub s11, s11, sp
-  sd s10, 352(gp) /* sig 284 */
-  /* 184: fp */
-  li tp, 0xffffffff40200000
-  fmv.d.x f21, tp
-  fcvt.d.s f0, f21
-  fsd f0, 360(gp) /* sig 285 */
-  fsflags s5, zero
-  sd s5, 368(gp) /* sig 286 */
-  /* 185: fp */
-  li tp, 0xffffffff3f8b7463
-  fmv.d.x f28, tp
-  li tp, 0xffffffff00757c7b
-  fmv.d.x f29, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f14, tp
-  fmadd.s f22, f28, f29, f14, dyn
-  fsd f22, 376(gp) /* sig 287 */
-  fsflags a0, zero
-  sd a0, 384(gp) /* sig 288 */
-  /* 186: luiAuipc */
-  auipc a3, 0x14e21
   auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 392(gp) /* sig 289 */
-  /* 187: fp */
-  li tp, 0x3ff079f17ecd5198
-  fmv.d.x f12, tp
-  li tp, 0x7fef132a0b1cfe3e
-  fmv.d.x f30, tp
-  fmul.d f0, f12, f30, rtz
-  fsd f0, 400(gp) /* sig 290 */
-  frcsr a7
-  sd a7, 408(gp) /* sig 291 */
-  /* 188: aluI */
-  li s5, 0xfffffffffffff800
-  addi s2, s5, 600
-  sd s2, 416(gp) /* sig 292 */
-  /* 189: amo */
-  addi a2, sp, 172
-  amoadd.w.aq s4, t2, (a2)
-  sub a2, a2, sp
-  sd s4, 424(gp) /* sig 293 */
-  lw s5, 172(sp)
-  sd s5, 432(gp) /* sig 294 */
-  /* 190: fp */
-  li tp, 0xffffffffbf861d61
-  fmv.d.x f8, tp
-  li tp, 0xffffffff007a29fc
-  fmv.d.x f7, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f25, tp
-  fnmsub.s f13, f8, f7, f25, rup
-  fsd f13, 440(gp) /* sig 295 */
-  fsflags s0, zero
-  sd s0, 448(gp) /* sig 296 */
-  /* 191: branch */
-  bge a2, zero, .L30
-  .option rvc
-  c.mv s10, s0
-  .option norvc
-  sd s10, 456(gp) /* sig 297 */
-  .option rvc
-  c.li a7, 24
-  .option norvc
-  sd a7, 464(gp) /* sig 298 */
-.L30:
-  /* 192: lrsc */
-  addi a6, sp, 248
-  lr.d zero, (a6)
-  sc.d a5, s0, (a6)
-  sd zero, 472(gp) /* sig 299 */
-  sd a5, 480(gp) /* sig 300 */
-  sub a6, a6, sp
-  ld a1, 248(sp)
-  sd a1, 488(gp) /* sig 301 */
-  /* 193: cMem */
-  addi a0, sp, 96
-  .option rvc
-  c.fsd f13, 72(a0)
-  .option norvc
-  sub a0, a0, sp
-  /* 194: fp */
-  li t4, 0x7ffffff
-  fcvt.s.lu f29, t4, rtz
-  fsd f29, 496(gp) /* sig 302 */
-  fsflags s8, zero
-  sd s8, 504(gp) /* sig 303 */
-  /* 195: cSp */
-  .option rvc
-  c.addi4spn a0, sp, 192
-  .option norvc
-  sub a0, a0, sp
-  sd a0, 512(gp) /* sig 304 */
+  sub a4, a4, tp
+  sd a4, 416(gp) /* sig 295 */
+  /* 195: fp */
+  li tp, 0xffffffff7986556f
+  fmv.d.x f26, tp
+  fmul.s f8, f26, f15, rtz
+  fsd f8, 424(gp) /* sig 296 */
+  fsflags a7, zero
+  sd a7, 432(gp) /* sig 297 */
   /* 196: luiAuipc */
-  lui t2, 0xdee9a
-  sd t2, 520(gp) /* sig 305 */
-  /* 197: fmem */
+  lui t1, 0xcc751
+  sd t1, 440(gp) /* sig 298 */
+  /* 197: mem */
+  addi s4, sp, 364
+  sh t6, -172(s4)
+  sub s4, s4, sp
+  /* 198: rand */
+  .4byte 0xc2db79d3 /* random */
+  sd s3, 448(gp) /* sig 299 */
+  fsd f19, 456(gp) /* sig 300 */
+  frcsr s7
+  sd s7, 464(gp) /* sig 301 */
+  /* 199: fp */
+  li tp, 0xffffffff4effffff
+  fmv.d.x f8, tp
+  li tp, 0xffffffffd3bed146
+  fmv.d.x f23, tp
+  fle.s t2, f8, f23
+  sd t2, 472(gp) /* sig 302 */
+  frflags s10
+  sd s10, 480(gp) /* sig 303 */
+  /* 200: far */
+  jal t6, .L28
+.L29:
+  /* 201: luiAuipc */
+  lui s0, 0x1
+  sd s0, 520(gp) /* sig 308 */
+  /* 202: aluR */
+  and ra, t1, t4
+  sd ra, 528(gp) /* sig 309 */
+  /* 203: fcsr */
+  csrrci s6, fcsr, 7
+  sd s6, 536(gp) /* sig 310 */
+  /* 204: fp */
+  fsgnj.s f9, f9, f14
+  fsd f9, 544(gp) /* sig 311 */
+  fsflags s1, zero
+  sd s1, 552(gp) /* sig 312 */
+  /* 205: fence */
+  fence.i
+  /* 206: cAlu */
+  .option rvc
+  c.xor a2, s0
+  .option norvc
+  sd a2, 560(gp) /* sig 313 */
+  /* 207: cAlu */
+  .option rvc
+  c.sub a0, a2
+  .option norvc
+  sd a0, 568(gp) /* sig 314 */
+  /* 208: amo */
+  li t5, 0x3f
+  addi s5, sp, 68
+  amoor.w.aq s9, t5, (s5)
+  sub s5, s5, sp
+  sd s9, 576(gp) /* sig 315 */
+  /* 209: mem */
+  addi t3, sp, 400
+  lb t0, -375(t3)
+  sd t0, 584(gp) /* sig 316 */
+  sub t3, t3, sp
+  /* 210: branch */
+  blt s6, s6, .L30
+  srai s0, s10, 1
+  sd s0, 592(gp) /* sig 317 */
+  .option rvc
+  c.addw a3, a1
+  .option norvc
+  sd a3, 600(gp) /* sig 318 */
+.L30:
+  /* 211: aluR */
+  li s5, 0x18fa000
+  xor s1, s5, a7
+  sd s1, 608(gp) /* sig 319 */
+  /* 212: fp */
+  fsub.d f13, f10, f24, rup
+  fsd f13, 616(gp) /* sig 320 */
+  fsflags t3, zero
+  sd t3, 624(gp) /* sig 321 */
+  /* 213: fcsr */
+  csrrci t3, frm, 11
+  sd t3, 632(gp) /* sig 322 */
+  /* 214: fp */
+  fmv.x.d a0, f4
+  sd a0, 640(gp) /* sig 323 */
+  fsflags t3, zero
+  sd t3, 648(gp) /* sig 324 */
+  /* 215: fmem */
   li tp, 0x8061a722c37e401e
   fmv.d.x f0, tp
   fsd f0, 72(sp)
-  /* 198: fmem */
+  /* 216: fmem */
   flw f18, 80(sp)
-  fsd f18, 528(gp) /* sig 306 */
-  /* 199: fp */
-  li tp, 0xffffffffb20819e6
-  fmv.d.x f12, tp
-  fmin.d f27, f12, f8
-  fsd f27, 536(gp) /* sig 307 */
-  frflags a0
-  sd a0, 544(gp) /* sig 308 */
-  j .L31
-.L25:
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 80(gp) /* sig 250 */
-  .option rvc
-  c.srai a3, 46
-  .option norvc
-  sd a3, 88(gp) /* sig 251 */
-  beq zero, zero, .L26
+  fsd f18, 656(gp) /* sig 325 */
+  /* 217: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f9, tp
+  li tp, 0x0
+  fmv.d.x f19, tp
+  fmin.d f27, f9, f19
+  fsd f27, 664(gp) /* sig 326 */
+  fsflags s4, zero
+  sd s4, 672(gp) /* sig 327 */
+  /* 218: smc */
+  /* patches in xori s7, s3, 56 (then imm + 1, ...) */
+  li a0, 0x389cb93
+  li s4, 0x3
 .L31:
-  /* 200: fp */
-  li tp, 0xffffffff4b800001
-  fmv.d.x f25, tp
-  fsgnjn.s f19, f25, f27
-  fsd f19, 552(gp) /* sig 309 */
-  fsflags ra, zero
-  sd ra, 560(gp) /* sig 310 */
-  /* 201: cJump */
-  auipc t0, 0
-  addi t0, t0, 10
+  auipc s10, 0
+  sw a0, 12(s10)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a0, a0, tp
+  addi s4, s4, -1
+  bne s4, zero, .L31
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s7, 680(gp) /* sig 328 */
+  sd s10, 688(gp) /* sig 329 */
+  /* 219: aluR */
+  li t3, 0x8000000000000001
+  sltu zero, t3, s11
+  sd zero, 696(gp) /* sig 330 */
+  /* 220: aluR */
+  li a1, 0x1fe07a00a136dc35
+  li s6, 0x7db000
+  xor t2, a1, s6
+  sd t2, 704(gp) /* sig 331 */
+  /* 221: cJump */
+  auipc s9, 0
+  addi s9, s9, 10
   .option rvc
-  c.jalr t0
+  c.jr s9
   .option norvc
   auipc tp, 0
-  sub ra, ra, tp
-  sub t0, t0, tp
-  sd ra, 568(gp) /* sig 311 */
-  sd t0, 576(gp) /* sig 312 */
-  /* 202: fence */
-  fence rw, rw
-  /* 203: branch */
-  bge t2, t2, .L32
-  divw t2, a0, s11
-  sd t2, 584(gp) /* sig 313 */
+  sub s9, s9, tp
+  sd s9, 712(gp) /* sig 332 */
+  /* 222: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f4, tp
+  li tp, 0xffffffff007fffff
+  fmv.d.x f25, tp
+  fmadd.s f21, f28, f4, f25, rup
+  fsd f21, 720(gp) /* sig 333 */
+  fsflags a4, zero
+  sd a4, 728(gp) /* sig 334 */
+  /* 223: cSp */
   .option rvc
-  c.mv s6, a2
+  c.addi16sp sp, 496
   .option norvc
-  sd s6, 592(gp) /* sig 314 */
-.L32:
-  /* 204: fp */
-  fcvt.wu.d t1, f11, rtz
-  sd t1, 600(gp) /* sig 315 */
-  fsflags a1, zero
-  sd a1, 608(gp) /* sig 316 */
-  /* 205: cMem */
+  ld a0, -320(sp)
+  sd a0, 736(gp) /* sig 335 */
   .option rvc
-  c.lwsp a6, 56(sp)
+  c.addi16sp sp, -496
   .option norvc
-  sd a6, 616(gp) /* sig 317 */
-  /* 206: aluI */
-  li s5, 0xff
-  slliw s3, s5, 31
-  sd s3, 624(gp) /* sig 318 */
-  /* 207: cMem */
+  /* 224: liSeed */
+  li s11, 0xff
+  sd s11, 744(gp) /* sig 336 */
+  /* 225: cMem */
   addi a4, sp, 0
   .option rvc
   c.lw s1, 0(a4)
   .option norvc
-  sd s1, 632(gp) /* sig 319 */
+  sd s1, 752(gp) /* sig 337 */
   sub a4, a4, sp
-  /* 208: branch */
+  /* 226: branch */
   li a1, 0x31e00000000000
-  bne zero, a1, .L33
+  bne zero, a1, .L32
   .option rvc
   c.sub s0, a2
   .option norvc
-  sd s0, 640(gp) /* sig 320 */
+  sd s0, 760(gp) /* sig 338 */
   .option rvc
   c.slli a6, 4
   .option norvc
-  sd a6, 648(gp) /* sig 321 */
-.L33:
-  /* 209: branch */
-  bne ra, s1, .L34
+  sd a6, 768(gp) /* sig 339 */
+.L32:
+  /* 227: branch */
+  bne ra, s1, .L33
   .option rvc
   c.srli a1, 36
   .option norvc
-  sd a1, 656(gp) /* sig 322 */
+  sd a1, 776(gp) /* sig 340 */
   .option rvc
   c.addiw ra, -17
   .option norvc
-  sd ra, 664(gp) /* sig 323 */
-.L34:
-  /* 210: branch */
-  blt a1, s0, .L35
+  sd ra, 784(gp) /* sig 341 */
+.L33:
+  /* 228: branch */
+  blt a1, s0, .L34
   .option rvc
   c.xor a3, s0
   .option norvc
-  sd a3, 672(gp) /* sig 324 */
+  sd a3, 792(gp) /* sig 342 */
   divuw t5, t4, a7
-  sd t5, 680(gp) /* sig 325 */
+  sd t5, 800(gp) /* sig 343 */
   .option rvc
   c.mv a6, s8
   .option norvc
-  sd a6, 688(gp) /* sig 326 */
-.L35:
-  /* 211: fp */
-  fnmsub.s f24, f21, f10, f20, rdn
-  fsd f24, 696(gp) /* sig 327 */
-  fsflags t5, zero
-  sd t5, 704(gp) /* sig 328 */
-  /* 212: mem */
-  addi a4, sp, 348
-  lb a5, -234(a4)
-  sd a5, 712(gp) /* sig 329 */
-  sub a4, a4, sp
-  /* 213: lrsc */
-  addi a7, sp, 64
-  lr.w.rl a0, (a7)
-  sc.w.aq s7, t0, (a7)
-  sd a0, 720(gp) /* sig 330 */
-  sd s7, 728(gp) /* sig 331 */
-  sc.w.aq s7, zero, (a7)
-  sd s7, 736(gp) /* sig 332 */
-  sub a7, a7, sp
-  lw zero, 64(sp)
-  sd zero, 744(gp) /* sig 333 */
-  /* 214: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f5, tp
-  fle.s a4, f5, f5
-  sd a4, 752(gp) /* sig 334 */
-  frflags t4
-  sd t4, 760(gp) /* sig 335 */
-  /* 215: cBranch */
-  .option rvc
-  c.bnez a0, .L36
-  .option norvc
-  .option rvc
-  c.or s1, a3
-  .option norvc
-  sd s1, 768(gp) /* sig 336 */
-.L36:
-  /* 216: branch */
-  bgeu t4, s2, .L37
+  sd a6, 808(gp) /* sig 344 */
+.L34:
+  /* 229: fp */
+  li tp, 0xffffffffc455e4eb
+  fmv.d.x f29, tp
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f30, tp
+  li tp, 0xffffffffbd4a55f7
+  fmv.d.x f13, tp
+  fnmadd.s f24, f29, f30, f13, rtz
+  fsd f24, 816(gp) /* sig 345 */
+  fsflags a1, zero
+  sd a1, 824(gp) /* sig 346 */
+  /* 230: mem */
+  addi a0, sp, 54
+  lh s3, 28(a0)
+  sd s3, 832(gp) /* sig 347 */
+  sub a0, a0, sp
+  /* 231: aluR */
+  subw s3, zero, s7
+  sd s3, 840(gp) /* sig 348 */
+  /* 232: fmem */
+  fld f29, 104(sp)
+  fsd f29, 848(gp) /* sig 349 */
+  /* 233: fp */
+  li tp, 0xffffffff2622b6ef
+  fmv.d.x f27, tp
+  fsqrt.s f21, f27, rne
+  fsd f21, 856(gp) /* sig 350 */
+  frcsr a7
+  sd a7, 864(gp) /* sig 351 */
+  /* 234: branch */
+  bgeu t4, s2, .L35
   .option rvc
   c.mv s1, a5
   .option norvc
-  sd s1, 776(gp) /* sig 337 */
+  sd s1, 872(gp) /* sig 352 */
   subw s8, a1, t3
-  sd s8, 784(gp) /* sig 338 */
-.L37:
-  /* 217: aluR */
+  sd s8, 880(gp) /* sig 353 */
+.L35:
+  /* 235: aluR */
   addw a4, a7, a5
-  sd a4, 792(gp) /* sig 339 */
-  /* 218: amo */
+  sd a4, 888(gp) /* sig 354 */
+  /* 236: amo */
   addi s7, sp, 104
   amoswap.d.aqrl a5, t6, (s7)
   sub s7, s7, sp
-  sd a5, 800(gp) /* sig 340 */
+  sd a5, 896(gp) /* sig 355 */
   ld s3, 104(sp)
-  sd s3, 808(gp) /* sig 341 */
-  /* 219: mem */
+  sd s3, 904(gp) /* sig 356 */
+  /* 237: mem */
   lh t6, 208(sp)
-  sd t6, 816(gp) /* sig 342 */
-  /* 220: aluI */
+  sd t6, 912(gp) /* sig 357 */
+  /* 238: aluI */
   li s2, 0xff
   slli a4, s2, 20
-  sd a4, 824(gp) /* sig 343 */
-  /* 221: cMem */
+  sd a4, 920(gp) /* sig 358 */
+  /* 239: cMem */
   .option rvc
   c.lwsp t6, 4(sp)
   .option norvc
-  sd t6, 832(gp) /* sig 344 */
-  /* 222: branch */
+  sd t6, 928(gp) /* sig 359 */
+  /* 240: branch */
   li s9, 0x585a8957
   li s10, 0x800000000000000
-  blt s9, s10, .L38
+  blt s9, s10, .L36
   .option rvc
   c.srai a3, 45
   .option norvc
-  sd a3, 840(gp) /* sig 345 */
+  sd a3, 936(gp) /* sig 360 */
   slliw zero, a3, 8
-  sd zero, 848(gp) /* sig 346 */
+  sd zero, 944(gp) /* sig 361 */
   xor s4, s2, s2
-  sd s4, 856(gp) /* sig 347 */
-.L38:
-  /* 223: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f31, tp
-  li tp, 0xffffffff3f800001
-  fmv.d.x f7, tp
-  fnmadd.s f13, f3, f31, f7
-  fsd f13, 864(gp) /* sig 348 */
-  frflags s2
-  sd s2, 872(gp) /* sig 349 */
-  /* 224: fp */
-  li tp, 0xffffffff4affffff
-  fmv.d.x f4, tp
-  fcvt.d.s f0, f4
-  fsd f0, 880(gp) /* sig 350 */
-  frflags s6
-  sd s6, 888(gp) /* sig 351 */
-  /* 225: fp */
-  fmv.w.x f18, zero
-  fsd f18, 896(gp) /* sig 352 */
-  fsflags s10, zero
-  sd s10, 904(gp) /* sig 353 */
-  /* 226: mem */
-  addi t6, sp, 288
-  lb ra, -280(t6)
-  sd ra, 912(gp) /* sig 354 */
-  sub t6, t6, sp
-  /* 227: amo */
-  addi a0, sp, 184
-  amominu.w s0, zero, (a0)
-  sub a0, a0, sp
-  sd s0, 920(gp) /* sig 355 */
-  lw a7, 184(sp)
-  sd a7, 928(gp) /* sig 356 */
-  /* 228: fmem */
-  fld f23, 120(sp)
-  fsd f23, 936(gp) /* sig 357 */
-  /* 229: fcsr */
-  csrrwi zero, frm, 0
-  sd zero, 944(gp) /* sig 358 */
-  /* 230: fp */
-  fmin.s f27, f12, f26
-  fsd f27, 952(gp) /* sig 359 */
-  fsflags s4, zero
-  sd s4, 960(gp) /* sig 360 */
-  /* 231: aluR */
-  mulhsu a1, t3, s7
-  sd a1, 968(gp) /* sig 361 */
-  /* 232: fp */
-  li tp, 0xffffffff3f02d009
-  fmv.d.x f8, tp
-  fnmadd.s f12, f15, f15, f8, rup
-  fsd f12, 976(gp) /* sig 362 */
-  frflags a7
-  sd a7, 984(gp) /* sig 363 */
-  /* 233: fp */
-  fsqrt.d f19, f14, rup
-  fsd f19, 992(gp) /* sig 364 */
-  frflags s4
-  sd s4, 1000(gp) /* sig 365 */
-  /* 234: fp */
-  li tp, 0x41cf007997f62dcd
+  sd s4, 952(gp) /* sig 362 */
+.L36:
+  /* 241: fp */
+  li tp, 0xffffffff00e20251
   fmv.d.x f15, tp
-  li tp, 0xc1e0000000100000
-  fmv.d.x f23, tp
-  fmul.d f0, f15, f23, rup
-  fsd f0, 1008(gp) /* sig 366 */
-  frflags s6
-  sd s6, 1016(gp) /* sig 367 */
-  /* 235: aluR */
-  divu ra, s8, zero
-  sd ra, 1024(gp) /* sig 368 */
-  /* 236: amo */
-  addi s4, sp, 180
-  amomaxu.w.aq s5, a3, (s4)
-  sub s4, s4, sp
-  sd s5, 1032(gp) /* sig 369 */
-  lw a2, 180(sp)
-  sd a2, 1040(gp) /* sig 370 */
-  /* 237: cAlu */
+  fmadd.s f13, f26, f15, f7, rdn
+  fsd f13, 960(gp) /* sig 363 */
+  fsflags s6, zero
+  sd s6, 968(gp) /* sig 364 */
+  /* 242: aluR */
+  mulw s6, a6, t5
+  sd s6, 976(gp) /* sig 365 */
+  /* 243: fp */
+  li a3, 0x123456789abcdef
+  fcvt.s.lu f27, a3, dyn
+  fsd f27, 984(gp) /* sig 366 */
+  csrrci ra, fflags, 0x1f
+  sd ra, 992(gp) /* sig 367 */
+  /* 244: rand */
+  .4byte 0x43628dbb /* random */
+  sd s11, 1000(gp) /* sig 368 */
+  .2byte 0x8 /* random */
+  /* 245: cAlu */
   .option rvc
-  c.and a5, a2
+  c.srli a1, 6
   .option norvc
-  sd a5, 1048(gp) /* sig 371 */
-  /* 238: fmem */
-  flw f16, 32(sp)
-  fsd f16, 1056(gp) /* sig 372 */
-  /* 239: fp */
-  fsqrt.s f9, f2, rtz
-  fsd f9, 1064(gp) /* sig 373 */
-  csrrci s7, fflags, 0x1f
-  sd s7, 1072(gp) /* sig 374 */
-  /* 240: cBranch */
-  li a5, 0x4003597633a99722
+  sd a1, 1008(gp) /* sig 369 */
+  /* 246: cAlu */
   .option rvc
-  c.beqz a5, .L39
+  c.mv a3, a6
   .option norvc
-  slti s6, t0, 1365
-  sd s6, 1080(gp) /* sig 375 */
-  and a4, a6, s9
-  sd a4, 1088(gp) /* sig 376 */
-.L39:
-  /* 241: cMem */
-  .option rvc
-  c.fsdsp f24, 168(sp)
-  .option norvc
-  /* 242: fp */
-  li tp, 0x368ff868bf4d956a
-  fmv.d.x f9, tp
-  fsgnj.d f13, f9, f28
-  fsd f13, 1096(gp) /* sig 377 */
-  fsflags s1, zero
-  sd s1, 1104(gp) /* sig 378 */
-  /* 243: jal */
-  jal s10, .L40
-  .option rvc
-  c.slli s7, 5
-  .option norvc
-  sd s7, 1112(gp) /* sig 379 */
-  or a1, ra, s6
-  sd a1, 1120(gp) /* sig 380 */
-.L40:
-  auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 1128(gp) /* sig 381 */
-  /* 244: aluI */
-  ori s6, zero, -1723
-  sd s6, 1136(gp) /* sig 382 */
-  /* 245: fp */
-  li tp, 0x411c33f50ac3fda7
-  fmv.d.x f18, tp
-  flt.d t5, f18, f18
-  sd t5, 1144(gp) /* sig 383 */
-  fsflags a2, zero
-  sd a2, 1152(gp) /* sig 384 */
-  /* 246: fp */
-  li tp, 0x2b389404267ef0a4
-  fmv.d.x f23, tp
-  fmv.x.d zero, f23
-  sd zero, 1160(gp) /* sig 385 */
-  fsflags s3, zero
-  sd s3, 1168(gp) /* sig 386 */
-  /* 247: aluR */
-  and a0, s2, s1
-  sd a0, 1176(gp) /* sig 387 */
-  /* 248: branch */
-  bgeu a1, a1, .L41
-  mulhu t4, s0, s2
-  sd t4, 1184(gp) /* sig 388 */
-.L41:
-  /* 249: fp */
-  li tp, 0xc28f31a0f177f572
-  fmv.d.x f10, tp
-  fmin.d f20, f17, f10
-  fsd f20, 1192(gp) /* sig 389 */
-  li t0, 0x1f
-  csrrc t0, fcsr, t0
-  sd t0, 1200(gp) /* sig 390 */
-  /* 250: fp */
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f14, tp
-  li tp, 0xffffffff4f7fffff
-  fmv.d.x f9, tp
-  feq.s s4, f14, f9
-  sd s4, 1208(gp) /* sig 391 */
-  fsflags t1, zero
-  sd t1, 1216(gp) /* sig 392 */
-  /* 251: fp */
-  li tp, 0xffffffff04adf124
-  fmv.d.x f11, tp
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f6, tp
-  fsub.s f22, f11, f6, rup
-  fsd f22, 1224(gp) /* sig 393 */
-  frcsr s8
-  sd s8, 1232(gp) /* sig 394 */
-  /* 252: fmem */
-  fsd f5, 136(sp)
-  /* 253: cAlu */
-  .option rvc
-  c.add s10, t3
-  .option norvc
-  sd s10, 1240(gp) /* sig 395 */
-  /* 254: mem */
-  addi s10, sp, 575
-  ld t2, -463(s10)
-  sd t2, 1248(gp) /* sig 396 */
-  sub s10, s10, sp
-  /* 255: fp */
-  li tp, 0x29c9bce2d1988e
-  fmv.d.x f14, tp
-  fadd.d f24, f14, f25, rup
-  fsd f24, 1256(gp) /* sig 397 */
-  li t5, 0x1f
-  csrrc s5, fcsr, t5
-  sd s5, 1264(gp) /* sig 398 */
-  /* 256: fp */
-  li tp, 0xffffffff4b800001
+  sd a3, 1016(gp) /* sig 370 */
+  /* 247: fence */
+  fence
+  /* 248: fp */
+  li tp, 0x8000000000000001
   fmv.d.x f28, tp
-  li tp, 0xffffffff448ea815
-  fmv.d.x f6, tp
-  fmadd.s f27, f28, f6, f6, rmm
-  fsd f27, 1272(gp) /* sig 399 */
-  fsflags ra, zero
-  sd ra, 1280(gp) /* sig 400 */
-  /* 257: fp */
-  li tp, 0x419e5bac74482ebb
-  fmv.d.x f18, tp
-  fcvt.lu.d s1, f18, rup
-  sd s1, 1288(gp) /* sig 401 */
-  li t4, 0x1f
-  csrrc a0, fcsr, t4
-  sd a0, 1296(gp) /* sig 402 */
-  /* 258: fp */
-  li tp, 0xc1e0000000200000
-  fmv.d.x f20, tp
-  fcvt.l.d a4, f20
-  sd a4, 1304(gp) /* sig 403 */
+  li tp, 0x0
+  fmv.d.x f11, tp
+  fsgnjx.d f8, f28, f11
+  fsd f8, 1024(gp) /* sig 371 */
+  li s10, 0x1f
+  csrrc a5, fcsr, s10
+  sd a5, 1032(gp) /* sig 372 */
+  /* 249: fcsr */
+  li t2, 0x0
+  csrrs s2, fflags, t2
+  sd s2, 1040(gp) /* sig 373 */
+  /* 250: mem */
+  addi a7, sp, 177
+  ld a2, -33(a7)
+  sd a2, 1048(gp) /* sig 374 */
+  sub a7, a7, sp
+  /* 251: cAlu */
+  .option rvc
+  c.sub a0, a3
+  .option norvc
+  sd a0, 1056(gp) /* sig 375 */
+  /* 252: cAlu */
+  .option rvc
+  c.li s4, -22
+  .option norvc
+  sd s4, 1064(gp) /* sig 376 */
+  /* 253: amo */
+  li s11, 0x13
+  addi s0, sp, 152
+  amoor.d.rl s1, s11, (s0)
+  sub s0, s0, sp
+  sd s1, 1072(gp) /* sig 377 */
+  /* 254: fp */
+  li tp, 0xc3e0000000000000
+  fmv.d.x f27, tp
+  fsub.d f0, f15, f27, rne
+  fsd f0, 1080(gp) /* sig 378 */
   fsflags s0, zero
-  sd s0, 1312(gp) /* sig 404 */
-  /* 259: fp */
-  fcvt.d.w f13, s4
-  fsd f13, 1320(gp) /* sig 405 */
-  fsflags a0, zero
-  sd a0, 1328(gp) /* sig 406 */
+  sd s0, 1088(gp) /* sig 379 */
+  /* 255: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f0, tp
+  fcvt.l.s s8, f0
+  sd s8, 1096(gp) /* sig 380 */
+  fsflags s2, zero
+  sd s2, 1104(gp) /* sig 381 */
+  /* 256: mem */
+  sh s4, 151(sp)
+  /* 257: aluR */
+  remw s5, a7, t4
+  sd s5, 1112(gp) /* sig 382 */
+  /* 258: branch */
+  li t0, 0x2
+  li s8, 0xff
+  bge t0, s8, .L37
+  .option rvc
+  c.slli a6, 16
+  .option norvc
+  sd a6, 1120(gp) /* sig 383 */
+.L37:
+  /* 259: cBranch */
+  .option rvc
+  c.bnez a4, .L38
+  .option norvc
+  .option rvc
+  c.li s0, 11
+  .option norvc
+  sd s0, 1128(gp) /* sig 384 */
+  sltu s5, t2, s7
+  sd s5, 1136(gp) /* sig 385 */
+.L38:
+  j .L39
+.L28:
+  auipc tp, 0
+  sub t6, t6, tp
+  sd t6, 488(gp) /* sig 304 */
+  add s8, s6, t1
+  sd s8, 496(gp) /* sig 305 */
+  sraiw s7, t4, 29
+  sd s7, 504(gp) /* sig 306 */
+  sraiw t2, a6, 27
+  sd t2, 512(gp) /* sig 307 */
+  j .L29
+.L39:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xfffb731dc0a1b3d9
-  .dword 0x63a10835b581230a
-  .dword 0x3a2f96c8da21645a
-  .dword 0xbf49ed115b9abcd5
-  .dword 0x7fefffffffffffff
-  .dword 0x5344d68bf4b20826
-  .dword 0xd8168d4b47e6123b
-  .dword 0xffffffff37f1d4e5
-  .dword 0xffffffff6d1d7f0d
-  .dword 0x7fffffffffffffff
-  .dword 0x3fe0000000000000
-  .dword 0x8000000000000001
-  .dword 0xffffffffbff9c765
-  .dword 0x61
-  .dword 0x3f8ae579fc750952
-  .dword 0xffffffff7f7fffff
-  .dword 0xdf9b6203a1c7531a
-  .dword 0x10000000000000
-  .dword 0x2087ce6e5f053af4
-  .dword 0x809791b85ef5f586
-  .dword 0x3435735c00a3f4de
-  .dword 0x38bea64ce9eabd3f
-  .dword 0x45
-  .dword 0xffffffffc0900000
-  .dword 0xffffffffc26ec370
-  .dword 0x3d7a9470efb7d325
-  .dword 0xffffffff32f488a9
-  .dword 0xffffffff00800000
-  .dword 0x76f17c38f72dcba2
-  .dword 0xffffffffff7fffff
+  .dword 0xe08a536e5e00c511
+  .dword 0x80d46e506dcf8417
+  .dword 0xfff0000000000000
   .dword 0xbfe0000000000000
-  .dword 0xffffffff3f7fffff
+  .dword 0xe6bf9654fa128318
+  .dword 0x8000000000000000
+  .dword 0xe6bd10bae9635f1d
+  .dword 0x17c0454d6f8495
+  .dword 0xffffffff3940eed1
+  .dword 0xffffffffffc00000
+  .dword 0xffffffffdf000000
+  .dword 0x4250000
+  .dword 0xffffffffb6c3fda7
+  .dword 0xffffffff7fc00000
+  .dword 0x5555555555555555
+  .dword 0x1a56e1fc2f8f359
+  .dword 0x3ff
+  .dword 0xffffffff007fffff
+  .dword 0x3fa5d9ee3a6b5f15
+  .dword 0x9863b77b245e221b
+  .dword 0xb965984f47dabd9b
+  .dword 0x3d715931a57e8320
+  .dword 0x80000001
+  .dword 0xffffffff80bab47c
+  .dword 0xfffffffff9f7f572
+  .dword 0xc835131df2668a1
+  .dword 0xffffffffc135ce72
+  .dword 0x8000000000000000
+  .dword 0x5fa101ae4d16052a
+  .dword 0x43e0000000000000
+  .dword 0xffffffffbf800000
+  .dword 0xfffffffeb50c2eb4
 difftest_sig:
-  .rept 407
+  .rept 386
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

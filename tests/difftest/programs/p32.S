@@ -4,1702 +4,1733 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x80000000
-  li t0, 0xffffffffffffffff
-  li t1, 0x11
-  li t2, 0x8000
-  li s0, 0x40
-  li s1, 0x7fffffff
-  li a0, 0x3f
-  li a1, 0xfffffff
-  li a2, 0x46
-  li a3, 0x5555555555555555
-  li a4, 0xffffffffffffffd5
-  li a5, 0x7ff
-  li a6, 0x8000000000000000
-  li a7, 0xffffffff901c6fa9
-  li s2, 0x1328000000000
-  li s3, 0xffffffffe4a79057
-  li s4, 0x1
-  li s5, 0x40000000000000
-  li s6, 0xfffffffffffffffe
-  li s7, 0x41
-  li s8, 0x4cc75a2e37e7dec8
-  li s9, 0x10da0000000
-  li s10, 0x8000
-  li s11, 0x400000000000
-  li t3, 0xffffffffcf8c7298
-  li t4, 0x7ff
-  li t5, 0x784cc1e8
-  li t6, 0x8000000000000001
-  li tp, 0xffffffff7f800000
-  fmv.d.x f0, tp
-  li tp, 0xffffffff19eb4aee
-  fmv.d.x f1, tp
-  li tp, 0xffffffff208d3252
-  fmv.d.x f2, tp
-  li tp, 0x10000000000000
-  fmv.d.x f3, tp
-  li tp, 0x46f9855140756bc6
-  fmv.d.x f4, tp
-  li tp, 0xffffffffc879dec3
-  fmv.d.x f5, tp
-  li tp, 0xffffffff89318dfe
-  fmv.d.x f6, tp
-  li tp, 0xffffffff55427645
-  fmv.d.x f7, tp
-  li tp, 0xffffffff4640e6b6
-  fmv.d.x f8, tp
-  li tp, 0xffffffffff800001
-  fmv.d.x f9, tp
-  li tp, 0x8da7e8965f81727e
-  fmv.d.x f10, tp
-  li tp, 0xc1e0000000000000
-  fmv.d.x f11, tp
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f12, tp
-  li tp, 0x7ff0000000000000
-  fmv.d.x f13, tp
-  li tp, 0xffffffffffc00000
-  fmv.d.x f14, tp
-  li tp, 0xffffffff40200000
-  fmv.d.x f15, tp
-  li tp, 0x27884a9ff7b9dd7
-  fmv.d.x f16, tp
-  li tp, 0xffffffff16dda10a
-  fmv.d.x f17, tp
-  li tp, 0x7ff800000000dead
-  fmv.d.x f18, tp
-  li tp, 0x41effffffff00000
-  fmv.d.x f19, tp
-  li tp, 0xfffffffefa60ce51
-  fmv.d.x f20, tp
-  li tp, 0xffffffffb9950ac1
-  fmv.d.x f21, tp
-  li tp, 0xbdaf522400d7d403
-  fmv.d.x f22, tp
-  li tp, 0xa050d4f91f2442dd
-  fmv.d.x f23, tp
-  li tp, 0x1a56e1fc2f8f359
-  fmv.d.x f24, tp
-  li tp, 0x3dab2962c9b9ea22
-  fmv.d.x f25, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f26, tp
-  li tp, 0x7f252e60c9f524e0
-  fmv.d.x f27, tp
-  li tp, 0xbebbcbd92cda225e
-  fmv.d.x f28, tp
-  li tp, 0xffffffffff800001
-  fmv.d.x f29, tp
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f30, tp
-  li tp, 0xffffffff40200000
-  fmv.d.x f31, tp
-  csrwi frm, 2
-  /* 0: fcsr */
-  csrrsi zero, fcsr, 3
-  sd zero, 0(gp) /* sig 0 */
-  /* 1: fp */
-  li tp, 0xbffb62e3dee4c07a
-  fmv.d.x f28, tp
-  li tp, 0x3ffb62e3dee4c07c
-  fmv.d.x f27, tp
-  fadd.d f14, f28, f28, rmm
-  fsd f14, 8(gp) /* sig 1 */
-  li a7, 0x1f
-  csrrc a0, fcsr, a7
-  sd a0, 16(gp) /* sig 2 */
-  /* 2: loop */
+  li ra, 0x8000000000000001
+  li t0, 0x80
+  li t1, 0x23721f1b
+  li t2, 0x51b43c21
+  li s0, 0x400000
+  li s1, 0x3f
+  li a0, 0xfffffff
+  li a1, 0x46
+  li a2, 0x5555555555555555
+  li a3, 0xffffffffffffffd5
+  li a4, 0x7ff
+  li a5, 0x8000000000000000
+  li a6, 0xffffffff901c6fa9
+  li a7, 0x1328000000000
+  li s2, 0xffffffffe4a79057
   li s3, 0x1
-.L0:
-  mul t3, a5, a7
-  sd t3, 24(gp) /* sig 3 */
-  addi s3, s3, -1
-  blt zero, s3, .L0
-  sd s3, 32(gp) /* sig 4 */
-  /* 3: liSeed */
-  li s11, 0x62312275265162a5
-  sd s11, 40(gp) /* sig 5 */
-  /* 4: aluR */
-  remuw a4, a3, a5
-  sd a4, 48(gp) /* sig 6 */
-  /* 5: branch */
-  beq s10, ra, .L1
-  .option rvc
-  c.srli a3, 42
-  .option norvc
-  sd a3, 56(gp) /* sig 7 */
-.L1:
-  /* 6: aluI */
-  slliw a1, s2, 16
-  sd a1, 64(gp) /* sig 8 */
-  /* 7: jalr */
-  auipc t3, 0
-  addi t3, t3, 111
-  jalr s5, -98(t3)
-  auipc tp, 0
-  sub s5, s5, tp
-  sub t3, t3, tp
-  sd s5, 72(gp) /* sig 9 */
-  sd t3, 80(gp) /* sig 10 */
-  /* 8: luiAuipc */
-  lui zero, 0x1
-  sd zero, 88(gp) /* sig 11 */
-  /* 9: aluR */
-  sraw a2, s6, zero
-  sd a2, 96(gp) /* sig 12 */
-  /* 10: aluR */
-  li t6, 0x8000000000000000
-  sub t4, t0, t6
-  sd t4, 104(gp) /* sig 13 */
-  /* 11: luiAuipc */
-  lui zero, 0x1
-  sd zero, 112(gp) /* sig 14 */
-  /* 12: fp */
-  fcvt.s.w f18, s5, rne
-  fsd f18, 120(gp) /* sig 15 */
-  fsflags t5, zero
-  sd t5, 128(gp) /* sig 16 */
-  /* 13: branch */
-  bltu a6, s3, .L2
-  sllw a2, ra, a1
-  sd a2, 136(gp) /* sig 17 */
-  rem t5, s5, a6
-  sd t5, 144(gp) /* sig 18 */
-  .option rvc
-  c.andi a3, 9
-  .option norvc
-  sd a3, 152(gp) /* sig 19 */
-.L2:
-  /* 14: aluI */
-  li a0, 0xffffffffffffffb9
-  srai a3, a0, 16
-  sd a3, 160(gp) /* sig 20 */
-  /* 15: fmem */
-  addi t4, sp, 301
-  fsw f29, -259(t4)
-  sub t4, t4, sp
-  /* 16: loop */
-  li s7, 0x1
-.L3:
-  .option rvc
-  c.mv t6, a2
-  .option norvc
-  sd t6, 168(gp) /* sig 21 */
-  sltiu a1, t2, 1
-  sd a1, 176(gp) /* sig 22 */
-  addi s7, s7, -1
-  bne s7, zero, .L3
-  sd s7, 184(gp) /* sig 23 */
-  /* 17: far */
-  bge s7, a7, .L4
-.L5:
-  /* 18: loop */
-  li ra, 0x2
-.L6:
-  .option rvc
-  c.slli s9, 42
-  .option norvc
-  sd s9, 216(gp) /* sig 27 */
-  addi ra, ra, -1
-  blt zero, ra, .L6
-  sd ra, 224(gp) /* sig 28 */
-  /* 19: lrsc */
-  addi s8, sp, 152
-  sc.w.rl s4, s9, (s8)
-  sd s4, 232(gp) /* sig 29 */
-  sub s8, s8, sp
-  lw s2, 152(sp)
-  sd s2, 240(gp) /* sig 30 */
-  /* 20: aluR */
-  li s11, 0xffffffffffffffff
-  remw s1, t6, s11
-  sd s1, 248(gp) /* sig 31 */
-  /* 21: cAlu */
-  .option rvc
-  c.add t4, a7
-  .option norvc
-  sd t4, 256(gp) /* sig 32 */
-  /* 22: amo */
-  li t0, 0x7ff
-  addi s9, sp, 140
-  amoswap.w.aq t0, t0, (s9)
-  sub s9, s9, sp
-  sd t0, 264(gp) /* sig 33 */
-  /* 23: aluR */
-  mulw a0, a5, s0
-  sd a0, 272(gp) /* sig 34 */
-  /* 24: fp */
-  li tp, 0x432fffffffffffff
+  li s4, 0x40000000000000
+  li s5, 0xfffffffffffffffe
+  li s6, 0x41
+  li s7, 0x4cc75a2e37e7dec8
+  li s8, 0x10da0000000
+  li s9, 0x8000
+  li s10, 0x400000000000
+  li s11, 0xffffffffcf8c7298
+  li t3, 0x7ff
+  li t4, 0x784cc1e8
+  li t5, 0x8000000000000001
+  li t6, 0xffffffffffffffd3
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f0, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f1, tp
+  li tp, 0xffffffffdf000000
+  fmv.d.x f2, tp
+  li tp, 0x523c0544d87e2b2a
+  fmv.d.x f3, tp
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f4, tp
+  li tp, 0xffffffff0081d485
+  fmv.d.x f5, tp
+  li tp, 0xffffffff4b800000
+  fmv.d.x f6, tp
+  li tp, 0x42049578fdee1ec7
+  fmv.d.x f7, tp
+  li tp, 0xffffffff4effffff
+  fmv.d.x f8, tp
+  li tp, 0x4252874a8da7e896
+  fmv.d.x f9, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f10, tp
+  li tp, 0x7d77d5892f60e4d8
+  fmv.d.x f11, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f12, tp
+  li tp, 0xffffffff40200000
+  fmv.d.x f13, tp
+  li tp, 0x27884a9ff7b9dd7
+  fmv.d.x f14, tp
+  li tp, 0xffffffff16dda10a
   fmv.d.x f15, tp
-  fnmsub.d f5, f15, f21, f5, rne
-  fsd f5, 280(gp) /* sig 35 */
-  fsflags s9, zero
-  sd s9, 288(gp) /* sig 36 */
-  /* 25: aluR */
-  xor a3, s10, s6
-  sd a3, 296(gp) /* sig 37 */
-  /* 26: fp */
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f21, tp
-  fsub.s f31, f21, f2, dyn
-  fsd f31, 304(gp) /* sig 38 */
-  li a3, 0x1f
-  csrrc s3, fcsr, a3
-  sd s3, 312(gp) /* sig 39 */
-  /* 27: aluI */
-  andi s6, a3, -1258
-  sd s6, 320(gp) /* sig 40 */
-  /* 28: cJump */
-  auipc s2, 0
-  addi s2, s2, 10
-  .option rvc
-  c.jr s2
-  .option norvc
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 328(gp) /* sig 41 */
-  /* 29: fp */
-  li tp, 0xffffffff80d759ce
-  fmv.d.x f21, tp
-  li tp, 0xffffffff3f7fffff
+  li tp, 0x7ff800000000dead
+  fmv.d.x f16, tp
+  li tp, 0x41effffffff00000
   fmv.d.x f17, tp
-  fmin.s f25, f21, f17
-  fsd f25, 336(gp) /* sig 42 */
-  fsflags s2, zero
-  sd s2, 344(gp) /* sig 43 */
-  /* 30: fp */
-  li tp, 0xffffffff4affffff
+  li tp, 0xfffffffefa60ce51
+  fmv.d.x f18, tp
+  li tp, 0xffffffffb9950ac1
+  fmv.d.x f19, tp
+  li tp, 0xbdaf522400d7d403
+  fmv.d.x f20, tp
+  li tp, 0xa050d4f91f2442dd
+  fmv.d.x f21, tp
+  li tp, 0x1a56e1fc2f8f359
+  fmv.d.x f22, tp
+  li tp, 0x3dab2962c9b9ea22
+  fmv.d.x f23, tp
+  li tp, 0x7ff4000000000000
+  fmv.d.x f24, tp
+  li tp, 0x7f252e60c9f524e0
+  fmv.d.x f25, tp
+  li tp, 0xbebbcbd92cda225e
+  fmv.d.x f26, tp
+  li tp, 0xffffffffff800001
+  fmv.d.x f27, tp
+  li tp, 0xffffffff3eaaaaab
+  fmv.d.x f28, tp
+  li tp, 0xffffffff40200000
   fmv.d.x f29, tp
-  fsqrt.s f10, f29, dyn
-  fsd f10, 352(gp) /* sig 44 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 360(gp) /* sig 45 */
-  /* 31: aluI */
-  srliw ra, t0, 10
-  sd ra, 368(gp) /* sig 46 */
-  /* 32: mem */
-  sw a6, 228(sp)
-  /* 33: cAlu */
+  li tp, 0xffffffff325e87a0
+  fmv.d.x f30, tp
+  li tp, 0xffefffffffffffff
+  fmv.d.x f31, tp
+  csrwi frm, 3
+  /* 0: aluR */
+  li a2, 0x5c
+  sllw a5, t3, a2
+  sd a5, 0(gp) /* sig 0 */
+  /* 1: aluR */
+  li s11, 0x2
+  remuw a3, s11, t4
+  sd a3, 8(gp) /* sig 1 */
+  /* 2: aluR */
+  subw a6, s2, zero
+  sd a6, 16(gp) /* sig 2 */
+  /* 3: branch */
+  bgeu a4, t1, .L0
+  addiw a4, a5, 483
+  sd a4, 24(gp) /* sig 3 */
+  sltu ra, s10, ra
+  sd ra, 32(gp) /* sig 4 */
+.L0:
+  /* 4: fp */
+  li tp, 0x1
+  fmv.d.x f8, tp
+  fcvt.l.d s2, f8, rne
+  sd s2, 40(gp) /* sig 5 */
+  fsflags s11, zero
+  sd s11, 48(gp) /* sig 6 */
+  /* 5: fp */
+  li tp, 0xffffffffc0200000
+  fmv.d.x f7, tp
+  fcvt.wu.s t0, f7
+  sd t0, 56(gp) /* sig 7 */
+  frflags a1
+  sd a1, 64(gp) /* sig 8 */
+  /* 6: aluR */
+  li a4, 0x7fffffffffffffff
+  div a0, a4, zero
+  sd a0, 72(gp) /* sig 9 */
+  /* 7: loop */
+  li s1, 0x1
+.L1:
+  sra a0, t4, s4
+  sd a0, 80(gp) /* sig 10 */
+  addi s1, s1, -1
+  blt zero, s1, .L1
+  sd s1, 88(gp) /* sig 11 */
+  /* 8: fcsr */
+  csrrwi t1, fcsr, 22
+  sd t1, 96(gp) /* sig 12 */
+  /* 9: fmem */
+  addi s1, sp, 90
+  fld f22, 54(s1)
+  fsd f22, 104(gp) /* sig 13 */
+  sub s1, s1, sp
+  /* 10: aluR */
+  sub a1, s10, t0
+  sd a1, 112(gp) /* sig 14 */
+  /* 11: mem */
+  li s6, 0x4ed000
+  sd s6, 128(sp)
+  ld s0, 128(sp)
+  sd s0, 120(gp) /* sig 15 */
+  /* 12: fp */
+  fclass.s s0, f29
+  sd s0, 128(gp) /* sig 16 */
+  frflags t4
+  sd t4, 136(gp) /* sig 17 */
+  /* 13: cAlu */
   .option rvc
-  c.li t4, 5
+  c.andi a0, 11
   .option norvc
-  sd t4, 376(gp) /* sig 47 */
-  /* 34: aluI */
-  srai t4, t0, 63
-  sd t4, 384(gp) /* sig 48 */
-  /* 35: far */
-  jal a0, .L7
-.L8:
+  sd a0, 144(gp) /* sig 18 */
+  /* 14: aluR */
+  li s8, 0xffffffffffffffd3
+  li a2, 0x8000000000000000
+  and s8, s8, a2
+  sd s8, 152(gp) /* sig 19 */
+  /* 15: aluI */
+  srli s8, t5, 25
+  sd s8, 160(gp) /* sig 20 */
+  /* 16: mem */
+  lwu a7, 88(sp)
+  sd a7, 168(gp) /* sig 21 */
+  /* 17: luiAuipc */
+  lui a3, 0xcfada
+  sd a3, 176(gp) /* sig 22 */
+  /* 18: mem */
+  li a3, 0x8000000000000000
+  addi a2, sp, 383
+  sb a3, -377(a2)
+  sub a2, a2, sp
+  /* 19: jalr */
+  auipc s8, 0
+  addi s8, s8, 88
+  jalr zero, -70(s8)
+  .option rvc
+  c.srli a4, 53
+  .option norvc
+  sd a4, 184(gp) /* sig 23 */
+  auipc tp, 0
+  sub s8, s8, tp
+  sd zero, 192(gp) /* sig 24 */
+  sd s8, 200(gp) /* sig 25 */
+  /* 20: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f31, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f8, tp
+  feq.s s1, f31, f8
+  sd s1, 208(gp) /* sig 26 */
+  frflags t3
+  sd t3, 216(gp) /* sig 27 */
+  /* 21: luiAuipc */
+  auipc s10, 0x7ffff
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 224(gp) /* sig 28 */
+  /* 22: fp */
+  fcvt.s.w f15, s3, dyn
+  fsd f15, 232(gp) /* sig 29 */
+  fsflags t5, zero
+  sd t5, 240(gp) /* sig 30 */
+  /* 23: branch */
+  bgeu ra, t0, .L2
+  ori a0, s0, 1853
+  sd a0, 248(gp) /* sig 31 */
+  xori a7, a1, 1365
+  sd a7, 256(gp) /* sig 32 */
+  .option rvc
+  c.add s0, t4
+  .option norvc
+  sd s0, 264(gp) /* sig 33 */
+.L2:
+  /* 24: smc */
+  /* patches in addi ra, ra, 1242 (then imm + 1, ...) */
+  li s10, 0x4da08093
+  li a7, 0x1
+.L3:
+  auipc s1, 0
+  sw s10, 12(s1)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s10, s10, tp
+  addi a7, a7, -1
+  bne a7, zero, .L3
+  auipc tp, 0
+  sub s1, s1, tp
+  sd ra, 272(gp) /* sig 34 */
+  sd s1, 280(gp) /* sig 35 */
+  /* 25: amo */
+  addi t4, sp, 220
+  amoxor.w.aqrl t6, a3, (t4)
+  sub t4, t4, sp
+  sd t6, 288(gp) /* sig 36 */
+  lw s0, 220(sp)
+  sd s0, 296(gp) /* sig 37 */
+  /* 26: fp */
+  li tp, 0x3ff8000000000000
+  fmv.d.x f29, tp
+  fmul.d f28, f29, f10, rmm
+  fsd f28, 304(gp) /* sig 38 */
+  fsflags a4, zero
+  sd a4, 312(gp) /* sig 39 */
+  /* 27: aluI */
+  slti t1, t4, -474
+  sd t1, 320(gp) /* sig 40 */
+  /* 28: mem */
+  addi a0, sp, 180
+  sw a3, 8(a0)
+  sub a0, a0, sp
+  /* 29: mem */
+  sh s7, 38(sp)
+  /* 30: amo */
+  li s5, 0xffffffffffffff9d
+  addi a6, sp, 56
+  amomaxu.w.rl s10, s5, (a6)
+  sub a6, a6, sp
+  sd s10, 328(gp) /* sig 41 */
+  /* 31: fp */
+  li tp, 0xffffffff1ed15982
+  fmv.d.x f29, tp
+  fsgnjn.s f10, f1, f29
+  fsd f10, 336(gp) /* sig 42 */
+  fsflags s5, zero
+  sd s5, 344(gp) /* sig 43 */
+  /* 32: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f29, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f25, tp
+  fmax.s f4, f29, f25
+  fsd f4, 352(gp) /* sig 44 */
+  fsflags s2, zero
+  sd s2, 360(gp) /* sig 45 */
+  /* 33: aluI */
+  li a0, 0xffffffffffffffd1
+  slti s7, a0, -930
+  sd s7, 368(gp) /* sig 46 */
+  /* 34: luiAuipc */
+  lui t1, 0xfffff
+  sd t1, 376(gp) /* sig 47 */
+  /* 35: aluI */
+  ori s9, a4, -109
+  sd s9, 384(gp) /* sig 48 */
   /* 36: luiAuipc */
   lui a0, 0x9d2aa
-  sd a0, 424(gp) /* sig 53 */
+  sd a0, 392(gp) /* sig 49 */
   /* 37: amo */
   li a7, 0xfffffffffffffff8
   addi a3, sp, 56
   amominu.d.aqrl s9, a7, (a3)
   sub a3, a3, sp
-  sd s9, 432(gp) /* sig 54 */
+  sd s9, 400(gp) /* sig 50 */
   /* 38: aluI */
   srli s7, t2, 27
-  sd s7, 440(gp) /* sig 55 */
-  /* 39: far */
-  jal t3, .L9
-.L10:
-  /* 40: fcsr */
-  li s8, 0xa0
-  csrrs ra, fcsr, s8
-  sd ra, 464(gp) /* sig 58 */
-  /* 41: mem */
-  sw zero, 109(sp)
-  ld t0, 104(sp)
-  sd t0, 472(gp) /* sig 59 */
-  /* 42: aluR */
-  sra t2, zero, s2
-  sd t2, 480(gp) /* sig 60 */
-  /* 43: cMem */
-  addi a5, sp, 88
+  sd s7, 408(gp) /* sig 51 */
+  /* 39: smc */
+  /* patches in sltiu a1, a1, -1673 (then imm + 1, ...) */
+  li s2, 0x9775b593
+  li t3, 0x2
+.L4:
+  auipc t1, 0
+  sw s2, 12(t1)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s2, s2, tp
+  addi t3, t3, -1
+  bne t3, zero, .L4
+  auipc tp, 0
+  sub t1, t1, tp
+  sd a1, 416(gp) /* sig 52 */
+  sd t1, 424(gp) /* sig 53 */
+  /* 40: rand */
+  .4byte 0xa968d293 /* random */
+  sd t0, 432(gp) /* sig 54 */
+  .4byte 0xd976b493 /* random */
+  sd s1, 440(gp) /* sig 55 */
+  .4byte 0x911ca8b3 /* random */
+  sd a7, 448(gp) /* sig 56 */
+  /* 41: lrsc */
+  addi s7, sp, 112
+  lr.d t5, (s7)
+  sc.d.aq s0, ra, (s7)
+  sd t5, 456(gp) /* sig 57 */
+  sd s0, 464(gp) /* sig 58 */
+  sc.d.aqrl s0, zero, (s7)
+  sd s0, 472(gp) /* sig 59 */
+  sub s7, s7, sp
+  ld s9, 112(sp)
+  sd s9, 480(gp) /* sig 60 */
+  /* 42: aluI */
+  slti a6, s4, -440
+  sd a6, 488(gp) /* sig 61 */
+  /* 43: rand */
+  .4byte 0x34336b3 /* random */
+  sd a3, 496(gp) /* sig 62 */
+  .4byte 0xe8d436c3 /* random */
+  sd a3, 504(gp) /* sig 63 */
+  fsd f13, 512(gp) /* sig 64 */
+  frflags s0
+  sd s0, 520(gp) /* sig 65 */
+  .4byte 0x52ffe093 /* random */
+  sd ra, 528(gp) /* sig 66 */
+  /* 44: cAlu */
   .option rvc
-  c.sd a4, 56(a5)
+  c.lui a3, 0x7
   .option norvc
-  sub a5, a5, sp
-  /* 44: fp */
-  fsub.d f21, f19, f3, rdn
-  fsd f21, 488(gp) /* sig 61 */
-  frcsr t4
-  sd t4, 496(gp) /* sig 62 */
-  /* 45: luiAuipc */
-  lui s6, 0x13a74
-  sd s6, 504(gp) /* sig 63 */
-  /* 46: cSp */
+  sd a3, 536(gp) /* sig 67 */
+  /* 45: mem */
+  sw s7, 68(sp)
+  /* 46: mem */
+  li s5, 0x9d1e6d7
+  sw s5, 60(sp)
+  /* 47: cAlu */
   .option rvc
-  c.addi16sp sp, -160
+  c.sub a5, a1
   .option norvc
-  ld t6, 208(sp)
-  sd t6, 512(gp) /* sig 64 */
+  sd a5, 544(gp) /* sig 68 */
+  /* 48: liSeed */
+  li s10, 0xffffffff7fffffff
+  sd s10, 552(gp) /* sig 69 */
+  /* 49: cMem */
+  addi a4, sp, 53
   .option rvc
-  c.addi16sp sp, 160
+  c.fld f13, 64(a4)
   .option norvc
-  /* 47: cMem */
+  fsd f13, 560(gp) /* sig 70 */
+  sub a4, a4, sp
+  /* 50: aluI */
+  srli s10, ra, 36
+  sd s10, 568(gp) /* sig 71 */
+  /* 51: cSp */
   .option rvc
-  c.sdsp a7, 176(sp)
+  c.addi4spn s0, sp, 136
   .option norvc
-  /* 48: aluI */
-  xori s6, a7, 460
-  sd s6, 520(gp) /* sig 65 */
-  /* 49: aluR */
-  sraw s7, zero, s11
-  sd s7, 528(gp) /* sig 66 */
-  /* 50: aluR */
-  subw s4, a1, a2
-  sd s4, 536(gp) /* sig 67 */
-  /* 51: mem */
-  sh s1, 220(sp)
-  /* 52: fp */
-  li tp, 0xffffffffbf800000
-  fmv.d.x f2, tp
-  fmax.s f21, f18, f2
-  fsd f21, 544(gp) /* sig 68 */
-  li a0, 0x1f
-  csrrc a0, fcsr, a0
-  sd a0, 552(gp) /* sig 69 */
-  /* 53: fp */
-  li tp, 0x236784c4459fb8
-  fmv.d.x f3, tp
-  fmin.d f12, f3, f3
-  fsd f12, 560(gp) /* sig 70 */
-  fsflags a6, zero
-  sd a6, 568(gp) /* sig 71 */
-  /* 54: liSeed */
-  li s11, 0xe0872a19013a5c85
-  sd s11, 576(gp) /* sig 72 */
-  /* 55: aluI */
-  slti t6, a2, -1024
+  sub s0, s0, sp
+  sd s0, 576(gp) /* sig 72 */
+  /* 52: aluI */
+  li s7, 0x80
+  addiw t6, s7, 0
   sd t6, 584(gp) /* sig 73 */
-  /* 56: cBranch */
-  li a0, 0x0
-  .option rvc
-  c.beqz a0, .L11
-  .option norvc
-  .option rvc
-  c.add a7, s2
-  .option norvc
-  sd a7, 592(gp) /* sig 74 */
-  and t3, zero, a4
-  sd t3, 600(gp) /* sig 75 */
-  addi s10, t3, 112
-  sd s10, 608(gp) /* sig 76 */
-.L11:
-  /* 57: cAlu */
-  .option rvc
-  c.slli a1, 51
-  .option norvc
-  sd a1, 616(gp) /* sig 77 */
-  /* 58: cAlu */
-  .option rvc
-  c.addi a3, -12
-  .option norvc
-  sd a3, 624(gp) /* sig 78 */
-  /* 59: aluI */
-  srliw s6, s4, 31
-  sd s6, 632(gp) /* sig 79 */
-  /* 60: amo */
-  addi t3, sp, 128
-  amoadd.d.rl s1, s10, (t3)
-  sub t3, t3, sp
-  sd s1, 640(gp) /* sig 80 */
-  ld a0, 128(sp)
-  sd a0, 648(gp) /* sig 81 */
-  /* 61: jal */
-  jal t2, .L12
-  srli t6, zero, 0
-  sd t6, 656(gp) /* sig 82 */
-  .option rvc
-  c.srli a3, 5
-  .option norvc
-  sd a3, 664(gp) /* sig 83 */
-.L12:
-  auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 672(gp) /* sig 84 */
-  /* 62: mem */
-  addi ra, sp, 559
-  lb t2, -319(ra)
-  sd t2, 680(gp) /* sig 85 */
-  sub ra, ra, sp
-  /* 63: far */
-  jal s0, .L13
-.L14:
-  /* 64: aluI */
-  srli a5, s3, 21
-  sd a5, 712(gp) /* sig 89 */
-  /* 65: mem */
-  addi t6, sp, 274
-  lh t2, -150(t6)
-  sd t2, 720(gp) /* sig 90 */
-  sub t6, t6, sp
-  /* 66: fp */
-  fcvt.s.d f20, f6, rup
-  fsd f20, 728(gp) /* sig 91 */
+  /* 53: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f10, tp
+  fcvt.w.d s2, f10, rtz
+  sd s2, 592(gp) /* sig 74 */
   fsflags s11, zero
-  sd s11, 736(gp) /* sig 92 */
-  /* 67: fp */
-  li tp, 0xffffffff9d779b41
-  fmv.d.x f5, tp
-  fmsub.s f2, f6, f5, f13, rtz
-  fsd f2, 744(gp) /* sig 93 */
-  fsflags s7, zero
-  sd s7, 752(gp) /* sig 94 */
-  /* 68: cJump */
-  auipc s11, 0
-  addi s11, s11, 10
+  sd s11, 600(gp) /* sig 75 */
+  /* 54: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f8, tp
+  fmadd.d f5, f31, f4, f8, rne
+  fsd f5, 608(gp) /* sig 76 */
+  fsflags s11, zero
+  sd s11, 616(gp) /* sig 77 */
+  /* 55: cAlu */
   .option rvc
-  c.jr s11
+  c.addiw t5, 19
   .option norvc
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 760(gp) /* sig 95 */
-  /* 69: far */
-  jal zero, .L15
-.L16:
-  /* 70: aluR */
-  sll s6, s3, s1
-  sd s6, 792(gp) /* sig 99 */
-  /* 71: fp */
-  fcvt.lu.d t3, f26, rdn
-  sd t3, 800(gp) /* sig 100 */
-  frflags t0
-  sd t0, 808(gp) /* sig 101 */
-  /* 72: aluR */
-  li a1, 0x1
-  remu a6, a1, t3
-  sd a6, 816(gp) /* sig 102 */
-  /* 73: branch */
-  bge t5, s11, .L17
-  sraw s8, s9, s0
-  sd s8, 824(gp) /* sig 103 */
-.L17:
-  /* 74: jal */
-  jal s2, .L18
-  sraw s0, t2, s5
-  sd s0, 832(gp) /* sig 104 */
-.L18:
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s2, 840(gp) /* sig 105 */
-  /* 75: branch */
-  bge t6, s5, .L19
-  ori s7, a3, -1666
-  sd s7, 848(gp) /* sig 106 */
-  srliw s3, a2, 14
-  sd s3, 856(gp) /* sig 107 */
-  addi s0, s11, 518
-  sd s0, 864(gp) /* sig 108 */
-.L19:
-  /* 76: amo */
-  addi t6, sp, 212
-  amoand.w.rl t1, s5, (t6)
-  sub t6, t6, sp
-  sd t1, 872(gp) /* sig 109 */
-  lw s8, 212(sp)
-  sd s8, 880(gp) /* sig 110 */
-  /* 77: mem */
-  addi s4, sp, -292
-  lwu t2, 412(s4)
-  sd t2, 888(gp) /* sig 111 */
-  sub s4, s4, sp
-  /* 78: jal */
-  jal t4, .L20
-  or s9, a5, s7
-  sd s9, 896(gp) /* sig 112 */
-.L20:
+  sd t5, 624(gp) /* sig 78 */
+  /* 56: fp */
+  fsqrt.d f16, f1, rup
+  fsd f16, 632(gp) /* sig 79 */
+  fsflags t3, zero
+  sd t3, 640(gp) /* sig 80 */
+  /* 57: jal */
+  jal t4, .L5
+  mulhu s6, s5, a1
+  sd s6, 648(gp) /* sig 81 */
+  and s6, s1, s4
+  sd s6, 656(gp) /* sig 82 */
+.L5:
   auipc tp, 0
   sub t4, t4, tp
-  sd t4, 904(gp) /* sig 113 */
-  /* 79: cSp */
-  .option rvc
-  c.addi16sp sp, 80
-  .option norvc
-  ld zero, 144(sp)
-  sd zero, 912(gp) /* sig 114 */
-  .option rvc
-  c.addi16sp sp, -80
-  .option norvc
-  /* 80: mem */
-  sw a3, 44(sp)
-  /* 81: mem */
-  addi a0, sp, 366
-  lb s4, -166(a0)
-  sd s4, 920(gp) /* sig 115 */
-  sub a0, a0, sp
-  /* 82: fp */
-  li tp, 0x6764a6e8306
-  fmv.d.x f1, tp
-  li tp, 0x401362df4b89128e
+  sd t4, 664(gp) /* sig 83 */
+  /* 58: fp */
+  li tp, 0xffffffff3f81b429
+  fmv.d.x f28, tp
+  li tp, 0xffffffff807e5194
+  fmv.d.x f4, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f16, tp
+  fnmsub.s f14, f28, f4, f16, dyn
+  fsd f14, 672(gp) /* sig 84 */
+  fsflags s8, zero
+  sd s8, 680(gp) /* sig 85 */
+  /* 59: fp */
+  li tp, 0xffffffff3f7fffff
+  fmv.d.x f3, tp
+  li tp, 0xbd9afdd04daf46c1
   fmv.d.x f2, tp
-  fdiv.d f12, f1, f2, rmm
-  fsd f12, 928(gp) /* sig 116 */
-  fsflags a7, zero
-  sd a7, 936(gp) /* sig 117 */
-  /* 83: branch */
-  bltu a3, zero, .L21
-  sltiu s1, t1, -389
-  sd s1, 944(gp) /* sig 118 */
-  sra t1, s8, a7
-  sd t1, 952(gp) /* sig 119 */
-.L21:
-  /* 84: cAlu */
-  .option rvc
-  c.addiw t0, -21
-  .option norvc
-  sd t0, 960(gp) /* sig 120 */
-  /* 85: jal */
-  jal t2, .L22
-  .option rvc
-  c.mv s2, a6
-  .option norvc
-  sd s2, 968(gp) /* sig 121 */
-.L22:
-  auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 976(gp) /* sig 122 */
-  /* 86: mem */
-  sd t4, 40(sp)
-  /* 87: aluR */
-  mulh a5, s1, s10
-  sd a5, 984(gp) /* sig 123 */
-  /* 88: branch */
-  blt t2, t2, .L23
-  slliw s7, t1, 31
-  sd s7, 992(gp) /* sig 124 */
-  mul t4, a0, s7
-  sd t4, 1000(gp) /* sig 125 */
-.L23:
-  /* 89: mem */
-  lw a0, 244(sp)
-  sd a0, 1008(gp) /* sig 126 */
-  /* 90: aluI */
-  slti s3, s9, -2048
-  sd s3, 1016(gp) /* sig 127 */
-  /* 91: cJump */
-  auipc s4, 0
-  addi s4, s4, 24
-  .option rvc
-  c.jalr s4
-  .option norvc
-  srliw a5, s11, 1
-  sd a5, 1024(gp) /* sig 128 */
-  .option rvc
-  c.subw a0, a3
-  .option norvc
-  sd a0, 1032(gp) /* sig 129 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s4, s4, tp
-  sd ra, 1040(gp) /* sig 130 */
-  sd s4, 1048(gp) /* sig 131 */
-  /* 92: aluR */
-  sllw ra, a7, a2
-  sd ra, 1056(gp) /* sig 132 */
-  /* 93: fp */
-  li tp, 0xffffffffcb7c1e8c
-  fmv.d.x f1, tp
-  li tp, 0xffffffff4b800000
-  fmv.d.x f19, tp
-  fmax.s f25, f1, f19
-  fsd f25, 1064(gp) /* sig 133 */
-  fsflags t4, zero
-  sd t4, 1072(gp) /* sig 134 */
-  /* 94: aluR */
-  mulhu s0, a7, a6
-  sd s0, 1080(gp) /* sig 135 */
-  /* 95: lrsc */
-  addi t4, sp, 32
-  sc.d.aqrl s2, zero, (t4)
-  sd s2, 1088(gp) /* sig 136 */
-  sub t4, t4, sp
-  ld t4, 32(sp)
-  sd t4, 1096(gp) /* sig 137 */
-  /* 96: fence */
-  fence.i
-  /* 97: cAlu */
-  .option rvc
-  c.mv a4, s5
-  .option norvc
-  sd a4, 1104(gp) /* sig 138 */
-  /* 98: fmem */
-  addi a2, sp, 154
-  fsw f11, -90(a2)
-  sub a2, a2, sp
-  /* 99: cAlu */
-  .option rvc
-  c.addiw t1, -27
-  .option norvc
-  sd t1, 1112(gp) /* sig 139 */
-  j .L24
-.L4:
-  addw a3, a7, s1
-  sd a3, 192(gp) /* sig 24 */
-  .option rvc
-  c.mv a0, a6
-  .option norvc
-  sd a0, 200(gp) /* sig 25 */
-  .option rvc
-  c.addi t1, -31
-  .option norvc
-  sd t1, 208(gp) /* sig 26 */
-  bge zero, zero, .L5
-.L7:
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 392(gp) /* sig 49 */
-  .option rvc
-  c.lui s6, 0x4
-  .option norvc
-  sd s6, 400(gp) /* sig 50 */
-  xori t1, a0, -285
-  sd t1, 408(gp) /* sig 51 */
-  remuw s4, a5, a5
-  sd s4, 416(gp) /* sig 52 */
-  beq zero, zero, .L8
-.L9:
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 448(gp) /* sig 56 */
-  or t0, s2, s6
-  sd t0, 456(gp) /* sig 57 */
-  bge zero, zero, .L10
-.L13:
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 688(gp) /* sig 86 */
-  .option rvc
-  c.mv t2, s5
-  .option norvc
-  sd t2, 696(gp) /* sig 87 */
+  fmul.d f0, f3, f2
+  fsd f0, 688(gp) /* sig 86 */
+  li a5, 0x1f
+  csrrc ra, fcsr, a5
+  sd ra, 696(gp) /* sig 87 */
+  /* 60: branch */
+  bltu s3, s3, .L6
   xori s5, s9, -1946
   sd s5, 704(gp) /* sig 88 */
-  jal tp, .L14
-.L15:
-  sd zero, 768(gp) /* sig 96 */
-  sll a6, t0, a4
-  sd a6, 776(gp) /* sig 97 */
-  slli s5, t5, 24
-  sd s5, 784(gp) /* sig 98 */
-  jal tp, .L16
-.L24:
-  /* 100: mem */
-  sh s6, 220(sp)
-  /* 101: amo */
-  addi s7, sp, 64
-  amomax.d.aqrl ra, zero, (s7)
-  sub s7, s7, sp
-  sd ra, 1120(gp) /* sig 140 */
-  ld t6, 64(sp)
-  sd t6, 1128(gp) /* sig 141 */
-  /* 102: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f18, tp
-  li tp, 0xfffffffff217dc4f
-  fmv.d.x f15, tp
-  fmax.d f21, f18, f15
-  fsd f21, 1136(gp) /* sig 142 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 1144(gp) /* sig 143 */
-  /* 103: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f26, tp
-  fmax.d f14, f24, f26
-  fsd f14, 1152(gp) /* sig 144 */
-  csrrci s11, fflags, 0x1f
-  sd s11, 1160(gp) /* sig 145 */
-  /* 104: cAlu */
   .option rvc
-  c.li a4, 28
+  c.lui s4, 0xffff0
   .option norvc
-  sd a4, 1168(gp) /* sig 146 */
-  /* 105: fmem */
-  addi s4, sp, 291
-  flw f27, -267(s4)
-  fsd f27, 1176(gp) /* sig 147 */
-  sub s4, s4, sp
-  /* 106: jalr */
-  auipc a5, 0
-  jalr a5, 14(a5)
+  sd s4, 712(gp) /* sig 89 */
+.L6:
+  /* 61: far */
+  bne s2, s2, .L7
+.L8:
+  /* 62: aluR */
+  srl t6, s1, s0
+  sd t6, 736(gp) /* sig 92 */
+  /* 63: mem */
+  sh s10, 94(sp)
+  /* 64: loop */
+  li t1, 0x2
+.L9:
+  sra s3, t0, s1
+  sd s3, 744(gp) /* sig 93 */
+  addi t1, t1, -1
+  bltu zero, t1, .L9
+  sd t1, 752(gp) /* sig 94 */
+  /* 65: fcsr */
+  li t6, 0x1a88dd9efb5d3900
+  csrrs s5, frm, t6
+  sd s5, 760(gp) /* sig 95 */
+  /* 66: aluI */
+  addi t5, s6, 633
+  sd t5, 768(gp) /* sig 96 */
+  /* 67: mem */
+  sd t0, 221(sp)
+  /* 68: liSeed */
+  li s7, 0x5c2800000
+  sd s7, 776(gp) /* sig 97 */
+  /* 69: fp */
+  li tp, 0xcbc853fc4f6f2e04
+  fmv.d.x f29, tp
+  fsub.d f2, f20, f29
+  fsd f2, 784(gp) /* sig 98 */
+  frcsr s3
+  sd s3, 792(gp) /* sig 99 */
+  /* 70: cJump */
+  auipc ra, 0
+  addi ra, ra, 26
   .option rvc
-  c.add a7, t2
+  c.jalr ra
   .option norvc
-  sd a7, 1184(gp) /* sig 148 */
+  addi t2, s3, -1607
+  sd t2, 800(gp) /* sig 100 */
+  addi a2, s6, 2020
+  sd a2, 808(gp) /* sig 101 */
   auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 1192(gp) /* sig 149 */
-  /* 107: cAlu */
+  sub ra, ra, tp
+  sd ra, 816(gp) /* sig 102 */
+  /* 71: fp */
+  fcvt.s.lu f17, s11, rdn
+  fsd f17, 824(gp) /* sig 103 */
+  fsflags t1, zero
+  sd t1, 832(gp) /* sig 104 */
+  /* 72: fp */
+  li tp, 0xa7defa6327a4655e
+  fmv.d.x f17, tp
+  li tp, 0x80270236b4618cbe
+  fmv.d.x f25, tp
+  feq.d a7, f17, f25
+  sd a7, 840(gp) /* sig 105 */
+  frflags a0
+  sd a0, 848(gp) /* sig 106 */
+  /* 73: fmem */
+  fsd f15, 184(sp)
+  /* 74: mem */
+  sb zero, 148(sp)
+  /* 75: fp */
+  li tp, 0xffffffffb89eaad7
+  fmv.d.x f20, tp
+  fmsub.s f8, f24, f11, f20, rup
+  fsd f8, 856(gp) /* sig 107 */
+  fsflags t1, zero
+  sd t1, 864(gp) /* sig 108 */
+  /* 76: mem */
+  lw a4, 248(sp)
+  sd a4, 872(gp) /* sig 109 */
+  /* 77: mem */
+  sb s8, 229(sp)
+  ld t0, 224(sp)
+  sd t0, 880(gp) /* sig 110 */
+  /* 78: aluR */
+  li s11, 0x80000000
+  li t3, 0xffffffff
+  divw s9, s11, t3
+  sd s9, 888(gp) /* sig 111 */
+  /* 79: cBranch */
   .option rvc
-  c.lui s8, 0x2
+  c.bnez s0, .L10
   .option norvc
-  sd s8, 1200(gp) /* sig 150 */
-  /* 108: fp */
-  fclass.s a0, f27
-  sd a0, 1208(gp) /* sig 151 */
-  fsflags t6, zero
-  sd t6, 1216(gp) /* sig 152 */
-  /* 109: luiAuipc */
+  sub a1, s0, a5
+  sd a1, 896(gp) /* sig 112 */
+  .option rvc
+  c.mv a6, a7
+  .option norvc
+  sd a6, 904(gp) /* sig 113 */
+.L10:
+  /* 80: liSeed */
+  li s5, 0x1
+  sd s5, 912(gp) /* sig 114 */
+  /* 81: aluI */
+  slliw a3, a4, 14
+  sd a3, 920(gp) /* sig 115 */
+  /* 82: mem */
+  sd t4, 40(sp)
+  /* 83: aluR */
+  mulh a5, s1, s10
+  sd a5, 928(gp) /* sig 116 */
+  /* 84: branch */
+  blt t2, t2, .L11
+  slliw s7, t1, 31
+  sd s7, 936(gp) /* sig 117 */
+  mul t4, a0, s7
+  sd t4, 944(gp) /* sig 118 */
+.L11:
+  /* 85: mem */
+  lw a0, 244(sp)
+  sd a0, 952(gp) /* sig 119 */
+  /* 86: aluI */
+  slti s3, s9, -2048
+  sd s3, 960(gp) /* sig 120 */
+  /* 87: far */
+  jal s4, .L12
+.L13:
+  /* 88: fp */
+  li tp, 0xc0709c10b47c1e8c
+  fmv.d.x f21, tp
+  fcvt.s.d f20, f21, rup
+  fsd f20, 1000(gp) /* sig 125 */
+  fsflags s6, zero
+  sd s6, 1008(gp) /* sig 126 */
+  /* 89: amo */
+  addi s6, sp, 0
+  amomaxu.w a7, a5, (s6)
+  sub s6, s6, sp
+  sd a7, 1016(gp) /* sig 127 */
+  lw a6, 0(sp)
+  sd a6, 1024(gp) /* sig 128 */
+  /* 90: fp */
+  li tp, 0xffffffff3f8aa919
+  fmv.d.x f10, tp
+  li tp, 0xffffffff7f6c5173
+  fmv.d.x f0, tp
+  fmul.s f4, f10, f0, rdn
+  fsd f4, 1032(gp) /* sig 129 */
+  frcsr s5
+  sd s5, 1040(gp) /* sig 130 */
+  /* 91: far */
+  bge a1, a2, .L14
+.L15:
+  /* 92: cAlu */
+  .option rvc
+  c.add s9, s1
+  .option norvc
+  sd s9, 1072(gp) /* sig 134 */
+  /* 93: amo */
+  addi a1, sp, 124
+  amoor.w.rl a7, t4, (a1)
+  sub a1, a1, sp
+  sd a7, 1080(gp) /* sig 135 */
+  /* 94: fmem */
+  fsw f14, 86(sp)
+  /* 95: rand */
+  .4byte 0x5f4c3bb3 /* random */
+  sd s7, 1088(gp) /* sig 136 */
+  .4byte 0x5fee7993 /* random */
+  sd s3, 1096(gp) /* sig 137 */
+  .4byte 0xf9be3343 /* random */
+  sd t1, 1104(gp) /* sig 138 */
+  fsd f6, 1112(gp) /* sig 139 */
+  frflags t3
+  sd t3, 1120(gp) /* sig 140 */
+  /* 96: amo */
+  addi t0, sp, 108
+  amoand.w.aq a6, t4, (t0)
+  sub t0, t0, sp
+  sd a6, 1128(gp) /* sig 141 */
+  lw s5, 108(sp)
+  sd s5, 1136(gp) /* sig 142 */
+  /* 97: aluR */
+  li t0, 0x10000000000001
+  divu s3, t0, s7
+  sd s3, 1144(gp) /* sig 143 */
+  /* 98: luiAuipc */
   auipc a0, 0x0
   auipc tp, 0
   sub a0, a0, tp
-  sd a0, 1224(gp) /* sig 153 */
-  /* 110: fmem */
-  addi a2, sp, -243
-  fsd f14, 259(a2)
-  sub a2, a2, sp
+  sd a0, 1152(gp) /* sig 144 */
+  /* 99: cMem */
+  .option rvc
+  c.lwsp s6, 116(sp)
+  .option norvc
+  sd s6, 1160(gp) /* sig 145 */
+  j .L16
+.L7:
+  slli t6, t2, 41
+  sd t6, 720(gp) /* sig 90 */
+  slliw s10, a0, 25
+  sd s10, 728(gp) /* sig 91 */
+  jal tp, .L8
+.L12:
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 968(gp) /* sig 121 */
+  srliw a6, s11, 1
+  sd a6, 976(gp) /* sig 122 */
+  .option rvc
+  c.subw a0, a3
+  .option norvc
+  sd a0, 984(gp) /* sig 123 */
+  sllw ra, a7, a2
+  sd ra, 992(gp) /* sig 124 */
+  bge zero, zero, .L13
+.L14:
+  addi t1, a0, -772
+  sd t1, 1048(gp) /* sig 131 */
+  divw s7, s6, a1
+  sd s7, 1056(gp) /* sig 132 */
+  slliw s7, s11, 0
+  sd s7, 1064(gp) /* sig 133 */
+  j .L15
+.L16:
+  /* 100: branch */
+  beq s8, s0, .L17
+  .option rvc
+  c.add t1, a2
+  .option norvc
+  sd t1, 1168(gp) /* sig 146 */
+  .option rvc
+  c.andi s0, 1
+  .option norvc
+  sd s0, 1176(gp) /* sig 147 */
+.L17:
+  /* 101: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f4, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f10, tp
+  fmax.s f7, f4, f10
+  fsd f7, 1184(gp) /* sig 148 */
+  frflags s0
+  sd s0, 1192(gp) /* sig 149 */
+  /* 102: luiAuipc */
+  auipc s7, 0xf3370
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 1200(gp) /* sig 150 */
+  /* 103: cMem */
+  addi s1, sp, 112
+  .option rvc
+  c.fsd f11, 8(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 104: aluI */
+  srai a0, s9, 58
+  sd a0, 1208(gp) /* sig 151 */
+  /* 105: lrsc */
+  addi s2, sp, 188
+  lr.w t4, (s2)
+  sltu s5, s3, a6
+  slti s4, zero, 1207
+  sc.w.aq a4, a3, (s2)
+  sd t4, 1216(gp) /* sig 152 */
+  sd a4, 1224(gp) /* sig 153 */
+  sub s2, s2, sp
+  lw s11, 188(sp)
+  sd s11, 1232(gp) /* sig 154 */
+  /* 106: mem */
+  ld a2, 120(sp)
+  sd a2, 1240(gp) /* sig 155 */
+  /* 107: far */
+  bgeu zero, s8, .L18
+.L19:
+  /* 108: aluI */
+  sraiw t4, a7, 30
+  sd t4, 1256(gp) /* sig 157 */
+  /* 109: fcsr */
+  csrrci a6, fcsr, 3
+  sd a6, 1264(gp) /* sig 158 */
+  /* 110: mem */
+  lbu t0, 225(sp)
+  sd t0, 1272(gp) /* sig 159 */
   /* 111: fp */
-  li tp, 0x8000000000000001
-  fmv.d.x f29, tp
-  li tp, 0xc22ac71567ba0d0a
-  fmv.d.x f17, tp
-  fsgnjx.d f20, f29, f17
-  fsd f20, 1232(gp) /* sig 154 */
-  fsflags s1, zero
-  sd s1, 1240(gp) /* sig 155 */
-  /* 112: aluI */
-  xori s0, a2, 767
-  sd s0, 1248(gp) /* sig 156 */
-  /* 113: loop */
-  li t5, 0x3
-.L25:
-  .option rvc
-  c.addiw s9, 17
-  .option norvc
-  sd s9, 1256(gp) /* sig 157 */
-  ori s1, s0, -285
-  sd s1, 1264(gp) /* sig 158 */
-  addi t5, t5, -1
-  bne t5, zero, .L25
-  sd t5, 1272(gp) /* sig 159 */
-  /* 114: lrsc */
-  addi t4, sp, 184
-  lr.d.aq t2, (t4)
-  or s7, t5, zero
-  sc.d.rl t3, s2, (t4)
-  sd t2, 1280(gp) /* sig 160 */
-  sd t3, 1288(gp) /* sig 161 */
-  sub t4, t4, sp
-  ld a6, 184(sp)
-  sd a6, 1296(gp) /* sig 162 */
-  /* 115: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 604
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 1304(gp) /* sig 163 */
-  /* 116: cMem */
-  addi a4, sp, 24
-  .option rvc
-  c.ld a1, 136(a4)
-  .option norvc
-  sd a1, 1312(gp) /* sig 164 */
-  sub a4, a4, sp
-  /* 117: branch */
-  li s11, 0x9
-  bgeu zero, s11, .L26
-  .option rvc
-  c.li s2, -16
-  .option norvc
-  sd s2, 1320(gp) /* sig 165 */
-  .option rvc
-  c.mv ra, s0
-  .option norvc
-  sd ra, 1328(gp) /* sig 166 */
-  remw t4, s1, a7
-  sd t4, 1336(gp) /* sig 167 */
-.L26:
-  /* 118: fp */
-  li tp, 0xffffffff3faa3b74
-  fmv.d.x f30, tp
-  li tp, 0xffffffff00603eb6
-  fmv.d.x f11, tp
-  fmul.s f27, f30, f11, rtz
-  fsd f27, 1344(gp) /* sig 168 */
-  frcsr t3
-  sd t3, 1352(gp) /* sig 169 */
-  /* 119: aluR */
-  sra s10, s11, s3
-  sd s10, 1360(gp) /* sig 170 */
-  /* 120: aluI */
-  andi a5, zero, 340
-  sd a5, 1368(gp) /* sig 171 */
-  /* 121: fcsr */
-  li a2, 0x0
-  csrrs s8, frm, a2
-  sd s8, 1376(gp) /* sig 172 */
-  fsrmi t1, 2
-  /* 122: aluI */
-  sltiu a4, t3, 515
-  sd a4, 1384(gp) /* sig 173 */
-  /* 123: aluI */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f25, tp
+  fclass.s a1, f25
+  sd a1, 1280(gp) /* sig 160 */
+  fsflags ra, zero
+  sd ra, 1288(gp) /* sig 161 */
+  /* 112: far */
+  jal s4, .L20
+.L21:
+  /* 113: aluI */
   slli a1, t1, 12
-  sd a1, 1392(gp) /* sig 174 */
-  /* 124: mem */
+  sd a1, 1328(gp) /* sig 166 */
+  /* 114: mem */
   sd s8, 49(sp)
   ld t2, 48(sp)
-  sd t2, 1400(gp) /* sig 175 */
-  /* 125: aluR */
+  sd t2, 1336(gp) /* sig 167 */
+  /* 115: aluR */
   li ra, 0x93b18fc
   li a4, 0xffffffff8f87ec98
   sll s6, ra, a4
-  sd s6, 1408(gp) /* sig 176 */
+  sd s6, 1344(gp) /* sig 168 */
+  /* 116: fp */
+  li tp, 0x7fe0000000000000
+  fmv.d.x f30, tp
+  fcvt.wu.d t2, f30, dyn
+  sd t2, 1352(gp) /* sig 169 */
+  fsflags s1, zero
+  sd s1, 1360(gp) /* sig 170 */
+  /* 117: loop */
+  li t6, 0x1
+.L22:
+  .option rvc
+  c.mv a7, s5
+  .option norvc
+  sd a7, 1368(gp) /* sig 171 */
+  slliw s3, a3, 31
+  sd s3, 1376(gp) /* sig 172 */
+  addi t6, t6, -1
+  bne t6, zero, .L22
+  sd t6, 1384(gp) /* sig 173 */
+  /* 118: aluR */
+  mul s2, s1, s1
+  sd s2, 1392(gp) /* sig 174 */
+  /* 119: cAlu */
+  .option rvc
+  c.lui t6, 0xffff7
+  .option norvc
+  sd t6, 1400(gp) /* sig 175 */
+  /* 120: cMem */
+  addi a3, sp, 132
+  .option rvc
+  c.lw a4, 120(a3)
+  .option norvc
+  sd a4, 1408(gp) /* sig 176 */
+  sub a3, a3, sp
+  /* 121: mem */
+  lhu zero, 124(sp)
+  sd zero, 1416(gp) /* sig 177 */
+  /* 122: cAlu */
+  .option rvc
+  c.add s2, s6
+  .option norvc
+  sd s2, 1424(gp) /* sig 178 */
+  /* 123: aluR */
+  li a0, 0x574
+  xor t0, a0, s7
+  sd t0, 1432(gp) /* sig 179 */
+  /* 124: mem */
+  addi t2, sp, 529
+  ld t2, -321(t2)
+  sd t2, 1440(gp) /* sig 180 */
+  /* 125: mem */
+  addi a6, sp, -227
+  lbu t6, 406(a6)
+  sd t6, 1448(gp) /* sig 181 */
+  sub a6, a6, sp
   /* 126: fp */
-  fcvt.w.d t3, f12, dyn
-  sd t3, 1416(gp) /* sig 177 */
-  fsflags s10, zero
-  sd s10, 1424(gp) /* sig 178 */
-  /* 127: luiAuipc */
-  lui t1, 0xf8730
-  sd t1, 1432(gp) /* sig 179 */
-  /* 128: cBranch */
-  .option rvc
-  c.bnez a4, .L27
-  .option norvc
-  .option rvc
-  c.slli s6, 36
-  .option norvc
-  sd s6, 1440(gp) /* sig 180 */
-  .option rvc
-  c.lui s4, 0x2
-  .option norvc
-  sd s4, 1448(gp) /* sig 181 */
-.L27:
-  /* 129: fmem */
-  fsd f6, 224(sp)
-  /* 130: fp */
-  li tp, 0xffffffff3f89a584
-  fmv.d.x f27, tp
-  li tp, 0xffffffff7f6e0f1c
-  fmv.d.x f22, tp
-  fmul.s f4, f27, f22, rup
-  fsd f4, 1456(gp) /* sig 182 */
-  fsflags t3, zero
-  sd t3, 1464(gp) /* sig 183 */
-  /* 131: branch */
-  li a7, 0x58
-  bge a7, zero, .L28
-  mulw t6, t1, zero
-  sd t6, 1472(gp) /* sig 184 */
-  sub s11, s2, t4
-  sd s11, 1480(gp) /* sig 185 */
-  slt a1, t2, a6
-  sd a1, 1488(gp) /* sig 186 */
-.L28:
-  /* 132: mem */
-  addi a2, sp, 185
-  sh t1, 41(a2)
-  sub a2, a2, sp
-  /* 133: fp */
-  li tp, 0xffffffff40200000
-  fmv.d.x f15, tp
+  li tp, 0xffffffff3f324d1b
+  fmv.d.x f9, tp
   li tp, 0xfffffffef149f2ca
   fmv.d.x f6, tp
-  fmax.s f9, f15, f6
-  fsd f9, 1496(gp) /* sig 187 */
-  fsflags t4, zero
-  sd t4, 1504(gp) /* sig 188 */
-  /* 134: aluI */
-  li a3, 0x80
-  slli s0, a3, 17
-  sd s0, 1512(gp) /* sig 189 */
-  /* 135: fp */
-  li tp, 0xffffffff0b303f89
+  fle.s t3, f9, f6
+  sd t3, 1456(gp) /* sig 182 */
+  fsflags a3, zero
+  sd a3, 1464(gp) /* sig 183 */
+  /* 127: amo */
+  addi t0, sp, 28
+  amoand.w s5, a2, (t0)
+  sub t0, t0, sp
+  sd s5, 1472(gp) /* sig 184 */
+  /* 128: fp */
+  li tp, 0xffffffffc0900000
   fmv.d.x f29, tp
-  fclass.s ra, f29
-  sd ra, 1520(gp) /* sig 190 */
-  frcsr t5
-  sd t5, 1528(gp) /* sig 191 */
-  /* 136: branch */
-  bge t6, zero, .L29
-  srai a4, s10, 24
-  sd a4, 1536(gp) /* sig 192 */
-.L29:
-  /* 137: aluI */
-  slliw ra, a0, 16
-  sd ra, 1544(gp) /* sig 193 */
-  /* 138: branch */
-  bne a4, a4, .L30
-  addi a4, t2, -1800
-  sd a4, 1552(gp) /* sig 194 */
-  .option rvc
-  c.srli a4, 50
-  .option norvc
-  sd a4, 1560(gp) /* sig 195 */
-  slli t2, s10, 24
-  sd t2, 1568(gp) /* sig 196 */
-.L30:
-  /* 139: lrsc */
-  addi t3, sp, 64
-  sc.w.aqrl a3, s6, (t3)
-  sd a3, 1576(gp) /* sig 197 */
-  sub t3, t3, sp
-  lw t6, 64(sp)
-  sd t6, 1584(gp) /* sig 198 */
-  /* 140: fp */
-  fmv.d.x f2, s3
-  fsd f2, 1592(gp) /* sig 199 */
-  frcsr s0
-  sd s0, 1600(gp) /* sig 200 */
-  /* 141: fp */
-  li tp, 0xbf3ed4b228468bd1
-  fmv.d.x f15, tp
-  fsub.d f16, f4, f15, rne
-  fsd f16, 1608(gp) /* sig 201 */
-  frcsr t1
-  sd t1, 1616(gp) /* sig 202 */
-  /* 142: branch */
-  li s5, 0x26597e55f50a2533
-  li a4, 0xffffffffffff8000
-  beq s5, a4, .L31
-  remuw t2, s7, s5
-  sd t2, 1624(gp) /* sig 203 */
-  .option rvc
-  c.and s1, a5
-  .option norvc
-  sd s1, 1632(gp) /* sig 204 */
-.L31:
-  /* 143: amo */
-  addi s8, sp, 48
-  amomaxu.w a0, a6, (s8)
-  sub s8, s8, sp
-  sd a0, 1640(gp) /* sig 205 */
-  lw s11, 48(sp)
-  sd s11, 1648(gp) /* sig 206 */
-  /* 144: mem */
-  sh s8, 180(sp)
-  ld a4, 176(sp)
-  sd a4, 1656(gp) /* sig 207 */
-  /* 145: lrsc */
-  addi t6, sp, 248
-  lr.w.aqrl a1, (t6)
-  and s4, t1, s6
-  or s1, t5, t0
-  sc.w.rl t2, s1, (t6)
-  sd a1, 1664(gp) /* sig 208 */
-  sd t2, 1672(gp) /* sig 209 */
-  sub t6, t6, sp
-  lw s1, 248(sp)
-  sd s1, 1680(gp) /* sig 210 */
-  /* 146: fcsr */
-  csrrwi zero, fflags, 21
-  sd zero, 1688(gp) /* sig 211 */
-  /* 147: cAlu */
-  .option rvc
-  c.lui t3, 0x18
-  .option norvc
-  sd t3, 1696(gp) /* sig 212 */
-  /* 148: fcsr */
-  csrrsi zero, fcsr, 8
-  sd zero, 1704(gp) /* sig 213 */
-  /* 149: lrsc */
-  addi s5, sp, 160
-  sc.w s4, a3, (s5)
-  sd s4, 1712(gp) /* sig 214 */
-  sub s5, s5, sp
-  lw s8, 160(sp)
-  sd s8, 1720(gp) /* sig 215 */
-  /* 150: mem */
-  sb ra, 128(sp)
-  /* 151: fp */
-  li tp, 0xffffffff376c0326
-  fmv.d.x f12, tp
-  li tp, 0xffffffffba688ebf
-  fmv.d.x f19, tp
-  fdiv.s f12, f12, f19, dyn
-  fsd f12, 1728(gp) /* sig 216 */
-  fsflags s5, zero
-  sd s5, 1736(gp) /* sig 217 */
-  /* 152: mem */
-  sd t0, 205(sp)
-  ld a3, 200(sp)
-  sd a3, 1744(gp) /* sig 218 */
-  /* 153: fence */
-  fence
-  /* 154: aluR */
-  xor t0, s5, s6
-  sd t0, 1752(gp) /* sig 219 */
-  /* 155: fcsr */
-  li s3, 0xd033e7cfc3191646
-  csrrs zero, fcsr, s3
-  sd zero, 1760(gp) /* sig 220 */
-  /* 156: amo */
-  addi s11, sp, 120
-  amoswap.d.aq a4, a4, (s11)
-  sub s11, s11, sp
-  sd a4, 1768(gp) /* sig 221 */
-  /* 157: fp */
-  li tp, 0xffffffffc674ec52
-  fmv.d.x f21, tp
-  fcvt.d.s f21, f21
-  fsd f21, 1776(gp) /* sig 222 */
-  frflags a1
-  sd a1, 1784(gp) /* sig 223 */
-  /* 158: fmem */
-  fld f20, 184(sp)
-  fsd f20, 1792(gp) /* sig 224 */
-  /* 159: luiAuipc */
-  auipc a3, 0x1
-  auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 1800(gp) /* sig 225 */
-  /* 160: aluR */
-  li a6, 0x4000000000000
-  mulw t4, a6, s6
-  sd t4, 1808(gp) /* sig 226 */
-  /* 161: aluI */
-  sraiw a1, t6, 15
-  sd a1, 1816(gp) /* sig 227 */
-  /* 162: fp */
-  fcvt.lu.s ra, f29, rmm
-  sd ra, 1824(gp) /* sig 228 */
-  frflags ra
-  sd ra, 1832(gp) /* sig 229 */
-  /* 163: branch */
-  bge a6, zero, .L32
-  xori t0, ra, 1
-  sd t0, 1840(gp) /* sig 230 */
-  addw t1, ra, a7
-  sd t1, 1848(gp) /* sig 231 */
-  sll a5, a3, s4
-  sd a5, 1856(gp) /* sig 232 */
-.L32:
-  /* 164: amo */
-  addi a1, sp, 144
-  amoand.w s8, t4, (a1)
-  sub a1, a1, sp
-  sd s8, 1864(gp) /* sig 233 */
-  /* 165: mem */
-  sb s0, 91(sp)
-  ld ra, 88(sp)
-  sd ra, 1872(gp) /* sig 234 */
-  /* 166: mem */
-  sh a5, 242(sp)
-  ld s6, 240(sp)
-  sd s6, 1880(gp) /* sig 235 */
-  /* 167: aluR */
-  sraw s7, s1, t2
-  sd s7, 1888(gp) /* sig 236 */
-  /* 168: fmem */
-  fsw f31, 160(sp)
-  /* 169: branch */
-  li a3, 0xcdde12c58afcad49
-  li a0, 0xcdde12c58afcad49
-  blt a3, a0, .L33
-  ori s0, a6, -1447
-  sd s0, 1896(gp) /* sig 237 */
-  .option rvc
-  c.add ra, s7
-  .option norvc
-  sd ra, 1904(gp) /* sig 238 */
-.L33:
-  /* 170: aluI */
-  ori t4, t2, -2048
-  sd t4, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 171: aluR */
-  li s11, 0xffffffffffff8000
-  add s5, s11, s6
-  sd s5, 0(gp) /* sig 240 */
-  /* 172: fp */
-  li tp, 0xffffffff3f000000
-  fmv.d.x f12, tp
+  fmul.s f15, f29, f10, rmm
+  fsd f15, 1480(gp) /* sig 185 */
+  fsflags ra, zero
+  sd ra, 1488(gp) /* sig 186 */
+  /* 129: aluR */
+  li a4, 0x22400000
+  sraw s7, s10, a4
+  sd s7, 1496(gp) /* sig 187 */
+  /* 130: aluR */
+  mul t2, ra, a2
+  sd t2, 1504(gp) /* sig 188 */
+  /* 131: fp */
+  fcvt.wu.d s7, f0
+  sd s7, 1512(gp) /* sig 189 */
+  frcsr a4
+  sd a4, 1520(gp) /* sig 190 */
+  /* 132: fp */
   li tp, 0xffffffff7f800001
-  fmv.d.x f11, tp
-  fle.s s2, f12, f11
-  sd s2, 8(gp) /* sig 241 */
-  fsflags s9, zero
-  sd s9, 16(gp) /* sig 242 */
-  /* 173: cAlu */
+  fmv.d.x f3, tp
+  fcvt.d.s f13, f3
+  fsd f13, 1528(gp) /* sig 191 */
+  fsflags a0, zero
+  sd a0, 1536(gp) /* sig 192 */
+  /* 133: fp */
+  li tp, 0xffffffffe8297df6
+  fmv.d.x f31, tp
+  fmax.s f0, f10, f31
+  fsd f0, 1544(gp) /* sig 193 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 1552(gp) /* sig 194 */
+  /* 134: fp */
+  li tp, 0x80090279b27a76ac
+  fmv.d.x f23, tp
+  li tp, 0xc00b076d176f6402
+  fmv.d.x f26, tp
+  fdiv.d f17, f23, f26, rmm
+  fsd f17, 1560(gp) /* sig 195 */
+  fsflags s10, zero
+  sd s10, 1568(gp) /* sig 196 */
+  /* 135: branch */
+  li s9, 0x4d
+  li t0, 0x4d
+  beq s9, t0, .L23
   .option rvc
-  c.add a3, s1
+  c.srli a2, 14
   .option norvc
-  sd a3, 24(gp) /* sig 243 */
-  /* 174: cSp */
+  sd a2, 1576(gp) /* sig 197 */
+.L23:
+  /* 136: cAlu */
   .option rvc
-  c.addi16sp sp, 112
+  c.xor a1, a5
   .option norvc
-  ld a6, 56(sp)
-  sd a6, 32(gp) /* sig 244 */
+  sd a1, 1584(gp) /* sig 198 */
+  /* 137: cAlu */
   .option rvc
-  c.addi16sp sp, -112
+  c.and a2, a2
   .option norvc
-  /* 175: luiAuipc */
-  auipc s6, 0xa00fe
+  sd a2, 1592(gp) /* sig 199 */
+  /* 138: aluI */
+  srli s2, s4, 32
+  sd s2, 1600(gp) /* sig 200 */
+  /* 139: luiAuipc */
+  lui s8, 0x3bf8d
+  sd s8, 1608(gp) /* sig 201 */
+  /* 140: mem */
+  lhu s3, 218(sp)
+  sd s3, 1616(gp) /* sig 202 */
+  /* 141: jalr */
+  auipc s7, 0
+  jalr s6, 8(s7)
   auipc tp, 0
   sub s6, s6, tp
-  sd s6, 40(gp) /* sig 245 */
-  /* 176: mem */
-  addi t0, sp, 363
-  sd zero, -235(t0)
-  sub t0, t0, sp
-  ld s6, 128(sp)
-  sd s6, 48(gp) /* sig 246 */
-  /* 177: aluR */
-  li a2, 0xffffffffffffffff
-  li a2, 0xffffffffffffffff
-  rem a0, a2, a2
-  sd a0, 56(gp) /* sig 247 */
-  /* 178: lrsc */
-  addi s11, sp, 208
-  lr.d.aqrl zero, (s11)
-  slt s4, s10, t5
-  srl s9, a3, s6
-  sc.d.rl s5, ra, (s11)
-  sd zero, 64(gp) /* sig 248 */
-  sd s5, 72(gp) /* sig 249 */
-  sc.d.rl s5, zero, (s11)
-  sd s5, 80(gp) /* sig 250 */
-  sub s11, s11, sp
-  ld a7, 208(sp)
-  sd a7, 88(gp) /* sig 251 */
-  /* 179: jalr */
-  auipc t5, 0
-  jalr zero, 8(t5)
+  sub s7, s7, tp
+  sd s6, 1624(gp) /* sig 203 */
+  sd s7, 1632(gp) /* sig 204 */
+  /* 142: cJump */
+  auipc a1, 0
+  addi a1, a1, 24
+  .option rvc
+  c.jr a1
+  .option norvc
+  .option rvc
+  c.slli a2, 19
+  .option norvc
+  sd a2, 1640(gp) /* sig 205 */
+  srl s6, a2, s9
+  sd s6, 1648(gp) /* sig 206 */
   auipc tp, 0
-  sub t5, t5, tp
-  sd zero, 96(gp) /* sig 252 */
-  sd t5, 104(gp) /* sig 253 */
-  /* 180: aluI */
+  sub a1, a1, tp
+  sd a1, 1656(gp) /* sig 207 */
+  /* 143: fcsr */
+  li t5, 0x35
+  csrrc zero, frm, t5
+  sd zero, 1664(gp) /* sig 208 */
+  /* 144: amo */
+  li t2, 0x8000000000000000
+  addi s10, sp, 176
+  amoswap.w s0, t2, (s10)
+  sub s10, s10, sp
+  sd s0, 1672(gp) /* sig 209 */
+  /* 145: amo */
+  addi t5, sp, 196
+  amominu.w.aq t4, zero, (t5)
+  sub t5, t5, sp
+  sd t4, 1680(gp) /* sig 210 */
+  lw s8, 196(sp)
+  sd s8, 1688(gp) /* sig 211 */
+  /* 146: aluI */
+  andi s7, s5, 566
+  sd s7, 1696(gp) /* sig 212 */
+  /* 147: fp */
+  li s9, 0xffffffffffffffa1
+  fcvt.d.lu f15, s9, rtz
+  fsd f15, 1704(gp) /* sig 213 */
+  frcsr s7
+  sd s7, 1712(gp) /* sig 214 */
+  /* 148: lrsc */
+  addi s11, sp, 8
+  lr.w.rl a7, (s11)
+  sltiu s0, s6, 493
+  sc.w t4, s1, (s11)
+  sd a7, 1720(gp) /* sig 215 */
+  sd t4, 1728(gp) /* sig 216 */
+  sub s11, s11, sp
+  lw t4, 8(sp)
+  sd t4, 1736(gp) /* sig 217 */
+  /* 149: fp */
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f4, tp
+  li tp, 0xffffffff438af9ce
+  fmv.d.x f1, tp
+  fsub.s f13, f4, f1
+  fsd f13, 1744(gp) /* sig 218 */
+  li s0, 0x1f
+  csrrc s11, fcsr, s0
+  sd s11, 1752(gp) /* sig 219 */
+  /* 150: fp */
+  fsgnj.s f14, f26, f14
+  fsd f14, 1760(gp) /* sig 220 */
+  frflags s7
+  sd s7, 1768(gp) /* sig 221 */
+  /* 151: aluR */
+  or a4, s11, a4
+  sd a4, 1776(gp) /* sig 222 */
+  /* 152: fp */
+  li tp, 0xffffffffc763d09b
+  fmv.d.x f1, tp
+  fcvt.d.s f21, f1
+  fsd f21, 1784(gp) /* sig 223 */
+  frflags s4
+  sd s4, 1792(gp) /* sig 224 */
+  /* 153: branch */
+  bge s6, s6, .L24
+  slliw t0, a4, 13
+  sd t0, 1800(gp) /* sig 225 */
+  slliw s0, a0, 20
+  sd s0, 1808(gp) /* sig 226 */
+  .option rvc
+  c.addi s9, 30
+  .option norvc
+  sd s9, 1816(gp) /* sig 227 */
+.L24:
+  /* 154: cMem */
+  addi a5, sp, 28
+  .option rvc
+  c.lw a3, 96(a5)
+  .option norvc
+  sd a3, 1824(gp) /* sig 228 */
+  sub a5, a5, sp
+  /* 155: amo */
+  addi s11, sp, 232
+  amoswap.d.aqrl t6, zero, (s11)
+  sub s11, s11, sp
+  sd t6, 1832(gp) /* sig 229 */
+  /* 156: cBranch */
+  li a2, 0xc2b37828b4143be
+  .option rvc
+  c.beqz a2, .L25
+  .option norvc
+  ori a0, a0, 226
+  sd a0, 1840(gp) /* sig 230 */
+.L25:
+  /* 157: aluR */
+  li t1, 0xffffffff80000000
+  li t1, 0xffffffff
+  divw a6, t1, t1
+  sd a6, 1848(gp) /* sig 231 */
+  /* 158: jal */
+  jal zero, .L26
+  divu a7, t1, s5
+  sd a7, 1856(gp) /* sig 232 */
+.L26:
+  sd zero, 1864(gp) /* sig 233 */
+  /* 159: fence */
+  fence
+  /* 160: lrsc */
+  addi s0, sp, 112
+  lr.w.rl s2, (s0)
+  sraw a0, a5, a1
+  sc.w.rl zero, t3, (s0)
+  sd s2, 1872(gp) /* sig 234 */
+  sd zero, 1880(gp) /* sig 235 */
+  sc.w.rl zero, zero, (s0)
+  sd zero, 1888(gp) /* sig 236 */
+  sub s0, s0, sp
+  lw s1, 112(sp)
+  sd s1, 1896(gp) /* sig 237 */
+  /* 161: fp */
+  fcvt.d.l f10, s6, rmm
+  fsd f10, 1904(gp) /* sig 238 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 162: cSp */
+  .option rvc
+  c.addi16sp sp, -32
+  .option norvc
+  ld a0, 120(sp)
+  sd a0, 0(gp) /* sig 240 */
+  .option rvc
+  c.addi16sp sp, 32
+  .option norvc
+  /* 163: smc */
+  /* patches in xori a2, a2, 442 (then imm + 1, ...) */
+  li s10, 0x1ba64613
+  li s3, 0x2
+.L27:
+  auipc a6, 0
+  sw s10, 12(a6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s10, s10, tp
+  addi s3, s3, -1
+  bne s3, zero, .L27
+  auipc tp, 0
+  sub a6, a6, tp
+  sd a2, 8(gp) /* sig 241 */
+  sd a6, 16(gp) /* sig 242 */
+  /* 164: aluI */
+  sltiu a2, t3, 1960
+  sd a2, 24(gp) /* sig 243 */
+  /* 165: aluR */
+  li a0, 0x8000000000000000
+  li a4, 0x1
+  div s9, a0, a4
+  sd s9, 32(gp) /* sig 244 */
+  /* 166: fcsr */
+  csrrsi s7, frm, 19
+  sd s7, 40(gp) /* sig 245 */
+  /* 167: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f16, tp
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f9, tp
+  fadd.s f21, f16, f9, rmm
+  fsd f21, 48(gp) /* sig 246 */
+  frcsr t6
+  sd t6, 56(gp) /* sig 247 */
+  /* 168: branch */
+  bge a3, a3, .L28
+  .option rvc
+  c.or a5, s1
+  .option norvc
+  sd a5, 64(gp) /* sig 248 */
+  addi t6, s2, 1863
+  sd t6, 72(gp) /* sig 249 */
+.L28:
+  /* 169: mem */
+  lb t0, 15(sp)
+  sd t0, 80(gp) /* sig 250 */
+  /* 170: amo */
+  li a0, 0x22
+  addi s2, sp, 80
+  amomax.w a1, a0, (s2)
+  sub s2, s2, sp
+  sd a1, 88(gp) /* sig 251 */
+  /* 171: cBranch */
+  .option rvc
+  c.bnez a1, .L29
+  .option norvc
+  xor t5, zero, s5
+  sd t5, 96(gp) /* sig 252 */
+  .option rvc
+  c.srli s1, 30
+  .option norvc
+  sd s1, 104(gp) /* sig 253 */
+  .option rvc
+  c.mv t5, t3
+  .option norvc
+  sd t5, 112(gp) /* sig 254 */
+.L29:
+  /* 172: cAlu */
+  .option rvc
+  c.srai a1, 29
+  .option norvc
+  sd a1, 120(gp) /* sig 255 */
+  /* 173: cJump */
+  auipc t3, 0
+  addi t3, t3, 24
+  .option rvc
+  c.jalr t3
+  .option norvc
+  .option rvc
+  c.slli s8, 3
+  .option norvc
+  sd s8, 128(gp) /* sig 256 */
+  addi zero, t5, 2047
+  sd zero, 136(gp) /* sig 257 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t3, t3, tp
+  sd ra, 144(gp) /* sig 258 */
+  sd t3, 152(gp) /* sig 259 */
+  /* 174: aluI */
   srliw a4, t1, 7
-  sd a4, 112(gp) /* sig 254 */
-  /* 181: fp */
-  li tp, 0xffffffffbfd22717
-  fmv.d.x f12, tp
-  li tp, 0xffffffff804df65f
+  sd a4, 160(gp) /* sig 260 */
+  /* 175: fp */
+  li tp, 0xffffffffbfdb29b7
   fmv.d.x f28, tp
-  li tp, 0xffffffff00000001
+  li tp, 0xffffffff004ac1d5
   fmv.d.x f13, tp
-  fmadd.s f27, f12, f28, f13, rmm
-  fsd f27, 120(gp) /* sig 255 */
-  frflags s10
-  sd s10, 128(gp) /* sig 256 */
-  /* 182: lrsc */
-  addi t4, sp, 8
-  lr.d.aq a6, (t4)
-  srliw t2, s6, 29
-  sc.d.aqrl s2, t2, (t4)
-  sd a6, 136(gp) /* sig 257 */
-  sd s2, 144(gp) /* sig 258 */
-  sc.d.aq s2, zero, (t4)
-  sd s2, 152(gp) /* sig 259 */
-  sub t4, t4, sp
-  ld s8, 8(sp)
-  sd s8, 160(gp) /* sig 260 */
-  /* 183: amo */
-  li a4, 0x7fff
-  addi a7, sp, 64
-  amoadd.d.aq a2, a4, (a7)
-  sub a7, a7, sp
-  sd a2, 168(gp) /* sig 261 */
-  ld a2, 64(sp)
-  sd a2, 176(gp) /* sig 262 */
-  /* 184: cSp */
-  .option rvc
-  c.addi4spn a3, sp, 28
-  .option norvc
+  li tp, 0xffffffff00000000
+  fmv.d.x f11, tp
+  fmadd.s f27, f28, f13, f11, rmm
+  fsd f27, 168(gp) /* sig 261 */
+  frcsr s4
+  sd s4, 176(gp) /* sig 262 */
+  /* 176: amo */
+  addi a3, sp, 112
+  amomaxu.w.aqrl a7, s1, (a3)
   sub a3, a3, sp
-  sd a3, 184(gp) /* sig 263 */
-  /* 185: aluR */
-  li s2, 0x100000000
-  remu ra, s2, s2
-  sd ra, 192(gp) /* sig 264 */
-  /* 186: fp */
-  li tp, 0x3e4bc85205d62eb1
-  fmv.d.x f8, tp
-  fclass.d zero, f8
-  sd zero, 200(gp) /* sig 265 */
-  fsflags s1, zero
-  sd s1, 208(gp) /* sig 266 */
-  /* 187: cSp */
+  sd a7, 184(gp) /* sig 263 */
+  lw t6, 112(sp)
+  sd t6, 192(gp) /* sig 264 */
+  /* 177: cAlu */
   .option rvc
-  c.addi16sp sp, 480
+  c.addw s1, a0
   .option norvc
-  ld a5, -240(sp)
-  sd a5, 216(gp) /* sig 267 */
+  sd s1, 200(gp) /* sig 265 */
+  /* 178: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f5, tp
+  fnmadd.s f3, f23, f5, f9, rne
+  fsd f3, 208(gp) /* sig 266 */
+  fsflags t3, zero
+  sd t3, 216(gp) /* sig 267 */
+  /* 179: liSeed */
+  li s2, 0xffffffffffff8000
+  sd s2, 224(gp) /* sig 268 */
+  /* 180: rand */
+  .2byte 0x1c /* random */
+  .4byte 0x352053 /* random */
+  sd zero, 232(gp) /* sig 269 */
+  fsd f0, 240(gp) /* sig 270 */
+  fsflags t3, zero
+  sd t3, 248(gp) /* sig 271 */
+  .4byte 0x122ebb3 /* random */
+  sd s7, 256(gp) /* sig 272 */
+  /* 181: aluI */
+  li t2, 0x9c5a6f6a78431f32
+  sraiw zero, t2, 30
+  sd zero, 264(gp) /* sig 273 */
+  /* 182: cAlu */
   .option rvc
-  c.addi16sp sp, -480
+  c.srli a5, 53
   .option norvc
-  /* 188: fcsr */
-  csrrsi a1, frm, 3
-  sd a1, 224(gp) /* sig 268 */
-  /* 189: mem */
-  sh a2, 142(sp)
-  /* 190: fp */
-  fsgnjx.d f5, f0, f27
-  fsd f5, 232(gp) /* sig 269 */
-  csrrci s1, fflags, 0x1f
-  sd s1, 240(gp) /* sig 270 */
-  /* 191: aluI */
-  li t4, 0xcc0a622af3b90d12
-  addi s0, t4, 1389
-  sd s0, 248(gp) /* sig 271 */
-  /* 192: aluR */
-  sltu s3, t1, a1
-  sd s3, 256(gp) /* sig 272 */
-  /* 193: mem */
+  sd a5, 272(gp) /* sig 274 */
+  /* 183: branch */
+  blt s6, a7, .L30
+  addi s4, s7, 1163
+  sd s4, 280(gp) /* sig 275 */
+  sltu s11, t5, zero
+  sd s11, 288(gp) /* sig 276 */
+.L30:
+  /* 184: fp */
+  li tp, 0xc1e0000000000000
+  fmv.d.x f14, tp
+  fdiv.d f28, f14, f25
+  fsd f28, 296(gp) /* sig 277 */
+  fsflags s11, zero
+  sd s11, 304(gp) /* sig 278 */
+  /* 185: aluI */
+  slti a1, t1, 1909
+  sd a1, 312(gp) /* sig 279 */
+  /* 186: mem */
   sw s11, 32(sp)
   ld a5, 32(sp)
-  sd a5, 264(gp) /* sig 273 */
-  /* 194: liSeed */
-  li s2, 0xffffffff
-  sd s2, 272(gp) /* sig 274 */
-  /* 195: mem */
-  lb t5, 226(sp)
-  sd t5, 280(gp) /* sig 275 */
-  /* 196: mem */
-  sw ra, 148(sp)
-  ld s8, 144(sp)
-  sd s8, 288(gp) /* sig 276 */
-  /* 197: jalr */
-  auipc s6, 0
-  addi s6, s6, 70
-  jalr s0, -44(s6)
+  sd a5, 320(gp) /* sig 280 */
+  /* 187: branch */
+  bltu a0, a0, .L31
   .option rvc
-  c.add a2, t1
+  c.add s0, t5
   .option norvc
-  sd a2, 296(gp) /* sig 277 */
-  sllw s10, s7, t1
-  sd s10, 304(gp) /* sig 278 */
+  sd s0, 328(gp) /* sig 281 */
+.L31:
+  /* 188: jal */
+  jal t4, .L32
+  .option rvc
+  c.sub a4, a0
+  .option norvc
+  sd a4, 336(gp) /* sig 282 */
+.L32:
   auipc tp, 0
-  sub s0, s0, tp
-  sub s6, s6, tp
-  sd s0, 312(gp) /* sig 279 */
-  sd s6, 320(gp) /* sig 280 */
-  /* 198: branch */
-  bne s0, s4, .L34
-  slti a6, a0, -127
-  sd a6, 328(gp) /* sig 281 */
-  mul a1, a4, t1
-  sd a1, 336(gp) /* sig 282 */
-  sltiu a4, s1, 1365
-  sd a4, 344(gp) /* sig 283 */
+  sub t4, t4, tp
+  sd t4, 344(gp) /* sig 283 */
+  /* 189: aluI */
+  addiw a4, s4, -1424
+  sd a4, 352(gp) /* sig 284 */
+  /* 190: fp */
+  li tp, 0xffffffff4ac68c42
+  fmv.d.x f13, tp
+  fcvt.w.s t1, f13, rtz
+  sd t1, 360(gp) /* sig 285 */
+  li s0, 0x1f
+  csrrc a2, fcsr, s0
+  sd a2, 368(gp) /* sig 286 */
+  /* 191: fp */
+  li tp, 0xffffffff0142a62f
+  fmv.d.x f14, tp
+  fcvt.w.s a0, f14, dyn
+  sd a0, 376(gp) /* sig 287 */
+  frflags a1
+  sd a1, 384(gp) /* sig 288 */
+  /* 192: loop */
+  li s1, 0x1
+.L33:
+  sra s4, s6, a3
+  sd s4, 392(gp) /* sig 289 */
+  slti a6, s10, -648
+  sd a6, 400(gp) /* sig 290 */
+  addi s1, s1, -1
+  bltu zero, s1, .L33
+  sd s1, 408(gp) /* sig 291 */
+  /* 193: fmem */
+  addi s10, sp, 289
+  flw f31, -241(s10)
+  fsd f31, 416(gp) /* sig 292 */
+  sub s10, s10, sp
+  /* 194: fcsr */
+  csrrci a4, frm, 18
+  sd a4, 424(gp) /* sig 293 */
+  /* 195: aluR */
+  li s0, 0xffffffffffff8000
+  mulh s5, s0, s1
+  sd s5, 432(gp) /* sig 294 */
+  /* 196: aluI */
+  slti s8, a0, -222
+  sd s8, 440(gp) /* sig 295 */
+  /* 197: fmem */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f21, tp
+  fsd f21, 216(sp)
+  /* 198: amo */
+  addi ra, sp, 32
+  amomin.w.aq s5, t3, (ra)
+  sub ra, ra, sp
+  sd s5, 448(gp) /* sig 296 */
+  lw s3, 32(sp)
+  sd s3, 456(gp) /* sig 297 */
+  /* 199: aluI */
+  slti t1, a1, 426
+  sd t1, 464(gp) /* sig 298 */
+  j .L34
+.L18:
+  sltiu ra, s10, 1365
+  sd ra, 1248(gp) /* sig 156 */
+  bge zero, zero, .L19
+.L20:
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 1296(gp) /* sig 162 */
+  .option rvc
+  c.mv s2, s6
+  .option norvc
+  sd s2, 1304(gp) /* sig 163 */
+  addi a2, s8, -1667
+  sd a2, 1312(gp) /* sig 164 */
+  xor s2, t0, s10
+  sd s2, 1320(gp) /* sig 165 */
+  bge zero, zero, .L21
 .L34:
-  /* 199: cAlu */
-  .option rvc
-  c.add a2, s1
-  .option norvc
-  sd a2, 352(gp) /* sig 284 */
-  /* 200: fmem */
-  fsw f16, 200(sp)
-  /* 201: loop */
-  li a7, 0x4
-.L35:
-  .option rvc
-  c.addw s1, a4
-  .option norvc
-  sd s1, 360(gp) /* sig 285 */
-  .option rvc
-  c.addw a0, a0
-  .option norvc
-  sd a0, 368(gp) /* sig 286 */
-  addi a7, a7, -1
-  blt zero, a7, .L35
-  sd a7, 376(gp) /* sig 287 */
-  /* 202: cMem */
-  addi s1, sp, 88
-  .option rvc
-  c.lw s1, 64(s1)
-  .option norvc
-  sd s1, 384(gp) /* sig 288 */
-  /* 203: aluI */
-  slti a3, s5, -1
-  sd a3, 392(gp) /* sig 289 */
-  /* 204: luiAuipc */
-  lui s8, 0x94bee
-  sd s8, 400(gp) /* sig 290 */
-  /* 205: mem */
-  sh s2, 220(sp)
-  ld s7, 216(sp)
-  sd s7, 408(gp) /* sig 291 */
-  /* 206: mem */
-  addi s8, sp, 134
-  sh s4, -132(s8)
-  sub s8, s8, sp
-  /* 207: mem */
-  addi t5, sp, 244
-  lh a4, -22(t5)
-  sd a4, 416(gp) /* sig 292 */
-  sub t5, t5, sp
-  /* 208: cJump */
+  /* 200: cJump */
   auipc ra, 0
   addi ra, ra, 18
   .option rvc
   c.jalr ra
   .option norvc
   srl t5, a5, t4
-  sd t5, 424(gp) /* sig 293 */
+  sd t5, 472(gp) /* sig 299 */
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 432(gp) /* sig 294 */
-  /* 209: amo */
+  sd ra, 480(gp) /* sig 300 */
+  /* 201: amo */
   addi a5, sp, 12
   amoor.w t6, t6, (a5)
   sub a5, a5, sp
-  sd t6, 440(gp) /* sig 295 */
-  /* 210: fp */
-  li tp, 0x8024365039bb0456
-  fmv.d.x f10, tp
-  fsgnjn.d f24, f7, f10
-  fsd f24, 448(gp) /* sig 296 */
-  csrrci ra, fflags, 0x1f
-  sd ra, 456(gp) /* sig 297 */
-  /* 211: amo */
-  li s3, 0x2b1000000000000
-  addi t5, sp, 0
-  amoand.w.aqrl t3, s3, (t5)
-  sub t5, t5, sp
-  sd t3, 464(gp) /* sig 298 */
-  lw a1, 0(sp)
-  sd a1, 472(gp) /* sig 299 */
-  /* 212: branch */
-  bge zero, t1, .L36
-  or s5, s6, t6
-  sd s5, 480(gp) /* sig 300 */
-  subw s6, a0, s7
-  sd s6, 488(gp) /* sig 301 */
-.L36:
-  /* 213: fp */
-  li tp, 0xffffffff00000000
-  fmv.d.x f30, tp
-  fmax.s f21, f2, f30
-  fsd f21, 496(gp) /* sig 302 */
-  csrrci a6, fflags, 0x1f
-  sd a6, 504(gp) /* sig 303 */
-  /* 214: smc */
-  /* patches in andi a3, a7, 497 (then imm + 1, ...) */
-  li t5, 0x1f18f693
-  li s9, 0x3
-.L37:
-  auipc t3, 0
-  sw t5, 12(t3)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t5, t5, tp
-  addi s9, s9, -1
-  bne s9, zero, .L37
+  sd t6, 488(gp) /* sig 301 */
+  /* 202: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f21, tp
+  fsgnj.d f24, f21, f13
+  fsd f24, 496(gp) /* sig 302 */
+  li a5, 0x1f
+  csrrc s3, fcsr, a5
+  sd s3, 504(gp) /* sig 303 */
+  /* 203: luiAuipc */
+  lui zero, 0xb702e
+  sd zero, 512(gp) /* sig 304 */
+  /* 204: cJump */
+  auipc ra, 0
+  addi ra, ra, 26
+  .option rvc
+  c.jr ra
+  .option norvc
+  sraiw t2, s11, 30
+  sd t2, 520(gp) /* sig 305 */
+  srlw t2, a2, t0
+  sd t2, 528(gp) /* sig 306 */
   auipc tp, 0
-  sub t3, t3, tp
-  sd a3, 512(gp) /* sig 304 */
-  sd t3, 520(gp) /* sig 305 */
-  /* 215: aluR */
-  sraw t1, ra, zero
-  sd t1, 528(gp) /* sig 306 */
-  /* 216: mem */
-  sh a0, 78(sp)
-  /* 217: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f4, tp
-  fcvt.l.d s3, f4, dyn
-  sd s3, 536(gp) /* sig 307 */
-  csrrci t0, fflags, 0x1f
-  sd t0, 544(gp) /* sig 308 */
-  /* 218: fp */
+  sub ra, ra, tp
+  sd ra, 536(gp) /* sig 307 */
+  /* 205: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 312
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 544(gp) /* sig 308 */
+  /* 206: branch */
+  li t6, 0xb0289fd33f527128
+  li s5, 0x22
+  bge t6, s5, .L35
+  sraiw s11, t3, 7
+  sd s11, 552(gp) /* sig 309 */
+  slt s11, t3, t3
+  sd s11, 560(gp) /* sig 310 */
+  srli s5, s3, 63
+  sd s5, 568(gp) /* sig 311 */
+.L35:
+  /* 207: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f14, tp
+  li tp, 0x1
+  fmv.d.x f12, tp
+  fsgnjx.d f1, f14, f12
+  fsd f1, 576(gp) /* sig 312 */
+  fsflags a2, zero
+  sd a2, 584(gp) /* sig 313 */
+  /* 208: luiAuipc */
+  lui t1, 0xe6540
+  sd t1, 592(gp) /* sig 314 */
+  /* 209: aluI */
+  li s4, 0x20001
+  sltiu s3, s4, 0
+  sd s3, 600(gp) /* sig 315 */
+  /* 210: fp */
   li tp, 0xffffffff1eae42c9
   fmv.d.x f30, tp
-  fnmadd.s f20, f14, f30, f26, rup
-  fsd f20, 552(gp) /* sig 309 */
-  fsflags s11, zero
-  sd s11, 560(gp) /* sig 310 */
-  /* 219: smc */
-  /* patches in andi s4, s4, 1840 (then imm + 1, ...) */
-  li t1, 0x730a7a13
-  li t3, 0x2
-.L38:
-  auipc s2, 0
-  sw t1, 12(s2)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t1, t1, tp
-  addi t3, t3, -1
-  bne t3, zero, .L38
-  auipc tp, 0
-  sub s2, s2, tp
-  sd s4, 568(gp) /* sig 311 */
-  sd s2, 576(gp) /* sig 312 */
-  /* 220: fcsr */
-  li t1, 0x2a9f3e423d52f35d
-  csrrc s0, fcsr, t1
-  sd s0, 584(gp) /* sig 313 */
-  /* 221: jalr */
-  auipc t1, 0
-  addi t1, t1, 34
-  jalr a2, -7(t1)
-  .option rvc
-  c.andi a4, 0
-  .option norvc
-  sd a4, 592(gp) /* sig 314 */
-  mul s1, s1, s4
-  sd s1, 600(gp) /* sig 315 */
-  auipc tp, 0
-  sub a2, a2, tp
-  sub t1, t1, tp
-  sd a2, 608(gp) /* sig 316 */
-  sd t1, 616(gp) /* sig 317 */
-  /* 222: loop */
-  li t3, 0x2
-.L39:
-  andi s1, t2, -1882
-  sd s1, 624(gp) /* sig 318 */
-  .option rvc
-  c.mv t6, s3
-  .option norvc
-  sd t6, 632(gp) /* sig 319 */
-  remu a3, s2, t6
-  sd a3, 640(gp) /* sig 320 */
-  addi t3, t3, -1
-  blt zero, t3, .L39
-  sd t3, 648(gp) /* sig 321 */
-  /* 223: fp */
-  fmv.w.x f6, a2
-  fsd f6, 656(gp) /* sig 322 */
+  fcvt.l.s a6, f30, rup
+  sd a6, 608(gp) /* sig 316 */
+  frflags a2
+  sd a2, 616(gp) /* sig 317 */
+  /* 211: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f15, tp
+  li tp, 0x10000000000000
+  fmv.d.x f17, tp
+  flt.d s4, f15, f17
+  sd s4, 624(gp) /* sig 318 */
+  csrrci s0, fflags, 0x1f
+  sd s0, 632(gp) /* sig 319 */
+  /* 212: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f7, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f2, tp
+  fmin.s f5, f7, f2
+  fsd f5, 640(gp) /* sig 320 */
+  fsflags t1, zero
+  sd t1, 648(gp) /* sig 321 */
+  /* 213: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f26, tp
+  fclass.d s2, f26
+  sd s2, 656(gp) /* sig 322 */
+  fsflags s4, zero
+  sd s4, 664(gp) /* sig 323 */
+  /* 214: fmem */
+  li tp, 0xffffffff6ec6c2f3
+  fmv.d.x f9, tp
+  fsw f9, 36(sp)
+  /* 215: aluI */
+  li s1, 0x10000000000001
+  slti s3, s1, -2048
+  sd s3, 672(gp) /* sig 324 */
+  /* 216: mem */
+  addi t5, sp, -106
+  lbu s6, 260(t5)
+  sd s6, 680(gp) /* sig 325 */
+  sub t5, t5, sp
+  /* 217: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f17, tp
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f31, tp
+  fnmsub.s f16, f2, f17, f31, rtz
+  fsd f16, 688(gp) /* sig 326 */
   fsflags s10, zero
-  sd s10, 664(gp) /* sig 323 */
-  /* 224: fp */
-  li tp, 0xffffffff3db61c9c
-  fmv.d.x f11, tp
-  fmin.s f3, f14, f11
-  fsd f3, 672(gp) /* sig 324 */
-  fsflags a2, zero
-  sd a2, 680(gp) /* sig 325 */
-  /* 225: mem */
-  lwu a7, 120(sp)
-  sd a7, 688(gp) /* sig 326 */
-  /* 226: fmem */
+  sd s10, 696(gp) /* sig 327 */
+  /* 218: aluI */
+  srai t2, a0, 14
+  sd t2, 704(gp) /* sig 328 */
+  /* 219: fmem */
   fsd f22, 16(sp)
-  /* 227: aluI */
+  /* 220: aluI */
   slliw a3, s7, 15
-  sd a3, 696(gp) /* sig 327 */
-  /* 228: aluI */
+  sd a3, 712(gp) /* sig 329 */
+  /* 221: aluI */
   ori a5, a1, 2047
-  sd a5, 704(gp) /* sig 328 */
-  /* 229: liSeed */
-  li s9, 0x44
-  sd s9, 712(gp) /* sig 329 */
-  /* 230: mem */
-  addi a1, sp, 91
-  lb a5, -40(a1)
   sd a5, 720(gp) /* sig 330 */
-  sub a1, a1, sp
-  /* 231: amo */
-  addi a3, sp, 48
-  amoadd.d.rl s5, s1, (a3)
-  sub a3, a3, sp
-  sd s5, 728(gp) /* sig 331 */
-  ld a6, 48(sp)
-  sd a6, 736(gp) /* sig 332 */
-  /* 232: mem */
-  lb s2, 106(sp)
-  sd s2, 744(gp) /* sig 333 */
-  /* 233: cAlu */
+  /* 222: branch */
+  li s8, 0x2
+  li a6, 0x2
+  bgeu s8, a6, .L36
+  sllw a3, t4, s4
+  sd a3, 728(gp) /* sig 331 */
+  addi a4, s10, -195
+  sd a4, 736(gp) /* sig 332 */
+  addiw a5, t2, -58
+  sd a5, 744(gp) /* sig 333 */
+.L36:
+  /* 223: cAlu */
   .option rvc
   c.sub a1, a0
   .option norvc
   sd a1, 752(gp) /* sig 334 */
-  /* 234: fmem */
+  /* 224: fmem */
   addi s9, sp, 194
   fld f22, 38(s9)
   fsd f22, 760(gp) /* sig 335 */
   sub s9, s9, sp
-  /* 235: aluR */
+  /* 225: aluR */
   addw a4, zero, a5
   sd a4, 768(gp) /* sig 336 */
-  /* 236: luiAuipc */
+  /* 226: luiAuipc */
   lui a5, 0x22270
   sd a5, 776(gp) /* sig 337 */
-  /* 237: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f1, tp
-  fdiv.d f30, f1, f15, rup
-  fsd f30, 784(gp) /* sig 338 */
-  frflags t4
-  sd t4, 792(gp) /* sig 339 */
-  /* 238: far */
-  bgeu t3, s11, .L40
-.L41:
-  /* 239: mem */
-  addi s6, sp, 168
-  lhu t4, 20(s6)
-  sd t4, 808(gp) /* sig 341 */
-  sub s6, s6, sp
-  /* 240: aluR */
-  srlw s7, a6, t3
-  sd s7, 816(gp) /* sig 342 */
-  /* 241: aluI */
-  slti s11, a1, 1365
-  sd s11, 824(gp) /* sig 343 */
-  /* 242: fp */
-  li a3, 0x4f8eadfcb9cdc1d9
-  fcvt.d.lu f2, a3, rne
-  fsd f2, 832(gp) /* sig 344 */
-  li t1, 0x1f
-  csrrc s8, fcsr, t1
-  sd s8, 840(gp) /* sig 345 */
-  /* 243: aluR */
-  mulhsu t3, s1, s2
-  sd t3, 848(gp) /* sig 346 */
-  /* 244: aluI */
-  sltiu a2, t2, -623
-  sd a2, 856(gp) /* sig 347 */
-  /* 245: amo */
-  addi a1, sp, 232
-  amoxor.d s7, s6, (a1)
-  sub a1, a1, sp
-  sd s7, 864(gp) /* sig 348 */
-  /* 246: aluR */
-  sll a4, s4, a3
-  sd a4, 872(gp) /* sig 349 */
-  /* 247: loop */
-  li s10, 0x4
-.L42:
-  or a3, t2, s2
-  sd a3, 880(gp) /* sig 350 */
-  addi s10, s10, -1
-  blt zero, s10, .L42
-  sd s10, 888(gp) /* sig 351 */
-  /* 248: aluR */
-  li t3, 0xb
-  xor zero, s5, t3
-  sd zero, 896(gp) /* sig 352 */
-  /* 249: amo */
-  addi s8, sp, 72
-  amomax.w.aq s11, s3, (s8)
-  sub s8, s8, sp
-  sd s11, 904(gp) /* sig 353 */
-  lw s11, 72(sp)
-  sd s11, 912(gp) /* sig 354 */
-  /* 250: liSeed */
-  li ra, 0x4d2b45cf3254ba8b
-  sd ra, 920(gp) /* sig 355 */
-  /* 251: far */
-  bne t6, s0, .L43
-.L44:
-  /* 252: fp */
-  li tp, 0xffffffff80000001
+  /* 227: fp */
+  li tp, 0x7ff800000000dead
   fmv.d.x f11, tp
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f12, tp
-  fnmsub.s f19, f11, f26, f12, rtz
-  fsd f19, 952(gp) /* sig 359 */
-  fsflags t0, zero
-  sd t0, 960(gp) /* sig 360 */
-  /* 253: amo */
-  addi s4, sp, 240
-  amomin.d.aq s10, s2, (s4)
+  fadd.d f30, f11, f26, rmm
+  fsd f30, 784(gp) /* sig 338 */
+  fsflags s3, zero
+  sd s3, 792(gp) /* sig 339 */
+  /* 228: amo */
+  li s1, 0x276301a7182c789c
+  addi s4, sp, 224
+  amoadd.w.rl s11, s1, (s4)
   sub s4, s4, sp
-  sd s10, 968(gp) /* sig 361 */
-  ld a2, 240(sp)
-  sd a2, 976(gp) /* sig 362 */
-  /* 254: smc */
-  /* patches in xori t3, ra, -886 (then imm + 1, ...) */
-  li s6, 0xc8a0ce13
-  li t5, 0x3
-.L45:
-  auipc s9, 0
-  sw s6, 12(s9)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s6, s6, tp
-  addi t5, t5, -1
-  bne t5, zero, .L45
+  sd s11, 800(gp) /* sig 340 */
+  /* 229: fcsr */
+  csrrwi a2, frm, 3
+  sd a2, 808(gp) /* sig 341 */
+  /* 230: fp */
+  fcvt.d.l f29, a7, rne
+  fsd f29, 816(gp) /* sig 342 */
+  csrrci t3, fflags, 0x1f
+  sd t3, 824(gp) /* sig 343 */
+  /* 231: amo */
+  li s4, 0x325800
+  addi a1, sp, 24
+  amominu.d s11, s4, (a1)
+  sub a1, a1, sp
+  sd s11, 832(gp) /* sig 344 */
+  ld s11, 24(sp)
+  sd s11, 840(gp) /* sig 345 */
+  /* 232: rand */
+  .4byte 0x498eadbb /* random */
+  sd s11, 848(gp) /* sig 346 */
+  .4byte 0xa0293ad3 /* random */
+  sd s5, 856(gp) /* sig 347 */
+  fsd f21, 864(gp) /* sig 348 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 872(gp) /* sig 349 */
+  /* 233: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f6, tp
+  fcvt.wu.s a2, f6, rup
+  sd a2, 880(gp) /* sig 350 */
+  fsflags s11, zero
+  sd s11, 888(gp) /* sig 351 */
+  /* 234: aluR */
+  li s0, 0x8000000000000001
+  divuw s3, s0, a6
+  sd s3, 896(gp) /* sig 352 */
+  /* 235: cMem */
+  .option rvc
+  c.swsp s3, 116(sp)
+  .option norvc
+  /* 236: jal */
+  jal s10, .L37
+.L37:
   auipc tp, 0
-  sub s9, s9, tp
-  sd t3, 984(gp) /* sig 363 */
-  sd s9, 992(gp) /* sig 364 */
-  /* 255: lrsc */
-  addi s4, sp, 56
-  lr.d s3, (s4)
-  addi s7, s10, 1768
-  sc.d.aqrl a7, s7, (s4)
-  sd s3, 1000(gp) /* sig 365 */
-  sd a7, 1008(gp) /* sig 366 */
-  sub s4, s4, sp
-  ld t2, 56(sp)
-  sd t2, 1016(gp) /* sig 367 */
-  /* 256: loop */
-  li a3, 0x3
-.L46:
-  .option rvc
-  c.add s7, s8
-  .option norvc
-  sd s7, 1024(gp) /* sig 368 */
-  addi a3, a3, -1
-  bltu zero, a3, .L46
-  sd a3, 1032(gp) /* sig 369 */
-  /* 257: fp */
-  fdiv.s f5, f25, f4, rtz
-  fsd f5, 1040(gp) /* sig 370 */
-  frcsr s0
-  sd s0, 1048(gp) /* sig 371 */
-  /* 258: aluI */
-  srli s6, zero, 56
-  sd s6, 1056(gp) /* sig 372 */
-  /* 259: aluI */
-  li s9, 0x20001
-  addiw s2, s9, -2048
-  sd s2, 1064(gp) /* sig 373 */
-  j .L47
+  sub s10, s10, tp
+  sd s10, 904(gp) /* sig 353 */
+  /* 237: loop */
+  li a2, 0x2
+.L38:
+  mul a0, a4, ra
+  sd a0, 912(gp) /* sig 354 */
+  addi a2, a2, -1
+  bne a2, zero, .L38
+  sd a2, 920(gp) /* sig 355 */
+  /* 238: fp */
+  li tp, 0x811145d4ee2e420f
+  fmv.d.x f21, tp
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f18, tp
+  li tp, 0x3d7b45cf3254ba8b
+  fmv.d.x f26, tp
+  fnmadd.d f21, f21, f18, f26, rmm
+  fsd f21, 928(gp) /* sig 356 */
+  frflags s6
+  sd s6, 936(gp) /* sig 357 */
+  /* 239: mem */
+  addi s8, sp, 314
+  sw t4, -274(s8)
+  sub s8, s8, sp
+  ld zero, 40(sp)
+  sd zero, 944(gp) /* sig 358 */
+  /* 240: fence */
+  fence iorw, iorw
+  /* 241: fp */
+  fsqrt.d f13, f10, rdn
+  fsd f13, 952(gp) /* sig 359 */
+  fsflags t5, zero
+  sd t5, 960(gp) /* sig 360 */
+  /* 242: aluR */
+  li s11, 0xe9f4cc6f4b0190d1
+  li a1, 0x1
+  div a4, s11, a1
+  sd a4, 968(gp) /* sig 361 */
+  /* 243: far */
+  bge t0, t4, .L39
 .L40:
-  subw a2, t1, t5
-  sd a2, 800(gp) /* sig 340 */
-  bge zero, zero, .L41
-.L43:
-  addi a0, s9, 967
-  sd a0, 928(gp) /* sig 356 */
+  /* 244: fp */
+  li tp, 0xffffffffb36a1400
+  fmv.d.x f29, tp
+  li tp, 0xffffffffcf000000
+  fmv.d.x f16, tp
+  flt.s s8, f29, f16
+  sd s8, 992(gp) /* sig 364 */
+  fsflags s10, zero
+  sd s10, 1000(gp) /* sig 365 */
+  /* 245: amo */
+  addi s2, sp, 248
+  amomax.d.aqrl t2, a2, (s2)
+  sub s2, s2, sp
+  sd t2, 1008(gp) /* sig 366 */
+  ld t4, 248(sp)
+  sd t4, 1016(gp) /* sig 367 */
+  /* 246: amo */
+  addi s10, sp, 224
+  amomaxu.d.aqrl t0, s9, (s10)
+  sub s10, s10, sp
+  sd t0, 1024(gp) /* sig 368 */
+  ld a3, 224(sp)
+  sd a3, 1032(gp) /* sig 369 */
+  /* 247: cJump */
+  auipc s1, 0
+  addi s1, s1, 10
   .option rvc
-  c.srai a1, 13
+  c.jalr s1
   .option norvc
-  sd a1, 936(gp) /* sig 357 */
-  sraiw a7, s8, 0
-  sd a7, 944(gp) /* sig 358 */
-  bge zero, zero, .L44
-.L47:
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s1, s1, tp
+  sd ra, 1040(gp) /* sig 370 */
+  sd s1, 1048(gp) /* sig 371 */
+  /* 248: aluR */
+  mulhu s9, s4, s0
+  sd s9, 1056(gp) /* sig 372 */
+  /* 249: aluI */
+  li a1, 0x6cbbbaf9
+  sltiu a6, a1, -282
+  sd a6, 1064(gp) /* sig 373 */
+  /* 250: fp */
+  fcvt.s.lu f11, s7, dyn
+  fsd f11, 1072(gp) /* sig 374 */
+  frflags s0
+  sd s0, 1080(gp) /* sig 375 */
+  /* 251: fp */
+  fclass.s s8, f14
+  sd s8, 1088(gp) /* sig 376 */
+  fsflags a0, zero
+  sd a0, 1096(gp) /* sig 377 */
+  /* 252: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f21, tp
+  li tp, 0x99f3861a90c11d28
+  fmv.d.x f15, tp
+  fmin.d f11, f21, f15
+  fsd f11, 1104(gp) /* sig 378 */
+  fsflags s4, zero
+  sd s4, 1112(gp) /* sig 379 */
+  /* 253: jalr */
+  auipc t5, 0
+  jalr zero, 23(t5)
+  ori a0, s5, -1270
+  sd a0, 1120(gp) /* sig 380 */
+  .option rvc
+  c.andi a5, 22
+  .option norvc
+  sd a5, 1128(gp) /* sig 381 */
+  auipc tp, 0
+  sub t5, t5, tp
+  sd zero, 1136(gp) /* sig 382 */
+  sd t5, 1144(gp) /* sig 383 */
+  /* 254: amo */
+  li a1, 0x167600000000
+  addi s3, sp, 168
+  amominu.d.aqrl a0, a1, (s3)
+  sub s3, s3, sp
+  sd a0, 1152(gp) /* sig 384 */
+  /* 255: lrsc */
+  addi a6, sp, 196
+  sc.w.rl t1, a1, (a6)
+  sd t1, 1160(gp) /* sig 385 */
+  sub a6, a6, sp
+  lw s4, 196(sp)
+  sd s4, 1168(gp) /* sig 386 */
+  /* 256: liSeed */
+  li s6, 0xffff
+  sd s6, 1176(gp) /* sig 387 */
+  /* 257: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f9, tp
+  fcvt.d.s f29, f9
+  fsd f29, 1184(gp) /* sig 388 */
+  frflags t3
+  sd t3, 1192(gp) /* sig 389 */
+  /* 258: fmem */
+  fsd f15, 184(sp)
+  /* 259: aluR */
+  remu a5, t4, t3
+  sd a5, 1200(gp) /* sig 390 */
+  j .L41
+.L39:
+  .option rvc
+  c.subw a5, a1
+  .option norvc
+  sd a5, 976(gp) /* sig 362 */
+  addiw a2, t2, 787
+  sd a2, 984(gp) /* sig 363 */
+  jal tp, .L40
+.L41:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x7e37e43c8800759c
-  .dword 0xfb50ea195f285d38
-  .dword 0xffffffffe43e0927
-  .dword 0xffffffff30eddef8
-  .dword 0xefe20bf822b571e0
-  .dword 0xffffffffba969bd7
-  .dword 0xaaaaaaaaaaaaaaaa
-  .dword 0xffffffff80000000
-  .dword 0x796b94a5afd350a4
+  .dword 0x3f665736a423c19a
+  .dword 0x40197c35a6317836
+  .dword 0x8000
+  .dword 0x5069755d71fe2fbc
+  .dword 0x7ff8000000000000
+  .dword 0x4340000000000001
+  .dword 0xffffffff7fffffff
+  .dword 0xbfc2da77f5894fc1
+  .dword 0xffffffffffffe
+  .dword 0x7fffffffffffffff
+  .dword 0x4873c8c0
+  .dword 0x7ff4000000000000
+  .dword 0xffffffff00d1786a
+  .dword 0x3b78a104b25cadae
+  .dword 0x8361efe3897a6290
   .dword 0xfff0000000000000
-  .dword 0x8000000000000001
-  .dword 0xffffffff42bd7cac
-  .dword 0x20
-  .dword 0x14024430af7e8b
-  .dword 0x811b22bfed563449
-  .dword 0x63d262db3cbe9aa
-  .dword 0xffffffff016117a8
-  .dword 0x10000000000000
-  .dword 0xffffffffbffcc56b
-  .dword 0x3fefffffffffffff
-  .dword 0x7ff800000000dead
-  .dword 0x200000000000
-  .dword 0xffffffff00000000
-  .dword 0x406f954802e86e6f
-  .dword 0xf12c963e8ce9172
-  .dword 0x3246ef814cbbc3c9
-  .dword 0x10000000
-  .dword 0x3ff0000000000001
-  .dword 0x4170000010000000
-  .dword 0xd5b74e4d1176176
-  .dword 0xffffffff00800000
-  .dword 0xbdc2dcfd50b152ac
+  .dword 0x374c8c63
+  .dword 0x717edb85298a27e2
+  .dword 0x2414a17e4945f2
+  .dword 0xffffffffff7fffff
+  .dword 0xffffffff00b0d9c9
+  .dword 0x7cdfc923f149acfe
+  .dword 0x100000000001
+  .dword 0xffffffff007fffff
+  .dword 0xea8
+  .dword 0xffffffffc4b3d9c6
+  .dword 0xffffffff7fc0dead
+  .dword 0x227bb3c90a0f1c5f
+  .dword 0x80000000
+  .dword 0xbff8000000000000
+  .dword 0xffffffff80000000
+  .dword 0x100000000000000
 difftest_sig:
-  .rept 374
+  .rept 391
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

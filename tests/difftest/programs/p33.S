@@ -4,8 +4,8 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x24c03482
-  li t0, 0xac4adbb767628351
+  li ra, 0x100000000
+  li t0, 0xffffffffffffffed
   li t1, 0x80
   li t2, 0xffffffffffffffe0
   li s0, 0x200000001
@@ -97,1602 +97,1549 @@
   li tp, 0xfff0000000000001
   fmv.d.x f31, tp
   csrwi frm, 0
-  /* 0: mem */
-  sb s11, 21(sp)
-  /* 1: aluR */
-  li s6, 0xffffffffffffffd7
-  mulhsu s1, s6, zero
-  sd s1, 0(gp) /* sig 0 */
-  /* 2: branch */
-  bne a3, a3, .L0
-  andi a0, a4, 924
-  sd a0, 8(gp) /* sig 1 */
-.L0:
-  /* 3: lrsc */
-  addi s3, sp, 196
-  lr.w.rl zero, (s3)
-  sc.w.rl a7, a0, (s3)
-  sd zero, 16(gp) /* sig 2 */
-  sd a7, 24(gp) /* sig 3 */
-  sub s3, s3, sp
-  lw a7, 196(sp)
-  sd a7, 32(gp) /* sig 4 */
-  /* 4: aluR */
+  /* 0: fmem */
+  addi s11, sp, 291
+  flw f2, -123(s11)
+  fsd f2, 0(gp) /* sig 0 */
+  sub s11, s11, sp
+  /* 1: cAlu */
+  .option rvc
+  c.lui s5, 0xffff5
+  .option norvc
+  sd s5, 8(gp) /* sig 1 */
+  /* 2: aluR */
+  xor a0, s1, a2
+  sd a0, 16(gp) /* sig 2 */
+  /* 3: cAlu */
+  .option rvc
+  c.slli s1, 7
+  .option norvc
+  sd s1, 24(gp) /* sig 3 */
+  /* 4: cAlu */
+  .option rvc
+  c.slli a4, 32
+  .option norvc
+  sd a4, 32(gp) /* sig 4 */
+  /* 5: luiAuipc */
+  lui a2, 0xbe3a0
+  sd a2, 40(gp) /* sig 5 */
+  /* 6: fp */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f13, tp
+  fsqrt.s f0, f13, rup
+  fsd f0, 48(gp) /* sig 6 */
+  fsflags s8, zero
+  sd s8, 56(gp) /* sig 7 */
+  /* 7: aluR */
   mulhu s11, t2, a4
-  sd s11, 40(gp) /* sig 5 */
-  /* 5: cMem */
+  sd s11, 64(gp) /* sig 8 */
+  /* 8: cMem */
   .option rvc
   c.sdsp s7, 56(sp)
   .option norvc
-  /* 6: far */
-  jal zero, .L1
-.L2:
-  /* 7: cAlu */
+  /* 9: mem */
+  addi s5, sp, 530
+  lb a7, -378(s5)
+  sd a7, 72(gp) /* sig 9 */
+  sub s5, s5, sp
+  /* 10: aluR */
+  li s7, 0xffffffffd18a084b
+  subw s8, t4, s7
+  sd s8, 80(gp) /* sig 10 */
+  /* 11: lrsc */
+  addi s6, sp, 196
+  lr.w t2, (s6)
+  addi s2, s10, -1819
+  sc.w.aq s5, a4, (s6)
+  sd t2, 88(gp) /* sig 11 */
+  sd s5, 96(gp) /* sig 12 */
+  sub s6, s6, sp
+  lw s2, 196(sp)
+  sd s2, 104(gp) /* sig 13 */
+  /* 12: cMem */
+  addi a3, sp, 16
   .option rvc
-  c.addi t2, 10
+  c.sd a5, 48(a3)
   .option norvc
-  sd t2, 80(gp) /* sig 10 */
-  /* 8: jal */
-  jal s5, .L3
-  sraw a7, t2, a3
-  sd a7, 88(gp) /* sig 11 */
-  sltiu a6, zero, 192
-  sd a6, 96(gp) /* sig 12 */
-.L3:
-  auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 104(gp) /* sig 13 */
-  /* 9: cAlu */
-  .option rvc
-  c.srli a2, 36
-  .option norvc
-  sd a2, 112(gp) /* sig 14 */
-  /* 10: branch */
-  li t3, 0x10
-  bltu t3, zero, .L4
-  srlw s5, s11, a3
-  sd s5, 120(gp) /* sig 15 */
-  .option rvc
-  c.slli s9, 32
-  .option norvc
-  sd s9, 128(gp) /* sig 16 */
-.L4:
-  /* 11: cMem */
-  addi a1, sp, 16
-  .option rvc
-  c.sd a4, 112(a1)
-  .option norvc
-  sub a1, a1, sp
-  /* 12: fp */
-  fcvt.d.w f1, ra
-  fsd f1, 136(gp) /* sig 17 */
-  fsflags t1, zero
-  sd t1, 144(gp) /* sig 18 */
+  sub a3, a3, sp
   /* 13: aluR */
-  li s6, 0xffffffff
-  addw t0, t1, s6
-  sd t0, 152(gp) /* sig 19 */
-  /* 14: mem */
-  addi ra, sp, 382
-  lw s9, -322(ra)
-  sd s9, 160(gp) /* sig 20 */
-  sub ra, ra, sp
-  /* 15: fp */
-  fcvt.s.l f17, t4, rdn
-  fsd f17, 168(gp) /* sig 21 */
-  csrrci t6, fflags, 0x1f
-  sd t6, 176(gp) /* sig 22 */
-  /* 16: cSp */
+  li s4, 0xf29a9f4
+  or s4, s4, s10
+  sd s4, 112(gp) /* sig 14 */
+  /* 14: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f25, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f24, tp
+  fmax.s f30, f25, f24
+  fsd f30, 120(gp) /* sig 15 */
+  frflags s4
+  sd s4, 128(gp) /* sig 16 */
+  /* 15: mem */
+  sw s8, 216(sp)
+  ld s1, 216(sp)
+  sd s1, 136(gp) /* sig 17 */
+  /* 16: fp */
+  li tp, 0x3ff1b1ca22209191
+  fmv.d.x f2, tp
+  fadd.d f29, f12, f2, dyn
+  fsd f29, 144(gp) /* sig 18 */
+  fsflags a7, zero
+  sd a7, 152(gp) /* sig 19 */
+  /* 17: cAlu */
   .option rvc
-  c.addi16sp sp, 96
+  c.slli a0, 32
   .option norvc
-  ld s6, 128(sp)
-  sd s6, 184(gp) /* sig 23 */
-  .option rvc
-  c.addi16sp sp, -96
-  .option norvc
-  /* 17: cMem */
-  addi s1, sp, 20
-  .option rvc
-  c.ld a1, 48(s1)
-  .option norvc
-  sd a1, 192(gp) /* sig 24 */
-  sub s1, s1, sp
+  sd a0, 160(gp) /* sig 20 */
   /* 18: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f30, tp
-  flt.d a7, f30, f2
-  sd a7, 200(gp) /* sig 25 */
-  frflags t5
-  sd t5, 208(gp) /* sig 26 */
+  fcvt.s.l f0, s7, rmm
+  fsd f0, 168(gp) /* sig 21 */
+  frflags t4
+  sd t4, 176(gp) /* sig 22 */
   /* 19: fmem */
-  addi t1, sp, 270
-  flw f27, -226(t1)
-  fsd f27, 216(gp) /* sig 27 */
-  sub t1, t1, sp
-  /* 20: fmem */
-  li tp, 0xffffffffc585a70b
-  fmv.d.x f5, tp
-  fsw f5, 92(sp)
-  /* 21: aluR */
-  addw s10, s6, a7
-  sd s10, 224(gp) /* sig 28 */
-  /* 22: branch */
-  bge t5, t5, .L5
-  add s2, t0, a3
-  sd s2, 232(gp) /* sig 29 */
-.L5:
-  /* 23: aluI */
-  srli s8, s8, 20
-  sd s8, 240(gp) /* sig 30 */
-  /* 24: fmem */
-  fsw f18, 251(sp)
-  /* 25: jal */
-  jal s7, .L6
-  xori a1, t6, 1423
-  sd a1, 248(gp) /* sig 31 */
-  slliw t0, s4, 22
-  sd t0, 256(gp) /* sig 32 */
-.L6:
+  addi s8, sp, 492
+  flw f2, -342(s8)
+  fsd f2, 184(gp) /* sig 23 */
+  sub s8, s8, sp
+  /* 20: cAlu */
+  .option rvc
+  c.addw a3, a5
+  .option norvc
+  sd a3, 192(gp) /* sig 24 */
+  /* 21: fp */
+  li tp, 0xc00144fbf01f3280
+  fmv.d.x f26, tp
+  fsqrt.d f23, f26, rdn
+  fsd f23, 200(gp) /* sig 25 */
+  li t1, 0x1f
+  csrrc t5, fcsr, t1
+  sd t5, 208(gp) /* sig 26 */
+  /* 22: rand */
+  .4byte 0x8195e4cb /* random */
+  sd s1, 216(gp) /* sig 27 */
+  fsd f9, 224(gp) /* sig 28 */
+  csrrci s0, fflags, 0x1f
+  sd s0, 232(gp) /* sig 29 */
+  .4byte 0xa1fa0513 /* random */
+  sd a0, 240(gp) /* sig 30 */
+  /* 23: fmem */
+  flw f11, 88(sp)
+  fsd f11, 248(gp) /* sig 31 */
+  /* 24: cAlu */
+  .option rvc
+  c.addiw s6, 12
+  .option norvc
+  sd s6, 256(gp) /* sig 32 */
+  /* 25: fmem */
+  fsd f11, 20(sp)
+  /* 26: mem */
+  lwu s3, 112(sp)
+  sd s3, 264(gp) /* sig 33 */
+  /* 27: rand */
+  .4byte 0x124b2393 /* random */
+  sd t2, 272(gp) /* sig 34 */
+  /* 28: branch */
+  beq t0, a3, .L0
+  sra s8, s10, t3
+  sd s8, 280(gp) /* sig 35 */
+  sraw t3, t5, s4
+  sd t3, 288(gp) /* sig 36 */
+.L0:
+  /* 29: cBranch */
+  .option rvc
+  c.bnez a1, .L1
+  .option norvc
+  addi a0, a1, 249
+  sd a0, 296(gp) /* sig 37 */
+  .option rvc
+  c.sub s0, a4
+  .option norvc
+  sd s0, 304(gp) /* sig 38 */
+.L1:
+  /* 30: jalr */
+  auipc s7, 0
+  addi s7, s7, -9
+  jalr zero, 37(s7)
+  div s6, a3, s5
+  sd s6, 312(gp) /* sig 39 */
+  slti t5, t5, -753
+  sd t5, 320(gp) /* sig 40 */
   auipc tp, 0
   sub s7, s7, tp
-  sd s7, 264(gp) /* sig 33 */
-  /* 26: aluR */
-  li s7, 0xfffffffffffffff5
-  divu a4, s9, s7
-  sd a4, 272(gp) /* sig 34 */
-  /* 27: fp */
-  li tp, 0xffffffff3fdbc81a
-  fmv.d.x f4, tp
-  li tp, 0xffffffff7f1517eb
-  fmv.d.x f20, tp
-  fmul.s f2, f4, f20, rtz
-  fsd f2, 280(gp) /* sig 35 */
-  fsflags s9, zero
-  sd s9, 288(gp) /* sig 36 */
-  /* 28: aluR */
-  mulw a0, t4, s2
-  sd a0, 296(gp) /* sig 37 */
-  /* 29: aluR */
+  sd zero, 328(gp) /* sig 41 */
+  sd s7, 336(gp) /* sig 42 */
+  /* 31: fp */
+  li tp, 0xffffffff80b2a1a9
+  fmv.d.x f2, tp
+  fclass.s s9, f2
+  sd s9, 344(gp) /* sig 43 */
+  csrrci a5, fflags, 0x1f
+  sd a5, 352(gp) /* sig 44 */
+  /* 32: aluR */
   li s4, 0xffffffffffffffa3
   sra a4, s4, s1
-  sd a4, 304(gp) /* sig 38 */
-  /* 30: aluR */
+  sd a4, 360(gp) /* sig 45 */
+  /* 33: aluR */
   mulh a3, a5, s7
-  sd a3, 312(gp) /* sig 39 */
-  /* 31: cAlu */
+  sd a3, 368(gp) /* sig 46 */
+  /* 34: cAlu */
   .option rvc
   c.addw a0, s1
   .option norvc
-  sd a0, 320(gp) /* sig 40 */
-  /* 32: aluI */
+  sd a0, 376(gp) /* sig 47 */
+  /* 35: aluI */
   andi t1, a0, 486
-  sd t1, 328(gp) /* sig 41 */
-  /* 33: cAlu */
+  sd t1, 384(gp) /* sig 48 */
+  /* 36: cAlu */
   .option rvc
   c.srli a0, 23
   .option norvc
-  sd a0, 336(gp) /* sig 42 */
-  /* 34: mem */
-  addi t3, sp, 468
-  sh s6, -280(t3)
-  sub t3, t3, sp
-  /* 35: lrsc */
-  addi ra, sp, 0
-  sc.w.aqrl s11, t2, (ra)
-  sd s11, 344(gp) /* sig 43 */
-  sub ra, ra, sp
-  lw ra, 0(sp)
-  sd ra, 352(gp) /* sig 44 */
-  /* 36: fp */
-  li tp, 0x800000
-  fmv.d.x f26, tp
-  li tp, 0xffffffff41a15c30
-  fmv.d.x f19, tp
-  fnmsub.s f26, f0, f26, f19, rdn
-  fsd f26, 360(gp) /* sig 45 */
-  li s7, 0x1f
-  csrrc t5, fcsr, s7
-  sd t5, 368(gp) /* sig 46 */
-  /* 37: aluR */
-  li a3, 0xb2a0000000
-  sub t5, s3, a3
-  sd t5, 376(gp) /* sig 47 */
-  /* 38: cSp */
-  .option rvc
-  c.addi16sp sp, -112
-  .option norvc
-  ld t5, 328(sp)
-  sd t5, 384(gp) /* sig 48 */
-  .option rvc
-  c.addi16sp sp, 112
-  .option norvc
-  /* 39: aluR */
-  mulw s3, s11, a0
-  sd s3, 392(gp) /* sig 49 */
-  /* 40: fcsr */
-  li s1, 0xbb8483bf2ff19100
-  csrrs a4, frm, s1
-  sd a4, 400(gp) /* sig 50 */
-  /* 41: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 968
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 408(gp) /* sig 51 */
-  /* 42: cMem */
-  .option rvc
-  c.fsdsp f3, 184(sp)
-  .option norvc
+  sd a0, 392(gp) /* sig 49 */
+  /* 37: fmem */
+  fsw f23, 8(sp)
+  /* 38: lrsc */
+  addi s6, sp, 216
+  lr.d.rl s1, (s6)
+  sc.d zero, zero, (s6)
+  sd s1, 400(gp) /* sig 50 */
+  sd zero, 408(gp) /* sig 51 */
+  sc.d.aqrl zero, zero, (s6)
+  sd zero, 416(gp) /* sig 52 */
+  sub s6, s6, sp
+  ld t5, 216(sp)
+  sd t5, 424(gp) /* sig 53 */
+  /* 39: fp */
+  li tp, 0x8013f00c53c2a2c4
+  fmv.d.x f10, tp
+  li tp, 0xbff3f00c53c2a2c4
+  fmv.d.x f28, tp
+  fsqrt.d f28, f10
+  fsd f28, 432(gp) /* sig 54 */
+  fsflags s3, zero
+  sd s3, 440(gp) /* sig 55 */
+  /* 40: far */
+  blt t6, t0, .L2
+.L3:
+  /* 41: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f30, tp
+  fcvt.l.s s3, f30, rtz
+  sd s3, 464(gp) /* sig 58 */
+  li s4, 0x1f
+  csrrc a3, fcsr, s4
+  sd a3, 472(gp) /* sig 59 */
+  /* 42: fp */
+  li tp, 0xffffffffc0900000
+  fmv.d.x f6, tp
+  fsqrt.d f23, f6, rup
+  fsd f23, 480(gp) /* sig 60 */
+  fsflags s1, zero
+  sd s1, 488(gp) /* sig 61 */
   /* 43: fp */
-  li tp, 0xffffffff4640e6b6
-  fmv.d.x f29, tp
-  fnmsub.s f9, f11, f29, f15, rmm
-  fsd f9, 416(gp) /* sig 52 */
+  li tp, 0x8013e8955e4549cf
+  fmv.d.x f8, tp
+  li tp, 0xc00ddce00d67eeb6
+  fmv.d.x f28, tp
+  fsqrt.d f25, f8, rmm
+  fsd f25, 496(gp) /* sig 62 */
   li t5, 0x1f
   csrrc t1, fcsr, t5
-  sd t1, 424(gp) /* sig 53 */
-  /* 44: cSp */
+  sd t1, 504(gp) /* sig 63 */
+  /* 44: cAlu */
   .option rvc
-  c.addi4spn s0, sp, 92
+  c.mv ra, t1
   .option norvc
-  sub s0, s0, sp
-  sd s0, 432(gp) /* sig 54 */
+  sd ra, 512(gp) /* sig 64 */
   /* 45: aluI */
   li t2, 0x3
   sraiw a3, t2, 20
-  sd a3, 440(gp) /* sig 55 */
+  sd a3, 520(gp) /* sig 65 */
   /* 46: jal */
-  jal a3, .L7
-.L7:
+  jal a3, .L4
+.L4:
   auipc tp, 0
   sub a3, a3, tp
-  sd a3, 448(gp) /* sig 56 */
-  /* 47: cAlu */
-  .option rvc
-  c.addiw s3, -2
-  .option norvc
-  sd s3, 456(gp) /* sig 57 */
-  /* 48: branch */
-  beq ra, s8, .L8
-  sll a5, s11, s0
-  sd a5, 464(gp) /* sig 58 */
-  slli s5, s9, 15
-  sd s5, 472(gp) /* sig 59 */
-.L8:
-  /* 49: aluR */
-  li t0, 0x2b
-  divuw t0, t0, s9
-  sd t0, 480(gp) /* sig 60 */
-  /* 50: fcsr */
-  li t0, 0x0
-  csrrs s0, frm, t0
-  sd s0, 488(gp) /* sig 61 */
-  /* 51: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 968
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 496(gp) /* sig 62 */
-  /* 52: far */
-  bge s7, a3, .L9
-.L10:
-  /* 53: fence */
-  nop
-  /* 54: aluR */
-  li s4, 0xffffffffb406e26c
-  mulh s7, t1, s4
-  sd s7, 528(gp) /* sig 66 */
-  /* 55: fp */
-  li tp, 0x41dfffffffc00000
-  fmv.d.x f7, tp
-  fcvt.lu.d s7, f7, rtz
-  sd s7, 536(gp) /* sig 67 */
-  fsflags t0, zero
-  sd t0, 544(gp) /* sig 68 */
-  /* 56: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f15, tp
-  fmsub.d f23, f4, f6, f15, dyn
-  fsd f23, 552(gp) /* sig 69 */
-  fsflags a7, zero
-  sd a7, 560(gp) /* sig 70 */
-  /* 57: fp */
-  li tp, 0xbe848d6c843f9640
-  fmv.d.x f22, tp
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f23, tp
-  fdiv.d f13, f22, f23, rdn
-  fsd f13, 568(gp) /* sig 71 */
-  fsflags s2, zero
-  sd s2, 576(gp) /* sig 72 */
-  /* 58: fp */
-  li tp, 0xffffffffbfaccd7e
-  fmv.d.x f29, tp
-  li tp, 0xffffffff805ed034
-  fmv.d.x f18, tp
-  li tp, 0xffffffff00000001
-  fmv.d.x f22, tp
-  fnmsub.s f4, f29, f18, f22
-  fsd f4, 584(gp) /* sig 73 */
-  fsflags a3, zero
-  sd a3, 592(gp) /* sig 74 */
-  /* 59: fp */
-  li tp, 0xffffffff7c288e72
-  fmv.d.x f21, tp
-  fnmsub.s f18, f10, f15, f21, rmm
-  fsd f18, 600(gp) /* sig 75 */
-  fsflags s7, zero
-  sd s7, 608(gp) /* sig 76 */
-  /* 60: cAlu */
-  .option rvc
-  c.li a7, 29
-  .option norvc
-  sd a7, 616(gp) /* sig 77 */
-  /* 61: jal */
-  jal zero, .L11
-  .option rvc
-  c.andi a1, -6
-  .option norvc
-  sd a1, 624(gp) /* sig 78 */
-  and a4, t2, a4
-  sd a4, 632(gp) /* sig 79 */
-.L11:
-  sd zero, 640(gp) /* sig 80 */
-  /* 62: jal */
-  jal zero, .L12
-.L12:
-  sd zero, 648(gp) /* sig 81 */
-  /* 63: fmem */
-  addi a6, sp, -217
-  fld f7, 401(a6)
-  fsd f7, 656(gp) /* sig 82 */
-  sub a6, a6, sp
-  /* 64: branch */
-  li s4, 0x1020000
-  li a0, 0x40001
-  bne s4, a0, .L13
-  addw s10, a0, s2
-  sd s10, 664(gp) /* sig 83 */
-.L13:
-  /* 65: luiAuipc */
-  lui s5, 0x63edd
-  sd s5, 672(gp) /* sig 84 */
-  /* 66: aluR */
-  li s7, 0xfffffffffffffffe
-  div s1, a7, s7
-  sd s1, 680(gp) /* sig 85 */
-  /* 67: mem */
-  sd zero, 144(sp)
-  ld t3, 144(sp)
-  sd t3, 688(gp) /* sig 86 */
-  /* 68: aluI */
-  slti s0, t1, -2048
-  sd s0, 696(gp) /* sig 87 */
-  /* 69: loop */
-  li s8, 0x4
-.L14:
-  slti t0, t2, 1365
-  sd t0, 704(gp) /* sig 88 */
-  addi s8, s8, -1
-  blt zero, s8, .L14
-  sd s8, 712(gp) /* sig 89 */
-  /* 70: cAlu */
-  .option rvc
-  c.mv a1, a3
-  .option norvc
-  sd a1, 720(gp) /* sig 90 */
-  /* 71: branch */
-  bgeu t3, t3, .L15
-  addi a5, a1, -838
-  sd a5, 728(gp) /* sig 91 */
-.L15:
-  /* 72: branch */
-  beq s1, s8, .L16
-  srliw t2, t1, 19
-  sd t2, 736(gp) /* sig 92 */
-  srliw s8, a1, 11
-  sd s8, 744(gp) /* sig 93 */
-  srai t4, a0, 1
-  sd t4, 752(gp) /* sig 94 */
-.L16:
-  /* 73: jal */
-  jal s3, .L17
-  .option rvc
-  c.add s10, a7
-  .option norvc
-  sd s10, 760(gp) /* sig 95 */
-  slli t6, zero, 14
-  sd t6, 768(gp) /* sig 96 */
-.L17:
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 776(gp) /* sig 97 */
-  /* 74: aluR */
-  mulhu s5, a5, zero
-  sd s5, 784(gp) /* sig 98 */
-  /* 75: jal */
-  jal t5, .L18
-.L18:
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 792(gp) /* sig 99 */
-  /* 76: fmem */
-  fsd f2, 240(sp)
-  /* 77: fmem */
-  addi s5, sp, 133
-  fsw f5, 31(s5)
+  sd a3, 528(gp) /* sig 66 */
+  /* 47: lrsc */
+  addi a7, sp, 136
+  sc.w.aq s8, ra, (a7)
+  sd s8, 536(gp) /* sig 67 */
+  sub a7, a7, sp
+  lw t1, 136(sp)
+  sd t1, 544(gp) /* sig 68 */
+  /* 48: aluI */
+  addiw s10, a6, 1081
+  sd s10, 552(gp) /* sig 69 */
+  /* 49: fmem */
+  fsw f7, 104(sp)
+  /* 50: aluR */
+  mulhsu t1, a7, zero
+  sd t1, 560(gp) /* sig 70 */
+  /* 51: lrsc */
+  addi s5, sp, 248
+  lr.d s4, (s5)
+  andi a5, t4, 1315
+  sc.d.rl t5, a7, (s5)
+  sd s4, 568(gp) /* sig 71 */
+  sd t5, 576(gp) /* sig 72 */
   sub s5, s5, sp
-  /* 78: aluR */
-  li s9, 0x1b3000000
-  remu t1, a0, s9
-  sd t1, 800(gp) /* sig 100 */
-  /* 79: fcsr */
-  li s5, 0x52
-  csrrs t2, frm, s5
-  sd t2, 808(gp) /* sig 101 */
-  /* 80: fp */
-  li tp, 0xffffffff3fc4a362
-  fmv.d.x f7, tp
-  li tp, 0xffffffff3e665960
-  fmv.d.x f28, tp
-  li tp, 0xffffffffbeb0ef73
-  fmv.d.x f0, tp
-  fmadd.s f14, f7, f28, f0, rtz
-  fsd f14, 816(gp) /* sig 102 */
-  fsflags s6, zero
-  sd s6, 824(gp) /* sig 103 */
-  /* 81: cMem */
-  .option rvc
-  c.lwsp s11, 36(sp)
-  .option norvc
-  sd s11, 832(gp) /* sig 104 */
-  /* 82: fp */
-  li tp, 0xffffffffbfd62ab0
-  fmv.d.x f5, tp
-  li tp, 0xffffffff3f452ddc
-  fmv.d.x f25, tp
-  li tp, 0xffffffff3fa4f537
-  fmv.d.x f22, tp
-  fnmadd.s f13, f5, f25, f22, rtz
-  fsd f13, 840(gp) /* sig 105 */
-  fsflags s1, zero
-  sd s1, 848(gp) /* sig 106 */
-  /* 83: aluI */
-  slli t5, a3, 1
-  sd t5, 856(gp) /* sig 107 */
-  /* 84: loop */
-  li s8, 0x4
-.L19:
-  slti s3, s6, 2047
-  sd s3, 864(gp) /* sig 108 */
-  .option rvc
-  c.srai a1, 50
-  .option norvc
-  sd a1, 872(gp) /* sig 109 */
-  addi s8, s8, -1
-  bne s8, zero, .L19
-  sd s8, 880(gp) /* sig 110 */
-  /* 85: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f10, tp
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f14, tp
-  fsub.s f5, f10, f14, rup
-  fsd f5, 888(gp) /* sig 111 */
-  fsflags s5, zero
-  sd s5, 896(gp) /* sig 112 */
-  /* 86: fp */
-  li tp, 0xfffffffffffff
-  fmv.d.x f22, tp
-  fclass.d s11, f22
-  sd s11, 904(gp) /* sig 113 */
-  frflags a4
-  sd a4, 912(gp) /* sig 114 */
-  /* 87: fp */
-  li tp, 0xffffffff3fa300f4
-  fmv.d.x f19, tp
-  li tp, 0xffffffff00648356
-  fmv.d.x f31, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f13, tp
-  fmadd.s f5, f19, f31, f13, rdn
-  fsd f5, 920(gp) /* sig 115 */
-  frcsr a6
-  sd a6, 928(gp) /* sig 116 */
-  /* 88: fcsr */
-  csrrsi zero, fflags, 15
-  sd zero, 936(gp) /* sig 117 */
-  /* 89: fp */
-  li tp, 0xffffffff3fb84ece
-  fmv.d.x f10, tp
-  li tp, 0xffffffff3fdbc81a
-  fmv.d.x f30, tp
-  li tp, 0xffffffffc01e3b7a
-  fmv.d.x f16, tp
-  fmadd.s f10, f10, f30, f16
-  fsd f10, 944(gp) /* sig 118 */
-  csrrci s8, fflags, 0x1f
-  sd s8, 952(gp) /* sig 119 */
-  /* 90: branch */
-  bge a4, a4, .L20
-  .option rvc
-  c.add s5, s8
-  .option norvc
-  sd s5, 960(gp) /* sig 120 */
-  add a0, zero, s0
-  sd a0, 968(gp) /* sig 121 */
-  .option rvc
-  c.mv t1, t3
-  .option norvc
-  sd t1, 976(gp) /* sig 122 */
-.L20:
-  /* 91: branch */
-  bltu t0, s5, .L21
-  divuw a0, a1, zero
-  sd a0, 984(gp) /* sig 123 */
-.L21:
-  /* 92: cAlu */
-  .option rvc
-  c.andi a3, -5
-  .option norvc
-  sd a3, 992(gp) /* sig 124 */
-  /* 93: fmem */
-  fsw f17, 11(sp)
-  /* 94: fp */
-  li tp, 0x3ffe01c51e82c4f9
-  fmv.d.x f27, tp
-  li tp, 0xbffe01c51e82c4f9
-  fmv.d.x f14, tp
-  fadd.d f21, f27, f14, dyn
-  fsd f21, 1000(gp) /* sig 125 */
-  fsflags s0, zero
-  sd s0, 1008(gp) /* sig 126 */
-  /* 95: fmem */
-  addi a2, sp, 111
-  fsd f20, -47(a2)
-  sub a2, a2, sp
-  /* 96: fp */
-  li tp, 0xffffffff47bf5018
-  fmv.d.x f27, tp
-  li tp, 0xffffffff40200000
-  fmv.d.x f15, tp
-  fmadd.s f3, f27, f15, f14, rdn
-  fsd f3, 1016(gp) /* sig 127 */
-  fsflags t6, zero
-  sd t6, 1024(gp) /* sig 128 */
-  /* 97: luiAuipc */
-  lui a7, 0x80db5
-  sd a7, 1032(gp) /* sig 129 */
-  /* 98: aluR */
-  remw s6, t2, s2
-  sd s6, 1040(gp) /* sig 130 */
-  /* 99: jal */
-  jal zero, .L22
-  srli a5, t5, 32
-  sd a5, 1048(gp) /* sig 131 */
-.L22:
-  sd zero, 1056(gp) /* sig 132 */
-  j .L23
-.L1:
-  sd zero, 48(gp) /* sig 6 */
-  srliw s5, a7, 1
-  sd s5, 56(gp) /* sig 7 */
-  .option rvc
-  c.add s11, s7
-  .option norvc
-  sd s11, 64(gp) /* sig 8 */
-  divu a6, s1, s10
-  sd a6, 72(gp) /* sig 9 */
-  jal tp, .L2
-.L9:
-  srliw a3, a3, 21
-  sd a3, 504(gp) /* sig 63 */
+  ld a3, 248(sp)
+  sd a3, 584(gp) /* sig 73 */
+  /* 52: fmem */
+  addi a3, sp, 536
+  fsw f10, -428(a3)
+  sub a3, a3, sp
+  /* 53: aluR */
   or zero, a3, zero
-  sd zero, 512(gp) /* sig 64 */
-  .option rvc
-  c.mv s2, t5
-  .option norvc
-  sd s2, 520(gp) /* sig 65 */
-  beq zero, zero, .L10
-.L23:
-  /* 100: fp */
-  li tp, 0xffffffffdf000000
-  fmv.d.x f16, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f13, tp
-  fle.s t2, f16, f13
-  sd t2, 1064(gp) /* sig 133 */
-  frflags a6
-  sd a6, 1072(gp) /* sig 134 */
-  /* 101: fmem */
-  addi t5, sp, 337
-  flw f10, -207(t5)
-  fsd f10, 1080(gp) /* sig 135 */
-  sub t5, t5, sp
-  /* 102: branch */
-  bge s4, s4, .L24
-  andi t0, a1, -932
-  sd t0, 1088(gp) /* sig 136 */
-  slti t6, s3, 1452
-  sd t6, 1096(gp) /* sig 137 */
-  sllw ra, t0, t0
-  sd ra, 1104(gp) /* sig 138 */
-.L24:
-  /* 103: fence */
-  fence
-  /* 104: fp */
-  li t5, 0x123456789abcdef
-  fcvt.d.lu f30, t5, rmm
-  fsd f30, 1112(gp) /* sig 139 */
-  fsflags a1, zero
-  sd a1, 1120(gp) /* sig 140 */
-  /* 105: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f31, tp
-  fmul.d f30, f31, f6, rtz
-  fsd f30, 1128(gp) /* sig 141 */
-  frflags s3
-  sd s3, 1136(gp) /* sig 142 */
-  /* 106: cAlu */
-  .option rvc
-  c.add s6, s11
-  .option norvc
-  sd s6, 1144(gp) /* sig 143 */
-  /* 107: cAlu */
-  .option rvc
-  c.add a6, s10
-  .option norvc
-  sd a6, 1152(gp) /* sig 144 */
-  /* 108: branch */
-  bgeu s8, ra, .L25
-  .option rvc
-  c.mv s1, s1
-  .option norvc
-  sd s1, 1160(gp) /* sig 145 */
-  .option rvc
-  c.lui t2, 0xffff5
-  .option norvc
-  sd t2, 1168(gp) /* sig 146 */
-.L25:
-  /* 109: cAlu */
-  .option rvc
-  c.subw a3, a3
-  .option norvc
-  sd a3, 1176(gp) /* sig 147 */
-  /* 110: far */
-  bge zero, a5, .L26
-.L27:
-  /* 111: aluR */
-  srlw a5, a6, s2
-  sd a5, 1208(gp) /* sig 151 */
-  /* 112: fp */
-  fle.s s6, f19, f19
-  sd s6, 1216(gp) /* sig 152 */
-  frflags s8
-  sd s8, 1224(gp) /* sig 153 */
-  /* 113: fmem */
-  li tp, 0xffffffffc0900000
+  sd zero, 592(gp) /* sig 74 */
+  /* 54: fp */
+  li tp, 0xffffffff32e1c878
   fmv.d.x f3, tp
-  fsw f3, 44(sp)
-  /* 114: fp */
-  li tp, 0xba4ba3ccde25d7ff
-  fmv.d.x f23, tp
-  li tp, 0xb1e6efcb12d64fc9
-  fmv.d.x f30, tp
-  fmin.d f26, f23, f30
-  fsd f26, 1232(gp) /* sig 154 */
-  fsflags s11, zero
-  sd s11, 1240(gp) /* sig 155 */
-  /* 115: jal */
-  jal a0, .L28
-  addi s11, s9, -303
-  sd s11, 1248(gp) /* sig 156 */
-.L28:
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 1256(gp) /* sig 157 */
-  /* 116: cAlu */
+  li tp, 0xffffffff4f7fffff
+  fmv.d.x f22, tp
+  fmax.s f29, f3, f22
+  fsd f29, 600(gp) /* sig 75 */
+  fsflags s10, zero
+  sd s10, 608(gp) /* sig 76 */
+  /* 55: aluR */
+  mulh s0, s7, a0
+  sd s0, 616(gp) /* sig 77 */
+  /* 56: loop */
+  li t0, 0x2
+.L5:
+  divu s8, a2, s3
+  sd s8, 624(gp) /* sig 78 */
+  xori s0, a2, -874
+  sd s0, 632(gp) /* sig 79 */
   .option rvc
-  c.srli a1, 46
+  c.li a6, -29
   .option norvc
-  sd a1, 1264(gp) /* sig 158 */
-  /* 117: jal */
-  jal t0, .L29
+  sd a6, 640(gp) /* sig 80 */
+  addi t0, t0, -1
+  bltu zero, t0, .L5
+  sd t0, 648(gp) /* sig 81 */
+  /* 57: lrsc */
+  addi s1, sp, 124
+  sc.w.rl a2, s8, (s1)
+  sd a2, 656(gp) /* sig 82 */
+  sub s1, s1, sp
+  lw s2, 124(sp)
+  sd s2, 664(gp) /* sig 83 */
+  /* 58: aluI */
+  slti t5, s4, -1838
+  sd t5, 672(gp) /* sig 84 */
+  /* 59: cAlu */
   .option rvc
-  c.srai a1, 49
+  c.addi t2, -11
   .option norvc
-  sd a1, 1272(gp) /* sig 159 */
-  mulh zero, s11, a0
-  sd zero, 1280(gp) /* sig 160 */
-.L29:
+  sd t2, 680(gp) /* sig 85 */
+  /* 60: aluR */
+  remw a3, s10, zero
+  sd a3, 688(gp) /* sig 86 */
+  /* 61: cAlu */
+  .option rvc
+  c.subw a0, a0
+  .option norvc
+  sd a0, 696(gp) /* sig 87 */
+  /* 62: lrsc */
+  addi s6, sp, 136
+  lr.w.aqrl s11, (s6)
+  addi ra, a4, -560
+  subw a3, s3, a5
+  sc.w.rl a1, s7, (s6)
+  sd s11, 704(gp) /* sig 88 */
+  sd a1, 712(gp) /* sig 89 */
+  sc.w a1, zero, (s6)
+  sd a1, 720(gp) /* sig 90 */
+  sub s6, s6, sp
+  lw a3, 136(sp)
+  sd a3, 728(gp) /* sig 91 */
+  /* 63: jal */
+  jal t0, .L6
+.L6:
   auipc tp, 0
   sub t0, t0, tp
-  sd t0, 1288(gp) /* sig 161 */
-  /* 118: aluR */
-  sraw a7, t0, s9
-  sd a7, 1296(gp) /* sig 162 */
-  /* 119: fp */
-  li tp, 0xbff8000000000000
-  fmv.d.x f29, tp
-  li tp, 0x25cdaf1bc514b2c
-  fmv.d.x f22, tp
-  fsub.d f27, f29, f22, rup
-  fsd f27, 1304(gp) /* sig 163 */
+  sd t0, 736(gp) /* sig 92 */
+  /* 64: cMem */
+  addi s0, sp, 112
+  .option rvc
+  c.sd a0, 96(s0)
+  .option norvc
+  sub s0, s0, sp
+  /* 65: branch */
+  li s4, 0x1020000
+  li a0, 0x40001
+  bne s4, a0, .L7
+  addw s10, a0, s2
+  sd s10, 744(gp) /* sig 93 */
+.L7:
+  /* 66: luiAuipc */
+  lui s5, 0x63edd
+  sd s5, 752(gp) /* sig 94 */
+  /* 67: aluR */
+  li s7, 0xfffffffffffffffe
+  div s1, a7, s7
+  sd s1, 760(gp) /* sig 95 */
+  /* 68: mem */
+  sd zero, 144(sp)
+  ld t3, 144(sp)
+  sd t3, 768(gp) /* sig 96 */
+  /* 69: aluI */
+  slti s0, t1, -2048
+  sd s0, 776(gp) /* sig 97 */
+  /* 70: jal */
+  jal t5, .L8
+.L8:
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 784(gp) /* sig 98 */
+  /* 71: cSp */
+  .option rvc
+  c.addi16sp sp, -368
+  .option norvc
+  ld t1, 384(sp)
+  sd t1, 792(gp) /* sig 99 */
+  .option rvc
+  c.addi16sp sp, 368
+  .option norvc
+  /* 72: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f10, tp
+  fcvt.s.d f22, f10, dyn
+  fsd f22, 800(gp) /* sig 100 */
   fsflags s1, zero
-  sd s1, 1312(gp) /* sig 164 */
-  /* 120: aluR */
-  li s6, 0x8000000000000000
-  li a7, 0x1
-  rem s11, s6, a7
-  sd s11, 1320(gp) /* sig 165 */
-  /* 121: cAlu */
+  sd s1, 808(gp) /* sig 101 */
+  /* 73: cAlu */
+  .option rvc
+  c.addiw a1, 30
+  .option norvc
+  sd a1, 816(gp) /* sig 102 */
+  /* 74: far */
+  jal a2, .L9
+.L10:
+  /* 75: aluR */
+  srlw t5, t3, s5
+  sd t5, 840(gp) /* sig 105 */
+  /* 76: lrsc */
+  addi a4, sp, 96
+  lr.d.aq a7, (a4)
+  srai t5, t3, 25
+  sc.d s9, a3, (a4)
+  sd a7, 848(gp) /* sig 106 */
+  sd s9, 856(gp) /* sig 107 */
+  sub a4, a4, sp
+  ld s5, 96(sp)
+  sd s5, 864(gp) /* sig 108 */
+  /* 77: cMem */
+  addi s1, sp, 101
+  .option rvc
+  c.sw a3, 0(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 78: cAlu */
+  .option rvc
+  c.srli a4, 60
+  .option norvc
+  sd a4, 872(gp) /* sig 109 */
+  /* 79: aluI */
+  li a3, 0xff
+  addiw t5, a3, 231
+  sd t5, 880(gp) /* sig 110 */
+  /* 80: cAlu */
+  .option rvc
+  c.addw s1, a3
+  .option norvc
+  sd s1, 888(gp) /* sig 111 */
+  /* 81: mem */
+  addi s9, sp, 72
+  lhu a0, 130(s9)
+  sd a0, 896(gp) /* sig 112 */
+  sub s9, s9, sp
+  /* 82: aluR */
+  li ra, 0xf65e9f5194e5577d
+  div t6, ra, t4
+  sd t6, 904(gp) /* sig 113 */
+  /* 83: cBranch */
+  li a4, 0x36
+  .option rvc
+  c.bnez a4, .L11
+  .option norvc
+  .option rvc
+  c.li a2, -23
+  .option norvc
+  sd a2, 912(gp) /* sig 114 */
+.L11:
+  /* 84: fmem */
+  addi s0, sp, 180
+  flw f10, -36(s0)
+  fsd f10, 920(gp) /* sig 115 */
+  sub s0, s0, sp
+  /* 85: cAlu */
+  .option rvc
+  c.li s3, -20
+  .option norvc
+  sd s3, 928(gp) /* sig 116 */
+  /* 86: fmem */
+  fld f27, 208(sp)
+  fsd f27, 936(gp) /* sig 117 */
+  /* 87: fence */
+  fence
+  /* 88: fp */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f26, tp
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f11, tp
+  fsub.s f7, f26, f11, dyn
+  fsd f7, 944(gp) /* sig 118 */
+  li t4, 0x1f
+  csrrc s10, fcsr, t4
+  sd s10, 952(gp) /* sig 119 */
+  /* 89: cAlu */
+  .option rvc
+  c.li a1, -10
+  .option norvc
+  sd a1, 960(gp) /* sig 120 */
+  /* 90: fp */
+  li tp, 0xffffffffdf000000
+  fmv.d.x f18, tp
+  fclass.s s7, f18
+  sd s7, 968(gp) /* sig 121 */
+  fsflags a7, zero
+  sd a7, 976(gp) /* sig 122 */
+  /* 91: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f10, tp
+  fcvt.wu.d zero, f10, rdn
+  sd zero, 984(gp) /* sig 123 */
+  fsflags a2, zero
+  sd a2, 992(gp) /* sig 124 */
+  /* 92: aluR */
+  li s7, 0x27c800
+  addw s0, s11, s7
+  sd s0, 1000(gp) /* sig 125 */
+  /* 93: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f19, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f19, tp
+  fmin.s f14, f19, f19
+  fsd f14, 1008(gp) /* sig 126 */
+  frflags t6
+  sd t6, 1016(gp) /* sig 127 */
+  /* 94: rand */
+  .4byte 0x42530d3b /* random */
+  sd s10, 1024(gp) /* sig 128 */
+  .2byte 0x5415 /* random */
+  sd s0, 1032(gp) /* sig 129 */
+  /* 95: fp */
+  li tp, 0xffffffff510fce32
+  fmv.d.x f27, tp
+  fmul.s f5, f15, f27, rmm
+  fsd f5, 1040(gp) /* sig 130 */
+  li a6, 0x1f
+  csrrc s1, fcsr, a6
+  sd s1, 1048(gp) /* sig 131 */
+  /* 96: aluR */
+  mulw s8, a1, ra
+  sd s8, 1056(gp) /* sig 132 */
+  /* 97: cMem */
+  addi a5, sp, 0
+  .option rvc
+  c.fsd f15, 8(a5)
+  .option norvc
+  sub a5, a5, sp
+  /* 98: cAlu */
+  .option rvc
+  c.mv a0, ra
+  .option norvc
+  sd a0, 1064(gp) /* sig 133 */
+  /* 99: aluR */
+  sll t1, s5, t3
+  sd t1, 1072(gp) /* sig 134 */
+  j .L12
+.L2:
+  and a3, t5, t2
+  sd a3, 448(gp) /* sig 56 */
+  slliw s11, s1, 30
+  sd s11, 456(gp) /* sig 57 */
+  j .L3
+.L9:
+  auipc tp, 0
+  sub a2, a2, tp
+  sd a2, 824(gp) /* sig 103 */
+  xor a4, s1, s8
+  sd a4, 832(gp) /* sig 104 */
+  jal tp, .L10
+.L12:
+  /* 100: fp */
+  li tp, 0xffffffffbfcdf933
+  fmv.d.x f23, tp
+  li tp, 0xffffffff004f8b52
+  fmv.d.x f9, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f10, tp
+  fnmsub.s f2, f23, f9, f10, rdn
+  fsd f2, 1080(gp) /* sig 135 */
+  li t0, 0x1f
+  csrrc s8, fcsr, t0
+  sd s8, 1088(gp) /* sig 136 */
+  /* 101: cMem */
+  addi a5, sp, 28
+  .option rvc
+  c.lw a4, 52(a5)
+  .option norvc
+  sd a4, 1096(gp) /* sig 137 */
+  sub a5, a5, sp
+  /* 102: mem */
+  sw s8, 28(sp)
+  ld a5, 24(sp)
+  sd a5, 1104(gp) /* sig 138 */
+  /* 103: aluI */
+  slli s4, s2, 18
+  sd s4, 1112(gp) /* sig 139 */
+  /* 104: mem */
+  ld a1, 210(sp)
+  sd a1, 1120(gp) /* sig 140 */
+  /* 105: fp */
+  li a7, 0x7fffffffffffffff
+  fcvt.d.w f22, a7
+  fsd f22, 1128(gp) /* sig 141 */
+  fsflags s9, zero
+  sd s9, 1136(gp) /* sig 142 */
+  /* 106: fp */
+  li tp, 0xffffffffbfdb5759
+  fmv.d.x f7, tp
+  li tp, 0xffffffff004ab24a
+  fmv.d.x f2, tp
+  fmul.s f15, f7, f2, rdn
+  fsd f15, 1144(gp) /* sig 143 */
+  frflags a4
+  sd a4, 1152(gp) /* sig 144 */
+  /* 107: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f18, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f30, tp
+  fmax.s f15, f18, f30
+  fsd f15, 1160(gp) /* sig 145 */
+  frcsr a5
+  sd a5, 1168(gp) /* sig 146 */
+  /* 108: aluR */
+  li s2, 0xffffffff9517be2f
+  divw t2, s2, s2
+  sd t2, 1176(gp) /* sig 147 */
+  /* 109: fmem */
+  fsd f0, 40(sp)
+  /* 110: cAlu */
+  .option rvc
+  c.andi a3, 19
+  .option norvc
+  sd a3, 1184(gp) /* sig 148 */
+  /* 111: fmem */
+  fld f22, 232(sp)
+  fsd f22, 1192(gp) /* sig 149 */
+  /* 112: fmem */
+  fsw f6, 156(sp)
+  /* 113: branch */
+  li t0, 0x724d4bcc8de7775e
+  li s9, 0x7fffffff
+  bne t0, s9, .L13
+  addiw t0, t0, 1365
+  sd t0, 1200(gp) /* sig 150 */
+.L13:
+  /* 114: aluR */
+  li s9, 0xffffffffffffffff
+  divw t5, t5, s9
+  sd t5, 1208(gp) /* sig 151 */
+  /* 115: fp */
+  fdiv.d f30, f7, f10
+  fsd f30, 1216(gp) /* sig 152 */
+  fsflags t5, zero
+  sd t5, 1224(gp) /* sig 153 */
+  /* 116: cMem */
+  addi a5, sp, 66
+  .option rvc
+  c.ld a1, 144(a5)
+  .option norvc
+  sd a1, 1232(gp) /* sig 154 */
+  sub a5, a5, sp
+  /* 117: fp */
+  fcvt.lu.d ra, f21, rne
+  sd ra, 1240(gp) /* sig 155 */
+  li t2, 0x1f
+  csrrc s1, fcsr, t2
+  sd s1, 1248(gp) /* sig 156 */
+  /* 118: aluR */
+  li s5, 0x80000001
+  divu s5, s6, s5
+  sd s5, 1256(gp) /* sig 157 */
+  /* 119: mem */
+  lhu t2, 124(sp)
+  sd t2, 1264(gp) /* sig 158 */
+  /* 120: fmem */
+  fsd f15, 176(sp)
+  /* 121: fp */
+  fcvt.l.d t2, f26
+  sd t2, 1272(gp) /* sig 159 */
+  fsflags ra, zero
+  sd ra, 1280(gp) /* sig 160 */
+  /* 122: fmem */
+  fld f16, 200(sp)
+  fsd f16, 1288(gp) /* sig 161 */
+  /* 123: cBranch */
+  .option rvc
+  c.beqz a1, .L14
+  .option norvc
+  .option rvc
+  c.subw a2, s0
+  .option norvc
+  sd a2, 1296(gp) /* sig 162 */
+  .option rvc
+  c.mv s5, s2
+  .option norvc
+  sd s5, 1304(gp) /* sig 163 */
+.L14:
+  /* 124: fcsr */
+  csrrci s0, fflags, 5
+  sd s0, 1312(gp) /* sig 164 */
+  /* 125: aluR */
+  remw ra, t3, s11
+  sd ra, 1320(gp) /* sig 165 */
+  /* 126: lrsc */
+  addi a3, sp, 240
+  sc.d a4, s11, (a3)
+  sd a4, 1328(gp) /* sig 166 */
+  sub a3, a3, sp
+  ld a7, 240(sp)
+  sd a7, 1336(gp) /* sig 167 */
+  /* 127: fp */
+  li tp, 0x3f9abd445e74576e
+  fmv.d.x f15, tp
+  fcvt.s.d f8, f15, rne
+  fsd f8, 1344(gp) /* sig 168 */
+  frcsr t3
+  sd t3, 1352(gp) /* sig 169 */
+  /* 128: mem */
+  addi a0, sp, -273
+  lwu s11, 417(a0)
+  sd s11, 1360(gp) /* sig 170 */
+  sub a0, a0, sp
+  /* 129: aluR */
+  sraw a7, t0, s9
+  sd a7, 1368(gp) /* sig 171 */
+  /* 130: fp */
+  li tp, 0x7e37e43c8800759c
+  fmv.d.x f4, tp
+  fdiv.d f27, f4, f9, rne
+  fsd f27, 1376(gp) /* sig 172 */
+  fsflags s6, zero
+  sd s6, 1384(gp) /* sig 173 */
+  /* 131: aluR */
+  divu s9, s5, t2
+  sd s9, 1392(gp) /* sig 174 */
+  /* 132: mem */
+  addi s4, sp, 93
+  lwu s0, -33(s4)
+  sd s0, 1400(gp) /* sig 175 */
+  sub s4, s4, sp
+  /* 133: cAlu */
   .option rvc
   c.andi a3, -2
   .option norvc
-  sd a3, 1328(gp) /* sig 166 */
-  /* 122: cAlu */
+  sd a3, 1408(gp) /* sig 176 */
+  /* 134: cAlu */
   .option rvc
   c.add s10, s8
   .option norvc
-  sd s10, 1336(gp) /* sig 167 */
-  /* 123: jalr */
+  sd s10, 1416(gp) /* sig 177 */
+  /* 135: cJump */
   auipc t4, 0
-  addi t4, t4, 190
-  jalr t3, -177(t4)
+  addi t4, t4, 10
+  .option rvc
+  c.jr t4
+  .option norvc
   auipc tp, 0
-  sub t3, t3, tp
   sub t4, t4, tp
-  sd t3, 1344(gp) /* sig 168 */
-  sd t4, 1352(gp) /* sig 169 */
-  /* 124: branch */
-  bne t4, a5, .L30
-  slti s9, t5, -64
-  sd s9, 1360(gp) /* sig 170 */
-.L30:
-  /* 125: aluR */
-  mul zero, s4, a3
-  sd zero, 1368(gp) /* sig 171 */
-  /* 126: mem */
-  lb s6, 120(sp)
-  sd s6, 1376(gp) /* sig 172 */
-  /* 127: fp */
-  li tp, 0xffffffff499f3e13
-  fmv.d.x f24, tp
-  li tp, 0xfffffffffffff
-  fmv.d.x f6, tp
-  flt.d zero, f24, f6
-  sd zero, 1384(gp) /* sig 173 */
-  fsflags a4, zero
-  sd a4, 1392(gp) /* sig 174 */
-  /* 128: cAlu */
+  sd t4, 1424(gp) /* sig 178 */
+  /* 136: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f10, tp
+  fsqrt.s f31, f10, rmm
+  fsd f31, 1432(gp) /* sig 179 */
+  fsflags s6, zero
+  sd s6, 1440(gp) /* sig 180 */
+  /* 137: cMem */
   .option rvc
-  c.add t1, a2
+  c.swsp s8, 240(sp)
   .option norvc
-  sd t1, 1400(gp) /* sig 175 */
-  /* 129: liSeed */
-  li s2, 0x80000000
-  sd s2, 1408(gp) /* sig 176 */
-  /* 130: fp */
-  fcvt.d.s f27, f30
-  fsd f27, 1416(gp) /* sig 177 */
-  frcsr s11
-  sd s11, 1424(gp) /* sig 178 */
-  /* 131: fmem */
-  fsw f12, 12(sp)
-  /* 132: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f22, tp
-  fsqrt.d f16, f22, dyn
-  fsd f16, 1432(gp) /* sig 179 */
-  fsflags t5, zero
-  sd t5, 1440(gp) /* sig 180 */
-  /* 133: fmem */
-  fsw f29, 16(sp)
-  /* 134: cJump */
-  auipc a4, 0
-  addi a4, a4, 24
+  /* 138: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f28, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f17, tp
+  fsgnjn.s f25, f28, f17
+  fsd f25, 1448(gp) /* sig 181 */
+  frcsr ra
+  sd ra, 1456(gp) /* sig 182 */
+  /* 139: branch */
+  blt t2, a7, .L15
+  addi a7, a7, -1915
+  sd a7, 1464(gp) /* sig 183 */
   .option rvc
-  c.jalr a4
+  c.andi a4, -27
   .option norvc
+  sd a4, 1472(gp) /* sig 184 */
+.L15:
+  /* 140: aluI */
+  li a0, 0x60d6cca50bc14aaf
+  srli a2, a0, 5
+  sd a2, 1480(gp) /* sig 185 */
+  /* 141: branch */
+  bne s2, a2, .L16
+  .option rvc
+  c.mv t5, s11
+  .option norvc
+  sd t5, 1488(gp) /* sig 186 */
+  .option rvc
+  c.mv s2, s9
+  .option norvc
+  sd s2, 1496(gp) /* sig 187 */
+.L16:
+  /* 142: aluR */
+  li s8, 0xa
+  sub a2, a1, s8
+  sd a2, 1504(gp) /* sig 188 */
+  /* 143: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f0, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f29, tp
+  li tp, 0x10000000000000
+  fmv.d.x f2, tp
+  fnmsub.d f28, f0, f29, f2, rup
+  fsd f28, 1512(gp) /* sig 189 */
+  fsflags s4, zero
+  sd s4, 1520(gp) /* sig 190 */
+  /* 144: loop */
+  li a2, 0x2
+.L17:
   .option rvc
   c.mv s4, a1
   .option norvc
-  sd s4, 1448(gp) /* sig 181 */
+  sd s4, 1528(gp) /* sig 191 */
   srli t3, a5, 1
-  sd t3, 1456(gp) /* sig 182 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub a4, a4, tp
-  sd ra, 1464(gp) /* sig 183 */
-  sd a4, 1472(gp) /* sig 184 */
-  /* 135: jalr */
-  auipc t3, 0
-  jalr t4, 8(t3)
-  auipc tp, 0
-  sub t4, t4, tp
-  sub t3, t3, tp
-  sd t4, 1480(gp) /* sig 185 */
-  sd t3, 1488(gp) /* sig 186 */
-  /* 136: aluR */
-  div t5, a1, t6
-  sd t5, 1496(gp) /* sig 187 */
-  /* 137: fp */
-  li tp, 0xffffffff0123cefb
-  fmv.d.x f24, tp
-  fcvt.l.d a2, f24, rtz
-  sd a2, 1504(gp) /* sig 188 */
-  csrrci s1, fflags, 0x1f
-  sd s1, 1512(gp) /* sig 189 */
-  /* 138: aluR */
-  and s3, t5, t4
-  sd s3, 1520(gp) /* sig 190 */
-  /* 139: fp */
-  li tp, 0xffffffff00002476
-  fmv.d.x f12, tp
-  li tp, 0xffffffff3f91d7d0
-  fmv.d.x f24, tp
-  fdiv.s f28, f12, f24, rmm
-  fsd f28, 1528(gp) /* sig 191 */
-  fsflags s2, zero
-  sd s2, 1536(gp) /* sig 192 */
-  /* 140: branch */
-  bge ra, t6, .L31
+  sd t3, 1536(gp) /* sig 192 */
+  addi t4, a1, 2047
+  sd t4, 1544(gp) /* sig 193 */
   .option rvc
-  c.andi a5, -18
+  c.addi a2, -1
   .option norvc
-  sd a5, 1544(gp) /* sig 193 */
-  sltu a1, s3, a4
-  sd a1, 1552(gp) /* sig 194 */
-  xor a0, a3, a3
-  sd a0, 1560(gp) /* sig 195 */
-.L31:
-  /* 141: cAlu */
   .option rvc
-  c.lui t5, 0x1f
+  c.bnez a2, .L17
   .option norvc
-  sd t5, 1568(gp) /* sig 196 */
-  /* 142: fp */
-  li tp, 0xffffffff4bcb57e4
-  fmv.d.x f11, tp
-  li tp, 0xffffffff813cda0b
-  fmv.d.x f2, tp
-  fnmadd.s f10, f11, f8, f2, dyn
-  fsd f10, 1576(gp) /* sig 197 */
-  fsflags t0, zero
-  sd t0, 1584(gp) /* sig 198 */
-  /* 143: fmem */
-  flw f2, 148(sp)
-  fsd f2, 1592(gp) /* sig 199 */
-  /* 144: fp */
-  li tp, 0x22d133e78a4139c3
-  fmv.d.x f6, tp
-  li tp, 0x3fe0000000000000
-  fmv.d.x f31, tp
-  li tp, 0x62a3991f6dc0fba9
-  fmv.d.x f7, tp
-  fmsub.d f15, f6, f31, f7
-  fsd f15, 1600(gp) /* sig 200 */
-  frcsr a6
-  sd a6, 1608(gp) /* sig 201 */
-  /* 145: cBranch */
+  sd a2, 1552(gp) /* sig 194 */
+  /* 145: cAlu */
   .option rvc
-  c.beqz a4, .L32
+  c.slli a1, 36
   .option norvc
-  remuw a3, zero, a2
-  sd a3, 1616(gp) /* sig 202 */
-  remw t5, s0, t5
-  sd t5, 1624(gp) /* sig 203 */
-  sltu a3, a5, zero
-  sd a3, 1632(gp) /* sig 204 */
-.L32:
-  /* 146: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f15, tp
-  li tp, 0xffffffffceeb19e7
-  fmv.d.x f11, tp
-  fnmsub.s f18, f24, f15, f11
-  fsd f18, 1640(gp) /* sig 205 */
-  fsflags s0, zero
-  sd s0, 1648(gp) /* sig 206 */
-  /* 147: aluI */
-  slliw a7, a4, 16
-  sd a7, 1656(gp) /* sig 207 */
-  /* 148: fmem */
-  fsd f7, 130(sp)
-  /* 149: mem */
-  lw a2, 180(sp)
-  sd a2, 1664(gp) /* sig 208 */
+  sd a1, 1560(gp) /* sig 195 */
+  /* 146: rand */
+  .4byte 0xb4095dbb /* random */
+  sd s11, 1568(gp) /* sig 196 */
+  .4byte 0xb297bcc7 /* random */
+  sd s9, 1576(gp) /* sig 197 */
+  fsd f25, 1584(gp) /* sig 198 */
+  frflags a2
+  sd a2, 1592(gp) /* sig 199 */
+  /* 147: fp */
+  li t1, 0x3a40d730335b5920
+  fcvt.s.l f30, t1, rne
+  fsd f30, 1600(gp) /* sig 200 */
+  fsflags a3, zero
+  sd a3, 1608(gp) /* sig 201 */
+  /* 148: fcsr */
+  li t3, 0x0
+  csrrw t4, fflags, t3
+  sd t4, 1616(gp) /* sig 202 */
+  /* 149: fence */
+  fence r, w
   /* 150: fp */
-  li tp, 0xb3913818
-  fmv.d.x f18, tp
-  fcvt.w.s s0, f18, rmm
-  sd s0, 1672(gp) /* sig 209 */
-  csrrci t5, fflags, 0x1f
-  sd t5, 1680(gp) /* sig 210 */
-  /* 151: smc */
-  /* patches in sltiu t2, t2, 933 (then imm + 1, ...) */
-  li s10, 0x3a53b393
-  li t0, 0x2
-.L33:
-  auipc s2, 0
-  sw s10, 12(s2)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s10, s10, tp
-  addi t0, t0, -1
-  bne t0, zero, .L33
-  auipc tp, 0
-  sub s2, s2, tp
-  sd t2, 1688(gp) /* sig 211 */
-  sd s2, 1696(gp) /* sig 212 */
-  /* 152: cAlu */
+  li tp, 0xffffffff8286251c
+  fmv.d.x f13, tp
+  fcvt.w.s t4, f13, rup
+  sd t4, 1624(gp) /* sig 203 */
+  fsflags t1, zero
+  sd t1, 1632(gp) /* sig 204 */
+  /* 151: fp */
+  li tp, 0xffffffff3fcb4829
+  fmv.d.x f17, tp
+  li tp, 0xffffffff427c3900
+  fmv.d.x f30, tp
+  li tp, 0xffffffffc2c8484a
+  fmv.d.x f6, tp
+  fmadd.s f18, f17, f30, f6, dyn
+  fsd f18, 1640(gp) /* sig 205 */
+  frflags a3
+  sd a3, 1648(gp) /* sig 206 */
+  /* 152: loop */
+  li t2, 0x1
+.L18:
+  remw a4, t6, t6
+  sd a4, 1656(gp) /* sig 207 */
+  addi t4, s2, 676
+  sd t4, 1664(gp) /* sig 208 */
+  mulw s4, ra, a5
+  sd s4, 1672(gp) /* sig 209 */
+  addi t2, t2, -1
+  blt zero, t2, .L18
+  sd t2, 1680(gp) /* sig 210 */
+  /* 153: aluI */
+  li s1, 0xffffffffe5689083
+  srai t0, s1, 4
+  sd t0, 1688(gp) /* sig 211 */
+  /* 154: aluR */
+  slt s1, t1, a3
+  sd s1, 1696(gp) /* sig 212 */
+  /* 155: aluR */
+  mul a4, a3, t1
+  sd a4, 1704(gp) /* sig 213 */
+  /* 156: mem */
+  addi t6, sp, -99
+  lwu t3, 291(t6)
+  sd t3, 1712(gp) /* sig 214 */
+  sub t6, t6, sp
+  /* 157: cAlu */
   .option rvc
-  c.mv a7, a7
+  c.lui t6, 0x1b
   .option norvc
-  sd a7, 1704(gp) /* sig 213 */
-  /* 153: fp */
-  fsqrt.d f16, f6, rdn
-  fsd f16, 1712(gp) /* sig 214 */
-  li a0, 0x1f
-  csrrc a2, fcsr, a0
-  sd a2, 1720(gp) /* sig 215 */
-  /* 154: cAlu */
+  sd t6, 1720(gp) /* sig 215 */
+  /* 158: branch */
+  bge s0, s0, .L19
   .option rvc
-  c.or a2, a3
+  c.lui t5, 0x6
   .option norvc
-  sd a2, 1728(gp) /* sig 216 */
-  /* 155: jalr */
-  auipc t0, 0
-  jalr zero, 17(t0)
-  sltiu t5, t1, 2020
-  sd t5, 1736(gp) /* sig 217 */
-  auipc tp, 0
-  sub t0, t0, tp
-  sd zero, 1744(gp) /* sig 218 */
-  sd t0, 1752(gp) /* sig 219 */
-  /* 156: liSeed */
+  sd t5, 1728(gp) /* sig 216 */
+  subw s11, zero, a3
+  sd s11, 1736(gp) /* sig 217 */
+  addi s5, s11, -1
+  sd s5, 1744(gp) /* sig 218 */
+.L19:
+  /* 159: mem */
+  sh s9, 178(sp)
+  ld s0, 176(sp)
+  sd s0, 1752(gp) /* sig 219 */
+  /* 160: aluR */
+  li a4, 0x1ffffffff
+  xor s11, a4, a7
+  sd s11, 1760(gp) /* sig 220 */
+  /* 161: fmem */
+  fld f20, 224(sp)
+  fsd f20, 1768(gp) /* sig 221 */
+  /* 162: cAlu */
+  .option rvc
+  c.lui s7, 0xfffe9
+  .option norvc
+  sd s7, 1776(gp) /* sig 222 */
+  /* 163: cBranch */
+  .option rvc
+  c.bnez a5, .L20
+  .option norvc
+  xor a3, s6, t1
+  sd a3, 1784(gp) /* sig 223 */
+  srl s2, s11, s11
+  sd s2, 1792(gp) /* sig 224 */
+.L20:
+  /* 164: fp */
+  li tp, 0x424f8de3359b0d69
+  fmv.d.x f25, tp
+  fsgnjx.d f2, f15, f25
+  fsd f2, 1800(gp) /* sig 225 */
+  li s4, 0x1f
+  csrrc s1, fcsr, s4
+  sd s1, 1808(gp) /* sig 226 */
+  /* 165: fmem */
+  addi s3, sp, 18
+  fsd f20, 43(s3)
+  sub s3, s3, sp
+  /* 166: aluR */
+  li s4, 0xd760
+  slt t0, a6, s4
+  sd t0, 1816(gp) /* sig 227 */
+  /* 167: liSeed */
   li ra, 0xffffffff7fffffff
-  sd ra, 1760(gp) /* sig 220 */
-  /* 157: cBranch */
+  sd ra, 1824(gp) /* sig 228 */
+  /* 168: cBranch */
   .option rvc
-  c.beqz a0, .L34
+  c.beqz a0, .L21
   .option norvc
   mulw s6, ra, s8
-  sd s6, 1768(gp) /* sig 221 */
-.L34:
-  /* 158: jal */
-  jal t6, .L35
+  sd s6, 1832(gp) /* sig 229 */
+.L21:
+  /* 169: jal */
+  jal t6, .L22
   srliw t0, zero, 31
-  sd t0, 1776(gp) /* sig 222 */
+  sd t0, 1840(gp) /* sig 230 */
   .option rvc
   c.srli a1, 46
   .option norvc
-  sd a1, 1784(gp) /* sig 223 */
-.L35:
+  sd a1, 1848(gp) /* sig 231 */
+.L22:
   auipc tp, 0
   sub t6, t6, tp
-  sd t6, 1792(gp) /* sig 224 */
-  /* 159: fp */
-  li tp, 0xffffffff4effffff
-  fmv.d.x f21, tp
-  fcvt.l.s a6, f21, rmm
-  sd a6, 1800(gp) /* sig 225 */
-  fsflags a0, zero
-  sd a0, 1808(gp) /* sig 226 */
-  /* 160: cMem */
-  addi a4, sp, 40
+  sd t6, 1856(gp) /* sig 232 */
+  /* 170: fcsr */
+  li s2, 0xaf
+  csrrs s9, frm, s2
+  sd s9, 1864(gp) /* sig 233 */
+  fsrmi t4, 3
+  /* 171: luiAuipc */
+  auipc s4, 0x7ffff
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 1872(gp) /* sig 234 */
+  /* 172: cAlu */
   .option rvc
-  c.lw a0, 16(a4)
+  c.addiw a2, 17
   .option norvc
-  sd a0, 1816(gp) /* sig 227 */
-  sub a4, a4, sp
-  /* 161: fp */
-  li tp, 0x3ff1ad3e232ef9f0
-  fmv.d.x f13, tp
-  li tp, 0x800e7b7921d6b228
-  fmv.d.x f24, tp
-  li tp, 0x8000000000000000
-  fmv.d.x f5, tp
-  fnmsub.d f26, f13, f24, f5, rup
-  fsd f26, 1824(gp) /* sig 228 */
-  fsflags s6, zero
-  sd s6, 1832(gp) /* sig 229 */
-  /* 162: aluI */
-  li a0, 0xbad3e9592b0a0167
-  addi s11, a0, 1617
-  sd s11, 1840(gp) /* sig 230 */
-  /* 163: aluR */
-  li t4, 0xffffffffffffffe0
-  sltu s2, t4, a5
-  sd s2, 1848(gp) /* sig 231 */
-  /* 164: fp */
-  li tp, 0xffffffff4effffff
-  fmv.d.x f23, tp
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f28, tp
-  fmsub.s f22, f11, f23, f28
-  fsd f22, 1856(gp) /* sig 232 */
-  frflags s11
-  sd s11, 1864(gp) /* sig 233 */
-  /* 165: aluR */
-  li t2, 0x1
-  remw s9, t4, t2
-  sd s9, 1872(gp) /* sig 234 */
-  /* 166: aluR */
-  addw t4, a2, s5
-  sd t4, 1880(gp) /* sig 235 */
-  /* 167: cAlu */
+  sd a2, 1880(gp) /* sig 235 */
+  /* 173: branch */
+  bgeu s10, a6, .L23
   .option rvc
-  c.subw s1, a0
+  c.subw s1, s0
   .option norvc
   sd s1, 1888(gp) /* sig 236 */
-  /* 168: aluI */
-  li s7, 0xffffffffb2a04097
-  addiw a0, s7, -547
-  sd a0, 1896(gp) /* sig 237 */
-  /* 169: liSeed */
-  li s3, 0x44d80000
-  sd s3, 1904(gp) /* sig 238 */
-  /* 170: mem */
-  li t4, 0x80000001
-  addi a2, sp, 174
-  sd t4, 18(a2)
-  sub a2, a2, sp
-  ld s1, 192(sp)
-  sd s1, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 171: fp */
-  fsqrt.d f20, f14, dyn
-  fsd f20, 0(gp) /* sig 240 */
-  fsflags a4, zero
-  sd a4, 8(gp) /* sig 241 */
-  /* 172: aluI */
-  sraiw s11, s7, 31
-  sd s11, 16(gp) /* sig 242 */
-  /* 173: fmem */
-  fsw f31, 33(sp)
-  /* 174: fmem */
-  flw f29, 236(sp)
-  fsd f29, 24(gp) /* sig 243 */
-  /* 175: fp */
-  fnmadd.s f3, f19, f6, f4
-  fsd f3, 32(gp) /* sig 244 */
-  fsflags ra, zero
-  sd ra, 40(gp) /* sig 245 */
-  /* 176: fp */
-  li tp, 0xffffffff8018a5dd
-  fmv.d.x f0, tp
-  li tp, 0xffffffff7f800000
-  fmv.d.x f23, tp
-  fmadd.s f14, f7, f0, f23, rtz
-  fsd f14, 48(gp) /* sig 246 */
-  fsflags a7, zero
-  sd a7, 56(gp) /* sig 247 */
-  /* 177: fcsr */
-  csrrwi a5, fcsr, 19
-  sd a5, 64(gp) /* sig 248 */
-  /* 178: cMem */
-  addi a5, sp, 0
-  .option rvc
-  c.fld f8, 24(a5)
-  .option norvc
-  fsd f8, 72(gp) /* sig 249 */
-  sub a5, a5, sp
-  /* 179: aluR */
-  slt a4, a4, s5
-  sd a4, 80(gp) /* sig 250 */
-  /* 180: aluR */
-  li s2, 0x400000000000
-  or t1, s2, a0
-  sd t1, 88(gp) /* sig 251 */
-  /* 181: aluI */
-  andi s0, a6, 1259
-  sd s0, 96(gp) /* sig 252 */
-  /* 182: aluR */
-  addw ra, s2, t6
-  sd ra, 104(gp) /* sig 253 */
-  /* 183: amo */
-  addi s4, sp, 152
-  amoxor.w.aqrl a0, t4, (s4)
-  sub s4, s4, sp
-  sd a0, 112(gp) /* sig 254 */
-  lw s1, 152(sp)
-  sd s1, 120(gp) /* sig 255 */
-  /* 184: cMem */
-  .option rvc
-  c.lwsp s3, 224(sp)
-  .option norvc
-  sd s3, 128(gp) /* sig 256 */
-  /* 185: aluR */
-  add s7, s1, s0
-  sd s7, 136(gp) /* sig 257 */
-  /* 186: aluR */
-  sraw a7, a4, s1
-  sd a7, 144(gp) /* sig 258 */
-  /* 187: cAlu */
-  .option rvc
-  c.addi t4, -3
-  .option norvc
-  sd t4, 152(gp) /* sig 259 */
-  /* 188: luiAuipc */
-  auipc t1, 0x7a6a1
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 160(gp) /* sig 260 */
-  /* 189: fp */
-  fcvt.l.s ra, f7, rmm
-  sd ra, 168(gp) /* sig 261 */
-  fsflags t2, zero
-  sd t2, 176(gp) /* sig 262 */
-  /* 190: far */
-  bge t3, t3, .L36
-.L37:
-  /* 191: fp */
-  li tp, 0xffffffff00003415
-  fmv.d.x f3, tp
-  li tp, 0xffffffff49d0546e
-  fmv.d.x f1, tp
-  fsqrt.s f16, f3, rmm
-  fsd f16, 200(gp) /* sig 265 */
+.L23:
+  /* 174: aluR */
   li a6, 0x1f
-  csrrc t6, fcsr, a6
-  sd t6, 208(gp) /* sig 266 */
-  /* 192: branch */
-  blt zero, zero, .L38
-  srli t4, zero, 17
-  sd t4, 216(gp) /* sig 267 */
-.L38:
-  /* 193: mem */
-  sd a0, 168(sp)
-  ld t4, 168(sp)
-  sd t4, 224(gp) /* sig 268 */
-  /* 194: mem */
-  sb ra, 121(sp)
-  /* 195: fp */
-  li tp, 0xffffffffbf8da51f
-  fmv.d.x f29, tp
-  fnmadd.s f29, f8, f7, f29, rmm
-  fsd f29, 232(gp) /* sig 269 */
-  fsflags s8, zero
-  sd s8, 240(gp) /* sig 270 */
-  /* 196: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f15, tp
-  fmv.x.w ra, f15
-  sd ra, 248(gp) /* sig 271 */
-  fsflags t4, zero
-  sd t4, 256(gp) /* sig 272 */
-  /* 197: aluI */
-  sltiu s4, s6, 1369
-  sd s4, 264(gp) /* sig 273 */
-  /* 198: cAlu */
+  li t3, 0x1fffffffffffff
+  mulw s6, a6, t3
+  sd s6, 1896(gp) /* sig 237 */
+  /* 175: mem */
+  li ra, 0x53
+  sb ra, 203(sp)
+  /* 176: fp */
+  fcvt.s.wu f0, s4, rtz
+  fsd f0, 1904(gp) /* sig 238 */
+  frflags a4
+  sd a4, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 177: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f1, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f5, tp
+  fle.d a0, f1, f5
+  sd a0, 0(gp) /* sig 240 */
+  fsflags s3, zero
+  sd s3, 8(gp) /* sig 241 */
+  /* 178: fence */
+  fence iorw, iorw
+  /* 179: fp */
+  fmin.s f3, f29, f14
+  fsd f3, 16(gp) /* sig 242 */
+  fsflags s10, zero
+  sd s10, 24(gp) /* sig 243 */
+  /* 180: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f19, tp
+  fmul.d f11, f19, f22
+  fsd f11, 32(gp) /* sig 244 */
+  fsflags a1, zero
+  sd a1, 40(gp) /* sig 245 */
+  /* 181: aluI */
+  srli a0, a3, 50
+  sd a0, 48(gp) /* sig 246 */
+  /* 182: jal */
+  jal s4, .L24
   .option rvc
-  c.addi t4, -32
+  c.slli a4, 30
   .option norvc
-  sd t4, 272(gp) /* sig 274 */
-  /* 199: cMem */
-  addi a4, sp, 20
+  sd a4, 56(gp) /* sig 247 */
+.L24:
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 64(gp) /* sig 248 */
+  /* 183: fcsr */
+  li a3, 0x55
+  csrrc a0, fcsr, a3
+  sd a0, 72(gp) /* sig 249 */
+  /* 184: fmem */
+  li tp, 0x41a6dd595f3ffd29
+  fmv.d.x f30, tp
+  fsd f30, 40(sp)
+  /* 185: aluR */
+  li s7, 0x6
+  xor t5, s7, s11
+  sd t5, 80(gp) /* sig 250 */
+  /* 186: rand */
+  .4byte 0xe8c52a9b /* random */
+  sd s5, 88(gp) /* sig 251 */
+  /* 187: cMem */
+  addi a5, sp, 31
   .option rvc
-  c.sw a0, 28(a4)
+  c.fsd f14, 8(a5)
   .option norvc
-  sub a4, a4, sp
-  j .L39
-.L26:
-  andi s2, t2, 2047
-  sd s2, 1184(gp) /* sig 148 */
-  addiw t3, t4, 2047
-  sd t3, 1192(gp) /* sig 149 */
-  sraiw s10, t2, 16
-  sd s10, 1200(gp) /* sig 150 */
-  j .L27
-.L36:
+  sub a5, a5, sp
+  /* 188: aluR */
+  li s1, 0x2
+  and t2, s5, s1
+  sd t2, 96(gp) /* sig 252 */
+  /* 189: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f28, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f8, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f20, tp
+  fmadd.s f14, f28, f8, f20
+  fsd f14, 104(gp) /* sig 253 */
+  fsflags s6, zero
+  sd s6, 112(gp) /* sig 254 */
+  /* 190: lrsc */
+  addi s1, sp, 80
+  sc.w.aq t6, s2, (s1)
+  sd t6, 120(gp) /* sig 255 */
+  sub s1, s1, sp
+  lw a2, 80(sp)
+  sd a2, 128(gp) /* sig 256 */
+  /* 191: aluI */
+  xori t3, s3, 1365
+  sd t3, 136(gp) /* sig 257 */
+  /* 192: fcsr */
+  csrrwi zero, fflags, 12
+  sd zero, 144(gp) /* sig 258 */
+  /* 193: cAlu */
   .option rvc
-  c.li a2, -9
+  c.or a3, a4
   .option norvc
-  sd a2, 184(gp) /* sig 263 */
-  div s11, t6, a3
-  sd s11, 192(gp) /* sig 264 */
-  bge zero, zero, .L37
-.L39:
-  /* 200: fp */
-  fnmsub.s f15, f0, f13, f23, rup
-  fsd f15, 280(gp) /* sig 275 */
-  fsflags s9, zero
-  sd s9, 288(gp) /* sig 276 */
-  /* 201: aluR */
-  mulhsu t5, t5, s6
-  sd t5, 296(gp) /* sig 277 */
+  sd a3, 152(gp) /* sig 259 */
+  /* 194: fp */
+  li tp, 0xffffffff32f2b8a1
+  fmv.d.x f18, tp
+  fcvt.d.s f9, f18
+  fsd f9, 160(gp) /* sig 260 */
+  frcsr s5
+  sd s5, 168(gp) /* sig 261 */
+  /* 195: aluI */
+  andi s0, a6, 1259
+  sd s0, 176(gp) /* sig 262 */
+  /* 196: aluR */
+  addw ra, s2, t6
+  sd ra, 184(gp) /* sig 263 */
+  /* 197: lrsc */
+  addi t4, sp, 68
+  lr.w.aq s3, (t4)
+  or a7, zero, a0
+  add s6, s1, s0
+  sc.w.aqrl t3, a0, (t4)
+  sd s3, 192(gp) /* sig 264 */
+  sd t3, 200(gp) /* sig 265 */
+  sub t4, t4, sp
+  lw s2, 68(sp)
+  sd s2, 208(gp) /* sig 266 */
+  /* 198: branch */
+  li s1, 0x18
+  li a7, 0x3b73b092ae839d8a
+  blt s1, a7, .L25
+  srli s4, s10, 1
+  sd s4, 216(gp) /* sig 267 */
+  slti s10, t5, 2047
+  sd s10, 224(gp) /* sig 268 */
+  slti t3, t2, 515
+  sd t3, 232(gp) /* sig 269 */
+.L25:
+  /* 199: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f24, tp
+  fmax.d f9, f14, f24
+  fsd f9, 240(gp) /* sig 270 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 248(gp) /* sig 271 */
+  /* 200: rand */
+  .4byte 0x43c55993 /* random */
+  sd s3, 256(gp) /* sig 272 */
+  .2byte 0xc4c2 /* random */
+  /* 201: fmem */
+  addi a6, sp, -30
+  flw f31, 262(a6)
+  fsd f31, 264(gp) /* sig 273 */
+  sub a6, a6, sp
   /* 202: aluR */
-  subw t6, t2, ra
-  sd t6, 304(gp) /* sig 278 */
-  /* 203: liSeed */
-  li a4, 0x801
-  sd a4, 312(gp) /* sig 279 */
-  /* 204: branch */
-  bne s3, s7, .L40
+  mulhu a5, a0, a7
+  sd a5, 272(gp) /* sig 274 */
+  /* 203: cAlu */
+  .option rvc
+  c.addiw a6, 15
+  .option norvc
+  sd a6, 280(gp) /* sig 275 */
+  /* 204: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f8, tp
+  li tp, 0x10000000000000
+  fmv.d.x f15, tp
+  feq.d a4, f8, f15
+  sd a4, 288(gp) /* sig 276 */
+  fsflags s11, zero
+  sd s11, 296(gp) /* sig 277 */
+  /* 205: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f10, tp
+  fmax.d f18, f16, f10
+  fsd f18, 304(gp) /* sig 278 */
+  li t4, 0x1f
+  csrrc a0, fcsr, t4
+  sd a0, 312(gp) /* sig 279 */
+  /* 206: mem */
+  addi s4, sp, 182
+  sw s8, -54(s4)
+  sub s4, s4, sp
+  /* 207: aluR */
+  div s10, zero, ra
+  sd s10, 320(gp) /* sig 280 */
+  /* 208: branch */
+  bne s6, s4, .L26
+  mulw t2, s1, ra
+  sd t2, 328(gp) /* sig 281 */
+.L26:
+  /* 209: loop */
+  li s9, 0x2
+.L27:
+  addi s4, a2, -2048
+  sd s4, 336(gp) /* sig 282 */
+  addi s9, s9, -1
+  bne s9, zero, .L27
+  sd s9, 344(gp) /* sig 283 */
+  /* 210: fmem */
+  fsd f27, 184(sp)
+  /* 211: fmem */
+  li tp, 0xffffffff434054d9
+  fmv.d.x f30, tp
+  fsd f30, 240(sp)
+  /* 212: luiAuipc */
+  auipc a4, 0x7ffff
+  auipc tp, 0
+  sub a4, a4, tp
+  sd a4, 352(gp) /* sig 284 */
+  /* 213: cAlu */
+  .option rvc
+  c.srli a0, 39
+  .option norvc
+  sd a0, 360(gp) /* sig 285 */
+  /* 214: jal */
+  jal s1, .L28
+  srl s4, s3, s7
+  sd s4, 368(gp) /* sig 286 */
   .option rvc
   c.addiw t6, 12
   .option norvc
-  sd t6, 320(gp) /* sig 280 */
-  add s8, a7, a3
-  sd s8, 328(gp) /* sig 281 */
-.L40:
-  /* 205: fp */
-  fcvt.d.s f22, f18
-  fsd f22, 336(gp) /* sig 282 */
-  fsflags a4, zero
-  sd a4, 344(gp) /* sig 283 */
-  /* 206: aluR */
-  remw zero, s3, t3
-  sd zero, 352(gp) /* sig 284 */
-  /* 207: fp */
-  fcvt.s.lu f19, s5, rne
-  fsd f19, 360(gp) /* sig 285 */
-  fsflags s3, zero
-  sd s3, 368(gp) /* sig 286 */
-  /* 208: cSp */
-  .option rvc
-  c.addi16sp sp, -240
-  .option norvc
-  ld s11, 456(sp)
-  sd s11, 376(gp) /* sig 287 */
-  .option rvc
-  c.addi16sp sp, 240
-  .option norvc
-  /* 209: lrsc */
-  addi s10, sp, 128
-  sc.d s9, zero, (s10)
-  sd s9, 384(gp) /* sig 288 */
-  sub s10, s10, sp
-  ld s4, 128(sp)
-  sd s4, 392(gp) /* sig 289 */
-  /* 210: aluR */
-  li s8, 0x100000000
-  mulh t0, t0, s8
-  sd t0, 400(gp) /* sig 290 */
-  /* 211: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f25, tp
-  fcvt.s.d f6, f25, dyn
-  fsd f6, 408(gp) /* sig 291 */
-  li t1, 0x1f
-  csrrc s7, fcsr, t1
-  sd s7, 416(gp) /* sig 292 */
-  /* 212: aluR */
-  li s4, 0xffffffffbd5b677f
-  mul t0, ra, s4
-  sd t0, 424(gp) /* sig 293 */
-  /* 213: fp */
-  li tp, 0xfff0000000000000
-  fmv.d.x f19, tp
-  fmax.d f20, f16, f19
-  fsd f20, 432(gp) /* sig 294 */
-  fsflags s2, zero
-  sd s2, 440(gp) /* sig 295 */
-  /* 214: mem */
-  addi a2, sp, 221
-  lhu t0, -109(a2)
-  sd t0, 448(gp) /* sig 296 */
-  sub a2, a2, sp
-  /* 215: aluR */
-  mul s1, t5, a3
-  sd s1, 456(gp) /* sig 297 */
-  /* 216: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f21, tp
-  fadd.s f2, f21, f14, rup
-  fsd f2, 464(gp) /* sig 298 */
-  li s8, 0x1f
-  csrrc t0, fcsr, s8
-  sd t0, 472(gp) /* sig 299 */
-  /* 217: aluR */
-  addw a7, zero, t4
-  sd a7, 480(gp) /* sig 300 */
-  /* 218: fp */
-  fmadd.d f14, f25, f4, f2, dyn
-  fsd f14, 488(gp) /* sig 301 */
-  fsflags s6, zero
-  sd s6, 496(gp) /* sig 302 */
-  /* 219: branch */
-  bne s6, s6, .L41
-  slliw t3, t6, 21
-  sd t3, 504(gp) /* sig 303 */
-  srliw ra, a6, 25
-  sd ra, 512(gp) /* sig 304 */
-.L41:
-  /* 220: cSp */
-  .option rvc
-  c.addi4spn a2, sp, 612
-  .option norvc
-  sub a2, a2, sp
-  sd a2, 520(gp) /* sig 305 */
-  /* 221: fp */
-  li tp, 0xbe5d56e061879dfb
-  fmv.d.x f20, tp
-  fcvt.s.d f27, f20, rup
-  fsd f27, 528(gp) /* sig 306 */
-  li t2, 0x1f
-  csrrc a5, fcsr, t2
-  sd a5, 536(gp) /* sig 307 */
-  /* 222: mem */
-  lhu t4, 118(sp)
-  sd t4, 544(gp) /* sig 308 */
-  /* 223: aluI */
-  slti s6, t4, 2047
-  sd s6, 552(gp) /* sig 309 */
-  /* 224: cMem */
-  .option rvc
-  c.lwsp a0, 120(sp)
-  .option norvc
-  sd a0, 560(gp) /* sig 310 */
-  /* 225: fmem */
-  addi s10, sp, 473
-  flw f16, -311(s10)
-  fsd f16, 568(gp) /* sig 311 */
-  sub s10, s10, sp
-  /* 226: branch */
-  beq s5, a2, .L42
-  slti a7, t4, 2047
-  sd a7, 576(gp) /* sig 312 */
-  .option rvc
-  c.mv a7, a2
-  .option norvc
-  sd a7, 584(gp) /* sig 313 */
-.L42:
-  /* 227: fp */
-  flt.s t1, f22, f21
-  sd t1, 592(gp) /* sig 314 */
-  li s10, 0x1f
-  csrrc t5, fcsr, s10
-  sd t5, 600(gp) /* sig 315 */
-  /* 228: smc */
-  /* patches in ori t0, t0, 1797 (then imm + 1, ...) */
-  li a0, 0x7052e293
-  li s7, 0x3
-.L43:
-  auipc a3, 0
-  sw a0, 12(a3)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a0, a0, tp
-  addi s7, s7, -1
-  bne s7, zero, .L43
+  sd t6, 376(gp) /* sig 287 */
+.L28:
   auipc tp, 0
-  sub a3, a3, tp
-  sd t0, 608(gp) /* sig 316 */
-  sd a3, 616(gp) /* sig 317 */
-  /* 229: liSeed */
-  li s6, 0x58
-  sd s6, 624(gp) /* sig 318 */
-  /* 230: cAlu */
+  sub s1, s1, tp
+  sd s1, 384(gp) /* sig 288 */
+  /* 215: aluR */
+  add s8, a7, a3
+  sd s8, 392(gp) /* sig 289 */
+  /* 216: amo */
+  addi a6, sp, 88
+  amomin.d.aqrl zero, a7, (a6)
+  sub a6, a6, sp
+  sd zero, 400(gp) /* sig 290 */
+  ld ra, 88(sp)
+  sd ra, 408(gp) /* sig 291 */
+  /* 217: fp */
+  li tp, 0xffffffff00d07221
+  fmv.d.x f19, tp
+  li tp, 0xffffffff49d07221
+  fmv.d.x f25, tp
+  fdiv.s f12, f19, f25, rtz
+  fsd f12, 416(gp) /* sig 292 */
+  fsflags a1, zero
+  sd a1, 424(gp) /* sig 293 */
+  /* 218: fp */
+  fcvt.s.l f27, s5, dyn
+  fsd f27, 432(gp) /* sig 294 */
+  li a0, 0x1f
+  csrrc s11, fcsr, a0
+  sd s11, 440(gp) /* sig 295 */
+  /* 219: cBranch */
+  li a2, 0x0
   .option rvc
-  c.mv a7, s8
+  c.j .L29
   .option norvc
-  sd a7, 632(gp) /* sig 319 */
-  /* 231: aluR */
-  add a1, a2, t6
-  sd a1, 640(gp) /* sig 320 */
-  /* 232: fp */
-  li tp, 0xffffffff80cce2e2
-  fmv.d.x f20, tp
+  sub t5, a0, a6
+  sd t5, 448(gp) /* sig 296 */
+  mulw t0, s9, t4
+  sd t0, 456(gp) /* sig 297 */
+  .option rvc
+  c.add t1, ra
+  .option norvc
+  sd t1, 464(gp) /* sig 298 */
+.L29:
+  /* 220: cMem */
+  addi a4, sp, 32
+  .option rvc
+  c.sw s0, 0(a4)
+  .option norvc
+  sub a4, a4, sp
+  /* 221: fmem */
+  fsw f20, 41(sp)
+  /* 222: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f1, tp
+  fnmadd.s f2, f1, f14, f1, rdn
+  fsd f2, 472(gp) /* sig 299 */
+  frflags t1
+  sd t1, 480(gp) /* sig 300 */
+  /* 223: jalr */
+  auipc t5, 0
+  jalr t6, 8(t5)
+  auipc tp, 0
+  sub t6, t6, tp
+  sub t5, t5, tp
+  sd t6, 488(gp) /* sig 301 */
+  sd t5, 496(gp) /* sig 302 */
+  /* 224: fp */
   li tp, 0xffffffffff800000
   fmv.d.x f0, tp
-  feq.s s9, f20, f0
-  sd s9, 648(gp) /* sig 321 */
-  fsflags t1, zero
-  sd t1, 656(gp) /* sig 322 */
-  /* 233: jal */
-  jal t1, .L44
-  divu s5, t0, s4
-  sd s5, 664(gp) /* sig 323 */
-  remw s1, s10, s5
-  sd s1, 672(gp) /* sig 324 */
-.L44:
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 680(gp) /* sig 325 */
-  /* 234: cJump */
-  auipc s7, 0
-  addi s7, s7, 24
-  .option rvc
-  c.jr s7
-  .option norvc
-  addi a7, a6, 1180
-  sd a7, 688(gp) /* sig 326 */
-  .option rvc
-  c.lui a6, 0xfffe9
-  .option norvc
-  sd a6, 696(gp) /* sig 327 */
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 704(gp) /* sig 328 */
-  /* 235: cAlu */
-  .option rvc
-  c.mv a6, s7
-  .option norvc
-  sd a6, 712(gp) /* sig 329 */
-  /* 236: fp */
-  li tp, 0xffffffffbf99fa8c
-  fmv.d.x f6, tp
-  li tp, 0xffffffff7f54cf02
+  li tp, 0xffffffff80000000
+  fmv.d.x f22, tp
+  fmul.s f2, f0, f22, rup
+  fsd f2, 504(gp) /* sig 303 */
+  frflags a3
+  sd a3, 512(gp) /* sig 304 */
+  /* 225: aluR */
+  li ra, 0xffffffff80000000
+  li ra, 0xffffffffffffffff
+  remw t4, ra, ra
+  sd t4, 520(gp) /* sig 305 */
+  /* 226: fp */
+  li tp, 0xffffffffbfe2e6c6
+  fmv.d.x f24, tp
+  li tp, 0xffffffff7f106a43
+  fmv.d.x f1, tp
+  fmul.s f4, f24, f1, rup
+  fsd f4, 528(gp) /* sig 306 */
+  fsflags t4, zero
+  sd t4, 536(gp) /* sig 307 */
+  /* 227: mem */
+  addi s6, sp, 140
+  lh s10, 71(s6)
+  sd s10, 544(gp) /* sig 308 */
+  sub s6, s6, sp
+  /* 228: fp */
+  fdiv.d f7, f25, f24, rmm
+  fsd f7, 552(gp) /* sig 309 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 560(gp) /* sig 310 */
+  /* 229: fp */
+  li tp, 0xffffffff80000001
   fmv.d.x f12, tp
-  fmul.s f30, f6, f12, rne
-  fsd f30, 720(gp) /* sig 330 */
-  li t5, 0x1f
-  csrrc ra, fcsr, t5
-  sd ra, 728(gp) /* sig 331 */
-  /* 237: cAlu */
+  li tp, 0xffffffff00800000
+  fmv.d.x f13, tp
+  feq.s s9, f12, f13
+  sd s9, 568(gp) /* sig 311 */
+  fsflags a6, zero
+  sd a6, 576(gp) /* sig 312 */
+  /* 230: mem */
+  lhu s1, 230(sp)
+  sd s1, 584(gp) /* sig 313 */
+  /* 231: fp */
+  li tp, 0xffffffff80000000
+  fmv.d.x f17, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f10, tp
+  feq.s s6, f17, f10
+  sd s6, 592(gp) /* sig 314 */
+  frcsr s2
+  sd s2, 600(gp) /* sig 315 */
+  /* 232: fp */
+  fcvt.wu.s s0, f2, rmm
+  sd s0, 608(gp) /* sig 316 */
+  csrrci a2, fflags, 0x1f
+  sd a2, 616(gp) /* sig 317 */
+  /* 233: fmem */
+  fld f22, 232(sp)
+  fsd f22, 624(gp) /* sig 318 */
+  /* 234: aluR */
+  li a2, 0x1f
+  div s7, s8, a2
+  sd s7, 632(gp) /* sig 319 */
+  /* 235: fp */
+  li s10, 0x7fffffffffffffff
+  fcvt.d.lu f21, s10, rne
+  fsd f21, 640(gp) /* sig 320 */
+  frflags a7
+  sd a7, 648(gp) /* sig 321 */
+  /* 236: fcsr */
+  li s8, 0xaaef63a1c0f5bd00
+  csrrc a1, fcsr, s8
+  sd a1, 656(gp) /* sig 322 */
+  /* 237: aluI */
+  srai a2, zero, 57
+  sd a2, 664(gp) /* sig 323 */
+  /* 238: branch */
+  bne t3, s8, .L30
   .option rvc
-  c.mv s5, s11
+  c.subw a2, s1
   .option norvc
-  sd s5, 736(gp) /* sig 332 */
-  /* 238: fp */
-  li tp, 0x62e529ecf2a
-  fmv.d.x f27, tp
-  li tp, 0x3ff8b94a7b3ca928
-  fmv.d.x f7, tp
-  fsqrt.d f0, f27, rtz
-  fsd f0, 744(gp) /* sig 333 */
-  fsflags s9, zero
-  sd s9, 752(gp) /* sig 334 */
-  /* 239: amo */
-  addi s2, sp, 80
-  amoadd.d.aq a0, t3, (s2)
-  sub s2, s2, sp
-  sd a0, 760(gp) /* sig 335 */
-  /* 240: far */
-  bgeu s4, t4, .L45
-.L46:
-  /* 241: aluI */
-  li t2, 0xffffffffffffffd7
-  sraiw t6, t2, 18
-  sd t6, 792(gp) /* sig 339 */
-  /* 242: cAlu */
+  sd a2, 672(gp) /* sig 324 */
+  slti a1, t3, -1
+  sd a1, 680(gp) /* sig 325 */
+.L30:
+  /* 239: liSeed */
+  li t3, 0x2
+  sd t3, 688(gp) /* sig 326 */
+  /* 240: aluR */
+  li t1, 0xffff
+  li s1, 0xffffffffffffffa4
+  addw a7, t1, s1
+  sd a7, 696(gp) /* sig 327 */
+  /* 241: fence */
+  fence rw, rw
+  /* 242: fp */
+  li tp, 0xffffffff3fc6e851
+  fmv.d.x f12, tp
+  li tp, 0xffffffff3b5f9e65
+  fmv.d.x f22, tp
+  li tp, 0xffffffffbbadbf6f
+  fmv.d.x f21, tp
+  fnmsub.s f20, f12, f22, f21, rne
+  fsd f20, 704(gp) /* sig 328 */
+  csrrci a6, fflags, 0x1f
+  sd a6, 712(gp) /* sig 329 */
+  /* 243: branch */
+  bge a6, t3, .L31
+  .option rvc
+  c.addiw a4, -3
+  .option norvc
+  sd a4, 720(gp) /* sig 330 */
+  sll ra, a3, a3
+  sd ra, 728(gp) /* sig 331 */
+  .option rvc
+  c.add s7, s8
+  .option norvc
+  sd s7, 736(gp) /* sig 332 */
+.L31:
+  /* 244: cAlu */
+  .option rvc
+  c.mv s11, a1
+  .option norvc
+  sd s11, 744(gp) /* sig 333 */
+  /* 245: aluR */
+  remw a7, a1, a5
+  sd a7, 752(gp) /* sig 334 */
+  /* 246: luiAuipc */
+  lui s11, 0x80000
+  sd s11, 760(gp) /* sig 335 */
+  /* 247: lrsc */
+  addi a3, sp, 32
+  sc.d.aqrl t3, a0, (a3)
+  sd t3, 768(gp) /* sig 336 */
+  sub a3, a3, sp
+  ld a6, 32(sp)
+  sd a6, 776(gp) /* sig 337 */
+  /* 248: cAlu */
+  .option rvc
+  c.add s3, s4
+  .option norvc
+  sd s3, 784(gp) /* sig 338 */
+  /* 249: rand */
+  .4byte 0x401a8553 /* random */
+  sd a0, 792(gp) /* sig 339 */
+  fsd f10, 800(gp) /* sig 340 */
+  frcsr s2
+  sd s2, 808(gp) /* sig 341 */
+  /* 250: fp */
+  li tp, 0xffffffff80002a90
+  fmv.d.x f26, tp
+  li tp, 0xffffffffbfaa409a
+  fmv.d.x f14, tp
+  fsqrt.s f11, f26, rmm
+  fsd f11, 816(gp) /* sig 342 */
+  frflags s4
+  sd s4, 824(gp) /* sig 343 */
+  /* 251: cAlu */
   .option rvc
   c.add a5, t4
   .option norvc
-  sd a5, 800(gp) /* sig 340 */
-  /* 243: fp */
-  li tp, 0x15b56c8bf42f52
-  fmv.d.x f29, tp
-  li tp, 0x4010481168f7237e
-  fmv.d.x f17, tp
-  fdiv.d f24, f29, f17, rtz
-  fsd f24, 808(gp) /* sig 341 */
-  fsflags s8, zero
-  sd s8, 816(gp) /* sig 342 */
-  /* 244: cAlu */
-  .option rvc
-  c.xor a5, a3
-  .option norvc
-  sd a5, 824(gp) /* sig 343 */
-  /* 245: fp */
-  li tp, 0xbffcaa34ba817854
-  fmv.d.x f29, tp
-  li tp, 0x3ffcaa34ba817852
-  fmv.d.x f11, tp
-  fadd.d f24, f29, f29, rmm
-  fsd f24, 832(gp) /* sig 344 */
-  fsflags t0, zero
-  sd t0, 840(gp) /* sig 345 */
-  /* 246: aluR */
-  mulhsu zero, s9, a4
-  sd zero, 848(gp) /* sig 346 */
-  /* 247: aluR */
-  xor s1, s10, t1
-  sd s1, 856(gp) /* sig 347 */
-  /* 248: fp */
-  fcvt.d.s f25, f10
-  fsd f25, 864(gp) /* sig 348 */
-  frflags s9
-  sd s9, 872(gp) /* sig 349 */
-  /* 249: aluR */
-  li t3, 0x5
-  sllw ra, a7, t3
-  sd ra, 880(gp) /* sig 350 */
-  /* 250: cAlu */
-  .option rvc
-  c.or a5, a5
-  .option norvc
-  sd a5, 888(gp) /* sig 351 */
-  /* 251: aluR */
-  li a5, 0x80000000
-  li s10, 0x0
-  remuw t0, a5, s10
-  sd t0, 896(gp) /* sig 352 */
-  /* 252: cBranch */
-  .option rvc
-  c.bnez a5, .L47
-  .option norvc
-  srai s3, a2, 63
-  sd s3, 904(gp) /* sig 353 */
-  srli s0, s6, 33
-  sd s0, 912(gp) /* sig 354 */
-.L47:
-  /* 253: fp */
-  li tp, 0xffffffff0da24260
-  fmv.d.x f24, tp
-  fadd.s f28, f24, f25, dyn
-  fsd f28, 920(gp) /* sig 355 */
-  fsflags s10, zero
-  sd s10, 928(gp) /* sig 356 */
-  /* 254: luiAuipc */
-  lui s7, 0xe4c98
-  sd s7, 936(gp) /* sig 357 */
-  /* 255: aluR */
-  mul s1, s4, t3
-  sd s1, 944(gp) /* sig 358 */
-  /* 256: liSeed */
-  li a3, 0x31fe29e2ec2991fb
-  sd a3, 952(gp) /* sig 359 */
-  /* 257: liSeed */
-  li s8, 0x40000000000
-  sd s8, 960(gp) /* sig 360 */
-  /* 258: mem */
-  lwu ra, 184(sp)
-  sd ra, 968(gp) /* sig 361 */
-  /* 259: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f22, tp
-  fsqrt.d f23, f22, rup
-  fsd f23, 976(gp) /* sig 362 */
-  csrrci t0, fflags, 0x1f
-  sd t0, 984(gp) /* sig 363 */
-  j .L48
-.L45:
-  mul s2, a4, ra
-  sd s2, 768(gp) /* sig 336 */
-  .option rvc
-  c.mv s6, a3
-  .option norvc
-  sd s6, 776(gp) /* sig 337 */
-  .option rvc
-  c.mv s11, a6
-  .option norvc
-  sd s11, 784(gp) /* sig 338 */
-  beq zero, zero, .L46
-.L48:
+  sd a5, 832(gp) /* sig 344 */
+  /* 252: rand */
+  .4byte 0xd0236953 /* random */
+  sd s2, 840(gp) /* sig 345 */
+  fsd f18, 848(gp) /* sig 346 */
+  csrrci s9, fflags, 0x1f
+  sd s9, 856(gp) /* sig 347 */
+  .2byte 0x9335 /* random */
+  sd a4, 864(gp) /* sig 348 */
+  /* 253: aluI */
+  ori s4, a3, 1797
+  sd s4, 872(gp) /* sig 349 */
+  /* 254: aluR */
+  li t4, 0x800
+  rem t5, t4, s7
+  sd t5, 880(gp) /* sig 350 */
+  /* 255: mem */
+  addi a3, sp, -269
+  sb t3, 307(a3)
+  sub a3, a3, sp
+  ld s0, 32(sp)
+  sd s0, 888(gp) /* sig 351 */
+  /* 256: aluI */
+  sltiu t1, s10, -731
+  sd t1, 896(gp) /* sig 352 */
+  /* 257: fp */
+  li tp, 0xffffffff3528c8ae
+  fmv.d.x f27, tp
+  fcvt.d.s f25, f27
+  fsd f25, 904(gp) /* sig 353 */
+  csrrci s4, fflags, 0x1f
+  sd s4, 912(gp) /* sig 354 */
+  /* 258: rand */
+  .4byte 0xbdd6fc9b /* random */
+  sd s9, 920(gp) /* sig 355 */
+  /* 259: fmem */
+  addi t2, sp, 599
+  fsw f11, -351(t2)
+  sub t2, t2, sp
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x2
-  .dword 0xf797cfda26c8572f
+  .dword 0xe17e4b5c10f08f46
+  .dword 0x83ed4b70d3bb7447
+  .dword 0x3db1ec5eff668e61
+  .dword 0x10000000000000
+  .dword 0x7ff8000000000000
+  .dword 0x8f16fd9fc58089ed
+  .dword 0xffffffffffffffe2
+  .dword 0xffffffffffffffc9
+  .dword 0x4f
+  .dword 0xffffffff005d078f
+  .dword 0x8000000000001
+  .dword 0xffffffffbf800000
+  .dword 0xffefffffffffffff
+  .dword 0xffffffffe4c985fa
+  .dword 0x22175da5
+  .dword 0xffffffff00000001
+  .dword 0xffffffff80000000
+  .dword 0x7fffffff
+  .dword 0xc012000000000000
+  .dword 0xc11508738ffca096
+  .dword 0x47effffff0000000
+  .dword 0x54
+  .dword 0x123456789abcdef
+  .dword 0xffffffffffffffc7
+  .dword 0xffffffffff800000
+  .dword 0xffffffffb1a81c2c
+  .dword 0x7ed00
   .dword 0x7138af83755b87c1
   .dword 0x40
   .dword 0x323f5e16a99d1534
   .dword 0xffffffffcf000000
   .dword 0x34803914c0be3b69
-  .dword 0xc004000000000000
-  .dword 0xffffffff7149f2ca
-  .dword 0xffffffffffffffff
-  .dword 0xffffffffcd5addfa
-  .dword 0xffffffffc4b7850e
-  .dword 0xffffffffffffffad
-  .dword 0x731f6eafd11f8b48
-  .dword 0xffffffffffff8000
-  .dword 0x572476c8370e662a
-  .dword 0x7fffffff
-  .dword 0xffffffff00800000
-  .dword 0xdeb0000
-  .dword 0xfff0000000000000
-  .dword 0xfffffffffffffff8
-  .dword 0x8a459049c2e39c5d
-  .dword 0x926791a946360e58
-  .dword 0x7d63ec1d6e6b2ca5
-  .dword 0x7fffffffffffffff
-  .dword 0xa117d0e4599713fa
-  .dword 0x1
-  .dword 0xdae3dfe0e99d9b09
-  .dword 0x4d91c63ec8562621
-  .dword 0xd4bdc8fd5d09ab3f
-  .dword 0xffffffffffffe
-  .dword 0x802d23e21f258ebd
 difftest_sig:
-  .rept 364
+  .rept 356
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,457 +4,490 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x3f
-  li t0, 0xffffffffffffffff
-  li t1, 0xffff
-  li t2, 0x80000000
-  li s0, 0xffffffffffff8000
-  li s1, 0x7870a99ff09dabb4
-  li a0, 0x2e300000
-  li a1, 0x3e
-  li a2, 0x8af2713f271a96d2
-  li a3, 0x80
-  li a4, 0x80000001
-  li a5, 0x8000
-  li a6, 0xffffffffffff8000
-  li a7, 0x3fffffff
-  li s2, 0x22
-  li s3, 0xfffffffffffffff7
-  li s4, 0x5156295c
-  li s5, 0x7fffffff
-  li s6, 0xffffffffffffffad
-  li s7, 0xffffffffffffffac
-  li s8, 0x200000000
-  li s9, 0xffffff
-  li s10, 0x800001
-  li s11, 0x2
-  li t3, 0x8000
-  li t4, 0x80000000
-  li t5, 0xffffffffffffffe5
-  li t6, 0x4b8f98c7
-  li tp, 0xbdb2b438457db242
+  li ra, 0x7fff
+  li t0, 0xffff
+  li t1, 0x80000000
+  li t2, 0xffffffffffff8000
+  li s0, 0x7870a99ff09dabb4
+  li s1, 0x2e300000
+  li a0, 0x3e
+  li a1, 0x8af2713f271a96d2
+  li a2, 0x80
+  li a3, 0x80000001
+  li a4, 0x8000
+  li a5, 0xffffffffffff8000
+  li a6, 0x3fffffff
+  li a7, 0x22
+  li s2, 0xfffffffffffffff7
+  li s3, 0x5156295c
+  li s4, 0x7fffffff
+  li s5, 0xffffffffffffffad
+  li s6, 0xffffffffffffffac
+  li s7, 0x200000000
+  li s8, 0xffffff
+  li s9, 0x800001
+  li s10, 0x2
+  li s11, 0x8000
+  li t3, 0x80000000
+  li t4, 0xffffffffffffffe5
+  li t5, 0x4b8f98c7
+  li t6, 0x7e366cd20daab25e
+  li tp, 0xffffffff40200000
   fmv.d.x f0, tp
-  li tp, 0xffffffff3f7fffff
+  li tp, 0x8007b73b8d01994a
   fmv.d.x f1, tp
-  li tp, 0x36a0000000000000
+  li tp, 0xffffffff015f0f20
   fmv.d.x f2, tp
-  li tp, 0xffffffffc3ff520f
-  fmv.d.x f3, tp
-  li tp, 0xffffffff007fffff
-  fmv.d.x f4, tp
   li tp, 0xbf2a31baa12e78b2
-  fmv.d.x f5, tp
+  fmv.d.x f3, tp
   li tp, 0x7ff4000000000000
-  fmv.d.x f6, tp
+  fmv.d.x f4, tp
   li tp, 0x7cd88c06d5b82f14
-  fmv.d.x f7, tp
+  fmv.d.x f5, tp
   li tp, 0xffffffff34fd1595
-  fmv.d.x f8, tp
+  fmv.d.x f6, tp
   li tp, 0xffffffff51298f19
-  fmv.d.x f9, tp
+  fmv.d.x f7, tp
   li tp, 0x10000000000000
-  fmv.d.x f10, tp
+  fmv.d.x f8, tp
   li tp, 0xffffffffdb978136
-  fmv.d.x f11, tp
+  fmv.d.x f9, tp
   li tp, 0x7fefffffffffffff
-  fmv.d.x f12, tp
+  fmv.d.x f10, tp
   li tp, 0x1179220b1f4df2
-  fmv.d.x f13, tp
+  fmv.d.x f11, tp
   li tp, 0xf4ccaed9fa318c62
-  fmv.d.x f14, tp
+  fmv.d.x f12, tp
   li tp, 0xffffffffffc00000
-  fmv.d.x f15, tp
+  fmv.d.x f13, tp
   li tp, 0xffffffffb496a128
-  fmv.d.x f16, tp
+  fmv.d.x f14, tp
   li tp, 0xffffffffc0900000
-  fmv.d.x f17, tp
+  fmv.d.x f15, tp
   li tp, 0xffffffff00800000
-  fmv.d.x f18, tp
+  fmv.d.x f16, tp
   li tp, 0x10000000000000
-  fmv.d.x f19, tp
+  fmv.d.x f17, tp
   li tp, 0xffffffff4b800001
-  fmv.d.x f20, tp
+  fmv.d.x f18, tp
   li tp, 0xfffffffe007fffff
-  fmv.d.x f21, tp
+  fmv.d.x f19, tp
   li tp, 0xffffffff7f800000
-  fmv.d.x f22, tp
+  fmv.d.x f20, tp
   li tp, 0x7ff0000000000000
-  fmv.d.x f23, tp
+  fmv.d.x f21, tp
   li tp, 0xffffffffc0900000
-  fmv.d.x f24, tp
+  fmv.d.x f22, tp
   li tp, 0xffffffff886547af
-  fmv.d.x f25, tp
+  fmv.d.x f23, tp
   li tp, 0xbf59c4af79b2877b
-  fmv.d.x f26, tp
+  fmv.d.x f24, tp
   li tp, 0xbfe0000000000000
-  fmv.d.x f27, tp
+  fmv.d.x f25, tp
   li tp, 0x7ff0000000000000
-  fmv.d.x f28, tp
+  fmv.d.x f26, tp
   li tp, 0xffffffff40a7b318
-  fmv.d.x f29, tp
+  fmv.d.x f27, tp
   li tp, 0xc79ec24325e57
-  fmv.d.x f30, tp
+  fmv.d.x f28, tp
   li tp, 0xffffffff5f800000
+  fmv.d.x f29, tp
+  li tp, 0xbec73546857e1085
+  fmv.d.x f30, tp
+  li tp, 0xffffffff3087dda6
   fmv.d.x f31, tp
-  csrwi frm, 1
-  /* 0: cAlu */
-  .option rvc
-  c.addiw s3, -31
-  .option norvc
-  sd s3, 0(gp) /* sig 0 */
-  /* 1: fmem */
-  fsw f14, 0(sp)
-  /* 2: mem */
+  csrwi frm, 3
+  /* 0: mem */
   sw s2, 81(sp)
-  /* 3: fmem */
+  /* 1: fmem */
   fsd f11, 168(sp)
-  /* 4: cMem */
+  /* 2: cMem */
   addi a4, sp, 16
   .option rvc
   c.fld f10, 0(a4)
   .option norvc
-  fsd f10, 8(gp) /* sig 1 */
+  fsd f10, 0(gp) /* sig 0 */
   sub a4, a4, sp
-  /* 5: fp */
-  fmv.d.x f26, a2
-  fsd f26, 16(gp) /* sig 2 */
-  fsflags t5, zero
-  sd t5, 24(gp) /* sig 3 */
+  /* 3: fp */
+  fmv.d.x f26, s6
+  fsd f26, 8(gp) /* sig 1 */
+  fsflags s2, zero
+  sd s2, 16(gp) /* sig 2 */
+  /* 4: cMem */
+  .option rvc
+  c.fsdsp f12, 24(sp)
+  .option norvc
+  /* 5: aluR */
+  srl s4, a0, a0
+  sd s4, 24(gp) /* sig 3 */
   /* 6: aluR */
-  li a1, 0x5555555555555555
-  mul a4, a1, zero
-  sd a4, 32(gp) /* sig 4 */
-  /* 7: luiAuipc */
-  auipc a0, 0x99bba
+  mulhu s3, s3, a6
+  sd s3, 32(gp) /* sig 4 */
+  /* 7: fp */
+  li t2, 0x1
+  fmv.w.x f11, t2
+  fsd f11, 40(gp) /* sig 5 */
+  frcsr s6
+  sd s6, 48(gp) /* sig 6 */
+  /* 8: cAlu */
+  .option rvc
+  c.addi a6, -4
+  .option norvc
+  sd a6, 56(gp) /* sig 7 */
+  /* 9: cAlu */
+  .option rvc
+  c.lui s8, 0xffff5
+  .option norvc
+  sd s8, 64(gp) /* sig 8 */
+  /* 10: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f28, tp
+  fcvt.l.s a1, f28, rtz
+  sd a1, 72(gp) /* sig 9 */
+  frflags a3
+  sd a3, 80(gp) /* sig 10 */
+  /* 11: mem */
+  addi s6, sp, 515
+  lbu s4, -368(s6)
+  sd s4, 88(gp) /* sig 11 */
+  sub s6, s6, sp
+  /* 12: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f4, tp
+  fcvt.w.s t4, f4, rne
+  sd t4, 96(gp) /* sig 12 */
+  frflags a1
+  sd a1, 104(gp) /* sig 13 */
+  /* 13: cAlu */
+  .option rvc
+  c.lui a2, 0xffff2
+  .option norvc
+  sd a2, 112(gp) /* sig 14 */
+  /* 14: cJump */
+  auipc a4, 0
+  addi a4, a4, 24
+  .option rvc
+  c.jr a4
+  .option norvc
+  .option rvc
+  c.slli t5, 22
+  .option norvc
+  sd t5, 120(gp) /* sig 15 */
+  sraw s9, s7, a3
+  sd s9, 128(gp) /* sig 16 */
   auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 40(gp) /* sig 5 */
-  /* 8: fp */
-  li tp, 0xbff7400a89b1a1ae
-  fmv.d.x f17, tp
-  li tp, 0x3ff7400a89b1a1ae
-  fmv.d.x f27, tp
-  fadd.d f20, f17, f17
-  fsd f20, 48(gp) /* sig 6 */
-  fsflags t1, zero
-  sd t1, 56(gp) /* sig 7 */
-  /* 9: aluR */
-  and a6, s6, s6
-  sd a6, 64(gp) /* sig 8 */
-  /* 10: aluR */
-  li s4, 0x100000000
-  divu s7, s7, s4
-  sd s7, 72(gp) /* sig 9 */
-  /* 11: branch */
-  bge a3, a6, .L0
-  slliw t5, s6, 20
-  sd t5, 80(gp) /* sig 10 */
-  addw t2, ra, s2
-  sd t2, 88(gp) /* sig 11 */
+  sub a4, a4, tp
+  sd a4, 136(gp) /* sig 17 */
+  /* 15: jal */
+  jal s10, .L0
+  srl s9, t1, a7
+  sd s9, 144(gp) /* sig 18 */
 .L0:
-  /* 12: liSeed */
-  li s4, 0x8000000000000001
-  sd s4, 96(gp) /* sig 12 */
-  /* 13: fp */
-  fmv.x.w t3, f11
-  sd t3, 104(gp) /* sig 13 */
-  fsflags a3, zero
-  sd a3, 112(gp) /* sig 14 */
-  /* 14: fmem */
-  addi s9, sp, 66
-  fld f11, 174(s9)
-  fsd f11, 120(gp) /* sig 15 */
-  sub s9, s9, sp
-  /* 15: fp */
-  li tp, 0x191d771156918d
-  fmv.d.x f15, tp
-  li tp, 0xd5e1b8631c3e2d7
-  fmv.d.x f15, tp
-  fnmadd.d f5, f2, f15, f15, rup
-  fsd f5, 128(gp) /* sig 16 */
-  frcsr a1
-  sd a1, 136(gp) /* sig 17 */
-  /* 16: aluR */
-  and zero, s9, a2
-  sd zero, 144(gp) /* sig 18 */
-  /* 17: cMem */
-  .option rvc
-  c.fldsp f8, 16(sp)
-  .option norvc
-  fsd f8, 152(gp) /* sig 19 */
-  /* 18: cJump */
-  auipc s9, 0
-  addi s9, s9, 26
-  .option rvc
-  c.jr s9
-  .option norvc
-  addi a5, s2, 1
-  sd a5, 160(gp) /* sig 20 */
-  remu zero, t5, s3
-  sd zero, 168(gp) /* sig 21 */
   auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 176(gp) /* sig 22 */
-  /* 19: cAlu */
+  sub s10, s10, tp
+  sd s10, 152(gp) /* sig 19 */
+  /* 16: aluI */
+  li a4, 0x5cf5d8acd2281d62
+  addi a2, a4, 2047
+  sd a2, 160(gp) /* sig 20 */
+  /* 17: cAlu */
   .option rvc
-  c.addw a3, a3
+  c.addiw s8, -31
+  .option norvc
+  sd s8, 168(gp) /* sig 21 */
+  /* 18: branch */
+  beq a7, ra, .L1
+  xori t1, t3, 1913
+  sd t1, 176(gp) /* sig 22 */
+  .option rvc
+  c.mv a3, t6
   .option norvc
   sd a3, 184(gp) /* sig 23 */
-  /* 20: aluI */
-  srliw s7, t4, 8
-  sd s7, 192(gp) /* sig 24 */
-  /* 21: cAlu */
-  .option rvc
-  c.and a3, a1
-  .option norvc
-  sd a3, 200(gp) /* sig 25 */
-  /* 22: aluR */
-  and a0, s6, s10
-  sd a0, 208(gp) /* sig 26 */
-  /* 23: aluR */
-  li s10, 0x20
-  srl s7, s10, s7
-  sd s7, 216(gp) /* sig 27 */
-  /* 24: jalr */
-  auipc a6, 0
-  jalr zero, 16(a6)
-  sub a2, s9, a3
-  sd a2, 224(gp) /* sig 28 */
-  auipc tp, 0
-  sub a6, a6, tp
-  sd zero, 232(gp) /* sig 29 */
-  sd a6, 240(gp) /* sig 30 */
-  /* 25: cAlu */
-  .option rvc
-  c.sub s0, a1
-  .option norvc
-  sd s0, 248(gp) /* sig 31 */
-  /* 26: fmem */
-  fsd f21, 176(sp)
-  /* 27: fp */
-  fcvt.s.d f2, f24, rup
-  fsd f2, 256(gp) /* sig 32 */
-  frflags ra
-  sd ra, 264(gp) /* sig 33 */
-  /* 28: fp */
-  li tp, 0x3ffc7b203016af0e
-  fmv.d.x f7, tp
-  li tp, 0x4056c73694bc99c7
-  fmv.d.x f4, tp
-  li tp, 0xc06445f4656247ab
-  fmv.d.x f11, tp
-  fnmsub.d f11, f7, f4, f11, rtz
-  fsd f11, 272(gp) /* sig 34 */
-  li s1, 0x1f
-  csrrc s2, fcsr, s1
-  sd s2, 280(gp) /* sig 35 */
-  /* 29: branch */
-  bgeu zero, s0, .L1
-  remuw s9, t6, s4
-  sd s9, 288(gp) /* sig 36 */
-  .option rvc
-  c.li a6, 25
-  .option norvc
-  sd a6, 296(gp) /* sig 37 */
 .L1:
-  /* 30: cMem */
+  /* 19: cMem */
+  addi a4, sp, 48
   .option rvc
-  c.ldsp t4, 136(sp)
+  c.sw a5, 8(a4)
   .option norvc
-  sd t4, 304(gp) /* sig 38 */
-  /* 31: branch */
-  li a4, 0xfffffffffffff800
-  li t6, 0xfffffffffffff800
-  bgeu a4, t6, .L2
-  .option rvc
-  c.srai a3, 6
-  .option norvc
-  sd a3, 312(gp) /* sig 39 */
-.L2:
-  /* 32: cJump */
-  auipc t5, 0
-  addi t5, t5, 10
-  .option rvc
-  c.jr t5
-  .option norvc
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 320(gp) /* sig 40 */
-  /* 33: jalr */
-  auipc t0, 0
-  addi t0, t0, 146
-  jalr s6, -126(t0)
-  sraw a2, s0, a0
-  sd a2, 328(gp) /* sig 41 */
+  sub a4, a4, sp
+  /* 20: fp */
+  li tp, 0xffffffffffffe
+  fmv.d.x f20, tp
+  fmul.d f18, f21, f20
+  fsd f18, 192(gp) /* sig 24 */
+  li s9, 0x1f
+  csrrc s8, fcsr, s9
+  sd s8, 200(gp) /* sig 25 */
+  /* 21: liSeed */
+  li s7, 0x16
+  sd s7, 208(gp) /* sig 26 */
+  /* 22: jalr */
+  auipc ra, 0
+  jalr s6, 24(ra)
+  xori s0, t3, 1250
+  sd s0, 216(gp) /* sig 27 */
+  sltiu a0, a5, 1487
+  sd a0, 224(gp) /* sig 28 */
   auipc tp, 0
   sub s6, s6, tp
-  sub t0, t0, tp
-  sd s6, 336(gp) /* sig 42 */
-  sd t0, 344(gp) /* sig 43 */
-  /* 34: fp */
-  li t6, 0x8000
-  fcvt.d.wu f24, t6
-  fsd f24, 352(gp) /* sig 44 */
-  fsflags a7, zero
-  sd a7, 360(gp) /* sig 45 */
-  /* 35: aluR */
-  li t2, 0x100000000
-  divw a2, a6, t2
-  sd a2, 368(gp) /* sig 46 */
-  /* 36: fp */
-  li tp, 0xbffe5c491a9b3d0b
-  fmv.d.x f4, tp
-  li tp, 0x3fc212e9a9928492
-  fmv.d.x f31, tp
-  li tp, 0x3fd125dab8ecf84a
-  fmv.d.x f25, tp
-  fmadd.d f31, f4, f31, f25, dyn
-  fsd f31, 376(gp) /* sig 47 */
-  csrrci t0, fflags, 0x1f
-  sd t0, 384(gp) /* sig 48 */
-  /* 37: mem */
-  li a4, 0x800
-  sb a4, 159(sp)
-  /* 38: aluR */
-  mulhsu a2, a6, a1
-  sd a2, 392(gp) /* sig 49 */
-  /* 39: fmem */
-  addi t0, sp, -23
-  flw f26, 123(t0)
-  fsd f26, 400(gp) /* sig 50 */
-  sub t0, t0, sp
-  /* 40: branch */
-  bne t1, t1, .L3
-  .option rvc
-  c.li a7, 28
-  .option norvc
-  sd a7, 408(gp) /* sig 51 */
+  sub ra, ra, tp
+  sd s6, 232(gp) /* sig 29 */
+  sd ra, 240(gp) /* sig 30 */
+  /* 23: far */
+  jal zero, .L2
 .L3:
-  /* 41: aluR */
-  li a2, 0x8236148ea2f30e66
-  li s4, 0x0
-  remuw s6, a2, s4
-  sd s6, 416(gp) /* sig 52 */
-  /* 42: aluR */
-  subw a6, zero, a6
-  sd a6, 424(gp) /* sig 53 */
-  /* 43: cAlu */
+  /* 24: fmem */
+  fsd f21, 176(sp)
+  /* 25: fp */
+  li tp, 0xbd8a89be55835d17
+  fmv.d.x f28, tp
+  fcvt.s.d f2, f28, rmm
+  fsd f2, 272(gp) /* sig 34 */
+  fsflags a0, zero
+  sd a0, 280(gp) /* sig 35 */
+  /* 26: branch */
+  blt s1, s2, .L4
+  andi s8, s7, 1727
+  sd s8, 288(gp) /* sig 36 */
+  or a5, ra, s0
+  sd a5, 296(gp) /* sig 37 */
+.L4:
+  /* 27: branch */
+  li t6, 0x7ffffffffffffff
+  li s4, 0xffffffffa90cfd03
+  bgeu t6, s4, .L5
+  andi s11, a3, 1981
+  sd s11, 304(gp) /* sig 38 */
+.L5:
+  /* 28: far */
+  jal s0, .L6
+.L7:
+  /* 29: aluR */
+  subw s6, zero, t3
+  sd s6, 328(gp) /* sig 41 */
+  /* 30: cMem */
+  addi s1, sp, 124
   .option rvc
-  c.srai s0, 52
+  c.lw a0, 24(s1)
   .option norvc
-  sd s0, 432(gp) /* sig 54 */
-  /* 44: aluR */
+  sd a0, 336(gp) /* sig 42 */
+  sub s1, s1, sp
+  /* 31: amo */
+  addi a1, sp, 184
+  amoand.d.aqrl t6, t2, (a1)
+  sub a1, a1, sp
+  sd t6, 344(gp) /* sig 43 */
+  ld t2, 184(sp)
+  sd t2, 352(gp) /* sig 44 */
+  /* 32: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f9, tp
+  li tp, 0x10000000000000
+  fmv.d.x f30, tp
+  fsgnj.d f14, f9, f30
+  fsd f14, 360(gp) /* sig 45 */
+  frflags t5
+  sd t5, 368(gp) /* sig 46 */
+  /* 33: fp */
+  fmv.w.x f5, t2
+  fsd f5, 376(gp) /* sig 47 */
+  frflags s11
+  sd s11, 384(gp) /* sig 48 */
+  /* 34: fp */
+  li tp, 0xbff8000000000000
+  fmv.d.x f21, tp
+  li tp, 0x3810000000000000
+  fmv.d.x f2, tp
+  fsgnjn.d f0, f21, f2
+  fsd f0, 392(gp) /* sig 49 */
+  li s0, 0x1f
+  csrrc s2, fcsr, s0
+  sd s2, 400(gp) /* sig 50 */
+  /* 35: aluR */
+  mulhsu s1, a4, zero
+  sd s1, 408(gp) /* sig 51 */
+  /* 36: aluR */
+  li s5, 0xffffffffffffffff
+  li a6, 0xffffffff
+  remu a1, s5, a6
+  sd a1, 416(gp) /* sig 52 */
+  /* 37: loop */
+  li s11, 0x3
+.L8:
+  sra s7, a1, t0
+  sd s7, 424(gp) /* sig 53 */
+  addi s11, s11, -1
+  bne s11, zero, .L8
+  sd s11, 432(gp) /* sig 54 */
+  /* 38: liSeed */
+  li t0, 0xf27c7c371a431324
+  sd t0, 440(gp) /* sig 55 */
+  /* 39: fcsr */
+  li s5, 0x58
+  csrrw a2, fflags, s5
+  sd a2, 448(gp) /* sig 56 */
+  /* 40: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f0, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f14, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f14, tp
+  fmsub.d f1, f0, f14, f14, rdn
+  fsd f1, 456(gp) /* sig 57 */
+  csrrci t0, fflags, 0x1f
+  sd t0, 464(gp) /* sig 58 */
+  /* 41: aluR */
   sub t4, s7, a3
-  sd t4, 440(gp) /* sig 55 */
-  /* 45: fp */
-  li tp, 0xffffffff5f000000
-  fmv.d.x f12, tp
-  fclass.s s4, f12
-  sd s4, 448(gp) /* sig 56 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 456(gp) /* sig 57 */
-  /* 46: amo */
-  addi s2, sp, 40
-  amoswap.d.aqrl zero, zero, (s2)
-  sub s2, s2, sp
-  sd zero, 464(gp) /* sig 58 */
-  /* 47: cMem */
-  addi a5, sp, 140
+  sd t4, 472(gp) /* sig 59 */
+  /* 42: fp */
+  li tp, 0xffffffff41f9d2f4
+  fmv.d.x f2, tp
+  fclass.s a4, f2
+  sd a4, 480(gp) /* sig 60 */
+  fsflags s7, zero
+  sd s7, 488(gp) /* sig 61 */
+  /* 43: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f18, tp
+  li tp, 0x10000000000000
+  fmv.d.x f2, tp
+  fmul.d f16, f18, f2, rmm
+  fsd f16, 496(gp) /* sig 62 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 504(gp) /* sig 63 */
+  /* 44: cMem */
   .option rvc
-  c.sw a1, 76(a5)
+  c.sdsp s8, 8(sp)
+  .option norvc
+  /* 45: loop */
+  li s9, 0x3
+.L9:
+  slti s0, a1, 1885
+  sd s0, 512(gp) /* sig 64 */
+  .option rvc
+  c.li t3, -12
+  .option norvc
+  sd t3, 520(gp) /* sig 65 */
+  addi s9, s9, -1
+  bne s9, zero, .L9
+  sd s9, 528(gp) /* sig 66 */
+  /* 46: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f20, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f13, tp
+  li tp, 0xffffffff00000000
+  fmv.d.x f10, tp
+  fmsub.s f2, f20, f13, f10, rup
+  fsd f2, 536(gp) /* sig 67 */
+  csrrci t0, fflags, 0x1f
+  sd t0, 544(gp) /* sig 68 */
+  /* 47: cMem */
+  addi a0, sp, 216
+  .option rvc
+  c.sd a5, 0(a0)
+  .option norvc
+  sub a0, a0, sp
+  /* 48: cMem */
+  .option rvc
+  c.fldsp f22, 248(sp)
+  .option norvc
+  fsd f22, 552(gp) /* sig 69 */
+  /* 49: fp */
+  li tp, 0xc25ab53faa6de828
+  fmv.d.x f26, tp
+  fcvt.w.d s2, f26, dyn
+  sd s2, 560(gp) /* sig 70 */
+  li a5, 0x1f
+  csrrc s0, fcsr, a5
+  sd s0, 568(gp) /* sig 71 */
+  /* 50: amo */
+  addi s0, sp, 144
+  amominu.d a6, s7, (s0)
+  sub s0, s0, sp
+  sd a6, 576(gp) /* sig 72 */
+  ld a0, 144(sp)
+  sd a0, 584(gp) /* sig 73 */
+  /* 51: loop */
+  li a5, 0x4
+.L10:
+  .option rvc
+  c.addi t1, -29
+  .option norvc
+  sd t1, 592(gp) /* sig 74 */
+  slli s1, a7, 19
+  sd s1, 600(gp) /* sig 75 */
+  .option rvc
+  c.addi a5, -1
+  .option norvc
+  .option rvc
+  c.bnez a5, .L10
+  .option norvc
+  sd a5, 608(gp) /* sig 76 */
+  /* 52: fp */
+  li tp, 0xffffffffbff4d7fa
+  fmv.d.x f26, tp
+  li tp, 0xffffffff7f05d513
+  fmv.d.x f6, tp
+  fmul.s f17, f26, f6, dyn
+  fsd f17, 616(gp) /* sig 77 */
+  fsflags a6, zero
+  sd a6, 624(gp) /* sig 78 */
+  /* 53: fp */
+  li tp, 0xffffffffbdb4fc31
+  fmv.d.x f4, tp
+  fsqrt.s f31, f4, rmm
+  fsd f31, 632(gp) /* sig 79 */
+  fsflags t3, zero
+  sd t3, 640(gp) /* sig 80 */
+  /* 54: aluR */
+  xor a4, t5, t0
+  sd a4, 648(gp) /* sig 81 */
+  /* 55: aluI */
+  li a4, 0xffffffffffffffff
+  sraiw t0, a4, 15
+  sd t0, 656(gp) /* sig 82 */
+  /* 56: luiAuipc */
+  lui a7, 0x10adf
+  sd a7, 664(gp) /* sig 83 */
+  /* 57: cMem */
+  addi s1, sp, 132
+  .option rvc
+  c.lw s1, 108(s1)
+  .option norvc
+  sd s1, 672(gp) /* sig 84 */
+  /* 58: cAlu */
+  .option rvc
+  c.mv s2, a4
+  .option norvc
+  sd s2, 680(gp) /* sig 85 */
+  /* 59: cJump */
+  auipc s1, 0
+  addi s1, s1, 16
+  .option rvc
+  c.jalr s1
+  .option norvc
+  .option rvc
+  c.slli s9, 19
+  .option norvc
+  sd s9, 688(gp) /* sig 86 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s1, s1, tp
+  sd ra, 696(gp) /* sig 87 */
+  sd s1, 704(gp) /* sig 88 */
+  /* 60: cMem */
+  addi a5, sp, 21
+  .option rvc
+  c.fsd f8, 24(a5)
   .option norvc
   sub a5, a5, sp
-  /* 48: jalr */
-  auipc a2, 0
-  jalr zero, 25(a2)
-  slliw a5, s7, 1
-  sd a5, 472(gp) /* sig 59 */
-  mulh a3, t5, ra
-  sd a3, 480(gp) /* sig 60 */
-  auipc tp, 0
-  sub a2, a2, tp
-  sd zero, 488(gp) /* sig 61 */
-  sd a2, 496(gp) /* sig 62 */
-  /* 49: fp */
-  li tp, 0xfffffffe51cadb60
-  fmv.d.x f24, tp
-  li tp, 0xffffffff813e0af4
-  fmv.d.x f19, tp
-  fmadd.s f2, f11, f24, f19, dyn
-  fsd f2, 504(gp) /* sig 63 */
-  frflags t6
-  sd t6, 512(gp) /* sig 64 */
-  /* 50: fcsr */
-  li s3, 0x45
-  csrrc s0, fcsr, s3
-  sd s0, 520(gp) /* sig 65 */
-  /* 51: fmem */
-  addi s3, sp, 64
-  li tp, 0xbff8000000000000
-  fmv.d.x f17, tp
-  fsd f17, 68(s3)
-  sub s3, s3, sp
-  /* 52: fcsr */
-  li a6, 0x4a
-  csrrw s7, fcsr, a6
-  sd s7, 528(gp) /* sig 66 */
-  /* 53: jal */
-  jal a0, .L4
-  slti s0, a3, -2048
-  sd s0, 536(gp) /* sig 67 */
-.L4:
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 544(gp) /* sig 68 */
-  /* 54: mem */
-  lw a2, 168(sp)
-  sd a2, 552(gp) /* sig 69 */
-  /* 55: fp */
-  li tp, 0xffffffff3ffa79ce
-  fmv.d.x f20, tp
-  li tp, 0xffffffff80416958
-  fmv.d.x f26, tp
-  fmul.s f17, f20, f26, dyn
-  fsd f17, 560(gp) /* sig 70 */
-  csrrci s1, fflags, 0x1f
-  sd s1, 568(gp) /* sig 71 */
-  /* 56: cAlu */
+  /* 61: cAlu */
   .option rvc
-  c.add s1, a1
+  c.addiw s8, 16
   .option norvc
-  sd s1, 576(gp) /* sig 72 */
-  /* 57: aluR */
-  li s8, 0xfffffffffffffffe
-  add t3, s8, a4
-  sd t3, 584(gp) /* sig 73 */
-  /* 58: fp */
-  fsub.s f1, f21, f4, rtz
-  fsd f1, 592(gp) /* sig 74 */
-  fsflags t0, zero
-  sd t0, 600(gp) /* sig 75 */
-  /* 59: cBranch */
-  .option rvc
-  c.beqz s1, .L5
-  .option norvc
-  .option rvc
-  c.srai a0, 5
-  .option norvc
-  sd a0, 608(gp) /* sig 76 */
-.L5:
-  /* 60: branch */
-  bge s3, a4, .L6
-  xor a7, s8, a4
-  sd a7, 616(gp) /* sig 77 */
-  srai a2, a4, 35
-  sd a2, 624(gp) /* sig 78 */
-  .option rvc
-  c.li s10, 15
-  .option norvc
-  sd s10, 632(gp) /* sig 79 */
-.L6:
-  /* 61: aluI */
-  xori zero, t4, 1070
-  sd zero, 640(gp) /* sig 80 */
+  sd s8, 712(gp) /* sig 89 */
   /* 62: fmem */
   fsd f28, 160(sp)
   /* 63: jalr */
@@ -463,19 +496,19 @@
   auipc tp, 0
   sub ra, ra, tp
   sub a1, a1, tp
-  sd ra, 648(gp) /* sig 81 */
-  sd a1, 656(gp) /* sig 82 */
+  sd ra, 720(gp) /* sig 90 */
+  sd a1, 728(gp) /* sig 91 */
   /* 64: liSeed */
   li t6, 0xffffffffdf441cb3
-  sd t6, 664(gp) /* sig 83 */
+  sd t6, 736(gp) /* sig 92 */
   /* 65: fcsr */
   li a1, 0x94a948b03467c100
   csrrw ra, fflags, a1
-  sd ra, 672(gp) /* sig 84 */
+  sd ra, 744(gp) /* sig 93 */
   /* 66: aluR */
   li s2, 0x20000000
   slt ra, s2, t4
-  sd ra, 680(gp) /* sig 85 */
+  sd ra, 752(gp) /* sig 94 */
   /* 67: cJump */
   auipc a6, 0
   addi a6, a6, 24
@@ -485,17 +518,17 @@
   .option rvc
   c.srli s0, 47
   .option norvc
-  sd s0, 688(gp) /* sig 86 */
+  sd s0, 760(gp) /* sig 95 */
   slliw t4, s3, 3
-  sd t4, 696(gp) /* sig 87 */
+  sd t4, 768(gp) /* sig 96 */
   auipc tp, 0
   sub a6, a6, tp
-  sd a6, 704(gp) /* sig 88 */
+  sd a6, 776(gp) /* sig 97 */
   /* 68: aluR */
   li a3, 0xb
   li t3, 0x497566f8
   sltu a2, a3, t3
-  sd a2, 712(gp) /* sig 89 */
+  sd a2, 784(gp) /* sig 98 */
   /* 69: cMem */
   addi a3, sp, 32
   .option rvc
@@ -505,1302 +538,1267 @@
   /* 70: aluI */
   li t6, 0x40
   xori s3, t6, 502
-  sd s3, 720(gp) /* sig 90 */
+  sd s3, 792(gp) /* sig 99 */
   /* 71: branch */
-  blt t2, t2, .L7
+  blt t2, t2, .L11
   .option rvc
   c.andi a3, 0
   .option norvc
-  sd a3, 728(gp) /* sig 91 */
+  sd a3, 800(gp) /* sig 100 */
   srl a2, t2, t4
-  sd a2, 736(gp) /* sig 92 */
+  sd a2, 808(gp) /* sig 101 */
   slliw s1, a7, 6
-  sd s1, 744(gp) /* sig 93 */
-.L7:
+  sd s1, 816(gp) /* sig 102 */
+.L11:
   /* 72: cBranch */
   li s0, 0x0
   .option rvc
-  c.beqz s0, .L8
+  c.beqz s0, .L12
   .option norvc
   srai t5, a6, 26
-  sd t5, 752(gp) /* sig 94 */
+  sd t5, 824(gp) /* sig 103 */
   or t3, t4, a1
-  sd t3, 760(gp) /* sig 95 */
+  sd t3, 832(gp) /* sig 104 */
   addw s5, a7, s9
-  sd s5, 768(gp) /* sig 96 */
-.L8:
+  sd s5, 840(gp) /* sig 105 */
+.L12:
   /* 73: amo */
   li s6, 0xffffffff
   addi a1, sp, 20
   amomaxu.w.aqrl s1, s6, (a1)
   sub a1, a1, sp
-  sd s1, 776(gp) /* sig 97 */
+  sd s1, 848(gp) /* sig 106 */
   /* 74: fp */
-  li tp, 0xe4d459c96bd2e7b
-  fmv.d.x f8, tp
-  li tp, 0x41dfffffffc00000
+  li tp, 0x8000000000000001
+  fmv.d.x f12, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f1, tp
+  li tp, 0xfff8000000000000
   fmv.d.x f4, tp
-  li tp, 0x3f3e9a28b9a56662
-  fmv.d.x f31, tp
-  fmadd.d f2, f8, f4, f31
-  fsd f2, 784(gp) /* sig 98 */
-  fsflags s4, zero
-  sd s4, 792(gp) /* sig 99 */
-  /* 75: branch */
-  beq s11, t3, .L9
-  remw s3, s9, t1
-  sd s3, 800(gp) /* sig 100 */
-.L9:
-  /* 76: cMem */
-  addi a3, sp, 116
+  fmsub.d f2, f12, f1, f4, dyn
+  fsd f2, 856(gp) /* sig 107 */
+  fsflags t6, zero
+  sd t6, 864(gp) /* sig 108 */
+  /* 75: fmem */
+  fsd f23, 240(sp)
+  /* 76: cJump */
+  auipc t0, 0
+  addi t0, t0, 26
   .option rvc
-  c.sw s0, 60(a3)
+  c.jalr t0
   .option norvc
-  sub a3, a3, sp
-  /* 77: aluI */
-  li t3, 0xffffffffe390688e
-  slti a3, t3, 1179
-  sd a3, 808(gp) /* sig 101 */
-  /* 78: aluR */
-  subw s10, s11, s3
-  sd s10, 816(gp) /* sig 102 */
-  /* 79: jalr */
+  divw s9, a0, t5
+  sd s9, 872(gp) /* sig 109 */
+  sll a5, s4, ra
+  sd a5, 880(gp) /* sig 110 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t0, t0, tp
+  sd ra, 888(gp) /* sig 111 */
+  sd t0, 896(gp) /* sig 112 */
+  /* 77: loop */
+  li s7, 0x2
+.L13:
+  sltu a7, t3, a3
+  sd a7, 904(gp) /* sig 113 */
+  .option rvc
+  c.subw a3, s0
+  .option norvc
+  sd a3, 912(gp) /* sig 114 */
+  addiw s3, s11, 1510
+  sd s3, 920(gp) /* sig 115 */
+  addi s7, s7, -1
+  bltu zero, s7, .L13
+  sd s7, 928(gp) /* sig 116 */
+  /* 78: jalr */
   auipc s4, 0
   jalr s9, 17(s4)
   sraw s0, t2, s6
-  sd s0, 824(gp) /* sig 103 */
+  sd s0, 936(gp) /* sig 117 */
   auipc tp, 0
   sub s9, s9, tp
   sub s4, s4, tp
-  sd s9, 832(gp) /* sig 104 */
-  sd s4, 840(gp) /* sig 105 */
-  /* 80: cMem */
+  sd s9, 944(gp) /* sig 118 */
+  sd s4, 952(gp) /* sig 119 */
+  /* 79: cMem */
   addi s1, sp, 32
   .option rvc
   c.fld f11, 112(s1)
   .option norvc
-  fsd f11, 848(gp) /* sig 106 */
+  fsd f11, 960(gp) /* sig 120 */
   sub s1, s1, sp
-  /* 81: fmem */
+  /* 80: fmem */
   flw f28, 56(sp)
-  fsd f28, 856(gp) /* sig 107 */
-  /* 82: aluR */
+  fsd f28, 968(gp) /* sig 121 */
+  /* 81: aluR */
   li s4, 0x111200000
   mulhu s7, s4, a4
-  sd s7, 864(gp) /* sig 108 */
+  sd s7, 976(gp) /* sig 122 */
+  /* 82: fp */
+  li tp, 0xffffffffc83e91d4
+  fmv.d.x f16, tp
+  fcvt.l.s a4, f16, rup
+  sd a4, 984(gp) /* sig 123 */
+  frcsr t3
+  sd t3, 992(gp) /* sig 124 */
   /* 83: fp */
-  li tp, 0xffffffffffc00000
-  fmv.d.x f18, tp
-  fcvt.wu.s a2, f18, rup
-  sd a2, 872(gp) /* sig 109 */
-  fsflags t6, zero
-  sd t6, 880(gp) /* sig 110 */
-  /* 84: fp */
-  li s3, 0x4a3fa82
-  fmv.w.x f23, s3
-  fsd f23, 888(gp) /* sig 111 */
-  fsflags s8, zero
-  sd s8, 896(gp) /* sig 112 */
-  /* 85: jal */
-  jal s4, .L10
-  subw s9, s8, t0
-  sd s9, 904(gp) /* sig 113 */
-.L10:
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 912(gp) /* sig 114 */
-  /* 86: cMem */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f23, tp
+  fclass.s ra, f23
+  sd ra, 1000(gp) /* sig 125 */
+  li s4, 0x1f
+  csrrc a5, fcsr, s4
+  sd a5, 1008(gp) /* sig 126 */
+  /* 84: cMem */
+  addi a0, sp, 20
   .option rvc
-  c.swsp t2, 204(sp)
+  c.sw a4, 0(a0)
   .option norvc
-  /* 87: aluI */
-  sltiu t3, t4, 227
-  sd t3, 920(gp) /* sig 115 */
-  /* 88: aluR */
-  mulh a5, t5, a3
-  sd a5, 928(gp) /* sig 116 */
-  /* 89: loop */
-  li ra, 0x2
-.L11:
-  .option rvc
-  c.add s6, s8
-  .option norvc
-  sd s6, 936(gp) /* sig 117 */
-  .option rvc
-  c.add a2, a4
-  .option norvc
-  sd a2, 944(gp) /* sig 118 */
-  ori s5, s3, -182
-  sd s5, 952(gp) /* sig 119 */
-  addi ra, ra, -1
-  blt zero, ra, .L11
-  sd ra, 960(gp) /* sig 120 */
-  /* 90: branch */
-  li a7, 0x25
-  li a1, 0x5555555555555555
-  bltu a7, a1, .L12
-  slti s5, ra, -758
-  sd s5, 968(gp) /* sig 121 */
-  .option rvc
-  c.slli s3, 45
-  .option norvc
-  sd s3, 976(gp) /* sig 122 */
-  slli s10, ra, 25
-  sd s10, 984(gp) /* sig 123 */
-.L12:
-  /* 91: fp */
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f15, tp
-  fclass.s s2, f15
-  sd s2, 992(gp) /* sig 124 */
-  csrrci s7, fflags, 0x1f
-  sd s7, 1000(gp) /* sig 125 */
-  /* 92: aluR */
-  sll s0, s7, t2
-  sd s0, 1008(gp) /* sig 126 */
-  /* 93: amo */
-  addi s6, sp, 152
-  amoadd.w.aq a1, zero, (s6)
-  sub s6, s6, sp
-  sd a1, 1016(gp) /* sig 127 */
-  lw t0, 152(sp)
-  sd t0, 1024(gp) /* sig 128 */
-  /* 94: aluR */
-  or s3, a4, a3
-  sd s3, 1032(gp) /* sig 129 */
-  /* 95: aluR */
-  mulw s7, a7, s8
-  sd s7, 1040(gp) /* sig 130 */
-  /* 96: branch */
-  beq a4, a5, .L13
-  xor a1, s10, a6
-  sd a1, 1048(gp) /* sig 131 */
-  .option rvc
-  c.mv a0, a4
-  .option norvc
-  sd a0, 1056(gp) /* sig 132 */
-  addi t5, t3, -1440
-  sd t5, 1064(gp) /* sig 133 */
-.L13:
-  /* 97: branch */
-  bne s10, s3, .L14
-  sraiw a0, s3, 18
-  sd a0, 1072(gp) /* sig 134 */
-  div s4, s10, t6
-  sd s4, 1080(gp) /* sig 135 */
-  divu t3, s3, t3
-  sd t3, 1088(gp) /* sig 136 */
-.L14:
-  /* 98: fp */
-  li tp, 0x8010299033726e85
-  fmv.d.x f2, tp
-  li tp, 0xc0083e584d2ba5c8
-  fmv.d.x f12, tp
-  fdiv.d f11, f2, f12
-  fsd f11, 1096(gp) /* sig 137 */
-  fsflags t3, zero
-  sd t3, 1104(gp) /* sig 138 */
-  /* 99: aluR */
-  li s11, 0xfffffffffb254e1f
-  li t6, 0x9ed76c2dbdad4769
-  mulhu t6, s11, t6
-  sd t6, 1112(gp) /* sig 139 */
-  /* 100: cAlu */
-  .option rvc
-  c.add ra, s4
-  .option norvc
-  sd ra, 1120(gp) /* sig 140 */
-  /* 101: aluR */
-  remw zero, s11, t2
-  sd zero, 1128(gp) /* sig 141 */
-  /* 102: mem */
-  sb t1, 192(sp)
-  /* 103: cMem */
-  addi a0, sp, 68
-  .option rvc
-  c.fld f14, 32(a0)
-  .option norvc
-  fsd f14, 1136(gp) /* sig 142 */
   sub a0, a0, sp
-  /* 104: branch */
-  li t4, 0xffffffffffffffc3
-  li t0, 0xffffffffffff8000
-  bne t4, t0, .L15
-  mulhu a7, a2, a4
-  sd a7, 1144(gp) /* sig 143 */
-  slliw t0, t4, 4
-  sd t0, 1152(gp) /* sig 144 */
-  srliw a3, a7, 1
-  sd a3, 1160(gp) /* sig 145 */
-.L15:
-  /* 105: amo */
-  li a1, 0xffffffffd42db571
-  addi t0, sp, 16
-  amoswap.d.aq s7, a1, (t0)
-  sub t0, t0, sp
-  sd s7, 1168(gp) /* sig 146 */
-  ld t2, 16(sp)
-  sd t2, 1176(gp) /* sig 147 */
-  /* 106: cMem */
-  addi s0, sp, 156
+  /* 85: cSp */
   .option rvc
-  c.sw a0, 52(s0)
+  c.addi16sp sp, -144
   .option norvc
-  sub s0, s0, sp
-  /* 107: amo */
-  li s2, 0x8000
-  addi s4, sp, 4
-  amoand.w.aqrl a3, s2, (s4)
-  sub s4, s4, sp
-  sd a3, 1184(gp) /* sig 148 */
-  lw s9, 4(sp)
-  sd s9, 1192(gp) /* sig 149 */
-  /* 108: fence */
-  fence r, w
-  /* 109: branch */
-  li t4, 0x3f
-  bge zero, t4, .L16
-  divuw a0, a3, s3
-  sd a0, 1200(gp) /* sig 150 */
-  divu a5, s0, t1
-  sd a5, 1208(gp) /* sig 151 */
-  divuw t5, s7, t0
-  sd t5, 1216(gp) /* sig 152 */
-.L16:
-  /* 110: cJump */
-  auipc t1, 0
-  addi t1, t1, 18
+  ld s0, 344(sp)
+  sd s0, 1016(gp) /* sig 127 */
   .option rvc
-  c.jr t1
+  c.addi16sp sp, 144
   .option norvc
-  addiw s11, a5, 44
-  sd s11, 1224(gp) /* sig 153 */
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 1232(gp) /* sig 154 */
-  /* 111: fp */
-  li tp, 0xffffffff4f800000
-  fmv.d.x f21, tp
-  li tp, 0xfffffffff149f2ca
-  fmv.d.x f6, tp
-  fmsub.s f27, f21, f18, f6, rmm
-  fsd f27, 1240(gp) /* sig 155 */
-  fsflags s0, zero
-  sd s0, 1248(gp) /* sig 156 */
-  /* 112: liSeed */
-  li s11, 0x1b
-  sd s11, 1256(gp) /* sig 157 */
-  /* 113: fcsr */
-  csrrsi ra, fcsr, 15
-  sd ra, 1264(gp) /* sig 158 */
-  /* 114: cAlu */
-  .option rvc
-  c.lui s1, 0xf
-  .option norvc
-  sd s1, 1272(gp) /* sig 159 */
-  /* 115: aluR */
-  sll t6, s7, t2
-  sd t6, 1280(gp) /* sig 160 */
-  /* 116: jal */
-  jal t4, .L17
-  addi ra, t2, -1227
-  sd ra, 1288(gp) /* sig 161 */
-.L17:
-  auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 1296(gp) /* sig 162 */
-  /* 117: fp */
+  /* 86: mem */
+  sh s11, 121(sp)
+  /* 87: fmem */
   li tp, 0xffffffff007fffff
-  fmv.d.x f20, tp
-  fsgnjn.s f28, f1, f20
-  fsd f28, 1304(gp) /* sig 163 */
-  csrrci a6, fflags, 0x1f
-  sd a6, 1312(gp) /* sig 164 */
-  /* 118: cAlu */
+  fmv.d.x f11, tp
+  fsw f11, 84(sp)
+  /* 88: fp */
+  li tp, 0xffffffff40b6c8da
+  fmv.d.x f11, tp
+  fcvt.wu.s t3, f11, rdn
+  sd t3, 1024(gp) /* sig 128 */
+  fsflags s3, zero
+  sd s3, 1032(gp) /* sig 129 */
+  /* 89: cAlu */
   .option rvc
-  c.slli a5, 27
+  c.andi a1, 13
   .option norvc
-  sd a5, 1320(gp) /* sig 165 */
-  /* 119: aluR */
-  li s0, 0xec45c514dc18988f
-  li s10, 0xc5826f1d6084b18b
-  remw a5, s0, s10
-  sd a5, 1328(gp) /* sig 166 */
-  /* 120: fp */
-  li t2, 0x3f35cde0
-  fcvt.d.l f19, t2, rne
-  fsd f19, 1336(gp) /* sig 167 */
+  sd a1, 1040(gp) /* sig 130 */
+  /* 90: liSeed */
+  li s7, 0x2d
+  sd s7, 1048(gp) /* sig 131 */
+  /* 91: rand */
+  .4byte 0x43506433 /* random */
+  sd s0, 1056(gp) /* sig 132 */
+  /* 92: cMem */
+  addi a2, sp, 52
+  .option rvc
+  c.sw a0, 88(a2)
+  .option norvc
+  sub a2, a2, sp
+  /* 93: aluR */
+  sraw s5, s5, a5
+  sd s5, 1064(gp) /* sig 133 */
+  /* 94: aluR */
+  sraw s11, t1, zero
+  sd s11, 1072(gp) /* sig 134 */
+  /* 95: fp */
+  fsgnjx.d f3, f3, f4
+  fsd f3, 1080(gp) /* sig 135 */
+  frcsr s5
+  sd s5, 1088(gp) /* sig 136 */
+  /* 96: cBranch */
+  li s1, 0x0
+  .option rvc
+  c.beqz s1, .L14
+  .option norvc
+  srliw a2, zero, 2
+  sd a2, 1096(gp) /* sig 137 */
+.L14:
+  /* 97: cBranch */
+  .option rvc
+  c.bnez s1, .L15
+  .option norvc
+  .option rvc
+  c.slli a7, 50
+  .option norvc
+  sd a7, 1104(gp) /* sig 138 */
+.L15:
+  /* 98: lrsc */
+  addi s5, sp, 168
+  lr.d.aqrl a1, (s5)
+  sll a0, s10, a6
+  srai a3, s1, 61
+  sc.d.aqrl t5, s10, (s5)
+  sd a1, 1112(gp) /* sig 139 */
+  sd t5, 1120(gp) /* sig 140 */
+  sub s5, s5, sp
+  ld s0, 168(sp)
+  sd s0, 1128(gp) /* sig 141 */
+  /* 99: branch */
+  bne s10, s3, .L16
+  sraiw a0, s3, 18
+  sd a0, 1136(gp) /* sig 142 */
+  div s4, s10, t6
+  sd s4, 1144(gp) /* sig 143 */
+  divu t3, s3, t3
+  sd t3, 1152(gp) /* sig 144 */
+.L16:
+  j .L17
+.L2:
+  sd zero, 248(gp) /* sig 31 */
+  sub a2, s9, a3
+  sd a2, 256(gp) /* sig 32 */
+  .option rvc
+  c.sub a2, s0
+  .option norvc
+  sd a2, 264(gp) /* sig 33 */
+  beq zero, zero, .L3
+.L6:
+  auipc tp, 0
+  sub s0, s0, tp
+  sd s0, 312(gp) /* sig 39 */
+  slti s7, s8, 934
+  sd s7, 320(gp) /* sig 40 */
+  jal tp, .L7
+.L17:
+  /* 100: fp */
+  li tp, 0x3ff26e85118dbf4f
+  fmv.d.x f12, tp
+  li tp, 0x800de39c266b8a3a
+  fmv.d.x f21, tp
+  fmul.d f11, f12, f21, rmm
+  fsd f11, 1160(gp) /* sig 145 */
+  fsflags a3, zero
+  sd a3, 1168(gp) /* sig 146 */
+  /* 101: cAlu */
+  .option rvc
+  c.mv s11, s10
+  .option norvc
+  sd s11, 1176(gp) /* sig 147 */
+  /* 102: fence */
+  fence iorw, iorw
+  /* 103: fcsr */
+  csrrw zero, frm, zero
+  sd zero, 1184(gp) /* sig 148 */
+  /* 104: cMem */
+  addi s0, sp, 83
+  .option rvc
+  c.lw a3, 12(s0)
+  .option norvc
+  sd a3, 1192(gp) /* sig 149 */
+  sub s0, s0, sp
+  /* 105: mem */
+  lhu s9, 45(sp)
+  sd s9, 1200(gp) /* sig 150 */
+  /* 106: aluR */
+  xor a7, t4, t5
+  sd a7, 1208(gp) /* sig 151 */
+  /* 107: cBranch */
+  .option rvc
+  c.beqz a0, .L18
+  .option norvc
+  .option rvc
+  c.lui t0, 0x16
+  .option norvc
+  sd t0, 1216(gp) /* sig 152 */
+  mulh t1, a3, a0
+  sd t1, 1224(gp) /* sig 153 */
+  sraiw a4, a2, 20
+  sd a4, 1232(gp) /* sig 154 */
+.L18:
+  /* 108: fcsr */
+  li t3, 0x781a1a6e7c0bdc95
+  csrrc t4, fflags, t3
+  sd t4, 1240(gp) /* sig 155 */
+  /* 109: aluR */
+  srlw t0, s4, a6
+  sd t0, 1248(gp) /* sig 156 */
+  /* 110: aluR */
+  srl t2, s5, a7
+  sd t2, 1256(gp) /* sig 157 */
+  /* 111: aluR */
+  sllw s7, s10, ra
+  sd s7, 1264(gp) /* sig 158 */
+  /* 112: fp */
+  li tp, 0x3ff820916a22d963
+  fmv.d.x f6, tp
+  li tp, 0xbff820916a22d965
+  fmv.d.x f17, tp
+  fadd.d f19, f6, f17, rne
+  fsd f19, 1272(gp) /* sig 159 */
+  li a5, 0x1f
+  csrrc a7, fcsr, a5
+  sd a7, 1280(gp) /* sig 160 */
+  /* 113: cMem */
+  .option rvc
+  c.lwsp s8, 200(sp)
+  .option norvc
+  sd s8, 1288(gp) /* sig 161 */
+  /* 114: amo */
+  addi s11, sp, 88
+  amomaxu.w.rl a7, t0, (s11)
+  sub s11, s11, sp
+  sd a7, 1296(gp) /* sig 162 */
+  lw t6, 88(sp)
+  sd t6, 1304(gp) /* sig 163 */
+  /* 115: aluR */
+  li s0, 0xfffffffffffff800
+  sltu a3, s0, t6
+  sd a3, 1312(gp) /* sig 164 */
+  /* 116: fmem */
+  fld f6, 152(sp)
+  fsd f6, 1320(gp) /* sig 165 */
+  /* 117: fp */
+  li tp, 0x2c9c82f29b05db
+  fmv.d.x f10, tp
+  feq.d s11, f10, f10
+  sd s11, 1328(gp) /* sig 166 */
+  frcsr a0
+  sd a0, 1336(gp) /* sig 167 */
+  /* 118: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f30, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f22, tp
+  fsub.s f28, f30, f22, rtz
+  fsd f28, 1344(gp) /* sig 168 */
+  li t0, 0x1f
+  csrrc ra, fcsr, t0
+  sd ra, 1352(gp) /* sig 169 */
+  /* 119: cAlu */
+  .option rvc
+  c.srai a3, 6
+  .option norvc
+  sd a3, 1360(gp) /* sig 170 */
+  /* 120: aluI */
+  li a6, 0xffffffffffffffb8
+  slti t1, a6, 1940
+  sd t1, 1368(gp) /* sig 171 */
+  /* 121: cMem */
+  addi a2, sp, 75
+  .option rvc
+  c.sd s0, 40(a2)
+  .option norvc
+  sub a2, a2, sp
+  /* 122: fp */
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f24, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f14, tp
+  fsgnjx.d f15, f24, f14
+  fsd f15, 1376(gp) /* sig 172 */
+  frcsr t0
+  sd t0, 1384(gp) /* sig 173 */
+  /* 123: cAlu */
+  .option rvc
+  c.addiw a4, -29
+  .option norvc
+  sd a4, 1392(gp) /* sig 174 */
+  /* 124: cAlu */
+  .option rvc
+  c.srai a4, 44
+  .option norvc
+  sd a4, 1400(gp) /* sig 175 */
+  /* 125: branch */
+  blt t0, t0, .L19
+  .option rvc
+  c.srai a1, 37
+  .option norvc
+  sd a1, 1408(gp) /* sig 176 */
+.L19:
+  /* 126: luiAuipc */
+  lui t4, 0x1b935
+  sd t4, 1416(gp) /* sig 177 */
+  /* 127: fp */
+  li tp, 0xbeb4d34363112b9b
+  fmv.d.x f4, tp
+  fnmsub.d f27, f20, f4, f17, rtz
+  fsd f27, 1424(gp) /* sig 178 */
+  fsflags s7, zero
+  sd s7, 1432(gp) /* sig 179 */
+  /* 128: fp */
+  li tp, 0xbffd5a3e6cac2a27
+  fmv.d.x f30, tp
+  li tp, 0x7fe171718efccf62
+  fmv.d.x f9, tp
+  fmul.d f28, f30, f9, rdn
+  fsd f28, 1440(gp) /* sig 180 */
   fsflags a4, zero
-  sd a4, 1344(gp) /* sig 168 */
-  /* 121: fp */
-  fcvt.w.d t5, f28
-  sd t5, 1352(gp) /* sig 169 */
-  fsflags a2, zero
-  sd a2, 1360(gp) /* sig 170 */
-  /* 122: lrsc */
-  addi t2, sp, 104
-  lr.d.rl t4, (t2)
-  addi s6, a5, 2047
-  sc.d a0, s3, (t2)
-  sd t4, 1368(gp) /* sig 171 */
-  sd a0, 1376(gp) /* sig 172 */
-  sub t2, t2, sp
-  ld a1, 104(sp)
-  sd a1, 1384(gp) /* sig 173 */
-  /* 123: amo */
-  addi t0, sp, 200
-  amoor.d.aqrl s6, t1, (t0)
-  sub t0, t0, sp
-  sd s6, 1392(gp) /* sig 174 */
-  ld s4, 200(sp)
-  sd s4, 1400(gp) /* sig 175 */
-  /* 124: amo */
-  addi s7, sp, 24
-  amoswap.w.rl a3, s6, (s7)
-  sub s7, s7, sp
-  sd a3, 1408(gp) /* sig 176 */
-  /* 125: cAlu */
+  sd a4, 1448(gp) /* sig 181 */
+  /* 129: cMem */
+  addi a3, sp, 16
+  .option rvc
+  c.fld f12, 80(a3)
+  .option norvc
+  fsd f12, 1456(gp) /* sig 182 */
+  sub a3, a3, sp
+  /* 130: aluR */
+  div s8, zero, a5
+  sd s8, 1464(gp) /* sig 183 */
+  /* 131: fence */
+  fence iorw, iorw
+  /* 132: aluR */
+  rem t1, a4, s2
+  sd t1, 1472(gp) /* sig 184 */
+  /* 133: aluR */
+  mulhsu s7, s7, a3
+  sd s7, 1480(gp) /* sig 185 */
+  /* 134: cAlu */
   .option rvc
   c.srli a5, 60
   .option norvc
-  sd a5, 1416(gp) /* sig 177 */
-  /* 126: jal */
-  jal s1, .L18
-  .option rvc
-  c.addiw s8, -12
-  .option norvc
-  sd s8, 1424(gp) /* sig 178 */
-  addi t6, t3, -1016
-  sd t6, 1432(gp) /* sig 179 */
-.L18:
+  sd a5, 1488(gp) /* sig 186 */
+  /* 135: jalr */
+  auipc t4, 0
+  jalr t3, 24(t4)
+  mul a7, s11, t6
+  sd a7, 1496(gp) /* sig 187 */
+  subw s8, a2, zero
+  sd s8, 1504(gp) /* sig 188 */
   auipc tp, 0
-  sub s1, s1, tp
-  sd s1, 1440(gp) /* sig 180 */
-  /* 127: jal */
-  jal a2, .L19
-.L19:
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 1448(gp) /* sig 181 */
-  /* 128: aluR */
-  rem s0, a7, s3
-  sd s0, 1456(gp) /* sig 182 */
-  /* 129: amo */
-  addi t0, sp, 148
-  amomax.w.aq zero, zero, (t0)
-  sub t0, t0, sp
-  sd zero, 1464(gp) /* sig 183 */
-  /* 130: branch */
-  bge t5, s9, .L20
-  slti t1, s11, 217
-  sd t1, 1472(gp) /* sig 184 */
+  sub t3, t3, tp
+  sub t4, t4, tp
+  sd t3, 1512(gp) /* sig 189 */
+  sd t4, 1520(gp) /* sig 190 */
+  /* 136: mem */
+  addi s8, sp, -77
+  lhu a3, 121(s8)
+  sd a3, 1528(gp) /* sig 191 */
+  sub s8, s8, sp
+  /* 137: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f18, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f17, tp
+  fadd.d f18, f18, f17, rdn
+  fsd f18, 1536(gp) /* sig 192 */
+  frflags s9
+  sd s9, 1544(gp) /* sig 193 */
+  /* 138: branch */
+  bge s11, t1, .L20
+  srliw s9, a0, 13
+  sd s9, 1552(gp) /* sig 194 */
 .L20:
-  /* 131: liSeed */
-  li s3, 0x400000000000001
-  sd s3, 1480(gp) /* sig 185 */
-  /* 132: jal */
-  jal zero, .L21
-  divuw a0, s2, s3
-  sd a0, 1488(gp) /* sig 186 */
-  .option rvc
-  c.mv s9, a1
-  .option norvc
-  sd s9, 1496(gp) /* sig 187 */
-.L21:
-  sd zero, 1504(gp) /* sig 188 */
-  /* 133: luiAuipc */
-  auipc s10, 0xcbc9e
+  /* 139: aluR */
+  divu a4, zero, a3
+  sd a4, 1560(gp) /* sig 195 */
+  /* 140: luiAuipc */
+  lui s9, 0x43040
+  sd s9, 1568(gp) /* sig 196 */
+  /* 141: fmem */
+  flw f22, 200(sp)
+  fsd f22, 1576(gp) /* sig 197 */
+  /* 142: luiAuipc */
+  auipc a6, 0x55e31
   auipc tp, 0
-  sub s10, s10, tp
-  sd s10, 1512(gp) /* sig 189 */
-  /* 134: aluR */
-  add s5, a5, s9
-  sd s5, 1520(gp) /* sig 190 */
-  /* 135: cAlu */
+  sub a6, a6, tp
+  sd a6, 1584(gp) /* sig 198 */
+  /* 143: amo */
+  li s7, 0x1e00
+  addi a4, sp, 208
+  amomax.d.rl a7, s7, (a4)
+  sub a4, a4, sp
+  sd a7, 1592(gp) /* sig 199 */
+  /* 144: cMem */
   .option rvc
-  c.mv s11, a4
+  c.fldsp f1, 120(sp)
   .option norvc
-  sd s11, 1528(gp) /* sig 191 */
-  /* 136: fp */
-  li tp, 0xc1ebcc28782c4cdc
-  fmv.d.x f5, tp
-  fcvt.wu.d t6, f5
-  sd t6, 1536(gp) /* sig 192 */
-  frcsr s8
-  sd s8, 1544(gp) /* sig 193 */
-  /* 137: fcsr */
-  csrrci s11, fcsr, 26
-  sd s11, 1552(gp) /* sig 194 */
-  /* 138: cAlu */
+  fsd f1, 1600(gp) /* sig 200 */
+  /* 145: cAlu */
   .option rvc
-  c.lui s9, 0xfffe4
+  c.mv s8, t5
   .option norvc
-  sd s9, 1560(gp) /* sig 195 */
-  /* 139: branch */
-  bge a5, a5, .L22
-  addi a5, a2, -1567
-  sd a5, 1568(gp) /* sig 196 */
+  sd s8, 1608(gp) /* sig 201 */
+  /* 146: fence */
+  nop
+  /* 147: fence */
+  fence r, w
+  /* 148: fp */
+  li tp, 0xffffffff3d106a4e
+  fmv.d.x f4, tp
+  li tp, 0xffffffff365c5bdb
+  fmv.d.x f7, tp
+  fmul.s f21, f4, f7
+  fsd f21, 1616(gp) /* sig 202 */
+  fsflags t2, zero
+  sd t2, 1624(gp) /* sig 203 */
+  /* 149: luiAuipc */
+  auipc a6, 0x3804f
+  auipc tp, 0
+  sub a6, a6, tp
+  sd a6, 1632(gp) /* sig 204 */
+  /* 150: aluR */
+  li a7, 0x7ffffffff
+  sll s10, a7, a7
+  sd s10, 1640(gp) /* sig 205 */
+  /* 151: fp */
+  li tp, 0xffffffff41e952e9
+  fmv.d.x f19, tp
+  fle.s t4, f19, f19
+  sd t4, 1648(gp) /* sig 206 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 1656(gp) /* sig 207 */
+  /* 152: far */
+  jal a0, .L21
 .L22:
-  /* 140: aluI */
-  li a7, 0xffffffffffffffa5
-  slti s8, a7, -113
-  sd s8, 1576(gp) /* sig 197 */
-  /* 141: fp */
-  li s3, 0xa2000000000000
-  fcvt.d.w f17, s3
-  fsd f17, 1584(gp) /* sig 198 */
-  fsflags s11, zero
-  sd s11, 1592(gp) /* sig 199 */
-  /* 142: loop */
-  li s6, 0x4
-.L23:
-  divu s10, a3, a0
-  sd s10, 1600(gp) /* sig 200 */
-  xori a4, a6, -191
-  sd a4, 1608(gp) /* sig 201 */
-  addi s6, s6, -1
-  blt zero, s6, .L23
-  sd s6, 1616(gp) /* sig 202 */
-  /* 143: aluI */
-  addi s7, zero, 514
-  sd s7, 1624(gp) /* sig 203 */
-  /* 144: branch */
-  li s3, 0xffffffffffffffbd
-  li s9, 0xfffffffffffffffe
-  blt s3, s9, .L24
+  /* 153: aluI */
+  xori s3, s10, -2048
+  sd s3, 1696(gp) /* sig 212 */
+  /* 154: cBranch */
   .option rvc
-  c.andi a2, -18
+  c.bnez a1, .L23
   .option norvc
-  sd a2, 1632(gp) /* sig 204 */
-  mulh a1, a7, s10
-  sd a1, 1640(gp) /* sig 205 */
   .option rvc
   c.add s8, s7
   .option norvc
-  sd s8, 1648(gp) /* sig 206 */
-.L24:
-  /* 145: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f20, tp
-  fmul.d f6, f20, f10, rtz
-  fsd f6, 1656(gp) /* sig 207 */
-  frflags t0
-  sd t0, 1664(gp) /* sig 208 */
-  /* 146: cAlu */
-  .option rvc
-  c.add s1, s4
-  .option norvc
-  sd s1, 1672(gp) /* sig 209 */
-  /* 147: aluR */
-  sraw t0, s10, zero
-  sd t0, 1680(gp) /* sig 210 */
-  /* 148: cAlu */
-  .option rvc
-  c.slli a1, 53
-  .option norvc
-  sd a1, 1688(gp) /* sig 211 */
-  /* 149: aluI */
-  sraiw s6, a7, 19
-  sd s6, 1696(gp) /* sig 212 */
-  /* 150: cMem */
-  .option rvc
-  c.fsdsp f10, 96(sp)
-  .option norvc
-  /* 151: fp */
-  li tp, 0xffffffff40400000
-  fmv.d.x f7, tp
-  fmul.s f0, f29, f7, rtz
-  fsd f0, 1704(gp) /* sig 213 */
-  frflags a3
-  sd a3, 1712(gp) /* sig 214 */
-  /* 152: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f8, tp
-  fcvt.wu.d s1, f8, rup
+  sd s8, 1704(gp) /* sig 213 */
+.L23:
+  /* 155: fp */
+  li tp, 0xbf1b772738e8c4a5
+  fmv.d.x f14, tp
+  fmul.d f6, f14, f2, rmm
+  fsd f6, 1712(gp) /* sig 214 */
+  frflags s1
   sd s1, 1720(gp) /* sig 215 */
-  fsflags s7, zero
-  sd s7, 1728(gp) /* sig 216 */
-  /* 153: cBranch */
-  li s0, 0x0
+  /* 156: aluR */
+  sraw t0, s10, zero
+  sd t0, 1728(gp) /* sig 216 */
+  /* 157: amo */
+  addi s7, sp, 36
+  amoxor.w.aqrl s5, s5, (s7)
+  sub s7, s7, sp
+  sd s5, 1736(gp) /* sig 217 */
+  lw s3, 36(sp)
+  sd s3, 1744(gp) /* sig 218 */
+  /* 158: fp */
+  li tp, 0x4340000000000001
+  fmv.d.x f23, tp
+  fmax.d f8, f23, f29
+  fsd f8, 1752(gp) /* sig 219 */
+  fsflags a0, zero
+  sd a0, 1760(gp) /* sig 220 */
+  /* 159: luiAuipc */
+  lui a4, 0x414d8
+  sd a4, 1768(gp) /* sig 221 */
+  /* 160: cAlu */
+  .option rvc
+  c.add a0, s11
+  .option norvc
+  sd a0, 1776(gp) /* sig 222 */
+  /* 161: amo */
+  addi a5, sp, 64
+  amoadd.d.aq a7, s8, (a5)
+  sub a5, a5, sp
+  sd a7, 1784(gp) /* sig 223 */
+  ld ra, 64(sp)
+  sd ra, 1792(gp) /* sig 224 */
+  /* 162: branch */
+  li a4, 0x400000000001
+  li a6, 0xffffffffdbffa3a4
+  beq a4, a6, .L24
+  addw ra, t1, a5
+  sd ra, 1800(gp) /* sig 225 */
+  .option rvc
+  c.slli a5, 38
+  .option norvc
+  sd a5, 1808(gp) /* sig 226 */
+.L24:
+  /* 163: cBranch */
+  li s0, 0x39cfe77f
   .option rvc
   c.beqz s0, .L25
   .option norvc
   .option rvc
-  c.mv s11, s2
+  c.addi t3, 1
   .option norvc
-  sd s11, 1736(gp) /* sig 217 */
+  sd t3, 1816(gp) /* sig 227 */
+  .option rvc
+  c.or a3, s1
+  .option norvc
+  sd a3, 1824(gp) /* sig 228 */
 .L25:
-  /* 154: cMem */
-  addi s1, sp, 40
-  .option rvc
-  c.ld s0, 16(s1)
-  .option norvc
-  sd s0, 1744(gp) /* sig 218 */
-  sub s1, s1, sp
-  /* 155: cAlu */
-  .option rvc
-  c.srli a3, 2
-  .option norvc
-  sd a3, 1752(gp) /* sig 219 */
-  /* 156: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f5, tp
-  fclass.d t1, f5
-  sd t1, 1760(gp) /* sig 220 */
-  fsflags t4, zero
-  sd t4, 1768(gp) /* sig 221 */
-  /* 157: jalr */
-  auipc t3, 0
-  addi t3, t3, 72
-  jalr s2, -52(t3)
-  addi a5, s1, -1038
-  sd a5, 1776(gp) /* sig 222 */
-  auipc tp, 0
-  sub s2, s2, tp
-  sub t3, t3, tp
-  sd s2, 1784(gp) /* sig 223 */
-  sd t3, 1792(gp) /* sig 224 */
-  /* 158: cAlu */
-  .option rvc
-  c.mv t0, a6
-  .option norvc
-  sd t0, 1800(gp) /* sig 225 */
-  /* 159: mem */
+  /* 164: aluI */
+  li a5, 0x25
+  srai t4, a5, 1
+  sd t4, 1832(gp) /* sig 229 */
+  /* 165: mem */
   lbu t3, 0(sp)
-  sd t3, 1808(gp) /* sig 226 */
-  /* 160: jalr */
+  sd t3, 1840(gp) /* sig 230 */
+  /* 166: jalr */
   auipc s11, 0
   addi s11, s11, -1
   jalr zero, 21(s11)
   ori a6, a6, -1902
-  sd a6, 1816(gp) /* sig 227 */
+  sd a6, 1848(gp) /* sig 231 */
   auipc tp, 0
   sub s11, s11, tp
-  sd zero, 1824(gp) /* sig 228 */
-  sd s11, 1832(gp) /* sig 229 */
-  /* 161: cAlu */
+  sd zero, 1856(gp) /* sig 232 */
+  sd s11, 1864(gp) /* sig 233 */
+  /* 167: cAlu */
   .option rvc
   c.srai a1, 49
   .option norvc
-  sd a1, 1840(gp) /* sig 230 */
-  /* 162: cAlu */
+  sd a1, 1872(gp) /* sig 234 */
+  /* 168: cAlu */
   .option rvc
   c.lui s10, 0x15
   .option norvc
-  sd s10, 1848(gp) /* sig 231 */
-  /* 163: fp */
-  li tp, 0xffffffffc1888207
+  sd s10, 1880(gp) /* sig 235 */
+  /* 169: fp */
+  li tp, 0xffffffff00000001
   fmv.d.x f0, tp
-  fadd.s f22, f0, f13, rdn
-  fsd f22, 1856(gp) /* sig 232 */
-  fsflags s8, zero
-  sd s8, 1864(gp) /* sig 233 */
-  /* 164: cAlu */
+  li tp, 0xffffffff00800000
+  fmv.d.x f18, tp
+  fadd.s f22, f0, f18
+  fsd f22, 1888(gp) /* sig 236 */
+  frcsr a6
+  sd a6, 1896(gp) /* sig 237 */
+  /* 170: fp */
+  fmul.d f23, f14, f20, rne
+  fsd f23, 1904(gp) /* sig 238 */
+  fsflags a0, zero
+  sd a0, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 171: branch */
+  beq s5, s7, .L26
+  addw t3, zero, s7
+  sd t3, 0(gp) /* sig 240 */
   .option rvc
-  c.addw a1, a3
+  c.mv a0, a5
   .option norvc
-  sd a1, 1872(gp) /* sig 234 */
-  /* 165: fp */
-  li tp, 0xa0c1e891408f5be3
-  fmv.d.x f10, tp
-  li tp, 0xfffffffffffff
-  fmv.d.x f22, tp
-  fnmadd.d f0, f10, f22, f22, rup
-  fsd f0, 1880(gp) /* sig 235 */
-  csrrci a0, fflags, 0x1f
-  sd a0, 1888(gp) /* sig 236 */
-  /* 166: fcsr */
-  csrrc a0, frm, zero
-  sd a0, 1896(gp) /* sig 237 */
-  /* 167: jalr */
+  sd a0, 8(gp) /* sig 241 */
+  addi s11, a3, 816
+  sd s11, 16(gp) /* sig 242 */
+.L26:
+  /* 172: cMem */
+  addi a2, sp, 79
+  .option rvc
+  c.lw a3, 44(a2)
+  .option norvc
+  sd a3, 24(gp) /* sig 243 */
+  sub a2, a2, sp
+  /* 173: loop */
+  li t6, 0x3
+.L27:
+  slliw s11, a0, 11
+  sd s11, 32(gp) /* sig 244 */
+  addi t6, t6, -1
+  bltu zero, t6, .L27
+  sd t6, 40(gp) /* sig 245 */
+  /* 174: cBranch */
+  .option rvc
+  c.beqz a2, .L28
+  .option norvc
+  addi s8, a6, 2008
+  sd s8, 48(gp) /* sig 246 */
+.L28:
+  /* 175: jalr */
   auipc s7, 0
-  addi s7, s7, -23
-  jalr s7, 43(s7)
-  sraiw a4, s2, 2
-  sd a4, 1904(gp) /* sig 238 */
+  jalr zero, 14(s7)
+  .option rvc
+  c.add t6, s7
+  .option norvc
+  sd t6, 56(gp) /* sig 247 */
   auipc tp, 0
   sub s7, s7, tp
-  sd s7, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 168: fp */
-  fmv.d.x f13, a3
-  fsd f13, 0(gp) /* sig 240 */
-  fsflags a4, zero
-  sd a4, 8(gp) /* sig 241 */
-  /* 169: cJump */
-  auipc ra, 0
-  addi ra, ra, 10
+  sd zero, 64(gp) /* sig 248 */
+  sd s7, 72(gp) /* sig 249 */
+  /* 176: cAlu */
   .option rvc
-  c.jalr ra
+  c.andi a1, -4
   .option norvc
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 16(gp) /* sig 242 */
-  /* 170: cAlu */
+  sd a1, 80(gp) /* sig 250 */
+  /* 177: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f6, tp
+  fadd.s f9, f27, f6, rne
+  fsd f9, 88(gp) /* sig 251 */
+  fsflags s8, zero
+  sd s8, 96(gp) /* sig 252 */
+  /* 178: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f12, tp
+  fadd.s f28, f20, f12, rne
+  fsd f28, 104(gp) /* sig 253 */
+  fsflags s0, zero
+  sd s0, 112(gp) /* sig 254 */
+  /* 179: far */
+  jal zero, .L29
+.L30:
+  /* 180: aluI */
+  addi t2, ra, 0
+  sd t2, 144(gp) /* sig 258 */
+  /* 181: cAlu */
   .option rvc
-  c.lui a6, 0x18
+  c.add a0, s11
   .option norvc
-  sd a6, 24(gp) /* sig 243 */
-  /* 171: aluR */
-  addw a4, a5, ra
-  sd a4, 32(gp) /* sig 244 */
-  /* 172: fence */
-  fence iorw, iorw
-  /* 173: amo */
-  li a4, 0xffffffffff
-  addi s11, sp, 112
-  amoor.d.aq a1, a4, (s11)
-  sub s11, s11, sp
-  sd a1, 40(gp) /* sig 245 */
-  ld t0, 112(sp)
-  sd t0, 48(gp) /* sig 246 */
-  /* 174: jal */
-  jal t1, .L26
-  srai t1, t5, 63
-  sd t1, 56(gp) /* sig 247 */
-  .option rvc
-  c.srli a0, 29
-  .option norvc
-  sd a0, 64(gp) /* sig 248 */
-.L26:
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 72(gp) /* sig 249 */
-  /* 175: aluR */
-  li t2, 0x253b246eb63848c5
-  sltu t0, t2, a0
-  sd t0, 80(gp) /* sig 250 */
-  /* 176: fp */
-  fadd.s f18, f31, f18
-  fsd f18, 88(gp) /* sig 251 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 96(gp) /* sig 252 */
-  /* 177: aluR */
-  li ra, 0x20000000000000
-  mulh s6, a1, ra
-  sd s6, 104(gp) /* sig 253 */
-  /* 178: mem */
-  lb a5, 103(sp)
-  sd a5, 112(gp) /* sig 254 */
-  /* 179: aluI */
-  slli t2, s0, 16
-  sd t2, 120(gp) /* sig 255 */
-  /* 180: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f22, tp
-  li tp, 0xffffffff7f800001
-  fmv.d.x f20, tp
-  li tp, 0xfffffffeff7fffff
-  fmv.d.x f23, tp
-  fnmsub.s f2, f22, f20, f23, rdn
-  fsd f2, 128(gp) /* sig 256 */
-  frflags a3
-  sd a3, 136(gp) /* sig 257 */
-  /* 181: mem */
-  addi a7, sp, -259
-  lwu a0, 487(a7)
-  sd a0, 144(gp) /* sig 258 */
-  sub a7, a7, sp
+  sd a0, 152(gp) /* sig 259 */
   /* 182: fp */
-  li tp, 0xffffffffc571eba3
-  fmv.d.x f19, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f12, tp
   li tp, 0xfff0000000000000
-  fmv.d.x f18, tp
-  fnmsub.d f13, f19, f18, f24, rdn
-  fsd f13, 152(gp) /* sig 259 */
-  li t0, 0x1f
-  csrrc s10, fcsr, t0
-  sd s10, 160(gp) /* sig 260 */
-  /* 183: fmem */
-  fsd f25, 227(sp)
-  /* 184: amo */
-  addi s2, sp, 128
-  amomaxu.d s7, s7, (s2)
-  sub s2, s2, sp
-  sd s7, 168(gp) /* sig 261 */
-  ld ra, 128(sp)
-  sd ra, 176(gp) /* sig 262 */
-  /* 185: far */
-  blt s7, s7, .L27
-.L28:
-  /* 186: aluR */
-  mul s7, t5, s11
-  sd s7, 208(gp) /* sig 266 */
-  /* 187: branch */
-  li a5, 0x51
-  li a1, 0x51
-  blt a5, a1, .L29
+  fmv.d.x f13, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f6, tp
+  fnmadd.d f16, f12, f13, f6
+  fsd f16, 160(gp) /* sig 260 */
+  frflags t2
+  sd t2, 168(gp) /* sig 261 */
+  /* 183: cAlu */
+  .option rvc
+  c.srli a0, 56
+  .option norvc
+  sd a0, 176(gp) /* sig 262 */
+  /* 184: fp */
+  li tp, 0xffffffff0073be7a
+  fmv.d.x f9, tp
+  fcvt.d.s f11, f9
+  fsd f11, 184(gp) /* sig 263 */
+  fsflags s8, zero
+  sd s8, 192(gp) /* sig 264 */
+  /* 185: liSeed */
+  li ra, 0xffffffff80000000
+  sd ra, 200(gp) /* sig 265 */
+  /* 186: cMem */
+  addi a5, sp, 184
+  .option rvc
+  c.ld s1, 0(a5)
+  .option norvc
+  sd s1, 208(gp) /* sig 266 */
+  sub a5, a5, sp
+  /* 187: luiAuipc */
+  lui a7, 0xfffff
+  sd a7, 216(gp) /* sig 267 */
+  /* 188: jalr */
+  auipc a0, 0
+  addi a0, a0, 57
+  jalr a2, -30(a0)
+  .option rvc
+  c.mv s5, a6
+  .option norvc
+  sd s5, 224(gp) /* sig 268 */
+  or t6, s6, s3
+  sd t6, 232(gp) /* sig 269 */
+  auipc tp, 0
+  sub a2, a2, tp
+  sub a0, a0, tp
+  sd a2, 240(gp) /* sig 270 */
+  sd a0, 248(gp) /* sig 271 */
+  /* 189: cMem */
+  addi a5, sp, 11
+  .option rvc
+  c.lw a3, 36(a5)
+  .option norvc
+  sd a3, 256(gp) /* sig 272 */
+  sub a5, a5, sp
+  /* 190: cMem */
+  addi s1, sp, 40
+  .option rvc
+  c.fsd f13, 88(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 191: fp */
+  li tp, 0xc0f2a1c2b21789b4
+  fmv.d.x f24, tp
+  fmul.d f15, f24, f11, rup
+  fsd f15, 264(gp) /* sig 273 */
+  fsflags s8, zero
+  sd s8, 272(gp) /* sig 274 */
+  /* 192: aluI */
+  slti zero, s7, -2048
+  sd zero, 280(gp) /* sig 275 */
+  /* 193: cSp */
+  .option rvc
+  c.addi16sp sp, 208
+  .option norvc
+  ld a5, -80(sp)
+  sd a5, 288(gp) /* sig 276 */
+  .option rvc
+  c.addi16sp sp, -208
+  .option norvc
+  /* 194: lrsc */
+  addi a1, sp, 128
+  sc.w.aqrl s1, zero, (a1)
+  sd s1, 296(gp) /* sig 277 */
+  sub a1, a1, sp
+  lw s0, 128(sp)
+  sd s0, 304(gp) /* sig 278 */
+  /* 195: amo */
+  addi t3, sp, 116
+  amomax.w.aq s3, a6, (t3)
+  sub t3, t3, sp
+  sd s3, 312(gp) /* sig 279 */
+  /* 196: jal */
+  jal s6, .L31
   sraiw s6, s9, 1
-  sd s6, 216(gp) /* sig 267 */
+  sd s6, 320(gp) /* sig 280 */
   .option rvc
   c.mv a1, a1
   .option norvc
-  sd a1, 224(gp) /* sig 268 */
-  .option rvc
-  c.addi a5, -11
-  .option norvc
-  sd a5, 232(gp) /* sig 269 */
-.L29:
-  /* 188: mem */
-  sb a3, 159(sp)
-  /* 189: aluI */
-  andi s5, a1, -272
-  sd s5, 240(gp) /* sig 270 */
-  /* 190: smc */
-  /* patches in xori s9, s9, -183 (then imm + 1, ...) */
-  li a2, 0xf49ccc93
-  li a5, 0x1
-.L30:
-  auipc s8, 0
-  sw a2, 12(s8)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a2, a2, tp
-  addi a5, a5, -1
-  bne a5, zero, .L30
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s9, 248(gp) /* sig 271 */
-  sd s8, 256(gp) /* sig 272 */
-  /* 191: branch */
-  bge zero, s10, .L31
-  .option rvc
-  c.add s7, s9
-  .option norvc
-  sd s7, 264(gp) /* sig 273 */
+  sd a1, 328(gp) /* sig 281 */
 .L31:
-  /* 192: cMem */
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 336(gp) /* sig 282 */
+  /* 197: fp */
+  li tp, 0x4037fb7828f3bbca
+  fmv.d.x f1, tp
+  li tp, 0xffffffffff800001
+  fmv.d.x f22, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f19, tp
+  fnmsub.d f13, f1, f22, f19, rdn
+  fsd f13, 344(gp) /* sig 283 */
+  fsflags s8, zero
+  sd s8, 352(gp) /* sig 284 */
+  /* 198: jal */
+  jal t0, .L32
+  slti t0, a3, 1377
+  sd t0, 360(gp) /* sig 285 */
+.L32:
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 368(gp) /* sig 286 */
+  /* 199: liSeed */
+  li t3, 0x39
+  sd t3, 376(gp) /* sig 287 */
+  j .L33
+.L21:
+  auipc tp, 0
+  sub a0, a0, tp
+  sd a0, 1664(gp) /* sig 208 */
+  srli s0, s1, 31
+  sd s0, 1672(gp) /* sig 209 */
+  ori s3, a6, -926
+  sd s3, 1680(gp) /* sig 210 */
+  .option rvc
+  c.addi s0, 20
+  .option norvc
+  sd s0, 1688(gp) /* sig 211 */
+  j .L22
+.L29:
+  sd zero, 120(gp) /* sig 255 */
+  div t0, s10, s4
+  sd t0, 128(gp) /* sig 256 */
+  .option rvc
+  c.subw a2, s1
+  .option norvc
+  sd a2, 136(gp) /* sig 257 */
+  bge zero, zero, .L30
+.L33:
+  /* 200: cMem */
   addi a1, sp, 12
   .option rvc
   c.lw a3, 12(a1)
   .option norvc
-  sd a3, 272(gp) /* sig 274 */
+  sd a3, 384(gp) /* sig 288 */
   sub a1, a1, sp
-  /* 193: cMem */
+  /* 201: cMem */
   addi a1, sp, 48
   .option rvc
   c.ld s1, 32(a1)
   .option norvc
-  sd s1, 280(gp) /* sig 275 */
+  sd s1, 392(gp) /* sig 289 */
   sub a1, a1, sp
-  /* 194: cAlu */
+  /* 202: cAlu */
   .option rvc
   c.add s3, ra
   .option norvc
-  sd s3, 288(gp) /* sig 276 */
-  /* 195: fp */
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f10, tp
-  li tp, 0xffffffff80000001
-  fmv.d.x f2, tp
-  fle.s s9, f10, f2
-  sd s9, 296(gp) /* sig 277 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 304(gp) /* sig 278 */
-  /* 196: fp */
-  li tp, 0xffffffffb60ae7e4
-  fmv.d.x f24, tp
-  fmv.x.w t4, f24
-  sd t4, 312(gp) /* sig 279 */
-  fsflags t3, zero
-  sd t3, 320(gp) /* sig 280 */
-  /* 197: aluR */
-  li t2, 0xaec
-  sllw ra, t2, a2
-  sd ra, 328(gp) /* sig 281 */
-  /* 198: lrsc */
-  addi s3, sp, 180
-  lr.w.aqrl s0, (s3)
-  sra s9, s6, s4
-  sc.w.aqrl a2, s9, (s3)
-  sd s0, 336(gp) /* sig 282 */
-  sd a2, 344(gp) /* sig 283 */
-  sub s3, s3, sp
-  lw t6, 180(sp)
-  sd t6, 352(gp) /* sig 284 */
-  /* 199: far */
-  jal t1, .L32
-.L33:
-  j .L34
-.L27:
-  sltiu s0, s8, -1962
-  sd s0, 184(gp) /* sig 263 */
-  xori s4, s0, -246
-  sd s4, 192(gp) /* sig 264 */
-  addi a5, a5, -2048
-  sd a5, 200(gp) /* sig 265 */
-  jal tp, .L28
-.L32:
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 360(gp) /* sig 285 */
-  srai t3, t6, 6
-  sd t3, 368(gp) /* sig 286 */
-  addw s6, s4, a3
-  sd s6, 376(gp) /* sig 287 */
-  mulhsu t0, s0, a4
-  sd t0, 384(gp) /* sig 288 */
-  bge zero, zero, .L33
-.L34:
-  /* 200: cAlu */
+  sd s3, 400(gp) /* sig 290 */
+  /* 203: fp */
+  li tp, 0xffffffff4b800001
+  fmv.d.x f7, tp
+  flt.s a3, f7, f7
+  sd a3, 408(gp) /* sig 291 */
+  li a5, 0x1f
+  csrrc a1, fcsr, a5
+  sd a1, 416(gp) /* sig 292 */
+  /* 204: fcsr */
+  li t0, 0xad78c60be9915f00
+  csrrc t3, fcsr, t0
+  sd t3, 424(gp) /* sig 293 */
+  /* 205: cAlu */
   .option rvc
-  c.or a1, a1
+  c.addi s10, 5
   .option norvc
-  sd a1, 392(gp) /* sig 289 */
-  /* 201: aluI */
-  li a5, 0xffffffffab7cb3e5
-  ori a6, a5, 0
-  sd a6, 400(gp) /* sig 290 */
-  /* 202: fp */
-  li tp, 0xbfe0000000000000
-  fmv.d.x f8, tp
-  fsub.d f14, f8, f25, rdn
-  fsd f14, 408(gp) /* sig 291 */
-  csrrci s9, fflags, 0x1f
-  sd s9, 416(gp) /* sig 292 */
-  /* 203: aluR */
-  li s9, 0x7ff
-  sll s9, t3, s9
-  sd s9, 424(gp) /* sig 293 */
-  /* 204: aluR */
-  li s10, 0xff
-  sub s5, s10, t5
-  sd s5, 432(gp) /* sig 294 */
-  /* 205: aluR */
-  mulh zero, s0, zero
-  sd zero, 440(gp) /* sig 295 */
+  sd s10, 432(gp) /* sig 294 */
   /* 206: fp */
-  li t4, 0x579ac5e6
-  fcvt.s.w f2, t4, rmm
-  fsd f2, 448(gp) /* sig 296 */
-  fsflags t6, zero
-  sd t6, 456(gp) /* sig 297 */
-  /* 207: fp */
-  li tp, 0xffffffff436e3779
-  fmv.d.x f22, tp
-  fmadd.s f21, f22, f11, f25, rtz
-  fsd f21, 464(gp) /* sig 298 */
-  frcsr s11
-  sd s11, 472(gp) /* sig 299 */
-  /* 208: fp */
-  fsgnj.d f29, f22, f8
-  fsd f29, 480(gp) /* sig 300 */
-  fsflags s7, zero
-  sd s7, 488(gp) /* sig 301 */
-  /* 209: cAlu */
-  .option rvc
-  c.addiw a1, 30
-  .option norvc
-  sd a1, 496(gp) /* sig 302 */
-  /* 210: fp */
-  fcvt.wu.d s3, f17, rup
-  sd s3, 504(gp) /* sig 303 */
-  fsflags a6, zero
-  sd a6, 512(gp) /* sig 304 */
-  /* 211: fp */
-  li tp, 0xc012000000000000
-  fmv.d.x f22, tp
-  fsqrt.d f14, f22, rmm
-  fsd f14, 520(gp) /* sig 305 */
-  frflags a1
-  sd a1, 528(gp) /* sig 306 */
-  /* 212: fp */
-  li tp, 0x43f0000000000000
-  fmv.d.x f0, tp
-  li tp, 0x41e0000000000000
-  fmv.d.x f18, tp
-  fadd.d f22, f0, f18, rne
-  fsd f22, 536(gp) /* sig 307 */
-  csrrci s7, fflags, 0x1f
-  sd s7, 544(gp) /* sig 308 */
-  /* 213: fp */
-  li tp, 0xffffffff48950561
-  fmv.d.x f25, tp
-  li tp, 0xffffffff00800000
-  fmv.d.x f25, tp
-  flt.s s5, f25, f25
-  sd s5, 552(gp) /* sig 309 */
-  fsflags t0, zero
-  sd t0, 560(gp) /* sig 310 */
-  /* 214: far */
-  jal s9, .L35
-.L36:
-  /* 215: fence */
-  fence rw, rw
-  /* 216: fcsr */
-  li s8, 0x9d
-  csrrw s7, fflags, s8
-  sd s7, 592(gp) /* sig 314 */
-  /* 217: branch */
-  bne s9, s9, .L37
-  .option rvc
-  c.li s1, -8
-  .option norvc
-  sd s1, 600(gp) /* sig 315 */
-.L37:
-  /* 218: aluR */
-  srl a2, s3, s9
-  sd a2, 608(gp) /* sig 316 */
-  /* 219: fp */
-  li tp, 0xffffffffbf8849ff
-  fmv.d.x f2, tp
-  li tp, 0xffffffff00783710
-  fmv.d.x f15, tp
-  fmul.s f14, f2, f15, rdn
-  fsd f14, 616(gp) /* sig 317 */
-  fsflags s2, zero
-  sd s2, 624(gp) /* sig 318 */
-  /* 220: far */
-  bltu t2, a0, .L38
-.L39:
-  /* 221: mem */
-  sd a6, 51(sp)
-  /* 222: far */
-  beq s8, a5, .L40
-.L41:
-  /* 223: luiAuipc */
-  lui a4, 0x844f0
-  sd a4, 664(gp) /* sig 323 */
-  /* 224: fp */
-  li tp, 0xbffcf55771fc1f05
-  fmv.d.x f20, tp
-  li tp, 0x3ffcf55771fc1f07
-  fmv.d.x f18, tp
-  fadd.d f3, f20, f20, rmm
-  fsd f3, 672(gp) /* sig 324 */
-  li s3, 0x1f
-  csrrc s11, fcsr, s3
-  sd s11, 680(gp) /* sig 325 */
-  /* 225: cJump */
-  auipc ra, 0
-  addi ra, ra, 16
-  .option rvc
-  c.jalr ra
-  .option norvc
-  .option rvc
-  c.slli a4, 30
-  .option norvc
-  sd a4, 688(gp) /* sig 326 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 696(gp) /* sig 327 */
-  /* 226: fp */
-  li tp, 0xffffffffbfee45b2
-  fmv.d.x f11, tp
-  li tp, 0xffffffff8044c2fb
-  fmv.d.x f17, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f3, tp
-  fmadd.s f27, f11, f17, f3, rup
-  fsd f27, 704(gp) /* sig 328 */
-  fsflags s5, zero
-  sd s5, 712(gp) /* sig 329 */
-  /* 227: aluR */
-  li s6, 0x80
-  sllw zero, s6, s0
-  sd zero, 720(gp) /* sig 330 */
-  /* 228: fp */
-  li tp, 0x3fdbd44f0cc5238a
-  fmv.d.x f2, tp
-  fmin.d f7, f20, f2
-  fsd f7, 728(gp) /* sig 331 */
-  fsflags a3, zero
-  sd a3, 736(gp) /* sig 332 */
-  /* 229: cBranch */
-  .option rvc
-  c.bnez a2, .L42
-  .option norvc
-  srli t0, zero, 1
-  sd t0, 744(gp) /* sig 333 */
-  .option rvc
-  c.lui t0, 0xffff2
-  .option norvc
-  sd t0, 752(gp) /* sig 334 */
-.L42:
-  /* 230: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 92
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 760(gp) /* sig 335 */
-  /* 231: aluR */
-  li t2, 0x3c
-  remu a1, s9, t2
-  sd a1, 768(gp) /* sig 336 */
-  /* 232: amo */
-  li s5, 0x3
-  addi a2, sp, 116
-  amomax.w.aqrl s9, s5, (a2)
+  li tp, 0x7fc00000
+  fmv.d.x f4, tp
+  li tp, 0xffffffff4f000000
+  fmv.d.x f31, tp
+  fadd.s f4, f4, f31
+  fsd f4, 440(gp) /* sig 295 */
+  fsflags s3, zero
+  sd s3, 448(gp) /* sig 296 */
+  /* 207: aluI */
+  sraiw a1, s9, 0
+  sd a1, 456(gp) /* sig 297 */
+  /* 208: mem */
+  addi a2, sp, -100
+  lw s9, 232(a2)
+  sd s9, 464(gp) /* sig 298 */
   sub a2, a2, sp
-  sd s9, 776(gp) /* sig 337 */
-  /* 233: branch */
-  beq s10, s10, .L43
+  /* 209: fcsr */
+  csrrci a1, fcsr, 21
+  sd a1, 472(gp) /* sig 299 */
+  /* 210: aluR */
+  li t3, 0xfffffffffb15ce5e
+  remuw a3, t3, a3
+  sd a3, 480(gp) /* sig 300 */
+  /* 211: mem */
+  sb t5, 88(sp)
+  ld s7, 88(sp)
+  sd s7, 488(gp) /* sig 301 */
+  /* 212: amo */
+  addi t6, sp, 40
+  amoor.w.aq a0, t0, (t6)
+  sub t6, t6, sp
+  sd a0, 496(gp) /* sig 302 */
+  /* 213: branch */
+  beq t4, t4, .L34
+  sub s2, t2, t4
+  sd s2, 504(gp) /* sig 303 */
+.L34:
+  /* 214: fp */
+  fdiv.s f0, f10, f9, rne
+  fsd f0, 512(gp) /* sig 304 */
+  li ra, 0x1f
+  csrrc t2, fcsr, ra
+  sd t2, 520(gp) /* sig 305 */
+  /* 215: aluR */
+  li s5, 0x80000001
+  sll s0, s0, s5
+  sd s0, 528(gp) /* sig 306 */
+  /* 216: aluR */
+  mulh zero, s0, zero
+  sd zero, 536(gp) /* sig 307 */
+  /* 217: fp */
+  li a7, 0xffffffff7fffffff
+  fcvt.s.w f2, a7, rmm
+  fsd f2, 544(gp) /* sig 308 */
+  li s2, 0x1f
+  csrrc a0, fcsr, s2
+  sd a0, 552(gp) /* sig 309 */
+  /* 218: cAlu */
+  .option rvc
+  c.addiw ra, 13
+  .option norvc
+  sd ra, 560(gp) /* sig 310 */
+  /* 219: branch */
+  li t1, 0x42f80000000
+  li a5, 0x42f80000000
+  bltu t1, a5, .L35
+  .option rvc
+  c.addi t4, -4
+  .option norvc
+  sd t4, 568(gp) /* sig 311 */
+  div s5, a1, s7
+  sd s5, 576(gp) /* sig 312 */
+  sra t6, s9, a2
+  sd t6, 584(gp) /* sig 313 */
+.L35:
+  /* 220: cMem */
+  addi a1, sp, 116
+  .option rvc
+  c.lw a5, 52(a1)
+  .option norvc
+  sd a5, 592(gp) /* sig 314 */
+  sub a1, a1, sp
+  /* 221: aluR */
+  sllw a3, s7, t1
+  sd a3, 600(gp) /* sig 315 */
+  /* 222: cAlu */
+  .option rvc
+  c.add a1, s7
+  .option norvc
+  sd a1, 608(gp) /* sig 316 */
+  /* 223: aluR */
+  srl s3, zero, t1
+  sd s3, 616(gp) /* sig 317 */
+  /* 224: aluR */
+  and s6, s0, s11
+  sd s6, 624(gp) /* sig 318 */
+  /* 225: aluR */
+  mulhsu t6, s6, s10
+  sd t6, 632(gp) /* sig 319 */
+  /* 226: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f15, tp
+  fcvt.d.s f5, f15
+  fsd f5, 640(gp) /* sig 320 */
+  frcsr a4
+  sd a4, 648(gp) /* sig 321 */
+  /* 227: cBranch */
+  .option rvc
+  c.bnez a2, .L36
+  .option norvc
+  srlw s1, a1, s0
+  sd s1, 656(gp) /* sig 322 */
+  mulh s5, t6, a3
+  sd s5, 664(gp) /* sig 323 */
+  .option rvc
+  c.addi t3, -16
+  .option norvc
+  sd t3, 672(gp) /* sig 324 */
+.L36:
+  /* 228: cMem */
+  addi a4, sp, 57
+  .option rvc
+  c.ld a4, 16(a4)
+  .option norvc
+  sd a4, 680(gp) /* sig 325 */
+  /* 229: aluR */
+  li s6, 0x1aabe50c3d26ec96
+  addw zero, zero, s6
+  sd zero, 688(gp) /* sig 326 */
+  /* 230: far */
+  bge a2, t4, .L37
+.L38:
+  /* 231: far */
+  beq s0, t6, .L39
+.L40:
+  /* 232: fp */
+  fmv.x.w s6, f14
+  sd s6, 736(gp) /* sig 332 */
+  li s8, 0x1f
+  csrrc s1, fcsr, s8
+  sd s1, 744(gp) /* sig 333 */
+  /* 233: jal */
+  jal zero, .L41
+  remuw s8, s0, s10
+  sd s8, 752(gp) /* sig 334 */
+.L41:
+  sd zero, 760(gp) /* sig 335 */
+  /* 234: fp */
+  li tp, 0x801d8e6bd077b9df
+  fmv.d.x f19, tp
+  fclass.d s11, f19
+  sd s11, 768(gp) /* sig 336 */
+  fsflags s2, zero
+  sd s2, 776(gp) /* sig 337 */
+  /* 235: fp */
+  li tp, 0x1c1f05067b74ad
+  fmv.d.x f19, tp
+  li tp, 0x413c1f05067b74ad
+  fmv.d.x f27, tp
+  fsqrt.d f3, f19, rmm
+  fsd f3, 784(gp) /* sig 338 */
+  frflags t6
+  sd t6, 792(gp) /* sig 339 */
+  /* 236: far */
+  jal zero, .L42
+.L43:
+  /* 237: aluR */
+  li a7, 0xfffffffffffff800
+  mulw s11, a7, a3
+  sd s11, 824(gp) /* sig 343 */
+  /* 238: cAlu */
+  .option rvc
+  c.srli s0, 30
+  .option norvc
+  sd s0, 832(gp) /* sig 344 */
+  /* 239: branch */
+  bge s0, s0, .L44
+  andi a0, t4, 2047
+  sd a0, 840(gp) /* sig 345 */
+.L44:
+  /* 240: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f17, tp
+  fsgnj.d f1, f17, f12
+  fsd f1, 848(gp) /* sig 346 */
+  fsflags a7, zero
+  sd a7, 856(gp) /* sig 347 */
+  /* 241: fcsr */
+  csrrwi s4, fflags, 21
+  sd s4, 864(gp) /* sig 348 */
+  /* 242: aluR */
+  subw s3, t1, zero
+  sd s3, 872(gp) /* sig 349 */
+  /* 243: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f4, tp
+  fdiv.s f2, f24, f4
+  fsd f2, 880(gp) /* sig 350 */
+  frcsr s10
+  sd s10, 888(gp) /* sig 351 */
+  /* 244: aluR */
+  li a6, 0x3
+  divu t4, a6, t5
+  sd t4, 896(gp) /* sig 352 */
+  /* 245: branch */
+  beq s10, s10, .L45
   .option rvc
   c.sub a2, s0
   .option norvc
-  sd a2, 784(gp) /* sig 338 */
+  sd a2, 904(gp) /* sig 353 */
   xori a3, s6, 1365
-  sd a3, 792(gp) /* sig 339 */
+  sd a3, 912(gp) /* sig 354 */
   .option rvc
   c.srli s0, 52
   .option norvc
-  sd s0, 800(gp) /* sig 340 */
-.L43:
-  /* 234: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f1, tp
-  fclass.s t5, f1
-  sd t5, 808(gp) /* sig 341 */
-  csrrci a2, fflags, 0x1f
-  sd a2, 816(gp) /* sig 342 */
-  /* 235: mem */
-  addi s9, sp, 510
-  ld a0, -502(s9)
-  sd a0, 824(gp) /* sig 343 */
-  sub s9, s9, sp
-  /* 236: mem */
-  ld t2, 152(sp)
-  sd t2, 832(gp) /* sig 344 */
-  /* 237: liSeed */
-  li t6, 0xfffffffffffff800
-  sd t6, 840(gp) /* sig 345 */
-  /* 238: cAlu */
-  .option rvc
-  c.mv t2, a3
-  .option norvc
-  sd t2, 848(gp) /* sig 346 */
-  /* 239: cAlu */
-  .option rvc
-  c.mv a3, a5
-  .option norvc
-  sd a3, 856(gp) /* sig 347 */
-  /* 240: jalr */
-  auipc s10, 0
-  addi s10, s10, -166
-  jalr t4, 190(s10)
-  .option rvc
-  c.lui s0, 0x2
-  .option norvc
-  sd s0, 864(gp) /* sig 348 */
-  .option rvc
-  c.slli s4, 25
-  .option norvc
-  sd s4, 872(gp) /* sig 349 */
+  sd s0, 920(gp) /* sig 355 */
+.L45:
+  /* 246: fp */
+  li tp, 0xffffffff43ec94f1
+  fmv.d.x f5, tp
+  fclass.s t0, f5
+  sd t0, 928(gp) /* sig 356 */
+  csrrci t1, fflags, 0x1f
+  sd t1, 936(gp) /* sig 357 */
+  /* 247: luiAuipc */
+  auipc s7, 0x80000
   auipc tp, 0
-  sub t4, t4, tp
-  sub s10, s10, tp
-  sd t4, 880(gp) /* sig 350 */
-  sd s10, 888(gp) /* sig 351 */
-  /* 241: jalr */
-  auipc s1, 0
-  jalr zero, 14(s1)
-  .option rvc
-  c.srai a1, 20
-  .option norvc
-  sd a1, 896(gp) /* sig 352 */
-  auipc tp, 0
-  sub s1, s1, tp
-  sd zero, 904(gp) /* sig 353 */
-  sd s1, 912(gp) /* sig 354 */
-  /* 242: aluR */
+  sub s7, s7, tp
+  sd s7, 944(gp) /* sig 358 */
+  /* 248: fp */
+  li tp, 0xffffffff0093d909
+  fmv.d.x f19, tp
+  li tp, 0xffffffff3593d909
+  fmv.d.x f14, tp
+  fsqrt.s f17, f19, rne
+  fsd f17, 952(gp) /* sig 359 */
+  frflags a3
+  sd a3, 960(gp) /* sig 360 */
+  /* 249: fp */
+  li tp, 0xf1365b2d1e69fe61
+  fmv.d.x f30, tp
+  fsgnjn.d f13, f31, f30
+  fsd f13, 968(gp) /* sig 361 */
+  fsflags s0, zero
+  sd s0, 976(gp) /* sig 362 */
+  /* 250: aluR */
+  li s4, 0x80000000
+  li s5, 0xffffffffffffffff
+  remu s1, s4, s5
+  sd s1, 984(gp) /* sig 363 */
+  /* 251: aluR */
   mul s9, s6, a4
-  sd s9, 920(gp) /* sig 355 */
-  /* 243: cJump */
-  auipc s3, 0
-  addi s3, s3, 26
-  .option rvc
-  c.jr s3
-  .option norvc
-  slliw s5, s6, 15
-  sd s5, 928(gp) /* sig 356 */
-  sraw a4, zero, t1
-  sd a4, 936(gp) /* sig 357 */
+  sd s9, 992(gp) /* sig 364 */
+  /* 252: far */
+  bgeu s1, s4, .L46
+.L47:
+  /* 253: luiAuipc */
+  auipc a2, 0xec25c
   auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 944(gp) /* sig 358 */
-  /* 244: branch */
-  bgeu t0, s4, .L44
-  srl s5, t5, s3
-  sd s5, 952(gp) /* sig 359 */
-.L44:
-  /* 245: cMem */
-  addi s0, sp, 143
+  sub a2, a2, tp
+  sd a2, 1016(gp) /* sig 367 */
+  /* 254: branch */
+  bge a0, s5, .L48
   .option rvc
-  c.lw a5, 88(s0)
+  c.lui t5, 0x12
   .option norvc
-  sd a5, 960(gp) /* sig 360 */
-  sub s0, s0, sp
-  /* 246: aluI */
-  li t6, 0x40
-  andi s0, t6, 1365
-  sd s0, 968(gp) /* sig 361 */
-  /* 247: cMem */
-  addi a0, sp, 96
+  sd t5, 1024(gp) /* sig 368 */
   .option rvc
-  c.ld a2, 0(a0)
+  c.li s0, -29
   .option norvc
-  sd a2, 976(gp) /* sig 362 */
-  sub a0, a0, sp
-  /* 248: mem */
-  sb t0, 240(sp)
-  /* 249: fcsr */
+  sd s0, 1032(gp) /* sig 369 */
+  .option rvc
+  c.lui s3, 0x6
+  .option norvc
+  sd s3, 1040(gp) /* sig 370 */
+.L48:
+  /* 255: fcsr */
+  li t0, 0x4c
+  csrrw s4, fcsr, t0
+  sd s4, 1048(gp) /* sig 371 */
+  /* 256: fmem */
+  flw f17, 12(sp)
+  fsd f17, 1056(gp) /* sig 372 */
+  /* 257: fcsr */
   csrrwi a2, fcsr, 30
-  sd a2, 984(gp) /* sig 363 */
-  /* 250: cAlu */
+  sd a2, 1064(gp) /* sig 373 */
+  /* 258: cAlu */
   .option rvc
   c.add t5, s0
   .option norvc
-  sd t5, 992(gp) /* sig 364 */
-  /* 251: cBranch */
+  sd t5, 1072(gp) /* sig 374 */
+  /* 259: cBranch */
   .option rvc
-  c.j .L45
+  c.j .L49
   .option norvc
   addw a7, s11, t5
-  sd a7, 1000(gp) /* sig 365 */
-.L45:
-  /* 252: far */
-  bge t4, a3, .L46
-.L47:
-  /* 253: fp */
-  li tp, 0xffffffff3f81676a
-  fmv.d.x f11, tp
-  li tp, 0xffffffff007e9c7e
-  fmv.d.x f6, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f27, tp
-  fnmsub.s f2, f11, f6, f27, rtz
-  fsd f2, 1032(gp) /* sig 369 */
-  fsflags s9, zero
-  sd s9, 1040(gp) /* sig 370 */
-  /* 254: branch */
-  li s3, 0xffffffffcbd9570f
-  li t6, 0xffffffffcbd9570f
-  bltu s3, t6, .L48
-  div t4, t4, s9
-  sd t4, 1048(gp) /* sig 371 */
-  addiw a0, s6, -1
-  sd a0, 1056(gp) /* sig 372 */
-  subw t4, s4, t6
-  sd t4, 1064(gp) /* sig 373 */
-.L48:
-  /* 255: loop */
-  li s2, 0x3
+  sd a7, 1080(gp) /* sig 375 */
 .L49:
-  srliw s3, s0, 16
-  sd s3, 1072(gp) /* sig 374 */
-  addi s2, s2, -1
-  blt zero, s2, .L49
-  sd s2, 1080(gp) /* sig 375 */
-  /* 256: cJump */
-  auipc s11, 0
-  addi s11, s11, 16
-  .option rvc
-  c.jr s11
-  .option norvc
-  .option rvc
-  c.slli a5, 34
-  .option norvc
-  sd a5, 1088(gp) /* sig 376 */
-  auipc tp, 0
-  sub s11, s11, tp
-  sd s11, 1096(gp) /* sig 377 */
-  /* 257: fcsr */
-  li t4, 0x59
-  csrrs a0, fflags, t4
-  sd a0, 1104(gp) /* sig 378 */
-  /* 258: fp */
-  li tp, 0x413cba7846e0d11b
-  fmv.d.x f26, tp
-  fcvt.l.d s11, f26, rtz
-  sd s11, 1112(gp) /* sig 379 */
-  frflags s1
-  sd s1, 1120(gp) /* sig 380 */
-  /* 259: fp */
-  li tp, 0xffffffffb1e84a89
-  fmv.d.x f24, tp
-  fsgnj.d f1, f0, f24
-  fsd f1, 1128(gp) /* sig 381 */
-  li a2, 0x1f
-  csrrc s9, fcsr, a2
-  sd s9, 1136(gp) /* sig 382 */
   j .L50
-.L35:
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 568(gp) /* sig 311 */
-  ori t3, a1, 290
-  sd t3, 576(gp) /* sig 312 */
-  div a4, t3, a0
-  sd a4, 584(gp) /* sig 313 */
-  jal tp, .L36
-.L38:
-  slti a4, t3, -1045
-  sd a4, 632(gp) /* sig 319 */
-  beq zero, zero, .L39
-.L40:
+.L37:
   .option rvc
-  c.addi t1, 19
+  c.li a7, 16
   .option norvc
-  sd t1, 640(gp) /* sig 320 */
-  divu t6, a7, s4
-  sd t6, 648(gp) /* sig 321 */
+  sd a7, 696(gp) /* sig 327 */
   .option rvc
-  c.subw a1, a5
+  c.mv a6, t1
   .option norvc
-  sd a1, 656(gp) /* sig 322 */
-  jal tp, .L41
+  sd a6, 704(gp) /* sig 328 */
+  jal tp, .L38
+.L39:
+  sllw a7, a0, s1
+  sd a7, 712(gp) /* sig 329 */
+  .option rvc
+  c.srli a1, 9
+  .option norvc
+  sd a1, 720(gp) /* sig 330 */
+  .option rvc
+  c.addiw a6, -1
+  .option norvc
+  sd a6, 728(gp) /* sig 331 */
+  jal tp, .L40
+.L42:
+  sd zero, 800(gp) /* sig 340 */
+  .option rvc
+  c.slli a3, 30
+  .option norvc
+  sd a3, 808(gp) /* sig 341 */
+  .option rvc
+  c.addw a4, a0
+  .option norvc
+  sd a4, 816(gp) /* sig 342 */
+  bge zero, zero, .L43
 .L46:
-  .option rvc
-  c.lui a3, 0xffff5
-  .option norvc
-  sd a3, 1008(gp) /* sig 366 */
-  mulhu a1, a7, a5
-  sd a1, 1016(gp) /* sig 367 */
-  .option rvc
-  c.mv s0, s0
-  .option norvc
-  sd s0, 1024(gp) /* sig 368 */
+  srliw ra, zero, 16
+  sd ra, 1000(gp) /* sig 365 */
+  sraiw t0, t5, 27
+  sd t0, 1008(gp) /* sig 366 */
   j .L47
 .L50:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
+  .dword 0x7ff800000000dead
+  .dword 0x200000000000001
+  .dword 0xffffffffffc00000
+  .dword 0xffffffff40400000
+  .dword 0xffffffff4b800000
+  .dword 0xbf6df21acc793288
+  .dword 0x28189926299e9308
+  .dword 0x4540
+  .dword 0x59ccb3c537552e92
+  .dword 0xf2ad8fe99381676a
+  .dword 0xffffffff7f000000
+  .dword 0xb8259cfb74ce1b4
+  .dword 0xffffffff3f800001
+  .dword 0x8016234592b5ead0
+  .dword 0x77f494d152ac954
+  .dword 0xc1db50893b655be6
+  .dword 0xffffffff4be3a463
+  .dword 0x62851a9da3113988
+  .dword 0xffffffff384ba80f
+  .dword 0x82521b19998bc1f8
+  .dword 0x149800000000000
+  .dword 0x40cf7e86c191233a
   .dword 0xffffffff7fffffff
-  .dword 0x6480406ef6b1a274
-  .dword 0x7fffffffffffffff
-  .dword 0xffffffff449a7c5e
-  .dword 0xc828121dd4c19823
-  .dword 0x2df92fd8733e4df5
-  .dword 0x8865f202e8b7d0b3
-  .dword 0xffffffff3fc00000
-  .dword 0xbe2acba129bf21af
-  .dword 0xedd9f9eafb75e779
-  .dword 0xffffffff8b1ac32e
-  .dword 0xd9d266574001a9e7
-  .dword 0x6cfdec085e6df60e
-  .dword 0x2dd77fb5ab4c8a2a
-  .dword 0x13
-  .dword 0xff
-  .dword 0x8000
-  .dword 0xffffffff001f12d2
-  .dword 0xffffffff853bf74b
-  .dword 0x270000
-  .dword 0xffffffff55fdc267
-  .dword 0x2d
-  .dword 0x3ff0000000000001
-  .dword 0xffffffff7fa00000
-  .dword 0xffffffff40200000
-  .dword 0xbea0b8ff662d75ae
-  .dword 0x3ff0000000000001
-  .dword 0xffffffff4d1c532e
-  .dword 0xffffffffff7fffff
-  .dword 0x80
-  .dword 0xd3bc50648774809
-  .dword 0x8000000000000000
+  .dword 0x1825ccd4e06475d1
+  .dword 0xffffffff80000001
+  .dword 0xffffffff81195a69
+  .dword 0xfffffffffffffff5
+  .dword 0xffffffff3f7fffff
+  .dword 0xc43c97d15ce453f9
+  .dword 0xbe2a154cd50f7e24
+  .dword 0xffffffff476cba78
+  .dword 0x7ff0000000000000
 difftest_sig:
-  .rept 383
+  .rept 376
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

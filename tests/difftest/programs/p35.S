@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x96ae0ad96cf57eb6
+  li ra, 0x6cf57eb6
   li t0, 0xffffffffffffffa2
   li t1, 0x419a14c7b3d83828
   li t2, 0xffffffffffffffb7
@@ -109,1620 +109,1739 @@
   .option norvc
   sd t6, 16(gp) /* sig 2 */
 .L0:
-  /* 2: fp */
-  fcvt.s.d f18, f1, rmm
-  fsd f18, 24(gp) /* sig 3 */
-  li s8, 0x1f
-  csrrc a5, fcsr, s8
-  sd a5, 32(gp) /* sig 4 */
-  /* 3: fp */
-  li tp, 0xec71d9a132b1f
-  fmv.d.x f14, tp
-  li tp, 0x3ebd8e3b3426563e
-  fmv.d.x f27, tp
-  fdiv.d f14, f14, f27, rne
-  fsd f14, 40(gp) /* sig 5 */
-  li s9, 0x1f
-  csrrc s3, fcsr, s9
-  sd s3, 48(gp) /* sig 6 */
-  /* 4: aluI */
-  li s5, 0x80000000
-  addi t5, s5, -2048
-  sd t5, 56(gp) /* sig 7 */
-  /* 5: fmem */
-  addi s11, sp, 126
-  fsw f24, 28(s11)
-  sub s11, s11, sp
-  /* 6: aluR */
-  divu a7, s2, a1
+  /* 2: rand */
+  .4byte 0x90c2853 /* random */
+  sd a6, 24(gp) /* sig 3 */
+  fsd f16, 32(gp) /* sig 4 */
+  fsflags t3, zero
+  sd t3, 40(gp) /* sig 5 */
+  .4byte 0x742a8d53 /* random */
+  sd s10, 48(gp) /* sig 6 */
+  fsd f26, 56(gp) /* sig 7 */
+  frcsr a7
   sd a7, 64(gp) /* sig 8 */
-  /* 7: aluR */
-  rem t5, zero, t1
-  sd t5, 72(gp) /* sig 9 */
-  /* 8: fcsr */
-  csrrwi s8, fflags, 8
-  sd s8, 80(gp) /* sig 10 */
-  /* 9: fp */
-  li tp, 0x3f94aa0f0a454f51
+  .2byte 0x4ebd /* random */
+  sd t4, 72(gp) /* sig 9 */
+  /* 3: fcsr */
+  li s2, 0xdaab0c7a7f29b300
+  csrrc s1, fcsr, s2
+  sd s1, 80(gp) /* sig 10 */
+  /* 4: aluI */
+  srai t3, s2, 53
+  sd t3, 88(gp) /* sig 11 */
+  /* 5: fmem */
+  addi s2, sp, -98
+  flw f23, 106(s2)
+  fsd f23, 96(gp) /* sig 12 */
+  sub s2, s2, sp
+  /* 6: fp */
+  li tp, 0xfd27e9bcfc3b6a40
+  fmv.d.x f24, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f6, tp
+  fmadd.d f12, f24, f17, f6, rtz
+  fsd f12, 104(gp) /* sig 13 */
+  fsflags s8, zero
+  sd s8, 112(gp) /* sig 14 */
+  /* 7: fp */
+  li tp, 0xffffffff4941c45b
+  fmv.d.x f23, tp
+  fsgnj.s f0, f23, f29
+  fsd f0, 120(gp) /* sig 15 */
+  fsflags a1, zero
+  sd a1, 128(gp) /* sig 16 */
+  /* 8: aluR */
+  li a5, 0x100000000
+  srlw s0, s0, a5
+  sd s0, 136(gp) /* sig 17 */
+  /* 9: fcsr */
+  li a0, 0xce
+  csrrs s11, frm, a0
+  sd s11, 144(gp) /* sig 18 */
+  fsrmi s1, 3
+  /* 10: liSeed */
+  li t1, 0x115a0000
+  sd t1, 152(gp) /* sig 19 */
+  /* 11: aluR */
+  li t2, 0x5e3545203d249a39
+  remuw s2, t2, s10
+  sd s2, 160(gp) /* sig 20 */
+  /* 12: aluR */
+  divw s4, t4, zero
+  sd s4, 168(gp) /* sig 21 */
+  /* 13: mem */
+  lwu ra, 248(sp)
+  sd ra, 176(gp) /* sig 22 */
+  /* 14: cSp */
+  .option rvc
+  c.addi16sp sp, -464
+  .option norvc
+  ld t5, 640(sp)
+  sd t5, 184(gp) /* sig 23 */
+  .option rvc
+  c.addi16sp sp, 464
+  .option norvc
+  /* 15: cMem */
+  .option rvc
+  c.ldsp s2, 112(sp)
+  .option norvc
+  sd s2, 192(gp) /* sig 24 */
+  /* 16: fp */
+  li tp, 0xffffffff41e21dcf
+  fmv.d.x f22, tp
+  fsqrt.s f30, f22, rmm
+  fsd f30, 200(gp) /* sig 25 */
+  frcsr s8
+  sd s8, 208(gp) /* sig 26 */
+  /* 17: aluI */
+  addiw a2, a7, -1672
+  sd a2, 216(gp) /* sig 27 */
+  /* 18: mem */
+  sd s6, 176(sp)
+  /* 19: far */
+  jal ra, .L1
+.L2:
+  /* 20: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f25, tp
+  li tp, 0x1a56e1fc2f8f359
+  fmv.d.x f2, tp
+  fsub.d f3, f25, f2, rdn
+  fsd f3, 256(gp) /* sig 32 */
+  fsflags s5, zero
+  sd s5, 264(gp) /* sig 33 */
+  /* 21: fp */
+  li tp, 0xffffffff40200000
+  fmv.d.x f12, tp
+  fclass.d s2, f12
+  sd s2, 272(gp) /* sig 34 */
+  frflags s8
+  sd s8, 280(gp) /* sig 35 */
+  /* 22: mem */
+  lbu a5, 68(sp)
+  sd a5, 288(gp) /* sig 36 */
+  /* 23: aluR */
+  li s9, 0x1
+  mulhu a0, a5, s9
+  sd a0, 296(gp) /* sig 37 */
+  /* 24: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f12, tp
+  fcvt.wu.s a0, f12, rdn
+  sd a0, 304(gp) /* sig 38 */
+  fsflags t3, zero
+  sd t3, 312(gp) /* sig 39 */
+  /* 25: aluR */
+  li s5, 0xffffffffc0f9adfd
+  rem t3, s5, s2
+  sd t3, 320(gp) /* sig 40 */
+  /* 26: mem */
+  sh ra, 220(sp)
+  /* 27: fp */
+  fcvt.s.d f0, f4
+  fsd f0, 328(gp) /* sig 41 */
+  li s2, 0x1f
+  csrrc s11, fcsr, s2
+  sd s11, 336(gp) /* sig 42 */
+  /* 28: fp */
+  li tp, 0xffffffff4640e6b6
+  fmv.d.x f14, tp
+  fclass.s t0, f14
+  sd t0, 344(gp) /* sig 43 */
+  fsflags s2, zero
+  sd s2, 352(gp) /* sig 44 */
+  /* 29: cBranch */
+  li s0, 0x1b92eabf
+  .option rvc
+  c.beqz s0, .L3
+  .option norvc
+  srlw ra, zero, a4
+  sd ra, 360(gp) /* sig 45 */
+  slliw t1, t0, 6
+  sd t1, 368(gp) /* sig 46 */
+.L3:
+  /* 30: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f8, tp
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f11, tp
+  fnmsub.s f28, f8, f11, f11, rdn
+  fsd f28, 376(gp) /* sig 47 */
+  li t3, 0x1f
+  csrrc s10, fcsr, t3
+  sd s10, 384(gp) /* sig 48 */
+  /* 31: fp */
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f14, tp
+  fdiv.s f23, f19, f14, rdn
+  fsd f23, 392(gp) /* sig 49 */
+  fsflags s5, zero
+  sd s5, 400(gp) /* sig 50 */
+  /* 32: fp */
+  li tp, 0xbff64b17b52467f6
+  fmv.d.x f7, tp
+  li tp, 0x3ff64b17b52467f8
+  fmv.d.x f17, tp
+  fadd.d f29, f7, f7, rtz
+  fsd f29, 408(gp) /* sig 51 */
+  fsflags t2, zero
+  sd t2, 416(gp) /* sig 52 */
+  /* 33: cJump */
+  auipc a1, 0
+  addi a1, a1, 10
+  .option rvc
+  c.jalr a1
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sub a1, a1, tp
+  sd ra, 424(gp) /* sig 53 */
+  sd a1, 432(gp) /* sig 54 */
+  /* 34: lrsc */
+  addi a4, sp, 192
+  lr.d a0, (a4)
+  sc.d.rl s2, s2, (a4)
+  sd a0, 440(gp) /* sig 55 */
+  sd s2, 448(gp) /* sig 56 */
+  sub a4, a4, sp
+  ld s5, 192(sp)
+  sd s5, 456(gp) /* sig 57 */
+  /* 35: fp */
+  fdiv.d f21, f28, f2, rtz
+  fsd f21, 464(gp) /* sig 58 */
+  li a1, 0x1f
+  csrrc t0, fcsr, a1
+  sd t0, 472(gp) /* sig 59 */
+  /* 36: aluR */
+  li s5, 0xffffffff
+  add s1, s2, s5
+  sd s1, 480(gp) /* sig 60 */
+  /* 37: far */
+  beq a2, s9, .L4
+.L5:
+  /* 38: fp */
+  li tp, 0x4203f339f5cfaace
+  fmv.d.x f12, tp
+  li tp, 0x800967938733e450
+  fmv.d.x f22, tp
+  fmsub.d f13, f12, f16, f22, rne
+  fsd f13, 504(gp) /* sig 63 */
+  frflags t5
+  sd t5, 512(gp) /* sig 64 */
+  /* 39: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f23, tp
+  fcvt.w.d t0, f23, rtz
+  sd t0, 520(gp) /* sig 65 */
+  fsflags a0, zero
+  sd a0, 528(gp) /* sig 66 */
+  /* 40: fcsr */
+  csrrci s9, fflags, 14
+  sd s9, 536(gp) /* sig 67 */
+  /* 41: fp */
+  li tp, 0xe621fb12e23d6
+  fmv.d.x f8, tp
+  li tp, 0xc1e0000000000000
+  fmv.d.x f18, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f31, tp
+  fnmsub.d f22, f8, f18, f31, rtz
+  fsd f22, 544(gp) /* sig 68 */
+  fsflags a1, zero
+  sd a1, 552(gp) /* sig 69 */
+  /* 42: amo */
+  addi s4, sp, 48
+  amoswap.d s9, t4, (s4)
+  sub s4, s4, sp
+  sd s9, 560(gp) /* sig 70 */
+  /* 43: cMem */
+  addi a1, sp, 116
+  .option rvc
+  c.sw s1, 56(a1)
+  .option norvc
+  sub a1, a1, sp
+  /* 44: cJump */
+  auipc t2, 0
+  addi t2, t2, 10
+  .option rvc
+  c.jr t2
+  .option norvc
+  auipc tp, 0
+  sub t2, t2, tp
+  sd t2, 568(gp) /* sig 71 */
+  /* 45: amo */
+  li t4, 0x0
+  addi a3, sp, 32
+  amoadd.d.rl t5, t4, (a3)
+  sub a3, a3, sp
+  sd t5, 576(gp) /* sig 72 */
+  ld t3, 32(sp)
+  sd t3, 584(gp) /* sig 73 */
+  /* 46: liSeed */
+  li s3, 0x5555555555555555
+  sd s3, 592(gp) /* sig 74 */
+  /* 47: luiAuipc */
+  auipc t3, 0xec359
+  auipc tp, 0
+  sub t3, t3, tp
+  sd t3, 600(gp) /* sig 75 */
+  /* 48: fp */
+  li tp, 0xffffffff1b5afde6
+  fmv.d.x f20, tp
+  fcvt.wu.s zero, f20, rtz
+  sd zero, 608(gp) /* sig 76 */
+  fsflags a6, zero
+  sd a6, 616(gp) /* sig 77 */
+  /* 49: jalr */
+  auipc t0, 0
+  addi t0, t0, 11
+  jalr zero, 9(t0)
+  sra a7, s1, t4
+  sd a7, 624(gp) /* sig 78 */
+  auipc tp, 0
+  sub t0, t0, tp
+  sd zero, 632(gp) /* sig 79 */
+  sd t0, 640(gp) /* sig 80 */
+  /* 50: aluR */
+  li s6, 0xf9a
+  sraw a5, t3, s6
+  sd a5, 648(gp) /* sig 81 */
+  /* 51: fp */
+  li tp, 0xffffffffbfa73b63
+  fmv.d.x f13, tp
+  li tp, 0xffffffff42506c5d
+  fmv.d.x f10, tp
+  li tp, 0xffffffff4288270a
+  fmv.d.x f5, tp
+  fnmsub.s f24, f13, f10, f5, rtz
+  fsd f24, 656(gp) /* sig 82 */
+  frflags a1
+  sd a1, 664(gp) /* sig 83 */
+  /* 52: amo */
+  li s5, 0x7fffffffffffffff
+  addi s11, sp, 32
+  amoadd.d.aqrl s9, s5, (s11)
+  sub s11, s11, sp
+  sd s9, 672(gp) /* sig 84 */
+  /* 53: fp */
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f17, tp
+  fadd.d f9, f17, f7, rup
+  fsd f9, 680(gp) /* sig 85 */
+  frflags t5
+  sd t5, 688(gp) /* sig 86 */
+  /* 54: lrsc */
+  addi s5, sp, 24
+  lr.d.rl s1, (s5)
+  sllw a5, t2, a2
+  srliw s10, t2, 11
+  sc.d.rl a3, s1, (s5)
+  sd s1, 696(gp) /* sig 87 */
+  sd a3, 704(gp) /* sig 88 */
+  sub s5, s5, sp
+  ld s4, 24(sp)
+  sd s4, 712(gp) /* sig 89 */
+  /* 55: fp */
+  li tp, 0xffffffffbffd648e
+  fmv.d.x f1, tp
+  li tp, 0xffffffff0040a895
+  fmv.d.x f2, tp
+  fmul.s f25, f1, f2, rup
+  fsd f25, 720(gp) /* sig 90 */
+  frcsr s3
+  sd s3, 728(gp) /* sig 91 */
+  /* 56: aluI */
+  addiw t0, t2, 2047
+  sd t0, 736(gp) /* sig 92 */
+  /* 57: rand */
+  .4byte 0x12dbadb3 /* random */
+  sd s11, 744(gp) /* sig 93 */
+  .4byte 0x4416f953 /* random */
+  sd s2, 752(gp) /* sig 94 */
+  fsd f18, 760(gp) /* sig 95 */
+  frflags t5
+  sd t5, 768(gp) /* sig 96 */
+  .2byte 0x81d5 /* random */
+  sd a1, 776(gp) /* sig 97 */
+  /* 58: fp */
+  li tp, 0xffffffffff800000
   fmv.d.x f26, tp
-  fsgnjx.d f23, f26, f16
-  fsd f23, 88(gp) /* sig 11 */
+  fcvt.w.s ra, f26
+  sd ra, 784(gp) /* sig 98 */
+  li a5, 0x1f
+  csrrc a6, fcsr, a5
+  sd a6, 792(gp) /* sig 99 */
+  /* 59: aluI */
+  addiw zero, s1, -1701
+  sd zero, 800(gp) /* sig 100 */
+  /* 60: fcsr */
+  li s0, 0x56a83d2facb96b01
+  csrrw a7, frm, s0
+  sd a7, 808(gp) /* sig 101 */
+  /* 61: jal */
+  jal zero, .L6
+  .option rvc
+  c.add s1, a0
+  .option norvc
+  sd s1, 816(gp) /* sig 102 */
+.L6:
+  sd zero, 824(gp) /* sig 103 */
+  /* 62: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f16, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f28, tp
+  flt.d s1, f16, f28
+  sd s1, 832(gp) /* sig 104 */
+  fsflags a1, zero
+  sd a1, 840(gp) /* sig 105 */
+  /* 63: branch */
+  bne s5, s5, .L7
+  addi s4, s3, 313
+  sd s4, 848(gp) /* sig 106 */
+.L7:
+  /* 64: aluR */
+  sltu s9, t1, s3
+  sd s9, 856(gp) /* sig 107 */
+  /* 65: amo */
+  addi t1, sp, 0
+  amoand.d.rl a3, a4, (t1)
+  sub t1, t1, sp
+  sd a3, 864(gp) /* sig 108 */
+  /* 66: fp */
+  li s11, 0xf
+  fmv.d.x f29, s11
+  fsd f29, 872(gp) /* sig 109 */
   fsflags a2, zero
-  sd a2, 96(gp) /* sig 12 */
-  /* 10: jal */
-  jal s5, .L1
+  sd a2, 880(gp) /* sig 110 */
+  /* 67: aluI */
+  li s9, 0x3ffffffff
+  addiw t2, s9, 0
+  sd t2, 888(gp) /* sig 111 */
+  /* 68: cAlu */
+  .option rvc
+  c.lui t6, 0x8
+  .option norvc
+  sd t6, 896(gp) /* sig 112 */
+  /* 69: smc */
+  /* patches in andi s4, s6, 1618 (then imm + 1, ...) */
+  li s11, 0x652b7a13
+  li s0, 0x2
+.L8:
+  auipc t1, 0
+  sw s11, 12(t1)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s11, s11, tp
+  addi s0, s0, -1
+  bne s0, zero, .L8
+  auipc tp, 0
+  sub t1, t1, tp
+  sd s4, 904(gp) /* sig 113 */
+  sd t1, 912(gp) /* sig 114 */
+  /* 70: mem */
+  addi s7, sp, -224
+  lhu t2, 265(s7)
+  sd t2, 920(gp) /* sig 115 */
+  sub s7, s7, sp
+  /* 71: fp */
+  li tp, 0x368ff868bf4d956a
+  fmv.d.x f1, tp
+  li tp, 0xffffffffadc4bb03
+  fmv.d.x f13, tp
+  fmax.d f16, f1, f13
+  fsd f16, 928(gp) /* sig 116 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 936(gp) /* sig 117 */
+  /* 72: cAlu */
+  .option rvc
+  c.addi t3, -4
+  .option norvc
+  sd t3, 944(gp) /* sig 118 */
+  /* 73: aluR */
+  mulhu s7, t6, s2
+  sd s7, 952(gp) /* sig 119 */
+  /* 74: fp */
+  li tp, 0x800acf726b02c0a2
+  fmv.d.x f24, tp
+  li tp, 0xc010372ba08420f3
+  fmv.d.x f22, tp
+  fdiv.d f6, f24, f22, rtz
+  fsd f6, 960(gp) /* sig 120 */
+  frflags t4
+  sd t4, 968(gp) /* sig 121 */
+  /* 75: cAlu */
+  .option rvc
+  c.add s3, a0
+  .option norvc
+  sd s3, 976(gp) /* sig 122 */
+  /* 76: branch */
+  blt s5, s9, .L9
+  .option rvc
+  c.addi a7, 27
+  .option norvc
+  sd a7, 984(gp) /* sig 123 */
+  .option rvc
+  c.addiw t4, 15
+  .option norvc
+  sd t4, 992(gp) /* sig 124 */
+.L9:
+  /* 77: branch */
+  bne s3, a7, .L10
+  mulh a2, a6, s11
+  sd a2, 1000(gp) /* sig 125 */
+  slt s4, zero, t2
+  sd s4, 1008(gp) /* sig 126 */
+  divw a0, zero, a3
+  sd a0, 1016(gp) /* sig 127 */
+.L10:
+  /* 78: cMem */
+  .option rvc
+  c.lwsp s11, 240(sp)
+  .option norvc
+  sd s11, 1024(gp) /* sig 128 */
+  /* 79: branch */
+  blt s7, zero, .L11
+  .option rvc
+  c.srai a0, 50
+  .option norvc
+  sd a0, 1032(gp) /* sig 129 */
+  rem a1, a7, s8
+  sd a1, 1040(gp) /* sig 130 */
+  mulhsu a1, t2, a6
+  sd a1, 1048(gp) /* sig 131 */
+.L11:
+  /* 80: aluR */
+  li s5, 0xffffffff80000000
+  li a1, 0x1
+  divu s5, s5, a1
+  sd s5, 1056(gp) /* sig 132 */
+  /* 81: branch */
+  bne s0, s0, .L12
+  sltiu t1, t1, -457
+  sd t1, 1064(gp) /* sig 133 */
+  .option rvc
+  c.mv s9, s9
+  .option norvc
+  sd s9, 1072(gp) /* sig 134 */
+.L12:
+  /* 82: cAlu */
+  .option rvc
+  c.add s4, t2
+  .option norvc
+  sd s4, 1080(gp) /* sig 135 */
+  /* 83: liSeed */
+  li s6, 0x80000000
+  sd s6, 1088(gp) /* sig 136 */
+  /* 84: fp */
+  li tp, 0xed87fdce2a6de19e
+  fmv.d.x f16, tp
+  fcvt.l.d s9, f16, rup
+  sd s9, 1096(gp) /* sig 137 */
+  frflags s7
+  sd s7, 1104(gp) /* sig 138 */
+  /* 85: aluI */
+  slliw t1, s2, 6
+  sd t1, 1112(gp) /* sig 139 */
+  /* 86: branch */
+  li s10, 0x118050aacfd32761
+  li t3, 0x118050aacfd32761
+  blt s10, t3, .L13
+  srl a4, s4, t0
+  sd a4, 1120(gp) /* sig 140 */
+  divu s5, s8, t3
+  sd s5, 1128(gp) /* sig 141 */
+.L13:
+  /* 87: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f14, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f20, tp
+  flt.d t4, f14, f20
+  sd t4, 1136(gp) /* sig 142 */
+  fsflags ra, zero
+  sd ra, 1144(gp) /* sig 143 */
+  /* 88: aluI */
+  srli t3, ra, 40
+  sd t3, 1152(gp) /* sig 144 */
+  /* 89: fp */
+  li tp, 0x0
+  fmv.d.x f13, tp
+  fmv.x.d t6, f13
+  sd t6, 1160(gp) /* sig 145 */
+  fsflags a3, zero
+  sd a3, 1168(gp) /* sig 146 */
+  /* 90: fmem */
+  addi s2, sp, -153
+  flw f27, 338(s2)
+  fsd f27, 1176(gp) /* sig 147 */
+  sub s2, s2, sp
+  /* 91: fmem */
+  fsd f0, 40(sp)
+  /* 92: far */
+  bltu t6, t4, .L14
+.L15:
+  /* 93: mem */
+  addi s1, sp, 54
+  lhu s1, 40(s1)
+  sd s1, 1192(gp) /* sig 149 */
+  /* 94: fp */
+  li tp, 0xffffffff00eddd34
+  fmv.d.x f16, tp
+  li tp, 0xffffffff3feddd34
+  fmv.d.x f0, tp
+  fsqrt.s f27, f16, rne
+  fsd f27, 1200(gp) /* sig 150 */
+  fsflags s3, zero
+  sd s3, 1208(gp) /* sig 151 */
+  /* 95: fence */
+  fence r, w
+  /* 96: rand */
+  .4byte 0xfae3da93 /* random */
+  sd s5, 1216(gp) /* sig 152 */
+  .4byte 0x6a58f59b /* random */
+  sd a1, 1224(gp) /* sig 153 */
+  .4byte 0xc73db3 /* random */
+  sd s11, 1232(gp) /* sig 154 */
+  /* 97: lrsc */
+  addi s6, sp, 28
+  sc.w.rl s0, a2, (s6)
+  sd s0, 1240(gp) /* sig 155 */
+  sub s6, s6, sp
+  lw a2, 28(sp)
+  sd a2, 1248(gp) /* sig 156 */
+  /* 98: fp */
+  li tp, 0xbffec99ea55fa0a6
+  fmv.d.x f15, tp
+  li tp, 0x800850a699f920c2
+  fmv.d.x f2, tp
+  li tp, 0x0
+  fmv.d.x f18, tp
+  fnmsub.d f10, f15, f2, f18, rdn
+  fsd f10, 1256(gp) /* sig 157 */
+  fsflags s7, zero
+  sd s7, 1264(gp) /* sig 158 */
+  /* 99: fp */
+  fcvt.s.wu f24, s2, rdn
+  fsd f24, 1272(gp) /* sig 159 */
+  fsflags s10, zero
+  sd s10, 1280(gp) /* sig 160 */
+  j .L16
 .L1:
   auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 104(gp) /* sig 13 */
-  /* 11: branch */
-  li a4, 0x25368885
-  li a5, 0x25368885
-  beq a4, a5, .L2
-  .option rvc
-  c.srli a4, 29
-  .option norvc
-  sd a4, 112(gp) /* sig 14 */
-  addiw s9, s0, 2047
-  sd s9, 120(gp) /* sig 15 */
-.L2:
-  /* 12: amo */
-  addi t4, sp, 24
-  amoxor.w.rl a3, t6, (t4)
-  sub t4, t4, sp
-  sd a3, 128(gp) /* sig 16 */
-  lw s10, 24(sp)
-  sd s10, 136(gp) /* sig 17 */
-  /* 13: mem */
-  addi t2, sp, 475
-  ld a0, -355(t2)
-  sd a0, 144(gp) /* sig 18 */
-  sub t2, t2, sp
-  /* 14: branch */
-  bgeu zero, s4, .L3
-  srai t6, s8, 1
-  sd t6, 152(gp) /* sig 19 */
-  addi s7, t0, 50
-  sd s7, 160(gp) /* sig 20 */
-  srliw s2, s1, 30
-  sd s2, 168(gp) /* sig 21 */
-.L3:
-  /* 15: liSeed */
-  li s7, 0xffffffff9358a239
-  sd s7, 176(gp) /* sig 22 */
-  /* 16: cSp */
-  .option rvc
-  c.addi16sp sp, -256
-  .option norvc
-  ld s8, 416(sp)
-  sd s8, 184(gp) /* sig 23 */
-  .option rvc
-  c.addi16sp sp, 256
-  .option norvc
-  /* 17: fp */
-  li tp, 0xffffffff3eaaaaab
-  fmv.d.x f30, tp
-  li tp, 0x7eac0e1f5db9607e
-  fmv.d.x f29, tp
-  feq.d a2, f30, f29
-  sd a2, 192(gp) /* sig 24 */
-  fsflags a3, zero
-  sd a3, 200(gp) /* sig 25 */
-  /* 18: lrsc */
-  addi s8, sp, 196
-  lr.w s6, (s8)
-  sub t4, t3, ra
-  sra zero, a2, s7
-  sc.w s1, s7, (s8)
-  sd s6, 208(gp) /* sig 26 */
-  sd s1, 216(gp) /* sig 27 */
-  sc.w.rl s1, zero, (s8)
-  sd s1, 224(gp) /* sig 28 */
-  sub s8, s8, sp
-  lw s10, 196(sp)
-  sd s10, 232(gp) /* sig 29 */
-  /* 19: cJump */
-  auipc t1, 0
-  addi t1, t1, 18
-  .option rvc
-  c.jalr t1
-  .option norvc
-  divu t2, s3, a7
-  sd t2, 240(gp) /* sig 30 */
-  auipc tp, 0
   sub ra, ra, tp
-  sub t1, t1, tp
-  sd ra, 248(gp) /* sig 31 */
-  sd t1, 256(gp) /* sig 32 */
-  /* 20: branch */
-  li s6, 0x75e000
-  li a4, 0x44088d74432d0fe9
-  bge s6, a4, .L4
-  slli zero, s0, 1
-  sd zero, 264(gp) /* sig 33 */
+  sd ra, 224(gp) /* sig 28 */
+  rem s2, s9, s9
+  sd s2, 232(gp) /* sig 29 */
+  mul t3, s10, t0
+  sd t3, 240(gp) /* sig 30 */
+  add a2, t3, s2
+  sd a2, 248(gp) /* sig 31 */
+  jal tp, .L2
 .L4:
-  /* 21: cMem */
-  .option rvc
-  c.fldsp f1, 136(sp)
-  .option norvc
-  fsd f1, 272(gp) /* sig 34 */
-  /* 22: aluI */
-  srliw s3, zero, 30
-  sd s3, 280(gp) /* sig 35 */
-  /* 23: cJump */
-  auipc a5, 0
-  addi a5, a5, 18
-  .option rvc
-  c.jalr a5
-  .option norvc
-  srliw s5, s7, 0
-  sd s5, 288(gp) /* sig 36 */
+  andi a1, zero, -2048
+  sd a1, 488(gp) /* sig 61 */
+  srai t4, s11, 0
+  sd t4, 496(gp) /* sig 62 */
+  beq zero, zero, .L5
+.L14:
+  sra a1, s10, t0
+  sd a1, 1184(gp) /* sig 148 */
+  jal tp, .L15
+.L16:
+  /* 100: jalr */
+  auipc ra, 0
+  jalr ra, 8(ra)
   auipc tp, 0
   sub ra, ra, tp
-  sub a5, a5, tp
-  sd ra, 296(gp) /* sig 37 */
-  sd a5, 304(gp) /* sig 38 */
-  /* 24: fp */
-  fcvt.d.l f20, t3
-  fsd f20, 312(gp) /* sig 39 */
-  frcsr s9
-  sd s9, 320(gp) /* sig 40 */
-  /* 25: mem */
-  sh ra, 220(sp)
-  /* 26: fp */
-  li tp, 0x2405ef71cc923b59
-  fmv.d.x f16, tp
-  fcvt.s.d f0, f16, rmm
-  fsd f0, 328(gp) /* sig 41 */
-  frcsr s2
-  sd s2, 336(gp) /* sig 42 */
-  /* 27: fp */
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f17, tp
-  fcvt.wu.d t0, f17, dyn
-  sd t0, 344(gp) /* sig 43 */
-  fsflags t0, zero
-  sd t0, 352(gp) /* sig 44 */
-  /* 28: cSp */
-  .option rvc
-  c.addi16sp sp, 368
-  .option norvc
-  ld a3, -368(sp)
-  sd a3, 360(gp) /* sig 45 */
-  .option rvc
-  c.addi16sp sp, -368
-  .option norvc
-  /* 29: fmem */
-  fsd f25, 97(sp)
-  /* 30: aluR */
-  li s11, 0x1a30000
-  divuw s11, s11, s1
-  sd s11, 368(gp) /* sig 46 */
-  /* 31: aluR */
-  add s10, a4, a4
-  sd s10, 376(gp) /* sig 47 */
-  /* 32: mem */
-  addi ra, sp, 456
-  lwu s6, -239(ra)
-  sd s6, 384(gp) /* sig 48 */
-  sub ra, ra, sp
-  /* 33: fp */
-  li tp, 0xffffffffff800001
-  fmv.d.x f3, tp
-  li tp, 0xffffffff32e095cb
-  fmv.d.x f20, tp
-  fsgnj.s f28, f3, f20
-  fsd f28, 392(gp) /* sig 49 */
-  fsflags t6, zero
-  sd t6, 400(gp) /* sig 50 */
-  /* 34: liSeed */
-  li s7, 0x60164b17b52467f6
-  sd s7, 408(gp) /* sig 51 */
-  /* 35: jalr */
-  auipc s8, 0
-  jalr s3, 9(s8)
-  auipc tp, 0
-  sub s3, s3, tp
-  sub s8, s8, tp
-  sd s3, 416(gp) /* sig 52 */
-  sd s8, 424(gp) /* sig 53 */
-  /* 36: aluR */
-  and s6, t3, t0
-  sd s6, 432(gp) /* sig 54 */
-  /* 37: fp */
-  li tp, 0x1a56e1fc2f8f359
-  fmv.d.x f4, tp
-  li tp, 0x7e63f7e0a911b826
-  fmv.d.x f18, tp
-  feq.d a6, f4, f18
-  sd a6, 440(gp) /* sig 55 */
-  frcsr a5
-  sd a5, 448(gp) /* sig 56 */
-  /* 38: fp */
-  fcvt.s.l f2, t0, rne
-  fsd f2, 456(gp) /* sig 57 */
-  fsflags ra, zero
-  sd ra, 464(gp) /* sig 58 */
-  /* 39: cMem */
-  addi s0, sp, 120
-  .option rvc
-  c.fld f11, 24(s0)
-  .option norvc
-  fsd f11, 472(gp) /* sig 59 */
-  sub s0, s0, sp
-  /* 40: cJump */
-  auipc t5, 0
-  addi t5, t5, 10
-  .option rvc
-  c.jr t5
-  .option norvc
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 480(gp) /* sig 60 */
-  /* 41: fp */
-  li tp, 0x43e0000000000000
-  fmv.d.x f20, tp
-  li tp, 0x683d3e853db9b524
-  fmv.d.x f12, tp
-  fle.d s0, f20, f12
-  sd s0, 488(gp) /* sig 61 */
-  li s9, 0x1f
-  csrrc a6, fcsr, s9
-  sd a6, 496(gp) /* sig 62 */
-  /* 42: liSeed */
-  li a6, 0xffffffffffffffd1
-  sd a6, 504(gp) /* sig 63 */
-  /* 43: mem */
-  addi ra, sp, -38
-  lh s2, 134(ra)
-  sd s2, 512(gp) /* sig 64 */
-  sub ra, ra, sp
-  /* 44: fp */
-  fcvt.s.w f27, t3
-  fsd f27, 520(gp) /* sig 65 */
-  fsflags s1, zero
-  sd s1, 528(gp) /* sig 66 */
-  /* 45: fp */
-  li tp, 0x3da9b0424731b476
-  fmv.d.x f19, tp
-  fcvt.wu.d s0, f19, rtz
-  sd s0, 536(gp) /* sig 67 */
-  fsflags a0, zero
-  sd a0, 544(gp) /* sig 68 */
-  /* 46: fp */
-  li tp, 0xffffffff00bf9c1f
-  fmv.d.x f28, tp
-  fsub.s f24, f28, f0, rup
-  fsd f24, 552(gp) /* sig 69 */
-  fsflags s0, zero
-  sd s0, 560(gp) /* sig 70 */
-  /* 47: aluR */
-  li s1, 0xffffffff80000000
-  li a5, 0xffffffffffffffff
-  div t2, s1, a5
-  sd t2, 568(gp) /* sig 71 */
-  /* 48: fp */
-  fsqrt.d f6, f18, rtz
-  fsd f6, 576(gp) /* sig 72 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 584(gp) /* sig 73 */
-  /* 49: fp */
-  li tp, 0xffffffffc0400000
-  fmv.d.x f14, tp
-  li tp, 0xffffffff459eb25c
-  fmv.d.x f3, tp
-  fnmsub.s f8, f0, f14, f3, rtz
-  fsd f8, 592(gp) /* sig 74 */
-  frflags t5
-  sd t5, 600(gp) /* sig 75 */
-  /* 50: fp */
-  fsub.d f4, f10, f7, rne
-  fsd f4, 608(gp) /* sig 76 */
-  fsflags s11, zero
-  sd s11, 616(gp) /* sig 77 */
-  /* 51: liSeed */
-  li s2, 0x47a80000000000
-  sd s2, 624(gp) /* sig 78 */
-  /* 52: amo */
-  addi a1, sp, 0
-  amomin.w.rl t2, t1, (a1)
+  sd ra, 1288(gp) /* sig 161 */
+  /* 101: aluR */
+  sraw s9, s9, zero
+  sd s9, 1296(gp) /* sig 162 */
+  /* 102: fmem */
+  addi a1, sp, -181
+  flw f21, 357(a1)
+  fsd f21, 1304(gp) /* sig 163 */
   sub a1, a1, sp
-  sd t2, 632(gp) /* sig 79 */
-  /* 53: far */
-  bge t0, t0, .L5
-.L6:
-  /* 54: mem */
-  addi t3, sp, 379
-  sb zero, -268(t3)
-  sub t3, t3, sp
-  /* 55: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f30, tp
-  fsqrt.d f10, f30, rmm
-  fsd f10, 656(gp) /* sig 82 */
-  fsflags s8, zero
-  sd s8, 664(gp) /* sig 83 */
-  /* 56: fp */
-  fnmadd.s f8, f19, f3, f4, rup
-  fsd f8, 672(gp) /* sig 84 */
-  frflags t6
-  sd t6, 680(gp) /* sig 85 */
-  /* 57: branch */
-  li s8, 0x80000000
-  li t2, 0x7fffffff
-  beq s8, t2, .L7
-  srli s4, s7, 6
-  sd s4, 688(gp) /* sig 86 */
-.L7:
-  /* 58: amo */
-  li s7, 0x7fffffffffff
-  addi t0, sp, 52
-  amoadd.w.aq a0, s7, (t0)
-  sub t0, t0, sp
-  sd a0, 696(gp) /* sig 87 */
-  /* 59: branch */
-  blt s2, t2, .L8
-  .option rvc
-  c.mv a4, s5
-  .option norvc
-  sd a4, 704(gp) /* sig 88 */
-  divw s5, t4, s9
-  sd s5, 712(gp) /* sig 89 */
-  sub t4, s8, a1
-  sd t4, 720(gp) /* sig 90 */
-.L8:
-  /* 60: lrsc */
-  addi s5, sp, 180
-  lr.w.aq s10, (s5)
-  srl s11, t4, a2
-  sc.w.aq s6, s4, (s5)
-  sd s10, 728(gp) /* sig 91 */
-  sd s6, 736(gp) /* sig 92 */
-  sub s5, s5, sp
-  lw s9, 180(sp)
-  sd s9, 744(gp) /* sig 93 */
-  /* 61: branch */
-  bgeu s11, t5, .L9
-  sraw s9, t3, t0
-  sd s9, 752(gp) /* sig 94 */
-.L9:
-  /* 62: aluR */
-  li s10, 0x20000001
-  add a2, s10, a1
-  sd a2, 760(gp) /* sig 95 */
-  /* 63: aluI */
-  addiw zero, s1, -1701
-  sd zero, 768(gp) /* sig 96 */
-  /* 64: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f24, tp
-  fclass.d a0, f24
-  sd a0, 776(gp) /* sig 97 */
-  fsflags s11, zero
-  sd s11, 784(gp) /* sig 98 */
-  /* 65: lrsc */
-  addi s0, sp, 84
-  lr.w.aq s8, (s0)
-  or s3, a7, t4
-  sc.w.aq t5, a0, (s0)
-  sd s8, 792(gp) /* sig 99 */
-  sd t5, 800(gp) /* sig 100 */
-  sc.w.rl t5, zero, (s0)
-  sd t5, 808(gp) /* sig 101 */
-  sub s0, s0, sp
-  lw a2, 84(sp)
-  sd a2, 816(gp) /* sig 102 */
-  /* 66: branch */
-  bge s3, ra, .L10
-  slti t6, s4, 1
-  sd t6, 824(gp) /* sig 103 */
-.L10:
-  /* 67: aluR */
-  sll t3, s3, s9
-  sd t3, 832(gp) /* sig 104 */
-  /* 68: loop */
-  li s7, 0x1
-.L11:
-  or t1, a3, s4
-  sd t1, 840(gp) /* sig 105 */
-  addi s7, s7, -1
-  bltu zero, s7, .L11
-  sd s7, 848(gp) /* sig 106 */
-  /* 69: fp */
-  li s8, 0x7fffffff
-  fcvt.d.lu f27, s8, dyn
-  fsd f27, 856(gp) /* sig 107 */
-  frcsr s9
-  sd s9, 864(gp) /* sig 108 */
-  /* 70: aluI */
-  slti s2, zero, -948
-  sd s2, 872(gp) /* sig 109 */
-  /* 71: aluR */
-  li a0, 0xfffffffff5b89422
-  mulh t1, t6, a0
-  sd t1, 880(gp) /* sig 110 */
-  /* 72: amo */
-  li s1, 0x1fffffffffff
-  addi ra, sp, 104
-  amomaxu.d.aq s11, s1, (ra)
+  /* 103: mem */
+  addi ra, sp, -79
+  sh t2, 297(ra)
   sub ra, ra, sp
-  sd s11, 888(gp) /* sig 111 */
-  /* 73: branch */
-  li a5, 0x123456789abcdef
-  li t0, 0x123456789abcdef
-  bge a5, t0, .L12
+  ld t0, 216(sp)
+  sd t0, 1312(gp) /* sig 164 */
+  /* 104: branch */
+  bne s6, a6, .L17
   .option rvc
-  c.lui t3, 0xfffe6
+  c.add s11, s8
   .option norvc
-  sd t3, 896(gp) /* sig 112 */
-  .option rvc
-  c.srai s0, 42
-  .option norvc
-  sd s0, 904(gp) /* sig 113 */
-  srli a5, a4, 47
-  sd a5, 912(gp) /* sig 114 */
-.L12:
-  /* 74: fp */
-  li tp, 0x3fff16fbca159ee4
-  fmv.d.x f27, tp
-  li tp, 0x7fe077eb5439ecf4
-  fmv.d.x f24, tp
-  fmul.d f6, f27, f24, rdn
-  fsd f6, 920(gp) /* sig 115 */
-  fsflags a3, zero
-  sd a3, 928(gp) /* sig 116 */
-  /* 75: far */
-  bne s3, s3, .L13
-.L14:
-  /* 76: branch */
-  bne s3, a7, .L15
-  mulh a2, a6, s11
-  sd a2, 952(gp) /* sig 119 */
-  slt s4, zero, t2
-  sd s4, 960(gp) /* sig 120 */
-  divw a0, zero, a3
-  sd a0, 968(gp) /* sig 121 */
-.L15:
-  /* 77: fmem */
-  addi a2, sp, 35
-  fsd f30, 21(a2)
-  sub a2, a2, sp
-  /* 78: aluR */
-  mul s1, s7, a2
-  sd s1, 976(gp) /* sig 122 */
-  /* 79: fmem */
-  fsw f8, 49(sp)
-  /* 80: aluI */
-  li a6, 0xffffffffffffffe1
-  slli a1, a6, 1
-  sd a1, 984(gp) /* sig 123 */
-  /* 81: aluR */
-  li t4, 0x80000000
-  mulhsu s7, a5, t4
-  sd s7, 992(gp) /* sig 124 */
-  /* 82: fmem */
-  addi a4, sp, 529
-  fld f3, -293(a4)
-  fsd f3, 1000(gp) /* sig 125 */
-  sub a4, a4, sp
-  /* 83: aluI */
-  srai a4, s0, 48
-  sd a4, 1008(gp) /* sig 126 */
-  /* 84: cMem */
-  .option rvc
-  c.fldsp f25, 56(sp)
-  .option norvc
-  fsd f25, 1016(gp) /* sig 127 */
-  /* 85: amo */
-  addi t5, sp, 80
-  amoxor.w.aqrl a7, s8, (t5)
-  sub t5, t5, sp
-  sd a7, 1024(gp) /* sig 128 */
-  /* 86: far */
-  bgeu s7, s0, .L16
+  sd s11, 1320(gp) /* sig 165 */
 .L17:
-  /* 87: mem */
-  lhu s4, 58(sp)
-  sd s4, 1048(gp) /* sig 131 */
-  /* 88: aluR */
-  or a6, s1, s8
-  sd a6, 1056(gp) /* sig 132 */
-  /* 89: amo */
-  addi t0, sp, 128
-  amoor.d t4, t5, (t0)
-  sub t0, t0, sp
-  sd t4, 1064(gp) /* sig 133 */
-  /* 90: fp */
-  li tp, 0xe4d58fedb0006ed0
-  fmv.d.x f0, tp
-  feq.d s8, f0, f20
-  sd s8, 1072(gp) /* sig 134 */
-  csrrci a5, fflags, 0x1f
-  sd a5, 1080(gp) /* sig 135 */
-  /* 91: aluR */
-  sllw t2, t6, t0
-  sd t2, 1088(gp) /* sig 136 */
-  /* 92: fp */
-  li tp, 0xffffffffbf9af0d0
-  fmv.d.x f17, tp
-  li tp, 0xffffffff8069be62
-  fmv.d.x f5, tp
-  li tp, 0xffffffff80000000
-  fmv.d.x f2, tp
-  fmadd.s f27, f17, f5, f2, rup
-  fsd f27, 1096(gp) /* sig 137 */
-  fsflags t6, zero
-  sd t6, 1104(gp) /* sig 138 */
-  /* 93: fence */
-  fence iorw, iorw
-  /* 94: liSeed */
-  li s8, 0x2
-  sd s8, 1112(gp) /* sig 139 */
-  /* 95: branch */
-  bgeu t4, t4, .L18
+  /* 105: fmem */
+  flw f7, 127(sp)
+  fsd f7, 1328(gp) /* sig 166 */
+  /* 106: cAlu */
   .option rvc
-  c.srli s1, 31
+  c.mv a5, s9
   .option norvc
-  sd s1, 1120(gp) /* sig 140 */
-.L18:
-  /* 96: liSeed */
-  li s1, 0xaaaaaaaaaaaaaaaa
-  sd s1, 1128(gp) /* sig 141 */
-  /* 97: luiAuipc */
-  auipc s9, 0xdaa8b
-  auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 1136(gp) /* sig 142 */
-  /* 98: aluR */
-  sraw s11, zero, t1
-  sd s11, 1144(gp) /* sig 143 */
-  /* 99: aluI */
-  andi ra, t4, -604
-  sd ra, 1152(gp) /* sig 144 */
-  j .L19
-.L5:
-  sltiu s0, a1, 1773
-  sd s0, 640(gp) /* sig 80 */
-  srliw s6, ra, 31
-  sd s6, 648(gp) /* sig 81 */
-  j .L6
-.L13:
-  .option rvc
-  c.subw a4, a5
-  .option norvc
-  sd a4, 936(gp) /* sig 117 */
-  srli t5, s0, 32
-  sd t5, 944(gp) /* sig 118 */
-  bge zero, zero, .L14
-.L16:
-  xori s8, a4, 2047
-  sd s8, 1032(gp) /* sig 129 */
-  addiw a1, s11, -2048
-  sd a1, 1040(gp) /* sig 130 */
-  bge zero, zero, .L17
-.L19:
-  /* 100: fcsr */
-  li a1, 0x30
-  csrrc s6, fflags, a1
-  sd s6, 1160(gp) /* sig 145 */
-  /* 101: mem */
-  li a6, 0x1c
-  sh a6, 40(sp)
-  /* 102: branch */
-  li t5, 0x200000
-  li a2, 0x200000
-  blt t5, a2, .L20
-  slti a0, a4, 641
-  sd a0, 1168(gp) /* sig 146 */
-.L20:
-  /* 103: amo */
-  addi s7, sp, 116
-  amomax.w.aq s11, s9, (s7)
-  sub s7, s7, sp
-  sd s11, 1176(gp) /* sig 147 */
-  /* 104: far */
-  jal s8, .L21
-.L22:
-  /* 105: fp */
-  li tp, 0x41f0000000000000
-  fmv.d.x f24, tp
-  fcvt.l.d s7, f24, rmm
-  sd s7, 1208(gp) /* sig 151 */
-  fsflags a6, zero
-  sd a6, 1216(gp) /* sig 152 */
-  /* 106: fp */
-  li tp, 0xffffffff40200000
-  fmv.d.x f4, tp
-  fcvt.w.s ra, f4
-  sd ra, 1224(gp) /* sig 153 */
-  fsflags a3, zero
-  sd a3, 1232(gp) /* sig 154 */
-  /* 107: fp */
-  li tp, 0xbffd730280f78a6d
-  fmv.d.x f26, tp
-  li tp, 0x7fe162c64168c768
-  fmv.d.x f22, tp
-  fmul.d f27, f26, f22, rmm
-  fsd f27, 1240(gp) /* sig 155 */
-  frcsr a5
-  sd a5, 1248(gp) /* sig 156 */
-  /* 108: aluR */
+  sd a5, 1336(gp) /* sig 167 */
+  /* 107: aluR */
   li s10, 0x9dd0000
   or s2, s5, s10
-  sd s2, 1256(gp) /* sig 157 */
-  /* 109: cMem */
+  sd s2, 1344(gp) /* sig 168 */
+  /* 108: cMem */
   addi a2, sp, 0
   .option rvc
   c.lw s1, 28(a2)
   .option norvc
-  sd s1, 1264(gp) /* sig 158 */
+  sd s1, 1352(gp) /* sig 169 */
   sub a2, a2, sp
-  /* 110: lrsc */
-  addi s8, sp, 136
-  lr.d.aq s3, (s8)
-  sc.d.aq s7, s7, (s8)
-  sd s3, 1272(gp) /* sig 159 */
-  sd s7, 1280(gp) /* sig 160 */
-  sub s8, s8, sp
-  ld s3, 136(sp)
-  sd s3, 1288(gp) /* sig 161 */
-  /* 111: cMem */
-  addi s1, sp, 52
+  /* 109: fp */
+  fcvt.s.l f17, s7, rdn
+  fsd f17, 1360(gp) /* sig 170 */
+  fsflags a5, zero
+  sd a5, 1368(gp) /* sig 171 */
+  /* 110: mem */
+  addi a0, sp, 22
+  lb t2, 120(a0)
+  sd t2, 1376(gp) /* sig 172 */
+  sub a0, a0, sp
+  /* 111: mem */
+  addi s6, sp, -184
+  ld s3, 216(s6)
+  sd s3, 1384(gp) /* sig 173 */
+  sub s6, s6, sp
+  /* 112: cMem */
+  addi s1, sp, 5
   .option rvc
-  c.sw a5, 36(s1)
+  c.fsd f11, 80(s1)
   .option norvc
   sub s1, s1, sp
-  /* 112: luiAuipc */
-  auipc s4, 0xf374e
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 1296(gp) /* sig 162 */
-  /* 113: aluR */
-  li a2, 0x62f768b18032d52e
-  li s7, 0x1f
-  mul t5, a2, s7
-  sd t5, 1304(gp) /* sig 163 */
-  /* 114: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f24, tp
-  fsgnjx.d f0, f13, f24
-  fsd f0, 1312(gp) /* sig 164 */
-  fsflags s2, zero
-  sd s2, 1320(gp) /* sig 165 */
-  /* 115: fence */
-  fence iorw, iorw
-  /* 116: fp */
-  fsgnjx.s f25, f17, f3
-  fsd f25, 1328(gp) /* sig 166 */
-  fsflags a3, zero
-  sd a3, 1336(gp) /* sig 167 */
-  /* 117: fp */
-  fcvt.s.wu f26, s7, rne
-  fsd f26, 1344(gp) /* sig 168 */
-  fsflags s8, zero
-  sd s8, 1352(gp) /* sig 169 */
-  /* 118: amo */
-  addi s0, sp, 80
-  amominu.d.aq t5, t0, (s0)
-  sub s0, s0, sp
-  sd t5, 1360(gp) /* sig 170 */
-  ld t5, 80(sp)
-  sd t5, 1368(gp) /* sig 171 */
-  /* 119: amo */
-  addi a4, sp, 32
-  amomax.w.aqrl s10, s3, (a4)
-  sub a4, a4, sp
-  sd s10, 1376(gp) /* sig 172 */
-  lw a7, 32(sp)
-  sd a7, 1384(gp) /* sig 173 */
-  /* 120: amo */
-  addi a6, sp, 232
-  amoswap.w.aqrl a4, zero, (a6)
-  sub a6, a6, sp
-  sd a4, 1392(gp) /* sig 174 */
-  /* 121: fp */
-  li tp, 0x937a079c1a7b25ab
-  fmv.d.x f30, tp
-  fsgnj.d f27, f8, f30
-  fsd f27, 1400(gp) /* sig 175 */
-  frflags a5
-  sd a5, 1408(gp) /* sig 176 */
-  /* 122: amo */
-  addi t4, sp, 48
-  amoxor.d.aqrl a5, s10, (t4)
-  sub t4, t4, sp
-  sd a5, 1416(gp) /* sig 177 */
-  ld a2, 48(sp)
-  sd a2, 1424(gp) /* sig 178 */
-  /* 123: luiAuipc */
-  auipc t1, 0x7e40b
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 1432(gp) /* sig 179 */
-  /* 124: mem */
-  sh a6, 174(sp)
-  /* 125: mem */
-  sb a0, 67(sp)
-  ld ra, 64(sp)
-  sd ra, 1440(gp) /* sig 180 */
-  /* 126: lrsc */
-  addi s3, sp, 44
-  sc.w.rl a2, t2, (s3)
-  sd a2, 1448(gp) /* sig 181 */
-  sub s3, s3, sp
-  lw a3, 44(sp)
-  sd a3, 1456(gp) /* sig 182 */
-  /* 127: aluR */
-  li s7, 0x200000000000001
-  and a6, t1, s7
-  sd a6, 1464(gp) /* sig 183 */
-  /* 128: amo */
-  li s10, 0x287c000000
-  addi s3, sp, 196
-  amoxor.w.aqrl s6, s10, (s3)
-  sub s3, s3, sp
-  sd s6, 1472(gp) /* sig 184 */
-  lw s4, 196(sp)
-  sd s4, 1480(gp) /* sig 185 */
-  /* 129: fence */
-  fence.i
-  /* 130: amo */
-  addi a2, sp, 136
-  amominu.w.aq s11, zero, (a2)
-  sub a2, a2, sp
-  sd s11, 1488(gp) /* sig 186 */
-  lw s7, 136(sp)
-  sd s7, 1496(gp) /* sig 187 */
-  /* 131: fp */
-  li tp, 0xbf2cd34eeab4767d
-  fmv.d.x f23, tp
-  fcvt.l.d s1, f23, rdn
-  sd s1, 1504(gp) /* sig 188 */
-  fsflags a4, zero
-  sd a4, 1512(gp) /* sig 189 */
-  /* 132: fp */
-  li s4, 0xc947ff52b1470734
-  fcvt.d.wu f20, s4
-  fsd f20, 1520(gp) /* sig 190 */
-  li s10, 0x1f
-  csrrc s5, fcsr, s10
-  sd s5, 1528(gp) /* sig 191 */
-  /* 133: cMem */
-  addi s0, sp, 66
-  .option rvc
-  c.fsd f11, 24(s0)
-  .option norvc
-  sub s0, s0, sp
-  /* 134: fp */
-  fmv.x.d t4, f3
-  sd t4, 1536(gp) /* sig 192 */
-  frcsr s11
-  sd s11, 1544(gp) /* sig 193 */
-  /* 135: fp */
-  li tp, 0xffffffff85949ae1
-  fmv.d.x f24, tp
-  fmul.s f14, f12, f24, dyn
-  fsd f14, 1552(gp) /* sig 194 */
-  fsflags t0, zero
-  sd t0, 1560(gp) /* sig 195 */
-  /* 136: fp */
-  fmul.s f27, f16, f19, rdn
-  fsd f27, 1568(gp) /* sig 196 */
-  fsflags s1, zero
-  sd s1, 1576(gp) /* sig 197 */
-  /* 137: amo */
-  addi s2, sp, 24
-  amoand.w t2, a4, (s2)
-  sub s2, s2, sp
-  sd t2, 1584(gp) /* sig 198 */
-  /* 138: amo */
-  li s10, 0xa7e6720832bdf3f0
-  addi s9, sp, 112
-  amoand.d.aqrl s2, s10, (s9)
-  sub s9, s9, sp
-  sd s2, 1592(gp) /* sig 199 */
-  ld s9, 112(sp)
-  sd s9, 1600(gp) /* sig 200 */
-  /* 139: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 688
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 1608(gp) /* sig 201 */
-  /* 140: aluR */
-  sub ra, a1, s7
-  sd ra, 1616(gp) /* sig 202 */
-  /* 141: amo */
-  li a2, 0x40
-  addi s1, sp, 104
-  amomaxu.d s6, a2, (s1)
-  sub s1, s1, sp
-  sd s6, 1624(gp) /* sig 203 */
-  /* 142: amo */
-  li s8, 0x7fffffff
-  addi t4, sp, 236
-  amoadd.w.aq t1, s8, (t4)
-  sub t4, t4, sp
-  sd t1, 1632(gp) /* sig 204 */
-  lw a1, 236(sp)
-  sd a1, 1640(gp) /* sig 205 */
-  /* 143: cBranch */
-  .option rvc
-  c.beqz s1, .L23
-  .option norvc
-  .option rvc
-  c.add s6, a7
-  .option norvc
-  sd s6, 1648(gp) /* sig 206 */
-.L23:
-  /* 144: mem */
-  li a6, 0xfffffffffffffffe
-  addi s1, sp, 364
-  sb a6, -336(s1)
-  sub s1, s1, sp
-  /* 145: fp */
-  li a1, 0x1444
-  fcvt.d.l f9, a1, rup
-  fsd f9, 1656(gp) /* sig 207 */
-  fsflags s0, zero
-  sd s0, 1664(gp) /* sig 208 */
-  /* 146: fp */
-  li tp, 0xffffffff7f800000
-  fmv.d.x f1, tp
-  fadd.s f17, f1, f17, rtz
-  fsd f17, 1672(gp) /* sig 209 */
-  fsflags s4, zero
-  sd s4, 1680(gp) /* sig 210 */
-  /* 147: amo */
-  addi t6, sp, 24
-  amoadd.w a5, a3, (t6)
-  sub t6, t6, sp
-  sd a5, 1688(gp) /* sig 211 */
-  lw t2, 24(sp)
-  sd t2, 1696(gp) /* sig 212 */
-  /* 148: cMem */
-  addi s1, sp, 29
-  .option rvc
-  c.fsd f9, 120(s1)
-  .option norvc
-  sub s1, s1, sp
-  /* 149: lrsc */
-  addi a2, sp, 112
-  lr.w t1, (a2)
-  sllw t0, a7, zero
-  sub s6, s10, a1
-  sc.w.aq s9, t5, (a2)
-  sd t1, 1704(gp) /* sig 213 */
-  sd s9, 1712(gp) /* sig 214 */
-  sc.w s9, zero, (a2)
-  sd s9, 1720(gp) /* sig 215 */
-  sub a2, a2, sp
-  lw s8, 112(sp)
-  sd s8, 1728(gp) /* sig 216 */
-  /* 150: mem */
-  addi ra, sp, 364
-  sb a5, -190(ra)
-  sub ra, ra, sp
-  /* 151: fp */
-  fcvt.d.w f5, s2
-  fsd f5, 1736(gp) /* sig 217 */
-  frflags a5
-  sd a5, 1744(gp) /* sig 218 */
-  /* 152: aluI */
-  srli t0, s1, 32
-  sd t0, 1752(gp) /* sig 219 */
-  /* 153: fp */
-  li t6, 0x441101a6
-  fcvt.d.wu f11, t6
-  fsd f11, 1760(gp) /* sig 220 */
-  csrrci t5, fflags, 0x1f
-  sd t5, 1768(gp) /* sig 221 */
-  /* 154: cMem */
-  .option rvc
-  c.fldsp f25, 216(sp)
-  .option norvc
-  fsd f25, 1776(gp) /* sig 222 */
-  /* 155: loop */
-  li a2, 0x3
-.L24:
-  mulw t2, a6, s7
-  sd t2, 1784(gp) /* sig 223 */
-  addi a2, a2, -1
-  bltu zero, a2, .L24
-  sd a2, 1792(gp) /* sig 224 */
-  /* 156: cSp */
-  .option rvc
-  c.addi4spn a5, sp, 924
-  .option norvc
-  sub a5, a5, sp
-  sd a5, 1800(gp) /* sig 225 */
-  /* 157: aluR */
-  slt s0, ra, s1
-  sd s0, 1808(gp) /* sig 226 */
-  /* 158: cSp */
-  .option rvc
-  c.addi16sp sp, 304
-  .option norvc
-  ld zero, -192(sp)
-  sd zero, 1816(gp) /* sig 227 */
-  .option rvc
-  c.addi16sp sp, -304
-  .option norvc
-  /* 159: fp */
-  li tp, 0xffffffff00f9c576
-  fmv.d.x f9, tp
-  fcvt.w.s s11, f9, rmm
-  sd s11, 1824(gp) /* sig 228 */
-  fsflags a7, zero
-  sd a7, 1832(gp) /* sig 229 */
-  /* 160: cAlu */
-  .option rvc
-  c.add s9, t0
-  .option norvc
-  sd s9, 1840(gp) /* sig 230 */
-  /* 161: aluI */
-  addiw s7, s9, 991
-  sd s7, 1848(gp) /* sig 231 */
-  /* 162: fp */
-  li tp, 0x41c421dc2a92803d
-  fmv.d.x f16, tp
-  fmul.d f16, f30, f16, rtz
-  fsd f16, 1856(gp) /* sig 232 */
-  fsflags s8, zero
-  sd s8, 1864(gp) /* sig 233 */
-  /* 163: fp */
-  li tp, 0xf976d947c0dbe1f1
-  fmv.d.x f0, tp
-  fmin.d f31, f26, f0
-  fsd f31, 1872(gp) /* sig 234 */
-  csrrci ra, fflags, 0x1f
-  sd ra, 1880(gp) /* sig 235 */
-  /* 164: luiAuipc */
-  auipc a6, 0x730de
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 1888(gp) /* sig 236 */
-  /* 165: mem */
-  addi t2, sp, -148
-  sw s7, 286(t2)
-  sub t2, t2, sp
-  /* 166: mem */
-  ld t6, 112(sp)
-  sd t6, 1896(gp) /* sig 237 */
-  /* 167: fp */
-  li t2, 0xe900000000
-  fmv.w.x f23, t2
-  fsd f23, 1904(gp) /* sig 238 */
+  /* 113: mem */
+  lbu s1, 182(sp)
+  sd s1, 1392(gp) /* sig 174 */
+  /* 114: mem */
+  sh a0, 197(sp)
+  /* 115: rand */
+  .4byte 0xc1d55ed3 /* random */
+  sd t4, 1400(gp) /* sig 175 */
+  fsd f29, 1408(gp) /* sig 176 */
   fsflags t1, zero
-  sd t1, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 168: smc */
-  /* patches in ori a7, a7, -762 (then imm + 1, ...) */
-  li s7, 0xd068e893
-  li a1, 0x3
-.L25:
-  auipc a6, 0
-  sw s7, 12(a6)
+  sd t1, 1416(gp) /* sig 177 */
+  .4byte 0x401acdbb /* random */
+  sd s11, 1424(gp) /* sig 178 */
+  .4byte 0x8236ad3 /* random */
+  sd s5, 1432(gp) /* sig 179 */
+  fsd f21, 1440(gp) /* sig 180 */
+  csrrci s3, fflags, 0x1f
+  sd s3, 1448(gp) /* sig 181 */
+  /* 116: fmem */
+  fld f30, 72(sp)
+  fsd f30, 1456(gp) /* sig 182 */
+  /* 117: smc */
+  /* patches in andi s7, s7, 1990 (then imm + 1, ...) */
+  li s1, 0x7c6bfb93
+  li t5, 0x1
+.L18:
+  auipc a0, 0
+  sw s1, 12(a0)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s7, s7, tp
-  addi a1, a1, -1
-  bne a1, zero, .L25
+  add s1, s1, tp
+  addi t5, t5, -1
+  bne t5, zero, .L18
   auipc tp, 0
-  sub a6, a6, tp
-  sd a7, 0(gp) /* sig 240 */
-  sd a6, 8(gp) /* sig 241 */
-  /* 169: cMem */
-  addi a5, sp, 159
+  sub a0, a0, tp
+  sd s7, 1464(gp) /* sig 183 */
+  sd a0, 1472(gp) /* sig 184 */
+  /* 118: far */
+  jal t0, .L19
+.L20:
+  /* 119: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f23, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f10, tp
+  fsgnj.d f27, f23, f10
+  fsd f27, 1504(gp) /* sig 188 */
+  fsflags s4, zero
+  sd s4, 1512(gp) /* sig 189 */
+  /* 120: mem */
+  sw s1, 60(sp)
+  /* 121: liSeed */
+  li t5, 0xffffffffffff8000
+  sd t5, 1520(gp) /* sig 190 */
+  /* 122: branch */
+  bne t1, a7, .L21
   .option rvc
-  c.sw a2, 36(a5)
+  c.srli a2, 44
+  .option norvc
+  sd a2, 1528(gp) /* sig 191 */
+  addiw t6, s6, -2040
+  sd t6, 1536(gp) /* sig 192 */
+.L21:
+  /* 123: fp */
+  li tp, 0x7e37e43c8800759c
+  fmv.d.x f1, tp
+  li tp, 0x40b4f94925ca029c
+  fmv.d.x f7, tp
+  li tp, 0x1d773b959e2730
+  fmv.d.x f9, tp
+  fmadd.d f6, f1, f7, f9, dyn
+  fsd f6, 1544(gp) /* sig 193 */
+  fsflags s7, zero
+  sd s7, 1552(gp) /* sig 194 */
+  /* 124: fmem */
+  addi s5, sp, -104
+  fld f28, 312(s5)
+  fsd f28, 1560(gp) /* sig 195 */
+  sub s5, s5, sp
+  /* 125: fcsr */
+  li a6, 0xe3aa8ed07e7e1a00
+  csrrc s3, fflags, a6
+  sd s3, 1568(gp) /* sig 196 */
+  /* 126: mem */
+  sd s10, 152(sp)
+  ld s11, 152(sp)
+  sd s11, 1576(gp) /* sig 197 */
+  /* 127: aluR */
+  li a6, 0xffffffffb9b0b99f
+  sll s7, s7, a6
+  sd s7, 1584(gp) /* sig 198 */
+  /* 128: cAlu */
+  .option rvc
+  c.addw a0, s1
+  .option norvc
+  sd a0, 1592(gp) /* sig 199 */
+  /* 129: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f12, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f25, tp
+  fmax.d f17, f12, f25
+  fsd f17, 1600(gp) /* sig 200 */
+  frflags s9
+  sd s9, 1608(gp) /* sig 201 */
+  /* 130: jalr */
+  auipc a7, 0
+  addi a7, a7, 124
+  jalr s5, -106(a7)
+  .option rvc
+  c.srli a5, 59
+  .option norvc
+  sd a5, 1616(gp) /* sig 202 */
+  auipc tp, 0
+  sub s5, s5, tp
+  sub a7, a7, tp
+  sd s5, 1624(gp) /* sig 203 */
+  sd a7, 1632(gp) /* sig 204 */
+  /* 131: branch */
+  beq t4, s4, .L22
+  .option rvc
+  c.add t2, t3
+  .option norvc
+  sd t2, 1640(gp) /* sig 205 */
+.L22:
+  /* 132: fp */
+  li tp, 0xffffffff804c69f5
+  fmv.d.x f2, tp
+  li tp, 0xffffffffc998d3ea
+  fmv.d.x f22, tp
+  fsqrt.s f30, f2, rne
+  fsd f30, 1648(gp) /* sig 206 */
+  fsflags s11, zero
+  sd s11, 1656(gp) /* sig 207 */
+  /* 133: mem */
+  addi s2, sp, 435
+  lh s0, -236(s2)
+  sd s0, 1664(gp) /* sig 208 */
+  sub s2, s2, sp
+  /* 134: amo */
+  li ra, 0xffffffff9ffde416
+  addi a2, sp, 40
+  amomin.d.rl a5, ra, (a2)
+  sub a2, a2, sp
+  sd a5, 1672(gp) /* sig 209 */
+  ld a4, 40(sp)
+  sd a4, 1680(gp) /* sig 210 */
+  /* 135: amo */
+  li s2, 0x1000
+  addi s11, sp, 104
+  amomin.d.aqrl s8, s2, (s11)
+  sub s11, s11, sp
+  sd s8, 1688(gp) /* sig 211 */
+  /* 136: luiAuipc */
+  auipc s0, 0x92282
+  auipc tp, 0
+  sub s0, s0, tp
+  sd s0, 1696(gp) /* sig 212 */
+  /* 137: fp */
+  li tp, 0xffffffffbcadaf59
+  fmv.d.x f15, tp
+  fsub.s f0, f13, f15, dyn
+  fsd f0, 1704(gp) /* sig 213 */
+  csrrci s1, fflags, 0x1f
+  sd s1, 1712(gp) /* sig 214 */
+  /* 138: amo */
+  addi s10, sp, 40
+  amoxor.d s5, s0, (s10)
+  sub s10, s10, sp
+  sd s5, 1720(gp) /* sig 215 */
+  /* 139: fp */
+  li tp, 0x7e37e43c8800759c
+  fmv.d.x f11, tp
+  li tp, 0x7ff4000000000000
+  fmv.d.x f8, tp
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f16, tp
+  fmadd.d f3, f11, f8, f16, rup
+  fsd f3, 1728(gp) /* sig 216 */
+  fsflags a7, zero
+  sd a7, 1736(gp) /* sig 217 */
+  /* 140: rand */
+  .4byte 0x4d8c381b /* random */
+  sd a6, 1744(gp) /* sig 218 */
+  /* 141: aluI */
+  xori s7, zero, 540
+  sd s7, 1752(gp) /* sig 219 */
+  /* 142: fp */
+  fcvt.d.l f9, a2, dyn
+  fsd f9, 1760(gp) /* sig 220 */
+  frcsr s11
+  sd s11, 1768(gp) /* sig 221 */
+  /* 143: aluI */
+  li s11, 0x1
+  addi s2, s11, -1170
+  sd s2, 1776(gp) /* sig 222 */
+  /* 144: aluR */
+  li s4, 0x3
+  mul s5, a2, s4
+  sd s5, 1784(gp) /* sig 223 */
+  /* 145: rand */
+  .4byte 0x2029bdd3 /* random */
+  sd s11, 1792(gp) /* sig 224 */
+  fsd f27, 1800(gp) /* sig 225 */
+  fsflags t5, zero
+  sd t5, 1808(gp) /* sig 226 */
+  /* 146: lrsc */
+  addi s10, sp, 152
+  sc.d a2, t0, (s10)
+  sd a2, 1816(gp) /* sig 227 */
+  sub s10, s10, sp
+  ld t4, 152(sp)
+  sd t4, 1824(gp) /* sig 228 */
+  /* 147: mem */
+  sw s10, 208(sp)
+  ld t0, 208(sp)
+  sd t0, 1832(gp) /* sig 229 */
+  /* 148: mem */
+  addi a1, sp, -155
+  lwu a5, 195(a1)
+  sd a5, 1840(gp) /* sig 230 */
+  sub a1, a1, sp
+  /* 149: aluI */
+  li s8, 0xae48adf4d3a1a25c
+  addiw s7, s8, 1751
+  sd s7, 1848(gp) /* sig 231 */
+  /* 150: aluR */
+  divu a0, s8, s0
+  sd a0, 1856(gp) /* sig 232 */
+  /* 151: mem */
+  addi a2, sp, 524
+  sb t0, -475(a2)
+  sub a2, a2, sp
+  /* 152: branch */
+  blt a5, a5, .L23
+  remw t3, s2, t6
+  sd t3, 1864(gp) /* sig 233 */
+  .option rvc
+  c.slli a2, 35
+  .option norvc
+  sd a2, 1872(gp) /* sig 234 */
+.L23:
+  /* 153: cBranch */
+  .option rvc
+  c.beqz s0, .L24
+  .option norvc
+  .option rvc
+  c.srai s1, 28
+  .option norvc
+  sd s1, 1880(gp) /* sig 235 */
+  .option rvc
+  c.addw a3, a5
+  .option norvc
+  sd a3, 1888(gp) /* sig 236 */
+  slt s0, ra, s1
+  sd s0, 1896(gp) /* sig 237 */
+.L24:
+  /* 154: amo */
+  addi s8, sp, 200
+  amomin.w ra, s5, (s8)
+  sub s8, s8, sp
+  sd ra, 1904(gp) /* sig 238 */
+  /* 155: aluI */
+  slti a5, t0, -2048
+  sd a5, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 156: fmem */
+  fld f27, 62(sp)
+  fsd f27, 0(gp) /* sig 240 */
+  /* 157: cAlu */
+  .option rvc
+  c.add s9, t0
+  .option norvc
+  sd s9, 8(gp) /* sig 241 */
+  /* 158: aluI */
+  addiw s7, s9, 991
+  sd s7, 16(gp) /* sig 242 */
+  /* 159: fp */
+  fdiv.d f16, f25, f1, rne
+  fsd f16, 24(gp) /* sig 243 */
+  fsflags s4, zero
+  sd s4, 32(gp) /* sig 244 */
+  /* 160: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f31, tp
+  li tp, 0x10000000000000
+  fmv.d.x f28, tp
+  fsgnjn.d f23, f31, f28
+  fsd f23, 40(gp) /* sig 245 */
+  frcsr t6
+  sd t6, 48(gp) /* sig 246 */
+  /* 161: aluR */
+  mulw t4, a3, t5
+  sd t4, 56(gp) /* sig 247 */
+  /* 162: cMem */
+  addi s0, sp, 55
+  .option rvc
+  c.fld f9, 144(s0)
+  .option norvc
+  fsd f9, 64(gp) /* sig 248 */
+  sub s0, s0, sp
+  /* 163: fp */
+  li tp, 0xfa7ba5885cf6c
+  fmv.d.x f14, tp
+  li tp, 0x3ebf4f74b10b9ed9
+  fmv.d.x f25, tp
+  fdiv.d f11, f14, f25, rmm
+  fsd f11, 72(gp) /* sig 249 */
+  frflags s3
+  sd s3, 80(gp) /* sig 250 */
+  /* 164: aluR */
+  and s0, a6, a1
+  sd s0, 88(gp) /* sig 251 */
+  /* 165: fp */
+  li tp, 0xffffffffb551a40c
+  fmv.d.x f24, tp
+  li tp, 0xffffffff7149f2ca
+  fmv.d.x f5, tp
+  li tp, 0xffffffff7f000000
+  fmv.d.x f10, tp
+  fnmsub.s f9, f24, f5, f10, rne
+  fsd f9, 96(gp) /* sig 252 */
+  li a0, 0x1f
+  csrrc s6, fcsr, a0
+  sd s6, 104(gp) /* sig 253 */
+  /* 166: mem */
+  sd ra, 152(sp)
+  ld a1, 152(sp)
+  sd a1, 112(gp) /* sig 254 */
+  /* 167: jal */
+  jal a7, .L25
+  .option rvc
+  c.srai a5, 38
+  .option norvc
+  sd a5, 120(gp) /* sig 255 */
+.L25:
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a7, 128(gp) /* sig 256 */
+  /* 168: rand */
+  .4byte 0xe692889b /* random */
+  sd a7, 136(gp) /* sig 257 */
+  .2byte 0x3299 /* random */
+  sd t0, 144(gp) /* sig 258 */
+  .4byte 0x404dae9b /* random */
+  sd t4, 152(gp) /* sig 259 */
+  /* 169: luiAuipc */
+  lui s10, 0x54b4e
+  sd s10, 160(gp) /* sig 260 */
+  /* 170: branch */
+  bltu s11, t4, .L26
+  mulhu a5, a7, zero
+  sd a5, 168(gp) /* sig 261 */
+  slti s2, t0, 1554
+  sd s2, 176(gp) /* sig 262 */
+.L26:
+  /* 171: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f2, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f1, tp
+  feq.s s2, f2, f1
+  sd s2, 184(gp) /* sig 263 */
+  frflags t0
+  sd t0, 192(gp) /* sig 264 */
+  /* 172: branch */
+  bltu s5, s5, .L27
+  .option rvc
+  c.mv a6, s10
+  .option norvc
+  sd a6, 200(gp) /* sig 265 */
+.L27:
+  /* 173: fp */
+  li tp, 0x7a2402cf22d
+  fmv.d.x f9, tp
+  li tp, 0x3ffe8900b3c8b3f1
+  fmv.d.x f25, tp
+  fdiv.d f8, f9, f25, rmm
+  fsd f8, 208(gp) /* sig 266 */
+  li t1, 0x1f
+  csrrc t5, fcsr, t1
+  sd t5, 216(gp) /* sig 267 */
+  /* 174: branch */
+  bltu zero, a3, .L28
+  slli s10, a6, 17
+  sd s10, 224(gp) /* sig 268 */
+  .option rvc
+  c.addi a0, 12
+  .option norvc
+  sd a0, 232(gp) /* sig 269 */
+.L28:
+  /* 175: aluR */
+  sraw s9, a1, t6
+  sd s9, 240(gp) /* sig 270 */
+  /* 176: far */
+  bgeu s4, s5, .L29
+.L30:
+  /* 177: fmem */
+  fsd f25, 72(sp)
+  /* 178: rand */
+  .4byte 0x80d4ba3b /* random */
+  sd s4, 272(gp) /* sig 274 */
+  .4byte 0xff40899b /* random */
+  sd s3, 280(gp) /* sig 275 */
+  /* 179: aluR */
+  mulhsu s11, s9, s9
+  sd s11, 288(gp) /* sig 276 */
+  /* 180: lrsc */
+  addi s3, sp, 224
+  lr.w.aq s6, (s3)
+  srlw ra, t1, s9
+  srlw s2, t0, s10
+  sc.w.rl a4, t4, (s3)
+  sd s6, 296(gp) /* sig 277 */
+  sd a4, 304(gp) /* sig 278 */
+  sub s3, s3, sp
+  lw t1, 224(sp)
+  sd t1, 312(gp) /* sig 279 */
+  /* 181: aluR */
+  li s5, 0x17c00000000000
+  rem s7, t2, s5
+  sd s7, 320(gp) /* sig 280 */
+  /* 182: cAlu */
+  .option rvc
+  c.li t3, 9
+  .option norvc
+  sd t3, 328(gp) /* sig 281 */
+  /* 183: branch */
+  bne t6, s2, .L31
+  subw s5, t0, s5
+  sd s5, 336(gp) /* sig 282 */
+  mulh ra, s10, s1
+  sd ra, 344(gp) /* sig 283 */
+  .option rvc
+  c.add s9, s0
+  .option norvc
+  sd s9, 352(gp) /* sig 284 */
+.L31:
+  /* 184: fp */
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f15, tp
+  fsub.d f19, f18, f15, rdn
+  fsd f19, 360(gp) /* sig 285 */
+  csrrci s1, fflags, 0x1f
+  sd s1, 368(gp) /* sig 286 */
+  /* 185: aluI */
+  srli t0, t6, 16
+  sd t0, 376(gp) /* sig 287 */
+  /* 186: cSp */
+  .option rvc
+  c.addi16sp sp, -96
+  .option norvc
+  ld ra, 256(sp)
+  sd ra, 384(gp) /* sig 288 */
+  .option rvc
+  c.addi16sp sp, 96
+  .option norvc
+  /* 187: fp */
+  li tp, 0xbfffaf8dc4bf7dcd
+  fmv.d.x f2, tp
+  li tp, 0x40251f15627fa46a
+  fmv.d.x f3, tp
+  li tp, 0x4034e9fc473152de
+  fmv.d.x f10, tp
+  fnmadd.d f18, f2, f3, f10, rtz
+  fsd f18, 392(gp) /* sig 289 */
+  fsflags s5, zero
+  sd s5, 400(gp) /* sig 290 */
+  /* 188: smc */
+  /* patches in addiw s10, a2, -1384 (then imm + 1, ...) */
+  li a5, 0xa9860d1b
+  li s8, 0x1
+.L32:
+  auipc t3, 0
+  sw a5, 12(t3)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add a5, a5, tp
+  addi s8, s8, -1
+  bne s8, zero, .L32
+  auipc tp, 0
+  sub t3, t3, tp
+  sd s10, 408(gp) /* sig 291 */
+  sd t3, 416(gp) /* sig 292 */
+  /* 189: rand */
+  .4byte 0x15c4bb9b /* random */
+  sd s7, 424(gp) /* sig 293 */
+  /* 190: aluR */
+  li a1, 0xffffffff9536d1d4
+  sub ra, s7, a1
+  sd ra, 432(gp) /* sig 294 */
+  /* 191: aluI */
+  li s5, 0xfffffffffffffff2
+  srliw t0, s5, 7
+  sd t0, 440(gp) /* sig 295 */
+  /* 192: cMem */
+  addi a5, sp, 40
+  .option rvc
+  c.fsd f11, 136(a5)
   .option norvc
   sub a5, a5, sp
-  /* 170: liSeed */
-  li a3, 0x20
-  sd a3, 16(gp) /* sig 242 */
-  /* 171: jal */
-  jal t2, .L26
-.L26:
-  auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 24(gp) /* sig 243 */
-  /* 172: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f29, tp
-  fmul.d f15, f29, f26, rne
-  fsd f15, 32(gp) /* sig 244 */
-  fsflags ra, zero
-  sd ra, 40(gp) /* sig 245 */
-  /* 173: cMem */
-  .option rvc
-  c.lwsp t5, 84(sp)
-  .option norvc
-  sd t5, 48(gp) /* sig 246 */
-  /* 174: fmem */
-  addi t6, sp, 492
-  li tp, 0xffffffff7f800000
-  fmv.d.x f29, tp
-  fsd f29, -376(t6)
-  sub t6, t6, sp
-  /* 175: liSeed */
-  li a2, 0x80000001
-  sd a2, 56(gp) /* sig 247 */
-  /* 176: luiAuipc */
-  lui s1, 0xfffff
-  sd s1, 64(gp) /* sig 248 */
-  /* 177: loop */
-  li a4, 0x2
-.L27:
-  addi s4, t3, 2047
-  sd s4, 72(gp) /* sig 249 */
-  addiw a6, t0, 0
-  sd a6, 80(gp) /* sig 250 */
-  srli t3, t2, 52
-  sd t3, 88(gp) /* sig 251 */
-  addi a4, a4, -1
-  bne a4, zero, .L27
-  sd a4, 96(gp) /* sig 252 */
-  /* 178: fp */
-  li tp, 0xffffffff007fffff
-  fmv.d.x f1, tp
-  fsgnjx.s f2, f1, f9
-  fsd f2, 104(gp) /* sig 253 */
-  frflags s0
-  sd s0, 112(gp) /* sig 254 */
-  /* 179: fp */
-  li tp, 0xbe21111152ab8828
-  fmv.d.x f25, tp
-  li tp, 0x961942a3be97da1
-  fmv.d.x f14, tp
-  fnmsub.d f4, f25, f8, f14
-  fsd f4, 120(gp) /* sig 255 */
-  li s8, 0x1f
-  csrrc s10, fcsr, s8
-  sd s10, 128(gp) /* sig 256 */
-  /* 180: aluI */
-  slti t5, a2, -2048
-  sd t5, 136(gp) /* sig 257 */
-  /* 181: aluR */
-  li t3, 0x10000000001
-  mulw a6, t3, s3
-  sd a6, 144(gp) /* sig 258 */
-  /* 182: amo */
-  addi s2, sp, 12
-  amoxor.w.rl a1, t6, (s2)
-  sub s2, s2, sp
-  sd a1, 152(gp) /* sig 259 */
-  /* 183: fmem */
-  addi t4, sp, 222
-  fsd f29, -38(t4)
-  sub t4, t4, sp
-  /* 184: cAlu */
-  .option rvc
-  c.add s9, a6
-  .option norvc
-  sd s9, 160(gp) /* sig 260 */
-  /* 185: liSeed */
-  li s2, 0x100000000000000
-  sd s2, 168(gp) /* sig 261 */
-  /* 186: amo */
-  addi a2, sp, 200
-  amominu.d t1, t3, (a2)
-  sub a2, a2, sp
-  sd t1, 176(gp) /* sig 262 */
-  ld t4, 200(sp)
-  sd t4, 184(gp) /* sig 263 */
-  /* 187: fp */
-  li tp, 0x8134f0f282d4ba27
-  fmv.d.x f25, tp
-  fsub.d f8, f25, f24
-  fsd f8, 192(gp) /* sig 264 */
-  li t1, 0x1f
-  csrrc s1, fcsr, t1
-  sd s1, 200(gp) /* sig 265 */
-  /* 188: cAlu */
-  .option rvc
-  c.add s9, a2
-  .option norvc
-  sd s9, 208(gp) /* sig 266 */
-  /* 189: fp */
-  li tp, 0x9239ffd779b2c51b
-  fmv.d.x f22, tp
-  li tp, 0xffffffff7f800001
+  /* 193: aluR */
+  li s3, 0x5555555555555555
+  and t4, s3, a0
+  sd t4, 448(gp) /* sig 296 */
+  /* 194: fp */
+  li tp, 0xffffffffc6b61aa6
   fmv.d.x f21, tp
-  li tp, 0x7fa40817be4b9d60
-  fmv.d.x f0, tp
-  fnmsub.d f27, f22, f21, f0, rne
-  fsd f27, 216(gp) /* sig 267 */
-  li s7, 0x1f
-  csrrc a3, fcsr, s7
-  sd a3, 224(gp) /* sig 268 */
-  /* 190: aluR */
-  li a1, 0x3f
-  mulhu t0, a1, s6
-  sd t0, 232(gp) /* sig 269 */
-  /* 191: aluR */
-  subw s1, t5, a4
-  sd s1, 240(gp) /* sig 270 */
-  /* 192: fp */
-  fmv.w.x f2, a2
-  fsd f2, 248(gp) /* sig 271 */
-  csrrci t6, fflags, 0x1f
-  sd t6, 256(gp) /* sig 272 */
-  /* 193: cMem */
-  .option rvc
-  c.fldsp f15, 104(sp)
-  .option norvc
-  fsd f15, 264(gp) /* sig 273 */
-  /* 194: aluR */
-  li t1, 0xffffffffffffff9f
-  divw t4, a7, t1
-  sd t4, 272(gp) /* sig 274 */
+  li tp, 0x10000000000000
+  fmv.d.x f21, tp
+  fnmadd.d f12, f14, f21, f21, rtz
+  fsd f12, 456(gp) /* sig 297 */
+  fsflags s4, zero
+  sd s4, 464(gp) /* sig 298 */
   /* 195: fp */
-  fdiv.s f24, f14, f2, rdn
-  fsd f24, 280(gp) /* sig 275 */
-  fsflags s2, zero
-  sd s2, 288(gp) /* sig 276 */
-  /* 196: liSeed */
-  li s1, 0x65d911557c54e18a
-  sd s1, 296(gp) /* sig 277 */
-  /* 197: luiAuipc */
-  lui t2, 0xf9d15
-  sd t2, 304(gp) /* sig 278 */
-  /* 198: aluR */
-  srlw a5, a6, s3
-  sd a5, 312(gp) /* sig 279 */
-  /* 199: fp */
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f2, tp
-  fmul.d f28, f30, f2, rup
-  fsd f28, 320(gp) /* sig 280 */
-  frflags t0
-  sd t0, 328(gp) /* sig 281 */
-  j .L28
-.L21:
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 1184(gp) /* sig 148 */
-  xori ra, s1, 2047
-  sd ra, 1192(gp) /* sig 149 */
-  remuw ra, zero, a2
-  sd ra, 1200(gp) /* sig 150 */
-  jal tp, .L22
-.L28:
-  /* 200: aluR */
-  add s1, s5, s6
-  sd s1, 336(gp) /* sig 282 */
-  /* 201: far */
-  beq t4, s0, .L29
-.L30:
-  /* 202: aluR */
-  sltu s3, a6, t4
-  sd s3, 368(gp) /* sig 286 */
-  /* 203: fp */
-  li t1, 0xe
-  fcvt.d.lu f22, t1, rtz
-  fsd f22, 376(gp) /* sig 287 */
-  li t2, 0x1f
-  csrrc t2, fcsr, t2
-  sd t2, 384(gp) /* sig 288 */
-  /* 204: aluI */
-  andi s0, a5, 564
-  sd s0, 392(gp) /* sig 289 */
-  /* 205: mem */
-  sw s8, 228(sp)
-  /* 206: mem */
-  addi s0, sp, -13
-  ld s0, 93(s0)
-  sd s0, 400(gp) /* sig 290 */
-  /* 207: cAlu */
-  .option rvc
-  c.slli a1, 46
-  .option norvc
-  sd a1, 408(gp) /* sig 291 */
-  /* 208: cMem */
-  addi a2, sp, 176
-  .option rvc
-  c.sd a4, 8(a2)
-  .option norvc
-  sub a2, a2, sp
-  /* 209: jalr */
-  auipc s8, 0
-  jalr zero, 20(s8)
-  .option rvc
-  c.mv s9, a3
-  .option norvc
-  sd s9, 416(gp) /* sig 292 */
-  .option rvc
-  c.addiw s4, 7
-  .option norvc
-  sd s4, 424(gp) /* sig 293 */
-  auipc tp, 0
-  sub s8, s8, tp
-  sd zero, 432(gp) /* sig 294 */
-  sd s8, 440(gp) /* sig 295 */
-  /* 210: fmem */
-  addi s11, sp, 246
-  flw f26, -151(s11)
-  fsd f26, 448(gp) /* sig 296 */
-  sub s11, s11, sp
-  /* 211: lrsc */
-  addi t4, sp, 56
-  sc.d.aqrl s10, ra, (t4)
-  sd s10, 456(gp) /* sig 297 */
+  li tp, 0xffffffff4b800001
+  fmv.d.x f19, tp
+  fcvt.l.d s8, f19
+  sd s8, 472(gp) /* sig 299 */
+  fsflags s9, zero
+  sd s9, 480(gp) /* sig 300 */
+  /* 196: fp */
+  li tp, 0xe5136d0788b66
+  fmv.d.x f25, tp
+  li tp, 0x3ebca26da0f116cb
+  fmv.d.x f23, tp
+  fsqrt.d f8, f25, rmm
+  fsd f8, 488(gp) /* sig 301 */
+  csrrci s7, fflags, 0x1f
+  sd s7, 496(gp) /* sig 302 */
+  /* 197: amo */
+  addi t4, sp, 60
+  amomax.w.rl s1, ra, (t4)
   sub t4, t4, sp
-  ld t0, 56(sp)
-  sd t0, 464(gp) /* sig 298 */
-  /* 212: loop */
-  li s10, 0x1
-.L31:
-  srai ra, s3, 31
-  sd ra, 472(gp) /* sig 299 */
+  sd s1, 504(gp) /* sig 303 */
+  /* 198: fence */
+  fence iorw, iorw
+  /* 199: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f18, tp
+  fcvt.d.s f10, f18
+  fsd f10, 512(gp) /* sig 304 */
+  frflags s6
+  sd s6, 520(gp) /* sig 305 */
+  j .L33
+.L19:
+  auipc tp, 0
+  sub t0, t0, tp
+  sd t0, 1480(gp) /* sig 185 */
+  .option rvc
+  c.lui s8, 0x14
+  .option norvc
+  sd s8, 1488(gp) /* sig 186 */
+  add t0, t4, s10
+  sd t0, 1496(gp) /* sig 187 */
+  bge zero, zero, .L20
+.L29:
+  srliw s9, s9, 21
+  sd s9, 248(gp) /* sig 271 */
+  slliw a2, t1, 1
+  sd a2, 256(gp) /* sig 272 */
+  .option rvc
+  c.xor a0, a5
+  .option norvc
+  sd a0, 264(gp) /* sig 273 */
+  bge zero, zero, .L30
+.L33:
+  /* 200: cJump */
+  auipc s2, 0
+  addi s2, s2, 16
+  .option rvc
+  c.jalr s2
+  .option norvc
   .option rvc
   c.addiw t6, 20
   .option norvc
-  sd t6, 480(gp) /* sig 300 */
-  addi s10, s10, -1
-  bltu zero, s10, .L31
-  sd s10, 488(gp) /* sig 301 */
-  /* 213: fp */
+  sd t6, 528(gp) /* sig 306 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s2, s2, tp
+  sd ra, 536(gp) /* sig 307 */
+  sd s2, 544(gp) /* sig 308 */
+  /* 201: fp */
   li tp, 0xffffffff0a37bf38
   fmv.d.x f0, tp
-  fle.s t1, f0, f18
-  sd t1, 496(gp) /* sig 302 */
-  fsflags s11, zero
-  sd s11, 504(gp) /* sig 303 */
-  /* 214: luiAuipc */
-  auipc a0, 0x1
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 512(gp) /* sig 304 */
-  /* 215: amo */
-  addi s10, sp, 160
-  amoadd.w.rl a0, s3, (s10)
-  sub s10, s10, sp
-  sd a0, 520(gp) /* sig 305 */
-  lw ra, 160(sp)
-  sd ra, 528(gp) /* sig 306 */
-  /* 216: fp */
-  li tp, 0xffffffff4914cdcd
-  fmv.d.x f31, tp
-  fcvt.wu.s zero, f31, rne
-  sd zero, 536(gp) /* sig 307 */
-  csrrci t5, fflags, 0x1f
-  sd t5, 544(gp) /* sig 308 */
-  /* 217: aluR */
-  mul a2, s11, a7
-  sd a2, 552(gp) /* sig 309 */
-  /* 218: cBranch */
+  fclass.s t1, f0
+  sd t1, 552(gp) /* sig 309 */
+  frflags a2
+  sd a2, 560(gp) /* sig 310 */
+  /* 202: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f7, tp
+  li tp, 0xffffffff00000001
+  fmv.d.x f6, tp
+  fsub.s f27, f7, f6, rtz
+  fsd f27, 568(gp) /* sig 311 */
+  frcsr s1
+  sd s1, 576(gp) /* sig 312 */
+  /* 203: amo */
+  addi s3, sp, 16
+  amominu.d a1, zero, (s3)
+  sub s3, s3, sp
+  sd a1, 584(gp) /* sig 313 */
+  ld s6, 16(sp)
+  sd s6, 592(gp) /* sig 314 */
+  /* 204: mem */
+  sb s5, 252(sp)
+  /* 205: aluR */
+  li s11, 0x4000000000000000
+  mul s3, zero, s11
+  sd s3, 600(gp) /* sig 315 */
+  /* 206: liSeed */
+  li t3, 0x5003be25f5f5bfd3
+  sd t3, 608(gp) /* sig 316 */
+  /* 207: mem */
+  addi s7, sp, 461
+  lh t4, -216(s7)
+  sd t4, 616(gp) /* sig 317 */
+  sub s7, s7, sp
+  /* 208: cBranch */
   .option rvc
-  c.beqz a5, .L32
+  c.j .L34
   .option norvc
   .option rvc
-  c.subw a5, a3
+  c.addiw t6, 19
   .option norvc
-  sd a5, 560(gp) /* sig 310 */
-  .option rvc
-  c.slli a2, 29
-  .option norvc
-  sd a2, 568(gp) /* sig 311 */
-  sub t2, a0, s10
-  sd t2, 576(gp) /* sig 312 */
-.L32:
-  /* 219: fmem */
-  fsw f21, 230(sp)
-  /* 220: amo */
+  sd t6, 624(gp) /* sig 318 */
+.L34:
+  /* 209: aluR */
+  slt ra, s7, t4
+  sd ra, 632(gp) /* sig 319 */
+  /* 210: amo */
   li s9, 0x1f
   addi s7, sp, 12
   amoor.w.aq s0, s9, (s7)
   sub s7, s7, sp
-  sd s0, 584(gp) /* sig 313 */
-  /* 221: mem */
+  sd s0, 640(gp) /* sig 320 */
+  /* 211: mem */
   addi s9, sp, -115
   lh t0, 362(s9)
-  sd t0, 592(gp) /* sig 314 */
+  sd t0, 648(gp) /* sig 321 */
   sub s9, s9, sp
-  /* 222: lrsc */
-  addi s10, sp, 136
-  lr.d a6, (s10)
-  sltu t6, t6, a7
-  or ra, s3, a1
-  sc.d.aq t4, t4, (s10)
-  sd a6, 600(gp) /* sig 315 */
-  sd t4, 608(gp) /* sig 316 */
-  sub s10, s10, sp
-  ld s9, 136(sp)
-  sd s9, 616(gp) /* sig 317 */
-  /* 223: far */
-  bge a0, t5, .L33
-.L34:
-  /* 224: aluI */
-  sltiu zero, a5, -1305
-  sd zero, 648(gp) /* sig 321 */
-  /* 225: branch */
-  beq s9, t4, .L35
-  .option rvc
-  c.mv t6, t6
-  .option norvc
-  sd t6, 656(gp) /* sig 322 */
-  srai a3, a5, 35
-  sd a3, 664(gp) /* sig 323 */
-  .option rvc
-  c.srli a0, 17
-  .option norvc
-  sd a0, 672(gp) /* sig 324 */
+  /* 212: fp */
+  li tp, 0xffffffffe6d51eb0
+  fmv.d.x f14, tp
+  fcvt.s.d f17, f14, dyn
+  fsd f17, 656(gp) /* sig 322 */
+  fsflags s7, zero
+  sd s7, 664(gp) /* sig 323 */
+  /* 213: loop */
+  li s3, 0x4
 .L35:
-  /* 226: aluR */
-  subw s0, t4, a2
-  sd s0, 680(gp) /* sig 325 */
-  /* 227: fp */
-  fnmsub.s f27, f24, f20, f7, rdn
-  fsd f27, 688(gp) /* sig 326 */
-  fsflags s8, zero
-  sd s8, 696(gp) /* sig 327 */
-  /* 228: amo */
-  li a1, 0x40
-  addi s1, sp, 152
-  amoxor.w.aq t1, a1, (s1)
-  sub s1, s1, sp
-  sd t1, 704(gp) /* sig 328 */
-  lw t1, 152(sp)
-  sd t1, 712(gp) /* sig 329 */
-  /* 229: cSp */
+  andi s2, t6, 1151
+  sd s2, 672(gp) /* sig 324 */
+  and a4, a4, a1
+  sd a4, 680(gp) /* sig 325 */
   .option rvc
-  c.addi4spn s1, sp, 124
+  c.srli s0, 13
   .option norvc
-  sub s1, s1, sp
-  sd s1, 720(gp) /* sig 330 */
-  /* 230: fmem */
-  li tp, 0xc0b75e17429a73eb
-  fmv.d.x f30, tp
-  fsd f30, 56(sp)
-  /* 231: fp */
-  fadd.s f11, f27, f13, rtz
-  fsd f11, 728(gp) /* sig 331 */
-  fsflags s9, zero
-  sd s9, 736(gp) /* sig 332 */
-  /* 232: branch */
-  li s6, 0xfffffffffffff800
-  li s8, 0x3e640000
-  bge s6, s8, .L36
+  sd s0, 688(gp) /* sig 326 */
+  addi s3, s3, -1
+  bne s3, zero, .L35
+  sd s3, 696(gp) /* sig 327 */
+  /* 214: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f3, tp
+  flt.s a7, f13, f3
+  sd a7, 704(gp) /* sig 328 */
+  fsflags a7, zero
+  sd a7, 712(gp) /* sig 329 */
+  /* 215: branch */
+  blt t6, s6, .L36
   .option rvc
-  c.addiw a4, -3
+  c.addi a3, -6
   .option norvc
-  sd a4, 744(gp) /* sig 333 */
-  slti s7, t4, 1592
-  sd s7, 752(gp) /* sig 334 */
+  sd a3, 720(gp) /* sig 330 */
+  remw t6, s11, a1
+  sd t6, 728(gp) /* sig 331 */
 .L36:
-  /* 233: cSp */
-  .option rvc
-  c.addi4spn a2, sp, 616
-  .option norvc
-  sub a2, a2, sp
-  sd a2, 760(gp) /* sig 335 */
-  /* 234: cMem */
-  addi a3, sp, 8
-  .option rvc
-  c.sw a4, 8(a3)
-  .option norvc
-  sub a3, a3, sp
-  /* 235: mem */
-  sb a4, 156(sp)
-  /* 236: smc */
-  /* patches in xori t4, t1, -411 (then imm + 1, ...) */
-  li s4, 0xe6534e93
-  li s0, 0x2
+  /* 216: fp */
+  fcvt.d.lu f29, t6, rdn
+  fsd f29, 736(gp) /* sig 332 */
+  li a3, 0x1f
+  csrrc a5, fcsr, a3
+  sd a5, 744(gp) /* sig 333 */
+  /* 217: fp */
+  fmv.x.d t1, f12
+  sd t1, 752(gp) /* sig 334 */
+  frcsr t4
+  sd t4, 760(gp) /* sig 335 */
+  /* 218: branch */
+  bltu s11, s8, .L37
+  srli s6, s9, 63
+  sd s6, 768(gp) /* sig 336 */
+  ori s6, s8, -138
+  sd s6, 776(gp) /* sig 337 */
+  xori a0, s9, 0
+  sd a0, 784(gp) /* sig 338 */
 .L37:
+  /* 219: fp */
+  li tp, 0x3dddf59ef7f848c2
+  fmv.d.x f7, tp
+  fmul.d f5, f7, f11, rdn
+  fsd f5, 792(gp) /* sig 339 */
+  frflags s6
+  sd s6, 800(gp) /* sig 340 */
+  /* 220: liSeed */
+  li s11, 0x3fffff
+  sd s11, 808(gp) /* sig 341 */
+  /* 221: aluR */
+  li a5, 0xffffffffffffffff
+  li t5, 0xffffffffffffffff
+  divw s9, a5, t5
+  sd s9, 816(gp) /* sig 342 */
+  /* 222: branch */
+  bne t1, t1, .L38
+  mulhsu a3, a1, a6
+  sd a3, 824(gp) /* sig 343 */
+  .option rvc
+  c.add s7, t1
+  .option norvc
+  sd s7, 832(gp) /* sig 344 */
+.L38:
+  /* 223: smc */
+  /* patches in slti a6, a6, -1972 (then imm + 1, ...) */
+  li s3, 0x84c82813
+  li s4, 0x2
+.L39:
   auipc t3, 0
-  sw s4, 12(t3)
+  sw s3, 12(t3)
   fence.i
   nop /* patched */
   lui tp, 0x100
-  add s4, s4, tp
-  addi s0, s0, -1
-  bne s0, zero, .L37
+  add s3, s3, tp
+  addi s4, s4, -1
+  bne s4, zero, .L39
   auipc tp, 0
   sub t3, t3, tp
-  sd t4, 768(gp) /* sig 336 */
-  sd t3, 776(gp) /* sig 337 */
-  /* 237: cSp */
+  sd a6, 840(gp) /* sig 345 */
+  sd t3, 848(gp) /* sig 346 */
+  /* 224: cMem */
+  addi s0, sp, 11
   .option rvc
-  c.addi16sp sp, 432
+  c.sw s1, 92(s0)
   .option norvc
-  ld t4, -264(sp)
-  sd t4, 784(gp) /* sig 338 */
-  .option rvc
-  c.addi16sp sp, -432
-  .option norvc
-  /* 238: branch */
-  bne a5, s9, .L38
-  slli a2, a5, 34
-  sd a2, 792(gp) /* sig 339 */
-.L38:
-  /* 239: fp */
-  li tp, 0xbff35da612d491fb
+  sub s0, s0, sp
+  /* 225: amo */
+  addi s7, sp, 24
+  amoand.d.aqrl t3, s0, (s7)
+  sub s7, s7, sp
+  sd t3, 856(gp) /* sig 347 */
+  /* 226: aluR */
+  mul a5, s5, a7
+  sd a5, 864(gp) /* sig 348 */
+  /* 227: fp */
+  li tp, 0xbf7d62f7a214d007
   fmv.d.x f9, tp
-  li tp, 0x3ff35da612d491fd
-  fmv.d.x f16, tp
-  fadd.d f22, f9, f16, rne
-  fsd f22, 800(gp) /* sig 340 */
-  fsflags a4, zero
-  sd a4, 808(gp) /* sig 341 */
-  /* 240: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f10, tp
-  li tp, 0xffffffffc0400000
-  fmv.d.x f26, tp
-  fnmsub.s f19, f10, f1, f26, rmm
-  fsd f19, 816(gp) /* sig 342 */
-  frflags s5
-  sd s5, 824(gp) /* sig 343 */
-  /* 241: aluI */
-  li t6, 0x200
-  addi t5, t6, 644
-  sd t5, 832(gp) /* sig 344 */
-  /* 242: aluR */
-  addw a3, s8, s10
-  sd a3, 840(gp) /* sig 345 */
-  /* 243: branch */
-  bgeu t1, t1, .L39
+  fcvt.l.d s9, f9, rdn
+  sd s9, 872(gp) /* sig 349 */
+  fsflags t4, zero
+  sd t4, 880(gp) /* sig 350 */
+  /* 228: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f2, tp
+  li tp, 0xffffffff7f800001
+  fmv.d.x f28, tp
+  flt.s t0, f2, f28
+  sd t0, 888(gp) /* sig 351 */
+  fsflags s2, zero
+  sd s2, 896(gp) /* sig 352 */
+  /* 229: smc */
+  /* patches in andi s4, s4, -722 (then imm + 1, ...) */
+  li t5, 0xd2ea7a13
+  li t3, 0x1
+.L40:
+  auipc t2, 0
+  sw t5, 12(t2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t5, t5, tp
+  addi t3, t3, -1
+  bne t3, zero, .L40
+  auipc tp, 0
+  sub t2, t2, tp
+  sd s4, 904(gp) /* sig 353 */
+  sd t2, 912(gp) /* sig 354 */
+  /* 230: loop */
+  li s8, 0x4
+.L41:
+  .option rvc
+  c.mv t1, a0
+  .option norvc
+  sd t1, 920(gp) /* sig 355 */
+  addi s8, s8, -1
+  blt zero, s8, .L41
+  sd s8, 928(gp) /* sig 356 */
+  /* 231: amo */
+  li t5, 0x200
+  addi s1, sp, 152
+  amomaxu.d.rl t6, t5, (s1)
+  sub s1, s1, sp
+  sd t6, 936(gp) /* sig 357 */
+  /* 232: cJump */
+  auipc ra, 0
+  addi ra, ra, 18
+  .option rvc
+  c.jr ra
+  .option norvc
+  ori a4, s9, -840
+  sd a4, 944(gp) /* sig 358 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 952(gp) /* sig 359 */
+  /* 233: branch */
+  bgeu t1, t1, .L42
   .option rvc
   c.srai s0, 60
   .option norvc
-  sd s0, 848(gp) /* sig 346 */
+  sd s0, 960(gp) /* sig 360 */
   .option rvc
   c.srli s1, 4
   .option norvc
-  sd s1, 856(gp) /* sig 347 */
+  sd s1, 968(gp) /* sig 361 */
   andi t2, t5, 1837
-  sd t2, 864(gp) /* sig 348 */
-.L39:
-  /* 244: aluR */
+  sd t2, 976(gp) /* sig 362 */
+.L42:
+  /* 234: aluR */
   li a0, 0xffffffffffffffef
   mulhu s11, a0, s0
-  sd s11, 872(gp) /* sig 349 */
-  /* 245: amo */
-  addi a4, sp, 64
-  amomin.d.rl s7, s8, (a4)
-  sub a4, a4, sp
-  sd s7, 880(gp) /* sig 350 */
-  /* 246: cMem */
+  sd s11, 984(gp) /* sig 363 */
+  /* 235: lrsc */
+  addi s8, sp, 160
+  lr.d.aqrl a4, (s8)
+  addi t3, t1, -301
+  sc.d s9, s6, (s8)
+  sd a4, 992(gp) /* sig 364 */
+  sd s9, 1000(gp) /* sig 365 */
+  sub s8, s8, sp
+  ld t0, 160(sp)
+  sd t0, 1008(gp) /* sig 366 */
+  /* 236: aluR */
+  remuw s5, a5, s8
+  sd s5, 1016(gp) /* sig 367 */
+  /* 237: cMem */
+  addi a2, sp, 24
   .option rvc
-  c.fsdsp f27, 56(sp)
+  c.fsd f11, 8(a2)
   .option norvc
-  /* 247: aluR */
-  mul ra, a0, t3
-  sd ra, 888(gp) /* sig 351 */
-  /* 248: mem */
-  sw s8, 158(sp)
-  /* 249: aluI */
-  addiw a2, s2, 2040
-  sd a2, 896(gp) /* sig 352 */
-  /* 250: fp */
-  fmv.d.x f29, s1
-  fsd f29, 904(gp) /* sig 353 */
-  fsflags t3, zero
-  sd t3, 912(gp) /* sig 354 */
-  /* 251: cAlu */
+  sub a2, a2, sp
+  /* 238: fp */
+  li tp, 0xffffffff4f000000
+  fmv.d.x f16, tp
+  li tp, 0xffffffff44d8e008
+  fmv.d.x f2, tp
+  fmax.s f28, f16, f2
+  fsd f28, 1024(gp) /* sig 368 */
+  frflags a5
+  sd a5, 1032(gp) /* sig 369 */
+  /* 239: aluI */
+  li t3, 0x4cbae472
+  slti a0, t3, 1666
+  sd a0, 1040(gp) /* sig 370 */
+  /* 240: aluR */
+  add a1, s2, a7
+  sd a1, 1048(gp) /* sig 371 */
+  /* 241: cMem */
   .option rvc
-  c.andi a3, -13
+  c.ldsp s10, 168(sp)
   .option norvc
-  sd a3, 920(gp) /* sig 355 */
-  /* 252: branch */
-  beq s4, t5, .L40
-  srl t1, a2, t3
-  sd t1, 928(gp) /* sig 356 */
-  srl s5, a7, a6
-  sd s5, 936(gp) /* sig 357 */
-  .option rvc
-  c.andi a1, 31
-  .option norvc
-  sd a1, 944(gp) /* sig 358 */
-.L40:
-  /* 253: liSeed */
-  li s10, 0x6ab01ef3036a666d
-  sd s10, 952(gp) /* sig 359 */
-  /* 254: branch */
-  blt s6, t4, .L41
-  mul t1, s3, t6
-  sd t1, 960(gp) /* sig 360 */
-  .option rvc
-  c.mv s0, t0
-  .option norvc
-  sd s0, 968(gp) /* sig 361 */
-.L41:
-  /* 255: branch */
-  bltu zero, zero, .L42
-  .option rvc
-  c.or s1, a0
-  .option norvc
-  sd s1, 976(gp) /* sig 362 */
-.L42:
-  /* 256: aluR */
+  sd s10, 1056(gp) /* sig 372 */
+  /* 242: mem */
+  lb s6, 123(sp)
+  sd s6, 1064(gp) /* sig 373 */
+  /* 243: fp */
+  li tp, 0xfffffffff9cc0ac6
+  fmv.d.x f17, tp
+  fsub.s f19, f17, f30, dyn
+  fsd f19, 1072(gp) /* sig 374 */
+  csrrci a2, fflags, 0x1f
+  sd a2, 1080(gp) /* sig 375 */
+  /* 244: aluR */
+  addw t2, t2, s7
+  sd t2, 1088(gp) /* sig 376 */
+  /* 245: aluR */
   sub t1, a0, a0
-  sd t1, 984(gp) /* sig 363 */
-  /* 257: cAlu */
+  sd t1, 1096(gp) /* sig 377 */
+  /* 246: cAlu */
   .option rvc
   c.srai a1, 1
   .option norvc
-  sd a1, 992(gp) /* sig 364 */
-  /* 258: fp */
-  li tp, 0x400cf1af2d013607
-  fmv.d.x f16, tp
-  li tp, 0xbde6b137620ece5b
-  fmv.d.x f20, tp
-  feq.d a3, f16, f20
-  sd a3, 1000(gp) /* sig 365 */
-  csrrci s9, fflags, 0x1f
-  sd s9, 1008(gp) /* sig 366 */
-  /* 259: jal */
-  jal t2, .L43
-  addw t2, s7, t4
-  sd t2, 1016(gp) /* sig 367 */
-.L43:
+  sd a1, 1104(gp) /* sig 378 */
+  /* 247: fp */
+  li tp, 0xbea13607a6367304
+  fmv.d.x f6, tp
+  li tp, 0x43f0000000000000
+  fmv.d.x f17, tp
+  feq.d s2, f6, f17
+  sd s2, 1112(gp) /* sig 379 */
+  fsflags a4, zero
+  sd a4, 1120(gp) /* sig 380 */
+  /* 248: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f23, tp
+  fcvt.wu.s a1, f23, rmm
+  sd a1, 1128(gp) /* sig 381 */
+  fsflags t5, zero
+  sd t5, 1136(gp) /* sig 382 */
+  /* 249: amo */
+  addi s0, sp, 60
+  amomaxu.w.rl s10, t6, (s0)
+  sub s0, s0, sp
+  sd s10, 1144(gp) /* sig 383 */
+  lw t2, 60(sp)
+  sd t2, 1152(gp) /* sig 384 */
+  /* 250: luiAuipc */
+  auipc a7, 0xfffff
   auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 1024(gp) /* sig 368 */
-  j .L44
-.L29:
-  subw s1, t1, t2
-  sd s1, 344(gp) /* sig 283 */
+  sub a7, a7, tp
+  sd a7, 1160(gp) /* sig 385 */
+  /* 251: fmem */
+  addi s7, sp, 139
+  fld f22, -59(s7)
+  fsd f22, 1168(gp) /* sig 386 */
+  sub s7, s7, sp
+  /* 252: cJump */
+  auipc ra, 0
+  addi ra, ra, 16
   .option rvc
-  c.mv a1, t1
+  c.jalr ra
   .option norvc
-  sd a1, 352(gp) /* sig 284 */
-  divu s5, s3, s0
-  sd s5, 360(gp) /* sig 285 */
-  bge zero, zero, .L30
-.L33:
-  srlw a2, s10, t2
-  sd a2, 624(gp) /* sig 318 */
   .option rvc
-  c.or a2, a0
+  c.add t1, s7
   .option norvc
-  sd a2, 632(gp) /* sig 319 */
-  srlw s3, t6, s6
-  sd s3, 640(gp) /* sig 320 */
-  bge zero, zero, .L34
-.L44:
+  sd t1, 1176(gp) /* sig 387 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 1184(gp) /* sig 388 */
+  /* 253: fp */
+  li tp, 0x43e0000000000000
+  fmv.d.x f15, tp
+  fcvt.w.d a7, f15
+  sd a7, 1192(gp) /* sig 389 */
+  fsflags s9, zero
+  sd s9, 1200(gp) /* sig 390 */
+  /* 254: fp */
+  fcvt.s.lu f2, a0, rup
+  fsd f2, 1208(gp) /* sig 391 */
+  fsflags s7, zero
+  sd s7, 1216(gp) /* sig 392 */
+  /* 255: cJump */
+  auipc t0, 0
+  addi t0, t0, 18
+  .option rvc
+  c.jalr t0
+  .option norvc
+  sllw s9, a0, a0
+  sd s9, 1224(gp) /* sig 393 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t0, t0, tp
+  sd ra, 1232(gp) /* sig 394 */
+  sd t0, 1240(gp) /* sig 395 */
+  /* 256: fcsr */
+  csrrwi s8, frm, 4
+  sd s8, 1248(gp) /* sig 396 */
+  /* 257: fcsr */
+  li s3, 0x2c
+  csrrw zero, fcsr, s3
+  sd zero, 1256(gp) /* sig 397 */
+  /* 258: fp */
+  li tp, 0x7ff800000000dead
+  fmv.d.x f6, tp
+  fcvt.s.d f16, f6, rtz
+  fsd f16, 1264(gp) /* sig 398 */
+  frcsr a4
+  sd a4, 1272(gp) /* sig 399 */
+  /* 259: fp */
+  li tp, 0xfffffffffe061b10
+  fmv.d.x f7, tp
+  fclass.s a7, f7
+  sd a7, 1280(gp) /* sig 400 */
+  li a2, 0x1f
+  csrrc a3, fcsr, a2
+  sd a3, 1288(gp) /* sig 401 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0xffffffff4640e6b6
-  .dword 0xaaaaaaaaaaaaaaaa
-  .dword 0xe9e84616fb6becdd
-  .dword 0xffffffff7f7fffff
-  .dword 0x100000000
-  .dword 0x7c000000
-  .dword 0x41e0000000000000
-  .dword 0xffffffff4513e1db
-  .dword 0x8000
-  .dword 0xec8dbeb710eee23c
-  .dword 0xffffffff805de677
-  .dword 0x950685061d945a3e
-  .dword 0xffffffff4affffff
-  .dword 0x3892425a9d101ea
-  .dword 0x200000000000001
-  .dword 0xffffffff7fc00000
-  .dword 0x9d6eba0a478b474
-  .dword 0x72a17291349060b0
-  .dword 0x432fffffffffffff
-  .dword 0xffffffffc79abfeb
-  .dword 0xffffffff7f800000
-  .dword 0xf2cb74b423c41b4e
-  .dword 0xe98410c23e66a548
-  .dword 0xffffffff00800000
-  .dword 0x8e2d84a4bc7fb62b
-  .dword 0x85bc38c1cd264c99
-  .dword 0x324cfaa51480b01c
-  .dword 0x40d46574beee614b
-  .dword 0x86ebf75b6a4ff3f8
+  .dword 0xffffffffb45b4094
+  .dword 0x801f4be71562c7e3
+  .dword 0x3da7072d9852b01a
+  .dword 0x29800000000
+  .dword 0xffffffff3e3f4822
+  .dword 0x2
+  .dword 0x4133cd555913f802
+  .dword 0xffffffff3f7fffff
+  .dword 0x3fefffffffffffff
+  .dword 0x0
+  .dword 0x3f52611a3f1add72
+  .dword 0xa5257c7a3a55aef0
+  .dword 0xffffffffffc00000
+  .dword 0x5f
+  .dword 0xffffffff49b59210
+  .dword 0xce5a9b7620af7a93
+  .dword 0xffffffff0567d9ce
+  .dword 0xc239f5ec788f5054
+  .dword 0xd
+  .dword 0x5e6956d16ac4257f
+  .dword 0xffffffff3fc00000
+  .dword 0xe7ab31836129a93
+  .dword 0x541c7578
+  .dword 0x867137fd5d06c8b
+  .dword 0x41f0000000080000
+  .dword 0xee0f459a24cf8b9e
+  .dword 0x3ff0000000000000
+  .dword 0x5a3bd0a04a30450e
   .dword 0xffffffff80000001
-  .dword 0xffffffffdcba409b
-  .dword 0xfffffffffb0d4722
+  .dword 0xbf82eb716512a819
+  .dword 0x7e9f2ffbef2cdd33
+  .dword 0x4760d09fe7d7958e
 difftest_sig:
-  .rept 369
+  .rept 402
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

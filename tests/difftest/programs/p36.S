@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x971dcd23cfbe7f1f
+  li ra, 0xffffffffcfbe7f1f
   li t0, 0x123456789abcdef
   li t1, 0x400000001
   li t2, 0x8000000000000001
@@ -101,1594 +101,1598 @@
   addi t0, sp, 196
   sd s3, -162(t0)
   sub t0, t0, sp
-  /* 1: cSp */
+  /* 1: cAlu */
   .option rvc
-  c.addi4spn a3, sp, 680
+  c.add s7, s6
   .option norvc
-  sub a3, a3, sp
-  sd a3, 0(gp) /* sig 0 */
-  /* 2: fcsr */
-  csrrsi ra, fflags, 23
-  sd ra, 8(gp) /* sig 1 */
+  sd s7, 0(gp) /* sig 0 */
+  /* 2: rand */
+  .2byte 0x4805 /* random */
+  sd a6, 8(gp) /* sig 1 */
   /* 3: fp */
-  li tp, 0x10000000000000
+  li tp, 0xffffffff00800000
   fmv.d.x f11, tp
-  fcvt.l.d s5, f11, rup
-  sd s5, 16(gp) /* sig 2 */
+  fdiv.s f12, f20, f11, rdn
+  fsd f12, 16(gp) /* sig 2 */
   fsflags a7, zero
   sd a7, 24(gp) /* sig 3 */
-  /* 4: cMem */
-  .option rvc
-  c.lwsp t3, 0(sp)
-  .option norvc
-  sd t3, 32(gp) /* sig 4 */
-  /* 5: lrsc */
-  addi s7, sp, 192
-  lr.d.aqrl s4, (s7)
-  srli t3, s0, 0
-  sc.d a2, s9, (s7)
-  sd s4, 40(gp) /* sig 5 */
-  sd a2, 48(gp) /* sig 6 */
-  sc.d.aqrl a2, zero, (s7)
-  sd a2, 56(gp) /* sig 7 */
-  sub s7, s7, sp
-  ld zero, 192(sp)
-  sd zero, 64(gp) /* sig 8 */
-  /* 6: fmem */
-  flw f6, 32(sp)
-  fsd f6, 72(gp) /* sig 9 */
-  /* 7: cAlu */
-  .option rvc
-  c.mv s0, t0
-  .option norvc
-  sd s0, 80(gp) /* sig 10 */
-  /* 8: cBranch */
-  .option rvc
-  c.beqz a3, .L0
-  .option norvc
-  addiw t4, t2, 881
-  sd t4, 88(gp) /* sig 11 */
-  slt zero, t3, s3
-  sd zero, 96(gp) /* sig 12 */
-  andi a5, s9, -1069
-  sd a5, 104(gp) /* sig 13 */
-.L0:
-  /* 9: fp */
-  li tp, 0x4affffff
-  fmv.d.x f3, tp
-  fcvt.wu.s t1, f3, rdn
-  sd t1, 112(gp) /* sig 14 */
-  frflags s4
-  sd s4, 120(gp) /* sig 15 */
-  /* 10: aluR */
-  li t3, 0x80000000
-  li t0, 0xffffffff
-  remw s3, t3, t0
-  sd s3, 128(gp) /* sig 16 */
-  /* 11: lrsc */
-  addi t1, sp, 8
-  sc.d.rl ra, t5, (t1)
-  sd ra, 136(gp) /* sig 17 */
-  sub t1, t1, sp
-  ld a3, 8(sp)
-  sd a3, 144(gp) /* sig 18 */
-  /* 12: fp */
-  li tp, 0xffffffff3fbb1b2e
-  fmv.d.x f26, tp
-  li tp, 0xffffffff7f2f216b
-  fmv.d.x f19, tp
-  fmul.s f3, f26, f19, rmm
-  fsd f3, 152(gp) /* sig 19 */
-  csrrci a6, fflags, 0x1f
-  sd a6, 160(gp) /* sig 20 */
-  /* 13: cAlu */
-  .option rvc
-  c.srai s0, 5
-  .option norvc
-  sd s0, 168(gp) /* sig 21 */
+  /* 4: aluR */
+  mulhu s9, ra, s5
+  sd s9, 32(gp) /* sig 4 */
+  /* 5: fp */
+  li s2, 0xfffffffffffffffe
+  fcvt.d.l f24, s2
+  fsd f24, 40(gp) /* sig 5 */
+  fsflags s8, zero
+  sd s8, 48(gp) /* sig 6 */
+  /* 6: aluR */
+  sub s3, s9, zero
+  sd s3, 56(gp) /* sig 7 */
+  /* 7: aluR */
+  xor t0, t1, s11
+  sd t0, 64(gp) /* sig 8 */
+  /* 8: rand */
+  .4byte 0x918a1d4f /* random */
+  sd s10, 72(gp) /* sig 9 */
+  fsd f26, 80(gp) /* sig 10 */
+  fsflags t2, zero
+  sd t2, 88(gp) /* sig 11 */
+  .4byte 0x591786bb /* random */
+  sd a3, 96(gp) /* sig 12 */
+  .4byte 0x378553 /* random */
+  sd a0, 104(gp) /* sig 13 */
+  fsd f10, 112(gp) /* sig 14 */
+  fsflags t2, zero
+  sd t2, 120(gp) /* sig 15 */
+  /* 9: mem */
+  sb s6, 194(sp)
+  ld s0, 192(sp)
+  sd s0, 128(gp) /* sig 16 */
+  /* 10: aluI */
+  slti s10, ra, -1805
+  sd s10, 136(gp) /* sig 17 */
+  /* 11: fcsr */
+  csrrwi t3, fcsr, 17
+  sd t3, 144(gp) /* sig 18 */
+  /* 12: mem */
+  addi s5, sp, 261
+  sd zero, -133(s5)
+  sub s5, s5, sp
+  /* 13: aluR */
+  sll ra, t2, t5
+  sd ra, 152(gp) /* sig 19 */
   /* 14: fp */
-  li tp, 0x872e66a99eefaf0f
-  fmv.d.x f9, tp
-  li tp, 0xfffffffffffff
-  fmv.d.x f13, tp
-  fsgnjx.d f31, f9, f13
-  fsd f31, 176(gp) /* sig 22 */
-  li s9, 0x1f
-  csrrc a4, fcsr, s9
-  sd a4, 184(gp) /* sig 23 */
-  /* 15: cAlu */
-  .option rvc
-  c.mv a1, t0
-  .option norvc
-  sd a1, 192(gp) /* sig 24 */
-  /* 16: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 396
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 200(gp) /* sig 25 */
-  /* 17: fp */
-  fmax.s f13, f22, f2
-  fsd f13, 208(gp) /* sig 26 */
-  li s2, 0x1f
-  csrrc t5, fcsr, s2
-  sd t5, 216(gp) /* sig 27 */
-  /* 18: branch */
-  bgeu a5, ra, .L1
-  .option rvc
-  c.li s7, -6
-  .option norvc
-  sd s7, 224(gp) /* sig 28 */
-  addi s0, a2, 1
-  sd s0, 232(gp) /* sig 29 */
-.L1:
-  /* 19: fcsr */
-  li s6, 0xbb8659e7a60f455e
-  csrrc zero, fcsr, s6
-  sd zero, 240(gp) /* sig 30 */
-  /* 20: mem */
-  addi a0, sp, -3
-  sw t5, 119(a0)
-  sub a0, a0, sp
-  /* 21: fp */
-  fmv.x.d s10, f10
-  sd s10, 248(gp) /* sig 31 */
-  fsflags s5, zero
-  sd s5, 256(gp) /* sig 32 */
-  /* 22: jal */
-  jal a3, .L2
-.L2:
-  auipc tp, 0
-  sub a3, a3, tp
-  sd a3, 264(gp) /* sig 33 */
-  /* 23: fp */
-  li tp, 0xc201038694241669
-  fmv.d.x f30, tp
-  fcvt.w.d s6, f30, rtz
-  sd s6, 272(gp) /* sig 34 */
-  fsflags a2, zero
-  sd a2, 280(gp) /* sig 35 */
-  /* 24: cAlu */
-  .option rvc
-  c.add s11, t4
-  .option norvc
-  sd s11, 288(gp) /* sig 36 */
-  /* 25: fp */
-  li tp, 0x7fffffffffffffff
+  li tp, 0x10000000000000
+  fmv.d.x f20, tp
+  fclass.d s11, f20
+  sd s11, 160(gp) /* sig 20 */
+  fsflags s0, zero
+  sd s0, 168(gp) /* sig 21 */
+  /* 15: fp */
+  li tp, 0xbff0000000000000
   fmv.d.x f17, tp
-  li tp, 0xffffffff02e75372
-  fmv.d.x f29, tp
-  fmin.d f26, f17, f29
-  fsd f26, 296(gp) /* sig 37 */
-  frcsr t3
-  sd t3, 304(gp) /* sig 38 */
-  /* 26: aluR */
-  li a3, 0xffffffff
-  divu s2, zero, a3
-  sd s2, 312(gp) /* sig 39 */
-  /* 27: cMem */
+  flt.d s11, f17, f12
+  sd s11, 176(gp) /* sig 22 */
+  fsflags s7, zero
+  sd s7, 184(gp) /* sig 23 */
+  /* 16: loop */
+  li s10, 0x3
+.L0:
+  sraiw a4, a3, 16
+  sd a4, 192(gp) /* sig 24 */
   .option rvc
-  c.fsdsp f28, 72(sp)
+  c.addiw t0, -1
   .option norvc
-  /* 28: liSeed */
-  li a7, 0xf964fa812943380b
-  sd a7, 320(gp) /* sig 40 */
-  /* 29: mem */
-  addi t2, sp, 101
-  lh t2, -3(t2)
+  sd t0, 200(gp) /* sig 25 */
+  addi s10, s10, -1
+  blt zero, s10, .L0
+  sd s10, 208(gp) /* sig 26 */
+  /* 17: aluR */
+  li a5, 0x644800000000000
+  addw s8, t6, a5
+  sd s8, 216(gp) /* sig 27 */
+  /* 18: cAlu */
+  .option rvc
+  c.addiw t3, 23
+  .option norvc
+  sd t3, 224(gp) /* sig 28 */
+  /* 19: mem */
+  sb ra, 100(sp)
+  ld a2, 96(sp)
+  sd a2, 232(gp) /* sig 29 */
+  /* 20: cSp */
+  .option rvc
+  c.addi16sp sp, -16
+  .option norvc
+  ld t2, 64(sp)
+  sd t2, 240(gp) /* sig 30 */
+  .option rvc
+  c.addi16sp sp, 16
+  .option norvc
+  /* 21: fp */
+  li tp, 0xffffffffbc5afd17
+  fmv.d.x f20, tp
+  fle.s s8, f20, f23
+  sd s8, 248(gp) /* sig 31 */
+  fsflags t5, zero
+  sd t5, 256(gp) /* sig 32 */
+  /* 22: far */
+  bne t3, s10, .L1
+.L2:
+  /* 23: fp */
+  li tp, 0xffffffff00002dd8
+  fmv.d.x f18, tp
+  li tp, 0xffffffff35b75f80
+  fmv.d.x f12, tp
+  fsqrt.s f29, f18
+  fsd f29, 280(gp) /* sig 35 */
+  fsflags a4, zero
+  sd a4, 288(gp) /* sig 36 */
+  /* 24: amo */
+  addi t0, sp, 232
+  amoxor.w.aqrl t4, zero, (t0)
+  sub t0, t0, sp
+  sd t4, 296(gp) /* sig 37 */
+  /* 25: fp */
+  fsub.d f23, f11, f9, rup
+  fsd f23, 304(gp) /* sig 38 */
+  frflags s1
+  sd s1, 312(gp) /* sig 39 */
+  /* 26: fmem */
+  li tp, 0x7ff4000000000000
+  fmv.d.x f8, tp
+  fsd f8, 42(sp)
+  /* 27: cSp */
+  .option rvc
+  c.addi4spn s1, sp, 436
+  .option norvc
+  sub s1, s1, sp
+  sd s1, 320(gp) /* sig 40 */
+  /* 28: aluR */
+  or t2, a4, t2
   sd t2, 328(gp) /* sig 41 */
-  /* 30: amo */
-  addi a3, sp, 32
-  amoor.d.aq s2, s3, (a3)
-  sub a3, a3, sp
-  sd s2, 336(gp) /* sig 42 */
-  ld s8, 32(sp)
-  sd s8, 344(gp) /* sig 43 */
+  /* 29: lrsc */
+  addi s0, sp, 64
+  lr.w.aqrl s8, (s0)
+  sra s11, a0, t3
+  sll a1, s11, a5
+  sc.w.rl s6, a6, (s0)
+  sd s8, 336(gp) /* sig 42 */
+  sd s6, 344(gp) /* sig 43 */
+  sub s0, s0, sp
+  lw s5, 64(sp)
+  sd s5, 352(gp) /* sig 44 */
+  /* 30: liSeed */
+  li t6, 0x100000000
+  sd t6, 360(gp) /* sig 45 */
   /* 31: aluR */
-  li s11, 0x40
-  srlw s10, a0, s11
-  sd s10, 352(gp) /* sig 44 */
-  /* 32: fp */
-  li tp, 0x3e8212af34b28ae2
-  fmv.d.x f23, tp
-  li tp, 0xfffffffffffff
-  fmv.d.x f14, tp
-  li tp, 0x404e0a84805a5811
-  fmv.d.x f25, tp
-  fnmadd.d f15, f23, f14, f25, rmm
-  fsd f15, 360(gp) /* sig 45 */
-  li t4, 0x1f
-  csrrc s2, fcsr, t4
-  sd s2, 368(gp) /* sig 46 */
-  /* 33: branch */
-  li s6, 0x84b00000000000
-  blt s6, zero, .L3
+  sllw s3, zero, t1
+  sd s3, 368(gp) /* sig 46 */
+  /* 32: cAlu */
   .option rvc
-  c.mv t1, a7
+  c.andi a5, 27
   .option norvc
-  sd t1, 376(gp) /* sig 47 */
-  sraiw t6, s7, 26
-  sd t6, 384(gp) /* sig 48 */
+  sd a5, 376(gp) /* sig 47 */
+  /* 33: cAlu */
+  .option rvc
+  c.add t4, a1
+  .option norvc
+  sd t4, 384(gp) /* sig 48 */
+  /* 34: cAlu */
+  .option rvc
+  c.addiw s6, -32
+  .option norvc
+  sd s6, 392(gp) /* sig 49 */
+  /* 35: loop */
+  li t4, 0x4
 .L3:
-  /* 34: aluR */
-  srl t5, s11, a7
-  sd t5, 392(gp) /* sig 49 */
-  /* 35: cAlu */
+  slti s8, s3, 521
+  sd s8, 400(gp) /* sig 50 */
+  div t2, t6, a3
+  sd t2, 408(gp) /* sig 51 */
+  sraw t6, a4, s0
+  sd t6, 416(gp) /* sig 52 */
+  addi t4, t4, -1
+  bltu zero, t4, .L3
+  sd t4, 424(gp) /* sig 53 */
+  /* 36: cAlu */
   .option rvc
   c.lui s5, 0xffff7
   .option norvc
-  sd s5, 400(gp) /* sig 50 */
-  /* 36: fmem */
-  fld f26, 128(sp)
-  fsd f26, 408(gp) /* sig 51 */
-  /* 37: branch */
-  li s2, 0x697db1a6
-  li s11, 0x3f
-  blt s2, s11, .L4
+  sd s5, 432(gp) /* sig 54 */
+  /* 37: cMem */
+  addi a0, sp, 15
   .option rvc
-  c.li t5, -21
+  c.ld a1, 0(a0)
   .option norvc
-  sd t5, 416(gp) /* sig 52 */
-  sltiu a5, s11, 1
-  sd a5, 424(gp) /* sig 53 */
-.L4:
-  /* 38: cSp */
-  .option rvc
-  c.addi16sp sp, -448
-  .option norvc
-  ld s1, 632(sp)
-  sd s1, 432(gp) /* sig 54 */
-  .option rvc
-  c.addi16sp sp, 448
-  .option norvc
+  sd a1, 440(gp) /* sig 55 */
+  sub a0, a0, sp
+  /* 38: mem */
+  lhu a5, 87(sp)
+  sd a5, 448(gp) /* sig 56 */
   /* 39: fp */
-  li tp, 0xfffffffe5f000000
-  fmv.d.x f17, tp
-  li tp, 0xffffffff0098a041
-  fmv.d.x f13, tp
-  fmadd.s f3, f28, f17, f13
-  fsd f3, 440(gp) /* sig 55 */
-  frflags s6
-  sd s6, 448(gp) /* sig 56 */
-  /* 40: amo */
-  addi t2, sp, 212
-  amoswap.w.aq s10, a1, (t2)
-  sub t2, t2, sp
-  sd s10, 456(gp) /* sig 57 */
-  lw s11, 212(sp)
-  sd s11, 464(gp) /* sig 58 */
+  li tp, 0xc1a4b5923238ae26
+  fmv.d.x f5, tp
+  fmax.d f25, f1, f5
+  fsd f25, 456(gp) /* sig 57 */
+  fsflags a2, zero
+  sd a2, 464(gp) /* sig 58 */
+  /* 40: cAlu */
+  .option rvc
+  c.srai s0, 11
+  .option norvc
+  sd s0, 472(gp) /* sig 59 */
   /* 41: fp */
-  li s11, 0x80000001
-  fcvt.s.wu f4, s11, rmm
-  fsd f4, 472(gp) /* sig 59 */
-  li s8, 0x1f
-  csrrc t1, fcsr, s8
-  sd t1, 480(gp) /* sig 60 */
+  li tp, 0xffffffff3f9d0d66
+  fmv.d.x f3, tp
+  li tp, 0xffffffff80685269
+  fmv.d.x f11, tp
+  fmul.s f6, f3, f11, rdn
+  fsd f6, 480(gp) /* sig 60 */
+  csrrci a3, fflags, 0x1f
+  sd a3, 488(gp) /* sig 61 */
   /* 42: cAlu */
   .option rvc
-  c.lui t4, 0xffff0
+  c.lui a5, 0x9
   .option norvc
-  sd t4, 488(gp) /* sig 61 */
-  /* 43: cMem */
-  addi a1, sp, 72
+  sd a5, 496(gp) /* sig 62 */
+  /* 43: mem */
+  lwu a7, 168(sp)
+  sd a7, 504(gp) /* sig 63 */
+  /* 44: loop */
+  li s11, 0x1
+.L4:
   .option rvc
-  c.ld a2, 24(a1)
+  c.slli a0, 62
   .option norvc
-  sd a2, 496(gp) /* sig 62 */
-  sub a1, a1, sp
-  /* 44: fp */
-  li tp, 0xffffffffc32ef0d4
-  fmv.d.x f22, tp
-  fclass.s s7, f22
-  sd s7, 504(gp) /* sig 63 */
+  sd a0, 512(gp) /* sig 64 */
+  addi s11, s11, -1
+  blt zero, s11, .L4
+  sd s11, 520(gp) /* sig 65 */
+  /* 45: mem */
+  addi a5, sp, -179
+  sd a6, 211(a5)
+  sub a5, a5, sp
+  /* 46: fp */
+  li tp, 0xffffffffbf924904
+  fmv.d.x f16, tp
+  li tp, 0xffffffff3d332b6f
+  fmv.d.x f2, tp
+  li tp, 0xffffffff3d4cc3be
+  fmv.d.x f29, tp
+  fmsub.s f2, f16, f2, f29, rup
+  fsd f2, 528(gp) /* sig 66 */
+  frflags t5
+  sd t5, 536(gp) /* sig 67 */
+  /* 47: fp */
+  fcvt.s.l f31, s5, rmm
+  fsd f31, 544(gp) /* sig 68 */
   fsflags t4, zero
-  sd t4, 512(gp) /* sig 64 */
-  /* 45: fp */
-  li tp, 0x43f0000000000000
-  fmv.d.x f26, tp
-  li tp, 0x7e9bbc5a57e3b72b
-  fmv.d.x f9, tp
-  fsub.d f5, f26, f9
-  fsd f5, 520(gp) /* sig 65 */
-  fsflags t1, zero
-  sd t1, 528(gp) /* sig 66 */
-  /* 46: amo */
-  addi s11, sp, 220
-  amomin.w s4, s0, (s11)
-  sub s11, s11, sp
-  sd s4, 536(gp) /* sig 67 */
-  lw t5, 220(sp)
-  sd t5, 544(gp) /* sig 68 */
-  /* 47: mem */
-  ld t5, 224(sp)
-  sd t5, 552(gp) /* sig 69 */
-  /* 48: fcsr */
-  li s7, 0x12c6afde3b2aab3
-  csrrs t6, fcsr, s7
-  sd t6, 560(gp) /* sig 70 */
-  fsrmi a4, 0
-  /* 49: amo */
-  addi a4, sp, 20
-  amoxor.w.rl ra, t0, (a4)
-  sub a4, a4, sp
-  sd ra, 568(gp) /* sig 71 */
-  /* 50: fp */
-  li tp, 0xd34d8cc39e1be8fd
-  fmv.d.x f7, tp
-  fcvt.l.d a6, f7, rmm
-  sd a6, 576(gp) /* sig 72 */
-  li t0, 0x1f
-  csrrc s6, fcsr, t0
-  sd s6, 584(gp) /* sig 73 */
+  sd t4, 552(gp) /* sig 69 */
+  /* 48: fp */
+  li tp, 0x3f0f283b71ca7e1c
+  fmv.d.x f8, tp
+  fdiv.d f5, f8, f20, rne
+  fsd f5, 560(gp) /* sig 70 */
+  fsflags a3, zero
+  sd a3, 568(gp) /* sig 71 */
+  /* 49: fp */
+  li tp, 0x8000000000000001
+  fmv.d.x f27, tp
+  fclass.d a0, f27
+  sd a0, 576(gp) /* sig 72 */
+  frflags t5
+  sd t5, 584(gp) /* sig 73 */
+  /* 50: mem */
+  lhu a4, 78(sp)
+  sd a4, 592(gp) /* sig 74 */
   /* 51: fp */
-  li a7, 0x3890000
-  fcvt.d.w f18, a7
-  fsd f18, 592(gp) /* sig 74 */
-  frflags s2
-  sd s2, 600(gp) /* sig 75 */
+  fcvt.s.d f28, f11, rmm
+  fsd f28, 600(gp) /* sig 75 */
+  frcsr t3
+  sd t3, 608(gp) /* sig 76 */
   /* 52: fp */
-  li tp, 0xffffffff3fea16e9
-  fmv.d.x f14, tp
-  li tp, 0xffffffff8045fd85
-  fmv.d.x f22, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f25, tp
-  fnmsub.s f31, f14, f22, f25, rup
-  fsd f31, 608(gp) /* sig 76 */
-  fsflags s6, zero
-  sd s6, 616(gp) /* sig 77 */
+  li tp, 0x1
+  fmv.d.x f20, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f9, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f12, tp
+  fnmsub.d f22, f20, f9, f12, rtz
+  fsd f22, 616(gp) /* sig 77 */
+  fsflags s5, zero
+  sd s5, 624(gp) /* sig 78 */
   /* 53: mem */
-  addi s1, sp, -37
-  sd a5, 245(s1)
-  sub s1, s1, sp
-  ld s7, 208(sp)
-  sd s7, 624(gp) /* sig 78 */
-  /* 54: amo */
-  addi s4, sp, 80
-  amoxor.d a6, s6, (s4)
-  sub s4, s4, sp
-  sd a6, 632(gp) /* sig 79 */
-  ld s6, 80(sp)
-  sd s6, 640(gp) /* sig 80 */
-  /* 55: branch */
-  blt s9, s4, .L5
-  .option rvc
-  c.and a5, a5
-  .option norvc
-  sd a5, 648(gp) /* sig 81 */
-  addi zero, s4, -2048
-  sd zero, 656(gp) /* sig 82 */
-  andi a0, a1, 1735
-  sd a0, 664(gp) /* sig 83 */
-.L5:
-  /* 56: fmem */
-  fsd f25, 32(sp)
-  /* 57: cAlu */
-  .option rvc
-  c.andi a0, -27
-  .option norvc
-  sd a0, 672(gp) /* sig 84 */
+  addi a6, sp, -15
+  lb t6, 32(a6)
+  sd t6, 632(gp) /* sig 79 */
+  sub a6, a6, sp
+  /* 54: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f26, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f25, tp
+  fle.s s9, f26, f25
+  sd s9, 640(gp) /* sig 80 */
+  frcsr t0
+  sd t0, 648(gp) /* sig 81 */
+  /* 55: aluR */
+  li s1, 0xffffffff7fffffff
+  mulh t4, s1, a7
+  sd t4, 656(gp) /* sig 82 */
+  /* 56: fcsr */
+  csrrci t6, fcsr, 25
+  sd t6, 664(gp) /* sig 83 */
+  /* 57: lrsc */
+  addi s0, sp, 236
+  sc.w.rl s9, t1, (s0)
+  sd s9, 672(gp) /* sig 84 */
+  sub s0, s0, sp
+  lw a4, 236(sp)
+  sd a4, 680(gp) /* sig 85 */
   /* 58: fp */
-  fmv.w.x f24, s11
-  fsd f24, 680(gp) /* sig 85 */
-  fsflags a2, zero
-  sd a2, 688(gp) /* sig 86 */
-  /* 59: amo */
-  addi s11, sp, 16
-  amomaxu.w.rl s9, t6, (s11)
-  sub s11, s11, sp
-  sd s9, 696(gp) /* sig 87 */
-  /* 60: lrsc */
-  addi t4, sp, 200
-  lr.d.rl s2, (t4)
-  sc.d.aqrl t6, s2, (t4)
-  sd s2, 704(gp) /* sig 88 */
-  sd t6, 712(gp) /* sig 89 */
-  sub t4, t4, sp
-  ld a0, 200(sp)
-  sd a0, 720(gp) /* sig 90 */
-  /* 61: branch */
-  li t6, 0x80
-  li s3, 0x17d800
-  bltu t6, s3, .L6
-  div t0, s0, t6
+  li tp, 0xffffffffc0200000
+  fmv.d.x f12, tp
+  fcvt.s.d f6, f12
+  fsd f6, 688(gp) /* sig 86 */
+  frflags s7
+  sd s7, 696(gp) /* sig 87 */
+  /* 59: fp */
+  li tp, 0x3fda1dcdac061021
+  fmv.d.x f14, tp
+  li tp, 0x3ff0000000000001
+  fmv.d.x f8, tp
+  fmadd.d f4, f14, f8, f12, rmm
+  fsd f4, 704(gp) /* sig 88 */
+  frflags s11
+  sd s11, 712(gp) /* sig 89 */
+  /* 60: rand */
+  .4byte 0x15a46bb /* random */
+  sd a3, 720(gp) /* sig 90 */
+  .4byte 0x614622c7 /* random */
   sd t0, 728(gp) /* sig 91 */
-  .option rvc
-  c.mv t5, t5
-  .option norvc
-  sd t5, 736(gp) /* sig 92 */
-.L6:
-  /* 62: aluI */
-  slti s8, s3, -2048
-  sd s8, 744(gp) /* sig 93 */
+  fsd f5, 736(gp) /* sig 92 */
+  fsflags a0, zero
+  sd a0, 744(gp) /* sig 93 */
+  /* 61: mem */
+  li s10, 0x2000000000000000
+  sh s10, 36(sp)
+  ld s6, 32(sp)
+  sd s6, 752(gp) /* sig 94 */
+  /* 62: fp */
+  li tp, 0xffefffffffffffff
+  fmv.d.x f26, tp
+  fcvt.s.d f27, f26, rdn
+  fsd f27, 760(gp) /* sig 95 */
+  frflags t5
+  sd t5, 768(gp) /* sig 96 */
   /* 63: aluR */
+  mulw s4, s10, t6
+  sd s4, 776(gp) /* sig 97 */
+  /* 64: fp */
+  li tp, 0xffffffffb6aa494e
+  fmv.d.x f31, tp
+  flt.s s9, f31, f7
+  sd s9, 784(gp) /* sig 98 */
+  fsflags t6, zero
+  sd t6, 792(gp) /* sig 99 */
+  /* 65: amo */
+  addi s4, sp, 140
+  amoxor.w.rl s7, s10, (s4)
+  sub s4, s4, sp
+  sd s7, 800(gp) /* sig 100 */
+  lw a3, 140(sp)
+  sd a3, 808(gp) /* sig 101 */
+  /* 66: aluI */
+  srai t0, t6, 59
+  sd t0, 816(gp) /* sig 102 */
+  /* 67: aluI */
+  slti s8, s3, -2048
+  sd s8, 824(gp) /* sig 103 */
+  /* 68: aluR */
   li s0, 0xffffffff
   divuw a6, s11, s0
-  sd a6, 752(gp) /* sig 94 */
-  /* 64: fp */
-  fmv.x.d s6, f14
-  sd s6, 760(gp) /* sig 95 */
-  frcsr a7
-  sd a7, 768(gp) /* sig 96 */
-  /* 65: fcsr */
-  li s3, 0x63
-  csrrw a4, fcsr, s3
-  sd a4, 776(gp) /* sig 97 */
-  /* 66: loop */
-  li t0, 0x2
-.L7:
-  ori s4, s10, -1665
-  sd s4, 784(gp) /* sig 98 */
-  addi t0, t0, -1
-  bltu zero, t0, .L7
-  sd t0, 792(gp) /* sig 99 */
-  /* 67: aluR */
-  li t6, 0xaaaaaaaaaaaaaaaa
-  li ra, 0x3b
-  sra s0, t6, ra
-  sd s0, 800(gp) /* sig 100 */
-  /* 68: fp */
-  fadd.s f26, f14, f0, rdn
-  fsd f26, 808(gp) /* sig 101 */
-  li t0, 0x1f
-  csrrc a5, fcsr, t0
-  sd a5, 816(gp) /* sig 102 */
+  sd a6, 832(gp) /* sig 104 */
   /* 69: fp */
-  li tp, 0xbffe58943c34ca77
-  fmv.d.x f27, tp
-  li tp, 0x3ffe58943c34ca76
-  fmv.d.x f16, tp
-  fsub.d f21, f27, f16, rdn
-  fsd f21, 824(gp) /* sig 103 */
-  frflags s3
-  sd s3, 832(gp) /* sig 104 */
-  /* 70: aluR */
-  li a7, 0x1
-  div t6, t0, a7
-  sd t6, 840(gp) /* sig 105 */
+  li a6, 0xba6609aff76fe6e3
+  fmv.d.x f23, a6
+  fsd f23, 840(gp) /* sig 105 */
+  fsflags s1, zero
+  sd s1, 848(gp) /* sig 106 */
+  /* 70: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f2, tp
+  li tp, 0xffffffff3f800000
+  fmv.d.x f21, tp
+  fdiv.s f4, f2, f21, rne
+  fsd f4, 856(gp) /* sig 107 */
+  fsflags a5, zero
+  sd a5, 864(gp) /* sig 108 */
   /* 71: lrsc */
-  addi t4, sp, 160
-  lr.d.aqrl t0, (t4)
-  sc.d.rl a0, ra, (t4)
-  sd t0, 848(gp) /* sig 106 */
-  sd a0, 856(gp) /* sig 107 */
-  sub t4, t4, sp
-  ld s10, 160(sp)
-  sd s10, 864(gp) /* sig 108 */
-  /* 72: fp */
-  li tp, 0x40919f3611649d1f
-  fmv.d.x f24, tp
-  fcvt.lu.d s2, f24, rne
-  sd s2, 872(gp) /* sig 109 */
-  fsflags a3, zero
-  sd a3, 880(gp) /* sig 110 */
-  /* 73: fp */
-  li tp, 0x7ff8000000000000
-  fmv.d.x f5, tp
-  fle.d a3, f5, f5
-  sd a3, 888(gp) /* sig 111 */
-  csrrci t2, fflags, 0x1f
-  sd t2, 896(gp) /* sig 112 */
-  /* 74: loop */
-  li s1, 0x2
-.L8:
-  xori t4, s3, 390
-  sd t4, 904(gp) /* sig 113 */
+  addi a0, sp, 200
+  lr.d.rl a2, (a0)
+  add a1, s1, a5
+  sltiu s11, t5, 2047
+  sc.d.rl t1, t1, (a0)
+  sd a2, 872(gp) /* sig 109 */
+  sd t1, 880(gp) /* sig 110 */
+  sc.d.aqrl t1, zero, (a0)
+  sd t1, 888(gp) /* sig 111 */
+  sub a0, a0, sp
+  ld a5, 200(sp)
+  sd a5, 896(gp) /* sig 112 */
+  /* 72: fmem */
+  addi t6, sp, 479
+  li tp, 0xffffffff00800000
+  fmv.d.x f13, tp
+  fsw f13, -295(t6)
+  sub t6, t6, sp
+  /* 73: aluR */
+  li s9, 0x48
+  li s11, 0x80000001
+  rem s3, s9, s11
+  sd s3, 904(gp) /* sig 113 */
+  /* 74: fcsr */
+  csrrsi a2, fflags, 25
+  sd a2, 912(gp) /* sig 114 */
+  /* 75: cAlu */
   .option rvc
-  c.slli s9, 51
+  c.andi a2, 14
   .option norvc
-  sd s9, 912(gp) /* sig 114 */
-  addi s1, s1, -1
-  blt zero, s1, .L8
-  sd s1, 920(gp) /* sig 115 */
-  /* 75: fp */
-  fcvt.l.s t5, f8, rtz
-  sd t5, 928(gp) /* sig 116 */
-  frcsr ra
-  sd ra, 936(gp) /* sig 117 */
+  sd a2, 920(gp) /* sig 115 */
   /* 76: fp */
-  li tp, 0xffffffffb783d61f
+  li tp, 0xffffffff4640e6b6
+  fmv.d.x f27, tp
+  fadd.s f24, f27, f19, rup
+  fsd f24, 928(gp) /* sig 116 */
+  fsflags s7, zero
+  sd s7, 936(gp) /* sig 117 */
+  /* 77: fp */
+  li tp, 0xffffffff4f800000
   fmv.d.x f18, tp
-  fmax.s f6, f18, f5
-  fsd f6, 944(gp) /* sig 118 */
-  fsflags t0, zero
-  sd t0, 952(gp) /* sig 119 */
-  /* 77: mem */
+  li tp, 0xffffffff00800000
+  fmv.d.x f2, tp
+  flt.s a7, f18, f2
+  sd a7, 944(gp) /* sig 118 */
+  fsflags s2, zero
+  sd s2, 952(gp) /* sig 119 */
+  /* 78: smc */
+  /* patches in addiw a4, a4, -1539 (then imm + 1, ...) */
+  li t0, 0x9fd7071b
+  li a7, 0x3
+.L5:
+  auipc s0, 0
+  sw t0, 12(s0)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t0, t0, tp
+  addi a7, a7, -1
+  bne a7, zero, .L5
+  auipc tp, 0
+  sub s0, s0, tp
+  sd a4, 960(gp) /* sig 120 */
+  sd s0, 968(gp) /* sig 121 */
+  /* 79: jal */
+  jal a5, .L6
+  xori t4, s3, 390
+  sd t4, 976(gp) /* sig 122 */
+.L6:
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 984(gp) /* sig 123 */
+  /* 80: rand */
+  .4byte 0xe12a86d3 /* random */
+  sd a3, 992(gp) /* sig 124 */
+  fsd f13, 1000(gp) /* sig 125 */
+  fsflags s7, zero
+  sd s7, 1008(gp) /* sig 126 */
+  .4byte 0x41168e4b /* random */
+  sd t3, 1016(gp) /* sig 127 */
+  fsd f28, 1024(gp) /* sig 128 */
+  fsflags t3, zero
+  sd t3, 1032(gp) /* sig 129 */
+  /* 81: aluR */
+  li a4, 0x0
+  divu s4, s2, a4
+  sd s4, 1040(gp) /* sig 130 */
+  /* 82: mem */
   addi a2, sp, 490
   lw t1, -354(a2)
-  sd t1, 960(gp) /* sig 120 */
+  sd t1, 1048(gp) /* sig 131 */
   sub a2, a2, sp
-  /* 78: fp */
-  fcvt.w.d s11, f12, rtz
-  sd s11, 968(gp) /* sig 121 */
-  fsflags s0, zero
-  sd s0, 976(gp) /* sig 122 */
-  /* 79: cAlu */
-  .option rvc
-  c.addw a3, a2
-  .option norvc
-  sd a3, 984(gp) /* sig 123 */
-  /* 80: fcsr */
-  csrrwi a4, frm, 1
-  sd a4, 992(gp) /* sig 124 */
-  /* 81: cMem */
-  addi a1, sp, 179
-  .option rvc
-  c.ld a0, 32(a1)
-  .option norvc
-  sd a0, 1000(gp) /* sig 125 */
-  sub a1, a1, sp
-  /* 82: mem */
-  li s4, 0x80
-  sh s4, 69(sp)
-  ld a6, 64(sp)
-  sd a6, 1008(gp) /* sig 126 */
-  /* 83: branch */
-  blt s3, s4, .L9
-  slliw t4, a3, 24
-  sd t4, 1016(gp) /* sig 127 */
-  .option rvc
-  c.add a0, s10
-  .option norvc
-  sd a0, 1024(gp) /* sig 128 */
-.L9:
-  /* 84: mem */
+  /* 83: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f29, tp
+  fcvt.wu.d t2, f29, rne
+  sd t2, 1056(gp) /* sig 132 */
+  fsflags a0, zero
+  sd a0, 1064(gp) /* sig 133 */
+  /* 84: fp */
+  li tp, 0xffffffff4f7fffff
+  fmv.d.x f16, tp
+  flt.s a4, f16, f18
+  sd a4, 1072(gp) /* sig 134 */
+  csrrci s5, fflags, 0x1f
+  sd s5, 1080(gp) /* sig 135 */
+  /* 85: aluI */
+  srai s11, a1, 32
+  sd s11, 1088(gp) /* sig 136 */
+  /* 86: amo */
+  li a7, 0xffffffff8c9d5ea6
+  addi ra, sp, 136
+  amoswap.w.rl a6, a7, (ra)
+  sub ra, ra, sp
+  sd a6, 1096(gp) /* sig 137 */
+  /* 87: lrsc */
+  addi t6, sp, 112
+  sc.d.aqrl s9, s9, (t6)
+  sd s9, 1104(gp) /* sig 138 */
+  sub t6, t6, sp
+  ld s10, 112(sp)
+  sd s10, 1112(gp) /* sig 139 */
+  /* 88: mem */
   addi t2, sp, 166
   lbu ra, 51(t2)
-  sd ra, 1032(gp) /* sig 129 */
+  sd ra, 1120(gp) /* sig 140 */
   sub t2, t2, sp
-  /* 85: cMem */
+  /* 89: cMem */
   .option rvc
   c.swsp a2, 240(sp)
   .option norvc
-  /* 86: cSp */
+  /* 90: cAlu */
   .option rvc
-  c.addi16sp sp, 352
+  c.li s11, 26
   .option norvc
-  ld t3, -120(sp)
-  sd t3, 1040(gp) /* sig 130 */
-  .option rvc
-  c.addi16sp sp, -352
-  .option norvc
-  /* 87: amo */
-  addi a0, sp, 56
-  amomax.d.aqrl s6, t3, (a0)
-  sub a0, a0, sp
-  sd s6, 1048(gp) /* sig 131 */
-  ld zero, 56(sp)
-  sd zero, 1056(gp) /* sig 132 */
-  /* 88: luiAuipc */
-  lui s9, 0x5a17f
-  sd s9, 1064(gp) /* sig 133 */
-  /* 89: fmem */
-  fld f9, 72(sp)
-  fsd f9, 1072(gp) /* sig 134 */
-  /* 90: cBranch */
-  li a2, 0x0
-  .option rvc
-  c.beqz a2, .L10
-  .option norvc
-  .option rvc
-  c.mv t2, a3
-  .option norvc
-  sd t2, 1080(gp) /* sig 135 */
-  xori s10, s0, 2047
-  sd s10, 1088(gp) /* sig 136 */
-  addiw a1, s3, 1875
-  sd a1, 1096(gp) /* sig 137 */
-.L10:
+  sd s11, 1128(gp) /* sig 141 */
   /* 91: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f20, tp
-  fdiv.s f2, f3, f20, rdn
-  fsd f2, 1104(gp) /* sig 138 */
-  fsflags a0, zero
-  sd a0, 1112(gp) /* sig 139 */
-  /* 92: cJump */
-  auipc s11, 0
-  addi s11, s11, 10
+  li tp, 0xffffffffa3d1e419
+  fmv.d.x f7, tp
+  fclass.s t3, f7
+  sd t3, 1136(gp) /* sig 142 */
+  fsflags s11, zero
+  sd s11, 1144(gp) /* sig 143 */
+  /* 92: aluR */
+  li s2, 0xffffffffffffffd7
+  add t2, t6, s2
+  sd t2, 1152(gp) /* sig 144 */
+  /* 93: loop */
+  li t1, 0x1
+.L7:
+  addi t0, s5, 1619
+  sd t0, 1160(gp) /* sig 145 */
+  addi t1, t1, -1
+  bltu zero, t1, .L7
+  sd t1, 1168(gp) /* sig 146 */
+  /* 94: fp */
+  li tp, 0x2eec707610575d
+  fmv.d.x f7, tp
+  fcvt.lu.d s2, f7, rmm
+  sd s2, 1176(gp) /* sig 147 */
+  frcsr s11
+  sd s11, 1184(gp) /* sig 148 */
+  /* 95: aluR */
+  slt a1, t2, s5
+  sd a1, 1192(gp) /* sig 149 */
+  /* 96: fp */
+  li tp, 0xffffffffc4f93680
+  fmv.d.x f8, tp
+  fadd.s f7, f26, f8, rdn
+  fsd f7, 1200(gp) /* sig 150 */
+  fsflags s5, zero
+  sd s5, 1208(gp) /* sig 151 */
+  /* 97: fp */
+  li tp, 0x0
+  fmv.d.x f4, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f22, tp
+  fadd.d f5, f4, f22, rne
+  fsd f5, 1216(gp) /* sig 152 */
+  li a4, 0x1f
+  csrrc s3, fcsr, a4
+  sd s3, 1224(gp) /* sig 153 */
+  /* 98: fp */
+  li tp, 0x41efffffffe00000
+  fmv.d.x f12, tp
+  fclass.d t3, f12
+  sd t3, 1232(gp) /* sig 154 */
+  fsflags s4, zero
+  sd s4, 1240(gp) /* sig 155 */
+  /* 99: aluR */
+  divw s8, t5, a4
+  sd s8, 1248(gp) /* sig 156 */
+  j .L8
+.L1:
+  addi a3, a2, -608
+  sd a3, 264(gp) /* sig 33 */
   .option rvc
-  c.jalr s11
+  c.and a2, s1
+  .option norvc
+  sd a2, 272(gp) /* sig 34 */
+  jal tp, .L2
+.L8:
+  /* 100: fp */
+  li tp, 0xbe1fb2ee57788014
+  fmv.d.x f21, tp
+  fle.d s7, f21, f1
+  sd s7, 1256(gp) /* sig 157 */
+  fsflags s6, zero
+  sd s6, 1264(gp) /* sig 158 */
+  /* 101: lrsc */
+  addi s10, sp, 156
+  lr.w.aq s9, (s10)
+  sll s1, t0, a5
+  sraw zero, a5, s7
+  sc.w.rl t1, s0, (s10)
+  sd s9, 1272(gp) /* sig 159 */
+  sd t1, 1280(gp) /* sig 160 */
+  sc.w.aq t1, zero, (s10)
+  sd t1, 1288(gp) /* sig 161 */
+  sub s10, s10, sp
+  lw s6, 156(sp)
+  sd s6, 1296(gp) /* sig 162 */
+  /* 102: fp */
+  li tp, 0xbff10b24a7ea17e3
+  fmv.d.x f8, tp
+  li tp, 0x7fee0a6d2f41692c
+  fmv.d.x f21, tp
+  fmul.d f30, f8, f21, rdn
+  fsd f30, 1304(gp) /* sig 163 */
+  csrrci s0, fflags, 0x1f
+  sd s0, 1312(gp) /* sig 164 */
+  /* 103: fcsr */
+  csrrci t6, fflags, 5
+  sd t6, 1320(gp) /* sig 165 */
+  /* 104: aluR */
+  mul s5, a5, zero
+  sd s5, 1328(gp) /* sig 166 */
+  /* 105: aluR */
+  li s0, 0x8000000000000000
+  li a0, 0xffffffff
+  divuw t6, s0, a0
+  sd t6, 1336(gp) /* sig 167 */
+  /* 106: fp */
+  li tp, 0xffffffffbf000000
+  fmv.d.x f10, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f17, tp
+  fdiv.s f12, f10, f17, rdn
+  fsd f12, 1344(gp) /* sig 168 */
+  frflags s7
+  sd s7, 1352(gp) /* sig 169 */
+  /* 107: branch */
+  li a7, 0xfffffffff
+  li s2, 0x1
+  bne a7, s2, .L9
+  sraiw ra, t4, 31
+  sd ra, 1360(gp) /* sig 170 */
+  add a7, t0, s1
+  sd a7, 1368(gp) /* sig 171 */
+.L9:
+  /* 108: aluR */
+  remw a7, t1, t6
+  sd a7, 1376(gp) /* sig 172 */
+  /* 109: aluR */
+  li s2, 0x40000001
+  or s1, s2, a0
+  sd s1, 1384(gp) /* sig 173 */
+  /* 110: aluR */
+  li a4, 0x3
+  add s8, a4, s4
+  sd s8, 1392(gp) /* sig 174 */
+  /* 111: fcsr */
+  csrrwi zero, fflags, 5
+  sd zero, 1400(gp) /* sig 175 */
+  /* 112: mem */
+  lwu s8, 100(sp)
+  sd s8, 1408(gp) /* sig 176 */
+  /* 113: fp */
+  fcvt.d.l f15, s6, rup
+  fsd f15, 1416(gp) /* sig 177 */
+  fsflags a4, zero
+  sd a4, 1424(gp) /* sig 178 */
+  /* 114: luiAuipc */
+  auipc a7, 0xfffff
+  auipc tp, 0
+  sub a7, a7, tp
+  sd a7, 1432(gp) /* sig 179 */
+  /* 115: fp */
+  li tp, 0xffffffff8c71de78
+  fmv.d.x f27, tp
+  fnmadd.s f21, f13, f11, f27, rtz
+  fsd f21, 1440(gp) /* sig 180 */
+  fsflags s3, zero
+  sd s3, 1448(gp) /* sig 181 */
+  /* 116: amo */
+  addi t3, sp, 100
+  amoadd.w.rl s4, a1, (t3)
+  sub t3, t3, sp
+  sd s4, 1456(gp) /* sig 182 */
+  lw s1, 100(sp)
+  sd s1, 1464(gp) /* sig 183 */
+  /* 117: aluR */
+  li a6, 0xffffffffffffffa9
+  or s10, s1, a6
+  sd s10, 1472(gp) /* sig 184 */
+  /* 118: lrsc */
+  addi s10, sp, 32
+  lr.w a5, (s10)
+  sc.w.aq t0, a6, (s10)
+  sd a5, 1480(gp) /* sig 185 */
+  sd t0, 1488(gp) /* sig 186 */
+  sub s10, s10, sp
+  lw t4, 32(sp)
+  sd t4, 1496(gp) /* sig 187 */
+  /* 119: loop */
+  li t1, 0x3
+.L10:
+  .option rvc
+  c.andi a0, -10
+  .option norvc
+  sd a0, 1504(gp) /* sig 188 */
+  addi t2, s7, 1
+  sd t2, 1512(gp) /* sig 189 */
+  addi t1, t1, -1
+  blt zero, t1, .L10
+  sd t1, 1520(gp) /* sig 190 */
+  /* 120: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f14, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f12, tp
+  li tp, 0xffffffff80000000
+  fmv.d.x f2, tp
+  fnmadd.s f13, f14, f12, f2, rup
+  fsd f13, 1528(gp) /* sig 191 */
+  fsflags t6, zero
+  sd t6, 1536(gp) /* sig 192 */
+  /* 121: aluR */
+  rem s4, t2, s3
+  sd s4, 1544(gp) /* sig 193 */
+  /* 122: mem */
+  addi s9, sp, -207
+  sw a5, 218(s9)
+  sub s9, s9, sp
+  ld a2, 8(sp)
+  sd a2, 1552(gp) /* sig 194 */
+  /* 123: fp */
+  li tp, 0x81918a23512c42e4
+  fmv.d.x f12, tp
+  fmv.x.d s6, f12
+  sd s6, 1560(gp) /* sig 195 */
+  fsflags t6, zero
+  sd t6, 1568(gp) /* sig 196 */
+  /* 124: rand */
+  .4byte 0x201e1953 /* random */
+  sd s2, 1576(gp) /* sig 197 */
+  fsd f18, 1584(gp) /* sig 198 */
+  fsflags s1, zero
+  sd s1, 1592(gp) /* sig 199 */
+  /* 125: mem */
+  addi s5, sp, 598
+  ld a6, -526(s5)
+  sd a6, 1600(gp) /* sig 200 */
+  sub s5, s5, sp
+  /* 126: amo */
+  addi s0, sp, 64
+  amoxor.d.aqrl a2, s10, (s0)
+  sub s0, s0, sp
+  sd a2, 1608(gp) /* sig 201 */
+  /* 127: fp */
+  li tp, 0x41a901a8bb1496b7
+  fmv.d.x f6, tp
+  fclass.d s11, f6
+  sd s11, 1616(gp) /* sig 202 */
+  li a3, 0x1f
+  csrrc ra, fcsr, a3
+  sd ra, 1624(gp) /* sig 203 */
+  /* 128: cMem */
+  addi a5, sp, 8
+  .option rvc
+  c.lw a2, 4(a5)
+  .option norvc
+  sd a2, 1632(gp) /* sig 204 */
+  sub a5, a5, sp
+  /* 129: lrsc */
+  addi s11, sp, 104
+  sc.d t4, t4, (s11)
+  sd t4, 1640(gp) /* sig 205 */
+  sub s11, s11, sp
+  ld s2, 104(sp)
+  sd s2, 1648(gp) /* sig 206 */
+  /* 130: mem */
+  addi a7, sp, 552
+  sd t4, -472(a7)
+  sub a7, a7, sp
+  /* 131: fp */
+  fnmadd.s f0, f22, f22, f13, rne
+  fsd f0, 1656(gp) /* sig 207 */
+  fsflags t5, zero
+  sd t5, 1664(gp) /* sig 208 */
+  /* 132: fp */
+  li tp, 0xffffffff3e9a742f
+  fmv.d.x f27, tp
+  li tp, 0xffffffff007ffffe
+  fmv.d.x f11, tp
+  fsgnj.s f25, f27, f11
+  fsd f25, 1672(gp) /* sig 209 */
+  fsflags s2, zero
+  sd s2, 1680(gp) /* sig 210 */
+  /* 133: fp */
+  fadd.s f22, f31, f0
+  fsd f22, 1688(gp) /* sig 211 */
+  li a7, 0x1f
+  csrrc s0, fcsr, a7
+  sd s0, 1696(gp) /* sig 212 */
+  /* 134: mem */
+  lwu t2, 212(sp)
+  sd t2, 1704(gp) /* sig 213 */
+  /* 135: aluI */
+  slliw ra, s7, 16
+  sd ra, 1712(gp) /* sig 214 */
+  /* 136: fp */
+  li tp, 0xffffffffbfe280a5
+  fmv.d.x f11, tp
+  li tp, 0xffffffff3f904cce
+  fmv.d.x f31, tp
+  li tp, 0xffffffff3fff58a2
+  fmv.d.x f25, tp
+  fnmadd.s f24, f11, f31, f25, rtz
+  fsd f24, 1720(gp) /* sig 215 */
+  fsflags s1, zero
+  sd s1, 1728(gp) /* sig 216 */
+  /* 137: cAlu */
+  .option rvc
+  c.li s9, -20
+  .option norvc
+  sd s9, 1736(gp) /* sig 217 */
+  /* 138: fp */
+  li tp, 0xffffffff3dcccccd
+  fmv.d.x f23, tp
+  fsgnjx.s f18, f27, f23
+  fsd f18, 1744(gp) /* sig 218 */
+  csrrci a1, fflags, 0x1f
+  sd a1, 1752(gp) /* sig 219 */
+  /* 139: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f8, tp
+  feq.d s3, f8, f25
+  sd s3, 1760(gp) /* sig 220 */
+  fsflags s7, zero
+  sd s7, 1768(gp) /* sig 221 */
+  /* 140: aluR */
+  sltu zero, s3, a6
+  sd zero, 1776(gp) /* sig 222 */
+  /* 141: fp */
+  li tp, 0xffffffffc44dede5
+  fmv.d.x f6, tp
+  fdiv.s f14, f6, f27, rmm
+  fsd f14, 1784(gp) /* sig 223 */
+  fsflags a7, zero
+  sd a7, 1792(gp) /* sig 224 */
+  /* 142: aluR */
+  mulhu a0, ra, t3
+  sd a0, 1800(gp) /* sig 225 */
+  /* 143: fcsr */
+  li t6, 0x28
+  csrrs s2, frm, t6
+  sd s2, 1808(gp) /* sig 226 */
+  /* 144: fp */
+  li tp, 0x41f0000000080000
+  fmv.d.x f1, tp
+  feq.d s9, f14, f1
+  sd s9, 1816(gp) /* sig 227 */
+  li ra, 0x1f
+  csrrc t0, fcsr, ra
+  sd t0, 1824(gp) /* sig 228 */
+  /* 145: branch */
+  bge a5, t5, .L11
+  slt t4, s11, s1
+  sd t4, 1832(gp) /* sig 229 */
+  addi s4, s3, 1766
+  sd s4, 1840(gp) /* sig 230 */
+  slti s2, a5, -284
+  sd s2, 1848(gp) /* sig 231 */
+.L11:
+  /* 146: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f8, tp
+  li tp, 0xffffffffc5b8db21
+  fmv.d.x f1, tp
+  flt.s a6, f8, f1
+  sd a6, 1856(gp) /* sig 232 */
+  fsflags a5, zero
+  sd a5, 1864(gp) /* sig 233 */
+  /* 147: lrsc */
+  addi t5, sp, 40
+  lr.w.rl t2, (t5)
+  sltiu a4, t4, 1811
+  sllw t3, t0, s8
+  sc.w.rl a7, a6, (t5)
+  sd t2, 1872(gp) /* sig 234 */
+  sd a7, 1880(gp) /* sig 235 */
+  sub t5, t5, sp
+  lw ra, 40(sp)
+  sd ra, 1888(gp) /* sig 236 */
+  /* 148: lrsc */
+  addi s9, sp, 124
+  sc.w.aq a0, a5, (s9)
+  sd a0, 1896(gp) /* sig 237 */
+  sub s9, s9, sp
+  lw t0, 124(sp)
+  sd t0, 1904(gp) /* sig 238 */
+  /* 149: jal */
+  jal zero, .L12
+.L12:
+  sd zero, 1912(gp) /* sig 239 */
+  addi gp, gp, 1920
+  /* 150: fp */
+  li tp, 0xffffffff4f800000
+  fmv.d.x f11, tp
+  flt.s t6, f1, f11
+  sd t6, 0(gp) /* sig 240 */
+  fsflags s9, zero
+  sd s9, 8(gp) /* sig 241 */
+  /* 151: aluR */
+  mulhu s1, a3, t2
+  sd s1, 16(gp) /* sig 242 */
+  /* 152: fp */
+  li tp, 0xffffffff3fce2504
+  fmv.d.x f2, tp
+  li tp, 0xffffffff804f7a69
+  fmv.d.x f12, tp
+  li tp, 0xffffffff80800000
+  fmv.d.x f3, tp
+  fnmsub.s f8, f2, f12, f3, rup
+  fsd f8, 24(gp) /* sig 243 */
+  fsflags s10, zero
+  sd s10, 32(gp) /* sig 244 */
+  /* 153: aluR */
+  sra s3, a6, t0
+  sd s3, 40(gp) /* sig 245 */
+  /* 154: far */
+  jal a5, .L13
+.L14:
+  /* 155: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f3, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f28, tp
+  fsub.d f21, f3, f28, rup
+  fsd f21, 64(gp) /* sig 248 */
+  fsflags t4, zero
+  sd t4, 72(gp) /* sig 249 */
+  /* 156: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f15, tp
+  fcvt.d.s f5, f15
+  fsd f5, 80(gp) /* sig 250 */
+  fsflags a4, zero
+  sd a4, 88(gp) /* sig 251 */
+  /* 157: aluR */
+  subw t1, s10, s11
+  sd t1, 96(gp) /* sig 252 */
+  /* 158: aluR */
+  li t1, 0x8000000000000001
+  mulh s9, a7, t1
+  sd s9, 104(gp) /* sig 253 */
+  /* 159: fp */
+  li tp, 0xc00b78809cc63ad0
+  fmv.d.x f14, tp
+  fmsub.d f19, f18, f11, f14, rtz
+  fsd f19, 112(gp) /* sig 254 */
+  frflags t4
+  sd t4, 120(gp) /* sig 255 */
+  /* 160: loop */
+  li a4, 0x2
+.L15:
+  .option rvc
+  c.mv t4, a2
+  .option norvc
+  sd t4, 128(gp) /* sig 256 */
+  sltiu a0, s1, -1847
+  sd a0, 136(gp) /* sig 257 */
+  addi a4, a4, -1
+  bne a4, zero, .L15
+  sd a4, 144(gp) /* sig 258 */
+  /* 161: mem */
+  addi t4, sp, 475
+  sd t0, -422(t4)
+  sub t4, t4, sp
+  /* 162: luiAuipc */
+  lui s3, 0x856f1
+  sd s3, 152(gp) /* sig 259 */
+  /* 163: cAlu */
+  .option rvc
+  c.add s9, s1
+  .option norvc
+  sd s9, 160(gp) /* sig 260 */
+  /* 164: branch */
+  bne s2, s5, .L16
+  .option rvc
+  c.andi a1, -17
+  .option norvc
+  sd a1, 168(gp) /* sig 261 */
+  .option rvc
+  c.add s9, a3
+  .option norvc
+  sd s9, 176(gp) /* sig 262 */
+  sra t4, a6, s0
+  sd t4, 184(gp) /* sig 263 */
+.L16:
+  /* 165: fp */
+  li tp, 0x407720bb84a7e
+  fmv.d.x f25, tp
+  fdiv.d f11, f3, f25, rmm
+  fsd f11, 192(gp) /* sig 264 */
+  csrrci s4, fflags, 0x1f
+  sd s4, 200(gp) /* sig 265 */
+  /* 166: cSp */
+  .option rvc
+  c.addi16sp sp, -240
+  .option norvc
+  ld ra, 376(sp)
+  sd ra, 208(gp) /* sig 266 */
+  .option rvc
+  c.addi16sp sp, 240
+  .option norvc
+  /* 167: aluR */
+  li s9, 0x1260000000000
+  li t6, 0x8000000000000001
+  xor a3, s9, t6
+  sd a3, 216(gp) /* sig 267 */
+  /* 168: aluI */
+  addi s11, a2, -2048
+  sd s11, 224(gp) /* sig 268 */
+  /* 169: fmem */
+  fsd f2, 118(sp)
+  /* 170: fp */
+  fcvt.d.wu f1, s2
+  fsd f1, 232(gp) /* sig 269 */
+  csrrci s6, fflags, 0x1f
+  sd s6, 240(gp) /* sig 270 */
+  /* 171: aluI */
+  li a1, 0x100000000001
+  slli t1, a1, 33
+  sd t1, 248(gp) /* sig 271 */
+  /* 172: branch */
+  bne a6, a4, .L17
+  remu a1, s1, s4
+  sd a1, 256(gp) /* sig 272 */
+  sllw a5, ra, ra
+  sd a5, 264(gp) /* sig 273 */
+.L17:
+  /* 173: fp */
+  li tp, 0x800b200bb6a07663
+  fmv.d.x f26, tp
+  feq.d t0, f26, f11
+  sd t0, 272(gp) /* sig 274 */
+  fsflags t2, zero
+  sd t2, 280(gp) /* sig 275 */
+  /* 174: aluR */
+  mulhsu a3, a2, a5
+  sd a3, 288(gp) /* sig 276 */
+  /* 175: branch */
+  bltu a6, t1, .L18
+  addi s6, s7, 0
+  sd s6, 296(gp) /* sig 277 */
+.L18:
+  /* 176: aluR */
+  xor s10, s3, zero
+  sd s10, 304(gp) /* sig 278 */
+  /* 177: loop */
+  li a1, 0x4
+.L19:
+  srai ra, t5, 59
+  sd ra, 312(gp) /* sig 279 */
+  addiw s0, s7, -754
+  sd s0, 320(gp) /* sig 280 */
+  addi a1, a1, -1
+  blt zero, a1, .L19
+  sd a1, 328(gp) /* sig 281 */
+  /* 178: cJump */
+  auipc t5, 0
+  addi t5, t5, 10
+  .option rvc
+  c.jalr t5
   .option norvc
   auipc tp, 0
   sub ra, ra, tp
-  sub s11, s11, tp
-  sd ra, 1120(gp) /* sig 140 */
-  sd s11, 1128(gp) /* sig 141 */
-  /* 93: fmem */
-  flw f13, 232(sp)
-  fsd f13, 1136(gp) /* sig 142 */
-  /* 94: cMem */
-  addi s0, sp, 40
-  .option rvc
-  c.sd a0, 0(s0)
-  .option norvc
-  sub s0, s0, sp
-  /* 95: aluR */
-  sub t5, s3, t1
-  sd t5, 1144(gp) /* sig 143 */
-  /* 96: aluR */
-  li s4, 0xffffffff960141b1
-  sltu t0, s4, t3
-  sd t0, 1152(gp) /* sig 144 */
-  /* 97: aluR */
-  divw s8, t5, a4
-  sd s8, 1160(gp) /* sig 145 */
-  /* 98: fp */
-  li tp, 0x43f0000000000000
-  fmv.d.x f21, tp
-  flt.d s3, f21, f21
-  sd s3, 1168(gp) /* sig 146 */
-  fsflags t2, zero
-  sd t2, 1176(gp) /* sig 147 */
-  /* 99: cAlu */
-  .option rvc
-  c.li t3, 18
-  .option norvc
-  sd t3, 1184(gp) /* sig 148 */
-  /* 100: fp */
-  fsqrt.d f19, f19, rmm
-  fsd f19, 1192(gp) /* sig 149 */
-  fsflags s5, zero
-  sd s5, 1200(gp) /* sig 150 */
-  /* 101: mem */
-  addi t0, sp, 91
-  lbu s1, 130(t0)
-  sd s1, 1208(gp) /* sig 151 */
-  sub t0, t0, sp
-  /* 102: fmem */
-  addi a5, sp, -221
-  li tp, 0x80138fda4383efc6
-  fmv.d.x f30, tp
-  fsd f30, 245(a5)
-  sub a5, a5, sp
-  /* 103: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f5, tp
-  fnmadd.s f20, f30, f20, f5
-  fsd f20, 1216(gp) /* sig 152 */
-  fsflags t5, zero
-  sd t5, 1224(gp) /* sig 153 */
-  /* 104: fcsr */
-  li s5, 0x88
-  csrrw zero, frm, s5
-  sd zero, 1232(gp) /* sig 154 */
-  /* 105: fp */
-  fcvt.w.d t1, f16
-  sd t1, 1240(gp) /* sig 155 */
-  csrrci a1, fflags, 0x1f
-  sd a1, 1248(gp) /* sig 156 */
-  /* 106: aluR */
-  sllw t0, a5, t5
-  sd t0, 1256(gp) /* sig 157 */
-  /* 107: far */
-  blt s2, s2, .L11
-.L12:
-  /* 108: cMem */
-  addi a2, sp, 228
-  .option rvc
-  c.lw s1, 20(a2)
-  .option norvc
-  sd s1, 1288(gp) /* sig 161 */
-  sub a2, a2, sp
-  /* 109: aluR */
-  li s1, 0x52b0
-  sll a7, zero, s1
-  sd a7, 1296(gp) /* sig 162 */
-  /* 110: aluR */
-  li a7, 0x80000000
-  li s7, 0x100000000
-  remuw t2, a7, s7
-  sd t2, 1304(gp) /* sig 163 */
-  /* 111: luiAuipc */
-  lui a7, 0xe91ae
-  sd a7, 1312(gp) /* sig 164 */
-  /* 112: aluR */
-  li s5, 0x5555555555555555
-  li t3, 0xffffffffffffffff
-  remu a0, s5, t3
-  sd a0, 1320(gp) /* sig 165 */
-  /* 113: branch */
-  li t0, 0xb8e08ab67a4ba166
-  li s4, 0xb8e08ab67a4ba166
-  bne t0, s4, .L13
-  .option rvc
-  c.mv s8, s6
-  .option norvc
-  sd s8, 1328(gp) /* sig 166 */
-  sltiu s1, s7, -95
-  sd s1, 1336(gp) /* sig 167 */
-  remuw s4, t3, s7
-  sd s4, 1344(gp) /* sig 168 */
-.L13:
-  /* 114: fp */
-  li tp, 0xffffffffba7012f0
-  fmv.d.x f27, tp
-  li tp, 0x3e986578662c8db6
-  fmv.d.x f17, tp
-  fmax.d f30, f27, f17
-  fsd f30, 1352(gp) /* sig 169 */
-  frflags t3
-  sd t3, 1360(gp) /* sig 170 */
-  /* 115: amo */
-  li t4, 0x100000000
-  addi t2, sp, 80
-  amoxor.d.rl s0, t4, (t2)
-  sub t2, t2, sp
-  sd s0, 1368(gp) /* sig 171 */
-  /* 116: fp */
-  fcvt.wu.s s4, f4, rdn
-  sd s4, 1376(gp) /* sig 172 */
-  fsflags t5, zero
-  sd t5, 1384(gp) /* sig 173 */
-  /* 117: cBranch */
-  .option rvc
-  c.j .L14
-  .option norvc
-  slti a1, s6, -32
-  sd a1, 1392(gp) /* sig 174 */
-.L14:
-  /* 118: fp */
-  li tp, 0xffffffff7f7fffff
-  fmv.d.x f13, tp
-  li tp, 0xffffffffc80d4fab
-  fmv.d.x f6, tp
-  fmin.s f8, f13, f6
-  fsd f8, 1400(gp) /* sig 175 */
-  fsflags t2, zero
-  sd t2, 1408(gp) /* sig 176 */
-  /* 119: cMem */
-  addi a3, sp, 16
-  .option rvc
-  c.sd a5, 8(a3)
-  .option norvc
-  sub a3, a3, sp
-  /* 120: aluR */
-  sub t0, s1, s7
-  sd t0, 1416(gp) /* sig 177 */
-  /* 121: fp */
-  li t0, 0x4aab3e7df86761bf
-  fmv.w.x f12, t0
-  fsd f12, 1424(gp) /* sig 178 */
-  fsflags s9, zero
-  sd s9, 1432(gp) /* sig 179 */
-  /* 122: jal */
-  jal a2, .L15
-  sraw a4, a4, t2
-  sd a4, 1440(gp) /* sig 180 */
-  divu a2, s8, t4
-  sd a2, 1448(gp) /* sig 181 */
-.L15:
-  auipc tp, 0
-  sub a2, a2, tp
-  sd a2, 1456(gp) /* sig 182 */
-  /* 123: fcsr */
-  li a0, 0x49
-  csrrc t6, fflags, a0
-  sd t6, 1464(gp) /* sig 183 */
-  /* 124: mem */
-  sb t3, 97(sp)
-  /* 125: fmem */
-  addi a0, sp, 462
-  flw f18, -210(a0)
-  fsd f18, 1472(gp) /* sig 184 */
-  sub a0, a0, sp
-  /* 126: aluI */
-  slli s10, a1, 6
-  sd s10, 1480(gp) /* sig 185 */
-  /* 127: fp */
-  li tp, 0xffffffffb0e6e15b
-  fmv.d.x f12, tp
-  fnmsub.s f26, f6, f21, f12
-  fsd f26, 1488(gp) /* sig 186 */
-  fsflags t5, zero
-  sd t5, 1496(gp) /* sig 187 */
-  /* 128: aluR */
-  and s11, s3, t3
-  sd s11, 1504(gp) /* sig 188 */
-  /* 129: aluI */
-  li s5, 0xffffffff7fffffff
-  addiw s8, s5, 1049
-  sd s8, 1512(gp) /* sig 189 */
-  /* 130: aluR */
-  or t5, t4, s4
-  sd t5, 1520(gp) /* sig 190 */
-  /* 131: cAlu */
-  .option rvc
-  c.li a3, -6
-  .option norvc
-  sd a3, 1528(gp) /* sig 191 */
-  /* 132: cAlu */
-  .option rvc
-  c.subw a5, a4
-  .option norvc
-  sd a5, 1536(gp) /* sig 192 */
-  /* 133: mem */
-  addi a7, sp, 397
-  sd s11, -165(a7)
-  sub a7, a7, sp
-  ld s0, 232(sp)
-  sd s0, 1544(gp) /* sig 193 */
-  /* 134: fp */
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f11, tp
-  fmadd.d f5, f11, f19, f9, rup
-  fsd f5, 1552(gp) /* sig 194 */
-  fsflags t0, zero
-  sd t0, 1560(gp) /* sig 195 */
-  /* 135: branch */
-  bgeu ra, t2, .L16
-  .option rvc
-  c.srai a0, 25
-  .option norvc
-  sd a0, 1568(gp) /* sig 196 */
-.L16:
-  /* 136: fp */
-  li tp, 0x7df6e880e6432489
-  fmv.d.x f29, tp
-  fcvt.w.d s2, f29, rup
-  sd s2, 1576(gp) /* sig 197 */
-  fsflags t6, zero
-  sd t6, 1584(gp) /* sig 198 */
-  /* 137: mem */
-  sd a5, 49(sp)
-  /* 138: loop */
-  li s5, 0x4
-.L17:
-  srl s9, ra, s1
-  sd s9, 1592(gp) /* sig 199 */
-  slti s11, t6, -279
-  sd s11, 1600(gp) /* sig 200 */
-  addi s5, s5, -1
-  bne s5, zero, .L17
-  sd s5, 1608(gp) /* sig 201 */
-  /* 139: mem */
-  lbu s7, 227(sp)
-  sd s7, 1616(gp) /* sig 202 */
-  /* 140: fp */
-  li tp, 0xffffffff802d9b25
-  fmv.d.x f29, tp
-  li tp, 0x41f0000000080000
-  fmv.d.x f3, tp
-  li tp, 0x47effffff0000000
-  fmv.d.x f16, tp
-  fmsub.d f17, f29, f3, f16, rmm
-  fsd f17, 1624(gp) /* sig 203 */
-  fsflags t3, zero
-  sd t3, 1632(gp) /* sig 204 */
-  /* 141: aluR */
-  rem s7, s1, s2
-  sd s7, 1640(gp) /* sig 205 */
-  /* 142: amo */
-  addi t0, sp, 120
-  amominu.d.aq s6, zero, (t0)
-  sub t0, t0, sp
-  sd s6, 1648(gp) /* sig 206 */
-  /* 143: fp */
-  li tp, 0x800d0b56fc97ccc2
-  fmv.d.x f16, tp
-  fcvt.l.d t5, f16, rne
-  sd t5, 1656(gp) /* sig 207 */
-  fsflags t4, zero
-  sd t4, 1664(gp) /* sig 208 */
-  /* 144: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f14, tp
-  li tp, 0x40c81cd6c8b43958
-  fmv.d.x f17, tp
-  fsgnjx.d f24, f14, f17
-  fsd f24, 1672(gp) /* sig 209 */
-  fsflags ra, zero
-  sd ra, 1680(gp) /* sig 210 */
-  /* 145: cAlu */
-  .option rvc
-  c.addiw a5, -19
-  .option norvc
-  sd a5, 1688(gp) /* sig 211 */
-  /* 146: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f12, tp
-  fadd.s f23, f29, f12, rdn
-  fsd f23, 1696(gp) /* sig 212 */
-  frflags t3
-  sd t3, 1704(gp) /* sig 213 */
-  /* 147: aluR */
-  or s2, s5, a5
-  sd s2, 1712(gp) /* sig 214 */
-  /* 148: fmem */
-  addi a1, sp, 92
-  flw f16, 72(a1)
-  fsd f16, 1720(gp) /* sig 215 */
-  sub a1, a1, sp
-  /* 149: fp */
-  fsgnjx.d f19, f1, f22
-  fsd f19, 1728(gp) /* sig 216 */
-  frcsr s7
-  sd s7, 1736(gp) /* sig 217 */
-  /* 150: cAlu */
-  .option rvc
-  c.andi a1, -2
-  .option norvc
-  sd a1, 1744(gp) /* sig 218 */
-  /* 151: amo */
-  addi t2, sp, 172
-  amoadd.w.aqrl a7, a7, (t2)
-  sub t2, t2, sp
-  sd a7, 1752(gp) /* sig 219 */
-  /* 152: fp */
-  li tp, 0xffffffff80002cbb
-  fmv.d.x f23, tp
-  li tp, 0xffffffffbfb2ecdb
-  fmv.d.x f11, tp
-  fsqrt.s f2, f23, rne
-  fsd f2, 1760(gp) /* sig 220 */
-  frflags t4
-  sd t4, 1768(gp) /* sig 221 */
-  /* 153: fp */
-  li tp, 0xffffffffbd120063
-  fmv.d.x f27, tp
-  fcvt.lu.s a7, f27, rne
-  sd a7, 1776(gp) /* sig 222 */
-  fsflags t0, zero
-  sd t0, 1784(gp) /* sig 223 */
-  /* 154: aluR */
-  li s3, 0x12b40000
-  slt s4, s8, s3
-  sd s4, 1792(gp) /* sig 224 */
-  /* 155: jalr */
-  auipc a0, 0
-  jalr a0, 25(a0)
-  andi t5, zero, -1484
-  sd t5, 1800(gp) /* sig 225 */
-  xor t6, s11, s7
-  sd t6, 1808(gp) /* sig 226 */
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 1816(gp) /* sig 227 */
-  /* 156: aluR */
-  li t2, 0x50
-  addw s0, t2, t5
-  sd s0, 1824(gp) /* sig 228 */
-  /* 157: fp */
-  li tp, 0xfffffffe00800000
-  fmv.d.x f8, tp
-  li tp, 0xffffffffdf000000
-  fmv.d.x f15, tp
-  fmadd.s f25, f8, f17, f15
-  fsd f25, 1832(gp) /* sig 229 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 1840(gp) /* sig 230 */
-  /* 158: liSeed */
-  li t5, 0x5d8
-  sd t5, 1848(gp) /* sig 231 */
-  /* 159: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f12, tp
-  fadd.d f21, f12, f5, rmm
-  fsd f21, 1856(gp) /* sig 232 */
-  csrrci s0, fflags, 0x1f
-  sd s0, 1864(gp) /* sig 233 */
-  /* 160: aluI */
-  andi a7, s11, -1498
-  sd a7, 1872(gp) /* sig 234 */
-  /* 161: mem */
-  addi t0, sp, 228
-  sd t1, -20(t0)
-  sub t0, t0, sp
-  /* 162: cMem */
-  addi s1, sp, 104
-  .option rvc
-  c.sw a1, 0(s1)
-  .option norvc
-  sub s1, s1, sp
-  /* 163: fp */
-  li tp, 0x81a5bfc4a61b7880
-  fmv.d.x f18, tp
-  li tp, 0xffffffffffffe
-  fmv.d.x f19, tp
-  fnmsub.d f19, f12, f18, f19, rtz
-  fsd f19, 1880(gp) /* sig 235 */
-  fsflags a4, zero
-  sd a4, 1888(gp) /* sig 236 */
-  /* 164: lrsc */
-  addi t4, sp, 192
-  lr.d.rl s5, (t4)
-  sc.d.aq a0, s1, (t4)
-  sd s5, 1896(gp) /* sig 237 */
-  sd a0, 1904(gp) /* sig 238 */
-  sc.d.aq a0, zero, (t4)
-  sd a0, 1912(gp) /* sig 239 */
-  sub t4, t4, sp
-  ld s10, 192(sp)
-  sd s10, 1920(gp) /* sig 240 */
-  addi gp, gp, 1928
-  /* 165: fp */
-  fadd.d f16, f21, f27
-  fsd f16, 0(gp) /* sig 241 */
-  fsflags s3, zero
-  sd s3, 8(gp) /* sig 242 */
-  /* 166: cAlu */
-  .option rvc
-  c.addiw s2, 23
-  .option norvc
-  sd s2, 16(gp) /* sig 243 */
-  /* 167: fp */
-  li tp, 0xc22f72ac89054751
-  fmv.d.x f16, tp
-  li tp, 0xffffffffc2d4fe2f
-  fmv.d.x f15, tp
-  li tp, 0x3fefffffffffffff
-  fmv.d.x f10, tp
-  fmsub.d f8, f16, f15, f10, rmm
-  fsd f8, 24(gp) /* sig 244 */
-  li t4, 0x1f
-  csrrc s0, fcsr, t4
-  sd s0, 32(gp) /* sig 245 */
-  /* 168: fp */
-  li tp, 0xffffffff815dae69
-  fmv.d.x f26, tp
-  li tp, 0x432fffffffffffff
-  fmv.d.x f2, tp
-  fdiv.d f11, f26, f2, rdn
-  fsd f11, 40(gp) /* sig 246 */
-  fsflags s11, zero
-  sd s11, 48(gp) /* sig 247 */
-  /* 169: cMem */
-  addi s1, sp, 4
-  .option rvc
-  c.lw a4, 0(s1)
-  .option norvc
-  sd a4, 56(gp) /* sig 248 */
-  sub s1, s1, sp
-  /* 170: fp */
-  li tp, 0xffffffff578f9093
-  fmv.d.x f10, tp
-  fcvt.d.s f31, f10
-  fsd f31, 64(gp) /* sig 249 */
-  fsflags a0, zero
-  sd a0, 72(gp) /* sig 250 */
-  /* 171: cBranch */
-  li s1, 0x123456789abcdef
-  .option rvc
-  c.beqz s1, .L18
-  .option norvc
-  slti a7, ra, -2048
-  sd a7, 80(gp) /* sig 251 */
-.L18:
-  /* 172: amo */
-  addi t2, sp, 184
-  amoxor.d s10, t5, (t2)
-  sub t2, t2, sp
-  sd s10, 88(gp) /* sig 252 */
-  /* 173: aluI */
-  li a1, 0x100000000001
-  slli t1, a1, 33
-  sd t1, 96(gp) /* sig 253 */
-  /* 174: liSeed */
-  li s2, 0x6fc8aea65d1ccad6
-  sd s2, 104(gp) /* sig 254 */
-  /* 175: fp */
-  fcvt.d.wu f1, s10
-  fsd f1, 112(gp) /* sig 255 */
-  fsflags t3, zero
-  sd t3, 120(gp) /* sig 256 */
-  /* 176: aluR */
-  li ra, 0x3
-  sllw a5, ra, ra
-  sd a5, 128(gp) /* sig 257 */
-  /* 177: fp */
-  li tp, 0x1
-  fmv.d.x f4, tp
-  fcvt.s.d f2, f4
-  fsd f2, 136(gp) /* sig 258 */
-  frcsr t6
-  sd t6, 144(gp) /* sig 259 */
-  /* 178: mem */
-  addi t0, sp, -34
-  lwu t0, 62(t0)
-  sd t0, 152(gp) /* sig 260 */
-  /* 179: aluR */
-  subw s6, a3, a5
-  sd s6, 160(gp) /* sig 261 */
-  /* 180: cAlu */
-  .option rvc
-  c.lui t5, 0xe
-  .option norvc
-  sd t5, 168(gp) /* sig 262 */
-  /* 181: cAlu */
-  .option rvc
-  c.and s1, a2
-  .option norvc
-  sd s1, 176(gp) /* sig 263 */
-  /* 182: aluR */
-  add zero, s1, s3
-  sd zero, 184(gp) /* sig 264 */
-  /* 183: mem */
-  addi s3, sp, -278
-  lbu a3, 367(s3)
-  sd a3, 192(gp) /* sig 265 */
-  sub s3, s3, sp
-  /* 184: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f5, tp
-  fcvt.lu.s s6, f5, rtz
-  sd s6, 200(gp) /* sig 266 */
-  frflags a4
-  sd a4, 208(gp) /* sig 267 */
-  /* 185: fcsr */
-  li a4, 0x0
-  csrrw zero, fcsr, a4
-  sd zero, 216(gp) /* sig 268 */
-  /* 186: aluR */
-  li t0, 0x4000001
-  sllw s1, t0, s7
-  sd s1, 224(gp) /* sig 269 */
-  /* 187: amo */
-  li a1, 0x1a
-  addi s4, sp, 8
-  amoadd.d.rl s6, a1, (s4)
-  sub s4, s4, sp
-  sd s6, 232(gp) /* sig 270 */
-  ld t4, 8(sp)
-  sd t4, 240(gp) /* sig 271 */
-  /* 188: fp */
-  li tp, 0xffffffff007fffff
-  fmv.d.x f13, tp
-  fcvt.l.s t6, f13, rtz
-  sd t6, 248(gp) /* sig 272 */
-  li a7, 0x1f
-  csrrc ra, fcsr, a7
-  sd ra, 256(gp) /* sig 273 */
-  /* 189: aluR */
-  sllw a4, a1, t1
-  sd a4, 264(gp) /* sig 274 */
-  /* 190: cAlu */
-  .option rvc
-  c.add s10, s3
-  .option norvc
-  sd s10, 272(gp) /* sig 275 */
-  /* 191: fp */
-  fcvt.s.w f28, zero
-  fsd f28, 280(gp) /* sig 276 */
-  frflags a1
-  sd a1, 288(gp) /* sig 277 */
-  /* 192: fp */
-  li tp, 0xffffffff80000000
+  sub t5, t5, tp
+  sd ra, 336(gp) /* sig 282 */
+  sd t5, 344(gp) /* sig 283 */
+  /* 179: fp */
+  li t6, 0x100000000
+  fcvt.s.l f6, t6, rne
+  fsd f6, 352(gp) /* sig 284 */
+  frflags s7
+  sd s7, 360(gp) /* sig 285 */
+  /* 180: aluR */
+  li s11, 0xb8f2e6f
+  xor s3, s10, s11
+  sd s3, 368(gp) /* sig 286 */
+  /* 181: lrsc */
+  addi s10, sp, 160
+  sc.d.aqrl s11, s4, (s10)
+  sd s11, 376(gp) /* sig 287 */
+  sub s10, s10, sp
+  ld s5, 160(sp)
+  sd s5, 384(gp) /* sig 288 */
+  /* 182: fp */
+  li tp, 0xffffffff755c60cd
   fmv.d.x f0, tp
-  li tp, 0xffffffffffc00000
-  fmv.d.x f15, tp
-  feq.s zero, f0, f15
-  sd zero, 296(gp) /* sig 278 */
-  fsflags t2, zero
-  sd t2, 304(gp) /* sig 279 */
-  /* 193: aluI */
-  slti a1, ra, 1365
-  sd a1, 312(gp) /* sig 280 */
-  /* 194: fp */
-  li tp, 0xffffffff2aab9ad3
-  fmv.d.x f17, tp
-  fdiv.s f23, f29, f17, rup
-  fsd f23, 320(gp) /* sig 281 */
-  fsflags s6, zero
-  sd s6, 328(gp) /* sig 282 */
-  /* 195: mem */
-  addi ra, sp, -225
-  ld t6, 281(ra)
-  sd t6, 336(gp) /* sig 283 */
-  sub ra, ra, sp
-  /* 196: loop */
-  li t5, 0x3
-.L19:
-  srliw t2, s9, 0
-  sd t2, 344(gp) /* sig 284 */
-  addi s10, t0, 1
-  sd s10, 352(gp) /* sig 285 */
-  addi t5, t5, -1
-  bne t5, zero, .L19
-  sd t5, 360(gp) /* sig 286 */
-  /* 197: fp */
-  fmv.d.x f31, s11
-  fsd f31, 368(gp) /* sig 287 */
-  li a0, 0x1f
-  csrrc s10, fcsr, a0
-  sd s10, 376(gp) /* sig 288 */
-  /* 198: aluR */
-  li a2, 0xffffffff80000000
-  li t3, 0xffffffffffffffff
-  remw s1, a2, t3
-  sd s1, 384(gp) /* sig 289 */
-  /* 199: fp */
-  li tp, 0xfffffffffa610aa8
-  fmv.d.x f15, tp
-  fclass.s s5, f15
-  sd s5, 392(gp) /* sig 290 */
-  fsflags a2, zero
-  sd a2, 400(gp) /* sig 291 */
-  j .L20
-.L11:
-  .option rvc
-  c.subw a1, a3
-  .option norvc
-  sd a1, 1264(gp) /* sig 158 */
-  xor s11, a7, s2
-  sd s11, 1272(gp) /* sig 159 */
-  slti s4, zero, 2047
-  sd s4, 1280(gp) /* sig 160 */
-  bge zero, zero, .L12
-.L20:
-  /* 200: mem */
-  addi s7, sp, -118
-  lwu s1, 282(s7)
-  sd s1, 408(gp) /* sig 292 */
-  sub s7, s7, sp
-  /* 201: fp */
-  li tp, 0x4170000010000000
-  fmv.d.x f9, tp
-  fadd.d f19, f9, f16, rmm
-  fsd f19, 416(gp) /* sig 293 */
-  li s8, 0x1f
-  csrrc s0, fcsr, s8
-  sd s0, 424(gp) /* sig 294 */
-  /* 202: fp */
-  li tp, 0x40c81cd6c8b43958
-  fmv.d.x f2, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f22, tp
-  feq.d t1, f2, f22
-  sd t1, 432(gp) /* sig 295 */
-  li s4, 0x1f
-  csrrc s3, fcsr, s4
-  sd s3, 440(gp) /* sig 296 */
-  /* 203: branch */
-  bltu s4, s4, .L21
-  srl t3, a2, s7
-  sd t3, 448(gp) /* sig 297 */
-  sraiw t4, s5, 29
-  sd t4, 456(gp) /* sig 298 */
-  div s0, a7, a2
-  sd s0, 464(gp) /* sig 299 */
+  fclass.s a2, f0
+  sd a2, 392(gp) /* sig 289 */
+  fsflags s8, zero
+  sd s8, 400(gp) /* sig 290 */
+  /* 183: far */
+  jal a4, .L20
 .L21:
-  /* 204: fp */
-  fsqrt.d f1, f12, rtz
-  fsd f1, 472(gp) /* sig 300 */
-  frflags t3
-  sd t3, 480(gp) /* sig 301 */
-  /* 205: fp */
-  fcvt.wu.s s5, f14
-  sd s5, 488(gp) /* sig 302 */
-  fsflags s5, zero
-  sd s5, 496(gp) /* sig 303 */
-  /* 206: fp */
-  li tp, 0xffffffffc0900000
-  fmv.d.x f17, tp
-  fsub.s f5, f3, f17, rup
-  fsd f5, 504(gp) /* sig 304 */
-  frcsr s1
-  sd s1, 512(gp) /* sig 305 */
-  /* 207: aluI */
+  /* 184: branch */
+  bge s8, s8, .L22
+  sltu a2, zero, s5
+  sd a2, 432(gp) /* sig 294 */
+.L22:
+  /* 185: cAlu */
+  .option rvc
+  c.xor a0, s0
+  .option norvc
+  sd a0, 440(gp) /* sig 295 */
+  /* 186: liSeed */
+  li s6, 0x1f
+  sd s6, 448(gp) /* sig 296 */
+  /* 187: cBranch */
+  .option rvc
+  c.bnez a1, .L23
+  .option norvc
+  .option rvc
+  c.mv t0, t4
+  .option norvc
+  sd t0, 456(gp) /* sig 297 */
+  .option rvc
+  c.add s3, a3
+  .option norvc
+  sd s3, 464(gp) /* sig 298 */
+  .option rvc
+  c.addi s11, -4
+  .option norvc
+  sd s11, 472(gp) /* sig 299 */
+.L23:
+  /* 188: fp */
+  li tp, 0xffffffffce256e91
+  fmv.d.x f16, tp
+  fmax.s f14, f16, f9
+  fsd f14, 480(gp) /* sig 300 */
+  fsflags s6, zero
+  sd s6, 488(gp) /* sig 301 */
+  /* 189: fp */
+  li tp, 0x0
+  fmv.d.x f28, tp
+  fsqrt.d f25, f28, dyn
+  fsd f25, 496(gp) /* sig 302 */
+  fsflags a4, zero
+  sd a4, 504(gp) /* sig 303 */
+  /* 190: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f29, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f31, tp
+  fsub.s f16, f29, f31, rup
+  fsd f16, 512(gp) /* sig 304 */
+  li s10, 0x1f
+  csrrc s11, fcsr, s10
+  sd s11, 520(gp) /* sig 305 */
+  /* 191: fp */
+  li tp, 0x3ff5934914e4ef33
+  fmv.d.x f9, tp
+  li tp, 0xbff5934914e4ef32
+  fmv.d.x f15, tp
+  fadd.d f1, f9, f15, rmm
+  fsd f1, 528(gp) /* sig 306 */
+  csrrci s2, fflags, 0x1f
+  sd s2, 536(gp) /* sig 307 */
+  /* 192: lrsc */
+  addi a7, sp, 160
+  lr.w.aqrl t3, (a7)
+  sc.w.aq s6, s2, (a7)
+  sd t3, 544(gp) /* sig 308 */
+  sd s6, 552(gp) /* sig 309 */
+  sub a7, a7, sp
+  lw s9, 160(sp)
+  sd s9, 560(gp) /* sig 310 */
+  /* 193: fp */
+  li tp, 0xffffffffb627078e
+  fmv.d.x f21, tp
+  fsqrt.s f26, f21, rdn
+  fsd f26, 568(gp) /* sig 311 */
+  frflags t0
+  sd t0, 576(gp) /* sig 312 */
+  /* 194: cAlu */
+  .option rvc
+  c.addw a5, s1
+  .option norvc
+  sd a5, 584(gp) /* sig 313 */
+  /* 195: rand */
+  .4byte 0x737c99b /* random */
+  sd s3, 592(gp) /* sig 314 */
+  .4byte 0x10484713 /* random */
+  sd a4, 600(gp) /* sig 315 */
+  .4byte 0x417e981b /* random */
+  sd a6, 608(gp) /* sig 316 */
+  /* 196: loop */
+  li a3, 0x2
+.L24:
+  sraiw s11, s4, 19
+  sd s11, 616(gp) /* sig 317 */
+  addi a3, a3, -1
+  bne a3, zero, .L24
+  sd a3, 624(gp) /* sig 318 */
+  /* 197: fp */
+  fnmadd.d f7, f22, f28, f6, rmm
+  fsd f7, 632(gp) /* sig 319 */
+  fsflags t6, zero
+  sd t6, 640(gp) /* sig 320 */
+  /* 198: fcsr */
+  li t5, 0x51
+  csrrs zero, fcsr, t5
+  sd zero, 648(gp) /* sig 321 */
+  /* 199: mem */
+  addi s7, sp, 403
+  lbu a3, -186(s7)
+  sd a3, 656(gp) /* sig 322 */
+  sub s7, s7, sp
+  j .L25
+.L13:
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 48(gp) /* sig 246 */
+  sraiw t6, s10, 12
+  sd t6, 56(gp) /* sig 247 */
+  j .L14
+.L20:
+  auipc tp, 0
+  sub a4, a4, tp
+  sd a4, 408(gp) /* sig 291 */
+  slliw s3, t6, 28
+  sd s3, 416(gp) /* sig 292 */
+  .option rvc
+  c.addi ra, -20
+  .option norvc
+  sd ra, 424(gp) /* sig 293 */
+  jal tp, .L21
+.L25:
+  /* 200: fp */
+  li tp, 0xbf878d7529eaae92
+  fmv.d.x f2, tp
+  fcvt.lu.d a6, f2, dyn
+  sd a6, 664(gp) /* sig 323 */
+  frflags t2
+  sd t2, 672(gp) /* sig 324 */
+  /* 201: cAlu */
+  .option rvc
+  c.li s0, 29
+  .option norvc
+  sd s0, 680(gp) /* sig 325 */
+  /* 202: liSeed */
+  li s5, 0x1f
+  sd s5, 688(gp) /* sig 326 */
+  /* 203: aluI */
   slli ra, s3, 7
-  sd ra, 520(gp) /* sig 306 */
-  /* 208: branch */
-  beq s11, s2, .L22
+  sd ra, 696(gp) /* sig 327 */
+  /* 204: branch */
+  beq s11, s2, .L26
   .option rvc
   c.mv a6, a5
   .option norvc
-  sd a6, 528(gp) /* sig 307 */
+  sd a6, 704(gp) /* sig 328 */
   addi s1, t0, 1484
-  sd s1, 536(gp) /* sig 308 */
-.L22:
-  /* 209: cSp */
+  sd s1, 712(gp) /* sig 329 */
+.L26:
+  /* 205: cAlu */
   .option rvc
-  c.addi4spn a2, sp, 464
+  c.mv s3, a6
   .option norvc
-  sub a2, a2, sp
-  sd a2, 544(gp) /* sig 309 */
-  /* 210: fp */
-  fsqrt.s f28, f27, dyn
-  fsd f28, 552(gp) /* sig 310 */
-  fsflags s2, zero
-  sd s2, 560(gp) /* sig 311 */
-  /* 211: aluI */
-  srliw s3, a5, 24
-  sd s3, 568(gp) /* sig 312 */
-  /* 212: amo */
-  addi s11, sp, 128
-  amoor.w.rl a4, s10, (s11)
-  sub s11, s11, sp
-  sd a4, 576(gp) /* sig 313 */
-  /* 213: branch */
-  li a2, 0x7fffffff
-  li s5, 0x7fffffff
-  blt a2, s5, .L23
-  addi t1, t5, 1533
-  sd t1, 584(gp) /* sig 314 */
-  addi t4, a5, -1
-  sd t4, 592(gp) /* sig 315 */
-.L23:
-  /* 214: aluR */
-  or t6, a1, zero
-  sd t6, 600(gp) /* sig 316 */
-  /* 215: jalr */
-  auipc t3, 0
-  addi t3, t3, -168
-  jalr t3, 181(t3)
-  auipc tp, 0
-  sub t3, t3, tp
-  sd t3, 608(gp) /* sig 317 */
-  /* 216: fp */
-  li tp, 0x41f737fa4cd2c425
-  fmv.d.x f13, tp
-  fcvt.wu.d t5, f13, rdn
-  sd t5, 616(gp) /* sig 318 */
-  fsflags s3, zero
-  sd s3, 624(gp) /* sig 319 */
-  /* 217: luiAuipc */
-  lui s5, 0xfffff
-  sd s5, 632(gp) /* sig 320 */
-  /* 218: amo */
-  addi s11, sp, 88
-  amomaxu.w.aqrl s4, t0, (s11)
-  sub s11, s11, sp
-  sd s4, 640(gp) /* sig 321 */
-  lw s1, 88(sp)
-  sd s1, 648(gp) /* sig 322 */
-  /* 219: aluI */
-  li a2, 0xb7c975431800accf
-  ori t0, a2, 1
-  sd t0, 656(gp) /* sig 323 */
-  /* 220: fp */
-  li tp, 0xffffffff690d842a
-  fmv.d.x f0, tp
-  fcvt.d.s f16, f0
-  fsd f16, 664(gp) /* sig 324 */
+  sd s3, 720(gp) /* sig 330 */
+  /* 206: fp */
+  li tp, 0xffffffff4f800000
+  fmv.d.x f31, tp
+  fsqrt.s f28, f31
+  fsd f28, 728(gp) /* sig 331 */
   fsflags a5, zero
-  sd a5, 672(gp) /* sig 325 */
-  /* 221: fp */
-  fmv.d.x f16, s6
-  fsd f16, 680(gp) /* sig 326 */
-  li a3, 0x1f
-  csrrc s9, fcsr, a3
-  sd s9, 688(gp) /* sig 327 */
-  /* 222: luiAuipc */
-  auipc a1, 0x1
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 696(gp) /* sig 328 */
-  /* 223: fp */
-  fadd.s f15, f18, f0, rmm
-  fsd f15, 704(gp) /* sig 329 */
-  fsflags a0, zero
-  sd a0, 712(gp) /* sig 330 */
-  /* 224: cBranch */
-  .option rvc
-  c.bnez a0, .L24
-  .option norvc
-  mulh s9, zero, s10
-  sd s9, 720(gp) /* sig 331 */
-.L24:
-  /* 225: cMem */
-  addi a4, sp, 193
-  .option rvc
-  c.sw a1, 28(a4)
-  .option norvc
-  sub a4, a4, sp
-  /* 226: fp */
-  li tp, 0x41dfffffffe00000
+  sd a5, 736(gp) /* sig 332 */
+  /* 207: amo */
+  addi s3, sp, 196
+  amominu.w.rl a6, a7, (s3)
+  sub s3, s3, sp
+  sd a6, 744(gp) /* sig 333 */
+  lw s0, 196(sp)
+  sd s0, 752(gp) /* sig 334 */
+  /* 208: fp */
+  li tp, 0x3fe7196f03c34f72
+  fmv.d.x f9, tp
+  fnmsub.d f28, f9, f1, f15, rmm
+  fsd f28, 760(gp) /* sig 335 */
+  fsflags t1, zero
+  sd t1, 768(gp) /* sig 336 */
+  /* 209: aluR */
+  li s2, 0x0
+  rem t4, s2, a5
+  sd t4, 776(gp) /* sig 337 */
+  /* 210: fp */
+  li tp, 0xbff88561f721d09a
   fmv.d.x f14, tp
-  li tp, 0x7fefffffffffffff
-  fmv.d.x f31, tp
-  li tp, 0x7ff4000000000000
-  fmv.d.x f5, tp
-  fnmsub.d f6, f14, f31, f5, dyn
-  fsd f6, 728(gp) /* sig 332 */
-  fsflags a3, zero
-  sd a3, 736(gp) /* sig 333 */
-  /* 227: mem */
-  lw a5, 108(sp)
-  sd a5, 744(gp) /* sig 334 */
-  /* 228: fp */
-  li tp, 0x41efffffffe00000
-  fmv.d.x f20, tp
-  fcvt.s.d f30, f20, rne
-  fsd f30, 752(gp) /* sig 335 */
-  frflags a2
-  sd a2, 760(gp) /* sig 336 */
-  /* 229: fp */
-  li s0, 0xffffffff7fffffff
-  fcvt.d.wu f31, s0
-  fsd f31, 768(gp) /* sig 337 */
-  fsflags s10, zero
-  sd s10, 776(gp) /* sig 338 */
-  /* 230: fp */
-  li tp, 0xffffffffbfc8f423
-  fmv.d.x f13, tp
-  li tp, 0xffffffff805187fe
+  li tp, 0x800a70a524b85f4d
+  fmv.d.x f9, tp
+  fmul.d f0, f14, f9
+  fsd f0, 784(gp) /* sig 338 */
+  li a3, 0x1f
+  csrrc s0, fcsr, a3
+  sd s0, 792(gp) /* sig 339 */
+  /* 211: fmem */
+  fld f12, 224(sp)
+  fsd f12, 800(gp) /* sig 340 */
+  /* 212: mem */
+  lhu s5, 50(sp)
+  sd s5, 808(gp) /* sig 341 */
+  /* 213: fp */
+  li tp, 0x10247b21c9b24c2e
   fmv.d.x f25, tp
-  li tp, 0xffffffff00000000
-  fmv.d.x f21, tp
-  fnmsub.s f20, f13, f25, f21, rmm
-  fsd f20, 784(gp) /* sig 339 */
-  fsflags a0, zero
-  sd a0, 792(gp) /* sig 340 */
-  /* 231: fmem */
-  addi s11, sp, 368
-  fsd f19, -176(s11)
+  fmax.d f18, f11, f25
+  fsd f18, 816(gp) /* sig 342 */
+  fsflags a1, zero
+  sd a1, 824(gp) /* sig 343 */
+  /* 214: aluI */
+  li t6, 0xffffffff80000000
+  srli s1, t6, 1
+  sd s1, 832(gp) /* sig 344 */
+  /* 215: aluR */
+  srl zero, t0, s10
+  sd zero, 840(gp) /* sig 345 */
+  /* 216: mem */
+  addi t3, sp, 302
+  sh s2, -98(t3)
+  sub t3, t3, sp
+  /* 217: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f9, tp
+  fsqrt.s f10, f9, rdn
+  fsd f10, 848(gp) /* sig 346 */
+  fsflags ra, zero
+  sd ra, 856(gp) /* sig 347 */
+  /* 218: amo */
+  addi s11, sp, 80
+  amoswap.d.rl a5, a2, (s11)
   sub s11, s11, sp
-  /* 232: fmem */
-  addi a1, sp, -295
-  flw f10, 327(a1)
-  fsd f10, 800(gp) /* sig 341 */
-  sub a1, a1, sp
-  /* 233: liSeed */
-  li s7, 0x9c4000000000
-  sd s7, 808(gp) /* sig 342 */
-  /* 234: fp */
-  li tp, 0x4340000000000000
-  fmv.d.x f10, tp
-  li tp, 0x1c2f92fa7ac52f
-  fmv.d.x f19, tp
-  fmax.d f22, f10, f19
-  fsd f22, 816(gp) /* sig 343 */
-  li t0, 0x1f
-  csrrc a2, fcsr, t0
-  sd a2, 824(gp) /* sig 344 */
-  /* 235: fp */
-  li tp, 0xfff0000000000001
-  fmv.d.x f31, tp
-  li tp, 0x7fffffffffffffff
-  fmv.d.x f2, tp
-  fdiv.d f16, f31, f2, rup
-  fsd f16, 832(gp) /* sig 345 */
-  fsflags a3, zero
-  sd a3, 840(gp) /* sig 346 */
-  /* 236: aluR */
-  addw a0, a0, t6
-  sd a0, 848(gp) /* sig 347 */
-  /* 237: amo */
-  addi s5, sp, 232
-  amoor.d.aqrl t0, a7, (s5)
-  sub s5, s5, sp
-  sd t0, 856(gp) /* sig 348 */
-  ld a6, 232(sp)
-  sd a6, 864(gp) /* sig 349 */
-  /* 238: branch */
-  bne s0, s0, .L25
-  divu s11, s7, s7
-  sd s11, 872(gp) /* sig 350 */
-.L25:
-  /* 239: cAlu */
+  sd a5, 864(gp) /* sig 348 */
+  ld t2, 80(sp)
+  sd t2, 872(gp) /* sig 349 */
+  /* 219: aluI */
+  srai s10, t0, 11
+  sd s10, 880(gp) /* sig 350 */
+  /* 220: liSeed */
+  li t6, 0x2ebc0000000000
+  sd t6, 888(gp) /* sig 351 */
+  /* 221: cAlu */
   .option rvc
-  c.lui t1, 0xfffec
+  c.add t0, s1
   .option norvc
-  sd t1, 880(gp) /* sig 351 */
-  /* 240: mem */
-  addi a2, sp, 492
-  ld ra, -468(a2)
-  sd ra, 888(gp) /* sig 352 */
-  sub a2, a2, sp
-  /* 241: fp */
-  fdiv.s f29, f29, f1, rup
-  fsd f29, 896(gp) /* sig 353 */
-  fsflags s0, zero
-  sd s0, 904(gp) /* sig 354 */
-  /* 242: fp */
-  li tp, 0x47efffffe0000000
-  fmv.d.x f22, tp
-  fadd.d f30, f5, f22, rmm
-  fsd f30, 912(gp) /* sig 355 */
-  fsflags s8, zero
-  sd s8, 920(gp) /* sig 356 */
-  /* 243: fp */
-  li s6, 0x16a8000000000
-  fcvt.d.l f20, s6, rdn
-  fsd f20, 928(gp) /* sig 357 */
-  li s11, 0x1f
-  csrrc t2, fcsr, s11
-  sd t2, 936(gp) /* sig 358 */
-  /* 244: far */
-  jal t3, .L26
+  sd t0, 896(gp) /* sig 352 */
+  /* 222: branch */
+  bgeu s1, a4, .L27
+  addi a1, s0, 1
+  sd a1, 904(gp) /* sig 353 */
 .L27:
-  /* 245: jalr */
-  auipc a7, 0
-  jalr a0, 17(a7)
-  xori a6, t2, -1027
-  sd a6, 976(gp) /* sig 363 */
-  auipc tp, 0
-  sub a0, a0, tp
-  sub a7, a7, tp
-  sd a0, 984(gp) /* sig 364 */
-  sd a7, 992(gp) /* sig 365 */
-  /* 246: fmem */
-  fsw f24, 236(sp)
-  /* 247: fp */
-  fcvt.d.lu f25, t1, rmm
-  fsd f25, 1000(gp) /* sig 366 */
-  fsflags a2, zero
-  sd a2, 1008(gp) /* sig 367 */
-  /* 248: fcsr */
-  li a7, 0xe5
-  csrrs t1, fflags, a7
-  sd t1, 1016(gp) /* sig 368 */
-  /* 249: aluR */
-  slt t5, t3, s9
-  sd t5, 1024(gp) /* sig 369 */
-  /* 250: aluR */
-  srl a7, t4, a4
-  sd a7, 1032(gp) /* sig 370 */
-  /* 251: amo */
-  addi a6, sp, 168
-  amomax.w.rl s7, a5, (a6)
-  sub a6, a6, sp
-  sd s7, 1040(gp) /* sig 371 */
-  /* 252: fp */
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f19, tp
-  li tp, 0x7d3604e9ace924b1
+  /* 223: mem */
+  addi a5, sp, -179
+  lh a6, 343(a5)
+  sd a6, 912(gp) /* sig 354 */
+  sub a5, a5, sp
+  /* 224: fp */
+  li tp, 0x417433b8a5052df6
+  fmv.d.x f2, tp
+  fcvt.s.d f30, f2, rtz
+  fsd f30, 920(gp) /* sig 355 */
+  frcsr t6
+  sd t6, 928(gp) /* sig 356 */
+  /* 225: mem */
+  lbu s10, 38(sp)
+  sd s10, 936(gp) /* sig 357 */
+  /* 226: fp */
+  li tp, 0xffffffffbfec7e66
+  fmv.d.x f24, tp
+  li tp, 0xffffffff7f0a8ebc
   fmv.d.x f20, tp
-  fmin.d f23, f19, f20
-  fsd f23, 1048(gp) /* sig 372 */
-  fsflags s6, zero
-  sd s6, 1056(gp) /* sig 373 */
-  /* 253: cAlu */
+  fmul.s f20, f24, f20, rtz
+  fsd f20, 944(gp) /* sig 358 */
+  frflags t6
+  sd t6, 952(gp) /* sig 359 */
+  /* 227: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f24, tp
+  li tp, 0x8000000000000001
+  fmv.d.x f17, tp
+  fsgnj.d f13, f24, f17
+  fsd f13, 960(gp) /* sig 360 */
+  frflags s8
+  sd s8, 968(gp) /* sig 361 */
+  /* 228: fp */
+  li tp, 0xfff0000000000000
+  fmv.d.x f28, tp
+  li tp, 0xfff0000000000000
+  fmv.d.x f0, tp
+  fsub.d f28, f28, f0, dyn
+  fsd f28, 976(gp) /* sig 362 */
+  li a4, 0x1f
+  csrrc s7, fcsr, a4
+  sd s7, 984(gp) /* sig 363 */
+  /* 229: fp */
+  li tp, 0xffffffffb1428e6a
+  fmv.d.x f5, tp
+  fcvt.w.s a3, f5, dyn
+  sd a3, 992(gp) /* sig 364 */
+  li a2, 0x1f
+  csrrc t5, fcsr, a2
+  sd t5, 1000(gp) /* sig 365 */
+  /* 230: rand */
+  .4byte 0x40aa553b /* random */
+  sd a0, 1008(gp) /* sig 366 */
+  /* 231: cAlu */
+  .option rvc
+  c.addiw s5, -28
+  .option norvc
+  sd s5, 1016(gp) /* sig 367 */
+  /* 232: branch */
+  blt s2, s2, .L28
+  addiw t6, a0, -2048
+  sd t6, 1024(gp) /* sig 368 */
+.L28:
+  /* 233: fp */
+  li tp, 0xffffffff7149f2ca
+  fmv.d.x f19, tp
+  li tp, 0xffffffffcf000000
+  fmv.d.x f24, tp
+  fsgnjx.s f23, f19, f24
+  fsd f23, 1032(gp) /* sig 369 */
+  li s0, 0x1f
+  csrrc a1, fcsr, s0
+  sd a1, 1040(gp) /* sig 370 */
+  /* 234: aluR */
+  sltu s7, a3, s8
+  sd s7, 1048(gp) /* sig 371 */
+  /* 235: mem */
+  sw a5, 20(sp)
+  /* 236: fmem */
+  fsd f18, 0(sp)
+  /* 237: cAlu */
+  .option rvc
+  c.add t1, t4
+  .option norvc
+  sd t1, 1056(gp) /* sig 372 */
+  /* 238: fcsr */
+  li t6, 0x37
+  csrrs ra, fcsr, t6
+  sd ra, 1064(gp) /* sig 373 */
+  /* 239: aluR */
+  sltu s10, t6, s0
+  sd s10, 1072(gp) /* sig 374 */
+  /* 240: fp */
+  fdiv.d f28, f21, f21, rdn
+  fsd f28, 1080(gp) /* sig 375 */
+  fsflags s9, zero
+  sd s9, 1088(gp) /* sig 376 */
+  /* 241: lrsc */
+  addi s11, sp, 244
+  lr.w.aq s1, (s11)
+  srl a1, a4, t4
+  sllw t3, t1, s8
+  sc.w.rl t0, t3, (s11)
+  sd s1, 1096(gp) /* sig 377 */
+  sd t0, 1104(gp) /* sig 378 */
+  sub s11, s11, sp
+  lw t4, 244(sp)
+  sd t4, 1112(gp) /* sig 379 */
+  /* 242: cJump */
+  auipc a4, 0
+  addi a4, a4, 10
+  .option rvc
+  c.jalr a4
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sub a4, a4, tp
+  sd ra, 1120(gp) /* sig 380 */
+  sd a4, 1128(gp) /* sig 381 */
+  /* 243: liSeed */
+  li a5, 0xffffffffffffffff
+  sd a5, 1136(gp) /* sig 382 */
+  /* 244: rand */
+  .2byte 0x3862 /* random */
+  fsd f16, 1144(gp) /* sig 383 */
+  .4byte 0xefe639d3 /* random */
+  sd s3, 1152(gp) /* sig 384 */
+  fsd f19, 1160(gp) /* sig 385 */
+  frcsr s10
+  sd s10, 1168(gp) /* sig 386 */
+  /* 245: fp */
+  li tp, 0x7fffffffffffffff
+  fmv.d.x f27, tp
+  fcvt.s.d f3, f27, rne
+  fsd f3, 1176(gp) /* sig 387 */
+  li s6, 0x1f
+  csrrc a2, fcsr, s6
+  sd a2, 1184(gp) /* sig 388 */
+  /* 246: luiAuipc */
+  lui a2, 0x7ee28
+  sd a2, 1192(gp) /* sig 389 */
+  /* 247: aluR */
+  li a5, 0x8000000000000000
+  xor a3, a5, a5
+  sd a3, 1200(gp) /* sig 390 */
+  /* 248: fcsr */
+  csrrsi a4, fcsr, 23
+  sd a4, 1208(gp) /* sig 391 */
+  /* 249: lrsc */
+  addi s7, sp, 188
+  lr.w.rl a5, (s7)
+  subw a1, a7, a4
+  ori s3, t1, -1188
+  sc.w.aqrl a6, s6, (s7)
+  sd a5, 1216(gp) /* sig 392 */
+  sd a6, 1224(gp) /* sig 393 */
+  sub s7, s7, sp
+  lw a1, 188(sp)
+  sd a1, 1232(gp) /* sig 394 */
+  /* 250: cAlu */
   .option rvc
   c.addw a0, a1
   .option norvc
-  sd a0, 1064(gp) /* sig 374 */
-  /* 254: aluR */
+  sd a0, 1240(gp) /* sig 395 */
+  /* 251: aluR */
   li a1, 0xffffffff9eb7cc11
   mulh s2, s8, a1
-  sd s2, 1072(gp) /* sig 375 */
-  /* 255: mem */
+  sd s2, 1248(gp) /* sig 396 */
+  /* 252: mem */
   lwu s2, 224(sp)
-  sd s2, 1080(gp) /* sig 376 */
-  /* 256: fp */
-  li tp, 0xffffffffcb447031
-  fmv.d.x f3, tp
-  fmul.s f24, f3, f9
-  fsd f24, 1088(gp) /* sig 377 */
-  fsflags s3, zero
-  sd s3, 1096(gp) /* sig 378 */
-  /* 257: fp */
-  li tp, 0x800a5030b0d452e4
-  fmv.d.x f19, tp
-  li tp, 0xc134a06161a8a5c9
-  fmv.d.x f29, tp
-  fdiv.d f6, f19, f29, rmm
-  fsd f6, 1104(gp) /* sig 379 */
-  fsflags s9, zero
-  sd s9, 1112(gp) /* sig 380 */
-  /* 258: aluR */
-  mulw s5, s3, a2
-  sd s5, 1120(gp) /* sig 381 */
-  /* 259: mem */
-  addi a4, sp, 96
-  lhu a2, 108(a4)
-  sd a2, 1128(gp) /* sig 382 */
-  sub a4, a4, sp
-  j .L28
-.L26:
+  sd s2, 1256(gp) /* sig 397 */
+  /* 253: fp */
+  fadd.s f24, f8, f28, rup
+  fsd f24, 1264(gp) /* sig 398 */
+  frflags a2
+  sd a2, 1272(gp) /* sig 399 */
+  /* 254: aluR */
+  div t5, t1, ra
+  sd t5, 1280(gp) /* sig 400 */
+  /* 255: jalr */
+  auipc a0, 0
+  jalr t3, 16(a0)
+  srlw s8, s9, t1
+  sd s8, 1288(gp) /* sig 401 */
   auipc tp, 0
   sub t3, t3, tp
-  sd t3, 944(gp) /* sig 359 */
-  or a7, s8, zero
-  sd a7, 952(gp) /* sig 360 */
-  mulw a0, s2, a2
-  sd a0, 960(gp) /* sig 361 */
-  mulw s3, t0, s6
-  sd s3, 968(gp) /* sig 362 */
-  jal tp, .L27
-.L28:
+  sub a0, a0, tp
+  sd t3, 1296(gp) /* sig 402 */
+  sd a0, 1304(gp) /* sig 403 */
+  /* 256: cAlu */
+  .option rvc
+  c.slli a1, 40
+  .option norvc
+  sd a1, 1312(gp) /* sig 404 */
+  /* 257: fp */
+  fsub.s f12, f25, f9, rdn
+  fsd f12, 1320(gp) /* sig 405 */
+  fsflags s9, zero
+  sd s9, 1328(gp) /* sig 406 */
+  /* 258: aluR */
+  add t4, s2, s3
+  sd t4, 1336(gp) /* sig 407 */
+  /* 259: aluR */
+  li s0, 0x1
+  rem s10, s0, t0
+  sd s10, 1344(gp) /* sig 408 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x543736dc22e1d220
-  .dword 0xffffffff7fffffff
-  .dword 0xffffffffc7de68f8
-  .dword 0x3ffffffff
-  .dword 0x41e0000000000000
-  .dword 0xdbe7532f20730b11
-  .dword 0xfffffffffffff800
   .dword 0x7fffffffffffffff
   .dword 0xb276c113a06ced6a
   .dword 0x3fefffffffffffff
@@ -1714,8 +1718,15 @@ difftest_buf:
   .dword 0x800d3bda1daf35c0
   .dword 0x80000001
   .dword 0xffffffff0103f36d
+  .dword 0x3fe0000000000000
+  .dword 0xffffffff80000001
+  .dword 0x8000000000000001
+  .dword 0x18b809f2de51347f
+  .dword 0xffffffffb34d1575
+  .dword 0xffff
+  .dword 0xffffffffcb64f958
 difftest_sig:
-  .rept 383
+  .rept 409
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,37 +4,37 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0xffffffff
-  li t0, 0x346f5fd9
-  li t1, 0x102a00000000000
-  li t2, 0x65f000
-  li s0, 0x80
-  li s1, 0x1b3d842a9263b291
-  li a0, 0x605d0e65
-  li a1, 0xf390000000000
-  li a2, 0xa4f0a0fb22b1c1de
-  li a3, 0x5f
-  li a4, 0xffffffffe96f7f37
-  li a5, 0x4c
-  li a6, 0xffffffffb2a3bfa4
-  li a7, 0x3f
-  li s2, 0x2a
-  li s3, 0x7c4000000000000
-  li s4, 0x80
-  li s5, 0x0
-  li s6, 0x1
-  li s7, 0x1fffff
-  li s8, 0xffffffffffffffad
-  li s9, 0x1d98000000
-  li s10, 0xffffffffffffffb8
-  li s11, 0x20516274
-  li t3, 0xfffffffffff
-  li t4, 0x8000000000000001
-  li t5, 0x498f50d6
-  li t6, 0x7ddbffa417d3f6e
-  li tp, 0xffffffff2cfb16ed
+  li ra, 0x8e3e3adb346f5fd9
+  li t0, 0x102a00000000000
+  li t1, 0x65f000
+  li t2, 0x80
+  li s0, 0x1b3d842a9263b291
+  li s1, 0x605d0e65
+  li a0, 0xf390000000000
+  li a1, 0xa4f0a0fb22b1c1de
+  li a2, 0x5f
+  li a3, 0xffffffffe96f7f37
+  li a4, 0x4c
+  li a5, 0xffffffffb2a3bfa4
+  li a6, 0x3f
+  li a7, 0x2a
+  li s2, 0x7c4000000000000
+  li s3, 0x80
+  li s4, 0x0
+  li s5, 0x1
+  li s6, 0x1fffff
+  li s7, 0xffffffffffffffad
+  li s8, 0x1d98000000
+  li s9, 0xffffffffffffffb8
+  li s10, 0x20516274
+  li s11, 0xfffffffffff
+  li t3, 0x8000000000000001
+  li t4, 0x498f50d6
+  li t5, 0x7ddbffa417d3f6e
+  li t6, 0xfffffffffffff800
+  li tp, 0xffffffff3dcccccd
   fmv.d.x f0, tp
-  li tp, 0xffffffff38f90e53
+  li tp, 0xffffffff7fc00000
   fmv.d.x f1, tp
   li tp, 0x22d96546a68b4b74
   fmv.d.x f2, tp
@@ -105,15 +105,14 @@
   lbu t4, 91(sp)
   sd t4, 8(gp) /* sig 1 */
   /* 2: fp */
-  li tp, 0xbff839a1747b7900
-  fmv.d.x f18, tp
-  li tp, 0x800a914a826c781b
+  li tp, 0xbffb79006eb74e39
   fmv.d.x f3, tp
-  fmul.d f13, f18, f3
+  li tp, 0x9517fa7321673
+  fmv.d.x f30, tp
+  fmul.d f13, f3, f30, rup
   fsd f13, 16(gp) /* sig 2 */
-  li s7, 0x1f
-  csrrc s5, fcsr, s7
-  sd s5, 24(gp) /* sig 3 */
+  frflags t5
+  sd t5, 24(gp) /* sig 3 */
   /* 3: aluR */
   mulhu s7, t6, a2
   sd s7, 32(gp) /* sig 4 */
@@ -124,956 +123,973 @@
   .option norvc
   sub a4, a4, sp
   /* 5: fp */
-  li tp, 0xffffffff012de5f6
-  fmv.d.x f18, tp
-  li tp, 0x80000001
-  fmv.d.x f12, tp
-  fle.s t4, f18, f12
-  sd t4, 40(gp) /* sig 5 */
-  fsflags t6, zero
-  sd t6, 48(gp) /* sig 6 */
-  /* 6: fp */
-  fadd.d f30, f17, f26, rne
-  fsd f30, 56(gp) /* sig 7 */
-  fsflags t1, zero
-  sd t1, 64(gp) /* sig 8 */
-  /* 7: lrsc */
-  addi s2, sp, 252
-  lr.w.rl a2, (s2)
-  addi s7, t1, 2047
-  sc.w.aq t4, t3, (s2)
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f0, tp
+  feq.s s3, f9, f0
+  sd s3, 40(gp) /* sig 5 */
+  frflags a4
+  sd a4, 48(gp) /* sig 6 */
+  /* 6: fmem */
+  addi t1, sp, 370
+  flw f26, -322(t1)
+  fsd f26, 56(gp) /* sig 7 */
+  sub t1, t1, sp
+  /* 7: fence */
+  fence
+  /* 8: aluR */
+  li s10, 0xff
+  mul zero, s10, a6
+  sd zero, 64(gp) /* sig 8 */
+  /* 9: rand */
+  .4byte 0xfa971633 /* random */
   sd a2, 72(gp) /* sig 9 */
-  sd t4, 80(gp) /* sig 10 */
-  sub s2, s2, sp
-  lw a3, 252(sp)
-  sd a3, 88(gp) /* sig 11 */
-  /* 8: fp */
-  li tp, 0xffffffffb533f750
-  fmv.d.x f31, tp
-  fnmadd.s f1, f5, f31, f26, rmm
-  fsd f1, 96(gp) /* sig 12 */
-  fsflags a1, zero
-  sd a1, 104(gp) /* sig 13 */
-  /* 9: cMem */
-  .option rvc
-  c.ldsp a7, 48(sp)
-  .option norvc
-  sd a7, 112(gp) /* sig 14 */
-  /* 10: fp */
-  li tp, 0xfb9bc9cec489285f
-  fmv.d.x f28, tp
-  li tp, 0x7ff0000000000000
-  fmv.d.x f18, tp
-  fnmadd.d f29, f20, f28, f18, rne
-  fsd f29, 120(gp) /* sig 15 */
-  frcsr s9
-  sd s9, 128(gp) /* sig 16 */
-  /* 11: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f21, tp
-  fsqrt.d f19, f21, rdn
-  fsd f19, 136(gp) /* sig 17 */
-  li s3, 0x1f
-  csrrc s11, fcsr, s3
-  sd s11, 144(gp) /* sig 18 */
-  /* 12: cAlu */
-  .option rvc
-  c.addi s11, 16
-  .option norvc
-  sd s11, 152(gp) /* sig 19 */
-  /* 13: fp */
-  li tp, 0xffffffff3fe7c0ba
-  fmv.d.x f25, tp
-  li tp, 0xffffffff8046b22b
-  fmv.d.x f17, tp
-  li tp, 0xffffffff80800000
-  fmv.d.x f21, tp
-  fnmsub.s f10, f25, f17, f21, rne
-  fsd f10, 160(gp) /* sig 20 */
-  csrrci a3, fflags, 0x1f
-  sd a3, 168(gp) /* sig 21 */
-  /* 14: cJump */
-  auipc t5, 0
-  addi t5, t5, 26
-  .option rvc
-  c.jr t5
-  .option norvc
-  addi s0, a2, 2047
-  sd s0, 176(gp) /* sig 22 */
-  slli a3, t6, 33
-  sd a3, 184(gp) /* sig 23 */
-  auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 192(gp) /* sig 24 */
-  /* 15: cAlu */
-  .option rvc
-  c.mv t0, a2
-  .option norvc
-  sd t0, 200(gp) /* sig 25 */
-  /* 16: jalr */
-  auipc s6, 0
-  jalr s1, 20(s6)
-  .option rvc
-  c.srli a2, 40
-  .option norvc
-  sd a2, 208(gp) /* sig 26 */
-  .option rvc
-  c.mv s0, t6
-  .option norvc
-  sd s0, 216(gp) /* sig 27 */
-  auipc tp, 0
-  sub s1, s1, tp
-  sub s6, s6, tp
-  sd s1, 224(gp) /* sig 28 */
-  sd s6, 232(gp) /* sig 29 */
-  /* 17: fp */
-  li s1, 0x1b90000000000
-  fcvt.s.l f23, s1, rmm
-  fsd f23, 240(gp) /* sig 30 */
-  fsflags s2, zero
-  sd s2, 248(gp) /* sig 31 */
-  /* 18: cMem */
-  .option rvc
-  c.swsp s3, 104(sp)
-  .option norvc
-  /* 19: liSeed */
-  li s1, 0xffffffffffffffd4
-  sd s1, 256(gp) /* sig 32 */
-  /* 20: amo */
-  addi s9, sp, 188
-  amominu.w.aq a7, t5, (s9)
-  sub s9, s9, sp
-  sd a7, 264(gp) /* sig 33 */
-  /* 21: cJump */
-  auipc a7, 0
-  addi a7, a7, 26
-  .option rvc
-  c.jr a7
-  .option norvc
-  sltiu t0, s9, 847
-  sd t0, 272(gp) /* sig 34 */
-  slt s10, t6, t5
-  sd s10, 280(gp) /* sig 35 */
-  auipc tp, 0
-  sub a7, a7, tp
-  sd a7, 288(gp) /* sig 36 */
-  /* 22: jal */
-  jal s5, .L0
-  srl a6, t0, s11
-  sd a6, 296(gp) /* sig 37 */
-.L0:
-  auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 304(gp) /* sig 38 */
-  /* 23: fp */
-  li tp, 0xffffffffce40b0e7
-  fmv.d.x f9, tp
-  fmin.s f9, f28, f9
-  fsd f9, 312(gp) /* sig 39 */
+  .4byte 0x7c0bb8d3 /* random */
+  sd a7, 80(gp) /* sig 10 */
+  fsd f17, 88(gp) /* sig 11 */
   fsflags s7, zero
-  sd s7, 320(gp) /* sig 40 */
-  /* 24: aluI */
-  li t0, 0xffffffffffffffa4
-  srli t1, t0, 52
-  sd t1, 328(gp) /* sig 41 */
-  /* 25: aluR */
-  li ra, 0xffffffffffffffff
-  li s0, 0x0
-  divuw zero, ra, s0
-  sd zero, 336(gp) /* sig 42 */
-  /* 26: lrsc */
-  addi s7, sp, 24
-  lr.w t6, (s7)
-  slliw a4, a4, 0
-  sc.w.rl a2, s11, (s7)
-  sd t6, 344(gp) /* sig 43 */
-  sd a2, 352(gp) /* sig 44 */
-  sub s7, s7, sp
-  lw a3, 24(sp)
-  sd a3, 360(gp) /* sig 45 */
-  /* 27: fcsr */
-  li t5, 0x5cda93da600cfa00
-  csrrs a0, fflags, t5
-  sd a0, 368(gp) /* sig 46 */
-  /* 28: cJump */
-  auipc a7, 0
-  addi a7, a7, 24
+  sd s7, 96(gp) /* sig 12 */
+  /* 10: jalr */
+  auipc s6, 0
+  jalr a4, 22(s6)
   .option rvc
-  c.jr a7
+  c.li a1, 5
   .option norvc
-  mul s1, a6, s5
-  sd s1, 376(gp) /* sig 47 */
-  .option rvc
-  c.add ra, s5
-  .option norvc
-  sd ra, 384(gp) /* sig 48 */
-  auipc tp, 0
-  sub a7, a7, tp
-  sd a7, 392(gp) /* sig 49 */
-  /* 29: cJump */
-  auipc a4, 0
-  addi a4, a4, 16
-  .option rvc
-  c.jr a4
-  .option norvc
-  .option rvc
-  c.lui t2, 0x15
-  .option norvc
-  sd t2, 400(gp) /* sig 50 */
+  sd a1, 104(gp) /* sig 13 */
+  remuw t4, ra, s0
+  sd t4, 112(gp) /* sig 14 */
   auipc tp, 0
   sub a4, a4, tp
-  sd a4, 408(gp) /* sig 51 */
-  /* 30: mem */
-  addi a0, sp, -101
-  lh s9, 133(a0)
-  sd s9, 416(gp) /* sig 52 */
-  sub a0, a0, sp
-  /* 31: fp */
-  fcvt.s.wu f6, zero, rup
-  fsd f6, 424(gp) /* sig 53 */
-  csrrci s5, fflags, 0x1f
-  sd s5, 432(gp) /* sig 54 */
-  /* 32: liSeed */
-  li t4, 0x80
-  sd t4, 440(gp) /* sig 55 */
-  /* 33: jalr */
-  auipc s3, 0
-  jalr s3, 24(s3)
-  mulhu s0, zero, a5
-  sd s0, 448(gp) /* sig 56 */
-  srai a5, ra, 59
-  sd a5, 456(gp) /* sig 57 */
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 464(gp) /* sig 58 */
-  /* 34: aluR */
-  mulh t3, a6, zero
-  sd t3, 472(gp) /* sig 59 */
-  /* 35: aluI */
-  andi t0, t6, -336
-  sd t0, 480(gp) /* sig 60 */
-  /* 36: liSeed */
-  li s10, 0xe42c90bd2bb0fbae
-  sd s10, 488(gp) /* sig 61 */
-  /* 37: lrsc */
-  addi a4, sp, 100
-  lr.w t0, (a4)
-  sc.w t4, t3, (a4)
-  sd t0, 496(gp) /* sig 62 */
-  sd t4, 504(gp) /* sig 63 */
-  sub a4, a4, sp
-  lw s9, 100(sp)
-  sd s9, 512(gp) /* sig 64 */
-  /* 38: lrsc */
-  addi a3, sp, 108
-  sc.w.aq a7, t4, (a3)
-  sd a7, 520(gp) /* sig 65 */
-  sub a3, a3, sp
-  lw t0, 108(sp)
-  sd t0, 528(gp) /* sig 66 */
-  /* 39: loop */
-  li t4, 0x1
-.L1:
-  addiw s8, a2, -1671
-  sd s8, 536(gp) /* sig 67 */
-  srli s6, s10, 1
-  sd s6, 544(gp) /* sig 68 */
-  addi a4, s8, 1487
-  sd a4, 552(gp) /* sig 69 */
-  addi t4, t4, -1
-  blt zero, t4, .L1
-  sd t4, 560(gp) /* sig 70 */
-  /* 40: branch */
-  li s11, 0xffffffffcccc4ffe
-  li t5, 0xffff
-  bne s11, t5, .L2
-  .option rvc
-  c.add s6, s11
-  .option norvc
-  sd s6, 568(gp) /* sig 71 */
-.L2:
-  /* 41: fp */
-  fdiv.d f25, f31, f10, rmm
-  fsd f25, 576(gp) /* sig 72 */
-  frflags a0
-  sd a0, 584(gp) /* sig 73 */
-  /* 42: jal */
-  jal s3, .L3
-  srliw a5, a5, 1
-  sd a5, 592(gp) /* sig 74 */
-.L3:
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 600(gp) /* sig 75 */
-  /* 43: cMem */
-  .option rvc
-  c.fsdsp f25, 24(sp)
-  .option norvc
-  /* 44: aluR */
-  li t0, 0x586d4b59
-  li a2, 0x7fffffffffffffff
-  or a7, t0, a2
-  sd a7, 608(gp) /* sig 76 */
-  /* 45: fmem */
-  flw f23, 140(sp)
-  fsd f23, 616(gp) /* sig 77 */
-  /* 46: cMem */
-  addi a1, sp, 56
-  .option rvc
-  c.sw s1, 0(a1)
-  .option norvc
-  sub a1, a1, sp
-  /* 47: fp */
-  li tp, 0xffffffffbf9a943f
-  fmv.d.x f25, tp
-  li tp, 0xffffffff3f9a9441
-  fmv.d.x f11, tp
-  fsub.s f23, f25, f11, dyn
-  fsd f23, 624(gp) /* sig 78 */
-  fsflags t3, zero
-  sd t3, 632(gp) /* sig 79 */
-  /* 48: mem */
-  addi a5, sp, 43
-  lh t6, 156(a5)
-  sd t6, 640(gp) /* sig 80 */
-  sub a5, a5, sp
-  /* 49: fp */
-  li tp, 0xffffffff4effffff
-  fmv.d.x f26, tp
-  fsgnjx.s f10, f7, f26
-  fsd f10, 648(gp) /* sig 81 */
-  li s6, 0x1f
-  csrrc s10, fcsr, s6
-  sd s10, 656(gp) /* sig 82 */
-  /* 50: fp */
-  li s8, 0x21
-  fcvt.s.lu f0, s8
-  fsd f0, 664(gp) /* sig 83 */
-  frflags s0
-  sd s0, 672(gp) /* sig 84 */
-  /* 51: aluR */
-  sltu s2, s8, s6
-  sd s2, 680(gp) /* sig 85 */
-  /* 52: loop */
-  li a7, 0x4
-.L4:
-  rem t6, s3, s2
-  sd t6, 688(gp) /* sig 86 */
-  addi a7, a7, -1
-  bltu zero, a7, .L4
-  sd a7, 696(gp) /* sig 87 */
-  /* 53: mem */
-  sw ra, 232(sp)
-  ld s10, 232(sp)
-  sd s10, 704(gp) /* sig 88 */
-  /* 54: amo */
-  addi s2, sp, 176
-  amoand.w a1, s0, (s2)
-  sub s2, s2, sp
-  sd a1, 712(gp) /* sig 89 */
-  /* 55: liSeed */
-  li s11, 0x7cd659f1
-  sd s11, 720(gp) /* sig 90 */
-  /* 56: mem */
-  addi s10, sp, -251
-  lwu s4, 431(s10)
-  sd s4, 728(gp) /* sig 91 */
-  sub s10, s10, sp
-  /* 57: cSp */
-  .option rvc
-  c.addi4spn a2, sp, 596
-  .option norvc
-  sub a2, a2, sp
-  sd a2, 736(gp) /* sig 92 */
-  /* 58: loop */
-  li a1, 0x1
-.L5:
-  rem s3, t1, t6
-  sd s3, 744(gp) /* sig 93 */
-  .option rvc
-  c.andi s0, 17
-  .option norvc
-  sd s0, 752(gp) /* sig 94 */
-  slti a5, a6, 1365
-  sd a5, 760(gp) /* sig 95 */
-  addi a1, a1, -1
-  bltu zero, a1, .L5
-  sd a1, 768(gp) /* sig 96 */
-  /* 59: far */
-  jal zero, .L6
-.L7:
-  /* 60: aluR */
-  li a2, 0x80
-  mulhu s11, s0, a2
-  sd s11, 808(gp) /* sig 101 */
-  /* 61: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f23, tp
-  li tp, 0xffffffffff800000
-  fmv.d.x f30, tp
-  fnmsub.s f20, f23, f18, f30
-  fsd f20, 816(gp) /* sig 102 */
-  fsflags a4, zero
-  sd a4, 824(gp) /* sig 103 */
-  /* 62: fp */
-  li tp, 0xc1e0000000100000
-  fmv.d.x f31, tp
-  li tp, 0xffffffff3620facc
-  fmv.d.x f27, tp
-  fmsub.d f18, f31, f27, f9, rmm
-  fsd f18, 832(gp) /* sig 104 */
-  csrrci t2, fflags, 0x1f
-  sd t2, 840(gp) /* sig 105 */
-  /* 63: fp */
-  li tp, 0xffffffffc6221f57
-  fmv.d.x f28, tp
-  fcvt.d.s f16, f28
-  fsd f16, 848(gp) /* sig 106 */
-  fsflags s4, zero
-  sd s4, 856(gp) /* sig 107 */
-  /* 64: fp */
-  feq.s ra, f15, f24
-  sd ra, 864(gp) /* sig 108 */
-  fsflags t2, zero
-  sd t2, 872(gp) /* sig 109 */
-  /* 65: mem */
-  sb a1, 181(sp)
-  /* 66: mem */
-  lwu s3, 224(sp)
-  sd s3, 880(gp) /* sig 110 */
-  /* 67: fp */
-  li tp, 0x1a301e11454a00
-  fmv.d.x f20, tp
-  fsgnj.d f10, f20, f3
-  fsd f10, 888(gp) /* sig 111 */
-  fsflags s3, zero
-  sd s3, 896(gp) /* sig 112 */
-  /* 68: fp */
-  li tp, 0xffffffffb85b39bd
-  fmv.d.x f30, tp
-  li tp, 0xffffffffdf000000
+  sub s6, s6, tp
+  sd a4, 120(gp) /* sig 15 */
+  sd s6, 128(gp) /* sig 16 */
+  /* 11: fp */
+  li tp, 0xffffffffbfa49d3a
+  fmv.d.x f15, tp
+  li tp, 0xffffffff4418d20b
+  fmv.d.x f18, tp
+  li tp, 0xffffffff444488d4
   fmv.d.x f10, tp
-  fnmsub.s f11, f30, f12, f10, rmm
-  fsd f11, 904(gp) /* sig 113 */
-  fsflags ra, zero
-  sd ra, 912(gp) /* sig 114 */
-  /* 69: fmem */
-  addi a3, sp, 309
-  flw f4, -97(a3)
-  fsd f4, 920(gp) /* sig 115 */
-  sub a3, a3, sp
-  /* 70: loop */
-  li a1, 0x3
-.L8:
-  sub t3, t6, t6
-  sd t3, 928(gp) /* sig 116 */
+  fnmadd.s f8, f15, f18, f10, rdn
+  fsd f8, 136(gp) /* sig 17 */
+  fsflags t4, zero
+  sd t4, 144(gp) /* sig 18 */
+  /* 12: fp */
+  li tp, 0xffffffff80bffd1d
+  fmv.d.x f25, tp
+  fclass.s a0, f25
+  sd a0, 152(gp) /* sig 19 */
+  fsflags s0, zero
+  sd s0, 160(gp) /* sig 20 */
+  /* 13: branch */
+  bne s11, s3, .L0
   .option rvc
-  c.or a2, s1
+  c.mv t4, t3
   .option norvc
-  sd a2, 936(gp) /* sig 117 */
-  addi a1, a1, -1
-  blt zero, a1, .L8
-  sd a1, 944(gp) /* sig 118 */
-  /* 71: fp */
-  li tp, 0x47efffffe0000000
-  fmv.d.x f30, tp
-  fmax.d f24, f22, f30
-  fsd f24, 952(gp) /* sig 119 */
-  fsflags s9, zero
-  sd s9, 960(gp) /* sig 120 */
-  /* 72: fp */
-  li s4, 0x1fffffffff
-  fcvt.d.wu f21, s4
-  fsd f21, 968(gp) /* sig 121 */
-  fsflags ra, zero
-  sd ra, 976(gp) /* sig 122 */
-  /* 73: fp */
-  fmul.d f25, f6, f10, rdn
-  fsd f25, 984(gp) /* sig 123 */
-  fsflags s11, zero
-  sd s11, 992(gp) /* sig 124 */
-  /* 74: cBranch */
+  sd t4, 168(gp) /* sig 21 */
+.L0:
+  /* 14: cJump */
+  auipc s10, 0
+  addi s10, s10, 16
   .option rvc
-  c.bnez a1, .L9
+  c.jr s10
   .option norvc
   .option rvc
-  c.lui t3, 0xfffe3
+  c.addw a5, s1
   .option norvc
-  sd t3, 1000(gp) /* sig 125 */
-  .option rvc
-  c.addw a2, s0
-  .option norvc
-  sd a2, 1008(gp) /* sig 126 */
-.L9:
-  /* 75: fcsr */
-  csrrci s11, frm, 31
-  sd s11, 1016(gp) /* sig 127 */
-  /* 76: jalr */
-  auipc t5, 0
-  addi t5, t5, -130
-  jalr t5, 142(t5)
+  sd a5, 176(gp) /* sig 22 */
   auipc tp, 0
-  sub t5, t5, tp
-  sd t5, 1024(gp) /* sig 128 */
-  /* 77: mem */
+  sub s10, s10, tp
+  sd s10, 184(gp) /* sig 23 */
+  /* 15: cBranch */
+  .option rvc
+  c.bnez s0, .L1
+  .option norvc
+  and a7, a3, t5
+  sd a7, 192(gp) /* sig 24 */
+  addi a7, a1, 56
+  sd a7, 200(gp) /* sig 25 */
+.L1:
+  /* 16: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f23, tp
+  fnmsub.s f14, f16, f23, f23, dyn
+  fsd f14, 208(gp) /* sig 26 */
+  csrrci s7, fflags, 0x1f
+  sd s7, 216(gp) /* sig 27 */
+  /* 17: mem */
+  addi s7, sp, 373
+  sw t6, -184(s7)
+  sub s7, s7, sp
+  /* 18: cMem */
+  .option rvc
+  c.swsp s7, 248(sp)
+  .option norvc
+  /* 19: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f5, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f17, tp
+  feq.s t1, f5, f17
+  sd t1, 224(gp) /* sig 28 */
+  frflags s1
+  sd s1, 232(gp) /* sig 29 */
+  /* 20: jalr */
+  auipc s5, 0
+  addi s5, s5, 103
+  jalr a3, -83(s5)
+  ori t5, t5, -129
+  sd t5, 240(gp) /* sig 30 */
+  auipc tp, 0
+  sub a3, a3, tp
+  sub s5, s5, tp
+  sd a3, 248(gp) /* sig 31 */
+  sd s5, 256(gp) /* sig 32 */
+  /* 21: cMem */
+  addi a3, sp, 0
+  .option rvc
+  c.lw s1, 40(a3)
+  .option norvc
+  sd s1, 264(gp) /* sig 33 */
+  sub a3, a3, sp
+  /* 22: aluI */
+  li t6, 0x20000
+  slli t5, t6, 18
+  sd t5, 272(gp) /* sig 34 */
+  /* 23: loop */
+  li a5, 0x1
+.L2:
+  .option rvc
+  c.subw a1, a4
+  .option norvc
+  sd a1, 280(gp) /* sig 35 */
+  addi a5, a5, -1
+  blt zero, a5, .L2
+  sd a5, 288(gp) /* sig 36 */
+  /* 24: mem */
+  sw t6, 92(sp)
+  /* 25: fp */
+  li tp, 0x0
+  fmv.d.x f2, tp
+  li tp, 0x0
+  fmv.d.x f20, tp
+  fmul.d f3, f2, f20, rdn
+  fsd f3, 296(gp) /* sig 37 */
+  fsflags s10, zero
+  sd s10, 304(gp) /* sig 38 */
+  /* 26: fp */
+  li tp, 0xffffffffff800000
+  fmv.d.x f2, tp
+  fcvt.w.s zero, f2, rup
+  sd zero, 312(gp) /* sig 39 */
+  frflags s0
+  sd s0, 320(gp) /* sig 40 */
+  /* 27: fp */
+  li tp, 0x4004000000000000
+  fmv.d.x f6, tp
+  fcvt.lu.d s7, f6, rup
+  sd s7, 328(gp) /* sig 41 */
+  fsflags t5, zero
+  sd t5, 336(gp) /* sig 42 */
+  /* 28: liSeed */
+  li s11, 0xffffffffffffffff
+  sd s11, 344(gp) /* sig 43 */
+  /* 29: cAlu */
+  .option rvc
+  c.xor a2, a5
+  .option norvc
+  sd a2, 352(gp) /* sig 44 */
+  /* 30: cAlu */
+  .option rvc
+  c.addiw t2, 17
+  .option norvc
+  sd t2, 360(gp) /* sig 45 */
+  /* 31: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 372
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 368(gp) /* sig 46 */
+  /* 32: mem */
+  ld t6, 240(sp)
+  sd t6, 376(gp) /* sig 47 */
+  /* 33: cSp */
+  .option rvc
+  c.addi16sp sp, -48
+  .option norvc
+  ld s1, 200(sp)
+  sd s1, 384(gp) /* sig 48 */
+  .option rvc
+  c.addi16sp sp, 48
+  .option norvc
+  /* 34: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f22, tp
+  fcvt.wu.s a4, f22, rdn
+  sd a4, 392(gp) /* sig 49 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 400(gp) /* sig 50 */
+  /* 35: aluI */
+  li s9, 0x19
+  xori a0, s9, -179
+  sd a0, 408(gp) /* sig 51 */
+  /* 36: aluR */
+  li s5, 0xffffffffffffffd7
+  mulhsu t4, s5, s0
+  sd t4, 416(gp) /* sig 52 */
+  /* 37: fence */
+  fence r, w
+  /* 38: cAlu */
+  .option rvc
+  c.slli s7, 19
+  .option norvc
+  sd s7, 424(gp) /* sig 53 */
+  /* 39: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f18, tp
+  li tp, 0xbff0000000000000
+  fmv.d.x f0, tp
+  fmin.d f23, f18, f0
+  fsd f23, 432(gp) /* sig 54 */
+  frcsr a5
+  sd a5, 440(gp) /* sig 55 */
+  /* 40: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f14, tp
+  fadd.s f19, f14, f4, rup
+  fsd f19, 448(gp) /* sig 56 */
+  frflags t0
+  sd t0, 456(gp) /* sig 57 */
+  /* 41: mem */
+  sh a7, 146(sp)
+  /* 42: far */
+  bne t0, t4, .L3
+.L4:
+  /* 43: fp */
+  li tp, 0x3ffbfe0c4194edfa
+  fmv.d.x f14, tp
+  li tp, 0x925358306d522
+  fmv.d.x f29, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f8, tp
+  fnmsub.d f12, f14, f29, f8, rdn
+  fsd f12, 472(gp) /* sig 59 */
+  fsflags s11, zero
+  sd s11, 480(gp) /* sig 60 */
+  /* 44: mem */
+  lwu s1, 168(sp)
+  sd s1, 488(gp) /* sig 61 */
+  /* 45: cAlu */
+  .option rvc
+  c.add s9, s2
+  .option norvc
+  sd s9, 496(gp) /* sig 62 */
+  /* 46: mem */
+  lhu s1, 96(sp)
+  sd s1, 504(gp) /* sig 63 */
+  /* 47: fp */
+  li tp, 0xc004000000000000
+  fmv.d.x f0, tp
+  fmax.d f29, f0, f0
+  fsd f29, 512(gp) /* sig 64 */
+  li s6, 0x1f
+  csrrc s7, fcsr, s6
+  sd s7, 520(gp) /* sig 65 */
+  /* 48: fp */
+  li s2, 0xffffffffffffffdc
+  fcvt.s.lu f11, s2, rtz
+  fsd f11, 528(gp) /* sig 66 */
+  fsflags s4, zero
+  sd s4, 536(gp) /* sig 67 */
+  /* 49: fp */
+  li tp, 0xffffffff66ab5ed6
+  fmv.d.x f15, tp
+  feq.s t1, f13, f15
+  sd t1, 544(gp) /* sig 68 */
+  fsflags s9, zero
+  sd s9, 552(gp) /* sig 69 */
+  /* 50: far */
+  bge a2, t1, .L5
+.L6:
+  /* 51: aluR */
+  srlw s10, t6, s8
+  sd s10, 576(gp) /* sig 72 */
+  /* 52: cMem */
+  addi s1, sp, 211
+  .option rvc
+  c.sw s0, 12(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 53: fp */
+  fdiv.d f13, f25, f31, rtz
+  fsd f13, 584(gp) /* sig 73 */
+  li a2, 0x1f
+  csrrc t3, fcsr, a2
+  sd t3, 592(gp) /* sig 74 */
+  /* 54: fmem */
+  flw f26, 244(sp)
+  fsd f26, 600(gp) /* sig 75 */
+  /* 55: fmem */
+  addi t4, sp, -281
+  fsw f20, 521(t4)
+  sub t4, t4, sp
+  /* 56: mem */
+  sh s0, 21(sp)
+  /* 57: aluR */
+  sltu s2, s8, s6
+  sd s2, 608(gp) /* sig 76 */
+  /* 58: loop */
+  li a7, 0x4
+.L7:
+  rem t6, s3, s2
+  sd t6, 616(gp) /* sig 77 */
+  addi a7, a7, -1
+  bltu zero, a7, .L7
+  sd a7, 624(gp) /* sig 78 */
+  /* 59: fmem */
+  addi ra, sp, 14
+  flw f29, 10(ra)
+  fsd f29, 632(gp) /* sig 79 */
+  sub ra, ra, sp
+  /* 60: cJump */
+  auipc s10, 0
+  addi s10, s10, 18
+  .option rvc
+  c.jr s10
+  .option norvc
+  addi s2, s1, 1365
+  sd s2, 640(gp) /* sig 80 */
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 648(gp) /* sig 81 */
+  /* 61: branch */
+  blt s0, zero, .L8
+  srli a5, a1, 36
+  sd a5, 656(gp) /* sig 82 */
+  .option rvc
+  c.mv t0, s4
+  .option norvc
+  sd t0, 664(gp) /* sig 83 */
+.L8:
+  /* 62: amo */
+  li t5, 0xfffffffff6c58e67
+  addi s0, sp, 64
+  amomin.d.aq a0, t5, (s0)
+  sub s0, s0, sp
+  sd a0, 672(gp) /* sig 84 */
+  ld s11, 64(sp)
+  sd s11, 680(gp) /* sig 85 */
+  /* 63: cMem */
+  addi a1, sp, 8
+  .option rvc
+  c.lw s0, 104(a1)
+  .option norvc
+  sd s0, 688(gp) /* sig 86 */
+  sub a1, a1, sp
+  /* 64: liSeed */
+  li t3, 0x200000
+  sd t3, 696(gp) /* sig 87 */
+  /* 65: aluR */
+  li a1, 0x8000
+  remu a6, t0, a1
+  sd a6, 704(gp) /* sig 88 */
+  /* 66: loop */
+  li a0, 0x2
+.L9:
+  addi a7, a3, -1264
+  sd a7, 712(gp) /* sig 89 */
+  mulh a3, s3, a3
+  sd a3, 720(gp) /* sig 90 */
+  addi a0, a0, -1
+  bltu zero, a0, .L9
+  sd a0, 728(gp) /* sig 91 */
+  /* 67: fp */
+  li tp, 0xffffffff007e0002
+  fmv.d.x f12, tp
+  li tp, 0xffffffff40bd0002
+  fmv.d.x f7, tp
+  fdiv.s f7, f12, f7, rtz
+  fsd f7, 736(gp) /* sig 92 */
+  fsflags s2, zero
+  sd s2, 744(gp) /* sig 93 */
+  /* 68: fmem */
+  fsw f8, 144(sp)
+  /* 69: aluR */
+  sllw a2, s1, s2
+  sd a2, 752(gp) /* sig 94 */
+  /* 70: fp */
+  fdiv.d f31, f10, f25, rdn
+  fsd f31, 760(gp) /* sig 95 */
+  frflags s8
+  sd s8, 768(gp) /* sig 96 */
+  /* 71: mem */
+  lw s9, 220(sp)
+  sd s9, 776(gp) /* sig 97 */
+  /* 72: fp */
+  li tp, 0x3ff0e1b164ea8ea3
+  fmv.d.x f24, tp
+  li tp, 0xf2a17ee2c8e45
+  fmv.d.x f26, tp
+  fmul.d f15, f24, f26, rdn
+  fsd f15, 784(gp) /* sig 98 */
+  frflags t0
+  sd t0, 792(gp) /* sig 99 */
+  /* 73: mem */
+  lwu s3, 224(sp)
+  sd s3, 800(gp) /* sig 100 */
+  /* 74: fp */
+  li tp, 0x1
+  fmv.d.x f7, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f9, tp
+  fsgnjn.d f10, f7, f9
+  fsd f10, 808(gp) /* sig 101 */
+  fsflags a0, zero
+  sd a0, 816(gp) /* sig 102 */
+  /* 75: liSeed */
+  li t2, 0x7ffffffff
+  sd t2, 824(gp) /* sig 103 */
+  /* 76: fp */
+  fnmsub.s f11, f5, f7, f27, rup
+  fsd f11, 832(gp) /* sig 104 */
+  fsflags a3, zero
+  sd a3, 840(gp) /* sig 105 */
+  /* 77: cBranch */
+  .option rvc
+  c.bnez a3, .L10
+  .option norvc
+  srlw a3, t1, s0
+  sd a3, 848(gp) /* sig 106 */
+.L10:
+  /* 78: fp */
+  li tp, 0xfc5bdb68b3f4f9f9
+  fmv.d.x f6, tp
+  fnmadd.d f7, f6, f31, f28, rdn
+  fsd f7, 856(gp) /* sig 107 */
+  fsflags a4, zero
+  sd a4, 864(gp) /* sig 108 */
+  /* 79: mem */
+  addi t5, sp, -214
+  sd s2, 406(t5)
+  sub t5, t5, sp
+  ld s9, 192(sp)
+  sd s9, 872(gp) /* sig 109 */
+  /* 80: liSeed */
+  li a7, 0x31
+  sd a7, 880(gp) /* sig 110 */
+  /* 81: mem */
+  li t1, 0x40
+  sw t1, 216(sp)
+  /* 82: aluI */
+  xori a3, s1, 1419
+  sd a3, 888(gp) /* sig 111 */
+  /* 83: mem */
+  addi t2, sp, 481
+  lhu s4, -323(t2)
+  sd s4, 896(gp) /* sig 112 */
+  sub t2, t2, sp
+  /* 84: fp */
+  li tp, 0x63ec9e9b52880878
+  fmv.d.x f31, tp
+  fclass.d t1, f31
+  sd t1, 904(gp) /* sig 113 */
+  li a2, 0x1f
+  csrrc s10, fcsr, a2
+  sd s10, 912(gp) /* sig 114 */
+  /* 85: fcsr */
+  csrrwi s0, fcsr, 16
+  sd s0, 920(gp) /* sig 115 */
+  /* 86: mem */
   addi s5, sp, 163
   lbu t6, -131(s5)
-  sd t6, 1032(gp) /* sig 129 */
+  sd t6, 928(gp) /* sig 116 */
   sub s5, s5, sp
-  /* 78: lrsc */
-  addi s1, sp, 216
-  lr.d.rl zero, (s1)
-  ori a5, a4, 326
-  addi t6, a7, -1850
-  sc.d s9, s7, (s1)
-  sd zero, 1040(gp) /* sig 130 */
-  sd s9, 1048(gp) /* sig 131 */
-  sc.d.aq s9, zero, (s1)
-  sd s9, 1056(gp) /* sig 132 */
-  sub s1, s1, sp
-  ld t6, 216(sp)
-  sd t6, 1064(gp) /* sig 133 */
-  /* 79: fp */
-  fsgnjx.s f15, f3, f14
-  fsd f15, 1072(gp) /* sig 134 */
-  fsflags a6, zero
-  sd a6, 1080(gp) /* sig 135 */
-  /* 80: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f12, tp
-  fcvt.d.s f29, f12
-  fsd f29, 1088(gp) /* sig 136 */
-  fsflags t1, zero
-  sd t1, 1096(gp) /* sig 137 */
-  /* 81: aluR */
-  li s10, 0x100000000000001
-  li t0, 0x5555555555555555
-  sub s10, s10, t0
-  sd s10, 1104(gp) /* sig 138 */
-  /* 82: aluI */
-  srliw s7, s6, 5
-  sd s7, 1112(gp) /* sig 139 */
-  /* 83: fp */
-  li tp, 0xfff8000000000000
-  fmv.d.x f7, tp
-  li tp, 0xffffffff4e0d6288
-  fmv.d.x f17, tp
-  fmsub.d f4, f7, f17, f15, rtz
-  fsd f4, 1120(gp) /* sig 140 */
-  fsflags s2, zero
-  sd s2, 1128(gp) /* sig 141 */
-  /* 84: fp */
-  li tp, 0x409e4cf69927cdc0
-  fmv.d.x f28, tp
-  fnmadd.d f31, f28, f14, f5, rtz
-  fsd f31, 1136(gp) /* sig 142 */
-  fsflags a2, zero
-  sd a2, 1144(gp) /* sig 143 */
-  /* 85: fp */
-  li s11, 0x123456789abcdef
-  fcvt.s.l f10, s11, rmm
-  fsd f10, 1152(gp) /* sig 144 */
-  csrrci t4, fflags, 0x1f
-  sd t4, 1160(gp) /* sig 145 */
-  /* 86: aluR */
-  mulhu a3, s0, a7
-  sd a3, 1168(gp) /* sig 146 */
-  /* 87: mem */
-  addi a0, sp, -98
-  ld t5, 232(a0)
-  sd t5, 1176(gp) /* sig 147 */
-  sub a0, a0, sp
-  /* 88: mem */
-  lb s10, 253(sp)
-  sd s10, 1184(gp) /* sig 148 */
+  /* 87: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f25, tp
+  fsqrt.s f27, f25, rup
+  fsd f27, 936(gp) /* sig 117 */
+  frcsr a2
+  sd a2, 944(gp) /* sig 118 */
+  /* 88: fcsr */
+  csrrsi s0, frm, 9
+  sd s0, 952(gp) /* sig 119 */
   /* 89: fp */
-  li tp, 0xffffffffb7dd81a1
-  fmv.d.x f28, tp
-  fadd.s f22, f28, f13, rtz
-  fsd f22, 1192(gp) /* sig 149 */
-  csrrci t2, fflags, 0x1f
-  sd t2, 1200(gp) /* sig 150 */
-  /* 90: liSeed */
-  li a4, 0x6380
-  sd a4, 1208(gp) /* sig 151 */
-  /* 91: fmem */
-  flw f25, 80(sp)
-  fsd f25, 1216(gp) /* sig 152 */
-  /* 92: luiAuipc */
-  lui t5, 0x7fdf7
-  sd t5, 1224(gp) /* sig 153 */
-  /* 93: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f4, tp
-  fcvt.w.s zero, f4, dyn
-  sd zero, 1232(gp) /* sig 154 */
-  li s11, 0x1f
-  csrrc ra, fcsr, s11
-  sd ra, 1240(gp) /* sig 155 */
-  /* 94: mem */
-  sb a3, 81(sp)
-  ld a2, 80(sp)
-  sd a2, 1248(gp) /* sig 156 */
-  /* 95: far */
-  jal t6, .L10
+  li tp, 0xffffffff3f000000
+  fmv.d.x f16, tp
+  fnmadd.s f29, f30, f16, f14, rdn
+  fsd f29, 960(gp) /* sig 120 */
+  fsflags a7, zero
+  sd a7, 968(gp) /* sig 121 */
+  /* 90: fp */
+  fsgnjn.d f16, f7, f7
+  fsd f16, 976(gp) /* sig 122 */
+  fsflags s10, zero
+  sd s10, 984(gp) /* sig 123 */
+  /* 91: cBranch */
+  .option rvc
+  c.beqz a1, .L11
+  .option norvc
+  sub s10, s10, t0
+  sd s10, 992(gp) /* sig 124 */
+  remu t2, t5, a3
+  sd t2, 1000(gp) /* sig 125 */
 .L11:
-  /* 96: fmem */
-  addi s2, sp, -230
-  li tp, 0xc1e0000000200000
-  fmv.d.x f28, tp
-  fsd f28, 382(s2)
-  sub s2, s2, sp
-  /* 97: fp */
-  fsgnjx.d f10, f3, f1
-  fsd f10, 1272(gp) /* sig 159 */
-  csrrci s5, fflags, 0x1f
-  sd s5, 1280(gp) /* sig 160 */
-  /* 98: aluI */
-  li s1, 0x1
-  slliw t5, s1, 15
-  sd t5, 1288(gp) /* sig 161 */
-  /* 99: loop */
-  li t2, 0x2
-.L12:
-  mulh a3, a6, a1
-  sd a3, 1296(gp) /* sig 162 */
-  addw a7, a1, a5
-  sd a7, 1304(gp) /* sig 163 */
-  addi t2, t2, -1
-  bne t2, zero, .L12
-  sd t2, 1312(gp) /* sig 164 */
-  j .L13
-.L6:
-  sd zero, 776(gp) /* sig 97 */
-  srai a1, zero, 55
-  sd a1, 784(gp) /* sig 98 */
+  /* 92: fp */
+  li tp, 0xffffffffc0400000
+  fmv.d.x f26, tp
+  fcvt.w.s s7, f26, dyn
+  sd s7, 1008(gp) /* sig 126 */
+  fsflags a2, zero
+  sd a2, 1016(gp) /* sig 127 */
+  /* 93: cMem */
+  addi a1, sp, 33
   .option rvc
-  c.addi a2, 3
+  c.lw a5, 12(a1)
   .option norvc
-  sd a2, 792(gp) /* sig 99 */
-  srl a7, a4, ra
-  sd a7, 800(gp) /* sig 100 */
-  beq zero, zero, .L7
-.L10:
-  auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 1256(gp) /* sig 157 */
-  ori s6, zero, -894
-  sd s6, 1264(gp) /* sig 158 */
-  jal tp, .L11
-.L13:
-  /* 100: fp */
-  li tp, 0xffffffff015ccc62
+  sd a5, 1024(gp) /* sig 128 */
+  sub a1, a1, sp
+  /* 94: fp */
+  li tp, 0xffffffff5f000000
   fmv.d.x f7, tp
-  li tp, 0xffffffff7f000000
-  fmv.d.x f27, tp
-  fadd.s f28, f7, f27, rne
-  fsd f28, 1320(gp) /* sig 165 */
-  frcsr a5
-  sd a5, 1328(gp) /* sig 166 */
-  /* 101: cJump */
-  auipc t4, 0
-  addi t4, t4, 16
+  li tp, 0xbfb0a17affbd211c
+  fmv.d.x f6, tp
+  flt.d t6, f7, f6
+  sd t6, 1032(gp) /* sig 129 */
+  fsflags s1, zero
+  sd s1, 1040(gp) /* sig 130 */
+  /* 95: mem */
+  sw s8, 204(sp)
+  ld s9, 200(sp)
+  sd s9, 1048(gp) /* sig 131 */
+  /* 96: fcsr */
+  li a3, 0x6c
+  csrrc t4, fflags, a3
+  sd t4, 1056(gp) /* sig 132 */
+  /* 97: fp */
+  li tp, 0xffffffffef5011c9
+  fmv.d.x f17, tp
+  li tp, 0xffffffff33917ee2
+  fmv.d.x f7, tp
+  fsgnjx.s f14, f17, f7
+  fsd f14, 1064(gp) /* sig 133 */
+  fsflags s10, zero
+  sd s10, 1072(gp) /* sig 134 */
+  /* 98: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f13, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f7, tp
+  fdiv.s f22, f13, f7, rne
+  fsd f22, 1080(gp) /* sig 135 */
+  fsflags a6, zero
+  sd a6, 1088(gp) /* sig 136 */
+  /* 99: cMem */
+  addi a5, sp, 200
   .option rvc
-  c.jalr t4
+  c.sw s0, 44(a5)
   .option norvc
+  sub a5, a5, sp
+  j .L12
+.L3:
+  sltu a6, t5, s5
+  sd a6, 464(gp) /* sig 58 */
+  beq zero, zero, .L4
+.L5:
+  add s8, s2, a7
+  sd s8, 560(gp) /* sig 70 */
+  addi zero, s2, 397
+  sd zero, 568(gp) /* sig 71 */
+  j .L6
+.L12:
+  /* 100: aluI */
+  srai zero, s8, 11
+  sd zero, 1096(gp) /* sig 137 */
+  /* 101: luiAuipc */
+  lui t5, 0x7fdf7
+  sd t5, 1104(gp) /* sig 138 */
+  /* 102: fp */
+  li tp, 0xffffffff00000001
+  fmv.d.x f10, tp
+  fcvt.l.s t2, f10, rne
+  sd t2, 1112(gp) /* sig 139 */
+  fsflags ra, zero
+  sd ra, 1120(gp) /* sig 140 */
+  /* 103: fcsr */
+  csrrwi a5, fcsr, 10
+  sd a5, 1128(gp) /* sig 141 */
+  /* 104: cMem */
+  addi a0, sp, 108
   .option rvc
-  c.or s0, s0
+  c.lw s0, 36(a0)
   .option norvc
-  sd s0, 1336(gp) /* sig 167 */
+  sd s0, 1136(gp) /* sig 142 */
+  sub a0, a0, sp
+  /* 105: cMem */
+  addi a0, sp, 16
+  .option rvc
+  c.fsd f12, 24(a0)
+  .option norvc
+  sub a0, a0, sp
+  /* 106: jalr */
+  auipc s9, 0
+  addi s9, s9, 153
+  jalr ra, -125(s9)
+  addiw s1, s5, -740
+  sd s1, 1144(gp) /* sig 143 */
+  addi t4, t5, 527
+  sd t4, 1152(gp) /* sig 144 */
   auipc tp, 0
   sub ra, ra, tp
-  sub t4, t4, tp
-  sd ra, 1344(gp) /* sig 168 */
-  sd t4, 1352(gp) /* sig 169 */
-  /* 102: cJump */
+  sub s9, s9, tp
+  sd ra, 1160(gp) /* sig 145 */
+  sd s9, 1168(gp) /* sig 146 */
+  /* 107: luiAuipc */
+  lui s1, 0xf113c
+  sd s1, 1176(gp) /* sig 147 */
+  /* 108: fp */
+  li tp, 0xffffffff4b012fd8
+  fmv.d.x f16, tp
+  fmv.x.w a3, f16
+  sd a3, 1184(gp) /* sig 148 */
+  fsflags t6, zero
+  sd t6, 1192(gp) /* sig 149 */
+  /* 109: liSeed */
+  li s1, 0x3
+  sd s1, 1200(gp) /* sig 150 */
+  /* 110: mem */
+  lhu t4, 194(sp)
+  sd t4, 1208(gp) /* sig 151 */
+  /* 111: liSeed */
+  li a4, 0x631000000000
+  sd a4, 1216(gp) /* sig 152 */
+  /* 112: fp */
+  li tp, 0x800c61181b869176
+  fmv.d.x f26, tp
+  li tp, 0xbeb8c230370d22eb
+  fmv.d.x f3, tp
+  fsqrt.d f7, f26, dyn
+  fsd f7, 1224(gp) /* sig 153 */
+  fsflags ra, zero
+  sd ra, 1232(gp) /* sig 154 */
+  /* 113: fp */
+  li tp, 0x0
+  fmv.d.x f22, tp
+  fclass.d s5, f22
+  sd s5, 1240(gp) /* sig 155 */
+  fsflags s9, zero
+  sd s9, 1248(gp) /* sig 156 */
+  /* 114: cMem */
+  .option rvc
+  c.sdsp s4, 208(sp)
+  .option norvc
+  /* 115: jalr */
+  auipc s6, 0
+  jalr s6, 8(s6)
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 1256(gp) /* sig 157 */
+  /* 116: fp */
+  li tp, 0xbff87338d91a8482
+  fmv.d.x f29, tp
+  li tp, 0x3ff87338d91a8480
+  fmv.d.x f19, tp
+  fsub.d f26, f29, f29
+  fsd f26, 1264(gp) /* sig 158 */
+  fsflags s4, zero
+  sd s4, 1272(gp) /* sig 159 */
+  /* 117: aluR */
+  mulw zero, a6, t6
+  sd zero, 1280(gp) /* sig 160 */
+  /* 118: aluI */
+  li a0, 0x1
+  xori t5, a0, 1271
+  sd t5, 1288(gp) /* sig 161 */
+  /* 119: liSeed */
+  li t0, 0xeb6d8552fdcb29f6
+  sd t0, 1296(gp) /* sig 162 */
+  /* 120: luiAuipc */
+  lui s0, 0x5d505
+  sd s0, 1304(gp) /* sig 163 */
+  /* 121: cMem */
+  .option rvc
+  c.swsp a4, 40(sp)
+  .option norvc
+  /* 122: aluR */
+  li s10, 0xffffffff80000000
+  remw s4, s10, zero
+  sd s4, 1312(gp) /* sig 164 */
+  /* 123: loop */
+  li s4, 0x1
+.L13:
+  .option rvc
+  c.addi s0, 11
+  .option norvc
+  sd s0, 1320(gp) /* sig 165 */
+  mulhu t2, t3, s10
+  sd t2, 1328(gp) /* sig 166 */
+  addi s4, s4, -1
+  bltu zero, s4, .L13
+  sd s4, 1336(gp) /* sig 167 */
+  /* 124: mem */
+  addi a1, sp, -114
+  sb s6, 190(a1)
+  sub a1, a1, sp
+  /* 125: jal */
+  jal s7, .L14
+  sltu s8, s6, s3
+  sd s8, 1344(gp) /* sig 168 */
+  slti a3, s1, -55
+  sd a3, 1352(gp) /* sig 169 */
+.L14:
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 1360(gp) /* sig 170 */
+  /* 126: aluI */
+  li t5, 0xffffffffffffffc1
+  slli s8, t5, 1
+  sd s8, 1368(gp) /* sig 171 */
+  /* 127: cMem */
+  .option rvc
+  c.lwsp a3, 52(sp)
+  .option norvc
+  sd a3, 1376(gp) /* sig 172 */
+  /* 128: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 144
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 1384(gp) /* sig 173 */
+  /* 129: cMem */
+  .option rvc
+  c.fsdsp f4, 168(sp)
+  .option norvc
+  /* 130: cJump */
   auipc ra, 0
   addi ra, ra, 10
   .option rvc
-  c.jr ra
+  c.jalr ra
   .option norvc
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 1360(gp) /* sig 170 */
-  /* 103: cMem */
-  addi a0, sp, 1
-  .option rvc
-  c.lw a2, 4(a0)
-  .option norvc
-  sd a2, 1368(gp) /* sig 171 */
-  sub a0, a0, sp
-  /* 104: cMem */
-  addi s1, sp, 24
-  .option rvc
-  c.sw a0, 44(s1)
-  .option norvc
-  sub s1, s1, sp
-  /* 105: aluR */
-  xor s5, s10, s11
-  sd s5, 1376(gp) /* sig 172 */
-  /* 106: fp */
-  fmv.x.w t0, f28
-  sd t0, 1384(gp) /* sig 173 */
-  csrrci ra, fflags, 0x1f
   sd ra, 1392(gp) /* sig 174 */
-  /* 107: cAlu */
-  .option rvc
-  c.lui ra, 0xfffe9
-  .option norvc
-  sd ra, 1400(gp) /* sig 175 */
-  /* 108: mem */
-  ld t1, 80(sp)
-  sd t1, 1408(gp) /* sig 176 */
-  /* 109: loop */
-  li a4, 0x4
-.L14:
-  sub t0, a6, s0
-  sd t0, 1416(gp) /* sig 177 */
-  addi a4, a4, -1
-  bltu zero, a4, .L14
-  sd a4, 1424(gp) /* sig 178 */
-  /* 110: fcsr */
-  csrrci zero, fflags, 11
-  sd zero, 1432(gp) /* sig 179 */
-  /* 111: aluR */
-  li a3, 0x34700000000000
-  mul a4, zero, a3
-  sd a4, 1440(gp) /* sig 180 */
-  /* 112: aluR */
-  li t4, 0x62a36fe
-  srlw a0, a3, t4
-  sd a0, 1448(gp) /* sig 181 */
-  /* 113: mem */
-  li s6, 0x800000000001
-  sb s6, 175(sp)
-  ld a5, 168(sp)
-  sd a5, 1456(gp) /* sig 182 */
-  /* 114: cAlu */
-  .option rvc
-  c.lui s10, 0x12
-  .option norvc
-  sd s10, 1464(gp) /* sig 183 */
-  /* 115: lrsc */
-  addi a1, sp, 140
-  lr.w t3, (a1)
-  addi s8, s2, 1
-  slti a7, t0, 1843
-  sc.w.rl s7, a5, (a1)
-  sd t3, 1472(gp) /* sig 184 */
-  sd s7, 1480(gp) /* sig 185 */
-  sub a1, a1, sp
-  lw s7, 140(sp)
-  sd s7, 1488(gp) /* sig 186 */
-  /* 116: liSeed */
-  li s6, 0x8000
-  sd s6, 1496(gp) /* sig 187 */
-  /* 117: branch */
-  bgeu s1, s3, .L15
-  mul a2, t1, s6
-  sd a2, 1504(gp) /* sig 188 */
-.L15:
-  /* 118: aluR */
-  add s3, s0, s6
-  sd s3, 1512(gp) /* sig 189 */
-  /* 119: cMem */
-  addi a1, sp, 67
-  .option rvc
-  c.sw a4, 72(a1)
-  .option norvc
-  sub a1, a1, sp
-  /* 120: mem */
-  addi t2, sp, -241
-  lwu ra, 382(t2)
-  sd ra, 1520(gp) /* sig 190 */
-  sub t2, t2, sp
-  /* 121: cSp */
-  .option rvc
-  c.addi4spn s1, sp, 972
-  .option norvc
-  sub s1, s1, sp
-  sd s1, 1528(gp) /* sig 191 */
-  /* 122: aluI */
-  addi ra, s9, -146
-  sd ra, 1536(gp) /* sig 192 */
-  /* 123: far */
-  jal zero, .L16
+  /* 131: liSeed */
+  li s6, 0xffffffff8df040ac
+  sd s6, 1400(gp) /* sig 175 */
+  /* 132: far */
+  blt a5, s4, .L15
+.L16:
+  /* 133: smc */
+  /* patches in slti s2, s2, -849 (then imm + 1, ...) */
+  li s0, 0xcaf92913
+  li s7, 0x2
 .L17:
-  /* 124: mem */
-  addi s10, sp, 250
-  lh a7, -63(s10)
-  sd a7, 1576(gp) /* sig 197 */
-  sub s10, s10, sp
-  /* 125: jal */
-  jal zero, .L18
-  mulhu s8, s5, s5
-  sd s8, 1584(gp) /* sig 198 */
-.L18:
-  sd zero, 1592(gp) /* sig 199 */
-  /* 126: mem */
-  lb s10, 255(sp)
-  sd s10, 1600(gp) /* sig 200 */
-  /* 127: aluR */
-  li s0, 0x576f695ee2207799
-  addw a1, a2, s0
-  sd a1, 1608(gp) /* sig 201 */
-  /* 128: fcsr */
-  li a4, 0x0
-  csrrw a3, fflags, a4
-  sd a3, 1616(gp) /* sig 202 */
-  /* 129: loop */
-  li t4, 0x1
-.L19:
-  slliw s6, s6, 11
-  sd s6, 1624(gp) /* sig 203 */
-  addi t4, t4, -1
-  bne t4, zero, .L19
-  sd t4, 1632(gp) /* sig 204 */
-  /* 130: aluI */
-  andi s1, s10, 1
-  sd s1, 1640(gp) /* sig 205 */
-  /* 131: jal */
-  jal zero, .L20
-.L20:
-  sd zero, 1648(gp) /* sig 206 */
-  /* 132: mem */
+  auipc a1, 0
+  sw s0, 12(a1)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s0, s0, tp
+  addi s7, s7, -1
+  bne s7, zero, .L17
+  auipc tp, 0
+  sub a1, a1, tp
+  sd s2, 1432(gp) /* sig 179 */
+  sd a1, 1440(gp) /* sig 180 */
+  /* 134: mem */
+  lb t2, 163(sp)
+  sd t2, 1448(gp) /* sig 181 */
+  /* 135: lrsc */
+  addi t4, sp, 8
+  lr.d.aq a6, (t4)
+  slli s10, s2, 0
+  srai s5, s6, 51
+  sc.d.rl a7, zero, (t4)
+  sd a6, 1456(gp) /* sig 182 */
+  sd a7, 1464(gp) /* sig 183 */
+  sub t4, t4, sp
+  ld ra, 8(sp)
+  sd ra, 1472(gp) /* sig 184 */
+  /* 136: aluI */
+  li s2, 0x257b1ab2517a8717
+  slli a2, s2, 1
+  sd a2, 1480(gp) /* sig 185 */
+  /* 137: jalr */
+  auipc s11, 0
+  jalr zero, 15(s11)
+  .option rvc
+  c.add a1, a3
+  .option norvc
+  sd a1, 1488(gp) /* sig 186 */
+  auipc tp, 0
+  sub s11, s11, tp
+  sd zero, 1496(gp) /* sig 187 */
+  sd s11, 1504(gp) /* sig 188 */
+  /* 138: cAlu */
+  .option rvc
+  c.lui s8, 0xfffe4
+  .option norvc
+  sd s8, 1512(gp) /* sig 189 */
+  /* 139: mem */
+  addi s3, sp, 304
+  ld s11, -232(s3)
+  sd s11, 1520(gp) /* sig 190 */
+  sub s3, s3, sp
+  /* 140: fp */
+  li tp, 0xffffffff3f800000
+  fmv.d.x f25, tp
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f6, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f12, tp
+  fmadd.s f11, f25, f6, f12, dyn
+  fsd f11, 1528(gp) /* sig 191 */
+  fsflags t0, zero
+  sd t0, 1536(gp) /* sig 192 */
+  /* 141: mem */
   addi s8, sp, 237
   lw zero, -163(s8)
-  sd zero, 1656(gp) /* sig 207 */
+  sd zero, 1544(gp) /* sig 193 */
   sub s8, s8, sp
-  /* 133: liSeed */
-  li a6, 0xffffffffac4415ef
-  sd a6, 1664(gp) /* sig 208 */
-  /* 134: mem */
-  lbu s5, 159(sp)
-  sd s5, 1672(gp) /* sig 209 */
-  /* 135: mem */
-  addi s2, sp, 312
-  sd a4, -272(s2)
-  sub s2, s2, sp
-  ld t4, 40(sp)
-  sd t4, 1680(gp) /* sig 210 */
-  /* 136: fmem */
-  fsd f8, 160(sp)
-  /* 137: fmem */
-  addi s5, sp, 422
-  li tp, 0x3d7f7c83a20129dc
-  fmv.d.x f6, tp
-  fsd f6, -230(s5)
-  sub s5, s5, sp
-  /* 138: liSeed */
-  li t0, 0x2e
-  sd t0, 1688(gp) /* sig 211 */
-  /* 139: fp */
-  li tp, 0xffffffff4077cbbb
-  fmv.d.x f22, tp
-  li tp, 0xffffffff46724aa3
-  fmv.d.x f29, tp
-  fle.s a0, f22, f29
-  sd a0, 1696(gp) /* sig 212 */
-  fsflags a3, zero
-  sd a3, 1704(gp) /* sig 213 */
-  /* 140: jalr */
-  auipc t4, 0
-  jalr zero, 16(t4)
-  sltiu s4, s3, -869
-  sd s4, 1712(gp) /* sig 214 */
+  /* 142: branch */
+  li s4, 0x7ff
+  li a4, 0x7
+  bltu s4, a4, .L18
+  .option rvc
+  c.addiw s0, 5
+  .option norvc
+  sd s0, 1552(gp) /* sig 194 */
+  addi s7, s10, 1365
+  sd s7, 1560(gp) /* sig 195 */
+  andi a1, s5, -798
+  sd a1, 1568(gp) /* sig 196 */
+.L18:
+  /* 143: cMem */
+  addi a4, sp, 156
+  .option rvc
+  c.sw a1, 76(a4)
+  .option norvc
+  sub a4, a4, sp
+  /* 144: jal */
+  jal ra, .L19
+.L19:
   auipc tp, 0
-  sub t4, t4, tp
-  sd zero, 1720(gp) /* sig 215 */
-  sd t4, 1728(gp) /* sig 216 */
-  /* 141: fp */
-  li tp, 0x41e0000000000000
-  fmv.d.x f15, tp
-  fsub.d f28, f11, f15, rne
-  fsd f28, 1736(gp) /* sig 217 */
-  fsflags t0, zero
-  sd t0, 1744(gp) /* sig 218 */
-  /* 142: fp */
-  li tp, 0xffffffff7f800000
-  fmv.d.x f31, tp
-  fcvt.w.s s6, f31, rtz
-  sd s6, 1752(gp) /* sig 219 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 1760(gp) /* sig 220 */
-  /* 143: fmem */
-  addi a3, sp, -36
-  flw f7, 116(a3)
-  fsd f7, 1768(gp) /* sig 221 */
-  sub a3, a3, sp
-  /* 144: fp */
-  li tp, 0xffffffff2948147a
-  fmv.d.x f7, tp
-  fmax.s f29, f0, f7
-  fsd f29, 1776(gp) /* sig 222 */
-  fsflags s4, zero
-  sd s4, 1784(gp) /* sig 223 */
-  /* 145: lrsc */
-  addi a0, sp, 0
-  lr.w.rl t5, (a0)
-  sll s2, s10, a3
-  slti s8, t3, 1979
-  sc.w.rl t6, a4, (a0)
-  sd t5, 1792(gp) /* sig 224 */
-  sd t6, 1800(gp) /* sig 225 */
-  sub a0, a0, sp
-  lw t2, 0(sp)
-  sd t2, 1808(gp) /* sig 226 */
-  /* 146: fcsr */
-  li t6, 0x341afc4eca82eea8
-  csrrw t6, frm, t6
-  sd t6, 1816(gp) /* sig 227 */
-  /* 147: fp */
-  li tp, 0xffffffff007ffffe
-  fmv.d.x f29, tp
-  fsgnj.s f20, f29, f0
-  fsd f20, 1824(gp) /* sig 228 */
-  fsflags t2, zero
-  sd t2, 1832(gp) /* sig 229 */
-  /* 148: fmem */
-  li tp, 0x79ea439ab8bb31a2
-  fmv.d.x f29, tp
-  fsd f29, 170(sp)
+  sub ra, ra, tp
+  sd ra, 1576(gp) /* sig 197 */
+  /* 145: liSeed */
+  li s0, 0x68c000000000
+  sd s0, 1584(gp) /* sig 198 */
+  /* 146: fp */
+  fmv.w.x f23, s7
+  fsd f23, 1592(gp) /* sig 199 */
+  fsflags s3, zero
+  sd s3, 1600(gp) /* sig 200 */
+  /* 147: mem */
+  addi t1, sp, -292
+  lhu s4, 524(t1)
+  sd s4, 1608(gp) /* sig 201 */
+  sub t1, t1, sp
+  /* 148: cMem */
+  .option rvc
+  c.fsdsp f28, 72(sp)
+  .option norvc
   /* 149: aluR */
-  srlw a0, s1, s3
-  sd a0, 1840(gp) /* sig 230 */
-  /* 150: fmem */
-  addi s0, sp, 270
-  fsd f14, -174(s0)
-  sub s0, s0, sp
-  /* 151: liSeed */
-  li a0, 0x100000001
-  sd a0, 1848(gp) /* sig 231 */
-  /* 152: fp */
-  li tp, 0xffffffff3f955e9a
-  fmv.d.x f26, tp
-  li tp, 0xffffffff3ccaed88
-  fmv.d.x f4, tp
-  li tp, 0xffffffffbcecce7a
-  fmv.d.x f16, tp
-  fmadd.s f5, f26, f4, f16, rmm
-  fsd f5, 1856(gp) /* sig 232 */
-  fsflags s7, zero
-  sd s7, 1864(gp) /* sig 233 */
+  li a5, 0x49b670c2
+  or s4, a5, s4
+  sd s4, 1616(gp) /* sig 202 */
+  /* 150: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f24, tp
+  fsub.d f28, f24, f10, dyn
+  fsd f28, 1624(gp) /* sig 203 */
+  li s5, 0x1f
+  csrrc a5, fcsr, s5
+  sd a5, 1632(gp) /* sig 204 */
+  /* 151: far */
+  blt t6, a0, .L20
+.L21:
+  /* 152: far */
+  jal zero, .L22
+.L23:
   /* 153: far */
-  bgeu zero, t6, .L21
-.L22:
-  /* 154: mem */
-  lhu ra, 182(sp)
-  sd ra, 1896(gp) /* sig 237 */
-  /* 155: mem */
-  lhu a0, 169(sp)
-  sd a0, 1904(gp) /* sig 238 */
-  /* 156: cAlu */
+  beq s9, s9, .L24
+.L25:
+  /* 154: cAlu */
+  .option rvc
+  c.srli a4, 9
+  .option norvc
+  sd a4, 1696(gp) /* sig 212 */
+  /* 155: rand */
+  .4byte 0x19bcf33 /* random */
+  sd t5, 1704(gp) /* sig 213 */
+  .2byte 0x3b72 /* random */
+  fsd f22, 1712(gp) /* sig 214 */
+  .2byte 0xed7e /* random */
+  /* 156: lrsc */
+  addi t4, sp, 36
+  lr.w a1, (t4)
+  sc.w.rl zero, s0, (t4)
+  sd a1, 1720(gp) /* sig 215 */
+  sd zero, 1728(gp) /* sig 216 */
+  sc.w.aqrl zero, zero, (t4)
+  sd zero, 1736(gp) /* sig 217 */
+  sub t4, t4, sp
+  lw t4, 36(sp)
+  sd t4, 1744(gp) /* sig 218 */
+  /* 157: cMem */
+  addi a1, sp, 176
+  .option rvc
+  c.sd s0, 8(a1)
+  .option norvc
+  sub a1, a1, sp
+  /* 158: cBranch */
+  .option rvc
+  c.beqz a4, .L26
+  .option norvc
+  addiw a5, a3, -1415
+  sd a5, 1752(gp) /* sig 219 */
+  xori s9, t6, 26
+  sd s9, 1760(gp) /* sig 220 */
+.L26:
+  /* 159: fp */
+  li tp, 0xffffffff04a25d20
+  fmv.d.x f26, tp
+  fdiv.s f28, f5, f26, rmm
+  fsd f28, 1768(gp) /* sig 221 */
+  fsflags s7, zero
+  sd s7, 1776(gp) /* sig 222 */
+  /* 160: mem */
+  addi s8, sp, 31
+  sw s3, -31(s8)
+  sub s8, s8, sp
+  ld s6, 0(sp)
+  sd s6, 1784(gp) /* sig 223 */
+  /* 161: loop */
+  li s2, 0x4
+.L27:
+  .option rvc
+  c.andi a4, 31
+  .option norvc
+  sd a4, 1792(gp) /* sig 224 */
+  addi s2, s2, -1
+  bltu zero, s2, .L27
+  sd s2, 1800(gp) /* sig 225 */
+  /* 162: fp */
+  li tp, 0xffffffff012211b4
+  fmv.d.x f6, tp
+  fcvt.wu.s s0, f6, rup
+  sd s0, 1808(gp) /* sig 226 */
+  fsflags a0, zero
+  sd a0, 1816(gp) /* sig 227 */
+  /* 163: cAlu */
   .option rvc
   c.srai a3, 23
   .option norvc
-  sd a3, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 157: fmem */
+  sd a3, 1824(gp) /* sig 228 */
+  /* 164: fmem */
   li tp, 0x3e33696b9ee0e1a3
   fmv.d.x f28, tp
   fsd f28, 64(sp)
-  /* 158: cJump */
+  /* 165: cJump */
   auipc s5, 0
   addi s5, s5, 10
   .option rvc
@@ -1081,733 +1097,685 @@
   .option norvc
   auipc tp, 0
   sub s5, s5, tp
-  sd s5, 0(gp) /* sig 240 */
-  /* 159: fp */
-  li tp, 0xffffffffb756afa8
-  fmv.d.x f21, tp
-  fcvt.w.s t3, f21, rup
-  sd t3, 8(gp) /* sig 241 */
-  fsflags a0, zero
-  sd a0, 16(gp) /* sig 242 */
-  /* 160: jal */
-  jal s7, .L23
-.L23:
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 24(gp) /* sig 243 */
-  /* 161: far */
-  bltu s9, s2, .L24
-.L25:
-  /* 162: cMem */
-  .option rvc
-  c.ldsp a5, 24(sp)
-  .option norvc
-  sd a5, 56(gp) /* sig 247 */
-  /* 163: jalr */
-  auipc a0, 0
-  jalr a0, 23(a0)
-  srl s6, s2, a7
-  sd s6, 64(gp) /* sig 248 */
-  .option rvc
-  c.lui t2, 0xfffe1
-  .option norvc
-  sd t2, 72(gp) /* sig 249 */
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 80(gp) /* sig 250 */
-  /* 164: branch */
-  bge t2, t2, .L26
-  addiw s8, zero, -362
-  sd s8, 88(gp) /* sig 251 */
-.L26:
-  /* 165: fp */
-  li tp, 0xffffffffbf88b3ec
-  fmv.d.x f0, tp
-  fdiv.s f23, f30, f0, rtz
-  fsd f23, 96(gp) /* sig 252 */
-  fsflags t5, zero
-  sd t5, 104(gp) /* sig 253 */
-  /* 166: fmem */
-  addi t4, sp, -26
-  fsw f29, 54(t4)
-  sub t4, t4, sp
-  /* 167: cJump */
-  auipc t2, 0
-  addi t2, t2, 10
-  .option rvc
-  c.jr t2
-  .option norvc
-  auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 112(gp) /* sig 254 */
+  sd s5, 1832(gp) /* sig 229 */
+  /* 166: fp */
+  li tp, 0xffffffff5f800000
+  fmv.d.x f19, tp
+  fcvt.l.s s0, f19, rmm
+  sd s0, 1840(gp) /* sig 230 */
+  fsflags s8, zero
+  sd s8, 1848(gp) /* sig 231 */
+  /* 167: aluI */
+  srai t1, a1, 0
+  sd t1, 1856(gp) /* sig 232 */
   /* 168: fp */
-  li a2, 0x49
-  fcvt.s.lu f22, a2, rdn
-  fsd f22, 120(gp) /* sig 255 */
-  fsflags s10, zero
-  sd s10, 128(gp) /* sig 256 */
-  /* 169: fcsr */
-  li s5, 0xbce1c8351068ebcc
-  csrrw zero, frm, s5
-  sd zero, 136(gp) /* sig 257 */
-  /* 170: fp */
-  fsgnjn.s f27, f13, f8
-  fsd f27, 144(gp) /* sig 258 */
-  fsflags t1, zero
-  sd t1, 152(gp) /* sig 259 */
-  /* 171: mem */
-  li s3, 0x1f
-  sw s3, 212(sp)
-  ld t3, 208(sp)
-  sd t3, 160(gp) /* sig 260 */
-  /* 172: aluI */
-  addi s11, t6, -1020
-  sd s11, 168(gp) /* sig 261 */
-  /* 173: fmem */
-  fsd f14, 176(sp)
-  /* 174: cAlu */
+  li tp, 0x3fc096afdff3c1ac
+  fmv.d.x f24, tp
+  fcvt.s.d f29, f24, rtz
+  fsd f29, 1864(gp) /* sig 233 */
+  fsflags s4, zero
+  sd s4, 1872(gp) /* sig 234 */
+  /* 169: aluI */
+  addiw ra, zero, -702
+  sd ra, 1880(gp) /* sig 235 */
+  /* 170: aluR */
+  rem s4, t2, s2
+  sd s4, 1888(gp) /* sig 236 */
+  /* 171: far */
+  jal a1, .L28
+.L29:
+  /* 172: loop */
+  li t2, 0x2
+.L30:
+  slti t1, s6, -1860
+  sd t1, 1912(gp) /* sig 239 */
+  addi t2, t2, -1
+  bne t2, zero, .L30
+  sd t2, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 173: cBranch */
   .option rvc
-  c.addiw ra, -14
+  c.j .L31
   .option norvc
-  sd ra, 176(gp) /* sig 262 */
+  add s2, ra, s8
+  sd s2, 0(gp) /* sig 241 */
+.L31:
+  /* 174: mem */
+  sd t5, 41(sp)
   /* 175: fp */
-  feq.d t2, f9, f6
-  sd t2, 184(gp) /* sig 263 */
-  frflags s2
-  sd s2, 192(gp) /* sig 264 */
-  /* 176: jal */
-  jal zero, .L27
-  addw a0, a7, ra
-  sd a0, 200(gp) /* sig 265 */
-.L27:
-  sd zero, 208(gp) /* sig 266 */
-  /* 177: jal */
-  jal t2, .L28
-  andi t6, a1, -1
-  sd t6, 216(gp) /* sig 267 */
+  li tp, 0xffffffff6cd43890
+  fmv.d.x f28, tp
+  fsqrt.s f19, f28, rne
+  fsd f19, 8(gp) /* sig 242 */
+  li s6, 0x1f
+  csrrc t2, fcsr, s6
+  sd t2, 16(gp) /* sig 243 */
+  /* 176: fp */
+  fclass.d t2, f3
+  sd t2, 24(gp) /* sig 244 */
+  frflags s8
+  sd s8, 32(gp) /* sig 245 */
+  /* 177: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f27, tp
+  li tp, 0xffffffff44ceb314
+  fmv.d.x f31, tp
+  fnmadd.s f9, f27, f31, f8
+  fsd f9, 40(gp) /* sig 246 */
+  fsflags s11, zero
+  sd s11, 48(gp) /* sig 247 */
+  /* 178: lrsc */
+  addi t3, sp, 168
+  lr.d.aq s4, (t3)
+  slti a1, s0, -1
+  sc.d.rl s9, s7, (t3)
+  sd s4, 56(gp) /* sig 248 */
+  sd s9, 64(gp) /* sig 249 */
+  sub t3, t3, sp
+  ld t2, 168(sp)
+  sd t2, 72(gp) /* sig 250 */
+  /* 179: fp */
+  li tp, 0xbff7be667dbab3de
+  fmv.d.x f26, tp
+  li tp, 0x3ff7be667dbab3df
+  fmv.d.x f13, tp
+  fadd.d f27, f26, f13, rmm
+  fsd f27, 80(gp) /* sig 251 */
+  fsflags s5, zero
+  sd s5, 88(gp) /* sig 252 */
+  /* 180: aluR */
+  or t2, t0, s3
+  sd t2, 96(gp) /* sig 253 */
+  /* 181: mem */
+  lw a1, 128(sp)
+  sd a1, 104(gp) /* sig 254 */
+  /* 182: fmem */
+  fld f14, 56(sp)
+  fsd f14, 112(gp) /* sig 255 */
+  /* 183: fmem */
+  addi a7, sp, 3
+  fld f4, 165(a7)
+  fsd f4, 120(gp) /* sig 256 */
+  sub a7, a7, sp
+  /* 184: aluI */
+  slli a1, a4, 52
+  sd a1, 128(gp) /* sig 257 */
+  /* 185: aluR */
+  li s0, 0x8ba5914ef465adca
+  li s6, 0x8000000000000001
+  xor s0, s0, s6
+  sd s0, 136(gp) /* sig 258 */
+  /* 186: jal */
+  jal s8, .L32
+  srli t1, s3, 56
+  sd t1, 144(gp) /* sig 259 */
+  slliw s3, zero, 5
+  sd s3, 152(gp) /* sig 260 */
+.L32:
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 160(gp) /* sig 261 */
+  /* 187: cJump */
+  auipc a1, 0
+  addi a1, a1, 22
+  .option rvc
+  c.jalr a1
+  .option norvc
+  .option rvc
+  c.slli s4, 62
+  .option norvc
+  sd s4, 168(gp) /* sig 262 */
+  .option rvc
+  c.srli s0, 14
+  .option norvc
+  sd s0, 176(gp) /* sig 263 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub a1, a1, tp
+  sd ra, 184(gp) /* sig 264 */
+  sd a1, 192(gp) /* sig 265 */
+  /* 188: liSeed */
+  li s4, 0xffffffffffff8000
+  sd s4, 200(gp) /* sig 266 */
+  /* 189: mem */
+  lb s5, 86(sp)
+  sd s5, 208(gp) /* sig 267 */
+  /* 190: loop */
+  li a4, 0x2
+.L33:
+  slliw s4, a7, 23
+  sd s4, 216(gp) /* sig 268 */
+  addi a4, a4, -1
+  bltu zero, a4, .L33
+  sd a4, 224(gp) /* sig 269 */
+  /* 191: mem */
+  addi t0, sp, 314
+  lh t3, -233(t0)
+  sd t3, 232(gp) /* sig 270 */
+  sub t0, t0, sp
+  /* 192: cJump */
+  auipc s2, 0
+  addi s2, s2, 24
+  .option rvc
+  c.jalr s2
+  .option norvc
+  addi s10, a3, 1302
+  sd s10, 240(gp) /* sig 271 */
+  .option rvc
+  c.add s5, s10
+  .option norvc
+  sd s5, 248(gp) /* sig 272 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s2, s2, tp
+  sd ra, 256(gp) /* sig 273 */
+  sd s2, 264(gp) /* sig 274 */
+  /* 193: fp */
+  li tp, 0xffffffff40200000
+  fmv.d.x f24, tp
+  fsgnjx.d f23, f24, f6
+  fsd f23, 272(gp) /* sig 275 */
+  fsflags a1, zero
+  sd a1, 280(gp) /* sig 276 */
+  /* 194: cMem */
+  .option rvc
+  c.fsdsp f12, 224(sp)
+  .option norvc
+  /* 195: fmem */
+  addi s6, sp, -272
+  li tp, 0xffffffff801760d4
+  fmv.d.x f16, tp
+  fsw f16, 376(s6)
+  sub s6, s6, sp
+  /* 196: fmem */
+  addi a2, sp, 381
+  fld f4, -381(a2)
+  fsd f4, 288(gp) /* sig 277 */
+  sub a2, a2, sp
+  /* 197: aluR */
+  divw a1, s5, s2
+  sd a1, 296(gp) /* sig 278 */
+  /* 198: jalr */
+  auipc s5, 0
+  jalr s5, 8(s5)
+  auipc tp, 0
+  sub s5, s5, tp
+  sd s5, 304(gp) /* sig 279 */
+  /* 199: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f15, tp
+  li tp, 0x7ff8000000000000
+  fmv.d.x f23, tp
+  fsgnjx.d f16, f15, f23
+  fsd f16, 312(gp) /* sig 280 */
+  fsflags s2, zero
+  sd s2, 320(gp) /* sig 281 */
+  j .L34
+.L15:
+  slti s11, zero, -2039
+  sd s11, 1408(gp) /* sig 176 */
+  slti s6, t0, -1672
+  sd s6, 1416(gp) /* sig 177 */
+  srli zero, a7, 32
+  sd zero, 1424(gp) /* sig 178 */
+  beq zero, zero, .L16
+.L20:
+  mul a0, a7, s1
+  sd a0, 1640(gp) /* sig 205 */
+  jal tp, .L21
+.L22:
+  sd zero, 1648(gp) /* sig 206 */
+  .option rvc
+  c.add a5, t3
+  .option norvc
+  sd a5, 1656(gp) /* sig 207 */
+  divw s4, s3, s0
+  sd s4, 1664(gp) /* sig 208 */
+  xori zero, a0, 1869
+  sd zero, 1672(gp) /* sig 209 */
+  j .L23
+.L24:
+  .option rvc
+  c.addiw a3, -22
+  .option norvc
+  sd a3, 1680(gp) /* sig 210 */
+  srai s9, a2, 35
+  sd s9, 1688(gp) /* sig 211 */
+  jal tp, .L25
 .L28:
   auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 224(gp) /* sig 268 */
-  /* 178: fp */
-  li tp, 0x9b253e17716a1c
-  fmv.d.x f1, tp
-  fcvt.s.d f10, f1, rdn
-  fsd f10, 232(gp) /* sig 269 */
-  fsflags t5, zero
-  sd t5, 240(gp) /* sig 270 */
-  /* 179: loop */
-  li a1, 0x2
-.L29:
+  sub a1, a1, tp
+  sd a1, 1896(gp) /* sig 237 */
   .option rvc
-  c.mv s4, s11
+  c.li a1, 17
   .option norvc
-  sd s4, 248(gp) /* sig 271 */
-  srliw a6, t1, 1
-  sd a6, 256(gp) /* sig 272 */
-  .option rvc
-  c.andi a4, 9
-  .option norvc
-  sd a4, 264(gp) /* sig 273 */
-  .option rvc
-  c.addi a1, -1
-  .option norvc
-  .option rvc
-  c.bnez a1, .L29
-  .option norvc
-  sd a1, 272(gp) /* sig 274 */
-  /* 180: jalr */
-  auipc t2, 0
-  addi t2, t2, -80
-  jalr s7, 99(t2)
-  .option rvc
-  c.sub a1, s1
-  .option norvc
-  sd a1, 280(gp) /* sig 275 */
-  auipc tp, 0
-  sub s7, s7, tp
-  sub t2, t2, tp
-  sd s7, 288(gp) /* sig 276 */
-  sd t2, 296(gp) /* sig 277 */
-  /* 181: fp */
-  li tp, 0xdf000000
-  fmv.d.x f1, tp
-  fcvt.w.s a4, f1, rdn
-  sd a4, 304(gp) /* sig 278 */
-  frflags t0
-  sd t0, 312(gp) /* sig 279 */
-  /* 182: fp */
-  fclass.d s7, f23
-  sd s7, 320(gp) /* sig 280 */
-  fsflags s7, zero
-  sd s7, 328(gp) /* sig 281 */
-  /* 183: far */
-  jal a2, .L30
-.L31:
-  /* 184: fp */
-  fcvt.wu.s s8, f30, rdn
-  sd s8, 368(gp) /* sig 286 */
-  fsflags t5, zero
-  sd t5, 376(gp) /* sig 287 */
-  /* 185: loop */
-  li s1, 0x3
-.L32:
-  sraw s2, t0, t4
-  sd s2, 384(gp) /* sig 288 */
-  addi s1, s1, -1
-  blt zero, s1, .L32
-  sd s1, 392(gp) /* sig 289 */
-  /* 186: mem */
-  addi a3, sp, 93
-  ld t2, -93(a3)
-  sd t2, 400(gp) /* sig 290 */
-  sub a3, a3, sp
-  /* 187: aluR */
-  li t4, 0xffffffffffffffff
-  li a4, 0x0
-  remw ra, t4, a4
-  sd ra, 408(gp) /* sig 291 */
-  /* 188: cAlu */
-  .option rvc
-  c.and a4, s1
-  .option norvc
-  sd a4, 416(gp) /* sig 292 */
-  /* 189: jal */
-  jal a6, .L33
-  mulhsu t5, ra, a0
-  sd t5, 424(gp) /* sig 293 */
-.L33:
-  auipc tp, 0
-  sub a6, a6, tp
-  sd a6, 432(gp) /* sig 294 */
-  /* 190: mem */
-  addi a3, sp, 155
-  lhu a7, 87(a3)
-  sd a7, 440(gp) /* sig 295 */
-  sub a3, a3, sp
-  /* 191: aluI */
-  slti s10, s1, 1845
-  sd s10, 448(gp) /* sig 296 */
-  /* 192: fp */
-  li tp, 0xffffffff7f800000
-  fmv.d.x f23, tp
-  fdiv.s f0, f3, f23, rdn
-  fsd f0, 456(gp) /* sig 297 */
-  frcsr t0
-  sd t0, 464(gp) /* sig 298 */
-  /* 193: loop */
-  li s5, 0x4
+  sd a1, 1904(gp) /* sig 238 */
+  j .L29
 .L34:
-  addi t5, s3, 335
-  sd t5, 472(gp) /* sig 299 */
-  srlw s1, a7, ra
-  sd s1, 480(gp) /* sig 300 */
-  addi s5, s5, -1
-  blt zero, s5, .L34
-  sd s5, 488(gp) /* sig 301 */
-  /* 194: mem */
-  sd t6, 128(sp)
-  ld a5, 128(sp)
-  sd a5, 496(gp) /* sig 302 */
-  /* 195: aluR */
-  remuw a6, a5, t2
-  sd a6, 504(gp) /* sig 303 */
-  /* 196: mem */
-  addi a1, sp, 169
-  lwu a4, 79(a1)
-  sd a4, 512(gp) /* sig 304 */
-  sub a1, a1, sp
-  /* 197: fp */
-  li a6, 0xaaaaaaaaaaaaaaaa
-  fcvt.d.lu f2, a6, rmm
-  fsd f2, 520(gp) /* sig 305 */
-  fsflags a2, zero
-  sd a2, 528(gp) /* sig 306 */
-  /* 198: fp */
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f21, tp
-  fdiv.s f21, f21, f2, rtz
-  fsd f21, 536(gp) /* sig 307 */
-  fsflags s11, zero
-  sd s11, 544(gp) /* sig 308 */
-  /* 199: fp */
-  li tp, 0x41e0000000000000
-  fmv.d.x f12, tp
-  li tp, 0x3da655558733519e
-  fmv.d.x f28, tp
-  fdiv.d f17, f12, f28, rtz
-  fsd f17, 552(gp) /* sig 309 */
-  fsflags a0, zero
-  sd a0, 560(gp) /* sig 310 */
-  j .L35
-.L16:
-  sd zero, 1544(gp) /* sig 193 */
-  addiw a3, a0, -1832
-  sd a3, 1552(gp) /* sig 194 */
-  mulhsu t0, t2, s6
-  sd t0, 1560(gp) /* sig 195 */
-  .option rvc
-  c.li a7, -31
-  .option norvc
-  sd a7, 1568(gp) /* sig 196 */
-  jal tp, .L17
-.L21:
-  addi a0, a4, -687
-  sd a0, 1872(gp) /* sig 234 */
-  .option rvc
-  c.andi a4, 31
-  .option norvc
-  sd a4, 1880(gp) /* sig 235 */
-  .option rvc
-  c.addw a5, a3
-  .option norvc
-  sd a5, 1888(gp) /* sig 236 */
-  bge zero, zero, .L22
-.L24:
-  slli t3, a6, 63
-  sd t3, 32(gp) /* sig 244 */
-  sll a3, zero, ra
-  sd a3, 40(gp) /* sig 245 */
-  add t4, s10, s5
-  sd t4, 48(gp) /* sig 246 */
-  bge zero, zero, .L25
-.L30:
+  /* 200: fcsr */
+  li ra, 0xf3
+  csrrs s11, fcsr, ra
+  sd s11, 328(gp) /* sig 282 */
+  fsrmi t1, 3
+  /* 201: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f15, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f1, tp
+  fmax.s f4, f15, f1
+  fsd f4, 336(gp) /* sig 283 */
+  frflags a1
+  sd a1, 344(gp) /* sig 284 */
+  /* 202: fp */
+  li tp, 0xfffffffe42221756
+  fmv.d.x f30, tp
+  li tp, 0xffffffff81314eb8
+  fmv.d.x f7, tp
+  fdiv.s f12, f30, f7, rmm
+  fsd f12, 352(gp) /* sig 285 */
+  fsflags t6, zero
+  sd t6, 360(gp) /* sig 286 */
+  /* 203: smc */
+  /* patches in sltiu t0, s1, -24 (then imm + 1, ...) */
+  li s2, 0xfe84b293
+  li a5, 0x1
+.L35:
+  auipc a2, 0
+  sw s2, 12(a2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s2, s2, tp
+  addi a5, a5, -1
+  bne a5, zero, .L35
   auipc tp, 0
   sub a2, a2, tp
-  sd a2, 336(gp) /* sig 282 */
-  .option rvc
-  c.subw s0, a0
-  .option norvc
-  sd s0, 344(gp) /* sig 283 */
-  srlw a7, s8, s3
-  sd a7, 352(gp) /* sig 284 */
-  .option rvc
-  c.li t6, 20
-  .option norvc
-  sd t6, 360(gp) /* sig 285 */
-  jal tp, .L31
-.L35:
-  /* 200: aluR */
-  sll s3, s6, a2
-  sd s3, 568(gp) /* sig 311 */
-  /* 201: cMem */
+  sd t0, 368(gp) /* sig 287 */
+  sd a2, 376(gp) /* sig 288 */
+  /* 204: aluI */
+  addi s8, a4, 1118
+  sd s8, 384(gp) /* sig 289 */
+  /* 205: rand */
+  .4byte 0xd10aaed3 /* random */
+  sd t4, 392(gp) /* sig 290 */
+  fsd f29, 400(gp) /* sig 291 */
+  fsflags a2, zero
+  sd a2, 408(gp) /* sig 292 */
+  /* 206: fmem */
+  fld f31, 115(sp)
+  fsd f31, 416(gp) /* sig 293 */
+  /* 207: fp */
+  li tp, 0xffffffff4f7fffff
+  fmv.d.x f10, tp
+  li tp, 0x41f0000000080000
+  fmv.d.x f22, tp
+  fmul.s f21, f10, f22
+  fsd f21, 424(gp) /* sig 294 */
+  fsflags a4, zero
+  sd a4, 432(gp) /* sig 295 */
+  /* 208: aluR */
+  or a3, t1, t0
+  sd a3, 440(gp) /* sig 296 */
+  /* 209: far */
+  jal zero, .L36
+.L37:
+  /* 210: cMem */
   addi a2, sp, 4
   .option rvc
   c.lw a2, 36(a2)
   .option norvc
-  sd a2, 576(gp) /* sig 312 */
-  /* 202: cMem */
+  sd a2, 464(gp) /* sig 299 */
+  /* 211: cMem */
   .option rvc
   c.ldsp t6, 40(sp)
   .option norvc
-  sd t6, 584(gp) /* sig 313 */
-  /* 203: fp */
-  li tp, 0xffffffffbf829c69
-  fmv.d.x f27, tp
-  li tp, 0xffffffff3f829c67
-  fmv.d.x f29, tp
-  fsub.s f13, f27, f29, rmm
-  fsd f13, 592(gp) /* sig 314 */
-  li s5, 0x1f
-  csrrc a3, fcsr, s5
-  sd a3, 600(gp) /* sig 315 */
-  /* 204: fp */
-  li s5, 0x20
-  fcvt.s.wu f23, s5, rdn
-  fsd f23, 608(gp) /* sig 316 */
-  frflags s6
-  sd s6, 616(gp) /* sig 317 */
-  /* 205: fp */
-  flt.d s3, f15, f15
-  sd s3, 624(gp) /* sig 318 */
-  frcsr s9
-  sd s9, 632(gp) /* sig 319 */
-  /* 206: fp */
-  li tp, 0x43f0000000000000
-  fmv.d.x f19, tp
-  fmadd.d f6, f19, f6, f29
-  fsd f6, 640(gp) /* sig 320 */
-  fsflags t0, zero
-  sd t0, 648(gp) /* sig 321 */
-  /* 207: fp */
-  li tp, 0xffffffff3dcccccd
-  fmv.d.x f4, tp
-  fsqrt.d f5, f4, dyn
-  fsd f5, 656(gp) /* sig 322 */
-  li s1, 0x1f
-  csrrc s8, fcsr, s1
-  sd s8, 664(gp) /* sig 323 */
-  /* 208: luiAuipc */
-  lui a1, 0xedb62
-  sd a1, 672(gp) /* sig 324 */
-  /* 209: jal */
-  jal zero, .L36
-  divu a6, s4, s3
-  sd a6, 680(gp) /* sig 325 */
+  sd t6, 472(gp) /* sig 300 */
+  /* 212: fcsr */
+  csrrc a5, fcsr, zero
+  sd a5, 480(gp) /* sig 301 */
+  /* 213: fence */
+  fence r, w
+  /* 214: cJump */
+  auipc a3, 0
+  addi a3, a3, 26
   .option rvc
-  c.srli a4, 6
+  c.jr a3
   .option norvc
-  sd a4, 688(gp) /* sig 326 */
-.L36:
-  sd zero, 696(gp) /* sig 327 */
-  /* 210: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f21, tp
-  fsub.d f4, f6, f21, rmm
-  fsd f4, 704(gp) /* sig 328 */
+  ori s9, s5, 551
+  sd s9, 488(gp) /* sig 302 */
+  sub t4, a2, s6
+  sd t4, 496(gp) /* sig 303 */
+  auipc tp, 0
+  sub a3, a3, tp
+  sd a3, 504(gp) /* sig 304 */
+  /* 215: jalr */
+  auipc a5, 0
+  jalr s3, 24(a5)
+  mulhsu a3, s8, t1
+  sd a3, 512(gp) /* sig 305 */
+  mulh t4, s0, s1
+  sd t4, 520(gp) /* sig 306 */
+  auipc tp, 0
+  sub s3, s3, tp
+  sub a5, a5, tp
+  sd s3, 528(gp) /* sig 307 */
+  sd a5, 536(gp) /* sig 308 */
+  /* 216: loop */
+  li s5, 0x1
+.L38:
+  .option rvc
+  c.srli s1, 14
+  .option norvc
+  sd s1, 544(gp) /* sig 309 */
+  addi s5, s5, -1
+  bne s5, zero, .L38
+  sd s5, 552(gp) /* sig 310 */
+  /* 217: cAlu */
+  .option rvc
+  c.add t1, a4
+  .option norvc
+  sd t1, 560(gp) /* sig 311 */
+  /* 218: aluR */
+  srl a1, t4, s0
+  sd a1, 568(gp) /* sig 312 */
+  /* 219: mem */
+  addi a1, sp, 199
+  lb s1, -117(a1)
+  sd s1, 576(gp) /* sig 313 */
+  sub a1, a1, sp
+  /* 220: fp */
+  li tp, 0x3ff0000000000000
+  fmv.d.x f25, tp
+  li tp, 0x125d1ae942dca9
+  fmv.d.x f8, tp
+  fmin.d f24, f25, f8
+  fsd f24, 584(gp) /* sig 314 */
   frflags ra
-  sd ra, 712(gp) /* sig 329 */
-  /* 211: liSeed */
+  sd ra, 592(gp) /* sig 315 */
+  /* 221: liSeed */
   li a5, 0xfffffffffffffff8
-  sd a5, 720(gp) /* sig 330 */
-  /* 212: fp */
-  fcvt.lu.d a4, f23
-  sd a4, 728(gp) /* sig 331 */
-  fsflags s1, zero
-  sd s1, 736(gp) /* sig 332 */
-  /* 213: fp */
-  li tp, 0xffffffff33afff31
-  fmv.d.x f6, tp
-  li tp, 0xffffffffbf000000
-  fmv.d.x f9, tp
-  fnmadd.s f27, f6, f9, f1, rmm
-  fsd f27, 744(gp) /* sig 333 */
-  fsflags s7, zero
-  sd s7, 752(gp) /* sig 334 */
-  /* 214: branch */
-  li s4, 0x80000001
-  bne s4, zero, .L37
-  slli s1, s5, 37
-  sd s1, 760(gp) /* sig 335 */
-.L37:
-  /* 215: lrsc */
-  addi s2, sp, 20
-  lr.w.aqrl s6, (s2)
-  sc.w.aq t6, t1, (s2)
-  sd s6, 768(gp) /* sig 336 */
-  sd t6, 776(gp) /* sig 337 */
-  sub s2, s2, sp
-  lw s11, 20(sp)
-  sd s11, 784(gp) /* sig 338 */
-  /* 216: fp */
-  li tp, 0xffffffff35ede224
-  fmv.d.x f24, tp
-  fsqrt.s f5, f24, rmm
-  fsd f5, 792(gp) /* sig 339 */
-  fsflags a1, zero
-  sd a1, 800(gp) /* sig 340 */
-  /* 217: mem */
-  sw t3, 56(sp)
-  ld a1, 56(sp)
-  sd a1, 808(gp) /* sig 341 */
-  /* 218: aluI */
+  sd a5, 600(gp) /* sig 316 */
+  /* 222: fp */
+  li tp, 0x3e7f0295e01f9f17
+  fmv.d.x f27, tp
+  fcvt.l.d s11, f27, rtz
+  sd s11, 608(gp) /* sig 317 */
+  fsflags s4, zero
+  sd s4, 616(gp) /* sig 318 */
+  /* 223: aluI */
+  li t2, 0x407800
+  addi zero, t2, 2047
+  sd zero, 624(gp) /* sig 319 */
+  /* 224: aluR */
+  li t3, 0x80000000
+  li a0, 0x1
+  divu s0, t3, a0
+  sd s0, 632(gp) /* sig 320 */
+  /* 225: lrsc */
+  addi s1, sp, 24
+  sc.d.rl s4, s10, (s1)
+  sd s4, 640(gp) /* sig 321 */
+  sub s1, s1, sp
+  ld a1, 24(sp)
+  sd a1, 648(gp) /* sig 322 */
+  /* 226: aluI */
+  li s9, 0x7ff
+  slli t2, s9, 15
+  sd t2, 656(gp) /* sig 323 */
+  /* 227: far */
+  bne s4, s4, .L39
+.L40:
+  /* 228: aluI */
   addi t3, a3, 1968
-  sd t3, 816(gp) /* sig 342 */
-  /* 219: lrsc */
+  sd t3, 688(gp) /* sig 327 */
+  /* 229: lrsc */
   addi t6, sp, 0
   lr.w s2, (t6)
   sltiu s9, s1, 1202
   srliw s10, a4, 15
   sc.w a0, t4, (t6)
-  sd s2, 824(gp) /* sig 343 */
-  sd a0, 832(gp) /* sig 344 */
+  sd s2, 696(gp) /* sig 328 */
+  sd a0, 704(gp) /* sig 329 */
   sub t6, t6, sp
   lw a3, 0(sp)
-  sd a3, 840(gp) /* sig 345 */
-  /* 220: aluR */
+  sd a3, 712(gp) /* sig 330 */
+  /* 230: aluR */
   li a6, 0x5
   rem a5, zero, a6
-  sd a5, 848(gp) /* sig 346 */
-  /* 221: fp */
-  fadd.d f1, f22, f3
-  fsd f1, 856(gp) /* sig 347 */
-  fsflags a5, zero
-  sd a5, 864(gp) /* sig 348 */
-  /* 222: fp */
-  li tp, 0xfeadd475cdbcfcf0
-  fmv.d.x f22, tp
-  li tp, 0xbe6712891ec84e67
-  fmv.d.x f1, tp
-  fmul.d f13, f22, f1, rup
-  fsd f13, 872(gp) /* sig 349 */
-  fsflags s1, zero
-  sd s1, 880(gp) /* sig 350 */
-  /* 223: jalr */
-  auipc s3, 0
-  jalr s3, 16(s3)
-  sraiw t2, a1, 30
-  sd t2, 888(gp) /* sig 351 */
-  auipc tp, 0
-  sub s3, s3, tp
-  sd s3, 896(gp) /* sig 352 */
-  /* 224: fp */
-  li tp, 0xffffffffff7fffff
-  fmv.d.x f27, tp
-  fcvt.wu.s a2, f27, dyn
-  sd a2, 904(gp) /* sig 353 */
-  frflags ra
-  sd ra, 912(gp) /* sig 354 */
-  /* 225: cBranch */
+  sd a5, 720(gp) /* sig 331 */
+  /* 231: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f16, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f17, tp
+  fmul.d f1, f16, f17, rdn
+  fsd f1, 728(gp) /* sig 332 */
+  csrrci a2, fflags, 0x1f
+  sd a2, 736(gp) /* sig 333 */
+  /* 232: mem */
+  addi s6, sp, 565
+  lb s8, -382(s6)
+  sd s8, 744(gp) /* sig 334 */
+  sub s6, s6, sp
+  /* 233: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f29, tp
+  fmul.d f25, f6, f29, dyn
+  fsd f25, 752(gp) /* sig 335 */
+  fsflags a1, zero
+  sd a1, 760(gp) /* sig 336 */
+  /* 234: fcsr */
+  csrrsi zero, frm, 4
+  sd zero, 768(gp) /* sig 337 */
+  fsrmi t2, 1
+  /* 235: rand */
+  .4byte 0x2100fd3 /* random */
+  sd t6, 776(gp) /* sig 338 */
+  fsd f31, 784(gp) /* sig 339 */
+  csrrci a1, fflags, 0x1f
+  sd a1, 792(gp) /* sig 340 */
+  .2byte 0x1cc9 /* random */
+  sd s9, 800(gp) /* sig 341 */
+  .2byte 0x4789 /* random */
+  sd a5, 808(gp) /* sig 342 */
+  /* 236: cBranch */
   li a2, 0x123456789abcdef
   .option rvc
-  c.beqz a2, .L38
+  c.beqz a2, .L41
   .option norvc
   .option rvc
   c.mv s9, s9
   .option norvc
-  sd s9, 920(gp) /* sig 355 */
+  sd s9, 816(gp) /* sig 343 */
   or s4, a4, t2
-  sd s4, 928(gp) /* sig 356 */
-.L38:
-  /* 226: mem */
-  lh s3, 140(sp)
-  sd s3, 936(gp) /* sig 357 */
-  /* 227: liSeed */
-  li t6, 0x3f
-  sd t6, 944(gp) /* sig 358 */
-  /* 228: fp */
-  li tp, 0xffffffff7f800000
-  fmv.d.x f12, tp
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f18, tp
-  fnmsub.s f7, f26, f12, f18, rne
-  fsd f7, 952(gp) /* sig 359 */
-  frflags t1
-  sd t1, 960(gp) /* sig 360 */
-  /* 229: cMem */
-  .option rvc
-  c.ldsp s8, 32(sp)
-  .option norvc
-  sd s8, 968(gp) /* sig 361 */
-  /* 230: fp */
-  flt.d s1, f8, f15
-  sd s1, 976(gp) /* sig 362 */
-  frcsr s5
-  sd s5, 984(gp) /* sig 363 */
-  /* 231: branch */
-  li t4, 0x20
-  li s0, 0x8001
-  beq t4, s0, .L39
-  addi a1, t4, -1218
-  sd a1, 992(gp) /* sig 364 */
-.L39:
-  /* 232: fp */
-  fcvt.s.w f12, a0
-  fsd f12, 1000(gp) /* sig 365 */
-  fsflags s0, zero
-  sd s0, 1008(gp) /* sig 366 */
-  /* 233: branch */
-  li s6, 0x2ff13940
-  li s11, 0x6559e550
-  blt s6, s11, .L40
-  andi ra, ra, -774
-  sd ra, 1016(gp) /* sig 367 */
-  addw s4, a1, a3
-  sd s4, 1024(gp) /* sig 368 */
-.L40:
-  /* 234: fp */
-  li tp, 0x43f0000000000000
-  fmv.d.x f26, tp
-  li tp, 0x4166760809ad68e4
-  fmv.d.x f18, tp
-  fsgnj.d f19, f26, f18
-  fsd f19, 1032(gp) /* sig 369 */
-  frflags a0
-  sd a0, 1040(gp) /* sig 370 */
-  /* 235: fp */
-  li tp, 0xffffffff4f800000
-  fmv.d.x f19, tp
-  li tp, 0xffffffff929fe9bb
-  fmv.d.x f20, tp
-  fle.s s9, f19, f20
-  sd s9, 1048(gp) /* sig 371 */
-  frflags a3
-  sd a3, 1056(gp) /* sig 372 */
-  /* 236: mem */
-  sd s0, 144(sp)
-  /* 237: aluR */
-  sll a5, s4, s6
-  sd a5, 1064(gp) /* sig 373 */
-  /* 238: fp */
-  li tp, 0xffffffff80621491
-  fmv.d.x f20, tp
-  li tp, 0xffffffff00800000
-  fmv.d.x f3, tp
-  fmax.s f28, f20, f3
-  fsd f28, 1072(gp) /* sig 374 */
-  frflags t5
-  sd t5, 1080(gp) /* sig 375 */
-  /* 239: cAlu */
-  .option rvc
-  c.xor s0, a4
-  .option norvc
-  sd s0, 1088(gp) /* sig 376 */
-  /* 240: aluR */
-  srlw s2, s9, a1
-  sd s2, 1096(gp) /* sig 377 */
-  /* 241: fp */
-  li tp, 0x7ff0000000000001
-  fmv.d.x f8, tp
-  fclass.d t5, f8
-  sd t5, 1104(gp) /* sig 378 */
-  frflags t0
-  sd t0, 1112(gp) /* sig 379 */
-  /* 242: smc */
-  /* patches in sltiu s1, t6, -1903 (then imm + 1, ...) */
-  li s10, 0x891fb493
-  li s5, 0x3
+  sd s4, 824(gp) /* sig 344 */
 .L41:
-  auipc s6, 0
-  sw s10, 12(s6)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add s10, s10, tp
-  addi s5, s5, -1
-  bne s5, zero, .L41
-  auipc tp, 0
-  sub s6, s6, tp
-  sd s1, 1120(gp) /* sig 380 */
-  sd s6, 1128(gp) /* sig 381 */
-  /* 243: mem */
-  li t1, 0x7b123cb9
-  sd t1, 104(sp)
-  /* 244: aluR */
-  divu a4, t5, s6
-  sd a4, 1136(gp) /* sig 382 */
-  /* 245: aluR */
-  li s2, 0x167c
-  addw a6, zero, s2
-  sd a6, 1144(gp) /* sig 383 */
-  /* 246: amo */
-  li a7, 0x7edfae1dcdddbaf7
-  addi s9, sp, 236
-  amomin.w t4, a7, (s9)
-  sub s9, s9, sp
-  sd t4, 1152(gp) /* sig 384 */
-  /* 247: far */
-  bge s9, t4, .L42
-.L43:
-  /* 248: mem */
-  addi s0, sp, 149
-  sb s3, -133(s0)
-  sub s0, s0, sp
-  ld t0, 16(sp)
-  sd t0, 1176(gp) /* sig 387 */
-  /* 249: aluR */
-  sub a2, t3, a7
-  sd a2, 1184(gp) /* sig 388 */
-  /* 250: branch */
-  bltu s4, s6, .L44
-  slti t4, t6, 1365
-  sd t4, 1192(gp) /* sig 389 */
-.L44:
-  /* 251: loop */
-  li t1, 0x3
-.L45:
-  sllw a0, ra, t4
-  sd a0, 1200(gp) /* sig 390 */
-  xor s11, t6, ra
-  sd s11, 1208(gp) /* sig 391 */
-  xor s9, s1, a0
-  sd s9, 1216(gp) /* sig 392 */
-  addi t1, t1, -1
-  blt zero, t1, .L45
-  sd t1, 1224(gp) /* sig 393 */
-  /* 252: mem */
-  sh a1, 104(sp)
-  ld s1, 104(sp)
-  sd s1, 1232(gp) /* sig 394 */
-  /* 253: cJump */
-  auipc t6, 0
-  addi t6, t6, 18
+  /* 237: mem */
+  lh s3, 140(sp)
+  sd s3, 832(gp) /* sig 345 */
+  /* 238: branch */
+  blt ra, s7, .L42
+  remw a0, s7, ra
+  sd a0, 840(gp) /* sig 346 */
+.L42:
+  /* 239: cMem */
   .option rvc
-  c.jalr t6
+  c.sdsp a3, 88(sp)
   .option norvc
-  slt s5, t1, s2
-  sd s5, 1240(gp) /* sig 395 */
+  /* 240: fmem */
+  li tp, 0x1a56e1fc2f8f359
+  fmv.d.x f17, tp
+  fsd f17, 152(sp)
+  /* 241: fcsr */
+  li t4, 0x43
+  csrrw zero, fcsr, t4
+  sd zero, 848(gp) /* sig 347 */
+  /* 242: cMem */
+  .option rvc
+  c.ldsp t4, 24(sp)
+  .option norvc
+  sd t4, 856(gp) /* sig 348 */
+  /* 243: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f31, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f21, tp
+  feq.s s11, f31, f21
+  sd s11, 864(gp) /* sig 349 */
+  fsflags s6, zero
+  sd s6, 872(gp) /* sig 350 */
+  /* 244: fp */
+  fadd.d f9, f22, f12
+  fsd f9, 880(gp) /* sig 351 */
+  frflags a0
+  sd a0, 888(gp) /* sig 352 */
+  /* 245: cBranch */
+  li a5, 0x0
+  .option rvc
+  c.bnez a5, .L43
+  .option norvc
+  .option rvc
+  c.srai a2, 12
+  .option norvc
+  sd a2, 896(gp) /* sig 353 */
+  slti t5, s2, -818
+  sd t5, 904(gp) /* sig 354 */
+  xor s1, zero, s4
+  sd s1, 912(gp) /* sig 355 */
+.L43:
+  /* 246: mem */
+  sh s4, 84(sp)
+  /* 247: mem */
+  lwu s3, 8(sp)
+  sd s3, 920(gp) /* sig 356 */
+  /* 248: amo */
+  addi a0, sp, 8
+  amoadd.d.aq t5, s9, (a0)
+  sub a0, a0, sp
+  sd t5, 928(gp) /* sig 357 */
+  /* 249: fp */
+  li tp, 0xffffffffbc9fe9bb
+  fmv.d.x f2, tp
+  fsqrt.s f9, f2, rtz
+  fsd f9, 936(gp) /* sig 358 */
+  fsflags s3, zero
+  sd s3, 944(gp) /* sig 359 */
+  /* 250: fp */
+  fclass.s s10, f5
+  sd s10, 952(gp) /* sig 360 */
+  fsflags ra, zero
+  sd ra, 960(gp) /* sig 361 */
+  /* 251: lrsc */
+  addi s6, sp, 72
+  sc.d.aq s4, s4, (s6)
+  sd s4, 968(gp) /* sig 362 */
+  sub s6, s6, sp
+  ld s5, 72(sp)
+  sd s5, 976(gp) /* sig 363 */
+  /* 252: mem */
+  sw t4, 6(sp)
+  /* 253: mem */
+  li s4, 0x3f
+  sh s4, 174(sp)
+  /* 254: aluI */
+  sraiw a7, s2, 29
+  sd a7, 984(gp) /* sig 364 */
+  /* 255: cJump */
+  auipc t4, 0
+  addi t4, t4, 24
+  .option rvc
+  c.jalr t4
+  .option norvc
+  subw a3, a3, zero
+  sd a3, 992(gp) /* sig 365 */
+  .option rvc
+  c.mv s6, a0
+  .option norvc
+  sd s6, 1000(gp) /* sig 366 */
   auipc tp, 0
   sub ra, ra, tp
-  sub t6, t6, tp
-  sd ra, 1248(gp) /* sig 396 */
-  sd t6, 1256(gp) /* sig 397 */
-  /* 254: luiAuipc */
-  lui a0, 0x0
-  sd a0, 1264(gp) /* sig 398 */
-  /* 255: aluI */
-  li a7, 0x3f
-  xori s1, a7, 66
-  sd s1, 1272(gp) /* sig 399 */
-  /* 256: fp */
-  li tp, 0x3ffa6e993b345703
-  fmv.d.x f12, tp
-  li tp, 0xbffa6e993b345703
-  fmv.d.x f31, tp
-  fadd.d f21, f12, f31, rdn
-  fsd f21, 1280(gp) /* sig 400 */
-  fsflags a5, zero
-  sd a5, 1288(gp) /* sig 401 */
-  /* 257: aluR */
-  sraw s5, t1, a7
-  sd s5, 1296(gp) /* sig 402 */
-  /* 258: fence */
-  fence rw, rw
-  /* 259: fp */
-  li s8, 0xffffffffffffff9e
-  fcvt.s.wu f16, s8, rdn
-  fsd f16, 1304(gp) /* sig 403 */
-  frflags a0
-  sd a0, 1312(gp) /* sig 404 */
-  j .L46
-.L42:
+  sub t4, t4, tp
+  sd ra, 1008(gp) /* sig 367 */
+  sd t4, 1016(gp) /* sig 368 */
+  /* 256: cAlu */
   .option rvc
-  c.slli s1, 42
+  c.add a5, ra
   .option norvc
-  sd s1, 1160(gp) /* sig 385 */
+  sd a5, 1024(gp) /* sig 369 */
+  /* 257: fp */
+  fmv.x.d t1, f1
+  sd t1, 1032(gp) /* sig 370 */
+  fsflags a7, zero
+  sd a7, 1040(gp) /* sig 371 */
+  /* 258: fp */
+  li tp, 0xbffac45cad251882
+  fmv.d.x f6, tp
+  li tp, 0x80099062657fb5d3
+  fmv.d.x f21, tp
+  li tp, 0x1
+  fmv.d.x f28, tp
+  fmadd.d f23, f6, f21, f28, rne
+  fsd f23, 1048(gp) /* sig 372 */
+  frcsr t4
+  sd t4, 1056(gp) /* sig 373 */
+  /* 259: aluR */
+  mulhsu s9, zero, t1
+  sd s9, 1064(gp) /* sig 374 */
+  j .L44
+.L36:
+  sd zero, 448(gp) /* sig 297 */
+  or s7, s8, s8
+  sd s7, 456(gp) /* sig 298 */
+  jal tp, .L37
+.L39:
+  andi t1, s0, 1986
+  sd t1, 664(gp) /* sig 324 */
+  sll s11, s7, a7
+  sd s11, 672(gp) /* sig 325 */
   .option rvc
-  c.add s9, s6
+  c.xor s0, a0
   .option norvc
-  sd s9, 1168(gp) /* sig 386 */
-  bge zero, zero, .L43
-.L46:
+  sd s0, 680(gp) /* sig 326 */
+  beq zero, zero, .L40
+.L44:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x3e923634c33a71cb
-  .dword 0xffffffffc0400000
-  .dword 0x25dc31dd9a4335c7
-  .dword 0xffffffff3dcccccd
-  .dword 0x17481c22627d3dde
-  .dword 0x5b132bf4371cfd5e
-  .dword 0xffffffffff800000
-  .dword 0xffffffff80000001
-  .dword 0xd4ed3942bcedd254
-  .dword 0xffffffff3d8fbf79
-  .dword 0xfe04fa31b50c4178
+  .dword 0xeac5380b7f271e84
+  .dword 0x7edfae1dcdddbaf7
+  .dword 0x57a8d45e6fdfaacc
+  .dword 0xffad23e34350a52c
+  .dword 0x5a55b7fe9e7e7a0b
+  .dword 0x8af7b30475d23668
+  .dword 0x539b0a9e311deef1
+  .dword 0xfffffffff7e500a1
+  .dword 0xffffffffbd4579e1
+  .dword 0xa8000000
+  .dword 0x2d32f1cf7fa3ebe8
+  .dword 0x3928
+  .dword 0x1ec80
+  .dword 0xffffffff007ffffe
+  .dword 0xffffffff0da24260
+  .dword 0xffffffff4b800000
+  .dword 0x7ff8000000000000
+  .dword 0x7b047929ea7a7970
   .dword 0x7ff
-  .dword 0xffffffffc34570ea
-  .dword 0xffffffffc4fdb7f9
-  .dword 0xffffffff40200000
+  .dword 0x10000000000000
+  .dword 0x3a42f9de7493f429
+  .dword 0xffff
+  .dword 0x54f0e82331e7d5a6
+  .dword 0x41e0000000100000
+  .dword 0xdb4f527d0619bd9e
+  .dword 0xff
+  .dword 0xffffffff3dcccccd
+  .dword 0xffffffff0584a0c3
+  .dword 0x43af70eb83f8ec6e
+  .dword 0xfff0000000000001
   .dword 0x7fffffffffffffff
-  .dword 0x1a0c11e00d2cbb74
-  .dword 0x33917c660550261a
-  .dword 0xdec4c4b005e2bb81
-  .dword 0xbfa4418a6ccac560
-  .dword 0x7ff4000000000000
-  .dword 0x5572f5fcb201b380
-  .dword 0x1a56e1fc2f8f359
-  .dword 0xffffffff00d7804d
-  .dword 0x40
-  .dword 0x852000000
-  .dword 0x54ee6caad957608d
-  .dword 0x9a4d1fa678837b30
-  .dword 0x7ff0000000000000
-  .dword 0x21a2e556fcfc8bbe
-  .dword 0xfffffffec0400000
-  .dword 0xdf000000
+  .dword 0xffffffff35eecd91
 difftest_sig:
-  .rept 405
+  .rept 375
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x5e98000000
+  li ra, 0xffffffff7fffffff
   li t0, 0x80000001
   li t1, 0xffffffffffffffc7
   li t2, 0x4000000001
@@ -97,1639 +97,1639 @@
   li tp, 0xffffffff47f04e96
   fmv.d.x f31, tp
   csrwi frm, 2
-  /* 0: fp */
-  li tp, 0x3ff38a05b21bcd1c
-  fmv.d.x f0, tp
-  li tp, 0x7fea342c5c1fac45
-  fmv.d.x f2, tp
-  fmul.d f19, f0, f2
-  fsd f19, 0(gp) /* sig 0 */
-  frcsr s8
-  sd s8, 8(gp) /* sig 1 */
-  /* 1: aluI */
-  srliw s9, a7, 7
+  /* 0: fcsr */
+  csrrwi s4, fcsr, 28
+  sd s4, 0(gp) /* sig 0 */
+  /* 1: fp */
+  li tp, 0xffffffff000075e1
+  fmv.d.x f22, tp
+  fcvt.d.s f22, f22
+  fsd f22, 8(gp) /* sig 1 */
+  frcsr s9
   sd s9, 16(gp) /* sig 2 */
-  /* 2: aluR */
-  li s9, 0xffffffffda178ce0
-  li t1, 0xffffffff80000000
-  sraw a2, s9, t1
-  sd a2, 24(gp) /* sig 3 */
+  /* 2: fp */
+  li tp, 0xffffffffbf800000
+  fmv.d.x f24, tp
+  fadd.s f7, f24, f5, rne
+  fsd f7, 24(gp) /* sig 3 */
+  fsflags a0, zero
+  sd a0, 32(gp) /* sig 4 */
   /* 3: branch */
   beq s11, s5, .L0
   .option rvc
   c.mv s8, a1
   .option norvc
-  sd s8, 32(gp) /* sig 4 */
+  sd s8, 40(gp) /* sig 5 */
   .option rvc
   c.li s4, 4
   .option norvc
-  sd s4, 40(gp) /* sig 5 */
+  sd s4, 48(gp) /* sig 6 */
 .L0:
   /* 4: branch */
   bgeu s4, s9, .L1
   srlw s2, a1, s11
-  sd s2, 48(gp) /* sig 6 */
+  sd s2, 56(gp) /* sig 7 */
 .L1:
-  /* 5: amo */
-  li s0, 0xaaaaaaaaaaaaaaaa
-  addi a0, sp, 40
-  amomaxu.d a6, s0, (a0)
-  sub a0, a0, sp
-  sd a6, 56(gp) /* sig 7 */
-  /* 6: aluI */
-  sltiu t1, s3, 794
-  sd t1, 64(gp) /* sig 8 */
-  /* 7: fcsr */
-  csrrc a7, fflags, zero
-  sd a7, 72(gp) /* sig 9 */
-  /* 8: jal */
-  jal s4, .L2
-  srlw ra, t0, s6
-  sd ra, 80(gp) /* sig 10 */
-  sra s7, s7, s1
-  sd s7, 88(gp) /* sig 11 */
-.L2:
-  auipc tp, 0
-  sub s4, s4, tp
-  sd s4, 96(gp) /* sig 12 */
-  /* 9: branch */
-  bltu s7, s7, .L3
-  .option rvc
-  c.addw a3, a5
-  .option norvc
-  sd a3, 104(gp) /* sig 13 */
-  sll a3, s4, a1
-  sd a3, 112(gp) /* sig 14 */
-.L3:
-  /* 10: cAlu */
-  .option rvc
-  c.xor a0, a4
-  .option norvc
+  /* 5: lrsc */
+  addi s0, sp, 240
+  lr.d a0, (s0)
+  slti t0, s8, -1432
+  sltiu s3, t6, 1294
+  sc.d.rl s1, a6, (s0)
+  sd a0, 64(gp) /* sig 8 */
+  sd s1, 72(gp) /* sig 9 */
+  sub s0, s0, sp
+  ld t0, 240(sp)
+  sd t0, 80(gp) /* sig 10 */
+  /* 6: liSeed */
+  li a2, 0xffffffff926814ce
+  sd a2, 88(gp) /* sig 11 */
+  /* 7: rand */
+  .4byte 0x9949ebb /* random */
+  sd t4, 96(gp) /* sig 12 */
+  /* 8: aluR */
+  li t2, 0xffffffffffffffad
+  or s9, s0, t2
+  sd s9, 104(gp) /* sig 13 */
+  /* 9: lrsc */
+  addi s6, sp, 48
+  lr.w.rl s5, (s6)
+  slt a2, a3, s7
+  sc.w.aqrl a0, s11, (s6)
+  sd s5, 112(gp) /* sig 14 */
   sd a0, 120(gp) /* sig 15 */
-  /* 11: aluI */
-  srliw t5, s11, 0
-  sd t5, 128(gp) /* sig 16 */
-  /* 12: fp */
-  li tp, 0xffffffff41dc6eca
-  fmv.d.x f29, tp
-  li tp, 0xffffffff0739fd7f
-  fmv.d.x f15, tp
-  fmul.s f26, f29, f15, rtz
-  fsd f26, 136(gp) /* sig 17 */
-  frflags t1
-  sd t1, 144(gp) /* sig 18 */
-  /* 13: lrsc */
-  addi s11, sp, 184
-  sc.w.rl a4, s2, (s11)
-  sd a4, 152(gp) /* sig 19 */
-  sub s11, s11, sp
-  lw t6, 184(sp)
-  sd t6, 160(gp) /* sig 20 */
-  /* 14: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f18, tp
-  fsgnjx.s f31, f9, f18
-  fsd f31, 168(gp) /* sig 21 */
-  fsflags s1, zero
-  sd s1, 176(gp) /* sig 22 */
-  /* 15: fp */
-  fcvt.l.s s6, f12, rup
-  sd s6, 184(gp) /* sig 23 */
-  li s1, 0x1f
-  csrrc a7, fcsr, s1
-  sd a7, 192(gp) /* sig 24 */
-  /* 16: amo */
-  addi a3, sp, 120
-  amoadd.d.rl s8, t4, (a3)
-  sub a3, a3, sp
-  sd s8, 200(gp) /* sig 25 */
-  /* 17: jal */
-  jal s1, .L4
-.L4:
-  auipc tp, 0
-  sub s1, s1, tp
-  sd s1, 208(gp) /* sig 26 */
-  /* 18: branch */
-  bltu s10, s10, .L5
-  sllw a1, t6, a3
-  sd a1, 216(gp) /* sig 27 */
-  .option rvc
-  c.srli a0, 20
-  .option norvc
-  sd a0, 224(gp) /* sig 28 */
-  rem t1, s10, s5
-  sd t1, 232(gp) /* sig 29 */
-.L5:
-  /* 19: branch */
-  bge a6, a6, .L6
-  subw t4, t2, a1
-  sd t4, 240(gp) /* sig 30 */
-  sltu s9, s8, t4
-  sd s9, 248(gp) /* sig 31 */
-.L6:
-  /* 20: liSeed */
-  li ra, 0x37
-  sd ra, 256(gp) /* sig 32 */
-  /* 21: aluI */
-  sraiw a6, s0, 12
-  sd a6, 264(gp) /* sig 33 */
-  /* 22: mem */
-  addi ra, sp, 417
-  sh s11, -349(ra)
-  sub ra, ra, sp
-  /* 23: cSp */
-  .option rvc
-  c.addi4spn s1, sp, 28
-  .option norvc
-  sub s1, s1, sp
-  sd s1, 272(gp) /* sig 34 */
-  /* 24: mem */
-  addi s9, sp, 9
-  sw s8, 131(s9)
-  sub s9, s9, sp
-  /* 25: lrsc */
-  addi s7, sp, 56
-  lr.d.rl t0, (s7)
-  sc.d.rl a6, zero, (s7)
-  sd t0, 280(gp) /* sig 35 */
-  sd a6, 288(gp) /* sig 36 */
-  sub s7, s7, sp
-  ld a5, 56(sp)
-  sd a5, 296(gp) /* sig 37 */
-  /* 26: aluR */
-  li s11, 0x80000000
-  li s1, 0x0
-  remuw t3, s11, s1
-  sd t3, 304(gp) /* sig 38 */
-  /* 27: aluI */
-  sltiu t5, a3, 633
-  sd t5, 312(gp) /* sig 39 */
-  /* 28: fp */
-  li tp, 0xffffffff3c6001ed
-  fmv.d.x f2, tp
-  li tp, 0xffffffff4affffff
-  fmv.d.x f28, tp
-  fmadd.s f13, f2, f28, f1, rne
-  fsd f13, 320(gp) /* sig 40 */
-  fsflags s5, zero
-  sd s5, 328(gp) /* sig 41 */
-  /* 29: cSp */
-  .option rvc
-  c.addi16sp sp, 256
-  .option norvc
-  ld a6, -8(sp)
-  sd a6, 336(gp) /* sig 42 */
-  .option rvc
-  c.addi16sp sp, -256
-  .option norvc
-  /* 30: fp */
-  li tp, 0xffffffffbffaafa7
-  fmv.d.x f20, tp
-  li tp, 0xffffffff3e269832
-  fmv.d.x f9, tp
-  li tp, 0xffffffff3ea322f2
-  fmv.d.x f7, tp
-  fmsub.s f2, f20, f9, f7, rup
-  fsd f2, 344(gp) /* sig 43 */
-  fsflags t2, zero
-  sd t2, 352(gp) /* sig 44 */
-  /* 31: jal */
-  jal t4, .L7
-  slti s5, s10, 503
-  sd s5, 360(gp) /* sig 45 */
-.L7:
-  auipc tp, 0
-  sub t4, t4, tp
-  sd t4, 368(gp) /* sig 46 */
-  /* 32: amo */
-  addi s6, sp, 4
-  amoadd.w.aqrl a6, ra, (s6)
+  sc.w.rl a0, zero, (s6)
+  sd a0, 128(gp) /* sig 16 */
   sub s6, s6, sp
-  sd a6, 376(gp) /* sig 47 */
-  /* 33: cBranch */
-  li a2, 0x0
-  .option rvc
-  c.bnez a2, .L8
-  .option norvc
-  .option rvc
-  c.li a3, -25
-  .option norvc
-  sd a3, 384(gp) /* sig 48 */
-  srli a2, s7, 58
-  sd a2, 392(gp) /* sig 49 */
-  andi s6, zero, -1300
-  sd s6, 400(gp) /* sig 50 */
-.L8:
-  /* 34: aluI */
-  addi t1, a1, 2047
-  sd t1, 408(gp) /* sig 51 */
-  /* 35: fcsr */
-  li s11, 0xc5
-  csrrc a6, fcsr, s11
-  sd a6, 416(gp) /* sig 52 */
-  /* 36: fp */
-  li tp, 0xffffffffff800000
-  fmv.d.x f15, tp
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f24, tp
-  fmsub.s f11, f15, f3, f24, rup
-  fsd f11, 424(gp) /* sig 53 */
-  fsflags t5, zero
-  sd t5, 432(gp) /* sig 54 */
-  /* 37: mem */
-  sb t4, 157(sp)
-  ld s4, 152(sp)
-  sd s4, 440(gp) /* sig 55 */
-  /* 38: fp */
-  li tp, 0xbff35ac814619690
-  fmv.d.x f30, tp
-  li tp, 0x7fea7421a6377f37
-  fmv.d.x f29, tp
-  fmul.d f7, f30, f29, dyn
-  fsd f7, 448(gp) /* sig 56 */
-  fsflags t5, zero
-  sd t5, 456(gp) /* sig 57 */
-  /* 39: mem */
-  addi s5, sp, -60
-  sb a1, 190(s5)
-  sub s5, s5, sp
-  ld s6, 128(sp)
-  sd s6, 464(gp) /* sig 58 */
-  /* 40: amo */
-  addi s9, sp, 152
-  amoor.d.rl s2, a5, (s9)
-  sub s9, s9, sp
-  sd s2, 472(gp) /* sig 59 */
-  /* 41: cAlu */
-  .option rvc
-  c.add s2, s1
-  .option norvc
-  sd s2, 480(gp) /* sig 60 */
-  /* 42: cSp */
-  .option rvc
-  c.addi4spn s1, sp, 872
-  .option norvc
-  sub s1, s1, sp
-  sd s1, 488(gp) /* sig 61 */
-  /* 43: aluI */
-  addi t6, s8, -1255
-  sd t6, 496(gp) /* sig 62 */
-  /* 44: aluI */
-  andi s9, s3, 1089
-  sd s9, 504(gp) /* sig 63 */
-  /* 45: cAlu */
-  .option rvc
-  c.subw a0, a1
-  .option norvc
-  sd a0, 512(gp) /* sig 64 */
-  /* 46: aluI */
-  slti s4, t2, -1526
-  sd s4, 520(gp) /* sig 65 */
-  /* 47: far */
-  jal t6, .L9
-.L10:
-  /* 48: aluI */
-  li s5, 0x70d8
-  sltiu s1, s5, -1211
-  sd s1, 552(gp) /* sig 69 */
-  /* 49: aluI */
-  slti a5, t5, 1365
-  sd a5, 560(gp) /* sig 70 */
-  /* 50: cAlu */
-  .option rvc
-  c.addiw t0, 3
-  .option norvc
-  sd t0, 568(gp) /* sig 71 */
-  /* 51: lrsc */
-  addi a3, sp, 116
-  lr.w.aq a5, (a3)
-  sc.w.rl s5, zero, (a3)
-  sd a5, 576(gp) /* sig 72 */
-  sd s5, 584(gp) /* sig 73 */
-  sc.w.rl s5, zero, (a3)
-  sd s5, 592(gp) /* sig 74 */
-  sub a3, a3, sp
-  lw a6, 116(sp)
-  sd a6, 600(gp) /* sig 75 */
-  /* 52: cMem */
-  .option rvc
-  c.swsp s0, 112(sp)
-  .option norvc
-  /* 53: fp */
-  fmin.s f18, f10, f7
-  fsd f18, 608(gp) /* sig 76 */
-  frcsr s8
-  sd s8, 616(gp) /* sig 77 */
-  /* 54: cMem */
-  addi s0, sp, 17
-  .option rvc
-  c.ld a2, 32(s0)
-  .option norvc
-  sd a2, 624(gp) /* sig 78 */
-  sub s0, s0, sp
-  /* 55: aluR */
-  sra s9, t1, a6
-  sd s9, 632(gp) /* sig 79 */
-  /* 56: branch */
-  li s7, 0xfffffffffffffff5
-  li s4, 0xfffffffffffffff5
-  beq s7, s4, .L11
-  slti a7, t3, 814
-  sd a7, 640(gp) /* sig 80 */
-  or s1, t2, s7
-  sd s1, 648(gp) /* sig 81 */
-.L11:
-  /* 57: cAlu */
-  .option rvc
-  c.addiw a1, -19
-  .option norvc
-  sd a1, 656(gp) /* sig 82 */
-  /* 58: fp */
-  li tp, 0x22d7f7b26f3336
-  fmv.d.x f31, tp
-  fcvt.l.d a1, f31, rmm
-  sd a1, 664(gp) /* sig 83 */
-  fsflags s7, zero
-  sd s7, 672(gp) /* sig 84 */
-  /* 59: branch */
-  li a4, 0x40
-  li a5, 0x1a
-  beq a4, a5, .L12
-  ori s0, a3, 319
-  sd s0, 680(gp) /* sig 85 */
-  .option rvc
-  c.mv t4, s3
-  .option norvc
-  sd t4, 688(gp) /* sig 86 */
-  .option rvc
-  c.mv a6, s3
-  .option norvc
-  sd a6, 696(gp) /* sig 87 */
-.L12:
-  /* 60: jalr */
-  auipc a0, 0
-  jalr a0, 22(a0)
-  slti s10, s11, -2048
-  sd s10, 704(gp) /* sig 88 */
-  .option rvc
-  c.add a5, s5
-  .option norvc
-  sd a5, 712(gp) /* sig 89 */
-  auipc tp, 0
-  sub a0, a0, tp
-  sd a0, 720(gp) /* sig 90 */
-  /* 61: liSeed */
-  li t0, 0x8000000000000000
-  sd t0, 728(gp) /* sig 91 */
-  /* 62: lrsc */
-  addi a0, sp, 96
-  sc.d.rl t6, s2, (a0)
-  sd t6, 736(gp) /* sig 92 */
-  sub a0, a0, sp
-  ld a5, 96(sp)
-  sd a5, 744(gp) /* sig 93 */
-  /* 63: far */
-  jal a1, .L13
-.L14:
-  /* 64: mem */
-  sh s1, 94(sp)
-  /* 65: loop */
-  li t0, 0x3
-.L15:
-  srli t4, a0, 0
-  sd t4, 768(gp) /* sig 96 */
-  sltiu s10, a1, 894
-  sd s10, 776(gp) /* sig 97 */
-  subw a0, a3, ra
-  sd a0, 784(gp) /* sig 98 */
-  addi t0, t0, -1
-  bne t0, zero, .L15
-  sd t0, 792(gp) /* sig 99 */
-  /* 66: cJump */
-  auipc ra, 0
-  addi ra, ra, 26
-  .option rvc
-  c.jalr ra
-  .option norvc
-  srai t5, s7, 51
-  sd t5, 800(gp) /* sig 100 */
-  sra s0, t0, s0
-  sd s0, 808(gp) /* sig 101 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 816(gp) /* sig 102 */
-  /* 67: fmem */
-  flw f24, 161(sp)
-  fsd f24, 824(gp) /* sig 103 */
-  /* 68: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 160
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 832(gp) /* sig 104 */
-  /* 69: amo */
-  addi t0, sp, 132
-  amomaxu.w t3, s4, (t0)
-  sub t0, t0, sp
-  sd t3, 840(gp) /* sig 105 */
-  lw t2, 132(sp)
-  sd t2, 848(gp) /* sig 106 */
-  /* 70: branch */
-  beq s6, s11, .L16
-  subw s0, a0, t5
-  sd s0, 856(gp) /* sig 107 */
-  .option rvc
-  c.and a4, a0
-  .option norvc
-  sd a4, 864(gp) /* sig 108 */
-  .option rvc
-  c.srai a3, 22
-  .option norvc
-  sd a3, 872(gp) /* sig 109 */
-.L16:
-  /* 71: aluR */
-  li t5, 0x123456789abcdef
-  li t6, 0x0
-  remu s0, t5, t6
-  sd s0, 880(gp) /* sig 110 */
-  /* 72: aluI */
-  srai t1, s6, 9
-  sd t1, 888(gp) /* sig 111 */
-  /* 73: fp */
-  fnmadd.d f0, f11, f21, f12, rtz
-  fsd f0, 896(gp) /* sig 112 */
-  fsflags s6, zero
-  sd s6, 904(gp) /* sig 113 */
-  /* 74: mem */
-  addi s9, sp, 280
-  lwu t6, -204(s9)
-  sd t6, 912(gp) /* sig 114 */
-  sub s9, s9, sp
-  /* 75: jalr */
-  auipc s4, 0
-  addi s4, s4, -6
-  jalr a6, 19(s4)
-  auipc tp, 0
-  sub a6, a6, tp
-  sub s4, s4, tp
-  sd a6, 920(gp) /* sig 115 */
-  sd s4, 928(gp) /* sig 116 */
-  /* 76: aluI */
-  li a5, 0x4c
-  srliw a2, a5, 15
-  sd a2, 936(gp) /* sig 117 */
-  /* 77: fp */
-  li tp, 0xffffffff35f5359c
-  fmv.d.x f13, tp
-  fsqrt.s f17, f13, rdn
-  fsd f17, 944(gp) /* sig 118 */
-  fsflags s1, zero
-  sd s1, 952(gp) /* sig 119 */
-  /* 78: mem */
-  addi s3, sp, -118
-  sb s4, 200(s3)
-  sub s3, s3, sp
-  /* 79: branch */
-  bne a1, zero, .L17
-  .option rvc
-  c.slli a3, 39
-  .option norvc
-  sd a3, 960(gp) /* sig 120 */
-  .option rvc
-  c.li s11, 29
-  .option norvc
-  sd s11, 968(gp) /* sig 121 */
-  .option rvc
-  c.and a5, a2
-  .option norvc
-  sd a5, 976(gp) /* sig 122 */
-.L17:
-  /* 80: fp */
-  li tp, 0xffffffff010bf0cc
-  fmv.d.x f24, tp
-  fsgnjx.s f29, f24, f7
-  fsd f29, 984(gp) /* sig 123 */
-  frcsr s2
-  sd s2, 992(gp) /* sig 124 */
-  /* 81: fp */
-  li tp, 0xffffffff7fa00000
-  fmv.d.x f23, tp
-  fsgnjx.d f9, f23, f26
-  fsd f9, 1000(gp) /* sig 125 */
-  frflags a4
-  sd a4, 1008(gp) /* sig 126 */
-  /* 82: fp */
-  li tp, 0xffffffff3f800001
-  fmv.d.x f10, tp
-  li tp, 0xffffffffff800000
-  fmv.d.x f26, tp
-  fadd.s f16, f10, f26, rdn
-  fsd f16, 1016(gp) /* sig 127 */
-  fsflags t3, zero
-  sd t3, 1024(gp) /* sig 128 */
-  /* 83: mem */
-  lh s0, 198(sp)
-  sd s0, 1032(gp) /* sig 129 */
-  /* 84: fp */
-  li tp, 0xffffffff005221ac
+  lw a7, 48(sp)
+  sd a7, 136(gp) /* sig 17 */
+  /* 10: rand */
+  .4byte 0x1956a01b /* random */
+  sd zero, 144(gp) /* sig 18 */
+  .4byte 0xd235b44f /* random */
+  sd s0, 152(gp) /* sig 19 */
+  fsd f8, 160(gp) /* sig 20 */
+  fsflags t4, zero
+  sd t4, 168(gp) /* sig 21 */
+  /* 11: amo */
+  addi a7, sp, 248
+  amoor.d s10, t5, (a7)
+  sub a7, a7, sp
+  sd s10, 176(gp) /* sig 22 */
+  ld t6, 248(sp)
+  sd t6, 184(gp) /* sig 23 */
+  /* 12: rand */
+  .2byte 0xc3d /* random */
+  sd s8, 192(gp) /* sig 24 */
+  /* 13: fp */
+  fmin.s f8, f11, f20
+  fsd f8, 200(gp) /* sig 25 */
+  li s7, 0x1f
+  csrrc t6, fcsr, s7
+  sd t6, 208(gp) /* sig 26 */
+  /* 14: rand */
+  .4byte 0x75aab3 /* random */
+  sd s5, 216(gp) /* sig 27 */
+  .2byte 0x43a1 /* random */
+  sd t2, 224(gp) /* sig 28 */
+  /* 15: fp */
+  li tp, 0xffffffff2ddc7e00
   fmv.d.x f19, tp
-  fclass.s s10, f19
-  sd s10, 1040(gp) /* sig 130 */
-  fsflags a7, zero
-  sd a7, 1048(gp) /* sig 131 */
-  /* 85: cAlu */
-  .option rvc
-  c.addw s1, a1
-  .option norvc
-  sd s1, 1056(gp) /* sig 132 */
-  /* 86: amo */
-  addi a6, sp, 36
-  amomin.w.rl t3, zero, (a6)
-  sub a6, a6, sp
-  sd t3, 1064(gp) /* sig 133 */
-  lw t2, 36(sp)
-  sd t2, 1072(gp) /* sig 134 */
-  /* 87: loop */
-  li a1, 0x2
-.L18:
-  sub a2, s10, t2
-  sd a2, 1080(gp) /* sig 135 */
-  addi a1, a1, -1
-  blt zero, a1, .L18
-  sd a1, 1088(gp) /* sig 136 */
-  /* 88: aluR */
-  li s2, 0x1000000000000
-  subw s3, s2, s9
-  sd s3, 1096(gp) /* sig 137 */
-  /* 89: branch */
-  bgeu a0, t4, .L19
-  div zero, t0, s3
-  sd zero, 1104(gp) /* sig 138 */
-.L19:
-  /* 90: liSeed */
-  li s8, 0xb06e2aa0b0f57be1
-  sd s8, 1112(gp) /* sig 139 */
-  /* 91: cBranch */
-  .option rvc
-  c.bnez a2, .L20
-  .option norvc
-  sraw a0, s7, a6
-  sd a0, 1120(gp) /* sig 140 */
-.L20:
-  /* 92: fp */
-  li tp, 0xffffffff003cbb6b
-  fmv.d.x f26, tp
-  fcvt.d.s f28, f26
-  fsd f28, 1128(gp) /* sig 141 */
-  fsflags ra, zero
-  sd ra, 1136(gp) /* sig 142 */
-  /* 93: cBranch */
-  li s1, 0x486a7e5e7c6e6653
-  .option rvc
-  c.beqz s1, .L21
-  .option norvc
-  slti s1, t6, -539
-  sd s1, 1144(gp) /* sig 143 */
-  addi s2, t0, -399
-  sd s2, 1152(gp) /* sig 144 */
-.L21:
-  /* 94: liSeed */
-  li s0, 0x7ffffff
-  sd s0, 1160(gp) /* sig 145 */
-  /* 95: luiAuipc */
-  lui s10, 0xfe83e
-  sd s10, 1168(gp) /* sig 146 */
-  /* 96: aluR */
-  xor a1, s0, t2
-  sd a1, 1176(gp) /* sig 147 */
-  /* 97: aluI */
-  andi s9, t5, -784
-  sd s9, 1184(gp) /* sig 148 */
-  /* 98: amo */
-  addi t5, sp, 96
-  amoxor.w.aqrl a4, a1, (t5)
-  sub t5, t5, sp
-  sd a4, 1192(gp) /* sig 149 */
-  lw a2, 96(sp)
-  sd a2, 1200(gp) /* sig 150 */
-  /* 99: cSp */
-  .option rvc
-  c.addi4spn s1, sp, 20
-  .option norvc
-  sub s1, s1, sp
-  sd s1, 1208(gp) /* sig 151 */
-  j .L22
-.L9:
-  auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 528(gp) /* sig 66 */
-  subw a4, s9, s6
-  sd a4, 536(gp) /* sig 67 */
-  rem s9, t3, s1
-  sd s9, 544(gp) /* sig 68 */
-  bge zero, zero, .L10
-.L13:
-  auipc tp, 0
-  sub a1, a1, tp
-  sd a1, 752(gp) /* sig 94 */
-  .option rvc
-  c.add s10, a5
-  .option norvc
-  sd s10, 760(gp) /* sig 95 */
-  bge zero, zero, .L14
-.L22:
-  /* 100: far */
-  bltu s5, s7, .L23
-.L24:
-  /* 101: aluI */
-  li t5, 0x8000000000000000
-  addi s8, t5, -580
-  sd s8, 1232(gp) /* sig 154 */
-  /* 102: jal */
-  jal s8, .L25
-  .option rvc
-  c.mv a0, a5
-  .option norvc
-  sd a0, 1240(gp) /* sig 155 */
-  subw s2, s11, s6
-  sd s2, 1248(gp) /* sig 156 */
-.L25:
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 1256(gp) /* sig 157 */
-  /* 103: aluI */
-  li s10, 0x3fffffffffffffff
-  ori t5, s10, -1882
-  sd t5, 1264(gp) /* sig 158 */
-  /* 104: luiAuipc */
-  lui a4, 0xfffff
-  sd a4, 1272(gp) /* sig 159 */
-  /* 105: branch */
-  li a3, 0x7fffffffffffffff
-  li a1, 0x7fffffffffffffff
-  beq a3, a1, .L26
-  srli s8, zero, 63
-  sd s8, 1280(gp) /* sig 160 */
-  addi s6, t5, -1
-  sd s6, 1288(gp) /* sig 161 */
-  .option rvc
-  c.li a1, 3
-  .option norvc
-  sd a1, 1296(gp) /* sig 162 */
-.L26:
-  /* 106: fp */
-  li tp, 0xffffffffb3ca0789
-  fmv.d.x f5, tp
-  fcvt.s.d f22, f5, dyn
-  fsd f22, 1304(gp) /* sig 163 */
-  fsflags s0, zero
-  sd s0, 1312(gp) /* sig 164 */
-  /* 107: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f31, tp
-  fsqrt.s f16, f31, rne
-  fsd f16, 1320(gp) /* sig 165 */
-  fsflags s3, zero
-  sd s3, 1328(gp) /* sig 166 */
-  /* 108: amo */
-  addi t1, sp, 240
-  amominu.d.rl a3, s4, (t1)
-  sub t1, t1, sp
-  sd a3, 1336(gp) /* sig 167 */
-  /* 109: fmem */
-  flw f10, 76(sp)
-  fsd f10, 1344(gp) /* sig 168 */
-  /* 110: fp */
-  li tp, 0xffffffff80dcb0f8
-  fmv.d.x f29, tp
-  li tp, 0xffffffff3d363e78
-  fmv.d.x f16, tp
-  fmin.d f12, f29, f16
-  fsd f12, 1352(gp) /* sig 169 */
-  fsflags t3, zero
-  sd t3, 1360(gp) /* sig 170 */
-  /* 111: aluI */
-  ori s0, t5, 0
-  sd s0, 1368(gp) /* sig 171 */
-  /* 112: amo */
-  addi a6, sp, 0
-  amominu.d s11, ra, (a6)
-  sub a6, a6, sp
-  sd s11, 1376(gp) /* sig 172 */
-  /* 113: fp */
-  fcvt.s.d f11, f4, rdn
-  fsd f11, 1384(gp) /* sig 173 */
-  frcsr t0
-  sd t0, 1392(gp) /* sig 174 */
-  /* 114: aluI */
-  sraiw s8, t4, 16
-  sd s8, 1400(gp) /* sig 175 */
-  /* 115: aluR */
-  li s2, 0x14f64967
-  div s4, s2, a3
-  sd s4, 1408(gp) /* sig 176 */
-  /* 116: aluR */
-  remu s3, a7, ra
-  sd s3, 1416(gp) /* sig 177 */
-  /* 117: fp */
-  fcvt.d.w f23, t2
-  fsd f23, 1424(gp) /* sig 178 */
-  frflags s0
-  sd s0, 1432(gp) /* sig 179 */
-  /* 118: aluI */
-  li s8, 0xffffffffffffff
-  slti s11, s8, 1808
-  sd s11, 1440(gp) /* sig 180 */
-  /* 119: lrsc */
-  addi a2, sp, 104
-  lr.d.aq a7, (a2)
-  slti t6, s9, 2047
-  addiw a1, zero, -1012
-  sc.d.aqrl t2, ra, (a2)
-  sd a7, 1448(gp) /* sig 181 */
-  sd t2, 1456(gp) /* sig 182 */
-  sub a2, a2, sp
-  ld s3, 104(sp)
-  sd s3, 1464(gp) /* sig 183 */
-  /* 120: liSeed */
-  li s9, 0xffffffffffff8000
-  sd s9, 1472(gp) /* sig 184 */
-  /* 121: far */
-  bgeu s1, t2, .L27
-.L28:
-  /* 122: aluI */
-  srliw t0, a3, 16
-  sd t0, 1496(gp) /* sig 187 */
-  /* 123: aluI */
-  slliw t0, s0, 16
-  sd t0, 1504(gp) /* sig 188 */
-  /* 124: aluI */
-  slti s10, a2, -272
-  sd s10, 1512(gp) /* sig 189 */
-  /* 125: aluI */
-  li s4, 0xe4aea874347ee6a6
-  srliw s8, s4, 5
-  sd s8, 1520(gp) /* sig 190 */
-  /* 126: cAlu */
-  .option rvc
-  c.add t4, s2
-  .option norvc
-  sd t4, 1528(gp) /* sig 191 */
-  /* 127: branch */
-  bne t6, t5, .L29
-  .option rvc
-  c.li t0, -16
-  .option norvc
-  sd t0, 1536(gp) /* sig 192 */
-  mulh s1, t6, s3
-  sd s1, 1544(gp) /* sig 193 */
-  slliw t5, s0, 19
-  sd t5, 1552(gp) /* sig 194 */
-.L29:
-  /* 128: liSeed */
-  li s7, 0x2
-  sd s7, 1560(gp) /* sig 195 */
-  /* 129: cJump */
-  auipc t6, 0
-  addi t6, t6, 26
-  .option rvc
-  c.jr t6
-  .option norvc
-  srai t5, a6, 1
-  sd t5, 1568(gp) /* sig 196 */
-  srl a6, t2, t1
-  sd a6, 1576(gp) /* sig 197 */
-  auipc tp, 0
-  sub t6, t6, tp
-  sd t6, 1584(gp) /* sig 198 */
-  /* 130: fcsr */
-  li a7, 0xf01172428430f78
-  csrrc zero, frm, a7
-  sd zero, 1592(gp) /* sig 199 */
-  /* 131: fmem */
-  addi s10, sp, 102
-  fsw f1, -10(s10)
-  sub s10, s10, sp
-  /* 132: fcsr */
-  csrrci ra, fcsr, 10
-  sd ra, 1600(gp) /* sig 200 */
-  /* 133: amo */
-  addi a6, sp, 144
-  amomin.w.aqrl a1, t1, (a6)
-  sub a6, a6, sp
-  sd a1, 1608(gp) /* sig 201 */
-  /* 134: mem */
-  ld ra, 136(sp)
-  sd ra, 1616(gp) /* sig 202 */
-  /* 135: loop */
-  li a0, 0x2
-.L30:
-  mulw a7, s3, t5
-  sd a7, 1624(gp) /* sig 203 */
-  addi a0, a0, -1
-  blt zero, a0, .L30
-  sd a0, 1632(gp) /* sig 204 */
-  /* 136: fcsr */
-  li s5, 0x0
-  csrrs s9, fcsr, s5
-  sd s9, 1640(gp) /* sig 205 */
-  /* 137: cAlu */
-  .option rvc
-  c.addi t5, -9
-  .option norvc
-  sd t5, 1648(gp) /* sig 206 */
-  /* 138: fp */
-  li tp, 0xffffffff00000001
-  fmv.d.x f1, tp
-  li tp, 0x10000000000000
-  fmv.d.x f14, tp
-  fsub.d f30, f1, f14
-  fsd f30, 1656(gp) /* sig 207 */
-  frflags a0
-  sd a0, 1664(gp) /* sig 208 */
-  /* 139: fmem */
-  addi s7, sp, -85
-  fsd f10, 173(s7)
-  sub s7, s7, sp
-  /* 140: liSeed */
-  li ra, 0x223c000
-  sd ra, 1672(gp) /* sig 209 */
-  /* 141: cAlu */
-  .option rvc
-  c.mv s4, a3
-  .option norvc
-  sd s4, 1680(gp) /* sig 210 */
-  /* 142: fp */
-  li tp, 0xffffffff4effffff
-  fmv.d.x f13, tp
-  fcvt.lu.s s1, f13
-  sd s1, 1688(gp) /* sig 211 */
-  frflags t2
-  sd t2, 1696(gp) /* sig 212 */
-  /* 143: fmem */
-  addi s4, sp, 316
-  flw f8, -300(s4)
-  fsd f8, 1704(gp) /* sig 213 */
-  sub s4, s4, sp
-  /* 144: amo */
-  addi t4, sp, 224
-  amoswap.d.aq s6, t5, (t4)
-  sub t4, t4, sp
-  sd s6, 1712(gp) /* sig 214 */
-  /* 145: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f29, tp
-  fadd.s f19, f10, f29, rne
-  fsd f19, 1720(gp) /* sig 215 */
-  fsflags s9, zero
-  sd s9, 1728(gp) /* sig 216 */
-  /* 146: aluR */
-  li t3, 0x1
-  addw s10, t3, s1
-  sd s10, 1736(gp) /* sig 217 */
-  /* 147: aluI */
-  andi s6, a5, 0
-  sd s6, 1744(gp) /* sig 218 */
-  /* 148: aluI */
-  addi t5, s9, -887
-  sd t5, 1752(gp) /* sig 219 */
-  /* 149: fmem */
-  addi t6, sp, -270
-  fsd f27, 430(t6)
-  sub t6, t6, sp
-  /* 150: cJump */
-  auipc s7, 0
-  addi s7, s7, 10
-  .option rvc
-  c.jr s7
-  .option norvc
-  auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 1760(gp) /* sig 220 */
-  /* 151: liSeed */
-  li s6, 0xffffffffffffffd1
-  sd s6, 1768(gp) /* sig 221 */
-  /* 152: fp */
-  li tp, 0xffffffff3f7fffff
-  fmv.d.x f14, tp
-  fsub.s f3, f30, f14, rmm
-  fsd f3, 1776(gp) /* sig 222 */
-  fsflags s8, zero
-  sd s8, 1784(gp) /* sig 223 */
-  /* 153: cMem */
-  addi s1, sp, 24
-  .option rvc
-  c.fld f11, 8(s1)
-  .option norvc
-  fsd f11, 1792(gp) /* sig 224 */
-  sub s1, s1, sp
-  /* 154: fmem */
-  fsw f0, 92(sp)
-  /* 155: aluR */
-  li a1, 0x80000000
-  li t3, 0x133400000000
-  xor t5, a1, t3
-  sd t5, 1800(gp) /* sig 225 */
-  /* 156: cMem */
-  addi a3, sp, 64
-  .option rvc
-  c.sw s0, 96(a3)
-  .option norvc
-  sub a3, a3, sp
-  /* 157: liSeed */
-  li t2, 0xffffffffffffffe6
-  sd t2, 1808(gp) /* sig 226 */
-  /* 158: fp */
-  li tp, 0xbff6c1a0f85b889e
-  fmv.d.x f20, tp
-  li tp, 0x800b3fe5db73fff7
-  fmv.d.x f17, tp
-  li tp, 0x0
-  fmv.d.x f0, tp
-  fnmsub.d f15, f20, f17, f0, rmm
-  fsd f15, 1816(gp) /* sig 227 */
-  frflags t4
-  sd t4, 1824(gp) /* sig 228 */
-  /* 159: aluI */
-  srliw t0, a1, 28
-  sd t0, 1832(gp) /* sig 229 */
-  /* 160: mem */
-  lbu s0, 35(sp)
-  sd s0, 1840(gp) /* sig 230 */
-  /* 161: fp */
-  li tp, 0x7ff800000000dead
-  fmv.d.x f23, tp
-  li tp, 0x41efffffffe00000
-  fmv.d.x f22, tp
-  fnmsub.d f23, f20, f23, f22, rne
-  fsd f23, 1848(gp) /* sig 231 */
-  fsflags s0, zero
-  sd s0, 1856(gp) /* sig 232 */
-  /* 162: lrsc */
-  addi t5, sp, 228
-  lr.w a6, (t5)
-  slli ra, a7, 6
-  sc.w.aqrl s10, s11, (t5)
-  sd a6, 1864(gp) /* sig 233 */
-  sd s10, 1872(gp) /* sig 234 */
-  sc.w.rl s10, zero, (t5)
-  sd s10, 1880(gp) /* sig 235 */
-  sub t5, t5, sp
-  lw s6, 228(sp)
-  sd s6, 1888(gp) /* sig 236 */
-  /* 163: aluR */
-  li s2, 0x48500000000
-  sra s10, s2, a2
-  sd s10, 1896(gp) /* sig 237 */
-  /* 164: cJump */
-  auipc s2, 0
-  addi s2, s2, 26
-  .option rvc
-  c.jalr s2
-  .option norvc
-  xori a3, a3, 515
-  sd a3, 1904(gp) /* sig 238 */
-  remu a1, t2, t0
-  sd a1, 1912(gp) /* sig 239 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub s2, s2, tp
-  sd ra, 1920(gp) /* sig 240 */
-  sd s2, 1928(gp) /* sig 241 */
-  addi gp, gp, 1936
-  /* 165: fp */
-  li tp, 0xffffffffbf8b19b6
-  fmv.d.x f13, tp
-  li tp, 0xffffffff3f8b19b8
-  fmv.d.x f10, tp
-  fadd.s f19, f13, f13, dyn
-  fsd f19, 0(gp) /* sig 242 */
-  fsflags s4, zero
-  sd s4, 8(gp) /* sig 243 */
-  /* 166: cMem */
-  addi s0, sp, 40
-  .option rvc
-  c.fld f8, 136(s0)
-  .option norvc
-  fsd f8, 16(gp) /* sig 244 */
-  sub s0, s0, sp
-  /* 167: cBranch */
-  .option rvc
-  c.beqz a4, .L31
-  .option norvc
-  remuw t3, s7, t6
-  sd t3, 24(gp) /* sig 245 */
-  divu a4, t1, a6
-  sd a4, 32(gp) /* sig 246 */
-.L31:
-  /* 168: cMem */
-  addi a1, sp, 24
-  .option rvc
-  c.sd a5, 128(a1)
-  .option norvc
-  sub a1, a1, sp
-  /* 169: fmem */
-  addi t1, sp, 69
-  fsw f7, -41(t1)
-  sub t1, t1, sp
-  /* 170: aluI */
-  slli t4, s6, 0
-  sd t4, 40(gp) /* sig 247 */
-  /* 171: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f5, tp
-  li tp, 0xffffffffff800001
-  fmv.d.x f3, tp
-  fmin.s f7, f5, f3
-  fsd f7, 48(gp) /* sig 248 */
-  fsflags t3, zero
-  sd t3, 56(gp) /* sig 249 */
-  /* 172: cBranch */
-  .option rvc
-  c.beqz a4, .L32
-  .option norvc
-  ori t5, s8, 845
-  sd t5, 64(gp) /* sig 250 */
-  .option rvc
-  c.addiw t6, -4
-  .option norvc
-  sd t6, 72(gp) /* sig 251 */
-  srli a2, s3, 21
-  sd a2, 80(gp) /* sig 252 */
-.L32:
-  /* 173: cMem */
-  addi s0, sp, 0
-  .option rvc
-  c.fsd f8, 16(s0)
-  .option norvc
-  sub s0, s0, sp
-  /* 174: liSeed */
-  li t5, 0x7fffffff
-  sd t5, 88(gp) /* sig 253 */
-  /* 175: luiAuipc */
-  auipc t2, 0x1
-  auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 96(gp) /* sig 254 */
-  /* 176: liSeed */
-  li s0, 0xffff
-  sd s0, 104(gp) /* sig 255 */
-  /* 177: cAlu */
-  .option rvc
-  c.addi t3, -9
-  .option norvc
-  sd t3, 112(gp) /* sig 256 */
-  /* 178: aluR */
-  srlw t0, zero, s11
-  sd t0, 120(gp) /* sig 257 */
-  /* 179: aluR */
-  xor zero, t4, t2
-  sd zero, 128(gp) /* sig 258 */
-  /* 180: fp */
-  li tp, 0xffffffff3fa391c9
-  fmv.d.x f3, tp
-  li tp, 0xffffffff3ebdb251
-  fmv.d.x f16, tp
-  li tp, 0xffffffffbef2691f
-  fmv.d.x f2, tp
-  fnmadd.s f9, f3, f16, f2, dyn
-  fsd f9, 136(gp) /* sig 259 */
-  fsflags t6, zero
-  sd t6, 144(gp) /* sig 260 */
-  /* 181: fmem */
-  flw f12, 208(sp)
-  fsd f12, 152(gp) /* sig 261 */
-  /* 182: cSp */
-  .option rvc
-  c.addi16sp sp, 384
-  .option norvc
-  ld a0, -152(sp)
-  sd a0, 160(gp) /* sig 262 */
-  .option rvc
-  c.addi16sp sp, -384
-  .option norvc
-  /* 183: loop */
-  li s1, 0x1
-.L33:
-  .option rvc
-  c.or a1, a3
-  .option norvc
-  sd a1, 168(gp) /* sig 263 */
-  mul s6, s3, s7
-  sd s6, 176(gp) /* sig 264 */
-  addi s1, s1, -1
-  blt zero, s1, .L33
-  sd s1, 184(gp) /* sig 265 */
-  /* 184: fcsr */
-  li a7, 0x1f8b6318755e900
-  csrrs a0, frm, a7
-  sd a0, 192(gp) /* sig 266 */
-  /* 185: mem */
-  addi s10, sp, -82
-  sd a2, 314(s10)
-  sub s10, s10, sp
-  ld s10, 232(sp)
-  sd s10, 200(gp) /* sig 267 */
-  /* 186: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 576
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 208(gp) /* sig 268 */
-  /* 187: mem */
-  addi s1, sp, 255
-  sd zero, -143(s1)
-  sub s1, s1, sp
-  ld s9, 112(sp)
-  sd s9, 216(gp) /* sig 269 */
-  /* 188: aluR */
-  sll a6, t3, a6
-  sd a6, 224(gp) /* sig 270 */
-  /* 189: cMem */
-  .option rvc
-  c.sdsp s10, 64(sp)
-  .option norvc
-  /* 190: cSp */
-  .option rvc
-  c.addi16sp sp, -336
-  .option norvc
-  ld a0, 496(sp)
-  sd a0, 232(gp) /* sig 271 */
-  .option rvc
-  c.addi16sp sp, 336
-  .option norvc
-  /* 191: aluR */
-  sltu a7, s9, a5
-  sd a7, 240(gp) /* sig 272 */
-  /* 192: lrsc */
-  addi s8, sp, 28
-  lr.w.aqrl s5, (s8)
-  addw ra, a5, t4
-  sc.w s11, a2, (s8)
-  sd s5, 248(gp) /* sig 273 */
-  sd s11, 256(gp) /* sig 274 */
-  sub s8, s8, sp
-  lw ra, 28(sp)
-  sd ra, 264(gp) /* sig 275 */
-  /* 193: fmem */
-  fsd f22, 16(sp)
-  /* 194: branch */
-  bge a5, a3, .L34
-  sll a0, t1, s1
-  sd a0, 272(gp) /* sig 276 */
-.L34:
-  /* 195: far */
-  jal s8, .L35
-.L36:
-  /* 196: liSeed */
-  li s11, 0x1e
-  sd s11, 304(gp) /* sig 280 */
-  /* 197: fcsr */
-  csrrc a4, fcsr, zero
-  sd a4, 312(gp) /* sig 281 */
-  /* 198: aluR */
-  addw s11, a0, s6
-  sd s11, 320(gp) /* sig 282 */
-  /* 199: fp */
-  li tp, 0xffffffff37886800
-  fmv.d.x f8, tp
-  fmul.s f29, f3, f8, rtz
-  fsd f29, 328(gp) /* sig 283 */
-  li t1, 0x1f
-  csrrc s4, fcsr, t1
-  sd s4, 336(gp) /* sig 284 */
-  j .L37
-.L23:
-  srliw s1, t6, 30
-  sd s1, 1216(gp) /* sig 152 */
-  sltu a6, s2, ra
-  sd a6, 1224(gp) /* sig 153 */
-  beq zero, zero, .L24
-.L27:
-  sltiu a5, s10, 968
-  sd a5, 1480(gp) /* sig 185 */
-  mulhsu a4, t2, zero
-  sd a4, 1488(gp) /* sig 186 */
-  jal tp, .L28
-.L35:
-  auipc tp, 0
-  sub s8, s8, tp
-  sd s8, 280(gp) /* sig 277 */
-  addi t2, t1, 2047
-  sd t2, 288(gp) /* sig 278 */
-  sltu a6, s11, a4
-  sd a6, 296(gp) /* sig 279 */
-  jal tp, .L36
-.L37:
-  /* 200: fp */
-  li tp, 0xffefffffffffffff
-  fmv.d.x f11, tp
-  fcvt.w.d t1, f11, rdn
-  sd t1, 344(gp) /* sig 285 */
-  csrrci a5, fflags, 0x1f
-  sd a5, 352(gp) /* sig 286 */
-  /* 201: fp */
-  li tp, 0xffffffff7f800001
-  fmv.d.x f19, tp
-  fmadd.s f30, f3, f19, f28, rtz
-  fsd f30, 360(gp) /* sig 287 */
-  fsflags ra, zero
-  sd ra, 368(gp) /* sig 288 */
-  /* 202: mem */
-  lhu t6, 150(sp)
-  sd t6, 376(gp) /* sig 289 */
-  /* 203: fp */
-  li t5, 0xf
-  fmv.w.x f19, t5
-  fsd f19, 384(gp) /* sig 290 */
-  li t0, 0x1f
-  csrrc s11, fcsr, t0
-  sd s11, 392(gp) /* sig 291 */
-  /* 204: cAlu */
-  .option rvc
-  c.add t1, t5
-  .option norvc
-  sd t1, 400(gp) /* sig 292 */
-  /* 205: fmem */
-  addi t0, sp, -93
-  flw f30, 113(t0)
-  fsd f30, 408(gp) /* sig 293 */
-  sub t0, t0, sp
-  /* 206: aluI */
-  ori s4, s5, 0
-  sd s4, 416(gp) /* sig 294 */
-  /* 207: aluI */
-  li s1, 0xffffffff
-  addi s1, s1, -201
-  sd s1, 424(gp) /* sig 295 */
-  /* 208: cAlu */
-  .option rvc
-  c.andi s0, -32
-  .option norvc
-  sd s0, 432(gp) /* sig 296 */
-  /* 209: fcsr */
-  li a1, 0x42
-  csrrw s10, frm, a1
-  sd s10, 440(gp) /* sig 297 */
-  /* 210: mem */
-  lb a5, 18(sp)
-  sd a5, 448(gp) /* sig 298 */
-  /* 211: mem */
-  addi s4, sp, 531
-  lw a4, -433(s4)
-  sd a4, 456(gp) /* sig 299 */
-  sub s4, s4, sp
-  /* 212: cSp */
-  .option rvc
-  c.addi4spn a0, sp, 180
-  .option norvc
-  sub a0, a0, sp
-  sd a0, 464(gp) /* sig 300 */
-  /* 213: amo */
-  addi t0, sp, 80
-  amoor.d.aqrl s2, s4, (t0)
-  sub t0, t0, sp
-  sd s2, 472(gp) /* sig 301 */
-  /* 214: aluR */
-  rem t3, s3, ra
-  sd t3, 480(gp) /* sig 302 */
-  /* 215: lrsc */
-  addi a5, sp, 216
-  sc.d a2, s1, (a5)
-  sd a2, 488(gp) /* sig 303 */
-  sub a5, a5, sp
-  ld s7, 216(sp)
-  sd s7, 496(gp) /* sig 304 */
-  /* 216: branch */
-  li s4, 0x16
-  li t6, 0x1fffffffffffffff
-  bne s4, t6, .L38
-  rem zero, t5, a1
-  sd zero, 504(gp) /* sig 305 */
-  .option rvc
-  c.srai a4, 12
-  .option norvc
-  sd a4, 512(gp) /* sig 306 */
-  mulhsu t3, t5, t2
-  sd t3, 520(gp) /* sig 307 */
-.L38:
-  /* 217: fp */
-  li tp, 0xffffffff80000001
-  fmv.d.x f25, tp
-  fcvt.lu.s s5, f25
-  sd s5, 528(gp) /* sig 308 */
-  csrrci t0, fflags, 0x1f
-  sd t0, 536(gp) /* sig 309 */
-  /* 218: fp */
-  li tp, 0xffffffff3fc00000
-  fmv.d.x f13, tp
-  fle.s zero, f13, f11
-  sd zero, 544(gp) /* sig 310 */
-  frflags t3
-  sd t3, 552(gp) /* sig 311 */
-  /* 219: cAlu */
-  .option rvc
-  c.srai a2, 38
-  .option norvc
-  sd a2, 560(gp) /* sig 312 */
-  /* 220: fcsr */
-  li s8, 0x0
-  csrrs s4, fcsr, s8
-  sd s4, 568(gp) /* sig 313 */
-  /* 221: mem */
-  addi s0, sp, 180
-  lhu t2, -173(s0)
-  sd t2, 576(gp) /* sig 314 */
-  sub s0, s0, sp
-  /* 222: fp */
-  fmv.x.d s7, f28
-  sd s7, 584(gp) /* sig 315 */
-  fsflags s9, zero
-  sd s9, 592(gp) /* sig 316 */
-  /* 223: fp */
-  li tp, 0xffffffff80002e7d
-  fmv.d.x f12, tp
-  li tp, 0xffffffffbfb9f4ab
-  fmv.d.x f22, tp
-  fdiv.s f6, f12, f22, rtz
-  fsd f6, 600(gp) /* sig 317 */
-  frflags a6
-  sd a6, 608(gp) /* sig 318 */
-  /* 224: cJump */
-  auipc ra, 0
-  addi ra, ra, 18
-  .option rvc
-  c.jalr ra
-  .option norvc
-  srliw s6, a4, 1
-  sd s6, 616(gp) /* sig 319 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sd ra, 624(gp) /* sig 320 */
-  /* 225: fp */
-  fadd.d f7, f9, f7, rup
-  fsd f7, 632(gp) /* sig 321 */
-  fsflags a2, zero
-  sd a2, 640(gp) /* sig 322 */
-  /* 226: far */
-  bgeu s10, t6, .L39
-.L40:
-  /* 227: smc */
-  /* patches in addiw s2, s2, -1155 (then imm + 1, ...) */
-  li a3, 0xb7d9091b
-  li a0, 0x2
-.L41:
-  auipc t6, 0
-  sw a3, 12(t6)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a3, a3, tp
-  addi a0, a0, -1
-  bne a0, zero, .L41
-  auipc tp, 0
-  sub t6, t6, tp
-  sd s2, 664(gp) /* sig 325 */
-  sd t6, 672(gp) /* sig 326 */
-  /* 228: loop */
-  li t2, 0x4
-.L42:
-  slli t5, s3, 29
-  sd t5, 680(gp) /* sig 327 */
-  .option rvc
-  c.addiw a6, 31
-  .option norvc
-  sd a6, 688(gp) /* sig 328 */
-  addi t2, t2, -1
-  bne t2, zero, .L42
-  sd t2, 696(gp) /* sig 329 */
-  /* 229: mem */
-  addi a4, sp, -174
-  sb s8, 202(a4)
-  sub a4, a4, sp
-  /* 230: fp */
-  li tp, 0xffffffff00002550
-  fmv.d.x f22, tp
-  li tp, 0xffffffff405fdf6e
-  fmv.d.x f13, tp
-  fdiv.s f19, f22, f13, rdn
-  fsd f19, 704(gp) /* sig 330 */
-  fsflags s9, zero
-  sd s9, 712(gp) /* sig 331 */
-  /* 231: mem */
-  addi a0, sp, -162
-  lh t1, 256(a0)
-  sd t1, 720(gp) /* sig 332 */
-  sub a0, a0, sp
-  /* 232: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 688
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 728(gp) /* sig 333 */
-  /* 233: fcsr */
-  li s4, 0x83
-  csrrc zero, fflags, s4
-  sd zero, 736(gp) /* sig 334 */
-  /* 234: cJump */
-  auipc a5, 0
-  addi a5, a5, 26
-  .option rvc
-  c.jalr a5
-  .option norvc
-  sltu s5, a2, s9
-  sd s5, 744(gp) /* sig 335 */
-  slt s7, a1, s9
-  sd s7, 752(gp) /* sig 336 */
-  auipc tp, 0
-  sub ra, ra, tp
-  sub a5, a5, tp
-  sd ra, 760(gp) /* sig 337 */
-  sd a5, 768(gp) /* sig 338 */
-  /* 235: fmem */
-  fld f22, 208(sp)
-  fsd f22, 776(gp) /* sig 339 */
-  /* 236: cJump */
+  fcvt.l.s t5, f19, rne
+  sd t5, 232(gp) /* sig 29 */
+  fsflags s5, zero
+  sd s5, 240(gp) /* sig 30 */
+  /* 16: cJump */
   auipc s8, 0
-  addi s8, s8, 24
+  addi s8, s8, 16
   .option rvc
   c.jr s8
   .option norvc
   .option rvc
-  c.lui a0, 0x1b
+  c.xor a5, a0
   .option norvc
-  sd a0, 784(gp) /* sig 340 */
-  slti t2, s9, -1
-  sd t2, 792(gp) /* sig 341 */
+  sd a5, 248(gp) /* sig 31 */
   auipc tp, 0
   sub s8, s8, tp
-  sd s8, 800(gp) /* sig 342 */
-  /* 237: aluR */
-  li s10, 0x0
-  mulhsu s8, s10, a2
-  sd s8, 808(gp) /* sig 343 */
-  /* 238: liSeed */
-  li s10, 0x99fc32c2680335ca
-  sd s10, 816(gp) /* sig 344 */
-  /* 239: mem */
-  li s3, 0x182200000000000
-  addi s7, sp, -180
-  sh s3, 353(s7)
-  sub s7, s7, sp
-  ld s7, 168(sp)
-  sd s7, 824(gp) /* sig 345 */
-  /* 240: fp */
-  li tp, 0x3e49065983460c89
+  sd s8, 256(gp) /* sig 32 */
+  /* 17: liSeed */
+  li a0, 0xffffffffffffffb1
+  sd a0, 264(gp) /* sig 33 */
+  /* 18: fp */
+  li tp, 0xffffffff5a51310d
+  fmv.d.x f14, tp
+  li tp, 0x607d65065e1ea2a8
+  fmv.d.x f30, tp
+  fsub.d f11, f14, f30, rtz
+  fsd f11, 272(gp) /* sig 34 */
+  fsflags s9, zero
+  sd s9, 280(gp) /* sig 35 */
+  /* 19: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f31, tp
+  li tp, 0x0
+  fmv.d.x f30, tp
+  flt.d s6, f31, f30
+  sd s6, 288(gp) /* sig 36 */
+  fsflags ra, zero
+  sd ra, 296(gp) /* sig 37 */
+  /* 20: amo */
+  li s8, 0xa6e0000000000
+  addi t4, sp, 80
+  amomaxu.w.aq s0, s8, (t4)
+  sub t4, t4, sp
+  sd s0, 304(gp) /* sig 38 */
+  lw ra, 80(sp)
+  sd ra, 312(gp) /* sig 39 */
+  /* 21: lrsc */
+  addi a4, sp, 32
+  lr.d.aq s3, (a4)
+  sub ra, t6, a6
+  sc.d.aqrl t4, s9, (a4)
+  sd s3, 320(gp) /* sig 40 */
+  sd t4, 328(gp) /* sig 41 */
+  sub a4, a4, sp
+  ld s4, 32(sp)
+  sd s4, 336(gp) /* sig 42 */
+  /* 22: liSeed */
+  li a5, 0x4900000
+  sd a5, 344(gp) /* sig 43 */
+  /* 23: cAlu */
+  .option rvc
+  c.mv s8, a4
+  .option norvc
+  sd s8, 352(gp) /* sig 44 */
+  /* 24: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f22, tp
+  feq.s a0, f22, f15
+  sd a0, 360(gp) /* sig 45 */
+  fsflags s8, zero
+  sd s8, 368(gp) /* sig 46 */
+  /* 25: aluI */
+  addiw s5, t0, -2048
+  sd s5, 376(gp) /* sig 47 */
+  /* 26: fp */
+  li tp, 0x4340000000000001
+  fmv.d.x f5, tp
+  li tp, 0xffffffff26276851
+  fmv.d.x f10, tp
+  fadd.d f23, f5, f10, rup
+  fsd f23, 384(gp) /* sig 48 */
+  csrrci s10, fflags, 0x1f
+  sd s10, 392(gp) /* sig 49 */
+  /* 27: fmem */
+  fld f2, 16(sp)
+  fsd f2, 400(gp) /* sig 50 */
+  /* 28: cBranch */
+  .option rvc
+  c.beqz s0, .L2
+  .option norvc
+  .option rvc
+  c.slli ra, 51
+  .option norvc
+  sd ra, 408(gp) /* sig 51 */
+.L2:
+  /* 29: fmem */
+  fsd f17, 80(sp)
+  /* 30: rand */
+  .4byte 0xf2049bd3 /* random */
+  sd s7, 416(gp) /* sig 52 */
+  fsd f23, 424(gp) /* sig 53 */
+  fsflags s9, zero
+  sd s9, 432(gp) /* sig 54 */
+  /* 31: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 352
+  .option norvc
+  sub s0, s0, sp
+  sd s0, 440(gp) /* sig 55 */
+  /* 32: rand */
+  .4byte 0x58bb8fd3 /* random */
+  sd t6, 448(gp) /* sig 56 */
+  fsd f31, 456(gp) /* sig 57 */
+  frflags s5
+  sd s5, 464(gp) /* sig 58 */
+  /* 33: luiAuipc */
+  auipc s4, 0x18f48
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 472(gp) /* sig 59 */
+  /* 34: amo */
+  li s6, 0x20
+  addi ra, sp, 232
+  amoand.d a7, s6, (ra)
+  sub ra, ra, sp
+  sd a7, 480(gp) /* sig 60 */
+  ld t1, 232(sp)
+  sd t1, 488(gp) /* sig 61 */
+  /* 35: fp */
+  li tp, 0xffffffffdf000000
   fmv.d.x f2, tp
-  li tp, 0x17c556b0004133
-  fmv.d.x f9, tp
-  fsgnjx.d f29, f2, f9
-  fsd f29, 832(gp) /* sig 346 */
-  fsflags a6, zero
-  sd a6, 840(gp) /* sig 347 */
-  /* 241: fp */
-  fsqrt.s f6, f20, rtz
-  fsd f6, 848(gp) /* sig 348 */
-  fsflags s1, zero
-  sd s1, 856(gp) /* sig 349 */
-  /* 242: fp */
-  li tp, 0xffffffffbfcca541
-  fmv.d.x f20, tp
-  li tp, 0xffffffff80500f76
-  fmv.d.x f7, tp
-  fmul.s f6, f20, f7
-  fsd f6, 864(gp) /* sig 350 */
-  fsflags t1, zero
-  sd t1, 872(gp) /* sig 351 */
-  /* 243: aluI */
-  addiw t2, a1, -460
-  sd t2, 880(gp) /* sig 352 */
-  /* 244: aluR */
-  li s4, 0x80000000000
-  li s7, 0x0
-  remuw s0, s4, s7
-  sd s0, 888(gp) /* sig 353 */
-  /* 245: cMem */
-  .option rvc
-  c.fsdsp f17, 184(sp)
-  .option norvc
-  /* 246: loop */
-  li s2, 0x1
-.L43:
-  .option rvc
-  c.slli a2, 50
-  .option norvc
-  sd a2, 896(gp) /* sig 354 */
-  .option rvc
-  c.li a2, -15
-  .option norvc
-  sd a2, 904(gp) /* sig 355 */
-  slti s8, t0, -2048
-  sd s8, 912(gp) /* sig 356 */
-  addi s2, s2, -1
-  bne s2, zero, .L43
-  sd s2, 920(gp) /* sig 357 */
-  /* 247: fmem */
-  addi a6, sp, 444
-  fsd f15, -426(a6)
+  fsgnjx.s f3, f29, f2
+  fsd f3, 496(gp) /* sig 62 */
+  fsflags s7, zero
+  sd s7, 504(gp) /* sig 63 */
+  /* 36: jal */
+  jal t3, .L3
+  andi s6, zero, -1300
+  sd s6, 512(gp) /* sig 64 */
+  slt a1, s2, a7
+  sd a1, 520(gp) /* sig 65 */
+.L3:
+  auipc tp, 0
+  sub t3, t3, tp
+  sd t3, 528(gp) /* sig 66 */
+  /* 37: lrsc */
+  addi a6, sp, 216
+  sc.d.aqrl s4, ra, (a6)
+  sd s4, 536(gp) /* sig 67 */
   sub a6, a6, sp
-  /* 248: fp */
-  li tp, 0xffffffff33baded1
-  fmv.d.x f4, tp
-  fsqrt.s f24, f4, rne
-  fsd f24, 928(gp) /* sig 358 */
-  frcsr s10
-  sd s10, 936(gp) /* sig 359 */
-  /* 249: fp */
-  fsgnj.s f5, f15, f27
-  fsd f5, 944(gp) /* sig 360 */
-  frcsr t0
-  sd t0, 952(gp) /* sig 361 */
-  /* 250: fmem */
-  fsw f5, 112(sp)
-  /* 251: mem */
-  addi a2, sp, 596
-  sd s1, -556(a2)
-  sub a2, a2, sp
-  /* 252: fence */
-  fence rw, rw
-  /* 253: fp */
-  fnmsub.d f16, f27, f9, f30, rmm
-  fsd f16, 960(gp) /* sig 362 */
-  frcsr a0
-  sd a0, 968(gp) /* sig 363 */
-  /* 254: aluI */
-  addi t5, a5, 2047
-  sd t5, 976(gp) /* sig 364 */
-  /* 255: aluI */
-  xori t4, s3, -2048
-  sd t4, 984(gp) /* sig 365 */
-  /* 256: mem */
-  addi t3, sp, 428
-  lw s10, -272(t3)
-  sd s10, 992(gp) /* sig 366 */
-  sub t3, t3, sp
-  /* 257: fp */
-  li t2, 0x7ff
-  fcvt.d.lu f1, t2, rup
-  fsd f1, 1000(gp) /* sig 367 */
-  fsflags a1, zero
-  sd a1, 1008(gp) /* sig 368 */
-  /* 258: cSp */
+  ld s9, 216(sp)
+  sd s9, 544(gp) /* sig 68 */
+  /* 38: mem */
+  lhu a1, 120(sp)
+  sd a1, 552(gp) /* sig 69 */
+  /* 39: aluI */
+  xori a4, s9, 892
+  sd a4, 560(gp) /* sig 70 */
+  /* 40: rand */
+  .4byte 0x96aa0c3 /* random */
+  sd ra, 568(gp) /* sig 71 */
+  fsd f1, 576(gp) /* sig 72 */
+  li t6, 0x1f
+  csrrc t6, fcsr, t6
+  sd t6, 584(gp) /* sig 73 */
+  /* 41: mem */
+  addi t5, sp, 566
+  lwu a0, -346(t5)
+  sd a0, 592(gp) /* sig 74 */
+  sub t5, t5, sp
+  /* 42: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f7, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f10, tp
+  fadd.s f9, f7, f10, dyn
+  fsd f9, 600(gp) /* sig 75 */
+  fsflags s3, zero
+  sd s3, 608(gp) /* sig 76 */
+  /* 43: mem */
+  lwu s5, 252(sp)
+  sd s5, 616(gp) /* sig 77 */
+  /* 44: jal */
+  jal zero, .L4
   .option rvc
-  c.addi4spn a0, sp, 320
+  c.andi a1, 11
+  .option norvc
+  sd a1, 624(gp) /* sig 78 */
+  addiw s9, s7, 932
+  sd s9, 632(gp) /* sig 79 */
+.L4:
+  sd zero, 640(gp) /* sig 80 */
+  /* 45: amo */
+  addi s7, sp, 144
+  amoor.d s11, t2, (s7)
+  sub s7, s7, sp
+  sd s11, 648(gp) /* sig 81 */
+  /* 46: rand */
+  .4byte 0x83cfe53 /* random */
+  sd t3, 656(gp) /* sig 82 */
+  fsd f28, 664(gp) /* sig 83 */
+  fsflags s7, zero
+  sd s7, 672(gp) /* sig 84 */
+  .4byte 0x5809a453 /* random */
+  sd s0, 680(gp) /* sig 85 */
+  fsd f8, 688(gp) /* sig 86 */
+  fsflags t2, zero
+  sd t2, 696(gp) /* sig 87 */
+  .4byte 0x15502bb /* random */
+  sd t0, 704(gp) /* sig 88 */
+  /* 47: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f21, tp
+  fsub.s f18, f24, f21, rmm
+  fsd f18, 712(gp) /* sig 89 */
+  fsflags a7, zero
+  sd a7, 720(gp) /* sig 90 */
+  /* 48: branch */
+  li t2, 0x2
+  li s5, 0xfffffffffffffffe
+  bltu t2, s5, .L5
+  or a0, a7, a4
+  sd a0, 728(gp) /* sig 91 */
+.L5:
+  /* 49: fcsr */
+  li a4, 0x75
+  csrrc a1, fflags, a4
+  sd a1, 736(gp) /* sig 92 */
+  /* 50: aluR */
+  sraw t0, a5, t1
+  sd t0, 744(gp) /* sig 93 */
+  /* 51: fmem */
+  flw f8, 28(sp)
+  fsd f8, 752(gp) /* sig 94 */
+  /* 52: fcsr */
+  csrrsi s4, frm, 27
+  sd s4, 760(gp) /* sig 95 */
+  /* 53: branch */
+  bgeu s8, s2, .L6
+  .option rvc
+  c.addi s4, -28
+  .option norvc
+  sd s4, 768(gp) /* sig 96 */
+  slti a7, zero, -258
+  sd a7, 776(gp) /* sig 97 */
+.L6:
+  /* 54: aluR */
+  rem s7, s11, s0
+  sd s7, 784(gp) /* sig 98 */
+  /* 55: amo */
+  addi s6, sp, 168
+  amomin.w.aq s1, t0, (s6)
+  sub s6, s6, sp
+  sd s1, 792(gp) /* sig 99 */
+  /* 56: amo */
+  addi t2, sp, 40
+  amoadd.d.aq s7, a0, (t2)
+  sub t2, t2, sp
+  sd s7, 800(gp) /* sig 100 */
+  ld s1, 40(sp)
+  sd s1, 808(gp) /* sig 101 */
+  /* 57: rand */
+  .2byte 0x40c6 /* random */
+  sd ra, 816(gp) /* sig 102 */
+  /* 58: lrsc */
+  addi s9, sp, 32
+  sc.d.aqrl s6, a6, (s9)
+  sd s6, 824(gp) /* sig 103 */
+  sub s9, s9, sp
+  ld a2, 32(sp)
+  sd a2, 832(gp) /* sig 104 */
+  /* 59: branch */
+  li a4, 0x40
+  li a5, 0x1a
+  beq a4, a5, .L7
+  ori s0, a3, 319
+  sd s0, 840(gp) /* sig 105 */
+  .option rvc
+  c.mv t4, s3
+  .option norvc
+  sd t4, 848(gp) /* sig 106 */
+  .option rvc
+  c.mv a6, s3
+  .option norvc
+  sd a6, 856(gp) /* sig 107 */
+.L7:
+  /* 60: cJump */
+  auipc t6, 0
+  addi t6, t6, 10
+  .option rvc
+  c.jalr t6
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t6, t6, tp
+  sd ra, 864(gp) /* sig 108 */
+  sd t6, 872(gp) /* sig 109 */
+  /* 61: loop */
+  li s8, 0x3
+.L8:
+  .option rvc
+  c.add s10, s3
+  .option norvc
+  sd s10, 880(gp) /* sig 110 */
+  divw s1, t4, s4
+  sd s1, 888(gp) /* sig 111 */
+  srai s4, s10, 25
+  sd s4, 896(gp) /* sig 112 */
+  addi s8, s8, -1
+  bne s8, zero, .L8
+  sd s8, 904(gp) /* sig 113 */
+  /* 62: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f7, tp
+  fsgnjx.s f30, f31, f7
+  fsd f30, 912(gp) /* sig 114 */
+  fsflags a1, zero
+  sd a1, 920(gp) /* sig 115 */
+  /* 63: rand */
+  .4byte 0x426dde3b /* random */
+  sd t3, 928(gp) /* sig 116 */
+  .4byte 0xffe53 /* random */
+  sd t3, 936(gp) /* sig 117 */
+  fsd f28, 944(gp) /* sig 118 */
+  frflags s8
+  sd s8, 952(gp) /* sig 119 */
+  .4byte 0x34137c13 /* random */
+  sd s8, 960(gp) /* sig 120 */
+  /* 64: cMem */
+  .option rvc
+  c.fldsp f15, 0(sp)
+  .option norvc
+  fsd f15, 968(gp) /* sig 121 */
+  /* 65: fp */
+  li s0, 0x4db29024
+  fcvt.d.l f29, s0, dyn
+  fsd f29, 976(gp) /* sig 122 */
+  fsflags t6, zero
+  sd t6, 984(gp) /* sig 123 */
+  /* 66: jalr */
+  auipc a3, 0
+  addi a3, a3, 31
+  jalr ra, -19(a3)
+  auipc tp, 0
+  sub ra, ra, tp
+  sub a3, a3, tp
+  sd ra, 992(gp) /* sig 124 */
+  sd a3, 1000(gp) /* sig 125 */
+  /* 67: mem */
+  sd a1, 200(sp)
+  ld s2, 200(sp)
+  sd s2, 1008(gp) /* sig 126 */
+  /* 68: aluI */
+  ori s5, s6, -2048
+  sd s5, 1016(gp) /* sig 127 */
+  /* 69: fp */
+  li tp, 0xbff0000000000000
+  fmv.d.x f2, tp
+  fcvt.l.d t0, f2, rup
+  sd t0, 1024(gp) /* sig 128 */
+  li a4, 0x1f
+  csrrc s3, fcsr, a4
+  sd s3, 1032(gp) /* sig 129 */
+  /* 70: rand */
+  .2byte 0x92fc /* random */
+  /* 71: cAlu */
+  .option rvc
+  c.mv s3, s9
+  .option norvc
+  sd s3, 1040(gp) /* sig 130 */
+  /* 72: aluI */
+  addi s2, s5, 1365
+  sd s2, 1048(gp) /* sig 131 */
+  /* 73: cAlu */
+  .option rvc
+  c.mv s3, a2
+  .option norvc
+  sd s3, 1056(gp) /* sig 132 */
+  /* 74: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f7, tp
+  li tp, 0x10000000000000
+  fmv.d.x f27, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f20, tp
+  fnmsub.d f20, f7, f27, f20, rne
+  fsd f20, 1064(gp) /* sig 133 */
+  li s1, 0x1f
+  csrrc ra, fcsr, s1
+  sd ra, 1072(gp) /* sig 134 */
+  /* 75: branch */
+  beq s3, s3, .L9
+  .option rvc
+  c.addw s1, s0
+  .option norvc
+  sd s1, 1080(gp) /* sig 135 */
+  sra a4, a4, s6
+  sd a4, 1088(gp) /* sig 136 */
+  .option rvc
+  c.addiw a2, 9
+  .option norvc
+  sd a2, 1096(gp) /* sig 137 */
+.L9:
+  /* 76: cMem */
+  addi a5, sp, 64
+  .option rvc
+  c.ld a2, 8(a5)
+  .option norvc
+  sd a2, 1104(gp) /* sig 138 */
+  sub a5, a5, sp
+  /* 77: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f26, tp
+  fclass.s a6, f26
+  sd a6, 1112(gp) /* sig 139 */
+  fsflags ra, zero
+  sd ra, 1120(gp) /* sig 140 */
+  /* 78: aluI */
+  li a5, 0x4c
+  srliw a2, a5, 15
+  sd a2, 1128(gp) /* sig 141 */
+  /* 79: fcsr */
+  csrrwi s3, fflags, 17
+  sd s3, 1136(gp) /* sig 142 */
+  /* 80: liSeed */
+  li a6, 0x59
+  sd a6, 1144(gp) /* sig 143 */
+  /* 81: cMem */
+  addi a0, sp, 4
+  .option rvc
+  c.sw s1, 4(a0)
   .option norvc
   sub a0, a0, sp
-  sd a0, 1016(gp) /* sig 369 */
-  /* 259: fmem */
-  flw f19, 144(sp)
-  fsd f19, 1024(gp) /* sig 370 */
-  j .L44
-.L39:
-  slt t4, s2, s8
-  sd t4, 648(gp) /* sig 323 */
-  rem s3, s5, t5
-  sd s3, 656(gp) /* sig 324 */
-  jal tp, .L40
-.L44:
+  /* 82: cAlu */
+  .option rvc
+  c.add t4, s4
+  .option norvc
+  sd t4, 1152(gp) /* sig 144 */
+  /* 83: branch */
+  bge s1, s1, .L10
+  .option rvc
+  c.add a3, a3
+  .option norvc
+  sd a3, 1160(gp) /* sig 145 */
+  srai t5, ra, 57
+  sd t5, 1168(gp) /* sig 146 */
+  addiw t4, s10, 1086
+  sd t4, 1176(gp) /* sig 147 */
+.L10:
+  /* 84: jal */
+  jal t6, .L11
+  sraiw a0, a5, 23
+  sd a0, 1184(gp) /* sig 148 */
+.L11:
+  auipc tp, 0
+  sub t6, t6, tp
+  sd t6, 1192(gp) /* sig 149 */
+  /* 85: rand */
+  .2byte 0x6021 /* random */
+  sd zero, 1200(gp) /* sig 150 */
+  /* 86: mem */
+  addi s10, sp, 155
+  sh a4, 53(s10)
+  sub s10, s10, sp
+  ld a3, 208(sp)
+  sd a3, 1208(gp) /* sig 151 */
+  /* 87: fmem */
+  fld f26, 68(sp)
+  fsd f26, 1216(gp) /* sig 152 */
+  /* 88: cJump */
+  auipc a1, 0
+  addi a1, a1, 16
+  .option rvc
+  c.jr a1
+  .option norvc
+  .option rvc
+  c.srai a0, 1
+  .option norvc
+  sd a0, 1224(gp) /* sig 153 */
+  auipc tp, 0
+  sub a1, a1, tp
+  sd a1, 1232(gp) /* sig 154 */
+  /* 89: mem */
+  addi s9, sp, -212
+  sd zero, 252(s9)
+  sub s9, s9, sp
+  /* 90: fp */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f11, tp
+  li tp, 0xffffffff455454b9
+  fmv.d.x f15, tp
+  fsgnjn.s f19, f11, f15
+  fsd f19, 1240(gp) /* sig 155 */
+  fsflags s6, zero
+  sd s6, 1248(gp) /* sig 156 */
+  /* 91: amo */
+  addi t3, sp, 24
+  amoadd.d.aq zero, zero, (t3)
+  sub t3, t3, sp
+  sd zero, 1256(gp) /* sig 157 */
+  ld a2, 24(sp)
+  sd a2, 1264(gp) /* sig 158 */
+  /* 92: cBranch */
+  li a1, 0x1
+  .option rvc
+  c.beqz a1, .L12
+  .option norvc
+  sra a7, s5, zero
+  sd a7, 1272(gp) /* sig 159 */
+.L12:
+  /* 93: cSp */
+  .option rvc
+  c.addi4spn a4, sp, 420
+  .option norvc
+  sub a4, a4, sp
+  sd a4, 1280(gp) /* sig 160 */
+  /* 94: cAlu */
+  .option rvc
+  c.addiw s11, 16
+  .option norvc
+  sd s11, 1288(gp) /* sig 161 */
+  /* 95: cAlu */
+  .option rvc
+  c.srai s1, 58
+  .option norvc
+  sd s1, 1296(gp) /* sig 162 */
+  /* 96: fp */
+  li tp, 0x3ff5611557ff6635
+  fmv.d.x f1, tp
+  li tp, 0x800bf967a06dcce3
+  fmv.d.x f3, tp
+  li tp, 0x8000000000000000
+  fmv.d.x f22, tp
+  fnmsub.d f9, f1, f3, f22, rtz
+  fsd f9, 1304(gp) /* sig 163 */
+  li t3, 0x1f
+  csrrc s4, fcsr, t3
+  sd s4, 1312(gp) /* sig 164 */
+  /* 97: cAlu */
+  .option rvc
+  c.li s0, 0
+  .option norvc
+  sd s0, 1320(gp) /* sig 165 */
+  /* 98: lrsc */
+  addi a6, sp, 176
+  sc.d.rl s11, ra, (a6)
+  sd s11, 1328(gp) /* sig 166 */
+  sub a6, a6, sp
+  ld t6, 176(sp)
+  sd t6, 1336(gp) /* sig 167 */
+  /* 99: cMem */
+  addi a0, sp, 0
+  .option rvc
+  c.sw s1, 0(a0)
+  .option norvc
+  sub a0, a0, sp
+  /* 100: aluI */
+  andi s5, a1, 653
+  sd s5, 1344(gp) /* sig 168 */
+  /* 101: aluI */
+  andi t2, s7, 1254
+  sd t2, 1352(gp) /* sig 169 */
+  /* 102: aluR */
+  li t0, 0x7ffffff
+  li a5, 0xcb5d8587c9f88079
+  mulh a2, t0, a5
+  sd a2, 1360(gp) /* sig 170 */
+  /* 103: rand */
+  .2byte 0x1bd9 /* random */
+  sd s7, 1368(gp) /* sig 171 */
+  /* 104: cBranch */
+  .option rvc
+  c.bnez s1, .L13
+  .option norvc
+  slt a6, s3, s3
+  sd a6, 1376(gp) /* sig 172 */
+  divu a5, a1, a4
+  sd a5, 1384(gp) /* sig 173 */
+.L13:
+  /* 105: mem */
+  addi t6, sp, -147
+  lbu a2, 235(t6)
+  sd a2, 1392(gp) /* sig 174 */
+  sub t6, t6, sp
+  /* 106: aluR */
+  and s3, t4, s5
+  sd s3, 1400(gp) /* sig 175 */
+  /* 107: lrsc */
+  addi s9, sp, 108
+  lr.w a6, (s9)
+  addiw a5, ra, 2047
+  xori s0, s7, 909
+  sc.w.aq t5, t3, (s9)
+  sd a6, 1408(gp) /* sig 176 */
+  sd t5, 1416(gp) /* sig 177 */
+  sub s9, s9, sp
+  lw s8, 108(sp)
+  sd s8, 1424(gp) /* sig 178 */
+  /* 108: lrsc */
+  addi a0, sp, 192
+  lr.d a1, (a0)
+  sllw t6, s6, a2
+  sc.d t5, a3, (a0)
+  sd a1, 1432(gp) /* sig 179 */
+  sd t5, 1440(gp) /* sig 180 */
+  sc.d.aqrl t5, zero, (a0)
+  sd t5, 1448(gp) /* sig 181 */
+  sub a0, a0, sp
+  ld s1, 192(sp)
+  sd s1, 1456(gp) /* sig 182 */
+  /* 109: liSeed */
+  li a2, 0x7fff
+  sd a2, 1464(gp) /* sig 183 */
+  /* 110: aluR */
+  slt a1, t4, a2
+  sd a1, 1472(gp) /* sig 184 */
+  /* 111: aluR */
+  remuw t2, ra, s8
+  sd t2, 1480(gp) /* sig 185 */
+  /* 112: rand */
+  .4byte 0x384b8e13 /* random */
+  sd t3, 1488(gp) /* sig 186 */
+  .2byte 0x4f02 /* random */
+  sd t5, 1496(gp) /* sig 187 */
+  /* 113: cAlu */
+  .option rvc
+  c.mv s5, s7
+  .option norvc
+  sd s5, 1504(gp) /* sig 188 */
+  /* 114: fp */
+  li tp, 0x4b3d049c48d
+  fmv.d.x f3, tp
+  li tp, 0x4132cf4127123442
+  fmv.d.x f20, tp
+  fdiv.d f15, f3, f20, rdn
+  fsd f15, 1512(gp) /* sig 189 */
+  fsflags a5, zero
+  sd a5, 1520(gp) /* sig 190 */
+  /* 115: aluI */
+  slti a6, t2, 376
+  sd a6, 1528(gp) /* sig 191 */
+  /* 116: rand */
+  .4byte 0x41fef6b3 /* random */
+  sd a3, 1536(gp) /* sig 192 */
+  /* 117: fp */
+  li tp, 0xffffffff7f800001
+  fmv.d.x f29, tp
+  li tp, 0xffffffffd208d7e9
+  fmv.d.x f29, tp
+  li tp, 0xffffffffc7ef6c74
+  fmv.d.x f20, tp
+  fmadd.s f9, f29, f29, f20, rdn
+  fsd f9, 1544(gp) /* sig 193 */
+  frflags s1
+  sd s1, 1552(gp) /* sig 194 */
+  /* 118: fcsr */
+  li s2, 0x289e40061d9421fe
+  csrrs t1, frm, s2
+  sd t1, 1560(gp) /* sig 195 */
+  /* 119: aluI */
+  slliw t6, zero, 0
+  sd t6, 1568(gp) /* sig 196 */
+  /* 120: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f25, tp
+  fcvt.s.d f27, f25, rne
+  fsd f27, 1576(gp) /* sig 197 */
+  fsflags s9, zero
+  sd s9, 1584(gp) /* sig 198 */
+  /* 121: cBranch */
+  .option rvc
+  c.bnez a5, .L14
+  .option norvc
+  remuw a7, zero, a2
+  sd a7, 1592(gp) /* sig 199 */
+  slti t2, s4, -1
+  sd t2, 1600(gp) /* sig 200 */
+  remu s3, a7, ra
+  sd s3, 1608(gp) /* sig 201 */
+.L14:
+  /* 122: fp */
+  fcvt.d.l f17, t0, rne
+  fsd f17, 1616(gp) /* sig 202 */
+  fsflags t5, zero
+  sd t5, 1624(gp) /* sig 203 */
+  /* 123: cAlu */
+  .option rvc
+  c.addi s6, 15
+  .option norvc
+  sd s6, 1632(gp) /* sig 204 */
+  /* 124: aluI */
+  li t2, 0xaaaaaaaaaaaaaaaa
+  sraiw t3, t2, 17
+  sd t3, 1640(gp) /* sig 205 */
+  /* 125: fmem */
+  li tp, 0xbfe7d7975fb4d5c2
+  fmv.d.x f14, tp
+  fsd f14, 112(sp)
+  /* 126: fp */
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f0, tp
+  fclass.s t3, f0
+  sd t3, 1648(gp) /* sig 206 */
+  fsflags a0, zero
+  sd a0, 1656(gp) /* sig 207 */
+  /* 127: jalr */
+  auipc a1, 0
+  addi a1, a1, -115
+  jalr a0, 127(a1)
+  auipc tp, 0
+  sub a0, a0, tp
+  sub a1, a1, tp
+  sd a0, 1664(gp) /* sig 208 */
+  sd a1, 1672(gp) /* sig 209 */
+  /* 128: aluR */
+  mulh s1, s3, s11
+  sd s1, 1680(gp) /* sig 210 */
+  /* 129: aluI */
+  srai t4, s4, 10
+  sd t4, 1688(gp) /* sig 211 */
+  /* 130: cAlu */
+  .option rvc
+  c.mv ra, s5
+  .option norvc
+  sd ra, 1696(gp) /* sig 212 */
+  /* 131: fp */
+  li tp, 0x7e37e43c8800759c
+  fmv.d.x f11, tp
+  fnmsub.d f0, f5, f11, f29, rdn
+  fsd f0, 1704(gp) /* sig 213 */
+  li s0, 0x1f
+  csrrc t2, fcsr, s0
+  sd t2, 1712(gp) /* sig 214 */
+  /* 132: branch */
+  beq s11, s11, .L15
+  sra t2, s11, a3
+  sd t2, 1720(gp) /* sig 215 */
+  .option rvc
+  c.subw a4, s1
+  .option norvc
+  sd a4, 1728(gp) /* sig 216 */
+.L15:
+  /* 133: mem */
+  addi s2, sp, -80
+  sb s4, 166(s2)
+  sub s2, s2, sp
+  ld t6, 80(sp)
+  sd t6, 1736(gp) /* sig 217 */
+  /* 134: amo */
+  addi ra, sp, 208
+  amoor.d.aqrl a2, s4, (ra)
+  sub ra, ra, sp
+  sd a2, 1744(gp) /* sig 218 */
+  /* 135: cMem */
+  .option rvc
+  c.sdsp s8, 136(sp)
+  .option norvc
+  /* 136: aluI */
+  sltiu a4, t5, 846
+  sd a4, 1752(gp) /* sig 219 */
+  /* 137: aluI */
+  slli t6, a3, 1
+  sd t6, 1760(gp) /* sig 220 */
+  /* 138: jal */
+  jal s8, .L16
+.L16:
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 1768(gp) /* sig 221 */
+  /* 139: mem */
+  addi a7, sp, 596
+  lbu t2, -567(a7)
+  sd t2, 1776(gp) /* sig 222 */
+  sub a7, a7, sp
+  /* 140: aluR */
+  li s10, 0x40000000
+  mulh t0, s10, a7
+  sd t0, 1784(gp) /* sig 223 */
+  /* 141: smc */
+  /* patches in andi s10, s10, 1917 (then imm + 1, ...) */
+  li t0, 0x77dd7d13
+  li s11, 0x3
+.L17:
+  auipc a4, 0
+  sw t0, 12(a4)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t0, t0, tp
+  addi s11, s11, -1
+  bne s11, zero, .L17
+  auipc tp, 0
+  sub a4, a4, tp
+  sd s10, 1792(gp) /* sig 224 */
+  sd a4, 1800(gp) /* sig 225 */
+  /* 142: fmem */
+  fsd f26, 110(sp)
+  /* 143: cAlu */
+  .option rvc
+  c.mv s3, a6
+  .option norvc
+  sd s3, 1808(gp) /* sig 226 */
+  /* 144: fp */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f14, tp
+  li tp, 0x3fd5555555555555
+  fmv.d.x f1, tp
+  fmul.d f10, f14, f1, rtz
+  fsd f10, 1816(gp) /* sig 227 */
+  fsflags a5, zero
+  sd a5, 1824(gp) /* sig 228 */
+  /* 145: aluI */
+  xori s9, s4, 1709
+  sd s9, 1832(gp) /* sig 229 */
+  /* 146: cMem */
+  addi a5, sp, 101
+  .option rvc
+  c.fld f14, 72(a5)
+  .option norvc
+  fsd f14, 1840(gp) /* sig 230 */
+  sub a5, a5, sp
+  /* 147: cMem */
+  .option rvc
+  c.ldsp a4, 240(sp)
+  .option norvc
+  sd a4, 1848(gp) /* sig 231 */
+  /* 148: fp */
+  fadd.d f30, f9, f6, rdn
+  fsd f30, 1856(gp) /* sig 232 */
+  fsflags ra, zero
+  sd ra, 1864(gp) /* sig 233 */
+  /* 149: fp */
+  li tp, 0x7ff8000000000000
+  fmv.d.x f0, tp
+  fmsub.d f28, f0, f22, f7, rmm
+  fsd f28, 1872(gp) /* sig 234 */
+  csrrci s1, fflags, 0x1f
+  sd s1, 1880(gp) /* sig 235 */
+  /* 150: aluR */
+  remw a3, a1, s9
+  sd a3, 1888(gp) /* sig 236 */
+  /* 151: lrsc */
+  addi s11, sp, 48
+  sc.w ra, a7, (s11)
+  sd ra, 1896(gp) /* sig 237 */
+  sub s11, s11, sp
+  lw a7, 48(sp)
+  sd a7, 1904(gp) /* sig 238 */
+  /* 152: fp */
+  li tp, 0x80213fe7c8f79440
+  fmv.d.x f21, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f22, tp
+  fnmadd.d f2, f21, f22, f25, rdn
+  fsd f2, 1912(gp) /* sig 239 */
+  fsflags ra, zero
+  sd ra, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 153: cJump */
+  auipc t4, 0
+  addi t4, t4, 10
+  .option rvc
+  c.jr t4
+  .option norvc
+  auipc tp, 0
+  sub t4, t4, tp
+  sd t4, 0(gp) /* sig 241 */
+  /* 154: cJump */
+  auipc a5, 0
+  addi a5, a5, 18
+  .option rvc
+  c.jr a5
+  .option norvc
+  rem s0, t0, s10
+  sd s0, 8(gp) /* sig 242 */
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 16(gp) /* sig 243 */
+  /* 155: liSeed */
+  li s10, 0x3
+  sd s10, 24(gp) /* sig 244 */
+  /* 156: aluR */
+  li s8, 0x8000000000000000
+  li s2, 0xffffffff
+  divuw s9, s8, s2
+  sd s9, 32(gp) /* sig 245 */
+  /* 157: rand */
+  .4byte 0x20943853 /* random */
+  sd a6, 40(gp) /* sig 246 */
+  fsd f16, 48(gp) /* sig 247 */
+  frflags s11
+  sd s11, 56(gp) /* sig 248 */
+  .4byte 0xaf89d093 /* random */
+  sd ra, 64(gp) /* sig 249 */
+  .4byte 0x123a6c53 /* random */
+  sd s8, 72(gp) /* sig 250 */
+  fsd f24, 80(gp) /* sig 251 */
+  fsflags s8, zero
+  sd s8, 88(gp) /* sig 252 */
+  /* 158: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f17, tp
+  fdiv.s f3, f17, f20, rmm
+  fsd f3, 96(gp) /* sig 253 */
+  fsflags s8, zero
+  sd s8, 104(gp) /* sig 254 */
+  /* 159: cMem */
+  addi s1, sp, 24
+  .option rvc
+  c.fld f11, 8(s1)
+  .option norvc
+  fsd f11, 112(gp) /* sig 255 */
+  sub s1, s1, sp
+  /* 160: cMem */
+  .option rvc
+  c.fsdsp f5, 0(sp)
+  .option norvc
+  /* 161: cSp */
+  .option rvc
+  c.addi4spn s0, sp, 220
+  .option norvc
+  sub s0, s0, sp
+  sd s0, 120(gp) /* sig 256 */
+  /* 162: fmem */
+  addi s0, sp, -70
+  fld f1, 286(s0)
+  fsd f1, 128(gp) /* sig 257 */
+  sub s0, s0, sp
+  /* 163: branch */
+  li s5, 0x350d318fa1bbf860
+  li a2, 0xfffffffffffffffe
+  bgeu s5, a2, .L18
+  .option rvc
+  c.srli a4, 7
+  .option norvc
+  sd a4, 136(gp) /* sig 258 */
+.L18:
+  /* 164: cMem */
+  addi a5, sp, 144
+  .option rvc
+  c.fld f10, 72(a5)
+  .option norvc
+  fsd f10, 144(gp) /* sig 259 */
+  sub a5, a5, sp
+  /* 165: aluI */
+  slti s4, zero, -328
+  sd s4, 152(gp) /* sig 260 */
+  /* 166: fcsr */
+  li t3, 0x76a8ba4aec339c00
+  csrrw s5, fflags, t3
+  sd s5, 160(gp) /* sig 261 */
+  fsrmi s1, 1
+  /* 167: cMem */
+  .option rvc
+  c.lwsp s10, 40(sp)
+  .option norvc
+  sd s10, 168(gp) /* sig 262 */
+  /* 168: liSeed */
+  li a1, 0x10000000001
+  sd a1, 176(gp) /* sig 263 */
+  /* 169: fp */
+  feq.d s0, f16, f16
+  sd s0, 184(gp) /* sig 264 */
+  frcsr a2
+  sd a2, 192(gp) /* sig 265 */
+  /* 170: aluR */
+  li a1, 0xffffffffde1e85bd
+  divuw a7, s4, a1
+  sd a7, 200(gp) /* sig 266 */
+  /* 171: rand */
+  .4byte 0xa3606d13 /* random */
+  sd s10, 208(gp) /* sig 267 */
+  .4byte 0x4076539b /* random */
+  sd t2, 216(gp) /* sig 268 */
+  /* 172: amo */
+  li s10, 0x48500000000
+  addi s2, sp, 184
+  amoswap.d.aq a2, s10, (s2)
+  sub s2, s2, sp
+  sd a2, 224(gp) /* sig 269 */
+  /* 173: far */
+  blt a6, s8, .L19
+.L20:
+  /* 174: loop */
+  li s10, 0x4
+.L21:
+  .option rvc
+  c.srli a0, 32
+  .option norvc
+  sd a0, 240(gp) /* sig 271 */
+  .option rvc
+  c.lui t0, 0xffffb
+  .option norvc
+  sd t0, 248(gp) /* sig 272 */
+  addi s10, s10, -1
+  bne s10, zero, .L21
+  sd s10, 256(gp) /* sig 273 */
+  /* 175: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f16, tp
+  fclass.d t3, f16
+  sd t3, 264(gp) /* sig 274 */
+  frcsr a5
+  sd a5, 272(gp) /* sig 275 */
+  /* 176: fp */
+  li tp, 0xbd89fa86b4efd01c
+  fmv.d.x f27, tp
+  fmsub.d f3, f27, f20, f7
+  fsd f3, 280(gp) /* sig 276 */
+  fsflags s9, zero
+  sd s9, 288(gp) /* sig 277 */
+  /* 177: rand */
+  .2byte 0x5c05 /* random */
+  sd s8, 296(gp) /* sig 278 */
+  .4byte 0xd28822d3 /* random */
+  sd t0, 304(gp) /* sig 279 */
+  fsd f5, 312(gp) /* sig 280 */
+  fsflags a2, zero
+  sd a2, 320(gp) /* sig 281 */
+  /* 178: branch */
+  bltu a5, a5, .L22
+  addi s5, t4, -2048
+  sd s5, 328(gp) /* sig 282 */
+.L22:
+  /* 179: cAlu */
+  .option rvc
+  c.addiw a4, -27
+  .option norvc
+  sd a4, 336(gp) /* sig 283 */
+  /* 180: liSeed */
+  li a7, 0x3fffffffffffffff
+  sd a7, 344(gp) /* sig 284 */
+  /* 181: jalr */
+  auipc a7, 0
+  jalr t3, 8(a7)
+  auipc tp, 0
+  sub t3, t3, tp
+  sub a7, a7, tp
+  sd t3, 352(gp) /* sig 285 */
+  sd a7, 360(gp) /* sig 286 */
+  /* 182: cMem */
+  addi s1, sp, 16
+  .option rvc
+  c.sd a5, 64(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 183: cJump */
+  auipc t4, 0
+  addi t4, t4, 10
+  .option rvc
+  c.jalr t4
+  .option norvc
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t4, t4, tp
+  sd ra, 368(gp) /* sig 287 */
+  sd t4, 376(gp) /* sig 288 */
+  /* 184: rand */
+  .4byte 0x33b5493 /* random */
+  sd s1, 384(gp) /* sig 289 */
+  .4byte 0xe23da2d3 /* random */
+  sd t0, 392(gp) /* sig 290 */
+  fsd f5, 400(gp) /* sig 291 */
+  fsflags t1, zero
+  sd t1, 408(gp) /* sig 292 */
+  /* 185: cAlu */
+  .option rvc
+  c.add t1, a4
+  .option norvc
+  sd t1, 416(gp) /* sig 293 */
+  /* 186: liSeed */
+  li t2, 0x7fffffffffffffff
+  sd t2, 424(gp) /* sig 294 */
+  /* 187: rand */
+  .4byte 0x40efde9b /* random */
+  sd t4, 432(gp) /* sig 295 */
+  /* 188: aluI */
+  addi zero, a4, 1413
+  sd zero, 440(gp) /* sig 296 */
+  /* 189: amo */
+  addi s9, sp, 52
+  amomax.w a0, ra, (s9)
+  sub s9, s9, sp
+  sd a0, 448(gp) /* sig 297 */
+  /* 190: fp */
+  li tp, 0xffffffffbf90b66c
+  fmv.d.x f16, tp
+  li tp, 0xffffffff3baf0e60
+  fmv.d.x f2, tp
+  li tp, 0xffffffff3bc5e9a9
+  fmv.d.x f29, tp
+  fmadd.s f9, f16, f2, f29, rmm
+  fsd f9, 456(gp) /* sig 298 */
+  fsflags t1, zero
+  sd t1, 464(gp) /* sig 299 */
+  /* 191: lrsc */
+  addi a4, sp, 208
+  sc.w t3, a7, (a4)
+  sd t3, 472(gp) /* sig 300 */
+  sub a4, a4, sp
+  lw a2, 208(sp)
+  sd a2, 480(gp) /* sig 301 */
+  /* 192: liSeed */
+  li s5, 0x8dd0000
+  sd s5, 488(gp) /* sig 302 */
+  /* 193: mem */
+  addi s6, sp, 434
+  sb t0, -340(s6)
+  sub s6, s6, sp
+  /* 194: rand */
+  .2byte 0x64d1 /* random */
+  sd s1, 496(gp) /* sig 303 */
+  .4byte 0x1f8b61b /* random */
+  sd a2, 504(gp) /* sig 304 */
+  /* 195: cSp */
+  .option rvc
+  c.addi4spn a1, sp, 408
+  .option norvc
+  sub a1, a1, sp
+  sd a1, 512(gp) /* sig 305 */
+  /* 196: fp */
+  li tp, 0xffffffffbfa77de5
+  fmv.d.x f9, tp
+  li tp, 0xffffffff7f43a3b5
+  fmv.d.x f26, tp
+  fmul.s f8, f9, f26, rdn
+  fsd f8, 520(gp) /* sig 306 */
+  frflags a6
+  sd a6, 528(gp) /* sig 307 */
+  /* 197: mem */
+  addi s1, sp, 255
+  sd zero, -143(s1)
+  sub s1, s1, sp
+  ld s9, 112(sp)
+  sd s9, 536(gp) /* sig 308 */
+  /* 198: aluR */
+  sll a6, t3, a6
+  sd a6, 544(gp) /* sig 309 */
+  /* 199: cSp */
+  .option rvc
+  c.addi16sp sp, -272
+  .option norvc
+  ld s4, 336(sp)
+  sd s4, 552(gp) /* sig 310 */
+  .option rvc
+  c.addi16sp sp, 272
+  .option norvc
+  j .L23
+.L19:
+  slti a7, t1, -1870
+  sd a7, 232(gp) /* sig 270 */
+  beq zero, zero, .L20
+.L23:
+  /* 200: cMem */
+  addi s1, sp, 56
+  .option rvc
+  c.lw a2, 0(s1)
+  .option norvc
+  sd a2, 560(gp) /* sig 311 */
+  sub s1, s1, sp
+  /* 201: fp */
+  li tp, 0x1a56e1fc2f8f359
+  fmv.d.x f23, tp
+  feq.d a7, f23, f20
+  sd a7, 568(gp) /* sig 312 */
+  csrrci t2, fflags, 0x1f
+  sd t2, 576(gp) /* sig 313 */
+  /* 202: aluR */
+  mulw s10, ra, s7
+  sd s10, 584(gp) /* sig 314 */
+  /* 203: aluR */
+  xor a7, a1, zero
+  sd a7, 592(gp) /* sig 315 */
+  /* 204: aluI */
+  li a6, 0xffffffff88eeedd9
+  addiw t3, a6, -621
+  sd t3, 600(gp) /* sig 316 */
+  /* 205: rand */
+  .2byte 0xc /* random */
+  /* 206: lrsc */
+  addi a0, sp, 144
+  lr.w a1, (a0)
+  add s11, s8, t2
+  xori t4, s10, 1422
+  sc.w.rl a5, s8, (a0)
+  sd a1, 608(gp) /* sig 317 */
+  sd a5, 616(gp) /* sig 318 */
+  sub a0, a0, sp
+  lw s7, 144(sp)
+  sd s7, 624(gp) /* sig 319 */
+  /* 207: mem */
+  li a0, 0x3f
+  sw a0, 120(sp)
+  ld s7, 120(sp)
+  sd s7, 632(gp) /* sig 320 */
+  /* 208: amo */
+  li s3, 0x5cc0
+  addi t4, sp, 76
+  amominu.w.aqrl t3, s3, (t4)
+  sub t4, t4, sp
+  sd t3, 640(gp) /* sig 321 */
+  /* 209: branch */
+  blt a5, a5, .L24
+  divw s0, s10, t0
+  sd s0, 648(gp) /* sig 322 */
+  slti a5, a3, 1240
+  sd a5, 656(gp) /* sig 323 */
+  .option rvc
+  c.mv t5, a0
+  .option norvc
+  sd t5, 664(gp) /* sig 324 */
+.L24:
+  /* 210: aluI */
+  andi a7, s5, 1609
+  sd a7, 672(gp) /* sig 325 */
+  /* 211: fp */
+  li tp, 0xfff8000000000000
+  fmv.d.x f3, tp
+  fsub.d f12, f3, f21, rmm
+  fsd f12, 680(gp) /* sig 326 */
+  frflags s11
+  sd s11, 688(gp) /* sig 327 */
+  /* 212: fp */
+  li tp, 0xffffffffbf896fa7
+  fmv.d.x f25, tp
+  li tp, 0xffffffff444ee7bf
+  fmv.d.x f1, tp
+  li tp, 0xffffffff445e2885
+  fmv.d.x f0, tp
+  fnmadd.s f18, f25, f1, f0, rne
+  fsd f18, 696(gp) /* sig 328 */
+  frflags t5
+  sd t5, 704(gp) /* sig 329 */
+  /* 213: aluR */
+  srl s4, t2, s5
+  sd s4, 712(gp) /* sig 330 */
+  /* 214: liSeed */
+  li t2, 0x3430acd65db5c07c
+  sd t2, 720(gp) /* sig 331 */
+  /* 215: liSeed */
+  li a3, 0x7f138af778154524
+  sd a3, 728(gp) /* sig 332 */
+  /* 216: fmem */
+  addi a6, sp, 421
+  fsw f0, -421(a6)
+  sub a6, a6, sp
+  /* 217: cJump */
+  auipc t3, 0
+  addi t3, t3, 18
+  .option rvc
+  c.jalr t3
+  .option norvc
+  slti s0, a1, -1750
+  sd s0, 736(gp) /* sig 333 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub t3, t3, tp
+  sd ra, 744(gp) /* sig 334 */
+  sd t3, 752(gp) /* sig 335 */
+  /* 218: cAlu */
+  .option rvc
+  c.srli a2, 25
+  .option norvc
+  sd a2, 760(gp) /* sig 336 */
+  /* 219: fmem */
+  fsw f6, 98(sp)
+  /* 220: fcsr */
+  csrrci t6, frm, 19
+  sd t6, 768(gp) /* sig 337 */
+  /* 221: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 40
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 776(gp) /* sig 338 */
+  /* 222: loop */
+  li s2, 0x1
+.L25:
+  slti s5, ra, -1939
+  sd s5, 784(gp) /* sig 339 */
+  srai a2, s8, 54
+  sd a2, 792(gp) /* sig 340 */
+  addi s2, s2, -1
+  blt zero, s2, .L25
+  sd s2, 800(gp) /* sig 341 */
+  /* 223: aluR */
+  li s1, 0xffffffffffffffca
+  li a1, 0x2000000001
+  sltu s1, s1, a1
+  sd s1, 808(gp) /* sig 342 */
+  /* 224: rand */
+  .4byte 0x148d4bcb /* random */
+  sd s7, 816(gp) /* sig 343 */
+  fsd f23, 824(gp) /* sig 344 */
+  li a1, 0x1f
+  csrrc s11, fcsr, a1
+  sd s11, 832(gp) /* sig 345 */
+  /* 225: cAlu */
+  .option rvc
+  c.add a0, s9
+  .option norvc
+  sd a0, 840(gp) /* sig 346 */
+  /* 226: fcsr */
+  csrrci s9, fflags, 15
+  sd s9, 848(gp) /* sig 347 */
+  /* 227: fp */
+  fcvt.w.d s2, f31, rdn
+  sd s2, 856(gp) /* sig 348 */
+  frflags s3
+  sd s3, 864(gp) /* sig 349 */
+  /* 228: cAlu */
+  .option rvc
+  c.subw a5, s1
+  .option norvc
+  sd a5, 872(gp) /* sig 350 */
+  /* 229: jal */
+  jal s10, .L26
+.L26:
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 880(gp) /* sig 351 */
+  /* 230: lrsc */
+  addi s10, sp, 208
+  lr.w t6, (s10)
+  srli s11, s7, 30
+  srai s2, t5, 30
+  sc.w.aqrl s3, ra, (s10)
+  sd t6, 888(gp) /* sig 352 */
+  sd s3, 896(gp) /* sig 353 */
+  sub s10, s10, sp
+  lw s8, 208(sp)
+  sd s8, 904(gp) /* sig 354 */
+  /* 231: fmem */
+  addi t2, sp, 236
+  fld f0, 12(t2)
+  fsd f0, 912(gp) /* sig 355 */
+  sub t2, t2, sp
+  /* 232: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 220
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 920(gp) /* sig 356 */
+  /* 233: fp */
+  fcvt.w.d s9, f29
+  sd s9, 928(gp) /* sig 357 */
+  frflags a5
+  sd a5, 936(gp) /* sig 358 */
+  /* 234: loop */
+  li s9, 0x1
+.L27:
+  .option rvc
+  c.mv a0, t1
+  .option norvc
+  sd a0, 944(gp) /* sig 359 */
+  sra s2, s3, a2
+  sd s2, 952(gp) /* sig 360 */
+  addi s9, s9, -1
+  blt zero, s9, .L27
+  sd s9, 960(gp) /* sig 361 */
+  /* 235: liSeed */
+  li s10, 0x54
+  sd s10, 968(gp) /* sig 362 */
+  /* 236: branch */
+  blt t0, t0, .L28
+  ori s9, s5, -1
+  sd s9, 976(gp) /* sig 363 */
+.L28:
+  /* 237: fcsr */
+  li t1, 0xfa
+  csrrc s3, fcsr, t1
+  sd s3, 984(gp) /* sig 364 */
+  /* 238: aluI */
+  srliw s8, s2, 16
+  sd s8, 992(gp) /* sig 365 */
+  /* 239: cAlu */
+  .option rvc
+  c.addw a5, a2
+  .option norvc
+  sd a5, 1000(gp) /* sig 366 */
+  /* 240: cAlu */
+  .option rvc
+  c.add a4, t6
+  .option norvc
+  sd a4, 1008(gp) /* sig 367 */
+  /* 241: mem */
+  lhu a3, 232(sp)
+  sd a3, 1016(gp) /* sig 368 */
+  /* 242: aluI */
+  xori t4, a5, 512
+  sd t4, 1024(gp) /* sig 369 */
+  /* 243: cMem */
+  .option rvc
+  c.ldsp t6, 104(sp)
+  .option norvc
+  sd t6, 1032(gp) /* sig 370 */
+  /* 244: liSeed */
+  li s6, 0x5555555555555555
+  sd s6, 1040(gp) /* sig 371 */
+  /* 245: aluI */
+  sltiu s7, s8, 1703
+  sd s7, 1048(gp) /* sig 372 */
+  /* 246: fcsr */
+  csrrci t4, fcsr, 19
+  sd t4, 1056(gp) /* sig 373 */
+  /* 247: branch */
+  bgeu s11, a4, .L29
+  .option rvc
+  c.li a6, -29
+  .option norvc
+  sd a6, 1064(gp) /* sig 374 */
+  srli t1, a4, 0
+  sd t1, 1072(gp) /* sig 375 */
+.L29:
+  /* 248: cAlu */
+  .option rvc
+  c.mv t1, s6
+  .option norvc
+  sd t1, 1080(gp) /* sig 376 */
+  /* 249: rand */
+  .2byte 0x401 /* random */
+  sd s0, 1088(gp) /* sig 377 */
+  /* 250: cMem */
+  addi a1, sp, 8
+  .option rvc
+  c.fld f14, 0(a1)
+  .option norvc
+  fsd f14, 1096(gp) /* sig 378 */
+  sub a1, a1, sp
+  /* 251: aluR */
+  li a3, 0xffffffffffffffff
+  sltu s5, a3, s9
+  sd s5, 1104(gp) /* sig 379 */
+  /* 252: cSp */
+  .option rvc
+  c.addi4spn a0, sp, 688
+  .option norvc
+  sub a0, a0, sp
+  sd a0, 1112(gp) /* sig 380 */
+  /* 253: fmem */
+  fld f22, 208(sp)
+  fsd f22, 1120(gp) /* sig 381 */
+  /* 254: smc */
+  /* patches in slti t6, t6, -1266 (then imm + 1, ...) */
+  li s9, 0xb0efaf93
+  li s8, 0x3
+.L30:
+  auipc s6, 0
+  sw s9, 12(s6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s9, s9, tp
+  addi s8, s8, -1
+  bne s8, zero, .L30
+  auipc tp, 0
+  sub s6, s6, tp
+  sd t6, 1128(gp) /* sig 382 */
+  sd s6, 1136(gp) /* sig 383 */
+  /* 255: cAlu */
+  .option rvc
+  c.slli s9, 29
+  .option norvc
+  sd s9, 1144(gp) /* sig 384 */
+  /* 256: aluI */
+  srli t0, t0, 14
+  sd t0, 1152(gp) /* sig 385 */
+  /* 257: cJump */
+  auipc s8, 0
+  addi s8, s8, 10
+  .option rvc
+  c.jr s8
+  .option norvc
+  auipc tp, 0
+  sub s8, s8, tp
+  sd s8, 1160(gp) /* sig 386 */
+  /* 258: loop */
+  li ra, 0x2
+.L31:
+  remu a6, s5, a5
+  sd a6, 1168(gp) /* sig 387 */
+  addi ra, ra, -1
+  bltu zero, ra, .L31
+  sd ra, 1176(gp) /* sig 388 */
+  /* 259: lrsc */
+  addi ra, sp, 140
+  lr.w.aq s8, (ra)
+  slti s10, t4, 2047
+  sub s6, s2, s1
+  sc.w s0, s5, (ra)
+  sd s8, 1184(gp) /* sig 389 */
+  sd s0, 1192(gp) /* sig 390 */
+  sc.w s0, zero, (ra)
+  sd s0, 1200(gp) /* sig 391 */
+  sub ra, ra, sp
+  lw s7, 140(sp)
+  sd s7, 1208(gp) /* sig 392 */
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x4008000000000000
-  .dword 0x230172290684ad5
-  .dword 0xffffffffbdbbda82
-  .dword 0x18fa747425269486
-  .dword 0xffffffffffffffcd
-  .dword 0xffffffff7f800000
-  .dword 0xffffffff36d23347
-  .dword 0x20c8dbb9c7b58c35
-  .dword 0xe54af9f45ec79bbd
-  .dword 0xffffffff4e106f3f
-  .dword 0xaa5e8bdde7a9a8c
-  .dword 0x322511ec05733120
-  .dword 0xfff0000000000000
-  .dword 0xffffffffbcffa0fe
-  .dword 0x6c691172
-  .dword 0xaf9b56e07c48c9b2
-  .dword 0x80000000001
-  .dword 0x1f
-  .dword 0x462fee467ed2e322
-  .dword 0xffffffffff800001
-  .dword 0xffffffff7fffffff
-  .dword 0xffffffff7927b42b
-  .dword 0xffffffff47149808
-  .dword 0x67d3430908251540
-  .dword 0x3e826b38d78b9817
-  .dword 0x6988db94a59e80ba
-  .dword 0xd88892d7f0122af9
-  .dword 0xffffffff7bc9a3e0
-  .dword 0xffffffff007fffff
+  .dword 0x47efffffe0000000
+  .dword 0xffffffff3fc00000
+  .dword 0x8196810a4b39ad63
+  .dword 0xffffffffe07e3db6
+  .dword 0xffffffffc0900000
+  .dword 0xffffffffa36a2358
+  .dword 0x2
+  .dword 0x6354dd3f2d8f7903
+  .dword 0xffffffffbf000000
+  .dword 0x7ff0000000000001
+  .dword 0x74a87474
   .dword 0xfffffffffffff
-  .dword 0xfbc32025f3f7e3dc
-  .dword 0x2f6506ab6b7a12d5
+  .dword 0xf45a75f997a6f791
+  .dword 0xfffffffffffffff3
+  .dword 0x123456789abcdef
+  .dword 0x8000000000000
+  .dword 0xffffffff7fffffff
+  .dword 0x40735dca014416ef
+  .dword 0xffffffffb9e22a35
+  .dword 0xffffffff7fc00000
+  .dword 0x4e785b4ff8f883
+  .dword 0x7ff800000000dead
+  .dword 0x20040
+  .dword 0x26d2d4bc
+  .dword 0x47effffff0000000
+  .dword 0xe1ec558a6ed0cc1b
+  .dword 0xcb1d692a53729c60
+  .dword 0xf0f3057ac30448e6
+  .dword 0x80
+  .dword 0xffffffff00000000
+  .dword 0x4fd8bf57238bdc47
+  .dword 0xbeb4e027d26ed213
 difftest_sig:
-  .rept 371
+  .rept 393
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection

@@ -4,7 +4,7 @@
  * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).
  */
   /* initial registers */
-  li ra, 0x400000000001
+  li ra, 0x3a
   li t0, 0x100000000000
   li t1, 0xf820000
   li t2, 0x1f
@@ -105,1587 +105,1784 @@
   sd t2, 0(gp) /* sig 0 */
 .L0:
   /* 1: fp */
-  li tp, 0xffffffffc0400000
-  fmv.d.x f18, tp
-  fmax.s f31, f18, f18
+  li tp, 0xffffffff3f800000
+  fmv.d.x f27, tp
+  li tp, 0xfffffffff99488a5
+  fmv.d.x f25, tp
+  fmax.s f31, f27, f25
   fsd f31, 8(gp) /* sig 1 */
-  csrrci a4, fflags, 0x1f
-  sd a4, 16(gp) /* sig 2 */
-  /* 2: loop */
-  li a7, 0x4
-.L1:
-  mulw s11, s8, t6
-  sd s11, 24(gp) /* sig 3 */
-  srli ra, t1, 50
-  sd ra, 32(gp) /* sig 4 */
-  slti a6, s4, -612
-  sd a6, 40(gp) /* sig 5 */
-  addi a7, a7, -1
-  blt zero, a7, .L1
-  sd a7, 48(gp) /* sig 6 */
-  /* 3: loop */
-  li ra, 0x4
-.L2:
-  .option rvc
-  c.lui s6, 0xffff0
-  .option norvc
-  sd s6, 56(gp) /* sig 7 */
-  remw s2, a7, a7
-  sd s2, 64(gp) /* sig 8 */
-  addi ra, ra, -1
-  bne ra, zero, .L2
-  sd ra, 72(gp) /* sig 9 */
+  frcsr s9
+  sd s9, 16(gp) /* sig 2 */
+  /* 2: mem */
+  sw t1, 131(sp)
+  /* 3: rand */
+  .4byte 0x918917b3 /* random */
+  sd a5, 24(gp) /* sig 3 */
+  .4byte 0x134ca33 /* random */
+  sd s4, 32(gp) /* sig 4 */
+  .4byte 0x2a362453 /* random */
+  sd s0, 40(gp) /* sig 5 */
+  fsd f8, 48(gp) /* sig 6 */
+  fsflags t0, zero
+  sd t0, 56(gp) /* sig 7 */
   /* 4: fp */
-  fmin.d f13, f10, f2
-  fsd f13, 80(gp) /* sig 10 */
-  fsflags t4, zero
-  sd t4, 88(gp) /* sig 11 */
-  /* 5: loop */
-  li s4, 0x3
-.L3:
-  srl t2, t6, t2
-  sd t2, 96(gp) /* sig 12 */
-  .option rvc
-  c.slli s2, 61
-  .option norvc
-  sd s2, 104(gp) /* sig 13 */
-  srl s0, t2, a4
-  sd s0, 112(gp) /* sig 14 */
-  addi s4, s4, -1
-  blt zero, s4, .L3
-  sd s4, 120(gp) /* sig 15 */
-  /* 6: aluI */
-  slliw s11, t1, 27
-  sd s11, 128(gp) /* sig 16 */
-  /* 7: branch */
-  li ra, 0x4bc782f6
-  li s8, 0x4bc782f6
-  bne ra, s8, .L4
-  subw a6, t3, a3
-  sd a6, 136(gp) /* sig 17 */
-.L4:
-  /* 8: fp */
-  li s9, 0xfffffffffffff800
-  fcvt.d.l f12, s9, rdn
-  fsd f12, 144(gp) /* sig 18 */
-  li a5, 0x1f
-  csrrc a2, fcsr, a5
-  sd a2, 152(gp) /* sig 19 */
-  /* 9: fp */
-  li tp, 0xffffffff081391b0
-  fmv.d.x f21, tp
-  li tp, 0xffffffff876638e6
-  fmv.d.x f14, tp
-  fmin.s f16, f21, f14
-  fsd f16, 160(gp) /* sig 20 */
-  li s0, 0x1f
-  csrrc t2, fcsr, s0
-  sd t2, 168(gp) /* sig 21 */
-  /* 10: fmem */
-  fsd f7, 62(sp)
-  /* 11: cJump */
-  auipc a5, 0
-  addi a5, a5, 18
-  .option rvc
-  c.jr a5
-  .option norvc
-  xori t0, s2, -25
-  sd t0, 176(gp) /* sig 22 */
-  auipc tp, 0
-  sub a5, a5, tp
-  sd a5, 184(gp) /* sig 23 */
-  /* 12: lrsc */
-  addi s6, sp, 216
-  lr.d.aqrl a2, (s6)
-  sub t2, s2, a6
-  sc.d.aq zero, s2, (s6)
-  sd a2, 192(gp) /* sig 24 */
-  sd zero, 200(gp) /* sig 25 */
-  sub s6, s6, sp
-  ld t2, 216(sp)
-  sd t2, 208(gp) /* sig 26 */
-  /* 13: fp */
-  li tp, 0xffffffffc7b7e15c
-  fmv.d.x f26, tp
-  li tp, 0xffffffff4186c323
-  fmv.d.x f12, tp
-  fdiv.s f22, f26, f12, rmm
-  fsd f22, 216(gp) /* sig 27 */
-  fsflags t3, zero
-  sd t3, 224(gp) /* sig 28 */
-  /* 14: aluR */
-  addw a2, a3, s7
-  sd a2, 232(gp) /* sig 29 */
-  /* 15: aluI */
-  li s2, 0xffffffff
-  slti s3, s2, 1
-  sd s3, 240(gp) /* sig 30 */
-  /* 16: fp */
-  li tp, 0xffffffffc0400000
-  fmv.d.x f14, tp
-  fmul.s f16, f14, f16
-  fsd f16, 248(gp) /* sig 31 */
-  frcsr a4
-  sd a4, 256(gp) /* sig 32 */
-  /* 17: aluR */
-  li t3, 0x401
-  mulhsu a4, t3, a2
-  sd a4, 264(gp) /* sig 33 */
-  /* 18: cBranch */
-  .option rvc
-  c.beqz a4, .L5
-  .option norvc
-  .option rvc
-  c.srai a4, 49
-  .option norvc
-  sd a4, 272(gp) /* sig 34 */
-  slliw t1, zero, 0
-  sd t1, 280(gp) /* sig 35 */
-  .option rvc
-  c.add t6, a5
-  .option norvc
-  sd t6, 288(gp) /* sig 36 */
-.L5:
-  /* 19: amo */
-  addi t2, sp, 240
-  amoor.d.aq s2, t0, (t2)
-  sub t2, t2, sp
-  sd s2, 296(gp) /* sig 37 */
-  ld a0, 240(sp)
-  sd a0, 304(gp) /* sig 38 */
-  /* 20: amo */
-  addi t4, sp, 8
-  amomin.d s0, s6, (t4)
-  sub t4, t4, sp
-  sd s0, 312(gp) /* sig 39 */
-  /* 21: aluR */
-  li a6, 0xaaaaaaaaaaaaaaaa
-  li a2, 0x283040101615bbfd
-  subw zero, a6, a2
-  sd zero, 320(gp) /* sig 40 */
-  /* 22: fp */
-  li tp, 0xbcc5b0b82333b366
-  fmv.d.x f16, tp
-  fsqrt.d f14, f16, dyn
-  fsd f14, 328(gp) /* sig 41 */
-  fsflags s0, zero
-  sd s0, 336(gp) /* sig 42 */
-  /* 23: fp */
-  li tp, 0xffffffffcbb0d64a
-  fmv.d.x f28, tp
-  fle.s t5, f28, f28
-  sd t5, 344(gp) /* sig 43 */
-  csrrci s6, fflags, 0x1f
-  sd s6, 352(gp) /* sig 44 */
-  /* 24: branch */
-  bge a6, t2, .L6
-  sra s8, a0, s1
-  sd s8, 360(gp) /* sig 45 */
-.L6:
-  /* 25: aluR */
-  and s11, t1, s0
-  sd s11, 368(gp) /* sig 46 */
-  /* 26: aluR */
-  li t1, 0xfffffffffe5937c5
-  srl s1, t4, t1
-  sd s1, 376(gp) /* sig 47 */
-  /* 27: branch */
-  bltu zero, zero, .L7
-  sraiw s6, a0, 16
-  sd s6, 384(gp) /* sig 48 */
-.L7:
-  /* 28: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 644
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 392(gp) /* sig 49 */
-  /* 29: cMem */
-  addi a2, sp, 146
-  .option rvc
-  c.fld f12, 40(a2)
-  .option norvc
-  fsd f12, 400(gp) /* sig 50 */
-  sub a2, a2, sp
-  /* 30: fence */
-  fence iorw, iorw
-  /* 31: fp */
-  li tp, 0xffffffffffffe
-  fmv.d.x f14, tp
-  fsqrt.d f22, f14, rtz
-  fsd f22, 408(gp) /* sig 51 */
-  li t3, 0x1f
-  csrrc t4, fcsr, t3
-  sd t4, 416(gp) /* sig 52 */
-  /* 32: cAlu */
-  .option rvc
-  c.slli t4, 22
-  .option norvc
-  sd t4, 424(gp) /* sig 53 */
-  /* 33: luiAuipc */
-  lui s10, 0x1
-  sd s10, 432(gp) /* sig 54 */
-  /* 34: fp */
-  li tp, 0xffffffff4f000000
-  fmv.d.x f12, tp
-  fcvt.wu.s s11, f12, rtz
-  sd s11, 440(gp) /* sig 55 */
-  fsflags a7, zero
-  sd a7, 448(gp) /* sig 56 */
-  /* 35: mem */
-  li t2, 0x8000000000000001
-  addi a4, sp, 39
-  sb t2, 161(a4)
-  sub a4, a4, sp
-  /* 36: mem */
-  lwu a3, 236(sp)
-  sd a3, 456(gp) /* sig 57 */
-  /* 37: branch */
-  li t2, 0xfffffffffffffffc
-  li a7, 0xaaaaaaaaaaaaaaaa
-  blt t2, a7, .L8
-  .option rvc
-  c.addiw t6, 22
-  .option norvc
-  sd t6, 464(gp) /* sig 58 */
-.L8:
-  /* 38: far */
-  blt a2, s7, .L9
-.L10:
-  /* 39: liSeed */
-  li a7, 0xffff
-  sd a7, 488(gp) /* sig 61 */
-  /* 40: aluR */
-  sll t0, t1, zero
-  sd t0, 496(gp) /* sig 62 */
-  /* 41: jalr */
-  auipc s5, 0
-  addi s5, s5, -112
-  jalr t5, 124(s5)
-  auipc tp, 0
-  sub t5, t5, tp
-  sub s5, s5, tp
-  sd t5, 504(gp) /* sig 63 */
-  sd s5, 512(gp) /* sig 64 */
-  /* 42: amo */
-  addi a4, sp, 232
-  amoand.d.rl ra, s2, (a4)
-  sub a4, a4, sp
-  sd ra, 520(gp) /* sig 65 */
-  ld s1, 232(sp)
-  sd s1, 528(gp) /* sig 66 */
-  /* 43: cAlu */
-  .option rvc
-  c.lui s8, 0xa
-  .option norvc
-  sd s8, 536(gp) /* sig 67 */
-  /* 44: aluI */
-  li t5, 0x26300000000
-  addi a1, t5, 0
-  sd a1, 544(gp) /* sig 68 */
-  /* 45: aluR */
-  li s0, 0xffffffffffffffff
-  li s6, 0xffffffff
-  divw t4, s0, s6
-  sd t4, 552(gp) /* sig 69 */
-  /* 46: fp */
-  fclass.s t0, f29
-  sd t0, 560(gp) /* sig 70 */
-  frflags s3
-  sd s3, 568(gp) /* sig 71 */
-  /* 47: aluI */
-  li a7, 0xffffffffdfc4e644
-  xori s5, a7, 2047
-  sd s5, 576(gp) /* sig 72 */
-  /* 48: fp */
-  li tp, 0xffffffffc0900000
+  li tp, 0x7ff0000000000001
+  fmv.d.x f13, tp
+  li tp, 0x7fefffffffffffff
   fmv.d.x f10, tp
-  fclass.s s8, f10
-  sd s8, 584(gp) /* sig 73 */
-  fsflags s0, zero
-  sd s0, 592(gp) /* sig 74 */
-  /* 49: lrsc */
-  addi t5, sp, 116
-  lr.w.rl a3, (t5)
-  addi t6, s10, 2047
-  sc.w t4, a2, (t5)
-  sd a3, 600(gp) /* sig 75 */
-  sd t4, 608(gp) /* sig 76 */
-  sub t5, t5, sp
-  lw a7, 116(sp)
-  sd a7, 616(gp) /* sig 77 */
-  /* 50: aluI */
-  slti s1, t2, 1803
-  sd s1, 624(gp) /* sig 78 */
-  /* 51: mem */
-  ld a7, 200(sp)
-  sd a7, 632(gp) /* sig 79 */
-  /* 52: cMem */
-  .option rvc
-  c.lwsp t2, 72(sp)
-  .option norvc
-  sd t2, 640(gp) /* sig 80 */
-  /* 53: aluR */
-  li t0, 0xfffffffffffffffe
-  sllw a3, t0, zero
-  sd a3, 648(gp) /* sig 81 */
-  /* 54: cBranch */
-  .option rvc
-  c.bnez a0, .L11
-  .option norvc
-  divu s9, t4, s2
-  sd s9, 656(gp) /* sig 82 */
-  sltu t2, s3, a3
-  sd t2, 664(gp) /* sig 83 */
-  div a3, t3, a2
-  sd a3, 672(gp) /* sig 84 */
-.L11:
-  /* 55: fp */
-  li tp, 0xffffffff1f455403
-  fmv.d.x f24, tp
-  fsgnjn.s f7, f24, f10
-  fsd f7, 680(gp) /* sig 85 */
-  li ra, 0x1f
-  csrrc ra, fcsr, ra
-  sd ra, 688(gp) /* sig 86 */
-  /* 56: fp */
-  fcvt.s.lu f6, ra, rup
-  fsd f6, 696(gp) /* sig 87 */
-  fsflags t5, zero
-  sd t5, 704(gp) /* sig 88 */
-  /* 57: amo */
-  addi s9, sp, 68
-  amomax.w s6, s7, (s9)
-  sub s9, s9, sp
-  sd s6, 712(gp) /* sig 89 */
-  /* 58: fp */
-  fdiv.d f14, f18, f0, rtz
-  fsd f14, 720(gp) /* sig 90 */
-  fsflags s1, zero
-  sd s1, 728(gp) /* sig 91 */
-  /* 59: lrsc */
-  addi a0, sp, 160
-  sc.d.rl t2, s8, (a0)
-  sd t2, 736(gp) /* sig 92 */
-  sub a0, a0, sp
-  ld a4, 160(sp)
-  sd a4, 744(gp) /* sig 93 */
-  /* 60: aluI */
-  li s4, 0xfffffffffffffffe
-  srai s3, s4, 63
-  sd s3, 752(gp) /* sig 94 */
-  /* 61: amo */
-  li s6, 0x20
-  addi t1, sp, 72
-  amoor.d s9, s6, (t1)
-  sub t1, t1, sp
-  sd s9, 760(gp) /* sig 95 */
-  /* 62: mem */
-  lw a4, 3(sp)
-  sd a4, 768(gp) /* sig 96 */
-  /* 63: jalr */
-  auipc a0, 0
-  jalr t2, 25(a0)
-  sraw s0, t2, a3
-  sd s0, 776(gp) /* sig 97 */
-  sraiw s3, s6, 17
-  sd s3, 784(gp) /* sig 98 */
+  feq.d a0, f13, f10
+  sd a0, 64(gp) /* sig 8 */
+  li s3, 0x1f
+  csrrc s10, fcsr, s3
+  sd s10, 72(gp) /* sig 9 */
+  /* 5: jalr */
+  auipc s4, 0
+  jalr a1, 8(s4)
   auipc tp, 0
-  sub t2, t2, tp
-  sub a0, a0, tp
-  sd t2, 792(gp) /* sig 99 */
-  sd a0, 800(gp) /* sig 100 */
-  /* 64: branch */
-  li t1, 0x6099ddc7
-  li s10, 0x6099ddc7
-  beq t1, s10, .L12
-  .option rvc
-  c.and a2, a0
-  .option norvc
-  sd a2, 808(gp) /* sig 101 */
-.L12:
-  /* 65: fp */
-  li tp, 0x41f0000000000000
-  fmv.d.x f1, tp
-  li tp, 0x40631e8486673430
-  fmv.d.x f20, tp
-  fnmadd.d f3, f1, f16, f20, rup
-  fsd f3, 816(gp) /* sig 102 */
-  fsflags a3, zero
-  sd a3, 824(gp) /* sig 103 */
-  /* 66: luiAuipc */
-  auipc t1, 0x1
-  auipc tp, 0
-  sub t1, t1, tp
-  sd t1, 832(gp) /* sig 104 */
-  /* 67: fp */
-  li tp, 0xffffffff7fc00000
-  fmv.d.x f28, tp
-  fsub.s f10, f28, f14, rdn
-  fsd f10, 840(gp) /* sig 105 */
-  frcsr a1
-  sd a1, 848(gp) /* sig 106 */
-  /* 68: fp */
-  li s7, 0xffffffffffffffff
-  fmv.d.x f14, s7
-  fsd f14, 856(gp) /* sig 107 */
-  frflags a5
-  sd a5, 864(gp) /* sig 108 */
-  /* 69: smc */
-  /* patches in slti s2, s2, -1654 (then imm + 1, ...) */
-  li t6, 0x98a92913
-  li ra, 0x2
-.L13:
-  auipc s1, 0
-  sw t6, 12(s1)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add t6, t6, tp
-  addi ra, ra, -1
-  bne ra, zero, .L13
-  auipc tp, 0
-  sub s1, s1, tp
-  sd s2, 872(gp) /* sig 109 */
-  sd s1, 880(gp) /* sig 110 */
-  /* 70: aluR */
-  li t6, 0x20
-  mul ra, t6, zero
-  sd ra, 888(gp) /* sig 111 */
-  /* 71: branch */
-  li a5, 0xfffffffffffffffe
-  li s1, 0x13
-  bge a5, s1, .L14
-  sltiu zero, t5, 2047
-  sd zero, 896(gp) /* sig 112 */
-  xori a4, s8, -476
-  sd a4, 904(gp) /* sig 113 */
-  slti a2, zero, 1
-  sd a2, 912(gp) /* sig 114 */
-.L14:
-  /* 72: mem */
-  lb t0, 9(sp)
-  sd t0, 920(gp) /* sig 115 */
-  /* 73: cAlu */
-  .option rvc
-  c.addi a6, -6
-  .option norvc
-  sd a6, 928(gp) /* sig 116 */
-  /* 74: aluR */
-  sra a4, a7, zero
-  sd a4, 936(gp) /* sig 117 */
-  /* 75: mem */
-  addi t1, sp, 340
-  sd s2, -332(t1)
-  sub t1, t1, sp
-  /* 76: fp */
-  fnmsub.d f0, f15, f19, f30, rdn
-  fsd f0, 944(gp) /* sig 118 */
-  frflags a2
-  sd a2, 952(gp) /* sig 119 */
-  /* 77: amo */
-  addi a2, sp, 116
-  amoswap.w.rl t5, a7, (a2)
-  sub a2, a2, sp
-  sd t5, 960(gp) /* sig 120 */
-  lw a1, 116(sp)
-  sd a1, 968(gp) /* sig 121 */
-  /* 78: smc */
-  /* patches in sltiu t0, t0, 227 (then imm + 1, ...) */
-  li a4, 0xe32b293
-  li t1, 0x1
-.L15:
-  auipc a5, 0
-  sw a4, 12(a5)
-  fence.i
-  nop /* patched */
-  lui tp, 0x100
-  add a4, a4, tp
-  addi t1, t1, -1
-  bne t1, zero, .L15
-  auipc tp, 0
-  sub a5, a5, tp
-  sd t0, 976(gp) /* sig 122 */
-  sd a5, 984(gp) /* sig 123 */
-  /* 79: fp */
-  li tp, 0xfffffffff3af19cd
+  sub a1, a1, tp
+  sub s4, s4, tp
+  sd a1, 80(gp) /* sig 10 */
+  sd s4, 88(gp) /* sig 11 */
+  /* 6: fp */
+  li tp, 0x3e040a45f23a82e6
   fmv.d.x f7, tp
-  li tp, 0xffffffff7f000000
-  fmv.d.x f31, tp
-  fmul.s f28, f7, f31, rup
-  fsd f28, 992(gp) /* sig 124 */
+  fsub.d f21, f16, f7, dyn
+  fsd f21, 96(gp) /* sig 12 */
   fsflags t2, zero
-  sd t2, 1000(gp) /* sig 125 */
-  /* 80: cSp */
+  sd t2, 104(gp) /* sig 13 */
+  /* 7: aluI */
+  slliw s11, s11, 1
+  sd s11, 112(gp) /* sig 14 */
+  /* 8: fp */
+  li s11, 0x2ca6576031fe5777
+  fcvt.d.l f7, s11, rdn
+  fsd f7, 120(gp) /* sig 15 */
+  fsflags t3, zero
+  sd t3, 128(gp) /* sig 16 */
+  /* 9: cJump */
+  auipc a6, 0
+  addi a6, a6, 24
   .option rvc
-  c.addi16sp sp, 256
+  c.jr a6
   .option norvc
-  ld a3, -192(sp)
-  sd a3, 1008(gp) /* sig 126 */
+  addw t2, s8, s9
+  sd t2, 136(gp) /* sig 17 */
   .option rvc
-  c.addi16sp sp, -256
+  c.mv s2, a2
   .option norvc
-  /* 81: cSp */
+  sd s2, 144(gp) /* sig 18 */
+  auipc tp, 0
+  sub a6, a6, tp
+  sd a6, 152(gp) /* sig 19 */
+  /* 10: rand */
+  .4byte 0x3fcc53 /* random */
+  sd s8, 160(gp) /* sig 20 */
+  fsd f24, 168(gp) /* sig 21 */
+  fsflags s9, zero
+  sd s9, 176(gp) /* sig 22 */
+  .4byte 0xe3139813 /* random */
+  sd a6, 184(gp) /* sig 23 */
+  /* 11: aluR */
+  li t6, 0x100000000
+  remw a7, a0, t6
+  sd a7, 192(gp) /* sig 24 */
+  /* 12: fp */
+  li tp, 0x7ff800000000dead
+  fmv.d.x f2, tp
+  flt.d t3, f2, f30
+  sd t3, 200(gp) /* sig 25 */
+  fsflags s6, zero
+  sd s6, 208(gp) /* sig 26 */
+  /* 13: rand */
+  .2byte 0x5669 /* random */
+  sd a2, 216(gp) /* sig 27 */
+  .2byte 0x91fc /* random */
+  /* 14: fcsr */
+  csrrsi s9, fflags, 4
+  sd s9, 224(gp) /* sig 28 */
+  /* 15: aluI */
+  slliw t2, s4, 31
+  sd t2, 232(gp) /* sig 29 */
+  /* 16: fp */
+  fsub.s f3, f22, f5, rmm
+  fsd f3, 240(gp) /* sig 30 */
+  csrrci s10, fflags, 0x1f
+  sd s10, 248(gp) /* sig 31 */
+  /* 17: aluR */
+  add t4, s9, s8
+  sd t4, 256(gp) /* sig 32 */
+  /* 18: fp */
+  li tp, 0x3eb20b65902a67b2
+  fmv.d.x f0, tp
+  li tp, 0x3e5d5c1ba036c11c
+  fmv.d.x f2, tp
+  flt.d s1, f0, f2
+  sd s1, 264(gp) /* sig 33 */
+  fsflags t5, zero
+  sd t5, 272(gp) /* sig 34 */
+  /* 19: amo */
+  addi s5, sp, 160
+  amomax.w a7, s2, (s5)
+  sub s5, s5, sp
+  sd a7, 280(gp) /* sig 35 */
+  lw s0, 160(sp)
+  sd s0, 288(gp) /* sig 36 */
+  /* 20: fp */
+  li tp, 0x47effffff0000000
+  fmv.d.x f11, tp
+  fcvt.d.s f9, f11
+  fsd f9, 296(gp) /* sig 37 */
+  fsflags a2, zero
+  sd a2, 304(gp) /* sig 38 */
+  /* 21: fp */
+  li tp, 0xffffffff218ea54e
+  fmv.d.x f17, tp
+  li tp, 0xffffffffdf000000
+  fmv.d.x f16, tp
+  fmax.s f31, f17, f16
+  fsd f31, 312(gp) /* sig 39 */
+  fsflags t0, zero
+  sd t0, 320(gp) /* sig 40 */
+  /* 22: fp */
+  li tp, 0xffffffff7f800000
+  fmv.d.x f19, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f7, tp
+  fdiv.s f18, f19, f7, rup
+  fsd f18, 328(gp) /* sig 41 */
+  fsflags ra, zero
+  sd ra, 336(gp) /* sig 42 */
+  /* 23: amo */
+  li a5, 0x5555555555555555
+  addi s1, sp, 4
+  amomin.w.aq t3, a5, (s1)
+  sub s1, s1, sp
+  sd t3, 344(gp) /* sig 43 */
+  lw s1, 4(sp)
+  sd s1, 352(gp) /* sig 44 */
+  /* 24: cMem */
+  addi s1, sp, 32
   .option rvc
-  c.addi4spn a5, sp, 792
+  c.ld s1, 24(s1)
   .option norvc
-  sub a5, a5, sp
-  sd a5, 1016(gp) /* sig 127 */
-  /* 82: fp */
-  li tp, 0xffffffff00000000
-  fmv.d.x f23, tp
-  fnmsub.d f12, f15, f7, f23, rup
-  fsd f12, 1024(gp) /* sig 128 */
-  fsflags s3, zero
-  sd s3, 1032(gp) /* sig 129 */
-  /* 83: mem */
-  sd t5, 24(sp)
-  ld a5, 24(sp)
-  sd a5, 1040(gp) /* sig 130 */
-  /* 84: cAlu */
-  .option rvc
-  c.add a1, a3
-  .option norvc
-  sd a1, 1048(gp) /* sig 131 */
-  /* 85: aluR */
-  addw s5, a1, s10
-  sd s5, 1056(gp) /* sig 132 */
-  /* 86: cJump */
+  sd s1, 360(gp) /* sig 45 */
+  /* 25: fp */
+  li tp, 0xffffffffcca71f7a
+  fmv.d.x f17, tp
+  flt.s t4, f17, f0
+  sd t4, 368(gp) /* sig 46 */
+  fsflags t3, zero
+  sd t3, 376(gp) /* sig 47 */
+  /* 26: amo */
+  li s10, 0x8000000000000000
+  addi t4, sp, 32
+  amoor.w.aqrl a2, s10, (t4)
+  sub t4, t4, sp
+  sd a2, 384(gp) /* sig 48 */
+  lw ra, 32(sp)
+  sd ra, 392(gp) /* sig 49 */
+  /* 27: cJump */
   auipc ra, 0
-  addi ra, ra, 16
+  addi ra, ra, 10
   .option rvc
   c.jalr ra
   .option norvc
-  .option rvc
-  c.mv s11, t2
-  .option norvc
-  sd s11, 1064(gp) /* sig 133 */
   auipc tp, 0
   sub ra, ra, tp
-  sd ra, 1072(gp) /* sig 134 */
-  /* 87: fp */
-  li tp, 0x7ff0000000000000
-  fmv.d.x f3, tp
-  li tp, 0x801db4b552565127
-  fmv.d.x f22, tp
-  fdiv.d f2, f3, f22, rmm
-  fsd f2, 1080(gp) /* sig 135 */
-  csrrci s5, fflags, 0x1f
-  sd s5, 1088(gp) /* sig 136 */
-  /* 88: cBranch */
+  sd ra, 400(gp) /* sig 50 */
+  /* 28: luiAuipc */
+  lui s11, 0xc8192
+  sd s11, 408(gp) /* sig 51 */
+  /* 29: branch */
+  beq a4, a4, .L1
+  mulhsu a5, a1, ra
+  sd a5, 416(gp) /* sig 52 */
+  sra t6, s9, s9
+  sd t6, 424(gp) /* sig 53 */
+.L1:
+  /* 30: aluI */
+  addi t2, s3, 1916
+  sd t2, 432(gp) /* sig 54 */
+  /* 31: amo */
+  addi s4, sp, 136
+  amomax.d s8, a5, (s4)
+  sub s4, s4, sp
+  sd s8, 440(gp) /* sig 55 */
+  ld s4, 136(sp)
+  sd s4, 448(gp) /* sig 56 */
+  /* 32: branch */
+  bgeu a3, t5, .L2
+  divuw a0, s1, s10
+  sd a0, 456(gp) /* sig 57 */
+  remw a4, a2, a6
+  sd a4, 464(gp) /* sig 58 */
+.L2:
+  /* 33: mem */
+  sb a2, 33(sp)
+  /* 34: amo */
+  addi t2, sp, 120
+  amoand.w.aqrl s1, t6, (t2)
+  sub t2, t2, sp
+  sd s1, 472(gp) /* sig 59 */
+  lw a5, 120(sp)
+  sd a5, 480(gp) /* sig 60 */
+  /* 35: branch */
+  li t4, 0x8000000000000001
+  bltu zero, t4, .L3
   .option rvc
-  c.beqz a5, .L16
+  c.srai a1, 45
   .option norvc
-  slti t4, t0, 2047
-  sd t4, 1096(gp) /* sig 137 */
-  and s5, ra, a4
-  sd s5, 1104(gp) /* sig 138 */
-.L16:
-  /* 89: jalr */
-  auipc s7, 0
-  addi s7, s7, 137
-  jalr t0, -117(s7)
-  sub s5, s0, s0
-  sd s5, 1112(gp) /* sig 139 */
+  sd a1, 488(gp) /* sig 61 */
+.L3:
+  /* 36: fmem */
+  addi t1, sp, 360
+  flw f28, -344(t1)
+  fsd f28, 496(gp) /* sig 62 */
+  sub t1, t1, sp
+  /* 37: rand */
+  .4byte 0x6a3d7d43 /* random */
+  sd s10, 504(gp) /* sig 63 */
+  fsd f26, 512(gp) /* sig 64 */
+  csrrci a2, fflags, 0x1f
+  sd a2, 520(gp) /* sig 65 */
+  .4byte 0xd1f39bd3 /* random */
+  sd s7, 528(gp) /* sig 66 */
+  fsd f23, 536(gp) /* sig 67 */
+  frflags a4
+  sd a4, 544(gp) /* sig 68 */
+  .2byte 0xd7aa /* random */
+  /* 38: branch */
+  li a1, 0xffff
+  li s9, 0xffff
+  bltu a1, s9, .L4
+  srlw s10, zero, a3
+  sd s10, 552(gp) /* sig 69 */
+.L4:
+  /* 39: fp */
+  li tp, 0xffffffff6d2fdc7d
+  fmv.d.x f23, tp
+  fsqrt.s f20, f23, rtz
+  fsd f20, 560(gp) /* sig 70 */
+  fsflags s1, zero
+  sd s1, 568(gp) /* sig 71 */
+  /* 40: aluR */
+  li s1, 0xffffffffffffffff
+  sraw t1, a2, s1
+  sd t1, 576(gp) /* sig 72 */
+  /* 41: cAlu */
+  .option rvc
+  c.add t4, a1
+  .option norvc
+  sd t4, 584(gp) /* sig 73 */
+  /* 42: aluR */
+  li s4, 0x80000000
+  divuw t0, s4, zero
+  sd t0, 592(gp) /* sig 74 */
+  /* 43: fp */
+  li tp, 0xffffffffc76c7ba4
+  fmv.d.x f23, tp
+  fmsub.d f11, f23, f1, f26, rne
+  fsd f11, 600(gp) /* sig 75 */
+  fsflags t5, zero
+  sd t5, 608(gp) /* sig 76 */
+  /* 44: fence */
+  fence.i
+  /* 45: aluR */
+  li a0, 0xffffffff9aeb788f
+  mulh t4, a0, a6
+  sd t4, 616(gp) /* sig 77 */
+  /* 46: cJump */
+  auipc t5, 0
+  addi t5, t5, 18
+  .option rvc
+  c.jalr t5
+  .option norvc
+  sll a3, t0, t4
+  sd a3, 624(gp) /* sig 78 */
   auipc tp, 0
-  sub t0, t0, tp
-  sub s7, s7, tp
-  sd t0, 1120(gp) /* sig 140 */
-  sd s7, 1128(gp) /* sig 141 */
-  /* 90: fp */
-  li tp, 0xffffffff00000001
-  fmv.d.x f5, tp
-  li tp, 0xffffffff7fc0dead
-  fmv.d.x f8, tp
-  fnmadd.s f12, f5, f8, f20, rup
-  fsd f12, 1136(gp) /* sig 142 */
-  fsflags a1, zero
-  sd a1, 1144(gp) /* sig 143 */
-  /* 91: amo */
-  addi a2, sp, 96
-  amoswap.w s5, a3, (a2)
+  sub ra, ra, tp
+  sub t5, t5, tp
+  sd ra, 632(gp) /* sig 79 */
+  sd t5, 640(gp) /* sig 80 */
+  /* 47: fp */
+  li tp, 0x3ffdc841489010eb
+  fmv.d.x f18, tp
+  li tp, 0x800898817043f413
+  fmv.d.x f12, tp
+  fmul.d f12, f18, f12, rdn
+  fsd f12, 648(gp) /* sig 81 */
+  fsflags a7, zero
+  sd a7, 656(gp) /* sig 82 */
+  /* 48: rand */
+  .4byte 0x433ab81b /* random */
+  sd a6, 664(gp) /* sig 83 */
+  /* 49: aluI */
+  addiw s0, t5, 666
+  sd s0, 672(gp) /* sig 84 */
+  /* 50: cMem */
+  .option rvc
+  c.ldsp ra, 112(sp)
+  .option norvc
+  sd ra, 680(gp) /* sig 85 */
+  /* 51: loop */
+  li t2, 0x1
+.L5:
+  addi a4, t0, -39
+  sd a4, 688(gp) /* sig 86 */
+  sra s8, s6, s10
+  sd s8, 696(gp) /* sig 87 */
+  addi t2, t2, -1
+  blt zero, t2, .L5
+  sd t2, 704(gp) /* sig 88 */
+  /* 52: fp */
+  li tp, 0xffffffff000194ad
+  fmv.d.x f15, tp
+  li tp, 0xffffffff7d2336c5
+  fmv.d.x f27, tp
+  fle.s s0, f15, f27
+  sd s0, 712(gp) /* sig 89 */
+  csrrci a0, fflags, 0x1f
+  sd a0, 720(gp) /* sig 90 */
+  /* 53: aluI */
+  addi ra, a3, 1561
+  sd ra, 728(gp) /* sig 91 */
+  /* 54: branch */
+  bltu a2, zero, .L6
+  .option rvc
+  c.add t0, s5
+  .option norvc
+  sd t0, 736(gp) /* sig 92 */
+.L6:
+  /* 55: aluR */
+  div s6, zero, s9
+  sd s6, 744(gp) /* sig 93 */
+  /* 56: cMem */
+  addi a2, sp, 0
+  .option rvc
+  c.fld f14, 16(a2)
+  .option norvc
+  fsd f14, 752(gp) /* sig 94 */
   sub a2, a2, sp
-  sd s5, 1152(gp) /* sig 144 */
-  /* 92: fp */
+  /* 57: aluR */
+  li a1, 0xaaaaaaaaaaaaaaaa
+  mulhsu s10, a0, a1
+  sd s10, 760(gp) /* sig 95 */
+  /* 58: fp */
+  li tp, 0xffffffff5f800000
+  fmv.d.x f28, tp
+  fmul.s f30, f28, f21
+  fsd f30, 768(gp) /* sig 96 */
+  frcsr a7
+  sd a7, 776(gp) /* sig 97 */
+  /* 59: liSeed */
+  li s6, 0xc0
+  sd s6, 784(gp) /* sig 98 */
+  /* 60: cBranch */
+  .option rvc
+  c.beqz s0, .L7
+  .option norvc
+  sra s8, s4, a4
+  sd s8, 792(gp) /* sig 99 */
+  remuw s2, ra, a0
+  sd s2, 800(gp) /* sig 100 */
+.L7:
+  /* 61: aluI */
+  slti s2, s7, -773
+  sd s2, 808(gp) /* sig 101 */
+  /* 62: far */
+  jal a2, .L8
+.L9:
+  /* 63: cAlu */
+  .option rvc
+  c.srli a2, 30
+  .option norvc
+  sd a2, 840(gp) /* sig 105 */
+  /* 64: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f4, tp
+  fcvt.lu.d a1, f4, dyn
+  sd a1, 848(gp) /* sig 106 */
+  fsflags t2, zero
+  sd t2, 856(gp) /* sig 107 */
+  /* 65: cMem */
+  addi s0, sp, 144
+  .option rvc
+  c.fld f12, 0(s0)
+  .option norvc
+  fsd f12, 864(gp) /* sig 108 */
+  sub s0, s0, sp
+  /* 66: fcsr */
+  csrrsi a3, fflags, 2
+  sd a3, 872(gp) /* sig 109 */
+  /* 67: aluI */
+  sltiu t4, t3, 1542
+  sd t4, 880(gp) /* sig 110 */
+  /* 68: mem */
+  lh a2, 112(sp)
+  sd a2, 888(gp) /* sig 111 */
+  /* 69: branch */
+  bltu s1, t3, .L10
+  .option rvc
+  c.addiw a1, -23
+  .option norvc
+  sd a1, 896(gp) /* sig 112 */
+  addi t6, a4, -1247
+  sd t6, 904(gp) /* sig 113 */
+.L10:
+  /* 70: aluI */
+  li s6, 0x281c0
+  addi s3, s6, -1
+  sd s3, 912(gp) /* sig 114 */
+  /* 71: fp */
+  li tp, 0x80226092624e9c47
+  fmv.d.x f22, tp
+  fcvt.wu.d s1, f22
+  sd s1, 920(gp) /* sig 115 */
+  fsflags ra, zero
+  sd ra, 928(gp) /* sig 116 */
+  /* 72: aluI */
+  andi s8, a5, 2047
+  sd s8, 936(gp) /* sig 117 */
+  /* 73: mem */
+  lb s1, 74(sp)
+  sd s1, 944(gp) /* sig 118 */
+  /* 74: mem */
+  lb t0, 9(sp)
+  sd t0, 952(gp) /* sig 119 */
+  /* 75: amo */
+  addi a1, sp, 4
+  amoand.w.aq a7, zero, (a1)
+  sub a1, a1, sp
+  sd a7, 960(gp) /* sig 120 */
+  lw s8, 4(sp)
+  sd s8, 968(gp) /* sig 121 */
+  /* 76: mem */
+  addi t1, sp, 340
+  sd s2, -332(t1)
+  sub t1, t1, sp
+  /* 77: fp */
+  fmsub.d f0, f28, f20, f29, rtz
+  fsd f0, 976(gp) /* sig 122 */
+  frflags s7
+  sd s7, 984(gp) /* sig 123 */
+  /* 78: smc */
+  /* patches in addiw a2, a2, 1237 (then imm + 1, ...) */
+  li s4, 0x4d56061b
+  li a6, 0x2
+.L11:
+  auipc t1, 0
+  sw s4, 12(t1)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s4, s4, tp
+  addi a6, a6, -1
+  bne a6, zero, .L11
+  auipc tp, 0
+  sub t1, t1, tp
+  sd a2, 992(gp) /* sig 124 */
+  sd t1, 1000(gp) /* sig 125 */
+  /* 79: lrsc */
+  addi a1, sp, 92
+  lr.w.rl a5, (a1)
+  sc.w.aqrl s1, t1, (a1)
+  sd a5, 1008(gp) /* sig 126 */
+  sd s1, 1016(gp) /* sig 127 */
+  sub a1, a1, sp
+  lw t2, 92(sp)
+  sd t2, 1024(gp) /* sig 128 */
+  /* 80: cSp */
+  .option rvc
+  c.addi16sp sp, -112
+  .option norvc
+  ld t6, 352(sp)
+  sd t6, 1032(gp) /* sig 129 */
+  .option rvc
+  c.addi16sp sp, 112
+  .option norvc
+  /* 81: liSeed */
+  li t4, 0xff
+  sd t4, 1040(gp) /* sig 130 */
+  /* 82: amo */
+  addi s9, sp, 96
+  amoor.w.rl a0, a2, (s9)
+  sub s9, s9, sp
+  sd a0, 1048(gp) /* sig 131 */
+  /* 83: fp */
+  li tp, 0xffffffffb7cc3623
+  fmv.d.x f25, tp
+  li tp, 0xffffffff4effffff
+  fmv.d.x f29, tp
+  fsub.s f27, f25, f29, rtz
+  fsd f27, 1056(gp) /* sig 132 */
+  csrrci a4, fflags, 0x1f
+  sd a4, 1064(gp) /* sig 133 */
+  /* 84: fp */
+  li tp, 0x3ff5406a9c0c3476
+  fmv.d.x f22, tp
+  li tp, 0x7fe8179f399ff4c2
+  fmv.d.x f3, tp
+  fmul.d f3, f22, f3, dyn
+  fsd f3, 1072(gp) /* sig 134 */
+  fsflags t2, zero
+  sd t2, 1080(gp) /* sig 135 */
+  /* 85: luiAuipc */
+  auipc s10, 0xb03ce
+  auipc tp, 0
+  sub s10, s10, tp
+  sd s10, 1088(gp) /* sig 136 */
+  /* 86: mem */
+  lb s11, 239(sp)
+  sd s11, 1096(gp) /* sig 137 */
+  /* 87: fp */
+  li tp, 0x3ff0000000000001
+  fmv.d.x f13, tp
+  fadd.d f2, f13, f13, dyn
+  fsd f2, 1104(gp) /* sig 138 */
+  csrrci a0, fflags, 0x1f
+  sd a0, 1112(gp) /* sig 139 */
+  /* 88: fp */
+  li tp, 0x3ffc746d696842f4
+  fmv.d.x f27, tp
+  li tp, 0x408158866ecd737e
+  fmv.d.x f9, tp
+  li tp, 0xc08ed923ade4a8b0
+  fmv.d.x f31, tp
+  fmadd.d f23, f27, f9, f31, rtz
+  fsd f23, 1120(gp) /* sig 140 */
+  li ra, 0x1f
+  csrrc a3, fcsr, ra
+  sd a3, 1128(gp) /* sig 141 */
+  /* 89: fcsr */
+  csrrci s5, frm, 14
+  sd s5, 1136(gp) /* sig 142 */
+  /* 90: fp */
+  li tp, 0xffffffff35730b38
+  fmv.d.x f6, tp
+  fcvt.d.s f23, f6
+  fsd f23, 1144(gp) /* sig 143 */
+  fsflags s6, zero
+  sd s6, 1152(gp) /* sig 144 */
+  /* 91: fp */
+  li tp, 0xffffffff00a2ef47
+  fmv.d.x f6, tp
+  fmadd.s f12, f6, f20, f13, rdn
+  fsd f12, 1160(gp) /* sig 145 */
+  fsflags s5, zero
+  sd s5, 1168(gp) /* sig 146 */
+  /* 92: aluR */
+  slt a3, a2, s5
+  sd a3, 1176(gp) /* sig 147 */
+  /* 93: fp */
   li tp, 0xfffffffecf000000
   fmv.d.x f9, tp
-  fcvt.lu.s ra, f9, rtz
-  sd ra, 1160(gp) /* sig 145 */
+  fcvt.lu.s zero, f9, rtz
+  sd zero, 1184(gp) /* sig 148 */
   frflags s10
-  sd s10, 1168(gp) /* sig 146 */
-  /* 93: luiAuipc */
+  sd s10, 1192(gp) /* sig 149 */
+  /* 94: luiAuipc */
   auipc t1, 0xfffff
   auipc tp, 0
   sub t1, t1, tp
-  sd t1, 1176(gp) /* sig 147 */
-  /* 94: cAlu */
-  .option rvc
-  c.srai s1, 22
-  .option norvc
-  sd s1, 1184(gp) /* sig 148 */
-  /* 95: loop */
-  li a1, 0x3
-.L17:
-  .option rvc
-  c.mv a3, s4
-  .option norvc
-  sd a3, 1192(gp) /* sig 149 */
-  .option rvc
-  c.lui a0, 0x1b
-  .option norvc
-  sd a0, 1200(gp) /* sig 150 */
-  mulw s6, a0, s5
-  sd s6, 1208(gp) /* sig 151 */
-  .option rvc
-  c.addi a1, -1
-  .option norvc
-  .option rvc
-  c.bnez a1, .L17
-  .option norvc
-  sd a1, 1216(gp) /* sig 152 */
-  /* 96: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 1012
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 1224(gp) /* sig 153 */
-  /* 97: liSeed */
-  li s9, 0x4924a01e8b677573
-  sd s9, 1232(gp) /* sig 154 */
-  /* 98: aluR */
-  li a3, 0xffffffffeec1a072
-  srl a1, ra, a3
-  sd a1, 1240(gp) /* sig 155 */
-  /* 99: aluI */
-  xori a1, a1, -1284
-  sd a1, 1248(gp) /* sig 156 */
-  j .L18
-.L9:
-  .option rvc
-  c.andi a4, -9
-  .option norvc
-  sd a4, 472(gp) /* sig 59 */
-  xori s10, t6, 1106
-  sd s10, 480(gp) /* sig 60 */
-  beq zero, zero, .L10
-.L18:
-  /* 100: fp */
-  li tp, 0xffffffff70afb6a2
-  fmv.d.x f15, tp
-  fsub.s f19, f25, f15, rup
-  fsd f19, 1256(gp) /* sig 157 */
-  fsflags s6, zero
-  sd s6, 1264(gp) /* sig 158 */
-  /* 101: cAlu */
-  .option rvc
-  c.addiw s8, 18
-  .option norvc
-  sd s8, 1272(gp) /* sig 159 */
-  /* 102: aluI */
-  li a2, 0x2f83a46
-  andi s9, a2, 1192
-  sd s9, 1280(gp) /* sig 160 */
-  /* 103: aluR */
-  li t3, 0xffffffff
-  sllw t1, s3, t3
-  sd t1, 1288(gp) /* sig 161 */
-  /* 104: amo */
-  addi a6, sp, 128
-  amomax.d.rl s9, a3, (a6)
-  sub a6, a6, sp
-  sd s9, 1296(gp) /* sig 162 */
-  /* 105: aluR */
-  sllw s7, a5, s4
-  sd s7, 1304(gp) /* sig 163 */
-  /* 106: aluR */
-  li a0, 0x1000001
-  remu s3, a0, a5
-  sd s3, 1312(gp) /* sig 164 */
-  /* 107: lrsc */
-  addi t4, sp, 220
-  lr.w.aq s5, (t4)
-  sc.w.aqrl s4, zero, (t4)
-  sd s5, 1320(gp) /* sig 165 */
-  sd s4, 1328(gp) /* sig 166 */
-  sub t4, t4, sp
-  lw a4, 220(sp)
-  sd a4, 1336(gp) /* sig 167 */
-  /* 108: loop */
-  li s5, 0x4
-.L19:
-  sraw a5, a7, t2
-  sd a5, 1344(gp) /* sig 168 */
-  sllw a7, s8, s11
-  sd a7, 1352(gp) /* sig 169 */
-  addi s5, s5, -1
-  bne s5, zero, .L19
-  sd s5, 1360(gp) /* sig 170 */
-  /* 109: cSp */
-  .option rvc
-  c.addi4spn s0, sp, 388
-  .option norvc
-  sub s0, s0, sp
-  sd s0, 1368(gp) /* sig 171 */
-  /* 110: fp */
-  li tp, 0xbffaac3d41c9b81f
-  fmv.d.x f31, tp
-  li tp, 0x99908b36be733
-  fmv.d.x f16, tp
-  li tp, 0x1
-  fmv.d.x f8, tp
-  fnmsub.d f0, f31, f16, f8, rmm
-  fsd f0, 1376(gp) /* sig 172 */
-  li s0, 0x1f
-  csrrc a1, fcsr, s0
-  sd a1, 1384(gp) /* sig 173 */
-  /* 111: fp */
-  li t6, 0xffffffff7fffffff
-  fcvt.d.l f11, t6, rtz
-  fsd f11, 1392(gp) /* sig 174 */
-  li s3, 0x1f
-  csrrc s6, fcsr, s3
-  sd s6, 1400(gp) /* sig 175 */
-  /* 112: fp */
-  li a7, 0x20
-  fcvt.s.l f10, a7, rmm
-  fsd f10, 1408(gp) /* sig 176 */
-  fsflags a7, zero
-  sd a7, 1416(gp) /* sig 177 */
-  /* 113: liSeed */
-  li s4, 0xcfe78f89b8d578c7
-  sd s4, 1424(gp) /* sig 178 */
-  /* 114: fp */
-  fmul.d f26, f5, f24
-  fsd f26, 1432(gp) /* sig 179 */
-  li t4, 0x1f
-  csrrc s3, fcsr, t4
-  sd s3, 1440(gp) /* sig 180 */
-  /* 115: fp */
-  li tp, 0xffffffff372d1552
+  sd t1, 1200(gp) /* sig 150 */
+  /* 95: amo */
+  addi a1, sp, 76
+  amoadd.w.aq t3, t3, (a1)
+  sub a1, a1, sp
+  sd t3, 1208(gp) /* sig 151 */
+  /* 96: rand */
+  .2byte 0x12ed /* random */
+  sd t0, 1216(gp) /* sig 152 */
+  /* 97: fp */
+  li tp, 0x426a38123571f035
   fmv.d.x f20, tp
-  fmadd.s f9, f23, f20, f24
-  fsd f9, 1448(gp) /* sig 181 */
-  fsflags a3, zero
-  sd a3, 1456(gp) /* sig 182 */
-  /* 116: fp */
-  li tp, 0xffffffff3f000000
-  fmv.d.x f27, tp
-  li tp, 0xffffffff00800000
-  fmv.d.x f17, tp
-  fnmadd.s f22, f15, f27, f17, rmm
-  fsd f22, 1464(gp) /* sig 183 */
-  li a4, 0x1f
-  csrrc s3, fcsr, a4
-  sd s3, 1472(gp) /* sig 184 */
-  /* 117: fence */
-  fence.i
-  /* 118: cSp */
-  .option rvc
-  c.addi4spn a4, sp, 812
-  .option norvc
-  sub a4, a4, sp
-  sd a4, 1480(gp) /* sig 185 */
-  /* 119: fmem */
-  addi a2, sp, 468
-  flw f18, -448(a2)
-  fsd f18, 1488(gp) /* sig 186 */
-  sub a2, a2, sp
-  /* 120: fp */
-  fle.s s8, f11, f11
-  sd s8, 1496(gp) /* sig 187 */
-  frcsr t6
-  sd t6, 1504(gp) /* sig 188 */
-  /* 121: fp */
-  li t4, 0x3
-  fcvt.d.wu f30, t4
-  fsd f30, 1512(gp) /* sig 189 */
-  frflags t5
-  sd t5, 1520(gp) /* sig 190 */
-  /* 122: lrsc */
-  addi a5, sp, 108
-  lr.w.aq t0, (a5)
-  slti s1, zero, -1
-  sc.w.aq a2, a3, (a5)
-  sd t0, 1528(gp) /* sig 191 */
-  sd a2, 1536(gp) /* sig 192 */
-  sub a5, a5, sp
-  lw t5, 108(sp)
-  sd t5, 1544(gp) /* sig 193 */
-  /* 123: amo */
-  li s4, 0x55
-  addi a2, sp, 112
-  amomaxu.w.aq s6, s4, (a2)
-  sub a2, a2, sp
-  sd s6, 1552(gp) /* sig 194 */
-  lw s0, 112(sp)
-  sd s0, 1560(gp) /* sig 195 */
-  /* 124: cAlu */
-  .option rvc
-  c.add a4, s7
-  .option norvc
-  sd a4, 1568(gp) /* sig 196 */
-  /* 125: amo */
-  addi a3, sp, 112
-  amoand.d.aq t1, zero, (a3)
-  sub a3, a3, sp
-  sd t1, 1576(gp) /* sig 197 */
-  /* 126: luiAuipc */
-  lui s4, 0x8b8e5
-  sd s4, 1584(gp) /* sig 198 */
-  /* 127: aluI */
-  addi s8, a6, 1940
-  sd s8, 1592(gp) /* sig 199 */
-  /* 128: aluR */
-  and a2, s6, a7
-  sd a2, 1600(gp) /* sig 200 */
-  /* 129: cAlu */
-  .option rvc
-  c.srai a2, 18
-  .option norvc
-  sd a2, 1608(gp) /* sig 201 */
-  /* 130: aluI */
-  li s10, 0x1
-  sltiu s10, s10, -1276
-  sd s10, 1616(gp) /* sig 202 */
-  /* 131: fmem */
-  li tp, 0x422f2d22ad0c5d78
-  fmv.d.x f22, tp
-  fsd f22, 199(sp)
-  /* 132: mem */
-  lh zero, 27(sp)
-  sd zero, 1624(gp) /* sig 203 */
-  /* 133: fp */
-  fclass.s t4, f6
-  sd t4, 1632(gp) /* sig 204 */
-  frcsr s8
-  sd s8, 1640(gp) /* sig 205 */
-  /* 134: branch */
-  beq zero, a7, .L20
-  .option rvc
-  c.lui a1, 0x9
-  .option norvc
-  sd a1, 1648(gp) /* sig 206 */
-  srliw t4, s7, 31
-  sd t4, 1656(gp) /* sig 207 */
-  xori s6, s11, -389
-  sd s6, 1664(gp) /* sig 208 */
-.L20:
-  /* 135: fp */
-  li tp, 0x3ff0000000000000
-  fmv.d.x f8, tp
-  fmadd.d f15, f18, f30, f8
-  fsd f15, 1672(gp) /* sig 209 */
-  fsflags t5, zero
-  sd t5, 1680(gp) /* sig 210 */
-  /* 136: cMem */
-  .option rvc
-  c.sdsp a4, 192(sp)
-  .option norvc
-  /* 137: fp */
-  fcvt.s.w f13, zero, rne
-  fsd f13, 1688(gp) /* sig 211 */
-  frflags s0
-  sd s0, 1696(gp) /* sig 212 */
-  /* 138: fp */
-  li tp, 0x80005326a440248c
-  fmv.d.x f19, tp
-  fmv.x.d a3, f19
-  sd a3, 1704(gp) /* sig 213 */
-  frflags s7
-  sd s7, 1712(gp) /* sig 214 */
-  /* 139: lrsc */
-  addi s6, sp, 112
-  sc.w.rl t1, s11, (s6)
-  sd t1, 1720(gp) /* sig 215 */
-  sub s6, s6, sp
-  lw s0, 112(sp)
-  sd s0, 1728(gp) /* sig 216 */
-  /* 140: cMem */
-  addi a3, sp, 96
-  .option rvc
-  c.ld a1, 40(a3)
-  .option norvc
-  sd a1, 1736(gp) /* sig 217 */
-  sub a3, a3, sp
-  /* 141: liSeed */
-  li t4, 0x255bf3ba
-  sd t4, 1744(gp) /* sig 218 */
-  /* 142: jalr */
-  auipc s0, 0
-  jalr s0, 16(s0)
-  mulhsu a0, s5, a5
-  sd a0, 1752(gp) /* sig 219 */
-  auipc tp, 0
-  sub s0, s0, tp
-  sd s0, 1760(gp) /* sig 220 */
-  /* 143: fp */
-  li tp, 0xffffffffc0200000
+  li tp, 0x3de8296508d8c1e7
   fmv.d.x f13, tp
-  li tp, 0xffffffff44c305fd
-  fmv.d.x f20, tp
-  fsub.s f22, f13, f20, rup
-  fsd f22, 1768(gp) /* sig 221 */
-  fsflags s0, zero
-  sd s0, 1776(gp) /* sig 222 */
-  /* 144: aluI */
-  li a7, 0xffffffffacbb9038
-  andi s7, a7, 0
-  sd s7, 1784(gp) /* sig 223 */
-  /* 145: fcsr */
-  li a5, 0x3f
-  csrrs zero, fcsr, a5
-  sd zero, 1792(gp) /* sig 224 */
-  /* 146: fp */
-  li tp, 0xffffffff3c68a40e
-  fmv.d.x f4, tp
-  fcvt.wu.s t4, f4, rdn
-  sd t4, 1800(gp) /* sig 225 */
-  fsflags s0, zero
-  sd s0, 1808(gp) /* sig 226 */
-  /* 147: cAlu */
+  fnmsub.d f7, f20, f16, f13, rtz
+  fsd f7, 1224(gp) /* sig 153 */
+  fsflags a3, zero
+  sd a3, 1232(gp) /* sig 154 */
+  /* 98: jal */
+  jal zero, .L12
   .option rvc
-  c.addi s0, -13
+  c.lui t4, 0x17
   .option norvc
-  sd s0, 1816(gp) /* sig 227 */
-  /* 148: luiAuipc */
-  auipc s7, 0xdf41c
+  sd t4, 1240(gp) /* sig 155 */
+.L12:
+  sd zero, 1248(gp) /* sig 156 */
+  /* 99: cBranch */
+  li a0, 0xffffffffffffffc1
+  .option rvc
+  c.bnez a0, .L13
+  .option norvc
+  sraiw t2, s8, 4
+  sd t2, 1256(gp) /* sig 157 */
+.L13:
+  j .L14
+.L8:
   auipc tp, 0
-  sub s7, s7, tp
-  sd s7, 1824(gp) /* sig 228 */
-  /* 149: aluI */
-  sraiw s11, a5, 20
-  sd s11, 1832(gp) /* sig 229 */
-  /* 150: mem */
-  addi t2, sp, 444
-  lh t6, -388(t2)
-  sd t6, 1840(gp) /* sig 230 */
-  sub t2, t2, sp
-  /* 151: fp */
-  li tp, 0x3ff207fdea520a39
-  fmv.d.x f27, tp
-  li tp, 0xe3295d421432f
+  sub a2, a2, tp
+  sd a2, 816(gp) /* sig 102 */
+  .option rvc
+  c.andi a5, -3
+  .option norvc
+  sd a5, 824(gp) /* sig 103 */
+  slti a1, a0, 1316
+  sd a1, 832(gp) /* sig 104 */
+  beq zero, zero, .L9
+.L14:
+  /* 100: loop */
+  li s6, 0x3
+.L15:
+  slti t2, s8, 2047
+  sd t2, 1264(gp) /* sig 158 */
+  addi s6, s6, -1
+  bltu zero, s6, .L15
+  sd s6, 1272(gp) /* sig 159 */
+  /* 101: aluR */
+  mul ra, zero, t3
+  sd ra, 1280(gp) /* sig 160 */
+  /* 102: jal */
+  jal s4, .L16
+  .option rvc
+  c.lui a2, 0x3
+  .option norvc
+  sd a2, 1288(gp) /* sig 161 */
+  addi s8, s8, 371
+  sd s8, 1296(gp) /* sig 162 */
+.L16:
+  auipc tp, 0
+  sub s4, s4, tp
+  sd s4, 1304(gp) /* sig 163 */
+  /* 103: fp */
+  li tp, 0x7ff0000000000001
+  fmv.d.x f14, tp
+  li tp, 0x8004d4bf38acea27
   fmv.d.x f19, tp
-  fmul.d f16, f27, f19, rdn
-  fsd f16, 1848(gp) /* sig 231 */
+  li tp, 0xc03610c4d76117fc
+  fmv.d.x f4, tp
+  fmadd.d f11, f14, f19, f4, rup
+  fsd f11, 1312(gp) /* sig 164 */
+  frflags a6
+  sd a6, 1320(gp) /* sig 165 */
+  /* 104: aluR */
+  divw s5, s8, ra
+  sd s5, 1328(gp) /* sig 166 */
+  /* 105: fp */
+  li tp, 0xffffffff4f800000
+  fmv.d.x f31, tp
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f15, tp
+  fmax.s f28, f31, f15
+  fsd f28, 1336(gp) /* sig 167 */
+  fsflags s1, zero
+  sd s1, 1344(gp) /* sig 168 */
+  /* 106: fp */
+  li tp, 0x420cb1f5b072bce6
+  fmv.d.x f15, tp
+  fcvt.s.d f17, f15, rne
+  fsd f17, 1352(gp) /* sig 169 */
+  li s2, 0x1f
+  csrrc t4, fcsr, s2
+  sd t4, 1360(gp) /* sig 170 */
+  /* 107: cBranch */
+  .option rvc
+  c.beqz a5, .L17
+  .option norvc
+  .option rvc
+  c.li s2, 12
+  .option norvc
+  sd s2, 1368(gp) /* sig 171 */
+.L17:
+  /* 108: fp */
+  li tp, 0xffffffff3f800001
+  fmv.d.x f28, tp
+  li tp, 0xffffffff403b4086
+  fmv.d.x f9, tp
+  fmadd.s f29, f28, f24, f9, rup
+  fsd f29, 1376(gp) /* sig 172 */
+  fsflags s7, zero
+  sd s7, 1384(gp) /* sig 173 */
+  /* 109: fp */
+  li tp, 0xffffffffbfc00000
+  fmv.d.x f28, tp
+  fsgnj.s f24, f23, f28
+  fsd f24, 1392(gp) /* sig 174 */
+  fsflags s4, zero
+  sd s4, 1400(gp) /* sig 175 */
+  /* 110: fp */
+  li tp, 0xffffffffc1b025f2
+  fmv.d.x f22, tp
+  fadd.s f27, f22, f6, rmm
+  fsd f27, 1408(gp) /* sig 176 */
+  csrrci t4, fflags, 0x1f
+  sd t4, 1416(gp) /* sig 177 */
+  /* 111: fp */
+  li tp, 0x3e8d1552c63b608d
+  fmv.d.x f20, tp
+  fdiv.d f9, f20, f24
+  fsd f9, 1424(gp) /* sig 178 */
+  fsflags a3, zero
+  sd a3, 1432(gp) /* sig 179 */
+  /* 112: rand */
+  .4byte 0x397f3b3 /* random */
+  sd t2, 1440(gp) /* sig 180 */
+  .4byte 0x22c0b51b /* random */
+  sd a0, 1448(gp) /* sig 181 */
+  .4byte 0x12864a43 /* random */
+  sd s4, 1456(gp) /* sig 182 */
+  fsd f20, 1464(gp) /* sig 183 */
+  fsflags s2, zero
+  sd s2, 1472(gp) /* sig 184 */
+  /* 113: fcsr */
+  li a7, 0x92
+  csrrs t5, frm, a7
+  sd t5, 1480(gp) /* sig 185 */
+  /* 114: fp */
+  fclass.s s11, f7
+  sd s11, 1488(gp) /* sig 186 */
   fsflags t6, zero
-  sd t6, 1856(gp) /* sig 232 */
-  /* 152: aluR */
-  li a6, 0x340280ac
-  li t6, 0xffffffff7fffffff
-  divw s8, a6, t6
-  sd s8, 1864(gp) /* sig 233 */
-  /* 153: aluR */
+  sd t6, 1496(gp) /* sig 187 */
+  /* 115: cMem */
+  .option rvc
+  c.ldsp t0, 184(sp)
+  .option norvc
+  sd t0, 1504(gp) /* sig 188 */
+  /* 116: fp */
+  li tp, 0xffffffff7f7fffff
+  fmv.d.x f7, tp
+  fcvt.wu.s s9, f7, rup
+  sd s9, 1512(gp) /* sig 189 */
+  li s4, 0x1f
+  csrrc s2, fcsr, s4
+  sd s2, 1520(gp) /* sig 190 */
+  /* 117: fp */
+  li tp, 0x3fd5555555555555
+  fmv.d.x f3, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f2, tp
+  fsgnj.d f13, f3, f2
+  fsd f13, 1528(gp) /* sig 191 */
+  li s0, 0x1f
+  csrrc t0, fcsr, s0
+  sd t0, 1536(gp) /* sig 192 */
+  /* 118: aluI */
+  sraiw a6, a3, 4
+  sd a6, 1544(gp) /* sig 193 */
+  /* 119: rand */
+  .4byte 0x5289e433 /* random */
+  sd s0, 1552(gp) /* sig 194 */
+  .4byte 0xa775ed3 /* random */
+  sd t4, 1560(gp) /* sig 195 */
+  fsd f29, 1568(gp) /* sig 196 */
+  frflags s7
+  sd s7, 1576(gp) /* sig 197 */
+  /* 120: fp */
+  li tp, 0xbe74b7f49e813a24
+  fmv.d.x f3, tp
+  li tp, 0x3fe0000000000000
+  fmv.d.x f17, tp
+  fsgnjx.d f13, f3, f17
+  fsd f13, 1584(gp) /* sig 198 */
+  fsflags a6, zero
+  sd a6, 1592(gp) /* sig 199 */
+  /* 121: fp */
+  li tp, 0x3ffe6e0b7d79a475
+  fmv.d.x f0, tp
+  li tp, 0x7fe0d359039d451f
+  fmv.d.x f11, tp
+  fmul.d f15, f0, f11, rup
+  fsd f15, 1600(gp) /* sig 200 */
+  frflags a6
+  sd a6, 1608(gp) /* sig 201 */
+  /* 122: loop */
+  li t2, 0x4
+.L18:
+  .option rvc
+  c.mv a0, s6
+  .option norvc
+  sd a0, 1616(gp) /* sig 202 */
+  addi s2, s10, 1228
+  sd s2, 1624(gp) /* sig 203 */
+  .option rvc
+  c.andi a3, -22
+  .option norvc
+  sd a3, 1632(gp) /* sig 204 */
+  addi t2, t2, -1
+  blt zero, t2, .L18
+  sd t2, 1640(gp) /* sig 205 */
+  /* 123: fcsr */
+  csrrwi a5, fcsr, 9
+  sd a5, 1648(gp) /* sig 206 */
+  /* 124: fp */
+  fnmadd.d f1, f2, f23, f6, rup
+  fsd f1, 1656(gp) /* sig 207 */
+  fsflags a1, zero
+  sd a1, 1664(gp) /* sig 208 */
+  /* 125: aluR */
+  sra a1, s8, t4
+  sd a1, 1672(gp) /* sig 209 */
+  /* 126: mem */
+  sw t2, 234(sp)
+  ld s0, 232(sp)
+  sd s0, 1680(gp) /* sig 210 */
+  /* 127: fp */
+  li tp, 0x43e0000000000000
+  fmv.d.x f15, tp
+  fmin.d f26, f15, f31
+  fsd f26, 1688(gp) /* sig 211 */
+  fsflags s4, zero
+  sd s4, 1696(gp) /* sig 212 */
+  /* 128: mem */
+  lb t2, 193(sp)
+  sd t2, 1704(gp) /* sig 213 */
+  /* 129: fmem */
+  addi t4, sp, 88
+  li tp, 0x40c81cd6c8b43958
+  fmv.d.x f11, tp
+  fsd f11, 104(t4)
+  sub t4, t4, sp
+  /* 130: aluI */
+  srliw a5, s5, 28
+  sd a5, 1712(gp) /* sig 214 */
+  /* 131: cJump */
+  auipc t1, 0
+  addi t1, t1, 22
+  .option rvc
+  c.jr t1
+  .option norvc
+  .option rvc
+  c.li t0, 30
+  .option norvc
+  sd t0, 1720(gp) /* sig 215 */
+  .option rvc
+  c.and a3, a3
+  .option norvc
+  sd a3, 1728(gp) /* sig 216 */
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 1736(gp) /* sig 217 */
+  /* 132: aluR */
+  li s7, 0x200000001
+  li s7, 0xffffffff98690990
+  sllw s3, s7, s7
+  sd s3, 1744(gp) /* sig 218 */
+  /* 133: cMem */
+  addi s1, sp, 96
+  .option rvc
+  c.sd s0, 64(s1)
+  .option norvc
+  sub s1, s1, sp
+  /* 134: fp */
+  li tp, 0xffffffffffc00000
+  fmv.d.x f0, tp
+  li tp, 0xffffffffff800000
+  fmv.d.x f14, tp
+  li tp, 0xffffffffbf800000
+  fmv.d.x f19, tp
+  fnmsub.s f4, f0, f14, f19, rdn
+  fsd f4, 1752(gp) /* sig 219 */
+  fsflags a5, zero
+  sd a5, 1760(gp) /* sig 220 */
+  /* 135: branch */
+  li t3, 0x6992e36d217dbdf8
+  li t0, 0xffffffffffffffb9
+  bge t3, t0, .L19
+  srlw a7, s0, s0
+  sd a7, 1768(gp) /* sig 221 */
+.L19:
+  /* 136: fcsr */
+  li s10, 0xc
+  csrrs t2, frm, s10
+  sd t2, 1776(gp) /* sig 222 */
+  /* 137: fp */
+  li tp, 0xc13bbd0625ed936f
+  fmv.d.x f20, tp
+  fmsub.d f7, f13, f20, f11, rne
+  fsd f7, 1784(gp) /* sig 223 */
+  li s8, 0x1f
+  csrrc t6, fcsr, s8
+  sd t6, 1792(gp) /* sig 224 */
+  /* 138: mem */
+  lbu a2, 39(sp)
+  sd a2, 1800(gp) /* sig 225 */
+  /* 139: cAlu */
+  .option rvc
+  c.addw a4, a2
+  .option norvc
+  sd a4, 1808(gp) /* sig 226 */
+  /* 140: luiAuipc */
+  auipc a5, 0xfffff
+  auipc tp, 0
+  sub a5, a5, tp
+  sd a5, 1816(gp) /* sig 227 */
+  /* 141: fcsr */
+  csrrwi s5, frm, 1
+  sd s5, 1824(gp) /* sig 228 */
+  /* 142: fp */
+  fdiv.s f28, f1, f30, rne
+  fsd f28, 1832(gp) /* sig 229 */
+  fsflags t1, zero
+  sd t1, 1840(gp) /* sig 230 */
+  /* 143: fp */
+  feq.s a4, f17, f17
+  sd a4, 1848(gp) /* sig 231 */
+  fsflags t3, zero
+  sd t3, 1856(gp) /* sig 232 */
+  /* 144: mem */
+  sd s1, 184(sp)
+  ld s2, 184(sp)
+  sd s2, 1864(gp) /* sig 233 */
+  /* 145: aluR */
   li t6, 0x80000000
   li t3, 0x0
   remw ra, t6, t3
   sd ra, 1872(gp) /* sig 234 */
-  /* 154: amo */
+  /* 146: amo */
   addi s5, sp, 48
   amoxor.w.aqrl a3, zero, (s5)
   sub s5, s5, sp
   sd a3, 1880(gp) /* sig 235 */
-  /* 155: mem */
-  li s2, 0x75c00
-  sb s2, 231(sp)
-  /* 156: aluI */
-  li a3, 0xffffffffe38fe19e
-  xori a5, a3, 1846
-  sd a5, 1888(gp) /* sig 236 */
-  /* 157: cAlu */
+  /* 147: fmem */
+  addi s2, sp, -249
+  fsw f28, 465(s2)
+  sub s2, s2, sp
+  /* 148: aluI */
+  srli s6, s9, 12
+  sd s6, 1888(gp) /* sig 236 */
+  /* 149: cMem */
+  addi a1, sp, 6
   .option rvc
-  c.add a5, s6
-  .option norvc
-  sd a5, 1896(gp) /* sig 237 */
-  /* 158: cJump */
-  auipc t2, 0
-  addi t2, t2, 10
-  .option rvc
-  c.jr t2
-  .option norvc
-  auipc tp, 0
-  sub t2, t2, tp
-  sd t2, 1904(gp) /* sig 238 */
-  /* 159: mem */
-  lbu t2, 224(sp)
-  sd t2, 1912(gp) /* sig 239 */
-  addi gp, gp, 1920
-  /* 160: liSeed */
-  li s10, 0x8000
-  sd s10, 0(gp) /* sig 240 */
-  /* 161: mem */
-  sw t0, 8(sp)
-  /* 162: fp */
-  li t2, 0x1
-  fcvt.d.l f5, t2, rmm
-  fsd f5, 8(gp) /* sig 241 */
-  frflags s5
-  sd s5, 16(gp) /* sig 242 */
-  /* 163: fp */
-  li tp, 0x10000000000000
-  fmv.d.x f11, tp
-  li tp, 0x800af4ca43d29eb9
-  fmv.d.x f16, tp
-  flt.d a1, f11, f16
-  sd a1, 24(gp) /* sig 243 */
-  li t4, 0x1f
-  csrrc a1, fcsr, t4
-  sd a1, 32(gp) /* sig 244 */
-  /* 164: fcsr */
-  li a2, 0x5cfa48728232ff36
-  csrrc t1, fcsr, a2
-  sd t1, 40(gp) /* sig 245 */
-  /* 165: amo */
-  addi s5, sp, 88
-  amoand.w.aqrl s1, s3, (s5)
-  sub s5, s5, sp
-  sd s1, 48(gp) /* sig 246 */
-  /* 166: luiAuipc */
-  lui s5, 0x6b1b4
-  sd s5, 56(gp) /* sig 247 */
-  /* 167: fp */
-  li tp, 0xffffffff00800000
-  fmv.d.x f0, tp
-  fsgnjx.s f11, f4, f0
-  fsd f11, 64(gp) /* sig 248 */
-  fsflags s1, zero
-  sd s1, 72(gp) /* sig 249 */
-  /* 168: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 700
+  c.fsd f13, 144(a1)
   .option norvc
   sub a1, a1, sp
-  sd a1, 80(gp) /* sig 250 */
-  /* 169: aluI */
-  srliw s2, a3, 19
-  sd s2, 88(gp) /* sig 251 */
-  /* 170: fp */
-  li tp, 0xffffffffbef17841
-  fmv.d.x f17, tp
-  fadd.s f6, f17, f15, rmm
-  fsd f6, 96(gp) /* sig 252 */
-  fsflags s11, zero
-  sd s11, 104(gp) /* sig 253 */
-  /* 171: cAlu */
+  /* 150: smc */
+  /* patches in slti a7, a7, 749 (then imm + 1, ...) */
+  li t2, 0x2ed8a893
+  li a0, 0x3
+.L20:
+  auipc t6, 0
+  sw t2, 12(t6)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add t2, t2, tp
+  addi a0, a0, -1
+  bne a0, zero, .L20
+  auipc tp, 0
+  sub t6, t6, tp
+  sd a7, 1896(gp) /* sig 237 */
+  sd t6, 1904(gp) /* sig 238 */
+  /* 151: fp */
+  fsqrt.d f8, f26
+  fsd f8, 1912(gp) /* sig 239 */
+  frcsr a5
+  sd a5, 1920(gp) /* sig 240 */
+  addi gp, gp, 1928
+  /* 152: amo */
+  li t2, 0x400000000001
+  addi s5, sp, 16
+  amoswap.d.aqrl s2, t2, (s5)
+  sub s5, s5, sp
+  sd s2, 0(gp) /* sig 241 */
+  ld a1, 16(sp)
+  sd a1, 8(gp) /* sig 242 */
+  /* 153: aluR */
+  mulhu a0, s5, t4
+  sd a0, 16(gp) /* sig 243 */
+  /* 154: cBranch */
+  li a0, 0x0
   .option rvc
-  c.andi a3, -1
+  c.beqz a0, .L21
   .option norvc
-  sd a3, 112(gp) /* sig 254 */
-  /* 172: aluR */
-  sra t6, a2, zero
-  sd t6, 120(gp) /* sig 255 */
-  /* 173: amo */
-  addi s1, sp, 76
-  amomaxu.w.aqrl s0, s3, (s1)
-  sub s1, s1, sp
-  sd s0, 128(gp) /* sig 256 */
-  /* 174: branch */
-  bgeu t0, s3, .L21
-  sraw ra, s9, t0
-  sd ra, 136(gp) /* sig 257 */
+  xori s8, s0, -892
+  sd s8, 24(gp) /* sig 244 */
+  .option rvc
+  c.add t6, s4
+  .option norvc
+  sd t6, 32(gp) /* sig 245 */
+  divu zero, s7, s1
+  sd zero, 40(gp) /* sig 246 */
 .L21:
-  /* 175: aluR */
-  and a4, a0, zero
-  sd a4, 144(gp) /* sig 258 */
-  /* 176: liSeed */
-  li a7, 0x268f572381a96b14
-  sd a7, 152(gp) /* sig 259 */
-  /* 177: fp */
-  li t4, 0xffffffffffffffe9
-  fcvt.d.w f14, t4
-  fsd f14, 160(gp) /* sig 260 */
-  fsflags a7, zero
-  sd a7, 168(gp) /* sig 261 */
-  /* 178: mem */
-  addi s0, sp, -247
-  lwu a6, 371(s0)
-  sd a6, 176(gp) /* sig 262 */
-  sub s0, s0, sp
-  /* 179: amo */
-  addi s4, sp, 40
-  amoxor.w.aqrl a7, t5, (s4)
-  sub s4, s4, sp
-  sd a7, 184(gp) /* sig 263 */
-  /* 180: fcsr */
-  li s5, 0x5a65cd3b40734146
-  csrrw t1, fcsr, s5
-  sd t1, 192(gp) /* sig 264 */
-  /* 181: aluI */
-  xori a2, zero, -102
-  sd a2, 200(gp) /* sig 265 */
-  /* 182: mem */
-  addi s1, sp, 56
-  lbu a6, -11(s1)
-  sd a6, 208(gp) /* sig 266 */
-  sub s1, s1, sp
-  /* 183: amo */
-  addi ra, sp, 176
-  amomaxu.d.rl zero, a4, (ra)
-  sub ra, ra, sp
-  sd zero, 216(gp) /* sig 267 */
-  ld s6, 176(sp)
-  sd s6, 224(gp) /* sig 268 */
-  /* 184: mem */
-  addi t6, sp, 262
-  lhu s2, -74(t6)
-  sd s2, 232(gp) /* sig 269 */
-  sub t6, t6, sp
-  /* 185: cSp */
-  .option rvc
-  c.addi4spn s1, sp, 768
-  .option norvc
-  sub s1, s1, sp
-  sd s1, 240(gp) /* sig 270 */
-  /* 186: aluI */
-  xori s11, zero, -1261
-  sd s11, 248(gp) /* sig 271 */
-  /* 187: cAlu */
-  .option rvc
-  c.addiw s4, -10
-  .option norvc
-  sd s4, 256(gp) /* sig 272 */
-  /* 188: fp */
-  li s0, 0xffffffff9a8327dd
-  fcvt.s.lu f3, s0, rne
-  fsd f3, 264(gp) /* sig 273 */
-  fsflags ra, zero
-  sd ra, 272(gp) /* sig 274 */
-  /* 189: fcsr */
-  li s3, 0xac
-  csrrw s6, frm, s3
-  sd s6, 280(gp) /* sig 275 */
-  /* 190: lrsc */
-  addi a2, sp, 152
-  lr.d.aq t0, (a2)
-  sub s11, t4, s7
-  sc.d t1, zero, (a2)
-  sd t0, 288(gp) /* sig 276 */
-  sd t1, 296(gp) /* sig 277 */
-  sub a2, a2, sp
-  ld s10, 152(sp)
-  sd s10, 304(gp) /* sig 278 */
-  /* 191: cBranch */
-  li s1, 0xffff
-  .option rvc
-  c.bnez s1, .L22
-  .option norvc
-  .option rvc
-  c.addw s0, a4
-  .option norvc
-  sd s0, 312(gp) /* sig 279 */
+  /* 155: smc */
+  /* patches in sltiu s6, s6, 1185 (then imm + 1, ...) */
+  li s4, 0x4a1b3b13
+  li a1, 0x2
 .L22:
-  /* 192: branch */
-  bltu s8, a2, .L23
-  sraw a6, t4, s10
-  sd a6, 320(gp) /* sig 280 */
-  .option rvc
-  c.srli s0, 28
-  .option norvc
-  sd s0, 328(gp) /* sig 281 */
-  .option rvc
-  c.addi a6, 22
-  .option norvc
-  sd a6, 336(gp) /* sig 282 */
-.L23:
-  /* 193: fp */
-  li tp, 0xffffffffdf000000
-  fmv.d.x f21, tp
-  fsub.d f1, f5, f21, rtz
-  fsd f1, 344(gp) /* sig 283 */
-  fsflags s6, zero
-  sd s6, 352(gp) /* sig 284 */
-  /* 194: branch */
-  beq s0, s0, .L24
-  addi s8, zero, 1316
-  sd s8, 360(gp) /* sig 285 */
-  srliw t0, a6, 0
-  sd t0, 368(gp) /* sig 286 */
-.L24:
-  /* 195: fp */
-  fdiv.s f9, f11, f8, rup
-  fsd f9, 376(gp) /* sig 287 */
-  fsflags t3, zero
-  sd t3, 384(gp) /* sig 288 */
-  /* 196: fmem */
-  fsd f12, 96(sp)
-  /* 197: luiAuipc */
-  auipc s9, 0x1bef6
+  auipc s2, 0
+  sw s4, 12(s2)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s4, s4, tp
+  addi a1, a1, -1
+  bne a1, zero, .L22
   auipc tp, 0
-  sub s9, s9, tp
-  sd s9, 392(gp) /* sig 289 */
-  /* 198: mem */
-  sb s5, 140(sp)
-  /* 199: mem */
-  sb s6, 68(sp)
-  /* 200: fp */
-  li tp, 0x7ff0000000000000
+  sub s2, s2, tp
+  sd s6, 48(gp) /* sig 247 */
+  sd s2, 56(gp) /* sig 248 */
+  /* 156: amo */
+  addi a6, sp, 148
+  amoadd.w.rl s0, s5, (a6)
+  sub a6, a6, sp
+  sd s0, 64(gp) /* sig 249 */
+  lw zero, 148(sp)
+  sd zero, 72(gp) /* sig 250 */
+  /* 157: fp */
+  li tp, 0xffffffff4f000000
   fmv.d.x f30, tp
-  fmv.x.d ra, f30
-  sd ra, 400(gp) /* sig 290 */
-  fsflags a7, zero
-  sd a7, 408(gp) /* sig 291 */
-  /* 201: fp */
-  li tp, 0xc3e0000000000000
-  fmv.d.x f7, tp
-  fadd.d f23, f7, f5, rdn
-  fsd f23, 416(gp) /* sig 292 */
-  fsflags a7, zero
-  sd a7, 424(gp) /* sig 293 */
-  /* 202: amo */
-  addi t2, sp, 132
-  amomax.w.aqrl t1, t5, (t2)
-  sub t2, t2, sp
-  sd t1, 432(gp) /* sig 294 */
-  lw s4, 132(sp)
-  sd s4, 440(gp) /* sig 295 */
-  /* 203: aluI */
-  ori s5, t5, -1
-  sd s5, 448(gp) /* sig 296 */
-  /* 204: cAlu */
-  .option rvc
-  c.mv a7, s10
-  .option norvc
-  sd a7, 456(gp) /* sig 297 */
-  /* 205: liSeed */
-  li t5, 0xfffffffffffff800
-  sd t5, 464(gp) /* sig 298 */
-  /* 206: fp */
-  li tp, 0xffffffffb7a674fa
-  fmv.d.x f3, tp
-  fnmsub.s f25, f4, f3, f3, rmm
-  fsd f25, 472(gp) /* sig 299 */
-  fsflags t0, zero
-  sd t0, 480(gp) /* sig 300 */
-  /* 207: aluI */
-  addi s6, ra, -1
-  sd s6, 488(gp) /* sig 301 */
-  /* 208: fp */
+  li tp, 0xffffffff4f7fffff
+  fmv.d.x f24, tp
+  fsgnj.s f11, f30, f24
+  fsd f11, 80(gp) /* sig 251 */
+  frflags a6
+  sd a6, 88(gp) /* sig 252 */
+  /* 158: aluI */
+  srliw s2, a3, 19
+  sd s2, 96(gp) /* sig 253 */
+  /* 159: fp */
   li tp, 0xffffffff00800000
-  fmv.d.x f21, tp
-  fsqrt.s f1, f21, rup
-  fsd f1, 496(gp) /* sig 302 */
-  frcsr s2
-  sd s2, 504(gp) /* sig 303 */
-  /* 209: jalr */
-  auipc s9, 0
-  addi s9, s9, -123
-  jalr t3, 147(s9)
-  .option rvc
-  c.srli s0, 47
-  .option norvc
-  sd s0, 512(gp) /* sig 304 */
-  .option rvc
-  c.addi s2, -30
-  .option norvc
-  sd s2, 520(gp) /* sig 305 */
-  auipc tp, 0
-  sub t3, t3, tp
-  sub s9, s9, tp
-  sd t3, 528(gp) /* sig 306 */
-  sd s9, 536(gp) /* sig 307 */
-  /* 210: aluR */
-  div t4, t1, s11
-  sd t4, 544(gp) /* sig 308 */
-  /* 211: aluR */
-  srl t3, a0, a2
-  sd t3, 552(gp) /* sig 309 */
-  /* 212: mem */
-  addi t5, sp, -290
-  lw a4, 506(t5)
-  sd a4, 560(gp) /* sig 310 */
-  sub t5, t5, sp
-  /* 213: lrsc */
-  addi s1, sp, 228
-  lr.w a3, (s1)
-  slti a0, a7, 2047
-  sc.w.rl t3, a0, (s1)
-  sd a3, 568(gp) /* sig 311 */
-  sd t3, 576(gp) /* sig 312 */
-  sub s1, s1, sp
-  lw s3, 228(sp)
-  sd s3, 584(gp) /* sig 313 */
-  /* 214: mem */
-  li a0, 0x1
-  sh a0, 214(sp)
-  /* 215: branch */
-  bgeu s10, t4, .L25
-  .option rvc
-  c.andi s0, -5
-  .option norvc
-  sd s0, 592(gp) /* sig 314 */
-  slliw s11, t5, 8
-  sd s11, 600(gp) /* sig 315 */
-.L25:
-  /* 216: liSeed */
-  li s9, 0xffffffffffffffc6
-  sd s9, 608(gp) /* sig 316 */
-  /* 217: luiAuipc */
-  auipc s5, 0x6e5d4
-  auipc tp, 0
-  sub s5, s5, tp
-  sd s5, 616(gp) /* sig 317 */
-  /* 218: mem */
-  lwu t3, 15(sp)
-  sd t3, 624(gp) /* sig 318 */
-  /* 219: cAlu */
-  .option rvc
-  c.addiw a4, 22
-  .option norvc
-  sd a4, 632(gp) /* sig 319 */
-  /* 220: liSeed */
-  li a2, 0x119200000000
-  sd a2, 640(gp) /* sig 320 */
-  /* 221: jalr */
-  auipc s7, 0
-  addi s7, s7, 116
-  jalr zero, -90(s7)
-  mulhu a4, a2, t3
-  sd a4, 648(gp) /* sig 321 */
-  .option rvc
-  c.add s6, a4
-  .option norvc
-  sd s6, 656(gp) /* sig 322 */
-  auipc tp, 0
-  sub s7, s7, tp
-  sd zero, 664(gp) /* sig 323 */
-  sd s7, 672(gp) /* sig 324 */
-  /* 222: fp */
-  flt.s a7, f16, f4
-  sd a7, 680(gp) /* sig 325 */
-  frflags a3
-  sd a3, 688(gp) /* sig 326 */
-  /* 223: fp */
-  li tp, 0x4170000010000000
-  fmv.d.x f21, tp
-  fmadd.d f27, f21, f27, f14, rmm
-  fsd f27, 696(gp) /* sig 327 */
-  frflags a0
-  sd a0, 704(gp) /* sig 328 */
-  /* 224: fp */
-  fcvt.lu.d t2, f22, rne
-  sd t2, 712(gp) /* sig 329 */
-  frcsr s9
-  sd s9, 720(gp) /* sig 330 */
-  /* 225: cMem */
-  addi a2, sp, 24
-  .option rvc
-  c.fsd f13, 136(a2)
-  .option norvc
-  sub a2, a2, sp
-  /* 226: fmem */
-  addi s9, sp, 425
-  fld f22, -361(s9)
-  fsd f22, 728(gp) /* sig 331 */
-  sub s9, s9, sp
-  /* 227: mem */
-  addi ra, sp, -102
-  lb t1, 320(ra)
-  sd t1, 736(gp) /* sig 332 */
+  fmv.d.x f12, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f23, tp
+  fmul.s f6, f12, f23, rup
+  fsd f6, 104(gp) /* sig 254 */
+  csrrci s3, fflags, 0x1f
+  sd s3, 112(gp) /* sig 255 */
+  /* 160: fp */
+  li tp, 0xfffffffffffff
+  fmv.d.x f8, tp
+  flt.d t0, f8, f31
+  sd t0, 120(gp) /* sig 256 */
+  li s10, 0x1f
+  csrrc a5, fcsr, s10
+  sd a5, 128(gp) /* sig 257 */
+  /* 161: jal */
+  jal zero, .L23
+  divw t1, t6, a1
+  sd t1, 136(gp) /* sig 258 */
+  divw t4, t4, a2
+  sd t4, 144(gp) /* sig 259 */
+.L23:
+  sd zero, 152(gp) /* sig 260 */
+  /* 162: fp */
+  li s1, 0x7fffffff
+  fcvt.s.w f1, s1, rtz
+  fsd f1, 160(gp) /* sig 261 */
+  frflags s1
+  sd s1, 168(gp) /* sig 262 */
+  /* 163: fmem */
+  fld f22, 128(sp)
+  fsd f22, 176(gp) /* sig 263 */
+  /* 164: fp */
+  li tp, 0x3fff1d243f7c832b
+  fmv.d.x f20, tp
+  li tp, 0x402b106b754865a1
+  fmv.d.x f11, tp
+  li tp, 0xc03a508da32af21e
+  fmv.d.x f15, tp
+  fmadd.d f21, f20, f11, f15, rtz
+  fsd f21, 184(gp) /* sig 264 */
+  li s0, 0x1f
+  csrrc a0, fcsr, s0
+  sd a0, 192(gp) /* sig 265 */
+  /* 165: amo */
+  addi s3, sp, 240
+  amoor.w.aq t6, t1, (s3)
+  sub s3, s3, sp
+  sd t6, 200(gp) /* sig 266 */
+  /* 166: branch */
+  blt t1, a1, .L24
+  slti zero, t2, -1
+  sd zero, 208(gp) /* sig 267 */
+  srlw s2, t2, t0
+  sd s2, 216(gp) /* sig 268 */
+.L24:
+  /* 167: mem */
+  addi ra, sp, -281
+  sb t4, 442(ra)
   sub ra, ra, sp
-  /* 228: mem */
-  lb ra, 181(sp)
-  sd ra, 744(gp) /* sig 333 */
-  /* 229: liSeed */
-  li s3, 0x10000000000
-  sd s3, 752(gp) /* sig 334 */
-  /* 230: mem */
-  sd a7, 112(sp)
-  /* 231: amo */
-  li s8, 0x2e6513ceabed22c3
-  addi a3, sp, 208
-  amoadd.d.rl s7, s8, (a3)
-  sub a3, a3, sp
-  sd s7, 760(gp) /* sig 335 */
-  /* 232: luiAuipc */
-  auipc s6, 0x0
+  ld a2, 160(sp)
+  sd a2, 224(gp) /* sig 269 */
+  /* 168: luiAuipc */
+  auipc s6, 0x47d3e
   auipc tp, 0
   sub s6, s6, tp
-  sd s6, 768(gp) /* sig 336 */
-  /* 233: fp */
-  li tp, 0xffffffff4660baa9
-  fmv.d.x f11, tp
-  fcvt.lu.s ra, f11, rmm
-  sd ra, 776(gp) /* sig 337 */
-  fsflags ra, zero
-  sd ra, 784(gp) /* sig 338 */
-  /* 234: liSeed */
-  li s6, 0xfffffffffffffffe
-  sd s6, 792(gp) /* sig 339 */
-  /* 235: cAlu */
+  sd s6, 232(gp) /* sig 270 */
+  /* 169: aluI */
+  slli s6, s6, 63
+  sd s6, 240(gp) /* sig 271 */
+  /* 170: branch */
+  bltu t0, t0, .L25
+  mulh t2, s4, t4
+  sd t2, 248(gp) /* sig 272 */
   .option rvc
-  c.subw s0, s1
+  c.add a7, s0
   .option norvc
-  sd s0, 800(gp) /* sig 340 */
-  /* 236: cSp */
-  .option rvc
-  c.addi4spn a1, sp, 716
-  .option norvc
-  sub a1, a1, sp
-  sd a1, 808(gp) /* sig 341 */
-  /* 237: fp */
-  li tp, 0xffffffffff800001
+  sd a7, 256(gp) /* sig 273 */
+  addi s0, s4, 1365
+  sd s0, 264(gp) /* sig 274 */
+.L25:
+  /* 171: fmem */
+  addi s6, sp, 533
+  flw f4, -281(s6)
+  fsd f4, 272(gp) /* sig 275 */
+  sub s6, s6, sp
+  /* 172: fp */
+  li tp, 0xffffffff326989c3
   fmv.d.x f1, tp
-  fle.s s4, f15, f1
-  sd s4, 816(gp) /* sig 342 */
-  csrrci s3, fflags, 0x1f
-  sd s3, 824(gp) /* sig 343 */
-  /* 238: aluI */
-  li s3, 0x9700000000000
-  addiw a2, s3, -708
-  sd a2, 832(gp) /* sig 344 */
-  /* 239: fp */
-  li tp, 0xbf0f610b5e87cd2c
-  fmv.d.x f9, tp
-  fclass.d a4, f9
-  sd a4, 840(gp) /* sig 345 */
+  fcvt.wu.s a2, f1, rne
+  sd a2, 280(gp) /* sig 276 */
+  li s5, 0x1f
+  csrrc s9, fcsr, s5
+  sd s9, 288(gp) /* sig 277 */
+  /* 173: fp */
+  li tp, 0xffffffffc0200000
+  fmv.d.x f25, tp
+  fnmadd.s f26, f25, f18, f7
+  fsd f26, 296(gp) /* sig 278 */
   fsflags s4, zero
-  sd s4, 848(gp) /* sig 346 */
-  /* 240: aluR */
-  li a5, 0x3f
-  and t6, a5, a1
-  sd t6, 856(gp) /* sig 347 */
-  /* 241: mem */
-  sh t2, 130(sp)
-  /* 242: branch */
-  bgeu a2, a2, .L26
-  andi a0, t6, 2047
-  sd a0, 864(gp) /* sig 348 */
+  sd s4, 304(gp) /* sig 279 */
+  /* 174: fp */
+  li tp, 0xffffffff4effffff
+  fmv.d.x f16, tp
+  fcvt.wu.s t5, f16, rup
+  sd t5, 312(gp) /* sig 280 */
+  fsflags s10, zero
+  sd s10, 320(gp) /* sig 281 */
+  /* 175: mem */
+  addi t5, sp, 29
+  sh s1, 81(t5)
+  sub t5, t5, sp
+  ld a6, 104(sp)
+  sd a6, 328(gp) /* sig 282 */
+  /* 176: luiAuipc */
+  lui s7, 0xffee0
+  sd s7, 336(gp) /* sig 283 */
+  /* 177: amo */
+  addi a1, sp, 16
+  amoxor.d.rl zero, s0, (a1)
+  sub a1, a1, sp
+  sd zero, 344(gp) /* sig 284 */
+  ld s4, 16(sp)
+  sd s4, 352(gp) /* sig 285 */
+  /* 178: smc */
+  /* patches in sltiu a7, s11, 698 (then imm + 1, ...) */
+  li s9, 0x2badb893
+  li s8, 0x2
 .L26:
-  /* 243: liSeed */
-  li a7, 0xffffffffffffffcc
-  sd a7, 872(gp) /* sig 349 */
-  /* 244: fp */
-  fcvt.wu.d zero, f11, rmm
-  sd zero, 880(gp) /* sig 350 */
+  auipc ra, 0
+  sw s9, 12(ra)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s9, s9, tp
+  addi s8, s8, -1
+  bne s8, zero, .L26
+  auipc tp, 0
+  sub ra, ra, tp
+  sd a7, 360(gp) /* sig 286 */
+  sd ra, 368(gp) /* sig 287 */
+  /* 179: fp */
+  li tp, 0x10000000000000
+  fmv.d.x f1, tp
+  fcvt.wu.d t4, f1, rup
+  sd t4, 376(gp) /* sig 288 */
+  csrrci a1, fflags, 0x1f
+  sd a1, 384(gp) /* sig 289 */
+  /* 180: fp */
+  li tp, 0xffffffff7fa00000
+  fmv.d.x f8, tp
+  li tp, 0xfffffffff149f2ca
+  fmv.d.x f26, tp
+  fmin.s f27, f8, f26
+  fsd f27, 392(gp) /* sig 290 */
+  fsflags t2, zero
+  sd t2, 400(gp) /* sig 291 */
+  /* 181: mem */
+  sb s5, 140(sp)
+  /* 182: mem */
+  sb s6, 68(sp)
+  /* 183: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f30, tp
+  fmv.x.d zero, f30
+  sd zero, 408(gp) /* sig 292 */
+  fsflags a7, zero
+  sd a7, 416(gp) /* sig 293 */
+  /* 184: fp */
+  li tp, 0x8000000000000000
+  fmv.d.x f10, tp
+  li tp, 0x7ff0000000000000
+  fmv.d.x f18, tp
+  fadd.d f23, f10, f18, rtz
+  fsd f23, 424(gp) /* sig 294 */
+  fsflags s3, zero
+  sd s3, 432(gp) /* sig 295 */
+  /* 185: aluR */
+  li s8, 0xbc80000000
+  mulhu t2, s8, s2
+  sd t2, 440(gp) /* sig 296 */
+  /* 186: cAlu */
+  .option rvc
+  c.xor s1, a5
+  .option norvc
+  sd s1, 448(gp) /* sig 297 */
+  /* 187: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f19, tp
+  li tp, 0xffffffff80000001
+  fmv.d.x f15, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f6, tp
+  fmsub.s f15, f19, f15, f6, rne
+  fsd f15, 456(gp) /* sig 298 */
+  csrrci t5, fflags, 0x1f
+  sd t5, 464(gp) /* sig 299 */
+  /* 188: rand */
+  .2byte 0x87d2 /* random */
+  sd a5, 472(gp) /* sig 300 */
+  .2byte 0x39c9 /* random */
+  sd s3, 480(gp) /* sig 301 */
+  .4byte 0xa00b1853 /* random */
+  sd a6, 488(gp) /* sig 302 */
+  fsd f16, 496(gp) /* sig 303 */
+  fsflags t0, zero
+  sd t0, 504(gp) /* sig 304 */
+  /* 189: aluI */
+  addi s6, ra, -1
+  sd s6, 512(gp) /* sig 305 */
+  /* 190: rand */
+  .2byte 0x40f1 /* random */
+  sd ra, 520(gp) /* sig 306 */
+  .2byte 0xd63a /* random */
+  .4byte 0x43c9cf3b /* random */
+  sd t5, 528(gp) /* sig 307 */
+  /* 191: fp */
+  li tp, 0xbff2098e09838ce1
+  fmv.d.x f3, tp
+  li tp, 0xe315ae2251c5d
+  fmv.d.x f23, tp
+  fmul.d f30, f3, f23, rmm
+  fsd f30, 536(gp) /* sig 308 */
+  csrrci s7, fflags, 0x1f
+  sd s7, 544(gp) /* sig 309 */
+  /* 192: cAlu */
+  .option rvc
+  c.add a3, t0
+  .option norvc
+  sd a3, 552(gp) /* sig 310 */
+  /* 193: branch */
+  beq s6, a5, .L27
+  subw a4, s4, s11
+  sd a4, 560(gp) /* sig 311 */
+  srliw t1, ra, 16
+  sd t1, 568(gp) /* sig 312 */
+.L27:
+  /* 194: jalr */
+  auipc s7, 0
+  addi s7, s7, 20
+  jalr s7, -8(s7)
+  auipc tp, 0
+  sub s7, s7, tp
+  sd s7, 576(gp) /* sig 313 */
+  /* 195: rand */
+  .4byte 0x102d8753 /* random */
+  sd a4, 584(gp) /* sig 314 */
+  fsd f14, 592(gp) /* sig 315 */
+  csrrci a7, fflags, 0x1f
+  sd a7, 600(gp) /* sig 316 */
+  .4byte 0xd60809d3 /* random */
+  sd s3, 608(gp) /* sig 317 */
+  fsd f19, 616(gp) /* sig 318 */
+  fsflags t5, zero
+  sd t5, 624(gp) /* sig 319 */
+  .4byte 0xcd66f893 /* random */
+  sd a7, 632(gp) /* sig 320 */
+  /* 196: fp */
+  li tp, 0xffffffff7fc0dead
+  fmv.d.x f2, tp
+  fnmadd.s f24, f2, f16, f27, rtz
+  fsd f24, 640(gp) /* sig 321 */
+  frcsr t3
+  sd t3, 648(gp) /* sig 322 */
+  /* 197: lrsc */
+  addi a3, sp, 44
+  sc.w.aqrl t1, s7, (a3)
+  sd t1, 656(gp) /* sig 323 */
+  sub a3, a3, sp
+  lw s4, 44(sp)
+  sd s4, 664(gp) /* sig 324 */
+  /* 198: fp */
+  li tp, 0xffffffffffffe
+  fmv.d.x f6, tp
+  fnmsub.d f18, f6, f6, f10
+  fsd f18, 672(gp) /* sig 325 */
+  frcsr s10
+  sd s10, 680(gp) /* sig 326 */
+  /* 199: aluR */
+  mulhu a5, a3, t3
+  sd a5, 688(gp) /* sig 327 */
+  /* 200: fp */
+  li tp, 0xfc5b0fe5262c0705
+  fmv.d.x f14, tp
+  fcvt.l.d s3, f14, rup
+  sd s3, 696(gp) /* sig 328 */
+  frflags a3
+  sd a3, 704(gp) /* sig 329 */
+  /* 201: fp */
+  li tp, 0x7ff0000000000000
+  fmv.d.x f3, tp
+  li tp, 0x7fefffffffffffff
+  fmv.d.x f21, tp
+  li tp, 0x7ff0000000000001
+  fmv.d.x f18, tp
+  fnmadd.d f27, f3, f21, f18, rmm
+  fsd f27, 712(gp) /* sig 330 */
+  fsflags t5, zero
+  sd t5, 720(gp) /* sig 331 */
+  /* 202: fp */
+  fmin.s f13, f4, f22
+  fsd f13, 728(gp) /* sig 332 */
+  fsflags s9, zero
+  sd s9, 736(gp) /* sig 333 */
+  /* 203: fp */
+  li tp, 0xffffffff3f93ef47
+  fmv.d.x f17, tp
+  li tp, 0xffffffff3d0f8611
+  fmv.d.x f20, tp
+  li tp, 0xffffffffbd25e044
+  fmv.d.x f21, tp
+  fnmsub.s f16, f17, f20, f21, rmm
+  fsd f16, 744(gp) /* sig 334 */
+  fsflags a6, zero
+  sd a6, 752(gp) /* sig 335 */
+  /* 204: far */
+  jal s11, .L28
+.L29:
+  /* 205: fp */
+  li tp, 0xffffffff80000001
+  fmv.d.x f17, tp
+  li tp, 0xffffffffffc00000
+  fmv.d.x f20, tp
+  li tp, 0xffffffff00800000
+  fmv.d.x f15, tp
+  fnmsub.s f1, f17, f20, f15, rdn
+  fsd f1, 776(gp) /* sig 338 */
+  fsflags a7, zero
+  sd a7, 784(gp) /* sig 339 */
+  /* 206: fmem */
+  addi s0, sp, 333
+  fsw f19, -121(s0)
+  sub s0, s0, sp
+  /* 207: fp */
+  fcvt.s.wu f17, s6
+  fsd f17, 792(gp) /* sig 340 */
   fsflags s6, zero
-  sd s6, 888(gp) /* sig 351 */
-  /* 245: fp */
+  sd s6, 800(gp) /* sig 341 */
+  /* 208: aluI */
+  slti s6, s7, 1365
+  sd s6, 808(gp) /* sig 342 */
+  /* 209: cJump */
+  auipc s7, 0
+  addi s7, s7, 18
+  .option rvc
+  c.jalr s7
+  .option norvc
+  slti ra, s6, 2047
+  sd ra, 816(gp) /* sig 343 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub s7, s7, tp
+  sd ra, 824(gp) /* sig 344 */
+  sd s7, 832(gp) /* sig 345 */
+  /* 210: fp */
+  li tp, 0x3fefffffffffffff
+  fmv.d.x f17, tp
+  fcvt.w.d s11, f17, rmm
+  sd s11, 840(gp) /* sig 346 */
+  fsflags s11, zero
+  sd s11, 848(gp) /* sig 347 */
+  /* 211: fp */
+  li tp, 0x4092fd478ec1bb45
+  fmv.d.x f1, tp
+  fcvt.s.d f15, f1, rne
+  fsd f15, 856(gp) /* sig 348 */
+  frflags s6
+  sd s6, 864(gp) /* sig 349 */
+  /* 212: mem */
+  lb a6, 8(sp)
+  sd a6, 872(gp) /* sig 350 */
+  /* 213: jalr */
+  auipc t5, 0
+  addi t5, t5, -51
+  jalr s4, 63(t5)
+  auipc tp, 0
+  sub s4, s4, tp
+  sub t5, t5, tp
+  sd s4, 880(gp) /* sig 351 */
+  sd t5, 888(gp) /* sig 352 */
+  /* 214: cAlu */
+  .option rvc
+  c.slli t4, 34
+  .option norvc
+  sd t4, 896(gp) /* sig 353 */
+  /* 215: mem */
+  sb a5, 85(sp)
+  /* 216: rand */
+  .2byte 0x6dfe /* random */
+  sd s11, 904(gp) /* sig 354 */
+  /* 217: mem */
+  sw a2, 32(sp)
+  /* 218: aluI */
+  li t1, 0x16040971f8cf27d0
+  sltiu t2, t1, -1
+  sd t2, 912(gp) /* sig 355 */
+  /* 219: aluR */
+  li a2, 0x8000000000000000
+  li s7, 0xffffffffffffffff
+  div t3, a2, s7
+  sd t3, 920(gp) /* sig 356 */
+  /* 220: fp */
+  li tp, 0xffffffff35fbbc04
+  fmv.d.x f27, tp
   li tp, 0xffffffff5f800000
   fmv.d.x f26, tp
-  fmax.s f27, f6, f26
-  fsd f27, 896(gp) /* sig 352 */
-  fsflags s11, zero
-  sd s11, 904(gp) /* sig 353 */
-  /* 246: mem */
-  addi s7, sp, 312
-  lwu t3, -280(s7)
-  sd t3, 912(gp) /* sig 354 */
-  sub s7, s7, sp
-  /* 247: fmem */
-  addi s9, sp, 562
-  fsd f30, -343(s9)
-  sub s9, s9, sp
-  /* 248: fp */
-  li tp, 0x8d7a06b3a8eaa
-  fmv.d.x f21, tp
-  li tp, 0x4131af40d6751d55
+  fdiv.s f21, f27, f26, rne
+  fsd f21, 928(gp) /* sig 357 */
+  fsflags a6, zero
+  sd a6, 936(gp) /* sig 358 */
+  /* 221: fp */
+  li tp, 0xfdb3db8ab912526e
+  fmv.d.x f22, tp
+  fcvt.s.d f4, f22, rmm
+  fsd f4, 944(gp) /* sig 359 */
+  frflags t4
+  sd t4, 952(gp) /* sig 360 */
+  /* 222: fp */
+  li tp, 0x3ff51d55e87ff10f
   fmv.d.x f6, tp
-  fdiv.d f0, f21, f6, dyn
-  fsd f0, 920(gp) /* sig 355 */
-  fsflags a2, zero
-  sd a2, 928(gp) /* sig 356 */
-  /* 249: aluI */
-  srai a4, a5, 20
-  sd a4, 936(gp) /* sig 357 */
-  /* 250: aluR */
-  mulw s1, ra, a3
-  sd s1, 944(gp) /* sig 358 */
-  /* 251: cAlu */
-  .option rvc
-  c.lui s11, 0xfffe6
-  .option norvc
-  sd s11, 952(gp) /* sig 359 */
-  /* 252: fp */
-  li tp, 0xffffffff80000000
-  fmv.d.x f10, tp
-  fsqrt.s f22, f10, rne
-  fsd f22, 960(gp) /* sig 360 */
-  li s4, 0x1f
-  csrrc t1, fcsr, s4
-  sd t1, 968(gp) /* sig 361 */
-  /* 253: luiAuipc */
+  li tp, 0x3f84f3a518575f2c
+  fmv.d.x f19, tp
+  li tp, 0xbf8ba632ca00400e
+  fmv.d.x f0, tp
+  fmsub.d f0, f6, f19, f0, dyn
+  fsd f0, 960(gp) /* sig 361 */
+  li a4, 0x1f
+  csrrc a5, fcsr, a4
+  sd a5, 968(gp) /* sig 362 */
+  /* 223: fp */
+  li tp, 0xffffffff00000000
+  fmv.d.x f31, tp
+  li tp, 0xffffffff7fc00000
+  fmv.d.x f22, tp
+  li tp, 0xffffffff7f800000
+  fmv.d.x f8, tp
+  fnmsub.s f31, f31, f22, f8, rmm
+  fsd f31, 976(gp) /* sig 363 */
+  fsflags s4, zero
+  sd s4, 984(gp) /* sig 364 */
+  /* 224: fp */
+  li tp, 0xffffffffc0900000
+  fmv.d.x f20, tp
+  fcvt.wu.s a0, f20, dyn
+  sd a0, 992(gp) /* sig 365 */
+  frflags t6
+  sd t6, 1000(gp) /* sig 366 */
+  /* 225: luiAuipc */
   auipc t1, 0x79ed3
   auipc tp, 0
   sub t1, t1, tp
-  sd t1, 976(gp) /* sig 362 */
-  /* 254: amo */
+  sd t1, 1008(gp) /* sig 367 */
+  /* 226: amo */
   addi s4, sp, 136
   amoxor.d.aqrl zero, t4, (s4)
   sub s4, s4, sp
-  sd zero, 984(gp) /* sig 363 */
+  sd zero, 1016(gp) /* sig 368 */
   ld t2, 136(sp)
-  sd t2, 992(gp) /* sig 364 */
-  /* 255: aluR */
+  sd t2, 1024(gp) /* sig 369 */
+  /* 227: aluR */
   divw t3, t4, t6
-  sd t3, 1000(gp) /* sig 365 */
-  /* 256: fp */
-  li tp, 0xffffffffc02f7f0f
-  fmv.d.x f7, tp
-  li tp, 0x3fefffffffffffff
+  sd t3, 1032(gp) /* sig 370 */
+  /* 228: fp */
+  li tp, 0xf4af7f0f8aef5e81
   fmv.d.x f17, tp
-  fmin.d f21, f7, f17
-  fsd f21, 1008(gp) /* sig 366 */
-  li s6, 0x1f
-  csrrc a2, fcsr, s6
-  sd a2, 1016(gp) /* sig 367 */
-  /* 257: fp */
-  li tp, 0xffffffffbfc00000
-  fmv.d.x f30, tp
-  feq.s a6, f30, f19
-  sd a6, 1024(gp) /* sig 368 */
-  csrrci t3, fflags, 0x1f
-  sd t3, 1032(gp) /* sig 369 */
-  /* 258: fp */
-  li tp, 0xffffffff3d93a0c8
-  fmv.d.x f30, tp
-  li tp, 0xffffffffc0200000
-  fmv.d.x f18, tp
-  li tp, 0xffffffff4640e6b6
+  fmin.d f21, f13, f17
+  fsd f21, 1040(gp) /* sig 371 */
+  fsflags t0, zero
+  sd t0, 1048(gp) /* sig 372 */
+  /* 229: fp */
+  li tp, 0xffffffffff7fffff
+  fmv.d.x f19, tp
+  fcvt.l.d a3, f19, dyn
+  sd a3, 1056(gp) /* sig 373 */
+  frflags s2
+  sd s2, 1064(gp) /* sig 374 */
+  /* 230: fcsr */
+  li s3, 0xbe62cbbf7f8dd70
+  csrrc zero, fcsr, s3
+  sd zero, 1072(gp) /* sig 375 */
+  /* 231: mem */
+  lhu ra, 148(sp)
+  sd ra, 1080(gp) /* sig 376 */
+  /* 232: fp */
+  li tp, 0xffffffff007fffff
+  fmv.d.x f5, tp
+  fdiv.s f0, f5, f4, rup
+  fsd f0, 1088(gp) /* sig 377 */
+  frflags s6
+  sd s6, 1096(gp) /* sig 378 */
+  /* 233: fp */
+  fcvt.wu.s a1, f8, rtz
+  sd a1, 1104(gp) /* sig 379 */
+  fsflags a6, zero
+  sd a6, 1112(gp) /* sig 380 */
+  /* 234: aluI */
+  addi t5, s2, 1777
+  sd t5, 1120(gp) /* sig 381 */
+  /* 235: aluI */
+  addi zero, s5, -1854
+  sd zero, 1128(gp) /* sig 382 */
+  /* 236: fp */
+  li tp, 0x0
+  fmv.d.x f14, tp
+  li tp, 0x10000000000000
+  fmv.d.x f19, tp
+  fmax.d f31, f14, f19
+  fsd f31, 1136(gp) /* sig 383 */
+  fsflags a5, zero
+  sd a5, 1144(gp) /* sig 384 */
+  /* 237: fp */
+  li tp, 0x3ff7a1396f411248
+  fmv.d.x f19, tp
+  li tp, 0x3fb37f416a383490
+  fmv.d.x f10, tp
+  li tp, 0xbfbccb6487d8cc98
+  fmv.d.x f20, tp
+  fmadd.d f5, f19, f10, f20, rdn
+  fsd f5, 1152(gp) /* sig 385 */
+  fsflags t1, zero
+  sd t1, 1160(gp) /* sig 386 */
+  /* 238: mem */
+  sd t6, 147(sp)
+  ld ra, 144(sp)
+  sd ra, 1168(gp) /* sig 387 */
+  /* 239: cJump */
+  auipc t5, 0
+  addi t5, t5, 24
+  .option rvc
+  c.jr t5
+  .option norvc
+  .option rvc
+  c.add s9, ra
+  .option norvc
+  sd s9, 1176(gp) /* sig 388 */
+  srliw s2, s6, 22
+  sd s2, 1184(gp) /* sig 389 */
+  auipc tp, 0
+  sub t5, t5, tp
+  sd t5, 1192(gp) /* sig 390 */
+  /* 240: fp */
+  li tp, 0x40075a2ace411474
+  fmv.d.x f21, tp
+  li tp, 0xffffffff362a82aa
+  fmv.d.x f4, tp
+  li tp, 0xfff8000000000000
+  fmv.d.x f11, tp
+  fmadd.d f23, f21, f4, f11, rmm
+  fsd f23, 1200(gp) /* sig 391 */
+  csrrci s10, fflags, 0x1f
+  sd s10, 1208(gp) /* sig 392 */
+  /* 241: luiAuipc */
+  auipc t1, 0x7ffff
+  auipc tp, 0
+  sub t1, t1, tp
+  sd t1, 1216(gp) /* sig 393 */
+  /* 242: cMem */
+  .option rvc
+  c.fldsp f18, 216(sp)
+  .option norvc
+  fsd f18, 1224(gp) /* sig 394 */
+  /* 243: fp */
+  li tp, 0xffffffff00800000
+  fmv.d.x f19, tp
+  li tp, 0xffffffff00800000
   fmv.d.x f24, tp
-  fmadd.s f14, f30, f18, f24, dyn
-  fsd f14, 1040(gp) /* sig 370 */
-  fsflags a4, zero
-  sd a4, 1048(gp) /* sig 371 */
-  /* 259: aluI */
-  slli s6, s4, 62
-  sd s6, 1056(gp) /* sig 372 */
+  fsgnjx.s f28, f19, f24
+  fsd f28, 1232(gp) /* sig 395 */
+  fsflags a6, zero
+  sd a6, 1240(gp) /* sig 396 */
+  /* 244: mem */
+  lh zero, 202(sp)
+  sd zero, 1248(gp) /* sig 397 */
+  /* 245: aluR */
+  mulhsu a7, a3, a0
+  sd a7, 1256(gp) /* sig 398 */
+  /* 246: mem */
+  lbu a4, 16(sp)
+  sd a4, 1264(gp) /* sig 399 */
+  /* 247: rand */
+  .2byte 0x392e /* random */
+  fsd f18, 1272(gp) /* sig 400 */
+  .4byte 0x434ffcb3 /* random */
+  sd s9, 1280(gp) /* sig 401 */
+  .4byte 0x21ec8b3 /* random */
+  sd a7, 1288(gp) /* sig 402 */
+  /* 248: fp */
+  li tp, 0x47960d6958e19a1e
+  fmv.d.x f4, tp
+  li tp, 0xbff1bb9e439c941d
+  fmv.d.x f7, tp
+  li tp, 0x3eb3f078589cf25d
+  fmv.d.x f21, tp
+  fmadd.d f8, f4, f7, f21, rtz
+  fsd f8, 1296(gp) /* sig 403 */
+  frflags s4
+  sd s4, 1304(gp) /* sig 404 */
+  /* 249: fp */
+  li tp, 0xffffffff3e9f43da
+  fmv.d.x f25, tp
+  fsgnjx.s f12, f3, f25
+  fsd f12, 1312(gp) /* sig 405 */
+  fsflags t6, zero
+  sd t6, 1320(gp) /* sig 406 */
+  /* 250: smc */
+  /* patches in xori a3, s10, -60 (then imm + 1, ...) */
+  li s0, 0xfc4d4693
+  li s5, 0x3
+.L30:
+  auipc s1, 0
+  sw s0, 12(s1)
+  fence.i
+  nop /* patched */
+  lui tp, 0x100
+  add s0, s0, tp
+  addi s5, s5, -1
+  bne s5, zero, .L30
+  auipc tp, 0
+  sub s1, s1, tp
+  sd a3, 1328(gp) /* sig 407 */
+  sd s1, 1336(gp) /* sig 408 */
+  /* 251: mem */
+  addi s5, sp, 352
+  sh t1, -144(s5)
+  sub s5, s5, sp
+  /* 252: cJump */
+  auipc s6, 0
+  addi s6, s6, 26
+  .option rvc
+  c.jr s6
+  .option norvc
+  addiw t1, a7, 958
+  sd t1, 1344(gp) /* sig 409 */
+  mulh s4, t5, t5
+  sd s4, 1352(gp) /* sig 410 */
+  auipc tp, 0
+  sub s6, s6, tp
+  sd s6, 1360(gp) /* sig 411 */
+  /* 253: mem */
+  addi a3, sp, -89
+  lw s0, 249(a3)
+  sd s0, 1368(gp) /* sig 412 */
+  sub a3, a3, sp
+  /* 254: fp */
+  li tp, 0x0
+  fmv.d.x f7, tp
+  li tp, 0x3ff0000000000000
+  fmv.d.x f10, tp
+  fmul.d f24, f7, f10, rup
+  fsd f24, 1376(gp) /* sig 413 */
+  fsflags a5, zero
+  sd a5, 1384(gp) /* sig 414 */
+  /* 255: aluR */
+  sll a0, zero, a2
+  sd a0, 1392(gp) /* sig 415 */
+  /* 256: branch */
+  blt s4, s4, .L31
+  slti s2, s3, -2048
+  sd s2, 1400(gp) /* sig 416 */
+.L31:
+  /* 257: mem */
+  sd s1, 15(sp)
+  /* 258: cJump */
+  auipc ra, 0
+  addi ra, ra, 22
+  .option rvc
+  c.jalr ra
+  .option norvc
+  .option rvc
+  c.srli a4, 12
+  .option norvc
+  sd a4, 1408(gp) /* sig 417 */
+  .option rvc
+  c.srai s1, 28
+  .option norvc
+  sd s1, 1416(gp) /* sig 418 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sd ra, 1424(gp) /* sig 419 */
+  /* 259: cJump */
+  auipc a7, 0
+  addi a7, a7, 26
+  .option rvc
+  c.jalr a7
+  .option norvc
+  andi s2, t6, -295
+  sd s2, 1432(gp) /* sig 420 */
+  sraw a1, t0, s2
+  sd a1, 1440(gp) /* sig 421 */
+  auipc tp, 0
+  sub ra, ra, tp
+  sub a7, a7, tp
+  sd ra, 1448(gp) /* sig 422 */
+  sd a7, 1456(gp) /* sig 423 */
+  j .L32
+.L28:
+  auipc tp, 0
+  sub s11, s11, tp
+  sd s11, 760(gp) /* sig 336 */
+  rem t1, zero, a5
+  sd t1, 768(gp) /* sig 337 */
+  jal tp, .L29
+.L32:
   li tp, 0
   .pushsection .data
   .balign 16
 difftest_buf:
-  .dword 0x20
-  .dword 0xffffffff7fa00000
-  .dword 0xd4315c885267a2da
-  .dword 0xffefffffffffffff
-  .dword 0x873ce538bc75c366
-  .dword 0xd93a5a3177822ab6
-  .dword 0xef1c2d311ed3e04d
-  .dword 0xffffffffffffffa0
-  .dword 0xc3e0000000000000
-  .dword 0xffffffffffffffe7
-  .dword 0x5c9b07a92f0f6711
-  .dword 0xffffffff7f7fffff
-  .dword 0x6a0939f40413a658
-  .dword 0x2c235b41291cdebd
-  .dword 0xf45ff7dc984da785
-  .dword 0xc1711248a4ae45de
-  .dword 0x403ce9780f78130f
-  .dword 0x80000001
-  .dword 0x68af62d9b361d513
-  .dword 0xcc5b0d57974bc544
+  .dword 0x636f16c28f129f17
+  .dword 0x64e492e060853023
   .dword 0xffffffff7f800001
-  .dword 0xffffffffffffff9c
-  .dword 0xffffffffdb21f42c
-  .dword 0xe623a011cd566fbc
+  .dword 0xffffffffc5f4d9c3
+  .dword 0x368d7a16d32bc019
+  .dword 0x3e369d6b9cab854f
+  .dword 0x3f
+  .dword 0xffffffff309abb83
+  .dword 0xab46eb4578b3dcb6
+  .dword 0x41010ae73ea74db5
+  .dword 0xffffffff0102ff0d
+  .dword 0x40000
+  .dword 0xa6214c5b52d2b406
+  .dword 0xffffffff809202b6
+  .dword 0xffffffff42b95ff5
+  .dword 0x8000
+  .dword 0xffffffff4b2f7c03
+  .dword 0xffffffff8359697b
+  .dword 0x43e0000000000000
+  .dword 0xffffffffffffffff
+  .dword 0x3d72201dfa4ab65a
+  .dword 0xffffffff32ed41b6
+  .dword 0x2
+  .dword 0x3fe031e6c44476a9
   .dword 0xc
-  .dword 0xffffffff80ff15bd
-  .dword 0xffffffff007ffffe
-  .dword 0xffffffffff800001
+  .dword 0x6e00ca1f6df52d62
+  .dword 0xfffffffe0da24260
   .dword 0x3d
-  .dword 0xe6f02cc58889ce99
-  .dword 0x100000000
-  .dword 0xfff0000000000000
+  .dword 0x8000000000000001
+  .dword 0x8000
+  .dword 0xc1e0000000200000
+  .dword 0xffffffffffffe
 difftest_sig:
-  .rept 373
+  .rept 424
   .dword 0xdeadbeefdeadbeef
   .endr
   .popsection
