@@ -8,6 +8,8 @@
 //   node scripts/gen-difftest.mjs --out DIR --seed N --count N --vireo [--mix rand=1,fp=2]
 //       exploration: writes elsewhere, runs Vireo on each program and reports the first
 //       difference; --mix replaces the operation weights (names: see Program.generate)
+//   node scripts/gen-difftest.mjs --check --vireo [--out DIR] [--only p03,p07]
+//       re-verify the goldens and compare Vireo with them, without regenerating
 //
 // Regenerating writes tests/difftest/programs/pNN.{S,elf,linux.elf,out} and needs
 // riscv64-unknown-elf-gcc, riscv64-linux-gnu-gcc and qemu-riscv64-static (Debian packages
@@ -135,6 +137,33 @@ const D_SPECIAL = [0n, 1n << 63n, 0x7ff0000000000000n, 0xfff0000000000000n, 0x7f
   0x8000000000000001n, 0x7fefffffffffffffn, 0x0010000000000000n];
 const S_SPECIAL = [0n, 1n << 31n, 0x7f800000n, 0xff800000n, 0x7fc00000n, 0x7f800001n, 0xffc00000n,
   0x3f800000n, 0xbf800000n, 1n, 0x80000001n, 0x7f7fffffn, 0x00800000n];
+
+// OP-FP operations: funct7, the legal rs2 values where rs2 selects (else any register), the
+// legal funct3 values where funct3 selects (else a rounding mode: 0-4 and 7 = dyn)
+const FP_OPS = [];
+for (const fmt of [0, 1]) {
+  for (const f7 of [0x00, 0x04, 0x08, 0x0c]) FP_OPS.push([f7 | fmt, null, null]); // add sub mul div
+  FP_OPS.push([0x2c | fmt, [0], null], [0x10 | fmt, null, [0, 1, 2]], [0x14 | fmt, null, [0, 1]],
+    [0x50 | fmt, null, [0, 1, 2]], [0x60 | fmt, [0, 1, 2, 3], null], [0x68 | fmt, [0, 1, 2, 3], null],
+    [0x70 | fmt, [0], [0, 1]], [0x78 | fmt, [0], [0]]);
+}
+FP_OPS.push([0x20, [1], null], [0x21, [0], null]); // fcvt.s.d, fcvt.d.s
+
+/** Names an OP-FP or fused multiply-add encoding, fields included (for the comments). */
+function describeFp(w) {
+  const opc = w & 0x7f, rd = (w >>> 7) & 31, f3 = (w >>> 12) & 7, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
+  const fmt = 'sdhq'[(w >>> 25) & 3], op5 = w >>> 27;
+  const fields = `rd=${rd} rs1=${rs1} rs2=${rs2} funct3/rm=${f3}`;
+  if (opc !== 0x53) return `${['fmadd', 'fmsub', 'fnmsub', 'fnmadd'][(opc >> 2) & 3]}.${fmt} ${fields} rs3=${op5}`;
+  const int = ['w', 'wu', 'l', 'lu'][rs2] ?? `?${rs2}`;
+  const name = {
+    0x00: 'fadd', 0x01: 'fsub', 0x02: 'fmul', 0x03: 'fdiv', 0x0b: 'fsqrt',
+    0x04: ['fsgnj', 'fsgnjn', 'fsgnjx'][f3] ?? 'fsgnj?', 0x05: ['fmin', 'fmax'][f3] ?? 'fminmax?',
+    0x08: `fcvt.${fmt}.${'sdhq'[rs2] ?? '?'}`, 0x14: ['fle', 'flt', 'feq'][f3] ?? 'fcmp?',
+    0x18: `fcvt.${int}`, 0x1a: `fcvt.${fmt}.${int}`, 0x1c: ['fmv.x', 'fclass'][f3] ?? 'fmv.x/fclass?', 0x1e: 'fmv.fp.x',
+  }[op5];
+  return name === undefined ? `OP-FP funct5=${hex(op5)}.${fmt} ${fields}` : `${name}${op5 === 0x08 || op5 === 0x1a ? '' : '.' + fmt} ${fields}`;
+}
 
 /** A raw double: exponent `e` (biased), random sign and mantissa. */
 const randD = (rng, e) => (BigInt(rng.int(2)) << 63n) | (BigInt(e) << 52n) | (rng.u64() & 0xfffffffffffffn);
@@ -935,21 +964,24 @@ class Program {
     if ((opc === 0x33 || opc === 0x3b) && rng.chance(0.6)) set(25, 7, rng.pick([0, 1, 0x20]));
     if (opc === 0x13 && (f3 === 1 || f3 === 5) && rng.chance(0.6)) set(26, 6, rng.pick([0, 0x10]));
     if (opc === 0x1b && (f3 === 1 || f3 === 5) && rng.chance(0.6)) set(25, 7, rng.pick([0, 0x20]));
-    if (opc === 0x53) {
-      if (rng.chance(0.75)) set(25, 7, rng.pick([0x00, 0x01, 0x04, 0x05, 0x08, 0x09, 0x0c, 0x0d, 0x2c, 0x2d,
-        0x10, 0x11, 0x14, 0x15, 0x20, 0x21, 0x50, 0x51, 0x60, 0x61, 0x68, 0x69, 0x70, 0x71, 0x78, 0x79]));
-      if (rng.chance(0.5)) set(12, 3, rng.chance(0.7) ? rng.range(0, 2) : rng.pick([0, 1, 2, 3, 4, 7]));
-      if (rng.chance(0.6)) set(20, 5, rng.range(0, 3));
+    if (opc === 0x53 && rng.chance(0.8)) {
+      // a defined operation with each field legal (rs2 where it selects, rm/funct3) with
+      // probability 3/4, so that most reserved encodings are one field away from a legal one
+      const [f7, rs2s, f3s] = rng.pick(FP_OPS);
+      set(25, 7, f7);
+      if (rs2s && rng.chance(0.75)) set(20, 5, rng.pick(rs2s));
+      if (rng.chance(0.75)) set(12, 3, rng.pick(f3s ?? [0, 1, 2, 3, 4, 7]));
     }
-    if (opc !== 0x53 && opc !== 0x37 && opc !== 0x13 && opc !== 0x1b && rng.chance(0.8)) set(25, 2, rng.range(0, 1)); // FMA fmt
+    if ([0x43, 0x47, 0x4b, 0x4f].includes(opc) && rng.chance(0.8)) set(25, 2, rng.range(0, 1)); // FMA fmt: s or d
     const rd = this.fixReg((w >> 7) & 31);
     set(7, 5, rd);
     set(15, 5, this.fixReg((w >> 15) & 31));
     if (opc === 0x33 || opc === 0x3b) set(20, 5, this.fixReg((w >> 20) & 31));
     w >>>= 0;
-    this.ins(`.4byte ${hex(w)} /* random */`);
+    const fp = opc !== 0x13 && opc !== 0x1b && opc !== 0x33 && opc !== 0x3b && opc !== 0x37;
+    this.ins(`.4byte ${hex(w)} /* random${fp ? ': ' + describeFp(w) : ''} */`);
     this.sig(X[rd]);
-    if (opc !== 0x13 && opc !== 0x1b && opc !== 0x33 && opc !== 0x3b && opc !== 0x37) {
+    if (fp) {
       this.sig(F[rd]);
       this.flags();
     }
@@ -994,12 +1026,36 @@ class Program {
     if (logF !== null) this.sig(F[logF]);
   }
 
+  /**
+   * An FP instruction with a reserved rounding mode: rm = 5 or 6, or dyn while frm holds 5-7
+   * (frm is restored after). It must raise illegal instruction, whatever the operation
+   * (the spec: even those that cannot round, like fcvt.d.s, decode rm as usual).
+   */
+  reservedRm() {
+    const { rng } = this;
+    const dynamic = rng.chance(0.4);
+    if (dynamic) this.ins(`csrwi frm, ${rng.range(5, 7)}`);
+    const rm = dynamic ? 7 : rng.pick([5, 6]);
+    let w;
+    const rd = this.fixReg(rng.int(32)), rs1 = this.fixReg(rng.int(32)), any = rng.int(32);
+    if (rng.chance(0.2)) { // fused multiply-add
+      w = (rng.int(32) << 27) | (rng.int(2) << 25) | (any << 20) | (rs1 << 15) | (rm << 12) | (rd << 7) | rng.pick([0x43, 0x47, 0x4b, 0x4f]);
+    } else {
+      const [f7, rs2s] = rng.pick(FP_OPS.filter(([, , f3s]) => !f3s));
+      w = (f7 << 25) | ((rs2s ? rng.pick(rs2s) : any) << 20) | (rs1 << 15) | (rm << 12) | (rd << 7) | 0x53;
+    }
+    this.ins(`.4byte ${hex(w >>> 0)} /* reserved rounding mode: ${describeFp(w >>> 0)} */`);
+    if (dynamic) this.ins(`csrwi frm, ${this.frm}`);
+    this.sig(X[rd]);
+    this.sig(F[rd]);
+  }
+
   // --- the program ---
   generate(nOps, mix = null) {
     const { rng } = this;
     const base = { aluR: 14, aluI: 12, luiAuipc: 3, liSeed: 3, branch: 6, cBranch: 3, loop: 2,
       jal: 2, jalr: 2, cJump: 2, far: 2, smc: 1, mem: 10, fmem: 4, cMem: 5, cSp: 2, cAlu: 10,
-      amo: 5, lrsc: 3, fp: 34, fcsr: 4, fence: 1, rand: 5 };
+      amo: 5, lrsc: 3, fp: 34, fcsr: 4, fence: 1, rand: 8, reservedRm: 2 };
     const weights = {};
     for (const [k, w] of Object.entries(base)) weights[k] = w * (0.3 + 1.4 * (rng.u32() / 4294967296));
     if (mix) for (const k of Object.keys(weights)) weights[k] = mix[k] ?? 0;
@@ -1035,7 +1091,7 @@ class Program {
       '/*',
       ` * Difftest program p${String(this.index).padStart(2, '0')}: generated by scripts/gen-difftest.mjs, do not edit.`,
       ' * Included by tests/difftest/harness.S: sp = scratch buffer, gp = signature log, tp = scratch.',
-      ' * "sig N" marks the store of signature slot N (dump line 96 + N, see the README).',
+      ' * "sig N" marks the store of signature slot N (line 97 + N of the dump, see the README).',
       ' */',
       ...this.lines.map((l) => l.text),
       ...data,
@@ -1099,25 +1155,32 @@ function lineName(i, total) {
   return `offset from difftest_body of illegal-instruction trap ${i - total + 64}`;
 }
 
-/** The first difference between a golden dump and Vireo's, described. */
+/**
+ * The first difference between a golden dump and Vireo's, described: the earliest signature
+ * slot if one differs (the log is in execution order; registers only show the end state),
+ * else the first differing illegal-instruction record, else the first differing line.
+ */
 function firstDiff(golden, got, src) {
   const g = golden.split('\n'), v = got.split('\n');
-  for (let i = 0; i < Math.max(g.length, v.length); i++) {
-    if (g[i] === v[i]) continue;
-    let where = lineName(i, g.length - 2); // the dump lines, without 'end' and ''
-    const m = /^sig (\d+)$/.exec(where);
-    if (m && src) {
-      const lines = src.split('\n');
-      const at = lines.findIndex((l) => l.includes(`/* sig ${m[1]} */`));
-      if (at >= 0) {
-        let from = at;
-        while (from > 0 && !/^\s*\/\* \d+: /.test(lines[from])) from--;
-        where += ` (line ${at + 1}), from:\n${lines.slice(from, at + 1).join('\n')}`;
-      }
+  if (g.length !== v.length) return `the dump has ${v.length} lines, expected ${g.length}:\n${got.slice(0, 300)}`;
+  const total = g.length - 2; // the dump lines, without 'end' and ''
+  const diffs = [];
+  for (let i = 0; i < total; i++) if (g[i] !== v[i]) diffs.push(i);
+  if (!diffs.length) return null;
+  const sigEnd = total - 64, sigStart = 64 + BUF_SIZE / 8;
+  const i = diffs.find((d) => d >= sigStart && d < sigEnd) ?? diffs.find((d) => d > sigEnd) ?? diffs[0];
+  let where = lineName(i, total);
+  const m = /^sig (\d+)$/.exec(where);
+  if (m && src) {
+    const lines = src.split('\n');
+    const at = lines.findIndex((l) => l.includes(`/* sig ${m[1]} */`));
+    if (at >= 0) {
+      let from = at;
+      while (from > 0 && !/^\s*\/\* \d+: /.test(lines[from])) from--;
+      where += ` (line ${at + 1}), from:\n${lines.slice(from, at + 1).join('\n')}`;
     }
-    return `line ${i + 1}: ${where}\n  expected ${g[i]}\n  got      ${v[i]}`;
   }
-  return null;
+  return `${diffs.length} lines differ; line ${i + 1}: ${where}\n  expected ${g[i]}\n  got      ${v[i]}`;
 }
 
 function parseArgs(argv) {
@@ -1127,6 +1190,7 @@ function parseArgs(argv) {
     if (a === '--check') o.check = true;
     else if (a === '--vireo') o.vireo = true;
     else if (a === '--out') o.out = argv[++i];
+    else if (a === '--only') o.only = argv[++i].split(',');
     else if (a === '--mix') o.mix = Object.fromEntries(argv[++i].split(',').map((kv) => [kv.split('=')[0], Number(kv.split('=')[1] ?? 1)]));
     else if (a === '--seed' || a === '--count' || a === '--ops') o[a.slice(2)] = Number(argv[++i]);
     else throw new Error(`unknown argument ${a} (see the header of scripts/gen-difftest.mjs)`);
@@ -1134,21 +1198,27 @@ function parseArgs(argv) {
   return o;
 }
 
-function check(dir) {
-  const names = readdirSync(dir).filter((f) => f.endsWith('.linux.elf')).map((f) => f.slice(0, -'.linux.elf'.length)).sort();
+function check(dir, withVireo, only) {
+  const names = readdirSync(dir).filter((f) => f.endsWith('.linux.elf')).map((f) => f.slice(0, -'.linux.elf'.length))
+    .filter((n) => !only || only.includes(n)).sort();
   let bad = 0;
   for (const name of names) {
     const golden = readFileSync(join(dir, `${name}.out`), 'latin1');
     if (qemuUser(dir, name) !== golden) { console.log(`${name}: golden dump is stale`); bad++; }
+    if (withVireo) {
+      const v = vireo(dir, name);
+      const d = v.status !== 0 ? `exit status ${v.status}\n${v.out.slice(-400)}${v.err}` : firstDiff(golden, v.out, readFileSync(join(dir, `${name}.S`), 'utf8'));
+      if (d) { console.log(`${name}: VIREO DIFFERS: ${d}`); bad++; }
+    }
   }
-  console.log(`${names.length - bad}/${names.length} golden dumps current`);
+  console.log(`${names.length} programs checked, ${bad} problems`);
   process.exit(bad ? 1 : 0);
 }
 
 function main() {
   const o = parseArgs(process.argv.slice(2));
   const dir = resolve(o.out);
-  if (o.check) return check(dir);
+  if (o.check) return check(dir, o.vireo, o.only);
   for (const t of ['riscv64-unknown-elf-gcc', 'riscv64-linux-gnu-gcc', 'qemu-riscv64-static']) {
     if (!have(t)) throw new Error(`${t} not found (see the header of scripts/gen-difftest.mjs)`);
   }
@@ -1183,7 +1253,10 @@ function main() {
     }
     console.log(`${name}: ${prog.sigs} signature slots${note}`);
   }
-  writeFileSync(join(dir, 'SEED'), `seed ${o.seed} count ${o.count} ops ${o.ops}\n`);
+  // the test re-verifies the goldens only with this QEMU version: another one may run
+  // encodings of newer extensions that the random words can hit
+  const qv = /version (\d+\.\d+)/.exec(run('qemu-riscv64-static', ['--version']).stdout)?.[1];
+  writeFileSync(join(dir, 'SEED'), `seed ${o.seed} count ${o.count} ops ${o.ops}\nqemu ${qv}\n`);
   console.log(`${o.count} programs, ${sigs} signature slots in all (seed ${o.seed})${o.vireo ? `, ${failed} differ under Vireo` : ''}`);
 }
 

@@ -10,7 +10,7 @@
  * {@link UserError} naming the option and value; files are not opened here.
  */
 import { readFileSync } from 'node:fs';
-import { UserError, type VmOptions } from './options.js';
+import { UserError, type AccelName, type VmOptions } from './options.js';
 
 /** What the command line asks for. */
 export type CommandLine =
@@ -31,6 +31,8 @@ interface Parsed {
   options: VmOptions;
   /** Set once a -serial has been seen: the virt board has a single UART. */
   serialGiven: boolean;
+  /** Set once -M/-machine named a machine type. */
+  machineGiven?: boolean;
   /** `-machine help` / `-accel help`: answered after the remaining arguments are checked. */
   help?: string;
 }
@@ -48,14 +50,14 @@ const OPTIONS: OptionSpec[] = [
   { names: ['version'], help: 'display version information and exit', apply: () => ({ kind: 'version', text: versionText() }) },
   {
     names: ['M', 'machine'],
-    arg: '[type=]virt[,dumpdtb=FILE]',
+    arg: '[type=]virt|microvm[,dumpdtb=FILE]',
     help: "select the machine ('help' lists them); dumpdtb=FILE: save its device tree and exit",
     apply: parseMachine,
   },
   {
     names: ['accel'],
-    arg: '[accel=]tcg[,thread=single|multi]',
-    help: "select the accelerator ('help' lists them; default tcg,thread=single)",
+    arg: '[accel=]tcg|kvm[:fallback][,thread=single|multi]',
+    help: "select the accelerator ('help' lists them; default tcg,thread=single; kvm selects the x86_64 microvm)",
     apply: parseAccel,
   },
   {
@@ -157,9 +159,10 @@ export function parseCommandLine(argv: string[]): CommandLine {
       serial: { kind: 'stdio' },
       nographic: false,
       noReboot: false,
-      accel: { name: 'tcg', thread: 'single' },
+      accel: { names: ['tcg'], thread: 'single' },
     },
     serialGiven: false,
+    machineGiven: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -179,6 +182,8 @@ export function parseCommandLine(argv: string[]): CommandLine {
   }
   if (p.help !== undefined) return { kind: 'help', text: p.help };
   const o = p.options;
+  // One program serves both boards: asking for KVM first, without -M, means the x86_64 microvm.
+  if (!p.machineGiven && o.accel.names[0] === 'kvm') o.machine = 'microvm';
   if (o.kernel === undefined) {
     if (o.append !== undefined) throw new UserError('-append only allowed with -kernel option');
     if (o.initrd !== undefined) throw new UserError('-initrd only allowed with -kernel option');
@@ -190,30 +195,36 @@ export function parseCommandLine(argv: string[]): CommandLine {
 function parseMachine(p: Parsed, value: string, opt: string): void {
   for (const [key, v] of keyval(value, 'type', opt)) {
     if (key === 'type') {
-      if (v === 'help' || v === '?') p.help = 'Supported machines are:\nvirt                 RISC-V VirtIO board (default)';
-      else if (v !== 'virt') throw new UserError(`${opt} ${value}: unsupported machine type '${v}' (use -machine help to list supported machines)`);
+      if (v === 'help' || v === '?') {
+        p.help = 'Supported machines are:\nvirt                 RISC-V VirtIO board (default, software CPU)\nmicrovm              x86_64 microvm (needs -accel kvm)';
+      } else if (v === 'virt' || v === 'microvm') {
+        p.options.machine = v;
+        p.machineGiven = true;
+      } else {
+        throw new UserError(`${opt} ${value}: unsupported machine type '${v}' (use -machine help to list supported machines)`);
+      }
     } else if (key === 'dumpdtb') {
       p.options.dumpdtb = fileName(v, `${opt} ${value}`);
     } else if (key === 'accel') {
       // The legacy spelling -machine accel=tcg; QEMU allows a ':'-separated fallback list.
-      p.options.accel = { name: accelName(v.split(':')[0]!, opt, value), thread: p.options.accel.thread };
+      p.options.accel = { names: v.split(':').map((n) => accelName(n, opt, value)), thread: p.options.accel.thread };
     } else {
       throw new UserError(`${opt} ${value}: machine property '${key}' is not supported`);
     }
   }
 }
 
-/** `-accel [accel=]tcg[,thread=single|multi]` */
+/** `-accel [accel=]kvm|tcg[:fallback...][,thread=single|multi]` */
 function parseAccel(p: Parsed, value: string, opt: string): void {
-  let name: 'tcg' | undefined;
+  let names: AccelName[] | undefined;
   let thread: 'single' | 'multi' = 'single';
   for (const [key, v] of keyval(value, 'accel', opt)) {
     if (key === 'accel') {
       if (v === 'help' || v === '?') {
-        p.help = 'Accelerators supported in Vireo:\ntcg';
+        p.help = 'Accelerators supported in Vireo:\ntcg\nkvm';
         return;
       }
-      name = accelName(v, opt, value);
+      names = v.split(':').map((n) => accelName(n, opt, value));
     } else if (key === 'thread') {
       if (v !== 'single' && v !== 'multi') throw new UserError(`${opt} ${value}: invalid 'thread' setting '${v}' (single or multi)`);
       thread = v;
@@ -221,13 +232,12 @@ function parseAccel(p: Parsed, value: string, opt: string): void {
       throw new UserError(`${opt} ${value}: accelerator property '${key}' is not supported`);
     }
   }
-  if (name === undefined) throw new UserError(`${opt} ${value}: no accelerator named (use -accel tcg)`);
-  p.options.accel = { name, thread };
+  if (names === undefined) throw new UserError(`${opt} ${value}: no accelerator named (use -accel tcg or -accel kvm)`);
+  p.options.accel = { names, thread };
 }
 
-function accelName(name: string, opt: string, value: string): 'tcg' {
-  if (name === 'tcg') return name;
-  if (name === 'kvm') throw new UserError(`${opt} ${value}: kvm is not supported for the riscv64 virt machine yet`);
+function accelName(name: string, opt: string, value: string): AccelName {
+  if (name === 'tcg' || name === 'kvm') return name;
   throw new UserError(`${opt} ${value}: invalid accelerator '${name}' (use -accel help to list them)`);
 }
 

@@ -9,8 +9,12 @@ export class UserError extends Error {}
 export type BiosChoice = { kind: 'default' } | { kind: 'none' } | { kind: 'file'; path: string };
 export type SerialChoice = { kind: 'stdio' } | { kind: 'file'; path: string } | { kind: 'null' };
 
+/** An accelerator: the software CPU, or the host kernel's KVM. */
+export type AccelName = 'tcg' | 'kvm';
+
 export interface VmOptions {
-  machine: 'virt';
+  /** `virt` (RISC-V, software CPU) or `microvm` (x86_64 under KVM). */
+  machine: 'virt' | 'microvm';
   /** -machine dumpdtb=FILE: write the generated device tree and exit. */
   dumpdtb?: string;
   /** Guest RAM in bytes (-m; QEMU's default is 128 MiB, Vireo's 512 MiB). */
@@ -26,5 +30,6 @@ export interface VmOptions {
   serial: SerialChoice;
   nographic: boolean;
   noReboot: boolean;
-  accel: { name: 'tcg'; thread: 'single' | 'multi' };
+  /** Accelerators to try in order (QEMU's `-accel kvm:tcg`), and the TCG thread mode. */
+  accel: { names: AccelName[]; thread: 'single' | 'multi' };
 }

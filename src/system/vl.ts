@@ -16,7 +16,7 @@ export interface MainEnv {
 
 const processEnv: MainEnv = {
   // Loaded only when a machine is to run, so -help and bad options answer quickly.
-  runMachine: async (opts) => (await import('../hw/riscv/virt.js')).runMachine(opts),
+  runMachine: async (opts) => (await import('./machine.js')).runMachine(opts),
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
 };

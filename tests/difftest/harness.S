@@ -187,7 +187,6 @@ finish:
   mv s0, a0
 1:
   beqz a2, 2f
-  mv s1, a2
   li a0, 1
   li a7, 64               /* write */
   ecall

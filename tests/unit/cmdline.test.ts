@@ -34,7 +34,7 @@ test('defaults: virt, 512 MiB, one CPU, default firmware, serial on stdio', () =
     serial: { kind: 'stdio' },
     nographic: false,
     noReboot: false,
-    accel: { name: 'tcg', thread: 'single' },
+    accel: { names: ['tcg'], thread: 'single' },
   });
 });
 
@@ -93,16 +93,17 @@ test('-smp: N or cpus=N from 1 to 8; topology is rejected', () => {
   rejects(['-smp', '2,sockets=2'], "-smp 2,sockets=2: 'sockets' is not supported; give only the number of CPUs (-smp N)");
 });
 
-test('-machine: virt with dumpdtb, type= and accel=; other machines and properties are errors', () => {
+test('-machine: virt or microvm, with dumpdtb, type= and accel=; other machines and properties are errors', () => {
   assert.equal(run('-machine', 'virt,dumpdtb=out.dtb').dumpdtb, 'out.dtb');
   assert.equal(run('-machine', 'dumpdtb=out.dtb').dumpdtb, 'out.dtb');
   assert.equal(run('-M', 'type=virt,dumpdtb=a,,b.dtb').dumpdtb, 'a,b.dtb', 'a doubled comma is a literal comma');
-  assert.equal(run('-M', 'virt,accel=tcg').accel.name, 'tcg');
+  assert.deepEqual(run('-M', 'virt,accel=tcg').accel.names, ['tcg']);
+  assert.equal(run('-M', 'microvm').machine, 'microvm');
+  assert.deepEqual(run('-M', 'virt,accel=kvm:tcg').accel.names, ['kvm', 'tcg']);
   rejects(['-M', 'spike'], "-M spike: unsupported machine type 'spike' (use -machine help to list supported machines)");
   rejects(['-M', 'virt,foo=bar'], "-M virt,foo=bar: machine property 'foo' is not supported");
   rejects(['-M', 'virt,dumpdtb='], "-M virt,dumpdtb=: 'dumpdtb' needs a value");
   rejects(['-M', 'virt,aia'], "-M virt,aia: expected '=' after 'aia'");
-  rejects(['-M', 'virt,accel=kvm'], '-M virt,accel=kvm: kvm is not supported for the riscv64 virt machine yet');
 });
 
 test('-machine help and -accel help list what exists, after checking the other options', () => {
@@ -110,17 +111,20 @@ test('-machine help and -accel help list what exists, after checking the other o
   assert.equal(m.kind, 'help');
   assert.match((m as { text: string }).text, /^virt +RISC-V VirtIO board/m);
   const a = parseCommandLine(['-accel', 'help']);
-  assert.deepEqual(a, { kind: 'help', text: 'Accelerators supported in Vireo:\ntcg' });
+  assert.deepEqual(a, { kind: 'help', text: 'Accelerators supported in Vireo:\ntcg\nkvm' });
   rejects(['-M', 'help', '-bogus'], '-bogus: invalid option');
 });
 
-test('-accel: tcg with a thread mode; kvm and others are errors', () => {
-  assert.deepEqual(run('-accel', 'tcg,thread=multi').accel, { name: 'tcg', thread: 'multi' });
-  assert.deepEqual(run('-accel', 'accel=tcg').accel, { name: 'tcg', thread: 'single' });
-  rejects(['-accel', 'kvm'], '-accel kvm: kvm is not supported for the riscv64 virt machine yet');
+test('-accel: tcg with a thread mode, kvm, fallback lists; others are errors', () => {
+  assert.deepEqual(run('-accel', 'tcg,thread=multi').accel, { names: ['tcg'], thread: 'multi' });
+  assert.deepEqual(run('-accel', 'accel=tcg').accel, { names: ['tcg'], thread: 'single' });
+  assert.equal(run('-accel', 'kvm').machine, 'microvm', 'kvm without -M means the x86_64 microvm');
+  assert.equal(run('-accel', 'kvm', '-M', 'virt').machine, 'virt');
+  assert.equal(run('-accel', 'tcg').machine, 'virt');
+  assert.deepEqual(run('-accel', 'kvm:tcg').accel.names, ['kvm', 'tcg']);
   rejects(['-accel', 'hvf'], "-accel hvf: invalid accelerator 'hvf' (use -accel help to list them)");
   rejects(['-accel', 'tcg,thread=many'], "-accel tcg,thread=many: invalid 'thread' setting 'many' (single or multi)");
-  rejects(['-accel', 'thread=multi'], '-accel thread=multi: no accelerator named (use -accel tcg)');
+  rejects(['-accel', 'thread=multi'], '-accel thread=multi: no accelerator named (use -accel tcg or -accel kvm)');
   rejects(['-accel', 'tcg,tb-size=64'], "-accel tcg,tb-size=64: accelerator property 'tb-size' is not supported");
 });
 

@@ -143,6 +143,7 @@ export const KVM_SET_TSS_ADDR = io(0x47);
 export const KVM_SET_IDENTITY_MAP_ADDR = iow(0x48, 8);
 export const KVM_CREATE_IRQCHIP = io(0x60);
 export const KVM_IRQ_LINE = iow(0x61, 8);
+export const KVM_SET_GSI_ROUTING = iow(0x6a, 8);
 export const KVM_IRQFD = iow(0x76, 32);
 export const KVM_CREATE_PIT2 = iow(0x77, 64);
 export const KVM_IOEVENTFD = iow(0x79, 64);
@@ -483,5 +484,30 @@ export function encodeMsi(addr: bigint, data: number): Uint8Array {
   const dv = dataView(buf);
   dv.setBigUint64(0, BigInt.asUintN(64, addr), true); // address_lo, address_hi
   dv.setUint32(8, data, true);
+  return buf;
+}
+
+/** One KVM_IRQ_ROUTING_IRQCHIP entry of KVM_SET_GSI_ROUTING: asserting `gsi` drives `pin` of `irqchip`. */
+export interface IrqchipRoute {
+  gsi: number;
+  irqchip: number;
+  pin: number;
+}
+
+const KVM_IRQ_ROUTING_IRQCHIP = 1;
+const ROUTING_ENTRY_SIZE = 48;
+
+/** struct kvm_irq_routing with irqchip entries (struct kvm_irq_routing_entry is 48 bytes). */
+export function encodeGsiRouting(routes: readonly IrqchipRoute[]): Uint8Array {
+  const buf = new Uint8Array(8 + routes.length * ROUTING_ENTRY_SIZE);
+  const dv = new DataView(buf.buffer);
+  dv.setUint32(0, routes.length, true);
+  routes.forEach((r, i) => {
+    const at = 8 + i * ROUTING_ENTRY_SIZE;
+    dv.setUint32(at, r.gsi, true);
+    dv.setUint32(at + 4, KVM_IRQ_ROUTING_IRQCHIP, true);
+    dv.setUint32(at + 16, r.irqchip, true);
+    dv.setUint32(at + 20, r.pin, true);
+  });
   return buf;
 }

@@ -18,9 +18,8 @@ import { VirtioMmioSlot, virtioMmioFdtNode } from '../virtio/virtio-mmio.js';
 import { Htif } from './htif.js';
 import { planBoot, checkPlacement, fdtAddress, resetVector, readImage, type BootPlan } from './boot.js';
 import type { Chardev } from '../../chardev/chardev.js';
-import { StdioChardev } from '../../chardev/stdio.js';
-import { FileChardev } from '../../chardev/file.js';
 import { NullChardev } from '../../chardev/null.js';
+import { openSerial } from '../../chardev/open.js';
 import { runRoundRobin, type StopReason } from '../../accel/tcg/rr.js';
 import { UserError, type VmOptions } from '../../system/options.js';
 
@@ -179,14 +178,6 @@ export class VirtMachine {
   }
 }
 
-function openSerial(opts: VmOptions, onQuit: () => void): Chardev {
-  switch (opts.serial.kind) {
-    case 'stdio': return new StdioChardev({ onQuit });
-    case 'file': return new FileChardev(opts.serial.path);
-    case 'null': return new NullChardev();
-  }
-}
-
 /** With VIREO_STATS set (used by bench/), prints guest instructions retired and the rate. */
 function reportStats(machine: VirtMachine): void {
   const seconds = machine.clock.now() / 1e9;
@@ -197,6 +188,7 @@ function reportStats(machine: VirtMachine): void {
 /** Builds the board described by `opts`, runs it, and returns the process exit status. */
 export async function runMachine(opts: VmOptions): Promise<number> {
   if (opts.accel.thread === 'multi') throw new UserError('-accel tcg,thread=multi: not implemented yet (use thread=single)');
+  if (!opts.accel.names.includes('tcg')) throw new UserError('-accel kvm: KVM cannot run the riscv64 virt machine on this host (use -accel tcg)');
   const m = VIRT_MEMMAP;
   const plan = planBoot(opts, m.dram.base, opts.memBytes);
   const userDtb = opts.dtb !== undefined ? readImage(opts.dtb) : null;

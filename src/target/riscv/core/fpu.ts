@@ -94,7 +94,8 @@ export function fpOp(insn: u32): bool {
       return finish();
     case 0x08: // FCVT.S.D, FCVT.D.S
       if (dbl) {
-        if (rs2 != 0) return false;
+        // Widening is exact, but a reserved rounding mode is still illegal.
+        if (rs2 != 0 || rm > 4) return false;
         S.setF(rd, F.f32_to_f64(getS(rs1)));
       } else {
         if (rs2 != 1 || rm > 4) return false;

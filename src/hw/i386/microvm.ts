@@ -1,0 +1,207 @@
+/**
+ * The x86_64 `microvm` board under KVM, modelled on QEMU's microvm machine and on
+ * Firecracker: no firmware (the bzImage's 64-bit entry is entered directly), KVM's
+ * in-kernel PIC, IOAPIC, LAPICs and PIT, a 16550 UART at 0x3f8 (IRQ 4), an i8042 for
+ * reset, and ACPI hardware-reduced sleep/reset registers for power-off and reboot.
+ * Guest RAM is one anonymous mapping registered with KVM below the 3 GiB hole and,
+ * for larger guests, above 4 GiB.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openKvm, allocGuestMemory, freeGuestMemory, type Kvm, type KvmVm, type KvmVcpu, type GuestMemory } from '../../accel/kvm/kvm.js';
+import { KvmVcpuThreads } from '../../accel/kvm/kvm-cpus.js';
+import { AddressSpace, type MmioHandler } from '../core/memory.js';
+import type { IrqLine } from '../core/irq.js';
+import { Serial16550 } from '../char/serial.js';
+import { I8042 } from '../input/i8042.js';
+import { AcpiGed, GED_SIZE, GED_SLEEP_CONTROL, GED_SLEEP_STATUS, GED_RESET, RESET_VALUE } from '../acpi/ged.js';
+import { loadLinux, setupLongMode, kvmGsiRoutes, X86_LAYOUT, X86_HOLE_START, X86_HOLE_END, IOAPIC_ADDR, IOAPIC_PINS, type LongModeState, type Segment } from './x86-boot.js';
+import { writeAcpiTables } from './acpi.js';
+import { filterCpuid } from './cpuid.js';
+import { writeMpTable } from './mptable.js';
+import { readImage, BUNDLED_IMAGES } from '../riscv/boot.js';
+import { busAccess } from '../../system/exit-channel.js';
+import type { Chardev } from '../../chardev/chardev.js';
+import { openSerial } from '../../chardev/open.js';
+import { UserError, type VmOptions } from '../../system/options.js';
+
+/** Where the bundled x86_64 guest lives. */
+export const BUNDLED_X86_IMAGES = join(BUNDLED_IMAGES, '..', 'x86_64');
+/** The bundled guest's command line: serial console, no legacy I/O delays, reboot on panic. */
+const BUNDLED_CMDLINE = 'console=ttyS0 panic=-1 io_delay=none';
+
+/** I/O ports of the board (QEMU microvm uses the same serial and i8042 ports). */
+export const MICROVM_PORTS = { serial: 0x3f8, i8042: 0x60, ged: 0x600, postCode: 0x80 } as const;
+/** ISA IRQs. */
+const IRQ_SERIAL = 4;
+const IRQ_I8042 = 1;
+/** KVM's TSS and identity-map pages, just below the BIOS area at the top of the 32-bit space (as QEMU). */
+const KVM_TSS_ADDR = 0xfeffd000;
+const KVM_IDENTITY_MAP_ADDR = 0xfeffc000;
+
+const MSR_IA32_MISC_ENABLE = 0x1a0;
+const MSR_MTRR_DEF_TYPE = 0x2ff;
+/** LAPIC register offsets and delivery modes for the local interrupt pins (virtual wire mode). */
+const APIC_LVT_LINT0 = 0x350;
+const APIC_LVT_LINT1 = 0x360;
+const APIC_MODE_EXTINT = 0x7 << 8;
+const APIC_MODE_NMI = 0x4 << 8;
+
+type Stop = { kind: 'poweroff' } | { kind: 'reset' } | { kind: 'quit' } | { kind: 'error'; message: string };
+
+/** Port 0x80 (POST codes, legacy I/O delay): writes vanish, reads return 0. */
+const POST_PORT: MmioHandler = { read: () => 0, write: () => {} };
+
+class Microvm {
+  private readonly vm: KvmVm;
+  private readonly mem: GuestMemory;
+  private readonly vcpus: KvmVcpu[] = [];
+  private readonly pio = new AddressSpace();
+  private readonly mmio = new AddressSpace();
+  private stop: ((s: Stop) => void) | null = null;
+  private readonly stopped: Promise<Stop>;
+
+  constructor(private readonly kvm: Kvm, private readonly opts: VmOptions, chr: Chardev, kernel: Uint8Array, kernelName: string,
+    initrd: Uint8Array | undefined, cmdline: string) {
+    this.stopped = new Promise((resolve) => { this.stop = resolve; });
+    this.vm = kvm.createVm();
+    this.vm.setTssAddr(KVM_TSS_ADDR);
+    this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
+    this.vm.createIrqchip();
+    // ISA IRQ 0 (the PIT) is on IOAPIC pin 2, as the MP table and MADT say; KVM's default puts it on pin 0.
+    this.vm.setGsiRouting(kvmGsiRoutes());
+    this.vm.createPit2();
+    this.mem = allocGuestMemory(opts.memBytes);
+    const low = Math.min(opts.memBytes, X86_HOLE_START);
+    this.vm.setUserMemoryRegion(0, 0, low, this.mem.hostAddr);
+    if (opts.memBytes > low) this.vm.setUserMemoryRegion(1, X86_HOLE_END, opts.memBytes - low, this.mem.hostAddr + BigInt(low));
+
+    const P = MICROVM_PORTS;
+    this.pio.addRegion({ name: 'serial', base: P.serial, size: 8, handler: new Serial16550(this.irq(IRQ_SERIAL), chr), impl: { min: 1, max: 1 } });
+    this.pio.addRegion({ name: 'i8042', base: P.i8042, size: 5, handler: new I8042(this.irq(IRQ_I8042), () => this.finish({ kind: 'reset' })) });
+    this.pio.addRegion({ name: 'acpi-ged', base: P.ged, size: GED_SIZE,
+      handler: new AcpiGed(() => this.finish({ kind: 'poweroff' }), () => this.finish({ kind: 'reset' })) });
+    this.pio.addRegion({ name: 'post', base: P.postCode, size: 1, handler: POST_PORT });
+
+    const ram = this.mem.view;
+    // Hardware-reduced ACPI (as QEMU microvm): CPUs and the IOAPIC in the MADT, the UART in the
+    // DSDT, power-off and reset through the sleep and reset registers.
+    const acpi = writeAcpiTables(ram, X86_LAYOUT.acpi, {
+      vcpuCount: opts.smp,
+      ioapic: { id: opts.smp, addr: IOAPIC_ADDR },
+      sleepControlPort: P.ged + GED_SLEEP_CONTROL,
+      sleepStatusPort: P.ged + GED_SLEEP_STATUS,
+      reset: { port: P.ged + GED_RESET, value: RESET_VALUE },
+      i8042: true,
+      uarts: [{ port: P.serial, irq: IRQ_SERIAL }],
+    });
+    const loaded = loadLinux(ram.subarray(0, low), { kernel, kernelName, initrd, cmdline, ramSize: opts.memBytes, acpiRsdp: acpi.rsdp });
+    // The MP table too, for kernels booted with acpi=off.
+    writeMpTable(ram, X86_LAYOUT.ebda, opts.smp, { id: opts.smp, addr: IOAPIC_ADDR, pins: IOAPIC_PINS });
+    const boot = setupLongMode(ram, loaded);
+    const supported = kvm.supportedCpuid();
+    for (let i = 0; i < opts.smp; i++) {
+      const v = this.vm.createVcpu(i);
+      this.vcpus.push(v);
+      v.setCpuid2(filterCpuid(supported, i, opts.smp));
+      v.setMsrs([
+        { index: MSR_IA32_MISC_ENABLE, value: 1n }, // fast string operations
+        { index: MSR_MTRR_DEF_TYPE, value: (1n << 11n) | 6n }, // MTRRs on, default write-back
+      ]);
+      v.setFpu({ fcw: 0x37f, mxcsr: 0x1f80 });
+      this.setLocalInterrupts(v);
+      if (i === 0) this.setBootRegisters(v, boot);
+    }
+  }
+
+  /** An ISA interrupt line into KVM's PIC and IOAPIC. */
+  private irq(gsi: number): IrqLine {
+    return { set: (level) => this.vm.irqLine(gsi, level) };
+  }
+
+  /** Virtual wire mode: LINT0 takes the PIC's ExtINT, LINT1 is the NMI. */
+  private setLocalInterrupts(v: KvmVcpu): void {
+    const lapic = v.getLapic();
+    const dv = new DataView(lapic.buffer, lapic.byteOffset, lapic.byteLength);
+    const lvt = (off: number, mode: number) => dv.setUint32(off, (dv.getUint32(off, true) & ~0x700) | mode, true);
+    lvt(APIC_LVT_LINT0, APIC_MODE_EXTINT);
+    lvt(APIC_LVT_LINT1, APIC_MODE_NMI);
+    v.setLapic(lapic);
+  }
+
+  private setBootRegisters(v: KvmVcpu, boot: LongModeState): void {
+    const regs = v.getRegs();
+    regs.rip = BigInt(boot.regs.rip);
+    regs.rsi = BigInt(boot.regs.rsi);
+    regs.rsp = BigInt(boot.regs.rsp);
+    regs.rbp = BigInt(boot.regs.rbp);
+    regs.rflags = BigInt(boot.regs.rflags);
+    v.setRegs(regs);
+    const s = v.getSregs();
+    const seg = (x: Segment) => ({ ...x, base: BigInt(x.base) });
+    const b = boot.sregs;
+    Object.assign(s, {
+      cs: seg(b.cs), ds: seg(b.ds), es: seg(b.es), fs: seg(b.fs), gs: seg(b.gs), ss: seg(b.ss), tr: seg(b.tr), ldt: seg(b.ldt),
+      gdt: { base: BigInt(b.gdt.base), limit: b.gdt.limit }, idt: { base: BigInt(b.idt.base), limit: b.idt.limit },
+      cr0: BigInt(b.cr0), cr3: BigInt(b.cr3), cr4: BigInt(b.cr4), efer: BigInt(b.efer),
+    });
+    v.setSregs(s);
+  }
+
+  /** Ends the run (first reason wins). */
+  finish(s: Stop): void {
+    this.stop?.(s);
+    this.stop = null;
+  }
+
+  /** Runs the vCPUs until the guest powers off or resets, or the user quits. */
+  async run(): Promise<Stop> {
+    const threads = new KvmVcpuThreads(this.vcpus, this.kvm.vcpuMmapSize(),
+      (req) => busAccess(req.kind === 'pio' ? this.pio : this.mmio, req));
+    void threads.firstStop.then((m) => {
+      if (m.reason === 'shutdown') this.finish({ kind: 'reset' }); // a triple fault resets a PC
+      else if (m.reason !== 'requested') this.finish({ kind: 'error', message: `vCPU ${m.vcpu} stopped: ${m.detail}` });
+    });
+    const reason = await this.stopped;
+    await threads.stop();
+    return reason;
+  }
+
+  destroy(): void {
+    for (const v of this.vcpus) v.close();
+    this.vm.close();
+    freeGuestMemory(this.mem.hostAddr, this.opts.memBytes);
+  }
+}
+
+/** Builds and runs the microvm board under KVM; resolves to the process exit status. */
+export async function runMicrovm(opts: VmOptions): Promise<number> {
+  if (!opts.accel.names.includes('kvm')) throw new UserError('-M microvm: needs -accel kvm (Vireo has no software x86_64 CPU)');
+  const kvm = openKvm();
+  const bundled = opts.kernel === undefined;
+  const kernelName = opts.kernel ?? join(BUNDLED_X86_IMAGES, 'bzImage.gz');
+  const kernel = readImage(kernelName);
+  const initrdPath = opts.initrd ?? (bundled ? join(BUNDLED_X86_IMAGES, 'initramfs.cpio.gz') : undefined);
+  const initrd = initrdPath === undefined ? undefined : readFileSync(initrdPath);
+  const cmdline = opts.append ?? (bundled ? BUNDLED_CMDLINE : '');
+  let current: Microvm | null = null;
+  const chr = openSerial(opts, () => current?.finish({ kind: 'quit' }));
+  try {
+    for (;;) {
+      const machine = new Microvm(kvm, opts, chr, kernel, kernelName, initrd, cmdline);
+      current = machine;
+      let reason: Stop;
+      try {
+        reason = await machine.run();
+      } finally {
+        machine.destroy();
+      }
+      if (reason.kind === 'reset' && !opts.noReboot) continue;
+      if (reason.kind === 'error') throw new Error(reason.message);
+      return 0;
+    }
+  } finally {
+    chr.close();
+    kvm.close();
+  }
+}
