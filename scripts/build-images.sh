@@ -192,6 +192,8 @@ stage_initramfs() {
   cp -a "$INITRAMFS_SRC/." "$root/"
   mkdir -p "$root"/{dev,proc,sys,tmp,root,run,mnt,var/log,etc/init.d}
   ln -sfn bin/busybox "$root/init"
+  # gen_init_cpio takes regular files' mtimes from the files themselves.
+  find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   : > "$list"
   {
     echo "nod /dev/console 600 0 0 c 5 1"
@@ -237,7 +239,7 @@ stage_install() {
     local p
     for p in linux-source-6.1 opensbi gcc-riscv64-linux-gnu gcc-12-riscv64-linux-gnu \
              binutils-riscv64-linux-gnu libc6-dev-riscv64-cross linux-libc-dev-riscv64-cross; do
-      dpkg-query -W -f='${Package} ${Version}\n' "$p"
+      dpkg-query -W -f='${Package} ${Version} (source: ${source:Package} ${source:Version})\n' "$p"
     done
     echo "busybox (source) $(cat "$BBDIR"/busybox_*.dsc | sed -n 's/^Version: //p' | head -n1)"
     echo "kernel-release $(cat "$KDIR/include/config/kernel.release")"
