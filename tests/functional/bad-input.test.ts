@@ -50,6 +50,11 @@ test('memory sizes out of range, and images that do not fit, are refused', () =>
   assertOneLineError(['-nographic', '-m', '32M', '-kernel', big], /does not fit/);
 });
 
+test('accelerator and machine mismatches are explained', () => {
+  assertOneLineError(['-M', 'virt', '-accel', 'kvm'], /KVM cannot run the riscv64 virt machine.*-accel tcg/);
+  assertOneLineError(['-M', 'microvm', '-accel', 'tcg'], /microvm: needs -accel kvm/);
+});
+
 test('unknown options and bad values are refused', () => {
   assertOneLineError(['-frobnicate'], /frobnicate/);
   assertOneLineError(['-smp', 'lots'], /smp/);

@@ -26,6 +26,13 @@ test('-machine dumpdtb=FILE writes the device tree and exits 0', () => {
   assert.ok(blob.includes(Buffer.from('linux,initrd-start')));
 });
 
+test('-accel kvm:tcg falls back to the software CPU for the riscv64 virt board', () => {
+  const file = join(dir, 'fallback.dtb');
+  const r = vireo(['-M', `virt,dumpdtb=${file}`, '-accel', 'kvm:tcg']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(file).readUInt32BE(0), 0xd00dfeed);
+});
+
 test('-serial file:PATH receives the guest console', () => {
   const file = join(dir, 'console.txt');
   const r = vireo(['-M', 'virt', '-bios', 'none', '-kernel', join(ROOT, 'bench', 'guest', 'cpu.elf'), '-serial', `file:${file}`, '-display', 'none']);

@@ -4,24 +4,9 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { GoldfishRtc, goldfishRtcFdtNode } from '../../src/hw/rtc/goldfish-rtc.js';
 import { Clock } from '../../src/hw/core/clock.js';
-import { FdtBuilder } from '../../src/hw/core/fdt.js';
-
-class FakeClock extends Clock {
-  t = 0;
-  override now(): number {
-    return this.t;
-  }
-}
-
-class Line {
-  level = false;
-  set(l: boolean): void {
-    this.level = l;
-  }
-}
+import { FakeClock, RecordingLine as Line, dtsOfNode } from './device-helpers.js';
 
 const TIME_LOW = 0x00, TIME_HIGH = 0x04, ALARM_LOW = 0x08, ALARM_HIGH = 0x0c, IRQ_ENABLED = 0x10;
 const CLEAR_ALARM = 0x14, ALARM_STATUS = 0x18, CLEAR_INTERRUPT = 0x1c;
@@ -129,15 +114,10 @@ test('undefined registers and widths read 0 and ignore writes', () => {
 });
 
 test('device-tree node matches QEMU virt', (t) => {
-  if (spawnSync('dtc', ['--version']).error) {
-    t.skip('dtc not installed');
-    return;
-  }
-  const f = new FdtBuilder();
-  f.beginNode('');
-  goldfishRtcFdtNode(f, 0x101000, 0x1000, 11, 3);
-  f.endNode();
-  const dts = execFileSync('dtc', ['-I', 'dtb', '-O', 'dts', '-q', '-'], { input: f.finish() }).toString();
+  const dts = dtsOfNode(t, (f) => {
+    goldfishRtcFdtNode(f, 0x101000, 0x1000, 11, 3);
+  });
+  if (dts === undefined) return;
   assert.match(dts, /rtc@101000 \{/);
   assert.match(dts, /interrupts = <0x0b>;/);
   assert.match(dts, /interrupt-parent = <0x03>;/);

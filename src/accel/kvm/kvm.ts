@@ -238,7 +238,7 @@ export interface SystemEventExit {
   readonly type: number;
 }
 
-/** KVM_RUN was interrupted by a signal or refused to enter because immediate_exit was set. */
+/** KVM_RUN was interrupted by a signal, refused to enter because immediate_exit was set, or asks to be called again (EAGAIN). */
 export interface IntrExit {
   readonly kind: 'intr';
 }
@@ -322,7 +322,8 @@ export class KvmVcpu extends KvmFile {
     if (this.closed) throw new Error(`KVM_RUN: file descriptor ${this.fd} is closed`);
     const ret = ioctlValue(this.fd, KVM_RUN, 0);
     if (ret < 0) {
-      if (ret === -EINTR) return INTR_EXIT;
+      // EAGAIN: a secondary vCPU left its wait-for-SIPI state (INIT arrived); just run again.
+      if (ret === -EINTR || ret === -EAGAIN) return INTR_EXIT;
       throw new SysError('KVM_RUN', -ret);
     }
     const r = this.runView;

@@ -12,16 +12,8 @@
  */
 
 /** One CPUID entry, as in struct kvm_cpuid_entry2 (`fn` is its `function`). */
-export interface CpuidEntry {
-  fn: number;
-  index: number;
-  /** KVM_CPUID_FLAG_* bits; {@link CPUID_FLAG_SIGNIFICANT_INDEX} for leaves with subleaves. */
-  flags: number;
-  eax: number;
-  ebx: number;
-  ecx: number;
-  edx: number;
-}
+export type { CpuidEntry } from '../../accel/kvm/kvm-sys.js';
+import type { CpuidEntry } from '../../accel/kvm/kvm-sys.js';
 
 /** KVM_CPUID_FLAG_SIGNIFCANT_INDEX: the entry applies only to its own `index`. */
 export const CPUID_FLAG_SIGNIFICANT_INDEX = 1;
