@@ -11,6 +11,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { UserError, type AccelName, type VmOptions } from './options.js';
+import { keyval } from './keyval.js';
+import { checkDevices, parseBlockdev, parseDevice, parseDrive, parseNetdev } from './cmdline-devices.js';
 
 /** What the command line asks for. */
 export type CommandLine =
@@ -138,6 +140,33 @@ const OPTIONS: OptionSpec[] = [
     },
   },
   {
+    names: ['drive'],
+    arg: 'file=FILE[,format=raw|qcow2][,if=virtio|none][,id=ID][,readonly=on][,cache=writeback|none|unsafe]',
+    help: 'a disk image; if=virtio (the default) attaches it as a virtio-blk disk',
+    apply: (p, v, opt) => parseDrive(p.options, v, opt),
+  },
+  {
+    names: ['blockdev'],
+    arg: 'driver=raw|qcow2,node-name=ID,file=FILE[,read-only=on][,cache.direct=on]',
+    help: 'a disk image for -device virtio-blk-...,drive=ID',
+    apply: (p, v, opt) => parseBlockdev(p.options, v, opt),
+  },
+  {
+    names: ['netdev'],
+    arg: 'user,id=ID[,hostfwd=tcp::HOSTPORT-:GUESTPORT]|socket,id=ID,listen=[HOST]:PORT|connect=HOST:PORT',
+    help: 'a network back end: user-mode networking (NAT, DHCP, DNS) or a socket to another VM',
+    apply: (p, v, opt) => parseNetdev(p.options, v, opt),
+  },
+  {
+    names: ['device'],
+    arg: 'DRIVER[,drive=ID][,netdev=ID][,mac=MAC][,id=ID]',
+    help: "add a device ('help' lists them): virtio-blk-, virtio-net-, virtio-rng-, virtio-serial- -device or -pci",
+    apply: (p, v, opt) => {
+      const help = parseDevice(p.options, v, opt);
+      if (help !== undefined) p.help = help;
+    },
+  },
+  {
     names: ['no-reboot'],
     help: 'exit instead of rebooting',
     apply: (p) => {
@@ -160,6 +189,9 @@ export function parseCommandLine(argv: string[]): CommandLine {
       nographic: false,
       noReboot: false,
       accel: { names: ['tcg'], thread: 'single' },
+      drives: [],
+      netdevs: [],
+      devices: [],
     },
     serialGiven: false,
     machineGiven: false,
@@ -184,6 +216,7 @@ export function parseCommandLine(argv: string[]): CommandLine {
   const o = p.options;
   // One program serves both boards: asking for KVM first, without -M, means the x86_64 microvm.
   if (!p.machineGiven && o.accel.names[0] === 'kvm') o.machine = 'microvm';
+  checkDevices(o);
   if (o.kernel === undefined) {
     if (o.append !== undefined) throw new UserError('-append only allowed with -kernel option');
     if (o.initrd !== undefined) throw new UserError('-initrd only allowed with -kernel option');
@@ -293,38 +326,6 @@ function parseSerial(p: Parsed, value: string, opt: string): void {
 function fileName(value: string, what: string): string {
   if (value === '') throw new UserError(`${what}: empty file name`);
   return value;
-}
-
-/**
- * Splits QEMU's `key=value,key=value` list; the first element may omit `key=`, meaning
- * `implied`. `,,` is a literal comma inside a value.
- */
-function keyval(value: string, implied: string, opt: string): Array<[string, string]> {
-  if (value === '') throw new UserError(`${opt}: empty value`);
-  const parts: string[] = [];
-  let cur = '';
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i]!;
-    if (c !== ',') cur += c;
-    else if (value[i + 1] === ',') cur += value[++i];
-    else {
-      parts.push(cur);
-      cur = '';
-    }
-  }
-  parts.push(cur);
-  return parts.map((part, i) => {
-    const eq = part.indexOf('=');
-    if (part === '') throw new UserError(`${opt} ${value}: empty element in the list`);
-    if (eq < 0) {
-      if (i === 0) return [implied, part];
-      throw new UserError(`${opt} ${value}: expected '=' after '${part}'`);
-    }
-    const key = part.slice(0, eq);
-    const v = part.slice(eq + 1);
-    if (v === '') throw new UserError(`${opt} ${value}: '${key}' needs a value`);
-    return [key, v];
-  });
 }
 
 /** The version from package.json, found from the compiled file in `dist/src/system`. */

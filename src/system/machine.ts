@@ -3,10 +3,19 @@
  * software CPU, or the x86_64 `microvm` board under KVM. Each board is loaded only
  * when chosen, so that the RISC-V path never loads the KVM binding.
  */
-import type { VmOptions } from './options.js';
+import { UserError, type DeviceDriver, type VmOptions } from './options.js';
+
+/** Which -device models each board can build so far. */
+const BOARD_DEVICES: Record<VmOptions['machine'], readonly DeviceDriver[]> = {
+  virt: [],
+  microvm: [],
+};
 
 /** Builds and runs the machine; resolves to the process exit status. */
 export async function runMachine(opts: VmOptions): Promise<number> {
+  for (const d of opts.devices) {
+    if (!BOARD_DEVICES[opts.machine].includes(d.driver)) throw new UserError(`-device ${d.driver}: not available on the ${opts.machine} machine yet`);
+  }
   if (opts.machine === 'microvm') return (await import('../hw/i386/microvm.js')).runMicrovm(opts);
   return (await import('../hw/riscv/virt.js')).runMachine(opts);
 }

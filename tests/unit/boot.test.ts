@@ -15,7 +15,7 @@ const MiB = 2 ** 20;
 const dir = mkdtempSync(join(tmpdir(), 'vireo-boot-'));
 const base: VmOptions = {
   machine: 'virt', memBytes: 256 * MiB, smp: 1, bios: { kind: 'none' }, serial: { kind: 'null' },
-  nographic: true, noReboot: false, accel: { names: ['tcg'], thread: 'single' },
+  nographic: true, noReboot: false, accel: { names: ['tcg'], thread: 'single' }, drives: [], netdevs: [], devices: [],
 };
 
 /** A fake RISC-V Linux Image whose header claims `imageSize` bytes in memory. */

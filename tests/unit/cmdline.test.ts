@@ -35,7 +35,41 @@ test('defaults: virt, 512 MiB, one CPU, default firmware, serial on stdio', () =
     nographic: false,
     noReboot: false,
     accel: { names: ['tcg'], thread: 'single' },
+    drives: [],
+    netdevs: [],
+    devices: [],
   });
+});
+
+test('-drive, -blockdev, -netdev and -device, and the checks between them', () => {
+  const o = run('-drive', 'file=a,,b.img,format=qcow2,readonly=on', '-blockdev', 'driver=raw,node-name=d1,file=x.raw',
+    '-device', 'virtio-blk-pci,drive=d1', '-netdev', 'user,id=n0,hostfwd=tcp::2222-:22,hostfwd=udp:127.0.0.1:5353-:53',
+    '-device', 'virtio-net-device,netdev=n0,mac=52:54:00:12:34:56', '-device', 'virtio-rng-device');
+  assert.deepEqual(o.drives, [
+    { id: 'drive0', file: 'a,b.img', format: 'qcow2', readOnly: true, cache: 'writeback' },
+    { id: 'd1', file: 'x.raw', format: 'raw', readOnly: false, cache: 'writeback' },
+  ]);
+  assert.deepEqual(o.netdevs, [{ id: 'n0', kind: 'user', hostfwd: [
+    { proto: 'tcp', hostAddr: '', hostPort: 2222, guestAddr: '', guestPort: 22 },
+    { proto: 'udp', hostAddr: '127.0.0.1', hostPort: 5353, guestAddr: '', guestPort: 53 },
+  ] }]);
+  assert.deepEqual(o.devices, [
+    { driver: 'virtio-blk-device', drive: 'drive0' },
+    { driver: 'virtio-blk-pci', drive: 'd1' },
+    { driver: 'virtio-net-device', netdev: 'n0', mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56] },
+    { driver: 'virtio-rng-device' },
+  ]);
+  assert.deepEqual(run('-netdev', 'socket,id=s,listen=:1234').netdevs, [{ id: 's', kind: 'socket', listen: { host: '127.0.0.1', port: 1234 }, connect: undefined }]);
+  assert.deepEqual(run('-drive', 'file=x,if=none,id=z').devices, [], 'if=none adds no device');
+  rejects(['-drive', 'file=a,id=x', '-drive', 'file=b,id=x'], "-drive/-blockdev: duplicate id 'x'");
+  rejects(['-drive', 'file=a,format=vmdk'], "-drive file=a,format=vmdk: unknown format 'vmdk' (raw or qcow2)");
+  rejects(['-device', 'virtio-blk-device,drive=nope'], "-device virtio-blk-device: drive 'nope' not found");
+  rejects(['-drive', 'file=a,if=none,id=x', '-device', 'virtio-blk-device,drive=x', '-device', 'virtio-blk-pci,drive=x'],
+    "-device virtio-blk-pci: 'x' is already in use by another device");
+  rejects(['-device', 'e1000'], "-device e1000: 'e1000' is not a valid device model name (-device help lists them)");
+  rejects(['-netdev', 'tap,id=t'], "-netdev tap,id=t: netdev type 'tap' is not supported (user or socket)");
+  rejects(['-netdev', 'user,id=u,hostfwd=tcp::99999-:22'], '-netdev user,id=u,hostfwd=tcp::99999-:22: bad port 99999 in hostfwd');
+  rejects(['-device', 'virtio-net-pci,mac=zz'], "-device virtio-net-pci,mac=zz: bad MAC address 'zz'");
 });
 
 test('a typical Linux boot line, with -opt and --opt spellings mixed', () => {

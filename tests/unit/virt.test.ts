@@ -15,7 +15,7 @@ import type { VmOptions } from '../../src/system/options.js';
 
 const opts: VmOptions = {
   machine: 'virt', memBytes: 512 * 2 ** 20, smp: 1, bios: { kind: 'none' }, serial: { kind: 'null' },
-  nographic: true, noReboot: false, accel: { names: ['tcg'], thread: 'single' },
+  nographic: true, noReboot: false, accel: { names: ['tcg'], thread: 'single' }, drives: [], netdevs: [], devices: [],
 };
 const dir = mkdtempSync(join(tmpdir(), 'vireo-virt-'));
 

@@ -1,0 +1,53 @@
+/**
+ * Guest RAM as devices see it (consumer side only, as rust-vmm's vm-memory): reads,
+ * writes and zero-copy views of guest-physical ranges, every one bounds-checked, so
+ * a guest-supplied address can never reach outside guest RAM. Only a board creates
+ * a GuestMemory; devices receive one when they are activated.
+ */
+
+/** Guest-physical memory access for DMA. All addresses and lengths come from the guest: nothing is trusted. */
+export interface GuestMemory {
+  /**
+   * A live view of [gpa, gpa + len) if the range lies entirely inside one RAM region,
+   * else null. Writes through the view reach guest RAM directly.
+   */
+  view(gpa: number, len: number): Uint8Array | null;
+  /** Copies guest memory into `dst`; false (and nothing copied) if the range is not RAM. */
+  read(gpa: number, dst: Uint8Array): boolean;
+  /** Copies `src` into guest memory; false (and nothing written) if the range is not RAM. */
+  write(gpa: number, src: Uint8Array): boolean;
+}
+
+/** One region of guest RAM: `bytes` holds guest-physical [base, base + bytes.length). */
+export interface RamRegion {
+  base: number;
+  bytes: Uint8Array;
+}
+
+/** GuestMemory over a few RAM regions (one on RISC-V virt, two on x86 around the 32-bit hole). */
+export class RegionGuestMemory implements GuestMemory {
+  constructor(private readonly regions: readonly RamRegion[]) {}
+
+  view(gpa: number, len: number): Uint8Array | null {
+    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(len) || gpa < 0 || len < 0) return null;
+    for (const r of this.regions) {
+      const off = gpa - r.base;
+      if (off >= 0 && off + len <= r.bytes.length) return r.bytes.subarray(off, off + len);
+    }
+    return null;
+  }
+
+  read(gpa: number, dst: Uint8Array): boolean {
+    const v = this.view(gpa, dst.length);
+    if (!v) return false;
+    dst.set(v);
+    return true;
+  }
+
+  write(gpa: number, src: Uint8Array): boolean {
+    const v = this.view(gpa, src.length);
+    if (!v) return false;
+    v.set(src);
+    return true;
+  }
+}
