@@ -48,7 +48,8 @@ if (kvmTests.length === 0) {
   kvm = run(process.execPath, ['--test', '--test-concurrency=1', ...kvmTests]);
 } else if (spawnSync('qemu-system-x86_64', ['--version'], { stdio: 'ignore' }).status === 0 && process.getuid?.() === 0) {
   how = `inside a nested VM (${canUseKvm() ? "this machine's /dev/kvm is too slow" : 'no /dev/kvm here'}; scripts/kvm-nested.sh)`;
-  const nested = () => run('bash', ['scripts/kvm-nested.sh', root, process.execPath, '--test', '--test-concurrency=1', ...kvmTests]);
+  // Inside the nested VM this host's node is on PATH (not at process.execPath).
+  const nested = () => run('bash', ['scripts/kvm-nested.sh', root, 'node', '--test', '--test-concurrency=1', ...kvmTests]);
   kvm = nested();
   // 125: the nested guest did not finish; such a boot occasionally stalls, so try once more.
   if (kvm === 125) kvm = nested();

@@ -22,6 +22,8 @@ test('-smp 2: boots the bundled x86_64 guest, runs commands on both CPUs, reboot
     assert.equal((await g.run('echo $((6 * 7))', PROMPT)).trim(), '42');
     assert.match(await g.run('grep -c ^processor /proc/cpuinfo', PROMPT), /^2\s*$/m);
     assert.match(await g.run('grep -m1 -o -w hypervisor /proc/cpuinfo', PROMPT), /hypervisor/);
+    assert.match(await g.run('cat /sys/class/rtc/rtc0/name', PROMPT), /rtc_cmos/);
+    assert.match(await g.run('date +%Y', PROMPT), new RegExp(`^${new Date().getUTCFullYear()}\\s*$`, 'm'));
     const out = await g.run(
       'for i in 1 2; do (n=0; while [ $n -lt 20000 ]; do n=$((n+1)); done; echo busy-$i-done) & done; wait', PROMPT, 240_000);
     assert.match(out, /busy-1-done/);

@@ -2,7 +2,8 @@
  * The x86_64 `microvm` board under KVM, modelled on QEMU's microvm machine and on
  * Firecracker: no firmware (the bzImage's 64-bit entry is entered directly), KVM's
  * in-kernel PIC, IOAPIC, LAPICs and PIT, a 16550 UART at 0x3f8 (IRQ 4), an i8042 for
- * reset, and ACPI hardware-reduced sleep/reset registers for power-off and reboot.
+ * reset, a CMOS RTC, and ACPI hardware-reduced sleep/reset registers for power-off
+ * and reboot.
  * Guest RAM is one anonymous mapping registered with KVM below the 3 GiB hole and,
  * for larger guests, above 4 GiB.
  */
@@ -14,6 +15,7 @@ import { AddressSpace, type MmioHandler } from '../core/memory.js';
 import type { IrqLine } from '../core/irq.js';
 import { Serial16550 } from '../char/serial.js';
 import { I8042 } from '../input/i8042.js';
+import { Mc146818Rtc } from '../rtc/mc146818rtc.js';
 import { AcpiGed, GED_SIZE, GED_SLEEP_CONTROL, GED_SLEEP_STATUS, GED_RESET, RESET_VALUE } from '../acpi/ged.js';
 import { loadLinux, setupLongMode, kvmGsiRoutes, X86_LAYOUT, X86_HOLE_START, X86_HOLE_END, IOAPIC_ADDR, IOAPIC_PINS, type LongModeState, type Segment } from './x86-boot.js';
 import { writeAcpiTables } from './acpi.js';
@@ -31,7 +33,7 @@ export const BUNDLED_X86_IMAGES = join(BUNDLED_IMAGES, '..', 'x86_64');
 const BUNDLED_CMDLINE = 'console=ttyS0 panic=-1 io_delay=none';
 
 /** I/O ports of the board (QEMU microvm uses the same serial and i8042 ports). */
-export const MICROVM_PORTS = { serial: 0x3f8, i8042: 0x60, ged: 0x600, postCode: 0x80 } as const;
+export const MICROVM_PORTS = { serial: 0x3f8, i8042: 0x60, rtc: 0x70, ged: 0x600, postCode: 0x80 } as const;
 /** ISA IRQs. */
 const IRQ_SERIAL = 4;
 const IRQ_I8042 = 1;
@@ -82,6 +84,7 @@ class Microvm {
     this.pio.addRegion({ name: 'acpi-ged', base: P.ged, size: GED_SIZE,
       handler: new AcpiGed(() => this.finish({ kind: 'poweroff' }), () => this.finish({ kind: 'reset' })) });
     this.pio.addRegion({ name: 'post', base: P.postCode, size: 1, handler: POST_PORT });
+    this.pio.addRegion({ name: 'rtc', base: P.rtc, size: 2, handler: new Mc146818Rtc() });
 
     const ram = this.mem.view;
     // Hardware-reduced ACPI (as QEMU microvm): CPUs and the IOAPIC in the MADT, the UART in the
@@ -93,6 +96,7 @@ class Microvm {
       sleepStatusPort: P.ged + GED_SLEEP_STATUS,
       reset: { port: P.ged + GED_RESET, value: RESET_VALUE },
       i8042: true,
+      cmosRtc: true,
       uarts: [{ port: P.serial, irq: IRQ_SERIAL }],
     });
     const loaded = loadLinux(ram.subarray(0, low), { kernel, kernelName, initrd, cmdline, ramSize: opts.memBytes, acpiRsdp: acpi.rsdp });
