@@ -4,9 +4,11 @@
  * Benchmarks always run Vireo and its peer in the same invocation and print the ratio.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 
 /** The repository root (bench files run from dist/bench). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -18,9 +20,11 @@ export interface RunResult {
   status: number | null;
   output: string;
   stderr: string;
+  /** Seconds from the start at which each step's `expect` was seen, in order. */
+  marks: number[];
 }
 
-/** A console script step: wait for `expect` in the output, then type `send`. */
+/** A console script step: wait for `expect` in the output, then type `send` ('' only marks the time). */
 export interface Step {
   expect: RegExp;
   send: string;
@@ -43,6 +47,7 @@ export function runDriven(cmd: string, args: string[], steps: Step[], timeoutS: 
     let output = '';
     let stderr = '';
     let step = 0;
+    const marks: number[] = [];
     let peak = 0;
     const sampler = setInterval(() => { peak = Math.max(peak, peakRss(child.pid!)); }, 20);
     const timer = setTimeout(() => {
@@ -52,7 +57,8 @@ export function runDriven(cmd: string, args: string[], steps: Step[], timeoutS: 
     child.stdout.on('data', (d: Buffer) => {
       output += d.toString('latin1');
       while (step < steps.length && steps[step]!.expect.test(output)) {
-        child.stdin.write(steps[step]!.send);
+        marks.push((performance.now() - start) / 1000);
+        if (steps[step]!.send) child.stdin.write(steps[step]!.send);
         step++;
       }
     });
@@ -61,7 +67,7 @@ export function runDriven(cmd: string, args: string[], steps: Step[], timeoutS: 
       const seconds = (performance.now() - start) / 1000;
       clearInterval(sampler);
       clearTimeout(timer);
-      resolve({ seconds, peakRssMiB: peak, status, output, stderr });
+      resolve({ seconds, peakRssMiB: peak, status, output, stderr, marks });
     });
   });
 }
@@ -79,4 +85,65 @@ export function instret(stderr: string): number {
 
 export function fmt(n: number, digits = 2): string {
   return n.toFixed(digits);
+}
+
+// ---- The bundled x86_64 guest under KVM, for bench/kvm-*.ts ----
+
+/** Its shell prompt; Debian's busybox then asks for the cursor position (ESC [6n). */
+export const X86_PROMPT = /~ # (\x1b\[6n)?$/;
+/** Its kernel command line: the one Vireo's microvm uses for it (src/hw/i386/microvm.ts). */
+export const X86_CMDLINE = 'console=ttyS0 panic=-1 io_delay=none';
+/** Per-run timeout in seconds (BENCH_TIMEOUT; raise it on slow or nested KVM). */
+export const KVM_TIMEOUT_S = Number(process.env.BENCH_TIMEOUT ?? 300);
+
+/** A VMM to benchmark: how to start it. */
+export interface Peer {
+  name: string;
+  cmd: string;
+  args: string[];
+}
+
+/**
+ * Vireo's microvm and QEMU's `-M microvm`, both on KVM with one vCPU, on the same bzImage
+ * (decompressed to a temporary file, as QEMU needs), initramfs, command line and RAM.
+ * `skipped` says, for the top of the output, what cannot run here.
+ */
+export function kvmPeers(mem = '256M'): { peers: Peer[]; skipped: string[] } {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+  } catch {
+    return { peers: [], skipped: ['/dev/kvm is missing or not accessible: skipped Vireo and QEMU, nothing measured'] };
+  }
+  const images = join(ROOT, 'images', 'x86_64');
+  const dir = mkdtempSync(join(tmpdir(), 'vireo-bench-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const kernel = join(dir, 'bzImage');
+  writeFileSync(kernel, gunzipSync(readFileSync(join(images, 'bzImage.gz'))));
+  const guest = ['-m', mem, '-smp', '1', '-nographic', '-no-reboot', '-kernel', kernel,
+    '-initrd', join(images, 'initramfs.cpio.gz'), '-append', X86_CMDLINE];
+  const peers: Peer[] = [{ name: 'vireo', cmd: process.execPath, args: [VIREO, '-M', 'microvm', '-accel', 'kvm', ...guest] }];
+  const skipped: string[] = [];
+  // QEMU microvm's defaults (qboot firmware for the bzImage, ACPI, in-kernel PIC/PIT, ISA serial)
+  // boot this kernel as they are. -cpu host: Vireo also gives the guest the host's CPUID as KVM
+  // supports it, where QEMU's default CPU model would hide most features.
+  if (have('qemu-system-x86_64')) peers.push({ name: 'qemu', cmd: 'qemu-system-x86_64', args: ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', ...guest] });
+  else skipped.push('qemu-system-x86_64 not installed (apt-get install qemu-system-x86): skipped QEMU and the ratios');
+  return { peers, skipped };
+}
+
+/**
+ * Runs `peer` through `steps` `runs` times and returns the run with the smallest `key`.
+ * A run fails if it exits non-zero, misses a step or `check` returns false.
+ */
+export async function bestDriven(peer: Peer, steps: Step[], runs: number, key: (r: RunResult) => number,
+  check: (r: RunResult) => boolean = () => true): Promise<RunResult> {
+  let best: RunResult | null = null;
+  for (let i = 0; i < runs; i++) {
+    const r = await runDriven(peer.cmd, peer.args, steps, KVM_TIMEOUT_S);
+    if (r.status !== 0 || r.marks.length < steps.length || !check(r)) {
+      throw new Error(`${peer.name} failed (exit ${r.status}, ${r.marks.length}/${steps.length} steps):\n${r.output.slice(-2000)}\n${r.stderr}`);
+    }
+    if (!best || key(r) < key(best)) best = r;
+  }
+  return best!;
 }

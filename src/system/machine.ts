@@ -7,7 +7,8 @@ import { UserError, type DeviceDriver, type VmOptions } from './options.js';
 
 /** Which -device models each board can build so far. */
 const BOARD_DEVICES: Record<VmOptions['machine'], readonly DeviceDriver[]> = {
-  virt: [],
+  virt: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci',
+    'virtio-serial-device', 'virtio-serial-pci'],
   microvm: [],
 };
 

@@ -43,7 +43,7 @@ export interface AcpiOptions {
   sleepStatusPort: number;
   /** An 8-bit I/O-port reset register: Linux reboots by writing `value` to `port`. */
   reset?: { port: number; value: number };
-  /** Whether a CMOS RTC answers at ports 0x70/0x71 (default: no, and Linux does not probe it). */
+  /** Whether a CMOS RTC answers at ports 0x70/0x71 (IRQ 8): the FADT says so and the DSDT describes it (PNP0B00). */
   cmosRtc?: boolean;
   /** Whether an i8042 answers at ports 0x60/0x64 (default: no, and Linux's i8042 driver does not probe it). */
   i8042?: boolean;
@@ -249,6 +249,15 @@ function dsdtAml(opts: AcpiOptions): Uint8Array {
       ]),
     );
   });
+  // In hardware-reduced mode Linux creates no legacy RTC device: it must be described (ports 0x70-0x71, IRQ 8).
+  if (opts.cmosRtc) {
+    devices.push(
+      amlDevice('RTC_', [
+        amlName('_HID', eisaId('PNP0B00')),
+        amlName('_CRS', resourceTemplate([ioDescriptor(0x70, 2), irqDescriptor(8)])),
+      ]),
+    );
+  }
   const virtio = opts.virtioMmio ?? [];
   if (virtio.length > 256) throw new RangeError(`${virtio.length} virtio-mmio devices: at most 256`);
   virtio.forEach((d, i) => {

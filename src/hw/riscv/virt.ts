@@ -14,7 +14,12 @@ import { RiscvAclint, clintFdtNode, CLINT_TIMEBASE_FREQ } from '../intc/riscv-ac
 import { Serial16550, serialFdtNode } from '../char/serial.js';
 import { GoldfishRtc, goldfishRtcFdtNode } from '../rtc/goldfish-rtc.js';
 import { SifiveTest, sifiveTestFdtNode, sifiveTestSysconFdtNodes, type ShutdownEvent } from '../misc/sifive-test.js';
-import { VirtioMmioSlot, virtioMmioFdtNode } from '../virtio/virtio-mmio.js';
+import { VirtioMmioTransport, virtioMmioFdtNode } from '../virtio/virtio-mmio.js';
+import { VirtioPciTransport } from '../virtio/virtio-pci.js';
+import { GpexHost, gpexFdtNode } from '../pci/pci-host-gpex.js';
+import { PCI_DEVICES_PER_BUS } from '../pci/pci-bus.js';
+import { RegionGuestMemory } from '../core/guest-memory.js';
+import { openBackends, closeBackends, createVirtioDevices, type PlannedDevice } from '../../system/backends.js';
 import { Htif } from './htif.js';
 import { planBoot, checkPlacement, fdtAddress, resetVector, readImage, type BootPlan } from './boot.js';
 import type { Chardev } from '../../chardev/chardev.js';
@@ -32,11 +37,17 @@ export const VIRT_MEMMAP = {
   plic: { base: 0xc000000, size: 0x600000 },
   uart0: { base: 0x10000000, size: 0x100 },
   virtio: { base: 0x10001000, size: 0x1000 },
+  pcie: {
+    ecam: { base: 0x30000000, size: 0x10000000 },
+    pio: { base: 0x3000000, size: 0x10000 },
+    mmio32: { base: 0x40000000, size: 0x40000000 },
+    mmio64: { base: 0x4_0000_0000, size: 0x4_0000_0000 },
+  },
   dram: { base: 0x80000000 },
 } as const;
 
-/** PLIC interrupt numbers (QEMU's enum): RTC 11, UART0 10, virtio slots 1-8. */
-export const VIRT_IRQ = { uart0: 10, rtc: 11, virtio: 1 } as const;
+/** PLIC interrupt numbers (QEMU's enum): RTC 11, UART0 10, virtio slots 1-8, PCIe INTA-D 0x20-0x23. */
+export const VIRT_IRQ = { uart0: 10, rtc: 11, virtio: 1, pcie: 0x20 } as const;
 export const VIRTIO_COUNT = 8;
 const PLIC_NUM_SOURCES = 96;
 const ISA = 'rv64imafdc_zicsr_zifencei';
@@ -51,7 +62,8 @@ export class VirtMachine {
   /** Set by the finisher device; the run loop stops when it is. */
   shutdown: ShutdownEvent | null = null;
 
-  constructor(readonly opts: VmOptions, readonly serialChr: Chardev) {
+  /** `devices` are the virtio devices to plug: on virtio-mmio slots in order, or on the PCIe host bridge. */
+  constructor(readonly opts: VmOptions, readonly serialChr: Chardev, devices: readonly PlannedDevice[] = []) {
     const m = VIRT_MEMMAP;
     this.cpus = new RiscvCpus(
       { ramBase: m.dram.base, ramSize: opts.memBytes, romBase: m.mrom.base, romSize: m.mrom.size },
@@ -64,9 +76,20 @@ export class VirtMachine {
     this.attach('uart0', m.uart0, new Serial16550(this.plic.line(VIRT_IRQ.uart0), serialChr), { min: 1, max: 8 }, 1);
     this.attach('rtc', m.rtc, new GoldfishRtc(this.clock, this.plic.line(VIRT_IRQ.rtc)), { min: 4, max: 4 });
     this.attach('test', m.test, new SifiveTest((e) => this.requestShutdown(e)), { min: 2, max: 4 });
+    const mem = new RegionGuestMemory([{ base: m.dram.base, bytes: this.cpus.ram }]);
+    const onMmio = devices.filter((d) => !d.pci).map((d) => d.device);
+    if (onMmio.length > VIRTIO_COUNT) throw new UserError(`the virt machine has ${VIRTIO_COUNT} virtio-mmio slots; use -pci devices for more`);
     for (let i = 0; i < VIRTIO_COUNT; i++) {
-      this.attach(`virtio${i}`, { base: m.virtio.base + i * m.virtio.size, size: m.virtio.size }, new VirtioMmioSlot());
+      const transport = new VirtioMmioTransport(onMmio[i] ?? null, mem, this.plic.line(VIRT_IRQ.virtio + i));
+      this.attach(`virtio${i}`, { base: m.virtio.base + i * m.virtio.size, size: m.virtio.size }, transport);
     }
+    // The PCIe host bridge, with INTx on the PLIC (the board has no MSI controller, so MSI-X goes nowhere).
+    const pcie = new GpexHost([0, 1, 2, 3].map((i) => this.plic.line(VIRT_IRQ.pcie + i)));
+    for (const r of pcie.regions(m.pcie)) this.bus.addRegion(r);
+    devices.filter((d) => d.pci).forEach((d, i) => {
+      if (i + 1 >= PCI_DEVICES_PER_BUS) throw new UserError(`at most ${PCI_DEVICES_PER_BUS - 1} PCI devices fit on the virt machine's PCIe bus`);
+      pcie.bus.plug(new VirtioPciTransport(d.device, { mem, msi: { send() {} } }), i + 1);
+    });
   }
 
   private attach(name: string, r: { base: number; size: number }, handler: MmioHandler,
@@ -145,6 +168,7 @@ export class VirtMachine {
     for (let i = 0; i < VIRTIO_COUNT; i++) {
       virtioMmioFdtNode(f, m.virtio.base + i * m.virtio.size, m.virtio.size, VIRT_IRQ.virtio + i, plicPhandle);
     }
+    gpexFdtNode(f, m.pcie, VIRT_IRQ.pcie, plicPhandle);
     f.endNode();
     f.endNode();
     return f.finish();
@@ -197,6 +221,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
     writeFileSync(opts.dumpdtb, machine.fdt(plan.bootargs, plan.initrd));
     return 0;
   }
+  const backends = await openBackends(opts);
   let quit = false;
   let current: VirtMachine | null = null;
   const chr = openSerial(opts, () => {
@@ -205,7 +230,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
   });
   try {
     for (;;) {
-      const machine = new VirtMachine(opts, chr);
+      const machine = new VirtMachine(opts, chr, createVirtioDevices(opts.devices, backends, chr));
       current = machine;
       machine.load(plan, userDtb ?? machine.fdt(plan.bootargs, plan.initrd));
       const htif = plan.htif
@@ -225,5 +250,6 @@ export async function runMachine(opts: VmOptions): Promise<number> {
     }
   } finally {
     chr.close();
+    await closeBackends(backends);
   }
 }

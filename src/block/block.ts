@@ -1,0 +1,111 @@
+/**
+ * The block layer: what a disk device (virtio-blk) sees of a disk image, whatever its
+ * format. Offsets and lengths are in bytes; every one is checked against the image
+ * size here, so a guest-supplied sector can never reach outside the image, and every
+ * failure at run time is a rejected promise with a {@link BlockIOError} (a device turns
+ * it into an I/O error status), never an exception that escapes to the host.
+ *
+ * Opening (format probing, header checks) fails with a one-line {@link UserError}
+ * naming the file. Formats: raw (raw.ts) and qcow2 (qcow2.ts, QEMU's
+ * docs/interop/qcow2.txt), the same two QEMU's `-drive format=` accepts most often.
+ *
+ * All file I/O goes through node's asynchronous fs API (file.ts), which runs each
+ * pread/pwrite/fdatasync on libuv's thread pool: the main loop never waits for a disk.
+ */
+import { UserError } from '../system/options.js';
+import { HostFile } from './file.js';
+
+/** A run-time I/O failure: out-of-range request, write to a read-only image, host error, corrupt metadata. */
+export class BlockIOError extends Error {}
+
+/**
+ * How the host page cache is used (QEMU's `cache=`):
+ * - `writeback`: writes go to the page cache, flush() calls fdatasync.
+ * - `none`: QEMU bypasses the page cache with O_DIRECT. Node cannot allocate the
+ *   aligned buffers O_DIRECT needs, so Vireo uses the page cache as for `writeback`;
+ *   the guest-visible semantics are the same (a volatile write cache the guest flushes).
+ * - `unsafe`: flush() does nothing, and qcow2 skips its ordering barriers; a host crash
+ *   may lose or corrupt the image. For throw-away images only.
+ */
+export type CacheMode = 'writeback' | 'none' | 'unsafe';
+
+/** Image formats. */
+export type BlockFormat = 'raw' | 'qcow2';
+
+/** A disk image, open. */
+export interface BlockBackend {
+  /** Size of the virtual disk in bytes. */
+  readonly size: number;
+  readonly readOnly: boolean;
+  readonly format: BlockFormat;
+  /**
+   * The unit in which discard can actually release space (bytes): a qcow2 cluster,
+   * or 0 where discard is accepted but does nothing (raw files: node has no fallocate).
+   */
+  readonly discardGranularity: number;
+  /** Fills `dst` from the disk at byte `offset`. */
+  read(offset: number, dst: Uint8Array): Promise<void>;
+  /** Writes `src` at byte `offset`. The caller must not modify `src` until the promise settles. */
+  write(offset: number, src: Uint8Array): Promise<void>;
+  /** Makes every write that completed before the call durable (fdatasync). */
+  flush(): Promise<void>;
+  /** The range's contents are no longer needed (advisory: it may read back as before or as zeros). */
+  discard(offset: number, len: number): Promise<void>;
+  /** The range reads back as zeros afterwards. */
+  writeZeroes(offset: number, len: number): Promise<void>;
+  /** Waits for running requests, then closes the image (and its backing chain). */
+  close(): Promise<void>;
+}
+
+/** How to open an image (a subset of {@link import('../system/options.js').DriveOptions}). */
+export interface BlockOpenOptions {
+  file: string;
+  /** Probed from the first bytes when undefined: qcow2 magic, else raw. */
+  format?: BlockFormat;
+  readOnly: boolean;
+  cache: CacheMode;
+}
+
+/**
+ * Throws {@link BlockIOError} unless [offset, offset + len) is a valid range of a disk
+ * of `size` bytes. Callers pass guest-derived numbers, so everything is checked:
+ * integers, non-negative, no overflow past the end.
+ */
+export function checkRange(size: number, offset: number, len: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || len > size || offset > size - len) {
+    throw new BlockIOError(`request [${offset}, +${len}) outside the disk (${size} bytes)`);
+  }
+}
+
+/** Chained backing files deeper than this are refused (also stops a file that names itself). */
+export const MAX_BACKING_DEPTH = 16;
+
+const QCOW2_MAGIC = 0x514649fb; // "QFI\xfb"
+
+/**
+ * Opens a disk image. Resolves to a backend, or rejects with a one-line UserError
+ * naming the file (missing file, permission, malformed or unsupported image).
+ */
+export async function openBlockBackend(opts: BlockOpenOptions): Promise<BlockBackend> {
+  return openAt(opts, 0);
+}
+
+/** openBlockBackend for a backing file `depth` levels below the image the user named. */
+export async function openAt(opts: BlockOpenOptions, depth: number): Promise<BlockBackend> {
+  if (depth > MAX_BACKING_DEPTH) throw new UserError(`${opts.file}: backing chain deeper than ${MAX_BACKING_DEPTH} images (does a backing file name itself?)`);
+  const file = await HostFile.open(opts.file, opts.readOnly);
+  try {
+    let format = opts.format;
+    if (format === undefined) {
+      const magic = new Uint8Array(4);
+      await file.read(magic, 0);
+      format = new DataView(magic.buffer).getUint32(0) === QCOW2_MAGIC ? 'qcow2' : 'raw';
+    }
+    // Loaded lazily so that a raw-only VM never parses the qcow2 module.
+    if (format === 'qcow2') return await (await import('./qcow2.js')).Qcow2Backend.open(file, opts, depth);
+    return await (await import('./raw.js')).RawBackend.open(file, opts);
+  } catch (e) {
+    await file.close().catch(() => {});
+    throw e;
+  }
+}

@@ -1,0 +1,339 @@
+/**
+ * virtio-blk (Virtio 1.2, section 5.2): a disk backed by a {@link BlockBackend}.
+ *
+ * One request queue. Each request is a header (type, reserved, sector), data, and a
+ * status byte at the very end of the device-writable part (5.2.6). Requests run
+ * asynchronously and several may be in flight: the chain is popped and checked, the
+ * data of a write is copied out of guest memory at once, the backend does the I/O
+ * (on libuv's thread pool), and on completion the data of a read and the status byte
+ * are written to guest memory and the chain returned with pushUsed.
+ *
+ * Everything the guest says is checked. The header and status must be present, else
+ * the device reports DEVICE_NEEDS_RESET and leaves the queue alone until reset (there
+ * is nowhere to report the error). The data length must be a multiple of 512 and at
+ * most seg_max * size_max bytes, and every sector range must lie inside the disk, else
+ * the request ends with VIRTIO_BLK_S_IOERR; a backend failure is VIRTIO_BLK_S_IOERR too.
+ * The bytes held for requests in flight are bounded.
+ *
+ * Reads go through a host bounce buffer rather than straight into guest RAM, so that
+ * after a reset nothing touches guest memory: each request remembers the generation it
+ * started in, and a completion from an older generation only drops its buffer. A newly
+ * activated device starts serving only once the previous generation's I/O is over, so
+ * a stale write can never land after a new request that follows the reset.
+ */
+import type { BlockBackend } from '../../block/block.js';
+import type { GuestMemory } from '../core/guest-memory.js';
+import { VIRTIO_ID, type DescriptorBuffer, type DescriptorChain, type Virtqueue, type VirtioActivation, type VirtioDevice } from './virtio.js';
+
+/** Feature bits (5.2.3). */
+export const VIRTIO_BLK_F = {
+  SIZE_MAX: 1n,
+  SEG_MAX: 2n,
+  GEOMETRY: 4n,
+  RO: 5n,
+  BLK_SIZE: 6n,
+  FLUSH: 9n,
+  TOPOLOGY: 10n,
+  CONFIG_WCE: 11n,
+  MQ: 12n,
+  DISCARD: 13n,
+  WRITE_ZEROES: 14n,
+} as const;
+
+/** Request types (5.2.6). */
+export const VIRTIO_BLK_T = { IN: 0, OUT: 1, FLUSH: 4, GET_ID: 8, GET_LIFETIME: 10, DISCARD: 11, WRITE_ZEROES: 13, SECURE_ERASE: 14 } as const;
+
+/** Status byte values (5.2.6). */
+export const VIRTIO_BLK_S = { OK: 0, IOERR: 1, UNSUPP: 2 } as const;
+
+/** The flag of a discard / write-zeroes segment that allows deallocation. */
+const DWZ_FLAG_UNMAP = 1;
+
+/** Config space offsets (5.2.4). */
+export const VIRTIO_BLK_CONFIG = {
+  CAPACITY: 0,
+  SIZE_MAX: 8,
+  SEG_MAX: 12,
+  BLK_SIZE: 20,
+  NUM_QUEUES: 34,
+  MAX_DISCARD_SECTORS: 36,
+  MAX_DISCARD_SEG: 40,
+  DISCARD_SECTOR_ALIGNMENT: 44,
+  MAX_WRITE_ZEROES_SECTORS: 48,
+  MAX_WRITE_ZEROES_SEG: 52,
+  WRITE_ZEROES_MAY_UNMAP: 56,
+} as const;
+/** Through write_zeroes_may_unmap and its padding; the secure-erase and zoned fields are not offered. */
+const CONFIG_SIZE = 60;
+
+const SECTOR = 512;
+const HEADER = 16;
+/** GET_ID answers with at most this many bytes (VIRTIO_BLK_ID_BYTES). */
+export const VIRTIO_BLK_ID_BYTES = 20;
+/** Largest segment the driver may send (size_max); with seg_max it bounds a request. */
+const SIZE_MAX = 64 << 10;
+/** Per-request limits on discard and write zeroes (sectors). */
+const MAX_DISCARD_SECTORS = 1 << 22; // 2 GiB: advisory, cheap
+const MAX_WRITE_ZEROES_SECTORS = 1 << 16; // 32 MiB: raw images really write the zeros
+/** Stop taking requests while this many data bytes are held for requests in flight. */
+const INFLIGHT_BYTES = 64 << 20;
+
+/** Options of a virtio-blk device. */
+export interface VirtioBlkOptions {
+  /** GET_ID answer (QEMU's `serial=`); at most 20 bytes are sent. Default: empty. */
+  serial?: string;
+  /** Queue size offered; a power of two. Default 256. */
+  queueSize?: number;
+}
+
+/** Where a request's parts are: the chain split into its readable and writable buffers. */
+interface Request {
+  chain: DescriptorChain;
+  readable: DescriptorBuffer[];
+  writable: DescriptorBuffer[];
+  gen: number;
+  /** Bytes of host buffer this request holds. */
+  bytes: number;
+}
+
+/** Copies `len` bytes at byte `skip` of the concatenated buffers out of guest memory; null if RAM refuses. */
+function gather(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, len: number): Uint8Array | null {
+  const out = new Uint8Array(len);
+  let done = 0;
+  for (const b of bufs) {
+    if (done === len) break;
+    if (skip >= b.len) {
+      skip -= b.len;
+      continue;
+    }
+    const n = Math.min(b.len - skip, len - done);
+    if (!mem.read(b.addr + skip, out.subarray(done, done + n))) return null;
+    done += n;
+    skip = 0;
+  }
+  return done === len ? out : null;
+}
+
+/** Copies `data` into the concatenated buffers at byte `skip`; false if RAM refuses. */
+function scatter(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, data: Uint8Array): boolean {
+  let done = 0;
+  for (const b of bufs) {
+    if (done === data.length) break;
+    if (skip >= b.len) {
+      skip -= b.len;
+      continue;
+    }
+    const n = Math.min(b.len - skip, data.length - done);
+    if (!mem.write(b.addr + skip, data.subarray(done, done + n))) return false;
+    done += n;
+    skip = 0;
+  }
+  return done === data.length;
+}
+
+/** A virtio block device. */
+export class VirtioBlk implements VirtioDevice {
+  readonly deviceId = VIRTIO_ID.BLOCK;
+  readonly queueMaxSizes: readonly number[];
+  readonly features: bigint;
+  readonly configSize = CONFIG_SIZE;
+
+  private readonly config = new Uint8Array(CONFIG_SIZE);
+  private readonly serial: Uint8Array;
+  private readonly capacity: bigint;
+  private readonly maxRequestBytes: number;
+  private act: VirtioActivation | undefined;
+  /** Bumped by reset: completions of older requests must not touch the guest. */
+  private gen = 0;
+  private inflight = 0;
+  private inflightBytes = 0;
+  /** Requests of earlier generations still running in the backend. */
+  private stale = 0;
+  /** A malformed chain was reported with needsReset(): serve nothing until reset. */
+  private halted = false;
+
+  constructor(private readonly backend: BlockBackend, opts: VirtioBlkOptions = {}) {
+    const qsize = opts.queueSize ?? 256;
+    this.queueMaxSizes = [qsize];
+    const segMax = qsize - 2; // the header and status take a descriptor each
+    this.maxRequestBytes = segMax * SIZE_MAX;
+    this.capacity = BigInt(Math.floor(backend.size / SECTOR));
+    const bit = (b: bigint) => 1n << b;
+    let f = bit(VIRTIO_BLK_F.SIZE_MAX) | bit(VIRTIO_BLK_F.SEG_MAX) | bit(VIRTIO_BLK_F.BLK_SIZE) | bit(VIRTIO_BLK_F.FLUSH);
+    if (backend.readOnly) f |= bit(VIRTIO_BLK_F.RO);
+    else f |= bit(VIRTIO_BLK_F.DISCARD) | bit(VIRTIO_BLK_F.WRITE_ZEROES);
+    this.features = f;
+
+    const dv = new DataView(this.config.buffer);
+    const C = VIRTIO_BLK_CONFIG;
+    dv.setBigUint64(C.CAPACITY, this.capacity, true);
+    dv.setUint32(C.SIZE_MAX, SIZE_MAX, true);
+    dv.setUint32(C.SEG_MAX, segMax, true);
+    dv.setUint32(C.BLK_SIZE, SECTOR, true);
+    dv.setUint16(C.NUM_QUEUES, 1, true);
+    dv.setUint32(C.MAX_DISCARD_SECTORS, MAX_DISCARD_SECTORS, true);
+    dv.setUint32(C.MAX_DISCARD_SEG, 1, true);
+    dv.setUint32(C.DISCARD_SECTOR_ALIGNMENT, Math.max(1, backend.discardGranularity / SECTOR), true);
+    dv.setUint32(C.MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SECTORS, true);
+    dv.setUint32(C.MAX_WRITE_ZEROES_SEG, 1, true);
+    // write_zeroes_may_unmap stays 0: the unmap flag is accepted and changes nothing.
+
+    this.serial = new Uint8Array(VIRTIO_BLK_ID_BYTES);
+    this.serial.set(new TextEncoder().encode(opts.serial ?? '').subarray(0, VIRTIO_BLK_ID_BYTES));
+  }
+
+  readConfig(offset: number, size: number): number {
+    if (offset < 0 || size < 1 || size > 4 || offset + size > CONFIG_SIZE) return 0;
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.config[offset + i];
+    return v;
+  }
+
+  writeConfig(_offset: number, _size: number, _value: number): void {
+    // Every field is read-only (CONFIG_WCE, the only writable one, is not offered).
+  }
+
+  activate(a: VirtioActivation): void {
+    if (this.act) this.reset();
+    this.act = a;
+    this.kick();
+  }
+
+  queueNotify(index: number): void {
+    if (index === 0) this.kick();
+  }
+
+  reset(): void {
+    this.gen++;
+    this.stale += this.inflight;
+    this.inflight = 0;
+    this.inflightBytes = 0;
+    this.act = undefined;
+    this.halted = false;
+  }
+
+  /** Takes requests from the queue while the in-flight limits allow. */
+  private kick(): void {
+    const act = this.act;
+    // After a reset, wait for the old generation's I/O before starting new I/O.
+    if (!act || this.stale > 0 || this.halted) return;
+    const q = act.queues[0];
+    if (!q) return;
+    while (this.inflight < q.size && this.inflightBytes < INFLIGHT_BYTES && !this.halted) {
+      const chain = q.pop();
+      if (!chain) return;
+      this.start(act, q, chain);
+    }
+  }
+
+  private start(act: VirtioActivation, q: Virtqueue, chain: DescriptorChain): void {
+    const readable = chain.buffers.filter((b) => !b.writable);
+    const writable = chain.buffers.filter((b) => b.writable);
+    const hdr = chain.readableLength >= HEADER && chain.writableLength >= 1 ? gather(act.mem, readable, 0, HEADER) : null;
+    if (!hdr) {
+      // No header or no status byte: nothing can be reported in the request itself.
+      this.halted = true;
+      act.needsReset();
+      return;
+    }
+    const dv = new DataView(hdr.buffer);
+    const type = dv.getUint32(0, true);
+    const sector = dv.getBigUint64(8, true);
+    const req: Request = { chain, readable, writable, gen: this.gen, bytes: Math.max(chain.readableLength - HEADER, chain.writableLength - 1) };
+    this.inflight++;
+    this.inflightBytes += req.bytes;
+    // execute() reads what it needs from guest memory before its first await.
+    this.execute(act, req, type, sector).then(
+      ([status, data]) => this.complete(act, q, req, status, data),
+      () => this.complete(act, q, req, VIRTIO_BLK_S.IOERR),
+    );
+  }
+
+  private negotiated(act: VirtioActivation, f: bigint): boolean {
+    return (act.features & (1n << f)) !== 0n;
+  }
+
+  /** True if `len` bytes at `sector` are a valid data transfer for this disk. */
+  private rangeOk(sector: bigint, len: number): boolean {
+    if (len % SECTOR !== 0 || len > this.maxRequestBytes) return false;
+    return sector <= this.capacity && BigInt(len / SECTOR) <= this.capacity - sector;
+  }
+
+  /** Runs one request; resolves to its status and, for reads, the data for the guest. */
+  private async execute(act: VirtioActivation, r: Request, type: number, sector: bigint): Promise<[number, Uint8Array?]> {
+    const { IOERR, OK, UNSUPP } = VIRTIO_BLK_S;
+    const inLen = r.chain.writableLength - 1;
+    const outLen = r.chain.readableLength - HEADER;
+    switch (type) {
+      case VIRTIO_BLK_T.IN: {
+        if (!this.rangeOk(sector, inLen)) return [IOERR];
+        const buf = new Uint8Array(inLen);
+        await this.backend.read(Number(sector) * SECTOR, buf);
+        return [OK, buf];
+      }
+      case VIRTIO_BLK_T.OUT: {
+        if (this.backend.readOnly || !this.rangeOk(sector, outLen)) return [IOERR];
+        const data = gather(act.mem, r.readable, HEADER, outLen);
+        if (!data) return [IOERR];
+        await this.backend.write(Number(sector) * SECTOR, data);
+        await this.writeThrough(act);
+        return [OK];
+      }
+      case VIRTIO_BLK_T.FLUSH:
+        await this.backend.flush();
+        return [OK];
+      case VIRTIO_BLK_T.GET_ID:
+        return [OK, this.serial.subarray(0, Math.min(VIRTIO_BLK_ID_BYTES, inLen))];
+      case VIRTIO_BLK_T.DISCARD:
+      case VIRTIO_BLK_T.WRITE_ZEROES: {
+        const discard = type === VIRTIO_BLK_T.DISCARD;
+        if (!this.negotiated(act, discard ? VIRTIO_BLK_F.DISCARD : VIRTIO_BLK_F.WRITE_ZEROES)) return [UNSUPP];
+        if (this.backend.readOnly) return [IOERR];
+        // One segment (max_*_seg is 1): sector, num_sectors, flags.
+        if (outLen !== 16) return [outLen > 16 && outLen % 16 === 0 ? UNSUPP : IOERR];
+        const seg = gather(act.mem, r.readable, HEADER, 16);
+        if (!seg) return [IOERR];
+        const sdv = new DataView(seg.buffer);
+        const start = sdv.getBigUint64(0, true);
+        const num = sdv.getUint32(8, true);
+        const flags = sdv.getUint32(12, true);
+        // Discard must not carry the unmap flag; neither may carry unknown flags (5.2.6.2).
+        if (flags & ~DWZ_FLAG_UNMAP || (discard && flags !== 0)) return [UNSUPP];
+        if (num > (discard ? MAX_DISCARD_SECTORS : MAX_WRITE_ZEROES_SECTORS)) return [IOERR];
+        if (start > this.capacity || BigInt(num) > this.capacity - start) return [IOERR];
+        const off = Number(start) * SECTOR;
+        if (discard) await this.backend.discard(off, num * SECTOR);
+        else {
+          await this.backend.writeZeroes(off, num * SECTOR);
+          await this.writeThrough(act);
+        }
+        return [OK];
+      }
+      default:
+        return [UNSUPP];
+    }
+  }
+
+  /** A driver that did not accept FLUSH expects a write-through disk (5.2.5). */
+  private async writeThrough(act: VirtioActivation): Promise<void> {
+    if (!this.negotiated(act, VIRTIO_BLK_F.FLUSH)) await this.backend.flush();
+  }
+
+  private complete(act: VirtioActivation, q: Virtqueue, r: Request, status: number, data?: Uint8Array): void {
+    if (r.gen !== this.gen) {
+      // Reset since: the guest memory and the queue are no longer ours to touch.
+      if (--this.stale === 0) this.kick();
+      return;
+    }
+    this.inflight--;
+    this.inflightBytes -= r.bytes;
+    let written = 0;
+    if (data && status === VIRTIO_BLK_S.OK) {
+      if (scatter(act.mem, r.writable, 0, data)) written = data.length;
+      else status = VIRTIO_BLK_S.IOERR;
+    }
+    if (scatter(act.mem, r.writable, r.chain.writableLength - 1, Uint8Array.of(status))) written++;
+    q.pushUsed(r.chain.head, written);
+    this.kick();
+  }
+}

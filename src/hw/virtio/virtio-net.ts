@@ -1,0 +1,160 @@
+/**
+ * virtio network device (Virtio 1.2, section 5.1) connected to a {@link NetBackend}:
+ * queue 0 (receiveq1) carries frames to the guest, queue 1 (transmitq1) frames from
+ * it. Offered: VIRTIO_NET_F_MAC (the MAC in the configuration space) and
+ * VIRTIO_NET_F_STATUS (link always up). No checksum or segmentation offloads and no
+ * mergeable buffers: every frame travels whole, in one chain, behind a virtio_net_hdr
+ * (5.1.6) of 12 bytes (10 for a legacy driver without VERSION_1) that carries no
+ * offload information.
+ *
+ * Frames from the backend go only into receive buffers the driver posted; while there
+ * are none, a bounded number is held, after which frames are dropped and the
+ * backend is told (canReceive) so that the ones that can wait, wait.
+ */
+import { MAX_FRAME, type NetBackend } from '../../net/net.js';
+import type { GuestMemory } from '../core/guest-memory.js';
+import { VIRTIO_F_VERSION_1, VIRTIO_ID, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
+import { readFromChain, writeToChain } from './virtqueue.js';
+
+/** Feature bits (5.1.3). */
+export const VIRTIO_NET_F_MAC = 5n;
+export const VIRTIO_NET_F_MRG_RXBUF = 15n;
+export const VIRTIO_NET_F_STATUS = 16n;
+const VIRTIO_NET_S_LINK_UP = 1;
+
+const RECEIVEQ = 0;
+const TRANSMITQ = 1;
+/** struct virtio_net_config (5.1.4) up to `status`: mac[6], le16 status. */
+const CONFIG_SIZE = 8;
+/** Frames held while the driver has posted no receive buffer. */
+const HOLD_FRAMES = 256;
+const HOLD_BYTES = 1 << 20;
+
+/** QEMU's default MAC for the first NIC. */
+export const DEFAULT_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
+
+/** Parses a MAC address written as six colon-separated hex bytes; null when malformed. */
+export function parseMac(s: string): Uint8Array | null {
+  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(s);
+  return m ? Uint8Array.from(m.slice(1), (h) => parseInt(h, 16)) : null;
+}
+
+/** The network device (device ID 1), one queue pair. */
+export class VirtioNet implements VirtioDevice {
+  readonly deviceId = VIRTIO_ID.NET;
+  readonly queueMaxSizes = [256, 256] as const;
+  readonly features = (1n << VIRTIO_NET_F_MAC) | (1n << VIRTIO_NET_F_STATUS);
+  readonly configSize = CONFIG_SIZE;
+  /** Frames for the guest dropped: no buffer and the hold queue full, or a buffer too small. */
+  rxDropped = 0;
+  /** Frames from the guest dropped as malformed (shorter than the header, longer than MAX_FRAME). */
+  txDropped = 0;
+  private readonly config = new Uint8Array(CONFIG_SIZE);
+  private mem: GuestMemory | null = null;
+  private rx: Virtqueue | null = null;
+  private tx: Virtqueue | null = null;
+  private hdrLen = 12;
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+
+  constructor(private readonly backend: NetBackend, mac: Uint8Array = DEFAULT_MAC) {
+    this.config.set(mac.subarray(0, 6));
+    this.config[6] = VIRTIO_NET_S_LINK_UP;
+    backend.onReceive = (f) => this.receive(f);
+    backend.canReceive = () => this.rx !== null && this.held.length < HOLD_FRAMES && this.heldBytes < HOLD_BYTES;
+  }
+
+  readConfig(offset: number, size: number): number {
+    if (offset < 0 || offset + size > CONFIG_SIZE) return 0;
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.config[offset + i]!;
+    return v;
+  }
+
+  /** The configuration space is read-only for a modern driver (5.1.4.2). */
+  writeConfig(): void {}
+
+  activate(a: VirtioActivation): void {
+    this.mem = a.mem;
+    this.rx = a.queues[RECEIVEQ]!;
+    this.tx = a.queues[TRANSMITQ]!;
+    // 5.1.6: the header has num_buffers with VERSION_1 or MRG_RXBUF, else it is 10 bytes.
+    this.hdrLen = a.features & ((1n << VIRTIO_F_VERSION_1) | (1n << VIRTIO_NET_F_MRG_RXBUF)) ? 12 : 10;
+    this.transmit();
+    this.backend.receiveReady();
+  }
+
+  queueNotify(index: number): void {
+    if (index === RECEIVEQ) {
+      this.flushHeld();
+      if (this.backend.canReceive?.()) this.backend.receiveReady();
+    } else if (index === TRANSMITQ) {
+      this.transmit();
+    }
+  }
+
+  reset(): void {
+    this.mem = null;
+    this.rx = null;
+    this.tx = null;
+    this.held = [];
+    this.heldBytes = 0;
+  }
+
+  /** A frame from the backend: into a posted buffer, else held, else dropped. */
+  private receive(frame: Uint8Array): void {
+    if (!this.rx) return; // the driver is not running: nobody to receive
+    if (this.held.length === 0 && this.put(frame)) return;
+    if (this.held.length >= HOLD_FRAMES || this.heldBytes + frame.length > HOLD_BYTES) {
+      this.rxDropped++;
+      return;
+    }
+    this.held.push(frame);
+    this.heldBytes += frame.length;
+  }
+
+  private flushHeld(): void {
+    while (this.held.length > 0 && this.put(this.held[0]!)) this.heldBytes -= this.held.shift()!.length;
+  }
+
+  /**
+   * Writes a frame behind its header into the next posted receive buffer; false when
+   * there is none. Without mergeable buffers a frame must fit one chain (5.1.6.3.1):
+   * one that does not is dropped and the chain returned empty.
+   */
+  private put(frame: Uint8Array): boolean {
+    const { mem, rx } = this;
+    if (!mem || !rx) return false;
+    const chain = rx.pop();
+    if (!chain) return false;
+    if (chain.writableLength < this.hdrLen + frame.length) {
+      this.rxDropped++;
+      rx.pushUsed(chain.head, 0);
+      return true;
+    }
+    const hdr = new Uint8Array(this.hdrLen); // flags 0, gso_type NONE, no checksum offsets
+    if (this.hdrLen === 12) hdr[10] = 1; // num_buffers (le16) is 1 without MRG_RXBUF
+    const n = writeToChain(mem, chain, 0, hdr) + writeToChain(mem, chain, this.hdrLen, frame);
+    rx.pushUsed(chain.head, n);
+    return true;
+  }
+
+  /** Sends every posted transmit chain's frame (the part after the header) to the backend. */
+  private transmit(): void {
+    const { mem, tx } = this;
+    if (!mem || !tx) return;
+    for (let chain = tx.pop(); chain; chain = tx.pop()) {
+      const len = chain.readableLength - this.hdrLen;
+      if (len < 0 || len > MAX_FRAME) {
+        this.txDropped++;
+        tx.pushUsed(chain.head, 0);
+        continue;
+      }
+      // The header is ignored: with no offloads negotiated it asks for nothing (5.1.6.2).
+      const frame = new Uint8Array(len);
+      readFromChain(mem, chain, this.hdrLen, frame);
+      tx.pushUsed(chain.head, 0);
+      this.backend.send(frame);
+    }
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * virtio entropy device (Virtio 1.2, section 5.4): one request queue whose
+ * device-writable buffers the device fills with random bytes from the host's CSPRNG.
+ * No feature bits, no configuration space.
+ */
+import { randomFillSync } from 'node:crypto';
+import type { GuestMemory } from '../core/guest-memory.js';
+import { VIRTIO_ID, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
+
+/** Bytes filled per request at most: a huge buffer gets a short fill (the driver sees the length) instead of stalling the host. */
+export const VIRTIO_RNG_MAX_REQUEST = 64 * 1024;
+
+/** The entropy device (device ID 4). */
+export class VirtioRng implements VirtioDevice {
+  readonly deviceId = VIRTIO_ID.RNG;
+  readonly queueMaxSizes = [256] as const;
+  readonly features = 0n;
+  readonly configSize = 0;
+  private mem: GuestMemory | null = null;
+  private queue: Virtqueue | null = null;
+
+  readConfig(): number {
+    return 0;
+  }
+
+  writeConfig(): void {}
+
+  activate(a: VirtioActivation): void {
+    this.mem = a.mem;
+    this.queue = a.queues[0]!;
+  }
+
+  queueNotify(index: number): void {
+    const { mem, queue } = this;
+    if (index !== 0 || !mem || !queue) return;
+    for (let chain = queue.pop(); chain; chain = queue.pop()) {
+      let written = 0;
+      for (const b of chain.buffers) {
+        const n = Math.min(b.len, VIRTIO_RNG_MAX_REQUEST - written);
+        if (!b.writable || n === 0) continue;
+        const v = mem.view(b.addr, n);
+        if (!v) break;
+        randomFillSync(v);
+        written += n;
+      }
+      queue.pushUsed(chain.head, written);
+    }
+  }
+
+  reset(): void {
+    this.mem = null;
+    this.queue = null;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Network backends (QEMU's -netdev): what sits behind a guest NIC. The NIC hands the
+ * backend each Ethernet frame the guest transmits; the backend delivers frames for the
+ * guest through the callbacks the NIC installs. Frames are whole Ethernet frames
+ * without FCS and without any virtio header.
+ *
+ * Flow control follows QEMU's net queue: a NIC that cannot take more frames (no posted
+ * receive buffers and its hold queue full) answers false from canReceive; backends that
+ * can wait (a TCP connection in slirp, a stream socket) stop producing until the NIC
+ * calls receiveReady. Frames that cannot wait (ARP, UDP) are simply offered and may be
+ * dropped, as on a real wire.
+ */
+
+/** A host-side network backend connected to one guest NIC. */
+export interface NetBackend {
+  /**
+   * A frame the guest transmitted. The backend owns `frame` from now on: the NIC must
+   * pass a buffer it will not reuse.
+   */
+  send(frame: Uint8Array): void;
+  /** Installed by the NIC: takes one frame for the guest (the NIC owns it from then on). */
+  onReceive: ((frame: Uint8Array) => void) | null;
+  /** Installed by the NIC: false while it would drop frames offered to it. */
+  canReceive: (() => boolean) | null;
+  /** Called by the NIC when it can take frames again after canReceive returned false. */
+  receiveReady(): void;
+  /** Releases host resources (sockets, listeners, timers). */
+  close(): void;
+}
+
+/** Shared plumbing of the backends: the NIC's callbacks and helpers to use them. */
+export abstract class NetBackendBase implements NetBackend {
+  onReceive: ((frame: Uint8Array) => void) | null = null;
+  canReceive: (() => boolean) | null = null;
+
+  abstract send(frame: Uint8Array): void;
+  abstract close(): void;
+  receiveReady(): void {}
+
+  /** Whether the NIC would take a frame now (no NIC attached: it would be lost). */
+  protected nicReady(): boolean {
+    return this.onReceive !== null && (this.canReceive?.() ?? true);
+  }
+
+  /** Offers a frame to the NIC; without a NIC the frame is dropped, as on an unplugged cable. */
+  protected deliver(frame: Uint8Array): void {
+    this.onReceive?.(frame);
+  }
+}
+
+/** Largest Ethernet frame (without FCS) any backend passes on: a 64 KiB IP packet plus headers. */
+export const MAX_FRAME = 65536 + 14;
