@@ -9,7 +9,7 @@ import { UserError, type DeviceDriver, type VmOptions } from './options.js';
 const BOARD_DEVICES: Record<VmOptions['machine'], readonly DeviceDriver[]> = {
   virt: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci',
     'virtio-serial-device', 'virtio-serial-pci'],
-  microvm: [],
+  microvm: ['virtio-blk-device', 'virtio-net-device', 'virtio-rng-device', 'virtio-serial-device'],
 };
 
 /** Builds and runs the machine; resolves to the process exit status. */

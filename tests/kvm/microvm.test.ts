@@ -7,6 +7,11 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GuestConsole } from '../functional/guest-console.js';
 
 // Debian's busybox asks the terminal for the cursor position (ESC [6n) after its prompt.
@@ -39,13 +44,29 @@ test('-smp 2: boots the bundled x86_64 guest, runs commands on both CPUs, reboot
   }
 });
 
-test('-no-reboot: a guest reboot ends the process with status 0', async () => {
-  const g = new GuestConsole(['-accel', 'kvm', '-m', '256M', '-nographic', '-no-reboot']);
+test('virtio-blk and virtio-net under KVM; -no-reboot: a guest reboot ends the process with status 0', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vireo-kvm-'));
+  const image = join(dir, 'disk.raw');
+  writeFileSync(image, Buffer.alloc(16 << 20));
+  const server: Server = createServer((_req, res) => res.end('page-for-kvm-guest\n'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const g = new GuestConsole(['-accel', 'kvm', '-m', '256M', '-nographic', '-no-reboot',
+    '-drive', `file=${image},format=raw`, '-netdev', 'user,id=n0', '-device', 'virtio-net-device,netdev=n0']);
   try {
     await g.waitFor(PROMPT, BOOT_TIMEOUT);
-    g.send('reboot\n');
+    await g.run('mkfs.ext2 -q /dev/vda && mount /dev/vda /mnt && echo on-disk > /mnt/f && umount /mnt && mount /dev/vda /mnt', PROMPT, 120_000);
+    assert.equal((await g.run('cat /mnt/f', PROMPT)).trim(), 'on-disk');
+    const lease = await g.run('ip link set eth0 up && udhcpc -i eth0 -q -n -s /bin/true', PROMPT, 120_000);
+    assert.match(lease, /lease of 10\.0\.2\.15/);
+    await g.run('ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2', PROMPT);
+    assert.equal((await g.run(`wget -q -O - http://10.0.2.2:${port}/`, PROMPT, 120_000)).trim(), 'page-for-kvm-guest');
+    g.send('umount /mnt; reboot\n');
     assert.equal(await g.exit(120_000), 0, g.tail());
   } finally {
     g.kill();
+    server.close();
   }
+  const written = readFileSync(image);
+  assert.ok(written.includes(Buffer.from('on-disk')), 'the file reached the host image');
 });

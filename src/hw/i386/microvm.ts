@@ -23,6 +23,9 @@ import { filterCpuid } from './cpuid.js';
 import { writeMpTable } from './mptable.js';
 import { readImage, BUNDLED_IMAGES } from '../riscv/boot.js';
 import { busAccess } from '../../system/exit-channel.js';
+import { RegionGuestMemory } from '../core/guest-memory.js';
+import { VirtioMmioTransport } from '../virtio/virtio-mmio.js';
+import { openBackends, closeBackends, createVirtioDevices, type PlannedDevice } from '../../system/backends.js';
 import type { Chardev } from '../../chardev/chardev.js';
 import { openSerial } from '../../chardev/open.js';
 import { UserError, type VmOptions } from '../../system/options.js';
@@ -34,6 +37,8 @@ const BUNDLED_CMDLINE = 'console=ttyS0 panic=-1 io_delay=none';
 
 /** I/O ports of the board (QEMU microvm uses the same serial and i8042 ports). */
 export const MICROVM_PORTS = { serial: 0x3f8, i8042: 0x60, rtc: 0x70, ged: 0x600, postCode: 0x80 } as const;
+/** virtio-mmio transports: 4 KiB each from 0xd0000000 (as Firecracker), on IOAPIC pins 16 and up (as QEMU microvm). */
+export const MICROVM_VIRTIO = { base: 0xd0000000, size: 0x1000, gsi: 16, count: 8 } as const;
 /** ISA IRQs. */
 const IRQ_SERIAL = 4;
 const IRQ_I8042 = 1;
@@ -64,7 +69,7 @@ class Microvm {
   private readonly stopped: Promise<Stop>;
 
   constructor(private readonly kvm: Kvm, private readonly opts: VmOptions, chr: Chardev, kernel: Uint8Array, kernelName: string,
-    initrd: Uint8Array | undefined, cmdline: string) {
+    initrd: Uint8Array | undefined, cmdline: string, devices: readonly PlannedDevice[]) {
     this.stopped = new Promise((resolve) => { this.stop = resolve; });
     this.vm = kvm.createVm();
     this.vm.setTssAddr(KVM_TSS_ADDR);
@@ -86,6 +91,19 @@ class Microvm {
     this.pio.addRegion({ name: 'post', base: P.postCode, size: 1, handler: POST_PORT });
     this.pio.addRegion({ name: 'rtc', base: P.rtc, size: 2, handler: new Mc146818Rtc() });
 
+    const V = MICROVM_VIRTIO;
+    if (devices.some((d) => d.pci)) throw new UserError('the microvm machine has no PCI bus: use virtio-...-device models');
+    if (devices.length > V.count) throw new UserError(`the microvm machine has ${V.count} virtio-mmio slots`);
+    const guestMem = new RegionGuestMemory([
+      { base: 0, bytes: this.mem.view.subarray(0, low) },
+      ...(opts.memBytes > low ? [{ base: X86_HOLE_END, bytes: this.mem.view.subarray(low) }] : []),
+    ]);
+    const virtio = devices.map((d, i) => {
+      const addr = V.base + i * V.size;
+      this.mmio.addRegion({ name: `virtio${i}`, base: addr, size: V.size, handler: new VirtioMmioTransport(d.device, guestMem, this.edge(V.gsi + i)) });
+      return { addr, size: V.size, irq: V.gsi + i };
+    });
+
     const ram = this.mem.view;
     // Hardware-reduced ACPI (as QEMU microvm): CPUs and the IOAPIC in the MADT, the UART in the
     // DSDT, power-off and reset through the sleep and reset registers.
@@ -98,6 +116,7 @@ class Microvm {
       i8042: true,
       cmosRtc: true,
       uarts: [{ port: P.serial, irq: IRQ_SERIAL }],
+      virtioMmio: virtio,
     });
     const loaded = loadLinux(ram.subarray(0, low), { kernel, kernelName, initrd, cmdline, ramSize: opts.memBytes, acpiRsdp: acpi.rsdp });
     // The MP table too, for kernels booted with acpi=off.
@@ -121,6 +140,21 @@ class Microvm {
   /** An ISA interrupt line into KVM's PIC and IOAPIC. */
   private irq(gsi: number): IrqLine {
     return { set: (level) => this.vm.irqLine(gsi, level) };
+  }
+
+  /**
+   * An edge-triggered line (the DSDT declares virtio interrupts so): every rising request
+   * is one pulse, so an event that arrives before the driver acknowledged the last one is
+   * still delivered.
+   */
+  private edge(gsi: number): IrqLine {
+    return {
+      set: (level) => {
+        if (!level) return;
+        this.vm.irqLine(gsi, true);
+        this.vm.irqLine(gsi, false);
+      },
+    };
   }
 
   /** Virtual wire mode: LINT0 takes the PIC's ExtINT, LINT1 is the NMI. */
@@ -188,11 +222,12 @@ export async function runMicrovm(opts: VmOptions): Promise<number> {
   const initrdPath = opts.initrd ?? (bundled ? join(BUNDLED_X86_IMAGES, 'initramfs.cpio.gz') : undefined);
   const initrd = initrdPath === undefined ? undefined : readFileSync(initrdPath);
   const cmdline = opts.append ?? (bundled ? BUNDLED_CMDLINE : '');
+  const backends = await openBackends(opts);
   let current: Microvm | null = null;
   const chr = openSerial(opts, () => current?.finish({ kind: 'quit' }));
   try {
     for (;;) {
-      const machine = new Microvm(kvm, opts, chr, kernel, kernelName, initrd, cmdline);
+      const machine = new Microvm(kvm, opts, chr, kernel, kernelName, initrd, cmdline, createVirtioDevices(opts.devices, backends, chr));
       current = machine;
       let reason: Stop;
       try {
@@ -207,5 +242,6 @@ export async function runMicrovm(opts: VmOptions): Promise<number> {
   } finally {
     chr.close();
     kvm.close();
+    await closeBackends(backends);
   }
 }
