@@ -9,9 +9,7 @@ import { openNetdev } from '../net/open.js';
 import { VirtioBlk } from '../hw/virtio/virtio-blk.js';
 import { VirtioNet } from '../hw/virtio/virtio-net.js';
 import { VirtioRng } from '../hw/virtio/virtio-rng.js';
-import { VirtioConsole } from '../hw/virtio/virtio-console.js';
 import type { VirtioDevice } from '../hw/virtio/virtio.js';
-import type { Chardev } from '../chardev/chardev.js';
 import type { DeviceOptions, VmOptions } from './options.js';
 
 /** The opened back ends, by id. */
@@ -48,14 +46,14 @@ export interface PlannedDevice {
 }
 
 /** Builds the virtio devices for `-device` options (the back ends were checked by the command line). */
-export function createVirtioDevices(devices: readonly DeviceOptions[], b: Backends, console: Chardev): PlannedDevice[] {
+export function createVirtioDevices(devices: readonly DeviceOptions[], b: Backends): PlannedDevice[] {
   return devices.map((d) => {
     const pci = d.driver.endsWith('-pci');
     let device: VirtioDevice;
     if (d.driver.startsWith('virtio-blk')) device = new VirtioBlk(b.drives.get(d.drive!)!, { serial: d.id ?? d.drive });
     else if (d.driver.startsWith('virtio-net')) device = new VirtioNet(b.netdevs.get(d.netdev!)!, d.mac ? Uint8Array.from(d.mac) : undefined);
     else if (d.driver.startsWith('virtio-rng')) device = new VirtioRng();
-    else device = new VirtioConsole(console);
+    else throw new Error(`${d.driver}: no device model (the board should have refused it)`);
     return { device, pci };
   });
 }

@@ -7,9 +7,9 @@ import { UserError, type DeviceDriver, type VmOptions } from './options.js';
 
 /** Which -device models each board can build so far. */
 const BOARD_DEVICES: Record<VmOptions['machine'], readonly DeviceDriver[]> = {
-  virt: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci',
-    'virtio-serial-device', 'virtio-serial-pci'],
-  microvm: ['virtio-blk-device', 'virtio-net-device', 'virtio-rng-device', 'virtio-serial-device'],
+  // virtio-serial needs a -chardev of its own, which the command line does not have yet.
+  virt: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci'],
+  microvm: ['virtio-blk-device', 'virtio-net-device', 'virtio-rng-device'],
 };
 
 /** Builds and runs the machine; resolves to the process exit status. */

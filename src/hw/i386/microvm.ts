@@ -227,7 +227,7 @@ export async function runMicrovm(opts: VmOptions): Promise<number> {
   const chr = openSerial(opts, () => current?.finish({ kind: 'quit' }));
   try {
     for (;;) {
-      const machine = new Microvm(kvm, opts, chr, kernel, kernelName, initrd, cmdline, createVirtioDevices(opts.devices, backends, chr));
+      const machine = new Microvm(kvm, opts, chr, kernel, kernelName, initrd, cmdline, createVirtioDevices(opts.devices, backends));
       current = machine;
       let reason: Stop;
       try {

@@ -230,7 +230,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
   });
   try {
     for (;;) {
-      const machine = new VirtMachine(opts, chr, createVirtioDevices(opts.devices, backends, chr));
+      const machine = new VirtMachine(opts, chr, createVirtioDevices(opts.devices, backends));
       current = machine;
       machine.load(plan, userDtb ?? machine.fdt(plan.bootargs, plan.initrd));
       const htif = plan.htif
