@@ -102,3 +102,27 @@ test('user networking: DHCP, HTTP to the host loopback, ping, hostfwd into the g
     server.close();
   }
 });
+
+test('two VMs on one Ethernet segment through a socket netdev: ping and a TCP transfer', async () => {
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const a = await boot(['-netdev', `socket,id=s,listen=127.0.0.1:${port}`, '-device', 'virtio-net-device,netdev=s,mac=52:54:00:00:00:0a']);
+  const b = await boot(['-netdev', `socket,id=s,connect=127.0.0.1:${port}`, '-device', 'virtio-net-device,netdev=s,mac=52:54:00:00:00:0b']);
+  try {
+    await a.run('ip link set eth0 up && ip addr add 192.168.7.1/24 dev eth0', PROMPT);
+    await b.run('ip link set eth0 up && ip addr add 192.168.7.2/24 dev eth0', PROMPT);
+    assert.match(await b.run('ping -c 2 192.168.7.1', PROMPT, 30_000), /2 packets received/);
+    await a.run('(nc -l -p 5000 | md5sum > /tmp/got &) ; sleep 1', PROMPT);
+    const sent = (await b.run('seq 1 30000 > /tmp/s && md5sum < /tmp/s && nc 192.168.7.1 5000 < /tmp/s', PROMPT, 60_000)).trim().split(/\s/)[0]!;
+    assert.match(sent, /^[0-9a-f]{32}$/);
+    await new Promise((r) => setTimeout(r, 2000)); // the listener's md5sum finishes after the sender closes
+    assert.equal((await a.run('cat /tmp/got', PROMPT)).trim().split(/\s/)[0], sent);
+    await powerOff(a);
+    await powerOff(b);
+  } finally {
+    a.kill();
+    b.kill();
+  }
+});
