@@ -9,12 +9,13 @@
  * a window through config space onto the BARs (4.1.4.9). MSI-X (4.1.5.1.2) has its own
  * BAR 1: a config vector and a vector per queue, or VIRTIO_MSI_NO_VECTOR.
  *
- * The device status, feature negotiation and queue life cycle follow the same rules as
- * the virtio-mmio transport (virtio-mmio.ts): features not offered or a missing
- * VERSION_1 leave FEATURES_OK clear (3.1.1), queue registers are frozen while the queue
- * is enabled or the device is live, the layouts are checked at DRIVER_OK and a bad one,
- * like a malformed ring, puts the device in DEVICE_NEEDS_RESET. Nothing the driver
- * writes makes the transport throw; accesses of the wrong width are ignored.
+ * The device status, feature negotiation and queue life cycle are the shared
+ * {@link VirtioTransportCore}'s (virtio-transport.ts), as for virtio-mmio: features not
+ * offered or a missing VERSION_1 leave FEATURES_OK clear (3.1.1), queue registers are
+ * frozen while the queue is enabled or the device is live, the layouts are checked at
+ * DRIVER_OK and a bad one, like a malformed ring, puts the device in DEVICE_NEEDS_RESET.
+ * Nothing the driver writes makes the transport throw; accesses of the wrong width are
+ * ignored.
  *
  * Interrupts (4.1.4.5, 4.1.5.3, 4.1.5.4): with MSI-X enabled, a used buffer sends the
  * queue's vector and a configuration change the config vector. Otherwise the ISR's
@@ -27,11 +28,8 @@ import {
   PciFunction, MsixCapability, PCI_CAP_ID, PCI_SUBVENDOR_ID_QEMU, PCI_SUBDEVICE_ID_QEMU, allOnes, validAccess,
   type MsiTarget,
 } from '../pci/pci.js';
-import {
-  VIRTIO_ID, VIRTIO_STATUS, VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC,
-  type VirtioDevice, type VirtioInterrupt, type Virtqueue,
-} from './virtio.js';
-import { SplitVirtqueue, DisabledVirtqueue, splitQueueLayoutError } from './virtqueue.js';
+import { VIRTIO_ID, type VirtioDevice } from './virtio.js';
+import { VirtioTransportCore, type QueueArea } from './virtio-transport.js';
 
 export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
 /** Modern devices are 0x1040 + the virtio device ID (4.1.2). */
@@ -92,26 +90,8 @@ const CLASS_CODES: ReadonlyMap<number, number> = new Map([
 ]);
 const CLASS_OTHER = 0xff0000;
 
-/** Transport features offered on top of the device's own. */
-const TRANSPORT_FEATURES = (1n << VIRTIO_F_VERSION_1) | (1n << VIRTIO_F_EVENT_IDX) | (1n << VIRTIO_F_INDIRECT_DESC);
-
-/** The driver's view of one queue, as written through the common configuration. */
-interface QueueRegs {
-  size: number;
-  msixVector: number;
-  enabled: boolean;
-  desc: [number, number];
-  driver: [number, number];
-  device: [number, number];
-}
-
-/** The per-activation objects handed to the device; dead after a reset, so stale calls do nothing. */
-interface Live {
-  queues: Virtqueue[];
-  alive: boolean;
-}
-
-const addr64 = ([lo, hi]: [number, number]) => hi * 2 ** 32 + lo;
+/** queue_desc, queue_driver and queue_device, 8 bytes apart from QUEUE_DESC. */
+const QUEUE_AREAS: readonly QueueArea[] = ['desc', 'driver', 'device'];
 
 /** What a virtio-pci function needs besides its device. */
 export interface VirtioPciOptions {
@@ -126,19 +106,11 @@ export interface VirtioPciOptions {
 /** A virtio device on PCI: plug it into a {@link PciBus} like any other function. */
 export class VirtioPciTransport extends PciFunction {
   readonly msix: MsixCapability;
-  private readonly mem: GuestMemory;
-  private readonly offered: bigint;
-  private deviceFeatureSelect = 0;
-  private driverFeatureSelect = 0;
-  private driverFeatures = 0n;
+  private readonly core: VirtioTransportCore;
   private configVector = VIRTIO_MSI_NO_VECTOR;
-  private queueSelect = 0;
-  private queues: QueueRegs[] = [];
-  private status = 0;
+  /** queue_msix_vector of each queue. */
+  private queueVectors: number[] = [];
   private isr = 0;
-  private configGeneration = 0;
-  private live: Live | null = null;
-  private error: string | null = null;
   private readonly scratch = new DataView(new ArrayBuffer(COMMON_CFG_LENGTH));
   private readonly pciCfgCap: number;
 
@@ -157,8 +129,11 @@ export class VirtioPciTransport extends PciFunction {
     if (queueCount * L.NOTIFY_OFF_MULTIPLIER > L.PIECE_SIZE || device.configSize > L.PIECE_SIZE) {
       throw new RangeError(`virtio-pci: ${queueCount} queues or ${device.configSize} config bytes do not fit the layout`);
     }
-    this.mem = opts.mem;
-    this.offered = device.features | TRANSPORT_FEATURES;
+    this.core = new VirtioTransportCore(device, opts.mem, {
+      queueInterrupt: (i) => this.queueInterrupt(i),
+      configInterrupt: () => this.configInterrupt(),
+      reset: () => this.resetState(),
+    });
     this.msix = new MsixCapability(this, opts.vectors ?? queueCount + 1, L.MSIX_BAR, opts.msi);
     this.virtioCap(VIRTIO_PCI_CAP.COMMON_CFG, L.COMMON, L.PIECE_SIZE);
     this.virtioCap(VIRTIO_PCI_CAP.ISR_CFG, L.ISR, L.PIECE_SIZE);
@@ -182,7 +157,7 @@ export class VirtioPciTransport extends PciFunction {
 
   /** Why the device entered DEVICE_NEEDS_RESET (null if it has not since the last reset). */
   get needsResetReason(): string | null {
-    return this.error;
+    return this.core.needsResetReason;
   }
 
   /** Adds a struct virtio_pci_cap (4.1.4) for a piece of the virtio BAR; returns its offset. */
@@ -242,7 +217,7 @@ export class VirtioPciTransport extends PciFunction {
       case L.DEVICE: if (this.configAccessOk(off, size)) this.device.writeConfig(off, size, v); break;
       case L.NOTIFY:
         // The address names the queue (queue_notify_off = index); the value is the index again.
-        if (off % L.NOTIFY_OFF_MULTIPLIER === 0 && size >= 2) this.notify(off / L.NOTIFY_OFF_MULTIPLIER);
+        if (off % L.NOTIFY_OFF_MULTIPLIER === 0 && size >= 2) this.core.notify(off / L.NOTIFY_OFF_MULTIPLIER);
         break;
     }
   }
@@ -263,22 +238,22 @@ export class VirtioPciTransport extends PciFunction {
     if (off + size > COMMON_CFG_LENGTH) return 0;
     const C = VIRTIO_PCI_COMMON;
     const d = this.scratch;
-    const q = this.queues[this.queueSelect];
-    const features = this.deviceFeatureSelect < 2 ? Number((this.offered >> BigInt(32 * this.deviceFeatureSelect)) & 0xffffffffn) : 0;
-    d.setUint32(C.DEVICE_FEATURE_SELECT, this.deviceFeatureSelect, true);
-    d.setUint32(C.DEVICE_FEATURE, features, true);
-    d.setUint32(C.DRIVER_FEATURE_SELECT, this.driverFeatureSelect, true);
-    d.setUint32(C.DRIVER_FEATURE, this.driverFeatureSelect < 2 ? Number((this.driverFeatures >> BigInt(32 * this.driverFeatureSelect)) & 0xffffffffn) : 0, true);
+    const core = this.core;
+    const q = core.queue(core.queueSelect);
+    d.setUint32(C.DEVICE_FEATURE_SELECT, core.deviceFeatureSelect, true);
+    d.setUint32(C.DEVICE_FEATURE, core.deviceFeatureWindow(), true);
+    d.setUint32(C.DRIVER_FEATURE_SELECT, core.driverFeatureSelect, true);
+    d.setUint32(C.DRIVER_FEATURE, core.driverFeatureWindow(), true);
     d.setUint16(C.CONFIG_MSIX_VECTOR, this.configVector, true);
-    d.setUint16(C.NUM_QUEUES, this.queues.length, true);
-    d.setUint8(C.DEVICE_STATUS, this.status);
-    d.setUint8(C.CONFIG_GENERATION, this.configGeneration & 0xff);
-    d.setUint16(C.QUEUE_SELECT, this.queueSelect, true);
+    d.setUint16(C.NUM_QUEUES, core.queueCount, true);
+    d.setUint8(C.DEVICE_STATUS, core.status);
+    d.setUint8(C.CONFIG_GENERATION, core.configGeneration & 0xff);
+    d.setUint16(C.QUEUE_SELECT, core.queueSelect, true);
     // A queue that does not exist has size 0 (4.1.4.3.2); its other fields read as 0.
     d.setUint16(C.QUEUE_SIZE, q?.size ?? 0, true);
-    d.setUint16(C.QUEUE_MSIX_VECTOR, q?.msixVector ?? 0, true);
-    d.setUint16(C.QUEUE_ENABLE, q?.enabled ? 1 : 0, true);
-    d.setUint16(C.QUEUE_NOTIFY_OFF, q ? this.queueSelect : 0, true);
+    d.setUint16(C.QUEUE_MSIX_VECTOR, this.queueVectors[core.queueSelect] ?? 0, true);
+    d.setUint16(C.QUEUE_ENABLE, q?.ready ? 1 : 0, true);
+    d.setUint16(C.QUEUE_NOTIFY_OFF, q ? core.queueSelect : 0, true);
     const addrs = [q?.desc, q?.driver, q?.device];
     addrs.forEach((a, i) => {
       d.setUint32(C.QUEUE_DESC + 8 * i, a?.[0] ?? 0, true);
@@ -290,35 +265,23 @@ export class VirtioPciTransport extends PciFunction {
   /** Writes of the field's own width only (4.1.3.1; 64-bit fields as two 32-bit halves). */
   private writeCommon(off: number, size: number, v: number): void {
     const C = VIRTIO_PCI_COMMON;
+    const core = this.core;
     const is = (field: number, width: number) => off === field && size === width;
-    if (is(C.DEVICE_FEATURE_SELECT, 4)) this.deviceFeatureSelect = v;
-    else if (is(C.DRIVER_FEATURE_SELECT, 4)) this.driverFeatureSelect = v;
-    else if (is(C.DRIVER_FEATURE, 4)) this.writeDriverFeatures(v);
+    if (is(C.DEVICE_FEATURE_SELECT, 4)) core.deviceFeatureSelect = v;
+    else if (is(C.DRIVER_FEATURE_SELECT, 4)) core.driverFeatureSelect = v;
+    else if (is(C.DRIVER_FEATURE, 4)) core.writeDriverFeatures(v);
     else if (is(C.CONFIG_MSIX_VECTOR, 2)) this.configVector = this.mapVector(v);
-    else if (is(C.DEVICE_STATUS, 1)) this.writeStatus(v);
-    else if (is(C.QUEUE_SELECT, 2)) this.queueSelect = v;
-    else this.writeQueue(off, size, v);
-  }
-
-  /** Writes to the selected queue's fields. */
-  private writeQueue(off: number, size: number, v: number): void {
-    const C = VIRTIO_PCI_COMMON;
-    const q = this.queues[this.queueSelect];
-    if (!q) return;
-    if (off === C.QUEUE_MSIX_VECTOR && size === 2) {
-      q.msixVector = this.mapVector(v);
-      return;
-    }
-    // The rest configures the queue: only while the device is not live and the queue is off.
-    if (this.live || this.status & VIRTIO_STATUS.DRIVER_OK || q.enabled) return;
-    if (off === C.QUEUE_ENABLE && size === 2) {
-      q.enabled = (v & 1) === 1; // writing 0 is not allowed (4.1.4.3.2); ignore it
-    } else if (off === C.QUEUE_SIZE && size === 2) {
-      q.size = v;
+    else if (is(C.DEVICE_STATUS, 1)) core.writeStatus(v);
+    else if (is(C.QUEUE_SELECT, 2)) core.queueSelect = v;
+    else if (is(C.QUEUE_MSIX_VECTOR, 2)) {
+      if (core.queue(core.queueSelect)) this.queueVectors[core.queueSelect] = this.mapVector(v);
+    } else if (is(C.QUEUE_ENABLE, 2)) {
+      // Writing 0 is not allowed (4.1.4.3.2): ignore it rather than disable the queue.
+      if (v & 1) core.setQueueReady(true);
+    } else if (is(C.QUEUE_SIZE, 2)) {
+      core.setQueueSize(v);
     } else if (off >= C.QUEUE_DESC && off < COMMON_CFG_LENGTH && size === 4) {
-      const i = (off - C.QUEUE_DESC) >> 3;
-      const half = (off >> 2) & 1;
-      [q.desc, q.driver, q.device][i]![half] = v;
+      core.setQueueAddress(QUEUE_AREAS[(off - C.QUEUE_DESC) >> 3]!, ((off >> 2) & 1) as 0 | 1, v);
     }
   }
 
@@ -327,91 +290,10 @@ export class VirtioPciTransport extends PciFunction {
     return v < this.msix.vectors ? v : VIRTIO_MSI_NO_VECTOR;
   }
 
-  private writeDriverFeatures(v: number): void {
-    // Frozen once FEATURES_OK is accepted (3.1.1 step 5); only 64 feature bits exist.
-    if (this.status & VIRTIO_STATUS.FEATURES_OK || this.driverFeatureSelect > 1) return;
-    const shift = BigInt(32 * this.driverFeatureSelect);
-    this.driverFeatures = (this.driverFeatures & ~(0xffffffffn << shift)) | (BigInt(v) << shift);
-  }
-
-  private writeStatus(v: number): void {
-    if (v === 0) {
-      this.reset();
-      return;
-    }
-    // Bits only accumulate until a reset; DEVICE_NEEDS_RESET belongs to the device.
-    const requested = v & ~this.status & ~VIRTIO_STATUS.DEVICE_NEEDS_RESET;
-    let add = requested & ~(VIRTIO_STATUS.FEATURES_OK | VIRTIO_STATUS.DRIVER_OK);
-    if (requested & VIRTIO_STATUS.FEATURES_OK && this.featuresAcceptable()) add |= VIRTIO_STATUS.FEATURES_OK;
-    this.status |= add;
-    if (requested & VIRTIO_STATUS.DRIVER_OK) {
-      this.status |= VIRTIO_STATUS.DRIVER_OK;
-      this.activate();
-    }
-  }
-
-  /** Only offered features, and VERSION_1 among them: this is a modern-only device (6.1). */
-  private featuresAcceptable(): boolean {
-    return (this.driverFeatures & ~this.offered) === 0n && (this.driverFeatures >> VIRTIO_F_VERSION_1 & 1n) === 1n;
-  }
-
-  private activate(): void {
-    if (!(this.status & VIRTIO_STATUS.FEATURES_OK)) {
-      this.setNeedsReset('DRIVER_OK without FEATURES_OK');
-      return;
-    }
-    for (const [i, q] of this.queues.entries()) {
-      if (!q.enabled) continue;
-      const err = splitQueueLayoutError(this.mem, this.layout(q), this.device.queueMaxSizes[i]);
-      if (err) {
-        this.setNeedsReset(`queue ${i}: ${err}`);
-        return;
-      }
-    }
-    const live: Live = { queues: [], alive: true };
-    const features = this.driverFeatures;
-    live.queues = this.queues.map((q, i) => q.enabled
-      ? new SplitVirtqueue(this.mem, i, this.layout(q), features, {
-        interrupt: () => {
-          if (live.alive) this.queueInterrupt(i);
-        },
-        malformed: (reason) => {
-          if (live.alive) this.setNeedsReset(reason);
-        },
-      })
-      : new DisabledVirtqueue(i));
-    const interrupt: VirtioInterrupt = {
-      queue: (i) => {
-        if (live.alive) this.queueInterrupt(i);
-      },
-      config: () => {
-        if (live.alive) this.configChanged();
-      },
-    };
-    this.live = live;
-    this.device.activate({
-      mem: this.mem,
-      queues: live.queues,
-      interrupt,
-      features,
-      needsReset: () => {
-        if (live.alive) this.setNeedsReset('reported by the device');
-      },
-    });
-  }
-
-  private layout(q: QueueRegs) {
-    return { size: q.size, desc: addr64(q.desc), driver: addr64(q.driver), device: addr64(q.device) };
-  }
-
-  private notify(index: number): void {
-    if (this.live && this.queues[index]?.enabled) this.device.queueNotify(index);
-  }
-
   /** A used buffer notification: the queue's MSI-X vector, or the ISR queue bit and INTA#. */
   private queueInterrupt(index: number): void {
     if (this.msix.enabled) {
-      const vector = this.queues[index]?.msixVector ?? VIRTIO_MSI_NO_VECTOR;
+      const vector = this.queueVectors[index] ?? VIRTIO_MSI_NO_VECTOR;
       if (vector !== VIRTIO_MSI_NO_VECTOR) this.msix.notify(vector);
       return;
     }
@@ -419,20 +301,8 @@ export class VirtioPciTransport extends PciFunction {
     this.driveIntx();
   }
 
-  private setNeedsReset(reason: string): void {
-    if (this.status & VIRTIO_STATUS.DEVICE_NEEDS_RESET) return;
-    this.error = reason;
-    this.status |= VIRTIO_STATUS.DEVICE_NEEDS_RESET;
-    this.configChanged();
-  }
-
-  /**
-   * A configuration change: a new generation and, once the driver is ready for it, the
-   * ISR configuration bit (set with or without MSI-X) and the config vector or INTA#.
-   */
-  private configChanged(): void {
-    this.configGeneration = (this.configGeneration + 1) >>> 0;
-    if (!(this.status & VIRTIO_STATUS.DRIVER_OK)) return;
+  /** A configuration change interrupt: the ISR configuration bit (set with or without MSI-X) and the config vector or INTA#. */
+  private configInterrupt(): void {
     this.isr |= VIRTIO_PCI_ISR.CONFIG;
     if (this.msix.enabled) {
       if (this.configVector !== VIRTIO_MSI_NO_VECTOR) this.msix.notify(this.configVector);
@@ -446,28 +316,11 @@ export class VirtioPciTransport extends PciFunction {
     this.setIntx(this.isr !== 0);
   }
 
-  /** Device reset (device_status 0, 4.1.4.3.2): the device drops its queues, which stop touching guest memory. */
-  private reset(): void {
-    if (this.live) {
-      this.live.alive = false;
-      for (const q of this.live.queues) if (q instanceof SplitVirtqueue) q.detach();
-      this.live = null;
-    }
-    this.device.reset();
-    this.resetState();
-  }
-
+  /** The transport's part of a device reset (device_status 0, 4.1.4.3.2); the core resets the rest. */
   private resetState(): void {
-    this.deviceFeatureSelect = this.driverFeatureSelect = this.queueSelect = 0;
-    this.driverFeatures = 0n;
     this.configVector = VIRTIO_MSI_NO_VECTOR;
-    this.status = 0;
-    this.error = null;
     this.isr = 0;
     this.driveIntx();
-    // queue_size starts at the maximum (4.1.4.3.2: the driver may lower it).
-    this.queues = this.device.queueMaxSizes.map((max) => ({
-      size: max, msixVector: VIRTIO_MSI_NO_VECTOR, enabled: false, desc: [0, 0], driver: [0, 0], device: [0, 0],
-    }));
+    this.queueVectors = this.device.queueMaxSizes.map(() => VIRTIO_MSI_NO_VECTOR);
   }
 }

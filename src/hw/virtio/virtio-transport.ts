@@ -1,0 +1,254 @@
+/**
+ * The device life cycle shared by the virtio transports (Virtio 1.2, sections 2.1, 2.2,
+ * 3.1 and 4): device status, feature negotiation, queue configuration and activation.
+ * virtio-mmio (4.2) and virtio-pci (4.1) differ only in where these registers sit and
+ * in how an interrupt reaches the driver, so each keeps its register layout and hands
+ * the rest to a {@link VirtioTransportCore}.
+ *
+ * The rules: status bits only accumulate until a reset (status 0); features not offered
+ * or a missing VERSION_1 leave FEATURES_OK clear (3.1.1) and the driver's features are
+ * frozen once it is set; queue registers are frozen while the queue is enabled or the
+ * device is live; at DRIVER_OK every enabled queue's layout is checked and the device
+ * activated with {@link SplitVirtqueue}s. DRIVER_OK without FEATURES_OK, a bad layout, a
+ * malformed ring or a device-detected error put the device in DEVICE_NEEDS_RESET, with
+ * a configuration change interrupt once DRIVER_OK is set (2.1.2). A reset detaches the
+ * queues, so completions that arrive after it touch neither guest memory nor registers.
+ */
+import type { GuestMemory } from '../core/guest-memory.js';
+import {
+  VIRTIO_STATUS, VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC,
+  type VirtioDevice, type VirtioInterrupt, type Virtqueue,
+} from './virtio.js';
+import { SplitVirtqueue, DisabledVirtqueue, splitQueueLayoutError, type SplitQueueLayout } from './virtqueue.js';
+
+/** Transport features offered on top of the device's own. */
+const TRANSPORT_FEATURES = (1n << VIRTIO_F_VERSION_1) | (1n << VIRTIO_F_EVENT_IDX) | (1n << VIRTIO_F_INDIRECT_DESC);
+
+/** The three areas of a split queue, each addressed by two 32-bit halves. */
+export type QueueArea = 'desc' | 'driver' | 'device';
+
+/** The driver's view of one queue, as written through the transport's queue registers. */
+export interface QueueConfig {
+  size: number;
+  ready: boolean;
+  desc: [number, number];
+  driver: [number, number];
+  device: [number, number];
+}
+
+/** What the core needs from its transport: the two interrupts and the transport's own reset. */
+export interface VirtioTransportHooks {
+  /** A used buffer was added to queue `index` while the device is live. */
+  queueInterrupt(index: number): void;
+  /** The configuration changed (or the device needs a reset) and DRIVER_OK is set. */
+  configInterrupt(): void;
+  /** The device was reset: clear the transport's own state (interrupt status, vectors). */
+  reset(): void;
+}
+
+/** The per-activation objects handed to the device; dead after a reset, so stale calls do nothing. */
+interface Live {
+  queues: Virtqueue[];
+  alive: boolean;
+}
+
+const addr64 = ([lo, hi]: [number, number]) => hi * 2 ** 32 + lo;
+
+/** A 32-bit window (select 0 or 1) onto 64 feature bits; higher selects read as 0. */
+const featureWindow = (features: bigint, select: number) =>
+  select < 2 ? Number((features >> BigInt(32 * select)) & 0xffffffffn) : 0;
+
+/** Status, features, queue configuration and activation of one virtio device on some transport. */
+export class VirtioTransportCore {
+  /** Device and transport features offered to the driver. */
+  readonly offered: bigint;
+  /** Which 32 bits of the offered / driver features the feature registers show. */
+  deviceFeatureSelect = 0;
+  driverFeatureSelect = 0;
+  /** The queue the queue registers address. */
+  queueSelect = 0;
+  private driverFeatures = 0n;
+  private queues: QueueConfig[] = [];
+  private statusBits = 0;
+  private generation = 0;
+  private live: Live | null = null;
+  private error: string | null = null;
+
+  constructor(readonly device: VirtioDevice, private readonly mem: GuestMemory, private readonly hooks: VirtioTransportHooks) {
+    this.offered = device.features | TRANSPORT_FEATURES;
+    this.resetState();
+  }
+
+  /** The device status byte (2.1). */
+  get status(): number {
+    return this.statusBits;
+  }
+
+  /** Bumped on every configuration change (2.5.1); transports show as many bits as their register has. */
+  get configGeneration(): number {
+    return this.generation;
+  }
+
+  /** Why the device entered DEVICE_NEEDS_RESET (null if it has not since the last reset). */
+  get needsResetReason(): string | null {
+    return this.error;
+  }
+
+  get queueCount(): number {
+    return this.queues.length;
+  }
+
+  /** Queue `index`'s configuration, or undefined if the device has no such queue. */
+  queue(index: number): Readonly<QueueConfig> | undefined {
+    return this.queues[index];
+  }
+
+  /** The selected 32 bits of the offered features. */
+  deviceFeatureWindow(): number {
+    return featureWindow(this.offered, this.deviceFeatureSelect);
+  }
+
+  /** The selected 32 bits of the driver's features. */
+  driverFeatureWindow(): number {
+    return featureWindow(this.driverFeatures, this.driverFeatureSelect);
+  }
+
+  writeDriverFeatures(v: number): void {
+    // Frozen once FEATURES_OK is accepted (3.1.1 step 5); only 64 feature bits exist.
+    if (this.statusBits & VIRTIO_STATUS.FEATURES_OK || this.driverFeatureSelect > 1) return;
+    const shift = BigInt(32 * this.driverFeatureSelect);
+    this.driverFeatures = (this.driverFeatures & ~(0xffffffffn << shift)) | (BigInt(v) << shift);
+  }
+
+  /** Enables or disables the selected queue; ignored once DRIVER_OK is set. */
+  setQueueReady(ready: boolean): void {
+    const q = this.queues[this.queueSelect];
+    if (q && !(this.statusBits & VIRTIO_STATUS.DRIVER_OK)) q.ready = ready;
+  }
+
+  /** Sets the selected queue's size; ignored while the queue is enabled or DRIVER_OK is set. */
+  setQueueSize(size: number): void {
+    const q = this.configurableQueue();
+    if (q) q.size = size;
+  }
+
+  /** Sets half (0 low, 1 high) of an area's address of the selected queue, under the same rule. */
+  setQueueAddress(area: QueueArea, half: 0 | 1, v: number): void {
+    const q = this.configurableQueue();
+    if (q) q[area][half] = v;
+  }
+
+  private configurableQueue(): QueueConfig | null {
+    const q = this.queues[this.queueSelect];
+    return q && !(this.statusBits & VIRTIO_STATUS.DRIVER_OK) && !q.ready ? q : null;
+  }
+
+  /** A driver write of the device status: 0 resets, other bits accumulate (2.1). */
+  writeStatus(v: number): void {
+    if (v === 0) {
+      this.reset();
+      return;
+    }
+    // Bits only accumulate until a reset; DEVICE_NEEDS_RESET belongs to the device.
+    const requested = v & ~this.statusBits & ~VIRTIO_STATUS.DEVICE_NEEDS_RESET;
+    let add = requested & ~VIRTIO_STATUS.FEATURES_OK;
+    if (requested & VIRTIO_STATUS.FEATURES_OK && this.featuresAcceptable()) add |= VIRTIO_STATUS.FEATURES_OK;
+    this.statusBits |= add;
+    if (requested & VIRTIO_STATUS.DRIVER_OK) this.activate();
+  }
+
+  /** The driver notified queue `index`: passed on if the device is live and the queue enabled. */
+  notify(index: number): void {
+    if (this.live && this.queues[index]?.ready) this.device.queueNotify(index);
+  }
+
+  /** Only offered features, and VERSION_1 among them: this is a modern-only device (6.1). */
+  private featuresAcceptable(): boolean {
+    return (this.driverFeatures & ~this.offered) === 0n && (this.driverFeatures >> VIRTIO_F_VERSION_1 & 1n) === 1n;
+  }
+
+  private activate(): void {
+    if (!(this.statusBits & VIRTIO_STATUS.FEATURES_OK)) {
+      this.setNeedsReset('DRIVER_OK without FEATURES_OK');
+      return;
+    }
+    for (const [i, q] of this.queues.entries()) {
+      if (!q.ready) continue;
+      const err = splitQueueLayoutError(this.mem, layout(q), this.device.queueMaxSizes[i]);
+      if (err) {
+        this.setNeedsReset(`queue ${i}: ${err}`);
+        return;
+      }
+    }
+    const live: Live = { queues: [], alive: true };
+    const features = this.driverFeatures;
+    live.queues = this.queues.map((q, i) => q.ready
+      ? new SplitVirtqueue(this.mem, i, layout(q), features, {
+        interrupt: () => {
+          if (live.alive) this.hooks.queueInterrupt(i);
+        },
+        malformed: (reason) => {
+          if (live.alive) this.setNeedsReset(reason);
+        },
+      })
+      : new DisabledVirtqueue(i));
+    const interrupt: VirtioInterrupt = {
+      queue: (i) => {
+        if (live.alive) this.hooks.queueInterrupt(i);
+      },
+      config: () => {
+        if (live.alive) this.configChanged();
+      },
+    };
+    this.live = live;
+    this.device.activate({
+      mem: this.mem,
+      queues: live.queues,
+      interrupt,
+      features,
+      needsReset: () => {
+        if (live.alive) this.setNeedsReset('reported by the device');
+      },
+    });
+  }
+
+  private setNeedsReset(reason: string): void {
+    if (this.statusBits & VIRTIO_STATUS.DEVICE_NEEDS_RESET) return;
+    this.error = reason;
+    this.statusBits |= VIRTIO_STATUS.DEVICE_NEEDS_RESET;
+    this.configChanged();
+  }
+
+  /** A configuration change: a new generation, and the interrupt once the driver is ready for it. */
+  private configChanged(): void {
+    this.generation = (this.generation + 1) >>> 0;
+    if (this.statusBits & VIRTIO_STATUS.DRIVER_OK) this.hooks.configInterrupt();
+  }
+
+  /** Device reset: the device drops its queues, which stop touching guest memory. */
+  private reset(): void {
+    if (this.live) {
+      this.live.alive = false;
+      for (const q of this.live.queues) if (q instanceof SplitVirtqueue) q.detach();
+      this.live = null;
+    }
+    this.device.reset();
+    this.resetState();
+    this.hooks.reset();
+  }
+
+  private resetState(): void {
+    this.deviceFeatureSelect = this.driverFeatureSelect = this.queueSelect = 0;
+    this.driverFeatures = 0n;
+    this.statusBits = 0;
+    this.error = null;
+    // The size starts at the maximum, as in QEMU, for drivers that never write it.
+    this.queues = this.device.queueMaxSizes.map((max) => ({
+      size: max, ready: false, desc: [0, 0], driver: [0, 0], device: [0, 0],
+    }));
+  }
+}
+
+function layout(q: QueueConfig): SplitQueueLayout {
+  return { size: q.size, desc: addr64(q.desc), driver: addr64(q.driver), device: addr64(q.device) };
+}
