@@ -35,7 +35,7 @@ KSRC_TAR=/usr/src/linux-source-6.1.tar.xz
 BUSYBOX_BIN=/bin/busybox   # from busybox-static (amd64)
 
 DEPS=(gcc make libc6-dev linux-source-6.1 busybox-static bc bison flex
-      libssl-dev libelf-dev cpio dpkg-dev xz-utils gzip perl python3 rsync kmod)
+      libssl-dev libelf-dev cpio dpkg-dev xz-utils lz4 gzip perl python3 rsync kmod)
 
 case "$BUILD" in
   "$REPO"|"$REPO"/*) echo "VIREO_BUILD_DIR must be outside the repo" >&2; exit 1 ;;
@@ -220,7 +220,7 @@ stage_install() {
   {
     echo "# Debian packages used to build images/x86_64 (scripts/build-images-x86_64.sh)"
     local p
-    for p in linux-source-6.1 busybox-static gcc gcc-12 binutils libc6-dev; do
+    for p in linux-source-6.1 busybox-static gcc gcc-12 binutils libc6-dev lz4; do
       dpkg-query -W -f='${Package} ${Version}\n' "$p"
     done
     echo "kernel-release $(cat "$KDIR/include/config/kernel.release")"

@@ -38,7 +38,8 @@ fi
 kver=$(cat kver)
 
 # 2. initramfs: busybox, kvm + 9p modules in load order, an /init that mounts the shares and runs the job.
-if [ ! -f initramfs.cpio ]; then
+# (The file name carries a version: a changed /init below must not reuse an old cached image.)
+if [ ! -f initramfs-2.cpio ]; then
   rm -rf rootfs && mkdir -p rootfs/{bin,dev,proc,sys,tmp,etc,lib/modules,opt/host}
   cp /bin/busybox rootfs/bin/busybox
   for a in $(rootfs/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "rootfs/bin/$a"; done
@@ -53,6 +54,7 @@ if [ ! -f initramfs.cpio ]; then
 #!/bin/sh
 export PATH=/opt/host/bin:/bin HOME=/root
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp
+ip link set lo up
 for m in $(cat /etc/modules); do insmod /lib/modules/$m 2>/dev/null || echo "kvm-nested: insmod $m failed"; done
 o="trans=virtio,version=9p2000.L,msize=512000,cache=none"
 mount -t 9p -o $o host /opt/host
@@ -65,7 +67,7 @@ cd "$d"; sh /opt/host/job.sh; echo "KVM-NESTED-EXIT=$?"
 poweroff -f
 EOF
   chmod +x rootfs/init
-  (cd rootfs && find . | cpio -o -H newc --quiet) > initramfs.tmp && mv initramfs.tmp initramfs.cpio
+  (cd rootfs && find . | cpio -o -H newc --quiet) > initramfs.tmp && mv initramfs.tmp initramfs-2.cpio
 fi
 
 # 3. host share: this host's node (stripped) and the libraries it links.
@@ -84,7 +86,7 @@ printf '%s\n' "$dir" > host/workdir
 out=$(mktemp)
 # qemu runs in the background so that a TERM/INT to this script (e.g. from an outer timeout) ends it too
 timeout "${KVM_NESTED_TIMEOUT:-600}" qemu-system-x86_64 -M q35 -accel tcg -cpu max -m "${KVM_NESTED_MEM:-2G}" -smp 2 \
-  -nodefaults -display none -serial stdio -no-reboot -kernel vmlinuz -initrd initramfs.cpio \
+  -nodefaults -display none -serial stdio -no-reboot -kernel vmlinuz -initrd initramfs-2.cpio \
   -virtfs "local,path=$cache/host,mount_tag=host,security_model=none,readonly=on" \
   -virtfs "local,path=$dir,mount_tag=work,security_model=none" \
   -append "console=ttyS0 panic=-1 loglevel=1 quiet" </dev/null >"$out" 2>&1 &
