@@ -98,8 +98,8 @@ export function planBoot(opts: VmOptions, ramBase: number, ramSize: number): Boo
   }
   const initrdPath = opts.initrd ?? (bundled ? join(BUNDLED_IMAGES, 'initramfs.cpio.gz') : undefined);
   if (initrdPath !== undefined) {
-    // The bundled initramfs stays gzip-compressed: Linux unpacks it itself.
-    const initrd = opts.initrd === undefined ? readFileSync(initrdPath) : readFileSync(initrdPath);
+    // An initrd is loaded as it is (a gzip-compressed initramfs too): Linux unpacks it itself.
+    const initrd = readFileSync(initrdPath);
     // QEMU puts the initrd half-way into RAM (at most 128 MiB above the kernel); it must not overlap the kernel's .bss.
     let start = plan.kernelEntry + Math.min(ramSize / 2, 128 * MiB);
     start = Math.max(start, Math.ceil(kernelEnd / (2 * MiB)) * 2 * MiB);
