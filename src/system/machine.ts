@@ -9,7 +9,7 @@ import { UserError, type DeviceDriver, type VmOptions } from './options.js';
 const BOARD_DEVICES: Record<VmOptions['machine'], readonly DeviceDriver[]> = {
   // virtio-serial needs a -chardev of its own, which the command line does not have yet.
   virt: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci'],
-  microvm: ['virtio-blk-device', 'virtio-net-device', 'virtio-rng-device'],
+  microvm: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci'],
 };
 
 /** Builds and runs the machine; resolves to the process exit status. */

@@ -73,3 +73,41 @@ test('virtio-blk and virtio-net under KVM; -no-reboot: a guest reboot ends the p
   const written = readFileSync(image);
   assert.ok(written.includes(Buffer.from('on-disk')), 'the file reached the host image');
 });
+
+test('virtio-pci under KVM: devices found through ACPI, MSI-X interrupts, disk, network and entropy work', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vireo-kvm-'));
+  const image = join(dir, 'disk.raw');
+  writeFileSync(image, Buffer.alloc(16 << 20));
+  const server: Server = createServer((_req, res) => res.end('page-over-pci\n'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const g = new GuestConsole(['-accel', 'kvm', '-m', '256M', '-nographic',
+    '-drive', `file=${image},format=raw,if=none,id=d0`, '-device', 'virtio-blk-pci,drive=d0',
+    '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0', '-device', 'virtio-rng-pci']);
+  try {
+    await g.waitFor(PROMPT, BOOT_TIMEOUT);
+    await g.run('dmesg -n 1', PROMPT);
+    // Slot 0 is the host bridge, then the devices in command-line order.
+    const ids = await g.run('for d in /sys/bus/pci/devices/*; do echo ${d##*/} $(cat $d/vendor $d/device); done', PROMPT);
+    assert.match(ids, /0000:00:00\.0 0x1b36 0x0008/);
+    assert.match(ids, /0000:00:01\.0 0x1af4 0x1042/);
+    assert.match(ids, /0000:00:02\.0 0x1af4 0x1041/);
+    assert.match(ids, /0000:00:03\.0 0x1af4 0x1044/);
+    await g.run('echo over-pci | dd of=/dev/vda bs=512 conv=sync 2>/dev/null && sync && echo 3 > /proc/sys/vm/drop_caches', PROMPT, 120_000);
+    assert.equal((await g.run('dd if=/dev/vda bs=8 count=1 2>/dev/null', PROMPT, 60_000)).trim(), 'over-pci');
+    assert.match(await g.run('dd if=/dev/hwrng bs=16 count=1 2>/dev/null | wc -c', PROMPT, 60_000), /^\s*16\s*$/m);
+    await g.run('ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2', PROMPT);
+    assert.equal((await g.run(`wget -q -O - http://10.0.2.2:${port}/`, PROMPT, 120_000)).trim(), 'page-over-pci');
+    // Every queue interrupt came as a message (MSI-X), none through the IOAPIC.
+    const irqs = await g.run('grep virtio /proc/interrupts', PROMPT);
+    assert.match(irqs, /PCI-MSI.*virtio0-req\.0/);
+    assert.match(irqs, /PCI-MSI.*virtio1-input\.0/);
+    assert.doesNotMatch(irqs, /IO-APIC/);
+    g.send('poweroff\n');
+    assert.equal(await g.exit(120_000), 0, g.tail());
+  } finally {
+    g.kill();
+    server.close();
+  }
+  assert.ok(readFileSync(image).includes(Buffer.from('over-pci')), 'the data reached the host image');
+});

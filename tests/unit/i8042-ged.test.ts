@@ -18,6 +18,7 @@ function i8042() {
 test('i8042: self test, configuration byte, keyboard reset and interrupts', () => {
   const { dev, irq } = i8042();
   assert.equal(dev.read(I8042_COMMAND, 1) & 1, 0, 'output buffer empty');
+  assert.equal(dev.read(I8042_COMMAND, 1) & 0x10, 0x10, 'keyboard not inhibited (no "Keylock active")');
   dev.write(I8042_COMMAND, 1, 0xaa);
   assert.equal(dev.read(I8042_COMMAND, 1) & 1, 1, 'output buffer full');
   assert.equal(irq(), true, 'keyboard interrupt while data waits');

@@ -8,6 +8,7 @@ import { after, test, type TestContext } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../../src/system/options.js';
+import { KvmDoorbells } from '../../src/accel/kvm/ioeventfd.js';
 import {
   allocGuestMemory, closeFd, eventfd, eventfdRead, eventfdWrite, freeGuestMemory, openKvm, EFD_CLOEXEC, EFD_NONBLOCK,
   KVM_CAP_IRQCHIP, KVM_CAP_USER_MEMORY, KVM_PIT_SPEAKER_DUMMY, SysError,
@@ -318,6 +319,36 @@ test('ioeventfd: a matching OUT signals the eventfd without exiting', (t) => {
     expectExit(g.vcpu.run(), 'hlt');
   } finally {
     closeFd(efd);
+  }
+});
+
+test('doorbells: a caught MMIO write runs its handler on this thread without an exit; a lifted one exits', async (t) => {
+  const k = needKvm(t);
+  if (!k) return;
+  using g = guest(k, [
+    0xb8, 0x00, 0x20, //                               mov ax, 0x2000
+    0x8e, 0xd8, //                                     mov ds, ax
+    0x66, 0xc7, 0x06, 0x00, 0x00, 0x07, 0, 0, 0, //    mov dword [0], 7   (guest-physical 0x20000, no RAM)
+    0xf4, //                                           hlt
+  ]);
+  const doorbells = new KvmDoorbells(g.vm);
+  const alive = setInterval(() => {}, 1000); // the poller thread does not keep the process alive
+  try {
+    let rung!: () => void;
+    const ringing = new Promise<void>((resolve) => { rung = resolve; });
+    const bell = doorbells.create(() => rung());
+    bell.move({ addr: 0x20000, size: 4, value: 7 });
+    bell.move({ addr: 0x20000, size: 4, value: 7 }); // the same place: nothing to do
+    startRealMode(g.vcpu);
+    expectExit(g.vcpu.run(), 'hlt');
+    await ringing;
+    bell.move(null);
+    startRealMode(g.vcpu);
+    const w = expectExit(g.vcpu.run(), 'mmio');
+    assert.deepEqual({ addr: w.addr, len: w.len, write: w.write }, { addr: 0x20000, len: 4, write: true });
+  } finally {
+    clearInterval(alive);
+    await doorbells.close();
   }
 });
 

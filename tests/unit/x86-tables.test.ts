@@ -209,6 +209,8 @@ test('ACPI: the DSDT holds \\_S5_ = Package() { 5, 0 } and the devices', () => {
   assert.match(aml, /\\_SB_/);
   assert.match(aml, /COM1/);
   assert.match(aml, /VR00.*LNRO0005.*VR01/s);
+  const kbd = acpiImage({ ...OPTS, i8042: true });
+  assert.match(text(kbd.ram.subarray(kbd.tables.dsdt + 36, kbd.tables.end)), /KBD_/);
 });
 
 test('ACPI refuses bad arguments', () => {
@@ -258,6 +260,61 @@ test('iasl decompiles the tables and acpiexec evaluates \\_S5_', (t) => {
     if (spawnSync('acpiexec', ['-v']).error) return t.skip('acpiexec not installed');
     const run = execFileSync('acpiexec', ['-b', 'evaluate \\_S5_', join(dir, 'dsdt.dat')], { encoding: 'utf8' });
     assert.match(run, /\[Package\] Contains 2 Elements:\s*\[Integer\] = 0000000000000005\s*\[Integer\] = 0000000000000000/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const PCI: AcpiOptions['pci'] = {
+  ecam: { base: 0xe000_0000, size: 0x10_0000 },
+  pio: { base: 0x5000, size: 0x3000 },
+  mmio32: { base: 0xc000_0000, size: 0x1000_0000 },
+  intx: [12, 13, 14, 15],
+};
+
+test('ACPI: a PCI host bridge adds an MCFG to the XSDT with bus 0 ECAM', () => {
+  const { v, tables, table } = acpiImage({ ...OPTS, pci: PCI });
+  const xsdt = table(tables.xsdt, 'XSDT', 1);
+  assert.equal(xsdt.length, 36 + 3 * 8);
+  assert.equal(v.getBigUint64(tables.xsdt + 36 + 16, true), BigInt(tables.mcfg!));
+  const mcfg = table(tables.mcfg!, 'MCFG', 1);
+  assert.equal(mcfg.length, 36 + 8 + 16);
+  const m = new DataView(mcfg.buffer, mcfg.byteOffset);
+  assert.equal(m.getBigUint64(44, true), 0xe000_0000n);
+  assert.deepEqual([m.getUint16(52, true), mcfg[54], mcfg[55]], [0, 0, 0], 'segment 0, buses 0-0');
+  assert.equal(acpiImage().tables.mcfg, undefined, 'no bridge, no MCFG');
+  const ram = new Uint8Array(0x10_0000);
+  assert.throws(() => writeAcpiTables(ram, 0xe0000, { ...OPTS, pci: { ...PCI, ecam: { base: 0xe000_0000, size: 0x1000 } } }), RangeError);
+  assert.throws(() => writeAcpiTables(ram, 0xe0000, { ...OPTS, pci: { ...PCI, pio: { base: 0xf000, size: 0x2000 } } }), RangeError);
+});
+
+test('iasl decompiles the PCI host bridge and acpiexec evaluates its _CRS and _PRT', (t) => {
+  if (spawnSync('iasl', ['-v']).error) return t.skip('iasl not installed (apt-get install acpica-tools)');
+  const { ram, v, tables } = acpiImage({ ...OPTS, i8042: true, pci: PCI });
+  const dir = mkdtempSync(join(tmpdir(), 'vireo-acpi-'));
+  try {
+    const save = (name: string, addr: number) => {
+      const file = join(dir, `${name}.dat`);
+      writeFileSync(file, ram.subarray(addr, addr + v.getUint32(addr + 4, true)));
+      const out = spawnSync('iasl', ['-d', file], { encoding: 'utf8' });
+      assert.equal(out.status, 0, out.stdout + out.stderr);
+      assert.doesNotMatch(out.stdout + out.stderr, /error|warning/i);
+      return readFileSync(join(dir, `${name}.dsl`), 'utf8').replace(/\/\/.*$/gm, '');
+    };
+    const dsl = save('dsdt', tables.dsdt);
+    assert.match(dsl, /Device \(KBD\)[\s\S]*EisaId \("PNP0303"\)[\s\S]*IO \(Decode16,\s*0x0064,\s*0x0064,\s*0x01,\s*0x01,[\s\S]*IRQNoFlags \(\)\s*\{1\}/);
+    assert.match(dsl, /Device \(PCI0\)[\s\S]*EisaId \("PNP0A08"\)[\s\S]*EisaId \("PNP0A03"\)/);
+    assert.match(dsl, /WordBusNumber \(ResourceProducer, MinFixed, MaxFixed, PosDecode,\s*0x0000,\s*0x0000,\s*0x0000,\s*0x0000,\s*0x0001,/);
+    assert.match(dsl, /WordIO \(ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,\s*0x0000,\s*0x5000,\s*0x7FFF,\s*0x0000,\s*0x3000,/);
+    assert.match(dsl, /DWordMemory \(ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,\s*0x00000000,\s*0xC0000000,\s*0xCFFFFFFF,\s*0x00000000,\s*0x10000000,/);
+    assert.match(dsl, /Device \(RES0\)[\s\S]*EisaId \("PNP0C02"\)[\s\S]*Memory32Fixed \(ReadWrite,\s*0xE0000000,\s*0x00100000,/);
+    assert.match(save('mcfg', tables.mcfg!), /Base Address : 00000000E0000000[\s\S]*End Bus Number : 00/);
+    if (spawnSync('acpiexec', ['-v']).error) return t.skip('acpiexec not installed');
+    const prt = execFileSync('acpiexec', ['-b', 'evaluate \\_SB.PCI0._PRT', join(dir, 'dsdt.dat')], { encoding: 'utf8' });
+    assert.match(prt, /\[Package\] Contains 128 Elements/);
+    // Slot 1 INTA (the swizzle: device 1 pin A is line B) and slot 3 INTD (line C).
+    assert.match(prt, /\[Integer\] = 000000000001FFFF\s*\[Integer\] = 0000000000000000\s*\[Integer\] = 0000000000000000\s*\[Integer\] = 000000000000000D/);
+    assert.match(prt, /\[Integer\] = 000000000003FFFF\s*\[Integer\] = 0000000000000003\s*\[Integer\] = 0000000000000000\s*\[Integer\] = 000000000000000E/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -28,6 +28,8 @@ export interface Libc {
   read(fd: number, buf: Uint8Array, count: number): number;
   write(fd: number, buf: Uint8Array, count: number): number;
   strerror(errnum: number): string;
+  /** `fds` holds struct pollfd entries (8 bytes each: int fd, short events, short revents). */
+  poll(fds: Uint8Array, nfds: number, timeout: number): number;
 }
 
 let libcInstance: Libc | undefined;
@@ -46,6 +48,7 @@ export function libc(): Libc {
       read: lib.func('long read(int fd, void *buf, size_t count)'),
       write: lib.func('long write(int fd, const void *buf, size_t count)'),
       strerror: lib.func('const char *strerror(int errnum)'),
+      poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
     };
   }
   return libcInstance;
@@ -88,6 +91,7 @@ export const EFD_CLOEXEC = 0x80000;
 export const EINTR = 4;
 export const E2BIG = 7;
 export const EAGAIN = 11;
+export const POLLIN = 0x1;
 
 /** mmap; returns the mapping's address, or MAP_FAILED (errno in lastErrno()). */
 export function mmapAddress(length: number, prot: number, flags: number, fd: number): bigint {
@@ -179,6 +183,7 @@ export const KVM_CAP_IMMEDIATE_EXIT = 136;
 export const KVM_PIT_SPEAKER_DUMMY = 1;
 export const KVM_IOEVENTFD_FLAG_DATAMATCH = 1 << 0;
 export const KVM_IOEVENTFD_FLAG_PIO = 1 << 1;
+export const KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
 export const KVM_MEM_LOG_DIRTY_PAGES = 1 << 0;
 export const KVM_MEM_READONLY = 1 << 1;
 

@@ -19,7 +19,7 @@ import {
   KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_EXIT_FAIL_ENTRY, KVM_EXIT_HLT, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTR,
   KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_EXIT_MMIO, KVM_EXIT_SHUTDOWN, KVM_EXIT_SYSTEM_EVENT,
   KVM_GET_API_VERSION, KVM_GET_LAPIC, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_SUPPORTED_CPUID, KVM_GET_VCPU_MMAP_SIZE,
-  KVM_IOEVENTFD, KVM_IOEVENTFD_FLAG_DATAMATCH, KVM_IOEVENTFD_FLAG_PIO, KVM_IRQ_LINE, KVM_IRQFD, KVM_SET_GSI_ROUTING, encodeGsiRouting, type IrqchipRoute, KVM_LAPIC_SIZE,
+  KVM_IOEVENTFD, KVM_IOEVENTFD_FLAG_DATAMATCH, KVM_IOEVENTFD_FLAG_DEASSIGN, KVM_IOEVENTFD_FLAG_PIO, KVM_IRQ_LINE, KVM_IRQFD, KVM_SET_GSI_ROUTING, encodeGsiRouting, type IrqchipRoute, KVM_LAPIC_SIZE,
   KVM_REGS_SIZE, KVM_RUN, KVM_SET_CPUID2, KVM_SET_FPU, KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_LAPIC, KVM_SET_MSRS,
   KVM_SET_REGS, KVM_SET_SREGS, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION, KVM_SIGNAL_MSI, KVM_SREGS_SIZE,
   MAP_ANONYMOUS, MAP_FAILED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, RUN,
@@ -178,19 +178,28 @@ export class KvmVm extends KvmFile {
     this.ioctl('KVM_IRQ_LINE', KVM_IRQ_LINE, encodeIrqLevel(gsi, level));
   }
 
-  /** KVM_IRQFD: a write to `eventfd` raises (edge) interrupt `gsi`. */
   /** KVM_SET_GSI_ROUTING: replaces the whole GSI routing table with these irqchip routes. */
   setGsiRouting(routes: readonly IrqchipRoute[]): void {
     this.ioctl('KVM_SET_GSI_ROUTING', KVM_SET_GSI_ROUTING, encodeGsiRouting(routes));
   }
 
+  /** KVM_IRQFD: a write to `eventfd` raises (edge) interrupt `gsi`. */
   registerIrqfd(eventfd: number, gsi: number): void {
     this.ioctl('KVM_IRQFD', KVM_IRQFD, encodeIrqfd(eventfd, gsi));
   }
 
   /** KVM_IOEVENTFD: a guest write of `len` bytes to `addr` signals `eventfd` in the kernel instead of exiting. */
   registerIoeventfd(eventfd: number, addr: number, len: number, options: IoeventfdOptions = {}): void {
-    let flags = options.pio ? KVM_IOEVENTFD_FLAG_PIO : 0;
+    this.ioeventfd(eventfd, addr, len, options, 0);
+  }
+
+  /** Undoes {@link registerIoeventfd} (same arguments). */
+  unregisterIoeventfd(eventfd: number, addr: number, len: number, options: IoeventfdOptions = {}): void {
+    this.ioeventfd(eventfd, addr, len, options, KVM_IOEVENTFD_FLAG_DEASSIGN);
+  }
+
+  private ioeventfd(eventfd: number, addr: number, len: number, options: IoeventfdOptions, flags: number): void {
+    if (options.pio) flags |= KVM_IOEVENTFD_FLAG_PIO;
     if (options.datamatch !== undefined) flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
     this.ioctl('KVM_IOEVENTFD', KVM_IOEVENTFD, encodeIoeventfd(eventfd, addr, len, flags, BigInt(options.datamatch ?? 0)));
   }

@@ -45,12 +45,25 @@ export interface AcpiOptions {
   reset?: { port: number; value: number };
   /** Whether a CMOS RTC answers at ports 0x70/0x71 (IRQ 8): the FADT says so and the DSDT describes it (PNP0B00). */
   cmosRtc?: boolean;
-  /** Whether an i8042 answers at ports 0x60/0x64 (default: no, and Linux's i8042 driver does not probe it). */
+  /** Whether an i8042 keyboard controller answers at ports 0x60/0x64 (IRQ 1, no mouse): the FADT says so and the DSDT describes it (PNP0303). */
   i8042?: boolean;
   /** 16550 UARTs (COM1..COM4, PNP0501): 8 I/O ports at `port`, edge-triggered `irq`. */
   uarts?: readonly { port: number; irq: number }[];
   /** virtio-mmio transports (LNRO0005): registers at [addr, addr + size), edge-triggered active-high GSI `irq`. */
   virtioMmio?: readonly { addr: number; size: number; irq: number }[];
+  /** A PCI Express host bridge with bus 0 only: the DSDT describes it and the MCFG gives its ECAM. */
+  pci?: AcpiPciHost;
+}
+
+/** A PCI host bridge as {@link writeAcpiTables} describes it. */
+export interface AcpiPciHost {
+  /** ECAM for bus 0 (at least 1 MiB), reserved as a motherboard resource so Linux trusts the MCFG. */
+  ecam: { base: number; size: number };
+  /** I/O port window (CPU port = PCI port) and 32-bit memory window (1:1) for BARs. */
+  pio: { base: number; size: number };
+  mmio32: { base: number; size: number };
+  /** Level-triggered, active-low GSIs of INTA-INTD; device d's pin p goes to intx[(d + p - 1) % 4]. */
+  intx: readonly [number, number, number, number];
 }
 
 /** Where {@link writeAcpiTables} put each table. */
@@ -61,6 +74,8 @@ export interface AcpiTables {
   fadt: number;
   madt: number;
   dsdt: number;
+  /** The MCFG, when there is a PCI host bridge. */
+  mcfg?: number;
   /** First byte after the last table. */
   end: number;
 }
@@ -223,6 +238,91 @@ function memory32FixedDescriptor(addr: number, size: number): Uint8Array {
   return d;
 }
 
+/** Address space descriptor general flags: a producer with fixed minimum and maximum (6.4.3.5.4). */
+const ADDRESS_PRODUCER_FIXED = 0x0c;
+
+/** WordBusNumber / WordIO (6.4.3.5.3): resource type 2 (bus) or 1 (I/O, entire range), [min, min + length). */
+function wordAddressDescriptor(type: 'bus' | 'io', min: number, length: number): Uint8Array {
+  const d = new Uint8Array(16);
+  const v = new DataView(d.buffer);
+  d[0] = 0x88;
+  v.setUint16(1, 13, true);
+  d[3] = type === 'bus' ? 2 : 1;
+  d[4] = ADDRESS_PRODUCER_FIXED;
+  d[5] = type === 'io' ? 3 : 0;
+  v.setUint16(8, min, true);
+  v.setUint16(10, min + length - 1, true);
+  v.setUint16(14, length, true);
+  return d;
+}
+
+/** DWordMemory(ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite) (6.4.3.5.2). */
+function dwordMemoryDescriptor(min: number, length: number): Uint8Array {
+  const d = new Uint8Array(26);
+  const v = new DataView(d.buffer);
+  d[0] = 0x87;
+  v.setUint16(1, 23, true);
+  d[3] = 0; // memory
+  d[4] = ADDRESS_PRODUCER_FIXED;
+  d[5] = 0x01; // read/write, non-cacheable
+  v.setUint32(10, min, true);
+  v.setUint32(14, min + length - 1, true);
+  v.setUint32(22, length, true);
+  return d;
+}
+
+/**
+ * The PCI host bridge (PNP0A08, compatible with PNP0A03) with its bus range and windows
+ * in _CRS and a _PRT routing every slot's INTA-INTD straight to GSIs (6.2.13: source 0),
+ * then a motherboard resource device holding the ECAM.
+ */
+function pciHostAml(pci: AcpiPciHost): Uint8Array[] {
+  const { ecam, pio, mmio32, intx } = pci;
+  const below4g = (r: { base: number; size: number }) => r.base >= 0 && r.size > 0 && r.base + r.size <= 2 ** 32;
+  if (!below4g(ecam) || ecam.size < 2 ** 20 || !below4g(mmio32) || pio.base < 0 || pio.size <= 0 || pio.base + pio.size > 0x10000) {
+    throw new RangeError('PCI host bridge windows out of range');
+  }
+  const routes: Uint8Array[] = [];
+  for (let device = 0; device < 32; device++) {
+    for (let pin = 0; pin < 4; pin++) {
+      // Package() { address (device << 16 | 0xffff: any function), pin, source, source index }
+      const entry = concat([[4], amlInteger(device * 0x10000 + 0xffff), amlInteger(pin), amlInteger(0), amlInteger(intx[(device + pin) % 4]!)]);
+      routes.push(amlPackage([AML_PACKAGE], entry));
+    }
+  }
+  return [
+    amlDevice('PCI0', [
+      amlName('_HID', eisaId('PNP0A08')),
+      amlName('_CID', eisaId('PNP0A03')),
+      amlName('_SEG', amlInteger(0)),
+      amlName('_BBN', amlInteger(0)),
+      amlName('_UID', amlInteger(0)),
+      amlName('_CRS', resourceTemplate([
+        wordAddressDescriptor('bus', 0, 1),
+        ioDescriptor(0xcf8, 8),
+        wordAddressDescriptor('io', pio.base, pio.size),
+        dwordMemoryDescriptor(mmio32.base, mmio32.size),
+      ])),
+      amlName('_PRT', amlPackage([AML_PACKAGE], concat([[routes.length], ...routes]))),
+    ]),
+    amlDevice('RES0', [
+      amlName('_HID', eisaId('PNP0C02')),
+      amlName('_CRS', resourceTemplate([memory32FixedDescriptor(ecam.base, ecam.size)])),
+    ]),
+  ];
+}
+
+/** MCFG body (PCI Firmware Specification 3.0, 4.1.2): 8 reserved bytes, then bus 0's ECAM in segment 0. */
+function mcfgBody(pci: AcpiPciHost): Uint8Array {
+  const body = new Uint8Array(8 + 16);
+  const v = new DataView(body.buffer);
+  v.setBigUint64(8, BigInt(pci.ecam.base), true);
+  v.setUint16(16, 0, true); // segment
+  body[18] = 0; // start bus
+  body[19] = 0; // end bus
+  return body;
+}
+
 /** Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi }. */
 function extendedInterruptDescriptor(gsi: number): Uint8Array {
   const d = new Uint8Array(9);
@@ -249,6 +349,15 @@ function dsdtAml(opts: AcpiOptions): Uint8Array {
       ]),
     );
   });
+  // The keyboard controller (PNP0303) with no mouse device: Linux then skips probing the AUX port.
+  if (opts.i8042) {
+    devices.push(
+      amlDevice('KBD_', [
+        amlName('_HID', eisaId('PNP0303')),
+        amlName('_CRS', resourceTemplate([ioDescriptor(0x60, 1), ioDescriptor(0x64, 1), irqDescriptor(1)])),
+      ]),
+    );
+  }
   // In hardware-reduced mode Linux creates no legacy RTC device: it must be described (ports 0x70-0x71, IRQ 8).
   if (opts.cmosRtc) {
     devices.push(
@@ -270,6 +379,7 @@ function dsdtAml(opts: AcpiOptions): Uint8Array {
       ]),
     );
   });
+  if (opts.pci) devices.push(...pciHostAml(opts.pci));
   // Package() { 5, 0 }: SLP_TYPa = 5, SLP_TYPb = 0.
   const s5 = amlName('_S5_', amlPackage([AML_PACKAGE], concat([[2], amlInteger(ACPI_S5_SLP_TYP), amlInteger(0)])));
   const sb = devices.length > 0 ? [amlPackage([AML_SCOPE], concat([[AML_ROOT], nameSeg('_SB_'), ...devices]))] : [];
@@ -323,7 +433,7 @@ function madtBody(opts: AcpiOptions): Uint8Array {
 }
 
 /**
- * Writes the RSDP at `addr` (16-byte aligned) and the XSDT, FADT, MADT and DSDT after it,
+ * Writes the RSDP at `addr` (16-byte aligned) and the XSDT, FADT, MADT, DSDT (and MCFG) after it,
  * each 16-byte aligned, all with correct lengths and checksums. The MADT lists one enabled
  * local APIC per vCPU (ACPI UID = APIC ID = index), the IOAPIC (GSI base 0), the override
  * ISA IRQ 0 → GSI 2 and the NMI on LINT1 of every CPU.
@@ -337,18 +447,23 @@ export function writeAcpiTables(ram: Uint8Array, addr: number, opts: AcpiOptions
     if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new RangeError(`I/O port ${port} out of range`);
   }
 
+  const entries = opts.pci ? 3 : 2;
   const xsdt = align16(addr + RSDP_SIZE);
-  const fadt = align16(xsdt + HEADER_SIZE + 2 * 8);
+  const fadt = align16(xsdt + HEADER_SIZE + entries * 8);
   const madt = align16(fadt + FADT_SIZE);
   const madtTable = sdt('APIC', MADT_REVISION, madtBody(opts));
   const dsdt = align16(madt + madtTable.length);
   const dsdtTable = sdt('DSDT', 2, dsdtAml(opts)); // revision 2: 64-bit AML integers
-  const end = dsdt + dsdtTable.length;
+  const mcfgTable = opts.pci ? sdt('MCFG', 1, mcfgBody(opts.pci)) : undefined;
+  const mcfg = mcfgTable ? align16(dsdt + dsdtTable.length) : undefined;
+  const end = mcfg !== undefined && mcfgTable ? mcfg + mcfgTable.length : dsdt + dsdtTable.length;
   if (end > ram.length || end > 2 ** 32) throw new RangeError(`ACPI tables (0x${addr.toString(16)}-0x${end.toString(16)}) do not fit in guest RAM below 4 GiB`);
 
-  const xsdtBody = new Uint8Array(16);
-  new DataView(xsdtBody.buffer).setBigUint64(0, BigInt(fadt), true);
-  new DataView(xsdtBody.buffer).setBigUint64(8, BigInt(madt), true);
+  const xsdtBody = new Uint8Array(entries * 8);
+  const xv = new DataView(xsdtBody.buffer);
+  xv.setBigUint64(0, BigInt(fadt), true);
+  xv.setBigUint64(8, BigInt(madt), true);
+  if (mcfg !== undefined) xv.setBigUint64(16, BigInt(mcfg), true);
 
   const rsdp = new Uint8Array(RSDP_SIZE);
   const rv = new DataView(rsdp.buffer);
@@ -366,5 +481,6 @@ export function writeAcpiTables(ram: Uint8Array, addr: number, opts: AcpiOptions
   ram.set(sdt('FACP', FADT_REVISION, fadtBody(opts, dsdt)), fadt);
   ram.set(madtTable, madt);
   ram.set(dsdtTable, dsdt);
-  return { rsdp: addr, xsdt, fadt, madt, dsdt, end };
+  if (mcfg !== undefined && mcfgTable) ram.set(mcfgTable, mcfg);
+  return { rsdp: addr, xsdt, fadt, madt, dsdt, mcfg, end };
 }

@@ -3,7 +3,11 @@
  * Firecracker: no firmware (the bzImage's 64-bit entry is entered directly), KVM's
  * in-kernel PIC, IOAPIC, LAPICs and PIT, a 16550 UART at 0x3f8 (IRQ 4), an i8042 for
  * reset, a CMOS RTC, and ACPI hardware-reduced sleep/reset registers for power-off
- * and reboot.
+ * and reboot. virtio devices sit on virtio-mmio transports or, when any -pci model is
+ * asked for, on a PCI Express host bridge (configuration through ports 0xcf8/0xcfc and
+ * ECAM, MSI-X delivered by KVM), as QEMU's microvm with pcie=on.
+ * Queue notifications are caught by KVM (ioeventfd) and interrupts raised through
+ * irqfd or KVM_SIGNAL_MSI, so a virtqueue round trip needs no vCPU exit.
  * Guest RAM is one anonymous mapping registered with KVM below the 3 GiB hole and,
  * for larger guests, above 4 GiB.
  */
@@ -25,8 +29,16 @@ import { readImage, BUNDLED_IMAGES } from '../riscv/boot.js';
 import { busAccess } from '../../system/exit-channel.js';
 import { RegionGuestMemory } from '../core/guest-memory.js';
 import { VirtioMmioTransport } from '../virtio/virtio-mmio.js';
+import { VirtioPciTransport } from '../virtio/virtio-pci.js';
+import { GpexHost, PciWindow } from '../pci/pci-host-gpex.js';
+import { PciConf1, PCI_CONF1_PORT, PCI_CONF1_SIZE } from '../pci/pci-conf1.js';
+import { PCI_DEVICES_PER_BUS } from '../pci/pci-bus.js';
+import { KvmDoorbells } from '../../accel/kvm/ioeventfd.js';
+import { eventfd, eventfdWrite, closeFd, KVM_CAP_IOEVENTFD, KVM_CAP_IRQFD, KVM_CAP_SIGNAL_MSI } from '../../accel/kvm/kvm.js';
+import type { AcpiPciHost } from './acpi.js';
 import { openBackends, closeBackends, createVirtioDevices, type PlannedDevice } from '../../system/backends.js';
 import type { Chardev } from '../../chardev/chardev.js';
+import type { VirtioDevice } from '../virtio/virtio.js';
 import { openSerial } from '../../chardev/open.js';
 import { UserError, type VmOptions } from '../../system/options.js';
 
@@ -39,6 +51,17 @@ const BUNDLED_CMDLINE = 'console=ttyS0 panic=-1 io_delay=none';
 export const MICROVM_PORTS = { serial: 0x3f8, i8042: 0x60, rtc: 0x70, ged: 0x600, postCode: 0x80 } as const;
 /** virtio-mmio transports: 4 KiB each from 0xd0000000 (as Firecracker), on IOAPIC pins 16 and up (as QEMU microvm). */
 export const MICROVM_VIRTIO = { base: 0xd0000000, size: 0x1000, gsi: 16, count: 8 } as const;
+/**
+ * The PCI Express host bridge (when present): QEMU microvm's ECAM address and I/O window
+ * and its INTx GSIs 12-15; the 32-bit memory window fills the space below the
+ * virtio-mmio transports. Only bus 0 exists, so the ECAM is 1 MiB.
+ */
+export const MICROVM_PCIE: AcpiPciHost = {
+  ecam: { base: 0xe0000000, size: 0x100000 },
+  pio: { base: 0x5000, size: 0x3000 },
+  mmio32: { base: 0xc0000000, size: 0x10000000 },
+  intx: [12, 13, 14, 15],
+};
 /** ISA IRQs. */
 const IRQ_SERIAL = 4;
 const IRQ_I8042 = 1;
@@ -67,6 +90,9 @@ class Microvm {
   private readonly mmio = new AddressSpace();
   private stop: ((s: Stop) => void) | null = null;
   private readonly stopped: Promise<Stop>;
+  private readonly doorbells: KvmDoorbells;
+  /** The irqfds' eventfds, closed with the VM. */
+  private readonly irqfds: number[] = [];
 
   constructor(private readonly kvm: Kvm, private readonly opts: VmOptions, chr: Chardev, kernel: Uint8Array, kernelName: string,
     initrd: Uint8Array | undefined, cmdline: string, devices: readonly PlannedDevice[]) {
@@ -92,17 +118,26 @@ class Microvm {
     this.pio.addRegion({ name: 'rtc', base: P.rtc, size: 2, handler: new Mc146818Rtc() });
 
     const V = MICROVM_VIRTIO;
-    if (devices.some((d) => d.pci)) throw new UserError('the microvm machine has no PCI bus: use virtio-...-device models');
-    if (devices.length > V.count) throw new UserError(`the microvm machine has ${V.count} virtio-mmio slots`);
+    const onPci = devices.filter((d) => d.pci).map((d) => d.device);
+    const onMmio = devices.filter((d) => !d.pci).map((d) => d.device);
+    if (onMmio.length > V.count) throw new UserError(`the microvm machine has ${V.count} virtio-mmio slots; use -pci devices for more`);
+    if (onPci.length > PCI_DEVICES_PER_BUS - 1) throw new UserError(`the microvm machine has ${PCI_DEVICES_PER_BUS - 1} PCI slots`);
+    for (const [cap, name] of [[KVM_CAP_IOEVENTFD, 'ioeventfd'], [KVM_CAP_IRQFD, 'irqfd'], [KVM_CAP_SIGNAL_MSI, 'MSI injection']] as const) {
+      if (kvm.checkExtension(cap) <= 0) throw new UserError(`KVM on this host lacks ${name}`);
+    }
     const guestMem = new RegionGuestMemory([
       { base: 0, bytes: this.mem.view.subarray(0, low) },
       ...(opts.memBytes > low ? [{ base: X86_HOLE_END, bytes: this.mem.view.subarray(low) }] : []),
     ]);
-    const virtio = devices.map((d, i) => {
+    this.doorbells = new KvmDoorbells(this.vm);
+    const virtio = onMmio.map((device, i) => {
       const addr = V.base + i * V.size;
-      this.mmio.addRegion({ name: `virtio${i}`, base: addr, size: V.size, handler: new VirtioMmioTransport(d.device, guestMem, this.edge(V.gsi + i)) });
+      const transport = new VirtioMmioTransport(device, guestMem, this.edge(V.gsi + i));
+      this.mmio.addRegion({ name: `virtio${i}`, base: addr, size: V.size, handler: transport });
+      device.queueMaxSizes.forEach((_, q) => this.doorbells.create(() => transport.notifyQueue(q)).move(transport.doorbell(addr, q)));
       return { addr, size: V.size, irq: V.gsi + i };
     });
+    const pci = onPci.length > 0 ? this.addPciHost(onPci, guestMem) : undefined;
 
     const ram = this.mem.view;
     // Hardware-reduced ACPI (as QEMU microvm): CPUs and the IOAPIC in the MADT, the UART in the
@@ -117,6 +152,7 @@ class Microvm {
       cmosRtc: true,
       uarts: [{ port: P.serial, irq: IRQ_SERIAL }],
       virtioMmio: virtio,
+      pci,
     });
     const loaded = loadLinux(ram.subarray(0, low), { kernel, kernelName, initrd, cmdline, ramSize: opts.memBytes, acpiRsdp: acpi.rsdp });
     // The MP table too, for kernels booted with acpi=off.
@@ -143,18 +179,41 @@ class Microvm {
   }
 
   /**
-   * An edge-triggered line (the DSDT declares virtio interrupts so): every rising request
-   * is one pulse, so an event that arrives before the driver acknowledged the last one is
-   * still delivered.
+   * An edge-triggered line (the DSDT declares virtio interrupts so) through an irqfd: every
+   * rising request is one pulse, so an event that arrives before the driver acknowledged
+   * the last one is still delivered.
    */
   private edge(gsi: number): IrqLine {
-    return {
-      set: (level) => {
-        if (!level) return;
-        this.vm.irqLine(gsi, true);
-        this.vm.irqLine(gsi, false);
-      },
-    };
+    const fd = eventfd();
+    this.irqfds.push(fd);
+    this.vm.registerIrqfd(fd, gsi);
+    return { set: (level) => { if (level) eventfdWrite(fd); } };
+  }
+
+  /**
+   * The PCI Express host bridge with `devices` in slots 1 and up: configuration through
+   * ports 0xcf8/0xcfc and ECAM, the windows in port and memory space, INTx on level
+   * GSIs, MSI-X through KVM, and doorbells that follow the virtio BARs wherever the
+   * guest puts them.
+   */
+  private addPciHost(devices: readonly VirtioDevice[], guestMem: RegionGuestMemory): AcpiPciHost {
+    const L = MICROVM_PCIE;
+    const host = new GpexHost(L.intx.map((gsi) => this.irq(gsi)));
+    const impl = { min: 1, max: 4 };
+    this.mmio.addRegion({ name: 'pcie-ecam', ...L.ecam, handler: host.ecam, valid: impl, impl });
+    this.mmio.addRegion({ name: 'pcie-mmio', ...L.mmio32, handler: new PciWindow(host.spaces.mem, L.mmio32.base), impl });
+    this.pio.addRegion({ name: 'pcie-pio', ...L.pio, handler: new PciWindow(host.spaces.io, L.pio.base), impl });
+    this.pio.addRegion({ name: 'pci-conf1', base: PCI_CONF1_PORT, size: PCI_CONF1_SIZE, handler: new PciConf1(host.bus), impl });
+    const msi = { send: (addr: number, data: number) => { this.vm.signalMsi(addr, data); } };
+    const moves: (() => void)[] = [];
+    devices.forEach((device, i) => {
+      const transport = new VirtioPciTransport(device, { mem: guestMem, msi });
+      host.bus.plug(transport, i + 1);
+      const bells = device.queueMaxSizes.map((_, q) => this.doorbells.create(() => transport.notifyQueue(q)));
+      moves.push(() => bells.forEach((b, q) => b.move(transport.doorbell(q))));
+    });
+    host.bus.onRemap = () => { for (const m of moves) m(); };
+    return L;
   }
 
   /** Virtual wire mode: LINT0 takes the PIC's ExtINT, LINT1 is the NMI. */
@@ -202,11 +261,13 @@ class Microvm {
     });
     const reason = await this.stopped;
     await threads.stop();
+    await this.doorbells.close();
     return reason;
   }
 
   destroy(): void {
     for (const v of this.vcpus) v.close();
+    for (const fd of this.irqfds) closeFd(fd);
     this.vm.close();
     freeGuestMemory(this.mem.hostAddr, this.opts.memBytes);
   }

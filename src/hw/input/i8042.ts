@@ -11,6 +11,7 @@ import type { IrqLine } from '../core/irq.js';
 const STATUS_OBF = 0x01;     // output buffer full
 const STATUS_SYS = 0x04;     // system flag: self test passed
 const STATUS_CMD = 0x08;     // last write was a command
+const STATUS_UNLOCKED = 0x10; // keyboard not inhibited (the keylock switch is open)
 const CTR_KBD_INT = 0x01;    // keyboard interrupt enabled
 const CTR_SYS = 0x04;
 const CTR_KBD_DISABLE = 0x10;
@@ -23,7 +24,7 @@ export const I8042_COMMAND = 4;
 export class I8042 implements MmioHandler {
   private ctr = CTR_KBD_INT | CTR_SYS | CTR_XLATE;
   private out: number[] = [];
-  private status = STATUS_SYS;
+  private status = STATUS_SYS | STATUS_UNLOCKED;
   /** The command whose parameter the next data write carries, or 0. */
   private pendingCommand = 0;
 

@@ -37,6 +37,8 @@ class SharedIrq {
 export class PciBus {
   private readonly functions: (PciFunction | undefined)[] = new Array(PCI_DEVICES_PER_BUS * PCI_FUNCTIONS_PER_DEVICE);
   private readonly intx: SharedIrq[];
+  /** Called after BARs moved, appeared or vanished (accelerators re-place what they catch in BARs). */
+  onRemap: (() => void) | null = null;
 
   /**
    * @param spaces where BARs are mapped
@@ -95,5 +97,6 @@ export class PciBus {
   private remap(): void {
     for (const f of this.functions) f?.unmapStaleBars();
     for (const f of this.functions) f?.mapPendingBars();
+    this.onRemap?.();
   }
 }

@@ -21,7 +21,7 @@ import type { MmioHandler } from '../core/memory.js';
 import type { FdtBuilder } from '../core/fdt.js';
 import { NO_IRQ, type IrqLine } from '../core/irq.js';
 import { RegionGuestMemory, type GuestMemory } from '../core/guest-memory.js';
-import type { VirtioDevice } from './virtio.js';
+import type { VirtioDevice, VirtioDoorbell } from './virtio.js';
 import { VirtioTransportCore } from './virtio-transport.js';
 
 const MAGIC = 0x74726976; // "virt"
@@ -86,6 +86,16 @@ export class VirtioMmioTransport implements MmioHandler {
   /** Why the device entered DEVICE_NEEDS_RESET (null if it has not since the last reset). */
   get needsResetReason(): string | null {
     return this.core?.needsResetReason ?? null;
+  }
+
+  /** The doorbell of queue `index` when the transport's registers start at `base`: QueueNotify, written with the index. */
+  doorbell(base: number, index: number): VirtioDoorbell {
+    return { addr: base + VIRTIO_MMIO.QUEUE_NOTIFY, size: 4, value: index };
+  }
+
+  /** The driver notified queue `index` (through a caught doorbell). */
+  notifyQueue(index: number): void {
+    this.core?.notify(index);
   }
 
   read(offset: number, size: number): number {

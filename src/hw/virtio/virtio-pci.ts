@@ -28,7 +28,7 @@ import {
   PciFunction, MsixCapability, PCI_CAP_ID, PCI_SUBVENDOR_ID_QEMU, PCI_SUBDEVICE_ID_QEMU, allOnes, validAccess,
   type MsiTarget,
 } from '../pci/pci.js';
-import { VIRTIO_ID, type VirtioDevice } from './virtio.js';
+import { VIRTIO_ID, type VirtioDevice, type VirtioDoorbell } from './virtio.js';
 import { VirtioTransportCore, type QueueArea } from './virtio-transport.js';
 
 export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
@@ -291,6 +291,21 @@ export class VirtioPciTransport extends PciFunction {
   }
 
   /** A used buffer notification: the queue's MSI-X vector, or the ISR queue bit and INTA#. */
+  /**
+   * The doorbell of queue `index`: its 16-bit notify register in the virtio BAR (any value;
+   * the address names the queue), or null while the BAR does not decode. The address is
+   * a PCI memory address, which boards map 1:1.
+   */
+  doorbell(index: number): VirtioDoorbell | null {
+    const bar = this.barAddress(VIRTIO_PCI_LAYOUT.BAR);
+    return bar === null ? null : { addr: bar + VIRTIO_PCI_LAYOUT.NOTIFY + index * VIRTIO_PCI_LAYOUT.NOTIFY_OFF_MULTIPLIER, size: 2 };
+  }
+
+  /** The driver notified queue `index` (through a caught doorbell). */
+  notifyQueue(index: number): void {
+    this.core.notify(index);
+  }
+
   private queueInterrupt(index: number): void {
     if (this.msix.enabled) {
       const vector = this.queueVectors[index] ?? VIRTIO_MSI_NO_VECTOR;

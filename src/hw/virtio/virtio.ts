@@ -35,6 +35,17 @@ export interface VirtioInterrupt {
   config(): void;
 }
 
+/**
+ * Where a driver notifies a queue: a write of `size` bytes to guest-physical `addr`
+ * (of `value` only, when given). An accelerator may catch such writes itself (KVM's
+ * ioeventfd) and pass them on with the transport's notifyQueue().
+ */
+export interface VirtioDoorbell {
+  addr: number;
+  size: number;
+  value?: number;
+}
+
 /** One buffer of a descriptor chain: a guest-physical range the device may read or write. */
 export interface DescriptorBuffer {
   addr: number;
