@@ -7,7 +7,8 @@
 #   deps       install the Debian build dependencies that are missing
 #   kernel     Linux 6.1 `Image` from linux-source-6.1 (defconfig + fragment)
 #   busybox    static riscv64 busybox from Debian's busybox source package
-#   initramfs  cpio (newc) with busybox + scripts/initramfs/
+#   e2fsprogs  static riscv64 mke2fs from Debian's e2fsprogs source package
+#   initramfs  cpio (newc) with busybox + mke2fs + scripts/initramfs/
 #   opensbi    fw_dynamic.bin from Debian's opensbi package
 #   install    write images/riscv64/{*.gz,SHA256SUMS,VERSIONS}
 #
@@ -100,7 +101,10 @@ stage_kernel() {
   (cd "$KDIR" && ARCH=riscv CROSS_COMPILE=$CROSS \
      scripts/kconfig/merge_config.sh -m -O . arch/riscv/configs/defconfig "$FRAGMENT")
   "${kmake[@]}" olddefconfig
-  # Check that every option of the fragment came out as asked.
+  # Check that every option of the fragment came out as asked: an option
+  # whose dependencies are missing is silently dropped by olddefconfig, so a
+  # mismatch stops the build (every option the guest needs, e.g. VIRTIO_*,
+  # 9P, EXT4, is listed in the fragment for that reason).
   local line opt want got bad=0
   while IFS= read -r line; do
     case "$line" in
@@ -110,10 +114,13 @@ stage_kernel() {
     esac
     got=$(grep -E "^$opt=" "$KDIR/.config" || true)
     if [ "$got" != "$want" ]; then
-      echo "warning: $opt: wanted '${want:-n}', got '${got:-n}'" >&2; bad=1
+      echo "error: $opt: wanted '${want:-n}', got '${got:-n}'" >&2; bad=1
     fi
   done < "$FRAGMENT"
-  [ $bad = 0 ] || echo "warning: some fragment options were not applied (see above)" >&2
+  if [ $bad != 0 ]; then
+    echo "error: some options of $(basename "$FRAGMENT") were not applied (see above)" >&2
+    exit 1
+  fi
   log "building kernel Image (make -j$JOBS)"
   "${kmake[@]}" Image
   ls -l "$KDIR/arch/riscv/boot/Image"
@@ -122,7 +129,8 @@ stage_kernel() {
 # ---------------------------------------------------------------- busybox
 BBDIR="$BUILD/busybox"
 ensure_deb_src() {
-  # apt-get source needs deb-src entries; mirror the existing deb sources.
+  # apt-get source (busybox, e2fsprogs) needs deb-src entries; mirror the
+  # existing deb sources.
   if apt-get source --print-uris -qq busybox >/dev/null 2>&1; then return; fi
   need_root
   local f=/etc/apt/sources.list.d/vireo-deb-src.sources src
@@ -178,6 +186,49 @@ stage_busybox() {
   fi
 }
 
+# ---------------------------------------------------------------- e2fsprogs
+# mke2fs only (busybox's mke2fs/mkfs.ext2 cannot make ext3/ext4), cross built
+# statically against glibc with e2fsprogs' private uuid/blkid libraries. With
+# no /etc/mke2fs.conf in the guest it uses its built-in profile (the source's
+# misc/mke2fs.conf.in, with Debian's patches applied).
+E2DIR="$BUILD/e2fsprogs"
+stage_e2fsprogs() {
+  ensure_deb_src
+  local ver dir obj="$E2DIR/build" inst="$BUILD/e2fsprogs-install"
+  ver=$(apt-cache showsrc e2fsprogs | sed -n 's/^Version: //p' | sort -V | tail -n1)
+  if [ ! -e "$E2DIR/.vireo-source-$ver" ]; then
+    log "fetching e2fsprogs source $ver"
+    rm -rf "$E2DIR"; mkdir -p "$E2DIR"
+    (cd "$E2DIR" && apt-get source "e2fsprogs=$ver")
+    touch "$E2DIR/.vireo-source-$ver"
+  fi
+  dir=$(find "$E2DIR" -mindepth 1 -maxdepth 1 -type d -name 'e2fsprogs-*' | head -n1)
+  # Always configure from scratch in a separate object directory (~30 s).
+  log "configuring e2fsprogs (riscv64, static, mke2fs only)"
+  rm -rf "$obj"; mkdir -p "$obj"
+  # PKG_CONFIG=false and the cached "no libmagic" keep host libraries out.
+  (cd "$obj" && "$dir/configure" --build=x86_64-linux-gnu --host=riscv64-linux-gnu \
+     --prefix=/usr --sysconfdir=/etc CC=${CROSS}gcc BUILD_CC=gcc PKG_CONFIG=false \
+     CFLAGS="-O2 -ffile-prefix-map=$E2DIR=." LDFLAGS=-static \
+     ac_cv_lib_magic_magic_file=no \
+     --disable-nls --disable-rpath --disable-elf-shlibs --disable-bsd-shlibs \
+     --enable-libuuid --enable-libblkid --without-pthread --disable-backtrace \
+     --disable-fuse2fs --disable-debugfs --disable-imager --disable-resizer \
+     --disable-defrag --disable-uuidd --disable-fsck --disable-e2initrd-helper \
+     > "$obj/configure.log") \
+    || { tail -n 30 "$obj/configure.log" >&2; exit 1; }
+  log "building mke2fs"
+  nice -n 19 make -C "$obj" -j"$JOBS" libs >/dev/null
+  nice -n 19 make -C "$obj/misc" -j"$JOBS" mke2fs >/dev/null
+  rm -rf "$inst"; mkdir -p "$inst/sbin"
+  ${CROSS}strip --strip-all -o "$inst/sbin/mke2fs" "$obj/misc/mke2fs"
+  ${CROSS}readelf -h "$inst/sbin/mke2fs" | grep -E 'Machine|Type'
+  if ${CROSS}readelf -l "$inst/sbin/mke2fs" | grep -q INTERP; then
+    echo "mke2fs is not static" >&2; exit 1
+  fi
+  ls -l "$inst/sbin/mke2fs"
+}
+
 # ---------------------------------------------------------------- initramfs
 # Built with the kernel's gen_init_cpio (compiled for the host from the kernel
 # tree): no root needed for device nodes, every entry owned by root, entries
@@ -189,6 +240,13 @@ stage_initramfs() {
   rm -rf "$root"; mkdir -p "$root"
   cp -a "$BUILD/busybox-install/." "$root/"
   rm -f "$root/linuxrc"
+  # e2fsprogs' mke2fs replaces busybox's mke2fs and mkfs.ext2 applet links
+  # (remove the links first: copying onto them would overwrite busybox).
+  local l
+  for l in mke2fs mkfs.ext2 mkfs.ext3 mkfs.ext4; do rm -f "$root/sbin/$l"; done
+  cp "$BUILD/e2fsprogs-install/sbin/mke2fs" "$root/sbin/mke2fs"
+  chmod 755 "$root/sbin/mke2fs"
+  for l in mkfs.ext2 mkfs.ext3 mkfs.ext4; do ln -s mke2fs "$root/sbin/$l"; done
   cp -a "$INITRAMFS_SRC/." "$root/"
   mkdir -p "$root"/{dev,proc,sys,tmp,root,run,mnt,var/log,etc/init.d}
   ln -sfn bin/busybox "$root/init"
@@ -242,6 +300,7 @@ stage_install() {
       dpkg-query -W -f='${Package} ${Version} (source: ${source:Package} ${source:Version})\n' "$p"
     done
     echo "busybox (source) $(cat "$BBDIR"/busybox_*.dsc | sed -n 's/^Version: //p' | head -n1)"
+    echo "e2fsprogs (source) $(cat "$E2DIR"/e2fsprogs_*.dsc | sed -n 's/^Version: //p' | head -n1)"
     echo "kernel-release $(cat "$KDIR/include/config/kernel.release")"
     echo "SOURCE_DATE_EPOCH $SOURCE_DATE_EPOCH"
   } > "$OUT/VERSIONS"
@@ -256,13 +315,13 @@ stage_install() {
 # ---------------------------------------------------------------- main
 main() {
   local stages=("$@")
-  [ ${#stages[@]} -gt 0 ] || stages=(deps kernel busybox initramfs opensbi install)
+  [ ${#stages[@]} -gt 0 ] || stages=(deps kernel busybox e2fsprogs initramfs opensbi install)
   setup_env
   mkdir -p "$BUILD"
   local s
   for s in "${stages[@]}"; do
     case "$s" in
-      deps|kernel|busybox|initramfs|opensbi|install) "stage_$s" ;;
+      deps|kernel|busybox|e2fsprogs|initramfs|opensbi|install) "stage_$s" ;;
       *) echo "unknown stage: $s" >&2; exit 2 ;;
     esac
   done

@@ -2,15 +2,16 @@
  * Command-line behaviours seen from outside: -machine dumpdtb writes a device tree and
  * exits, -serial file:PATH sends the console to a file, --version answers.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, VIREO } from './guest-console.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vireo-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const vireo = (args: string[]) => spawnSync(process.execPath, [VIREO, ...args], { cwd: ROOT, encoding: 'latin1', timeout: 120_000, input: '' });
 
 test('-machine dumpdtb=FILE writes the device tree and exits 0', () => {

@@ -3,9 +3,9 @@
  * kernel at the next 2 MiB boundary, initrd above the kernel's whole image, FDT at
  * the top of RAM, and a reset vector passing a0/a1/a2 to the firmware.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { planBoot, fdtAddress, resetVector } from '../../src/hw/riscv/boot.js';
@@ -13,6 +13,7 @@ import type { VmOptions } from '../../src/system/options.js';
 
 const MiB = 2 ** 20;
 const dir = mkdtempSync(join(tmpdir(), 'vireo-boot-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const base: VmOptions = {
   machine: 'virt', memBytes: 256 * MiB, smp: 1, bios: { kind: 'none' }, serial: { kind: 'null' },
   nographic: true, noReboot: false, accel: { names: ['tcg'], thread: 'single' }, drives: [], netdevs: [], devices: [],

@@ -3,10 +3,10 @@
  * (compared node by node against `qemu-system-riscv64 -M virt,dumpdtb=...` when it is
  * installed), dtc accepts the tree, and the devices answer at their addresses.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VirtMachine } from '../../src/hw/riscv/virt.js';
@@ -18,6 +18,7 @@ const opts: VmOptions = {
   nographic: true, noReboot: false, accel: { names: ['tcg'], thread: 'single' }, drives: [], netdevs: [], devices: [],
 };
 const dir = mkdtempSync(join(tmpdir(), 'vireo-virt-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** dtc's source form of a blob, or null when dtc is not installed. */
 function dts(blob: Uint8Array): string | null {
