@@ -5,15 +5,35 @@
  * Input is held, never dropped: the backend queues what the host sends and the
  * device pulls it with {@link Chardev.read} when it has room, after being told by
  * {@link Chardev.onInput} that bytes are waiting.
+ *
+ * A backend with a peer that comes and goes (a socket) reports it through
+ * {@link Chardev.connected} and {@link Chardev.onOpen}; one whose peer reads slowly
+ * reports {@link Chardev.writeBlocked} and calls {@link Chardev.onWritable} when it may
+ * be written again, so that a device able to wait (virtio-serial) holds the guest's
+ * output instead of losing it.
  */
 export abstract class Chardev {
   private queue: Buffer[] = [];
   private queued = 0;
   /** Set by the frontend device: called whenever new input is queued. */
   onInput: (() => void) | null = null;
+  /** Set by the frontend device: called when the host side connects (true) or goes away (false). */
+  onOpen: ((open: boolean) => void) | null = null;
+  /** Set by the frontend device: called when writing is possible again after {@link writeBlocked}. */
+  onWritable: (() => void) | null = null;
 
   /** Guest output towards the host. */
   abstract write(data: Uint8Array): void;
+
+  /** Whether something is there on the host side (a socket client); output is discarded while not. */
+  get connected(): boolean {
+    return true;
+  }
+
+  /** True while the host side is not keeping up: a frontend that can wait should hold its output. */
+  get writeBlocked(): boolean {
+    return false;
+  }
 
   /** Number of input bytes waiting. */
   get pending(): number {
@@ -44,6 +64,16 @@ export abstract class Chardev {
     this.onInput?.();
   }
 
-  /** Releases host resources (raw mode, file handles). */
+  /** Subclasses report the host side connecting or leaving. */
+  protected setOpen(open: boolean): void {
+    this.onOpen?.(open);
+  }
+
+  /** Subclasses report that {@link writeBlocked} has cleared. */
+  protected writable(): void {
+    this.onWritable?.();
+  }
+
+  /** Releases host resources (raw mode, file handles, sockets); closing twice does nothing. */
   close(): void {}
 }

@@ -1,6 +1,7 @@
 /**
- * The file character device (QEMU's `-serial file:PATH`): guest output is written to a
- * file, created or truncated when the device opens, as QEMU does. There is no input.
+ * The file character device (QEMU's `-serial file:PATH`, `-chardev file,path=PATH`): guest
+ * output is written to a file, created or truncated when the device opens, as QEMU does
+ * (appended to with `append=on`). There is no input.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Chardev } from './chardev.js';
@@ -9,9 +10,9 @@ import { Chardev } from './chardev.js';
 export class FileChardev extends Chardev {
   private fd: number | null;
 
-  constructor(readonly path: string) {
+  constructor(readonly path: string, opts: { append?: boolean } = {}) {
     super();
-    this.fd = openSync(path, 'w');
+    this.fd = openSync(path, opts.append === true ? 'a' : 'w');
   }
 
   /** Written synchronously, so nothing is lost if the emulator exits right after. */

@@ -8,7 +8,8 @@
  * `-nographic` / `mon:stdio` behaviour) Ctrl-A is a prefix key: `C-a x` quits, `C-a h`
  * lists the keys, `C-a C-a` sends one Ctrl-A. Escapes are recognised in piped input too,
  * as QEMU does. Without escapes, Ctrl-C typed at a terminal still quits, the way QEMU's
- * plain `-serial stdio` leaves terminal signals on.
+ * plain `-serial stdio` leaves terminal signals on (`-chardev stdio,signal=off` sends it to
+ * the guest instead; `-chardev stdio,mux=on` turns the escapes on).
  *
  * End of input (a pipe running dry) only stops input; the guest keeps running.
  */
@@ -38,6 +39,11 @@ export interface StdioChardevOptions {
   onQuit: () => void;
   /** Recognise the Ctrl-A escape keys (default true). */
   escapes?: boolean;
+  /**
+   * Ctrl-C typed at a terminal quits (QEMU's `signal=on`); default: only when escapes are
+   * off. With it off, Ctrl-C goes to the guest.
+   */
+  signal?: boolean;
   /** Defaults to `process.stdin`. */
   input?: StdioInput;
   /** Defaults to `process.stdout`. */
@@ -67,7 +73,9 @@ export class StdioChardev extends Chardev {
   private readonly input: StdioInput;
   private readonly output: StdioOutput;
   private readonly escapes: boolean;
-  private readonly onQuit: () => void;
+  private readonly signal: boolean;
+  /** Called for `C-a x` (or Ctrl-C with signal on); replaceable by the board that runs the guest. */
+  onQuit: () => void;
   /** True while this device holds the terminal in raw mode. */
   private raw = false;
   private wasRaw = false;
@@ -96,6 +104,7 @@ export class StdioChardev extends Chardev {
     this.input = opts.input ?? process.stdin;
     this.output = opts.output ?? process.stdout;
     this.escapes = opts.escapes ?? true;
+    this.signal = opts.signal ?? !this.escapes;
     this.onQuit = opts.onQuit;
     if (this.input.isTTY === true && this.input.setRawMode !== undefined) {
       this.wasRaw = this.input.isRaw === true;
@@ -171,7 +180,7 @@ export class StdioChardev extends Chardev {
         this.deliver(chunk, start, i);
         this.gotEscape = true;
         start = i + 1;
-      } else if (!this.escapes && this.raw && b === CTRL_C) {
+      } else if (this.signal && this.raw && b === CTRL_C) {
         this.deliver(chunk, start, i);
         this.quit();
         return;

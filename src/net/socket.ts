@@ -2,10 +2,10 @@
  * Socket network backends, wire-compatible with QEMU's, for joining two emulators'
  * NICs into one Ethernet segment:
  *
- * - stream (`-netdev socket,listen=[HOST]:PORT` / `connect=HOST:PORT`, also what
- *   `-netdev stream` speaks over TCP): each frame is preceded by its length as a 4-byte
- *   big-endian number. The listening side serves one peer at a time and accepts the
- *   next one when it leaves.
+ * - stream (`-netdev socket,listen=[HOST]:PORT` / `connect=HOST:PORT`, and
+ *   `-netdev stream` over TCP or a Unix socket): each frame is preceded by its length as
+ *   a 4-byte big-endian number. The listening side serves one peer at a time and accepts
+ *   the next one when it leaves.
  * - datagram (`-netdev dgram` with inet local and remote addresses, or
  *   `-netdev socket,udp=HOST:PORT,localaddr=HOST:PORT`): one frame per UDP datagram.
  *
@@ -13,14 +13,20 @@
  * and frames for the peer are dropped while its socket has too much unsent data.
  */
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import { UserError } from '../system/options.js';
+import { lookup } from 'node:dns/promises';
+import { isIP, type Server, type Socket } from 'node:net';
+import { UserError, type SocketAddr } from '../system/options.js';
+import { connectTo, listenOn, socketErrorText } from '../chardev/socket.js';
 import { MAX_FRAME, NetBackendBase } from './net.js';
 
 /** A host address and port (as the command line parses listen= and connect=). */
 export interface SocketAddress {
   host: string;
   port: number;
+}
+
+function toSocketAddr(a: SocketAddress | SocketAddr): SocketAddr {
+  return 'type' in a ? a : { type: 'inet', host: a.host, port: a.port };
 }
 
 /** Unsent bytes towards the peer beyond which the guest's frames are dropped. */
@@ -40,37 +46,31 @@ export class StreamNetdev extends NetBackendBase {
     super();
   }
 
-  /** Listens on `addr` (`listen=`); resolves once bound, rejects with UserError when it cannot be. */
-  static listen(addr: SocketAddress): Promise<StreamNetdev> {
+  /**
+   * Listens on `addr` (`listen=`, `-netdev stream,server=on`): a TCP address, or a Unix
+   * socket path (replacing a socket file left there). Resolves once bound, rejects with a
+   * UserError naming `what` when it cannot be.
+   */
+  static async listen(addr: SocketAddress | SocketAddr, what = '-netdev socket'): Promise<StreamNetdev> {
+    const a = toSocketAddr(addr);
     const n = new StreamNetdev();
-    return new Promise((resolve, reject) => {
-      const server = createServer((s) => {
-        if (n.peer) s.destroy(); // one peer at a time, as QEMU
-        else n.attach(s);
-      });
-      n.server = server;
-      server.on('error', (e) => reject(new UserError(`-netdev socket: listen ${addr.host}:${addr.port}: ${e.message}`)));
-      server.listen(addr.port, addr.host, () => {
-        const a = server.address();
-        n.address = { host: addr.host, port: typeof a === 'object' && a ? a.port : addr.port };
-        resolve(n);
-      });
+    const server = await listenOn(a, what);
+    server.on('connection', (s: Socket) => {
+      if (n.peer || !n.server) s.destroy(); // one peer at a time, as QEMU
+      else n.attach(s);
     });
+    n.server = server;
+    const bound = server.address();
+    if (a.type === 'inet') n.address = { host: a.host, port: typeof bound === 'object' && bound ? bound.port : a.port };
+    return n;
   }
 
-  /** Connects to `addr` (`connect=`); resolves when connected, rejects with UserError when refused. */
-  static connect(addr: SocketAddress): Promise<StreamNetdev> {
+  /** Connects to `addr` (`connect=`, `-netdev stream,server=off`); rejects with a UserError when refused. */
+  static async connect(addr: SocketAddress | SocketAddr, what = '-netdev socket'): Promise<StreamNetdev> {
+    const s = await connectTo(toSocketAddr(addr), what);
     const n = new StreamNetdev();
-    return new Promise((resolve, reject) => {
-      const s = connect(addr.port, addr.host);
-      const fail = (e: Error) => reject(new UserError(`-netdev socket: connect ${addr.host}:${addr.port}: ${e.message}`));
-      s.once('error', fail);
-      s.once('connect', () => {
-        s.off('error', fail);
-        n.attach(s);
-        resolve(n);
-      });
-    });
+    n.attach(s);
+    return n;
   }
 
   /** Whether a peer is connected. */
@@ -82,7 +82,7 @@ export class StreamNetdev extends NetBackendBase {
     this.peer = s;
     this.buf = Buffer.alloc(0);
     this.paused = false;
-    s.setNoDelay(true);
+    if (s.remoteFamily !== undefined) s.setNoDelay(true); // TCP only
     s.on('data', (chunk: Buffer) => {
       this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
       this.drain();
@@ -140,7 +140,7 @@ export class StreamNetdev extends NetBackendBase {
 
 /**
  * A datagram socket backend: frames go to `remote` as UDP datagrams and come from it
- * (`remote.host` is a numeric address: senders are matched against it).
+ * (a host name for `remote.host` is looked up when opening: senders are matched against the address).
  */
 export class DgramNetdev extends NetBackendBase {
   private closed = false;
@@ -154,14 +154,32 @@ export class DgramNetdev extends NetBackendBase {
     sock.on('error', () => {}); // a send that failed (peer not there yet): that frame is lost
   }
 
-  /** Binds `local` and exchanges frames with `remote`; rejects with UserError when `local` cannot be bound. */
-  static open(local: SocketAddress, remote: SocketAddress): Promise<DgramNetdev> {
-    const sock = createSocket('udp4');
+  /**
+   * Binds `local` and exchanges frames with `remote` (a host name is looked up once, here:
+   * datagrams are matched against the address); rejects with a UserError naming `what`
+   * when `local` cannot be bound.
+   */
+  static async open(local: SocketAddress, remote: SocketAddress, what = '-netdev dgram'): Promise<DgramNetdev> {
+    const numeric = async (a: SocketAddress): Promise<SocketAddress> => {
+      if (isIP(a.host) !== 0) return a;
+      try {
+        const r = await lookup(a.host);
+        return { host: r.address, port: a.port };
+      } catch (e) {
+        throw new UserError(`${what}: ${a.host}: ${socketErrorText(e as Error)}`);
+      }
+    };
+    const peer = await numeric(remote);
+    const family = isIP(peer.host);
+    const sock = createSocket(family === 6 ? 'udp6' : 'udp4');
     return new Promise((resolve, reject) => {
-      sock.once('error', (e) => reject(new UserError(`-netdev dgram: bind ${local.host}:${local.port}: ${e.message}`)));
+      sock.once('error', (e) => {
+        sock.close();
+        reject(new UserError(`${what}: cannot bind ${local.host}:${local.port}: ${socketErrorText(e)}`));
+      });
       sock.bind(local.port, local.host, () => {
         sock.removeAllListeners('error');
-        resolve(new DgramNetdev(sock, remote));
+        resolve(new DgramNetdev(sock, peer));
       });
     });
   }

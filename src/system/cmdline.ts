@@ -12,7 +12,9 @@
 import { readFileSync } from 'node:fs';
 import { UserError, type AccelName, type VmOptions } from './options.js';
 import { keyval } from './keyval.js';
+import { parseFsdev, parseVirtfs } from '../fsdev/cmdline.js';
 import { checkDevices, parseBlockdev, parseDevice, parseDrive, parseNetdev } from './cmdline-devices.js';
+import { checkChardevs, parseChardev, parseSerialChardev } from '../chardev/parse.js';
 
 /** What the command line asks for. */
 export type CommandLine =
@@ -96,7 +98,7 @@ const OPTIONS: OptionSpec[] = [
   {
     names: ['serial'],
     arg: 'DEV',
-    help: 'serial port on stdio, mon:stdio, file:PATH, null or none (default stdio)',
+    help: 'serial port on stdio, mon:stdio, file:PATH, null, none, chardev:ID, tcp:[HOST]:PORT[,server=on], unix:PATH[,server=on] or pipe:PATH (default stdio)',
     apply: parseSerial,
   },
   {
@@ -153,14 +155,37 @@ const OPTIONS: OptionSpec[] = [
   },
   {
     names: ['netdev'],
-    arg: 'user,id=ID[,hostfwd=tcp::HOSTPORT-:GUESTPORT]|socket,id=ID,listen=[HOST]:PORT|connect=HOST:PORT',
-    help: 'a network back end: user-mode networking (NAT, DHCP, DNS) or a socket to another VM',
+    arg: 'user,id=ID[,hostfwd=tcp::HOSTPORT-:GUESTPORT]|socket,id=ID,listen=[HOST]:PORT|connect=HOST:PORT|stream,id=ID,...|dgram,id=ID,...',
+    help: 'a network back end: user-mode networking (NAT, DHCP, DNS), or a socket to another VM: socket, '
+      + 'stream (server=on|off,addr.type=inet,addr.host=H,addr.port=P or addr.type=unix,addr.path=P), '
+      + 'dgram (local.type=inet,local.host=H,local.port=P,remote.type=inet,remote.host=H,remote.port=P)',
     apply: (p, v, opt) => parseNetdev(p.options, v, opt),
   },
   {
+    names: ['chardev'],
+    arg: 'stdio|file|null|pipe|socket,id=ID[,path=P][,host=H,port=N][,server=on][,wait=off]',
+    help: "a character device for -serial chardev:ID or a virtio-serial port ('help' lists the backends)",
+    apply: (p, v, opt) => {
+      const help = parseChardev(p.options, v, opt);
+      if (help !== undefined) p.help = help;
+    },
+  },
+  {
+    names: ['fsdev'],
+    arg: 'local,id=ID,path=DIR,security_model=passthrough|mapped-xattr|mapped-file|none[,readonly=on]',
+    help: 'a host directory to share with the guest, for -device virtio-9p-...,fsdev=ID,mount_tag=TAG',
+    apply: (p, v, opt) => parseFsdev(p.options, v, opt),
+  },
+  {
+    names: ['virtfs'],
+    arg: 'local,path=DIR,mount_tag=TAG,security_model=...[,readonly=on][,id=ID]',
+    help: 'share a host directory over 9P (-fsdev and a virtio-9p-device); in the guest: mount -t 9p -o trans=virtio TAG DIR',
+    apply: (p, v, opt) => parseVirtfs(p.options, v, opt),
+  },
+  {
     names: ['device'],
-    arg: 'DRIVER[,drive=ID][,netdev=ID][,mac=MAC][,id=ID]',
-    help: "add a device ('help' lists them): virtio-blk-, virtio-net-, virtio-rng-, virtio-serial- -device or -pci",
+    arg: 'DRIVER[,drive=ID][,netdev=ID][,mac=MAC][,chardev=ID][,name=N][,id=ID]',
+    help: "add a device ('help' lists them): virtio-blk-, virtio-net-, virtio-rng-, virtio-serial-, virtio-9p- -device or -pci; virtconsole, virtserialport",
     apply: (p, v, opt) => {
       const help = parseDevice(p.options, v, opt);
       if (help !== undefined) p.help = help;
@@ -217,6 +242,7 @@ export function parseCommandLine(argv: string[]): CommandLine {
   // One program serves both boards: asking for KVM first, without -M, means the x86_64 microvm.
   if (!p.machineGiven && o.accel.names[0] === 'kvm') o.machine = 'microvm';
   checkDevices(o);
+  checkChardevs(o, p.serialGiven);
   if (o.kernel === undefined) {
     if (o.append !== undefined) throw new UserError('-append only allowed with -kernel option');
     if (o.initrd !== undefined) throw new UserError('-initrd only allowed with -kernel option');
@@ -320,7 +346,11 @@ function parseSerial(p: Parsed, value: string, opt: string): void {
   if (value === 'stdio' || value === 'mon:stdio') p.options.serial = { kind: 'stdio' };
   else if (value === 'null' || value === 'none') p.options.serial = { kind: 'null' };
   else if (value.startsWith('file:')) p.options.serial = { kind: 'file', path: fileName(value.slice(5), `${opt} ${value}`) };
-  else throw new UserError(`${opt} ${value}: unsupported character device (use stdio, mon:stdio, file:PATH, null or none)`);
+  else {
+    const chardev = parseSerialChardev(p.options, value, opt);
+    if (chardev === undefined) throw new UserError(`${opt} ${value}: unsupported character device (use stdio, mon:stdio, file:PATH, null, none, chardev:ID, tcp:, unix: or pipe:)`);
+    p.options.serial = chardev;
+  }
 }
 
 function fileName(value: string, what: string): string {

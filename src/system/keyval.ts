@@ -6,9 +6,10 @@ import { UserError } from './options.js';
 
 /**
  * Splits QEMU's `key=value,key=value` list; the first element may omit `key=`, meaning
- * `implied`. `,,` is a literal comma inside a value.
+ * `implied`. `,,` is a literal comma inside a value. Keys in `shortBools` may also appear
+ * bare (`server` for server=on) or with a `no` prefix (`nowait` for wait=off).
  */
-export function keyval(value: string, implied: string, opt: string): Array<[string, string]> {
+export function keyval(value: string, implied: string, opt: string, shortBools: readonly string[] = []): Array<[string, string]> {
   if (value === '') throw new UserError(`${opt}: empty value`);
   const parts: string[] = [];
   let cur = '';
@@ -27,6 +28,9 @@ export function keyval(value: string, implied: string, opt: string): Array<[stri
     if (part === '') throw new UserError(`${opt} ${value}: empty element in the list`);
     if (eq < 0) {
       if (i === 0) return [implied, part];
+      // QEMU's deprecated short-form booleans, still common in scripts: `server` is server=on, `nowait` wait=off.
+      if (shortBools.includes(part)) return [part, 'on'];
+      if (part.startsWith('no') && shortBools.includes(part.slice(2))) return [part.slice(2), 'off'];
       throw new UserError(`${opt} ${value}: expected '=' after '${part}'`);
     }
     const key = part.slice(0, eq);

@@ -7,9 +7,10 @@ import { UserError, type DeviceDriver, type VmOptions } from './options.js';
 
 /** Which -device models each board can build so far. */
 const BOARD_DEVICES: Record<VmOptions['machine'], readonly DeviceDriver[]> = {
-  // virtio-serial needs a -chardev of its own, which the command line does not have yet.
-  virt: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci'],
-  microvm: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci'],
+  virt: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci',
+    'virtio-serial-device', 'virtio-serial-pci', 'virtconsole', 'virtserialport', 'virtio-9p-device', 'virtio-9p-pci'],
+  microvm: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci',
+    'virtio-9p-device', 'virtio-9p-pci'],
 };
 
 /** Builds and runs the machine; resolves to the process exit status. */

@@ -7,7 +7,23 @@
 export class UserError extends Error {}
 
 export type BiosChoice = { kind: 'default' } | { kind: 'none' } | { kind: 'file'; path: string };
-export type SerialChoice = { kind: 'stdio' } | { kind: 'file'; path: string } | { kind: 'null' };
+export type SerialChoice = { kind: 'stdio' } | { kind: 'file'; path: string } | { kind: 'null' }
+  /** `-serial chardev:ID` (and `-serial tcp:`/`unix:`/`pipe:`, which add a -chardev named serial0). */
+  | { kind: 'chardev'; id: string };
+
+/** A socket address: TCP (`host=`/`port=`, `addr.type=inet`) or a Unix socket path (`path=`, `addr.type=unix`). */
+export type SocketAddr = { type: 'inet'; host: string; port: number } | { type: 'unix'; path: string };
+
+/** A host character device (`-chardev BACKEND,id=ID,...`), for one frontend (-serial chardev:ID or a virtio-serial port). */
+export type ChardevOptions =
+  /** signal: Ctrl-C at a terminal quits; mux: the Ctrl-A escape keys (C-a x quits). */
+  | { id: string; kind: 'stdio'; signal: boolean; mux: boolean }
+  | { id: string; kind: 'file'; path: string; append: boolean }
+  | { id: string; kind: 'null' }
+  /** PATH.in and PATH.out if both exist, else PATH for both directions (named pipes). */
+  | { id: string; kind: 'pipe'; path: string }
+  /** server: listen and serve one client at a time; wait: do not start the guest before the first client. */
+  | { id: string; kind: 'socket'; addr: SocketAddr; server: boolean; wait: boolean };
 
 /** An accelerator: the software CPU, or the host kernel's KVM. */
 export type AccelName = 'tcg' | 'kvm';
@@ -36,6 +52,10 @@ export interface VmOptions {
   drives: DriveOptions[];
   /** Network back ends (-netdev). */
   netdevs: NetdevOptions[];
+  /** Shared host directories (-fsdev, -virtfs); absent means none. */
+  fsdevs?: FsdevOptions[];
+  /** Character devices (-chardev), in command-line order; absent means none. */
+  chardevs?: ChardevOptions[];
   /** Devices (-device, plus one per `-drive if=virtio`), in command-line order. */
   devices: DeviceOptions[];
 }
@@ -64,12 +84,29 @@ export interface HostForward {
 /** A network back end. */
 export type NetdevOptions =
   | { id: string; kind: 'user'; hostfwd: HostForward[] }
-  | { id: string; kind: 'socket'; listen?: { host: string; port: number }; connect?: { host: string; port: number } };
+  | { id: string; kind: 'socket'; listen?: { host: string; port: number }; connect?: { host: string; port: number } }
+  /** `-netdev stream` (QEMU 7.2): a TCP or Unix stream socket, frames with a 4-byte big-endian length. */
+  | { id: string; kind: 'stream'; server: boolean; addr: SocketAddr }
+  /** `-netdev dgram` (and `-netdev socket,udp=,localaddr=`): one frame per UDP datagram. */
+  | { id: string; kind: 'dgram'; local: { host: string; port: number }; remote: { host: string; port: number } };
+
+/** How guest file ownership and modes map onto the host (QEMU's `security_model=`). */
+export const SECURITY_MODELS = ['passthrough', 'mapped-xattr', 'mapped-file', 'none'] as const;
+export type SecurityModel = (typeof SECURITY_MODELS)[number];
+
+/** A host directory shared with the guest over 9P (`-fsdev local,...`). */
+export interface FsdevOptions {
+  id: string;
+  path: string;
+  securityModel: SecurityModel;
+  readOnly: boolean;
+}
 
 /** Device models `-device` knows. */
 export const DEVICE_DRIVERS = [
   'virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci',
-  'virtio-rng-device', 'virtio-rng-pci', 'virtio-serial-device', 'virtio-serial-pci',
+  'virtio-rng-device', 'virtio-rng-pci', 'virtio-serial-device', 'virtio-serial-pci', 'virtconsole', 'virtserialport',
+  'virtio-9p-device', 'virtio-9p-pci',
 ] as const;
 export type DeviceDriver = (typeof DEVICE_DRIVERS)[number];
 
@@ -83,4 +120,19 @@ export interface DeviceOptions {
   netdev?: string;
   /** For virtio-net: the MAC address, six bytes. */
   mac?: number[];
+  /** For virtio-9p: the fsdev's id and the tag the guest mounts. */
+  fsdev?: string;
+  mountTag?: string;
+  /** For virtio-serial: the number of ports (max_ports=, default 31; 1 means no MULTIPORT). */
+  maxPorts?: number;
+  /** For virtconsole/virtserialport: the chardev's id (none: a port with nothing behind it). */
+  chardev?: string;
+  /** For virtconsole/virtserialport: the port's name, as the guest sees it. */
+  name?: string;
+  /** For virtconsole/virtserialport: the port number (nr=; assigned as QEMU does when not given). */
+  nr?: number;
+  /** For virtconsole/virtserialport: bus= as given (`ID.0` of a virtio-serial device). */
+  bus?: string;
+  /** For virtconsole/virtserialport: the index in `devices` of its virtio-serial device (set by the cross-checks). */
+  serialBus?: number;
 }

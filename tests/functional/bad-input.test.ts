@@ -2,16 +2,17 @@
  * Bad user input gets one line on stderr naming the problem and a non-zero exit,
  * never a stack trace; a guest executing garbage keeps the host alive and responsive.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { GuestConsole, ROOT, VIREO } from './guest-console.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vireo-bad-input-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 function vireo(args: string[]): { status: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [VIREO, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, input: '' });
@@ -59,6 +60,32 @@ test('unknown options and bad values are refused', () => {
   assertOneLineError(['-frobnicate'], /frobnicate/);
   assertOneLineError(['-smp', 'lots'], /smp/);
   assertOneLineError(['-M', 'pc'], /pc/);
+});
+
+test('character devices and socket netdevs: bad options and unreachable peers are one line', () => {
+  const sock = join(dir, 'nobody.sock');
+  assertOneLineError(['-nographic', '-chardev', `socket,id=c0,path=${sock}`, '-device', 'virtio-serial-device', '-device', 'virtconsole,chardev=c0'],
+    /-chardev socket,id=c0: cannot connect to unix:.*nobody\.sock: No such file or directory/);
+  assertOneLineError(['-chardev', 'bogus,id=x'], /'bogus' is not a supported chardev backend/);
+  assertOneLineError(['-device', 'virtio-serial-device', '-device', 'virtconsole,chardev=nope'], /chardev 'nope' not found/);
+  assertOneLineError(['-chardev', 'null,id=a', '-chardev', 'null,id=a'], /duplicate id 'a'/);
+  assertOneLineError(['-nographic', '-netdev', `stream,id=n0,addr.type=unix,addr.path=${sock}`, '-device', 'virtio-net-device,netdev=n0'],
+    /-netdev stream,id=n0: cannot connect to unix:.*nobody\.sock: No such file or directory/);
+  assertOneLineError(['-netdev', 'dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=5000'], /needs remote\.type=inet/);
+});
+
+test('shared folders: bad -fsdev, -virtfs and virtio-9p input is named', () => {
+  const file = join(dir, 'plain-file');
+  writeFileSync(file, '');
+  assertOneLineError(['-nographic', '-virtfs', `local,path=${join(dir, 'no-such-dir')},mount_tag=t,security_model=none`],
+    /-fsdev t: path '.*no-such-dir': No such file or directory/);
+  assertOneLineError(['-nographic', '-virtfs', `local,path=${file},mount_tag=t,security_model=none`], /-fsdev t: path '.*plain-file' is not a directory/);
+  assertOneLineError(['-nographic', '-fsdev', `local,id=f,security_model=none`], /needs path=/);
+  assertOneLineError(['-nographic', '-fsdev', `local,id=f,path=${dir},security_model=squash`], /unknown security_model 'squash'/);
+  assertOneLineError(['-nographic', '-virtfs', `local,path=${dir},security_model=none`], /needs mount_tag=/);
+  assertOneLineError(['-nographic', '-device', 'virtio-9p-pci,fsdev=nope,mount_tag=t'], /fsdev 'nope' not found/);
+  assertOneLineError(['-nographic', '-fsdev', `local,id=f,path=${dir},security_model=none`, '-fsdev', `local,id=f,path=${dir},security_model=none`],
+    /-fsdev: duplicate id 'f'/);
 });
 
 test('a guest executing random bytes traps forever but the host stays responsive', async () => {

@@ -67,7 +67,7 @@ test('-drive, -blockdev, -netdev and -device, and the checks between them', () =
   rejects(['-drive', 'file=a,if=none,id=x', '-device', 'virtio-blk-device,drive=x', '-device', 'virtio-blk-pci,drive=x'],
     "-device virtio-blk-pci: 'x' is already in use by another device");
   rejects(['-device', 'e1000'], "-device e1000: 'e1000' is not a valid device model name (-device help lists them)");
-  rejects(['-netdev', 'tap,id=t'], "-netdev tap,id=t: netdev type 'tap' is not supported (user or socket)");
+  rejects(['-netdev', 'tap,id=t'], "-netdev tap,id=t: netdev type 'tap' is not supported (user, socket, stream or dgram)");
   rejects(['-netdev', 'user,id=u,hostfwd=tcp::99999-:22'], '-netdev user,id=u,hostfwd=tcp::99999-:22: bad port 99999 in hostfwd');
   rejects(['-device', 'virtio-net-pci,mac=zz'], "-device virtio-net-pci,mac=zz: bad MAC address 'zz'");
 });
@@ -169,9 +169,97 @@ test('-serial: stdio, mon:stdio, file:PATH, null, none; one serial port only', (
   assert.deepEqual(run('-serial', 'null').serial, { kind: 'null' });
   assert.deepEqual(run('-serial', 'none').serial, { kind: 'null' });
   assert.deepEqual(run('-nographic', '-serial', 'file:x').serial, { kind: 'file', path: 'x' });
-  rejects(['-serial', 'pty'], '-serial pty: unsupported character device (use stdio, mon:stdio, file:PATH, null or none)');
+  rejects(['-serial', 'pty'], '-serial pty: unsupported character device (use stdio, mon:stdio, file:PATH, null, none, chardev:ID, tcp:, unix: or pipe:)');
   rejects(['-serial', 'file:'], '-serial file:: empty file name');
   rejects(['-serial', 'stdio', '-serial', 'null'], '-serial null: the virt machine has only one serial port');
+});
+
+test('-chardev: stdio, file, null, pipe and socket, with QEMU\'s spellings', () => {
+  assert.deepEqual(run('-chardev', 'stdio,id=c0,signal=off,mux=on', '-serial', 'chardev:c0').chardevs,
+    [{ id: 'c0', kind: 'stdio', signal: false, mux: true }]);
+  assert.deepEqual(run('-chardev', 'file,id=f,path=a,,b.log,append=on').chardevs, [{ id: 'f', kind: 'file', path: 'a,b.log', append: true }]);
+  assert.deepEqual(run('-chardev', 'null,id=n', '-chardev', 'pipe,id=p,path=/tmp/fifo').chardevs,
+    [{ id: 'n', kind: 'null' }, { id: 'p', kind: 'pipe', path: '/tmp/fifo' }]);
+  assert.deepEqual(run('-chardev', 'socket,id=s,path=/tmp/s.sock,server=on,wait=off').chardevs,
+    [{ id: 's', kind: 'socket', addr: { type: 'unix', path: '/tmp/s.sock' }, server: true, wait: false }]);
+  assert.deepEqual(run('-chardev', 'socket,id=s,host=0.0.0.0,port=4444,server=on').chardevs,
+    [{ id: 's', kind: 'socket', addr: { type: 'inet', host: '0.0.0.0', port: 4444 }, server: true, wait: true }], 'wait=on by default');
+  assert.deepEqual(run('-chardev', 'backend=socket,id=s,port=4444,nodelay=on').chardevs,
+    [{ id: 's', kind: 'socket', addr: { type: 'inet', host: '127.0.0.1', port: 4444 }, server: false, wait: false }], 'a client');
+  assert.deepEqual(run('-chardev', 'socket,id=s,path=x,server,nowait').chardevs,
+    [{ id: 's', kind: 'socket', addr: { type: 'unix', path: 'x' }, server: true, wait: false }], 'the old short booleans');
+  const help = parseCommandLine(['-chardev', 'help']);
+  assert.equal(help.kind, 'help');
+  assert.match((help as { text: string }).text, /socket/);
+});
+
+test('-chardev: bad options, unknown and duplicate ids, one frontend per chardev, one stdio', () => {
+  rejects(['-chardev', 'socket,path=x'], '-chardev socket,path=x: needs id=');
+  rejects(['-chardev', 'pty,id=p'], "-chardev pty,id=p: 'pty' is not a supported chardev backend (stdio, file, null, pipe, socket)");
+  rejects(['-chardev', 'file,id=f'], '-chardev file,id=f: needs path=');
+  rejects(['-chardev', 'socket,id=s'], '-chardev socket,id=s: needs path= (a Unix socket) or port= (TCP)');
+  rejects(['-chardev', 'socket,id=s,path=x,port=3'], '-chardev socket,id=s,path=x,port=3: give either path= or host= and port=, not both');
+  rejects(['-chardev', 'socket,id=s,port=0'], "-chardev socket,id=s,port=0: '0' is not a port number (1 to 65535)");
+  rejects(['-chardev', 'socket,id=s,path=x,wait=off'], "-chardev socket,id=s,path=x,wait=off: 'wait' only applies with server=on");
+  rejects(['-chardev', 'socket,id=s,path=x,server=maybe'], "-chardev socket,id=s,path=x,server=maybe: 'server' expects on or off, not 'maybe'");
+  rejects(['-chardev', 'socket,id=s,path=x,telnet=on'], '-chardev socket,id=s,path=x,telnet=on: telnet=on is not supported');
+  rejects(['-chardev', 'socket,id=s,path=x,reconnect=2'], "-chardev socket,id=s,path=x,reconnect=2: 'reconnect' is not supported for the socket backend");
+  rejects(['-chardev', 'null,id=n,path=x'], "-chardev null,id=n,path=x: 'path' is not supported for the null backend");
+  rejects(['-chardev', 'null,id=n,mux=on'], '-chardev null,id=n,mux=on: mux=on is only supported for stdio (Vireo has no monitor)');
+  rejects(['-chardev', 'null,id=1x'], "-chardev null,id=1x: '1x' is not a valid id (a letter, then letters, digits, '-', '.', '_')");
+  rejects(['-chardev', 'null,id=a', '-chardev', 'file,id=a,path=x'], "-chardev: duplicate id 'a'");
+  rejects(['-serial', 'chardev:nope'], "-serial chardev:nope: chardev 'nope' not found");
+  rejects(['-device', 'virtio-serial-device', '-device', 'virtconsole,chardev=nope'], "-device virtconsole: chardev 'nope' not found");
+  rejects(['-chardev', 'null,id=c', '-serial', 'chardev:c', '-device', 'virtio-serial-device', '-device', 'virtconsole,chardev=c'],
+    "-device virtconsole: chardev 'c' is already in use by -serial chardev:c");
+  rejects(['-chardev', 'stdio,id=a', '-chardev', 'stdio,id=b'], '-chardev stdio,id=b: cannot use stdio by multiple character devices');
+  rejects(['-nographic', '-chardev', 'stdio,id=a'],
+    '-chardev stdio,id=a: cannot use stdio by multiple character devices (the serial port is on stdio: add -serial none, or -serial chardev:a)');
+  // Without -serial or -nographic the serial port gives stdio to the chardev, as QEMU's default serial is not on stdio.
+  assert.deepEqual(run('-chardev', 'stdio,id=a').serial, { kind: 'null' });
+  assert.deepEqual(run('-nographic', '-serial', 'none', '-chardev', 'stdio,id=a').serial, { kind: 'null' });
+});
+
+test('-serial chardev:ID, tcp:, unix: and pipe: (a chardev named serial0)', () => {
+  assert.deepEqual(run('-chardev', 'null,id=x', '-serial', 'chardev:x').serial, { kind: 'chardev', id: 'x' });
+  let o = run('-serial', 'tcp::4444,server=on,wait=off');
+  assert.deepEqual(o.serial, { kind: 'chardev', id: 'serial0' });
+  assert.deepEqual(o.chardevs, [{ id: 'serial0', kind: 'socket', addr: { type: 'inet', host: '127.0.0.1', port: 4444 }, server: true, wait: false }]);
+  o = run('-serial', 'tcp:[::1]:23');
+  assert.deepEqual(o.chardevs, [{ id: 'serial0', kind: 'socket', addr: { type: 'inet', host: '::1', port: 23 }, server: false, wait: false }]);
+  o = run('-serial', 'unix:/tmp/a,,b,server,nowait');
+  assert.deepEqual(o.chardevs, [{ id: 'serial0', kind: 'socket', addr: { type: 'unix', path: '/tmp/a,b' }, server: true, wait: false }]);
+  assert.deepEqual(run('-serial', 'pipe:/tmp/p').chardevs, [{ id: 'serial0', kind: 'pipe', path: '/tmp/p' }]);
+  rejects(['-serial', 'tcp:4444'], "-serial tcp:4444: '4444' is not [HOST]:PORT");
+  rejects(['-serial', 'chardev:'], '-serial chardev:: needs a chardev id');
+  rejects(['-serial', 'unix:'], '-serial unix:: needs a path');
+});
+
+test('-device virtio-serial, virtconsole and virtserialport: buses and port numbers as QEMU assigns them', () => {
+  const o = run('-chardev', 'null,id=a', '-chardev', 'null,id=b', '-chardev', 'null,id=c',
+    '-device', 'virtio-serial', '-device', 'virtio-serial-device,id=vs,max_ports=4',
+    '-device', 'virtserialport,chardev=a,name=org.test.a', '-device', 'virtconsole,chardev=b,bus=vs.0', '-device', 'virtconsole,nr=3,bus=vs.0',
+    '-device', 'virtconsole,chardev=c');
+  assert.deepEqual(o.devices, [
+    { driver: 'virtio-serial-pci' },
+    { driver: 'virtio-serial-device', id: 'vs', maxPorts: 4 },
+    { driver: 'virtserialport', chardev: 'a', name: 'org.test.a', nr: 1, serialBus: 0 },
+    { driver: 'virtconsole', chardev: 'b', bus: 'vs.0', nr: 0, serialBus: 1 },
+    { driver: 'virtconsole', nr: 3, bus: 'vs.0', serialBus: 1 },
+    { driver: 'virtconsole', chardev: 'c', nr: 0, serialBus: 0 },
+  ]);
+  rejects(['-device', 'virtconsole'], '-device virtconsole: no virtio-serial bus (add -device virtio-serial-device or -device virtio-serial-pci)');
+  rejects(['-device', 'virtio-serial-device', '-device', 'virtconsole,bus=x.0'], "-device virtconsole: bus 'x.0' not found (a virtio-serial device with id=ID has bus ID.0)");
+  rejects(['-device', 'virtio-serial-device', '-device', 'virtserialport,nr=0'], '-device virtserialport: port 0 is reserved for a virtconsole');
+  rejects(['-device', 'virtio-serial-device,max_ports=2', '-device', 'virtserialport', '-device', 'virtserialport'],
+    '-device virtserialport: the virtio-serial bus has no free port (max_ports=2)');
+  rejects(['-device', 'virtio-serial-device,max_ports=2', '-device', 'virtconsole,nr=2'], '-device virtconsole: nr=2 is out of range (max_ports=2)');
+  rejects(['-device', 'virtio-serial-device', '-device', 'virtserialport,nr=1', '-device', 'virtconsole,nr=1'], '-device virtconsole: port 1 is already in use');
+  rejects(['-device', 'virtio-serial-device', '-device', 'virtserialport,name=x', '-device', 'virtserialport,name=x'],
+    "-device virtserialport: a port named 'x' already exists");
+  rejects(['-device', 'virtio-serial-device,max_ports=32'], '-device virtio-serial-device,max_ports=32: max_ports must be 1 to 31');
+  rejects(['-device', 'virtio-serial-device,chardev=x'], "-device virtio-serial-device,chardev=x: property 'chardev' not found for virtio-serial-device");
+  rejects(['-device', 'virtconsole,nr=x'], '-device virtconsole,nr=x: nr must be a port number, 0 to 30');
 });
 
 test('-bios none/default/FILE, and file options must not be empty', () => {
@@ -267,4 +355,40 @@ test('userMessage falls back to Node\'s wording for codes it has no text for', (
   const e = Object.assign(new Error("ECONNREFUSED: connection refused, connect"), { code: 'ECONNREFUSED', syscall: 'connect' });
   assert.equal(userMessage(e), 'connect: Connection refused');
   assert.equal(userMessage(new RangeError('x')), undefined);
+});
+
+test('-fsdev, -virtfs and -device virtio-9p-*, and the checks between them', () => {
+  const o = run('-fsdev', 'local,id=fs0,path=/srv/a,,b,security_model=mapped-xattr,readonly=on',
+    '-device', 'virtio-9p-pci,fsdev=fs0,mount_tag=share', '-virtfs', 'local,path=/tmp,mount_tag=tmp,security_model=none',
+    '-virtfs', 'local,path=/x,mount_tag=t2,security_model=passthrough,id=other');
+  assert.deepEqual(o.fsdevs, [
+    { id: 'fs0', path: '/srv/a,b', securityModel: 'mapped-xattr', readOnly: true },
+    { id: 'tmp', path: '/tmp', securityModel: 'none', readOnly: false },
+    { id: 'other', path: '/x', securityModel: 'passthrough', readOnly: false },
+  ]);
+  assert.deepEqual(o.devices, [
+    { driver: 'virtio-9p-pci', fsdev: 'fs0', mountTag: 'share' },
+    { driver: 'virtio-9p-device', fsdev: 'tmp', mountTag: 'tmp' },
+    { driver: 'virtio-9p-device', fsdev: 'other', mountTag: 't2' },
+  ]);
+  assert.equal(run().fsdevs, undefined, 'no shares by default');
+  const fs = 'local,id=f,path=/d,security_model=none';
+  rejects(['-fsdev', 'local,id=f,security_model=none'], '-fsdev local,id=f,security_model=none: needs path=');
+  rejects(['-fsdev', 'local,path=/d,security_model=none'], '-fsdev local,path=/d,security_model=none: needs id=');
+  rejects(['-fsdev', 'local,id=f,path=/d'], '-fsdev local,id=f,path=/d: needs security_model= (passthrough, mapped-xattr, mapped-file or none)');
+  rejects(['-fsdev', 'local,id=f,path=/d,security_model=open'],
+    "-fsdev local,id=f,path=/d,security_model=open: unknown security_model 'open' (passthrough, mapped-xattr, mapped-file or none)");
+  rejects(['-fsdev', 'proxy,id=f,path=/d,security_model=none'], "-fsdev proxy,id=f,path=/d,security_model=none: fsdev driver 'proxy' is not supported (local)");
+  rejects(['-fsdev', `${fs},fmode=0600`], `-fsdev ${fs},fmode=0600: fsdev property 'fmode' is not supported`);
+  rejects(['-fsdev', `${fs},readonly=maybe`], `-fsdev ${fs},readonly=maybe: 'maybe' is not on or off`);
+  rejects(['-fsdev', fs, '-fsdev', fs], "-fsdev: duplicate id 'f'");
+  rejects(['-virtfs', 'local,path=/d,security_model=none'], '-virtfs local,path=/d,security_model=none: needs mount_tag=');
+  rejects(['-virtfs', `local,path=/d,security_model=none,mount_tag=${'t'.repeat(32)}`],
+    `-virtfs local,path=/d,security_model=none,mount_tag=${'t'.repeat(32)}: mount_tag '${'t'.repeat(32)}' is longer than 31 bytes`);
+  rejects(['-fsdev', fs, '-device', 'virtio-9p-pci,fsdev=f'], '-device virtio-9p-pci,fsdev=f: needs mount_tag=');
+  rejects(['-fsdev', fs, '-device', 'virtio-9p-device,mount_tag=t'], '-device virtio-9p-device,mount_tag=t: needs fsdev=');
+  rejects(['-device', 'virtio-9p-pci,fsdev=nope,mount_tag=t'], "-device virtio-9p-pci: fsdev 'nope' not found");
+  rejects(['-fsdev', fs, '-device', 'virtio-9p-pci,fsdev=f,mount_tag=a', '-device', 'virtio-9p-device,fsdev=f,mount_tag=b'],
+    "-device virtio-9p-device: fsdev 'f' is already in use by another device");
+  rejects(['-device', 'virtio-blk-pci,drive=d,mount_tag=t'], "-device virtio-blk-pci,drive=d,mount_tag=t: property 'mount_tag' not found for virtio-blk-pci");
 });
