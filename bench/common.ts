@@ -3,16 +3,40 @@
  * and measure wall time and peak RSS (VmHWM sampled from /proc while it runs).
  * Benchmarks always run Vireo and its peer in the same invocation and print the ratio.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { readImage, BUNDLED_IMAGES } from '../src/hw/riscv/boot.js';
 
 /** The repository root (bench files run from dist/bench). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const VIREO = join(ROOT, 'bin', 'vireo.js');
+
+/** Children of runDriven still running and temporary directories: killed and removed when the bench exits. */
+const live = new Set<ChildProcess>();
+const temps: string[] = [];
+let exitHooked = false;
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', () => {
+    for (const c of live) c.kill('SIGKILL');
+    for (const d of temps) rmSync(d, { recursive: true, force: true });
+  });
+  // Run the 'exit' handler on Ctrl-C and kill too.
+  for (const [sig, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) process.on(sig, () => process.exit(128 + n));
+}
+
+/** A new temporary directory, removed when the process exits. */
+export function tempDir(): string {
+  hookExit();
+  const dir = mkdtempSync(join(tmpdir(), 'vireo-bench-'));
+  temps.push(dir);
+  return dir;
+}
 
 export interface RunResult {
   seconds: number;
@@ -43,7 +67,9 @@ function peakRss(pid: number): number {
 export function runDriven(cmd: string, args: string[], steps: Step[], timeoutS: number, env: NodeJS.ProcessEnv = process.env): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
+    hookExit();
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    live.add(child);
     let output = '';
     let stderr = '';
     let step = 0;
@@ -64,6 +90,7 @@ export function runDriven(cmd: string, args: string[], steps: Step[], timeoutS: 
     });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     child.on('exit', (status) => {
+      live.delete(child);
       const seconds = (performance.now() - start) / 1000;
       clearInterval(sampler);
       clearTimeout(timer);
@@ -146,4 +173,66 @@ export async function bestDriven(peer: Peer, steps: Step[], runs: number, key: (
     if (!best || key(r) < key(best)) best = r;
   }
   return best!;
+}
+
+// ---- The bundled RISC-V guest, for bench/blk.ts and bench/net.ts ----
+
+/** Its shell prompt. */
+export const RISCV_PROMPT = /~ # $/;
+
+/**
+ * Vireo and qemu-system-riscv64 (-accel tcg,thread=single, as in bench/boot.ts) on the same
+ * firmware and kernel (decompressed into a temporary directory), initramfs, command line and
+ * RAM; append the devices to each one's args. Throws if QEMU is missing: these benches only
+ * mean something as a ratio.
+ */
+export function riscvPeers(mem = '512M'): Peer[] {
+  if (!have('qemu-system-riscv64')) throw new Error('qemu-system-riscv64 not installed (apt-get install qemu-system-misc): no ratio to measure');
+  const dir = tempDir();
+  const fw = join(dir, 'fw_dynamic.bin');
+  const kernel = join(dir, 'Image');
+  writeFileSync(fw, readImage(join(BUNDLED_IMAGES, 'fw_dynamic.bin.gz')));
+  writeFileSync(kernel, readImage(join(BUNDLED_IMAGES, 'Image.gz')));
+  const guest = ['-M', 'virt', '-m', mem, '-smp', '1', '-nographic', '-bios', fw, '-kernel', kernel,
+    '-initrd', join(BUNDLED_IMAGES, 'initramfs.cpio.gz'), '-append', 'console=ttyS0'];
+  return [
+    { name: 'vireo', cmd: process.execPath, args: [VIREO, ...guest] },
+    { name: 'qemu', cmd: 'qemu-system-riscv64', args: [...guest, '-accel', 'tcg,thread=single'] },
+  ];
+}
+
+/**
+ * Boots `peer` with `extra` args, types `cmds` one after the other at the RISC-V shell (each
+ * once the previous one has finished), then powers off. Each command is followed by a marker
+ * the shell computes, so the echo of the typed line never matches it. Fails if the VMM exits
+ * non-zero or a command does not finish within `timeoutS` seconds of boot.
+ */
+export async function runGuestCommands(peer: Peer, extra: string[], cmds: string[], timeoutS: number): Promise<RunResult> {
+  const mark = (i: number) => `@@${1000 + i}@@`;
+  const steps: Step[] = cmds.map((c, i) => ({ expect: i === 0 ? RISCV_PROMPT : new RegExp(mark(i - 1)), send: `${c}; echo @@$((${1000 + i}))@@\n` }));
+  steps.push({ expect: new RegExp(mark(cmds.length - 1)), send: 'poweroff\n' });
+  const failed = (why: string, done: number, log: string) => new Error(`${peer.name} ${why} after ${done}/${cmds.length} guest commands` +
+    (done < cmds.length ? ` (at: ${cmds[done]!.slice(0, 70)}...)` : '') + (process.env.BENCH_DEBUG ? `\n${log}` : '; BENCH_DEBUG=1 shows the console'));
+  let r: RunResult;
+  try {
+    r = await runDriven(peer.cmd, [...peer.args, ...extra], steps, timeoutS);
+  } catch (e) {
+    // A timeout: its message ends with the console's tail, where the last marker tells how far the guest got.
+    const log = e instanceof Error ? e.message : String(e);
+    const done = Math.max(0, ...[...log.matchAll(/@@(\d+)@@/g)].map((m) => Number(m[1]) - 1000 + 1));
+    throw failed(`timed out (${timeoutS}s, BENCH_TIMEOUT)`, done, log);
+  }
+  if (r.status !== 0 || r.marks.length < steps.length) throw failed(r.status === null ? 'was killed by a signal' : `exited with status ${r.status}`, Math.max(0, r.marks.length - 1), `${r.output.slice(-3000)}\n${r.stderr}`);
+  return r;
+}
+
+/** Runs a bench's main; on failure prints one line (`name: FAILED: reason`) and exits 1. */
+export function benchMain(name: string, body: () => Promise<void>): void {
+  body().catch((e: unknown) => {
+    const msg = e instanceof Error ? e.message : String(e);
+    const [first, ...rest] = msg.split('\n');
+    console.error(`${name}: FAILED: ${first}`);
+    if (rest.length) console.error(rest.join('\n'));
+    process.exit(1);
+  });
 }
