@@ -10,7 +10,7 @@ const BOARD_DEVICES: Record<VmOptions['machine'], readonly DeviceDriver[]> = {
   virt: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci',
     'virtio-serial-device', 'virtio-serial-pci', 'virtconsole', 'virtserialport', 'virtio-9p-device', 'virtio-9p-pci'],
   microvm: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci',
-    'virtio-9p-device', 'virtio-9p-pci'],
+    'virtio-serial-device', 'virtio-serial-pci', 'virtconsole', 'virtserialport', 'virtio-9p-device', 'virtio-9p-pci'],
 };
 
 /** Builds and runs the machine; resolves to the process exit status. */

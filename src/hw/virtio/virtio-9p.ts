@@ -19,7 +19,7 @@ import type { GuestMemory } from '../core/guest-memory.js';
 import type { Fsdev } from '../../fsdev/fsdev.js';
 import { MAX_MSIZE, NinePServer } from '../../fsdev/9p-server.js';
 import { MAX_TAG_LEN } from '../../fsdev/9p-proto.js';
-import { VIRTIO_ID, type DescriptorBuffer, type DescriptorChain, type Virtqueue, type VirtioActivation, type VirtioDevice } from './virtio.js';
+import { VIRTIO_ID, readConfigBytes, type DescriptorBuffer, type DescriptorChain, type Virtqueue, type VirtioActivation, type VirtioDevice } from './virtio.js';
 
 /** Feature bit: the configuration space holds a mount tag. */
 export const VIRTIO_9P_MOUNT_TAG = 0n;
@@ -75,10 +75,7 @@ export class Virtio9p implements VirtioDevice {
   }
 
   readConfig(offset: number, size: number): number {
-    if (offset < 0 || size < 1 || size > 4 || offset + size > this.configSize) return 0;
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.config[offset + i]!;
-    return v;
+    return readConfigBytes(this.config, offset, size);
   }
 
   writeConfig(_offset: number, _size: number, _value: number): void {

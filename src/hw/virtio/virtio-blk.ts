@@ -23,7 +23,7 @@
  */
 import type { BlockBackend } from '../../block/block.js';
 import type { GuestMemory } from '../core/guest-memory.js';
-import { VIRTIO_ID, type DescriptorBuffer, type DescriptorChain, type Virtqueue, type VirtioActivation, type VirtioDevice } from './virtio.js';
+import { VIRTIO_ID, readConfigBytes, type DescriptorBuffer, type DescriptorChain, type Virtqueue, type VirtioActivation, type VirtioDevice } from './virtio.js';
 
 /** Feature bits (5.2.3). */
 export const VIRTIO_BLK_F = {
@@ -183,10 +183,7 @@ export class VirtioBlk implements VirtioDevice {
   }
 
   readConfig(offset: number, size: number): number {
-    if (offset < 0 || size < 1 || size > 4 || offset + size > CONFIG_SIZE) return 0;
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.config[offset + i];
-    return v;
+    return readConfigBytes(this.config, offset, size);
   }
 
   writeConfig(_offset: number, _size: number, _value: number): void {

@@ -25,7 +25,7 @@
  */
 import type { Chardev } from '../../chardev/chardev.js';
 import type { GuestMemory } from '../core/guest-memory.js';
-import { VIRTIO_ID, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
+import { VIRTIO_ID, readConfigBytes, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
 import { readFromChain, writeToChain } from './virtqueue.js';
 
 /** Feature bits (5.3.3). */
@@ -146,10 +146,8 @@ export class VirtioSerial implements VirtioDevice {
   }
 
   readConfig(offset: number, size: number): number {
-    if (offset < 0 || offset + size > CONFIG_SIZE || offset >= EMERG_WR) return 0; // emerg_wr is write-only
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.config.getUint8(offset + i);
-    return v;
+    if (offset >= EMERG_WR) return 0; // emerg_wr is write-only
+    return readConfigBytes(new Uint8Array(this.config.buffer), offset, size);
   }
 
   writeConfig(offset: number, _size: number, value: number): void {

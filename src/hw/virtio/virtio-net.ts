@@ -13,7 +13,7 @@
  */
 import { MAX_FRAME, type NetBackend } from '../../net/net.js';
 import type { GuestMemory } from '../core/guest-memory.js';
-import { VIRTIO_F_VERSION_1, VIRTIO_ID, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
+import { VIRTIO_F_VERSION_1, VIRTIO_ID, readConfigBytes, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
 import { readFromChain, writeToChain } from './virtqueue.js';
 
 /** Feature bits (5.1.3). */
@@ -65,10 +65,7 @@ export class VirtioNet implements VirtioDevice {
   }
 
   readConfig(offset: number, size: number): number {
-    if (offset < 0 || offset + size > CONFIG_SIZE) return 0;
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.config[offset + i]!;
-    return v;
+    return readConfigBytes(this.config, offset, size);
   }
 
   /** The configuration space is read-only for a modern driver (5.1.4.2). */

@@ -27,6 +27,17 @@ export const VIRTIO_F_ACCESS_PLATFORM = 33n;
 /** Device IDs (5). */
 export const VIRTIO_ID = { NET: 1, BLOCK: 2, CONSOLE: 3, RNG: 4, NINEP: 9 } as const;
 
+/**
+ * A little-endian read of `size` (1-4) bytes at `offset` of a device's configuration
+ * space; 0 outside it, so a driver's stray read never faults.
+ */
+export function readConfigBytes(config: Uint8Array, offset: number, size: number): number {
+  if (!Number.isInteger(offset) || offset < 0 || size < 1 || size > 4 || offset + size > config.length) return 0;
+  let v = 0;
+  for (let i = size - 1; i >= 0; i--) v = v * 256 + config[offset + i]!;
+  return v;
+}
+
 /** How a device tells the driver something happened. */
 export interface VirtioInterrupt {
   /** A used buffer was added to queue `index` (honouring the driver's suppression wishes is the queue's job). */
