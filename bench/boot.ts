@@ -4,17 +4,16 @@
  * -M virt on the very same firmware, kernel and initramfs, and prints both times,
  * their ratio, peak RSS and guest MIPS. Usage: npm run bench:boot [-- runs]
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImage, BUNDLED_IMAGES } from '../src/hw/riscv/boot.js';
-import { runDriven, have, instret, fmt, VIREO, type RunResult } from './common.js';
+import { runDriven, have, instret, fmt, tempDir, VIREO, type RunResult } from './common.js';
 
 const runs = Number(process.argv[2] ?? 3);
 const PROMPT = /~ # $/;
 const steps = [{ expect: PROMPT, send: 'poweroff\n' }];
 
-const dir = mkdtempSync(join(tmpdir(), 'vireo-bench-'));
+const dir = tempDir();
 const fw = join(dir, 'fw_dynamic.bin');
 const kernel = join(dir, 'Image');
 writeFileSync(fw, readImage(join(BUNDLED_IMAGES, 'fw_dynamic.bin.gz')));

@@ -142,8 +142,7 @@ export function kvmPeers(mem = '256M'): { peers: Peer[]; skipped: string[] } {
     return { peers: [], skipped: ['/dev/kvm is missing or not accessible: skipped Vireo and QEMU, nothing measured'] };
   }
   const images = join(ROOT, 'images', 'x86_64');
-  const dir = mkdtempSync(join(tmpdir(), 'vireo-bench-'));
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir();
   const kernel = join(dir, 'bzImage');
   writeFileSync(kernel, gunzipSync(readFileSync(join(images, 'bzImage.gz'))));
   const guest = ['-m', mem, '-smp', '1', '-nographic', '-no-reboot', '-kernel', kernel,
