@@ -9,7 +9,8 @@
 # Usage:   scripts/kvm-nested.sh DIR COMMAND...   e.g.  scripts/kvm-nested.sh "$PWD" node --test dist/tests/kvm/*.test.js
 # Needs:   root (installs qemu-system-x86 busybox-static cpio kmod with apt-get if missing)
 # Env:     KVM_NESTED_CACHE (default ~/.cache/vireo-kvm-nested), KVM_NESTED_MEM (default 2G),
-#          KVM_NESTED_TIMEOUT seconds (default 600)
+#          KVM_NESTED_TIMEOUT seconds (default 600), KVM_NESTED_QEMU=1 (also share this host's
+#          qemu-system-x86_64, so that bench/kvm-* have their peer inside); BENCH_* variables are passed in
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 DIR COMMAND..." >&2; exit 2; }
 dir=$(cd "$1" && pwd); shift
@@ -39,7 +40,7 @@ kver=$(cat kver)
 
 # 2. initramfs: busybox, kvm + 9p modules in load order, an /init that mounts the shares and runs the job.
 # (The file name carries a version: a changed /init below must not reuse an old cached image.)
-if [ ! -f initramfs-2.cpio ]; then
+if [ ! -f initramfs-3.cpio ]; then
   rm -rf rootfs && mkdir -p rootfs/{bin,dev,proc,sys,tmp,etc,lib/modules,opt/host}
   cp /bin/busybox rootfs/bin/busybox
   for a in $(rootfs/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "rootfs/bin/$a"; done
@@ -61,32 +62,42 @@ mount -t 9p -o $o host /opt/host
 mkdir -p /lib64 /lib/x86_64-linux-gnu
 for f in /opt/host/lib64/*; do ln -sf "$f" /lib64/; done
 for f in /opt/host/lib/*; do ln -sf "$f" /lib/x86_64-linux-gnu/; done
+[ -d /opt/host/share/qemu ] && mkdir -p /usr/share && ln -s /opt/host/share/qemu /usr/share/qemu
 d=$(cat /opt/host/workdir); mkdir -p "$d"; mount -t 9p -o $o work "$d"
 [ -c /dev/kvm ] || echo "kvm-nested: /dev/kvm missing in the guest"
 cd "$d"; sh /opt/host/job.sh; echo "KVM-NESTED-EXIT=$?"
 poweroff -f
 EOF
   chmod +x rootfs/init
-  (cd rootfs && find . | cpio -o -H newc --quiet) > initramfs.tmp && mv initramfs.tmp initramfs-2.cpio
+  (cd rootfs && find . | cpio -o -H newc --quiet) > initramfs.tmp && mv initramfs.tmp initramfs-3.cpio
 fi
 
-# 3. host share: this host's node (stripped) and the libraries it links.
-node=$(command -v node)
-if [ ! -x host/bin/node ] || [ "$(cat host/node.src 2>/dev/null)" != "$(readlink -f "$node")" ]; then
-  rm -rf host && mkdir -p host/bin host/lib64 host/lib
-  strip -o host/bin/node "$node" 2>/dev/null || cp "$node" host/bin/node
-  for l in $(ldd "$node" | awk '/=>/{print $3} /ld-linux/{print $1}'); do
+# 3. host share: this host's node (stripped), optionally qemu-system-x86_64 and its firmware, and the libraries they link.
+share_binary() {
+  strip -o "host/bin/$(basename "$1")" "$1" 2>/dev/null || cp "$1" host/bin/
+  for l in $(ldd "$1" | awk '/=>/{print $3} /ld-linux/{print $1}'); do
     case "$l" in /lib64/*) cp -L "$l" host/lib64/;; *) cp -L "$l" host/lib/;; esac
   done
-  readlink -f "$node" > host/node.src
+}
+node=$(command -v node)
+qemu=$([ "${KVM_NESTED_QEMU:-0}" = 1 ] && command -v qemu-system-x86_64 || true)
+if [ ! -x host/bin/node ] || [ "$(cat host/node.src 2>/dev/null)" != "$(readlink -f "$node") $qemu" ]; then
+  rm -rf host && mkdir -p host/bin host/lib64 host/lib
+  share_binary "$node"
+  if [ -n "$qemu" ]; then
+    share_binary "$qemu"
+    mkdir -p host/share/qemu
+    for f in bios-microvm.bin qboot.rom linuxboot_dma.bin pvh.bin kvmvapic.bin; do cp -L "/usr/share/qemu/$f" host/share/qemu/ 2>/dev/null || true; done
+  fi
+  echo "$(readlink -f "$node") $qemu" > host/node.src
 fi
 printf '%s\n' "$dir" > host/workdir
-{ echo "#!/bin/sh"; printf '%q ' "$@"; echo; } > host/job.sh
+{ echo "#!/bin/sh"; env | grep '^BENCH_[A-Z_]*=' | sed "s/'/'\\\\''/g; s/=\(.*\)/='\1'/; s/^/export /" || true; printf '%q ' "$@"; echo; } > host/job.sh
 
 out=$(mktemp)
 # qemu runs in the background so that a TERM/INT to this script (e.g. from an outer timeout) ends it too
 timeout "${KVM_NESTED_TIMEOUT:-600}" qemu-system-x86_64 -M q35 -accel tcg -cpu max -m "${KVM_NESTED_MEM:-2G}" -smp 2 \
-  -nodefaults -display none -serial stdio -no-reboot -kernel vmlinuz -initrd initramfs-2.cpio \
+  -nodefaults -display none -serial stdio -no-reboot -kernel vmlinuz -initrd initramfs-3.cpio \
   -virtfs "local,path=$cache/host,mount_tag=host,security_model=none,readonly=on" \
   -virtfs "local,path=$dir,mount_tag=work,security_model=none" \
   -append "console=ttyS0 panic=-1 loglevel=1 quiet" </dev/null >"$out" 2>&1 &
