@@ -12,9 +12,20 @@
  * be written again, so that a device able to wait (virtio-serial) holds the guest's
  * output instead of losing it.
  */
+/** Input waiting past this many bytes pauses the host stream (the sender then waits, e.g. in TCP) until half is read. */
+const HIGH_WATER = 64 * 1024;
+
+/** A host stream that input flow control can hold back. */
+interface PausableSource {
+  pause(): unknown;
+  resume(): unknown;
+}
+
 export abstract class Chardev {
   private queue: Buffer[] = [];
   private queued = 0;
+  /** The host stream paused because too much input waits, or null. */
+  private pausedSource: PausableSource | null = null;
   /** Set by the frontend device: called whenever new input is queued. */
   onInput: (() => void) | null = null;
   /** Set by the frontend device: called when the host side connects (true) or goes away (false). */
@@ -53,6 +64,11 @@ export abstract class Chardev {
       else this.queue[0] = head.subarray(take);
     }
     this.queued -= n;
+    const source = this.pausedSource;
+    if (source && this.queued < HIGH_WATER / 2) {
+      this.pausedSource = null;
+      source.resume();
+    }
     return Buffer.concat(out, n);
   }
 
@@ -62,6 +78,20 @@ export abstract class Chardev {
     this.queue.push(data);
     this.queued += data.length;
     this.onInput?.();
+  }
+
+  /** Host input from `source`, which is paused while more than HIGH_WATER bytes wait (called by subclasses). */
+  protected receiveFrom(source: PausableSource, data: Buffer): void {
+    this.receive(data);
+    if (this.pausedSource === null && this.queued > HIGH_WATER) {
+      this.pausedSource = source;
+      source.pause();
+    }
+  }
+
+  /** The paused stream went away or was closed: never resume it. */
+  protected forgetPausedSource(): void {
+    this.pausedSource = null;
   }
 
   /** Subclasses report the host side connecting or leaving. */

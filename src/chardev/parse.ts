@@ -53,8 +53,8 @@ function chardevFromPairs(id: string, backend: string, pairs: Array<[string, str
   const get = new Map<string, string>();
   for (const [k, v] of pairs) {
     if (k === 'mux') {
-      // C-a escapes on stdio; a mux shared by several frontends (a monitor) is not there.
-      if (onOff(v, what, k) && backend !== 'stdio') throw new UserError(`${what}: mux=on is only supported for stdio (Vireo has no monitor)`);
+      // On stdio: the C-a escapes, and a human monitor behind C-a c (-mon chardev=ID); no other mux.
+      if (onOff(v, what, k) && backend !== 'stdio') throw new UserError(`${what}: mux=on is only supported for stdio`);
     }
     get.set(k, v);
   }
@@ -108,6 +108,14 @@ function chardevFromPairs(id: string, backend: string, pairs: Array<[string, str
  * add one named serial0, as QEMU does. Returns undefined for anything else.
  */
 export function parseSerialChardev(o: VmOptions, value: string, opt: string): SerialChoice | undefined {
+  return parseLegacyChardev(o, value, opt, SERIAL_CHARDEV_ID);
+}
+
+/**
+ * The legacy chardev spellings shared by -serial, -qmp and -monitor: `chardev:ID` names a
+ * -chardev; `tcp:`, `unix:` and `pipe:` add one with the id `newId`. Undefined for anything else.
+ */
+export function parseLegacyChardev(o: VmOptions, value: string, opt: string, newId: string): SerialChoice | undefined {
   const what = `${opt} ${value}`;
   const colon = value.indexOf(':');
   if (colon < 0) return undefined;
@@ -124,13 +132,13 @@ export function parseSerialChardev(o: VmOptions, value: string, opt: string): Se
   if (addr === undefined) throw new UserError(`${what}: needs ${kind === 'tcp' ? '[HOST]:PORT' : 'a path'}`);
   const others = pairs.slice(1);
   let c: ChardevOptions;
-  if (kind === 'pipe') c = chardevFromPairs(SERIAL_CHARDEV_ID, 'pipe', [['path', addr], ...others], what);
-  else if (kind === 'unix') c = chardevFromPairs(SERIAL_CHARDEV_ID, 'socket', [['path', addr], ...others], what);
+  if (kind === 'pipe') c = chardevFromPairs(newId, 'pipe', [['path', addr], ...others], what);
+  else if (kind === 'unix') c = chardevFromPairs(newId, 'socket', [['path', addr], ...others], what);
   else {
     const i = addr.lastIndexOf(':');
     if (i < 0) throw new UserError(`${what}: '${addr}' is not [HOST]:PORT`);
     const host = addr.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-    c = chardevFromPairs(SERIAL_CHARDEV_ID, 'socket', [...(host ? [['host', host] as [string, string]] : []), ['port', addr.slice(i + 1)], ...others], what);
+    c = chardevFromPairs(newId, 'socket', [...(host ? [['host', host] as [string, string]] : []), ['port', addr.slice(i + 1)], ...others], what);
   }
   (o.chardevs ??= []).push(c);
   return { kind: 'chardev', id: c.id };
@@ -166,5 +174,16 @@ export function checkChardevs(o: VmOptions, serialGiven: boolean): void {
     users.set(id, user);
   };
   if (o.serial.kind === 'chardev') use(o.serial.id, `-serial chardev:${o.serial.id}`);
+  for (const m of o.monitors ?? []) {
+    if (m.chardev === null) continue;
+    const what = `-mon chardev=${m.chardev}`;
+    const c = chardevs.find((x) => x.id === m.chardev);
+    // A stdio chardev with mux=on is shared: the serial port, and the monitor behind C-a c.
+    if (c?.kind === 'stdio' && c.mux) {
+      if (m.mode !== 'readline') throw new UserError(`${what}: only an HMP (mode=readline) can share a mux=on terminal`);
+      continue;
+    }
+    use(m.chardev, what);
+  }
   for (const d of o.devices) if (d.chardev !== undefined) use(d.chardev, `-device ${d.driver}`);
 }

@@ -5,7 +5,7 @@
  * are opened read-write, so opening never waits for the other end and a writer that
  * comes and goes is not an end of input.
  *
- * Input is held as with every chardev (and the pipe paused past HIGH_WATER); output
+ * Input is held as with every chardev (and the pipe paused while 64 KiB wait); output
  * towards a reader that does not keep up is dropped past MAX_UNSENT bytes.
  */
 import { closeSync, constants, existsSync, fstatSync, openSync } from 'node:fs';
@@ -13,7 +13,6 @@ import { Socket } from 'node:net';
 import { Chardev } from './chardev.js';
 import { UserError } from '../system/options.js';
 
-const HIGH_WATER = 64 * 1024;
 const MAX_UNSENT = 1 << 20;
 
 function openFifo(path: string, what: string): number {
@@ -29,7 +28,6 @@ function openFifo(path: string, what: string): number {
 export class PipeChardev extends Chardev {
   private readonly input: Socket;
   private readonly output: Socket;
-  private paused = false;
   private closed = false;
 
   /** Opens the pipes; throws Node's file-system error (ENOENT, ...) or a UserError. */
@@ -52,13 +50,7 @@ export class PipeChardev extends Chardev {
     } else {
       this.input = this.output = new Socket({ fd: inFd, readable: true, writable: true });
     }
-    this.input.on('data', (chunk: Buffer) => {
-      this.receive(chunk);
-      if (!this.paused && this.pending > HIGH_WATER) {
-        this.paused = true;
-        this.input.pause();
-      }
-    });
+    this.input.on('data', (chunk: Buffer) => this.receiveFrom(this.input, chunk));
     this.input.on('error', () => {});
     this.output.on('error', () => {});
   }
@@ -66,15 +58,6 @@ export class PipeChardev extends Chardev {
   override write(data: Uint8Array): void {
     if (this.closed || data.length === 0 || this.output.writableLength > MAX_UNSENT) return;
     this.output.write(Buffer.from(data));
-  }
-
-  override read(max: number): Uint8Array {
-    const data = super.read(max);
-    if (this.paused && this.pending < HIGH_WATER / 2 && !this.closed) {
-      this.paused = false;
-      this.input.resume();
-    }
-    return data;
   }
 
   override close(): void {

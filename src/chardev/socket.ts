@@ -4,8 +4,8 @@
  * a time, the next one once it leaves) or as a client (connect once at start-up; a
  * failure is a one-line error).
  *
- * Host input is held, never dropped: while the frontend has not taken more than
- * HIGH_WATER bytes the socket is paused, so the peer is slowed down by TCP instead.
+ * Host input is held, never dropped: while more than 64 KiB wait for the frontend
+ * the socket is paused (Chardev.receiveFrom), so the peer is slowed down by TCP instead.
  * Guest output goes to the client; with no client it is discarded, as in QEMU. A peer
  * that does not read makes {@link SocketChardev.writeBlocked} true, which a frontend that
  * can wait (virtio-serial) honours; past MAX_UNSENT bytes further output is dropped, so
@@ -18,8 +18,6 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Chardev } from './chardev.js';
 import { UserError, type SocketAddr } from '../system/options.js';
 
-/** Input waiting beyond this many bytes pauses the socket until the frontend catches up. */
-const HIGH_WATER = 64 * 1024;
 /** Output towards a client that does not read beyond which bytes are dropped. */
 const MAX_UNSENT = 1 << 20;
 
@@ -117,7 +115,6 @@ export class SocketChardev extends Chardev {
   readonly address: SocketAddr;
   private server: Server | null;
   private client: Socket | null = null;
-  private paused = false;
   private closed = false;
 
   private constructor(address: SocketAddr, server: Server | null) {
@@ -167,16 +164,6 @@ export class SocketChardev extends Chardev {
     s.write(Buffer.from(data));
   }
 
-  /** Takes waiting input, resuming the socket once the backlog has drained. */
-  override read(max: number): Uint8Array {
-    const data = super.read(max);
-    if (this.paused && this.pending < HIGH_WATER / 2) {
-      this.paused = false;
-      this.client?.resume();
-    }
-    return data;
-  }
-
   override close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -188,15 +175,11 @@ export class SocketChardev extends Chardev {
 
   private attach(s: Socket): void {
     this.client = s;
-    this.paused = false;
+    this.forgetPausedSource();
     if (this.address.type === 'inet') s.setNoDelay(true);
     s.on('data', (chunk: Buffer) => {
       if (this.client !== s) return;
-      this.receive(chunk);
-      if (!this.paused && this.pending > HIGH_WATER) {
-        this.paused = true;
-        s.pause();
-      }
+      this.receiveFrom(s, chunk);
     });
     s.on('drain', () => {
       if (this.client === s) this.writable();
@@ -205,7 +188,7 @@ export class SocketChardev extends Chardev {
     s.on('close', () => {
       if (this.client !== s) return;
       this.client = null;
-      this.paused = false;
+      this.forgetPausedSource();
       this.setOpen(false);
       this.writable(); // held output is discarded now instead of waiting for a drain that will not come
     });

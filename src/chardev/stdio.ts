@@ -6,7 +6,8 @@
  * arrives as `\r`, as on a real serial line, and Ctrl-C goes to the guest), and is
  * restored on close, on exit and on a terminating signal. With escapes on (QEMU's
  * `-nographic` / `mon:stdio` behaviour) Ctrl-A is a prefix key: `C-a x` quits, `C-a h`
- * lists the keys, `C-a C-a` sends one Ctrl-A. Escapes are recognised in piped input too,
+ * lists the keys, `C-a c` switches to the human monitor and back, `C-a C-a` sends one
+ * Ctrl-A. Escapes are recognised in piped input too,
  * as QEMU does. Without escapes, Ctrl-C typed at a terminal still quits, the way QEMU's
  * plain `-serial stdio` leaves terminal signals on (`-chardev stdio,signal=off` sends it to
  * the guest instead; `-chardev stdio,mux=on` turns the escapes on).
@@ -52,8 +53,6 @@ export interface StdioChardevOptions {
 
 const CTRL_A = 0x01;
 const CTRL_C = 0x03;
-/** Input held beyond this many bytes pauses the host stream until the guest catches up. */
-const HIGH_WATER = 64 * 1024;
 
 // Lines end in \r\n: the terminal is raw, and the guest's output shares the screen.
 const ESCAPE_HELP = [
@@ -62,7 +61,7 @@ const ESCAPE_HELP = [
   'C-a s    save disk data (not supported)',
   'C-a t    toggle console timestamps (not supported)',
   'C-a b    send a break (not supported)',
-  'C-a c    switch between console and monitor (there is no monitor yet)',
+  'C-a c    switch between console and monitor',
   'C-a C-a  send C-a to the guest',
 ].join('\r\n');
 
@@ -76,12 +75,17 @@ export class StdioChardev extends Chardev {
   private readonly signal: boolean;
   /** Called for `C-a x` (or Ctrl-C with signal on); replaceable by the board that runs the guest. */
   onQuit: () => void;
+  /**
+   * A human monitor sharing this terminal (QEMU's mux): `C-a c` switches the input between
+   * the guest and it. Both write to the terminal; guest output keeps flowing meanwhile.
+   */
+  monitor: { input(data: Uint8Array): void; focus(on: boolean): void } | null = null;
+  private monitorFocus = false;
   /** True while this device holds the terminal in raw mode. */
   private raw = false;
   private wasRaw = false;
   private gotEscape = false;
   private quitting = false;
-  private paused = false;
   private closed = false;
   private pendingOutput: Buffer[] = [];
   private flushScheduled = false;
@@ -139,21 +143,12 @@ export class StdioChardev extends Chardev {
     this.output.write(data);
   }
 
-  /** Takes waiting input, resuming the host stream once the backlog has drained. */
-  override read(max: number): Uint8Array {
-    const data = super.read(max);
-    if (this.paused && this.pending < HIGH_WATER / 2 && !this.closed) {
-      this.paused = false;
-      this.input.resume();
-    }
-    return data;
-  }
-
   /** Stops reading stdin and gives the terminal back in its original mode. */
   override close(): void {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    this.forgetPausedSource();
     this.input.off('data', this.onData);
     this.input.off('error', this.onError);
     this.input.pause();
@@ -191,11 +186,11 @@ export class StdioChardev extends Chardev {
 
   private deliver(chunk: Buffer, start: number, end: number): void {
     if (end <= start) return;
-    this.receive(chunk.subarray(start, end));
-    if (!this.paused && this.pending > HIGH_WATER) {
-      this.paused = true;
-      this.input.pause();
+    if (this.monitorFocus && this.monitor !== null) {
+      this.monitor.input(chunk.subarray(start, end));
+      return;
     }
+    this.receiveFrom(this.input, chunk.subarray(start, end));
   }
 
   /** Acts on the key typed after C-a; unknown keys are dropped, as in QEMU. */
@@ -210,7 +205,14 @@ export class StdioChardev extends Chardev {
         this.quit();
         break;
       case 'c':
-        this.note('vireo: C-a c: there is no monitor yet');
+        if (this.monitor === null) {
+          this.note('vireo: C-a c: there is no monitor (-qmp or -monitor took it)');
+          break;
+        }
+        this.monitorFocus = !this.monitorFocus;
+        this.flush();
+        this.output.write('\r\n');
+        this.monitor.focus(this.monitorFocus);
         break;
       case 's':
       case 't':

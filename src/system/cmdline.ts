@@ -15,6 +15,7 @@ import { keyval } from './keyval.js';
 import { parseFsdev, parseVirtfs } from '../fsdev/cmdline.js';
 import { checkDevices, parseBlockdev, parseDevice, parseDrive, parseNetdev } from './cmdline-devices.js';
 import { checkChardevs, parseChardev, parseSerialChardev } from '../chardev/parse.js';
+import { addDefaultMonitor, parseMon, parseMonitorDevice, parseName } from '../monitor/cmdline.js';
 
 /** What the command line asks for. */
 export type CommandLine =
@@ -39,6 +40,8 @@ interface Parsed {
   machineGiven?: boolean;
   /** `-machine help` / `-accel help`: answered after the remaining arguments are checked. */
   help?: string;
+  /** `-serial mon:stdio`: the monitor shares the serial terminal. */
+  monStdio?: boolean;
 }
 
 interface OptionSpec {
@@ -192,6 +195,37 @@ const OPTIONS: OptionSpec[] = [
     },
   },
   {
+    names: ['qmp'],
+    arg: 'unix:PATH,server=on,wait=off|tcp:[HOST]:PORT,server=on,wait=off|stdio',
+    help: 'a QMP (JSON) monitor on a socket or stdio; may be repeated',
+    apply: (p, v, opt) => parseMonitorDevice(p.options, v, opt, 'control'),
+  },
+  {
+    names: ['monitor'],
+    arg: 'stdio|unix:PATH,server=on,wait=off|tcp:[HOST]:PORT,server=on,wait=off|none',
+    help: 'a human monitor (HMP, the (qemu) prompt); by default -nographic has one behind C-a c',
+    apply: (p, v, opt) => parseMonitorDevice(p.options, v, opt, 'readline'),
+  },
+  {
+    names: ['mon'],
+    arg: '[chardev=]ID[,mode=readline|control]',
+    help: 'a monitor on -chardev ID (a stdio chardev with mux=on shares it with -serial chardev:ID)',
+    apply: (p, v, opt) => parseMon(p.options, v, opt),
+  },
+  {
+    names: ['S'],
+    help: 'do not start the CPUs at start-up (use cont in the monitor)',
+    apply: (p) => {
+      p.options.startPaused = true;
+    },
+  },
+  {
+    names: ['name'],
+    arg: '[guest=]NAME',
+    help: 'the name of the guest (query-name, info name)',
+    apply: (p, v, opt) => parseName(p.options, v, opt),
+  },
+  {
     names: ['no-reboot'],
     help: 'exit instead of rebooting',
     apply: (p) => {
@@ -243,6 +277,7 @@ export function parseCommandLine(argv: string[]): CommandLine {
   if (!p.machineGiven && o.accel.names[0] === 'kvm') o.machine = 'microvm';
   checkDevices(o);
   checkChardevs(o, p.serialGiven);
+  addDefaultMonitor(o, p.monStdio === true);
   if (o.kernel === undefined) {
     if (o.append !== undefined) throw new UserError('-append only allowed with -kernel option');
     if (o.initrd !== undefined) throw new UserError('-initrd only allowed with -kernel option');
@@ -342,9 +377,11 @@ function parseMemory(value: string, opt: string): number {
 function parseSerial(p: Parsed, value: string, opt: string): void {
   if (p.serialGiven) throw new UserError(`${opt} ${value}: the virt machine has only one serial port`);
   p.serialGiven = true;
-  // Vireo has no monitor, so mon:stdio (stdio shared with the monitor) is plain stdio.
-  if (value === 'stdio' || value === 'mon:stdio') p.options.serial = { kind: 'stdio' };
-  else if (value === 'null' || value === 'none') p.options.serial = { kind: 'null' };
+  // mon:stdio: stdio shared with the human monitor (C-a c switches).
+  if (value === 'stdio' || value === 'mon:stdio') {
+    p.options.serial = { kind: 'stdio' };
+    p.monStdio = value === 'mon:stdio';
+  } else if (value === 'null' || value === 'none') p.options.serial = { kind: 'null' };
   else if (value.startsWith('file:')) p.options.serial = { kind: 'file', path: fileName(value.slice(5), `${opt} ${value}`) };
   else {
     const chardev = parseSerialChardev(p.options, value, opt);

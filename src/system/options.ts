@@ -58,6 +58,21 @@ export interface VmOptions {
   chardevs?: ChardevOptions[];
   /** Devices (-device, plus one per `-drive if=virtio`), in command-line order. */
   devices: DeviceOptions[];
+  /** Monitors (-qmp, -monitor, -mon, and the one -nographic puts on the serial terminal); absent means none. */
+  monitors?: MonitorOptions[];
+  /** -S: start with the vCPUs stopped (run state prelaunch) until `cont`. */
+  startPaused?: boolean;
+  /** -name NAME: the VM's name (query-name). */
+  name?: string;
+}
+
+/**
+ * A monitor: QMP (`control`) or HMP (`readline`) on a -chardev (`chardev`), or on the
+ * serial port's terminal, reached with C-a c (`chardev: null`).
+ */
+export interface MonitorOptions {
+  mode: 'control' | 'readline';
+  chardev: string | null;
 }
 
 /** A disk image and how to open it. */

@@ -62,6 +62,17 @@ test('unknown options and bad values are refused', () => {
   assertOneLineError(['-M', 'pc'], /pc/);
 });
 
+test('monitors: unknown -qmp and -monitor spellings, and sockets that cannot listen, are one line', () => {
+  assertOneLineError(['-nographic', '-qmp', 'unix'], /^vireo: -qmp unix: unsupported monitor device/);
+  assertOneLineError(['-nographic', '-qmp', 'telnet:1234'], /^vireo: -qmp telnet:1234: unsupported monitor device/);
+  assertOneLineError(['-nographic', '-qmp', `unix:${join(dir, 'q.sock')},server=on,wait=sometimes`], /'wait' expects on or off, not 'sometimes'/);
+  assertOneLineError(['-nographic', '-monitor', 'vc'], /^vireo: -monitor vc: unsupported monitor device/);
+  assertOneLineError(['-nographic', '-monitor', 'stdio'], /cannot use stdio by multiple character devices/);
+  assertOneLineError(['-mon', 'chardev=nope'], /chardev 'nope' not found/);
+  assertOneLineError(['-nographic', '-qmp', `unix:${join(dir, 'no', 'such', 'dir', 'q.sock')},server=on,wait=off`],
+    /-chardev socket,id=compat_monitor0: cannot listen on unix:.*q\.sock: /);
+});
+
 test('character devices and socket netdevs: bad options and unreachable peers are one line', () => {
   const sock = join(dir, 'nobody.sock');
   assertOneLineError(['-nographic', '-chardev', `socket,id=c0,path=${sock}`, '-device', 'virtio-serial-device', '-device', 'virtconsole,chardev=c0'],

@@ -205,7 +205,7 @@ test('-chardev: bad options, unknown and duplicate ids, one frontend per chardev
   rejects(['-chardev', 'socket,id=s,path=x,telnet=on'], '-chardev socket,id=s,path=x,telnet=on: telnet=on is not supported');
   rejects(['-chardev', 'socket,id=s,path=x,reconnect=2'], "-chardev socket,id=s,path=x,reconnect=2: 'reconnect' is not supported for the socket backend");
   rejects(['-chardev', 'null,id=n,path=x'], "-chardev null,id=n,path=x: 'path' is not supported for the null backend");
-  rejects(['-chardev', 'null,id=n,mux=on'], '-chardev null,id=n,mux=on: mux=on is only supported for stdio (Vireo has no monitor)');
+  rejects(['-chardev', 'null,id=n,mux=on'], '-chardev null,id=n,mux=on: mux=on is only supported for stdio');
   rejects(['-chardev', 'null,id=1x'], "-chardev null,id=1x: '1x' is not a valid id (a letter, then letters, digits, '-', '.', '_')");
   rejects(['-chardev', 'null,id=a', '-chardev', 'file,id=a,path=x'], "-chardev: duplicate id 'a'");
   rejects(['-serial', 'chardev:nope'], "-serial chardev:nope: chardev 'nope' not found");
@@ -391,4 +391,51 @@ test('-fsdev, -virtfs and -device virtio-9p-*, and the checks between them', () 
   rejects(['-fsdev', fs, '-device', 'virtio-9p-pci,fsdev=f,mount_tag=a', '-device', 'virtio-9p-device,fsdev=f,mount_tag=b'],
     "-device virtio-9p-device: fsdev 'f' is already in use by another device");
   rejects(['-device', 'virtio-blk-pci,drive=d,mount_tag=t'], "-device virtio-blk-pci,drive=d,mount_tag=t: property 'mount_tag' not found for virtio-blk-pci");
+});
+
+test('-qmp, -monitor, -mon, -S, -name: monitors on chardevs named compat_monitorN, as QEMU', () => {
+  const o = run('-nographic', '-qmp', 'unix:/tmp/q.sock,server=on,wait=off', '-qmp', 'tcp:127.0.0.1:4444,server,nowait',
+    '-monitor', 'unix:/tmp/h.sock,server=on,wait=off', '-S', '-name', 'guest=vm1,debug-threads=on');
+  assert.deepEqual(o.chardevs, [
+    { id: 'compat_monitor0', kind: 'socket', addr: { type: 'unix', path: '/tmp/q.sock' }, server: true, wait: false },
+    { id: 'compat_monitor1', kind: 'socket', addr: { type: 'inet', host: '127.0.0.1', port: 4444 }, server: true, wait: false },
+    { id: 'compat_monitor2', kind: 'socket', addr: { type: 'unix', path: '/tmp/h.sock' }, server: true, wait: false },
+  ]);
+  // An explicit monitor takes the place of the one -nographic puts behind C-a c.
+  assert.deepEqual(o.monitors, [
+    { mode: 'control', chardev: 'compat_monitor0' },
+    { mode: 'control', chardev: 'compat_monitor1' },
+    { mode: 'readline', chardev: 'compat_monitor2' },
+  ]);
+  assert.equal(o.startPaused, true);
+  assert.equal(o.name, 'vm1');
+  assert.deepEqual(run('-nographic').monitors, [{ mode: 'readline', chardev: null }]);
+  assert.deepEqual(run('-serial', 'mon:stdio', '-qmp', 'unix:/tmp/q,server=on,wait=off').monitors,
+    [{ mode: 'control', chardev: 'compat_monitor0' }, { mode: 'readline', chardev: null }]);
+  assert.equal(run().monitors, undefined);
+  assert.deepEqual(run('-nographic', '-monitor', 'none').monitors, []);
+  const stdio = run('-monitor', 'stdio');
+  assert.deepEqual(stdio.chardevs, [{ id: 'compat_monitor0', kind: 'stdio', signal: true, mux: false }]);
+  assert.deepEqual(stdio.serial, { kind: 'null' });
+  const mon = run('-chardev', 'socket,id=m,path=/tmp/m,server=on,wait=off', '-mon', 'chardev=m,mode=control');
+  assert.deepEqual(mon.monitors, [{ mode: 'control', chardev: 'm' }]);
+  const mux = run('-chardev', 'stdio,id=c,mux=on', '-serial', 'chardev:c', '-mon', 'chardev=c');
+  assert.deepEqual(mux.monitors, [{ mode: 'readline', chardev: 'c' }]);
+});
+
+test('-qmp, -monitor and -mon: bad spellings are one line', () => {
+  rejects(['-qmp', 'foo'], '-qmp foo: unsupported monitor device (use unix:PATH,server=on,wait=off, tcp:[HOST]:PORT,server=on,wait=off, stdio, chardev:ID or none)');
+  rejects(['-qmp', 'unix:/tmp/q,server=maybe'], "-qmp unix:/tmp/q,server=maybe: 'server' expects on or off, not 'maybe'");
+  rejects(['-qmp', 'tcp:localhost:99999,server=on'], "-qmp tcp:localhost:99999,server=on: '99999' is not a port number (1 to 65535)");
+  rejects(['-qmp', 'unix:/tmp/q'], '-qmp unix:/tmp/q: a monitor needs server=on (Vireo does not connect out)');
+  rejects(['-monitor', 'vc'], '-monitor vc: unsupported monitor device (use unix:PATH,server=on,wait=off, tcp:[HOST]:PORT,server=on,wait=off, stdio, chardev:ID or none)');
+  rejects(['-nographic', '-monitor', 'stdio'], '-chardev stdio,id=compat_monitor0: cannot use stdio by multiple character devices '
+    + '(the serial port is on stdio: add -serial none, or -serial chardev:compat_monitor0)');
+  rejects(['-mon', 'chardev=nope'], "-mon chardev=nope: chardev 'nope' not found");
+  rejects(['-mon', 'mode=control'], '-mon mode=control: needs chardev=ID');
+  rejects(['-chardev', 'null,id=n', '-mon', 'n,mode=fast'], "-mon n,mode=fast: mode must be control or readline, not 'fast'");
+  rejects(['-chardev', 'socket,id=s,path=/tmp/s,server=on,wait=off', '-serial', 'chardev:s', '-mon', 's'],
+    "-mon chardev=s: chardev 's' is already in use by -serial chardev:s");
+  rejects(['-name', 'x,process=y'], "-name x,process=y: 'process' is not supported");
+  rejects(['-qmp'], '-qmp: requires an argument');
 });

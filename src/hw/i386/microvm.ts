@@ -41,6 +41,8 @@ import type { Chardev } from '../../chardev/chardev.js';
 import type { VirtioDevice } from '../virtio/virtio.js';
 import { openSerial } from '../../chardev/open.js';
 import { UserError, type VmOptions } from '../../system/options.js';
+import { RunState, type MachineControl, type CpuInfo, type RegionInfo, type RunStatus } from '../../monitor/machine-control.js';
+import { startMonitors } from '../../monitor/monitor-server.js';
 
 /** Where the bundled x86_64 guest lives. */
 export const BUNDLED_X86_IMAGES = join(BUNDLED_IMAGES, '..', 'x86_64');
@@ -251,18 +253,66 @@ class Microvm {
     this.stop = null;
   }
 
-  /** Runs the vCPUs until the guest powers off or resets, or the user quits. */
-  async run(): Promise<Stop> {
-    const threads = new KvmVcpuThreads(this.vcpus, this.kvm.vcpuMmapSize(),
-      (req) => busAccess(req.kind === 'pio' ? this.pio : this.mmio, req));
-    void threads.firstStop.then((m) => {
-      if (m.reason === 'shutdown') this.finish({ kind: 'reset' }); // a triple fault resets a PC
-      else if (m.reason !== 'requested') this.finish({ kind: 'error', message: `vCPU ${m.vcpu} stopped: ${m.detail}` });
+  /**
+   * Runs the vCPUs until the guest powers off or resets, or the user quits. A pause (QMP
+   * stop, -S) ends the vCPU threads; the vCPUs keep their state in KVM and new threads
+   * take them up again on resume.
+   */
+  async run(runState: RunState): Promise<Stop> {
+    const pauseMark: Stop = { kind: 'quit' };
+    let final: Stop | null = null;
+    void this.stopped.then((s) => {
+      final = s;
+      runState.wake();
     });
-    const reason = await this.stopped;
-    await threads.stop();
+    const reason = await runState.run(async () => {
+      for (const v of this.vcpus) v.setImmediateExit(false); // left set by the last stop
+      const threads = new KvmVcpuThreads(this.vcpus, this.kvm.vcpuMmapSize(),
+        (req) => busAccess(req.kind === 'pio' ? this.pio : this.mmio, req));
+      void threads.firstStop.then((m) => {
+        if (m.reason === 'shutdown') this.finish({ kind: 'reset' }); // a triple fault resets a PC
+        else if (m.reason !== 'requested') this.finish({ kind: 'error', message: `vCPU ${m.vcpu} stopped: ${m.detail}` });
+      });
+      await Promise.race([this.stopped, new Promise<void>((resolve) => {
+        runState.onPauseRequest = resolve;
+        if (runState.pausing) resolve();
+      })]);
+      runState.onPauseRequest = null;
+      await threads.stop();
+      return final ?? pauseMark;
+    }, pauseMark, () => final);
     await this.doorbells.close();
     return reason;
+  }
+
+  /** The registers of vCPU `i` (only while its thread is stopped: KVM serialises vCPU ioctls). */
+  registers(i: number): string | undefined {
+    const v = this.vcpus[i];
+    if (v === undefined) return undefined;
+    const r = v.getRegs();
+    const hex = (x: bigint) => x.toString(16).padStart(16, '0');
+    const names = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'] as const;
+    const lines: string[] = [];
+    for (let k = 0; k < names.length; k += 4) lines.push(names.slice(k, k + 4).map((n) => `${n.toUpperCase().padEnd(3)}=${hex(r[n])}`).join(' '));
+    lines.push(`RIP=${hex(r.rip)} RFL=${r.rflags.toString(16).padStart(8, '0')}`);
+    return `${lines.join('\n')}\n`;
+  }
+
+  /** Guest RAM below the hole and above 4 GiB. */
+  readPhys(addr: number, len: number): Uint8Array | null {
+    const low = Math.min(this.opts.memBytes, X86_HOLE_START);
+    const view = this.mem.view;
+    if (addr + len <= low) return view.slice(addr, addr + len);
+    if (addr >= X86_HOLE_END && addr + len <= X86_HOLE_END + this.opts.memBytes - low) return view.slice(addr - X86_HOLE_END + low, addr - X86_HOLE_END + low + len);
+    return null;
+  }
+
+  regions(): Array<{ space: string; regions: readonly RegionInfo[] }> {
+    const low = Math.min(this.opts.memBytes, X86_HOLE_START);
+    const ram: RegionInfo[] = [{ name: 'microvm.ram', base: 0, size: low }];
+    if (this.opts.memBytes > low) ram.push({ name: 'microvm.ram-above-4g', base: X86_HOLE_END, size: this.opts.memBytes - low });
+    const list = (a: AddressSpace) => a.list().map((r) => ({ name: r.name, base: r.base, size: r.size }));
+    return [{ space: 'memory', regions: [...ram, ...list(this.mmio)] }, { space: 'I/O', regions: list(this.pio) }];
   }
 
   destroy(): void {
@@ -285,24 +335,108 @@ export async function runMicrovm(opts: VmOptions): Promise<number> {
   const cmdline = opts.append ?? (bundled ? BUNDLED_CMDLINE : '');
   const backends = await openBackends(opts);
   let current: Microvm | null = null;
+  const control = new MicrovmControl(opts, () => current);
   const chr = openSerial(opts, () => current?.finish({ kind: 'quit' }));
+  const monitors = startMonitors({ opts, machine: control, runState: control.runState, drives: backends.drives, chardevs: backends.chardevs, serial: chr });
   try {
     for (;;) {
       const machine = new Microvm(kvm, opts, chr, kernel, kernelName, initrd, cmdline, createVirtioDevices(opts.devices, backends));
       current = machine;
       let reason: Stop;
       try {
-        reason = await machine.run();
+        reason = await machine.run(control.runState);
       } finally {
+        current = null;
         machine.destroy();
       }
+      control.ended(reason, opts.noReboot);
       if (reason.kind === 'reset' && !opts.noReboot) continue;
       if (reason.kind === 'error') throw new Error(reason.message);
       return 0;
     }
   } finally {
+    await monitors.close();
     chr.close();
     kvm.close();
     await closeBackends(backends);
+  }
+}
+
+/**
+ * The microvm board as the monitors see it. system_powerdown: the board's ACPI has no
+ * power button (no GED event device in the DSDT), so as on QEMU's virt board only the
+ * POWERDOWN event is sent and the guest is not told.
+ */
+class MicrovmControl implements MachineControl {
+  readonly target = 'x86_64';
+  readonly cpuType = 'host-x86_64-cpu';
+  readonly runState: RunState;
+  private cause: 'guest' | 'host-qmp-quit' | 'host-ui' | 'host-qmp-system-reset' = 'guest';
+
+  constructor(private readonly opts: VmOptions, private readonly machine: () => Microvm | null) {
+    this.runState = new RunState(opts.startPaused === true);
+  }
+
+  /** The run ended for `s`: the RESET or SHUTDOWN event, as QEMU sends them. */
+  ended(s: Stop, noReboot: boolean): void {
+    const cause = this.cause;
+    this.cause = 'guest';
+    if (s.kind === 'reset' && !noReboot) {
+      this.runState.emit('RESET', { guest: cause === 'guest', reason: cause === 'guest' ? 'guest-reset' : cause });
+      return;
+    }
+    const reason = s.kind === 'quit' ? (cause === 'guest' ? 'host-ui' : cause) : s.kind === 'reset' ? (cause === 'guest' ? 'guest-reset' : cause)
+      : s.kind === 'poweroff' ? 'guest-shutdown' : 'guest-panic';
+    this.runState.emit('SHUTDOWN', { guest: reason.startsWith('guest'), reason });
+    this.runState.shutdown();
+  }
+
+  status(): RunStatus {
+    return this.runState.status;
+  }
+
+  pause(): Promise<void> {
+    return this.runState.pause();
+  }
+
+  resume(): void {
+    this.runState.resume();
+  }
+
+  reset(): void {
+    this.cause = 'host-qmp-system-reset';
+    this.machine()?.finish({ kind: 'reset' });
+  }
+
+  powerdown(): boolean {
+    this.runState.emit('POWERDOWN');
+    return false;
+  }
+
+  quit(): void {
+    this.cause = 'host-qmp-quit';
+    this.machine()?.finish({ kind: 'quit' });
+  }
+
+  cpus(): CpuInfo[] {
+    return Array.from({ length: this.opts.smp }, (_, i) => ({
+      index: i,
+      threadId: process.pid, // the vCPU worker threads' kernel ids are not known here
+      qomPath: `/machine/unattached/device[${i}]`,
+      props: { 'core-id': 0, 'thread-id': 0, 'socket-id': i },
+    }));
+  }
+
+  registers(index: number): string | undefined {
+    if (this.runState.status === 'running') return 'registers can be read while the VM is stopped (stop)\n';
+    return this.machine()?.registers(index);
+  }
+
+  readPhys(addr: number, len: number): Uint8Array | null {
+    return this.machine()?.readPhys(addr, len) ?? null;
+  }
+
+  regions(): Array<{ space: string; regions: readonly RegionInfo[] }> {
+    return this.machine()?.regions() ?? [];
   }
 }

@@ -26,7 +26,10 @@ import type { Chardev } from '../../chardev/chardev.js';
 import { NullChardev } from '../../chardev/null.js';
 import { openSerial } from '../../chardev/open.js';
 import { runRoundRobin, type StopReason } from '../../accel/tcg/rr.js';
+import { runMultiThreaded } from '../../accel/tcg/mttcg.js';
 import { UserError, type VmOptions } from '../../system/options.js';
+import { VirtControl } from './virt-control.js';
+import { startMonitors } from '../../monitor/monitor-server.js';
 
 /** QEMU virt's memory map (virt_memmap[]). */
 export const VIRT_MEMMAP = {
@@ -203,15 +206,14 @@ export class VirtMachine {
 }
 
 /** With VIREO_STATS set (used by bench/), prints guest instructions retired and the rate. */
-function reportStats(machine: VirtMachine): void {
+function reportStats(machine: VirtMachine, threadedInstret: number | null): void {
   const seconds = machine.clock.now() / 1e9;
-  const instret = machine.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
+  const instret = threadedInstret ?? machine.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
   process.stderr.write(`vireo-stats: instret=${instret} seconds=${seconds.toFixed(3)} mips=${(instret / seconds / 1e6).toFixed(1)}\n`);
 }
 
 /** Builds the board described by `opts`, runs it, and returns the process exit status. */
 export async function runMachine(opts: VmOptions): Promise<number> {
-  if (opts.accel.thread === 'multi') throw new UserError('-accel tcg,thread=multi: not implemented yet (use thread=single)');
   if (!opts.accel.names.includes('tcg')) throw new UserError('-accel kvm: KVM cannot run the riscv64 virt machine on this host (use -accel tcg)');
   const m = VIRT_MEMMAP;
   const plan = planBoot(opts, m.dram.base, opts.memBytes);
@@ -224,31 +226,48 @@ export async function runMachine(opts: VmOptions): Promise<number> {
   const backends = await openBackends(opts);
   let quit = false;
   let current: VirtMachine | null = null;
-  const chr = openSerial(opts, () => {
+  const stopLoop = (): void => {
     quit = true;
     current?.cpus.harts.forEach((h) => h.requestExit());
-  });
+    control.runState.wake();
+  };
+  const control = new VirtControl(opts.startPaused === true, opts.accel.thread !== 'multi', stopLoop);
+  const chr = openSerial(opts, stopLoop);
+  const monitors = startMonitors({ opts, machine: control, runState: control.runState, drives: backends.drives, chardevs: backends.chardevs, serial: chr });
   try {
     for (;;) {
       const machine = new VirtMachine(opts, chr, createVirtioDevices(opts.devices, backends));
       current = machine;
+      control.attach(machine);
       machine.load(plan, userDtb ?? machine.fdt(plan.bootargs, plan.initrd));
       const htif = plan.htif
         ? new Htif(machine.cpus.ram, plan.htif.tohost - m.dram.base,
           plan.htif.fromhost === null ? null : plan.htif.fromhost - m.dram.base, chr)
         : null;
-      const reason: StopReason = await runRoundRobin(machine.clock, machine.cpus.harts, () => {
+      const check = (): StopReason | null => {
         if (quit) return { kind: 'quit' };
         if (machine.shutdown) return machine.shutdown;
         const exit = htif?.poll();
-        return exit ? { kind: 'poweroff', code: exit.code } : null;
-      });
-      if (process.env.VIREO_STATS) reportStats(machine);
+        return exit ? { kind: 'poweroff', code: exit.code } : control.check();
+      };
+      let reason: StopReason;
+      let threadedInstret: number | null = null;
+      if (opts.accel.thread === 'multi') {
+        // One host thread per hart (src/accel/tcg/mttcg.ts); devices stay on this thread.
+        const r = await control.runThreaded(() => runMultiThreaded(machine.clock, machine.cpus, machine.bus, check), check);
+        reason = r.reason;
+        threadedInstret = r.instret;
+      } else {
+        reason = await control.run(() => runRoundRobin(machine.clock, machine.cpus.harts, check), check);
+      }
+      if (process.env.VIREO_STATS) reportStats(machine, threadedInstret);
+      control.ended(reason, opts.noReboot);
       if (reason.kind === 'reset' && !opts.noReboot) continue;
       if (reason.kind === 'poweroff') return reason.code;
       return 0;
     }
   } finally {
+    await monitors.close();
     chr.close();
     await closeBackends(backends);
   }

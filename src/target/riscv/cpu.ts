@@ -47,7 +47,8 @@ export const enum Mip {
   MEIP = 11,
 }
 
-interface CoreExports {
+/** The core's exports, as the host calls them (also used by the MTTCG hart threads). */
+export interface CoreExports {
   init(hartBase: number, hartId: number, rvcTable: number, fillRvc: number, ramBase: number, ramSize: number,
     ramHost: number, romBase: number, romSize: number, romHost: number): void;
   reset(pc: number): void;
@@ -66,7 +67,8 @@ interface CoreExports {
 }
 
 let compiled: WebAssembly.Module | null = null;
-function coreModule(): WebAssembly.Module {
+/** The compiled core (one per process; worker threads receive it by postMessage). */
+export function coreModule(): WebAssembly.Module {
   if (!compiled) {
     const here = dirname(fileURLToPath(import.meta.url));
     // dist/src/target/riscv/cpu.js -> dist/riscv-core.wasm
@@ -83,6 +85,19 @@ export interface RiscvMemoryMap {
   romSize: number;
 }
 
+/** Arguments of the core's init() for one hart (see {@link RiscvCpus.hartInit}). */
+export interface HartInitArgs {
+  hartBase: number;
+  hartId: number;
+  rvcTable: number;
+  ramBase: number;
+  ramSize: number;
+  ramHost: number;
+  romBase: number;
+  romSize: number;
+  romHost: number;
+}
+
 /**
  * Guest RAM and boot ROM in one shared WebAssembly memory, plus the harts running on it.
  * MMIO accesses the core cannot serve from RAM go to `bus`.
@@ -94,6 +109,18 @@ export class RiscvCpus {
   /** Boot ROM contents (zero-copy view; written by the board before reset). */
   readonly rom: Uint8Array;
   readonly harts: Hart[] = [];
+
+  /**
+   * What a hart thread needs to run hart `id` on this memory in its own instance of the
+   * core (src/accel/tcg/mttcg.ts): the arguments of the core's init().
+   */
+  hartInit(id: number): HartInitArgs {
+    const m = this.map;
+    return {
+      hartBase: HART_BLOCKS + id * HART_BLOCK_SIZE, hartId: id, rvcTable: RVC_TABLE,
+      ramBase: m.ramBase, ramSize: m.ramSize, ramHost: RAM_HOST, romBase: m.romBase, romSize: m.romSize, romHost: ROM_HOST,
+    };
+  }
 
   constructor(readonly map: RiscvMemoryMap, nharts: number, bus: AddressSpace, mtime: () => number) {
     if (map.ramSize > MAX_RAM_SIZE) throw new RangeError(`guest RAM larger than ${MAX_RAM_SIZE} bytes`);

@@ -9,6 +9,9 @@ import { tlbFlush } from './mmu';
 
 /** Set by csrRead/csrWrite when the access must raise an illegal-instruction exception. */
 export let csrIllegal: bool = false;
+/** The bits a CSR write means to change (csrrs/csrrc: the source operand; otherwise all). */
+let csrWriteBits: u64 = <u64>-1;
+export function setCsrWriteBits(v: u64): void { csrWriteBits = v; }
 
 const MISA: u64 = (<u64>2 << 62) | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20);
 const MSTATUS_WRITABLE: u64 = S.MSTATUS_SIE | S.MSTATUS_MIE | S.MSTATUS_SPIE | S.MSTATUS_MPIE | S.MSTATUS_SPP |
@@ -197,8 +200,14 @@ export function csrWrite(csr: u32, v: u64): void {
   csrIllegal = true;
 }
 
-/** Replaces the bits of mip selected by `mask` (atomically: devices set other bits concurrently). */
+/**
+ * Replaces the bits of mip selected by `mask` (atomically: devices set other bits concurrently).
+ * Only the bits the instruction sets or clears are written: SEIP is both writable and driven by
+ * the PLIC, which on another thread (-accel tcg,thread=multi) may raise it between the csrrs/csrrc's
+ * read and write; writing back the stale 0 would lose that interrupt for good.
+ */
 function updateMip(mask: u32, v: u32): void {
+  mask &= <u32>csrWriteBits;
   const p = S.hb + S.OFF_MIP;
   atomic.and<u32>(p, ~mask | v);
   atomic.or<u32>(p, mask & v);

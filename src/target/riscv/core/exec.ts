@@ -271,7 +271,14 @@ export function run(budget: i32): i32 {
           break;
         }
         case 0x03: // MISC-MEM: FENCE and FENCE.I (memory is coherent and nothing is cached)
-          if (f3 > 1) illegal(pc, bits); sync = true;
+          if (f3 > 1) illegal(pc, bits);
+          // Harts may run on several host threads (MTTCG), whose plain stores can be seen
+          // after later loads (x86 TSO): a FENCE ordering W before R needs a host fence.
+          // FENCE.TSO (fm = 8) and the other kinds are already ordered by the host.
+          // (A read-modify-write of a private word: Binaryen rejects atomic.fence, and on the
+          // host a locked RMW is a full barrier.)
+          else if (f3 == 0 && (insn & 0xf1200000) == 0x01200000) atomic.add<u32>(xb + S.OFF_FENCE, 0);
+          sync = true;
           break;
         case 0x04: { // OP-IMM
           const a = X(xb, rs1);
@@ -491,7 +498,13 @@ export function run(budget: i32): i32 {
             if (!C.csrIllegal) C.csrWrite(csr, src);
           } else {
             old = C.csrRead(csr);
-            if (!C.csrIllegal && rs1 != 0) C.csrWrite(csr, (f3 & 3) == 2 ? old | src : old & ~src);
+            if (!C.csrIllegal && rs1 != 0) {
+              // Only the bits in src change: mip must not write back device bits read before
+              // another thread changed them (see updateMip).
+              C.setCsrWriteBits(src);
+              C.csrWrite(csr, (f3 & 3) == 2 ? old | src : old & ~src);
+              C.setCsrWriteBits(<u64>-1);
+            }
           }
           if (C.csrIllegal) { illegal(pc, bits); sync = true; break; }
           setX(xb, rd, old);

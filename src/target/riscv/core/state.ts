@@ -14,6 +14,7 @@ export const OFF_F: u32 = 0x100;        // f0..f31, u64 each (singles NaN-boxed)
 export const OFF_MIP: u32 = 0x200;      // u32 mip, device bits written by the host
 export const OFF_EXIT: u32 = 0x204;     // u32 exit request from the host (non-zero: return from run)
 export const OFF_SCRATCH: u32 = 0x208;  // u64 MMIO data exchanged with the host
+export const OFF_FENCE: u32 = 0x210;    // u32 target of the atomic RMW that implements FENCE W,R
 export const OFF_PMPCFG: u32 = 0x300;   // pmpcfg0, pmpcfg2
 export const OFF_PMPADDR: u32 = 0x310;  // pmpaddr0..15
 // TLBs: one set per privilege (U, S, M), each with a read, a write and a fetch TLB of

@@ -1,0 +1,77 @@
+/**
+ * bench/smp: N busy processes (a busybox shell loop each) in the bundled RISC-V Linux at
+ * -smp N, N = 1, 2, 4, under -accel tcg,thread=single and thread=multi, on Vireo and on
+ * qemu-system-riscv64 with the same options (when installed). Prints the wall time of the
+ * busy phase (boot excluded) in a table. Usage: node dist/bench/smp.js [iterations] [smp list]
+ * e.g. `node dist/bench/smp.js 20000 1,2,4`.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { have, fmt, tempDir, VIREO, RISCV_PROMPT, benchMain } from './common.js';
+import { readImage, BUNDLED_IMAGES as IMAGES } from '../src/hw/riscv/boot.js';
+
+const iterations = Number(process.argv[2] ?? 20000);
+const smps = (process.argv[3] ?? '1,2,4').split(',').map(Number);
+const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT ?? 600) * 1000;
+
+/** Boots `cmd args`, runs `n` busy loops at once, returns the seconds the busy phase took. */
+function busyRun(cmd: string, args: string[], n: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let phase = 0;
+    let start = 0;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${cmd} timed out in phase ${phase}: ${out.slice(-1000)}`));
+    }, TIMEOUT_MS);
+    const loop = `i=0; while [ $i -lt ${iterations} ]; do i=$((i+1)); done`;
+    const job = Array.from({ length: n }, () => `(${loop}) &`).join(' ');
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString('latin1');
+      if (phase === 0 && RISCV_PROMPT.test(out)) {
+        phase = 1;
+        out = '';
+        start = performance.now();
+        child.stdin.write(`${job} wait; echo @@$((6 * 7))@@\n`);
+      } else if (phase === 1 && out.includes('@@42@@')) {
+        phase = 2;
+        const seconds = (performance.now() - start) / 1000;
+        child.stdin.write('poweroff\n');
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          if (code === 0) resolve(seconds);
+          else reject(new Error(`${cmd} exited with ${code}`));
+        });
+      }
+    });
+  });
+}
+
+benchMain('smp', async () => {
+  const dir = tempDir();
+  const fw = join(dir, 'fw_dynamic.bin');
+  const kernel = join(dir, 'Image');
+  writeFileSync(fw, readImage(join(IMAGES, 'fw_dynamic.bin.gz')));
+  writeFileSync(kernel, readImage(join(IMAGES, 'Image.gz')));
+  const guest = (smp: number): string[] => ['-M', 'virt', '-m', '512M', '-smp', String(smp), '-nographic', '-bios', fw,
+    '-kernel', kernel, '-initrd', join(IMAGES, 'initramfs.cpio.gz'), '-append', 'console=ttyS0'];
+  const qemu = have('qemu-system-riscv64');
+  const cols = ['vireo single', 'vireo multi', ...(qemu ? ['qemu single', 'qemu multi'] : [])];
+  console.log(`${iterations} shell-loop iterations per busy process; N busy processes at -smp N; seconds of the busy phase`);
+  console.log(['smp', ...cols].map((c) => c.padStart(13)).join(''));
+  for (const smp of smps) {
+    const row: string[] = [];
+    for (const thread of ['single', 'multi']) {
+      row.push(fmt(await busyRun(process.execPath, [VIREO, ...guest(smp), '-accel', `tcg,thread=${thread}`], smp)));
+    }
+    if (qemu) {
+      for (const thread of ['single', 'multi']) {
+        row.push(fmt(await busyRun('qemu-system-riscv64', [...guest(smp), '-accel', `tcg,thread=${thread}`], smp)));
+      }
+    }
+    console.log([String(smp), ...row].map((c) => c.padStart(13)).join(''));
+  }
+  if (!qemu) console.log('qemu-system-riscv64 not installed: no reference columns');
+});

@@ -1,0 +1,41 @@
+/**
+ * What the main thread and a hart thread of `-accel tcg,thread=multi` share (mttcg.ts,
+ * mttcg-thread.ts): the control block layout, the worker data and the messages.
+ */
+import type { HartInitArgs } from '../../target/riscv/cpu.js';
+
+/** Int32 slots of a hart thread's control block. */
+export const CTL_STOP = 0;
+export const CTL_WAKE = 1;
+export const CTL_WORDS = 2;
+
+/** What the parent passes in workerData. */
+export interface HartThreadData {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  init: HartInitArgs;
+  /** Where the hart starts (the reset vector). */
+  pc: number;
+  /** Exit channel for MMIO. */
+  channel: SharedArrayBuffer;
+  /** CTL_WORDS Int32 slots: CTL_STOP non-zero asks the thread to end; CTL_WAKE is bumped and notified on interrupts. */
+  ctl: SharedArrayBuffer;
+  /** The machine clock (nanoseconds) at host monotonic time `hrtime` (process.hrtime.bigint()). */
+  clockNs: number;
+  hrtime: bigint;
+  /**
+   * Int32 slot 0, shared by all hart threads: each thread initialises its hart (which clears
+   * the hart block, mip included), posts 'ready', and waits until the parent sets it to 1 once
+   * every thread is ready, so that no hart runs (and sends IPIs) before all have been reset.
+   */
+  go: SharedArrayBuffer;
+  /** Instructions per slice between checks of interrupts and the stop flag. */
+  slice: number;
+}
+
+/** Messages to the parent. */
+export type HartThreadMessage =
+  | { kind: 'ready' }
+  | { kind: 'stopped'; instret: number }
+  | { kind: 'error'; detail: string };
+

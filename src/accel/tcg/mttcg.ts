@@ -1,0 +1,186 @@
+/**
+ * Multi-threaded vCPU execution (QEMU's MTTCG, `-accel tcg,thread=multi`): one host
+ * thread per RISC-V hart (mttcg-thread.ts), all on the machine's shared
+ * WebAssembly.Memory. Guest RAM accesses, including LR/SC and AMOs (wasm atomics), stay
+ * on the hart's thread; MMIO goes through an exit channel to the main thread, which
+ * owns every device and serves one access at a time (the global lock, as for KVM
+ * vCPUs, see src/system/exit-channel.ts). The main thread also fires the device timers
+ * (CLINT mtimecmp, RTC, ...): devices raise a hart's interrupt by setting its mip bits
+ * atomically, and the hart's onWake hook bumps and notifies the hart's wake word, so
+ * that a hart sleeping in WFI wakes; a running hart sees mip at its next slice.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Clock } from '../../hw/core/clock.js';
+import { BUS_ERROR, type AddressSpace } from '../../hw/core/memory.js';
+import { coreModule, type RiscvCpus } from '../../target/riscv/cpu.js';
+import { ExitChannelServer, EXIT_CHANNEL_BYTES, type IoRequest } from '../../system/exit-channel.js';
+import { CTL_STOP, CTL_WAKE, CTL_WORDS, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
+import type { StopReason } from './rr.js';
+
+/** Instructions per slice on a hart thread: the latency of an interrupt raised while the hart runs. */
+const SLICE = 20_000;
+/** How often the main thread looks at the stop conditions (HTIF tohost is polled) when nothing else wakes it (ms). */
+const POLL_MS = 10;
+
+/** What a multi-threaded run returns. */
+export interface MttcgResult {
+  reason: StopReason;
+  /** Instructions retired by all harts. */
+  instret: number;
+}
+
+/** Serves a hart thread's MMIO on `bus`, with the same results as the single-threaded path (bus errors fault). */
+function mmioHandler(bus: AddressSpace, after: () => void): (req: IoRequest) => boolean {
+  return (req) => {
+    // The hart thread exchanges the whole 64-bit register in the first 8 bytes of the data area.
+    const v = new DataView(req.data.buffer, req.data.byteOffset, 8);
+    let ok: boolean;
+    if (req.write) {
+      ok = bus.write(req.addr, req.size, v.getUint32(0, true), v.getUint32(4, true));
+    } else {
+      const lo = bus.read(req.addr, req.size);
+      ok = lo !== BUS_ERROR;
+      if (ok) {
+        v.setUint32(0, lo >>> 0, true);
+        v.setUint32(4, req.size === 8 ? bus.hi >>> 0 : 0, true);
+      }
+    }
+    after();
+    return ok;
+  };
+}
+
+/** One hart's thread, as the main thread sees it. */
+class HartThread {
+  readonly ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
+  private readonly worker: Worker;
+  /** Resolves when the thread has ended (its channel closed). */
+  readonly stopped: Promise<HartThreadMessage>;
+
+  /** Resolves when the thread has initialised its hart and waits for the start signal. */
+  readonly ready: Promise<void>;
+
+  constructor(cpus: RiscvCpus, id: number, pc: number, clock: Clock, go: SharedArrayBuffer, handler: (req: IoRequest) => boolean) {
+    const channel = new SharedArrayBuffer(EXIT_CHANNEL_BYTES);
+    const server = new ExitChannelServer(channel, handler);
+    const data: HartThreadData = {
+      module: coreModule(),
+      memory: cpus.memory,
+      init: cpus.hartInit(id),
+      pc,
+      channel,
+      ctl: this.ctl.buffer as SharedArrayBuffer,
+      hrtime: process.hrtime.bigint(),
+      clockNs: clock.now(),
+      go,
+      slice: SLICE,
+    };
+    this.worker = new Worker(new URL('./mttcg-thread.js', import.meta.url), { workerData: data });
+    let ready = (): void => {};
+    this.ready = new Promise<void>((resolve) => { ready = resolve; });
+    this.stopped = new Promise<HartThreadMessage>((resolve) => {
+      let reported = false;
+      this.worker.on('message', (msg: HartThreadMessage) => {
+        if (msg.kind === 'ready') {
+          ready();
+          return;
+        }
+        reported = true;
+        void server.closed.then(() => resolve(msg));
+      });
+      this.worker.on('error', (err) => resolve({ kind: 'error', detail: err.message }));
+      this.worker.on('exit', () => {
+        if (!reported) resolve({ kind: 'error', detail: 'hart thread exited' });
+      });
+    });
+  }
+
+  /** Wakes the hart if it sleeps in WFI (an interrupt line rose). */
+  wake(): void {
+    Atomics.add(this.ctl, CTL_WAKE, 1);
+    Atomics.notify(this.ctl, CTL_WAKE);
+  }
+
+  requestStop(): void {
+    Atomics.store(this.ctl, CTL_STOP, 1);
+    this.wake();
+  }
+
+  async join(): Promise<HartThreadMessage> {
+    const msg = await this.stopped;
+    await this.worker.terminate();
+    return msg;
+  }
+}
+
+/**
+ * Runs every hart of `cpus` on its own thread until `check` (called on the main thread
+ * after device accesses, timers, and every POLL_MS) reports a reason to stop; then stops
+ * all the threads and waits for them to end. The harts start at their current pc (after reset).
+ */
+export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: AddressSpace,
+  check: () => StopReason | null): Promise<MttcgResult> {
+  let stop: StopReason | null = null;
+  let wake: (() => void) | null = null;
+  const wakeUp = (): void => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const poll = (): StopReason | null => {
+    stop ??= check();
+    return stop;
+  };
+  // After each device access: a write to the test finisher or HTIF may end the run.
+  const handler = mmioHandler(bus, () => {
+    if (poll()) wakeUp();
+  });
+  const go = new Int32Array(new SharedArrayBuffer(4));
+  const threads = cpus.harts.map((h) => new HartThread(cpus, h.id, Number(h.pc), clock, go.buffer as SharedArrayBuffer, handler));
+  cpus.harts.forEach((h, i) => {
+    const t = threads[i]!;
+    h.onWake = () => t.wake();
+  });
+  clock.onChange = wakeUp;
+  let failure: string | null = null;
+  for (const t of threads) {
+    void t.stopped.then((m) => {
+      if (m.kind === 'error') failure ??= m.detail;
+      wakeUp();
+    });
+  }
+  let instret = 0;
+  try {
+    // Start every hart at once, after all have been reset (a thread that failed first ends the wait too).
+    await Promise.race([Promise.all(threads.map((t) => t.ready)), Promise.race(threads.map((t) => t.stopped))]);
+    Atomics.store(go, 0, 1);
+    Atomics.notify(go, 0);
+    for (;;) {
+      clock.runExpired();
+      if (poll() || failure !== null) break;
+      const deadline = clock.nextDeadline();
+      const ms = Math.min(POLL_MS, deadline === Infinity ? POLL_MS : Math.max(0, (deadline - clock.now()) / 1e6));
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          wake = null;
+          resolve();
+        }, ms);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    clock.onChange = null;
+    for (const t of threads) t.requestStop();
+    for (const t of threads) {
+      const m = await t.join();
+      if (m.kind === 'stopped') instret += m.instret;
+      else if (m.kind === 'error') failure ??= m.detail;
+    }
+    for (const h of cpus.harts) h.onWake = null;
+  }
+  if (failure !== null && stop === null) throw new Error(`hart thread failed: ${failure}`);
+  return { reason: stop ?? { kind: 'quit' }, instret };
+}

@@ -1,0 +1,160 @@
+/**
+ * The virt board as the monitors see it ({@link MachineControl}): run state, reset and
+ * quit requests, the harts' registers and guest memory. Pausing leaves the round-robin
+ * loop between slices (no instruction retires while paused; guest time, which follows
+ * the host clock, goes on, and timers that expired meanwhile fire on resume).
+ *
+ * system_powerdown: QEMU's virt board has no power button (no ACPI, no GPIO key), so the
+ * request only produces the POWERDOWN event and the guest is not told; Vireo does the same.
+ */
+import type { MachineControl, CpuInfo, RegionInfo, RunStatus } from '../../monitor/machine-control.js';
+import { RunState } from '../../monitor/machine-control.js';
+import type { StopReason } from '../../accel/tcg/rr.js';
+import type { VirtMachine } from './virt.js';
+
+const ABI = ['zero', 'ra', 'sp', 'gp', 'tp', 't0', 't1', 't2', 's0', 's1', 'a0', 'a1', 'a2', 'a3', 'a4', 'a5',
+  'a6', 'a7', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 's9', 's10', 's11', 't3', 't4', 't5', 't6'];
+const PRIV = ['U', 'S', '?', 'M'];
+
+/** Why the machine was asked to stop, for the SHUTDOWN and RESET events. */
+type Cause = 'guest' | 'host-qmp-quit' | 'host-ui' | 'host-qmp-system-reset';
+
+export class VirtControl implements MachineControl {
+  readonly target = 'riscv64';
+  readonly cpuType = 'rv64-riscv-cpu';
+  readonly runState: RunState;
+  private machine: VirtMachine | null = null;
+  private resetWanted = false;
+  private quitCause: Cause = 'host-ui';
+  /** The loop's answer meaning "paused": identity matters, not the contents. */
+  private readonly pauseMark: StopReason = { kind: 'quit' };
+
+  /** `quit` stops the loop (as C-a x does). */
+  constructor(startPaused: boolean, private readonly canPause: boolean, private readonly quitLoop: () => void) {
+    this.runState = new RunState(startPaused);
+    // An idle loop sleeps until a timer or interrupt: wake it so that it sees the pause.
+    this.runState.onPauseRequest = () => this.machine?.cpus.harts[0]?.onWake?.();
+  }
+
+  /** The machine now running (a new one after each reset). */
+  attach(machine: VirtMachine): void {
+    this.machine = machine;
+    this.resetWanted = false;
+  }
+
+  /**
+   * Runs `loop` (the round-robin loop, whose stop check ends with {@link check}) with
+   * pauses in between; `check` is the same stop check, asked while paused.
+   */
+  run(loop: () => Promise<StopReason>, check: () => StopReason | null): Promise<StopReason> {
+    return this.runState.run(loop, this.pauseMark, check);
+  }
+
+  /**
+   * The same for the multi-threaded loop (-accel tcg,thread=multi), which is not paused
+   * yet (stop is refused), but obeys -S, and a reset or quit while in prelaunch.
+   */
+  async runThreaded(loop: () => Promise<{ reason: StopReason; instret: number }>, check: () => StopReason | null): Promise<{ reason: StopReason; instret: number }> {
+    let instret = 0;
+    const reason = await this.runState.run(async () => {
+      const r = await loop();
+      instret += r.instret;
+      return r.reason;
+    }, this.pauseMark, check);
+    return { reason, instret };
+  }
+
+  /** The last part of the loop's stop check: a pause or a reset requested by a monitor. */
+  check(): StopReason | null {
+    if (this.resetWanted) return { kind: 'reset' };
+    return this.runState.pausing ? this.pauseMark : null;
+  }
+
+  /** The loop ended for `reason`: report RESET or SHUTDOWN as QEMU does. */
+  ended(reason: StopReason, noReboot: boolean): void {
+    const host = this.resetWanted;
+    if (reason.kind === 'reset' && !noReboot) {
+      this.runState.emit('RESET', { guest: !host, reason: host ? 'host-qmp-system-reset' : 'guest-reset' });
+      return;
+    }
+    const why = reason.kind === 'quit' ? this.quitCause : reason.kind === 'reset' ? (host ? 'host-qmp-system-reset' : 'guest-reset') : 'guest-shutdown';
+    this.runState.emit('SHUTDOWN', { guest: why.startsWith('guest'), reason: why });
+    this.runState.shutdown();
+  }
+
+  status(): RunStatus {
+    return this.runState.status;
+  }
+
+  pause(): Promise<void> {
+    if (!this.canPause && this.runState.status === 'running') {
+      return Promise.reject(new Error('stop is not supported with -accel tcg,thread=multi yet'));
+    }
+    return this.runState.pause();
+  }
+
+  resume(): void {
+    this.runState.resume();
+  }
+
+  reset(): void {
+    this.resetWanted = true;
+    for (const h of this.machine?.cpus.harts ?? []) h.onWake?.();
+    this.runState.wake();
+  }
+
+  powerdown(): boolean {
+    this.runState.emit('POWERDOWN');
+    return false;
+  }
+
+  quit(): void {
+    this.quitCause = 'host-qmp-quit';
+    this.quitLoop();
+    this.runState.wake();
+  }
+
+  cpus(): CpuInfo[] {
+    return (this.machine?.cpus.harts ?? []).map((h, i) => ({
+      index: i,
+      threadId: process.pid, // one thread runs every hart (-accel tcg,thread=single)
+      qomPath: `/machine/soc0/harts[${i}]`,
+      props: { 'core-id': h.id, 'socket-id': 0, 'thread-id': 0 },
+    }));
+  }
+
+  registers(index: number): string | undefined {
+    const h = this.machine?.cpus.harts[index];
+    if (h === undefined) return undefined;
+    const hex = (v: bigint) => v.toString(16).padStart(16, '0');
+    const lines = [` pc       ${hex(BigInt.asUintN(64, h.pc))}`, ` mhartid  ${hex(BigInt(h.id))}`, ` priv     ${PRIV[h.priv] ?? h.priv}`];
+    for (let i = 0; i < 32; i += 4) {
+      lines.push([0, 1, 2, 3].map((j) => ` ${`x${i + j}/${ABI[i + j]}`.padEnd(8)} ${hex(h.x[i + j]!)}`).join(''));
+    }
+    return `${lines.join('\n')}\n`;
+  }
+
+  readPhys(addr: number, len: number): Uint8Array | null {
+    const m = this.machine;
+    if (m === null) return null;
+    const { ram, rom, map } = m.cpus;
+    for (const [mem, base] of [[ram, map.ramBase], [rom, map.romBase]] as const) {
+      if (addr >= base && addr + len <= base + mem.length) return mem.slice(addr - base, addr - base + len);
+    }
+    return null;
+  }
+
+  regions(): Array<{ space: string; regions: readonly RegionInfo[] }> {
+    const m = this.machine;
+    if (m === null) return [];
+    const map = m.cpus.map;
+    return [{
+      space: 'memory',
+      regions: [
+        { name: 'riscv_virt_board.mrom', base: map.romBase, size: map.romSize },
+        { name: 'riscv_virt_board.ram', base: map.ramBase, size: map.ramSize },
+        ...m.bus.list().map((r) => ({ name: r.name, base: r.base, size: r.size })),
+      ],
+    }];
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * QMP on the bundled RISC-V Linux, driven by a real client (tests/functional/qmp_client.py,
+ * Python's socket and json only): negotiation, queries, stop (the guest's counting loop
+ * stops advancing) and cont (it advances again, RESUME), human-monitor-command, quit
+ * (SHUTDOWN, exit 0); and -S, where nothing runs until cont.
+ */
+import { after, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { GuestConsole, ROOT } from './guest-console.js';
+
+const PROMPT = /~ # $/;
+const BOOT_TIMEOUT = 120_000;
+const dir = mkdtempSync(join(tmpdir(), 'vireo-qmp-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+type Msg = Record<string, any>;
+
+/** The Python client as a child process: one JSON request a line in, one message a line out. */
+class QmpClient {
+  readonly child: ChildProcessWithoutNullStreams;
+  private readonly queue: Msg[] = [];
+  private waiter: (() => void) | null = null;
+  stderr = '';
+
+  constructor(sock: string) {
+    this.child = spawn('python3', [join(ROOT, 'tests', 'functional', 'qmp_client.py'), sock], { stdio: ['pipe', 'pipe', 'pipe'] });
+    createInterface({ input: this.child.stdout }).on('line', (line) => {
+      this.queue.push(JSON.parse(line) as Msg);
+      this.waiter?.();
+    });
+    this.child.stderr.on('data', (d: Buffer) => { this.stderr += d.toString(); });
+  }
+
+  /** The next message the client printed. */
+  async next(timeoutMs = 30_000): Promise<Msg> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.queue.length === 0) {
+      if (Date.now() > deadline) throw new Error(`no message from the QMP client; stderr: ${this.stderr}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 200);
+        this.waiter = () => { clearTimeout(t); resolve(); };
+      });
+    }
+    return this.queue.shift()!;
+  }
+
+  /** Sends `req`; resolves to the events that came before the answer, and the answer. */
+  async request(req: Msg): Promise<{ events: Msg[]; answer: Msg }> {
+    this.child.stdin.write(`${JSON.stringify(req)}\n`);
+    const events: Msg[] = [];
+    for (;;) {
+      const m = await this.next();
+      if (m.eof) throw new Error(`connection closed before the answer to ${JSON.stringify(req)}`);
+      if ('return' in m || 'error' in m) return { events, answer: m };
+      events.push(m);
+    }
+  }
+
+  async execute(command: string, args?: Msg): Promise<any> {
+    const { answer } = await this.request({ execute: command, ...(args ? { arguments: args } : {}), id: command });
+    assert.equal(answer.id, command);
+    assert.ok('return' in answer, `${command}: ${JSON.stringify(answer)}`);
+    return answer.return;
+  }
+
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
+/** Count of `tick` lines the guest printed so far. */
+function ticks(g: GuestConsole): number {
+  return (g.output.match(/tick\d+/g) ?? []).length;
+}
+
+test('QMP over a Unix socket: queries, stop really stops the guest, cont, info registers, quit', async () => {
+  const sock = join(dir, 'qmp.sock');
+  const g = new GuestConsole(['-nographic', '-qmp', `unix:${sock},server=on,wait=off`, '-name', 'qmp-test']);
+  let q: QmpClient | null = null;
+  try {
+    await g.waitFor(PROMPT, BOOT_TIMEOUT);
+    q = new QmpClient(sock);
+    const greeting = await q.next();
+    assert.deepEqual(Object.keys(greeting.QMP.version.qemu).sort(), ['major', 'micro', 'minor']);
+    assert.deepEqual(greeting.QMP.capabilities, []);
+    assert.deepEqual(await q.next(), { negotiated: true });
+
+    assert.deepEqual(await q.execute('query-status'), { status: 'running', singlestep: false, running: true });
+    assert.match((await q.execute('query-version')).package, /^vireo-/);
+    assert.deepEqual(await q.execute('query-name'), { name: 'qmp-test' });
+    const cpus = await q.execute('query-cpus-fast');
+    assert.equal(cpus.length, 1);
+    assert.equal(cpus[0]['cpu-index'], 0);
+    assert.equal(cpus[0].target, 'riscv64');
+    assert.equal(cpus[0]['thread-id'], g.child.pid);
+    assert.deepEqual(await q.execute('query-block'), []);
+    assert.ok((await q.execute('query-chardev')).some((c: Msg) => c.label === 'compat_monitor0' && c.filename === `unix:${sock},server=on`));
+    const bad = await q.request({ execute: 'query-status', arguments: { verbose: true }, id: 9 });
+    assert.deepEqual(bad.answer, { error: { class: 'GenericError', desc: "Parameter 'verbose' is unexpected" }, id: 9 });
+
+    // A counting loop on the console; it must not advance while the vCPU is stopped.
+    g.send('i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.1; done\n');
+    await g.waitFor(/tick5\b/, 30_000);
+    const stop = await q.request({ execute: 'stop', id: 'stop' });
+    assert.equal(stop.events[0]?.event, 'STOP');
+    assert.ok(Number.isInteger(stop.events[0]?.timestamp?.seconds));
+    assert.deepEqual(await q.execute('query-status'), { status: 'paused', singlestep: false, running: false });
+    await new Promise((r) => setTimeout(r, 500)); // output already on its way
+    const frozen = ticks(g);
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(ticks(g), frozen, 'the guest printed while paused');
+    const regs = await q.execute('human-monitor-command', { 'command-line': 'info registers' });
+    assert.match(regs, /^ pc {7}(0000000080|ffffffff8)[0-9a-f]+\r\n/);
+    assert.match(regs, /x2\/sp {4}[0-9a-f]{16}/);
+    const cont = await q.request({ execute: 'cont', id: 'cont' });
+    assert.equal(cont.events[0]?.event, 'RESUME');
+    await g.waitFor(new RegExp(`tick${frozen + 3}\\b`), 30_000);
+    assert.equal((await q.execute('human-monitor-command', { 'command-line': 'info status' })), 'VM status: running\r\n');
+
+    assert.deepEqual((await q.request({ execute: 'quit', id: 'q' })).answer, { return: {}, id: 'q' });
+    q.child.stdin.write('{"read_eof": true}\n');
+    const rest: Msg[] = [];
+    for (let m = await q.next(); !m.eof; m = await q.next()) rest.push(m);
+    const shutdown = rest.find((m) => m.event === 'SHUTDOWN');
+    assert.deepEqual(shutdown?.data, { guest: false, reason: 'host-qmp-quit' });
+    assert.equal(await g.exit(30_000), 0, g.tail());
+  } finally {
+    q?.kill();
+    g.kill();
+  }
+});
+
+test('-S: the vCPU does not start until cont; then Linux boots', async () => {
+  const sock = join(dir, 'qmp-s.sock');
+  const g = new GuestConsole(['-nographic', '-S', '-qmp', `unix:${sock},server,nowait`]);
+  let q: QmpClient | null = null;
+  try {
+    q = new QmpClient(sock);
+    await q.next();
+    assert.deepEqual(await q.next(), { negotiated: true });
+    assert.deepEqual(await q.execute('query-status'), { status: 'prelaunch', singlestep: false, running: false });
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.doesNotMatch(g.output, /OpenSBI/, 'nothing runs before cont');
+    assert.equal(await q.execute('human-monitor-command', { 'command-line': 'xp /1xw 0x1000' }).then((s: string) => /^0000000000001000: 0x[0-9a-f]{8}\r\n$/.test(s)), true);
+    const cont = await q.request({ execute: 'cont', id: 1 });
+    assert.equal(cont.events[0]?.event, 'RESUME');
+    await g.waitFor(/OpenSBI v1\.1/, BOOT_TIMEOUT);
+    await g.waitFor(PROMPT, BOOT_TIMEOUT);
+    await q.execute('quit');
+    assert.equal(await g.exit(30_000), 0, g.tail());
+  } finally {
+    q?.kill();
+    g.kill();
+  }
+});
