@@ -20,6 +20,9 @@ export const EXIT_REQUEST: i32 = 2;
 
 const PAGE_MASK: u64 = ~(<u64>0xfff);
 
+/** Set by the JIT dispatcher (jit.ts): run() returns after every jump, branch or synchronising instruction. */
+export let stopAtJump: bool = false;
+
 @inline function mulhu(a: u64, b: u64): u64 {
   const aLo = a & 0xffffffff, aHi = a >> 32, bLo = b & 0xffffffff, bHi = b >> 32;
   const p0 = aLo * bLo, p1 = aLo * bHi, p2 = aHi * bLo, p3 = aHi * bHi;
@@ -436,6 +439,7 @@ export function run(budget: i32): i32 {
             npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) |
               ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e));
           }
+          if (stopAtJump) sync = true;
           break;
         }
         case 0x19: { // JALR
@@ -443,12 +447,14 @@ export function run(budget: i32): i32 {
           const target = (X(xb, rs1) + <u64>(<i32>insn >> 20)) & ~<u64>1;
           setX(xb, rd, npc);
           npc = target;
+          if (stopAtJump) sync = true;
           break;
         }
         case 0x1b: // JAL
           setX(xb, rd, npc);
           npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >> 9) & 0x800) |
             ((insn >> 20) & 0x7fe));
+          if (stopAtJump) sync = true;
           break;
         case 0x1c: { // SYSTEM
           sync = true;
@@ -514,7 +520,7 @@ export function run(budget: i32): i32 {
       }
       break;
     }
-    if (exit != EXIT_BUDGET) break;
+    if (exit != EXIT_BUDGET || stopAtJump) break;
   }
   S.pc = pc;
   S.instret = instretStart + <u64>(budget - n);
