@@ -53,12 +53,13 @@ export class Jit {
     return this.codeMap[page >>> 12] >>> 1 < MAX_REWRITES;
   }
 
-  /** Host bytes [host, host + len) (inside one page) now hold translated code. */
-  markCode(host: number, len: number): void {
-    const page = host & ~0xfff;
+  /** The given [offset, length] ranges of the page at host address `page` now hold translated code. */
+  markCode(page: number, ranges: [number, number][]): void {
     let bits = this.covered.get(page);
     if (!bits) this.covered.set(page, (bits = new Uint8Array(256)));
-    for (let g = (host & 0xfff) >>> 1; g < ((host & 0xfff) + len + 1) >>> 1; g++) bits[g >>> 3] |= 1 << (g & 7);
+    for (const [off, len] of ranges) {
+      for (let g = off >>> 1; g < (off + len + 1) >>> 1; g++) bits[g >>> 3] |= 1 << (g & 7);
+    }
     const i = page >>> 12;
     if (this.codeMap[i] & 1) return;
     this.codeMap[i] |= 1;
@@ -140,7 +141,7 @@ export class JitHart {
     });
     const idx = this.next++;
     this.table.set(idx, inst.exports.f0 as WebAssembly.ExportValue as never);
-    this.jit.markCode(host, block.bytes);
+    this.jit.markCode(page, block.ranges);
     const s = this.jit.stats;
     s.blocks++;
     s.insns += block.count;

@@ -51,14 +51,16 @@ export interface Translated {
   code: Bytes;
   /** Guest instructions in the block. */
   count: number;
-  /** Bytes of guest code it covers. */
-  bytes: number;
+  /** The guest code it was made from, as [page offset, length] pairs. */
+  ranges: [number, number][];
 }
 
 interface Insn {
   insn: number;
   pc: bigint;
   len: number;
+  /** A JAL whose target is the next instruction of the block. */
+  follow?: boolean;
 }
 
 const M64 = (1n << 64n) - 1n;
@@ -83,20 +85,25 @@ function classify(insn: number): 'no' | 'yes' | 'end' {
       if (f7 === 0) return f3 === 0 || f3 === 1 || f3 === 5 ? 'yes' : 'no';
       if (f7 === 0x20) return f3 === 0 || f3 === 5 ? 'yes' : 'no';
       return f7 === 1 && (f3 === 0 || f3 >= 4) ? 'yes' : 'no';
-    case 0x18: return f3 === 2 || f3 === 3 ? 'no' : 'end';
+    case 0x18: return f3 === 2 || f3 === 3 ? 'no' : 'yes'; // a side exit
     case 0x19: return f3 === 0 ? 'end' : 'no';
     case 0x1b: return 'end';
     default: return 'no';
   }
 }
 
-/** Decodes the block at guest `pc` (host address `host`); null if its first instruction is not translated. */
+/**
+ * Decodes the block at guest `pc` (host address `host`); null if its first instruction
+ * is not translated. Conditional branches are side exits: decoding goes on with the
+ * fall-through path. A JAL whose target lies in the same page is followed.
+ */
 function decode(env: TranslateEnv, pc: bigint, host: number): Insn[] | null {
   const out: Insn[] = [];
+  const page = host - Number(pc & 0xfffn);
   let off = Number(pc & 0xfffn);
-  let h = host;
   let p = pc;
   while (out.length < MAX_INSNS && off <= 0xffe) {
+    const h = page + off;
     const lo = env.mem16[h >>> 1];
     let insn: number;
     let len: number;
@@ -112,9 +119,18 @@ function decode(env: TranslateEnv, pc: bigint, host: number): Insn[] | null {
     const c = classify(insn);
     if (c === 'no') break;
     out.push({ insn, pc: p, len });
-    if (c === 'end') break;
+    if (c === 'end') {
+      if (((insn >>> 2) & 31) !== 0x1b) break;
+      // JAL: go on at the target if it is in this page.
+      const imm = ((insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >>> 9) & 0x800) | ((insn >>> 20) & 0x7fe);
+      const target = (p + BigInt(imm)) & M64;
+      if ((target & ~0xfffn) !== (p & ~0xfffn)) break;
+      out[out.length - 1]!.follow = true;
+      p = target;
+      off = Number(target & 0xfffn);
+      continue;
+    }
     off += len;
-    h += len;
     p = (p + BigInt(len)) & M64;
   }
   return out.length > 0 ? out : null;
@@ -124,6 +140,9 @@ function decode(env: TranslateEnv, pc: bigint, host: number): Insn[] | null {
 export function translate(env: TranslateEnv, pc: bigint, host: number): Translated | null {
   const insns = decode(env, pc, host);
   if (!insns) return null;
+  // A block cut short after a followed JAL (instruction limit) ends with that jump.
+  const lastInsn = insns[insns.length - 1]!;
+  if (lastInsn.follow) lastInsn.follow = false;
   const b = new Bytes();
   const { hb, offJit } = env;
   const read = new Set<number>();
@@ -301,13 +320,23 @@ export function translate(env: TranslateEnv, pc: bigint, host: number): Translat
         break;
       case 0x18: { // BRANCH
         const imm = ((insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) | ((insn >>> 20) & 0x7e0) | ((insn >>> 7) & 0x1e);
-        c64(ipc + BigInt(imm));
-        c64(next);
         get(rs1);
         get(rs2);
         b.op([Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU][f3] as Op);
-        b.op(Op.Select).op(Op.LocalSet).u32(L_NPC);
-        npcSet = true;
+        if (k === insns.length - 1) {
+          // Last instruction: one exit, the next pc chosen by the condition.
+          b.op(Op.LocalSet).u32(L_E);
+          c64(ipc + BigInt(imm));
+          c64(next);
+          b.op(Op.LocalGet).u32(L_E).op(Op.Select).op(Op.LocalSet).u32(L_NPC);
+          npcSet = true;
+        } else {
+          b.op(Op.If).byte(VOID);
+          writeback();
+          setCount(k + 1);
+          c64(ipc + BigInt(imm));
+          b.op(Op.Return).op(Op.End);
+        }
         break;
       }
       case 0x19: // JALR
@@ -325,9 +354,11 @@ export function translate(env: TranslateEnv, pc: bigint, host: number): Translat
           c64(next);
           set(rd);
         }
-        c64(ipc + BigInt(imm));
-        b.op(Op.LocalSet).u32(L_NPC);
-        npcSet = true;
+        if (k === insns.length - 1) {
+          c64(ipc + BigInt(imm));
+          b.op(Op.LocalSet).u32(L_NPC);
+          npcSet = true;
+        }
         break;
       }
       default:
@@ -339,6 +370,5 @@ export function translate(env: TranslateEnv, pc: bigint, host: number): Translat
   setCount(insns.length);
   if (npcSet) b.op(Op.LocalGet).u32(L_NPC);
   else c64(insns[insns.length - 1].pc + BigInt(insns[insns.length - 1].len));
-  const last = insns[insns.length - 1];
-  return { locals: LOCALS, code: b, count: insns.length, bytes: Number(last.pc - pc) + last.len };
+  return { locals: LOCALS, code: b, count: insns.length, ranges: insns.map((i) => [Number(i.pc & 0xfffn), i.len]) };
 }
