@@ -20,23 +20,29 @@ export const JIT_TLBR: u32 = 8;    // u32: host address of the read TLB for this
 export const JIT_TLBW: u32 = 12;   // u32: host address of the write TLB
 
 // Hash table entries (32 bytes): pc u64, host u32 (where the block starts), idx i32
-// (table index; 0 = still counting, -1 = cannot translate), count u32, len u32.
+// (table index, or -1: cannot translate), len u32 (most instructions one call runs).
 const ENTRY_SHIFT: u32 = 5;
 let hashBase: usize = 0;
 let hashMask: u32 = 0;
-let threshold: u32 = 32;
 
-/** Enables the JIT for this hart: code map (shared), this hart's hash table. */
+/** Bytes of hart memory the JIT needs for `entries` hash entries (the hotness filter follows the table). */
+export function jitHartBytes(entries: u32): u32 {
+  return (entries << ENTRY_SHIFT) + M.FILTER_SIZE;
+}
+
+/** Enables the JIT for this hart: code map (shared), this hart's hash table and filter, hotness threshold (1..255). */
 export function jitInit(codeMap: u32, hash: u32, entries: u32, hot: u32): void {
   M.codeMap = codeMap;
   hashBase = hash;
   hashMask = entries - 1;
-  threshold = hot;
+  M.filter = hash + (entries << ENTRY_SHIFT);
+  M.hot = hot;
   jitFlush();
 }
 
 /** Forgets every block of this hart. */
 export function jitFlush(): void {
+  memory.fill(M.filter, 0, M.FILTER_SIZE);
   const end = hashBase + ((<usize>hashMask + 1) << ENTRY_SHIFT);
   for (let e = hashBase; e < end; e += 1 << ENTRY_SHIFT) {
     store<u64>(e, 1); // odd: never a pc
@@ -74,8 +80,10 @@ export function jitDropWrite(page: u32): void {
 }
 
 /**
- * run() with translated blocks: executes at most `budget` instructions (plus none: a
- * block runs only if it fits), returns like run().
+ * run() with translated blocks: executes at most `budget` instructions (a block runs
+ * only if it fits) and returns like run(). At each pc it reaches (start, block exit,
+ * interpreter stop at a hot jump target) it runs the translated block if there is one,
+ * translates the pc once it is hot, and otherwise interprets until the next hot target.
  */
 export function runJit(budget: i32): i32 {
   const xb = S.hb;
@@ -105,22 +113,22 @@ export function runJit(budget: i32): i32 {
               }
               continue;
             }
-          } else if (idx == 0) {
-            const c = load<u32>(e, 16) + 1;
-            store<u32>(e, c, 16);
-            if (c >= threshold) {
-              const r = jit_translate(<i32>pc, <i32>(pc >> 32), <i32>host);
-              // r = table index << 8 | instruction count, or 0.
-              store<i32>(e, r > 0 ? r >>> 8 : -1, 12);
-              store<u32>(e, <u32>r & 0xff, 20);
-              continue;
-            }
+          } else {
+            store<u8>(M.filterSlot(pc), 0); // cannot translate: count again before the next stop here
           }
-        } else {
-          store<u64>(e, pc);
-          store<u32>(e, <u32>host, 8);
-          store<i32>(e, 0, 12);
-          store<u32>(e, 1, 16);
+        } else if (M.hotTarget(pc)) {
+          const r = jit_translate(<i32>pc, <i32>(pc >> 32), <i32>host);
+          // r = table index << 8 | most instructions per call, 0 (cannot translate) or -1 (queued: ask again later).
+          if (r < 0) {
+            store<u8>(M.filterSlot(pc), <u8>(M.hot >> 1));
+          } else {
+            store<u64>(e, pc);
+            store<u32>(e, <u32>host, 8);
+            store<i32>(e, r > 0 ? r >>> 8 : -1, 12);
+            store<u32>(e, <u32>r & 0xff, 20);
+            if (r > 0) continue;
+            store<u8>(M.filterSlot(pc), 0);
+          }
         }
       }
     }

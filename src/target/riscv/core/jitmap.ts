@@ -9,6 +9,28 @@
 /** Host address of the code map, or 0 when the JIT is off. */
 export let codeMap: usize = 0;
 
+/**
+ * Hotness filter of this hart (FILTER_SIZE u8 counters indexed by a hash of the pc):
+ * the interpreter counts taken jumps to each target; once a counter reaches `hot`, it
+ * returns to the JIT dispatcher at that target (run() with stopAtJump).
+ */
+export let filter: usize = 0;
+export let hot: u32 = 32;
+export const FILTER_SIZE: u32 = 65536;
+
+@inline export function filterSlot(pc: u64): usize {
+  return filter + ((<u32>(pc >> 1) ^ <u32>(pc >> 17)) & (FILTER_SIZE - 1));
+}
+
+/** Counts a jump to `pc`; true once the target is hot (the dispatcher should look at it). */
+@inline export function hotTarget(pc: u64): bool {
+  const f = filterSlot(pc);
+  const c = load<u8>(f);
+  if (c >= hot) return true;
+  store<u8>(f, c + 1);
+  return false;
+}
+
 /** True if the page at host address `host` holds translated code. */
 @inline export function isCode(host: usize): bool {
   return codeMap != 0 && (load<u8>(codeMap + (host >> 12)) & 1) != 0;

@@ -6,19 +6,23 @@
  */
 import type { GuestMemory } from '../../../hw/core/guest-memory.js';
 import { blockModule } from './wasm.js';
-import { translate, type TranslateEnv } from './translate.js';
+import { translate, type TranslateEnv, type Translated } from './translate.js';
 
+/** Blocks compiled together in one WebAssembly module (V8's cost is mostly per module). */
+const BATCH = 64;
 /** Function-table slots per hart; when they run out, every hart's blocks are dropped. */
 const TABLE_SLOTS = 1 << 16;
 /** A page whose code was overwritten this many times is no longer translated (until a full flush). */
 const MAX_REWRITES = 8;
 /** Hash table entries per hart (32 bytes each). */
-export const HASH_ENTRIES = 1 << 14;
-export const HASH_BYTES = HASH_ENTRIES * 32;
+export const HASH_ENTRIES = 1 << 16;
+/** Per-hart JIT memory: the hash table and the 64 KiB hotness filter (checked against the core). */
+export const HASH_BYTES = HASH_ENTRIES * 32 + 65536;
 
 /** What the JIT needs from a hart's core instance. */
 export interface JitCore {
   jitInit(codeMap: number, hash: number, entries: number, threshold: number): void;
+  jitHartBytes(entries: number): number;
   jitFlush(): void;
   jitDropPage(page: number): void;
   jitDropWrite(page: number): void;
@@ -29,22 +33,30 @@ export interface JitCore {
 
 export interface JitStats {
   blocks: number;
+  /** WebAssembly modules compiled (one per batch of blocks). */
+  modules: number;
   insns: number;
   wasmBytes: number;
   compileMs: number;
   invalidations: number;
+  /** Stores that reached invalidate() (slow-path stores to pages with code, device writes). */
+  codeWrites: number;
+  /** Translation requests answered with an already compiled block. */
+  reused: number;
   flushes: number;
 }
 
 /** The JIT state shared by the harts of one machine. */
 export class Jit {
-  readonly stats: JitStats = { blocks: 0, insns: 0, wasmBytes: 0, compileMs: 0, invalidations: 0, flushes: 0 };
+  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, invalidations: 0, codeWrites: 0, reused: 0, flushes: 0 };
   readonly harts: JitHart[] = [];
   private readonly codeMap: Uint8Array;
   /** For each page with code: which 2-byte granules translated blocks cover (2048 bits). */
   private readonly covered = new Map<number, Uint8Array>();
 
+  /** `threshold`: taken jumps to a pc (counted in a hashed filter, 1..255) before it is translated. */
   constructor(readonly memory: WebAssembly.Memory, readonly codeMapAddr: number, readonly threshold: number) {
+    this.threshold = Math.max(1, Math.min(255, Math.floor(threshold) || 1));
     this.codeMap = new Uint8Array(memory.buffer, codeMapAddr, 1 << 20);
   }
 
@@ -73,6 +85,7 @@ export class Jit {
    */
   invalidate(host: number, len: number): void {
     if (len <= 0) return;
+    this.stats.codeWrites++;
     const end = host + len;
     for (let page = host & ~0xfff; page < end; page += 0x1000) {
       const i = page >>> 12;
@@ -86,7 +99,7 @@ export class Jit {
       this.codeMap[i] = Math.min(this.codeMap[i] + 2, 0xfe) & ~1;
       this.covered.delete(page);
       this.stats.invalidations++;
-      for (const h of this.harts) h.core.jitDropPage(page);
+      for (const h of this.harts) h.dropPage(page);
     }
   }
 
@@ -115,39 +128,94 @@ export class JitHart {
     this.core = core;
     this.env = env;
     this.jit.harts.push(this);
+    if (core.jitHartBytes(HASH_ENTRIES) !== HASH_BYTES) throw new Error('JIT hart memory size differs from the core');
     core.jitInit(this.jit.codeMapAddr, hashAddr, HASH_ENTRIES, this.jit.threshold);
   }
+
+  /**
+   * Blocks already compiled, by host address of their start: the core's hash table is
+   * direct-mapped, so an evicted block is found here again instead of being recompiled.
+   */
+  private readonly known = new Map<number, { lo: number; hi: number; result: number }[]>();
 
   flush(): void {
     this.core.jitFlush();
     for (let i = 1; i < this.next; i++) this.table.set(i, null);
     this.next = 1;
+    this.known.clear();
+    this.pending = [];
   }
 
-  /** Called by the core: translate the block at pc (lo, hi) found at host address `host`. */
+  dropPage(page: number): void {
+    this.core.jitDropPage(page);
+    for (let h = page; h < page + 0x1000; h += 2) this.known.delete(h);
+    this.pending = this.pending.filter((p) => p.page !== page);
+  }
+
+  /** Blocks decoded but not compiled yet: they are compiled together, one module per batch. */
+  private pending: { lo: number; hi: number; host: number; page: number; block: Translated }[] = [];
+
+  /**
+   * Called by the core when the block at pc (lo, hi), host address `host`, is hot.
+   * Returns table index << 8 | most instructions per call, 0 if it cannot be translated,
+   * or -1 if it is queued (the core asks again later). A batch is compiled when it is
+   * full or when a queued block is asked for again.
+   */
   translate(pcLo: number, pcHi: number, host: number): number {
+    const found = (): number | undefined => this.known.get(host)?.find((b) => b.lo === pcLo && b.hi === pcHi)?.result;
+    const seen = found();
+    if (seen !== undefined) {
+      this.jit.stats.reused++;
+      return seen;
+    }
+    if (this.pending.some((p) => p.host === host && p.lo === pcLo && p.hi === pcHi)) {
+      this.compile();
+      return found() ?? -1;
+    }
     const page = host & ~0xfff;
     if (!this.jit.pageUsable(page)) return 0;
-    if (this.next >= TABLE_SLOTS) this.jit.flushAll();
     const t0 = performance.now();
     const pc = (BigInt(pcHi >>> 0) << 32n) | BigInt(pcLo >>> 0);
     const block = translate(this.env, pc, host);
+    this.jit.stats.compileMs += performance.now() - t0;
     if (!block) return 0;
-    const bytes = blockModule([block]);
-    const mod = new WebAssembly.Module(bytes);
+    // From now on, writes to this code drop the queued block too.
+    this.jit.markCode(page, block.ranges);
+    this.pending.push({ lo: pcLo, hi: pcHi, host, page, block });
+    if (this.pending.length < BATCH) return -1;
+    this.compile();
+    return found() ?? -1;
+  }
+
+  /** Compiles the queued blocks into one module and enters them in the table. */
+  private compile(): void {
+    if (this.pending.length === 0) return;
+    if (this.next + this.pending.length >= TABLE_SLOTS) {
+      this.jit.flushAll(); // drops the queue too
+      return;
+    }
+    const t0 = performance.now();
+    const batch = this.pending;
+    this.pending = [];
+    const bytes = blockModule(batch.map((p) => p.block));
     const core = this.core;
-    const inst = new WebAssembly.Instance(mod, {
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: { memory: this.jit.memory, ld: core.jitLd, st: core.jitSt, md: core.jitMd },
     });
-    const idx = this.next++;
-    this.table.set(idx, inst.exports.f0 as WebAssembly.ExportValue as never);
-    this.jit.markCode(page, block.ranges);
     const s = this.jit.stats;
-    s.blocks++;
-    s.insns += block.count;
+    batch.forEach((p, i) => {
+      const idx = this.next++;
+      this.table.set(idx, inst.exports[`f${i}`] as never);
+      const result = (idx << 8) | p.block.maxRun;
+      const list = this.known.get(p.host);
+      if (list) list.push({ lo: p.lo, hi: p.hi, result });
+      else this.known.set(p.host, [{ lo: p.lo, hi: p.hi, result }]);
+      s.blocks++;
+      s.insns += p.block.count;
+    });
+    s.modules++;
     s.wasmBytes += bytes.length;
     s.compileMs += performance.now() - t0;
-    return (idx << 8) | block.count;
   }
 }
 

@@ -30,7 +30,10 @@ const L_NPC = 33;
 const L_E = 34;
 const L_TLBR = 35;
 const L_TLBW = 36;
-const LOCALS: [number, number][] = [[34, I64], [3, I32]];
+const L_CNT = 37;
+const LOCALS: [number, number][] = [[34, I64], [4, I32]];
+/** A block that branches back to its start loops inside WebAssembly while it has run fewer instructions than this. */
+export const MAX_RUN = 255;
 
 /** Where the translator finds things in linear memory. */
 export interface TranslateEnv {
@@ -51,6 +54,8 @@ export interface Translated {
   code: Bytes;
   /** Guest instructions in the block. */
   count: number;
+  /** Most instructions one call may execute (more than count if it loops). */
+  maxRun: number;
   /** The guest code it was made from, as [page offset, length] pairs. */
   ranges: [number, number][];
 }
@@ -124,7 +129,7 @@ function decode(env: TranslateEnv, pc: bigint, host: number): Insn[] | null {
       // JAL: go on at the target if it is in this page.
       const imm = ((insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >>> 9) & 0x800) | ((insn >>> 20) & 0x7fe);
       const target = (p + BigInt(imm)) & M64;
-      if ((target & ~0xfffn) !== (p & ~0xfffn)) break;
+      if ((target & ~0xfffn) !== (p & ~0xfffn) || target === pc) break;
       out[out.length - 1]!.follow = true;
       p = target;
       off = Number(target & 0xfffn);
@@ -156,13 +161,37 @@ export function translate(env: TranslateEnv, pc: bigint, host: number): Translat
     if (op === 0x00 || op === 0x08) memOps = true;
   }
   read.delete(0);
+  const N = insns.length;
+  const branchTarget = (insn: number, ipc: bigint): bigint => {
+    const imm = ((insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) | ((insn >>> 20) & 0x7e0) | ((insn >>> 7) & 0x1e);
+    return (ipc + BigInt(imm)) & M64;
+  };
+  const jalTarget = (insn: number, ipc: bigint): bigint => {
+    const imm = ((insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >>> 9) & 0x800) | ((insn >>> 20) & 0x7fe);
+    return (ipc + BigInt(imm)) & M64;
+  };
+  // Does some branch (or the final JAL) go back to the start? Then the block loops in WebAssembly.
+  const loops = N < MAX_RUN / 2 && insns.some(({ insn, pc: ipc }, k) => {
+    const op = (insn >>> 2) & 31;
+    return (op === 0x18 && branchTarget(insn, ipc) === pc) || (op === 0x1b && k === N - 1 && jalTarget(insn, ipc) === pc);
+  });
+  const written = new Set<number>();
+  if (loops) {
+    // Every exit stores back every register the block writes, so they all start loaded.
+    for (const { insn } of insns) {
+      const op = (insn >>> 2) & 31;
+      if (op !== 0x08 && op !== 0x18 && op !== 0x03) written.add((insn >>> 7) & 31);
+    }
+    written.delete(0);
+    for (const r of written) read.add(r);
+  }
   // Prologue.
   for (const r of read) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, r * 8).op(Op.LocalSet).u32(r);
   if (memOps) {
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 8).op(Op.LocalSet).u32(L_TLBR);
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 12).op(Op.LocalSet).u32(L_TLBW);
   }
-  const written = new Set<number>();
+  if (loops) b.op(Op.Loop).byte(VOID);
   const c64 = (v: bigint): void => {
     v &= M64;
     b.op(Op.I64Const).i64(Number(v & 0xffffffffn), Number(v >> 32n) | 0);
@@ -183,8 +212,20 @@ export function translate(env: TranslateEnv, pc: bigint, host: number): Translat
     for (const r of written) b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(r).mem(Op.I64Store, r * 8);
   };
   const setCount = (n: number): void => {
-    b.op(Op.I32Const).i32(hb).op(Op.I32Const).i32(n).mem(Op.I32Store, offJit);
+    b.op(Op.I32Const).i32(hb).op(Op.I32Const).i32(n);
+    if (loops) b.op(Op.LocalGet).u32(L_CNT).op(Op.I32Add);
+    b.mem(Op.I32Store, offJit);
   };
+  /** Taken branch back to the start, k instructions before: loop again unless the run gets too long. */
+  const loopBack = (k: number): void => {
+    b.op(Op.LocalGet).u32(L_CNT).op(Op.I32Const).i32(k + 1).op(Op.I32Add).op(Op.LocalTee).u32(L_CNT)
+      .op(Op.I32Const).i32(MAX_RUN - N).op(Op.I32LeU).op(Op.BrIf).u32(depth);
+    writeback();
+    setCount(0);
+    c64(pc);
+    b.op(Op.Return);
+  };
+  let depth = 0; // of the loop label, from the current position
   /** After a helper call: if it trapped, store back and return (k instructions before this one). */
   const trapCheck = (k: number): void => {
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4).op(Op.If).byte(VOID);
@@ -323,7 +364,18 @@ export function translate(env: TranslateEnv, pc: bigint, host: number): Translat
         get(rs1);
         get(rs2);
         b.op([Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU][f3] as Op);
-        if (k === insns.length - 1) {
+        if (loops && branchTarget(insn, ipc) === pc) {
+          b.op(Op.If).byte(VOID);
+          depth = 1;
+          loopBack(k);
+          depth = 0;
+          b.op(Op.End);
+          if (k === N - 1) {
+            c64(next);
+            b.op(Op.LocalSet).u32(L_NPC);
+            npcSet = true;
+          }
+        } else if (k === insns.length - 1) {
           // Last instruction: one exit, the next pc chosen by the condition.
           b.op(Op.LocalSet).u32(L_E);
           c64(ipc + BigInt(imm));
@@ -355,6 +407,7 @@ export function translate(env: TranslateEnv, pc: bigint, host: number): Translat
           set(rd);
         }
         if (k === insns.length - 1) {
+          if (loops && jalTarget(insn, ipc) === pc) loopBack(k);
           c64(ipc + BigInt(imm));
           b.op(Op.LocalSet).u32(L_NPC);
           npcSet = true;
@@ -365,10 +418,11 @@ export function translate(env: TranslateEnv, pc: bigint, host: number): Translat
         throw new Error(`jit: untranslatable instruction ${insn.toString(16)} accepted`);
     }
   });
+  if (loops) b.op(Op.End);
   // Epilogue: store back, count, next pc.
   writeback();
   setCount(insns.length);
   if (npcSet) b.op(Op.LocalGet).u32(L_NPC);
   else c64(insns[insns.length - 1].pc + BigInt(insns[insns.length - 1].len));
-  return { locals: LOCALS, code: b, count: insns.length, ranges: insns.map((i) => [Number(i.pc & 0xfffn), i.len]) };
+  return { locals: LOCALS, code: b, count: insns.length, maxRun: loops ? MAX_RUN : insns.length, ranges: insns.map((i) => [Number(i.pc & 0xfffn), i.len]) };
 }
