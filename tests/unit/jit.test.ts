@@ -117,3 +117,16 @@ test('jit: a device (DMA) write to translated code drops the stale block', () =>
   runToWfi(m.hart);
   assert.equal(m.hart.x[A0], 120n);
 });
+
+test('jit: -accel tcg,jit=on|off is parsed (absent: VIREO_JIT decides), other values are errors', async () => {
+  const { parseCommandLine } = await import('../../src/system/cmdline.js');
+  const accel = (...argv: string[]) => {
+    const r = parseCommandLine(argv);
+    assert.equal(r.kind, 'run');
+    return (r as { options: { accel: unknown } }).options.accel;
+  };
+  assert.deepEqual(accel('-accel', 'tcg,jit=on'), { names: ['tcg'], thread: 'single', jit: true });
+  assert.deepEqual(accel('-accel', 'tcg,thread=single,jit=off'), { names: ['tcg'], thread: 'single', jit: false });
+  assert.deepEqual(accel('-accel', 'tcg'), { names: ['tcg'], thread: 'single' });
+  assert.throws(() => parseCommandLine(['-accel', 'tcg,jit=yes']), /invalid 'jit' setting/);
+});
