@@ -19,7 +19,7 @@ run(bin('asc'), [
   '--importMemory', '--sharedMemory', '--maximumMemory', '65536', '--initialMemory', '512',
   '--enable', 'threads',
   '--optimizeLevel', '3', '--shrinkLevel', '0', '--noAssert',
-  '--memoryBase', '65536',
+  '--memoryBase', '65536', '--importTable',
 ]);
 // The soft-float alone, for tests/unit/softfp.test.ts.
 run(bin('asc'), ['tests/unit/softfp-entry.ts', '--outFile', 'dist/softfp-test.wasm', '--runtime', 'stub', '-O3', '--noAssert']);

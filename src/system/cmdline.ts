@@ -63,8 +63,8 @@ const OPTIONS: OptionSpec[] = [
   },
   {
     names: ['accel'],
-    arg: '[accel=]tcg|kvm[:fallback][,thread=single|multi]',
-    help: "select the accelerator ('help' lists them; default tcg,thread=single; kvm selects the x86_64 microvm)",
+    arg: '[accel=]tcg|kvm[:fallback][,thread=single|multi][,jit=on|off]',
+    help: "select the accelerator ('help' lists them; default tcg,thread=single,jit=off; jit=on translates hot guest code to WebAssembly; kvm selects the x86_64 microvm)",
     apply: parseAccel,
   },
   {
@@ -301,17 +301,18 @@ function parseMachine(p: Parsed, value: string, opt: string): void {
       p.options.dumpdtb = fileName(v, `${opt} ${value}`);
     } else if (key === 'accel') {
       // The legacy spelling -machine accel=tcg; QEMU allows a ':'-separated fallback list.
-      p.options.accel = { names: v.split(':').map((n) => accelName(n, opt, value)), thread: p.options.accel.thread };
+      p.options.accel = { ...p.options.accel, names: v.split(':').map((n) => accelName(n, opt, value)) };
     } else {
       throw new UserError(`${opt} ${value}: machine property '${key}' is not supported`);
     }
   }
 }
 
-/** `-accel [accel=]kvm|tcg[:fallback...][,thread=single|multi]` */
+/** `-accel [accel=]kvm|tcg[:fallback...][,thread=single|multi][,jit=on|off]` */
 function parseAccel(p: Parsed, value: string, opt: string): void {
   let names: AccelName[] | undefined;
   let thread: 'single' | 'multi' = 'single';
+  let jit: boolean | undefined;
   for (const [key, v] of keyval(value, 'accel', opt)) {
     if (key === 'accel') {
       if (v === 'help' || v === '?') {
@@ -322,12 +323,15 @@ function parseAccel(p: Parsed, value: string, opt: string): void {
     } else if (key === 'thread') {
       if (v !== 'single' && v !== 'multi') throw new UserError(`${opt} ${value}: invalid 'thread' setting '${v}' (single or multi)`);
       thread = v;
+    } else if (key === 'jit') {
+      if (v !== 'on' && v !== 'off') throw new UserError(`${opt} ${value}: invalid 'jit' setting '${v}' (on or off)`);
+      jit = v === 'on';
     } else {
       throw new UserError(`${opt} ${value}: accelerator property '${key}' is not supported`);
     }
   }
   if (names === undefined) throw new UserError(`${opt} ${value}: no accelerator named (use -accel tcg or -accel kvm)`);
-  p.options.accel = { names, thread };
+  p.options.accel = jit === undefined ? { names, thread } : { names, thread, jit };
 }
 
 function accelName(name: string, opt: string, value: string): AccelName {

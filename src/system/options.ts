@@ -46,8 +46,11 @@ export interface VmOptions {
   serial: SerialChoice;
   nographic: boolean;
   noReboot: boolean;
-  /** Accelerators to try in order (QEMU's `-accel kvm:tcg`), and the TCG thread mode. */
-  accel: { names: AccelName[]; thread: 'single' | 'multi' };
+  /**
+   * Accelerators to try in order (QEMU's `-accel kvm:tcg`), the TCG thread mode, and
+   * `jit=on|off` (translate hot RISC-V code to WebAssembly; absent: VIREO_JIT=1 turns it on).
+   */
+  accel: { names: AccelName[]; thread: 'single' | 'multi'; jit?: boolean };
   /** Disk images (-drive, -blockdev), in command-line order. */
   drives: DriveOptions[];
   /** Network back ends (-netdev). */

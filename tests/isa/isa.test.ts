@@ -67,14 +67,17 @@ test('the ISA test programs are built', () => {
 });
 
 const qemuSkip = qemuMissing();
+/** With VIREO_JIT=1 (tests/jit.test.ts) Vireo runs with -accel tcg,jit=on and the QEMU reference runs are not repeated. */
+const jit = process.env.VIREO_JIT === '1';
+const tag = jit ? ' (jit=on)' : '';
 
 for (const program of programs) {
   const elf = join('tests', 'isa', 'bin', `${program}.elf`);
-  test(`isa: ${program}`, async (t) => {
+  test(`isa: ${program}${tag}`, async (t) => {
     await t.test('vireo', () => {
       runProgram(program, process.execPath, ['bin/vireo.js', '-M', 'virt', '-bios', 'none', '-kernel', elf, '-nographic'], 60_000);
     });
-    await t.test(`${QEMU} (reference)`, { skip: qemuSkip ?? false }, () => {
+    await t.test(`${QEMU} (reference)`, { skip: qemuSkip ?? (jit ? 'run by isa.test.js' : false) }, () => {
       runProgram(program, QEMU, ['-M', 'virt', '-m', '256M', '-bios', 'none', '-kernel', elf, '-nographic'], 60_000);
     });
   });

@@ -48,6 +48,10 @@ const instance = new WebAssembly.Instance(data.module, {
     host_mtime(): number {
       return Math.floor((performance.now() + clockMsAtZero) * TICKS_PER_MS);
     },
+    // No JIT on hart threads yet (-accel tcg,jit=on is refused with thread=multi).
+    table: new WebAssembly.Table({ initial: 1, element: 'anyfunc' }),
+    jit_translate: (): number => 0,
+    jit_invalidate: (): void => {},
     abort(): never {
       throw new Error('RISC-V core aborted');
     },

@@ -19,6 +19,7 @@ import { VirtioPciTransport } from '../virtio/virtio-pci.js';
 import { GpexHost, gpexFdtNode } from '../pci/pci-host-gpex.js';
 import { PCI_DEVICES_PER_BUS } from '../pci/pci-bus.js';
 import { RegionGuestMemory } from '../core/guest-memory.js';
+import { CodeGuardMemory } from '../../target/riscv/jit/jit.js';
 import { openBackends, closeBackends, createVirtioDevices, type PlannedDevice } from '../../system/backends.js';
 import { Htif } from './htif.js';
 import { planBoot, checkPlacement, fdtAddress, resetVector, readImage, type BootPlan } from './boot.js';
@@ -70,7 +71,8 @@ export class VirtMachine {
     const m = VIRT_MEMMAP;
     this.cpus = new RiscvCpus(
       { ramBase: m.dram.base, ramSize: opts.memBytes, romBase: m.mrom.base, romSize: m.mrom.size },
-      opts.smp, this.bus, () => this.clint.mtime());
+      opts.smp, this.bus, () => this.clint.mtime(),
+      opts.accel.thread !== 'multi' && (opts.accel.jit ?? process.env.VIREO_JIT === '1') ? { threshold: Number(process.env.VIREO_JIT_THRESHOLD ?? 32) } : null);
     const harts = this.cpus.harts;
     this.clint = new RiscvAclint(this.clock, harts.map((h) => h.irqLine(Mip.MSIP)), harts.map((h) => h.irqLine(Mip.MTIP)));
     this.attach('clint', m.clint, this.clint, { min: 4, max: 8 });
@@ -79,7 +81,9 @@ export class VirtMachine {
     this.attach('uart0', m.uart0, new Serial16550(this.plic.line(VIRT_IRQ.uart0), serialChr), { min: 1, max: 8 }, 1);
     this.attach('rtc', m.rtc, new GoldfishRtc(this.clock, this.plic.line(VIRT_IRQ.rtc)), { min: 4, max: 4 });
     this.attach('test', m.test, new SifiveTest((e) => this.requestShutdown(e)), { min: 2, max: 4 });
-    const mem = new RegionGuestMemory([{ base: m.dram.base, bytes: this.cpus.ram }]);
+    const ram = new RegionGuestMemory([{ base: m.dram.base, bytes: this.cpus.ram }]);
+    const jit = this.cpus.jit;
+    const mem = jit ? new CodeGuardMemory(ram, jit, m.dram.base, this.cpus.ramHost) : ram;
     const onMmio = devices.filter((d) => !d.pci).map((d) => d.device);
     if (onMmio.length > VIRTIO_COUNT) throw new UserError(`the virt machine has ${VIRTIO_COUNT} virtio-mmio slots; use -pci devices for more`);
     for (let i = 0; i < VIRTIO_COUNT; i++) {
@@ -210,10 +214,17 @@ function reportStats(machine: VirtMachine, threadedInstret: number | null): void
   const seconds = machine.clock.now() / 1e9;
   const instret = threadedInstret ?? machine.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
   process.stderr.write(`vireo-stats: instret=${instret} seconds=${seconds.toFixed(3)} mips=${(instret / seconds / 1e6).toFixed(1)}\n`);
+  const j = machine.cpus.jit?.stats;
+  if (j) {
+    process.stderr.write(`vireo-stats: jit blocks=${j.blocks} modules=${j.modules} insns=${j.insns} wasm-bytes=${j.wasmBytes} ` +
+      `compile-ms=${j.compileMs.toFixed(0)} compile-share=${(j.compileMs / 10 / seconds).toFixed(1)}% ` +
+      `invalidations=${j.invalidations} code-writes=${j.codeWrites} reused=${j.reused} flushes=${j.flushes}\n`);
+  }
 }
 
 /** Builds the board described by `opts`, runs it, and returns the process exit status. */
 export async function runMachine(opts: VmOptions): Promise<number> {
+  if (opts.accel.jit && opts.accel.thread === 'multi') throw new UserError('-accel tcg,jit=on: not available with thread=multi yet');
   if (!opts.accel.names.includes('tcg')) throw new UserError('-accel kvm: KVM cannot run the riscv64 virt machine on this host (use -accel tcg)');
   const m = VIRT_MEMMAP;
   const plan = planBoot(opts, m.dram.base, opts.memBytes);

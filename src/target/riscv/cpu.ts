@@ -6,7 +6,8 @@
  *   0x100000  compressed-instruction expansion table (256 KiB, shared by all harts)
  *   0x140000  hart blocks, 64 KiB each (registers, mip, TLBs)
  *   0x200000  boot ROM (up to 64 KiB)
- *   0x400000  guest RAM
+ *   0x300000  JIT code map (1 MiB, one byte per 4 KiB page; with jit=on)
+ *   0x400000  guest RAM, then (with jit=on) one JIT hash table per hart
  *
  * A hart is one instance of the core module; all instances share the memory, so
  * that vCPU threads can later run them in parallel on the same guest RAM.
@@ -16,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AddressSpace, BUS_ERROR } from '../../hw/core/memory.js';
 import type { IrqLine } from '../../hw/core/irq.js';
+import { Jit, JitHart, HASH_BYTES, type JitCore } from './jit/jit.js';
 
 const RVC_TABLE = 0x100000;
 const HART_BLOCKS = 0x140000;
@@ -23,6 +25,7 @@ const HART_BLOCK_SIZE = 0x10000;
 const ROM_HOST = 0x200000;
 /** Largest boot ROM the layout leaves room for. */
 export const MAX_ROM_SIZE = 0x10000;
+const CODE_MAP = 0x300000;
 const RAM_HOST = 0x400000;
 const WASM_PAGE = 0x10000;
 /** Largest guest RAM that fits in a 4 GiB WebAssembly memory next to the core's own data. */
@@ -48,7 +51,9 @@ export const enum Mip {
 }
 
 /** The core's exports, as the host calls them (also used by the MTTCG hart threads). */
-export interface CoreExports {
+export interface CoreExports extends JitCore {
+  runJit(budget: number): number;
+  OFF_JIT: WebAssembly.Global;
   init(hartBase: number, hartId: number, rvcTable: number, fillRvc: number, ramBase: number, ramSize: number,
     ramHost: number, romBase: number, romSize: number, romHost: number): void;
   reset(pc: number): void;
@@ -109,6 +114,10 @@ export class RiscvCpus {
   /** Boot ROM contents (zero-copy view; written by the board before reset). */
   readonly rom: Uint8Array;
   readonly harts: Hart[] = [];
+  /** The JIT (-accel tcg,jit=on), or null. */
+  readonly jit: Jit | null = null;
+  /** Host address of guest RAM (for device-side views). */
+  readonly ramHost = RAM_HOST;
 
   /**
    * What a hart thread needs to run hart `id` on this memory in its own instance of the
@@ -122,15 +131,20 @@ export class RiscvCpus {
     };
   }
 
-  constructor(readonly map: RiscvMemoryMap, nharts: number, bus: AddressSpace, mtime: () => number) {
+  constructor(readonly map: RiscvMemoryMap, nharts: number, bus: AddressSpace, mtime: () => number,
+    jit: { threshold: number } | null = null) {
     if (map.ramSize > MAX_RAM_SIZE) throw new RangeError(`guest RAM larger than ${MAX_RAM_SIZE} bytes`);
     if (map.romSize > MAX_ROM_SIZE) throw new RangeError('boot ROM too large');
     if (nharts < 1 || nharts > MAX_HARTS) throw new RangeError(`between 1 and ${MAX_HARTS} harts are supported`);
-    const pages = Math.ceil((RAM_HOST + map.ramSize + WASM_PAGE) / WASM_PAGE);
+    const hashBase = Math.ceil((RAM_HOST + map.ramSize) / WASM_PAGE) * WASM_PAGE;
+    const end = jit ? hashBase + nharts * HASH_BYTES : RAM_HOST + map.ramSize;
+    if (end + WASM_PAGE > 4 * 1024 ** 3) throw new RangeError('guest RAM too large for the JIT tables (use less -m or jit=off)');
+    const pages = Math.ceil((end + WASM_PAGE) / WASM_PAGE);
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     this.ram = new Uint8Array(this.memory.buffer, RAM_HOST, map.ramSize);
     this.rom = new Uint8Array(this.memory.buffer, ROM_HOST, map.romSize);
-    for (let i = 0; i < nharts; i++) this.harts.push(new Hart(this, i, bus, mtime));
+    if (jit) this.jit = new Jit(this.memory, CODE_MAP, jit.threshold);
+    for (let i = 0; i < nharts; i++) this.harts.push(new Hart(this, i, bus, mtime, hashBase + i * HASH_BYTES));
   }
 }
 
@@ -147,8 +161,12 @@ export class Hart {
   /** Called when an interrupt line of this hart rises (wakes an idle main loop). */
   onWake: (() => void) | null = null;
 
-  constructor(cpus: RiscvCpus, readonly id: number, bus: AddressSpace, mtime: () => number) {
+  private readonly jit: JitHart | null;
+
+  constructor(private readonly cpus: RiscvCpus, readonly id: number, bus: AddressSpace, mtime: () => number, jitHash = 0) {
     const base = HART_BLOCKS + id * HART_BLOCK_SIZE;
+    const jit = cpus.jit ? new JitHart(cpus.jit) : null;
+    this.jit = jit;
     const words = new Uint32Array(cpus.memory.buffer);
     let scratch = 0;
     const imports = {
@@ -165,6 +183,9 @@ export class Hart {
           return bus.write(addr, size, lo >>> 0, hi >>> 0) ? 0 : 1;
         },
         host_mtime: mtime,
+        table: jit ? jit.table : new WebAssembly.Table({ initial: 1, element: 'anyfunc' }),
+        jit_translate: (lo: number, hi: number, host: number): number => jit ? jit.translate(lo, hi, host) : 0,
+        jit_invalidate: (host: number, size: number): void => cpus.jit?.invalidate(host, size),
         abort(): never {
           throw new Error('RISC-V core aborted');
         },
@@ -180,10 +201,19 @@ export class Hart {
     this.x = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_X.value as number), 32);
     const m = cpus.map;
     this.core.init(base, id, RVC_TABLE, id === 0 ? 1 : 0, m.ramBase, m.ramSize, RAM_HOST, m.romBase, m.romSize, ROM_HOST);
+    jit?.attach(this.core, {
+      mem16: new Uint16Array(cpus.memory.buffer),
+      mem32: new Uint32Array(cpus.memory.buffer),
+      rvcTable: RVC_TABLE,
+      hb: base,
+      offJit: this.core.OFF_JIT.value as number,
+    }, jitHash);
   }
 
   /** Resets the hart to M-mode at `pc`. */
   reset(pc: number): void {
+    // The board may have rewritten RAM: drop every translation.
+    if (this.jit && this.id === 0) this.cpus.jit?.flushAll();
     this.core.reset(pc);
     this.halted = false;
     Atomics.store(this.mip, this.exitIndex, 0);
@@ -191,7 +221,7 @@ export class Hart {
 
   /** Runs up to `budget` instructions. */
   run(budget: number): RunExit {
-    const exit = this.core.run(budget) as RunExit;
+    const exit = (this.jit ? this.core.runJit(budget) : this.core.run(budget)) as RunExit;
     this.halted = exit === RunExit.Wfi;
     return exit;
   }

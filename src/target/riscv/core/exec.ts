@@ -12,6 +12,7 @@ import * as C from './csr';
 import { tlbLookup, loadSlow, storeSlow, fetchPage, amoHost, tlbFlush, tlbFlushPage } from './mmu';
 import { raiseException, checkInterrupts, mret, sret } from './trap';
 import { fpOp, fpLoadAllowed } from './fpu';
+import { hotTarget } from './jitmap';
 
 /** Why run() returned. */
 export const EXIT_BUDGET: i32 = 0;
@@ -19,6 +20,9 @@ export const EXIT_WFI: i32 = 1;
 export const EXIT_REQUEST: i32 = 2;
 
 const PAGE_MASK: u64 = ~(<u64>0xfff);
+
+/** Set by the JIT dispatcher (jit.ts): run() returns after a synchronising instruction or a jump to a hot target. */
+export let stopAtJump: bool = false;
 
 @inline function mulhu(a: u64, b: u64): u64 {
   const aLo = a & 0xffffffff, aHi = a >> 32, bLo = b & 0xffffffff, bHi = b >> 32;
@@ -442,6 +446,7 @@ export function run(budget: i32): i32 {
           if (taken) {
             npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) |
               ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e));
+            if (stopAtJump && hotTarget(npc)) sync = true;
           }
           break;
         }
@@ -450,12 +455,14 @@ export function run(budget: i32): i32 {
           const target = (X(xb, rs1) + <u64>(<i32>insn >> 20)) & ~<u64>1;
           setX(xb, rd, npc);
           npc = target;
+          if (stopAtJump && hotTarget(npc)) sync = true;
           break;
         }
         case 0x1b: // JAL
           setX(xb, rd, npc);
           npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >> 9) & 0x800) |
             ((insn >> 20) & 0x7fe));
+          if (stopAtJump && hotTarget(npc)) sync = true;
           break;
         case 0x1c: { // SYSTEM
           sync = true;
@@ -527,7 +534,7 @@ export function run(budget: i32): i32 {
       }
       break;
     }
-    if (exit != EXIT_BUDGET) break;
+    if (exit != EXIT_BUDGET || stopAtJump) break;
   }
   S.pc = pc;
   S.instret = instretStart + <u64>(budget - n);

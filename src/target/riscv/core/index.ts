@@ -85,3 +85,5 @@ export function getInstret(): f64 { return <f64>S.instret; }
 export function wfiWake(): bool { return (S.getMip() & S.mie) != 0; }
 /** Asks run() to re-check interrupts and the exit request before the next instruction. */
 export function kick(): void { S.irqCheck = true; }
+
+export { runJit, jitHartBytes, jitInit, jitFlush, jitDropPage, jitDropWrite, jitLd, jitSt, jitMd, OFF_JIT } from './jit';

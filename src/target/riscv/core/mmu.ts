@@ -10,6 +10,7 @@
 // of mstatus.SUM/MXR flush them all.
 import * as S from './state';
 import { raiseException } from './trap';
+import { isCode, codeWrite } from './jitmap';
 
 @external("env", "mmio_read") declare function mmio_read(addr: f64, size: i32): i32;
 @external("env", "mmio_write") declare function mmio_write(addr: f64, size: i32, lo: i32, hi: i32): i32;
@@ -145,6 +146,7 @@ export function translate(vaddr: u64, acc: u32): u64 {
 function tlbFill(acc: u32, vaddr: u64, pa: u64): void {
   const host = physHost(pa & PAGE_MASK, 4096, acc == S.ACC_STORE);
   if (host == 0) return;
+  if (acc == S.ACC_STORE && isCode(host)) return; // stores to translated code take the slow path
   const set = S.tlbSet(acc == S.ACC_FETCH ? S.priv : S.dataPriv());
   const off = acc == S.ACC_FETCH ? S.OFF_TLB_X : acc == S.ACC_LOAD ? S.OFF_TLB_R : S.OFF_TLB_W;
   const e = set + off + ((<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4);
@@ -178,6 +180,7 @@ function readPhys(pa: u64, size: u32, vaddr: u64): u64 {
 function writePhys(pa: u64, size: u32, v: u64, vaddr: u64): void {
   const host = physHost(pa, size, true);
   if (host != 0) {
+    codeWrite(host, size);
     if (size == 1) store<u8>(host, <u8>v);
     else if (size == 2) store<u16>(host, <u16>v);
     else if (size == 4) store<u32>(host, <u32>v);
@@ -273,6 +276,7 @@ export function amoHost(vaddr: u64, size: u32, isLoadReserved: bool): usize {
     accessFault(acc, vaddr);
     return 0;
   }
+  if (!isLoadReserved) codeWrite(host, size);
   tlbFill(acc, vaddr, pa);
   return host;
 }

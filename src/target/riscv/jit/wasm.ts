@@ -1,0 +1,152 @@
+/**
+ * A minimal WebAssembly binary writer for the JIT: opcodes it uses, LEB128, and the
+ * module wrapper around one block function (see translate.ts).
+ */
+
+export const enum Op {
+  Unreachable = 0x00, Block = 0x02, Loop = 0x03, If = 0x04, Else = 0x05, End = 0x0b, Br = 0x0c, BrIf = 0x0d, Return = 0x0f,
+  Call = 0x10, Drop = 0x1a, Select = 0x1b,
+  LocalGet = 0x20, LocalSet = 0x21, LocalTee = 0x22,
+  I32Load = 0x28, I64Load = 0x29, I64Load8S = 0x30, I64Load8U = 0x31, I64Load16S = 0x32, I64Load16U = 0x33,
+  I64Load32S = 0x34, I64Load32U = 0x35, I32Store = 0x36, I64Store = 0x37, I64Store8 = 0x3c, I64Store16 = 0x3d, I64Store32 = 0x3e,
+  I32Const = 0x41, I64Const = 0x42,
+  I32Eqz = 0x45, I32LeU = 0x4d,
+  I64Eqz = 0x50, I64Eq = 0x51, I64Ne = 0x52, I64LtS = 0x53, I64LtU = 0x54, I64GeS = 0x59, I64GeU = 0x5a,
+  I32Add = 0x6a, I32Sub = 0x6b, I32Mul = 0x6c, I32And = 0x71, I32Shl = 0x74, I32ShrS = 0x75, I32ShrU = 0x76,
+  I64Add = 0x7c, I64Sub = 0x7d, I64Mul = 0x7e, I64And = 0x83, I64Or = 0x84, I64Xor = 0x85,
+  I64Shl = 0x86, I64ShrS = 0x87, I64ShrU = 0x88,
+  I32WrapI64 = 0xa7, I64ExtendI32S = 0xac, I64ExtendI32U = 0xad,
+}
+
+export const I32 = 0x7f;
+export const I64 = 0x7e;
+export const VOID = 0x40;
+
+/** A growable byte buffer with the encodings the JIT needs. */
+export class Bytes {
+  buf: Uint8Array<ArrayBuffer> = new Uint8Array(1024);
+  len = 0;
+
+  byte(b: number): this {
+    if (this.len === this.buf.length) {
+      const n = new Uint8Array(this.buf.length * 2);
+      n.set(this.buf);
+      this.buf = n;
+    }
+    this.buf[this.len++] = b;
+    return this;
+  }
+
+  bytes(a: ArrayLike<number>): this {
+    for (let i = 0; i < a.length; i++) this.byte(a[i]);
+    return this;
+  }
+
+  u32(v: number): this {
+    do {
+      let b = v & 0x7f;
+      v >>>= 7;
+      if (v !== 0) b |= 0x80;
+      this.byte(b);
+    } while (v !== 0);
+    return this;
+  }
+
+  i32(v: number): this {
+    v |= 0;
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) return this.byte(b);
+      this.byte(b | 0x80);
+    }
+  }
+
+  /** Signed LEB128 of the 64-bit value (lo, hi) given as two 32-bit halves. */
+  i64(lo: number, hi: number): this {
+    lo >>>= 0;
+    hi |= 0;
+    for (;;) {
+      const b = lo & 0x7f;
+      // Arithmetic shift of the 64-bit value by 7.
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>= 7;
+      const done = (hi === 0 && lo === 0 && (b & 0x40) === 0) || (hi === -1 && lo === 0xffffffff && (b & 0x40) !== 0);
+      if (done) return this.byte(b);
+      this.byte(b | 0x80);
+    }
+  }
+
+  op(o: Op): this {
+    return this.byte(o);
+  }
+
+  /** A memory instruction with its memarg (alignment hint 0, i.e. none promised). */
+  mem(o: Op, offset: number): this {
+    return this.byte(o).byte(0).u32(offset);
+  }
+
+  str(s: string): this {
+    this.u32(s.length);
+    for (let i = 0; i < s.length; i++) this.byte(s.charCodeAt(i));
+    return this;
+  }
+
+  section(id: number, body: Bytes): this {
+    this.byte(id).u32(body.len);
+    return this.bytes(body.buf.subarray(0, body.len));
+  }
+
+  result(): Uint8Array<ArrayBuffer> {
+    return this.buf.slice(0, this.len);
+  }
+}
+
+/** Imported helper functions of a block module, in import order (function indices 0..). */
+export const IMPORTS: { name: string; params: number[]; results: number[] }[] = [
+  { name: 'ld', params: [I64, I32, I64], results: [I64] },
+  { name: 'st', params: [I64, I64, I32, I64], results: [] },
+  { name: 'md', params: [I64, I64, I32], results: [I64] },
+];
+export const F_LD = 0;
+export const F_ST = 1;
+export const F_MD = 2;
+
+/**
+ * A module importing env.memory (shared) and the helpers, exporting each body as
+ * function "f<i>" of type () => i64. `locals` lists the local declarations of every body.
+ */
+export function blockModule(bodies: { locals: [number, number][]; code: Bytes }[]): Uint8Array<ArrayBuffer> {
+  const m = new Bytes();
+  m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const types = new Bytes();
+  types.u32(1 + IMPORTS.length);
+  types.byte(0x60).u32(0).u32(1).byte(I64);
+  for (const f of IMPORTS) types.byte(0x60).u32(f.params.length).bytes(f.params).u32(f.results.length).bytes(f.results);
+  m.section(1, types);
+  const imps = new Bytes();
+  imps.u32(1 + IMPORTS.length);
+  imps.str('env').str('memory').byte(0x02).byte(0x03).u32(0).u32(65536);
+  IMPORTS.forEach((f, i) => imps.str('env').str(f.name).byte(0x00).u32(1 + i));
+  m.section(2, imps);
+  const funcs = new Bytes();
+  funcs.u32(bodies.length);
+  for (let i = 0; i < bodies.length; i++) funcs.u32(0);
+  m.section(3, funcs);
+  const exps = new Bytes();
+  exps.u32(bodies.length);
+  bodies.forEach((_, i) => exps.str(`f${i}`).byte(0x00).u32(IMPORTS.length + i));
+  m.section(7, exps);
+  const code = new Bytes();
+  code.u32(bodies.length);
+  for (const b of bodies) {
+    const body = new Bytes();
+    body.u32(b.locals.length);
+    for (const [n, t] of b.locals) body.u32(n).byte(t);
+    body.bytes(b.code.buf.subarray(0, b.code.len));
+    body.op(Op.End);
+    code.u32(body.len).bytes(body.buf.subarray(0, body.len));
+  }
+  m.section(10, code);
+  return m.result();
+}

@@ -1,0 +1,132 @@
+/**
+ * The RISC-V → WebAssembly JIT (src/target/riscv/jit, src/target/riscv/core/jit.ts):
+ * self-modifying code is never run stale (guest stores + FENCE.I, device writes),
+ * and a fault in the middle of a translated block leaves the exact pc, registers
+ * and instret — the same as the interpreter.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { AddressSpace } from '../../src/hw/core/memory.js';
+import { RegionGuestMemory } from '../../src/hw/core/guest-memory.js';
+import { RiscvCpus, RunExit } from '../../src/target/riscv/cpu.js';
+import { CodeGuardMemory } from '../../src/target/riscv/jit/jit.js';
+
+const BASE = 0x80000000;
+// Encoders (RV64I).
+const I = (op: number, f3: number, rd: number, rs1: number, imm: number): number =>
+  (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
+const addi = (rd: number, rs1: number, imm: number): number => I(0x13, 0, rd, rs1, imm);
+const ld = (rd: number, rs1: number, imm: number): number => I(0x03, 3, rd, rs1, imm);
+const lw = (rd: number, rs1: number, imm: number): number => I(0x03, 2, rd, rs1, imm);
+const sw = (rs2: number, rs1: number, imm: number): number =>
+  (((imm >> 5) << 25) | (rs2 << 20) | (rs1 << 15) | (2 << 12) | ((imm & 31) << 7) | 0x23) >>> 0;
+const bne = (rs1: number, rs2: number, off: number): number =>
+  ((((off >> 12) & 1) << 31) | (((off >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (1 << 12) |
+    (((off >> 1) & 0xf) << 8) | (((off >> 11) & 1) << 7) | 0x63) >>> 0;
+const jal = (rd: number, off: number): number =>
+  ((((off >> 20) & 1) << 31) | (((off >> 1) & 0x3ff) << 21) | (((off >> 11) & 1) << 20) | (((off >> 12) & 0xff) << 12) |
+    (rd << 7) | 0x6f) >>> 0;
+const jalr = (rd: number, rs1: number, imm: number): number => I(0x67, 0, rd, rs1, imm);
+const auipc = (rd: number, imm20: number): number => ((imm20 << 12) | (rd << 7) | 0x17) >>> 0;
+const lui = (rd: number, imm20: number): number => ((imm20 << 12) | (rd << 7) | 0x37) >>> 0;
+const csrr = (rd: number, csr: number): number => I(0x73, 2, rd, 0, csr);
+const csrw = (csr: number, rs1: number): number => I(0x73, 1, 0, rs1, csr);
+const FENCE_I = 0x0000100f;
+const WFI = 0x10500073;
+const [RA, T0, T1, T2, S0, A0, A1, A2, A3, A4] = [1, 5, 6, 7, 8, 10, 11, 12, 13, 14];
+
+/** A one-hart machine with `words` at RAM offset 0 (and at the given other offsets). */
+function machine(jit: boolean, code: Map<number, number[]>) {
+  const bus = new AddressSpace();
+  const cpus = new RiscvCpus({ ramBase: BASE, ramSize: 64 << 20, romBase: 0x1000, romSize: 0x1000 }, 1, bus, () => 0,
+    jit ? { threshold: 2 } : null);
+  const dv = new DataView(cpus.ram.buffer, cpus.ram.byteOffset, cpus.ram.byteLength);
+  for (const [off, words] of code) words.forEach((w, i) => dv.setUint32(off + 4 * i, w, true));
+  const hart = cpus.harts[0]!;
+  hart.reset(BASE);
+  return { cpus, hart, dv };
+}
+
+function runToWfi(h: ReturnType<typeof machine>['hart']): void {
+  for (let i = 0; i < 100; i++) if (h.run(10_000) === RunExit.Wfi) return;
+  assert.fail('the program did not reach WFI');
+}
+
+test('jit: a fault in the middle of a block reports the exact pc, registers and instret', () => {
+  const code = new Map<number, number[]>([
+    [0x00, [
+      auipc(T0, 0), addi(T1, T0, 0x100), csrw(0x305, T1), addi(A4, T0, 0x200), addi(S0, 0, 50),
+      /* 0x14 loop: */ addi(A1, A1, 1), addi(A2, A2, 3), ld(A3, A4, 0), addi(S0, S0, -1), bne(S0, 0, -0x10),
+      /* 0x28 */ lui(A4, 0x40000), jal(0, -0x18),
+    ]],
+    [0x100, [csrr(T1, 0x341), csrr(T2, 0x342), WFI]],
+    [0x200, [0x55667788, 0x11223344]],
+  ]);
+  const results = [false, true].map((jit) => {
+    const m = machine(jit, code);
+    runToWfi(m.hart);
+    return { x: [...m.hart.x], instret: m.hart.instret, blocks: m.cpus.jit?.stats.blocks ?? 0 };
+  });
+  const [off, on] = results;
+  assert.ok(on!.blocks > 0, 'the loop was translated');
+  assert.equal(on!.x[T1], BigInt(BASE + 0x1c), 'mepc is the faulting load');
+  assert.equal(on!.x[T2], 5n, 'load access fault');
+  assert.equal(on!.x[A1], 51n);
+  assert.equal(on!.x[A2], 153n);
+  assert.equal(on!.x[A3], 0x1122334455667788n, 'the faulting load did not write its destination');
+  assert.equal(on!.x[S0], 0n);
+  assert.deepEqual(on!.x, off!.x, 'same registers as the interpreter');
+  assert.equal(on!.instret, off!.instret, 'same instret as the interpreter');
+});
+
+/** Calls func 20 times (a0 += 1 each), patches its first instruction to a0 += 100, FENCE.I, calls it again. */
+const smc = new Map<number, number[]>([
+  [0x00, [
+    auipc(T0, 0), addi(S0, 0, 20), addi(A0, 0, 0),
+    /* 0x0c loop: */ jal(RA, 0x34), addi(S0, S0, -1), bne(S0, 0, -8),
+    /* 0x18 */ lw(T1, T0, 0x80), sw(T1, T0, 0x40), FENCE_I, jal(RA, 0x40 - 0x24), WFI,
+  ]],
+  [0x40, [addi(A0, A0, 1), jalr(0, RA, 0)]],
+  [0x80, [addi(A0, A0, 100)]],
+]);
+
+test('jit: self-modifying code (store, FENCE.I) runs the new instruction', () => {
+  for (const jit of [false, true]) {
+    const m = machine(jit, smc);
+    runToWfi(m.hart);
+    assert.equal(m.hart.x[A0], 120n, `jit=${jit}`);
+    if (jit) {
+      assert.ok(m.cpus.jit!.stats.blocks > 0, 'func was translated');
+      assert.ok(m.cpus.jit!.stats.invalidations > 0, 'the store invalidated it');
+    }
+  }
+});
+
+test('jit: a device (DMA) write to translated code drops the stale block', () => {
+  // Run the loop only (stop at the patch), patch through the device view of RAM, then call func again.
+  const code = new Map(smc);
+  code.set(0x18, [WFI, jal(RA, 0x40 - 0x1c), WFI]);
+  const m = machine(true, code);
+  runToWfi(m.hart);
+  assert.equal(m.hart.x[A0], 20n);
+  assert.ok(m.cpus.jit!.stats.blocks > 0);
+  const mem = new CodeGuardMemory(new RegionGuestMemory([{ base: BASE, bytes: m.cpus.ram }]), m.cpus.jit!, BASE, m.cpus.ramHost);
+  const patch = new Uint8Array(4);
+  new DataView(patch.buffer).setUint32(0, addi(A0, A0, 100), true);
+  assert.ok(mem.write(BASE + 0x40, patch));
+  runToWfi(m.hart);
+  assert.equal(m.hart.x[A0], 120n);
+});
+
+test('jit: -accel tcg,jit=on|off is parsed (absent: VIREO_JIT decides), other values are errors', async () => {
+  const { parseCommandLine } = await import('../../src/system/cmdline.js');
+  const accel = (...argv: string[]) => {
+    const r = parseCommandLine(argv);
+    assert.equal(r.kind, 'run');
+    return (r as { options: { accel: unknown } }).options.accel;
+  };
+  assert.deepEqual(accel('-accel', 'tcg,jit=on'), { names: ['tcg'], thread: 'single', jit: true });
+  assert.deepEqual(accel('-accel', 'tcg,thread=single,jit=off'), { names: ['tcg'], thread: 'single', jit: false });
+  assert.deepEqual(accel('-accel', 'tcg'), { names: ['tcg'], thread: 'single' });
+  assert.throws(() => parseCommandLine(['-accel', 'tcg,jit=yes']), /invalid 'jit' setting/);
+});
