@@ -113,3 +113,7 @@ test('a guest executing random bytes traps forever but the host stays responsive
     g.kill();
   }
 });
+
+test('the JIT with multi-threaded TCG is refused in one line', () => {
+  assertOneLineError(['-nographic', '-accel', 'tcg,thread=multi,jit=on'], /jit=on: not available with thread=multi yet/);
+});

@@ -15,7 +15,7 @@ import { BUS_ERROR, type AddressSpace } from '../../hw/core/memory.js';
 import { coreModule, type RiscvCpus } from '../../target/riscv/cpu.js';
 import { ExitChannelServer, EXIT_CHANNEL_BYTES, type IoRequest } from '../../system/exit-channel.js';
 import { CTL_STOP, CTL_WAKE, CTL_WORDS, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
-import type { StopReason } from './rr.js';
+import { wakeableSleep, type StopReason } from './rr.js';
 
 /** Instructions per slice on a hart thread: the latency of an interrupt raised while the hart runs. */
 const SLICE = 20_000;
@@ -160,16 +160,7 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
       if (poll() || failure !== null) break;
       const deadline = clock.nextDeadline();
       const ms = Math.min(POLL_MS, deadline === Infinity ? POLL_MS : Math.max(0, (deadline - clock.now()) / 1e6));
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          wake = null;
-          resolve();
-        }, ms);
-        wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
+      await wakeableSleep(ms, (w) => { wake = w; });
     }
   } finally {
     clock.onChange = null;

@@ -17,6 +17,23 @@ const SLICE = 200_000;
 const YIELD_MS = 8;
 
 /**
+ * Sleeps `ms` milliseconds, or until the function handed to `arm` is called: `arm` gets
+ * the early wake-up when the sleep starts, and null when it ends by itself.
+ */
+export function wakeableSleep(ms: number, arm: (wake: (() => void) | null) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      arm(null);
+      resolve();
+    }, ms);
+    arm(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/**
  * Runs the harts until `check` (called between slices) reports a reason to stop.
  */
 export async function runRoundRobin(clock: Clock, harts: Hart[], check: () => StopReason | null): Promise<StopReason> {
@@ -53,16 +70,7 @@ export async function runRoundRobin(clock: Clock, harts: Hart[], check: () => St
       // Every hart waits for an interrupt: sleep until the next deadline or a wake-up.
       const deadline = clock.nextDeadline();
       const ms = deadline === Infinity ? 1000 : Math.max(0, (deadline - clock.now()) / 1e6);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          wake = null;
-          resolve();
-        }, ms);
-        wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
+      await wakeableSleep(ms, (w) => { wake = w; });
       lastYield = performance.now();
     }
   } finally {
