@@ -29,6 +29,13 @@ export interface HartThreadData {
    * every thread is ready, so that no hart runs (and sends IPIs) before all have been reset.
    */
   go: SharedArrayBuffer;
+  /**
+   * BigInt64 slot 0, shared by all hart threads: the latest mtime any hart has read. Each
+   * thread derives time from its own performance.now(), whose origins differ by microseconds;
+   * without this floor one hart could read a time before another's, and Linux takes such a
+   * negative delta as a jump of thousands of years.
+   */
+  timeFloor: SharedArrayBuffer;
   /** Instructions per slice between checks of interrupts and the stop flag. */
   slice: number;
 }

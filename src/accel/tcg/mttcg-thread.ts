@@ -23,6 +23,7 @@ const data = workerData as HartThreadData;
 const channel = new ExitChannelClient(data.channel);
 const chanView = new DataView(channel.data.buffer, channel.data.byteOffset, 8);
 const ctl = new Int32Array(data.ctl);
+const timeFloor = new BigInt64Array(data.timeFloor);
 const words = new Uint32Array(data.memory.buffer);
 const init = data.init;
 // The machine clock as performance.now() of this thread sees it (both count host monotonic time).
@@ -46,7 +47,15 @@ const instance = new WebAssembly.Instance(data.module, {
       return channel.request('mmio', true, addr, size) ? 0 : 1;
     },
     host_mtime(): number {
-      return Math.floor((performance.now() + clockMsAtZero) * TICKS_PER_MS);
+      // Never earlier than what another hart already read (see HartThreadData.timeFloor).
+      const t = BigInt(Math.floor((performance.now() + clockMsAtZero) * TICKS_PER_MS));
+      let floor = Atomics.load(timeFloor, 0);
+      while (t > floor) {
+        const seen = Atomics.compareExchange(timeFloor, 0, floor, t);
+        if (seen === floor) return Number(t);
+        floor = seen;
+      }
+      return Number(floor);
     },
     // No JIT on hart threads yet (-accel tcg,jit=on is refused with thread=multi).
     table: new WebAssembly.Table({ initial: 1, element: 'anyfunc' }),

@@ -60,7 +60,8 @@ class HartThread {
   /** Resolves when the thread has initialised its hart and waits for the start signal. */
   readonly ready: Promise<void>;
 
-  constructor(cpus: RiscvCpus, id: number, pc: number, clock: Clock, go: SharedArrayBuffer, handler: (req: IoRequest) => boolean) {
+  constructor(cpus: RiscvCpus, id: number, pc: number, clock: Clock, go: SharedArrayBuffer, timeFloor: SharedArrayBuffer,
+    handler: (req: IoRequest) => boolean) {
     const channel = new SharedArrayBuffer(EXIT_CHANNEL_BYTES);
     const server = new ExitChannelServer(channel, handler);
     const data: HartThreadData = {
@@ -73,6 +74,7 @@ class HartThread {
       hrtime: process.hrtime.bigint(),
       clockNs: clock.now(),
       go,
+      timeFloor,
       slice: SLICE,
     };
     this.worker = new Worker(new URL('./mttcg-thread.js', import.meta.url), { workerData: data });
@@ -136,7 +138,8 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
     if (poll()) wakeUp();
   });
   const go = new Int32Array(new SharedArrayBuffer(4));
-  const threads = cpus.harts.map((h) => new HartThread(cpus, h.id, Number(h.pc), clock, go.buffer as SharedArrayBuffer, handler));
+  const timeFloor = new SharedArrayBuffer(8);
+  const threads = cpus.harts.map((h) => new HartThread(cpus, h.id, Number(h.pc), clock, go.buffer as SharedArrayBuffer, timeFloor, handler));
   cpus.harts.forEach((h, i) => {
     const t = threads[i]!;
     h.onWake = () => t.wake();
