@@ -7,14 +7,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImage, BUNDLED_IMAGES } from '../src/hw/riscv/boot.js';
-import { runDriven, have, instret, fmt, tempDir, VIREO, type RunResult } from './common.js';
+import { runDriven, have, fmt, tempDir, jitModes, measureJitModes, type RunResult } from './common.js';
 
 const args = process.argv.slice(2);
 const runs = Number(args.find((a) => !a.startsWith('--')) ?? 3);
 /** --jit=on|off|both: run Vireo with -accel tcg,jit=on, off (the default), or both and print the speedup. */
-const jitArg = args.find((a) => a.startsWith('--jit='))?.slice('--jit='.length) ?? 'off';
-if (!['on', 'off', 'both'].includes(jitArg)) throw new Error('--jit=on|off|both');
-const jitModes = jitArg === 'both' ? ['off', 'on'] : [jitArg];
+const modes = jitModes(args);
 const PROMPT = /~ # $/;
 const steps = [{ expect: PROMPT, send: 'poweroff\n' }];
 
@@ -40,21 +38,12 @@ async function measure(name: string, cmd: string, args: string[], env?: NodeJS.P
   return best(results);
 }
 
-let vireo!: RunResult;
-const times: number[] = [];
-for (const jit of jitModes) {
-  vireo = await measure('vireo', process.execPath, [VIREO, ...common, '-accel', `tcg,jit=${jit}`], { ...process.env, VIREO_STATS: '1' });
-  const n = instret(vireo.stderr);
-  times.push(vireo.seconds);
-  console.log(`vireo jit=${jit}: ${fmt(vireo.seconds)} s, peak RSS ${fmt(vireo.peakRssMiB, 0)} MiB, ${fmt(n / 1e6, 0)} M instructions, ${fmt(n / vireo.seconds / 1e6, 0)} MIPS (best of ${runs})`);
-  const stats = /vireo-stats: jit .*/.exec(vireo.stderr);
-  if (stats) console.log(`  ${stats[0]}`);
-}
-if (times.length === 2) console.log(`ratio jit=on/jit=off: ${fmt(times[1]! / times[0]!)}x time (${fmt(times[0]! / times[1]!)}x faster)`);
+const vireo = await measureJitModes(modes, common, measure, (r, n) =>
+  `${fmt(r.seconds)} s, peak RSS ${fmt(r.peakRssMiB, 0)} MiB, ${fmt(n / 1e6, 0)} M instructions, ${fmt(n / r.seconds / 1e6, 0)} MIPS (best of ${runs})`);
 if (!have('qemu-system-riscv64')) {
   console.log('qemu-system-riscv64 not installed (apt-get install qemu-system-misc): no ratio');
 } else {
   const qemu = await measure('qemu', 'qemu-system-riscv64', [...common, '-accel', 'tcg,thread=single']);
   console.log(`qemu:  ${fmt(qemu.seconds)} s, peak RSS ${fmt(qemu.peakRssMiB, 0)} MiB (best of ${runs})`);
-  console.log(`ratio vireo/qemu (jit=${jitModes[jitModes.length - 1]}): ${fmt(vireo.seconds / qemu.seconds)}x time, ${fmt(vireo.peakRssMiB / qemu.peakRssMiB)}x peak RSS`);
+  console.log(`ratio vireo/qemu (jit=${modes[modes.length - 1]}): ${fmt(vireo.seconds / qemu.seconds)}x time, ${fmt(vireo.peakRssMiB / qemu.peakRssMiB)}x peak RSS`);
 }

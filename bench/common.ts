@@ -116,6 +116,35 @@ export function fmt(n: number, digits = 2): string {
 
 // ---- The bundled x86_64 guest under KVM, for bench/kvm-*.ts ----
 
+
+/** `--jit=on|off|both` among `args` (default off): the JIT modes to run Vireo in. */
+export function jitModes(args: string[]): string[] {
+  const jit = args.find((a) => a.startsWith('--jit='))?.slice('--jit='.length) ?? 'off';
+  if (!['on', 'off', 'both'].includes(jit)) throw new Error('--jit=on|off|both');
+  return jit === 'both' ? ['off', 'on'] : [jit];
+}
+
+/**
+ * Measures Vireo (`args` after bin/vireo.js) once per JIT mode with `measure`, printing
+ * `describe` of each result (given its guest instruction count) and the JIT statistics,
+ * then the speedup when both modes ran. Returns the result of the last mode.
+ */
+export async function measureJitModes(modes: string[], args: string[],
+  measure: (name: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv) => Promise<RunResult>,
+  describe: (r: RunResult, instructions: number) => string): Promise<RunResult> {
+  let last: RunResult | undefined;
+  const times: number[] = [];
+  for (const jit of modes) {
+    last = await measure('vireo', process.execPath, [VIREO, ...args, '-accel', `tcg,jit=${jit}`], { ...process.env, VIREO_STATS: '1' });
+    times.push(last.seconds);
+    console.log(`vireo jit=${jit}: ${describe(last, instret(last.stderr))}`);
+    const stats = /vireo-stats: jit .*/.exec(last.stderr);
+    if (stats) console.log(`  ${stats[0]}`);
+  }
+  if (times.length === 2) console.log(`ratio jit=on/jit=off: ${fmt(times[1]! / times[0]!)}x time (${fmt(times[0]! / times[1]!)}x faster)`);
+  return last!;
+}
+
 /** Its shell prompt; Debian's busybox then asks for the cursor position (ESC [6n). */
 export const X86_PROMPT = /~ # (\x1b\[6n)?$/;
 /** Its kernel command line: the one Vireo's microvm uses for it (src/hw/i386/microvm.ts). */

@@ -223,20 +223,26 @@ test('ACPI refuses bad arguments', () => {
   assert.throws(() => writeAcpiTables(ram, ram.length - 256, OPTS), /do not fit/);
 });
 
+/**
+ * Writes the table at `addr` of `ram` to DIR/NAME.dat, decompiles it with iasl (which must
+ * not complain) and returns the source without the disassembler's end-of-line comments.
+ */
+function decompile(dir: string, ram: Uint8Array, name: string, addr: number): string {
+  const file = join(dir, `${name}.dat`);
+  const length = new DataView(ram.buffer, ram.byteOffset).getUint32(addr + 4, true);
+  writeFileSync(file, ram.subarray(addr, addr + length));
+  const out = spawnSync('iasl', ['-d', file], { encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stdout + out.stderr);
+  assert.doesNotMatch(out.stdout + out.stderr, /error|warning/i);
+  return readFileSync(join(dir, `${name}.dsl`), 'utf8').replace(/\/\/.*$/gm, '');
+}
+
 test('iasl decompiles the tables and acpiexec evaluates \\_S5_', (t) => {
   if (spawnSync('iasl', ['-v']).error) return t.skip('iasl not installed (apt-get install acpica-tools)');
-  const { ram, v, tables } = acpiImage();
+  const { ram, tables } = acpiImage();
   const dir = mkdtempSync(join(tmpdir(), 'vireo-acpi-'));
   try {
-    const dump = (name: string, addr: number): string => {
-      const file = join(dir, `${name}.dat`);
-      writeFileSync(file, ram.subarray(addr, addr + v.getUint32(addr + 4, true)));
-      const out = spawnSync('iasl', ['-d', file], { encoding: 'utf8' });
-      assert.equal(out.status, 0, out.stdout + out.stderr);
-      assert.doesNotMatch(out.stdout + out.stderr, /error|warning/i);
-      // Without the disassembler's end-of-line comments.
-      return readFileSync(join(dir, `${name}.dsl`), 'utf8').replace(/\/\/.*$/gm, '');
-    };
+    const dump = (name: string, addr: number): string => decompile(dir, ram, name, addr);
     const dsl = dump('dsdt', tables.dsdt);
     assert.match(dsl, /Name \(_S5, Package \(0x02\)\s*\{\s*0x05,\s*Zero\s*\}\)/);
     assert.match(dsl, /Device \(COM1\)[\s\S]*EisaId \("PNP0501"\)[\s\S]*IO \(Decode16,\s*0x03F8,\s*0x03F8,\s*0x01,\s*0x08,[\s\S]*IRQNoFlags \(\)\s*\{4\}/);
@@ -290,17 +296,10 @@ test('ACPI: a PCI host bridge adds an MCFG to the XSDT with bus 0 ECAM', () => {
 
 test('iasl decompiles the PCI host bridge and acpiexec evaluates its _CRS and _PRT', (t) => {
   if (spawnSync('iasl', ['-v']).error) return t.skip('iasl not installed (apt-get install acpica-tools)');
-  const { ram, v, tables } = acpiImage({ ...OPTS, i8042: true, pci: PCI });
+  const { ram, tables } = acpiImage({ ...OPTS, i8042: true, pci: PCI });
   const dir = mkdtempSync(join(tmpdir(), 'vireo-acpi-'));
   try {
-    const save = (name: string, addr: number) => {
-      const file = join(dir, `${name}.dat`);
-      writeFileSync(file, ram.subarray(addr, addr + v.getUint32(addr + 4, true)));
-      const out = spawnSync('iasl', ['-d', file], { encoding: 'utf8' });
-      assert.equal(out.status, 0, out.stdout + out.stderr);
-      assert.doesNotMatch(out.stdout + out.stderr, /error|warning/i);
-      return readFileSync(join(dir, `${name}.dsl`), 'utf8').replace(/\/\/.*$/gm, '');
-    };
+    const save = (name: string, addr: number): string => decompile(dir, ram, name, addr);
     const dsl = save('dsdt', tables.dsdt);
     assert.match(dsl, /Device \(KBD\)[\s\S]*EisaId \("PNP0303"\)[\s\S]*IO \(Decode16,\s*0x0064,\s*0x0064,\s*0x01,\s*0x01,[\s\S]*IRQNoFlags \(\)\s*\{1\}/);
     assert.match(dsl, /Device \(PCI0\)[\s\S]*EisaId \("PNP0A08"\)[\s\S]*EisaId \("PNP0A03"\)/);

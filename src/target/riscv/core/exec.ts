@@ -56,6 +56,31 @@ function rem32(a: u32, b: u32): u64 {
   return sext32(<u32>(<i32>a % <i32>b));
 }
 
+/** The M-extension OP instruction with funct3 `f3` (MUL..REMU) on 64-bit operands. */
+@inline export function mulDiv(a: u64, b: u64, f3: u32): u64 {
+  switch (f3) {
+    case 0: return a * b;
+    case 1: return mulhu(a, b) - (<i64>a < 0 ? b : 0) - (<i64>b < 0 ? a : 0);
+    case 2: return mulhu(a, b) - (<i64>a < 0 ? b : 0);
+    case 3: return mulhu(a, b);
+    case 4: return div64(a, b);
+    case 5: return b == 0 ? <u64>-1 : a / b;
+    case 6: return rem64(a, b);
+    default: return b == 0 ? a : a % b;
+  }
+}
+
+/** The M-extension OP-32 instruction with funct3 `f3` (MULW, DIVW..REMUW; 1-3 do not exist). */
+@inline export function mulDivW(a: u32, b: u32, f3: u32): u64 {
+  switch (f3) {
+    case 0: return sext32(a * b);
+    case 4: return div32(a, b);
+    case 5: return b == 0 ? <u64>-1 : sext32(a / b);
+    case 6: return rem32(a, b);
+    default: return b == 0 ? sext32(a) : sext32(a % b);
+  }
+}
+
 /** Raises an illegal-instruction exception for the instruction at `pc`. */
 function illegal(pc: u64, bits: u32): void {
   S.pc = pc;
@@ -376,16 +401,7 @@ export function run(budget: i32): i32 {
               default: v = a & b;
             }
           } else if (f7 == 1) {
-            switch (f3) {
-              case 0: v = a * b; break;
-              case 1: v = mulhu(a, b) - (<i64>a < 0 ? b : 0) - (<i64>b < 0 ? a : 0); break;
-              case 2: v = mulhu(a, b) - (<i64>a < 0 ? b : 0); break;
-              case 3: v = mulhu(a, b); break;
-              case 4: v = div64(a, b); break;
-              case 5: v = b == 0 ? <u64>-1 : a / b; break;
-              case 6: v = rem64(a, b); break;
-              default: v = b == 0 ? a : a % b;
-            }
+            v = mulDiv(a, b, f3);
           } else if (f7 == 0x20 && f3 == 0) {
             v = a - b;
           } else if (f7 == 0x20 && f3 == 5) {
@@ -415,13 +431,7 @@ export function run(budget: i32): i32 {
             else if (f3 == 5) v = sext32(<u32>(<i32>a >> (b & 31)));
             else { illegal(pc, bits); sync = true; break; }
           } else if (f7 == 1 && (f3 == 0 || f3 >= 4)) {
-            switch (f3) {
-              case 0: v = sext32(a * b); break;
-              case 4: v = div32(a, b); break;
-              case 5: v = b == 0 ? <u64>-1 : sext32(a / b); break;
-              case 6: v = rem32(a, b); break;
-              default: v = b == 0 ? sext32(a) : sext32(a % b);
-            }
+            v = mulDivW(a, b, f3);
           } else { illegal(pc, bits); sync = true; break; }
           setX(xb, rd, v);
           break;

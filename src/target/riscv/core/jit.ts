@@ -163,43 +163,7 @@ export function jitSt(addr: u64, v: u64, size: i32, pc: u64): void {
   if (S.trapped) store<u32>(S.hb + OFF_JIT + JIT_TRAP, 1);
 }
 
-@inline function mulhu(a: u64, b: u64): u64 {
-  const aLo = a & 0xffffffff, aHi = a >> 32, bLo = b & 0xffffffff, bHi = b >> 32;
-  const p0 = aLo * bLo, p1 = aLo * bHi, p2 = aHi * bLo, p3 = aHi * bHi;
-  const mid = (p0 >> 32) + (p1 & 0xffffffff) + (p2 & 0xffffffff);
-  return p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
-}
-@inline function sext32(v: u64): u64 { return <u64><i64><i32>v; }
-
 /** M-extension operations other than MUL/MULW: op = funct3, plus 8 for the W forms. */
 export function jitMd(a: u64, b: u64, op: i32): u64 {
-  switch (op) {
-    case 1: return mulhu(a, b) - (<i64>a < 0 ? b : 0) - (<i64>b < 0 ? a : 0);
-    case 2: return mulhu(a, b) - (<i64>a < 0 ? b : 0);
-    case 3: return mulhu(a, b);
-    case 4:
-      if (b == 0) return <u64>-1;
-      if (a == <u64>0x8000000000000000 && b == <u64>-1) return a;
-      return <u64>(<i64>a / <i64>b);
-    case 5: return b == 0 ? <u64>-1 : a / b;
-    case 6:
-      if (b == 0) return a;
-      if (a == <u64>0x8000000000000000 && b == <u64>-1) return 0;
-      return <u64>(<i64>a % <i64>b);
-    case 7: return b == 0 ? a : a % b;
-  }
-  const x = <u32>a, y = <u32>b;
-  switch (op) {
-    case 12:
-      if (y == 0) return <u64>-1;
-      if (x == 0x80000000 && y == 0xffffffff) return sext32(x);
-      return sext32(<u32>(<i32>x / <i32>y));
-    case 13: return y == 0 ? <u64>-1 : sext32(x / y);
-    case 14:
-      if (y == 0) return sext32(x);
-      if (x == 0x80000000 && y == 0xffffffff) return 0;
-      return sext32(<u32>(<i32>x % <i32>y));
-    case 15: return y == 0 ? sext32(x) : sext32(x % y);
-  }
-  return 0;
+  return op < 8 ? E.mulDiv(a, b, <u32>op) : E.mulDivW(<u32>a, <u32>b, <u32>(op - 8));
 }
