@@ -61,6 +61,7 @@ export interface CoreExports extends JitCore {
   getPc(): bigint;
   setPc(v: bigint): void;
   getPriv(): number;
+  debugCsr(csr: number): bigint;
   getInstret(): number;
   wfiWake(): number;
   kick(): void;

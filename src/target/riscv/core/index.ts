@@ -3,6 +3,7 @@
 import * as S from './state';
 import { tlbFlush } from './mmu';
 import { expandCompressed } from './rvc';
+import * as C from './csr';
 
 export { run, EXIT_BUDGET, EXIT_WFI, EXIT_REQUEST } from './exec';
 export { OFF_X, OFF_F, OFF_MIP, OFF_EXIT, OFF_SCRATCH, HART_BLOCK_SIZE } from './state';
@@ -83,6 +84,20 @@ export function getPriv(): u32 { return S.priv; }
 export function getInstret(): f64 { return <f64>S.instret; }
 /** True if an interrupt is pending and enabled in mie (what wakes a hart from WFI). */
 export function wfiWake(): bool { return (S.getMip() & S.mie) != 0; }
+/**
+ * Reads a CSR for the host (monitor, debugger) as M-mode would, without side effects on
+ * the hart; -1 (all ones) when the CSR does not exist.
+ */
+export function debugCsr(csr: u32): u64 {
+  const priv = S.priv;
+  S.priv = 3;
+  C.csrIllegal = false;
+  let v = C.csrRead(csr);
+  if (C.csrIllegal) v = <u64>-1;
+  C.csrIllegal = false;
+  S.priv = priv;
+  return v;
+}
 /** Asks run() to re-check interrupts and the exit request before the next instruction. */
 export function kick(): void { S.irqCheck = true; }
 
