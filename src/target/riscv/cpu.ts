@@ -38,6 +38,8 @@ export const enum RunExit {
   Budget = 0,
   Wfi = 1,
   Request = 2,
+  /** Stopped before an instruction at a debugger's breakpoint or watchpoint ({@link Hart.debugHit}). */
+  Debug = 3,
 }
 
 /** Interrupt bits of mip (Privileged Architecture, 3.1.9). */
@@ -62,6 +64,13 @@ export interface CoreExports extends JitCore {
   setPc(v: bigint): void;
   getPriv(): number;
   debugCsr(csr: number): bigint;
+  debugSetCsr(csr: number, v: bigint): number;
+  debugSetPriv(p: number): number;
+  debugTranslate(vaddr: bigint): bigint;
+  debugSet(bps: number, wps: number): void;
+  debugStep(watch: number): number;
+  debugHit(): number;
+  debugHitAddr(): bigint;
   getInstret(): number;
   wfiWake(): number;
   kick(): void;
@@ -69,6 +78,11 @@ export interface CoreExports extends JitCore {
   OFF_EXIT: WebAssembly.Global;
   OFF_SCRATCH: WebAssembly.Global;
   OFF_X: WebAssembly.Global;
+  OFF_F: WebAssembly.Global;
+  OFF_BP: WebAssembly.Global;
+  BP_MAX: WebAssembly.Global;
+  OFF_WP: WebAssembly.Global;
+  WP_MAX: WebAssembly.Global;
   HART_BLOCK_SIZE: WebAssembly.Global;
 }
 
@@ -157,10 +171,19 @@ export class Hart {
   private readonly exitIndex: number;
   /** The 32 integer registers as a live view (BigUint64Array over the hart block). */
   readonly x: BigUint64Array;
+  /** The 32 floating-point registers as a live view (bit patterns; singles are NaN-boxed). */
+  readonly f: BigUint64Array;
   /** True while the hart waits in WFI. */
   halted = false;
   /** Called when an interrupt line of this hart rises (wakes an idle main loop). */
   onWake: (() => void) | null = null;
+  /** Called when run() stopped at a debugger's breakpoint or watchpoint. */
+  onDebug: (() => void) | null = null;
+  /** How many breakpoints and watchpoints {@link setDebug} takes. */
+  readonly maxBreakpoints: number;
+  readonly maxWatchpoints: number;
+  private readonly bpTable: BigUint64Array;
+  private readonly wpTable: BigUint64Array;
 
   private readonly jit: JitHart | null;
 
@@ -200,6 +223,11 @@ export class Hart {
     this.mipIndex = (base + (this.core.OFF_MIP.value as number)) >> 2;
     this.exitIndex = (base + (this.core.OFF_EXIT.value as number)) >> 2;
     this.x = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_X.value as number), 32);
+    this.f = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_F.value as number), 32);
+    this.maxBreakpoints = this.core.BP_MAX.value as number;
+    this.maxWatchpoints = this.core.WP_MAX.value as number;
+    this.bpTable = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_BP.value as number), this.maxBreakpoints);
+    this.wpTable = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_WP.value as number), 3 * this.maxWatchpoints);
     const m = cpus.map;
     this.core.init(base, id, RVC_TABLE, id === 0 ? 1 : 0, m.ramBase, m.ramSize, RAM_HOST, m.romBase, m.romSize, ROM_HOST);
     jit?.attach(this.core, {
@@ -224,7 +252,61 @@ export class Hart {
   run(budget: number): RunExit {
     const exit = (this.jit ? this.core.runJit(budget) : this.core.run(budget)) as RunExit;
     this.halted = exit === RunExit.Wfi;
+    if (exit === RunExit.Debug) this.onDebug?.();
     return exit;
+  }
+
+  /**
+   * Executes exactly one instruction for a debugger, with interrupts masked and breakpoints
+   * ignored; with `watch` false, watchpoints are ignored too (to step over the access that
+   * hit one). A hit watchpoint returns {@link RunExit.Debug} without calling onDebug.
+   */
+  step(watch: boolean): RunExit {
+    const exit = this.core.debugStep(watch ? 1 : 0) as RunExit;
+    this.halted = exit === RunExit.Wfi;
+    return exit;
+  }
+
+  /**
+   * Sets the debugger's breakpoints (virtual pcs) and watchpoints (virtual byte ranges
+   * `first`..`last`, of gdb's type 2 write, 3 read, 4 access); at most
+   * {@link maxBreakpoints} and {@link maxWatchpoints}.
+   */
+  setDebug(bps: readonly bigint[], wps: readonly { first: bigint; last: bigint; type: 2 | 3 | 4 }[]): void {
+    if (bps.length > this.maxBreakpoints || wps.length > this.maxWatchpoints) throw new RangeError('too many breakpoints or watchpoints');
+    bps.forEach((a, i) => { this.bpTable[i] = BigInt.asUintN(64, a); });
+    wps.forEach((w, i) => {
+      this.wpTable[3 * i] = BigInt.asUintN(64, w.first);
+      this.wpTable[3 * i + 1] = BigInt.asUintN(64, w.last);
+      this.wpTable[3 * i + 2] = BigInt(w.type);
+    });
+    this.core.debugSet(bps.length, wps.length);
+  }
+
+  /** Why run() or step() last stopped for the debugger: 1 breakpoint, 2-4 watchpoint type (0: neither), and the pc or data address. */
+  debugHit(): { kind: number; addr: bigint } {
+    return { kind: this.core.debugHit(), addr: BigInt.asUintN(64, this.core.debugHitAddr()) };
+  }
+
+  /** The physical address of `vaddr` as the debugger sees it (no side effects), or null when unmapped. */
+  translate(vaddr: bigint): bigint | null {
+    const pa = BigInt.asUintN(64, this.core.debugTranslate(BigInt.asUintN(64, vaddr)));
+    return pa === 0xffff_ffff_ffff_ffffn ? null : pa;
+  }
+
+  /** Reads a CSR as M-mode would, without side effects; -1 (all ones) when it does not exist. */
+  csr(n: number): bigint {
+    return BigInt.asUintN(64, this.core.debugCsr(n));
+  }
+
+  /** Writes a CSR as M-mode would; false when it does not exist or is read-only. */
+  setCsr(n: number, v: bigint): boolean {
+    return this.core.debugSetCsr(n, BigInt.asUintN(64, v)) !== 0;
+  }
+
+  /** Sets the privilege level (0 U, 1 S, 3 M); false for any other value. */
+  setPriv(p: number): boolean {
+    return this.core.debugSetPriv(p) !== 0;
   }
 
   /** True when an enabled interrupt is pending: a halted hart should run again. */
@@ -240,6 +322,10 @@ export class Hart {
 
   get pc(): bigint {
     return this.core.getPc();
+  }
+
+  set pc(v: bigint) {
+    this.core.setPc(BigInt.asUintN(64, v));
   }
 
   get priv(): number {

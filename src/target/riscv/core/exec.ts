@@ -13,11 +13,14 @@ import { tlbLookup, loadSlow, storeSlow, fetchPage, amoHost, tlbFlush, tlbFlushP
 import { raiseException, checkInterrupts, mret, sret } from './trap';
 import { fpOp, fpLoadAllowed } from './fpu';
 import { hotTarget } from './jitmap';
+import { bpLookup, DBG_BREAK } from './debug';
 
 /** Why run() returned. */
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_WFI: i32 = 1;
 export const EXIT_REQUEST: i32 = 2;
+/** A breakpoint or watchpoint stopped the hart before its instruction (S.dbgHit says which). */
+export const EXIT_DEBUG: i32 = 3;
 
 const PAGE_MASK: u64 = ~(<u64>0xfff);
 
@@ -173,7 +176,8 @@ function execAmo(insn: u32, pc: u64): bool {
 
 /**
  * Executes up to `budget` instructions. Returns EXIT_BUDGET when they are used up,
- * EXIT_WFI when the hart waits for an interrupt, EXIT_REQUEST when the host asked it to stop.
+ * EXIT_WFI when the hart waits for an interrupt, EXIT_REQUEST when the host asked it to stop,
+ * EXIT_DEBUG at a debugger's breakpoint or watchpoint (S.pc is the instruction, not executed).
  */
 export function run(budget: i32): i32 {
   let n = budget;
@@ -186,6 +190,7 @@ export function run(budget: i32): i32 {
   let tlbR: usize = 0;
   let tlbW: usize = 0;
   const instretStart = S.instret;
+  S.dbgHit = 0;
   while (n > 0) {
     if (S.irqCheck) {
       // Something may have changed interrupts, the TLBs or the host's exit request.
@@ -197,8 +202,9 @@ export function run(budget: i32): i32 {
         exit = EXIT_REQUEST;
         break;
       }
+      if (S.dbgHit != 0) break; // a watchpoint aborted the last instruction
       S.pc = pc;
-      if (checkInterrupts()) {
+      if (!S.noIrq && checkInterrupts()) {
         S.irqCheck = false;
         pc = S.pc;
         tlbR = S.tlbSet(S.dataPriv()) + S.OFF_TLB_R;
@@ -209,6 +215,18 @@ export function run(budget: i32): i32 {
     while (n > 0) {
       // Fetch.
       if ((pc & PAGE_MASK) != pageVaddr) {
+        // A page holding a breakpoint is never cached, so that each of its instructions is checked here.
+        let bpPage = false;
+        if (S.bpCount != 0) {
+          const b = bpLookup(pc);
+          if (b == 2) {
+            S.dbgHit = DBG_BREAK;
+            S.dbgAddr = pc;
+            exit = EXIT_DEBUG;
+            break;
+          }
+          bpPage = b != 0;
+        }
         S.pc = pc;
         const h = fetchPage(pc);
         if (h == 0) { // fetch fault: it counts against the budget, so a trap loop still returns
@@ -217,7 +235,7 @@ export function run(budget: i32): i32 {
           n--;
           break;
         }
-        pageVaddr = pc & PAGE_MASK;
+        pageVaddr = bpPage ? <u64>-1 : pc & PAGE_MASK;
         pageHost = h;
       }
       const off = <u32>pc & 0xfff;
@@ -547,6 +565,11 @@ export function run(budget: i32): i32 {
     if (exit != EXIT_BUDGET || stopAtJump) break;
   }
   S.pc = pc;
+  if (S.dbgHit > DBG_BREAK) {
+    // A watchpoint aborted its instruction before the access: it did not retire.
+    n++;
+    exit = EXIT_DEBUG;
+  }
   S.instret = instretStart + <u64>(budget - n);
   return exit;
 }

@@ -2,11 +2,14 @@
 // One instance of this module is one hart; see state.ts for the memory layout.
 import * as S from './state';
 import { tlbFlush } from './mmu';
+import { run } from './exec';
+import { setPriv } from './trap';
 import { expandCompressed } from './rvc';
 import * as C from './csr';
 
-export { run, EXIT_BUDGET, EXIT_WFI, EXIT_REQUEST } from './exec';
-export { OFF_X, OFF_F, OFF_MIP, OFF_EXIT, OFF_SCRATCH, HART_BLOCK_SIZE } from './state';
+export { run, EXIT_BUDGET, EXIT_WFI, EXIT_REQUEST, EXIT_DEBUG } from './exec';
+export { OFF_X, OFF_F, OFF_MIP, OFF_EXIT, OFF_SCRATCH, OFF_BP, BP_MAX, OFF_WP, WP_MAX, HART_BLOCK_SIZE } from './state';
+export { debugTranslate } from './mmu';
 
 /** Size of the compressed-instruction expansion table. */
 export const RVC_TABLE_SIZE: u32 = 65536 * 4;
@@ -72,6 +75,10 @@ export function reset(pc: f64): void {
   S.resAddr = <u64>-1;
   S.trapped = false;
   S.irqCheck = true;
+  S.bpCount = 0;
+  S.wpCount = 0;
+  S.noIrq = false;
+  S.dbgHit = 0;
   tlbFlush();
 }
 
@@ -86,18 +93,83 @@ export function getInstret(): f64 { return <f64>S.instret; }
 export function wfiWake(): bool { return (S.getMip() & S.mie) != 0; }
 /**
  * Reads a CSR for the host (monitor, debugger) as M-mode would, without side effects on
- * the hart; -1 (all ones) when the CSR does not exist.
+ * the hart; -1 (all ones) when the CSR does not exist. The FP CSRs read even with
+ * mstatus.FS off, as QEMU's debugger accesses do.
  */
 export function debugCsr(csr: u32): u64 {
   const priv = S.priv;
+  const fsOff = csr >= 1 && csr <= 3 && (S.mstatus & S.MSTATUS_FS) == 0;
   S.priv = 3;
+  if (fsOff) S.mstatus |= S.MSTATUS_FS;
   C.csrIllegal = false;
   let v = C.csrRead(csr);
   if (C.csrIllegal) v = <u64>-1;
   C.csrIllegal = false;
+  if (fsOff) S.mstatus &= ~S.MSTATUS_FS;
   S.priv = priv;
   return v;
 }
+
+/** Writes a CSR for a debugger as M-mode would (FP CSRs even with mstatus.FS off); false when it does not exist or is read-only. */
+export function debugSetCsr(csr: u32, v: u64): bool {
+  const priv = S.priv;
+  const fsOff = csr >= 1 && csr <= 3 && (S.mstatus & S.MSTATUS_FS) == 0;
+  S.priv = 3;
+  if (fsOff) S.mstatus |= S.MSTATUS_FS;
+  C.csrIllegal = false;
+  C.csrWrite(csr, v);
+  const ok = !C.csrIllegal;
+  C.csrIllegal = false;
+  if (fsOff) S.mstatus &= ~S.MSTATUS_FS;
+  S.priv = priv;
+  S.irqCheck = true;
+  return ok;
+}
+
+/** Sets the privilege level (the debugger's `priv` register); false for the reserved level 2. */
+export function debugSetPriv(p: u32): bool {
+  if (p == 2 || p > 3) return false;
+  setPriv(p);
+  return true;
+}
+
+/**
+ * The debugger changed the tables at OFF_BP and OFF_WP: `bps` breakpoints and `wps`
+ * watchpoints are now in use. The TLBs are flushed so that watched pages leave them.
+ */
+export function debugSet(bps: u32, wps: u32): void {
+  S.bpCount = bps < S.BP_MAX ? bps : S.BP_MAX;
+  S.wpCount = wps < S.WP_MAX ? wps : S.WP_MAX;
+  tlbFlush();
+}
+
+/**
+ * Executes one instruction for a debugger's single-step: with interrupts masked (QEMU's
+ * default SSTEP_NOIRQ) and breakpoints ignored (the stepped instruction always runs);
+ * with `watch` false the watchpoints are ignored too (stepping over the access that hit one).
+ * Returns like run().
+ */
+export function debugStep(watch: bool): i32 {
+  const bps = S.bpCount;
+  const wps = S.wpCount;
+  S.bpCount = 0;
+  if (!watch) S.wpCount = 0;
+  S.noIrq = true;
+  S.irqCheck = true;
+  const r = run(1);
+  S.noIrq = false;
+  S.bpCount = bps;
+  S.wpCount = wps;
+  // Without watchpoints the step may have put a watched page in a TLB.
+  if (!watch && wps != 0) tlbFlush();
+  S.irqCheck = true;
+  return r;
+}
+
+/** Why run() last stopped for the debugger (1: breakpoint, 2-4: watchpoint of gdb's type), or 0. */
+export function debugHit(): u32 { return S.dbgHit; }
+/** The breakpoint's pc, or the data address that hit the watchpoint. */
+export function debugHitAddr(): u64 { return S.dbgAddr; }
 /** Asks run() to re-check interrupts and the exit request before the next instruction. */
 export function kick(): void { S.irqCheck = true; }
 

@@ -11,6 +11,7 @@
 import * as S from './state';
 import { raiseException } from './trap';
 import { isCode, codeWrite } from './jitmap';
+import { watchedPage, watchHit, WATCH_R, WATCH_W } from './debug';
 
 @external("env", "mmio_read") declare function mmio_read(addr: f64, size: i32): i32;
 @external("env", "mmio_write") declare function mmio_write(addr: f64, size: i32, lo: i32, hi: i32): i32;
@@ -147,6 +148,7 @@ function tlbFill(acc: u32, vaddr: u64, pa: u64): void {
   const host = physHost(pa & PAGE_MASK, 4096, acc == S.ACC_STORE);
   if (host == 0) return;
   if (acc == S.ACC_STORE && isCode(host)) return; // stores to translated code take the slow path
+  if (acc != S.ACC_FETCH && S.wpCount != 0 && watchedPage(vaddr)) return; // watched: every access checks
   const set = S.tlbSet(acc == S.ACC_FETCH ? S.priv : S.dataPriv());
   const off = acc == S.ACC_FETCH ? S.OFF_TLB_X : acc == S.ACC_LOAD ? S.OFF_TLB_R : S.OFF_TLB_W;
   const e = set + off + ((<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4);
@@ -193,6 +195,7 @@ function writePhys(pa: u64, size: u32, v: u64, vaddr: u64): void {
 
 /** Load after a TLB miss: translates, fills the TLB, handles MMIO and page-crossing accesses. */
 export function loadSlow(vaddr: u64, size: u32): u64 {
+  if (S.wpCount != 0 && watchHit(vaddr, size, WATCH_R)) return 0;
   if ((<u32>vaddr & 0xfff) + size > 4096) {
     // Crosses a page: assemble from bytes (each may fault on its own page).
     let v: u64 = 0;
@@ -216,6 +219,7 @@ export function loadSlow(vaddr: u64, size: u32): u64 {
 
 /** Store after a TLB miss. */
 export function storeSlow(vaddr: u64, size: u32, v: u64): void {
+  if (S.wpCount != 0 && watchHit(vaddr, size, WATCH_W)) return;
   if ((<u32>vaddr & 0xfff) + size > 4096) {
     // Translate both pages first so that a fault leaves memory untouched.
     const second = (vaddr + size - 1) & PAGE_MASK;
@@ -269,6 +273,8 @@ export function amoHost(vaddr: u64, size: u32, isLoadReserved: bool): usize {
   const acc = isLoadReserved ? S.ACC_LOAD : S.ACC_STORE;
   const hit = tlbLookup(S.tlbSet(S.dataPriv()) + (isLoadReserved ? S.OFF_TLB_R : S.OFF_TLB_W), vaddr, size);
   if (hit != 0) return hit;
+  // Watched pages never hit the TLB. LR reads; SC and the AMOs count as a read and a write.
+  if (S.wpCount != 0 && watchHit(vaddr, size, isLoadReserved ? WATCH_R : WATCH_R | WATCH_W)) return 0;
   const pa = translate(vaddr, acc);
   if (S.trapped) return 0;
   const host = physHost(pa, size, true);
@@ -279,4 +285,33 @@ export function amoHost(vaddr: u64, size: u32, isLoadReserved: bool): usize {
   if (!isLoadReserved) codeWrite(host, size);
   tlbFill(acc, vaddr, pa);
   return host;
+}
+
+/**
+ * The debugger's view of a data address: the physical address `vaddr` maps to for the
+ * hart's current data privilege and satp, or -1 when it is not mapped. Unlike translate()
+ * it has no side effects (no A/D updates, TLB fills or faults) and ignores the R/W/X/U
+ * permissions, so that a debugger can read and patch any mapped page.
+ */
+export function debugTranslate(vaddr: u64): u64 {
+  const mode = S.satp >> 60;
+  if (S.dataPriv() == 3 || mode == 0) return vaddr;
+  const levels: u32 = mode == 8 ? 3 : 4;
+  if (S.sext(vaddr, 12 + 9 * levels) != vaddr) return -1;
+  let table: u64 = (S.satp & 0xfffffffffff) << 12;
+  for (let level = <i32>levels - 1; level >= 0; level--) {
+    const host = physHost(table + (((vaddr >> (12 + 9 * <u64>level)) & 0x1ff) << 3), 8, false);
+    if (host == 0) return -1;
+    const pte = atomic.load<u64>(host);
+    if ((pte & PTE_V) == 0 || ((pte & PTE_R) == 0 && (pte & PTE_W) != 0) || (pte & PTE_RESERVED) != 0) return -1;
+    const ppn = (pte >> 10) & 0xfffffffffff;
+    if ((pte & (PTE_R | PTE_X)) == 0) {
+      table = ppn << 12;
+      continue;
+    }
+    const lowMask: u64 = (<u64>1 << (9 * <u64>level)) - 1;
+    if ((ppn & lowMask) != 0) return -1;
+    return ((ppn & ~lowMask) << 12) | (vaddr & ((lowMask << 12) | 0xfff));
+  }
+  return -1;
 }

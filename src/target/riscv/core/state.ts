@@ -17,6 +17,10 @@ export const OFF_SCRATCH: u32 = 0x208;  // u64 MMIO data exchanged with the host
 export const OFF_FENCE: u32 = 0x210;    // u32 target of the atomic RMW that implements FENCE W,R
 export const OFF_PMPCFG: u32 = 0x300;   // pmpcfg0, pmpcfg2
 export const OFF_PMPADDR: u32 = 0x310;  // pmpaddr0..15
+export const OFF_BP: u32 = 0x400;       // debugger breakpoints: BP_MAX virtual pcs, u64 each (debug.ts)
+export const BP_MAX: u32 = 64;
+export const OFF_WP: u32 = 0x600;       // debugger watchpoints: WP_MAX x {first u64, last u64, type u64}
+export const WP_MAX: u32 = 16;
 // TLBs: one set per privilege (U, S, M), each with a read, a write and a fetch TLB of
 // TLB_SIZE entries {tag u64, addend u64}. Separate sets make privilege changes free.
 export const OFF_TLB: u32 = 0x1000;
@@ -94,6 +98,16 @@ export let resValue: u64 = 0;
 export let trapped: bool = false;
 /** Set by anything that may change which interrupt is pending or enabled. */
 export let irqCheck: bool = true;
+
+// Debugger state (debug.ts). Zero counts keep every check off the fast paths.
+/** Breakpoints and watchpoints in use in the tables at OFF_BP and OFF_WP. */
+export let bpCount: u32 = 0;
+export let wpCount: u32 = 0;
+/** Interrupts are not taken while set (a debugger's single-step). */
+export let noIrq: bool = false;
+/** Why run() last stopped for the debugger (DBG_*), or 0; dbgAddr is the pc or data address. */
+export let dbgHit: u32 = 0;
+export let dbgAddr: u64 = 0;
 
 // mstatus fields.
 export const MSTATUS_SIE: u64 = 1 << 1;
