@@ -18,7 +18,7 @@ const INFO: Record<string, { help: string; run(h: Hmp, rest: string): string }> 
     help: 'show the current VM status (running|paused)',
     run: (h) => {
       const s = h.ctx.machine.status();
-      return `VM status: ${s === 'prelaunch' ? 'paused (prelaunch)' : s}\n`;
+      return `VM status: ${s === 'prelaunch' || s === 'debug' ? `paused (${s})` : s}\n`;
     },
   },
   version: {

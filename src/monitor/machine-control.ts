@@ -3,8 +3,8 @@
  * implements this in a few lines; the monitors never see a board, a CPU model or a device.
  */
 
-/** QEMU's run states, as query-status reports them. */
-export type RunStatus = 'prelaunch' | 'running' | 'paused' | 'shutdown' | 'internal-error';
+/** QEMU's run states, as query-status reports them ('debug': stopped by the gdbstub at a breakpoint, watchpoint or step). */
+export type RunStatus = 'prelaunch' | 'running' | 'paused' | 'debug' | 'shutdown' | 'internal-error';
 
 /** One vCPU, as query-cpus-fast reports it. */
 export interface CpuInfo {
@@ -63,6 +63,8 @@ export interface MachineControl {
 export class RunState {
   private state: RunStatus;
   private wantPause: boolean;
+  /** The state a requested pause ends in: paused, or debug for the gdbstub. */
+  private stopAs: 'paused' | 'debug' = 'paused';
   private paused: Array<() => void> = [];
   private resumed: Array<() => void> = [];
   /** Reports a machine event to the monitors (QEMU's QAPI events: RESET, SHUTDOWN, POWERDOWN, ...). */
@@ -74,6 +76,8 @@ export class RunState {
   onEvent: ((name: MachineEventName, data: Record<string, unknown>) => void) | null = null;
   /** Set by the board: called when a pause is requested, to wake an idle vCPU loop. */
   onPauseRequest: (() => void) | null = null;
+  /** Set by the gdbstub: the vCPUs stopped running, whatever the cause. */
+  onStopped: (() => void) | null = null;
 
   constructor(startPaused: boolean) {
     this.state = startPaused ? 'prelaunch' : 'running';
@@ -89,14 +93,18 @@ export class RunState {
     return this.wantPause;
   }
 
-  /** Requests a pause; resolves once the board reports it stopped ({@link stopped}). */
-  pause(): Promise<void> {
+  /**
+   * Requests a pause; resolves once the board reports it stopped ({@link stopped}).
+   * `as` is the state it ends in: debug when the gdbstub stops the machine at a breakpoint.
+   */
+  pause(as: 'paused' | 'debug' = 'paused'): Promise<void> {
     if (this.state !== 'running') {
-      if (this.state === 'prelaunch') this.state = 'paused';
+      if (this.state === 'prelaunch') this.state = as;
       return Promise.resolve();
     }
     const wasPausing = this.wantPause;
     this.wantPause = true;
+    if (as === 'debug') this.stopAs = as;
     const done = new Promise<void>((resolve) => this.paused.push(resolve));
     if (!wasPausing) this.onPauseRequest?.();
     return done;
@@ -105,14 +113,21 @@ export class RunState {
   /** Called by the board once its vCPUs stopped for a pause. */
   stopped(): void {
     if (this.state === 'running') {
-      this.state = 'paused';
+      this.state = this.stopAs;
+      this.stopAs = 'paused';
       this.emit('STOP');
+      this.onStopped?.();
     }
     for (const r of this.paused.splice(0)) r();
   }
 
+  /** The debugger ran a vCPU by itself while the machine was stopped (a single-step): the state becomes debug. */
+  debugged(): void {
+    if (this.state === 'paused' || this.state === 'prelaunch') this.state = 'debug';
+  }
+
   resume(): void {
-    if (this.state !== 'paused' && this.state !== 'prelaunch') return;
+    if (this.state !== 'paused' && this.state !== 'prelaunch' && this.state !== 'debug') return;
     this.wantPause = false;
     this.state = 'running';
     this.emit('RESUME');
@@ -147,11 +162,15 @@ export class RunState {
       if (p !== null && p !== pauseMark) return p;
       if (this.wantPause) {
         this.stopped();
+        let done = (): void => {};
         await new Promise<void>((resolve) => {
+          done = resolve;
           this.wakeWait = resolve;
           this.resumed.push(resolve);
         });
         this.wakeWait = null;
+        // Woken without a resume (see wake): forget this wait.
+        this.resumed = this.resumed.filter((r) => r !== done);
         continue;
       }
       const r = await slice();

@@ -16,6 +16,7 @@ import { parseFsdev, parseVirtfs } from '../fsdev/cmdline.js';
 import { checkDevices, parseBlockdev, parseDevice, parseDrive, parseNetdev } from './cmdline-devices.js';
 import { checkChardevs, parseChardev, parseSerialChardev } from '../chardev/parse.js';
 import { addDefaultMonitor, parseMon, parseMonitorDevice, parseName } from '../monitor/cmdline.js';
+import { parseGdb, parseGdbDefault } from '../gdbstub/cmdline.js';
 
 /** What the command line asks for. */
 export type CommandLine =
@@ -214,10 +215,21 @@ const OPTIONS: OptionSpec[] = [
   },
   {
     names: ['S'],
-    help: 'do not start the CPUs at start-up (use cont in the monitor)',
+    help: "do not start the CPUs at start-up (use cont in the monitor, or gdb's continue)",
     apply: (p) => {
       p.options.startPaused = true;
     },
+  },
+  {
+    names: ['gdb'],
+    arg: 'tcp:[HOST]:PORT|none',
+    help: 'wait for gdb on a TCP port (HOST defaults to 127.0.0.1); needs -accel tcg,thread=single,jit=off',
+    apply: (p, v, opt) => parseGdb(p.options, v, opt),
+  },
+  {
+    names: ['s'],
+    help: 'shorthand for -gdb tcp::1234',
+    apply: (p) => parseGdbDefault(p.options),
   },
   {
     names: ['name'],

@@ -67,6 +67,8 @@ export interface VmOptions {
   startPaused?: boolean;
   /** -name NAME: the VM's name (query-name). */
   name?: string;
+  /** -gdb tcp:[HOST]:PORT or -s: where the gdbstub listens; `what` is the option as given, for messages. */
+  gdb?: { addr: SocketAddr; what: string };
 }
 
 /**

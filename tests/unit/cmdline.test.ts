@@ -439,3 +439,24 @@ test('-qmp, -monitor and -mon: bad spellings are one line', () => {
   rejects(['-name', 'x,process=y'], "-name x,process=y: 'process' is not supported");
   rejects(['-qmp'], '-qmp: requires an argument');
 });
+
+test('-gdb tcp:[HOST]:PORT, -gdb none and -s (tcp::1234); an empty host is the loopback address', () => {
+  assert.deepEqual(run('-s').gdb, { addr: { type: 'inet', host: '127.0.0.1', port: 1234 }, what: '-gdb tcp::1234' });
+  assert.deepEqual(run('-gdb', 'tcp::3333').gdb, { addr: { type: 'inet', host: '127.0.0.1', port: 3333 }, what: '-gdb tcp::3333' });
+  assert.deepEqual(run('-gdb', 'tcp:0.0.0.0:3333,server,nowait').gdb?.addr, { type: 'inet', host: '0.0.0.0', port: 3333 });
+  assert.deepEqual(run('-gdb', 'tcp:[::1]:3333,server=on,wait=off,nodelay').gdb?.addr, { type: 'inet', host: '::1', port: 3333 });
+  assert.equal(run('-s', '-gdb', 'none').gdb, undefined);
+  assert.equal(run().gdb, undefined);
+  assert.equal(run('-S', '-s').startPaused, true);
+});
+
+test('-gdb: other devices, bad ports and unknown flags are one line', () => {
+  rejects(['-gdb', 'unix:/tmp/g'], '-gdb unix:/tmp/g: unsupported gdb device (use tcp:[HOST]:PORT or none)');
+  rejects(['-gdb', '1234'], '-gdb 1234: unsupported gdb device (use tcp:[HOST]:PORT or none)');
+  rejects(['-gdb', 'tcp::'], "-gdb tcp::: '' is not a port number (1 to 65535)");
+  rejects(['-gdb', 'tcp::0'], "-gdb tcp::0: '0' is not a port number (1 to 65535)");
+  rejects(['-gdb', 'tcp::70000'], "-gdb tcp::70000: '70000' is not a port number (1 to 65535)");
+  rejects(['-gdb', 'tcp::ab'], "-gdb tcp::ab: 'ab' is not a port number (1 to 65535)");
+  rejects(['-gdb', 'tcp::1234,reconnect=1'], "-gdb tcp::1234,reconnect=1: 'reconnect=1' is not supported");
+  rejects(['-gdb'], '-gdb: requires an argument');
+});

@@ -31,6 +31,8 @@ import { runMultiThreaded } from '../../accel/tcg/mttcg.js';
 import { UserError, type VmOptions } from '../../system/options.js';
 import { VirtControl } from './virt-control.js';
 import { startMonitors } from '../../monitor/monitor-server.js';
+import { GdbServer } from '../../gdbstub/server.js';
+import { VirtGdb } from './virt-gdb.js';
 
 /** QEMU virt's memory map (virt_memmap[]). */
 export const VIRT_MEMMAP = {
@@ -72,7 +74,8 @@ export class VirtMachine {
     this.cpus = new RiscvCpus(
       { ramBase: m.dram.base, ramSize: opts.memBytes, romBase: m.mrom.base, romSize: m.mrom.size },
       opts.smp, this.bus, () => this.clint.mtime(),
-      opts.accel.thread !== 'multi' && (opts.accel.jit ?? process.env.VIREO_JIT === '1') ? { threshold: Number(process.env.VIREO_JIT_THRESHOLD ?? 32) } : null);
+      // VIREO_JIT=1 leaves the JIT off under -gdb, which needs the interpreter.
+      opts.accel.thread !== 'multi' && (opts.accel.jit ?? (process.env.VIREO_JIT === '1' && opts.gdb === undefined)) ? { threshold: Number(process.env.VIREO_JIT_THRESHOLD ?? 32) } : null);
     const harts = this.cpus.harts;
     this.clint = new RiscvAclint(this.clock, harts.map((h) => h.irqLine(Mip.MSIP)), harts.map((h) => h.irqLine(Mip.MTIP)));
     this.attach('clint', m.clint, this.clint, { min: 4, max: 8 });
@@ -226,6 +229,9 @@ function reportStats(machine: VirtMachine, threadedInstret: number | null): void
 export async function runMachine(opts: VmOptions): Promise<number> {
   if (opts.accel.jit && opts.accel.thread === 'multi') throw new UserError('-accel tcg,jit=on: not available with thread=multi yet');
   if (!opts.accel.names.includes('tcg')) throw new UserError('-accel kvm: KVM cannot run the riscv64 virt machine on this host (use -accel tcg)');
+  if (opts.gdb !== undefined && (opts.accel.thread === 'multi' || opts.accel.jit === true)) {
+    throw new UserError(`${opts.gdb.what}: the gdbstub needs -accel tcg,thread=single,jit=off`);
+  }
   const m = VIRT_MEMMAP;
   const plan = planBoot(opts, m.dram.base, opts.memBytes);
   const userDtb = opts.dtb !== undefined ? readImage(opts.dtb) : null;
@@ -245,12 +251,17 @@ export async function runMachine(opts: VmOptions): Promise<number> {
   const control = new VirtControl(opts.startPaused === true, opts.accel.thread !== 'multi', stopLoop);
   const chr = openSerial(opts, stopLoop);
   const monitors = startMonitors({ opts, machine: control, runState: control.runState, drives: backends.drives, chardevs: backends.chardevs, serial: chr });
+  const gdb = opts.gdb !== undefined ? new VirtGdb(control) : null;
+  let gdbServer: GdbServer | null = null;
+  let status = 1;
   try {
+    if (gdb !== null && opts.gdb !== undefined) gdbServer = await GdbServer.listen(gdb, opts.gdb.addr, opts.gdb.what);
     for (;;) {
       const machine = new VirtMachine(opts, chr, createVirtioDevices(opts.devices, backends));
       current = machine;
       control.attach(machine);
       machine.load(plan, userDtb ?? machine.fdt(plan.bootargs, plan.initrd));
+      gdb?.attach(machine);
       const htif = plan.htif
         ? new Htif(machine.cpus.ram, plan.htif.tohost - m.dram.base,
           plan.htif.fromhost === null ? null : plan.htif.fromhost - m.dram.base, chr)
@@ -274,10 +285,11 @@ export async function runMachine(opts: VmOptions): Promise<number> {
       if (process.env.VIREO_STATS) reportStats(machine, threadedInstret);
       control.ended(reason, opts.noReboot);
       if (reason.kind === 'reset' && !opts.noReboot) continue;
-      if (reason.kind === 'poweroff') return reason.code;
-      return 0;
+      status = reason.kind === 'poweroff' ? reason.code : 0;
+      return status;
     }
   } finally {
+    await gdbServer?.close(status);
     await monitors.close();
     chr.close();
     await closeBackends(backends);
