@@ -5,6 +5,7 @@
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,4 +117,20 @@ test('a guest executing random bytes traps forever but the host stays responsive
 
 test('the JIT with multi-threaded TCG is refused in one line', () => {
   assertOneLineError(['-nographic', '-accel', 'tcg,thread=multi,jit=on'], /jit=on: not available with thread=multi yet/);
+});
+
+test('-gdb: bad values, execution modes the gdbstub cannot follow, and a port in use are one line', async () => {
+  assertOneLineError(['-nographic', '-gdb', 'stdio'], /^vireo: -gdb stdio: unsupported gdb device \(use tcp:\[HOST\]:PORT or none\)$/);
+  assertOneLineError(['-nographic', '-gdb', 'tcp::99999'], /^vireo: -gdb tcp::99999: '99999' is not a port number/);
+  assertOneLineError(['-nographic', '-s', '-accel', 'tcg,thread=multi'], /^vireo: -gdb tcp::1234: the gdbstub needs -accel tcg,thread=single,jit=off$/);
+  assertOneLineError(['-nographic', '-s', '-accel', 'tcg,jit=on'], /^vireo: -gdb tcp::1234: the gdbstub needs -accel tcg,thread=single,jit=off$/);
+  assertOneLineError(['-M', 'microvm', '-accel', 'kvm', '-s'], /^vireo: -gdb tcp::1234: the gdbstub is only available on the virt machine$/);
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  const port = (busy.address() as { port: number }).port;
+  try {
+    assertOneLineError(['-nographic', '-gdb', `tcp::${port}`], new RegExp(`^vireo: -gdb tcp::${port}: cannot listen on tcp:127\\.0\\.0\\.1:${port}: Address already in use$`));
+  } finally {
+    busy.close();
+  }
 });
