@@ -53,7 +53,8 @@ class GdbConnection {
           if (!this.stub.noAck && this.last !== null) this.socket.write(this.last);
           break;
         case 'interrupt':
-          this.stub.interrupt();
+          // In order with the packets before it: a Ctrl-C right after `c` interrupts that `c`.
+          this.queue = this.queue.then(() => this.stub.interrupt());
           break;
         case 'ack':
           break;

@@ -78,6 +78,8 @@ export class RunState {
   onPauseRequest: (() => void) | null = null;
   /** Set by the gdbstub: the vCPUs stopped running, whatever the cause. */
   onStopped: (() => void) | null = null;
+  /** Set by the gdbstub: the vCPUs are about to run again, whoever resumed them. */
+  onResume: (() => void) | null = null;
 
   constructor(startPaused: boolean) {
     this.state = startPaused ? 'prelaunch' : 'running';
@@ -128,6 +130,7 @@ export class RunState {
 
   resume(): void {
     if (this.state !== 'paused' && this.state !== 'prelaunch' && this.state !== 'debug') return;
+    this.onResume?.();
     this.wantPause = false;
     this.state = 'running';
     this.emit('RESUME');

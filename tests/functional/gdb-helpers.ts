@@ -1,7 +1,7 @@
 /**
  * Test helpers for the gdbstub: running the real gdb-multiarch in batch mode against a
  * Vireo, a minimal GDB remote protocol client for what gdb's batch mode cannot do
- * (Ctrl-C at a chosen moment), a free TCP port, and a one-shot QMP query-status.
+ * (Ctrl-C at a chosen moment), a free TCP port, and a QMP session.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
@@ -127,44 +127,60 @@ export class RspClient {
   }
 }
 
-/** QMP query-status on the Unix socket `path`: the run state's name. */
-export async function qmpStatus(path: string): Promise<string> {
-  const s = connect(path);
-  let buf = '';
-  const lines: Array<Record<string, unknown>> = [];
-  let wake: (() => void) | null = null;
-  s.on('data', (d: Buffer) => {
-    buf += d.toString();
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      lines.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
-      buf = buf.slice(i + 1);
-    }
-    wake?.();
-  });
-  const next = async (): Promise<Record<string, unknown>> => {
+/** A QMP session on a Unix socket (one for a whole test: the server serves one client at a time). */
+export class Qmp {
+  private buf = '';
+  private readonly lines: Array<Record<string, unknown>> = [];
+  private wake: (() => void) | null = null;
+
+  private constructor(private readonly socket: Socket) {
+    socket.on('data', (d: Buffer) => {
+      this.buf += d.toString();
+      for (let i = this.buf.indexOf('\n'); i >= 0; i = this.buf.indexOf('\n')) {
+        this.lines.push(JSON.parse(this.buf.slice(0, i)) as Record<string, unknown>);
+        this.buf = this.buf.slice(i + 1);
+      }
+      this.wake?.();
+    });
+    socket.on('error', () => {});
+  }
+
+  /** Connects to `path` and negotiates capabilities. */
+  static async open(path: string): Promise<Qmp> {
+    const q = new Qmp(connect(path));
+    await q.next(); // the greeting
+    await q.execute('qmp_capabilities');
+    return q;
+  }
+
+  private async next(): Promise<Record<string, unknown>> {
     const deadline = Date.now() + 20_000;
-    while (lines.length === 0) {
+    while (this.lines.length === 0) {
       if (Date.now() > deadline) throw new Error('no answer from QMP');
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 100);
-        wake = () => { clearTimeout(t); resolve(); };
+        this.wake = () => { clearTimeout(t); resolve(); };
       });
     }
-    return lines.shift()!;
-  };
-  const answer = async (): Promise<Record<string, unknown>> => {
+    return this.lines.shift()!;
+  }
+
+  /** Runs `command`; resolves to its return value (events before it are skipped). */
+  async execute(command: string): Promise<unknown> {
+    this.socket.write(`${JSON.stringify({ execute: command })}\n`);
     for (;;) {
-      const m = await next();
-      if ('return' in m) return m;
+      const m = await this.next();
+      if ('return' in m) return m.return;
+      if ('error' in m) throw new Error(`${command}: ${JSON.stringify(m.error)}`);
     }
-  };
-  try {
-    await next(); // greeting
-    s.write('{"execute": "qmp_capabilities"}\n');
-    await answer();
-    s.write('{"execute": "query-status"}\n');
-    return ((await answer()).return as { status: string }).status;
-  } finally {
-    s.destroy();
+  }
+
+  /** query-status: the run state's name. */
+  async status(): Promise<string> {
+    return ((await this.execute('query-status')) as { status: string }).status;
+  }
+
+  close(): void {
+    this.socket.destroy();
   }
 }

@@ -182,3 +182,35 @@ test('a flood of commands is read a little at a time: held input stays in the ch
   assert.equal(chr.out.split('\r\n').filter((l) => l === '{"return": {}}').length, 20001, 'every command answered, in order');
   await mons.close();
 });
+
+test('RunState for the gdbstub: a debug pause ends in debug, a step makes a pause debug, hooks see stops and resumes', async () => {
+  const { RunState } = await import('../../src/monitor/machine-control.js');
+  const rs = new RunState(false);
+  const seen: string[] = [];
+  rs.onEvent = (name) => seen.push(name);
+  rs.onStopped = () => seen.push(`stopped:${rs.status}`);
+  rs.onResume = () => seen.push(`resume:${rs.status}`);
+  const PAUSE = { kind: 'pause' };
+  const check = () => (rs.pausing ? PAUSE : null);
+  const loop = async () => {
+    for (;;) {
+      await new Promise((r) => setImmediate(r));
+      if (check()) return PAUSE;
+    }
+  };
+  void rs.run(loop, PAUSE, check);
+  await rs.pause('debug');
+  assert.equal(rs.status, 'debug');
+  for (let i = 0; i < 100; i++) rs.wake(); // the gdbstub wakes the loop after each step
+  await new Promise((r) => setTimeout(r, 10));
+  rs.resume();
+  assert.equal(rs.status, 'running');
+  await rs.pause();
+  assert.equal(rs.status, 'paused');
+  rs.debugged();
+  assert.equal(rs.status, 'debug');
+  rs.resume();
+  await rs.pause();
+  assert.deepEqual(seen, ['STOP', 'stopped:debug', 'resume:debug', 'RESUME', 'STOP', 'stopped:paused', 'resume:debug', 'RESUME', 'STOP', 'stopped:paused']);
+  rs.shutdown();
+});

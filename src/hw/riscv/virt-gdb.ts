@@ -32,6 +32,7 @@ export class VirtGdb implements GdbTarget {
 
   constructor(private readonly control: VirtControl) {
     control.runState.onStopped = () => this.stopped();
+    control.runState.onResume = () => this.stepOver();
   }
 
   /** The machine now running (a new one after each reset); it keeps the breakpoints and watchpoints. */
@@ -157,13 +158,20 @@ export class VirtGdb implements GdbTarget {
   }
 
   resume(): void {
+    this.control.resume();
+  }
+
+  /**
+   * Whoever resumes the machine (gdb, a monitor's cont), a hart stopped at a breakpoint or
+   * watched access first executes that instruction, or it would stop there again at once
+   * (a watchpoint that a breakpoint's instruction hits still stops it, when the loop runs it).
+   */
+  private stepOver(): void {
     const at = this.atHit;
     this.atHit = null;
-    const h = at === null || at.kind === 'step' || at.kind === 'interrupt' ? undefined : this.harts[at.cpu];
-    // Step over the breakpoint or watched access first, or the hart would stop there again
-    // (a watchpoint the breakpoint's instruction hits stops it once the loop runs it).
-    if (h !== undefined && at !== null && 'pc' in at && BigInt.asUintN(64, h.pc) === at.pc) h.step(at.kind !== 'watchpoint');
-    this.control.resume();
+    if (at === null || (at.kind !== 'breakpoint' && at.kind !== 'watchpoint')) return;
+    const h = this.harts[at.cpu];
+    if (h !== undefined && BigInt.asUintN(64, h.pc) === at.pc) h.step(at.kind === 'breakpoint');
   }
 
   async step(cpu: number): Promise<StopEvent> {
