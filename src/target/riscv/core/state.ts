@@ -17,6 +17,7 @@ export const OFF_SCRATCH: u32 = 0x208;  // u64 MMIO data exchanged with the host
 export const OFF_FENCE: u32 = 0x210;    // u32 target of the atomic RMW that implements FENCE W,R
 export const OFF_PMPCFG: u32 = 0x300;   // pmpcfg0, pmpcfg2
 export const OFF_PMPADDR: u32 = 0x310;  // pmpaddr0..15
+export const OFF_SAVED: u32 = 0x400;    // pc, privilege and CSRs as saveState() writes them (u64 each)
 // TLBs: one set per privilege (U, S, M), each with a read, a write and a fetch TLB of
 // TLB_SIZE entries {tag u64, addend u64}. Separate sets make privilege changes free.
 export const OFF_TLB: u32 = 0x1000;
