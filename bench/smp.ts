@@ -2,8 +2,9 @@
  * bench/smp: N busy processes (a busybox shell loop each) in the bundled RISC-V Linux at
  * -smp N, N = 1, 2, 4, under -accel tcg,thread=single and thread=multi, on Vireo and on
  * qemu-system-riscv64 with the same options (when installed). Prints the wall time of the
- * busy phase (boot excluded) in a table. Usage: node dist/bench/smp.js [iterations] [smp list]
- * e.g. `node dist/bench/smp.js 20000 1,2,4`.
+ * busy phase (boot excluded) with each emulator's speedup of thread=multi over
+ * thread=single, then the boot times (to the shell prompt) with their ratio to -smp 1.
+ * Usage: node dist/bench/smp.js [iterations] [smp list], e.g. `node dist/bench/smp.js 20000 1,2,4`.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -15,13 +16,14 @@ const iterations = Number(process.argv[2] ?? 20000);
 const smps = (process.argv[3] ?? '1,2,4').split(',').map(Number);
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT ?? 600) * 1000;
 
-/** Boots `cmd args`, runs `n` busy loops at once, returns the seconds the busy phase took. */
-function busyRun(cmd: string, args: string[], n: number): Promise<number> {
+/** Boots `cmd args`, runs `n` busy loops at once, returns the seconds the boot and the busy phase took. */
+function busyRun(cmd: string, args: string[], n: number): Promise<{ boot: number; busy: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let phase = 0;
-    let start = 0;
+    let start = performance.now();
+    let boot = 0;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${cmd} timed out in phase ${phase}: ${out.slice(-1000)}`));
@@ -33,15 +35,16 @@ function busyRun(cmd: string, args: string[], n: number): Promise<number> {
       if (phase === 0 && RISCV_PROMPT.test(out)) {
         phase = 1;
         out = '';
+        boot = (performance.now() - start) / 1000;
         start = performance.now();
         child.stdin.write(`${job} wait; echo @@$((6 * 7))@@\n`);
       } else if (phase === 1 && out.includes('@@42@@')) {
         phase = 2;
-        const seconds = (performance.now() - start) / 1000;
+        const busy = (performance.now() - start) / 1000;
         child.stdin.write('poweroff\n');
         child.on('exit', (code) => {
           clearTimeout(timer);
-          if (code === 0) resolve(seconds);
+          if (code === 0) resolve({ boot, busy });
           else reject(new Error(`${cmd} exited with ${code}`));
         });
       }
@@ -58,20 +61,31 @@ benchMain('smp', async () => {
   const guest = (smp: number): string[] => ['-M', 'virt', '-m', '512M', '-smp', String(smp), '-nographic', '-bios', fw,
     '-kernel', kernel, '-initrd', join(IMAGES, 'initramfs.cpio.gz'), '-append', 'console=ttyS0'];
   const qemu = have('qemu-system-riscv64');
-  const cols = ['vireo single', 'vireo multi', ...(qemu ? ['qemu single', 'qemu multi'] : [])];
-  console.log(`${iterations} shell-loop iterations per busy process; N busy processes at -smp N; seconds of the busy phase`);
-  console.log(['smp', ...cols].map((c) => c.padStart(13)).join(''));
+  const runs: Array<[string, string, string]> = [];
+  for (const thread of ['single', 'multi']) runs.push([`vireo ${thread}`, process.execPath, thread]);
+  if (qemu) for (const thread of ['single', 'multi']) runs.push([`qemu ${thread}`, 'qemu-system-riscv64', thread]);
+  const results = new Map<number, Array<{ boot: number; busy: number }>>();
   for (const smp of smps) {
-    const row: string[] = [];
-    for (const thread of ['single', 'multi']) {
-      row.push(fmt(await busyRun(process.execPath, [VIREO, ...guest(smp), '-accel', `tcg,thread=${thread}`], smp)));
+    const row = [];
+    for (const [, cmd, thread] of runs) {
+      const args = [...(cmd === process.execPath ? [VIREO] : []), ...guest(smp), '-accel', `tcg,thread=${thread}`];
+      row.push(await busyRun(cmd, args, smp));
     }
-    if (qemu) {
-      for (const thread of ['single', 'multi']) {
-        row.push(fmt(await busyRun('qemu-system-riscv64', [...guest(smp), '-accel', `tcg,thread=${thread}`], smp)));
-      }
-    }
-    console.log([String(smp), ...row].map((c) => c.padStart(13)).join(''));
+    results.set(smp, row);
+  }
+  const line = (cells: string[]): void => console.log(cells.map((c) => c.padStart(14)).join(''));
+  console.log(`${iterations} shell-loop iterations per busy process; N busy processes at -smp N; seconds of the busy phase`);
+  const speedups = qemu ? ['vireo speedup', 'qemu speedup'] : ['vireo speedup'];
+  line(['smp', ...runs.map(([name]) => name), ...speedups]);
+  for (const [smp, row] of results) {
+    const up = (i: number): string => `${(row[i]!.busy / row[i + 1]!.busy).toFixed(2)}x`;
+    line([String(smp), ...row.map((r) => fmt(r.busy)), up(0), ...(qemu ? [up(2)] : [])]);
+  }
+  console.log('seconds from start to the shell prompt (ratio to -smp 1 of the same column)');
+  line(['smp', ...runs.map(([name]) => name)]);
+  const first = results.get(smps[0]!)!;
+  for (const [smp, row] of results) {
+    line([String(smp), ...row.map((r, i) => `${fmt(r.boot)} (${(r.boot / first[i]!.boot).toFixed(2)}x)`)]);
   }
   if (!qemu) console.log('qemu-system-riscv64 not installed: no reference columns');
 });

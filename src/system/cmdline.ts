@@ -39,6 +39,8 @@ interface Parsed {
   serialGiven: boolean;
   /** Set once -M/-machine named a machine type. */
   machineGiven?: boolean;
+  /** Set once -accel gave thread=single or thread=multi. */
+  threadGiven?: boolean;
   /** `-machine help` / `-accel help`: answered after the remaining arguments are checked. */
   help?: string;
   /** `-serial mon:stdio`: the monitor shares the serial terminal. */
@@ -65,7 +67,7 @@ const OPTIONS: OptionSpec[] = [
   {
     names: ['accel'],
     arg: '[accel=]tcg|kvm[:fallback][,thread=single|multi][,jit=on|off]',
-    help: "select the accelerator ('help' lists them; default tcg,thread=single,jit=off; jit=on translates hot guest code to WebAssembly; kvm selects the x86_64 microvm)",
+    help: "select the accelerator ('help' lists them; default tcg,jit=off, thread=multi with -smp above 1 (but not with -gdb), else single; jit=on translates hot guest code to WebAssembly; kvm selects the x86_64 microvm)",
     apply: parseAccel,
   },
   {
@@ -287,6 +289,8 @@ export function parseCommandLine(argv: string[]): CommandLine {
   const o = p.options;
   // One program serves both boards: asking for KVM first, without -M, means the x86_64 microvm.
   if (!p.machineGiven && o.accel.names[0] === 'kvm') o.machine = 'microvm';
+  // As in QEMU, several vCPUs get a host thread each unless told otherwise (the JIT and the gdbstub run on one thread only).
+  if (!p.threadGiven && o.smp > 1 && o.accel.jit !== true && o.gdb === undefined) o.accel.thread = 'multi';
   checkDevices(o);
   checkChardevs(o, p.serialGiven);
   addDefaultMonitor(o, p.monStdio === true);
@@ -335,6 +339,7 @@ function parseAccel(p: Parsed, value: string, opt: string): void {
     } else if (key === 'thread') {
       if (v !== 'single' && v !== 'multi') throw new UserError(`${opt} ${value}: invalid 'thread' setting '${v}' (single or multi)`);
       thread = v;
+      p.threadGiven = true;
     } else if (key === 'jit') {
       if (v !== 'on' && v !== 'off') throw new UserError(`${opt} ${value}: invalid 'jit' setting '${v}' (on or off)`);
       jit = v === 'on';

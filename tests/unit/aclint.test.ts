@@ -69,6 +69,32 @@ test('mtimecmp resets to all ones; MTIP follows mtime >= mtimecmp and a timer ra
   assert.equal(mtip[1]!.level, true);
 });
 
+test('instances over one shared state (one per hart thread) see each other\'s registers; each fires the timers it armed', () => {
+  const { clock, clint, msip, mtip } = setup();
+  const clock2 = new FakeClock();
+  const msip2 = [new Line(), new Line()];
+  const mtip2 = [new Line(), new Line()];
+  const other = new RiscvAclint(clock2, msip2, mtip2, clint.state);
+  // The shared instance keeps the registers as they are: no reset to all ones.
+  clint.write(MTIMECMP(0), 4, 7);
+  const third = new RiscvAclint(new FakeClock(), [new Line(), new Line()], [new Line(), new Line()], clint.state);
+  assert.equal(third.read(MTIMECMP(0), 4), 7);
+  other.write(0, 4, 1); // hart 0's IPI, sent from the other thread, goes out on its own lines
+  assert.equal(msip2[0]!.level, true);
+  assert.equal(msip[0]!.level, false);
+  assert.equal(clint.read(0, 4), 1);
+  clock.t = clock2.t = 1000; // mtime 10
+  other.write(MTIMECMP(1), 4, 20);
+  other.write(MTIMECMP(1) + 4, 4, 0);
+  assert.equal(clint.read(MTIMECMP(1), 4), 20);
+  assert.equal(clock.nextDeadline(), Infinity);
+  assert.equal(clock2.nextDeadline(), 2000);
+  clock2.t = 2000;
+  clock2.runExpired();
+  assert.equal(mtip2[1]!.level, true);
+  assert.equal(mtip[1]!.level, false);
+});
+
 test('bad guest accesses read 0 and are ignored', () => {
   const { clint, msip, mtip } = setup();
   for (const off of [8, 0x3ffc, MTIMECMP(2), MTIMECMP(100) + 4, 0xbff0, 0xfffc, 0x10000]) {

@@ -152,6 +152,11 @@ test('-machine help and -accel help list what exists, after checking the other o
 test('-accel: tcg with a thread mode, kvm, fallback lists; others are errors', () => {
   assert.deepEqual(run('-accel', 'tcg,thread=multi').accel, { names: ['tcg'], thread: 'multi' });
   assert.deepEqual(run('-accel', 'accel=tcg').accel, { names: ['tcg'], thread: 'single' });
+  // As in QEMU, thread=multi is the default with several vCPUs (but the JIT runs on one thread).
+  assert.equal(run('-smp', '2').accel.thread, 'multi');
+  assert.equal(run('-smp', '2', '-accel', 'tcg,thread=single').accel.thread, 'single');
+  assert.equal(run('-smp', '2', '-accel', 'tcg,jit=on').accel.thread, 'single');
+  assert.equal(run('-smp', '1').accel.thread, 'single');
   assert.equal(run('-accel', 'kvm').machine, 'microvm', 'kvm without -M means the x86_64 microvm');
   assert.equal(run('-accel', 'kvm', '-M', 'virt').machine, 'virt');
   assert.equal(run('-accel', 'tcg').machine, 'virt');
@@ -448,6 +453,9 @@ test('-gdb tcp:[HOST]:PORT, -gdb none and -s (tcp::1234); an empty host is the l
   assert.equal(run('-s', '-gdb', 'none').gdb, undefined);
   assert.equal(run().gdb, undefined);
   assert.equal(run('-S', '-s').startPaused, true);
+  // Several harts stay on one thread under -gdb, unless thread=multi is asked for (and then refused when run).
+  assert.equal(run('-smp', '2', '-s').accel.thread, 'single');
+  assert.equal(run('-smp', '2', '-s', '-accel', 'tcg,thread=multi').accel.thread, 'multi');
 });
 
 test('-gdb: other devices, bad ports and unknown flags are one line', () => {

@@ -14,8 +14,6 @@ export interface HartThreadData {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   init: HartInitArgs;
-  /** Where the hart starts (the reset vector). */
-  pc: number;
   /** Exit channel for MMIO. */
   channel: SharedArrayBuffer;
   /** CTL_WORDS Int32 slots: CTL_STOP non-zero asks the thread to end; CTL_WAKE is bumped and notified on interrupts. */
@@ -24,8 +22,8 @@ export interface HartThreadData {
   clockNs: number;
   hrtime: bigint;
   /**
-   * Int32 slot 0, shared by all hart threads: each thread initialises its hart (which clears
-   * the hart block, mip included), posts 'ready', and waits until the parent sets it to 1 once
+   * Int32 slot 0, shared by all hart threads: each thread takes over its hart's state
+   * (saved in the hart block by the main thread), posts 'ready', and waits until the parent sets it to 1 once
    * every thread is ready, so that no hart runs (and sends IPIs) before all have been reset.
    */
   go: SharedArrayBuffer;
@@ -38,11 +36,15 @@ export interface HartThreadData {
   timeFloor: SharedArrayBuffer;
   /** Instructions per slice between checks of interrupts and the stop flag. */
   slice: number;
+  /** The CLINT, which every hart thread serves itself over the registers' shared state. */
+  clint: { base: number; size: number; state: SharedArrayBuffer };
+  /** Every hart (by index): where its block is and its control block, to raise its interrupts and wake it. */
+  peers: Array<{ hartBase: number; ctl: SharedArrayBuffer }>;
 }
 
 /** Messages to the parent. */
 export type HartThreadMessage =
   | { kind: 'ready' }
-  | { kind: 'stopped'; instret: number }
+  | { kind: 'stopped' }
   | { kind: 'error'; detail: string };
 

@@ -5,13 +5,20 @@
  * on the hart's thread; MMIO goes through an exit channel to the main thread, which
  * owns every device and serves one access at a time (the global lock, as for KVM
  * vCPUs, see src/system/exit-channel.ts). The main thread also fires the device timers
- * (CLINT mtimecmp, RTC, ...): devices raise a hart's interrupt by setting its mip bits
- * atomically, and the hart's onWake hook bumps and notifies the hart's wake word, so
- * that a hart sleeping in WFI wakes; a running hart sees mip at its next slice.
+ * (RTC, ...): devices raise a hart's interrupt by setting its mip bits atomically, and the
+ * hart's onWake hook bumps and notifies the hart's wake word, so that a hart sleeping in
+ * WFI wakes; a running hart sees mip at its next slice.
+ *
+ * The CLINT is the exception: each hart thread serves it itself, over registers in shared
+ * memory. Linux reprograms the timer at every tick; through the main thread, each write
+ * would take as long as the host takes to schedule that thread (milliseconds on a busy
+ * host), and a deadline one tick ahead could have passed on arrival: the hart would then
+ * spend all its time taking timer interrupts and never get back to its work.
  */
 import { Worker } from 'node:worker_threads';
 import type { Clock } from '../../hw/core/clock.js';
 import { BUS_ERROR, type AddressSpace } from '../../hw/core/memory.js';
+import type { RiscvAclint } from '../../hw/intc/riscv-aclint.js';
 import { coreModule, type RiscvCpus } from '../../target/riscv/cpu.js';
 import { ExitChannelServer, EXIT_CHANNEL_BYTES, type IoRequest } from '../../system/exit-channel.js';
 import { CTL_STOP, CTL_WAKE, CTL_WORDS, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
@@ -22,12 +29,6 @@ const SLICE = 20_000;
 /** How often the main thread looks at the stop conditions (HTIF tohost is polled) when nothing else wakes it (ms). */
 const POLL_MS = 10;
 
-/** What a multi-threaded run returns. */
-export interface MttcgResult {
-  reason: StopReason;
-  /** Instructions retired by all harts. */
-  instret: number;
-}
 
 /** Serves a hart thread's MMIO on `bus`, with the same results as the single-threaded path (bus errors fault). */
 function mmioHandler(bus: AddressSpace, after: () => void): (req: IoRequest) => boolean {
@@ -52,7 +53,7 @@ function mmioHandler(bus: AddressSpace, after: () => void): (req: IoRequest) => 
 
 /** One hart's thread, as the main thread sees it. */
 class HartThread {
-  readonly ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
+  readonly ctl: Int32Array;
   private readonly worker: Worker;
   /** Resolves when the thread has ended (its channel closed). */
   readonly stopped: Promise<HartThreadMessage>;
@@ -60,22 +61,21 @@ class HartThread {
   /** Resolves when the thread has initialised its hart and waits for the start signal. */
   readonly ready: Promise<void>;
 
-  constructor(cpus: RiscvCpus, id: number, pc: number, clock: Clock, go: SharedArrayBuffer, timeFloor: SharedArrayBuffer,
-    handler: (req: IoRequest) => boolean) {
+  constructor(cpus: RiscvCpus, id: number, clock: Clock,
+    shared: Pick<HartThreadData, 'go' | 'timeFloor' | 'clint' | 'peers'>, handler: (req: IoRequest) => boolean) {
+    this.ctl = new Int32Array(shared.peers[id]!.ctl);
     const channel = new SharedArrayBuffer(EXIT_CHANNEL_BYTES);
     const server = new ExitChannelServer(channel, handler);
     const data: HartThreadData = {
       module: coreModule(),
       memory: cpus.memory,
       init: cpus.hartInit(id),
-      pc,
       channel,
       ctl: this.ctl.buffer as SharedArrayBuffer,
       hrtime: process.hrtime.bigint(),
       clockNs: clock.now(),
-      go,
-      timeFloor,
       slice: SLICE,
+      ...shared,
     };
     this.worker = new Worker(new URL('./mttcg-thread.js', import.meta.url), { workerData: data });
     let ready = (): void => {};
@@ -118,10 +118,12 @@ class HartThread {
 /**
  * Runs every hart of `cpus` on its own thread until `check` (called on the main thread
  * after device accesses, timers, and every POLL_MS) reports a reason to stop; then stops
- * all the threads and waits for them to end. The harts start at their current pc (after reset).
+ * all the threads and waits for them to end. The threads take over the harts' state from the
+ * main thread's cores and hand it back when they end, so that a pause (a stop reason like any
+ * other) leaves the harts where a monitor can read them and the next run can continue them.
  */
 export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: AddressSpace,
-  check: () => StopReason | null): Promise<MttcgResult> {
+  clint: { base: number; size: number; device: RiscvAclint }, check: () => StopReason | null): Promise<StopReason> {
   let stop: StopReason | null = null;
   let wake: (() => void) | null = null;
   const wakeUp = (): void => {
@@ -138,8 +140,14 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
     if (poll()) wakeUp();
   });
   const go = new Int32Array(new SharedArrayBuffer(4));
-  const timeFloor = new SharedArrayBuffer(8);
-  const threads = cpus.harts.map((h) => new HartThread(cpus, h.id, Number(h.pc), clock, go.buffer as SharedArrayBuffer, timeFloor, handler));
+  const shared = {
+    go: go.buffer as SharedArrayBuffer,
+    timeFloor: new SharedArrayBuffer(8),
+    clint: { base: clint.base, size: clint.size, state: clint.device.state },
+    peers: cpus.harts.map((h) => ({ hartBase: cpus.hartInit(h.id).hartBase, ctl: new SharedArrayBuffer(CTL_WORDS * 4) })),
+  };
+  for (const h of cpus.harts) h.saveState();
+  const threads = cpus.harts.map((h) => new HartThread(cpus, h.id, clock, shared, handler));
   cpus.harts.forEach((h, i) => {
     const t = threads[i]!;
     h.onWake = () => t.wake();
@@ -152,7 +160,6 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
       wakeUp();
     });
   }
-  let instret = 0;
   try {
     // Start every hart at once, after all have been reset (a thread that failed first ends the wait too).
     await Promise.race([Promise.all(threads.map((t) => t.ready)), Promise.race(threads.map((t) => t.stopped))]);
@@ -168,13 +175,13 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
   } finally {
     clock.onChange = null;
     for (const t of threads) t.requestStop();
-    for (const t of threads) {
+    for (const [i, t] of threads.entries()) {
       const m = await t.join();
-      if (m.kind === 'stopped') instret += m.instret;
+      if (m.kind === 'stopped') cpus.harts[i]!.loadState();
       else if (m.kind === 'error') failure ??= m.detail;
     }
     for (const h of cpus.harts) h.onWake = null;
   }
   if (failure !== null && stop === null) throw new Error(`hart thread failed: ${failure}`);
-  return { reason: stop ?? { kind: 'quit' }, instret };
+  return stop ?? { kind: 'quit' };
 }

@@ -19,15 +19,26 @@ export class Timer {
   }
 }
 
+/** Nanoseconds of host monotonic time since this call. */
+function hostClockFromNow(): () => number {
+  const origin = performance.now();
+  return () => Math.floor((performance.now() - origin) * 1e6);
+}
+
 export class Clock {
   private readonly timers: Timer[] = [];
-  private readonly origin = performance.now();
   /** Called when a timer is re-armed, so a sleeping loop can wake early. */
   onChange: (() => void) | null = null;
 
-  /** Nanoseconds since the clock started (host monotonic time). */
+  /**
+   * `source` gives the clock's nanoseconds; by default they count host monotonic time from
+   * the clock's creation. A vCPU thread passes its own reading of the machine clock.
+   */
+  constructor(private readonly source: () => number = hostClockFromNow()) {}
+
+  /** Nanoseconds of machine time. */
   now(): number {
-    return Math.floor((performance.now() - this.origin) * 1e6);
+    return this.source();
   }
 
   newTimer(callback: () => void): Timer {

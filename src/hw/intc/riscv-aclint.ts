@@ -20,25 +20,44 @@ const NS_PER_TICK = 1e9 / CLINT_TIMEBASE_FREQ;
 const MTIMECMP_BASE = 0x4000;
 const MTIME = 0xbff8;
 
+/** Access sizes the registers accept (8-byte accesses are split into halves). */
+export const CLINT_VALID_ACCESS = { min: 4, max: 8 } as const;
+
 /** Interrupt cause numbers of the hart-local interrupts the CLINT drives. */
 const IRQ_M_SOFT = 3;
 const IRQ_M_TIMER = 7;
 
 /** The CLINT: machine software interrupts and machine timer for every hart. */
 export class RiscvAclint implements MmioHandler {
-  private readonly msipBits: Uint8Array;
-  private readonly cmpHi: Uint32Array;
+  /**
+   * The registers, in shared memory: msip (one Int32 per hart), then the low and the high
+   * halves of every mtimecmp. Each hart thread of `-accel tcg,thread=multi` runs its own
+   * RiscvAclint over the same state (see mttcg-thread.ts), so that programming the timer
+   * or sending an IPI costs no round trip to the main thread.
+   */
+  readonly state: SharedArrayBuffer;
+  private readonly msipBits: Int32Array;
   private readonly cmpLo: Uint32Array;
+  private readonly cmpHi: Uint32Array;
   private readonly timers: Timer[];
 
-  /** @param msip MSIP line per hart; @param mtip MTIP line per hart (same length). */
-  constructor(private readonly clock: Clock, private readonly msip: IrqLine[], private readonly mtip: IrqLine[]) {
+  /**
+   * @param msip MSIP line per hart; @param mtip MTIP line per hart (same length).
+   * @param state the registers of another instance to share, or none for a reset CLINT.
+   */
+  constructor(private readonly clock: Clock, private readonly msip: IrqLine[], private readonly mtip: IrqLine[],
+    state?: SharedArrayBuffer) {
     if (msip.length !== mtip.length || msip.length > 4095) throw new RangeError('clint: bad hart count');
     const n = msip.length;
-    this.msipBits = new Uint8Array(n);
-    // Reset value all ones: no timer interrupt until software programs a deadline.
-    this.cmpHi = new Uint32Array(n).fill(0xffffffff);
-    this.cmpLo = new Uint32Array(n).fill(0xffffffff);
+    this.state = state ?? new SharedArrayBuffer(12 * n);
+    this.msipBits = new Int32Array(this.state, 0, n);
+    this.cmpLo = new Uint32Array(this.state, 4 * n, n);
+    this.cmpHi = new Uint32Array(this.state, 8 * n, n);
+    if (state === undefined) {
+      // Reset value all ones: no timer interrupt until software programs a deadline.
+      this.cmpLo.fill(0xffffffff);
+      this.cmpHi.fill(0xffffffff);
+    }
     this.timers = Array.from({ length: n }, (_, h) => clock.newTimer(() => this.updateTimer(h)));
   }
 
@@ -52,7 +71,7 @@ export class RiscvAclint implements MmioHandler {
     const n = this.msip.length;
     if (offset < MTIMECMP_BASE) {
       const h = offset >> 2;
-      return h < n ? this.msipBits[h] : 0;
+      return h < n ? Atomics.load(this.msipBits, h) : 0;
     }
     if (offset < MTIME) {
       const h = (offset - MTIMECMP_BASE) >> 3;
@@ -70,7 +89,7 @@ export class RiscvAclint implements MmioHandler {
     if (offset < MTIMECMP_BASE) {
       const h = offset >> 2;
       if (h >= n) return;
-      this.msipBits[h] = value & 1;
+      Atomics.store(this.msipBits, h, value & 1);
       this.msip[h].set((value & 1) !== 0);
     } else if (offset < MTIME) {
       const h = (offset - MTIMECMP_BASE) >> 3;
@@ -82,8 +101,11 @@ export class RiscvAclint implements MmioHandler {
     // mtime is read-only: writes are ignored.
   }
 
-  /** Sets MTIP for hart `h` from mtime >= mtimecmp and arms its timer for a future deadline. */
-  private updateTimer(h: number): void {
+  /**
+   * Sets MTIP for hart `h` from mtime >= mtimecmp and arms its timer for a future deadline
+   * (a new instance over shared state calls it for the harts whose timers it is to fire).
+   */
+  updateTimer(h: number): void {
     // Above 2^53 the sum rounds, but stays above any reachable mtime: the comparison holds.
     const cmp = this.cmpHi[h] * 2 ** 32 + this.cmpLo[h];
     const expired = this.mtime() >= cmp;

@@ -1,8 +1,9 @@
 /**
  * The virt board as the monitors see it ({@link MachineControl}): run state, reset and
  * quit requests, the harts' registers and guest memory. Pausing leaves the round-robin
- * loop between slices (no instruction retires while paused; guest time, which follows
- * the host clock, goes on, and timers that expired meanwhile fire on resume).
+ * loop between slices, or ends the hart threads of thread=multi, which hand the harts'
+ * state back to the main thread (no instruction retires while paused; guest time, which
+ * follows the host clock, goes on, and timers that expired meanwhile fire on resume).
  *
  * system_powerdown: QEMU's virt board has no power button (no ACPI, no GPIO key), so the
  * request only produces the POWERDOWN event and the guest is not told; Vireo does the same.
@@ -30,7 +31,7 @@ export class VirtControl implements MachineControl {
   private readonly pauseMark: StopReason = { kind: 'quit' };
 
   /** `quit` stops the loop (as C-a x does). */
-  constructor(startPaused: boolean, private readonly canPause: boolean, private readonly quitLoop: () => void) {
+  constructor(startPaused: boolean, private readonly quitLoop: () => void) {
     this.runState = new RunState(startPaused);
     // An idle loop sleeps until a timer or interrupt: wake it so that it sees the pause.
     this.runState.onPauseRequest = () => this.machine?.cpus.harts[0]?.onWake?.();
@@ -43,25 +44,11 @@ export class VirtControl implements MachineControl {
   }
 
   /**
-   * Runs `loop` (the round-robin loop, whose stop check ends with {@link check}) with
+   * Runs `loop` (the round-robin or the multi-threaded loop, whose stop check ends with {@link check}) with
    * pauses in between; `check` is the same stop check, asked while paused.
    */
   run(loop: () => Promise<StopReason>, check: () => StopReason | null): Promise<StopReason> {
     return this.runState.run(loop, this.pauseMark, check);
-  }
-
-  /**
-   * The same for the multi-threaded loop (-accel tcg,thread=multi), which is not paused
-   * yet (stop is refused), but obeys -S, and a reset or quit while in prelaunch.
-   */
-  async runThreaded(loop: () => Promise<{ reason: StopReason; instret: number }>, check: () => StopReason | null): Promise<{ reason: StopReason; instret: number }> {
-    let instret = 0;
-    const reason = await this.runState.run(async () => {
-      const r = await loop();
-      instret += r.instret;
-      return r.reason;
-    }, this.pauseMark, check);
-    return { reason, instret };
   }
 
   /** The last part of the loop's stop check: a pause or a reset requested by a monitor. */
@@ -87,9 +74,6 @@ export class VirtControl implements MachineControl {
   }
 
   pause(): Promise<void> {
-    if (!this.canPause && this.runState.status === 'running') {
-      return Promise.reject(new Error('stop is not supported with -accel tcg,thread=multi yet'));
-    }
     return this.runState.pause();
   }
 
@@ -117,7 +101,7 @@ export class VirtControl implements MachineControl {
   cpus(): CpuInfo[] {
     return (this.machine?.cpus.harts ?? []).map((h, i) => ({
       index: i,
-      threadId: process.pid, // one thread runs every hart (-accel tcg,thread=single)
+      threadId: process.pid, // the hart threads' kernel ids (thread=multi) are not known here
       qomPath: `/machine/soc0/harts[${i}]`,
       props: { 'core-id': h.id, 'socket-id': 0, 'thread-id': 0 },
     }));

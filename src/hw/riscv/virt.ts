@@ -10,7 +10,7 @@ import { Clock } from '../core/clock.js';
 import { FdtBuilder } from '../core/fdt.js';
 import { RiscvCpus, Mip, MAX_ROM_SIZE } from '../../target/riscv/cpu.js';
 import { RiscvPlic, plicFdtNode } from '../intc/riscv-plic.js';
-import { RiscvAclint, clintFdtNode, CLINT_TIMEBASE_FREQ } from '../intc/riscv-aclint.js';
+import { RiscvAclint, clintFdtNode, CLINT_TIMEBASE_FREQ, CLINT_VALID_ACCESS } from '../intc/riscv-aclint.js';
 import { Serial16550, serialFdtNode } from '../char/serial.js';
 import { GoldfishRtc, goldfishRtcFdtNode } from '../rtc/goldfish-rtc.js';
 import { SifiveTest, sifiveTestFdtNode, sifiveTestSysconFdtNodes, type ShutdownEvent } from '../misc/sifive-test.js';
@@ -78,7 +78,7 @@ export class VirtMachine {
       opts.accel.thread !== 'multi' && (opts.accel.jit ?? (process.env.VIREO_JIT === '1' && opts.gdb === undefined)) ? { threshold: Number(process.env.VIREO_JIT_THRESHOLD ?? 32) } : null);
     const harts = this.cpus.harts;
     this.clint = new RiscvAclint(this.clock, harts.map((h) => h.irqLine(Mip.MSIP)), harts.map((h) => h.irqLine(Mip.MTIP)));
-    this.attach('clint', m.clint, this.clint, { min: 4, max: 8 });
+    this.attach('clint', m.clint, this.clint, CLINT_VALID_ACCESS);
     this.plic = new RiscvPlic(harts.flatMap((h) => [h.irqLine(Mip.MEIP), h.irqLine(Mip.SEIP)]), PLIC_NUM_SOURCES);
     this.attach('plic', m.plic, this.plic, { min: 4, max: 4 });
     this.attach('uart0', m.uart0, new Serial16550(this.plic.line(VIRT_IRQ.uart0), serialChr), { min: 1, max: 8 }, 1);
@@ -213,9 +213,9 @@ export class VirtMachine {
 }
 
 /** With VIREO_STATS set (used by bench/), prints guest instructions retired and the rate. */
-function reportStats(machine: VirtMachine, threadedInstret: number | null): void {
+function reportStats(machine: VirtMachine): void {
   const seconds = machine.clock.now() / 1e9;
-  const instret = threadedInstret ?? machine.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
+  const instret = machine.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
   process.stderr.write(`vireo-stats: instret=${instret} seconds=${seconds.toFixed(3)} mips=${(instret / seconds / 1e6).toFixed(1)}\n`);
   const j = machine.cpus.jit?.stats;
   if (j) {
@@ -248,7 +248,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
     current?.cpus.harts.forEach((h) => h.requestExit());
     control.runState.wake();
   };
-  const control = new VirtControl(opts.startPaused === true, opts.accel.thread !== 'multi', stopLoop);
+  const control = new VirtControl(opts.startPaused === true, stopLoop);
   const chr = openSerial(opts, stopLoop);
   const monitors = startMonitors({ opts, machine: control, runState: control.runState, drives: backends.drives, chardevs: backends.chardevs, serial: chr });
   const gdb = opts.gdb !== undefined ? new VirtGdb(control) : null;
@@ -272,17 +272,11 @@ export async function runMachine(opts: VmOptions): Promise<number> {
         const exit = htif?.poll();
         return exit ? { kind: 'poweroff', code: exit.code } : control.check();
       };
-      let reason: StopReason;
-      let threadedInstret: number | null = null;
-      if (opts.accel.thread === 'multi') {
-        // One host thread per hart (src/accel/tcg/mttcg.ts); devices stay on this thread.
-        const r = await control.runThreaded(() => runMultiThreaded(machine.clock, machine.cpus, machine.bus, check), check);
-        reason = r.reason;
-        threadedInstret = r.instret;
-      } else {
-        reason = await control.run(() => runRoundRobin(machine.clock, machine.cpus.harts, check), check);
-      }
-      if (process.env.VIREO_STATS) reportStats(machine, threadedInstret);
+      // One host thread per hart (src/accel/tcg/mttcg.ts) with thread=multi; devices stay on this thread.
+      const reason = await control.run(opts.accel.thread === 'multi'
+        ? () => runMultiThreaded(machine.clock, machine.cpus, machine.bus, { ...m.clint, device: machine.clint }, check)
+        : () => runRoundRobin(machine.clock, machine.cpus.harts, check), check);
+      if (process.env.VIREO_STATS) reportStats(machine);
       control.ended(reason, opts.noReboot);
       if (reason.kind === 'reset' && !opts.noReboot) continue;
       status = reason.kind === 'poweroff' ? reason.code : 0;

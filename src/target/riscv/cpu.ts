@@ -56,7 +56,7 @@ export const enum Mip {
 export interface CoreExports extends JitCore {
   runJit(budget: number): number;
   OFF_JIT: WebAssembly.Global;
-  init(hartBase: number, hartId: number, rvcTable: number, fillRvc: number, ramBase: number, ramSize: number,
+  init(hartBase: number, hartId: number, rvcTable: number, fillRvc: number, resetHart: number, ramBase: number, ramSize: number,
     ramHost: number, romBase: number, romSize: number, romHost: number): void;
   reset(pc: number): void;
   run(budget: number): number;
@@ -71,6 +71,8 @@ export interface CoreExports extends JitCore {
   debugStep(watch: number): number;
   debugHit(): number;
   debugHitAddr(): bigint;
+  saveState(): void;
+  loadState(): void;
   getInstret(): number;
   wfiWake(): number;
   kick(): void;
@@ -229,7 +231,7 @@ export class Hart {
     this.bpTable = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_BP.value as number), this.maxBreakpoints);
     this.wpTable = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_WP.value as number), 3 * this.maxWatchpoints);
     const m = cpus.map;
-    this.core.init(base, id, RVC_TABLE, id === 0 ? 1 : 0, m.ramBase, m.ramSize, RAM_HOST, m.romBase, m.romSize, ROM_HOST);
+    this.core.init(base, id, RVC_TABLE, id === 0 ? 1 : 0, 1, m.ramBase, m.ramSize, RAM_HOST, m.romBase, m.romSize, ROM_HOST);
     jit?.attach(this.core, {
       mem16: new Uint16Array(cpus.memory.buffer),
       mem32: new Uint32Array(cpus.memory.buffer),
@@ -246,6 +248,17 @@ export class Hart {
     this.core.reset(pc);
     this.halted = false;
     Atomics.store(this.mip, this.exitIndex, 0);
+  }
+
+  /** Writes the state held in the core's globals into the hart block, for another thread to load. */
+  saveState(): void {
+    this.core.saveState();
+  }
+
+  /** Takes over the state another thread saved in the hart block. */
+  loadState(): void {
+    this.core.loadState();
+    this.halted = false;
   }
 
   /** Runs up to `budget` instructions. */

@@ -17,9 +17,10 @@ export const RVC_TABLE_SIZE: u32 = 65536 * 4;
 /**
  * Binds this instance to its hart block and the machine's memory map. Addresses
  * are passed as f64 (exact below 2^53) so that the host never needs BigInt.
- * `fillRvcTable` is true for the first hart only: the table is shared.
+ * `fillRvcTable` is true for the first hart only: the table is shared. Without
+ * `resetHart`, the instance takes over the hart state saved in the block (see saveState()).
  */
-export function init(hartBase: u32, hartId: u32, rvcTable: u32, fillRvcTable: bool,
+export function init(hartBase: u32, hartId: u32, rvcTable: u32, fillRvcTable: bool, resetHart: bool,
   ramBase: f64, ramSize: f64, ramHost: f64, romBase: f64, romSize: f64, romHost: f64): void {
   S.hb = hartBase;
   S.hartId = hartId;
@@ -37,7 +38,8 @@ export function init(hartBase: u32, hartId: u32, rvcTable: u32, fillRvcTable: bo
       store<u32>(rvcTable + (c << 2), e != 0 ? e : 0xffffffff);
     }
   }
-  reset(0);
+  if (resetHart) reset(0);
+  else loadState();
 }
 
 /** Resets the hart: M-mode, everything cleared, execution at `pc`. */
@@ -79,6 +81,78 @@ export function reset(pc: f64): void {
   S.wpCount = 0;
   S.noIrq = false;
   S.dbgHit = 0;
+  tlbFlush();
+}
+
+// Slot i of the state saveState() writes at OFF_SAVED.
+@inline function saveSlot(i: u32): usize { return S.hb + S.OFF_SAVED + (i << 3); }
+
+/**
+ * Writes the hart state held in this instance's globals (pc, privilege, CSRs, counters)
+ * into the hart block, so that another instance on the same block (another thread), a
+ * monitor or a snapshot can take it over with loadState(). Registers, PMP and mip are
+ * in the block already.
+ */
+export function saveState(): void {
+  store<u64>(saveSlot(0), S.pc);
+  store<u64>(saveSlot(1), <u64>S.priv);
+  store<u64>(saveSlot(2), S.mstatus);
+  store<u64>(saveSlot(3), S.medeleg);
+  store<u64>(saveSlot(4), S.mideleg);
+  store<u64>(saveSlot(5), S.mie);
+  store<u64>(saveSlot(6), S.mtvec);
+  store<u64>(saveSlot(7), <u64>S.mcounteren);
+  store<u64>(saveSlot(8), <u64>S.mcountinhibit);
+  store<u64>(saveSlot(9), S.menvcfg);
+  store<u64>(saveSlot(10), S.mscratch);
+  store<u64>(saveSlot(11), S.mepc);
+  store<u64>(saveSlot(12), S.mcause);
+  store<u64>(saveSlot(13), S.mtval);
+  store<u64>(saveSlot(14), S.stvec);
+  store<u64>(saveSlot(15), <u64>S.scounteren);
+  store<u64>(saveSlot(16), S.senvcfg);
+  store<u64>(saveSlot(17), S.sscratch);
+  store<u64>(saveSlot(18), S.sepc);
+  store<u64>(saveSlot(19), S.scause);
+  store<u64>(saveSlot(20), S.stval);
+  store<u64>(saveSlot(21), S.satp);
+  store<u64>(saveSlot(22), <u64>S.fcsr);
+  store<u64>(saveSlot(23), S.instret);
+  store<u64>(saveSlot(24), S.cycleOffset);
+  store<u64>(saveSlot(25), S.instretOffset);
+}
+
+/** Takes over the state saveState() wrote (by this or another instance); reservations and TLBs start empty. */
+export function loadState(): void {
+  S.pc = load<u64>(saveSlot(0));
+  S.priv = <u32>load<u64>(saveSlot(1));
+  S.mstatus = load<u64>(saveSlot(2));
+  S.medeleg = load<u64>(saveSlot(3));
+  S.mideleg = load<u64>(saveSlot(4));
+  S.mie = load<u64>(saveSlot(5));
+  S.mtvec = load<u64>(saveSlot(6));
+  S.mcounteren = <u32>load<u64>(saveSlot(7));
+  S.mcountinhibit = <u32>load<u64>(saveSlot(8));
+  S.menvcfg = load<u64>(saveSlot(9));
+  S.mscratch = load<u64>(saveSlot(10));
+  S.mepc = load<u64>(saveSlot(11));
+  S.mcause = load<u64>(saveSlot(12));
+  S.mtval = load<u64>(saveSlot(13));
+  S.stvec = load<u64>(saveSlot(14));
+  S.scounteren = <u32>load<u64>(saveSlot(15));
+  S.senvcfg = load<u64>(saveSlot(16));
+  S.sscratch = load<u64>(saveSlot(17));
+  S.sepc = load<u64>(saveSlot(18));
+  S.scause = load<u64>(saveSlot(19));
+  S.stval = load<u64>(saveSlot(20));
+  S.satp = load<u64>(saveSlot(21));
+  S.fcsr = <u32>load<u64>(saveSlot(22));
+  S.instret = load<u64>(saveSlot(23));
+  S.cycleOffset = load<u64>(saveSlot(24));
+  S.instretOffset = load<u64>(saveSlot(25));
+  S.resAddr = <u64>-1;
+  S.trapped = false;
+  S.irqCheck = true;
   tlbFlush();
 }
 

@@ -1,8 +1,10 @@
 /**
- * `-accel tcg,thread=multi` (one host thread per hart) with the bundled Linux: at -smp 2
- * and -smp 4 the guest sees every CPU (nproc, /proc/cpuinfo), runs busy processes on
- * several CPUs at once, idles without burning the host CPU, reboots (every hart thread
- * is stopped and new ones start) and powers off with exit status 0.
+ * SMP guests with the bundled Linux. `-accel tcg,thread=multi` (one host thread per hart):
+ * at -smp 2 and -smp 4 the guest sees every CPU (nproc, /proc/cpuinfo), runs busy
+ * processes on several CPUs at once, idles without burning the host CPU, reboots (every
+ * hart thread is stopped and new ones start; three times in a row at -smp 4, with no
+ * thread left behind) and powers off with exit status 0. `thread=single` (every hart on
+ * the main thread, in turn) boots the same guests.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -26,17 +28,13 @@ function userTicks(stat: string): number[] {
 /** A shell loop of `n` iterations (no I/O: pure CPU work in the guest). */
 const busy = (n: number): string => `i=0; while [ $i -lt ${n} ]; do i=$((i+1)); done`;
 
-/**
- * Known bug: about 1 boot in 15 (more under host load) the guest stops making progress
- * after OpenSBI hands over to Linux, with one hart looping through timer interrupts
- * (timekeeping_advance) and the other idle. Until it is found these tests run as TODO:
- * reported, but not failing the suite. The bare-metal SMP programs (tests/isa/smp.test.ts)
- * are not affected.
- */
-const KNOWN_HANG = 'Linux under thread=multi hangs in about 1 boot in 15 (issue 5)';
+/** Threads of a process, from /proc. */
+function threadCount(pid: number): number {
+  return Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
 
 for (const smp of [2, 4]) {
-  test(`-smp ${smp} -accel tcg,thread=multi: boots, sees ${smp} CPUs, runs in parallel, reboots, powers off`, { todo: KNOWN_HANG }, async () => {
+  test(`-smp ${smp} -accel tcg,thread=multi: boots, sees ${smp} CPUs, runs in parallel, reboots, powers off`, async () => {
     const g = new GuestConsole(['-nographic', '-smp', String(smp), '-accel', 'tcg,thread=multi']);
     try {
       await g.waitFor(/Linux version 6\.1/, BOOT_TIMEOUT);
@@ -55,17 +53,42 @@ for (const smp of [2, 4]) {
       // Every CPU took interrupts (timer ticks and IPIs reach every hart thread).
       const irqs = await g.run("grep -E '^ *[0-9]+:|IPI' /proc/interrupts | head -n 3", PROMPT);
       assert.ok(irqs.length > 0, 'no /proc/interrupts lines');
-      // An idle guest: every hart thread sleeps in WFI.
+      // An idle guest: every hart thread sleeps in WFI (the issue asks for under 5% of a
+      // core; about 2% measured at -smp 4; the bound leaves room for a loaded CI host).
+      await new Promise((r) => setTimeout(r, 1000));
       const cpuBefore = cpuSeconds(g.child.pid!);
-      await new Promise((r) => setTimeout(r, 3000));
+      await new Promise((r) => setTimeout(r, 4000));
       const used = cpuSeconds(g.child.pid!) - cpuBefore;
-      assert.ok(used < 1.5, `idle guest used ${used.toFixed(2)} s of CPU in 3 s`);
-      // Reboot: all hart threads stop, the machine is rebuilt, new threads boot it again.
-      const from = g.output.length;
-      g.send('reboot\n');
-      await g.waitFor(/OpenSBI v1\.1/, BOOT_TIMEOUT, from);
-      await g.waitFor(PROMPT, BOOT_TIMEOUT, from);
+      assert.ok(used < 0.4, `idle guest used ${used.toFixed(2)} s of CPU in 4 s`);
+      // Reboots: all hart threads stop, the machine is rebuilt, new threads boot it again;
+      // no thread is left behind (as many host threads after each reboot).
+      const threads = threadCount(g.child.pid!);
+      for (let i = 0; i < (smp === 4 ? 3 : 1); i++) {
+        const from = g.output.length;
+        g.send('reboot\n');
+        await g.waitFor(/OpenSBI v1\.1/, BOOT_TIMEOUT, from);
+        await g.waitFor(PROMPT, BOOT_TIMEOUT, from);
+        assert.equal((await g.run('nproc', PROMPT)).trim(), String(smp));
+        assert.equal(threadCount(g.child.pid!), threads, `host threads after reboot ${i + 1}`);
+      }
+      g.send('poweroff\n');
+      assert.equal(await g.exit(60_000), 0, g.tail());
+      assert.equal(g.stderr, '', g.tail());
+    } finally {
+      g.kill();
+    }
+  });
+}
+
+for (const smp of [2, 4]) {
+  test(`-smp ${smp} -accel tcg,thread=single: boots, sees ${smp} CPUs, powers off`, async () => {
+    const g = new GuestConsole(['-nographic', '-smp', String(smp), '-accel', 'tcg,thread=single']);
+    try {
+      await g.waitFor(PROMPT, BOOT_TIMEOUT);
       assert.equal((await g.run('nproc', PROMPT)).trim(), String(smp));
+      assert.match(await g.run('cat /sys/devices/system/cpu/online', PROMPT), new RegExp(`^0-${smp - 1}\\s*$`, 'm'));
+      const out = await g.run(`(${busy(2000)}; echo done-a) & (${busy(2000)}; echo done-b) & wait`, PROMPT, 300_000);
+      assert.match(out, /done-a[\s\S]*done-b|done-b[\s\S]*done-a/);
       g.send('poweroff\n');
       assert.equal(await g.exit(60_000), 0, g.tail());
       assert.equal(g.stderr, '', g.tail());
