@@ -73,7 +73,7 @@ benchMain('smp', async () => {
     }
     results.set(smp, row);
   }
-  const line = (cells: string[]): void => console.log(cells.map((c) => c.padStart(14)).join(''));
+  const line = (cells: string[]): void => console.log(cells.map((c) => c.padStart(15)).join(''));
   console.log(`${iterations} shell-loop iterations per busy process; N busy processes at -smp N; seconds of the busy phase`);
   const speedups = qemu ? ['vireo speedup', 'qemu speedup'] : ['vireo speedup'];
   line(['smp', ...runs.map(([name]) => name), ...speedups]);

@@ -4,7 +4,7 @@
  * processes on several CPUs at once, idles without burning the host CPU, reboots (every
  * hart thread is stopped and new ones start; three times in a row at -smp 4, with no
  * thread left behind) and powers off with exit status 0. `thread=single` (every hart on
- * the main thread, in turn) boots the same guests.
+ * the main thread, in turn) boots the same guests, and `thread=multi` a one-hart guest.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -80,13 +80,13 @@ for (const smp of [2, 4]) {
   });
 }
 
-for (const smp of [2, 4]) {
-  test(`-smp ${smp} -accel tcg,thread=single: boots, sees ${smp} CPUs, powers off`, async () => {
-    const g = new GuestConsole(['-nographic', '-smp', String(smp), '-accel', 'tcg,thread=single']);
+for (const [smp, thread] of [[1, 'multi'], [2, 'single'], [4, 'single']] as const) {
+  test(`-smp ${smp} -accel tcg,thread=${thread}: boots, sees ${smp} CPUs, powers off`, async () => {
+    const g = new GuestConsole(['-nographic', '-smp', String(smp), '-accel', `tcg,thread=${thread}`]);
     try {
       await g.waitFor(PROMPT, BOOT_TIMEOUT);
       assert.equal((await g.run('nproc', PROMPT)).trim(), String(smp));
-      assert.match(await g.run('cat /sys/devices/system/cpu/online', PROMPT), new RegExp(`^0-${smp - 1}\\s*$`, 'm'));
+      assert.match(await g.run('cat /sys/devices/system/cpu/online', PROMPT), new RegExp(`^0${smp > 1 ? `-${smp - 1}` : ''}\\s*$`, 'm'));
       const out = await g.run(`(${busy(2000)}; echo done-a) & (${busy(2000)}; echo done-b) & wait`, PROMPT, 300_000);
       assert.match(out, /done-a[\s\S]*done-b|done-b[\s\S]*done-a/);
       g.send('poweroff\n');
