@@ -115,6 +115,8 @@ export class SocketChardev extends Chardev {
   readonly address: SocketAddr;
   private server: Server | null;
   private client: Socket | null = null;
+  /** Clients that connected while another was served: taken in turn, as QEMU accepts one after the other. */
+  private readonly waiting: Socket[] = [];
   private closed = false;
 
   private constructor(address: SocketAddr, server: Server | null) {
@@ -122,8 +124,19 @@ export class SocketChardev extends Chardev {
     this.address = address;
     this.server = server;
     server?.on('connection', (s) => {
-      if (this.client || this.closed) s.destroy(); // one client at a time, as in QEMU
-      else this.attach(s);
+      if (this.closed) {
+        s.destroy();
+      } else if (this.client) {
+        // One client at a time: the next waits, unread, until this one leaves.
+        s.pause();
+        this.waiting.push(s);
+        s.once('close', () => {
+          const i = this.waiting.indexOf(s);
+          if (i >= 0) this.waiting.splice(i, 1);
+        });
+      } else {
+        this.attach(s);
+      }
     });
   }
 
@@ -171,6 +184,7 @@ export class SocketChardev extends Chardev {
     this.server = null;
     this.client?.destroy();
     this.client = null;
+    for (const q of this.waiting.splice(0)) q.destroy();
   }
 
   private attach(s: Socket): void {
@@ -191,6 +205,11 @@ export class SocketChardev extends Chardev {
       this.forgetPausedSource();
       this.setOpen(false);
       this.writable(); // held output is discarded now instead of waiting for a drain that will not come
+      const next = this.waiting.shift();
+      if (next && !this.closed) {
+        next.resume();
+        this.attach(next);
+      }
     });
     this.setOpen(true);
   }

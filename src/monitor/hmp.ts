@@ -4,6 +4,8 @@
  * {@link HmpSession} adds the line editing of a raw terminal (echo, backspace, Enter).
  */
 import type { MonitorContext } from './qmp.js';
+import type { Snapshots } from '../migration/savevm.js';
+import { SnapshotError } from '../migration/vmstate.js';
 
 interface HmpCommand {
   args: string;
@@ -51,6 +53,17 @@ const INFO: Record<string, { help: string; run(h: Hmp, rest: string): string }> 
       }).join('');
     },
   },
+  snapshots: {
+    help: 'show the currently saved VM snapshots',
+    run: (h) => {
+      const list = h.snapshots().list();
+      if (list.length === 0) return 'There is no snapshot available.\n';
+      const pad = (d: number) => String(d).padStart(2, '0');
+      const date = (d: Date) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+      return ['List of snapshots present in the snapshot file:', `${'TAG'.padEnd(24)}${'VM SIZE'.padStart(12)}  DATE`,
+        ...list.map((e) => `${e.name.padEnd(24)}${`${(e.size / 2 ** 20).toFixed(1)} MiB`.padStart(12)}  ${date(e.date)}`)].join('\n') + '\n';
+    },
+  },
   mtree: {
     help: 'show memory tree',
     run: (h) => h.ctx.machine.regions().map((s) => {
@@ -89,6 +102,32 @@ const COMMANDS: Record<string, HmpCommand> = {
   system_powerdown: { args: '', help: 'send system power down event', run: (h) => { h.ctx.machine.powerdown(); return ''; } },
   quit: { args: '', help: 'quit the emulator', run: (h) => { setImmediate(() => h.ctx.machine.quit()); return ''; } },
   q: { args: '', help: 'quit the emulator', run: (h) => { setImmediate(() => h.ctx.machine.quit()); return ''; } },
+  savevm: {
+    args: '[tag]',
+    help: 'save the whole virtual machine state to the snapshot file as \'tag\'',
+    run: async (h, rest) => {
+      // As QEMU, no tag names the snapshot after the date and time.
+      const tag = rest.trim() || `vm-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
+      await h.snapshots().save(tag);
+      return '';
+    },
+  },
+  loadvm: {
+    args: 'tag',
+    help: 'restore the virtual machine state from snapshot \'tag\'',
+    run: async (h, rest) => {
+      await h.snapshots().load(rest.trim());
+      return '';
+    },
+  },
+  delvm: {
+    args: 'tag',
+    help: 'delete snapshot \'tag\' from the snapshot file',
+    run: (h, rest) => {
+      h.snapshots().delete(rest.trim());
+      return '';
+    },
+  },
   x: {
     args: '/fmt addr',
     help: 'virtual memory dump starting at \'addr\' (Vireo has no MMU walk here: the address is used as physical)',
@@ -114,6 +153,13 @@ export class Hmp {
   private last = { count: 1, format: 'x', size: 4 };
 
   constructor(readonly ctx: MonitorContext) {}
+
+  /** The machine's snapshots; a board without them answers with an error line. */
+  snapshots(): Snapshots {
+    const s = this.ctx.machine.snapshots;
+    if (s === undefined) throw new SnapshotError('snapshots are not supported on this machine');
+    return s;
+  }
 
   /** Runs one command line; resolves to its output ('' for none), lines ending in \n. */
   async execute(line: string): Promise<string> {

@@ -2,6 +2,7 @@
  * What the monitors (QMP, HMP) may do to a machine, and all they know of it. Each board
  * implements this in a few lines; the monitors never see a board, a CPU model or a device.
  */
+import type { Snapshots } from '../migration/savevm.js';
 
 /** QEMU's run states, as query-status reports them ('debug': stopped by the gdbstub at a breakpoint, watchpoint or step). */
 export type RunStatus = 'prelaunch' | 'running' | 'paused' | 'debug' | 'shutdown' | 'internal-error';
@@ -51,6 +52,8 @@ export interface MachineControl {
   readPhys(addr: number, len: number): Uint8Array | null;
   /** The address spaces and their regions, for `info mtree`. */
   regions(): Array<{ space: string; regions: readonly RegionInfo[] }>;
+  /** savevm, loadvm, delvm and info snapshots; absent where the board cannot take snapshots. */
+  readonly snapshots?: Snapshots;
 }
 
 /**

@@ -240,6 +240,22 @@ const OPTIONS: OptionSpec[] = [
     apply: (p, v, opt) => parseName(p.options, v, opt),
   },
   {
+    names: ['snapshot-file'],
+    arg: 'PATH',
+    help: 'the file savevm, loadvm and -loadvm keep snapshots in (created on the first savevm)',
+    apply: (p, v) => {
+      p.options.snapshotFile = v;
+    },
+  },
+  {
+    names: ['loadvm'],
+    arg: 'NAME',
+    help: 'start from snapshot NAME of the -snapshot-file instead of booting',
+    apply: (p, v) => {
+      p.options.loadvm = v;
+    },
+  },
+  {
     names: ['no-reboot'],
     help: 'exit instead of rebooting',
     apply: (p) => {
@@ -293,6 +309,7 @@ export function parseCommandLine(argv: string[]): CommandLine {
   if (!p.threadGiven && o.smp > 1 && o.accel.jit !== true && o.gdb === undefined) o.accel.thread = 'multi';
   checkDevices(o);
   checkChardevs(o, p.serialGiven);
+  if (o.loadvm !== undefined && o.snapshotFile === undefined) throw new UserError('-loadvm needs -snapshot-file PATH (the file the snapshot is in)');
   addDefaultMonitor(o, p.monStdio === true);
   if (o.kernel === undefined) {
     if (o.append !== undefined) throw new UserError('-append only allowed with -kernel option');

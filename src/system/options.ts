@@ -69,6 +69,10 @@ export interface VmOptions {
   name?: string;
   /** -gdb tcp:[HOST]:PORT or -s: where the gdbstub listens; `what` is the option as given, for messages. */
   gdb?: { addr: SocketAddr; what: string };
+  /** -snapshot-file PATH: where savevm/loadvm keep their snapshots. */
+  snapshotFile?: string;
+  /** -loadvm NAME: start from this snapshot instead of booting. */
+  loadvm?: string;
 }
 
 /**

@@ -17,6 +17,7 @@ import type { MmioHandler } from '../core/memory.js';
 import type { IrqLine } from '../core/irq.js';
 import type { Chardev } from '../../chardev/chardev.js';
 import type { FdtBuilder } from '../core/fdt.js';
+import { arrayField, boolField, intField, SnapshotError, type DeviceState, type VMStateDevice } from '../../migration/vmstate.js';
 
 /** Input clock of virt's UART ("clock-frequency"), 3.6864 MHz. */
 export const SERIAL_CLOCK_FREQ = 0x384000;
@@ -53,7 +54,7 @@ const LSR_TEMT = 0x40;
 const MSR_CONNECTED = 0xb0;
 
 /** The 16550A: an {@link MmioHandler} on 8 byte-wide registers. */
-export class Serial16550 implements MmioHandler {
+export class Serial16550 implements MmioHandler, VMStateDevice {
   private readonly rx = new Uint8Array(FIFO_SIZE);
   private rxHead = 0;
   private rxCount = 0;
@@ -75,6 +76,35 @@ export class Serial16550 implements MmioHandler {
       this.refill();
       this.update();
     };
+  }
+
+  saveState(): DeviceState {
+    const fifo = Array.from({ length: this.rxCount }, (_, i) => this.rx[(this.rxHead + i) % FIFO_SIZE]!);
+    return {
+      fifo, ier: this.ier, fcr: this.fcr, lcr: this.lcr, mcr: this.mcr, scr: this.scr, dll: this.dll, dlm: this.dlm,
+      lsrErrors: this.lsrErrors, thrIpending: this.thrIpending, irqLevel: this.irqLevel,
+    };
+  }
+
+  /** Loads the registers and the received bytes; the interrupt line's level is restored with the PLIC. */
+  loadState(s: DeviceState): void {
+    if (!Array.isArray(s.fifo) || s.fifo.length > FIFO_SIZE) throw new SnapshotError("snapshot: bad field 'fifo'");
+    const n = s.fifo.length;
+    const fifo = new Uint8Array(n);
+    arrayField(s, 'fifo', fifo);
+    this.rx.set(fifo);
+    this.rxHead = 0;
+    this.rxCount = n;
+    this.ier = intField(s, 'ier', 0, IER_MASK);
+    this.fcr = intField(s, 'fcr', 0, 0xff);
+    this.lcr = intField(s, 'lcr', 0, 0xff);
+    this.mcr = intField(s, 'mcr', 0, 0x1f);
+    this.scr = intField(s, 'scr', 0, 0xff);
+    this.dll = intField(s, 'dll', 0, 0xff);
+    this.dlm = intField(s, 'dlm', 0, 0xff);
+    this.lsrErrors = intField(s, 'lsrErrors', 0, 0xff);
+    this.thrIpending = boolField(s, 'thrIpending');
+    this.irqLevel = boolField(s, 'irqLevel');
   }
 
   read(offset: number, _size: number): number {

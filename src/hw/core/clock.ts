@@ -36,9 +36,20 @@ export class Clock {
    */
   constructor(private readonly source: () => number = hostClockFromNow()) {}
 
+  /** Added to the source's time: moved by {@link warp}. */
+  private offset = 0;
+
   /** Nanoseconds of machine time. */
   now(): number {
-    return this.source();
+    return this.source() + this.offset;
+  }
+
+  /**
+   * Makes the clock read `ns` now and go on from there (a restored snapshot's time).
+   * Armed timers keep their deadlines: re-arm them after.
+   */
+  warp(ns: number): void {
+    this.offset += ns - this.now();
   }
 
   newTimer(callback: () => void): Timer {

@@ -12,6 +12,7 @@ import type { MmioHandler } from '../core/memory.js';
 import type { IrqLine } from '../core/irq.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { FdtBuilder } from '../core/fdt.js';
+import { arrayField, type DeviceState, type VMStateDevice } from '../../migration/vmstate.js';
 
 /** mtime ticks per second (the "timebase-frequency" of virt's /cpus node). */
 export const CLINT_TIMEBASE_FREQ = 10_000_000;
@@ -28,7 +29,7 @@ const IRQ_M_SOFT = 3;
 const IRQ_M_TIMER = 7;
 
 /** The CLINT: machine software interrupts and machine timer for every hart. */
-export class RiscvAclint implements MmioHandler {
+export class RiscvAclint implements MmioHandler, VMStateDevice {
   /**
    * The registers, in shared memory: msip (one Int32 per hart), then the low and the high
    * halves of every mtimecmp. Each hart thread of `-accel tcg,thread=multi` runs its own
@@ -99,6 +100,27 @@ export class RiscvAclint implements MmioHandler {
       this.updateTimer(h);
     }
     // mtime is read-only: writes are ignored.
+  }
+
+  saveState(): DeviceState {
+    return { msip: [...this.msipBits], mtimecmpLo: [...this.cmpLo], mtimecmpHi: [...this.cmpHi] };
+  }
+
+  /** Loads the registers and drives the lines and timers from them (the clock is restored first). */
+  loadState(s: DeviceState): void {
+    const msip = new Int32Array(this.msipBits.length);
+    const lo = new Uint32Array(this.cmpLo.length);
+    const hi = new Uint32Array(this.cmpHi.length);
+    arrayField(s, 'msip', msip);
+    arrayField(s, 'mtimecmpLo', lo);
+    arrayField(s, 'mtimecmpHi', hi);
+    for (let h = 0; h < msip.length; h++) {
+      Atomics.store(this.msipBits, h, msip[h]! & 1);
+      this.msip[h]!.set((msip[h]! & 1) !== 0);
+      this.cmpLo[h] = lo[h]!;
+      this.cmpHi[h] = hi[h]!;
+      this.updateTimer(h);
+    }
   }
 
   /**

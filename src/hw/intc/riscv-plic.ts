@@ -12,6 +12,7 @@
 import type { MmioHandler } from '../core/memory.js';
 import type { IrqLine } from '../core/irq.js';
 import type { FdtBuilder } from '../core/fdt.js';
+import { arrayField, type DeviceState, type VMStateDevice } from '../../migration/vmstate.js';
 
 const PRIORITY_MASK = 7; // 7 priority levels (1..7), 0 = never interrupt
 const PENDING_BASE = 0x1000;
@@ -25,7 +26,7 @@ const IRQ_M_EXT = 11;
 const IRQ_S_EXT = 9;
 
 /** The PLIC: an {@link MmioHandler} that also hands out device input lines. */
-export class RiscvPlic implements MmioHandler {
+export class RiscvPlic implements MmioHandler, VMStateDevice {
   private readonly words: number;
   private readonly priority: Uint32Array;
   private readonly level: Uint32Array;
@@ -50,6 +51,19 @@ export class RiscvPlic implements MmioHandler {
     this.enable = new Uint32Array(this.words * outputs.length);
     this.threshold = new Uint32Array(outputs.length);
     this.outLevel = outputs.map(() => false);
+  }
+
+  saveState(): DeviceState {
+    const { priority, level, pending, claimed, enable, threshold } = this;
+    return { priority: [...priority], level: [...level], pending: [...pending], claimed: [...claimed], enable: [...enable], threshold: [...threshold] };
+  }
+
+  /** Loads the registers and drives the outputs from them. */
+  loadState(s: DeviceState): void {
+    for (const name of ['priority', 'level', 'pending', 'claimed', 'enable', 'threshold'] as const) arrayField(s, name, this[name]);
+    this.outLevel.fill(false);
+    for (const o of this.outputs) o.set(false);
+    this.update();
   }
 
   /** The input line of source `n` (1 <= n < numSources), for a device to drive. */

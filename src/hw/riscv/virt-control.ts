@@ -12,6 +12,8 @@ import type { MachineControl, CpuInfo, RegionInfo, RunStatus } from '../../monit
 import { RunState } from '../../monitor/machine-control.js';
 import type { StopReason } from '../../accel/tcg/rr.js';
 import type { VirtMachine } from './virt.js';
+import { Snapshots } from '../../migration/savevm.js';
+import { saveVirtState, loadVirtState } from './virt-snapshot.js';
 
 const ABI = ['zero', 'ra', 'sp', 'gp', 'tp', 't0', 't1', 't2', 's0', 's1', 'a0', 'a1', 'a2', 'a3', 'a4', 'a5',
   'a6', 'a7', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 's9', 's10', 's11', 't3', 't4', 't5', 't6'];
@@ -30,9 +32,16 @@ export class VirtControl implements MachineControl {
   /** The loop's answer meaning "paused": identity matters, not the contents. */
   private readonly pauseMark: StopReason = { kind: 'quit' };
 
-  /** `quit` stops the loop (as C-a x does). */
-  constructor(startPaused: boolean, private readonly quitLoop: () => void) {
+  readonly snapshots: Snapshots;
+
+  /** `quit` stops the loop (as C-a x does); `snapshotFile` is -snapshot-file. */
+  constructor(startPaused: boolean, private readonly quitLoop: () => void, snapshotFile?: string) {
     this.runState = new RunState(startPaused);
+    this.snapshots = new Snapshots(snapshotFile, () => {
+      const m = this.machine;
+      if (m === null) throw new Error('no machine attached');
+      return { save: () => saveVirtState(m), load: (name, data) => loadVirtState(m, name, data) };
+    }, (fn) => this.whileStopped(fn));
     // An idle loop sleeps until a timer or interrupt: wake it so that it sees the pause.
     this.runState.onPauseRequest = () => this.machine?.cpus.harts[0]?.onWake?.();
   }
@@ -79,6 +88,17 @@ export class VirtControl implements MachineControl {
 
   resume(): void {
     this.runState.resume();
+  }
+
+  /** Runs `fn` with the harts stopped (STOP and RESUME around it if they were running, as QEMU's savevm). */
+  private async whileStopped(fn: () => void): Promise<void> {
+    const running = this.runState.status === 'running';
+    if (running) await this.pause();
+    try {
+      fn();
+    } finally {
+      if (running) this.resume();
+    }
   }
 
   reset(): void {

@@ -33,6 +33,7 @@ import { VirtControl } from './virt-control.js';
 import { startMonitors } from '../../monitor/monitor-server.js';
 import { GdbServer } from '../../gdbstub/server.js';
 import { VirtGdb } from './virt-gdb.js';
+import { SnapshotError } from '../../migration/vmstate.js';
 
 /** QEMU virt's memory map (virt_memmap[]). */
 export const VIRT_MEMMAP = {
@@ -65,6 +66,10 @@ export class VirtMachine {
   readonly cpus: RiscvCpus;
   readonly clint: RiscvAclint;
   readonly plic: RiscvPlic;
+  readonly uart: Serial16550;
+  readonly rtc: GoldfishRtc;
+  /** virtio devices plugged (snapshots do not cover them yet). */
+  readonly virtioCount: number;
   /** Set by the finisher device; the run loop stops when it is. */
   shutdown: ShutdownEvent | null = null;
 
@@ -81,8 +86,11 @@ export class VirtMachine {
     this.attach('clint', m.clint, this.clint, CLINT_VALID_ACCESS);
     this.plic = new RiscvPlic(harts.flatMap((h) => [h.irqLine(Mip.MEIP), h.irqLine(Mip.SEIP)]), PLIC_NUM_SOURCES);
     this.attach('plic', m.plic, this.plic, { min: 4, max: 4 });
-    this.attach('uart0', m.uart0, new Serial16550(this.plic.line(VIRT_IRQ.uart0), serialChr), { min: 1, max: 8 }, 1);
-    this.attach('rtc', m.rtc, new GoldfishRtc(this.clock, this.plic.line(VIRT_IRQ.rtc)), { min: 4, max: 4 });
+    this.uart = new Serial16550(this.plic.line(VIRT_IRQ.uart0), serialChr);
+    this.attach('uart0', m.uart0, this.uart, { min: 1, max: 8 }, 1);
+    this.rtc = new GoldfishRtc(this.clock, this.plic.line(VIRT_IRQ.rtc));
+    this.attach('rtc', m.rtc, this.rtc, { min: 4, max: 4 });
+    this.virtioCount = devices.length;
     this.attach('test', m.test, new SifiveTest((e) => this.requestShutdown(e)), { min: 2, max: 4 });
     const ram = new RegionGuestMemory([{ base: m.dram.base, bytes: this.cpus.ram }]);
     const jit = this.cpus.jit;
@@ -248,7 +256,8 @@ export async function runMachine(opts: VmOptions): Promise<number> {
     current?.cpus.harts.forEach((h) => h.requestExit());
     control.runState.wake();
   };
-  const control = new VirtControl(opts.startPaused === true, stopLoop);
+  const control = new VirtControl(opts.startPaused === true, stopLoop, opts.snapshotFile);
+  let loadvm = opts.loadvm;
   const chr = openSerial(opts, stopLoop);
   const monitors = startMonitors({ opts, machine: control, runState: control.runState, drives: backends.drives, chardevs: backends.chardevs, serial: chr });
   const gdb = opts.gdb !== undefined ? new VirtGdb(control) : null;
@@ -261,6 +270,15 @@ export async function runMachine(opts: VmOptions): Promise<number> {
       current = machine;
       control.attach(machine);
       machine.load(plan, userDtb ?? machine.fdt(plan.bootargs, plan.initrd));
+      if (loadvm !== undefined) {
+        // -loadvm: the first machine starts where the snapshot left off (a reset boots afresh).
+        try {
+          control.snapshots.loadNow(loadvm);
+        } catch (e) {
+          throw e instanceof SnapshotError ? new UserError(`-loadvm ${loadvm}: ${e.message}`) : e;
+        }
+        loadvm = undefined;
+      }
       gdb?.attach(machine);
       const htif = plan.htif
         ? new Htif(machine.cpus.ram, plan.htif.tohost - m.dram.base,

@@ -13,6 +13,7 @@ import type { MmioHandler } from '../core/memory.js';
 import type { IrqLine } from '../core/irq.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { FdtBuilder } from '../core/fdt.js';
+import { bigField, boolField, intField, type DeviceState, type VMStateDevice } from '../../migration/vmstate.js';
 
 const TIME_LOW = 0x00;
 const TIME_HIGH = 0x04;
@@ -26,7 +27,7 @@ const CLEAR_INTERRUPT = 0x1c;
 const LOW32 = 0xffffffffn;
 
 /** The Goldfish real-time clock. */
-export class GoldfishRtc implements MmioHandler {
+export class GoldfishRtc implements MmioHandler, VMStateDevice {
   /** Guest time minus virtual clock time, in ns. */
   private offset: bigint;
   private timeHigh = 0;
@@ -43,6 +44,24 @@ export class GoldfishRtc implements MmioHandler {
       this.alarmRunning = false;
       this.raise();
     });
+  }
+
+  saveState(): DeviceState {
+    return {
+      offset: this.offset.toString(), timeHigh: this.timeHigh, alarmNext: this.alarmNext.toString(),
+      alarmRunning: this.alarmRunning, irqPending: this.irqPending, irqEnabled: this.irqEnabled,
+    };
+  }
+
+  /** Loads the registers and re-arms a running alarm on the (already restored) clock. */
+  loadState(s: DeviceState): void {
+    this.offset = bigField(s, 'offset');
+    this.timeHigh = intField(s, 'timeHigh');
+    this.alarmNext = BigInt.asUintN(64, bigField(s, 'alarmNext'));
+    this.irqPending = boolField(s, 'irqPending');
+    this.irqEnabled = boolField(s, 'irqEnabled');
+    this.clearAlarm();
+    if (boolField(s, 'alarmRunning')) this.setAlarm();
   }
 
   read(offset: number, size: number): number {

@@ -80,6 +80,9 @@ export interface CoreExports extends JitCore {
   OFF_EXIT: WebAssembly.Global;
   OFF_SCRATCH: WebAssembly.Global;
   OFF_X: WebAssembly.Global;
+  OFF_PMPCFG: WebAssembly.Global;
+  OFF_SAVED: WebAssembly.Global;
+  SAVED_SLOTS: WebAssembly.Global;
   OFF_F: WebAssembly.Global;
   OFF_BP: WebAssembly.Global;
   BP_MAX: WebAssembly.Global;
@@ -173,6 +176,8 @@ export class Hart {
   private readonly exitIndex: number;
   /** The 32 integer registers as a live view (BigUint64Array over the hart block). */
   readonly x: BigUint64Array;
+  /** This hart's block (registers, mip, PMP, saved state, TLBs) in the shared memory. */
+  private readonly block: Uint8Array;
   /** The 32 floating-point registers as a live view (bit patterns; singles are NaN-boxed). */
   readonly f: BigUint64Array;
   /** True while the hart waits in WFI. */
@@ -225,6 +230,7 @@ export class Hart {
     this.mipIndex = (base + (this.core.OFF_MIP.value as number)) >> 2;
     this.exitIndex = (base + (this.core.OFF_EXIT.value as number)) >> 2;
     this.x = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_X.value as number), 32);
+    this.block = new Uint8Array(cpus.memory.buffer, base, HART_BLOCK_SIZE);
     this.f = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_F.value as number), 32);
     this.maxBreakpoints = this.core.BP_MAX.value as number;
     this.maxWatchpoints = this.core.WP_MAX.value as number;
@@ -259,6 +265,41 @@ export class Hart {
   loadState(): void {
     this.core.loadState();
     this.halted = false;
+  }
+
+  /**
+   * The hart's architectural state as bytes, for a snapshot: x and f registers, mip, PMP
+   * and the state kept in the core's globals (pc, privilege, CSRs, counters). TLBs, the
+   * LR reservation and the debugger's tables are not part of it.
+   */
+  snapshot(): Uint8Array {
+    this.core.saveState();
+    return Uint8Array.from([...this.snapshotRanges()].flatMap(([from, to]) => [...this.block.subarray(from, to)]));
+  }
+
+  /** The size of a {@link snapshot}. */
+  get snapshotBytes(): number {
+    return [...this.snapshotRanges()].reduce((n, [from, to]) => n + to - from, 0);
+  }
+
+  /** Takes over a {@link snapshot} (of {@link snapshotBytes} bytes) of a hart of the same core. */
+  restore(bytes: Uint8Array): void {
+    if (bytes.length !== this.snapshotBytes) throw new RangeError('hart snapshot of the wrong size');
+    let at = 0;
+    for (const [from, to] of this.snapshotRanges()) {
+      this.block.set(bytes.subarray(at, at + to - from), from);
+      at += to - from;
+    }
+    Atomics.store(this.mip, this.exitIndex, 0);
+    this.loadState();
+  }
+
+  /** [from, to) offsets of the hart block that a snapshot holds. */
+  private *snapshotRanges(): Generator<[number, number]> {
+    const c = this.core;
+    yield [c.OFF_X.value as number, c.OFF_EXIT.value as number]; // x, f, mip
+    const saved = c.OFF_SAVED.value as number;
+    yield [c.OFF_PMPCFG.value as number, saved + 8 * (c.SAVED_SLOTS.value as number)];
   }
 
   /** Runs up to `budget` instructions. */

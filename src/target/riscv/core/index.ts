@@ -8,7 +8,7 @@ import { expandCompressed } from './rvc';
 import * as C from './csr';
 
 export { run, EXIT_BUDGET, EXIT_WFI, EXIT_REQUEST, EXIT_DEBUG } from './exec';
-export { OFF_X, OFF_F, OFF_MIP, OFF_EXIT, OFF_SCRATCH, OFF_BP, BP_MAX, OFF_WP, WP_MAX, HART_BLOCK_SIZE } from './state';
+export { OFF_X, OFF_F, OFF_MIP, OFF_EXIT, OFF_SCRATCH, OFF_PMPCFG, OFF_SAVED, SAVED_SLOTS, OFF_BP, BP_MAX, OFF_WP, WP_MAX, HART_BLOCK_SIZE } from './state';
 export { debugTranslate } from './mmu';
 
 /** Size of the compressed-instruction expansion table. */

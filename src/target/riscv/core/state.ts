@@ -18,6 +18,7 @@ export const OFF_FENCE: u32 = 0x210;    // u32 target of the atomic RMW that imp
 export const OFF_PMPCFG: u32 = 0x300;   // pmpcfg0, pmpcfg2
 export const OFF_PMPADDR: u32 = 0x310;  // pmpaddr0..15
 export const OFF_SAVED: u32 = 0x400;    // pc, privilege and CSRs as saveState() writes them (u64 each)
+export const SAVED_SLOTS: u32 = 26;
 export const OFF_BP: u32 = 0x800;       // debugger breakpoints: BP_MAX virtual pcs, u64 each (debug.ts)
 export const BP_MAX: u32 = 64;
 export const OFF_WP: u32 = 0xa00;       // debugger watchpoints: WP_MAX x {first u64, last u64, type u64}

@@ -1,0 +1,129 @@
+/**
+ * The virt board's machine state for snapshots (QEMU's savevm/loadvm): the harts, guest
+ * RAM (pages of zeros left out), the boot ROM, the machine clock and the devices outside
+ * RAM (CLINT, PLIC, UART, RTC). Taken and restored while the harts are stopped.
+ *
+ * Layout (before compression, see snapshot-file.ts): u32 header length, the header
+ * (JSON), then each hart's bytes, the ROM, a bitmap of the RAM pages that follow (bit
+ * set: the 4 KiB page is stored), and those pages in order.
+ *
+ * Not covered yet: virtio devices (their queues, in-flight requests and back ends), so a
+ * machine with any is refused rather than saved incompletely.
+ */
+import type { VirtMachine } from './virt.js';
+import { SnapshotError, type DeviceState } from '../../migration/vmstate.js';
+
+const FORMAT = 'vireo-virt-1';
+const PAGE = 4096;
+
+interface Header {
+  format: string;
+  smp: number;
+  ramBytes: number;
+  romBytes: number;
+  clockNs: number;
+  harts: number[];
+  devices: Record<'clint' | 'plic' | 'uart' | 'rtc', DeviceState>;
+}
+
+function checkSnapshottable(m: VirtMachine): void {
+  if (m.virtioCount > 0) throw new SnapshotError('snapshots of machines with virtio devices are not supported yet');
+}
+
+/** The machine's state as bytes (the harts must be stopped, their state on this thread). */
+export function saveVirtState(m: VirtMachine): Uint8Array {
+  checkSnapshottable(m);
+  const { cpus } = m;
+  const harts = cpus.harts.map((h) => h.snapshot());
+  const ram = cpus.ram;
+  const pages = Math.ceil(ram.length / PAGE);
+  const bitmap = new Uint8Array(Math.ceil(pages / 8));
+  const stored: Uint8Array[] = [];
+  const words = new Uint32Array(ram.buffer, ram.byteOffset, Math.floor(ram.length / 4));
+  for (let p = 0; p < pages; p++) {
+    let zero = true;
+    for (let w = p * (PAGE / 4), end = Math.min(words.length, w + PAGE / 4); w < end; w++) {
+      if (words[w] !== 0) {
+        zero = false;
+        break;
+      }
+    }
+    if (zero) continue;
+    bitmap[p >> 3]! |= 1 << (p & 7);
+    stored.push(ram.subarray(p * PAGE, Math.min(ram.length, (p + 1) * PAGE)));
+  }
+  const header: Header = {
+    format: FORMAT,
+    smp: cpus.harts.length,
+    ramBytes: ram.length,
+    romBytes: cpus.rom.length,
+    clockNs: m.clock.now(),
+    harts: harts.map((h) => h.length),
+    devices: { clint: m.clint.saveState(), plic: m.plic.saveState(), uart: m.uart.saveState(), rtc: m.rtc.saveState() },
+  };
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const len = new Uint8Array(4);
+  new DataView(len.buffer).setUint32(0, json.length, true);
+  return Buffer.concat([len, json, ...harts, cpus.rom, bitmap, ...stored]);
+}
+
+/**
+ * Restores a state saveVirtState() made on a machine of the same configuration (the harts
+ * must be stopped). The configuration and every size are checked before the machine is
+ * touched (the gzip CRC has already caught damaged data); device fields as they load.
+ */
+export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): void {
+  checkSnapshottable(m);
+  const { cpus } = m;
+  const corrupt = (): SnapshotError => new SnapshotError(`snapshot '${name}' is corrupt`);
+  if (data.length < 4) throw corrupt();
+  const jsonLen = new DataView(data.buffer, data.byteOffset).getUint32(0, true);
+  if (4 + jsonLen > data.length) throw corrupt();
+  let h: Header;
+  try {
+    h = JSON.parse(new TextDecoder().decode(data.subarray(4, 4 + jsonLen))) as Header;
+  } catch {
+    throw corrupt();
+  }
+  if (h.format !== FORMAT) throw new SnapshotError(`snapshot '${name}' is not a virt machine snapshot of this Vireo version`);
+  const mib = (n: number): string => `${Math.round(n / 2 ** 20)}M`;
+  if (h.smp !== cpus.harts.length || h.ramBytes !== cpus.ram.length) {
+    throw new SnapshotError(`snapshot '${name}' was taken with -smp ${h.smp} -m ${mib(h.ramBytes)}; this machine has -smp ${cpus.harts.length} -m ${mib(cpus.ram.length)}`);
+  }
+  if (h.romBytes !== cpus.rom.length || !Array.isArray(h.harts) || h.harts.length !== h.smp || !Number.isSafeInteger(h.clockNs) ||
+    typeof h.devices !== 'object' || h.devices === null) throw corrupt();
+  let at = 4 + jsonLen;
+  const take = (n: number): Uint8Array => {
+    if (!Number.isSafeInteger(n) || n < 0 || at + n > data.length) throw corrupt();
+    const s = data.subarray(at, at + n);
+    at += n;
+    return s;
+  };
+  const harts = h.harts.map((n) => take(n));
+  const rom = take(h.romBytes);
+  const pages = Math.ceil(h.ramBytes / PAGE);
+  const bitmap = take(Math.ceil(pages / 8));
+  let stored = 0;
+  for (let p = 0; p < pages; p++) if (bitmap[p >> 3]! & (1 << (p & 7))) stored++;
+  const last = h.ramBytes - (pages - 1) * PAGE;
+  const lastStored = pages > 0 && (bitmap[(pages - 1) >> 3]! & (1 << ((pages - 1) & 7))) !== 0;
+  if (at + stored * PAGE - (lastStored ? PAGE - last : 0) !== data.length) throw corrupt();
+  if (harts.some((b, i) => b.length !== cpus.harts[i]!.snapshotBytes)) throw corrupt();
+
+  // From here on the machine changes.
+  cpus.rom.set(rom);
+  const ram = cpus.ram;
+  for (let p = 0; p < pages; p++) {
+    const len = Math.min(PAGE, ram.length - p * PAGE);
+    if (bitmap[p >> 3]! & (1 << (p & 7))) ram.set(take(len), p * PAGE);
+    else ram.fill(0, p * PAGE, p * PAGE + len);
+  }
+  cpus.jit?.flushAll();
+  cpus.harts.forEach((hart, i) => hart.restore(harts[i]!));
+  m.clock.warp(h.clockNs);
+  const d = h.devices;
+  m.clint.loadState(d.clint);
+  m.plic.loadState(d.plic);
+  m.uart.loadState(d.uart);
+  m.rtc.loadState(d.rtc);
+}
