@@ -86,7 +86,7 @@ export class VirtualMachine {
     this.send({ type: 'stop' });
   }
 
-  /** Rebuilds and boots the machine, with `changes` applied; a stopped machine starts running. */
+  /** Rebuilds and boots the machine, with `changes` applied (a stopped one starts running; before the first start() they wait for it). */
   reset(changes: MachineChanges = {}): void {
     this.settings = this.changed(changes);
     this.send({ type: 'reset', settings: this.settings });

@@ -83,24 +83,25 @@ async function fetchImage(ref: ImageRef, gunzip: boolean): Promise<Uint8Array> {
 
 const refName = (ref: ImageRef, what: string): string => ('url' in ref ? ref.url : what);
 
-/** Fetches the images and lays them out in guest memory. */
+/** Fetches the images (all at once) and lays them out in guest memory. */
 async function planImages(s: MachineSettings): Promise<BootPlan> {
+  setState('loading', 'fetching the images');
   const source = async (ref: ImageRef | null, what: string, gunzip: boolean): Promise<ImageSource | null> => {
     if (ref === null) return null;
-    setState('loading', `loading ${what}`);
     const data = await fetchImage(ref, gunzip);
     return { name: refName(ref, what), load: () => data };
   };
   // An initrd is loaded as it is: Linux unpacks a compressed one itself.
-  const [bios, kernel, initrd] = [await source(s.bios, 'firmware', true), await source(s.kernel, 'kernel', true), await source(s.initrd, 'initrd', false)];
+  const [bios, kernel, initrd] = await Promise.all([source(s.bios, 'firmware', true), source(s.kernel, 'kernel', true), source(s.initrd, 'initrd', false)]);
   return layOutBoot({ bios, kernel, initrd, bootargs: s.append }, VIRT_MEMMAP.dram.base, s.memoryMiB * MiB);
 }
 
 /** The last boot plan: a reboot with the same settings reuses it instead of fetching the images again. */
 let planned: { settings: MachineSettings; plan: BootPlan } | null = null;
 
+/** Builds the machine once the core is compiled (which goes on while the images are fetched). */
 async function build(s: MachineSettings): Promise<VirtMachine> {
-  if (planned?.settings !== s) planned = { settings: s, plan: await planImages(s) };
+  if (planned?.settings !== s) planned = { settings: s, plan: (await Promise.all([planImages(s), core]))[0] };
   const plan = planned.plan;
   const opts: VmOptions = {
     machine: 'virt', memBytes: s.memoryMiB * MiB, smp: s.smp, bios: s.bios === null ? { kind: 'none' } : { kind: 'default' },
@@ -174,12 +175,13 @@ scope.onmessage = (e) => {
   switch (msg.type) {
     case 'start':
       if (running) return;
+      // Not compileStreaming: that needs the server to send application/wasm.
       core ??= fetch(msg.coreUrl).then((r) => r.arrayBuffer()).then((b) => WebAssembly.compile(b)).then(provideCoreModule);
       if (machine === null && pendingSettings === null) {
         lastSettings = msg.settings;
         pendingSettings = msg.settings;
       }
-      void core.then(run, (err: unknown) => setState('error', `${msg.coreUrl}: ${String(err)}`));
+      void run();
       return;
     case 'stop':
       if (running) request = 'stop';
@@ -189,7 +191,7 @@ scope.onmessage = (e) => {
       pendingSettings = msg.settings;
       // Before the first start() the new settings wait for it.
       if (running) request = 'reset';
-      else if (core !== null) void core.then(run);
+      else if (core !== null) void run();
       return;
     case 'input':
       chr.input(msg.data);
