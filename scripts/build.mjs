@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// Builds Vireo: the RISC-V core (AssemblyScript -> WebAssembly) and the TypeScript sources.
+// Builds Vireo: the RISC-V core (AssemblyScript -> WebAssembly), the TypeScript sources,
+// and the browser build in dist/web (`npm run web`).
 // Run by `npm install` (prepare) and `npm test`; needs only the devDependencies.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => join(root, 'node_modules', '.bin', name);
@@ -24,3 +26,22 @@ run(bin('asc'), [
 // The soft-float alone, for tests/unit/softfp.test.ts.
 run(bin('asc'), ['tests/unit/softfp-entry.ts', '--outFile', 'dist/softfp-test.wasm', '--runtime', 'stub', '-O3', '--noAssert']);
 run(bin('tsc'), ['-p', 'tsconfig.json']);
+
+// The browser build: the page, the embeddable VirtualMachine, and the worker that runs
+// the guest, from the same sources as the CLI. The one host module that differs is
+// swapped here: the core's loader, which reads dist/riscv-core.wasm under Node.
+const web = join(root, 'dist', 'web');
+mkdirSync(web, { recursive: true });
+const browserCore = {
+  name: 'browser-core-module',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/core-module\.js$/ }, (args) =>
+      args.importer.endsWith(join('target', 'riscv', 'cpu.ts')) ? { path: join(root, 'src', 'web', 'core-module.ts') } : undefined);
+  },
+};
+const common = { bundle: true, platform: 'browser', target: 'chrome111', minify: true, sourcemap: true, logLevel: 'warning', absWorkingDir: root };
+await esbuild.build({ ...common, entryPoints: { 'vireo-worker': 'src/web/worker.ts' }, outdir: web, format: 'iife', plugins: [browserCore] });
+await esbuild.build({ ...common, entryPoints: { vireo: 'src/web/vm.ts', 'vireo-page': 'src/web/page.ts' }, outdir: web, format: 'esm' });
+copyFileSync(join(root, 'web', 'index.html'), join(web, 'index.html'));
+copyFileSync(join(root, 'node_modules', '@xterm', 'xterm', 'css', 'xterm.css'), join(web, 'xterm.css'));
+copyFileSync(join(root, 'dist', 'riscv-core.wasm'), join(web, 'riscv-core.wasm'));

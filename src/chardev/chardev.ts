@@ -22,7 +22,7 @@ interface PausableSource {
 }
 
 export abstract class Chardev {
-  private queue: Buffer[] = [];
+  private queue: Uint8Array[] = [];
   private queued = 0;
   /** The host stream paused because too much input waits, or null. */
   private pausedSource: PausableSource | null = null;
@@ -53,12 +53,12 @@ export abstract class Chardev {
 
   /** Takes up to `max` bytes of waiting input. */
   read(max: number): Uint8Array {
-    const out: Buffer[] = [];
+    const out = new Uint8Array(Math.min(max, this.queued));
     let n = 0;
     while (n < max && this.queue.length > 0) {
       const head = this.queue[0]!;
       const take = Math.min(head.length, max - n);
-      out.push(head.subarray(0, take));
+      out.set(head.subarray(0, take), n);
       n += take;
       if (take === head.length) this.queue.shift();
       else this.queue[0] = head.subarray(take);
@@ -69,11 +69,11 @@ export abstract class Chardev {
       this.pausedSource = null;
       source.resume();
     }
-    return Buffer.concat(out, n);
+    return out;
   }
 
   /** Host input towards the guest (called by subclasses). */
-  protected receive(data: Buffer): void {
+  protected receive(data: Uint8Array): void {
     if (data.length === 0) return;
     this.queue.push(data);
     this.queued += data.length;
@@ -81,7 +81,7 @@ export abstract class Chardev {
   }
 
   /** Host input from `source`, which is paused while more than HIGH_WATER bytes wait (called by subclasses). */
-  protected receiveFrom(source: PausableSource, data: Buffer): void {
+  protected receiveFrom(source: PausableSource, data: Uint8Array): void {
     this.receive(data);
     if (this.pausedSource === null && this.queued > HIGH_WATER) {
       this.pausedSource = source;

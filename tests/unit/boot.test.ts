@@ -8,7 +8,8 @@ import * as assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { planBoot, fdtAddress, resetVector } from '../../src/hw/riscv/boot.js';
+import { planBoot } from '../../src/hw/riscv/boot.js';
+import { fdtAddress, resetVector } from '../../src/hw/riscv/boot-plan.js';
 import type { VmOptions } from '../../src/system/options.js';
 
 const MiB = 2 ** 20;

@@ -17,6 +17,22 @@ const SLICE = 200_000;
 const YIELD_MS = 8;
 
 /**
+ * Lets pending I/O events run, then resumes: setImmediate under Node; in a browser, a
+ * message to itself (setTimeout would be clamped to 4 ms once nested).
+ */
+function yieldToEventLoop(): Promise<void> {
+  if (typeof setImmediate === 'function') return new Promise<void>((r) => setImmediate(r));
+  return new Promise<void>((r) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      r();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
+/**
  * Sleeps `ms` milliseconds, or until the function handed to `arm` is called: `arm` gets
  * the early wake-up when the sleep starts, and null when it ends by itself.
  */
@@ -62,7 +78,7 @@ export async function runRoundRobin(clock: Clock, harts: Hart[], check: () => St
       const now = performance.now();
       if (busy) {
         if (now - lastYield >= YIELD_MS) {
-          await new Promise<void>((r) => setImmediate(r));
+          await yieldToEventLoop();
           lastYield = performance.now();
         }
         continue;

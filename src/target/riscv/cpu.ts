@@ -12,12 +12,11 @@
  * A hart is one instance of the core module; all instances share the memory, so
  * that vCPU threads can later run them in parallel on the same guest RAM.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AddressSpace, BUS_ERROR } from '../../hw/core/memory.js';
 import type { IrqLine } from '../../hw/core/irq.js';
 import { Jit, JitHart, HASH_BYTES, type JitCore } from './jit/jit.js';
+// Node reads the core from dist/; the browser bundle puts src/web/core-module.ts in its place.
+import { loadCoreModule } from './core-module.js';
 
 const RVC_TABLE = 0x100000;
 const HART_BLOCKS = 0x140000;
@@ -94,11 +93,7 @@ export interface CoreExports extends JitCore {
 let compiled: WebAssembly.Module | null = null;
 /** The compiled core (one per process; worker threads receive it by postMessage). */
 export function coreModule(): WebAssembly.Module {
-  if (!compiled) {
-    const here = dirname(fileURLToPath(import.meta.url));
-    // dist/src/target/riscv/cpu.js -> dist/riscv-core.wasm
-    compiled = new WebAssembly.Module(readFileSync(join(here, '..', '..', '..', 'riscv-core.wasm')));
-  }
+  compiled ??= loadCoreModule();
   return compiled;
 }
 

@@ -1,0 +1,57 @@
+/**
+ * bench/web: boots the bundled guest to its shell prompt in headless Chromium (the page of
+ * `npm run web`, in a Web Worker) and in Node (`vireo -nographic`, the same machine:
+ * -m 512M -smp 1, thread=single, jit off), in the same run, and prints both times and the
+ * ratio browser/node. Each time runs from the start (page load / process spawn: images
+ * fetched or read, decompressed, core compiled) to the prompt on the console.
+ * Usage: npm run bench:web [-- runs] (default 3; best of each). Needs Debian's chromium.
+ */
+import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, browserMissing, startWebServer } from '../tests/web/browser.js';
+import { VIREO, fmt, runDriven } from './common.js';
+
+const runs = Number(process.argv[2] ?? 3);
+const missing = browserMissing();
+if (missing !== null) {
+  console.log(`bench/web: ${missing}`);
+  process.exit(1);
+}
+
+async function browserBoot(url: string): Promise<number> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage();
+    const start = performance.now();
+    await page.goto(`${url}?autostart`);
+    // The progress line of src/web/page.ts says so when the prompt has appeared.
+    await page.waitForFunction(() => document.getElementById('progress')?.textContent === 'shell ready', null, { timeout: 120_000, polling: 10 });
+    return (performance.now() - start) / 1000;
+  } finally {
+    await browser.close();
+  }
+}
+
+async function nodeBoot(): Promise<number> {
+  const r = await runDriven(process.execPath, [VIREO, '-nographic', '-m', '512M', '-smp', '1', '-accel', 'tcg,thread=single,jit=off'],
+    [{ expect: /~ # $/, send: 'poweroff\n' }], 120);
+  if (r.status !== 0 || r.marks.length === 0) throw new Error(`vireo exited with ${r.status}:\n${r.output.slice(-2000)}\n${r.stderr}`);
+  return r.marks[0]!;
+}
+
+const { url, server } = await startWebServer();
+try {
+  const web: number[] = [];
+  const node: number[] = [];
+  // Alternate, so that drifting host load hits both.
+  for (let i = 0; i < runs; i++) {
+    web.push(await browserBoot(url));
+    node.push(await nodeBoot());
+  }
+  const b = Math.min(...web);
+  const n = Math.min(...node);
+  console.log(`browser (headless Chromium): ${fmt(b)} s to the shell (best of ${runs}: ${web.map((t) => fmt(t)).join(' ')})`);
+  console.log(`node (vireo -nographic):     ${fmt(n)} s to the shell (best of ${runs}: ${node.map((t) => fmt(t)).join(' ')})`);
+  console.log(`ratio browser/node: ${fmt(b / n)}x`);
+} finally {
+  server.kill();
+}

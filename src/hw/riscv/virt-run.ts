@@ -1,0 +1,108 @@
+/**
+ * Runs the RISC-V `virt` board under Node: opens the host back ends named on the
+ * command line (disks, networks, chardevs, monitors, gdbstub), then builds, boots and
+ * rebuilds the machine on guest resets until it powers off or is quit.
+ */
+import { writeFileSync } from 'node:fs';
+import { openBackends, closeBackends, createVirtioDevices } from '../../system/backends.js';
+import { Htif } from './htif.js';
+import { planBoot, readImage } from './boot.js';
+import { NullChardev } from '../../chardev/null.js';
+import { openSerial } from '../../chardev/open.js';
+import { runRoundRobin, type StopReason } from '../../accel/tcg/rr.js';
+import { runMultiThreaded } from '../../accel/tcg/mttcg.js';
+import { UserError, type VmOptions } from '../../system/options.js';
+import { VirtControl } from './virt-control.js';
+import { startMonitors } from '../../monitor/monitor-server.js';
+import { GdbServer } from '../../gdbstub/server.js';
+import { VirtGdb } from './virt-gdb.js';
+import { VirtMachine, VIRT_MEMMAP } from './virt.js';
+import { SnapshotError } from '../../migration/vmstate.js';
+
+/** With VIREO_STATS set (used by bench/), prints guest instructions retired and the rate. */
+function reportStats(machine: VirtMachine): void {
+  const seconds = machine.clock.now() / 1e9;
+  const instret = machine.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
+  process.stderr.write(`vireo-stats: instret=${instret} seconds=${seconds.toFixed(3)} mips=${(instret / seconds / 1e6).toFixed(1)}\n`);
+  const j = machine.cpus.jit?.stats;
+  if (j) {
+    process.stderr.write(`vireo-stats: jit blocks=${j.blocks} modules=${j.modules} insns=${j.insns} wasm-bytes=${j.wasmBytes} ` +
+      `compile-ms=${j.compileMs.toFixed(0)} compile-share=${(j.compileMs / 10 / seconds).toFixed(1)}% ` +
+      `invalidations=${j.invalidations} code-writes=${j.codeWrites} reused=${j.reused} flushes=${j.flushes}\n`);
+  }
+}
+
+/** Builds the board described by `opts`, runs it, and returns the process exit status. */
+export async function runMachine(opts: VmOptions): Promise<number> {
+  if (opts.accel.jit && opts.accel.thread === 'multi') throw new UserError('-accel tcg,jit=on: not available with thread=multi yet');
+  if (!opts.accel.names.includes('tcg')) throw new UserError('-accel kvm: KVM cannot run the riscv64 virt machine on this host (use -accel tcg)');
+  if (opts.gdb !== undefined && (opts.accel.thread === 'multi' || opts.accel.jit === true)) {
+    throw new UserError(`${opts.gdb.what}: the gdbstub needs -accel tcg,thread=single,jit=off`);
+  }
+  const m = VIRT_MEMMAP;
+  const plan = planBoot(opts, m.dram.base, opts.memBytes);
+  const userDtb = opts.dtb !== undefined ? readImage(opts.dtb) : null;
+  if (opts.dumpdtb !== undefined) {
+    const machine = new VirtMachine(opts, new NullChardev());
+    writeFileSync(opts.dumpdtb, machine.fdt(plan.bootargs, plan.initrd));
+    return 0;
+  }
+  const backends = await openBackends(opts);
+  let quit = false;
+  let current: VirtMachine | null = null;
+  const stopLoop = (): void => {
+    quit = true;
+    current?.cpus.harts.forEach((h) => h.requestExit());
+    control.runState.wake();
+  };
+  const control = new VirtControl(opts.startPaused === true, stopLoop, opts.snapshotFile);
+  let loadvm = opts.loadvm;
+  const chr = openSerial(opts, stopLoop);
+  const monitors = startMonitors({ opts, machine: control, runState: control.runState, drives: backends.drives, chardevs: backends.chardevs, serial: chr });
+  const gdb = opts.gdb !== undefined ? new VirtGdb(control) : null;
+  let gdbServer: GdbServer | null = null;
+  let status = 1;
+  try {
+    if (gdb !== null && opts.gdb !== undefined) gdbServer = await GdbServer.listen(gdb, opts.gdb.addr, opts.gdb.what);
+    for (;;) {
+      const machine = new VirtMachine(opts, chr, createVirtioDevices(opts.devices, backends));
+      current = machine;
+      control.attach(machine);
+      machine.load(plan, userDtb ?? machine.fdt(plan.bootargs, plan.initrd));
+      if (loadvm !== undefined) {
+        // -loadvm: the first machine starts where the snapshot left off (a reset boots afresh).
+        try {
+          control.snapshots.loadNow(loadvm);
+        } catch (e) {
+          throw e instanceof SnapshotError ? new UserError(`-loadvm ${loadvm}: ${e.message}`) : e;
+        }
+        loadvm = undefined;
+      }
+      gdb?.attach(machine);
+      const htif = plan.htif
+        ? new Htif(machine.cpus.ram, plan.htif.tohost - m.dram.base,
+          plan.htif.fromhost === null ? null : plan.htif.fromhost - m.dram.base, chr)
+        : null;
+      const check = (): StopReason | null => {
+        if (quit) return { kind: 'quit' };
+        if (machine.shutdown) return machine.shutdown;
+        const exit = htif?.poll();
+        return exit ? { kind: 'poweroff', code: exit.code } : control.check();
+      };
+      // One host thread per hart (src/accel/tcg/mttcg.ts) with thread=multi; devices stay on this thread.
+      const reason = await control.run(opts.accel.thread === 'multi'
+        ? () => runMultiThreaded(machine.clock, machine.cpus, machine.bus, { ...m.clint, device: machine.clint }, check)
+        : () => runRoundRobin(machine.clock, machine.cpus.harts, check), check);
+      if (process.env.VIREO_STATS) reportStats(machine);
+      control.ended(reason, opts.noReboot);
+      if (reason.kind === 'reset' && !opts.noReboot) continue;
+      status = reason.kind === 'poweroff' ? reason.code : 0;
+      return status;
+    }
+  } finally {
+    await gdbServer?.close(status);
+    await monitors.close();
+    chr.close();
+    await closeBackends(backends);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * `npm run web`: serves the browser build (dist/web) and the bundled images (images/)
+ * on 127.0.0.1 and prints the page's URL. Every response carries COOP/COEP, because the
+ * guest RAM is a shared WebAssembly memory, which needs a cross-origin isolated page.
+ *
+ *   npm run web [-- --port N]      (or VIREO_WEB_PORT=N; 0 picks a free port; default 8080)
+ */
+import { createServer } from 'node:http';
+import { createReadStream, statSync } from 'node:fs';
+import { dirname, extname, join, normalize, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// dist/src/web/serve.js -> the package root
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** URL prefix -> directory. */
+const MOUNTS: [string, string][] = [['/images/', join(root, 'images')], ['/', join(root, 'dist', 'web')]];
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
+  '.wasm': 'application/wasm', '.gz': 'application/octet-stream', '.png': 'image/png',
+};
+
+function parsePort(argv: string[]): number {
+  const i = argv.indexOf('--port');
+  const text = i >= 0 ? argv[i + 1] : process.env.VIREO_WEB_PORT ?? '8080';
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stderr.write(`vireo web: bad port ${JSON.stringify(text)}\n`);
+    process.exit(1);
+  }
+  return port;
+}
+
+/** The file a URL path names, or null; paths never leave their directory. */
+function resolve(pathname: string): string | null {
+  for (const [prefix, dir] of MOUNTS) {
+    if (!pathname.startsWith(prefix)) continue;
+    const rel = normalize(decodeURIComponent(pathname.slice(prefix.length)) || 'index.html');
+    if (rel.startsWith('..') || rel.split(sep).includes('..')) return null;
+    return join(dir, rel);
+  }
+  return null;
+}
+
+const server = createServer((req, res) => {
+  const headers = {
+    'Cross-Origin-Opener-Policy': 'same-origin',
+    'Cross-Origin-Embedder-Policy': 'require-corp',
+    'Cross-Origin-Resource-Policy': 'same-origin',
+    'Cache-Control': 'no-cache',
+  };
+  let file: string | null = null;
+  try {
+    file = resolve(new URL(req.url ?? '/', 'http://localhost').pathname);
+  } catch {
+    // A malformed escape in the path: treated as not found.
+  }
+  let size = -1;
+  try {
+    if (file !== null && statSync(file).isFile()) size = statSync(file).size;
+  } catch {
+    // Missing: not found below.
+  }
+  if (file === null || size < 0 || (req.method !== 'GET' && req.method !== 'HEAD')) {
+    res.writeHead(file === null || size < 0 ? 404 : 405, { ...headers, 'Content-Type': 'text/plain' }).end('not found\n');
+    return;
+  }
+  res.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': size });
+  if (req.method === 'HEAD') res.end();
+  else createReadStream(file).pipe(res);
+});
+
+server.listen(parsePort(process.argv.slice(2)), '127.0.0.1', () => {
+  const addr = server.address();
+  if (addr !== null && typeof addr === 'object') process.stdout.write(`Vireo web: http://127.0.0.1:${addr.port}/\n`);
+});

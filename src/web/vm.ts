@@ -1,0 +1,126 @@
+/**
+ * Vireo in a web page: `new VirtualMachine({ memoryMiB, kernel, ... })` runs a RISC-V
+ * `virt` machine in a Web Worker (vireo-worker.js, next to this module) and reports
+ * the guest's serial output and its state changes.
+ *
+ * The guest RAM is a shared WebAssembly memory, which browsers only allow in a
+ * cross-origin isolated page (served with COOP `same-origin` and COEP `require-corp`,
+ * as `npm run web` does).
+ */
+import type { FromWorker, ImageRef, MachineSettings, ToWorker, VmState } from './protocol.js';
+
+export type { VmState } from './protocol.js';
+
+/** An image: a URL (relative to the page) or its bytes. gzip-compressed firmware and kernels are unpacked. */
+export type ImageInput = string | URL | ArrayBuffer | Uint8Array;
+
+export interface VirtualMachineOptions {
+  /** Guest RAM in MiB, 16 to 3584 (default 512). */
+  memoryMiB?: number;
+  /** Harts, 1 to 8, run in turn on the worker's thread (default 1). */
+  smp?: number;
+  /** Firmware (default: the bundled OpenSBI); null starts the kernel in M-mode. */
+  bios?: ImageInput | null;
+  /** Linux `Image` or ELF (default: the bundled kernel, with the bundled initramfs). */
+  kernel?: ImageInput;
+  initrd?: ImageInput | null;
+  /** Kernel command line (default `console=ttyS0` for the bundled guest, empty otherwise). */
+  append?: string;
+  /** Where the bundled images are (default: `images/riscv64/` beside the page). */
+  imagesUrl?: string | URL;
+  /** Where vireo-worker.js and riscv-core.wasm are (default: beside this module). */
+  baseUrl?: string | URL;
+}
+
+/** The settings that {@link VirtualMachine.reset} may change. */
+export type MachineChanges = Pick<VirtualMachineOptions, 'memoryMiB' | 'smp' | 'append'>;
+
+export class VirtualMachine {
+  /** Guest output on the serial console (the UART), as it comes. */
+  onSerial: ((data: Uint8Array) => void) | null = null;
+  /** The machine's state changed; `detail` says why, for `loading`, `poweroff` and `error`. */
+  onState: ((state: VmState, detail: string) => void) | null = null;
+  /** Guest instructions retired per second (all harts), about every second while running. */
+  onStats: ((instructionsPerSecond: number) => void) | null = null;
+
+  private readonly worker: Worker;
+  private readonly base: URL;
+  private settings: MachineSettings;
+  private current: VmState = 'created';
+
+  constructor(options: VirtualMachineOptions = {}) {
+    this.base = new URL(options.baseUrl ?? new URL('.', import.meta.url), location.href);
+    const images = new URL(options.imagesUrl ?? 'images/riscv64/', location.href);
+    const bundled = options.kernel === undefined;
+    const ref = (input: ImageInput): ImageRef => typeof input === 'string' || input instanceof URL
+      ? { url: new URL(input, location.href).href }
+      // A copy: the caller may change or transfer its buffer, and a shared one would not go into a Blob.
+      : { bytes: new Uint8Array(input instanceof Uint8Array ? input : new Uint8Array(input)) };
+    this.settings = {
+      memoryMiB: 512, smp: 1, append: '',
+      bios: options.bios === null ? null : ref(options.bios ?? new URL('fw_dynamic.bin.gz', images)),
+      kernel: ref(options.kernel ?? new URL('Image.gz', images)),
+      initrd: options.initrd != null ? ref(options.initrd) : bundled && options.initrd === undefined ? ref(new URL('initramfs.cpio.gz', images)) : null,
+    };
+    this.settings = this.changed({ memoryMiB: options.memoryMiB, smp: options.smp, append: options.append ?? (bundled ? 'console=ttyS0' : '') });
+    this.worker = new Worker(new URL('vireo-worker.js', this.base));
+    this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
+    this.worker.onerror = (e) => this.update('error', e.message);
+  }
+
+  get state(): VmState {
+    return this.current;
+  }
+
+  /** Boots the machine (fetching the images first), or resumes it after {@link stop}. */
+  start(): void {
+    if (!globalThis.crossOriginIsolated) {
+      this.update('error', 'the page is not cross-origin isolated (serve it with COOP same-origin and COEP require-corp)');
+      return;
+    }
+    this.send({ type: 'start', settings: this.settings, coreUrl: new URL('riscv-core.wasm', this.base).href });
+  }
+
+  /** Pauses the guest (its clock goes on, as in QEMU); {@link start} resumes it. */
+  stop(): void {
+    this.send({ type: 'stop' });
+  }
+
+  /** Rebuilds and boots the machine, with `changes` applied (a stopped one starts running; before the first start() they wait for it). */
+  reset(changes: MachineChanges = {}): void {
+    this.settings = this.changed(changes);
+    this.send({ type: 'reset', settings: this.settings });
+  }
+
+  /** Types into the serial console. */
+  sendInput(data: string | Uint8Array): void {
+    this.send({ type: 'input', data: typeof data === 'string' ? new TextEncoder().encode(data) : data.slice() });
+  }
+
+  /** Ends the worker and frees the guest's memory; the object is unusable afterwards. */
+  terminate(): void {
+    this.worker.terminate();
+  }
+
+  private changed(c: MachineChanges): MachineSettings {
+    const s = { ...this.settings, ...Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) };
+    if (!Number.isInteger(s.memoryMiB) || s.memoryMiB < 16 || s.memoryMiB > 3584) throw new RangeError('memoryMiB: between 16 and 3584');
+    if (!Number.isInteger(s.smp) || s.smp < 1 || s.smp > 8) throw new RangeError('smp: between 1 and 8');
+    return s;
+  }
+
+  private send(m: ToWorker): void {
+    this.worker.postMessage(m);
+  }
+
+  private update(state: VmState, detail: string): void {
+    this.current = state;
+    this.onState?.(state, detail);
+  }
+
+  private receive(m: FromWorker): void {
+    if (m.type === 'serial') this.onSerial?.(m.data);
+    else if (m.type === 'state') this.update(m.state, m.detail);
+    else this.onStats?.(m.instructionsPerSecond);
+  }
+}

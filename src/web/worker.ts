@@ -1,0 +1,200 @@
+/**
+ * The Web Worker that runs a guest for {@link VirtualMachine}: the same virt board, CPU
+ * core and round-robin loop as `vireo -accel tcg,thread=single`; only the host ends
+ * differ (images fetched instead of read from files, the serial port posted to the page).
+ * A worker keeps the page responsive while the guest runs.
+ */
+import { VirtMachine, VIRT_MEMMAP } from '../hw/riscv/virt.js';
+import { layOutBoot, type BootPlan, type ImageSource } from '../hw/riscv/boot-plan.js';
+import { runRoundRobin, type StopReason } from '../accel/tcg/rr.js';
+import { Chardev } from '../chardev/chardev.js';
+import type { VmOptions } from '../system/options.js';
+import { provideCoreModule } from './core-module.js';
+import type { FromWorker, ImageRef, MachineSettings, ToWorker, VmState } from './protocol.js';
+
+/** The part of the worker's global scope used here (the DOM typings describe a window). */
+interface WorkerScope {
+  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+  postMessage(message: FromWorker, transfer?: Transferable[]): void;
+}
+const scope = self as unknown as WorkerScope;
+const post = (m: FromWorker, transfer: Transferable[] = []): void => scope.postMessage(m, transfer);
+
+/** The serial port's host end: output goes to the page in batches (one message per turn of the event loop), input comes from it. */
+class PageChardev extends Chardev {
+  private out: Uint8Array[] = [];
+  private outBytes = 0;
+
+  override write(data: Uint8Array): void {
+    if (this.outBytes === 0) queueMicrotask(() => this.flush());
+    this.out.push(data.slice());
+    this.outBytes += data.length;
+  }
+
+  input(data: Uint8Array): void {
+    this.receive(data);
+  }
+
+  private flush(): void {
+    const data = new Uint8Array(this.outBytes);
+    let n = 0;
+    for (const chunk of this.out) {
+      data.set(chunk, n);
+      n += chunk.length;
+    }
+    this.out = [];
+    this.outBytes = 0;
+    post({ type: 'serial', data }, [data.buffer]);
+  }
+}
+
+const MiB = 1024 * 1024;
+const chr = new PageChardev();
+let machine: VirtMachine | null = null;
+let state: VmState = 'created';
+/** What the page asked the running loop to do at its next check. */
+let request: 'stop' | 'reset' | null = null;
+/** Settings for the next build (null: keep the machine), and the ones the current machine was built with. */
+let pendingSettings: MachineSettings | null = null;
+let lastSettings: MachineSettings | null = null;
+let running = false;
+/** The core, fetched and compiled at the first start. */
+let core: Promise<void> | null = null;
+
+function setState(s: VmState, detail = ''): void {
+  state = s;
+  post({ type: 'state', state: s, detail });
+}
+
+/** Bytes of an image, gunzipped when gzip-compressed (as readImage() does under Node). */
+async function fetchImage(ref: ImageRef, gunzip: boolean): Promise<Uint8Array> {
+  let bytes: Uint8Array<ArrayBuffer>;
+  if ('bytes' in ref) {
+    bytes = ref.bytes;
+  } else {
+    const res = await fetch(ref.url);
+    if (!res.ok) throw new Error(`${ref.url}: ${res.status} ${res.statusText}`);
+    bytes = new Uint8Array(await res.arrayBuffer());
+  }
+  if (!gunzip || bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+const refName = (ref: ImageRef, what: string): string => ('url' in ref ? ref.url : what);
+
+/** Fetches the images (all at once) and lays them out in guest memory. */
+async function planImages(s: MachineSettings): Promise<BootPlan> {
+  setState('loading', 'fetching the images');
+  const source = async (ref: ImageRef | null, what: string, gunzip: boolean): Promise<ImageSource | null> => {
+    if (ref === null) return null;
+    const data = await fetchImage(ref, gunzip);
+    return { name: refName(ref, what), load: () => data };
+  };
+  // An initrd is loaded as it is: Linux unpacks a compressed one itself.
+  const [bios, kernel, initrd] = await Promise.all([source(s.bios, 'firmware', true), source(s.kernel, 'kernel', true), source(s.initrd, 'initrd', false)]);
+  return layOutBoot({ bios, kernel, initrd, bootargs: s.append }, VIRT_MEMMAP.dram.base, s.memoryMiB * MiB);
+}
+
+/** The last boot plan: a reboot with the same settings reuses it instead of fetching the images again. */
+let planned: { settings: MachineSettings; plan: BootPlan } | null = null;
+
+/** Builds the machine once the core is compiled (which goes on while the images are fetched). */
+async function build(s: MachineSettings): Promise<VirtMachine> {
+  if (planned?.settings !== s) planned = { settings: s, plan: (await Promise.all([planImages(s), core]))[0] };
+  const plan = planned.plan;
+  const opts: VmOptions = {
+    machine: 'virt', memBytes: s.memoryMiB * MiB, smp: s.smp, bios: s.bios === null ? { kind: 'none' } : { kind: 'default' },
+    serial: { kind: 'chardev', id: 'page' }, nographic: false, noReboot: false,
+    accel: { names: ['tcg'], thread: 'single', jit: false }, drives: [], netdevs: [], devices: [],
+  };
+  const m = new VirtMachine(opts, chr);
+  m.load(plan, m.fdt(plan.bootargs, plan.initrd));
+  return m;
+}
+
+/** Guest instructions retired per second, posted every second while running. */
+let lastInstret = 0;
+let lastTime = 0;
+const instret = (m: VirtMachine): number => m.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
+setInterval(() => {
+  if (machine === null || state !== 'running') return;
+  const now = performance.now();
+  const n = instret(machine);
+  post({ type: 'stats', instructionsPerSecond: Math.max(0, (n - lastInstret) / ((now - lastTime) / 1000)) });
+  lastInstret = n;
+  lastTime = now;
+}, 1000);
+
+/** Runs the machine until stop(), a power-off, or an error; rebuilds it on a reset (from the guest or the page). */
+async function run(): Promise<void> {
+  running = true;
+  try {
+    for (;;) {
+      if (machine === null || pendingSettings !== null) {
+        const s = pendingSettings!;
+        pendingSettings = null;
+        machine = null;
+        machine = await build(s);
+        if (request === 'stop') break;
+      }
+      const m = machine;
+      lastInstret = instret(m);
+      lastTime = performance.now();
+      setState('running');
+      const check = (): StopReason | null => {
+        if (request === 'stop') return { kind: 'quit' };
+        if (request === 'reset') return { kind: 'reset' };
+        return m.shutdown;
+      };
+      const reason = await runRoundRobin(m.clock, m.cpus.harts, check);
+      if (reason.kind === 'quit') break;
+      if (reason.kind === 'reset') {
+        // A reset from the page brings new settings; the guest's own reboot keeps the current ones.
+        if (request !== 'reset') pendingSettings = lastSettings;
+        request = null;
+        continue;
+      }
+      machine = null;
+      setState('poweroff', `exit status ${reason.code}`);
+      return;
+    }
+    request = null;
+    setState('stopped');
+  } catch (e) {
+    machine = null;
+    setState('error', e instanceof Error ? e.message : String(e));
+  } finally {
+    running = false;
+    request = null;
+  }
+}
+
+scope.onmessage = (e) => {
+  const msg = e.data;
+  switch (msg.type) {
+    case 'start':
+      if (running) return;
+      // Not compileStreaming: that needs the server to send application/wasm.
+      core ??= fetch(msg.coreUrl).then((r) => r.arrayBuffer()).then((b) => WebAssembly.compile(b)).then(provideCoreModule);
+      if (machine === null && pendingSettings === null) {
+        lastSettings = msg.settings;
+        pendingSettings = msg.settings;
+      }
+      void run();
+      return;
+    case 'stop':
+      if (running) request = 'stop';
+      return;
+    case 'reset':
+      lastSettings = msg.settings;
+      pendingSettings = msg.settings;
+      // Before the first start() the new settings wait for it.
+      if (running) request = 'reset';
+      else if (core !== null) void run();
+      return;
+    case 'input':
+      chr.input(msg.data);
+      return;
+  }
+};
