@@ -40,11 +40,12 @@ export class Snapshots {
     checkSnapshotName(name);
     const path = this.path();
     const others = readSnapshotFile(path).filter((e) => e.name !== name);
-    let payload: Uint8Array | undefined;
+    // The state is copied while the vCPUs are stopped; they run on while it is compressed.
+    let state: Uint8Array | undefined;
     await this.stopped(() => {
-      payload = packPayload(this.state().save());
+      state = this.state().save();
     });
-    writeSnapshotFile(path, [...others, { name, date: Date.now(), payload: payload! }]);
+    writeSnapshotFile(path, [...others, { name, date: Date.now(), payload: await packPayload(state!) }]);
   }
 
   /** Restores snapshot `name`; the machine is left as it was when the snapshot is missing or does not fit. */

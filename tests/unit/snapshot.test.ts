@@ -34,10 +34,12 @@ const isSnapshotError = (re: RegExp) => (e: unknown): boolean => {
   return true;
 };
 
-test('snapshot file: entries round trip, a missing file has none, damage is refused', () => {
+test('snapshot file: entries round trip, a missing file has none, damage is refused', async () => {
   const path = join(dir, 'a.vsnap');
   assert.deepEqual(readSnapshotFile(path), []);
-  const one = packPayload(new TextEncoder().encode('state one'));
+  const one = await packPayload(new TextEncoder().encode('state one'));
+  const big = new Uint8Array(9 << 20).map((_, i) => i % 251);
+  assert.deepEqual(unpackPayload('big', await packPayload(big)), Buffer.from(big), 'several gzip members decode as one');
   writeSnapshotFile(path, [{ name: 's1', date: 1000, payload: one }, { name: 'zwei ü', date: 2000.5, payload: new Uint8Array(0) }]);
   const got = readSnapshotFile(path);
   assert.deepEqual(got.map((e) => [e.name, e.date, e.payload.length]), [['s1', 1000, one.length], ['zwei ü', 2000.5, 0]]);
