@@ -243,8 +243,8 @@ const OPTIONS: OptionSpec[] = [
     names: ['snapshot-file'],
     arg: 'PATH',
     help: 'the file savevm, loadvm and -loadvm keep snapshots in (created on the first savevm)',
-    apply: (p, v) => {
-      p.options.snapshotFile = v;
+    apply: (p, v, opt) => {
+      p.options.snapshotFile = fileName(v, opt);
     },
   },
   {

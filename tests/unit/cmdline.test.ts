@@ -272,6 +272,7 @@ test('-bios none/default/FILE, and file options must not be empty', () => {
   assert.deepEqual(run('-bios', 'default').bios, { kind: 'default' });
   rejects(['-kernel', ''], '-kernel: empty file name');
   rejects(['-bios', ''], '-bios: empty file name');
+  rejects(['-snapshot-file', ''], '-snapshot-file: empty file name');
 });
 
 test('-append and -initrd need -kernel, as in QEMU', () => {

@@ -15,13 +15,13 @@ import { ExitChannelClient } from '../../system/exit-channel.js';
 import { Clock } from '../../hw/core/clock.js';
 import type { IrqLine } from '../../hw/core/irq.js';
 import { AddressSpace, BUS_ERROR } from '../../hw/core/memory.js';
-import { CLINT_VALID_ACCESS, RiscvAclint } from '../../hw/intc/riscv-aclint.js';
+import { CLINT_TIMEBASE_FREQ, CLINT_VALID_ACCESS, RiscvAclint } from '../../hw/intc/riscv-aclint.js';
 import { Mip, type CoreExports } from '../../target/riscv/cpu.js';
 import { CTL_STOP, CTL_WAKE, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
 
-/** mtime ticks (10 MHz) per host millisecond. */
-const TICKS_PER_MS = 10_000;
-const NS_PER_TICK = 100;
+/** mtime ticks per host millisecond, and nanoseconds per tick. */
+const TICKS_PER_MS = CLINT_TIMEBASE_FREQ / 1000;
+const NS_PER_TICK = 1e9 / CLINT_TIMEBASE_FREQ;
 /** Longest sleep in WFI before looking at the flags again (a safety net: wake-ups are notified). */
 const WFI_WAIT_MS = 100;
 const EXIT_WFI = 1;
@@ -143,9 +143,7 @@ function loop(): void {
       const seq = Atomics.load(ctl, CTL_WAKE);
       clock.runExpired();
       if (core.wfiWake() || stopping()) break;
-      const deadline = clock.nextDeadline();
-      const ms = deadline === Infinity ? WFI_WAIT_MS : Math.min(WFI_WAIT_MS, Math.max(0, (deadline - clock.now()) / 1e6));
-      Atomics.wait(ctl, CTL_WAKE, seq, ms);
+      Atomics.wait(ctl, CTL_WAKE, seq, clock.msUntilNext(WFI_WAIT_MS));
     }
   }
 }

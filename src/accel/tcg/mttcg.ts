@@ -168,9 +168,7 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
     for (;;) {
       clock.runExpired();
       if (poll() || failure !== null) break;
-      const deadline = clock.nextDeadline();
-      const ms = Math.min(POLL_MS, deadline === Infinity ? POLL_MS : Math.max(0, (deadline - clock.now()) / 1e6));
-      await wakeableSleep(ms, (w) => { wake = w; });
+      await wakeableSleep(clock.msUntilNext(POLL_MS), (w) => { wake = w; });
     }
   } finally {
     clock.onChange = null;

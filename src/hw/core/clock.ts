@@ -70,6 +70,12 @@ export class Clock {
     return d;
   }
 
+  /** Milliseconds until the earliest armed deadline (0 if it has passed), but at most `max`. */
+  msUntilNext(max: number): number {
+    const deadline = this.nextDeadline();
+    return deadline === Infinity ? max : Math.min(max, Math.max(0, (deadline - this.now()) / 1e6));
+  }
+
   /** Fires every timer whose deadline has passed. */
   runExpired(now = this.now()): void {
     for (const t of this.timers) {

@@ -103,19 +103,19 @@ export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): v
   const rom = take(h.romBytes);
   const pages = Math.ceil(h.ramBytes / PAGE);
   const bitmap = take(Math.ceil(pages / 8));
-  let stored = 0;
-  for (let p = 0; p < pages; p++) if (bitmap[p >> 3]! & (1 << (p & 7))) stored++;
-  const last = h.ramBytes - (pages - 1) * PAGE;
-  const lastStored = pages > 0 && (bitmap[(pages - 1) >> 3]! & (1 << ((pages - 1) & 7))) !== 0;
-  if (at + stored * PAGE - (lastStored ? PAGE - last : 0) !== data.length) throw corrupt();
+  const isStored = (p: number): boolean => (bitmap[p >> 3]! & (1 << (p & 7))) !== 0;
+  const pageBytes = (p: number): number => Math.min(PAGE, h.ramBytes - p * PAGE);
+  let storedBytes = 0;
+  for (let p = 0; p < pages; p++) if (isStored(p)) storedBytes += pageBytes(p);
+  if (at + storedBytes !== data.length) throw corrupt();
   if (harts.some((b, i) => b.length !== cpus.harts[i]!.snapshotBytes)) throw corrupt();
 
   // From here on the machine changes.
   cpus.rom.set(rom);
   const ram = cpus.ram;
   for (let p = 0; p < pages; p++) {
-    const len = Math.min(PAGE, ram.length - p * PAGE);
-    if (bitmap[p >> 3]! & (1 << (p & 7))) ram.set(take(len), p * PAGE);
+    const len = pageBytes(p);
+    if (isStored(p)) ram.set(take(len), p * PAGE);
     else ram.fill(0, p * PAGE, p * PAGE + len);
   }
   cpus.jit?.flushAll();

@@ -165,37 +165,40 @@ export function getPriv(): u32 { return S.priv; }
 export function getInstret(): f64 { return <f64>S.instret; }
 /** True if an interrupt is pending and enabled in mie (what wakes a hart from WFI). */
 export function wfiWake(): bool { return (S.getMip() & S.mie) != 0; }
-/**
- * Reads a CSR for the host (monitor, debugger) as M-mode would, without side effects on
- * the hart; -1 (all ones) when the CSR does not exist. The FP CSRs read even with
- * mstatus.FS off, as QEMU's debugger accesses do.
- */
-export function debugCsr(csr: u32): u64 {
-  const priv = S.priv;
-  const fsOff = csr >= 1 && csr <= 3 && (S.mstatus & S.MSTATUS_FS) == 0;
+// A debugger's CSR access runs as M-mode would, with the FP CSRs reachable even when
+// mstatus.FS is off (as QEMU's debugger accesses); these save and restore what it changes.
+let debugPriv: u32 = 0;
+let debugFsForced = false;
+
+function enterDebugAccess(csr: u32): void {
+  debugPriv = S.priv;
+  debugFsForced = csr >= 1 && csr <= 3 && (S.mstatus & S.MSTATUS_FS) == 0;
   S.priv = 3;
-  if (fsOff) S.mstatus |= S.MSTATUS_FS;
+  if (debugFsForced) S.mstatus |= S.MSTATUS_FS;
   C.csrIllegal = false;
-  let v = C.csrRead(csr);
-  if (C.csrIllegal) v = <u64>-1;
-  C.csrIllegal = false;
-  if (fsOff) S.mstatus &= ~S.MSTATUS_FS;
-  S.priv = priv;
-  return v;
 }
 
-/** Writes a CSR for a debugger as M-mode would (FP CSRs even with mstatus.FS off); false when it does not exist or is read-only. */
-export function debugSetCsr(csr: u32, v: u64): bool {
-  const priv = S.priv;
-  const fsOff = csr >= 1 && csr <= 3 && (S.mstatus & S.MSTATUS_FS) == 0;
-  S.priv = 3;
-  if (fsOff) S.mstatus |= S.MSTATUS_FS;
-  C.csrIllegal = false;
-  C.csrWrite(csr, v);
+/** Ends the access; false when the CSR does not exist (or, for a write, is read-only). */
+function leaveDebugAccess(): bool {
   const ok = !C.csrIllegal;
   C.csrIllegal = false;
-  if (fsOff) S.mstatus &= ~S.MSTATUS_FS;
-  S.priv = priv;
+  if (debugFsForced) S.mstatus &= ~S.MSTATUS_FS;
+  S.priv = debugPriv;
+  return ok;
+}
+
+/** Reads a CSR for the host (monitor, debugger) without side effects on the hart; -1 (all ones) when it does not exist. */
+export function debugCsr(csr: u32): u64 {
+  enterDebugAccess(csr);
+  const v = C.csrRead(csr);
+  return leaveDebugAccess() ? v : <u64>-1;
+}
+
+/** Writes a CSR for a debugger; false when it does not exist or is read-only. */
+export function debugSetCsr(csr: u32, v: u64): bool {
+  enterDebugAccess(csr);
+  C.csrWrite(csr, v);
+  const ok = leaveDebugAccess();
   S.irqCheck = true;
   return ok;
 }
