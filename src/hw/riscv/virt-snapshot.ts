@@ -4,8 +4,9 @@
  * RAM (CLINT, PLIC, UART, RTC). Taken and restored while the harts are stopped.
  *
  * Layout (before compression, see snapshot-file.ts): u32 header length, the header
- * (JSON), then each hart's bytes, the ROM, a bitmap of the RAM pages that follow (bit
- * set: the 4 KiB page is stored), and those pages in order.
+ * (JSON), then each hart's bytes, the ROM, and unless the header says `ram: false` (live
+ * migration sends RAM on its own, see src/migration/migration.ts) a bitmap of the RAM
+ * pages that follow (bit set: the 4 KiB page is stored), and those pages in order.
  *
  * Not covered yet: virtio devices (their queues, in-flight requests and back ends), so a
  * machine with any is refused rather than saved incompletely.
@@ -13,7 +14,7 @@
 import type { VirtMachine } from './virt.js';
 import { SnapshotError, type DeviceState } from '../../migration/vmstate.js';
 
-const FORMAT = 'vireo-virt-1';
+const FORMAT = 'vireo-virt-2';
 const PAGE = 4096;
 
 interface Header {
@@ -22,6 +23,8 @@ interface Header {
   ramBytes: number;
   romBytes: number;
   clockNs: number;
+  /** Whether RAM follows the ROM. */
+  ram: boolean;
   harts: number[];
   devices: Record<'clint' | 'plic' | 'uart' | 'rtc', DeviceState>;
 }
@@ -30,12 +33,15 @@ function checkSnapshottable(m: VirtMachine): void {
   if (m.virtioCount > 0) throw new SnapshotError('snapshots of machines with virtio devices are not supported yet');
 }
 
-/** The machine's state as bytes (the harts must be stopped, their state on this thread). */
-export function saveVirtState(m: VirtMachine): Uint8Array {
+/**
+ * The machine's state as bytes (the harts must be stopped, their state on this thread),
+ * with guest RAM unless `withRam` is false.
+ */
+export function saveVirtState(m: VirtMachine, withRam = true): Uint8Array {
   checkSnapshottable(m);
   const { cpus } = m;
   const harts = cpus.harts.map((h) => h.snapshot());
-  const ram = cpus.ram;
+  const ram = withRam ? cpus.ram : new Uint8Array(0);
   const pages = Math.ceil(ram.length / PAGE);
   const bitmap = new Uint8Array(Math.ceil(pages / 8));
   const stored: Uint8Array[] = [];
@@ -55,16 +61,17 @@ export function saveVirtState(m: VirtMachine): Uint8Array {
   const header: Header = {
     format: FORMAT,
     smp: cpus.harts.length,
-    ramBytes: ram.length,
+    ramBytes: cpus.ram.length,
     romBytes: cpus.rom.length,
     clockNs: m.clock.now(),
+    ram: withRam,
     harts: harts.map((h) => h.length),
     devices: { clint: m.clint.saveState(), plic: m.plic.saveState(), uart: m.uart.saveState(), rtc: m.rtc.saveState() },
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const len = new Uint8Array(4);
   new DataView(len.buffer).setUint32(0, json.length, true);
-  return Buffer.concat([len, json, ...harts, cpus.rom, bitmap, ...stored]);
+  return Buffer.concat([len, json, ...harts, cpus.rom, ...(withRam ? [bitmap, ...stored] : [])]);
 }
 
 /**
@@ -90,7 +97,7 @@ export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): v
   if (h.smp !== cpus.harts.length || h.ramBytes !== cpus.ram.length) {
     throw new SnapshotError(`snapshot '${name}' was taken with -smp ${h.smp} -m ${mib(h.ramBytes)}; this machine has -smp ${cpus.harts.length} -m ${mib(cpus.ram.length)}`);
   }
-  if (h.romBytes !== cpus.rom.length || !Array.isArray(h.harts) || h.harts.length !== h.smp || !Number.isSafeInteger(h.clockNs) ||
+  if (h.romBytes !== cpus.rom.length || typeof h.ram !== 'boolean' || !Array.isArray(h.harts) || h.harts.length !== h.smp || !Number.isSafeInteger(h.clockNs) ||
     typeof h.devices !== 'object' || h.devices === null) throw corrupt();
   let at = 4 + jsonLen;
   const take = (n: number): Uint8Array => {
@@ -101,7 +108,7 @@ export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): v
   };
   const harts = h.harts.map((n) => take(n));
   const rom = take(h.romBytes);
-  const pages = Math.ceil(h.ramBytes / PAGE);
+  const pages = h.ram ? Math.ceil(h.ramBytes / PAGE) : 0;
   const bitmap = take(Math.ceil(pages / 8));
   const isStored = (p: number): boolean => (bitmap[p >> 3]! & (1 << (p & 7))) !== 0;
   const pageBytes = (p: number): number => Math.min(PAGE, h.ramBytes - p * PAGE);
