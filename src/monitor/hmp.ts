@@ -6,6 +6,8 @@
 import type { MonitorContext } from './qmp.js';
 import type { Snapshots } from '../migration/savevm.js';
 import { SnapshotError } from '../migration/vmstate.js';
+import { MigrationError } from '../migration/migration-stream.js';
+import type { Migration } from '../migration/migration.js';
 
 interface HmpCommand {
   args: string;
@@ -20,7 +22,7 @@ const INFO: Record<string, { help: string; run(h: Hmp, rest: string): string }> 
     help: 'show the current VM status (running|paused)',
     run: (h) => {
       const s = h.ctx.machine.status();
-      return `VM status: ${s === 'prelaunch' || s === 'debug' ? `paused (${s})` : s}\n`;
+      return `VM status: ${s === 'prelaunch' || s === 'debug' || s === 'inmigrate' || s === 'postmigrate' ? `paused (${s})` : s}\n`;
     },
   },
   version: {
@@ -64,6 +66,26 @@ const INFO: Record<string, { help: string; run(h: Hmp, rest: string): string }> 
         ...list.map((e) => `${e.name.padEnd(24)}${`${(e.size / 2 ** 20).toFixed(1)} MiB`.padStart(12)}  ${date(e.date)}`)].join('\n') + '\n';
     },
   },
+  migrate: {
+    help: 'show migration status',
+    run: (h) => {
+      const mig = h.migration();
+      const i = mig.info() as { status?: string; 'error-desc'?: string; 'total-time'?: number; downtime?: number;
+        'expected-downtime'?: number; 'setup-time'?: number; ram?: Record<string, number> };
+      const lines = [`capabilities: events: ${mig.capabilities.events ? 'on' : 'off'}`];
+      if (i.status !== undefined) {
+        lines.push(`Migration status: ${i.status}${i['error-desc'] !== undefined ? ` (${i['error-desc']})` : ''}`, `total time: ${i['total-time']} ms`);
+        if (i.downtime !== undefined) lines.push(`downtime: ${i.downtime} ms`);
+        if (i['expected-downtime'] !== undefined) lines.push(`expected downtime: ${i['expected-downtime']} ms`);
+        const r = i.ram!;
+        lines.push(`setup: ${i['setup-time']} ms`, `transferred ram: ${Math.round(r.transferred! / 1024)} kbytes`,
+          `throughput: ${r.mbps!.toFixed(2)} mbps`, `remaining ram: ${Math.round(r.remaining! / 1024)} kbytes`,
+          `total ram: ${Math.round(r.total! / 1024)} kbytes`, `duplicate: ${r.duplicate} pages`, `normal: ${r.normal} pages`,
+          `normal bytes: ${Math.round(r['normal-bytes']! / 1024)} kbytes`, `dirty sync count: ${r['dirty-sync-count']}`);
+      }
+      return `${lines.join('\n')}\n`;
+    },
+  },
   mtree: {
     help: 'show memory tree',
     run: (h) => h.ctx.machine.regions().map((s) => {
@@ -96,8 +118,8 @@ const COMMANDS: Record<string, HmpCommand> = {
       return '';
     },
   },
-  cont: { args: '', help: 'resume emulation', run: (h) => { h.ctx.machine.resume(); return ''; } },
-  c: { args: '', help: 'resume emulation', run: (h) => { h.ctx.machine.resume(); return ''; } },
+  cont: { args: '', help: 'resume emulation', run: (h) => h.cont() },
+  c: { args: '', help: 'resume emulation', run: (h) => h.cont() },
   system_reset: { args: '', help: 'reset the system', run: (h) => { h.ctx.machine.reset(); return ''; } },
   system_powerdown: { args: '', help: 'send system power down event', run: (h) => { h.ctx.machine.powerdown(); return ''; } },
   quit: { args: '', help: 'quit the emulator', run: (h) => { setImmediate(() => h.ctx.machine.quit()); return ''; } },
@@ -128,6 +150,49 @@ const COMMANDS: Record<string, HmpCommand> = {
       return '';
     },
   },
+  migrate: {
+    args: '[-d] uri',
+    help: 'migrate to URI (tcp:HOST:PORT or unix:PATH); -d returns at once, else the command waits until it is over',
+    run: async (h, rest) => {
+      const m = /^\s*(-d\s+)?(\S+)\s*$/.exec(rest);
+      if (m === null) return 'usage: migrate [-d] uri\n';
+      const mig = h.migration();
+      mig.start(m[2]!);
+      if (m[1] !== undefined) return '';
+      while (['setup', 'active', 'device', 'cancelling'].includes(mig.status)) await new Promise((r) => setTimeout(r, 10));
+      const i = mig.info() as { 'error-desc'?: string };
+      return mig.status === 'failed' ? `Error: ${i['error-desc'] ?? 'migration failed'}\n` : '';
+    },
+  },
+  migrate_cancel: { args: '', help: 'cancel the current VM migration', run: (h) => { h.migration().cancel(); return ''; } },
+  migrate_incoming: {
+    args: 'uri',
+    help: 'wait for an incoming migration on URI (the guest was started with -incoming defer)',
+    run: async (h, rest) => {
+      await h.migration().incoming(rest.trim());
+      return '';
+    },
+  },
+  migrate_set_capability: {
+    args: 'capability on|off',
+    help: 'enable or disable a migration capability (events)',
+    run: (h, rest) => {
+      const m = /^\s*(\S+)\s+(on|off)\s*$/.exec(rest);
+      if (m === null || m[1] !== 'events') return `Error: unknown or malformed capability: '${rest.trim()}'\n`;
+      h.migration().capabilities.events = m[2] === 'on';
+      return '';
+    },
+  },
+  migrate_set_parameter: {
+    args: 'parameter value',
+    help: 'set a migration parameter (downtime-limit in ms, max-bandwidth in bytes per second)',
+    run: (h, rest) => {
+      const m = /^\s*(downtime-limit|max-bandwidth)\s+(\d+)\s*$/.exec(rest);
+      if (m === null) return `Error: unknown parameter or bad value: '${rest.trim()}'\n`;
+      h.migration().parameters[m[1] as 'downtime-limit' | 'max-bandwidth'] = Number(m[2]);
+      return '';
+    },
+  },
   x: {
     args: '/fmt addr',
     help: 'virtual memory dump starting at \'addr\' (Vireo has no MMU walk here: the address is used as physical)',
@@ -135,6 +200,11 @@ const COMMANDS: Record<string, HmpCommand> = {
   },
   xp: { args: '/fmt addr', help: 'physical memory dump starting at \'addr\'', run: (h, rest) => h.dump(rest) },
 };
+
+/** cont is refused while the guest waits for its state from a migration source (QEMU starts it once it arrived). */
+export function checkCont(status: string): void {
+  if (status === 'inmigrate') throw new MigrationError('the guest waits for an incoming migration: it starts once the migration completes');
+}
 
 function helpText(cmd: string): string {
   const names = cmd === '' ? Object.keys(COMMANDS) : [cmd];
@@ -159,6 +229,19 @@ export class Hmp {
     const s = this.ctx.machine.snapshots;
     if (s === undefined) throw new SnapshotError('snapshots are not supported on this machine');
     return s;
+  }
+
+  /** Live migration; a board without it answers with an error line. */
+  migration(): Migration {
+    const m = this.ctx.machine.migration;
+    if (m === undefined) throw new MigrationError('live migration is not supported on this machine');
+    return m;
+  }
+
+  cont(): string {
+    checkCont(this.ctx.machine.status());
+    this.ctx.machine.resume();
+    return '';
   }
 
   /** Runs one command line; resolves to its output ('' for none), lines ending in \n. */

@@ -3,9 +3,13 @@
  * implements this in a few lines; the monitors never see a board, a CPU model or a device.
  */
 import type { Snapshots } from '../migration/savevm.js';
+import type { Migration } from '../migration/migration.js';
 
-/** QEMU's run states, as query-status reports them ('debug': stopped by the gdbstub at a breakpoint, watchpoint or step). */
-export type RunStatus = 'prelaunch' | 'running' | 'paused' | 'debug' | 'shutdown' | 'internal-error';
+/**
+ * QEMU's run states, as query-status reports them ('debug': stopped by the gdbstub at a breakpoint, watchpoint or step;
+ * 'inmigrate': waiting for an incoming migration; 'postmigrate': the guest went to another process).
+ */
+export type RunStatus = 'prelaunch' | 'running' | 'paused' | 'debug' | 'shutdown' | 'internal-error' | 'inmigrate' | 'postmigrate';
 
 /** One vCPU, as query-cpus-fast reports it. */
 export interface CpuInfo {
@@ -26,7 +30,7 @@ export interface RegionInfo {
 }
 
 /** The events a machine reports (QEMU's QAPI events), with their `data`. */
-export type MachineEventName = 'STOP' | 'RESUME' | 'RESET' | 'SHUTDOWN' | 'POWERDOWN';
+export type MachineEventName = 'STOP' | 'RESUME' | 'RESET' | 'SHUTDOWN' | 'POWERDOWN' | 'MIGRATION' | 'MIGRATION_PASS';
 
 export interface MachineControl {
   /** QEMU's target name: riscv64, x86_64. */
@@ -54,6 +58,8 @@ export interface MachineControl {
   regions(): Array<{ space: string; regions: readonly RegionInfo[] }>;
   /** savevm, loadvm, delvm and info snapshots; absent where the board cannot take snapshots. */
   readonly snapshots?: Snapshots;
+  /** Live migration (migrate, -incoming); absent where the board cannot migrate. */
+  readonly migration?: Migration;
 }
 
 /**
@@ -131,8 +137,16 @@ export class RunState {
     if (this.state === 'paused' || this.state === 'prelaunch') this.state = 'debug';
   }
 
+  /** A stopped machine waits for an incoming migration, or its guest went to another process, or (paused) came from one. */
+  setMigrationState(s: 'inmigrate' | 'postmigrate' | 'paused'): void {
+    if (this.state === 'running' || this.state === 'shutdown') return;
+    this.state = s;
+    this.wantPause = true;
+  }
+
   resume(): void {
-    if (this.state !== 'paused' && this.state !== 'prelaunch' && this.state !== 'debug') return;
+    if (this.state !== 'paused' && this.state !== 'prelaunch' && this.state !== 'debug' && this.state !== 'inmigrate' &&
+      this.state !== 'postmigrate') return;
     this.onResume?.();
     this.wantPause = false;
     this.state = 'running';

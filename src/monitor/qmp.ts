@@ -6,6 +6,8 @@
  * (`{"event", "data", "timestamp"}`) arrive in between. Lines end in CRLF, as in QEMU.
  */
 import { JsonStream } from './json-stream.js';
+import { checkCont } from './hmp.js';
+import type { Migration } from '../migration/migration.js';
 import type { MachineControl, MachineEventName } from './machine-control.js';
 
 /** What a QMP session knows besides the machine. */
@@ -91,10 +93,62 @@ const COMMANDS: Record<string, Command> = {
   },
   cont: {
     run(_a, s) {
+      checkCont(s.ctx.machine.status());
       s.ctx.machine.resume();
       return {};
     },
   },
+  migrate: {
+    args: { uri: 'str', 'detach?': 'bool', 'blk?': 'bool', 'inc?': 'bool' },
+    run(args, s) {
+      if (args.blk === true || args.inc === true) throw new QmpError('GenericError', 'block migration is not supported (use shared storage)');
+      migration(s).start(args.uri as string);
+      return {};
+    },
+  },
+  migrate_cancel: {
+    run(_a, s) {
+      migration(s).cancel();
+      return {};
+    },
+  },
+  'query-migrate': { run: (_a, s) => migration(s).info() },
+  'migrate-incoming': {
+    args: { uri: 'str' },
+    async run(args, s) {
+      await migration(s).incoming(args.uri as string);
+      return {};
+    },
+  },
+  'migrate-set-capabilities': {
+    args: { capabilities: 'array' },
+    run(args, s) {
+      const m = migration(s);
+      const caps = args.capabilities as unknown[];
+      for (const c of caps) {
+        const cap = c as { capability?: unknown; state?: unknown };
+        if (cap === null || typeof cap !== 'object' || typeof cap.state !== 'boolean') throw new QmpError('GenericError', 'Invalid parameter type for \'capabilities\', expected: MigrationCapabilityStatus');
+        if (cap.capability !== 'events') throw new QmpError('GenericError', `Capability '${String(cap.capability)}' is not supported`);
+      }
+      for (const c of caps) m.capabilities.events = (c as { state: boolean }).state;
+      return {};
+    },
+  },
+  'query-migrate-capabilities': { run: (_a, s) => [{ capability: 'events', state: migration(s).capabilities.events }] },
+  'migrate-set-parameters': {
+    args: { 'downtime-limit?': 'int', 'max-bandwidth?': 'int' },
+    run(args, s) {
+      const d = args['downtime-limit'] as number | undefined;
+      const b = args['max-bandwidth'] as number | undefined;
+      if (d !== undefined && (d < 0 || d > 2000000)) throw new QmpError('GenericError', 'Parameter \'downtime_limit\' expects an integer in the range of 0 to 2000 seconds');
+      if (b !== undefined && b < 0) throw new QmpError('GenericError', 'Parameter \'max_bandwidth\' expects a non-negative number of bytes per second');
+      const p = migration(s).parameters;
+      if (d !== undefined) p['downtime-limit'] = d;
+      if (b !== undefined) p['max-bandwidth'] = b;
+      return {};
+    },
+  },
+  'query-migrate-parameters': { run: (_a, s) => ({ ...migration(s).parameters }) },
   system_reset: {
     run(_a, s) {
       s.ctx.machine.reset();
@@ -147,6 +201,12 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+function migration(s: QmpSession): Migration {
+  const m = s.ctx.machine.migration;
+  if (m === undefined) throw new QmpError('GenericError', 'live migration is not supported on this machine');
+  return m;
+}
 
 /** The names of the commands this server has. */
 export const QMP_COMMANDS: readonly string[] = Object.keys(COMMANDS);

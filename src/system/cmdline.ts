@@ -17,6 +17,7 @@ import { checkDevices, parseBlockdev, parseDevice, parseDrive, parseNetdev } fro
 import { checkChardevs, parseChardev, parseSerialChardev } from '../chardev/parse.js';
 import { addDefaultMonitor, parseMon, parseMonitorDevice, parseName } from '../monitor/cmdline.js';
 import { parseGdb, parseGdbDefault } from '../gdbstub/cmdline.js';
+import { parseMigrationUri } from '../migration/migration-stream.js';
 
 /** What the command line asks for. */
 export type CommandLine =
@@ -256,6 +257,21 @@ const OPTIONS: OptionSpec[] = [
     },
   },
   {
+    names: ['incoming'],
+    arg: 'tcp:[HOST]:PORT|unix:PATH|defer',
+    help: 'wait for a live migration on the address (defer: the address comes later, from migrate-incoming)',
+    apply: (p, v, opt) => {
+      if (v !== 'defer') {
+        try {
+          parseMigrationUri(v);
+        } catch (e) {
+          throw new UserError(`${opt} ${v}: ${(e as Error).message}`);
+        }
+      }
+      p.options.incoming = v;
+    },
+  },
+  {
     names: ['no-reboot'],
     help: 'exit instead of rebooting',
     apply: (p) => {
@@ -310,6 +326,7 @@ export function parseCommandLine(argv: string[]): CommandLine {
   checkDevices(o);
   checkChardevs(o, p.serialGiven);
   if (o.loadvm !== undefined && o.snapshotFile === undefined) throw new UserError('-loadvm needs -snapshot-file PATH (the file the snapshot is in)');
+  if (o.loadvm !== undefined && o.incoming !== undefined) throw new UserError('-loadvm and -incoming cannot be used together');
   addDefaultMonitor(o, p.monStdio === true);
   if (o.kernel === undefined) {
     if (o.append !== undefined) throw new UserError('-append only allowed with -kernel option');

@@ -20,6 +20,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
   }
   if (opts.machine === 'microvm' && opts.gdb !== undefined) throw new UserError(`${opts.gdb.what}: the gdbstub is only available on the virt machine`);
   if (opts.machine === 'microvm' && opts.snapshotFile !== undefined) throw new UserError('-snapshot-file: snapshots are only available on the virt machine');
+  if (opts.machine === 'microvm' && opts.incoming !== undefined) throw new UserError('-incoming: live migration is only available on the virt machine');
   if (opts.machine === 'microvm') return (await import('../hw/i386/microvm.js')).runMicrovm(opts);
   return (await import('../hw/riscv/virt-run.js')).runMachine(opts);
 }

@@ -73,6 +73,8 @@ export interface VmOptions {
   snapshotFile?: string;
   /** -loadvm NAME: start from this snapshot instead of booting. */
   loadvm?: string;
+  /** -incoming URI|defer: wait for a live migration (docs/migration.md) instead of booting. */
+  incoming?: string;
 }
 
 /**

@@ -7,7 +7,10 @@ import type { HartInitArgs } from '../../target/riscv/cpu.js';
 /** Int32 slots of a hart thread's control block. */
 export const CTL_STOP = 0;
 export const CTL_WAKE = 1;
-export const CTL_WORDS = 2;
+/** Write TLB flush requests (live migration's dirty tracking): the parent bumps CTL_FLUSH, the thread copies it to CTL_FLUSHED once done. */
+export const CTL_FLUSH = 2;
+export const CTL_FLUSHED = 3;
+export const CTL_WORDS = 4;
 
 /** What the parent passes in workerData. */
 export interface HartThreadData {

@@ -17,7 +17,7 @@ import type { IrqLine } from '../../hw/core/irq.js';
 import { AddressSpace, BUS_ERROR } from '../../hw/core/memory.js';
 import { CLINT_TIMEBASE_FREQ, CLINT_VALID_ACCESS, RiscvAclint } from '../../hw/intc/riscv-aclint.js';
 import { Mip, type CoreExports } from '../../target/riscv/cpu.js';
-import { CTL_STOP, CTL_WAKE, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
+import { CTL_FLUSH, CTL_FLUSHED, CTL_STOP, CTL_WAKE, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
 
 /** mtime ticks per host millisecond, and nanoseconds per tick. */
 const TICKS_PER_MS = CLINT_TIMEBASE_FREQ / 1000;
@@ -95,7 +95,7 @@ const mem32 = new Int32Array(data.memory.buffer);
 // The compressed-instruction table was filled by hart 0 on the main thread: do not fill it
 // again. The hart's state is as the main thread (or this hart's thread before a pause) left it.
 core.init(init.hartBase, init.hartId, init.rvcTable, 0, 0, init.ramBase, init.ramSize, init.ramHost,
-  init.romBase, init.romSize, init.romHost);
+  init.romBase, init.romSize, init.romHost, init.dirtyMap);
 
 /** Bit `bit` of hart `i`'s mip, raised from this thread: sets it in shared memory and wakes the hart. */
 function hartLine(i: number, bit: Mip): IrqLine {
@@ -128,11 +128,21 @@ function stopping(): boolean {
   return Atomics.load(ctl, CTL_STOP) !== 0 || Atomics.load(mem32, exitIndex) !== 0;
 }
 
+/** Serves a write TLB flush the parent asked for (see CTL_FLUSH). */
+function serveFlush(): void {
+  const wanted = Atomics.load(ctl, CTL_FLUSH);
+  if (wanted === Atomics.load(ctl, CTL_FLUSHED)) return;
+  core.flushWriteTlb();
+  Atomics.store(ctl, CTL_FLUSHED, wanted);
+  Atomics.notify(ctl, CTL_FLUSHED);
+}
+
 function loop(): void {
   const slice = data.slice;
   while (Atomics.load(go, 0) === 0 && !stopping()) Atomics.wait(go, 0, 0, WFI_WAIT_MS);
   while (!stopping()) {
     // Timers may have expired and devices elsewhere may have changed mip: re-check interrupts before the slice.
+    serveFlush();
     clock.runExpired();
     core.kick();
     if (core.run(slice) !== EXIT_WFI) continue;
@@ -141,6 +151,7 @@ function loop(): void {
     // with a notification in between.
     for (;;) {
       const seq = Atomics.load(ctl, CTL_WAKE);
+      serveFlush();
       clock.runExpired();
       if (core.wfiWake() || stopping()) break;
       Atomics.wait(ctl, CTL_WAKE, seq, clock.msUntilNext(WFI_WAIT_MS));

@@ -21,7 +21,7 @@ import { BUS_ERROR, type AddressSpace } from '../../hw/core/memory.js';
 import type { RiscvAclint } from '../../hw/intc/riscv-aclint.js';
 import { coreModule, type RiscvCpus } from '../../target/riscv/cpu.js';
 import { ExitChannelServer, EXIT_CHANNEL_BYTES, type IoRequest } from '../../system/exit-channel.js';
-import { CTL_STOP, CTL_WAKE, CTL_WORDS, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
+import { CTL_FLUSH, CTL_FLUSHED, CTL_STOP, CTL_WAKE, CTL_WORDS, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
 import { wakeableSleep, type StopReason } from './rr.js';
 
 /** Instructions per slice on a hart thread: the latency of an interrupt raised while the hart runs. */
@@ -103,6 +103,22 @@ class HartThread {
     Atomics.notify(this.ctl, CTL_WAKE);
   }
 
+  /** Has the thread flush its hart's write TLB; resolves false if the thread ended first. */
+  async flushWriteTlb(): Promise<boolean> {
+    const gen = (Atomics.add(this.ctl, CTL_FLUSH, 1) + 1) | 0;
+    this.wake();
+    let ended = false;
+    void this.stopped.then(() => { ended = true; });
+    for (;;) {
+      const seen = Atomics.load(this.ctl, CTL_FLUSHED);
+      if (seen === gen) return true;
+      if (ended) return false;
+      const w = Atomics.waitAsync(this.ctl, CTL_FLUSHED, seen, 20);
+      if (w.async) await w.value;
+      else await Promise.resolve();
+    }
+  }
+
   requestStop(): void {
     Atomics.store(this.ctl, CTL_STOP, 1);
     this.wake();
@@ -152,6 +168,12 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
     const t = threads[i]!;
     h.onWake = () => t.wake();
   });
+  // A hart whose thread ended is back in the hart block: flush it from here.
+  cpus.flushWriteTlbs = async () => {
+    await Promise.all(threads.map(async (t, i) => {
+      if (!await t.flushWriteTlb()) cpus.harts[i]!.flushWriteTlb();
+    }));
+  };
   clock.onChange = wakeUp;
   let failure: string | null = null;
   for (const t of threads) {
@@ -179,6 +201,7 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
       else if (m.kind === 'error') failure ??= m.detail;
     }
     for (const h of cpus.harts) h.onWake = null;
+    cpus.flushWriteTlbs = cpus.flushHartWriteTlbs;
   }
   if (failure !== null && stop === null) throw new Error(`hart thread failed: ${failure}`);
   return stop ?? { kind: 'quit' };

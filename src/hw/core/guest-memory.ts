@@ -16,12 +16,19 @@ export interface GuestMemory {
   read(gpa: number, dst: Uint8Array): boolean;
   /** Copies `src` into guest memory; false (and nothing written) if the range is not RAM. */
   write(gpa: number, src: Uint8Array): boolean;
+  /**
+   * Records that the device wrote [gpa, gpa + len) through a view (write() records its own
+   * writes), so that live migration sends those pages again.
+   */
+  markDirty(gpa: number, len: number): void;
 }
 
 /** One region of guest RAM: `bytes` holds guest-physical [base, base + bytes.length). */
 export interface RamRegion {
   base: number;
   bytes: Uint8Array;
+  /** The region's dirty map, one byte per 4 KiB page (set to 1 on a write), if the board tracks dirty pages. */
+  dirty?: Uint8Array;
 }
 
 /** GuestMemory over a few RAM regions (one on RISC-V virt, two on x86 around the 32-bit hole). */
@@ -48,6 +55,15 @@ export class RegionGuestMemory implements GuestMemory {
     const v = this.view(gpa, src.length);
     if (!v) return false;
     v.set(src);
+    this.markDirty(gpa, src.length);
     return true;
+  }
+
+  markDirty(gpa: number, len: number): void {
+    if (len <= 0) return;
+    for (const r of this.regions) {
+      const off = gpa - r.base;
+      if (r.dirty && off >= 0 && off + len <= r.bytes.length) r.dirty.fill(1, Math.floor(off / 4096), Math.floor((off + len - 1) / 4096) + 1);
+    }
   }
 }

@@ -14,6 +14,7 @@ import type { StopReason } from '../../accel/tcg/rr.js';
 import type { VirtMachine } from './virt.js';
 import { Snapshots } from '../../migration/savevm.js';
 import { saveVirtState, loadVirtState } from './virt-snapshot.js';
+import { Migration, type MigrationMachine } from '../../migration/migration.js';
 
 const ABI = ['zero', 'ra', 'sp', 'gp', 'tp', 't0', 't1', 't2', 's0', 's1', 'a0', 'a1', 'a2', 'a3', 'a4', 'a5',
   'a6', 'a7', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 's9', 's10', 's11', 't3', 't4', 't5', 't6'];
@@ -33,10 +34,20 @@ export class VirtControl implements MachineControl {
   private readonly pauseMark: StopReason = { kind: 'quit' };
 
   readonly snapshots: Snapshots;
+  readonly migration: Migration;
+  private migrating: MigrationMachine | null = null;
 
-  /** `quit` stops the loop (as C-a x does); `snapshotFile` is -snapshot-file. */
-  constructor(startPaused: boolean, private readonly quitLoop: () => void, snapshotFile?: string) {
-    this.runState = new RunState(startPaused);
+  /**
+   * `quit` stops the loop (as C-a x does); `snapshotFile` is -snapshot-file; with `incoming`
+   * (-incoming) the machine waits for a migration source before it runs.
+   */
+  constructor(startPaused: boolean, private readonly quitLoop: () => void, snapshotFile?: string, incoming = false) {
+    this.runState = new RunState(startPaused || incoming);
+    if (incoming) this.runState.setMigrationState('inmigrate');
+    this.migration = new Migration(this.runState, () => {
+      if (this.migrating === null) throw new Error('no machine attached');
+      return this.migrating;
+    }, !startPaused);
     this.snapshots = new Snapshots(snapshotFile, () => {
       const m = this.machine;
       if (m === null) throw new Error('no machine attached');
@@ -50,6 +61,16 @@ export class VirtControl implements MachineControl {
   attach(machine: VirtMachine): void {
     this.machine = machine;
     this.resetWanted = false;
+    const { cpus } = machine;
+    this.migrating = {
+      ram: cpus.ram,
+      dirty: cpus.dirty,
+      flushWriteTlbs: () => cpus.flushWriteTlbs(),
+      drain: () => machine.drain(),
+      config: () => machine.migrationConfig(),
+      saveState: () => saveVirtState(machine, false),
+      loadState: (data) => loadVirtState(machine, 'migration', data),
+    };
   }
 
   /**

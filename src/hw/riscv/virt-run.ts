@@ -55,7 +55,13 @@ export async function runMachine(opts: VmOptions): Promise<number> {
     current?.cpus.harts.forEach((h) => h.requestExit());
     control.runState.wake();
   };
-  const control = new VirtControl(opts.startPaused === true, stopLoop, opts.snapshotFile);
+  const control = new VirtControl(opts.startPaused === true, stopLoop, opts.snapshotFile, opts.incoming !== undefined);
+  // As QEMU, a destination whose incoming migration failed exits with an error.
+  let incomingFailure: string | null = null;
+  control.migration.onIncomingFailed = (why) => {
+    incomingFailure = why;
+    stopLoop();
+  };
   let loadvm = opts.loadvm;
   const chr = openSerial(opts, stopLoop);
   const monitors = startMonitors({ opts, machine: control, runState: control.runState, drives: backends.drives, chardevs: backends.chardevs, serial: chr });
@@ -78,6 +84,13 @@ export async function runMachine(opts: VmOptions): Promise<number> {
         }
         loadvm = undefined;
       }
+      if (opts.incoming !== undefined && opts.incoming !== 'defer' && control.status() === 'inmigrate') {
+        try {
+          await control.migration.incoming(opts.incoming);
+        } catch (e) {
+          throw new UserError(`-incoming ${opts.incoming}: ${(e as Error).message}`);
+        }
+      }
       gdb?.attach(machine);
       const htif = plan.htif
         ? new Htif(machine.cpus.ram, plan.htif.tohost - m.dram.base,
@@ -96,6 +109,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
       if (process.env.VIREO_STATS) reportStats(machine);
       control.ended(reason, opts.noReboot);
       if (reason.kind === 'reset' && !opts.noReboot) continue;
+      if (incomingFailure !== null) throw new UserError(`load of migration failed: ${incomingFailure}`);
       status = reason.kind === 'poweroff' ? reason.code : 0;
       return status;
     }

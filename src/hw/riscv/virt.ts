@@ -82,7 +82,7 @@ export class VirtMachine {
     this.attach('rtc', m.rtc, this.rtc, { min: 4, max: 4 });
     this.virtioCount = devices.length;
     this.attach('test', m.test, new SifiveTest((e) => this.requestShutdown(e)), { min: 2, max: 4 });
-    const ram = new RegionGuestMemory([{ base: m.dram.base, bytes: this.cpus.ram }]);
+    const ram = new RegionGuestMemory([{ base: m.dram.base, bytes: this.cpus.ram, dirty: this.cpus.dirty }]);
     const jit = this.cpus.jit;
     const mem = jit ? new CodeGuardMemory(ram, jit, m.dram.base, this.cpus.ramHost) : ram;
     const onMmio = devices.filter((d) => !d.pci).map((d) => d.device);
@@ -99,6 +99,14 @@ export class VirtMachine {
       pcie.bus.plug(new VirtioPciTransport(d.device, { mem, msi: { send() {} } }), i + 1);
     });
   }
+
+  /** What a live migration's destination must match: the board, vCPUs, RAM and the devices plugged (in order). */
+  migrationConfig(): Record<string, unknown> {
+    return { machine: 'virt', smp: this.opts.smp, ramBytes: this.opts.memBytes, devices: this.opts.devices.map((d) => d.driver) };
+  }
+
+  /** Resolves once no device request is in flight (nothing to wait for until virtio devices can be saved). */
+  async drain(): Promise<void> {}
 
   private attach(name: string, r: { base: number; size: number }, handler: MmioHandler,
     valid = { min: 1, max: 8 }, implMax = 4): void {

@@ -41,6 +41,7 @@ export class VirtioRng implements VirtioDevice {
         const v = mem.view(b.addr, n);
         if (!v) break;
         randomFillSync(v);
+        mem.markDirty(b.addr, n);
         written += n;
       }
       queue.pushUsed(chain.head, written);

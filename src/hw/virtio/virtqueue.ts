@@ -125,6 +125,8 @@ export class SplitVirtqueue implements Virtqueue {
   private readonly availEvent: SharedU16;
   private readonly eventIdx: boolean;
   private readonly indirect: boolean;
+  /** The used ring (Device Area), the only ring area the device writes. */
+  private readonly usedArea: { addr: number; len: number };
   /** Next available ring entry to read, and next used ring entry to write (free-running, 16 bits). */
   private nextAvail = 0;
   private nextUsed = 0;
@@ -144,6 +146,7 @@ export class SplitVirtqueue implements Virtqueue {
     const desc = mem.view(layout.desc, sizes.desc)!;
     const avail = mem.view(layout.driver, sizes.driver)!;
     const used = mem.view(layout.device, sizes.device)!;
+    this.usedArea = { addr: layout.device, len: sizes.device };
     this.desc = dataView(desc);
     this.avail = dataView(avail);
     this.used = dataView(used);
@@ -173,6 +176,7 @@ export class SplitVirtqueue implements Virtqueue {
       // Ask for a notification on the next buffer, then look again: the driver may have
       // added one before it could see the request.
       this.availEvent.store(this.nextAvail);
+      this.markUsedDirty();
       avail = this.availIdx.load();
       if (avail === this.nextAvail) return null;
     }
@@ -181,7 +185,10 @@ export class SplitVirtqueue implements Virtqueue {
     }
     const head = this.avail.getUint16(4 + 2 * (this.nextAvail % this.size), true);
     this.nextAvail = (this.nextAvail + 1) & 0xffff;
-    if (this.eventIdx) this.availEvent.store(this.nextAvail);
+    if (this.eventIdx) {
+      this.availEvent.store(this.nextAvail);
+      this.markUsedDirty();
+    }
     return this.walk(head);
   }
 
@@ -195,10 +202,15 @@ export class SplitVirtqueue implements Virtqueue {
     const old = this.nextUsed;
     this.nextUsed = (old + 1) & 0xffff;
     this.usedIdx.store(this.nextUsed);
+    this.markUsedDirty();
     const notify = this.eventIdx
       ? this.usedEvent.load() === old
       : (this.avail.getUint16(0, true) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
     if (notify) this.hooks.interrupt();
+  }
+
+  private markUsedDirty(): void {
+    this.mem.markDirty(this.usedArea.addr, this.usedArea.len);
   }
 
   private fail(reason: string): null {
@@ -298,8 +310,12 @@ function copyChain(mem: GuestMemory, chain: DescriptorChain, writable: boolean, 
     const n = Math.min(b.len - skip, data.length - done);
     const v = mem.view(b.addr + skip, n);
     if (!v) break;
-    if (writable) v.set(data.subarray(done, done + n));
-    else data.set(v, done);
+    if (writable) {
+      v.set(data.subarray(done, done + n));
+      mem.markDirty(b.addr + skip, n);
+    } else {
+      data.set(v, done);
+    }
     done += n;
     skip = 0;
   }

@@ -7,7 +7,8 @@
  *   0x140000  hart blocks, 64 KiB each (registers, mip, TLBs)
  *   0x200000  boot ROM (up to 64 KiB)
  *   0x300000  JIT code map (1 MiB, one byte per 4 KiB page; with jit=on)
- *   0x400000  guest RAM, then (with jit=on) one JIT hash table per hart
+ *   0x400000  guest RAM, then the dirty map (one byte per RAM page, for live
+ *            migration), then (with jit=on) one JIT hash table per hart
  *
  * A hart is one instance of the core module; all instances share the memory, so
  * that vCPU threads can later run them in parallel on the same guest RAM.
@@ -27,8 +28,8 @@ export const MAX_ROM_SIZE = 0x10000;
 const CODE_MAP = 0x300000;
 const RAM_HOST = 0x400000;
 const WASM_PAGE = 0x10000;
-/** Largest guest RAM that fits in a 4 GiB WebAssembly memory next to the core's own data. */
-export const MAX_RAM_SIZE = 4 * 1024 ** 3 - RAM_HOST - WASM_PAGE;
+/** Largest guest RAM that fits in a 4 GiB WebAssembly memory next to the core's own data and the dirty map (at most 1 MiB). */
+export const MAX_RAM_SIZE = 4 * 1024 ** 3 - RAM_HOST - 2 * WASM_PAGE - 0x100000;
 /** Most harts the layout leaves room for. */
 export const MAX_HARTS = (ROM_HOST - HART_BLOCKS) / HART_BLOCK_SIZE;
 
@@ -56,7 +57,8 @@ export interface CoreExports extends JitCore {
   runJit(budget: number): number;
   OFF_JIT: WebAssembly.Global;
   init(hartBase: number, hartId: number, rvcTable: number, fillRvc: number, resetHart: number, ramBase: number, ramSize: number,
-    ramHost: number, romBase: number, romSize: number, romHost: number): void;
+    ramHost: number, romBase: number, romSize: number, romHost: number, dirtyMap: number): void;
+  flushWriteTlb(): void;
   reset(pc: number): void;
   run(budget: number): number;
   getPc(): bigint;
@@ -116,6 +118,7 @@ export interface HartInitArgs {
   romBase: number;
   romSize: number;
   romHost: number;
+  dirtyMap: number;
 }
 
 /**
@@ -133,6 +136,19 @@ export class RiscvCpus {
   readonly jit: Jit | null = null;
   /** Host address of guest RAM (for device-side views). */
   readonly ramHost = RAM_HOST;
+  /**
+   * One byte per 4 KiB page of RAM, set to 1 by every write of the harts (and of devices,
+   * through the board's GuestMemory); live migration reads and clears it (see
+   * src/migration/dirty-log.ts).
+   */
+  readonly dirty: Uint8Array;
+  private readonly dirtyHost: number;
+  /** Flushes the harts' write TLBs here, where they run unless hart threads have them. */
+  readonly flushHartWriteTlbs = async (): Promise<void> => {
+    for (const h of this.harts) h.flushWriteTlb();
+  };
+  /** Flushes every hart's write TLB wherever it runs (mttcg.ts replaces this while its threads run). */
+  flushWriteTlbs: () => Promise<void> = this.flushHartWriteTlbs;
 
   /**
    * What a hart thread needs to run hart `id` on this memory in its own instance of the
@@ -143,6 +159,7 @@ export class RiscvCpus {
     return {
       hartBase: HART_BLOCKS + id * HART_BLOCK_SIZE, hartId: id, rvcTable: RVC_TABLE,
       ramBase: m.ramBase, ramSize: m.ramSize, ramHost: RAM_HOST, romBase: m.romBase, romSize: m.romSize, romHost: ROM_HOST,
+      dirtyMap: this.dirtyHost,
     };
   }
 
@@ -151,13 +168,16 @@ export class RiscvCpus {
     if (map.ramSize > MAX_RAM_SIZE) throw new RangeError(`guest RAM larger than ${MAX_RAM_SIZE} bytes`);
     if (map.romSize > MAX_ROM_SIZE) throw new RangeError('boot ROM too large');
     if (nharts < 1 || nharts > MAX_HARTS) throw new RangeError(`between 1 and ${MAX_HARTS} harts are supported`);
-    const hashBase = Math.ceil((RAM_HOST + map.ramSize) / WASM_PAGE) * WASM_PAGE;
-    const end = jit ? hashBase + nharts * HASH_BYTES : RAM_HOST + map.ramSize;
+    const ramPages = Math.ceil(map.ramSize / 4096);
+    this.dirtyHost = Math.ceil((RAM_HOST + map.ramSize) / WASM_PAGE) * WASM_PAGE;
+    const hashBase = Math.ceil((this.dirtyHost + ramPages) / WASM_PAGE) * WASM_PAGE;
+    const end = jit ? hashBase + nharts * HASH_BYTES : this.dirtyHost + ramPages;
     if (end + WASM_PAGE > 4 * 1024 ** 3) throw new RangeError('guest RAM too large for the JIT tables (use less -m or jit=off)');
     const pages = Math.ceil((end + WASM_PAGE) / WASM_PAGE);
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     this.ram = new Uint8Array(this.memory.buffer, RAM_HOST, map.ramSize);
     this.rom = new Uint8Array(this.memory.buffer, ROM_HOST, map.romSize);
+    this.dirty = new Uint8Array(this.memory.buffer, this.dirtyHost, ramPages);
     if (jit) this.jit = new Jit(this.memory, CODE_MAP, jit.threshold);
     for (let i = 0; i < nharts; i++) this.harts.push(new Hart(this, i, bus, mtime, hashBase + i * HASH_BYTES));
   }
@@ -232,7 +252,8 @@ export class Hart {
     this.bpTable = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_BP.value as number), this.maxBreakpoints);
     this.wpTable = new BigUint64Array(cpus.memory.buffer, base + (this.core.OFF_WP.value as number), 3 * this.maxWatchpoints);
     const m = cpus.map;
-    this.core.init(base, id, RVC_TABLE, id === 0 ? 1 : 0, 1, m.ramBase, m.ramSize, RAM_HOST, m.romBase, m.romSize, ROM_HOST);
+    const init = cpus.hartInit(id);
+    this.core.init(base, id, RVC_TABLE, id === 0 ? 1 : 0, 1, m.ramBase, m.ramSize, RAM_HOST, m.romBase, m.romSize, ROM_HOST, init.dirtyMap);
     jit?.attach(this.core, {
       mem16: new Uint16Array(cpus.memory.buffer),
       mem32: new Uint32Array(cpus.memory.buffer),
@@ -254,6 +275,11 @@ export class Hart {
   /** Writes the state held in the core's globals into the hart block, for another thread to load. */
   saveState(): void {
     this.core.saveState();
+  }
+
+  /** Drops the write TLB entries, so that the next store to each page marks {@link RiscvCpus.dirty} again. */
+  flushWriteTlb(): void {
+    this.core.flushWriteTlb();
   }
 
   /** Takes over the state another thread saved in the hart block. */

@@ -1,7 +1,7 @@
 // Entry points of the RV64GC core module, called by src/target/riscv/cpu.ts.
 // One instance of this module is one hart; see state.ts for the memory layout.
 import * as S from './state';
-import { tlbFlush } from './mmu';
+import { tlbFlush, tlbFlushWrite } from './mmu';
 import { run } from './exec';
 import { setPriv } from './trap';
 import { expandCompressed } from './rvc';
@@ -21,8 +21,9 @@ export const RVC_TABLE_SIZE: u32 = 65536 * 4;
  * `resetHart`, the instance takes over the hart state saved in the block (see saveState()).
  */
 export function init(hartBase: u32, hartId: u32, rvcTable: u32, fillRvcTable: bool, resetHart: bool,
-  ramBase: f64, ramSize: f64, ramHost: f64, romBase: f64, romSize: f64, romHost: f64): void {
+  ramBase: f64, ramSize: f64, ramHost: f64, romBase: f64, romSize: f64, romHost: f64, dirtyMap: u32): void {
   S.hb = hartBase;
+  S.dirtyMap = dirtyMap;
   S.hartId = hartId;
   S.rvcTable = rvcTable;
   S.ramBase = <u64>ramBase;
@@ -249,5 +250,8 @@ export function debugHit(): u32 { return S.dbgHit; }
 export function debugHitAddr(): u64 { return S.dbgAddr; }
 /** Asks run() to re-check interrupts and the exit request before the next instruction. */
 export function kick(): void { S.irqCheck = true; }
+
+/** Drops the write TLB entries, so that the next store to each page marks the dirty map again. */
+export function flushWriteTlb(): void { tlbFlushWrite(); }
 
 export { runJit, jitHartBytes, jitInit, jitFlush, jitDropPage, jitDropWrite, jitLd, jitSt, jitMd, OFF_JIT } from './jit';

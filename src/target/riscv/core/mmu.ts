@@ -47,6 +47,23 @@ export function tlbFlush(): void {
   }
 }
 
+/** Invalidates the write TLB of every privilege (see S.dirtyMap). */
+export function tlbFlushWrite(): void {
+  for (let set: u32 = 0; set < 3; set++) {
+    let p = S.hb + S.OFF_TLB + set * S.TLB_SET_SIZE + S.OFF_TLB_W;
+    const end = p + S.TLB_SIZE * 16;
+    while (p < end) {
+      store<u64>(p, INVALID_TAG);
+      p += 16;
+    }
+  }
+}
+
+/** Records in the dirty map that the RAM page at host address `host` is written. */
+@inline function markDirty(host: usize): void {
+  store<u8>(S.dirtyMap + ((host - <usize>S.ramHost) >> 12), 1);
+}
+
 /** SFENCE.VMA of one virtual address: drops its entries from every TLB (all of them if it may lie in a cached superpage). */
 export function tlbFlushPage(vaddr: u64): void {
   if (vaddr >= superLo && vaddr <= superLast) {
@@ -129,6 +146,7 @@ export function translate(vaddr: u64, acc: u32): u64 {
       // Hardware A/D update (Svadu behaviour); the PTE may have changed under us.
       // Another hart may have changed the PTE meanwhile: walk again.
       if (atomic.cmpxchg<u64>(host, pte, pte | want) != pte) return translate(vaddr, acc);
+      if (<u64>host - S.ramHost < S.ramSize) markDirty(host);
     }
     const pageOff = vaddr & ((lowMask << 12) | 0xfff);
     if (level > 0) {
@@ -183,6 +201,7 @@ function writePhys(pa: u64, size: u32, v: u64, vaddr: u64): void {
   const host = physHost(pa, size, true);
   if (host != 0) {
     codeWrite(host, size);
+    markDirty(host);
     if (size == 1) store<u8>(host, <u8>v);
     else if (size == 2) store<u16>(host, <u16>v);
     else if (size == 4) store<u32>(host, <u32>v);
@@ -282,7 +301,10 @@ export function amoHost(vaddr: u64, size: u32, isLoadReserved: bool): usize {
     accessFault(acc, vaddr);
     return 0;
   }
-  if (!isLoadReserved) codeWrite(host, size);
+  if (!isLoadReserved) {
+    codeWrite(host, size);
+    markDirty(host);
+  }
   tlbFill(acc, vaddr, pa);
   return host;
 }

@@ -61,6 +61,13 @@ export let ramHost: u64 = 0;
 export let romBase: u64 = 0;
 export let romSize: u64 = 0;
 export let romHost: u64 = 0;
+/**
+ * Dirty map for live migration: one byte per 4 KiB page of RAM, set to 1 by every write
+ * the core makes to the page outside the write TLB's fast path (a slow-path store, which
+ * every fill of the write TLB is part of, an AMO or SC, an A/D update); the host reads and
+ * clears it, and flushes the write TLBs so that the next store to each page marks it again.
+ */
+export let dirtyMap: usize = 0;
 
 // Machine-level CSRs.
 export let mstatus: u64 = 0;

@@ -240,4 +240,8 @@ export class CodeGuardMemory implements GuestMemory {
     if (ok) this.jit.invalidate(this.hostBase + gpa - this.base, src.length);
     return ok;
   }
+
+  markDirty(gpa: number, len: number): void {
+    this.inner.markDirty(gpa, len);
+  }
 }
