@@ -60,6 +60,8 @@ interface Stats {
   normal: number;
   duplicate: number;
   passes: number;
+  /** Dirty map syncs after the first pass started. */
+  syncs: number;
   remaining: number;
   precopyBytes: number;
   downtimeBytes: number;
@@ -67,7 +69,7 @@ interface Stats {
 
 function newStats(): Stats {
   return { start: performance.now(), stopAt: 0, setupTime: 0, totalTime: 0, downtime: 0, expectedDowntime: 0, transferred: 0,
-    normal: 0, duplicate: 0, passes: 0, remaining: 0, precopyBytes: 0, downtimeBytes: 0 };
+    normal: 0, duplicate: 0, passes: 0, syncs: 0, remaining: 0, precopyBytes: 0, downtimeBytes: 0 };
 }
 
 /**
@@ -243,9 +245,11 @@ export class Migration {
       skipZero = false;
       const rate = (out.bytes - b0) / Math.max(performance.now() - t0, 1); // bytes per ms
       pending = await takeDirty(m);
+      s.syncs++;
       s.remaining = pending.length * PAGE;
-      s.expectedDowntime = Math.round(s.remaining / Math.max(rate, 1));
-      if (s.expectedDowntime <= this.parameters['downtime-limit'] || s.passes >= MAX_PASSES) break;
+      const expected = s.remaining / Math.max(rate, 1);
+      s.expectedDowntime = Math.round(expected);
+      if (pending.length === 0 || expected <= this.parameters['downtime-limit'] || s.passes >= MAX_PASSES) break;
     }
     s.precopyBytes = out.bytes;
 
@@ -258,6 +262,7 @@ export class Migration {
       this.setStatus('device');
       await m.drain();
       const last = new Set([...pending, ...await takeDirty(m)]);
+      s.syncs++;
       await this.sendPages(out, m, [...last].sort((a, b) => a - b), false);
       await out.send(Rec.State, m.saveState());
       await out.send(Rec.End);
@@ -291,7 +296,7 @@ export class Migration {
         normal: s.normal,
         'normal-bytes': s.normal * PAGE,
         'page-size': PAGE,
-        'dirty-sync-count': s.passes,
+        'dirty-sync-count': s.syncs,
         mbps: Math.round(mbps * 1000) / 1000,
         'precopy-bytes': s.precopyBytes,
         'downtime-bytes': s.downtimeBytes,
