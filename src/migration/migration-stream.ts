@@ -165,6 +165,13 @@ export class StreamReader {
     return { type: head[0]!, payload: this.take(len) };
   }
 
+  /** The first line, if one has come (without the newline); nothing is consumed. */
+  answered(): string | null {
+    const all = Buffer.concat(this.chunks, this.length);
+    const nl = all.indexOf(10);
+    return nl >= 0 ? all.subarray(0, nl).toString('utf8') : null;
+  }
+
   /** The destination's answer line (without the newline). */
   async line(): Promise<string> {
     for (;;) {

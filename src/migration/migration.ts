@@ -21,9 +21,16 @@ const BATCH = 256;
 /** Passes after which the source stops the guest whatever is left (the guest dirties RAM faster than it can be sent). */
 const MAX_PASSES = 30;
 const ZERO_PAGE = Buffer.alloc(PAGE);
+/** Pages the first pass checks at once for zeros (most of an idle guest's RAM is). */
+const ZERO_RUN = 64;
+const ZERO_RUN_BYTES = Buffer.alloc(ZERO_RUN * PAGE);
 
 /** The machine as migration sees it (the board supplies it). */
 export interface MigrationMachine {
+  /**
+   * Guest RAM. On a destination it must be all zeros until the migration writes it (the
+   * board loads no boot images into a machine that waits for one).
+   */
   readonly ram: Uint8Array;
   /** One byte per page of RAM, set to 1 when the page is written. */
   readonly dirty: Uint8Array;
@@ -150,13 +157,18 @@ export class Migration {
     this.setStatus('failed');
   }
 
+  /** The destination's answer, when it came early (always an error). */
+  private early: StreamReader | null = null;
+
   private checkGoing(m: MigrationMachine): void {
     if (this.cancelled) throw new MigrationError('cancelled');
     if (this.machine() !== m) throw new MigrationError('the guest was reset during the migration');
+    const answer = this.early?.answered();
+    if (answer != null) throw new MigrationError(`the destination failed: ${answer.replace(/^error: /, '')}`);
   }
 
   /** Sends `pages` (page indices); `skipZero` leaves out pages of zeros (the destination cleared its RAM). */
-  private async sendPages(out: RecordWriter, m: MigrationMachine, pages: Iterable<number>, skipZero: boolean,
+  private async sendPages(out: RecordWriter, m: MigrationMachine, pages: readonly number[], skipZero: boolean,
     limit = 0): Promise<void> {
     const ram = Buffer.from(m.ram.buffer, m.ram.byteOffset, m.ram.length);
     const t0 = performance.now();
@@ -176,7 +188,14 @@ export class Migration {
       count = 0;
       this.checkGoing(m);
     };
-    for (const p of pages) {
+    for (let i = 0; i < pages.length; i++) {
+      const p = pages[i]!;
+      if (skipZero && p % ZERO_RUN === 0 && pages[i + ZERO_RUN - 1] === p + ZERO_RUN - 1 &&
+        ram.subarray(p * PAGE, (p + ZERO_RUN) * PAGE).equals(ZERO_RUN_BYTES)) {
+        this.stats.duplicate += ZERO_RUN;
+        i += ZERO_RUN - 1;
+        continue;
+      }
       const page = ram.subarray(p * PAGE, (p + 1) * PAGE);
       const zero = page.length < PAGE ? page.every((b) => b === 0) : page.equals(ZERO_PAGE);
       if (zero) {
@@ -205,6 +224,7 @@ export class Migration {
     this.socket = socket;
     const out = new RecordWriter(socket);
     const reader = new StreamReader(socket);
+    this.early = reader;
     try {
       await this.sendMachine(m, out, reader);
     } catch (e) {
@@ -312,11 +332,19 @@ export class Migration {
     this.stats = newStats();
     await listenAt(addr, (socket) => {
       this.socket = socket;
-      void this.runDestination(socket).catch((e: unknown) => {
+      void this.runDestination(socket).catch(async (e: unknown) => {
         const why = e instanceof Error ? e.message : String(e);
         this.error = why;
-        if (!socket.destroyed) socket.end(`error: ${why.replace(/\n/g, ' ')}\n`);
         this.setStatus('failed');
+        if (!socket.destroyed) {
+          // Tell the source why, and let it hang up first: closing with its data unread would reset the
+          // connection, and the answer could be lost.
+          socket.removeAllListeners('data');
+          socket.on('data', () => {});
+          socket.end(`error: ${why.replace(/\n/g, ' ')}\n`);
+          await Promise.race([new Promise((r) => socket.once('close', r)), new Promise((r) => setTimeout(r, 2000))]);
+          socket.destroy();
+        }
         this.onIncomingFailed?.(why);
       });
     });
@@ -340,8 +368,7 @@ export class Migration {
       throw new MigrationError(`the source machine (${JSON.stringify(h.config)}) differs from this one (${mine})`);
     }
     this.setStatus('active');
-    // The source leaves out the zero pages of its first pass.
-    m.ram.fill(0);
+    // The source leaves out the zero pages of its first pass: the board hands over a machine whose RAM is all zeros.
     const pages = Math.ceil(m.ram.length / PAGE);
     let state: Uint8Array | null = null;
     for (;;) {

