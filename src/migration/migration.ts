@@ -36,6 +36,8 @@ export interface MigrationMachine {
   readonly dirty: Uint8Array;
   /** Drops the vCPUs' write TLB entries, so that their next store to each page marks it again. */
   flushWriteTlbs(): Promise<void>;
+  /** Throws (a SnapshotError) when the machine has state that cannot be migrated. */
+  check(): void;
   /** Resolves once no device request is in flight (the vCPUs are stopped). */
   drain(): Promise<void>;
   /** What both sides must agree on before any page is sent (machine type, vCPUs, RAM, devices). */
@@ -132,6 +134,7 @@ export class Migration {
     if (this.busy) throw new MigrationError('There\'s a migration process in progress');
     if (this.runState.status === 'inmigrate') throw new MigrationError('the guest waits for an incoming migration');
     const addr = parseMigrationUri(uri);
+    this.machine().check();
     this.stats = newStats();
     this.error = null;
     this.cancelled = false;

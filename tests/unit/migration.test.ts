@@ -34,6 +34,7 @@ class FakeMachine implements MigrationMachine {
     this.syncs++;
     this.onSync?.();
   }
+  check(): void {}
   async drain(): Promise<void> {}
   config(): Record<string, unknown> {
     return { machine: 'fake', size: this.size };

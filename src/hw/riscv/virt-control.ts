@@ -13,7 +13,7 @@ import { RunState } from '../../monitor/machine-control.js';
 import type { StopReason } from '../../accel/tcg/rr.js';
 import type { VirtMachine } from './virt.js';
 import { Snapshots } from '../../migration/savevm.js';
-import { saveVirtState, loadVirtState } from './virt-snapshot.js';
+import { saveVirtState, loadVirtState, checkSnapshottable } from './virt-snapshot.js';
 import { Migration, type MigrationMachine } from '../../migration/migration.js';
 
 const ABI = ['zero', 'ra', 'sp', 'gp', 'tp', 't0', 't1', 't2', 's0', 's1', 'a0', 'a1', 'a2', 'a3', 'a4', 'a5',
@@ -66,6 +66,7 @@ export class VirtControl implements MachineControl {
       ram: cpus.ram,
       dirty: cpus.dirty,
       flushWriteTlbs: () => cpus.flushWriteTlbs(),
+      check: () => checkSnapshottable(machine),
       drain: () => machine.drain(),
       config: () => machine.migrationConfig(),
       saveState: () => saveVirtState(machine, false),

@@ -29,7 +29,8 @@ interface Header {
   devices: Record<'clint' | 'plic' | 'uart' | 'rtc', DeviceState>;
 }
 
-function checkSnapshottable(m: VirtMachine): void {
+/** Throws SnapshotError when the machine has state snapshots cannot hold (and live migration cannot move). */
+export function checkSnapshottable(m: VirtMachine): void {
   if (m.virtioCount > 0) throw new SnapshotError('snapshots of machines with virtio devices are not supported yet');
 }
 
