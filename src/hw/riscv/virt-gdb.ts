@@ -127,10 +127,14 @@ export class VirtGdb implements GdbTarget {
   writeMemory(cpu: number, addr: bigint, data: Uint8Array): boolean {
     const views = this.views(cpu, addr, data.length);
     if (views.reduce((n, v) => n + v.length, 0) < data.length) return false;
+    const { ram, dirty } = this.machine!.cpus;
     let at = 0;
     for (const v of views) {
       v.set(data.subarray(at, at + v.length));
       at += v.length;
+      // A live migration must send the patched RAM pages again.
+      const off = v.byteOffset - ram.byteOffset;
+      if (off >= 0 && off < ram.length) dirty.fill(1, Math.floor(off / 4096), Math.floor((off + v.length - 1) / 4096) + 1);
     }
     return true;
   }
