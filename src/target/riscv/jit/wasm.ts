@@ -27,18 +27,25 @@ export class Bytes {
   buf: Uint8Array<ArrayBuffer> = new Uint8Array(1024);
   len = 0;
 
+  /** Makes room for `n` more bytes. */
+  private reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const grown = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    grown.set(this.buf.subarray(0, this.len));
+    this.buf = grown;
+  }
+
   byte(b: number): this {
-    if (this.len === this.buf.length) {
-      const n = new Uint8Array(this.buf.length * 2);
-      n.set(this.buf);
-      this.buf = n;
-    }
+    if (this.len === this.buf.length) this.reserve(1);
     this.buf[this.len++] = b;
     return this;
   }
 
   bytes(a: ArrayLike<number>): this {
-    for (let i = 0; i < a.length; i++) this.byte(a[i]);
+    this.reserve(a.length);
+    if (a instanceof Uint8Array) this.buf.set(a, this.len);
+    else for (let i = 0; i < a.length; i++) this.buf[this.len + i] = a[i]!;
+    this.len += a.length;
     return this;
   }
 
