@@ -40,6 +40,10 @@ export interface MigrationMachine {
   check(): void;
   /** Resolves once no device request is in flight (the vCPUs are stopped). */
   drain(): Promise<void>;
+  /** Source: makes what the guest wrote to its disks durable, for the destination to read. */
+  flushDisks(): Promise<void>;
+  /** Destination: opens the disks again (the source wrote them until it stopped). */
+  reopenDisks(): Promise<void>;
   /** What both sides must agree on before any page is sent (machine type, vCPUs, RAM, devices). */
   config(): Record<string, unknown>;
   /** The machine state without RAM (vCPUs stopped). */
@@ -284,6 +288,7 @@ export class Migration {
       this.checkGoing(m);
       this.setStatus('device');
       await m.drain();
+      await m.flushDisks();
       const last = new Set([...pending, ...await takeDirty(m)]);
       s.syncs++;
       await this.sendPages(out, m, [...last].sort((a, b) => a - b), false);
@@ -387,6 +392,7 @@ export class Migration {
         throw new MigrationError(`migration stream: unexpected record type ${r.type}`);
       }
     }
+    await m.reopenDisks();
     try {
       m.loadState(state);
     } catch (e) {

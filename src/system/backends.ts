@@ -4,6 +4,7 @@
  * kept across guest reboots, and the virtio devices (`-device`) built on them.
  */
 import { openBlockBackend, type BlockBackend } from '../block/block.js';
+import { ReopenableBackend } from '../block/reopen.js';
 import type { NetBackend } from '../net/net.js';
 import { openNetdev } from '../net/open.js';
 import { VirtioBlk } from '../hw/virtio/virtio-blk.js';
@@ -31,7 +32,8 @@ export async function openBackends(opts: VmOptions): Promise<Backends> {
   const b: Backends = { drives: new Map(), netdevs: new Map(), chardevs: new Map(), fsdevs: new Map() };
   try {
     for (const f of opts.fsdevs ?? []) b.fsdevs.set(f.id, await Fsdev.open(f));
-    for (const d of opts.drives) b.drives.set(d.id, await openBlockBackend(d));
+    // A migration destination opens its images again once the source has stopped writing them.
+    for (const d of opts.drives) b.drives.set(d.id, opts.incoming !== undefined ? await ReopenableBackend.open(d) : await openBlockBackend(d));
     for (const n of opts.netdevs) b.netdevs.set(n.id, await openNetdev(n));
     // Last: a socket with wait=on holds the start here, and a stdio chardev makes the terminal raw.
     b.chardevs = await openChardevs(opts);
@@ -40,6 +42,16 @@ export async function openBackends(opts: VmOptions): Promise<Backends> {
     throw err;
   }
   return b;
+}
+
+/** Flushes every image (a live migration's source, before the destination takes them over). */
+export async function flushDrives(b: Backends): Promise<void> {
+  for (const d of b.drives.values()) await d.flush();
+}
+
+/** Opens the images of a live migration's destination again, now that the source has stopped writing them. */
+export async function reopenDrives(b: Backends): Promise<void> {
+  for (const d of b.drives.values()) if (d instanceof ReopenableBackend) await d.reopen();
 }
 
 /** Flushes and closes images, shuts networks down, closes character devices. */

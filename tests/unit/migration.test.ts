@@ -36,6 +36,8 @@ class FakeMachine implements MigrationMachine {
   }
   check(): void {}
   async drain(): Promise<void> {}
+  async flushDisks(): Promise<void> {}
+  async reopenDisks(): Promise<void> {}
   config(): Record<string, unknown> {
     return { machine: 'fake', size: this.size };
   }

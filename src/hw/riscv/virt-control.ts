@@ -39,9 +39,11 @@ export class VirtControl implements MachineControl {
 
   /**
    * `quit` stops the loop (as C-a x does); `snapshotFile` is -snapshot-file; with `incoming`
-   * (-incoming) the machine waits for a migration source before it runs.
+   * (-incoming) the machine waits for a migration source before it runs; `disks` flushes the
+   * images (migration source) and opens them again (destination).
    */
-  constructor(startPaused: boolean, private readonly quitLoop: () => void, snapshotFile?: string, incoming = false) {
+  constructor(startPaused: boolean, private readonly quitLoop: () => void, snapshotFile: string | undefined, incoming: boolean,
+    private readonly disks: { flush(): Promise<void>; reopen(): Promise<void> }) {
     this.runState = new RunState(startPaused || incoming);
     if (incoming) this.runState.setMigrationState('inmigrate');
     this.migration = new Migration(this.runState, () => {
@@ -68,6 +70,8 @@ export class VirtControl implements MachineControl {
       flushWriteTlbs: () => cpus.flushWriteTlbs(),
       check: () => checkSnapshottable(machine),
       drain: () => machine.drain(),
+      flushDisks: () => this.disks.flush(),
+      reopenDisks: () => this.disks.reopen(),
       config: () => machine.migrationConfig(),
       saveState: () => saveVirtState(machine, false),
       loadState: (data) => loadVirtState(machine, 'migration', data),

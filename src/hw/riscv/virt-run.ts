@@ -4,7 +4,7 @@
  * rebuilds the machine on guest resets until it powers off or is quit.
  */
 import { writeFileSync } from 'node:fs';
-import { openBackends, closeBackends, createVirtioDevices } from '../../system/backends.js';
+import { openBackends, closeBackends, createVirtioDevices, flushDrives, reopenDrives } from '../../system/backends.js';
 import { Htif } from './htif.js';
 import { planBoot, readImage } from './boot.js';
 import { NullChardev } from '../../chardev/null.js';
@@ -55,7 +55,8 @@ export async function runMachine(opts: VmOptions): Promise<number> {
     current?.cpus.harts.forEach((h) => h.requestExit());
     control.runState.wake();
   };
-  const control = new VirtControl(opts.startPaused === true, stopLoop, opts.snapshotFile, opts.incoming !== undefined);
+  const control = new VirtControl(opts.startPaused === true, stopLoop, opts.snapshotFile, opts.incoming !== undefined,
+    { flush: () => flushDrives(backends), reopen: () => reopenDrives(backends) });
   // As QEMU, a destination whose incoming migration failed exits with an error.
   let incomingFailure: string | null = null;
   control.migration.onIncomingFailed = (why) => {
