@@ -11,6 +11,7 @@ import type { ChardevOptions, VmOptions } from '../system/options.js';
 import type { MachineControl, MachineEventName, RunState } from './machine-control.js';
 import { QmpSession, type BlockInfo, type ChardevInfo, type MonitorContext } from './qmp.js';
 import { Hmp, HmpSession } from './hmp.js';
+import { Jobs } from './jobs.js';
 
 /** The QEMU release whose QMP and HMP Vireo follows. */
 const QEMU_VERSION = { major: 7, minor: 2, micro: 0 };
@@ -73,6 +74,8 @@ function chardevFilename(c: ChardevOptions): string {
 export class Monitors {
   private readonly sessions = new Set<Session>();
   private closed = false;
+  /** Background jobs (snapshot-save, ...), shared by every QMP client. */
+  private readonly jobs = new Jobs((name, data) => this.event(name, data));
 
   constructor(private readonly setup: MonitorSetup) {}
 
@@ -99,6 +102,7 @@ export class Monitors {
         return list;
       },
       hmp: (line) => new Hmp(ctx).execute(line),
+      jobs: this.jobs,
     };
     return ctx;
   }

@@ -8,6 +8,8 @@
 import { JsonStream } from './json-stream.js';
 import { checkCont } from './hmp.js';
 import type { Migration } from '../migration/migration.js';
+import type { Jobs } from './jobs.js';
+import type { Snapshots } from '../migration/savevm.js';
 import type { MachineControl, MachineEventName } from './machine-control.js';
 
 /** What a QMP session knows besides the machine. */
@@ -21,6 +23,8 @@ export interface MonitorContext {
   chardevs(): ChardevInfo[];
   /** Runs one HMP command line, resolving to its output (lines ending in \n). */
   hmp(commandLine: string): Promise<string>;
+  /** Background jobs (snapshot-save, snapshot-load, snapshot-delete). */
+  jobs: Jobs;
 }
 
 export interface BlockInfo {
@@ -149,6 +153,38 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'query-migrate-parameters': { run: (_a, s) => ({ ...migration(s).parameters }) },
+  'snapshot-save': {
+    args: { 'job-id': 'str', tag: 'str', vmstate: 'str', devices: 'array' },
+    run(args, s) {
+      const snaps = snapshotDevices(s, args);
+      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-save', () => snaps.save(args.tag as string));
+      return {};
+    },
+  },
+  'snapshot-load': {
+    args: { 'job-id': 'str', tag: 'str', vmstate: 'str', devices: 'array' },
+    run(args, s) {
+      const snaps = snapshotDevices(s, args);
+      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-load', () => snaps.load(args.tag as string));
+      return {};
+    },
+  },
+  'snapshot-delete': {
+    args: { 'job-id': 'str', tag: 'str', devices: 'array' },
+    run(args, s) {
+      const snaps = snapshotDevices(s, args);
+      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-delete', async () => snaps.delete(args.tag as string));
+      return {};
+    },
+  },
+  'query-jobs': { run: (_a, s) => s.ctx.jobs.list() },
+  'job-dismiss': {
+    args: { id: 'str' },
+    run(args, s) {
+      s.ctx.jobs.dismiss(args.id as string);
+      return {};
+    },
+  },
   system_reset: {
     run(_a, s) {
       s.ctx.machine.reset();
@@ -201,6 +237,27 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/**
+ * The snapshots of snapshot-save/load/delete, after checking their `devices` (drive ids)
+ * and `vmstate`: QEMU writes the VM state into that image, which must be one of `devices`;
+ * Vireo keeps it in the -snapshot-file (docs/snapshot.md), so with no devices (a machine
+ * without disks) any name is taken.
+ */
+function snapshotDevices(s: QmpSession, args: Record<string, unknown>): Snapshots {
+  const snaps = s.ctx.machine.snapshots;
+  if (snaps === undefined) throw new QmpError('GenericError', 'snapshots are not supported on this machine');
+  const devices = args.devices as unknown[];
+  const known = new Set(s.ctx.blocks().map((b) => b.device));
+  for (const d of devices) {
+    if (typeof d !== 'string') throw new QmpError('GenericError', "Invalid parameter type for 'devices', expected: string");
+    if (!known.has(d)) throw new QmpError('GenericError', `Cannot find device='${d}' nor node-name='${d}'`);
+  }
+  if (args.vmstate !== undefined && devices.length > 0 && !devices.includes(args.vmstate)) {
+    throw new QmpError('GenericError', `vmstate block device '${String(args.vmstate)}' does not exist in the devices list`);
+  }
+  return snaps;
+}
 
 function migration(s: QmpSession): Migration {
   const m = s.ctx.machine.migration;

@@ -1,7 +1,8 @@
 /** Test helper for the monitor tests: a fake machine and the context the monitors see. */
 import type { MonitorContext } from '../../src/monitor/qmp.js';
 import { Hmp } from '../../src/monitor/hmp.js';
-import { RunState, type MachineControl } from '../../src/monitor/machine-control.js';
+import { RunState, type MachineControl, type MachineEventName } from '../../src/monitor/machine-control.js';
+import { Jobs } from '../../src/monitor/jobs.js';
 
 /** A machine that only keeps its run state and counts requests. */
 export class FakeMachine implements MachineControl {
@@ -30,6 +31,7 @@ export class FakeMachine implements MachineControl {
   regions() { return [{ space: 'memory', regions: [{ name: 'ram', base: 0x1000, size: 0x40 }] }]; }
 }
 
+/** The context the monitors see; job events go where the fake machine's events go. */
 export function context(machine: MachineControl): MonitorContext {
   const ctx: MonitorContext = {
     machine,
@@ -38,6 +40,7 @@ export function context(machine: MachineControl): MonitorContext {
     blocks: () => [{ device: 'hd0', file: '/tmp/disk.img', format: 'raw', readOnly: true }],
     chardevs: () => [{ label: 'serial0', filename: 'stdio', frontendOpen: true }],
     hmp: (line) => new Hmp(ctx).execute(line),
+    jobs: new Jobs((name, data) => (machine as Partial<FakeMachine>).runState?.onEvent?.(name as MachineEventName, data)),
   };
   return ctx;
 }
