@@ -1,20 +1,23 @@
 /**
  * The virt board's machine state for snapshots (QEMU's savevm/loadvm): the harts, guest
  * RAM (pages of zeros left out), the boot ROM, the machine clock and the devices outside
- * RAM (CLINT, PLIC, UART, RTC). Taken and restored while the harts are stopped.
+ * RAM (CLINT, PLIC, UART, RTC, the PCIe host bridge and the virtio devices with their
+ * transports). Taken and restored while the harts are stopped, the virtio devices drained
+ * (VirtMachine.drain). The back ends are not in it: disk contents, and the user network's
+ * connections, which a load drops.
  *
  * Layout (before compression, see snapshot-file.ts): u32 header length, the header
  * (JSON), then each hart's bytes, the ROM, and unless the header says `ram: false` (live
  * migration sends RAM on its own, see src/migration/migration.ts) a bitmap of the RAM
  * pages that follow (bit set: the 4 KiB page is stored), and those pages in order.
  *
- * Not covered yet: virtio devices (their queues, in-flight requests and back ends), so a
- * machine with any is refused rather than saved incompletely.
+ * A machine with a virtio-9p device is refused: the files its guest has open are host
+ * state that cannot be saved.
  */
 import type { VirtMachine } from './virt.js';
 import { SnapshotError, type DeviceState } from '../../migration/vmstate.js';
 
-const FORMAT = 'vireo-virt-2';
+const FORMAT = 'vireo-virt-3';
 const PAGE = 4096;
 
 interface Header {
@@ -26,11 +29,16 @@ interface Header {
   /** Whether RAM follows the ROM. */
   ram: boolean;
   harts: number[];
-  devices: Record<'clint' | 'plic' | 'uart' | 'rtc', DeviceState>;
+  devices: Record<'clint' | 'plic' | 'uart' | 'rtc' | 'pcie', DeviceState>;
+  /** Each virtio device's transport state (holding the device's), by VirtioSlot name. */
+  virtio: Record<string, DeviceState>;
 }
 
 function checkSnapshottable(m: VirtMachine): void {
-  if (m.virtioCount > 0) throw new SnapshotError('snapshots of machines with virtio devices are not supported yet');
+  const unsaveable = m.virtio.find((v) => !v.transport.device?.saveState);
+  if (unsaveable) {
+    throw new SnapshotError(`snapshots of machines with ${unsaveable.name.replace(/-(device|pci)@.*/, '')} are not supported (the files it has open on the host cannot be saved)`);
+  }
 }
 
 /**
@@ -66,7 +74,8 @@ export function saveVirtState(m: VirtMachine, withRam = true): Uint8Array {
     clockNs: m.clock.now(),
     ram: withRam,
     harts: harts.map((h) => h.length),
-    devices: { clint: m.clint.saveState(), plic: m.plic.saveState(), uart: m.uart.saveState(), rtc: m.rtc.saveState() },
+    devices: { clint: m.clint.saveState(), plic: m.plic.saveState(), uart: m.uart.saveState(), rtc: m.rtc.saveState(), pcie: m.pcie.bridge.saveState() },
+    virtio: Object.fromEntries(m.virtio.map((v) => [v.name, v.transport.saveState()])),
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const len = new Uint8Array(4);
@@ -76,8 +85,9 @@ export function saveVirtState(m: VirtMachine, withRam = true): Uint8Array {
 
 /**
  * Restores a state saveVirtState() made on a machine of the same configuration (the harts
- * must be stopped). The configuration and every size are checked before the machine is
- * touched (the gzip CRC has already caught damaged data); device fields as they load.
+ * must be stopped, the virtio devices drained). The configuration, every size and the
+ * state of the PCIe bus and the virtio devices are checked before the machine is touched
+ * (the gzip CRC has already caught damaged data); the other devices' fields as they load.
  */
 export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): void {
   checkSnapshottable(m);
@@ -98,7 +108,21 @@ export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): v
     throw new SnapshotError(`snapshot '${name}' was taken with -smp ${h.smp} -m ${mib(h.ramBytes)}; this machine has -smp ${cpus.harts.length} -m ${mib(cpus.ram.length)}`);
   }
   if (h.romBytes !== cpus.rom.length || typeof h.ram !== 'boolean' || !Array.isArray(h.harts) || h.harts.length !== h.smp || !Number.isSafeInteger(h.clockNs) ||
-    typeof h.devices !== 'object' || h.devices === null) throw corrupt();
+    !isObject(h.devices) || !isObject(h.virtio) || !Object.values(h.virtio).every(isObject) || !isObject(h.devices.pcie)) throw corrupt();
+  const list = (names: string[]): string => names.join(', ') || 'none';
+  const saved = Object.keys(h.virtio);
+  const here = m.virtio.map((v) => v.name);
+  if (saved.length !== here.length || here.some((n) => !(n in h.virtio))) {
+    throw new SnapshotError(`snapshot '${name}' was taken with virtio devices ${list(saved)}; this machine has ${list(here)}`);
+  }
+  const restorePcie = m.pcie.bridge.prepareLoad(h.devices.pcie);
+  const restoreVirtio = m.virtio.map((v) => {
+    try {
+      return v.transport.prepareLoad(h.virtio[v.name]!);
+    } catch (e) {
+      throw e instanceof SnapshotError ? new SnapshotError(`snapshot '${name}': ${v.name}: ${e.message.replace(/^snapshot: /, '')}`) : e;
+    }
+  });
   let at = 4 + jsonLen;
   const take = (n: number): Uint8Array => {
     if (!Number.isSafeInteger(n) || n < 0 || at + n > data.length) throw corrupt();
@@ -133,4 +157,10 @@ export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): v
   m.plic.loadState(d.plic);
   m.uart.loadState(d.uart);
   m.rtc.loadState(d.rtc);
+  restorePcie();
+  for (const restore of restoreVirtio) restore();
+}
+
+function isObject(v: unknown): v is DeviceState {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
