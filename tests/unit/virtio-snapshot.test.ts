@@ -4,10 +4,13 @@
  * which goes on serving the rings from where the first left off, on virtio-mmio and on
  * virtio-pci (BARs, MSI-X, INTx); the load itself sends no interrupt. Malformed or foreign
  * states are refused with a SnapshotError and leave the target as it was. Device state:
- * virtio-serial's ports and waiting control messages, virtio-net's MAC.
+ * virtio-serial's ports and waiting control messages, virtio-net's MAC. The virt machine
+ * refuses a snapshot of other virtio devices, or with a bad virtio field, before it changes
+ * anything, and refuses to save a machine with virtio-9p.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
 import { AddressSpace } from '../../src/hw/core/memory.js';
 import { PCI_CFG, PCI_COMMAND, type MsiTarget } from '../../src/hw/pci/pci.js';
 import { GpexHost, type GpexLayout } from '../../src/hw/pci/pci-host-gpex.js';
@@ -20,6 +23,13 @@ import { VirtioSerial, VIRTIO_CONSOLE as E } from '../../src/hw/virtio/virtio-co
 import { Chardev } from '../../src/chardev/chardev.js';
 import { NetBackendBase } from '../../src/net/net.js';
 import { SnapshotError, type DeviceState } from '../../src/migration/vmstate.js';
+import { VirtMachine } from '../../src/hw/riscv/virt.js';
+import { loadVirtState, saveVirtState } from '../../src/hw/riscv/virt-snapshot.js';
+import { NullChardev } from '../../src/chardev/null.js';
+import { Virtio9p } from '../../src/hw/virtio/virtio-9p.js';
+import { Fsdev } from '../../src/fsdev/fsdev.js';
+import type { VmOptions } from '../../src/system/options.js';
+import type { PlannedDevice } from '../../src/system/backends.js';
 import { FakeGuestRam, MmioDriver, MockSplitQueue } from './virtio-driver-mock.js';
 import { RecordingLine as Line } from './device-helpers.js';
 
@@ -357,4 +367,51 @@ test('virtio-net: the saved MAC comes back, and the back end is told the guest w
   assert.equal(b.readConfig(6, 2), 1, 'link up');
   assert.equal(restored, 1);
   assert.throws(() => b.prepareLoad({ mac: [1, 2, 3], status: 1 }), isSnapshotError(/bad field 'mac'/));
+});
+
+const vmOpts: VmOptions = {
+  machine: 'virt', memBytes: 64 * 2 ** 20, smp: 1, bios: { kind: 'none' }, serial: { kind: 'null' },
+  nographic: true, noReboot: false, accel: { names: ['tcg'], thread: 'single' }, drives: [], netdevs: [], devices: [],
+};
+const virt = (devices: PlannedDevice[]) => new VirtMachine(vmOpts, new NullChardev(), devices);
+
+/** A virt machine state with its JSON header changed by `edit`. */
+function editHeader(state: Uint8Array, edit: (h: { virtio: Record<string, DeviceState> }) => void): Uint8Array {
+  const len = Buffer.from(state).readUInt32LE(0);
+  const h = JSON.parse(Buffer.from(state.subarray(4, 4 + len)).toString()) as { virtio: Record<string, DeviceState> };
+  edit(h);
+  const json = Buffer.from(JSON.stringify(h));
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(json.length);
+  return Buffer.concat([head, json, state.subarray(4 + len)]);
+}
+
+test('virt: a snapshot of other virtio devices, or with a bad virtio field, is refused before the machine changes', () => {
+  const saved = virt([{ device: new VirtioRng(), pci: false }]);
+  saved.cpus.ram[0] = 0x55;
+  const state = saveVirtState(saved);
+  assert.deepEqual(Object.keys(JSON.parse(Buffer.from(state.subarray(4, 4 + Buffer.from(state).readUInt32LE(0))).toString()).virtio as object),
+    ['virtio-rng-device@10001000']);
+
+  const onPci = virt([{ device: new VirtioRng(), pci: true }]);
+  onPci.cpus.ram[0] = 0xaa;
+  assert.throws(() => loadVirtState(onPci, 's', state),
+    isSnapshotError(/^snapshot 's' was taken with virtio devices virtio-rng-device@10001000; this machine has virtio-rng-pci@00:01\.0$/));
+  assert.throws(() => loadVirtState(virt([]), 's', state), isSnapshotError(/this machine has none$/));
+  assert.equal(onPci.cpus.ram[0], 0xaa, 'RAM untouched');
+
+  const same = virt([{ device: new VirtioRng(), pci: false }]);
+  same.cpus.ram[0] = 0xaa;
+  const bad = editHeader(state, (h) => { h.virtio['virtio-rng-device@10001000']!.queueSelect = -1; });
+  assert.throws(() => loadVirtState(same, 's', bad), isSnapshotError(/^snapshot 's': virtio-rng-device@10001000: bad field 'queueSelect'$/));
+  assert.equal(same.cpus.ram[0], 0xaa, 'RAM untouched');
+  loadVirtState(same, 's', state);
+  assert.equal(same.cpus.ram[0], 0x55);
+});
+
+test('virt: a machine with virtio-9p is not saved', async () => {
+  const fsdev = await Fsdev.open({ id: 'fs0', path: tmpdir(), securityModel: 'none', readOnly: false });
+  const m = virt([{ device: new VirtioRng(), pci: false }, { device: new Virtio9p(fsdev, 'host0'), pci: true }]);
+  assert.throws(() => saveVirtState(m, false), isSnapshotError(/^snapshots of machines with virtio-9p are not supported/));
+  fsdev.close();
 });
