@@ -14,11 +14,12 @@
  * A machine with a virtio-9p device is refused: the files its guest has open are host
  * state that cannot be saved.
  */
-import type { VirtMachine } from './virt.js';
-import { SnapshotError, type DeviceState } from '../../migration/vmstate.js';
+import { virtioKind, type VirtMachine } from './virt.js';
+import { SnapshotError, type DeviceState, type StagedVMStateDevice } from '../../migration/vmstate.js';
 
 const FORMAT = 'vireo-virt-3';
 const PAGE = 4096;
+const DEVICES = ['clint', 'plic', 'uart', 'rtc', 'pcie'] as const;
 
 interface Header {
   format: string;
@@ -29,16 +30,15 @@ interface Header {
   /** Whether RAM follows the ROM. */
   ram: boolean;
   harts: number[];
-  devices: Record<'clint' | 'plic' | 'uart' | 'rtc' | 'pcie', DeviceState>;
+  devices: Record<typeof DEVICES[number], DeviceState>;
   /** Each virtio device's transport state (holding the device's), by VirtioSlot name. */
   virtio: Record<string, DeviceState>;
 }
 
 function checkSnapshottable(m: VirtMachine): void {
-  const unsaveable = m.virtio.find((v) => !v.transport.device?.saveState);
-  if (unsaveable) {
-    throw new SnapshotError(`snapshots of machines with ${unsaveable.name.replace(/-(device|pci)@.*/, '')} are not supported (the files it has open on the host cannot be saved)`);
-  }
+  // Only virtio-9p has no state to save: the files its guest has open are host state.
+  const device = m.virtio.map((v) => v.transport.device).find((d) => d && !d.saveState);
+  if (device) throw new SnapshotError(`snapshots of machines with ${virtioKind(device.deviceId)} are not supported (the files it has open on the host cannot be saved)`);
 }
 
 /**
@@ -102,27 +102,28 @@ export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): v
   } catch {
     throw corrupt();
   }
-  if (h.format !== FORMAT) throw new SnapshotError(`snapshot '${name}' is not a virt machine snapshot of this Vireo version`);
+  if (!isObject(h) || h.format !== FORMAT) throw new SnapshotError(`snapshot '${name}' is not a virt machine snapshot of this Vireo version`);
   const mib = (n: number): string => `${Math.round(n / 2 ** 20)}M`;
   if (h.smp !== cpus.harts.length || h.ramBytes !== cpus.ram.length) {
     throw new SnapshotError(`snapshot '${name}' was taken with -smp ${h.smp} -m ${mib(h.ramBytes)}; this machine has -smp ${cpus.harts.length} -m ${mib(cpus.ram.length)}`);
   }
   if (h.romBytes !== cpus.rom.length || typeof h.ram !== 'boolean' || !Array.isArray(h.harts) || h.harts.length !== h.smp || !Number.isSafeInteger(h.clockNs) ||
-    !isObject(h.devices) || !isObject(h.virtio) || !Object.values(h.virtio).every(isObject) || !isObject(h.devices.pcie)) throw corrupt();
+    !isObject(h.devices) || !DEVICES.every((k) => isObject(h.devices[k])) || !isObject(h.virtio) || !Object.values(h.virtio).every(isObject)) throw corrupt();
   const list = (names: string[]): string => names.join(', ') || 'none';
   const saved = Object.keys(h.virtio);
   const here = m.virtio.map((v) => v.name);
   if (saved.length !== here.length || here.some((n) => !(n in h.virtio))) {
     throw new SnapshotError(`snapshot '${name}' was taken with virtio devices ${list(saved)}; this machine has ${list(here)}`);
   }
-  const restorePcie = m.pcie.bridge.prepareLoad(h.devices.pcie);
-  const restoreVirtio = m.virtio.map((v) => {
+  /** Checks the state of the device called `what` (naming it in the error) and returns what restores it. */
+  const prepare = (what: string, dev: StagedVMStateDevice, s: DeviceState): (() => void) => {
     try {
-      return v.transport.prepareLoad(h.virtio[v.name]!);
+      return dev.prepareLoad(s);
     } catch (e) {
-      throw e instanceof SnapshotError ? new SnapshotError(`snapshot '${name}': ${v.name}: ${e.message.replace(/^snapshot: /, '')}`) : e;
+      throw e instanceof SnapshotError ? new SnapshotError(`snapshot '${name}': ${what}: ${e.message.replace(/^snapshot: /, '')}`) : e;
     }
-  });
+  };
+  const restore = [prepare('pcie', m.pcie.bridge, h.devices.pcie), ...m.virtio.map((v) => prepare(v.name, v.transport, h.virtio[v.name]!))];
   let at = 4 + jsonLen;
   const take = (n: number): Uint8Array => {
     if (!Number.isSafeInteger(n) || n < 0 || at + n > data.length) throw corrupt();
@@ -157,8 +158,7 @@ export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): v
   m.plic.loadState(d.plic);
   m.uart.loadState(d.uart);
   m.rtc.loadState(d.rtc);
-  restorePcie();
-  for (const restore of restoreVirtio) restore();
+  for (const r of restore) r();
 }
 
 function isObject(v: unknown): v is DeviceState {

@@ -56,6 +56,11 @@ const VIRTIO_NAMES: ReadonlyMap<number, string> = new Map([
   [VIRTIO_ID.RNG, 'virtio-rng'], [VIRTIO_ID.NINEP, 'virtio-9p'],
 ]);
 
+/** The -device name of virtio device `id` without its transport: `virtio-blk`. */
+export function virtioKind(id: number): string {
+  return VIRTIO_NAMES.get(id) ?? `virtio-${id}`;
+}
+
 /** A plugged virtio device: its transport, and the name snapshots know it by. */
 export interface VirtioSlot {
   /** The -device name and where it sits: `virtio-blk-device@10001000` (its virtio-mmio node), `virtio-net-pci@00:01.0`. */
@@ -101,7 +106,7 @@ export class VirtMachine {
     const mem = jit ? new CodeGuardMemory(ram, jit, m.dram.base, this.cpus.ramHost) : ram;
     const onMmio = devices.filter((d) => !d.pci).map((d) => d.device);
     if (onMmio.length > VIRTIO_COUNT) throw new UserError(`the virt machine has ${VIRTIO_COUNT} virtio-mmio slots; use -pci devices for more`);
-    const name = (id: number, transport: string): string => `${VIRTIO_NAMES.get(id) ?? `virtio-${id}`}-${transport}`;
+    const name = (id: number, transport: string): string => `${virtioKind(id)}-${transport}`;
     for (let i = 0; i < VIRTIO_COUNT; i++) {
       const base = m.virtio.base + i * m.virtio.size;
       const device = onMmio[i] ?? null;
