@@ -235,7 +235,7 @@ export class VirtioSerial implements VirtioDevice {
       return v;
     };
     const consoles = flags('consoles');
-    if (ports.some((p, i) => consoles[i] === 1 !== p.console)) throw new SnapshotError('snapshot: its virtio-serial consoles are not this machine\'s');
+    if (ports.some((p, i) => (consoles[i] === 1) !== p.console)) throw new SnapshotError('snapshot: its virtio-serial consoles are not this machine\'s');
     const ready = flags('ready');
     const guestOpen = flags('guestOpen');
     const hostConnected = flags('hostConnected');
