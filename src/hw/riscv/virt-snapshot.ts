@@ -35,7 +35,8 @@ interface Header {
   virtio: Record<string, DeviceState>;
 }
 
-function checkSnapshottable(m: VirtMachine): void {
+/** Throws SnapshotError when the machine has state snapshots cannot hold (and live migration cannot move). */
+export function checkSnapshottable(m: VirtMachine): void {
   // Only virtio-9p has no state to save: the files its guest has open are host state.
   const device = m.virtio.map((v) => v.transport.device).find((d) => d && !d.saveState);
   if (device) throw new SnapshotError(`snapshots of machines with ${virtioKind(device.deviceId)} are not supported (the files it has open on the host cannot be saved)`);
