@@ -43,8 +43,16 @@ async function hostEnd(path: string): Promise<{ s: Socket; data: () => string }>
   return { s, data: () => data };
 }
 
-/** The last line a command printed (a long command line wraps, and its tail is echoed first). */
-const lastLine = (out: string): string => out.trim().split(/\r?\n/).pop()!.trim();
+/**
+ * The line of a command's output that matches `re`: the console is also the kernel's,
+ * whose messages may come in between, and a long command line wraps and echoes its tail.
+ */
+function lineOf(out: string, re: RegExp): string {
+  const line = out.split(/\r?\n/).find((l) => re.test(l));
+  assert.ok(line !== undefined, `${re} in ${JSON.stringify(out)}`);
+  return line;
+}
+const MD5 = /^[0-9a-f]{32} {2}-$/;
 
 async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
   for (const end = Date.now() + ms; !cond();) {
@@ -77,14 +85,13 @@ for (const [transport, format, accel] of [
     const ends: Socket[] = [];
     /** What a guest has to show after each load: the saved file, a working disk, network, entropy and serial port. */
     const works = async (v: GuestConsole, data: string, label: string): Promise<void> => {
-      assert.equal(lastLine(await v.run('md5sum < /mnt/data', PROMPT)), data, `${label}: the file as saved`);
+      assert.equal(lineOf(await v.run('md5sum < /mnt/data', PROMPT), MD5), data, `${label}: the file as saved`);
       // Not just the page cache: what the disk holds agrees.
-      assert.equal(lastLine(await v.run('echo 3 > /proc/sys/vm/drop_caches; md5sum < /mnt/data', PROMPT)), data);
-      const blob = lastLine(await v.run(`dd if=/dev/urandom of=/mnt/${label} bs=64k count=16 2>/dev/null && sync && md5sum < /mnt/${label}`, PROMPT, 60_000));
-      assert.match(blob, /^[0-9a-f]{32} /);
-      assert.equal(lastLine(await v.run(`echo 3 > /proc/sys/vm/drop_caches; md5sum < /mnt/${label}`, PROMPT)), blob);
-      assert.match(await v.run('head -c 16 /dev/hwrng | wc -c', PROMPT), /^16\s*$/m);
-      assert.equal((await v.run(`wget -q -O - ${url}`, PROMPT, 60_000)).trim(), 'vireo-host-page');
+      assert.equal(lineOf(await v.run('echo 3 > /proc/sys/vm/drop_caches; md5sum < /mnt/data', PROMPT), MD5), data);
+      const blob = lineOf(await v.run(`dd if=/dev/urandom of=/mnt/${label} bs=64k count=16 2>/dev/null && sync && md5sum < /mnt/${label}`, PROMPT, 60_000), MD5);
+      assert.equal(lineOf(await v.run(`echo 3 > /proc/sys/vm/drop_caches; md5sum < /mnt/${label}`, PROMPT), MD5), blob);
+      lineOf(await v.run('head -c 16 /dev/hwrng | wc -c', PROMPT), /^\s*16$/);
+      lineOf(await v.run(`wget -q -O - ${url}`, PROMPT, 60_000), /^vireo-host-page$/);
       for (const e of ends.splice(0)) e.destroy(); // the chardev serves one client at a time
       const end = await hostEnd(port);
       ends.push(end.s);
@@ -101,11 +108,10 @@ for (const [transport, format, accel] of [
       ends.push(end.s);
       await g.run('echo before > $(echo /dev/vport*p1)', PROMPT);
       await until('before', () => end.data() === 'before\n');
-      const data = lastLine(await g.run('seq 1 20000 > /mnt/data && sync && md5sum < /mnt/data', PROMPT, 60_000));
-      assert.match(data, /^[0-9a-f]{32} /);
+      const data = lineOf(await g.run('seq 1 20000 > /mnt/data && sync && md5sum < /mnt/data', PROMPT, 60_000), MD5);
 
       assert.equal(await hmp(mon, 'savevm s1'), '');
-      const changed = lastLine(await g.run('echo changed >> /mnt/data && md5sum < /mnt/data', PROMPT));
+      const changed = lineOf(await g.run('echo changed >> /mnt/data && md5sum < /mnt/data', PROMPT), MD5);
       assert.notEqual(changed, data);
       assert.equal(await hmp(mon, 'loadvm s1'), '');
       // The shell is back in its read of the command line, where it was at savevm.
@@ -118,10 +124,10 @@ for (const [transport, format, accel] of [
       assert.equal(await g.exit(60_000), 0, g.tail());
 
       g2 = new GuestConsole(['-nographic', ...devices, '-loadvm', 's2']);
-      assert.equal((await g2.run('echo resumed', PROMPT, 60_000)).trim(), 'resumed');
+      lineOf(await g2.run('echo resumed', PROMPT, 60_000), /^resumed$/);
       assert.doesNotMatch(g2.output, /OpenSBI/);
       await works(g2, data, 'restart');
-      assert.equal(lastLine(await g2.run('echo $(ls /mnt)', PROMPT)), 'data loadvm lost+found restart');
+      lineOf(await g2.run('echo $(ls /mnt)', PROMPT), /^data loadvm lost\+found restart$/);
       await g2.run('umount /mnt', PROMPT);
 
       // Another set of virtio devices (no virtio-rng): refused in one line.
