@@ -5,14 +5,29 @@
  * {@link SnapshotError}: never an exception from deep inside a device.
  */
 
-/** A device's saved state: numbers, strings, booleans and arrays of numbers. */
-export type DeviceState = Record<string, number | string | boolean | number[]>;
+/**
+ * A device's saved state: numbers, strings, booleans, arrays of numbers, and the state of
+ * the parts it holds (a virtio transport holds its device's).
+ */
+export interface DeviceState {
+  [field: string]: number | string | boolean | number[] | DeviceState;
+}
 
 /** A device that can be saved into and restored from a snapshot. */
 export interface VMStateDevice {
   saveState(): DeviceState;
   /** Loads what saveState() returned (by a machine of the same configuration); throws SnapshotError if malformed. */
   loadState(s: DeviceState): void;
+}
+
+/**
+ * A device whose state is checked whole before any of it applies, so that a machine can
+ * check all such devices before it changes one: prepareLoad() throws SnapshotError for a
+ * bad state and changes nothing, or returns what applies it.
+ */
+export interface StagedVMStateDevice {
+  saveState(): DeviceState;
+  prepareLoad(s: DeviceState): () => void;
 }
 
 /** A snapshot that cannot be taken or restored: the message is one line for the user. */
@@ -31,6 +46,20 @@ export function boolField(s: DeviceState, name: string): boolean {
   return v;
 }
 
+/** A string of at most `maxLength` characters. */
+export function stringField(s: DeviceState, name: string, maxLength = 256): string {
+  const v = s[name];
+  if (typeof v !== 'string' || v.length > maxLength) throw new SnapshotError(`snapshot: bad field '${name}'`);
+  return v;
+}
+
+/** The state of a part (an object field). */
+export function stateField(s: DeviceState, name: string): DeviceState {
+  const v = s[name];
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SnapshotError(`snapshot: bad field '${name}'`);
+  return v;
+}
+
 /** A 64-bit unsigned value, saved as a decimal string (exact beyond 2^53). */
 export function bigField(s: DeviceState, name: string): bigint {
   const v = s[name];
@@ -39,9 +68,9 @@ export function bigField(s: DeviceState, name: string): bigint {
 }
 
 /** Fills `into` from field `name`, an array of exactly into.length integers that fit its element type. */
-export function arrayField(s: DeviceState, name: string, into: Uint32Array | Int32Array | Uint8Array): void {
+export function arrayField(s: DeviceState, name: string, into: Uint32Array | Int32Array | Uint16Array | Uint8Array): void {
   const v = s[name];
-  const max = into instanceof Uint8Array ? 0xff : into instanceof Int32Array ? 0x7fffffff : 0xffffffff;
+  const max = into instanceof Uint8Array ? 0xff : into instanceof Uint16Array ? 0xffff : into instanceof Int32Array ? 0x7fffffff : 0xffffffff;
   const min = into instanceof Int32Array ? -0x80000000 : 0;
   if (!Array.isArray(v) || v.length !== into.length || !v.every((x) => Number.isInteger(x) && x >= min && x <= max)) {
     throw new SnapshotError(`snapshot: bad field '${name}'`);

@@ -24,6 +24,11 @@ export interface NetBackend {
   canReceive: (() => boolean) | null;
   /** Called by the NIC when it can take frames again after canReceive returned false. */
   receiveReady(): void;
+  /**
+   * Called by the NIC when the guest was restored from a snapshot (loadvm): state kept
+   * for the guest's connections no longer matches the guest's own and is dropped.
+   */
+  guestRestored?(): void;
   /** Releases host resources (sockets, listeners, timers). */
   close(): void;
 }

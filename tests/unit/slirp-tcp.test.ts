@@ -247,6 +247,34 @@ test('TCP: a RST from the guest resets the host connection', async () => {
   srv.server.close();
 });
 
+test('TCP: after the guest was restored from a snapshot, its connections are reset on both sides and new ones work', async () => {
+  const srv = await sink();
+  const { slirp, nic } = setup();
+  const c = new GuestTcp(nic, nextPort++, GATEWAY, srv.port);
+  await c.connect();
+  await c.write(Buffer.from('before'));
+  const s = await srv.sock;
+  // The host peer sees its connection end (a reset, or a FIN if it comes first).
+  const ended = new Promise((r) => {
+    s.on('end', r);
+    s.on('close', r);
+  });
+  slirp.guestRestored();
+  await ended;
+  assert.equal(c.reset, false, 'nothing sent to the guest by the load itself');
+  c.sendAt(c.sndNxt, Buffer.from('after')); // the restored guest goes on with its old connection
+  await nic.until(() => c.reset, 5000, 'a RST for the forgotten connection');
+  const srv2 = await sink();
+  const c2 = new GuestTcp(nic, nextPort++, GATEWAY, srv2.port);
+  await c2.connect();
+  await c2.write(Buffer.from('new connection'));
+  c2.close();
+  assert.equal((await srv2.done).toString(), 'new connection');
+  slirp.close();
+  srv.server.close();
+  srv2.server.close();
+});
+
 test('TCP: a RST with a wrong sequence number only earns a challenge ACK', async () => {
   const srv = await sink();
   const { slirp, nic } = setup();

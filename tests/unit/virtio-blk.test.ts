@@ -1,8 +1,8 @@
 /**
  * Tests for the virtio block device (src/hw/virtio/virtio-blk.ts, Virtio 1.2 section
  * 5.2), driven through the virtio driver mock: configuration, every request type, the
- * checks on guest-supplied sectors and lengths, requests in flight, and resets that
- * drop completions without touching guest memory.
+ * checks on guest-supplied sectors and lengths, requests in flight, resets that drop
+ * completions without touching guest memory, and drain() and the snapshot state.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -11,6 +11,8 @@ import { VIRTIO_ID } from '../../src/hw/virtio/virtio.js';
 import { VirtioBlk, VIRTIO_BLK_F, VIRTIO_BLK_S, VIRTIO_BLK_T, VIRTIO_BLK_CONFIG } from '../../src/hw/virtio/virtio-blk.js';
 import { BlockIOError, checkRange, openBlockBackend, type BlockBackend } from '../../src/block/block.js';
 import { createQcow2 } from '../../src/block/qcow2.js';
+import { SplitVirtqueue } from '../../src/hw/virtio/virtqueue.js';
+import { SnapshotError } from '../../src/migration/vmstate.js';
 import { FakeGuestRam, MockSplitQueue, activateDevice, VIRTIO_F_VERSION_1_BIT, type MockChain } from './virtio-driver-mock.js';
 import { pattern, tempDir } from './block-helpers.js';
 
@@ -362,6 +364,51 @@ test('reset drops in-flight completions without touching guest memory; new reque
   await used(q2, 1);
   assert.equal(statusOf(q2, c), VIRTIO_BLK_S.OK);
   assert.deepEqual(q2.readBuffer(c.buffers[1]!), new Uint8Array(512).fill(0xbb));
+});
+
+test('drain() waits for every request in flight, of old generations too and those their end lets start; saveState refuses until then', async () => {
+  const disk = new FakeDisk(SECTORS * 512);
+  const { ram, q, dev } = setup(disk);
+  assert.deepEqual(dev.saveState(), { capacity: String(SECTORS), halted: false });
+  disk.hold = true;
+  post(q, VIRTIO_BLK_T.OUT, 0, { out: [new Uint8Array(512)] });
+  dev.queueNotify(0);
+  await ticks();
+  dev.reset();
+  const q2 = new MockSplitQueue(ram, 64);
+  activateDevice(dev, ram, [q2], VIRTIO_F_VERSION_1_BIT | dev.features);
+  post(q2, VIRTIO_BLK_T.IN, 0, { inLens: [512] });
+  dev.queueNotify(0); // waits for the old generation's write
+  let drained = false;
+  const drain = dev.drain().then(() => { drained = true; });
+  assert.throws(() => dev.saveState(), (e) => e instanceof SnapshotError && /requests in flight/.test(e.message));
+  disk.held.splice(0)[0]!(); // the old write ends: the new read starts, and is held
+  await ticks();
+  assert.equal(disk.held.length, 1);
+  assert.equal(drained, false);
+  disk.releaseAll();
+  await drain;
+  assert.equal(q2.usedIdx(), 1, 'drained only once the read that followed was done');
+  assert.deepEqual(dev.saveState(), { capacity: String(SECTORS), halted: false });
+});
+
+test('snapshot state: another disk size is refused; a restored device serves from where it was once notified', async () => {
+  const disk = new FakeDisk(SECTORS * 512);
+  disk.data.fill(0x5a);
+  const { ram, q, dev } = setup(disk);
+  const other = new VirtioBlk(new FakeDisk(2 * SECTORS * 512));
+  assert.throws(() => other.prepareLoad(dev.saveState()), (e) => e instanceof SnapshotError && /had 2048 sectors, this one has 4096/.test(e.message));
+  assert.throws(() => dev.prepareLoad({ capacity: String(SECTORS) }), (e) => e instanceof SnapshotError && /bad field 'halted'/.test(e.message));
+  const copy = new VirtioBlk(disk);
+  const features = VIRTIO_F_VERSION_1_BIT | dev.features;
+  const queue = new SplitVirtqueue(ram.mem, 0, q.layout, features, { interrupt() {}, malformed() {} });
+  copy.prepareLoad(dev.saveState())({ mem: ram.mem, queues: [queue], interrupt: { queue() {}, config() {} }, features, needsReset() {} });
+  const c = post(q, VIRTIO_BLK_T.IN, 0, { inLens: [512] });
+  await ticks();
+  assert.equal(q.usedIdx(), 0, 'restoring starts nothing');
+  copy.queueNotify(0);
+  await used(q, 1);
+  assert.deepEqual(q.readBuffer(c.buffers[1]!), new Uint8Array(512).fill(0x5a));
 });
 
 /** True if guest address `a` is part of `q`'s rings or `c`'s buffers (what the new request may change). */

@@ -19,16 +19,23 @@ class SharedIrq {
   private asserted = 0;
   constructor(private readonly out: IrqLine) {}
 
-  /** A separate input for one function: it counts only its own transitions. */
-  input(): IrqLine {
+  /**
+   * A separate input for one function: it counts only its own transitions. `restore`
+   * counts a level without driving the host line (loading a snapshot).
+   */
+  input(): IrqLine & { restore(level: boolean): void } {
     let level = false;
+    const count = (l: boolean): boolean => {
+      if (l === level) return false;
+      level = l;
+      this.asserted += l ? 1 : -1;
+      return true;
+    };
     return {
       set: (l: boolean) => {
-        if (l === level) return;
-        level = l;
-        this.asserted += l ? 1 : -1;
-        if (this.asserted === (l ? 1 : 0)) this.out.set(l);
+        if (count(l) && this.asserted === (l ? 1 : 0)) this.out.set(l);
       },
+      restore: (l: boolean) => void count(l),
     };
   }
 }
@@ -58,9 +65,11 @@ export class PciBus {
     const i = device * PCI_FUNCTIONS_PER_DEVICE + func;
     if (this.functions[i]) throw new Error(`pci: ${device}.${func} is already in use`);
     const pin = fn.config[PCI_CFG.INTERRUPT_PIN]!;
+    const intx = pin === 0 ? null : this.intx[(device + pin - 1) % 4]!.input();
     fn.attach({
       spaces: this.spaces,
-      intx: pin === 0 ? NO_IRQ : this.intx[(device + pin - 1) % 4]!.input(),
+      intx: intx ?? NO_IRQ,
+      restoreIntx: (level) => intx?.restore(level),
       barsChanged: () => this.remap(),
     });
     this.functions[i] = fn;

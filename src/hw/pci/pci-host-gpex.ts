@@ -86,16 +86,19 @@ export class GpexHost {
   readonly ecam: MmioHandler;
   /** PCI memory and I/O space, where BARs get mapped. */
   readonly spaces: PciSpaces;
+  /** The host bridge function itself (00.0), whose configuration the OS programs too. */
+  readonly bridge: PciFunction;
 
   /** @param intx the four interrupt controller inputs INTA-INTD are routed to, in order */
   constructor(intx: readonly IrqLine[]) {
     this.spaces = { mem: new AddressSpace(), io: new AddressSpace() };
     this.bus = new PciBus(this.spaces, intx);
     this.ecam = new Ecam(this.bus);
-    this.bus.plug(new PciFunction({
+    this.bridge = new PciFunction({
       vendorId: GPEX_VENDOR_ID, deviceId: GPEX_DEVICE_ID, classCode: CLASS_BRIDGE_HOST,
       subsystemVendorId: PCI_SUBVENDOR_ID_QEMU, subsystemId: PCI_SUBDEVICE_ID_QEMU,
-    }), 0);
+    });
+    this.bus.plug(this.bridge, 0);
   }
 
   /** The regions a board adds to its system AddressSpace: ECAM and the three windows. */

@@ -14,9 +14,15 @@
  *
  * Also here: the capability list (6.7), the INTx pin (6.2.4, 6.8.1.3 Interrupt
  * Disable) and MSI-X (6.8.2): capability, table and Pending Bit Array in a BAR.
+ *
+ * Snapshots (QEMU's pci_device_save/load): the configuration space the driver programmed,
+ * checked against the function's read-only bits, so another device's state is refused;
+ * loading maps the BARs where they were and restores the INTx pin's level without
+ * driving it (the interrupt controller restores its own view).
  */
 import type { AccessRange, AddressSpace, MmioHandler, MmioRegion } from '../core/memory.js';
 import type { IrqLine } from '../core/irq.js';
+import { SnapshotError, arrayField, boolField, type DeviceState, type StagedVMStateDevice } from '../../migration/vmstate.js';
 
 /** Configuration header registers (type 0 header, 6.1). */
 export const PCI_CFG = {
@@ -78,6 +84,8 @@ export interface PciSlot {
   spaces: PciSpaces;
   /** The function's INTx pin, already routed (and shared) by the bus. */
   intx: IrqLine;
+  /** Sets the pin's level as the bus counts it, without driving the host line (loading a snapshot). */
+  restoreIntx(level: boolean): void;
   /** Called when a BAR or the Command register changed, so the bus can remap every BAR. */
   barsChanged(): void;
 }
@@ -145,7 +153,7 @@ function isPowerOfTwo(n: number): boolean {
  * One PCI function with a type 0 header. Device models construct it (or extend it),
  * register their BARs and capabilities, and hand it to {@link PciBus.plug}.
  */
-export class PciFunction {
+export class PciFunction implements StagedVMStateDevice {
   /** Configuration space contents. */
   readonly config: Uint8Array;
   private readonly wmask: Uint8Array;
@@ -314,6 +322,32 @@ export class PciFunction {
     this.updateIntx();
   }
 
+  saveState(): DeviceState {
+    return { config: [...this.config], intxMuted: this.intxMutedFlag };
+  }
+
+  /** Checks a saved configuration space (the read-only bits must be this function's) and returns what loads it. */
+  prepareLoad(s: DeviceState): () => void {
+    const config = new Uint8Array(this.config.length);
+    arrayField(s, 'config', config);
+    const muted = boolField(s, 'intxMuted');
+    for (let i = 0; i < config.length; i++) {
+      let fixed = ~(this.wmask[i]! | this.w1cmask[i]!) & 0xff;
+      if (i === PCI_CFG.STATUS) fixed &= ~PCI_STATUS.INTERRUPT; // the pin's level, not the device's identity
+      if ((config[i]! ^ this.config[i]!) & fixed) {
+        throw new SnapshotError(`snapshot: the PCI function's read-only config byte 0x${i.toString(16)} differs (another device?)`);
+      }
+    }
+    return () => {
+      this.config.set(config);
+      this.intxLevel = (this.get16(PCI_CFG.STATUS) & PCI_STATUS.INTERRUPT) !== 0;
+      this.intxMutedFlag = muted;
+      this.intxOut = this.intxLevel && !muted && !(this.command & PCI_COMMAND.INTX_DISABLE);
+      this.slot?.restoreIntx(this.intxOut);
+      this.slot?.barsChanged();
+    };
+  }
+
   /** BAR `index` if it is registered there (not the upper half of a 64-bit BAR). */
   protected bar(index: number): { size: number; handler: MmioHandler } | null {
     return this.bars[index] ?? null;
@@ -470,6 +504,30 @@ export class MsixCapability {
       // DWORD and QWORD accesses only (6.8.2); a QWORD is handled as two DWORDs.
       valid: { min: 4, max: 8 }, impl: { min: 4, max: 4 },
     });
+  }
+
+  /** The table and the pending bits; Enable and Function Mask are in the function's config space. */
+  saveState(): DeviceState {
+    return { table: [...this.table], pba: [...this.pba] };
+  }
+
+  prepareLoad(s: DeviceState): () => void {
+    const table = new Uint8Array(this.table.length);
+    const pba = new Uint8Array(this.pba.length);
+    arrayField(s, 'table', table);
+    arrayField(s, 'pba', pba);
+    const t = new DataView(table.buffer);
+    for (let v = 0; v < this.vectors; v++) {
+      // What writeBar() lets through: a DWORD-aligned address and only the mask bit of Vector Control.
+      if (t.getUint32(v * MSIX_ENTRY_SIZE, true) & 0x3 || t.getUint32(v * MSIX_ENTRY_SIZE + 12, true) & ~MSIX_VECTOR_MASKED) {
+        throw new SnapshotError("snapshot: bad field 'table'");
+      }
+    }
+    if (pba.some((b, i) => b !== 0 && i * 8 + 31 - Math.clz32(b) >= this.vectors)) throw new SnapshotError("snapshot: bad field 'pba'");
+    return () => {
+      this.table.set(table);
+      this.pba.set(pba);
+    };
   }
 
   /** MSI-X Enable is set: the function must use MSI-X and not INTx. */

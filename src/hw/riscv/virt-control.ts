@@ -32,6 +32,10 @@ export class VirtControl implements MachineControl {
   private quitCause: Cause = 'host-ui';
   /** The loop's answer meaning "paused": identity matters, not the contents. */
   private readonly pauseMark: StopReason = { kind: 'quit' };
+  /** Snapshots under way: the harts stay stopped until they end (see whileStopped). */
+  private holds = 0;
+  /** Resume when the last hold ends. */
+  private resumeHeld = false;
 
   readonly snapshots: Snapshots;
   readonly migration: Migration;
@@ -53,7 +57,7 @@ export class VirtControl implements MachineControl {
     this.snapshots = new Snapshots(snapshotFile, () => {
       const m = this.machine;
       if (m === null) throw new Error('no machine attached');
-      return { save: () => saveVirtState(m), load: (name, data) => loadVirtState(m, name, data) };
+      return { drain: () => m.drain(), save: () => saveVirtState(m), load: (name, data) => loadVirtState(m, name, data) };
     }, (fn) => this.whileStopped(fn));
     // An idle loop sleeps until a timer or interrupt: wake it so that it sees the pause.
     this.runState.onPauseRequest = () => this.machine?.cpus.harts[0]?.onWake?.();
@@ -109,21 +113,34 @@ export class VirtControl implements MachineControl {
   }
 
   pause(): Promise<void> {
+    this.resumeHeld = false;
     return this.runState.pause();
   }
 
   resume(): void {
-    this.runState.resume();
+    if (this.holds > 0) this.resumeHeld = true;
+    else this.runState.resume();
   }
 
-  /** Runs `fn` with the harts stopped (STOP and RESUME around it if they were running, as QEMU's savevm). */
-  private async whileStopped(fn: () => void): Promise<void> {
-    const running = this.runState.status === 'running';
-    if (running) await this.pause();
+  /**
+   * Runs `fn` with the harts stopped until it settles (STOP and RESUME around it if they
+   * were running, as QEMU's savevm). `fn` may wait (for the disks to drain): a resume or
+   * pause asked for meanwhile (cont, stop, the gdbstub) takes effect when it is done, as a
+   * QEMU monitor command would wait for savevm.
+   */
+  private async whileStopped(fn: () => void | Promise<void>): Promise<void> {
+    if (this.runState.status === 'running') {
+      await this.pause();
+      this.resumeHeld = true;
+    }
+    this.holds++;
     try {
-      fn();
+      await fn();
     } finally {
-      if (running) this.resume();
+      if (--this.holds === 0 && this.resumeHeld) {
+        this.resumeHeld = false;
+        this.runState.resume();
+      }
     }
   }
 

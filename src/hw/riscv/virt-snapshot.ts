@@ -1,21 +1,25 @@
 /**
  * The virt board's machine state for snapshots (QEMU's savevm/loadvm): the harts, guest
  * RAM (pages of zeros left out), the boot ROM, the machine clock and the devices outside
- * RAM (CLINT, PLIC, UART, RTC). Taken and restored while the harts are stopped.
+ * RAM (CLINT, PLIC, UART, RTC, the PCIe host bridge and the virtio devices with their
+ * transports). Taken and restored while the harts are stopped, the virtio devices drained
+ * (VirtMachine.drain). The back ends are not in it: disk contents, and the user network's
+ * connections, which a load drops.
  *
  * Layout (before compression, see snapshot-file.ts): u32 header length, the header
  * (JSON), then each hart's bytes, the ROM, and unless the header says `ram: false` (live
  * migration sends RAM on its own, see src/migration/migration.ts) a bitmap of the RAM
  * pages that follow (bit set: the 4 KiB page is stored), and those pages in order.
  *
- * Not covered yet: virtio devices (their queues, in-flight requests and back ends), so a
- * machine with any is refused rather than saved incompletely.
+ * A machine with a virtio-9p device is refused: the files its guest has open are host
+ * state that cannot be saved.
  */
-import type { VirtMachine } from './virt.js';
-import { SnapshotError, type DeviceState } from '../../migration/vmstate.js';
+import { virtioKind, type VirtMachine } from './virt.js';
+import { SnapshotError, type DeviceState, type StagedVMStateDevice } from '../../migration/vmstate.js';
 
-const FORMAT = 'vireo-virt-2';
+const FORMAT = 'vireo-virt-3';
 const PAGE = 4096;
+const DEVICES = ['clint', 'plic', 'uart', 'rtc', 'pcie'] as const;
 
 interface Header {
   format: string;
@@ -26,12 +30,16 @@ interface Header {
   /** Whether RAM follows the ROM. */
   ram: boolean;
   harts: number[];
-  devices: Record<'clint' | 'plic' | 'uart' | 'rtc', DeviceState>;
+  devices: Record<typeof DEVICES[number], DeviceState>;
+  /** Each virtio device's transport state (holding the device's), by VirtioSlot name. */
+  virtio: Record<string, DeviceState>;
 }
 
 /** Throws SnapshotError when the machine has state snapshots cannot hold (and live migration cannot move). */
 export function checkSnapshottable(m: VirtMachine): void {
-  if (m.virtioCount > 0) throw new SnapshotError('snapshots of machines with virtio devices are not supported yet');
+  // Only virtio-9p has no state to save: the files its guest has open are host state.
+  const device = m.virtio.map((v) => v.transport.device).find((d) => d && !d.saveState);
+  if (device) throw new SnapshotError(`snapshots of machines with ${virtioKind(device.deviceId)} are not supported (the files it has open on the host cannot be saved)`);
 }
 
 /**
@@ -67,7 +75,8 @@ export function saveVirtState(m: VirtMachine, withRam = true): Uint8Array {
     clockNs: m.clock.now(),
     ram: withRam,
     harts: harts.map((h) => h.length),
-    devices: { clint: m.clint.saveState(), plic: m.plic.saveState(), uart: m.uart.saveState(), rtc: m.rtc.saveState() },
+    devices: { clint: m.clint.saveState(), plic: m.plic.saveState(), uart: m.uart.saveState(), rtc: m.rtc.saveState(), pcie: m.pcie.bridge.saveState() },
+    virtio: Object.fromEntries(m.virtio.map((v) => [v.name, v.transport.saveState()])),
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const len = new Uint8Array(4);
@@ -77,8 +86,9 @@ export function saveVirtState(m: VirtMachine, withRam = true): Uint8Array {
 
 /**
  * Restores a state saveVirtState() made on a machine of the same configuration (the harts
- * must be stopped). The configuration and every size are checked before the machine is
- * touched (the gzip CRC has already caught damaged data); device fields as they load.
+ * must be stopped, the virtio devices drained). The configuration, every size and the
+ * state of the PCIe bus and the virtio devices are checked before the machine is touched
+ * (the gzip CRC has already caught damaged data); the other devices' fields as they load.
  */
 export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): void {
   checkSnapshottable(m);
@@ -93,13 +103,28 @@ export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): v
   } catch {
     throw corrupt();
   }
-  if (h.format !== FORMAT) throw new SnapshotError(`snapshot '${name}' is not a virt machine snapshot of this Vireo version`);
+  if (!isObject(h) || h.format !== FORMAT) throw new SnapshotError(`snapshot '${name}' is not a virt machine snapshot of this Vireo version`);
   const mib = (n: number): string => `${Math.round(n / 2 ** 20)}M`;
   if (h.smp !== cpus.harts.length || h.ramBytes !== cpus.ram.length) {
     throw new SnapshotError(`snapshot '${name}' was taken with -smp ${h.smp} -m ${mib(h.ramBytes)}; this machine has -smp ${cpus.harts.length} -m ${mib(cpus.ram.length)}`);
   }
   if (h.romBytes !== cpus.rom.length || typeof h.ram !== 'boolean' || !Array.isArray(h.harts) || h.harts.length !== h.smp || !Number.isSafeInteger(h.clockNs) ||
-    typeof h.devices !== 'object' || h.devices === null) throw corrupt();
+    !isObject(h.devices) || !DEVICES.every((k) => isObject(h.devices[k])) || !isObject(h.virtio) || !Object.values(h.virtio).every(isObject)) throw corrupt();
+  const list = (names: string[]): string => names.join(', ') || 'none';
+  const saved = Object.keys(h.virtio);
+  const here = m.virtio.map((v) => v.name);
+  if (saved.length !== here.length || here.some((n) => !(n in h.virtio))) {
+    throw new SnapshotError(`snapshot '${name}' was taken with virtio devices ${list(saved)}; this machine has ${list(here)}`);
+  }
+  /** Checks the state of the device called `what` (naming it in the error) and returns what restores it. */
+  const prepare = (what: string, dev: StagedVMStateDevice, s: DeviceState): (() => void) => {
+    try {
+      return dev.prepareLoad(s);
+    } catch (e) {
+      throw e instanceof SnapshotError ? new SnapshotError(`snapshot '${name}': ${what}: ${e.message.replace(/^snapshot: /, '')}`) : e;
+    }
+  };
+  const restore = [prepare('pcie', m.pcie.bridge, h.devices.pcie), ...m.virtio.map((v) => prepare(v.name, v.transport, h.virtio[v.name]!))];
   let at = 4 + jsonLen;
   const take = (n: number): Uint8Array => {
     if (!Number.isSafeInteger(n) || n < 0 || at + n > data.length) throw corrupt();
@@ -134,4 +159,9 @@ export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): v
   m.plic.loadState(d.plic);
   m.uart.loadState(d.uart);
   m.rtc.loadState(d.rtc);
+  for (const r of restore) r();
+}
+
+function isObject(v: unknown): v is DeviceState {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

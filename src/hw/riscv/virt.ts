@@ -14,6 +14,7 @@ import { RiscvAclint, clintFdtNode, CLINT_TIMEBASE_FREQ, CLINT_VALID_ACCESS } fr
 import { Serial16550, serialFdtNode } from '../char/serial.js';
 import { GoldfishRtc, goldfishRtcFdtNode } from '../rtc/goldfish-rtc.js';
 import { SifiveTest, sifiveTestFdtNode, sifiveTestSysconFdtNodes, type ShutdownEvent } from '../misc/sifive-test.js';
+import { VIRTIO_ID } from '../virtio/virtio.js';
 import { VirtioMmioTransport, virtioMmioFdtNode } from '../virtio/virtio-mmio.js';
 import { VirtioPciTransport } from '../virtio/virtio-pci.js';
 import { GpexHost, gpexFdtNode } from '../pci/pci-host-gpex.js';
@@ -49,6 +50,24 @@ export const VIRTIO_COUNT = 8;
 const PLIC_NUM_SOURCES = 96;
 const ISA = 'rv64imafdc_zicsr_zifencei';
 
+/** QEMU's -device names of the virtio devices, without the transport's suffix (-device or -pci). */
+const VIRTIO_NAMES: ReadonlyMap<number, string> = new Map([
+  [VIRTIO_ID.NET, 'virtio-net'], [VIRTIO_ID.BLOCK, 'virtio-blk'], [VIRTIO_ID.CONSOLE, 'virtio-serial'],
+  [VIRTIO_ID.RNG, 'virtio-rng'], [VIRTIO_ID.NINEP, 'virtio-9p'],
+]);
+
+/** The -device name of virtio device `id` without its transport: `virtio-blk`. */
+export function virtioKind(id: number): string {
+  return VIRTIO_NAMES.get(id) ?? `virtio-${id}`;
+}
+
+/** A plugged virtio device: its transport, and the name snapshots know it by. */
+export interface VirtioSlot {
+  /** The -device name and where it sits: `virtio-blk-device@10001000` (its virtio-mmio node), `virtio-net-pci@00:01.0`. */
+  name: string;
+  transport: VirtioMmioTransport | VirtioPciTransport;
+}
+
 /** A built virt machine: CPUs, devices on the bus, and the device tree describing them. */
 export class VirtMachine {
   readonly clock = new Clock();
@@ -58,8 +77,9 @@ export class VirtMachine {
   readonly plic: RiscvPlic;
   readonly uart: Serial16550;
   readonly rtc: GoldfishRtc;
-  /** virtio devices plugged (snapshots do not cover them yet). */
-  readonly virtioCount: number;
+  readonly pcie: GpexHost;
+  /** The virtio devices: on virtio-mmio slots in order, then on PCI. */
+  readonly virtio: VirtioSlot[] = [];
   /** Set by the finisher device; the run loop stops when it is. */
   shutdown: ShutdownEvent | null = null;
 
@@ -80,23 +100,29 @@ export class VirtMachine {
     this.attach('uart0', m.uart0, this.uart, { min: 1, max: 8 }, 1);
     this.rtc = new GoldfishRtc(this.clock, this.plic.line(VIRT_IRQ.rtc));
     this.attach('rtc', m.rtc, this.rtc, { min: 4, max: 4 });
-    this.virtioCount = devices.length;
     this.attach('test', m.test, new SifiveTest((e) => this.requestShutdown(e)), { min: 2, max: 4 });
     const ram = new RegionGuestMemory([{ base: m.dram.base, bytes: this.cpus.ram, dirty: this.cpus.dirty }]);
     const jit = this.cpus.jit;
     const mem = jit ? new CodeGuardMemory(ram, jit, m.dram.base, this.cpus.ramHost) : ram;
     const onMmio = devices.filter((d) => !d.pci).map((d) => d.device);
     if (onMmio.length > VIRTIO_COUNT) throw new UserError(`the virt machine has ${VIRTIO_COUNT} virtio-mmio slots; use -pci devices for more`);
+    const name = (id: number, transport: string): string => `${virtioKind(id)}-${transport}`;
     for (let i = 0; i < VIRTIO_COUNT; i++) {
-      const transport = new VirtioMmioTransport(onMmio[i] ?? null, mem, this.plic.line(VIRT_IRQ.virtio + i));
-      this.attach(`virtio${i}`, { base: m.virtio.base + i * m.virtio.size, size: m.virtio.size }, transport);
+      const base = m.virtio.base + i * m.virtio.size;
+      const device = onMmio[i] ?? null;
+      const transport = new VirtioMmioTransport(device, mem, this.plic.line(VIRT_IRQ.virtio + i));
+      this.attach(`virtio${i}`, { base, size: m.virtio.size }, transport);
+      if (device) this.virtio.push({ name: `${name(device.deviceId, 'device')}@${base.toString(16)}`, transport });
     }
     // The PCIe host bridge, with INTx on the PLIC (the board has no MSI controller, so MSI-X goes nowhere).
-    const pcie = new GpexHost([0, 1, 2, 3].map((i) => this.plic.line(VIRT_IRQ.pcie + i)));
-    for (const r of pcie.regions(m.pcie)) this.bus.addRegion(r);
+    this.pcie = new GpexHost([0, 1, 2, 3].map((i) => this.plic.line(VIRT_IRQ.pcie + i)));
+    for (const r of this.pcie.regions(m.pcie)) this.bus.addRegion(r);
     devices.filter((d) => d.pci).forEach((d, i) => {
-      if (i + 1 >= PCI_DEVICES_PER_BUS) throw new UserError(`at most ${PCI_DEVICES_PER_BUS - 1} PCI devices fit on the virt machine's PCIe bus`);
-      pcie.bus.plug(new VirtioPciTransport(d.device, { mem, msi: { send() {} } }), i + 1);
+      const slot = i + 1;
+      if (slot >= PCI_DEVICES_PER_BUS) throw new UserError(`at most ${PCI_DEVICES_PER_BUS - 1} PCI devices fit on the virt machine's PCIe bus`);
+      const transport = new VirtioPciTransport(d.device, { mem, msi: { send() {} } });
+      this.pcie.bus.plug(transport, slot);
+      this.virtio.push({ name: `${name(d.device.deviceId, 'pci')}@00:${slot.toString(16).padStart(2, '0')}.0`, transport });
     });
   }
 
@@ -105,8 +131,13 @@ export class VirtMachine {
     return { machine: 'virt', smp: this.opts.smp, ramBytes: this.opts.memBytes, devices: this.opts.devices.map((d) => d.driver) };
   }
 
-  /** Resolves once no device request is in flight (nothing to wait for until virtio devices can be saved). */
-  async drain(): Promise<void> {}
+  /**
+   * Resolves once no virtio request is in flight (QEMU's bdrv_drain_all), for snapshots
+   * and migration; the harts must be stopped, so that no new request comes.
+   */
+  async drain(): Promise<void> {
+    await Promise.all(this.virtio.map((v) => v.transport.device?.drain?.()));
+  }
 
   private attach(name: string, r: { base: number; size: number }, handler: MmioHandler,
     valid = { min: 1, max: 8 }, implMax = 4): void {

@@ -20,10 +20,16 @@
  * started in, and a completion from an older generation only drops its buffer. A newly
  * activated device starts serving only once the previous generation's I/O is over, so
  * a stale write can never land after a new request that follows the reset.
+ *
+ * Snapshots: the machine drains the device first (QEMU's bdrv_drain_all), so no request
+ * is in flight and the device holds no chain; what is left is whether it halted on a
+ * malformed chain, and the disk size, which must match. The disk's contents are not part
+ * of the state (see docs/snapshot.md).
  */
 import type { BlockBackend } from '../../block/block.js';
 import type { GuestMemory } from '../core/guest-memory.js';
 import { VIRTIO_ID, readConfigBytes, type DescriptorBuffer, type DescriptorChain, type Virtqueue, type VirtioActivation, type VirtioDevice } from './virtio.js';
+import { SnapshotError, bigField, boolField, type DeviceState } from '../../migration/vmstate.js';
 
 /** Feature bits (5.2.3). */
 export const VIRTIO_BLK_F = {
@@ -151,6 +157,8 @@ export class VirtioBlk implements VirtioDevice {
   private stale = 0;
   /** A malformed chain was reported with needsReset(): serve nothing until reset. */
   private halted = false;
+  /** drain() callers, resolved once no request of any generation is in flight. */
+  private drained: (() => void)[] = [];
 
   constructor(private readonly backend: BlockBackend, opts: VirtioBlkOptions = {}) {
     const qsize = opts.queueSize ?? 256;
@@ -207,6 +215,31 @@ export class VirtioBlk implements VirtioDevice {
     this.inflightBytes = 0;
     this.act = undefined;
     this.halted = false;
+  }
+
+  drain(): Promise<void> {
+    return this.idle ? Promise.resolve() : new Promise((resolve) => this.drained.push(resolve));
+  }
+
+  saveState(): DeviceState {
+    if (!this.idle) throw new SnapshotError('snapshot: virtio-blk has requests in flight (the machine was not drained)');
+    return { capacity: this.capacity.toString(), halted: this.halted };
+  }
+
+  prepareLoad(s: DeviceState): (a: VirtioActivation | null) => void {
+    const capacity = bigField(s, 'capacity');
+    if (capacity !== this.capacity) {
+      throw new SnapshotError(`snapshot: its virtio-blk disk had ${capacity} sectors, this one has ${this.capacity}`);
+    }
+    const halted = boolField(s, 'halted');
+    return (a) => {
+      this.act = a ?? undefined;
+      this.halted = a !== null && halted;
+    };
+  }
+
+  private get idle(): boolean {
+    return this.inflight === 0 && this.stale === 0;
   }
 
   /** Takes requests from the queue while the in-flight limits allow. */
@@ -320,6 +353,7 @@ export class VirtioBlk implements VirtioDevice {
     if (r.gen !== this.gen) {
       // Reset since: the guest memory and the queue are no longer ours to touch.
       if (--this.stale === 0) this.kick();
+      this.settle();
       return;
     }
     this.inflight--;
@@ -332,5 +366,11 @@ export class VirtioBlk implements VirtioDevice {
     if (scatter(act.mem, r.writable, r.chain.writableLength - 1, Uint8Array.of(status))) written++;
     q.pushUsed(r.chain.head, written);
     this.kick();
+    this.settle();
+  }
+
+  /** Resolves the drain() callers once the last request (and those it let start) is over. */
+  private settle(): void {
+    if (this.idle) for (const resolve of this.drained.splice(0)) resolve();
   }
 }

@@ -22,11 +22,18 @@
  * ports that do not exist are ignored, transmitted bytes per chain are capped, and the
  * messages waiting for control buffers are bounded. Nothing a guest does makes the
  * device throw.
+ *
+ * Snapshots save each port's state (ready, open on the guest side, connected on the host
+ * side) and the control messages waiting for buffers; the ports must be the same. A port
+ * whose host side connected or left since the snapshot was taken gets a PORT_OPEN for
+ * the driver, delivered with the other waiting messages after the load. Every chain is
+ * used as soon as it is popped, so the device holds none.
  */
 import type { Chardev } from '../../chardev/chardev.js';
 import type { GuestMemory } from '../core/guest-memory.js';
 import { VIRTIO_ID, readConfigBytes, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
 import { readFromChain, writeToChain } from './virtqueue.js';
+import { SnapshotError, arrayField, type DeviceState } from '../../migration/vmstate.js';
 
 /** Feature bits (5.3.3). */
 export const VIRTIO_CONSOLE_F_SIZE = 0n;
@@ -157,9 +164,7 @@ export class VirtioSerial implements VirtioDevice {
   }
 
   activate(a: VirtioActivation): void {
-    this.mem = a.mem;
-    this.queues = a.queues;
-    this.multiport = (a.features >> VIRTIO_CONSOLE_F_MULTIPORT & 1n) === 1n && this.queueMaxSizes.length > 2;
+    this.attach(a);
     this.control = [];
     for (const p of this.ports.values()) {
       p.ready = false;
@@ -200,6 +205,60 @@ export class VirtioSerial implements VirtioDevice {
       p.ready = false;
       p.guestOpen = false;
     }
+  }
+
+  saveState(): DeviceState {
+    const ports = [...this.ports.values()];
+    const flag = (f: (p: Port) => boolean) => ports.map((p) => (f(p) ? 1 : 0));
+    return {
+      maxPorts: this.config.getUint32(4, true),
+      ports: ports.map((p) => p.id),
+      consoles: flag((p) => p.console),
+      ready: flag((p) => p.ready),
+      guestOpen: flag((p) => p.guestOpen),
+      hostConnected: flag((p) => p.hostConnected),
+      control: this.control.flatMap((m) => [m.length, ...m]),
+    };
+  }
+
+  prepareLoad(s: DeviceState): (a: VirtioActivation | null) => void {
+    const ports = [...this.ports.values()];
+    const n = ports.length;
+    const saved = s.ports;
+    if (s.maxPorts !== this.config.getUint32(4, true) || !Array.isArray(saved) || saved.length !== n || ports.some((p, i) => saved[i] !== p.id)) {
+      throw new SnapshotError('snapshot: its virtio-serial ports (max_ports, nr=) are not this machine\'s');
+    }
+    const flags = (name: string) => {
+      const v = new Uint8Array(n);
+      arrayField(s, name, v);
+      if (v.some((b) => b > 1)) throw new SnapshotError(`snapshot: bad field '${name}'`);
+      return v;
+    };
+    const consoles = flags('consoles');
+    if (ports.some((p, i) => (consoles[i] === 1) !== p.console)) throw new SnapshotError('snapshot: its virtio-serial consoles are not this machine\'s');
+    const ready = flags('ready');
+    const guestOpen = flags('guestOpen');
+    const hostConnected = flags('hostConnected');
+    const control = parseControl(s.control);
+    return (a) => {
+      if (!a) return;
+      this.attach(a);
+      this.control = control;
+      ports.forEach((p, i) => {
+        p.ready = ready[i] === 1;
+        p.guestOpen = guestOpen[i] === 1;
+        // The driver was told of the host side as it was: tell it again if that changed.
+        if (this.multiport && p.ready && p.hostConnected !== (hostConnected[i] === 1)) {
+          this.queueControl(p.id, VIRTIO_CONSOLE.PORT_OPEN, p.hostConnected ? 1 : 0);
+        }
+      });
+    };
+  }
+
+  private attach(a: VirtioActivation): void {
+    this.mem = a.mem;
+    this.queues = a.queues;
+    this.multiport = (a.features >> VIRTIO_CONSOLE_F_MULTIPORT & 1n) === 1n && this.queueMaxSizes.length > 2;
   }
 
   /** The receive and transmit queue of a port (null while the device is not live or the port unusable). */
@@ -257,6 +316,12 @@ export class VirtioSerial implements VirtioDevice {
 
   /** Queues a control message for the driver and delivers what fits. */
   private sendControl(id: number, event: number, value: number, extra?: Uint8Array): void {
+    this.queueControl(id, event, value, extra);
+    this.flushControl();
+  }
+
+  /** Queues a control message until flushControl() (dropped beyond the bound). */
+  private queueControl(id: number, event: number, value: number, extra?: Uint8Array): void {
     if (this.control.length >= VIRTIO_CONSOLE_MAX_PENDING_CONTROL) return;
     const msg = new Uint8Array(VIRTIO_CONSOLE_CONTROL_SIZE + (extra?.length ?? 0));
     const v = new DataView(msg.buffer);
@@ -265,7 +330,6 @@ export class VirtioSerial implements VirtioDevice {
     v.setUint16(6, value, true);
     if (extra) msg.set(extra, VIRTIO_CONSOLE_CONTROL_SIZE);
     this.control.push(msg);
-    this.flushControl();
   }
 
   /** Puts held control messages into the driver's control receive buffers, one message per buffer. */
@@ -327,6 +391,26 @@ export class VirtioSerial implements VirtioDevice {
     if (this.multiport && port.ready) this.sendControl(port.id, VIRTIO_CONSOLE.PORT_OPEN, open ? 1 : 0);
     this.transmit(port);
   }
+}
+
+/** The longest control message: PORT_NAME with the longest name and its NUL. */
+const MAX_CONTROL = VIRTIO_CONSOLE_CONTROL_SIZE + VIRTIO_SERIAL_MAX_NAME + 1;
+
+/** The waiting control messages of a snapshot: each its length, then its bytes. */
+function parseControl(v: DeviceState[string] | undefined): Uint8Array[] {
+  const bad = () => new SnapshotError("snapshot: bad field 'control'");
+  if (!Array.isArray(v)) throw bad();
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < v.length;) {
+    const len = v[at]!;
+    if (!Number.isInteger(len) || len < VIRTIO_CONSOLE_CONTROL_SIZE || len > MAX_CONTROL || at + 1 + len > v.length ||
+      out.length === VIRTIO_CONSOLE_MAX_PENDING_CONTROL) throw bad();
+    const msg = v.slice(at + 1, at + 1 + len);
+    if (!msg.every((b) => Number.isInteger(b) && b >= 0 && b <= 0xff)) throw bad();
+    out.push(Uint8Array.from(msg));
+    at += 1 + len;
+  }
+  return out;
 }
 
 /** A console device with a single port (no MULTIPORT): port 0, a console, on `chr`. */

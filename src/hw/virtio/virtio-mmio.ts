@@ -16,6 +16,10 @@
  * The interrupt is a level: asserted while InterruptStatus is non-zero (bit 0 used
  * buffer, bit 1 configuration change), until the driver acknowledges both; each new
  * event asserts it again.
+ *
+ * Snapshots: InterruptStatus and the core's state (which holds the device's). The line's
+ * level follows InterruptStatus; a load does not drive it, since the interrupt
+ * controller restores its own view of the line.
  */
 import type { MmioHandler } from '../core/memory.js';
 import type { FdtBuilder } from '../core/fdt.js';
@@ -23,6 +27,7 @@ import { NO_IRQ, type IrqLine } from '../core/irq.js';
 import { RegionGuestMemory, type GuestMemory } from '../core/guest-memory.js';
 import type { VirtioDevice, VirtioDoorbell } from './virtio.js';
 import { VirtioTransportCore } from './virtio-transport.js';
+import { intField, type DeviceState, type StagedVMStateDevice } from '../../migration/vmstate.js';
 
 const MAGIC = 0x74726976; // "virt"
 const VERSION = 2;
@@ -65,7 +70,7 @@ export const VIRTIO_MMIO = {
 export const VIRTIO_MMIO_INT = { VRING: 1, CONFIG: 2 } as const;
 
 /** A virtio-mmio register block holding one device (or none). */
-export class VirtioMmioTransport implements MmioHandler {
+export class VirtioMmioTransport implements MmioHandler, StagedVMStateDevice {
   /** Null for an empty slot. */
   private readonly core: VirtioTransportCore | null;
   private interruptStatus = 0;
@@ -96,6 +101,23 @@ export class VirtioMmioTransport implements MmioHandler {
   /** The driver notified queue `index` (through a caught doorbell). */
   notifyQueue(index: number): void {
     this.core?.notify(index);
+  }
+
+  /** The transport's state and its device's (none for an empty slot). */
+  saveState(): DeviceState {
+    return this.core ? { ...this.core.saveState(), interruptStatus: this.interruptStatus } : {};
+  }
+
+  prepareLoad(s: DeviceState): () => void {
+    const core = this.core;
+    if (!core) return () => {};
+    const restoreCore = core.prepareLoad(s);
+    const status = intField(s, 'interruptStatus', 0, VIRTIO_MMIO_INT.VRING | VIRTIO_MMIO_INT.CONFIG);
+    return () => {
+      restoreCore();
+      this.interruptStatus = status;
+      this.irqLevel = status !== 0;
+    };
   }
 
   read(offset: number, size: number): number {

@@ -10,11 +10,17 @@
  * Frames from the backend go only into receive buffers the driver posted; while there
  * are none, a bounded number is held, after which frames are dropped and the
  * backend is told (canReceive) so that the ones that can wait, wait.
+ *
+ * Snapshots save the configuration space (MAC and link status; a restored device answers
+ * with the saved MAC, as QEMU's). Every chain is used as soon as it is popped, so the
+ * device holds none; held frames are not saved (lost, as on a wire), and the backend is
+ * told the guest went back in time (user networking drops its TCP connections).
  */
 import { MAX_FRAME, type NetBackend } from '../../net/net.js';
 import type { GuestMemory } from '../core/guest-memory.js';
 import { VIRTIO_F_VERSION_1, VIRTIO_ID, readConfigBytes, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
 import { readFromChain, writeToChain } from './virtqueue.js';
+import { arrayField, intField, type DeviceState } from '../../migration/vmstate.js';
 
 /** Feature bits (5.1.3). */
 export const VIRTIO_NET_F_MAC = 5n;
@@ -72,13 +78,17 @@ export class VirtioNet implements VirtioDevice {
   writeConfig(): void {}
 
   activate(a: VirtioActivation): void {
+    this.attach(a);
+    this.transmit();
+    this.backend.receiveReady();
+  }
+
+  private attach(a: VirtioActivation): void {
     this.mem = a.mem;
     this.rx = a.queues[RECEIVEQ]!;
     this.tx = a.queues[TRANSMITQ]!;
     // 5.1.6: the header has num_buffers with VERSION_1 or MRG_RXBUF, else it is 10 bytes.
     this.hdrLen = a.features & ((1n << VIRTIO_F_VERSION_1) | (1n << VIRTIO_NET_F_MRG_RXBUF)) ? 12 : 10;
-    this.transmit();
-    this.backend.receiveReady();
   }
 
   queueNotify(index: number): void {
@@ -96,6 +106,23 @@ export class VirtioNet implements VirtioDevice {
     this.tx = null;
     this.held = [];
     this.heldBytes = 0;
+  }
+
+  saveState(): DeviceState {
+    return { mac: [...this.config.subarray(0, 6)], status: this.config[6]! | (this.config[7]! << 8) };
+  }
+
+  prepareLoad(s: DeviceState): (a: VirtioActivation | null) => void {
+    const mac = new Uint8Array(6);
+    arrayField(s, 'mac', mac);
+    const status = intField(s, 'status', 0, 0xffff);
+    return (a) => {
+      this.config.set(mac);
+      this.config[6] = status & 0xff;
+      this.config[7] = status >> 8;
+      if (a) this.attach(a);
+      this.backend.guestRestored?.();
+    };
   }
 
   /** A frame from the backend: into a posted buffer, else held, else dropped. */

@@ -21,6 +21,10 @@
  * queue's vector and a configuration change the config vector. Otherwise the ISR's
  * bits (0 queue, 1 configuration) drive INTA# until the driver reads the ISR, which
  * clears it.
+ *
+ * Snapshots: the function's configuration space (BARs, command, MSI-X control), the
+ * MSI-X table and pending bits, the vectors, the ISR and the core's state (which holds
+ * the device's). A load sends no message and leaves INTA# to the interrupt controller.
  */
 import type { GuestMemory } from '../core/guest-memory.js';
 import type { MmioHandler } from '../core/memory.js';
@@ -30,6 +34,7 @@ import {
 } from '../pci/pci.js';
 import { VIRTIO_ID, type VirtioDevice, type VirtioDoorbell } from './virtio.js';
 import { VirtioTransportCore, type QueueArea } from './virtio-transport.js';
+import { SnapshotError, arrayField, intField, stateField, type DeviceState } from '../../migration/vmstate.js';
 
 export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
 /** Modern devices are 0x1040 + the virtio device ID (4.1.2). */
@@ -158,6 +163,38 @@ export class VirtioPciTransport extends PciFunction {
   /** Why the device entered DEVICE_NEEDS_RESET (null if it has not since the last reset). */
   get needsResetReason(): string | null {
     return this.core.needsResetReason;
+  }
+
+  override saveState(): DeviceState {
+    return {
+      ...super.saveState(),
+      ...this.core.saveState(),
+      msix: this.msix.saveState(),
+      configVector: this.configVector,
+      queueVectors: [...this.queueVectors],
+      isr: this.isr,
+    };
+  }
+
+  override prepareLoad(s: DeviceState): () => void {
+    const restoreFunction = super.prepareLoad(s);
+    const restoreMsix = this.msix.prepareLoad(stateField(s, 'msix'));
+    const restoreCore = this.core.prepareLoad(s);
+    const vectorOk = (v: number) => v < this.msix.vectors || v === VIRTIO_MSI_NO_VECTOR;
+    const configVector = intField(s, 'configVector', 0, 0xffff);
+    const queueVectors = new Uint16Array(this.queueVectors.length);
+    arrayField(s, 'queueVectors', queueVectors);
+    if (!vectorOk(configVector)) throw new SnapshotError("snapshot: bad field 'configVector'");
+    if (!queueVectors.every(vectorOk)) throw new SnapshotError("snapshot: bad field 'queueVectors'");
+    const isr = intField(s, 'isr', 0, VIRTIO_PCI_ISR.QUEUE | VIRTIO_PCI_ISR.CONFIG);
+    return () => {
+      restoreFunction();
+      restoreMsix();
+      restoreCore();
+      this.configVector = configVector;
+      this.queueVectors = [...queueVectors];
+      this.isr = isr;
+    };
   }
 
   /** Adds a struct virtio_pci_cap (4.1.4) for a piece of the virtio BAR; returns its offset. */

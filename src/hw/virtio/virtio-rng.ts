@@ -1,11 +1,13 @@
 /**
  * virtio entropy device (Virtio 1.2, section 5.4): one request queue whose
  * device-writable buffers the device fills with random bytes from the host's CSPRNG.
- * No feature bits, no configuration space.
+ * No feature bits, no configuration space, and no state of its own for snapshots: each
+ * request is served when it is notified.
  */
 import { randomFillSync } from 'node:crypto';
 import type { GuestMemory } from '../core/guest-memory.js';
 import { VIRTIO_ID, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
+import type { DeviceState } from '../../migration/vmstate.js';
 
 /** Bytes filled per request at most: a huge buffer gets a short fill (the driver sees the length) instead of stalling the host. */
 export const VIRTIO_RNG_MAX_REQUEST = 64 * 1024;
@@ -51,5 +53,15 @@ export class VirtioRng implements VirtioDevice {
   reset(): void {
     this.mem = null;
     this.queue = null;
+  }
+
+  saveState(): DeviceState {
+    return {};
+  }
+
+  prepareLoad(): (a: VirtioActivation | null) => void {
+    return (a) => {
+      if (a) this.activate(a);
+    };
   }
 }

@@ -13,13 +13,24 @@
  * malformed ring or a device-detected error put the device in DEVICE_NEEDS_RESET, with
  * a configuration change interrupt once DRIVER_OK is set (2.1.2). A reset detaches the
  * queues, so completions that arrive after it touch neither guest memory nor registers.
+ *
+ * Snapshots (QEMU's virtio_save/virtio_load): the registers, each queue's layout, where
+ * the device is in the rings of a live device, and the device's own state. A live device
+ * is saved holding no chain (its requests drained), so none is lost; loading makes it live
+ * again on the saved rings without sending anything, then notifies it of every enabled
+ * queue once the load is over, as a driver's kick would, to serve what is waiting.
  */
 import type { GuestMemory } from '../core/guest-memory.js';
 import {
   VIRTIO_STATUS, VIRTIO_F_VERSION_1, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC,
-  type VirtioDevice, type VirtioInterrupt, type Virtqueue,
+  type VirtioActivation, type VirtioDevice, type VirtioInterrupt, type Virtqueue,
 } from './virtio.js';
-import { SplitVirtqueue, DisabledVirtqueue, splitQueueLayoutError, type SplitQueueLayout } from './virtqueue.js';
+import {
+  SplitVirtqueue, DisabledVirtqueue, splitQueueLayoutError, splitQueuePositionError, type SplitQueueLayout, type SplitQueuePosition,
+} from './virtqueue.js';
+import {
+  SnapshotError, arrayField, bigField, boolField, intField, stateField, stringField, type DeviceState,
+} from '../../migration/vmstate.js';
 
 /** Transport features offered on top of the device's own. */
 const TRANSPORT_FEATURES = (1n << VIRTIO_F_VERSION_1) | (1n << VIRTIO_F_EVENT_IDX) | (1n << VIRTIO_F_INDIRECT_DESC);
@@ -163,8 +174,8 @@ export class VirtioTransportCore {
   }
 
   /** Only offered features, and VERSION_1 among them: this is a modern-only device (6.1). */
-  private featuresAcceptable(): boolean {
-    return (this.driverFeatures & ~this.offered) === 0n && (this.driverFeatures >> VIRTIO_F_VERSION_1 & 1n) === 1n;
+  private featuresAcceptable(features = this.driverFeatures): boolean {
+    return (features & ~this.offered) === 0n && (features >> VIRTIO_F_VERSION_1 & 1n) === 1n;
   }
 
   private activate(): void {
@@ -180,6 +191,14 @@ export class VirtioTransportCore {
         return;
       }
     }
+    this.device.activate(this.goLive());
+  }
+
+  /**
+   * Makes the device live on the enabled queues (their layouts checked), continuing at
+   * `positions` when restoring a snapshot; returns the activation to hand the device.
+   */
+  private goLive(positions: readonly (SplitQueuePosition | undefined)[] = []): VirtioActivation {
     const live: Live = { queues: [], alive: true };
     const features = this.driverFeatures;
     live.queues = this.queues.map((q, i) => q.ready
@@ -190,7 +209,7 @@ export class VirtioTransportCore {
         malformed: (reason) => {
           if (live.alive) this.setNeedsReset(reason);
         },
-      })
+      }, positions[i])
       : new DisabledVirtqueue(i));
     const interrupt: VirtioInterrupt = {
       queue: (i) => {
@@ -201,7 +220,7 @@ export class VirtioTransportCore {
       },
     };
     this.live = live;
-    this.device.activate({
+    return {
       mem: this.mem,
       queues: live.queues,
       interrupt,
@@ -209,7 +228,7 @@ export class VirtioTransportCore {
       needsReset: () => {
         if (live.alive) this.setNeedsReset('reported by the device');
       },
-    });
+    };
   }
 
   private setNeedsReset(reason: string): void {
@@ -227,14 +246,128 @@ export class VirtioTransportCore {
 
   /** Device reset: the device drops its queues, which stop touching guest memory. */
   private reset(): void {
-    if (this.live) {
-      this.live.alive = false;
-      for (const q of this.live.queues) if (q instanceof SplitVirtqueue) q.detach();
-      this.live = null;
-    }
+    this.detach();
     this.device.reset();
     this.resetState();
     this.hooks.reset();
+  }
+
+  private detach(): void {
+    if (!this.live) return;
+    this.live.alive = false;
+    for (const q of this.live.queues) if (q instanceof SplitVirtqueue) q.detach();
+    this.live = null;
+  }
+
+  /**
+   * The state outside guest RAM. A live device must hold no chain (the machine drained
+   * its requests) unless it needs a reset anyway: the restored device would not know it.
+   */
+  saveState(): DeviceState {
+    const live = this.live;
+    const positions = this.queues.map((_, i) => {
+      const q = live?.queues[i];
+      return q instanceof SplitVirtqueue ? q.position : undefined;
+    });
+    const held = positions.findIndex((p) => p && p.nextAvail !== p.nextUsed);
+    if (held >= 0 && !(this.statusBits & VIRTIO_STATUS.DEVICE_NEEDS_RESET)) {
+      throw new SnapshotError(`snapshot: virtio device ${this.device.deviceId} holds buffers of queue ${held} (requests in flight)`);
+    }
+    if (!this.device.saveState) throw new SnapshotError(`snapshot: virtio device ${this.device.deviceId} cannot be saved`);
+    return {
+      status: this.statusBits,
+      generation: this.generation,
+      deviceFeatureSelect: this.deviceFeatureSelect,
+      driverFeatureSelect: this.driverFeatureSelect,
+      queueSelect: this.queueSelect,
+      driverFeatures: this.driverFeatures.toString(),
+      needsReset: this.error ?? '',
+      live: live !== null,
+      queueSize: this.queues.map((q) => q.size),
+      queueReady: this.queues.map((q) => (q.ready ? 1 : 0)),
+      queueAddr: this.queues.flatMap((q) => [...q.desc, ...q.driver, ...q.device]),
+      nextAvail: positions.map((p) => p?.nextAvail ?? 0),
+      nextUsed: positions.map((p) => p?.nextUsed ?? 0),
+      broken: positions.map((p) => (p?.broken ? 1 : 0)),
+      device: this.device.saveState(),
+    };
+  }
+
+  /**
+   * Checks a saveState() result against this device (SnapshotError, nothing changed) and
+   * returns what restores it: no interrupt is sent and nothing popped or used; the device
+   * is notified of its enabled queues once the load is over (a microtask later).
+   */
+  prepareLoad(s: DeviceState): () => void {
+    // The device first: it tells a configuration that differs (another disk size, other ports) best.
+    if (!this.device.prepareLoad) throw new SnapshotError(`snapshot: virtio device ${this.device.deviceId} cannot be restored`);
+    const restoreDevice = this.device.prepareLoad(stateField(s, 'device'));
+    const n = this.queues.length;
+    const bad = (name: string, why = '') => new SnapshotError(`snapshot: bad field '${name}'${why}`);
+    const status = intField(s, 'status', 0, 0xff);
+    const generation = intField(s, 'generation');
+    const deviceFeatureSelect = intField(s, 'deviceFeatureSelect');
+    const driverFeatureSelect = intField(s, 'driverFeatureSelect');
+    const queueSelect = intField(s, 'queueSelect');
+    const driverFeatures = bigField(s, 'driverFeatures');
+    if (driverFeatures < 0n || driverFeatures >> 64n !== 0n) throw bad('driverFeatures');
+    if (status & VIRTIO_STATUS.FEATURES_OK && !this.featuresAcceptable(driverFeatures)) {
+      throw bad('driverFeatures', ' (features this device does not offer)');
+    }
+    const error = stringField(s, 'needsReset');
+    const needsReset = (status & VIRTIO_STATUS.DEVICE_NEEDS_RESET) !== 0;
+    if ((error !== '') !== needsReset) throw bad('needsReset');
+    const live = boolField(s, 'live');
+    if (live && (status & (VIRTIO_STATUS.FEATURES_OK | VIRTIO_STATUS.DRIVER_OK)) !== (VIRTIO_STATUS.FEATURES_OK | VIRTIO_STATUS.DRIVER_OK)) throw bad('live');
+    const sizes = new Uint32Array(n);
+    const ready = new Uint8Array(n);
+    const addr = new Uint32Array(6 * n);
+    const nextAvail = new Uint16Array(n);
+    const nextUsed = new Uint16Array(n);
+    const broken = new Uint8Array(n);
+    arrayField(s, 'queueSize', sizes);
+    arrayField(s, 'queueReady', ready);
+    arrayField(s, 'queueAddr', addr);
+    arrayField(s, 'nextAvail', nextAvail);
+    arrayField(s, 'nextUsed', nextUsed);
+    arrayField(s, 'broken', broken);
+    if (ready.some((r) => r > 1)) throw bad('queueReady');
+    if (broken.some((b) => b > 1)) throw bad('broken');
+    const queues: QueueConfig[] = [...sizes].map((size, i) => ({
+      size, ready: ready[i] === 1, desc: [addr[6 * i]!, addr[6 * i + 1]!], driver: [addr[6 * i + 2]!, addr[6 * i + 3]!], device: [addr[6 * i + 4]!, addr[6 * i + 5]!],
+    }));
+    const positions = queues.map((q, i) => {
+      if (!live || !q.ready) return undefined;
+      const p = { nextAvail: nextAvail[i]!, nextUsed: nextUsed[i]!, broken: broken[i] === 1 };
+      const err = splitQueueLayoutError(this.mem, layout(q), this.device.queueMaxSizes[i]) ?? splitQueuePositionError(p, q.size);
+      if (err) throw new SnapshotError(`snapshot: virtio queue ${i}: ${err}`);
+      if (p.nextAvail !== p.nextUsed && !needsReset) throw bad('nextAvail', ` (queue ${i} holds buffers)`);
+      return p;
+    });
+    return () => {
+      this.detach();
+      this.device.reset();
+      this.statusBits = status;
+      this.generation = generation;
+      this.deviceFeatureSelect = deviceFeatureSelect;
+      this.driverFeatureSelect = driverFeatureSelect;
+      this.queueSelect = queueSelect;
+      this.driverFeatures = driverFeatures;
+      this.error = error === '' ? null : error;
+      this.queues = queues;
+      if (!live) {
+        restoreDevice(null);
+        return;
+      }
+      restoreDevice(this.goLive(positions));
+      const restored = this.live;
+      queueMicrotask(() => {
+        if (this.live !== restored) return; // reset or loaded again meanwhile
+        this.queues.forEach((q, i) => {
+          if (q.ready) this.device.queueNotify(i);
+        });
+      });
+    };
   }
 
   private resetState(): void {

@@ -7,6 +7,7 @@
  * A device never knows which transport, board or accelerator it is on.
  */
 import type { GuestMemory } from '../core/guest-memory.js';
+import type { DeviceState } from '../../migration/vmstate.js';
 
 /** Device status bits (2.1). */
 export const VIRTIO_STATUS = {
@@ -117,4 +118,21 @@ export interface VirtioDevice {
   queueNotify(index: number): void;
   /** The driver reset the device: drop every reference to the queues and guest memory. */
   reset(): void;
+  /**
+   * Resolves once no request is in flight, for a device that completes them
+   * asynchronously (the driver must not be adding requests: the vCPUs are stopped).
+   */
+  drain?(): Promise<void>;
+  /**
+   * Snapshots (QEMU's VMState): the device's state outside guest RAM and its rings. A
+   * device without it makes the machine refuse snapshots. Called with nothing in flight.
+   */
+  saveState?(): DeviceState;
+  /**
+   * Checks a saveState() result (SnapshotError, nothing changed) and returns what restores
+   * it into the freshly reset device, with its activation if the driver had set DRIVER_OK.
+   * Unlike activate(), restoring starts nothing: no chain is popped or used and no
+   * interrupt sent until the next queueNotify().
+   */
+  prepareLoad?(s: DeviceState): (a: VirtioActivation | null) => void;
 }

@@ -70,6 +70,28 @@ export function splitQueueLayoutError(mem: GuestMemory, layout: SplitQueueLayout
   return null;
 }
 
+/**
+ * Where a device is in a queue's rings, for snapshots: the next available and used ring
+ * entries (free-running 16-bit indices) and whether the driver broke the queue. The rings
+ * themselves are in guest RAM.
+ */
+export interface SplitQueuePosition {
+  nextAvail: number;
+  nextUsed: number;
+  broken: boolean;
+}
+
+/**
+ * Why `p` cannot be a position in a queue of `size` entries, or null if it can: the chains
+ * the device holds (popped, not yet used) can be at most the queue size.
+ */
+export function splitQueuePositionError(p: SplitQueuePosition, size: number): string | null {
+  const u16 = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffff;
+  if (!u16(p.nextAvail) || !u16(p.nextUsed) || typeof p.broken !== 'boolean') return 'ring indices are not 16-bit';
+  if (((p.nextAvail - p.nextUsed) & 0xffff) > size) return `${(p.nextAvail - p.nextUsed) & 0xffff} chains in use in a queue of ${size}`;
+  return null;
+}
+
 /** What a {@link SplitVirtqueue} reports to its transport. */
 export interface SplitQueueHooks {
   /** Sends a used buffer notification (called only when the driver wants one). */
@@ -135,12 +157,15 @@ export class SplitVirtqueue implements Virtqueue {
 
   /**
    * @param features the negotiated features (EVENT_IDX and INDIRECT_DESC matter here)
-   * @throws RangeError if the layout is invalid: check it with {@link splitQueueLayoutError} first
+   * @param from where to continue in rings already in use (a snapshot's {@link position}); default: at 0
+   * @throws RangeError if the layout or position is invalid: check them with
+   *   {@link splitQueueLayoutError} and {@link splitQueuePositionError} first
    */
   constructor(private readonly mem: GuestMemory, readonly index: number, layout: SplitQueueLayout,
-    features: bigint, private readonly hooks: SplitQueueHooks) {
-    const err = splitQueueLayoutError(mem, layout);
+    features: bigint, private readonly hooks: SplitQueueHooks, from?: SplitQueuePosition) {
+    const err = splitQueueLayoutError(mem, layout) ?? (from ? splitQueuePositionError(from, layout.size) : null);
     if (err) throw new RangeError(err);
+    if (from) ({ nextAvail: this.nextAvail, nextUsed: this.nextUsed, broken: this.broken } = from);
     this.size = layout.size;
     const sizes = splitQueueAreaSizes(layout.size);
     const desc = mem.view(layout.desc, sizes.desc)!;
@@ -156,6 +181,11 @@ export class SplitVirtqueue implements Virtqueue {
     this.availEvent = new SharedU16(used, 4 + 8 * this.size);
     this.eventIdx = (features >> VIRTIO_F_EVENT_IDX & 1n) === 1n;
     this.indirect = (features >> VIRTIO_F_INDIRECT_DESC & 1n) === 1n;
+  }
+
+  /** Where the device is in the rings, for snapshots. */
+  get position(): SplitQueuePosition {
+    return { nextAvail: this.nextAvail, nextUsed: this.nextUsed, broken: this.broken };
   }
 
   /** True once the driver broke the ring protocol: the queue hands out nothing more. */

@@ -110,6 +110,16 @@ export class Slirp extends NetBackendBase {
     for (const c of waiting) c.pump(); // each re-registers if the NIC fills up again
   }
 
+  /**
+   * The guest went back to a snapshot: its TCP connections are not the ones kept here.
+   * They are dropped (the host peers get a reset); the guest's next segment on one of
+   * them is answered with a reset, and new connections work at once. DHCP leases and
+   * the ARP cache stay, so the guest keeps its address.
+   */
+  guestRestored(): void {
+    for (const c of [...this.tcp.values()]) c.close(true);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
