@@ -11,7 +11,9 @@
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,6 +130,62 @@ for (const accel of [[], ['-smp', '2', '-accel', 'tcg,thread=multi']]) {
     }
   });
 }
+
+test('live migration with a qcow2 disk on virtio-pci, user networking and virtio-rng', async (t) => {
+  if (!existsSync('/usr/bin/qemu-img')) {
+    t.skip('qemu-img not installed (apt-get install qemu-utils)');
+    return;
+  }
+  const img = join(dir, 'disk.qcow2');
+  assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', img, '64M']).status, 0);
+  const server = createHttpServer((_req, res) => res.end('vireo-host-page\n'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const httpPort = (server.address() as { port: number }).port;
+  const devs = ['-drive', `file=${img},if=none,id=d0,format=qcow2`, '-device', 'virtio-blk-pci,drive=d0',
+    '-netdev', 'user,id=n0', '-device', 'virtio-net-device,netdev=n0', '-device', 'virtio-rng-device'];
+  const base = ['-nographic', '-m', '256M', ...devs];
+  const srcSock = join(dir, 'src-disk.sock');
+  const uri = `unix:${join(dir, 'mig-disk.sock')}`;
+  const src = new GuestConsole([...base, ...qmpArgs(srcSock)]);
+  const dst = new GuestConsole([...base, '-incoming', uri]);
+  let q: QmpClient | null = null;
+  try {
+    await src.waitFor(PROMPT, BOOT_TIMEOUT);
+    await src.run('mkfs.ext2 -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && dd if=/dev/urandom of=/mnt/a bs=1k count=2048 2>/dev/null && ' +
+      'md5sum /mnt/a > /mnt/a.md5 && ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2', PROMPT, 60_000);
+    // Each line of the log is written once its copy is complete and on the disk.
+    src.send('(while true; do cp /mnt/a /mnt/b && sync && md5sum /mnt/b >> /mnt/log && sync; done) &\n');
+    await sleep(2000);
+    q = new QmpClient(srcSock);
+    await q.next();
+    await q.next();
+    await q.execute('migrate', { uri });
+    const { info } = await migrationOver(q);
+    assert.equal(info.status, 'completed', JSON.stringify(info));
+    await dst.waitFor(/./, 1000).catch(() => {});
+    await sleep(2000);
+    const out = await dst.run('kill %1; wait; sort /mnt/log | uniq -c; cat /mnt/a.md5; sync', PROMPT, 60_000);
+    const want = /^([0-9a-f]{32})\s+\/mnt\/a\r?$/m.exec(out)?.[1];
+    const sums = [...out.matchAll(/^\s*\d+ ([0-9a-f]{32})\s+\/mnt\/b\r?$/gm)].map((m) => m[1]);
+    assert.ok(want !== undefined && sums.length > 0, out);
+    assert.deepEqual([...new Set(sums)], [want], out);
+    // The file read back from the disk itself (after a remount drops the cache) is the same.
+    const reread = await dst.run('md5sum /mnt/a; umount /mnt && mount /dev/vda /mnt && md5sum /mnt/a', PROMPT, 60_000);
+    assert.equal(reread.split(want).length - 1, 2, reread);
+    assert.equal((await dst.run(`wget -q -O - http://10.0.2.2:${httpPort}/`, PROMPT, 60_000)).trim(), 'vireo-host-page');
+    assert.match(await dst.run('head -c 16 /dev/hwrng | wc -c', PROMPT, 30_000), /^\s*16\r?$/m);
+    await dst.run('umount /mnt', PROMPT, 30_000);
+  } finally {
+    q?.kill();
+    src.kill();
+    dst.kill();
+    server.close();
+  }
+  await src.exit(10_000);
+  await dst.exit(10_000);
+  const check = spawnSync('qemu-img', ['check', img], { encoding: 'utf8' });
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+});
 
 test('failed migrations leave the source running; a destination that cannot load exits with one line', async () => {
   const srcSock = join(dir, 'src-fail.sock');
