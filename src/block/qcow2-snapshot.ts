@@ -166,6 +166,19 @@ function serializeTable(entries: SnapshotEntry[]): Uint8Array {
   return b;
 }
 
+/**
+ * The clusters of the snapshots' L1 tables, each once: overlapping tables (only in a
+ * hostile image) are merged first, so the work is bounded by the file, not by their sum.
+ */
+export function* snapshotL1Clusters(entries: SnapshotEntry[], cs: number): Generator<number> {
+  const ranges = entries.filter((e) => e.l1Size > 0).map((e) => [e.l1TableOffset, e.l1TableOffset + e.l1Size * 8]).sort((a, b) => a[0] - b[0]);
+  let next = 0;
+  for (const [start, end] of ranges) {
+    for (let c = Math.max(next, Math.floor(start / cs)); c * cs < end; c++) yield c;
+    next = Math.max(next, Math.ceil(end / cs));
+  }
+}
+
 /** The clusters [off, off + len) spans. */
 function* clusters(off: number, len: number, cs: number): Generator<number> {
   for (let c = Math.floor(off / cs); c * cs < off + len; c++) yield c;
@@ -427,13 +440,12 @@ export class Qcow2Snapshots implements BlockSnapshots {
    */
   private async walk(sh: RefShadow, l1: Uint8Array, delta: 1 | -1): Promise<void> {
     const { q } = this;
-    // Whatever is reached must be counted already; an L2 table must not be one of the
-    // tables that find the others, nor a data cluster any metadata we know of.
-    const structural = this.structuralClusters();
+    // Whatever is reached must be counted already, and a data cluster must not be metadata.
+    const checkL2 = await this.l2Checker();
     const unused = (c: number) => q.corrupt(`cluster ${c} is in use but has refcount 0`);
     /** Returns a promise only when a refcount block must be read or copied. */
     const ref = (c: number, isL2: boolean): Promise<void> | undefined => {
-      if ((isL2 ? structural : q.metaClusters).has(c)) throw q.corrupt(`cluster ${c} is both metadata and ${isL2 ? 'an L2 table' : 'data'}`);
+      if (!isL2 && q.metaClusters.has(c)) throw q.corrupt(`cluster ${c} is both metadata and data`);
       const v = sh.getSync(c);
       if (v === 0) throw unused(c);
       if (v !== undefined && sh.addSync(c, delta)) return undefined;
@@ -445,6 +457,7 @@ export class Qcow2Snapshots implements BlockSnapshots {
     for (let i = 0; i < l1.length / 8; i++) {
       const off = offsetBits(...entryAt(l1, i));
       if (off === 0) continue;
+      checkL2(off);
       await ref(off / q.cs, true);
       const table = await q.loadCluster(q.l2Cache, off);
       const dv = new DataView(table.buffer, table.byteOffset);
@@ -462,6 +475,24 @@ export class Qcow2Snapshots implements BlockSnapshots {
     }
   }
 
+  /**
+   * A check of the L2 tables one L1 table names: inside the file, not one of the tables
+   * that find the others, each named once (QEMU never names one twice). It bounds a
+   * walk by the size of the file whatever a hostile L1 table says.
+   */
+  private async l2Checker(): Promise<(off: number) => void> {
+    const { q } = this;
+    const fileSize = await q.file.size();
+    const structural = this.structuralClusters();
+    const seen = new Set<number>();
+    return (off) => {
+      if (off + q.cs > fileSize) throw q.corrupt(`L2 table at ${off} is outside the file`);
+      if (structural.has(off / q.cs)) throw q.corrupt(`cluster ${off / q.cs} is both metadata and an L2 table`);
+      if (seen.has(off)) throw q.corrupt(`L2 table at ${off} appears twice in one L1 table`);
+      seen.add(off);
+    };
+  }
+
   /** The header, L1, refcount and snapshot tables, and refcount blocks. */
   private structuralClusters(): Set<number> {
     const { q } = this;
@@ -473,7 +504,7 @@ export class Qcow2Snapshots implements BlockSnapshots {
     add(h.l1TableOffset, h.l1Size * 8);
     add(h.refcountTableOffset, q.reftable.length);
     add(h.snapshotsOffset, snapshotTableSize(this.entries));
-    for (const sn of this.entries) add(sn.l1TableOffset, sn.l1Size * 8);
+    for (const c of snapshotL1Clusters(this.entries, cs)) set.add(c);
     for (let i = 0; i < q.reftable.length / 8; i++) if (q.reftableEntry(i) !== 0) set.add(q.reftableEntry(i) / cs);
     return set;
   }
@@ -485,8 +516,10 @@ export class Qcow2Snapshots implements BlockSnapshots {
    */
   private async activeL1(sh: RefShadow, offs: number[]): Promise<Uint8Array> {
     const { q } = this;
+    const checkL2 = await this.l2Checker();
     for (let i = 0; i < offs.length; i++) {
       if (offs[i] === 0) continue;
+      checkL2(offs[i]);
       const table = await q.loadCluster(q.l2Cache, offs[i]);
       const dv = new DataView(table.buffer, table.byteOffset);
       let copy: Uint8Array | undefined;

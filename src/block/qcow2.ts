@@ -50,7 +50,7 @@ import { UserError } from '../system/options.js';
 import { BlockIOError, checkRange, openAt, type BlockBackend, type BlockFormat, type BlockOpenOptions, type CacheMode } from './block.js';
 import type { HostFile } from './file.js';
 import { zeros } from './raw.js';
-import { Qcow2Snapshots, readSnapshotTable, snapshotTableSize, MAX_SNAPSHOTS, type SnapshotEntry } from './qcow2-snapshot.js';
+import { Qcow2Snapshots, readSnapshotTable, snapshotL1Clusters, snapshotTableSize, MAX_SNAPSHOTS, type SnapshotEntry } from './qcow2-snapshot.js';
 
 const inflateRawAsync = promisify(inflateRaw);
 
@@ -504,7 +504,7 @@ export class Qcow2Backend implements BlockBackend {
     addRange(h.l1TableOffset, h.l1Size * 8);
     addRange(h.refcountTableOffset, this.reftable.length);
     addRange(h.snapshotsOffset, snapshotTableSize(this.snapshots.entries));
-    for (const sn of this.snapshots.entries) addRange(sn.l1TableOffset, sn.l1Size * 8);
+    for (const c of snapshotL1Clusters(this.snapshots.entries, cs)) this.metaClusters.add(c);
     for (let i = 0; i < h.l1Size; i++) {
       const [hi, lo] = entryAt(this.l1, i);
       const off = offsetBits(hi, lo);
