@@ -79,9 +79,9 @@ export interface SnapshotInfo {
 
 /**
  * Internal snapshots of one image: the top image only, whatever its backing chain. Every
- * operation waits for the requests in flight, is crash-safe (a process or host crash
- * leaves either the old or the new state, never a corrupt image) and ends with a flush.
- * Failures are {@link BlockSnapshotError}s.
+ * operation waits for the requests in flight, is crash-safe (a process crash, or a host
+ * crash unless cache=unsafe, leaves either the old or the new state, never a corrupt
+ * image) and ends with a flush. Failures are {@link BlockSnapshotError}s.
  */
 export interface BlockSnapshots {
   list(): SnapshotInfo[];
