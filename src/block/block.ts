@@ -8,6 +8,8 @@
  * Opening (format probing, header checks) fails with a one-line {@link UserError}
  * naming the file. Formats: raw (raw.ts) and qcow2 (qcow2.ts, QEMU's
  * docs/interop/qcow2.txt), the same two QEMU's `-drive format=` accepts most often.
+ * qcow2 images also hold internal snapshots ({@link BlockSnapshots}, qcow2-snapshot.ts),
+ * what QEMU's savevm/loadvm take and restore on every writable disk.
  *
  * All file I/O goes through node's asynchronous fs API (file.ts), which runs each
  * pread/pwrite/fdatasync on libuv's thread pool: the main loop never waits for a disk.
@@ -17,6 +19,9 @@ import { HostFile } from './file.js';
 
 /** A run-time I/O failure: out-of-range request, write to a read-only image, host error, corrupt metadata. */
 export class BlockIOError extends Error {}
+
+/** A snapshot operation that failed (unknown snapshot, read-only image, I/O error...): the message is one line for the user. */
+export class BlockSnapshotError extends Error {}
 
 /**
  * How the host page cache is used (QEMU's `cache=`):
@@ -55,6 +60,37 @@ export interface BlockBackend {
   writeZeroes(offset: number, len: number): Promise<void>;
   /** Waits for running requests, then closes the image (and its backing chain). */
   close(): Promise<void>;
+  /** Internal snapshots of this image (qcow2); absent for formats without them (raw). */
+  readonly snapshots?: BlockSnapshots;
+}
+
+/** An internal snapshot, as QEMU's `qemu-img snapshot -l` and `info snapshots` list it. */
+export interface SnapshotInfo {
+  /** Unique in the image, chosen by the image ("1", "2", ...). */
+  id: string;
+  /** Not necessarily unique (QEMU's savevm replaces a snapshot of the same name itself). */
+  name: string;
+  date: Date;
+  /** The guest clock when the snapshot was taken, in nanoseconds (exact below 2^53). */
+  vmClockNs: number;
+  /** Bytes of machine state stored with the snapshot (QEMU's savevm); 0 for a disk-only snapshot. */
+  vmStateSize: number;
+}
+
+/**
+ * Internal snapshots of one image: the top image only, whatever its backing chain. Every
+ * operation waits for the requests in flight, is crash-safe (a process crash, or a host
+ * crash unless cache=unsafe, leaves either the old or the new state, never a corrupt
+ * image) and ends with a flush. Failures are {@link BlockSnapshotError}s.
+ */
+export interface BlockSnapshots {
+  list(): SnapshotInfo[];
+  /** Snapshots the disk as it is now (QEMU's qcow2_snapshot_create); the id is chosen anew. */
+  create(name: string, opts?: { date?: Date; vmClockNs?: number }): Promise<SnapshotInfo>;
+  /** Reverts the disk to snapshot `nameOrId` (an id first, else a name; QEMU's qcow2_snapshot_goto). */
+  apply(nameOrId: string): Promise<void>;
+  /** Deletes snapshot `nameOrId` (an id first, else a name). */
+  delete(nameOrId: string): Promise<void>;
 }
 
 /** How to open an image (a subset of {@link import('../system/options.js').DriveOptions}). */

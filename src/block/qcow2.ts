@@ -16,10 +16,17 @@
  *   3. L2 entries (and whole new L2 tables);
  *   4. for a new L2 table: barrier, then the L1 entry pointing at it;
  *   5. clusters no longer referenced (copied-on-write compressed clusters, discarded
- *      clusters): barrier, then their refcounts are decreased: a cluster is counted
- *      until nothing on disk points at it.
+ *      clusters, clusters and L2 tables shared with a snapshot and copied on write):
+ *      barrier, then their refcounts are decreased: a cluster is counted until nothing
+ *      on disk points at it.
  * A process crash between any two steps leaves at most leaked clusters; the barriers
- * extend that to a host crash. With cache=unsafe the barriers are skipped.
+ * extend that to a host crash. With cache=unsafe the barriers are skipped. Snapshot
+ * operations (qcow2-snapshot.ts) switch atomically to a new state built in free clusters.
+ *
+ * Shared clusters: bit 63 (COPIED) of an active L1 or L2 entry says the cluster's
+ * refcount is 1. Only then is it written in place; otherwise (a cluster or L2 table
+ * shared with an internal snapshot) a write, discard or write-zeroes copies the L2 table
+ * and allocates a new data cluster, and the old ones lose a reference (step 5).
  *
  * Writes, discards and write-zeroes take an exclusive lock; reads share it, so reads
  * run in parallel with each other but never see a request's metadata half-updated.
@@ -27,11 +34,13 @@
  * Supported: v2 and v3, refcount widths 1 to 64 bits, zero clusters, reading zlib
  * compressed clusters (a write copies the cluster out), backing files (read-through,
  * copy-on-write of partial clusters), preallocated zero clusters, growing the refcount
- * table (up to QEMU's 8 MiB limit). Refused at open with
+ * table (up to QEMU's 8 MiB limit), internal snapshots (listed, created, applied,
+ * deleted: qcow2-snapshot.ts; images that have them are writable). Refused at open with
  * a UserError: encryption, external data files, extended L2 entries, zstd compression,
- * unknown incompatible features; opening for writing an image that is dirty, marked
- * corrupt or has internal snapshots (these open read-only). At run time, refused with
- * an I/O error: any write after corrupt metadata or a failed metadata write was seen.
+ * unknown incompatible features, a malformed snapshot table; opening for writing an
+ * image that is dirty or marked corrupt (these open read-only). At run time, refused
+ * with an I/O error: any write after corrupt metadata or a failed metadata write was
+ * seen, and a data write onto a metadata cluster (QEMU's overlap check).
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -41,6 +50,7 @@ import { UserError } from '../system/options.js';
 import { BlockIOError, checkRange, openAt, type BlockBackend, type BlockFormat, type BlockOpenOptions, type CacheMode } from './block.js';
 import type { HostFile } from './file.js';
 import { zeros } from './raw.js';
+import { Qcow2Snapshots, readSnapshotTable, snapshotL1Clusters, snapshotTableSize, MAX_SNAPSHOTS, type SnapshotEntry } from './qcow2-snapshot.js';
 
 const inflateRawAsync = promisify(inflateRaw);
 
@@ -49,8 +59,8 @@ const V2_HEADER_LENGTH = 72;
 const V3_MIN_HEADER_LENGTH = 104;
 /** QEMU's limits, which keep every table we hold in memory small. */
 const MAX_CLUSTER_BITS = 21;
-const MAX_L1_BYTES = 32 << 20;
-const MAX_REFTABLE_BYTES = 8 << 20;
+export const MAX_L1_BYTES = 32 << 20;
+export const MAX_REFTABLE_BYTES = 8 << 20;
 const MAX_BACKING_NAME = 1023;
 
 /** Incompatible feature bits (header bytes 72-79). */
@@ -66,13 +76,13 @@ const EXT_BACKING_FORMAT = 0xe2792aca;
 const EXT_FEATURE_NAMES = 0x6803f857;
 
 /** High word of an L1/L2 entry: bit 63 (refcount is exactly one), bit 62 (compressed). */
-const HI_COPIED = 0x80000000;
+export const HI_COPIED = 0x80000000;
 const HI_COMPRESSED = 0x40000000;
 /** Reserved bits of a standard L2 entry (1-8, 56-61) and of an L1 entry (0-8, 56-62). */
 const L2_LO_RESERVED = 0x1fe;
 const L2_HI_RESERVED = 0x3f000000;
-const L1_LO_RESERVED = 0x1ff;
-const L1_HI_RESERVED = 0x7f000000;
+export const L1_LO_RESERVED = 0x1ff;
+export const L1_HI_RESERVED = 0x7f000000;
 /** Bit 0 of a standard L2 entry (v3): the cluster reads as zeros. */
 const LO_ZERO = 1;
 
@@ -89,6 +99,7 @@ export interface Qcow2Header {
   refcountTableOffset: number;
   refcountTableClusters: number;
   nbSnapshots: number;
+  snapshotsOffset: number;
   incompatible: bigint;
   compatible: bigint;
   autoclear: bigint;
@@ -125,6 +136,7 @@ export function parseQcow2Header(buf: Uint8Array, path: string): Qcow2Header {
     refcountTableOffset: u64(dv, 48, path, 'refcount table offset'),
     refcountTableClusters: dv.getUint32(56),
     nbSnapshots: dv.getUint32(60),
+    snapshotsOffset: u64(dv, 64, path, 'snapshot table offset'),
     incompatible: 0n,
     compatible: 0n,
     autoclear: 0n,
@@ -153,6 +165,8 @@ export function parseQcow2Header(buf: Uint8Array, path: string): Qcow2Header {
   if (h.l1Size < Math.ceil(h.size / perL1)) throw new UserError(`${path}: L1 table too small for a ${h.size}-byte disk`);
   if (h.refcountTableOffset % cs !== 0 || h.refcountTableOffset === 0) throw new UserError(`${path}: invalid refcount table offset ${h.refcountTableOffset}`);
   if (h.refcountTableClusters === 0 || h.refcountTableClusters * cs > MAX_REFTABLE_BYTES) throw new UserError(`${path}: invalid refcount table size (${h.refcountTableClusters} clusters)`);
+  if (h.nbSnapshots > MAX_SNAPSHOTS) throw new UserError(`${path}: too many snapshots (${h.nbSnapshots})`);
+  if (h.snapshotsOffset % cs !== 0 || (h.nbSnapshots > 0 && h.snapshotsOffset === 0)) throw new UserError(`${path}: invalid snapshot table offset ${h.snapshotsOffset}`);
   return h;
 }
 
@@ -164,7 +178,7 @@ function featureList(bits: bigint, names: Map<number, string>): string {
 }
 
 /** What an L2 entry says about a guest cluster. */
-type Mapping =
+export type Mapping =
   | { kind: 'unallocated' }
   | { kind: 'zero'; host: number; copied: boolean }
   | { kind: 'normal'; host: number; copied: boolean }
@@ -173,29 +187,29 @@ type Mapping =
 const UNALLOCATED: Mapping = { kind: 'unallocated' };
 
 /** A 64-bit big-endian table entry as two 32-bit words. */
-function entryAt(t: Uint8Array, i: number): [hi: number, lo: number] {
+export function entryAt(t: Uint8Array, i: number): [hi: number, lo: number] {
   const dv = new DataView(t.buffer, t.byteOffset + i * 8, 8);
   return [dv.getUint32(0), dv.getUint32(4)];
 }
 
-function setEntry(t: Uint8Array, i: number, hi: number, lo: number): void {
+export function setEntry(t: Uint8Array, i: number, hi: number, lo: number): void {
   const dv = new DataView(t.buffer, t.byteOffset + i * 8, 8);
   dv.setUint32(0, hi >>> 0);
   dv.setUint32(4, lo >>> 0);
 }
 
 /** Bits 9-55 of an entry: a host offset. */
-function offsetBits(hi: number, lo: number): number {
+export function offsetBits(hi: number, lo: number): number {
   return (hi & 0xffffff) * 2 ** 32 + ((lo & ~0x1ff) >>> 0);
 }
 
 /** The entry words for host offset `off` with bit 63 set. */
-function copiedEntry(off: number): [number, number] {
+export function copiedEntry(off: number): [number, number] {
   return [(HI_COPIED | Math.floor(off / 2 ** 32)) >>> 0, off % 2 ** 32];
 }
 
 /** Reads and writes of refcount entries of 2^order bits (sub-byte widths start at the least significant bit). */
-function getRefcount(b: Uint8Array, i: number, order: number): number {
+export function getRefcount(b: Uint8Array, i: number, order: number): number {
   switch (order) {
     case 0: return (b[i >> 3] >> (i & 7)) & 1;
     case 1: return (b[i >> 2] >> ((i & 3) * 2)) & 3;
@@ -210,7 +224,7 @@ function getRefcount(b: Uint8Array, i: number, order: number): number {
   }
 }
 
-function setRefcount(b: Uint8Array, i: number, order: number, v: number): void {
+export function setRefcount(b: Uint8Array, i: number, order: number, v: number): void {
   switch (order) {
     case 0: b[i >> 3] = (b[i >> 3] & ~(1 << (i & 7))) | (v << (i & 7)); break;
     case 1: b[i >> 2] = (b[i >> 2] & ~(3 << ((i & 3) * 2))) | (v << ((i & 3) * 2)); break;
@@ -299,6 +313,10 @@ class ClusterCache {
     }
   }
 
+  delete(off: number): void {
+    this.map.delete(off);
+  }
+
   pin(off: number): void {
     this.pinned.add(off);
   }
@@ -329,39 +347,46 @@ interface Txn {
   allocated: boolean;
 }
 
-/** A qcow2 image. */
+/**
+ * A qcow2 image. Members without `private` are shared with qcow2-snapshot.ts, which
+ * works on the same state (as QEMU's qcow2-snapshot.c on BDRVQcow2State).
+ */
 export class Qcow2Backend implements BlockBackend {
   readonly format = 'qcow2';
   readonly size: number;
   readonly readOnly: boolean;
   readonly discardGranularity: number;
+  readonly snapshots: Qcow2Snapshots;
 
-  private readonly cs: number;
-  private readonly l2Entries: number;
-  private readonly rbEntries: number;
-  private readonly lock = new RwLock();
-  private readonly l2Cache: ClusterCache;
-  private readonly rbCache: ClusterCache;
-  /** Clusters holding metadata we know of, which an allocation must never hand out. */
-  private readonly metaClusters = new Set<number>();
+  readonly cs: number;
+  readonly l2Entries: number;
+  readonly rbEntries: number;
+  readonly lock = new RwLock();
+  readonly l2Cache: ClusterCache;
+  readonly rbCache: ClusterCache;
+  /** Clusters holding metadata we know of, which an allocation must never hand out nor a data write touch. */
+  readonly metaClusters = new Set<number>();
   /** Refcount blocks changed by the running request: byte range [lo, hi) to write. */
   private readonly dirtyRb = new Map<number, { block: Uint8Array; lo: number; hi: number }>();
   /** Lowest cluster index that may be free. */
-  private freeHint = 0;
+  freeHint = 0;
   /** Set when corrupt metadata or a failed metadata write was seen: no more writes. */
-  private broken: string | undefined;
+  broken: string | undefined;
   /** The last decompressed cluster (sequential reads hit it repeatedly). */
-  private lastCompressed: { host: number; data: Uint8Array } | undefined;
+  lastCompressed: { host: number; data: Uint8Array } | undefined;
 
   private constructor(
-    private readonly file: HostFile,
-    private readonly h: Qcow2Header,
-    private readonly l1: Uint8Array,
-    private reftable: Uint8Array,
+    readonly file: HostFile,
+    readonly h: Qcow2Header,
+    /** The active L1 table (a snapshot operation replaces it). */
+    public l1: Uint8Array,
+    public reftable: Uint8Array,
+    snapshots: SnapshotEntry[],
     private readonly backing: BlockBackend | undefined,
     readOnly: boolean,
     private readonly cache: CacheMode,
   ) {
+    this.snapshots = new Qcow2Snapshots(this, snapshots);
     this.size = h.size;
     this.readOnly = readOnly;
     this.cs = 2 ** h.clusterBits;
@@ -422,8 +447,8 @@ export class Qcow2Backend implements BlockBackend {
       const ro = 'it can only be opened read-only';
       if (h.incompatible & INCOMPAT_DIRTY) throw new UserError(`${path}: image is dirty (refcounts may be stale; repair with 'qemu-img check -r all'), ${ro}`);
       if (h.incompatible & INCOMPAT_CORRUPT) throw new UserError(`${path}: image is marked corrupt (repair with 'qemu-img check -r all'), ${ro}`);
-      if (h.nbSnapshots > 0) throw new UserError(`${path}: image has internal snapshots; ${ro}`);
     }
+    const snapshots = await readSnapshotTable(file, h, fileSize);
 
     const l1 = new Uint8Array(h.l1Size * 8);
     await file.read(l1, h.l1TableOffset);
@@ -447,7 +472,7 @@ export class Qcow2Backend implements BlockBackend {
       }
     }
 
-    const q = new Qcow2Backend(file, h, l1, reftable, backing, opts.readOnly, opts.cache);
+    const q = new Qcow2Backend(file, h, l1, reftable, snapshots, backing, opts.readOnly, opts.cache);
     try {
       q.checkTables();
       // Unknown auto-clear features must be cleared before the first write (we know
@@ -464,16 +489,22 @@ export class Qcow2Backend implements BlockBackend {
     return q;
   }
 
-  /** Checks L1 and refcount table entries, and records the metadata clusters they name. */
-  private checkTables(): void {
+  /**
+   * Checks L1 and refcount table entries, and records the metadata clusters they and the
+   * snapshot table name (anew after a snapshot operation).
+   */
+  checkTables(): void {
     const { cs, h } = this;
     const path = this.file.path;
+    this.metaClusters.clear();
     const addRange = (off: number, len: number) => {
       for (let c = Math.floor(off / cs); c * cs < off + len; c++) this.metaClusters.add(c);
     };
     addRange(0, cs);
     addRange(h.l1TableOffset, h.l1Size * 8);
     addRange(h.refcountTableOffset, this.reftable.length);
+    addRange(h.snapshotsOffset, snapshotTableSize(this.snapshots.entries));
+    for (const c of snapshotL1Clusters(this.snapshots.entries, cs)) this.metaClusters.add(c);
     for (let i = 0; i < h.l1Size; i++) {
       const [hi, lo] = entryAt(this.l1, i);
       const off = offsetBits(hi, lo);
@@ -594,7 +625,7 @@ export class Qcow2Backend implements BlockBackend {
   }
 
   /** Marks the image unwritable and returns the error to throw. */
-  private corrupt(what: string): BlockIOError {
+  corrupt(what: string): BlockIOError {
     this.broken ??= `corrupt metadata: ${what}`;
     return new BlockIOError(`${this.file.path}: corrupt metadata: ${what}`);
   }
@@ -604,13 +635,13 @@ export class Qcow2Backend implements BlockBackend {
     return { off: offsetBits(hi, lo), copied: (hi & HI_COPIED) !== 0 };
   }
 
-  private reftableEntry(i: number): number {
+  reftableEntry(i: number): number {
     const [hi, lo] = entryAt(this.reftable, i);
     return hi * 2 ** 32 + lo;
   }
 
   /** Loads a metadata cluster through `cache`; `off` was checked cluster-aligned by whoever read it. */
-  private async loadCluster(cache: ClusterCache, off: number): Promise<Uint8Array> {
+  async loadCluster(cache: ClusterCache, off: number): Promise<Uint8Array> {
     let t = cache.get(off);
     if (!t) {
       t = new Uint8Array(this.cs);
@@ -631,7 +662,7 @@ export class Qcow2Backend implements BlockBackend {
     return { off: e.off, table: await this.loadCluster(this.l2Cache, e.off), copied: e.copied };
   }
 
-  private decode(hi: number, lo: number, gc: number): Mapping {
+  decode(hi: number, lo: number, gc: number): Mapping {
     if (hi & HI_COMPRESSED) {
       // x = 62 - (cluster_bits - 8) bits of byte offset, then the count of additional sectors up to bit 61.
       const x = BigInt(62 - (this.h.clusterBits - 8));
@@ -656,12 +687,13 @@ export class Qcow2Backend implements BlockBackend {
     return { kind: 'normal', host, copied };
   }
 
-  /** Where guest cluster `gc` is. */
+  /** Where guest cluster `gc` is; `copied` only if its L2 table is not shared either. */
   private async lookup(gc: number): Promise<Mapping> {
     const t = await this.l2Table(Math.floor(gc / this.l2Entries));
     if (!t) return UNALLOCATED;
     const [hi, lo] = entryAt(t.table, gc % this.l2Entries);
-    return this.decode(hi, lo, gc);
+    const m = this.decode(hi, lo, gc);
+    return !t.copied && (m.kind === 'normal' || m.kind === 'zero') ? { ...m, copied: false } : m;
   }
 
   /** True if a cluster with mapping `m`, starting at guest byte `cStart`, reads as zeros without looking at data. */
@@ -716,6 +748,8 @@ export class Qcow2Backend implements BlockBackend {
       const piece = src.subarray(pos, pos + n);
       const m = await this.lookup(gc);
       if (m.kind === 'normal' && m.copied) {
+        // QEMU's overlap check: a data cluster must not be one of our metadata clusters.
+        if (this.metaClusters.has(m.host / this.cs)) throw this.corrupt(`guest cluster ${gc} is mapped onto metadata at ${m.host}`);
         // Written in place; runs contiguous in both the request and the file go at once.
         const last = inPlace[inPlace.length - 1];
         if (last && last.host + last.len === m.host + inC && last.pos + last.len === pos) last.len += n;
@@ -766,11 +800,11 @@ export class Qcow2Backend implements BlockBackend {
       const txn = newTxn();
       await this.transaction(txn, async () => {
         for (let c = gc; c < stop; c++) {
-          const { t, index } = await this.tableForWrite(txn, c);
-          const [hi, lo] = entryAt(t.table, index);
-          const m = this.decode(hi, lo, c);
+          // Looked up before tableForWrite, which would copy a shared table even for no change.
+          const m = await this.lookup(c);
           if (m.kind === 'zero' && m.host === 0) continue;
           if (m.kind === 'unallocated' && this.readsAsZero(m, c * this.cs)) continue;
+          const { t, index } = await this.tableForWrite(txn, c);
           if (m.kind === 'normal' || m.kind === 'zero') txn.frees.push({ host: m.host, len: this.cs });
           else if (m.kind === 'compressed') txn.frees.push({ host: m.host, len: m.len });
           this.changeEntry(txn, t, index, 0, LO_ZERO);
@@ -787,15 +821,17 @@ export class Qcow2Backend implements BlockBackend {
     const created = txn.newTables.get(l1i);
     if (created) return { t: { ...created, fresh: true }, index };
     const t = await this.l2Table(l1i);
-    if (t) {
-      // Without bit 63 the table is shared with a snapshot (which we refuse) or miscounted.
-      if (!t.copied) throw this.corrupt(`L2 table at ${t.off} is shared (L1 entry ${l1i} lacks the copied flag)`);
+    if (t?.copied) {
       this.l2Cache.pin(t.off);
       return { t: { off: t.off, table: t.table, fresh: false }, index };
     }
+    // A new table, or a copy of one shared with a snapshot (no bit 63): the copy's
+    // entries point at the same clusters, whose refcounts (one per L1 table reaching
+    // them) do not change; the shared table loses the active L1's reference.
     const off = await this.allocCluster();
     txn.allocated = true;
-    const table = new Uint8Array(this.cs);
+    const table = t ? t.table.slice() : new Uint8Array(this.cs);
+    if (t) txn.frees.push({ host: t.off, len: this.cs });
     this.metaClusters.add(off / this.cs);
     txn.newTables.set(l1i, { off, table });
     return { t: { off, table, fresh: true }, index };
@@ -873,13 +909,13 @@ export class Qcow2Backend implements BlockBackend {
     return out.map((o) => ({ host: o.host, buf: o.parts.length === 1 ? o.parts[0] : Buffer.concat(o.parts) }));
   }
 
-  private async barrier(): Promise<void> {
+  async barrier(): Promise<void> {
     if (this.cache !== 'unsafe') await this.file.sync();
   }
 
   // ---- Refcounts and allocation ----
 
-  private async refBlock(rti: number): Promise<Uint8Array | undefined> {
+  async refBlock(rti: number): Promise<Uint8Array | undefined> {
     const off = this.reftableEntry(rti);
     if (off === 0) return undefined;
     this.rbCache.pin(off);
@@ -896,7 +932,7 @@ export class Qcow2Backend implements BlockBackend {
     const max = this.h.refcountOrder === 6 ? Number.MAX_SAFE_INTEGER : 2 ** 2 ** this.h.refcountOrder - 1;
     if (v < 0 || v > max) throw this.corrupt(`refcount of cluster ${c} would become ${v}`);
     setRefcount(block, i, this.h.refcountOrder, v);
-    if (v === 0 && c < this.freeHint) this.freeHint = c;
+    if (v === 0) this.released(c);
     const bits = 2 ** this.h.refcountOrder;
     const lo = Math.floor((i * bits) / 8);
     const hi = lo + Math.max(1, bits / 8);
@@ -906,6 +942,14 @@ export class Qcow2Backend implements BlockBackend {
       d.lo = Math.min(d.lo, lo);
       d.hi = Math.max(d.hi, hi);
     } else this.dirtyRb.set(off, { block, lo, hi });
+  }
+
+  /** Cluster `c` was freed: it may be allocated again, as anything. */
+  released(c: number): void {
+    if (c < this.freeHint) this.freeHint = c;
+    this.metaClusters.delete(c);
+    this.l2Cache.delete(c * this.cs);
+    this.rbCache.delete(c * this.cs);
   }
 
   private async writeDirtyRefcounts(): Promise<void> {
@@ -1030,7 +1074,7 @@ function newTxn(): Txn {
 }
 
 /** Awaits every promise (so none is left running unobserved), then throws the first failure. */
-async function settleAll(ps: Promise<unknown>[]): Promise<void> {
+export async function settleAll(ps: Promise<unknown>[]): Promise<void> {
   const rs = await Promise.allSettled(ps);
   for (const r of rs) if (r.status === 'rejected') throw r.reason;
 }

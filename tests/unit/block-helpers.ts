@@ -1,7 +1,8 @@
 /**
  * Shared pieces of the block layer tests: temporary directories, qemu-img as the
- * oracle (skipping visibly where it is missing), a seeded random generator and the
- * random write workload applied alike to an image under test and a raw model.
+ * oracle (skipping visibly where it is missing), a seeded random generator, the
+ * random write workload applied alike to an image under test and a raw model, and
+ * random snapshot operations checked against an in-memory model.
  * Not a test file itself.
  */
 import { spawnSync } from 'node:child_process';
@@ -9,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import type { BlockBackend } from '../../src/block/block.js';
+import * as assert from 'node:assert/strict';
+import { openBlockBackend, type BlockBackend, type BlockSnapshots } from '../../src/block/block.js';
 
 /** A fresh temporary directory, removed by the returned function. */
 export function tempDir(): { dir: string; path: (name: string) => string; remove: () => void } {
@@ -131,4 +133,84 @@ export async function firstDifference(a: BlockBackend, b: BlockBackend): Promise
     }
   }
   return -1;
+}
+
+/** The image's snapshots (failing the test if it has none). */
+export function snaps(b: BlockBackend): BlockSnapshots {
+  assert.ok(b.snapshots, `${b.format} has no snapshots`);
+  return b.snapshots;
+}
+
+export async function readAll(b: BlockBackend): Promise<Uint8Array> {
+  const buf = new Uint8Array(b.size);
+  await b.read(0, buf);
+  return buf;
+}
+
+/** Asserts that the disk reads as `want`, naming the first differing byte. */
+export async function same(b: BlockBackend, want: Uint8Array, what: string): Promise<void> {
+  const got = await readAll(b);
+  if (Buffer.compare(got, want) !== 0) {
+    const i = got.findIndex((x, k) => x !== want[k]);
+    assert.fail(`${what}: byte ${i} is ${got[i]}, not ${want[i]}`);
+  }
+}
+
+/**
+ * Random writes, write-zeroes and discards interleaved with snapshot create, apply,
+ * delete and reopening of qcow2 image `img`, checked against a model after each apply
+ * and reopening. Returns what the disk and each snapshot should hold.
+ */
+export async function randomSnapshots(img: string, seed: number, ops: number): Promise<{ active: Uint8Array; snapshots: Map<string, Uint8Array> }> {
+  const r = rng(seed);
+  const open = () => openBlockBackend({ file: img, readOnly: false, cache: 'writeback' });
+  let q = await open();
+  const size = q.size;
+  const active = await readAll(q);
+  const model = new Map<string, Uint8Array>();
+  let next = 0;
+  for (let op = 0; op < ops; op++) {
+    const k = r(20);
+    const names = [...model.keys()];
+    if (k < 12) {
+      const len = 1 + r(Math.min(size, 200000));
+      const off = r(size - len + 1);
+      const data = pattern(len, seed * 1000 + op);
+      await q.write(off, data);
+      active.set(data, off);
+    } else if (k === 12) {
+      const len = r(100000);
+      const off = r(size - len + 1);
+      await q.writeZeroes(off, len);
+      active.fill(0, off, off + len);
+    } else if (k === 13) {
+      // Discard leaves the data unspecified: the model takes what the disk reads.
+      const len = r(100000);
+      const off = r(size - len + 1);
+      await q.discard(off, len);
+      const back = new Uint8Array(len);
+      await q.read(off, back);
+      active.set(back, off);
+    } else if (k <= 15 && names.length < 6) {
+      const name = `s${next++}`;
+      await snaps(q).create(name);
+      model.set(name, active.slice());
+    } else if (k <= 17 && names.length > 0) {
+      const name = names[r(names.length)];
+      await snaps(q).apply(name);
+      active.set(model.get(name)!);
+      await same(q, active, `seed ${seed} op ${op}: apply ${name}`);
+    } else if (k === 18 && names.length > 0) {
+      const name = names[r(names.length)];
+      await snaps(q).delete(name);
+      model.delete(name);
+    } else {
+      await q.close();
+      q = await open();
+      assert.deepEqual(snaps(q).list().map((x) => x.name), [...model.keys()], `seed ${seed} op ${op}: reopened`);
+      await same(q, active, `seed ${seed} op ${op}: reopened`);
+    }
+  }
+  await q.close();
+  return { active, snapshots: model };
 }
