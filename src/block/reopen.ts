@@ -26,6 +26,7 @@ export class ReopenableBackend implements BlockBackend {
   get readOnly(): boolean { return this.inner.readOnly; }
   get format(): BlockBackend['format'] { return this.inner.format; }
   get discardGranularity(): number { return this.inner.discardGranularity; }
+  get snapshots(): BlockBackend['snapshots'] { return this.inner.snapshots; }
   read(offset: number, dst: Uint8Array): Promise<void> { return this.inner.read(offset, dst); }
   write(offset: number, src: Uint8Array): Promise<void> { return this.inner.write(offset, src); }
   flush(): Promise<void> { return this.inner.flush(); }

@@ -145,8 +145,8 @@ const COMMANDS: Record<string, HmpCommand> = {
   delvm: {
     args: 'tag',
     help: 'delete snapshot \'tag\' from the snapshot file',
-    run: (h, rest) => {
-      h.snapshots().delete(rest.trim());
+    run: async (h, rest) => {
+      await h.snapshots().delete(rest.trim());
       return '';
     },
   },

@@ -157,7 +157,7 @@ const COMMANDS: Record<string, Command> = {
     args: { 'job-id': 'str', tag: 'str', vmstate: 'str', devices: 'array' },
     run(args, s) {
       const snaps = snapshotDevices(s, args);
-      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-save', () => snaps.save(args.tag as string));
+      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-save', () => snaps.save(args.tag as string, args.devices as string[]));
       return {};
     },
   },
@@ -165,7 +165,7 @@ const COMMANDS: Record<string, Command> = {
     args: { 'job-id': 'str', tag: 'str', vmstate: 'str', devices: 'array' },
     run(args, s) {
       const snaps = snapshotDevices(s, args);
-      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-load', () => snaps.load(args.tag as string));
+      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-load', () => snaps.load(args.tag as string, args.devices as string[]));
       return {};
     },
   },
@@ -173,7 +173,7 @@ const COMMANDS: Record<string, Command> = {
     args: { 'job-id': 'str', tag: 'str', devices: 'array' },
     run(args, s) {
       const snaps = snapshotDevices(s, args);
-      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-delete', async () => snaps.delete(args.tag as string));
+      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-delete', () => snaps.delete(args.tag as string, args.devices as string[]));
       return {};
     },
   },

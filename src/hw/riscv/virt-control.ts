@@ -12,7 +12,7 @@ import type { MachineControl, CpuInfo, RegionInfo, RunStatus } from '../../monit
 import { RunState } from '../../monitor/machine-control.js';
 import type { StopReason } from '../../accel/tcg/rr.js';
 import type { VirtMachine } from './virt.js';
-import { Snapshots } from '../../migration/savevm.js';
+import { Snapshots, type SnapshotDisk } from '../../migration/savevm.js';
 import { saveVirtState, loadVirtState, checkSnapshottable } from './virt-snapshot.js';
 import { Migration, type MigrationMachine } from '../../migration/migration.js';
 
@@ -43,11 +43,12 @@ export class VirtControl implements MachineControl {
 
   /**
    * `quit` stops the loop (as C-a x does); `snapshotFile` is -snapshot-file; with `incoming`
-   * (-incoming) the machine waits for a migration source before it runs; `disks` flushes the
-   * images (migration source) and opens them again (destination).
+   * (-incoming) the machine waits for a migration source before it runs; `drives` flushes the
+   * images (migration source) and opens them again (destination); `disks` are the drives as
+   * savevm snapshots them.
    */
   constructor(startPaused: boolean, private readonly quitLoop: () => void, snapshotFile: string | undefined, incoming: boolean,
-    private readonly disks: { flush(): Promise<void>; reopen(): Promise<void> }) {
+    private readonly drives: { flush(): Promise<void>; reopen(): Promise<void> }, disks: () => readonly SnapshotDisk[]) {
     this.runState = new RunState(startPaused || incoming);
     if (incoming) this.runState.setMigrationState('inmigrate');
     this.migration = new Migration(this.runState, () => {
@@ -57,8 +58,8 @@ export class VirtControl implements MachineControl {
     this.snapshots = new Snapshots(snapshotFile, () => {
       const m = this.machine;
       if (m === null) throw new Error('no machine attached');
-      return { drain: () => m.drain(), save: () => saveVirtState(m), load: (name, data) => loadVirtState(m, name, data) };
-    }, (fn) => this.whileStopped(fn));
+      return { drain: () => m.drain(), save: () => saveVirtState(m), load: (name, data) => loadVirtState(m, name, data), clockNs: () => m.clock.now() };
+    }, (fn) => this.whileStopped(fn), disks);
     // An idle loop sleeps until a timer or interrupt: wake it so that it sees the pause.
     this.runState.onPauseRequest = () => this.machine?.cpus.harts[0]?.onWake?.();
   }
@@ -74,8 +75,8 @@ export class VirtControl implements MachineControl {
       flushWriteTlbs: () => cpus.flushWriteTlbs(),
       check: () => checkSnapshottable(machine),
       drain: () => machine.drain(),
-      flushDisks: () => this.disks.flush(),
-      reopenDisks: () => this.disks.reopen(),
+      flushDisks: () => this.drives.flush(),
+      reopenDisks: () => this.drives.reopen(),
       config: () => machine.migrationConfig(),
       saveState: () => saveVirtState(machine, false),
       loadState: (data) => loadVirtState(machine, 'migration', data),

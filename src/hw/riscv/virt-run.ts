@@ -56,7 +56,8 @@ export async function runMachine(opts: VmOptions): Promise<number> {
     control.runState.wake();
   };
   const control = new VirtControl(opts.startPaused === true, stopLoop, opts.snapshotFile, opts.incoming !== undefined,
-    { flush: () => flushDrives(backends), reopen: () => reopenDrives(backends) });
+    { flush: () => flushDrives(backends), reopen: () => reopenDrives(backends) },
+    () => [...backends.drives].map(([id, b]) => ({ id, readOnly: b.readOnly, snapshots: b.snapshots })));
   // As QEMU, a destination whose incoming migration failed exits with an error.
   let incomingFailure: string | null = null;
   control.migration.onIncomingFailed = (why) => {
@@ -80,7 +81,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
       if (loadvm !== undefined) {
         // -loadvm: the first machine starts where the snapshot left off (a reset boots afresh).
         try {
-          control.snapshots.loadNow(loadvm);
+          await control.snapshots.loadNow(loadvm);
         } catch (e) {
           throw e instanceof SnapshotError ? new UserError(`-loadvm ${loadvm}: ${e.message}`) : e;
         }
