@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Chardev } from '../chardev/chardev.js';
+import type { BlockSnapshots } from '../block/block.js';
 import type { ChardevOptions, VmOptions } from '../system/options.js';
 import type { MachineControl, MachineEventName, RunState } from './machine-control.js';
 import { QmpSession, type BlockInfo, type ChardevInfo, type MonitorContext } from './qmp.js';
@@ -37,7 +38,7 @@ export interface MonitorSetup {
   /** The run state whose events the monitors report. */
   runState: RunState;
   /** Opened images, by id. */
-  drives: ReadonlyMap<string, { format: string; readOnly: boolean }>;
+  drives: ReadonlyMap<string, { format: string; readOnly: boolean; snapshots?: BlockSnapshots }>;
   /** Opened -chardev devices, by id. */
   chardevs: ReadonlyMap<string, Chardev>;
   /** The serial port's backend. */
@@ -88,7 +89,7 @@ export class Monitors {
       version: { ...QEMU_VERSION, package: `vireo-${vireoVersion()}` },
       blocks: () => opts.drives.map((d): BlockInfo => {
         const open = drives.get(d.id);
-        return { device: d.id, file: d.file, format: open?.format ?? d.format ?? 'raw', readOnly: open?.readOnly ?? d.readOnly };
+        return { device: d.id, file: d.file, format: open?.format ?? d.format ?? 'raw', readOnly: open?.readOnly ?? d.readOnly, snapshots: open?.snapshots };
       }),
       chardevs: () => {
         const list: ChardevInfo[] = [];

@@ -10,6 +10,7 @@ import { checkCont } from './hmp.js';
 import type { Migration } from '../migration/migration.js';
 import type { Jobs } from './jobs.js';
 import type { Snapshots } from '../migration/savevm.js';
+import type { BlockSnapshots, SnapshotInfo } from '../block/block.js';
 import type { MachineControl, MachineEventName } from './machine-control.js';
 
 /** What a QMP session knows besides the machine. */
@@ -32,6 +33,8 @@ export interface BlockInfo {
   file: string;
   format: string;
   readOnly: boolean;
+  /** The image's internal snapshots (qcow2), if its format has them. */
+  snapshots?: BlockSnapshots;
 }
 
 export interface ChardevInfo {
@@ -177,6 +180,28 @@ const COMMANDS: Record<string, Command> = {
       return {};
     },
   },
+  'blockdev-snapshot-internal-sync': {
+    args: { device: 'str', name: 'str' },
+    async run(args, s) {
+      const snaps = blockSnapshots(s, args.device as string);
+      const name = args.name as string;
+      if (snaps.list().some((i) => i.name === name)) throw new QmpError('GenericError', `Snapshot with name '${name}' already exists`);
+      await snaps.create(name);
+      return {};
+    },
+  },
+  'blockdev-snapshot-delete-internal-sync': {
+    args: { device: 'str', 'id?': 'str', 'name?': 'str' },
+    async run(args, s) {
+      const snaps = blockSnapshots(s, args.device as string);
+      const { id, name } = args as { id?: string; name?: string };
+      if (id === undefined && name === undefined) throw new QmpError('GenericError', 'Please specify id or name');
+      const found = snaps.list().find((i) => (id === undefined || i.id === id) && (name === undefined || i.name === name));
+      if (found === undefined) throw new QmpError('GenericError', `Snapshot with id '${id ?? ''}' and name '${name ?? ''}' does not exist on device '${String(args.device)}'`);
+      await snaps.delete(found.id);
+      return snapshotInfo(found);
+    },
+  },
   'query-jobs': { run: (_a, s) => s.ctx.jobs.list() },
   'job-dismiss': {
     args: { id: 'str' },
@@ -257,6 +282,25 @@ function snapshotDevices(s: QmpSession, args: Record<string, unknown>): Snapshot
     throw new QmpError('GenericError', `vmstate block device '${String(args.vmstate)}' does not exist in the devices list`);
   }
   return snaps;
+}
+
+/** The internal snapshots of drive `device`. */
+function blockSnapshots(s: QmpSession, device: string): BlockSnapshots {
+  const b = s.ctx.blocks().find((i) => i.device === device);
+  if (b === undefined) throw new QmpError('GenericError', `Cannot find device='${device}' nor node-name='${device}'`);
+  if (b.snapshots === undefined) throw new QmpError('GenericError', `Block format '${b.format}' used by device '${device}' does not support internal snapshots`);
+  if (b.readOnly) throw new QmpError('GenericError', `Device '${device}' is read only`);
+  return b.snapshots;
+}
+
+/** QEMU's SnapshotInfo. */
+function snapshotInfo(i: SnapshotInfo): Record<string, unknown> {
+  const ms = i.date.getTime();
+  return {
+    id: i.id, name: i.name, 'vm-state-size': i.vmStateSize,
+    'date-sec': Math.floor(ms / 1000), 'date-nsec': (ms % 1000) * 1e6,
+    'vm-clock-sec': Math.floor(i.vmClockNs / 1e9), 'vm-clock-nsec': i.vmClockNs % 1e9,
+  };
 }
 
 function migration(s: QmpSession): Migration {

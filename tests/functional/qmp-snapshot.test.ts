@@ -3,11 +3,14 @@
  * job-dismiss) on the bundled RISC-V Linux with -snapshot-file, through the stdlib Python
  * client: the jobs go created → running → waiting → pending → concluded (JOB_STATUS_CHANGE),
  * stay listed until dismissed, report failures in `error`, and snapshot-load takes a
- * counting shell loop back to the saved count.
+ * counting shell loop back to the saved count. And the disk-only internal snapshots of a
+ * qcow2 drive (blockdev-snapshot-internal-sync, blockdev-snapshot-delete-internal-sync),
+ * as `qemu-img snapshot -l` sees them.
  */
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestConsole } from './guest-console.js';
@@ -77,4 +80,43 @@ test('QMP snapshot-save / snapshot-load / snapshot-delete jobs', async () => {
     q?.kill();
     g.kill();
   }
+});
+
+test('QMP blockdev-snapshot-internal-sync / blockdev-snapshot-delete-internal-sync on a qcow2 drive', async (t) => {
+  if (spawnSync('qemu-img', ['--version']).status !== 0) return t.skip('qemu-img not installed (apt-get install qemu-utils)');
+  const img = join(dir, 'd.qcow2');
+  const raw = join(dir, 'r.raw');
+  assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', img, '16M']).status, 0);
+  assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'raw', raw, '1M']).status, 0);
+  const sock = join(dir, 'blk.sock');
+  const g = new GuestConsole(['-nographic', '-S', '-qmp', `unix:${sock},server=on,wait=off`,
+    '-drive', `file=${img},format=qcow2,if=none,id=d0`, '-device', 'virtio-blk-device,drive=d0',
+    '-drive', `file=${raw},format=raw,if=none,id=r0`, '-device', 'virtio-blk-device,drive=r0']);
+  const q = new QmpClient(sock);
+  try {
+    await q.next();
+    await q.next();
+    await q.execute('blockdev-snapshot-internal-sync', { device: 'd0', name: 'snap-a' });
+    const again = await q.request({ execute: 'blockdev-snapshot-internal-sync', arguments: { device: 'd0', name: 'snap-a' } });
+    assert.match(again.answer.error.desc, /Snapshot with name 'snap-a' already exists/);
+    const onRaw = await q.request({ execute: 'blockdev-snapshot-internal-sync', arguments: { device: 'r0', name: 'x' } });
+    assert.match(onRaw.answer.error.desc, /Block format 'raw' used by device 'r0' does not support internal snapshots/);
+    await q.execute('blockdev-snapshot-internal-sync', { device: 'd0', name: 'snap-b' });
+    const listed = spawnSync('qemu-img', ['snapshot', '-l', img], { encoding: 'utf8' }).stdout;
+    assert.match(listed, /\bsnap-a\b[^]*\bsnap-b\b/, listed);
+    const gone = await q.execute('blockdev-snapshot-delete-internal-sync', { device: 'd0', name: 'snap-a' });
+    assert.equal(gone.name, 'snap-a');
+    assert.equal(gone['vm-state-size'], 0);
+    assert.ok(Number.isInteger(gone['date-sec']) && gone['date-sec'] > 1.7e9, JSON.stringify(gone));
+    const missing = await q.request({ execute: 'blockdev-snapshot-delete-internal-sync', arguments: { device: 'd0', name: 'snap-a' } });
+    assert.match(missing.answer.error.desc, /does not exist on device 'd0'/);
+  } finally {
+    q.kill();
+    g.kill();
+    await g.exit(10_000);
+  }
+  const after = spawnSync('qemu-img', ['snapshot', '-l', img], { encoding: 'utf8' }).stdout;
+  assert.doesNotMatch(after, /\bsnap-a\b/);
+  assert.match(after, /\bsnap-b\b/);
+  assert.equal(spawnSync('qemu-img', ['check', img]).status, 0);
 });
