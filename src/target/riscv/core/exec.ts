@@ -12,7 +12,7 @@ import * as C from './csr';
 import { tlbLookup, loadSlow, storeSlow, fetchPage, amoHost, tlbFlush, tlbFlushPage } from './mmu';
 import { raiseException, checkInterrupts, mret, sret } from './trap';
 import { fpOp, fpLoadAllowed } from './fpu';
-import { hotTarget } from './jitmap';
+import { hotTarget, isEntry } from './jitmap';
 import { bpLookup, DBG_BREAK } from './debug';
 
 /** Why run() returned. */
@@ -24,7 +24,7 @@ export const EXIT_DEBUG: i32 = 3;
 
 const PAGE_MASK: u64 = ~(<u64>0xfff);
 
-/** Set by the JIT dispatcher (jit.ts): run() returns after a synchronising instruction or a jump to a hot target. */
+/** Set by the JIT dispatcher (jit.ts): run() returns at a jump to a hot target, or after a synchronising instruction to a region block. */
 export let stopAtJump: bool = false;
 
 @inline function mulhu(a: u64, b: u64): u64 {
@@ -562,7 +562,7 @@ export function run(budget: i32): i32 {
       }
       break;
     }
-    if (exit != EXIT_BUDGET || stopAtJump) break;
+    if (exit != EXIT_BUDGET || (stopAtJump && isEntry(pc))) break;
   }
   S.pc = pc;
   if (S.dbgHit > DBG_BREAK) {
