@@ -33,9 +33,9 @@ let nCalls: u64 = 0;
 let nInsns: u64 = 0;
 let nRuns: u64 = 0;
 
-/** Bytes of hart memory the JIT needs for `entries` hash entries (the hotness filter follows the table). */
+/** Bytes of hart memory the JIT needs for `entries` hash entries (the hotness filter and the entry bitmap follow). */
 export function jitHartBytes(entries: u32): u32 {
-  return (entries << ENTRY_SHIFT) + M.FILTER_SIZE * 2;
+  return (entries << ENTRY_SHIFT) + M.FILTER_SIZE * 2 + (M.ENTRY_BITS >> 3);
 }
 
 /** Enables the JIT for this hart: code map (shared), this hart's hash table and filter, hotness threshold (1..65535). */
@@ -44,13 +44,14 @@ export function jitInit(codeMap: u32, hash: u32, entries: u32, hot: u32): void {
   M.hashBase = hash;
   M.hashMask = entries - 1;
   M.filter = hash + (entries << ENTRY_SHIFT);
+  M.entryMap = M.filter + M.FILTER_SIZE * 2;
   M.hot = hot;
   jitFlush();
 }
 
 /** Forgets every region of this hart. */
 export function jitFlush(): void {
-  memory.fill(M.filter, 0, M.FILTER_SIZE * 2);
+  memory.fill(M.filter, 0, M.FILTER_SIZE * 2 + (M.ENTRY_BITS >> 3));
   const end = M.hashBase + ((<usize>M.hashMask + 1) << ENTRY_SHIFT);
   for (let e = M.hashBase; e < end; e += 1 << ENTRY_SHIFT) {
     store<u64>(e, 1); // odd: never a pc
@@ -59,7 +60,7 @@ export function jitFlush(): void {
   }
 }
 
-/** Forgets the entry points in the page at host address `page`. */
+/** Forgets the entry points in the page at host address `page` (their entry bits stay: see M.entryMap). */
 export function jitDropPage(page: u32): void {
   const end = M.hashBase + ((<usize>M.hashMask + 1) << ENTRY_SHIFT);
   for (let e = M.hashBase; e < end; e += 1 << ENTRY_SHIFT) {
@@ -96,6 +97,7 @@ export function jitEnter(pcLo: u32, pcHi: u32, host: u32, idx: i32, entry: u32):
   store<i32>(e, idx, 12);
   store<u32>(e, entry, 16);
   if (idx < 0) store<u16>(M.filterSlot(pc), 0);
+  else M.markEntry(pc);
 }
 
 /** Statistics for the host: 0 region calls, 1 instructions run in regions, 2 interpreter runs. */

@@ -34,10 +34,29 @@ export const ENTRY_SHIFT: u32 = 5;
   return hashBase + ((<usize>((<u32>pc >> 1) ^ <u32>(pc >> 13)) & hashMask) << ENTRY_SHIFT);
 }
 
-/** True if a translated region block starts at `pc` (for the current mapping or another one). */
+/**
+ * Bitmap of this hart (ENTRY_BITS bits indexed by a hash of the pc): set where a region
+ * block may start (false positives only cost a stop). Small enough to stay in the
+ * host's caches, unlike the hash table, so the interpreter can test it at every jump.
+ */
+export let entryMap: usize = 0;
+export const ENTRY_BITS: u32 = 1 << 20;
+
+@inline function entryBit(pc: u64): u32 {
+  return (<u32>(pc >> 1) ^ <u32>(pc >> 21)) & (ENTRY_BITS - 1);
+}
+
+/** Marks `pc` as a possible region entry. */
+export function markEntry(pc: u64): void {
+  const i = entryBit(pc);
+  const a = entryMap + (i >> 3);
+  store<u8>(a, load<u8>(a) | (<u8>1 << <u8>(i & 7)));
+}
+
+/** True if a translated region block may start at `pc`. */
 @inline export function isEntry(pc: u64): bool {
-  const e = hashSlot(pc);
-  return load<u64>(e) == pc && load<i32>(e, 12) > 0;
+  const i = entryBit(pc);
+  return (load<u8>(entryMap + (i >> 3)) & (1 << (i & 7))) != 0;
 }
 
 /**

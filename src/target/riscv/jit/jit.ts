@@ -18,8 +18,8 @@ const TABLE_SLOTS = 1 << 16;
 const MAX_REWRITES = 8;
 /** Hash table entries per hart (32 bytes each). */
 export const HASH_ENTRIES = 1 << 16;
-/** Per-hart JIT memory: the hash table and the hotness filter, 64 Ki u16 (checked against the core). */
-export const HASH_BYTES = HASH_ENTRIES * 32 + 65536 * 2;
+/** Per-hart JIT memory: the hash table, the hotness filter (64 Ki u16) and the entry bitmap (1 Mi bits); checked against the core. */
+export const HASH_BYTES = HASH_ENTRIES * 32 + 65536 * 2 + (1 << 17);
 
 /** What the JIT needs from a hart's core instance. */
 export interface JitCore {
