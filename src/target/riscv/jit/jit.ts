@@ -30,6 +30,7 @@ export interface JitCore {
   jitDropWrite(page: number): void;
   jitEnter(pcLo: number, pcHi: number, host: number, idx: number, entry: number): void;
   jitCounter(which: number): bigint;
+  getInstret(): number;
   jitLd: WebAssembly.ExportValue;
   jitSt: WebAssembly.ExportValue;
   jitMd: WebAssembly.ExportValue;
@@ -122,6 +123,27 @@ export class Jit {
     return { calls, insns, runs };
   }
 
+  /** The statistics as HMP `info jit` prints them. */
+  report(): string {
+    const s = this.stats;
+    const c = this.counters();
+    const total = this.harts.reduce((n, h) => n + h.instret(), 0);
+    const pct = (a: number, b: number): string => (b > 0 ? `${(100 * a / b).toFixed(1)}%` : '-');
+    return [
+      'Translation state:',
+      `regions            ${s.regions} (${s.blocks} blocks, ${s.insns} guest instructions)`,
+      `wasm modules       ${s.modules}, ${s.wasmBytes} bytes (${s.insns > 0 ? (s.wasmBytes / s.insns).toFixed(0) : 0} per guest instruction)`,
+      `translation time   ${s.compileMs.toFixed(0)} ms (translator, V8 compile and instantiate)`,
+      `hot threshold      ${this.threshold} taken jumps`,
+      `invalidations      ${s.invalidations} pages (${s.codeWrites} writes to code pages), ${s.flushes} full flushes`,
+      'Execution:',
+      `region calls       ${c.calls} (${c.calls > 0n ? (Number(c.insns) / Number(c.calls)).toFixed(1) : 0} instructions per call)`,
+      `in regions         ${c.insns} instructions (${pct(Number(c.insns), total)} of ${total})`,
+      `interpreter runs   ${c.runs}`,
+      '',
+    ].join('\n');
+  }
+
   /** Drops every translation of every hart (and forgets rewrite counts). */
   flushAll(): void {
     this.stats.flushes++;
@@ -140,6 +162,11 @@ export class JitHart {
 
   constructor(readonly jit: Jit) {
     this.table = new WebAssembly.Table({ initial: TABLE_SLOTS, element: 'anyfunc' });
+  }
+
+  /** Instructions this hart retired. */
+  instret(): number {
+    return this.core.getInstret();
   }
 
   /** Binds to the hart's core instance once it exists and enables the dispatcher. */
