@@ -45,6 +45,10 @@ const INFO: Record<string, { help: string; run(h: Hmp, rest: string): string }> 
     help: 'show the character devices',
     run: (h) => h.ctx.chardevs().map((c) => `${c.label}: filename=${c.filename}\n`).join(''),
   },
+  jit: {
+    help: 'show dynamic compiler info',
+    run: (h) => h.ctx.machine.jitStats?.() ?? 'the JIT is off (-accel tcg,jit=on turns it on)\n',
+  },
   registers: {
     help: 'show the cpu registers of every CPU (-a accepted)',
     run: (h) => {

@@ -60,6 +60,8 @@ export interface MachineControl {
   readonly snapshots?: Snapshots;
   /** Live migration (migrate, -incoming); absent where the board cannot migrate. */
   readonly migration?: Migration;
+  /** JIT statistics for `info jit`; absent or undefined when there is no JIT. */
+  jitStats?(): string | undefined;
 }
 
 /**

@@ -98,6 +98,7 @@ test('jit: self-modifying code (store, FENCE.I) runs the new instruction', () =>
     if (jit) {
       assert.ok(m.cpus.jit!.stats.blocks > 0, 'func was translated');
       assert.ok(m.cpus.jit!.stats.invalidations > 0, 'the store invalidated it');
+      assert.match(m.cpus.jit!.report(), /^regions +[1-9]\d* \(\d+ blocks/m, 'info jit counts the regions');
     }
   }
 });

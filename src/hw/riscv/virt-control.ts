@@ -171,6 +171,10 @@ export class VirtControl implements MachineControl {
     }));
   }
 
+  jitStats(): string | undefined {
+    return this.machine?.cpus.jit?.report();
+  }
+
   registers(index: number): string | undefined {
     const h = this.machine?.cpus.harts[index];
     if (h === undefined) return undefined;

@@ -26,9 +26,11 @@ function reportStats(machine: VirtMachine): void {
   process.stderr.write(`vireo-stats: instret=${instret} seconds=${seconds.toFixed(3)} mips=${(instret / seconds / 1e6).toFixed(1)}\n`);
   const j = machine.cpus.jit?.stats;
   if (j) {
-    process.stderr.write(`vireo-stats: jit blocks=${j.blocks} modules=${j.modules} insns=${j.insns} wasm-bytes=${j.wasmBytes} ` +
+    const c = machine.cpus.jit!.counters();
+    process.stderr.write(`vireo-stats: jit regions=${j.regions} blocks=${j.blocks} modules=${j.modules} insns=${j.insns} wasm-bytes=${j.wasmBytes} ` +
       `compile-ms=${j.compileMs.toFixed(0)} compile-share=${(j.compileMs / 10 / seconds).toFixed(1)}% ` +
-      `invalidations=${j.invalidations} code-writes=${j.codeWrites} reused=${j.reused} flushes=${j.flushes}\n`);
+      `invalidations=${j.invalidations} code-writes=${j.codeWrites} reused=${j.reused} flushes=${j.flushes} ` +
+      `region-calls=${c.calls} region-insns=${c.insns} interpreter-runs=${c.runs}\n`);
   }
 }
 

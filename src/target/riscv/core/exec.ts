@@ -12,7 +12,7 @@ import * as C from './csr';
 import { tlbLookup, loadSlow, storeSlow, fetchPage, amoHost, tlbFlush, tlbFlushPage } from './mmu';
 import { raiseException, checkInterrupts, mret, sret } from './trap';
 import { fpOp, fpLoadAllowed } from './fpu';
-import { hotTarget } from './jitmap';
+import { hotTarget, isEntry } from './jitmap';
 import { bpLookup, DBG_BREAK } from './debug';
 
 /** Why run() returned. */
@@ -24,7 +24,7 @@ export const EXIT_DEBUG: i32 = 3;
 
 const PAGE_MASK: u64 = ~(<u64>0xfff);
 
-/** Set by the JIT dispatcher (jit.ts): run() returns after a synchronising instruction or a jump to a hot target. */
+/** Set by the JIT dispatcher (jit.ts): run() returns at a jump to a hot target, or after a synchronising instruction to a region block. */
 export let stopAtJump: bool = false;
 
 @inline function mulhu(a: u64, b: u64): u64 {
@@ -186,6 +186,8 @@ export function run(budget: i32): i32 {
   let pageHost: usize = 0;
   let exit = EXIT_BUDGET;
   let sync = false;
+  /** Set at a jump to a hot target (stopAtJump): return to the JIT dispatcher. */
+  let hot = false;
   const xb = S.hb;
   let tlbR: usize = 0;
   let tlbW: usize = 0;
@@ -474,7 +476,7 @@ export function run(budget: i32): i32 {
           if (taken) {
             npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) |
               ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e));
-            if (stopAtJump && hotTarget(npc)) sync = true;
+            if (stopAtJump && hotTarget(npc)) sync = hot = true;
           }
           break;
         }
@@ -483,14 +485,14 @@ export function run(budget: i32): i32 {
           const target = (X(xb, rs1) + <u64>(<i32>insn >> 20)) & ~<u64>1;
           setX(xb, rd, npc);
           npc = target;
-          if (stopAtJump && hotTarget(npc)) sync = true;
+          if (stopAtJump && hotTarget(npc)) sync = hot = true;
           break;
         }
         case 0x1b: // JAL
           setX(xb, rd, npc);
           npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >> 9) & 0x800) |
             ((insn >> 20) & 0x7fe));
-          if (stopAtJump && hotTarget(npc)) sync = true;
+          if (stopAtJump && hotTarget(npc)) sync = hot = true;
           break;
         case 0x1c: { // SYSTEM
           sync = true;
@@ -562,7 +564,7 @@ export function run(budget: i32): i32 {
       }
       break;
     }
-    if (exit != EXIT_BUDGET || stopAtJump) break;
+    if (exit != EXIT_BUDGET || hot || (stopAtJump && isEntry(pc))) break;
   }
   S.pc = pc;
   if (S.dbgHit > DBG_BREAK) {

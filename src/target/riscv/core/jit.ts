@@ -1,60 +1,69 @@
-// The core side of the JIT (docs/riscv-core.md, "JIT"): the dispatcher that runs
-// translated blocks, the hash table of block entry points, and the helpers that
-// translated code imports (slow-path loads and stores, M-extension operations).
-// The translator itself runs on the host (src/target/riscv/jit/): it is called
-// through jit_translate when a block start has been seen often enough, emits a
-// WebAssembly function `() => i64` (returns the next pc) and stores it in this
-// instance's function table, at the index it returns.
+// The core side of the JIT (docs/jit.md): the dispatcher that runs translated
+// regions, the hash table of their entry points, and the helpers that translated
+// code imports (slow-path loads and stores, M-extension operations). The
+// translator itself runs on the host (src/target/riscv/jit/): it is called through
+// jit_translate when a pc has been jumped to often enough, emits a WebAssembly
+// function `(entry, budget) => i64` per region (returns the next pc), stores it in
+// this instance's function table and enters the region's blocks here (jitEnter).
 import * as S from './state';
 import * as E from './exec';
 import * as M from './jitmap';
 import { tlbLookup, loadSlow, storeSlow } from './mmu';
+import { checkInterrupts } from './trap';
 
 @external("env", "jit_translate") declare function jit_translate(pcLo: i32, pcHi: i32, host: i32): i32;
 
 // Words in the hart block shared with translated code (free space after OFF_SCRATCH).
 export const OFF_JIT: u32 = 0x280;
-export const JIT_COUNT: u32 = 0;   // u32: instructions executed by the last block (incl. a faulting one)
-export const JIT_TRAP: u32 = 4;    // u32: set by a helper when the instruction trapped
-export const JIT_TLBR: u32 = 8;    // u32: host address of the read TLB for this block run
+export const JIT_COUNT: u32 = 0;   // u32: instructions executed by the last region call (incl. a faulting one)
+export const JIT_FLAG: u32 = 4;    // u32: set by a helper: FLAG_TRAP or FLAG_STOP
+export const JIT_TLBR: u32 = 8;    // u32: host address of the read TLB for this region call
 export const JIT_TLBW: u32 = 12;   // u32: host address of the write TLB
+/** The instruction trapped: S.pc is the trap vector. */
+const FLAG_TRAP: u32 = 1;
+/** The instruction completed but the dispatcher must look (an interrupt may be pending, code was written). */
+const FLAG_STOP: u32 = 2;
 
-// Hash table entries (32 bytes): pc u64, host u32 (where the block starts), idx i32
-// (table index, or -1: cannot translate), len u32 (most instructions one call runs).
-const ENTRY_SHIFT: u32 = 5;
-let hashBase: usize = 0;
-let hashMask: u32 = 0;
+// Hash table entries (M.hashSlot, 32 bytes): pc u64, host u32 (where the block starts),
+// idx i32 (table index of its region, or -1: cannot translate), entry u32 (block index).
+const ENTRY_SHIFT = M.ENTRY_SHIFT;
 
-/** Bytes of hart memory the JIT needs for `entries` hash entries (the hotness filter follows the table). */
+// Counters for `info jit` (64-bit, read by the host through jitCounter).
+let nCalls: u64 = 0;
+let nInsns: u64 = 0;
+let nRuns: u64 = 0;
+
+/** Bytes of hart memory the JIT needs for `entries` hash entries (the hotness filter and the entry bitmap follow). */
 export function jitHartBytes(entries: u32): u32 {
-  return (entries << ENTRY_SHIFT) + M.FILTER_SIZE;
+  return (entries << ENTRY_SHIFT) + M.FILTER_SIZE * 2 + (M.ENTRY_BITS >> 3);
 }
 
-/** Enables the JIT for this hart: code map (shared), this hart's hash table and filter, hotness threshold (1..255). */
+/** Enables the JIT for this hart: code map (shared), this hart's hash table and filter, hotness threshold (1..65535). */
 export function jitInit(codeMap: u32, hash: u32, entries: u32, hot: u32): void {
   M.codeMap = codeMap;
-  hashBase = hash;
-  hashMask = entries - 1;
+  M.hashBase = hash;
+  M.hashMask = entries - 1;
   M.filter = hash + (entries << ENTRY_SHIFT);
+  M.entryMap = M.filter + M.FILTER_SIZE * 2;
   M.hot = hot;
   jitFlush();
 }
 
-/** Forgets every block of this hart. */
+/** Forgets every region of this hart. */
 export function jitFlush(): void {
-  memory.fill(M.filter, 0, M.FILTER_SIZE);
-  const end = hashBase + ((<usize>hashMask + 1) << ENTRY_SHIFT);
-  for (let e = hashBase; e < end; e += 1 << ENTRY_SHIFT) {
+  memory.fill(M.filter, 0, M.FILTER_SIZE * 2 + (M.ENTRY_BITS >> 3));
+  const end = M.hashBase + ((<usize>M.hashMask + 1) << ENTRY_SHIFT);
+  for (let e = M.hashBase; e < end; e += 1 << ENTRY_SHIFT) {
     store<u64>(e, 1); // odd: never a pc
     store<u32>(e, 0, 8);
     store<i32>(e, 0, 12);
   }
 }
 
-/** Forgets the blocks that start in the page at host address `page`. */
+/** Forgets the entry points in the page at host address `page` (their entry bits stay: see M.entryMap). */
 export function jitDropPage(page: u32): void {
-  const end = hashBase + ((<usize>hashMask + 1) << ENTRY_SHIFT);
-  for (let e = hashBase; e < end; e += 1 << ENTRY_SHIFT) {
+  const end = M.hashBase + ((<usize>M.hashMask + 1) << ENTRY_SHIFT);
+  for (let e = M.hashBase; e < end; e += 1 << ENTRY_SHIFT) {
     if ((load<u32>(e, 8) & ~0xfff) == page) {
       store<u64>(e, 1);
       store<u32>(e, 0, 8);
@@ -75,15 +84,32 @@ export function jitDropWrite(page: u32): void {
   }
 }
 
-@inline function slot(pc: u64): usize {
-  return hashBase + ((<usize>((<u32>pc >> 1) ^ <u32>(pc >> 13)) & hashMask) << ENTRY_SHIFT);
+/**
+ * Enters the block at pc (lo, hi), host address `host`, as block `entry` of the region
+ * at table index `idx` (-1: the pc cannot be translated); the interpreter stops at
+ * jumps to it (M.hotTarget).
+ */
+export function jitEnter(pcLo: u32, pcHi: u32, host: u32, idx: i32, entry: u32): void {
+  const pc = (<u64>pcHi << 32) | <u64>pcLo;
+  const e = M.hashSlot(pc);
+  store<u64>(e, pc);
+  store<u32>(e, host, 8);
+  store<i32>(e, idx, 12);
+  store<u32>(e, entry, 16);
+  if (idx < 0) store<u16>(M.filterSlot(pc), 0);
+  else M.markEntry(pc);
+}
+
+/** Statistics for the host: 0 region calls, 1 instructions run in regions, 2 interpreter runs. */
+export function jitCounter(which: i32): u64 {
+  return which == 0 ? nCalls : which == 1 ? nInsns : nRuns;
 }
 
 /**
- * run() with translated blocks: executes at most `budget` instructions (a block runs
- * only if it fits) and returns like run(). At each pc it reaches (start, block exit,
- * interpreter stop at a hot jump target) it runs the translated block if there is one,
- * translates the pc once it is hot, and otherwise interprets until the next hot target.
+ * run() with translated regions: executes at most `budget` instructions and returns
+ * like run(). At each pc it reaches (start, region exit, interpreter stop at a hot
+ * jump target) it runs the region entered there if there is one, translates the pc
+ * once it is hot, and otherwise interprets until the next hot target.
  */
 export function runJit(budget: i32): i32 {
   const xb = S.hb;
@@ -95,43 +121,44 @@ export function runJit(budget: i32): i32 {
       const pc = S.pc;
       const host = tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, pc, 2);
       if (host != 0) {
-        const e = slot(pc);
+        const e = M.hashSlot(pc);
         if (load<u64>(e) == pc && load<u32>(e, 8) == <u32>host) {
           const idx = load<i32>(e, 12);
           if (idx > 0) {
-            if (end - S.instret >= <u64>load<u32>(e, 20)) {
-              const t = S.tlbSet(S.dataPriv());
-              store<u32>(xb + OFF_JIT + JIT_TLBR, <u32>(t + S.OFF_TLB_R));
-              store<u32>(xb + OFF_JIT + JIT_TLBW, <u32>(t + S.OFF_TLB_W));
-              const npc = call_indirect<u64>(<u32>idx);
-              S.instret += <u64>load<u32>(xb + OFF_JIT + JIT_COUNT);
-              if (load<u32>(xb + OFF_JIT + JIT_TRAP) != 0) {
-                store<u32>(xb + OFF_JIT + JIT_TRAP, 0);
+            const t = S.tlbSet(S.dataPriv());
+            store<u32>(xb + OFF_JIT + JIT_TLBR, <u32>(t + S.OFF_TLB_R));
+            store<u32>(xb + OFF_JIT + JIT_TLBW, <u32>(t + S.OFF_TLB_W));
+            const npc = call_indirect<u64>(<u32>idx, load<u32>(e, 16), <i32>(end - S.instret));
+            const n = load<u32>(xb + OFF_JIT + JIT_COUNT);
+            S.instret += <u64>n;
+            nCalls++;
+            nInsns += <u64>n;
+            const flag = load<u32>(xb + OFF_JIT + JIT_FLAG);
+            if (flag != 0) {
+              store<u32>(xb + OFF_JIT + JIT_FLAG, 0);
+              if (flag == FLAG_TRAP) {
                 S.trapped = false; // S.pc is the trap vector
-              } else {
-                S.pc = npc;
+                continue;
               }
+            }
+            // n == 0: its first block does not fit in the budget: interpret the rest.
+            if (n != 0) {
+              S.pc = npc;
               continue;
             }
           } else {
-            store<u8>(M.filterSlot(pc), 0); // cannot translate: count again before the next stop here
+            store<u16>(M.filterSlot(pc), 0); // cannot translate: count again before the next stop here
           }
         } else if (M.hotTarget(pc)) {
+          // 1: entered (look again), 0: cannot translate, -1: queued (ask again later).
           const r = jit_translate(<i32>pc, <i32>(pc >> 32), <i32>host);
-          // r = table index << 8 | most instructions per call, 0 (cannot translate) or -1 (queued: ask again later).
-          if (r < 0) {
-            store<u8>(M.filterSlot(pc), <u8>(M.hot >> 1));
-          } else {
-            store<u64>(e, pc);
-            store<u32>(e, <u32>host, 8);
-            store<i32>(e, r > 0 ? r >>> 8 : -1, 12);
-            store<u32>(e, <u32>r & 0xff, 20);
-            if (r > 0) continue;
-            store<u8>(M.filterSlot(pc), 0);
-          }
+          if (r > 0) continue;
+          if (r < 0) store<u16>(M.filterSlot(pc), <u16>(M.hot >> 1));
+          else jitEnter(<u32>pc, <u32>(pc >> 32), <u32>host, -1, 0);
         }
       }
     }
+    nRuns++;
     const r = E.run(<i32>(end - S.instret));
     if (r != E.EXIT_BUDGET) {
       exit = r;
@@ -149,9 +176,10 @@ export function jitLd(addr: u64, f3: i32, pc: u64): u64 {
   S.pc = pc;
   let v = loadSlow(addr, 1 << (f3 & 3));
   if (S.trapped) {
-    store<u32>(S.hb + OFF_JIT + JIT_TRAP, 1);
+    store<u32>(S.hb + OFF_JIT + JIT_FLAG, FLAG_TRAP);
     return 0;
   }
+  if (S.irqCheck) store<u32>(S.hb + OFF_JIT + JIT_FLAG, FLAG_STOP);
   if (f3 < 3) v = S.sext(v, 8 << f3);
   return v;
 }
@@ -159,8 +187,43 @@ export function jitLd(addr: u64, f3: i32, pc: u64): u64 {
 /** Store after a TLB miss (or to a page holding code). */
 export function jitSt(addr: u64, v: u64, size: i32, pc: u64): void {
   S.pc = pc;
+  M.codeWritten = false;
   storeSlow(addr, size, v);
-  if (S.trapped) store<u32>(S.hb + OFF_JIT + JIT_TRAP, 1);
+  if (S.trapped) store<u32>(S.hb + OFF_JIT + JIT_FLAG, FLAG_TRAP);
+  else if (S.irqCheck || M.codeWritten) store<u32>(S.hb + OFF_JIT + JIT_FLAG, FLAG_STOP);
+}
+
+/**
+ * Runs the instruction at `pc` (CSR, AMO, F/D: see translate.ts) in the interpreter;
+ * `done`: instructions the region has executed, this one included (for instret).
+ * The region has stored the instruction's x sources and reloads its x destination.
+ * What run() would do after it (irqCheck) happens here, so that the region goes on
+ * unless an interrupt is taken, the TLB sets or the code page changed, or the host
+ * asked to stop.
+ */
+export function jitExec(pc: u64, next: u64, done: u32): void {
+  const code = tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, pc, 2);
+  const base = S.instret;
+  S.instret = base + <u64>done - 1;
+  S.pc = pc;
+  M.codeWritten = false;
+  E.run(1);
+  S.instret = base;
+  const flag = S.hb + OFF_JIT + JIT_FLAG;
+  if (S.pc != next) { // it trapped: S.pc is the vector
+    store<u32>(flag, FLAG_TRAP);
+    return;
+  }
+  if (M.codeWritten) store<u32>(flag, FLAG_STOP);
+  if (!S.irqCheck) return;
+  if (atomic.load<u32>(S.hb + S.OFF_EXIT) != 0 ||
+    S.tlbSet(S.dataPriv()) + S.OFF_TLB_R != load<u32>(S.hb + OFF_JIT + JIT_TLBR) ||
+    tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, pc, 2) != code) {
+    store<u32>(flag, FLAG_STOP);
+    return;
+  }
+  S.irqCheck = false;
+  if (!S.noIrq && checkInterrupts()) store<u32>(flag, FLAG_TRAP);
 }
 
 /** M-extension operations other than MUL/MULW: op = funct3, plus 8 for the W forms. */

@@ -8,16 +8,18 @@ import type { GuestMemory } from '../../../hw/core/guest-memory.js';
 import { blockModule } from './wasm.js';
 import { translate, type TranslateEnv, type Translated } from './translate.js';
 
-/** Blocks compiled together in one WebAssembly module (V8's cost is mostly per module). */
-const BATCH = 64;
+/** Regions compiled together in one WebAssembly module (V8's cost is partly per module)... */
+const BATCH = 32;
+/** ...unless their code reaches this many bytes first. */
+const BATCH_BYTES = 256 * 1024;
 /** Function-table slots per hart; when they run out, every hart's blocks are dropped. */
 const TABLE_SLOTS = 1 << 16;
 /** A page whose code was overwritten this many times is no longer translated (until a full flush). */
 const MAX_REWRITES = 8;
 /** Hash table entries per hart (32 bytes each). */
 export const HASH_ENTRIES = 1 << 16;
-/** Per-hart JIT memory: the hash table and the 64 KiB hotness filter (checked against the core). */
-export const HASH_BYTES = HASH_ENTRIES * 32 + 65536;
+/** Per-hart JIT memory: the hash table, the hotness filter (64 Ki u16) and the entry bitmap (1 Mi bits); checked against the core. */
+export const HASH_BYTES = HASH_ENTRIES * 32 + 65536 * 2 + (1 << 17);
 
 /** What the JIT needs from a hart's core instance. */
 export interface JitCore {
@@ -26,12 +28,19 @@ export interface JitCore {
   jitFlush(): void;
   jitDropPage(page: number): void;
   jitDropWrite(page: number): void;
+  jitEnter(pcLo: number, pcHi: number, host: number, idx: number, entry: number): void;
+  jitCounter(which: number): bigint;
+  getInstret(): number;
   jitLd: WebAssembly.ExportValue;
   jitSt: WebAssembly.ExportValue;
   jitMd: WebAssembly.ExportValue;
+  jitExec: WebAssembly.ExportValue;
 }
 
 export interface JitStats {
+  /** Regions compiled. */
+  regions: number;
+  /** Their blocks (each an entry point). */
   blocks: number;
   /** WebAssembly modules compiled (one per batch of blocks). */
   modules: number;
@@ -41,22 +50,22 @@ export interface JitStats {
   invalidations: number;
   /** Stores that reached invalidate() (slow-path stores to pages with code, device writes). */
   codeWrites: number;
-  /** Translation requests answered with an already compiled block. */
+  /** Translation requests answered with an already compiled region block. */
   reused: number;
   flushes: number;
 }
 
 /** The JIT state shared by the harts of one machine. */
 export class Jit {
-  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, invalidations: 0, codeWrites: 0, reused: 0, flushes: 0 };
+  readonly stats: JitStats = { regions: 0, blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, invalidations: 0, codeWrites: 0, reused: 0, flushes: 0 };
   readonly harts: JitHart[] = [];
   private readonly codeMap: Uint8Array;
   /** For each page with code: which 2-byte granules translated blocks cover (2048 bits). */
   private readonly covered = new Map<number, Uint8Array>();
 
-  /** `threshold`: taken jumps to a pc (counted in a hashed filter, 1..255) before it is translated. */
+  /** `threshold`: taken jumps to a pc (counted in a hashed filter, 1..65535) before it is translated. */
   constructor(readonly memory: WebAssembly.Memory, readonly codeMapAddr: number, readonly threshold: number) {
-    this.threshold = Math.max(1, Math.min(255, Math.floor(threshold) || 1));
+    this.threshold = Math.max(1, Math.min(65535, Math.floor(threshold) || 1));
     this.codeMap = new Uint8Array(memory.buffer, codeMapAddr, 1 << 20);
   }
 
@@ -103,6 +112,38 @@ export class Jit {
     }
   }
 
+  /** Counters kept by the harts' dispatchers: region calls, instructions run in regions, interpreter runs. */
+  counters(): { calls: bigint; insns: bigint; runs: bigint } {
+    let calls = 0n, insns = 0n, runs = 0n;
+    for (const h of this.harts) {
+      calls += h.core.jitCounter(0);
+      insns += h.core.jitCounter(1);
+      runs += h.core.jitCounter(2);
+    }
+    return { calls, insns, runs };
+  }
+
+  /** The statistics as HMP `info jit` prints them. */
+  report(): string {
+    const s = this.stats;
+    const c = this.counters();
+    const total = this.harts.reduce((n, h) => n + h.instret(), 0);
+    const pct = (a: number, b: number): string => (b > 0 ? `${(100 * a / b).toFixed(1)}%` : '-');
+    return [
+      'Translation state:',
+      `regions            ${s.regions} (${s.blocks} blocks, ${s.insns} guest instructions)`,
+      `wasm modules       ${s.modules}, ${s.wasmBytes} bytes (${s.insns > 0 ? (s.wasmBytes / s.insns).toFixed(0) : 0} per guest instruction)`,
+      `translation time   ${s.compileMs.toFixed(0)} ms (translator, V8 compile and instantiate)`,
+      `hot threshold      ${this.threshold} taken jumps`,
+      `invalidations      ${s.invalidations} pages (${s.codeWrites} writes to code pages), ${s.flushes} full flushes`,
+      'Execution:',
+      `region calls       ${c.calls} (${c.calls > 0n ? (Number(c.insns) / Number(c.calls)).toFixed(1) : 0} instructions per call)`,
+      `in regions         ${c.insns} instructions (${pct(Number(c.insns), total)} of ${total})`,
+      `interpreter runs   ${c.runs}`,
+      '',
+    ].join('\n');
+  }
+
   /** Drops every translation of every hart (and forgets rewrite counts). */
   flushAll(): void {
     this.stats.flushes++;
@@ -112,7 +153,7 @@ export class Jit {
   }
 }
 
-/** One hart's translated blocks: its function table and the translator entry point. */
+/** One hart's translated regions: its function table and the translator entry point. */
 export class JitHart {
   readonly table: WebAssembly.Table;
   private next = 1;
@@ -121,6 +162,11 @@ export class JitHart {
 
   constructor(readonly jit: Jit) {
     this.table = new WebAssembly.Table({ initial: TABLE_SLOTS, element: 'anyfunc' });
+  }
+
+  /** Instructions this hart retired. */
+  instret(): number {
+    return this.core.getInstret();
   }
 
   /** Binds to the hart's core instance once it exists and enables the dispatcher. */
@@ -133,61 +179,86 @@ export class JitHart {
   }
 
   /**
-   * Blocks already compiled, by host address of their start: the core's hash table is
-   * direct-mapped, so an evicted block is found here again instead of being recompiled.
+   * Entry points of the compiled regions, by host address: the core's hash table is
+   * direct-mapped, so an evicted entry is found here again instead of being recompiled.
    */
-  private readonly known = new Map<number, { lo: number; hi: number; result: number }[]>();
+  private readonly known = new Map<number, { lo: number; hi: number; idx: number; entry: number }[]>();
+
+  /** Block starts of the live (compiled or queued) regions of each guest page, by `pageKey`. */
+  private readonly starts = new Map<string, Set<number>>();
+
+  private static pageKey(page: number, lo: number, hi: number): string {
+    return `${page}/${lo}/${hi}`;
+  }
 
   flush(): void {
     this.core.jitFlush();
     for (let i = 1; i < this.next; i++) this.table.set(i, null);
     this.next = 1;
     this.known.clear();
+    this.starts.clear();
     this.pending = [];
+    this.pendingBytes = 0;
   }
 
   dropPage(page: number): void {
     this.core.jitDropPage(page);
     for (let h = page; h < page + 0x1000; h += 2) this.known.delete(h);
+    for (const k of this.starts.keys()) if (k.startsWith(`${page}/`)) this.starts.delete(k);
     this.pending = this.pending.filter((p) => p.page !== page);
   }
 
-  /** Blocks decoded but not compiled yet: they are compiled together, one module per batch. */
-  private pending: { lo: number; hi: number; host: number; page: number; block: Translated }[] = [];
+  /** Regions translated but not compiled yet: they are compiled together, one module per batch. */
+  private pending: { lo: number; hi: number; page: number; region: Translated }[] = [];
+  private pendingBytes = 0;
 
-  /**
-   * Called by the core when the block at pc (lo, hi), host address `host`, is hot.
-   * Returns table index << 8 | most instructions per call, 0 if it cannot be translated,
-   * or -1 if it is queued (the core asks again later). A batch is compiled when it is
-   * full or when a queued block is asked for again.
-   */
-  translate(pcLo: number, pcHi: number, host: number): number {
-    const found = (): number | undefined => this.known.get(host)?.find((b) => b.lo === pcLo && b.hi === pcHi)?.result;
-    const seen = found();
-    if (seen !== undefined) {
-      this.jit.stats.reused++;
-      return seen;
-    }
-    if (this.pending.some((p) => p.host === host && p.lo === pcLo && p.hi === pcHi)) {
-      this.compile();
-      return found() ?? -1;
-    }
-    const page = host & ~0xfff;
-    if (!this.jit.pageUsable(page)) return 0;
-    const t0 = performance.now();
-    const pc = (BigInt(pcHi >>> 0) << 32n) | BigInt(pcLo >>> 0);
-    const block = translate(this.env, pc, host);
-    this.jit.stats.compileMs += performance.now() - t0;
-    if (!block) return 0;
-    // From now on, writes to this code drop the queued block too.
-    this.jit.markCode(page, block.ranges);
-    this.pending.push({ lo: pcLo, hi: pcHi, host, page, block });
-    if (this.pending.length < BATCH) return -1;
-    this.compile();
-    return found() ?? -1;
+  /** Enters the known region block at pc (lo, hi), host `host`, in the core's hash table; false if there is none. */
+  private enter(lo: number, hi: number, host: number): boolean {
+    const k = this.known.get(host)?.find((b) => b.lo === lo && b.hi === hi);
+    if (!k) return false;
+    this.core.jitEnter(lo, hi, host, k.idx, k.entry);
+    return true;
   }
 
-  /** Compiles the queued blocks into one module and enters them in the table. */
+  /**
+   * Called by the core when the pc (lo, hi), host address `host`, is hot. Returns 1 if
+   * a region block starting there is now in the core's hash table, 0 if it cannot be
+   * translated, or -1 if its region is queued (the core asks again later). A batch is
+   * compiled when it is big enough or when a queued region is asked for again.
+   */
+  translate(pcLo: number, pcHi: number, host: number): number {
+    pcLo >>>= 0; // the core passes i32 halves
+    host >>>= 0;
+    if (this.enter(pcLo, pcHi, host)) {
+      this.jit.stats.reused++;
+      return 1;
+    }
+    const page = host & ~0xfff;
+    const lo = (pcLo & ~0xfff) >>> 0;
+    const off = pcLo & 0xfff;
+    if (this.pending.some((p) => p.page === page && p.lo === lo && p.hi === pcHi && p.region.starts.includes(off))) {
+      this.compile();
+      return this.enter(pcLo, pcHi, host) ? 1 : -1;
+    }
+    if (!this.jit.pageUsable(page)) return 0;
+    const t0 = performance.now();
+    const key = JitHart.pageKey(page, lo, pcHi);
+    let taken = this.starts.get(key);
+    const region = translate(this.env, lo, pcHi, page, off, taken ?? new Set());
+    this.jit.stats.compileMs += performance.now() - t0;
+    if (!region) return 0;
+    if (!taken) this.starts.set(key, (taken = new Set()));
+    for (const o of region.starts) taken.add(o);
+    // From now on, writes to this code drop the queued region too.
+    this.jit.markCode(page, region.ranges);
+    this.pending.push({ lo, hi: pcHi, page, region });
+    this.pendingBytes += region.code.len;
+    if (this.pending.length < BATCH && this.pendingBytes < BATCH_BYTES) return -1;
+    this.compile();
+    return this.enter(pcLo, pcHi, host) ? 1 : -1;
+  }
+
+  /** Compiles the queued regions into one module, puts them in the table and enters their blocks. */
   private compile(): void {
     if (this.pending.length === 0) return;
     if (this.next + this.pending.length >= TABLE_SLOTS) {
@@ -197,21 +268,27 @@ export class JitHart {
     const t0 = performance.now();
     const batch = this.pending;
     this.pending = [];
-    const bytes = blockModule(batch.map((p) => p.block));
+    this.pendingBytes = 0;
+    const bytes = blockModule(batch.map((p) => p.region));
     const core = this.core;
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.jit.memory, ld: core.jitLd, st: core.jitSt, md: core.jitMd },
+      env: { memory: this.jit.memory, ld: core.jitLd, st: core.jitSt, md: core.jitMd, ex: core.jitExec },
     });
     const s = this.jit.stats;
     batch.forEach((p, i) => {
       const idx = this.next++;
       this.table.set(idx, inst.exports[`f${i}`] as never);
-      const result = (idx << 8) | p.block.maxRun;
-      const list = this.known.get(p.host);
-      if (list) list.push({ lo: p.lo, hi: p.hi, result });
-      else this.known.set(p.host, [{ lo: p.lo, hi: p.hi, result }]);
-      s.blocks++;
-      s.insns += p.block.count;
+      p.region.starts.forEach((off, entry) => {
+        const host = p.page + off;
+        const lo = p.lo + off;
+        const list = this.known.get(host);
+        if (list) list.push({ lo, hi: p.hi, idx, entry });
+        else this.known.set(host, [{ lo, hi: p.hi, idx, entry }]);
+        this.core.jitEnter(lo, p.hi, host, idx, entry);
+      });
+      s.blocks += p.region.starts.length;
+      s.regions++;
+      s.insns += p.region.count;
     });
     s.modules++;
     s.wasmBytes += bytes.length;
