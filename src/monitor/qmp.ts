@@ -156,30 +156,9 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'query-migrate-parameters': { run: (_a, s) => ({ ...migration(s).parameters }) },
-  'snapshot-save': {
-    args: { 'job-id': 'str', tag: 'str', vmstate: 'str', devices: 'array' },
-    run(args, s) {
-      const snaps = snapshotDevices(s, args);
-      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-save', () => snaps.save(args.tag as string, args.devices as string[]));
-      return {};
-    },
-  },
-  'snapshot-load': {
-    args: { 'job-id': 'str', tag: 'str', vmstate: 'str', devices: 'array' },
-    run(args, s) {
-      const snaps = snapshotDevices(s, args);
-      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-load', () => snaps.load(args.tag as string, args.devices as string[]));
-      return {};
-    },
-  },
-  'snapshot-delete': {
-    args: { 'job-id': 'str', tag: 'str', devices: 'array' },
-    run(args, s) {
-      const snaps = snapshotDevices(s, args);
-      s.ctx.jobs.start(args['job-id'] as string, 'snapshot-delete', () => snaps.delete(args.tag as string, args.devices as string[]));
-      return {};
-    },
-  },
+  'snapshot-save': snapshotJob('save'),
+  'snapshot-load': snapshotJob('load'),
+  'snapshot-delete': snapshotJob('delete'),
   'blockdev-snapshot-internal-sync': {
     args: { device: 'str', name: 'str' },
     async run(args, s) {
@@ -262,6 +241,18 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/** snapshot-save, snapshot-load, snapshot-delete: a job running savevm, loadvm or delvm on the listed devices. */
+function snapshotJob(op: 'save' | 'load' | 'delete'): Command {
+  return {
+    args: { 'job-id': 'str', tag: 'str', ...(op !== 'delete' ? { vmstate: 'str' as const } : {}), devices: 'array' },
+    run(args, s) {
+      const snaps = snapshotDevices(s, args);
+      s.ctx.jobs.start(args['job-id'] as string, `snapshot-${op}`, () => snaps[op](args.tag as string, args.devices as string[]));
+      return {};
+    },
+  };
+}
 
 /**
  * The snapshots of snapshot-save/load/delete, after checking their `devices` (drive ids)
