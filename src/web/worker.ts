@@ -1,13 +1,17 @@
 /**
  * The Web Worker that runs a guest for {@link VirtualMachine}: the same virt board, CPU
  * core and round-robin loop as `vireo -accel tcg,thread=single`; only the host ends
- * differ (images fetched instead of read from files, the serial port posted to the page).
+ * differ (images fetched instead of read from files, the serial port posted to the page,
+ * the disk held in memory).
  * A worker keeps the page responsive while the guest runs.
  */
 import { VirtMachine, VIRT_MEMMAP } from '../hw/riscv/virt.js';
 import { layOutBoot, type BootPlan, type ImageSource } from '../hw/riscv/boot-plan.js';
 import { runRoundRobin, type StopReason } from '../accel/tcg/rr.js';
 import { Chardev } from '../chardev/chardev.js';
+import { VirtioBlk } from '../hw/virtio/virtio-blk.js';
+import { MemoryBackend } from '../block/memory.js';
+import type { PlannedDevice } from '../system/backends.js';
 import type { VmOptions } from '../system/options.js';
 import { provideCoreModule } from './core-module.js';
 import type { FromWorker, ImageRef, MachineSettings, ToWorker, VmState } from './protocol.js';
@@ -60,6 +64,13 @@ let lastSettings: MachineSettings | null = null;
 let running = false;
 /** The core, fetched and compiled at the first start. */
 let core: Promise<void> | null = null;
+/**
+ * The disk the next machine gets, and the one the current (or last) machine has, with
+ * its device. A disk outlives the machines built on it: a reset or a guest reboot keeps
+ * what the guest wrote.
+ */
+let attached: MemoryBackend | null = null;
+let inUse: { disk: MemoryBackend; device: VirtioBlk } | null = null;
 
 function setState(s: VmState, detail = ''): void {
   state = s;
@@ -108,7 +119,13 @@ async function build(s: MachineSettings): Promise<VirtMachine> {
     serial: { kind: 'chardev', id: 'page' }, nographic: false, noReboot: false,
     accel: { names: ['tcg'], thread: 'single', jit: false }, drives: [], netdevs: [], devices: [],
   };
-  const m = new VirtMachine(opts, chr);
+  const devices: PlannedDevice[] = [];
+  inUse = null;
+  if (attached !== null) {
+    inUse = { disk: attached, device: new VirtioBlk(attached) };
+    devices.push({ device: inUse.device, pci: false });
+  }
+  const m = new VirtMachine(opts, chr, devices);
   m.load(plan, m.fdt(plan.bootargs, plan.initrd));
   return m;
 }
@@ -170,6 +187,14 @@ async function run(): Promise<void> {
   }
 }
 
+/** Posts the disk's bytes: the current machine's disk once its requests are over (the harts run only between turns of the event loop, so none starts before the copy), else the attached one. */
+async function readDisk(id: number): Promise<void> {
+  const current = inUse;
+  if (current !== null) await current.device.drain();
+  const bytes = (current?.disk ?? attached)?.bytes() ?? null;
+  post({ type: 'disk', id, bytes }, bytes === null ? [] : [bytes.buffer]);
+}
+
 scope.onmessage = (e) => {
   const msg = e.data;
   switch (msg.type) {
@@ -195,6 +220,12 @@ scope.onmessage = (e) => {
       return;
     case 'input':
       chr.input(msg.data);
+      return;
+    case 'attach-disk':
+      attached = msg.bytes === null ? null : new MemoryBackend(msg.bytes);
+      return;
+    case 'read-disk':
+      void readDisk(msg.id);
       return;
   }
 };
