@@ -139,7 +139,7 @@ function terminalText(): string {
   for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? '');
   return lines.join('\n');
 }
-Object.assign(window, { vireo: { vm, term, terminalText } });
+Object.assign(window, { vireo: { vm, term, fit, terminalText } });
 
 if (new URLSearchParams(location.search).has('autostart')) vm.start();
 term.focus();

@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +15,12 @@ import { CHROMIUM, CHROMIUM_ARGS, browserMissing, startWebServer } from './brows
 
 const skip = browserMissing() ?? false;
 
-/** The terminal's text as the page shows it (exposed on window by src/web/page.ts). */
-declare const vireo: { terminalText(): string };
+/** The page's terminal and its text as shown (exposed on window by src/web/page.ts). */
+declare const vireo: {
+  terminalText(): string;
+  term: { cols: number; rows: number; paste(s: string): void; textarea: HTMLTextAreaElement | undefined };
+  fit: { proposeDimensions(): { cols: number; rows: number } | undefined };
+};
 
 test('the page boots Linux to a shell; keystrokes reach it; a screenshot is taken', { skip, timeout: 240_000 }, async () => {
   const { url, server } = await startWebServer();
@@ -57,7 +62,9 @@ async function shellReady(page: Page): Promise<void> {
 async function run(page: Page, cmd: string, expect: RegExp, timeout = 60_000): Promise<string> {
   await page.keyboard.type(`${cmd}\n`);
   await page.waitForFunction(([c, re]) => new RegExp(re, 'm').test(vireo.terminalText().split(c).pop() ?? ''),
-    [cmd, expect.source] as const, { timeout, polling: 100 });
+    [cmd, expect.source] as const, { timeout, polling: 100 }).catch(async (e: Error) => {
+    throw new Error(`${cmd}: no ${expect} in ${JSON.stringify((await page.evaluate(() => vireo.terminalText())).trimEnd().slice(-600))} (${e.message})`);
+  });
   return (await page.evaluate(() => vireo.terminalText())).split(cmd).pop()!;
 }
 
@@ -75,6 +82,13 @@ test('a disk picked on the page is /dev/vda; bad images get a message; Download 
     assert.equal(await page.textContent('#message'), 'empty.img: the disk image is empty');
     await page.setInputFiles('#disk', file('odd.img', Buffer.alloc(1000)));
     await page.waitForFunction(() => /odd\.img: .*512-byte sectors/.test(document.getElementById('message')!.textContent!));
+    // A file dropped on the page goes the same way as a picked one.
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(4).fill(0x51)], 'dropped.img'));
+      document.getElementById('terminal')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await page.waitForFunction(() => /^dropped\.img: .*512-byte sectors/.test(document.getElementById('message')!.textContent!));
     assert.equal(await page.textContent('#diskinfo'), 'none');
     assert.equal(await page.isDisabled('#download'), true);
 
@@ -95,6 +109,72 @@ test('a disk picked on the page is /dev/vda; bad images get a message; Download 
     assert.equal(saved.length, image.length);
     assert.equal(saved.indexOf('vireo-disk-test\n'), 5120, 'the dd at sector 10');
     assert.ok(saved.includes('vireo-file-content\n'), 'the file written through ext2');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+});
+
+test('Stop then Start continues the guest; paste reaches it; the terminal fits the window; Reset reboots', { skip, timeout: 240_000 }, async () => {
+  const { url, server } = await startWebServer();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url);
+    await page.click('#start');
+    await shellReady(page);
+    await page.click('#terminal');
+    await run(page, 'X=kept-$((40+2)); echo set', /^set$/);
+
+    // A counter printing every 0.2 s: paused by Stop, it goes on from the same value after Start.
+    await page.keyboard.type('i=0; while [ $i -lt 20 ]; do i=$((i+1)); echo c$i; sleep 0.2; done; echo loop-$((1+1))\n');
+    await page.waitForFunction(() => /^c4$/m.test(vireo.terminalText()), null, { timeout: 60_000, polling: 50 });
+    await page.click('#stop');
+    await page.waitForFunction(() => document.getElementById('status')!.textContent === 'stopped');
+    const paused = await page.evaluate(() => vireo.terminalText());
+    await page.waitForTimeout(1500);
+    assert.equal(await page.evaluate(() => vireo.terminalText()), paused, 'nothing runs while stopped');
+    await page.click('#start');
+    await page.waitForFunction(() => /^loop-2$/m.test(vireo.terminalText()), null, { timeout: 60_000, polling: 100 });
+    const counts = [...(await page.evaluate(() => vireo.terminalText())).matchAll(/^c(\d+)$/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(counts, Array.from({ length: 20 }, (_, k) => k + 1), 'the counter went on from where it was, once each');
+    await page.click('#terminal'); // the buttons took the focus
+    assert.match(await run(page, 'echo [$X]', /^\[kept-42\]$/), /\[kept-42\]/);
+
+    // A paste, as the browser delivers it (a paste event on xterm's textarea): a long line, checked by its md5 in the guest.
+    const line = `echo ${Array.from({ length: 60 }, (_, k) => `w${k}-paste`).join(' ')}`;
+    await page.evaluate((text) => {
+      const dt = new DataTransfer();
+      dt.setData('text/plain', text);
+      vireo.term.textarea!.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, `${line} | md5sum\n`);
+    const echoed = `${line.slice(5)}\n`;
+    const md5 = createHash('md5').update(echoed).digest('hex');
+    await page.waitForFunction((h) => vireo.terminalText().includes(h), md5, { timeout: 60_000, polling: 100 });
+    assert.ok(line.length > 500);
+
+    // The terminal follows the window (FitAddon); the guest's UART console carries no size.
+    const before = await page.evaluate(() => ({ cols: vireo.term.cols, rows: vireo.term.rows }));
+    // What the guest sees: busybox's `stty size` on the console fails (the 16550's tty has no window size for it).
+    const stty = async () => (await run(page, 'stty size; echo st-$((1+1))', /^st-2$/)).split('st-2')[0]!.trim();
+    const sttyBefore = await stty();
+    assert.match(sttyBefore, /^stty: /);
+    await page.setViewportSize({ width: 640, height: 420 });
+    await page.waitForFunction((b) => vireo.term.cols < b.cols && vireo.term.rows < b.rows, before, { timeout: 10_000 });
+    const after = await page.evaluate(() => ({ cols: vireo.term.cols, rows: vireo.term.rows, fit: vireo.fit.proposeDimensions() }));
+    assert.deepEqual({ cols: after.cols, rows: after.rows }, after.fit, 'xterm has the size FitAddon computes for its box');
+    assert.equal(await stty(), sttyBefore);
+
+    // Reset boots again: the boot log appears, and the shell variable is gone.
+    await page.click('#reset');
+    await page.waitForFunction(() => /Linux version/.test(vireo.terminalText()), null, { timeout: 60_000, polling: 100 });
+    await shellReady(page);
+    assert.equal(await page.textContent('#progress'), 'shell ready');
+    await page.click('#terminal');
+    assert.match(await run(page, 'echo [$X]', /^\[\]$/), /^\[\]$/m);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
