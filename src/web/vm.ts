@@ -18,7 +18,7 @@ export type ImageInput = string | URL | ArrayBuffer | Uint8Array;
 export interface VirtualMachineOptions {
   /** Guest RAM in MiB, 16 to 3584 (default 512). */
   memoryMiB?: number;
-  /** Harts, 1 to 8, run in turn on the worker's thread (default 1). */
+  /** Harts, 1 to 8 (default 1): one runs on the machine's worker, several get a Web Worker each. */
   smp?: number;
   /** Firmware (default: the bundled OpenSBI); null starts the kernel in M-mode. */
   bios?: ImageInput | null;
@@ -29,7 +29,7 @@ export interface VirtualMachineOptions {
   append?: string;
   /** Where the bundled images are (default: `images/riscv64/` beside the page). */
   imagesUrl?: string | URL;
-  /** Where vireo-worker.js and riscv-core.wasm are (default: beside this module). */
+  /** Where vireo-worker.js, vireo-hart.js and riscv-core.wasm are (default: beside this module). */
   baseUrl?: string | URL;
   /**
    * A raw disk image, the guest's /dev/vda (virtio-blk on virtio-mmio): at most 1 GiB, a

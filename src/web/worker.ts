@@ -1,6 +1,7 @@
 /**
  * The Web Worker that runs a guest for {@link VirtualMachine}: the same virt board, CPU
- * core and round-robin loop as `vireo -accel tcg,thread=single`; only the host ends
+ * core and round-robin loop as `vireo -accel tcg,thread=single`, or with several harts one
+ * Web Worker per hart as `-accel tcg,thread=multi` (mttcg.ts); only the host ends
  * differ (images fetched instead of read from files, the serial port posted to the page,
  * the disk held in memory).
  * A worker keeps the page responsive while the guest runs.
@@ -8,6 +9,7 @@
 import { VirtMachine, VIRT_MEMMAP } from '../hw/riscv/virt.js';
 import { layOutBoot, type BootPlan, type ImageSource } from '../hw/riscv/boot-plan.js';
 import { runRoundRobin, type StopReason } from '../accel/tcg/rr.js';
+import { runMultiThreaded } from '../accel/tcg/mttcg.js';
 import { Chardev } from '../chardev/chardev.js';
 import { VirtioBlk } from '../hw/virtio/virtio-blk.js';
 import { MemoryBackend } from '../block/memory.js';
@@ -110,6 +112,9 @@ async function planImages(s: MachineSettings): Promise<BootPlan> {
 /** The last boot plan: a reboot with the same settings reuses it instead of fetching the images again. */
 let planned: { settings: MachineSettings; plan: BootPlan } | null = null;
 
+/** One Web Worker per hart (vireo-hart.js, mttcg-hart.ts) when there are several and the page may share memory with them. */
+const multiThreaded = (s: MachineSettings): boolean => s.smp > 1 && globalThis.crossOriginIsolated;
+
 /** Builds the machine once the core is compiled (which goes on while the images are fetched). */
 async function build(s: MachineSettings): Promise<VirtMachine> {
   if (planned?.settings !== s) planned = { settings: s, plan: (await Promise.all([planImages(s), core]))[0] };
@@ -117,7 +122,7 @@ async function build(s: MachineSettings): Promise<VirtMachine> {
   const opts: VmOptions = {
     machine: 'virt', memBytes: s.memoryMiB * MiB, smp: s.smp, bios: s.bios === null ? { kind: 'none' } : { kind: 'default' },
     serial: { kind: 'chardev', id: 'page' }, nographic: false, noReboot: false,
-    accel: { names: ['tcg'], thread: 'single', jit: false }, drives: [], netdevs: [], devices: [],
+    accel: { names: ['tcg'], thread: multiThreaded(s) ? 'multi' : 'single', jit: false }, drives: [], netdevs: [], devices: [],
   };
   const devices: PlannedDevice[] = [];
   inUse = null;
@@ -158,13 +163,15 @@ async function run(): Promise<void> {
       const m = machine;
       lastInstret = instret(m);
       lastTime = performance.now();
-      setState('running');
+      setState('running', m.opts.accel.thread === 'multi' ? `one Web Worker per hart (${m.cpus.harts.length})` : '');
       const check = (): StopReason | null => {
         if (request === 'stop') return { kind: 'quit' };
         if (request === 'reset') return { kind: 'reset' };
         return m.shutdown;
       };
-      const reason = await runRoundRobin(m.clock, m.cpus.harts, check);
+      const reason = m.opts.accel.thread === 'multi'
+        ? await runMultiThreaded(m.clock, m.cpus, m.bus, { ...VIRT_MEMMAP.clint, device: m.clint }, check)
+        : await runRoundRobin(m.clock, m.cpus.harts, check);
       if (reason.kind === 'quit') break;
       if (reason.kind === 'reset') {
         // A reset from the page brings new settings; the guest's own reboot keeps the current ones.

@@ -181,3 +181,33 @@ test('Stop then Start continues the guest; paste reaches it; the terminal fits t
     server.kill();
   }
 });
+
+test('harts > 1 in a cross-origin isolated page: one Web Worker per hart; Linux sees them all; Stop/Start and Reset', { skip, timeout: 240_000 }, async () => {
+  const { url, server } = await startWebServer();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url);
+    await page.fill('#smp', '2');
+    await page.click('#reset'); // the settings shown apply at a reset; before the first start, it waits for it
+    await page.click('#start');
+    await shellReady(page);
+    assert.equal(await page.textContent('#status'), 'running: one Web Worker per hart (2)');
+    await page.click('#terminal');
+    assert.match(await run(page, 'grep -c ^processor /proc/cpuinfo', /^2$/), /^2$/m);
+    await page.click('#stop');
+    await page.waitForFunction(() => document.getElementById('status')!.textContent === 'stopped');
+    await page.click('#start');
+    await page.click('#terminal');
+    assert.match(await run(page, 'echo again-$((2+3))', /^again-5$/), /again-5/);
+    await page.click('#reset');
+    await page.waitForFunction(() => /Linux version/.test(vireo.terminalText()), null, { timeout: 60_000, polling: 100 });
+    await shellReady(page);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+});
