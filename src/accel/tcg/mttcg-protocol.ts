@@ -1,6 +1,6 @@
 /**
  * What the main thread and a hart thread of `-accel tcg,thread=multi` share (mttcg.ts,
- * mttcg-thread.ts): the control block layout, the worker data and the messages.
+ * mttcg-hart.ts): the control block layout, the thread's data and the messages.
  */
 import type { HartInitArgs } from '../../target/riscv/cpu.js';
 

@@ -1,6 +1,7 @@
 /**
  * Multi-threaded vCPU execution (QEMU's MTTCG, `-accel tcg,thread=multi`): one host
- * thread per RISC-V hart (mttcg-thread.ts), all on the machine's shared
+ * thread per RISC-V hart (mttcg-hart.ts: a worker_threads Worker, or a Web Worker in the
+ * browser, see mttcg-spawn.ts), all on the machine's shared
  * WebAssembly.Memory. Guest RAM accesses, including LR/SC and AMOs (wasm atomics), stay
  * on the hart's thread; MMIO goes through an exit channel to the main thread, which
  * owns every device and serves one access at a time (the global lock, as for KVM
