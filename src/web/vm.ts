@@ -57,7 +57,7 @@ export class VirtualMachine {
   private readonly base: URL;
   private settings: MachineSettings;
   private current: VmState = 'created';
-  /** readDisk() answers awaited, by request id. */
+  /** diskBytes() answers awaited, by request id. */
   private readonly diskReads = new Map<number, (bytes: Uint8Array<ArrayBuffer> | null) => void>();
   private nextDiskRead = 0;
 

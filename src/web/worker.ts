@@ -194,7 +194,12 @@ async function run(): Promise<void> {
   }
 }
 
-/** Posts the disk's bytes: the current machine's disk once its requests are over (the harts run only between turns of the event loop, so none starts before the copy), else the attached one. */
+/**
+ * Posts the disk's bytes: the current machine's disk once its requests are over, else the
+ * attached one. A request starts only from an MMIO access served on this thread in a turn
+ * of the event loop of its own (from the round-robin loop or a hart worker's exit channel),
+ * so none starts between the drain and the copy.
+ */
 async function readDisk(id: number): Promise<void> {
   const current = inUse;
   if (current !== null) await current.device.drain();
