@@ -195,6 +195,7 @@ test('harts > 1 in a cross-origin isolated page: one Web Worker per hart; Linux 
     await page.click('#start');
     await shellReady(page);
     assert.equal(await page.textContent('#status'), 'running: one Web Worker per hart (2)');
+    assert.equal(await page.textContent('#ips'), '-', 'hart workers do not report their instruction counts while running');
     await page.click('#terminal');
     assert.match(await run(page, 'grep -c ^processor /proc/cpuinfo', /^2$/), /^2$/m);
     await page.click('#stop');
