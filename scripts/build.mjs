@@ -39,8 +39,16 @@ const browserCore = {
       args.importer.endsWith(join('target', 'riscv', 'cpu.ts')) ? { path: join(root, 'src', 'web', 'core-module.ts') } : undefined);
   },
 };
+// The hart threads' host end (node's worker_threads) becomes Web Workers.
+const browserThreads = {
+  name: 'browser-hart-threads',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/mttcg-spawn\.js$/ }, (args) =>
+      dirname(args.importer) === join(root, 'src', 'accel', 'tcg') ? { path: join(root, 'src', 'web', 'mttcg-spawn.ts') } : undefined);
+  },
+};
 const common = { bundle: true, platform: 'browser', target: 'chrome111', minify: true, sourcemap: true, logLevel: 'warning', absWorkingDir: root };
-await esbuild.build({ ...common, entryPoints: { 'vireo-worker': 'src/web/worker.ts' }, outdir: web, format: 'iife', plugins: [browserCore] });
+await esbuild.build({ ...common, entryPoints: { 'vireo-worker': 'src/web/worker.ts', 'vireo-hart': 'src/web/hart-worker.ts' }, outdir: web, format: 'iife', plugins: [browserCore, browserThreads] });
 await esbuild.build({ ...common, entryPoints: { vireo: 'src/web/vm.ts', 'vireo-page': 'src/web/page.ts' }, outdir: web, format: 'esm' });
 copyFileSync(join(root, 'web', 'index.html'), join(web, 'index.html'));
 copyFileSync(join(root, 'node_modules', '@xterm', 'xterm', 'css', 'xterm.css'), join(web, 'xterm.css'));

@@ -17,8 +17,8 @@
 import { UserError } from '../system/options.js';
 import { HostFile } from './file.js';
 
-/** A run-time I/O failure: out-of-range request, write to a read-only image, host error, corrupt metadata. */
-export class BlockIOError extends Error {}
+// In a module of their own so that the browser build (memory.ts) takes them without node's fs.
+export { BlockIOError, checkRange } from './range.js';
 
 /** A snapshot operation that failed (unknown snapshot, read-only image, I/O error...): the message is one line for the user. */
 export class BlockSnapshotError extends Error {}
@@ -100,17 +100,6 @@ export interface BlockOpenOptions {
   format?: BlockFormat;
   readOnly: boolean;
   cache: CacheMode;
-}
-
-/**
- * Throws {@link BlockIOError} unless [offset, offset + len) is a valid range of a disk
- * of `size` bytes. Callers pass guest-derived numbers, so everything is checked:
- * integers, non-negative, no overflow past the end.
- */
-export function checkRange(size: number, offset: number, len: number): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || len > size || offset > size - len) {
-    throw new BlockIOError(`request [${offset}, +${len}) outside the disk (${size} bytes)`);
-  }
 }
 
 /** Chained backing files deeper than this are refused (also stops a file that names itself). */

@@ -1,11 +1,14 @@
 /**
  * The page of `npm run web` (web/index.html): an xterm.js terminal on the guest's serial
  * console, the machine settings, Start / Stop / Reset, boot progress and the guest's
- * instructions per second. `?autostart` boots at once (used by the tests and bench/web).
+ * instructions per second, and a disk from the user's computer (file picker or drag and
+ * drop) that "Download disk" saves back. `?autostart` boots at once (used by the tests
+ * and bench/web).
  */
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { VirtualMachine, type MachineChanges, type VmState } from './vm.js';
+import { memoryDiskProblem } from '../block/memory.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const memory = $<HTMLInputElement>('memory');
@@ -17,6 +20,10 @@ const resetButton = $<HTMLButtonElement>('reset');
 const status = $('status');
 const progress = $('progress');
 const ips = $('ips');
+const diskInput = $<HTMLInputElement>('disk');
+const downloadButton = $<HTMLButtonElement>('download');
+const diskInfo = $('diskinfo');
+const message = $('message');
 
 const term = new Terminal({ convertEol: false, scrollback: 5000, fontSize: 14 });
 const fit = new FitAddon();
@@ -72,6 +79,59 @@ resetButton.onclick = () => {
   }
 };
 
+/** The attached disk's file name, which its download keeps. */
+let diskName = '';
+
+/** Attaches `file` as the disk of the next boot, or says in one line why it cannot be. */
+async function attachDisk(file: File): Promise<void> {
+  message.textContent = '';
+  try {
+    // Checked before the file is read, so that a huge one is never read whole.
+    const problem = memoryDiskProblem(file.size, new Uint8Array(await file.slice(0, 4).arrayBuffer()));
+    if (problem !== null) throw new Error(problem);
+    vm.attachDisk(await file.arrayBuffer());
+  } catch (e) {
+    message.textContent = `${file.name}: ${(e as Error).message}`;
+    return;
+  }
+  diskName = file.name;
+  diskInfo.textContent = `${file.name} (${(file.size / 2 ** 20).toFixed(1)} MiB), /dev/vda from the next Start or Reset`;
+  downloadButton.disabled = false;
+}
+
+diskInput.onchange = () => {
+  const file = diskInput.files?.[0];
+  diskInput.value = '';
+  if (file) void attachDisk(file);
+};
+document.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  document.body.classList.add('dragging');
+});
+document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));
+document.addEventListener('drop', (e) => {
+  e.preventDefault();
+  document.body.classList.remove('dragging');
+  const file = e.dataTransfer?.files[0];
+  if (file) void attachDisk(file);
+});
+
+/** Saves the disk as the guest left it (the worker waits for its requests in flight). */
+downloadButton.onclick = async () => {
+  const bytes = await vm.diskBytes();
+  if (bytes === null) {
+    message.textContent = 'no disk to download';
+    return;
+  }
+  const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = diskName;
+  a.click();
+  // Revoked once the browser has surely started reading it.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+};
+
 /** For tests: the terminal's text, one line per row (xterm's buffer, as shown). */
 function terminalText(): string {
   const b = term.buffer.active;
@@ -79,7 +139,7 @@ function terminalText(): string {
   for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? '');
   return lines.join('\n');
 }
-Object.assign(window, { vireo: { vm, term, terminalText } });
+Object.assign(window, { vireo: { vm, term, fit, terminalText } });
 
 if (new URLSearchParams(location.search).has('autostart')) vm.start();
 term.focus();

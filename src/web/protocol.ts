@@ -25,10 +25,16 @@ export type ToWorker =
   | { type: 'start'; settings: MachineSettings; coreUrl: string }
   | { type: 'stop' }
   | { type: 'reset'; settings: MachineSettings }
-  | { type: 'input'; data: Uint8Array };
+  | { type: 'input'; data: Uint8Array }
+  /** A raw disk image (or none) for the machines built from now on; it replaces the attached one. */
+  | { type: 'attach-disk'; bytes: Uint8Array<ArrayBuffer> | null }
+  /** Asks for the disk's bytes, answered by a `disk` message with the same id. */
+  | { type: 'read-disk'; id: number };
 
 export type FromWorker =
   | { type: 'serial'; data: Uint8Array }
   | { type: 'state'; state: VmState; detail: string }
   /** Guest instructions retired per second, over the last second. */
-  | { type: 'stats'; instructionsPerSecond: number };
+  | { type: 'stats'; instructionsPerSecond: number }
+  /** The disk's bytes, taken with no request in flight (null: no disk). */
+  | { type: 'disk'; id: number; bytes: Uint8Array<ArrayBuffer> | null };

@@ -8,6 +8,7 @@
  * as `npm run web` does).
  */
 import type { FromWorker, ImageRef, MachineSettings, ToWorker, VmState } from './protocol.js';
+import { memoryDiskProblem } from '../block/memory.js';
 
 export type { VmState } from './protocol.js';
 
@@ -17,7 +18,7 @@ export type ImageInput = string | URL | ArrayBuffer | Uint8Array;
 export interface VirtualMachineOptions {
   /** Guest RAM in MiB, 16 to 3584 (default 512). */
   memoryMiB?: number;
-  /** Harts, 1 to 8, run in turn on the worker's thread (default 1). */
+  /** Harts, 1 to 8 (default 1): one runs on the machine's worker, several get a Web Worker each. */
   smp?: number;
   /** Firmware (default: the bundled OpenSBI); null starts the kernel in M-mode. */
   bios?: ImageInput | null;
@@ -28,9 +29,18 @@ export interface VirtualMachineOptions {
   append?: string;
   /** Where the bundled images are (default: `images/riscv64/` beside the page). */
   imagesUrl?: string | URL;
-  /** Where vireo-worker.js and riscv-core.wasm are (default: beside this module). */
+  /** Where vireo-worker.js, vireo-hart.js and riscv-core.wasm are (default: beside this module). */
   baseUrl?: string | URL;
+  /**
+   * A raw disk image, the guest's /dev/vda (virtio-blk on virtio-mmio): at most 1 GiB, a
+   * whole number of 512-byte sectors; qcow2 is not supported in the browser. It is copied;
+   * {@link VirtualMachine.diskBytes} returns what the guest made of it.
+   */
+  disk?: ArrayBuffer | Uint8Array | null;
 }
+
+/** A disk image the page cannot use: the message is one line for the user. */
+export class DiskError extends Error {}
 
 /** The settings that {@link VirtualMachine.reset} may change. */
 export type MachineChanges = Pick<VirtualMachineOptions, 'memoryMiB' | 'smp' | 'append'>;
@@ -40,13 +50,16 @@ export class VirtualMachine {
   onSerial: ((data: Uint8Array) => void) | null = null;
   /** The machine's state changed; `detail` says why, for `loading`, `poweroff` and `error`. */
   onState: ((state: VmState, detail: string) => void) | null = null;
-  /** Guest instructions retired per second (all harts), about every second while running. */
+  /** Guest instructions retired per second (all harts), about every second while running; not with one Web Worker per hart (smp > 1). */
   onStats: ((instructionsPerSecond: number) => void) | null = null;
 
   private readonly worker: Worker;
   private readonly base: URL;
   private settings: MachineSettings;
   private current: VmState = 'created';
+  /** diskBytes() answers awaited, by request id. */
+  private readonly diskReads = new Map<number, (bytes: Uint8Array<ArrayBuffer> | null) => void>();
+  private nextDiskRead = 0;
 
   constructor(options: VirtualMachineOptions = {}) {
     this.base = new URL(options.baseUrl ?? new URL('.', import.meta.url), location.href);
@@ -66,6 +79,7 @@ export class VirtualMachine {
     this.worker = new Worker(new URL('vireo-worker.js', this.base));
     this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
     this.worker.onerror = (e) => this.update('error', e.message);
+    if (options.disk != null) this.attachDisk(options.disk);
   }
 
   get state(): VmState {
@@ -97,9 +111,42 @@ export class VirtualMachine {
     this.send({ type: 'input', data: typeof data === 'string' ? new TextEncoder().encode(data) : data.slice() });
   }
 
+  /**
+   * Attaches a raw disk image (a copy of it), or detaches the disk (null), from the next
+   * machine built on: the next boot, {@link reset}, or the guest's own reboot. Throws a
+   * {@link DiskError} for an image that cannot be used (empty, over 1 GiB, a partial
+   * sector, qcow2).
+   */
+  attachDisk(disk: ArrayBuffer | Uint8Array | null): void {
+    if (disk === null) {
+      this.send({ type: 'attach-disk', bytes: null });
+      return;
+    }
+    const view = disk instanceof Uint8Array ? disk : new Uint8Array(disk);
+    const problem = memoryDiskProblem(view.length, view.subarray(0, 4));
+    if (problem !== null) throw new DiskError(problem);
+    const bytes = view.slice();
+    this.worker.postMessage({ type: 'attach-disk', bytes } satisfies ToWorker, [bytes.buffer]);
+  }
+
+  /**
+   * The disk's bytes as the guest left them, once no request is in flight (data the guest
+   * still caches is not there: sync first): the current machine's disk, or the attached
+   * one before a machine was built on it; null without a disk.
+   */
+  diskBytes(): Promise<Uint8Array<ArrayBuffer> | null> {
+    const id = this.nextDiskRead++;
+    return new Promise((resolve) => {
+      this.diskReads.set(id, resolve);
+      this.send({ type: 'read-disk', id });
+    });
+  }
+
   /** Ends the worker and frees the guest's memory; the object is unusable afterwards. */
   terminate(): void {
     this.worker.terminate();
+    for (const resolve of this.diskReads.values()) resolve(null);
+    this.diskReads.clear();
   }
 
   private changed(c: MachineChanges): MachineSettings {
@@ -121,6 +168,10 @@ export class VirtualMachine {
   private receive(m: FromWorker): void {
     if (m.type === 'serial') this.onSerial?.(m.data);
     else if (m.type === 'state') this.update(m.state, m.detail);
-    else this.onStats?.(m.instructionsPerSecond);
+    else if (m.type === 'stats') this.onStats?.(m.instructionsPerSecond);
+    else {
+      this.diskReads.get(m.id)?.(m.bytes);
+      this.diskReads.delete(m.id);
+    }
   }
 }

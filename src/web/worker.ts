@@ -1,13 +1,19 @@
 /**
  * The Web Worker that runs a guest for {@link VirtualMachine}: the same virt board, CPU
- * core and round-robin loop as `vireo -accel tcg,thread=single`; only the host ends
- * differ (images fetched instead of read from files, the serial port posted to the page).
+ * core and round-robin loop as `vireo -accel tcg,thread=single`, or with several harts one
+ * Web Worker per hart as `-accel tcg,thread=multi` (mttcg.ts); only the host ends
+ * differ (images fetched instead of read from files, the serial port posted to the page,
+ * the disk held in memory).
  * A worker keeps the page responsive while the guest runs.
  */
 import { VirtMachine, VIRT_MEMMAP } from '../hw/riscv/virt.js';
 import { layOutBoot, type BootPlan, type ImageSource } from '../hw/riscv/boot-plan.js';
 import { runRoundRobin, type StopReason } from '../accel/tcg/rr.js';
+import { runMultiThreaded } from '../accel/tcg/mttcg.js';
 import { Chardev } from '../chardev/chardev.js';
+import { VirtioBlk } from '../hw/virtio/virtio-blk.js';
+import { MemoryBackend } from '../block/memory.js';
+import type { PlannedDevice } from '../system/backends.js';
 import type { VmOptions } from '../system/options.js';
 import { provideCoreModule } from './core-module.js';
 import type { FromWorker, ImageRef, MachineSettings, ToWorker, VmState } from './protocol.js';
@@ -60,6 +66,13 @@ let lastSettings: MachineSettings | null = null;
 let running = false;
 /** The core, fetched and compiled at the first start. */
 let core: Promise<void> | null = null;
+/**
+ * The disk the next machine gets, and the one the current (or last) machine has, with
+ * its device. A disk outlives the machines built on it: a reset or a guest reboot keeps
+ * what the guest wrote.
+ */
+let attached: MemoryBackend | null = null;
+let inUse: { disk: MemoryBackend; device: VirtioBlk } | null = null;
 
 function setState(s: VmState, detail = ''): void {
   state = s;
@@ -99,6 +112,9 @@ async function planImages(s: MachineSettings): Promise<BootPlan> {
 /** The last boot plan: a reboot with the same settings reuses it instead of fetching the images again. */
 let planned: { settings: MachineSettings; plan: BootPlan } | null = null;
 
+/** One Web Worker per hart (vireo-hart.js, mttcg-hart.ts) when there are several and the page may share memory with them. */
+const multiThreaded = (s: MachineSettings): boolean => s.smp > 1 && globalThis.crossOriginIsolated;
+
 /** Builds the machine once the core is compiled (which goes on while the images are fetched). */
 async function build(s: MachineSettings): Promise<VirtMachine> {
   if (planned?.settings !== s) planned = { settings: s, plan: (await Promise.all([planImages(s), core]))[0] };
@@ -106,19 +122,28 @@ async function build(s: MachineSettings): Promise<VirtMachine> {
   const opts: VmOptions = {
     machine: 'virt', memBytes: s.memoryMiB * MiB, smp: s.smp, bios: s.bios === null ? { kind: 'none' } : { kind: 'default' },
     serial: { kind: 'chardev', id: 'page' }, nographic: false, noReboot: false,
-    accel: { names: ['tcg'], thread: 'single', jit: false }, drives: [], netdevs: [], devices: [],
+    accel: { names: ['tcg'], thread: multiThreaded(s) ? 'multi' : 'single', jit: false }, drives: [], netdevs: [], devices: [],
   };
-  const m = new VirtMachine(opts, chr);
+  const devices: PlannedDevice[] = [];
+  inUse = null;
+  if (attached !== null) {
+    inUse = { disk: attached, device: new VirtioBlk(attached) };
+    devices.push({ device: inUse.device, pci: false });
+  }
+  const m = new VirtMachine(opts, chr, devices);
   m.load(plan, m.fdt(plan.bootargs, plan.initrd));
   return m;
 }
 
-/** Guest instructions retired per second, posted every second while running. */
+/**
+ * Guest instructions retired per second, posted every second while running on this
+ * thread only: hart workers keep their counters to themselves until they stop.
+ */
 let lastInstret = 0;
 let lastTime = 0;
 const instret = (m: VirtMachine): number => m.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
 setInterval(() => {
-  if (machine === null || state !== 'running') return;
+  if (machine === null || state !== 'running' || machine.opts.accel.thread === 'multi') return;
   const now = performance.now();
   const n = instret(machine);
   post({ type: 'stats', instructionsPerSecond: Math.max(0, (n - lastInstret) / ((now - lastTime) / 1000)) });
@@ -141,13 +166,15 @@ async function run(): Promise<void> {
       const m = machine;
       lastInstret = instret(m);
       lastTime = performance.now();
-      setState('running');
+      setState('running', m.opts.accel.thread === 'multi' ? `one Web Worker per hart (${m.cpus.harts.length})` : '');
       const check = (): StopReason | null => {
         if (request === 'stop') return { kind: 'quit' };
         if (request === 'reset') return { kind: 'reset' };
         return m.shutdown;
       };
-      const reason = await runRoundRobin(m.clock, m.cpus.harts, check);
+      const reason = m.opts.accel.thread === 'multi'
+        ? await runMultiThreaded(m.clock, m.cpus, m.bus, { ...VIRT_MEMMAP.clint, device: m.clint }, check)
+        : await runRoundRobin(m.clock, m.cpus.harts, check);
       if (reason.kind === 'quit') break;
       if (reason.kind === 'reset') {
         // A reset from the page brings new settings; the guest's own reboot keeps the current ones.
@@ -168,6 +195,19 @@ async function run(): Promise<void> {
     running = false;
     request = null;
   }
+}
+
+/**
+ * Posts the disk's bytes: the current machine's disk once its requests are over, else the
+ * attached one. A request starts only from an MMIO access served on this thread in a turn
+ * of the event loop of its own (from the round-robin loop or a hart worker's exit channel),
+ * so none starts between the drain and the copy.
+ */
+async function readDisk(id: number): Promise<void> {
+  const current = inUse;
+  if (current !== null) await current.device.drain();
+  const bytes = (current?.disk ?? attached)?.bytes() ?? null;
+  post({ type: 'disk', id, bytes }, bytes === null ? [] : [bytes.buffer]);
 }
 
 scope.onmessage = (e) => {
@@ -195,6 +235,12 @@ scope.onmessage = (e) => {
       return;
     case 'input':
       chr.input(msg.data);
+      return;
+    case 'attach-disk':
+      attached = msg.bytes === null ? null : new MemoryBackend(msg.bytes);
+      return;
+    case 'read-disk':
+      void readDisk(msg.id);
       return;
   }
 };

@@ -1,6 +1,6 @@
 /**
  * What the main thread and a hart thread of `-accel tcg,thread=multi` share (mttcg.ts,
- * mttcg-thread.ts): the control block layout, the worker data and the messages.
+ * mttcg-hart.ts): the control block layout, the thread's data and the messages.
  */
 import type { HartInitArgs } from '../../target/riscv/cpu.js';
 
@@ -21,9 +21,9 @@ export interface HartThreadData {
   channel: SharedArrayBuffer;
   /** CTL_WORDS Int32 slots: CTL_STOP non-zero asks the thread to end; CTL_WAKE is bumped and notified on interrupts. */
   ctl: SharedArrayBuffer;
-  /** The machine clock (nanoseconds) at host monotonic time `hrtime` (process.hrtime.bigint()). */
+  /** The machine clock (nanoseconds) at host time `hostMs` (hostNowMs() of mttcg-spawn.ts). */
   clockNs: number;
-  hrtime: bigint;
+  hostMs: number;
   /**
    * Int32 slot 0, shared by all hart threads: each thread takes over its hart's state
    * (saved in the hart block by the main thread), posts 'ready', and waits until the parent sets it to 1 once

@@ -1,6 +1,7 @@
 /**
  * Multi-threaded vCPU execution (QEMU's MTTCG, `-accel tcg,thread=multi`): one host
- * thread per RISC-V hart (mttcg-thread.ts), all on the machine's shared
+ * thread per RISC-V hart (mttcg-hart.ts: a worker_threads Worker, or a Web Worker in the
+ * browser, see mttcg-spawn.ts), all on the machine's shared
  * WebAssembly.Memory. Guest RAM accesses, including LR/SC and AMOs (wasm atomics), stay
  * on the hart's thread; MMIO goes through an exit channel to the main thread, which
  * owns every device and serves one access at a time (the global lock, as for KVM
@@ -15,7 +16,6 @@
  * host), and a deadline one tick ahead could have passed on arrival: the hart would then
  * spend all its time taking timer interrupts and never get back to its work.
  */
-import { Worker } from 'node:worker_threads';
 import type { Clock } from '../../hw/core/clock.js';
 import { BUS_ERROR, type AddressSpace } from '../../hw/core/memory.js';
 import type { RiscvAclint } from '../../hw/intc/riscv-aclint.js';
@@ -23,6 +23,7 @@ import { coreModule, type RiscvCpus } from '../../target/riscv/cpu.js';
 import { ExitChannelServer, EXIT_CHANNEL_BYTES, type IoRequest } from '../../system/exit-channel.js';
 import { CTL_FLUSH, CTL_FLUSHED, CTL_STOP, CTL_WAKE, CTL_WORDS, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
 import { wakeableSleep, type StopReason } from './rr.js';
+import { hostNowMs, spawnHartThread } from './mttcg-spawn.js';
 
 /** Instructions per slice on a hart thread: the latency of an interrupt raised while the hart runs. */
 const SLICE = 20_000;
@@ -54,7 +55,7 @@ function mmioHandler(bus: AddressSpace, after: () => void): (req: IoRequest) => 
 /** One hart's thread, as the main thread sees it. */
 class HartThread {
   readonly ctl: Int32Array;
-  private readonly worker: Worker;
+  private readonly thread: { terminate(): Promise<void> };
   /** Resolves when the thread has ended (its channel closed). */
   readonly stopped: Promise<HartThreadMessage>;
 
@@ -72,28 +73,29 @@ class HartThread {
       init: cpus.hartInit(id),
       channel,
       ctl: this.ctl.buffer as SharedArrayBuffer,
-      hrtime: process.hrtime.bigint(),
+      hostMs: hostNowMs(),
       clockNs: clock.now(),
       slice: SLICE,
       ...shared,
     };
-    this.worker = new Worker(new URL('./mttcg-thread.js', import.meta.url), { workerData: data });
     let ready = (): void => {};
     this.ready = new Promise<void>((resolve) => { ready = resolve; });
-    this.stopped = new Promise<HartThreadMessage>((resolve) => {
-      let reported = false;
-      this.worker.on('message', (msg: HartThreadMessage) => {
+    let resolveStopped = (_m: HartThreadMessage): void => {};
+    this.stopped = new Promise<HartThreadMessage>((resolve) => { resolveStopped = resolve; });
+    let reported = false;
+    this.thread = spawnHartThread(data, {
+      message: (msg) => {
         if (msg.kind === 'ready') {
           ready();
           return;
         }
         reported = true;
-        void server.closed.then(() => resolve(msg));
-      });
-      this.worker.on('error', (err) => resolve({ kind: 'error', detail: err.message }));
-      this.worker.on('exit', () => {
-        if (!reported) resolve({ kind: 'error', detail: 'hart thread exited' });
-      });
+        void server.closed.then(() => resolveStopped(msg));
+      },
+      error: (detail) => resolveStopped({ kind: 'error', detail }),
+      exit: () => {
+        if (!reported) resolveStopped({ kind: 'error', detail: 'hart thread exited' });
+      },
     });
   }
 
@@ -126,7 +128,7 @@ class HartThread {
 
   async join(): Promise<HartThreadMessage> {
     const msg = await this.stopped;
-    await this.worker.terminate();
+    await this.thread.terminate();
     return msg;
   }
 }

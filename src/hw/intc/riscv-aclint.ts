@@ -33,7 +33,7 @@ export class RiscvAclint implements MmioHandler, VMStateDevice {
   /**
    * The registers, in shared memory: msip (one Int32 per hart), then the low and the high
    * halves of every mtimecmp. Each hart thread of `-accel tcg,thread=multi` runs its own
-   * RiscvAclint over the same state (see mttcg-thread.ts), so that programming the timer
+   * RiscvAclint over the same state (see mttcg-hart.ts), so that programming the timer
    * or sending an IPI costs no round trip to the main thread.
    */
   readonly state: SharedArrayBuffer;

@@ -1,0 +1,15 @@
+/** The block layer's request checks and run-time error, with no host dependency (see block.ts). */
+
+/** A run-time I/O failure: out-of-range request, write to a read-only image, host error, corrupt metadata. */
+export class BlockIOError extends Error {}
+
+/**
+ * Throws {@link BlockIOError} unless [offset, offset + len) is a valid range of a disk
+ * of `size` bytes. Callers pass guest-derived numbers, so everything is checked:
+ * integers, non-negative, no overflow past the end.
+ */
+export function checkRange(size: number, offset: number, len: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || len > size || offset > size - len) {
+    throw new BlockIOError(`request [${offset}, +${len}) outside the disk (${size} bytes)`);
+  }
+}
