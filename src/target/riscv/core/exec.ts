@@ -189,8 +189,10 @@ export function run(budget: i32): i32 {
   /** Set at a jump to a hot target (stopAtJump): return to the JIT dispatcher. */
   let hot = false;
   const xb = S.hb;
-  let tlbR: usize = 0;
-  let tlbW: usize = 0;
+  // The data TLBs of the current privilege from the start: run() is entered without
+  // irqCheck after each JIT region, and a null TLB made every access a page walk.
+  let tlbR: usize = S.tlbSet(S.dataPriv()) + S.OFF_TLB_R;
+  let tlbW: usize = tlbR - S.OFF_TLB_R + S.OFF_TLB_W;
   const instretStart = S.instret;
   S.dbgHit = 0;
   while (n > 0) {
