@@ -22,15 +22,26 @@ declare const vireo: {
   fit: { proposeDimensions(): { cols: number; rows: number } | undefined };
 };
 
-test('the page boots Linux to a shell; keystrokes reach it; a screenshot is taken', { skip, timeout: 240_000 }, async () => {
+/** Opens the page of `npm run web` in a fresh Chromium, runs `body` on it, and checks the page raised no error. */
+async function withPage(body: (page: Page) => Promise<void>): Promise<void> {
   const { url, server } = await startWebServer();
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  const dir = mkdtempSync(join(tmpdir(), 'vireo-web-'));
   try {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
+    const page = await browser.newPage({ viewport: { width: 1000, height: 700 }, acceptDownloads: true });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(url);
+    await body(page);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+}
+
+test('the page boots Linux to a shell; keystrokes reach it; a screenshot is taken', { skip, timeout: 240_000 }, () => withPage(async (page) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vireo-web-'));
+  try {
     assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'the server makes the page cross-origin isolated');
     await page.click('#start');
     await page.waitForFunction(() => /^~ #\s*$/m.test(vireo.terminalText()), null, { timeout: 180_000, polling: 200 });
@@ -45,13 +56,10 @@ test('the page boots Linux to a shell; keystrokes reach it; a screenshot is take
     const shot = join(dir, 'page.png');
     await page.screenshot({ path: shot });
     assert.ok(statSync(shot).size > 1000, 'the screenshot is a non-empty PNG');
-    assert.deepEqual(errors, []);
   } finally {
-    await browser.close();
-    server.kill();
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}));
 
 /** Waits for the shell prompt at the end of the terminal. */
 async function shellReady(page: Page): Promise<void> {
@@ -68,147 +76,111 @@ async function run(page: Page, cmd: string, expect: RegExp, timeout = 60_000): P
   return (await page.evaluate(() => vireo.terminalText())).split(cmd).pop()!;
 }
 
-test('a disk picked on the page is /dev/vda; bad images get a message; Download disk has what the guest wrote', { skip, timeout: 240_000 }, async () => {
-  const { url, server } = await startWebServer();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 700 }, acceptDownloads: true });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(url);
-    const file = (name: string, buffer: Buffer) => ({ name, mimeType: 'application/octet-stream', buffer });
-    await page.setInputFiles('#disk', file('empty.img', Buffer.alloc(0)));
-    await page.waitForFunction(() => document.getElementById('message')!.textContent !== '');
-    assert.equal(await page.textContent('#message'), 'empty.img: the disk image is empty');
-    await page.setInputFiles('#disk', file('odd.img', Buffer.alloc(1000)));
-    await page.waitForFunction(() => /odd\.img: .*512-byte sectors/.test(document.getElementById('message')!.textContent!));
-    // A file dropped on the page goes the same way as a picked one.
-    await page.evaluate(() => {
-      const dt = new DataTransfer();
-      dt.items.add(new File([new Uint8Array(4).fill(0x51)], 'dropped.img'));
-      document.getElementById('terminal')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-    });
-    await page.waitForFunction(() => /^dropped\.img: .*512-byte sectors/.test(document.getElementById('message')!.textContent!));
-    assert.equal(await page.textContent('#diskinfo'), 'none');
-    assert.equal(await page.isDisabled('#download'), true);
+test('a disk picked on the page is /dev/vda; bad images get a message; Download disk has what the guest wrote', { skip, timeout: 240_000 }, () => withPage(async (page) => {
+  const file = (name: string, buffer: Buffer) => ({ name, mimeType: 'application/octet-stream', buffer });
+  await page.setInputFiles('#disk', file('empty.img', Buffer.alloc(0)));
+  await page.waitForFunction(() => document.getElementById('message')!.textContent !== '');
+  assert.equal(await page.textContent('#message'), 'empty.img: the disk image is empty');
+  await page.setInputFiles('#disk', file('odd.img', Buffer.alloc(1000)));
+  await page.waitForFunction(() => /odd\.img: .*512-byte sectors/.test(document.getElementById('message')!.textContent!));
+  // A file dropped on the page goes the same way as a picked one.
+  await page.evaluate(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(4).fill(0x51)], 'dropped.img'));
+    document.getElementById('terminal')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  });
+  await page.waitForFunction(() => /^dropped\.img: .*512-byte sectors/.test(document.getElementById('message')!.textContent!));
+  assert.equal(await page.textContent('#diskinfo'), 'none');
+  assert.equal(await page.isDisabled('#download'), true);
 
-    const image = Buffer.alloc(4 << 20);
-    image.write('host-marker', 1024);
-    await page.setInputFiles('#disk', file('guest.img', image));
-    await page.waitForFunction(() => /^guest\.img \(4\.0 MiB\)/.test(document.getElementById('diskinfo')!.textContent!));
-    assert.equal(await page.textContent('#message'), '');
-    await page.click('#start');
-    await shellReady(page);
-    await page.click('#terminal');
-    assert.match(await run(page, 'dd if=/dev/vda bs=1024 skip=1 count=1 2>/dev/null | head -c 11; echo', /^host-marker$/), /host-marker/);
-    await run(page, 'mkfs.ext2 -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && echo vireo-file-content > /mnt/f && umount /mnt && ' +
-      'echo vireo-disk-test | dd of=/dev/vda bs=512 seek=10 conv=fsync 2>/dev/null && echo ok-$((6*7))', /^ok-42$/, 120_000);
-    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
-    assert.equal(download.suggestedFilename(), 'guest.img');
-    const saved = readFileSync((await download.path())!);
-    assert.equal(saved.length, image.length);
-    assert.equal(saved.indexOf('vireo-disk-test\n'), 5120, 'the dd at sector 10');
-    assert.ok(saved.includes('vireo-file-content\n'), 'the file written through ext2');
-    assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-    server.kill();
-  }
-});
+  const image = Buffer.alloc(4 << 20);
+  image.write('host-marker', 1024);
+  await page.setInputFiles('#disk', file('guest.img', image));
+  await page.waitForFunction(() => /^guest\.img \(4\.0 MiB\)/.test(document.getElementById('diskinfo')!.textContent!));
+  assert.equal(await page.textContent('#message'), '');
+  await page.click('#start');
+  await shellReady(page);
+  await page.click('#terminal');
+  assert.match(await run(page, 'dd if=/dev/vda bs=1024 skip=1 count=1 2>/dev/null | head -c 11; echo', /^host-marker$/), /host-marker/);
+  await run(page, 'mkfs.ext2 -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && echo vireo-file-content > /mnt/f && umount /mnt && ' +
+    'echo vireo-disk-test | dd of=/dev/vda bs=512 seek=10 conv=fsync 2>/dev/null && echo ok-$((6*7))', /^ok-42$/, 120_000);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+  assert.equal(download.suggestedFilename(), 'guest.img');
+  const saved = readFileSync((await download.path())!);
+  assert.equal(saved.length, image.length);
+  assert.equal(saved.indexOf('vireo-disk-test\n'), 5120, 'the dd at sector 10');
+  assert.ok(saved.includes('vireo-file-content\n'), 'the file written through ext2');
+}));
 
-test('Stop then Start continues the guest; paste reaches it; the terminal fits the window; Reset reboots', { skip, timeout: 240_000 }, async () => {
-  const { url, server } = await startWebServer();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(url);
-    await page.click('#start');
-    await shellReady(page);
-    await page.click('#terminal');
-    await run(page, 'X=kept-$((40+2)); echo set', /^set$/);
+test('Stop then Start continues the guest; paste reaches it; the terminal fits the window; Reset reboots', { skip, timeout: 240_000 }, () => withPage(async (page) => {
+  await page.click('#start');
+  await shellReady(page);
+  await page.click('#terminal');
+  await run(page, 'X=kept-$((40+2)); echo set', /^set$/);
 
-    // A counter printing every 0.2 s: paused by Stop, it goes on from the same value after Start.
-    await page.keyboard.type('i=0; while [ $i -lt 20 ]; do i=$((i+1)); echo c$i; sleep 0.2; done; echo loop-$((1+1))\n');
-    await page.waitForFunction(() => /^c4$/m.test(vireo.terminalText()), null, { timeout: 60_000, polling: 50 });
-    await page.click('#stop');
-    await page.waitForFunction(() => document.getElementById('status')!.textContent === 'stopped');
-    const paused = await page.evaluate(() => vireo.terminalText());
-    await page.waitForTimeout(1500);
-    assert.equal(await page.evaluate(() => vireo.terminalText()), paused, 'nothing runs while stopped');
-    await page.click('#start');
-    await page.waitForFunction(() => /^loop-2$/m.test(vireo.terminalText()), null, { timeout: 60_000, polling: 100 });
-    const counts = [...(await page.evaluate(() => vireo.terminalText())).matchAll(/^c(\d+)$/gm)].map((m) => Number(m[1]));
-    assert.deepEqual(counts, Array.from({ length: 20 }, (_, k) => k + 1), 'the counter went on from where it was, once each');
-    await page.click('#terminal'); // the buttons took the focus
-    assert.match(await run(page, 'echo [$X]', /^\[kept-42\]$/), /\[kept-42\]/);
+  // A counter printing every 0.2 s: paused by Stop, it goes on from the same value after Start.
+  await page.keyboard.type('i=0; while [ $i -lt 20 ]; do i=$((i+1)); echo c$i; sleep 0.2; done; echo loop-$((1+1))\n');
+  await page.waitForFunction(() => /^c4$/m.test(vireo.terminalText()), null, { timeout: 60_000, polling: 50 });
+  await page.click('#stop');
+  await page.waitForFunction(() => document.getElementById('status')!.textContent === 'stopped');
+  const paused = await page.evaluate(() => vireo.terminalText());
+  await page.waitForTimeout(1500);
+  assert.equal(await page.evaluate(() => vireo.terminalText()), paused, 'nothing runs while stopped');
+  await page.click('#start');
+  await page.waitForFunction(() => /^loop-2$/m.test(vireo.terminalText()), null, { timeout: 60_000, polling: 100 });
+  const counts = [...(await page.evaluate(() => vireo.terminalText())).matchAll(/^c(\d+)$/gm)].map((m) => Number(m[1]));
+  assert.deepEqual(counts, Array.from({ length: 20 }, (_, k) => k + 1), 'the counter went on from where it was, once each');
+  await page.click('#terminal'); // the buttons took the focus
+  assert.match(await run(page, 'echo [$X]', /^\[kept-42\]$/), /\[kept-42\]/);
 
-    // A paste, as the browser delivers it (a paste event on xterm's textarea): a long line, checked by its md5 in the guest.
-    const line = `echo ${Array.from({ length: 60 }, (_, k) => `w${k}-paste`).join(' ')}`;
-    await page.evaluate((text) => {
-      const dt = new DataTransfer();
-      dt.setData('text/plain', text);
-      vireo.term.textarea!.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
-    }, `${line} | md5sum\n`);
-    const echoed = `${line.slice(5)}\n`;
-    const md5 = createHash('md5').update(echoed).digest('hex');
-    await page.waitForFunction((h) => vireo.terminalText().includes(h), md5, { timeout: 60_000, polling: 100 });
-    assert.ok(line.length > 500);
+  // A paste, as the browser delivers it (a paste event on xterm's textarea): a long line, checked by its md5 in the guest.
+  const line = `echo ${Array.from({ length: 60 }, (_, k) => `w${k}-paste`).join(' ')}`;
+  await page.evaluate((text) => {
+    const dt = new DataTransfer();
+    dt.setData('text/plain', text);
+    vireo.term.textarea!.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, `${line} | md5sum\n`);
+  const echoed = `${line.slice(5)}\n`;
+  const md5 = createHash('md5').update(echoed).digest('hex');
+  await page.waitForFunction((h) => vireo.terminalText().includes(h), md5, { timeout: 60_000, polling: 100 });
+  assert.ok(line.length > 500);
 
-    // The terminal follows the window (FitAddon); the guest's UART console carries no size.
-    const before = await page.evaluate(() => ({ cols: vireo.term.cols, rows: vireo.term.rows }));
-    // What the guest sees: busybox's `stty size` on the console fails (the 16550's tty has no window size for it).
-    const stty = async () => (await run(page, 'stty size; echo st-$((1+1))', /^st-2$/)).split('st-2')[0]!.trim();
-    const sttyBefore = await stty();
-    assert.match(sttyBefore, /^stty: /);
-    await page.setViewportSize({ width: 640, height: 420 });
-    await page.waitForFunction((b) => vireo.term.cols < b.cols && vireo.term.rows < b.rows, before, { timeout: 10_000 });
-    const after = await page.evaluate(() => ({ cols: vireo.term.cols, rows: vireo.term.rows, fit: vireo.fit.proposeDimensions() }));
-    assert.deepEqual({ cols: after.cols, rows: after.rows }, after.fit, 'xterm has the size FitAddon computes for its box');
-    assert.equal(await stty(), sttyBefore);
+  // The terminal follows the window (FitAddon); the guest's UART console carries no size.
+  const before = await page.evaluate(() => ({ cols: vireo.term.cols, rows: vireo.term.rows }));
+  // What the guest sees: busybox's `stty size` on the console fails (the 16550's tty has no window size for it).
+  const stty = async () => (await run(page, 'stty size; echo st-$((1+1))', /^st-2$/)).split('st-2')[0]!.trim();
+  const sttyBefore = await stty();
+  assert.match(sttyBefore, /^stty: /);
+  await page.setViewportSize({ width: 640, height: 420 });
+  await page.waitForFunction((b) => vireo.term.cols < b.cols && vireo.term.rows < b.rows, before, { timeout: 10_000 });
+  const after = await page.evaluate(() => ({ cols: vireo.term.cols, rows: vireo.term.rows, fit: vireo.fit.proposeDimensions() }));
+  assert.deepEqual({ cols: after.cols, rows: after.rows }, after.fit, 'xterm has the size FitAddon computes for its box');
+  assert.equal(await stty(), sttyBefore);
 
-    // Reset boots again: the boot log appears, and the shell variable is gone.
-    await page.click('#reset');
-    await page.waitForFunction(() => /Linux version/.test(vireo.terminalText()), null, { timeout: 60_000, polling: 100 });
-    await shellReady(page);
-    assert.equal(await page.textContent('#progress'), 'shell ready');
-    await page.click('#terminal');
-    assert.match(await run(page, 'echo [$X]', /^\[\]$/), /^\[\]$/m);
-    assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-    server.kill();
-  }
-});
+  // Reset boots again: the boot log appears, and the shell variable is gone.
+  await page.click('#reset');
+  await page.waitForFunction(() => /Linux version/.test(vireo.terminalText()), null, { timeout: 60_000, polling: 100 });
+  await shellReady(page);
+  assert.equal(await page.textContent('#progress'), 'shell ready');
+  await page.click('#terminal');
+  assert.match(await run(page, 'echo [$X]', /^\[\]$/), /^\[\]$/m);
+}));
 
-test('harts > 1 in a cross-origin isolated page: one Web Worker per hart; Linux sees them all; Stop/Start and Reset', { skip, timeout: 240_000 }, async () => {
-  const { url, server } = await startWebServer();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(url);
-    await page.fill('#smp', '2');
-    await page.click('#reset'); // the settings shown apply at a reset; before the first start, it waits for it
-    await page.click('#start');
-    await shellReady(page);
-    assert.equal(await page.textContent('#status'), 'running: one Web Worker per hart (2)');
-    assert.equal(await page.textContent('#ips'), '-', 'hart workers do not report their instruction counts while running');
-    await page.click('#terminal');
-    assert.match(await run(page, 'grep -c ^processor /proc/cpuinfo', /^2$/), /^2$/m);
-    await page.click('#stop');
-    await page.waitForFunction(() => document.getElementById('status')!.textContent === 'stopped');
-    await page.click('#start');
-    await page.click('#terminal');
-    assert.match(await run(page, 'echo again-$((2+3))', /^again-5$/), /again-5/);
-    await page.click('#reset');
-    await page.waitForFunction(() => /Linux version/.test(vireo.terminalText()), null, { timeout: 60_000, polling: 100 });
-    await shellReady(page);
-    assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-    server.kill();
-  }
-});
+test('harts > 1 in a cross-origin isolated page: one Web Worker per hart; Linux sees them all; Stop/Start and Reset', { skip, timeout: 240_000 }, () => withPage(async (page) => {
+  await page.fill('#smp', '2');
+  await page.click('#reset'); // the settings shown apply at a reset; before the first start, it waits for it
+  await page.click('#start');
+  await shellReady(page);
+  assert.equal(await page.textContent('#status'), 'running: one Web Worker per hart (2)');
+  assert.equal(await page.textContent('#ips'), '-', 'hart workers do not report their instruction counts while running');
+  await page.click('#terminal');
+  assert.match(await run(page, 'grep -c ^processor /proc/cpuinfo', /^2$/), /^2$/m);
+  await page.click('#stop');
+  await page.waitForFunction(() => document.getElementById('status')!.textContent === 'stopped');
+  await page.click('#start');
+  await page.click('#terminal');
+  assert.match(await run(page, 'echo again-$((2+3))', /^again-5$/), /again-5/);
+  await page.click('#reset');
+  await page.waitForFunction(() => /Linux version/.test(vireo.terminalText()), null, { timeout: 60_000, polling: 100 });
+  await shellReady(page);
+}));
