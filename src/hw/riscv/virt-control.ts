@@ -43,12 +43,11 @@ export class VirtControl implements MachineControl {
 
   /**
    * `quit` stops the loop (as C-a x does); `snapshotFile` is -snapshot-file; with `incoming`
-   * (-incoming) the machine waits for a migration source before it runs; `drives` flushes the
-   * images (migration source) and opens them again (destination); `disks` are the drives as
-   * savevm snapshots them.
+   * (-incoming) the machine waits for a migration source before it runs; `drives` lists the
+   * images (for savevm), flushes them (migration source) and opens them again (destination).
    */
   constructor(startPaused: boolean, private readonly quitLoop: () => void, snapshotFile: string | undefined, incoming: boolean,
-    private readonly drives: { flush(): Promise<void>; reopen(): Promise<void> }, disks: () => readonly SnapshotDisk[]) {
+    private readonly drives: { list(): readonly SnapshotDisk[]; flush(): Promise<void>; reopen(): Promise<void> }) {
     this.runState = new RunState(startPaused || incoming);
     if (incoming) this.runState.setMigrationState('inmigrate');
     this.migration = new Migration(this.runState, () => {
@@ -59,7 +58,7 @@ export class VirtControl implements MachineControl {
       const m = this.machine;
       if (m === null) throw new Error('no machine attached');
       return { drain: () => m.drain(), save: () => saveVirtState(m), load: (name, data) => loadVirtState(m, name, data), clockNs: () => m.clock.now() };
-    }, (fn) => this.whileStopped(fn), disks);
+    }, (fn) => this.whileStopped(fn), () => drives.list());
     // An idle loop sleeps until a timer or interrupt: wake it so that it sees the pause.
     this.runState.onPauseRequest = () => this.machine?.cpus.harts[0]?.onWake?.();
   }

@@ -58,8 +58,11 @@ export async function runMachine(opts: VmOptions): Promise<number> {
     control.runState.wake();
   };
   const control = new VirtControl(opts.startPaused === true, stopLoop, opts.snapshotFile, opts.incoming !== undefined,
-    { flush: () => flushDrives(backends), reopen: () => reopenDrives(backends) },
-    () => [...backends.drives].map(([id, b]) => ({ id, readOnly: b.readOnly, snapshots: b.snapshots })));
+    {
+      list: () => [...backends.drives].map(([id, b]) => ({ id, readOnly: b.readOnly, snapshots: b.snapshots })),
+      flush: () => flushDrives(backends),
+      reopen: () => reopenDrives(backends),
+    });
   // As QEMU, a destination whose incoming migration failed exits with an error.
   let incomingFailure: string | null = null;
   control.migration.onIncomingFailed = (why) => {
