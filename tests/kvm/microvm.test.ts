@@ -30,8 +30,10 @@ test('-smp 2: boots the bundled x86_64 guest, runs commands on both CPUs, reboot
     assert.match(await g.run('grep -m1 -o -w hypervisor /proc/cpuinfo', PROMPT), /hypervisor/);
     assert.match(await g.run('cat /sys/class/rtc/rtc0/name', PROMPT), /rtc_cmos/);
     assert.match(await g.run('date +%Y', PROMPT), new RegExp(`^${new Date().getUTCFullYear()}\\s*$`, 'm'));
+    // Short loops: under a nested VM (scripts/kvm-nested.sh) two vCPUs spinning for long starve
+    // the outer VM's own threads (its kernel reported soft lockups), which is not what this checks.
     const out = await g.run(
-      'for i in 1 2; do (n=0; while [ $n -lt 20000 ]; do n=$((n+1)); done; echo busy-$i-done) & done; wait', PROMPT, 240_000);
+      'for i in 1 2; do (n=0; while [ $n -lt 2000 ]; do n=$((n+1)); done; echo busy-$i-done) & done; wait', PROMPT, 240_000);
     assert.match(out, /busy-1-done/);
     assert.match(out, /busy-2-done/);
     const before = g.output.length;
