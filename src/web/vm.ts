@@ -50,7 +50,7 @@ export class VirtualMachine {
   onSerial: ((data: Uint8Array) => void) | null = null;
   /** The machine's state changed; `detail` says why, for `loading`, `poweroff` and `error`. */
   onState: ((state: VmState, detail: string) => void) | null = null;
-  /** Guest instructions retired per second (all harts), about every second while running; not with one Web Worker per hart (smp > 1). */
+  /** Guest instructions retired per second (all harts), about every second while running. */
   onStats: ((instructionsPerSecond: number) => void) | null = null;
 
   private readonly worker: Worker;

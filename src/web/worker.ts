@@ -135,15 +135,12 @@ async function build(s: MachineSettings): Promise<VirtMachine> {
   return m;
 }
 
-/**
- * Guest instructions retired per second, posted every second while running on this
- * thread only: hart workers keep their counters to themselves until they stop.
- */
+/** Guest instructions retired per second (all harts, here or in hart workers), posted every second while running. */
 let lastInstret = 0;
 let lastTime = 0;
-const instret = (m: VirtMachine): number => m.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
+const instret = (m: VirtMachine): number => m.cpus.retired();
 setInterval(() => {
-  if (machine === null || state !== 'running' || machine.opts.accel.thread === 'multi') return;
+  if (machine === null || state !== 'running') return;
   const now = performance.now();
   const n = instret(machine);
   post({ type: 'stats', instructionsPerSecond: Math.max(0, (n - lastInstret) / ((now - lastTime) / 1000)) });

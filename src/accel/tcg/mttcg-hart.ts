@@ -17,7 +17,7 @@ import type { IrqLine } from '../../hw/core/irq.js';
 import { AddressSpace, BUS_ERROR } from '../../hw/core/memory.js';
 import { CLINT_TIMEBASE_FREQ, CLINT_VALID_ACCESS, RiscvAclint } from '../../hw/intc/riscv-aclint.js';
 import { Mip, type CoreExports } from '../../target/riscv/cpu.js';
-import { CTL_FLUSH, CTL_FLUSHED, CTL_STOP, CTL_WAKE, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
+import { CTL_FLUSH, CTL_FLUSHED, CTL_RETIRED_K, CTL_STOP, CTL_WAKE, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
 import { hostNowMs } from './mttcg-spawn.js';
 
 /** mtime ticks per host millisecond, and nanoseconds per tick. */
@@ -147,7 +147,9 @@ export function runHartThread(data: HartThreadData, post: (m: HartThreadMessage)
       serveFlush();
       clock.runExpired();
       core.kick();
-      if (core.run(slice) !== EXIT_WFI) continue;
+      const exit = core.run(slice);
+      Atomics.store(ctl, CTL_RETIRED_K, Math.floor(core.getInstret() / 1024) | 0);
+      if (exit !== EXIT_WFI) continue;
       // WFI: sleep until an interrupt is pending and enabled, a CLINT timer of this thread is
       // due, or the parent stops us. Reading the wake word before checking mip closes the race
       // with a notification in between.

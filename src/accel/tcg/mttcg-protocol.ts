@@ -10,7 +10,9 @@ export const CTL_WAKE = 1;
 /** Write TLB flush requests (live migration's dirty tracking): the parent bumps CTL_FLUSH, the thread copies it to CTL_FLUSHED once done. */
 export const CTL_FLUSH = 2;
 export const CTL_FLUSHED = 3;
-export const CTL_WORDS = 4;
+/** The hart's instructions retired / 1024 (modulo 2^32), stored by the thread after every slice: live statistics. */
+export const CTL_RETIRED_K = 4;
+export const CTL_WORDS = 5;
 
 /** What the parent passes in workerData. */
 export interface HartThreadData {

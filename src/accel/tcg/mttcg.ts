@@ -21,7 +21,7 @@ import { BUS_ERROR, type AddressSpace } from '../../hw/core/memory.js';
 import type { RiscvAclint } from '../../hw/intc/riscv-aclint.js';
 import { coreModule, type RiscvCpus } from '../../target/riscv/cpu.js';
 import { ExitChannelServer, EXIT_CHANNEL_BYTES, type IoRequest } from '../../system/exit-channel.js';
-import { CTL_FLUSH, CTL_FLUSHED, CTL_STOP, CTL_WAKE, CTL_WORDS, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
+import { CTL_FLUSH, CTL_FLUSHED, CTL_RETIRED_K, CTL_STOP, CTL_WAKE, CTL_WORDS, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
 import { wakeableSleep, type StopReason } from './rr.js';
 import { hostNowMs, spawnHartThread } from './mttcg-spawn.js';
 
@@ -65,6 +65,7 @@ class HartThread {
   constructor(cpus: RiscvCpus, id: number, clock: Clock,
     shared: Pick<HartThreadData, 'go' | 'timeFloor' | 'clint' | 'peers'>, handler: (req: IoRequest) => boolean) {
     this.ctl = new Int32Array(shared.peers[id]!.ctl);
+    Atomics.store(this.ctl, CTL_RETIRED_K, Math.floor(cpus.harts[id]!.instret / 1024) | 0);
     const channel = new SharedArrayBuffer(EXIT_CHANNEL_BYTES);
     const server = new ExitChannelServer(channel, handler);
     const data: HartThreadData = {
@@ -121,6 +122,12 @@ class HartThread {
     }
   }
 
+  /** The hart's instructions retired, to 1024, given what it had retired when the thread started. */
+  retired(atStart: number): number {
+    const k0 = Math.floor(atStart / 1024) | 0;
+    return atStart - (atStart % 1024) + ((Atomics.load(this.ctl, CTL_RETIRED_K) - k0) >>> 0) * 1024;
+  }
+
   requestStop(): void {
     Atomics.store(this.ctl, CTL_STOP, 1);
     this.wake();
@@ -165,6 +172,7 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
     peers: cpus.harts.map((h) => ({ hartBase: cpus.hartInit(h.id).hartBase, ctl: new SharedArrayBuffer(CTL_WORDS * 4) })),
   };
   for (const h of cpus.harts) h.saveState();
+  const retiredAtStart = cpus.harts.map((h) => h.instret);
   const threads = cpus.harts.map((h) => new HartThread(cpus, h.id, clock, shared, handler));
   cpus.harts.forEach((h, i) => {
     const t = threads[i]!;
@@ -176,6 +184,7 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
       if (!await t.flushWriteTlb()) cpus.harts[i]!.flushWriteTlb();
     }));
   };
+  cpus.retired = () => threads.reduce((n, t, i) => n + t.retired(retiredAtStart[i]!), 0);
   clock.onChange = wakeUp;
   let failure: string | null = null;
   for (const t of threads) {
@@ -204,6 +213,7 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
     }
     for (const h of cpus.harts) h.onWake = null;
     cpus.flushWriteTlbs = cpus.flushHartWriteTlbs;
+    cpus.retired = cpus.hartsRetired;
   }
   if (failure !== null && stop === null) throw new Error(`hart thread failed: ${failure}`);
   return stop ?? { kind: 'quit' };

@@ -149,6 +149,10 @@ export class RiscvCpus {
   };
   /** Flushes every hart's write TLB wherever it runs (mttcg.ts replaces this while its threads run). */
   flushWriteTlbs: () => Promise<void> = this.flushHartWriteTlbs;
+  /** Instructions retired by the harts here. */
+  readonly hartsRetired = (): number => this.harts.reduce((n, h) => n + h.instret, 0);
+  /** Instructions retired by all harts, wherever they run (mttcg.ts replaces this while its threads run; to 1024 there). */
+  retired: () => number = this.hartsRetired;
 
   /**
    * What a hart thread needs to run hart `id` on this memory in its own instance of the
