@@ -72,6 +72,13 @@ export abstract class Chardev {
     return out;
   }
 
+  /** Gives back input taken by {@link read} that the frontend could not deliver: it is read again first. */
+  unread(data: Uint8Array): void {
+    if (data.length === 0) return;
+    this.queue.unshift(data);
+    this.queued += data.length;
+  }
+
   /** Host input towards the guest (called by subclasses). */
   protected receive(data: Uint8Array): void {
     if (data.length === 0) return;

@@ -43,7 +43,8 @@ test('boots the bundled Linux to a shell, runs commands, powers off with status 
   }
 });
 
-test('input piped before the guest reads it is held, not dropped', () => {
+test('input piped before the guest reads it is held, not dropped, to its first byte', () => {
+  // Linux's 8250 driver reads RBR and resets the FIFO while it probes and opens ttyS0: no byte may be lost to that.
   const r = spawnSync(process.execPath, [VIREO, '-nographic'], {
     cwd: ROOT,
     input: 'echo piped-$((40 + 2))\npoweroff\n',
@@ -51,5 +52,5 @@ test('input piped before the guest reads it is held, not dropped', () => {
     encoding: 'latin1',
   });
   assert.equal(r.status, 0, `${r.stdout.slice(-3000)}\n${r.stderr}`);
-  assert.match(r.stdout, /piped-42/);
+  assert.match(r.stdout, /^piped-42\r?$/m, 'the echo ran (not a command cut short)');
 });

@@ -58,10 +58,17 @@ test('THR-empty interrupt: raised on enable, acknowledged by IIR read, re-armed 
 });
 
 test('input is held in the chardev until the guest reads it (polling)', () => {
-  const { chr, rd, irq } = setup();
+  const { chr, rd, wr, irq } = setup();
   chr.feed('abc');
   assert.equal(irq.level, false);
   assert.equal(chr.pending, 3);
+  // Probing reads (as Linux's 8250 driver does before it opens the port) get nothing.
+  assert.equal(rd(LSR), 0x60);
+  assert.equal(rd(RBR), 0);
+  wr(FCR, 0x07);
+  assert.equal(chr.pending, 3);
+  // A polling loop on LSR shows a reader: input is offered.
+  for (let i = 0; i < 63; i++) assert.equal(rd(LSR), 0x60);
   assert.equal(rd(LSR), 0x61); // DR while input waits
   assert.equal(chr.pending, 3); // LSR reads do not move data
   assert.equal(rd(RBR), 0x61);
@@ -98,13 +105,19 @@ test('interrupt-driven receive: FIFO fills to 16, trigger level and timeout repo
   assert.equal(irq.level, false);
 });
 
-test('a FIFO reset drops only what the UART holds, not the chardev queue', () => {
-  const { chr, wr, drain } = setup();
+test('a FIFO reset gives the bytes the guest has not read back to the chardev', () => {
+  const { chr, rd, wr, drain } = setup();
   wr(FCR, 0x01);
   chr.feed('0123456789abcdefWXYZ');
   wr(IER, 0x01);
-  wr(FCR, 0x03); // clear RX: the 16 bytes in the FIFO go, the 4 still queued are kept
-  assert.equal(drain(), 'WXYZ');
+  assert.equal(chr.pending, 4);
+  assert.equal(rd(RBR), 0x30); // the guest took '0'
+  wr(FCR, 0x03); // clear RX: the 15 unread bytes go back in front of the 4 still queued
+  assert.equal(drain(), '123456789abcdefWXYZ');
+  wr(FCR, 0x00); // a FIFO toggle too, and then with one byte held
+  chr.feed('q');
+  wr(FCR, 0x01);
+  assert.equal(drain(), 'q');
 });
 
 test('without the FIFO the receiver holds one byte', () => {

@@ -11,7 +11,11 @@
  * Host input is held in the chardev, never dropped: bytes move into the RX FIFO
  * only when they fit, and only while the guest has the receive interrupt enabled.
  * A polling guest sees LSR.DR while input waits and gets it byte by byte from RBR.
- * So a FIFO reset loses only what the guest had been handed already.
+ * A FIFO reset gives the bytes the guest has not read back to the chardev. Input is only
+ * offered once the guest shows it reads: it enabled the receive interrupt, or it
+ * polls LSR in a loop (POLLS_TO_OPEN reads with no other register access between),
+ * because Linux's 8250 driver reads RBR and throws the byte away while it probes and
+ * opens the port, which would eat the start of input typed or piped before the boot.
  */
 import type { MmioHandler } from '../core/memory.js';
 import type { IrqLine } from '../core/irq.js';
@@ -28,6 +32,8 @@ const IER_RDI = 0x01; // received data available
 const IER_THRI = 0x02; // transmitter holding register empty
 const IER_RLSI = 0x04; // receiver line status
 const IER_MASK = 0x0f;
+/** LSR reads in a row (nothing else accessed) that show a polling reader: input is offered from then on. */
+const POLLS_TO_OPEN = 64;
 
 const IIR_NO_INT = 0x01;
 const IIR_RLSI = 0x06;
@@ -70,6 +76,10 @@ export class Serial16550 implements MmioHandler, VMStateDevice {
   /** THR-empty interrupt armed (cleared by reading it from IIR or writing THR). */
   private thrIpending = false;
   private irqLevel = false;
+  /** The guest reads input (see the top of the file); false from reset. */
+  private inputOpen = false;
+  /** LSR reads since the last access to another register. */
+  private lsrPolls = 0;
 
   constructor(private readonly irq: IrqLine, private readonly chr: Chardev) {
     chr.onInput = () => {
@@ -105,9 +115,11 @@ export class Serial16550 implements MmioHandler, VMStateDevice {
     this.lsrErrors = intField(s, 'lsrErrors', 0, 0xff);
     this.thrIpending = boolField(s, 'thrIpending');
     this.irqLevel = boolField(s, 'irqLevel');
+    this.inputOpen = (this.ier & IER_RDI) !== 0; // a polling guest opens it again by polling
   }
 
   read(offset: number, _size: number): number {
+    if (offset !== 5) this.lsrPolls = 0;
     switch (offset) {
       case 0: return this.lcr & LCR_DLAB ? this.dll : this.readRbr();
       case 1: return this.lcr & LCR_DLAB ? this.dlm : this.ier;
@@ -123,6 +135,7 @@ export class Serial16550 implements MmioHandler, VMStateDevice {
 
   write(offset: number, _size: number, value: number): void {
     const v = value & 0xff;
+    this.lsrPolls = 0;
     switch (offset) {
       case 0:
         if (this.lcr & LCR_DLAB) this.dll = v;
@@ -134,6 +147,7 @@ export class Serial16550 implements MmioHandler, VMStateDevice {
         } else {
           const changed = this.ier ^ v;
           this.ier = v & IER_MASK;
+          if (this.ier & IER_RDI) this.inputOpen = true;
           // Enabling THRI with an empty THR raises the interrupt right away.
           if (changed & IER_THRI) this.thrIpending = (this.ier & IER_THRI) !== 0;
           this.refill();
@@ -141,7 +155,7 @@ export class Serial16550 implements MmioHandler, VMStateDevice {
         break;
       case 2:
         // Toggling the FIFO enable flushes both FIFOs (datasheet, FCR bit 0).
-        if (((v ^ this.fcr) & FCR_ENABLE) !== 0 || (v & FCR_CLEAR_RX) !== 0) this.rxHead = this.rxCount = 0;
+        if (((v ^ this.fcr) & FCR_ENABLE) !== 0 || (v & FCR_CLEAR_RX) !== 0) this.flushRx();
         if (v & FCR_CLEAR_TX) this.thrIpending = true;
         this.fcr = v & 0xc1;
         this.refill();
@@ -162,6 +176,14 @@ export class Serial16550 implements MmioHandler, VMStateDevice {
     this.update();
   }
 
+  /** Empties the RX FIFO; host bytes the guest has not read go back to the chardev (a driver resetting its FIFO while it opens the port must not eat typed input). */
+  private flushRx(): void {
+    if (!this.loopback && this.rxCount > 0) {
+      this.chr.unread(Uint8Array.from({ length: this.rxCount }, (_, i) => this.rx[(this.rxHead + i) % FIFO_SIZE]!));
+    }
+    this.rxHead = this.rxCount = 0;
+  }
+
   private get loopback(): boolean {
     return (this.mcr & MCR_LOOP) !== 0;
   }
@@ -177,7 +199,7 @@ export class Serial16550 implements MmioHandler, VMStateDevice {
 
   /** Moves up to `max` waiting host bytes into the FIFO, as far as they fit. */
   private pull(max: number): void {
-    if (this.loopback) return; // the receiver is wired to the transmitter
+    if (this.loopback || !this.inputOpen) return; // the receiver is wired to the transmitter, or nobody reads yet
     const n = Math.min(max, this.capacity - this.rxCount, this.chr.pending);
     if (n <= 0) return;
     for (const b of this.chr.read(n)) this.push(b);
@@ -213,7 +235,8 @@ export class Serial16550 implements MmioHandler, VMStateDevice {
   }
 
   private readLsr(): number {
-    const waiting = this.rxCount > 0 || (!this.loopback && this.chr.pending > 0);
+    if (!this.inputOpen && ++this.lsrPolls >= POLLS_TO_OPEN) this.inputOpen = true;
+    const waiting = this.rxCount > 0 || (!this.loopback && this.inputOpen && this.chr.pending > 0);
     const lsr = (waiting ? LSR_DR : 0) | this.lsrErrors | LSR_THRE | LSR_TEMT;
     if (this.lsrErrors) {
       this.lsrErrors = 0;
