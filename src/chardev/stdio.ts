@@ -32,6 +32,8 @@ export interface StdioInput {
 /** The output side used by {@link StdioChardev}: `process.stdout`, or a fake in tests. */
 export interface StdioOutput {
   write(data: Uint8Array | string): unknown;
+  on?(event: 'error', listener: (err: Error) => void): unknown;
+  off?(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 /** Construction options for {@link StdioChardev}. */
@@ -93,6 +95,14 @@ export class StdioChardev extends Chardev {
   private readonly onData = (chunk: Buffer): void => this.feed(chunk);
   // A read error (EIO once the terminal hangs up) ends input like EOF does.
   private readonly onError = (): void => {};
+  /** Output failed (EPIPE: the reader went away, as with `vireo ... | head`): quit, as QEMU dies of SIGPIPE, without a stack trace. */
+  private outputGone = false;
+  private readonly onOutputError = (): void => {
+    if (this.outputGone) return;
+    this.outputGone = true;
+    this.pendingOutput = [];
+    if (!this.quitting) this.quit();
+  };
   private readonly onExit = (): void => this.restoreTerminal();
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     this.restoreTerminal();
@@ -119,6 +129,7 @@ export class StdioChardev extends Chardev {
     }
     this.input.on('data', this.onData);
     this.input.on('error', this.onError);
+    this.output.on?.('error', this.onOutputError);
     this.input.resume();
   }
 
@@ -137,7 +148,7 @@ export class StdioChardev extends Chardev {
   /** Writes out the batched guest output now. */
   flush(): void {
     this.flushScheduled = false;
-    if (this.pendingOutput.length === 0) return;
+    if (this.pendingOutput.length === 0 || this.outputGone) return;
     const data = Buffer.concat(this.pendingOutput);
     this.pendingOutput = [];
     this.output.write(data);
@@ -151,6 +162,7 @@ export class StdioChardev extends Chardev {
     this.forgetPausedSource();
     this.input.off('data', this.onData);
     this.input.off('error', this.onError);
+    this.output.off?.('error', this.onOutputError);
     this.input.pause();
     this.restoreTerminal();
     this.removeProcessHandlers();
@@ -224,7 +236,7 @@ export class StdioChardev extends Chardev {
 
   private note(text: string): void {
     this.flush();
-    this.output.write(`\r\n${text}\r\n`);
+    if (!this.outputGone) this.output.write(`\r\n${text}\r\n`);
   }
 
   private quit(): void {

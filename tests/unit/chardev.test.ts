@@ -82,6 +82,24 @@ test('stdio: guest output goes to stdout unchanged, copied from the caller buffe
   assert.deepEqual(out, ['hi\n', '!'], 'close flushes');
 });
 
+test('stdio: an output error (EPIPE: the reader went away) quits once, quietly; later output is dropped', async () => {
+  const output = new EventEmitter() as EventEmitter & { write(d: Uint8Array | string): void };
+  const out: string[] = [];
+  output.write = (d) => void out.push(Buffer.from(d).toString('latin1'));
+  let quits = 0;
+  const dev = new StdioChardev({ input: new FakeInput(false), output, onQuit: () => void quits++ });
+  dev.write(Uint8Array.of(0x61));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(out, ['a']);
+  output.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+  output.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+  assert.equal(quits, 1);
+  dev.write(Uint8Array.of(0x62));
+  dev.close();
+  assert.deepEqual(out, ['a'], 'nothing written after the error');
+  assert.equal(output.listenerCount('error'), 0, 'close removes the listener');
+});
+
 test('stdio: input is held until the device reads it; bytes are not translated', () => {
   const { input, dev, guestInput, notified } = setup();
   input.send('ls\r');
