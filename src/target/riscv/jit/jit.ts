@@ -2,7 +2,8 @@
  * The host side of the JIT: per-hart function tables and translation on request of
  * the core's dispatcher (src/target/riscv/core/jit.ts), the shared map of pages
  * holding code, invalidation (guest stores reach it through the core's slow path,
- * DMA through {@link CodeGuardMemory}), and statistics for VIREO_STATS.
+ * DMA through {@link CodeGuardMemory}; other hart threads through the log of
+ * jit-log.ts), and statistics for VIREO_STATS.
  */
 import type { GuestMemory } from '../../../hw/core/guest-memory.js';
 import { blockModule } from './wasm.js';
@@ -239,7 +240,7 @@ export class Jit {
     slots[SLOT_INSTRET] = h.instret();
   }
 
-  /** The statistics of every hart: with a log, this thread's plus those the hart threads published. */
+  /** The statistics of every hart: with a log (on the main thread), its own plus those the hart threads published. */
   totals(): JitStats {
     const t = { ...this.stats };
     if (this.log) {
