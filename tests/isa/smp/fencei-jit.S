@@ -6,6 +6,9 @@
  * `addi a0, zero, round`, executes fence.i, publishes the round and sends hart 1 an IPI
  * (CLINT msip); hart 1's interrupt handler reads the round, executes fence.i and
  * acknowledges it.
+ * Hart 0 stores the word twice: after the first store the page holds no translation, so the
+ * second may enter hart 0's write TLB, from which hart 1's next translation of func must take
+ * it out (else the next round's store would not invalidate it).
  * A call that hart 1 starts after an acknowledgement must return at least that round:
  * hart 1 records a stale answer in `failed`, which hart 0 checks after each round (check 1)
  * and at the end (check 2), when hart 1's last answer must be the last round (check 3).
@@ -72,6 +75,9 @@ writer:
   jal ra, wait_calls
   slli t0, s0, 20
   ori t0, t0, 0x513         /* addi a0, zero, round */
+  sw t0, 0(s1)
+  /* Once more: the page holds no translation now, so this store may put it in hart 0's write
+     TLB; when hart 1 translates func again, the next round's store must still be seen. */
   sw t0, 0(s1)
   fence.i
   fence rw, rw
