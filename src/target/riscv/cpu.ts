@@ -147,6 +147,8 @@ export class RiscvCpus {
    */
   readonly dirty: Uint8Array;
   private readonly dirtyHost: number;
+  /** Host address of hart 0's JIT hash table (the others follow; with jit=on). */
+  private readonly hashBase: number;
   /** Flushes the harts' write TLBs here, where they run unless hart threads have them. */
   readonly flushHartWriteTlbs = async (): Promise<void> => {
     for (const h of this.harts) h.flushWriteTlb();
@@ -167,8 +169,6 @@ export class RiscvCpus {
       jit: this.jit?.log ? { codeMap: CODE_MAP, hash: this.hashBase + id * HASH_BYTES, threshold: this.jit.threshold, log: this.jit.log.addr, harts: this.jit.log.harts } : null,
     };
   }
-
-  private readonly hashBase: number;
 
   /**
    * `jit`: the JIT's hotness threshold, and whether the harts run on threads of their own
