@@ -4,16 +4,20 @@
  * qemu-system-riscv64 with the same options (when installed). Prints the wall time of the
  * busy phase (boot excluded) with each emulator's speedup of thread=multi over
  * thread=single, then the boot times (to the shell prompt) with their ratio to -smp 1.
- * Usage: node dist/bench/smp.js [iterations] [smp list], e.g. `node dist/bench/smp.js 20000 1,2,4`.
+ * Usage: node dist/bench/smp.js [iterations] [smp list] [--jit=on|off|both], e.g.
+ * `node dist/bench/smp.js 20000 1,2,4`; --jit=on runs Vireo with -accel tcg,jit=on (both:
+ * with and without).
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { have, fmt, tempDir, VIREO, RISCV_PROMPT, benchMain } from './common.js';
+import { have, fmt, tempDir, VIREO, RISCV_PROMPT, benchMain, jitModes } from './common.js';
 import { readImage, BUNDLED_IMAGES as IMAGES } from '../src/hw/riscv/boot.js';
 
-const iterations = Number(process.argv[2] ?? 20000);
-const smps = (process.argv[3] ?? '1,2,4').split(',').map(Number);
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const iterations = Number(positional[0] ?? 20000);
+const smps = (positional[1] ?? '1,2,4').split(',').map(Number);
+const jit = jitModes(process.argv.slice(2));
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT ?? 600) * 1000;
 
 /** Boots `cmd args`, runs `n` busy loops at once, returns the seconds the boot and the busy phase took. */
@@ -61,8 +65,11 @@ benchMain('smp', async () => {
   const guest = (smp: number): string[] => ['-M', 'virt', '-m', '512M', '-smp', String(smp), '-nographic', '-bios', fw,
     '-kernel', kernel, '-initrd', join(IMAGES, 'initramfs.cpio.gz'), '-append', 'console=ttyS0'];
   const qemu = have('qemu-system-riscv64');
+  // Pairs of columns (thread=single, thread=multi), each pair with its speedup.
   const runs: Array<[string, string, string]> = [];
-  for (const thread of ['single', 'multi']) runs.push([`vireo ${thread}`, process.execPath, thread]);
+  for (const mode of jit) {
+    for (const thread of ['single', 'multi']) runs.push([`vireo ${thread}${mode === 'on' ? ' jit' : ''}`, process.execPath, `${thread}${mode === 'on' ? ',jit=on' : ''}`]);
+  }
   if (qemu) for (const thread of ['single', 'multi']) runs.push([`qemu ${thread}`, 'qemu-system-riscv64', thread]);
   const results = new Map<number, Array<{ boot: number; busy: number }>>();
   for (const smp of smps) {
@@ -73,13 +80,13 @@ benchMain('smp', async () => {
     }
     results.set(smp, row);
   }
-  const line = (cells: string[]): void => console.log(cells.map((c) => c.padStart(15)).join(''));
+  const line = (cells: string[]): void => console.log(cells.map((c) => c.padStart(18)).join(''));
   console.log(`${iterations} shell-loop iterations per busy process; N busy processes at -smp N; seconds of the busy phase`);
-  const speedups = qemu ? ['vireo speedup', 'qemu speedup'] : ['vireo speedup'];
-  line(['smp', ...runs.map(([name]) => name), ...speedups]);
+  const pairs = Array.from({ length: runs.length / 2 }, (_, k) => 2 * k);
+  line(['smp', ...runs.map(([name]) => name), ...pairs.map((i) => `${runs[i]![0].replace(' single', '')} speedup`)]);
   for (const [smp, row] of results) {
     const up = (i: number): string => `${(row[i]!.busy / row[i + 1]!.busy).toFixed(2)}x`;
-    line([String(smp), ...row.map((r) => fmt(r.busy)), up(0), ...(qemu ? [up(2)] : [])]);
+    line([String(smp), ...row.map((r) => fmt(r.busy)), ...pairs.map(up)]);
   }
   console.log('seconds from start to the shell prompt (ratio to -smp 1 of the same column)');
   line(['smp', ...runs.map(([name]) => name)]);

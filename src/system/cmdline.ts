@@ -321,8 +321,8 @@ export function parseCommandLine(argv: string[]): CommandLine {
   const o = p.options;
   // One program serves both boards: asking for KVM first, without -M, means the x86_64 microvm.
   if (!p.machineGiven && o.accel.names[0] === 'kvm') o.machine = 'microvm';
-  // As in QEMU, several vCPUs get a host thread each unless told otherwise (the JIT and the gdbstub run on one thread only).
-  if (!p.threadGiven && o.smp > 1 && o.accel.jit !== true && o.gdb === undefined) o.accel.thread = 'multi';
+  // As in QEMU, several vCPUs get a host thread each unless told otherwise (the gdbstub runs on one thread only).
+  if (!p.threadGiven && o.smp > 1 && o.gdb === undefined) o.accel.thread = 'multi';
   checkDevices(o);
   checkChardevs(o, p.serialGiven);
   if (o.loadvm !== undefined && o.snapshotFile === undefined) throw new UserError('-loadvm needs -snapshot-file PATH (the file the snapshot is in)');

@@ -5,11 +5,16 @@
  * hart thread is stopped and new ones start; three times in a row at -smp 4, with no
  * thread left behind) and powers off with exit status 0. `thread=single` (every hart on
  * the main thread, in turn) boots the same guests, and `thread=multi` a one-hart guest.
+ * With the JIT (`-accel tcg,jit=on,thread=multi`), every hart thread translates its own
+ * code: an -smp 2 guest boots, runs programs on both CPUs, answers `info jit` and powers off.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GuestConsole } from './guest-console.js';
+import { hmp } from './hmp-client.js';
 
 const PROMPT = /~ # $/;
 const BOOT_TIMEOUT = 120_000;
@@ -97,3 +102,33 @@ for (const [smp, thread] of [[1, 'multi'], [2, 'single'], [4, 'single']] as cons
     }
   });
 }
+
+test('-smp 2 -accel tcg,jit=on,thread=multi: boots with a JIT per hart thread, runs programs on both CPUs, info jit, powers off', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vireo-jit-smp-'));
+  const sock = join(dir, 'mon.sock');
+  // A low threshold: many pages translated by both harts, and overwritten by the guest (process exits, page cache).
+  const g = new GuestConsole(['-nographic', '-smp', '2', '-accel', 'tcg,jit=on,thread=multi', '-monitor', `unix:${sock},server=on,wait=off`],
+    { ...process.env, VIREO_JIT: undefined, VIREO_JIT_THRESHOLD: '200', VIREO_STATS: '1' });
+  try {
+    await g.waitFor(PROMPT, BOOT_TIMEOUT * 2);
+    assert.equal((await g.run('nproc', PROMPT)).trim(), '2');
+    const out = await g.run(`(${busy(5000)}; echo done-a) & (${busy(5000)}; echo done-b) & wait`, PROMPT, 300_000);
+    assert.match(out, /done-a[\s\S]*done-b|done-b[\s\S]*done-a/);
+    // New processes: their code is loaded into pages that held other code before.
+    assert.match(await g.run('for i in 1 2 3 4 5; do ls / | wc -l; done | sort -u | wc -l', PROMPT), /^1\s*$/m);
+    assert.match(await g.run('echo $((6 * 7))', PROMPT), /^42\s*$/m);
+    const info = await hmp(sock, 'info jit');
+    const calls = /region calls\s+(\d+)/.exec(info);
+    assert.ok(calls && Number(calls[1]) > 0, `info jit: ${info}`);
+    assert.match(info, /regions\s+[1-9]\d* /);
+    g.send('poweroff\n');
+    assert.equal(await g.exit(60_000), 0, g.tail());
+    // VIREO_STATS: the hart threads' statistics, summed.
+    const stats = /vireo-stats: jit regions=(\d+) .* invalidations=(\d+) .* region-calls=(\d+)/.exec(g.stderr);
+    assert.ok(stats, g.stderr);
+    assert.ok(Number(stats[1]) > 0 && Number(stats[2]) > 0 && Number(stats[3]) > 0, stats[0]);
+  } finally {
+    g.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

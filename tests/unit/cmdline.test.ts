@@ -152,10 +152,10 @@ test('-machine help and -accel help list what exists, after checking the other o
 test('-accel: tcg with a thread mode, kvm, fallback lists; others are errors', () => {
   assert.deepEqual(run('-accel', 'tcg,thread=multi').accel, { names: ['tcg'], thread: 'multi' });
   assert.deepEqual(run('-accel', 'accel=tcg').accel, { names: ['tcg'], thread: 'single' });
-  // As in QEMU, thread=multi is the default with several vCPUs (but the JIT runs on one thread).
+  // As in QEMU, thread=multi is the default with several vCPUs, with or without the JIT.
   assert.equal(run('-smp', '2').accel.thread, 'multi');
   assert.equal(run('-smp', '2', '-accel', 'tcg,thread=single').accel.thread, 'single');
-  assert.equal(run('-smp', '2', '-accel', 'tcg,jit=on').accel.thread, 'single');
+  assert.equal(run('-smp', '2', '-accel', 'tcg,jit=on').accel.thread, 'multi');
   assert.equal(run('-smp', '1').accel.thread, 'single');
   assert.equal(run('-accel', 'kvm').machine, 'microvm', 'kvm without -M means the x86_64 microvm');
   assert.equal(run('-accel', 'kvm', '-M', 'virt').machine, 'virt');

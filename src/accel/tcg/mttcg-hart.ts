@@ -10,6 +10,9 @@
  * The loop runs slices of instructions, re-checking timers, interrupts (mip is set by
  * devices on the main thread and by the other harts' CLINTs) and the stop flag between
  * slices, and sleeps in Atomics.wait on the hart's wake word while the hart is in WFI.
+ * With jit=on, the thread translates its hart's code into its own function table (a
+ * WebAssembly.Table cannot be shared between threads); the code map is shared and the
+ * threads learn of each other's invalidations through the JIT's log (jit-log.ts).
  */
 import { ExitChannelClient } from '../../system/exit-channel.js';
 import { Clock } from '../../hw/core/clock.js';
@@ -17,6 +20,8 @@ import type { IrqLine } from '../../hw/core/irq.js';
 import { AddressSpace, BUS_ERROR } from '../../hw/core/memory.js';
 import { CLINT_TIMEBASE_FREQ, CLINT_VALID_ACCESS, RiscvAclint } from '../../hw/intc/riscv-aclint.js';
 import { Mip, type CoreExports } from '../../target/riscv/cpu.js';
+import { Jit, JitHart } from '../../target/riscv/jit/jit.js';
+import { JitLog } from '../../target/riscv/jit/jit-log.js';
 import { CTL_FLUSH, CTL_FLUSHED, CTL_RETIRED_K, CTL_STOP, CTL_WAKE, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
 import { hostNowMs } from './mttcg-spawn.js';
 
@@ -56,6 +61,9 @@ export function runHartThread(data: HartThreadData, post: (m: HartThreadMessage)
   const local = new AddressSpace();
   const inClint = (addr: number): boolean => addr >= data.clint.base && addr - data.clint.base < data.clint.size;
 
+  const jitInit = init.jit;
+  const jit = jitInit ? new Jit(data.memory, jitInit.codeMap, jitInit.threshold, new JitLog(data.memory, jitInit.log, jitInit.harts, init.hartId)) : null;
+  const jitHart = jit ? new JitHart(jit) : null;
   const instance = new WebAssembly.Instance(data.module, {
     env: {
       memory: data.memory,
@@ -81,10 +89,10 @@ export function runHartThread(data: HartThreadData, post: (m: HartThreadMessage)
         return channel.request('mmio', true, addr, size) ? 0 : 1;
       },
       host_mtime: mtime,
-      // No JIT on hart threads yet (-accel tcg,jit=on is refused with thread=multi).
-      table: new WebAssembly.Table({ initial: 1, element: 'anyfunc' }),
-      jit_translate: (): number => 0,
-      jit_invalidate: (): void => {},
+      table: jitHart ? jitHart.table : new WebAssembly.Table({ initial: 1, element: 'anyfunc' }),
+      jit_translate: (lo: number, hi: number, host: number): number => jitHart ? jitHart.translate(lo, hi, host) : 0,
+      jit_invalidate: (host: number, size: number): void => jit?.invalidate(host, size),
+      jit_sync: (): void => jit?.sync(),
       abort(): never {
         throw new Error('RISC-V core aborted');
       },
@@ -98,6 +106,24 @@ export function runHartThread(data: HartThreadData, post: (m: HartThreadMessage)
   // again. The hart's state is as the main thread (or this hart's thread before a pause) left it.
   core.init(init.hartBase, init.hartId, init.rvcTable, 0, 0, init.ramBase, init.ramSize, init.ramHost,
     init.romBase, init.romSize, init.romHost, init.dirtyMap);
+  if (jitHart && jitInit) {
+    jitHart.attach(core, {
+      mem16: new Uint16Array(data.memory.buffer),
+      mem32: new Uint32Array(data.memory.buffer),
+      rvcTable: init.rvcTable,
+      hb: init.hartBase,
+      offJit: core.OFF_JIT.value as number,
+    }, jitInit.hash);
+  }
+  /** Runs a slice; with the JIT, the hart applies the log before its first instruction (see JitLog.setActive). */
+  const runSlice = jit
+    ? (budget: number): number => {
+      jit.log!.setActive(true);
+      const exit = core.runJit(budget);
+      jit.publishStats();
+      return exit;
+    }
+    : (budget: number): number => core.run(budget);
 
   /** Bit `bit` of hart `i`'s mip, raised from this thread: sets it in shared memory and wakes the hart. */
   function hartLine(i: number, bit: Mip): IrqLine {
@@ -147,12 +173,13 @@ export function runHartThread(data: HartThreadData, post: (m: HartThreadMessage)
       serveFlush();
       clock.runExpired();
       core.kick();
-      const exit = core.run(slice);
+      const exit = runSlice(slice);
       Atomics.store(ctl, CTL_RETIRED_K, Math.floor(core.getInstret() / 1024) | 0);
       if (exit !== EXIT_WFI) continue;
       // WFI: sleep until an interrupt is pending and enabled, a CLINT timer of this thread is
       // due, or the parent stops us. Reading the wake word before checking mip closes the race
-      // with a notification in between.
+      // with a notification in between. Asleep, the hart does not hold up other harts' translations.
+      jit?.log!.setActive(false);
       for (;;) {
         const seq = Atomics.load(ctl, CTL_WAKE);
         serveFlush();
@@ -172,6 +199,7 @@ export function runHartThread(data: HartThreadData, post: (m: HartThreadMessage)
   } catch (err) {
     result = { kind: 'error', detail: err instanceof Error ? err.message : String(err) };
   }
+  jit?.log!.setActive(false);
   channel.close();
   post(result);
 }

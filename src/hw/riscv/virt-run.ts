@@ -24,7 +24,7 @@ function reportStats(machine: VirtMachine): void {
   const seconds = machine.clock.now() / 1e9;
   const instret = machine.cpus.harts.reduce((sum, h) => sum + h.instret, 0);
   process.stderr.write(`vireo-stats: instret=${instret} seconds=${seconds.toFixed(3)} mips=${(instret / seconds / 1e6).toFixed(1)}\n`);
-  const j = machine.cpus.jit?.stats;
+  const j = machine.cpus.jit?.totals();
   if (j) {
     const c = machine.cpus.jit!.counters();
     process.stderr.write(`vireo-stats: jit regions=${j.regions} blocks=${j.blocks} modules=${j.modules} insns=${j.insns} wasm-bytes=${j.wasmBytes} ` +
@@ -36,7 +36,6 @@ function reportStats(machine: VirtMachine): void {
 
 /** Builds the board described by `opts`, runs it, and returns the process exit status. */
 export async function runMachine(opts: VmOptions): Promise<number> {
-  if (opts.accel.jit && opts.accel.thread === 'multi') throw new UserError('-accel tcg,jit=on: not available with thread=multi yet');
   if (!opts.accel.names.includes('tcg')) throw new UserError('-accel kvm: KVM cannot run the riscv64 virt machine on this host (use -accel tcg)');
   if (opts.gdb !== undefined && (opts.accel.thread === 'multi' || opts.accel.jit === true)) {
     throw new UserError(`${opts.gdb.what}: the gdbstub needs -accel tcg,thread=single,jit=off`);

@@ -8,7 +8,8 @@
  *   0x200000  boot ROM (up to 64 KiB)
  *   0x300000  JIT code map (1 MiB, one byte per 4 KiB page; with jit=on)
  *   0x400000  guest RAM, then the dirty map (one byte per RAM page, for live
- *            migration), then (with jit=on) one JIT hash table per hart
+ *            migration), then (with jit=on) one JIT hash table per hart and,
+ *            with hart threads, the JIT's invalidation log
  *
  * A hart is one instance of the core module; all instances share the memory, so
  * that vCPU threads can later run them in parallel on the same guest RAM.
@@ -16,6 +17,7 @@
 import { AddressSpace, BUS_ERROR } from '../../hw/core/memory.js';
 import type { IrqLine } from '../../hw/core/irq.js';
 import { Jit, JitHart, HASH_BYTES, type JitCore } from './jit/jit.js';
+import { JitLog, JIT_LOG_BYTES } from './jit/jit-log.js';
 // Node reads the core from dist/; the browser bundle puts src/web/core-module.ts in its place.
 import { loadCoreModule } from './core-module.js';
 
@@ -119,6 +121,8 @@ export interface HartInitArgs {
   romSize: number;
   romHost: number;
   dirtyMap: number;
+  /** With jit=on: what the hart's thread needs for its own JIT (see {@link RiscvCpus.hartInit}). */
+  jit: { codeMap: number; hash: number; threshold: number; log: number; harts: number } | null;
 }
 
 /**
@@ -143,6 +147,8 @@ export class RiscvCpus {
    */
   readonly dirty: Uint8Array;
   private readonly dirtyHost: number;
+  /** Host address of hart 0's JIT hash table (the others follow; with jit=on). */
+  private readonly hashBase: number;
   /** Flushes the harts' write TLBs here, where they run unless hart threads have them. */
   readonly flushHartWriteTlbs = async (): Promise<void> => {
     for (const h of this.harts) h.flushWriteTlb();
@@ -164,25 +170,32 @@ export class RiscvCpus {
       hartBase: HART_BLOCKS + id * HART_BLOCK_SIZE, hartId: id, rvcTable: RVC_TABLE,
       ramBase: m.ramBase, ramSize: m.ramSize, ramHost: RAM_HOST, romBase: m.romBase, romSize: m.romSize, romHost: ROM_HOST,
       dirtyMap: this.dirtyHost,
+      jit: this.jit?.log ? { codeMap: CODE_MAP, hash: this.hashBase + id * HASH_BYTES, threshold: this.jit.threshold, log: this.jit.log.addr, harts: this.jit.log.harts } : null,
     };
   }
 
+  /**
+   * `jit`: the JIT's hotness threshold, and whether the harts run on threads of their own
+   * (each then translates on its thread, see src/accel/tcg/mttcg-hart.ts), or null.
+   */
   constructor(readonly map: RiscvMemoryMap, nharts: number, bus: AddressSpace, mtime: () => number,
-    jit: { threshold: number } | null = null) {
+    jit: { threshold: number; threads?: boolean } | null = null) {
     if (map.ramSize > MAX_RAM_SIZE) throw new RangeError(`guest RAM larger than ${MAX_RAM_SIZE} bytes`);
     if (map.romSize > MAX_ROM_SIZE) throw new RangeError('boot ROM too large');
     if (nharts < 1 || nharts > MAX_HARTS) throw new RangeError(`between 1 and ${MAX_HARTS} harts are supported`);
     const ramPages = Math.ceil(map.ramSize / 4096);
     this.dirtyHost = Math.ceil((RAM_HOST + map.ramSize) / WASM_PAGE) * WASM_PAGE;
     const hashBase = Math.ceil((this.dirtyHost + ramPages) / WASM_PAGE) * WASM_PAGE;
-    const end = jit ? hashBase + nharts * HASH_BYTES : this.dirtyHost + ramPages;
+    this.hashBase = hashBase;
+    const logBase = hashBase + nharts * HASH_BYTES;
+    const end = jit ? logBase + (jit.threads ? JIT_LOG_BYTES : 0) : this.dirtyHost + ramPages;
     if (end + WASM_PAGE > 4 * 1024 ** 3) throw new RangeError('guest RAM too large for the JIT tables (use less -m or jit=off)');
     const pages = Math.ceil((end + WASM_PAGE) / WASM_PAGE);
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     this.ram = new Uint8Array(this.memory.buffer, RAM_HOST, map.ramSize);
     this.rom = new Uint8Array(this.memory.buffer, ROM_HOST, map.romSize);
     this.dirty = new Uint8Array(this.memory.buffer, this.dirtyHost, ramPages);
-    if (jit) this.jit = new Jit(this.memory, CODE_MAP, jit.threshold);
+    if (jit) this.jit = new Jit(this.memory, CODE_MAP, jit.threshold, jit.threads ? new JitLog(this.memory, logBase, nharts, -1) : null);
     for (let i = 0; i < nharts; i++) this.harts.push(new Hart(this, i, bus, mtime, hashBase + i * HASH_BYTES));
   }
 }
@@ -215,7 +228,8 @@ export class Hart {
 
   constructor(private readonly cpus: RiscvCpus, readonly id: number, bus: AddressSpace, mtime: () => number, jitHash = 0) {
     const base = HART_BLOCKS + id * HART_BLOCK_SIZE;
-    const jit = cpus.jit ? new JitHart(cpus.jit) : null;
+    // With hart threads, each thread has the hart's JIT; this instance only runs while they are stopped (never guest code).
+    const jit = cpus.jit && !cpus.jit.log ? new JitHart(cpus.jit) : null;
     this.jit = jit;
     const words = new Uint32Array(cpus.memory.buffer);
     let scratch = 0;
@@ -236,6 +250,7 @@ export class Hart {
         table: jit ? jit.table : new WebAssembly.Table({ initial: 1, element: 'anyfunc' }),
         jit_translate: (lo: number, hi: number, host: number): number => jit ? jit.translate(lo, hi, host) : 0,
         jit_invalidate: (host: number, size: number): void => cpus.jit?.invalidate(host, size),
+        jit_sync: (): void => {},
         abort(): never {
           throw new Error('RISC-V core aborted');
         },
@@ -270,7 +285,7 @@ export class Hart {
   /** Resets the hart to M-mode at `pc`. */
   reset(pc: number): void {
     // The board may have rewritten RAM: drop every translation.
-    if (this.jit && this.id === 0) this.cpus.jit?.flushAll();
+    if (this.id === 0) this.cpus.jit?.flushAll();
     this.core.reset(pc);
     this.halted = false;
     Atomics.store(this.mip, this.exitIndex, 0);

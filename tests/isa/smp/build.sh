@@ -21,10 +21,11 @@ build() { # name source extra-flags...
 build atomics-2 tests/isa/smp/atomics.S -DNHARTS=2
 build atomics-4 tests/isa/smp/atomics.S -DNHARTS=4
 build fencei tests/isa/smp/fencei.S
+build fencei-jit tests/isa/smp/fencei-jit.S
 
 if [ "${1:-}" = "--check" ]; then
   status=0
-  for run in atomics-2:2 atomics-4:4 fencei:2 fencei:4; do
+  for run in atomics-2:2 atomics-4:4 fencei:2 fencei:4 fencei-jit:2; do
     elf=tests/isa/smp/bin/${run%%:*}.elf
     if timeout 60 qemu-system-riscv64 -M virt -m 256M -smp "${run##*:}" -bios none -kernel "$elf" -nographic \
         </dev/null >/dev/null 2>&1; then

@@ -254,4 +254,4 @@ export function kick(): void { S.irqCheck = true; }
 /** Drops the write TLB entries, so that the next store to each page marks the dirty map again. */
 export function flushWriteTlb(): void { tlbFlushWrite(); }
 
-export { runJit, jitHartBytes, jitInit, jitFlush, jitDropPage, jitDropWrite, jitEnter, jitCounter, jitLd, jitSt, jitMd, jitExec, OFF_JIT } from './jit';
+export { runJit, jitHartBytes, jitInit, jitShare, jitFlush, jitDropPage, jitDropWrite, jitEnter, jitCounter, jitLd, jitSt, jitMd, jitExec, OFF_JIT } from './jit';

@@ -12,6 +12,7 @@ import { tlbLookup, loadSlow, storeSlow } from './mmu';
 import { checkInterrupts } from './trap';
 
 @external("env", "jit_translate") declare function jit_translate(pcLo: i32, pcHi: i32, host: i32): i32;
+@external("env", "jit_sync") declare function jit_sync(): void;
 
 // Words in the hart block shared with translated code (free space after OFF_SCRATCH).
 export const OFF_JIT: u32 = 0x280;
@@ -47,6 +48,22 @@ export function jitInit(codeMap: u32, hash: u32, entries: u32, hot: u32): void {
   M.entryMap = M.filter + M.FILTER_SIZE * 2;
   M.hot = hot;
   jitFlush();
+}
+
+/**
+ * With harts on several threads (thread=multi): the shared invalidation log's entry
+ * count and this hart's count of the entries it has applied. The dispatcher compares
+ * them before each pc it looks at and has the host apply the new entries (jit_sync), so
+ * a hart never enters translated code another hart's store has made stale before it
+ * last came back to the dispatcher (FENCE.I always does: regions leave at it).
+ */
+let logGen: usize = 0;
+let logSeen: usize = 0;
+
+/** Enables the invalidation log check (host addresses of the two words). */
+export function jitShare(gen: u32, seen: u32): void {
+  logGen = gen;
+  logSeen = seen;
 }
 
 /** Forgets every region of this hart. */
@@ -117,6 +134,7 @@ export function runJit(budget: i32): i32 {
   let exit = E.EXIT_BUDGET;
   E.stopAtJump = true;
   while (S.instret < end) {
+    if (logGen != 0 && atomic.load<u32>(logGen) != load<u32>(logSeen)) jit_sync();
     if (!S.irqCheck) {
       const pc = S.pc;
       const host = tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, pc, 2);

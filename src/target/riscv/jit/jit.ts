@@ -2,11 +2,13 @@
  * The host side of the JIT: per-hart function tables and translation on request of
  * the core's dispatcher (src/target/riscv/core/jit.ts), the shared map of pages
  * holding code, invalidation (guest stores reach it through the core's slow path,
- * DMA through {@link CodeGuardMemory}), and statistics for VIREO_STATS.
+ * DMA through {@link CodeGuardMemory}; other hart threads through the log of
+ * jit-log.ts), and statistics for VIREO_STATS.
  */
 import type { GuestMemory } from '../../../hw/core/guest-memory.js';
 import { blockModule } from './wasm.js';
 import { translate, type TranslateEnv, type Translated } from './translate.js';
+import { JitLog, LogEntry, STAT_SLOTS } from './jit-log.js';
 
 /** Regions compiled together in one WebAssembly module (V8's cost is partly per module)... */
 const BATCH = 32;
@@ -24,6 +26,7 @@ export const HASH_BYTES = HASH_ENTRIES * 32 + 65536 * 2 + (1 << 17);
 /** What the JIT needs from a hart's core instance. */
 export interface JitCore {
   jitInit(codeMap: number, hash: number, entries: number, threshold: number): void;
+  jitShare(gen: number, seen: number): void;
   jitHartBytes(entries: number): number;
   jitFlush(): void;
   jitDropPage(page: number): void;
@@ -31,6 +34,7 @@ export interface JitCore {
   jitEnter(pcLo: number, pcHi: number, host: number, idx: number, entry: number): void;
   jitCounter(which: number): bigint;
   getInstret(): number;
+  flushWriteTlb(): void;
   jitLd: WebAssembly.ExportValue;
   jitSt: WebAssembly.ExportValue;
   jitMd: WebAssembly.ExportValue;
@@ -55,18 +59,50 @@ export interface JitStats {
   flushes: number;
 }
 
-/** The JIT state shared by the harts of one machine. */
+const STAT_KEYS = ['regions', 'blocks', 'modules', 'insns', 'wasmBytes', 'compileMs', 'invalidations', 'codeWrites', 'reused', 'flushes'] as const;
+/** Slots after the JitStats ones in a hart's statistics in the log: the dispatcher counters and instret. */
+const SLOT_CALLS = STAT_KEYS.length;
+const SLOT_INSNS = SLOT_CALLS + 1;
+const SLOT_RUNS = SLOT_CALLS + 2;
+const SLOT_INSTRET = SLOT_CALLS + 3;
+
+/**
+ * The JIT state of the harts on one thread: all of a machine's harts with
+ * thread=single; with thread=multi, one hart on each hart thread, and none on the main
+ * thread (where devices write guest RAM), all sharing the code map and a {@link JitLog}.
+ */
 export class Jit {
   readonly stats: JitStats = { regions: 0, blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, invalidations: 0, codeWrites: 0, reused: 0, flushes: 0 };
   readonly harts: JitHart[] = [];
   private readonly codeMap: Uint8Array;
-  /** For each page with code: which 2-byte granules translated blocks cover (2048 bits). */
+  /** For each page with code: which 2-byte granules translated blocks cover (2048 bits; without a log only). */
   private readonly covered = new Map<number, Uint8Array>();
+  /**
+   * With a log: the pages marked as code, with the log's entry count after their MARK
+   * (the hart may read their code once every other hart has applied it).
+   */
+  private readonly marks = new Map<number, number>();
+  /** With a log, on a hart thread: the dispatcher counters of the hart's earlier threads (a core instance starts at 0). */
+  private readonly counterBase = { calls: 0n, insns: 0n, runs: 0n };
 
-  /** `threshold`: taken jumps to a pc (counted in a hashed filter, 1..65535) before it is translated. */
-  constructor(readonly memory: WebAssembly.Memory, readonly codeMapAddr: number, readonly threshold: number) {
+  /**
+   * `threshold`: taken jumps to a pc (counted in a hashed filter, 1..65535) before it is
+   * translated; `log`: the invalidation log when harts run on several threads.
+   */
+  constructor(readonly memory: WebAssembly.Memory, readonly codeMapAddr: number, readonly threshold: number,
+    readonly log: JitLog | null = null) {
     this.threshold = Math.max(1, Math.min(65535, Math.floor(threshold) || 1));
     this.codeMap = new Uint8Array(memory.buffer, codeMapAddr, 1 << 20);
+    if (log && log.hart >= 0) {
+      // A new thread of the hart goes on counting where the last one stopped.
+      const slots = this.hartStats(log.hart);
+      STAT_KEYS.forEach((k, i) => { this.stats[k] = slots[i]!; });
+      this.counterBase = { calls: BigInt(slots[SLOT_CALLS]!), insns: BigInt(slots[SLOT_INSNS]!), runs: BigInt(slots[SLOT_RUNS]!) };
+    }
+  }
+
+  private hartStats(hart: number): Float64Array {
+    return this.log!.stats.subarray(hart * STAT_SLOTS, (hart + 1) * STAT_SLOTS);
   }
 
   /** True if translated code may be taken from the page at host address `page`. */
@@ -74,8 +110,34 @@ export class Jit {
     return this.codeMap[page >>> 12] >>> 1 < MAX_REWRITES;
   }
 
+  /**
+   * With a log: true if the hart may translate code of the page at host address `page`
+   * now; otherwise marks the page as code if needed (the hart asks again later).
+   */
+  codeReady(page: number): boolean {
+    const log = this.log;
+    if (!log) return true;
+    // What this hart knows of the page's marks is only complete once it has applied the whole log.
+    if (!log.upToDate()) return false;
+    const i = page >>> 12;
+    const gen = this.marks.get(page);
+    if (gen !== undefined && this.codeMap[i]! & 1) return log.seenByAll(gen);
+    let usable = true;
+    const marked = log.append(() => {
+      usable = this.pageUsable(page);
+      if (!usable) return null;
+      this.codeMap[i]! |= 1;
+      return page | LogEntry.Mark;
+    });
+    if (!usable) return false;
+    this.marks.set(page, marked);
+    for (const h of this.harts) h.core.jitDropWrite(page);
+    return false;
+  }
+
   /** The given [offset, length] ranges of the page at host address `page` now hold translated code. */
   markCode(page: number, ranges: [number, number][]): void {
+    if (this.log) return; // marked by codeReady(); invalidation is by whole pages
     let bits = this.covered.get(page);
     if (!bits) this.covered.set(page, (bits = new Uint8Array(256)));
     for (const [off, len] of ranges) {
@@ -96,6 +158,10 @@ export class Jit {
     if (len <= 0) return;
     this.stats.codeWrites++;
     const end = host + len;
+    if (this.log) {
+      for (let page = host & ~0xfff; page < end; page += 0x1000) this.invalidatePage(page, this.log);
+      return;
+    }
     for (let page = host & ~0xfff; page < end; page += 0x1000) {
       const i = page >>> 12;
       if (!(this.codeMap[i] & 1)) continue;
@@ -112,8 +178,92 @@ export class Jit {
     }
   }
 
+  /**
+   * With a log: drops the page's translations in every hart (other threads through the
+   * log: the writer cannot know which bytes their blocks cover).
+   */
+  private invalidatePage(page: number, log: JitLog): void {
+    const i = page >>> 12;
+    if (!(this.codeMap[i]! & 1)) return;
+    let hit = false;
+    log.append(() => {
+      hit = (this.codeMap[i]! & 1) !== 0;
+      if (!hit) return null;
+      this.codeMap[i] = Math.min(this.codeMap[i]! + 2, 0xfe) & ~1;
+      return page | LogEntry.Invalidate;
+    });
+    if (!hit) return;
+    this.stats.invalidations++;
+    this.marks.delete(page);
+    for (const h of this.harts) h.dropPage(page);
+  }
+
+  /**
+   * With a log, on a hart thread: applies the entries other threads appended (the core's
+   * dispatcher asks through jit_sync when there are new ones).
+   */
+  sync(): void {
+    const complete = this.log!.catchUp((kind, page, gen) => {
+      if (kind === LogEntry.Mark) {
+        this.marks.set(page, gen);
+        for (const h of this.harts) h.core.jitDropWrite(page);
+        return;
+      }
+      if (kind === LogEntry.Invalidate) {
+        if ((((this.marks.get(page) ?? gen) - gen) | 0) < 0) this.marks.delete(page);
+        for (const h of this.harts) h.dropPage(page);
+      } else {
+        this.flushHarts();
+      }
+    });
+    if (complete) return;
+    // Lost entries may have marked pages still in the write TLBs.
+    this.stats.flushes++;
+    this.flushHarts();
+    for (const h of this.harts) h.core.flushWriteTlb();
+  }
+
+  /** Drops every translation of this thread's harts (the code map stays). */
+  flushHarts(): void {
+    this.marks.clear();
+    for (const h of this.harts) h.flush();
+  }
+
+  /** With a log, on a hart thread: publishes this thread's statistics (see {@link totals}). */
+  publishStats(): void {
+    const h = this.harts[0]!;
+    const slots = this.hartStats(this.log!.hart);
+    STAT_KEYS.forEach((k, i) => { slots[i] = this.stats[k]; });
+    slots[SLOT_CALLS] = Number(this.counterBase.calls + h.core.jitCounter(0));
+    slots[SLOT_INSNS] = Number(this.counterBase.insns + h.core.jitCounter(1));
+    slots[SLOT_RUNS] = Number(this.counterBase.runs + h.core.jitCounter(2));
+    slots[SLOT_INSTRET] = h.instret();
+  }
+
+  /** The statistics of every hart: with a log (on the main thread), its own plus those the hart threads published. */
+  totals(): JitStats {
+    const t = { ...this.stats };
+    if (this.log) {
+      for (let h = 0; h < this.log.harts; h++) {
+        const slots = this.hartStats(h);
+        STAT_KEYS.forEach((k, i) => { t[k] += slots[i]!; });
+      }
+    }
+    return t;
+  }
+
   /** Counters kept by the harts' dispatchers: region calls, instructions run in regions, interpreter runs. */
   counters(): { calls: bigint; insns: bigint; runs: bigint } {
+    if (this.log) {
+      let calls = 0, insns = 0, runs = 0;
+      for (let h = 0; h < this.log.harts; h++) {
+        const slots = this.hartStats(h);
+        calls += slots[SLOT_CALLS]!;
+        insns += slots[SLOT_INSNS]!;
+        runs += slots[SLOT_RUNS]!;
+      }
+      return { calls: BigInt(calls), insns: BigInt(insns), runs: BigInt(runs) };
+    }
     let calls = 0n, insns = 0n, runs = 0n;
     for (const h of this.harts) {
       calls += h.core.jitCounter(0);
@@ -125,9 +275,11 @@ export class Jit {
 
   /** The statistics as HMP `info jit` prints them. */
   report(): string {
-    const s = this.stats;
+    const s = this.totals();
     const c = this.counters();
-    const total = this.harts.reduce((n, h) => n + h.instret(), 0);
+    const total = this.log
+      ? Array.from({ length: this.log.harts }, (_, h) => this.hartStats(h)[SLOT_INSTRET]!).reduce((n, v) => n + v, 0)
+      : this.harts.reduce((n, h) => n + h.instret(), 0);
     const pct = (a: number, b: number): string => (b > 0 ? `${(100 * a / b).toFixed(1)}%` : '-');
     return [
       'Translation state:',
@@ -147,9 +299,16 @@ export class Jit {
   /** Drops every translation of every hart (and forgets rewrite counts). */
   flushAll(): void {
     this.stats.flushes++;
-    this.codeMap.fill(0);
-    this.covered.clear();
-    for (const h of this.harts) h.flush();
+    if (this.log) {
+      this.log.append(() => {
+        this.codeMap.fill(0);
+        return LogEntry.Flush;
+      });
+    } else {
+      this.codeMap.fill(0);
+      this.covered.clear();
+    }
+    this.flushHarts();
   }
 }
 
@@ -176,6 +335,8 @@ export class JitHart {
     this.jit.harts.push(this);
     if (core.jitHartBytes(HASH_ENTRIES) !== HASH_BYTES) throw new Error('JIT hart memory size differs from the core');
     core.jitInit(this.jit.codeMapAddr, hashAddr, HASH_ENTRIES, this.jit.threshold);
+    const log = this.jit.log;
+    if (log) core.jitShare(log.genAddr, log.seenAddr);
   }
 
   /**
@@ -241,6 +402,7 @@ export class JitHart {
       return this.enter(pcLo, pcHi, host) ? 1 : -1;
     }
     if (!this.jit.pageUsable(page)) return 0;
+    if (!this.jit.codeReady(page)) return this.jit.pageUsable(page) ? -1 : 0;
     const t0 = performance.now();
     const key = JitHart.pageKey(page, lo, pcHi);
     let taken = this.starts.get(key);
@@ -262,7 +424,13 @@ export class JitHart {
   private compile(): void {
     if (this.pending.length === 0) return;
     if (this.next + this.pending.length >= TABLE_SLOTS) {
-      this.jit.flushAll(); // drops the queue too
+      // Drops the queue too. The other threads' tables are their own.
+      if (this.jit.log) {
+        this.jit.stats.flushes++;
+        this.jit.flushHarts();
+      } else {
+        this.jit.flushAll();
+      }
       return;
     }
     const t0 = performance.now();
@@ -320,5 +488,8 @@ export class CodeGuardMemory implements GuestMemory {
 
   markDirty(gpa: number, len: number): void {
     this.inner.markDirty(gpa, len);
+    // A device marks what it wrote through a view: with hart threads, one of them may have
+    // translated the page again since view(), from the bytes before the write.
+    if (this.jit.log) this.jit.invalidate(this.hostBase + gpa - this.base, len);
   }
 }

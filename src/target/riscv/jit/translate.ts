@@ -86,7 +86,7 @@ function classify(insn: number): 'no' | 'yes' | 'end' | 'exec' {
     case 0x01: case 0x09: case 0x0b: case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: return 'exec';
     case 0x1c: return f3 === 0 || f3 === 4 ? 'no' : 'exec';
     case 0x00: return f3 === 7 ? 'no' : 'yes';
-    case 0x03: return f3 === 0 ? 'yes' : 'no'; // FENCE is a no-op here; FENCE.I is interpreted
+    case 0x03: return f3 === 0 ? 'yes' : 'no'; // FENCE.I is interpreted
     case 0x04: {
       const f6 = insn >>> 26;
       return (f3 === 1 && f6 !== 0) || (f3 === 5 && f6 !== 0 && f6 !== 0x10) ? 'no' : 'yes';
@@ -366,6 +366,13 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
           break;
         }
         case 0x03: // FENCE
+          // Ordering W before R needs a host fence when harts run on several threads, as in
+          // the interpreter (exec.ts): an atomic read-modify-write of a private word (+0 to the count).
+          if ((insn & 0xf1200000) === 0x01200000) {
+            b.op(Op.I32Const).i32(hb + offJit).op(Op.I32Const).i32(0);
+            b.byte(0xfe).byte(0x1e).byte(2).u32(0); // i32.atomic.rmw.add align=4 offset=0
+            b.op(Op.Drop);
+          }
           break;
         case 0x04: { // OP-IMM
           const f6 = insn >>> 26;
