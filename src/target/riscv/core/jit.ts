@@ -16,10 +16,11 @@ import { checkInterrupts } from './trap';
 
 // Words in the hart block shared with translated code (free space after OFF_SCRATCH).
 export const OFF_JIT: u32 = 0x280;
-export const JIT_COUNT: u32 = 0;   // u32: instructions executed by the last region call (incl. a faulting one)
+export const JIT_COUNT: u32 = 0;   // u32: instructions executed by the last region call and the regions it chained to (incl. a faulting one)
 export const JIT_FLAG: u32 = 4;    // u32: set by a helper: FLAG_TRAP or FLAG_STOP
 export const JIT_TLBR: u32 = 8;    // u32: host address of the read TLB for this region call
 export const JIT_TLBW: u32 = 12;   // u32: host address of the write TLB
+export const JIT_TLBX: u32 = 16;   // u32: host address of the fetch TLB (regions chain through it)
 /** The instruction trapped: S.pc is the trap vector. */
 const FLAG_TRAP: u32 = 1;
 /** The instruction completed but the dispatcher must look (an interrupt may be pending, code was written). */
@@ -146,6 +147,8 @@ export function runJit(budget: i32): i32 {
             const t = S.tlbSet(S.dataPriv());
             store<u32>(xb + OFF_JIT + JIT_TLBR, <u32>(t + S.OFF_TLB_R));
             store<u32>(xb + OFF_JIT + JIT_TLBW, <u32>(t + S.OFF_TLB_W));
+            store<u32>(xb + OFF_JIT + JIT_TLBX, <u32>(S.tlbSet(S.priv) + S.OFF_TLB_X));
+            store<u32>(xb + OFF_JIT + JIT_COUNT, 0); // each region adds its own, then chains on
             const npc = call_indirect<u64>(<u32>idx, load<u32>(e, 16), <i32>(end - S.instret));
             const n = load<u32>(xb + OFF_JIT + JIT_COUNT);
             S.instret += <u64>n;
@@ -222,7 +225,8 @@ export function jitSt(addr: u64, v: u64, size: i32, pc: u64): void {
 export function jitExec(pc: u64, next: u64, done: u32): void {
   const code = tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, pc, 2);
   const base = S.instret;
-  S.instret = base + <u64>done - 1;
+  // Regions chained to before this one counted theirs in JIT_COUNT.
+  S.instret = base + <u64>load<u32>(S.hb + OFF_JIT + JIT_COUNT) + <u64>done - 1;
   S.pc = pc;
   M.codeWritten = false;
   E.run(1);

@@ -329,9 +329,9 @@ export class JitHart {
   }
 
   /** Binds to the hart's core instance once it exists and enables the dispatcher. */
-  attach(core: JitCore, env: TranslateEnv, hashAddr: number): void {
+  attach(core: JitCore, env: Omit<TranslateEnv, 'hashBase' | 'hashMask'>, hashAddr: number): void {
     this.core = core;
-    this.env = env;
+    this.env = { ...env, hashBase: hashAddr, hashMask: HASH_ENTRIES - 1 };
     this.jit.harts.push(this);
     if (core.jitHartBytes(HASH_ENTRIES) !== HASH_BYTES) throw new Error('JIT hart memory size differs from the core');
     core.jitInit(this.jit.codeMapAddr, hashAddr, HASH_ENTRIES, this.jit.threshold);
@@ -440,7 +440,7 @@ export class JitHart {
     const bytes = blockModule(batch.map((p) => p.region));
     const core = this.core;
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.jit.memory, ld: core.jitLd, st: core.jitSt, md: core.jitMd, ex: core.jitExec },
+      env: { memory: this.jit.memory, table: this.table, ld: core.jitLd, st: core.jitSt, md: core.jitMd, ex: core.jitExec },
     });
     const s = this.jit.stats;
     batch.forEach((p, i) => {

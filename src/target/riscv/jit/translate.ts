@@ -24,7 +24,7 @@
  * Everything else (CSR, AMO, F/D, system, FENCE.I) is left to the interpreter:
  * the region exits at it.
  */
-import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX } from './wasm.js';
+import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, T_REGION } from './wasm.js';
 
 /** Most guest instructions in one region. */
 export const MAX_INSNS = 512;
@@ -53,8 +53,11 @@ export interface TranslateEnv {
   rvcTable: number;
   /** Host address of this hart's block (x registers at offset 0). */
   hb: number;
-  /** Offset of the JIT words in the hart block (count, flag, tlbR, tlbW). */
+  /** Offset of the JIT words in the hart block (count, flag, tlbR, tlbW, tlbX). */
   offJit: number;
+  /** Host address and index mask of this hart's hash table of region entry points (core/jitmap.ts hashSlot). */
+  hashBase: number;
+  hashMask: number;
 }
 
 export interface Translated {
@@ -193,6 +196,43 @@ function explore(env: TranslateEnv, page: number, entry: number, taken: Readonly
     }
   }
   return { code, starts: [...starts].filter((s) => code.has(s)).sort((a, b) => a - b) };
+}
+
+/**
+ * Chaining, at the end of the exit path: tail-calls the region block entered at the next
+ * pc (L_NPC) with the rest of the budget, as the dispatcher would (core/jit.ts runJit),
+ * unless a helper raised a flag (a trap, or something the dispatcher must look at), the
+ * region ran nothing (its first block did not fit in the budget), the budget is spent, or the block is not in the hash table for the page the fetch TLB now
+ * maps the pc to. Falls through to return the pc otherwise. Uses L_E (TLB entry, then
+ * hash entry), L_TLBR (host address) and L_TLBW (table index) as scratch.
+ */
+function chain(b: Bytes, env: TranslateEnv): void {
+  const { hb, offJit } = env;
+  b.op(Op.Block).byte(VOID);
+  b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4).op(Op.BrIf).u32(0);
+  b.op(Op.LocalGet).u32(L_CNT).op(Op.I32Eqz).op(Op.BrIf).u32(0);
+  b.op(Op.LocalGet).u32(L_BUDGET).op(Op.LocalGet).u32(L_CNT).op(Op.I32Sub).op(Op.LocalTee).u32(L_BUDGET)
+    .op(Op.I32Eqz).op(Op.BrIf).u32(0);
+  // The fetch TLB entry of the pc (set of the current privilege, passed by the dispatcher).
+  b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 16)
+    .op(Op.LocalGet).u32(L_NPC).op(Op.I64Const).i64(12, 0).op(Op.I64ShrU).op(Op.I32WrapI64)
+    .op(Op.I32Const).i32(255).op(Op.I32And).op(Op.I32Const).i32(4).op(Op.I32Shl).op(Op.I32Add).op(Op.LocalTee).u32(L_E)
+    .mem(Op.I64Load, 0).op(Op.LocalGet).u32(L_NPC).op(Op.I64Const).i64(-4096, -1).op(Op.I64And).op(Op.I64Ne).op(Op.BrIf).u32(0);
+  // A 32-bit instruction in the last halfword of a page is fetched by the interpreter.
+  b.op(Op.LocalGet).u32(L_NPC).op(Op.I32WrapI64).op(Op.I32Const).i32(0xfff).op(Op.I32And).op(Op.I32Const).i32(0xffe)
+    .op(Op.I32GtU).op(Op.BrIf).u32(0);
+  b.op(Op.LocalGet).u32(L_NPC).op(Op.LocalGet).u32(L_E).mem(Op.I64Load, 8).op(Op.I64Add).op(Op.I32WrapI64).op(Op.LocalSet).u32(L_TLBR);
+  // Its hash entry: pc, host address where the block starts, table index (> 0), block index.
+  b.op(Op.LocalGet).u32(L_NPC).op(Op.I32WrapI64).op(Op.I32Const).i32(1).op(Op.I32ShrU)
+    .op(Op.LocalGet).u32(L_NPC).op(Op.I64Const).i64(13, 0).op(Op.I64ShrU).op(Op.I32WrapI64).op(Op.I32Xor)
+    .op(Op.I32Const).i32(env.hashMask).op(Op.I32And).op(Op.I32Const).i32(5).op(Op.I32Shl)
+    .op(Op.I32Const).i32(env.hashBase).op(Op.I32Add).op(Op.LocalTee).u32(L_E)
+    .mem(Op.I64Load, 0).op(Op.LocalGet).u32(L_NPC).op(Op.I64Ne).op(Op.BrIf).u32(0);
+  b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 8).op(Op.LocalGet).u32(L_TLBR).op(Op.I32Ne).op(Op.BrIf).u32(0);
+  b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 12).op(Op.LocalTee).u32(L_TLBW).op(Op.I32Const).i32(0).op(Op.I32LeS).op(Op.BrIf).u32(0);
+  b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 16).op(Op.LocalGet).u32(L_BUDGET).op(Op.LocalGet).u32(L_TLBW)
+    .op(Op.ReturnCallIndirect).u32(T_REGION).u32(0);
+  b.op(Op.End);
 }
 
 /**
@@ -512,9 +552,11 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
     });
   }
   b.op(Op.End).op(Op.End); // $top, $exit
-  // The exit path: store back, count, next pc.
+  // The exit path: store back, add the count to the dispatcher's, then go on to the next pc.
   for (const r of written) b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(xl(r)).mem(Op.I64Store, r * 8);
-  b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(L_CNT).mem(Op.I32Store, offJit);
+  b.op(Op.I32Const).i32(hb).op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit).op(Op.LocalGet).u32(L_CNT).op(Op.I32Add)
+    .mem(Op.I32Store, offJit);
+  chain(b, env);
   b.op(Op.LocalGet).u32(L_NPC);
   const ranges: [number, number][] = [...code.values()].map((i) => [i.off, i.len]);
   return { locals: LOCALS, code: b, count: code.size, starts, ranges };

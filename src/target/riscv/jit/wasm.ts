@@ -5,14 +5,14 @@
 
 export const enum Op {
   Unreachable = 0x00, Block = 0x02, Loop = 0x03, If = 0x04, Else = 0x05, End = 0x0b, Br = 0x0c, BrIf = 0x0d, BrTable = 0x0e, Return = 0x0f,
-  Call = 0x10, Drop = 0x1a, Select = 0x1b,
+  Call = 0x10, ReturnCallIndirect = 0x13, Drop = 0x1a, Select = 0x1b,
   LocalGet = 0x20, LocalSet = 0x21, LocalTee = 0x22,
   I32Load = 0x28, I64Load = 0x29, I64Load8S = 0x30, I64Load8U = 0x31, I64Load16S = 0x32, I64Load16U = 0x33,
   I64Load32S = 0x34, I64Load32U = 0x35, I32Store = 0x36, I64Store = 0x37, I64Store8 = 0x3c, I64Store16 = 0x3d, I64Store32 = 0x3e,
   I32Const = 0x41, I64Const = 0x42,
-  I32Eqz = 0x45, I32Ne = 0x47, I32GtU = 0x4b, I32LeU = 0x4d,
+  I32Eqz = 0x45, I32Ne = 0x47, I32LeS = 0x4c, I32GtU = 0x4b, I32LeU = 0x4d,
   I64Eqz = 0x50, I64Eq = 0x51, I64Ne = 0x52, I64LtS = 0x53, I64LtU = 0x54, I64GeS = 0x59, I64GeU = 0x5a,
-  I32Add = 0x6a, I32Sub = 0x6b, I32Mul = 0x6c, I32And = 0x71, I32Shl = 0x74, I32ShrS = 0x75, I32ShrU = 0x76,
+  I32Add = 0x6a, I32Sub = 0x6b, I32Mul = 0x6c, I32And = 0x71, I32Xor = 0x73, I32Shl = 0x74, I32ShrS = 0x75, I32ShrU = 0x76,
   I64Add = 0x7c, I64Sub = 0x7d, I64Mul = 0x7e, I64And = 0x83, I64Or = 0x84, I64Xor = 0x85,
   I64Shl = 0x86, I64ShrS = 0x87, I64ShrU = 0x88,
   I32WrapI64 = 0xa7, I64ExtendI32S = 0xac, I64ExtendI32U = 0xad,
@@ -121,9 +121,13 @@ export const F_ST = 1;
 export const F_MD = 2;
 export const F_EX = 3;
 
+/** Type index of the region functions, (entry: i32, budget: i32) => i64, for return_call_indirect. */
+export const T_REGION = 0;
+
 /**
- * A module importing env.memory (shared) and the helpers, exporting each body as
- * function "f<i>" of type (entry: i32, budget: i32) => i64. `locals` lists the local declarations of every body.
+ * A module importing env.memory (shared), env.table (the hart's table of region
+ * functions, which regions tail-call into) and the helpers, exporting each body as
+ * function "f<i>" of type T_REGION. `locals` lists the local declarations of every body.
  */
 export function blockModule(bodies: { locals: [number, number][]; code: Bytes }[]): Uint8Array<ArrayBuffer> {
   const m = new Bytes();
@@ -134,8 +138,9 @@ export function blockModule(bodies: { locals: [number, number][]; code: Bytes }[
   for (const f of IMPORTS) types.byte(0x60).u32(f.params.length).bytes(f.params).u32(f.results.length).bytes(f.results);
   m.section(1, types);
   const imps = new Bytes();
-  imps.u32(1 + IMPORTS.length);
+  imps.u32(2 + IMPORTS.length);
   imps.str('env').str('memory').byte(0x02).byte(0x03).u32(0).u32(65536);
+  imps.str('env').str('table').byte(0x01).byte(0x70).byte(0x00).u32(0);
   IMPORTS.forEach((f, i) => imps.str('env').str(f.name).byte(0x00).u32(1 + i));
   m.section(2, imps);
   const funcs = new Bytes();
