@@ -6,7 +6,7 @@
  * jit-log.ts), and statistics for VIREO_STATS.
  */
 import type { GuestMemory } from '../../../hw/core/guest-memory.js';
-import { blockModule } from './wasm.js';
+import { blockModule, chainModule } from './wasm.js';
 import { translate, type TranslateEnv, type Translated } from './translate.js';
 import { JitLog, LogEntry, STAT_SLOTS } from './jit-log.js';
 
@@ -315,12 +315,15 @@ export class Jit {
 /** One hart's translated regions: its function table and the translator entry point. */
 export class JitHart {
   readonly table: WebAssembly.Table;
+  /** The helper through which regions tail-call each other (wasm.ts chainModule). */
+  private readonly chain: WebAssembly.ExportValue;
   private next = 1;
   core!: JitCore;
   private env!: TranslateEnv;
 
   constructor(readonly jit: Jit) {
     this.table = new WebAssembly.Table({ initial: TABLE_SLOTS, element: 'anyfunc' });
+    this.chain = new WebAssembly.Instance(new WebAssembly.Module(chainModule()), { env: { table: this.table } }).exports.chain!;
   }
 
   /** Instructions this hart retired. */
@@ -440,7 +443,7 @@ export class JitHart {
     const bytes = blockModule(batch.map((p) => p.region));
     const core = this.core;
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.jit.memory, table: this.table, ld: core.jitLd, st: core.jitSt, md: core.jitMd, ex: core.jitExec },
+      env: { memory: this.jit.memory, chain: this.chain, ld: core.jitLd, st: core.jitSt, md: core.jitMd, ex: core.jitExec },
     });
     const s = this.jit.stats;
     batch.forEach((p, i) => {

@@ -24,7 +24,7 @@
  * Everything else (CSR, AMO, F/D, system, FENCE.I) is left to the interpreter:
  * the region exits at it.
  */
-import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, T_REGION } from './wasm.js';
+import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN } from './wasm.js';
 
 /** Most guest instructions in one region. */
 export const MAX_INSNS = 512;
@@ -231,7 +231,7 @@ function chain(b: Bytes, env: TranslateEnv): void {
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 8).op(Op.LocalGet).u32(L_TLBR).op(Op.I32Ne).op(Op.BrIf).u32(0);
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 12).op(Op.LocalTee).u32(L_TLBW).op(Op.I32Const).i32(0).op(Op.I32LeS).op(Op.BrIf).u32(0);
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 16).op(Op.LocalGet).u32(L_BUDGET).op(Op.LocalGet).u32(L_TLBW)
-    .op(Op.ReturnCallIndirect).u32(T_REGION).u32(0);
+    .op(Op.ReturnCall).u32(F_CHAIN);
   b.op(Op.End);
 }
 

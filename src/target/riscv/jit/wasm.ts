@@ -5,7 +5,7 @@
 
 export const enum Op {
   Unreachable = 0x00, Block = 0x02, Loop = 0x03, If = 0x04, Else = 0x05, End = 0x0b, Br = 0x0c, BrIf = 0x0d, BrTable = 0x0e, Return = 0x0f,
-  Call = 0x10, ReturnCallIndirect = 0x13, Drop = 0x1a, Select = 0x1b,
+  Call = 0x10, ReturnCall = 0x12, ReturnCallIndirect = 0x13, Drop = 0x1a, Select = 0x1b,
   LocalGet = 0x20, LocalSet = 0x21, LocalTee = 0x22,
   I32Load = 0x28, I64Load = 0x29, I64Load8S = 0x30, I64Load8U = 0x31, I64Load16S = 0x32, I64Load16U = 0x33,
   I64Load32S = 0x34, I64Load32U = 0x35, I32Store = 0x36, I64Store = 0x37, I64Store8 = 0x3c, I64Store16 = 0x3d, I64Store32 = 0x3e,
@@ -115,19 +115,38 @@ export const IMPORTS: { name: string; params: number[]; results: number[] }[] = 
   { name: 'st', params: [I64, I64, I32, I64], results: [] },
   { name: 'md', params: [I64, I64, I32], results: [I64] },
   { name: 'ex', params: [I64, I64, I32], results: [] },
+  { name: 'chain', params: [I32, I32, I32], results: [I64] },
 ];
 export const F_LD = 0;
 export const F_ST = 1;
 export const F_MD = 2;
 export const F_EX = 3;
-
-/** Type index of the region functions, (entry: i32, budget: i32) => i64, for return_call_indirect. */
-export const T_REGION = 0;
+/** (entry, budget, table index) => the region's result: tail-called by a region to go on in another (see chainModule). */
+export const F_CHAIN = 4;
 
 /**
- * A module importing env.memory (shared), env.table (the hart's table of region
- * functions, which regions tail-call into) and the helpers, exporting each body as
- * function "f<i>" of type T_REGION. `locals` lists the local declarations of every body.
+ * The module of the `chain` helper: `(entry, budget, idx) => table[idx](entry, budget)` as
+ * a tail call through env.table, the hart's table of region functions. Regions reach
+ * the table through it instead of importing it: V8 gives every instance that imports
+ * a table a copy of its dispatch entries, and updates them all on each table.set.
+ */
+export function chainModule(): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    // types: 0 = (i32, i32) => i64 (a region), 1 = (i32, i32, i32) => i64
+    0x01, 0x0e, 0x02, 0x60, 0x02, I32, I32, 0x01, I64, 0x60, 0x03, I32, I32, I32, 0x01, I64,
+    // import env.table (funcref, at least 0 entries)
+    0x02, 0x0f, 0x01, 0x03, 0x65, 0x6e, 0x76, 0x05, 0x74, 0x61, 0x62, 0x6c, 0x65, 0x01, 0x70, 0x00, 0x00,
+    0x03, 0x02, 0x01, 0x01, // one function of type 1
+    0x07, 0x09, 0x01, 0x05, 0x63, 0x68, 0x61, 0x69, 0x6e, 0x00, 0x00, // export "chain"
+    // local.get 0, local.get 1, local.get 2, return_call_indirect (type 0, table 0)
+    0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02, Op.ReturnCallIndirect, 0x00, 0x00, 0x0b,
+  ]);
+}
+
+/**
+ * A module importing env.memory (shared) and the helpers, exporting each body as
+ * function "f<i>" of type (entry: i32, budget: i32) => i64. `locals` lists the local declarations of every body.
  */
 export function blockModule(bodies: { locals: [number, number][]; code: Bytes }[]): Uint8Array<ArrayBuffer> {
   const m = new Bytes();
@@ -138,9 +157,8 @@ export function blockModule(bodies: { locals: [number, number][]; code: Bytes }[
   for (const f of IMPORTS) types.byte(0x60).u32(f.params.length).bytes(f.params).u32(f.results.length).bytes(f.results);
   m.section(1, types);
   const imps = new Bytes();
-  imps.u32(2 + IMPORTS.length);
+  imps.u32(1 + IMPORTS.length);
   imps.str('env').str('memory').byte(0x02).byte(0x03).u32(0).u32(65536);
-  imps.str('env').str('table').byte(0x01).byte(0x70).byte(0x00).u32(0);
   IMPORTS.forEach((f, i) => imps.str('env').str(f.name).byte(0x00).u32(1 + i));
   m.section(2, imps);
   const funcs = new Bytes();
