@@ -1,7 +1,9 @@
 /**
- * bench/cpu: a CPU-bound bare-metal guest (bench/guest/cpu.c: fill and checksum
- * 32 MiB) under Vireo and qemu-system-riscv64 -M virt -bios none, in the same run;
- * prints both times, the ratio and guest MIPS. Usage: npm run bench:cpu [-- runs] [--jit=on|off|both]
+ * bench/cpu: a CPU-bound bare-metal guest under Vireo and qemu-system-riscv64 -M virt
+ * -bios none, in the same run; prints both times, the ratio and guest MIPS. The program:
+ * bench/guest/cpu.c (fill and checksum 32 MiB: one hot loop; the default) or, with
+ * --program=calls, bench/guest/calls.c (small functions on separate pages called in a loop).
+ * Usage: npm run bench:cpu [-- runs] [--jit=on|off|both] [--program=cpu|calls]
  */
 import { join } from 'node:path';
 import { runDriven, have, instret, fmt, ROOT, jitModes, measureJitModes, type RunResult } from './common.js';
@@ -10,7 +12,9 @@ const args = process.argv.slice(2);
 const runs = Number(args.find((a) => !a.startsWith('--')) ?? 3);
 /** --jit=on|off|both: run Vireo with -accel tcg,jit=on, off (the default), or both and print the speedup. */
 const modes = jitModes(args);
-const elf = join(ROOT, 'bench', 'guest', 'cpu.elf');
+const program = args.find((a) => a.startsWith('--program='))?.slice('--program='.length) ?? 'cpu';
+if (program !== 'cpu' && program !== 'calls') throw new Error('--program=cpu|calls');
+const elf = join(ROOT, 'bench', 'guest', `${program}.elf`);
 const common = ['-M', 'virt', '-m', '256M', '-nographic', '-bios', 'none', '-kernel', elf];
 
 async function measure(name: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
