@@ -4,10 +4,7 @@
  * each page's code apart pays for every page change). Bare metal on the virt board
  * (-bios none); prints a checksum and powers off through the sifive_test finisher.
  */
-#include <stdint.h>
-
-#define UART0 ((volatile uint8_t *)0x10000000)
-#define FINISHER ((volatile uint32_t *)0x100000)
+#include "virt.h"
 
 #define F(n)                                                                     \
   __attribute__((noinline, section(".text.p" #n), aligned(4096)))                \
@@ -21,25 +18,11 @@ F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8)
 /* Data on a page of its own: stores to a page holding code would take the slow path. */
 static uint64_t mem[8] __attribute__((aligned(4096)));
 
-static void putc_(char c) {
-  while ((UART0[5] & 0x20) == 0) {}
-  UART0[0] = (uint8_t)c;
-}
-
-static void puthex(uint64_t v) {
-  for (int i = 60; i >= 0; i -= 4) putc_("0123456789abcdef"[(v >> i) & 15]);
-}
-
 void main(void) {
   uint64_t x = 12345;
   for (uint32_t i = 0; i < 3000000; i++) {
     x = f1(x, mem); x = f2(x, mem); x = f3(x, mem); x = f4(x, mem);
     x = f5(x, mem); x = f6(x, mem); x = f7(x, mem); x = f8(x, mem);
   }
-  const char *msg = "checksum ";
-  while (*msg) putc_(*msg++);
-  puthex(x);
-  putc_('\n');
-  *FINISHER = 0x5555;
-  for (;;) {}
+  finish(x);
 }
