@@ -17,6 +17,8 @@ export const EV = { SYN: 0, KEY: 1, REL: 2, ABS: 3, MSC: 4, LED: 0x11, REP: 0x14
 export const SYN_REPORT = 0;
 export const REL = { X: 0, Y: 1, WHEEL: 8 } as const;
 export const ABS = { X: 0, Y: 1 } as const;
+/** The absolute axes run from 0 to this (QEMU's INPUT_EVENT_ABS_MAX), whatever the screen size. */
+export const ABS_MAX = 0x7fff;
 export const BTN = { LEFT: 0x110, RIGHT: 0x111, MIDDLE: 0x112, SIDE: 0x113, EXTRA: 0x114 } as const;
 
 /** [Linux code, QEMU qcode, DOM code] of the keys that are not letters, digits or F1-F12. */

@@ -6,8 +6,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { VIRTIO_ID } from '../../src/hw/virtio/virtio.js';
-import { VirtioInput, VIRTIO_INPUT_CFG, VIRTIO_INPUT_ABS_MAX, VIRTIO_INPUT_MAX_PENDING, type VirtioInputKind } from '../../src/hw/virtio/virtio-input.js';
-import { ABS, BTN, EV, QCODE_TO_LINUX, DOM_CODE_TO_LINUX, REL } from '../../src/ui/input-keys.js';
+import { VirtioInput, VIRTIO_INPUT_CFG, VIRTIO_INPUT_MAX_PENDING, type VirtioInputKind } from '../../src/hw/virtio/virtio-input.js';
+import { ABS, ABS_MAX, BTN, EV, QCODE_TO_LINUX, DOM_CODE_TO_LINUX, REL } from '../../src/ui/input-keys.js';
 import { FakeGuestRam, MockSplitQueue, activateDevice, VIRTIO_F_VERSION_1_BIT } from './virtio-driver-mock.js';
 
 /** What the driver reads after selecting `sel`/`subsel`: the size byte and the union's first `size` bytes. */
@@ -88,7 +88,7 @@ test('configuration: event bits of a keyboard (keys, autorepeat, LEDs), a mouse 
   const abs = ask(tablet, VIRTIO_INPUT_CFG.EV_BITS, EV.ABS);
   assert.ok(bit(abs, ABS.X) && bit(abs, ABS.Y));
   const info = Buffer.from(ask(tablet, VIRTIO_INPUT_CFG.ABS_INFO, ABS.Y));
-  assert.deepEqual([0, 4, 8, 12, 16].map((o) => info.readUInt32LE(o)), [0, VIRTIO_INPUT_ABS_MAX, 0, 0, 0]);
+  assert.deepEqual([0, 4, 8, 12, 16].map((o) => info.readUInt32LE(o)), [0, ABS_MAX, 0, 0, 0]);
   assert.equal(ask(tablet, VIRTIO_INPUT_CFG.ABS_INFO, 5).length, 0);
   assert.equal(ask(mouse, VIRTIO_INPUT_CFG.ABS_INFO, ABS.X).length, 0);
 });

@@ -11,7 +11,7 @@
 import { VIRTIO_ID, readConfigBytes, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
 import type { GuestMemory } from '../core/guest-memory.js';
 import type { DeviceState } from '../../migration/vmstate.js';
-import { ABS, BTN, EV, KEYBOARD_CODES, REL, SYN_REPORT, type InputEvent } from '../../ui/input-keys.js';
+import { ABS, ABS_MAX, BTN, EV, KEYBOARD_CODES, REL, SYN_REPORT, type InputEvent } from '../../ui/input-keys.js';
 
 /** Configuration selectors (5.8.2). */
 export const VIRTIO_INPUT_CFG = { UNSET: 0, ID_NAME: 1, ID_SERIAL: 2, ID_DEVIDS: 3, PROP_BITS: 0x10, EV_BITS: 0x11, ABS_INFO: 0x12 } as const;
@@ -21,8 +21,6 @@ const UNION = 8;
 const EVENT_SIZE = 8;
 /** Events waiting for buffers at most (a few seconds of fast typing). */
 export const VIRTIO_INPUT_MAX_PENDING = 1024;
-/** The absolute axes' range, QEMU's INPUT_EVENT_ABS_MAX. */
-export const VIRTIO_INPUT_ABS_MAX = 0x7fff;
 const BUS_VIRTUAL = 6;
 const QEMU_VENDOR = 0x0627;
 const INPUT_PROP_POINTER = 0;
@@ -128,7 +126,7 @@ export class VirtioInput implements VirtioDevice {
       data = codes.length === 0 ? new Uint8Array(1) : bitmap(codes);
     } else if (sel === VIRTIO_INPUT_CFG.ABS_INFO && this.handles(EV.ABS, subsel)) {
       data = new Uint8Array(20);
-      new DataView(data.buffer).setUint32(4, VIRTIO_INPUT_ABS_MAX, true);
+      new DataView(data.buffer).setUint32(4, ABS_MAX, true);
     }
     if (data === null || data.length === 0) return;
     u.set(data);
