@@ -151,3 +151,12 @@ test('key names: QEMU qcodes and DOM codes reach the same Linux key codes', () =
   assert.equal(DOM_CODE_TO_LINUX.get('F10'), 68);
   assert.equal(QCODE_TO_LINUX.get('m'), 50);
 });
+
+test('snapshots keep the configuration selection', () => {
+  const dev = new VirtioInput('tablet');
+  ask(dev, VIRTIO_INPUT_CFG.ABS_INFO, ABS.X);
+  const fresh = new VirtioInput('tablet');
+  fresh.prepareLoad(dev.saveState())(null);
+  assert.equal(fresh.readConfig(2, 1), 20, 'ABS_INFO still selected');
+  assert.equal(fresh.readConfig(8 + 4, 4), ABS_MAX);
+});
