@@ -136,9 +136,12 @@ test('a buffer too short for an event gets what fits; status events are consumed
   const led = stq.addChain([{ readable: Buffer.from([0x11, 0, 1, 0, 1, 0, 0, 0]) }]);
   dev.queueNotify(1);
   assert.deepEqual(stq.takeUsed(), [{ id: led.head, len: 0 }]);
+  dev.send([{ type: EV.KEY, code: 30, value: 0 }]);
   dev.reset();
   dev.queueNotify(0);
   assert.equal(evq.usedIdx(), 1);
+  assert.equal(dev.send([{ type: EV.KEY, code: 30, value: 1 }]), false, 'no driver: dropped');
+  assert.equal(new VirtioInput('keyboard').send([{ type: EV.KEY, code: 30, value: 1 }]), false);
 });
 
 test('key names: QEMU qcodes and DOM codes reach the same Linux key codes', () => {

@@ -7,6 +7,7 @@
  *
  * Events wait here while the driver has posted no buffer, up to a bound; a batch that
  * would not fit is dropped whole, as a real device drops input when nobody reads it.
+ * Before the driver is ready (DRIVER_OK) events are dropped, as QEMU does.
  */
 import { VIRTIO_ID, readConfigBytes, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
 import type { GuestMemory } from '../core/guest-memory.js';
@@ -82,11 +83,12 @@ export class VirtioInput implements VirtioDevice {
 
   /**
    * Queues `events` (those this device reports), followed by a SYN_REPORT, and passes on
-   * what the driver has buffers for. False if they were dropped (too much waiting).
+   * what the driver has buffers for. False if they were dropped (no driver, too much waiting).
    */
   send(events: readonly InputEvent[]): boolean {
     const mine = events.filter((e) => this.handles(e.type, e.code));
     if (mine.length === 0) return true;
+    if (!this.mem) return false;
     if (this.pending.length + mine.length + 1 > VIRTIO_INPUT_MAX_PENDING) return false;
     this.pending.push(...mine, { type: EV.SYN, code: SYN_REPORT, value: 0 });
     this.deliver();
@@ -136,7 +138,6 @@ export class VirtioInput implements VirtioDevice {
   activate(a: VirtioActivation): void {
     this.mem = a.mem;
     this.queues = a.queues;
-    this.deliver();
   }
 
   queueNotify(index: number): void {
