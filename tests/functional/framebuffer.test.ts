@@ -2,7 +2,8 @@
  * The framebuffer and virtio input on the bundled RISC-V Linux: with
  * `-device simple-framebuffer` and `console=tty0`, Linux's simplefb and fbcon draw the
  * boot log, so QMP/HMP screendump is not blank; keys sent with QMP input-send-event
- * reach the virtual terminal through virtio-keyboard.
+ * reach the virtual terminal through virtio-keyboard, and an absolute position the
+ * tablet's evdev device.
  */
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -23,7 +24,7 @@ function typing(text: string): Array<Array<Record<string, unknown>>> {
   return [...text].map((c) => [true, false].map((down) => ({ type: 'key', data: { down, key: { type: 'qcode', data: qcode(c) } } })));
 }
 
-test('simple-framebuffer: fbcon draws the boot log (screendump is not blank); virtio-keyboard types into tty1', async () => {
+test('simple-framebuffer: fbcon draws the boot log (screendump is not blank); virtio-keyboard types into tty1; the tablet reports a position', async () => {
   const sock = join(dir, 'qmp.sock');
   const g = new GuestConsole(['-nographic', '-qmp', `unix:${sock},server=on,wait=off`,
     '-device', 'simple-framebuffer,width=640,height=480', '-device', 'virtio-keyboard-device', '-device', 'virtio-tablet-pci',
@@ -59,6 +60,15 @@ test('simple-framebuffer: fbcon draws the boot log (screendump is not blank); vi
     await new Promise((r) => setTimeout(r, 1000));
     for (const key of typing('vireo 42\n')) assert.deepEqual(await q.execute('input-send-event', { events: key }), {});
     await g.waitFor(/got-vireo 42/, 30_000);
+
+    // The tablet's absolute position, as evdev gives it to a reader (struct input_event: 16 bytes of time, type, code, value).
+    const from = g.output.length;
+    g.send('for e in /sys/class/input/event*; do grep -q Tablet $e/device/name && T=/dev/input/${e##*/}; done; ' +
+      'dd if=$T bs=24 count=2 2>/dev/null | od -An -tx1 | tr -d " \\n"; echo; echo read-$((1+1))\n');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(await q.execute('input-send-event', { events: [{ type: 'abs', data: { axis: 'x', value: 0x1234 } }] }), {});
+    await g.waitFor(/read-2/, 30_000, from);
+    assert.match(g.output.slice(from), /[0-9a-f]{32}0300000034120000[0-9a-f]{32}0000000000000000/, 'ABS_X 0x1234, then SYN_REPORT');
   } finally {
     q?.kill();
     g.kill();
