@@ -285,7 +285,7 @@ test('unknown options, GNU-style values, -display and bare arguments are rejecte
   rejects(['-m=512'], '-m=512: invalid option');
   rejects(['---m', '512'], '---m: invalid option');
   rejects(['-'], '-: invalid option');
-  rejects(['-display', 'gtk'], "-display gtk: only 'none' is supported (Vireo has no graphical display)");
+  rejects(['-display', 'gtk'], "-display gtk: only 'none' is supported (Vireo has no display window)");
   rejects(['disk.img'], 'disk.img: disk images are not supported; boot with -kernel (and -initrd)');
 });
 
