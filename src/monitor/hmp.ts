@@ -8,6 +8,7 @@ import type { Snapshots } from '../migration/savevm.js';
 import { SnapshotError } from '../migration/vmstate.js';
 import { MigrationError } from '../migration/migration-stream.js';
 import type { Migration } from '../migration/migration.js';
+import { screendump, sendKey } from './display.js';
 
 interface HmpCommand {
   args: string;
@@ -201,6 +202,26 @@ const COMMANDS: Record<string, HmpCommand> = {
     args: '/fmt addr',
     help: 'virtual memory dump starting at \'addr\' (Vireo has no MMU walk here: the address is used as physical)',
     run: (h, rest) => h.dump(rest),
+  },
+  screendump: {
+    args: 'filename [-f ppm|png]',
+    help: 'save screen to a file (PPM, or PNG with -f png)',
+    run: async (h, rest) => {
+      const words = rest.trim().split(/\s+/).filter((w) => w !== '');
+      const f = words.indexOf('-f');
+      const format = f >= 0 ? words.splice(f, 2)[1] ?? '' : 'ppm';
+      if (words.length !== 1) return 'Usage: screendump filename [-f ppm|png]\n';
+      await screendump(h.ctx.machine, words[0]!, format);
+      return '';
+    },
+  },
+  sendkey: {
+    args: 'keys',
+    help: 'send keys to the VM (e.g. \'sendkey ctrl-alt-f1\')',
+    run: (h, rest) => {
+      sendKey(h.ctx.machine, rest.trim());
+      return '';
+    },
   },
   xp: { args: '/fmt addr', help: 'physical memory dump starting at \'addr\'', run: (h, rest) => h.dump(rest) },
 };

@@ -4,6 +4,8 @@
  */
 import type { Snapshots } from '../migration/savevm.js';
 import type { Migration } from '../migration/migration.js';
+import type { Picture } from '../ui/screendump.js';
+import type { InputEvent } from '../ui/input-keys.js';
 
 /**
  * QEMU's run states, as query-status reports them ('debug': stopped by the gdbstub at a breakpoint, watchpoint or step;
@@ -62,6 +64,10 @@ export interface MachineControl {
   readonly migration?: Migration;
   /** JIT statistics for `info jit`; absent or undefined when there is no JIT. */
   jitStats?(): string | undefined;
+  /** What the display shows (screendump); null or absent without one. */
+  screen?(): Picture | null;
+  /** Passes evdev events to the input devices that report them (input-send-event); false if the board has none. */
+  sendInput?(events: readonly InputEvent[]): boolean;
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { JsonStream } from './json-stream.js';
 import { checkCont } from './hmp.js';
+import { inputSendEvent, screendump } from './display.js';
 import type { Migration } from '../migration/migration.js';
 import type { Jobs } from './jobs.js';
 import type { Snapshots } from '../migration/savevm.js';
@@ -233,6 +234,21 @@ const COMMANDS: Record<string, Command> = {
   },
   'query-chardev': {
     run: (_a, s) => s.ctx.chardevs().map((c) => ({ label: c.label, filename: c.filename, 'frontend-open': c.frontendOpen })),
+  },
+  screendump: {
+    // device= and head= name a display; the machine has at most one.
+    args: { filename: 'str', 'device?': 'str', 'head?': 'int', 'format?': 'str' },
+    async run(args, s) {
+      await screendump(s.ctx.machine, args.filename as string, args.format as string | undefined);
+      return {};
+    },
+  },
+  'input-send-event': {
+    args: { 'device?': 'str', 'head?': 'int', events: 'array' },
+    run(args, s) {
+      inputSendEvent(s.ctx.machine, args.events as unknown[]);
+      return {};
+    },
   },
   'human-monitor-command': {
     args: { 'command-line': 'str', 'cpu-index?': 'int' },

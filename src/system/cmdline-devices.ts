@@ -4,6 +4,7 @@
  * existing back end, no back end is used twice, no id is given twice).
  */
 import { keyval } from './keyval.js';
+import { SIMPLEFB_MAX } from '../hw/display/simplefb.js';
 import { check9pDevice, checkFsdevs, parse9pProperty } from '../fsdev/cmdline.js';
 import { UserError, DEVICE_DRIVERS, type DeviceDriver, type DriveOptions, type HostForward, type NetdevOptions, type SocketAddr, type VmOptions } from './options.js';
 
@@ -265,6 +266,14 @@ function checkSerialPorts(o: VmOptions): void {
   }
 }
 
+function pixels(v: string, what: string, k: string): number {
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 1 && n <= SIMPLEFB_MAX)) throw new UserError(`${what}: ${k} must be 1 to ${SIMPLEFB_MAX} pixels`);
+  return n;
+}
+
+const isInput = (driver: string): boolean => /^virtio-(keyboard|mouse|tablet)-/.test(driver);
+
 /** `-device DRIVER[,id=ID][,drive=ID][,netdev=ID][,mac=MAC]` (and `help`) */
 export function parseDevice(o: VmOptions, value: string, opt: string): string | void {
   const what = `${opt} ${value}`;
@@ -283,6 +292,8 @@ export function parseDevice(o: VmOptions, value: string, opt: string): string | 
     else if (k === 'max_ports' && driver!.startsWith('virtio-serial')) d.maxPorts = maxPorts(v, what);
     else if (isSerialPort(driver!) && parsePortProperty(d, k, v, what)) continue;
     else if (driver!.startsWith('virtio-9p') && parse9pProperty(d, k, v, what)) continue;
+    else if (k === 'serial' && isInput(driver!)) d.serial = v;
+    else if ((k === 'width' || k === 'height') && driver === 'simple-framebuffer') d[k] = pixels(v, what, k);
     else if (k === 'bus' || k === 'addr') continue; // placement is the board's business
     else throw new UserError(`${what}: property '${k}' not found for ${driver}`);
   }
@@ -313,6 +324,7 @@ export function checkDevices(o: VmOptions): void {
     if (used.has(ref)) throw new UserError(`-device ${d.driver}: '${ref}' is already in use by another device`);
     used.add(ref);
   }
+  if (o.devices.filter((d) => d.driver === 'simple-framebuffer').length > 1) throw new UserError('-device simple-framebuffer: the machine has room for one');
   checkFsdevs(o);
   checkSerialPorts(o);
 }

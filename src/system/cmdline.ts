@@ -90,9 +90,9 @@ const OPTIONS: OptionSpec[] = [
   {
     names: ['display'],
     arg: 'none',
-    help: 'accepted; Vireo has no graphical display',
+    help: 'accepted; Vireo has no display window (a framebuffer is seen with screendump, or on the web page)',
     apply: (_p, v, opt) => {
-      if (v !== 'none') throw new UserError(`${opt} ${v}: only 'none' is supported (Vireo has no graphical display)`);
+      if (v !== 'none') throw new UserError(`${opt} ${v}: only 'none' is supported (Vireo has no display window)`);
     },
   },
   {

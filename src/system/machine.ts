@@ -8,7 +8,9 @@ import { UserError, type DeviceDriver, type VmOptions } from './options.js';
 /** Which -device models each board can build so far. */
 const BOARD_DEVICES: Record<VmOptions['machine'], readonly DeviceDriver[]> = {
   virt: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci',
-    'virtio-serial-device', 'virtio-serial-pci', 'virtconsole', 'virtserialport', 'virtio-9p-device', 'virtio-9p-pci'],
+    'virtio-serial-device', 'virtio-serial-pci', 'virtconsole', 'virtserialport', 'virtio-9p-device', 'virtio-9p-pci',
+    'virtio-keyboard-device', 'virtio-keyboard-pci', 'virtio-mouse-device', 'virtio-mouse-pci', 'virtio-tablet-device', 'virtio-tablet-pci',
+    'simple-framebuffer'],
   microvm: ['virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci', 'virtio-rng-device', 'virtio-rng-pci',
     'virtio-serial-device', 'virtio-serial-pci', 'virtconsole', 'virtserialport', 'virtio-9p-device', 'virtio-9p-pci'],
 };

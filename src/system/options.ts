@@ -133,6 +133,8 @@ export const DEVICE_DRIVERS = [
   'virtio-blk-device', 'virtio-blk-pci', 'virtio-net-device', 'virtio-net-pci',
   'virtio-rng-device', 'virtio-rng-pci', 'virtio-serial-device', 'virtio-serial-pci', 'virtconsole', 'virtserialport',
   'virtio-9p-device', 'virtio-9p-pci',
+  'virtio-keyboard-device', 'virtio-keyboard-pci', 'virtio-mouse-device', 'virtio-mouse-pci', 'virtio-tablet-device', 'virtio-tablet-pci',
+  'simple-framebuffer',
 ] as const;
 export type DeviceDriver = (typeof DEVICE_DRIVERS)[number];
 
@@ -161,4 +163,9 @@ export interface DeviceOptions {
   bus?: string;
   /** For virtconsole/virtserialport: the index in `devices` of its virtio-serial device (set by the cross-checks). */
   serialBus?: number;
+  /** For virtio-keyboard/-mouse/-tablet: serial= (the guest's ID_SERIAL). */
+  serial?: string;
+  /** For simple-framebuffer: its size in pixels. */
+  width?: number;
+  height?: number;
 }

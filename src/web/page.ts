@@ -2,13 +2,16 @@
  * The page of `npm run web` (web/index.html): an xterm.js terminal on the guest's serial
  * console, the machine settings, Start / Stop / Reset, boot progress and the guest's
  * instructions per second, and a disk from the user's computer (file picker or drag and
- * drop) that "Download disk" saves back. `?autostart` boots at once (used by the tests
- * and bench/web).
+ * drop) that "Download disk" saves back, and a framebuffer on a canvas with the guest's
+ * console (console=tty0) and the canvas's keyboard and mouse as virtio input.
+ * `?autostart` boots at once (used by the tests and bench/web); `?framebuffer` turns the
+ * framebuffer on.
  */
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { VirtualMachine, type MachineChanges, type VmState } from './vm.js';
 import { memoryDiskProblem } from '../block/memory.js';
+import { Screen } from './screen.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const memory = $<HTMLInputElement>('memory');
@@ -24,6 +27,8 @@ const diskInput = $<HTMLInputElement>('disk');
 const downloadButton = $<HTMLButtonElement>('download');
 const diskInfo = $('diskinfo');
 const message = $('message');
+const framebuffer = $<HTMLInputElement>('framebuffer');
+const screenBox = $('screen');
 
 const term = new Terminal({ convertEol: false, scrollback: 5000, fontSize: 14 });
 const fit = new FitAddon();
@@ -32,8 +37,27 @@ term.open($('terminal'));
 fit.fit();
 new ResizeObserver(() => fit.fit()).observe($('terminal'));
 
-const settings = (): MachineChanges => ({ memoryMiB: Number(memory.value), smp: Number(smp.value), append: append.value });
+/** The framebuffer checkbox adds console=tty0 (the last console= gets the shell) and takes it away again. */
+const TTY0 = ' console=tty0';
+function framebufferChanged(): void {
+  const without = append.value.split(TTY0).join('');
+  append.value = framebuffer.checked ? without + TTY0 : without;
+}
+framebuffer.onchange = framebufferChanged;
+if (new URLSearchParams(location.search).has('framebuffer')) {
+  framebuffer.checked = true;
+  framebufferChanged();
+}
+
+const settings = (): MachineChanges => ({ memoryMiB: Number(memory.value), smp: Number(smp.value), append: append.value, framebuffer: framebuffer.checked });
 const vm = new VirtualMachine(settings());
+const screen = new Screen($<HTMLCanvasElement>('canvas'), vm);
+vm.onFramebuffer = (view) => {
+  screen.show(view);
+  screenBox.hidden = view === null;
+  fit.fit();
+  if (view !== null) screen.canvas.focus();
+};
 
 /** Boot milestones, recognised in the console output; the last seen is shown. */
 const MILESTONES: [string, string][] = [
@@ -139,7 +163,7 @@ function terminalText(): string {
   for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? '');
   return lines.join('\n');
 }
-Object.assign(window, { vireo: { vm, term, fit, terminalText } });
+Object.assign(window, { vireo: { vm, term, fit, terminalText, screen } });
 
 if (new URLSearchParams(location.search).has('autostart')) vm.start();
 term.focus();

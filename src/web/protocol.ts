@@ -1,4 +1,5 @@
 /** Messages between {@link VirtualMachine} (the page) and the worker that runs the guest (worker.ts). */
+import type { InputEvent } from '../ui/input-keys.js';
 
 /** An image for the worker: fetched from a URL (absolute), or given as bytes. */
 export type ImageRef = { url: string } | { bytes: Uint8Array<ArrayBuffer> };
@@ -12,6 +13,20 @@ export interface MachineSettings {
   kernel: ImageRef;
   initrd: ImageRef | null;
   append: string;
+  /** A simple-framebuffer with a virtio keyboard and tablet. */
+  framebuffer: boolean;
+}
+
+/**
+ * Where the framebuffer's pixels are: XRGB8888 rows of `stride` bytes from `offset` in
+ * the guest's shared memory, which the page reads directly.
+ */
+export interface FramebufferView {
+  memory: SharedArrayBuffer;
+  offset: number;
+  width: number;
+  height: number;
+  stride: number;
 }
 
 /**
@@ -26,6 +41,8 @@ export type ToWorker =
   | { type: 'stop' }
   | { type: 'reset'; settings: MachineSettings }
   | { type: 'input'; data: Uint8Array }
+  /** evdev events for the virtio keyboard and tablet (each list ends with a SYN_REPORT). */
+  | { type: 'input-events'; events: InputEvent[] }
   /** A raw disk image (or none) for the machines built from now on; it replaces the attached one. */
   | { type: 'attach-disk'; bytes: Uint8Array<ArrayBuffer> | null }
   /** Asks for the disk's bytes, answered by a `disk` message with the same id. */
@@ -34,6 +51,8 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'serial'; data: Uint8Array }
   | { type: 'state'; state: VmState; detail: string }
+  /** The new machine's framebuffer, or null without one. */
+  | { type: 'framebuffer'; view: FramebufferView | null }
   /** Guest instructions retired per second, over the last second. */
   | { type: 'stats'; instructionsPerSecond: number }
   /** The disk's bytes, taken with no request in flight (null: no disk). */

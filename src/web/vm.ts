@@ -7,10 +7,12 @@
  * cross-origin isolated page (served with COOP `same-origin` and COEP `require-corp`,
  * as `npm run web` does).
  */
-import type { FromWorker, ImageRef, MachineSettings, ToWorker, VmState } from './protocol.js';
+import type { FramebufferView, FromWorker, ImageRef, MachineSettings, ToWorker, VmState } from './protocol.js';
 import { memoryDiskProblem } from '../block/memory.js';
+import type { InputEvent } from '../ui/input-keys.js';
 
-export type { VmState } from './protocol.js';
+export type { FramebufferView, VmState } from './protocol.js';
+export type { InputEvent } from '../ui/input-keys.js';
 
 /** An image: a URL (relative to the page) or its bytes. gzip-compressed firmware and kernels are unpacked. */
 export type ImageInput = string | URL | ArrayBuffer | Uint8Array;
@@ -27,6 +29,11 @@ export interface VirtualMachineOptions {
   initrd?: ImageInput | null;
   /** Kernel command line (default `console=ttyS0` for the bundled guest, empty otherwise). */
   append?: string;
+  /**
+   * A framebuffer (800x600 simple-framebuffer) with a virtio keyboard and tablet
+   * (default off); `console=tty0` in the command line puts the guest's console on it.
+   */
+  framebuffer?: boolean;
   /** Where the bundled images are (default: `images/riscv64/` beside the page). */
   imagesUrl?: string | URL;
   /** Where vireo-worker.js, vireo-hart.js and riscv-core.wasm are (default: beside this module). */
@@ -43,7 +50,7 @@ export interface VirtualMachineOptions {
 export class DiskError extends Error {}
 
 /** The settings that {@link VirtualMachine.reset} may change. */
-export type MachineChanges = Pick<VirtualMachineOptions, 'memoryMiB' | 'smp' | 'append'>;
+export type MachineChanges = Pick<VirtualMachineOptions, 'memoryMiB' | 'smp' | 'append' | 'framebuffer'>;
 
 export class VirtualMachine {
   /** Guest output on the serial console (the UART), as it comes. */
@@ -52,6 +59,8 @@ export class VirtualMachine {
   onState: ((state: VmState, detail: string) => void) | null = null;
   /** Guest instructions retired per second (all harts), about every second while running. */
   onStats: ((instructionsPerSecond: number) => void) | null = null;
+  /** A machine was built: where its framebuffer's pixels are (live, in the guest's memory), or null without one. */
+  onFramebuffer: ((view: FramebufferView | null) => void) | null = null;
 
   private readonly worker: Worker;
   private readonly base: URL;
@@ -70,12 +79,12 @@ export class VirtualMachine {
       // A copy: the caller may change or transfer its buffer, and a shared one would not go into a Blob.
       : { bytes: new Uint8Array(input instanceof Uint8Array ? input : new Uint8Array(input)) };
     this.settings = {
-      memoryMiB: 512, smp: 1, append: '',
+      memoryMiB: 512, smp: 1, append: '', framebuffer: false,
       bios: options.bios === null ? null : ref(options.bios ?? new URL('fw_dynamic.bin.gz', images)),
       kernel: ref(options.kernel ?? new URL('Image.gz', images)),
       initrd: options.initrd != null ? ref(options.initrd) : bundled && options.initrd === undefined ? ref(new URL('initramfs.cpio.gz', images)) : null,
     };
-    this.settings = this.changed({ memoryMiB: options.memoryMiB, smp: options.smp, append: options.append ?? (bundled ? 'console=ttyS0' : '') });
+    this.settings = this.changed({ memoryMiB: options.memoryMiB, smp: options.smp, append: options.append ?? (bundled ? 'console=ttyS0' : ''), framebuffer: options.framebuffer });
     this.worker = new Worker(new URL('vireo-worker.js', this.base));
     this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
     this.worker.onerror = (e) => this.update('error', e.message);
@@ -109,6 +118,11 @@ export class VirtualMachine {
   /** Types into the serial console. */
   sendInput(data: string | Uint8Array): void {
     this.send({ type: 'input', data: typeof data === 'string' ? new TextEncoder().encode(data) : data.slice() });
+  }
+
+  /** Sends evdev events to the virtio keyboard and tablet (with the framebuffer on); a SYN_REPORT follows them. */
+  sendInputEvents(events: InputEvent[]): void {
+    this.send({ type: 'input-events', events });
   }
 
   /**
@@ -169,6 +183,7 @@ export class VirtualMachine {
     if (m.type === 'serial') this.onSerial?.(m.data);
     else if (m.type === 'state') this.update(m.state, m.detail);
     else if (m.type === 'stats') this.onStats?.(m.instructionsPerSecond);
+    else if (m.type === 'framebuffer') this.onFramebuffer?.(m.view);
     else {
       this.diskReads.get(m.id)?.(m.bytes);
       this.diskReads.delete(m.id);

@@ -12,6 +12,7 @@ import { runRoundRobin, type StopReason } from '../accel/tcg/rr.js';
 import { runMultiThreaded } from '../accel/tcg/mttcg.js';
 import { Chardev } from '../chardev/chardev.js';
 import { VirtioBlk } from '../hw/virtio/virtio-blk.js';
+import { VirtioInput } from '../hw/virtio/virtio-input.js';
 import { MemoryBackend } from '../block/memory.js';
 import type { PlannedDevice } from '../system/backends.js';
 import type { VmOptions } from '../system/options.js';
@@ -122,9 +123,10 @@ async function build(s: MachineSettings): Promise<VirtMachine> {
   const opts: VmOptions = {
     machine: 'virt', memBytes: s.memoryMiB * MiB, smp: s.smp, bios: s.bios === null ? { kind: 'none' } : { kind: 'default' },
     serial: { kind: 'chardev', id: 'page' }, nographic: false, noReboot: false,
-    accel: { names: ['tcg'], thread: multiThreaded(s) ? 'multi' : 'single', jit: false }, drives: [], netdevs: [], devices: [],
+    accel: { names: ['tcg'], thread: multiThreaded(s) ? 'multi' : 'single', jit: false }, drives: [], netdevs: [],
+    devices: s.framebuffer ? [{ driver: 'simple-framebuffer' }] : [],
   };
-  const devices: PlannedDevice[] = [];
+  const devices: PlannedDevice[] = s.framebuffer ? [{ device: new VirtioInput('keyboard'), pci: false }, { device: new VirtioInput('tablet'), pci: false }] : [];
   inUse = null;
   if (attached !== null) {
     inUse = { disk: attached, device: new VirtioBlk(attached) };
@@ -132,6 +134,9 @@ async function build(s: MachineSettings): Promise<VirtMachine> {
   }
   const m = new VirtMachine(opts, chr, devices);
   m.load(plan, m.fdt(plan.bootargs, plan.initrd));
+  const fb = m.framebuffer;
+  const memory = m.cpus.memory.buffer as unknown as SharedArrayBuffer;
+  post({ type: 'framebuffer', view: fb && { memory, offset: m.cpus.ram.byteOffset + opts.memBytes, width: fb.width, height: fb.height, stride: fb.stride } });
   return m;
 }
 
@@ -232,6 +237,9 @@ scope.onmessage = (e) => {
       return;
     case 'input':
       chr.input(msg.data);
+      return;
+    case 'input-events':
+      for (const v of machine?.virtio ?? []) if (v.transport.device instanceof VirtioInput) v.transport.device.send(msg.events);
       return;
     case 'attach-disk':
       attached = msg.bytes === null ? null : new MemoryBackend(msg.bytes);

@@ -100,6 +100,12 @@ test('shared folders: bad -fsdev, -virtfs and virtio-9p input is named', () => {
     /-fsdev: duplicate id 'f'/);
 });
 
+test('display and input devices: bad sizes and the microvm machine are named', () => {
+  assertOneLineError(['-nographic', '-device', 'simple-framebuffer,width=5000'], /-device simple-framebuffer,width=5000: width must be 1 to 4096 pixels/);
+  assertOneLineError(['-nographic', '-device', 'virtio-tablet-device,size=3'], /property 'size' not found for virtio-tablet-device/);
+  assertOneLineError(['-nographic', '-M', 'microvm', '-accel', 'kvm', '-device', 'simple-framebuffer'], /-device simple-framebuffer: not available on the microvm machine/);
+});
+
 test('a guest executing random bytes traps forever but the host stays responsive', async () => {
   const junk = join(dir, 'junk.bin');
   writeFileSync(junk, randomBytes(64 * 1024));

@@ -285,7 +285,7 @@ test('unknown options, GNU-style values, -display and bare arguments are rejecte
   rejects(['-m=512'], '-m=512: invalid option');
   rejects(['---m', '512'], '---m: invalid option');
   rejects(['-'], '-: invalid option');
-  rejects(['-display', 'gtk'], "-display gtk: only 'none' is supported (Vireo has no graphical display)");
+  rejects(['-display', 'gtk'], "-display gtk: only 'none' is supported (Vireo has no display window)");
   rejects(['disk.img'], 'disk.img: disk images are not supported; boot with -kernel (and -initrd)');
 });
 
@@ -468,4 +468,17 @@ test('-gdb: other devices, bad ports and unknown flags are one line', () => {
   rejects(['-gdb', 'tcp::ab'], "-gdb tcp::ab: 'ab' is not a port number (1 to 65535)");
   rejects(['-gdb', 'tcp::1234,reconnect=1'], "-gdb tcp::1234,reconnect=1: 'reconnect=1' is not supported");
   rejects(['-gdb'], '-gdb: requires an argument');
+});
+
+test('-device simple-framebuffer[,width=W,height=H] (one at most) and virtio-keyboard/-mouse/-tablet[,serial=S]', () => {
+  assert.deepEqual(run('-device', 'simple-framebuffer').devices, [{ driver: 'simple-framebuffer' }]);
+  assert.deepEqual(run('-device', 'simple-framebuffer,width=1024,height=768').devices, [{ driver: 'simple-framebuffer', width: 1024, height: 768 }]);
+  assert.deepEqual(run('-device', 'virtio-keyboard-device,serial=k0', '-device', 'virtio-tablet-pci', '-device', 'virtio-mouse-device').devices,
+    [{ driver: 'virtio-keyboard-device', serial: 'k0' }, { driver: 'virtio-tablet-pci' }, { driver: 'virtio-mouse-device' }]);
+  rejects(['-device', 'simple-framebuffer,width=0'], '-device simple-framebuffer,width=0: width must be 1 to 4096 pixels');
+  rejects(['-device', 'simple-framebuffer,height=9999'], '-device simple-framebuffer,height=9999: height must be 1 to 4096 pixels');
+  rejects(['-device', 'simple-framebuffer,width=wide'], '-device simple-framebuffer,width=wide: width must be 1 to 4096 pixels');
+  rejects(['-device', 'simple-framebuffer,depth=16'], "-device simple-framebuffer,depth=16: property 'depth' not found for simple-framebuffer");
+  rejects(['-device', 'virtio-keyboard-pci,width=3'], "-device virtio-keyboard-pci,width=3: property 'width' not found for virtio-keyboard-pci");
+  rejects(['-device', 'simple-framebuffer', '-device', 'simple-framebuffer'], '-device simple-framebuffer: the machine has room for one');
 });

@@ -85,3 +85,22 @@ test('the generated device tree matches QEMU virt for every device Vireo has', (
   }
   assert.ok(compared > 40, `only ${compared} properties compared`);
 });
+
+test('-device simple-framebuffer: pixels in RAM just above -m (not in the memory node), described in /chosen', () => {
+  const m = new VirtMachine({ ...opts, devices: [{ driver: 'simple-framebuffer', width: 640, height: 480 }] }, new NullChardev());
+  const fbBase = 0x80000000 + opts.memBytes;
+  assert.equal(m.cpus.ram.length, opts.memBytes + 640 * 480 * 4);
+  const px = m.framebufferPixels()!;
+  assert.equal(px.length, 640 * 480 * 4);
+  assert.equal(px.byteOffset, m.cpus.ram.byteOffset + opts.memBytes);
+  assert.equal(new VirtMachine(opts, new NullChardev()).framebufferPixels(), null);
+  const source = dts(m.fdt('console=tty0', null));
+  if (source === null) return;
+  const tree = nodes(source);
+  assert.equal(tree.get(`memory@80000000`)!.get('reg'), '<0x00 0x80000000 0x00 0x20000000>');
+  const fb = tree.get(`chosen/framebuffer@${fbBase.toString(16)}`)!;
+  assert.equal(fb.get('compatible'), '"simple-framebuffer"');
+  assert.equal(fb.get('reg'), `<0x00 0x${fbBase.toString(16)} 0x00 0x${(640 * 480 * 4).toString(16)}>`);
+  assert.equal(fb.get('format'), '"x8r8g8b8"');
+  assert.equal(tree.get('chosen')!.get('ranges'), '');
+});

@@ -180,3 +180,44 @@ test('harts > 1 in a cross-origin isolated page: one Web Worker per hart; Linux 
   await page.waitForFunction(() => /Linux version/.test(vireo.terminalText()), null, { timeout: 60_000, polling: 100 });
   await shellReady(page);
 }));
+
+/** Types `text` on the focused canvas as a US keyboard would: shifted characters with Shift held (keyboard.type would not press it). */
+async function typeKeys(page: Page, text: string): Promise<void> {
+  const shifted: Record<string, string> = { '$': 'Digit4', '(': 'Digit9', ')': 'Digit0', '*': 'Digit8', '>': 'Period' };
+  for (const c of text) {
+    if (/[A-Z]/.test(c)) await page.keyboard.press(`Shift+Key${c}`);
+    else if (shifted[c] !== undefined) await page.keyboard.press(`Shift+${shifted[c]}`);
+    else await page.keyboard.type(c);
+  }
+}
+
+test('the framebuffer: the guest console draws on the canvas (not blank); keys typed on the canvas reach its shell', { skip, timeout: 240_000 }, () => withPage(async (page) => {
+  assert.equal(await page.isHidden('#screen'), true, 'no canvas without the framebuffer');
+  await page.check('#framebuffer');
+  assert.equal(await page.inputValue('#append'), 'console=ttyS0 console=tty0', 'the shell goes to the framebuffer console');
+  await page.click('#reset'); // the settings shown apply at a reset; before the first start, it waits for it
+  await page.click('#start');
+  await page.waitForFunction(() => /Run \/init/.test(vireo.terminalText()), null, { timeout: 180_000, polling: 200 });
+  assert.equal(await page.isVisible('#canvas'), true);
+  // fbcon's text: pixels that are not black.
+  await page.waitForFunction(() => {
+    const c = document.getElementById('canvas') as HTMLCanvasElement;
+    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    let lit = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i]! | d[i + 1]! | d[i + 2]!) lit++;
+    return c.width === 800 && lit > 2000;
+  }, null, { timeout: 60_000, polling: 500 });
+  // The shell on tty0 answers on the serial terminal; typed until it is there to read.
+  await page.click('#canvas');
+  for (let i = 0; ; i++) {
+    await typeKeys(page, 'echo fb-$((6*7)) >/dev/ttyS0\n');
+    const ok = await page.waitForFunction(() => /^fb-42$/m.test(vireo.terminalText()), null, { timeout: 20_000, polling: 200 }).then(() => true, () => false);
+    if (ok) break;
+    assert.ok(i < 5, `no answer from the shell on the framebuffer console: ${(await page.evaluate(() => vireo.terminalText())).slice(-400)}`);
+  }
+  // Off again: the next Reset builds a machine without it.
+  await page.uncheck('#framebuffer');
+  assert.equal(await page.inputValue('#append'), 'console=ttyS0');
+  await page.click('#reset');
+  await page.waitForFunction(() => document.getElementById('screen')!.hidden, null, { timeout: 30_000 });
+}));

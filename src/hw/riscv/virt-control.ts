@@ -15,6 +15,9 @@ import type { VirtMachine } from './virt.js';
 import { Snapshots, type SnapshotDisk } from '../../migration/savevm.js';
 import { saveVirtState, loadVirtState, checkSnapshottable } from './virt-snapshot.js';
 import { Migration, type MigrationMachine } from '../../migration/migration.js';
+import type { Picture } from '../../ui/screendump.js';
+import type { InputEvent } from '../../ui/input-keys.js';
+import { VirtioInput } from '../virtio/virtio-input.js';
 
 const ABI = ['zero', 'ra', 'sp', 'gp', 'tp', 't0', 't1', 't2', 's0', 's1', 'a0', 'a1', 'a2', 'a3', 'a4', 'a5',
   'a6', 'a7', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 's9', 's10', 's11', 't3', 't4', 't5', 't6'];
@@ -106,6 +109,19 @@ export class VirtControl implements MachineControl {
     const why = reason.kind === 'quit' ? this.quitCause : reason.kind === 'reset' ? (host ? 'host-qmp-system-reset' : 'guest-reset') : 'guest-shutdown';
     this.runState.emit('SHUTDOWN', { guest: why.startsWith('guest'), reason: why });
     this.runState.shutdown();
+  }
+
+  screen(): Picture | null {
+    const m = this.machine;
+    const fb = m?.framebuffer;
+    if (!m || !fb) return null;
+    return { width: fb.width, height: fb.height, rgb: fb.rgb(m.framebufferPixels()!) };
+  }
+
+  sendInput(events: readonly InputEvent[]): boolean {
+    const inputs = (this.machine?.virtio ?? []).map((v) => v.transport.device).filter((d) => d instanceof VirtioInput);
+    for (const d of inputs) d.send(events);
+    return inputs.length > 0;
   }
 
   status(): RunStatus {

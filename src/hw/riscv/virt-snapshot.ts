@@ -39,7 +39,7 @@ interface Header {
 export function checkSnapshottable(m: VirtMachine): void {
   // Only virtio-9p has no state to save: the files its guest has open are host state.
   const device = m.virtio.map((v) => v.transport.device).find((d) => d && !d.saveState);
-  if (device) throw new SnapshotError(`snapshots of machines with ${virtioKind(device.deviceId)} are not supported (the files it has open on the host cannot be saved)`);
+  if (device) throw new SnapshotError(`snapshots of machines with ${virtioKind(device)} are not supported (the files it has open on the host cannot be saved)`);
 }
 
 /**

@@ -14,7 +14,9 @@ import { RiscvAclint, clintFdtNode, CLINT_TIMEBASE_FREQ, CLINT_VALID_ACCESS } fr
 import { Serial16550, serialFdtNode } from '../char/serial.js';
 import { GoldfishRtc, goldfishRtcFdtNode } from '../rtc/goldfish-rtc.js';
 import { SifiveTest, sifiveTestFdtNode, sifiveTestSysconFdtNodes, type ShutdownEvent } from '../misc/sifive-test.js';
-import { VIRTIO_ID } from '../virtio/virtio.js';
+import { VIRTIO_ID, type VirtioDevice } from '../virtio/virtio.js';
+import { VirtioInput } from '../virtio/virtio-input.js';
+import { SimpleFramebuffer, SIMPLEFB_DEFAULT } from '../display/simplefb.js';
 import { VirtioMmioTransport, virtioMmioFdtNode } from '../virtio/virtio-mmio.js';
 import { VirtioPciTransport } from '../virtio/virtio-pci.js';
 import { GpexHost, gpexFdtNode } from '../pci/pci-host-gpex.js';
@@ -56,9 +58,10 @@ const VIRTIO_NAMES: ReadonlyMap<number, string> = new Map([
   [VIRTIO_ID.RNG, 'virtio-rng'], [VIRTIO_ID.NINEP, 'virtio-9p'],
 ]);
 
-/** The -device name of virtio device `id` without its transport: `virtio-blk`. */
-export function virtioKind(id: number): string {
-  return VIRTIO_NAMES.get(id) ?? `virtio-${id}`;
+/** The -device name of a virtio device without its transport: `virtio-blk`, `virtio-tablet`. */
+export function virtioKind(d: VirtioDevice): string {
+  if (d instanceof VirtioInput) return `virtio-${d.kind}`;
+  return VIRTIO_NAMES.get(d.deviceId) ?? `virtio-${d.deviceId}`;
 }
 
 /** A plugged virtio device: its transport, and the name snapshots know it by. */
@@ -80,14 +83,23 @@ export class VirtMachine {
   readonly pcie: GpexHost;
   /** The virtio devices: on virtio-mmio slots in order, then on PCI. */
   readonly virtio: VirtioSlot[] = [];
+  /**
+   * `-device simple-framebuffer`, or null. Its pixels are guest RAM just above what the
+   * memory node declares (so the harts and the JIT access them as RAM), and the host
+   * reads them from `cpus.ram` at offset opts.memBytes.
+   */
+  readonly framebuffer: SimpleFramebuffer | null;
   /** Set by the finisher device; the run loop stops when it is. */
   shutdown: ShutdownEvent | null = null;
 
   /** `devices` are the virtio devices to plug: on virtio-mmio slots in order, or on the PCIe host bridge. */
   constructor(readonly opts: VmOptions, readonly serialChr: Chardev, devices: readonly PlannedDevice[] = []) {
     const m = VIRT_MEMMAP;
+    const fb = opts.devices.find((d) => d.driver === 'simple-framebuffer');
+    this.framebuffer = fb ? new SimpleFramebuffer(fb.width ?? SIMPLEFB_DEFAULT.width, fb.height ?? SIMPLEFB_DEFAULT.height) : null;
+    const fbBytes = this.framebuffer ? Math.ceil(this.framebuffer.bytes / 4096) * 4096 : 0;
     this.cpus = new RiscvCpus(
-      { ramBase: m.dram.base, ramSize: opts.memBytes, romBase: m.mrom.base, romSize: m.mrom.size },
+      { ramBase: m.dram.base, ramSize: opts.memBytes + fbBytes, romBase: m.mrom.base, romSize: m.mrom.size },
       opts.smp, this.bus, () => this.clint.mtime(),
       // VIREO_JIT=1 leaves the JIT off under -gdb, which needs the interpreter. The
       // default threshold is high because V8 compiling the regions (and tiering them up
@@ -109,13 +121,13 @@ export class VirtMachine {
     const mem = jit ? new CodeGuardMemory(ram, jit, m.dram.base, this.cpus.ramHost) : ram;
     const onMmio = devices.filter((d) => !d.pci).map((d) => d.device);
     if (onMmio.length > VIRTIO_COUNT) throw new UserError(`the virt machine has ${VIRTIO_COUNT} virtio-mmio slots; use -pci devices for more`);
-    const name = (id: number, transport: string): string => `${virtioKind(id)}-${transport}`;
+    const name = (d: VirtioDevice, transport: string): string => `${virtioKind(d)}-${transport}`;
     for (let i = 0; i < VIRTIO_COUNT; i++) {
       const base = m.virtio.base + i * m.virtio.size;
       const device = onMmio[i] ?? null;
       const transport = new VirtioMmioTransport(device, mem, this.plic.line(VIRT_IRQ.virtio + i));
       this.attach(`virtio${i}`, { base, size: m.virtio.size }, transport);
-      if (device) this.virtio.push({ name: `${name(device.deviceId, 'device')}@${base.toString(16)}`, transport });
+      if (device) this.virtio.push({ name: `${name(device, 'device')}@${base.toString(16)}`, transport });
     }
     // The PCIe host bridge, with INTx on the PLIC (the board has no MSI controller, so MSI-X goes nowhere).
     this.pcie = new GpexHost([0, 1, 2, 3].map((i) => this.plic.line(VIRT_IRQ.pcie + i)));
@@ -125,8 +137,14 @@ export class VirtMachine {
       if (slot >= PCI_DEVICES_PER_BUS) throw new UserError(`at most ${PCI_DEVICES_PER_BUS - 1} PCI devices fit on the virt machine's PCIe bus`);
       const transport = new VirtioPciTransport(d.device, { mem, msi: { send() {} } });
       this.pcie.bus.plug(transport, slot);
-      this.virtio.push({ name: `${name(d.device.deviceId, 'pci')}@00:${slot.toString(16).padStart(2, '0')}.0`, transport });
+      this.virtio.push({ name: `${name(d.device, 'pci')}@00:${slot.toString(16).padStart(2, '0')}.0`, transport });
     });
+  }
+
+  /** The framebuffer's pixels (a live view of guest RAM), or null without one. */
+  framebufferPixels(): Uint8Array | null {
+    const fb = this.framebuffer;
+    return fb ? this.cpus.ram.subarray(this.opts.memBytes, this.opts.memBytes + fb.bytes) : null;
   }
 
   /** What a live migration's destination must match: the board, vCPUs, RAM and the devices plugged (in order). */
@@ -167,12 +185,19 @@ export class VirtMachine {
     f.propString('model', 'riscv-virtio,qemu');
 
     f.beginNode('chosen');
+    if (this.framebuffer) {
+      // Addresses of /chosen's children are the root's (as U-Boot writes it).
+      f.propU32('#address-cells', 2);
+      f.propU32('#size-cells', 2);
+      f.propEmpty('ranges');
+    }
     if (bootargs !== '') f.propString('bootargs', bootargs);
     f.propString('stdout-path', `/soc/serial@${m.uart0.base.toString(16)}`);
     if (initrd) {
       f.propU64('linux,initrd-start', initrd.start);
       f.propU64('linux,initrd-end', initrd.end);
     }
+    this.framebuffer?.fdtNode(f, m.dram.base + this.opts.memBytes);
     f.endNode();
 
     f.beginNode(`memory@${m.dram.base.toString(16)}`);

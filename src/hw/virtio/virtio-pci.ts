@@ -92,6 +92,7 @@ const CLASS_CODES: ReadonlyMap<number, number> = new Map([
   [VIRTIO_ID.BLOCK, 0x010000], // mass storage, SCSI
   [VIRTIO_ID.CONSOLE, 0x078000], // communication, other
   [VIRTIO_ID.RNG, 0x00ff00],
+  [VIRTIO_ID.INPUT, 0x098000], // input, other
 ]);
 const CLASS_OTHER = 0xff0000;
 

@@ -26,7 +26,7 @@ export const VIRTIO_F_VERSION_1 = 32n;
 export const VIRTIO_F_ACCESS_PLATFORM = 33n;
 
 /** Device IDs (5). */
-export const VIRTIO_ID = { NET: 1, BLOCK: 2, CONSOLE: 3, RNG: 4, NINEP: 9 } as const;
+export const VIRTIO_ID = { NET: 1, BLOCK: 2, CONSOLE: 3, RNG: 4, NINEP: 9, INPUT: 18 } as const;
 
 /**
  * A little-endian read of `size` (1-4) bytes at `offset` of a device's configuration
