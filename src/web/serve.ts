@@ -1,12 +1,13 @@
 /**
- * `npm run web`: serves the browser build (dist/web) and the bundled images (images/)
- * on 127.0.0.1 and prints the page's URL. Every response carries COOP/COEP, because the
+ * `npm run web`: serves the browser build (dist/web) and the bundled images (images/,
+ * decompressed) on 127.0.0.1 and prints the page's URL. Every response carries COOP/COEP, because the
  * guest RAM is a shared WebAssembly memory, which needs a cross-origin isolated page.
  *
  *   npm run web [-- --port N]      (or VIREO_WEB_PORT=N; 0 picks a free port; default 8080)
  */
 import { createServer } from 'node:http';
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,6 +42,24 @@ function resolve(pathname: string): string | null {
   return null;
 }
 
+const gunzipped = new Map<string, { mtimeMs: number; body: Buffer }>();
+
+/** The content of the gzip file `file`, decompressed (kept until the file changes); the file itself if it is not valid gzip. */
+function decompressed(file: string): Buffer {
+  const mtimeMs = statSync(file).mtimeMs;
+  const hit = gunzipped.get(file);
+  if (hit?.mtimeMs === mtimeMs) return hit.body;
+  const raw = readFileSync(file);
+  let body = raw;
+  try {
+    body = gunzipSync(raw);
+  } catch {
+    // Not gzip after all: sent as it is.
+  }
+  gunzipped.set(file, { mtimeMs, body });
+  return body;
+}
+
 const server = createServer((req, res) => {
   const headers = {
     'Cross-Origin-Opener-Policy': 'same-origin',
@@ -64,7 +83,16 @@ const server = createServer((req, res) => {
     res.writeHead(file === null || size < 0 ? 404 : 405, { ...headers, 'Content-Type': 'text/plain' }).end('not found\n');
     return;
   }
-  res.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': size });
+  const type = TYPES[extname(file)] ?? 'application/octet-stream';
+  if (extname(file) === '.gz') {
+    // The bundled images go out decompressed (once, kept): over the loopback the bytes
+    // cost less than the page's gunzip of them. The page takes either form.
+    const body = decompressed(file);
+    res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': body.length });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    return;
+  }
+  res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': size });
   if (req.method === 'HEAD') res.end();
   else createReadStream(file).pipe(res);
 });

@@ -80,8 +80,13 @@ function setState(s: VmState, detail = ''): void {
   post({ type: 'state', state: s, detail });
 }
 
-/** Bytes of an image, gunzipped when gzip-compressed (as readImage() does under Node). */
-async function fetchImage(ref: ImageRef, gunzip: boolean): Promise<Uint8Array> {
+/**
+ * Bytes of an image, gunzipped when gzip-compressed (as readImage() and readInitrd() do
+ * under Node; `lenient`: an initrd that does not decompress is taken as it is). The dev
+ * server sends .gz files with Content-Encoding: gzip, so the browser has already
+ * decompressed them; other servers may not.
+ */
+async function fetchImage(ref: ImageRef, lenient: boolean): Promise<Uint8Array> {
   let bytes: Uint8Array<ArrayBuffer>;
   if ('bytes' in ref) {
     bytes = ref.bytes;
@@ -90,9 +95,14 @@ async function fetchImage(ref: ImageRef, gunzip: boolean): Promise<Uint8Array> {
     if (!res.ok) throw new Error(`${ref.url}: ${res.status} ${res.statusText}`);
     bytes = new Uint8Array(await res.arrayBuffer());
   }
-  if (!gunzip || bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  try {
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  } catch (e) {
+    if (lenient) return bytes;
+    throw e;
+  }
 }
 
 const refName = (ref: ImageRef, what: string): string => ('url' in ref ? ref.url : what);
@@ -100,13 +110,12 @@ const refName = (ref: ImageRef, what: string): string => ('url' in ref ? ref.url
 /** Fetches the images (all at once) and lays them out in guest memory. */
 async function planImages(s: MachineSettings): Promise<BootPlan> {
   setState('loading', 'fetching the images');
-  const source = async (ref: ImageRef | null, what: string, gunzip: boolean): Promise<ImageSource | null> => {
+  const source = async (ref: ImageRef | null, what: string, lenient: boolean): Promise<ImageSource | null> => {
     if (ref === null) return null;
-    const data = await fetchImage(ref, gunzip);
+    const data = await fetchImage(ref, lenient);
     return { name: refName(ref, what), load: () => data };
   };
-  // An initrd is loaded as it is: Linux unpacks a compressed one itself.
-  const [bios, kernel, initrd] = await Promise.all([source(s.bios, 'firmware', true), source(s.kernel, 'kernel', true), source(s.initrd, 'initrd', false)]);
+  const [bios, kernel, initrd] = await Promise.all([source(s.bios, 'firmware', false), source(s.kernel, 'kernel', false), source(s.initrd, 'initrd', true)]);
   return layOutBoot({ bios, kernel, initrd, bootargs: s.append }, VIRT_MEMMAP.dram.base, s.memoryMiB * MiB);
 }
 

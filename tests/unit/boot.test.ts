@@ -8,7 +8,8 @@ import * as assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { planBoot } from '../../src/hw/riscv/boot.js';
+import { gzipSync } from 'node:zlib';
+import { planBoot, readInitrd } from '../../src/hw/riscv/boot.js';
 import { fdtAddress, resetVector } from '../../src/hw/riscv/boot-plan.js';
 import type { VmOptions } from '../../src/system/options.js';
 
@@ -42,6 +43,17 @@ test('firmware at 0x80000000, kernel at 0x80200000, initrd at QEMU\'s spot', () 
   assert.equal(plan.kernelEntry, 0x80200000);
   assert.deepEqual(plan.initrd, { start: 0x88200000, end: 0x88201000 });
   assert.equal(fdtAddress(0x80000000, 256 * MiB, 0x2000), 0x8fe00000);
+});
+
+test('a gzip-compressed initrd is loaded decompressed; a plain or corrupt one as it is', () => {
+  const cpio = Buffer.from('070701' + '0'.repeat(500) + 'TRAILER!!!');
+  const files = { plain: cpio, gz: gzipSync(cpio), corrupt: Buffer.concat([gzipSync(cpio).subarray(0, 20), Buffer.alloc(40, 0xaa)]) };
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data);
+  assert.deepEqual(Buffer.from(readInitrd(join(dir, 'plain'))), cpio);
+  assert.deepEqual(Buffer.from(readInitrd(join(dir, 'gz'))), cpio);
+  assert.deepEqual(Buffer.from(readInitrd(join(dir, 'corrupt'))), files.corrupt);
+  const plan = planBoot({ ...base, kernel: fakeImage(4 * MiB, 5 * MiB), initrd: join(dir, 'gz') }, 0x80000000, 256 * MiB);
+  assert.equal(plan.initrd!.end - plan.initrd!.start, cpio.length, 'the decompressed size is placed');
 });
 
 test('the initrd never lands inside the kernel image (its .bss included)', () => {

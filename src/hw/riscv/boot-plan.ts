@@ -92,7 +92,7 @@ export function layOutBoot(images: BootImages, ramBase: number, ramSize: number)
     if (images.bios === null) plan.start = plan.kernelEntry;
   }
   if (images.initrd !== null) {
-    // An initrd is loaded as it is (a gzip-compressed initramfs too): Linux unpacks it itself.
+    // The initrd as the host side read it (boot.ts and the web worker decompress a gzip one).
     const initrd = images.initrd.load();
     // QEMU puts the initrd half-way into RAM (at most 128 MiB above the kernel); it must not overlap the kernel's .bss.
     let start = plan.kernelEntry + Math.min(ramSize / 2, 128 * MiB);
