@@ -10,7 +10,7 @@ import { openNetdev } from '../net/open.js';
 import { VirtioBlk } from '../hw/virtio/virtio-blk.js';
 import { VirtioNet } from '../hw/virtio/virtio-net.js';
 import { VirtioRng } from '../hw/virtio/virtio-rng.js';
-import { VirtioInput, type VirtioInputKind } from '../hw/virtio/virtio-input.js';
+import { VirtioInput, virtioInputKind } from '../hw/virtio/virtio-input.js';
 import { VirtioSerial, VIRTIO_SERIAL_DEFAULT_PORTS } from '../hw/virtio/virtio-console.js';
 import type { Chardev } from '../chardev/chardev.js';
 import { openChardevs, closeChardevs } from '../chardev/open.js';
@@ -83,12 +83,13 @@ export function createVirtioDevices(devices: readonly DeviceOptions[], b: Backen
     // Ports go on their virtio-serial device; the framebuffer is the board's.
     if (d.driver === 'virtconsole' || d.driver === 'virtserialport' || d.driver === 'simple-framebuffer') return;
     const pci = d.driver.endsWith('-pci');
+    const inputKind = virtioInputKind(d.driver);
     let device: VirtioDevice;
     if (d.driver.startsWith('virtio-blk')) device = new VirtioBlk(b.drives.get(d.drive!)!, { serial: d.id ?? d.drive });
     else if (d.driver.startsWith('virtio-net')) device = new VirtioNet(b.netdevs.get(d.netdev!)!, d.mac ? Uint8Array.from(d.mac) : undefined);
     else if (d.driver.startsWith('virtio-rng')) device = new VirtioRng();
     else if (d.driver.startsWith('virtio-9p')) device = new Virtio9p(b.fsdevs.get(d.fsdev!)!, d.mountTag!);
-    else if (/^virtio-(keyboard|mouse|tablet)-/.test(d.driver)) device = new VirtioInput(d.driver.split('-')[1] as VirtioInputKind, d.serial);
+    else if (inputKind) device = new VirtioInput(inputKind, d.serial);
     else if (d.driver.startsWith('virtio-serial')) {
       const ports = devices.filter((p) => p.serialBus === index).map((p) => ({
         id: p.nr!,

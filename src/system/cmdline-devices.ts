@@ -5,6 +5,7 @@
  */
 import { keyval } from './keyval.js';
 import { SIMPLEFB_MAX } from '../hw/display/simplefb.js';
+import { virtioInputKind } from '../hw/virtio/virtio-input.js';
 import { check9pDevice, checkFsdevs, parse9pProperty } from '../fsdev/cmdline.js';
 import { UserError, DEVICE_DRIVERS, type DeviceDriver, type DriveOptions, type HostForward, type NetdevOptions, type SocketAddr, type VmOptions } from './options.js';
 
@@ -272,8 +273,6 @@ function pixels(v: string, what: string, k: string): number {
   return n;
 }
 
-const isInput = (driver: string): boolean => /^virtio-(keyboard|mouse|tablet)-/.test(driver);
-
 /** `-device DRIVER[,id=ID][,drive=ID][,netdev=ID][,mac=MAC]` (and `help`) */
 export function parseDevice(o: VmOptions, value: string, opt: string): string | void {
   const what = `${opt} ${value}`;
@@ -292,7 +291,7 @@ export function parseDevice(o: VmOptions, value: string, opt: string): string | 
     else if (k === 'max_ports' && driver!.startsWith('virtio-serial')) d.maxPorts = maxPorts(v, what);
     else if (isSerialPort(driver!) && parsePortProperty(d, k, v, what)) continue;
     else if (driver!.startsWith('virtio-9p') && parse9pProperty(d, k, v, what)) continue;
-    else if (k === 'serial' && isInput(driver!)) d.serial = v;
+    else if (k === 'serial' && virtioInputKind(driver!)) d.serial = v;
     else if ((k === 'width' || k === 'height') && driver === 'simple-framebuffer') d[k] = pixels(v, what, k);
     else if (k === 'bus' || k === 'addr') continue; // placement is the board's business
     else throw new UserError(`${what}: property '${k}' not found for ${driver}`);

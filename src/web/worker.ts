@@ -83,8 +83,7 @@ function setState(s: VmState, detail = ''): void {
 /**
  * Bytes of an image, gunzipped when gzip-compressed (as readImage() and readInitrd() do
  * under Node; `lenient`: an initrd that does not decompress is taken as it is). The dev
- * server sends .gz files with Content-Encoding: gzip, so the browser has already
- * decompressed them; other servers may not.
+ * server (serve.ts) sends the bundled .gz images decompressed already; other servers may not.
  */
 async function fetchImage(ref: ImageRef, lenient: boolean): Promise<Uint8Array> {
   let bytes: Uint8Array<ArrayBuffer>;

@@ -55,6 +55,8 @@ function mmioHandler(bus: AddressSpace, after: () => void): (req: IoRequest) => 
 /** One hart's thread, as the main thread sees it. */
 class HartThread {
   readonly ctl: Int32Array;
+  /** Instructions the hart had retired when the thread started (CTL_RETIRED_K counts on from there). */
+  private readonly retiredAtStart: number;
   private readonly thread: { terminate(): Promise<void> };
   /** Resolves when the thread has ended (its channel closed). */
   readonly stopped: Promise<HartThreadMessage>;
@@ -65,7 +67,8 @@ class HartThread {
   constructor(cpus: RiscvCpus, id: number, clock: Clock,
     shared: Pick<HartThreadData, 'go' | 'timeFloor' | 'clint' | 'peers'>, handler: (req: IoRequest) => boolean) {
     this.ctl = new Int32Array(shared.peers[id]!.ctl);
-    Atomics.store(this.ctl, CTL_RETIRED_K, Math.floor(cpus.harts[id]!.instret / 1024) | 0);
+    this.retiredAtStart = cpus.harts[id]!.instret;
+    Atomics.store(this.ctl, CTL_RETIRED_K, Math.floor(this.retiredAtStart / 1024) | 0);
     const channel = new SharedArrayBuffer(EXIT_CHANNEL_BYTES);
     const server = new ExitChannelServer(channel, handler);
     const data: HartThreadData = {
@@ -122,10 +125,10 @@ class HartThread {
     }
   }
 
-  /** The hart's instructions retired, to 1024, given what it had retired when the thread started. */
-  retired(atStart: number): number {
-    const k0 = Math.floor(atStart / 1024) | 0;
-    return atStart - (atStart % 1024) + ((Atomics.load(this.ctl, CTL_RETIRED_K) - k0) >>> 0) * 1024;
+  /** The hart's instructions retired, to 1024. */
+  retired(): number {
+    const start = this.retiredAtStart;
+    return start - (start % 1024) + ((Atomics.load(this.ctl, CTL_RETIRED_K) - (Math.floor(start / 1024) | 0)) >>> 0) * 1024;
   }
 
   requestStop(): void {
@@ -172,7 +175,6 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
     peers: cpus.harts.map((h) => ({ hartBase: cpus.hartInit(h.id).hartBase, ctl: new SharedArrayBuffer(CTL_WORDS * 4) })),
   };
   for (const h of cpus.harts) h.saveState();
-  const retiredAtStart = cpus.harts.map((h) => h.instret);
   const threads = cpus.harts.map((h) => new HartThread(cpus, h.id, clock, shared, handler));
   cpus.harts.forEach((h, i) => {
     const t = threads[i]!;
@@ -184,7 +186,7 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
       if (!await t.flushWriteTlb()) cpus.harts[i]!.flushWriteTlb();
     }));
   };
-  cpus.retired = () => threads.reduce((n, t, i) => n + t.retired(retiredAtStart[i]!), 0);
+  cpus.retired = () => threads.reduce((n, t) => n + t.retired(), 0);
   clock.onChange = wakeUp;
   let failure: string | null = null;
   for (const t of threads) {

@@ -12,18 +12,20 @@ import { layOutBoot, type BootPlan, type ImageSource } from './boot-plan.js';
 /** Where the bundled guest lives: images/riscv64 in the package. */
 export const BUNDLED_IMAGES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'images', 'riscv64');
 
-const isGzip = (bytes: Uint8Array): boolean => bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+/** `bytes` gunzipped if they are gzip-compressed, as they are if not; null if they are but do not decompress. */
+function gunzipped(bytes: Buffer): Uint8Array | null {
+  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  try {
+    return gunzipSync(bytes);
+  } catch {
+    return null;
+  }
+}
 
 /** A file's bytes, gunzipped when it is gzip-compressed (the bundled images are). */
 export function readImage(path: string): Uint8Array {
-  const bytes = readFileSync(path);
-  if (isGzip(bytes)) {
-    try {
-      return gunzipSync(bytes);
-    } catch {
-      throw new UserError(`${path}: corrupt gzip data`);
-    }
-  }
+  const bytes = gunzipped(readFileSync(path));
+  if (bytes === null) throw new UserError(`${path}: corrupt gzip data`);
   return bytes;
 }
 
@@ -35,12 +37,7 @@ export function readImage(path: string): Uint8Array {
  */
 export function readInitrd(path: string): Uint8Array {
   const bytes = readFileSync(path);
-  if (!isGzip(bytes)) return bytes;
-  try {
-    return gunzipSync(bytes);
-  } catch {
-    return bytes;
-  }
+  return gunzipped(bytes) ?? bytes;
 }
 
 /** Reads the firmware, kernel and initrd named by the options and decides their placement. */

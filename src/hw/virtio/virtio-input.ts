@@ -28,6 +28,12 @@ const INPUT_PROP_POINTER = 0;
 
 export type VirtioInputKind = 'keyboard' | 'mouse' | 'tablet';
 
+/** The kind of input device a -device driver name plugs (`virtio-tablet-pci`: tablet), or null for another driver. */
+export function virtioInputKind(driver: string): VirtioInputKind | null {
+  const m = /^virtio-(keyboard|mouse|tablet)-/.exec(driver);
+  return m ? m[1] as VirtioInputKind : null;
+}
+
 /** What a kind of device reports: name, product id, event codes by type, absolute axes. */
 interface Profile {
   name: string;

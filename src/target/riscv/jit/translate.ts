@@ -202,8 +202,9 @@ function explore(env: TranslateEnv, page: number, entry: number, taken: Readonly
  * Chaining, at the end of the exit path: tail-calls the region block entered at the next
  * pc (L_NPC) with the rest of the budget, as the dispatcher would (core/jit.ts runJit),
  * unless a helper raised a flag (a trap, or something the dispatcher must look at), the
- * region ran nothing (its first block did not fit in the budget), the budget is spent, or the block is not in the hash table for the page the fetch TLB now
- * maps the pc to. Falls through to return the pc otherwise. Uses L_E (TLB entry, then
+ * region ran nothing (its first block did not fit in the budget), the budget is spent,
+ * or the block is not in the hash table for the page the fetch TLB now maps the pc to.
+ * Falls through to return the pc otherwise. Uses L_E (TLB entry, then
  * hash entry), L_TLBR (host address) and L_TLBW (table index) as scratch.
  */
 function chain(b: Bytes, env: TranslateEnv): void {

@@ -131,17 +131,18 @@ export const F_CHAIN = 4;
  * a table a copy of its dispatch entries, and updates them all on each table.set.
  */
 export function chainModule(): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    // types: 0 = (i32, i32) => i64 (a region), 1 = (i32, i32, i32) => i64
-    0x01, 0x0e, 0x02, 0x60, 0x02, I32, I32, 0x01, I64, 0x60, 0x03, I32, I32, I32, 0x01, I64,
-    // import env.table (funcref, at least 0 entries)
-    0x02, 0x0f, 0x01, 0x03, 0x65, 0x6e, 0x76, 0x05, 0x74, 0x61, 0x62, 0x6c, 0x65, 0x01, 0x70, 0x00, 0x00,
-    0x03, 0x02, 0x01, 0x01, // one function of type 1
-    0x07, 0x09, 0x01, 0x05, 0x63, 0x68, 0x61, 0x69, 0x6e, 0x00, 0x00, // export "chain"
-    // local.get 0, local.get 1, local.get 2, return_call_indirect (type 0, table 0)
-    0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02, Op.ReturnCallIndirect, 0x00, 0x00, 0x0b,
-  ]);
+  const m = new Bytes();
+  m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  // Types: 0 = (i32, i32) => i64 (a region), 1 = (i32, i32, i32) => i64 (chain).
+  m.section(1, new Bytes().u32(2).byte(0x60).u32(2).byte(I32).byte(I32).u32(1).byte(I64)
+    .byte(0x60).u32(3).byte(I32).byte(I32).byte(I32).u32(1).byte(I64));
+  m.section(2, new Bytes().u32(1).str('env').str('table').byte(0x01).byte(0x70).byte(0x00).u32(0));
+  m.section(3, new Bytes().u32(1).u32(1));
+  m.section(7, new Bytes().u32(1).str('chain').byte(0x00).u32(0));
+  const body = new Bytes().u32(0).op(Op.LocalGet).u32(0).op(Op.LocalGet).u32(1).op(Op.LocalGet).u32(2)
+    .op(Op.ReturnCallIndirect).u32(0).u32(0).op(Op.End);
+  m.section(10, new Bytes().u32(1).u32(body.len).bytes(body.buf.subarray(0, body.len)));
+  return m.result();
 }
 
 /**
