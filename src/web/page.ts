@@ -30,13 +30,6 @@ const message = $('message');
 const framebuffer = $<HTMLInputElement>('framebuffer');
 const screenBox = $('screen');
 
-const term = new Terminal({ convertEol: false, scrollback: 5000, fontSize: 14 });
-const fit = new FitAddon();
-term.loadAddon(fit);
-term.open($('terminal'));
-fit.fit();
-new ResizeObserver(() => fit.fit()).observe($('terminal'));
-
 /** The framebuffer checkbox adds console=tty0 (the last console= gets the shell) and takes it away again. */
 const TTY0 = ' console=tty0';
 function framebufferChanged(): void {
@@ -50,7 +43,15 @@ if (new URLSearchParams(location.search).has('framebuffer')) {
 }
 
 const settings = (): MachineChanges => ({ memoryMiB: Number(memory.value), smp: Number(smp.value), append: append.value, framebuffer: framebuffer.checked });
+// First, so that its worker fetches the images and the core while the page sets up the rest.
 const vm = new VirtualMachine(settings());
+const term = new Terminal({ convertEol: false, scrollback: 5000, fontSize: 14 });
+const fit = new FitAddon();
+term.loadAddon(fit);
+term.open($('terminal'));
+fit.fit();
+new ResizeObserver(() => fit.fit()).observe($('terminal'));
+
 const screen = new Screen($<HTMLCanvasElement>('canvas'), vm);
 vm.onFramebuffer = (view) => {
   screen.show(view);

@@ -37,7 +37,9 @@ export interface FramebufferView {
 export type VmState = 'created' | 'loading' | 'running' | 'stopped' | 'poweroff' | 'error';
 
 export type ToWorker =
-  | { type: 'start'; settings: MachineSettings; coreUrl: string }
+  /** Sent once, first: the worker fetches and compiles the core and fetches the images while the page goes on loading. */
+  | { type: 'prepare'; settings: MachineSettings; coreUrl: string }
+  | { type: 'start'; settings: MachineSettings }
   | { type: 'stop' }
   | { type: 'reset'; settings: MachineSettings }
   | { type: 'input'; data: Uint8Array }

@@ -88,6 +88,7 @@ export class VirtualMachine {
     this.worker = new Worker(new URL('vireo-worker.js', this.base));
     this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
     this.worker.onerror = (e) => this.update('error', e.message);
+    this.send({ type: 'prepare', settings: this.settings, coreUrl: new URL('riscv-core.wasm', this.base).href });
     if (options.disk != null) this.attachDisk(options.disk);
   }
 
@@ -101,7 +102,7 @@ export class VirtualMachine {
       this.update('error', 'the page is not cross-origin isolated (serve it with COOP same-origin and COEP require-corp)');
       return;
     }
-    this.send({ type: 'start', settings: this.settings, coreUrl: new URL('riscv-core.wasm', this.base).href });
+    this.send({ type: 'start', settings: this.settings });
   }
 
   /** Pauses the guest (its clock goes on, as in QEMU); {@link start} resumes it. */

@@ -65,8 +65,10 @@ let request: 'stop' | 'reset' | null = null;
 let pendingSettings: MachineSettings | null = null;
 let lastSettings: MachineSettings | null = null;
 let running = false;
-/** The core, fetched and compiled at the first start. */
+/** The core, fetched and compiled from the prepare message on. */
 let core: Promise<void> | null = null;
+/** Whether the page has started the machine once (a reset before that waits for the start). */
+let started = false;
 /**
  * The disk the next machine gets, and the one the current (or last) machine has, with
  * its device. A disk outlives the machines built on it: a reset or a guest reboot keeps
@@ -85,15 +87,7 @@ function setState(s: VmState, detail = ''): void {
  * under Node; `lenient`: an initrd that does not decompress is taken as it is). The dev
  * server (serve.ts) sends the bundled .gz images decompressed already; other servers may not.
  */
-async function fetchImage(ref: ImageRef, lenient: boolean): Promise<Uint8Array> {
-  let bytes: Uint8Array<ArrayBuffer>;
-  if ('bytes' in ref) {
-    bytes = ref.bytes;
-  } else {
-    const res = await fetch(ref.url);
-    if (!res.ok) throw new Error(`${ref.url}: ${res.status} ${res.statusText}`);
-    bytes = new Uint8Array(await res.arrayBuffer());
-  }
+async function unpack(bytes: Uint8Array<ArrayBuffer>, lenient: boolean): Promise<Uint8Array> {
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
   try {
@@ -104,30 +98,52 @@ async function fetchImage(ref: ImageRef, lenient: boolean): Promise<Uint8Array> 
   }
 }
 
-const refName = (ref: ImageRef, what: string): string => ('url' in ref ? ref.url : what);
+/**
+ * Images fetched by URL, from the moment the page names them (the prepare message), so
+ * that the download overlaps the page's own loading; kept, because every machine of a
+ * page boots the same ones. A failed fetch is forgotten, to be tried again.
+ */
+const fetched = new Map<string, Promise<Uint8Array>>();
 
-/** Fetches the images (all at once) and lays them out in guest memory. */
-async function planImages(s: MachineSettings): Promise<BootPlan> {
-  setState('loading', 'fetching the images');
-  const source = async (ref: ImageRef | null, what: string, lenient: boolean): Promise<ImageSource | null> => {
-    if (ref === null) return null;
-    const data = await fetchImage(ref, lenient);
-    return { name: refName(ref, what), load: () => data };
-  };
-  const [bios, kernel, initrd] = await Promise.all([source(s.bios, 'firmware', false), source(s.kernel, 'kernel', false), source(s.initrd, 'initrd', true)]);
-  return layOutBoot({ bios, kernel, initrd, bootargs: s.append }, VIRT_MEMMAP.dram.base, s.memoryMiB * MiB);
+function image(ref: ImageRef, lenient: boolean): Promise<Uint8Array> {
+  if ('bytes' in ref) return unpack(ref.bytes, lenient);
+  const { url } = ref;
+  let bytes = fetched.get(url);
+  if (bytes === undefined) {
+    bytes = fetch(url).then(async (res) => {
+      if (!res.ok) throw new Error(`${url}: ${res.status} ${res.statusText}`);
+      // Through a Blob: Chromium delivers a large body so about twice as fast as by arrayBuffer().
+      return unpack(new Uint8Array(await (await res.blob()).arrayBuffer()), lenient);
+    });
+    bytes.catch(() => fetched.delete(url));
+    fetched.set(url, bytes);
+  }
+  return bytes;
 }
 
-/** The last boot plan: a reboot with the same settings reuses it instead of fetching the images again. */
-let planned: { settings: MachineSettings; plan: BootPlan } | null = null;
+const imageName = (ref: ImageRef, what: string): string => ('url' in ref ? ref.url : what);
+
+/** The images of `s`, each once: the firmware and kernel gunzipped if need be, the initrd leniently. */
+function images(s: MachineSettings): Promise<[Uint8Array | null, Uint8Array, Uint8Array | null]> {
+  return Promise.all([s.bios && image(s.bios, false), image(s.kernel, false), s.initrd && image(s.initrd, true)]);
+}
+
+/** Lays the images of `s` out in guest memory, once they are there. */
+async function planImages(s: MachineSettings): Promise<BootPlan> {
+  setState('loading', 'fetching the images');
+  const [bios, kernel, initrd] = await images(s);
+  const source = (ref: ImageRef | null, data: Uint8Array | null, what: string): ImageSource | null =>
+    ref && data && { name: imageName(ref, what), load: () => data };
+  return layOutBoot({ bios: source(s.bios, bios, 'firmware'), kernel: source(s.kernel, kernel, 'kernel')!, initrd: source(s.initrd, initrd, 'initrd'), bootargs: s.append },
+    VIRT_MEMMAP.dram.base, s.memoryMiB * MiB);
+}
 
 /** One Web Worker per hart (vireo-hart.js, mttcg-hart.ts) when there are several and the page may share memory with them. */
 const multiThreaded = (s: MachineSettings): boolean => s.smp > 1 && globalThis.crossOriginIsolated;
 
 /** Builds the machine once the core is compiled (which goes on while the images are fetched). */
 async function build(s: MachineSettings): Promise<VirtMachine> {
-  if (planned?.settings !== s) planned = { settings: s, plan: (await Promise.all([planImages(s), core]))[0] };
-  const plan = planned.plan;
+  const [plan] = await Promise.all([planImages(s), core]);
   const opts: VmOptions = {
     machine: 'virt', memBytes: s.memoryMiB * MiB, smp: s.smp, bios: s.bios === null ? { kind: 'none' } : { kind: 'default' },
     serial: { kind: 'chardev', id: 'page' }, nographic: false, noReboot: false,
@@ -223,10 +239,16 @@ async function readDisk(id: number): Promise<void> {
 scope.onmessage = (e) => {
   const msg = e.data;
   switch (msg.type) {
+    case 'prepare':
+      // Not compileStreaming: that needs the server to send application/wasm.
+      core = fetch(msg.coreUrl).then((r) => r.arrayBuffer()).then((b) => WebAssembly.compile(b)).then(provideCoreModule);
+      // Failures are reported by the start that awaits them.
+      core.catch(() => {});
+      images(msg.settings).catch(() => {});
+      return;
     case 'start':
       if (running) return;
-      // Not compileStreaming: that needs the server to send application/wasm.
-      core ??= fetch(msg.coreUrl).then((r) => r.arrayBuffer()).then((b) => WebAssembly.compile(b)).then(provideCoreModule);
+      started = true;
       if (machine === null && pendingSettings === null) {
         lastSettings = msg.settings;
         pendingSettings = msg.settings;
@@ -241,7 +263,7 @@ scope.onmessage = (e) => {
       pendingSettings = msg.settings;
       // Before the first start() the new settings wait for it.
       if (running) request = 'reset';
-      else if (core !== null) void run();
+      else if (started) void run();
       return;
     case 'input':
       chr.input(msg.data);

@@ -1,11 +1,12 @@
 /**
  * Command-line behaviours seen from outside: -machine dumpdtb writes a device tree and
- * exits, -serial file:PATH sends the console to a file, --version answers.
+ * exits, -serial file:PATH sends the console to a file, the least guest RAM (-m 16M)
+ * runs, --version answers.
  */
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, VIREO } from './guest-console.js';
@@ -40,6 +41,16 @@ test('-serial file:PATH receives the guest console', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, '', 'nothing on stdout');
   assert.match(readFileSync(file, 'latin1'), /^checksum [0-9a-f]{16}\n$/);
+});
+
+test('-m 16M, the least guest RAM, runs a guest', () => {
+  // M-mode code with no firmware: 'v' and 'm' to the UART at 0x10000000, then power off (the test finisher at 0x100000).
+  const program = [0x100002b7, 0x07600313, 0x00628023, 0x06d00313, 0x00628023, 0x001002b7, 0x00005337, 0x55530313, 0x0062a023, 0x0000006f];
+  const kernel = join(dir, 'uart.bin');
+  writeFileSync(kernel, new Uint8Array(new Uint32Array(program).buffer));
+  const r = vireo(['-M', 'virt', '-m', '16M', '-bios', 'none', '-kernel', kernel, '-nographic']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'vm');
 });
 
 test('--version names Vireo and its version', () => {

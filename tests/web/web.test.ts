@@ -221,3 +221,37 @@ test('the framebuffer: the guest console draws on the canvas (not blank); keys t
   await page.click('#reset');
   await page.waitForFunction(() => document.getElementById('screen')!.hidden, null, { timeout: 30_000 });
 }));
+
+test('the embedding API: a machine given its kernel as bytes talks through onSerial and powers off; a missing image is an error naming it', { skip, timeout: 120_000 }, () => withPage(async (page) => {
+  const result = await page.evaluate(async () => {
+    type Vm = { onSerial: ((d: Uint8Array) => void) | null; onState: ((s: string, d: string) => void) | null; start(): void; terminate(): void };
+    const { VirtualMachine } = await import(new URL('vireo.js', location.href).href) as { VirtualMachine: new (o: object) => Vm };
+    // M-mode code with no firmware: 'v' and 'm' to the UART at 0x10000000, then power off (the test finisher at 0x100000).
+    const words = [0x100002b7, 0x07600313, 0x00628023, 0x06d00313, 0x00628023, 0x001002b7, 0x00005337, 0x55530313, 0x0062a023, 0x0000006f];
+    const kernel = new Uint8Array(new Uint32Array(words).buffer);
+    const serial = await new Promise<string>((resolve, reject) => {
+      const vm = new VirtualMachine({ memoryMiB: 16, bios: null, kernel, initrd: null });
+      let out = '';
+      vm.onSerial = (d) => { out += new TextDecoder().decode(d); };
+      vm.onState = (s, d) => {
+        if (s === 'error') reject(new Error(d));
+        if (s !== 'poweroff') return;
+        vm.terminate();
+        resolve(`${out} (${d})`);
+      };
+      vm.start();
+    });
+    const error = await new Promise<string>((resolve) => {
+      const vm = new VirtualMachine({ kernel: 'no-such-kernel' });
+      vm.onState = (s, d) => {
+        if (s !== 'error') return;
+        vm.terminate();
+        resolve(d);
+      };
+      vm.start();
+    });
+    return { serial, error };
+  });
+  assert.equal(result.serial, 'vm (exit status 0)');
+  assert.match(result.error, /no-such-kernel: 404/);
+}));
