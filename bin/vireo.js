@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// The `vireo` command: runs the compiled entry point (dist/src/system/vl.js).
+// The `vireo` command: runs the bundle of the compiled sources (dist/cli, see scripts/build.mjs).
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const entry = new URL('../dist/src/system/vl.js', import.meta.url);
+const entry = new URL('../dist/cli/vireo.mjs', import.meta.url);
 if (!existsSync(entry)) {
   process.stderr.write(`vireo: not built yet: run \`npm install\` in ${join(dirname(fileURLToPath(import.meta.url)), '..')}\n`);
   process.exit(1);
