@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { have, fmt, tempDir, VIREO, RISCV_PROMPT, benchMain, jitModes } from './common.js';
+import { have, fmt, tempDir, VIREO_ARGV, RISCV_PROMPT, benchMain, jitModes } from './common.js';
 import { readImage, BUNDLED_IMAGES as IMAGES } from '../src/hw/riscv/boot.js';
 
 const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -75,7 +75,7 @@ benchMain('smp', async () => {
   for (const smp of smps) {
     const row = [];
     for (const [, cmd, thread] of runs) {
-      const args = [...(cmd === process.execPath ? [VIREO] : []), ...guest(smp), '-accel', `tcg,thread=${thread}`];
+      const args = [...(cmd === process.execPath ? VIREO_ARGV : []), ...guest(smp), '-accel', `tcg,thread=${thread}`];
       row.push(await busyRun(cmd, args, smp));
     }
     results.set(smp, row);

@@ -1,5 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --v8-pool-size=1
 // The `vireo` command: runs the bundle of the compiled sources (dist/cli, see scripts/build.mjs).
+// One V8 background thread (--v8-pool-size=1; `npm start` and bench/ pass it too): V8's
+// background work (the tier-up of JIT-translated guest code, GC) then never takes the core
+// of the thread that runs the guest on a 2-core host, which made -accel tcg,jit=on slower.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -266,8 +266,9 @@ export class VirtMachine {
     const { ram, rom } = this.cpus;
     for (const b of plan.blobs) {
       const [mem, base] = b.addr >= m.dram.base ? [ram, m.dram.base] : [rom, m.mrom.base];
-      mem.fill(0, b.addr - base, b.addr - base + b.size);
       mem.set(b.data, b.addr - base);
+      // The rest of its size (a kernel's BSS) is zeroed; the bytes are overwritten, not cleared first.
+      mem.fill(0, b.addr - base + b.data.length, b.addr - base + b.size);
     }
     ram.set(dtb, fdtAddr - m.dram.base);
     const vec = resetVector(plan.start, fdtAddr, plan.kernelEntry);
