@@ -105,7 +105,7 @@ export class VirtMachine {
       // default threshold is high because V8 compiling the regions (and tiering them up
       // in the background) costs more CPU during a boot than interpreting warm code.
       (opts.accel.jit ?? (process.env.VIREO_JIT === '1' && opts.gdb === undefined))
-        ? { threshold: Number(process.env.VIREO_JIT_THRESHOLD ?? 16000), threads: opts.accel.thread === 'multi' } : null);
+        ? { threshold: Number(process.env.VIREO_JIT_THRESHOLD ?? 4000), threads: opts.accel.thread === 'multi' } : null);
     const harts = this.cpus.harts;
     this.clint = new RiscvAclint(this.clock, harts.map((h) => h.irqLine(Mip.MSIP)), harts.map((h) => h.irqLine(Mip.MTIP)));
     this.attach('clint', m.clint, this.clint, CLINT_VALID_ACCESS);
