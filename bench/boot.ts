@@ -4,9 +4,9 @@
  * -M virt on the very same firmware, kernel and initramfs, and prints the times to the
  * shell prompt (the measure; busybox's poweroff then sleeps about 2 s in either VMM),
  * their ratio, peak RSS and guest MIPS, and the time to OpenSBI's banner (start-up: the
- * process, loading the images, the firmware's first steps). Vireo decompresses the gzip initramfs on the host,
- * QEMU leaves it to the guest kernel: QEMU is also timed with the initramfs decompressed
- * beforehand, and that ratio printed too. Usage: npm run bench:boot [-- runs] [--jit=on|off|both]
+ * process, loading the images, the firmware's first steps). Vireo decompresses the gzip
+ * initramfs on the host, QEMU leaves it to the guest kernel: QEMU is also timed with the
+ * initramfs decompressed beforehand, and that ratio printed too. Usage: npm run bench:boot [-- runs] [--jit=on|off|both]
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -102,8 +102,8 @@ export class VirtMachine {
       { ramBase: m.dram.base, ramSize: opts.memBytes + fbBytes, romBase: m.mrom.base, romSize: m.mrom.size },
       opts.smp, this.bus, () => this.clint.mtime(),
       // VIREO_JIT=1 leaves the JIT off under -gdb, which needs the interpreter. The
-      // default threshold is high because V8 compiling the regions (and tiering them up
-      // in the background) costs more CPU during a boot than interpreting warm code.
+      // default threshold is the boot's fastest (docs/riscv-core.md): lower, compiling the
+      // regions costs more than they save; higher, little of the boot is translated.
       (opts.accel.jit ?? (process.env.VIREO_JIT === '1' && opts.gdb === undefined))
         ? { threshold: Number(process.env.VIREO_JIT_THRESHOLD ?? 4000), threads: opts.accel.thread === 'multi' } : null);
     const harts = this.cpus.harts;
