@@ -95,12 +95,13 @@ printf '%s\n' "$dir" > host/workdir
 { echo "#!/bin/sh"; env | grep '^BENCH_[A-Z_]*=' | sed "s/'/'\\\\''/g; s/=\(.*\)/='\1'/; s/^/export /" || true; printf '%q ' "$@"; echo; } > host/job.sh
 
 out=$(mktemp)
-# qemu runs in the background so that a TERM/INT to this script (e.g. from an outer timeout) ends it too
+# qemu runs in the background so that a TERM/INT to this script (e.g. from an outer timeout) ends it too.
+# No transparent huge pages in the VM: its khugepaged was seen stuck for minutes (a soft lockup under TCG).
 timeout "${KVM_NESTED_TIMEOUT:-600}" qemu-system-x86_64 -M q35 -accel tcg -cpu max -m "${KVM_NESTED_MEM:-2G}" -smp 2 \
   -nodefaults -display none -serial stdio -no-reboot -kernel vmlinuz -initrd initramfs-3.cpio \
   -virtfs "local,path=$cache/host,mount_tag=host,security_model=none,readonly=on" \
   -virtfs "local,path=$dir,mount_tag=work,security_model=none" \
-  -append "console=ttyS0 panic=-1 loglevel=1 quiet" </dev/null >"$out" 2>&1 &
+  -append "console=ttyS0 panic=-1 loglevel=1 quiet transparent_hugepage=never" </dev/null >"$out" 2>&1 &
 qpid=$!
 trap 'kill $qpid 2>/dev/null || true; rm -f "$out"' EXIT
 trap 'exit 143' TERM INT
