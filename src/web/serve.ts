@@ -7,9 +7,9 @@
  */
 import { createServer } from 'node:http';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipped } from '../hw/riscv/boot.js';
 
 // dist/src/web/serve.js -> the package root
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -42,21 +42,16 @@ function resolve(pathname: string): string | null {
   return null;
 }
 
-const gunzipped = new Map<string, { mtimeMs: number; body: Buffer }>();
+const unpacked = new Map<string, { mtimeMs: number; body: Uint8Array }>();
 
 /** The content of the gzip file `file`, decompressed (kept until the file changes); the file itself if it is not valid gzip. */
-function decompressed(file: string): Buffer {
+function decompressed(file: string): Uint8Array {
   const mtimeMs = statSync(file).mtimeMs;
-  const hit = gunzipped.get(file);
+  const hit = unpacked.get(file);
   if (hit?.mtimeMs === mtimeMs) return hit.body;
   const raw = readFileSync(file);
-  let body = raw;
-  try {
-    body = gunzipSync(raw);
-  } catch {
-    // Not gzip after all: sent as it is.
-  }
-  gunzipped.set(file, { mtimeMs, body });
+  const body = gunzipped(raw) ?? raw;
+  unpacked.set(file, { mtimeMs, body });
   return body;
 }
 

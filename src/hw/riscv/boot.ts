@@ -13,7 +13,7 @@ import { layOutBoot, type BootPlan, type ImageSource } from './boot-plan.js';
 export const BUNDLED_IMAGES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'images', 'riscv64');
 
 /** `bytes` gunzipped if they are gzip-compressed, as they are if not; null if they are but do not decompress. */
-function gunzipped(bytes: Buffer): Uint8Array | null {
+export function gunzipped(bytes: Buffer): Uint8Array | null {
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
   try {
     return gunzipSync(bytes);
