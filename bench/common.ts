@@ -16,6 +16,9 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const VIREO = join(ROOT, 'bin', 'vireo.js');
 /** Node's arguments that run Vireo as its command does (bin/vireo.js's first line). */
 export const VIREO_ARGV = ['--v8-pool-size=1', VIREO];
+// Vireo's command also runs Node without NODE_EXTRA_CA_CERTS (see bin/vireo.js): so do the
+// children of every bench.
+delete process.env.NODE_EXTRA_CA_CERTS;
 
 /** Children of runDriven still running and temporary directories: killed and removed when the bench exits. */
 const live = new Set<ChildProcess>();

@@ -326,6 +326,11 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
     const j = index.get(off);
     if (j === undefined) return exitTo(off);
     if (j === cur + 1 && nest === 0) return; // the next block: fall into it
+    // A later block starts at the end of its label (inside this one): branch straight there.
+    if (j > cur) {
+      b.op(Op.Br).u32(j - cur - 1 + nest);
+      return;
+    }
     b.op(Op.I32Const).i32(j).op(Op.LocalSet).u32(L_ENTRY).op(Op.Br).u32(toTop());
   };
   /** Gives back the count of the instructions after the k-th of a block of n. */
