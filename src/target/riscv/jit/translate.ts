@@ -6,10 +6,11 @@
  * block `entry`, runs until it leaves the region and returns the next pc (see
  * src/target/riscv/core/jit.ts for the calling convention):
  *
- * - the blocks sit in a `loop` around a `br_table` on the block index: branches
- *   between them stay in WebAssembly, a block falls into the next one for free;
- * - the x registers the region uses live in locals: loaded at entry, stored back
- *   once on the shared exit path;
+ * - the blocks sit in a `loop` around a `br_table` on the block index, in address
+ *   order: a block falls into the next one for free, a forward branch is a `br`
+ *   straight to its target, a backward one goes through the `br_table`;
+ * - the x registers live in the hart block: each block loads the ones it reads
+ *   into locals and stores the ones it wrote wherever it leaves;
  * - each block counts its instructions when it starts and leaves the region
  *   instead if they would exceed `budget`, so instret stays exact and a loop
  *   returns to the dispatcher in bounded time;
@@ -20,9 +21,9 @@
  *   be pending, code was written): the region then leaves after the instruction.
  *
  * Translated: RV64I integer computation, loads and stores, branches, JAL/JALR,
- * FENCE, M (MULH*, DIV*, REM* through a helper), and their compressed forms.
- * Everything else (CSR, AMO, F/D, system, FENCE.I) is left to the interpreter:
- * the region exits at it.
+ * FENCE, M (MULH*, DIV*, REM* through a helper), and their compressed forms. CSR,
+ * AMO and F/D instructions run in the interpreter from inside the region (jitExec);
+ * the region exits at the other system instructions and FENCE.I.
  */
 import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN } from './wasm.js';
 
@@ -128,6 +129,20 @@ function execRegs(insn: number): { srcs: number[]; xDest: boolean } {
     case 0x14: return { srcs: f5 === 0x1a || f5 === 0x1e ? [rs1] : [], xDest: f5 === 0x14 || f5 === 0x18 || f5 === 0x1c };
     default: return { srcs: [], xDest: false };
   }
+}
+
+/** The x registers `insn` (translated or 'exec') reads, and the one it writes (0: none). */
+function regsOf(insn: number): { reads: number[]; write: number } {
+  const rd = (insn >>> 7) & 31;
+  if (classify(insn) === 'exec') {
+    const { srcs, xDest } = execRegs(insn);
+    return { reads: srcs, write: xDest ? rd : 0 };
+  }
+  const op = (insn >>> 2) & 31;
+  const reads: number[] = [];
+  if (op !== 0x05 && op !== 0x0d && op !== 0x1b && op !== 0x03) reads.push((insn >>> 15) & 31);
+  if (op === 0x08 || op === 0x0c || op === 0x0e || op === 0x18) reads.push((insn >>> 20) & 31);
+  return { reads, write: op !== 0x08 && op !== 0x18 && op !== 0x03 ? rd : 0 };
 }
 
 /**
@@ -262,26 +277,11 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
   });
   const { hb, offJit } = env;
   const b = new Bytes();
-  // Registers used anywhere: the exit path stores back every written one, so all start loaded.
-  const used = new Set<number>();
   let memOps = false;
   for (const i of code.values()) {
-    const insn = i.insn;
-    const op = (insn >>> 2) & 31;
-    if (classify(insn) === 'exec') {
-      const { srcs, xDest } = execRegs(insn);
-      for (const r of srcs) used.add(r);
-      if (xDest) used.add((insn >>> 7) & 31);
-      continue;
-    }
-    if (op !== 0x05 && op !== 0x0d && op !== 0x1b && op !== 0x03) used.add((insn >>> 15) & 31);
-    if (op === 0x08 || op === 0x0c || op === 0x0e || op === 0x18) used.add((insn >>> 20) & 31);
-    if (op !== 0x08 && op !== 0x18 && op !== 0x03) used.add((insn >>> 7) & 31);
-    if (op === 0x00 || op === 0x08) memOps = true;
+    const op = (i.insn >>> 2) & 31;
+    if ((op === 0x00 || op === 0x08) && classify(i.insn) !== 'exec') memOps = true;
   }
-  used.delete(0);
-  const written = new Set<number>();
-  for (const r of used) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, r * 8).op(Op.LocalSet).u32(xl(r));
   if (memOps) {
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 8).op(Op.LocalSet).u32(L_TLBR);
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 12).op(Op.LocalSet).u32(L_TLBW);
@@ -308,13 +308,25 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
     if (r === 0) b.op(Op.I64Const).i64(0, 0);
     else b.op(Op.LocalGet).u32(xl(r));
   };
+  /**
+   * Guest registers live in the hart block between blocks: a block loads the ones it
+   * reads into locals when it starts and stores the ones it wrote (`dirty`) wherever it
+   * leaves, so no local is live across blocks. Entering a region then costs nothing per
+   * register, and V8 no longer juggles up to 31 live locals across a large region.
+   */
+  const dirty = new Set<number>();
   const set = (r: number): void => {
     if (r === 0) {
       b.op(Op.Drop);
     } else {
       b.op(Op.LocalSet).u32(xl(r));
-      written.add(r);
+      dirty.add(r);
     }
+  };
+  /** Stores the block's written registers; `clear` on the block's own path (not on a side exit). */
+  const flush = (clear: boolean): void => {
+    for (const r of dirty) b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(xl(r)).mem(Op.I64Store, r * 8);
+    if (clear) dirty.clear();
   };
   /** Leaves the region with next pc page base + `off`. */
   const exitTo = (off: number): void => {
@@ -344,11 +356,18 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
   const flagCheck = (k: number, n: number, next: number, done?: () => void): void => {
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4).op(Op.If).byte(VOID);
     nest++;
+    // What the block wrote before this instruction (after a trap, the destination's local
+    // may never have been loaded: it must not be stored).
+    const before = new Set(dirty);
     if (done) {
       b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4).op(Op.I32Const).i32(FLAG_TRAP).op(Op.I32Ne).op(Op.If).byte(VOID);
       done();
+      for (const r of dirty) if (!before.has(r)) b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(xl(r)).mem(Op.I64Store, r * 8);
       b.op(Op.End);
+      dirty.clear();
+      for (const r of before) dirty.add(r);
     }
+    flush(false);
     uncount(k, n); // a faulting instruction counts, as in the interpreter
     exitTo(next);
     nest--;
@@ -381,6 +400,16 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
     exitTo(starts[cur]!);
     nest--;
     b.op(Op.End);
+    // Load what the block reads before writing it.
+    const loaded = new Set<number>([0]);
+    const written = new Set<number>();
+    for (const { insn } of insns) {
+      const { reads, write } = regsOf(insn);
+      for (const r of reads) if (!written.has(r)) loaded.add(r);
+      written.add(write);
+    }
+    dirty.clear();
+    for (const r of loaded) if (r !== 0) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, r * 8).op(Op.LocalSet).u32(xl(r));
     insns.forEach(({ insn, off, len }, k) => {
       const rd = (insn >>> 7) & 31;
       const rs1 = (insn >>> 15) & 31;
@@ -507,6 +536,7 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
           set(rd);
           break;
         case 0x18: // BRANCH: ends the block
+          flush(true);
           get(rs1);
           get(rs2);
           b.op([Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU][f3] as Op);
@@ -525,6 +555,7 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
             pcConst(next);
             set(rd);
           }
+          flush(true);
           b.op(Op.Br).u32(toExit());
           break;
         case 0x1b: // JAL
@@ -532,34 +563,31 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
             pcConst(next);
             set(rd);
           }
+          flush(true);
           jump(off + jalImm(insn));
           break;
         default: {
           if (classify(insn) !== 'exec') throw new Error(`jit: untranslatable instruction ${insn.toString(16)} accepted`);
-          // The interpreter reads x from memory: store the sources (and rd, which a trap leaves as it is).
-          const { srcs, xDest } = execRegs(insn);
-          const stored = new Set(srcs);
-          if (xDest) stored.add(rd);
-          stored.delete(0);
-          for (const r of stored) b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(xl(r)).mem(Op.I64Store, r * 8);
+          // The interpreter reads and writes x in the hart block: store what the block wrote.
+          const { xDest } = execRegs(insn);
+          flush(true);
           pcConst(off);
           pcConst(next);
           b.op(Op.LocalGet).u32(L_CNT);
           if (n - k - 1 > 0) b.op(Op.I32Const).i32(n - k - 1).op(Op.I32Sub);
           b.op(Op.Call).u32(F_EX);
-          if (xDest && rd !== 0) {
-            b.op(Op.I32Const).i32(hb).mem(Op.I64Load, rd * 8);
-            set(rd);
-          }
+          if (xDest && rd !== 0) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, rd * 8).op(Op.LocalSet).u32(xl(rd));
           flagCheck(k, n, next);
         }
       }
-      if (last && (insn >>> 2 & 31) !== 0x18 && (insn >>> 2 & 31) !== 0x19 && (insn >>> 2 & 31) !== 0x1b) jump(next);
+      if (last && (insn >>> 2 & 31) !== 0x18 && (insn >>> 2 & 31) !== 0x19 && (insn >>> 2 & 31) !== 0x1b) {
+        flush(true);
+        jump(next);
+      }
     });
   }
   b.op(Op.End).op(Op.End); // $top, $exit
-  // The exit path: store back, add the count to the dispatcher's, then go on to the next pc.
-  for (const r of written) b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(xl(r)).mem(Op.I64Store, r * 8);
+  // The exit path (registers are in the hart block): add the count to the dispatcher's, then go on to the next pc.
   b.op(Op.I32Const).i32(hb).op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit).op(Op.LocalGet).u32(L_CNT).op(Op.I32Add)
     .mem(Op.I32Store, offJit);
   chain(b, env);
