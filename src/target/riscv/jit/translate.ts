@@ -280,7 +280,7 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
   let memOps = false;
   for (const i of code.values()) {
     const op = (i.insn >>> 2) & 31;
-    if ((op === 0x00 || op === 0x08) && classify(i.insn) !== 'exec') memOps = true;
+    if (op === 0x00 || op === 0x08) memOps = true;
   }
   if (memOps) {
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 8).op(Op.LocalSet).u32(L_TLBR);
