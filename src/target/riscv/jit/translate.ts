@@ -323,9 +323,13 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
       dirty.add(r);
     }
   };
+  /** Stores x[r]'s local into the hart block. */
+  const store = (r: number): void => {
+    b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(xl(r)).mem(Op.I64Store, r * 8);
+  };
   /** Stores the block's written registers; `clear` on the block's own path (not on a side exit). */
   const flush = (clear: boolean): void => {
-    for (const r of dirty) b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(xl(r)).mem(Op.I64Store, r * 8);
+    for (const r of dirty) store(r);
     if (clear) dirty.clear();
   };
   /** Leaves the region with next pc page base + `off`. */
@@ -362,7 +366,7 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
     if (done) {
       b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4).op(Op.I32Const).i32(FLAG_TRAP).op(Op.I32Ne).op(Op.If).byte(VOID);
       done();
-      for (const r of dirty) if (!before.has(r)) b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(xl(r)).mem(Op.I64Store, r * 8);
+      for (const r of dirty) if (!before.has(r)) store(r);
       b.op(Op.End);
       dirty.clear();
       for (const r of before) dirty.add(r);
