@@ -79,6 +79,32 @@ test('jit: a fault in the middle of a block reports the exact pc, registers and 
   assert.equal(on!.instret, off!.instret, 'same instret as the interpreter');
 });
 
+test('jit: code reached only by running on past an instruction that straddles pages gets translated', () => {
+  // A loop from 0xff0 whose 32-bit instruction at 0xffe crosses into the next page: no
+  // jump ever targets the rest of the body (0x1002...), which must get hot all the same.
+  const C_NOP = 0x0001;
+  const halves = [addi(A1, A1, 1), addi(A2, A2, 1), addi(A3, A3, 1)].flatMap((w) => [w & 0xffff, w >>> 16]);
+  halves.push(C_NOP);
+  const tail = [addi(A4, A4, 5), addi(A1, A1, 2), addi(A2, A2, 3), addi(A3, A3, 4), addi(A4, A4, 6), addi(S0, S0, -1)];
+  for (const w of tail) halves.push(w & 0xffff, w >>> 16);
+  const back = bne(S0, 0, 0xff0 - (0xff0 + 2 * halves.length));
+  halves.push(back & 0xffff, back >>> 16, WFI & 0xffff, WFI >>> 16, C_NOP);
+  const words: number[] = [];
+  for (let i = 0; i < halves.length; i += 2) words.push((halves[i]! | (halves[i + 1]! << 16)) >>> 0);
+  const code = new Map<number, number[]>([[0x00, [addi(S0, 0, 100), jal(0, 0xff0 - 4)]], [0xff0, words]]);
+  const results = [false, true].map((jit) => {
+    const m = machine(jit, code);
+    runToWfi(m.hart);
+    return { x: [...m.hart.x], instret: m.hart.instret, inRegions: m.cpus.jit?.counters().insns ?? 0n };
+  });
+  const [off, on] = results;
+  assert.deepEqual(on!.x, off!.x, 'same registers as the interpreter');
+  assert.equal(on!.x[A4], 1100n);
+  assert.equal(on!.instret, off!.instret, 'same instret as the interpreter');
+  // The part before the straddling instruction is 4 of the loop's 12 instructions.
+  assert.ok(on!.inRegions > 4n * 100n + 5n * 80n, `the part after it ran translated too (${on!.inRegions} instructions in regions)`);
+});
+
 /** Calls func 20 times (a0 += 1 each), patches its first instruction to a0 += 100, FENCE.I, calls it again. */
 const smc = new Map<number, number[]>([
   [0x00, [

@@ -219,6 +219,13 @@ export function run(budget: i32): i32 {
     while (n > 0) {
       // Fetch.
       if ((pc & PAGE_MASK) != pageVaddr) {
+        // Running on into the next page counts as a jump there: a region cannot hold an
+        // instruction that straddles pages, so code reached only past one (a long unrolled
+        // function) would otherwise never get hot. After a fetch in this run(): progress was made.
+        if (stopAtJump && (pc & PAGE_MASK) == pageVaddr + 0x1000 && hotTarget(pc)) {
+          hot = true;
+          break;
+        }
         // A page holding a breakpoint is never cached, so that each of its instructions is checked here.
         let bpPage = false;
         if (S.bpCount != 0) {

@@ -6,7 +6,7 @@
  * jit-log.ts), and statistics for VIREO_STATS.
  */
 import type { GuestMemory } from '../../../hw/core/guest-memory.js';
-import { blockModule, chainModule } from './wasm.js';
+import { blockModule, chainModule, HELPERS } from './wasm.js';
 import { translate, type TranslateEnv, type Translated } from './translate.js';
 import { JitLog, LogEntry, STAT_SLOTS } from './jit-log.js';
 
@@ -317,6 +317,8 @@ export class JitHart {
   readonly table: WebAssembly.Table;
   /** The helper through which regions tail-call each other (wasm.ts chainModule). */
   private readonly chain: WebAssembly.ExportValue;
+  /** The functions regions call, in wasm.ts HELPERS order (filled by attach()). */
+  private readonly helpers = new WebAssembly.Table({ initial: HELPERS.length, element: 'anyfunc' });
   private next = 1;
   core!: JitCore;
   private env!: TranslateEnv;
@@ -334,6 +336,7 @@ export class JitHart {
   /** Binds to the hart's core instance once it exists and enables the dispatcher. */
   attach(core: JitCore, env: Omit<TranslateEnv, 'hashBase' | 'hashMask'>, hashAddr: number): void {
     this.core = core;
+    [core.jitLd, core.jitSt, core.jitMd, core.jitExec, this.chain].forEach((f, i) => this.helpers.set(i, f as never));
     this.env = { ...env, hashBase: hashAddr, hashMask: HASH_ENTRIES - 1 };
     this.jit.harts.push(this);
     if (core.jitHartBytes(HASH_ENTRIES) !== HASH_BYTES) throw new Error('JIT hart memory size differs from the core');
@@ -443,7 +446,7 @@ export class JitHart {
     const bytes = blockModule(batch.map((p) => p.region));
     const core = this.core;
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.jit.memory, chain: this.chain, ld: core.jitLd, st: core.jitSt, md: core.jitMd, ex: core.jitExec },
+      env: { memory: this.jit.memory, helpers: this.helpers },
     });
     const s = this.jit.stats;
     batch.forEach((p, i) => {

@@ -25,7 +25,7 @@
  * AMO and F/D instructions run in the interpreter from inside the region (jitExec);
  * the region exits at the other system instructions and FENCE.I.
  */
-import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN } from './wasm.js';
+import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN, callHelper } from './wasm.js';
 
 /** Most guest instructions in one region. */
 export const MAX_INSNS = 512;
@@ -246,8 +246,8 @@ function chain(b: Bytes, env: TranslateEnv): void {
     .mem(Op.I64Load, 0).op(Op.LocalGet).u32(L_NPC).op(Op.I64Ne).op(Op.BrIf).u32(0);
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 8).op(Op.LocalGet).u32(L_TLBR).op(Op.I32Ne).op(Op.BrIf).u32(0);
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 12).op(Op.LocalTee).u32(L_TLBW).op(Op.I32Const).i32(0).op(Op.I32LeS).op(Op.BrIf).u32(0);
-  b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 16).op(Op.LocalGet).u32(L_BUDGET).op(Op.LocalGet).u32(L_TLBW)
-    .op(Op.ReturnCall).u32(F_CHAIN);
+  b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 16).op(Op.LocalGet).u32(L_BUDGET).op(Op.LocalGet).u32(L_TLBW);
+  callHelper(b, F_CHAIN, true);
   b.op(Op.End);
 }
 
@@ -433,7 +433,8 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
           nest++;
           b.op(Op.LocalGet).u32(L_ADDR).op(Op.I32Const).i32(f3);
           pcConst(off);
-          b.op(Op.Call).u32(F_LD).op(Op.LocalSet).u32(L_NPC);
+          callHelper(b, F_LD);
+          b.op(Op.LocalSet).u32(L_NPC);
           flagCheck(k, n, next, () => {
             b.op(Op.LocalGet).u32(L_NPC);
             set(rd);
@@ -502,7 +503,7 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
           get(rs2);
           b.op(Op.I32Const).i32(1 << f3);
           pcConst(off);
-          b.op(Op.Call).u32(F_ST);
+          callHelper(b, F_ST);
           flagCheck(k, n, next);
           nest--;
           b.op(Op.End);
@@ -513,7 +514,10 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
           get(rs2);
           if (f7 === 1) {
             if (f3 === 0) b.op(Op.I64Mul);
-            else b.op(Op.I32Const).i32(f3).op(Op.Call).u32(F_MD);
+            else {
+              b.op(Op.I32Const).i32(f3);
+              callHelper(b, F_MD);
+            }
           } else if (f7 === 0x20) {
             b.op(f3 === 0 ? Op.I64Sub : Op.I64ShrS);
           } else {
@@ -526,7 +530,8 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
           if (f7 === 1 && f3 !== 0) {
             get(rs1);
             get(rs2);
-            b.op(Op.I32Const).i32(8 + f3).op(Op.Call).u32(F_MD);
+            b.op(Op.I32Const).i32(8 + f3);
+            callHelper(b, F_MD);
           } else {
             get(rs1);
             b.op(Op.I32WrapI64);
@@ -579,7 +584,7 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
           pcConst(next);
           b.op(Op.LocalGet).u32(L_CNT);
           if (n - k - 1 > 0) b.op(Op.I32Const).i32(n - k - 1).op(Op.I32Sub);
-          b.op(Op.Call).u32(F_EX);
+          callHelper(b, F_EX);
           if (xDest && rd !== 0) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, rd * 8).op(Op.LocalSet).u32(xl(rd));
           flagCheck(k, n, next);
         }

@@ -5,7 +5,7 @@
 
 export const enum Op {
   Unreachable = 0x00, Block = 0x02, Loop = 0x03, If = 0x04, Else = 0x05, End = 0x0b, Br = 0x0c, BrIf = 0x0d, BrTable = 0x0e, Return = 0x0f,
-  Call = 0x10, ReturnCall = 0x12, ReturnCallIndirect = 0x13, Drop = 0x1a, Select = 0x1b,
+  Call = 0x10, CallIndirect = 0x11, ReturnCall = 0x12, ReturnCallIndirect = 0x13, Drop = 0x1a, Select = 0x1b,
   LocalGet = 0x20, LocalSet = 0x21, LocalTee = 0x22,
   I32Load = 0x28, I64Load = 0x29, I64Load8S = 0x30, I64Load8U = 0x31, I64Load16S = 0x32, I64Load16U = 0x33,
   I64Load32S = 0x34, I64Load32U = 0x35, I32Store = 0x36, I64Store = 0x37, I64Store8 = 0x3c, I64Store16 = 0x3d, I64Store32 = 0x3e,
@@ -109,8 +109,12 @@ export class Bytes {
   }
 }
 
-/** Imported helper functions of a block module, in import order (function indices 0..). */
-export const IMPORTS: { name: string; params: number[]; results: number[] }[] = [
+/**
+ * Helper functions of a block module, in the order of env.helpers, the table they are
+ * reached through: V8 compiles a wrapper per imported function for every module, which
+ * was a third of the JIT's compile time; an imported table needs none.
+ */
+export const HELPERS: { name: string; params: number[]; results: number[] }[] = [
   { name: 'ld', params: [I64, I32, I64], results: [I64] },
   { name: 'st', params: [I64, I64, I32, I64], results: [] },
   { name: 'md', params: [I64, I64, I32], results: [I64] },
@@ -123,6 +127,12 @@ export const F_MD = 2;
 export const F_EX = 3;
 /** (entry, budget, table index) => the region's result: tail-called by a region to go on in another (see chainModule). */
 export const F_CHAIN = 4;
+
+/** Calls helper `f` (its arguments are on the stack) through env.helpers; as a tail call with `tail`. */
+export function callHelper(b: Bytes, f: number, tail = false): void {
+  // Type 1 + f is the helper's (blockModule), table 0 the helpers.
+  b.op(Op.I32Const).i32(f).op(tail ? Op.ReturnCallIndirect : Op.CallIndirect).u32(1 + f).u32(0);
+}
 
 /**
  * The module of the `chain` helper: `(entry, budget, idx) => table[idx](entry, budget)` as
@@ -146,21 +156,21 @@ export function chainModule(): Uint8Array<ArrayBuffer> {
 }
 
 /**
- * A module importing env.memory (shared) and the helpers, exporting each body as
+ * A module importing env.memory (shared) and the helper table, exporting each body as
  * function "f<i>" of type (entry: i32, budget: i32) => i64. `locals` lists the local declarations of every body.
  */
 export function blockModule(bodies: { locals: [number, number][]; code: Bytes }[]): Uint8Array<ArrayBuffer> {
   const m = new Bytes();
   m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const types = new Bytes();
-  types.u32(1 + IMPORTS.length);
+  types.u32(1 + HELPERS.length);
   types.byte(0x60).u32(2).byte(I32).byte(I32).u32(1).byte(I64);
-  for (const f of IMPORTS) types.byte(0x60).u32(f.params.length).bytes(f.params).u32(f.results.length).bytes(f.results);
+  for (const f of HELPERS) types.byte(0x60).u32(f.params.length).bytes(f.params).u32(f.results.length).bytes(f.results);
   m.section(1, types);
   const imps = new Bytes();
-  imps.u32(1 + IMPORTS.length);
+  imps.u32(2);
   imps.str('env').str('memory').byte(0x02).byte(0x03).u32(0).u32(65536);
-  IMPORTS.forEach((f, i) => imps.str('env').str(f.name).byte(0x00).u32(1 + i));
+  imps.str('env').str('helpers').byte(0x01).byte(0x70).byte(0x00).u32(HELPERS.length);
   m.section(2, imps);
   const funcs = new Bytes();
   funcs.u32(bodies.length);
@@ -168,7 +178,7 @@ export function blockModule(bodies: { locals: [number, number][]; code: Bytes }[
   m.section(3, funcs);
   const exps = new Bytes();
   exps.u32(bodies.length);
-  bodies.forEach((_, i) => exps.str(`f${i}`).byte(0x00).u32(IMPORTS.length + i));
+  bodies.forEach((_, i) => exps.str(`f${i}`).byte(0x00).u32(i));
   m.section(7, exps);
   const code = new Bytes();
   code.u32(bodies.length);
