@@ -420,7 +420,7 @@ export class JitHart {
     // From now on, writes to this code drop the queued region too.
     this.jit.markCode(page, region.ranges);
     this.pending.push({ lo, hi: pcHi, page, region });
-    this.pendingBytes += region.code.len;
+    this.pendingBytes += region.code.length;
     if (this.pending.length < BATCH && this.pendingBytes < BATCH_BYTES) return -1;
     this.compile();
     return this.enter(pcLo, pcHi, host) ? 1 : -1;

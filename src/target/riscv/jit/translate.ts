@@ -63,19 +63,13 @@ export interface TranslateEnv {
 
 export interface Translated {
   locals: [number, number][];
-  code: Bytes;
+  code: Uint8Array;
   /** Guest instructions in the region. */
   count: number;
   /** Page offsets of its blocks, by block index: each is an entry point. */
   starts: number[];
   /** The guest code it was made from, as [page offset, length] pairs. */
   ranges: [number, number][];
-}
-
-interface Insn {
-  insn: number;
-  off: number;
-  len: number;
 }
 
 /**
@@ -116,101 +110,139 @@ const branchImm = (insn: number): number =>
 const jalImm = (insn: number): number =>
   ((insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >>> 9) & 0x800) | ((insn >>> 20) & 0x7fe);
 
-/** The x registers an 'exec' instruction reads, and whether rd is an x register it writes. */
-function execRegs(insn: number): { srcs: number[]; xDest: boolean } {
-  const rs1 = (insn >>> 15) & 31;
-  const rs2 = (insn >>> 20) & 31;
-  const f5 = insn >>> 27;
-  switch ((insn >>> 2) & 31) {
-    case 0x1c: return { srcs: (insn >>> 12) & 4 ? [] : [rs1], xDest: true };
-    case 0x0b: return { srcs: [rs1, rs2], xDest: true };
-    case 0x01: case 0x09: return { srcs: [rs1], xDest: false };
-    // OP-FP: FCVT from and FMV from an integer read rs1; compares, FCVT to and FMV to an integer write rd.
-    case 0x14: return { srcs: f5 === 0x1a || f5 === 0x1e ? [rs1] : [], xDest: f5 === 0x14 || f5 === 0x18 || f5 === 0x1c };
-    default: return { srcs: [], xDest: false };
+// How an instruction uses the x registers (regUse()): reads rs1, reads rs2, and the register it writes (0: none) from bit 2.
+const USE_RS1 = 1;
+const USE_RS2 = 2;
+
+/** The x registers `insn` (translated or 'exec') reads and writes, packed as USE_* | written << 2. */
+function regUse(insn: number): number {
+  const rd = (insn >>> 7) & 31;
+  const op = (insn >>> 2) & 31;
+  if (classify(insn) === 'exec') {
+    const f5 = insn >>> 27;
+    switch (op) {
+      case 0x1c: return ((insn >>> 12) & 4 ? 0 : USE_RS1) | (rd << 2);
+      case 0x0b: return USE_RS1 | USE_RS2 | (rd << 2);
+      case 0x01: case 0x09: return USE_RS1;
+      // OP-FP: FCVT from and FMV from an integer read rs1; compares, FCVT to and FMV to an integer write rd.
+      case 0x14: return (f5 === 0x1a || f5 === 0x1e ? USE_RS1 : 0) | (f5 === 0x14 || f5 === 0x18 || f5 === 0x1c ? rd << 2 : 0);
+      default: return 0;
+    }
   }
+  return (op !== 0x05 && op !== 0x0d && op !== 0x1b && op !== 0x03 ? USE_RS1 : 0) |
+    (op === 0x08 || op === 0x0c || op === 0x0e || op === 0x18 ? USE_RS2 : 0) |
+    (op !== 0x08 && op !== 0x18 && op !== 0x03 ? rd << 2 : 0);
 }
 
-/** The x registers `insn` (translated or 'exec') reads, and the one it writes (0: none). */
-function regsOf(insn: number): { reads: number[]; write: number } {
-  const rd = (insn >>> 7) & 31;
-  if (classify(insn) === 'exec') {
-    const { srcs, xDest } = execRegs(insn);
-    return { reads: srcs, write: xDest ? rd : 0 };
+// Scratch of explore() and translate(), indexed by page offset / 2 and cleared after each
+// region (reset()): typed arrays instead of maps, sets and an object per instruction, as
+// translating is on the guest's critical path. One slot more than a page has: the end of
+// the page (offset 0x1000) is never decoded.
+const SLOTS = 2049;
+/** The decoded instruction (32-bit form) at an offset. */
+const insnAt = new Int32Array(SLOTS);
+/** Its length (2 or 4), 0 where nothing is decoded. */
+const lenAt = new Uint8Array(SLOTS);
+const F_HALF = 1; // the second half of a decoded 32-bit instruction
+const F_START = 2; // a block starts here
+const flagsAt = new Uint8Array(SLOTS);
+/** The block index of a block start, -1 elsewhere. */
+const blockAt = new Int32Array(SLOTS).fill(-1);
+
+/** Clears the scratch entries of the decoded offsets `order` and the starts `starts`. */
+function reset(order: number[], starts: number[]): void {
+  for (const off of order) {
+    if (lenAt[off >> 1] === 4) flagsAt[(off >> 1) + 1] = 0; // its F_HALF
+    lenAt[off >> 1] = 0;
   }
-  const op = (insn >>> 2) & 31;
-  const reads: number[] = [];
-  if (op !== 0x05 && op !== 0x0d && op !== 0x1b && op !== 0x03) reads.push((insn >>> 15) & 31);
-  if (op === 0x08 || op === 0x0c || op === 0x0e || op === 0x18) reads.push((insn >>> 20) & 31);
-  return { reads, write: op !== 0x08 && op !== 0x18 && op !== 0x03 ? rd : 0 };
+  for (const off of starts) {
+    flagsAt[off >> 1] = 0;
+    blockAt[off >> 1] = -1;
+  }
 }
 
 /**
  * Finds the region of the page at host address `page` reachable from page offset
- * `entry`: the translated instructions by offset and the block starts (sorted).
- * It stops at `taken`, the block starts of the page's other regions (jumps there
- * leave to them), and resumes after an instruction it does not translate (the
- * interpreter runs that one and returns there). Returns null if the instruction
- * at `entry` is not translated.
+ * `entry`: the instructions it translates, decoded into insnAt/lenAt, in `order`, and
+ * its block starts, flagged in flagsAt, in `starts` (the sorted ones that were decoded
+ * in `sorted`). It stops at `taken`, the block starts of the page's other regions
+ * (jumps there leave to them), and resumes after an instruction it does not translate
+ * (the interpreter runs that one and returns there). `sorted` is empty if the
+ * instruction at `entry` is not translated.
  */
-function explore(env: TranslateEnv, page: number, entry: number, taken: ReadonlySet<number>): { code: Map<number, Insn>; starts: number[] } | null {
-  const code = new Map<number, Insn>();
-  /** Offsets of the second halves of 32-bit instructions: a jump there is not followed. */
-  const halves = new Set<number>();
-  /** The translated instruction at `off`; a number: the length of an instruction not translated; null: none. */
-  const fetch = (off: number): Insn | number | null => {
-    if (off < 0 || off > 0xffe || halves.has(off)) return null;
-    const lo = env.mem16[(page + off) >>> 1];
+function explore(env: TranslateEnv, page: number, entry: number, taken: ReadonlySet<number>,
+  order: number[], starts: number[]): number[] {
+  /** The instruction at `off` (fetchInsn, fetchLen) if translated: 1; if not, the length to skip it; -1: none. */
+  let fetchInsn = 0;
+  let fetchLen = 0;
+  const fetch = (off: number): number => {
+    if (off < 0 || off > 0xffe || (flagsAt[off >> 1]! & F_HALF) !== 0) return -1;
+    const lo = env.mem16[(page + off) >>> 1]!;
     if ((lo & 3) !== 3) {
-      const insn = env.mem32[(env.rvcTable + lo * 4) >>> 2];
-      return insn === 0xffffffff || classify(insn) === 'no' ? 2 : { insn, off, len: 2 };
+      const insn = env.mem32[(env.rvcTable + lo * 4) >>> 2]!;
+      if (insn === 0xffffffff || classify(insn) === 'no') return 2;
+      fetchInsn = insn;
+      fetchLen = 2;
+      return 1;
     }
-    if (off > 0xffc || code.has(off + 2)) return null; // crosses the page, or overlaps decoded code
-    const insn = (lo | (env.mem16[(page + off + 2) >>> 1] << 16)) >>> 0;
-    return classify(insn) === 'no' ? 4 : { insn, off, len: 4 };
+    if (off > 0xffc || lenAt[(off + 2) >> 1] !== 0) return -1; // crosses the page, or overlaps decoded code
+    const insn = (lo | (env.mem16[(page + off + 2) >>> 1]! << 16)) >>> 0;
+    if (classify(insn) === 'no') return 4;
+    fetchInsn = insn;
+    fetchLen = 4;
+    return 1;
   };
-  const isInsn = (i: Insn | number | null): i is Insn => typeof i === 'object' && i !== null;
-  if (!isInsn(fetch(entry))) return null;
-  const starts = new Set<number>([entry]);
+  const addStart = (off: number): void => {
+    if ((flagsAt[off >> 1]! & F_START) === 0) {
+      flagsAt[off >> 1] |= F_START;
+      starts.push(off);
+    }
+  };
+  if (fetch(entry) !== 1) return [];
+  addStart(entry);
   const queue = [entry];
   const target = (off: number): void => {
-    if (starts.has(off) || taken.has(off)) return;
-    if (code.has(off)) starts.add(off); // splits a decoded run
-    else if (code.size < MAX_INSNS && isInsn(fetch(off))) {
-      starts.add(off);
+    if ((off >= 0 && off <= 0xffe && (flagsAt[off >> 1]! & F_START) !== 0) || taken.has(off)) return;
+    if (off >= 0 && off <= 0xffe && lenAt[off >> 1] !== 0) addStart(off); // splits a decoded run
+    else if (order.length < MAX_INSNS && fetch(off) === 1) {
+      addStart(off);
       queue.push(off);
     }
   };
   for (let q = 0; q < queue.length; q++) {
-    for (let off = queue[q]!; code.size < MAX_INSNS;) {
-      if (code.has(off)) {
-        starts.add(off); // the run falls into decoded code: a block starts there
+    for (let off = queue[q]!; order.length < MAX_INSNS;) {
+      if (lenAt[off >> 1] !== 0) {
+        addStart(off); // the run falls into decoded code: a block starts there
         break;
       }
       if (off !== queue[q] && taken.has(off)) break;
-      const i = fetch(off);
-      if (!isInsn(i)) {
-        if (i !== null) target(off + i);
+      const f = fetch(off);
+      if (f !== 1) {
+        if (f > 0) target(off + f);
         break;
       }
-      code.set(off, i);
-      if (i.len === 4) halves.add(off + 2);
-      const op = (i.insn >>> 2) & 31;
+      const insn = fetchInsn;
+      const len = fetchLen;
+      insnAt[off >> 1] = insn;
+      lenAt[off >> 1] = len;
+      order.push(off);
+      if (len === 4) flagsAt[(off >> 1) + 1] |= F_HALF;
+      const op = (insn >>> 2) & 31;
       if (op === 0x18) {
-        target(off + branchImm(i.insn));
-        target(off + i.len);
+        target(off + branchImm(insn));
+        target(off + len);
         break;
       }
       if (op === 0x1b) {
-        target(off + jalImm(i.insn));
-        if (((i.insn >>> 7) & 31) !== 0) target(off + i.len); // where the call returns
+        target(off + jalImm(insn));
+        if (((insn >>> 7) & 31) !== 0) target(off + len); // where the call returns
         break;
       }
       if (op === 0x19) break;
-      off += i.len;
+      off += len;
     }
   }
-  return { code, starts: [...starts].filter((s) => code.has(s)).sort((a, b) => a - b) };
+  return starts.filter((s) => lenAt[s >> 1] !== 0).sort((a, b) => a - b);
 }
 
 /**
@@ -258,35 +290,53 @@ function chain(b: Bytes, env: TranslateEnv): void {
  */
 export function translate(env: TranslateEnv, pageLo: number, pageHi: number, page: number, entry: number,
   taken: ReadonlySet<number>): Translated | null {
-  const found = explore(env, page, entry, taken);
-  if (!found) return null;
-  const { code, starts } = found;
-  const index = new Map<number, number>();
-  starts.forEach((s, i) => index.set(s, i));
-  // The blocks: from each start to its terminator or the next start.
-  const blocks: Insn[][] = starts.map((s) => {
-    const insns: Insn[] = [];
+  const order: number[] = [];
+  const allStarts: number[] = [];
+  try {
+    const starts = explore(env, page, entry, taken, order, allStarts);
+    return starts.length === 0 ? null : emit(env, pageLo, pageHi, order, starts);
+  } finally {
+    reset(order, allStarts);
+  }
+}
+
+/** The region's code is built here, then copied out (most regions take a few KiB). */
+const out = new Bytes();
+const LOADS = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U];
+const STORES = [Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store];
+const OPS = [Op.I64Add, Op.I64Shl, Op.I64LtS, Op.I64LtU, Op.I64Xor, Op.I64ShrU, Op.I64Or, Op.I64And];
+const BRANCHES = [Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU] as Op[];
+
+/** The block index of the block starting at page offset `off`, or -1. */
+const blockIndex = (off: number): number => (off >= 0 && off <= 0xffe ? blockAt[off >> 1]! : -1);
+
+/** Emits the region explore() found: the instructions `order`, the block starts `starts` (sorted). */
+function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[], starts: number[]): Translated {
+  starts.forEach((s, i) => { blockAt[s >> 1] = i; });
+  // The blocks: from each start to its terminator or the next start; their instruction counts.
+  const counts = starts.map((s) => {
+    let n = 0;
     for (let off = s; ;) {
-      const i = code.get(off)!;
-      insns.push(i);
-      const op = (i.insn >>> 2) & 31;
-      off += i.len;
-      if (op === 0x18 || op === 0x19 || op === 0x1b || !code.has(off) || index.has(off)) break;
+      const op = (insnAt[off >> 1]! >>> 2) & 31;
+      n++;
+      off += lenAt[off >> 1]!;
+      if (op === 0x18 || op === 0x19 || op === 0x1b || off > 0xffe || lenAt[off >> 1] === 0 || blockAt[off >> 1]! >= 0) break;
     }
-    return insns;
+    return n;
   });
   const { hb, offJit } = env;
-  const b = new Bytes();
+  const b = out;
+  b.len = 0;
   let memOps = false;
-  for (const i of code.values()) {
-    const op = (i.insn >>> 2) & 31;
+  for (const off of order) {
+    const op = (insnAt[off >> 1]! >>> 2) & 31;
     if (op === 0x00 || op === 0x08) memOps = true;
   }
   if (memOps) {
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 8).op(Op.LocalSet).u32(L_TLBR);
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 12).op(Op.LocalSet).u32(L_TLBW);
   }
-  const N = blocks.length;
+  const N = starts.length;
   // block $exit; loop $top; block $b(N-1) ... block $b0; br_table; end $b0; <block 0>; end $b1; <block 1> ...
   b.op(Op.Block).byte(VOID).op(Op.Loop).byte(VOID);
   for (let i = 0; i < N; i++) b.op(Op.Block).byte(VOID);
@@ -314,13 +364,17 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
    * leaves, so no local is live across blocks. Entering a region then costs nothing per
    * register, and V8 no longer juggles up to 31 live locals across a large region.
    */
-  const dirty = new Set<number>();
+  const dirty: number[] = [];
+  let dirtyMask = 0;
   const set = (r: number): void => {
     if (r === 0) {
       b.op(Op.Drop);
     } else {
       b.op(Op.LocalSet).u32(xl(r));
-      dirty.add(r);
+      if ((dirtyMask & (1 << r)) === 0) {
+        dirtyMask |= 1 << r;
+        dirty.push(r);
+      }
     }
   };
   /** Stores x[r]'s local into the hart block. */
@@ -330,7 +384,10 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
   /** Stores the block's written registers; `clear` on the block's own path (not on a side exit). */
   const flush = (clear: boolean): void => {
     for (const r of dirty) store(r);
-    if (clear) dirty.clear();
+    if (clear) {
+      dirty.length = 0;
+      dirtyMask = 0;
+    }
   };
   /** Leaves the region with next pc page base + `off`. */
   const exitTo = (off: number): void => {
@@ -339,8 +396,8 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
   };
   /** Goes to the block at `off` if the region has it, else leaves. */
   const jump = (off: number): void => {
-    const j = index.get(off);
-    if (j === undefined) return exitTo(off);
+    const j = blockIndex(off);
+    if (j < 0) return exitTo(off);
     if (j === cur + 1 && nest === 0) return; // the next block: fall into it
     // A later block starts at the end of its label (inside this one): branch straight there.
     if (j > cur) {
@@ -362,14 +419,15 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
     nest++;
     // What the block wrote before this instruction (after a trap, the destination's local
     // may never have been loaded: it must not be stored).
-    const before = new Set(dirty);
     if (done) {
+      const before = dirty.length;
+      const beforeMask = dirtyMask;
       b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4).op(Op.I32Const).i32(FLAG_TRAP).op(Op.I32Ne).op(Op.If).byte(VOID);
       done();
-      for (const r of dirty) if (!before.has(r)) store(r);
+      for (let i = before; i < dirty.length; i++) store(dirty[i]!);
       b.op(Op.End);
-      dirty.clear();
-      for (const r of before) dirty.add(r);
+      dirty.length = before;
+      dirtyMask = beforeMask;
     }
     flush(false);
     uncount(k, n); // a faulting instruction counts, as in the interpreter
@@ -390,11 +448,16 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
   const hostAddr = (): void => {
     b.op(Op.LocalGet).u32(L_ADDR).op(Op.LocalGet).u32(L_E).mem(Op.I64Load, 8).op(Op.I64Add).op(Op.I32WrapI64);
   };
-  const LOADS = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U];
-  const STORES = [Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store];
+  /** Registers the current block loads when it starts, and those it wrote so far in that scan. */
+  let loaded = 0;
+  let written = 0;
+  const loadFirst = (r: number): void => {
+    if (((loaded | written) & (1 << r)) !== 0) return;
+    loaded |= 1 << r;
+    b.op(Op.I32Const).i32(hb).mem(Op.I64Load, r * 8).op(Op.LocalSet).u32(xl(r));
+  };
   for (cur = 0; cur < N; cur++) {
-    const insns = blocks[cur]!;
-    const n = insns.length;
+    const n = counts[cur]!;
     b.op(Op.End); // of $b<cur>
     // Count the block; leave before it if it does not fit in the budget.
     b.op(Op.LocalGet).u32(L_CNT).op(Op.I32Const).i32(n).op(Op.I32Add).op(Op.LocalTee).u32(L_CNT)
@@ -404,17 +467,21 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
     exitTo(starts[cur]!);
     nest--;
     b.op(Op.End);
-    // Load what the block reads before writing it.
-    const loaded = new Set<number>([0]);
-    const written = new Set<number>();
-    for (const { insn } of insns) {
-      const { reads, write } = regsOf(insn);
-      for (const r of reads) if (!written.has(r)) loaded.add(r);
-      written.add(write);
+    // Load what the block reads before writing it (x0 never).
+    loaded = 1;
+    written = 0;
+    for (let k = 0, off = starts[cur]!; k < n; k++, off += lenAt[off >> 1]!) {
+      const insn = insnAt[off >> 1]!;
+      const use = regUse(insn);
+      if ((use & USE_RS1) !== 0) loadFirst((insn >>> 15) & 31);
+      if ((use & USE_RS2) !== 0) loadFirst((insn >>> 20) & 31);
+      written |= 1 << (use >>> 2);
     }
-    dirty.clear();
-    for (const r of loaded) if (r !== 0) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, r * 8).op(Op.LocalSet).u32(xl(r));
-    insns.forEach(({ insn, off, len }, k) => {
+    dirty.length = 0;
+    dirtyMask = 0;
+    for (let k = 0, off = starts[cur]!; k < n; k++) {
+      const insn = insnAt[off >> 1]! >>> 0;
+      const len = lenAt[off >> 1]!;
       const rd = (insn >>> 7) & 31;
       const rs1 = (insn >>> 15) & 31;
       const rs2 = (insn >>> 20) & 31;
@@ -521,7 +588,7 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
           } else if (f7 === 0x20) {
             b.op(f3 === 0 ? Op.I64Sub : Op.I64ShrS);
           } else {
-            b.op([Op.I64Add, Op.I64Shl, Op.I64LtS, Op.I64LtU, Op.I64Xor, Op.I64ShrU, Op.I64Or, Op.I64And][f3]!);
+            b.op(OPS[f3]!);
             if (f3 === 2 || f3 === 3) b.op(Op.I64ExtendI32U);
           }
           set(rd);
@@ -548,7 +615,7 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
           flush(true);
           get(rs1);
           get(rs2);
-          b.op([Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU][f3] as Op);
+          b.op(BRANCHES[f3]!);
           b.op(Op.If).byte(VOID);
           nest++;
           jump(off + branchImm(insn));
@@ -578,14 +645,14 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
         default: {
           if (classify(insn) !== 'exec') throw new Error(`jit: untranslatable instruction ${insn.toString(16)} accepted`);
           // The interpreter reads and writes x in the hart block: store what the block wrote.
-          const { xDest } = execRegs(insn);
+          const xDest = regUse(insn) >>> 2 !== 0;
           flush(true);
           pcConst(off);
           pcConst(next);
           b.op(Op.LocalGet).u32(L_CNT);
           if (n - k - 1 > 0) b.op(Op.I32Const).i32(n - k - 1).op(Op.I32Sub);
           callHelper(b, F_EX);
-          if (xDest && rd !== 0) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, rd * 8).op(Op.LocalSet).u32(xl(rd));
+          if (xDest) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, rd * 8).op(Op.LocalSet).u32(xl(rd));
           flagCheck(k, n, next);
         }
       }
@@ -593,7 +660,8 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
         flush(true);
         jump(next);
       }
-    });
+      off = next;
+    }
   }
   b.op(Op.End).op(Op.End); // $top, $exit
   // The exit path (registers are in the hart block): add the count to the dispatcher's, then go on to the next pc.
@@ -601,6 +669,6 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
     .mem(Op.I32Store, offJit);
   chain(b, env);
   b.op(Op.LocalGet).u32(L_NPC);
-  const ranges: [number, number][] = [...code.values()].map((i) => [i.off, i.len]);
-  return { locals: LOCALS, code: b, count: code.size, starts, ranges };
+  const ranges: [number, number][] = order.map((off) => [off, lenAt[off >> 1]!]);
+  return { locals: LOCALS, code: b.buf.slice(0, b.len), count: order.length, starts, ranges };
 }

@@ -155,11 +155,14 @@ export function chainModule(): Uint8Array<ArrayBuffer> {
   return m.result();
 }
 
+/** The local declarations of a body in the code section, by the `locals` list they encode. */
+const localDecls = new Map<[number, number][], Uint8Array>();
+
 /**
  * A module importing env.memory (shared) and the helper table, exporting each body as
  * function "f<i>" of type (entry: i32, budget: i32) => i64. `locals` lists the local declarations of every body.
  */
-export function blockModule(bodies: { locals: [number, number][]; code: Bytes }[]): Uint8Array<ArrayBuffer> {
+export function blockModule(bodies: { locals: [number, number][]; code: Uint8Array }[]): Uint8Array<ArrayBuffer> {
   const m = new Bytes();
   m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const types = new Bytes();
@@ -183,12 +186,13 @@ export function blockModule(bodies: { locals: [number, number][]; code: Bytes }[
   const code = new Bytes();
   code.u32(bodies.length);
   for (const b of bodies) {
-    const body = new Bytes();
-    body.u32(b.locals.length);
-    for (const [n, t] of b.locals) body.u32(n).byte(t);
-    body.bytes(b.code.buf.subarray(0, b.code.len));
-    body.op(Op.End);
-    code.u32(body.len).bytes(body.buf.subarray(0, body.len));
+    let decls = localDecls.get(b.locals);
+    if (!decls) {
+      const d = new Bytes().u32(b.locals.length);
+      for (const [n, t] of b.locals) d.u32(n).byte(t);
+      localDecls.set(b.locals, (decls = d.result()));
+    }
+    code.u32(decls.length + b.code.length + 1).bytes(decls).bytes(b.code).op(Op.End);
   }
   m.section(10, code);
   return m.result();
