@@ -21,7 +21,8 @@ import { JitLog, JIT_LOG_BYTES } from './jit/jit-log.js';
 // Node reads the core from dist/; the browser bundle puts src/web/core-module.ts in its place.
 import { loadCoreModule } from './core-module.js';
 
-const RVC_TABLE = 0x100000;
+/** Host address of the compressed-instruction expansion table (65536 u32, filled by the core). */
+export const RVC_TABLE = 0x100000;
 const HART_BLOCKS = 0x140000;
 const HART_BLOCK_SIZE = 0x10000;
 const ROM_HOST = 0x200000;

@@ -331,6 +331,38 @@ export function run(budget: i32): i32 {
             setX(xb, rd5, imm6);
             pc = npc;
             continue;
+          case 0x0b: { // c.lui, c.addi16sp
+            if (imm6 == 0) break;
+            if (rd5 != 2) {
+              setX(xb, rd5, imm6 << 12);
+            } else {
+              const imm = ((bits >> 3) & 0x200) | ((bits >> 2) & 0x10) | ((bits << 1) & 0x40) | ((bits << 4) & 0x180) | ((bits << 3) & 0x20);
+              setX(xb, 2, X(xb, 2) + <u64><i64>((<i32>imm << 22) >> 22));
+            }
+            pc = npc;
+            continue;
+          }
+          // Jumps and taken branches to a hot target or a region entry go the general way,
+          // which stops there for the JIT dispatcher (hotTarget() said so and will again).
+          case 0x0d: { // c.j
+            const off = ((bits >> 1) & 0xb40) | ((bits >> 7) & 0x10) | ((bits << 2) & 0x400) | ((bits << 1) & 0x80) |
+              ((bits >> 2) & 0xe) | ((bits << 3) & 0x20);
+            const target = pc + <u64><i64>((<i32>off << 20) >> 20);
+            if (stopAtJump && hotTarget(target)) break;
+            pc = target;
+            continue;
+          }
+          case 0x0e: case 0x0f: { // c.beqz, c.bnez
+            if ((X(xb, rsc) == 0) == ((bits & 0x2000) == 0)) {
+              const off = ((bits >> 4) & 0x100) | ((bits >> 7) & 0x18) | ((bits << 1) & 0xc0) | ((bits >> 2) & 6) | ((bits << 3) & 0x20);
+              const target = pc + <u64><i64>((<i32>off << 23) >> 23);
+              if (stopAtJump && hotTarget(target)) break;
+              pc = target;
+            } else {
+              pc = npc;
+            }
+            continue;
+          }
           case 0x0c: { // c.srli, c.srai, c.andi, c.sub, c.xor, c.or, c.and, c.subw, c.addw
             const f2 = (bits >> 10) & 3;
             const f = ((bits >> 10) & 4) | ((bits >> 5) & 3);
@@ -376,11 +408,19 @@ export function run(budget: i32): i32 {
             pc = npc;
             continue;
           }
-          case 0x14: // c.mv, c.add (c.jr, c.jalr and c.ebreak below)
-            if (rs5 == 0) break;
-            setX(xb, rd5, (bits & 0x1000) != 0 ? X(xb, rd5) + X(xb, rs5) : X(xb, rs5));
-            pc = npc;
+          case 0x14: { // c.mv, c.add, c.jr, c.jalr (c.ebreak below)
+            if (rs5 != 0) {
+              setX(xb, rd5, (bits & 0x1000) != 0 ? X(xb, rd5) + X(xb, rs5) : X(xb, rs5));
+              pc = npc;
+              continue;
+            }
+            if (rd5 == 0) break;
+            const target = X(xb, rd5) & ~<u64>1;
+            if (stopAtJump && hotTarget(target)) break;
+            if ((bits & 0x1000) != 0) store<u64>(xb + 8, npc); // c.jalr links in ra
+            pc = target;
             continue;
+          }
           case 0x16: { // c.swsp
             const h = tlbLookup(tlbW, X(xb, 2) + <u64>(((bits >> 7) & 0x3c) | ((bits >> 1) & 0xc0)), 4);
             if (h == 0) break;
