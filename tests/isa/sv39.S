@@ -244,6 +244,13 @@ main:
   check_fault 30, CAUSE_FETCH_PAGE_FAULT, VA_4K + 0x8000, PRV_M
   li a0, MSTATUS_SUM
   csrc mstatus, a0
+  /* SUM clear again, with no SFENCE.VMA: the user page S-mode read with SUM must fault again */
+  expect_trap
+  to_mode PRV_S
+  li t0, VA_4K + 0x5000
+  ld a0, 0(t0)
+  to_m
+  check_fault 48, CAUSE_LOAD_PAGE_FAULT, VA_4K + 0x5000, PRV_M
 
   /* --- U-mode: the identity page becomes a user page for a while --- */
   li a0, 0x80000000

@@ -18,8 +18,8 @@ const MSTATUS_WRITABLE: u64 = S.MSTATUS_SIE | S.MSTATUS_MIE | S.MSTATUS_SPIE | S
   S.MSTATUS_MPP | S.MSTATUS_FS | S.MSTATUS_MPRV | S.MSTATUS_SUM | S.MSTATUS_MXR | S.MSTATUS_TVM | S.MSTATUS_TW | S.MSTATUS_TSR;
 const SSTATUS_MASK: u64 = S.MSTATUS_SIE | S.MSTATUS_SPIE | S.MSTATUS_SPP | S.MSTATUS_FS | S.MSTATUS_SUM |
   S.MSTATUS_MXR | (<u64>3 << 32) | S.MSTATUS_SD;
-// Bits that change the permission checks cached in the TLBs (MPRV and MPP only select a TLB set).
-const MSTATUS_MMU_BITS: u64 = S.MSTATUS_SUM | S.MSTATUS_MXR;
+// Bits that change the permission checks cached in the TLBs (MPRV, MPP and SUM only select a TLB set).
+const MSTATUS_MMU_BITS: u64 = S.MSTATUS_MXR;
 const MIE_WRITABLE: u64 = 0xaaa;
 const MIP_WRITABLE: u32 = <u32>(S.IRQ_SSIP | S.IRQ_STIP | S.IRQ_SEIP);
 // Exceptions that may be delegated: all but ecall from M-mode (11) and reserved codes.

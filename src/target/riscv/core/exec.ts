@@ -191,7 +191,7 @@ export function run(budget: i32): i32 {
   const xb = S.hb;
   // The data TLBs of the current privilege from the start: run() is entered without
   // irqCheck after each JIT region, and a null TLB made every access a page walk.
-  let tlbR: usize = S.tlbSet(S.dataPriv()) + S.OFF_TLB_R;
+  let tlbR: usize = S.dataTlbSet() + S.OFF_TLB_R;
   let tlbW: usize = tlbR - S.OFF_TLB_R + S.OFF_TLB_W;
   const instretStart = S.instret;
   S.dbgHit = 0;
@@ -200,7 +200,7 @@ export function run(budget: i32): i32 {
       // Something may have changed interrupts, the TLBs or the host's exit request.
       S.irqCheck = false;
       pageVaddr = <u64>-1;
-      tlbR = S.tlbSet(S.dataPriv()) + S.OFF_TLB_R;
+      tlbR = S.dataTlbSet() + S.OFF_TLB_R;
       tlbW = tlbR - S.OFF_TLB_R + S.OFF_TLB_W;
       if (atomic.load<u32>(xb + S.OFF_EXIT) != 0) {
         exit = EXIT_REQUEST;
@@ -211,7 +211,7 @@ export function run(budget: i32): i32 {
       if (!S.noIrq && checkInterrupts()) {
         S.irqCheck = false;
         pc = S.pc;
-        tlbR = S.tlbSet(S.dataPriv()) + S.OFF_TLB_R;
+        tlbR = S.dataTlbSet() + S.OFF_TLB_R;
         tlbW = tlbR - S.OFF_TLB_R + S.OFF_TLB_W;
       }
     }

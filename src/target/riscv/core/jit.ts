@@ -92,7 +92,7 @@ export function jitDropPage(page: u32): void {
 
 /** Removes the page at host address `page` from this hart's write TLBs (it now holds code). */
 export function jitDropWrite(page: u32): void {
-  for (let set: u32 = 0; set < 3; set++) {
+  for (let set: u32 = 0; set < S.TLB_SETS; set++) {
     const base = S.hb + S.OFF_TLB + set * S.TLB_SET_SIZE + S.OFF_TLB_W;
     for (let i: u32 = 0; i < S.TLB_SIZE; i++) {
       const e = base + (i << 4);
@@ -144,7 +144,7 @@ export function runJit(budget: i32): i32 {
         if (load<u64>(e) == pc && load<u32>(e, 8) == <u32>host) {
           const idx = load<i32>(e, 12);
           if (idx > 0) {
-            const t = S.tlbSet(S.dataPriv());
+            const t = S.dataTlbSet();
             store<u32>(xb + OFF_JIT + JIT_TLBR, <u32>(t + S.OFF_TLB_R));
             store<u32>(xb + OFF_JIT + JIT_TLBW, <u32>(t + S.OFF_TLB_W));
             store<u32>(xb + OFF_JIT + JIT_TLBX, <u32>(S.tlbSet(S.priv) + S.OFF_TLB_X));
@@ -239,7 +239,7 @@ export function jitExec(pc: u64, next: u64, done: u32): void {
   if (M.codeWritten) store<u32>(flag, FLAG_STOP);
   if (!S.irqCheck) return;
   if (atomic.load<u32>(S.hb + S.OFF_EXIT) != 0 ||
-    S.tlbSet(S.dataPriv()) + S.OFF_TLB_R != load<u32>(S.hb + OFF_JIT + JIT_TLBR) ||
+    S.dataTlbSet() + S.OFF_TLB_R != load<u32>(S.hb + OFF_JIT + JIT_TLBR) ||
     tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, pc, 2) != code) {
     store<u32>(flag, FLAG_STOP);
     return;

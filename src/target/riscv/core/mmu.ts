@@ -6,8 +6,8 @@
 // page to `host - vaddr`, so a hit costs one compare and one add. Entries are
 // filled only after the permission check for the current effective privilege
 // passed (and, for the write TLB, after D was set). Each privilege has its own set
-// of TLBs, so privilege changes need no flush; satp writes, SFENCE.VMA and changes
-// of mstatus.SUM/MXR flush them all.
+// of TLBs (S-mode with mstatus.SUM another, state.ts), so privilege and SUM changes need
+// no flush; satp writes, SFENCE.VMA and changes of mstatus.MXR flush them all.
 import * as S from './state';
 import { raiseException } from './trap';
 import { isCode, codeWrite } from './jitmap';
@@ -40,7 +40,7 @@ export function tlbFlush(): void {
   superLo = <u64>-1;
   superLast = 0;
   let p = S.hb + S.OFF_TLB;
-  const end = p + 3 * S.TLB_SET_SIZE;
+  const end = p + S.TLB_SETS * S.TLB_SET_SIZE;
   while (p < end) {
     store<u64>(p, INVALID_TAG);
     p += 16;
@@ -49,7 +49,7 @@ export function tlbFlush(): void {
 
 /** Invalidates the write TLB of every privilege (see S.dirtyMap). */
 export function tlbFlushWrite(): void {
-  for (let set: u32 = 0; set < 3; set++) {
+  for (let set: u32 = 0; set < S.TLB_SETS; set++) {
     let p = S.hb + S.OFF_TLB + set * S.TLB_SET_SIZE + S.OFF_TLB_W;
     const end = p + S.TLB_SIZE * 16;
     while (p < end) {
@@ -73,7 +73,7 @@ export function tlbFlushPage(vaddr: u64): void {
   S.irqCheck = true;
   const slot = (<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4;
   const tag = vaddr & PAGE_MASK;
-  for (let set: u32 = 0; set < 3; set++) {
+  for (let set: u32 = 0; set < S.TLB_SETS; set++) {
     const base = S.hb + S.OFF_TLB + set * S.TLB_SET_SIZE + slot;
     for (let off: u32 = 0; off < S.TLB_SET_SIZE; off += 0x1000) {
       if (load<u64>(base + off) == tag) store<u64>(base + off, INVALID_TAG);
@@ -167,7 +167,7 @@ function tlbFill(acc: u32, vaddr: u64, pa: u64): void {
   if (host == 0) return;
   if (acc == S.ACC_STORE && isCode(host)) return; // stores to translated code take the slow path
   if (acc != S.ACC_FETCH && S.wpCount != 0 && watchedPage(vaddr)) return; // watched: every access checks
-  const set = S.tlbSet(acc == S.ACC_FETCH ? S.priv : S.dataPriv());
+  const set = acc == S.ACC_FETCH ? S.tlbSet(S.priv) : S.dataTlbSet();
   const off = acc == S.ACC_FETCH ? S.OFF_TLB_X : acc == S.ACC_LOAD ? S.OFF_TLB_R : S.OFF_TLB_W;
   const e = set + off + ((<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4);
   store<u64>(e, vaddr & PAGE_MASK);
@@ -290,7 +290,7 @@ export function amoHost(vaddr: u64, size: u32, isLoadReserved: bool): usize {
     return 0;
   }
   const acc = isLoadReserved ? S.ACC_LOAD : S.ACC_STORE;
-  const hit = tlbLookup(S.tlbSet(S.dataPriv()) + (isLoadReserved ? S.OFF_TLB_R : S.OFF_TLB_W), vaddr, size);
+  const hit = tlbLookup(S.dataTlbSet() + (isLoadReserved ? S.OFF_TLB_R : S.OFF_TLB_W), vaddr, size);
   if (hit != 0) return hit;
   // Watched pages never hit the TLB. LR reads; SC and the AMOs count as a read and a write.
   if (S.wpCount != 0 && watchHit(vaddr, size, isLoadReserved ? WATCH_R : WATCH_R | WATCH_W)) return 0;
