@@ -4,12 +4,14 @@
  * No feature bits, no configuration space, and no state of its own for snapshots: each
  * request is served when it is notified.
  */
-import { randomFillSync } from 'node:crypto';
 import type { GuestMemory } from '../core/guest-memory.js';
 import { VIRTIO_ID, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
 import type { DeviceState } from '../../migration/vmstate.js';
 
-/** Bytes filled per request at most: a huge buffer gets a short fill (the driver sees the length) instead of stalling the host. */
+/**
+ * Bytes filled per request at most: a huge buffer gets a short fill (the driver sees the length) instead of stalling the host.
+ * Also the most crypto.getRandomValues() fills in one call.
+ */
 export const VIRTIO_RNG_MAX_REQUEST = 64 * 1024;
 
 /** The entropy device (device ID 4). */
@@ -42,7 +44,7 @@ export class VirtioRng implements VirtioDevice {
         if (!b.writable || n === 0) continue;
         const v = mem.view(b.addr, n);
         if (!v) break;
-        randomFillSync(v);
+        crypto.getRandomValues(v); // Web Crypto: node:crypto would load at start-up (~3 ms)
         mem.markDirty(b.addr, n);
         written += n;
       }

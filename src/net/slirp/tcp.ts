@@ -13,7 +13,6 @@
  * acknowledgement stops the host socket when it reaches SND_BUF, and the window
  * offered to the guest is what the host socket's write buffer has room for.
  */
-import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { MTU, IPV4_HLEN } from './ipv4.js';
 import { ACK, FIN, PSH, RST, SYN, seqAdd, seqDiff, tcpFrame, type TcpAddrs, type TcpSegment } from './tcp-wire.js';
@@ -64,7 +63,7 @@ const enum State {
 /** A TCP connection with the guest, spliced to a host socket. */
 export class TcpConnection {
   private state: State;
-  private readonly iss = randomBytes(4).readUInt32BE(0);
+  private readonly iss = crypto.getRandomValues(new Uint32Array(1))[0]!;
   private sndUna = this.iss;
   private sndNxt = this.iss;
   /** The highest sequence number sent so far (go-back-N may move sndNxt below it). */
