@@ -105,7 +105,7 @@ export class VirtMachine {
       // default threshold is the boot's fastest (docs/riscv-core.md): lower, compiling the
       // regions costs more than they save; higher, little of the boot is translated.
       (opts.accel.jit ?? (process.env.VIREO_JIT === '1' && opts.gdb === undefined))
-        ? { threshold: Number(process.env.VIREO_JIT_THRESHOLD ?? 4000), threads: opts.accel.thread === 'multi' } : null);
+        ? { threshold: Number(process.env.VIREO_JIT_THRESHOLD ?? 48000), threads: opts.accel.thread === 'multi' } : null);
     const harts = this.cpus.harts;
     this.clint = new RiscvAclint(this.clock, harts.map((h) => h.irqLine(Mip.MSIP)), harts.map((h) => h.irqLine(Mip.MTIP)));
     this.attach('clint', m.clint, this.clint, CLINT_VALID_ACCESS);

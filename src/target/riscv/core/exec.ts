@@ -12,7 +12,7 @@ import * as C from './csr';
 import { tlbLookup, loadSlow, storeSlow, fetchPage, amoHost, tlbFlush, tlbFlushPage } from './mmu';
 import { raiseException, checkInterrupts, mret, sret } from './trap';
 import { fpOp, fpLoadAllowed } from './fpu';
-import { hotTarget, isEntry } from './jitmap';
+import { hotJump, isEntry } from './jitmap';
 import { bpLookup, DBG_BREAK } from './debug';
 
 /** Why run() returned. */
@@ -194,6 +194,9 @@ export function run(budget: i32): i32 {
   let tlbR: usize = S.dataTlbSet() + S.OFF_TLB_R;
   let tlbW: usize = tlbR - S.OFF_TLB_R + S.OFF_TLB_W;
   const instretStart = S.instret;
+  /** With the JIT: the last jump target reached, and the budget left then (see hotJump). */
+  let from = pc;
+  let fromN = n;
   S.dbgHit = 0;
   while (n > 0) {
     if (S.irqCheck) {
@@ -222,9 +225,13 @@ export function run(budget: i32): i32 {
         // Running on into the next page counts as a jump there: a region cannot hold an
         // instruction that straddles pages, so code reached only past one (a long unrolled
         // function) would otherwise never get hot. After a fetch in this run(): progress was made.
-        if (stopAtJump && (pc & PAGE_MASK) == pageVaddr + 0x1000 && hotTarget(pc)) {
-          hot = true;
-          break;
+        if (stopAtJump && (pc & PAGE_MASK) == pageVaddr + 0x1000) {
+          if (hotJump(from, fromN - n, pc)) {
+            hot = true;
+            break;
+          }
+          from = pc;
+          fromN = n;
         }
         // A page holding a breakpoint is never cached, so that each of its instructions is checked here.
         let bpPage = false;
@@ -342,22 +349,20 @@ export function run(budget: i32): i32 {
             pc = npc;
             continue;
           }
-          // Jumps and taken branches to a hot target or a region entry go the general way,
-          // which stops there for the JIT dispatcher (hotTarget() said so and will again).
+          // With the JIT, jumps and taken branches go the general way, which counts them for
+          // hotness and may stop there for the dispatcher.
           case 0x0d: { // c.j
             const off = ((bits >> 1) & 0xb40) | ((bits >> 7) & 0x10) | ((bits << 2) & 0x400) | ((bits << 1) & 0x80) |
               ((bits >> 2) & 0xe) | ((bits << 3) & 0x20);
-            const target = pc + <u64><i64>((<i32>off << 20) >> 20);
-            if (stopAtJump && hotTarget(target)) break;
-            pc = target;
+            if (stopAtJump) break;
+            pc = pc + <u64><i64>((<i32>off << 20) >> 20);
             continue;
           }
           case 0x0e: case 0x0f: { // c.beqz, c.bnez
             if ((X(xb, rsc) == 0) == ((bits & 0x2000) == 0)) {
               const off = ((bits >> 4) & 0x100) | ((bits >> 7) & 0x18) | ((bits << 1) & 0xc0) | ((bits >> 2) & 6) | ((bits << 3) & 0x20);
-              const target = pc + <u64><i64>((<i32>off << 23) >> 23);
-              if (stopAtJump && hotTarget(target)) break;
-              pc = target;
+              if (stopAtJump) break;
+              pc = pc + <u64><i64>((<i32>off << 23) >> 23);
             } else {
               pc = npc;
             }
@@ -415,8 +420,8 @@ export function run(budget: i32): i32 {
               continue;
             }
             if (rd5 == 0) break;
+            if (stopAtJump) break;
             const target = X(xb, rd5) & ~<u64>1;
-            if (stopAtJump && hotTarget(target)) break;
             if ((bits & 0x1000) != 0) store<u64>(xb + 8, npc); // c.jalr links in ra
             pc = target;
             continue;
@@ -648,7 +653,11 @@ export function run(budget: i32): i32 {
           if (taken) {
             npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) |
               ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e));
-            if (stopAtJump && hotTarget(npc)) sync = hot = true;
+            if (stopAtJump) {
+              if (hotJump(from, fromN - n, npc)) sync = hot = true;
+              from = npc;
+              fromN = n;
+            }
           }
           break;
         }
@@ -657,14 +666,22 @@ export function run(budget: i32): i32 {
           const target = (X(xb, rs1) + <u64>(<i32>insn >> 20)) & ~<u64>1;
           setX(xb, rd, npc);
           npc = target;
-          if (stopAtJump && hotTarget(npc)) sync = hot = true;
+          if (stopAtJump) {
+            if (hotJump(from, fromN - n, npc)) sync = hot = true;
+            from = npc;
+            fromN = n;
+          }
           break;
         }
         case 0x1b: // JAL
           setX(xb, rd, npc);
           npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >> 9) & 0x800) |
             ((insn >> 20) & 0x7fe));
-          if (stopAtJump && hotTarget(npc)) sync = hot = true;
+          if (stopAtJump) {
+            if (hotJump(from, fromN - n, npc)) sync = hot = true;
+            from = npc;
+            fromN = n;
+          }
           break;
         case 0x1c: { // SYSTEM
           sync = true;

@@ -11,8 +11,9 @@ export let codeMap: usize = 0;
 
 /**
  * Hotness filter of this hart (FILTER_SIZE u16 counters indexed by a hash of the pc):
- * the interpreter counts taken jumps to each target; once a counter reaches `hot`, it
- * returns to the JIT dispatcher at that target (run() with stopAtJump).
+ * the interpreter counts, for each jump target, the instructions it ran from there to
+ * its next taken jump (hotJump), the dispatcher the times it came to it; once a counter
+ * reaches `hot`, the interpreter returns to the dispatcher at that target (run() with stopAtJump).
  */
 export let filter: usize = 0;
 export let hot: u32 = 32;
@@ -70,6 +71,18 @@ export function markEntry(pc: u64): void {
   if (<u32>c >= hot) return true;
   store<u16>(f, c + 1);
   return false;
+}
+
+/**
+ * A taken jump to `to`, `insns` instructions after the interpreter reached jump target
+ * `from`: credits them to `from`'s counter (saturating), so that code gets hot by the
+ * instructions run from it, and tells whether to stop at `to` (a region entry, or hot).
+ */
+@inline export function hotJump(from: u64, insns: u32, to: u64): bool {
+  const f = filterSlot(from);
+  const c = <u32>load<u16>(f) + insns;
+  store<u16>(f, <u16>(c < 0xffff ? c : 0xffff));
+  return isEntry(to) || <u32>load<u16>(filterSlot(to)) >= hot;
 }
 
 /** True if the page at host address `host` holds translated code. */

@@ -86,8 +86,8 @@ export class Jit {
   private readonly counterBase = { calls: 0n, insns: 0n, runs: 0n };
 
   /**
-   * `threshold`: taken jumps to a pc (counted in a hashed filter, 1..65535) before it is
-   * translated; `log`: the invalidation log when harts run on several threads.
+   * `threshold`: guest instructions run from a jump target (counted in a hashed filter,
+   * 1..65535; see core/jitmap.ts hotJump) before it is translated; `log`: the invalidation log when harts run on several threads.
    */
   constructor(readonly memory: WebAssembly.Memory, readonly codeMapAddr: number, readonly threshold: number,
     readonly log: JitLog | null = null) {
@@ -286,7 +286,7 @@ export class Jit {
       `regions            ${s.regions} (${s.blocks} blocks, ${s.insns} guest instructions)`,
       `wasm modules       ${s.modules}, ${s.wasmBytes} bytes (${s.insns > 0 ? (s.wasmBytes / s.insns).toFixed(0) : 0} per guest instruction)`,
       `translation time   ${s.compileMs.toFixed(0)} ms (translator, V8 compile and instantiate)`,
-      `hot threshold      ${this.threshold} taken jumps`,
+      `hot threshold      ${this.threshold} instructions from a jump target`,
       `invalidations      ${s.invalidations} pages (${s.codeWrites} writes to code pages), ${s.flushes} full flushes`,
       'Execution:',
       `region calls       ${c.calls} (${c.calls > 0n ? (Number(c.insns) / Number(c.calls)).toFixed(1) : 0} instructions per call)`,
