@@ -280,10 +280,10 @@ export function run(budget: i32): i32 {
       if ((insn & 3) != 3) {
         bits = insn & 0xffff;
         npc = pc + 2;
-        // The most frequent compressed instructions (c.addi, c.ld, c.sd, c.mv and c.add alone are
-        // a third of a Linux boot's) run here without the expansion table, whose random reads
-        // missed the host's L1 cache (a tenth of the interpreter's time). The rest, reserved
-        // encodings and TLB misses take the table and the general cases below.
+        // The compressed integer instructions (c.addi, c.ld, c.sd, c.mv and c.add alone are a
+        // third of a Linux boot's) run here without the expansion table, whose random reads
+        // missed the host's L1 cache (a tenth of the interpreter's time). The FP loads and
+        // stores, c.ebreak, reserved encodings and TLB misses take the table and the general cases below.
         const rdc = ((bits >> 2) & 7) + 8; // rd'/rs2'
         const rsc = ((bits >> 7) & 7) + 8; // rs1'/rd'
         const rd5 = (bits >> 7) & 31;
@@ -352,16 +352,16 @@ export function run(budget: i32): i32 {
           // With the JIT, jumps and taken branches go the general way, which counts them for
           // hotness and may stop there for the dispatcher.
           case 0x0d: { // c.j
+            if (stopAtJump) break;
             const off = ((bits >> 1) & 0xb40) | ((bits >> 7) & 0x10) | ((bits << 2) & 0x400) | ((bits << 1) & 0x80) |
               ((bits >> 2) & 0xe) | ((bits << 3) & 0x20);
-            if (stopAtJump) break;
             pc = pc + <u64><i64>((<i32>off << 20) >> 20);
             continue;
           }
           case 0x0e: case 0x0f: { // c.beqz, c.bnez
             if ((X(xb, rsc) == 0) == ((bits & 0x2000) == 0)) {
-              const off = ((bits >> 4) & 0x100) | ((bits >> 7) & 0x18) | ((bits << 1) & 0xc0) | ((bits >> 2) & 6) | ((bits << 3) & 0x20);
               if (stopAtJump) break;
+              const off = ((bits >> 4) & 0x100) | ((bits >> 7) & 0x18) | ((bits << 1) & 0xc0) | ((bits >> 2) & 6) | ((bits << 3) & 0x20);
               pc = pc + <u64><i64>((<i32>off << 23) >> 23);
             } else {
               pc = npc;

@@ -25,7 +25,7 @@
  * AMO and F/D instructions run in the interpreter from inside the region (jitExec);
  * the region exits at the other system instructions and FENCE.I.
  */
-import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN, callHelper } from './wasm.js';
+import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN, callHelper, localDecls } from './wasm.js';
 
 /** Most guest instructions in one region. */
 export const MAX_INSNS = 512;
@@ -40,7 +40,7 @@ const L_E = 35;
 const L_TLBR = 36;
 const L_TLBW = 37;
 const L_CNT = 38;
-const LOCALS: [number, number][] = [[33, I64], [4, I32]];
+const LOCALS = localDecls([[33, I64], [4, I32]]);
 /** JIT_FLAG value of a helper whose instruction trapped (core/jit.ts). */
 const FLAG_TRAP = 1;
 
@@ -62,7 +62,8 @@ export interface TranslateEnv {
 }
 
 export interface Translated {
-  locals: [number, number][];
+  /** The function's local declarations, encoded (the same for every region). */
+  locals: Uint8Array;
   code: Uint8Array;
   /** Guest instructions in the region. */
   count: number;
@@ -164,11 +165,11 @@ function reset(order: number[], starts: number[]): void {
 /**
  * Finds the region of the page at host address `page` reachable from page offset
  * `entry`: the instructions it translates, decoded into insnAt/lenAt, in `order`, and
- * its block starts, flagged in flagsAt, in `starts` (the sorted ones that were decoded
- * in `sorted`). It stops at `taken`, the block starts of the page's other regions
- * (jumps there leave to them), and resumes after an instruction it does not translate
- * (the interpreter runs that one and returns there). `sorted` is empty if the
- * instruction at `entry` is not translated.
+ * its block starts, flagged in flagsAt, in `starts`; returns the starts that were
+ * decoded, sorted (empty if the instruction at `entry` is not translated). It stops at
+ * `taken`, the block starts of the page's other regions (jumps there leave to them), and
+ * resumes after an instruction it does not translate (the interpreter runs that one and
+ * returns there).
  */
 function explore(env: TranslateEnv, page: number, entry: number, taken: ReadonlySet<number>,
   order: number[], starts: number[]): number[] {

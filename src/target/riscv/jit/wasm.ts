@@ -155,14 +155,18 @@ export function chainModule(): Uint8Array<ArrayBuffer> {
   return m.result();
 }
 
-/** The local declarations of a body in the code section, by the `locals` list they encode. */
-const localDecls = new Map<[number, number][], Uint8Array>();
+/** The local declarations of a function body, encoded: `locals` lists [count, type] runs. */
+export function localDecls(locals: [number, number][]): Uint8Array {
+  const d = new Bytes().u32(locals.length);
+  for (const [n, t] of locals) d.u32(n).byte(t);
+  return d.result();
+}
 
 /**
  * A module importing env.memory (shared) and the helper table, exporting each body as
- * function "f<i>" of type (entry: i32, budget: i32) => i64. `locals` lists the local declarations of every body.
+ * function "f<i>" of type (entry: i32, budget: i32) => i64. `locals` are each body's local declarations (localDecls()).
  */
-export function blockModule(bodies: { locals: [number, number][]; code: Uint8Array }[]): Uint8Array<ArrayBuffer> {
+export function blockModule(bodies: { locals: Uint8Array; code: Uint8Array }[]): Uint8Array<ArrayBuffer> {
   const m = new Bytes();
   m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const types = new Bytes();
@@ -185,15 +189,7 @@ export function blockModule(bodies: { locals: [number, number][]; code: Uint8Arr
   m.section(7, exps);
   const code = new Bytes();
   code.u32(bodies.length);
-  for (const b of bodies) {
-    let decls = localDecls.get(b.locals);
-    if (!decls) {
-      const d = new Bytes().u32(b.locals.length);
-      for (const [n, t] of b.locals) d.u32(n).byte(t);
-      localDecls.set(b.locals, (decls = d.result()));
-    }
-    code.u32(decls.length + b.code.length + 1).bytes(decls).bytes(b.code).op(Op.End);
-  }
+  for (const b of bodies) code.u32(b.locals.length + b.code.length + 1).bytes(b.locals).bytes(b.code).op(Op.End);
   m.section(10, code);
   return m.result();
 }
