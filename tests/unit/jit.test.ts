@@ -36,10 +36,10 @@ const WFI = 0x10500073;
 const [RA, T0, T1, T2, S0, A0, A1, A2, A3, A4] = [1, 5, 6, 7, 8, 10, 11, 12, 13, 14];
 
 /** A one-hart machine with `words` at RAM offset 0 (and at the given other offsets). */
-function machine(jit: boolean, code: Map<number, number[]>) {
+function machine(jit: boolean, code: Map<number, number[]>, threshold = 2) {
   const bus = new AddressSpace();
   const cpus = new RiscvCpus({ ramBase: BASE, ramSize: 64 << 20, romBase: 0x1000, romSize: 0x1000 }, 1, bus, () => 0,
-    jit ? { threshold: 2 } : null);
+    jit ? { threshold } : null);
   const dv = new DataView(cpus.ram.buffer, cpus.ram.byteOffset, cpus.ram.byteLength);
   for (const [off, words] of code) words.forEach((w, i) => dv.setUint32(off + 4 * i, w, true));
   const hart = cpus.harts[0]!;
@@ -103,6 +103,25 @@ test('jit: code reached only by running on past an instruction that straddles pa
   assert.equal(on!.instret, off!.instret, 'same instret as the interpreter');
   // The part before the straddling instruction is 4 of the loop's 12 instructions.
   assert.ok(on!.inRegions > 4n * 100n + 5n * 80n, `the part after it ran translated too (${on!.inRegions} instructions in regions)`);
+});
+
+test('jit: code gets hot by the instructions run from it, not by the jumps to it', () => {
+  // A 201-instruction function called 20 times, at threshold 1000: hot after five calls
+  // (counting jumps, it would take 1000 calls).
+  const code = new Map<number, number[]>([
+    [0x00, [addi(S0, 0, 20), /* 0x04 loop: */ jal(RA, 0x400 - 0x04), addi(S0, S0, -1), bne(S0, 0, -8), WFI]],
+    [0x400, [...Array.from({ length: 200 }, () => addi(A0, A0, 1)), jalr(0, RA, 0)]],
+  ]);
+  const results = [false, true].map((jit) => {
+    const m = machine(jit, code, 1000);
+    runToWfi(m.hart);
+    return { x: [...m.hart.x], instret: m.hart.instret, inRegions: m.cpus.jit?.counters().insns ?? 0n };
+  });
+  const [off, on] = results;
+  assert.deepEqual(on!.x, off!.x, 'same registers as the interpreter');
+  assert.equal(on!.x[A0], 4000n);
+  assert.equal(on!.instret, off!.instret, 'same instret as the interpreter');
+  assert.ok(on!.inRegions > 5n * 201n, `the function ran translated (${on!.inRegions} instructions in regions)`);
 });
 
 /** Calls func 20 times (a0 += 1 each), patches its first instruction to a0 += 100, FENCE.I, calls it again. */
