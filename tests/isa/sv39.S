@@ -4,7 +4,8 @@
  * Covers 4 KiB, 2 MiB and 1 GiB pages, R/W/X permissions (load, store and instruction page
  * faults with mcause and mtval/stval = the virtual address), invalid and reserved PTEs,
  * misaligned superpages, a non-leaf PTE at the last level, non-canonical addresses, the U bit
- * with SUM, MXR, U-mode access, A/D updates by hardware, SFENCE.VMA after changing a PTE,
+ * with SUM, MXR, U-mode access, A/D updates by hardware, SFENCE.VMA after changing a PTE (also
+ * of two pages that share a TLB index, both cached),
  * page faults delegated to S-mode, MPRV, and satp's WARL mode field.
  */
 #include "common.h"
@@ -340,6 +341,65 @@ main:
   csrc mstatus, a0
   check 46, a1, 0x3333333333333333
   check_no_trap 47
+
+  /* --- two pages on one TLB index (l0[10] and l0[266]): both cached, remapped, fenced --- */
+  la a0, page_a
+  set_pte l0, 10, a0, RWAD
+  la a0, page_b
+  set_pte l0, 266, a0, RWAD
+  expect_trap
+  to_mode PRV_S
+  sfence.vma
+  li t0, VA_4K + 10 * 0x1000
+  li t1, VA_4K + 266 * 0x1000
+  ld a0, 0(t0)
+  ld a1, 0(t1)
+  ld a0, 0(t0)
+  ld a1, 0(t1)
+  sd a0, 24(t0)
+  sd a1, 24(t1)
+  sd a0, 24(t0)
+  to_m
+  check_no_trap 49
+  check 50, a0, 0x1111111111111111
+  check 51, a1, 0x2222222222222222
+  la a0, page_b
+  set_pte l0, 10, a0, RWAD
+  la a0, page_a
+  set_pte l0, 266, a0, RWAD
+  to_mode PRV_S
+  li t0, VA_4K + 10 * 0x1000
+  li t1, VA_4K + 266 * 0x1000
+  sfence.vma t0
+  sfence.vma t1
+  ld a0, 0(t0)
+  ld a1, 0(t1)
+  li t2, 0x5555
+  sd t2, 32(t0)                              /* lands in page_b now */
+  to_m
+  check_no_trap 52
+  check 53, a0, 0x2222222222222222
+  check 54, a1, 0x1111111111111111
+  la t0, page_b
+  ld a0, 32(t0)
+  check 55, a0, 0x5555
+  la t0, page_a
+  ld a0, 32(t0)
+  check 56, a0, 0
+  la a0, page_a
+  set_pte l0, 10, a0, RWAD
+  la a0, page_b
+  set_pte l0, 266, a0, RWAD
+  to_mode PRV_S
+  sfence.vma
+  li t0, VA_4K + 10 * 0x1000
+  li t1, VA_4K + 266 * 0x1000
+  ld a0, 0(t0)
+  ld a1, 0(t1)
+  to_m
+  check_no_trap 57
+  check 58, a0, 0x1111111111111111
+  check 59, a1, 0x2222222222222222
 
   csrw satp, zero
   set_mtvec trap_fail

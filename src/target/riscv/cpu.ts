@@ -4,9 +4,9 @@
  *
  *   0x000000  core's static data
  *   0x100000  compressed-instruction expansion table (256 KiB, shared by all harts)
- *   0x140000  hart blocks, 64 KiB each (registers, mip, TLBs)
- *   0x200000  boot ROM (up to 64 KiB)
- *   0x300000  JIT code map (1 MiB, one byte per 4 KiB page; with jit=on)
+ *   0x140000  boot ROM (up to 64 KiB)
+ *   0x200000  JIT code map (1 MiB, one byte per 4 KiB page; with jit=on)
+ *   0x300000  hart blocks, 128 KiB each (registers, mip, TLBs)
  *   0x400000  guest RAM, then the dirty map (one byte per RAM page, for live
  *            migration), then (with jit=on) one JIT hash table per hart and,
  *            with hart threads, the JIT's invalidation log
@@ -23,18 +23,18 @@ import { loadCoreModule } from './core-module.js';
 
 /** Host address of the compressed-instruction expansion table (65536 u32, filled by the core). */
 export const RVC_TABLE = 0x100000;
-const HART_BLOCKS = 0x140000;
-const HART_BLOCK_SIZE = 0x10000;
-const ROM_HOST = 0x200000;
+const ROM_HOST = 0x140000;
 /** Largest boot ROM the layout leaves room for. */
 export const MAX_ROM_SIZE = 0x10000;
-const CODE_MAP = 0x300000;
+const CODE_MAP = 0x200000;
+const HART_BLOCKS = 0x300000;
+const HART_BLOCK_SIZE = 0x20000;
 const RAM_HOST = 0x400000;
 const WASM_PAGE = 0x10000;
 /** Largest guest RAM that fits in a 4 GiB WebAssembly memory next to the core's own data and the dirty map (at most 1 MiB). */
 export const MAX_RAM_SIZE = 4 * 1024 ** 3 - RAM_HOST - 2 * WASM_PAGE - 0x100000;
 /** Most harts the layout leaves room for. */
-export const MAX_HARTS = (ROM_HOST - HART_BLOCKS) / HART_BLOCK_SIZE;
+export const MAX_HARTS = (RAM_HOST - HART_BLOCKS) / HART_BLOCK_SIZE;
 
 /** Why {@link Hart.run} returned. */
 export const enum RunExit {

@@ -94,7 +94,7 @@ export function jitDropPage(page: u32): void {
 export function jitDropWrite(page: u32): void {
   for (let set: u32 = 0; set < S.TLB_SETS; set++) {
     const base = S.hb + S.OFF_TLB + set * S.TLB_SET_SIZE + S.OFF_TLB_W;
-    for (let i: u32 = 0; i < S.TLB_SIZE; i++) {
+    for (let i: u32 = 0; i < 2 * S.TLB_SIZE; i++) {
       const e = base + (i << 4);
       const tag = load<u64>(e);
       if (tag != <u64>-1 && <u32>(tag + load<u64>(e, 8)) == page) store<u64>(e, <u64>-1);

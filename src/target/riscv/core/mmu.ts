@@ -3,7 +3,8 @@
 // the slow paths for TLB misses, MMIO and page-crossing accesses.
 //
 // The execute loop inlines the TLB hit path: each entry maps a guest virtual
-// page to `host - vaddr`, so a hit costs one compare and one add. Entries are
+// page to `host - vaddr`, so a hit costs one compare and one add; a miss there
+// tries the entry's second way (tlbVictim) before a walk. Entries are
 // filled only after the permission check for the current effective privilege
 // passed (and, for the write TLB, after D was set). Each privilege has its own set
 // of TLBs (S-mode with mstatus.SUM another, state.ts), so privilege and SUM changes need
@@ -51,7 +52,7 @@ export function tlbFlush(): void {
 export function tlbFlushWrite(): void {
   for (let set: u32 = 0; set < S.TLB_SETS; set++) {
     let p = S.hb + S.OFF_TLB + set * S.TLB_SET_SIZE + S.OFF_TLB_W;
-    const end = p + S.TLB_SIZE * 16;
+    const end = p + 2 * S.TLB_WAY;
     while (p < end) {
       store<u64>(p, INVALID_TAG);
       p += 16;
@@ -75,7 +76,7 @@ export function tlbFlushPage(vaddr: u64): void {
   const tag = vaddr & PAGE_MASK;
   for (let set: u32 = 0; set < S.TLB_SETS; set++) {
     const base = S.hb + S.OFF_TLB + set * S.TLB_SET_SIZE + slot;
-    for (let off: u32 = 0; off < S.TLB_SET_SIZE; off += 0x1000) {
+    for (let off: u32 = 0; off < S.TLB_SET_SIZE; off += S.TLB_WAY) {
       if (load<u64>(base + off) == tag) store<u64>(base + off, INVALID_TAG);
     }
   }
@@ -161,7 +162,7 @@ export function translate(vaddr: u64, acc: u32): u64 {
   return -1;
 }
 
-/** Fills the TLB of kind `acc` for the page of `vaddr`, which maps to RAM at `pa`. */
+/** Fills the TLB of kind `acc` for the page of `vaddr`, which maps to RAM at `pa`; the entry replaced goes to the second way. */
 function tlbFill(acc: u32, vaddr: u64, pa: u64): void {
   const host = physHost(pa & PAGE_MASK, 4096, acc == S.ACC_STORE);
   if (host == 0) return;
@@ -170,8 +171,27 @@ function tlbFill(acc: u32, vaddr: u64, pa: u64): void {
   const set = acc == S.ACC_FETCH ? S.tlbSet(S.priv) : S.dataTlbSet();
   const off = acc == S.ACC_FETCH ? S.OFF_TLB_X : acc == S.ACC_LOAD ? S.OFF_TLB_R : S.OFF_TLB_W;
   const e = set + off + ((<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4);
+  store<u64>(e + S.TLB_WAY, load<u64>(e));
+  store<u64>(e + S.TLB_WAY, load<u64>(e, 8), 8);
   store<u64>(e, vaddr & PAGE_MASK);
   store<u64>(e, <u64>host - (vaddr & PAGE_MASK), 8);
+}
+
+/**
+ * After a miss in the TLB at `tlb`: the host address for `size` bytes at `vaddr` if the
+ * second way holds the page (the two ways then swap, so the next access hits), else 0.
+ */
+function tlbVictim(tlb: usize, vaddr: u64, size: u32): usize {
+  const e = tlb + ((<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4);
+  const v = e + S.TLB_WAY;
+  const tag = vaddr & PAGE_MASK;
+  if (load<u64>(v) != tag || (<u32>vaddr & 0xfff) > 4096 - size) return 0;
+  const addend = load<u64>(v, 8);
+  store<u64>(v, load<u64>(e));
+  store<u64>(v, load<u64>(e, 8), 8);
+  store<u64>(e, tag);
+  store<u64>(e, addend, 8);
+  return <usize>(vaddr + addend);
 }
 
 /** TLB lookup in the TLB at `tlb`: host address for `size` bytes at `vaddr`, or 0 on a miss or page crossing. */
@@ -225,6 +245,13 @@ export function loadSlow(vaddr: u64, size: u32): u64 {
     }
     return v;
   }
+  const hit = tlbVictim(S.dataTlbSet() + S.OFF_TLB_R, vaddr, size);
+  if (hit != 0) {
+    if (size == 1) return load<u8>(hit);
+    if (size == 2) return load<u16>(hit);
+    if (size == 4) return load<u32>(hit);
+    return load<u64>(hit);
+  }
   const pa = translate(vaddr, S.ACC_LOAD);
   if (S.trapped) return 0;
   tlbFill(S.ACC_LOAD, vaddr, pa);
@@ -252,6 +279,14 @@ export function storeSlow(vaddr: u64, size: u32, v: u64): void {
     }
     return;
   }
+  const hit = tlbVictim(S.dataTlbSet() + S.OFF_TLB_W, vaddr, size);
+  if (hit != 0) {
+    if (size == 1) store<u8>(hit, <u8>v);
+    else if (size == 2) store<u16>(hit, <u16>v);
+    else if (size == 4) store<u32>(hit, <u32>v);
+    else store<u64>(hit, v);
+    return;
+  }
   const pa = translate(vaddr, S.ACC_STORE);
   if (S.trapped) return;
   tlbFill(S.ACC_STORE, vaddr, pa);
@@ -267,8 +302,11 @@ export function storeSlow(vaddr: u64, size: u32, v: u64): void {
  * raising a fault (fetch from MMIO is an access fault).
  */
 export function fetchPage(vaddr: u64): usize {
-  const hit = tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, vaddr & PAGE_MASK, 1);
+  const tlb = S.tlbSet(S.priv) + S.OFF_TLB_X;
+  const hit = tlbLookup(tlb, vaddr & PAGE_MASK, 1);
   if (hit != 0) return hit;
+  const second = tlbVictim(tlb, vaddr & PAGE_MASK, 1);
+  if (second != 0) return second;
   const pa = translate(vaddr, S.ACC_FETCH);
   if (S.trapped) return 0;
   const host = physHost(pa & PAGE_MASK, 4096, false);
@@ -290,8 +328,11 @@ export function amoHost(vaddr: u64, size: u32, isLoadReserved: bool): usize {
     return 0;
   }
   const acc = isLoadReserved ? S.ACC_LOAD : S.ACC_STORE;
-  const hit = tlbLookup(S.dataTlbSet() + (isLoadReserved ? S.OFF_TLB_R : S.OFF_TLB_W), vaddr, size);
+  const tlb = S.dataTlbSet() + (isLoadReserved ? S.OFF_TLB_R : S.OFF_TLB_W);
+  const hit = tlbLookup(tlb, vaddr, size);
   if (hit != 0) return hit;
+  const second = tlbVictim(tlb, vaddr, size);
+  if (second != 0) return second;
   // Watched pages never hit the TLB. LR reads; SC and the AMOs count as a read and a write.
   if (S.wpCount != 0 && watchHit(vaddr, size, isLoadReserved ? WATCH_R : WATCH_R | WATCH_W)) return 0;
   const pa = translate(vaddr, acc);

@@ -24,16 +24,21 @@ export const BP_MAX: u32 = 64;
 export const OFF_WP: u32 = 0xa00;       // debugger watchpoints: WP_MAX x {first u64, last u64, type u64}
 export const WP_MAX: u32 = 16;
 // TLBs: one set per privilege (U, S, M) and one for S-mode data accesses with mstatus.SUM
-// set, each with a read, a write and a fetch TLB of TLB_SIZE entries {tag u64, addend u64}.
+// set, each with a read, a write and a fetch TLB of TLB_SIZE entries {tag u64, addend u64},
+// each entry backed by a second way TLB_WAY bytes on, which holds the entry it last replaced
+// (mmu.ts). The hit paths probe only the first way; a miss looks at the second before
+// walking the page table, so two hot pages that share an index cost a swap, not a walk
+// per access (Linux's kernel stack and per-CPU data did so, ~150 walks per 4 KiB disk read).
 // Separate sets make privilege changes free, and SUM changes too: Linux sets and clears SUM
 // around every access to user memory, which flushed the TLBs ~7500 times a boot (QEMU gives
 // SUM an MMU index for the same reason). The SUM set's fetch TLB is unused.
 export const OFF_TLB: u32 = 0x1000;
-export const OFF_TLB_R: u32 = 0x0000;   // offsets inside a set
-export const OFF_TLB_W: u32 = 0x1000;
-export const OFF_TLB_X: u32 = 0x2000;
-export const TLB_SET_SIZE: u32 = 0x3000;
 export const TLB_SIZE: u32 = 256;
+export const TLB_WAY: u32 = TLB_SIZE * 16;
+export const OFF_TLB_R: u32 = 0;   // offsets inside a set
+export const OFF_TLB_W: u32 = 2 * TLB_WAY;
+export const OFF_TLB_X: u32 = 4 * TLB_WAY;
+export const TLB_SET_SIZE: u32 = 6 * TLB_WAY;
 export const TLB_SETS: u32 = 4;
 export const HART_BLOCK_SIZE: u32 = OFF_TLB + TLB_SETS * TLB_SET_SIZE;
 
