@@ -36,9 +36,18 @@ export interface FramebufferView {
  */
 export type VmState = 'created' | 'loading' | 'running' | 'stopped' | 'poweroff' | 'error';
 
+/**
+ * The images the worker fetches from its start, named in the fragment of its script's URL
+ * (JSON): it starts on them before any message arrives, while the page goes on loading
+ * (a worker's first messages wait for the page's busy main thread).
+ */
+export interface Prefetch {
+  bios: string | null;
+  kernel: string | null;
+  initrd: string | null;
+}
+
 export type ToWorker =
-  /** Sent once, first: the worker fetches and compiles the core and fetches the images while the page goes on loading. */
-  | { type: 'prepare'; settings: MachineSettings; coreUrl: string }
   | { type: 'start'; settings: MachineSettings }
   | { type: 'stop' }
   | { type: 'reset'; settings: MachineSettings }

@@ -7,7 +7,7 @@
  * cross-origin isolated page (served with COOP `same-origin` and COEP `require-corp`,
  * as `npm run web` does).
  */
-import type { FramebufferView, FromWorker, ImageRef, MachineSettings, ToWorker, VmState } from './protocol.js';
+import type { FramebufferView, FromWorker, ImageRef, MachineSettings, Prefetch, ToWorker, VmState } from './protocol.js';
 import { memoryDiskProblem } from '../block/memory.js';
 import type { InputEvent } from '../ui/input-keys.js';
 
@@ -85,10 +85,13 @@ export class VirtualMachine {
       initrd: options.initrd != null ? ref(options.initrd) : bundled && options.initrd === undefined ? ref(new URL('initramfs.cpio.gz', images)) : null,
     };
     this.settings = this.changed({ memoryMiB: options.memoryMiB, smp: options.smp, append: options.append ?? (bundled ? 'console=ttyS0' : ''), framebuffer: options.framebuffer });
-    this.worker = new Worker(new URL('vireo-worker.js', this.base));
+    const url = (r: ImageRef | null): string | null => (r !== null && 'url' in r ? r.url : null);
+    const prefetch: Prefetch = { bios: url(this.settings.bios), kernel: url(this.settings.kernel), initrd: url(this.settings.initrd) };
+    const script = new URL('vireo-worker.js', this.base);
+    script.hash = encodeURIComponent(JSON.stringify(prefetch));
+    this.worker = new Worker(script);
     this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
     this.worker.onerror = (e) => this.update('error', e.message);
-    this.send({ type: 'prepare', settings: this.settings, coreUrl: new URL('riscv-core.wasm', this.base).href });
     if (options.disk != null) this.attachDisk(options.disk);
   }
 

@@ -17,10 +17,11 @@ import { MemoryBackend } from '../block/memory.js';
 import type { PlannedDevice } from '../system/backends.js';
 import type { VmOptions } from '../system/options.js';
 import { provideCoreModule } from './core-module.js';
-import type { FromWorker, ImageRef, MachineSettings, ToWorker, VmState } from './protocol.js';
+import type { FromWorker, ImageRef, MachineSettings, Prefetch, ToWorker, VmState } from './protocol.js';
 
 /** The part of the worker's global scope used here (the DOM typings describe a window). */
 interface WorkerScope {
+  location: { href: string; hash: string };
   onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
 }
@@ -65,8 +66,6 @@ let request: 'stop' | 'reset' | null = null;
 let pendingSettings: MachineSettings | null = null;
 let lastSettings: MachineSettings | null = null;
 let running = false;
-/** The core, fetched and compiled from the prepare message on. */
-let core: Promise<void> | null = null;
 /** Whether the page has started the machine once (a reset before that waits for the start). */
 let started = false;
 /**
@@ -99,8 +98,8 @@ async function unpack(bytes: Uint8Array<ArrayBuffer>, lenient: boolean): Promise
 }
 
 /**
- * Images fetched by URL, from the moment the page names them (the prepare message), so
- * that the download overlaps the page's own loading; kept, because every machine of a
+ * Images fetched by URL, from the worker's start for those its URL names ({@link Prefetch}),
+ * so that the download overlaps the page's own loading; kept, because every machine of a
  * page boots the same ones. A failed fetch is forgotten, to be tried again.
  */
 const fetched = new Map<string, Promise<Uint8Array>>();
@@ -136,6 +135,18 @@ async function planImages(s: MachineSettings): Promise<BootPlan> {
     ref && data && { name: imageName(ref, what), load: () => data };
   return layOutBoot({ bios: source(s.bios, bios, 'firmware'), kernel: source(s.kernel, kernel, 'kernel')!, initrd: source(s.initrd, initrd, 'initrd'), bootargs: s.append },
     VIRT_MEMMAP.dram.base, s.memoryMiB * MiB);
+}
+
+/** The core (riscv-core.wasm, beside this script), fetched and compiled from the worker's start; failures are reported by the build that awaits it. */
+// Not compileStreaming: that needs the server to send application/wasm.
+const core = fetch(new URL('riscv-core.wasm', scope.location.href)).then((r) => r.arrayBuffer()).then((b) => WebAssembly.compile(b)).then(provideCoreModule);
+core.catch(() => {});
+if (scope.location.hash.length > 1) {
+  const p = JSON.parse(decodeURIComponent(scope.location.hash.slice(1))) as Prefetch;
+  // Leniency as images() asks for it: only the initrd may be taken as it is.
+  for (const [url, lenient] of [[p.bios, false], [p.kernel, false], [p.initrd, true]] as const) {
+    if (url !== null) image({ url }, lenient).catch(() => {});
+  }
 }
 
 /** One Web Worker per hart (vireo-hart.js, mttcg-hart.ts) when there are several and the page may share memory with them. */
@@ -239,13 +250,6 @@ async function readDisk(id: number): Promise<void> {
 scope.onmessage = (e) => {
   const msg = e.data;
   switch (msg.type) {
-    case 'prepare':
-      // Not compileStreaming: that needs the server to send application/wasm.
-      core = fetch(msg.coreUrl).then((r) => r.arrayBuffer()).then((b) => WebAssembly.compile(b)).then(provideCoreModule);
-      // Failures are reported by the start that awaits them.
-      core.catch(() => {});
-      images(msg.settings).catch(() => {});
-      return;
     case 'start':
       if (running) return;
       started = true;
