@@ -19,6 +19,8 @@
 #define VA_GIGA 0x100000000                  /* root[4]: 1 GiB page onto 0x80000000 */
 #define VA_MIS1G 0x140000000                 /* root[5]: misaligned 1 GiB page */
 #define VA_NONCANON 0x8000000000             /* bit 39 set, bit 38 clear */
+#define VA_P (VA_4K + 10 * 0x1000)           /* l0[10] */
+#define VA_Q (VA_4K + 266 * 0x1000)          /* l0[266]: the same TLB index as VA_P */
 
 /* Check \n: one trap with cause \cause and tval = \va, taken by mode \prv. */
 .macro check_fault n, cause, va, prv
@@ -39,6 +41,14 @@
   ld t0, (\index * 8)(t0)
   andi t0, t0, PTE_A | PTE_D
   check \n, t0, \ad
+.endm
+
+/* Maps VA_P to page \p and VA_Q to page \q (clobbers a0, t0-t2). */
+.macro map_pq p, q
+  la a0, \p
+  set_pte l0, 10, a0, RWAD
+  la a0, \q
+  set_pte l0, 266, a0, RWAD
 .endm
 
 main:
@@ -342,16 +352,13 @@ main:
   check 46, a1, 0x3333333333333333
   check_no_trap 47
 
-  /* --- two pages on one TLB index (l0[10] and l0[266]): both cached, remapped, fenced --- */
-  la a0, page_a
-  set_pte l0, 10, a0, RWAD
-  la a0, page_b
-  set_pte l0, 266, a0, RWAD
+  /* --- two pages on one TLB index (VA_P, VA_Q): both cached, remapped, fenced --- */
+  map_pq page_a, page_b
   expect_trap
   to_mode PRV_S
   sfence.vma
-  li t0, VA_4K + 10 * 0x1000
-  li t1, VA_4K + 266 * 0x1000
+  li t0, VA_P
+  li t1, VA_Q
   ld a0, 0(t0)
   ld a1, 0(t1)
   ld a0, 0(t0)
@@ -363,13 +370,10 @@ main:
   check_no_trap 49
   check 50, a0, 0x1111111111111111
   check 51, a1, 0x2222222222222222
-  la a0, page_b
-  set_pte l0, 10, a0, RWAD
-  la a0, page_a
-  set_pte l0, 266, a0, RWAD
+  map_pq page_b, page_a
   to_mode PRV_S
-  li t0, VA_4K + 10 * 0x1000
-  li t1, VA_4K + 266 * 0x1000
+  li t0, VA_P
+  li t1, VA_Q
   sfence.vma t0
   sfence.vma t1
   ld a0, 0(t0)
@@ -386,16 +390,13 @@ main:
   la t0, page_a
   ld a0, 32(t0)
   check 56, a0, 0
-  la a0, page_a
-  set_pte l0, 10, a0, RWAD
-  la a0, page_b
-  set_pte l0, 266, a0, RWAD
+  map_pq page_a, page_b                      /* back, with a full fence */
   to_mode PRV_S
   sfence.vma
-  li t0, VA_4K + 10 * 0x1000
-  li t1, VA_4K + 266 * 0x1000
+  li t0, VA_P
   ld a0, 0(t0)
-  ld a1, 0(t1)
+  li t0, VA_Q
+  ld a1, 0(t0)
   to_m
   check_no_trap 57
   check 58, a0, 0x1111111111111111
