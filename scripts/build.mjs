@@ -73,8 +73,7 @@ const browserThreads = {
 };
 const common = { bundle: true, platform: 'browser', target: 'chrome111', minify: true, sourcemap: true, logLevel: 'warning', absWorkingDir: root };
 await esbuild.build({ ...common, entryPoints: { 'vireo-worker': 'src/web/worker.ts', 'vireo-hart': 'src/web/hart-worker.ts' }, outdir: web, format: 'iife', plugins: [browserCore, browserThreads] });
-// Split: the page's entry starts the machine's worker before the terminal's chunk arrives.
-await esbuild.build({ ...common, entryPoints: { vireo: 'src/web/vm.ts', 'vireo-page': 'src/web/page.ts' }, outdir: web, format: 'esm', splitting: true });
+await esbuild.build({ ...common, entryPoints: { vireo: 'src/web/vm.ts', 'vireo-page': 'src/web/page.ts' }, outdir: web, format: 'esm' });
 copyFileSync(join(root, 'web', 'index.html'), join(web, 'index.html'));
 copyFileSync(join(root, 'node_modules', '@xterm', 'xterm', 'css', 'xterm.css'), join(web, 'xterm.css'));
 copyFileSync(join(root, 'dist', 'riscv-core.wasm'), join(web, 'riscv-core.wasm'));

@@ -7,6 +7,8 @@
  * `?autostart` boots at once (used by the tests and bench/web); `?framebuffer` turns the
  * framebuffer on.
  */
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
 import { VirtualMachine, type MachineChanges, type VmState } from './vm.js';
 import { memoryDiskProblem } from '../block/memory.js';
 import { Screen } from './screen.js';
@@ -43,8 +45,6 @@ if (new URLSearchParams(location.search).has('framebuffer')) {
 const settings = (): MachineChanges => ({ memoryMiB: Number(memory.value), smp: Number(smp.value), append: append.value, framebuffer: framebuffer.checked });
 // First, so that its worker fetches the images and the core while the page sets up the rest.
 const vm = new VirtualMachine(settings());
-// The terminal is most of the page's code: it loads (a chunk of its own) while the worker starts.
-const [{ Terminal }, { FitAddon }] = await Promise.all([import('@xterm/xterm'), import('@xterm/addon-fit')]);
 const term = new Terminal({ convertEol: false, scrollback: 5000, fontSize: 14 });
 const fit = new FitAddon();
 term.loadAddon(fit);
@@ -71,7 +71,7 @@ let next = 0;
 let tail = '';
 const decoder = new TextDecoder();
 vm.onSerial = (data) => {
-  if (!location.search.includes('noterm')) term.write(data);
+  term.write(data);
   if (next === MILESTONES.length) return;
   // Search with the end of the previous output, so that a marker split across two chunks is still seen.
   const text = tail + decoder.decode(data, { stream: true });

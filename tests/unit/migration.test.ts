@@ -115,7 +115,8 @@ test('a destination of another configuration fails, and the source runs on', asy
   const where = uri();
   await dst.incoming(where);
   src.start(where);
-  await until(() => src.status === 'failed');
+  // The destination reports its failure once the source, told why, has hung up.
+  await until(() => src.status === 'failed' && failure !== '');
   assert.match((src.info() as { 'error-desc': string })['error-desc'], /the destination failed: the source machine .* differs/);
   assert.match(failure, /differs from this one/);
   assert.equal(srcState.status, 'running');
