@@ -11,13 +11,30 @@
  * dropped, as on a real wire.
  */
 
+/**
+ * A frame whose transport checksum the guest left to the NIC (virtio's NEEDS_CSUM): the
+ * 16-bit field at `start + offset` holds only the pseudo-header's sum, and the sum of the
+ * bytes from `start` to the frame's end is still to be added.
+ */
+export interface PartialChecksum {
+  start: number;
+  offset: number;
+}
+
 /** A host-side network backend connected to one guest NIC. */
 export interface NetBackend {
   /**
    * A frame the guest transmitted. The backend owns `frame` from now on: the NIC must
-   * pass a buffer it will not reuse.
+   * pass a buffer it will not reuse. `partial` only comes to a backend with {@link offloads}.
    */
-  send(frame: Uint8Array): void;
+  send(frame: Uint8Array, partial?: PartialChecksum): void;
+  /**
+   * The backend takes what a NIC's transmit offloads produce: frames with a partial
+   * checksum, and TCP segments over IPv4 larger than the MTU (up to {@link MAX_FRAME}),
+   * which it takes whole rather than cut to the MSS. User networking does, since it ends
+   * the guest's TCP connections itself; a backend that puts frames on a wire does not.
+   */
+  readonly offloads?: boolean;
   /** Installed by the NIC: takes one frame for the guest (the NIC owns it from then on). */
   onReceive: ((frame: Uint8Array) => void) | null;
   /** Installed by the NIC: false while it would drop frames offered to it. */
@@ -35,10 +52,11 @@ export interface NetBackend {
 
 /** Shared plumbing of the backends: the NIC's callbacks and helpers to use them. */
 export abstract class NetBackendBase implements NetBackend {
+  readonly offloads: boolean = false;
   onReceive: ((frame: Uint8Array) => void) | null = null;
   canReceive: (() => boolean) | null = null;
 
-  abstract send(frame: Uint8Array): void;
+  abstract send(frame: Uint8Array, partial?: PartialChecksum): void;
   abstract close(): void;
   receiveReady(): void {}
 

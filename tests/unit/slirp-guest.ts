@@ -107,7 +107,12 @@ export interface TcpOut {
   mss?: number;
   wscale?: number;
   data?: Buffer;
+  /** Leave the checksum to the NIC, as a transmit offload does: the field holds the pseudo-header's sum only. */
+  partial?: boolean;
 }
+
+/** Where a TCP checksum left to the NIC is (virtio's csum_start and csum_offset): from the TCP header on, at its byte 16. */
+export const TCP_PARTIAL = { start: 14 + 20, offset: 16 };
 
 export function tcpFrame(t: TcpOut): Buffer {
   const opts: number[] = [];
@@ -124,7 +129,8 @@ export function tcpFrame(t: TcpOut): Buffer {
   Buffer.from(opts).copy(h, 20);
   const data = t.data ?? Buffer.alloc(0);
   const src = t.src ?? GUEST_IP;
-  h.writeUInt16BE(csum(pseudo(src, t.dst, 6, h.length + data.length), h, data), 16);
+  const ph = pseudo(src, t.dst, 6, h.length + data.length);
+  h.writeUInt16BE(t.partial ? ~csum(ph) & 0xffff : csum(ph, h, data), 16);
   return ipFrame(src, t.dst, 6, Buffer.concat([h, data]));
 }
 
@@ -233,8 +239,8 @@ export class FakeNic {
     backend.canReceive = () => this.ready;
   }
 
-  send(frame: Buffer): void {
-    this.backend.send(new Uint8Array(frame));
+  send(frame: Buffer, partial?: { start: number; offset: number }): void {
+    this.backend.send(new Uint8Array(frame), partial);
   }
 
   addHandler(h: Handler): void {
@@ -301,7 +307,7 @@ export class GuestTcp {
   peerShift = 0;
 
   constructor(readonly nic: FakeNic, readonly local: number, readonly remoteIp: number, public remotePort: number,
-    readonly opts: { rcvBuf?: number; wscale?: number; mss?: number; autoRead?: boolean } = {}) {
+    readonly opts: { rcvBuf?: number; wscale?: number; mss?: number; autoRead?: boolean; offload?: boolean } = {}) {
     nic.addHandler((f) => {
       if (!f.tcp || f.ip!.src !== this.remoteIp || f.tcp.dport !== this.local || f.tcp.sport !== this.remotePort) return false;
       this.input(f.tcp);
@@ -321,11 +327,12 @@ export class GuestTcp {
   }
 
   private out(flags: number, seq: number, data?: Buffer, syn = false): void {
+    const partial = this.opts.offload === true && !syn;
     this.nic.send(tcpFrame({
       sport: this.local, dst: this.remoteIp, dport: this.remotePort, seq, ack: flags & F.ACK ? this.rcvNxt : 0, flags,
-      window: this.window(syn), data,
+      window: this.window(syn), data, partial,
       ...(syn ? { mss: this.opts.mss ?? 1460, ...(this.opts.wscale !== undefined ? { wscale: this.opts.wscale } : {}) } : {}),
-    }));
+    }), partial ? TCP_PARTIAL : undefined);
   }
 
   private input(t: NonNullable<Rx['tcp']>): void {
@@ -391,7 +398,10 @@ export class GuestTcp {
     await this.nic.until(() => this.established || this.reset, 5000, 'SYN-ACK');
   }
 
-  /** Sends `data`, segment by segment as the peer's window allows, and waits for its acknowledgement. */
+  /**
+   * Sends `data`, segment by segment as the peer's window allows, and waits for its
+   * acknowledgement; with `offload`, in segments of up to 64 KiB whatever the MSS (TSO).
+   */
   async write(data: Buffer): Promise<void> {
     let off = 0;
     while (off < data.length) {
@@ -401,7 +411,7 @@ export class GuestTcp {
         await new Promise((r) => setTimeout(r, 1));
         continue;
       }
-      const n = Math.min(room, this.peerMss, data.length - off);
+      const n = Math.min(room, this.opts.offload ? 65535 - 40 : this.peerMss, data.length - off);
       this.sndNxt = (this.sndNxt + n) >>> 0;
       this.out(F.ACK | F.PSH, this.sndNxt - n, data.subarray(off, off + n));
       off += n;

@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { NetBackendBase } from '../../src/net/net.js';
+import { NetBackendBase, type PartialChecksum } from '../../src/net/net.js';
 import { Slirp } from '../../src/net/slirp/slirp.js';
 import { VIRTIO_ID } from '../../src/hw/virtio/virtio.js';
-import { DEFAULT_MAC, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VirtioNet, parseMac } from '../../src/hw/virtio/virtio-net.js';
+import { DEFAULT_MAC, VIRTIO_NET_F_CSUM, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VirtioNet, parseMac } from '../../src/hw/virtio/virtio-net.js';
 import { FakeGuestRam, MockSplitQueue, activateDevice, VIRTIO_F_VERSION_1_BIT } from './virtio-driver-mock.js';
 
 /** A backend that records what the guest sends and lets the test inject frames. */
@@ -73,6 +73,64 @@ test('transmit: the frame after the 12-byte header goes to the backend, however 
   assert.deepEqual(txq.takeUsed(), [{ id: a.head, len: 0 }, { id: b.head, len: 0 }]);
   assert.ok(interrupt.count(1) >= 1);
   assert.equal(needsReset(), null);
+});
+
+/** A backend that takes the transmit offloads, recording the partial checksum of each frame. */
+class OffloadBackend extends RecordingBackend {
+  override readonly offloads = true;
+  partials: (PartialChecksum | undefined)[] = [];
+  override send(frame: Uint8Array, partial?: PartialChecksum): void {
+    super.send(frame);
+    this.partials.push(partial);
+  }
+}
+
+/** A virtio_net_hdr: flags, gso_type, csum_start, csum_offset (hdr_len and gso_size as a driver would set them). */
+function netHdr(flags: number, gso: number, start = 0, offset = 0): Buffer {
+  const h = Buffer.alloc(HDR);
+  h[0] = flags;
+  h[1] = gso;
+  h.writeUInt16LE(54, 2);
+  h.writeUInt16LE(gso ? 1448 : 0, 4);
+  h.writeUInt16LE(start, 6);
+  h.writeUInt16LE(offset, 8);
+  return h;
+}
+
+test('transmit offloads: CSUM and HOST_TSO4 only with a backend that takes them; partial checksums go on; TSO4 segments go whole', () => {
+  const OFFLOADS = (1n << VIRTIO_NET_F_CSUM) | (1n << VIRTIO_NET_F_HOST_TSO4);
+  assert.equal(new VirtioNet(new RecordingBackend()).features & OFFLOADS, 0n);
+  const backend = new OffloadBackend();
+  const net = new VirtioNet(backend);
+  assert.equal(net.features & OFFLOADS, OFFLOADS);
+  const ram = new FakeGuestRam(1 << 21);
+  const txq = new MockSplitQueue(ram, 64);
+  activateDevice(net, ram, [new MockSplitQueue(ram, 64), txq], VIRTIO_F_VERSION_1_BIT | OFFLOADS);
+  const big = frame(14 + 20 + 20 + 30000, 3);
+  txq.addChain([{ readable: Buffer.concat([netHdr(1, 1, 34, 16), big]) }]); // NEEDS_CSUM, GSO TCPV4: sent whole
+  txq.addChain([{ readable: Buffer.concat([netHdr(1, 0, 34, 6), frame(80, 4)]) }]); // a partial UDP checksum
+  txq.addChain([{ readable: Buffer.concat([netHdr(0, 0), frame(60, 5)]) }]); // complete: nothing asked
+  txq.addChain([{ readable: Buffer.concat([netHdr(0, 1), frame(200, 6)]) }]); // TSO without NEEDS_CSUM
+  txq.addChain([{ readable: Buffer.concat([netHdr(1, 3, 34, 6), frame(200, 7)]) }]); // UFO: not offered
+  txq.addChain([{ readable: Buffer.concat([netHdr(1, 0x81, 34, 16), frame(200, 8)]) }]); // ECN: not offered
+  txq.addChain([{ readable: Buffer.concat([netHdr(1, 0, 60, 0), frame(61, 9)]) }]); // the field past the end
+  net.queueNotify(1);
+  assert.deepEqual(backend.sent, [big, frame(80, 4), frame(60, 5)]);
+  assert.deepEqual(backend.partials, [{ start: 34, offset: 16 }, { start: 34, offset: 6 }, undefined]);
+  assert.equal(net.txDropped, 4);
+  assert.equal(txq.takeUsed().length, 7);
+});
+
+test('transmit: without CSUM negotiated the header is not read, even where the backend takes offloads', () => {
+  const backend = new OffloadBackend();
+  const net = new VirtioNet(backend);
+  const ram = new FakeGuestRam(1 << 21);
+  const txq = new MockSplitQueue(ram, 64);
+  activateDevice(net, ram, [new MockSplitQueue(ram, 64), txq], VIRTIO_F_VERSION_1_BIT);
+  txq.addChain([{ readable: Buffer.concat([netHdr(1, 1, 34, 16), frame(100, 1)]) }]);
+  net.queueNotify(1);
+  assert.deepEqual(backend.sent, [frame(100, 1)]);
+  assert.deepEqual(backend.partials, [undefined]);
 });
 
 test('transmit: chains shorter than the header or without readable data are dropped', () => {

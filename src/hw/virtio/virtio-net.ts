@@ -2,10 +2,13 @@
  * virtio network device (Virtio 1.2, section 5.1) connected to a {@link NetBackend}:
  * queue 0 (receiveq1) carries frames to the guest, queue 1 (transmitq1) frames from
  * it. Offered: VIRTIO_NET_F_MAC (the MAC in the configuration space) and
- * VIRTIO_NET_F_STATUS (link always up). No checksum or segmentation offloads and no
- * mergeable buffers: every frame travels whole, in one chain, behind a virtio_net_hdr
- * (5.1.6) of 12 bytes (10 for a legacy driver without VERSION_1) that carries no
- * offload information.
+ * VIRTIO_NET_F_STATUS (link always up), and with a backend that takes them (user
+ * networking, {@link NetBackend.offloads}) the transmit offloads VIRTIO_NET_F_CSUM and
+ * VIRTIO_NET_F_HOST_TSO4: the guest then sends TCP in segments of up to 64 KiB and leaves
+ * checksums to the device, which passes them on as partial (5.1.6.2): per byte, the
+ * guest's work is a copy, not a checksum and a segment per 1460 bytes. No receive
+ * offloads and no mergeable buffers: every frame travels whole, in one chain, behind a
+ * virtio_net_hdr (5.1.6) of 12 bytes (10 for a legacy driver without VERSION_1).
  *
  * Frames from the backend go only into receive buffers the driver posted; while there
  * are none, a bounded number is held, after which frames are dropped and the
@@ -16,17 +19,23 @@
  * device holds none; held frames are not saved (lost, as on a wire), and the backend is
  * told the guest went back in time (user networking drops its TCP connections).
  */
-import { MAX_FRAME, type NetBackend } from '../../net/net.js';
+import { MAX_FRAME, type NetBackend, type PartialChecksum } from '../../net/net.js';
 import type { GuestMemory } from '../core/guest-memory.js';
-import { VIRTIO_F_VERSION_1, VIRTIO_ID, readConfigBytes, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
+import { VIRTIO_F_VERSION_1, VIRTIO_ID, readConfigBytes, type DescriptorChain, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
 import { readFromChain, writeToChain } from './virtqueue.js';
 import { arrayField, intField, type DeviceState } from '../../migration/vmstate.js';
 
 /** Feature bits (5.1.3). */
+export const VIRTIO_NET_F_CSUM = 0n;
 export const VIRTIO_NET_F_MAC = 5n;
+export const VIRTIO_NET_F_HOST_TSO4 = 11n;
 export const VIRTIO_NET_F_MRG_RXBUF = 15n;
 export const VIRTIO_NET_F_STATUS = 16n;
 const VIRTIO_NET_S_LINK_UP = 1;
+/** virtio_net_hdr flags and gso_type values (5.1.6). */
+const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+const VIRTIO_NET_HDR_GSO_NONE = 0;
+const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
 
 const RECEIVEQ = 0;
 const TRANSMITQ = 1;
@@ -49,7 +58,7 @@ export function parseMac(s: string): Uint8Array | null {
 export class VirtioNet implements VirtioDevice {
   readonly deviceId = VIRTIO_ID.NET;
   readonly queueMaxSizes = [256, 256] as const;
-  readonly features = (1n << VIRTIO_NET_F_MAC) | (1n << VIRTIO_NET_F_STATUS);
+  readonly features: bigint;
   readonly configSize = CONFIG_SIZE;
   /** Frames for the guest dropped: no buffer and the hold queue full, or a buffer too small. */
   rxDropped = 0;
@@ -60,10 +69,15 @@ export class VirtioNet implements VirtioDevice {
   private rx: Virtqueue | null = null;
   private tx: Virtqueue | null = null;
   private hdrLen = 12;
+  /** The driver accepted VIRTIO_NET_F_CSUM / VIRTIO_NET_F_HOST_TSO4. */
+  private csum = false;
+  private tso4 = false;
   private held: Uint8Array[] = [];
   private heldBytes = 0;
 
   constructor(private readonly backend: NetBackend, mac: Uint8Array = DEFAULT_MAC) {
+    const offloads = backend.offloads ? (1n << VIRTIO_NET_F_CSUM) | (1n << VIRTIO_NET_F_HOST_TSO4) : 0n;
+    this.features = (1n << VIRTIO_NET_F_MAC) | (1n << VIRTIO_NET_F_STATUS) | offloads;
     this.config.set(mac.subarray(0, 6));
     this.config[6] = VIRTIO_NET_S_LINK_UP;
     backend.onReceive = (f) => this.receive(f);
@@ -89,6 +103,8 @@ export class VirtioNet implements VirtioDevice {
     this.tx = a.queues[TRANSMITQ]!;
     // 5.1.6: the header has num_buffers with VERSION_1 or MRG_RXBUF, else it is 10 bytes.
     this.hdrLen = a.features & ((1n << VIRTIO_F_VERSION_1) | (1n << VIRTIO_NET_F_MRG_RXBUF)) ? 12 : 10;
+    this.csum = (a.features & (1n << VIRTIO_NET_F_CSUM)) !== 0n;
+    this.tso4 = this.csum && (a.features & (1n << VIRTIO_NET_F_HOST_TSO4)) !== 0n;
   }
 
   queueNotify(index: number): void {
@@ -174,11 +190,34 @@ export class VirtioNet implements VirtioDevice {
         tx.pushUsed(chain.head, 0);
         continue;
       }
-      // The header is ignored: with no offloads negotiated it asks for nothing (5.1.6.2).
       const frame = new Uint8Array(len);
       readFromChain(mem, chain, this.hdrLen, frame);
       tx.pushUsed(chain.head, 0);
-      this.backend.send(frame);
+      // Without offloads negotiated the header asks for nothing (5.1.6.2) and is not read.
+      const partial = this.csum ? this.offload(mem, chain, len) : undefined;
+      if (partial === null) {
+        this.txDropped++;
+        continue;
+      }
+      this.backend.send(frame, partial);
     }
+  }
+
+  /**
+   * What the header of a transmitted frame of `len` bytes asks for: a checksum to
+   * complete (undefined: none); null when it asks for what was not negotiated or points
+   * outside the frame.
+   */
+  private offload(mem: GuestMemory, chain: DescriptorChain, len: number): PartialChecksum | undefined | null {
+    const hdr = new Uint8Array(10);
+    readFromChain(mem, chain, 0, hdr);
+    const gso = hdr[1]!;
+    const partial = (hdr[0]! & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0
+      ? { start: hdr[6]! | (hdr[7]! << 8), offset: hdr[8]! | (hdr[9]! << 8) }
+      : undefined;
+    if (partial && partial.start + partial.offset + 2 > len) return null;
+    // A segmentation request needs TSO4 (without the ECN bit, not offered) and a partial checksum.
+    if (gso !== VIRTIO_NET_HDR_GSO_NONE && !(gso === VIRTIO_NET_HDR_GSO_TCPV4 && this.tso4 && partial)) return null;
+    return partial;
   }
 }

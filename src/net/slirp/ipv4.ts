@@ -23,6 +23,11 @@ export interface Ipv4Packet {
   proto: number;
   /** The payload (transport header and data), a view into the frame, trailing padding cut off. */
   payload: Uint8Array;
+  /**
+   * The TCP or UDP checksum was left to the NIC (a partial checksum from a transmit offload):
+   * the bytes come from the guest's memory, not from a wire, so it is not checked.
+   */
+  checksumLeftToNic?: boolean;
 }
 
 /** Parses the IPv4 packet carried by an Ethernet frame; null when anything is malformed. */

@@ -11,7 +11,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
-import { NetBackendBase } from '../net.js';
+import { NetBackendBase, type PartialChecksum } from '../net.js';
 import { ARP_REPLY, ARP_REQUEST, buildArp, parseArp } from './arp.js';
 import { DhcpServer } from './dhcp.js';
 import type { HostForward } from '../../system/options.js';
@@ -23,7 +23,7 @@ import { TcpConnection, type TcpHooks } from './tcp.js';
 import { ACK, RST, SYN, FIN, parseTcp, seqAdd, tcpFrame, type TcpSegment } from './tcp-wire.js';
 import { DNS_IDLE_MS, UdpNat, parseUdp, udpFrame, type HostAddr } from './udp.js';
 import {
-  BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HLEN, isGroupMac, ipToString, macForIp, rd16, rd32, writeEthHeader,
+  BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HLEN, completeChecksum, isGroupMac, ipToString, macForIp, rd16, rd32, writeEthHeader,
 } from './wire.js';
 
 const NETWORK = 0x0a000200; // 10.0.2.0
@@ -92,7 +92,10 @@ export class Slirp extends NetBackendBase {
     return s;
   }
 
-  send(frame: Uint8Array): void {
+  /** Frames with partial checksums and TCP segments of up to 64 KiB: see {@link NetBackendBase.offloads}. */
+  override readonly offloads = true;
+
+  send(frame: Uint8Array, partial?: PartialChecksum): void {
     if (this.closed) return;
     if (frame.length < ETH_HLEN) {
       this.dropped++;
@@ -100,7 +103,7 @@ export class Slirp extends NetBackendBase {
     }
     const type = rd16(frame, 12);
     if (type === ETHERTYPE_ARP) this.arpInput(frame);
-    else if (type === ETHERTYPE_IPV4) this.ipInput(frame);
+    else if (type === ETHERTYPE_IPV4) this.ipInput(frame, partial);
     else this.dropped++; // IPv6, VLANs and the rest are not served
   }
 
@@ -140,11 +143,18 @@ export class Slirp extends NetBackendBase {
     }
   }
 
-  private ipInput(frame: Uint8Array): void {
+  private ipInput(frame: Uint8Array, partial?: PartialChecksum): void {
     const pkt = parseIpv4Packet(frame);
     if (!pkt) {
       this.dropped++;
       return;
+    }
+    if (partial) {
+      // A TCP or UDP checksum in its usual place is not needed; any other is completed, then checked as usual.
+      const l4 = pkt.payload.byteOffset - frame.byteOffset;
+      const field = pkt.proto === IPPROTO_TCP ? 16 : pkt.proto === IPPROTO_UDP ? 6 : -1;
+      if (partial.start === l4 && partial.offset === field) pkt.checksumLeftToNic = true;
+      else completeChecksum(frame, partial.start, partial.offset);
     }
     if (pkt.proto === IPPROTO_UDP && pkt.src === 0) {
       this.dhcpInput(pkt); // a client without an address yet

@@ -38,7 +38,7 @@ export function parseTcp(pkt: Ipv4Packet): TcpSegment | null {
   if (p.length < TCP_HLEN) return null;
   const doff = (p[12]! >> 4) * 4;
   if (doff < TCP_HLEN || doff > p.length) return null;
-  if (foldSum(sumWords(pseudoSum(pkt.src, pkt.dst, IPPROTO_TCP, p.length), p, 0, p.length)) !== 0) return null;
+  if (!pkt.checksumLeftToNic && foldSum(sumWords(pseudoSum(pkt.src, pkt.dst, IPPROTO_TCP, p.length), p, 0, p.length)) !== 0) return null;
   const seg: TcpSegment = {
     srcPort: rd16(p, 0),
     dstPort: rd16(p, 2),

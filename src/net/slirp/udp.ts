@@ -33,7 +33,7 @@ export function parseUdp(pkt: Ipv4Packet): UdpDatagram | null {
   if (p.length < UDP_HLEN) return null;
   const len = rd16(p, 4);
   if (len < UDP_HLEN || len > p.length) return null;
-  if (rd16(p, 6) !== 0 && foldSum(sumWords(pseudoSum(pkt.src, pkt.dst, IPPROTO_UDP, len), p, 0, len)) !== 0) return null;
+  if (!pkt.checksumLeftToNic && rd16(p, 6) !== 0 && foldSum(sumWords(pseudoSum(pkt.src, pkt.dst, IPPROTO_UDP, len), p, 0, len)) !== 0) return null;
   return { srcPort: rd16(p, 0), dstPort: rd16(p, 2), data: p.subarray(UDP_HLEN, len) };
 }
 

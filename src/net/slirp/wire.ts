@@ -49,6 +49,14 @@ export function checksum(b: Uint8Array, start: number, end: number): number {
   return foldSum(sumWords(0, b, start, end));
 }
 
+/** Completes a checksum a NIC offload left partial: adds the bytes from `start` on to the sum already at `start + offset`. */
+export function completeChecksum(b: Uint8Array, start: number, offset: number): void {
+  const at = start + offset;
+  if (at + 2 > b.length) return;
+  // The field holds the pseudo-header's sum, not complemented: it is part of the sum.
+  wr16(b, at, foldSum(sumWords(0, b, start, b.length)));
+}
+
 /** The TCP/UDP pseudo-header sum (RFC 9293 3.1, RFC 768): addresses, protocol and length. */
 export function pseudoSum(src: number, dst: number, proto: number, len: number): number {
   return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + proto + len;
