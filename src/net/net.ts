@@ -21,6 +21,15 @@ export interface PartialChecksum {
   offset: number;
 }
 
+/**
+ * A TCP segment over IPv4 for a guest that took the receive offloads: it may be larger than
+ * the MTU (up to 64 KiB), the guest's stack sees it as segments of `mss` bytes, and its TCP
+ * checksum field holds only the pseudo-header's sum (the bytes never cross a wire).
+ */
+export interface TcpSegmentOffload {
+  mss: number;
+}
+
 /** A host-side network backend connected to one guest NIC. */
 export interface NetBackend {
   /**
@@ -36,7 +45,12 @@ export interface NetBackend {
    */
   readonly offloads?: boolean;
   /** Installed by the NIC: takes one frame for the guest (the NIC owns it from then on). */
-  onReceive: ((frame: Uint8Array) => void) | null;
+  onReceive: ((frame: Uint8Array, tso?: TcpSegmentOffload) => void) | null;
+  /**
+   * Set by the NIC of a backend with {@link offloads}: the guest takes frames with a
+   * {@link TcpSegmentOffload} now (it negotiated the receive offloads).
+   */
+  guestOffloads: boolean;
   /** Installed by the NIC: false while it would drop frames offered to it. */
   canReceive: (() => boolean) | null;
   /** Called by the NIC when it can take frames again after canReceive returned false. */
@@ -53,7 +67,8 @@ export interface NetBackend {
 /** Shared plumbing of the backends: the NIC's callbacks and helpers to use them. */
 export abstract class NetBackendBase implements NetBackend {
   readonly offloads: boolean = false;
-  onReceive: ((frame: Uint8Array) => void) | null = null;
+  guestOffloads = false;
+  onReceive: ((frame: Uint8Array, tso?: TcpSegmentOffload) => void) | null = null;
   canReceive: (() => boolean) | null = null;
 
   abstract send(frame: Uint8Array, partial?: PartialChecksum): void;
@@ -66,8 +81,8 @@ export abstract class NetBackendBase implements NetBackend {
   }
 
   /** Offers a frame to the NIC; without a NIC the frame is dropped, as on an unplugged cable. */
-  protected deliver(frame: Uint8Array): void {
-    this.onReceive?.(frame);
+  protected deliver(frame: Uint8Array, tso?: TcpSegmentOffload): void {
+    this.onReceive?.(frame, tso);
   }
 }
 

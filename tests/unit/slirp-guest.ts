@@ -174,11 +174,18 @@ export interface Rx {
   ip?: { src: number; dst: number; proto: number; id: number; fragOff: number; more: boolean; df: boolean; payload: Buffer };
   udp?: { sport: number; dport: number; data: Buffer };
   tcp?: { sport: number; dport: number; seq: number; ack: number; flags: number; window: number; mss?: number; wscale?: number; data: Buffer };
+  /** The segmentation size the stack gave a segment for a NIC with receive offloads. */
+  tso?: number;
   icmp?: { type: number; id: number; seq: number; data: Buffer };
 }
 
-/** Decodes a frame; throws when any checksum or length is wrong (the stack must never send such). */
-export function decode(raw: Buffer): Rx {
+/**
+ * Decodes a frame; throws when any checksum or length is wrong (the stack must never send such).
+ * A segment for the receive offloads (`tso`) has only its pseudo-header's sum in the TCP
+ * checksum field: it is completed first, as the guest's NIC would, then checked.
+ */
+export function decode(raw: Buffer, tso?: { mss: number }): Rx {
+  if (tso && raw.readUInt16BE(12) !== 0x0800) throw new Error('a segmentation offload on a frame that is not IPv4');
   const r: Rx = { raw, dstMac: raw.subarray(0, 6), srcMac: raw.subarray(6, 12), type: raw.readUInt16BE(12) };
   if (r.type === 0x0806) {
     const a = raw.subarray(14);
@@ -199,6 +206,10 @@ export function decode(raw: Buffer): Rx {
       if (p.readUInt16BE(6) === 0 || csum(ps, p) !== 0) throw new Error('bad UDP checksum');
       r.udp = { sport: p.readUInt16BE(0), dport: p.readUInt16BE(2), data: p.subarray(8) };
     } else if (r.ip.proto === 6) {
+      if (tso) {
+        p.writeUInt16BE(csum(p), 16);
+        r.tso = tso.mss;
+      }
       if (csum(ps, p) !== 0) throw new Error('bad TCP checksum');
       const doff = (p[12]! >> 4) * 4;
       const t: NonNullable<Rx['tcp']> = { sport: p.readUInt16BE(0), dport: p.readUInt16BE(2), seq: p.readUInt32BE(4), ack: p.readUInt32BE(8), flags: p[13]!, window: p.readUInt16BE(14), data: p.subarray(doff) };
@@ -235,7 +246,7 @@ export class FakeNic {
   private waiters: (() => void)[] = [];
 
   constructor(readonly backend: NetBackend) {
-    backend.onReceive = (f) => this.take(decode(Buffer.from(f)));
+    backend.onReceive = (f, tso) => this.take(decode(Buffer.from(f), tso));
     backend.canReceive = () => this.ready;
   }
 

@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import { NetBackendBase, type PartialChecksum } from '../../src/net/net.js';
 import { Slirp } from '../../src/net/slirp/slirp.js';
 import { VIRTIO_ID } from '../../src/hw/virtio/virtio.js';
-import { DEFAULT_MAC, VIRTIO_NET_F_CSUM, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VirtioNet, parseMac } from '../../src/hw/virtio/virtio-net.js';
+import { DEFAULT_MAC, VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VirtioNet, parseMac } from '../../src/hw/virtio/virtio-net.js';
 import { FakeGuestRam, MockSplitQueue, activateDevice, VIRTIO_F_VERSION_1_BIT } from './virtio-driver-mock.js';
 
 /** A backend that records what the guest sends and lets the test inject frames. */
@@ -83,6 +83,17 @@ class OffloadBackend extends RecordingBackend {
     super.send(frame);
     this.partials.push(partial);
   }
+  injectSegment(frame: Uint8Array, mss: number): void {
+    this.deliver(frame, { mss });
+  }
+}
+
+/** A TCP/IPv4 frame of `data` bytes behind 14 + 20 + 32 bytes of headers (a TCP header with 12 option bytes). */
+function tcpIpFrame(data: number): Buffer {
+  const f = frame(14 + 20 + 32 + data, 7);
+  f[14] = 0x45;
+  f[14 + 20 + 12] = 8 << 4;
+  return f;
 }
 
 /** A virtio_net_hdr: flags, gso_type, csum_start, csum_offset (hdr_len and gso_size as a driver would set them). */
@@ -97,12 +108,43 @@ function netHdr(flags: number, gso: number, start = 0, offset = 0): Buffer {
   return h;
 }
 
-test('transmit offloads: CSUM and HOST_TSO4 only with a backend that takes them; partial checksums go on; TSO4 segments go whole', () => {
-  const OFFLOADS = (1n << VIRTIO_NET_F_CSUM) | (1n << VIRTIO_NET_F_HOST_TSO4);
-  assert.equal(new VirtioNet(new RecordingBackend()).features & OFFLOADS, 0n);
+test('receive offloads: with GUEST_CSUM and GUEST_TSO4 negotiated the backend may send segments, which the header describes', () => {
   const backend = new OffloadBackend();
   const net = new VirtioNet(backend);
-  assert.equal(net.features & OFFLOADS, OFFLOADS);
+  const ram = new FakeGuestRam(1 << 21);
+  const rxq = new MockSplitQueue(ram, 64);
+  const GUEST = (1n << VIRTIO_NET_F_GUEST_CSUM) | (1n << VIRTIO_NET_F_GUEST_TSO4);
+  activateDevice(net, ram, [rxq, new MockSplitQueue(ram, 64)], VIRTIO_F_VERSION_1_BIT | (1n << VIRTIO_NET_F_GUEST_CSUM));
+  assert.equal(backend.guestOffloads, false, 'GUEST_CSUM alone is not enough');
+  net.reset();
+  activateDevice(net, ram, [rxq, new MockSplitQueue(ram, 64)], VIRTIO_F_VERSION_1_BIT | GUEST);
+  assert.equal(backend.guestOffloads, true);
+  const big = tcpIpFrame(40000);
+  const small = tcpIpFrame(1000);
+  const a = rxq.addChain([{ writable: 65536 }]);
+  const b = rxq.addChain([{ writable: 2048 }]);
+  net.queueNotify(0);
+  backend.injectSegment(big, 1460);
+  backend.injectSegment(small, 1460);
+  assert.deepEqual(Buffer.from(rxq.readBuffer(a.buffers[0]!, HDR + big.length).subarray(HDR)), big);
+  const used = rxq.takeUsed();
+  assert.deepEqual(used, [{ id: a.head, len: HDR + big.length }, { id: b.head, len: HDR + small.length }]);
+  const hdrOf = (c: typeof a) => rxq.readBuffer(c.buffers[0]!, HDR);
+  // NEEDS_CSUM, GSO TCPV4, hdr_len 66, gso_size 1460, csum_start 34, csum_offset 16, num_buffers 1
+  assert.deepEqual([...hdrOf(a)], [1, 1, 66, 0, 0xb4, 0x05, 34, 0, 16, 0, 1, 0]);
+  // Not longer than the MSS: a partial checksum, no segmentation.
+  assert.deepEqual([...hdrOf(b)], [1, 0, 66, 0, 0, 0, 34, 0, 16, 0, 1, 0]);
+  net.reset();
+  assert.equal(backend.guestOffloads, false, 'a reset takes them back');
+});
+
+test('transmit offloads: CSUM and HOST_TSO4 only with a backend that takes them; partial checksums go on; TSO4 segments go whole', () => {
+  const OFFLOADS = (1n << VIRTIO_NET_F_CSUM) | (1n << VIRTIO_NET_F_HOST_TSO4);
+  const ALL = OFFLOADS | (1n << VIRTIO_NET_F_GUEST_CSUM) | (1n << VIRTIO_NET_F_GUEST_TSO4);
+  assert.equal(new VirtioNet(new RecordingBackend()).features & ALL, 0n);
+  const backend = new OffloadBackend();
+  const net = new VirtioNet(backend);
+  assert.equal(net.features & ALL, ALL);
   const ram = new FakeGuestRam(1 << 21);
   const txq = new MockSplitQueue(ram, 64);
   activateDevice(net, ram, [new MockSplitQueue(ram, 64), txq], VIRTIO_F_VERSION_1_BIT | OFFLOADS);

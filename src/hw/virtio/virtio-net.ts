@@ -3,12 +3,14 @@
  * queue 0 (receiveq1) carries frames to the guest, queue 1 (transmitq1) frames from
  * it. Offered: VIRTIO_NET_F_MAC (the MAC in the configuration space) and
  * VIRTIO_NET_F_STATUS (link always up), and with a backend that takes them (user
- * networking, {@link NetBackend.offloads}) the transmit offloads VIRTIO_NET_F_CSUM and
- * VIRTIO_NET_F_HOST_TSO4: the guest then sends TCP in segments of up to 64 KiB and leaves
- * checksums to the device, which passes them on as partial (5.1.6.2): per byte, the
- * guest's work is a copy, not a checksum and a segment per 1460 bytes. No receive
- * offloads and no mergeable buffers: every frame travels whole, in one chain, behind a
- * virtio_net_hdr (5.1.6) of 12 bytes (10 for a legacy driver without VERSION_1).
+ * networking, {@link NetBackend.offloads}) the checksum and TCP segmentation offloads both
+ * ways: VIRTIO_NET_F_CSUM and HOST_TSO4, so that the guest sends TCP in segments of up to
+ * 64 KiB and leaves checksums to the device, which passes them on as partial (5.1.6.2);
+ * GUEST_CSUM and GUEST_TSO4, so that the backend hands the guest segments of up to 64 KiB
+ * with partial checksums, which the header describes (5.1.6.4). Per byte, the guest's work
+ * is then a copy, not a checksum and a segment per 1460 bytes. No mergeable buffers: every
+ * frame travels whole, in one chain (a driver with GUEST_TSO4 posts 64 KiB buffers),
+ * behind a virtio_net_hdr (5.1.6) of 12 bytes (10 for a legacy driver without VERSION_1).
  *
  * Frames from the backend go only into receive buffers the driver posted; while there
  * are none, a bounded number is held, after which frames are dropped and the
@@ -19,7 +21,7 @@
  * device holds none; held frames are not saved (lost, as on a wire), and the backend is
  * told the guest went back in time (user networking drops its TCP connections).
  */
-import { MAX_FRAME, type NetBackend, type PartialChecksum } from '../../net/net.js';
+import { MAX_FRAME, type NetBackend, type PartialChecksum, type TcpSegmentOffload } from '../../net/net.js';
 import type { GuestMemory } from '../core/guest-memory.js';
 import { VIRTIO_F_VERSION_1, VIRTIO_ID, readConfigBytes, type DescriptorChain, type VirtioActivation, type VirtioDevice, type Virtqueue } from './virtio.js';
 import { readFromChain, writeToChain } from './virtqueue.js';
@@ -27,7 +29,9 @@ import { arrayField, intField, type DeviceState } from '../../migration/vmstate.
 
 /** Feature bits (5.1.3). */
 export const VIRTIO_NET_F_CSUM = 0n;
+export const VIRTIO_NET_F_GUEST_CSUM = 1n;
 export const VIRTIO_NET_F_MAC = 5n;
+export const VIRTIO_NET_F_GUEST_TSO4 = 7n;
 export const VIRTIO_NET_F_HOST_TSO4 = 11n;
 export const VIRTIO_NET_F_MRG_RXBUF = 15n;
 export const VIRTIO_NET_F_STATUS = 16n;
@@ -54,6 +58,28 @@ export function parseMac(s: string): Uint8Array | null {
   return m ? Uint8Array.from(m.slice(1), (h) => parseInt(h, 16)) : null;
 }
 
+/**
+ * The header of a TCP/IPv4 segment for the guest's receive offloads (5.1.6.4): its checksum
+ * is partial (NEEDS_CSUM from the TCP header on, field at byte 16), and one longer than
+ * `mss` is a TCPV4 GSO packet of `mss`-byte segments behind hdr_len bytes of headers.
+ */
+function tsoHeader(hdr: Uint8Array, frame: Uint8Array, mss: number): void {
+  const l4 = 14 + (frame[14]! & 15) * 4;
+  const headers = l4 + (frame[l4 + 12]! >> 4) * 4;
+  const le16 = (at: number, v: number): void => {
+    hdr[at] = v & 0xff;
+    hdr[at + 1] = v >> 8;
+  };
+  hdr[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  if (frame.length - headers > mss) {
+    hdr[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+    le16(4, mss);
+  }
+  le16(2, headers);
+  le16(6, l4);
+  le16(8, 16);
+}
+
 /** The network device (device ID 1), one queue pair. */
 export class VirtioNet implements VirtioDevice {
   readonly deviceId = VIRTIO_ID.NET;
@@ -72,15 +98,18 @@ export class VirtioNet implements VirtioDevice {
   /** The driver accepted VIRTIO_NET_F_CSUM / VIRTIO_NET_F_HOST_TSO4. */
   private csum = false;
   private tso4 = false;
-  private held: Uint8Array[] = [];
+  /** Frames waiting for receive buffers, with what their header is to say. */
+  private held: { frame: Uint8Array; tso?: TcpSegmentOffload }[] = [];
   private heldBytes = 0;
 
   constructor(private readonly backend: NetBackend, mac: Uint8Array = DEFAULT_MAC) {
-    const offloads = backend.offloads ? (1n << VIRTIO_NET_F_CSUM) | (1n << VIRTIO_NET_F_HOST_TSO4) : 0n;
+    const offloads = backend.offloads
+      ? (1n << VIRTIO_NET_F_CSUM) | (1n << VIRTIO_NET_F_HOST_TSO4) | (1n << VIRTIO_NET_F_GUEST_CSUM) | (1n << VIRTIO_NET_F_GUEST_TSO4)
+      : 0n;
     this.features = (1n << VIRTIO_NET_F_MAC) | (1n << VIRTIO_NET_F_STATUS) | offloads;
     this.config.set(mac.subarray(0, 6));
     this.config[6] = VIRTIO_NET_S_LINK_UP;
-    backend.onReceive = (f) => this.receive(f);
+    backend.onReceive = (f, tso) => this.receive(f, tso);
     backend.canReceive = () => this.rx !== null && this.held.length < HOLD_FRAMES && this.heldBytes < HOLD_BYTES;
   }
 
@@ -105,6 +134,8 @@ export class VirtioNet implements VirtioDevice {
     this.hdrLen = a.features & ((1n << VIRTIO_F_VERSION_1) | (1n << VIRTIO_NET_F_MRG_RXBUF)) ? 12 : 10;
     this.csum = (a.features & (1n << VIRTIO_NET_F_CSUM)) !== 0n;
     this.tso4 = this.csum && (a.features & (1n << VIRTIO_NET_F_HOST_TSO4)) !== 0n;
+    const guest = (1n << VIRTIO_NET_F_GUEST_CSUM) | (1n << VIRTIO_NET_F_GUEST_TSO4);
+    this.backend.guestOffloads = this.backend.offloads === true && (a.features & guest) === guest;
   }
 
   queueNotify(index: number): void {
@@ -117,6 +148,7 @@ export class VirtioNet implements VirtioDevice {
   }
 
   reset(): void {
+    this.backend.guestOffloads = false;
     this.mem = null;
     this.rx = null;
     this.tx = null;
@@ -142,19 +174,19 @@ export class VirtioNet implements VirtioDevice {
   }
 
   /** A frame from the backend: into a posted buffer, else held, else dropped. */
-  private receive(frame: Uint8Array): void {
+  private receive(frame: Uint8Array, tso?: TcpSegmentOffload): void {
     if (!this.rx) return; // the driver is not running: nobody to receive
-    if (this.held.length === 0 && this.put(frame)) return;
+    if (this.held.length === 0 && this.put(frame, tso)) return;
     if (this.held.length >= HOLD_FRAMES || this.heldBytes + frame.length > HOLD_BYTES) {
       this.rxDropped++;
       return;
     }
-    this.held.push(frame);
+    this.held.push({ frame, tso });
     this.heldBytes += frame.length;
   }
 
   private flushHeld(): void {
-    while (this.held.length > 0 && this.put(this.held[0]!)) this.heldBytes -= this.held.shift()!.length;
+    while (this.held.length > 0 && this.put(this.held[0]!.frame, this.held[0]!.tso)) this.heldBytes -= this.held.shift()!.frame.length;
   }
 
   /**
@@ -162,7 +194,7 @@ export class VirtioNet implements VirtioDevice {
    * there is none. Without mergeable buffers a frame must fit one chain (5.1.6.3.1):
    * one that does not is dropped and the chain returned empty.
    */
-  private put(frame: Uint8Array): boolean {
+  private put(frame: Uint8Array, tso?: TcpSegmentOffload): boolean {
     const { mem, rx } = this;
     if (!mem || !rx) return false;
     const chain = rx.pop();
@@ -173,6 +205,7 @@ export class VirtioNet implements VirtioDevice {
       return true;
     }
     const hdr = new Uint8Array(this.hdrLen); // flags 0, gso_type NONE, no checksum offsets
+    if (tso) tsoHeader(hdr, frame, tso.mss);
     if (this.hdrLen === 12) hdr[10] = 1; // num_buffers (le16) is 1 without MRG_RXBUF
     const n = writeToChain(mem, chain, 0, hdr) + writeToChain(mem, chain, this.hdrLen, frame);
     rx.pushUsed(chain.head, n);

@@ -11,7 +11,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
-import { NetBackendBase, type PartialChecksum } from '../net.js';
+import { NetBackendBase, type PartialChecksum, type TcpSegmentOffload } from '../net.js';
 import { ARP_REPLY, ARP_REQUEST, buildArp, parseArp } from './arp.js';
 import { DhcpServer } from './dhcp.js';
 import type { HostForward } from '../../system/options.js';
@@ -92,7 +92,7 @@ export class Slirp extends NetBackendBase {
     return s;
   }
 
-  /** Frames with partial checksums and TCP segments of up to 64 KiB: see {@link NetBackendBase.offloads}. */
+  /** Takes frames with partial checksums and TCP segments of up to 64 KiB, and gives them to a guest that takes them: see {@link NetBackendBase.offloads}. */
   override readonly offloads = true;
 
   send(frame: Uint8Array, partial?: PartialChecksum): void {
@@ -274,7 +274,8 @@ export class Slirp extends NetBackendBase {
 
   private hooks(key: string): TcpHooks {
     return {
-      output: (f) => this.outputIp(f),
+      output: (f, tso) => this.outputIp(f, tso),
+      guestOffloads: () => this.guestOffloads,
       canOutput: () => this.nicReady(),
       waitOutput: (c) => void this.blocked.add(c),
       closed: (c) => {
@@ -295,8 +296,8 @@ export class Slirp extends NetBackendBase {
     return { address: ipToString(dst), port };
   }
 
-  /** Addresses an IPv4 frame to its next hop and offers it to the NIC (in fragments if needed). */
-  private outputIp(frame: Uint8Array): void {
+  /** Addresses an IPv4 frame to its next hop and offers it to the NIC (in fragments if needed; a `tso` segment whole). */
+  private outputIp(frame: Uint8Array, tso?: TcpSegmentOffload): void {
     if (this.closed) return;
     const src = rd32(frame, ETH_HLEN + 12);
     const dst = rd32(frame, ETH_HLEN + 16);
@@ -307,7 +308,8 @@ export class Slirp extends NetBackendBase {
       return;
     }
     writeEthHeader(frame, mac, (src & NETMASK) === NETWORK ? macForIp(src) : GATEWAY_MAC, ETHERTYPE_IPV4);
-    for (const f of fragmentIpv4(frame)) this.deliver(f);
+    if (tso) this.deliver(frame, tso);
+    else for (const f of fragmentIpv4(frame)) this.deliver(f);
   }
 
   /** Remembers that the guest's address `ip` is at `mac`. */

@@ -78,9 +78,13 @@ export interface TcpAddrs {
   dport: number;
 }
 
-/** Builds a frame holding one segment; `mss`/`wscale` add those options (SYN segments). */
+/**
+ * Builds a frame holding one segment; `mss`/`wscale` add those options (SYN segments). With
+ * `partial` the checksum field gets only the pseudo-header's sum (for a guest NIC with
+ * receive offloads, {@link TcpSegmentOffload}).
+ */
 export function tcpFrame(a: TcpAddrs, seq: number, ack: number, flags: number, window: number,
-  data: Uint8Array | null, mss?: number, wscale?: number): Uint8Array {
+  data: Uint8Array | null, mss?: number, wscale?: number, partial = false): Uint8Array {
   const optLen = (mss !== undefined ? 4 : 0) + (wscale !== undefined ? 4 : 0);
   const dataLen = data?.length ?? 0;
   const segLen = TCP_HLEN + optLen + dataLen;
@@ -108,7 +112,8 @@ export function tcpFrame(a: TcpAddrs, seq: number, ack: number, flags: number, w
     i += 4;
   }
   if (data) f.set(data, i);
-  wr16(f, o + 16, foldSum(sumWords(pseudoSum(a.src, a.dst, IPPROTO_TCP, segLen), f, o, f.length)));
+  const pseudo = pseudoSum(a.src, a.dst, IPPROTO_TCP, segLen);
+  wr16(f, o + 16, partial ? ~foldSum(pseudo) & 0xffff : foldSum(sumWords(pseudo, f, o, f.length)));
   return f;
 }
 

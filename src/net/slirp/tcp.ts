@@ -14,9 +14,12 @@
  * offered to the guest is what the host socket's write buffer has room for.
  */
 import type { Socket } from 'node:net';
+import type { TcpSegmentOffload } from '../net.js';
 import { MTU, IPV4_HLEN } from './ipv4.js';
 import { ACK, FIN, PSH, RST, SYN, seqAdd, seqDiff, tcpFrame, type TcpAddrs, type TcpSegment } from './tcp-wire.js';
 
+/** Largest segment for a guest with receive offloads: a 64 KiB IPv4 packet. */
+const TSO_MAX = 0xffff - IPV4_HLEN - 20;
 /** Host data held for the guest before the host socket is paused. */
 const SND_BUF = 256 * 1024;
 /** Guest data accepted for the host socket: the most the offered window can be. */
@@ -37,8 +40,10 @@ const TIME_WAIT_MS = 2000;
 
 /** What a connection needs from the stack around it. */
 export interface TcpHooks {
-  /** Sends a frame (an IPv4 packet; the stack addresses it) towards the guest. */
-  output(frame: Uint8Array): void;
+  /** Sends a frame (an IPv4 packet; the stack addresses it) towards the guest; `tso`: a segment for its receive offloads. */
+  output(frame: Uint8Array, tso?: TcpSegmentOffload): void;
+  /** Whether the guest takes segments of up to 64 KiB with partial checksums ({@link TcpSegmentOffload}). */
+  guestOffloads(): boolean;
   /** Whether the guest NIC would take a frame now. */
   canOutput(): boolean;
   /** Asks for pump() to be called when the NIC can take frames again. */
@@ -328,10 +333,11 @@ export class TcpConnection {
           this.hooks.waitOutput(this);
           break;
         }
-        const n = Math.min(unsent, room, this.mss);
+        const tso = this.hooks.guestOffloads();
+        const n = Math.min(unsent, room, tso ? TSO_MAX : this.mss);
         const seq = this.sndNxt;
         this.advance(n); // before sending: the guest's ACK may come back during output()
-        this.sendSegment(seq, ACK | (n === unsent ? PSH : 0), this.peek(inFlight, n));
+        this.sendSegment(seq, ACK | (n === unsent ? PSH : 0), this.peek(inFlight, n), undefined, undefined, tso);
       } else if (this.hostEnded && !this.finSent && !this.finAcked) {
         if (!this.hooks.canOutput()) {
           this.hooks.waitOutput(this);
@@ -483,14 +489,15 @@ export class TcpConnection {
     this.sendSegment(this.sndNxt, ACK, null);
   }
 
-  private sendSegment(seq: number, flags: number, data: Uint8Array | null, mss?: number, wscale?: number): void {
+  /** Sends a segment; `tso`: whole to a guest with receive offloads, whatever its size, checksum left partial. */
+  private sendSegment(seq: number, flags: number, data: Uint8Array | null, mss?: number, wscale?: number, tso = false): void {
     const syn = (flags & SYN) !== 0;
     const wnd = this.rcvWindow();
     // Windows in SYN segments are never scaled (RFC 7323 2.2).
     const field = Math.min(syn ? wnd : wnd >>> this.rcvShift, 0xffff);
     this.lastWindow = syn ? field : field << this.rcvShift;
     const ack = flags & ACK ? this.rcvNxt : 0;
-    this.hooks.output(tcpFrame(this.addrs, seq, ack, flags, field, data, mss, wscale));
+    this.hooks.output(tcpFrame(this.addrs, seq, ack, flags, field, data, mss, wscale, tso), tso ? { mss: this.mss } : undefined);
   }
 
   private startTimer(): void {
