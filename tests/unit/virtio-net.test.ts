@@ -134,6 +134,13 @@ test('receive offloads: with GUEST_CSUM and GUEST_TSO4 negotiated the backend ma
   assert.deepEqual([...hdrOf(a)], [1, 1, 66, 0, 0xb4, 0x05, 34, 0, 16, 0, 1, 0]);
   // Not longer than the MSS: a partial checksum, no segmentation.
   assert.deepEqual([...hdrOf(b)], [1, 0, 66, 0, 0, 0, 34, 0, 16, 0, 1, 0]);
+  // A driver posting buffers too small for a segment loses the offloads; the segment is dropped.
+  const c = rxq.addChain([{ writable: 4096 }]);
+  backend.injectSegment(big, 1460);
+  assert.deepEqual(rxq.takeUsed(), [{ id: c.head, len: 0 }]);
+  assert.equal(backend.guestOffloads, false);
+  activateDevice(net, ram, [rxq, new MockSplitQueue(ram, 64)], VIRTIO_F_VERSION_1_BIT | GUEST);
+  assert.equal(backend.guestOffloads, true, 'a new activation offers them again');
   net.reset();
   assert.equal(backend.guestOffloads, false, 'a reset takes them back');
 });

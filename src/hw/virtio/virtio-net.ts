@@ -202,6 +202,9 @@ export class VirtioNet implements VirtioDevice {
     if (chain.writableLength < this.hdrLen + frame.length) {
       this.rxDropped++;
       rx.pushUsed(chain.head, 0);
+      // A driver whose buffers cannot hold a 64 KiB segment (5.1.6.3.1 asks it for 65562 bytes):
+      // the backend's retransmission then comes in MSS-sized frames.
+      if (tso) this.backend.guestOffloads = false;
       return true;
     }
     const hdr = new Uint8Array(this.hdrLen); // flags 0, gso_type NONE, no checksum offsets
