@@ -262,6 +262,17 @@ main:
   ld a0, 0(t0)
   to_m
   check_fault 48, CAUSE_LOAD_PAGE_FAULT, VA_4K + 0x5000, PRV_M
+  /* S-mode sets SUM, reads the user page, clears SUM: the next read faults at once */
+  expect_trap
+  to_mode PRV_S
+  li t0, VA_4K + 0x5000
+  li a0, MSTATUS_SUM
+  csrs sstatus, a0
+  ld a1, 0(t0)
+  csrc sstatus, a0
+  ld a1, 0(t0)
+  to_m
+  check_fault 60, CAUSE_LOAD_PAGE_FAULT, VA_4K + 0x5000, PRV_M
 
   /* --- U-mode: the identity page becomes a user page for a while --- */
   li a0, 0x80000000
