@@ -6,10 +6,12 @@
  *   npm run web [-- --port N]      (or VIREO_WEB_PORT=N; 0 picks a free port; default 8080)
  */
 import { createServer } from 'node:http';
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { gunzip } from 'node:zlib';
+import { gunzipOptions } from '../hw/riscv/boot.js';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipped } from '../hw/riscv/boot.js';
 
 // dist/src/web/serve.js -> the package root
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -42,15 +44,19 @@ function resolve(pathname: string): string | null {
   return null;
 }
 
-const unpacked = new Map<string, { mtimeMs: number; body: Uint8Array }>();
+const unpacked = new Map<string, { mtimeMs: number; body: Promise<Uint8Array> }>();
 
-/** The content of the gzip file `file`, decompressed (kept until the file changes); the file itself if it is not valid gzip. */
-function decompressed(file: string): Uint8Array {
+/**
+ * The content of the gzip file `file`, decompressed on libuv's thread pool, so that other
+ * requests are served meanwhile (kept until the file changes); the file itself if it is not
+ * valid gzip.
+ */
+function decompressed(file: string): Promise<Uint8Array> {
   const mtimeMs = statSync(file).mtimeMs;
   const hit = unpacked.get(file);
   if (hit?.mtimeMs === mtimeMs) return hit.body;
-  const raw = readFileSync(file);
-  const body = gunzipped(raw) ?? raw;
+  const body = readFile(file).then((raw) => new Promise<Uint8Array>((resolve) => gunzip(raw, gunzipOptions(raw), (e, out) => resolve(e ? raw : out))));
+  body.catch(() => unpacked.delete(file));
   unpacked.set(file, { mtimeMs, body });
   return body;
 }
@@ -82,9 +88,10 @@ const server = createServer((req, res) => {
   if (extname(file) === '.gz') {
     // The bundled images go out decompressed (once, kept): over the loopback the bytes
     // cost less than the page's gunzip of them. The page takes either form.
-    const body = decompressed(file);
-    res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': body.length });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    decompressed(file).then((body) => {
+      res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': body.length });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    }, () => res.writeHead(500, { ...headers, 'Content-Type': 'text/plain' }).end('cannot read the image\n'));
     return;
   }
   res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': size });
@@ -95,4 +102,7 @@ const server = createServer((req, res) => {
 server.listen(parsePort(process.argv.slice(2)), '127.0.0.1', () => {
   const addr = server.address();
   if (addr !== null && typeof addr === 'object') process.stdout.write(`Vireo web: http://127.0.0.1:${addr.port}/\n`);
+  // The page's images, unpacked before it asks for them.
+  const bundled = join(root, 'images', 'riscv64');
+  for (const name of readdirSync(bundled)) if (name.endsWith('.gz')) decompressed(join(bundled, name)).catch(() => {});
 });
