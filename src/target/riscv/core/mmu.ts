@@ -201,14 +201,25 @@ function tlbVictim(tlb: usize, vaddr: u64, size: u32): usize {
   return 0;
 }
 
+/** Loads `size` bytes at host address `host`, zero-extended. */
+@inline function loadHost(host: usize, size: u32): u64 {
+  if (size == 1) return load<u8>(host);
+  if (size == 2) return load<u16>(host);
+  if (size == 4) return load<u32>(host);
+  return load<u64>(host);
+}
+
+/** Stores the low `size` bytes of `v` at host address `host`. */
+@inline function storeHost(host: usize, size: u32, v: u64): void {
+  if (size == 1) store<u8>(host, <u8>v);
+  else if (size == 2) store<u16>(host, <u16>v);
+  else if (size == 4) store<u32>(host, <u32>v);
+  else store<u64>(host, v);
+}
+
 function readPhys(pa: u64, size: u32, vaddr: u64): u64 {
   const host = physHost(pa, size, false);
-  if (host != 0) {
-    if (size == 1) return load<u8>(host);
-    if (size == 2) return load<u16>(host);
-    if (size == 4) return load<u32>(host);
-    return load<u64>(host);
-  }
+  if (host != 0) return loadHost(host, size);
   S.irqCheck = true;
   if (mmio_read(<f64>pa, size) != 0) {
     accessFault(S.ACC_LOAD, vaddr);
@@ -222,10 +233,7 @@ function writePhys(pa: u64, size: u32, v: u64, vaddr: u64): void {
   if (host != 0) {
     codeWrite(host, size);
     markDirty(host);
-    if (size == 1) store<u8>(host, <u8>v);
-    else if (size == 2) store<u16>(host, <u16>v);
-    else if (size == 4) store<u32>(host, <u32>v);
-    else store<u64>(host, v);
+    storeHost(host, size, v);
     return;
   }
   S.irqCheck = true;
@@ -246,12 +254,7 @@ export function loadSlow(vaddr: u64, size: u32): u64 {
     return v;
   }
   const hit = tlbVictim(S.dataTlbSet() + S.OFF_TLB_R, vaddr, size);
-  if (hit != 0) {
-    if (size == 1) return load<u8>(hit);
-    if (size == 2) return load<u16>(hit);
-    if (size == 4) return load<u32>(hit);
-    return load<u64>(hit);
-  }
+  if (hit != 0) return loadHost(hit, size);
   const pa = translate(vaddr, S.ACC_LOAD);
   if (S.trapped) return 0;
   tlbFill(S.ACC_LOAD, vaddr, pa);
@@ -281,10 +284,7 @@ export function storeSlow(vaddr: u64, size: u32, v: u64): void {
   }
   const hit = tlbVictim(S.dataTlbSet() + S.OFF_TLB_W, vaddr, size);
   if (hit != 0) {
-    if (size == 1) store<u8>(hit, <u8>v);
-    else if (size == 2) store<u16>(hit, <u16>v);
-    else if (size == 4) store<u32>(hit, <u32>v);
-    else store<u64>(hit, v);
+    storeHost(hit, size, v);
     return;
   }
   const pa = translate(vaddr, S.ACC_STORE);
