@@ -52,6 +52,16 @@ function runToWfi(h: ReturnType<typeof machine>['hart']): void {
   assert.fail('the program did not reach WFI');
 }
 
+/** Runs `code` to WFI on the interpreter (off) and with the JIT (on): registers, instret, and what the JIT translated and ran. */
+function interpreterAndJit(code: Map<number, number[]>, threshold?: number) {
+  const [off, on] = [false, true].map((jit) => {
+    const m = machine(jit, code, threshold);
+    runToWfi(m.hart);
+    return { x: [...m.hart.x], instret: m.hart.instret, blocks: m.cpus.jit?.stats.blocks ?? 0, inRegions: m.cpus.jit?.counters().insns ?? 0n };
+  });
+  return { off: off!, on: on! };
+}
+
 test('jit: a fault in the middle of a block reports the exact pc, registers and instret', () => {
   const code = new Map<number, number[]>([
     [0x00, [
@@ -62,21 +72,16 @@ test('jit: a fault in the middle of a block reports the exact pc, registers and 
     [0x100, [csrr(T1, 0x341), csrr(T2, 0x342), WFI]],
     [0x200, [0x55667788, 0x11223344]],
   ]);
-  const results = [false, true].map((jit) => {
-    const m = machine(jit, code);
-    runToWfi(m.hart);
-    return { x: [...m.hart.x], instret: m.hart.instret, blocks: m.cpus.jit?.stats.blocks ?? 0 };
-  });
-  const [off, on] = results;
-  assert.ok(on!.blocks > 0, 'the loop was translated');
-  assert.equal(on!.x[T1], BigInt(BASE + 0x1c), 'mepc is the faulting load');
-  assert.equal(on!.x[T2], 5n, 'load access fault');
-  assert.equal(on!.x[A1], 51n);
-  assert.equal(on!.x[A2], 153n);
-  assert.equal(on!.x[A3], 0x1122334455667788n, 'the faulting load did not write its destination');
-  assert.equal(on!.x[S0], 0n);
-  assert.deepEqual(on!.x, off!.x, 'same registers as the interpreter');
-  assert.equal(on!.instret, off!.instret, 'same instret as the interpreter');
+  const { off, on } = interpreterAndJit(code);
+  assert.ok(on.blocks > 0, 'the loop was translated');
+  assert.equal(on.x[T1], BigInt(BASE + 0x1c), 'mepc is the faulting load');
+  assert.equal(on.x[T2], 5n, 'load access fault');
+  assert.equal(on.x[A1], 51n);
+  assert.equal(on.x[A2], 153n);
+  assert.equal(on.x[A3], 0x1122334455667788n, 'the faulting load did not write its destination');
+  assert.equal(on.x[S0], 0n);
+  assert.deepEqual(on.x, off.x, 'same registers as the interpreter');
+  assert.equal(on.instret, off.instret, 'same instret as the interpreter');
 });
 
 test('jit: code reached only by running on past an instruction that straddles pages gets translated', () => {
@@ -92,17 +97,12 @@ test('jit: code reached only by running on past an instruction that straddles pa
   const words: number[] = [];
   for (let i = 0; i < halves.length; i += 2) words.push((halves[i]! | (halves[i + 1]! << 16)) >>> 0);
   const code = new Map<number, number[]>([[0x00, [addi(S0, 0, 100), jal(0, 0xff0 - 4)]], [0xff0, words]]);
-  const results = [false, true].map((jit) => {
-    const m = machine(jit, code);
-    runToWfi(m.hart);
-    return { x: [...m.hart.x], instret: m.hart.instret, inRegions: m.cpus.jit?.counters().insns ?? 0n };
-  });
-  const [off, on] = results;
-  assert.deepEqual(on!.x, off!.x, 'same registers as the interpreter');
-  assert.equal(on!.x[A4], 1100n);
-  assert.equal(on!.instret, off!.instret, 'same instret as the interpreter');
+  const { off, on } = interpreterAndJit(code);
+  assert.deepEqual(on.x, off.x, 'same registers as the interpreter');
+  assert.equal(on.x[A4], 1100n);
+  assert.equal(on.instret, off.instret, 'same instret as the interpreter');
   // The part before the straddling instruction is 4 of the loop's 12 instructions.
-  assert.ok(on!.inRegions > 4n * 100n + 5n * 80n, `the part after it ran translated too (${on!.inRegions} instructions in regions)`);
+  assert.ok(on.inRegions > 4n * 100n + 5n * 80n, `the part after it ran translated too (${on.inRegions} instructions in regions)`);
 });
 
 test('jit: code gets hot by the instructions run from it, not by the jumps to it', () => {
@@ -112,16 +112,11 @@ test('jit: code gets hot by the instructions run from it, not by the jumps to it
     [0x00, [addi(S0, 0, 20), /* 0x04 loop: */ jal(RA, 0x400 - 0x04), addi(S0, S0, -1), bne(S0, 0, -8), WFI]],
     [0x400, [...Array.from({ length: 200 }, () => addi(A0, A0, 1)), jalr(0, RA, 0)]],
   ]);
-  const results = [false, true].map((jit) => {
-    const m = machine(jit, code, 1000);
-    runToWfi(m.hart);
-    return { x: [...m.hart.x], instret: m.hart.instret, inRegions: m.cpus.jit?.counters().insns ?? 0n };
-  });
-  const [off, on] = results;
-  assert.deepEqual(on!.x, off!.x, 'same registers as the interpreter');
-  assert.equal(on!.x[A0], 4000n);
-  assert.equal(on!.instret, off!.instret, 'same instret as the interpreter');
-  assert.ok(on!.inRegions > 5n * 201n, `the function ran translated (${on!.inRegions} instructions in regions)`);
+  const { off, on } = interpreterAndJit(code, 1000);
+  assert.deepEqual(on.x, off.x, 'same registers as the interpreter');
+  assert.equal(on.x[A0], 4000n);
+  assert.equal(on.instret, off.instret, 'same instret as the interpreter');
+  assert.ok(on.inRegions > 5n * 201n, `the function ran translated (${on.inRegions} instructions in regions)`);
 });
 
 /** Calls func 20 times (a0 += 1 each), patches its first instruction to a0 += 100, FENCE.I, calls it again. */
