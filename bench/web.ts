@@ -1,8 +1,8 @@
 /**
  * bench/web: boots the bundled guest to its shell prompt in headless Chromium (the page of
  * `npm run web`, in a Web Worker) and in Node (`vireo -nographic`, the same machine:
- * -m 512M -smp 1, thread=single, jit off), in the same run, and prints both times and the
- * ratio browser/node. Each time runs from the start (page load / process spawn: images
+ * -m 512M -smp 1, thread=single, jit off, a virtio-rng as on the page), in the same run, and
+ * prints both times and the ratio browser/node. Each time runs from the start (page load / process spawn: images
  * fetched or read, decompressed, core compiled) to the prompt on the console.
  * Usage: npm run bench:web [-- runs] (default 3; best of each). Needs Debian's chromium.
  */
@@ -41,7 +41,7 @@ async function browserBoot(url: string): Promise<number> {
 }
 
 async function nodeBoot(): Promise<number> {
-  const r = await runDriven(process.execPath, [...VIREO_ARGV, '-nographic', '-m', '512M', '-smp', '1', '-accel', 'tcg,thread=single,jit=off'],
+  const r = await runDriven(process.execPath, [...VIREO_ARGV, '-nographic', '-m', '512M', '-smp', '1', '-accel', 'tcg,thread=single,jit=off', '-device', 'virtio-rng-device'],
     [{ expect: /~ # $/, send: 'poweroff\n' }], 120);
   if (r.status !== 0 || r.marks.length === 0) throw new Error(`vireo exited with ${r.status}:\n${r.output.slice(-2000)}\n${r.stderr}`);
   return r.marks[0]!;

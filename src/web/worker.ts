@@ -3,7 +3,7 @@
  * core and round-robin loop as `vireo -accel tcg,thread=single`, or with several harts one
  * Web Worker per hart as `-accel tcg,thread=multi` (mttcg.ts); only the host ends
  * differ (images fetched instead of read from files, the serial port posted to the page,
- * the disk held in memory).
+ * the disk held in memory, entropy from the page's crypto).
  * A worker keeps the page responsive while the guest runs.
  */
 import { VirtMachine, VIRT_MEMMAP } from '../hw/riscv/virt.js';
@@ -13,6 +13,7 @@ import { runMultiThreaded } from '../accel/tcg/mttcg.js';
 import { Chardev } from '../chardev/chardev.js';
 import { VirtioBlk } from '../hw/virtio/virtio-blk.js';
 import { VirtioInput } from '../hw/virtio/virtio-input.js';
+import { VirtioRng } from '../hw/virtio/virtio-rng.js';
 import { MemoryBackend } from '../block/memory.js';
 import type { PlannedDevice } from '../system/backends.js';
 import type { VmOptions } from '../system/options.js';
@@ -167,6 +168,10 @@ async function build(s: MachineSettings): Promise<VirtMachine> {
     inUse = { disk: attached, device: new VirtioBlk(attached) };
     devices.push({ device: inUse.device, pci: false });
   }
+  // Entropy from the page's host: the guest kernel's own source, the jitter of its time
+  // counter, finds nothing in a browser's clock (coarsened to 5 us), and getrandom() (mkfs's
+  // UUIDs) would wait on interrupt timings, for minutes on an idle guest.
+  devices.push({ device: new VirtioRng(), pci: false });
   const m = new VirtMachine(opts, chr, devices);
   m.load(plan, m.fdt(plan.bootargs, plan.initrd));
   const fb = m.framebuffer;

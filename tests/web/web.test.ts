@@ -102,6 +102,8 @@ test('a disk picked on the page is /dev/vda; bad images get a message; Download 
   await shellReady(page);
   await page.click('#terminal');
   assert.match(await run(page, 'dd if=/dev/vda bs=1024 skip=1 count=1 2>/dev/null | head -c 11; echo', /^host-marker$/), /host-marker/);
+  // mkfs's UUIDs come from getrandom(), which waits until the kernel has entropy: the page's virtio-rng gives it.
+  await run(page, 'cat /sys/class/misc/hw_random/rng_current; head -c 8 /dev/random | wc -c', /^virtio_rng\.\d+\s+8$/);
   await run(page, 'mkfs.ext2 -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && echo vireo-file-content > /mnt/f && umount /mnt && ' +
     'echo vireo-disk-test | dd of=/dev/vda bs=512 seek=10 conv=fsync 2>/dev/null && echo ok-$((6*7))', /^ok-42$/, 120_000);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);

@@ -22,6 +22,7 @@ export class VirtioRng implements VirtioDevice {
   readonly configSize = 0;
   private mem: GuestMemory | null = null;
   private queue: Virtqueue | null = null;
+  private readonly scratch = new Uint8Array(VIRTIO_RNG_MAX_REQUEST);
 
   readConfig(): number {
     return 0;
@@ -44,7 +45,9 @@ export class VirtioRng implements VirtioDevice {
         if (!b.writable || n === 0) continue;
         const v = mem.view(b.addr, n);
         if (!v) break;
-        crypto.getRandomValues(v); // Web Crypto: node:crypto would load at start-up (~3 ms)
+        // Filled apart, then copied: browsers refuse getRandomValues() on shared memory (the guest's RAM is).
+        // Web Crypto: node:crypto would load at start-up (~3 ms).
+        v.set(crypto.getRandomValues(this.scratch.subarray(0, n)));
         mem.markDirty(b.addr, n);
         written += n;
       }
