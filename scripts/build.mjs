@@ -55,6 +55,7 @@ await esbuild.build({
 // the guest, from the same sources as the CLI. The one host module that differs is
 // swapped here: the core's loader, which reads dist/riscv-core.wasm under Node.
 const web = join(root, 'dist', 'web');
+rmSync(web, { recursive: true, force: true }); // no chunk of an older build stays
 mkdirSync(web, { recursive: true });
 const browserCore = {
   name: 'browser-core-module',
@@ -73,7 +74,9 @@ const browserThreads = {
 };
 const common = { bundle: true, platform: 'browser', target: 'chrome111', minify: true, sourcemap: true, logLevel: 'warning', absWorkingDir: root };
 await esbuild.build({ ...common, entryPoints: { 'vireo-worker': 'src/web/worker.ts', 'vireo-hart': 'src/web/hart-worker.ts' }, outdir: web, format: 'iife', plugins: [browserCore, browserThreads] });
-await esbuild.build({ ...common, entryPoints: { vireo: 'src/web/vm.ts', 'vireo-page': 'src/web/page.ts' }, outdir: web, format: 'esm' });
+await esbuild.build({ ...common, entryPoints: { vireo: 'src/web/vm.ts' }, outdir: web, format: 'esm' });
+// Split: the page's entry starts the machine's worker before the terminal's chunks arrive.
+await esbuild.build({ ...common, entryPoints: { 'vireo-page': 'src/web/page.ts' }, outdir: web, format: 'esm', splitting: true });
 copyFileSync(join(root, 'web', 'index.html'), join(web, 'index.html'));
 copyFileSync(join(root, 'node_modules', '@xterm', 'xterm', 'css', 'xterm.css'), join(web, 'xterm.css'));
 copyFileSync(join(root, 'dist', 'riscv-core.wasm'), join(web, 'riscv-core.wasm'));

@@ -7,8 +7,8 @@
  * `?autostart` boots at once (used by the tests and bench/web); `?framebuffer` turns the
  * framebuffer on.
  */
-import { Terminal } from '@xterm/xterm';
-import { FitAddon } from '@xterm/addon-fit';
+import type { Terminal } from '@xterm/xterm';
+import type { FitAddon } from '@xterm/addon-fit';
 import { VirtualMachine, type MachineChanges, type VmState } from './vm.js';
 import { memoryDiskProblem } from '../block/memory.js';
 import { Screen } from './screen.js';
@@ -45,18 +45,20 @@ if (new URLSearchParams(location.search).has('framebuffer')) {
 const settings = (): MachineChanges => ({ memoryMiB: Number(memory.value), smp: Number(smp.value), append: append.value, framebuffer: framebuffer.checked });
 // First, so that its worker fetches the images and the core while the page sets up the rest.
 const vm = new VirtualMachine(settings());
-const term = new Terminal({ convertEol: false, scrollback: 5000, fontSize: 14 });
-const fit = new FitAddon();
-term.loadAddon(fit);
-term.open($('terminal'));
-fit.fit();
-new ResizeObserver(() => fit.fit()).observe($('terminal'));
+/**
+ * The terminal, once its code (most of the page's: a chunk of its own, loaded at the end)
+ * is there; until then the guest's output waits in `early`. Everything else is set up
+ * before, so that no click or file finds a control without its handler.
+ */
+let term: Terminal | null = null;
+let fit: FitAddon | null = null;
+let early: Uint8Array[] = [];
 
 const screen = new Screen($<HTMLCanvasElement>('canvas'), vm);
 vm.onFramebuffer = (view) => {
   screen.show(view);
   screenBox.hidden = view === null;
-  fit.fit();
+  fit?.fit();
   if (view !== null) screen.canvas.focus();
 };
 
@@ -71,7 +73,8 @@ let next = 0;
 let tail = '';
 const decoder = new TextDecoder();
 vm.onSerial = (data) => {
-  term.write(data);
+  if (term === null) early.push(data);
+  else term.write(data);
   if (next === MILESTONES.length) return;
   // Search with the end of the previous output, so that a marker split across two chunks is still seen.
   const text = tail + decoder.decode(data, { stream: true });
@@ -89,14 +92,14 @@ vm.onStats = (n) => {
   ips.textContent = `${(n / 1e6).toFixed(1)} M instructions/s`;
 };
 
-term.onData((s) => vm.sendInput(s));
 startButton.onclick = () => vm.start();
 stopButton.onclick = () => vm.stop();
 resetButton.onclick = () => {
   next = 0;
   tail = '';
   progress.textContent = '';
-  term.reset();
+  term?.reset();
+  early = [];
   try {
     vm.reset(settings());
   } catch (e) {
@@ -157,14 +160,28 @@ downloadButton.onclick = async () => {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 };
 
-/** For tests: the terminal's text, one line per row (xterm's buffer, as shown). */
+/** For tests: the terminal's text, one line per row (xterm's buffer, as shown); empty until the terminal is there. */
 function terminalText(): string {
-  const b = term.buffer.active;
+  const b = term?.buffer.active;
+  if (b === undefined) return '';
   const lines: string[] = [];
   for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? '');
   return lines.join('\n');
 }
-Object.assign(window, { vireo: { vm, term, fit, terminalText, screen } });
+Object.assign(window, { vireo: { vm, get term() { return term; }, get fit() { return fit; }, terminalText, screen } });
 
 if (new URLSearchParams(location.search).has('autostart')) vm.start();
-term.focus();
+
+const [xterm, xtermFit] = await Promise.all([import('@xterm/xterm'), import('@xterm/addon-fit')]);
+const terminal = new xterm.Terminal({ convertEol: false, scrollback: 5000, fontSize: 14 });
+const fitAddon = new xtermFit.FitAddon();
+terminal.loadAddon(fitAddon);
+terminal.open($('terminal'));
+fitAddon.fit();
+new ResizeObserver(() => fitAddon.fit()).observe($('terminal'));
+terminal.onData((s) => vm.sendInput(s));
+for (const data of early) terminal.write(data);
+early = [];
+term = terminal;
+fit = fitAddon;
+terminal.focus();
