@@ -71,7 +71,9 @@ async function run(page: Page, cmd: string, expect: RegExp, timeout = 60_000): P
   await page.keyboard.type(`${cmd}\n`);
   await page.waitForFunction(([c, re]) => new RegExp(re, 'm').test(vireo.terminalText().split(c).pop() ?? ''),
     [cmd, expect.source] as const, { timeout, polling: 100 }).catch(async (e: Error) => {
-    throw new Error(`${cmd}: no ${expect} in ${JSON.stringify((await page.evaluate(() => vireo.terminalText())).trimEnd().slice(-600))} (${e.message})`);
+    // The machine's state and speed tell a guest waiting for something (~0 instructions/s) from a busy one.
+    const machine = `state ${await page.textContent('#status')}, speed ${await page.textContent('#ips')}`;
+    throw new Error(`${cmd}: no ${expect} in ${JSON.stringify((await page.evaluate(() => vireo.terminalText())).trimEnd().slice(-600))} (${machine}; ${e.message})`);
   });
   return (await page.evaluate(() => vireo.terminalText())).split(cmd).pop()!;
 }
