@@ -2,8 +2,9 @@
  * bench/web: boots the bundled guest to its shell prompt in headless Chromium (the page of
  * `npm run web`, in a Web Worker) and in Node (`vireo -nographic`, the same machine:
  * -m 512M -smp 1, thread=single, jit off, a virtio-rng as on the page), in the same run, and
- * prints both times and the ratio browser/node. Each time runs from the start (page load / process spawn: images
- * fetched or read, decompressed, core compiled) to the prompt on the console.
+ * prints both times and the ratio browser/node. Each time runs from the start (the page's
+ * load in a launched browser once it is idle / the process's spawn: images fetched or read,
+ * decompressed, core compiled) to the prompt on the console.
  * Usage: npm run bench:web [-- runs] (default 3; best of each). Needs Debian's chromium.
  */
 import { readdirSync, readFileSync } from 'node:fs';
