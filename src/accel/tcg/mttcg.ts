@@ -23,6 +23,7 @@ import { coreModule, type RiscvCpus } from '../../target/riscv/cpu.js';
 import { ExitChannelServer, EXIT_CHANNEL_BYTES, type IoRequest } from '../../system/exit-channel.js';
 import { CTL_FLUSH, CTL_FLUSHED, CTL_RETIRED_K, CTL_STOP, CTL_WAKE, CTL_WORDS, type HartThreadData, type HartThreadMessage } from './mttcg-protocol.js';
 import { wakeableSleep, type StopReason } from './rr.js';
+import { pollIoBriefly } from '../../system/io-poll.js';
 import { hostNowMs, spawnHartThread } from './mttcg-spawn.js';
 
 /** Instructions per slice on a hart thread: the latency of an interrupt raised while the hart runs. */
@@ -203,6 +204,7 @@ export async function runMultiThreaded(clock: Clock, cpus: RiscvCpus, bus: Addre
     for (;;) {
       clock.runExpired();
       if (poll() || failure !== null) break;
+      pollIoBriefly(); // as the round-robin loop does before it sleeps
       await wakeableSleep(clock.msUntilNext(POLL_MS), (w) => { wake = w; });
     }
   } finally {

@@ -7,6 +7,7 @@
  */
 import type { Clock } from '../../hw/core/clock.js';
 import type { Hart } from '../../target/riscv/cpu.js';
+import { pollIoBriefly } from '../../system/io-poll.js';
 
 /** Why the machine stopped. */
 export type StopReason = { kind: 'poweroff'; code: number } | { kind: 'reset' } | { kind: 'quit' };
@@ -83,7 +84,10 @@ export async function runRoundRobin(clock: Clock, harts: Hart[], check: () => St
         }
         continue;
       }
-      // Every hart waits for an interrupt: sleep until the next deadline or a wake-up.
+      // Every hart waits for an interrupt: first poll in-flight host I/O for a moment (a
+      // disk read from the host's cache completes within it), then sleep until the next
+      // deadline or a wake-up; a completion polled here wakes a hart at the sleep's first await.
+      pollIoBriefly();
       const deadline = clock.nextDeadline();
       const ms = deadline === Infinity ? 1000 : Math.max(0, (deadline - clock.now()) / 1e6);
       await wakeableSleep(ms, (w) => { wake = w; });

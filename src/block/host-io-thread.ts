@@ -1,0 +1,56 @@
+/**
+ * The block I/O thread of host-io.ts: runs queued reads and writes with blocking calls,
+ * spins for a while after the last one, then sleeps until the next is submitted.
+ */
+import { readSync, writeSync } from 'node:fs';
+import { workerData } from 'node:worker_threads';
+import {
+  COMPLETED, DONE, F_FD, F_LEN, F_OP, F_RESULT, F_STATE, HOST_IO_MAX_BYTES, HOST_IO_SLOTS, OP_READ, QUEUED, SPIN_MS, SUBMITTED,
+  slotWord, type HostIoBuffers,
+} from './host-io.js';
+
+const bufs = workerData as HostIoBuffers;
+const ctl = new Int32Array(bufs.ctl);
+const positions = new Float64Array(bufs.pos);
+const data = new Uint8Array(bufs.data);
+
+function perform(slot: number): number {
+  const fd = ctl[slotWord(slot, F_FD)]!;
+  const len = ctl[slotWord(slot, F_LEN)]!;
+  const pos = positions[slot]!;
+  const buf = data.subarray(slot * HOST_IO_MAX_BYTES, slot * HOST_IO_MAX_BYTES + len);
+  let done = 0;
+  try {
+    if (ctl[slotWord(slot, F_OP)] === OP_READ) {
+      while (done < len) {
+        const n = readSync(fd, buf, done, len - done, pos + done);
+        if (n === 0) break;
+        done += n;
+      }
+    } else {
+      while (done < len) done += writeSync(fd, buf, done, len - done, pos + done);
+    }
+    return done;
+  } catch {
+    return -1;
+  }
+}
+
+let idleSince = performance.now();
+for (;;) {
+  const submitted = Atomics.load(ctl, SUBMITTED);
+  let ran = false;
+  for (let i = 0; i < HOST_IO_SLOTS; i++) {
+    if (Atomics.load(ctl, slotWord(i, F_STATE)) !== QUEUED) continue;
+    ctl[slotWord(i, F_RESULT)] = perform(i);
+    Atomics.store(ctl, slotWord(i, F_STATE), DONE);
+    Atomics.add(ctl, COMPLETED, 1);
+    Atomics.notify(ctl, COMPLETED);
+    ran = true;
+  }
+  if (ran) idleSince = performance.now();
+  else if (performance.now() - idleSince >= SPIN_MS) {
+    Atomics.wait(ctl, SUBMITTED, submitted); // returns at once if a request came after the count was read
+    idleSince = performance.now();
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Tests for the block I/O thread and the main loop's polling (src/block/host-io.ts,
+ * src/block/host-io-thread.ts, src/block/file.ts, src/system/io-poll.ts): which requests
+ * the thread serves, that its reads and writes match the file, short reads at the end of
+ * the file, more requests than it has slots, and pollIoBriefly's contract.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { HostFile } from '../../src/block/file.js';
+import { HOST_IO_MAX_BYTES, HOST_IO_SLOTS, hostIo } from '../../src/block/host-io.js';
+import { addPolledIo, pollIoBriefly } from '../../src/system/io-poll.js';
+import { pattern, tempDir } from './block-helpers.js';
+
+test('block I/O thread: serves requests up to its slot size, libuv the larger ones; both match the file', async () => {
+  const tmp = tempDir();
+  try {
+    const path = tmp.path('disk.img');
+    writeFileSync(path, new Uint8Array(1 << 20));
+    const f = await HostFile.open(path, false);
+    const cases: [number, number][] = [[1, 7], [4096, 4096], [5000, 123457], [HOST_IO_MAX_BYTES, 300001], [HOST_IO_MAX_BYTES + 1, 600000]];
+    for (const [i, [len, pos]] of cases.entries()) {
+      const onThread = len <= HOST_IO_MAX_BYTES;
+      const data = pattern(len, i + 1);
+      let before = hostIo().completed;
+      await f.write(data, pos);
+      assert.equal(hostIo().completed - before, onThread ? 1 : 0, `write of ${len} bytes on the thread: ${onThread}`);
+      assert.deepEqual(new Uint8Array(readFileSync(path).subarray(pos, pos + len)), data);
+      const back = new Uint8Array(len);
+      before = hostIo().completed;
+      await f.read(back, pos);
+      assert.equal(hostIo().completed - before, onThread ? 1 : 0, `read of ${len} bytes on the thread: ${onThread}`);
+      assert.deepEqual(back, data);
+    }
+    await f.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('block I/O thread: a read past the end of the file is zero-filled; a read-only file refuses writes', async () => {
+  const tmp = tempDir();
+  try {
+    const path = tmp.path('short.img');
+    const content = pattern(1000, 9);
+    writeFileSync(path, content);
+    const f = await HostFile.open(path, true);
+    const back = new Uint8Array(4096).fill(0xaa);
+    const before = hostIo().completed;
+    await f.read(back, 500);
+    assert.equal(hostIo().completed - before, 1);
+    assert.deepEqual(back.subarray(0, 500), content.subarray(500));
+    assert.ok(back.subarray(500).every((b) => b === 0));
+    await assert.rejects(f.write(new Uint8Array(16), 0), /read-only/);
+    await f.close();
+    assert.deepEqual(new Uint8Array(readFileSync(path)), content);
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('block I/O thread: more requests at once than it has slots all complete, the rest through libuv', async () => {
+  const tmp = tempDir();
+  try {
+    const path = tmp.path('many.img');
+    const n = HOST_IO_SLOTS * 3;
+    writeFileSync(path, new Uint8Array(n * 4096));
+    const f = await HostFile.open(path, false);
+    const before = hostIo().completed;
+    await Promise.all(Array.from({ length: n }, (_, i) => f.write(pattern(4096, 100 + i), i * 4096)));
+    const served = hostIo().completed - before;
+    assert.ok(served >= HOST_IO_SLOTS && served <= n, `the thread served ${served} of ${n} writes`);
+    const file = readFileSync(path);
+    const backs = Array.from({ length: n }, () => new Uint8Array(4096));
+    await Promise.all(backs.map((b, i) => f.read(b, i * 4096)));
+    for (let i = 0; i < n; i++) {
+      assert.deepEqual(new Uint8Array(file.subarray(i * 4096, (i + 1) * 4096)), pattern(4096, 100 + i), `write ${i} in the file`);
+      assert.deepEqual(backs[i], pattern(4096, 100 + i), `read ${i}`);
+    }
+    await f.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('pollIoBriefly: nothing in flight returns at once; polls until something completes, or for at most the time given', () => {
+  let polls = 0;
+  let inFlight = false;
+  let completeAt = Infinity;
+  const stop = addPolledIo({ inFlight: () => inFlight, poll: () => (++polls >= completeAt ? 1 : 0) });
+  try {
+    pollIoBriefly(1000);
+    assert.equal(polls, 0, 'not polled with nothing in flight');
+    inFlight = true;
+    completeAt = 5;
+    pollIoBriefly(60_000);
+    assert.equal(polls, 5, 'returned at the first completion');
+    completeAt = Infinity;
+    const t0 = performance.now();
+    pollIoBriefly(2);
+    assert.ok(performance.now() - t0 >= 2, 'polled until the time was up');
+  } finally {
+    stop();
+  }
+});
