@@ -85,7 +85,7 @@ export function createVirtioDevices(devices: readonly DeviceOptions[], b: Backen
     const pci = d.driver.endsWith('-pci');
     const inputKind = virtioInputKind(d.driver);
     let device: VirtioDevice;
-    if (d.driver.startsWith('virtio-blk')) device = new VirtioBlk(b.drives.get(d.drive!)!, { serial: d.id ?? d.drive });
+    if (d.driver.startsWith('virtio-blk')) device = new VirtioBlk(b.drives.get(d.drive!)!, { serial: d.id ?? d.drive, queueSize: d.queueSize });
     else if (d.driver.startsWith('virtio-net')) device = new VirtioNet(b.netdevs.get(d.netdev!)!, d.mac ? Uint8Array.from(d.mac) : undefined);
     else if (d.driver.startsWith('virtio-rng')) device = new VirtioRng();
     else if (d.driver.startsWith('virtio-9p')) device = new Virtio9p(b.fsdevs.get(d.fsdev!)!, d.mountTag!);

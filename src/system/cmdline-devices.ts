@@ -273,7 +273,15 @@ function pixels(v: string, what: string, k: string): number {
   return n;
 }
 
-/** `-device DRIVER[,id=ID][,drive=ID][,netdev=ID][,mac=MAC]` (and `help`) */
+/** virtio-blk's queue-size=: as QEMU, above 2 and a power of two, at most 1024. */
+function queueSize(v: string, what: string): number {
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!(n > 2)) throw new UserError(`${what}: invalid queue-size property (${v}), must be > 2`);
+  if (n > 1024 || (n & (n - 1)) !== 0) throw new UserError(`${what}: invalid queue-size property (${v}), must be a power of 2 (max 1024)`);
+  return n;
+}
+
+/** `-device DRIVER[,id=ID][,drive=ID][,queue-size=N][,netdev=ID][,mac=MAC]` (and `help`) */
 export function parseDevice(o: VmOptions, value: string, opt: string): string | void {
   const what = `${opt} ${value}`;
   const pairs = keyval(value, 'driver', opt);
@@ -286,6 +294,7 @@ export function parseDevice(o: VmOptions, value: string, opt: string): string | 
     if (k === 'driver') continue;
     if (k === 'id') d.id = v;
     else if (k === 'drive' && driver!.startsWith('virtio-blk')) d.drive = v;
+    else if (k === 'queue-size' && driver!.startsWith('virtio-blk')) d.queueSize = queueSize(v, what);
     else if (k === 'netdev' && driver!.startsWith('virtio-net')) d.netdev = v;
     else if (k === 'mac' && driver!.startsWith('virtio-net')) d.mac = macAddress(v, what);
     else if (k === 'max_ports' && driver!.startsWith('virtio-serial')) d.maxPorts = maxPorts(v, what);

@@ -144,6 +144,8 @@ export interface DeviceOptions {
   id?: string;
   /** For virtio-blk: the drive's id. */
   drive?: string;
+  /** For virtio-blk: queue-size= (a power of two, 4 to 1024). */
+  queueSize?: number;
   /** For virtio-net: the netdev's id. */
   netdev?: string;
   /** For virtio-net: the MAC address, six bytes. */

@@ -91,6 +91,20 @@ test('option values are taken verbatim, even when they start with a dash', () =>
   assert.equal(run('-kernel', 'k', '-append', '').append, '');
 });
 
+test('-device virtio-blk-*,queue-size=N: a power of two from 4 to 1024, as QEMU checks it', () => {
+  const base = ['-drive', 'file=a.img,if=none,id=d0'];
+  assert.equal(run(...base, '-device', 'virtio-blk-device,drive=d0').devices[0]!.queueSize, undefined);
+  assert.equal(run(...base, '-device', 'virtio-blk-pci,drive=d0,queue-size=256').devices[0]!.queueSize, 256);
+  assert.equal(run(...base, '-device', 'virtio-blk-device,drive=d0,queue-size=4').devices[0]!.queueSize, 4);
+  for (const v of ['2', '0', 'x']) {
+    rejects([...base, '-device', `virtio-blk-device,drive=d0,queue-size=${v}`], `-device virtio-blk-device,drive=d0,queue-size=${v}: invalid queue-size property (${v}), must be > 2`);
+  }
+  for (const v of ['96', '2048']) {
+    rejects([...base, '-device', `virtio-blk-device,drive=d0,queue-size=${v}`], `-device virtio-blk-device,drive=d0,queue-size=${v}: invalid queue-size property (${v}), must be a power of 2 (max 1024)`);
+  }
+  rejects(['-netdev', 'user,id=n0', '-device', 'virtio-net-device,netdev=n0,queue-size=256'], "-device virtio-net-device,netdev=n0,queue-size=256: property 'queue-size' not found for virtio-net-device");
+});
+
 test('-m: plain numbers are MiB; K/M/G/T/B suffixes in either case; fractions need a suffix', () => {
   assert.equal(run('-m', '256').memBytes, 256 * MiB);
   assert.equal(run('-m', '256m').memBytes, 256 * MiB);

@@ -118,6 +118,12 @@ function discardSeg(sector: number | bigint, num: number, flags = 0): Uint8Array
   return b;
 }
 
+test('the default queue: 1024 descriptors, seg_max 1022 (a 1 MiB request of scattered pages goes whole)', () => {
+  const dev = new VirtioBlk(new FakeDisk(SECTORS * 512));
+  assert.deepEqual(dev.queueMaxSizes, [1024]);
+  assert.equal(dev.readConfig(VIRTIO_BLK_CONFIG.SEG_MAX, 4), 1022);
+});
+
 test('identity and configuration space', () => {
   const dev = new VirtioBlk(new FakeDisk(SECTORS * 512 + 100), { queueSize: 128 });
   assert.equal(dev.deviceId, VIRTIO_ID.BLOCK);

@@ -88,9 +88,16 @@ const INFLIGHT_BYTES = 64 << 20;
 export interface VirtioBlkOptions {
   /** GET_ID answer (QEMU's `serial=`); at most 20 bytes are sent. Default: empty. */
   serial?: string;
-  /** Queue size offered; a power of two. Default 256. */
+  /** Queue size offered; a power of two. Default {@link VIRTIO_BLK_QUEUE_SIZE}. */
   queueSize?: number;
 }
+
+/**
+ * The default queue size: QEMU's largest (its default is 256). seg_max follows it (two
+ * descriptors less), and with 254 segments Linux splits a 1 MiB O_DIRECT request of
+ * scattered pages in two: 1022 let it go whole, ~45% faster in the emulated guest.
+ */
+export const VIRTIO_BLK_QUEUE_SIZE = 1024;
 
 /** Where a request's parts are: the chain split into its readable and writable buffers. */
 interface Request {
@@ -161,7 +168,7 @@ export class VirtioBlk implements VirtioDevice {
   private drained: (() => void)[] = [];
 
   constructor(private readonly backend: BlockBackend, opts: VirtioBlkOptions = {}) {
-    const qsize = opts.queueSize ?? 256;
+    const qsize = opts.queueSize ?? VIRTIO_BLK_QUEUE_SIZE;
     this.queueMaxSizes = [qsize];
     const segMax = qsize - 2; // the header and status take a descriptor each
     this.maxRequestBytes = segMax * SIZE_MAX;
