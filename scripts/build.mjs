@@ -72,7 +72,8 @@ const browserThreads = {
       dirname(args.importer) === join(root, 'src', 'accel', 'tcg') ? { path: join(root, 'src', 'web', 'mttcg-spawn.ts') } : undefined);
   },
 };
-const common = { bundle: true, platform: 'browser', target: 'chrome111', minify: true, sourcemap: true, logLevel: 'warning', absWorkingDir: root };
+// koffi: imported only under Node (src/system/host-memory.ts), never in a page.
+const common = { bundle: true, platform: 'browser', target: 'chrome111', minify: true, sourcemap: true, logLevel: 'warning', absWorkingDir: root, external: ['koffi'] };
 await esbuild.build({ ...common, entryPoints: { 'vireo-worker': 'src/web/worker.ts', 'vireo-hart': 'src/web/hart-worker.ts' }, outdir: web, format: 'iife', plugins: [browserCore, browserThreads] });
 await esbuild.build({ ...common, entryPoints: { vireo: 'src/web/vm.ts' }, outdir: web, format: 'esm' });
 // Split: the page's entry starts the machine's worker before the terminal's chunks arrive.

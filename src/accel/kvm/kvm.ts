@@ -37,6 +37,7 @@ export {
   KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
   SysError,
 } from './kvm-sys.js';
+import { adviseGuestRam } from '../../system/host-memory.js';
 
 /** Common to the three fd levels: checked ioctls and close(). */
 abstract class KvmFile {
@@ -477,7 +478,9 @@ export function allocGuestMemory(size: number): GuestMemory {
   checkViewSize(size);
   const hostAddr = mmapAddress(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
   if (hostAddr === MAP_FAILED) throw new SysError('mmap(guest memory)', lastErrno());
-  return { hostAddr, view: viewAt(hostAddr, size) };
+  const view = viewAt(hostAddr, size);
+  adviseGuestRam(view);
+  return { hostAddr, view };
 }
 
 /** A view of guest RAM allocated (possibly by another thread) with allocGuestMemory. */

@@ -43,6 +43,7 @@ import { openSerial } from '../../chardev/open.js';
 import { UserError, type VmOptions } from '../../system/options.js';
 import { RunState, type MachineControl, type CpuInfo, type RegionInfo, type RunStatus } from '../../monitor/machine-control.js';
 import { startMonitors } from '../../monitor/monitor-server.js';
+import { enableHugePages } from '../../system/host-memory.js';
 
 /** Where the bundled x86_64 guest lives. */
 export const BUNDLED_X86_IMAGES = join(BUNDLED_IMAGES, '..', 'x86_64');
@@ -327,6 +328,7 @@ class Microvm {
 export async function runMicrovm(opts: VmOptions): Promise<number> {
   if (!opts.accel.names.includes('kvm')) throw new UserError('-M microvm: needs -accel kvm (Vireo has no software x86_64 CPU)');
   const kvm = openKvm();
+  await enableHugePages();
   const bundled = opts.kernel === undefined;
   const kernelName = opts.kernel ?? join(BUNDLED_X86_IMAGES, 'bzImage.gz');
   const kernel = readImage(kernelName);

@@ -18,6 +18,7 @@ import { GdbServer } from '../../gdbstub/server.js';
 import { VirtGdb } from './virt-gdb.js';
 import { VirtMachine, VIRT_MEMMAP } from './virt.js';
 import { SnapshotError } from '../../migration/vmstate.js';
+import { enableHugePages } from '../../system/host-memory.js';
 
 /** With VIREO_STATS set (used by bench/), prints guest instructions retired and the rate. */
 function reportStats(machine: VirtMachine): void {
@@ -40,6 +41,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
   if (opts.gdb !== undefined && (opts.accel.thread === 'multi' || opts.accel.jit === true)) {
     throw new UserError(`${opts.gdb.what}: the gdbstub needs -accel tcg,thread=single,jit=off`);
   }
+  await enableHugePages();
   const m = VIRT_MEMMAP;
   const plan = planBoot(opts, m.dram.base, opts.memBytes);
   const userDtb = opts.dtb !== undefined ? readImage(opts.dtb) : null;

@@ -20,6 +20,7 @@ import { Jit, JitHart, HASH_BYTES, type JitCore } from './jit/jit.js';
 import { JitLog, JIT_LOG_BYTES } from './jit/jit-log.js';
 // Node reads the core from dist/; the browser bundle puts src/web/core-module.ts in its place.
 import { loadCoreModule } from './core-module.js';
+import { adviseGuestRam } from '../../system/host-memory.js';
 
 /** Host address of the compressed-instruction expansion table (65536 u32, filled by the core). */
 export const RVC_TABLE = 0x100000;
@@ -194,6 +195,7 @@ export class RiscvCpus {
     const pages = Math.ceil((end + WASM_PAGE) / WASM_PAGE);
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     this.ram = new Uint8Array(this.memory.buffer, RAM_HOST, map.ramSize);
+    adviseGuestRam(this.ram);
     this.rom = new Uint8Array(this.memory.buffer, ROM_HOST, map.romSize);
     this.dirty = new Uint8Array(this.memory.buffer, this.dirtyHost, ramPages);
     if (jit) this.jit = new Jit(this.memory, CODE_MAP, jit.threshold, jit.threads ? new JitLog(this.memory, logBase, nharts, -1) : null);
