@@ -404,6 +404,8 @@ export class Qcow2Snapshots implements BlockSnapshots {
     return q.lock.exclusive(async () => {
       if (q.broken) throw new BlockSnapshotError(`${q.file.path}: not writing to the image (${q.broken})`);
       try {
+        // The snapshot is taken of (and a revert replaces) the state on disk.
+        await q.writeBack();
         return await op();
       } catch (e) {
         if (e instanceof BlockSnapshotError) throw e;
