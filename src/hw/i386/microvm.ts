@@ -44,6 +44,7 @@ import { UserError, type VmOptions } from '../../system/options.js';
 import { RunState, type MachineControl, type CpuInfo, type RegionInfo, type RunStatus } from '../../monitor/machine-control.js';
 import { startMonitors } from '../../monitor/monitor-server.js';
 import { enableHugePages } from '../../system/host-memory.js';
+import { quitOnSignals } from '../../system/signals.js';
 
 /** Where the bundled x86_64 guest lives. */
 export const BUNDLED_X86_IMAGES = join(BUNDLED_IMAGES, '..', 'x86_64');
@@ -338,7 +339,9 @@ export async function runMicrovm(opts: VmOptions): Promise<number> {
   const backends = await openBackends(opts);
   let current: Microvm | null = null;
   const control = new MicrovmControl(opts, () => current);
-  const chr = openSerial(opts, () => current?.finish({ kind: 'quit' }));
+  const quit = (): void => current?.finish({ kind: 'quit' });
+  const chr = openSerial(opts, quit);
+  const stopSignals = quitOnSignals(quit);
   const monitors = startMonitors({ opts, machine: control, runState: control.runState, drives: backends.drives, chardevs: backends.chardevs, serial: chr });
   try {
     for (;;) {
@@ -357,6 +360,7 @@ export async function runMicrovm(opts: VmOptions): Promise<number> {
       return 0;
     }
   } finally {
+    stopSignals();
     await monitors.close();
     chr.close();
     kvm.close();

@@ -19,6 +19,7 @@ import { VirtGdb } from './virt-gdb.js';
 import { VirtMachine, VIRT_MEMMAP } from './virt.js';
 import { SnapshotError } from '../../migration/vmstate.js';
 import { enableHugePages } from '../../system/host-memory.js';
+import { quitOnSignals } from '../../system/signals.js';
 
 /** With VIREO_STATS set (used by bench/), prints guest instructions retired and the rate. */
 function reportStats(machine: VirtMachine): void {
@@ -72,6 +73,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
   };
   let loadvm = opts.loadvm;
   const chr = openSerial(opts, stopLoop);
+  const stopSignals = quitOnSignals(stopLoop);
   const monitors = startMonitors({ opts, machine: control, runState: control.runState, drives: backends.drives, chardevs: backends.chardevs, serial: chr });
   const gdb = opts.gdb !== undefined ? new VirtGdb(control) : null;
   let gdbServer: GdbServer | null = null;
@@ -123,6 +125,7 @@ export async function runMachine(opts: VmOptions): Promise<number> {
       return status;
     }
   } finally {
+    stopSignals();
     await gdbServer?.close(status);
     await monitors.close();
     chr.close();
