@@ -634,6 +634,7 @@ export class Qcow2Backend implements BlockBackend {
         await this.writeBack();
       } finally {
         this.broken ??= 'closed';
+        await this.file.close();
         await this.backing?.close();
       }
     });

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { openBlockBackend, type BlockBackend } from '../../src/block/block.js';
 import { createQcow2 } from '../../src/block/qcow2.js';
@@ -231,6 +231,7 @@ test('qemu-img: allocating writes sync nothing until a flush, which writes their
     const raw = tmp.path('lazy.raw');
     qemuOk('qemu-img', ['create', '-q', '-f', 'qcow2', img, String(16 * MiB)]);
     writeFileSync(raw, new Uint8Array(16 * MiB));
+    const fds = openFds();
     const b = await open(img);
     const m = await open(raw);
     const file = (b as unknown as { file: { sync(): Promise<void> } }).file;
@@ -256,10 +257,16 @@ test('qemu-img: allocating writes sync nothing until a flush, which writes their
     compare(raw, img);
     await b.close();
     await m.close();
+    assert.equal(openFds(), fds, 'close() closes the image files');
   } finally {
     tmp.remove();
   }
 });
+
+/** How many file descriptors this process has open (Linux; -1 elsewhere). */
+function openFds(): number {
+  return existsSync('/proc/self/fd') ? readdirSync('/proc/self/fd').length : -1;
+}
 
 async function readBack(d: BlockBackend, off: number, len: number): Promise<Uint8Array> {
   const buf = new Uint8Array(len);
