@@ -659,6 +659,12 @@ export class Qcow2Backend implements BlockBackend {
     return new BlockIOError(`${this.file.path}: corrupt metadata: ${what}`);
   }
 
+  /** Marks the image unwritable after a failed metadata update (memory and disk may disagree) and returns the error to throw. */
+  private updateFailed(e: unknown): BlockIOError {
+    this.broken ??= `failed metadata update: ${(e as Error).message}`;
+    return e instanceof BlockIOError ? e : new BlockIOError(String(e));
+  }
+
   private l1Entry(i: number): { off: number; copied: boolean } {
     const [hi, lo] = entryAt(this.l1, i);
     return { off: offsetBits(hi, lo), copied: (hi & HI_COPIED) !== 0 };
@@ -908,8 +914,7 @@ export class Qcow2Backend implements BlockBackend {
       pending.frees.push(...txn.frees);
       pending.allocated ||= txn.allocated;
     } catch (e) {
-      this.broken ??= `failed metadata update: ${(e as Error).message}`;
-      throw e instanceof BlockIOError ? e : new BlockIOError(String(e));
+      throw this.updateFailed(e);
     } finally {
       this.l2Cache.unpinAll();
       this.rbCache.unpinAll();
@@ -947,8 +952,7 @@ export class Qcow2Backend implements BlockBackend {
         this.lastCompressed = undefined;
       }
     } catch (e) {
-      this.broken ??= `failed metadata update: ${(e as Error).message}`;
-      throw e instanceof BlockIOError ? e : new BlockIOError(String(e));
+      throw this.updateFailed(e);
     } finally {
       pending.allocated = false;
       l2.clear();

@@ -24,7 +24,7 @@ export async function enableHugePages(): Promise<void> {
     // A refusal (EINVAL without THP in the kernel) only leaves the memory as it was.
     advise = (ram) => void madvise(ram, ram.length, MADV_HUGEPAGE);
   } catch {
-    advise = null;
+    // No binding: guest RAM stays as the runtime allocates it.
   }
 }
 

@@ -245,7 +245,7 @@ test('qemu-img: allocating writes sync nothing until a flush, which writes their
     for (let i = 0; i < 8; i++) for (const d of [b, m]) await d.write(i * MiB, pattern(MiB, i + 1));
     for (const d of [b, m]) await d.write(15 * MiB + 4096, pattern(5000, 9));
     assert.equal(syncs, 0, 'no fdatasync before the flush');
-    assert.deepEqual(await readBack(b, 15 * MiB, 16384), await readBack(m, 15 * MiB, 16384), 'reads see the data before the flush');
+    assert.equal(await firstDifference(b, m), -1, 'reads see the data before the flush');
     // Before the flush the file holds the data and its refcounts only: leaks at worst.
     const before = qemu('qemu-img', ['check', img]);
     assert.ok(before.status === 0 || before.status === 3, `qemu-img check before the flush exited ${before.status}:\n${before.out}`);
@@ -266,11 +266,5 @@ test('qemu-img: allocating writes sync nothing until a flush, which writes their
 /** How many file descriptors this process has open (Linux; -1 elsewhere). */
 function openFds(): number {
   return existsSync('/proc/self/fd') ? readdirSync('/proc/self/fd').length : -1;
-}
-
-async function readBack(d: BlockBackend, off: number, len: number): Promise<Uint8Array> {
-  const buf = new Uint8Array(len);
-  await d.read(off, buf);
-  return buf;
 }
 

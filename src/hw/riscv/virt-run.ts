@@ -42,7 +42,6 @@ export async function runMachine(opts: VmOptions): Promise<number> {
   if (opts.gdb !== undefined && (opts.accel.thread === 'multi' || opts.accel.jit === true)) {
     throw new UserError(`${opts.gdb.what}: the gdbstub needs -accel tcg,thread=single,jit=off`);
   }
-  await enableHugePages();
   const m = VIRT_MEMMAP;
   const plan = planBoot(opts, m.dram.base, opts.memBytes);
   const userDtb = opts.dtb !== undefined ? readImage(opts.dtb) : null;
@@ -51,6 +50,8 @@ export async function runMachine(opts: VmOptions): Promise<number> {
     writeFileSync(opts.dumpdtb, machine.fdt(plan.bootargs, plan.initrd));
     return 0;
   }
+  // After -machine dumpdtb, which never touches guest RAM.
+  await enableHugePages();
   const backends = await openBackends(opts);
   let quit = false;
   let current: VirtMachine | null = null;
