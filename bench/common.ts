@@ -13,12 +13,8 @@ import { readImage, BUNDLED_IMAGES } from '../src/hw/riscv/boot.js';
 
 /** The repository root (bench files run from dist/bench). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The `vireo` command, run as users run it: its first line sets Node's flags and environment. */
 export const VIREO = join(ROOT, 'bin', 'vireo.js');
-/** Node's arguments that run Vireo as its command does (bin/vireo.js's first line). */
-export const VIREO_ARGV = ['--v8-pool-size=1', VIREO];
-// Vireo's command also runs Node without NODE_EXTRA_CA_CERTS (see bin/vireo.js): so do the
-// children of every bench.
-delete process.env.NODE_EXTRA_CA_CERTS;
 
 /** Children of runDriven still running and temporary directories: killed and removed when the bench exits. */
 const live = new Set<ChildProcess>();
@@ -140,7 +136,7 @@ export async function measureJitModes(modes: string[], args: string[],
   let last: RunResult | undefined;
   const times: number[] = [];
   for (const jit of modes) {
-    last = await measure('vireo', process.execPath, [...VIREO_ARGV, ...args, '-accel', `tcg,jit=${jit}`], { ...process.env, VIREO_STATS: '1' });
+    last = await measure('vireo', VIREO, [...args, '-accel', `tcg,jit=${jit}`], { ...process.env, VIREO_STATS: '1' });
     times.push(last.seconds);
     console.log(`vireo jit=${jit}: ${describe(last, instret(last.stderr))}`);
     const stats = /vireo-stats: jit .*/.exec(last.stderr);
@@ -181,7 +177,7 @@ export function kvmPeers(mem = '256M'): { peers: Peer[]; skipped: string[] } {
   writeFileSync(kernel, gunzipSync(readFileSync(join(images, 'bzImage.gz'))));
   const guest = ['-m', mem, '-smp', '1', '-nographic', '-no-reboot', '-kernel', kernel,
     '-initrd', join(images, 'initramfs.cpio.gz'), '-append', X86_CMDLINE];
-  const peers: Peer[] = [{ name: 'vireo', cmd: process.execPath, args: [...VIREO_ARGV, '-M', 'microvm', '-accel', 'kvm', ...guest] }];
+  const peers: Peer[] = [{ name: 'vireo', cmd: VIREO, args: ['-M', 'microvm', '-accel', 'kvm', ...guest] }];
   const skipped: string[] = [];
   // QEMU microvm's defaults (qboot firmware for the bzImage, ACPI, in-kernel PIC/PIT, ISA serial)
   // boot this kernel as they are. -cpu host: Vireo also gives the guest the host's CPUID as KVM
@@ -229,7 +225,7 @@ export function riscvPeers(mem = '512M'): Peer[] {
   const guest = ['-M', 'virt', '-m', mem, '-smp', '1', '-nographic', '-bios', fw, '-kernel', kernel,
     '-initrd', join(BUNDLED_IMAGES, 'initramfs.cpio.gz'), '-append', 'console=ttyS0'];
   return [
-    { name: 'vireo', cmd: process.execPath, args: [...VIREO_ARGV, ...guest] },
+    { name: 'vireo', cmd: VIREO, args: guest },
     { name: 'qemu', cmd: 'qemu-system-riscv64', args: [...guest, '-accel', 'tcg,thread=single'] },
   ];
 }

@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { have, fmt, tempDir, VIREO_ARGV, RISCV_PROMPT, benchMain, jitModes } from './common.js';
+import { have, fmt, tempDir, VIREO, RISCV_PROMPT, benchMain, jitModes } from './common.js';
 import { readImage, BUNDLED_IMAGES as IMAGES } from '../src/hw/riscv/boot.js';
 
 const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -68,14 +68,14 @@ benchMain('smp', async () => {
   // Pairs of columns (thread=single, thread=multi), each pair with its speedup.
   const runs: Array<[string, string, string]> = [];
   for (const mode of jit) {
-    for (const thread of ['single', 'multi']) runs.push([`vireo ${thread}${mode === 'on' ? ' jit' : ''}`, process.execPath, `${thread}${mode === 'on' ? ',jit=on' : ''}`]);
+    for (const thread of ['single', 'multi']) runs.push([`vireo ${thread}${mode === 'on' ? ' jit' : ''}`, VIREO, `${thread}${mode === 'on' ? ',jit=on' : ''}`]);
   }
   if (qemu) for (const thread of ['single', 'multi']) runs.push([`qemu ${thread}`, 'qemu-system-riscv64', thread]);
   const results = new Map<number, Array<{ boot: number; busy: number }>>();
   for (const smp of smps) {
     const row = [];
     for (const [, cmd, thread] of runs) {
-      const args = [...(cmd === process.execPath ? VIREO_ARGV : []), ...guest(smp), '-accel', `tcg,thread=${thread}`];
+      const args = [...guest(smp), '-accel', `tcg,thread=${thread}`];
       row.push(await busyRun(cmd, args, smp));
     }
     results.set(smp, row);

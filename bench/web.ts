@@ -10,7 +10,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS, browserMissing, startWebServer } from '../tests/web/browser.js';
-import { VIREO_ARGV, fmt, runDriven } from './common.js';
+import { VIREO, fmt, runDriven } from './common.js';
 
 const runs = Number(process.argv[2] ?? 3);
 const missing = browserMissing();
@@ -76,7 +76,7 @@ async function browserBoot(url: string): Promise<number> {
 }
 
 async function nodeBoot(): Promise<number> {
-  const r = await runDriven(process.execPath, [...VIREO_ARGV, '-nographic', '-m', '512M', '-smp', '1', '-accel', 'tcg,thread=single,jit=off', '-device', 'virtio-rng-device'],
+  const r = await runDriven(VIREO, ['-nographic', '-m', '512M', '-smp', '1', '-accel', 'tcg,thread=single,jit=off', '-device', 'virtio-rng-device'],
     [{ expect: /~ # $/, send: 'poweroff\n' }], 120);
   if (r.status !== 0 || r.marks.length === 0) throw new Error(`vireo exited with ${r.status}:\n${r.output.slice(-2000)}\n${r.stderr}`);
   return r.marks[0]!;

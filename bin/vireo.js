@@ -1,11 +1,14 @@
-#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node --v8-pool-size=1
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS GLIBC_TUNABLES=glibc.malloc.hugetlb=1 node --v8-pool-size=1
 // The `vireo` command: runs the bundle of the compiled sources (dist/cli, see scripts/build.mjs).
-// One V8 background thread (--v8-pool-size=1; `npm start` runs this file, bench/ passes it):
-// V8's background work (the tier-up of JIT-translated guest code, GC) then never takes the
-// core of the thread that runs the guest on a 2-core host, which made -accel tcg,jit=on slower.
-// Without NODE_EXTRA_CA_CERTS (bench/ drops it too): Node 20 parses those certificates
-// before it runs any script, ~40 ms of a 60 ms start-up where it is set, and Vireo makes
-// no TLS connections.
+// `npm start` and bench/ run this file. Its first line sets:
+// One V8 background thread (--v8-pool-size=1): V8's background work (the tier-up of
+// JIT-translated guest code, GC) then never takes the core of the thread that runs the
+// guest on a 2-core host, which made -accel tcg,jit=on slower.
+// No NODE_EXTRA_CA_CERTS: Node 20 parses those certificates before it runs any script,
+// ~40 ms of a 60 ms start-up where it is set, and Vireo makes no TLS connections.
+// glibc's malloc advises its large blocks into transparent huge pages (as guest RAM is,
+// src/system/host-memory.ts): the decompressed boot images (20 MB) then cost a few page
+// faults instead of ~5000, which took ~0.1 s of the start-up on a virtualised host.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

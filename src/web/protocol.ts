@@ -37,9 +37,9 @@ export interface FramebufferView {
 export type VmState = 'created' | 'loading' | 'running' | 'stopped' | 'poweroff' | 'error';
 
 /**
- * The images the worker fetches from its start, named in the fragment of its script's URL
- * (JSON): it starts on them before any message arrives, while the page goes on loading
- * (a worker's first messages wait for the page's busy main thread).
+ * The images the page fetches for the worker from its start (a worker takes a few hundred
+ * milliseconds to start in a page that is loading), named in the fragment of the worker
+ * script's URL (JSON), so that the worker waits for them instead of fetching them itself.
  */
 export interface Prefetch {
   bios: string | null;
@@ -57,7 +57,13 @@ export type ToWorker =
   /** A raw disk image (or none) for the machines built from now on; it replaces the attached one. */
   | { type: 'attach-disk'; bytes: Uint8Array<ArrayBuffer> | null }
   /** Asks for the disk's bytes, answered by a `disk` message with the same id. */
-  | { type: 'read-disk'; id: number };
+  | { type: 'read-disk'; id: number }
+  /** The RISC-V core, compiled by the page (or why it could not be): sent once, first. */
+  | { type: 'core'; module: WebAssembly.Module }
+  | { type: 'core'; error: string }
+  /** An image of the {@link Prefetch} list, fetched by the page (or why it could not be). */
+  | { type: 'image'; url: string; blob: Blob }
+  | { type: 'image'; url: string; error: string };
 
 export type FromWorker =
   | { type: 'serial'; data: Uint8Array }

@@ -92,6 +92,20 @@ export class VirtualMachine {
     this.worker = new Worker(script);
     this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
     this.worker.onerror = (e) => this.update('error', e.message);
+    const why = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+    // Not compileStreaming: that needs the server to send application/wasm.
+    const core = new URL('riscv-core.wasm', this.base);
+    fetch(core).then((res) => {
+      if (!res.ok) throw new Error(`${core.href}: ${res.status} ${res.statusText}`);
+      return res.arrayBuffer();
+    }).then((b) => WebAssembly.compile(b)).then((module) => this.send({ type: 'core', module }), (e: unknown) => this.send({ type: 'core', error: why(e) }));
+    for (const url of new Set([prefetch.bios, prefetch.kernel, prefetch.initrd])) {
+      if (url === null) continue;
+      fetch(url).then((res) => {
+        if (!res.ok) throw new Error(`${url}: ${res.status} ${res.statusText}`);
+        return res.blob();
+      }).then((blob) => this.send({ type: 'image', url, blob }), (e: unknown) => this.send({ type: 'image', url, error: why(e) }));
+    }
     if (options.disk != null) this.attachDisk(options.disk);
   }
 

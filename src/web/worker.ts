@@ -22,7 +22,7 @@ import type { FromWorker, ImageRef, MachineSettings, Prefetch, ToWorker, VmState
 
 /** The part of the worker's global scope used here (the DOM typings describe a window). */
 interface WorkerScope {
-  location: { href: string; hash: string };
+  location: { hash: string };
   onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
 }
@@ -83,7 +83,7 @@ function setState(s: VmState, detail = ''): void {
 }
 
 /**
- * Bytes of an image, gunzipped when gzip-compressed (as readImage() and readInitrd() do
+ * Bytes of an image, gunzipped when gzip-compressed (as planBoot() does
  * under Node; `lenient`: an initrd that does not decompress is taken as it is). The dev
  * server (serve.ts) sends the bundled .gz images decompressed already; other servers may not.
  */
@@ -99,26 +99,31 @@ async function unpack(bytes: Uint8Array<ArrayBuffer>, lenient: boolean): Promise
 }
 
 /**
- * Images fetched by URL, from the worker's start for those its URL names ({@link Prefetch}),
- * so that the download overlaps the page's own loading; kept, because every machine of a
- * page boots the same ones. A failed fetch is forgotten, to be tried again.
+ * Images by URL, kept, because every machine of a page boots the same ones: those its
+ * script's URL names ({@link Prefetch}) come from the page, which fetches them from its
+ * start (an `image` message), others are fetched here. A failed fetch is forgotten, to be
+ * tried again.
  */
 const fetched = new Map<string, Promise<Uint8Array>>();
+/** The lenient flags and settlers of the images the page is fetching. */
+const fromPage = new Map<string, { lenient: boolean; resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>();
+
+function remember(url: string, bytes: Promise<Uint8Array>): Promise<Uint8Array> {
+  bytes.catch(() => fetched.delete(url));
+  fetched.set(url, bytes);
+  return bytes;
+}
+
+// Through a Blob: Chromium delivers a large body so about twice as fast as by arrayBuffer().
+const blobBytes = async (blob: Blob, lenient: boolean): Promise<Uint8Array> => unpack(new Uint8Array(await blob.arrayBuffer()), lenient);
 
 function image(ref: ImageRef, lenient: boolean): Promise<Uint8Array> {
   if ('bytes' in ref) return unpack(ref.bytes, lenient);
   const { url } = ref;
-  let bytes = fetched.get(url);
-  if (bytes === undefined) {
-    bytes = fetch(url).then(async (res) => {
-      if (!res.ok) throw new Error(`${url}: ${res.status} ${res.statusText}`);
-      // Through a Blob: Chromium delivers a large body so about twice as fast as by arrayBuffer().
-      return unpack(new Uint8Array(await (await res.blob()).arrayBuffer()), lenient);
-    });
-    bytes.catch(() => fetched.delete(url));
-    fetched.set(url, bytes);
-  }
-  return bytes;
+  return fetched.get(url) ?? remember(url, fetch(url).then(async (res) => {
+    if (!res.ok) throw new Error(`${url}: ${res.status} ${res.statusText}`);
+    return blobBytes(await res.blob(), lenient);
+  }));
 }
 
 const imageName = (ref: ImageRef, what: string): string => ('url' in ref ? ref.url : what);
@@ -138,15 +143,16 @@ async function planImages(s: MachineSettings): Promise<BootPlan> {
     VIRT_MEMMAP.dram.base, s.memoryMiB * MiB);
 }
 
-/** The core (riscv-core.wasm, beside this script), fetched and compiled from the worker's start; failures are reported by the build that awaits it. */
-// Not compileStreaming: that needs the server to send application/wasm.
-const core = fetch(new URL('riscv-core.wasm', scope.location.href)).then((r) => r.arrayBuffer()).then((b) => WebAssembly.compile(b)).then(provideCoreModule);
+/** The compiled core (riscv-core.wasm), which the page fetches and compiles from its start (a `core` message). */
+let coreArrived: { resolve: (m: WebAssembly.Module) => void; reject: (e: Error) => void } | null = null;
+const core = new Promise<WebAssembly.Module>((resolve, reject) => (coreArrived = { resolve, reject })).then(provideCoreModule);
+// Failures are reported by the build that awaits it.
 core.catch(() => {});
 if (scope.location.hash.length > 1) {
   const p = JSON.parse(decodeURIComponent(scope.location.hash.slice(1))) as Prefetch;
   // Leniency as images() asks for it: only the initrd may be taken as it is.
   for (const [url, lenient] of [[p.bios, false], [p.kernel, false], [p.initrd, true]] as const) {
-    if (url !== null) image({ url }, lenient).catch(() => {});
+    if (url !== null && !fromPage.has(url)) remember(url, new Promise((resolve, reject) => fromPage.set(url, { lenient, resolve, reject }))).catch(() => {});
   }
 }
 
@@ -286,5 +292,17 @@ scope.onmessage = (e) => {
     case 'read-disk':
       void readDisk(msg.id);
       return;
+    case 'core':
+      if ('module' in msg) coreArrived?.resolve(msg.module);
+      else coreArrived?.reject(new Error(msg.error));
+      return;
+    case 'image': {
+      const wanted = fromPage.get(msg.url);
+      fromPage.delete(msg.url);
+      if (wanted === undefined) return;
+      if ('blob' in msg) blobBytes(msg.blob, wanted.lenient).then(wanted.resolve, wanted.reject);
+      else wanted.reject(new Error(msg.error));
+      return;
+    }
   }
 };

@@ -43,15 +43,18 @@ export async function runMachine(opts: VmOptions): Promise<number> {
     throw new UserError(`${opts.gdb.what}: the gdbstub needs -accel tcg,thread=single,jit=off`);
   }
   const m = VIRT_MEMMAP;
-  const plan = planBoot(opts, m.dram.base, opts.memBytes);
+  const planned = planBoot(opts, m.dram.base, opts.memBytes);
+  planned.catch(() => {}); // awaited below
   const userDtb = opts.dtb !== undefined ? readImage(opts.dtb) : null;
   if (opts.dumpdtb !== undefined) {
     const machine = new VirtMachine(opts, new NullChardev());
+    const plan = await planned;
     writeFileSync(opts.dumpdtb, machine.fdt(plan.bootargs, plan.initrd));
     return 0;
   }
-  // After -machine dumpdtb, which never touches guest RAM.
+  // After -machine dumpdtb, which never touches guest RAM; while the images decompress.
   await enableHugePages();
+  const plan = await planned;
   const backends = await openBackends(opts);
   let quit = false;
   let current: VirtMachine | null = null;

@@ -89,6 +89,7 @@ export class VirtMachine {
    * reads them from `cpus.ram` at offset opts.memBytes.
    */
   readonly framebuffer: SimpleFramebuffer | null;
+  private loaded = false;
   /** Set by the finisher device; the run loop stops when it is. */
   shutdown: ShutdownEvent | null = null;
 
@@ -249,8 +250,13 @@ export class VirtMachine {
     return f.finish();
   }
 
-  /** Copies the boot images and the device tree into guest memory and resets the harts. */
+  /**
+   * Copies the boot images and the device tree into the machine's memory, which is fresh
+   * (all zero), and resets the harts; once per machine.
+   */
   load(plan: BootPlan, dtb: Uint8Array): void {
+    if (this.loaded) throw new Error('a machine is loaded once');
+    this.loaded = true;
     const m = VIRT_MEMMAP;
     const ramMiB = Math.floor(this.opts.memBytes / 2 ** 20);
     checkPlacement(plan, [
@@ -266,9 +272,8 @@ export class VirtMachine {
     const { ram, rom } = this.cpus;
     for (const b of plan.blobs) {
       const [mem, base] = b.addr >= m.dram.base ? [ram, m.dram.base] : [rom, m.mrom.base];
-      mem.set(b.data, b.addr - base);
-      // The rest of its size (a kernel's BSS) is zeroed; the bytes are overwritten, not cleared first.
-      mem.fill(0, b.addr - base + b.data.length, b.addr - base + b.size);
+      // The rest of its size (a kernel's BSS) is zero already.
+      copyNonZeroPages(mem, b.addr - base, b.data);
     }
     ram.set(dtb, fdtAddr - m.dram.base);
     const vec = resetVector(plan.start, fdtAddr, plan.kernelEntry);
@@ -276,4 +281,29 @@ export class VirtMachine {
     rom.set(vec, 0);
     for (const h of this.cpus.harts) h.reset(m.mrom.base);
   }
+}
+
+/**
+ * Copies `src` to `dst` at `offset`, leaving out the 4 KiB pages of `src` that are all zero,
+ * which `dst` (fresh memory) has already: the bundled kernel is 44% zero pages, whose first
+ * write would each cost the host a page fault (about 15 us on a virtualised host, where the
+ * browser cannot ask for huge pages). Runs of non-zero pages go in one copy.
+ */
+export function copyNonZeroPages(dst: Uint8Array, offset: number, src: Uint8Array): void {
+  const PAGE = 4096;
+  const words = src.byteOffset % 4 === 0 ? new Int32Array(src.buffer, src.byteOffset, src.length >>> 2) : null;
+  let run = 0; // start of the current run of non-zero pages
+  for (let at = 0; at < src.length; at += PAGE) {
+    const end = Math.min(at + PAGE, src.length);
+    if (words === null || end - at < PAGE || !zeroWords(words, at >>> 2, end >>> 2)) continue;
+    if (run < at) dst.set(src.subarray(run, at), offset + run);
+    run = end;
+  }
+  if (run < src.length) dst.set(src.subarray(run), offset + run);
+}
+
+/** Whether words[from..to) are all zero; a function of its own, so that V8 optimises the loop at once. */
+function zeroWords(words: Int32Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (words[i] !== 0) return false;
+  return true;
 }
