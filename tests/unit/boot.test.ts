@@ -45,7 +45,7 @@ test('firmware at 0x80000000, kernel at 0x80200000, initrd at QEMU\'s spot', asy
   assert.equal(fdtAddress(0x80000000, 256 * MiB, 0x2000), 0x8fe00000);
 });
 
-test('a gzip-compressed initrd is loaded decompressed; a plain or corrupt one as it is; a corrupt gzip kernel is an error naming it', async () => {
+test('a gzip-compressed initrd is loaded decompressed; a plain or corrupt one as it is; a corrupt gzip kernel is an error naming it, the first of several', async () => {
   const cpio = Buffer.from('070701' + '0'.repeat(500) + 'TRAILER!!!');
   const files = { plain: cpio, gz: gzipSync(cpio), corrupt: Buffer.concat([gzipSync(cpio).subarray(0, 20), Buffer.alloc(40, 0xaa)]) };
   for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data);
@@ -56,6 +56,9 @@ test('a gzip-compressed initrd is loaded decompressed; a plain or corrupt one as
     assert.equal(plan.initrd!.end - plan.initrd!.start, expected.length, 'the decompressed size is placed');
   }
   await assert.rejects(planBoot({ ...base, kernel: join(dir, 'corrupt'), initrd: join(dir, 'gz') }, 0x80000000, 256 * MiB), /corrupt: corrupt gzip data/);
+  // Several bad images: the first one's error (the firmware's), none left unhandled.
+  await assert.rejects(planBoot({ ...base, bios: { kind: 'file', path: join(dir, 'corrupt') }, kernel: join(dir, 'missing') }, 0x80000000, 256 * MiB),
+    /corrupt: corrupt gzip data/);
 });
 
 test('the initrd never lands inside the kernel image (its .bss included)', async () => {

@@ -60,7 +60,12 @@ export async function planBoot(opts: VmOptions, ramBase: number, ramSize: number
   const initrdPath = opts.initrd ?? (bundled ? join(BUNDLED_IMAGES, 'initramfs.cpio.gz') : null);
   const start = (path: string | null, lenient: boolean): Promise<ImageSource | null> | null => {
     if (path === null) return null;
-    const bytes = readFileSync(path);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      return Promise.reject(e); // so that no image started before it is left unawaited
+    }
     const data = gunzippedOffThread(bytes).then((out) => {
       if (out !== null) return out;
       if (lenient) return bytes;
