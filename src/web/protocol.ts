@@ -1,4 +1,4 @@
-/** Messages between {@link VirtualMachine} (the page) and the worker that runs the guest (worker.ts). */
+/** Messages between {@link VirtualMachine} (the page) and the worker that runs the guest (worker.ts), and the fetch both use. */
 import type { InputEvent } from '../ui/input-keys.js';
 
 /** An image for the worker: fetched from a URL (absolute), or given as bytes. */
@@ -74,3 +74,10 @@ export type FromWorker =
   | { type: 'stats'; instructionsPerSecond: number }
   /** The disk's bytes, taken with no request in flight (null: no disk). */
   | { type: 'disk'; id: number; bytes: Uint8Array<ArrayBuffer> | null };
+
+/** fetch() of `url` that fails on an HTTP error status, naming the URL and the status. */
+export async function fetchOk(url: string | URL): Promise<Response> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${res.statusText}`);
+  return res;
+}

@@ -7,7 +7,7 @@
  * cross-origin isolated page (served with COOP `same-origin` and COEP `require-corp`,
  * as `npm run web` does).
  */
-import type { FramebufferView, FromWorker, ImageRef, MachineSettings, Prefetch, ToWorker, VmState } from './protocol.js';
+import { fetchOk, type FramebufferView, type FromWorker, type ImageRef, type MachineSettings, type Prefetch, type ToWorker, type VmState } from './protocol.js';
 import { memoryDiskProblem } from '../block/memory.js';
 import type { InputEvent } from '../ui/input-keys.js';
 
@@ -95,16 +95,10 @@ export class VirtualMachine {
     const why = (e: unknown): string => (e instanceof Error ? e.message : String(e));
     // Not compileStreaming: that needs the server to send application/wasm.
     const core = new URL('riscv-core.wasm', this.base);
-    fetch(core).then((res) => {
-      if (!res.ok) throw new Error(`${core.href}: ${res.status} ${res.statusText}`);
-      return res.arrayBuffer();
-    }).then((b) => WebAssembly.compile(b)).then((module) => this.send({ type: 'core', module }), (e: unknown) => this.send({ type: 'core', error: why(e) }));
+    fetchOk(core).then((res) => res.arrayBuffer()).then((b) => WebAssembly.compile(b)).then((module) => this.send({ type: 'core', module }), (e: unknown) => this.send({ type: 'core', error: why(e) }));
     for (const url of new Set([prefetch.bios, prefetch.kernel, prefetch.initrd])) {
       if (url === null) continue;
-      fetch(url).then((res) => {
-        if (!res.ok) throw new Error(`${url}: ${res.status} ${res.statusText}`);
-        return res.blob();
-      }).then((blob) => this.send({ type: 'image', url, blob }), (e: unknown) => this.send({ type: 'image', url, error: why(e) }));
+      fetchOk(url).then((res) => res.blob()).then((blob) => this.send({ type: 'image', url, blob }), (e: unknown) => this.send({ type: 'image', url, error: why(e) }));
     }
     if (options.disk != null) this.attachDisk(options.disk);
   }

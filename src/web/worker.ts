@@ -18,7 +18,8 @@ import { MemoryBackend } from '../block/memory.js';
 import type { PlannedDevice } from '../system/backends.js';
 import type { VmOptions } from '../system/options.js';
 import { provideCoreModule } from './core-module.js';
-import type { FromWorker, ImageRef, MachineSettings, Prefetch, ToWorker, VmState } from './protocol.js';
+import { fetchOk, type FromWorker, type ImageRef, type MachineSettings, type Prefetch, type ToWorker, type VmState } from './protocol.js';
+import { isGzip } from '../hw/core/loader.js';
 
 /** The part of the worker's global scope used here (the DOM typings describe a window). */
 interface WorkerScope {
@@ -88,7 +89,7 @@ function setState(s: VmState, detail = ''): void {
  * server (serve.ts) sends the bundled .gz images decompressed already; other servers may not.
  */
 async function unpack(bytes: Uint8Array<ArrayBuffer>, lenient: boolean): Promise<Uint8Array> {
-  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  if (!isGzip(bytes)) return bytes;
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
   try {
     return new Uint8Array(await new Response(stream).arrayBuffer());
@@ -120,10 +121,7 @@ const blobBytes = async (blob: Blob, lenient: boolean): Promise<Uint8Array> => u
 function image(ref: ImageRef, lenient: boolean): Promise<Uint8Array> {
   if ('bytes' in ref) return unpack(ref.bytes, lenient);
   const { url } = ref;
-  return fetched.get(url) ?? remember(url, fetch(url).then(async (res) => {
-    if (!res.ok) throw new Error(`${url}: ${res.status} ${res.statusText}`);
-    return blobBytes(await res.blob(), lenient);
-  }));
+  return fetched.get(url) ?? remember(url, fetchOk(url).then(async (res) => blobBytes(await res.blob(), lenient)));
 }
 
 const imageName = (ref: ImageRef, what: string): string => ('url' in ref ? ref.url : what);

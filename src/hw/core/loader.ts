@@ -87,6 +87,11 @@ export function isElf(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && ELF_MAGIC.every((b, i) => bytes[i] === b);
 }
 
+/** True when `bytes` starts with the gzip magic (a compressed image, to unpack before loading). */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
 /**
  * Parses an ELF64 little-endian executable for `expectMachine` (e.g. {@link EM_RISCV}).
  * `name` is how the file is called in error messages.

@@ -8,13 +8,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError, type VmOptions } from '../../system/options.js';
 import { layOutBoot, type BootPlan, type ImageSource } from './boot-plan.js';
+import { isGzip } from '../core/loader.js';
 
 /** Where the bundled guest lives: images/riscv64 in the package. */
 export const BUNDLED_IMAGES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'images', 'riscv64');
 
 /** `bytes` gunzipped if they are gzip-compressed, as they are if not; null if they are but do not decompress. */
 function gunzipped(bytes: Buffer): Uint8Array | null {
-  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  if (!isGzip(bytes)) return bytes;
   try {
     return gunzipSync(bytes, gunzipOptions(bytes));
   } catch {
@@ -41,7 +42,7 @@ export function readImage(path: string): Uint8Array {
 
 /** {@link gunzipped} on libuv's thread pool, so that several images decompress at once, beside the main thread's work. */
 function gunzippedOffThread(bytes: Buffer): Promise<Uint8Array | null> {
-  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return Promise.resolve(bytes);
+  if (!isGzip(bytes)) return Promise.resolve(bytes);
   return new Promise((resolve) => gunzip(bytes, gunzipOptions(bytes), (e, out) => resolve(e ? null : out)));
 }
 
@@ -66,12 +67,11 @@ export async function planBoot(opts: VmOptions, ramBase: number, ramSize: number
     } catch (e) {
       return Promise.reject(e); // so that no image started before it is left unawaited
     }
-    const data = gunzippedOffThread(bytes).then((out) => {
-      if (out !== null) return out;
-      if (lenient) return bytes;
-      throw new UserError(`${path}: corrupt gzip data`);
+    return gunzippedOffThread(bytes).then((out) => {
+      const data = out ?? (lenient ? bytes : null);
+      if (data === null) throw new UserError(`${path}: corrupt gzip data`);
+      return { name: path, load: () => data };
     });
-    return data.then((d) => ({ name: path, load: () => d }));
   };
   const pending = [start(biosPath, false), start(kernelPath, false), start(initrdPath, true)];
   for (const p of pending) p?.catch(() => {}); // awaited below, in order
