@@ -316,10 +316,11 @@ stage_install() {
 main() {
   local stages=("$@")
   [ ${#stages[@]} -gt 0 ] || stages=(deps kernel busybox e2fsprogs initramfs opensbi install)
-  setup_env
   mkdir -p "$BUILD"
-  local s
+  local s env_done=0
   for s in "${stages[@]}"; do
+    # The timestamp comes from linux-source-6.1, which the deps stage installs.
+    if [ "$s" != deps ] && [ $env_done = 0 ]; then setup_env; env_done=1; fi
     case "$s" in
       deps|kernel|busybox|e2fsprogs|initramfs|opensbi|install) "stage_$s" ;;
       *) echo "unknown stage: $s" >&2; exit 2 ;;

@@ -285,9 +285,11 @@ export class VirtMachine {
 
 /**
  * Copies `src` to `dst` at `offset`, leaving out the 4 KiB pages of `src` that are all zero,
- * which `dst` (fresh memory) has already: the bundled kernel is 44% zero pages, whose first
- * write would each cost the host a page fault (about 15 us on a virtualised host, where the
- * browser cannot ask for huge pages). Runs of non-zero pages go in one copy.
+ * which `dst` (fresh memory) has already: a kernel built with CONFIG_STRICT_KERNEL_RWX (as
+ * distributions build theirs) is ~40% zero pages, the padding between its 2 MiB-aligned
+ * sections, whose first write would each cost the host a page fault (about 15 us on a
+ * virtualised host, where the browser cannot ask for huge pages). Runs of non-zero pages go
+ * in one copy.
  */
 export function copyNonZeroPages(dst: Uint8Array, offset: number, src: Uint8Array): void {
   const PAGE = 4096;
