@@ -21,7 +21,7 @@ const YIELD_MS = 8;
  * Lets pending I/O events run, then resumes: setImmediate under Node; in a browser, a
  * message to itself (setTimeout would be clamped to 4 ms once nested).
  */
-function yieldToEventLoop(): Promise<void> {
+export function yieldToEventLoop(): Promise<void> {
   if (typeof setImmediate === 'function') return new Promise<void>((r) => setImmediate(r));
   return new Promise<void>((r) => {
     const channel = new MessageChannel();
