@@ -186,7 +186,7 @@ async function prefault(ram: Uint8Array, memBytes: number, until: Promise<unknow
  */
 async function build(s: MachineSettings): Promise<VirtMachine> {
   const planned = planImages(s);
-  // Reported by the await below when the machine is built without them.
+  // A failure is reported by the `await planned` below; until then it is not unhandled.
   planned.catch(() => {});
   await core;
   const opts: VmOptions = {
