@@ -1,5 +1,6 @@
 /** Messages between {@link VirtualMachine} (the page) and the worker that runs the guest (worker.ts), and the fetch both use. */
 import type { InputEvent } from '../ui/input-keys.js';
+import type { StoredImage } from './image-store.js';
 
 /** An image for the worker: fetched from a URL (absolute), or given as bytes. */
 export type ImageRef = { url: string } | { bytes: Uint8Array<ArrayBuffer> };
@@ -45,6 +46,8 @@ export interface Prefetch {
   bios: string | null;
   kernel: string | null;
   initrd: string | null;
+  /** Those the page kept from an earlier visit (image-store.ts), by URL. The worker starts reading them at once. */
+  stored: Record<string, StoredImage>;
 }
 
 export type ToWorker =
@@ -63,6 +66,8 @@ export type ToWorker =
   | { type: 'core'; error: string }
   /** An image of the {@link Prefetch} list, fetched by the page (or why it could not be). */
   | { type: 'image'; url: string; blob: Blob }
+  /** The server still has the image the page kept (304 Not Modified): the worker uses its copy. */
+  | { type: 'image'; url: string; stored: true }
   | { type: 'image'; url: string; error: string };
 
 export type FromWorker =
@@ -73,11 +78,16 @@ export type FromWorker =
   /** Guest instructions retired per second, over the last second. */
   | { type: 'stats'; instructionsPerSecond: number }
   /** The disk's bytes, taken with no request in flight (null: no disk). */
-  | { type: 'disk'; id: number; bytes: Uint8Array<ArrayBuffer> | null };
+  | { type: 'disk'; id: number; bytes: Uint8Array<ArrayBuffer> | null }
+  /** The kept copy of an image could not be read (the worker downloaded it): the page forgets it. */
+  | { type: 'image-stale'; url: string };
 
-/** fetch() of `url` that fails on an HTTP error status, naming the URL and the status. */
-export async function fetchOk(url: string | URL): Promise<Response> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: ${res.status} ${res.statusText}`);
+/**
+ * fetch() of `url` that fails on an HTTP error status, naming the URL and the status; with
+ * `etag`, a conditional request that may answer 304 Not Modified (the caller has that version).
+ */
+export async function fetchOk(url: string | URL, etag: string | null = null): Promise<Response> {
+  const res = await fetch(url, etag === null ? undefined : { headers: { 'If-None-Match': etag } });
+  if (!res.ok && !(etag !== null && res.status === 304)) throw new Error(`${url}: ${res.status} ${res.statusText}`);
   return res;
 }

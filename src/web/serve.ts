@@ -62,7 +62,7 @@ function decompressed(file: string): Promise<Uint8Array> {
 }
 
 const server = createServer((req, res) => {
-  const headers = {
+  const headers: Record<string, string> = {
     'Cross-Origin-Opener-Policy': 'same-origin',
     'Cross-Origin-Embedder-Policy': 'require-corp',
     'Cross-Origin-Resource-Policy': 'same-origin',
@@ -75,13 +75,24 @@ const server = createServer((req, res) => {
     // A malformed escape in the path: treated as not found.
   }
   let size = -1;
+  let etag = '';
   try {
-    if (file !== null && statSync(file).isFile()) size = statSync(file).size;
+    const st = file === null ? null : statSync(file);
+    if (st?.isFile()) {
+      size = st.size;
+      // The file's version (a decompressed image's too: it follows its file), for the page's kept images.
+      etag = `"${st.size.toString(36)}-${Math.floor(st.mtimeMs).toString(36)}"`;
+    }
   } catch {
     // Missing: not found below.
   }
   if (file === null || size < 0 || (req.method !== 'GET' && req.method !== 'HEAD')) {
     res.writeHead(file === null || size < 0 ? 404 : 405, { ...headers, 'Content-Type': 'text/plain' }).end('not found\n');
+    return;
+  }
+  headers.ETag = etag;
+  if (req.headers['if-none-match']?.split(/\s*,\s*/).includes(etag)) {
+    res.writeHead(304, headers).end();
     return;
   }
   const type = TYPES[extname(file)] ?? 'application/octet-stream';

@@ -9,6 +9,7 @@
  */
 import { fetchOk, type FramebufferView, type FromWorker, type ImageRef, type MachineSettings, type Prefetch, type ToWorker, type VmState } from './protocol.js';
 import { memoryDiskProblem } from '../block/memory.js';
+import { forgetImage, keepImage, storedImages } from './image-store.js';
 import type { InputEvent } from '../ui/input-keys.js';
 
 export type { FramebufferView, VmState } from './protocol.js';
@@ -44,6 +45,12 @@ export interface VirtualMachineOptions {
    * {@link VirtualMachine.diskBytes} returns what the guest made of it.
    */
   disk?: ArrayBuffer | Uint8Array | null;
+  /**
+   * Keep the images fetched from URLs in the browser (its origin private file system; default
+   * true), so that the next visit boots from local copies as long as the server's ETag says
+   * they are current (image-store.ts).
+   */
+  storeImages?: boolean;
 }
 
 /** A disk image the page cannot use: the message is one line for the user. */
@@ -69,6 +76,8 @@ export class VirtualMachine {
   /** diskBytes() answers awaited, by request id. */
   private readonly diskReads = new Map<number, (bytes: Uint8Array<ArrayBuffer> | null) => void>();
   private nextDiskRead = 0;
+  /** Downloaded images to keep (image-store.ts), written once the machine runs, so as not to slow its start. */
+  private toKeep: (() => Promise<void>)[] | null = [];
 
   constructor(options: VirtualMachineOptions = {}) {
     this.base = new URL(options.baseUrl ?? new URL('.', import.meta.url), location.href);
@@ -86,7 +95,10 @@ export class VirtualMachine {
     };
     this.settings = this.changed({ memoryMiB: options.memoryMiB, smp: options.smp, append: options.append ?? (bundled ? 'console=ttyS0' : ''), framebuffer: options.framebuffer });
     const url = (r: ImageRef | null): string | null => (r !== null && 'url' in r ? r.url : null);
-    const prefetch: Prefetch = { bios: url(this.settings.bios), kernel: url(this.settings.kernel), initrd: url(this.settings.initrd) };
+    const store = options.storeImages ?? true;
+    const kept = store ? storedImages() : {};
+    const prefetch: Prefetch = { bios: url(this.settings.bios), kernel: url(this.settings.kernel), initrd: url(this.settings.initrd), stored: {} };
+    for (const u of [prefetch.bios, prefetch.kernel, prefetch.initrd]) if (u !== null && kept[u] !== undefined) prefetch.stored[u] = kept[u];
     const script = new URL('vireo-worker.js', this.base);
     script.hash = encodeURIComponent(JSON.stringify(prefetch));
     this.worker = new Worker(script);
@@ -96,9 +108,20 @@ export class VirtualMachine {
     // Not compileStreaming: that needs the server to send application/wasm.
     const core = new URL('riscv-core.wasm', this.base);
     fetchOk(core).then((res) => res.arrayBuffer()).then((b) => WebAssembly.compile(b)).then((module) => this.send({ type: 'core', module }), (e: unknown) => this.send({ type: 'core', error: why(e) }));
-    for (const url of new Set([prefetch.bios, prefetch.kernel, prefetch.initrd])) {
-      if (url === null) continue;
-      fetchOk(url).then((res) => res.blob()).then((blob) => this.send({ type: 'image', url, blob }), (e: unknown) => this.send({ type: 'image', url, error: why(e) }));
+    for (const u of new Set([prefetch.bios, prefetch.kernel, prefetch.initrd])) {
+      if (u === null) continue;
+      // A kept copy is revalidated: 304 Not Modified means the worker's copy is current.
+      const etag = prefetch.stored[u]?.etag ?? null;
+      fetchOk(u, etag).then(async (res) => {
+        if (res.status === 304) {
+          this.send({ type: 'image', url: u, stored: true });
+          return;
+        }
+        const blob = await res.blob();
+        this.send({ type: 'image', url: u, blob });
+        const tag = res.headers.get('ETag');
+        if (store && tag !== null) this.keep(() => keepImage(u, blob, tag));
+      }).catch((e: unknown) => this.send({ type: 'image', url: u, error: why(e) }));
     }
     if (options.disk != null) this.attachDisk(options.disk);
   }
@@ -186,8 +209,19 @@ export class VirtualMachine {
     this.worker.postMessage(m);
   }
 
+  /** Keeps an image now if the machine has run, else once it does. */
+  private keep(write: () => Promise<void>): void {
+    if (this.toKeep === null) void write();
+    else this.toKeep.push(write);
+  }
+
   private update(state: VmState, detail: string): void {
     this.current = state;
+    if (state !== 'created' && state !== 'loading' && this.toKeep !== null) {
+      const writes = this.toKeep;
+      this.toKeep = null;
+      void writes.reduce((done, write) => done.then(write), Promise.resolve());
+    }
     this.onState?.(state, detail);
   }
 
@@ -196,6 +230,7 @@ export class VirtualMachine {
     else if (m.type === 'state') this.update(m.state, m.detail);
     else if (m.type === 'stats') this.onStats?.(m.instructionsPerSecond);
     else if (m.type === 'framebuffer') this.onFramebuffer?.(m.view);
+    else if (m.type === 'image-stale') forgetImage(m.url);
     else {
       this.diskReads.get(m.id)?.(m.bytes);
       this.diskReads.delete(m.id);

@@ -20,6 +20,7 @@ import type { VmOptions } from '../system/options.js';
 import { provideCoreModule } from './core-module.js';
 import { fetchOk, type FromWorker, type ImageRef, type MachineSettings, type Prefetch, type ToWorker, type VmState } from './protocol.js';
 import { isGzip } from '../hw/core/loader.js';
+import { readStoredImage } from './image-store.js';
 
 /** The part of the worker's global scope used here (the DOM typings describe a window). */
 interface WorkerScope {
@@ -106,6 +107,8 @@ async function unpack(bytes: Uint8Array<ArrayBuffer>, lenient: boolean): Promise
  * tried again.
  */
 const fetched = new Map<string, Promise<Uint8Array>>();
+/** Reads of the copies the page kept of its images (image-store.ts), by URL, started with the worker. */
+const storedReads = new Map<string, Promise<Uint8Array<ArrayBuffer> | null>>();
 /** The lenient flags and settlers of the images the page is fetching. */
 const fromPage = new Map<string, { lenient: boolean; resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>();
 
@@ -152,6 +155,20 @@ if (scope.location.hash.length > 1) {
   for (const [url, lenient] of [[p.bios, false], [p.kernel, false], [p.initrd, true]] as const) {
     if (url !== null && !fromPage.has(url)) remember(url, new Promise((resolve, reject) => fromPage.set(url, { lenient, resolve, reject }))).catch(() => {});
   }
+  // Read while the page asks the server whether they are still current.
+  for (const [url, kept] of Object.entries(p.stored)) storedReads.set(url, readStoredImage(url, kept));
+}
+
+/**
+ * The page's kept copy of `url`, which the server says is current; if it cannot be read,
+ * the image is downloaded here and the page told to forget the copy.
+ */
+async function storedBytes(url: string, lenient: boolean): Promise<Uint8Array> {
+  const bytes = await (storedReads.get(url) ?? Promise.resolve(null));
+  storedReads.delete(url);
+  if (bytes !== null) return unpack(bytes, lenient);
+  post({ type: 'image-stale', url });
+  return blobBytes(await (await fetchOk(url)).blob(), lenient);
 }
 
 /** One Web Worker per hart (vireo-hart.js, mttcg-hart.ts) when there are several and the page may share memory with them. */
@@ -329,6 +346,11 @@ scope.onmessage = (e) => {
       const wanted = fromPage.get(msg.url);
       fromPage.delete(msg.url);
       if (wanted === undefined) return;
+      if ('stored' in msg) {
+        storedBytes(msg.url, wanted.lenient).then(wanted.resolve, wanted.reject);
+        return;
+      }
+      storedReads.delete(msg.url); // the copy is out of date (or the server unreachable)
       if ('blob' in msg) blobBytes(msg.blob, wanted.lenient).then(wanted.resolve, wanted.reject);
       else wanted.reject(new Error(msg.error));
       return;

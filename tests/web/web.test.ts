@@ -259,3 +259,82 @@ test('the embedding API: a machine given its kernel as bytes talks through onSer
   assert.equal(result.serial, 'vm (exit status 0)');
   assert.match(result.error, /no-such-kernel: 404/);
 }));
+
+test('images are kept after a visit: the next revalidates them (304) and boots from the copies; a bad copy or a changed ETag downloads again', { skip, timeout: 300_000 }, async () => {
+  const { url, server } = await startWebServer();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    // One context: the pages of one profile share its storage.
+    const context = await browser.newContext();
+    const IMAGES = ['Image.gz', 'fw_dynamic.bin.gz', 'initramfs.cpio.gz'];
+    type Index = Record<string, { etag: string; size: number }>;
+    /**
+     * Opens the page, boots to the shell; the images' HTTP statuses (page and worker, from the
+     * browser's network events), those the page's fetch() calls saw, each sorted by name, and
+     * the index of kept images afterwards.
+     */
+    const visit = async (before?: (page: Page) => Promise<void>, kept = IMAGES.length): Promise<{ statuses: string[]; fetched: string[]; index: Index }> => {
+      const page = await context.newPage();
+      const statuses: string[] = [];
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      page.on('response', (res) => { if (res.url().includes('/images/')) statuses.push(`${res.url().split('/').pop()} ${res.status()}`); });
+      if (before) {
+        // A document of the origin without a machine (whose worker would be reading the copies).
+        await page.goto(`${url}xterm.css`);
+        await before(page);
+      }
+      await page.goto(`${url}?autostart`);
+      await shellReady(page).catch(async (e: Error) => {
+        throw new Error(`no shell (state ${await page.textContent('#status')}, boot ${await page.textContent('#progress')}, images ${statuses.join(', ')}): ${e.message}`);
+      });
+      // The copies are written once the machine runs (or forgotten when unreadable).
+      await page.waitForFunction((n) => Object.keys(JSON.parse(localStorage.getItem('vireo.images') ?? '{}') as object).length === n, kept, { timeout: 30_000 });
+      const index = await page.evaluate(() => JSON.parse(localStorage.getItem('vireo.images')!) as Index);
+      const fetched = await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.includes('/images/'))
+        .map((e) => `${e.name.split('/').pop()} ${(e as PerformanceResourceTiming & { responseStatus: number }).responseStatus}`));
+      await page.close();
+      assert.deepEqual(errors, []);
+      return { statuses: statuses.sort(), fetched: fetched.sort(), index };
+    };
+    const first = await visit();
+    assert.deepEqual(first.statuses, IMAGES.map((n) => `${n} 200`));
+    assert.deepEqual(first.fetched, IMAGES.map((n) => `${n} 200`));
+    assert.deepEqual(Object.keys(first.index).map((u) => u.split('/').pop()).sort(), IMAGES);
+    for (const { etag, size } of Object.values(first.index)) {
+      assert.match(etag, /^".+"$/);
+      assert.ok(size > 100_000, `a kept image has its size (${size})`);
+    }
+
+    const second = await visit();
+    assert.deepEqual(second.statuses, IMAGES.map((n) => `${n} 304`), 'no image body is downloaded again');
+    assert.deepEqual(second.fetched, IMAGES.map((n) => `${n} 304`), 'the page sees the 304s (not the HTTP cache\'s bodies)');
+    assert.deepEqual(second.index, first.index);
+
+    // Copies cut short (a storage fault): the worker downloads the images and the page forgets the copies.
+    const cut = await visit(async (page) => page.evaluate(async () => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('vireo-images');
+      for await (const name of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) {
+        const out = await (await dir.getFileHandle(name)).createWritable();
+        await out.write('short');
+        await out.close();
+      }
+    }), 0);
+    assert.deepEqual(cut.statuses, IMAGES.flatMap((n) => [`${n} 200`, `${n} 304`]));
+    assert.deepEqual(cut.index, {});
+
+    const again = await visit();
+    assert.deepEqual(again.statuses, IMAGES.map((n) => `${n} 200`));
+    // An ETag the server no longer has: downloaded and kept again under the current one.
+    const changed = await visit(async (page) => page.evaluate(() => {
+      const index = JSON.parse(localStorage.getItem('vireo.images')!) as Index;
+      for (const entry of Object.values(index)) entry.etag = '"an-older-version"';
+      localStorage.setItem('vireo.images', JSON.stringify(index));
+    }));
+    assert.deepEqual(changed.statuses, IMAGES.map((n) => `${n} 200`));
+    assert.deepEqual(changed.index, first.index);
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+});
