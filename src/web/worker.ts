@@ -164,7 +164,8 @@ if (scope.location.hash.length > 1) {
  * the image is downloaded here and the page told to forget the copy.
  */
 async function storedBytes(url: string, lenient: boolean): Promise<Uint8Array> {
-  const bytes = await (storedReads.get(url) ?? Promise.resolve(null));
+  // A storage that does not answer within seconds is given up on, as one that fails.
+  const bytes = await Promise.race([storedReads.get(url) ?? null, new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000))]);
   storedReads.delete(url);
   if (bytes !== null) return unpack(bytes, lenient);
   post({ type: 'image-stale', url });
