@@ -84,6 +84,29 @@ function rem32(a: u32, b: u32): u64 {
   }
 }
 
+/** The target of the branch `insn` at `pc`. */
+@inline function branchTarget(pc: u64, insn: u32): u64 {
+  return pc + <u64><i64>((<i32>(insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) | ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e));
+}
+
+/**
+ * A load (funct3 `f3`) that missed the TLB: the slow path, which may trap (S.trapped);
+ * otherwise x[rd] gets the value.
+ */
+function loadMiss(pc: u64, addr: u64, f3: u32, rd: u32): void {
+  S.pc = pc;
+  let v = loadSlow(addr, 1 << (f3 & 3));
+  if (S.trapped) return;
+  if (f3 < 3) v = S.sext(v, 8 << f3);
+  S.setX(rd, v);
+}
+
+/** A store of `size` bytes that missed the TLB: the slow path, which may trap (S.trapped). */
+function storeMiss(pc: u64, addr: u64, size: u32, v: u64): void {
+  S.pc = pc;
+  storeSlow(addr, size, v);
+}
+
 /** Raises an illegal-instruction exception for the instruction at `pc`. */
 function illegal(pc: u64, bits: u32): void {
   S.pc = pc;
@@ -449,86 +472,84 @@ export function run(budget: i32): i32 {
       const rs1 = (insn >> 15) & 31;
       const rs2 = (insn >> 20) & 31;
       const f3 = (insn >> 12) & 7;
-      switch ((insn >> 2) & 31) {
-        case 0x00: { // LOAD
+      const immI = <u64>(<i32>insn >> 20);
+      // One dispatch on the major opcode and funct3 together: the common loads, stores,
+      // OP-IMM and branches need no second one on funct3.
+      switch ((insn & 0x7c) << 1 | f3) {
+        case 0: { // lb
           const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
-          const size: u32 = 1 << (f3 & 3);
-          const h = tlbLookup(tlbR, addr, size);
-          let v: u64;
-          if (h != 0) {
-            switch (f3) {
-              case 0: v = <u64><i64>load<i8>(h); break;
-              case 1: v = <u64><i64>load<i16>(h); break;
-              case 2: v = <u64><i64>load<i32>(h); break;
-              case 3: v = load<u64>(h); break;
-              case 4: v = <u64>load<u8>(h); break;
-              case 5: v = <u64>load<u16>(h); break;
-              case 6: v = <u64>load<u32>(h); break;
-              default: v = 0;
-            }
-            if (f3 == 7) { illegal(pc, bits); sync = true; break; }
-          } else {
-            if (f3 == 7) { illegal(pc, bits); sync = true; break; }
-            S.pc = pc;
-            v = loadSlow(addr, size);
-            sync = true;
-            if (S.trapped) break;
-            if (f3 < 3) v = S.sext(v, 8 << f3);
-          }
-          setX(xb, rd, v);
+          const h = tlbLookup(tlbR, addr, 1);
+          if (h != 0) setX(xb, rd, <u64><i64>load<i8>(h));
+          else { loadMiss(pc, addr, 0, rd); sync = true; }
           break;
         }
-        case 0x01: { // LOAD-FP
-          if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); sync = true; break; }
+        case 1: { // lh
           const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
-          const size: u32 = 1 << f3;
-          const h = tlbLookup(tlbR, addr, size);
-          let v: u64;
-          if (h != 0) {
-            v = f3 == 2 ? <u64>load<u32>(h) : load<u64>(h);
-          } else {
-            S.pc = pc;
-            v = loadSlow(addr, size);
-            sync = true;
-            if (S.trapped) break;
-          }
-          S.setF(rd, f3 == 2 ? v | <u64>0xffffffff00000000 : v);
-          S.mstatus |= S.MSTATUS_FS;
+          const h = tlbLookup(tlbR, addr, 2);
+          if (h != 0) setX(xb, rd, <u64><i64>load<i16>(h));
+          else { loadMiss(pc, addr, 1, rd); sync = true; }
           break;
         }
-        case 0x03: // MISC-MEM: FENCE and FENCE.I (memory is coherent and nothing is cached)
-          if (f3 > 1) illegal(pc, bits);
-          // Harts may run on several host threads (MTTCG), whose plain stores can be seen
-          // after later loads (x86 TSO): a FENCE ordering W before R needs a host fence.
-          // FENCE.TSO (fm = 8) and the other kinds are already ordered by the host.
-          // (A read-modify-write of a private word: Binaryen rejects atomic.fence, and on the
-          // host a locked RMW is a full barrier.)
-          else if (f3 == 0 && (insn & 0xf1200000) == 0x01200000) atomic.add<u32>(xb + S.OFF_FENCE, 0);
-          sync = true;
+        case 2: { // lw
+          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const h = tlbLookup(tlbR, addr, 4);
+          if (h != 0) setX(xb, rd, <u64><i64>load<i32>(h));
+          else { loadMiss(pc, addr, 2, rd); sync = true; }
           break;
-        case 0x04: { // OP-IMM
-          const a = X(xb, rs1);
-          const imm = <u64>(<i32>insn >> 20);
+        }
+        case 3: { // ld
+          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const h = tlbLookup(tlbR, addr, 8);
+          if (h != 0) setX(xb, rd, load<u64>(h));
+          else { loadMiss(pc, addr, 3, rd); sync = true; }
+          break;
+        }
+        case 4: { // lbu
+          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const h = tlbLookup(tlbR, addr, 1);
+          if (h != 0) setX(xb, rd, <u64>load<u8>(h));
+          else { loadMiss(pc, addr, 4, rd); sync = true; }
+          break;
+        }
+        case 5: { // lhu
+          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const h = tlbLookup(tlbR, addr, 2);
+          if (h != 0) setX(xb, rd, <u64>load<u16>(h));
+          else { loadMiss(pc, addr, 5, rd); sync = true; }
+          break;
+        }
+        case 6: { // lwu
+          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const h = tlbLookup(tlbR, addr, 4);
+          if (h != 0) setX(xb, rd, <u64>load<u32>(h));
+          else { loadMiss(pc, addr, 6, rd); sync = true; }
+          break;
+        }
+        case 7: // LOAD with funct3 7: illegal
+          illegal(pc, bits); sync = true;
+          break;
+        case 0x20: setX(xb, rd, X(xb, rs1) + immI); break; // addi
+        case 0x21: // slli
+          if ((insn >> 26) != 0) { illegal(pc, bits); sync = true; break; }
+          setX(xb, rd, X(xb, rs1) << <u64>((insn >> 20) & 63));
+          break;
+        case 0x22: setX(xb, rd, <i64>X(xb, rs1) < <i64>immI ? 1 : 0); break; // slti
+        case 0x23: setX(xb, rd, X(xb, rs1) < immI ? 1 : 0); break; // sltiu
+        case 0x24: setX(xb, rd, X(xb, rs1) ^ immI); break; // xori
+        case 0x25: { // srli, srai
           const f6 = insn >> 26;
-          if ((f3 == 1 && f6 != 0) || (f3 == 5 && f6 != 0 && f6 != 0x10)) { illegal(pc, bits); sync = true; break; }
-          let v: u64;
-          switch (f3) {
-            case 0: v = a + imm; break;
-            case 1: v = a << (imm & 63); break;
-            case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
-            case 3: v = a < imm ? 1 : 0; break;
-            case 4: v = a ^ imm; break;
-            case 5: v = f6 == 0 ? a >> (imm & 63) : <u64>(<i64>a >> <i64>(imm & 63)); break;
-            case 6: v = a | imm; break;
-            default: v = a & imm;
-          }
-          setX(xb, rd, v);
+          const sh = <u64>((insn >> 20) & 63);
+          if (f6 == 0) setX(xb, rd, X(xb, rs1) >> sh);
+          else if (f6 == 0x10) setX(xb, rd, <u64>(<i64>X(xb, rs1) >> <i64>sh));
+          else { illegal(pc, bits); sync = true; }
           break;
         }
-        case 0x05: // AUIPC
+        case 0x26: setX(xb, rd, X(xb, rs1) | immI); break; // ori
+        case 0x27: setX(xb, rd, X(xb, rs1) & immI); break; // andi
+        case 0x28: case 0x29: case 0x2a: case 0x2b: case 0x2c: case 0x2d: case 0x2e: case 0x2f: // AUIPC
           setX(xb, rd, pc + <u64><i64><i32>(insn & 0xfffff000));
           break;
-        case 0x06: { // OP-IMM-32
+        case 0x30: case 0x31: case 0x32: case 0x33: case 0x34: case 0x35: case 0x36: case 0x37: { // OP-IMM-32
           const a = <u32>X(xb, rs1);
           const f7 = insn >> 25;
           const sh = rs2;
@@ -541,79 +562,115 @@ export function run(budget: i32): i32 {
           setX(xb, rd, sext32(v));
           break;
         }
-        case 0x08: { // STORE
-          if (f3 > 3) { illegal(pc, bits); sync = true; break; }
+        case 0x40: { // sb
           const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
-          const v = X(xb, rs2);
-          const size: u32 = 1 << f3;
-          const h = tlbLookup(tlbW, addr, size);
-          if (h != 0) {
-            switch (f3) {
-              case 0: store<u8>(h, <u8>v); break;
-              case 1: store<u16>(h, <u16>v); break;
-              case 2: store<u32>(h, <u32>v); break;
-              default: store<u64>(h, v);
-            }
-          } else {
-            S.pc = pc;
-            storeSlow(addr, size, v);
-            sync = true;
-          }
+          const h = tlbLookup(tlbW, addr, 1);
+          if (h != 0) store<u8>(h, <u8>X(xb, rs2));
+          else { storeMiss(pc, addr, 1, X(xb, rs2)); sync = true; }
           break;
         }
-        case 0x09: { // STORE-FP
-          if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); sync = true; break; }
+        case 0x41: { // sh
           const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
-          const v = S.getF(rs2);
-          const size: u32 = 1 << f3;
-          const h = tlbLookup(tlbW, addr, size);
-          if (h != 0) {
-            if (f3 == 2) store<u32>(h, <u32>v);
-            else store<u64>(h, v);
-          } else {
-            S.pc = pc;
-            storeSlow(addr, size, v);
-            sync = true;
-          }
+          const h = tlbLookup(tlbW, addr, 2);
+          if (h != 0) store<u16>(h, <u16>X(xb, rs2));
+          else { storeMiss(pc, addr, 2, X(xb, rs2)); sync = true; }
           break;
         }
-        case 0x0b: // AMO
-          if (!execAmo(insn, pc)) illegal(pc, bits);
-          sync = true;
+        case 0x42: { // sw
+          const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+          const h = tlbLookup(tlbW, addr, 4);
+          if (h != 0) store<u32>(h, <u32>X(xb, rs2));
+          else { storeMiss(pc, addr, 4, X(xb, rs2)); sync = true; }
           break;
-        case 0x0c: { // OP
+        }
+        case 0x43: { // sd
+          const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+          const h = tlbLookup(tlbW, addr, 8);
+          if (h != 0) store<u64>(h, X(xb, rs2));
+          else { storeMiss(pc, addr, 8, X(xb, rs2)); sync = true; }
+          break;
+        }
+        case 0x44: case 0x45: case 0x46: case 0x47: // STORE with funct3 4-7: illegal
+          illegal(pc, bits); sync = true;
+          break;
+        case 0x60: { // add, sub, mul
           const a = X(xb, rs1);
           const b = X(xb, rs2);
           const f7 = insn >> 25;
-          let v: u64 = 0;
-          if (f7 == 0) {
-            switch (f3) {
-              case 0: v = a + b; break;
-              case 1: v = a << (b & 63); break;
-              case 2: v = <i64>a < <i64>b ? 1 : 0; break;
-              case 3: v = a < b ? 1 : 0; break;
-              case 4: v = a ^ b; break;
-              case 5: v = a >> (b & 63); break;
-              case 6: v = a | b; break;
-              default: v = a & b;
-            }
-          } else if (f7 == 1) {
-            v = mulDiv(a, b, f3);
-          } else if (f7 == 0x20 && f3 == 0) {
-            v = a - b;
-          } else if (f7 == 0x20 && f3 == 5) {
-            v = <u64>(<i64>a >> <i64>(b & 63));
-          } else {
-            illegal(pc, bits); sync = true;
-            break;
-          }
-          setX(xb, rd, v);
+          if (f7 == 0) setX(xb, rd, a + b);
+          else if (f7 == 0x20) setX(xb, rd, a - b);
+          else if (f7 == 1) setX(xb, rd, a * b);
+          else { illegal(pc, bits); sync = true; }
           break;
         }
-        case 0x0d: // LUI
+        case 0x61: { // sll, mulh
+          const a = X(xb, rs1);
+          const b = X(xb, rs2);
+          const f7 = insn >> 25;
+          if (f7 == 0) setX(xb, rd, a << (b & 63));
+          else if (f7 == 1) setX(xb, rd, mulDiv(a, b, 1));
+          else { illegal(pc, bits); sync = true; }
+          break;
+        }
+        case 0x62: { // slt, mulhsu
+          const a = X(xb, rs1);
+          const b = X(xb, rs2);
+          const f7 = insn >> 25;
+          if (f7 == 0) setX(xb, rd, <i64>a < <i64>b ? 1 : 0);
+          else if (f7 == 1) setX(xb, rd, mulDiv(a, b, 2));
+          else { illegal(pc, bits); sync = true; }
+          break;
+        }
+        case 0x63: { // sltu, mulhu
+          const a = X(xb, rs1);
+          const b = X(xb, rs2);
+          const f7 = insn >> 25;
+          if (f7 == 0) setX(xb, rd, a < b ? 1 : 0);
+          else if (f7 == 1) setX(xb, rd, mulDiv(a, b, 3));
+          else { illegal(pc, bits); sync = true; }
+          break;
+        }
+        case 0x64: { // xor, div
+          const a = X(xb, rs1);
+          const b = X(xb, rs2);
+          const f7 = insn >> 25;
+          if (f7 == 0) setX(xb, rd, a ^ b);
+          else if (f7 == 1) setX(xb, rd, mulDiv(a, b, 4));
+          else { illegal(pc, bits); sync = true; }
+          break;
+        }
+        case 0x65: { // srl, sra, divu
+          const a = X(xb, rs1);
+          const b = X(xb, rs2);
+          const f7 = insn >> 25;
+          if (f7 == 0) setX(xb, rd, a >> (b & 63));
+          else if (f7 == 0x20) setX(xb, rd, <u64>(<i64>a >> <i64>(b & 63)));
+          else if (f7 == 1) setX(xb, rd, mulDiv(a, b, 5));
+          else { illegal(pc, bits); sync = true; }
+          break;
+        }
+        case 0x66: { // or, rem
+          const a = X(xb, rs1);
+          const b = X(xb, rs2);
+          const f7 = insn >> 25;
+          if (f7 == 0) setX(xb, rd, a | b);
+          else if (f7 == 1) setX(xb, rd, mulDiv(a, b, 6));
+          else { illegal(pc, bits); sync = true; }
+          break;
+        }
+        case 0x67: { // and, remu
+          const a = X(xb, rs1);
+          const b = X(xb, rs2);
+          const f7 = insn >> 25;
+          if (f7 == 0) setX(xb, rd, a & b);
+          else if (f7 == 1) setX(xb, rd, mulDiv(a, b, 7));
+          else { illegal(pc, bits); sync = true; }
+          break;
+        }
+        case 0x68: case 0x69: case 0x6a: case 0x6b: case 0x6c: case 0x6d: case 0x6e: case 0x6f: // LUI
           setX(xb, rd, <u64><i64><i32>(insn & 0xfffff000));
           break;
-        case 0x0e: { // OP-32
+        case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77: { // OP-32
           const a = <u32>X(xb, rs1);
           const b = <u32>X(xb, rs2);
           const f7 = insn >> 25;
@@ -633,112 +690,155 @@ export function run(budget: i32): i32 {
           setX(xb, rd, v);
           break;
         }
-        case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: // FMADD, FMSUB, FNMSUB, FNMADD, OP-FP
-          if (!fpOp(insn)) illegal(pc, bits);
-          sync = true;
+        case 0xc0: // beq
+          if (X(xb, rs1) == X(xb, rs2)) { npc = branchTarget(pc, insn); sync = stopAtJump; }
           break;
-        case 0x18: { // BRANCH
-          const a = X(xb, rs1);
-          const b = X(xb, rs2);
-          let taken: bool;
-          switch (f3) {
-            case 0: taken = a == b; break;
-            case 1: taken = a != b; break;
-            case 4: taken = <i64>a < <i64>b; break;
-            case 5: taken = <i64>a >= <i64>b; break;
-            case 6: taken = a < b; break;
-            case 7: taken = a >= b; break;
-            default: illegal(pc, bits); sync = true; taken = false;
-          }
-          if (taken) {
-            npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) |
-              ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e));
-            if (stopAtJump) {
-              if (hotJump(from, fromN - n, npc)) sync = hot = true;
-              from = npc;
-              fromN = n;
-            }
-          }
+        case 0xc1: // bne
+          if (X(xb, rs1) != X(xb, rs2)) { npc = branchTarget(pc, insn); sync = stopAtJump; }
           break;
-        }
-        case 0x19: { // JALR
-          if (f3 != 0) { illegal(pc, bits); sync = true; break; }
+        case 0xc4: // blt
+          if (<i64>X(xb, rs1) < <i64>X(xb, rs2)) { npc = branchTarget(pc, insn); sync = stopAtJump; }
+          break;
+        case 0xc5: // bge
+          if (<i64>X(xb, rs1) >= <i64>X(xb, rs2)) { npc = branchTarget(pc, insn); sync = stopAtJump; }
+          break;
+        case 0xc6: // bltu
+          if (X(xb, rs1) < X(xb, rs2)) { npc = branchTarget(pc, insn); sync = stopAtJump; }
+          break;
+        case 0xc7: // bgeu
+          if (X(xb, rs1) >= X(xb, rs2)) { npc = branchTarget(pc, insn); sync = stopAtJump; }
+          break;
+        case 0xc2: case 0xc3: // BRANCH with funct3 2, 3: illegal
+          illegal(pc, bits); sync = true;
+          break;
+        case 0xc8: { // JALR
           const target = (X(xb, rs1) + <u64>(<i32>insn >> 20)) & ~<u64>1;
           setX(xb, rd, npc);
           npc = target;
-          if (stopAtJump) {
-            if (hotJump(from, fromN - n, npc)) sync = hot = true;
-            from = npc;
-            fromN = n;
-          }
+          sync = stopAtJump;
           break;
         }
-        case 0x1b: // JAL
+        case 0xc9: case 0xca: case 0xcb: case 0xcc: case 0xcd: case 0xce: case 0xcf: // JALR with funct3 1-7: illegal
+          illegal(pc, bits); sync = true;
+          break;
+        case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf: // JAL
           setX(xb, rd, npc);
           npc = pc + <u64><i64>((<i32>(insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >> 9) & 0x800) |
             ((insn >> 20) & 0x7fe));
-          if (stopAtJump) {
-            if (hotJump(from, fromN - n, npc)) sync = hot = true;
-            from = npc;
-            fromN = n;
-          }
+          sync = stopAtJump;
           break;
-        case 0x1c: { // SYSTEM
-          sync = true;
-          if (f3 == 0) {
-            if (insn == 0x00000073) { // ECALL
-              S.pc = pc;
-              raiseException(S.CAUSE_ECALL_U + S.priv, 0);
-            } else if (insn == 0x00100073) { // EBREAK
-              S.pc = pc;
-              raiseException(S.CAUSE_BREAKPOINT, pc);
-            } else if (insn == 0x30200073) { // MRET
-              if (S.priv < 3) { illegal(pc, bits); sync = true; break; }
-              mret();
-              npc = S.pc;
-            } else if (insn == 0x10200073) { // SRET
-              if (S.priv < 1 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TSR) != 0)) { illegal(pc, bits); sync = true; break; }
-              sret();
-              npc = S.pc;
-            } else if (insn == 0x10500073) { // WFI
-              if (S.priv == 0 || (S.priv < 3 && (S.mstatus & S.MSTATUS_TW) != 0)) { illegal(pc, bits); sync = true; break; }
-              if ((S.getMip() & S.mie) == 0) exit = EXIT_WFI;
-            } else if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
-              if (S.priv == 0 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TVM) != 0)) { illegal(pc, bits); sync = true; break; }
-              if (rs1 == 0) tlbFlush();
-            else tlbFlushPage(X(xb, rs1));
-            } else {
-              illegal(pc, bits); sync = true;
-            }
-            break;
-          }
-          if (f3 == 4) { illegal(pc, bits); sync = true; break; }
-          // Zicsr. Counters read S.instret, so bring it up to date first.
-          S.instret = instretStart + <u64>(budget - n);
-          const csr = insn >> 20;
-          const src: u64 = (f3 & 4) != 0 ? <u64>rs1 : X(xb, rs1);
-          C.csrIllegal = false;
-          let old: u64 = 0;
-          if ((f3 & 3) == 1) { // CSRRW: no read side effects when rd is x0
-            if (rd != 0) old = C.csrRead(csr);
-            if (!C.csrIllegal) C.csrWrite(csr, src);
-          } else {
-            old = C.csrRead(csr);
-            if (!C.csrIllegal && rs1 != 0) {
-              // Only the bits in src change: mip must not write back device bits read before
-              // another thread changed them (see updateMip).
-              C.setCsrWriteBits(src);
-              C.csrWrite(csr, (f3 & 3) == 2 ? old | src : old & ~src);
-              C.setCsrWriteBits(<u64>-1);
-            }
-          }
-          if (C.csrIllegal) { illegal(pc, bits); sync = true; break; }
-          setX(xb, rd, old);
-          S.irqCheck = true;
-          break;
-        }
         default:
-          illegal(pc, bits); sync = true;
+          // The rarer major opcodes (FP, AMO, SYSTEM, FENCE) and illegal encodings.
+          switch ((insn >> 2) & 31) {
+            case 0x01: { // LOAD-FP
+              if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); sync = true; break; }
+              const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+              const size: u32 = 1 << f3;
+              const h = tlbLookup(tlbR, addr, size);
+              let v: u64;
+              if (h != 0) {
+                v = f3 == 2 ? <u64>load<u32>(h) : load<u64>(h);
+              } else {
+                S.pc = pc;
+                v = loadSlow(addr, size);
+                sync = true;
+                if (S.trapped) break;
+              }
+              S.setF(rd, f3 == 2 ? v | <u64>0xffffffff00000000 : v);
+              S.mstatus |= S.MSTATUS_FS;
+              break;
+            }
+            case 0x03: // MISC-MEM: FENCE and FENCE.I (memory is coherent and nothing is cached)
+              if (f3 > 1) illegal(pc, bits);
+              // Harts may run on several host threads (MTTCG), whose plain stores can be seen
+              // after later loads (x86 TSO): a FENCE ordering W before R needs a host fence.
+              // FENCE.TSO (fm = 8) and the other kinds are already ordered by the host.
+              // (A read-modify-write of a private word: Binaryen rejects atomic.fence, and on the
+              // host a locked RMW is a full barrier.)
+              else if (f3 == 0 && (insn & 0xf1200000) == 0x01200000) atomic.add<u32>(xb + S.OFF_FENCE, 0);
+              sync = true;
+              break;
+            case 0x09: { // STORE-FP
+              if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); sync = true; break; }
+              const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+              const v = S.getF(rs2);
+              const size: u32 = 1 << f3;
+              const h = tlbLookup(tlbW, addr, size);
+              if (h != 0) {
+                if (f3 == 2) store<u32>(h, <u32>v);
+                else store<u64>(h, v);
+              } else {
+                S.pc = pc;
+                storeSlow(addr, size, v);
+                sync = true;
+              }
+              break;
+            }
+            case 0x0b: // AMO
+              if (!execAmo(insn, pc)) illegal(pc, bits);
+              sync = true;
+              break;
+            case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: // FMADD, FMSUB, FNMSUB, FNMADD, OP-FP
+              if (!fpOp(insn)) illegal(pc, bits);
+              sync = true;
+              break;
+            case 0x1c: { // SYSTEM
+              sync = true;
+              if (f3 == 0) {
+                if (insn == 0x00000073) { // ECALL
+                  S.pc = pc;
+                  raiseException(S.CAUSE_ECALL_U + S.priv, 0);
+                } else if (insn == 0x00100073) { // EBREAK
+                  S.pc = pc;
+                  raiseException(S.CAUSE_BREAKPOINT, pc);
+                } else if (insn == 0x30200073) { // MRET
+                  if (S.priv < 3) { illegal(pc, bits); sync = true; break; }
+                  mret();
+                  npc = S.pc;
+                } else if (insn == 0x10200073) { // SRET
+                  if (S.priv < 1 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TSR) != 0)) { illegal(pc, bits); sync = true; break; }
+                  sret();
+                  npc = S.pc;
+                } else if (insn == 0x10500073) { // WFI
+                  if (S.priv == 0 || (S.priv < 3 && (S.mstatus & S.MSTATUS_TW) != 0)) { illegal(pc, bits); sync = true; break; }
+                  if ((S.getMip() & S.mie) == 0) exit = EXIT_WFI;
+                } else if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
+                  if (S.priv == 0 || (S.priv == 1 && (S.mstatus & S.MSTATUS_TVM) != 0)) { illegal(pc, bits); sync = true; break; }
+                  if (rs1 == 0) tlbFlush();
+                else tlbFlushPage(X(xb, rs1));
+                } else {
+                  illegal(pc, bits); sync = true;
+                }
+                break;
+              }
+              if (f3 == 4) { illegal(pc, bits); sync = true; break; }
+              // Zicsr. Counters read S.instret, so bring it up to date first.
+              S.instret = instretStart + <u64>(budget - n);
+              const csr = insn >> 20;
+              const src: u64 = (f3 & 4) != 0 ? <u64>rs1 : X(xb, rs1);
+              C.csrIllegal = false;
+              let old: u64 = 0;
+              if ((f3 & 3) == 1) { // CSRRW: no read side effects when rd is x0
+                if (rd != 0) old = C.csrRead(csr);
+                if (!C.csrIllegal) C.csrWrite(csr, src);
+              } else {
+                old = C.csrRead(csr);
+                if (!C.csrIllegal && rs1 != 0) {
+                  // Only the bits in src change: mip must not write back device bits read before
+                  // another thread changed them (see updateMip).
+                  C.setCsrWriteBits(src);
+                  C.csrWrite(csr, (f3 & 3) == 2 ? old | src : old & ~src);
+                  C.setCsrWriteBits(<u64>-1);
+                }
+              }
+              if (C.csrIllegal) { illegal(pc, bits); sync = true; break; }
+              setX(xb, rd, old);
+              S.irqCheck = true;
+              break;
+            }
+            default:
+              illegal(pc, bits); sync = true;
+          }
       }
       if (!sync) {
         pc = npc;
@@ -749,6 +849,13 @@ export function run(budget: i32): i32 {
         S.trapped = false;
         pc = S.pc;
       } else {
+        // With the JIT, jumps and taken branches come here: they count for hotness, and
+        // run() returns to the dispatcher at a region entry or a hot target.
+        if (stopAtJump && npc != pc + ((bits & 3) == 3 ? 4 : 2)) {
+          hot = hotJump(from, fromN - n, npc);
+          from = npc;
+          fromN = n;
+        }
         pc = npc;
       }
       break;
