@@ -19,6 +19,8 @@ export interface StoredImage {
 
 const INDEX_KEY = 'vireo.images';
 const DIRECTORY = 'vireo-images';
+/** The most images kept: the least recently downloaded go first (pages whose image URLs change would otherwise fill the store). */
+const MAX_KEPT = 16;
 
 /**
  * The file of a copy: a hash (FNV-1a, two ways) of its URL and ETag, so that a new version
@@ -69,7 +71,7 @@ async function directory(): Promise<FileSystemDirectoryHandle> {
  * Keeps `blob`, downloaded from `url` with ETag `etag` (the page's thread; the browser
  * streams the Blob to the file). The index names it once it is written; failures (no
  * storage, quota) leave it out. Then removes the files the index no longer names (older
- * versions; one still being read stays until a later visit).
+ * versions, images past MAX_KEPT; one still being read stays until a later visit).
  */
 export async function keepImage(url: string, blob: Blob, etag: string): Promise<void> {
   forgetImage(url);
@@ -78,7 +80,10 @@ export async function keepImage(url: string, blob: Blob, etag: string): Promise<
     const out = await (await dir.getFileHandle(fileName(url, etag), { create: true })).createWritable();
     await out.write(blob);
     await out.close();
-    setIndex((index) => (index[url] = { etag, size: blob.size }));
+    setIndex((index) => {
+      index[url] = { etag, size: blob.size }; // last in the index's order
+      for (const old of Object.keys(index).slice(0, -MAX_KEPT)) delete index[old];
+    });
     const named = new Set(Object.entries(storedImages()).map(([u, image]) => fileName(u, image.etag)));
     for await (const name of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) {
       if (!named.has(name)) await dir.removeEntry(name).catch(() => {});

@@ -260,7 +260,7 @@ test('the embedding API: a machine given its kernel as bytes talks through onSer
   assert.match(result.error, /no-such-kernel: 404/);
 }));
 
-test('images are kept after a visit: the next revalidates them (304) and boots from the copies; a bad copy or a changed ETag downloads again', { skip, timeout: 300_000 }, async () => {
+test('images are kept after a visit: the next revalidates them (304) and boots from the copies; a bad copy or a changed ETag downloads again; 16 at most are kept', { skip, timeout: 300_000 }, async () => {
   const { url, server } = await startWebServer();
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
@@ -289,7 +289,8 @@ test('images are kept after a visit: the next revalidates them (304) and boots f
         throw new Error(`no shell (state ${await page.textContent('#status')}, boot ${await page.textContent('#progress')}, images ${statuses.join(', ')}): ${e.message}`);
       });
       // The copies are written once the machine runs (or forgotten when unreadable).
-      await page.waitForFunction((n) => Object.keys(JSON.parse(localStorage.getItem('vireo.images') ?? '{}') as object).length === n, kept, { timeout: 30_000 });
+      await page.waitForFunction((n) => Object.entries(JSON.parse(localStorage.getItem('vireo.images') ?? '{}') as Index)
+        .filter(([u, e]) => u.includes('/images/') && e.etag !== '"old"').length === n, kept, { timeout: 30_000 });
       const index = await page.evaluate(() => JSON.parse(localStorage.getItem('vireo.images')!) as Index);
       const fetched = await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.includes('/images/'))
         .map((e) => `${e.name.split('/').pop()} ${(e as PerformanceResourceTiming & { responseStatus: number }).responseStatus}`));
@@ -325,14 +326,18 @@ test('images are kept after a visit: the next revalidates them (304) and boots f
 
     const again = await visit();
     assert.deepEqual(again.statuses, IMAGES.map((n) => `${n} 200`));
-    // An ETag the server no longer has: downloaded and kept again under the current one.
+    // An ETag the server no longer has: downloaded and kept again under the current one. With
+    // 15 other images kept before, the least recently kept go: 16 at most stay.
     const changed = await visit(async (page) => page.evaluate(() => {
-      const index = JSON.parse(localStorage.getItem('vireo.images')!) as Index;
-      for (const entry of Object.values(index)) entry.etag = '"an-older-version"';
+      const index: Index = {};
+      for (let i = 0; i < 15; i++) index[`https://example.invalid/other-${i}`] = { etag: '"x"', size: 1 };
+      for (const [u, entry] of Object.entries(JSON.parse(localStorage.getItem('vireo.images')!) as Index)) index[u] = { ...entry, etag: '"old"' };
       localStorage.setItem('vireo.images', JSON.stringify(index));
     }));
     assert.deepEqual(changed.statuses, IMAGES.map((n) => `${n} 200`));
-    assert.deepEqual(changed.index, first.index);
+    assert.equal(Object.keys(changed.index).length, 16);
+    assert.deepEqual(Object.keys(changed.index).slice(0, 13), [...Array(13).keys()].map((i) => `https://example.invalid/other-${i + 2}`));
+    assert.deepEqual(Object.fromEntries(Object.entries(changed.index).slice(13).sort()), Object.fromEntries(Object.entries(first.index).sort()));
   } finally {
     await browser.close();
     server.kill();
