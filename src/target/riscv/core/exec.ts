@@ -473,53 +473,53 @@ export function run(budget: i32): i32 {
       const rs2 = (insn >> 20) & 31;
       const f3 = (insn >> 12) & 7;
       const immI = <u64>(<i32>insn >> 20);
-      // One dispatch on the major opcode and funct3 together: the common loads, stores,
-      // OP-IMM and branches need no second one on funct3.
+      // One dispatch on the major opcode and funct3 together: loads, stores, OP-IMM, OP and
+      // branches need no second one on funct3 (the rarer opcodes take a second, below).
       switch ((insn & 0x7c) << 1 | f3) {
         case 0: { // lb
-          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const addr = X(xb, rs1) + immI;
           const h = tlbLookup(tlbR, addr, 1);
           if (h != 0) setX(xb, rd, <u64><i64>load<i8>(h));
           else { loadMiss(pc, addr, 0, rd); sync = true; }
           break;
         }
         case 1: { // lh
-          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const addr = X(xb, rs1) + immI;
           const h = tlbLookup(tlbR, addr, 2);
           if (h != 0) setX(xb, rd, <u64><i64>load<i16>(h));
           else { loadMiss(pc, addr, 1, rd); sync = true; }
           break;
         }
         case 2: { // lw
-          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const addr = X(xb, rs1) + immI;
           const h = tlbLookup(tlbR, addr, 4);
           if (h != 0) setX(xb, rd, <u64><i64>load<i32>(h));
           else { loadMiss(pc, addr, 2, rd); sync = true; }
           break;
         }
         case 3: { // ld
-          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const addr = X(xb, rs1) + immI;
           const h = tlbLookup(tlbR, addr, 8);
           if (h != 0) setX(xb, rd, load<u64>(h));
           else { loadMiss(pc, addr, 3, rd); sync = true; }
           break;
         }
         case 4: { // lbu
-          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const addr = X(xb, rs1) + immI;
           const h = tlbLookup(tlbR, addr, 1);
           if (h != 0) setX(xb, rd, <u64>load<u8>(h));
           else { loadMiss(pc, addr, 4, rd); sync = true; }
           break;
         }
         case 5: { // lhu
-          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const addr = X(xb, rs1) + immI;
           const h = tlbLookup(tlbR, addr, 2);
           if (h != 0) setX(xb, rd, <u64>load<u16>(h));
           else { loadMiss(pc, addr, 5, rd); sync = true; }
           break;
         }
         case 6: { // lwu
-          const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+          const addr = X(xb, rs1) + immI;
           const h = tlbLookup(tlbR, addr, 4);
           if (h != 0) setX(xb, rd, <u64>load<u32>(h));
           else { loadMiss(pc, addr, 6, rd); sync = true; }
@@ -712,7 +712,7 @@ export function run(budget: i32): i32 {
           illegal(pc, bits); sync = true;
           break;
         case 0xc8: { // JALR
-          const target = (X(xb, rs1) + <u64>(<i32>insn >> 20)) & ~<u64>1;
+          const target = (X(xb, rs1) + immI) & ~<u64>1;
           setX(xb, rd, npc);
           npc = target;
           sync = stopAtJump;
@@ -732,7 +732,7 @@ export function run(budget: i32): i32 {
           switch ((insn >> 2) & 31) {
             case 0x01: { // LOAD-FP
               if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); sync = true; break; }
-              const addr = X(xb, rs1) + <u64>(<i32>insn >> 20);
+              const addr = X(xb, rs1) + immI;
               const size: u32 = 1 << f3;
               const h = tlbLookup(tlbR, addr, size);
               let v: u64;
