@@ -84,6 +84,11 @@ function rem32(a: u32, b: u32): u64 {
   }
 }
 
+/** The S-type immediate (the offset of a store), sign-extended. */
+@inline function storeImm(insn: u32): u64 {
+  return <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+}
+
 /** The target of the branch `insn` at `pc`. */
 @inline function branchTarget(pc: u64, insn: u32): u64 {
   return pc + <u64><i64>((<i32>(insn & 0x80000000) >> 19) | ((insn & 0x80) << 4) | ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e));
@@ -563,28 +568,28 @@ export function run(budget: i32): i32 {
           break;
         }
         case 0x40: { // sb
-          const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+          const addr = X(xb, rs1) + storeImm(insn);
           const h = tlbLookup(tlbW, addr, 1);
           if (h != 0) store<u8>(h, <u8>X(xb, rs2));
           else { storeMiss(pc, addr, 1, X(xb, rs2)); sync = true; }
           break;
         }
         case 0x41: { // sh
-          const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+          const addr = X(xb, rs1) + storeImm(insn);
           const h = tlbLookup(tlbW, addr, 2);
           if (h != 0) store<u16>(h, <u16>X(xb, rs2));
           else { storeMiss(pc, addr, 2, X(xb, rs2)); sync = true; }
           break;
         }
         case 0x42: { // sw
-          const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+          const addr = X(xb, rs1) + storeImm(insn);
           const h = tlbLookup(tlbW, addr, 4);
           if (h != 0) store<u32>(h, <u32>X(xb, rs2));
           else { storeMiss(pc, addr, 4, X(xb, rs2)); sync = true; }
           break;
         }
         case 0x43: { // sd
-          const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+          const addr = X(xb, rs1) + storeImm(insn);
           const h = tlbLookup(tlbW, addr, 8);
           if (h != 0) store<u64>(h, X(xb, rs2));
           else { storeMiss(pc, addr, 8, X(xb, rs2)); sync = true; }
@@ -760,7 +765,7 @@ export function run(budget: i32): i32 {
               break;
             case 0x09: { // STORE-FP
               if ((f3 != 2 && f3 != 3) || !fpLoadAllowed()) { illegal(pc, bits); sync = true; break; }
-              const addr = X(xb, rs1) + <u64>(((<i32>insn >> 20) & ~0x1f) | ((insn >> 7) & 0x1f));
+              const addr = X(xb, rs1) + storeImm(insn);
               const v = S.getF(rs2);
               const size: u32 = 1 << f3;
               const h = tlbLookup(tlbW, addr, size);
@@ -768,8 +773,7 @@ export function run(budget: i32): i32 {
                 if (f3 == 2) store<u32>(h, <u32>v);
                 else store<u64>(h, v);
               } else {
-                S.pc = pc;
-                storeSlow(addr, size, v);
+                storeMiss(pc, addr, size, v);
                 sync = true;
               }
               break;
