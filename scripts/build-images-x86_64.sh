@@ -177,9 +177,6 @@ stage_initramfs() {
   cp -a "$BUILD/busybox-install/." "$root/"
   rm -f "$root/linuxrc"
   cp -a "$INITRAMFS_SRC/." "$root/"
-  # The shared rcS may name the architecture literally (it was written for
-  # the riscv64 image); make the banner say x86_64 here.
-  sed -i -e 's/(riscv64 Linux /(x86_64 Linux /' "$root/etc/init.d/rcS"
   mkdir -p "$root"/{dev,proc,sys,tmp,root,run,mnt,var/log,etc/init.d}
   ln -sfn bin/busybox "$root/init"
   : > "$list"
