@@ -120,11 +120,13 @@ function remember(url: string, bytes: Promise<Uint8Array>): Promise<Uint8Array> 
 
 // Through a Blob: Chromium delivers a large body so about twice as fast as by arrayBuffer().
 const blobBytes = async (blob: Blob, lenient: boolean): Promise<Uint8Array> => unpack(new Uint8Array(await blob.arrayBuffer()), lenient);
+/** Downloads `url` here. */
+const download = async (url: string, lenient: boolean): Promise<Uint8Array> => blobBytes(await (await fetchOk(url)).blob(), lenient);
 
 function image(ref: ImageRef, lenient: boolean): Promise<Uint8Array> {
   if ('bytes' in ref) return unpack(ref.bytes, lenient);
   const { url } = ref;
-  return fetched.get(url) ?? remember(url, fetchOk(url).then(async (res) => blobBytes(await res.blob(), lenient)));
+  return fetched.get(url) ?? remember(url, download(url, lenient));
 }
 
 const imageName = (ref: ImageRef, what: string): string => ('url' in ref ? ref.url : what);
@@ -169,7 +171,7 @@ async function storedBytes(url: string, lenient: boolean): Promise<Uint8Array> {
   storedReads.delete(url);
   if (bytes !== null) return unpack(bytes, lenient);
   post({ type: 'image-stale', url });
-  return blobBytes(await (await fetchOk(url)).blob(), lenient);
+  return download(url, lenient);
 }
 
 /** One Web Worker per hart (vireo-hart.js, mttcg-hart.ts) when there are several and the page may share memory with them. */
