@@ -98,7 +98,8 @@ export class VirtualMachine {
     const store = options.storeImages ?? true;
     const kept = store ? storedImages() : {};
     const prefetch: Prefetch = { bios: url(this.settings.bios), kernel: url(this.settings.kernel), initrd: url(this.settings.initrd), stored: {} };
-    for (const u of [prefetch.bios, prefetch.kernel, prefetch.initrd]) if (u !== null && kept[u] !== undefined) prefetch.stored[u] = kept[u];
+    const urls = new Set([prefetch.bios, prefetch.kernel, prefetch.initrd]);
+    for (const u of urls) if (u !== null && kept[u] !== undefined) prefetch.stored[u] = kept[u];
     const script = new URL('vireo-worker.js', this.base);
     script.hash = encodeURIComponent(JSON.stringify(prefetch));
     this.worker = new Worker(script);
@@ -108,7 +109,7 @@ export class VirtualMachine {
     // Not compileStreaming: that needs the server to send application/wasm.
     const core = new URL('riscv-core.wasm', this.base);
     fetchOk(core).then((res) => res.arrayBuffer()).then((b) => WebAssembly.compile(b)).then((module) => this.send({ type: 'core', module }), (e: unknown) => this.send({ type: 'core', error: why(e) }));
-    for (const u of new Set([prefetch.bios, prefetch.kernel, prefetch.initrd])) {
+    for (const u of urls) {
       if (u === null) continue;
       // A kept copy is revalidated: 304 Not Modified means the worker's copy is current.
       const etag = prefetch.stored[u]?.etag ?? null;
