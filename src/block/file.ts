@@ -1,10 +1,11 @@
 /**
  * A host file holding a disk image, with positional reads and writes.
  *
- * No call blocks the main loop: reads and writes of up to 128 KiB go to the block I/O
- * thread (host-io.ts), which polls for them, so that a guest's stream of small requests
- * does not pay for waking a sleeping thread each time (on a virtual machine host ~75 us,
- * a third of a 4 KiB read: QD1 4 KiB IOPS went up 25-35% over libuv's pool); larger
+ * No call blocks the main loop. A read the host's page cache holds whole is copied at once
+ * (preadv2 with RWF_NOWAIT, nowait-read.ts); other reads, and writes, of up to 128 KiB go to
+ * the block I/O thread (host-io.ts), which polls for them, so that a guest's stream of small
+ * requests does not pay for waking a sleeping thread each time (on a virtual machine host
+ * ~75 us, a third of a 4 KiB read: QD1 4 KiB IOPS went up 25-35% over libuv's pool); larger
  * ones, fdatasync and fstat, and any request the thread has no free slot for or fails,
  * run on libuv's thread pool through node's FileHandle (which also words the errors).
  * Several requests may be in flight at once; the block drivers order the writes that
@@ -14,6 +15,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { UserError } from '../system/options.js';
 import { BlockIOError } from './block.js';
 import { hostIo } from './host-io.js';
+import { enableNowaitReads, readNowait } from './nowait-read.js';
 
 /** A host error as one readable line: "No such file or directory" rather than "ENOENT: no such file or directory, open '...'" */
 function reason(e: unknown): string {
@@ -36,6 +38,7 @@ export class HostFile {
 
   /** Opens `path` read-only (O_RDONLY) or read-write; failures are UserErrors naming the file. */
   static async open(path: string, readOnly: boolean): Promise<HostFile> {
+    await enableNowaitReads();
     try {
       const fh = await open(path, readOnly ? 'r' : 'r+');
       const st = await fh.stat();
@@ -58,6 +61,7 @@ export class HostFile {
 
   /** Fills `dst` from file offset `pos`; the part past the end of the file is zeroed. */
   async read(dst: Uint8Array, pos: number): Promise<void> {
+    if (readNowait(this.fh.fd, dst, pos)) return;
     const fast = this.track(hostIo().read(this.fh.fd, dst, pos));
     if (fast !== null) {
       const n = await fast;

@@ -24,6 +24,8 @@ const ZERO_PAGE = Buffer.alloc(PAGE);
 /** Pages the first pass checks at once for zeros (most of an idle guest's RAM is). */
 const ZERO_RUN = 64;
 const ZERO_RUN_BYTES = Buffer.alloc(ZERO_RUN * PAGE);
+/** How long a failed destination waits for the source, told why, to hang up before it closes anyway. */
+const SOURCE_HANGUP_MS = 10_000;
 
 /** The machine as migration sees it (the board supplies it). */
 export interface MigrationMachine {
@@ -346,11 +348,12 @@ export class Migration {
         this.setStatus('failed');
         if (!socket.destroyed) {
           // Tell the source why, and let it hang up first: closing with its data unread would reset the
-          // connection, and the answer could be lost.
+          // connection, and the answer could be lost. A source notices between two batches of pages,
+          // which on a loaded host can take seconds: hence the generous bound.
           socket.removeAllListeners('data');
           socket.on('data', () => {});
           socket.end(`error: ${why.replace(/\n/g, ' ')}\n`);
-          await Promise.race([new Promise((r) => socket.once('close', r)), new Promise((r) => setTimeout(r, 2000))]);
+          await Promise.race([new Promise((r) => socket.once('close', r)), new Promise((r) => setTimeout(r, SOURCE_HANGUP_MS))]);
           socket.destroy();
         }
         this.onIncomingFailed?.(why);

@@ -1,18 +1,35 @@
 /**
- * Tests for the block I/O thread and the main loop's polling (src/block/host-io.ts,
- * src/block/host-io-thread.ts, src/block/file.ts, src/system/io-poll.ts): which requests
- * the thread serves, that its reads and writes match the file, short reads at the end of
- * the file, more requests than it has slots, and pollIoBriefly's contract.
+ * Tests for the block I/O thread, the reads served from the host's page cache without it,
+ * and the main loop's polling (src/block/host-io.ts, src/block/host-io-thread.ts,
+ * src/block/nowait-read.ts, src/block/file.ts, src/system/io-poll.ts): which requests the
+ * thread serves, that reads and writes match the file, short reads at the end of the file,
+ * more requests than the thread has slots, and pollIoBriefly's contract.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import koffi from 'koffi';
 import { HostFile } from '../../src/block/file.js';
 import { HOST_IO_MAX_BYTES, HOST_IO_SLOTS, hostIo } from '../../src/block/host-io.js';
 import { addPolledIo, pollIoBriefly } from '../../src/system/io-poll.js';
 import { pattern, tempDir } from './block-helpers.js';
 
-test('block I/O thread: serves requests up to its slot size, libuv the larger ones; both match the file', async () => {
+/** Drops the file's pages from the host's page cache (posix_fadvise DONTNEED after a sync), so that a read must wait for the disk. */
+function evict(path: string): void {
+  const fadvise = koffi.load('libc.so.6').func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)') as
+    (fd: number, offset: number, len: number, advice: number) => number;
+  const fd = openSync(path, 'r');
+  try {
+    fdatasyncSync(fd);
+    assert.equal(fadvise(fd, 0, 0, 4 /* POSIX_FADV_DONTNEED */), 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const linux = process.platform === 'linux';
+
+test('block I/O: the thread serves writes up to its slot size, libuv the larger ones; reads the page cache holds are served at once; all match the file', async () => {
   const tmp = tempDir();
   try {
     const path = tmp.path('disk.img');
@@ -29,8 +46,30 @@ test('block I/O thread: serves requests up to its slot size, libuv the larger on
       const back = new Uint8Array(len);
       before = hostIo().completed;
       await f.read(back, pos);
-      assert.equal(hostIo().completed - before, onThread ? 1 : 0, `read of ${len} bytes on the thread: ${onThread}`);
+      // Just written, so cached: read with RWF_NOWAIT on Linux; elsewhere as the write went.
+      assert.equal(hostIo().completed - before, !linux && onThread ? 1 : 0, `read of ${len} bytes on the thread`);
       assert.deepEqual(back, data);
+    }
+    await f.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('block I/O: a read the page cache cannot serve at once goes to the thread (up to its slot size) or libuv', { skip: !linux && 'RWF_NOWAIT and posix_fadvise are Linux calls' }, async () => {
+  const tmp = tempDir();
+  try {
+    const path = tmp.path('cold.img');
+    const content = pattern(1 << 20, 42);
+    writeFileSync(path, content);
+    const f = await HostFile.open(path, true);
+    for (const [len, pos] of [[4096, 8192], [HOST_IO_MAX_BYTES, 300001], [HOST_IO_MAX_BYTES + 1, 600000]] as const) {
+      evict(path);
+      const back = new Uint8Array(len);
+      const before = hostIo().completed;
+      await f.read(back, pos);
+      assert.equal(hostIo().completed - before, len <= HOST_IO_MAX_BYTES ? 1 : 0, `read of ${len} bytes on the thread`);
+      assert.deepEqual(back, content.subarray(pos, pos + len));
     }
     await f.close();
   } finally {
