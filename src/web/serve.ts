@@ -98,9 +98,11 @@ const server = createServer((req, res) => {
   const type = TYPES[extname(file)] ?? 'application/octet-stream';
   if (extname(file) === '.gz') {
     // The bundled images go out decompressed (once, kept): over the loopback the bytes
-    // cost less than the page's gunzip of them. The page takes either form.
+    // cost less than the page's gunzip of them. The page takes either form. Not stored in
+    // the browser's HTTP cache (no-store): the page keeps its own copies (image-store.ts),
+    // and the cache's writes of 20 MB would compete with the first visit's boot.
     decompressed(file).then((body) => {
-      res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': body.length });
+      res.writeHead(200, { ...headers, 'Cache-Control': 'no-store', 'Content-Type': type, 'Content-Length': body.length });
       res.end(req.method === 'HEAD' ? undefined : body);
     }, () => res.writeHead(500, { ...headers, 'Content-Type': 'text/plain' }).end('cannot read the image\n'));
     return;
