@@ -18,7 +18,7 @@ import { UserError } from '../system/options.js';
 import { HostFile } from './file.js';
 
 // In a module of their own so that the browser build (memory.ts) takes them without node's fs.
-export { BlockIOError, checkRange } from './range.js';
+export { BlockIOError, checkRange, totalLength } from './range.js';
 
 /** A snapshot operation that failed (unknown snapshot, read-only image, I/O error...): the message is one line for the user. */
 export class BlockSnapshotError extends Error {}
@@ -50,6 +50,13 @@ export interface BlockBackend {
   readonly discardGranularity: number;
   /** Fills `dst` from the disk at byte `offset`. */
   read(offset: number, dst: Uint8Array): Promise<void>;
+  /**
+   * Fills `dsts`, consecutive on the disk from byte `offset`, at once if that needs no
+   * waiting (the host's page cache holds the data, or the disk is in memory); returns false
+   * otherwise, and then the buffers' contents are undefined (the caller uses read()). Throws
+   * {@link BlockIOError} for a range outside the disk. Formats without it always use read().
+   */
+  readNow?(offset: number, dsts: readonly Uint8Array[]): boolean;
   /** Writes `src` at byte `offset`. The caller must not modify `src` until the promise settles. */
   write(offset: number, src: Uint8Array): Promise<void>;
   /** Makes every write that completed before the call durable (fdatasync). */

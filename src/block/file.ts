@@ -61,7 +61,7 @@ export class HostFile {
 
   /** Fills `dst` from file offset `pos`; the part past the end of the file is zeroed. */
   async read(dst: Uint8Array, pos: number): Promise<void> {
-    if (readNowait(this.fh.fd, dst, pos)) return;
+    if (this.readNow([dst], pos)) return;
     const fast = this.track(hostIo().read(this.fh.fd, dst, pos));
     if (fast !== null) {
       const n = await fast;
@@ -81,6 +81,14 @@ export class HostFile {
       throw new BlockIOError(`${this.path}: read at ${pos}: ${reason(e)}`);
     }
     dst.fill(0, done);
+  }
+
+  /**
+   * Fills `dsts` (consecutive in the file from `pos`) at once if the host's page cache holds
+   * all of it (never waiting for the disk); false if not, with the buffers' contents undefined.
+   */
+  readNow(dsts: readonly Uint8Array[], pos: number): boolean {
+    return readNowait(this.fh.fd, dsts, pos);
   }
 
   /** Writes all of `src` at file offset `pos`. */

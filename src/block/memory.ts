@@ -5,7 +5,7 @@
  * nothing to make durable (the bytes leave only through {@link MemoryBackend.bytes}).
  * Raw only: qcow2 needs random access to a file, out of scope in the browser.
  */
-import { checkRange, BlockIOError } from './range.js';
+import { checkRange, totalLength, BlockIOError } from './range.js';
 import type { BlockBackend } from './block.js';
 
 const SECTOR = 512;
@@ -43,6 +43,15 @@ export class MemoryBackend implements BlockBackend {
   async read(offset: number, dst: Uint8Array): Promise<void> {
     checkRange(this.size, offset, dst.length);
     dst.set(this.data.subarray(offset, offset + dst.length));
+  }
+
+  readNow(offset: number, dsts: readonly Uint8Array[]): boolean {
+    checkRange(this.size, offset, totalLength(dsts));
+    for (const d of dsts) {
+      d.set(this.data.subarray(offset, offset + d.length));
+      offset += d.length;
+    }
+    return true;
   }
 
   async write(offset: number, src: Uint8Array): Promise<void> {

@@ -7,11 +7,14 @@
  * guest's stream of small reads would rather leave to the vCPU and V8's compiler. Any other
  * read (not cached, cut short, a file system without RWF_NOWAIT) goes on to the thread.
  */
+import { totalLength } from './range.js';
 
-/** preadv2 into `dst` from `pos` with RWF_NOWAIT: bytes read, or -1 with errno set. */
-type PreadNowait = (fd: number, dst: Uint8Array, pos: number) => number;
+/** preadv2 into `dsts` (consecutive in the file) from `pos` with RWF_NOWAIT: bytes read, or -1 with errno set. */
+type PreadNowait = (fd: number, dsts: readonly Uint8Array[], pos: number) => number;
 
 const RWF_NOWAIT = 8;
+/** Linux's IOV_MAX: the most buffers one preadv2 takes. */
+const IOV_MAX = 1024;
 /** What a kernel or file system without RWF_NOWAIT answers. */
 const UNSUPPORTED = new Set([22 /* EINVAL */, 38 /* ENOSYS */, 95 /* EOPNOTSUPP */]);
 
@@ -28,7 +31,7 @@ export function enableNowaitReads(): Promise<void> {
       const iovec = koffi.struct({ iov_base: 'void *', iov_len: 'size_t' });
       const preadv2 = koffi.load('libc.so.6').func('preadv2', 'long', ['int', koffi.pointer(iovec), 'int', 'int64_t', 'int']) as
         (fd: number, iov: { iov_base: Uint8Array; iov_len: number }[], count: number, pos: number, flags: number) => number;
-      preadNowait = (fd, dst, pos) => preadv2(fd, [{ iov_base: dst, iov_len: dst.length }], 1, pos, RWF_NOWAIT);
+      preadNowait = (fd, dsts, pos) => preadv2(fd, dsts.map((d) => ({ iov_base: d, iov_len: d.length })), dsts.length, pos, RWF_NOWAIT);
       errno = () => koffi.errno();
     } catch {
       // No binding: reads go to the thread.
@@ -38,13 +41,16 @@ export function enableNowaitReads(): Promise<void> {
 }
 
 /**
- * Fills `dst` from file offset `pos` if the host's page cache holds all of it; returns
- * whether it did. On false, `dst` may hold part of the data: the caller reads it all again.
+ * Fills `dsts`, which follow each other in the file from offset `pos`, if the host's page
+ * cache holds all of it; returns whether it did. On false they may hold part of the data:
+ * the caller reads it all again. The buffers may be views of guest RAM (shared memory).
  */
-export function readNowait(fd: number, dst: Uint8Array, pos: number): boolean {
-  if (preadNowait === null || dst.length === 0) return false;
-  const n = preadNowait(fd, dst, pos);
-  if (n === dst.length) return true;
+export function readNowait(fd: number, dsts: readonly Uint8Array[], pos: number): boolean {
+  if (preadNowait === null || dsts.length === 0 || dsts.length > IOV_MAX) return false;
+  const len = totalLength(dsts);
+  if (len === 0) return false;
+  const n = preadNowait(fd, dsts, pos);
+  if (n === len) return true;
   if (n < 0 && UNSUPPORTED.has(errno())) preadNowait = null;
   return false;
 }

@@ -13,3 +13,10 @@ export function checkRange(size: number, offset: number, len: number): void {
     throw new BlockIOError(`request [${offset}, +${len}) outside the disk (${size} bytes)`);
   }
 }
+
+/** The bytes of `bufs` together. */
+export function totalLength(bufs: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const b of bufs) n += b.length;
+  return n;
+}

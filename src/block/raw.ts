@@ -7,7 +7,7 @@
  *   node does not expose; discard is advisory, so doing nothing is correct.
  * - write zeroes: really writes zeros (the guest may rely on reading them back).
  */
-import { checkRange, BlockIOError, type BlockBackend, type BlockOpenOptions, type CacheMode } from './block.js';
+import { checkRange, totalLength, BlockIOError, type BlockBackend, type BlockOpenOptions, type CacheMode } from './block.js';
 import type { HostFile } from './file.js';
 
 /** Zeros for writeZeroes, written in pieces of this size so a large range needs little memory. */
@@ -35,6 +35,11 @@ export class RawBackend implements BlockBackend {
   async read(offset: number, dst: Uint8Array): Promise<void> {
     checkRange(this.size, offset, dst.length);
     await this.file.read(dst, offset);
+  }
+
+  readNow(offset: number, dsts: readonly Uint8Array[]): boolean {
+    checkRange(this.size, offset, totalLength(dsts));
+    return this.file.readNow(dsts, offset);
   }
 
   async write(offset: number, src: Uint8Array): Promise<void> {
