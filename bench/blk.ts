@@ -24,18 +24,20 @@
  *
  * Prints the best of `runs` for every row and VMM (runs alternate between the VMMs) and the
  * ratio Vireo/QEMU of the rates: above 1 Vireo is faster.
- * Usage: npm run bench:blk [-- runs [MiB [formats]]]   (default 3 128 raw,qcow2)
+ * Usage: npm run bench:blk [-- runs [MiB [formats]]] [--jit=on|off|both]   (default 3 128 raw,qcow2, jit off)
  * BENCH_TIMEOUT (seconds, default 600) bounds each boot; BENCH_DEBUG=1 prints the console on failure.
  */
 import { loadavg, cpus } from 'node:os';
 import { join } from 'node:path';
 import { rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createQcow2 } from '../src/block/qcow2.js';
-import { benchMain, fmt, riscvPeers, runGuestCommands, tempDir } from './common.js';
+import { benchMain, fmt, jitModes, riscvPeers, runGuestCommands, tempDir } from './common.js';
 
-const runs = Number(process.argv[2] ?? 3);
-const mib = Number(process.argv[3] ?? 128);
-const formats = (process.argv[4] ?? 'raw,qcow2').split(',');
+const args = process.argv.slice(2);
+const positional = args.filter((a) => !a.startsWith('--'));
+const runs = Number(positional[0] ?? 3);
+const mib = Number(positional[1] ?? 128);
+const formats = (positional[2] ?? 'raw,qcow2').split(',');
 const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT ?? 600);
 
 interface Row {
@@ -92,7 +94,9 @@ benchMain('bench:blk', async () => {
   if (!(runs >= 1) || !(mib >= 1) || !formats.every((f) => f === 'raw' || f === 'qcow2')) {
     throw new Error('usage: npm run bench:blk -- [runs >= 1] [MiB >= 1] [raw,qcow2 or one of them]');
   }
-  const peers = riscvPeers();
+  const [vireo, qemu] = riscvPeers();
+  // One Vireo per JIT mode asked for, then QEMU (the last peer).
+  const peers = [...jitModes(args).map((jit) => ({ ...vireo!, name: `vireo jit=${jit}`, args: [...vireo!.args, '-accel', `tcg,jit=${jit}`] })), qemu!];
   const dir = tempDir();
   const load0 = loadavg()[0]!;
   console.log(`bench:blk: bundled riscv64 guest (-m 512M, 1 hart), virtio-blk-device, cache=writeback, ${mib} MiB disk, busybox dd O_DIRECT, best of ${runs}`);
@@ -113,12 +117,14 @@ benchMain('bench:blk', async () => {
     }
   }
   console.log(`host: ${cpus().length} CPUs, load average ${fmt(load0, 1)} at start, ${fmt(loadavg()[0]!, 1)} at end`);
-  console.log(`${'format'.padEnd(7)}${'test'.padEnd(14)}${'vireo'.padStart(14)}${'qemu'.padStart(14)}   vireo/qemu`);
+  const vireos = peers.slice(0, -1);
+  console.log(`${'format'.padEnd(7)}${'test'.padEnd(14)}${peers.map((p) => p.name.padStart(16)).join('')}   ${vireos.map((p) => `${p.name}/qemu`).join('   ')}`);
   for (const format of formats) {
-    const [v, q] = best.get(format)!;
+    const b = best.get(format)!;
+    const q = b[b.length - 1]!;
     rows.forEach((r, i) => {
-      const cell = (x: number) => `${fmt(x, r.unit === 'IOPS' ? 0 : 1)} ${r.unit}`.padStart(14);
-      console.log(`${format.padEnd(7)}${r.name.padEnd(14)}${cell(v![i]!)}${cell(q![i]!)}   ${fmt(v![i]! / q![i]!)}`);
+      const cell = (x: number) => `${fmt(x, r.unit === 'IOPS' ? 0 : 1)} ${r.unit}`.padStart(16);
+      console.log(`${format.padEnd(7)}${r.name.padEnd(14)}${b.map((v) => cell(v[i]!)).join('')}   ${vireos.map((p, k) => fmt(b[k]![i]! / q[i]!).padStart(p.name.length + 5)).join('   ')}`);
     });
   }
 });
