@@ -12,6 +12,9 @@ import { memoryDiskProblem } from '../block/memory.js';
 import { forgetImage, keepImage, storedImages } from './image-store.js';
 import type { InputEvent } from '../ui/input-keys.js';
 
+/** How long after the machine first runs the page starts keeping its downloaded images (ms): about a boot of the bundled guest. */
+const KEEP_AFTER_MS = 3000;
+
 export type { FramebufferView, VmState } from './protocol.js';
 export type { InputEvent } from '../ui/input-keys.js';
 
@@ -76,7 +79,7 @@ export class VirtualMachine {
   /** diskBytes() answers awaited, by request id. */
   private readonly diskReads = new Map<number, (bytes: Uint8Array<ArrayBuffer> | null) => void>();
   private nextDiskRead = 0;
-  /** Downloaded images to keep (image-store.ts), written once the machine runs, so as not to slow its start. */
+  /** Downloaded images to keep (image-store.ts), written a while after the machine runs, so as not to slow its boot. */
   private toKeep: (() => Promise<void>)[] | null = [];
 
   constructor(options: VirtualMachineOptions = {}) {
@@ -221,7 +224,9 @@ export class VirtualMachine {
     if (state !== 'created' && state !== 'loading' && this.toKeep !== null) {
       const writes = this.toKeep;
       this.toKeep = null;
-      void writes.reduce((done, write) => done.then(write), Promise.resolve());
+      // Not while the guest boots: writing the copies (13 MB for the bundled images) takes the
+      // browser's CPU, which on a small host the booting guest's worker is waiting for.
+      setTimeout(() => void writes.reduce((done, write) => done.then(write), Promise.resolve()), KEEP_AFTER_MS);
     }
     this.onState?.(state, detail);
   }
