@@ -207,6 +207,13 @@ test('a read the backend can do at once (readNow) goes straight into the guest b
   assert.equal(statusOf(q, r), VIRTIO_BLK_S.OK);
   const back = new Uint8Array([...q.readBuffer(r.buffers[1]!), ...q.readBuffer(r.buffers[2]!), ...q.readBuffer(r.buffers[3]!)]);
   assert.deepEqual(back, content.subarray(3 * 512, 3 * 512 + 6144));
+  // Buffers apart in RAM, and in reverse order.
+  const at = [q.ram.alloc(4096 + 64), q.ram.alloc(512 + 64)].reverse();
+  const r2 = q.addChain([{ readable: header(VIRTIO_BLK_T.IN, 9) }, { writable: 512, addr: at[0]! }, { writable: 4096, addr: at[1]! }, { writable: 1 }]);
+  dev.queueNotify(0);
+  assert.deepEqual(await used(q, 1), [{ id: r2.head, len: 4608 + 1 }]);
+  assert.equal(statusOf(q, r2), VIRTIO_BLK_S.OK);
+  assert.deepEqual(new Uint8Array([...q.readBuffer(r2.buffers[1]!), ...q.readBuffer(r2.buffers[2]!)]), content.subarray(9 * 512, 9 * 512 + 4608));
   assert.equal(readCalls, 0, 'no host buffer: readNow filled the guest pages');
   assert.equal(needsReset(), null);
 });
