@@ -6,6 +6,8 @@
  * I/O thread (host-io.ts), whose spinning for the next request also takes a host core a
  * guest's stream of small reads would rather leave to the vCPU and V8's compiler. Any other
  * read (not cached, cut short, a file system without RWF_NOWAIT) goes on to the thread.
+ * Linux's io_uring works the same way: it tries each read without waiting first, and hands
+ * it to a worker thread only if that fails.
  */
 import { totalLength } from './range.js';
 
