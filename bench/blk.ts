@@ -10,17 +10,14 @@
  * an empty image with 64 KiB clusters), so both start from the same state and the reads read
  * back what the writes wrote, from the host page cache.
  *
- * In the guest, with busybox dd and O_DIRECT (iflag/oflag=direct: no guest page cache):
- *   - seq write: bs=1M, the whole disk, from /dev/zero
- *   - seq read:  bs=1M, the whole disk, to /dev/null
- *   - 4k read / 4k write: bs=4k, MiB*32 requests one at a time (queue depth 1): IOPS
- * Times come from dd itself (the guest's monotonic clock, which follows the host clock in both
- * VMMs), so boot and console traffic are excluded. The 4 KiB rows use consecutive offsets:
- * busybox has no tool issuing random-offset I/O from one process, and a dd per request costs a
- * process start (13-30 ms emulated) per 4 KiB I/O (0.1-0.3 ms), i.e. measures fork/exec. With a
- * page-cached host file the offset order changes nothing on the host; the rows measure the
- * per-request path (notify, host pread/pwrite, completion interrupt), which is what random
- * IOPS on such a disk is made of.
+ * In the guest, bench/guest/iobench (a small static program sent through the console before
+ * the rows: busybox has no tool for random-offset I/O), with O_DIRECT (no guest page cache),
+ * one request at a time (queue depth 1), from and to one buffer filled once, as fio does:
+ *   - seq write / seq read: 1 MiB requests over the whole disk: MiB/s
+ *   - rand read / rand write: MiB*32 4 KiB requests at random 4 KiB-aligned offsets (the same
+ *     fixed-seed sequence in every run and VMM): IOPS
+ * Times come from iobench itself (the guest's monotonic clock, which follows the host clock in
+ * both VMMs), so boot and console traffic are excluded.
  *
  * Prints the best of `runs` for every row and VMM (runs alternate between the VMMs) and the
  * ratio Vireo/QEMU of the rates: above 1 Vireo is faster.
@@ -29,9 +26,9 @@
  */
 import { loadavg, cpus } from 'node:os';
 import { join } from 'node:path';
-import { rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createQcow2 } from '../src/block/qcow2.js';
-import { benchMain, fmt, jitModes, riscvPeers, runGuestCommands, tempDir } from './common.js';
+import { benchMain, fmt, jitModes, riscvPeers, ROOT, runGuestCommands, tempDir } from './common.js';
 
 const args = process.argv.slice(2);
 const positional = args.filter((a) => !a.startsWith('--'));
@@ -43,38 +40,46 @@ const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT ?? 600);
 interface Row {
   name: string;
   unit: 'MiB/s' | 'IOPS';
-  /** The dd command run in the guest. */
-  dd: string;
-  /** Requests (dd records) and bytes it must report. */
-  records: number;
-  bytes: number;
+  /** iobench's mode, request size and count. */
+  mode: 'write' | 'read' | 'randread' | 'randwrite';
+  bs: number;
+  ops: number;
 }
 
-const small = mib * 32;
 const rows: Row[] = [
-  { name: 'seq write 1M', unit: 'MiB/s', dd: `dd if=/dev/zero of=/dev/vda bs=1M count=${mib} oflag=direct conv=notrunc`, records: mib, bytes: mib << 20 },
-  { name: 'seq read 1M', unit: 'MiB/s', dd: `dd if=/dev/vda of=/dev/null bs=1M count=${mib} iflag=direct`, records: mib, bytes: mib << 20 },
-  { name: '4k read QD1', unit: 'IOPS', dd: `dd if=/dev/vda of=/dev/null bs=4k count=${small} iflag=direct`, records: small, bytes: small * 4096 },
-  { name: '4k write QD1', unit: 'IOPS', dd: `dd if=/dev/zero of=/dev/vda bs=4k count=${small} oflag=direct conv=notrunc`, records: small, bytes: small * 4096 },
+  { name: 'seq write 1M', unit: 'MiB/s', mode: 'write', bs: 1 << 20, ops: mib },
+  { name: 'seq read 1M', unit: 'MiB/s', mode: 'read', bs: 1 << 20, ops: mib },
+  { name: 'rand read 4k', unit: 'IOPS', mode: 'randread', bs: 4096, ops: mib * 32 },
+  { name: 'rand write 4k', unit: 'IOPS', mode: 'randwrite', bs: 4096, ops: mib * 32 },
 ];
 
-/** The guest prints `ROW<i>` and dd's report on one line (the shell's word splitting joins its lines). */
-const cmd = (r: Row, i: number) => `echo ROW$((${i})) $(${r.dd} 2>&1)`;
-
-function rate(r: Row, seconds: number): number {
-  return r.unit === 'IOPS' ? r.records / seconds : r.bytes / seconds / (1 << 20);
+const IOBENCH = '/tmp/iobench';
+const IOBENCH_ELF = readFileSync(join(ROOT, 'bench', 'guest', 'iobench.elf'));
+/**
+ * Guest commands that write bench/guest/iobench.elf to IOBENCH: its base64 in lines that fit,
+ * with the command around them, in busybox's line editor (1024 bytes), decoded, and its size.
+ */
+function upload(): string[] {
+  const text = IOBENCH_ELF.toString('base64');
+  const parts: string[] = [];
+  for (let i = 0; i < text.length; i += 768) parts.push(`echo ${text.slice(i, i + 768)} >> ${IOBENCH}.b64`);
+  return [...parts, `base64 -d ${IOBENCH}.b64 > ${IOBENCH} && chmod +x ${IOBENCH} && echo IOBENCH-SIZE $(wc -c < ${IOBENCH})`];
 }
 
-/** Parses each row's result from the console; throws if dd did not do exactly what was asked. */
+/** The guest prints `ROW<i>` and iobench's report (or its error) on one line. */
+const cmd = (r: Row, i: number) => `echo ROW$((${i})) $(${IOBENCH} ${r.mode} ${r.bs} ${r.ops} /dev/vda 2>&1)`;
+
+/** Parses each row's result from the console; throws if iobench did not do exactly what was asked. */
 function parse(peer: string, output: string): number[] {
   return rows.map((r, i) => {
     const m = new RegExp(`ROW${i} (.*)`).exec(output);
     const line = m?.[1]?.trim() ?? '(no output)';
-    const d = /(\d+)\+0 records in (\d+)\+0 records out (\d+) bytes \(.*\) copied, ([\d.]+) seconds/.exec(line);
-    if (!d || Number(d[1]) !== r.records || Number(d[2]) !== r.records || Number(d[3]) !== r.bytes) {
-      throw new Error(`${peer}: '${r.dd}' in the guest did not complete: ${line.slice(0, 160)}`);
+    const d = /^iobench (\w+) bs=(\d+) ops=(\d+) bytes=(\d+) ns=(\d+)$/.exec(line);
+    if (!d || d[1] !== r.mode || Number(d[2]) !== r.bs || Number(d[3]) !== r.ops || Number(d[4]) !== r.bs * r.ops || !(Number(d[5]) > 0)) {
+      throw new Error(`${peer}: '${cmd(r, i)}' in the guest did not complete: ${line.slice(0, 160)}`);
     }
-    return rate(r, Number(d[4]));
+    const seconds = Number(d[5]) / 1e9;
+    return r.unit === 'IOPS' ? r.ops / seconds : r.ops * r.bs / seconds / (1 << 20);
   });
 }
 
@@ -99,7 +104,7 @@ benchMain('bench:blk', async () => {
   const peers = [...jitModes(args).map((jit) => ({ ...vireo!, name: `vireo jit=${jit}`, args: [...vireo!.args, '-accel', `tcg,jit=${jit}`] })), qemu!];
   const dir = tempDir();
   const load0 = loadavg()[0]!;
-  console.log(`bench:blk: bundled riscv64 guest (-m 512M, 1 hart), virtio-blk-device, cache=writeback, ${mib} MiB disk, busybox dd O_DIRECT, best of ${runs}`);
+  console.log(`bench:blk: bundled riscv64 guest (-m 512M, 1 hart), virtio-blk-device, cache=writeback, ${mib} MiB disk, iobench O_DIRECT QD1, best of ${runs}`);
   // best[format][peer][row]
   const best = new Map<string, number[][]>();
   for (let run = 0; run < runs; run++) {
@@ -107,7 +112,10 @@ benchMain('bench:blk', async () => {
       for (const [p, peer] of peers.entries()) {
         const img = await image(dir, format, peer.name);
         const drive = ['-drive', `file=${img},format=${format},if=none,id=d0,cache=writeback`, '-device', 'virtio-blk-device,drive=d0'];
-        const r = await runGuestCommands(peer, drive, rows.map(cmd), TIMEOUT_S);
+        const r = await runGuestCommands(peer, drive, [...upload(), ...rows.map(cmd)], TIMEOUT_S);
+        if (!r.output.includes(`IOBENCH-SIZE ${IOBENCH_ELF.length}`)) {
+          throw new Error(`${peer.name}: iobench did not reach the guest whole`);
+        }
         const rates = parse(peer.name, r.output);
         const b = best.get(format) ?? peers.map(() => rows.map(() => 0));
         best.set(format, b);
