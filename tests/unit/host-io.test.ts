@@ -56,6 +56,35 @@ test('block I/O: the thread serves writes up to its slot size, libuv the larger 
   }
 });
 
+test('block I/O: a cached read at once fills buffers scattered over shared memory and plain buffers, in file order', { skip: !linux && 'RWF_NOWAIT is a Linux flag' }, async () => {
+  const tmp = tempDir();
+  try {
+    const path = tmp.path('scatter.img');
+    const content = pattern(1 << 20, 7);
+    writeFileSync(path, content);
+    const f = await HostFile.open(path, true);
+    const ram = new Uint8Array(new WebAssembly.Memory({ initial: 64, maximum: 64, shared: true }).buffer);
+    const plain = new Uint8Array(3 * 4096);
+    // Guest pages out of order and apart, a plain buffer's middle (its own base), sizes that are not pages.
+    const dsts = [ram.subarray(40 * 4096, 41 * 4096), ram.subarray(3 * 4096, 4 * 4096 + 100), plain.subarray(4096, 8192),
+      ram.subarray(17 * 4096 + 1, 17 * 4096 + 513), ...Array.from({ length: 200 }, (_, i) => ram.subarray((300 - (i % 50)) * 4096 + i * 16, (300 - (i % 50)) * 4096 + i * 16 + 16))];
+    for (const pos of [0, 123457]) {
+      ram.fill(0xee);
+      plain.fill(0xee);
+      assert.equal(f.readNow(dsts, pos), true, 'just written: cached');
+      let at = pos;
+      for (const [i, d] of dsts.entries()) {
+        assert.deepEqual(d, content.subarray(at, at + d.length), `buffer ${i}`);
+        at += d.length;
+      }
+      assert.ok(plain.subarray(0, 4096).every((b) => b === 0xee) && plain.subarray(8192).every((b) => b === 0xee), 'nothing outside the views');
+    }
+    await f.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
 test('block I/O: a read the page cache cannot serve at once goes to the thread (up to its slot size) or libuv', { skip: !linux && 'RWF_NOWAIT and posix_fadvise are Linux calls' }, async () => {
   const tmp = tempDir();
   try {
