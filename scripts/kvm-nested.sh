@@ -9,7 +9,8 @@
 # Usage:   scripts/kvm-nested.sh DIR COMMAND...   e.g.  scripts/kvm-nested.sh "$PWD" node --test dist/tests/kvm/*.test.js
 # Needs:   root (installs qemu-system-x86 busybox-static cpio kmod with apt-get if missing)
 # Env:     KVM_NESTED_CACHE (default ~/.cache/vireo-kvm-nested), KVM_NESTED_MEM (default 2G),
-#          KVM_NESTED_TIMEOUT seconds (default 600), KVM_NESTED_QEMU=1 (also share this host's
+#          KVM_NESTED_TIMEOUT seconds (default 600), KVM_NESTED_STALL seconds without output that
+#          end the VM as stalled (default 300), KVM_NESTED_QEMU=1 (also share this host's
 #          qemu-system-x86_64, so that bench/kvm-* have their peer inside); BENCH_* variables are passed in
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 DIR COMMAND..." >&2; exit 2; }
@@ -107,8 +108,20 @@ trap 'kill $qpid 2>/dev/null || true; rm -f "$out"' EXIT
 trap 'exit 143' TERM INT
 # the printer runs in the background too: bash runs traps only between foreground commands, and `wait` yields to them
 tail -n +1 --pid=$qpid -f "$out" | tr -d '\r' | grep --line-buffered -v -e '^KVM-NESTED-EXIT=' -e 'reboot: Power down' &
+printer=$!
+# A VM that prints nothing for KVM_NESTED_STALL seconds has stalled (its kernel, under TCG and
+# the emulated SVM, now and then stops making progress): end it now rather than at the timeout.
+stalled=0
+while kill -0 $qpid 2>/dev/null; do
+  sleep 5
+  if [ $(( $(date +%s) - $(stat -c %Y "$out") )) -gt "${KVM_NESTED_STALL:-300}" ]; then
+    stalled=1
+    kill $qpid 2>/dev/null || true
+  fi
+done
 wait $qpid 2>/dev/null || true
-wait $! 2>/dev/null || true
+wait $printer 2>/dev/null || true
 code=$(tr -d '\r' < "$out" | sed -n 's/^KVM-NESTED-EXIT=\([0-9]*\).*/\1/p' | tail -1)
-[ -n "$code" ] || { echo "kvm-nested: the guest did not finish (timeout or boot failure)" >&2; exit 125; }
+[ "$stalled" = 0 ] || echo "kvm-nested: no output for ${KVM_NESTED_STALL:-300} s: the VM stalled" >&2
+[ -n "$code" ] || { echo "kvm-nested: the guest did not finish (timeout, stall or boot failure)" >&2; exit 125; }
 exit "$code"
