@@ -59,12 +59,12 @@ const IOBENCH_ELF = readFileSync(join(ROOT, 'bench', 'guest', 'iobench.elf'));
  * Guest commands that write bench/guest/iobench.elf to IOBENCH: its base64 in lines that fit,
  * with the command around them, in busybox's line editor (1024 bytes), decoded, and its size.
  */
-function upload(): string[] {
+const UPLOAD: string[] = (() => {
   const text = IOBENCH_ELF.toString('base64');
   const parts: string[] = [];
   for (let i = 0; i < text.length; i += 768) parts.push(`echo ${text.slice(i, i + 768)} >> ${IOBENCH}.b64`);
   return [...parts, `base64 -d ${IOBENCH}.b64 > ${IOBENCH} && chmod +x ${IOBENCH} && echo IOBENCH-SIZE $(wc -c < ${IOBENCH})`];
-}
+})();
 
 /** The guest prints `ROW<i>` and iobench's report (or its error) on one line. */
 const cmd = (r: Row, i: number) => `echo ROW$((${i})) $(${IOBENCH} ${r.mode} ${r.bs} ${r.ops} /dev/vda 2>&1)`;
@@ -112,7 +112,7 @@ benchMain('bench:blk', async () => {
       for (const [p, peer] of peers.entries()) {
         const img = await image(dir, format, peer.name);
         const drive = ['-drive', `file=${img},format=${format},if=none,id=d0,cache=writeback`, '-device', 'virtio-blk-device,drive=d0'];
-        const r = await runGuestCommands(peer, drive, [...upload(), ...rows.map(cmd)], TIMEOUT_S);
+        const r = await runGuestCommands(peer, drive, [...UPLOAD, ...rows.map(cmd)], TIMEOUT_S);
         if (!r.output.includes(`IOBENCH-SIZE ${IOBENCH_ELF.length}`)) {
           throw new Error(`${peer.name}: iobench did not reach the guest whole`);
         }

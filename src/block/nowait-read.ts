@@ -50,11 +50,12 @@ export function enableNowaitReads(): Promise<void> {
         for (let i = 0; i < dsts.length; i++) {
           const d = dsts[i]!;
           let base = bases.get(d.buffer);
-          if (base === undefined) {
+          // Not from an empty view: koffi may pass no address for one (its length 0 makes any address do).
+          if (base === undefined && d.length > 0) {
             base = Number(memmove(d, d, 0)) - d.byteOffset;
             bases.set(d.buffer, base);
           }
-          const addr = base + d.byteOffset;
+          const addr = (base ?? 0) + d.byteOffset;
           iov[i * 4] = addr % 0x100000000;
           iov[i * 4 + 1] = Math.floor(addr / 0x100000000);
           iov[i * 4 + 2] = d.length;
@@ -78,8 +79,7 @@ export function enableNowaitReads(): Promise<void> {
 export function readNowait(fd: number, dsts: readonly Uint8Array[], pos: number): boolean {
   if (preadNowait === null || dsts.length === 0 || dsts.length > IOV_MAX) return false;
   const len = totalLength(dsts);
-  // Empty buffers too: koffi may pass no address for one, which would spoil its buffer's base.
-  if (len === 0 || dsts.some((d) => d.length === 0)) return false;
+  if (len === 0) return false;
   const n = preadNowait(fd, dsts, pos);
   if (n === len) return true;
   if (n < 0 && UNSUPPORTED.has(errno())) preadNowait = null;

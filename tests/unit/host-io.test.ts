@@ -65,8 +65,9 @@ test('block I/O: a cached read at once fills buffers scattered over shared memor
     const f = await HostFile.open(path, true);
     const ram = new Uint8Array(new WebAssembly.Memory({ initial: 64, maximum: 64, shared: true }).buffer);
     const plain = new Uint8Array(3 * 4096);
-    // Guest pages out of order and apart, a plain buffer's middle (its own base), sizes that are not pages.
-    const dsts = [ram.subarray(40 * 4096, 41 * 4096), ram.subarray(3 * 4096, 4 * 4096 + 100), plain.subarray(4096, 8192),
+    // Guest pages out of order and apart, a plain buffer's middle (its own base), sizes that are not pages,
+    // and first an empty view (guest RAM is first seen through it).
+    const dsts = [ram.subarray(5 * 4096, 5 * 4096), ram.subarray(40 * 4096, 41 * 4096), ram.subarray(3 * 4096, 4 * 4096 + 100), plain.subarray(4096, 8192),
       ram.subarray(17 * 4096 + 1, 17 * 4096 + 513), ...Array.from({ length: 200 }, (_, i) => ram.subarray((300 - (i % 50)) * 4096 + i * 16, (300 - (i % 50)) * 4096 + i * 16 + 16))];
     for (const pos of [0, 123457]) {
       ram.fill(0xee);
