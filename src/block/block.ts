@@ -59,6 +59,13 @@ export interface BlockBackend {
   readNow?(offset: number, dsts: readonly Uint8Array[]): boolean;
   /** Writes `src` at byte `offset`. The caller must not modify `src` until the promise settles. */
   write(offset: number, src: Uint8Array): Promise<void>;
+  /**
+   * Writes the concatenation of `srcs` at byte `offset` without first copying them into
+   * one buffer. The bytes may be read at any time until the promise settles, and whatever
+   * they are then is what lands on the disk (nothing else: a format offers writev only if
+   * bytes changing under it cannot harm the image). Formats without it take write().
+   */
+  writev?(offset: number, srcs: readonly Uint8Array[]): Promise<void>;
   /** Makes every write that completed before the call durable (fdatasync). */
   flush(): Promise<void>;
   /** The range's contents are no longer needed (advisory: it may read back as before or as zeros). */

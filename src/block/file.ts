@@ -6,8 +6,9 @@
  * the block I/O thread (host-io.ts), which polls for them, so that a guest's stream of small
  * requests does not pay for waking a sleeping thread each time (on a virtual machine host
  * ~75 us, a third of a 4 KiB read: QD1 4 KiB IOPS went up 25-35% over libuv's pool); larger
- * ones, fdatasync and fstat, and any request the thread has no free slot for or fails,
- * run on libuv's thread pool through node's FileHandle (which also words the errors).
+ * ones (a write of several buffers as one pwritev), fdatasync and fstat, and any request
+ * the thread has no free slot for or fails, run on libuv's thread pool through node's
+ * FileHandle (which also words the errors).
  * Several requests may be in flight at once; the block drivers order the writes that
  * must be ordered by awaiting them.
  */
@@ -15,6 +16,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { UserError } from '../system/options.js';
 import { BlockIOError } from './block.js';
 import { hostIo } from './host-io.js';
+import { totalLength } from './range.js';
 import { enableNowaitReads, readNowait } from './nowait-read.js';
 
 /** A host error as one readable line: "No such file or directory" rather than "ENOENT: no such file or directory, open '...'" */
@@ -27,6 +29,19 @@ function reason(e: unknown): string {
     case 'EROFS': return 'Read-only file system';
     default: return err.message ?? String(e);
   }
+}
+
+/** `bufs` without their first `n` bytes (views of the same memory). */
+function skipBytes(bufs: readonly Uint8Array[], n: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  for (const b of bufs) {
+    if (n >= b.length) n -= b.length;
+    else {
+      rest.push(n > 0 ? b.subarray(n) : b);
+      n = 0;
+    }
+  }
+  return rest;
 }
 
 /** An open image file. Reads past the end of the file return zeros, like a sparse file's holes. */
@@ -47,6 +62,9 @@ export class HostFile {
         await fh.close();
         throw new UserError(`could not open disk image ${path}: not a regular file`);
       }
+      // The thread starts now rather than at the first request that needs it: a worker takes
+      // ~30 ms to start, longer while a guest keeps the host busy.
+      hostIo();
       return new HostFile(fh, path, readOnly);
     } catch (e) {
       if (e instanceof UserError) throw e;
@@ -92,14 +110,20 @@ export class HostFile {
   }
 
   /** Writes all of `src` at file offset `pos`. */
-  async write(src: Uint8Array, pos: number): Promise<void> {
+  write(src: Uint8Array, pos: number): Promise<void> {
+    return this.writev([src], pos);
+  }
+
+  /** Writes all of `srcs`, one after the other, at file offset `pos` (pwritev: no copy into one buffer first). */
+  async writev(srcs: readonly Uint8Array[], pos: number): Promise<void> {
     if (this.readOnly) throw new BlockIOError(`${this.path}: opened read-only`);
-    const fast = this.track(hostIo().write(this.fh.fd, src, pos));
-    if (fast !== null && (await fast) === src.length) return;
+    const len = totalLength(srcs);
+    const fast = this.track(hostIo().writev(this.fh.fd, srcs, len, pos));
+    if (fast !== null && (await fast) === len) return;
     let done = 0;
     try {
-      while (done < src.length) {
-        const { bytesWritten } = await this.fh.write(src, done, src.length - done, pos + done);
+      while (done < len) {
+        const { bytesWritten } = await this.fh.writev(done === 0 ? srcs : skipBytes(srcs, done), pos + done);
         done += bytesWritten;
       }
     } catch (e) {

@@ -90,12 +90,12 @@ class HostIo implements PolledIo {
 
   /** Reads into `dst` from `pos`; resolves to the bytes read (short at the end of the file), -1 on failure; null if no slot is free. */
   read(fd: number, dst: Uint8Array, pos: number): Promise<number> | null {
-    return this.submit(OP_READ, fd, dst, pos);
+    return this.submit(OP_READ, fd, [dst], dst.length, pos);
   }
 
-  /** Writes `src` at `pos`; resolves to the bytes written, -1 on failure; null if no slot is free. */
-  write(fd: number, src: Uint8Array, pos: number): Promise<number> | null {
-    return this.submit(OP_WRITE, fd, src, pos);
+  /** Writes `srcs` (`len` bytes together) one after the other at `pos`; resolves to the bytes written, -1 on failure; null if no slot is free or `len` is too big for one. */
+  writev(fd: number, srcs: readonly Uint8Array[], len: number, pos: number): Promise<number> | null {
+    return this.submit(OP_WRITE, fd, srcs, len, pos);
   }
 
   /** Requests the thread has completed so far. */
@@ -123,16 +123,23 @@ class HostIo implements PolledIo {
     return n;
   }
 
-  private submit(op: number, fd: number, buf: Uint8Array, pos: number): Promise<number> | null {
-    if (buf.length > HOST_IO_MAX_BYTES || this.ended) return null;
+  /** A read has one buffer (`bufs[0]`), a write any number, which are copied to the slot here. */
+  private submit(op: number, fd: number, bufs: readonly Uint8Array[], len: number, pos: number): Promise<number> | null {
+    if (len > HOST_IO_MAX_BYTES || this.ended) return null;
     const i = this.requests.indexOf(null);
     if (i < 0) return null;
     return new Promise<number>((resolve) => {
-      this.requests[i] = { resolve, dst: op === OP_READ ? buf : null };
-      if (op === OP_WRITE) this.data.set(buf, i * HOST_IO_MAX_BYTES);
+      this.requests[i] = { resolve, dst: op === OP_READ ? bufs[0]! : null };
+      if (op === OP_WRITE) {
+        let at = i * HOST_IO_MAX_BYTES;
+        for (const b of bufs) {
+          this.data.set(b, at);
+          at += b.length;
+        }
+      }
       this.ctl[slotWord(i, F_OP)] = op;
       this.ctl[slotWord(i, F_FD)] = fd;
-      this.ctl[slotWord(i, F_LEN)] = buf.length;
+      this.ctl[slotWord(i, F_LEN)] = len;
       this.pos[i] = pos;
       Atomics.store(this.ctl, slotWord(i, F_STATE), QUEUED);
       Atomics.add(this.ctl, SUBMITTED, 1);

@@ -55,8 +55,15 @@ export class MemoryBackend implements BlockBackend {
   }
 
   async write(offset: number, src: Uint8Array): Promise<void> {
-    this.checkWrite(offset, src.length);
-    this.data.set(src, offset);
+    await this.writev(offset, [src]);
+  }
+
+  async writev(offset: number, srcs: readonly Uint8Array[]): Promise<void> {
+    this.checkWrite(offset, totalLength(srcs));
+    for (const s of srcs) {
+      this.data.set(s, offset);
+      offset += s.length;
+    }
   }
 
   async flush(): Promise<void> {}

@@ -43,8 +43,12 @@ export class RawBackend implements BlockBackend {
   }
 
   async write(offset: number, src: Uint8Array): Promise<void> {
-    this.checkWrite(offset, src.length);
-    await this.file.write(src, offset);
+    await this.writev(offset, [src]);
+  }
+
+  async writev(offset: number, srcs: readonly Uint8Array[]): Promise<void> {
+    this.checkWrite(offset, totalLength(srcs));
+    await this.file.writev(srcs, offset);
   }
 
   async flush(): Promise<void> {

@@ -20,6 +20,10 @@ test('memory disk: round trip at unaligned offsets, write zeroes, discard, flush
   const back = new Uint8Array(5000);
   await b.read(777, back);
   assert.deepEqual(back, data);
+  // writev: the buffers one after the other (an empty one among them).
+  await b.writev(6000, [data.subarray(0, 10), new Uint8Array(0), data.subarray(10, 4000)]);
+  await b.read(6000, back.subarray(0, 4000));
+  assert.deepEqual(back.subarray(0, 4000), data.subarray(0, 4000));
   await b.writeZeroes(1000, 100);
   await b.discard(0, 512);
   await b.flush();
@@ -39,6 +43,7 @@ test('memory disk: every request outside the disk, or malformed, is a BlockIOErr
   for (const [off, len] of bad) {
     await assert.rejects(b.read(off, new Uint8Array(len)), BlockIOError, `read ${off} ${len}`);
     await assert.rejects(b.write(off, new Uint8Array(len)), BlockIOError, `write ${off} ${len}`);
+    await assert.rejects(b.writev(off, [new Uint8Array(len)]), BlockIOError, `writev ${off} ${len}`);
     await assert.rejects(b.writeZeroes(off, len), BlockIOError, `zeroes ${off} ${len}`);
     await assert.rejects(b.discard(off, len), BlockIOError, `discard ${off} ${len}`);
   }

@@ -86,6 +86,7 @@ test('raw: requests outside the disk, huge or not integers are I/O errors', asyn
     for (const [off, len] of [[-1, 1], [8192 - 511, 512], [8192, 1], [2 ** 53, 1], [NaN, 1], [0.5, 1], [Number.MAX_SAFE_INTEGER, 2]]) {
       await assert.rejects(b.read(off, new Uint8Array(len)), BlockIOError, `read ${off}+${len}`);
       await assert.rejects(b.write(off, new Uint8Array(len)), BlockIOError, `write ${off}+${len}`);
+      await assert.rejects(b.writev!(off, [new Uint8Array(len)]), BlockIOError, `writev ${off}+${len}`);
     }
     await assert.rejects(b.writeZeroes(0, 2 ** 60), BlockIOError);
     await assert.rejects(b.writeZeroes(4096, -1), BlockIOError);

@@ -56,6 +56,33 @@ test('block I/O: the thread serves writes up to its slot size, libuv the larger 
   }
 });
 
+test('block I/O: a write of several buffers (views of shared memory and plain ones, an empty one) lands as their concatenation, on the thread up to its slot size and through libuv above', async () => {
+  const tmp = tempDir();
+  try {
+    const path = tmp.path('disk.img');
+    writeFileSync(path, new Uint8Array(1 << 20));
+    const f = await HostFile.open(path, false);
+    const shared = new Uint8Array(new SharedArrayBuffer(1 << 19));
+    for (const [i, total] of [4096, HOST_IO_MAX_BYTES, HOST_IO_MAX_BYTES + 4096, 3 * HOST_IO_MAX_BYTES].entries()) {
+      const data = pattern(total, i + 11);
+      // Far apart and out of order in the shared buffer, as guest pages are.
+      const a = shared.subarray(520000, 520000 + 1000);
+      const c = shared.subarray(10, 10 + total - 1000 - 512);
+      a.set(data.subarray(0, 1000));
+      const b = data.slice(1000, 1512);
+      c.set(data.subarray(1512));
+      const pos = 4096 * (i + 1) + 512;
+      const before = hostIo().completed;
+      await f.writev([a, new Uint8Array(0), b, c], pos);
+      assert.equal(hostIo().completed - before, total <= HOST_IO_MAX_BYTES ? 1 : 0, `write of ${total} bytes on the thread`);
+      assert.deepEqual(new Uint8Array(readFileSync(path).subarray(pos, pos + total)), data);
+    }
+    await f.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
 test('block I/O: a cached read at once fills buffers scattered over shared memory and plain buffers, in file order', { skip: !linux && 'RWF_NOWAIT is a Linux flag' }, async () => {
   const tmp = tempDir();
   try {

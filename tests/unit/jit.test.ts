@@ -154,7 +154,14 @@ test('jit: a device (DMA) write to translated code drops the stale block', () =>
   const mem = new CodeGuardMemory(new RegionGuestMemory([{ base: BASE, bytes: m.cpus.ram }]), m.cpus.jit!, BASE, m.cpus.ramHost);
   const patch = new Uint8Array(4);
   new DataView(patch.buffer).setUint32(0, addi(A0, A0, 100), true);
+  // A device reading the code (a transfer out of guest RAM) leaves the translations alone...
+  const invalidations = m.cpus.jit!.stats.invalidations;
+  assert.ok(mem.contains(BASE, 0x100) && !mem.contains(BASE - 4, 8));
+  assert.equal(mem.readView(BASE, 0x100)?.length, 0x100);
+  assert.equal(m.cpus.jit!.stats.invalidations, invalidations);
+  // ...one that may write drops them.
   assert.ok(mem.write(BASE + 0x40, patch));
+  assert.equal(m.cpus.jit!.stats.invalidations, invalidations + 1);
   runToWfi(m.hart);
   assert.equal(m.hart.x[A0], 120n);
 });

@@ -12,6 +12,13 @@ export interface GuestMemory {
    * else null. Writes through the view reach guest RAM directly.
    */
   view(gpa: number, len: number): Uint8Array | null;
+  /**
+   * view() for a device that only reads through the view (a transfer out of guest RAM):
+   * memories that watch device writes (the JIT's, for code) need not see it.
+   */
+  readView(gpa: number, len: number): Uint8Array | null;
+  /** Whether view() would give a view of [gpa, gpa + len) (a check with nothing allocated). */
+  contains(gpa: number, len: number): boolean;
   /** Copies guest memory into `dst`; false (and nothing copied) if the range is not RAM. */
   read(gpa: number, dst: Uint8Array): boolean;
   /** Copies `src` into guest memory; false (and nothing written) if the range is not RAM. */
@@ -36,10 +43,24 @@ export class RegionGuestMemory implements GuestMemory {
   constructor(private readonly regions: readonly RamRegion[]) {}
 
   view(gpa: number, len: number): Uint8Array | null {
+    const r = this.region(gpa, len);
+    return r ? r.bytes.subarray(gpa - r.base, gpa - r.base + len) : null;
+  }
+
+  readView(gpa: number, len: number): Uint8Array | null {
+    return this.view(gpa, len);
+  }
+
+  contains(gpa: number, len: number): boolean {
+    return this.region(gpa, len) !== null;
+  }
+
+  /** The region holding all of [gpa, gpa + len), if any. */
+  private region(gpa: number, len: number): RamRegion | null {
     if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(len) || gpa < 0 || len < 0) return null;
     for (const r of this.regions) {
       const off = gpa - r.base;
-      if (off >= 0 && off + len <= r.bytes.length) return r.bytes.subarray(off, off + len);
+      if (off >= 0 && off + len <= r.bytes.length) return r;
     }
     return null;
   }

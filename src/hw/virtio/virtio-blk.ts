@@ -4,9 +4,12 @@
  * One request queue. Each request is a header (type, reserved, sector), data, and a
  * status byte at the very end of the device-writable part (5.2.6). Requests run
  * asynchronously and several may be in flight: the chain is popped and checked, the
- * data of a write is copied out of guest memory at once, the backend does the I/O
- * (on libuv's thread pool), and on completion the data of a read and the status byte
- * are written to guest memory and the chain returned with pushUsed.
+ * backend does the I/O (on a host thread), and on completion the data of a read and
+ * the status byte are written to guest memory and the chain returned with pushUsed. A
+ * write's data goes to a backend with writev (raw) as views of guest RAM, read while
+ * the write runs as a DMA would be (the guest changing it meanwhile only changes what
+ * lands in its own sectors); to others (qcow2, whose metadata follows the data) it is
+ * copied out of guest memory at once.
  *
  * Everything the guest says is checked. The header and status must be present, else
  * the device reports DEVICE_NEEDS_RESET and leaves the queue alone until reset (there
@@ -15,8 +18,9 @@
  * the request ends with VIRTIO_BLK_S_IOERR; a backend failure is VIRTIO_BLK_S_IOERR too.
  * The bytes held for requests in flight are bounded.
  *
- * Reads go through a host bounce buffer rather than straight into guest RAM, so that
- * after a reset nothing touches guest memory: each request remembers the generation it
+ * Reads that must wait for the host go through a host bounce buffer rather than straight
+ * into guest RAM (those the host's page cache holds are copied in at once), so that
+ * after a reset nothing writes to guest memory: each request remembers the generation it
  * started in, and a completion from an older generation only drops its buffer. A newly
  * activated device starts serving only once the previous generation's I/O is over, so
  * a stale write can never land after a new request that follows the reset.
@@ -145,26 +149,38 @@ function scatter(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, data:
 }
 
 /**
+ * Views of `len` bytes at byte `skip` of the concatenated buffers in guest RAM, for the
+ * device to write through (`forWrite`) or only read; null if RAM refuses any part.
+ */
+function guestViews(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, len: number, forWrite: boolean): Uint8Array[] | null {
+  const views: Uint8Array[] = [];
+  for (let i = 0; len > 0; i++) {
+    const b = bufs[i];
+    if (!b) return null;
+    if (skip >= b.len) {
+      skip -= b.len;
+      continue;
+    }
+    const n = Math.min(b.len - skip, len);
+    const v = forWrite ? mem.view(b.addr + skip, n) : mem.readView(b.addr + skip, n);
+    if (!v) return null;
+    views.push(v);
+    len -= n;
+    skip = 0;
+  }
+  return views;
+}
+
+/**
  * Reads `len` bytes from the disk at `pos` straight into the first `len` bytes of the
  * buffers in guest RAM if the backend can without waiting (readNow); false if it cannot
  * (the buffers' contents are then undefined, as for any request not yet completed).
  */
 function readIntoGuest(mem: GuestMemory, backend: BlockBackend, bufs: DescriptorBuffer[], len: number, pos: number): boolean {
   if (!backend.readNow) return false;
-  const views: Uint8Array[] = [];
-  const parts: DescriptorBuffer[] = [];
-  for (let left = len, i = 0; left > 0; i++) {
-    const b = bufs[i];
-    if (!b) return false;
-    const n = Math.min(b.len, left);
-    const v = mem.view(b.addr, n);
-    if (!v) return false;
-    views.push(v);
-    parts.push(b);
-    left -= n;
-  }
-  if (!backend.readNow(pos, views)) return false;
-  views.forEach((v, i) => mem.markDirty(parts[i]!.addr, v.length));
+  const views = guestViews(mem, bufs, 0, len, true);
+  if (!views || !backend.readNow(pos, views)) return false;
+  views.forEach((v, i) => mem.markDirty(bufs[i]!.addr, v.length));
   return true;
 }
 
@@ -303,7 +319,8 @@ export class VirtioBlk implements VirtioDevice {
     const req: Request = { chain, readable, writable, gen: this.gen, bytes: Math.max(chain.readableLength - HEADER, chain.writableLength - 1) };
     this.inflight++;
     this.inflightBytes += req.bytes;
-    // execute() reads what it needs from guest memory before its first await.
+    // execute() reads the header and descriptors before its first await; a raw disk's write
+    // then takes its data from guest RAM while it runs, as a DMA would.
     this.execute(act, req, type, sector).then(
       ([status, data]) => this.complete(act, q, req, status, data),
       () => this.complete(act, q, req, VIRTIO_BLK_S.IOERR),
@@ -340,9 +357,17 @@ export class VirtioBlk implements VirtioDevice {
       }
       case VIRTIO_BLK_T.OUT: {
         if (this.backend.readOnly || !this.rangeOk(sector, outLen)) return [IOERR];
-        const data = gather(act.mem, r.readable, HEADER, outLen);
-        if (!data) return [IOERR];
-        await this.backend.write(Number(sector) * SECTOR, data);
+        const pos = Number(sector) * SECTOR;
+        if (this.backend.writev) {
+          // Straight from guest RAM, as QEMU's DMA: no copy, no host buffer to allocate.
+          const views = guestViews(act.mem, r.readable, HEADER, outLen, false);
+          if (!views) return [IOERR];
+          await this.backend.writev(pos, views);
+        } else {
+          const data = gather(act.mem, r.readable, HEADER, outLen);
+          if (!data) return [IOERR];
+          await this.backend.write(pos, data);
+        }
         await this.writeThrough(act);
         return [OK];
       }

@@ -300,7 +300,7 @@ export class VirtioSerial implements VirtioDevice {
           if (b.writable) break;
           for (let off = 0; off < b.len && budget > 0; off += TX_CHUNK) {
             const n = Math.min(TX_CHUNK, b.len - off, budget);
-            const v = mem.view(b.addr + off, n);
+            const v = mem.readView(b.addr + off, n);
             if (v) chr.write(v.slice());
             budget -= n;
           }

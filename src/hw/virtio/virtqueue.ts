@@ -65,7 +65,7 @@ export function splitQueueLayoutError(mem: GuestMemory, layout: SplitQueueLayout
     ['used ring', layout.device, 4, sizes.device]] as const;
   for (const [name, addr, align, len] of areas) {
     if (Number.isSafeInteger(addr) && addr % align !== 0) return `${name} at 0x${addr.toString(16)} is not ${align}-byte aligned`;
-    if (!mem.view(addr, len)) return `${name} at 0x${addr.toString(16)} (+0x${len.toString(16)}) is not in RAM`;
+    if (!mem.contains(addr, len)) return `${name} at 0x${addr.toString(16)} (+0x${len.toString(16)}) is not in RAM`;
   }
   return null;
 }
@@ -284,7 +284,7 @@ export class SplitVirtqueue implements Virtqueue {
       if (++count > this.size) return this.fail(`chain from head ${head} longer than the queue size`);
       const writable = (flags & VIRTQ_DESC_F_WRITE) !== 0;
       if (!writable && writableLength > 0) return this.fail('readable descriptor after a writable one');
-      if (!this.mem.view(addr, len)) return this.fail(`buffer at 0x${addr.toString(16)} (+0x${len.toString(16)}) is not in RAM`);
+      if (!this.mem.contains(addr, len)) return this.fail(`buffer at 0x${addr.toString(16)} (+0x${len.toString(16)}) is not in RAM`);
       buffers.push({ addr, len, writable });
       if (writable) writableLength += len;
       else readableLength += len;
@@ -338,7 +338,7 @@ function copyChain(mem: GuestMemory, chain: DescriptorChain, writable: boolean, 
       continue;
     }
     const n = Math.min(b.len - skip, data.length - done);
-    const v = mem.view(b.addr + skip, n);
+    const v = writable ? mem.view(b.addr + skip, n) : mem.readView(b.addr + skip, n);
     if (!v) break;
     if (writable) {
       v.set(data.subarray(done, done + n));

@@ -482,6 +482,14 @@ export class CodeGuardMemory implements GuestMemory {
     return v;
   }
 
+  readView(gpa: number, len: number): Uint8Array | null {
+    return this.inner.readView(gpa, len);
+  }
+
+  contains(gpa: number, len: number): boolean {
+    return this.inner.contains(gpa, len);
+  }
+
   read(gpa: number, dst: Uint8Array): boolean {
     return this.inner.read(gpa, dst);
   }
