@@ -16,7 +16,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { UserError } from '../system/options.js';
 import { BlockIOError } from './block.js';
 import { hostIo } from './host-io.js';
-import { totalLength } from './range.js';
+import { sliceViews, totalLength } from './range.js';
 import { enableNowaitReads, readNowait } from './nowait-read.js';
 
 /** A host error as one readable line: "No such file or directory" rather than "ENOENT: no such file or directory, open '...'" */
@@ -29,19 +29,6 @@ function reason(e: unknown): string {
     case 'EROFS': return 'Read-only file system';
     default: return err.message ?? String(e);
   }
-}
-
-/** `bufs` without their first `n` bytes (views of the same memory). */
-function skipBytes(bufs: readonly Uint8Array[], n: number): Uint8Array[] {
-  const rest: Uint8Array[] = [];
-  for (const b of bufs) {
-    if (n >= b.length) n -= b.length;
-    else {
-      rest.push(n > 0 ? b.subarray(n) : b);
-      n = 0;
-    }
-  }
-  return rest;
 }
 
 /** An open image file. Reads past the end of the file return zeros, like a sparse file's holes. */
@@ -123,7 +110,7 @@ export class HostFile {
     let done = 0;
     try {
       while (done < len) {
-        const { bytesWritten } = await this.fh.writev(done === 0 ? srcs : skipBytes(srcs, done), pos + done);
+        const { bytesWritten } = await this.fh.writev(done === 0 ? srcs : sliceViews(srcs, done, len - done), pos + done);
         done += bytesWritten;
       }
     } catch (e) {

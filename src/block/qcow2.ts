@@ -51,7 +51,7 @@ import { promisify } from 'node:util';
 import { constants as zlibConstants, inflateRaw } from 'node:zlib';
 import { open } from 'node:fs/promises';
 import { UserError } from '../system/options.js';
-import { BlockIOError, checkRange, openAt, type BlockBackend, type BlockFormat, type BlockOpenOptions, type CacheMode } from './block.js';
+import { BlockIOError, checkRange, openAt, sliceViews, totalLength, type BlockBackend, type BlockFormat, type BlockOpenOptions, type CacheMode } from './block.js';
 import type { HostFile } from './file.js';
 import { zeros } from './raw.js';
 import { Qcow2Snapshots, readSnapshotTable, snapshotL1Clusters, snapshotTableSize, MAX_SNAPSHOTS, type SnapshotEntry } from './qcow2-snapshot.js';
@@ -353,8 +353,8 @@ interface Txn {
   newTables: Map<number, { off: number; table: Uint8Array }>;
   /** Existing L2 tables with changed entries [lo, hi], by host offset. */
   changed: Map<number, { table: Uint8Array; lo: number; hi: number }>;
-  /** Guest data for newly allocated (or reused preallocated) clusters. */
-  data: { host: number; buf: Uint8Array }[];
+  /** Guest data for newly allocated (or reused preallocated) clusters: a cluster's bytes, in parts. */
+  data: { host: number; parts: Uint8Array[] }[];
   /** Host byte ranges that stop being referenced once the L2 entries are on disk. */
   frees: { host: number; len: number }[];
   /** Refcounts were increased: a barrier must come before the first pointer to them. */
@@ -582,9 +582,19 @@ export class Qcow2Backend implements BlockBackend {
   }
 
   async write(offset: number, src: Uint8Array): Promise<void> {
-    this.checkWrite(offset, src.length);
-    if (src.length === 0) return;
-    await this.lock.exclusive(() => this.writeLocked(offset, src));
+    await this.writev(offset, [src]);
+  }
+
+  /**
+   * The bytes of `srcs` go to the file as they are (pwritev), only partly written clusters
+   * being copied into a whole one: nothing here reads guest data, so bytes changing under
+   * the write only change what lands in the clusters it allocates or overwrites.
+   */
+  async writev(offset: number, srcs: readonly Uint8Array[]): Promise<void> {
+    const len = totalLength(srcs);
+    this.checkWrite(offset, len);
+    if (len === 0) return;
+    await this.lock.exclusive(() => this.writeLocked(offset, srcs, len));
   }
 
   async flush(): Promise<void> {
@@ -622,7 +632,7 @@ export class Qcow2Backend implements BlockBackend {
         // A partial cluster (or v2): write zeros where it does not read as zeros
         // already, at most a zero chunk at a time.
         const z = zeros(Math.min(cStart + this.cs, end) - pos);
-        if (!this.readsAsZero(await this.lookup(gc), cStart)) await this.writeLocked(pos, z);
+        if (!this.readsAsZero(await this.lookup(gc), cStart)) await this.writeLocked(pos, [z], z.length);
         pos += z.length;
       }
     });
@@ -772,15 +782,14 @@ export class Qcow2Backend implements BlockBackend {
 
   // ---- Writing ----
 
-  private async writeLocked(offset: number, src: Uint8Array): Promise<void> {
+  private async writeLocked(offset: number, srcs: readonly Uint8Array[], len: number): Promise<void> {
     const inPlace: { host: number; pos: number; len: number }[] = [];
-    const allocs: { gc: number; buf: Uint8Array; old: Mapping }[] = [];
-    for (let pos = 0; pos < src.length;) {
+    const allocs: { gc: number; parts: Uint8Array[]; old: Mapping }[] = [];
+    for (let pos = 0; pos < len;) {
       const g = offset + pos;
       const gc = Math.floor(g / this.cs);
       const inC = g - gc * this.cs;
-      const n = Math.min(this.cs - inC, src.length - pos);
-      const piece = src.subarray(pos, pos + n);
+      const n = Math.min(this.cs - inC, len - pos);
       const m = await this.lookup(gc);
       if (m.kind === 'normal' && m.copied) {
         // QEMU's overlap check: a data cluster must not be one of our metadata clusters.
@@ -789,18 +798,21 @@ export class Qcow2Backend implements BlockBackend {
         const last = inPlace[inPlace.length - 1];
         if (last && last.host + last.len === m.host + inC && last.pos + last.len === pos) last.len += n;
         else inPlace.push({ host: m.host + inC, pos, len: n });
+      } else if (n === this.cs) {
+        allocs.push({ gc, parts: sliceViews(srcs, pos, n), old: m });
       } else {
         // A new cluster is written whole: the old contents around the new bytes first.
-        let buf = piece;
-        if (n !== this.cs) {
-          buf = await this.clusterContents(gc, m);
-          buf.set(piece, inC);
+        const buf = await this.clusterContents(gc, m);
+        let at = inC;
+        for (const v of sliceViews(srcs, pos, n)) {
+          buf.set(v, at);
+          at += v.length;
         }
-        allocs.push({ gc, buf, old: m });
+        allocs.push({ gc, parts: [buf], old: m });
       }
       pos += n;
     }
-    await settleAll(inPlace.map((w) => this.file.write(src.subarray(w.pos, w.pos + w.len), w.host)));
+    await settleAll(inPlace.map((w) => this.file.writev(sliceViews(srcs, w.pos, w.len), w.host)));
     if (allocs.length === 0) return;
 
     const txn = newTxn();
@@ -815,7 +827,7 @@ export class Qcow2Backend implements BlockBackend {
           if (a.old.kind === 'normal' || (a.old.kind === 'zero' && a.old.host !== 0)) txn.frees.push({ host: a.old.host, len: this.cs });
           else if (a.old.kind === 'compressed') txn.frees.push({ host: a.old.host, len: a.old.len });
         }
-        txn.data.push({ host, buf: a.buf });
+        txn.data.push({ host, parts: a.parts });
         this.changeEntry(txn, t, index, ...copiedEntry(host));
       }
     });
@@ -892,7 +904,7 @@ export class Qcow2Backend implements BlockBackend {
     try {
       await build();
       // 1. Refcounts and data.
-      await settleAll([this.writeDirtyRefcounts(), ...this.coalesce(txn.data).map((d) => this.file.write(d.buf, d.host))]);
+      await settleAll([this.writeDirtyRefcounts(), ...this.coalesce(txn.data).map((d) => this.file.writev(d.parts, d.host))]);
       const { pending } = this;
       for (const [l1i, t] of txn.newTables) {
         setEntry(this.l1, l1i, ...copiedEntry(t.off));
@@ -965,17 +977,18 @@ export class Qcow2Backend implements BlockBackend {
   }
 
   /** Merges writes to consecutive host offsets into one. */
-  private coalesce(data: { host: number; buf: Uint8Array }[]): { host: number; buf: Uint8Array }[] {
+  private coalesce(data: { host: number; parts: Uint8Array[] }[]): { host: number; parts: Uint8Array[] }[] {
     const sorted = [...data].sort((a, b) => a.host - b.host);
     const out: { host: number; parts: Uint8Array[]; len: number }[] = [];
     for (const d of sorted) {
+      const len = totalLength(d.parts);
       const last = out[out.length - 1];
       if (last && last.host + last.len === d.host) {
-        last.parts.push(d.buf);
-        last.len += d.buf.length;
-      } else out.push({ host: d.host, parts: [d.buf], len: d.buf.length });
+        last.parts.push(...d.parts);
+        last.len += len;
+      } else out.push({ host: d.host, parts: [...d.parts], len });
     }
-    return out.map((o) => ({ host: o.host, buf: o.parts.length === 1 ? o.parts[0] : Buffer.concat(o.parts) }));
+    return out;
   }
 
   async barrier(): Promise<void> {

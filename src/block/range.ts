@@ -20,3 +20,20 @@ export function totalLength(bufs: readonly Uint8Array[]): number {
   for (const b of bufs) n += b.length;
   return n;
 }
+
+/** Bytes [pos, pos + len) of the concatenation of `bufs`, as views of the same memory. */
+export function sliceViews(bufs: readonly Uint8Array[], pos: number, len: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const b of bufs) {
+    if (len <= 0) break;
+    if (pos >= b.length) {
+      pos -= b.length;
+      continue;
+    }
+    const n = Math.min(b.length - pos, len);
+    out.push(b.subarray(pos, pos + n));
+    len -= n;
+    pos = 0;
+  }
+  return out;
+}

@@ -83,6 +83,17 @@ export interface WorkloadOptions {
  * `image` and to the raw `model`. Discard leaves data unspecified, so the model takes
  * whatever the image reads back there afterwards.
  */
+/** `data` cut at random places into views (an empty one now and then). */
+function randomPieces(data: Uint8Array, r: (n: number) => number): Uint8Array[] {
+  const pieces: Uint8Array[] = [];
+  for (let at = 0; at < data.length;) {
+    const n = Math.min(data.length - at, r(3) === 0 ? 0 : 1 + r(Math.max(1, data.length >> 2)));
+    pieces.push(data.subarray(at, at + n));
+    at += n;
+  }
+  return pieces;
+}
+
 export async function randomWorkload(image: BlockBackend, model: BlockBackend, o: WorkloadOptions): Promise<void> {
   const r = rng(o.seed);
   const par = o.parallel ?? 4;
@@ -110,7 +121,10 @@ export async function randomWorkload(image: BlockBackend, model: BlockBackend, o
           await model.write(off, back);
         } else {
           const data = pattern(len, seed);
-          await Promise.all([image.write(off, data), model.write(off, data)]);
+          // Every other write through writev, in pieces of random sizes (some empty), as a
+          // guest's scattered buffers come.
+          const vectored = image.writev !== undefined && r(2) === 0;
+          await Promise.all([vectored ? image.writev!(off, randomPieces(data, r)) : image.write(off, data), model.write(off, data)]);
         }
       })());
     }
