@@ -218,6 +218,39 @@ test('a read the backend can do at once (readNow) goes straight into the guest b
   assert.equal(needsReset(), null);
 });
 
+test('reads that wait for the backend reuse their bounce buffers once done, never one still in flight', async () => {
+  const disk = new FakeDisk(SECTORS * 512);
+  disk.data.set(pattern(SECTORS * 512, 5));
+  const seen: ArrayBufferLike[] = [];
+  const read = disk.read.bind(disk);
+  disk.read = (offset, dst) => (seen.push(dst.buffer), read(offset, dst));
+  const { q, dev, needsReset } = setup(disk);
+  const expect = (c: MockChain, sector: number, lens: number[]) => {
+    assert.equal(statusOf(q, c), VIRTIO_BLK_S.OK);
+    const back = new Uint8Array(lens.flatMap((_, i) => [...q.readBuffer(c.buffers[1 + i]!)]));
+    assert.deepEqual(back, disk.data.subarray(sector * 512, sector * 512 + back.length));
+  };
+  // Two at once: two buffers.
+  disk.hold = true;
+  const a = post(q, VIRTIO_BLK_T.IN, 0, { inLens: [4096, 4096] });
+  const b = post(q, VIRTIO_BLK_T.IN, 40, { inLens: [8192] });
+  dev.queueNotify(0);
+  await ticks();
+  disk.hold = false;
+  disk.releaseAll();
+  await used(q, 2);
+  expect(a, 0, [4096, 4096]);
+  expect(b, 40, [8192]);
+  assert.notEqual(seen[0], seen[1]);
+  // Later, shorter reads of the same size class take them again; the guest gets only what it asked for.
+  const c = post(q, VIRTIO_BLK_T.IN, 7, { inLens: [1536, 4608] });
+  dev.queueNotify(0);
+  await used(q, 1);
+  expect(c, 7, [1536, 4608]);
+  assert.ok(seen.slice(0, 2).includes(seen[2]!), 'a bounce buffer was reused');
+  assert.equal(needsReset(), null);
+});
+
 test('guest-supplied sectors and lengths are checked: I/O error status, backend not called', async () => {
   const { q, dev, disk, needsReset } = setup(new FakeDisk(SECTORS * 512), { qsize: 32 });
   const fake = disk as FakeDisk;
