@@ -36,7 +36,15 @@ export class HostFile {
   /** Requests on the I/O thread, which close() waits for. */
   private readonly onThread = new Set<Promise<number>>();
 
-  private constructor(private readonly fh: FileHandle, readonly path: string, readonly readOnly: boolean) {}
+  /**
+   * Every byte from this offset on reads as zero: it lies past the file's size at open and
+   * no write since has reached it (writes count from the moment they are issued).
+   */
+  get zeroFrom(): number {
+    return this.end;
+  }
+
+  private constructor(private readonly fh: FileHandle, readonly path: string, readonly readOnly: boolean, private end: number) {}
 
   /** Opens `path` read-only (O_RDONLY) or read-write; failures are UserErrors naming the file. */
   static async open(path: string, readOnly: boolean): Promise<HostFile> {
@@ -52,7 +60,7 @@ export class HostFile {
       // The thread starts now rather than at the first request that needs it: a worker takes
       // ~30 ms to start, longer while a guest keeps the host busy.
       hostIo();
-      return new HostFile(fh, path, readOnly);
+      return new HostFile(fh, path, readOnly, st.size);
     } catch (e) {
       if (e instanceof UserError) throw e;
       throw new UserError(`could not open disk image ${path}: ${reason(e)}`);
@@ -105,6 +113,7 @@ export class HostFile {
   async writev(srcs: readonly Uint8Array[], pos: number): Promise<void> {
     if (this.readOnly) throw new BlockIOError(`${this.path}: opened read-only`);
     const len = totalLength(srcs);
+    this.end = Math.max(this.end, pos + len);
     const fast = this.track(hostIo().writev(this.fh.fd, srcs, len, pos));
     if (fast !== null && (await fast) === len) return;
     let done = 0;

@@ -9,7 +9,9 @@
  * through the refcount table.
  *
  * Consistency without a dirty bit: every allocating request writes the refcounts of its
- * new clusters (and new refcount blocks) and its guest data at once (step 1); what then
+ * new clusters (and new refcount blocks) and its guest data at once (step 1: whole new
+ * clusters, except that a partial write to a cluster that reads as zeros, allocated past
+ * everything the file holds, writes the new bytes alone, the rest being a hole); what then
  * points at them waits in memory, as QEMU's metadata caches do with cache=writeback, until
  * the guest flushes, a snapshot operation or close() needs it, or too much is waiting
  * (writeBack), which writes in this order, so that at any instant the file on disk is
@@ -784,7 +786,9 @@ export class Qcow2Backend implements BlockBackend {
 
   private async writeLocked(offset: number, srcs: readonly Uint8Array[], len: number): Promise<void> {
     const inPlace: { host: number; pos: number; len: number }[] = [];
-    const allocs: { gc: number; parts: Uint8Array[]; old: Mapping }[] = [];
+    // Data for new clusters: the whole cluster, or (at `inC`) the new bytes alone of one
+    // that reads as zeros around them.
+    const allocs: { gc: number; parts: Uint8Array[]; inC: number; old: Mapping }[] = [];
     for (let pos = 0; pos < len;) {
       const g = offset + pos;
       const gc = Math.floor(g / this.cs);
@@ -798,8 +802,8 @@ export class Qcow2Backend implements BlockBackend {
         const last = inPlace[inPlace.length - 1];
         if (last && last.host + last.len === m.host + inC && last.pos + last.len === pos) last.len += n;
         else inPlace.push({ host: m.host + inC, pos, len: n });
-      } else if (n === this.cs) {
-        allocs.push({ gc, parts: sliceViews(srcs, pos, n), old: m });
+      } else if (n === this.cs || this.readsAsZero(m, gc * this.cs)) {
+        allocs.push({ gc, parts: sliceViews(srcs, pos, n), inC, old: m });
       } else {
         // A new cluster is written whole: the old contents around the new bytes first.
         const buf = await this.clusterContents(gc, m);
@@ -808,7 +812,7 @@ export class Qcow2Backend implements BlockBackend {
           buf.set(v, at);
           at += v.length;
         }
-        allocs.push({ gc, parts: [buf], old: m });
+        allocs.push({ gc, parts: [buf], inC: 0, old: m });
       }
       pos += n;
     }
@@ -827,7 +831,19 @@ export class Qcow2Backend implements BlockBackend {
           if (a.old.kind === 'normal' || (a.old.kind === 'zero' && a.old.host !== 0)) txn.frees.push({ host: a.old.host, len: this.cs });
           else if (a.old.kind === 'compressed') txn.frees.push({ host: a.old.host, len: a.old.len });
         }
-        txn.data.push({ host, parts: a.parts });
+        if (totalLength(a.parts) === this.cs) txn.data.push({ host, parts: a.parts });
+        // Past all the file holds, the cluster reads as zeros already (QEMU writes zeros
+        // there with fallocate): a random 4 KiB write then costs the host 4 KiB, not 64.
+        else if (host >= this.file.zeroFrom) txn.data.push({ host: host + a.inC, parts: a.parts });
+        else {
+          const buf = new Uint8Array(this.cs);
+          let at = a.inC;
+          for (const v of a.parts) {
+            buf.set(v, at);
+            at += v.length;
+          }
+          txn.data.push({ host, parts: [buf] });
+        }
         this.changeEntry(txn, t, index, ...copiedEntry(host));
       }
     });

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { openSync, readFileSync, writeFileSync, writeSync, closeSync, readSync } from 'node:fs';
+import { openSync, readFileSync, statSync, writeFileSync, writeSync, closeSync, readSync } from 'node:fs';
 import { openBlockBackend, BlockIOError, type BlockBackend } from '../../src/block/block.js';
 import { createQcow2, parseQcow2Header } from '../../src/block/qcow2.js';
 import { UserError } from '../../src/system/options.js';
@@ -116,6 +116,40 @@ test('qcow2: reads through a backing file (relative name), copies partial cluste
     assert.deepEqual(all.subarray(MiB + 65536, 3 * MiB), base.subarray(MiB + 65536));
     await q.close();
     assert.deepEqual(new Uint8Array(readFileSync(tmp.path('base.raw'))), base);
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('qcow2: a partial write to a cluster that reads as zeros writes the new bytes alone past the end of the file, the whole cluster where old data lies', async () => {
+  const tmp = tempDir();
+  try {
+    const img = tmp.path('z.qcow2');
+    await createQcow2(img, { size: 4 * MiB, clusterBits: 16 });
+    const q = await open(img);
+    const size = () => statSync(img).size;
+    // A fresh cluster at the end of the file: 4 KiB lands 8 KiB into it, nothing after.
+    await q.write(0, new Uint8Array(65536).fill(0xaa)); // guest cluster 0
+    const before = size();
+    await q.write(3 * 65536 + 8192, new Uint8Array(4096).fill(0x55));
+    assert.equal(size(), before + 8192 + 4096, 'the new cluster is the last, holding 12 KiB');
+    // Guest cluster 0's host cluster freed (discard, written back by flush), then taken
+    // again by a partial write elsewhere: zeros around the new bytes, not the old 0xaa.
+    await q.discard(0, 65536);
+    await q.flush();
+    await q.write(2 * 65536 + 100, new Uint8Array(50).fill(0x77));
+    const back = new Uint8Array(4 * 65536);
+    await q.read(0, back);
+    const want = new Uint8Array(4 * 65536);
+    want.fill(0x77, 2 * 65536 + 100, 2 * 65536 + 150);
+    want.fill(0x55, 3 * 65536 + 8192, 3 * 65536 + 12288);
+    assert.deepEqual(back, want);
+    await q.close();
+    const again = await open(img, true);
+    const back2 = new Uint8Array(4 * 65536);
+    await again.read(0, back2);
+    assert.deepEqual(back2, want, 'after reopening');
+    await again.close();
   } finally {
     tmp.remove();
   }
