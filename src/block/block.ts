@@ -18,7 +18,7 @@ import { UserError } from '../system/options.js';
 import { HostFile } from './file.js';
 
 // In a module of their own so that the browser build (memory.ts) takes them without node's fs.
-export { BlockIOError, checkRange, sliceViews, totalLength } from './range.js';
+export { BlockIOError, checkRange, copyViews, sliceViews, totalLength } from './range.js';
 
 /** A snapshot operation that failed (unknown snapshot, read-only image, I/O error...): the message is one line for the user. */
 export class BlockSnapshotError extends Error {}

@@ -15,6 +15,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { addPolledIo, type PolledIo } from '../system/io-poll.js';
+import { copyViews } from './range.js';
 
 export const HOST_IO_SLOTS = 32;
 export const HOST_IO_MAX_BYTES = 128 * 1024;
@@ -130,13 +131,7 @@ class HostIo implements PolledIo {
     if (i < 0) return null;
     return new Promise<number>((resolve) => {
       this.requests[i] = { resolve, dst: op === OP_READ ? bufs[0]! : null };
-      if (op === OP_WRITE) {
-        let at = i * HOST_IO_MAX_BYTES;
-        for (const b of bufs) {
-          this.data.set(b, at);
-          at += b.length;
-        }
-      }
+      if (op === OP_WRITE) copyViews(this.data, i * HOST_IO_MAX_BYTES, bufs);
       this.ctl[slotWord(i, F_OP)] = op;
       this.ctl[slotWord(i, F_FD)] = fd;
       this.ctl[slotWord(i, F_LEN)] = len;

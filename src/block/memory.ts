@@ -5,7 +5,7 @@
  * nothing to make durable (the bytes leave only through {@link MemoryBackend.bytes}).
  * Raw only: qcow2 needs random access to a file, out of scope in the browser.
  */
-import { checkRange, totalLength, BlockIOError } from './range.js';
+import { checkRange, copyViews, totalLength, BlockIOError } from './range.js';
 import type { BlockBackend } from './block.js';
 
 const SECTOR = 512;
@@ -60,10 +60,7 @@ export class MemoryBackend implements BlockBackend {
 
   async writev(offset: number, srcs: readonly Uint8Array[]): Promise<void> {
     this.checkWrite(offset, totalLength(srcs));
-    for (const s of srcs) {
-      this.data.set(s, offset);
-      offset += s.length;
-    }
+    copyViews(this.data, offset, srcs);
   }
 
   async flush(): Promise<void> {}

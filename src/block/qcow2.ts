@@ -53,7 +53,7 @@ import { promisify } from 'node:util';
 import { constants as zlibConstants, inflateRaw } from 'node:zlib';
 import { open } from 'node:fs/promises';
 import { UserError } from '../system/options.js';
-import { BlockIOError, checkRange, openAt, sliceViews, totalLength, type BlockBackend, type BlockFormat, type BlockOpenOptions, type CacheMode } from './block.js';
+import { BlockIOError, checkRange, copyViews, openAt, sliceViews, totalLength, type BlockBackend, type BlockFormat, type BlockOpenOptions, type CacheMode } from './block.js';
 import type { HostFile } from './file.js';
 import { zeros } from './raw.js';
 import { Qcow2Snapshots, readSnapshotTable, snapshotL1Clusters, snapshotTableSize, MAX_SNAPSHOTS, type SnapshotEntry } from './qcow2-snapshot.js';
@@ -807,11 +807,7 @@ export class Qcow2Backend implements BlockBackend {
       } else {
         // A new cluster is written whole: the old contents around the new bytes first.
         const buf = await this.clusterContents(gc, m);
-        let at = inC;
-        for (const v of sliceViews(srcs, pos, n)) {
-          buf.set(v, at);
-          at += v.length;
-        }
+        copyViews(buf, inC, sliceViews(srcs, pos, n));
         allocs.push({ gc, parts: [buf], inC: 0, old: m });
       }
       pos += n;
@@ -837,11 +833,7 @@ export class Qcow2Backend implements BlockBackend {
         else if (host >= this.file.zeroFrom) txn.data.push({ host: host + a.inC, parts: a.parts });
         else {
           const buf = new Uint8Array(this.cs);
-          let at = a.inC;
-          for (const v of a.parts) {
-            buf.set(v, at);
-            at += v.length;
-          }
+          copyViews(buf, a.inC, a.parts);
           txn.data.push({ host, parts: [buf] });
         }
         this.changeEntry(txn, t, index, ...copiedEntry(host));

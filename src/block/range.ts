@@ -37,3 +37,11 @@ export function sliceViews(bufs: readonly Uint8Array[], pos: number, len: number
   }
   return out;
 }
+
+/** Copies `srcs`, one after the other, into `dst` from byte `at`. */
+export function copyViews(dst: Uint8Array, at: number, srcs: readonly Uint8Array[]): void {
+  for (const b of srcs) {
+    dst.set(b, at);
+    at += b.length;
+  }
+}
