@@ -4,7 +4,7 @@
  * it spins it yields its core (sched_yield) to any other thread that wants it: on a
  * 2-core host the vCPU thread and V8's compiler thread would otherwise share the other
  * one whenever V8 compiles (the first ~2000 random 4 KiB writes after boot took ~10%
- * longer).
+ * longer in one set of interleaved runs; within the noise in another).
  */
 import { readSync, writeSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
