@@ -111,18 +111,22 @@ tail -n +1 --pid=$qpid -f "$out" | tr -d '\r' | grep --line-buffered -v -e '^KVM
 printer=$!
 # A VM that prints nothing for KVM_NESTED_STALL seconds has stalled (its kernel, under TCG and
 # the emulated SVM, now and then stops making progress): end it now rather than at the timeout.
+# So has one whose kernel reports a soft lockup twice (a CPU stuck for over 50 s: none of those
+# seen has recovered, the longest watched for 9 minutes).
 stall=${KVM_NESTED_STALL:-300}
 stalled=0
 while kill -0 $qpid 2>/dev/null; do
   sleep 5
   if [ $(( $(date +%s) - $(stat -c %Y "$out") )) -gt "$stall" ]; then
-    stalled=1
-    kill $qpid 2>/dev/null || true
+    stalled="no output for $stall s"
+  elif [ "$(grep -c 'BUG: soft lockup' "$out")" -ge 2 ]; then
+    stalled='its kernel reports a soft lockup'
   fi
+  [ "$stalled" = 0 ] || { kill $qpid 2>/dev/null || true; break; }
 done
 wait $qpid 2>/dev/null || true
 wait $printer 2>/dev/null || true
 code=$(tr -d '\r' < "$out" | sed -n 's/^KVM-NESTED-EXIT=\([0-9]*\).*/\1/p' | tail -1)
-[ "$stalled" = 0 ] || echo "kvm-nested: no output for $stall s: the VM stalled" >&2
+[ "$stalled" = 0 ] || echo "kvm-nested: $stalled: the VM stalled" >&2
 [ -n "$code" ] || { echo "kvm-nested: the guest did not finish (timeout, stall or boot failure)" >&2; exit 125; }
 exit "$code"
