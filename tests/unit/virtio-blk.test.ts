@@ -11,6 +11,7 @@ import { VIRTIO_ID } from '../../src/hw/virtio/virtio.js';
 import { VirtioBlk, VIRTIO_BLK_F, VIRTIO_BLK_S, VIRTIO_BLK_T, VIRTIO_BLK_CONFIG } from '../../src/hw/virtio/virtio-blk.js';
 import { BlockIOError, checkRange, openBlockBackend, type BlockBackend } from '../../src/block/block.js';
 import { MemoryBackend } from '../../src/block/memory.js';
+import { RegionGuestMemory, type GuestMemory } from '../../src/hw/core/guest-memory.js';
 import { createQcow2 } from '../../src/block/qcow2.js';
 import { SplitVirtqueue } from '../../src/hw/virtio/virtqueue.js';
 import { SnapshotError } from '../../src/migration/vmstate.js';
@@ -216,6 +217,27 @@ test('a read the backend can do at once (readNow) goes straight into the guest b
   assert.deepEqual(new Uint8Array([...q.readBuffer(r2.buffers[1]!), ...q.readBuffer(r2.buffers[2]!)]), content.subarray(9 * 512, 9 * 512 + 4608));
   assert.equal(readCalls, 0, 'no host buffer: readNow filled the guest pages');
   assert.equal(needsReset(), null);
+});
+
+test('a read straight into the guest buffers marks their pages dirty (for migration), an empty buffer among them too', async () => {
+  const content = pattern(SECTORS * 512, 9);
+  const ram = new FakeGuestRam(4 << 20);
+  const dirty = new Uint8Array((4 << 20) / 4096);
+  (ram as { mem: GuestMemory }).mem = new RegionGuestMemory([{ base: ram.base, bytes: ram.bytes, dirty }]);
+  const q = new MockSplitQueue(ram, 64);
+  const dev = new VirtioBlk(new MemoryBackend(content.slice()), { queueSize: 64 });
+  activateDevice(dev, ram, [q], VIRTIO_F_VERSION_1_BIT | dev.features);
+  const page = (addr: number) => (addr - ram.base) >> 12;
+  const [a, empty, b] = [ram.alloc(8192, 4096), ram.alloc(8192, 4096), ram.alloc(8192, 4096)];
+  const c = q.addChain([{ readable: header(VIRTIO_BLK_T.IN, 2) }, { writable: 512, addr: a }, { writable: 0, addr: empty }, { writable: 4096, addr: b }, { writable: 1 }]);
+  dirty.fill(0);
+  dev.queueNotify(0);
+  assert.deepEqual(await used(q, 1), [{ id: c.head, len: 4608 + 1 }]);
+  assert.equal(statusOf(q, c), VIRTIO_BLK_S.OK);
+  assert.deepEqual(new Uint8Array([...ram.read(a, 512), ...ram.read(b, 4096)]), content.subarray(1024, 1024 + 4608));
+  assert.equal(dirty[page(a)], 1);
+  assert.equal(dirty[page(b)], 1, 'the page after the empty buffer');
+  assert.equal(dirty[page(empty)], 0);
 });
 
 test('reads that wait for the backend reuse their bounce buffers once done, never one still in flight', async () => {

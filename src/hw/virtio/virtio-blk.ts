@@ -6,10 +6,10 @@
  * asynchronously and several may be in flight: the chain is popped and checked, the
  * backend does the I/O (on a host thread), and on completion the data of a read and
  * the status byte are written to guest memory and the chain returned with pushUsed. A
- * write's data goes to a backend with writev (raw) as views of guest RAM, read while
- * the write runs as a DMA would be (the guest changing it meanwhile only changes what
- * lands in its own sectors); to others (qcow2, whose metadata follows the data) it is
- * copied out of guest memory at once.
+ * write's data goes to a backend with writev (raw, qcow2, the in-memory disk) as views
+ * of guest RAM, read while the write runs as a DMA would be (the guest changing it
+ * meanwhile only changes what lands in its own sectors); to one without, it is copied
+ * out of guest memory at once.
  *
  * Everything the guest says is checked. The header and status must be present, else
  * the device reports DEVICE_NEEDS_RESET and leaves the queue alone until reset (there
@@ -181,9 +181,10 @@ function scatter(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, data:
 
 /**
  * Views of `len` bytes at byte `skip` of the concatenated buffers in guest RAM, for the
- * device to write through (`forWrite`) or only read; null if RAM refuses any part.
+ * device to write through (`forWrite`, their guest addresses then in `addrs`) or only
+ * read; null if RAM refuses any part. Empty buffers get no view.
  */
-function guestViews(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, len: number, forWrite: boolean): Uint8Array[] | null {
+function guestViews(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, len: number, forWrite: boolean, addrs?: number[]): Uint8Array[] | null {
   const views: Uint8Array[] = [];
   for (let i = 0; len > 0; i++) {
     const b = bufs[i];
@@ -196,6 +197,7 @@ function guestViews(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, le
     const v = forWrite ? mem.view(b.addr + skip, n) : mem.readView(b.addr + skip, n);
     if (!v) return null;
     views.push(v);
+    addrs?.push(b.addr + skip);
     len -= n;
     skip = 0;
   }
@@ -209,9 +211,10 @@ function guestViews(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, le
  */
 function readIntoGuest(mem: GuestMemory, backend: BlockBackend, bufs: DescriptorBuffer[], len: number, pos: number): boolean {
   if (!backend.readNow) return false;
-  const views = guestViews(mem, bufs, 0, len, true);
+  const addrs: number[] = [];
+  const views = guestViews(mem, bufs, 0, len, true, addrs);
   if (!views || !backend.readNow(pos, views)) return false;
-  views.forEach((v, i) => mem.markDirty(bufs[i]!.addr, v.length));
+  views.forEach((v, i) => mem.markDirty(addrs[i]!, v.length));
   return true;
 }
 
@@ -351,7 +354,7 @@ export class VirtioBlk implements VirtioDevice {
     const req: Request = { chain, readable, writable, gen: this.gen, bytes: Math.max(chain.readableLength - HEADER, chain.writableLength - 1) };
     this.inflight++;
     this.inflightBytes += req.bytes;
-    // execute() reads the header and descriptors before its first await; a raw disk's write
+    // execute() reads the header and descriptors before its first await; a write (writev)
     // then takes its data from guest RAM while it runs, as a DMA would.
     this.execute(act, req, type, sector).then(
       ([status, data]) => this.complete(act, q, req, status, data),
