@@ -31,6 +31,7 @@
  * of the state (see docs/snapshot.md).
  */
 import type { BlockBackend } from '../../block/block.js';
+import { copyViews } from '../../block/range.js';
 import type { GuestMemory } from '../core/guest-memory.js';
 import { VIRTIO_ID, readConfigBytes, type DescriptorBuffer, type DescriptorChain, type Virtqueue, type VirtioActivation, type VirtioDevice } from './virtio.js';
 import { SnapshotError, bigField, boolField, type DeviceState } from '../../migration/vmstate.js';
@@ -144,41 +145,6 @@ class BouncePool {
   }
 }
 
-/** Copies `len` bytes at byte `skip` of the concatenated buffers out of guest memory; null if RAM refuses. */
-function gather(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, len: number): Uint8Array | null {
-  const out = new Uint8Array(len);
-  let done = 0;
-  for (const b of bufs) {
-    if (done === len) break;
-    if (skip >= b.len) {
-      skip -= b.len;
-      continue;
-    }
-    const n = Math.min(b.len - skip, len - done);
-    if (!mem.read(b.addr + skip, out.subarray(done, done + n))) return null;
-    done += n;
-    skip = 0;
-  }
-  return done === len ? out : null;
-}
-
-/** Copies `data` into the concatenated buffers at byte `skip`; false if RAM refuses. */
-function scatter(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, data: Uint8Array): boolean {
-  let done = 0;
-  for (const b of bufs) {
-    if (done === data.length) break;
-    if (skip >= b.len) {
-      skip -= b.len;
-      continue;
-    }
-    const n = Math.min(b.len - skip, data.length - done);
-    if (!mem.write(b.addr + skip, data.subarray(done, done + n))) return false;
-    done += n;
-    skip = 0;
-  }
-  return done === data.length;
-}
-
 /**
  * Views of `len` bytes at byte `skip` of the concatenated buffers in guest RAM, for the
  * device to write through (`forWrite`, their guest addresses then in `addrs`) or only
@@ -202,6 +168,32 @@ function guestViews(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, le
     skip = 0;
   }
   return views;
+}
+
+/** Copies `len` bytes at byte `skip` of the concatenated buffers out of guest memory; null if RAM refuses. */
+function gather(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, len: number): Uint8Array | null {
+  const views = guestViews(mem, bufs, skip, len, false);
+  if (!views) return null;
+  const out = new Uint8Array(len);
+  copyViews(out, 0, views);
+  return out;
+}
+
+/** Copies `data` into the concatenated buffers at byte `skip`; false if RAM refuses. */
+function scatter(mem: GuestMemory, bufs: DescriptorBuffer[], skip: number, data: Uint8Array): boolean {
+  let done = 0;
+  for (const b of bufs) {
+    if (done === data.length) break;
+    if (skip >= b.len) {
+      skip -= b.len;
+      continue;
+    }
+    const n = Math.min(b.len - skip, data.length - done);
+    if (!mem.write(b.addr + skip, data.subarray(done, done + n))) return false;
+    done += n;
+    skip = 0;
+  }
+  return done === data.length;
 }
 
 /**
