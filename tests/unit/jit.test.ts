@@ -57,7 +57,8 @@ function interpreterAndJit(code: Map<number, number[]>, threshold?: number) {
   const [off, on] = [false, true].map((jit) => {
     const m = machine(jit, code, threshold);
     runToWfi(m.hart);
-    return { x: [...m.hart.x], instret: m.hart.instret, blocks: m.cpus.jit?.stats.blocks ?? 0, inRegions: m.cpus.jit?.counters().insns ?? 0n };
+    const stats = m.cpus.jit?.stats;
+    return { x: [...m.hart.x], instret: m.hart.instret, blocks: stats?.blocks ?? 0, translated: stats?.insns ?? 0, inRegions: m.cpus.jit?.counters().insns ?? 0n };
   });
   return { off: off!, on: on! };
 }
@@ -117,6 +118,29 @@ test('jit: code gets hot by the instructions run from it, not by the jumps to it
   assert.equal(on.x[A0], 4000n);
   assert.equal(on.instret, off.instret, 'same instret as the interpreter');
   assert.ok(on.inRegions > 5n * 201n, `the function ran translated (${on.inRegions} instructions in regions)`);
+});
+
+test('jit: a branch target the interpreter never ran is left out of the region until it runs', () => {
+  // A hot loop with a branch out of line to 8 instructions (an error path, as GCC places
+  // one) taken once, at iteration `flip`; the loop is hot after a few iterations.
+  const beq = (rs1: number, rs2: number, off: number): number => (bne(rs1, rs2, off) & ~0x7000) >>> 0;
+  const program = (flip: number) => new Map<number, number[]>([
+    [0x00, [addi(S0, 0, 200), addi(A1, 0, flip),
+      /* 0x08 loop: */ addi(A0, A0, 1), beq(S0, A1, 0x100 - 0x0c),
+      /* 0x10 back: */ addi(S0, S0, -1), bne(S0, 0, -0x0c), WFI]],
+    [0x100, [...Array.from({ length: 8 }, (_, i) => addi(A2, A2, i + 1)), jal(0, 0x10 - 0x120)]],
+  ]);
+  // Taken late: the loop (4 instructions) was translated without the cold code, which
+  // then ran in the interpreter, once.
+  const late = interpreterAndJit(program(100));
+  assert.deepEqual(late.on.x, late.off.x, 'same registers as the interpreter');
+  assert.equal(late.on.instret, late.off.instret, 'same instret as the interpreter');
+  assert.equal(late.on.x[A2], 36n);
+  assert.equal(late.on.translated, 4, 'only the loop was translated');
+  // Taken at the first iteration, before the loop got hot: the code had run, and joined the region.
+  const early = interpreterAndJit(program(200));
+  assert.deepEqual(early.on.x, early.off.x, 'same registers as the interpreter');
+  assert.equal(early.on.translated, 4 + 9, 'the loop and the code it branched to were translated');
 });
 
 /** Calls func 20 times (a0 += 1 each), patches its first instruction to a0 += 100, FENCE.I, calls it again. */

@@ -334,10 +334,11 @@ export class JitHart {
   }
 
   /** Binds to the hart's core instance once it exists and enables the dispatcher. */
-  attach(core: JitCore, env: Omit<TranslateEnv, 'hashBase' | 'hashMask'>, hashAddr: number): void {
+  attach(core: JitCore, env: Omit<TranslateEnv, 'hashBase' | 'hashMask' | 'filter'>, hashAddr: number): void {
     this.core = core;
     [core.jitLd, core.jitSt, core.jitMd, core.jitExec, this.chain].forEach((f, i) => this.helpers.set(i, f as never));
-    this.env = { ...env, hashBase: hashAddr, hashMask: HASH_ENTRIES - 1 };
+    // The hotness filter follows the hash table (core/jit.ts jitInit).
+    this.env = { ...env, hashBase: hashAddr, hashMask: HASH_ENTRIES - 1, filter: hashAddr + HASH_ENTRIES * 32 };
     this.jit.harts.push(this);
     if (core.jitHartBytes(HASH_ENTRIES) !== HASH_BYTES) throw new Error('JIT hart memory size differs from the core');
     core.jitInit(this.jit.codeMapAddr, hashAddr, HASH_ENTRIES, this.jit.threshold);

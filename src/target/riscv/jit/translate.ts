@@ -59,6 +59,8 @@ export interface TranslateEnv {
   /** Host address and index mask of this hart's hash table of region entry points (core/jitmap.ts hashSlot). */
   hashBase: number;
   hashMask: number;
+  /** Host address of this hart's hotness filter (64 Ki u16 counters, core/jitmap.ts filterSlot). */
+  filter: number;
 }
 
 export interface Translated {
@@ -169,10 +171,14 @@ function reset(order: number[], starts: number[]): void {
  * decoded, sorted (empty if the instruction at `entry` is not translated). It stops at
  * `taken`, the block starts of the page's other regions (jumps there leave to them), and
  * resumes after an instruction it does not translate (the interpreter runs that one and
- * returns there).
+ * returns there). A branch's target joins the region only if the interpreter has run code
+ * from there (its hotness counter is not 0): GCC moves unlikely code (error paths,
+ * WARN_ON) out of line behind taken branches, and such code, a good part of a kernel
+ * page, would otherwise be compiled with every region that can reach it. A branch to
+ * code left out leaves the region, and that code gets a region of its own if it turns hot.
  */
-function explore(env: TranslateEnv, page: number, entry: number, taken: ReadonlySet<number>,
-  order: number[], starts: number[]): number[] {
+function explore(env: TranslateEnv, pageLo: number, pageHi: number, page: number, entry: number,
+  taken: ReadonlySet<number>, order: number[], starts: number[]): number[] {
   /** The instruction at `off` (fetchInsn, fetchLen) if translated: 1; if not, the length to skip it; -1: none. */
   let fetchInsn = 0;
   let fetchLen = 0;
@@ -202,10 +208,16 @@ function explore(env: TranslateEnv, page: number, entry: number, taken: Readonly
   if (fetch(entry) !== 1) return [];
   addStart(entry);
   const queue = [entry];
-  const target = (off: number): void => {
+  /** True if the interpreter has counted instructions run from page offset `off` (core/jitmap.ts filterSlot). */
+  const ran = (off: number): boolean => {
+    const lo = (pageLo + off) >>> 0;
+    const slot = ((lo >>> 1) ^ (lo >>> 17) ^ ((pageHi & 1) << 15)) & 0xffff;
+    return env.mem16[(env.filter >>> 1) + slot] !== 0;
+  };
+  const target = (off: number, branch = false): void => {
     if ((off >= 0 && off <= 0xffe && (flagsAt[off >> 1]! & F_START) !== 0) || taken.has(off)) return;
     if (off >= 0 && off <= 0xffe && lenAt[off >> 1] !== 0) addStart(off); // splits a decoded run
-    else if (order.length < MAX_INSNS && fetch(off) === 1) {
+    else if (order.length < MAX_INSNS && (!branch || ran(off)) && fetch(off) === 1) {
       addStart(off);
       queue.push(off);
     }
@@ -230,7 +242,7 @@ function explore(env: TranslateEnv, page: number, entry: number, taken: Readonly
       if (len === 4) flagsAt[(off >> 1) + 1] |= F_HALF;
       const op = (insn >>> 2) & 31;
       if (op === 0x18) {
-        target(off + branchImm(insn));
+        target(off + branchImm(insn), true);
         target(off + len);
         break;
       }
@@ -294,7 +306,7 @@ export function translate(env: TranslateEnv, pageLo: number, pageHi: number, pag
   const order: number[] = [];
   const allStarts: number[] = [];
   try {
-    const starts = explore(env, page, entry, taken, order, allStarts);
+    const starts = explore(env, pageLo, pageHi, page, entry, taken, order, allStarts);
     return starts.length === 0 ? null : emit(env, pageLo, pageHi, order, starts);
   } finally {
     reset(order, allStarts);
