@@ -85,6 +85,29 @@ test('jit: a fault in the middle of a block reports the exact pc, registers and 
   assert.equal(on.instret, off.instret, 'same instret as the interpreter');
 });
 
+test('jit: a load that faults keeps its destination (also its base) and the block\'s later writes undone', () => {
+  // The loop's block writes a1, loads a4 from a4 (a pointer to itself), then writes a2:
+  // after the fault, a4 holds the bad address, a1 the increment, a2 its old value.
+  const code = new Map<number, number[]>([
+    [0x00, [
+      auipc(T0, 0), addi(T1, T0, 0x100), csrw(0x305, T1), addi(A4, T0, 0x200), addi(S0, 0, 50), addi(A2, 0, 3),
+      /* 0x18 loop: */ addi(A1, A1, 1), ld(A4, A4, 0), addi(A2, 0, 7), addi(S0, S0, -1), bne(S0, 0, -0x10),
+      /* 0x2c */ addi(A2, 0, 5), lui(A4, 0x40000), jal(0, -0x1c),
+    ]],
+    [0x100, [csrr(T1, 0x341), csrr(T2, 0x342), WFI]],
+    [0x200, [BASE + 0x200, 0]],
+  ]);
+  const { off, on } = interpreterAndJit(code);
+  assert.ok(on.blocks > 0 && on.inRegions > 0n, 'the loop ran translated');
+  assert.equal(on.x[T1], BigInt(BASE + 0x1c), 'mepc is the faulting load');
+  assert.equal(on.x[T2], 5n, 'load access fault');
+  assert.equal(on.x[A4], 0x40000000n, 'the load did not write its destination, its own base');
+  assert.equal(on.x[A1], 51n, 'the write before the load happened');
+  assert.equal(on.x[A2], 5n, 'the write after the load did not');
+  assert.deepEqual(on.x, off.x, 'same registers as the interpreter');
+  assert.equal(on.instret, off.instret, 'same instret as the interpreter');
+});
+
 test('jit: code reached only by running on past an instruction that straddles pages gets translated', () => {
   // A loop from 0xff0 whose 32-bit instruction at 0xffe crosses into the next page: no
   // jump ever targets the rest of the body (0x1002...), which must get hot all the same.

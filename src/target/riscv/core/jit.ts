@@ -192,13 +192,16 @@ export function runJit(budget: i32): i32 {
 
 // Helpers called by translated code. `pc` is the instruction's address (for traps).
 
-/** Load after a TLB miss; f3 is the LOAD funct3 (size and signedness). */
-export function jitLd(addr: u64, f3: i32, pc: u64): u64 {
+/**
+ * Load after a TLB miss; f3 is the LOAD funct3 (size and signedness), `old` the
+ * destination register's value, returned if the load traps (it must keep it).
+ */
+export function jitLd(addr: u64, f3: i32, pc: u64, old: u64): u64 {
   S.pc = pc;
   let v = loadSlow(addr, 1 << (f3 & 3));
   if (S.trapped) {
     store<u32>(S.hb + OFF_JIT + JIT_FLAG, FLAG_TRAP);
-    return 0;
+    return old;
   }
   if (S.irqCheck) store<u32>(S.hb + OFF_JIT + JIT_FLAG, FLAG_STOP);
   if (f3 < 3) v = S.sext(v, 8 << f3);

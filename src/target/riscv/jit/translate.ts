@@ -10,7 +10,8 @@
  *   order: a block falls into the next one for free, a forward branch is a `br`
  *   straight to its target, a backward one goes through the `br_table`;
  * - the x registers live in the hart block: each block loads the ones it reads
- *   into locals and stores the ones it wrote wherever it leaves;
+ *   into locals and stores the ones it wrote wherever it leaves (a block that calls
+ *   helpers loads the ones it writes too, and leaves on their flags through one side exit);
  * - each block counts its instructions when it starts and leaves the region
  *   instead if they would exceed `budget`, so instret stays exact and a loop
  *   returns to the dispatcher in bounded time;
@@ -40,9 +41,9 @@ const L_E = 35;
 const L_TLBR = 36;
 const L_TLBW = 37;
 const L_CNT = 38;
-const LOCALS = localDecls([[33, I64], [4, I32]]);
-/** JIT_FLAG value of a helper whose instruction trapped (core/jit.ts). */
-const FLAG_TRAP = 1;
+/** The instructions of the block after the one whose helper raised a flag (see sideExit). */
+const L_AFTER = 39;
+const LOCALS = localDecls([[33, I64], [5, I32]]);
 
 /** Where the translator finds things in linear memory. */
 export interface TranslateEnv {
@@ -424,27 +425,19 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     if (n - k - 1 > 0) b.op(Op.LocalGet).u32(L_CNT).op(Op.I32Const).i32(n - k - 1).op(Op.I32Sub).op(Op.LocalSet).u32(L_CNT);
   };
   /**
-   * After a helper call: if it trapped or asked to stop, leave after this instruction
-   * (the k-th of n); `done` completes the instruction when it only asked to stop.
+   * After a helper call, the k-th instruction of n: if it trapped or asked to stop, leave
+   * after this instruction through the block's side exit (emitted after the block's code:
+   * it stores every register the block writes, gives back the count of the instructions
+   * after this one, a faulting one counting as in the interpreter, and leaves with L_NPC).
+   * One exit per block instead of one per helper call keeps the region code small: the
+   * exits were 40% of it and over half of TurboFan's time compiling it.
    */
-  const flagCheck = (k: number, n: number, next: number, done?: () => void): void => {
+  const sideExit = (k: number, n: number, next: number): void => {
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4).op(Op.If).byte(VOID);
     nest++;
-    // What the block wrote before this instruction (after a trap, the destination's local
-    // may never have been loaded: it must not be stored).
-    if (done) {
-      const before = dirty.length;
-      const beforeMask = dirtyMask;
-      b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4).op(Op.I32Const).i32(FLAG_TRAP).op(Op.I32Ne).op(Op.If).byte(VOID);
-      done();
-      for (let i = before; i < dirty.length; i++) store(dirty[i]!);
-      b.op(Op.End);
-      dirty.length = before;
-      dirtyMask = beforeMask;
-    }
-    flush(false);
-    uncount(k, n); // a faulting instruction counts, as in the interpreter
-    exitTo(next);
+    b.op(Op.I32Const).i32(n - k - 1).op(Op.LocalSet).u32(L_AFTER);
+    pcConst(next);
+    b.op(Op.LocalSet).u32(L_NPC).op(Op.Br).u32(nest - 1); // the side exit's label is the block code's outermost
     nest--;
     b.op(Op.End);
   };
@@ -483,12 +476,27 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     // Load what the block reads before writing it (x0 never).
     loaded = 1;
     written = 0;
+    let helpers = false;
     for (let k = 0, off = starts[cur]!; k < n; k++, off += lenAt[off >> 1]!) {
       const insn = insnAt[off >> 1]!;
       const use = regUse(insn);
       if ((use & USE_RS1) !== 0) loadFirst((insn >>> 15) & 31);
       if ((use & USE_RS2) !== 0) loadFirst((insn >>> 20) & 31);
       written |= 1 << (use >>> 2);
+      const op = (insn >>> 2) & 31;
+      if (op === 0x00 || op === 0x08 || classify(insn) === 'exec') helpers = true;
+    }
+    // A block whose helpers may leave it in the middle has a side exit that stores every
+    // register the block writes: those it has not written yet must hold their values too.
+    const stores = written & ~1;
+    if (helpers) {
+      for (let r = 1; r < 32; r++) {
+        if ((stores & ~loaded & (1 << r)) === 0) continue;
+        loaded |= 1 << r;
+        b.op(Op.I32Const).i32(hb).mem(Op.I64Load, r * 8).op(Op.LocalSet).u32(xl(r));
+      }
+      b.op(Op.Block).byte(VOID);
+      nest++;
     }
     dirty.length = 0;
     dirtyMask = 0;
@@ -506,23 +514,21 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
       switch ((insn >>> 2) & 31) {
         case 0x00: { // LOAD
           tlbProbe(rs1, immI, L_TLBR, 1 << (f3 & 3));
-          b.op(Op.If).byte(I64);
+          b.op(Op.If).byte(VOID);
           hostAddr();
           b.mem(LOADS[f3]!, 0);
+          set(rd);
           b.op(Op.Else);
           nest++;
+          // The helper gives back the destination's old value when the load traps.
           b.op(Op.LocalGet).u32(L_ADDR).op(Op.I32Const).i32(f3);
           pcConst(off);
+          get(rd);
           callHelper(b, F_LD);
-          b.op(Op.LocalSet).u32(L_NPC);
-          flagCheck(k, n, next, () => {
-            b.op(Op.LocalGet).u32(L_NPC);
-            set(rd);
-          });
-          b.op(Op.LocalGet).u32(L_NPC);
+          set(rd);
+          sideExit(k, n, next);
           nest--;
           b.op(Op.End);
-          set(rd);
           break;
         }
         case 0x03: // FENCE
@@ -584,7 +590,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
           b.op(Op.I32Const).i32(1 << f3);
           pcConst(off);
           callHelper(b, F_ST);
-          flagCheck(k, n, next);
+          sideExit(k, n, next);
           nest--;
           b.op(Op.End);
           break;
@@ -666,7 +672,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
           if (n - k - 1 > 0) b.op(Op.I32Const).i32(n - k - 1).op(Op.I32Sub);
           callHelper(b, F_EX);
           if (xDest) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, rd * 8).op(Op.LocalSet).u32(xl(rd));
-          flagCheck(k, n, next);
+          sideExit(k, n, next);
         }
       }
       if (last && (insn >>> 2 & 31) !== 0x18 && (insn >>> 2 & 31) !== 0x19 && (insn >>> 2 & 31) !== 0x1b) {
@@ -674,6 +680,14 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
         jump(next);
       }
       off = next;
+    }
+    if (helpers) {
+      nest--;
+      b.op(Op.End);
+      // The side exit.
+      for (let r = 1; r < 32; r++) if ((stores & (1 << r)) !== 0) store(r);
+      b.op(Op.LocalGet).u32(L_CNT).op(Op.LocalGet).u32(L_AFTER).op(Op.I32Sub).op(Op.LocalSet).u32(L_CNT);
+      b.op(Op.Br).u32(toExit());
     }
   }
   b.op(Op.End).op(Op.End); // $top, $exit

@@ -115,7 +115,7 @@ export class Bytes {
  * was a third of the JIT's compile time; an imported table needs none.
  */
 export const HELPERS: { name: string; params: number[]; results: number[] }[] = [
-  { name: 'ld', params: [I64, I32, I64], results: [I64] },
+  { name: 'ld', params: [I64, I32, I64, I64], results: [I64] },
   { name: 'st', params: [I64, I64, I32, I64], results: [] },
   { name: 'md', params: [I64, I64, I32], results: [I64] },
   { name: 'ex', params: [I64, I64, I32], results: [] },
