@@ -108,6 +108,24 @@ test('jit: a load that faults keeps its destination (also its base) and the bloc
   assert.equal(on.instret, off.instret, 'same instret as the interpreter');
 });
 
+test('jit: a run retires exactly its budget, however it falls across translated loops', () => {
+  // A loop of 3 instructions and one of 1 instruction (a branch to itself), 200 k times in all.
+  const code = new Map<number, number[]>([
+    [0x00, [addi(S0, 0, 2000), /* 0x04 */ addi(A0, A0, 1), addi(S0, S0, -1), bne(S0, 0, -8),
+      lui(S0, 0x30), /* 0x14 */ addi(S0, S0, -1), bne(S0, 0, -4), WFI]],
+  ]);
+  const m = machine(true, code);
+  const budgets = [1, 2, 3, 7, 100, 333, 1000, 4096, 5, 60_000];
+  let retired = 0n;
+  for (let i = 0; retired < 190_000n; i++) {
+    const budget = budgets[i % budgets.length]!;
+    assert.equal(m.hart.run(budget), RunExit.Budget);
+    retired += BigInt(budget);
+    assert.equal(BigInt(m.hart.instret), retired, `run(${budget}) retired exactly its budget`);
+  }
+  assert.ok(m.cpus.jit!.counters().insns > 100_000n, 'most of it ran translated');
+});
+
 test('jit: code reached only by running on past an instruction that straddles pages gets translated', () => {
   // A loop from 0xff0 whose 32-bit instruction at 0xffe crosses into the next page: no
   // jump ever targets the rest of the body (0x1002...), which must get hot all the same.

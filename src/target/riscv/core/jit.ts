@@ -21,6 +21,7 @@ export const JIT_FLAG: u32 = 4;    // u32: set by a helper: FLAG_TRAP or FLAG_ST
 export const JIT_TLBR: u32 = 8;    // u32: host address of the read TLB for this region call
 export const JIT_TLBW: u32 = 12;   // u32: host address of the write TLB
 export const JIT_TLBX: u32 = 16;   // u32: host address of the fetch TLB (regions chain through it)
+export const JIT_NPC: u32 = 24;    // u64: the pc a region is entered at (it returns it when the budget is too small to run any of it)
 /** The instruction trapped: S.pc is the trap vector. */
 const FLAG_TRAP: u32 = 1;
 /** The instruction completed but the dispatcher must look (an interrupt may be pending, code was written). */
@@ -149,6 +150,7 @@ export function runJit(budget: i32): i32 {
             store<u32>(xb + OFF_JIT + JIT_TLBW, <u32>(t + S.OFF_TLB_W));
             store<u32>(xb + OFF_JIT + JIT_TLBX, <u32>(S.tlbSet(S.priv) + S.OFF_TLB_X));
             store<u32>(xb + OFF_JIT + JIT_COUNT, 0); // each region adds its own, then chains on
+            store<u64>(xb + OFF_JIT + JIT_NPC, pc);
             const npc = call_indirect<u64>(<u32>idx, load<u32>(e, 16), <i32>(end - S.instret));
             const n = load<u32>(xb + OFF_JIT + JIT_COUNT);
             S.instret += <u64>n;
@@ -162,7 +164,7 @@ export function runJit(budget: i32): i32 {
                 continue;
               }
             }
-            // n == 0: its first block does not fit in the budget: interpret the rest.
+            // n == 0: the budget is smaller than the region: interpret the rest.
             if (n != 0) {
               S.pc = npc;
               continue;

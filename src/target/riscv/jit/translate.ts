@@ -12,9 +12,9 @@
  * - the x registers live in the hart block: each block loads the ones it reads
  *   into locals and stores the ones it wrote wherever it leaves (a block that calls
  *   helpers loads the ones it writes too, and leaves on their flags through one side exit);
- * - each block counts its instructions when it starts and leaves the region
- *   instead if they would exceed `budget`, so instret stays exact and a loop
- *   returns to the dispatcher in bounded time;
+ * - each block counts its instructions when it starts, so instret stays exact; the
+ *   budget is checked on entry and at jumps back only (see emit), so the region never
+ *   runs past `budget` and a loop returns to the dispatcher in bounded time;
  * - loads and stores probe the soft TLB inline (entry = tag, host - vaddr); a miss,
  *   a misaligned access or a write to a page holding code calls the core's
  *   slow-path helper, which may trap (the registers are then those before the
@@ -263,7 +263,7 @@ function explore(env: TranslateEnv, pageLo: number, pageHi: number, page: number
  * Chaining, at the end of the exit path: tail-calls the region block entered at the next
  * pc (L_NPC) with the rest of the budget, as the dispatcher would (core/jit.ts runJit),
  * unless a helper raised a flag (a trap, or something the dispatcher must look at), the
- * region ran nothing (its first block did not fit in the budget), the budget is spent,
+ * region ran nothing (the budget was smaller than the region), the budget is spent,
  * or the block is not in the hash table for the page the fetch TLB now maps the pc to.
  * Falls through to return the pc otherwise. Uses L_E (TLB entry, then
  * hash entry), L_TLBR (host address) and L_TLBW (table index) as scratch.
@@ -292,6 +292,7 @@ function chain(b: Bytes, env: TranslateEnv): void {
     .mem(Op.I64Load, 0).op(Op.LocalGet).u32(L_NPC).op(Op.I64Ne).op(Op.BrIf).u32(0);
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 8).op(Op.LocalGet).u32(L_TLBR).op(Op.I32Ne).op(Op.BrIf).u32(0);
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 12).op(Op.LocalTee).u32(L_TLBW).op(Op.I32Const).i32(0).op(Op.I32LeS).op(Op.BrIf).u32(0);
+  b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(L_NPC).mem(Op.I64Store, offJit + 24);
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 16).op(Op.LocalGet).u32(L_BUDGET).op(Op.LocalGet).u32(L_TLBW);
   callHelper(b, F_CHAIN, true);
   b.op(Op.End);
@@ -351,6 +352,14 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 12).op(Op.LocalSet).u32(L_TLBW);
   }
   const N = starts.length;
+  // Forward from any block the region runs at most all its instructions before it jumps
+  // back or leaves: entered with a budget that covers them (and checked again at each jump
+  // back), it never runs past the budget, so blocks need no check of their own. With less,
+  // it runs nothing and gives back the pc it was entered at (the dispatcher or the region
+  // chaining to it left that in JIT_NPC), which the interpreter then takes on from.
+  const total = order.length;
+  b.op(Op.LocalGet).u32(L_BUDGET).op(Op.I32Const).i32(total).op(Op.I32LtU).op(Op.If).byte(VOID)
+    .op(Op.I32Const).i32(hb).mem(Op.I64Load, offJit + 24).op(Op.Return).op(Op.End);
   // block $exit; loop $top; block $b(N-1) ... block $b0; br_table; end $b0; <block 0>; end $b1; <block 1> ...
   b.op(Op.Block).byte(VOID).op(Op.Loop).byte(VOID);
   for (let i = 0; i < N; i++) b.op(Op.Block).byte(VOID);
@@ -408,7 +417,11 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     pcConst(off);
     b.op(Op.LocalSet).u32(L_NPC).op(Op.Br).u32(toExit());
   };
-  /** Goes to the block at `off` if the region has it, else leaves. */
+  /**
+   * Goes to the block at `off` if the region has it, else leaves. Going back (through the
+   * loop's `br_table`) leaves instead if the budget might not cover the way on to the next
+   * backward jump (at most the region's `total` instructions): see the entry check.
+   */
   const jump = (off: number): void => {
     const j = blockIndex(off);
     if (j < 0) return exitTo(off);
@@ -418,11 +431,13 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
       b.op(Op.Br).u32(j - cur - 1 + nest);
       return;
     }
+    b.op(Op.LocalGet).u32(L_CNT).op(Op.I32Const).i32(total).op(Op.I32Add).op(Op.LocalGet).u32(L_BUDGET)
+      .op(Op.I32GtU).op(Op.If).byte(VOID);
+    nest++;
+    exitTo(off);
+    nest--;
+    b.op(Op.End);
     b.op(Op.I32Const).i32(j).op(Op.LocalSet).u32(L_ENTRY).op(Op.Br).u32(toTop());
-  };
-  /** Gives back the count of the instructions after the k-th of a block of n. */
-  const uncount = (k: number, n: number): void => {
-    if (n - k - 1 > 0) b.op(Op.LocalGet).u32(L_CNT).op(Op.I32Const).i32(n - k - 1).op(Op.I32Sub).op(Op.LocalSet).u32(L_CNT);
   };
   /**
    * After a helper call, the k-th instruction of n: if it trapped or asked to stop, leave
@@ -465,14 +480,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
   for (cur = 0; cur < N; cur++) {
     const n = counts[cur]!;
     b.op(Op.End); // of $b<cur>
-    // Count the block; leave before it if it does not fit in the budget.
-    b.op(Op.LocalGet).u32(L_CNT).op(Op.I32Const).i32(n).op(Op.I32Add).op(Op.LocalTee).u32(L_CNT)
-      .op(Op.LocalGet).u32(L_BUDGET).op(Op.I32GtU).op(Op.If).byte(VOID);
-    nest++;
-    uncount(-1, n);
-    exitTo(starts[cur]!);
-    nest--;
-    b.op(Op.End);
+    b.op(Op.LocalGet).u32(L_CNT).op(Op.I32Const).i32(n).op(Op.I32Add).op(Op.LocalSet).u32(L_CNT);
     // Load what the block reads before writing it (x0 never).
     loaded = 1;
     written = 0;
