@@ -6,9 +6,10 @@
  * block `entry`, runs until it leaves the region and returns the next pc (see
  * src/target/riscv/core/jit.ts for the calling convention):
  *
- * - the blocks sit in a `loop` around a `br_table` on the block index, in address
+ * - the blocks follow a `br_table` on the block index, in address
  *   order: a block falls into the next one for free, a forward branch is a `br`
- *   straight to its target, a backward one goes through the `br_table`;
+ *   straight to its target, a backward one tail-calls the region itself (no `loop`:
+ *   TurboFan compiles acyclic functions faster);
  * - the x registers live in the hart block: each block loads the ones it reads
  *   into locals and stores the ones it wrote wherever it leaves (a block that calls
  *   helpers loads the ones it writes too, and leaves on their flags through one side exit);
@@ -26,7 +27,7 @@
  * AMO and F/D instructions run in the interpreter from inside the region (jitExec);
  * the region exits at the other system instructions and FENCE.I.
  */
-import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN, callHelper, localDecls } from './wasm.js';
+import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN, SELF_PLACEHOLDER, callHelper, localDecls } from './wasm.js';
 
 /** Most guest instructions in one region. */
 export const MAX_INSNS = 512;
@@ -74,6 +75,8 @@ export interface Translated {
   starts: number[];
   /** The guest code it was made from, as [page offset, length] pairs. */
   ranges: [number, number][];
+  /** Offsets in `code` of the function index (SELF_PLACEHOLDER, patched by blockModule) of its tail calls to itself. */
+  selfCalls: number[];
 }
 
 /**
@@ -352,6 +355,8 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 12).op(Op.LocalSet).u32(L_TLBW);
   }
   const N = starts.length;
+  /** Offsets in the code of the function index of each tail call of the region itself. */
+  const selfCalls: number[] = [];
   // Forward from any block the region runs at most all its instructions before it jumps
   // back or leaves: entered with a budget that covers them (and checked again at each jump
   // back), it never runs past the budget, so blocks need no check of their own. With less,
@@ -361,7 +366,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
   b.op(Op.LocalGet).u32(L_BUDGET).op(Op.I32Const).i32(total).op(Op.I32LtU).op(Op.If).byte(VOID)
     .op(Op.I32Const).i32(hb).mem(Op.I64Load, offJit + 24).op(Op.Return).op(Op.End);
   // block $exit; loop $top; block $b(N-1) ... block $b0; br_table; end $b0; <block 0>; end $b1; <block 1> ...
-  b.op(Op.Block).byte(VOID).op(Op.Loop).byte(VOID);
+  b.op(Op.Block).byte(VOID).op(Op.Block).byte(VOID);
   for (let i = 0; i < N; i++) b.op(Op.Block).byte(VOID);
   b.op(Op.LocalGet).u32(L_ENTRY).op(Op.BrTable).u32(N);
   for (let i = 0; i < N; i++) b.u32(i);
@@ -369,7 +374,6 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
   /** Labels opened inside the current block's code (ifs). */
   let nest = 0;
   let cur = 0;
-  const toTop = (): number => N - 1 - cur + nest;
   const toExit = (): number => N - cur + nest;
   /** The 64-bit constant page base + `off` (off may lie outside the page). */
   const pcConst = (off: number): void => {
@@ -437,7 +441,12 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     exitTo(off);
     nest--;
     b.op(Op.End);
-    b.op(Op.I32Const).i32(j).op(Op.LocalSet).u32(L_ENTRY).op(Op.Br).u32(toTop());
+    // Back through a tail call of the region itself with the budget left (no `loop`: see emit).
+    b.op(Op.I32Const).i32(hb).op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit).op(Op.LocalGet).u32(L_CNT).op(Op.I32Add)
+      .mem(Op.I32Store, offJit);
+    b.op(Op.I32Const).i32(j).op(Op.LocalGet).u32(L_BUDGET).op(Op.LocalGet).u32(L_CNT).op(Op.I32Sub).op(Op.ReturnCall);
+    selfCalls.push(b.len);
+    b.bytes(SELF_PLACEHOLDER);
   };
   /**
    * After a helper call, the k-th instruction of n: if it trapped or asked to stop, leave
@@ -705,5 +714,5 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
   chain(b, env);
   b.op(Op.LocalGet).u32(L_NPC);
   const ranges: [number, number][] = order.map((off) => [off, lenAt[off >> 1]!]);
-  return { locals: LOCALS, code: b.buf.slice(0, b.len), count: order.length, starts, ranges };
+  return { locals: LOCALS, code: b.buf.slice(0, b.len), count: order.length, starts, ranges, selfCalls };
 }

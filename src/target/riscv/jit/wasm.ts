@@ -18,6 +18,9 @@ export const enum Op {
   I32WrapI64 = 0xa7, I64ExtendI32S = 0xac, I64ExtendI32U = 0xad,
 }
 
+/** A function index to be patched in (blockModule): 5 bytes of LEB128, the most a u32 takes. */
+export const SELF_PLACEHOLDER = [0x80, 0x80, 0x80, 0x80, 0x00];
+
 export const I32 = 0x7f;
 export const I64 = 0x7e;
 export const VOID = 0x40;
@@ -166,7 +169,7 @@ export function localDecls(locals: [number, number][]): Uint8Array {
  * A module importing env.memory (shared) and the helper table, exporting each body as
  * function "f<i>" of type (entry: i32, budget: i32) => i64. `locals` are each body's local declarations (localDecls()).
  */
-export function blockModule(bodies: { locals: Uint8Array; code: Uint8Array }[]): Uint8Array<ArrayBuffer> {
+export function blockModule(bodies: { locals: Uint8Array; code: Uint8Array; selfCalls: number[] }[]): Uint8Array<ArrayBuffer> {
   const m = new Bytes();
   m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const types = new Bytes();
@@ -189,7 +192,13 @@ export function blockModule(bodies: { locals: Uint8Array; code: Uint8Array }[]):
   m.section(7, exps);
   const code = new Bytes();
   code.u32(bodies.length);
-  for (const b of bodies) code.u32(b.locals.length + b.code.length + 1).bytes(b.locals).bytes(b.code).op(Op.End);
+  bodies.forEach((b, i) => {
+    code.u32(b.locals.length + b.code.length + 1).bytes(b.locals);
+    const at = code.len;
+    code.bytes(b.code).op(Op.End);
+    // Function index i as a 5-byte LEB128 in each placeholder.
+    for (const off of b.selfCalls) for (let k = 0; k < 5; k++) code.buf[at + off + k] = ((i >>> (7 * k)) & 0x7f) | (k < 4 ? 0x80 : 0);
+  });
   m.section(10, code);
   return m.result();
 }
