@@ -12,7 +12,8 @@
  *   TurboFan compiles acyclic functions faster);
  * - the x registers live in the hart block: each block loads the ones it reads
  *   into locals and stores the ones it wrote wherever it leaves (a block that calls
- *   helpers loads the ones it writes too, and leaves on their flags through one side exit);
+ *   helpers loads those it first writes between them too, and leaves on their flags
+ *   through one side exit);
  * - each block counts its instructions when it starts, so instret stays exact; the
  *   budget is checked on entry and at jumps back only (see emit), so the region never
  *   runs past `budget` and a loop returns to the dispatcher in bounded time;
@@ -146,6 +147,8 @@ function regUse(insn: number): number {
 // translating is on the guest's critical path. One slot more than a page has: the end of
 // the page (offset 0x1000) is never decoded.
 const SLOTS = 2049;
+/** Per x register, the index in its block of the first instruction writing it, or -1 (emit()). */
+const firstWrite = new Int16Array(32);
 /** The decoded instruction (32-bit form) at an offset. */
 const insnAt = new Int32Array(SLOTS);
 /** Its length (2 or 4), 0 where nothing is decoded. */
@@ -493,22 +496,35 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     // Load what the block reads before writing it (x0 never).
     loaded = 1;
     written = 0;
-    let helpers = false;
+    firstWrite.fill(-1);
+    /** The first and last instruction of the block that calls a helper, or -1. */
+    let firstHelper = -1;
+    let lastHelper = -1;
     for (let k = 0, off = starts[cur]!; k < n; k++, off += lenAt[off >> 1]!) {
       const insn = insnAt[off >> 1]!;
       const use = regUse(insn);
       if ((use & USE_RS1) !== 0) loadFirst((insn >>> 15) & 31);
       if ((use & USE_RS2) !== 0) loadFirst((insn >>> 20) & 31);
       written |= 1 << (use >>> 2);
+      if (firstWrite[use >>> 2]! < 0) firstWrite[use >>> 2] = k;
       const op = (insn >>> 2) & 31;
-      if (op === 0x00 || op === 0x08 || classify(insn) === 'exec') helpers = true;
+      if (op === 0x00 || op === 0x08 || classify(insn) === 'exec') {
+        if (firstHelper < 0) firstHelper = k;
+        lastHelper = k;
+      }
     }
     // A block whose helpers may leave it in the middle has a side exit that stores every
-    // register the block writes: those it has not written yet must hold their values too.
-    const stores = written & ~1;
-    if (helpers) {
+    // register written up to its last helper call (a helper's instruction writes its
+    // destination before the flag check); those first written from its first one on are
+    // loaded first, so that their locals hold their values at any of the calls (a load's
+    // helper gives back its destination's old value, from the local, when it traps).
+    let stores = 0;
+    if (firstHelper >= 0) {
       for (let r = 1; r < 32; r++) {
-        if ((stores & ~loaded & (1 << r)) === 0) continue;
+        const w = firstWrite[r]!;
+        if (w < 0 || w > lastHelper) continue;
+        stores |= 1 << r;
+        if (w < firstHelper || (loaded & (1 << r)) !== 0) continue;
         loaded |= 1 << r;
         b.op(Op.I32Const).i32(hb).mem(Op.I64Load, r * 8).op(Op.LocalSet).u32(xl(r));
       }
@@ -698,7 +714,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
       }
       off = next;
     }
-    if (helpers) {
+    if (firstHelper >= 0) {
       nest--;
       b.op(Op.End);
       // The side exit.
