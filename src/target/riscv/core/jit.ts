@@ -21,7 +21,7 @@ export const JIT_FLAG: u32 = 4;    // u32: set by a helper: FLAG_TRAP or FLAG_ST
 export const JIT_TLBR: u32 = 8;    // u32: host address of the read TLB for this region call
 export const JIT_TLBW: u32 = 12;   // u32: host address of the write TLB
 export const JIT_TLBX: u32 = 16;   // u32: host address of the fetch TLB (regions chain through it)
-export const JIT_NPC: u32 = 24;    // u64: the pc a region is entered at (it returns it when the budget is too small to run any of it)
+export const JIT_NPC: u32 = 24;    // u64: the pc a region is entered at (it returns it when the budget is too small to run any of it); after a helper's stop, the next pc
 /** The instruction trapped: S.pc is the trap vector. */
 const FLAG_TRAP: u32 = 1;
 /** The instruction completed but the dispatcher must look (an interrupt may be pending, code was written). */
@@ -192,31 +192,48 @@ export function runJit(budget: i32): i32 {
   return exit;
 }
 
-// Helpers called by translated code. `pc` is the instruction's address (for traps).
+// Helpers called by translated code. `pc` is the instruction's address (for traps); a
+// helper that raises a flag leaves the next pc in JIT_NPC for the region's side exit.
+
+/** Raises `flag` for the region; `next` is the pc after the instruction (for FLAG_STOP). */
+function raise(flag: u32, next: u64): void {
+  store<u32>(S.hb + OFF_JIT + JIT_FLAG, flag);
+  store<u64>(S.hb + OFF_JIT + JIT_NPC, next);
+}
+
+/** Bit of a helper's size argument set for a 32-bit instruction (clear: a compressed one). */
+const LONG: i32 = 16;
+
+@inline function nextPc(pc: u64, sizeArg: i32): u64 {
+  return pc + ((sizeArg & LONG) != 0 ? 4 : 2);
+}
 
 /**
- * Load after a TLB miss; f3 is the LOAD funct3 (size and signedness), `old` the
+ * Load after a TLB miss; f3 is the LOAD funct3 (size and signedness) | LONG, `old` the
  * destination register's value, returned if the load traps (it must keep it).
  */
 export function jitLd(addr: u64, f3: i32, pc: u64, old: u64): u64 {
   S.pc = pc;
-  let v = loadSlow(addr, 1 << (f3 & 3));
+  const op = f3 & 7;
+  let v = loadSlow(addr, 1 << (op & 3));
   if (S.trapped) {
-    store<u32>(S.hb + OFF_JIT + JIT_FLAG, FLAG_TRAP);
+    raise(FLAG_TRAP, pc);
     return old;
   }
-  if (S.irqCheck) store<u32>(S.hb + OFF_JIT + JIT_FLAG, FLAG_STOP);
-  if (f3 < 3) v = S.sext(v, 8 << f3);
+  if (S.irqCheck) raise(FLAG_STOP, nextPc(pc, f3));
+  if (op < 3) v = S.sext(v, 8 << op);
   return v;
 }
 
-/** Store after a TLB miss (or to a page holding code). */
-export function jitSt(addr: u64, v: u64, size: i32, pc: u64): void {
+/** Store after a TLB miss (or to a page holding code); `size` in bytes | LONG. Returns 1 if it raised a flag. */
+export function jitSt(addr: u64, v: u64, size: i32, pc: u64): i32 {
   S.pc = pc;
   M.codeWritten = false;
-  storeSlow(addr, size, v);
-  if (S.trapped) store<u32>(S.hb + OFF_JIT + JIT_FLAG, FLAG_TRAP);
-  else if (S.irqCheck || M.codeWritten) store<u32>(S.hb + OFF_JIT + JIT_FLAG, FLAG_STOP);
+  storeSlow(addr, size & 15, v);
+  if (S.trapped) raise(FLAG_TRAP, pc);
+  else if (S.irqCheck || M.codeWritten) raise(FLAG_STOP, nextPc(pc, size));
+  else return 0;
+  return 1;
 }
 
 /**
@@ -227,7 +244,7 @@ export function jitSt(addr: u64, v: u64, size: i32, pc: u64): void {
  * unless an interrupt is taken, the TLB sets or the code page changed, or the host
  * asked to stop.
  */
-export function jitExec(pc: u64, next: u64, done: u32): void {
+export function jitExec(pc: u64, next: u64, done: u32): i32 {
   const code = tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, pc, 2);
   const base = S.instret;
   // Regions chained to before this one counted theirs in JIT_COUNT.
@@ -236,21 +253,27 @@ export function jitExec(pc: u64, next: u64, done: u32): void {
   M.codeWritten = false;
   E.run(1);
   S.instret = base;
-  const flag = S.hb + OFF_JIT + JIT_FLAG;
   if (S.pc != next) { // it trapped: S.pc is the vector
-    store<u32>(flag, FLAG_TRAP);
-    return;
+    raise(FLAG_TRAP, next);
+    return 1;
   }
-  if (M.codeWritten) store<u32>(flag, FLAG_STOP);
-  if (!S.irqCheck) return;
-  if (atomic.load<u32>(S.hb + S.OFF_EXIT) != 0 ||
-    S.dataTlbSet() + S.OFF_TLB_R != load<u32>(S.hb + OFF_JIT + JIT_TLBR) ||
-    tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, pc, 2) != code) {
-    store<u32>(flag, FLAG_STOP);
-    return;
+  let stop = M.codeWritten;
+  if (S.irqCheck) {
+    if (atomic.load<u32>(S.hb + S.OFF_EXIT) != 0 ||
+      S.dataTlbSet() + S.OFF_TLB_R != load<u32>(S.hb + OFF_JIT + JIT_TLBR) ||
+      tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, pc, 2) != code) {
+      stop = true;
+    } else {
+      S.irqCheck = false;
+      if (!S.noIrq && checkInterrupts()) {
+        raise(FLAG_TRAP, next);
+        return 1;
+      }
+    }
   }
-  S.irqCheck = false;
-  if (!S.noIrq && checkInterrupts()) store<u32>(flag, FLAG_TRAP);
+  if (!stop) return 0;
+  raise(FLAG_STOP, next);
+  return 1;
 }
 
 /** M-extension operations other than MUL/MULW: op = funct3, plus 8 for the W forms. */

@@ -30,6 +30,9 @@
  */
 import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN, SELF_PLACEHOLDER, callHelper, localDecls } from './wasm.js';
 
+/** Bit of a load or store helper's size argument for a 32-bit instruction (core/jit.ts LONG). */
+const LONG = 16;
+
 /** Most guest instructions in one region. */
 export const MAX_INSNS = 512;
 
@@ -43,7 +46,7 @@ const L_E = 35;
 const L_TLBR = 36;
 const L_TLBW = 37;
 const L_CNT = 38;
-/** The instructions of the block after the one whose helper raised a flag (see sideExit). */
+/** The instructions of the block after the one whose helper raised a flag (see beforeHelper). */
 const L_AFTER = 39;
 const LOCALS = localDecls([[33, I64], [5, I32]]);
 
@@ -452,21 +455,22 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     b.bytes(SELF_PLACEHOLDER);
   };
   /**
-   * After a helper call, the k-th instruction of n: if it trapped or asked to stop, leave
-   * after this instruction through the block's side exit (emitted after the block's code:
-   * it stores every register the block writes, gives back the count of the instructions
-   * after this one, a faulting one counting as in the interpreter, and leaves with L_NPC).
+   * Before a helper call for the k-th instruction of n: the count of the instructions after
+   * it, which the block's side exit gives back if the helper raises a flag (a faulting
+   * instruction counts, as in the interpreter).
+   */
+  const beforeHelper = (k: number, n: number): void => {
+    b.op(Op.I32Const).i32(n - k - 1).op(Op.LocalSet).u32(L_AFTER);
+  };
+  /**
+   * After the call, with the helper's flag (non-zero: it trapped or asked to stop) on the
+   * stack: leave through the block's side exit, emitted after the block's code, which
+   * stores every register the block has written, takes the next pc from JIT_NPC and leaves.
    * One exit per block instead of one per helper call keeps the region code small: the
    * exits were 40% of it and over half of TurboFan's time compiling it.
    */
-  const sideExit = (k: number, n: number, next: number): void => {
-    b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4).op(Op.If).byte(VOID);
-    nest++;
-    b.op(Op.I32Const).i32(n - k - 1).op(Op.LocalSet).u32(L_AFTER);
-    pcConst(next);
-    b.op(Op.LocalSet).u32(L_NPC).op(Op.Br).u32(nest - 1); // the side exit's label is the block code's outermost
-    nest--;
-    b.op(Op.End);
+  const sideExit = (): void => {
+    b.op(Op.BrIf).u32(nest - 1); // the side exit's label is the block code's outermost
   };
   /** ADDR = x[rs1] + imm; E = TLB entry; pushes the hit condition (tag matches, aligned). */
   const tlbProbe = (rs1: number, imm: number, tlb: number, size: number): void => {
@@ -554,12 +558,14 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
           b.op(Op.Else);
           nest++;
           // The helper gives back the destination's old value when the load traps.
-          b.op(Op.LocalGet).u32(L_ADDR).op(Op.I32Const).i32(f3);
+          beforeHelper(k, n);
+          b.op(Op.LocalGet).u32(L_ADDR).op(Op.I32Const).i32(f3 | (len === 4 ? LONG : 0));
           pcConst(off);
           get(rd);
           callHelper(b, F_LD);
           set(rd);
-          sideExit(k, n, next);
+          b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4);
+          sideExit();
           nest--;
           b.op(Op.End);
           break;
@@ -618,12 +624,13 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
           b.mem(STORES[f3]!, 0);
           b.op(Op.Else);
           nest++;
+          beforeHelper(k, n);
           b.op(Op.LocalGet).u32(L_ADDR);
           get(rs2);
-          b.op(Op.I32Const).i32(1 << f3);
+          b.op(Op.I32Const).i32((1 << f3) | (len === 4 ? LONG : 0));
           pcConst(off);
           callHelper(b, F_ST);
-          sideExit(k, n, next);
+          sideExit();
           nest--;
           b.op(Op.End);
           break;
@@ -699,13 +706,13 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
           // The interpreter reads and writes x in the hart block: store what the block wrote.
           const xDest = regUse(insn) >>> 2 !== 0;
           flush(true);
+          beforeHelper(k, n);
           pcConst(off);
           pcConst(next);
-          b.op(Op.LocalGet).u32(L_CNT);
-          if (n - k - 1 > 0) b.op(Op.I32Const).i32(n - k - 1).op(Op.I32Sub);
+          b.op(Op.LocalGet).u32(L_CNT).op(Op.LocalGet).u32(L_AFTER).op(Op.I32Sub);
           callHelper(b, F_EX);
           if (xDest) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, rd * 8).op(Op.LocalSet).u32(xl(rd));
-          sideExit(k, n, next);
+          sideExit();
         }
       }
       if (last && (insn >>> 2 & 31) !== 0x18 && (insn >>> 2 & 31) !== 0x19 && (insn >>> 2 & 31) !== 0x1b) {
@@ -719,6 +726,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
       b.op(Op.End);
       // The side exit.
       for (let r = 1; r < 32; r++) if ((stores & (1 << r)) !== 0) store(r);
+      b.op(Op.I32Const).i32(hb).mem(Op.I64Load, offJit + 24).op(Op.LocalSet).u32(L_NPC);
       b.op(Op.LocalGet).u32(L_CNT).op(Op.LocalGet).u32(L_AFTER).op(Op.I32Sub).op(Op.LocalSet).u32(L_CNT);
       b.op(Op.Br).u32(toExit());
     }

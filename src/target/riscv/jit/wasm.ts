@@ -119,9 +119,9 @@ export class Bytes {
  */
 export const HELPERS: { name: string; params: number[]; results: number[] }[] = [
   { name: 'ld', params: [I64, I32, I64, I64], results: [I64] },
-  { name: 'st', params: [I64, I64, I32, I64], results: [] },
+  { name: 'st', params: [I64, I64, I32, I64], results: [I32] },
   { name: 'md', params: [I64, I64, I32], results: [I64] },
-  { name: 'ex', params: [I64, I64, I32], results: [] },
+  { name: 'ex', params: [I64, I64, I32], results: [I32] },
   { name: 'chain', params: [I32, I32, I32], results: [I64] },
 ];
 export const F_LD = 0;
