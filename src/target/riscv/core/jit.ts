@@ -8,7 +8,7 @@
 import * as S from './state';
 import * as E from './exec';
 import * as M from './jitmap';
-import { tlbLookup, loadSlow, storeSlow } from './mmu';
+import { tlbLookup, tlbVictim, loadSlow, storeSlow } from './mmu';
 import { checkInterrupts } from './trap';
 
 @external("env", "jit_translate") declare function jit_translate(pcLo: i32, pcHi: i32, host: i32): i32;
@@ -139,7 +139,10 @@ export function runJit(budget: i32): i32 {
     if (logGen != 0 && atomic.load<u32>(logGen) != load<u32>(logSeen)) jit_sync();
     if (!S.irqCheck) {
       const pc = S.pc;
-      const host = tlbLookup(S.tlbSet(S.priv) + S.OFF_TLB_X, pc, 2);
+      const tlbX = S.tlbSet(S.priv) + S.OFF_TLB_X;
+      // The fetch TLB's second way too (it swaps into the first, where regions look when they chain).
+      let host = tlbLookup(tlbX, pc, 2);
+      if (host == 0) host = tlbVictim(tlbX, pc, 2);
       if (host != 0) {
         const e = M.hashSlot(pc);
         if (load<u64>(e) == pc && load<u32>(e, 8) == <u32>host) {

@@ -181,7 +181,7 @@ function tlbFill(acc: u32, vaddr: u64, pa: u64): void {
  * After a miss in the TLB at `tlb`: the host address for `size` bytes at `vaddr` if the
  * second way holds the page (the two ways then swap, so the next access hits), else 0.
  */
-function tlbVictim(tlb: usize, vaddr: u64, size: u32): usize {
+export function tlbVictim(tlb: usize, vaddr: u64, size: u32): usize {
   const e = tlb + ((<u32>(vaddr >> 12) & (S.TLB_SIZE - 1)) << 4);
   const v = e + S.TLB_WAY;
   const tag = vaddr & PAGE_MASK;
