@@ -24,11 +24,19 @@
  *   be pending, code was written): the region then leaves after the instruction.
  *
  * Translated: RV64I integer computation, loads and stores, branches, JAL/JALR,
- * FENCE, M (MULH*, DIV*, REM* through a helper), and their compressed forms. CSR,
- * AMO and F/D instructions run in the interpreter from inside the region (jitExec);
+ * FENCE, M (MULH*, DIV*, REM* through a helper), AMOADD/SWAP/XOR/OR/AND, and their
+ * compressed forms. CSR, LR/SC, AMOMIN/MAX and F/D instructions run in the interpreter
+ * from inside the region (jitExec);
  * the region exits at the other system instructions and FENCE.I.
  */
 import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN, SELF_PLACEHOLDER, callHelper, localDecls } from './wasm.js';
+
+/**
+ * The AMOs translated inline, by funct5: the i32 form of the WebAssembly atomic
+ * read-modify-write (after the 0xfe prefix; the i64 form is the next opcode). The others
+ * (LR/SC, AMOMIN/MAX) run in the interpreter through jitExec.
+ */
+const AMO_OPS: Record<number, number> = { 0x00: 0x1e, 0x01: 0x41, 0x04: 0x3a, 0x08: 0x33, 0x0c: 0x2c };
 
 /** Bit of a load or store helper's size argument for a 32-bit instruction (core/jit.ts LONG). */
 const LONG = 16;
@@ -92,7 +100,8 @@ function classify(insn: number): 'no' | 'yes' | 'end' | 'exec' {
   const f3 = (insn >>> 12) & 7;
   const f7 = insn >>> 25;
   switch ((insn >>> 2) & 31) {
-    case 0x01: case 0x09: case 0x0b: case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: return 'exec';
+    case 0x01: case 0x09: case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: return 'exec';
+    case 0x0b: return (f3 === 2 || f3 === 3) && AMO_OPS[insn >>> 27] !== undefined ? 'yes' : 'exec';
     case 0x1c: return f3 === 0 || f3 === 4 ? 'no' : 'exec';
     case 0x00: return f3 === 7 ? 'no' : 'yes';
     case 0x03: return f3 === 0 ? 'yes' : 'no'; // FENCE.I is interpreted
@@ -141,7 +150,7 @@ function regUse(insn: number): number {
     }
   }
   return (op !== 0x05 && op !== 0x0d && op !== 0x1b && op !== 0x03 ? USE_RS1 : 0) |
-    (op === 0x08 || op === 0x0c || op === 0x0e || op === 0x18 ? USE_RS2 : 0) |
+    (op === 0x08 || op === 0x0b || op === 0x0c || op === 0x0e || op === 0x18 ? USE_RS2 : 0) |
     (op !== 0x08 && op !== 0x18 && op !== 0x03 ? rd << 2 : 0);
 }
 
@@ -472,6 +481,22 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
   const sideExit = (): void => {
     b.op(Op.BrIf).u32(nest - 1); // the side exit's label is the block code's outermost
   };
+  /**
+   * Has the interpreter run the k-th instruction (of n) at page offset `off` (jitExec): it
+   * reads and writes x in the hart block, so the block's written registers are stored
+   * first (`clear`: on the block's own path, not inside a branch of it) and `xDest` is
+   * reloaded after.
+   */
+  const exec = (k: number, n: number, off: number, next: number, xDest: number, clear: boolean): void => {
+    flush(clear);
+    beforeHelper(k, n);
+    pcConst(off);
+    pcConst(next);
+    b.op(Op.LocalGet).u32(L_CNT).op(Op.LocalGet).u32(L_AFTER).op(Op.I32Sub);
+    callHelper(b, F_EX);
+    if (xDest !== 0) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, xDest * 8).op(Op.LocalSet).u32(xl(xDest));
+    sideExit();
+  };
   /** ADDR = x[rs1] + imm; E = TLB entry; pushes the hit condition (tag matches, aligned). */
   const tlbProbe = (rs1: number, imm: number, tlb: number, size: number): void => {
     get(rs1);
@@ -512,7 +537,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
       written |= 1 << (use >>> 2);
       if (firstWrite[use >>> 2]! < 0) firstWrite[use >>> 2] = k;
       const op = (insn >>> 2) & 31;
-      if (op === 0x00 || op === 0x08 || classify(insn) === 'exec') {
+      if (op === 0x00 || op === 0x08 || op === 0x0b || classify(insn) === 'exec') {
         if (firstHelper < 0) firstHelper = k;
         lastHelper = k;
       }
@@ -635,6 +660,28 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
           b.op(Op.End);
           break;
         }
+        case 0x0b: { // AMOADD, AMOSWAP, AMOXOR, AMOOR, AMOAND (.W, .D): an atomic RMW where the write TLB hits
+          if (classify(insn) === 'exec') {
+            exec(k, n, off, next, regUse(insn) >>> 2, true);
+            break;
+          }
+          const size = f3 === 2 ? 4 : 8;
+          tlbProbe(rs1, 0, L_TLBW, size);
+          b.op(Op.If).byte(VOID);
+          hostAddr();
+          get(rs2);
+          if (size === 4) b.op(Op.I32WrapI64);
+          b.byte(0xfe).byte(AMO_OPS[insn >>> 27]! + (size === 4 ? 0 : 1)).u32(size === 4 ? 2 : 3).u32(0);
+          if (size === 4) b.op(Op.I64ExtendI32S);
+          set(rd);
+          b.op(Op.Else);
+          nest++;
+          // Otherwise the interpreter runs it (page walk, fault, misaligned address).
+          exec(k, n, off, next, rd, false);
+          nest--;
+          b.op(Op.End);
+          break;
+        }
         case 0x0c: // OP
           get(rs1);
           get(rs2);
@@ -701,19 +748,9 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
           flush(true);
           jump(off + jalImm(insn));
           break;
-        default: {
+        default:
           if (classify(insn) !== 'exec') throw new Error(`jit: untranslatable instruction ${insn.toString(16)} accepted`);
-          // The interpreter reads and writes x in the hart block: store what the block wrote.
-          const xDest = regUse(insn) >>> 2 !== 0;
-          flush(true);
-          beforeHelper(k, n);
-          pcConst(off);
-          pcConst(next);
-          b.op(Op.LocalGet).u32(L_CNT).op(Op.LocalGet).u32(L_AFTER).op(Op.I32Sub);
-          callHelper(b, F_EX);
-          if (xDest) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, rd * 8).op(Op.LocalSet).u32(xl(rd));
-          sideExit();
-        }
+          exec(k, n, off, next, regUse(insn) >>> 2, true);
       }
       if (last && (insn >>> 2 & 31) !== 0x18 && (insn >>> 2 & 31) !== 0x19 && (insn >>> 2 & 31) !== 0x1b) {
         flush(true);
