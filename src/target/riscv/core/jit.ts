@@ -151,7 +151,7 @@ export function runJit(budget: i32): i32 {
             const t = S.dataTlbSet();
             store<u32>(xb + OFF_JIT + JIT_TLBR, <u32>(t + S.OFF_TLB_R));
             store<u32>(xb + OFF_JIT + JIT_TLBW, <u32>(t + S.OFF_TLB_W));
-            store<u32>(xb + OFF_JIT + JIT_TLBX, <u32>(S.tlbSet(S.priv) + S.OFF_TLB_X));
+            store<u32>(xb + OFF_JIT + JIT_TLBX, <u32>tlbX);
             store<u32>(xb + OFF_JIT + JIT_COUNT, 0); // each region adds its own, then chains on
             store<u64>(xb + OFF_JIT + JIT_NPC, pc);
             const npc = call_indirect<u64>(<u32>idx, load<u32>(e, 16), <i32>(end - S.instret));

@@ -38,6 +38,14 @@ import { Bytes, Op, I32, I64, VOID, F_LD, F_ST, F_MD, F_EX, F_CHAIN, SELF_PLACEH
  */
 const AMO_OPS: Record<number, number> = { 0x00: 0x1e, 0x01: 0x41, 0x04: 0x3a, 0x08: 0x33, 0x0c: 0x2c };
 
+/** The JIT words' offsets from OFF_JIT in the hart block (core/jit.ts JIT_*). */
+const J_COUNT = 0;
+const J_FLAG = 4;
+const J_TLBR = 8;
+const J_TLBW = 12;
+const J_TLBX = 16;
+const J_NPC = 24;
+
 /** Bit of a load or store helper's size argument for a 32-bit instruction (core/jit.ts LONG). */
 const LONG = 16;
 
@@ -277,6 +285,13 @@ function explore(env: TranslateEnv, pageLo: number, pageHi: number, page: number
   return starts.filter((s) => lenAt[s >> 1] !== 0).sort((a, b) => a - b);
 }
 
+/** Adds the instructions counted in L_CNT to the dispatcher's JIT_COUNT (before leaving or calling on). */
+function addCount(b: Bytes, env: TranslateEnv): void {
+  const at = env.offJit + J_COUNT;
+  b.op(Op.I32Const).i32(env.hb).op(Op.I32Const).i32(env.hb).mem(Op.I32Load, at).op(Op.LocalGet).u32(L_CNT).op(Op.I32Add)
+    .mem(Op.I32Store, at);
+}
+
 /**
  * Chaining, at the end of the exit path: tail-calls the region block entered at the next
  * pc (L_NPC) with the rest of the budget, as the dispatcher would (core/jit.ts runJit),
@@ -289,12 +304,12 @@ function explore(env: TranslateEnv, pageLo: number, pageHi: number, page: number
 function chain(b: Bytes, env: TranslateEnv): void {
   const { hb, offJit } = env;
   b.op(Op.Block).byte(VOID);
-  b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4).op(Op.BrIf).u32(0);
+  b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + J_FLAG).op(Op.BrIf).u32(0);
   b.op(Op.LocalGet).u32(L_CNT).op(Op.I32Eqz).op(Op.BrIf).u32(0);
   b.op(Op.LocalGet).u32(L_BUDGET).op(Op.LocalGet).u32(L_CNT).op(Op.I32Sub).op(Op.LocalTee).u32(L_BUDGET)
     .op(Op.I32Eqz).op(Op.BrIf).u32(0);
   // The fetch TLB entry of the pc (set of the current privilege, passed by the dispatcher).
-  b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 16)
+  b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + J_TLBX)
     .op(Op.LocalGet).u32(L_NPC).op(Op.I64Const).i64(12, 0).op(Op.I64ShrU).op(Op.I32WrapI64)
     .op(Op.I32Const).i32(255).op(Op.I32And).op(Op.I32Const).i32(4).op(Op.I32Shl).op(Op.I32Add).op(Op.LocalTee).u32(L_E)
     .mem(Op.I64Load, 0).op(Op.LocalGet).u32(L_NPC).op(Op.I64Const).i64(-4096, -1).op(Op.I64And).op(Op.I64Ne).op(Op.BrIf).u32(0);
@@ -310,7 +325,7 @@ function chain(b: Bytes, env: TranslateEnv): void {
     .mem(Op.I64Load, 0).op(Op.LocalGet).u32(L_NPC).op(Op.I64Ne).op(Op.BrIf).u32(0);
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 8).op(Op.LocalGet).u32(L_TLBR).op(Op.I32Ne).op(Op.BrIf).u32(0);
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 12).op(Op.LocalTee).u32(L_TLBW).op(Op.I32Const).i32(0).op(Op.I32LeS).op(Op.BrIf).u32(0);
-  b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(L_NPC).mem(Op.I64Store, offJit + 24);
+  b.op(Op.I32Const).i32(hb).op(Op.LocalGet).u32(L_NPC).mem(Op.I64Store, offJit + J_NPC);
   b.op(Op.LocalGet).u32(L_E).mem(Op.I32Load, 16).op(Op.LocalGet).u32(L_BUDGET).op(Op.LocalGet).u32(L_TLBW);
   callHelper(b, F_CHAIN, true);
   b.op(Op.End);
@@ -366,8 +381,8 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     if (op === 0x00 || op === 0x08) memOps = true;
   }
   if (memOps) {
-    b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 8).op(Op.LocalSet).u32(L_TLBR);
-    b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 12).op(Op.LocalSet).u32(L_TLBW);
+    b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + J_TLBR).op(Op.LocalSet).u32(L_TLBR);
+    b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + J_TLBW).op(Op.LocalSet).u32(L_TLBW);
   }
   const N = starts.length;
   /** Offsets in the code of the function index of each tail call of the region itself. */
@@ -379,17 +394,17 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
   // chaining to it left that in JIT_NPC), which the interpreter then takes on from.
   const total = order.length;
   b.op(Op.LocalGet).u32(L_BUDGET).op(Op.I32Const).i32(total).op(Op.I32LtU).op(Op.If).byte(VOID)
-    .op(Op.I32Const).i32(hb).mem(Op.I64Load, offJit + 24).op(Op.Return).op(Op.End);
-  // block $exit; loop $top; block $b(N-1) ... block $b0; br_table; end $b0; <block 0>; end $b1; <block 1> ...
-  b.op(Op.Block).byte(VOID).op(Op.Block).byte(VOID);
+    .op(Op.I32Const).i32(hb).mem(Op.I64Load, offJit + J_NPC).op(Op.Return).op(Op.End);
+  // block $exit; block $b(N-1) ... block $b0; br_table; end $b0; <block 0>; end $b1; <block 1> ...
+  b.op(Op.Block).byte(VOID);
   for (let i = 0; i < N; i++) b.op(Op.Block).byte(VOID);
   b.op(Op.LocalGet).u32(L_ENTRY).op(Op.BrTable).u32(N);
   for (let i = 0; i < N; i++) b.u32(i);
-  b.u32(N + 1); // out of range: leave (never happens)
+  b.u32(N); // out of range: leave (never happens)
   /** Labels opened inside the current block's code (ifs). */
   let nest = 0;
   let cur = 0;
-  const toExit = (): number => N - cur + nest;
+  const toExit = (): number => N - 1 - cur + nest;
   /** The 64-bit constant page base + `off` (off may lie outside the page). */
   const pcConst = (off: number): void => {
     const lo = pageLo + off;
@@ -437,9 +452,9 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     b.op(Op.LocalSet).u32(L_NPC).op(Op.Br).u32(toExit());
   };
   /**
-   * Goes to the block at `off` if the region has it, else leaves. Going back (through the
-   * loop's `br_table`) leaves instead if the budget might not cover the way on to the next
-   * backward jump (at most the region's `total` instructions): see the entry check.
+   * Goes to the block at `off` if the region has it, else leaves. Going back (a tail call
+   * of the region itself) leaves instead if the budget might not cover the way on to the
+   * next backward jump (at most the region's `total` instructions): see the entry check.
    */
   const jump = (off: number): void => {
     const j = blockIndex(off);
@@ -457,8 +472,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     nest--;
     b.op(Op.End);
     // Back through a tail call of the region itself with the budget left (no `loop`: see emit).
-    b.op(Op.I32Const).i32(hb).op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit).op(Op.LocalGet).u32(L_CNT).op(Op.I32Add)
-      .mem(Op.I32Store, offJit);
+    addCount(b, env);
     b.op(Op.I32Const).i32(j).op(Op.LocalGet).u32(L_BUDGET).op(Op.LocalGet).u32(L_CNT).op(Op.I32Sub).op(Op.ReturnCall);
     selfCalls.push(b.len);
     b.bytes(SELF_PLACEHOLDER);
@@ -589,7 +603,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
           get(rd);
           callHelper(b, F_LD);
           set(rd);
-          b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + 4);
+          b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + J_FLAG);
           sideExit();
           nest--;
           b.op(Op.End);
@@ -763,15 +777,14 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
       b.op(Op.End);
       // The side exit.
       for (let r = 1; r < 32; r++) if ((stores & (1 << r)) !== 0) store(r);
-      b.op(Op.I32Const).i32(hb).mem(Op.I64Load, offJit + 24).op(Op.LocalSet).u32(L_NPC);
+      b.op(Op.I32Const).i32(hb).mem(Op.I64Load, offJit + J_NPC).op(Op.LocalSet).u32(L_NPC);
       b.op(Op.LocalGet).u32(L_CNT).op(Op.LocalGet).u32(L_AFTER).op(Op.I32Sub).op(Op.LocalSet).u32(L_CNT);
       b.op(Op.Br).u32(toExit());
     }
   }
-  b.op(Op.End).op(Op.End); // $top, $exit
+  b.op(Op.End); // $exit
   // The exit path (registers are in the hart block): add the count to the dispatcher's, then go on to the next pc.
-  b.op(Op.I32Const).i32(hb).op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit).op(Op.LocalGet).u32(L_CNT).op(Op.I32Add)
-    .mem(Op.I32Store, offJit);
+  addCount(b, env);
   chain(b, env);
   b.op(Op.LocalGet).u32(L_NPC);
   const ranges: [number, number][] = order.map((off) => [off, lenAt[off >> 1]!]);
