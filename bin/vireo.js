@@ -12,6 +12,12 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+
+// The JIT's WebAssembly carries branch hints (src/target/riscv/jit/wasm.ts): with them V8
+// moves the slow paths out of line. Node 20's V8 reads them only with this flag, set here
+// rather than on the first line, where it delayed the firmware banner by 20-40 ms (bench/boot).
+setFlagsFromString('--experimental-wasm-branch-hinting');
 
 const entry = new URL('../dist/cli/vireo.mjs', import.meta.url);
 if (!existsSync(entry)) {

@@ -167,9 +167,11 @@ export function localDecls(locals: [number, number][]): Uint8Array {
 
 /**
  * A module importing env.memory (shared) and the helper table, exporting each body as
- * function "f<i>" of type (entry: i32, budget: i32) => i64. `locals` are each body's local declarations (localDecls()).
+ * function "f<i>" of type (entry: i32, budget: i32) => i64. `locals` are each body's local
+ * declarations (localDecls()); `hints` its branch hints (pairs: offset in `code` of an `if`
+ * or `br_if`, 1 if likely taken or 0 if not), in the metadata.code.branch_hint section.
  */
-export function blockModule(bodies: { locals: Uint8Array; code: Uint8Array; selfCalls: number[] }[]): Uint8Array<ArrayBuffer> {
+export function blockModule(bodies: { locals: Uint8Array; code: Uint8Array; selfCalls: number[]; hints: number[] }[]): Uint8Array<ArrayBuffer> {
   const m = new Bytes();
   m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const types = new Bytes();
@@ -190,6 +192,18 @@ export function blockModule(bodies: { locals: Uint8Array; code: Uint8Array; self
   exps.u32(bodies.length);
   bodies.forEach((_, i) => exps.str(`f${i}`).byte(0x00).u32(i));
   m.section(7, exps);
+  // Branch hints (before the code): V8 lays out the unlikely side of each hinted branch
+  // after the function's other code, so that the slow paths (TLB misses, helper flags,
+  // budget exits) do not take room among the instructions run. Offsets count from the
+  // start of the body, its local declarations included.
+  const hints = new Bytes().str('metadata.code.branch_hint');
+  hints.u32(bodies.filter((b) => b.hints.length > 0).length);
+  bodies.forEach((b, i) => {
+    if (b.hints.length === 0) return;
+    hints.u32(i).u32(b.hints.length / 2);
+    for (let k = 0; k < b.hints.length; k += 2) hints.u32(b.locals.length + b.hints[k]!).u32(1).byte(b.hints[k + 1]!);
+  });
+  m.section(0, hints);
   const code = new Bytes();
   code.u32(bodies.length);
   bodies.forEach((b, i) => {
