@@ -15,9 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 
 // The JIT's WebAssembly carries branch hints (src/target/riscv/jit/wasm.ts): with them V8
-// moves the slow paths out of line. Node 20's V8 reads them only with this flag, set here
-// rather than on the first line, where it delayed the firmware banner by 20-40 ms (bench/boot).
-setFlagsFromString('--experimental-wasm-branch-hinting');
+// moves the slow paths out of line. The V8 of Node 20 and 22 (11.x, 12.x) reads them only
+// with this flag (later ones may not know it, and would print an error), set here rather
+// than on the first line, where it delayed the firmware banner by 20-40 ms (bench/boot).
+if (Number(process.versions.v8.split('.')[0]) <= 12) setFlagsFromString('--experimental-wasm-branch-hinting');
 
 const entry = new URL('../dist/cli/vireo.mjs', import.meta.url);
 if (!existsSync(entry)) {
