@@ -267,9 +267,20 @@ class RwLock {
     try {
       return await fn();
     } finally {
-      this.writer = false;
-      this.pump();
+      this.release();
     }
+  }
+
+  /** Takes the lock exclusively at once if nobody holds it or waits for it; release() gives it back. */
+  tryExclusive(): boolean {
+    if (this.writer || this.readers > 0 || this.waiting.length > 0) return false;
+    this.writer = true;
+    return true;
+  }
+
+  release(): void {
+    this.writer = false;
+    this.pump();
   }
 
   private acquire(exclusive: boolean): Promise<void> {
@@ -596,7 +607,19 @@ export class Qcow2Backend implements BlockBackend {
     const len = totalLength(srcs);
     this.checkWrite(offset, len);
     if (len === 0) return;
-    await this.lock.exclusive(() => this.writeLocked(offset, srcs, len));
+    if (!this.lock.tryExclusive()) {
+      await this.lock.exclusive(() => this.writeLocked(offset, srcs, len));
+      return;
+    }
+    try {
+      // Into clusters already allocated here whose L2 tables are cached (a guest's steady
+      // writes): the data goes to the file before any await, so that the host I/O starts
+      // while the guest is still running (the main loop polls only for requests in flight).
+      const runs = this.inPlaceNow(offset, len);
+      await (runs ? this.writeInPlace(srcs, runs) : this.writeLocked(offset, srcs, len));
+    } finally {
+      this.lock.release();
+    }
   }
 
   async flush(): Promise<void> {
@@ -736,11 +759,44 @@ export class Qcow2Backend implements BlockBackend {
 
   /** Where guest cluster `gc` is; `copied` only if its L2 table is not shared either. */
   private async lookup(gc: number): Promise<Mapping> {
-    const t = await this.l2Table(Math.floor(gc / this.l2Entries));
+    return this.mapIn(await this.l2Table(Math.floor(gc / this.l2Entries)), gc);
+  }
+
+  /** Guest cluster `gc`'s mapping in its L2 table `t` (undefined: none allocated). */
+  private mapIn(t: { table: Uint8Array; copied: boolean } | undefined, gc: number): Mapping {
     if (!t) return UNALLOCATED;
     const [hi, lo] = entryAt(t.table, gc % this.l2Entries);
     const m = this.decode(hi, lo, gc);
     return !t.copied && (m.kind === 'normal' || m.kind === 'zero') ? { ...m, copied: false } : m;
+  }
+
+  /**
+   * The file ranges a write of `len` bytes at guest `offset` goes to if every cluster it
+   * touches is allocated here (not shared) and its L2 table cached; otherwise null.
+   */
+  private inPlaceNow(offset: number, len: number): InPlaceRun[] | null {
+    const runs: InPlaceRun[] = [];
+    for (let pos = 0; pos < len;) {
+      const g = offset + pos;
+      const gc = Math.floor(g / this.cs);
+      const i = Math.floor(gc / this.l2Entries);
+      if (i >= this.h.l1Size) return null;
+      const e = this.l1Entry(i);
+      const table = e.off === 0 ? undefined : this.l2Cache.get(e.off);
+      if (!table) return null;
+      const m = this.mapIn({ table, copied: e.copied }, gc);
+      if (m.kind !== 'normal' || !m.copied || this.metaClusters.has(m.host / this.cs)) return null;
+      const inC = g - gc * this.cs;
+      const n = Math.min(this.cs - inC, len - pos);
+      addRun(runs, m.host + inC, pos, n);
+      pos += n;
+    }
+    return runs;
+  }
+
+  /** Writes the request's bytes [pos, +len) of each run at its host offset. */
+  private writeInPlace(srcs: readonly Uint8Array[], runs: InPlaceRun[]): Promise<void> {
+    return settleAll(runs.map((w) => this.file.writev(sliceViews(srcs, w.pos, w.len), w.host)));
   }
 
   /** True if a cluster with mapping `m`, starting at guest byte `cStart`, reads as zeros without looking at data. */
@@ -785,7 +841,7 @@ export class Qcow2Backend implements BlockBackend {
   // ---- Writing ----
 
   private async writeLocked(offset: number, srcs: readonly Uint8Array[], len: number): Promise<void> {
-    const inPlace: { host: number; pos: number; len: number }[] = [];
+    const inPlace: InPlaceRun[] = [];
     // Data for new clusters: the whole cluster, or (at `inC`) the new bytes alone of one
     // that reads as zeros around them.
     const allocs: { gc: number; parts: Uint8Array[]; inC: number; old: Mapping }[] = [];
@@ -798,10 +854,7 @@ export class Qcow2Backend implements BlockBackend {
       if (m.kind === 'normal' && m.copied) {
         // QEMU's overlap check: a data cluster must not be one of our metadata clusters.
         if (this.metaClusters.has(m.host / this.cs)) throw this.corrupt(`guest cluster ${gc} is mapped onto metadata at ${m.host}`);
-        // Written in place; runs contiguous in both the request and the file go at once.
-        const last = inPlace[inPlace.length - 1];
-        if (last && last.host + last.len === m.host + inC && last.pos + last.len === pos) last.len += n;
-        else inPlace.push({ host: m.host + inC, pos, len: n });
+        addRun(inPlace, m.host + inC, pos, n);
       } else if (n === this.cs || this.readsAsZero(m, gc * this.cs)) {
         allocs.push({ gc, parts: sliceViews(srcs, pos, n), inC, old: m });
       } else {
@@ -812,7 +865,7 @@ export class Qcow2Backend implements BlockBackend {
       }
       pos += n;
     }
-    await settleAll(inPlace.map((w) => this.file.writev(sliceViews(srcs, w.pos, w.len), w.host)));
+    await this.writeInPlace(srcs, inPlace);
     if (allocs.length === 0) return;
 
     const txn = newTxn();
@@ -1161,6 +1214,20 @@ export class Qcow2Backend implements BlockBackend {
 
 function newTxn(): Txn {
   return { newTables: new Map(), changed: new Map(), data: [], frees: [], allocated: false };
+}
+
+/** Request bytes [pos, +len) written in place at file offset `host`. */
+interface InPlaceRun {
+  host: number;
+  pos: number;
+  len: number;
+}
+
+/** Adds request bytes [pos, +n) at file offset `host` to `runs`, merging runs contiguous in both the request and the file. */
+function addRun(runs: InPlaceRun[], host: number, pos: number, n: number): void {
+  const last = runs[runs.length - 1];
+  if (last && last.host + last.len === host && last.pos + last.len === pos) last.len += n;
+  else runs.push({ host, pos, len: n });
 }
 
 /** Awaits every promise (so none is left running unobserved), then throws the first failure. */

@@ -9,6 +9,7 @@ import * as assert from 'node:assert/strict';
 import { openSync, readFileSync, statSync, writeFileSync, writeSync, closeSync, readSync } from 'node:fs';
 import { openBlockBackend, BlockIOError, type BlockBackend } from '../../src/block/block.js';
 import { createQcow2, parseQcow2Header } from '../../src/block/qcow2.js';
+import { hostIo } from '../../src/block/host-io.js';
 import { UserError } from '../../src/system/options.js';
 import { firstDifference, pattern, randomWorkload, tempDir } from './block-helpers.js';
 
@@ -171,6 +172,35 @@ test('qcow2: parallel overlapping requests complete in order of submission', asy
       ops.push(q.read(off, new Uint8Array(data.length)));
     }
     await Promise.all(ops);
+    const all = new Uint8Array(2 * MiB);
+    await q.read(0, all);
+    assert.deepEqual(all, model);
+    await q.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('qcow2: a write into allocated clusters reaches the host before the call returns, an allocating one after; both land', async () => {
+  const tmp = tempDir();
+  try {
+    const img = tmp.path('n.qcow2');
+    await createQcow2(img, { size: 2 * MiB });
+    const q = await open(img);
+    const model = new Uint8Array(2 * MiB);
+    const write = (off: number, data: Uint8Array): Promise<void> => {
+      model.set(data, off);
+      return q.writev!(off, [data.subarray(0, 1000), data.subarray(1000)]);
+    };
+    await write(0, pattern(2 * 65536, 1)); // allocates clusters 0 and 1
+    const inPlace = write(65536 - 2048, pattern(4096, 2)); // across the two, in place
+    assert.equal(hostIo().inFlight(), true, 'the in-place write was submitted at once');
+    await inPlace;
+    const allocating = write(5 * 65536 + 512, pattern(4096, 3));
+    assert.equal(hostIo().inFlight(), false, 'the allocating write goes after an await');
+    await allocating;
+    // Overlapping writes, in place and not, still complete in order of submission.
+    await Promise.all([write(100, pattern(3000, 4)), write(200, pattern(70000, 5)), write(1000, pattern(500, 6))]);
     const all = new Uint8Array(2 * MiB);
     await q.read(0, all);
     assert.deepEqual(all, model);
