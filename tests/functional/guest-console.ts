@@ -52,7 +52,10 @@ export class GuestConsole {
     this.child.stdin.write(`${cmd}\n`);
     await this.waitFor(prompt, timeoutMs, from + cmd.length);
     const text = this.output.slice(from);
-    return text.slice(text.indexOf('\n') + 1).replace(prompt, '');
+    // What follows the shell's echo of the command (a late kernel message or newline may
+    // come before the echo; a long command's echo may be wrapped: then the first line).
+    const echo = text.indexOf(cmd);
+    return text.slice(text.indexOf('\n', echo >= 0 ? echo + cmd.length : 0) + 1).replace(prompt, '');
   }
 
   send(text: string): void {
