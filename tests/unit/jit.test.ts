@@ -85,6 +85,28 @@ test('jit: a fault in the middle of a block reports the exact pc, registers and 
   assert.equal(on.instret, off.instret, 'same instret as the interpreter');
 });
 
+test('jit: an AMO in a region without loads or stores probes the write TLB, and faults as in the interpreter', () => {
+  // amoadd.w a0, a1, (a4): 50 times on RAM (the loop gets translated), then at address 0,
+  // which is no RAM: a store/AMO access fault, not an atomic add somewhere in host memory.
+  const amoaddW = (rd: number, rs1: number, rs2: number): number => ((rs2 << 20) | (rs1 << 15) | (2 << 12) | (rd << 7) | 0x2f) >>> 0;
+  const code = new Map<number, number[]>([
+    [0x00, [
+      auipc(T0, 0), addi(T1, T0, 0x100), csrw(0x305, T1), addi(A4, T0, 0x200), addi(S0, 0, 50), addi(A1, 0, 3),
+      /* 0x18 loop: */ amoaddW(A0, A4, A1), addi(S0, S0, -1), bne(S0, 0, -8),
+      /* 0x24 */ addi(A4, 0, 0), jal(0, -0x10),
+    ]],
+    [0x100, [csrr(T1, 0x342), csrr(T2, 0x341), WFI]],
+    [0x200, [0, 0]],
+  ]);
+  const { off, on } = interpreterAndJit(code);
+  assert.ok(on.blocks > 0 && on.inRegions > 0n, 'the loop ran translated');
+  assert.equal(on.x[T1], 7n, 'store/AMO access fault');
+  assert.equal(on.x[T2], BigInt(BASE + 0x18), 'mepc is the AMO');
+  assert.equal(on.x[A0], 147n, 'the 50 adds on RAM happened');
+  assert.deepEqual(on.x, off.x, 'same registers as the interpreter');
+  assert.equal(on.instret, off.instret, 'same instret as the interpreter');
+});
+
 test('jit: a load that faults keeps its destination (also its base) and the block\'s later writes undone', () => {
   // The loop's block writes a1, loads a4 from a4 (a pointer to itself), then writes a2:
   // after the fault, a4 holds the bad address, a1 the increment, a2 its old value.

@@ -380,10 +380,11 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
   const { hb, offJit } = env;
   const b = out;
   b.len = 0;
+  // Loads, stores and the inline AMOs probe the data TLBs.
   let memOps = false;
   for (const off of order) {
     const op = (insnAt[off >> 1]! >>> 2) & 31;
-    if (op === 0x00 || op === 0x08) memOps = true;
+    if (op === 0x00 || op === 0x08 || op === 0x0b) memOps = true;
   }
   if (memOps) {
     b.op(Op.I32Const).i32(hb).mem(Op.I32Load, offJit + J_TLBR).op(Op.LocalSet).u32(L_TLBR);
