@@ -526,8 +526,8 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
     if (xDest !== 0) b.op(Op.I32Const).i32(hb).mem(Op.I64Load, xDest * 8).op(Op.LocalSet).u32(xl(xDest));
     sideExit();
   };
-  /** ADDR = x[rs1] + imm; E = TLB entry; pushes the hit condition (tag matches, aligned). */
-  const tlbProbe = (rs1: number, imm: number, tlb: number, size: number): void => {
+  /** ADDR = x[rs1] + imm; E = TLB entry; opens an `if` (hinted likely) on a hit (tag matches, aligned). */
+  const ifTlbHit = (rs1: number, imm: number, tlb: number, size: number): void => {
     get(rs1);
     if (imm !== 0) b.op(Op.I64Const).i64(imm, imm < 0 ? -1 : 0).op(Op.I64Add);
     b.op(Op.LocalTee).u32(L_ADDR);
@@ -535,6 +535,8 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
       .op(Op.LocalGet).u32(tlb).op(Op.I32Add).op(Op.LocalTee).u32(L_E).mem(Op.I64Load, 0);
     // A misaligned address keeps low bits and misses: the slow path handles it (and page crossings).
     b.op(Op.LocalGet).u32(L_ADDR).op(Op.I64Const).i64(-4096 | (size - 1), -1).op(Op.I64And).op(Op.I64Eq);
+    hint(true);
+    b.op(Op.If).byte(VOID);
   };
   const hostAddr = (): void => {
     b.op(Op.LocalGet).u32(L_ADDR).op(Op.LocalGet).u32(L_E).mem(Op.I64Load, 8).op(Op.I64Add).op(Op.I32WrapI64);
@@ -604,9 +606,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
       const last = k === n - 1;
       switch ((insn >>> 2) & 31) {
         case 0x00: { // LOAD
-          tlbProbe(rs1, immI, L_TLBR, 1 << (f3 & 3));
-          hint(true);
-          b.op(Op.If).byte(VOID);
+          ifTlbHit(rs1, immI, L_TLBR, 1 << (f3 & 3));
           hostAddr();
           b.mem(LOADS[f3]!, 0);
           set(rd);
@@ -672,9 +672,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
           break;
         case 0x08: { // STORE
           const imm = ((insn >> 20) & ~0x1f) | ((insn >>> 7) & 0x1f);
-          tlbProbe(rs1, imm, L_TLBW, 1 << f3);
-          hint(true);
-          b.op(Op.If).byte(VOID);
+          ifTlbHit(rs1, imm, L_TLBW, 1 << f3);
           hostAddr();
           get(rs2);
           b.mem(STORES[f3]!, 0);
@@ -697,9 +695,7 @@ function emit(env: TranslateEnv, pageLo: number, pageHi: number, order: number[]
             break;
           }
           const size = f3 === 2 ? 4 : 8;
-          tlbProbe(rs1, 0, L_TLBW, size);
-          hint(true);
-          b.op(Op.If).byte(VOID);
+          ifTlbHit(rs1, 0, L_TLBW, size);
           hostAddr();
           get(rs2);
           if (size === 4) b.op(Op.I32WrapI64);
