@@ -195,16 +195,18 @@ for (const format of ['raw', 'qcow2'] as const) {
   });
 }
 
-test('a read the backend can do at once (readNow) goes straight into the guest buffers, split across descriptors', async () => {
+test('a read the backend can do at once (readNow) goes straight into the guest buffers, split across descriptors, and completes within the notify', async () => {
   const content = pattern(SECTORS * 512, 7);
   const disk = new MemoryBackend(content.slice());
   let readCalls = 0;
   const read = disk.read.bind(disk);
   disk.read = (offset, dst) => (readCalls++, read(offset, dst));
-  const { q, dev, needsReset } = setup(disk);
+  const { q, dev, needsReset, interrupt } = setup(disk);
   const r = post(q, VIRTIO_BLK_T.IN, 3, { inLens: [512, 4096, 1536] });
   dev.queueNotify(0);
-  assert.deepEqual(await used(q, 1), [{ id: r.head, len: 6144 + 1 }]);
+  // Before any await: the guest takes the interrupt without going idle first.
+  assert.deepEqual(q.takeUsed(), [{ id: r.head, len: 6144 + 1 }]);
+  assert.equal(interrupt.count(0), 1);
   assert.equal(statusOf(q, r), VIRTIO_BLK_S.OK);
   const back = new Uint8Array([...q.readBuffer(r.buffers[1]!), ...q.readBuffer(r.buffers[2]!), ...q.readBuffer(r.buffers[3]!)]);
   assert.deepEqual(back, content.subarray(3 * 512, 3 * 512 + 6144));
@@ -216,6 +218,14 @@ test('a read the backend can do at once (readNow) goes straight into the guest b
   assert.equal(statusOf(q, r2), VIRTIO_BLK_S.OK);
   assert.deepEqual(new Uint8Array([...q.readBuffer(r2.buffers[1]!), ...q.readBuffer(r2.buffers[2]!)]), content.subarray(9 * 512, 9 * 512 + 4608));
   assert.equal(readCalls, 0, 'no host buffer: readNow filled the guest pages');
+  // One readNow cannot do (not all in the host's cache) completes once the read is done.
+  disk.readNow = () => false;
+  const r3 = post(q, VIRTIO_BLK_T.IN, 5, { inLens: [1024] });
+  dev.queueNotify(0);
+  assert.deepEqual(q.takeUsed(), []);
+  assert.deepEqual(await used(q, 1), [{ id: r3.head, len: 1024 + 1 }]);
+  assert.deepEqual(q.readBuffer(r3.buffers[1]!), content.subarray(5 * 512, 5 * 512 + 1024));
+  assert.equal(readCalls, 1);
   assert.equal(needsReset(), null);
 });
 

@@ -346,12 +346,29 @@ export class VirtioBlk implements VirtioDevice {
     const req: Request = { chain, readable, writable, gen: this.gen, bytes: Math.max(chain.readableLength - HEADER, chain.writableLength - 1) };
     this.inflight++;
     this.inflightBytes += req.bytes;
+    // A read that can be done at once completes within the driver's notify: the guest takes
+    // the interrupt as soon as it enables them, instead of going idle to wait for it.
+    const now = type === VIRTIO_BLK_T.IN ? this.readAtOnce(act, req, sector) : null;
+    if (now) {
+      this.finish(act, q, req, now[0], now[1]);
+      return;
+    }
     // execute() reads the header and descriptors before its first await; a write (writev)
     // then takes its data from guest RAM while it runs, as a DMA would.
     this.execute(act, req, type, sector).then(
       ([status, data]) => this.complete(act, q, req, status, data),
       () => this.complete(act, q, req, VIRTIO_BLK_S.IOERR),
     );
+  }
+
+  /**
+   * A read's status and length if it is done at once: out of the disk's range, or served
+   * whole by the host's page cache straight into guest RAM; null if it must wait for I/O.
+   */
+  private readAtOnce(act: VirtioActivation, r: Request, sector: bigint): [number, number?] | null {
+    const inLen = r.chain.writableLength - 1;
+    if (!this.rangeOk(sector, inLen)) return [VIRTIO_BLK_S.IOERR];
+    return readIntoGuest(act.mem, this.backend, r.writable, inLen, Number(sector) * SECTOR) ? [VIRTIO_BLK_S.OK, inLen] : null;
   }
 
   private negotiated(act: VirtioActivation, f: bigint): boolean {
@@ -374,12 +391,9 @@ export class VirtioBlk implements VirtioDevice {
     const outLen = r.chain.readableLength - HEADER;
     switch (type) {
       case VIRTIO_BLK_T.IN: {
-        if (!this.rangeOk(sector, inLen)) return [IOERR];
-        const pos = Number(sector) * SECTOR;
-        // At once, from the host's page cache: no host buffer, no copy at completion.
-        if (readIntoGuest(act.mem, this.backend, r.writable, inLen, pos)) return [OK, inLen];
+        // In range, and not in the host's page cache whole (readAtOnce).
         const buf = (r.bounce = this.bounce.take(inLen));
-        await this.backend.read(pos, buf);
+        await this.backend.read(Number(sector) * SECTOR, buf);
         return [OK, buf];
       }
       case VIRTIO_BLK_T.OUT: {
@@ -438,12 +452,19 @@ export class VirtioBlk implements VirtioDevice {
     if (!this.negotiated(act, VIRTIO_BLK_F.FLUSH)) await this.backend.flush();
   }
 
+  /** Finishes a request that completed on its own time, and takes the next ones. */
   private complete(act: VirtioActivation, q: Virtqueue, r: Request, status: number, data?: Uint8Array | number): void {
+    this.finish(act, q, r, status, data);
+    this.kick();
+    this.settle();
+  }
+
+  /** Reports a request's status and data to the guest (or drops it if the device was reset since). */
+  private finish(act: VirtioActivation, q: Virtqueue, r: Request, status: number, data?: Uint8Array | number): void {
     if (r.gen !== this.gen) {
       // Reset since: the guest memory and the queue are no longer ours to touch.
       if (r.bounce) this.bounce.give(r.bounce);
-      if (--this.stale === 0) this.kick();
-      this.settle();
+      this.stale--;
       return;
     }
     this.inflight--;
@@ -457,8 +478,6 @@ export class VirtioBlk implements VirtioDevice {
     if (r.bounce) this.bounce.give(r.bounce);
     if (scatter(act.mem, r.writable, r.chain.writableLength - 1, Uint8Array.of(status))) written++;
     q.pushUsed(r.chain.head, written);
-    this.kick();
-    this.settle();
   }
 
   /** Resolves the drain() callers once the last request (and those it let start) is over. */
