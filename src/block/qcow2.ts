@@ -55,7 +55,7 @@ import { open } from 'node:fs/promises';
 import { UserError } from '../system/options.js';
 import { BlockIOError, checkRange, copyViews, openAt, sliceViews, totalLength, type BlockBackend, type BlockFormat, type BlockOpenOptions, type CacheMode } from './block.js';
 import type { HostFile } from './file.js';
-import { zeros } from './raw.js';
+import { zeroFill, zeros } from './raw.js';
 import { Qcow2Snapshots, readSnapshotTable, snapshotL1Clusters, snapshotTableSize, MAX_SNAPSHOTS, type SnapshotEntry } from './qcow2-snapshot.js';
 
 const inflateRawAsync = promisify(inflateRaw);
@@ -269,6 +269,11 @@ class RwLock {
     } finally {
       this.release();
     }
+  }
+
+  /** True if a reader could take the lock at once: no writer holds it or waits for it. */
+  readableNow(): boolean {
+    return !this.writer && this.waiting.length === 0;
   }
 
   /** Takes the lock exclusively at once if nobody holds it or waits for it; release() gives it back. */
@@ -594,6 +599,34 @@ export class Qcow2Backend implements BlockBackend {
     });
   }
 
+  /**
+   * At once, if every cluster of the range is known without reading metadata from the file
+   * (its L2 table unallocated or cached), none is compressed or left to the backing file,
+   * and the host's page cache holds the data: what read() would do, within the caller's turn.
+   */
+  readNow(offset: number, dsts: readonly Uint8Array[]): boolean {
+    const len = totalLength(dsts);
+    checkRange(this.size, offset, len);
+    // A writer may be between its metadata and its data (a cluster mapped, not yet written).
+    if (!this.lock.readableNow()) return false;
+    const data: InPlaceRun[] = [];
+    const zero: InPlaceRun[] = [];
+    for (let pos = 0; pos < len;) {
+      const g = offset + pos;
+      const gc = Math.floor(g / this.cs);
+      const inC = g - gc * this.cs;
+      const n = Math.min(this.cs - inC, len - pos);
+      const m = this.mappingNow(gc);
+      if (!m) return false;
+      if (m.kind === 'normal') addRun(data, m.host + inC, pos, n);
+      else if (this.readsAsZero(m, gc * this.cs)) addRun(zero, 0, pos, n);
+      else return false;
+      pos += n;
+    }
+    for (const z of zero) sliceViews(dsts, z.pos, z.len).forEach(zeroFill);
+    return data.every((r) => this.file.readNow(sliceViews(dsts, r.pos, r.len), r.host));
+  }
+
   async write(offset: number, src: Uint8Array): Promise<void> {
     await this.writev(offset, [src]);
   }
@@ -770,6 +803,16 @@ export class Qcow2Backend implements BlockBackend {
     return !t.copied && (m.kind === 'normal' || m.kind === 'zero') ? { ...m, copied: false } : m;
   }
 
+  /** Guest cluster `gc`'s mapping if known without reading the file (its L2 table unallocated or cached), else null. */
+  private mappingNow(gc: number): Mapping | null {
+    const i = Math.floor(gc / this.l2Entries);
+    if (i >= this.h.l1Size) return null;
+    const e = this.l1Entry(i);
+    if (e.off === 0) return UNALLOCATED;
+    const table = this.l2Cache.get(e.off);
+    return table ? this.mapIn({ table, copied: e.copied }, gc) : null;
+  }
+
   /**
    * The file ranges a write of `len` bytes at guest `offset` goes to if every cluster it
    * touches is allocated here (not shared) and its L2 table cached; otherwise null.
@@ -779,13 +822,8 @@ export class Qcow2Backend implements BlockBackend {
     for (let pos = 0; pos < len;) {
       const g = offset + pos;
       const gc = Math.floor(g / this.cs);
-      const i = Math.floor(gc / this.l2Entries);
-      if (i >= this.h.l1Size) return null;
-      const e = this.l1Entry(i);
-      const table = e.off === 0 ? undefined : this.l2Cache.get(e.off);
-      if (!table) return null;
-      const m = this.mapIn({ table, copied: e.copied }, gc);
-      if (m.kind !== 'normal' || !m.copied || this.metaClusters.has(m.host / this.cs)) return null;
+      const m = this.mappingNow(gc);
+      if (m?.kind !== 'normal' || !m.copied || this.metaClusters.has(m.host / this.cs)) return null;
       const inC = g - gc * this.cs;
       const n = Math.min(this.cs - inC, len - pos);
       addRun(runs, m.host + inC, pos, n);

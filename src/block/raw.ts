@@ -20,6 +20,18 @@ export function zeros(len: number): Uint8Array {
   return zeroChunk.subarray(0, Math.min(len, ZERO_CHUNK));
 }
 
+/**
+ * Zeroes `dst` by copying from {@link zeros}: on a view of shared memory (guest RAM),
+ * fill(0) stores byte by byte and took ~300 us per MiB here, a copy ~50.
+ */
+export function zeroFill(dst: Uint8Array): void {
+  for (let at = 0; at < dst.length;) {
+    const z = zeros(dst.length - at);
+    dst.set(z, at);
+    at += z.length;
+  }
+}
+
 /** A raw image file. */
 export class RawBackend implements BlockBackend {
   readonly format = 'raw';

@@ -212,6 +212,36 @@ test('qcow2: a write into allocated clusters reaches the host before the call re
   }
 });
 
+test('qcow2: readNow serves allocated, zero and unallocated clusters at once as read() does; not clusters left to a backing file, nor while a write holds the metadata', async () => {
+  const tmp = tempDir();
+  try {
+    writeFileSync(tmp.path('base.raw'), pattern(MiB, 21));
+    await createQcow2(tmp.path('top.qcow2'), { size: 4 * MiB, backingFile: 'base.raw' });
+    const q = await open(tmp.path('top.qcow2'));
+    await q.write(MiB, pattern(3 * 65536, 22)); // clusters 16-18, past the backing file
+    await q.writeZeroes(MiB + 3 * 65536, 65536); // cluster 19 reads as zeros
+    /** readNow into three uneven views of one buffer: the bytes, or null if it could not. */
+    const now = (off: number, len: number): Uint8Array | null => {
+      const dst = new Uint8Array(len);
+      const cut = [0, 777, Math.floor(len / 2), len];
+      return q.readNow!(off, cut.slice(1).map((end, i) => dst.subarray(cut[i], end))) ? dst : null;
+    };
+    const off = MiB + 1000;
+    const len = 5 * 65536; // allocated, zero, and unallocated past the backing file
+    const want = new Uint8Array(len);
+    await q.read(off, want);
+    assert.deepEqual(now(off, len), want);
+    assert.equal(now(4096, 4096), null, 'the backing file holds these bytes');
+    const allocating = q.write(2 * MiB, pattern(65536, 23));
+    assert.equal(now(MiB, 4096), null, 'a write is allocating clusters');
+    await allocating;
+    assert.deepEqual(now(MiB, 4096), pattern(3 * 65536, 22).subarray(0, 4096));
+    await q.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
 test('qcow2: requests outside the disk are I/O errors; read-only images refuse writes', async () => {
   const tmp = tempDir();
   try {
