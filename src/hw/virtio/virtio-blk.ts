@@ -19,7 +19,8 @@
  * The bytes held for requests in flight are bounded.
  *
  * Reads that must wait for the host go through a host bounce buffer rather than straight
- * into guest RAM (those the host's page cache holds are copied in at once), so that
+ * into guest RAM (those the host's page cache holds are copied in, and completed, within
+ * the guest's notify), so that
  * after a reset nothing writes to guest memory: each request remembers the generation it
  * started in, and a completion from an older generation only drops its buffer. A newly
  * activated device starts serving only once the previous generation's I/O is over, so
