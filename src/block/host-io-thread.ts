@@ -9,17 +9,21 @@
 import { readSync, writeSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import {
-  COMPLETED, DONE, F_FD, F_LEN, F_OP, F_RESULT, F_STATE, HOST_IO_MAX_BYTES, HOST_IO_SLOTS, OP_READ, QUEUED, SPIN_MS, SUBMITTED,
+  COMPLETED, DONE, F_COUNT, F_FD, F_LEN, F_OP, F_RESULT, F_STATE, HOST_IO_MAX_BYTES, HOST_IO_SLOTS, OP_READ, OP_WRITEV, QUEUED, SPIN_MS, SUBMITTED,
   slotWord, type HostIoBuffers,
 } from './host-io.js';
 
 const bufs = workerData as HostIoBuffers;
 /** sched_yield(), or nothing without koffi (the thread then spins as it is). */
 let yieldCore = (): void => {};
+/** pwritev(fd, iov, count, pos) with the iovecs in `iov`; without koffi, -1 (the caller takes another way). */
+let pwritev = (_fd: number, _iov: Uint32Array, _count: number, _pos: number): number => -1;
 try {
   const { default: koffi } = await import('koffi');
-  const schedYield = koffi.load('libc.so.6').func('int sched_yield(void)') as () => number;
+  const libc = koffi.load('libc.so.6');
+  const schedYield = libc.func('int sched_yield(void)') as () => number;
   yieldCore = () => void schedYield();
+  pwritev = libc.func('pwritev', 'long', ['int', 'void *', 'int', 'int64_t']) as typeof pwritev;
 } catch {
   // Not Linux, or no koffi.
 }
@@ -34,7 +38,14 @@ function perform(slot: number): number {
   const buf = data.subarray(slot * HOST_IO_MAX_BYTES, slot * HOST_IO_MAX_BYTES + len);
   let done = 0;
   try {
-    if (ctl[slotWord(slot, F_OP)] === OP_READ) {
+    const op = ctl[slotWord(slot, F_OP)];
+    if (op === OP_WRITEV) {
+      // The iovecs point into shared memory the main thread keeps alive; a short write is
+      // reported as such (the caller then writes it all again its own way).
+      const count = ctl[slotWord(slot, F_COUNT)]!;
+      return pwritev(fd, new Uint32Array(bufs.data, slot * HOST_IO_MAX_BYTES, count * 4), count, pos);
+    }
+    if (op === OP_READ) {
       while (done < len) {
         const n = readSync(fd, buf, done, len - done, pos + done);
         if (n === 0) break;

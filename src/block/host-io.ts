@@ -1,6 +1,8 @@
 /**
  * The block I/O thread: positional reads and writes of up to {@link HOST_IO_MAX_BYTES}
- * each, handed over in shared memory rather than through libuv's thread pool. The thread
+ * each, handed over in shared memory rather than through libuv's thread pool, and larger
+ * writes from shared memory (guest RAM), which the thread makes as one pwritev from where
+ * the bytes lie: the slot then holds their iovecs. The thread
  * (host-io-thread.ts) does the I/O with blocking calls, so the main loop never waits for
  * a disk; what it adds is polling. After each request it spins for {@link SPIN_MS} before
  * it sleeps, so that the next request of a stream (a guest's 4 KiB reads come every few
@@ -16,6 +18,7 @@
 import { Worker } from 'node:worker_threads';
 import { addPolledIo, type PolledIo } from '../system/io-poll.js';
 import { copyViews } from './range.js';
+import { writeIovecs } from './nowait-read.js';
 
 export const HOST_IO_SLOTS = 32;
 export const HOST_IO_MAX_BYTES = 128 * 1024;
@@ -25,7 +28,7 @@ export const SPIN_MS = 0.5;
 export const SUBMITTED = 0;
 export const COMPLETED = 1;
 const HEADER = 2;
-const SLOT_WORDS = 5;
+const SLOT_WORDS = 6;
 export const slotWord = (slot: number, field: number): number => HEADER + slot * SLOT_WORDS + field;
 export const F_STATE = 0;
 export const F_OP = 1;
@@ -33,11 +36,15 @@ export const F_FD = 2;
 export const F_LEN = 3;
 /** Bytes done, or -1 if the call failed (the caller redoes it the ordinary way, which reports the error). */
 export const F_RESULT = 4;
+/** OP_WRITEV: how many struct iovec the slot's data holds. */
+export const F_COUNT = 5;
 export const FREE = 0;
 export const QUEUED = 1;
 export const DONE = 2;
 export const OP_READ = 1;
 export const OP_WRITE = 2;
+/** A write larger than a slot, from shared memory: the slot's data holds its iovecs. */
+export const OP_WRITEV = 3;
 
 export interface HostIoBuffers {
   ctl: SharedArrayBuffer;
@@ -49,6 +56,8 @@ interface Request {
   resolve(result: number): void;
   /** Where a read's bytes go. */
   dst: Uint8Array | null;
+  /** An OP_WRITEV's buffers, referenced until the thread is done with their memory. */
+  srcs: readonly Uint8Array[] | null;
 }
 
 class HostIo implements PolledIo {
@@ -94,9 +103,15 @@ class HostIo implements PolledIo {
     return this.submit(OP_READ, fd, [dst], dst.length, pos);
   }
 
-  /** Writes `srcs` (`len` bytes together) one after the other at `pos`; resolves to the bytes written, -1 on failure; null if no slot is free or `len` is too big for one. */
+  /**
+   * Writes `srcs` (`len` bytes together) one after the other at `pos`; resolves to the bytes
+   * written, -1 on failure; null if no slot is free, or if `len` is too big for a slot and
+   * the buffers are not all shared memory the thread can write from where it lies.
+   */
   writev(fd: number, srcs: readonly Uint8Array[], len: number, pos: number): Promise<number> | null {
-    return this.submit(OP_WRITE, fd, srcs, len, pos);
+    if (len <= HOST_IO_MAX_BYTES) return this.submit(OP_WRITE, fd, srcs, len, pos);
+    if (!srcs.every((b) => b.buffer instanceof SharedArrayBuffer)) return null;
+    return this.submit(OP_WRITEV, fd, srcs, len, pos);
   }
 
   /** Requests the thread has completed so far. */
@@ -126,12 +141,14 @@ class HostIo implements PolledIo {
 
   /** A read has one buffer (`bufs[0]`), a write any number, which are copied to the slot here. */
   private submit(op: number, fd: number, bufs: readonly Uint8Array[], len: number, pos: number): Promise<number> | null {
-    if (len > HOST_IO_MAX_BYTES || this.ended) return null;
+    if ((op !== OP_WRITEV && len > HOST_IO_MAX_BYTES) || this.ended) return null;
     const i = this.requests.indexOf(null);
     if (i < 0) return null;
+    if (op === OP_WRITEV && !writeIovecs(bufs, new Uint32Array(this.data.buffer, i * HOST_IO_MAX_BYTES, bufs.length * 4))) return null;
     return new Promise<number>((resolve) => {
-      this.requests[i] = { resolve, dst: op === OP_READ ? bufs[0]! : null };
+      this.requests[i] = { resolve, dst: op === OP_READ ? bufs[0]! : null, srcs: op === OP_WRITEV ? bufs : null };
       if (op === OP_WRITE) copyViews(this.data, i * HOST_IO_MAX_BYTES, bufs);
+      this.ctl[slotWord(i, F_COUNT)] = bufs.length;
       this.ctl[slotWord(i, F_OP)] = op;
       this.ctl[slotWord(i, F_FD)] = fd;
       this.ctl[slotWord(i, F_LEN)] = len;

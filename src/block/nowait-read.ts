@@ -7,7 +7,8 @@
  * guest's stream of small reads would rather leave to the vCPU and V8's compiler. Any other
  * read (not cached, cut short, a file system without RWF_NOWAIT) goes on to the thread.
  * Linux's io_uring works the same way: it tries each read without waiting first, and hands
- * it to a worker thread only if that fails.
+ * it to a worker thread only if that fails. The same binding gives the block I/O thread
+ * the iovecs of large writes from guest RAM (writeIovecs).
  */
 import { totalLength } from './range.js';
 
@@ -22,6 +23,8 @@ const UNSUPPORTED = new Set([22 /* EINVAL */, 38 /* ENOSYS */, 95 /* EOPNOTSUPP 
 
 let preadNowait: PreadNowait | null = null;
 let errno: () => number = () => 0;
+/** Where a buffer's bytes are in the process (koffi), or null without the binding. */
+let addressOf: ((d: Uint8Array) => number) | null = null;
 let loading: Promise<void> | null = null;
 
 /**
@@ -42,25 +45,20 @@ export function enableNowaitReads(): Promise<void> {
       // memmove(p, p, 0) copies nothing and returns p: the address koffi passes for a buffer.
       const memmove = libc.func('memmove', 'uintptr_t', ['void *', 'void *', 'size_t']) as
         (dst: Uint8Array, src: Uint8Array, n: number) => number | bigint;
-      /** struct iovec { void *iov_base; size_t iov_len; } x IOV_MAX, as 32-bit halves. */
-      const iov = new Uint32Array(IOV_MAX * 4);
       /** Where each buffer's memory starts (an ArrayBuffer's memory never moves). */
       const bases = new WeakMap<ArrayBufferLike, number>();
-      preadNowait = (fd, dsts, pos) => {
-        for (let i = 0; i < dsts.length; i++) {
-          const d = dsts[i]!;
-          let base = bases.get(d.buffer);
-          // Not from an empty view: koffi may pass no address for one (its length 0 makes any address do).
-          if (base === undefined && d.length > 0) {
-            base = Number(memmove(d, d, 0)) - d.byteOffset;
-            bases.set(d.buffer, base);
-          }
-          const addr = (base ?? 0) + d.byteOffset;
-          iov[i * 4] = addr % 0x100000000;
-          iov[i * 4 + 1] = Math.floor(addr / 0x100000000);
-          iov[i * 4 + 2] = d.length;
-          iov[i * 4 + 3] = 0;
+      addressOf = (d) => {
+        let base = bases.get(d.buffer);
+        // Not from an empty view: koffi may pass no address for one (its length 0 makes any address do).
+        if (base === undefined && d.length > 0) {
+          base = Number(memmove(d, d, 0)) - d.byteOffset;
+          bases.set(d.buffer, base);
         }
+        return (base ?? 0) + d.byteOffset;
+      };
+      const iov = new Uint32Array(IOV_MAX * 4);
+      preadNowait = (fd, dsts, pos) => {
+        writeIovecs(dsts, iov);
         return preadv2(fd, iov, dsts.length, pos, RWF_NOWAIT);
       };
       errno = () => koffi.errno();
@@ -69,6 +67,25 @@ export function enableNowaitReads(): Promise<void> {
     }
   })();
   return loading;
+}
+
+/**
+ * Writes `views` as an array of struct iovec { void *iov_base; size_t iov_len; } (each
+ * as four 32-bit words) into `iov`, for a system call that another thread may make: the
+ * memory must stay where it is until then (shared memory, kept referenced). False without
+ * the binding (enableNowaitReads) or if there are more than IOV_MAX.
+ */
+export function writeIovecs(views: readonly Uint8Array[], iov: Uint32Array): boolean {
+  if (addressOf === null || views.length > IOV_MAX) return false;
+  for (let i = 0; i < views.length; i++) {
+    const v = views[i]!;
+    const addr = addressOf(v);
+    iov[i * 4] = addr % 0x100000000;
+    iov[i * 4 + 1] = Math.floor(addr / 0x100000000);
+    iov[i * 4 + 2] = v.length;
+    iov[i * 4 + 3] = 0;
+  }
+  return true;
 }
 
 /**
