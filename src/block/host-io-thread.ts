@@ -35,16 +35,16 @@ function perform(slot: number): number {
   const fd = ctl[slotWord(slot, F_FD)]!;
   const len = ctl[slotWord(slot, F_LEN)]!;
   const pos = positions[slot]!;
-  const buf = data.subarray(slot * HOST_IO_MAX_BYTES, slot * HOST_IO_MAX_BYTES + len);
-  let done = 0;
+  const op = ctl[slotWord(slot, F_OP)];
   try {
-    const op = ctl[slotWord(slot, F_OP)];
     if (op === OP_WRITEV) {
       // The iovecs point into shared memory the main thread keeps alive; a short write is
       // reported as such (the caller then writes it all again its own way).
       const count = ctl[slotWord(slot, F_COUNT)]!;
       return pwritev(fd, new Uint32Array(bufs.data, slot * HOST_IO_MAX_BYTES, count * 4), count, pos);
     }
+    const buf = data.subarray(slot * HOST_IO_MAX_BYTES, slot * HOST_IO_MAX_BYTES + len);
+    let done = 0;
     if (op === OP_READ) {
       while (done < len) {
         const n = readSync(fd, buf, done, len - done, pos + done);

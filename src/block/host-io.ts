@@ -139,7 +139,7 @@ class HostIo implements PolledIo {
     return n;
   }
 
-  /** A read has one buffer (`bufs[0]`), a write any number, which are copied to the slot here. */
+  /** A read has one buffer (`bufs[0]`), a write any number: copied to the slot here (OP_WRITE), or their iovecs (OP_WRITEV). */
   private submit(op: number, fd: number, bufs: readonly Uint8Array[], len: number, pos: number): Promise<number> | null {
     if ((op !== OP_WRITEV && len > HOST_IO_MAX_BYTES) || this.ended) return null;
     const i = this.requests.indexOf(null);

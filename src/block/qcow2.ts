@@ -55,7 +55,7 @@ import { open } from 'node:fs/promises';
 import { UserError } from '../system/options.js';
 import { BlockIOError, checkRange, copyViews, openAt, sliceViews, totalLength, type BlockBackend, type BlockFormat, type BlockOpenOptions, type CacheMode } from './block.js';
 import type { HostFile } from './file.js';
-import { zeroFill, zeros } from './raw.js';
+import { zeroFill, zeros } from '../system/host-memory.js';
 import { Qcow2Snapshots, readSnapshotTable, snapshotL1Clusters, snapshotTableSize, MAX_SNAPSHOTS, type SnapshotEntry } from './qcow2-snapshot.js';
 
 const inflateRawAsync = promisify(inflateRaw);

@@ -9,28 +9,7 @@
  */
 import { checkRange, totalLength, BlockIOError, type BlockBackend, type BlockOpenOptions, type CacheMode } from './block.js';
 import type { HostFile } from './file.js';
-
-/** Zeros for writeZeroes, written in pieces of this size so a large range needs little memory. */
-const ZERO_CHUNK = 1 << 20;
-let zeroChunk: Uint8Array | undefined;
-
-/** A shared, never-written buffer of zeros (libuv only reads it). */
-export function zeros(len: number): Uint8Array {
-  zeroChunk ??= new Uint8Array(ZERO_CHUNK);
-  return zeroChunk.subarray(0, Math.min(len, ZERO_CHUNK));
-}
-
-/**
- * Zeroes `dst` by copying from {@link zeros}: on a view of shared memory (guest RAM),
- * fill(0) stores byte by byte and took ~300 us per MiB here, a copy ~50.
- */
-export function zeroFill(dst: Uint8Array): void {
-  for (let at = 0; at < dst.length;) {
-    const z = zeros(dst.length - at);
-    dst.set(z, at);
-    at += z.length;
-  }
-}
+import { zeros } from '../system/host-memory.js';
 
 /** A raw image file. */
 export class RawBackend implements BlockBackend {

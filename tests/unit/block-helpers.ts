@@ -12,8 +12,17 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { openBlockBackend, type BlockBackend, type BlockSnapshots } from '../../src/block/block.js';
+import { hostIo } from '../../src/block/host-io.js';
 
 /** A fresh temporary directory, removed by the returned function. */
+/**
+ * Whether a request reached the block I/O thread since its completion count was `before`:
+ * in flight, or already done (the caller may have been preempted meanwhile).
+ */
+export function reachedThread(before: number): boolean {
+  return hostIo().inFlight() || hostIo().completed > before;
+}
+
 export function tempDir(): { dir: string; path: (name: string) => string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'vireo-block-'));
   return { dir, path: (name) => join(dir, name), remove: () => rmSync(dir, { recursive: true, force: true }) };

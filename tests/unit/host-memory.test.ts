@@ -1,14 +1,15 @@
 /**
  * Tests for src/system/host-memory.ts: under Node on Linux, guest RAM (the software
  * CPU's shared WebAssembly memory) is backed by transparent huge pages once
- * enableHugePages() has run, and not before. Skips when the host kernel offers no THP.
+ * enableHugePages() has run, and not before (skips when the host kernel offers no THP);
+ * zeroFill zeroes exactly the view it is given.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { AddressSpace } from '../../src/hw/core/memory.js';
 import { RiscvCpus } from '../../src/target/riscv/cpu.js';
-import { enableHugePages } from '../../src/system/host-memory.js';
+import { enableHugePages, zeroFill } from '../../src/system/host-memory.js';
 
 const THP = '/sys/kernel/mm/transparent_hugepage/enabled';
 /** The host's THP mode (`always`, `madvise` or `never`), or null without THP or smaps_rollup. */
@@ -44,4 +45,13 @@ test('guest RAM is backed by transparent huge pages once enabled (madvise, as QE
   const gained = touchNewGuestRam();
   // Most of it: the 2 MiB-aligned part, unless the host has no free huge page at all.
   assert.ok(gained >= RAM / 2 / 1024, `${gained} KiB of 64 MiB of guest RAM in huge pages`);
+});
+
+test('zeroFill zeroes a view of shared memory longer than its zero chunk, and nothing around it', () => {
+  const mem = new Uint8Array(new SharedArrayBuffer(3 << 20)).fill(0xa5);
+  const from = 12345;
+  const to = from + (2 << 20) + 777;
+  zeroFill(mem.subarray(from, to));
+  assert.ok(mem.subarray(from, to).every((b) => b === 0));
+  assert.ok(mem.subarray(0, from).every((b) => b === 0xa5) && mem.subarray(to).every((b) => b === 0xa5));
 });

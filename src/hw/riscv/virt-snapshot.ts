@@ -16,6 +16,7 @@
  */
 import { virtioKind, type VirtMachine } from './virt.js';
 import { SnapshotError, type DeviceState, type StagedVMStateDevice } from '../../migration/vmstate.js';
+import { zeroFill } from '../../system/host-memory.js';
 
 const FORMAT = 'vireo-virt-3';
 const PAGE = 4096;
@@ -149,7 +150,7 @@ export function loadVirtState(m: VirtMachine, name: string, data: Uint8Array): v
   for (let p = 0; p < pages; p++) {
     const len = pageBytes(p);
     if (isStored(p)) ram.set(take(len), p * PAGE);
-    else ram.fill(0, p * PAGE, p * PAGE + len);
+    else zeroFill(ram.subarray(p * PAGE, p * PAGE + len));
   }
   cpus.jit?.flushAll();
   cpus.harts.forEach((hart, i) => hart.restore(harts[i]!));
